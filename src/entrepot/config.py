@@ -1,0 +1,54 @@
+"""Settings from ``ENTREPOT_*`` environment variables. Nothing else reads the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from entrepot.kernel.errors import ConfigurationError
+
+SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    home: Path
+    database_url: str
+    sqlite_synchronous: str = "FULL"
+    auto_upgrade: bool = True
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    home = Path(env.get("ENTREPOT_HOME", "./var")).expanduser()
+    url = env.get("ENTREPOT_DATABASE_URL", "").strip()
+    if not url:
+        url = f"sqlite:///{(home / 'entrepot.db').resolve()}"
+    url = normalise_database_url(url)
+    sync = env.get("ENTREPOT_SQLITE_SYNCHRONOUS", "FULL").upper()
+    if sync not in SYNCHRONOUS_MODES:
+        raise ConfigurationError(
+            f"ENTREPOT_SQLITE_SYNCHRONOUS={sync!r}: expected one of {', '.join(SYNCHRONOUS_MODES)}",
+            field="ENTREPOT_SQLITE_SYNCHRONOUS",
+        )
+    auto = env.get("ENTREPOT_AUTO_UPGRADE", "1") not in ("0", "false", "no")
+    return Settings(home=home, database_url=url, sqlite_synchronous=sync, auto_upgrade=auto)
+
+
+def normalise_database_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3; SQLite URLs pass through."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    if url.startswith(("sqlite", "postgresql+psycopg://")):
+        return url
+    raise ConfigurationError(
+        f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://USER@HOST/DB",
+        field="ENTREPOT_DATABASE_URL",
+    )

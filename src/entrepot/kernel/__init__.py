@@ -1,0 +1,1 @@
+"""Shared kernel: money, ids, clock, errors and limits used by every context. Pure, no I/O."""

@@ -1,0 +1,369 @@
+"""Ledger use cases. :class:`Ledger` is the only writer of balances in Entrepot.
+
+Every write runs in one transaction: start (taking the write lock), load the rows the batch
+refers to, decide the batch in memory (:mod:`entrepot.ledger.machine`), write the effects
+set-based, commit. Account states stay cached between batches; the cache is trusted only while
+``ledger_meta.version`` shows that no other process wrote since this one last committed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Engine
+
+from entrepot.kernel.clock import Clock, SystemClock
+from entrepot.kernel.limits import QUERY_LIMIT_MAX, U32_MAX
+from entrepot.kernel.money import get_currency
+from entrepot.ledger.errors import (
+    AccountNotFound,
+    HistoryNotEnabled,
+    LedgerInputError,
+    TransferNotFound,
+    UnknownLedger,
+)
+from entrepot.ledger.machine import (
+    AccountState,
+    LedgerView,
+    decide_accounts,
+    decide_transfers,
+)
+from entrepot.ledger.model import (
+    NON_POSTING_FLAGS,
+    RESOLVE_FLAGS,
+    Account,
+    AccountBalance,
+    AccountFlags,
+    CreateAccountResult,
+    CreateTransferResult,
+    LedgerDefinition,
+    Statement,
+    StatementLine,
+    Transfer,
+)
+from entrepot.ledger.store import LedgerStore, Meta
+from entrepot.ledger.validate import check_accounts, check_transfers
+from entrepot.storage.uow import UnitOfWork
+
+#: Cached account states kept between batches before the cache is dropped and reloaded.
+CACHE_ACCOUNTS_MAX = 1_000_000
+TIME_MAX = (1 << 63) - 1
+
+_Work = Callable[["Ledger", Connection], list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class InvariantReport:
+    """Checked on the stored rows: per ledger, debits equal credits (pending and posted), the
+    accounts' balances equal what their transfers add up to, and no limit flag is exceeded."""
+
+    ledgers: dict[int, dict[str, int]] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+class Ledger:
+    def __init__(self, engine: Engine, clock: Clock | None = None) -> None:
+        self.engine = engine
+        self.clock: Clock = clock or SystemClock()
+        self.store = LedgerStore(engine.dialect.name)
+        self._lock = threading.Lock()
+        self._cache: dict[int, AccountState] = {}
+        self._cache_version: int | None = None
+        self._ledgers: set[int] = set()
+
+    # ------------------------------------------------------------------ transactions
+    def _write(self, uow: UnitOfWork | None, work: _Work) -> list[str]:
+        with self._lock:
+            if uow is not None:
+                try:
+                    return work(self, uow.connection)
+                finally:
+                    # Whether the caller commits is not ours to know: trust nothing cached.
+                    self._invalidate()
+            with self.engine.connect() as conn:
+                try:
+                    results = work(self, conn)
+                    conn.commit()
+                except BaseException:
+                    self._invalidate()
+                    raise
+                return results
+
+    def _invalidate(self) -> None:
+        self._cache.clear()
+        self._cache_version = None
+        self._ledgers = set()
+
+    def _begin(self, conn: Connection) -> Meta:
+        meta = self.store.begin_write(conn)
+        if meta.version != self._cache_version or len(self._cache) > CACHE_ACCOUNTS_MAX:
+            self._cache.clear()
+            self._ledgers = {d.ledger for d in self.store.load_ledgers(conn)}
+        return meta
+
+    def _now(self, meta: Meta) -> int:
+        return max(self.clock.now_ns(), meta.last_timestamp + 1)
+
+    def _load_accounts(self, conn: Connection, ids: set[int]) -> None:
+        cache = self._cache
+        missing = [i for i in ids if i not in cache]
+        for a in self.store.load_accounts(conn, missing):
+            cache[a.id] = AccountState(a)
+
+    def _commit_meta(self, conn: Connection, meta: Meta, last_ts: int, max_id: int) -> None:
+        version = meta.version + 1
+        self.store.save_meta(conn, Meta(version, max(last_ts, meta.last_timestamp), max_id))
+        self._cache_version = version
+
+    # ------------------------------------------------------------------ ledgers
+    def define_ledger(self, ledger: int, currency: str, name: str = "") -> LedgerDefinition:
+        """Declare ledger number -> currency (one currency per ledger). Idempotent."""
+        if type(ledger) is not int or not 0 < ledger <= U32_MAX:
+            raise LedgerInputError(f"ledger must be an integer in 1..{U32_MAX}, got {ledger!r}")
+        cur = get_currency(currency)
+        definition = LedgerDefinition(ledger, cur.code, name or cur.name)
+        with self._lock, self.engine.connect() as conn:
+            existing = {d.ledger: d for d in self.store.load_ledgers(conn)}.get(ledger)
+            if existing is not None and existing.currency != cur.code:
+                raise LedgerInputError(
+                    f"ledger {ledger} is already defined for {existing.currency}, not {cur.code}",
+                    field="currency",
+                )
+            if existing is None:
+                self.store.upsert_ledger(conn, definition)
+                conn.commit()
+            self._invalidate()
+            return existing or definition
+
+    def ledgers(self) -> list[LedgerDefinition]:
+        with self.engine.connect() as conn:
+            return self.store.load_ledgers(conn)
+
+    def get_ledger(self, ledger: int) -> LedgerDefinition:
+        for d in self.ledgers():
+            if d.ledger == ledger:
+                return d
+        raise UnknownLedger(f"ledger {ledger} is not defined", field="ledger")
+
+    # ------------------------------------------------------------------ writes
+    def create_accounts(
+        self, batch: Sequence[Account], *, uow: UnitOfWork | None = None
+    ) -> list[CreateAccountResult]:
+        batch = check_accounts(batch)
+        if not batch:
+            return []
+        return self._write(uow, lambda s, c: s._create_accounts(c, batch))  # type: ignore[return-value]
+
+    def _create_accounts(self, conn: Connection, batch: Sequence[Account]) -> list[str]:
+        meta = self._begin(conn)
+        self._load_accounts(conn, {a.id for a in batch})
+        view = LedgerView(accounts=self._cache, ledgers=self._ledgers)
+        fx = decide_accounts(batch, view, self._now(meta))
+        self.store.write_accounts(conn, fx)
+        self._commit_meta(conn, meta, fx.last_timestamp, meta.max_transfer_id)
+        return fx.results  # type: ignore[return-value]
+
+    def create_transfers(
+        self, batch: Sequence[Transfer], *, uow: UnitOfWork | None = None
+    ) -> list[CreateTransferResult]:
+        batch = check_transfers(batch)
+        if not batch:
+            return []
+        return self._write(uow, lambda s, c: s._create_transfers(c, batch))  # type: ignore[return-value]
+
+    def _create_transfers(self, conn: Connection, batch: Sequence[Transfer]) -> list[str]:
+        store = self.store
+        meta = self._begin(conn)
+        now = self._now(meta)
+        due = store.load_due_pending(conn, now)
+        account_ids: set[int] = set()
+        pending_ids: set[int] = set()
+        for t in batch:
+            account_ids.add(t.debit_account_id)
+            account_ids.add(t.credit_account_id)
+            if t.flags & RESOLVE_FLAGS:
+                pending_ids.add(t.pending_id)
+        pending = store.load_pending(conn, pending_ids) if pending_ids else {}
+        for p in (*due, *pending.values()):
+            account_ids.add(p.transfer.debit_account_id)
+            account_ids.add(p.transfer.credit_account_id)
+        self._load_accounts(conn, account_ids)
+        max_known = meta.max_transfer_id
+        maybe_seen = {t.id for t in batch if t.id <= max_known}
+        view = LedgerView(
+            accounts=self._cache,
+            transfers={t.id: t for t in store.load_transfers(conn, maybe_seen)},
+            failed=store.load_failed(conn, maybe_seen),
+            pending=pending,
+        )
+        fx = decide_transfers(batch, view, now, due)
+        store.write_transfers(conn, fx)
+        max_id = max(
+            max_known,
+            max((t.id for t in fx.created), default=0),
+            max((f[0] for f in fx.failed), default=0),
+        )
+        self._commit_meta(conn, meta, fx.last_timestamp, max_id)
+        return fx.results  # type: ignore[return-value]
+
+    def expire_pending(self) -> int:
+        """Void every pending transfer whose timeout has passed; return how many."""
+
+        def work(s: Ledger, conn: Connection) -> list[str]:
+            meta = s._begin(conn)
+            now = s._now(meta)
+            due = s.store.load_due_pending(conn, now)
+            if not due:
+                return []
+            ids = {p.transfer.debit_account_id for p in due}
+            ids |= {p.transfer.credit_account_id for p in due}
+            s._load_accounts(conn, ids)
+            fx = decide_transfers([], LedgerView(accounts=s._cache), now, due)
+            s.store.write_transfers(conn, fx)
+            s._commit_meta(conn, meta, fx.last_timestamp, meta.max_transfer_id)
+            return ["expired"] * len(due)
+
+        return len(self._write(None, work))
+
+    # ------------------------------------------------------------------ reads
+    def lookup_accounts(self, ids: Sequence[int]) -> list[Account]:
+        """Accounts that exist, in the order asked; unknown ids are left out."""
+        with self.engine.connect() as conn:
+            found = {a.id: a for a in self.store.load_accounts(conn, set(ids))}
+        return [found[i] for i in ids if i in found]
+
+    def get_account(self, account_id: int) -> Account:
+        found = self.lookup_accounts([account_id])
+        if not found:
+            raise AccountNotFound(f"account {account_id} does not exist", field="account_id")
+        return found[0]
+
+    def lookup_transfers(self, ids: Sequence[int]) -> list[Transfer]:
+        with self.engine.connect() as conn:
+            found = {t.id: t for t in self.store.load_transfers(conn, set(ids))}
+        return [found[i] for i in ids if i in found]
+
+    def get_transfer(self, transfer_id: int) -> Transfer:
+        found = self.lookup_transfers([transfer_id])
+        if not found:
+            raise TransferNotFound(f"transfer {transfer_id} does not exist", field="transfer_id")
+        return found[0]
+
+    def get_account_transfers(
+        self,
+        account_id: int,
+        *,
+        since_ns: int = 0,
+        until_ns: int = TIME_MAX,
+        limit: int = QUERY_LIMIT_MAX,
+        debits: bool = True,
+        credits: bool = True,
+        reverse: bool = False,
+    ) -> list[Transfer]:
+        _check_query(since_ns, until_ns, limit)
+        self.get_account(account_id)
+        with self.engine.connect() as conn:
+            return self.store.account_transfers(
+                conn, account_id, since_ns, until_ns, limit,
+                debits=debits, credits=credits, reverse=reverse,
+            )
+
+    def get_account_balances(
+        self,
+        account_id: int,
+        *,
+        since_ns: int = 0,
+        until_ns: int = TIME_MAX,
+        limit: int = QUERY_LIMIT_MAX,
+        reverse: bool = False,
+    ) -> list[AccountBalance]:
+        """The account's four balances after each change (accounts with the history flag)."""
+        _check_query(since_ns, until_ns, limit)
+        account = self.get_account(account_id)
+        if not account.flags & AccountFlags.HISTORY:
+            raise HistoryNotEnabled(
+                f"account {account_id} was created without the history flag", field="account_id"
+            )
+        with self.engine.connect() as conn:
+            return self.store.account_history(conn, account_id, since_ns, until_ns, limit, reverse)
+
+    def statement(
+        self,
+        account_id: int,
+        *,
+        since_ns: int = 0,
+        until_ns: int = TIME_MAX,
+        limit: int = QUERY_LIMIT_MAX,
+        credit_normal: bool | None = None,
+    ) -> Statement:
+        """Posted movements over a time range with opening, running and closing balances.
+
+        Pending reservations are not movements; their posts are. ``credit_normal`` defaults to
+        True unless the account may not hold more debits than credits (an asset-like account).
+        """
+        _check_query(since_ns, until_ns, limit)
+        with self.engine.connect() as conn:
+            accounts = self.store.load_accounts(conn, [account_id])
+            if not accounts:
+                raise AccountNotFound(f"account {account_id} does not exist", field="account_id")
+            account = accounts[0]
+            if credit_normal is None:
+                credit_normal = not account.flags & AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS
+            dr, cr = self.store.posted_sums_before(conn, account_id, since_ns)
+            rows = self.store.account_transfers(conn, account_id, since_ns, until_ns, limit + 1)
+        sign = 1 if credit_normal else -1
+        opening = sign * (cr - dr)
+        balance = opening
+        lines: list[StatementLine] = []
+        for t in rows[:limit]:
+            if t.flags & NON_POSTING_FLAGS:
+                continue
+            debit = t.amount if t.debit_account_id == account_id else 0
+            credit = t.amount if t.credit_account_id == account_id else 0
+            balance += sign * (credit - debit)
+            lines.append(StatementLine(t, debit, credit, balance))
+        return Statement(
+            account, since_ns, until_ns, credit_normal, opening, lines, balance, len(rows) > limit
+        )
+
+    def check_invariants(self) -> InvariantReport:
+        with self.engine.connect() as conn:
+            totals = self.store.ledger_totals(conn)
+            from_transfers = self.store.transfer_totals(conn)
+            over_limit = conn.exec_driver_sql(
+                "SELECT COUNT(*) FROM ledger_accounts WHERE "
+                "((flags & 2) != 0 AND debits_pending + debits_posted > credits_posted) OR "
+                "((flags & 4) != 0 AND credits_pending + credits_posted > debits_posted)"
+            ).scalar_one()
+        report = InvariantReport()
+        for ledger, n, dp, dpo, cp, cpo in totals:
+            posted, pending = from_transfers.get(ledger, (0, 0))
+            report.ledgers[ledger] = {
+                "accounts": n, "debits_pending": dp, "debits_posted": dpo,
+                "credits_pending": cp, "credits_posted": cpo,
+            }
+            if dp != cp or dpo != cpo:
+                report.violations.append(f"ledger {ledger}: debits != credits")
+            if dpo != posted or dp != pending:
+                report.violations.append(
+                    f"ledger {ledger}: balances ({dpo} posted, {dp} pending) differ from "
+                    f"transfers ({posted} posted, {pending} pending)"
+                )
+        if over_limit:
+            report.violations.append(f"{over_limit} account(s) exceed their limit flag")
+        return report
+
+
+def _check_query(since_ns: int, until_ns: int, limit: int) -> None:
+    if not 0 <= since_ns <= until_ns:
+        raise LedgerInputError(
+            f"time range {since_ns}..{until_ns} is empty or negative", field="since"
+        )
+    if not 0 < limit <= QUERY_LIMIT_MAX:
+        raise LedgerInputError(f"limit must be 1..{QUERY_LIMIT_MAX}, got {limit}", field="limit")

@@ -1,0 +1,503 @@
+"""Ledger tables and the store: rows <-> records, written set-based.
+
+Ids are unsigned 128-bit integers stored as 16-byte big-endian BLOB/BYTEA (ordered like the
+integers). Every record's ``timestamp`` is unique across the ledger, assigned at commit, and is
+the primary key of its table, so inserts append at the right edge of the B-tree (ADR 0002).
+
+The hot path uses the DB-API cursor under the SQLAlchemy connection: ``executemany`` on SQLite,
+``COPY`` and ``unnest`` arrays on PostgreSQL. Queries that are not hot use SQLAlchemy Core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from entrepot.ledger.machine import AccountEffects, AccountState, PendingState, TransferEffects
+from entrepot.ledger.model import (
+    Account,
+    AccountBalance,
+    LedgerDefinition,
+    PendingStatus,
+    Transfer,
+)
+from entrepot.storage.engine import driver_connection, is_postgres
+
+metadata = sa.MetaData()
+_TS = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # INTEGER PRIMARY KEY = rowid
+
+ledgers_table = sa.Table(
+    "ledger_ledgers",
+    metadata,
+    sa.Column("ledger", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+)
+accounts_table = sa.Table(
+    "ledger_accounts",
+    metadata,
+    sa.Column("timestamp", _TS, primary_key=True, autoincrement=False),
+    sa.Column("id", sa.LargeBinary(16), nullable=False, unique=True),
+    sa.Column("ledger", sa.BigInteger, nullable=False),
+    sa.Column("code", sa.Integer, nullable=False),
+    sa.Column("flags", sa.Integer, nullable=False),
+    sa.Column("user_data_128", sa.LargeBinary(16)),
+    sa.Column("user_data_64", sa.BigInteger, nullable=False),
+    sa.Column("user_data_32", sa.BigInteger, nullable=False),
+    sa.Column("debits_pending", sa.BigInteger, nullable=False),
+    sa.Column("debits_posted", sa.BigInteger, nullable=False),
+    sa.Column("credits_pending", sa.BigInteger, nullable=False),
+    sa.Column("credits_posted", sa.BigInteger, nullable=False),
+)
+transfers_table = sa.Table(
+    "ledger_transfers",
+    metadata,
+    sa.Column("timestamp", _TS, primary_key=True, autoincrement=False),
+    sa.Column("id", sa.LargeBinary(16), nullable=False, unique=True),
+    sa.Column("debit_account_id", sa.LargeBinary(16), nullable=False),
+    sa.Column("credit_account_id", sa.LargeBinary(16), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("pending_id", sa.LargeBinary(16)),
+    sa.Column("user_data_128", sa.LargeBinary(16)),
+    sa.Column("user_data_64", sa.BigInteger, nullable=False),
+    sa.Column("user_data_32", sa.BigInteger, nullable=False),
+    sa.Column("timeout", sa.BigInteger, nullable=False),
+    sa.Column("ledger", sa.BigInteger, nullable=False),
+    sa.Column("code", sa.Integer, nullable=False),
+    sa.Column("flags", sa.Integer, nullable=False),
+)
+pending_table = sa.Table(
+    "ledger_pending",
+    metadata,
+    sa.Column("timestamp", _TS, primary_key=True, autoincrement=False),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("resolved_timestamp", sa.BigInteger, nullable=False),
+)
+failed_table = sa.Table(
+    "ledger_failed_transfers",
+    metadata,
+    sa.Column("id", sa.LargeBinary(16), primary_key=True),
+    sa.Column("result", sa.String(64), nullable=False),
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+)
+history_table = sa.Table(
+    "ledger_account_history",
+    metadata,
+    sa.Column("account_id", sa.LargeBinary(16), primary_key=True),
+    sa.Column("timestamp", sa.BigInteger, primary_key=True),
+    sa.Column("debits_pending", sa.BigInteger, nullable=False),
+    sa.Column("debits_posted", sa.BigInteger, nullable=False),
+    sa.Column("credits_pending", sa.BigInteger, nullable=False),
+    sa.Column("credits_posted", sa.BigInteger, nullable=False),
+)
+meta_table = sa.Table(
+    "ledger_meta",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("last_timestamp", sa.BigInteger, nullable=False),
+    sa.Column("max_transfer_id", sa.LargeBinary(16), nullable=False),
+)
+
+LOOKUP_CHUNK = 500  # ids per IN (...) on SQLite; padded with NULL so one statement is reused
+_ZERO16 = bytes(16)
+
+_ACCOUNT_COLS = (
+    "id, ledger, code, flags, user_data_128, user_data_64, user_data_32, "
+    "debits_pending, debits_posted, credits_pending, credits_posted, timestamp"
+)
+_TRANSFER_COLS = (
+    "id, debit_account_id, credit_account_id, amount, pending_id, user_data_128, user_data_64, "
+    "user_data_32, timeout, ledger, code, flags, timestamp"
+)
+_TRANSFER_COLS_T = ", ".join("t." + c.strip() for c in _TRANSFER_COLS.split(","))
+
+
+def _b(value: int) -> bytes:
+    return value.to_bytes(16, "big")
+
+
+def _b0(value: int) -> bytes | None:
+    return value.to_bytes(16, "big") if value else None
+
+
+def _i(raw: bytes | None) -> int:
+    return int.from_bytes(raw, "big") if raw else 0
+
+
+def account_from_row(r: Sequence[Any]) -> Account:
+    return Account(
+        _i(r[0]), r[1], r[2], r[3], _i(r[4]), r[5], r[6], r[7], r[8], r[9], r[10], r[11]
+    )
+
+
+def transfer_from_row(r: Sequence[Any]) -> Transfer:
+    return Transfer(
+        _i(r[0]),
+        _i(r[1]),
+        _i(r[2]),
+        r[3],
+        _i(r[4]),
+        _i(r[5]),
+        r[6],
+        r[7],
+        r[8],
+        r[9],
+        r[10],
+        r[11],
+        r[12],
+    )
+
+
+def transfer_row(t: Transfer) -> tuple[Any, ...]:
+    return (
+        t.timestamp,
+        _b(t.id),
+        _b(t.debit_account_id),
+        _b(t.credit_account_id),
+        t.amount,
+        _b0(t.pending_id),
+        _b0(t.user_data_128),
+        t.user_data_64,
+        t.user_data_32,
+        t.timeout,
+        t.ledger,
+        t.code,
+        t.flags,
+    )
+
+
+class Meta(NamedTuple):
+    version: int
+    last_timestamp: int
+    max_transfer_id: int
+
+
+class LedgerStore:
+    """SQL for one dialect. Stateless apart from the dialect's placeholder style."""
+
+    def __init__(self, dialect_name: str) -> None:
+        self.pg = dialect_name == "postgresql"
+        self.ph = "%s" if self.pg else "?"
+
+    def _sql(self, text: str) -> str:
+        return text.replace("?", "%s") if self.pg else text
+
+    # ----------------------------------------------------------------------------- meta
+    def begin_write(self, conn: Connection) -> Meta:
+        """Start the write transaction and serialise writers: SQLite's ``BEGIN IMMEDIATE``
+        holds the database's write lock; on PostgreSQL the meta row's lock does the same."""
+        suffix = " FOR UPDATE" if self.pg else ""
+        row = conn.exec_driver_sql(
+            "SELECT version, last_timestamp, max_transfer_id FROM ledger_meta WHERE id = 1"
+            + suffix
+        ).one()
+        return Meta(row[0], row[1], _i(row[2]))
+
+    def save_meta(self, conn: Connection, meta: Meta) -> None:
+        cur = driver_connection(conn).cursor()
+        cur.execute(
+            self._sql(
+                "UPDATE ledger_meta SET version = ?, last_timestamp = ?, max_transfer_id = ? "
+                "WHERE id = 1"
+            ),
+            (meta.version, meta.last_timestamp, _b(meta.max_transfer_id)),
+        )
+
+    # ----------------------------------------------------------------------------- ledgers
+    def load_ledgers(self, conn: Connection) -> list[LedgerDefinition]:
+        rows = conn.execute(sa.select(ledgers_table).order_by(ledgers_table.c.ledger)).all()
+        return [LedgerDefinition(r.ledger, r.currency, r.name) for r in rows]
+
+    def upsert_ledger(self, conn: Connection, d: LedgerDefinition) -> None:
+        existing = conn.execute(
+            sa.select(ledgers_table).where(ledgers_table.c.ledger == d.ledger)
+        ).first()
+        if existing is None:
+            conn.execute(sa.insert(ledgers_table).values(d._asdict()))
+
+    # ----------------------------------------------------------------------------- lookups
+    def _fetch_by_ids(
+        self, conn: Connection, select_sql: str, column: str, ids: Iterable[int]
+    ) -> list[Any]:
+        keys = [_b(i) for i in ids]
+        if not keys:
+            return []
+        cur = driver_connection(conn).cursor()
+        if self.pg:
+            cur.execute(f"{select_sql} WHERE {column} = ANY(%s)", (keys,))
+            return list(cur.fetchall())
+        marks = ",".join("?" * LOOKUP_CHUNK)
+        sql = f"{select_sql} WHERE {column} IN ({marks})"
+        out: list[Any] = []
+        for start in range(0, len(keys), LOOKUP_CHUNK):
+            chunk = keys[start : start + LOOKUP_CHUNK]
+            chunk.extend([None] * (LOOKUP_CHUNK - len(chunk)))  # type: ignore[list-item]
+            out.extend(cur.execute(sql, chunk).fetchall())
+        return out
+
+    def load_accounts(self, conn: Connection, ids: Iterable[int]) -> list[Account]:
+        rows = self._fetch_by_ids(
+            conn, f"SELECT {_ACCOUNT_COLS} FROM ledger_accounts", "id", ids
+        )
+        return [account_from_row(r) for r in rows]
+
+    def load_transfers(self, conn: Connection, ids: Iterable[int]) -> list[Transfer]:
+        rows = self._fetch_by_ids(
+            conn, f"SELECT {_TRANSFER_COLS} FROM ledger_transfers", "id", ids
+        )
+        return [transfer_from_row(r) for r in rows]
+
+    def load_failed(self, conn: Connection, ids: Iterable[int]) -> dict[int, str]:
+        rows = self._fetch_by_ids(conn, "SELECT id, result FROM ledger_failed_transfers", "id", ids)
+        return {_i(r[0]): r[1] for r in rows}
+
+    def load_pending(self, conn: Connection, ids: Iterable[int]) -> dict[int, PendingState]:
+        """Transfers that posts/voids refer to, with their pending status (None if not pending)."""
+        rows = self._fetch_by_ids(
+            conn,
+            f"SELECT {_TRANSFER_COLS_T}, p.status, p.expires_at, p.resolved_timestamp "
+            "FROM ledger_transfers t LEFT JOIN ledger_pending p ON p.timestamp = t.timestamp",
+            "t.id",
+            ids,
+        )
+        out: dict[int, PendingState] = {}
+        for r in rows:
+            t = transfer_from_row(r)
+            status = PendingStatus(r[13]) if r[13] is not None else None
+            out[t.id] = PendingState(t, status, r[14] or 0, r[15] or 0)
+        return out
+
+    def load_due_pending(self, conn: Connection, now_ns: int) -> list[PendingState]:
+        cur = driver_connection(conn).cursor()
+        cur.execute(
+            self._sql(
+                f"SELECT {_TRANSFER_COLS_T}, p.expires_at FROM ledger_pending p "
+                "JOIN ledger_transfers t ON t.timestamp = p.timestamp "
+                "WHERE p.status = 'pending' AND p.expires_at > 0 AND p.expires_at <= ? "
+                "ORDER BY p.expires_at, p.timestamp"
+            ),
+            (now_ns,),
+        )
+        return [
+            PendingState(transfer_from_row(r), PendingStatus.PENDING, r[13])
+            for r in cur.fetchall()
+        ]
+
+    # ----------------------------------------------------------------------------- writes
+    def write_accounts(self, conn: Connection, fx: AccountEffects) -> None:
+        if not fx.created:
+            return
+        rows = [
+            (
+                a.timestamp,
+                _b(a.id),
+                a.ledger,
+                a.code,
+                a.flags,
+                _b0(a.user_data_128),
+                a.user_data_64,
+                a.user_data_32,
+                0,
+                0,
+                0,
+                0,
+            )
+            for a in fx.created
+        ]
+        cur = driver_connection(conn).cursor()
+        cur.executemany(
+            self._sql(
+                "INSERT INTO ledger_accounts (timestamp, id, ledger, code, flags, user_data_128, "
+                "user_data_64, user_data_32, debits_pending, debits_posted, credits_pending, "
+                "credits_posted) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+            ),
+            rows,
+        )
+
+    def write_transfers(self, conn: Connection, fx: TransferEffects) -> None:
+        cur = driver_connection(conn).cursor()
+        if fx.created:
+            self._insert_transfers(cur, [transfer_row(t) for t in fx.created])
+        if fx.touched:
+            self._update_balances(cur, fx.touched.values())
+        if fx.pending_created:
+            cur.executemany(
+                self._sql(
+                    "INSERT INTO ledger_pending (timestamp, status, expires_at, "
+                    "resolved_timestamp) VALUES (?,?,?,?)"
+                ),
+                [
+                    (p.transfer.timestamp, p.status, p.expires_at, p.resolved_timestamp)
+                    for p in fx.pending_created
+                ],
+            )
+        if fx.pending_resolved:
+            cur.executemany(
+                self._sql(
+                    "UPDATE ledger_pending SET status = ?, resolved_timestamp = ? "
+                    "WHERE timestamp = ?"
+                ),
+                [
+                    (p.status, p.resolved_timestamp, p.transfer.timestamp)
+                    for p in fx.pending_resolved
+                ],
+            )
+        if fx.failed:
+            cur.executemany(
+                self._sql(
+                    "INSERT INTO ledger_failed_transfers (id, result, timestamp) VALUES (?,?,?)"
+                ),
+                [(_b(i), r, ts) for i, r, ts in fx.failed],
+            )
+        if fx.history:
+            cur.executemany(
+                self._sql(
+                    "INSERT INTO ledger_account_history (account_id, timestamp, debits_pending, "
+                    "debits_posted, credits_pending, credits_posted) VALUES (?,?,?,?,?,?)"
+                ),
+                [(_b(h.account_id), *h[1:]) for h in fx.history],
+            )
+
+    def _insert_transfers(self, cur: Any, rows: list[tuple[Any, ...]]) -> None:
+        if not self.pg:
+            cur.executemany(
+                "INSERT INTO ledger_transfers (timestamp, id, debit_account_id, "
+                "credit_account_id, amount, pending_id, user_data_128, user_data_64, "
+                "user_data_32, timeout, ledger, code, flags) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+            return
+        with cur.copy(
+            "COPY ledger_transfers (timestamp, id, debit_account_id, credit_account_id, amount, "
+            "pending_id, user_data_128, user_data_64, user_data_32, timeout, ledger, code, "
+            "flags) FROM STDIN (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(
+                ["int8", "bytea", "bytea", "bytea", "int8", "bytea", "bytea", "int8", "int8",
+                 "int8", "int8", "int4", "int4"]
+            )
+            for row in rows:
+                copy.write_row(row)
+
+    def _update_balances(self, cur: Any, touched: Iterable[AccountState]) -> None:
+        rows = [(a.dp, a.dpo, a.cp, a.cpo, a.timestamp) for a in touched]
+        if not self.pg:
+            cur.executemany(
+                "UPDATE ledger_accounts SET debits_pending = ?, debits_posted = ?, "
+                "credits_pending = ?, credits_posted = ? WHERE timestamp = ?",
+                rows,
+            )
+            return
+        cols = list(zip(*rows, strict=True))
+        cur.execute(
+            "UPDATE ledger_accounts AS a SET debits_pending = v.dp, debits_posted = v.dpo, "
+            "credits_pending = v.cp, credits_posted = v.cpo FROM (SELECT "
+            "unnest(%s::int8[]) AS dp, unnest(%s::int8[]) AS dpo, unnest(%s::int8[]) AS cp, "
+            "unnest(%s::int8[]) AS cpo, unnest(%s::int8[]) AS ts) AS v WHERE a.timestamp = v.ts",
+            [list(c) for c in cols],
+        )
+
+    # ----------------------------------------------------------------------------- queries
+    def account_transfers(
+        self,
+        conn: Connection,
+        account_id: int,
+        since_ns: int,
+        until_ns: int,
+        limit: int,
+        *,
+        debits: bool = True,
+        credits: bool = True,
+        reverse: bool = False,
+    ) -> list[Transfer]:
+        key = _b(account_id)
+        sides = []
+        if debits:
+            sides.append("debit_account_id = ?")
+        if credits:
+            sides.append("credit_account_id = ?")
+        if not sides:
+            return []
+        order = "DESC" if reverse else "ASC"
+        sql = self._sql(
+            f"SELECT {_TRANSFER_COLS} FROM ledger_transfers WHERE ({' OR '.join(sides)}) "
+            f"AND timestamp >= ? AND timestamp <= ? ORDER BY timestamp {order} LIMIT ?"
+        )
+        params = [key] * len(sides) + [since_ns, until_ns, limit]
+        cur = driver_connection(conn).cursor()
+        cur.execute(sql, params)
+        return [transfer_from_row(r) for r in cur.fetchall()]
+
+    def account_history(
+        self, conn: Connection, account_id: int, since_ns: int, until_ns: int, limit: int,
+        reverse: bool = False,
+    ) -> list[AccountBalance]:
+        order = "DESC" if reverse else "ASC"
+        cur = driver_connection(conn).cursor()
+        cur.execute(
+            self._sql(
+                "SELECT timestamp, debits_pending, debits_posted, credits_pending, credits_posted "
+                "FROM ledger_account_history WHERE account_id = ? AND timestamp >= ? "
+                f"AND timestamp <= ? ORDER BY timestamp {order} LIMIT ?"
+            ),
+            (_b(account_id), since_ns, until_ns, limit),
+        )
+        return [AccountBalance(account_id, *r) for r in cur.fetchall()]
+
+    def posted_sums_before(self, conn: Connection, account_id: int, before_ns: int) -> tuple[int, int]:
+        """(debits, credits) posted to the account by transfers before ``before_ns``."""
+        key = _b(account_id)
+        posted = "(flags & 10) = 0"  # neither pending (2) nor void (8): plain or post
+        cur = driver_connection(conn).cursor()
+        cur.execute(
+            self._sql(
+                "SELECT "
+                f"(SELECT COALESCE(SUM(amount), 0) FROM ledger_transfers WHERE debit_account_id = ? "
+                f"AND timestamp < ? AND {posted}), "
+                f"(SELECT COALESCE(SUM(amount), 0) FROM ledger_transfers WHERE credit_account_id = ? "
+                f"AND timestamp < ? AND {posted})"
+            ),
+            (key, before_ns, key, before_ns),
+        )
+        row = cur.fetchone()
+        return int(row[0]), int(row[1])
+
+    def ledger_totals(self, conn: Connection) -> list[tuple[int, int, int, int, int, int]]:
+        """Per ledger: accounts, sum of the four balances (for invariant checks)."""
+        rows = conn.exec_driver_sql(
+            "SELECT ledger, COUNT(*), SUM(debits_pending), SUM(debits_posted), "
+            "SUM(credits_pending), SUM(credits_posted) FROM ledger_accounts GROUP BY ledger "
+            "ORDER BY ledger"
+        ).all()
+        return [tuple(int(v or 0) for v in r) for r in rows]  # type: ignore[misc]
+
+    def transfer_totals(self, conn: Connection) -> dict[int, tuple[int, int]]:
+        """Per ledger: (sum posted by transfers, sum still pending) recomputed from transfers."""
+        posted = conn.exec_driver_sql(
+            "SELECT ledger, COALESCE(SUM(amount), 0) FROM ledger_transfers "
+            "WHERE (flags & 10) = 0 GROUP BY ledger"
+        ).all()
+        pending = conn.exec_driver_sql(
+            "SELECT t.ledger, COALESCE(SUM(t.amount), 0) FROM ledger_pending p JOIN "
+            "ledger_transfers t ON t.timestamp = p.timestamp WHERE p.status = 'pending' "
+            "GROUP BY t.ledger"
+        ).all()
+        out: dict[int, tuple[int, int]] = {int(r[0]): (int(r[1]), 0) for r in posted}
+        for r in pending:
+            out[int(r[0])] = (out.get(int(r[0]), (0, 0))[0], int(r[1]))
+        return out
+
+    def counts(self, conn: Connection) -> tuple[int, int]:
+        row = conn.exec_driver_sql(
+            "SELECT (SELECT COUNT(*) FROM ledger_accounts), (SELECT COUNT(*) FROM ledger_transfers)"
+        ).one()
+        return int(row[0]), int(row[1])
+
+
+def is_pg(conn: Connection) -> bool:
+    return is_postgres(conn)
