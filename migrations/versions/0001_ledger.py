@@ -68,11 +68,16 @@ def upgrade() -> None:
         sa.Column("flags", sa.Integer, nullable=False),
         sa.CheckConstraint("amount >= 0", name="ck_ledger_transfers_amount_non_negative"),
     )
-    op.create_index(
-        "ix_ledger_transfers_debit", "ledger_transfers", ["debit_account_id", "timestamp"]
-    )
-    op.create_index(
-        "ix_ledger_transfers_credit", "ledger_transfers", ["credit_account_id", "timestamp"]
+    # Per-account history: runs of transfer timestamps per account, merged from the newest
+    # transfers every few tens of thousands (ADR 0002) instead of two random-access indexes.
+    op.create_table(
+        "ledger_postings",
+        sa.Column("account_id", ID, primary_key=True),
+        sa.Column("last_timestamp", sa.BigInteger, primary_key=True),
+        sa.Column("first_timestamp", sa.BigInteger, nullable=False),
+        sa.Column("count", sa.Integer, nullable=False),
+        sa.Column("timestamps", sa.LargeBinary, nullable=False),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "ledger_pending",
@@ -106,10 +111,21 @@ def upgrade() -> None:
         sa.Column("version", sa.BigInteger, nullable=False),
         sa.Column("last_timestamp", sa.BigInteger, nullable=False),
         sa.Column("max_transfer_id", ID, nullable=False),
+        sa.Column("indexed_upto", sa.BigInteger, nullable=False),
+        sa.Column("unindexed_count", sa.BigInteger, nullable=False),
         sa.CheckConstraint("id = 1", name="ck_ledger_meta_single_row"),
     )
     op.bulk_insert(
-        meta, [{"id": 1, "version": 0, "last_timestamp": 0, "max_transfer_id": bytes(16)}]
+        meta, [
+            {
+                "id": 1,
+                "version": 0,
+                "last_timestamp": 0,
+                "max_transfer_id": bytes(16),
+                "indexed_upto": 0,
+                "unindexed_count": 0,
+            }
+        ]
     )
 
 
@@ -117,6 +133,7 @@ def downgrade() -> None:
     for table in (
         "ledger_meta",
         "ledger_account_history",
+        "ledger_postings",
         "ledger_failed_transfers",
         "ledger_pending",
         "ledger_transfers",

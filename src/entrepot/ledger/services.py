@@ -45,10 +45,13 @@ from entrepot.ledger.model import (
 )
 from entrepot.ledger.store import LedgerStore, Meta
 from entrepot.ledger.validate import check_accounts, check_transfers
+from entrepot.storage.engine import read_connection
 from entrepot.storage.uow import UnitOfWork
 
 #: Cached account states kept between batches before the cache is dropped and reloaded.
 CACHE_ACCOUNTS_MAX = 1_000_000
+#: Transfers written before their postings are merged into per-account runs (ADR 0002).
+POSTINGS_MERGE_TRANSFERS = 65_536
 TIME_MAX = (1 << 63) - 1
 
 _Work = Callable[["Ledger", Connection], list[str]]
@@ -76,6 +79,8 @@ class Ledger:
         self._cache: dict[int, AccountState] = {}
         self._cache_version: int | None = None
         self._ledgers: set[int] = set()
+        # Postings of transfers not yet merged, by account; None when unknown here.
+        self._tail: dict[int, list[int]] | None = None
 
     # ------------------------------------------------------------------ transactions
     def _write(self, uow: UnitOfWork | None, work: _Work) -> list[str]:
@@ -99,11 +104,13 @@ class Ledger:
         self._cache.clear()
         self._cache_version = None
         self._ledgers = set()
+        self._tail = None
 
     def _begin(self, conn: Connection) -> Meta:
         meta = self.store.begin_write(conn)
         if meta.version != self._cache_version or len(self._cache) > CACHE_ACCOUNTS_MAX:
             self._cache.clear()
+            self._tail = None
             self._ledgers = {d.ledger for d in self.store.load_ledgers(conn)}
         return meta
 
@@ -116,10 +123,38 @@ class Ledger:
         for a in self.store.load_accounts(conn, missing):
             cache[a.id] = AccountState(a)
 
-    def _commit_meta(self, conn: Connection, meta: Meta, last_ts: int, max_id: int) -> None:
+    def _commit_meta(
+        self, conn: Connection, meta: Meta, last_ts: int, max_id: int, created: int = 0
+    ) -> None:
         version = meta.version + 1
-        self.store.save_meta(conn, Meta(version, max(last_ts, meta.last_timestamp), max_id))
+        last_ts = max(last_ts, meta.last_timestamp)
+        indexed_upto, unindexed = meta.indexed_upto, meta.unindexed_count + created
+        if unindexed >= POSTINGS_MERGE_TRANSFERS:
+            tail = self._tail
+            if tail is None:
+                tail = self.store.tail_postings(conn, indexed_upto)
+            self.store.write_postings(conn, tail)
+            self._tail = {}
+            indexed_upto, unindexed = last_ts, 0
+        self.store.save_meta(conn, Meta(version, last_ts, max_id, indexed_upto, unindexed))
         self._cache_version = version
+
+    def _track_tail(self, created: Sequence[Transfer]) -> None:
+        tail = self._tail
+        if tail is None:
+            return
+        for t in created:
+            ts = t.timestamp
+            dr = tail.get(t.debit_account_id)
+            if dr is None:
+                tail[t.debit_account_id] = [ts]
+            else:
+                dr.append(ts)
+            cr = tail.get(t.credit_account_id)
+            if cr is None:
+                tail[t.credit_account_id] = [ts]
+            else:
+                cr.append(ts)
 
     # ------------------------------------------------------------------ ledgers
     def define_ledger(self, ledger: int, currency: str, name: str = "") -> LedgerDefinition:
@@ -142,7 +177,7 @@ class Ledger:
             return existing or definition
 
     def ledgers(self) -> list[LedgerDefinition]:
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             return self.store.load_ledgers(conn)
 
     def get_ledger(self, ledger: int) -> LedgerDefinition:
@@ -209,7 +244,8 @@ class Ledger:
             max((t.id for t in fx.created), default=0),
             max((f[0] for f in fx.failed), default=0),
         )
-        self._commit_meta(conn, meta, fx.last_timestamp, max_id)
+        self._track_tail(fx.created)
+        self._commit_meta(conn, meta, fx.last_timestamp, max_id, len(fx.created))
         return fx.results  # type: ignore[return-value]
 
     def expire_pending(self) -> int:
@@ -234,7 +270,7 @@ class Ledger:
     # ------------------------------------------------------------------ reads
     def lookup_accounts(self, ids: Sequence[int]) -> list[Account]:
         """Accounts that exist, in the order asked; unknown ids are left out."""
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             found = {a.id: a for a in self.store.load_accounts(conn, set(ids))}
         return [found[i] for i in ids if i in found]
 
@@ -245,7 +281,7 @@ class Ledger:
         return found[0]
 
     def lookup_transfers(self, ids: Sequence[int]) -> list[Transfer]:
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             found = {t.id: t for t in self.store.load_transfers(conn, set(ids))}
         return [found[i] for i in ids if i in found]
 
@@ -268,7 +304,7 @@ class Ledger:
     ) -> list[Transfer]:
         _check_query(since_ns, until_ns, limit)
         self.get_account(account_id)
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             return self.store.account_transfers(
                 conn, account_id, since_ns, until_ns, limit,
                 debits=debits, credits=credits, reverse=reverse,
@@ -290,7 +326,7 @@ class Ledger:
             raise HistoryNotEnabled(
                 f"account {account_id} was created without the history flag", field="account_id"
             )
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             return self.store.account_history(conn, account_id, since_ns, until_ns, limit, reverse)
 
     def statement(
@@ -308,7 +344,7 @@ class Ledger:
         True unless the account may not hold more debits than credits (an asset-like account).
         """
         _check_query(since_ns, until_ns, limit)
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             accounts = self.store.load_accounts(conn, [account_id])
             if not accounts:
                 raise AccountNotFound(f"account {account_id} does not exist", field="account_id")
@@ -333,7 +369,7 @@ class Ledger:
         )
 
     def check_invariants(self) -> InvariantReport:
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             totals = self.store.ledger_totals(conn)
             from_transfers = self.store.transfer_totals(conn)
             over_limit = conn.exec_driver_sql(

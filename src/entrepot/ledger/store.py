@@ -10,6 +10,8 @@ The hot path uses the DB-API cursor under the SQLAlchemy connection: ``executema
 
 from __future__ import annotations
 
+import sys
+from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -20,6 +22,7 @@ from entrepot.ledger.machine import AccountEffects, AccountState, PendingState, 
 from entrepot.ledger.model import (
     Account,
     AccountBalance,
+    NON_POSTING_FLAGS,
     LedgerDefinition,
     PendingStatus,
     Transfer,
@@ -94,6 +97,15 @@ history_table = sa.Table(
     sa.Column("credits_pending", sa.BigInteger, nullable=False),
     sa.Column("credits_posted", sa.BigInteger, nullable=False),
 )
+postings_table = sa.Table(
+    "ledger_postings",
+    metadata,
+    sa.Column("account_id", sa.LargeBinary(16), primary_key=True),
+    sa.Column("last_timestamp", sa.BigInteger, primary_key=True),
+    sa.Column("first_timestamp", sa.BigInteger, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("timestamps", sa.LargeBinary, nullable=False),
+)
 meta_table = sa.Table(
     "ledger_meta",
     metadata,
@@ -101,6 +113,8 @@ meta_table = sa.Table(
     sa.Column("version", sa.BigInteger, nullable=False),
     sa.Column("last_timestamp", sa.BigInteger, nullable=False),
     sa.Column("max_transfer_id", sa.LargeBinary(16), nullable=False),
+    sa.Column("indexed_upto", sa.BigInteger, nullable=False),
+    sa.Column("unindexed_count", sa.BigInteger, nullable=False),
 )
 
 LOOKUP_CHUNK = 500  # ids per IN (...) on SQLite; padded with NULL so one statement is reused
@@ -115,6 +129,25 @@ _TRANSFER_COLS = (
     "user_data_32, timeout, ledger, code, flags, timestamp"
 )
 _TRANSFER_COLS_T = ", ".join("t." + c.strip() for c in _TRANSFER_COLS.split(","))
+
+
+_BIG_ENDIAN = sys.byteorder == "big"
+
+
+def pack_timestamps(stamps: list[int]) -> bytes:
+    """Ascending int64 timestamps as big-endian bytes (portable across machines)."""
+    arr = array("q", stamps)
+    if not _BIG_ENDIAN:
+        arr.byteswap()
+    return arr.tobytes()
+
+
+def unpack_timestamps(raw: bytes) -> list[int]:
+    arr = array("q")
+    arr.frombytes(raw)
+    if not _BIG_ENDIAN:
+        arr.byteswap()
+    return arr.tolist()
 
 
 def _b(value: int) -> bytes:
@@ -175,6 +208,8 @@ class Meta(NamedTuple):
     version: int
     last_timestamp: int
     max_transfer_id: int
+    indexed_upto: int
+    unindexed_count: int
 
 
 class LedgerStore:
@@ -192,21 +227,107 @@ class LedgerStore:
         """Start the write transaction and serialise writers: SQLite's ``BEGIN IMMEDIATE``
         holds the database's write lock; on PostgreSQL the meta row's lock does the same."""
         suffix = " FOR UPDATE" if self.pg else ""
+        return self.read_meta(conn, suffix)
+
+    def read_meta(self, conn: Connection, suffix: str = "") -> Meta:
         row = conn.exec_driver_sql(
-            "SELECT version, last_timestamp, max_transfer_id FROM ledger_meta WHERE id = 1"
-            + suffix
+            "SELECT version, last_timestamp, max_transfer_id, indexed_upto, unindexed_count "
+            "FROM ledger_meta WHERE id = 1" + suffix
         ).one()
-        return Meta(row[0], row[1], _i(row[2]))
+        return Meta(row[0], row[1], _i(row[2]), row[3], row[4])
 
     def save_meta(self, conn: Connection, meta: Meta) -> None:
         cur = driver_connection(conn).cursor()
         cur.execute(
             self._sql(
-                "UPDATE ledger_meta SET version = ?, last_timestamp = ?, max_transfer_id = ? "
-                "WHERE id = 1"
+                "UPDATE ledger_meta SET version = ?, last_timestamp = ?, max_transfer_id = ?, "
+                "indexed_upto = ?, unindexed_count = ? WHERE id = 1"
             ),
-            (meta.version, meta.last_timestamp, _b(meta.max_transfer_id)),
+            (
+                meta.version,
+                meta.last_timestamp,
+                _b(meta.max_transfer_id),
+                meta.indexed_upto,
+                meta.unindexed_count,
+            ),
         )
+
+    # ----------------------------------------------------------------------------- postings
+    def tail_postings(self, conn: Connection, after_ts: int) -> dict[int, list[int]]:
+        """account id -> timestamps of its transfers after ``after_ts`` (not yet merged)."""
+        cur = driver_connection(conn).cursor()
+        cur.execute(
+            self._sql(
+                "SELECT timestamp, debit_account_id, credit_account_id FROM ledger_transfers "
+                "WHERE timestamp > ? ORDER BY timestamp"
+            ),
+            (after_ts,),
+        )
+        tail: dict[int, list[int]] = {}
+        for ts, dr, cr in cur.fetchall():
+            tail.setdefault(_i(dr), []).append(ts)
+            tail.setdefault(_i(cr), []).append(ts)
+        return tail
+
+    def write_postings(self, conn: Connection, tail: dict[int, list[int]]) -> None:
+        rows = [
+            (_b(account), stamps[-1], stamps[0], len(stamps), pack_timestamps(stamps))
+            for account, stamps in tail.items()
+        ]
+        if rows:
+            driver_connection(conn).cursor().executemany(
+                self._sql(
+                    "INSERT INTO ledger_postings (account_id, last_timestamp, first_timestamp, "
+                    "count, timestamps) VALUES (?,?,?,?,?)"
+                ),
+                rows,
+            )
+
+    def account_timestamps(
+        self, conn: Connection, account_id: int, since_ns: int, until_ns: int
+    ) -> list[int]:
+        """Timestamps of the account's transfers in ``[since_ns, until_ns]``, ascending."""
+        meta = self.read_meta(conn)
+        key = _b(account_id)
+        cur = driver_connection(conn).cursor()
+        cur.execute(
+            self._sql(
+                "SELECT timestamps FROM ledger_postings WHERE account_id = ? "
+                "AND last_timestamp >= ? AND first_timestamp <= ? ORDER BY last_timestamp"
+            ),
+            (key, since_ns, until_ns),
+        )
+        stamps = [
+            ts for (raw,) in cur.fetchall() for ts in unpack_timestamps(raw)
+            if since_ns <= ts <= until_ns
+        ]
+        cur.execute(
+            self._sql(
+                "SELECT timestamp FROM ledger_transfers WHERE timestamp > ? AND timestamp >= ? "
+                "AND timestamp <= ? AND (debit_account_id = ? OR credit_account_id = ?) "
+                "ORDER BY timestamp"
+            ),
+            (meta.indexed_upto, since_ns, until_ns, key, key),
+        )
+        stamps.extend(r[0] for r in cur.fetchall())
+        return stamps
+
+    def transfers_at(self, conn: Connection, stamps: Sequence[int]) -> list[Transfer]:
+        """Transfers by timestamp, in the order given."""
+        if not stamps:
+            return []
+        cur = driver_connection(conn).cursor()
+        found: dict[int, Transfer] = {}
+        marks = ",".join([self.ph] * LOOKUP_CHUNK)
+        sql = f"SELECT {_TRANSFER_COLS} FROM ledger_transfers WHERE timestamp IN ({marks})"
+        for start in range(0, len(stamps), LOOKUP_CHUNK):
+            chunk: list[int | None] = list(stamps[start : start + LOOKUP_CHUNK])
+            chunk.extend([None] * (LOOKUP_CHUNK - len(chunk)))
+            cur.execute(sql, chunk)
+            for r in cur.fetchall():
+                t = transfer_from_row(r)
+                found[t.timestamp] = t
+        return [found[ts] for ts in stamps]
 
     # ----------------------------------------------------------------------------- ledgers
     def load_ledgers(self, conn: Connection) -> list[LedgerDefinition]:
@@ -415,23 +536,21 @@ class LedgerStore:
         credits: bool = True,
         reverse: bool = False,
     ) -> list[Transfer]:
-        key = _b(account_id)
-        sides = []
-        if debits:
-            sides.append("debit_account_id = ?")
-        if credits:
-            sides.append("credit_account_id = ?")
-        if not sides:
+        if not (debits or credits):
             return []
-        order = "DESC" if reverse else "ASC"
-        sql = self._sql(
-            f"SELECT {_TRANSFER_COLS} FROM ledger_transfers WHERE ({' OR '.join(sides)}) "
-            f"AND timestamp >= ? AND timestamp <= ? ORDER BY timestamp {order} LIMIT ?"
-        )
-        params = [key] * len(sides) + [since_ns, until_ns, limit]
-        cur = driver_connection(conn).cursor()
-        cur.execute(sql, params)
-        return [transfer_from_row(r) for r in cur.fetchall()]
+        stamps = self.account_timestamps(conn, account_id, since_ns, until_ns)
+        if reverse:
+            stamps.reverse()
+        out: list[Transfer] = []
+        for start in range(0, len(stamps), LOOKUP_CHUNK):
+            for t in self.transfers_at(conn, stamps[start : start + LOOKUP_CHUNK]):
+                if (debits and t.debit_account_id == account_id) or (
+                    credits and t.credit_account_id == account_id
+                ):
+                    out.append(t)
+                    if len(out) == limit:
+                        return out
+        return out
 
     def account_history(
         self, conn: Connection, account_id: int, since_ns: int, until_ns: int, limit: int,
@@ -449,23 +568,22 @@ class LedgerStore:
         )
         return [AccountBalance(account_id, *r) for r in cur.fetchall()]
 
-    def posted_sums_before(self, conn: Connection, account_id: int, before_ns: int) -> tuple[int, int]:
+    def posted_sums_before(
+        self, conn: Connection, account_id: int, before_ns: int
+    ) -> tuple[int, int]:
         """(debits, credits) posted to the account by transfers before ``before_ns``."""
-        key = _b(account_id)
-        posted = "(flags & 10) = 0"  # neither pending (2) nor void (8): plain or post
-        cur = driver_connection(conn).cursor()
-        cur.execute(
-            self._sql(
-                "SELECT "
-                f"(SELECT COALESCE(SUM(amount), 0) FROM ledger_transfers WHERE debit_account_id = ? "
-                f"AND timestamp < ? AND {posted}), "
-                f"(SELECT COALESCE(SUM(amount), 0) FROM ledger_transfers WHERE credit_account_id = ? "
-                f"AND timestamp < ? AND {posted})"
-            ),
-            (key, before_ns, key, before_ns),
-        )
-        row = cur.fetchone()
-        return int(row[0]), int(row[1])
+        debits = credits = 0
+        if before_ns <= 0:
+            return 0, 0
+        stamps = self.account_timestamps(conn, account_id, 0, before_ns - 1)
+        for t in self.transfers_at(conn, stamps):
+            if t.flags & NON_POSTING_FLAGS:
+                continue
+            if t.debit_account_id == account_id:
+                debits += t.amount
+            if t.credit_account_id == account_id:
+                credits += t.amount
+        return debits, credits
 
     def ledger_totals(self, conn: Connection) -> list[tuple[int, int, int, int, int, int]]:
         """Per ledger: accounts, sum of the four balances (for invariant checks)."""

@@ -15,6 +15,8 @@ from entrepot.config import Settings
 SQLITE_BUSY_TIMEOUT_MS = 120_000
 SQLITE_CACHE_KIB = 262_144  # 256 MiB page cache: the ledger's indexes stay in memory
 SQLITE_WAL_AUTOCHECKPOINT_PAGES = 16_384  # checkpoint every ~64 MiB of WAL, not every 4 MiB
+#: Execution option: this connection only reads (SQLite: a deferred BEGIN, no write lock).
+READ_ONLY = "entrepot_read_only"
 
 
 def create_engine_from_settings(settings: Settings, **kwargs: Any) -> Engine:
@@ -58,7 +60,9 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers take a snapshot without the write lock; everything else queues for it.
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -69,6 +73,11 @@ def is_sqlite(bind: Engine | Connection) -> bool:
 
 def is_postgres(bind: Engine | Connection) -> bool:
     return bind.dialect.name == "postgresql"
+
+
+def read_connection(engine: Engine) -> Connection:
+    """A connection for queries: a consistent snapshot that does not block writers."""
+    return engine.connect().execution_options(**{READ_ONLY: True})
 
 
 def driver_connection(conn: Connection) -> Any:
