@@ -48,6 +48,8 @@ HISTORY = int(AccountFlags.HISTORY)
 NOT_TRANSFER_FLAGS = ~TRANSFER_FLAGS_ALL
 NOT_ACCOUNT_FLAGS = ~ACCOUNT_FLAGS_ALL
 OK = R.OK
+# Builds a Transfer without NamedTuple's keyword handling (hot path).
+_new_transfer: Callable[[type[Transfer], tuple[int, ...]], Transfer] = tuple.__new__  # type: ignore[assignment]
 
 
 class AccountState:
@@ -264,19 +266,23 @@ class TransferMachine:
 
     def run(self, batch: Sequence[Transfer], ts_first: int) -> None:
         results = self.fx.results
+        create = self._create
+        transient = TRANSIENT_TRANSFER_RESULTS
         n = len(batch)
         chain_start = -1
         i = 0
         while i < n:
             t = batch[i]
-            linked = t.flags & LINKED
+            linked = t[11] & LINKED  # flags
             if linked and chain_start < 0:
                 chain_start = i
                 self.undo = _Undo(self.fx)
             if linked and i == n - 1:
                 result = R.LINKED_EVENT_CHAIN_OPEN
             else:
-                result = self.create(t, ts_first + i)
+                result = create(t, ts_first + i)
+                if result is not OK and result in transient:
+                    self._remember_failed(t.id, result, ts_first + i)
             results[i] = result
             if chain_start >= 0:
                 if result is not OK:
@@ -286,7 +292,6 @@ class TransferMachine:
                     chain_start = -1
                     self.undo = None
             i += 1
-        self.fx.last_timestamp = ts_first + n - 1
 
     def _fail_chain(self, batch: Sequence[Transfer], start: int, failed_at: int) -> int:
         """Roll back the chain; mark its other events; return the index of its last event."""
@@ -308,12 +313,9 @@ class TransferMachine:
             )
         return j
 
-    def create(self, t: Transfer, ts: int) -> R:
-        result = self._create(t, ts)
-        if result in TRANSIENT_TRANSFER_RESULTS:
-            self.view.failed[t.id] = result
-            self.fx.failed.append((t.id, str(result), ts))
-        return result
+    def _remember_failed(self, transfer_id: int, result: R, ts: int) -> None:
+        self.view.failed[transfer_id] = result
+        self.fx.failed.append((transfer_id, str(result), ts))
 
     def _create(self, t: Transfer, ts: int) -> R:  # noqa: PLR0911, PLR0912 - one check per code
         (id_, dr_id, cr_id, amount, pending_id, u128, u64, u32, timeout, ledger, code, flags, t_ts) = t
@@ -401,10 +403,17 @@ class TransferMachine:
         else:
             dr.dpo = dr_dpo + amount
             cr.cpo = cr_cpo + amount
-        stored = Transfer(
-            id_, dr_id, cr_id, amount, 0, u128, u64, u32, timeout, ledger, code, flags, ts
+        stored = _new_transfer(
+            Transfer, (id_, dr_id, cr_id, amount, 0, u128, u64, u32, timeout, ledger, code, flags, ts)
         )
-        self._store(stored, dr, cr)
+        fx = self.fx
+        fx.created.append(stored)
+        view.transfers[id_] = stored
+        touched = fx.touched
+        touched[dr_id] = dr
+        touched[cr_id] = cr
+        if (dr.flags | cr.flags) & HISTORY:
+            _record_history(fx, dr, cr, ts)
         if pending:
             p = PendingState(stored, PendingStatus.PENDING, expires_at)
             view.pending[id_] = p

@@ -518,8 +518,8 @@ class LedgerStore:
         cur.execute(
             "UPDATE ledger_accounts AS a SET debits_pending = v.dp, debits_posted = v.dpo, "
             "credits_pending = v.cp, credits_posted = v.cpo FROM (SELECT "
-            "unnest(%s::int8[]) AS dp, unnest(%s::int8[]) AS dpo, unnest(%s::int8[]) AS cp, "
-            "unnest(%s::int8[]) AS cpo, unnest(%s::int8[]) AS ts) AS v WHERE a.timestamp = v.ts",
+            "unnest(%b::int8[]) AS dp, unnest(%b::int8[]) AS dpo, unnest(%b::int8[]) AS cp, "
+            "unnest(%b::int8[]) AS cpo, unnest(%b::int8[]) AS ts) AS v WHERE a.timestamp = v.ts",
             [list(c) for c in cols],
         )
 
