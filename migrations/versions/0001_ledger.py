@@ -119,7 +119,8 @@ def upgrade() -> None:
         sa.CheckConstraint("id = 1", name="ck_ledger_meta_single_row"),
     )
     op.bulk_insert(
-        meta, [
+        meta,
+        [
             {
                 "id": 1,
                 "version": 0,
@@ -128,7 +129,7 @@ def upgrade() -> None:
                 "indexed_upto": 0,
                 "unindexed_count": 0,
             }
-        ]
+        ],
     )
 
 

@@ -70,7 +70,9 @@ def make_batches(
             if cr >= dr:
                 cr += 1
             batch.append(
-                Transfer(ID_BASE + made + k, dr, cr, rnd.randrange(1, 100_000), ledger=LEDGER, code=1)
+                Transfer(
+                    ID_BASE + made + k, dr, cr, rnd.randrange(1, 100_000), ledger=LEDGER, code=1
+                )
             )
         made += size
         yield batch
@@ -151,7 +153,11 @@ def bench_naive(
             elapsed += time.perf_counter() - t0
             done += len(batch)
             progress("naive baseline", done, transfers)
-    return {"transfers": done, "seconds": round(elapsed, 3), "transfers_per_s": round(done / elapsed)}
+    return {
+        "transfers": done,
+        "seconds": round(elapsed, 3),
+        "transfers_per_s": round(done / elapsed),
+    }
 
 
 def bench_single(
@@ -295,13 +301,29 @@ def run_ledger_bench(
     with contextlib.ExitStack() as stack:
         root = workdir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         make = stack.enter_context(_sqlite_engines(root))
-        result["sqlite"] = {"synchronous": "FULL", **bench_backend(
-            make, accounts, transfers, batch_size, baseline, concurrency, single_per_client, report
-        )}
+        result["sqlite"] = {
+            "synchronous": "FULL",
+            **bench_backend(
+                make,
+                accounts,
+                transfers,
+                batch_size,
+                baseline,
+                concurrency,
+                single_per_client,
+                report,
+            ),
+        }
     if postgres_url:
         with _postgres_engines(postgres_url) as make:
             result["postgres"] = bench_backend(
-                make, accounts, transfers, batch_size, baseline, concurrency, single_per_client,
+                make,
+                accounts,
+                transfers,
+                batch_size,
+                baseline,
+                concurrency,
+                single_per_client,
                 report,
             )
     return result

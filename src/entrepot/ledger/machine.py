@@ -49,7 +49,7 @@ NOT_TRANSFER_FLAGS = ~TRANSFER_FLAGS_ALL
 NOT_ACCOUNT_FLAGS = ~ACCOUNT_FLAGS_ALL
 OK = R.OK
 # Builds a Transfer without NamedTuple's keyword handling (hot path).
-_new_transfer: Callable[[type[Transfer], tuple[int, ...]], Transfer] = tuple.__new__  # type: ignore[assignment]
+_new_transfer: Callable[[type[Transfer], tuple[int, ...]], Transfer] = tuple.__new__
 
 
 class AccountState:
@@ -65,9 +65,9 @@ class AccountState:
         "id",
         "ledger",
         "timestamp",
-        "user_data_128",
         "user_data_32",
         "user_data_64",
+        "user_data_128",
     )
 
     def __init__(self, a: Account) -> None:
@@ -147,14 +147,6 @@ class AccountEffects:
     results: list[CreateAccountResult]
     created: list[Account] = field(default_factory=list)
     last_timestamp: int = 0
-
-
-def _mark_chain_failed(
-    results: list[R] | list[A], start: int, stop: int, code: R | A, failed_at: int
-) -> None:
-    for j in range(start, stop):
-        results[j] = code
-    del failed_at
 
 
 class _Undo:
@@ -317,8 +309,22 @@ class TransferMachine:
         self.view.failed[transfer_id] = result
         self.fx.failed.append((transfer_id, str(result), ts))
 
-    def _create(self, t: Transfer, ts: int) -> R:  # noqa: PLR0911, PLR0912 - one check per code
-        (id_, dr_id, cr_id, amount, pending_id, u128, u64, u32, timeout, ledger, code, flags, t_ts) = t
+    def _create(self, t: Transfer, ts: int) -> R:
+        (
+            id_,
+            dr_id,
+            cr_id,
+            amount,
+            pending_id,
+            u128,
+            u64,
+            u32,
+            timeout,
+            ledger,
+            code,
+            flags,
+            t_ts,
+        ) = t
         if t_ts:
             return R.TIMESTAMP_MUST_BE_ZERO
         if flags & NOT_TRANSFER_FLAGS:
@@ -334,7 +340,11 @@ class TransferMachine:
         if id_ in view.failed:
             return R.ID_ALREADY_FAILED
         if flags & RESOLVE:
-            if flags & PENDING or (flags & POST and flags & VOID) or flags & (BAL_DEBIT | BAL_CREDIT):
+            if (
+                flags & PENDING
+                or (flags & POST and flags & VOID)
+                or flags & (BAL_DEBIT | BAL_CREDIT)
+            ):
                 return R.FLAGS_ARE_MUTUALLY_EXCLUSIVE
             return self._resolve(t, ts)
         if dr_id == 0:
@@ -404,7 +414,8 @@ class TransferMachine:
             dr.dpo = dr_dpo + amount
             cr.cpo = cr_cpo + amount
         stored = _new_transfer(
-            Transfer, (id_, dr_id, cr_id, amount, 0, u128, u64, u32, timeout, ledger, code, flags, ts)
+            Transfer,
+            (id_, dr_id, cr_id, amount, 0, u128, u64, u32, timeout, ledger, code, flags, ts),
         )
         fx = self.fx
         fx.created.append(stored)
@@ -430,7 +441,7 @@ class TransferMachine:
         if (dr.flags | cr.flags) & HISTORY:
             _record_history(fx, dr, cr, stored.timestamp)
 
-    def _resolve(self, t: Transfer, ts: int) -> R:  # noqa: PLR0911, PLR0912 - one check per code
+    def _resolve(self, t: Transfer, ts: int) -> R:
         (id_, dr_id, cr_id, amount, pending_id, u128, u64, u32, timeout, ledger, code, flags, _) = t
         if dr_id == U128_MAX:
             return R.DEBIT_ACCOUNT_ID_MUST_NOT_BE_INT_MAX
@@ -557,7 +568,7 @@ def _account_exists(a: Account, e: Account) -> A:
     return A.EXISTS
 
 
-def _create_account(a: Account, view: LedgerView, ts: int) -> A | Account:  # noqa: PLR0911
+def _create_account(a: Account, view: LedgerView, ts: int) -> A | Account:
     if a.timestamp:
         return A.TIMESTAMP_MUST_BE_ZERO
     if a.flags & NOT_ACCOUNT_FLAGS:
@@ -600,7 +611,9 @@ def decide_accounts(batch: Sequence[Account], view: LedgerView, ts_first: int) -
         if linked and chain_start < 0:
             chain_start, chain_created = i, len(fx.created)
         outcome: A | Account = (
-            A.LINKED_EVENT_CHAIN_OPEN if linked and i == n - 1 else _create_account(a, view, ts_first + i)
+            A.LINKED_EVENT_CHAIN_OPEN
+            if linked and i == n - 1
+            else _create_account(a, view, ts_first + i)
         )
         if isinstance(outcome, Account):
             fx.created.append(outcome)
@@ -638,6 +651,3 @@ def _fail_account_chain(
         last_open = j == n - 1 and batch[j].flags & linked
         fx.results[j] = A.LINKED_EVENT_CHAIN_OPEN if last_open else A.LINKED_EVENT_FAILED
     return j
-
-
-ApplyFn = Callable[[Transfer, int], R]

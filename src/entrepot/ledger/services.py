@@ -306,8 +306,14 @@ class Ledger:
         self.get_account(account_id)
         with read_connection(self.engine) as conn:
             return self.store.account_transfers(
-                conn, account_id, since_ns, until_ns, limit,
-                debits=debits, credits=credits, reverse=reverse,
+                conn,
+                account_id,
+                since_ns,
+                until_ns,
+                limit,
+                debits=debits,
+                credits=credits,
+                reverse=reverse,
             )
 
     def get_account_balances(
@@ -381,8 +387,11 @@ class Ledger:
         for ledger, n, dp, dpo, cp, cpo in totals:
             posted, pending = from_transfers.get(ledger, (0, 0))
             report.ledgers[ledger] = {
-                "accounts": n, "debits_pending": dp, "debits_posted": dpo,
-                "credits_pending": cp, "credits_posted": cpo,
+                "accounts": n,
+                "debits_pending": dp,
+                "debits_posted": dpo,
+                "credits_pending": cp,
+                "credits_posted": cpo,
             }
             if dp != cp or dpo != cpo:
                 report.violations.append(f"ledger {ledger}: debits != credits")

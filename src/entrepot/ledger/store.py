@@ -20,9 +20,9 @@ from sqlalchemy import Connection
 
 from entrepot.ledger.machine import AccountEffects, AccountState, PendingState, TransferEffects
 from entrepot.ledger.model import (
+    NON_POSTING_FLAGS,
     Account,
     AccountBalance,
-    NON_POSTING_FLAGS,
     LedgerDefinition,
     PendingStatus,
     Transfer,
@@ -163,9 +163,7 @@ def _i(raw: bytes | None) -> int:
 
 
 def account_from_row(r: Sequence[Any]) -> Account:
-    return Account(
-        _i(r[0]), r[1], r[2], r[3], _i(r[4]), r[5], r[6], r[7], r[8], r[9], r[10], r[11]
-    )
+    return Account(_i(r[0]), r[1], r[2], r[3], _i(r[4]), r[5], r[6], r[7], r[8], r[9], r[10], r[11])
 
 
 def transfer_from_row(r: Sequence[Any]) -> Transfer:
@@ -298,7 +296,9 @@ class LedgerStore:
             (key, since_ns, until_ns),
         )
         stamps = [
-            ts for (raw,) in cur.fetchall() for ts in unpack_timestamps(raw)
+            ts
+            for (raw,) in cur.fetchall()
+            for ts in unpack_timestamps(raw)
             if since_ns <= ts <= until_ns
         ]
         cur.execute(
@@ -362,15 +362,11 @@ class LedgerStore:
         return out
 
     def load_accounts(self, conn: Connection, ids: Iterable[int]) -> list[Account]:
-        rows = self._fetch_by_ids(
-            conn, f"SELECT {_ACCOUNT_COLS} FROM ledger_accounts", "id", ids
-        )
+        rows = self._fetch_by_ids(conn, f"SELECT {_ACCOUNT_COLS} FROM ledger_accounts", "id", ids)
         return [account_from_row(r) for r in rows]
 
     def load_transfers(self, conn: Connection, ids: Iterable[int]) -> list[Transfer]:
-        rows = self._fetch_by_ids(
-            conn, f"SELECT {_TRANSFER_COLS} FROM ledger_transfers", "id", ids
-        )
+        rows = self._fetch_by_ids(conn, f"SELECT {_TRANSFER_COLS} FROM ledger_transfers", "id", ids)
         return [transfer_from_row(r) for r in rows]
 
     def load_failed(self, conn: Connection, ids: Iterable[int]) -> dict[int, str]:
@@ -405,8 +401,7 @@ class LedgerStore:
             (now_ns,),
         )
         return [
-            PendingState(transfer_from_row(r), PendingStatus.PENDING, r[13])
-            for r in cur.fetchall()
+            PendingState(transfer_from_row(r), PendingStatus.PENDING, r[13]) for r in cur.fetchall()
         ]
 
     # ----------------------------------------------------------------------------- writes
@@ -499,8 +494,21 @@ class LedgerStore:
             "flags) FROM STDIN (FORMAT BINARY)"
         ) as copy:
             copy.set_types(
-                ["int8", "bytea", "bytea", "bytea", "int8", "bytea", "bytea", "int8", "int8",
-                 "int8", "int8", "int4", "int4"]
+                [
+                    "int8",
+                    "bytea",
+                    "bytea",
+                    "bytea",
+                    "int8",
+                    "bytea",
+                    "bytea",
+                    "int8",
+                    "int8",
+                    "int8",
+                    "int8",
+                    "int4",
+                    "int4",
+                ]
             )
             for row in rows:
                 copy.write_row(row)
@@ -553,7 +561,12 @@ class LedgerStore:
         return out
 
     def account_history(
-        self, conn: Connection, account_id: int, since_ns: int, until_ns: int, limit: int,
+        self,
+        conn: Connection,
+        account_id: int,
+        since_ns: int,
+        until_ns: int,
+        limit: int,
         reverse: bool = False,
     ) -> list[AccountBalance]:
         order = "DESC" if reverse else "ASC"
