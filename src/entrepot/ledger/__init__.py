@@ -19,6 +19,7 @@ from entrepot.ledger.errors import (
 )
 from entrepot.ledger.model import (
     AMOUNT_FULL,
+    TIME_MAX,
     Account,
     AccountBalance,
     AccountFlags,
@@ -29,11 +30,13 @@ from entrepot.ledger.model import (
     StatementLine,
     Transfer,
     TransferFlags,
+    ledger_for_currency,
 )
 from entrepot.ledger.services import InvariantReport, Ledger
 
 __all__ = [
     "AMOUNT_FULL",
+    "TIME_MAX",
     "Account",
     "AccountBalance",
     "AccountFlags",
@@ -52,4 +55,5 @@ __all__ = [
     "TransferFlags",
     "TransferNotFound",
     "UnknownLedger",
+    "ledger_for_currency",
 ]

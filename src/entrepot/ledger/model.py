@@ -11,6 +11,7 @@ from enum import IntFlag, StrEnum
 from typing import NamedTuple
 
 from entrepot.kernel.limits import AMOUNT_MAX
+from entrepot.kernel.money import Currency, get_currency
 
 
 class AccountFlags(IntFlag):
@@ -251,6 +252,16 @@ class LedgerDefinition(NamedTuple):
 
 #: Post or void "the whole pending amount" (TigerBeetle's AMOUNT_MAX sentinel).
 AMOUNT_FULL = AMOUNT_MAX
+#: Upper bound of every time-range query (nanoseconds since the epoch).
+TIME_MAX = (1 << 63) - 1
+
+
+def ledger_for_currency(currency: Currency | str) -> int:
+    """By convention a currency's ledger number is its ISO 4217 numeric code (EUR -> 978)."""
+    resolved = currency if isinstance(currency, Currency) else get_currency(currency)
+    return int(resolved.numeric)
+
+
 #: Flags of a transfer that resolves a pending one.
 RESOLVE_FLAGS = int(TransferFlags.POST_PENDING_TRANSFER | TransferFlags.VOID_PENDING_TRANSFER)
 #: Transfers that move no posted amount: reservations and their voids.

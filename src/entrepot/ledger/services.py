@@ -33,6 +33,7 @@ from entrepot.ledger.machine import (
 from entrepot.ledger.model import (
     NON_POSTING_FLAGS,
     RESOLVE_FLAGS,
+    TIME_MAX,
     Account,
     AccountBalance,
     AccountFlags,
@@ -52,7 +53,6 @@ from entrepot.storage.uow import UnitOfWork
 CACHE_ACCOUNTS_MAX = 1_000_000
 #: Transfers written before their postings are merged into per-account runs (ADR 0002).
 POSTINGS_MERGE_TRANSFERS = 65_536
-TIME_MAX = (1 << 63) - 1
 
 _Work = Callable[["Ledger", Connection], list[str]]
 

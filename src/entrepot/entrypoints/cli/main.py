@@ -1,0 +1,108 @@
+"""The ``entrepot`` command: ``db``, ``ledger``, ``demo`` and ``bench``."""
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress, TaskID
+
+from entrepot import __version__
+from entrepot.config import load_settings
+from entrepot.entrypoints.cli import db, ledger
+from entrepot.entrypoints.cli.demo import demo
+from entrepot.entrypoints.cli.output import CliError, emit_json, err, guard, out
+
+app = typer.Typer(
+    name="entrepot",
+    help="Entrepot: an open platform for cross-border digital trade.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+bench_app = typer.Typer(help="Benchmarks; they print JSON with --json.", no_args_is_help=True)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"entrepot {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Settings come from ENTREPOT_* variables: ENTREPOT_HOME (default ./var) holds the
+    embedded SQLite database; ENTREPOT_DATABASE_URL picks another (postgresql://...)."""
+
+
+app.add_typer(db.app, name="db")
+app.add_typer(ledger.app, name="ledger")
+app.add_typer(bench_app, name="bench")
+app.command("demo")(demo)
+
+
+@bench_app.command("ledger")
+@guard
+def bench_ledger(
+    accounts: Annotated[int, typer.Option("--accounts", min=2)] = 10_000,
+    transfers: Annotated[int, typer.Option("--transfers", min=1)] = 1_000_000,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=8_190)] = 8_190,
+    postgres_url: Annotated[
+        str | None,
+        typer.Option(
+            "--postgres-url", help="Benchmark PostgreSQL too (default: ENTREPOT_DATABASE_URL's)."
+        ),
+    ] = None,
+    clients: Annotated[int, typer.Option("--clients", min=1, help="Concurrent clients.")] = 64,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Throughput of create_transfers against a naive baseline (see docs/benchmarks.md)."""
+    try:
+        from entrepot.ledger.bench import run_ledger_bench  # heavy and optional: load on use
+    except ModuleNotFoundError as exc:
+        if exc.name != "entrepot.ledger.bench":
+            raise
+        raise CliError(
+            "the ledger benchmark (entrepot.ledger.bench) is not in this build"
+        ) from None
+    if postgres_url is None:
+        configured = load_settings().database_url
+        postgres_url = configured if configured.startswith("postgresql") else None
+    with _bench_progress(enabled=not as_json) as progress:
+        result: dict[str, Any] = run_ledger_bench(
+            accounts=accounts,
+            transfers=transfers,
+            batch_size=batch_size,
+            postgres_url=postgres_url,
+            concurrency=clients,
+            progress=progress or False,
+        )
+    if as_json:
+        emit_json(result)
+        return
+    out().print_json(data=result)
+
+
+@contextmanager
+def _bench_progress(*, enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A Rich progress bar per phase; the benchmark reports ``(label, done, total)``."""
+    if not enabled:
+        yield None
+        return
+    with Progress(*Progress.get_default_columns(), console=err(), transient=True) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def report(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = bar.add_task(label, total=total)
+            bar.update(tasks[label], completed=done, total=total)
+
+        yield report

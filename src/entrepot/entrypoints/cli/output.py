@@ -1,0 +1,114 @@
+"""What every command shares: consoles, JSON output, and turning errors into exit codes.
+
+Exit codes: 0 success; 1 a failure (a ledger result other than ``ok``/``exists``, something not
+found, a database error); 2 bad input, refused before anything was changed. Errors are one line
+on stderr: ``error: <what is wrong>``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn, ParamSpec, TypeVar
+
+import click
+import typer
+from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
+
+from entrepot.bootstrap import App, bootstrap
+from entrepot.config import Settings
+from entrepot.kernel.clock import Clock
+from entrepot.kernel.errors import ConfigurationError, DomainError, InvalidInput
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+#: Width of tables when stdout is not a terminal (a pipe, a file, a test): ids are 39 digits.
+PIPE_WIDTH = 160
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class CliError(Exception):
+    """A failure the command has already put into words."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
+def bad_input(message: str) -> CliError:
+    return CliError(message, EXIT_BAD_INPUT)
+
+
+def out() -> Console:
+    """A console on the current stdout (looked up per call, so test runners can swap it)."""
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
+    return Console(file=sys.stdout, highlight=False, width=width)
+
+
+def err() -> Console:
+    return Console(file=sys.stderr, highlight=False)
+
+
+def emit_json(document: Any) -> None:
+    """Exactly one JSON document on stdout."""
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+
+
+def error_line(message: str) -> None:
+    one_line = " ".join(str(message).split())
+    sys.stderr.write(f"error: {one_line}\n")
+
+
+def exit_with(message: str, exit_code: int) -> NoReturn:
+    error_line(message)
+    raise typer.Exit(exit_code)
+
+
+def _describe(exc: DomainError) -> str:
+    return f"{exc.code}: {exc.detail}"
+
+
+def guard(func: Callable[P, R]) -> Callable[P, R]:
+    """Run a command, turning the errors it may meet into one stderr line and an exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except CliError as exc:
+            exit_with(exc.message, exc.exit_code)
+        except (InvalidInput, ConfigurationError) as exc:
+            exit_with(_describe(exc), EXIT_BAD_INPUT)
+        except DomainError as exc:
+            exit_with(_describe(exc), EXIT_FAILURE)
+        except ValueError as exc:
+            exit_with(str(exc), EXIT_BAD_INPUT)
+        except SQLAlchemyError as exc:
+            cause = getattr(exc, "orig", None) or exc
+            exit_with(f"database error: {cause}", EXIT_FAILURE)
+        except OSError as exc:
+            exit_with(str(exc), EXIT_FAILURE)
+
+    return wrapper
+
+
+@contextmanager
+def open_app(
+    settings: Settings | None = None, *, clock: Clock | None = None, migrate: bool | None = None
+) -> Iterator[App]:
+    app = bootstrap(settings, clock=clock, migrate=migrate)
+    try:
+        yield app
+    finally:
+        app.close()
