@@ -1,0 +1,139 @@
+"""Payment scheme errors: stable snake_case codes, each mapped to a Mojaloop-style four-digit
+family (1xxx communication, 2xxx server, 3xxx client, 4xxx payer, 5xxx payee) and an HTTP
+status by the API."""
+
+from __future__ import annotations
+
+from entrepot.kernel.errors import Conflict, DomainError, InvalidInput, NotFound
+
+
+class PaymentError(DomainError):
+    code = "payment_error"
+    mojaloop_code = "2001"  # internal server error family unless a subclass says otherwise
+    http_status = 400
+
+
+class InvalidPaymentInput(InvalidInput, PaymentError):
+    code = "invalid_input"
+    mojaloop_code = "3100"
+    http_status = 422
+
+
+class ParticipantNotFound(NotFound, PaymentError):
+    code = "participant_not_found"
+    mojaloop_code = "3200"
+    http_status = 404
+
+
+class PartyNotFound(NotFound, PaymentError):
+    code = "party_not_found"
+    mojaloop_code = "3204"
+    http_status = 404
+
+
+class QuoteNotFound(NotFound, PaymentError):
+    code = "quote_not_found"
+    mojaloop_code = "3205"
+    http_status = 404
+
+
+class TransferNotFound(NotFound, PaymentError):
+    code = "transfer_not_found"
+    mojaloop_code = "3208"
+    http_status = 404
+
+
+class EscrowNotFound(NotFound, PaymentError):
+    code = "escrow_not_found"
+    mojaloop_code = "3200"
+    http_status = 404
+
+
+class WindowNotFound(NotFound, PaymentError):
+    code = "settlement_window_not_found"
+    mojaloop_code = "3200"
+    http_status = 404
+
+
+class NotYours(PaymentError):
+    """The caller may not see or act on this (another participant's data)."""
+
+    code = "forbidden"
+    mojaloop_code = "3300"
+    http_status = 403
+
+
+class AliasTaken(Conflict, PaymentError):
+    code = "alias_taken"
+    mojaloop_code = "3003"
+    http_status = 409
+
+
+class ParticipantSuspended(PaymentError):
+    code = "participant_suspended"
+    mojaloop_code = "3202"
+    http_status = 409
+
+
+class CurrencyNotSupported(PaymentError):
+    code = "currency_not_supported"
+    mojaloop_code = "3201"
+    http_status = 422
+
+
+class NoFxRate(PaymentError):
+    code = "no_fx_rate"
+    mojaloop_code = "3208"
+    http_status = 422
+
+
+class QuoteExpired(PaymentError):
+    code = "quote_expired"
+    mojaloop_code = "3302"
+    http_status = 409
+
+
+class TransferExpired(PaymentError):
+    code = "transfer_expired"
+    mojaloop_code = "3303"
+    http_status = 409
+
+
+class NetDebitCapExceeded(PaymentError):
+    code = "net_debit_cap_exceeded"
+    mojaloop_code = "4001"
+    http_status = 409
+
+
+class FxLiquidityExhausted(PaymentError):
+    code = "fx_liquidity_exhausted"
+    mojaloop_code = "4001"
+    http_status = 409
+
+
+class InvalidState(Conflict, PaymentError):
+    """The request is not allowed in the object's current state (double commit, ...)."""
+
+    code = "invalid_state"
+    mojaloop_code = "3106"
+    http_status = 409
+
+
+class DuplicateWithDifferentBody(Conflict, PaymentError):
+    code = "duplicate_with_different_body"
+    mojaloop_code = "3106"
+    http_status = 409
+
+
+class InsufficientEscrow(PaymentError):
+    code = "insufficient_escrow"
+    mojaloop_code = "4001"
+    http_status = 409
+
+
+class LedgerRefused(PaymentError):
+    """The ledger refused a posting for a reason the scheme did not foresee."""
+
+    code = "ledger_refused"
+    mojaloop_code = "2001"
+    http_status = 409

@@ -1,0 +1,219 @@
+"""Payment scheme entities (frozen dataclasses). Amounts are int minor units; currencies are
+ISO 4217 codes; times are UTC nanoseconds from the injected clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+
+class ParticipantKind(StrEnum):
+    BANK = "bank"
+    WALLET = "wallet"
+    FX_PROVIDER = "fx_provider"
+    CENTRAL_BANK = "central_bank"
+    HUB = "hub"  # a trade hub's operator: decides escrows it controls
+
+
+class AliasType(StrEnum):
+    MSISDN = "MSISDN"
+    MERCHANT = "MERCHANT"  # merchant till id
+    IBAN = "IBAN"
+    BUSINESS = "BUSINESS"  # business registration id
+
+
+class AmountType(StrEnum):
+    SEND = "SEND"
+    RECEIVE = "RECEIVE"
+
+
+class QuoteState(StrEnum):
+    QUOTED = "QUOTED"
+    ACCEPTED = "ACCEPTED"  # the FX provider's liquidity is reserved until expiry
+    USED = "USED"
+    EXPIRED = "EXPIRED"
+
+
+class TransferState(StrEnum):
+    """Mojaloop's states, plus HOLD (screening asked for a person's review)."""
+
+    RECEIVED = "RECEIVED"
+    RESERVED = "RESERVED"
+    HOLD = "HOLD"
+    COMMITTED = "COMMITTED"
+    ABORTED = "ABORTED"
+
+
+class EscrowState(StrEnum):
+    HELD = "HELD"
+    CLOSED = "CLOSED"
+
+
+class DeadlineAction(StrEnum):
+    RELEASE = "release"
+    REFUND = "refund"
+
+
+class WindowState(StrEnum):
+    OPEN = "OPEN"
+    CLOSED = "CLOSED"
+    SETTLED = "SETTLED"
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantCurrency:
+    currency: str
+    ledger: int
+    position_account: int
+    settlement_account: int
+    net_debit_cap_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    id: str
+    name: str
+    kind: ParticipantKind
+    country: str
+    active: bool
+    currencies: dict[str, ParticipantCurrency] = field(default_factory=dict)
+    bic: str | None = None
+
+    def check_currency(self, currency: str) -> ParticipantCurrency:
+        from entrepot.payments.errors import CurrencyNotSupported
+
+        found = self.currencies.get(currency)
+        if found is None:
+            raise CurrencyNotSupported(
+                f"participant {self.id} does not hold {currency}", field="currency"
+            )
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    alias_type: AliasType
+    alias: str
+    participant_id: str
+    display_name: str
+    currency: str
+    country: str
+
+
+@dataclass(frozen=True, slots=True)
+class FxRate:
+    provider_id: str
+    source_currency: str
+    target_currency: str
+    rate: Decimal  # target units per source unit, before the spread
+    spread_bps: int
+    valid_until_ns: int
+
+    @property
+    def effective_rate(self) -> Decimal:
+        """What the payer gets: the rate less the provider's spread."""
+        return self.rate * (Decimal(10_000 - self.spread_bps) / Decimal(10_000))
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    id: str
+    payer_participant: str
+    payee_participant: str
+    payee_alias_type: AliasType
+    payee_alias: str
+    amount_type: AmountType
+    source_currency: str
+    target_currency: str
+    source_amount_minor: int  # what the payer participant pays in total (fee included)
+    fee_minor: int  # scheme fee, in the source currency
+    target_amount_minor: int  # what the payee receives
+    fx_provider: str | None
+    fx_rate: Decimal | None
+    expires_at_ns: int
+    state: QuoteState
+    created_at_ns: int
+
+    @property
+    def cross_currency(self) -> bool:
+        return self.source_currency != self.target_currency
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentTransfer:
+    id: str
+    quote_id: str
+    payer_participant: str
+    payee_participant: str
+    source_currency: str
+    target_currency: str
+    source_amount_minor: int
+    fee_minor: int
+    target_amount_minor: int
+    fx_provider: str | None
+    fx_rate: Decimal | None
+    state: TransferState
+    expires_at_ns: int
+    created_at_ns: int
+    updated_at_ns: int
+    window_id: int | None
+    reason: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Escrow:
+    id: str
+    payer_participant: str
+    payee_participant: str
+    controller: str  # the participant allowed to decide (a hub, or the payer's bank)
+    currency: str
+    amount_minor: int
+    released_minor: int
+    refunded_minor: int
+    purpose: str
+    deadline_ns: int
+    on_deadline: DeadlineAction
+    state: EscrowState
+    created_at_ns: int
+
+    @property
+    def held_minor(self) -> int:
+        return self.amount_minor - self.released_minor - self.refunded_minor
+
+
+@dataclass(frozen=True, slots=True)
+class NetPosition:
+    """A participant's position in a closed window: gross sent/received by its committed
+    transfers, and its multilateral net read from its ledger position (escrow moves included).
+    Positive net: the participant is owed; negative: it owes."""
+
+    participant_id: str
+    currency: str
+    sent_minor: int
+    received_minor: int
+    net_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementWindow:
+    id: int
+    state: WindowState
+    opened_at_ns: int
+    closed_at_ns: int | None
+    settled_at_ns: int | None
+    positions: tuple[NetPosition, ...] = ()
+
+    def report(self) -> dict[str, dict[str, int | float]]:
+        """Per currency: gross value, net value and the liquidity saved by netting."""
+        out: dict[str, dict[str, int | float]] = {}
+        for p in self.positions:
+            entry = out.setdefault(p.currency, {"gross_minor": 0, "net_minor": 0})
+            entry["gross_minor"] = int(entry["gross_minor"]) + p.sent_minor
+            entry["net_minor"] = int(entry["net_minor"]) + max(0, -p.net_minor)
+        for entry in out.values():
+            gross, net = int(entry["gross_minor"]), int(entry["net_minor"])
+            entry["liquidity_saved_minor"] = gross - net
+            entry["gross_to_net"] = round(gross / net, 2) if net else float("inf") if gross else 0.0
+        return out

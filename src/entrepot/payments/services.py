@@ -1,0 +1,1452 @@
+"""The payment scheme's use cases. Every one runs in one unit of work: it loads what it needs,
+lets the model decide, posts through the ledger in the same transaction, and commits. All
+writes are serialised behind the ledger's write lock (ADR 0002), so there is no lost update.
+
+Ledger layout, per currency (ledger = ISO 4217 numeric code):
+- each participant: a *position* account (``debits_must_not_exceed_credits``), granted its
+  net debit cap from the scheme's cap line, debited when it sends, credited when it receives;
+  and a *settlement* account at the central bank, funded by deposits;
+- the scheme: ``cap_line``, ``reserve`` (central bank money issued into settlement accounts),
+  ``settlement_hub`` (nets are paid into and out of it), ``position_reset`` (restores positions
+  after settlement), ``fx_reservation`` (FX liquidity held for accepted quotes),
+  ``escrow`` (funds held for a purpose).
+Fees are credited to the position of the scheme operator, participant ``scheme``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
+from typing import Protocol
+
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine
+
+from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock
+from entrepot.kernel.money import Money, convert, get_currency
+from entrepot.ledger import (
+    AMOUNT_FULL,
+    Account,
+    AccountFlags,
+    Ledger,
+    Transfer,
+    TransferFlags,
+    ledger_for_currency,
+)
+from entrepot.payments import store as st
+from entrepot.payments.aliases import normalise_alias
+from entrepot.payments.errors import (
+    AliasTaken,
+    CurrencyNotSupported,
+    EscrowNotFound,
+    FxLiquidityExhausted,
+    InsufficientEscrow,
+    InvalidPaymentInput,
+    InvalidState,
+    LedgerRefused,
+    NetDebitCapExceeded,
+    NoFxRate,
+    NotYours,
+    ParticipantNotFound,
+    ParticipantSuspended,
+    PartyNotFound,
+    QuoteExpired,
+    QuoteNotFound,
+    TransferExpired,
+    TransferNotFound,
+    WindowNotFound,
+)
+from entrepot.payments.model import (
+    AliasType,
+    AmountType,
+    DeadlineAction,
+    Escrow,
+    EscrowState,
+    FxRate,
+    NetPosition,
+    Participant,
+    ParticipantKind,
+    Party,
+    PaymentTransfer,
+    Quote,
+    QuoteState,
+    SettlementWindow,
+    TransferState,
+    WindowState,
+)
+from entrepot.storage.uow import UnitOfWork
+
+SCHEME = "scheme"  # the scheme operator's participant id; fees accrue to its position
+ID_NAMESPACE = uuid.UUID("6d1f5c3e-8a43-4f0e-9a8e-5e1b2c3d4e5f")
+QUOTE_TTL_S = 60
+TRANSFER_TTL_S = 60
+TTL_S_MAX = 86_400
+NAME_LEN_MAX = 200
+SCHEME_ACCOUNT_KINDS = (
+    "cap_line",
+    "reserve",
+    "settlement_hub",
+    "position_reset",
+    "fx_reservation",
+    "escrow",
+)
+
+
+class Code:
+    """Ledger account and transfer codes used by the scheme."""
+
+    POSITION = 100
+    SETTLEMENT = 101
+    SCHEME_ACCOUNT = 110
+    PAYMENT = 1
+    FEE = 2
+    FX_LEG = 3
+    FX_RESERVATION = 4
+    ESCROW_HOLD = 5
+    ESCROW_RELEASE = 6
+    ESCROW_REFUND = 7
+    SETTLEMENT_TRANSFER = 8
+    POSITION_RESET = 9
+    CAP = 10
+    DEPOSIT = 11
+
+
+def ledger_id(*parts: str) -> int:
+    """Deterministic 128-bit ledger ids from scheme ids: retries post the same ids."""
+    return uuid.uuid5(ID_NAMESPACE, ":".join(parts)).int
+
+
+@dataclass(frozen=True, slots=True)
+class FeeSchedule:
+    """Scheme fee on the amount sent: ``fixed_minor`` plus ``bps`` basis points, half up."""
+
+    bps: int = 30
+    fixed_minor: int = 0
+
+    def fee(self, principal_minor: int) -> int:
+        variable = (Decimal(principal_minor) * self.bps / Decimal(10_000)).quantize(
+            Decimal(1), rounding=ROUND_HALF_UP
+        )
+        return self.fixed_minor + int(variable)
+
+
+@dataclass(frozen=True, slots=True)
+class ScreeningDecision:
+    hold: bool
+    reasons: tuple[str, ...] = ()
+
+
+class Screening(Protocol):
+    """Risk plugs in here: a transfer may be held for a person's review instead of reserved."""
+
+    def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision: ...
+
+
+class ApproveAll:
+    def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision:
+        return ScreeningDecision(hold=False)
+
+
+def _check_amount(amount_minor: int, what: str = "amount") -> None:
+    if type(amount_minor) is not int or amount_minor <= 0:
+        raise InvalidPaymentInput(f"{what} must be a positive integer of minor units", field=what)
+    if amount_minor > 10**15:
+        raise InvalidPaymentInput(f"{what} {amount_minor} exceeds the scheme's maximum", field=what)
+
+
+def _check_id(value: str, what: str) -> None:
+    if not value or len(value) > 64 or not value.replace("-", "").replace("_", "").isalnum():
+        raise InvalidPaymentInput(
+            f"{what} {value!r} must be 1-64 letters, digits, '-' or '_'", field=what
+        )
+
+
+def _check_ttl(seconds: int, what: str) -> None:
+    if type(seconds) is not int or not 1 <= seconds <= TTL_S_MAX:
+        raise InvalidPaymentInput(f"{what} must be 1..{TTL_S_MAX} seconds", field=what)
+
+
+class PaymentScheme:
+    def __init__(
+        self,
+        engine: Engine,
+        ledger: Ledger,
+        clock: Clock | None = None,
+        *,
+        fees: FeeSchedule | None = None,
+        screening: Screening | None = None,
+    ) -> None:
+        self.engine = engine
+        self.ledger = ledger
+        self.clock: Clock = clock or SystemClock()
+        self.fees = fees or FeeSchedule()
+        self.screening: Screening = screening or ApproveAll()
+
+    # ------------------------------------------------------------------ plumbing
+    @contextmanager
+    def _uow(self) -> Iterator[UnitOfWork]:
+        with UnitOfWork(self.engine) as uow:
+            # Take the ledger's write lock first: every scheme write is serialised with it.
+            self.ledger.store.begin_write(uow.connection)
+            yield uow
+            uow.commit()
+
+    def _now(self) -> int:
+        return self.clock.now_ns()
+
+    def _post(self, uow: UnitOfWork, batch: Sequence[Transfer]) -> list[str]:
+        return [str(r) for r in self.ledger.create_transfers(batch, uow=uow)]
+
+    def _post_ok(
+        self, uow: UnitOfWork, batch: Sequence[Transfer], on_limit: Callable[[], Exception]
+    ) -> None:
+        results = self._post(uow, batch)
+        failures = [r for r in results if r not in ("ok", "linked_event_failed")]
+        if not failures:
+            return
+        if any(r in ("exceeds_credits", "exceeds_debits") for r in failures):
+            raise on_limit()
+        if "pending_transfer_expired" in failures:
+            raise TransferExpired("the transfer expired before it was resolved")
+        raise LedgerRefused(f"ledger refused the postings: {', '.join(sorted(set(failures)))}")
+
+    def _participant(self, conn: Connection, participant_id: str) -> Participant:
+        found = st.load_participant(conn, participant_id)
+        if found is None:
+            raise ParticipantNotFound(f"participant {participant_id!r} does not exist")
+        return found
+
+    def _active(self, conn: Connection, participant_id: str) -> Participant:
+        p = self._participant(conn, participant_id)
+        if not p.active:
+            raise ParticipantSuspended(f"participant {participant_id!r} is suspended")
+        return p
+
+    def _scheme_account(self, conn: Connection, currency: str, kind: str) -> int:
+        row = conn.execute(
+            sa.select(st.scheme_accounts.c.account_id).where(
+                st.scheme_accounts.c.currency == currency, st.scheme_accounts.c.kind == kind
+            )
+        ).first()
+        if row is None:
+            raise CurrencyNotSupported(f"the scheme does not run {currency}", field="currency")
+        return int.from_bytes(row[0], "big")
+
+    # ------------------------------------------------------------------ currencies
+    def enable_currency(self, currency: str) -> None:
+        """Open the scheme's ledger accounts for a currency (idempotent)."""
+        cur = get_currency(currency)
+        number = ledger_for_currency(cur)
+        self.ledger.define_ledger(number, cur.code)
+        with self._uow() as uow:
+            conn = uow.connection
+            accounts = []
+            for kind in SCHEME_ACCOUNT_KINDS:
+                account_id = ledger_id("scheme-account", cur.code, kind)
+                accounts.append(Account(account_id, number, Code.SCHEME_ACCOUNT))
+                exists = conn.execute(
+                    sa.select(st.scheme_accounts.c.kind).where(
+                        st.scheme_accounts.c.currency == cur.code, st.scheme_accounts.c.kind == kind
+                    )
+                ).first()
+                if exists is None:
+                    conn.execute(
+                        sa.insert(st.scheme_accounts).values(
+                            currency=cur.code, kind=kind, account_id=account_id.to_bytes(16, "big")
+                        )
+                    )
+            results = self.ledger.create_accounts(accounts, uow=uow)
+            assert all(r in ("ok", "exists") for r in results), results
+        with self.engine.connect() as conn:
+            scheme = st.load_participant(conn, SCHEME)
+        if scheme is None:
+            self.register_participant(SCHEME, "Entrepot scheme operator", "hub", "ZZ", [])
+        self.add_currency(SCHEME, cur.code)
+
+    def scheme_currencies(self) -> list[str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(st.scheme_accounts.c.currency).distinct()).all()
+        return sorted(r[0] for r in rows)
+
+    # ------------------------------------------------------------------ participants
+    def register_participant(
+        self,
+        participant_id: str,
+        name: str,
+        kind: ParticipantKind | str,
+        country: str,
+        currencies: Sequence[str],
+        *,
+        bic: str | None = None,
+    ) -> Participant:
+        _check_id(participant_id, "participant id")
+        try:
+            kind = ParticipantKind(kind)
+        except ValueError:
+            raise InvalidPaymentInput(f"unknown participant kind {kind!r}", field="kind") from None
+        if not name or len(name) > NAME_LEN_MAX:
+            raise InvalidPaymentInput(f"name must be 1-{NAME_LEN_MAX} characters", field="name")
+        if len(country) != 2 or not country.isalpha() or not country.isupper():
+            raise InvalidPaymentInput(
+                f"country {country!r} is not ISO 3166 alpha-2", field="country"
+            )
+        with self._uow() as uow:
+            conn = uow.connection
+            if st.load_participant(conn, participant_id) is not None:
+                raise InvalidState(f"participant {participant_id!r} already exists")
+            conn.execute(
+                sa.insert(st.participants).values(
+                    id=participant_id,
+                    name=name,
+                    kind=kind.value,
+                    country=country,
+                    bic=bic,
+                    active=True,
+                    created_at=self._now(),
+                )
+            )
+        for currency in currencies:
+            self.add_currency(participant_id, currency)
+        return self.get_participant(participant_id)
+
+    def add_currency(self, participant_id: str, currency: str) -> Participant:
+        cur = get_currency(currency)
+        number = ledger_for_currency(cur)
+        with self._uow() as uow:
+            conn = uow.connection
+            p = self._participant(conn, participant_id)
+            if cur.code in p.currencies:
+                return p
+            self._scheme_account(conn, cur.code, "cap_line")  # the scheme must run it
+            position = ledger_id("position", participant_id, cur.code)
+            settlement = ledger_id("settlement", participant_id, cur.code)
+            limited = AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
+            results = self.ledger.create_accounts(
+                [
+                    Account(position, number, Code.POSITION, flags=limited | AccountFlags.HISTORY),
+                    Account(settlement, number, Code.SETTLEMENT, flags=limited),
+                ],
+                uow=uow,
+            )
+            assert all(r in ("ok", "exists") for r in results), results
+            conn.execute(
+                sa.insert(st.participant_currencies).values(
+                    participant_id=participant_id,
+                    currency=cur.code,
+                    ledger=number,
+                    position_account=position.to_bytes(16, "big"),
+                    settlement_account=settlement.to_bytes(16, "big"),
+                    net_debit_cap=0,
+                )
+            )
+        return self.get_participant(participant_id)
+
+    def get_participant(self, participant_id: str) -> Participant:
+        with self.engine.connect() as conn:
+            return self._participant(conn, participant_id)
+
+    def list_participants(self) -> list[Participant]:
+        with self.engine.connect() as conn:
+            ids = conn.execute(sa.select(st.participants.c.id).order_by(st.participants.c.id))
+            return [self._participant(conn, r[0]) for r in ids.all()]
+
+    def set_active(self, participant_id: str, active: bool) -> Participant:
+        with self._uow() as uow:
+            self._participant(uow.connection, participant_id)
+            uow.connection.execute(
+                sa.update(st.participants)
+                .where(st.participants.c.id == participant_id)
+                .values(active=active)
+            )
+        return self.get_participant(participant_id)
+
+    def deposit(
+        self, participant_id: str, currency: str, amount_minor: int, deposit_id: str
+    ) -> None:
+        """Central bank money into the participant's settlement account (liquidity cover)."""
+        _check_amount(amount_minor)
+        _check_id(deposit_id, "deposit id")
+        with self._uow() as uow:
+            conn = uow.connection
+            pc = self._participant(conn, participant_id).check_currency(currency)
+            reserve = self._scheme_account(conn, currency, "reserve")
+            self._post_ok(
+                uow,
+                [
+                    Transfer(
+                        ledger_id("deposit", deposit_id),
+                        reserve,
+                        pc.settlement_account,
+                        amount_minor,
+                        ledger=pc.ledger,
+                        code=Code.DEPOSIT,
+                    )
+                ],
+                lambda: LedgerRefused("deposit refused"),
+            )
+
+    def liquidity(self, participant_id: str, currency: str) -> dict[str, int]:
+        p = self.get_participant(participant_id)
+        pc = p.check_currency(currency)
+        pos, sett = self.ledger.lookup_accounts([pc.position_account, pc.settlement_account])
+        return {
+            "settlement_balance_minor": sett.credits_posted - sett.debits_posted,
+            "net_debit_cap_minor": pc.net_debit_cap_minor,
+            "position_available_minor": pos.credits_posted - pos.debits_posted - pos.debits_pending,
+            "position_reserved_minor": pos.debits_pending,
+            "net_position_minor": pos.credits_posted - pos.debits_posted - pc.net_debit_cap_minor,
+        }
+
+    def set_net_debit_cap(self, participant_id: str, currency: str, cap_minor: int) -> Participant:
+        """How far the participant may send more than it receives before settlement. The cap
+        must be covered by its settlement balance; lowering it below what is in use fails."""
+        if type(cap_minor) is not int or cap_minor < 0:
+            raise InvalidPaymentInput("net debit cap must be a non-negative integer", field="cap")
+        with self._uow() as uow:
+            conn = uow.connection
+            p = self._participant(conn, participant_id)
+            pc = p.check_currency(currency)
+            settlement = self.ledger.lookup_accounts([pc.settlement_account])[0]
+            cover = settlement.credits_posted - settlement.debits_posted
+            if cap_minor > cover and p.kind is not ParticipantKind.HUB:
+                raise NetDebitCapExceeded(
+                    f"a cap of {cap_minor} is not covered by the settlement balance {cover}",
+                    field="cap",
+                )
+            delta = cap_minor - pc.net_debit_cap_minor
+            if delta:
+                line = self._scheme_account(conn, currency, "cap_line")
+                seq = conn.execute(
+                    sa.select(sa.func.count()).select_from(st.participant_currencies)
+                ).scalar_one()
+                tid = ledger_id(
+                    "cap", participant_id, currency, str(self._now()), str(seq), str(cap_minor)
+                )
+                dr, cr = (line, pc.position_account) if delta > 0 else (pc.position_account, line)
+                self._post_ok(
+                    uow,
+                    [Transfer(tid, dr, cr, abs(delta), ledger=pc.ledger, code=Code.CAP)],
+                    lambda: NetDebitCapExceeded(
+                        "the cap cannot go below the participant's current net debit"
+                    ),
+                )
+            conn.execute(
+                sa.update(st.participant_currencies)
+                .where(
+                    st.participant_currencies.c.participant_id == participant_id,
+                    st.participant_currencies.c.currency == currency,
+                )
+                .values(net_debit_cap=cap_minor)
+            )
+        return self.get_participant(participant_id)
+
+    # ------------------------------------------------------------------ directory
+    def register_alias(
+        self, caller: str, alias_type: AliasType | str, alias: str, display_name: str, currency: str
+    ) -> Party:
+        kind, value = normalise_alias(alias_type, alias)
+        if not display_name or len(display_name) > NAME_LEN_MAX:
+            raise InvalidPaymentInput("display name must be 1-200 characters", field="displayName")
+        with self._uow() as uow:
+            conn = uow.connection
+            p = self._active(conn, caller)
+            p.check_currency(currency)
+            row = conn.execute(
+                sa.select(st.aliases).where(
+                    st.aliases.c.alias_type == kind.value, st.aliases.c.alias == value
+                )
+            ).first()
+            if row is not None:
+                if row.participant_id != caller:
+                    raise AliasTaken(f"{kind.value} {value} is registered by another participant")
+                raise AliasTaken(f"{kind.value} {value} is already registered")
+            conn.execute(
+                sa.insert(st.aliases).values(
+                    alias_type=kind.value,
+                    alias=value,
+                    participant_id=caller,
+                    display_name=display_name,
+                    currency=currency,
+                    country=p.country,
+                    created_at=self._now(),
+                )
+            )
+        return Party(kind, value, caller, display_name, currency, p.country)
+
+    def remove_alias(self, caller: str, alias_type: AliasType | str, alias: str) -> None:
+        kind, value = normalise_alias(alias_type, alias)
+        with self._uow() as uow:
+            conn = uow.connection
+            party = self._find_party(conn, kind, value)
+            if party.participant_id != caller:
+                raise NotYours(f"{kind.value} {value} belongs to another participant")
+            conn.execute(
+                sa.delete(st.aliases).where(
+                    st.aliases.c.alias_type == kind.value, st.aliases.c.alias == value
+                )
+            )
+
+    def _find_party(self, conn: Connection, kind: AliasType, value: str) -> Party:
+        row = conn.execute(
+            sa.select(st.aliases).where(
+                st.aliases.c.alias_type == kind.value, st.aliases.c.alias == value
+            )
+        ).first()
+        if row is None:
+            raise PartyNotFound(f"no party is registered for {kind.value} {value}")
+        return st.party_from_row(row)
+
+    def lookup_party(self, alias_type: AliasType | str, alias: str) -> Party:
+        """Any participant may look up any alias, across countries."""
+        kind, value = normalise_alias(alias_type, alias)
+        with self.engine.connect() as conn:
+            return self._find_party(conn, kind, value)
+
+    # ------------------------------------------------------------------ FX
+    def post_fx_rate(
+        self, caller: str, source: str, target: str, rate: Decimal, spread_bps: int, valid_s: int
+    ) -> FxRate:
+        if not isinstance(rate, Decimal) or not rate.is_finite() or rate <= 0:
+            raise InvalidPaymentInput("rate must be a positive decimal", field="rate")
+        if type(spread_bps) is not int or not 0 <= spread_bps < 10_000:
+            raise InvalidPaymentInput("spread must be 0..9999 basis points", field="spreadBps")
+        _check_ttl(valid_s, "validity")
+        if source == target:
+            raise InvalidPaymentInput("an FX rate needs two different currencies", field="target")
+        with self._uow() as uow:
+            conn = uow.connection
+            p = self._active(conn, caller)
+            if p.kind is not ParticipantKind.FX_PROVIDER:
+                raise NotYours(f"{caller} is not an FX provider")
+            p.check_currency(source)
+            p.check_currency(target)
+            now = self._now()
+            fx = FxRate(caller, source, target, rate, spread_bps, now + valid_s * NS_PER_S)
+            key = (
+                (st.fx_rates.c.provider_id == caller)
+                & (st.fx_rates.c.source_currency == source)
+                & (st.fx_rates.c.target_currency == target)
+            )
+            conn.execute(sa.delete(st.fx_rates).where(key))
+            conn.execute(
+                sa.insert(st.fx_rates).values(
+                    provider_id=caller,
+                    source_currency=source,
+                    target_currency=target,
+                    rate=str(rate),
+                    spread_bps=spread_bps,
+                    valid_until=fx.valid_until_ns,
+                    posted_at=now,
+                )
+            )
+        return fx
+
+    def best_rate(self, conn: Connection, source: str, target: str, now: int) -> FxRate:
+        rows = conn.execute(
+            sa.select(st.fx_rates).where(
+                st.fx_rates.c.source_currency == source,
+                st.fx_rates.c.target_currency == target,
+                st.fx_rates.c.valid_until > now,
+            )
+        ).all()
+        candidates = []
+        for r in rows:
+            provider = st.load_participant(conn, r.provider_id)
+            if provider is not None and provider.active:
+                candidates.append(
+                    FxRate(
+                        r.provider_id, source, target, Decimal(r.rate), r.spread_bps, r.valid_until
+                    )
+                )
+        if not candidates:
+            raise NoFxRate(f"no FX provider quotes {source} to {target} right now")
+        return max(candidates, key=lambda fx: (fx.effective_rate, fx.provider_id))
+
+    # ------------------------------------------------------------------ quotes
+    def create_quote(
+        self,
+        caller: str,
+        quote_id: str,
+        payee_alias_type: AliasType | str,
+        payee_alias: str,
+        amount_minor: int,
+        amount_type: AmountType | str,
+        source_currency: str,
+        *,
+        ttl_s: int = QUOTE_TTL_S,
+    ) -> Quote:
+        _check_id(quote_id, "quote id")
+        _check_amount(amount_minor)
+        _check_ttl(ttl_s, "quote expiry")
+        try:
+            amount_type = AmountType(amount_type)
+        except ValueError:
+            raise InvalidPaymentInput(
+                "amountType must be SEND or RECEIVE", field="amountType"
+            ) from None
+        kind, alias = normalise_alias(payee_alias_type, payee_alias)
+        with self._uow() as uow:
+            conn = uow.connection
+            if conn.execute(sa.select(st.quotes.c.id).where(st.quotes.c.id == quote_id)).first():
+                raise InvalidState(f"quote {quote_id} already exists")
+            payer = self._active(conn, caller)
+            payer.check_currency(source_currency)
+            party = self._find_party(conn, kind, alias)
+            self._active(conn, party.participant_id)
+            now = self._now()
+            quote = self._price(
+                conn, quote_id, caller, party, amount_minor, amount_type, source_currency, now
+            )
+            quote = replace(quote, expires_at_ns=now + ttl_s * NS_PER_S)
+            conn.execute(sa.insert(st.quotes).values(**_quote_values(quote)))
+        return quote
+
+    def _price(
+        self,
+        conn: Connection,
+        quote_id: str,
+        caller: str,
+        party: Party,
+        amount: int,
+        amount_type: AmountType,
+        source: str,
+        now: int,
+    ) -> Quote:
+        target = party.currency
+        fx: FxRate | None = None
+        rate = Decimal(1)
+        if source != target:
+            fx = self.best_rate(conn, source, target, now)
+            rate = fx.effective_rate
+        if amount_type is AmountType.SEND:
+            fee = self.fees.fee(amount)
+            principal = amount - fee
+            if principal <= 0:
+                raise InvalidPaymentInput(
+                    "the amount does not cover the scheme fee", field="amount"
+                )
+            received = (
+                convert(
+                    Money(principal, get_currency(source)), rate, target, ROUND_DOWN
+                ).amount_minor
+                if fx
+                else principal
+            )
+            total = amount
+        else:
+            received = amount
+            principal = (
+                convert(
+                    Money(amount, get_currency(target)), Decimal(1) / rate, source, ROUND_UP
+                ).amount_minor
+                if fx
+                else amount
+            )
+            fee = self.fees.fee(principal)
+            total = principal + fee
+        if received <= 0:
+            raise InvalidPaymentInput("the amount converts to nothing", field="amount")
+        return Quote(
+            quote_id,
+            caller,
+            party.participant_id,
+            party.alias_type,
+            party.alias,
+            amount_type,
+            source,
+            target,
+            total,
+            fee,
+            received,
+            fx.provider_id if fx else None,
+            fx.effective_rate if fx else None,
+            now,
+            QuoteState.QUOTED,
+            now,
+        )
+
+    def _quote(self, conn: Connection, quote_id: str) -> Quote:
+        row = conn.execute(sa.select(st.quotes).where(st.quotes.c.id == quote_id)).first()
+        if row is None:
+            raise QuoteNotFound(f"quote {quote_id} does not exist")
+        return st.quote_from_row(row)
+
+    def get_quote(self, caller: str, quote_id: str) -> Quote:
+        with self.engine.connect() as conn:
+            q = self._quote(conn, quote_id)
+        if caller not in (q.payer_participant, q.payee_participant):
+            raise NotYours(f"quote {quote_id} is not yours")
+        return q
+
+    def accept_quote(self, caller: str, quote_id: str) -> Quote:
+        """Reserve the FX provider's liquidity until the quote expires, so its rate holds."""
+        with self._uow() as uow:
+            q = self._accept(uow, caller, quote_id)
+        return q
+
+    def _accept(self, uow: UnitOfWork, caller: str, quote_id: str) -> Quote:
+        conn = uow.connection
+        q = self._quote(conn, quote_id)
+        if q.payer_participant != caller:
+            raise NotYours(f"quote {quote_id} is not yours")
+        now = self._now()
+        if q.state is QuoteState.ACCEPTED:
+            return q
+        if q.state is not QuoteState.QUOTED:
+            raise InvalidState(f"quote {quote_id} is {q.state.value}")
+        if now >= q.expires_at_ns:
+            raise QuoteExpired(f"quote {quote_id} expired")
+        if q.cross_currency:
+            assert q.fx_provider is not None
+            fxp = self._active(conn, q.fx_provider).check_currency(q.target_currency)
+            hold = self._scheme_account(conn, q.target_currency, "fx_reservation")
+            timeout = max(1, -(-(q.expires_at_ns - now) // NS_PER_S))
+            self._post_ok(
+                uow,
+                [
+                    Transfer(
+                        ledger_id("fx-reservation", q.id),
+                        fxp.position_account,
+                        hold,
+                        q.target_amount_minor,
+                        ledger=fxp.ledger,
+                        code=Code.FX_RESERVATION,
+                        flags=TransferFlags.PENDING,
+                        timeout=timeout,
+                    )
+                ],
+                lambda: FxLiquidityExhausted(
+                    f"FX provider {q.fx_provider} lacks {q.target_currency} liquidity"
+                ),
+            )
+        self._set_quote_state(conn, q.id, QuoteState.ACCEPTED)
+        return replace(q, state=QuoteState.ACCEPTED)
+
+    def _set_quote_state(self, conn: Connection, quote_id: str, state: QuoteState) -> None:
+        conn.execute(
+            sa.update(st.quotes).where(st.quotes.c.id == quote_id).values(state=state.value)
+        )
+
+    # ------------------------------------------------------------------ transfers
+    def prepare_transfer(
+        self,
+        caller: str,
+        transfer_id: str,
+        quote_id: str,
+        *,
+        ttl_s: int = TRANSFER_TTL_S,
+        note: str | None = None,
+    ) -> PaymentTransfer:
+        """Reserve the payer participant's position (net debit cap checked); both currency
+        legs of a cross-currency transfer are reserved in one linked chain, or neither."""
+        _check_id(transfer_id, "transfer id")
+        _check_ttl(ttl_s, "transfer expiry")
+        with self._uow() as uow:
+            conn = uow.connection
+            if conn.execute(
+                sa.select(st.transfers.c.id).where(st.transfers.c.id == transfer_id)
+            ).first():
+                raise InvalidState(f"transfer {transfer_id} already exists")
+            q = self._quote(conn, quote_id)
+            if q.payer_participant != caller:
+                raise NotYours(f"quote {quote_id} is not yours")
+            if q.state is QuoteState.USED:
+                raise InvalidState(f"quote {quote_id} was already used by another transfer")
+            if self._now() >= q.expires_at_ns:
+                raise QuoteExpired(f"quote {quote_id} expired")
+            payer = self._active(conn, q.payer_participant)
+            payee = self._active(conn, q.payee_participant)
+            reserved = q.state is QuoteState.ACCEPTED
+            q = self._accept(uow, caller, quote_id) if not reserved else q
+            now = self._now()
+            t = PaymentTransfer(
+                transfer_id,
+                q.id,
+                q.payer_participant,
+                q.payee_participant,
+                q.source_currency,
+                q.target_currency,
+                q.source_amount_minor,
+                q.fee_minor,
+                q.target_amount_minor,
+                q.fx_provider,
+                q.fx_rate,
+                TransferState.RESERVED,
+                now + ttl_s * NS_PER_S,
+                now,
+                now,
+                None,
+                None,
+                note,
+            )
+            party = self._find_party(conn, q.payee_alias_type, q.payee_alias)
+            decision = self.screening.screen(t, party)
+            if decision.hold:
+                t = replace(t, state=TransferState.HOLD, reason="; ".join(decision.reasons))
+            legs = self._legs(conn, t, payer, payee, ttl_s)
+            self._post_ok(
+                uow,
+                legs,
+                lambda: NetDebitCapExceeded(
+                    f"{payer.id} would exceed its net debit cap in {q.source_currency}"
+                ),
+            )
+            self._set_quote_state(conn, q.id, QuoteState.USED)
+            conn.execute(sa.insert(st.transfers).values(**_transfer_values(t)))
+        return t
+
+    def _legs(
+        self,
+        conn: Connection,
+        t: PaymentTransfer,
+        payer: Participant,
+        payee: Participant,
+        ttl_s: int,
+    ) -> list[Transfer]:
+        pend, linked = TransferFlags.PENDING, TransferFlags.LINKED
+        src = payer.check_currency(t.source_currency)
+        fee_to = self._participant(conn, SCHEME).check_currency(t.source_currency)
+        principal = t.source_amount_minor - t.fee_minor
+        legs = []
+        if t.fee_minor:
+            legs.append(
+                Transfer(
+                    ledger_id("fee", t.id),
+                    src.position_account,
+                    fee_to.position_account,
+                    t.fee_minor,
+                    ledger=src.ledger,
+                    code=Code.FEE,
+                    flags=pend | linked,
+                    timeout=ttl_s,
+                )
+            )
+        if t.fx_provider is None:
+            dst = payee.check_currency(t.target_currency)
+            legs.append(
+                Transfer(
+                    ledger_id("leg1", t.id),
+                    src.position_account,
+                    dst.position_account,
+                    principal,
+                    ledger=src.ledger,
+                    code=Code.PAYMENT,
+                    flags=pend,
+                    timeout=ttl_s,
+                )
+            )
+            return legs
+        fxp = self._participant(conn, t.fx_provider)
+        fx_src, fx_dst = (
+            fxp.check_currency(t.source_currency),
+            fxp.check_currency(t.target_currency),
+        )
+        dst = payee.check_currency(t.target_currency)
+        legs += [
+            Transfer(
+                ledger_id("leg1", t.id),
+                src.position_account,
+                fx_src.position_account,
+                principal,
+                ledger=src.ledger,
+                code=Code.FX_LEG,
+                flags=pend | linked,
+                timeout=ttl_s,
+            ),
+            Transfer(
+                ledger_id("fx-release", t.quote_id),
+                pending_id=ledger_id("fx-reservation", t.quote_id),
+                amount=AMOUNT_FULL,
+                flags=TransferFlags.VOID_PENDING_TRANSFER | linked,
+            ),
+            Transfer(
+                ledger_id("leg2", t.id),
+                fx_dst.position_account,
+                dst.position_account,
+                t.target_amount_minor,
+                ledger=dst.ledger,
+                code=Code.FX_LEG,
+                flags=pend,
+                timeout=ttl_s,
+            ),
+        ]
+        return legs
+
+    def _pending_legs(self, t: PaymentTransfer) -> list[int]:
+        legs = [ledger_id("fee", t.id)] if t.fee_minor else []
+        legs.append(ledger_id("leg1", t.id))
+        if t.fx_provider is not None:
+            legs.append(ledger_id("leg2", t.id))
+        return legs
+
+    def _resolve_legs(self, uow: UnitOfWork, t: PaymentTransfer, post: bool) -> None:
+        flag = TransferFlags.POST_PENDING_TRANSFER if post else TransferFlags.VOID_PENDING_TRANSFER
+        action = "commit" if post else "abort"
+        pending = self._pending_legs(t)
+        batch = [
+            Transfer(
+                ledger_id(action, str(leg)),
+                pending_id=leg,
+                amount=AMOUNT_FULL,
+                flags=flag | (TransferFlags.LINKED if k < len(pending) - 1 else 0),
+            )
+            for k, leg in enumerate(pending)
+        ]
+        self._post_ok(uow, batch, lambda: LedgerRefused(f"could not {action} {t.id}"))
+
+    def _transfer(self, conn: Connection, transfer_id: str) -> PaymentTransfer:
+        row = conn.execute(sa.select(st.transfers).where(st.transfers.c.id == transfer_id)).first()
+        if row is None:
+            raise TransferNotFound(f"transfer {transfer_id} does not exist")
+        return st.transfer_from_row(row)
+
+    def get_transfer(self, caller: str, transfer_id: str) -> PaymentTransfer:
+        with self.engine.connect() as conn:
+            t = self._transfer(conn, transfer_id)
+        if caller not in (t.payer_participant, t.payee_participant, SCHEME):
+            raise NotYours(f"transfer {transfer_id} is not yours")
+        return self._expired_view(t)
+
+    def _expired_view(self, t: PaymentTransfer) -> PaymentTransfer:
+        if (
+            t.state in (TransferState.RESERVED, TransferState.HOLD)
+            and self._now() >= t.expires_at_ns
+        ):
+            return replace(t, state=TransferState.ABORTED, reason="expired")
+        return t
+
+    def commit_transfer(self, caller: str, transfer_id: str) -> PaymentTransfer:
+        """The payee participant accepts: every leg posts, or none."""
+        return self._decide(caller, transfer_id, commit=True, reason=None)
+
+    def reject_transfer(
+        self, caller: str, transfer_id: str, reason: str = "rejected by payee"
+    ) -> PaymentTransfer:
+        return self._decide(caller, transfer_id, commit=False, reason=reason[:200])
+
+    def _decide(
+        self, caller: str, transfer_id: str, *, commit: bool, reason: str | None
+    ) -> PaymentTransfer:
+        with self._uow() as uow:
+            conn = uow.connection
+            t = self._transfer(conn, transfer_id)
+            if caller != t.payee_participant:
+                raise NotYours(f"only the payee participant may resolve transfer {transfer_id}")
+            self._active(conn, caller)
+            if t.state is TransferState.HOLD:
+                raise InvalidState(f"transfer {transfer_id} is on hold for review: {t.reason}")
+            if t.state is not TransferState.RESERVED:
+                raise InvalidState(f"transfer {transfer_id} is already {t.state.value}")
+            now = self._now()
+            if now >= t.expires_at_ns:
+                self._set_state(conn, t, TransferState.ABORTED, "expired", None)
+                uow.commit()
+                raise TransferExpired(f"transfer {transfer_id} expired")
+            self._resolve_legs(uow, t, post=commit)
+            window = self._open_window(conn).id if commit else None
+            state = TransferState.COMMITTED if commit else TransferState.ABORTED
+            t = self._set_state(conn, t, state, reason, window)
+        return t
+
+    def review_hold(
+        self, caller: str, transfer_id: str, approve: bool, reason: str
+    ) -> PaymentTransfer:
+        """The scheme's reviewer releases a held transfer to the payee, or aborts it."""
+        with self._uow() as uow:
+            conn = uow.connection
+            if caller != SCHEME:
+                raise NotYours("only the scheme operator reviews held transfers")
+            t = self._transfer(conn, transfer_id)
+            if t.state is not TransferState.HOLD:
+                raise InvalidState(f"transfer {transfer_id} is {t.state.value}, not on hold")
+            if self._now() >= t.expires_at_ns:
+                raise TransferExpired(f"transfer {transfer_id} expired while on hold")
+            if approve:
+                return self._set_state(conn, t, TransferState.RESERVED, f"released: {reason}", None)
+            self._resolve_legs(uow, t, post=False)
+            return self._set_state(
+                conn, t, TransferState.ABORTED, f"held and rejected: {reason}", None
+            )
+
+    def _set_state(
+        self,
+        conn: Connection,
+        t: PaymentTransfer,
+        state: TransferState,
+        reason: str | None,
+        window: int | None,
+    ) -> PaymentTransfer:
+        now = self._now()
+        conn.execute(
+            sa.update(st.transfers)
+            .where(st.transfers.c.id == t.id)
+            .values(state=state.value, reason=reason, updated_at=now, window_id=window)
+        )
+        return replace(t, state=state, reason=reason, updated_at_ns=now, window_id=window)
+
+    def list_transfers(
+        self, caller: str, limit: int = 100, after: str | None = None
+    ) -> list[PaymentTransfer]:
+        c = st.transfers.c
+        query = sa.select(st.transfers).where(
+            (c.payer_participant == caller) | (c.payee_participant == caller)
+        )
+        if after:
+            query = query.where(c.id > after)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(c.id).limit(min(max(limit, 1), 1000))).all()
+        return [self._expired_view(st.transfer_from_row(r)) for r in rows]
+
+    def process_deadlines(self) -> dict[str, int]:
+        """Expired quotes and transfers become EXPIRED/ABORTED (the ledger already voided
+        their reservations); escrows past their deadline are released or refunded."""
+        now = self._now()
+        self.ledger.expire_pending()
+        with self._uow() as uow:
+            conn = uow.connection
+            q = conn.execute(
+                sa.update(st.quotes)
+                .where(st.quotes.c.state.in_(["QUOTED", "ACCEPTED"]), st.quotes.c.expires_at <= now)
+                .values(state=QuoteState.EXPIRED.value)
+            ).rowcount
+            t = conn.execute(
+                sa.update(st.transfers)
+                .where(
+                    st.transfers.c.state.in_(["RESERVED", "HOLD"]), st.transfers.c.expires_at <= now
+                )
+                .values(state=TransferState.ABORTED.value, reason="expired", updated_at=now)
+            ).rowcount
+            due = conn.execute(
+                sa.select(st.escrows).where(
+                    st.escrows.c.state == "HELD", st.escrows.c.deadline <= now
+                )
+            ).all()
+        escrows = 0
+        for row in due:
+            e = st.escrow_from_row(row)
+            if e.on_deadline is DeadlineAction.RELEASE:
+                self.release_escrow(e.controller, e.id, e.held_minor, actor="deadline")
+            else:
+                self.refund_escrow(e.controller, e.id, e.held_minor, actor="deadline")
+            escrows += 1
+        return {"quotes_expired": q, "transfers_aborted": t, "escrows_resolved": escrows}
+
+    # ------------------------------------------------------------------ escrow
+    def create_escrow(
+        self,
+        caller: str,
+        escrow_id: str,
+        payee: str,
+        currency: str,
+        amount_minor: int,
+        purpose: str,
+        deadline_s: int,
+        on_deadline: DeadlineAction | str = DeadlineAction.REFUND,
+        controller: str | None = None,
+    ) -> Escrow:
+        """Hold the payer participant's funds for a purpose (an order) until a decision."""
+        _check_id(escrow_id, "escrow id")
+        _check_amount(amount_minor)
+        if type(deadline_s) is not int or not 1 <= deadline_s <= 366 * 86_400:
+            raise InvalidPaymentInput(
+                "deadline must be 1 second to 366 days away", field="deadline"
+            )
+        if not purpose or len(purpose) > NAME_LEN_MAX:
+            raise InvalidPaymentInput("purpose must be 1-200 characters", field="purpose")
+        try:
+            action = DeadlineAction(on_deadline)
+        except ValueError:
+            raise InvalidPaymentInput(
+                "onDeadline must be release or refund", field="onDeadline"
+            ) from None
+        with self._uow() as uow:
+            conn = uow.connection
+            if conn.execute(sa.select(st.escrows.c.id).where(st.escrows.c.id == escrow_id)).first():
+                raise InvalidState(f"escrow {escrow_id} already exists")
+            payer = self._active(conn, caller)
+            self._active(conn, payee).check_currency(currency)
+            ctl = controller or caller
+            self._participant(conn, ctl)
+            src = payer.check_currency(currency)
+            hold = self._scheme_account(conn, currency, "escrow")
+            self._post_ok(
+                uow,
+                [
+                    Transfer(
+                        ledger_id("escrow-hold", escrow_id),
+                        src.position_account,
+                        hold,
+                        amount_minor,
+                        ledger=src.ledger,
+                        code=Code.ESCROW_HOLD,
+                    )
+                ],
+                lambda: NetDebitCapExceeded(f"{caller} would exceed its net debit cap"),
+            )
+            now = self._now()
+            e = Escrow(
+                escrow_id,
+                caller,
+                payee,
+                ctl,
+                currency,
+                amount_minor,
+                0,
+                0,
+                purpose,
+                now + deadline_s * NS_PER_S,
+                action,
+                EscrowState.HELD,
+                now,
+            )
+            conn.execute(
+                sa.insert(st.escrows).values(
+                    id=e.id,
+                    payer_participant=e.payer_participant,
+                    payee_participant=e.payee_participant,
+                    controller=e.controller,
+                    currency=e.currency,
+                    amount=e.amount_minor,
+                    released=0,
+                    refunded=0,
+                    purpose=e.purpose,
+                    deadline=e.deadline_ns,
+                    on_deadline=action.value,
+                    state=e.state.value,
+                    created_at=now,
+                )
+            )
+            self._escrow_event(conn, e.id, "hold", amount_minor, caller)
+        return e
+
+    def _escrow_event(
+        self, conn: Connection, escrow_id: str, action: str, amount: int, actor: str
+    ) -> int:
+        seq = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(st.escrow_events)
+            .where(st.escrow_events.c.escrow_id == escrow_id)
+        ).scalar_one()
+        conn.execute(
+            sa.insert(st.escrow_events).values(
+                escrow_id=escrow_id,
+                seq=seq,
+                action=action,
+                amount=amount,
+                actor=actor,
+                at=self._now(),
+            )
+        )
+        return int(seq)
+
+    def get_escrow(self, caller: str, escrow_id: str) -> Escrow:
+        with self.engine.connect() as conn:
+            e = self._escrow(conn, escrow_id)
+        if caller not in (e.payer_participant, e.payee_participant, e.controller):
+            raise NotYours(f"escrow {escrow_id} is not yours")
+        return e
+
+    def escrow_events(self, caller: str, escrow_id: str) -> list[dict[str, object]]:
+        self.get_escrow(caller, escrow_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(st.escrow_events)
+                .where(st.escrow_events.c.escrow_id == escrow_id)
+                .order_by(st.escrow_events.c.seq)
+            ).all()
+        return [
+            {
+                "seq": r.seq,
+                "action": r.action,
+                "amount_minor": r.amount,
+                "actor": r.actor,
+                "at_ns": r.at,
+            }
+            for r in rows
+        ]
+
+    def _escrow(self, conn: Connection, escrow_id: str) -> Escrow:
+        row = conn.execute(sa.select(st.escrows).where(st.escrows.c.id == escrow_id)).first()
+        if row is None:
+            raise EscrowNotFound(f"escrow {escrow_id} does not exist")
+        return st.escrow_from_row(row)
+
+    def release_escrow(
+        self, caller: str, escrow_id: str, amount_minor: int, *, actor: str | None = None
+    ) -> Escrow:
+        return self._move_escrow(caller, escrow_id, amount_minor, release=True, actor=actor)
+
+    def refund_escrow(
+        self, caller: str, escrow_id: str, amount_minor: int, *, actor: str | None = None
+    ) -> Escrow:
+        return self._move_escrow(caller, escrow_id, amount_minor, release=False, actor=actor)
+
+    def split_escrow(
+        self, caller: str, escrow_id: str, release_minor: int, refund_minor: int
+    ) -> Escrow:
+        """Release part to the payee and refund part to the payer in one decision."""
+        if release_minor:
+            self.release_escrow(caller, escrow_id, release_minor)
+        if refund_minor:
+            return self.refund_escrow(caller, escrow_id, refund_minor)
+        return self.get_escrow(caller, escrow_id)
+
+    def _move_escrow(
+        self, caller: str, escrow_id: str, amount: int, *, release: bool, actor: str | None
+    ) -> Escrow:
+        _check_amount(amount)
+        with self._uow() as uow:
+            conn = uow.connection
+            e = self._escrow(conn, escrow_id)
+            if caller != e.controller:
+                raise NotYours(f"only {e.controller} may decide escrow {escrow_id}")
+            if e.state is not EscrowState.HELD:
+                raise InvalidState(f"escrow {escrow_id} is closed")
+            if amount > e.held_minor:
+                raise InsufficientEscrow(f"escrow {escrow_id} holds {e.held_minor}, not {amount}")
+            to = e.payee_participant if release else e.payer_participant
+            dst = self._participant(conn, to).check_currency(e.currency)
+            hold = self._scheme_account(conn, e.currency, "escrow")
+            action = "release" if release else "refund"
+            seq = self._escrow_event(conn, e.id, action, amount, actor or caller)
+            self._post_ok(
+                uow,
+                [
+                    Transfer(
+                        ledger_id(f"escrow-{action}", e.id, str(seq)),
+                        hold,
+                        dst.position_account,
+                        amount,
+                        ledger=dst.ledger,
+                        code=Code.ESCROW_RELEASE if release else Code.ESCROW_REFUND,
+                    )
+                ],
+                lambda: LedgerRefused(f"escrow {action} refused"),
+            )
+            released = e.released_minor + (amount if release else 0)
+            refunded = e.refunded_minor + (0 if release else amount)
+            state = (
+                EscrowState.CLOSED if released + refunded == e.amount_minor else EscrowState.HELD
+            )
+            conn.execute(
+                sa.update(st.escrows)
+                .where(st.escrows.c.id == e.id)
+                .values(released=released, refunded=refunded, state=state.value)
+            )
+        return replace(e, released_minor=released, refunded_minor=refunded, state=state)
+
+    # ------------------------------------------------------------------ settlement
+    def _open_window(self, conn: Connection) -> SettlementWindow:
+        row = conn.execute(sa.select(st.windows).where(st.windows.c.state == "OPEN")).first()
+        if row is None:
+            wid = conn.execute(
+                sa.insert(st.windows)
+                .values(state="OPEN", opened_at=self._now())
+                .returning(st.windows.c.id)
+            ).scalar_one()
+            return SettlementWindow(int(wid), WindowState.OPEN, self._now(), None, None)
+        return SettlementWindow(
+            row.id, WindowState(row.state), row.opened_at, row.closed_at, row.settled_at
+        )
+
+    def current_window(self) -> SettlementWindow:
+        with self._uow() as uow:
+            return self._open_window(uow.connection)
+
+    def close_window(self, caller: str = SCHEME) -> SettlementWindow:
+        """Close the open window: each participant's multilateral net position per currency
+        (from its position account), then open the next window."""
+        if caller != SCHEME:
+            raise NotYours("only the scheme operator closes settlement windows")
+        with self._uow() as uow:
+            conn = uow.connection
+            w = self._open_window(conn)
+            now = self._now()
+            gross = self._window_gross(conn, w.id)
+            rows = conn.execute(sa.select(st.participant_currencies)).all()
+            accounts = {
+                a.id: a
+                for a in self.ledger.lookup_accounts(
+                    [int.from_bytes(r.position_account, "big") for r in rows]
+                )
+            }
+            for r in rows:
+                a = accounts[int.from_bytes(r.position_account, "big")]
+                net = a.credits_posted - a.debits_posted - r.net_debit_cap
+                sent, received = gross.get((r.participant_id, r.currency), (0, 0))
+                if net == 0 and sent == 0 and received == 0:
+                    continue
+                conn.execute(
+                    sa.insert(st.window_positions).values(
+                        window_id=w.id,
+                        participant_id=r.participant_id,
+                        currency=r.currency,
+                        sent=sent,
+                        received=received,
+                        net=net,
+                    )
+                )
+            conn.execute(
+                sa.update(st.windows)
+                .where(st.windows.c.id == w.id)
+                .values(state="CLOSED", closed_at=now)
+            )
+            conn.execute(sa.insert(st.windows).values(state="OPEN", opened_at=now))
+        return self.get_window(w.id)
+
+    def _window_gross(
+        self, conn: Connection, window_id: int
+    ) -> dict[tuple[str, str], tuple[int, int]]:
+        out: dict[tuple[str, str], list[int]] = {}
+        rows = conn.execute(
+            sa.select(st.transfers).where(
+                st.transfers.c.window_id == window_id, st.transfers.c.state == "COMMITTED"
+            )
+        ).all()
+        for r in rows:
+            principal = r.source_amount - r.fee
+            legs = [(r.payer_participant, r.source_currency, r.source_amount, 0)]
+            if r.fee:
+                legs.append((SCHEME, r.source_currency, 0, r.fee))
+            if r.fx_provider:
+                legs += [
+                    (r.fx_provider, r.source_currency, 0, principal),
+                    (r.fx_provider, r.target_currency, r.target_amount, 0),
+                    (r.payee_participant, r.target_currency, 0, r.target_amount),
+                ]
+            else:
+                legs.append((r.payee_participant, r.target_currency, 0, r.target_amount))
+            for pid, cur, sent, received in legs:
+                acc = out.setdefault((pid, cur), [0, 0])
+                acc[0] += sent
+                acc[1] += received
+        return {k: (v[0], v[1]) for k, v in out.items()}
+
+    def get_window(self, window_id: int) -> SettlementWindow:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(st.windows).where(st.windows.c.id == window_id)).first()
+            if row is None:
+                raise WindowNotFound(f"settlement window {window_id} does not exist")
+            pos = conn.execute(
+                sa.select(st.window_positions)
+                .where(st.window_positions.c.window_id == window_id)
+                .order_by(st.window_positions.c.currency, st.window_positions.c.participant_id)
+            ).all()
+        positions = tuple(
+            NetPosition(p.participant_id, p.currency, p.sent, p.received, p.net) for p in pos
+        )
+        return SettlementWindow(
+            row.id, WindowState(row.state), row.opened_at, row.closed_at, row.settled_at, positions
+        )
+
+    def list_windows(self) -> list[SettlementWindow]:
+        with self.engine.connect() as conn:
+            ids = [
+                r[0]
+                for r in conn.execute(sa.select(st.windows.c.id).order_by(st.windows.c.id)).all()
+            ]
+        return [self.get_window(i) for i in ids]
+
+    def settle_window(self, caller: str, window_id: int) -> SettlementWindow:
+        """Move each net between settlement accounts at the central bank, then restore the
+        positions: net debtors pay the settlement hub, the hub pays net creditors."""
+        if caller != SCHEME:
+            raise NotYours("only the scheme operator settles windows")
+        w = self.get_window(window_id)
+        if w.state is not WindowState.CLOSED:
+            raise InvalidState(f"settlement window {window_id} is {w.state.value}, not CLOSED")
+        with self._uow() as uow:
+            conn = uow.connection
+            batch: list[Transfer] = []
+            for p in w.positions:
+                if p.net_minor == 0:
+                    continue
+                pc = self._participant(conn, p.participant_id).check_currency(p.currency)
+                hub = self._scheme_account(conn, p.currency, "settlement_hub")
+                reset = self._scheme_account(conn, p.currency, "position_reset")
+                key = (str(window_id), p.participant_id, p.currency)
+                amount = abs(p.net_minor)
+                if p.net_minor < 0:
+                    pay = (pc.settlement_account, hub)
+                    restore = (reset, pc.position_account)
+                else:
+                    pay = (hub, pc.settlement_account)
+                    restore = (pc.position_account, reset)
+                batch += [
+                    Transfer(
+                        ledger_id("settle", *key),
+                        *pay,
+                        amount,
+                        ledger=pc.ledger,
+                        code=Code.SETTLEMENT_TRANSFER,
+                        flags=TransferFlags.LINKED,
+                    ),
+                    Transfer(
+                        ledger_id("reset", *key),
+                        *restore,
+                        amount,
+                        ledger=pc.ledger,
+                        code=Code.POSITION_RESET,
+                    ),
+                ]
+            if batch:
+                self._post_ok(
+                    uow,
+                    batch,
+                    lambda: LedgerRefused(
+                        "a net debtor's settlement account cannot cover its net position"
+                    ),
+                )
+            conn.execute(
+                sa.update(st.windows)
+                .where(st.windows.c.id == window_id)
+                .values(state="SETTLED", settled_at=self._now())
+            )
+        return self.get_window(window_id)
+
+
+def _quote_values(q: Quote) -> dict[str, object]:
+    return {
+        "id": q.id,
+        "payer_participant": q.payer_participant,
+        "payee_participant": q.payee_participant,
+        "payee_alias_type": q.payee_alias_type.value,
+        "payee_alias": q.payee_alias,
+        "amount_type": q.amount_type.value,
+        "source_currency": q.source_currency,
+        "target_currency": q.target_currency,
+        "source_amount": q.source_amount_minor,
+        "fee": q.fee_minor,
+        "target_amount": q.target_amount_minor,
+        "fx_provider": q.fx_provider,
+        "fx_rate": str(q.fx_rate) if q.fx_rate is not None else None,
+        "expires_at": q.expires_at_ns,
+        "state": q.state.value,
+        "created_at": q.created_at_ns,
+    }
+
+
+def _transfer_values(t: PaymentTransfer) -> dict[str, object]:
+    return {
+        "id": t.id,
+        "quote_id": t.quote_id,
+        "payer_participant": t.payer_participant,
+        "payee_participant": t.payee_participant,
+        "source_currency": t.source_currency,
+        "target_currency": t.target_currency,
+        "source_amount": t.source_amount_minor,
+        "fee": t.fee_minor,
+        "target_amount": t.target_amount_minor,
+        "fx_provider": t.fx_provider,
+        "fx_rate": str(t.fx_rate) if t.fx_rate is not None else None,
+        "state": t.state.value,
+        "expires_at": t.expires_at_ns,
+        "created_at": t.created_at_ns,
+        "updated_at": t.updated_at_ns,
+        "window_id": t.window_id,
+        "reason": t.reason,
+        "note": t.note,
+    }

@@ -1,0 +1,291 @@
+"""Payment scheme tables (SQLAlchemy Core) and the rows <-> model mapping.
+
+Migration ``0002_payments`` creates these tables; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from entrepot.payments.model import (
+    AliasType,
+    AmountType,
+    DeadlineAction,
+    Escrow,
+    EscrowState,
+    Participant,
+    ParticipantCurrency,
+    ParticipantKind,
+    Party,
+    PaymentTransfer,
+    Quote,
+    QuoteState,
+    TransferState,
+)
+
+metadata = sa.MetaData()
+ACCOUNT_ID = sa.LargeBinary(16)
+
+participants = sa.Table(
+    "pay_participants",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("country", sa.String(2), nullable=False),
+    sa.Column("bic", sa.String(11)),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+participant_currencies = sa.Table(
+    "pay_participant_currencies",
+    metadata,
+    sa.Column("participant_id", sa.String(64), primary_key=True),
+    sa.Column("currency", sa.String(3), primary_key=True),
+    sa.Column("ledger", sa.BigInteger, nullable=False),
+    sa.Column("position_account", ACCOUNT_ID, nullable=False),
+    sa.Column("settlement_account", ACCOUNT_ID, nullable=False),
+    sa.Column("net_debit_cap", sa.BigInteger, nullable=False),
+)
+scheme_accounts = sa.Table(
+    "pay_scheme_accounts",
+    metadata,
+    sa.Column("currency", sa.String(3), primary_key=True),
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("account_id", ACCOUNT_ID, nullable=False),
+)
+aliases = sa.Table(
+    "pay_aliases",
+    metadata,
+    sa.Column("alias_type", sa.String(16), primary_key=True),
+    sa.Column("alias", sa.String(64), primary_key=True),
+    sa.Column("participant_id", sa.String(64), nullable=False, index=True),
+    sa.Column("display_name", sa.String(200), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("country", sa.String(2), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+fx_rates = sa.Table(
+    "pay_fx_rates",
+    metadata,
+    sa.Column("provider_id", sa.String(64), primary_key=True),
+    sa.Column("source_currency", sa.String(3), primary_key=True),
+    sa.Column("target_currency", sa.String(3), primary_key=True),
+    sa.Column("rate", sa.String(64), nullable=False),
+    sa.Column("spread_bps", sa.Integer, nullable=False),
+    sa.Column("valid_until", sa.BigInteger, nullable=False),
+    sa.Column("posted_at", sa.BigInteger, nullable=False),
+)
+quotes = sa.Table(
+    "pay_quotes",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("payer_participant", sa.String(64), nullable=False, index=True),
+    sa.Column("payee_participant", sa.String(64), nullable=False),
+    sa.Column("payee_alias_type", sa.String(16), nullable=False),
+    sa.Column("payee_alias", sa.String(64), nullable=False),
+    sa.Column("amount_type", sa.String(8), nullable=False),
+    sa.Column("source_currency", sa.String(3), nullable=False),
+    sa.Column("target_currency", sa.String(3), nullable=False),
+    sa.Column("source_amount", sa.BigInteger, nullable=False),
+    sa.Column("fee", sa.BigInteger, nullable=False),
+    sa.Column("target_amount", sa.BigInteger, nullable=False),
+    sa.Column("fx_provider", sa.String(64)),
+    sa.Column("fx_rate", sa.String(64)),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+transfers = sa.Table(
+    "pay_transfers",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("quote_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("payer_participant", sa.String(64), nullable=False, index=True),
+    sa.Column("payee_participant", sa.String(64), nullable=False, index=True),
+    sa.Column("source_currency", sa.String(3), nullable=False),
+    sa.Column("target_currency", sa.String(3), nullable=False),
+    sa.Column("source_amount", sa.BigInteger, nullable=False),
+    sa.Column("fee", sa.BigInteger, nullable=False),
+    sa.Column("target_amount", sa.BigInteger, nullable=False),
+    sa.Column("fx_provider", sa.String(64)),
+    sa.Column("fx_rate", sa.String(64)),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("window_id", sa.BigInteger, index=True),
+    sa.Column("reason", sa.String(200)),
+    sa.Column("note", sa.String(200)),
+)
+escrows = sa.Table(
+    "pay_escrows",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("payer_participant", sa.String(64), nullable=False, index=True),
+    sa.Column("payee_participant", sa.String(64), nullable=False, index=True),
+    sa.Column("controller", sa.String(64), nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("released", sa.BigInteger, nullable=False),
+    sa.Column("refunded", sa.BigInteger, nullable=False),
+    sa.Column("purpose", sa.String(200), nullable=False),
+    sa.Column("deadline", sa.BigInteger, nullable=False),
+    sa.Column("on_deadline", sa.String(8), nullable=False),
+    sa.Column("state", sa.String(8), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+escrow_events = sa.Table(
+    "pay_escrow_events",
+    metadata,
+    sa.Column("escrow_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+)
+windows = sa.Table(
+    "pay_settlement_windows",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("state", sa.String(8), nullable=False),
+    sa.Column("opened_at", sa.BigInteger, nullable=False),
+    sa.Column("closed_at", sa.BigInteger),
+    sa.Column("settled_at", sa.BigInteger),
+)
+window_positions = sa.Table(
+    "pay_window_positions",
+    metadata,
+    sa.Column("window_id", sa.BigInteger, primary_key=True),
+    sa.Column("participant_id", sa.String(64), primary_key=True),
+    sa.Column("currency", sa.String(3), primary_key=True),
+    sa.Column("sent", sa.BigInteger, nullable=False),
+    sa.Column("received", sa.BigInteger, nullable=False),
+    sa.Column("net", sa.BigInteger, nullable=False),
+)
+credentials = sa.Table(
+    "pay_credentials",
+    metadata,
+    sa.Column("key_id", sa.String(64), primary_key=True),
+    sa.Column("participant_id", sa.String(64), nullable=False, index=True),
+    sa.Column("secret_hash", sa.String(128), nullable=False),
+    sa.Column("salt", sa.String(64), nullable=False),
+    sa.Column("public_key", sa.String(128)),
+    sa.Column("revoked", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+idempotency = sa.Table(
+    "pay_idempotency",
+    metadata,
+    sa.Column("caller", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("response", sa.Text, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+
+def _i(raw: bytes) -> int:
+    return int.from_bytes(raw, "big")
+
+
+def _dec(text: str | None) -> Decimal | None:
+    return Decimal(text) if text is not None else None
+
+
+def load_participant(conn: Connection, participant_id: str) -> Participant | None:
+    row = conn.execute(sa.select(participants).where(participants.c.id == participant_id)).first()
+    if row is None:
+        return None
+    cur_rows = conn.execute(
+        sa.select(participant_currencies).where(
+            participant_currencies.c.participant_id == participant_id
+        )
+    ).all()
+    currencies = {
+        r.currency: ParticipantCurrency(
+            r.currency,
+            r.ledger,
+            _i(r.position_account),
+            _i(r.settlement_account),
+            r.net_debit_cap,
+        )
+        for r in cur_rows
+    }
+    return Participant(
+        row.id, row.name, ParticipantKind(row.kind), row.country, row.active, currencies, row.bic
+    )
+
+
+def party_from_row(r: Any) -> Party:
+    return Party(
+        AliasType(r.alias_type), r.alias, r.participant_id, r.display_name, r.currency, r.country
+    )
+
+
+def quote_from_row(r: Any) -> Quote:
+    return Quote(
+        r.id,
+        r.payer_participant,
+        r.payee_participant,
+        AliasType(r.payee_alias_type),
+        r.payee_alias,
+        AmountType(r.amount_type),
+        r.source_currency,
+        r.target_currency,
+        r.source_amount,
+        r.fee,
+        r.target_amount,
+        r.fx_provider,
+        _dec(r.fx_rate),
+        r.expires_at,
+        QuoteState(r.state),
+        r.created_at,
+    )
+
+
+def transfer_from_row(r: Any) -> PaymentTransfer:
+    return PaymentTransfer(
+        r.id,
+        r.quote_id,
+        r.payer_participant,
+        r.payee_participant,
+        r.source_currency,
+        r.target_currency,
+        r.source_amount,
+        r.fee,
+        r.target_amount,
+        r.fx_provider,
+        _dec(r.fx_rate),
+        TransferState(r.state),
+        r.expires_at,
+        r.created_at,
+        r.updated_at,
+        r.window_id,
+        r.reason,
+        r.note,
+    )
+
+
+def escrow_from_row(r: Any) -> Escrow:
+    return Escrow(
+        r.id,
+        r.payer_participant,
+        r.payee_participant,
+        r.controller,
+        r.currency,
+        r.amount,
+        r.released,
+        r.refunded,
+        r.purpose,
+        r.deadline,
+        DeadlineAction(r.on_deadline),
+        EscrowState(r.state),
+        r.created_at,
+    )
