@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from entrepot.config import Settings, load_settings
 from entrepot.kernel.clock import Clock, SystemClock
 from entrepot.ledger import Ledger
+from entrepot.payments import PaymentScheme
 from entrepot.storage import create_engine_from_settings, upgrade
 
 
@@ -18,6 +19,7 @@ class App:
     engine: Engine
     clock: Clock
     ledger: Ledger
+    payments: PaymentScheme
 
     def close(self) -> None:
         self.engine.dispose()
@@ -31,4 +33,6 @@ def bootstrap(
     if settings.auto_upgrade if migrate is None else migrate:
         upgrade(engine)
     clock = clock or SystemClock()
-    return App(settings=settings, engine=engine, clock=clock, ledger=Ledger(engine, clock))
+    ledger = Ledger(engine, clock)
+    payments = PaymentScheme(engine, ledger, clock)
+    return App(settings=settings, engine=engine, clock=clock, ledger=ledger, payments=payments)

@@ -1,4 +1,4 @@
-"""The ``entrepot`` command: ``db``, ``ledger``, ``demo`` and ``bench``."""
+"""The ``entrepot`` command: ``db``, ``ledger``, ``payments``, ``serve``, ``demo``, ``bench``."""
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -9,7 +9,7 @@ from rich.progress import Progress, TaskID
 
 from entrepot import __version__
 from entrepot.config import load_settings
-from entrepot.entrypoints.cli import db, ledger
+from entrepot.entrypoints.cli import db, ledger, payments
 from entrepot.entrypoints.cli.demo import demo
 from entrepot.entrypoints.cli.output import CliError, emit_json, err, guard, out
 
@@ -45,7 +45,9 @@ def main(
 
 app.add_typer(db.app, name="db")
 app.add_typer(ledger.app, name="ledger")
+app.add_typer(payments.app, name="payments")
 app.add_typer(bench_app, name="bench")
+app.command("serve")(payments.serve)
 app.command("demo")(demo)
 
 

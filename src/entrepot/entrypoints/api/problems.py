@@ -1,0 +1,64 @@
+"""Errors as application/problem+json with a stable code, a detail, the field at fault and,
+where one fits, Mojaloop's four-digit error code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from entrepot.kernel.errors import DomainError, InvalidInput, NotFound
+
+PROBLEM = "application/problem+json"
+
+
+def problem(
+    status: int, code: str, detail: str, *, field: str | None = None, mojaloop: str | None = None
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"https://entrepot.dev/problems/{code}",
+        "title": code.replace("_", " "),
+        "status": status,
+        "code": code,
+        "detail": detail,
+    }
+    if field:
+        body["field"] = field
+    if mojaloop:
+        body["errorCode"] = mojaloop
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def domain_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    status = getattr(exc, "http_status", None)
+    if status is None:
+        status = 404 if isinstance(exc, NotFound) else 422 if isinstance(exc, InvalidInput) else 409
+    return problem(
+        status, exc.code, exc.detail, field=exc.field, mojaloop=getattr(exc, "mojaloop_code", None)
+    )
+
+
+def http_error(_request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own errors (unparseable body, unknown path, wrong method) as problems."""
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+    response = problem(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+    detail = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body')}: {e.get('msg')}"
+        for e in errors[:5]
+    )
+    return problem(422, "invalid_input", detail or "invalid request", field=where, mojaloop="3100")

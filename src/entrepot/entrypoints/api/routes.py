@@ -1,0 +1,467 @@
+"""/v1 routes. Each builds a command from the validated body and calls one use case; the
+caller (from the credentials) scopes every read and write."""
+
+from __future__ import annotations
+
+import io
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from entrepot.entrypoints.api import convert as cv
+from entrepot.entrypoints.api import schemas as s
+from entrepot.entrypoints.api.security import caller_of
+from entrepot.kernel.clock import NS_PER_S, parse_time
+from entrepot.kernel.money import format_amount, get_currency, parse_amount
+from entrepot.payments import SCHEME, AliasType, PaymentScheme, iso20022, messages, qr
+from entrepot.payments.credentials import issue_credential
+from entrepot.payments.errors import InvalidPaymentInput, NotYours
+from entrepot.payments.services import BulkItem, bulk_transfers
+
+_PROBLEM: dict[str, object] = {
+    "description": "An error: application/problem+json with a stable code",
+    "content": {"application/problem+json": {"schema": s.Problem.model_json_schema()}},
+}
+router = APIRouter(
+    prefix="/v1",
+    responses={status: _PROBLEM for status in (400, 401, 403, 404, 409, 422)},
+)
+Caller = Annotated[str, Depends(caller_of)]
+XML = "application/xml"
+
+
+def scheme_of(request: Request) -> PaymentScheme:
+    scheme = request.app.state.scheme
+    assert isinstance(scheme, PaymentScheme)
+    return scheme
+
+
+Scheme = Annotated[PaymentScheme, Depends(scheme_of)]
+
+
+def _operator(caller: str) -> None:
+    if caller != SCHEME:
+        raise NotYours("only the scheme operator may do this")
+
+
+def _self_or_operator(caller: str, participant_id: str) -> None:
+    if caller not in (participant_id, SCHEME):
+        raise NotYours(f"participant {participant_id} is not you")
+
+
+# ------------------------------------------------------------------ participants
+@router.post("/participants", status_code=201, response_model=s.ParticipantOut)
+def create_participant(body: s.ParticipantIn, caller: Caller, scheme: Scheme) -> s.ParticipantOut:
+    _operator(caller)
+    for currency in body.currencies:
+        get_currency(currency)
+    p = scheme.register_participant(
+        body.id, body.name, body.kind, body.country, body.currencies, bic=body.bic
+    )
+    return cv.participant(p)
+
+
+@router.get("/participants", response_model=list[s.ParticipantOut])
+def list_participants(caller: Caller, scheme: Scheme) -> list[s.ParticipantOut]:
+    if caller == SCHEME:
+        return [cv.participant(p) for p in scheme.list_participants()]
+    return [cv.participant(scheme.get_participant(caller))]
+
+
+@router.get("/participants/{participant_id}", response_model=s.ParticipantOut)
+def get_participant(participant_id: str, caller: Caller, scheme: Scheme) -> s.ParticipantOut:
+    _self_or_operator(caller, participant_id)
+    return cv.participant(scheme.get_participant(participant_id))
+
+
+@router.post("/participants/{participant_id}/suspend", response_model=s.ParticipantOut)
+def suspend(participant_id: str, caller: Caller, scheme: Scheme) -> s.ParticipantOut:
+    _operator(caller)
+    return cv.participant(scheme.set_active(participant_id, False))
+
+
+@router.post("/participants/{participant_id}/resume", response_model=s.ParticipantOut)
+def resume(participant_id: str, caller: Caller, scheme: Scheme) -> s.ParticipantOut:
+    _operator(caller)
+    return cv.participant(scheme.set_active(participant_id, True))
+
+
+@router.post(
+    "/participants/{participant_id}/currencies/{currency}", response_model=s.ParticipantOut
+)
+def add_currency(
+    participant_id: str, currency: str, caller: Caller, scheme: Scheme
+) -> s.ParticipantOut:
+    _operator(caller)
+    return cv.participant(scheme.add_currency(participant_id, currency))
+
+
+@router.post("/participants/{participant_id}/deposits", status_code=201)
+def deposit(
+    participant_id: str, body: s.DepositIn, caller: Caller, scheme: Scheme
+) -> dict[str, object]:
+    _operator(caller)
+    scheme.deposit(participant_id, body.amount.currency, cv.minor(body.amount), body.depositId)
+    return _liquidity(scheme, participant_id, body.amount.currency)
+
+
+@router.put("/participants/{participant_id}/netDebitCap", response_model=s.ParticipantOut)
+def set_cap(participant_id: str, body: s.CapIn, caller: Caller, scheme: Scheme) -> s.ParticipantOut:
+    _operator(caller)
+    return cv.participant(
+        scheme.set_net_debit_cap(participant_id, body.cap.currency, cv.minor(body.cap))
+    )
+
+
+@router.get("/participants/{participant_id}/liquidity/{currency}")
+def liquidity(
+    participant_id: str, currency: str, caller: Caller, scheme: Scheme
+) -> dict[str, object]:
+    _self_or_operator(caller, participant_id)
+    return _liquidity(scheme, participant_id, currency)
+
+
+def _liquidity(scheme: PaymentScheme, participant_id: str, currency: str) -> dict[str, object]:
+    get_currency(currency)
+    figures = scheme.liquidity(participant_id, currency)
+    return {
+        "participantId": participant_id,
+        "currency": currency,
+        **{k.removesuffix("_minor"): format_amount(v, currency) for k, v in figures.items()},
+    }
+
+
+@router.post(
+    "/participants/{participant_id}/credentials", status_code=201, response_model=s.CredentialOut
+)
+def credentials(
+    participant_id: str, body: s.CredentialIn, caller: Caller, scheme: Scheme
+) -> s.CredentialOut:
+    _operator(caller)
+    issued = issue_credential(
+        scheme.engine, participant_id, public_key_b64=body.publicKey, clock=scheme.clock
+    )
+    return s.CredentialOut(
+        keyId=issued.key_id, secret=issued.secret, token=issued.token, participantId=participant_id
+    )
+
+
+# ------------------------------------------------------------------ directory
+@router.post("/parties/{party_type}/{party_id}", status_code=201, response_model=s.PartyOut)
+def register_party(
+    party_type: str, party_id: str, body: s.PartyIn, caller: Caller, scheme: Scheme
+) -> s.PartyOut:
+    return cv.party(
+        scheme.register_alias(caller, party_type, party_id, body.displayName, body.currency)
+    )
+
+
+@router.get("/parties/{party_type}/{party_id}", response_model=s.PartyOut)
+def lookup_party(party_type: str, party_id: str, caller: Caller, scheme: Scheme) -> s.PartyOut:
+    return cv.party(scheme.lookup_party(party_type, party_id))
+
+
+@router.delete("/parties/{party_type}/{party_id}", status_code=204)
+def remove_party(party_type: str, party_id: str, caller: Caller, scheme: Scheme) -> Response:
+    scheme.remove_alias(caller, party_type, party_id)
+    return Response(status_code=204)
+
+
+# ------------------------------------------------------------------ FX and quotes
+@router.post("/fxRates", status_code=201)
+def post_rate(body: s.FxRateIn, caller: Caller, scheme: Scheme) -> dict[str, object]:
+    fx = scheme.post_fx_rate(
+        caller,
+        body.sourceCurrency,
+        body.targetCurrency,
+        body.rate,
+        body.spreadBps,
+        body.validSeconds,
+    )
+    return {
+        "providerId": fx.provider_id,
+        "sourceCurrency": fx.source_currency,
+        "targetCurrency": fx.target_currency,
+        "rate": str(fx.rate),
+        "effectiveRate": str(fx.effective_rate),
+        "validUntil": cv.iso(fx.valid_until_ns),
+    }
+
+
+@router.post("/quotes", status_code=201, response_model=s.QuoteOut)
+def create_quote(body: s.QuoteIn, caller: Caller, scheme: Scheme) -> s.QuoteOut:
+    q = scheme.create_quote(
+        caller,
+        body.quoteId,
+        body.payee.partyIdType,
+        body.payee.partyIdentifier,
+        cv.minor(body.amount),
+        body.amountType,
+        body.sourceCurrency,
+        ttl_s=body.expirySeconds,
+    )
+    _check_amount_currency(
+        body.amountType, body.amount.currency, q.source_currency, q.target_currency
+    )
+    return cv.quote(q)
+
+
+def _check_amount_currency(amount_type: str, currency: str, source: str, target: str) -> None:
+    expected = source if amount_type == "SEND" else target
+    if currency != expected:
+        raise InvalidPaymentInput(
+            f"a {amount_type} amount is in {expected}, not {currency}", field="amount.currency"
+        )
+
+
+@router.get("/quotes/{quote_id}", response_model=s.QuoteOut)
+def get_quote(quote_id: str, caller: Caller, scheme: Scheme) -> s.QuoteOut:
+    return cv.quote(scheme.get_quote(caller, quote_id))
+
+
+@router.post("/quotes/{quote_id}/accept", response_model=s.QuoteOut)
+def accept_quote(quote_id: str, caller: Caller, scheme: Scheme) -> s.QuoteOut:
+    return cv.quote(scheme.accept_quote(caller, quote_id))
+
+
+# ------------------------------------------------------------------ transfers
+@router.post("/transfers", status_code=201, response_model=s.TransferOut)
+def prepare(body: s.TransferIn, caller: Caller, scheme: Scheme) -> s.TransferOut:
+    return cv.transfer(
+        scheme.prepare_transfer(
+            caller, body.transferId, body.quoteId, ttl_s=body.expirySeconds, note=body.note
+        )
+    )
+
+
+@router.get("/transfers", response_model=s.TransferPage)
+def list_transfers(
+    caller: Caller,
+    scheme: Scheme,
+    after: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> s.TransferPage:
+    page = scheme.list_transfers(caller, limit=limit, after=after)
+    return s.TransferPage(
+        transfers=[cv.transfer(t) for t in page], next=page[-1].id if len(page) == limit else None
+    )
+
+
+@router.get("/transfers/{transfer_id}", response_model=s.TransferOut)
+def get_transfer(transfer_id: str, caller: Caller, scheme: Scheme) -> s.TransferOut:
+    return cv.transfer(scheme.get_transfer(caller, transfer_id))
+
+
+@router.post("/transfers/{transfer_id}/commit", response_model=s.TransferOut)
+def commit(transfer_id: str, caller: Caller, scheme: Scheme) -> s.TransferOut:
+    return cv.transfer(scheme.commit_transfer(caller, transfer_id))
+
+
+@router.post("/transfers/{transfer_id}/reject", response_model=s.TransferOut)
+def reject(transfer_id: str, body: s.RejectIn, caller: Caller, scheme: Scheme) -> s.TransferOut:
+    return cv.transfer(scheme.reject_transfer(caller, transfer_id, body.reason))
+
+
+@router.post("/transfers/{transfer_id}/review", response_model=s.TransferOut)
+def review(transfer_id: str, body: s.ReviewIn, caller: Caller, scheme: Scheme) -> s.TransferOut:
+    return cv.transfer(scheme.review_hold(caller, transfer_id, body.approve, body.reason))
+
+
+@router.post("/transfers/bulk", status_code=201, response_model=s.BulkOut)
+def bulk(body: s.BulkIn, caller: Caller, scheme: Scheme) -> s.BulkOut:
+    currencies = {i.amount.currency for i in body.transfers}
+    if len(currencies) != 1:
+        raise InvalidPaymentInput("a bulk is in one currency", field="transfers")
+    currency = currencies.pop()
+    items = [
+        BulkItem(i.transferId, i.payee.partyIdType, i.payee.partyIdentifier, cv.minor(i.amount))
+        for i in body.transfers
+    ]
+    results = bulk_transfers(scheme, caller, body.bulkId, currency, items)
+    out = [
+        s.BulkItemOut(transferId=r.transfer_id, state=r.state.value, reason=r.reason)
+        for r in results
+    ]
+    committed = sum(1 for r in results if r.state.value == "COMMITTED")
+    return s.BulkOut(
+        bulkId=body.bulkId, committed=committed, rejected=len(results) - committed, results=out
+    )
+
+
+# ------------------------------------------------------------------ QR
+@router.post("/qr/encode", response_model=s.QrOut)
+def qr_encode(body: s.QrEncodeIn, caller: Caller) -> s.QrOut:
+    payload = _merchant_qr(body)
+    text = qr.encode(payload)
+    return s.QrOut(payload=text, crc=text[-4:])
+
+
+def _merchant_qr(body: s.QrEncodeIn) -> qr.QrPayload:
+    amount = parse_amount(body.amount, body.currency) if body.amount is not None else None
+    return qr.build_merchant_qr(
+        merchant_alias=body.tillId,
+        mcc=body.mcc,
+        currency=body.currency,
+        country=body.country,
+        merchant_name=body.merchantName,
+        city=body.city,
+        amount_minor=amount,
+        reference_label=body.reference,
+    )
+
+
+@router.post("/qr/image", response_class=Response)
+def qr_image(
+    body: s.QrEncodeIn, caller: Caller, fmt: Annotated[str, Query(pattern="^(png|svg)$")] = "png"
+) -> Response:
+    text = qr.encode(_merchant_qr(body))
+    buffer = io.BytesIO()
+    if fmt == "png":
+        qr.render_png(text, buffer)
+        return Response(buffer.getvalue(), media_type="image/png")
+    qr.render_svg(text, buffer)
+    return Response(buffer.getvalue(), media_type="image/svg+xml")
+
+
+@router.post("/qr/decode")
+def qr_decode(body: s.QrDecodeIn, caller: Caller) -> dict[str, object]:
+    p = qr.decode(body.payload)
+    amount = p.amount_minor
+    return {
+        "merchantAlias": p.find_merchant_alias(),
+        "merchantName": p.merchant_name,
+        "city": p.city,
+        "country": p.country,
+        "mcc": p.mcc,
+        "currency": p.currency.code,
+        "amount": format_amount(amount, p.currency) if amount is not None else None,
+        "dynamic": p.is_dynamic,
+        "additionalData": p.additional_data,
+    }
+
+
+@router.post("/qr/pay", status_code=201, response_model=s.QrPayOut)
+def qr_pay(body: s.QrPayIn, caller: Caller, scheme: Scheme) -> s.QrPayOut:
+    """Decode the merchant's QR, look up its till id, quote in the payer's currency, prepare."""
+    p = qr.decode(body.payload)
+    till = p.find_merchant_alias()
+    if till is None:
+        raise InvalidPaymentInput("this QR carries no Entrepot merchant till id", field="payload")
+    party = scheme.lookup_party(AliasType.MERCHANT, till)
+    if p.amount_minor is not None:
+        amount, currency = p.amount_minor, p.currency.code
+    elif body.amount is not None:
+        amount, currency = cv.minor(body.amount), body.amount.currency
+    else:
+        raise InvalidPaymentInput("a static QR needs an amount", field="amount")
+    if currency != party.currency:
+        raise InvalidPaymentInput(
+            f"the merchant is paid in {party.currency}", field="amount.currency"
+        )
+    q = scheme.create_quote(
+        caller, body.quoteId, AliasType.MERCHANT, till, amount, "RECEIVE", body.sourceCurrency
+    )
+    t = scheme.prepare_transfer(caller, body.transferId, q.id)
+    return s.QrPayOut(
+        party=cv.party(party),
+        quote=cv.quote(scheme.get_quote(caller, q.id)),
+        transfer=cv.transfer(t),
+    )
+
+
+# ------------------------------------------------------------------ escrow
+@router.post("/escrows", status_code=201, response_model=s.EscrowOut)
+def create_escrow(body: s.EscrowIn, caller: Caller, scheme: Scheme) -> s.EscrowOut:
+    return cv.escrow(
+        scheme.create_escrow(
+            caller,
+            body.escrowId,
+            body.payeeFsp,
+            body.amount.currency,
+            cv.minor(body.amount),
+            body.purpose,
+            body.deadlineSeconds,
+            body.onDeadline,
+            body.controller,
+        )
+    )
+
+
+@router.get("/escrows/{escrow_id}", response_model=s.EscrowOut)
+def get_escrow(escrow_id: str, caller: Caller, scheme: Scheme) -> s.EscrowOut:
+    return cv.escrow(scheme.get_escrow(caller, escrow_id))
+
+
+@router.post("/escrows/{escrow_id}/release", response_model=s.EscrowOut)
+def release(escrow_id: str, body: s.EscrowMoveIn, caller: Caller, scheme: Scheme) -> s.EscrowOut:
+    return cv.escrow(scheme.release_escrow(caller, escrow_id, cv.minor(body.amount)))
+
+
+@router.post("/escrows/{escrow_id}/refund", response_model=s.EscrowOut)
+def refund(escrow_id: str, body: s.EscrowMoveIn, caller: Caller, scheme: Scheme) -> s.EscrowOut:
+    return cv.escrow(scheme.refund_escrow(caller, escrow_id, cv.minor(body.amount)))
+
+
+# ------------------------------------------------------------------ settlement
+@router.get("/settlementWindows", response_model=list[s.WindowOut])
+def windows(caller: Caller, scheme: Scheme) -> list[s.WindowOut]:
+    _operator(caller)
+    return [cv.window(w) for w in scheme.list_windows()]
+
+
+@router.post("/settlementWindows/close", response_model=s.WindowOut)
+def close_window(caller: Caller, scheme: Scheme) -> s.WindowOut:
+    return cv.window(scheme.close_window(caller))
+
+
+@router.get("/settlementWindows/{window_id}", response_model=s.WindowOut)
+def get_window(window_id: int, caller: Caller, scheme: Scheme) -> s.WindowOut:
+    _operator(caller)
+    return cv.window(scheme.get_window(window_id))
+
+
+@router.post("/settlementWindows/{window_id}/settle", response_model=s.WindowOut)
+def settle(window_id: int, caller: Caller, scheme: Scheme) -> s.WindowOut:
+    return cv.window(scheme.settle_window(caller, window_id))
+
+
+# ------------------------------------------------------------------ ISO 20022
+@router.get("/iso20022/pacs008/{transfer_id}", response_class=Response)
+def pacs008(transfer_id: str, caller: Caller, scheme: Scheme) -> Response:
+    t = scheme.get_transfer(caller, transfer_id)
+    quote = (
+        scheme.get_quote(t.payer_participant, t.quote_id)
+        if not t.quote_id.startswith("b")
+        else None
+    )
+    party = scheme.lookup_party(quote.payee_alias_type, quote.payee_alias) if quote else None
+    return Response(iso20022.pacs008(messages.credit_transfer(scheme, t, party)), media_type=XML)
+
+
+@router.get("/iso20022/pacs002/{transfer_id}", response_class=Response)
+def pacs002(transfer_id: str, caller: Caller, scheme: Scheme) -> Response:
+    t = scheme.get_transfer(caller, transfer_id)
+    return Response(iso20022.pacs002(messages.status_report(t, scheme.clock)), media_type=XML)
+
+
+@router.get("/iso20022/camt053/{participant_id}/{currency}", response_class=Response)
+def camt053(
+    participant_id: str,
+    currency: str,
+    caller: Caller,
+    scheme: Scheme,
+    since: Annotated[str | None, Query(alias="from", max_length=40)] = None,
+    until: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+) -> Response:
+    _self_or_operator(caller, participant_id)
+    get_currency(currency)
+    try:
+        since_ns = parse_time(since) if since else 0
+        until_ns = parse_time(until) if until else scheme.clock.now_ns() + NS_PER_S
+    except ValueError as exc:
+        raise InvalidPaymentInput(str(exc), field="from") from None
+    if since_ns > until_ns:
+        raise InvalidPaymentInput("from is after to", field="from")
+    statement = messages.account_statement(scheme, participant_id, currency, since_ns, until_ns)
+    return Response(iso20022.camt053(statement), media_type=XML)

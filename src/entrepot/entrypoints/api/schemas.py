@@ -1,0 +1,278 @@
+"""Request and response bodies (pydantic). Amounts travel as decimal strings in their
+currency, Mojaloop style: ``{"amount": "100.50", "currency": "MYR"}``."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Id = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+CurrencyCode = Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MoneyIn(Strict):
+    amount: str = Field(min_length=1, max_length=32, pattern=r"^[0-9]+(\.[0-9]+)?$")
+    currency: str = CurrencyCode
+
+
+class MoneyOut(BaseModel):
+    amount: str
+    currency: str
+    minor: int
+
+
+class ParticipantIn(Strict):
+    id: str = Id
+    name: str = Field(min_length=1, max_length=200)
+    kind: Literal["bank", "wallet", "fx_provider", "central_bank", "hub"]
+    country: str = Field(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$")
+    currencies: list[str] = Field(default_factory=list, max_length=20)
+    bic: str | None = Field(default=None, pattern=r"^[A-Z]{6}[A-Z2-9][A-NP-Z0-9]([A-Z0-9]{3})?$")
+
+
+class ParticipantCurrencyOut(BaseModel):
+    currency: str
+    ledger: int
+    netDebitCap: MoneyOut
+
+
+class ParticipantOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    country: str
+    active: bool
+    bic: str | None
+    currencies: list[ParticipantCurrencyOut]
+
+
+class DepositIn(Strict):
+    depositId: str = Id
+    amount: MoneyIn
+
+
+class CapIn(Strict):
+    cap: MoneyIn
+
+
+class CredentialIn(Strict):
+    publicKey: str | None = Field(default=None, max_length=64)
+
+
+class CredentialOut(BaseModel):
+    keyId: str
+    secret: str
+    token: str
+    participantId: str
+
+
+class PartyIn(Strict):
+    displayName: str = Field(min_length=1, max_length=200)
+    currency: str = CurrencyCode
+
+
+class PartyOut(BaseModel):
+    partyIdType: str
+    partyIdentifier: str
+    fspId: str
+    name: str
+    currency: str
+    country: str
+
+
+class FxRateIn(Strict):
+    sourceCurrency: str = CurrencyCode
+    targetCurrency: str = CurrencyCode
+    rate: Decimal = Field(gt=0, max_digits=30, decimal_places=12)
+    spreadBps: int = Field(ge=0, le=9999)
+    validSeconds: int = Field(ge=1, le=86_400)
+
+
+class PayeeIn(Strict):
+    partyIdType: Literal["MSISDN", "MERCHANT", "IBAN", "BUSINESS"]
+    partyIdentifier: str = Field(min_length=1, max_length=64)
+
+
+class QuoteIn(Strict):
+    quoteId: str = Id
+    payee: PayeeIn
+    amountType: Literal["SEND", "RECEIVE"]
+    amount: MoneyIn
+    sourceCurrency: str = CurrencyCode
+    expirySeconds: int = Field(default=60, ge=1, le=86_400)
+
+
+class QuoteOut(BaseModel):
+    quoteId: str
+    state: str
+    payerFsp: str
+    payeeFsp: str
+    amountType: str
+    sendAmount: MoneyOut
+    fee: MoneyOut
+    receiveAmount: MoneyOut
+    fxProvider: str | None
+    fxRate: str | None
+    expiration: str
+
+
+class TransferIn(Strict):
+    transferId: str = Id
+    quoteId: str = Id
+    expirySeconds: int = Field(default=60, ge=1, le=86_400)
+    note: str | None = Field(default=None, max_length=200)
+
+
+class RejectIn(Strict):
+    reason: str = Field(default="rejected by payee", min_length=1, max_length=200)
+
+
+class ReviewIn(Strict):
+    approve: bool
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class TransferOut(BaseModel):
+    transferId: str
+    quoteId: str
+    state: str
+    payerFsp: str
+    payeeFsp: str
+    sendAmount: MoneyOut
+    fee: MoneyOut
+    receiveAmount: MoneyOut
+    fxProvider: str | None
+    fxRate: str | None
+    expiration: str
+    settlementWindowId: int | None
+    reason: str | None
+
+
+class TransferPage(BaseModel):
+    transfers: list[TransferOut]
+    next: str | None
+
+
+class BulkItemIn(Strict):
+    transferId: str = Id
+    payee: PayeeIn
+    amount: MoneyIn
+
+
+class BulkIn(Strict):
+    bulkId: str = Id
+    transfers: list[BulkItemIn] = Field(min_length=1, max_length=8_000)
+
+
+class BulkItemOut(BaseModel):
+    transferId: str
+    state: str
+    reason: str | None = None
+
+
+class BulkOut(BaseModel):
+    bulkId: str
+    committed: int
+    rejected: int
+    results: list[BulkItemOut]
+
+
+class QrEncodeIn(Strict):
+    tillId: str = Field(min_length=1, max_length=25, pattern=r"^[A-Za-z0-9._-]+$")
+    merchantName: str = Field(min_length=1, max_length=25)
+    city: str = Field(min_length=1, max_length=15)
+    country: str = Field(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$")
+    currency: str = CurrencyCode
+    mcc: str = Field(default="5999", pattern=r"^[0-9]{4}$")
+    amount: str | None = Field(default=None, max_length=13, pattern=r"^[0-9]+(\.[0-9]+)?$")
+    reference: str | None = Field(default=None, max_length=25)
+
+
+class QrOut(BaseModel):
+    payload: str
+    crc: str
+
+
+class QrDecodeIn(Strict):
+    payload: str = Field(min_length=1, max_length=512)
+
+
+class QrPayIn(Strict):
+    payload: str = Field(min_length=1, max_length=512)
+    transferId: str = Id
+    quoteId: str = Id
+    sourceCurrency: str = CurrencyCode
+    amount: MoneyIn | None = None
+
+
+class QrPayOut(BaseModel):
+    party: PartyOut
+    quote: QuoteOut
+    transfer: TransferOut
+
+
+class EscrowIn(Strict):
+    escrowId: str = Id
+    payeeFsp: str = Id
+    amount: MoneyIn
+    purpose: str = Field(min_length=1, max_length=200)
+    deadlineSeconds: int = Field(ge=1, le=366 * 86_400)
+    onDeadline: Literal["release", "refund"] = "refund"
+    controller: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"
+    )
+
+
+class EscrowMoveIn(Strict):
+    amount: MoneyIn
+
+
+class EscrowOut(BaseModel):
+    escrowId: str
+    state: str
+    payerFsp: str
+    payeeFsp: str
+    controller: str
+    amount: MoneyOut
+    released: MoneyOut
+    refunded: MoneyOut
+    held: MoneyOut
+    purpose: str
+    deadline: str
+    onDeadline: str
+
+
+class PositionOut(BaseModel):
+    participantId: str
+    currency: str
+    sent: MoneyOut
+    received: MoneyOut
+    net: MoneyOut
+
+
+class WindowOut(BaseModel):
+    id: int
+    state: str
+    openedAt: str
+    closedAt: str | None
+    settledAt: str | None
+    positions: list[PositionOut]
+    report: dict[str, dict[str, float | int]]
+
+
+class Problem(BaseModel):
+    """application/problem+json (RFC 9457) with Entrepot's stable code."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+    field: str | None = None
+    errorCode: str | None = None

@@ -1,0 +1,455 @@
+"""``entrepot payments ...``: every payment-scheme use case from the command line.
+
+``--as PARTICIPANT`` names the acting participant (the CLI runs with operator rights on the
+local database; the HTTP API is where participants authenticate). Amounts are decimal strings
+in their currency. ``--json`` prints one JSON document.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import io
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from entrepot.entrypoints.cli.output import emit_json, guard, open_app, out
+from entrepot.kernel.clock import parse_time
+from entrepot.kernel.money import format_amount, parse_amount
+from entrepot.payments import SCHEME, PaymentScheme, iso20022, messages, qr
+from entrepot.payments.credentials import issue_credential
+from entrepot.payments.services import BulkItem, bulk_transfers
+
+app = typer.Typer(
+    help="The payment scheme: participants, aliases, quotes, transfers, QR, "
+    "escrow, settlement, ISO 20022.",
+    no_args_is_help=True,
+)
+As = Annotated[str, typer.Option("--as", help="Acting participant id.")]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _show(value: Any, as_json: bool) -> None:
+    if as_json:
+        emit_json(_plain(value))
+    else:
+        out().print(_plain(value))
+
+
+def _scheme() -> Any:
+    return open_app()
+
+
+@app.command("enable-currency")
+@guard
+def enable_currency(currency: str, as_json: Json = False) -> None:
+    """Open the scheme's ledger accounts for a currency."""
+    with _scheme() as a:
+        a.payments.enable_currency(currency)
+        _show({"currencies": a.payments.scheme_currencies()}, as_json)
+
+
+@app.command("participant-add")
+@guard
+def participant_add(
+    participant_id: str,
+    name: Annotated[str, typer.Option("--name")],
+    kind: Annotated[str, typer.Option("--kind", help="bank|wallet|fx_provider|central_bank|hub")],
+    country: Annotated[str, typer.Option("--country")],
+    currency: Annotated[list[str], typer.Option("--currency")] = [],  # noqa: B006
+    bic: Annotated[str | None, typer.Option("--bic")] = None,
+    as_json: Json = False,
+) -> None:
+    with _scheme() as a:
+        _show(
+            a.payments.register_participant(participant_id, name, kind, country, currency, bic=bic),
+            as_json,
+        )
+
+
+@app.command("participants")
+@guard
+def participants(as_json: Json = False) -> None:
+    with _scheme() as a:
+        _show(a.payments.list_participants(), as_json)
+
+
+@app.command("suspend")
+@guard
+def suspend(participant_id: str, as_json: Json = False) -> None:
+    with _scheme() as a:
+        _show(a.payments.set_active(participant_id, False), as_json)
+
+
+@app.command("resume")
+@guard
+def resume(participant_id: str, as_json: Json = False) -> None:
+    with _scheme() as a:
+        _show(a.payments.set_active(participant_id, True), as_json)
+
+
+@app.command("deposit")
+@guard
+def deposit(
+    participant_id: str, amount: str, currency: str, deposit_id: str, as_json: Json = False
+) -> None:
+    """Central bank money into a participant's settlement account."""
+    with _scheme() as a:
+        a.payments.deposit(participant_id, currency, parse_amount(amount, currency), deposit_id)
+        _show(a.payments.liquidity(participant_id, currency), as_json)
+
+
+@app.command("cap")
+@guard
+def cap(participant_id: str, amount: str, currency: str, as_json: Json = False) -> None:
+    """Set a participant's net debit cap in a currency."""
+    with _scheme() as a:
+        a.payments.set_net_debit_cap(participant_id, currency, parse_amount(amount, currency))
+        _show(a.payments.liquidity(participant_id, currency), as_json)
+
+
+@app.command("liquidity")
+@guard
+def liquidity(participant_id: str, currency: str, as_json: Json = False) -> None:
+    with _scheme() as a:
+        figures = a.payments.liquidity(participant_id, currency)
+        _show({k: format_amount(v, currency) for k, v in figures.items()}, as_json)
+
+
+@app.command("credentials")
+@guard
+def credentials(
+    participant_id: str,
+    public_key: Annotated[str | None, typer.Option("--public-key")] = None,
+    as_json: Json = False,
+) -> None:
+    """Issue API credentials (the secret is shown once; only its hash is stored)."""
+    with _scheme() as a:
+        issued = issue_credential(a.engine, participant_id, public_key_b64=public_key)
+        _show(
+            {"participant": participant_id, "key_id": issued.key_id, "token": issued.token}, as_json
+        )
+
+
+@app.command("alias-add")
+@guard
+def alias_add(
+    caller: As,
+    alias_type: str,
+    alias: str,
+    name: Annotated[str, typer.Option("--name")],
+    currency: Annotated[str, typer.Option("--currency")],
+    as_json: Json = False,
+) -> None:
+    with _scheme() as a:
+        _show(a.payments.register_alias(caller, alias_type, alias, name, currency), as_json)
+
+
+@app.command("alias-remove")
+@guard
+def alias_remove(caller: As, alias_type: str, alias: str) -> None:
+    with _scheme() as a:
+        a.payments.remove_alias(caller, alias_type, alias)
+
+
+@app.command("lookup")
+@guard
+def lookup(alias_type: str, alias: str, as_json: Json = False) -> None:
+    with _scheme() as a:
+        _show(a.payments.lookup_party(alias_type, alias), as_json)
+
+
+@app.command("fx-rate")
+@guard
+def fx_rate(
+    caller: As,
+    source: str,
+    target: str,
+    rate: str,
+    spread_bps: Annotated[int, typer.Option("--spread-bps")] = 0,
+    valid_s: Annotated[int, typer.Option("--valid-s")] = 3600,
+    as_json: Json = False,
+) -> None:
+    with _scheme() as a:
+        _show(
+            a.payments.post_fx_rate(caller, source, target, Decimal(rate), spread_bps, valid_s),
+            as_json,
+        )
+
+
+@app.command("quote")
+@guard
+def quote(
+    caller: As,
+    quote_id: str,
+    alias_type: str,
+    alias: str,
+    amount: str,
+    amount_currency: str,
+    source_currency: str,
+    amount_type: Annotated[str, typer.Option("--type")] = "SEND",
+    as_json: Json = False,
+) -> None:
+    with _scheme() as a:
+        _show(
+            a.payments.create_quote(
+                caller,
+                quote_id,
+                alias_type,
+                alias,
+                parse_amount(amount, amount_currency),
+                amount_type,
+                source_currency,
+            ),
+            as_json,
+        )
+
+
+@app.command("prepare")
+@guard
+def prepare(caller: As, transfer_id: str, quote_id: str, as_json: Json = False) -> None:
+    with _scheme() as a:
+        _show(a.payments.prepare_transfer(caller, transfer_id, quote_id), as_json)
+
+
+@app.command("commit")
+@guard
+def commit(caller: As, transfer_id: str, as_json: Json = False) -> None:
+    with _scheme() as a:
+        _show(a.payments.commit_transfer(caller, transfer_id), as_json)
+
+
+@app.command("reject")
+@guard
+def reject(
+    caller: As, transfer_id: str, reason: str = "rejected by payee", as_json: Json = False
+) -> None:
+    with _scheme() as a:
+        _show(a.payments.reject_transfer(caller, transfer_id, reason), as_json)
+
+
+@app.command("transfer")
+@guard
+def transfer(caller: As, transfer_id: str, as_json: Json = False) -> None:
+    with _scheme() as a:
+        _show(a.payments.get_transfer(caller, transfer_id), as_json)
+
+
+@app.command("bulk")
+@guard
+def bulk(
+    caller: As,
+    bulk_id: str,
+    currency: str,
+    file: Annotated[Path, typer.Option("--file", help="CSV: transfer_id,type,alias,amount")],
+    as_json: Json = False,
+) -> None:
+    items = []
+    for n, line in enumerate(file.read_text().splitlines()):
+        if not line.strip() or (n == 0 and line.startswith("transfer_id")):
+            continue
+        tid, kind, alias, amount = (x.strip() for x in line.split(","))
+        items.append(BulkItem(tid, kind, alias, parse_amount(amount, currency)))
+    with _scheme() as a:
+        _show(bulk_transfers(a.payments, caller, bulk_id, currency, items), as_json)
+
+
+@app.command("deadlines")
+@guard
+def deadlines(as_json: Json = False) -> None:
+    """Expire quotes and transfers, act on escrow deadlines."""
+    with _scheme() as a:
+        _show(a.payments.process_deadlines(), as_json)
+
+
+@app.command("qr-encode")
+@guard
+def qr_encode(
+    till_id: str,
+    merchant_name: str,
+    city: str,
+    country: str,
+    currency: str,
+    amount: Annotated[str | None, typer.Option("--amount")] = None,
+    mcc: Annotated[str, typer.Option("--mcc")] = "5999",
+    png: Annotated[Path | None, typer.Option("--png")] = None,
+    svg: Annotated[Path | None, typer.Option("--svg")] = None,
+    as_json: Json = False,
+) -> None:
+    """A merchant's EMVCo QR payload; --png/--svg also render it."""
+    payload = qr.build_merchant_qr(
+        merchant_alias=till_id,
+        mcc=mcc,
+        currency=currency,
+        country=country,
+        merchant_name=merchant_name,
+        city=city,
+        amount_minor=parse_amount(amount, currency) if amount else None,
+    )
+    text = qr.encode(payload)
+    if png:
+        qr.render_png(text, str(png))
+    if svg:
+        qr.render_svg(text, str(svg))
+    _show({"payload": text, "crc": text[-4:]}, as_json)
+
+
+@app.command("qr-decode")
+@guard
+def qr_decode(payload: str, as_json: Json = False) -> None:
+    p = qr.decode(payload)
+    _show(
+        {
+            "merchant_alias": p.find_merchant_alias(),
+            "merchant_name": p.merchant_name,
+            "city": p.city,
+            "country": p.country,
+            "currency": p.currency.code,
+            "amount": format_amount(p.amount_minor, p.currency)
+            if p.amount_minor is not None
+            else None,
+            "additional_data": p.additional_data,
+        },
+        as_json,
+    )
+
+
+@app.command("escrow-create")
+@guard
+def escrow_create(
+    caller: As,
+    escrow_id: str,
+    payee: str,
+    amount: str,
+    currency: str,
+    purpose: str,
+    deadline_s: int,
+    on_deadline: Annotated[str, typer.Option("--on-deadline")] = "refund",
+    controller: Annotated[str | None, typer.Option("--controller")] = None,
+    as_json: Json = False,
+) -> None:
+    with _scheme() as a:
+        _show(
+            a.payments.create_escrow(
+                caller,
+                escrow_id,
+                payee,
+                currency,
+                parse_amount(amount, currency),
+                purpose,
+                deadline_s,
+                on_deadline,
+                controller,
+            ),
+            as_json,
+        )
+
+
+@app.command("escrow-release")
+@guard
+def escrow_release(
+    caller: As, escrow_id: str, amount: str, currency: str, as_json: Json = False
+) -> None:
+    with _scheme() as a:
+        _show(a.payments.release_escrow(caller, escrow_id, parse_amount(amount, currency)), as_json)
+
+
+@app.command("escrow-refund")
+@guard
+def escrow_refund(
+    caller: As, escrow_id: str, amount: str, currency: str, as_json: Json = False
+) -> None:
+    with _scheme() as a:
+        _show(a.payments.refund_escrow(caller, escrow_id, parse_amount(amount, currency)), as_json)
+
+
+@app.command("window-close")
+@guard
+def window_close(as_json: Json = False) -> None:
+    with _scheme() as a:
+        w = a.payments.close_window(SCHEME)
+        _show({"window": w, "report": w.report()}, as_json)
+
+
+@app.command("window-settle")
+@guard
+def window_settle(window_id: int, as_json: Json = False) -> None:
+    with _scheme() as a:
+        w = a.payments.settle_window(SCHEME, window_id)
+        _show({"window": w, "report": w.report()}, as_json)
+
+
+@app.command("windows")
+@guard
+def windows(as_json: Json = False) -> None:
+    with _scheme() as a:
+        _show(a.payments.list_windows(), as_json)
+
+
+@app.command("iso20022")
+@guard
+def iso(
+    message: Annotated[str, typer.Argument(help="pacs008|pacs002|camt053")],
+    target: Annotated[str, typer.Argument(help="transfer id, or PARTICIPANT:CURRENCY")],
+    since: Annotated[str | None, typer.Option("--since")] = None,
+) -> None:
+    """Print an ISO 20022 message (XML) for a transfer or a participant's account."""
+    with _scheme() as a:
+        scheme: PaymentScheme = a.payments
+        if message == "camt053":
+            participant, _, currency = target.partition(":")
+            st = messages.account_statement(
+                scheme,
+                participant,
+                currency,
+                parse_time(since) if since else 0,
+                scheme.clock.now_ns(),
+            )
+            xml = iso20022.camt053(st)
+        elif message in ("pacs008", "pacs002"):
+            t = scheme.get_transfer(SCHEME, target)
+            if message == "pacs002":
+                xml = iso20022.pacs002(messages.status_report(t, scheme.clock))
+            else:
+                xml = iso20022.pacs008(messages.credit_transfer(scheme, t, None))
+        else:
+            raise ValueError(f"unknown message {message!r}: use pacs008, pacs002 or camt053")
+        buffer = io.StringIO(xml.decode())
+        typer.echo(buffer.getvalue())
+
+
+def serve(
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1)] = 2,
+) -> None:
+    """Run the HTTP API (OpenAPI at /docs) under uvicorn with several workers."""
+    import uvicorn
+
+    with open_app():  # applies migrations once, before the workers start
+        pass
+    uvicorn.run(
+        "entrepot.entrypoints.api.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )

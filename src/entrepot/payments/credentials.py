@@ -1,0 +1,103 @@
+"""API credentials: issued per participant, stored hashed, optionally bound to an Ed25519 key.
+
+Secrets are 256-bit random tokens, not human passwords, so a salted SHA-256 is enough and keeps
+verification cheap on the hot path (a slow KDF would cap the API at a few hundred requests/s).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
+from entrepot.kernel.clock import Clock, SystemClock
+from entrepot.payments import store as st
+from entrepot.payments.errors import InvalidPaymentInput, ParticipantNotFound
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCredential:
+    key_id: str
+    secret: str  # shown once; only its hash is stored
+    participant_id: str
+
+    @property
+    def token(self) -> str:
+        return f"{self.key_id}.{self.secret}"
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedCaller:
+    participant_id: str
+    key_id: str
+    public_key: bytes | None
+
+
+def _hash(salt: str, secret: str) -> str:
+    return hashlib.sha256(f"{salt}:{secret}".encode()).hexdigest()
+
+
+def issue_credential(
+    engine: Engine,
+    participant_id: str,
+    *,
+    public_key_b64: str | None = None,
+    clock: Clock | None = None,
+) -> IssuedCredential:
+    public_key = None
+    if public_key_b64 is not None:
+        try:
+            raw = base64.b64decode(public_key_b64, validate=True)
+        except ValueError:
+            raise InvalidPaymentInput("publicKey is not base64", field="publicKey") from None
+        if len(raw) != 32:
+            raise InvalidPaymentInput("publicKey must be a 32-byte Ed25519 key", field="publicKey")
+        public_key = public_key_b64
+    key_id = "k" + secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    salt = secrets.token_hex(8)
+    now = (clock or SystemClock()).now_ns()
+    with engine.begin() as conn:
+        if st.load_participant(conn, participant_id) is None:
+            raise ParticipantNotFound(f"participant {participant_id!r} does not exist")
+        conn.execute(
+            sa.insert(st.credentials).values(
+                key_id=key_id,
+                participant_id=participant_id,
+                secret_hash=_hash(salt, secret),
+                salt=salt,
+                public_key=public_key,
+                revoked=False,
+                created_at=now,
+            )
+        )
+    return IssuedCredential(key_id, secret, participant_id)
+
+
+def revoke_credential(engine: Engine, key_id: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(st.credentials).where(st.credentials.c.key_id == key_id).values(revoked=True)
+        )
+
+
+def verify_token(engine: Engine, token: str) -> VerifiedCaller | None:
+    """``key_id.secret`` -> the caller, or None if unknown, revoked or wrong."""
+    key_id, _, secret = token.partition(".")
+    if not key_id or not secret or len(token) > 200:
+        return None
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(st.credentials).where(st.credentials.c.key_id == key_id)
+        ).first()
+    if row is None or row.revoked:
+        return None
+    if not hmac.compare_digest(row.secret_hash, _hash(row.salt, secret)):
+        return None
+    public_key = base64.b64decode(row.public_key) if row.public_key else None
+    return VerifiedCaller(row.participant_id, key_id, public_key)

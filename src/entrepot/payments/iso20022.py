@@ -1,0 +1,1018 @@
+"""ISO 20022 messages for the payment scheme: pacs.008, pacs.002 and camt.053.
+
+The payment services map their transfers, statuses and account histories onto the frozen
+dataclasses below; this module turns them into XML and back. It owns no state and posts nothing.
+
+Messages and versions (each the version Mojaloop's ISO 20022 mode and CBPR+ anchor on):
+
+- :func:`pacs008` - FIToFICustomerCreditTransfer, ``pacs.008.001.08``; one transaction.
+- :func:`pacs002` - FIToFIPaymentStatusReport, ``pacs.002.001.10``; one transaction status.
+- :func:`camt053` - BankToCustomerStatement, ``camt.053.001.08``; one account statement.
+- :func:`parse_pacs008` and :func:`parse_pacs002` read the first two back, so round trips hold:
+  ``parse_pacs008(pacs008(ct)) == ct``.
+
+Invariants (checked when a dataclass is built, so every value that exists can be sent):
+
+- Text fits its ISO type: identifiers <= 35 characters (account ids <= 34), names and remittance
+  <= 140, no control characters. Too long is an error, never a silent truncation.
+- Amounts are ``int`` minor units, written with the currency's ISO 4217 exponent as exact
+  decimal text ("12.50" EUR, "1250" RWF, "1.250" BHD), never through ``float``; at most 18
+  digits (the schema's ``totalDigits``).
+- A transfer id is the UETR: a canonical lower-case UUID version 4, as the schema's
+  ``UUIDv4Identifier`` pattern demands. ``InstrId`` and ``TxId`` carry the same UUID as 32 hex
+  digits, because a hyphenated UUID (36 characters) does not fit ``Max35Text``.
+- ``XchgRate`` is units of the settlement currency per unit of the instructed currency (the
+  payments model's "target per source"); it must fit the schema's ``BaseOneRate`` (at most 11
+  digits, 10 after the point): :func:`fit_exchange_rate` rounds one to fit, with a stated mode.
+- Times are timezone-aware and written in UTC with an explicit offset ("+00:00").
+- A statement's closing balance equals its opening balance plus booked credits minus booked
+  debits; every entry lies within the statement period and is in the account's currency.
+
+Parsing accepts bytes only, at most :data:`MESSAGE_BYTES_MAX`, refuses a DOCTYPE (no entity
+expansion, no network), checks the namespace, and raises :class:`MalformedMessage` (an
+``InvalidInput``) naming the element at fault.
+
+The official XSDs are not shipped. ``schemas/`` holds subsets authored from the official
+sequences for the elements this module emits; :func:`validate` checks a message against any XSD.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from entrepot.kernel.errors import ConfigurationError, InvalidInput
+from entrepot.kernel.money import (
+    MoneyError,
+    check_rate,
+    check_rounding,
+    format_amount,
+    get_currency,
+    parse_amount,
+)
+
+__all__ = [
+    "AMOUNT_DIGITS_MAX",
+    "CAMT053_SUBSET_XSD",
+    "CHARGE_BEARERS",
+    "MESSAGE_BYTES_MAX",
+    "NS_CAMT053",
+    "NS_PACS002",
+    "NS_PACS008",
+    "PACS002_SUBSET_XSD",
+    "PACS008_SUBSET_XSD",
+    "RATE_FRACTION_DIGITS_MAX",
+    "RATE_TOTAL_DIGITS_MAX",
+    "REASON_TEXT_LEN_MAX",
+    "SCHEMA_DIR",
+    "TRANSFER_STATUSES",
+    "Agent",
+    "CreditTransfer",
+    "InvalidMessageField",
+    "Iso20022Error",
+    "MalformedMessage",
+    "Party",
+    "SchemaViolation",
+    "Statement",
+    "StatementEntry",
+    "TransferStatus",
+    "camt053",
+    "fit_exchange_rate",
+    "pacs002",
+    "pacs008",
+    "parse_pacs002",
+    "parse_pacs008",
+    "validate",
+]
+
+NS_PACS008 = "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"
+NS_PACS002 = "urn:iso:std:iso:20022:tech:xsd:pacs.002.001.10"
+NS_CAMT053 = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"
+_PACS008_NAME = "pacs.008.001.08"
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+PACS008_SUBSET_XSD = SCHEMA_DIR / "pacs.008.001.08.subset.xsd"
+PACS002_SUBSET_XSD = SCHEMA_DIR / "pacs.002.001.10.subset.xsd"
+CAMT053_SUBSET_XSD = SCHEMA_DIR / "camt.053.001.08.subset.xsd"
+
+#: Largest message parse_* accepts; one transaction is a few kilobytes.
+MESSAGE_BYTES_MAX = 1_048_576
+#: ``ActiveCurrencyAndAmount`` and ``DecimalNumber`` allow 18 digits in all.
+AMOUNT_DIGITS_MAX = 18
+#: ``BaseOneRate``: totalDigits 11, fractionDigits 10.
+RATE_TOTAL_DIGITS_MAX = 11
+RATE_FRACTION_DIGITS_MAX = 10
+#: ``AddtlInf`` is Max105Text, repeatable; a reason text is split into at most 10 of them.
+_ADDTL_INF_LEN = 105
+REASON_TEXT_LEN_MAX = 10 * _ADDTL_INF_LEN
+
+_ID_LEN = 35  # Max35Text
+_ACCOUNT_ID_LEN = 34  # Max34Text
+_NAME_LEN = 140  # Max140Text
+_AMOUNT_LIMIT = 10**AMOUNT_DIGITS_MAX
+
+TRANSFER_STATUSES = frozenset({"ACSC", "ACSP", "RJCT", "PDNG"})
+CHARGE_BEARERS = frozenset({"DEBT", "CRED", "SHAR", "SLEV"})
+_ENTRY_STATUS_BOOKED = "BOOK"
+
+_BIC_RE = re.compile(r"[A-Z]{6}[A-Z2-9][A-NP-Z0-9]([A-Z0-9]{3})?")
+_IBAN_RE = re.compile(r"[A-Z]{2}[0-9]{2}[A-Za-z0-9]{1,30}")
+_COUNTRY_RE = re.compile(r"[A-Z]{2}")
+_UETR_RE = re.compile(r"[a-f0-9]{8}-[a-f0-9]{4}-4[a-f0-9]{3}-[89ab][a-f0-9]{3}-[a-f0-9]{12}")
+_REASON_RE = re.compile(r"[A-Z0-9]{4}")
+_PURPOSE_CODE_RE = re.compile(r"[A-Z0-9]{4}")
+_ILLEGAL_CHAR_RE = re.compile("[\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+_DATETIME_RE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DECIMAL_RE = re.compile(r"[0-9]{1,30}(\.[0-9]{1,30})?")
+_XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+
+
+class Iso20022Error(InvalidInput, ValueError):
+    """Base of this module's errors: bad input, so a ValueError and a problem+json 4xx."""
+
+    code = "iso20022_error"
+
+
+class InvalidMessageField(Iso20022Error):
+    """A value cannot be expressed in the message (too long, wrong pattern, inconsistent)."""
+
+    code = "iso20022_invalid_field"
+
+
+class MalformedMessage(Iso20022Error):
+    """Received XML is not a well-formed message of the expected type and version."""
+
+    code = "iso20022_malformed_message"
+
+
+class SchemaViolation(Iso20022Error):
+    """A message does not conform to the XSD it was validated against."""
+
+    code = "iso20022_schema_violation"
+
+
+# --- input model ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Agent:
+    """A scheme participant acting as a financial institution (``FinInstnId``)."""
+
+    participant_id: str
+    bic: str | None
+    name: str
+
+    def __post_init__(self) -> None:
+        _check_text(self.participant_id, "participant_id", _ID_LEN)
+        _check_optional(_check_bic, self.bic, "bic")
+        _check_text(self.name, "name", _NAME_LEN)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Party:
+    """A debtor or creditor; its alias (MSISDN, till id, ...) goes in ``Id/PrvtId/Othr``."""
+
+    name: str
+    alias_type: str | None
+    alias: str | None
+    iban: str | None
+    country: str | None
+
+    def __post_init__(self) -> None:
+        _check_text(self.name, "name", _NAME_LEN)
+        if self.alias_type is not None and self.alias is None:
+            raise InvalidMessageField("alias_type is set but alias is not", field="alias")
+        _check_optional(_check_text, self.alias, "alias", _ID_LEN)
+        _check_optional(_check_text, self.alias_type, "alias_type", _ID_LEN)
+        _check_optional(_check_iban, self.iban, "iban")
+        _check_optional(_check_country, self.country, "country")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreditTransfer:
+    """One customer credit transfer between two participants (pacs.008).
+
+    ``instructed_amount_minor``/``instructed_currency`` are what the debtor instructed, before
+    conversion or charges; ``fx_rate`` is required exactly when that currency differs from the
+    settlement ``currency``, as settlement-currency units per instructed-currency unit.
+    """
+
+    message_id: str
+    transfer_id: str
+    end_to_end_id: str
+    created_at: datetime
+    settlement_date: date
+    amount_minor: int
+    currency: str
+    debtor: Party
+    debtor_agent: Agent
+    creditor: Party
+    creditor_agent: Agent
+    charge_bearer: str = "SLEV"
+    remittance: str | None = None
+    purpose: str | None = None
+    instructed_amount_minor: int | None = None
+    instructed_currency: str | None = None
+    fx_rate: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        _check_text(self.message_id, "message_id", _ID_LEN)
+        _check_uetr(self.transfer_id, "transfer_id")
+        _check_text(self.end_to_end_id, "end_to_end_id", _ID_LEN)
+        _check_aware(self.created_at, "created_at")
+        _check_date(self.settlement_date, "settlement_date")
+        _check_amount(self.amount_minor, "amount_minor", positive=True)
+        _check_currency(self.currency, "currency")
+        _check_instance(self.debtor, Party, "debtor")
+        _check_instance(self.debtor_agent, Agent, "debtor_agent")
+        _check_instance(self.creditor, Party, "creditor")
+        _check_instance(self.creditor_agent, Agent, "creditor_agent")
+        if self.charge_bearer not in CHARGE_BEARERS:
+            raise InvalidMessageField(
+                f"charge_bearer must be one of {sorted(CHARGE_BEARERS)}, "
+                f"got {self.charge_bearer!r}",
+                field="charge_bearer",
+            )
+        _check_optional(_check_text, self.remittance, "remittance", _NAME_LEN)
+        _check_optional(_check_text, self.purpose, "purpose", _ID_LEN)
+        self._check_instructed()
+
+    def _check_instructed(self) -> None:
+        if (self.instructed_amount_minor is None) != (self.instructed_currency is None):
+            raise InvalidMessageField(
+                "instructed_amount_minor and instructed_currency go together",
+                field="instructed_amount_minor",
+            )
+        if self.instructed_amount_minor is None or self.instructed_currency is None:
+            if self.fx_rate is not None:
+                raise InvalidMessageField(
+                    "fx_rate needs an instructed amount in another currency", field="fx_rate"
+                )
+            return
+        _check_amount(self.instructed_amount_minor, "instructed_amount_minor", positive=True)
+        _check_currency(self.instructed_currency, "instructed_currency")
+        cross_currency = self.instructed_currency != self.currency
+        if cross_currency and self.fx_rate is None:
+            raise InvalidMessageField(
+                f"fx_rate is required: {self.instructed_currency} is instructed and "
+                f"{self.currency} settled",
+                field="fx_rate",
+            )
+        if not cross_currency and self.fx_rate is not None:
+            raise InvalidMessageField(
+                "fx_rate is only for an instructed amount in another currency", field="fx_rate"
+            )
+        if self.fx_rate is not None:
+            _check_base_one_rate(self.fx_rate, "fx_rate")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransferStatus:
+    """The status of one transfer (pacs.002). A rejection carries an ISO reason code."""
+
+    message_id: str
+    original_message_id: str
+    original_transfer_id: str
+    original_end_to_end_id: str
+    status: str
+    reason_code: str | None = None
+    reason_text: str | None = None
+    created_at: datetime
+
+    def __post_init__(self) -> None:
+        _check_text(self.message_id, "message_id", _ID_LEN)
+        _check_text(self.original_message_id, "original_message_id", _ID_LEN)
+        _check_uetr(self.original_transfer_id, "original_transfer_id")
+        _check_text(self.original_end_to_end_id, "original_end_to_end_id", _ID_LEN)
+        if self.status not in TRANSFER_STATUSES:
+            raise InvalidMessageField(
+                f"status must be one of {sorted(TRANSFER_STATUSES)}, got {self.status!r}",
+                field="status",
+            )
+        if self.reason_code is not None and (
+            not isinstance(self.reason_code, str) or _REASON_RE.fullmatch(self.reason_code) is None
+        ):
+            raise InvalidMessageField(
+                f"reason_code must be an ISO external status reason code of 4 upper-case "
+                f"letters or digits like 'AM04', got {self.reason_code!r}",
+                field="reason_code",
+            )
+        if self.status == "RJCT" and self.reason_code is None:
+            raise InvalidMessageField("a rejection (RJCT) needs a reason_code", field="reason_code")
+        _check_optional(_check_text, self.reason_text, "reason_text", REASON_TEXT_LEN_MAX)
+        _check_aware(self.created_at, "created_at")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatementEntry:
+    """One booked entry on a statement; ``credit`` is its direction (CRDT or DBIT)."""
+
+    entry_ref: str
+    booked_at: datetime
+    amount_minor: int
+    currency: str
+    credit: bool
+    status: str = _ENTRY_STATUS_BOOKED
+    counterparty: str | None = None
+    transfer_id: str | None = None
+    remittance: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_text(self.entry_ref, "entry_ref", _ID_LEN)
+        _check_aware(self.booked_at, "booked_at")
+        _check_amount(self.amount_minor, "amount_minor", positive=False)
+        _check_currency(self.currency, "currency")
+        if not isinstance(self.credit, bool):
+            raise InvalidMessageField(f"credit must be a bool, got {self.credit!r}", field="credit")
+        if self.status != _ENTRY_STATUS_BOOKED:
+            raise InvalidMessageField(
+                f"a statement (camt.053) reports booked entries only: status must be 'BOOK', "
+                f"got {self.status!r}",
+                field="status",
+            )
+        _check_optional(_check_text, self.counterparty, "counterparty", _NAME_LEN)
+        _check_optional(_check_uetr, self.transfer_id, "transfer_id")
+        _check_optional(_check_text, self.remittance, "remittance", _NAME_LEN)
+
+    @property
+    def signed_minor(self) -> int:
+        return self.amount_minor if self.credit else -self.amount_minor
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Statement:
+    """An account statement over ``from_dt``..``to_dt`` (camt.053); balances are signed.
+
+    ``entries`` may be given as any sequence; it is stored as a tuple.
+    """
+
+    message_id: str
+    statement_id: str
+    created_at: datetime
+    account_id: str
+    account_iban: str | None
+    owner: Agent
+    currency: str
+    from_dt: datetime
+    to_dt: datetime
+    opening_balance_minor: int
+    closing_balance_minor: int
+    entries: Sequence[StatementEntry]
+
+    def __post_init__(self) -> None:
+        _check_text(self.message_id, "message_id", _ID_LEN)
+        _check_text(self.statement_id, "statement_id", _ID_LEN)
+        _check_aware(self.created_at, "created_at")
+        _check_text(self.account_id, "account_id", _ACCOUNT_ID_LEN)
+        _check_optional(_check_iban, self.account_iban, "account_iban")
+        _check_instance(self.owner, Agent, "owner")
+        _check_currency(self.currency, "currency")
+        _check_aware(self.from_dt, "from_dt")
+        _check_aware(self.to_dt, "to_dt")
+        if self.from_dt > self.to_dt:
+            raise InvalidMessageField(
+                f"from_dt {self.from_dt.isoformat()} is after to_dt {self.to_dt.isoformat()}",
+                field="from_dt",
+            )
+        _check_balance(self.opening_balance_minor, "opening_balance_minor")
+        _check_balance(self.closing_balance_minor, "closing_balance_minor")
+        if isinstance(self.entries, str) or not isinstance(self.entries, Sequence):
+            raise InvalidMessageField(
+                "entries must be a sequence of StatementEntry", field="entries"
+            )
+        object.__setattr__(self, "entries", tuple(self.entries))
+        self._check_entries()
+
+    def _check_entries(self) -> None:
+        refs: set[str] = set()
+        for index, entry in enumerate(self.entries):
+            where = f"entries[{index}]"
+            _check_instance(entry, StatementEntry, where)
+            if entry.entry_ref in refs:
+                raise InvalidMessageField(
+                    f"{where}: entry_ref {entry.entry_ref!r} appears twice", field=where
+                )
+            refs.add(entry.entry_ref)
+            if entry.currency != self.currency:
+                raise InvalidMessageField(
+                    f"{where} is in {entry.currency}, the account in {self.currency}", field=where
+                )
+            if not self.from_dt <= entry.booked_at <= self.to_dt:
+                raise InvalidMessageField(
+                    f"{where} booked at {entry.booked_at.isoformat()}, outside the statement "
+                    f"period {self.from_dt.isoformat()}..{self.to_dt.isoformat()}",
+                    field=where,
+                )
+        gross = sum(entry.amount_minor for entry in self.entries)
+        if gross >= _AMOUNT_LIMIT:
+            raise InvalidMessageField(
+                f"entries sum to {gross}, more than the {AMOUNT_DIGITS_MAX} digits of TxsSummry",
+                field="entries",
+            )
+        net = sum(entry.signed_minor for entry in self.entries)
+        if self.opening_balance_minor + net != self.closing_balance_minor:
+            raise InvalidMessageField(
+                f"closing balance {self.closing_balance_minor} != opening balance "
+                f"{self.opening_balance_minor} + net entries {net}",
+                field="closing_balance_minor",
+            )
+
+
+def fit_exchange_rate(rate: Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal:
+    """``rate`` rounded once, with ``rounding``, to the most digits ``BaseOneRate`` allows."""
+    check_rate(rate)
+    check_rounding(rounding)
+    whole_digits = max(rate.adjusted() + 1, 1)
+    places = max(0, min(RATE_FRACTION_DIGITS_MAX, RATE_TOTAL_DIGITS_MAX - whole_digits))
+    fitted = rate.quantize(Decimal(1).scaleb(-places), rounding=rounding)
+    if fitted.adjusted() + 1 > RATE_TOTAL_DIGITS_MAX:  # also catches 99999999999.6 rounding up
+        raise InvalidMessageField(
+            f"rate {rate} has more than the {RATE_TOTAL_DIGITS_MAX} digits before the point "
+            "that XchgRate allows",
+            field="fx_rate",
+        )
+    if fitted == 0:
+        raise InvalidMessageField(f"rate {rate} rounds to zero at {places} places", field="fx_rate")
+    return fitted
+
+
+# --- field checks --------------------------------------------------------------------------
+
+
+def _check_optional(check: Callable[..., None], value: object, field: str, *args: int) -> None:
+    if value is not None:
+        check(value, field, *args)
+
+
+def _check_text(value: object, field: str, length_max: int) -> None:
+    if not isinstance(value, str):
+        raise InvalidMessageField(f"{field} must be a str, got {type(value).__name__}", field=field)
+    if not value:
+        raise InvalidMessageField(f"{field} must not be empty", field=field)
+    if len(value) > length_max:
+        raise InvalidMessageField(
+            f"{field} is {len(value)} characters; ISO 20022 allows at most {length_max} here",
+            field=field,
+        )
+    illegal = _ILLEGAL_CHAR_RE.search(value)
+    if illegal is not None:
+        raise InvalidMessageField(
+            f"{field} contains the control character {illegal.group()!r} at {illegal.start()}",
+            field=field,
+        )
+
+
+def _check_pattern(value: object, field: str, pattern: re.Pattern[str], example: str) -> None:
+    if not isinstance(value, str) or pattern.fullmatch(value) is None:
+        raise InvalidMessageField(
+            f"{field} {value!r} does not match {pattern.pattern} (e.g. {example!r})", field=field
+        )
+
+
+def _check_bic(value: object, field: str) -> None:
+    _check_pattern(value, field, _BIC_RE, "DEUTDEFFXXX")
+
+
+def _check_country(value: object, field: str) -> None:
+    _check_pattern(value, field, _COUNTRY_RE, "RW")
+
+
+def _check_iban(value: object, field: str) -> None:
+    _check_pattern(value, field, _IBAN_RE, "DE89370400440532013000")
+    assert isinstance(value, str)
+    rearranged = value[4:] + value[:4]
+    if int("".join(str(int(char, 36)) for char in rearranged)) % 97 != 1:
+        raise InvalidMessageField(f"{field} {value!r} fails the IBAN check digits", field=field)
+
+
+def _check_uetr(value: object, field: str) -> None:
+    if not isinstance(value, str) or _UETR_RE.fullmatch(value) is None:
+        raise InvalidMessageField(
+            f"{field} {value!r} is not a UETR: a lower-case UUID version 4 such as "
+            f"'{uuid.UUID(int=0x3F2C1A9E8B4D4C7E9F102A3B4C5D6E7F)}'",
+            field=field,
+        )
+
+
+def _check_aware(value: object, field: str) -> None:
+    if not isinstance(value, datetime):
+        raise InvalidMessageField(f"{field} must be a datetime", field=field)
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidMessageField(f"{field} must be timezone-aware (UTC)", field=field)
+
+
+def _check_date(value: object, field: str) -> None:
+    if not isinstance(value, date) or isinstance(value, datetime):
+        raise InvalidMessageField(f"{field} must be a date, not a datetime", field=field)
+
+
+def _check_int(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidMessageField(
+            f"{field} must be an int in minor units, got {type(value).__name__}", field=field
+        )
+    return value
+
+
+def _check_amount(value: object, field: str, *, positive: bool) -> None:
+    amount = _check_int(value, field)
+    if amount < (1 if positive else 0):
+        raise InvalidMessageField(
+            f"{field} must be {'> 0' if positive else '>= 0'}, got {amount}", field=field
+        )
+    if amount >= _AMOUNT_LIMIT:
+        raise InvalidMessageField(
+            f"{field} {amount} has more than the {AMOUNT_DIGITS_MAX} digits ISO 20022 allows",
+            field=field,
+        )
+
+
+def _check_balance(value: object, field: str) -> None:
+    if abs(_check_int(value, field)) >= _AMOUNT_LIMIT:
+        raise InvalidMessageField(
+            f"{field} has more than the {AMOUNT_DIGITS_MAX} digits ISO 20022 allows", field=field
+        )
+
+
+def _check_currency(value: object, field: str) -> None:
+    if not isinstance(value, str):
+        raise InvalidMessageField(f"{field} must be a str currency code", field=field)
+    try:
+        get_currency(value)
+    except MoneyError as exc:
+        raise InvalidMessageField(f"{field}: {exc.detail}", field=field) from exc
+
+
+def _check_instance(value: object, kind: type, field: str) -> None:
+    if not isinstance(value, kind):
+        raise InvalidMessageField(
+            f"{field} must be a {kind.__name__}, got {type(value).__name__}", field=field
+        )
+
+
+def _check_base_one_rate(rate: Decimal, field: str) -> None:
+    try:
+        check_rate(rate)
+    except MoneyError as exc:
+        raise InvalidMessageField(f"{field}: {exc.detail}", field=field) from exc
+    if fit_exchange_rate(rate) != rate:
+        raise InvalidMessageField(
+            f"{field} {rate} does not fit XchgRate (at most {RATE_TOTAL_DIGITS_MAX} digits, "
+            f"{RATE_FRACTION_DIGITS_MAX} after the point); round it with fit_exchange_rate",
+            field=field,
+        )
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def _document(namespace: str, message_tag: str) -> tuple[Any, Any]:
+    root = etree.Element(f"{{{namespace}}}Document", nsmap={None: namespace})
+    return root, _sub(root, message_tag)
+
+
+def _sub(parent: Any, tag: str) -> Any:
+    namespace = parent.tag[1:].split("}", 1)[0]
+    return etree.SubElement(parent, f"{{{namespace}}}{tag}")
+
+
+def _leaf(parent: Any, tag: str, text: str) -> Any:
+    element = _sub(parent, tag)
+    element.text = text
+    return element
+
+
+def _serialize(root: Any) -> bytes:
+    body: bytes = etree.tostring(root, encoding="UTF-8", pretty_print=True)
+    return _XML_DECLARATION + body
+
+
+def _datetime_text(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def _amount(parent: Any, tag: str, amount_minor: int, currency: str) -> None:
+    element = _leaf(parent, tag, format_amount(amount_minor, currency))
+    element.set("Ccy", currency)
+
+
+def _rate_text(rate: Decimal) -> str:
+    return format(rate.normalize(), "f")
+
+
+def _uuid_hex(transfer_id: str) -> str:
+    return uuid.UUID(transfer_id).hex
+
+
+def _write_agent(parent: Any, tag: str, agent: Agent) -> None:
+    institution = _sub(_sub(parent, tag), "FinInstnId")
+    if agent.bic is not None:
+        _leaf(institution, "BICFI", agent.bic)
+    _leaf(institution, "Nm", agent.name)
+    _leaf(_sub(institution, "Othr"), "Id", agent.participant_id)
+
+
+def _write_party(parent: Any, tag: str, party: Party) -> None:
+    element = _sub(parent, tag)
+    _leaf(element, "Nm", party.name)
+    if party.alias is not None:
+        other = _sub(_sub(_sub(element, "Id"), "PrvtId"), "Othr")
+        _leaf(other, "Id", party.alias)
+        if party.alias_type is not None:
+            _leaf(_sub(other, "SchmeNm"), "Prtry", party.alias_type)
+    if party.country is not None:
+        _leaf(element, "CtryOfRes", party.country)
+
+
+def _write_account(parent: Any, tag: str, iban: str | None, other_id: str | None) -> Any:
+    account = _sub(parent, tag)
+    identification = _sub(account, "Id")
+    if iban is not None:
+        _leaf(identification, "IBAN", iban)
+    else:
+        assert other_id is not None
+        _leaf(_sub(identification, "Othr"), "Id", other_id)
+    return account
+
+
+def pacs008(ct: CreditTransfer) -> bytes:
+    """The credit transfer as a pacs.008.001.08 message (UTF-8 bytes with a declaration)."""
+    if not isinstance(ct, CreditTransfer):
+        raise TypeError(f"pacs008 takes a CreditTransfer, got {type(ct).__name__}")
+    root, message = _document(NS_PACS008, "FIToFICstmrCdtTrf")
+    header = _sub(message, "GrpHdr")
+    _leaf(header, "MsgId", ct.message_id)
+    _leaf(header, "CreDtTm", _datetime_text(ct.created_at))
+    _leaf(header, "NbOfTxs", "1")
+    _leaf(_sub(header, "SttlmInf"), "SttlmMtd", "CLRG")
+    tx = _sub(message, "CdtTrfTxInf")
+    payment_id = _sub(tx, "PmtId")
+    _leaf(payment_id, "InstrId", _uuid_hex(ct.transfer_id))
+    _leaf(payment_id, "EndToEndId", ct.end_to_end_id)
+    _leaf(payment_id, "TxId", _uuid_hex(ct.transfer_id))
+    _leaf(payment_id, "UETR", ct.transfer_id)
+    _amount(tx, "IntrBkSttlmAmt", ct.amount_minor, ct.currency)
+    _leaf(tx, "IntrBkSttlmDt", ct.settlement_date.isoformat())
+    if ct.instructed_amount_minor is not None and ct.instructed_currency is not None:
+        _amount(tx, "InstdAmt", ct.instructed_amount_minor, ct.instructed_currency)
+    if ct.fx_rate is not None:
+        _leaf(tx, "XchgRate", _rate_text(ct.fx_rate))
+    _leaf(tx, "ChrgBr", ct.charge_bearer)
+    _write_party(tx, "Dbtr", ct.debtor)
+    if ct.debtor.iban is not None:
+        _write_account(tx, "DbtrAcct", ct.debtor.iban, None)
+    _write_agent(tx, "DbtrAgt", ct.debtor_agent)
+    _write_agent(tx, "CdtrAgt", ct.creditor_agent)
+    _write_party(tx, "Cdtr", ct.creditor)
+    if ct.creditor.iban is not None:
+        _write_account(tx, "CdtrAcct", ct.creditor.iban, None)
+    if ct.purpose is not None:
+        code = _PURPOSE_CODE_RE.fullmatch(ct.purpose) is not None
+        _leaf(_sub(tx, "Purp"), "Cd" if code else "Prtry", ct.purpose)
+    if ct.remittance is not None:
+        _leaf(_sub(tx, "RmtInf"), "Ustrd", ct.remittance)
+    return _serialize(root)
+
+
+def pacs002(status: TransferStatus) -> bytes:
+    """The transfer status as a pacs.002.001.10 message (UTF-8 bytes with a declaration)."""
+    if not isinstance(status, TransferStatus):
+        raise TypeError(f"pacs002 takes a TransferStatus, got {type(status).__name__}")
+    root, message = _document(NS_PACS002, "FIToFIPmtStsRpt")
+    header = _sub(message, "GrpHdr")
+    _leaf(header, "MsgId", status.message_id)
+    _leaf(header, "CreDtTm", _datetime_text(status.created_at))
+    tx = _sub(message, "TxInfAndSts")
+    original = _sub(tx, "OrgnlGrpInf")
+    _leaf(original, "OrgnlMsgId", status.original_message_id)
+    _leaf(original, "OrgnlMsgNmId", _PACS008_NAME)
+    _leaf(tx, "OrgnlInstrId", _uuid_hex(status.original_transfer_id))
+    _leaf(tx, "OrgnlEndToEndId", status.original_end_to_end_id)
+    _leaf(tx, "OrgnlTxId", _uuid_hex(status.original_transfer_id))
+    _leaf(tx, "OrgnlUETR", status.original_transfer_id)
+    _leaf(tx, "TxSts", status.status)
+    if status.reason_code is not None or status.reason_text is not None:
+        reason_info = _sub(tx, "StsRsnInf")
+        if status.reason_code is not None:
+            _leaf(_sub(reason_info, "Rsn"), "Cd", status.reason_code)
+        text = status.reason_text or ""
+        for start in range(0, len(text), _ADDTL_INF_LEN):
+            _leaf(reason_info, "AddtlInf", text[start : start + _ADDTL_INF_LEN])
+    return _serialize(root)
+
+
+def _write_balance(parent: Any, code: str, balance_minor: int, currency: str, at: datetime) -> None:
+    balance = _sub(parent, "Bal")
+    _leaf(_sub(_sub(balance, "Tp"), "CdOrPrtry"), "Cd", code)
+    _amount(balance, "Amt", abs(balance_minor), currency)
+    _leaf(balance, "CdtDbtInd", "DBIT" if balance_minor < 0 else "CRDT")
+    _leaf(_sub(balance, "Dt"), "DtTm", _datetime_text(at))
+
+
+def _write_summary(parent: Any, statement: Statement) -> None:
+    credits = [entry.amount_minor for entry in statement.entries if entry.credit]
+    debits = [entry.amount_minor for entry in statement.entries if not entry.credit]
+    net = sum(credits) - sum(debits)
+    currency = statement.currency
+    summary = _sub(parent, "TxsSummry")
+    total = _sub(summary, "TtlNtries")
+    _leaf(total, "NbOfNtries", str(len(statement.entries)))
+    _leaf(total, "Sum", format_amount(sum(credits) + sum(debits), currency))
+    net_entry = _sub(total, "TtlNetNtry")
+    _leaf(net_entry, "Amt", format_amount(abs(net), currency))
+    _leaf(net_entry, "CdtDbtInd", "DBIT" if net < 0 else "CRDT")
+    for tag, amounts in (("TtlCdtNtries", credits), ("TtlDbtNtries", debits)):
+        totals = _sub(summary, tag)
+        _leaf(totals, "NbOfNtries", str(len(amounts)))
+        _leaf(totals, "Sum", format_amount(sum(amounts), currency))
+
+
+def _write_entry(parent: Any, entry: StatementEntry) -> None:
+    direction = "CRDT" if entry.credit else "DBIT"
+    element = _sub(parent, "Ntry")
+    _leaf(element, "NtryRef", entry.entry_ref)
+    _amount(element, "Amt", entry.amount_minor, entry.currency)
+    _leaf(element, "CdtDbtInd", direction)
+    _leaf(_sub(element, "Sts"), "Cd", entry.status)
+    _leaf(_sub(element, "BookgDt"), "DtTm", _datetime_text(entry.booked_at))
+    domain = _sub(_sub(element, "BkTxCd"), "Domn")
+    _leaf(domain, "Cd", "PMNT")
+    family = _sub(domain, "Fmly")
+    _leaf(family, "Cd", "RCDT" if entry.credit else "ICDT")
+    _leaf(family, "SubFmlyCd", "OTHR")
+    if entry.transfer_id is None and entry.counterparty is None and entry.remittance is None:
+        return
+    details = _sub(_sub(element, "NtryDtls"), "TxDtls")
+    if entry.transfer_id is not None:
+        _leaf(_sub(details, "Refs"), "UETR", entry.transfer_id)
+    _amount(details, "Amt", entry.amount_minor, entry.currency)
+    _leaf(details, "CdtDbtInd", direction)
+    if entry.counterparty is not None:
+        # The counterparty of a credit paid it (the debtor); of a debit, was paid (the creditor).
+        role = _sub(_sub(details, "RltdPties"), "Dbtr" if entry.credit else "Cdtr")
+        _leaf(_sub(role, "Pty"), "Nm", entry.counterparty)
+    if entry.remittance is not None:
+        _leaf(_sub(details, "RmtInf"), "Ustrd", entry.remittance)
+
+
+def camt053(statement: Statement) -> bytes:
+    """The statement as a camt.053.001.08 message (UTF-8 bytes with a declaration)."""
+    if not isinstance(statement, Statement):
+        raise TypeError(f"camt053 takes a Statement, got {type(statement).__name__}")
+    root, message = _document(NS_CAMT053, "BkToCstmrStmt")
+    header = _sub(message, "GrpHdr")
+    _leaf(header, "MsgId", statement.message_id)
+    _leaf(header, "CreDtTm", _datetime_text(statement.created_at))
+    stmt = _sub(message, "Stmt")
+    _leaf(stmt, "Id", statement.statement_id)
+    _leaf(stmt, "CreDtTm", _datetime_text(statement.created_at))
+    period = _sub(stmt, "FrToDt")
+    _leaf(period, "FrDtTm", _datetime_text(statement.from_dt))
+    _leaf(period, "ToDtTm", _datetime_text(statement.to_dt))
+    account = _write_account(stmt, "Acct", statement.account_iban, statement.account_id)
+    _leaf(account, "Ccy", statement.currency)
+    owner = _sub(account, "Ownr")
+    _leaf(owner, "Nm", statement.owner.name)
+    organisation = _sub(_sub(owner, "Id"), "OrgId")
+    if statement.owner.bic is not None:
+        _leaf(organisation, "AnyBIC", statement.owner.bic)
+    _leaf(_sub(organisation, "Othr"), "Id", statement.owner.participant_id)
+    currency = statement.currency
+    _write_balance(stmt, "OPBD", statement.opening_balance_minor, currency, statement.from_dt)
+    _write_balance(stmt, "CLBD", statement.closing_balance_minor, currency, statement.to_dt)
+    _write_summary(stmt, statement)
+    for entry in statement.entries:
+        _write_entry(stmt, entry)
+    return _serialize(root)
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def _parse_xml(data: object, what: str) -> Any:
+    if not isinstance(data, bytes):
+        raise TypeError(f"{what}: expected the message as bytes, got {type(data).__name__}")
+    if len(data) > MESSAGE_BYTES_MAX:
+        raise MalformedMessage(
+            f"{what}: {len(data)} bytes, more than the {MESSAGE_BYTES_MAX} accepted"
+        )
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+    )
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as exc:
+        raise MalformedMessage(f"{what}: not well-formed XML: {exc}") from exc
+    if root.getroottree().docinfo.doctype:
+        raise MalformedMessage(f"{what}: a DOCTYPE is not allowed in ISO 20022 messages")
+    return root
+
+
+@dataclass(frozen=True, slots=True)
+class _Reader:
+    """Finds elements of one message by '/'-separated local names, failing with the path."""
+
+    namespace: str
+    what: str
+
+    def fail(self, detail: str, path: str | None = None) -> MalformedMessage:
+        return MalformedMessage(f"{self.what}: {detail}", field=path)
+
+    def find(self, element: Any, path: str) -> Any:
+        steps = "/".join(f"iso:{step}" for step in path.split("/"))
+        return element.find(steps, namespaces={"iso": self.namespace})
+
+    def count(self, element: Any, tag: str) -> int:
+        return len(element.findall(f"iso:{tag}", namespaces={"iso": self.namespace}))
+
+    def opt_text(self, element: Any, path: str) -> str | None:
+        found = self.find(element, path)
+        if found is None:
+            return None
+        if not found.text:
+            raise self.fail(f"{path} is empty", path)
+        return str(found.text)
+
+    def text(self, element: Any, path: str) -> str:
+        found = self.opt_text(element, path)
+        if found is None:
+            raise self.fail(f"{path} is missing", path)
+        return found
+
+    def message(self, data: object, message_tag: str) -> Any:
+        root = _parse_xml(data, self.what)
+        expected = f"{{{self.namespace}}}Document"
+        if root.tag != expected:
+            raise self.fail(f"root element is {root.tag}, expected {expected}")
+        body = self.find(root, message_tag)
+        if body is None or len(root) != 1:
+            raise self.fail(f"Document must hold exactly one {message_tag}", message_tag)
+        return body
+
+    def read_datetime(self, element: Any, path: str) -> datetime:
+        text = self.text(element, path)
+        if _DATETIME_RE.fullmatch(text) is None:
+            raise self.fail(f"{path} {text!r} is not an ISO date-time with a timezone", path)
+        try:
+            return datetime.fromisoformat(text).astimezone(UTC)
+        except ValueError as exc:
+            raise self.fail(f"{path} {text!r} is not a valid date-time: {exc}", path) from exc
+
+    def read_date(self, element: Any, path: str) -> date:
+        text = self.text(element, path)
+        try:
+            if _DATE_RE.fullmatch(text) is None:
+                raise ValueError("expected YYYY-MM-DD")
+            return date.fromisoformat(text)
+        except ValueError as exc:
+            raise self.fail(f"{path} {text!r} is not an ISO date: {exc}", path) from exc
+
+    def read_amount(self, element: Any, path: str) -> tuple[int, str]:
+        found = self.find(element, path)
+        if found is None:
+            raise self.fail(f"{path} is missing", path)
+        currency = found.get("Ccy")
+        try:
+            return parse_amount(str(found.text or ""), str(currency)), str(currency)
+        except MoneyError as exc:
+            raise self.fail(f"{path}: {exc.detail}", path) from exc
+
+    def read_rate(self, element: Any, path: str) -> Decimal | None:
+        text = self.opt_text(element, path)
+        if text is None:
+            return None
+        if _DECIMAL_RE.fullmatch(text) is None:
+            raise self.fail(f"{path} {text!r} is not a plain decimal number", path)
+        return Decimal(text)
+
+
+def _read_agent(reader: _Reader, tx: Any, tag: str) -> Agent:
+    return Agent(
+        participant_id=reader.text(tx, f"{tag}/FinInstnId/Othr/Id"),
+        bic=reader.opt_text(tx, f"{tag}/FinInstnId/BICFI"),
+        name=reader.text(tx, f"{tag}/FinInstnId/Nm"),
+    )
+
+
+def _read_party(reader: _Reader, tx: Any, tag: str, account_tag: str) -> Party:
+    other = f"{tag}/Id/PrvtId/Othr"
+    return Party(
+        name=reader.text(tx, f"{tag}/Nm"),
+        alias_type=reader.opt_text(tx, f"{other}/SchmeNm/Prtry"),
+        alias=reader.opt_text(tx, f"{other}/Id"),
+        iban=reader.opt_text(tx, f"{account_tag}/Id/IBAN"),
+        country=reader.opt_text(tx, f"{tag}/CtryOfRes"),
+    )
+
+
+def parse_pacs008(data: bytes) -> CreditTransfer:
+    """The credit transfer in a single-transaction pacs.008.001.08 message."""
+    reader = _Reader(NS_PACS008, "pacs.008")
+    message = reader.message(data, "FIToFICstmrCdtTrf")
+    transactions = reader.count(message, "CdtTrfTxInf")
+    declared = reader.text(message, "GrpHdr/NbOfTxs")
+    if transactions != 1 or declared != "1":
+        raise reader.fail(
+            f"carries {transactions} transactions (NbOfTxs {declared!r}); "
+            "only single-transaction messages are supported",
+            "GrpHdr/NbOfTxs",
+        )
+    tx = reader.find(message, "CdtTrfTxInf")
+    amount_minor, currency = reader.read_amount(tx, "IntrBkSttlmAmt")
+    instructed: tuple[int | None, str | None] = (None, None)
+    if reader.find(tx, "InstdAmt") is not None:
+        instructed = reader.read_amount(tx, "InstdAmt")
+    purpose = reader.opt_text(tx, "Purp/Cd") or reader.opt_text(tx, "Purp/Prtry")
+    try:
+        return CreditTransfer(
+            message_id=reader.text(message, "GrpHdr/MsgId"),
+            transfer_id=reader.text(tx, "PmtId/UETR"),
+            end_to_end_id=reader.text(tx, "PmtId/EndToEndId"),
+            created_at=reader.read_datetime(message, "GrpHdr/CreDtTm"),
+            settlement_date=reader.read_date(tx, "IntrBkSttlmDt"),
+            amount_minor=amount_minor,
+            currency=currency,
+            debtor=_read_party(reader, tx, "Dbtr", "DbtrAcct"),
+            debtor_agent=_read_agent(reader, tx, "DbtrAgt"),
+            creditor=_read_party(reader, tx, "Cdtr", "CdtrAcct"),
+            creditor_agent=_read_agent(reader, tx, "CdtrAgt"),
+            charge_bearer=reader.text(tx, "ChrgBr"),
+            remittance=reader.opt_text(tx, "RmtInf/Ustrd"),
+            purpose=purpose,
+            instructed_amount_minor=instructed[0],
+            instructed_currency=instructed[1],
+            fx_rate=reader.read_rate(tx, "XchgRate"),
+        )
+    except InvalidMessageField as exc:
+        raise reader.fail(f"invalid {exc.field}: {exc.detail}", exc.field) from exc
+
+
+def parse_pacs002(data: bytes) -> TransferStatus:
+    """The status of the single transaction reported in a pacs.002.001.10 message."""
+    reader = _Reader(NS_PACS002, "pacs.002")
+    message = reader.message(data, "FIToFIPmtStsRpt")
+    if reader.count(message, "TxInfAndSts") != 1:
+        raise reader.fail(
+            "must report exactly one transaction (TxInfAndSts); group statuses are not supported",
+            "TxInfAndSts",
+        )
+    tx = reader.find(message, "TxInfAndSts")
+    original_message_id = reader.opt_text(tx, "OrgnlGrpInf/OrgnlMsgId") or reader.text(
+        message, "OrgnlGrpInfAndSts/OrgnlMsgId"
+    )
+    reason_texts = [
+        str(found.text or "")
+        for found in tx.findall("iso:StsRsnInf/iso:AddtlInf", namespaces={"iso": NS_PACS002})
+    ]
+    try:
+        return TransferStatus(
+            message_id=reader.text(message, "GrpHdr/MsgId"),
+            original_message_id=original_message_id,
+            original_transfer_id=reader.text(tx, "OrgnlUETR"),
+            original_end_to_end_id=reader.text(tx, "OrgnlEndToEndId"),
+            status=reader.text(tx, "TxSts"),
+            reason_code=reader.opt_text(tx, "StsRsnInf/Rsn/Cd"),
+            reason_text="".join(reason_texts) or None,
+            created_at=reader.read_datetime(message, "GrpHdr/CreDtTm"),
+        )
+    except InvalidMessageField as exc:
+        raise reader.fail(f"invalid {exc.field}: {exc.detail}", exc.field) from exc
+
+
+# --- schema validation ---------------------------------------------------------------------
+
+
+@lru_cache(maxsize=16)
+def _schema(path: str) -> Any:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    try:
+        return etree.XMLSchema(etree.parse(path, parser))
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read XSD {path}: {exc}", field="schema_path") from exc
+    except (etree.XMLSyntaxError, etree.XMLSchemaParseError) as exc:
+        raise ConfigurationError(f"{path} is not a usable XSD: {exc}", field="schema_path") from exc
+
+
+def validate(xml_bytes: bytes, schema_path: str | Path) -> None:
+    """Raises SchemaViolation unless ``xml_bytes`` conforms to the XSD at ``schema_path``."""
+    path = Path(schema_path).resolve()
+    schema = _schema(str(path))
+    document = _parse_xml(xml_bytes, path.name)
+    if not schema.validate(document):
+        errors = [f"line {error.line}: {error.message}" for error in schema.error_log]
+        raise SchemaViolation(
+            f"message does not conform to {path.name}: " + "; ".join(errors[:5]),
+            field="xml",
+        )

@@ -1,0 +1,226 @@
+"""The payment scheme end to end through HTTP: pay-by-QR across borders, settlement, scoping,
+idempotency, authentication, and a schemathesis fuzz run against the app's own OpenAPI."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from nacl.signing import SigningKey
+
+from entrepot.entrypoints.api.app import create_app
+from entrepot.payments import PaymentScheme
+from entrepot.payments.credentials import issue_credential
+
+
+@pytest.fixture
+def api(scheme: PaymentScheme) -> Iterator[tuple[TestClient, dict[str, dict[str, str]]]]:
+    tokens = {
+        p: issue_credential(scheme.engine, p).token for p in ("scheme", "mtn-rw", "maybank", "icbc")
+    }
+    headers = {p: {"Authorization": f"Bearer {t}"} for p, t in tokens.items()}
+    with TestClient(create_app(scheme)) as client:
+        yield client, headers
+
+
+def _minor(body: dict[str, object], key: str) -> int:
+    value = body[key]
+    assert isinstance(value, dict)
+    return int(value["minor"])
+
+
+def test_cross_border_pay_by_qr_rwf_to_myr_is_exact(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    client, h = api
+    before = {
+        (p, c): scheme.liquidity(p, c)
+        for p, c in (("mtn-rw", "RWF"), ("fxco", "RWF"), ("fxco", "MYR"), ("maybank", "MYR"))
+    }
+    qr = client.post(
+        "/v1/qr/encode",
+        json={
+            "tillId": "KL-TILL-42",
+            "merchantName": "Kedai Kopi KL",
+            "city": "Kuala Lumpur",
+            "country": "MY",
+            "currency": "MYR",
+            "amount": "25.50",
+        },
+        headers=h["maybank"],
+    )
+    assert qr.status_code == 200, qr.text
+    pay = client.post(
+        "/v1/qr/pay",
+        json={
+            "payload": qr.json()["payload"],
+            "transferId": "t-qr-1",
+            "quoteId": "q-qr-1",
+            "sourceCurrency": "RWF",
+        },
+        headers={**h["mtn-rw"], "Idempotency-Key": "pay-1"},
+    )
+    assert pay.status_code == 201, pay.text
+    body = pay.json()
+    assert body["party"]["fspId"] == "maybank"
+    # RECEIVE 25.50 MYR at 0.0032 less 100 bps = 0.003168 MYR/RWF:
+    # principal = ceil(2550 / 100 / 0.003168) = 8050 RWF (RWF has no minor unit); fee 0.5%
+    # of 8050 = 40.25 -> 40 RWF (half up); the payer's participant pays 8090 RWF.
+    quote = body["quote"]
+    assert (_minor(quote, "receiveAmount"), _minor(quote, "fee"), _minor(quote, "sendAmount")) == (
+        2550,
+        40,
+        8090,
+    )
+    assert quote["fxRate"] == "0.003168" and quote["fxProvider"] == "fxco"
+    assert body["transfer"]["state"] == "RESERVED"
+    commit = client.post("/v1/transfers/t-qr-1/commit", headers=h["maybank"])
+    assert commit.status_code == 200 and commit.json()["state"] == "COMMITTED"
+
+    def moved(p: str, c: str) -> int:
+        return scheme.liquidity(p, c)["net_position_minor"] - before[(p, c)]["net_position_minor"]
+
+    assert moved("mtn-rw", "RWF") == -8090
+    assert moved("fxco", "RWF") == 8050
+    assert moved("fxco", "MYR") == -2550
+    assert moved("maybank", "MYR") == 2550
+    assert scheme.liquidity("scheme", "RWF")["net_position_minor"] == 40
+    assert scheme.ledger.check_invariants().ok
+
+    window = client.post("/v1/settlementWindows/close", headers=h["scheme"]).json()
+    nets = {(p["participantId"], p["currency"]): p["net"]["minor"] for p in window["positions"]}
+    assert nets == {
+        ("mtn-rw", "RWF"): -8090,
+        ("fxco", "RWF"): 8050,
+        ("scheme", "RWF"): 40,
+        ("fxco", "MYR"): -2550,
+        ("maybank", "MYR"): 2550,
+    }
+    settled = client.post(f"/v1/settlementWindows/{window['id']}/settle", headers=h["scheme"])
+    assert settled.status_code == 200 and settled.json()["state"] == "SETTLED"
+    assert scheme.liquidity("maybank", "MYR")["settlement_balance_minor"] == 1_000_000 + 2550
+    assert scheme.liquidity("mtn-rw", "RWF")["settlement_balance_minor"] == 50_000_000 - 8090
+    assert scheme.liquidity("mtn-rw", "RWF")["net_position_minor"] == 0
+    xml = client.get("/v1/iso20022/pacs008/t-qr-1", headers=h["maybank"])
+    assert xml.status_code == 200 and b'<IntrBkSttlmAmt Ccy="MYR">25.50<' in xml.content
+
+
+def test_one_participant_cannot_read_or_resolve_anothers_transfer(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    client, h = api
+    scheme.create_quote("mtn-rw", "q-s", "MERCHANT", "KL-TILL-42", 1000, "RECEIVE", "RWF")
+    scheme.prepare_transfer("mtn-rw", "t-s", "q-s")
+    assert client.get("/v1/transfers/t-s", headers=h["icbc"]).status_code == 403
+    assert client.post("/v1/transfers/t-s/commit", headers=h["icbc"]).status_code == 403
+    assert client.post("/v1/transfers/t-s/reject", json={}, headers=h["icbc"]).status_code == 403
+    assert client.post("/v1/transfers/t-s/commit", headers=h["mtn-rw"]).status_code == 403
+    assert client.get("/v1/transfers", headers=h["icbc"]).json()["transfers"] == []
+    assert client.get("/v1/participants/maybank", headers=h["icbc"]).status_code == 403
+    assert client.post("/v1/settlementWindows/close", headers=h["icbc"]).status_code == 403
+    assert scheme.get_transfer("mtn-rw", "t-s").state.value == "RESERVED"  # nothing changed
+
+
+def test_errors_are_problem_json_and_change_nothing(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    client, h = api
+    before = scheme.liquidity("mtn-rw", "RWF")
+    r = client.post(
+        "/v1/quotes",
+        headers=h["mtn-rw"],
+        json={
+            "quoteId": "q-bad",
+            "payee": {"partyIdType": "MERCHANT", "partyIdentifier": "KL-TILL-42"},
+            "amountType": "SEND",
+            "amount": {"amount": "1.5", "currency": "RWF"},
+            "sourceCurrency": "RWF",
+        },
+    )
+    assert r.status_code == 422
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["code"] == "invalid_amount"
+    r = client.post("/v1/quotes", headers=h["mtn-rw"], json={"quoteId": "x"})
+    assert r.status_code == 422 and r.json()["code"] == "invalid_input"
+    assert client.get("/v1/transfers/nope", headers=h["mtn-rw"]).json()["errorCode"] == "3208"
+    assert client.get("/v1/transfers/x").status_code == 401
+    assert scheme.liquidity("mtn-rw", "RWF") == before
+
+
+def test_idempotency_key_replays_and_refuses_a_different_body(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    client, h = api
+    body = {
+        "quoteId": "q-i",
+        "payee": {"partyIdType": "MERCHANT", "partyIdentifier": "KL-TILL-42"},
+        "amountType": "SEND",
+        "amount": {"amount": "5000", "currency": "RWF"},
+        "sourceCurrency": "RWF",
+    }
+    first = client.post("/v1/quotes", json=body, headers={**h["mtn-rw"], "Idempotency-Key": "k1"})
+    again = client.post("/v1/quotes", json=body, headers={**h["mtn-rw"], "Idempotency-Key": "k1"})
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    changed = client.post(
+        "/v1/quotes",
+        json={**body, "quoteId": "q-j"},
+        headers={**h["mtn-rw"], "Idempotency-Key": "k1"},
+    )
+    assert changed.status_code == 409 and changed.json()["errorCode"] == "3106"
+    assert client.get("/v1/quotes/q-j", headers=h["mtn-rw"]).status_code == 404
+
+
+def test_signed_requests_with_an_ed25519_key(scheme: PaymentScheme) -> None:
+    key = SigningKey.generate()
+    public = base64.b64encode(bytes(key.verify_key)).decode()
+    token = issue_credential(scheme.engine, "icbc", public_key_b64=public).token
+    with TestClient(create_app(scheme)) as client:
+        path = "/v1/participants/icbc"
+        unsigned = client.get(path, headers={"Authorization": f"Bearer {token}"})
+        assert unsigned.status_code == 401 and unsigned.json()["code"] == "bad_signature"
+        sig = base64.b64encode(key.sign(f"GET\n{path}\n".encode()).signature).decode()
+        signed = client.get(path, headers={"Authorization": f"Bearer {token}", "X-Signature": sig})
+        assert signed.status_code == 200 and signed.json()["id"] == "icbc"
+        forged = SigningKey.generate().sign(f"GET\n{path}\n".encode()).signature
+        bad = client.get(
+            path,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "X-Signature": base64.b64encode(forged).decode(),
+            },
+        )
+        assert bad.status_code == 401
+
+
+def test_bulk_transfers_commit_each_item_or_reject_it_alone(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    client, h = api
+    scheme.register_participant("cimb", "CIMB", "bank", "MY", ["MYR"])
+    scheme.register_alias("cimb", "MSISDN", "+60123456789", "Siti", "MYR")
+    items = [
+        {
+            "transferId": "b1",
+            "payee": {"partyIdType": "MSISDN", "partyIdentifier": "+60123456789"},
+            "amount": {"amount": "10.00", "currency": "MYR"},
+        },
+        {
+            "transferId": "b2",
+            "payee": {"partyIdType": "MSISDN", "partyIdentifier": "+60999999999"},
+            "amount": {"amount": "1.00", "currency": "MYR"},
+        },
+    ]
+    before = scheme.liquidity("maybank", "MYR")["net_position_minor"]
+    r = client.post(
+        "/v1/transfers/bulk", json={"bulkId": "bulk-1", "transfers": items}, headers=h["maybank"]
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert (body["committed"], body["rejected"]) == (1, 1), body
+    assert body["results"][1]["reason"].startswith("no party")
+    fee = 5  # 50 bps of 1000 minor units
+    assert scheme.liquidity("maybank", "MYR")["net_position_minor"] == before - 1000 - fee
+    assert scheme.liquidity("cimb", "MYR")["net_position_minor"] == 1000

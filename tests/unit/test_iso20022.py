@@ -1,0 +1,1078 @@
+"""ISO 20022 export: pacs.008, pacs.002 and camt.053 - exact values, element order, round trips,
+values the schemas forbid, and malformed XML."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from lxml import etree
+
+from entrepot.kernel.errors import ConfigurationError, InvalidInput
+from entrepot.kernel.money import CURRENCIES
+from entrepot.payments.iso20022 import (
+    CAMT053_SUBSET_XSD,
+    MESSAGE_BYTES_MAX,
+    NS_CAMT053,
+    NS_PACS002,
+    NS_PACS008,
+    PACS002_SUBSET_XSD,
+    PACS008_SUBSET_XSD,
+    REASON_TEXT_LEN_MAX,
+    Agent,
+    CreditTransfer,
+    InvalidMessageField,
+    MalformedMessage,
+    Party,
+    SchemaViolation,
+    Statement,
+    StatementEntry,
+    TransferStatus,
+    camt053,
+    fit_exchange_rate,
+    pacs002,
+    pacs008,
+    parse_pacs002,
+    parse_pacs008,
+    validate,
+)
+
+UETR = "3f2c1a9e-8b4d-4c7e-9f10-2a3b4c5d6e7f"
+UETR_HEX = "3f2c1a9e8b4d4c7e9f102a3b4c5d6e7f"
+OTHER_UETR = "0b6f7d2c-51aa-4e0b-8c3d-9e8f7a6b5c4d"
+CREATED = datetime(2024, 5, 1, 12, 30, 15, tzinfo=UTC)
+PLUS_TWO = timezone(timedelta(hours=2))
+DE_IBAN = "DE89370400440532013000"
+FR_IBAN = "FR1420041010050500013M02606"
+DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+
+KIGALI = Agent(participant_id="bank-rw-1", bic="BKIGRWRWXXX", name="Bank of Kigali")
+PARIS = Agent(participant_id="bank-fr-1", bic=None, name="Banque de Paris")
+AMINA = Party(
+    name="Amina Uwase", alias_type="MSISDN", alias="+250788123456", iban=None, country="RW"
+)
+ATELIER = Party(
+    name="Atelier Lumière SARL", alias_type=None, alias=None, iban=FR_IBAN, country="FR"
+)
+
+# Official sequence orders (ISO 20022 message definitions), by the element that holds them
+# ("parent/element" where a name means different types in different places).
+SEQUENCES: dict[str, list[str]] = {
+    "GrpHdr": [
+        "MsgId", "CreDtTm", "MsgRcpt", "MsgPgntn", "OrgnlBizQry", "BtchBookg", "NbOfTxs",
+        "CtrlSum", "TtlIntrBkSttlmAmt", "IntrBkSttlmDt", "SttlmInf", "PmtTpInf", "InstgAgt",
+        "InstdAgt", "AddtlInf",
+    ],
+    "PmtId": ["InstrId", "EndToEndId", "TxId", "UETR", "ClrSysRef"],
+    "CdtTrfTxInf": [
+        "PmtId", "PmtTpInf", "IntrBkSttlmAmt", "IntrBkSttlmDt", "SttlmPrty", "SttlmTmIndctn",
+        "SttlmTmReq", "AccptncDtTm", "PoolgAdjstmntDt", "InstdAmt", "XchgRate", "ChrgBr",
+        "ChrgsInf", "PrvsInstgAgt1", "PrvsInstgAgt1Acct", "PrvsInstgAgt2", "PrvsInstgAgt2Acct",
+        "PrvsInstgAgt3", "PrvsInstgAgt3Acct", "InstgAgt", "InstdAgt", "IntrmyAgt1",
+        "IntrmyAgt1Acct", "IntrmyAgt2", "IntrmyAgt2Acct", "IntrmyAgt3", "IntrmyAgt3Acct",
+        "UltmtDbtr", "InitgPty", "Dbtr", "DbtrAcct", "DbtrAgt", "DbtrAgtAcct", "CdtrAgt",
+        "CdtrAgtAcct", "Cdtr", "CdtrAcct", "UltmtCdtr", "InstrForCdtrAgt", "InstrForNxtAgt",
+        "Purp", "RgltryRptg", "Tax", "RltdRmtInf", "RmtInf", "SplmtryData",
+    ],
+    "CdtTrfTxInf/Dbtr": ["Nm", "PstlAdr", "Id", "CtryOfRes", "CtctDtls"],
+    "CdtTrfTxInf/Cdtr": ["Nm", "PstlAdr", "Id", "CtryOfRes", "CtctDtls"],
+    "FinInstnId": ["BICFI", "ClrSysMmbId", "LEI", "Nm", "PstlAdr", "Othr"],
+    "TxInfAndSts": [
+        "StsId", "OrgnlGrpInf", "OrgnlInstrId", "OrgnlEndToEndId", "OrgnlTxId", "OrgnlUETR",
+        "TxSts", "StsRsnInf", "ChrgsInf", "AccptncDtTm", "FctvIntrBkSttlmDt", "AcctSvcrRef",
+        "ClrSysRef", "InstgAgt", "InstdAgt", "OrgnlTxRef", "SplmtryData",
+    ],
+    "StsRsnInf": ["Orgtr", "Rsn", "AddtlInf"],
+    "Stmt": [
+        "Id", "StmtPgntn", "ElctrncSeqNb", "RptgSeq", "LglSeqNb", "CreDtTm", "FrToDt",
+        "CpyDplctInd", "RptgSrc", "Acct", "RltdAcct", "Intrst", "Bal", "TxsSummry", "Ntry",
+        "AddtlStmtInf",
+    ],
+    "Acct": ["Id", "Tp", "Ccy", "Nm", "Prxy", "Ownr", "Svcr"],
+    "Bal": ["Tp", "CdtLine", "Amt", "CdtDbtInd", "Dt", "Avlbty"],
+    "TtlNtries": ["NbOfNtries", "Sum", "TtlNetNtry"],
+    "Ntry": [
+        "NtryRef", "Amt", "CdtDbtInd", "RvslInd", "Sts", "BookgDt", "ValDt", "AcctSvcrRef",
+        "Avlbty", "BkTxCd", "ComssnWvrInd", "AddtlInfInd", "AmtDtls", "Chrgs", "TechInptChanl",
+        "Intrst", "CardTx", "NtryDtls", "AddtlNtryInf",
+    ],
+    "TxDtls": [
+        "Refs", "Amt", "CdtDbtInd", "AmtDtls", "Avlbty", "BkTxCd", "Chrgs", "Intrst",
+        "RltdPties", "RltdAgts", "LclInstrm", "Purp", "RltdRmtInf", "RmtInf",
+    ],
+}  # fmt: skip
+
+
+# Any text XML 1.0 can carry, less control characters (which the model refuses).
+XML_TEXT = st.text(
+    alphabet=st.characters(exclude_categories=["Cs", "Cc"], exclude_characters="\ufffe\uffff"),
+    max_size=140,
+)
+
+
+def make_ct(**changes: Any) -> CreditTransfer:
+    base = CreditTransfer(
+        message_id="MSG-20240501-0001",
+        transfer_id=UETR,
+        end_to_end_id="E2E-ORDER-42",
+        created_at=CREATED,
+        settlement_date=date(2024, 5, 1),
+        amount_minor=1250,
+        currency="EUR",
+        debtor=AMINA,
+        debtor_agent=KIGALI,
+        creditor=ATELIER,
+        creditor_agent=PARIS,
+        remittance="Invoice 2024-117",
+        purpose="GDDS",
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def make_cross_currency() -> CreditTransfer:
+    """EUR 100.00 instructed, settled as RWF 145,012 at 1450.12 RWF per EUR."""
+    return make_ct(
+        amount_minor=145_012,
+        currency="RWF",
+        instructed_amount_minor=10_000,
+        instructed_currency="EUR",
+        fx_rate=Decimal("1450.12"),
+    )
+
+
+def make_status(**changes: Any) -> TransferStatus:
+    base = TransferStatus(
+        message_id="STS-0001",
+        original_message_id="MSG-20240501-0001",
+        original_transfer_id=UETR,
+        original_end_to_end_id="E2E-ORDER-42",
+        status="ACSC",
+        created_at=CREATED + timedelta(seconds=2),
+    )
+    return dataclasses.replace(base, **changes)
+
+
+FROM_DT = datetime(2024, 5, 1, tzinfo=UTC)
+TO_DT = datetime(2024, 5, 2, tzinfo=UTC)
+
+
+def make_entries() -> list[StatementEntry]:
+    return [
+        StatementEntry(
+            entry_ref="E1",
+            booked_at=FROM_DT + timedelta(hours=9),
+            amount_minor=1250,
+            currency="EUR",
+            credit=True,
+            counterparty="Amina Uwase",
+            transfer_id=UETR,
+            remittance="Invoice 2024-117",
+        ),
+        StatementEntry(
+            entry_ref="E2",
+            booked_at=FROM_DT + timedelta(hours=10),
+            amount_minor=300,
+            currency="EUR",
+            credit=False,
+            counterparty="Scheme fees",
+        ),
+        StatementEntry(
+            entry_ref="E3",
+            booked_at=TO_DT,
+            amount_minor=5000,
+            currency="EUR",
+            credit=True,
+            transfer_id=OTHER_UETR,
+        ),
+    ]
+
+
+def make_statement(**changes: Any) -> Statement:
+    base = Statement(
+        message_id="STMT-MSG-1",
+        statement_id="STMT-2024-05-01",
+        created_at=TO_DT + timedelta(minutes=5),
+        account_id="settlement-bank-fr-1-EUR",
+        account_iban=None,
+        owner=Agent(participant_id="bank-fr-1", bic="BNPAFRPPXXX", name="Banque de Paris"),
+        currency="EUR",
+        from_dt=FROM_DT,
+        to_dt=TO_DT,
+        opening_balance_minor=10_000,
+        closing_balance_minor=10_000 + 1250 - 300 + 5000,
+        entries=make_entries(),
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def values(xml: bytes, path: str, namespace: str) -> list[str]:
+    found = etree.fromstring(xml).xpath(path, namespaces={"p": namespace})
+    return [str(item) for item in found]
+
+
+def value(xml: bytes, path: str, namespace: str) -> str:
+    found = values(xml, path, namespace)
+    assert len(found) == 1, f"{path}: {found}"
+    return found[0]
+
+
+def element_paths(xml: bytes) -> list[str]:
+    """Every element below Document, as local-name paths, in document order."""
+    root = etree.fromstring(xml)
+    paths = []
+    for element in root.iterdescendants():
+        chain = [*reversed(list(element.iterancestors())), element][1:]
+        paths.append("/".join(etree.QName(item).localname for item in chain))
+    return paths
+
+
+def assert_sequence_order(xml: bytes) -> None:
+    """Children of every element with a known sequence appear in the schema's order."""
+    for element in etree.fromstring(xml).iter():
+        name = etree.QName(element).localname
+        parent = element.getparent()
+        qualified = f"{etree.QName(parent).localname}/{name}" if parent is not None else name
+        order = SEQUENCES.get(qualified, SEQUENCES.get(name))
+        if order is None:
+            continue
+        names = [etree.QName(child).localname for child in element]
+        assert all(name in order for name in names), names
+        indexes = [order.index(name) for name in names]
+        assert indexes == sorted(indexes), f"{etree.QName(element).localname}: {names}"
+
+
+# --- pacs.008 ------------------------------------------------------------------------------
+
+P8 = "/p:Document/p:FIToFICstmrCdtTrf"
+TX = f"{P8}/p:CdtTrfTxInf"
+
+
+def test_pacs008_fixed_example_values() -> None:
+    xml = pacs008(make_ct())
+
+    assert xml.startswith(DECLARATION)
+    root = etree.fromstring(xml)
+    assert root.tag == f"{{{NS_PACS008}}}Document"
+    assert root.nsmap == {None: NS_PACS008}
+    assert value(xml, f"{P8}/p:GrpHdr/p:MsgId/text()", NS_PACS008) == "MSG-20240501-0001"
+    assert value(xml, f"{P8}/p:GrpHdr/p:CreDtTm/text()", NS_PACS008) == (
+        "2024-05-01T12:30:15+00:00"
+    )
+    assert value(xml, f"{P8}/p:GrpHdr/p:NbOfTxs/text()", NS_PACS008) == "1"
+    assert value(xml, f"{P8}/p:GrpHdr/p:SttlmInf/p:SttlmMtd/text()", NS_PACS008) == "CLRG"
+    assert value(xml, f"{TX}/p:PmtId/p:InstrId/text()", NS_PACS008) == UETR_HEX
+    assert value(xml, f"{TX}/p:PmtId/p:EndToEndId/text()", NS_PACS008) == "E2E-ORDER-42"
+    assert value(xml, f"{TX}/p:PmtId/p:TxId/text()", NS_PACS008) == UETR_HEX
+    assert value(xml, f"{TX}/p:PmtId/p:UETR/text()", NS_PACS008) == UETR
+    assert value(xml, f"{TX}/p:IntrBkSttlmAmt/text()", NS_PACS008) == "12.50"
+    assert value(xml, f"{TX}/p:IntrBkSttlmAmt/@Ccy", NS_PACS008) == "EUR"
+    assert value(xml, f"{TX}/p:IntrBkSttlmDt/text()", NS_PACS008) == "2024-05-01"
+    assert value(xml, f"{TX}/p:ChrgBr/text()", NS_PACS008) == "SLEV"
+    assert value(xml, f"{TX}/p:Dbtr/p:Nm/text()", NS_PACS008) == "Amina Uwase"
+    assert value(xml, f"{TX}/p:Dbtr/p:Id/p:PrvtId/p:Othr/p:Id/text()", NS_PACS008) == (
+        "+250788123456"
+    )
+    assert value(xml, f"{TX}/p:Dbtr/p:Id/p:PrvtId/p:Othr/p:SchmeNm/p:Prtry/text()", NS_PACS008) == (
+        "MSISDN"
+    )
+    assert value(xml, f"{TX}/p:Dbtr/p:CtryOfRes/text()", NS_PACS008) == "RW"
+    assert value(xml, f"{TX}/p:DbtrAgt/p:FinInstnId/p:BICFI/text()", NS_PACS008) == ("BKIGRWRWXXX")
+    assert value(xml, f"{TX}/p:DbtrAgt/p:FinInstnId/p:Othr/p:Id/text()", NS_PACS008) == (
+        "bank-rw-1"
+    )
+    assert values(xml, f"{TX}/p:CdtrAgt/p:FinInstnId/p:BICFI", NS_PACS008) == []
+    assert value(xml, f"{TX}/p:CdtrAgt/p:FinInstnId/p:Othr/p:Id/text()", NS_PACS008) == (
+        "bank-fr-1"
+    )
+    assert value(xml, f"{TX}/p:Cdtr/p:Nm/text()", NS_PACS008) == "Atelier Lumière SARL"
+    assert value(xml, f"{TX}/p:CdtrAcct/p:Id/p:IBAN/text()", NS_PACS008) == FR_IBAN
+    assert values(xml, f"{TX}/p:DbtrAcct", NS_PACS008) == []
+    assert value(xml, f"{TX}/p:Purp/p:Cd/text()", NS_PACS008) == "GDDS"
+    assert value(xml, f"{TX}/p:RmtInf/p:Ustrd/text()", NS_PACS008) == "Invoice 2024-117"
+    assert values(xml, f"{TX}/p:InstdAmt", NS_PACS008) == []
+    assert values(xml, f"{TX}/p:XchgRate", NS_PACS008) == []
+    assert "Atelier Lumière SARL".encode() in xml  # UTF-8, not character references
+
+
+def test_pacs008_element_order_is_the_schema_sequence() -> None:
+    tx = "FIToFICstmrCdtTrf/CdtTrfTxInf"
+    party = f"{tx}/Dbtr/Id/PrvtId/Othr"
+    expected = [
+        "FIToFICstmrCdtTrf",
+        "FIToFICstmrCdtTrf/GrpHdr",
+        "FIToFICstmrCdtTrf/GrpHdr/MsgId",
+        "FIToFICstmrCdtTrf/GrpHdr/CreDtTm",
+        "FIToFICstmrCdtTrf/GrpHdr/NbOfTxs",
+        "FIToFICstmrCdtTrf/GrpHdr/SttlmInf",
+        "FIToFICstmrCdtTrf/GrpHdr/SttlmInf/SttlmMtd",
+        tx,
+        f"{tx}/PmtId",
+        f"{tx}/PmtId/InstrId",
+        f"{tx}/PmtId/EndToEndId",
+        f"{tx}/PmtId/TxId",
+        f"{tx}/PmtId/UETR",
+        f"{tx}/IntrBkSttlmAmt",
+        f"{tx}/IntrBkSttlmDt",
+        f"{tx}/ChrgBr",
+        f"{tx}/Dbtr",
+        f"{tx}/Dbtr/Nm",
+        f"{tx}/Dbtr/Id",
+        f"{tx}/Dbtr/Id/PrvtId",
+        party,
+        f"{party}/Id",
+        f"{party}/SchmeNm",
+        f"{party}/SchmeNm/Prtry",
+        f"{tx}/Dbtr/CtryOfRes",
+        f"{tx}/DbtrAgt",
+        f"{tx}/DbtrAgt/FinInstnId",
+        f"{tx}/DbtrAgt/FinInstnId/BICFI",
+        f"{tx}/DbtrAgt/FinInstnId/Nm",
+        f"{tx}/DbtrAgt/FinInstnId/Othr",
+        f"{tx}/DbtrAgt/FinInstnId/Othr/Id",
+        f"{tx}/CdtrAgt",
+        f"{tx}/CdtrAgt/FinInstnId",
+        f"{tx}/CdtrAgt/FinInstnId/Nm",
+        f"{tx}/CdtrAgt/FinInstnId/Othr",
+        f"{tx}/CdtrAgt/FinInstnId/Othr/Id",
+        f"{tx}/Cdtr",
+        f"{tx}/Cdtr/Nm",
+        f"{tx}/Cdtr/CtryOfRes",
+        f"{tx}/CdtrAcct",
+        f"{tx}/CdtrAcct/Id",
+        f"{tx}/CdtrAcct/Id/IBAN",
+        f"{tx}/Purp",
+        f"{tx}/Purp/Cd",
+        f"{tx}/RmtInf",
+        f"{tx}/RmtInf/Ustrd",
+    ]
+    xml = pacs008(make_ct())
+
+    assert element_paths(xml) == expected
+    assert_sequence_order(xml)
+
+
+@pytest.mark.parametrize(
+    ("amount_minor", "currency", "text"),
+    [
+        (1250, "EUR", "12.50"),
+        (1250, "RWF", "1250"),
+        (1250, "BHD", "1.250"),
+        (5, "EUR", "0.05"),
+        (7, "JPY", "7"),
+        (1, "CLF", "0.0001"),
+        (10**17 + 1, "EUR", "1000000000000000.01"),  # past float's 53 bits: exact
+        (10**18 - 1, "RWF", "999999999999999999"),
+    ],
+)
+def test_pacs008_amount_text_uses_the_currency_exponent(
+    amount_minor: int, currency: str, text: str
+) -> None:
+    xml = pacs008(make_ct(amount_minor=amount_minor, currency=currency))
+
+    assert value(xml, f"{TX}/p:IntrBkSttlmAmt/text()", NS_PACS008) == text
+    assert value(xml, f"{TX}/p:IntrBkSttlmAmt/@Ccy", NS_PACS008) == currency
+    validate(xml, PACS008_SUBSET_XSD)
+
+
+def test_pacs008_cross_currency_carries_instructed_amount_and_rate() -> None:
+    xml = pacs008(make_cross_currency())
+
+    assert value(xml, f"{TX}/p:IntrBkSttlmAmt/text()", NS_PACS008) == "145012"
+    assert value(xml, f"{TX}/p:IntrBkSttlmAmt/@Ccy", NS_PACS008) == "RWF"
+    assert value(xml, f"{TX}/p:InstdAmt/text()", NS_PACS008) == "100.00"
+    assert value(xml, f"{TX}/p:InstdAmt/@Ccy", NS_PACS008) == "EUR"
+    assert value(xml, f"{TX}/p:XchgRate/text()", NS_PACS008) == "1450.12"
+    children = [etree.QName(child).localname for child in etree.fromstring(xml)[0][1]]
+    assert children[:6] == [
+        "PmtId",
+        "IntrBkSttlmAmt",
+        "IntrBkSttlmDt",
+        "InstdAmt",
+        "XchgRate",
+        "ChrgBr",
+    ]
+    assert_sequence_order(xml)
+    validate(xml, PACS008_SUBSET_XSD)
+
+
+def test_pacs008_same_currency_instructed_amount_has_no_rate() -> None:
+    ct = make_ct(amount_minor=1200, instructed_amount_minor=1250, instructed_currency="EUR")
+    xml = pacs008(ct)
+
+    assert value(xml, f"{TX}/p:InstdAmt/text()", NS_PACS008) == "12.50"
+    assert values(xml, f"{TX}/p:XchgRate", NS_PACS008) == []
+    assert parse_pacs008(xml) == ct
+
+
+def test_pacs008_proprietary_purpose_and_debtor_iban() -> None:
+    debtor = dataclasses.replace(AMINA, iban=DE_IBAN, alias_type=None, alias=None, country=None)
+    xml = pacs008(make_ct(purpose="marketplace-order", debtor=debtor, remittance=None))
+
+    assert value(xml, f"{TX}/p:Purp/p:Prtry/text()", NS_PACS008) == "marketplace-order"
+    assert value(xml, f"{TX}/p:DbtrAcct/p:Id/p:IBAN/text()", NS_PACS008) == DE_IBAN
+    assert values(xml, f"{TX}/p:Dbtr/p:Id", NS_PACS008) == []
+    assert values(xml, f"{TX}/p:RmtInf", NS_PACS008) == []
+    assert_sequence_order(xml)
+    validate(xml, PACS008_SUBSET_XSD)
+
+
+@pytest.mark.parametrize(
+    "ct",
+    [
+        make_ct(),
+        make_cross_currency(),
+        make_ct(currency="RWF", purpose=None, remittance=None, charge_bearer="SHAR"),
+        make_ct(created_at=datetime(2024, 5, 1, 14, 30, 15, 123456, tzinfo=PLUS_TWO)),
+        make_ct(fx_rate=None, instructed_amount_minor=None, instructed_currency=None, purpose="ab"),
+    ],
+    ids=["eur", "cross-currency", "rwf-minimal", "offset-and-microseconds", "short-prtry"],
+)  # fmt: skip
+def test_pacs008_round_trip(ct: CreditTransfer) -> None:
+    parsed = parse_pacs008(pacs008(ct))
+
+    assert parsed == ct
+    assert parsed.created_at.utcoffset() == timedelta(0)
+    assert pacs008(parsed) == pacs008(ct)
+
+
+@given(
+    amount_minor=st.integers(min_value=1, max_value=10**18 - 1),
+    currency=st.sampled_from(sorted(CURRENCIES)),
+    text=XML_TEXT,
+)  # fmt: skip
+def test_pacs008_round_trip_any_amount_currency_and_text(
+    amount_minor: int, currency: str, text: str
+) -> None:
+    ct = make_ct(amount_minor=amount_minor, currency=currency, remittance=text or None)
+
+    assert parse_pacs008(pacs008(ct)) == ct
+
+
+def test_too_long_message_id_is_refused_at_35_plus_one() -> None:
+    make_ct(message_id="M" * 35)
+
+    with pytest.raises(InvalidMessageField, match="message_id is 36 characters") as caught:
+        make_ct(message_id="M" * 36)
+    assert caught.value.field == "message_id"
+    assert caught.value.code == "iso20022_invalid_field"
+    assert isinstance(caught.value, InvalidInput)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"end_to_end_id": "E" * 36}, "end_to_end_id"),
+        ({"message_id": ""}, "message_id"),
+        ({"remittance": "r" * 141}, "remittance"),
+        ({"remittance": "line one\nline two"}, "remittance"),
+        ({"purpose": "p" * 36}, "purpose"),
+        ({"transfer_id": UETR.upper()}, "transfer_id"),
+        ({"transfer_id": UETR_HEX}, "transfer_id"),
+        ({"transfer_id": "3f2c1a9e-8b4d-1c7e-9f10-2a3b4c5d6e7f"}, "transfer_id"),  # version 1
+        ({"created_at": datetime(2024, 5, 1, 12, 30)}, "created_at"),  # naive
+        ({"settlement_date": CREATED}, "settlement_date"),
+        ({"amount_minor": 0}, "amount_minor"),
+        ({"amount_minor": -1}, "amount_minor"),
+        ({"amount_minor": 12.5}, "amount_minor"),
+        ({"amount_minor": True}, "amount_minor"),
+        ({"amount_minor": 10**18}, "amount_minor"),
+        ({"currency": "EURO"}, "currency"),
+        ({"currency": "XYZ"}, "currency"),
+        ({"charge_bearer": "BOTH"}, "charge_bearer"),
+        ({"debtor": KIGALI}, "debtor"),
+        ({"instructed_amount_minor": 100}, "instructed_amount_minor"),
+        ({"fx_rate": Decimal("1.1")}, "fx_rate"),
+        ({"instructed_amount_minor": 100, "instructed_currency": "USD"}, "fx_rate"),
+        (
+            {"instructed_amount_minor": 100, "instructed_currency": "EUR", "fx_rate": Decimal(1)},
+            "fx_rate",
+        ),
+        (
+            {
+                "instructed_amount_minor": 100,
+                "instructed_currency": "USD",
+                "fx_rate": Decimal("0.92123456789"),  # 11 fraction digits
+            },
+            "fx_rate",
+        ),
+        (
+            {"instructed_amount_minor": 100, "instructed_currency": "USD", "fx_rate": Decimal(0)},
+            "fx_rate",
+        ),
+    ],
+)
+def test_credit_transfer_refuses_values_the_schema_forbids(
+    changes: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InvalidMessageField) as caught:
+        make_ct(**changes)
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"bic": "BKIGRWR"}, "bic"),
+        ({"bic": "BKIGRWRWXX"}, "bic"),
+        ({"bic": "bkigrwrwxxx"}, "bic"),
+        ({"bic": "BKIG1WRWXXX"}, "bic"),
+        ({"bic": "BKIGRW1WXXX"}, "bic"),  # location code's 1st character: [A-Z2-9]
+        ({"bic": "BKIGRWROXXX"}, "bic"),  # location code's 2nd character: not the letter O
+        ({"participant_id": "p" * 36}, "participant_id"),
+        ({"name": "n" * 141}, "name"),
+    ],
+)
+def test_agent_checks_bic_and_lengths(changes: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidMessageField) as caught:
+        dataclasses.replace(KIGALI, **changes)
+    assert caught.value.field == field
+
+
+def test_agent_accepts_eight_and_eleven_character_bics() -> None:
+    assert dataclasses.replace(KIGALI, bic="BKIGRWRW").bic == "BKIGRWRW"
+    assert dataclasses.replace(KIGALI, bic="BKIGRW2WXXX").bic == "BKIGRW2WXXX"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"iban": "DE89370400440532013001"}, "iban"),  # check digits fail
+        ({"iban": "de89370400440532013000"}, "iban"),
+        ({"country": "rw"}, "country"),
+        ({"country": "RWA"}, "country"),
+        ({"alias": None}, "alias"),  # an alias type needs an alias
+        ({"alias": "a" * 36}, "alias"),
+        ({"name": "\x00"}, "name"),
+    ],
+)
+def test_party_checks_iban_country_and_alias(changes: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidMessageField) as caught:
+        dataclasses.replace(AMINA, **changes)
+    assert caught.value.field == field
+
+
+def test_pacs008_takes_only_a_credit_transfer() -> None:
+    with pytest.raises(TypeError):
+        pacs008(make_status())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("rate", "rounding", "fitted"),
+    [
+        (Decimal("1450.123456789"), ROUND_DOWN, Decimal("1450.1234567")),
+        (Decimal("1450.123456789"), "ROUND_HALF_EVEN", Decimal("1450.1234568")),
+        (Decimal("0.000123456789123"), "ROUND_HALF_EVEN", Decimal("0.0001234568")),
+        (Decimal("1.08"), "ROUND_HALF_EVEN", Decimal("1.08")),
+        (Decimal("12345678901"), "ROUND_HALF_EVEN", Decimal("12345678901")),
+    ],
+)
+def test_fit_exchange_rate_rounds_once_to_base_one_rate(
+    rate: Decimal, rounding: str, fitted: Decimal
+) -> None:
+    result = fit_exchange_rate(rate, rounding)
+
+    assert result == fitted
+    ct = make_ct(instructed_amount_minor=100, instructed_currency="USD", fx_rate=result)
+    validate(pacs008(ct), PACS008_SUBSET_XSD)
+
+
+@pytest.mark.parametrize(
+    "rate", [Decimal("123456789012"), Decimal("99999999999.6"), Decimal("0.00000000001")]
+)
+def test_fit_exchange_rate_refuses_rates_it_cannot_express(rate: Decimal) -> None:
+    with pytest.raises(InvalidMessageField):
+        fit_exchange_rate(rate)
+
+
+# --- parsing malformed input ---------------------------------------------------------------
+
+
+def test_parse_refuses_malformed_xml() -> None:
+    with pytest.raises(MalformedMessage, match="not well-formed XML") as caught:
+        parse_pacs008(b"<Document><FIToFICstmrCdtTrf>")
+    assert isinstance(caught.value, InvalidInput)
+    assert caught.value.code == "iso20022_malformed_message"
+    with pytest.raises(MalformedMessage, match="not well-formed XML"):
+        parse_pacs008(b"")
+
+
+def test_parse_takes_bytes_only() -> None:
+    with pytest.raises(TypeError):
+        parse_pacs008(pacs008(make_ct()).decode())  # type: ignore[arg-type]
+
+
+def test_parse_refuses_a_doctype_and_does_not_expand_entities() -> None:
+    xml = pacs008(make_ct()).replace(
+        DECLARATION,
+        DECLARATION + b'<!DOCTYPE Document [<!ENTITY x "xxxxxxxxxx"><!ENTITY y "&x;&x;&x;">]>\n',
+    )
+    xml = xml.replace(b"<MsgId>MSG-20240501-0001</MsgId>", b"<MsgId>&y;</MsgId>")
+
+    with pytest.raises(MalformedMessage, match="DOCTYPE"):
+        parse_pacs008(xml)
+
+
+def test_parse_refuses_oversized_input() -> None:
+    xml = pacs008(make_ct())
+    padded = xml + b" " * (MESSAGE_BYTES_MAX - len(xml) + 1)
+
+    with pytest.raises(MalformedMessage, match="bytes, more than"):
+        parse_pacs008(padded)
+
+
+def _mutated(old: bytes, new: bytes, ct: CreditTransfer | None = None) -> bytes:
+    xml = pacs008(ct or make_ct())
+    assert xml.count(old) == 1, old
+    return xml.replace(old, new)
+
+
+@pytest.mark.parametrize(
+    ("xml", "match"),
+    [
+        (_mutated(NS_PACS008.encode(), b"urn:iso:std:iso:20022:tech:xsd:pacs.008.001.09"),
+         "expected {urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08}Document"),
+        (pacs002(make_status()), "expected"),
+        (_mutated(b"<MsgId>MSG-20240501-0001</MsgId>", b""), "GrpHdr/MsgId is missing"),
+        (_mutated(b"<MsgId>MSG-20240501-0001</MsgId>", b"<MsgId></MsgId>"), "MsgId is empty"),
+        (_mutated(b"MSG-20240501-0001", b"M" * 36), "message_id is 36 characters"),
+        (_mutated(b"<NbOfTxs>1</NbOfTxs>", b"<NbOfTxs>2</NbOfTxs>"), "single-transaction"),
+        (_mutated(b">12.50<", b">12.505<"), "at most 2 fractional digits"),
+        (_mutated(b">12.50<", b">1.25e1<"), "IntrBkSttlmAmt"),
+        (_mutated(b">12.50<", b">-12.50<"), "amount_minor must be > 0"),
+        (_mutated(b'Ccy="EUR"', b'Ccy="XYZ"'), "unknown currency"),
+        (_mutated(b' Ccy="EUR"', b""), "IntrBkSttlmAmt"),
+        (_mutated(b"2024-05-01T12:30:15+00:00", b"2024-05-01T12:30:15"), "timezone"),
+        (_mutated(b"2024-05-01T12:30:15+00:00", b"2024-05-32T12:30:15Z"), "not a valid date"),
+        (_mutated(b"<IntrBkSttlmDt>2024-05-01<", b"<IntrBkSttlmDt>2024-13-01<"), "ISO date"),
+        (_mutated(UETR.encode(), UETR.upper().encode()), "not a UETR"),
+        (_mutated(b"<ChrgBr>SLEV</ChrgBr>", b"<ChrgBr>XXXX</ChrgBr>"), "charge_bearer"),
+        (_mutated(b"<XchgRate>1450.12</XchgRate>", b"<XchgRate>1.45E3</XchgRate>",
+                  make_cross_currency()), "plain decimal"),
+        (_mutated(b"<Nm>Bank of Kigali</Nm>", b""), "DbtrAgt/FinInstnId/Nm is missing"),
+    ],
+    ids=[
+        "other-version", "other-message", "missing-msgid", "empty-msgid", "long-msgid",
+        "two-declared", "too-many-decimals", "exponent-amount", "negative-amount",
+        "unknown-currency", "missing-ccy", "naive-time", "bad-day", "bad-month", "upper-uetr",
+        "bad-charge-bearer", "exponent-rate", "missing-agent-name",
+    ],
+)  # fmt: skip
+def test_parse_pacs008_refuses_malformed_messages(xml: bytes, match: str) -> None:
+    with pytest.raises(MalformedMessage, match=match):
+        parse_pacs008(xml)
+
+
+def test_parse_pacs008_refuses_two_transactions() -> None:
+    root = etree.fromstring(pacs008(make_ct()))
+    message = root[0]
+    message.append(etree.fromstring(etree.tostring(message[1])))
+    xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+    with pytest.raises(MalformedMessage, match="carries 2 transactions"):
+        parse_pacs008(xml)
+
+
+def test_parse_pacs008_ignores_elements_it_does_not_model() -> None:
+    xml = _mutated(
+        b"<ChrgBr>SLEV</ChrgBr>",
+        b"<ChrgBr>SLEV</ChrgBr><InstgAgt><FinInstnId><BICFI>BKIGRWRWXXX</BICFI>"
+        b"</FinInstnId></InstgAgt>",
+    )
+
+    assert parse_pacs008(xml) == make_ct()
+
+
+# --- pacs.002 ------------------------------------------------------------------------------
+
+P2 = "/p:Document/p:FIToFIPmtStsRpt"
+TS = f"{P2}/p:TxInfAndSts"
+
+
+def test_pacs002_accepted() -> None:
+    xml = pacs002(make_status())
+
+    assert xml.startswith(DECLARATION)
+    assert etree.fromstring(xml).nsmap == {None: NS_PACS002}
+    assert value(xml, f"{P2}/p:GrpHdr/p:MsgId/text()", NS_PACS002) == "STS-0001"
+    assert value(xml, f"{P2}/p:GrpHdr/p:CreDtTm/text()", NS_PACS002) == (
+        "2024-05-01T12:30:17+00:00"
+    )
+    assert value(xml, f"{TS}/p:OrgnlGrpInf/p:OrgnlMsgId/text()", NS_PACS002) == (
+        "MSG-20240501-0001"
+    )
+    assert value(xml, f"{TS}/p:OrgnlGrpInf/p:OrgnlMsgNmId/text()", NS_PACS002) == (
+        "pacs.008.001.08"
+    )
+    assert value(xml, f"{TS}/p:OrgnlInstrId/text()", NS_PACS002) == UETR_HEX
+    assert value(xml, f"{TS}/p:OrgnlEndToEndId/text()", NS_PACS002) == "E2E-ORDER-42"
+    assert value(xml, f"{TS}/p:OrgnlTxId/text()", NS_PACS002) == UETR_HEX
+    assert value(xml, f"{TS}/p:OrgnlUETR/text()", NS_PACS002) == UETR
+    assert value(xml, f"{TS}/p:TxSts/text()", NS_PACS002) == "ACSC"
+    assert values(xml, f"{TS}/p:StsRsnInf", NS_PACS002) == []
+    assert element_paths(xml) == [
+        "FIToFIPmtStsRpt",
+        "FIToFIPmtStsRpt/GrpHdr",
+        "FIToFIPmtStsRpt/GrpHdr/MsgId",
+        "FIToFIPmtStsRpt/GrpHdr/CreDtTm",
+        "FIToFIPmtStsRpt/TxInfAndSts",
+        "FIToFIPmtStsRpt/TxInfAndSts/OrgnlGrpInf",
+        "FIToFIPmtStsRpt/TxInfAndSts/OrgnlGrpInf/OrgnlMsgId",
+        "FIToFIPmtStsRpt/TxInfAndSts/OrgnlGrpInf/OrgnlMsgNmId",
+        "FIToFIPmtStsRpt/TxInfAndSts/OrgnlInstrId",
+        "FIToFIPmtStsRpt/TxInfAndSts/OrgnlEndToEndId",
+        "FIToFIPmtStsRpt/TxInfAndSts/OrgnlTxId",
+        "FIToFIPmtStsRpt/TxInfAndSts/OrgnlUETR",
+        "FIToFIPmtStsRpt/TxInfAndSts/TxSts",
+    ]
+    validate(xml, PACS002_SUBSET_XSD)
+
+
+def test_pacs002_rejected_with_reason() -> None:
+    status = make_status(status="RJCT", reason_code="AM04", reason_text="Insufficient funds")
+    xml = pacs002(status)
+
+    assert value(xml, f"{TS}/p:TxSts/text()", NS_PACS002) == "RJCT"
+    assert value(xml, f"{TS}/p:StsRsnInf/p:Rsn/p:Cd/text()", NS_PACS002) == "AM04"
+    assert value(xml, f"{TS}/p:StsRsnInf/p:AddtlInf/text()", NS_PACS002) == ("Insufficient funds")
+    assert element_paths(xml)[-5:] == [
+        "FIToFIPmtStsRpt/TxInfAndSts/TxSts",
+        "FIToFIPmtStsRpt/TxInfAndSts/StsRsnInf",
+        "FIToFIPmtStsRpt/TxInfAndSts/StsRsnInf/Rsn",
+        "FIToFIPmtStsRpt/TxInfAndSts/StsRsnInf/Rsn/Cd",
+        "FIToFIPmtStsRpt/TxInfAndSts/StsRsnInf/AddtlInf",
+    ]
+    assert_sequence_order(xml)
+    validate(xml, PACS002_SUBSET_XSD)
+
+
+def test_pacs002_splits_a_long_reason_text_into_105_character_lines() -> None:
+    text = "".join(chr(ord("a") + i % 26) for i in range(250))
+    status = make_status(status="RJCT", reason_code="AC04", reason_text=text)
+    xml = pacs002(status)
+
+    lines = values(xml, f"{TS}/p:StsRsnInf/p:AddtlInf/text()", NS_PACS002)
+    assert [len(line) for line in lines] == [105, 105, 40]
+    assert "".join(lines) == text
+    assert parse_pacs002(xml) == status
+    validate(xml, PACS002_SUBSET_XSD)
+
+
+@pytest.mark.parametrize(
+    "status",
+    [
+        make_status(),
+        make_status(status="ACSP"),
+        make_status(status="PDNG", reason_text="held for sanctions review "),
+        make_status(status="RJCT", reason_code="AM04", reason_text="Insufficient funds"),
+        make_status(status="RJCT", reason_code="FF01"),
+    ],
+    ids=["acsc", "acsp", "pdng-text-only", "rjct-am04", "rjct-ff01"],
+)
+def test_pacs002_round_trip(status: TransferStatus) -> None:
+    xml = pacs002(status)
+
+    assert parse_pacs002(xml) == status
+    validate(xml, PACS002_SUBSET_XSD)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"status": "RJCT"}, "reason_code"),  # a rejection needs a reason
+        ({"status": "DONE"}, "status"),
+        ({"reason_code": "am04"}, "reason_code"),
+        ({"reason_code": "AM4"}, "reason_code"),
+        ({"reason_text": "x" * (REASON_TEXT_LEN_MAX + 1)}, "reason_text"),
+        ({"original_transfer_id": "not-a-uuid"}, "original_transfer_id"),
+        ({"original_end_to_end_id": "E" * 36}, "original_end_to_end_id"),
+        ({"message_id": "M" * 36}, "message_id"),
+    ],
+)
+def test_transfer_status_refuses_values_the_schema_forbids(
+    changes: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InvalidMessageField) as caught:
+        make_status(**changes)
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "match"),
+    [
+        (b"<TxSts>ACSC</TxSts>", b"<TxSts>DONE</TxSts>", "status must be one of"),
+        (b"<TxSts>ACSC</TxSts>", b"", "TxSts is missing"),
+        (UETR.encode(), b"nope", "not a UETR"),
+        (NS_PACS002.encode(), NS_PACS008.encode(), "root element"),
+    ],
+)
+def test_parse_pacs002_refuses_malformed_messages(old: bytes, new: bytes, match: str) -> None:
+    xml = pacs002(make_status())
+    assert xml.count(old) == 1
+    with pytest.raises(MalformedMessage, match=match):
+        parse_pacs002(xml.replace(old, new))
+
+
+def test_parse_pacs002_refuses_two_statuses() -> None:
+    root = etree.fromstring(pacs002(make_status()))
+    root[0].append(etree.fromstring(etree.tostring(root[0][1])))
+
+    with pytest.raises(MalformedMessage, match="exactly one transaction"):
+        parse_pacs002(etree.tostring(root))
+
+
+# --- camt.053 ------------------------------------------------------------------------------
+
+ST = "/p:Document/p:BkToCstmrStmt/p:Stmt"
+
+
+def test_camt053_balances_entries_and_sums() -> None:
+    xml = camt053(make_statement())
+
+    assert xml.startswith(DECLARATION)
+    assert etree.fromstring(xml).nsmap == {None: NS_CAMT053}
+    grp = "/p:Document/p:BkToCstmrStmt/p:GrpHdr"
+    assert value(xml, f"{grp}/p:MsgId/text()", NS_CAMT053) == "STMT-MSG-1"
+    assert value(xml, f"{ST}/p:Id/text()", NS_CAMT053) == "STMT-2024-05-01"
+    assert value(xml, f"{ST}/p:FrToDt/p:FrDtTm/text()", NS_CAMT053) == ("2024-05-01T00:00:00+00:00")
+    assert value(xml, f"{ST}/p:FrToDt/p:ToDtTm/text()", NS_CAMT053) == ("2024-05-02T00:00:00+00:00")
+    assert value(xml, f"{ST}/p:Acct/p:Id/p:Othr/p:Id/text()", NS_CAMT053) == (
+        "settlement-bank-fr-1-EUR"
+    )
+    assert value(xml, f"{ST}/p:Acct/p:Ccy/text()", NS_CAMT053) == "EUR"
+    owner = f"{ST}/p:Acct/p:Ownr"
+    assert value(xml, f"{owner}/p:Nm/text()", NS_CAMT053) == "Banque de Paris"
+    assert value(xml, f"{owner}/p:Id/p:OrgId/p:AnyBIC/text()", NS_CAMT053) == "BNPAFRPPXXX"
+    assert value(xml, f"{owner}/p:Id/p:OrgId/p:Othr/p:Id/text()", NS_CAMT053) == "bank-fr-1"
+
+    opening = f"{ST}/p:Bal[p:Tp/p:CdOrPrtry/p:Cd='OPBD']"
+    closing = f"{ST}/p:Bal[p:Tp/p:CdOrPrtry/p:Cd='CLBD']"
+    assert value(xml, f"{opening}/p:Amt/text()", NS_CAMT053) == "100.00"
+    assert value(xml, f"{opening}/p:Amt/@Ccy", NS_CAMT053) == "EUR"
+    assert value(xml, f"{opening}/p:CdtDbtInd/text()", NS_CAMT053) == "CRDT"
+    assert value(xml, f"{opening}/p:Dt/p:DtTm/text()", NS_CAMT053) == "2024-05-01T00:00:00+00:00"
+    assert value(xml, f"{closing}/p:Amt/text()", NS_CAMT053) == "159.50"
+    assert value(xml, f"{closing}/p:CdtDbtInd/text()", NS_CAMT053) == "CRDT"
+    assert value(xml, f"{closing}/p:Dt/p:DtTm/text()", NS_CAMT053) == "2024-05-02T00:00:00+00:00"
+
+    summary = f"{ST}/p:TxsSummry"
+    assert value(xml, f"{summary}/p:TtlNtries/p:NbOfNtries/text()", NS_CAMT053) == "3"
+    assert value(xml, f"{summary}/p:TtlNtries/p:Sum/text()", NS_CAMT053) == "65.50"
+    assert value(xml, f"{summary}/p:TtlNtries/p:TtlNetNtry/p:Amt/text()", NS_CAMT053) == "59.50"
+    assert value(xml, f"{summary}/p:TtlNtries/p:TtlNetNtry/p:CdtDbtInd/text()", NS_CAMT053) == (
+        "CRDT"
+    )
+    assert value(xml, f"{summary}/p:TtlCdtNtries/p:NbOfNtries/text()", NS_CAMT053) == "2"
+    assert value(xml, f"{summary}/p:TtlCdtNtries/p:Sum/text()", NS_CAMT053) == "62.50"
+    assert value(xml, f"{summary}/p:TtlDbtNtries/p:NbOfNtries/text()", NS_CAMT053) == "1"
+    assert value(xml, f"{summary}/p:TtlDbtNtries/p:Sum/text()", NS_CAMT053) == "3.00"
+
+    assert values(xml, f"{ST}/p:Ntry/p:NtryRef/text()", NS_CAMT053) == ["E1", "E2", "E3"]
+    assert values(xml, f"{ST}/p:Ntry/p:Amt/text()", NS_CAMT053) == ["12.50", "3.00", "50.00"]
+    assert values(xml, f"{ST}/p:Ntry/p:CdtDbtInd/text()", NS_CAMT053) == ["CRDT", "DBIT", "CRDT"]
+    assert values(xml, f"{ST}/p:Ntry/p:Sts/p:Cd/text()", NS_CAMT053) == ["BOOK"] * 3
+    assert values(xml, f"{ST}/p:Ntry/p:BookgDt/p:DtTm/text()", NS_CAMT053) == [
+        "2024-05-01T09:00:00+00:00",
+        "2024-05-01T10:00:00+00:00",
+        "2024-05-02T00:00:00+00:00",
+    ]
+    families = f"{ST}/p:Ntry/p:BkTxCd/p:Domn/p:Fmly/p:Cd/text()"
+    assert values(xml, families, NS_CAMT053) == ["RCDT", "ICDT", "RCDT"]
+    tx = f"{ST}/p:Ntry/p:NtryDtls/p:TxDtls"
+    assert values(xml, f"{tx}/p:Refs/p:UETR/text()", NS_CAMT053) == [UETR, OTHER_UETR]
+    assert values(xml, f"{tx}/p:RltdPties/p:Dbtr/p:Pty/p:Nm/text()", NS_CAMT053) == ["Amina Uwase"]
+    assert values(xml, f"{tx}/p:RltdPties/p:Cdtr/p:Pty/p:Nm/text()", NS_CAMT053) == ["Scheme fees"]
+    assert values(xml, f"{tx}/p:RmtInf/p:Ustrd/text()", NS_CAMT053) == ["Invoice 2024-117"]
+
+
+def test_camt053_sums_are_consistent_with_the_balances() -> None:
+    xml = camt053(make_statement())
+
+    def minor(text: str) -> int:
+        return int(Decimal(text) * 100)
+
+    amounts = [minor(t) for t in values(xml, f"{ST}/p:Ntry/p:Amt/text()", NS_CAMT053)]
+    signs = [
+        1 if d == "CRDT" else -1 for d in values(xml, f"{ST}/p:Ntry/p:CdtDbtInd/text()", NS_CAMT053)
+    ]
+    opening = minor(value(xml, f"{ST}/p:Bal[1]/p:Amt/text()", NS_CAMT053))
+    closing = minor(value(xml, f"{ST}/p:Bal[2]/p:Amt/text()", NS_CAMT053))
+    assert opening + sum(a * s for a, s in zip(amounts, signs, strict=True)) == closing
+    assert minor(value(xml, f"{ST}/p:TxsSummry/p:TtlNtries/p:Sum/text()", NS_CAMT053)) == sum(
+        amounts
+    )
+
+
+def test_camt053_element_order_is_the_schema_sequence() -> None:
+    xml = camt053(make_statement())
+    stmt = "BkToCstmrStmt/Stmt"
+    paths = element_paths(xml)
+
+    assert paths[:13] == [
+        "BkToCstmrStmt",
+        "BkToCstmrStmt/GrpHdr",
+        "BkToCstmrStmt/GrpHdr/MsgId",
+        "BkToCstmrStmt/GrpHdr/CreDtTm",
+        stmt,
+        f"{stmt}/Id",
+        f"{stmt}/CreDtTm",
+        f"{stmt}/FrToDt",
+        f"{stmt}/FrToDt/FrDtTm",
+        f"{stmt}/FrToDt/ToDtTm",
+        f"{stmt}/Acct",
+        f"{stmt}/Acct/Id",
+        f"{stmt}/Acct/Id/Othr",
+    ]
+    children = [etree.QName(c).localname for c in etree.fromstring(xml)[0][1]]
+    assert children == ["Id", "CreDtTm", "FrToDt", "Acct", "Bal", "Bal", "TxsSummry"] + ["Ntry"] * 3
+    first_entry = [p for p in paths if p.startswith(f"{stmt}/Ntry")][:22]
+    assert [p.removeprefix(f"{stmt}/") for p in first_entry] == [
+        "Ntry",
+        "Ntry/NtryRef",
+        "Ntry/Amt",
+        "Ntry/CdtDbtInd",
+        "Ntry/Sts",
+        "Ntry/Sts/Cd",
+        "Ntry/BookgDt",
+        "Ntry/BookgDt/DtTm",
+        "Ntry/BkTxCd",
+        "Ntry/BkTxCd/Domn",
+        "Ntry/BkTxCd/Domn/Cd",
+        "Ntry/BkTxCd/Domn/Fmly",
+        "Ntry/BkTxCd/Domn/Fmly/Cd",
+        "Ntry/BkTxCd/Domn/Fmly/SubFmlyCd",
+        "Ntry/NtryDtls",
+        "Ntry/NtryDtls/TxDtls",
+        "Ntry/NtryDtls/TxDtls/Refs",
+        "Ntry/NtryDtls/TxDtls/Refs/UETR",
+        "Ntry/NtryDtls/TxDtls/Amt",
+        "Ntry/NtryDtls/TxDtls/CdtDbtInd",
+        "Ntry/NtryDtls/TxDtls/RltdPties",
+        "Ntry/NtryDtls/TxDtls/RltdPties/Dbtr",
+    ]
+    assert_sequence_order(xml)
+    validate(xml, CAMT053_SUBSET_XSD)
+
+
+def test_camt053_negative_balances_are_debits_and_rwf_has_no_decimals() -> None:
+    entries = [
+        StatementEntry(
+            entry_ref="R1", booked_at=FROM_DT, amount_minor=2500, currency="RWF", credit=False
+        )
+    ]
+    statement = make_statement(
+        currency="RWF",
+        account_iban=DE_IBAN,
+        owner=KIGALI,
+        opening_balance_minor=-1000,
+        closing_balance_minor=-3500,
+        entries=entries,
+    )
+    xml = camt053(statement)
+
+    assert values(xml, f"{ST}/p:Bal/p:Amt/text()", NS_CAMT053) == ["1000", "3500"]
+    assert values(xml, f"{ST}/p:Bal/p:CdtDbtInd/text()", NS_CAMT053) == ["DBIT", "DBIT"]
+    assert value(xml, f"{ST}/p:Acct/p:Id/p:IBAN/text()", NS_CAMT053) == DE_IBAN
+    assert value(xml, f"{ST}/p:Ntry/p:Amt/text()", NS_CAMT053) == "2500"
+    assert values(xml, f"{ST}/p:Ntry/p:NtryDtls", NS_CAMT053) == []
+    net = f"{ST}/p:TxsSummry/p:TtlNtries/p:TtlNetNtry"
+    assert value(xml, f"{net}/p:Amt/text()", NS_CAMT053) == "2500"
+    assert value(xml, f"{net}/p:CdtDbtInd/text()", NS_CAMT053) == "DBIT"
+    assert value(xml, f"{ST}/p:TxsSummry/p:TtlCdtNtries/p:Sum/text()", NS_CAMT053) == "0"
+    validate(xml, CAMT053_SUBSET_XSD)
+
+
+def test_camt053_without_entries() -> None:
+    xml = camt053(make_statement(closing_balance_minor=10_000, entries=[]))
+
+    assert values(xml, f"{ST}/p:Ntry", NS_CAMT053) == []
+    assert value(xml, f"{ST}/p:TxsSummry/p:TtlNtries/p:NbOfNtries/text()", NS_CAMT053) == "0"
+    validate(xml, CAMT053_SUBSET_XSD)
+
+
+def test_statement_stores_entries_as_a_tuple() -> None:
+    statement = make_statement()
+
+    assert isinstance(statement.entries, tuple)
+    assert statement == make_statement(entries=tuple(make_entries()))
+
+
+def _entry(**changes: Any) -> StatementEntry:
+    return dataclasses.replace(make_entries()[1], **changes)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"closing_balance_minor": 15_951}, "closing_balance_minor"),
+        ({"entries": [*make_entries(), _entry(entry_ref="E4", currency="RWF")]}, "entries[3]"),
+        (
+            {"entries": [*make_entries(), _entry(entry_ref="E4", booked_at=TO_DT + timedelta(1))]},
+            "entries[3]",
+        ),
+        ({"entries": [*make_entries(), _entry()]}, "entries[3]"),  # E2 twice
+        ({"from_dt": TO_DT + timedelta(seconds=1)}, "from_dt"),
+        ({"account_id": "a" * 35}, "account_id"),
+        ({"account_iban": "FR1420041010050500013M02607"}, "account_iban"),
+        ({"opening_balance_minor": -(10**18)}, "opening_balance_minor"),
+        ({"to_dt": datetime(2024, 5, 2)}, "to_dt"),
+        ({"entries": "E1"}, "entries"),
+    ],
+)
+def test_statement_refuses_inconsistent_or_inexpressible_values(
+    changes: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InvalidMessageField) as caught:
+        make_statement(**changes)
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"status": "PDNG"}, "status"),
+        ({"amount_minor": -1}, "amount_minor"),
+        ({"credit": 1}, "credit"),
+        ({"transfer_id": "x"}, "transfer_id"),
+        ({"counterparty": "c" * 141}, "counterparty"),
+        ({"entry_ref": "r" * 36}, "entry_ref"),
+    ],
+)
+def test_statement_entry_refuses_values_the_schema_forbids(
+    changes: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InvalidMessageField) as caught:
+        _entry(**changes)
+    assert caught.value.field == field
+
+
+# --- schema validation ---------------------------------------------------------------------
+
+
+def test_validate_catches_an_element_out_of_sequence() -> None:
+    root = etree.fromstring(pacs008(make_ct()))
+    tx = root[0][1]
+    charge_bearer = tx.find(f"{{{NS_PACS008}}}ChrgBr")
+    tx.remove(charge_bearer)
+    tx.insert(1, charge_bearer)  # before IntrBkSttlmAmt
+    xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+    with pytest.raises(SchemaViolation, match="ChrgBr") as caught:
+        validate(xml, PACS008_SUBSET_XSD)
+    assert isinstance(caught.value, InvalidInput)
+
+
+def test_validate_catches_a_value_outside_its_type() -> None:
+    xml = pacs002(make_status()).replace(b"<TxSts>ACSC</TxSts>", b"<TxSts>ACSCX</TxSts>")
+
+    with pytest.raises(SchemaViolation, match="TxSts"):
+        validate(xml, PACS002_SUBSET_XSD)
+
+
+def test_validate_needs_a_readable_schema(tmp_path: Any) -> None:
+    with pytest.raises(ConfigurationError):
+        validate(pacs002(make_status()), tmp_path / "missing.xsd")
