@@ -26,6 +26,7 @@ from entrepot.sim.ledger_demo import (
     ProgressCallback,
     run_ledger_demo,
 )
+from entrepot.sim.payments_demo import PAYMENTS_DEFAULT, PaymentsDemoReport, run_payments_demo
 
 DEMO_DATABASE = "demo.db"
 
@@ -68,6 +69,9 @@ def demo(
     keep: Annotated[
         bool, typer.Option("--keep", help="Reuse $ENTREPOT_HOME/demo.db instead of a fresh one.")
     ] = False,
+    payments: Annotated[
+        int, typer.Option("--payments", min=0, help="Cross-border pay-by-QR payments.")
+    ] = PAYMENTS_DEFAULT,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """A small cross-border network (CNY, MYR, EUR, RWF, ETB, USD) and a seeded stream of
@@ -93,12 +97,74 @@ def demo(
             on_progress=on_progress,
         )
     elapsed_s = time.perf_counter() - started
+    pay_path = (settings.home / "payments-demo.db").resolve()
+    _fresh(pay_path)
+    pay_settings = dataclasses.replace(settings, database_url=f"sqlite:///{pay_path}")
+    pay_clock = FakeClock()
+    with (
+        open_app(pay_settings, clock=pay_clock, migrate=True) as entrepot,
+        _progress(not as_json) as on_progress,
+    ):
+        pay = run_payments_demo(
+            entrepot.payments, pay_clock, payments=payments, seed=seed, on_progress=on_progress
+        )
     if as_json:
-        emit_json(report_json(report, path, elapsed_s))
+        emit_json({**report_json(report, path, elapsed_s), "payments": payments_json(pay)})
     else:
         _print_report(report, path, elapsed_s)
-    if not report.ok:
+        _print_payments(pay)
+    if not report.ok or not pay.invariants_ok:
         raise typer.Exit(EXIT_FAILURE)
+
+
+def payments_json(pay: PaymentsDemoReport) -> dict[str, Any]:
+    window = pay.window
+    return {
+        "payments": pay.payments,
+        "committed": pay.committed,
+        "rejected": pay.rejected,
+        "corridors": pay.corridors,
+        "sample_qr": pay.sample_qr,
+        "settlement_window": window.id if window else None,
+        "settlement_report": window.report() if window else {},
+        "net_positions": [
+            {
+                "participant": p.participant_id,
+                "currency": p.currency,
+                "sent": p.sent_minor,
+                "received": p.received_minor,
+                "net": p.net_minor,
+            }
+            for p in (window.positions if window else ())
+        ],
+        "invariants_ok": pay.invariants_ok,
+    }
+
+
+def _print_payments(pay: PaymentsDemoReport) -> None:
+    console = out()
+    console.print(
+        f"Pay-by-QR across six countries: {pay.committed} of {pay.payments} committed; "
+        f"rejected: {_counts_text(pay.rejected)}"
+    )
+    window = pay.window
+    if window is None:
+        return
+    table = Table(
+        title=f"Settlement window {window.id} ({window.state.value})", title_justify="left"
+    )
+    for column in ("currency", "gross", "net", "liquidity saved", "gross/net"):
+        table.add_column(column, justify="right" if column != "currency" else "left")
+    for cur, figures in window.report().items():
+        table.add_row(
+            cur,
+            format_amount(int(figures["gross_minor"]), cur),
+            format_amount(int(figures["net_minor"]), cur),
+            format_amount(int(figures["liquidity_saved_minor"]), cur),
+            f"{figures['gross_to_net']}",
+        )
+    console.print(table)
+    console.print("payments invariants OK" if pay.invariants_ok else "payments invariants VIOLATED")
 
 
 def _balance_rows(report: DemoReport, currency: str) -> list[dict[str, Any]]:

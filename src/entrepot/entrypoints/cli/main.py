@@ -93,6 +93,35 @@ def bench_ledger(
     out().print_json(data=result)
 
 
+@bench_app.command("payments")
+@guard
+def bench_payments(
+    payments: Annotated[int, typer.Option("--payments", min=10)] = 2_000,
+    clients: Annotated[int, typer.Option("--clients", min=1)] = 32,
+    workers: Annotated[int, typer.Option("--workers", min=1)] = 2,
+    bulk_batches: Annotated[int, typer.Option("--bulk-batches", min=1)] = 5,
+    bulk_size: Annotated[int, typer.Option("--bulk-size", min=1, max=8_000)] = 8_000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Pay-by-QR flows from concurrent clients against a loopback API server, and bulk
+    transfers (see docs/benchmarks.md)."""
+    from entrepot.sim.payments_bench import run_payments_bench
+
+    with _bench_progress(enabled=not as_json) as progress:
+        result = run_payments_bench(
+            payments=payments,
+            clients=clients,
+            workers=workers,
+            bulk_batches=bulk_batches,
+            bulk_size=bulk_size,
+            progress=progress,
+        )
+    if as_json:
+        emit_json(result)
+        return
+    out().print_json(data=result)
+
+
 @contextmanager
 def _bench_progress(*, enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
     """A Rich progress bar per phase; the benchmark reports ``(label, done, total)``."""

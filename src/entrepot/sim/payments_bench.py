@@ -1,0 +1,278 @@
+"""The payments benchmark: a loopback API server (uvicorn, several workers) and N concurrent
+clients each running the full pay-by-QR flow (lookup + quote + prepare + commit), then bulk
+transfers through /v1/transfers/bulk. The same flow is also timed in-process (service calls,
+no HTTP) in the same run, so the ratio shows what HTTP costs on this machine.
+
+Returns one JSON-able dict; ``entrepot bench payments`` and ``bench/payments.py`` print it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from entrepot.kernel.clock import SystemClock
+from entrepot.ledger import Ledger
+from entrepot.payments import PaymentScheme
+from entrepot.payments.credentials import issue_credential
+from entrepot.storage import upgrade
+from entrepot.storage.engine import create_engine_from_url
+
+Progress = Callable[[str, int, int], None]
+PAYERS = 8
+MERCHANTS = 8
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def setup_scheme(url: str) -> tuple[PaymentScheme, dict[str, str]]:
+    """Wallets in Rwanda pay merchants at a Malaysian bank (RWF -> MYR through an FX provider)
+    and at a Rwandan bank (same currency). Caps are large enough for the whole run."""
+    engine = create_engine_from_url(url)
+    upgrade(engine)
+    scheme = PaymentScheme(engine, Ledger(engine, SystemClock()), SystemClock())
+    for cur in ("RWF", "MYR"):
+        scheme.enable_currency(cur)
+    big = 10**12
+    for pid, kind, country, curs in (
+        ("wallet-rw", "wallet", "RW", ["RWF"]),
+        ("bank-rw", "bank", "RW", ["RWF"]),
+        ("bank-my", "bank", "MY", ["MYR"]),
+        ("fx", "fx_provider", "SG", ["RWF", "MYR"]),
+    ):
+        scheme.register_participant(pid, pid, kind, country, curs)
+        for cur in curs:
+            scheme.deposit(pid, cur, big, f"dep-{pid}-{cur}")
+            scheme.set_net_debit_cap(pid, cur, big)
+    from decimal import Decimal
+
+    scheme.post_fx_rate("fx", "RWF", "MYR", Decimal("0.0032"), 50, 86_400)
+    for m in range(MERCHANTS):
+        bank, cur = ("bank-my", "MYR") if m % 2 == 0 else ("bank-rw", "RWF")
+        scheme.register_alias(bank, "MERCHANT", f"till-{m}", f"Merchant {m}", cur)
+    for k in range(PAYERS):
+        scheme.register_alias("bank-rw", "MSISDN", f"+25078800{k:04d}", f"Payee {k}", "RWF")
+    tokens = {p: issue_credential(engine, p).token for p in ("wallet-rw", "bank-rw", "bank-my")}
+    engine.dispose()
+    return scheme, tokens
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+async def _pay(client: httpx.AsyncClient, tokens: dict[str, str], n: int, tag: str) -> float:
+    till = f"till-{n % MERCHANTS}"
+    payee = "bank-my" if n % MERCHANTS % 2 == 0 else "bank-rw"
+    payer = {"Authorization": f"Bearer {tokens['wallet-rw']}"}
+    t0 = time.perf_counter()
+    r = await client.get(f"/v1/parties/MERCHANT/{till}", headers=payer)
+    r.raise_for_status()
+    currency = r.json()["currency"]
+    amount = "12.50" if currency == "MYR" else "1000"
+    r = await client.post(
+        "/v1/quotes",
+        headers=payer,
+        json={
+            "quoteId": f"q{tag}{n}",
+            "payee": {"partyIdType": "MERCHANT", "partyIdentifier": till},
+            "amountType": "RECEIVE",
+            "amount": {"amount": amount, "currency": currency},
+            "sourceCurrency": "RWF",
+        },
+    )
+    r.raise_for_status()
+    r = await client.post(
+        "/v1/transfers", headers=payer, json={"transferId": f"t{tag}{n}", "quoteId": f"q{tag}{n}"}
+    )
+    r.raise_for_status()
+    r = await client.post(
+        f"/v1/transfers/t{tag}{n}/commit", headers={"Authorization": f"Bearer {tokens[payee]}"}
+    )
+    r.raise_for_status()
+    assert r.json()["state"] == "COMMITTED", r.text
+    return time.perf_counter() - t0
+
+
+async def _run_clients(
+    base: str, tokens: dict[str, str], clients: int, payments: int, progress: Progress
+) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    queue = iter(range(payments))
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+
+        async def worker() -> None:
+            for n in queue:
+                latencies.append(await _pay(client, tokens, n, "p"))
+                if len(latencies) % 50 == 0:
+                    progress("pay-by-QR flows", len(latencies), payments)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        return time.perf_counter() - t0, latencies
+
+
+async def _run_bulk(
+    base: str, tokens: dict[str, str], batches: int, size: int, progress: Progress
+) -> tuple[float, int]:
+    headers = {"Authorization": f"Bearer {tokens['bank-my']}"}
+    committed = 0
+    elapsed = 0.0
+    async with httpx.AsyncClient(base_url=base, timeout=300) as client:
+        for b in range(batches):
+            items = [
+                {
+                    "transferId": f"bk{b}-{i}",
+                    "payee": {
+                        "partyIdType": "MSISDN",
+                        "partyIdentifier": f"+25078800{i % PAYERS:04d}",
+                    },
+                    "amount": {"amount": "1000", "currency": "RWF"},
+                }
+                for i in range(size)
+            ]
+            t0 = time.perf_counter()
+            r = await client.post(
+                "/v1/transfers/bulk",
+                headers=headers,
+                json={"bulkId": f"bulk-{b}", "transfers": items},
+            )
+            elapsed += time.perf_counter() - t0
+            r.raise_for_status()
+            committed += int(r.json()["committed"])
+            progress("bulk transfers", (b + 1) * size, batches * size)
+    return elapsed, committed
+
+
+def _in_process(scheme_url: str, payments: int) -> float:
+    engine = create_engine_from_url(scheme_url)
+    scheme = PaymentScheme(engine, Ledger(engine, SystemClock()), SystemClock())
+    t0 = time.perf_counter()
+    for n in range(payments):
+        till = f"till-{n % MERCHANTS}"
+        payee = "bank-my" if n % MERCHANTS % 2 == 0 else "bank-rw"
+        party = scheme.lookup_party("MERCHANT", till)
+        amount = 1250 if party.currency == "MYR" else 1000
+        scheme.create_quote("wallet-rw", f"qi{n}", "MERCHANT", till, amount, "RECEIVE", "RWF")
+        scheme.prepare_transfer("wallet-rw", f"ti{n}", f"qi{n}")
+        scheme.commit_transfer(payee, f"ti{n}")
+    elapsed = time.perf_counter() - t0
+    engine.dispose()
+    return payments / elapsed
+
+
+def run_payments_bench(
+    *,
+    payments: int = 2_000,
+    clients: int = 32,
+    workers: int = 2,
+    bulk_batches: int = 5,
+    bulk_size: int = 8_000,
+    progress: Progress | None = None,
+    database_url: str | None = None,
+) -> dict[str, Any]:
+    report = progress or (lambda *_: None)
+    home = Path(tempfile.mkdtemp(prefix="entrepot-paybench-"))
+    url = database_url or f"sqlite:///{home / 'bench.db'}"
+    setup_scheme(url)
+    engine = create_engine_from_url(url)
+    scheme = PaymentScheme(engine, Ledger(engine, SystemClock()), SystemClock())
+    # bank-my pays RWF payees in the bulk run: it joins RWF with a cap.
+    scheme.add_currency("bank-my", "RWF")
+    scheme.deposit("bank-my", "RWF", 10**12, "dep-bulk")
+    scheme.set_net_debit_cap("bank-my", "RWF", 10**12)
+    engine.dispose()
+    tokens = _tokens(url)
+    port = _free_port()
+    env = {**os.environ, "ENTREPOT_DATABASE_URL": url, "ENTREPOT_HOME": str(home)}
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "entrepot.entrypoints.api.app:create_app_from_env",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, server)
+        elapsed, latencies = asyncio.run(_run_clients(base, tokens, clients, payments, report))
+        bulk_elapsed, committed = asyncio.run(
+            _run_bulk(base, tokens, bulk_batches, bulk_size, report)
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    in_process = _in_process(url, max(200, payments // 5))
+    return {
+        "benchmark": "payments",
+        "workload": {
+            "payments": payments,
+            "clients": clients,
+            "server_workers": workers,
+            "bulk_batches": bulk_batches,
+            "bulk_size": bulk_size,
+            "database": "postgresql" if url.startswith("postgres") else "sqlite (FULL)",
+        },
+        "payments_per_s": round(payments / elapsed, 1),
+        "p50_ms": round(_percentile(latencies, 0.5) * 1000, 1),
+        "p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
+        "over_1s_share": round(sum(1 for x in latencies if x > 1) / len(latencies), 4),
+        "bulk_transfers_per_s": round(committed / bulk_elapsed, 1),
+        "bulk_committed": committed,
+        "in_process_payments_per_s": round(in_process, 1),
+        "http_vs_in_process": round(payments / elapsed / in_process, 2),
+    }
+
+
+def _tokens(url: str) -> dict[str, str]:
+    engine = create_engine_from_url(url)
+    tokens = {p: issue_credential(engine, p).token for p in ("wallet-rw", "bank-rw", "bank-my")}
+    engine.dispose()
+    return tokens
+
+
+def _wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            err = server.stderr.read().decode() if server.stderr else ""
+            raise RuntimeError(f"the API server exited: {err[-2000:]}")
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError("the API server did not start within 60 s")
+
+
+__all__ = ["run_payments_bench", "setup_scheme"]
