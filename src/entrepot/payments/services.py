@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock
+from entrepot.kernel.limits import BATCH_EVENTS_MAX
 from entrepot.kernel.money import Money, convert, get_currency
 from entrepot.ledger import (
     AMOUNT_FULL,
@@ -1581,7 +1582,14 @@ def bulk_transfers(
                 )
             )
             planned.append((t, 2 if fee else 1))
-        outcomes = scheme.ledger.create_transfers(batch, uow=uow) if batch else []
+        outcomes: list[str] = []
+        start = 0
+        while start < len(batch):  # ledger requests of at most 8,190 events, pairs kept whole
+            stop = min(len(batch), start + BATCH_EVENTS_MAX - 1)
+            if batch[stop - 1].flags & TransferFlags.LINKED:
+                stop -= 1
+            outcomes += [str(r) for r in scheme.ledger.create_transfers(batch[start:stop], uow=uow)]
+            start = stop
         rows = []
         k = 0
         for t, n in planned:
