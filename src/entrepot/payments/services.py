@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
 from typing import Protocol
 
 import sqlalchemy as sa
@@ -54,6 +54,7 @@ from entrepot.payments.errors import (
     ParticipantNotFound,
     ParticipantSuspended,
     PartyNotFound,
+    PaymentError,
     QuoteExpired,
     QuoteNotFound,
     TransferExpired,
@@ -151,6 +152,17 @@ class ApproveAll:
         return ScreeningDecision(hold=False)
 
 
+def source_for_target(target_minor: int, target: str, rate: Decimal, source: str) -> int:
+    """The fewest source minor units that buy ``target_minor`` at ``rate`` (target units per
+    source unit): the exact quotient, rounded up once (never 1/rate rounded, then rounded)."""
+    t, s = get_currency(target), get_currency(source)
+    with localcontext() as ctx:
+        ctx.prec = 80
+        exact = Decimal(target_minor) / Decimal(10) ** t.exponent / rate
+        units = exact.quantize(Decimal(1).scaleb(-s.exponent), rounding=ROUND_UP)
+        return int(units.scaleb(s.exponent))
+
+
 def _check_amount(amount_minor: int, what: str = "amount") -> None:
     if type(amount_minor) is not int or amount_minor <= 0:
         raise InvalidPaymentInput(f"{what} must be a positive integer of minor units", field=what)
@@ -205,7 +217,7 @@ class PaymentScheme:
         self, uow: UnitOfWork, batch: Sequence[Transfer], on_limit: Callable[[], Exception]
     ) -> None:
         results = self._post(uow, batch)
-        failures = [r for r in results if r not in ("ok", "linked_event_failed")]
+        failures = [r for r in results if r not in ("ok", "exists", "linked_event_failed")]
         if not failures:
             return
         if any(r in ("exceeds_credits", "exceeds_debits") for r in failures):
@@ -645,13 +657,7 @@ class PaymentScheme:
             total = amount
         else:
             received = amount
-            principal = (
-                convert(
-                    Money(amount, get_currency(target)), Decimal(1) / rate, source, ROUND_UP
-                ).amount_minor
-                if fx
-                else amount
-            )
+            principal = source_for_target(amount, target, rate, source) if fx else amount
             fee = self.fees.fee(principal)
             total = principal + fee
         if received <= 0:
@@ -904,6 +910,21 @@ class PaymentScheme:
         ]
         self._post_ok(uow, batch, lambda: LedgerRefused(f"could not {action} {t.id}"))
 
+    def _void_quietly(self, uow: UnitOfWork, pending: Sequence[int]) -> None:
+        """Release reservations whose deadline passed: void each one still pending (the
+        ledger's own expiry may already have, or be about to; either outcome is fine)."""
+        batch = [
+            Transfer(
+                ledger_id("abort", str(leg)),
+                pending_id=leg,
+                amount=AMOUNT_FULL,
+                flags=TransferFlags.VOID_PENDING_TRANSFER,
+            )
+            for leg in pending
+        ]
+        if batch:
+            self.ledger.create_transfers(batch, uow=uow)
+
     def _transfer(self, conn: Connection, transfer_id: str) -> PaymentTransfer:
         row = conn.execute(sa.select(st.transfers).where(st.transfers.c.id == transfer_id)).first()
         if row is None:
@@ -949,6 +970,7 @@ class PaymentScheme:
                 raise InvalidState(f"transfer {transfer_id} is already {t.state.value}")
             now = self._now()
             if now >= t.expires_at_ns:
+                self._void_quietly(uow, self._pending_legs(t))
                 self._set_state(conn, t, TransferState.ABORTED, "expired", None)
                 uow.commit()
                 raise TransferExpired(f"transfer {transfer_id} expired")
@@ -970,6 +992,9 @@ class PaymentScheme:
             if t.state is not TransferState.HOLD:
                 raise InvalidState(f"transfer {transfer_id} is {t.state.value}, not on hold")
             if self._now() >= t.expires_at_ns:
+                self._void_quietly(uow, self._pending_legs(t))
+                self._set_state(conn, t, TransferState.ABORTED, "expired", None)
+                uow.commit()
                 raise TransferExpired(f"transfer {transfer_id} expired while on hold")
             if approve:
                 return self._set_state(conn, t, TransferState.RESERVED, f"released: {reason}", None)
@@ -1014,6 +1039,23 @@ class PaymentScheme:
         self.ledger.expire_pending()
         with self._uow() as uow:
             conn = uow.connection
+            stale_quotes = conn.execute(
+                sa.select(st.quotes.c.id).where(
+                    st.quotes.c.state == "ACCEPTED",
+                    st.quotes.c.expires_at <= now,
+                    st.quotes.c.fx_provider.is_not(None),
+                )
+            ).all()
+            stale = conn.execute(
+                sa.select(st.transfers).where(
+                    st.transfers.c.state.in_(["RESERVED", "HOLD"]),
+                    st.transfers.c.expires_at <= now,
+                )
+            ).all()
+            legs = [ledger_id("fx-reservation", r[0]) for r in stale_quotes]
+            for row in stale:
+                legs += self._pending_legs(st.transfer_from_row(row))
+            self._void_quietly(uow, legs)
             q = conn.execute(
                 sa.update(st.quotes)
                 .where(st.quotes.c.state.in_(["QUOTED", "ACCEPTED"]), st.quotes.c.expires_at <= now)
@@ -1032,14 +1074,23 @@ class PaymentScheme:
                 )
             ).all()
         escrows = 0
+        failed = 0
         for row in due:
             e = st.escrow_from_row(row)
-            if e.on_deadline is DeadlineAction.RELEASE:
-                self.release_escrow(e.controller, e.id, e.held_minor, actor="deadline")
-            else:
-                self.refund_escrow(e.controller, e.id, e.held_minor, actor="deadline")
-            escrows += 1
-        return {"quotes_expired": q, "transfers_aborted": t, "escrows_resolved": escrows}
+            try:
+                if e.on_deadline is DeadlineAction.RELEASE:
+                    self.release_escrow(e.controller, e.id, e.held_minor, actor="deadline")
+                else:
+                    self.refund_escrow(e.controller, e.id, e.held_minor, actor="deadline")
+                escrows += 1
+            except PaymentError:  # e.g. the payee is suspended: it stays held for a person
+                failed += 1
+        return {
+            "quotes_expired": q,
+            "transfers_aborted": t,
+            "escrows_resolved": escrows,
+            "escrows_failed": failed,
+        }
 
     # ------------------------------------------------------------------ escrow
     def create_escrow(
@@ -1194,55 +1245,73 @@ class PaymentScheme:
     def split_escrow(
         self, caller: str, escrow_id: str, release_minor: int, refund_minor: int
     ) -> Escrow:
-        """Release part to the payee and refund part to the payer in one decision."""
-        if release_minor:
-            self.release_escrow(caller, escrow_id, release_minor)
-        if refund_minor:
-            return self.refund_escrow(caller, escrow_id, refund_minor)
-        return self.get_escrow(caller, escrow_id)
+        """Release part to the payee and refund part to the payer in one decision: both
+        postings in one transaction, or neither."""
+        parts = [(a, rel) for a, rel in ((release_minor, True), (refund_minor, False)) if a]
+        if not parts:
+            raise InvalidPaymentInput("a split moves a positive amount", field="amount")
+        with self._uow() as uow:
+            held = self._escrow(uow.connection, escrow_id).held_minor
+            if release_minor + refund_minor > held:
+                raise InsufficientEscrow(
+                    f"escrow {escrow_id} holds {held}, not {release_minor + refund_minor}"
+                )
+            for amount, release in parts:
+                e = self._move_in(uow, caller, escrow_id, amount, release=release, actor=None)
+        return e
 
     def _move_escrow(
         self, caller: str, escrow_id: str, amount: int, *, release: bool, actor: str | None
     ) -> Escrow:
-        _check_amount(amount)
         with self._uow() as uow:
-            conn = uow.connection
-            e = self._escrow(conn, escrow_id)
-            if caller != e.controller:
-                raise NotYours(f"only {e.controller} may decide escrow {escrow_id}")
-            if e.state is not EscrowState.HELD:
-                raise InvalidState(f"escrow {escrow_id} is closed")
-            if amount > e.held_minor:
-                raise InsufficientEscrow(f"escrow {escrow_id} holds {e.held_minor}, not {amount}")
-            to = e.payee_participant if release else e.payer_participant
-            dst = self._participant(conn, to).check_currency(e.currency)
-            hold = self._scheme_account(conn, e.currency, "escrow")
-            action = "release" if release else "refund"
-            seq = self._escrow_event(conn, e.id, action, amount, actor or caller)
-            self._post_ok(
-                uow,
-                [
-                    Transfer(
-                        ledger_id(f"escrow-{action}", e.id, str(seq)),
-                        hold,
-                        dst.position_account,
-                        amount,
-                        ledger=dst.ledger,
-                        code=Code.ESCROW_RELEASE if release else Code.ESCROW_REFUND,
-                    )
-                ],
-                lambda: LedgerRefused(f"escrow {action} refused"),
-            )
-            released = e.released_minor + (amount if release else 0)
-            refunded = e.refunded_minor + (0 if release else amount)
-            state = (
-                EscrowState.CLOSED if released + refunded == e.amount_minor else EscrowState.HELD
-            )
-            conn.execute(
-                sa.update(st.escrows)
-                .where(st.escrows.c.id == e.id)
-                .values(released=released, refunded=refunded, state=state.value)
-            )
+            return self._move_in(uow, caller, escrow_id, amount, release=release, actor=actor)
+
+    def _move_in(
+        self,
+        uow: UnitOfWork,
+        caller: str,
+        escrow_id: str,
+        amount: int,
+        *,
+        release: bool,
+        actor: str | None,
+    ) -> Escrow:
+        _check_amount(amount)
+        conn = uow.connection
+        e = self._escrow(conn, escrow_id)
+        if caller != e.controller:
+            raise NotYours(f"only {e.controller} may decide escrow {escrow_id}")
+        if e.state is not EscrowState.HELD:
+            raise InvalidState(f"escrow {escrow_id} is closed")
+        if amount > e.held_minor:
+            raise InsufficientEscrow(f"escrow {escrow_id} holds {e.held_minor}, not {amount}")
+        to = e.payee_participant if release else e.payer_participant
+        dst = self._active(conn, to).check_currency(e.currency)  # suspended: receives nothing
+        hold = self._scheme_account(conn, e.currency, "escrow")
+        action = "release" if release else "refund"
+        seq = self._escrow_event(conn, e.id, action, amount, actor or caller)
+        self._post_ok(
+            uow,
+            [
+                Transfer(
+                    ledger_id(f"escrow-{action}", e.id, str(seq)),
+                    hold,
+                    dst.position_account,
+                    amount,
+                    ledger=dst.ledger,
+                    code=Code.ESCROW_RELEASE if release else Code.ESCROW_REFUND,
+                )
+            ],
+            lambda: LedgerRefused(f"escrow {action} refused"),
+        )
+        released = e.released_minor + (amount if release else 0)
+        refunded = e.refunded_minor + (0 if release else amount)
+        state = EscrowState.CLOSED if released + refunded == e.amount_minor else EscrowState.HELD
+        conn.execute(
+            sa.update(st.escrows)
+            .where(st.escrows.c.id == e.id)
+            .values(released=released, refunded=refunded, state=state.value)
+        )
         return replace(e, released_minor=released, refunded_minor=refunded, state=state)
 
     # ------------------------------------------------------------------ settlement
@@ -1270,6 +1339,13 @@ class PaymentScheme:
             raise NotYours("only the scheme operator closes settlement windows")
         with self._uow() as uow:
             conn = uow.connection
+            unsettled = conn.execute(
+                sa.select(st.windows.c.id).where(st.windows.c.state == "CLOSED")
+            ).first()
+            if unsettled is not None:
+                raise InvalidState(
+                    f"settlement window {unsettled[0]} is closed but not settled: settle it first"
+                )
             w = self._open_window(conn)
             now = self._now()
             gross = self._window_gross(conn, w.id)

@@ -1,0 +1,838 @@
+"""Service tests of the payment scheme: quotes, FX, two-phase transfers, screening holds, the
+directory, and every rejection. A rejected call must leave the ledger and the payment tables
+exactly as they were; the helpers below snapshot both and compare.
+
+Amounts in the fixture's currencies: RWF has no minor unit, MYR has two (1 MYR = 100 sen).
+The FX provider ``fxco`` quotes RWF->MYR at 0.0032 less 100 bps, so the effective rate is
+0.003168 MYR per RWF; the scheme fee is 50 bps, half up.
+
+The settlement and escrow scenarios live in ``test_payments_settlement.py`` and
+``test_payments_escrow.py``; they import the helpers from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from entrepot.kernel.clock import NS_PER_S, FakeClock
+from entrepot.payments import (
+    SCHEME,
+    AliasType,
+    AmountType,
+    Party,
+    PaymentScheme,
+    PaymentTransfer,
+    QuoteState,
+    ScreeningDecision,
+    TransferState,
+)
+from entrepot.payments import store as st
+from entrepot.payments.errors import (
+    AliasTaken,
+    CurrencyNotSupported,
+    FxLiquidityExhausted,
+    InvalidPaymentInput,
+    InvalidState,
+    NetDebitCapExceeded,
+    NoFxRate,
+    NotYours,
+    ParticipantSuspended,
+    PartyNotFound,
+    QuoteExpired,
+    TransferExpired,
+)
+from entrepot.payments.services import QUOTE_TTL_S, TRANSFER_TTL_S
+
+RATE = Decimal("0.0032") * Decimal(10_000 - 100) / Decimal(10_000)  # fxco's effective rate
+TILL = ("MERCHANT", "KL-TILL-42")  # maybank's merchant, paid in MYR
+ALINE = ("MSISDN", "+250788123456")  # mtn-rw's customer, paid in RWF
+BK_CUSTOMER = ("MSISDN", "+250722000111")  # bk-rw's customer (see ``join``), paid in RWF
+
+PAY_TABLES = (
+    st.participants,
+    st.participant_currencies,
+    st.scheme_accounts,
+    st.aliases,
+    st.fx_rates,
+    st.quotes,
+    st.transfers,
+    st.escrows,
+    st.escrow_events,
+    st.windows,
+    st.window_positions,
+)
+FIELDS = ("settlement_balance_minor", "net_position_minor", "position_reserved_minor")
+
+
+# ---------------------------------------------------------------------------------- helpers
+def fee_of(principal_minor: int) -> int:
+    """The fixture's fee schedule, computed independently: 50 bps, half up."""
+    return int((Decimal(principal_minor) * 50 / 10_000).quantize(Decimal(1), ROUND_HALF_UP))
+
+
+def liquidity(scheme: PaymentScheme) -> dict[tuple[str, str], dict[str, int]]:
+    """Every participant's liquidity in every currency it holds, read in one ledger look-up
+    with ``PaymentScheme.liquidity``'s formulas (``assert_ledger_ok`` checks they agree)."""
+    held = [(p.id, pc) for p in scheme.list_participants() for pc in p.currencies.values()]
+    ids = [i for _, pc in held for i in (pc.position_account, pc.settlement_account)]
+    accounts = {a.id: a for a in scheme.ledger.lookup_accounts(ids)}
+    out = {}
+    for pid, pc in held:
+        pos, sett = accounts[pc.position_account], accounts[pc.settlement_account]
+        out[(pid, pc.currency)] = {
+            "settlement_balance_minor": sett.credits_posted - sett.debits_posted,
+            "net_debit_cap_minor": pc.net_debit_cap_minor,
+            "position_available_minor": pos.credits_posted - pos.debits_posted - pos.debits_pending,
+            "position_reserved_minor": pos.debits_pending,
+            "net_position_minor": pos.credits_posted - pos.debits_posted - pc.net_debit_cap_minor,
+        }
+    return out
+
+
+def moves(
+    before: dict[tuple[str, str], dict[str, int]], after: dict[tuple[str, str], dict[str, int]]
+) -> dict[tuple[str, str, str], int]:
+    """The non-zero changes of settlement balance, net position and reservation."""
+    out = {}
+    for key, now in after.items():
+        was = before.get(key, dict.fromkeys(FIELDS, 0))
+        for f in FIELDS:
+            if now[f] != was[f]:
+                out[(*key, f.removesuffix("_minor"))] = now[f] - was[f]
+    return out
+
+
+def snapshot(scheme: PaymentScheme) -> dict[str, Any]:
+    """The payment tables' rows, every scheme and participant ledger account, the ledger's
+    per-ledger totals and everyone's liquidity."""
+    with scheme.engine.connect() as conn:
+        tables = {
+            t.name: [tuple(r) for r in conn.execute(sa.select(t).order_by(*t.primary_key)).all()]
+            for t in PAY_TABLES
+        }
+    ids = [int.from_bytes(r[2], "big") for r in tables["pay_scheme_accounts"]]
+    for r in tables["pay_participant_currencies"]:
+        ids += [int.from_bytes(r[3], "big"), int.from_bytes(r[4], "big")]
+    return {
+        "tables": tables,
+        "accounts": scheme.ledger.lookup_accounts(ids),
+        "ledgers": scheme.ledger.check_invariants().ledgers,
+        "liquidity": liquidity(scheme),
+    }
+
+
+@contextmanager
+def unchanged(scheme: PaymentScheme) -> Iterator[None]:
+    """``with unchanged(scheme), pytest.raises(E): ...``: the call fails and changes nothing."""
+    before = snapshot(scheme)
+    yield
+    after = snapshot(scheme)
+    for part in ("liquidity", "tables", "accounts", "ledgers"):
+        assert after[part] == before[part], f"a rejected call changed {part}"
+
+
+def assert_ledger_ok(scheme: PaymentScheme) -> None:
+    report = scheme.ledger.check_invariants()
+    assert report.ok, report.violations
+    for (pid, cur), liq in liquidity(scheme).items():
+        assert scheme.liquidity(pid, cur) == liq
+        available = liq["net_debit_cap_minor"] + liq["net_position_minor"]
+        assert liq["position_available_minor"] == available - liq["position_reserved_minor"], (
+            pid,
+            cur,
+        )
+
+
+def join(
+    scheme: PaymentScheme,
+    pid: str,
+    currency: str,
+    *,
+    kind: str = "bank",
+    country: str = "RW",
+    deposit: int = 0,
+    cap: int = 0,
+    alias: tuple[str, str] | None = None,
+) -> None:
+    """A further participant (bank ``bk-rw`` with ``BK_CUSTOMER`` in most tests)."""
+    scheme.register_participant(pid, pid.upper(), kind, country, [currency])
+    if deposit:
+        scheme.deposit(pid, currency, deposit, f"dep-{pid}-{currency}")
+    if cap:
+        scheme.set_net_debit_cap(pid, currency, cap)
+    if alias:
+        scheme.register_alias(pid, alias[0], alias[1], f"customer of {pid}", currency)
+
+
+def join_bk(scheme: PaymentScheme) -> None:
+    join(scheme, "bk-rw", "RWF", deposit=3_000_000, cap=1_000_000, alias=BK_CUSTOMER)
+
+
+def pay(
+    scheme: PaymentScheme,
+    payer: str,
+    tid: str,
+    alias: tuple[str, str],
+    amount: int,
+    currency: str,
+    amount_type: str = "SEND",
+    *,
+    commit: bool = True,
+) -> PaymentTransfer:
+    """Quote, prepare and (by the payee) commit one payment."""
+    scheme.create_quote(payer, f"q-{tid}", alias[0], alias[1], amount, amount_type, currency)
+    t = scheme.prepare_transfer(payer, tid, f"q-{tid}")
+    if commit:
+        t = scheme.commit_transfer(t.payee_participant, tid)
+        assert t.state is TransferState.COMMITTED
+    return t
+
+
+class HoldOver:
+    """Screening that holds every transfer whose payer sends more than ``threshold``."""
+
+    def __init__(self, threshold_minor: int) -> None:
+        self.threshold = threshold_minor
+        self.seen: list[tuple[str, Party | None]] = []
+
+    def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision:
+        self.seen.append((transfer.id, payee))
+        if transfer.source_amount_minor > self.threshold:
+            return ScreeningDecision(True, ("amount over review threshold", "new corridor"))
+        return ScreeningDecision(False)
+
+
+@pytest.fixture
+def screened(scheme: PaymentScheme, clock: FakeClock) -> tuple[PaymentScheme, HoldOver]:
+    """The same scheme (same database, ledger and clock) with a screening that holds
+    transfers over 1,000,000 RWF."""
+    screening = HoldOver(1_000_000)
+    return (
+        PaymentScheme(scheme.engine, scheme.ledger, clock, fees=scheme.fees, screening=screening),
+        screening,
+    )
+
+
+# ---------------------------------------------------------------------------------- pricing
+def test_cross_border_send_is_exact_to_the_minor_unit(scheme: PaymentScheme) -> None:
+    # 100,100 RWF: the fee 500.5 rounds half up to 501; 99,599 RWF * 0.003168 = 315.529632 MYR
+    # rounds down to 31,552 sen.
+    fee = fee_of(100_100)
+    principal = 100_100 - fee
+    target = int((principal * RATE * 100).quantize(Decimal(1), ROUND_DOWN))
+    assert (fee, principal, target) == (501, 99_599, 31_552)
+    before = liquidity(scheme)
+
+    q = scheme.create_quote("mtn-rw", "q1", *TILL, 100_100, "SEND", "RWF")
+    assert q.state is QuoteState.QUOTED
+    assert q.amount_type is AmountType.SEND
+    assert (q.source_currency, q.target_currency) == ("RWF", "MYR")
+    assert (q.source_amount_minor, q.fee_minor, q.target_amount_minor) == (100_100, 501, 31_552)
+    assert (q.fx_provider, q.fx_rate) == ("fxco", Decimal("0.003168"))
+    assert (q.payer_participant, q.payee_participant) == ("mtn-rw", "maybank")
+    assert q.expires_at_ns == q.created_at_ns + QUOTE_TTL_S * NS_PER_S
+    assert scheme.get_quote("maybank", "q1") == q
+    assert moves(before, liquidity(scheme)) == {}  # a quote alone moves nothing
+
+    assert scheme.accept_quote("mtn-rw", "q1").state is QuoteState.ACCEPTED
+    assert moves(before, liquidity(scheme)) == {("fxco", "MYR", "position_reserved"): 31_552}
+
+    t = scheme.prepare_transfer("mtn-rw", "t1", "q1", note="invoice 7")
+    assert t.state is TransferState.RESERVED
+    assert (t.source_amount_minor, t.fee_minor, t.target_amount_minor) == (100_100, 501, 31_552)
+    assert (t.fx_provider, t.note, t.window_id) == ("fxco", "invoice 7", None)
+    assert scheme.get_quote("mtn-rw", "q1").state is QuoteState.USED
+    # The quote's FX reservation became the transfer's MYR leg: still 31,552 sen held.
+    assert moves(before, liquidity(scheme)) == {
+        ("mtn-rw", "RWF", "position_reserved"): 100_100,
+        ("fxco", "MYR", "position_reserved"): 31_552,
+    }
+
+    t = scheme.commit_transfer("maybank", "t1")
+    assert t.state is TransferState.COMMITTED
+    assert t.window_id is not None
+    assert scheme.get_transfer("mtn-rw", "t1") == t
+    assert scheme.get_transfer(SCHEME, "t1") == t
+    assert moves(before, liquidity(scheme)) == {
+        ("mtn-rw", "RWF", "net_position"): -100_100,
+        (SCHEME, "RWF", "net_position"): 501,
+        ("fxco", "RWF", "net_position"): 99_599,
+        ("fxco", "MYR", "net_position"): -31_552,
+        ("maybank", "MYR", "net_position"): 31_552,
+    }
+    assert_ledger_ok(scheme)
+
+    w = scheme.close_window()
+    assert w.id == t.window_id
+    assert {(p.participant_id, p.currency): p.net_minor for p in w.positions} == {
+        ("mtn-rw", "RWF"): -100_100,
+        (SCHEME, "RWF"): 501,
+        ("fxco", "RWF"): 99_599,
+        ("fxco", "MYR"): -31_552,
+        ("maybank", "MYR"): 31_552,
+    }
+    scheme.settle_window(SCHEME, w.id)
+    # The nets moved between settlement accounts; every position is back where it began.
+    assert moves(before, liquidity(scheme)) == {
+        ("mtn-rw", "RWF", "settlement_balance"): -100_100,
+        (SCHEME, "RWF", "settlement_balance"): 501,
+        ("fxco", "RWF", "settlement_balance"): 99_599,
+        ("fxco", "MYR", "settlement_balance"): -31_552,
+        ("maybank", "MYR", "settlement_balance"): 31_552,
+    }
+    assert scheme.liquidity("mtn-rw", "RWF")["position_available_minor"] == 10_000_000
+    assert scheme.liquidity("fxco", "MYR")["position_available_minor"] == 2_000_000
+    assert_ledger_ok(scheme)
+
+
+def test_cross_border_receive_is_exact_to_the_minor_unit(scheme: PaymentScheme) -> None:
+    # The merchant must receive 500.00 MYR: 500.00 / 0.003168 = 157,828.28... RWF, rounded up
+    # to 157,829; the fee on that is 789.145, half up 789; the payer pays 158,618 RWF.
+    principal = int((Decimal(50_000) / 100 / RATE).quantize(Decimal(1), ROUND_UP))
+    assert (principal, fee_of(principal)) == (157_829, 789)
+    before = liquidity(scheme)
+
+    q = scheme.create_quote("mtn-rw", "q1", *TILL, 50_000, AmountType.RECEIVE, "RWF")
+    assert q.amount_type is AmountType.RECEIVE
+    assert (q.source_amount_minor, q.fee_minor, q.target_amount_minor) == (158_618, 789, 50_000)
+    # The payee gets at least what was asked at the quoted rate, and not one RWF more is taken.
+    assert (q.source_amount_minor - q.fee_minor) * RATE * 100 >= 50_000
+    assert (q.source_amount_minor - q.fee_minor - 1) * RATE * 100 < 50_000
+
+    t = pay(scheme, "mtn-rw", "t1", TILL, 50_000, "RWF", "RECEIVE")
+    assert (t.source_amount_minor, t.fee_minor, t.target_amount_minor) == (158_618, 789, 50_000)
+    assert moves(before, liquidity(scheme)) == {
+        ("mtn-rw", "RWF", "net_position"): -158_618,
+        (SCHEME, "RWF", "net_position"): 789,
+        ("fxco", "RWF", "net_position"): 157_829,
+        ("fxco", "MYR", "net_position"): -50_000,
+        ("maybank", "MYR", "net_position"): 50_000,
+    }
+    w = scheme.settle_window(SCHEME, scheme.close_window().id)
+    for cur in ("RWF", "MYR"):
+        assert sum(p.net_minor for p in w.positions if p.currency == cur) == 0
+    assert moves(before, liquidity(scheme)) == {
+        ("mtn-rw", "RWF", "settlement_balance"): -158_618,
+        (SCHEME, "RWF", "settlement_balance"): 789,
+        ("fxco", "RWF", "settlement_balance"): 157_829,
+        ("fxco", "MYR", "settlement_balance"): -50_000,
+        ("maybank", "MYR", "settlement_balance"): 50_000,
+    }
+    assert_ledger_ok(scheme)
+
+
+def test_receive_amount_with_a_whole_principal_is_not_rounded_up_past_it(
+    scheme: PaymentScheme,
+) -> None:
+    # 31.68 MYR / 0.003168 is exactly 10,000 RWF: ROUND_UP must leave it at 10,000 (fee 50).
+    assert Decimal(3_168) / 100 / RATE == 10_000
+    q = scheme.create_quote("mtn-rw", "q1", *TILL, 3_168, "RECEIVE", "RWF")
+    assert (q.source_amount_minor - q.fee_minor, q.fee_minor) == (10_000, 50)
+    assert q.source_amount_minor == 10_050
+
+
+def test_same_currency_payment_send_and_receive(scheme: PaymentScheme) -> None:
+    join_bk(scheme)
+    before = liquidity(scheme)
+    # SEND 12,345 RWF: fee 61.725 -> 62, the payee gets 12,283. No FX provider is involved.
+    q = scheme.create_quote("mtn-rw", "q1", *BK_CUSTOMER, 12_345, "SEND", "RWF")
+    assert (q.source_amount_minor, q.fee_minor, q.target_amount_minor) == (12_345, 62, 12_283)
+    assert (q.fx_provider, q.fx_rate, q.target_currency) == (None, None, "RWF")
+    scheme.accept_quote("mtn-rw", "q1")
+    assert moves(before, liquidity(scheme)) == {}  # nothing to reserve without FX
+    scheme.prepare_transfer("mtn-rw", "t1", "q1")
+    assert moves(before, liquidity(scheme)) == {("mtn-rw", "RWF", "position_reserved"): 12_345}
+    scheme.commit_transfer("bk-rw", "t1")
+    assert moves(before, liquidity(scheme)) == {
+        ("mtn-rw", "RWF", "net_position"): -12_345,
+        ("bk-rw", "RWF", "net_position"): 12_283,
+        (SCHEME, "RWF", "net_position"): 62,
+    }
+    # RECEIVE 10,001 RWF: the payee gets exactly that, the fee 50.005 -> 50 is added on top.
+    t = pay(scheme, "bk-rw", "t2", ALINE, 10_001, "RWF", "RECEIVE")
+    assert (t.source_amount_minor, t.fee_minor, t.target_amount_minor) == (10_051, 50, 10_001)
+    assert moves(before, liquidity(scheme)) == {
+        ("mtn-rw", "RWF", "net_position"): -12_345 + 10_001,
+        ("bk-rw", "RWF", "net_position"): 12_283 - 10_051,
+        (SCHEME, "RWF", "net_position"): 62 + 50,
+    }
+    assert [x.id for x in scheme.list_transfers("bk-rw")] == ["t1", "t2"]
+    assert scheme.list_transfers("icbc") == []
+    assert_ledger_ok(scheme)
+
+
+# ---------------------------------------------------------------------------------- FX
+def test_accepted_quote_reserves_fx_liquidity_until_it_expires(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    before = liquidity(scheme)
+    q = scheme.create_quote("mtn-rw", "q1", *TILL, 100_100, "SEND", "RWF")
+    scheme.accept_quote("mtn-rw", "q1")
+    assert scheme.accept_quote("mtn-rw", "q1").state is QuoteState.ACCEPTED  # idempotent
+    assert moves(before, liquidity(scheme)) == {("fxco", "MYR", "position_reserved"): 31_552}
+    assert scheme.liquidity("fxco", "MYR")["position_available_minor"] == 2_000_000 - 31_552
+
+    clock.advance(QUOTE_TTL_S - 1)
+    assert scheme.process_deadlines()["quotes_expired"] == 0
+    assert moves(before, liquidity(scheme)) == {("fxco", "MYR", "position_reserved"): 31_552}
+
+    clock.advance(2)
+    assert scheme.process_deadlines() == {
+        "quotes_expired": 1,
+        "transfers_aborted": 0,
+        "escrows_resolved": 0,
+        "escrows_failed": 0,
+    }
+    assert scheme.get_quote("mtn-rw", q.id).state is QuoteState.EXPIRED
+    assert moves(before, liquidity(scheme)) == {}
+    with unchanged(scheme), pytest.raises(QuoteExpired):
+        scheme.prepare_transfer("mtn-rw", "t1", "q1")
+    with unchanged(scheme), pytest.raises(InvalidState):
+        scheme.accept_quote("mtn-rw", "q1")
+    assert_ledger_ok(scheme)
+
+
+def test_quote_expiring_at_its_exact_expiry_instant_releases_its_fx_reservation(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    before = liquidity(scheme)
+    q = scheme.create_quote("mtn-rw", "q1", *TILL, 100_100, "SEND", "RWF")
+    scheme.accept_quote("mtn-rw", "q1")
+    clock.set_ns(q.expires_at_ns)
+    assert scheme.process_deadlines()["quotes_expired"] == 1
+    assert scheme.get_quote("mtn-rw", "q1").state is QuoteState.EXPIRED
+    # An expired quote must not keep the FX provider's liquidity reserved.
+    assert moves(before, liquidity(scheme)) == {}
+
+
+def test_best_rate_wins_among_fx_providers(scheme: PaymentScheme, clock: FakeClock) -> None:
+    join(scheme, "fxsg", "RWF", kind="fx_provider", country="SG")
+    scheme.add_currency("fxsg", "MYR")
+    scheme.deposit("fxsg", "MYR", 3_000_000, "dep-fxsg-myr")
+    scheme.set_net_debit_cap("fxsg", "MYR", 1_000_000)
+    # fxsg: a higher raw rate but a 300 bps spread: 0.00325 * 0.97 = 0.0031525 < 0.003168.
+    scheme.post_fx_rate("fxsg", "RWF", "MYR", Decimal("0.00325"), 300, 600)
+    q = scheme.create_quote("mtn-rw", "q1", *TILL, 100_100, "SEND", "RWF")
+    assert (q.fx_provider, q.fx_rate) == ("fxco", Decimal("0.003168"))
+
+    # fxsg reposts (replacing its rate): 0.0033 * 0.98 = 0.003234 > 0.003168, so fxsg wins.
+    scheme.post_fx_rate("fxsg", "RWF", "MYR", Decimal("0.0033"), 200, 600)
+    before = liquidity(scheme)
+    q = scheme.create_quote("mtn-rw", "q2", *TILL, 100_100, "SEND", "RWF")
+    assert (q.fx_provider, q.fx_rate) == ("fxsg", Decimal("0.003234"))
+    assert q.target_amount_minor == 32_210  # 99,599 * 0.003234 = 322.103166 MYR, down
+    scheme.accept_quote("mtn-rw", "q2")
+    assert moves(before, liquidity(scheme)) == {("fxsg", "MYR", "position_reserved"): 32_210}
+    scheme.prepare_transfer("mtn-rw", "t2", "q2")
+    scheme.commit_transfer("maybank", "t2")
+    assert moves(before, liquidity(scheme)) == {
+        ("mtn-rw", "RWF", "net_position"): -100_100,
+        (SCHEME, "RWF", "net_position"): 501,
+        ("fxsg", "RWF", "net_position"): 99_599,
+        ("fxsg", "MYR", "net_position"): -32_210,
+        ("maybank", "MYR", "net_position"): 32_210,
+    }
+
+    # A suspended provider's rate is not offered, and neither is a lapsed one.
+    scheme.set_active("fxsg", False)
+    assert scheme.create_quote("mtn-rw", "q3", *TILL, 1_000, "SEND", "RWF").fx_provider == "fxco"
+    scheme.set_active("fxsg", True)
+    assert scheme.create_quote("mtn-rw", "q4", *TILL, 1_000, "SEND", "RWF").fx_provider == "fxsg"
+    clock.advance(601)
+    assert scheme.create_quote("mtn-rw", "q5", *TILL, 1_000, "SEND", "RWF").fx_provider == "fxco"
+    assert_ledger_ok(scheme)
+
+
+def test_fx_refusals_change_nothing(scheme: PaymentScheme, clock: FakeClock) -> None:
+    # 7,000,000 RWF -> 6,965,000 * 0.003168 = 22,065.12 MYR, more than fxco's 20,000.00 cap.
+    scheme.create_quote("mtn-rw", "q1", *TILL, 7_000_000, "SEND", "RWF")
+    with unchanged(scheme), pytest.raises(FxLiquidityExhausted):
+        scheme.accept_quote("mtn-rw", "q1")
+    with unchanged(scheme), pytest.raises(FxLiquidityExhausted):
+        scheme.prepare_transfer("mtn-rw", "t1", "q1")
+    # Two quotes that each fit, but not together: the second cannot be accepted.
+    scheme.create_quote("mtn-rw", "q2", *TILL, 4_000_000, "SEND", "RWF")
+    scheme.create_quote("mtn-rw", "q3", *TILL, 4_000_000, "SEND", "RWF")
+    scheme.accept_quote("mtn-rw", "q2")
+    with unchanged(scheme), pytest.raises(FxLiquidityExhausted):
+        scheme.accept_quote("mtn-rw", "q3")
+    scheme.register_alias("icbc", "MERCHANT", "SH-TILL-1", "Shanghai shop", "CNY")
+    # fxco holds RWF and CNY but posts no RWF->CNY rate.
+    with unchanged(scheme), pytest.raises(NoFxRate):
+        scheme.create_quote("mtn-rw", "q4", "MERCHANT", "SH-TILL-1", 10_000, "SEND", "RWF")
+    clock.advance(3_600)  # fxco's RWF->MYR rate was valid for an hour
+    with unchanged(scheme), pytest.raises(NoFxRate):
+        scheme.create_quote("mtn-rw", "q5", *TILL, 10_000, "SEND", "RWF")
+    # Only an FX provider posts rates, and only in currencies it holds.
+    with unchanged(scheme), pytest.raises(NotYours):
+        scheme.post_fx_rate("maybank", "MYR", "RWF", Decimal(310), 100, 60)
+    with unchanged(scheme), pytest.raises(CurrencyNotSupported):
+        scheme.post_fx_rate("fxco", "RWF", "EUR", Decimal("0.0007"), 100, 60)
+    assert_ledger_ok(scheme)
+
+
+# ---------------------------------------------------------------------------------- rejections
+def test_net_debit_cap_is_enforced_to_the_minor_unit(scheme: PaymentScheme) -> None:
+    join_bk(scheme)
+    scheme.set_net_debit_cap("mtn-rw", "RWF", 100_000)
+    # Cross-currency: the whole linked chain (fee, RWF leg, FX release, MYR leg) is refused.
+    scheme.create_quote("mtn-rw", "q1", *TILL, 100_001, "SEND", "RWF")
+    with unchanged(scheme), pytest.raises(NetDebitCapExceeded):
+        scheme.prepare_transfer("mtn-rw", "t1", "q1")
+    assert scheme.get_quote("mtn-rw", "q1").state is QuoteState.QUOTED
+    # Same with an accepted quote: its FX reservation stays as it was.
+    scheme.accept_quote("mtn-rw", "q1")
+    with unchanged(scheme), pytest.raises(NetDebitCapExceeded):
+        scheme.prepare_transfer("mtn-rw", "t1", "q1")
+    assert scheme.liquidity("fxco", "MYR")["position_reserved_minor"] == 31_521
+
+    # Exactly the cap passes; then not one RWF more, reserved or sent.
+    pay(scheme, "mtn-rw", "t2", BK_CUSTOMER, 60_000, "RWF", commit=False)
+    pay(scheme, "mtn-rw", "t3", BK_CUSTOMER, 40_000, "RWF")
+    assert scheme.liquidity("mtn-rw", "RWF")["position_available_minor"] == 0
+    scheme.create_quote("mtn-rw", "q4", *BK_CUSTOMER, 1, "RECEIVE", "RWF")
+    with unchanged(scheme), pytest.raises(NetDebitCapExceeded):
+        scheme.prepare_transfer("mtn-rw", "t4", "q4")
+    # Receiving restores headroom: bk-rw pays Aline 5,000, mtn-rw may send 5,000 again.
+    pay(scheme, "bk-rw", "t5", ALINE, 5_000, "RWF", "RECEIVE")
+    pay(scheme, "mtn-rw", "t6", BK_CUSTOMER, 5_000, "RWF")
+    assert scheme.liquidity("mtn-rw", "RWF")["position_available_minor"] == 0
+
+    # A cap must be covered by the settlement balance, and cannot drop below what is in use.
+    with unchanged(scheme), pytest.raises(NetDebitCapExceeded):
+        scheme.set_net_debit_cap("mtn-rw", "RWF", 50_000_001)
+    with unchanged(scheme), pytest.raises(NetDebitCapExceeded):
+        scheme.set_net_debit_cap("mtn-rw", "RWF", 99_999)
+    assert_ledger_ok(scheme)
+
+
+def test_expired_quote_is_refused(scheme: PaymentScheme, clock: FakeClock) -> None:
+    scheme.create_quote("mtn-rw", "q1", *TILL, 100_100, "SEND", "RWF", ttl_s=30)
+    scheme.create_quote("mtn-rw", "q2", *TILL, 100_100, "SEND", "RWF", ttl_s=30)
+    scheme.accept_quote("mtn-rw", "q2")
+    clock.advance(30)
+    with unchanged(scheme), pytest.raises(QuoteExpired):
+        scheme.accept_quote("mtn-rw", "q1")
+    with unchanged(scheme), pytest.raises(QuoteExpired):
+        scheme.prepare_transfer("mtn-rw", "t1", "q1")
+    with unchanged(scheme), pytest.raises(QuoteExpired):
+        scheme.prepare_transfer("mtn-rw", "t2", "q2")
+    # The deadline moves both to EXPIRED (QUOTED -> EXPIRED, ACCEPTED -> EXPIRED).
+    clock.advance(1)
+    assert scheme.process_deadlines()["quotes_expired"] == 2
+    assert {scheme.get_quote("mtn-rw", q).state for q in ("q1", "q2")} == {QuoteState.EXPIRED}
+    assert scheme.liquidity("fxco", "MYR")["position_reserved_minor"] == 0
+    assert_ledger_ok(scheme)
+
+
+def test_suspended_participant_neither_sends_nor_receives(scheme: PaymentScheme) -> None:
+    join_bk(scheme)
+    scheme.create_quote("mtn-rw", "q-before", *TILL, 10_000, "SEND", "RWF")
+    scheme.set_active("maybank", False)
+    assert scheme.get_participant("maybank").active is False
+    # Nobody can quote to it, and it cannot quote.
+    with unchanged(scheme), pytest.raises(ParticipantSuspended):
+        scheme.create_quote("mtn-rw", "q1", *TILL, 10_000, "SEND", "RWF")
+    with unchanged(scheme), pytest.raises(ParticipantSuspended):
+        scheme.create_quote("maybank", "q2", *ALINE, 1_000, "SEND", "MYR")
+    # A quote made before the suspension cannot be prepared.
+    with unchanged(scheme), pytest.raises(ParticipantSuspended):
+        scheme.prepare_transfer("mtn-rw", "t1", "q-before")
+    with unchanged(scheme), pytest.raises(ParticipantSuspended):
+        scheme.register_alias("maybank", "MERCHANT", "KL-TILL-43", "Another shop", "MYR")
+    scheme.set_active("maybank", True)
+
+    # A transfer reserved before the suspension: the suspended payee cannot accept it.
+    t = scheme.prepare_transfer("mtn-rw", "t1", "q-before")
+    scheme.set_active("maybank", False)
+    with unchanged(scheme), pytest.raises(ParticipantSuspended):
+        scheme.commit_transfer("maybank", t.id)
+
+    # A suspended payer can neither quote nor prepare.
+    scheme.create_quote("mtn-rw", "q3", *BK_CUSTOMER, 1_000, "SEND", "RWF")
+    scheme.set_active("mtn-rw", False)
+    with unchanged(scheme), pytest.raises(ParticipantSuspended):
+        scheme.create_quote("mtn-rw", "q4", *BK_CUSTOMER, 1_000, "SEND", "RWF")
+    with unchanged(scheme), pytest.raises(ParticipantSuspended):
+        scheme.prepare_transfer("mtn-rw", "t3", "q3")
+    with unchanged(scheme), pytest.raises(ParticipantSuspended):
+        scheme.create_quote("bk-rw", "q5", *ALINE, 1_000, "SEND", "RWF")
+
+    # Reinstated, both work again.
+    scheme.set_active("mtn-rw", True)
+    scheme.set_active("maybank", True)
+    assert scheme.commit_transfer("maybank", "t1").state is TransferState.COMMITTED
+    pay(scheme, "bk-rw", "t5", ALINE, 1_000, "RWF")
+    assert_ledger_ok(scheme)
+
+
+def test_a_participant_sees_and_acts_on_only_its_own_transfers(scheme: PaymentScheme) -> None:
+    join_bk(scheme)
+    scheme.create_quote("mtn-rw", "q1", *TILL, 100_100, "SEND", "RWF")
+    with unchanged(scheme), pytest.raises(NotYours):
+        scheme.get_quote("icbc", "q1")
+    with unchanged(scheme), pytest.raises(NotYours):
+        scheme.accept_quote("maybank", "q1")  # the payee does not accept the payer's quote
+    with unchanged(scheme), pytest.raises(NotYours):
+        scheme.prepare_transfer("bk-rw", "t1", "q1")
+    t = scheme.prepare_transfer("mtn-rw", "t1", "q1")
+    for intruder in ("icbc", "bk-rw", "fxco"):
+        with unchanged(scheme), pytest.raises(NotYours):
+            scheme.get_transfer(intruder, t.id)
+        with unchanged(scheme), pytest.raises(NotYours):
+            scheme.commit_transfer(intruder, t.id)
+        with unchanged(scheme), pytest.raises(NotYours):
+            scheme.reject_transfer(intruder, t.id)
+        assert scheme.list_transfers(intruder) == []
+    # Only the payee resolves: the payer can neither commit nor reject its own transfer.
+    with unchanged(scheme), pytest.raises(NotYours):
+        scheme.commit_transfer("mtn-rw", t.id)
+    with unchanged(scheme), pytest.raises(NotYours):
+        scheme.reject_transfer("mtn-rw", t.id)
+    # Only the scheme reviews holds.
+    with unchanged(scheme), pytest.raises(NotYours):
+        scheme.review_hold("maybank", t.id, True, "looks fine")
+    assert scheme.get_transfer("maybank", t.id).state is TransferState.RESERVED
+    assert scheme.commit_transfer("maybank", t.id).state is TransferState.COMMITTED
+    assert_ledger_ok(scheme)
+
+
+def test_reused_ids_are_refused(scheme: PaymentScheme) -> None:
+    join_bk(scheme)
+    scheme.create_quote("mtn-rw", "q1", *TILL, 100_100, "SEND", "RWF")
+    # The same quote id, by the same or another participant, even with the same body.
+    with unchanged(scheme), pytest.raises(InvalidState):
+        scheme.create_quote("mtn-rw", "q1", *TILL, 100_100, "SEND", "RWF")
+    with unchanged(scheme), pytest.raises(InvalidState):
+        scheme.create_quote("bk-rw", "q1", *ALINE, 5_000, "SEND", "RWF")
+    scheme.prepare_transfer("mtn-rw", "t1", "q1")
+    scheme.create_quote("mtn-rw", "q2", *BK_CUSTOMER, 5_000, "SEND", "RWF")
+    # The same transfer id with another quote; the same quote under another transfer id.
+    with unchanged(scheme), pytest.raises(InvalidState):
+        scheme.prepare_transfer("mtn-rw", "t1", "q2")
+    with unchanged(scheme), pytest.raises(InvalidState):
+        scheme.prepare_transfer("mtn-rw", "t1", "q1")
+    with unchanged(scheme), pytest.raises(InvalidState):
+        scheme.prepare_transfer("mtn-rw", "t2", "q1")
+    with unchanged(scheme), pytest.raises(InvalidState):
+        scheme.register_participant("maybank", "Maybank again", "bank", "MY", ["MYR"])
+    # A retried deposit is idempotent: it never credits twice.
+    with unchanged(scheme):
+        scheme.deposit("maybank", "MYR", 1_000_000, "dep-2")
+    assert scheme.prepare_transfer("mtn-rw", "t2", "q2").state is TransferState.RESERVED
+    assert_ledger_ok(scheme)
+
+
+def test_reject_aborts_releases_and_a_transfer_resolves_once(scheme: PaymentScheme) -> None:
+    join_bk(scheme)
+    before = liquidity(scheme)
+    t = pay(scheme, "mtn-rw", "t1", TILL, 100_100, "RWF", commit=False)
+    assert moves(before, liquidity(scheme)) == {
+        ("mtn-rw", "RWF", "position_reserved"): 100_100,
+        ("fxco", "MYR", "position_reserved"): 31_552,
+    }
+    t = scheme.reject_transfer("maybank", t.id, "account closed")
+    assert (t.state, t.reason, t.window_id) == (TransferState.ABORTED, "account closed", None)
+    assert scheme.get_transfer("mtn-rw", "t1") == t
+    assert moves(before, liquidity(scheme)) == {}
+    assert scheme.get_quote("mtn-rw", t.quote_id).state is QuoteState.USED
+    # Once resolved, a transfer cannot be resolved again, either way.
+    with unchanged(scheme), pytest.raises(InvalidState):
+        scheme.commit_transfer("maybank", "t1")
+    pay(scheme, "mtn-rw", "t3", TILL, 100_100, "RWF")
+    with unchanged(scheme), pytest.raises(InvalidState):
+        scheme.commit_transfer("maybank", "t3")
+    with unchanged(scheme), pytest.raises(InvalidState):
+        scheme.reject_transfer("maybank", "t3")
+    pay(scheme, "mtn-rw", "t2", BK_CUSTOMER, 5_000, "RWF", commit=False)
+    scheme.reject_transfer("bk-rw", "t2")
+    with unchanged(scheme), pytest.raises(InvalidState):
+        scheme.commit_transfer("bk-rw", "t2")
+    with unchanged(scheme), pytest.raises(InvalidState):
+        scheme.reject_transfer("bk-rw", "t2")
+    with unchanged(scheme), pytest.raises(InvalidState):
+        scheme.review_hold(SCHEME, "t2", True, "not on hold")
+    assert_ledger_ok(scheme)
+
+
+def test_commit_after_expiry_aborts_and_releases_the_reservation(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    before = liquidity(scheme)
+    t = pay(scheme, "mtn-rw", "t1", TILL, 100_100, "RWF", commit=False)
+    assert t.expires_at_ns == t.created_at_ns + TRANSFER_TTL_S * NS_PER_S
+    clock.advance(TRANSFER_TTL_S + 1)
+    assert scheme.get_transfer("maybank", "t1").state is TransferState.ABORTED  # view
+    with pytest.raises(TransferExpired):
+        scheme.commit_transfer("maybank", "t1")
+    t = scheme.get_transfer("mtn-rw", "t1")
+    assert (t.state, t.reason) == (TransferState.ABORTED, "expired")
+    # Aborted means released: no RWF or MYR may stay reserved for it.
+    assert moves(before, liquidity(scheme)) == {}
+    assert_ledger_ok(scheme)
+
+
+def test_process_deadlines_aborts_expired_transfers_and_releases_them(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    before = liquidity(scheme)
+    pay(scheme, "mtn-rw", "t1", TILL, 100_100, "RWF", commit=False)
+    clock.advance(TRANSFER_TTL_S + 1)
+    assert scheme.process_deadlines() == {
+        "quotes_expired": 0,  # its quote is USED
+        "transfers_aborted": 1,
+        "escrows_resolved": 0,
+        "escrows_failed": 0,
+    }
+    t = scheme.get_transfer("mtn-rw", "t1")
+    assert (t.state, t.reason) == (TransferState.ABORTED, "expired")
+    assert moves(before, liquidity(scheme)) == {}
+    with unchanged(scheme), pytest.raises(InvalidState):
+        scheme.commit_transfer("maybank", "t1")
+    assert_ledger_ok(scheme)
+
+
+# ---------------------------------------------------------------------------------- screening
+def test_held_transfer_approved_then_committed(
+    scheme: PaymentScheme, screened: tuple[PaymentScheme, HoldOver]
+) -> None:
+    s, screening = screened
+    before = liquidity(s)
+    small = pay(s, "mtn-rw", "t-small", TILL, 1_000_000, "RWF", commit=False)
+    assert small.state is TransferState.RESERVED
+    t = pay(s, "mtn-rw", "t1", TILL, 1_000_001, "RWF", commit=False)
+    assert (t.state, t.reason) == (TransferState.HOLD, "amount over review threshold; new corridor")
+    assert [x[0] for x in screening.seen] == ["t-small", "t1"]
+    assert screening.seen[1][1] == s.lookup_party(*TILL)
+    # On hold the funds stay reserved, and the payee can do nothing yet.
+    myr = int((Decimal(1_000_001 - fee_of(1_000_001)) * RATE * 100).to_integral(ROUND_DOWN))
+    myr_small = int((Decimal(1_000_000 - 5_000) * RATE * 100).to_integral(ROUND_DOWN))
+    assert moves(before, liquidity(s)) == {
+        ("mtn-rw", "RWF", "position_reserved"): 2_000_001,
+        ("fxco", "MYR", "position_reserved"): myr + myr_small,
+    }
+    with unchanged(s), pytest.raises(InvalidState):
+        s.commit_transfer("maybank", "t1")
+    with unchanged(s), pytest.raises(InvalidState):
+        s.reject_transfer("maybank", "t1")
+    with unchanged(s), pytest.raises(NotYours):
+        s.review_hold("maybank", "t1", True, "mine")
+    with unchanged(s), pytest.raises(NotYours):
+        s.review_hold("mtn-rw", "t1", True, "mine")
+    with unchanged(s), pytest.raises(InvalidState):
+        s.review_hold(SCHEME, "t-small", True, "not held")
+
+    t = s.review_hold(SCHEME, "t1", True, "customer verified")
+    assert (t.state, t.reason) == (TransferState.RESERVED, "released: customer verified")
+    assert s.get_transfer("maybank", "t1").state is TransferState.RESERVED
+    t = s.commit_transfer("maybank", "t1")
+    assert t.state is TransferState.COMMITTED
+    assert moves(before, liquidity(s)) == {
+        ("mtn-rw", "RWF", "net_position"): -1_000_001,
+        ("mtn-rw", "RWF", "position_reserved"): 1_000_000,
+        (SCHEME, "RWF", "net_position"): fee_of(1_000_001),
+        ("fxco", "RWF", "net_position"): 1_000_001 - fee_of(1_000_001),
+        ("fxco", "MYR", "net_position"): -myr,
+        ("fxco", "MYR", "position_reserved"): myr_small,
+        ("maybank", "MYR", "net_position"): myr,
+    }
+    assert_ledger_ok(s)
+
+
+def test_held_transfer_rejected_by_review_or_expired_is_aborted_and_released(
+    scheme: PaymentScheme, screened: tuple[PaymentScheme, HoldOver], clock: FakeClock
+) -> None:
+    s, _ = screened
+    before = liquidity(s)
+    t = pay(s, "mtn-rw", "t1", TILL, 2_000_000, "RWF", commit=False)
+    assert t.state is TransferState.HOLD
+    assert moves(before, liquidity(s))[("mtn-rw", "RWF", "position_reserved")] == 2_000_000
+    t = s.review_hold(SCHEME, "t1", False, "sanctions match")
+    assert (t.state, t.reason) == (TransferState.ABORTED, "held and rejected: sanctions match")
+    assert moves(before, liquidity(s)) == {}
+    with unchanged(s), pytest.raises(InvalidState):
+        s.review_hold(SCHEME, "t1", True, "changed my mind")
+    with unchanged(s), pytest.raises(InvalidState):
+        s.commit_transfer("maybank", "t1")
+    # Nobody reviews t2: it expires on hold, and the deadline aborts and releases it.
+    pay(s, "mtn-rw", "t2", TILL, 2_000_000, "RWF", commit=False)
+    clock.advance(TRANSFER_TTL_S + 1)
+    with pytest.raises(TransferExpired):  # too late: aborted, and the reservation released
+        s.review_hold(SCHEME, "t2", True, "too late")
+    assert s.process_deadlines()["transfers_aborted"] == 0
+    assert s.get_transfer("mtn-rw", "t2").state is TransferState.ABORTED
+    assert moves(before, liquidity(s)) == {}
+    assert_ledger_ok(s)
+
+
+# ---------------------------------------------------------------------------------- directory
+def test_malformed_input_and_aliases_are_refused(scheme: PaymentScheme) -> None:
+    bad_calls = [
+        lambda: scheme.create_quote("mtn-rw", "q1", *TILL, 0, "SEND", "RWF"),
+        lambda: scheme.create_quote("mtn-rw", "q1", *TILL, 10_000, "BOTH", "RWF"),
+        lambda: scheme.create_quote("mtn-rw", "q 1", *TILL, 10_000, "SEND", "RWF"),
+        lambda: scheme.create_quote("mtn-rw", "q1", *TILL, 100, "SEND", "RWF", ttl_s=0),
+        lambda: scheme.create_quote("mtn-rw", "q1", *TILL, 1, "SEND", "RWF"),  # 0.3168 sen
+        lambda: scheme.create_quote("mtn-rw", "q1", *TILL, 10**16, "SEND", "RWF"),
+        lambda: scheme.post_fx_rate("fxco", "RWF", "MYR", Decimal(0), 100, 60),
+        lambda: scheme.post_fx_rate("fxco", "RWF", "MYR", Decimal("0.003"), 10_000, 60),
+    ]
+    for call in bad_calls:
+        with unchanged(scheme), pytest.raises(InvalidPaymentInput):
+            call()
+    with unchanged(scheme), pytest.raises(CurrencyNotSupported):
+        scheme.create_quote("mtn-rw", "q1", *TILL, 10_000, "SEND", "EUR")
+    # Look-ups normalise, and work across countries.
+    party = scheme.lookup_party("MSISDN", "+250 788-123-456")
+    assert party == Party(AliasType.MSISDN, "+250788123456", "mtn-rw", "Aline Uwase", "RWF", "RW")
+    assert scheme.lookup_party(*TILL).participant_id == "maybank"
+    with pytest.raises(PartyNotFound):
+        scheme.lookup_party("MSISDN", "+250788000000")
+
+    bad = [
+        ("MSISDN", "0788123456"),  # no country code
+        ("MSISDN", "+0788123456"),  # country codes do not start with 0
+        ("MSISDN", "+25078"),  # too short
+        ("MSISDN", "+2507881234567890"),  # too long
+        ("IBAN", "GB82WEST12345698765433"),  # check digits fail (…432 is the valid one)
+        ("IBAN", "GB82WEST1234569876543"),  # GB IBANs have 22 characters
+        ("IBAN", "GB82-WEST"),
+        ("MERCHANT", "-till"),
+        ("PASSPORT", "X123"),
+    ]
+    for kind, value in bad:
+        with unchanged(scheme), pytest.raises(InvalidPaymentInput):
+            scheme.register_alias("maybank", kind, value, "Someone", "MYR")
+    with unchanged(scheme), pytest.raises(InvalidPaymentInput):
+        scheme.create_quote("mtn-rw", "q1", "IBAN", "GB82WEST12345698765433", 1_000, "SEND", "RWF")
+
+    iban = scheme.register_alias("maybank", "IBAN", "gb82 west 1234 5698 7654 32", "Co", "MYR")
+    assert (iban.alias_type, iban.alias, iban.country) == (
+        AliasType.IBAN,
+        "GB82WEST12345698765432",
+        "MY",
+    )
+    # Taken by another participant, or already registered by the same one.
+    with unchanged(scheme), pytest.raises(AliasTaken):
+        scheme.register_alias("mtn-rw", *TILL, "Impostor", "RWF")
+    with unchanged(scheme), pytest.raises(AliasTaken):
+        scheme.register_alias("mtn-rw", "MSISDN", "+250 788 123 456", "Aline again", "RWF")
+    with unchanged(scheme), pytest.raises(CurrencyNotSupported):
+        scheme.register_alias("mtn-rw", "MSISDN", "+250788999999", "Euro account", "EUR")
+    # Only the owner removes an alias.
+    with unchanged(scheme), pytest.raises(NotYours):
+        scheme.remove_alias("mtn-rw", *TILL)
+    with unchanged(scheme), pytest.raises(PartyNotFound):
+        scheme.remove_alias("mtn-rw", "MSISDN", "+250788000000")
+    scheme.remove_alias("maybank", *TILL)
+    with pytest.raises(PartyNotFound):
+        scheme.lookup_party(*TILL)
+    # Once free, another participant may take it.
+    assert scheme.register_alias("mtn-rw", *TILL, "Kigali till", "RWF").participant_id == "mtn-rw"
+    assert_ledger_ok(scheme)

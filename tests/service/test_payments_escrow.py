@@ -1,0 +1,260 @@
+"""Escrow: funds held for a purpose, released, partly released, refunded or split by the
+controller's decision, or by the deadline on its own; every decision is an event with its
+actor. Rejections change nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from entrepot.kernel.clock import NS_PER_S, FakeClock
+from entrepot.payments import DeadlineAction, EscrowState, PaymentScheme
+from entrepot.payments.errors import (
+    CurrencyNotSupported,
+    InsufficientEscrow,
+    InvalidPaymentInput,
+    InvalidState,
+    NetDebitCapExceeded,
+    NotYours,
+    ParticipantNotFound,
+    ParticipantSuspended,
+)
+from entrepot.payments.services import ledger_id
+from tests.service.test_payments import (
+    assert_ledger_ok,
+    join_bk,
+    liquidity,
+    moves,
+    unchanged,
+)
+
+
+@pytest.fixture
+def hub(scheme: PaymentScheme) -> PaymentScheme:
+    """The fixture's scheme with bank ``bk-rw`` (RWF) and a trade hub ``tradehub``."""
+    join_bk(scheme)
+    scheme.register_participant("tradehub", "Kigali Trade Hub", "hub", "RW", [])
+    return scheme
+
+
+def held_in_escrow(scheme: PaymentScheme, currency: str = "RWF") -> int:
+    a = scheme.ledger.get_account(ledger_id("scheme-account", currency, "escrow"))
+    return a.credits_posted - a.debits_posted
+
+
+def events(scheme: PaymentScheme, caller: str, escrow_id: str) -> list[tuple[str, int, str]]:
+    return [
+        (str(e["action"]), int(str(e["amount_minor"])), str(e["actor"]))
+        for e in scheme.escrow_events(caller, escrow_id)
+    ]
+
+
+def test_hold_partial_release_refund_and_final_release(
+    hub: PaymentScheme, clock: FakeClock
+) -> None:
+    s = hub
+    before = liquidity(s)
+    t0 = clock.now_ns()
+    e = s.create_escrow(
+        "mtn-rw", "esc-1", "bk-rw", "RWF", 100_000, "order 42", 3_600, controller="tradehub"
+    )
+    assert (e.state, e.controller, e.held_minor) == (EscrowState.HELD, "tradehub", 100_000)
+    assert (e.deadline_ns, e.on_deadline) == (t0 + 3_600 * NS_PER_S, DeadlineAction.REFUND)
+    assert moves(before, liquidity(s)) == {("mtn-rw", "RWF", "net_position"): -100_000}
+    assert held_in_escrow(s) == 100_000
+
+    clock.advance(10)
+    e = s.release_escrow("tradehub", "esc-1", 30_000)
+    assert (e.released_minor, e.refunded_minor, e.held_minor) == (30_000, 0, 70_000)
+    clock.advance(10)
+    e = s.refund_escrow("tradehub", "esc-1", 20_000)
+    assert (e.released_minor, e.refunded_minor, e.held_minor, e.state) == (
+        30_000,
+        20_000,
+        50_000,
+        EscrowState.HELD,
+    )
+    assert s.get_escrow("bk-rw", "esc-1") == e
+    assert moves(before, liquidity(s)) == {
+        ("mtn-rw", "RWF", "net_position"): -80_000,
+        ("bk-rw", "RWF", "net_position"): 30_000,
+    }
+    assert held_in_escrow(s) == 50_000
+    # Not one RWF more than is held can be released or refunded.
+    with unchanged(s), pytest.raises(InsufficientEscrow):
+        s.release_escrow("tradehub", "esc-1", 50_001)
+    with unchanged(s), pytest.raises(InsufficientEscrow):
+        s.refund_escrow("tradehub", "esc-1", 50_001)
+    for amount in (0, -1):
+        with unchanged(s), pytest.raises(InvalidPaymentInput):
+            s.release_escrow("tradehub", "esc-1", amount)
+
+    clock.advance(10)
+    e = s.release_escrow("tradehub", "esc-1", 50_000)
+    assert (e.released_minor, e.held_minor, e.state) == (80_000, 0, EscrowState.CLOSED)
+    assert moves(before, liquidity(s)) == {
+        ("mtn-rw", "RWF", "net_position"): -80_000,
+        ("bk-rw", "RWF", "net_position"): 80_000,
+    }
+    assert held_in_escrow(s) == 0
+    log = s.escrow_events("mtn-rw", "esc-1")
+    assert events(s, "tradehub", "esc-1") == [
+        ("hold", 100_000, "mtn-rw"),
+        ("release", 30_000, "tradehub"),
+        ("refund", 20_000, "tradehub"),
+        ("release", 50_000, "tradehub"),
+    ]
+    assert [x["seq"] for x in log] == [0, 1, 2, 3]
+    assert [x["at_ns"] for x in log] == [t0 + k * 10 * NS_PER_S for k in range(4)]
+    with unchanged(s), pytest.raises(InvalidState):
+        s.release_escrow("tradehub", "esc-1", 1)
+    with unchanged(s), pytest.raises(InvalidState):
+        s.refund_escrow("tradehub", "esc-1", 1)
+    assert_ledger_ok(s)
+
+
+def test_split_is_exact(hub: PaymentScheme) -> None:
+    s = hub
+    before = liquidity(s)
+    s.create_escrow("mtn-rw", "esc-1", "bk-rw", "RWF", 100_001, "order 7", 600)
+    e = s.split_escrow("mtn-rw", "esc-1", 66_667, 33_334)
+    assert (e.released_minor, e.refunded_minor, e.held_minor) == (66_667, 33_334, 0)
+    assert e.state is EscrowState.CLOSED
+    assert moves(before, liquidity(s)) == {
+        ("mtn-rw", "RWF", "net_position"): -66_667,
+        ("bk-rw", "RWF", "net_position"): 66_667,
+    }
+    assert events(s, "bk-rw", "esc-1") == [
+        ("hold", 100_001, "mtn-rw"),
+        ("release", 66_667, "mtn-rw"),
+        ("refund", 33_334, "mtn-rw"),
+    ]
+    # A split of part of what is held leaves the rest held.
+    s.create_escrow("mtn-rw", "esc-2", "bk-rw", "RWF", 10_000, "order 8", 600)
+    e = s.split_escrow("mtn-rw", "esc-2", 2_500, 1_500)
+    assert (e.held_minor, e.state) == (6_000, EscrowState.HELD)
+    assert held_in_escrow(s) == 6_000
+    assert_ledger_ok(s)
+
+
+def test_a_split_beyond_what_is_held_changes_nothing(hub: PaymentScheme) -> None:
+    s = hub
+    s.create_escrow("mtn-rw", "esc-1", "bk-rw", "RWF", 100_000, "order 9", 600)
+    # 80,000 + 30,000 > 100,000: one decision, refused as a whole.
+    with unchanged(s), pytest.raises(InsufficientEscrow):
+        s.split_escrow("mtn-rw", "esc-1", 80_000, 30_000)
+    assert_ledger_ok(s)
+
+
+def test_only_the_controller_decides_and_only_parties_see(hub: PaymentScheme) -> None:
+    s = hub
+    s.create_escrow(
+        "mtn-rw", "esc-1", "bk-rw", "RWF", 50_000, "order 1", 600, controller="tradehub"
+    )
+    s.create_escrow("mtn-rw", "esc-2", "bk-rw", "RWF", 50_000, "order 2", 600)  # payer controls
+    # Neither the payer, nor the payee, nor the scheme decides an escrow the hub controls.
+    for caller in ("mtn-rw", "bk-rw", "scheme"):
+        with unchanged(s), pytest.raises(NotYours):
+            s.release_escrow(caller, "esc-1", 1)
+    with unchanged(s), pytest.raises(NotYours):
+        s.refund_escrow("mtn-rw", "esc-1", 1)
+    with unchanged(s), pytest.raises(NotYours):
+        s.split_escrow("bk-rw", "esc-1", 1, 1)
+    for caller in ("bk-rw", "tradehub"):
+        with unchanged(s), pytest.raises(NotYours):
+            s.release_escrow(caller, "esc-2", 1)
+    for caller in ("icbc", "fxco"):
+        with unchanged(s), pytest.raises(NotYours):
+            s.get_escrow(caller, "esc-1")
+        with unchanged(s), pytest.raises(NotYours):
+            s.escrow_events(caller, "esc-1")
+    for caller in ("mtn-rw", "bk-rw", "tradehub"):
+        assert s.get_escrow(caller, "esc-1").held_minor == 50_000
+    assert s.release_escrow("tradehub", "esc-1", 50_000).state is EscrowState.CLOSED
+    assert s.refund_escrow("mtn-rw", "esc-2", 50_000).state is EscrowState.CLOSED
+    assert_ledger_ok(s)
+
+
+def test_the_deadline_acts_by_itself(hub: PaymentScheme, clock: FakeClock) -> None:
+    s = hub
+    before = liquidity(s)
+    s.create_escrow("mtn-rw", "esc-r", "bk-rw", "RWF", 30_000, "goods", 60, "release", "tradehub")
+    s.create_escrow("mtn-rw", "esc-f", "bk-rw", "RWF", 50_000, "goods", 120, "refund", "tradehub")
+    s.release_escrow("tradehub", "esc-f", 10_000)
+
+    clock.advance(59)
+    assert s.process_deadlines()["escrows_resolved"] == 0
+    clock.advance(2)
+    assert s.process_deadlines() == {
+        "quotes_expired": 0,
+        "transfers_aborted": 0,
+        "escrows_resolved": 1,
+        "escrows_failed": 0,
+    }
+    e = s.get_escrow("tradehub", "esc-r")
+    assert (e.state, e.released_minor, e.refunded_minor) == (EscrowState.CLOSED, 30_000, 0)
+    assert s.get_escrow("tradehub", "esc-f").state is EscrowState.HELD
+    assert events(s, "bk-rw", "esc-r") == [
+        ("hold", 30_000, "mtn-rw"),
+        ("release", 30_000, "deadline"),
+    ]
+
+    clock.advance(60)
+    assert s.process_deadlines()["escrows_resolved"] == 1
+    e = s.get_escrow("tradehub", "esc-f")
+    assert (e.state, e.released_minor, e.refunded_minor) == (EscrowState.CLOSED, 10_000, 40_000)
+    assert events(s, "mtn-rw", "esc-f") == [
+        ("hold", 50_000, "mtn-rw"),
+        ("release", 10_000, "tradehub"),
+        ("refund", 40_000, "deadline"),
+    ]
+    assert moves(before, liquidity(s)) == {
+        ("mtn-rw", "RWF", "net_position"): -40_000,
+        ("bk-rw", "RWF", "net_position"): 40_000,
+    }
+    assert held_in_escrow(s) == 0
+    assert s.process_deadlines()["escrows_resolved"] == 0  # nothing left to do
+    assert_ledger_ok(s)
+
+
+def test_creating_an_escrow_is_checked(hub: PaymentScheme) -> None:
+    s = hub
+    s.create_escrow("mtn-rw", "esc-1", "bk-rw", "RWF", 10_000, "order 1", 600)
+    with unchanged(s), pytest.raises(InvalidState):  # the same id again, same body or not
+        s.create_escrow("mtn-rw", "esc-1", "bk-rw", "RWF", 10_000, "order 1", 600)
+    with unchanged(s), pytest.raises(InvalidState):
+        s.create_escrow("bk-rw", "esc-1", "mtn-rw", "RWF", 5_000, "order 2", 600)
+    # mtn-rw may go 10,000,000 RWF net debit; 10,000 of it is already held.
+    with unchanged(s), pytest.raises(NetDebitCapExceeded):
+        s.create_escrow("mtn-rw", "esc-2", "bk-rw", "RWF", 9_990_001, "too much", 600)
+    s.create_escrow("mtn-rw", "esc-3", "bk-rw", "RWF", 9_990_000, "all of it", 600)
+    assert liquidity(s)[("mtn-rw", "RWF")]["position_available_minor"] == 0
+    with unchanged(s), pytest.raises(CurrencyNotSupported):
+        s.create_escrow("mtn-rw", "esc-4", "maybank", "RWF", 1_000, "no RWF", 600)
+    with unchanged(s), pytest.raises(ParticipantNotFound):
+        s.create_escrow("bk-rw", "esc-4", "mtn-rw", "RWF", 1_000, "x", 600, controller="nobody")
+    for bad in (
+        lambda: s.create_escrow("bk-rw", "esc-4", "mtn-rw", "RWF", 1_000, "x", 0),
+        lambda: s.create_escrow("bk-rw", "esc-4", "mtn-rw", "RWF", 1_000, "", 60),
+        lambda: s.create_escrow("bk-rw", "esc-4", "mtn-rw", "RWF", 1_000, "x", 60, "keep"),
+        lambda: s.create_escrow("bk-rw", "esc 4", "mtn-rw", "RWF", 1_000, "x", 60),
+    ):
+        with unchanged(s), pytest.raises(InvalidPaymentInput):
+            bad()
+    # A suspended participant neither holds funds in escrow nor has funds held for it.
+    s.set_active("mtn-rw", False)
+    with unchanged(s), pytest.raises(ParticipantSuspended):
+        s.create_escrow("mtn-rw", "esc-4", "bk-rw", "RWF", 1_000, "x", 60)
+    with unchanged(s), pytest.raises(ParticipantSuspended):
+        s.create_escrow("bk-rw", "esc-4", "mtn-rw", "RWF", 1_000, "x", 60)
+    assert_ledger_ok(s)
+
+
+def test_no_release_to_a_suspended_payee(hub: PaymentScheme) -> None:
+    s = hub
+    s.create_escrow("mtn-rw", "esc-1", "bk-rw", "RWF", 10_000, "order 1", 600, "release")
+    s.set_active("bk-rw", False)
+    with unchanged(s), pytest.raises(ParticipantSuspended):
+        s.release_escrow("mtn-rw", "esc-1", 10_000)
+    # Handing the funds back to the (active) payer stays possible.
+    assert s.refund_escrow("mtn-rw", "esc-1", 10_000).state is EscrowState.CLOSED
+    assert_ledger_ok(s)

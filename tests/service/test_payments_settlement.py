@@ -1,0 +1,258 @@
+"""Settlement windows: closing computes each participant's multilateral net per currency from
+its position, the report compares gross and net, settling moves the nets between settlement
+accounts and restores every position exactly. Only the scheme operator closes and settles."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from entrepot.payments import SCHEME, NetPosition, PaymentScheme, WindowState
+from entrepot.payments.errors import InvalidState, NotYours, WindowNotFound
+from entrepot.payments.services import ledger_id
+from tests.service.test_payments import (
+    ALINE,
+    BK_CUSTOMER,
+    TILL,
+    assert_ledger_ok,
+    join_bk,
+    liquidity,
+    moves,
+    pay,
+    unchanged,
+)
+
+
+def nets(window_positions: tuple[NetPosition, ...]) -> dict[tuple[str, str], tuple[int, int, int]]:
+    return {
+        (p.participant_id, p.currency): (p.sent_minor, p.received_minor, p.net_minor)
+        for p in window_positions
+    }
+
+
+def restored(scheme: PaymentScheme) -> None:
+    """Every position is back to its cap, nothing reserved."""
+    for (pid, cur), liq in liquidity(scheme).items():
+        assert liq["net_position_minor"] == 0, (pid, cur)
+        assert liq["position_reserved_minor"] == 0, (pid, cur)
+        assert liq["position_available_minor"] == liq["net_debit_cap_minor"], (pid, cur)
+
+
+def test_close_and_settle_a_window_of_payments_in_both_directions(
+    scheme: PaymentScheme,
+) -> None:
+    join_bk(scheme)
+    # fxco also sells RWF for MYR: 312.5 less 100 bps = 309.375 RWF per MYR.
+    scheme.post_fx_rate("fxco", "MYR", "RWF", Decimal("312.5"), 100, 3_600)
+    before = liquidity(scheme)
+    transfers = [
+        # 200,000 RWF: fee 1,000, bk-rw gets 199,000.
+        pay(scheme, "mtn-rw", "p1", BK_CUSTOMER, 200_000, "RWF"),
+        # 150,000 RWF: fee 750, mtn-rw gets 149,250.
+        pay(scheme, "bk-rw", "p2", ALINE, 150_000, "RWF"),
+        # 100,100 RWF: fee 501, fxco gets 99,599 RWF and pays maybank 31,552 sen.
+        pay(scheme, "mtn-rw", "p3", TILL, 100_100, "RWF"),
+        # 100.00 MYR: fee 50 sen; 99.50 MYR * 309.375 = 30,782.8125 -> 30,782 RWF to mtn-rw.
+        pay(scheme, "maybank", "p4", ALINE, 10_000, "MYR"),
+    ]
+    assert [(t.fee_minor, t.target_amount_minor) for t in transfers] == [
+        (1_000, 199_000),
+        (750, 149_250),
+        (501, 31_552),
+        (50, 30_782),
+    ]
+    rejected = pay(scheme, "mtn-rw", "p5", BK_CUSTOMER, 77_777, "RWF", commit=False)
+    scheme.reject_transfer("bk-rw", rejected.id)
+    window_id = transfers[0].window_id
+    assert window_id is not None
+    assert {t.window_id for t in transfers} == {window_id}
+    assert scheme.get_window(window_id).state is WindowState.OPEN
+
+    w = scheme.close_window(SCHEME)
+    assert w.state is WindowState.CLOSED
+    assert w.closed_at_ns is not None
+    # (sent, received, net): a payer sends what it pays (fee included), the scheme receives
+    # the fees, an FX provider receives one currency and sends the other.
+    assert nets(w.positions) == {
+        ("mtn-rw", "RWF"): (300_100, 180_032, -120_068),
+        ("bk-rw", "RWF"): (150_000, 199_000, 49_000),
+        (SCHEME, "RWF"): (0, 2_251, 2_251),
+        ("fxco", "RWF"): (30_782, 99_599, 68_817),
+        ("maybank", "MYR"): (10_000, 31_552, 21_552),
+        (SCHEME, "MYR"): (0, 50, 50),
+        ("fxco", "MYR"): (31_552, 9_950, -21_602),
+    }
+    for p in w.positions:
+        assert p.net_minor == p.received_minor - p.sent_minor
+    for cur in ("RWF", "MYR"):
+        assert sum(p.net_minor for p in w.positions if p.currency == cur) == 0
+    # Gross: everything sent; net: what the net debtors owe; netting saved the difference.
+    report = w.report()
+    assert report == {
+        "RWF": {
+            "gross_minor": 480_882,
+            "net_minor": 120_068,
+            "liquidity_saved_minor": 360_814,
+            "gross_to_net": 4.01,
+        },
+        "MYR": {
+            "gross_minor": 41_552,
+            "net_minor": 21_602,
+            "liquidity_saved_minor": 19_950,
+            "gross_to_net": 1.92,
+        },
+    }
+    assert report["RWF"]["gross_minor"] == sum(
+        t.source_amount_minor for t in transfers if t.source_currency == "RWF"
+    ) + sum(t.target_amount_minor for t in transfers if t.target_currency == "RWF" and t.fx_rate)
+    # Closing moved no money and opened the next window.
+    assert moves(before, liquidity(scheme)) == {
+        (pid, cur, "net_position"): net for (pid, cur), (_, _, net) in nets(w.positions).items()
+    }
+    nxt = scheme.current_window()
+    assert (nxt.id, nxt.state) == (window_id + 1, WindowState.OPEN)
+
+    settled = scheme.settle_window(SCHEME, window_id)
+    assert settled.state is WindowState.SETTLED
+    assert settled.settled_at_ns is not None
+    assert settled.positions == w.positions
+    assert moves(before, liquidity(scheme)) == {
+        (pid, cur, "settlement_balance"): net
+        for (pid, cur), (_, _, net) in nets(w.positions).items()
+    }
+    restored(scheme)
+    # The settlement hub passes the nets through and keeps nothing.
+    for cur in ("RWF", "MYR"):
+        hub = scheme.ledger.get_account(ledger_id("scheme-account", cur, "settlement_hub"))
+        assert hub.debits_posted == hub.credits_posted > 0
+    assert [x.state for x in scheme.list_windows()] == [WindowState.SETTLED, WindowState.OPEN]
+    assert_ledger_ok(scheme)
+
+
+def test_a_transfer_reserved_at_close_settles_in_the_window_it_commits_in(
+    scheme: PaymentScheme,
+) -> None:
+    join_bk(scheme)
+    before = liquidity(scheme)
+    pending = pay(scheme, "mtn-rw", "t1", TILL, 100_100, "RWF", commit=False)
+    done = pay(scheme, "mtn-rw", "t2", BK_CUSTOMER, 10_000, "RWF")
+    w1 = scheme.close_window()
+    assert nets(w1.positions) == {
+        ("mtn-rw", "RWF"): (10_000, 0, -10_000),
+        ("bk-rw", "RWF"): (0, 9_950, 9_950),
+        (SCHEME, "RWF"): (0, 50, 50),
+    }
+    assert done.window_id == w1.id
+    committed = scheme.commit_transfer("maybank", pending.id)
+    assert committed.window_id == w1.id + 1
+    scheme.settle_window(SCHEME, w1.id)
+    # Window 1 settled; t1 is still in mtn-rw's position, waiting for window 2.
+    assert liquidity(scheme)[("mtn-rw", "RWF")]["net_position_minor"] == -100_100
+    w2 = scheme.close_window()
+    assert nets(w2.positions) == {
+        ("mtn-rw", "RWF"): (100_100, 0, -100_100),
+        (SCHEME, "RWF"): (0, 501, 501),
+        ("fxco", "RWF"): (0, 99_599, 99_599),
+        ("fxco", "MYR"): (31_552, 0, -31_552),
+        ("maybank", "MYR"): (0, 31_552, 31_552),
+    }
+    scheme.settle_window(SCHEME, w2.id)
+    assert moves(before, liquidity(scheme)) == {
+        ("mtn-rw", "RWF", "settlement_balance"): -110_100,
+        ("bk-rw", "RWF", "settlement_balance"): 9_950,
+        (SCHEME, "RWF", "settlement_balance"): 551,
+        ("fxco", "RWF", "settlement_balance"): 99_599,
+        ("fxco", "MYR", "settlement_balance"): -31_552,
+        ("maybank", "MYR", "settlement_balance"): 31_552,
+    }
+    restored(scheme)
+    assert_ledger_ok(scheme)
+
+
+def test_a_window_closed_before_the_previous_one_settles_does_not_count_it_twice(
+    scheme: PaymentScheme,
+) -> None:
+    join_bk(scheme)
+    before = liquidity(scheme)
+    pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 10_000, "RWF")  # fee 50
+    w1 = scheme.close_window()
+    pay(scheme, "mtn-rw", "t2", BK_CUSTOMER, 20_000, "RWF")  # fee 100
+    try:
+        w2 = scheme.close_window()
+    except InvalidState:  # refusing to close while a closed window is unsettled is also fine
+        scheme.settle_window(SCHEME, w1.id)
+        w2 = scheme.close_window()
+    else:
+        scheme.settle_window(SCHEME, w1.id)
+    # Window 2 holds only window 2's payment.
+    assert nets(w2.positions) == {
+        ("mtn-rw", "RWF"): (20_000, 0, -20_000),
+        ("bk-rw", "RWF"): (0, 19_900, 19_900),
+        (SCHEME, "RWF"): (0, 100, 100),
+    }
+    scheme.settle_window(SCHEME, w2.id)
+    assert moves(before, liquidity(scheme)) == {
+        ("mtn-rw", "RWF", "settlement_balance"): -30_000,
+        ("bk-rw", "RWF", "settlement_balance"): 29_850,
+        (SCHEME, "RWF", "settlement_balance"): 150,
+    }
+    restored(scheme)
+    assert_ledger_ok(scheme)
+
+
+def test_only_the_scheme_closes_and_settles_and_each_window_settles_once(
+    scheme: PaymentScheme,
+) -> None:
+    t = pay(scheme, "mtn-rw", "t1", TILL, 100_100, "RWF")
+    assert t.window_id is not None
+    for intruder in ("maybank", "mtn-rw", "fxco"):
+        with unchanged(scheme), pytest.raises(NotYours):
+            scheme.close_window(intruder)
+    with unchanged(scheme), pytest.raises(InvalidState):
+        scheme.settle_window(SCHEME, t.window_id)  # still OPEN
+    with unchanged(scheme), pytest.raises(WindowNotFound):
+        scheme.settle_window(SCHEME, t.window_id + 99)
+    w = scheme.close_window()
+    for intruder in ("maybank", "mtn-rw", "fxco"):
+        with unchanged(scheme), pytest.raises(NotYours):
+            scheme.settle_window(intruder, w.id)
+    scheme.settle_window(SCHEME, w.id)
+    with unchanged(scheme), pytest.raises(InvalidState):
+        scheme.settle_window(SCHEME, w.id)
+    # An empty window closes and settles to nothing.
+    empty = scheme.close_window()
+    assert (empty.positions, empty.report()) == ((), {})
+    assert scheme.settle_window(SCHEME, empty.id).state is WindowState.SETTLED
+    restored(scheme)
+    assert_ledger_ok(scheme)
+
+
+def test_nets_include_escrow_moves(scheme: PaymentScheme) -> None:
+    join_bk(scheme)
+    before = liquidity(scheme)
+    pay(scheme, "bk-rw", "t1", ALINE, 10_000, "RWF")  # fee 50: mtn-rw +9,950
+    scheme.create_escrow("mtn-rw", "e1", "bk-rw", "RWF", 40_000, "order 1", 3_600)
+    w1 = scheme.close_window()
+    # The escrow holds 40,000 outside every participant: the nets sum to minus that.
+    assert sum(p.net_minor for p in w1.positions) == -40_000
+    assert nets(w1.positions)[("mtn-rw", "RWF")][2] == 9_950 - 40_000
+    scheme.settle_window(SCHEME, w1.id)
+    scheme.release_escrow("mtn-rw", "e1", 25_000)
+    scheme.refund_escrow("mtn-rw", "e1", 15_000)
+    w2 = scheme.close_window()
+    assert sum(p.net_minor for p in w2.positions) == 40_000
+    assert {k: v[2] for k, v in nets(w2.positions).items()} == {
+        ("mtn-rw", "RWF"): 15_000,
+        ("bk-rw", "RWF"): 25_000,
+    }
+    scheme.settle_window(SCHEME, w2.id)
+    assert moves(before, liquidity(scheme)) == {
+        ("mtn-rw", "RWF", "settlement_balance"): 9_950 - 25_000,
+        ("bk-rw", "RWF", "settlement_balance"): 25_000 - 10_000,
+        (SCHEME, "RWF", "settlement_balance"): 50,
+    }
+    restored(scheme)
+    hub = scheme.ledger.get_account(ledger_id("scheme-account", "RWF", "settlement_hub"))
+    assert hub.debits_posted == hub.credits_posted
+    assert_ledger_ok(scheme)
