@@ -210,39 +210,40 @@ def _record_history(fx: TransferEffects, dr: AccountState, cr: AccountState, ts:
         fx.history.append(AccountBalance(cr.id, ts, cr.dp, cr.dpo, cr.cp, cr.cpo))
 
 
-def _exists_result(t: Transfer, e: Transfer) -> R:
+def _exists_result(t: Transfer, e: Transfer, pending: Transfer | None) -> R:
+    """Compare a replayed event with the stored transfer. A post or void may leave fields
+    zero: zero means "the pending transfer's value", so it is compared as that value."""
     if t.flags != e.flags:
         return R.EXISTS_WITH_DIFFERENT_FLAGS
     if t.pending_id != e.pending_id:
         return R.EXISTS_WITH_DIFFERENT_PENDING_ID
     if t.timeout != e.timeout:
         return R.EXISTS_WITH_DIFFERENT_TIMEOUT
-    inherit = bool(e.flags & RESOLVE)  # a post/void may leave fields zero to inherit them
-    if t.debit_account_id != e.debit_account_id and not (inherit and t.debit_account_id == 0):
+    p = pending if e.flags & RESOLVE else None
+    if (t.debit_account_id or (p.debit_account_id if p else 0)) != e.debit_account_id:
         return R.EXISTS_WITH_DIFFERENT_DEBIT_ACCOUNT_ID
-    if t.credit_account_id != e.credit_account_id and not (inherit and t.credit_account_id == 0):
+    if (t.credit_account_id or (p.credit_account_id if p else 0)) != e.credit_account_id:
         return R.EXISTS_WITH_DIFFERENT_CREDIT_ACCOUNT_ID
-    if t.amount != e.amount and not _same_requested_amount(t, e):
+    if t.amount != e.amount and not _same_requested_amount(t, e, p):
         return R.EXISTS_WITH_DIFFERENT_AMOUNT
-    if t.user_data_128 != e.user_data_128 and not (inherit and t.user_data_128 == 0):
+    if (t.user_data_128 or (p.user_data_128 if p else 0)) != e.user_data_128:
         return R.EXISTS_WITH_DIFFERENT_USER_DATA_128
-    if t.user_data_64 != e.user_data_64 and not (inherit and t.user_data_64 == 0):
+    if (t.user_data_64 or (p.user_data_64 if p else 0)) != e.user_data_64:
         return R.EXISTS_WITH_DIFFERENT_USER_DATA_64
-    if t.user_data_32 != e.user_data_32 and not (inherit and t.user_data_32 == 0):
+    if (t.user_data_32 or (p.user_data_32 if p else 0)) != e.user_data_32:
         return R.EXISTS_WITH_DIFFERENT_USER_DATA_32
-    if t.ledger != e.ledger and not (inherit and t.ledger == 0):
+    if (t.ledger or (p.ledger if p else 0)) != e.ledger:
         return R.EXISTS_WITH_DIFFERENT_LEDGER
-    if t.code != e.code and not (inherit and t.code == 0):
+    if (t.code or (p.code if p else 0)) != e.code:
         return R.EXISTS_WITH_DIFFERENT_CODE
     return R.EXISTS
 
 
-def _same_requested_amount(t: Transfer, e: Transfer) -> bool:
-    """The stored amount is what moved; a request for "all" or "as much as allowed" matches."""
-    if e.flags & POST:
-        return t.amount == AMOUNT_FULL
-    if e.flags & VOID:
-        return t.amount in (0, AMOUNT_FULL)
+def _same_requested_amount(t: Transfer, e: Transfer, pending: Transfer | None) -> bool:
+    """The stored amount is what moved; "all of it" matches only if all of it moved."""
+    if e.flags & RESOLVE:
+        full = pending is not None and e.amount == pending.amount
+        return full and (t.amount == AMOUNT_FULL or (e.flags & VOID != 0 and t.amount == 0))
     if e.flags & (BAL_DEBIT | BAL_CREDIT):
         return t.amount >= e.amount
     return False
@@ -336,7 +337,8 @@ class TransferMachine:
         view = self.view
         existing = view.transfers.get(id_)
         if existing is not None:
-            return _exists_result(t, existing)
+            ref = view.pending.get(existing.pending_id) if existing.pending_id else None
+            return _exists_result(t, existing, ref.transfer if ref is not None else None)
         if id_ in view.failed:
             return R.ID_ALREADY_FAILED
         if flags & RESOLVE:
@@ -385,11 +387,11 @@ class TransferMachine:
                 return R.OVERFLOWS_DEBITS_PENDING
             if cr_cp + amount > AMOUNT_MAX:
                 return R.OVERFLOWS_CREDITS_PENDING
-        else:
-            if dr_dpo + amount > AMOUNT_MAX:
-                return R.OVERFLOWS_DEBITS_POSTED
-            if cr_cpo + amount > AMOUNT_MAX:
-                return R.OVERFLOWS_CREDITS_POSTED
+        # As TigerBeetle: a pending transfer must be postable later, so posted is checked too.
+        if dr_dpo + amount > AMOUNT_MAX:
+            return R.OVERFLOWS_DEBITS_POSTED
+        if cr_cpo + amount > AMOUNT_MAX:
+            return R.OVERFLOWS_CREDITS_POSTED
         if dr_dp + dr_dpo + amount > AMOUNT_MAX:
             return R.OVERFLOWS_DEBITS
         if cr_cp + cr_cpo + amount > AMOUNT_MAX:
@@ -443,12 +445,7 @@ class TransferMachine:
 
     def _resolve(self, t: Transfer, ts: int) -> R:
         (id_, dr_id, cr_id, amount, pending_id, u128, u64, u32, timeout, ledger, code, flags, _) = t
-        if dr_id == U128_MAX:
-            return R.DEBIT_ACCOUNT_ID_MUST_NOT_BE_INT_MAX
-        if cr_id == U128_MAX:
-            return R.CREDIT_ACCOUNT_ID_MUST_NOT_BE_INT_MAX
-        if dr_id and dr_id == cr_id:
-            return R.ACCOUNTS_MUST_BE_DIFFERENT
+        # Named accounts need only match the pending transfer's (checked below).
         if pending_id == 0:
             return R.PENDING_ID_MUST_NOT_BE_ZERO
         if pending_id == U128_MAX:
@@ -459,6 +456,8 @@ class TransferMachine:
             return R.TIMEOUT_RESERVED_FOR_PENDING_TRANSFER
         p = self.view.pending.get(pending_id)
         if p is None:
+            if pending_id in self.view.transfers:  # made earlier in this batch, not pending
+                return R.PENDING_TRANSFER_NOT_PENDING
             return R.PENDING_TRANSFER_NOT_FOUND
         pt = p.transfer
         if p.status is None:
@@ -478,6 +477,8 @@ class TransferMachine:
             elif amount > pt.amount:
                 return R.EXCEEDS_PENDING_TRANSFER_AMOUNT
         else:
+            if pt.amount < amount < AMOUNT_FULL:
+                return R.EXCEEDS_PENDING_TRANSFER_AMOUNT
             if amount not in (0, pt.amount, AMOUNT_FULL):
                 return R.PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT
             amount = pt.amount

@@ -599,29 +599,38 @@ class LedgerStore:
         return debits, credits
 
     def ledger_totals(self, conn: Connection) -> list[tuple[int, int, int, int, int, int]]:
-        """Per ledger: accounts, sum of the four balances (for invariant checks)."""
-        rows = conn.exec_driver_sql(
-            "SELECT ledger, COUNT(*), SUM(debits_pending), SUM(debits_posted), "
-            "SUM(credits_pending), SUM(credits_posted) FROM ledger_accounts GROUP BY ledger "
-            "ORDER BY ledger"
-        ).all()
-        return [tuple(int(v or 0) for v in r) for r in rows]  # type: ignore[misc]
+        """Per ledger: accounts and the sums of the four balances. Summed here, in Python's
+        unbounded ints: a ledger's total may legitimately pass 2**63-1, where SQLite's SUM()
+        overflows."""
+        totals: dict[int, list[int]] = {}
+        result = conn.exec_driver_sql(
+            "SELECT ledger, debits_pending, debits_posted, credits_pending, credits_posted "
+            "FROM ledger_accounts"
+        )
+        for ledger, dp, dpo, cp, cpo in result:
+            acc = totals.setdefault(int(ledger), [0, 0, 0, 0, 0])
+            acc[0] += 1
+            acc[1] += dp
+            acc[2] += dpo
+            acc[3] += cp
+            acc[4] += cpo
+        return [(ledger, *acc) for ledger, acc in sorted(totals.items())]  # type: ignore[misc]
 
     def transfer_totals(self, conn: Connection) -> dict[int, tuple[int, int]]:
-        """Per ledger: (sum posted by transfers, sum still pending) recomputed from transfers."""
+        """Per ledger: (sum posted by transfers, sum still pending), recomputed from the rows."""
+        out: dict[int, list[int]] = {}
         posted = conn.exec_driver_sql(
-            "SELECT ledger, COALESCE(SUM(amount), 0) FROM ledger_transfers "
-            "WHERE (flags & 10) = 0 GROUP BY ledger"
-        ).all()
+            "SELECT ledger, amount FROM ledger_transfers WHERE (flags & 10) = 0"
+        )
+        for ledger, amount in posted:
+            out.setdefault(int(ledger), [0, 0])[0] += amount
         pending = conn.exec_driver_sql(
-            "SELECT t.ledger, COALESCE(SUM(t.amount), 0) FROM ledger_pending p JOIN "
-            "ledger_transfers t ON t.timestamp = p.timestamp WHERE p.status = 'pending' "
-            "GROUP BY t.ledger"
-        ).all()
-        out: dict[int, tuple[int, int]] = {int(r[0]): (int(r[1]), 0) for r in posted}
-        for r in pending:
-            out[int(r[0])] = (out.get(int(r[0]), (0, 0))[0], int(r[1]))
-        return out
+            "SELECT t.ledger, t.amount FROM ledger_pending p JOIN ledger_transfers t "
+            "ON t.timestamp = p.timestamp WHERE p.status = 'pending'"
+        )
+        for ledger, amount in pending:
+            out.setdefault(int(ledger), [0, 0])[1] += amount
+        return {ledger: (v[0], v[1]) for ledger, v in out.items()}
 
     def counts(self, conn: Connection) -> tuple[int, int]:
         row = conn.exec_driver_sql(
