@@ -52,3 +52,13 @@ def normalise_database_url(url: str) -> str:
         f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://USER@HOST/DB",
         field="ENTREPOT_DATABASE_URL",
     )
+
+
+def shared_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Reference data (watch lists, credit and city data sets): ``ENTREPOT_DATA_DIR``, else
+    ``../shared/data`` beside the checkout (where developers and CI keep it)."""
+    env = os.environ if environ is None else environ
+    configured = env.get("ENTREPOT_DATA_DIR", "").strip()
+    if configured:
+        return Path(configured).expanduser()
+    return Path(__file__).resolve().parents[3] / "shared" / "data"

@@ -35,6 +35,18 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+class LazyModule:
+    """A module imported on first attribute access, so heavy stacks load only when used."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(self._name), attr)
+
+
 class CliError(Exception):
     """A failure the command has already put into words."""
 

@@ -1,0 +1,568 @@
+"""Sanctions screening against watch lists in OFAC's CSV layout (SDN, ALT, ADD files).
+
+A screening blocks candidates through an inverted index of token keys (spelling folds, consonant
+skeletons and one-typo deletion keys), scores only the best few dozen names in full, and then
+weighs secondary evidence: date of birth, nationality or country, and party type.
+
+Decisions (OFAC's FAQ: a name alone is not a match):
+- ``match``: the name match is strong AND a DOB or nationality (for entities: country)
+  corroborates AND nothing contradicts.
+- ``review``: the name matches but identifiers are absent or contradict: a case for a person,
+  never an automatic block.
+- ``clear``: no name on the list is close enough, or the party type rules the candidate out.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import heapq
+import math
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from rapidfuzz.distance import OSA, Indel, JaroWinkler
+
+from entrepot.kernel.clock import Clock
+from entrepot.risk.countries import CODE_TO_NAME, country_code
+from entrepot.risk.decisions import Decision, DecisionSink, make_decision, sha256_text
+from entrepot.risk.errors import EmptyName, InvalidParty, WatchListInvalid
+from entrepot.risk.names import (
+    LEGAL_FORMS,
+    TITLES,
+    deletion_keys,
+    fold,
+    normalise,
+    skeleton,
+    tokens,
+)
+
+SDN_FILE, ALT_FILE, ADD_FILE = "ofac_sdn.csv", "ofac_alt.csv", "ofac_add.csv"
+EMPTY = "-0-"
+PARTY_TYPES = ("individual", "entity")
+#: Name score at or above which a candidate is put to review.
+REVIEW_THRESHOLD = 0.88
+#: Name score at or above which corroborating identifiers make a match.
+STRONG_THRESHOLD = 0.92
+#: Candidates scored in full per screening, after blocking.
+SHORTLIST_MAX = 60
+CANDIDATES_MAX = 10
+INITIAL_SIM = 0.9
+#: Similarity of two tokens (5+ letters) one edit apart (substitution, insertion, deletion or
+#: transposition of neighbours): a typo.
+ONE_EDIT_SIM = 0.92
+#: Shortlist credit of a vocabulary token reached by an exact fold / a one-edit key / a skeleton.
+KEY_QUALITY = {"fold": 1.0, "edit": 0.8, "skeleton": 0.6}
+#: A matched token counts toward coverage of the listed name from this similarity up.
+COVER_SIM = 0.85
+#: Weight of legal forms and particles relative to an ordinary token of the same rarity.
+LOW_WEIGHT = 0.15
+#: A query that matches only one token of a longer listed name (a surname alone) is capped here.
+SINGLE_TOKEN_CAP = 0.8
+CIRCA_YEARS = 2
+DECISION_RANK = {"clear": 0, "review": 1, "match": 2}
+
+_MONTHS = {m: i for i, m in enumerate(
+    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1
+)}  # fmt: skip
+_DOB = re.compile(r"\bDOB ([^;]+)")
+_NATIONALITY = re.compile(r"\b(nationality|citizen) ([^;]+)")
+_POB = re.compile(r"\bPOB ([^;]+)")
+_AKA = re.compile(r"\ba\.k\.a\. '([^']+(?:'[^';.]+)*)'")
+_GENDER = re.compile(r"\bGender (Male|Female)\b")
+_DATE = re.compile(r"^(?:(\d{1,2}) )?(?:([A-Za-z]{3}) )?(\d{4})$")
+
+
+# --------------------------------------------------------------------------- the list
+@dataclass(frozen=True, slots=True)
+class DobSpec:
+    """A listed date of birth: a year range, and month and day where the list gives them."""
+
+    year_from: int
+    year_to: int
+    month: int | None = None
+    day: int | None = None
+
+    def contains(self, when: date) -> bool:
+        if not self.year_from <= when.year <= self.year_to:
+            return False
+        if self.month is not None and self.year_from == self.year_to and self.month != when.month:
+            return False
+        return not (self.day is not None and self.day != when.day)
+
+    def describe(self) -> str:
+        if self.year_from != self.year_to:
+            return f"{self.year_from}–{self.year_to}"
+        if self.day is not None and self.month is not None:
+            return f"{self.year_from:04d}-{self.month:02d}-{self.day:02d}"
+        if self.month is not None:
+            return f"{self.year_from:04d}-{self.month:02d}"
+        return f"{self.year_from}"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    ent_num: int
+    name: str
+    party_type: str  # individual, entity, vessel, aircraft
+    programs: str
+    aliases: tuple[str, ...] = ()
+    dobs: tuple[DobSpec, ...] = ()
+    nationalities: frozenset[str] = frozenset()
+    countries: frozenset[str] = frozenset()  # addresses and places of birth
+    gender: str | None = None
+
+
+def _cell(value: str) -> str:
+    value = value.strip()
+    return "" if value == EMPTY else value
+
+
+def parse_dob(text: str) -> DobSpec | None:
+    t = text.strip().rstrip(".").strip()
+    circa = t.lower().startswith("circa ")
+    if circa:
+        t = t[6:].strip()
+    if " to " in t:
+        lo, hi = (parse_dob(part) for part in t.split(" to ", 1))
+        if lo is None or hi is None:
+            return None
+        return DobSpec(lo.year_from, hi.year_to)
+    m = _DATE.match(t)
+    if m is None:
+        return None
+    day, mon, year = m.group(1), m.group(2), int(m.group(3))
+    month = _MONTHS.get(mon.lower()) if mon else None
+    if circa:
+        return DobSpec(year - CIRCA_YEARS, year + CIRCA_YEARS)
+    return DobSpec(year, year, month, int(day) if day and month else None)
+
+
+def parse_remarks(remarks: str) -> dict[str, Any]:
+    """DOBs, nationalities/citizenships, places of birth (countries), more a.k.a.'s, gender."""
+    dobs = [d for d in (parse_dob(m.group(1)) for m in _DOB.finditer(remarks)) if d]
+    nats = {country_code(m.group(2).rstrip(".")) for m in _NATIONALITY.finditer(remarks)}
+    pobs = {country_code(m.group(1).rstrip(".").split(",")[-1]) for m in _POB.finditer(remarks)}
+    gender = _GENDER.search(remarks)
+    return {
+        "dobs": tuple(dobs),
+        "nationalities": frozenset(c for c in nats if c),
+        "pob_countries": frozenset(c for c in pobs if c),
+        "akas": tuple(m.group(1).strip() for m in _AKA.finditer(remarks)),
+        "gender": gender.group(1).lower() if gender else None,
+    }
+
+
+def _rows(path: Path, width: int) -> Iterable[list[str]]:
+    try:
+        with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+            for row in csv.reader(handle):
+                if len(row) == width:
+                    yield row
+                elif len(row) > 1:
+                    raise WatchListInvalid(f"{path}: a row has {len(row)} fields, not {width}")
+    except OSError as exc:
+        raise WatchListInvalid(f"cannot read watch list file {path}: {exc.strerror}") from None
+
+
+def load_watch_list(directory: Path | str) -> tuple[list[Entry], str]:
+    """Entries of an OFAC-layout list and its version (sha256 prefix of the three files)."""
+    d = Path(directory)
+    alts: dict[int, list[str]] = defaultdict(list)
+    for row in _rows(d / ALT_FILE, 5):
+        if _cell(row[3]):
+            alts[int(row[0])].append(_cell(row[3]))
+    addresses: dict[int, set[str]] = defaultdict(set)
+    for row in _rows(d / ADD_FILE, 6):
+        code = country_code(_cell(row[4]))
+        if code:
+            addresses[int(row[0])].add(code)
+    entries = []
+    for row in _rows(d / SDN_FILE, 12):
+        ent_num = int(row[0])
+        info = parse_remarks(_cell(row[11]))
+        aliases = tuple(dict.fromkeys(alts[ent_num] + list(info["akas"])))
+        entries.append(Entry(
+            ent_num=ent_num, name=_cell(row[1]), party_type=_cell(row[2]) or "entity",
+            programs=_cell(row[3]), aliases=aliases, dobs=info["dobs"],
+            nationalities=info["nationalities"],
+            countries=frozenset(addresses[ent_num]) | info["pob_countries"],
+            gender=info["gender"],
+        ))  # fmt: skip
+    if not entries:
+        raise WatchListInvalid(f"no entries in {d / SDN_FILE}")
+    digest = hashlib.sha256()
+    for name in (SDN_FILE, ALT_FILE, ADD_FILE):
+        digest.update((d / name).read_bytes())
+    return entries, f"ofac-{digest.hexdigest()[:12]}"
+
+
+# --------------------------------------------------------------------------- the index
+@dataclass(frozen=True, slots=True)
+class _Name:
+    entry: int  # index into entries
+    text: str
+    toks: tuple[str, ...]
+    folds: tuple[str, ...]
+    weights: tuple[float, ...]
+
+
+class WatchListIndex:
+    """Names (primary and aliases) blocked by token keys, with IDF weights per folded token."""
+
+    def __init__(self, entries: Sequence[Entry], version: str) -> None:
+        self.entries = list(entries)
+        self.version = version
+        raw: list[tuple[int, str, list[str]]] = []
+        for i, entry in enumerate(self.entries):
+            seen: set[tuple[str, ...]] = set()
+            for text in (entry.name, *entry.aliases):
+                toks = tokens(text)
+                key = tuple(sorted(toks))
+                if toks and key not in seen:
+                    seen.add(key)
+                    raw.append((i, text, toks))
+        df: dict[str, int] = defaultdict(int)
+        for _, _, toks in raw:
+            for f in {fold(t) for t in toks}:
+                df[f] += 1
+        self._n_names = len(raw)
+        self._df = dict(df)
+        self.names = [
+            _Name(i, text, tuple(toks), tuple(fold(t) for t in toks),
+                  tuple(self.weight(t) for t in toks))
+            for i, text, toks in raw
+        ]  # fmt: skip
+        postings: dict[str, list[int]] = defaultdict(list)
+        for n, name in enumerate(self.names):
+            for f in set(name.folds):
+                postings[f].append(n)
+        self._postings = dict(postings)
+        self._name_weight = [sum(name.weights) for name in self.names]
+        keys: dict[str, set[str]] = defaultdict(set)
+        for f in self._postings:
+            for k in deletion_keys(f):
+                keys["d:" + k].add(f)
+            keys["s:" + skeleton(f)].add(f)
+        self._keys = {k: tuple(v) for k, v in keys.items()}
+
+    def weight(self, token: str) -> float:
+        f = fold(token)
+        idf = math.log((self._n_names + 1) / (self._df.get(f, 0) + 1)) + 1.0
+        low = token in LEGAL_FORMS or token in TITLES or len(token) == 1
+        return idf * (LOW_WEIGHT if low else 1.0)
+
+    def shortlist(self, query_tokens: Sequence[str]) -> list[int]:
+        """Names sharing a blocking key with the query, ranked by the IDF mass of the query
+        tokens they share (an exact fold counts more than a one-edit or skeleton key), scaled by
+        how much of the name that mass covers (short exact names before long partial ones)."""
+        mass: dict[int, float] = defaultdict(float)
+        for token in set(query_tokens):
+            if len(token) < 2:
+                continue
+            w = self.weight(token)
+            for n, quality in self._token_hits(token).items():
+                mass[n] += w * quality
+        ranked = heapq.nsmallest(
+            SHORTLIST_MAX,
+            ((-m * (0.5 + 0.5 * min(1.0, m / self._name_weight[n])), n) for n, m in mass.items()),
+        )
+        return [n for _, n in ranked]
+
+    def _token_hits(self, token: str) -> dict[int, float]:
+        f = fold(token)
+        quality: dict[str, float] = {}
+        for v in self._keys.get("s:" + skeleton(token), ()):
+            quality[v] = KEY_QUALITY["skeleton"]
+        for k in deletion_keys(token):
+            for v in self._keys.get("d:" + k, ()):
+                quality[v] = KEY_QUALITY["fold"] if v == f else KEY_QUALITY["edit"]
+        hits: dict[int, float] = {}
+        for v, q in quality.items():
+            for n in self._postings[v]:
+                if hits.get(n, 0.0) < q:
+                    hits[n] = q
+        return hits
+
+
+# --------------------------------------------------------------------------- scoring
+@lru_cache(maxsize=500_000)
+def _pair_sim(q: str, qf: str, n: str, nf: str) -> float:
+    if len(n) == 1:  # a listed letter (S.R.L., M-VITO) is not an initial of a query's name
+        return 1.0 if q == n else 0.0
+    if len(q) == 1:
+        return INITIAL_SIM if q == n[0] else 0.0
+    if qf == nf:
+        return 1.0 if q == n else 0.97
+    if min(len(qf), len(nf)) >= 5 and OSA.distance(qf, nf, score_cutoff=1) <= 1:
+        return ONE_EDIT_SIM
+    # Jaro-Winkler alone forgives too much in short tokens (walid/ali 0.87): average it with
+    # the edit similarity.
+    raw = 0.5 * (JaroWinkler.normalized_similarity(q, n) + Indel.normalized_similarity(q, n))
+    folded = 0.5 * (JaroWinkler.normalized_similarity(qf, nf) + Indel.normalized_similarity(qf, nf))
+    return max(raw, 0.98 * folded)
+
+
+@dataclass(frozen=True, slots=True)
+class NameMatch:
+    score: float
+    alias: str
+    matched: int  # query tokens matched (sim >= COVER_SIM)
+    jw: float  # mean similarity of the matched tokens
+
+
+def score_name(q_toks: Sequence[str], q_weights: Sequence[float], name: _Name) -> NameMatch:
+    """Token-set similarity, order-free: greedy one-to-one pairing of query and listed tokens by
+    similarity; the IDF-weighted mean similarity over query tokens, discounted by the share of
+    the listed name's weight left unmatched (a dropped middle name costs a little)."""
+    q_folds = [fold(t) for t in q_toks]
+    pairs = sorted(
+        (
+            (_pair_sim(q, qf, n, nf), i, j)
+            for i, (q, qf) in enumerate(zip(q_toks, q_folds, strict=True))
+            for j, (n, nf) in enumerate(zip(name.toks, name.folds, strict=True))
+        ),
+        reverse=True,
+    )
+    used_q: set[int] = set()
+    used_n: set[int] = set()
+    q_sum = 0.0
+    covered = 0.0
+    matched_sims = []
+    for sim, i, j in pairs:
+        if i in used_q or j in used_n or sim <= 0:
+            continue
+        used_q.add(i)
+        used_n.add(j)
+        q_sum += q_weights[i] * sim
+        if sim >= COVER_SIM:
+            covered += name.weights[j]
+            matched_sims.append(sim)
+    q_score = q_sum / sum(q_weights)
+    coverage = covered / sum(name.weights)
+    score = q_score * (0.75 + 0.25 * coverage)
+    strong_tokens = [t for t in q_toks if len(t) > 1 and t not in LEGAL_FORMS]
+    if len(matched_sims) < 2 and len(name.toks) > 1 and len(strong_tokens) < 2:
+        score = min(score, SINGLE_TOKEN_CAP)
+    jw = sum(matched_sims) / len(matched_sims) if matched_sims else 0.0
+    return NameMatch(round(score, 4), name.text, len(matched_sims), round(jw, 2))
+
+
+# --------------------------------------------------------------------------- screening
+@dataclass(frozen=True, slots=True)
+class Party:
+    name: str
+    dob: date | None = None
+    country: str | None = None  # ISO alpha-2
+    party_type: str | None = None  # individual | entity
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    ent_num: int
+    listed_name: str
+    party_type: str
+    programs: str
+    name_score: float
+    score: float
+    decision: str
+    reasons: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["reasons"] = list(self.reasons)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Screening:
+    query: str
+    decision: str
+    score: float
+    best: Candidate | None
+    candidates: tuple[Candidate, ...]
+    list_version: str
+    decision_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "decision": self.decision,
+            "score": self.score,
+            "best": None if self.best is None else self.best.to_dict(),
+            "candidates": [c.to_dict() for c in self.candidates],
+            "list_version": self.list_version,
+            "decision_id": self.decision_id,
+        }
+
+
+def make_party(
+    name: str, dob: str | None = None, country: str | None = None, party_type: str | None = None
+) -> Party:
+    """A party from text; bad input raises an error naming the field."""
+    if not name or not normalise(name):
+        raise EmptyName("the name to screen is empty", field="name")
+    when = None
+    if dob and dob.strip():
+        try:
+            when = date.fromisoformat(dob.strip())
+        except ValueError:
+            raise InvalidParty(f"date of birth {dob!r} is not YYYY-MM-DD", field="dob") from None
+    code = None
+    if country and country.strip():
+        code = country_code(country)
+        if code is None:
+            raise InvalidParty(f"unknown country {country!r}: give ISO alpha-2", field="country")
+    kind = party_type.strip().lower() if party_type and party_type.strip() else None
+    if kind is not None and kind not in PARTY_TYPES:
+        raise InvalidParty(f"party type {party_type!r} is not individual or entity", field="type")
+    return Party(name.strip(), when, code, kind)
+
+
+def _evidence(entry: Entry, party: Party) -> tuple[list[str], list[str], list[str]]:
+    """(corroborations, contradictions, notes) from the secondary identifiers."""
+    good: list[str] = []
+    bad: list[str] = []
+    notes: list[str] = []
+    if party.party_type is not None:
+        listed_person = entry.party_type == "individual"
+        if listed_person != (party.party_type == "individual"):
+            bad.append(f"type differs (listed as {entry.party_type})")
+    if party.dob is not None and entry.dobs:
+        hits = [d for d in entry.dobs if d.contains(party.dob)]
+        if hits:
+            good.append(f"DOB {party.dob.isoformat()} matches {hits[0].describe()}")
+        else:
+            listed = ", ".join(d.describe() for d in entry.dobs[:3])
+            bad.append(f"DOB {party.dob.isoformat()} differs (listed {listed})")
+    if party.country is not None:
+        _country_evidence(entry, party.country, good, bad, notes)
+    return good, bad, notes
+
+
+def _country_evidence(
+    entry: Entry, code: str, good: list[str], bad: list[str], notes: list[str]
+) -> None:
+    name = CODE_TO_NAME.get(code, code)
+    if entry.nationalities:
+        if code in entry.nationalities:
+            good.append(f"nationality {name} matches")
+        else:
+            listed = ", ".join(CODE_TO_NAME.get(c, c) for c in sorted(entry.nationalities))
+            bad.append(f"nationality differs (listed {listed})")
+    elif code in entry.countries:
+        if entry.party_type == "individual":
+            notes.append(f"country {name} appears in the listing's addresses or place of birth")
+        else:
+            good.append(f"country {name} matches a listed address")
+
+
+def _judge(entry: Entry, match: NameMatch, party: Party) -> Candidate:
+    good, bad, notes = _evidence(entry, party)
+    how = "match" if match.alias == entry.name else "match alias"
+    reasons = [f"name tokens {how} '{match.alias}' (Jaro-Winkler {match.jw:.2f}, "
+               f"score {match.score:.2f})"]  # fmt: skip
+    reasons += good + bad + notes
+    type_differs = any(b.startswith("type differs") for b in bad)
+    if match.score < REVIEW_THRESHOLD or type_differs:
+        decision = "clear"
+    elif match.score >= STRONG_THRESHOLD and good and not bad:
+        decision = "match"
+    else:
+        decision = "review"
+        if not good and not bad:
+            reasons.append("name only: no DOB or nationality to confirm it")
+    score = max(0.0, min(1.0, match.score + 0.03 * len(good) - 0.05 * len(bad)))
+    return Candidate(
+        ent_num=entry.ent_num, listed_name=entry.name, party_type=entry.party_type,
+        programs=entry.programs, name_score=match.score, score=round(score, 4),
+        decision=decision, reasons=tuple(reasons),
+    )  # fmt: skip
+
+
+class Screener:
+    """Screens parties against one watch list index; optionally logs every decision."""
+
+    def __init__(
+        self, index: WatchListIndex, sink: DecisionSink | None = None, clock: Clock | None = None
+    ) -> None:
+        self.index = index
+        self.sink = sink
+        self.clock = clock
+
+    @classmethod
+    def from_directory(cls, directory: Path | str, **kwargs: Any) -> Screener:
+        entries, version = load_watch_list(directory)
+        return cls(WatchListIndex(entries, version), **kwargs)
+
+    def screen(self, party: Party) -> Screening:
+        return self.screen_many([party])[0]
+
+    def screen_many(self, parties: Sequence[Party]) -> list[Screening]:
+        results = [self._screen(p) for p in parties]
+        if self.sink is not None:
+            decisions = [self._decision(p, r) for p, r in zip(parties, results, strict=True)]
+            self.sink.append(decisions)
+            results = [
+                Screening(**{**_fields(r), "decision_id": d.decision_id})
+                for r, d in zip(results, decisions, strict=True)
+            ]
+        return results
+
+    def _screen(self, party: Party) -> Screening:
+        q_toks = tokens(party.name) or normalise(party.name).split()
+        if not q_toks:
+            raise EmptyName("the name to screen is empty", field="name")
+        q_weights = [self.index.weight(t) for t in q_toks]
+        best_by_entry: dict[int, NameMatch] = {}
+        for n in self.index.shortlist(q_toks):
+            name = self.index.names[n]
+            m = score_name(q_toks, q_weights, name)
+            seen = best_by_entry.get(name.entry)
+            if seen is None or m.score > seen.score:
+                best_by_entry[name.entry] = m
+        judged = [
+            _judge(self.index.entries[i], m, party)
+            for i, m in best_by_entry.items()
+            if m.score >= REVIEW_THRESHOLD - 0.1
+        ]
+        judged.sort(key=lambda c: (-DECISION_RANK[c.decision], -c.score, c.ent_num))
+        best = judged[0] if judged else None
+        return Screening(
+            query=party.name,
+            decision=best.decision if best else "clear",
+            score=best.score if best else 0.0,
+            best=best,
+            candidates=tuple(judged[:CANDIDATES_MAX]),
+            list_version=self.index.version,
+        )
+
+    def _decision(self, party: Party, result: Screening) -> Decision:
+        inputs: dict[str, Any] = {
+            "name_sha256": sha256_text(normalise(party.name)),
+            "dob_year": party.dob.year if party.dob else None,
+            "country": party.country,
+            "type": party.party_type,
+            "candidate": result.best.ent_num if result.best else None,
+        }
+        reasons = result.best.reasons if result.best else ("no listed name is close enough",)
+        return make_decision(
+            "sanctions", model_version=result.list_version, outcome=result.decision,
+            score=result.score, reasons=reasons, inputs=inputs, clock=self.clock,
+        )  # fmt: skip
+
+
+def _fields(result: Screening) -> dict[str, Any]:
+    return {f: getattr(result, f) for f in Screening.__dataclass_fields__}
+
+
+__all__ = [
+    "Candidate", "DobSpec", "Entry", "Party", "Screener", "Screening", "WatchListIndex",
+    "load_watch_list", "make_party", "parse_dob", "parse_remarks",
+]  # fmt: skip

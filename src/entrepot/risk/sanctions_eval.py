@@ -1,0 +1,352 @@
+"""A seeded test set for sanctions screening, and its scoring against a plain baseline.
+
+Listed parties are perturbed the ways real data differs from the list: token order, typos,
+transliteration (spelling variants and Cyrillic script), diacritics, dropped middle names,
+initials. Non-listed parties are drawn from common given names and surnames across cultures and
+from made-up company names; any that equals a listed name (as a token set) is dropped, since it
+*is* on the list. Recall counts a listed party as found when the right entry is among the
+candidates put to review or match; the false-positive rate is the share of non-listed parties
+put to review or match.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rapidfuzz import process
+from rapidfuzz.distance import JaroWinkler
+
+from entrepot.risk.names import normalise, tokens
+from entrepot.risk.sanctions import Entry, Party, Screener, WatchListIndex
+
+BASELINE_THRESHOLD = 0.85
+VARIANTS = ("reorder", "typo", "transliteration", "diacritics", "drop_middle", "initial")
+
+GIVEN = {
+    "english": "James Mary John Patricia Robert Jennifer Michael Linda William Elizabeth David "
+    "Susan Richard Jessica Thomas Sarah Charles Karen Emily Daniel",
+    "spanish": "José María Juan Carmen Luis Ana Carlos Lucía Javier Isabel Miguel Elena "
+    "Alejandro Sofía Diego Paula Fernando Laura Andrés Valentina",
+    "arabic": "Omar Fatima Youssef Aisha Khalid Layla Tariq Noor Hamza Mariam Bilal Salma "
+    "Karim Huda Nabil Rania Samir Dalia Walid Yasmin",
+    "persian": "Dariush Shirin Kourosh Parisa Babak Nasrin Arash Leila Farhad Mina Kaveh "
+    "Roya Siavash Ziba Behrouz Azadeh Payam Setareh Omid Golnar",
+    "russian": "Dmitry Olga Sergei Natalia Alexei Tatiana Ivan Irina Nikolai Svetlana Pavel "
+    "Ekaterina Andrei Yulia Mikhail Anastasia Igor Marina Oleg Ksenia",
+    "chinese": "Wei Fang Jun Li Ming Xiu Hao Yan Lei Jing Qiang Mei Tao Hui Bo Ying Chen Lan "
+    "Feng Xia",
+    "indian": "Aarav Priya Rohan Ananya Vikram Kavya Arjun Diya Rahul Sneha Sanjay Pooja "
+    "Anil Meera Kiran Neha Suresh Lakshmi Rajesh Divya",
+    "west_african": "Chinedu Ngozi Oluwaseun Amaka Kwame Akosua Emeka Adaeze Tunde Folake "
+    "Kofi Abena Yaw Efua Segun Funmilayo Ifeanyi Chiamaka Babatunde Nkechi",
+    "turkish": "Mehmet Ayşe Mustafa Fatma Emre Zeynep Burak Elif Cem Selin Murat Deniz "
+    "Kerem Ece Serkan Gül Onur Derya Volkan Esra",
+    "german_french": "Lukas Anna Jonas Lea Maximilian Marie Pierre Camille Julien Chloé "
+    "Matthias Sophie Étienne Claire Florian Hannah Nicolas Manon Tobias Amélie",
+    "japanese_korean": "Haruto Yui Sota Aoi Ren Hina Minjun Seoyeon Jiho Jiwoo Daichi "
+    "Sakura Kenji Yuki Hyunwoo Eunji Takumi Mio Jisoo Sungmin",
+}
+SURNAMES = {
+    "english": "Smith Johnson Williams Brown Jones Miller Davis Wilson Anderson Taylor Moore "
+    "Jackson Martin Thompson White Harris Clark Lewis Walker Hall",
+    "spanish": "García Rodríguez Martínez López González Pérez Sánchez Ramírez Torres Flores "
+    "Rivera Gómez Díaz Morales Ortiz Castillo Romero Herrera Medina Vargas",
+    "arabic": "Haddad Khoury Nasser Saleh Mansour Farouk Aziz Qureshi Hamdan Yousef Darwish "
+    "Shaheen Barakat Najjar Sabbagh Khalil Jaber Awad Bitar Suleiman",
+    "persian": "Ahmadi Hosseini Mohammadi Rezaei Moradi Karimi Jafari Rahimi Sadeghi Tehrani "
+    "Kazemi Ghorbani Najafi Hashemi Shirazi Bagheri Farahani Mousavi Kamali Navabi",
+    "russian": "Ivanov Smirnova Kuznetsov Popova Sokolov Lebedeva Kozlov Novikova Morozov "
+    "Petrova Volkov Solovyova Vasiliev Zaitseva Pavlov Semenova Golubev Vinogradova Bogdanov "
+    "Vorobyova",
+    "chinese": "Wang Zhang Liu Chen Yang Huang Zhao Wu Zhou Xu Sun Ma Zhu Hu Guo He Gao Lin "
+    "Luo Zheng",
+    "indian": "Sharma Patel Singh Kumar Gupta Reddy Iyer Nair Mehta Joshi Verma Rao Das Bose "
+    "Chatterjee Desai Kapoor Malhotra Pillai Menon",
+    "west_african": "Okafor Adeyemi Mensah Boateng Okonkwo Balogun Owusu Asante Nwosu "
+    "Adebayo Eze Osei Obi Ogunleye Nnamdi Appiah Chukwu Ibrahim Danjuma Ekwueme",
+    "turkish": "Yılmaz Kaya Demir Şahin Çelik Yıldız Yıldırım Öztürk Aydın Özdemir Arslan "
+    "Doğan Kılıç Aslan Çetin Kara Koç Kurt Özkan Şimşek",
+    "german_french": "Müller Schmidt Schneider Fischer Weber Meyer Wagner Becker Dubois "
+    "Martin Bernard Durand Lefèvre Moreau Laurent Girard Fontaine Rousseau Hoffmann Schäfer",
+    "japanese_korean": "Sato Suzuki Takahashi Tanaka Watanabe Ito Yamamoto Nakamura Kobayashi "
+    "Kato Kim Lee Park Choi Jung Kang Cho Yoon Jang Lim",
+}
+COMPANY_WORDS = [
+    "Northwind",
+    "Bluewater",
+    "Silverline",
+    "Greenfield",
+    "Redwood",
+    "Summit",
+    "Horizon",
+    "Pioneer",
+    "Atlas",
+    "Meridian",
+    "Harbor",
+    "Cedar",
+    "Falcon",
+    "Orchid",
+    "Granite",
+    "Sunrise",
+    "Evergreen",
+    "Riverside",
+    "Keystone",
+    "Lighthouse",
+    "Aurora",
+    "Crescent",
+    "Phoenix",
+    "Maple",
+    "Coastal",
+    "Highland",
+    "Sterling",
+    "Brightway",
+    "Clearview",
+    "Oakridge",
+    "Lotus",
+    "Saffron",
+    "Baobab",
+    "Kilimanjaro",
+    "Andes",
+    "Danube",
+    "Sahara",
+    "Pacific",
+    "Nordic",
+    "Alpine",
+]
+COMPANY_TRADES = [
+    "Logistics",
+    "Foods",
+    "Textiles",
+    "Software",
+    "Ceramics",
+    "Furniture",
+    "Coffee",
+    "Crafts",
+    "Electronics",
+    "Organics",
+    "Pharma",
+    "Printing",
+    "Packaging",
+    "Leather",
+    "Spices",
+    "Solar",
+    "Tiles",
+    "Bakery",
+    "Cosmetics",
+    "Apparel",
+    "Design",
+    "Toys",
+]
+COMPANY_FORMS = [
+    "Ltd",
+    "LLC",
+    "GmbH",
+    "SARL",
+    "S.A.",
+    "Inc.",
+    "BV",
+    "Pty",
+    "Ltd",
+    "Co.",
+    "SRL",
+    "Oy",
+    "AB",
+]
+
+_CYRILLIC_DIGRAPHS = (
+    ("shch", "щ"), ("sh", "ш"), ("ch", "ч"), ("kh", "х"), ("zh", "ж"), ("ts", "ц"), ("ya", "я"),
+    ("yu", "ю"), ("yo", "ё"),
+)  # fmt: skip
+_CYRILLIC = {
+    "a": "а", "b": "б", "v": "в", "g": "г", "d": "д", "e": "е", "z": "з", "i": "и", "k": "к",
+    "l": "л", "m": "м", "n": "н", "o": "о", "p": "п", "r": "р", "s": "с", "t": "т", "u": "у",
+    "f": "ф", "h": "х", "c": "к", "y": "ы", "j": "й", "w": "в", "q": "к", "x": "кс",
+}  # fmt: skip
+_SPELLING = (
+    ("mohammed", "muhammad"), ("muhammad", "mohamed"), ("mohammad", "mohamed"),
+    ("ou", "u"), ("kh", "h"), ("ee", "i"), ("y", "i"), ("i", "y"), ("ph", "f"), ("sh", "sch"),
+    ("u", "ou"), ("j", "dj"), ("q", "k"), ("c", "k"), ("ah", "a"), ("ei", "ey"), ("v", "w"),
+)  # fmt: skip
+_ACCENTS = {"a": "á", "e": "é", "i": "í", "o": "ö", "u": "ü", "n": "ñ", "c": "ç", "s": "ş"}
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    query: str
+    variant: str
+    ent_num: int | None  # None: not on the list
+
+
+def _given_then_family(entry: Entry) -> tuple[list[str], list[str]]:
+    """OFAC writes individuals as 'FAMILY, Given Middle'."""
+    if "," in entry.name:
+        family, given = entry.name.split(",", 1)
+        return given.split(), family.split()
+    parts = entry.name.split()
+    return parts[:-1], parts[-1:]
+
+
+def _typo(word: str, rng: random.Random) -> str:
+    if len(word) < 4:
+        return word
+    i = rng.randrange(1, len(word) - 1)
+    kind = rng.choice(("sub", "del", "ins", "swap"))
+    letter = rng.choice("aeiounrstlkm")
+    if kind == "sub":
+        return word[:i] + letter + word[i + 1 :]
+    if kind == "del":
+        return word[:i] + word[i + 1 :]
+    if kind == "ins":
+        return word[:i] + letter + word[i:]
+    return word[: i - 1] + word[i] + word[i - 1] + word[i + 1 :]
+
+
+def _cyrillic(text: str) -> str:
+    out = text.lower()
+    for latin, cyr in _CYRILLIC_DIGRAPHS:
+        out = out.replace(latin, cyr)
+    return "".join(_CYRILLIC.get(ch, ch) for ch in out)
+
+
+def _transliterate(text: str, rng: random.Random) -> str:
+    lower = text.lower()
+    rules = [r for r in _SPELLING if r[0] in lower]
+    if not rules or rng.random() < 0.4:
+        return _cyrillic(lower)
+    old, new = rng.choice(rules)
+    return lower.replace(old, new, 1).title()
+
+
+def _accent(text: str, rng: random.Random) -> str:
+    chars = list(text.lower())
+    spots = [i for i, ch in enumerate(chars) if ch in _ACCENTS]
+    for i in rng.sample(spots, min(2, len(spots))):
+        chars[i] = _ACCENTS[chars[i]]
+    return "".join(chars).title()
+
+
+def _variant(entry: Entry, variant: str, rng: random.Random) -> str | None:
+    person = entry.party_type == "individual"
+    given, family = _given_then_family(entry) if person else ([], entry.name.split())
+    words = given + family
+    if variant == "reorder":
+        return " ".join(words) if person else " ".join(rng.sample(words, len(words)))
+    if variant == "typo":
+        long_words = [i for i, w in enumerate(words) if len(w) >= 5]
+        if not long_words:
+            return None
+        i = rng.choice(long_words)
+        return " ".join(w if k != i else _typo(w, rng) for k, w in enumerate(words))
+    if variant == "transliteration":
+        return _transliterate(" ".join(words), rng)
+    if variant == "diacritics":
+        return _accent(" ".join(words), rng)
+    if variant == "drop_middle":
+        if not person or len(given) < 2:
+            return None
+        return " ".join([*given[:1], *given[2:], *family])
+    if variant == "initial":
+        if not person or len(given) < 2:
+            return None
+        return " ".join([given[0][0] + ".", *given[1:], *family])
+    raise ValueError(variant)
+
+
+def listed_cases(entries: Sequence[Entry], n: int, rng: random.Random) -> list[Case]:
+    pool = [e for e in entries if len(tokens(e.name)) >= 2 and e.party_type in
+            ("individual", "entity")]  # fmt: skip
+    cases: list[Case] = []
+    while len(cases) < n:
+        entry = rng.choice(pool)
+        variant = VARIANTS[len(cases) % len(VARIANTS)]
+        query = _variant(entry, variant, rng)
+        if query:
+            cases.append(Case(query, variant, entry.ent_num))
+    return cases
+
+
+def unlisted_cases(index: WatchListIndex, n: int, rng: random.Random) -> list[Case]:
+    listed = {tuple(sorted(name.toks)) for name in index.names}
+    cultures = sorted(GIVEN)
+    cases: list[Case] = []
+    while len(cases) < n:
+        if len(cases) % 4 == 3:
+            query = (f"{rng.choice(COMPANY_WORDS)} {rng.choice(COMPANY_TRADES)} "
+                     f"{rng.choice(COMPANY_FORMS)}")  # fmt: skip
+            variant = "company"
+        else:
+            culture = rng.choice(cultures)
+            given = GIVEN[culture].split()
+            names = rng.sample(given, 2 if rng.random() < 0.3 else 1)
+            query = " ".join([*names, rng.choice(SURNAMES[culture].split())])
+            variant = culture
+        if tuple(sorted(tokens(query))) not in listed:
+            cases.append(Case(query, variant, None))
+    return cases
+
+
+def build_cases(index: WatchListIndex, listed: int, unlisted: int, seed: int) -> list[Case]:
+    rng = random.Random(seed)
+    return listed_cases(index.entries, listed, rng) + unlisted_cases(index, unlisted, rng)
+
+
+def _rates(cases: Sequence[Case], found: Sequence[bool], flagged: Sequence[bool]) -> dict[str, Any]:
+    pos = [f for c, f in zip(cases, found, strict=True) if c.ent_num is not None]
+    neg = [f for c, f in zip(cases, flagged, strict=True) if c.ent_num is None]
+    by_variant: dict[str, list[bool]] = {}
+    for c, f in zip(cases, found, strict=True):
+        if c.ent_num is not None:
+            by_variant.setdefault(c.variant, []).append(f)
+    return {
+        "listed": len(pos),
+        "unlisted": len(neg),
+        "recall": round(sum(pos) / len(pos), 4),
+        "false_positive_rate": round(sum(neg) / len(neg), 4),
+        "recall_by_variant": {k: round(sum(v) / len(v), 4) for k, v in sorted(by_variant.items())},
+    }
+
+
+def evaluate(screener: Screener, cases: Sequence[Case]) -> dict[str, Any]:
+    found, flagged = [], []
+    start = time.perf_counter()
+    results = [screener.screen(Party(c.query)) for c in cases]
+    elapsed = time.perf_counter() - start
+    for case, result in zip(cases, results, strict=True):
+        hits = {c.ent_num for c in result.candidates if c.decision != "clear"}
+        found.append(case.ent_num in hits)
+        flagged.append(result.decision != "clear")
+    out = _rates(cases, found, flagged)
+    out["screenings_per_s"] = round(len(cases) / elapsed, 1)
+    return out
+
+
+def baseline(index: WatchListIndex) -> Callable[[str], int | None]:
+    """Plain Jaro-Winkler of the normalised query against every listed name and alias."""
+    choices = [normalise(n.text) for n in index.names]
+    owners = [index.entries[n.entry].ent_num for n in index.names]
+
+    def best(query: str) -> int | None:
+        hit = process.extractOne(
+            normalise(query), choices, scorer=JaroWinkler.normalized_similarity,
+            score_cutoff=BASELINE_THRESHOLD,
+        )  # fmt: skip
+        return None if hit is None else owners[hit[2]]
+
+    return best
+
+
+def evaluate_baseline(index: WatchListIndex, cases: Sequence[Case]) -> dict[str, Any]:
+    find = baseline(index)
+    start = time.perf_counter()
+    hits = [find(c.query) for c in cases]
+    elapsed = time.perf_counter() - start
+    found = [h is not None and h == c.ent_num for c, h in zip(cases, hits, strict=True)]
+    flagged = [h is not None for h in hits]
+    out = _rates(cases, found, flagged)
+    out["threshold"] = BASELINE_THRESHOLD
+    out["screenings_per_s"] = round(len(cases) / elapsed, 1)
+    return out

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from entrepot.entrypoints.cli.risk import app
+
+from .conftest import SANCTIONS
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("ENTREPOT_HOME", str(tmp_path))
+    return tmp_path
+
+
+def test_train_and_score_credit_json(home: Path, synthetic_csv: Path) -> None:
+    argv = ["train-credit", "--data", str(synthetic_csv), "--target", "defaulted", "--bad", "yes"]
+    result = runner.invoke(app, [*argv, "--folds", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert {"scorecard", "gbm", "model_id", "protected_excluded", "cost_of_exclusion"} <= set(doc)
+    assert set(doc["scorecard"]) >= {"auc", "ks", "brier"}
+    assert (home / "models" / doc["model_id"] / "model.joblib").is_file()
+    scored = runner.invoke(app, ["score-credit", "--model", doc["model_id"], "--data",
+                                 str(synthetic_csv), "--json"])  # fmt: skip
+    assert scored.exit_code == 0, scored.output
+    rows = json.loads(scored.stdout)["rows"]
+    assert len(rows) == 600 and all(len(r["reasons"]) <= 4 for r in rows)
+    declined = next(r for r in rows if r["decision"] == "decline")
+    explained = runner.invoke(app, ["explain", "--id", declined["decision_id"]])
+    assert explained.exit_code == 0 and "decline" in explained.stdout
+
+
+def test_bad_credit_input_exits_2(home: Path, synthetic_csv: Path) -> None:
+    result = runner.invoke(app, ["train-credit", "--data", str(synthetic_csv), "--target", "nope"])
+    assert result.exit_code == 2
+    assert "risk_missing_target" in result.stderr
+    result = runner.invoke(app, ["score-credit", "--model", "credit-none", "--data",
+                                 str(synthetic_csv)])  # fmt: skip
+    assert result.exit_code == 2 and "risk_unknown_model" in result.stderr
+
+
+@pytest.mark.skipif(not (SANCTIONS / "ofac_sdn.csv").is_file(), reason="no OFAC snapshot")
+def test_screen_one_and_file(home: Path, tmp_path: Path) -> None:
+    lists = ["--lists", str(SANCTIONS)]
+    one = runner.invoke(app, ["screen", "--name", "Naser Maleki", "--dob", "1960-05-01",
+                              "--json", *lists])  # fmt: skip
+    assert one.exit_code == 0, one.output
+    assert json.loads(one.stdout)["decision"] == "match"
+    parties = tmp_path / "parties.csv"
+    parties.write_text("name,dob,country\nNaser Maleki,,\nJennifer Walker,1980-01-02,GB\n"
+                       "Naser Maleki,1975-01-01,\n")  # fmt: skip
+    many = runner.invoke(app, ["screen", "--file", str(parties), "--json", *lists])
+    assert many.exit_code == 0, many.output
+    lines = [json.loads(line) for line in many.stdout.splitlines()]
+    assert [line["decision"] for line in lines] == ["review", "clear", "review"]
+    assert lines[0]["best_candidate"]["ent_num"] == 10609
+    empty = runner.invoke(app, ["screen", "--name", " ", "--json", *lists])
+    assert empty.exit_code == 2 and "risk_empty_name" in empty.stderr

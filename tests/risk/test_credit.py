@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from entrepot.kernel.clock import FakeClock
+from entrepot.kernel.errors import InvalidInput
+from entrepot.risk import credit
+from entrepot.risk.decisions import MemorySink, explain_decision
+from entrepot.risk.errors import (
+    BadValueUnknown,
+    FeaturesMissing,
+    MissingTarget,
+    TargetNotBinary,
+    UnknownModel,
+    UnreadableData,
+)
+
+from .conftest import GERMAN
+
+Trained = tuple[credit.TrainingReport, Path]
+
+
+@pytest.fixture(scope="module")
+def synthetic_model(synthetic_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    models = tmp_path_factory.mktemp("models")
+    report = credit.train_credit(
+        synthetic_csv, "defaulted", None, seed=42, model_dir=models, n_splits=3, clock=FakeClock()
+    )
+    return report, models
+
+
+def test_synthetic_file_trains_without_protected_or_identifier_columns(
+    synthetic_model: Trained,
+) -> None:
+    report, models = synthetic_model
+    assert report.bad_value == "yes"
+    assert report.protected_excluded == ["gender", "applicant_age"]
+    assert report.other_excluded == ["loan_ref"]
+    assert report.features == ["monthly_sales_eur", "tenure_months", "refund_rate", "sector",
+                               "region"]  # fmt: skip
+    assert report.rows == 600
+    assert report.model_id == "credit-merchants-20260101T000000-" + report.data_sha256[:8]
+    assert report.scorecard["folds"] == 3
+    assert report.scorecard == EXPECTED_SYNTHETIC_SCORECARD
+    assert report.cost_of_exclusion["scorecard_auc_without"] == report.scorecard["auc"]
+    card = json.loads((models / report.model_id / "model_card.json").read_text())
+    assert card["data_sha256"] == report.data_sha256
+    assert card["protected_excluded"] == ["gender", "applicant_age"]
+    assert len(card["calibration"]["scorecard"]) == 10
+    assert "Intended use" in (models / report.model_id / "model_card.md").read_text()
+
+
+EXPECTED_SYNTHETIC_SCORECARD = {
+    "auc": 0.7049, "ks": 0.3453, "brier": 0.2181, "auc_std": 0.0171, "folds": 3,
+}  # fmt: skip
+
+
+def test_scoring_gives_pd_score_decision_and_at_most_four_reasons(
+    synthetic_model: Trained, synthetic_csv: Path
+) -> None:
+    report, models = synthetic_model
+    sink = MemorySink()
+    results = credit.score_credit(report.model_id, synthetic_csv, models, sink=sink)
+    assert len(results) == 600
+    declines = [r for r in results if r.decision == "decline"]
+    assert declines and len(declines) < 600
+    threshold = report.decision_policy["pd_threshold"]
+    for r in results:
+        assert (r.pd > threshold) == (r.decision == "decline")
+        assert len(r.reasons) <= credit.REASONS_MAX
+        assert (r.decision == "approve") == (r.reasons == [])
+        for reason in r.reasons:
+            assert not reason.startswith(("gender", "applicant_age"))
+    assert len(sink.decisions) == 600
+    first = declines[0]
+    text = explain_decision(sink, first.decision_id or "")
+    assert "decline" in text and first.reasons[0] in text
+    assert "L0" not in json.dumps([d.to_dict() for d in sink.decisions])  # no raw row values
+
+
+def test_german_credit_excludes_protected_attributes(tmp_path: Path) -> None:
+    if not GERMAN.is_file():
+        pytest.skip("german_credit.csv is not on this machine")
+    report = credit.train_credit(GERMAN, "creditability", "bad", model_dir=tmp_path, n_splits=2)
+    assert report.protected_excluded == list(credit.DEFAULT_PROTECTED)
+    assert not set(report.features) & set(credit.DEFAULT_PROTECTED)
+    assert len(report.features) == 17
+    assert report.bad_rate == 0.3
+    assert report.scorecard["auc"] == EXPECTED_GERMAN_2FOLD_AUC
+    artefact = credit.load_model(tmp_path, report.model_id)
+    assert not set(artefact["features"]) & set(credit.DEFAULT_PROTECTED)
+
+
+EXPECTED_GERMAN_2FOLD_AUC = 0.7887
+
+
+def test_protected_columns_by_declared_list_and_name_words() -> None:
+    columns = ["Gender", "age_band", "page_views", "marital_status", "income", "usage", "x"]
+    assert credit.protected_columns(columns, ("x",)) == [
+        "Gender", "age_band", "marital_status", "x"
+    ]  # fmt: skip
+
+
+def test_missing_target_column(synthetic_csv: Path, tmp_path: Path) -> None:
+    with pytest.raises(MissingTarget, match="no target column 'default_flag'"):
+        credit.train_credit(synthetic_csv, "default_flag", model_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_target_not_binary(synthetic_csv: Path, tmp_path: Path) -> None:
+    with pytest.raises(TargetNotBinary, match="exactly two values"):
+        credit.train_credit(synthetic_csv, "region", model_dir=tmp_path)
+
+
+def test_bad_value_not_in_target(synthetic_csv: Path, tmp_path: Path) -> None:
+    with pytest.raises(BadValueUnknown, match="'bad' is not a value"):
+        credit.train_credit(synthetic_csv, "defaulted", "bad", model_dir=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["nope.csv", "."])
+def test_unreadable_file(tmp_path: Path, name: str) -> None:
+    with pytest.raises(UnreadableData, match="cannot read"):
+        credit.train_credit(tmp_path / name, "y", model_dir=tmp_path)
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(UnreadableData, match="not a readable CSV"):
+        credit.train_credit(tmp_path / "empty.csv", "y", model_dir=tmp_path)
+
+
+def test_unknown_model(tmp_path: Path, synthetic_csv: Path) -> None:
+    with pytest.raises(UnknownModel, match="no credit model 'credit-x'"):
+        credit.score_credit("credit-x", synthetic_csv, tmp_path)
+    with pytest.raises(UnknownModel, match="malformed"):
+        credit.score_credit("../etc", synthetic_csv, tmp_path)
+
+
+def test_scoring_a_file_without_model_features(synthetic_model: Trained, tmp_path: Path) -> None:
+    report, models = synthetic_model
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(FeaturesMissing, match="monthly_sales_eur"):
+        credit.score_credit(report.model_id, tmp_path / "other.csv", models)
+
+
+def test_errors_are_invalid_input() -> None:
+    for cls in (MissingTarget, TargetNotBinary, UnknownModel, UnreadableData):
+        assert issubclass(cls, InvalidInput)
