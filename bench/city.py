@@ -1,0 +1,105 @@
+"""City brain benchmark: every signal controller on the same demand and seed, plus forecasting.
+Prints one JSON object; writes PNG plots and a markdown summary if asked.
+
+    .venv/bin/python bench/city.py [--scenarios hangzhou,grid4x4] [--forecast-days 8]
+                                   [--plots docs/img] [--markdown FILE] [--out FILE]
+
+Episodes run in subprocesses (libsumo: one simulation per process), ``--workers`` at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from entrepot.city import services
+from entrepot.city.report import bench_table, forecast_table, plot_bench, plot_forecast
+
+#: The issue's targets for Entrepot's controller.
+TARGETS = {"hangzhou": 335.0, "grid4x4": 225.0}
+FORECAST_GAIN_TARGET = 0.20
+
+
+def _check(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    ctrl = doc["controllers"]
+    ours = ctrl["entrepot"]["avg_travel_time_s"]
+    target = TARGETS.get(name)
+    return {
+        "entrepot_s": ours,
+        "target_s": target,
+        "target_met": target is not None and ours <= target,
+        "zero_teleports": ctrl["entrepot"]["teleports"] == 0,
+        "not_worse_than_actuated": ours <= ctrl["actuated"]["avg_travel_time_s"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scenarios", default="hangzhou,grid4x4")
+    parser.add_argument("--rate", type=float, default=services.GRID_RATE_VPH)
+    parser.add_argument("--end", type=int, default=3600)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--forecast-days", type=int, default=8)
+    parser.add_argument("--train-days", type=int, default=6)
+    parser.add_argument("--plots", type=Path, default=None)
+    parser.add_argument("--markdown", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    doc: dict[str, Any] = {"machine": f"{platform.machine()} {platform.processor()}".strip()}
+    md: list[str] = []
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=Console(file=sys.stderr),
+        transient=True,
+    )
+    with progress:
+        for name in [s for s in args.scenarios.split(",") if s]:
+            sc = services.resolve_scenario(name, end_s=args.end, seed=args.seed, rate_vph=args.rate)
+            task = progress.add_task(f"bench {name}", total=4)
+            result = services.bench(
+                sc, workers=args.workers, on_done=lambda _n, _r, t=task: progress.advance(t)
+            )
+            entry = result.as_json()
+            entry["targets"] = _check(entry, name)
+            doc[name] = entry
+            md += [f"### {name}: {sc.description}", "", bench_table(result), ""]
+            if args.plots is not None:
+                for png in plot_bench(result, args.plots, f"city-{name}"):
+                    md.append(f"![{png.stem}](img/{png.name})")
+                md.append("")
+        if args.forecast_days >= 2:
+            task = progress.add_task("forecast days", total=args.forecast_days)
+            days = services.build_forecast_days(
+                args.forecast_days,
+                seed=args.seed,
+                workers=args.workers,
+                on_day=lambda _d: progress.advance(task),
+            )
+            report = services.score_forecast(days, args.train_days)
+            doc["forecast"] = report.as_json()
+            doc["forecast"]["target_met"] = report.scores[-1].gain_vs_ha >= FORECAST_GAIN_TARGET
+            md += ["### forecast", "", forecast_table(report), ""]
+            if args.plots is not None:
+                png = plot_forecast(report, args.plots / "city-forecast.png")
+                md += [f"![{png.stem}](img/{png.name})", ""]
+    text = json.dumps(doc, indent=2)
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text + "\n")
+    if args.markdown is not None:
+        args.markdown.write_text("\n".join(md) + "\n")
+
+
+if __name__ == "__main__":
+    main()

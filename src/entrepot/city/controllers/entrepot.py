@@ -1,0 +1,170 @@
+"""Entrepot's adaptive controller: actuated-style gap-out decides *when* a green ends,
+queue-weighted pressure with spill-back protection decides *which* phase comes next, with a
+maximum green and a starvation guard. Every switch is logged with the numbers behind it.
+
+Each second after the minimum green it scores every green phase of a signal from the
+lane-area detectors: ``score = sum over served lanes of (halting + w_moving * moving) *
+open_share - w_downstream * downstream vehicles``, where ``open_share`` drops the movements
+whose outgoing lane is nearly full (serving them would only block the junction: spill-back
+protection). It keeps the current green while vehicles still cross its stop lines; it switches
+to the best-scoring phase with demand when no vehicle crossed for ``max_gap_s`` (gap out),
+when the current queue is cleared, at the maximum green, or, first of all, to a phase with
+halting vehicles that has not been served for ``red_s_max`` (no approach starves).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from entrepot.city.controllers.base import ControlContext, PhaseMachine, SignalController
+from entrepot.city.controllers.max_pressure import phase_movements
+from entrepot.city.model import SignalTiming
+
+ENTREPOT_TIMING = SignalTiming(
+    green_s_min=5.0, green_s_max=50.0, yellow_s=3.0, all_red_s=1.0, decision_s=1.0
+)
+#: Effective length a stopped vehicle takes in a queue (m): 5 m car plus 2.5 m gap.
+VEHICLE_SPACE_M = 7.5
+
+
+@dataclass(frozen=True)
+class EntrepotParams:
+    """Pinned parameters (tuned once on the 4x4 grid and Hangzhou; see docs/city.md)."""
+
+    w_moving: float = 0.2
+    w_downstream: float = 0.2
+    spillback_fill: float = 0.85
+    #: Gap out when no vehicle crossed any served stop line for this long (0: off).
+    max_gap_s: float = 2.5
+    #: Serve a phase with halting vehicles that has waited this long (below SUMO's 300 s
+    #: teleport time, so a starved approach is served before it gridlocks).
+    red_s_max: float = 240.0
+    #: Cut a discharging green when another phase scores this much higher (None: never).
+    #: Off by default: on the grid it costs more lost time than it wins.
+    preempt_ratio: float | None = None
+    preempt_margin_veh: float = 2.0
+    #: Also end a green once its lanes hold no halting vehicle (before the gap loop says so).
+    end_on_cleared_queue: bool = False
+
+
+class EntrepotController(SignalController):
+    name = "entrepot"
+
+    def __init__(
+        self, timing: SignalTiming = ENTREPOT_TIMING, params: EntrepotParams | None = None
+    ) -> None:
+        super().__init__()
+        self.timing = timing
+        self.params = params or EntrepotParams()
+        self.green_s_min = timing.green_s_min
+
+    def attach(self, ctx: ControlContext, t_s: float) -> None:
+        self._ctx = ctx
+        self._machines = {
+            tl_id: PhaseMachine(
+                ctx.intersections[tl_id],
+                self.timing,
+                ctx.handle,
+                self.decisions,
+                t_s,
+                ctx.sim.signal_state(tl_id),
+            )
+            for tl_id in sorted(ctx.handle.owned)
+        }
+        self._phases = {tl: phase_movements(ctx.intersections[tl]) for tl in self._machines}
+        lanes: set[str] = set()
+        for phases in self._phases.values():
+            for phase in phases:
+                for lane, outs in phase:
+                    lanes.add(lane)
+                    lanes.update(outs)
+        self._lanes = tuple(sorted(lanes))
+        self._capacity = {
+            lane: max(r.length_m / VEHICLE_SPACE_M, 1.0)
+            for lane, r in ctx.sim.lane_readings(self._lanes).items()
+        }
+
+    def act(self, t_s: float) -> None:
+        for machine in self._machines.values():
+            machine.tick(t_s)
+        ready = [m for m in self._machines.values() if m.can_switch(t_s)]
+        if not ready:
+            return
+        counts = self._ctx.sim.lane_counts(self._lanes)
+        for machine in ready:
+            self._decide(machine, t_s, counts)
+
+    def _scores(
+        self, tl_id: str, counts: dict[str, tuple[int, int]]
+    ) -> tuple[list[float], list[int]]:
+        p = self.params
+        scores = []
+        queues = []
+        for phase in self._phases[tl_id]:
+            score = 0.0
+            queue = 0
+            for lane, outs in phase:
+                vehicles, halting = counts[lane]
+                open_outs = [o for o in outs if counts[o][0] < p.spillback_fill * self._capacity[o]]
+                share = len(open_outs) / len(outs)
+                demand = halting + p.w_moving * (vehicles - halting)
+                downstream = sum(counts[o][0] for o in outs) / len(outs)
+                score += demand * share - p.w_downstream * downstream
+                queue += halting if share > 0 else 0
+            scores.append(score)
+            queues.append(queue)
+        return scores, queues
+
+    def _gapped_out(self, tl_id: str, phase: int) -> bool:
+        lanes = tuple(lane for lane, _ in self._phases[tl_id][phase])
+        gaps = self._ctx.sim.loop_gaps_s(lanes)
+        return min(gaps.values(), default=1e9) >= self.params.max_gap_s
+
+    def _decide(
+        self, machine: PhaseMachine, t_s: float, counts: dict[str, tuple[int, int]]
+    ) -> None:
+        p = self.params
+        tl_id = machine.tl.tl_id
+        scores, queues = self._scores(tl_id, counts)
+        cur = machine.phase
+        others = [i for i in range(len(scores)) if i != cur and (queues[i] > 0 or scores[i] > 0)]
+        if not others:
+            return
+        best = max(others, key=lambda i: scores[i])
+        starving = [
+            i for i in others if queues[i] > 0 and t_s - machine.last_served_s[i] > p.red_s_max
+        ]
+        green_s = machine.green_elapsed_s(t_s)
+        if starving:
+            target = max(starving, key=lambda i: t_s - machine.last_served_s[i])
+            reason = (
+                f"starvation guard: phase {target} has {queues[target]} halting and waited "
+                f"{t_s - machine.last_served_s[target]:.0f} s > {p.red_s_max:.0f} s"
+            )
+        elif green_s >= self.timing.green_s_max:
+            target = best
+            reason = (
+                f"max green {self.timing.green_s_max:.0f} s; phase {best} scores {scores[best]:.1f}"
+            )
+        elif p.max_gap_s > 0 and self._gapped_out(tl_id, cur):
+            target = best
+            reason = (
+                f"gap out: no vehicle crossed a stop line of phase {cur} for {p.max_gap_s:g} s;"
+                f" phase {best} scores {scores[best]:.1f}"
+            )
+        elif scores[best] <= 0:
+            return
+        elif p.end_on_cleared_queue and queues[cur] == 0 and scores[best] > scores[cur]:
+            target = best
+            reason = f"queue of phase {cur} cleared; phase {best} scores {scores[best]:.1f}"
+        elif p.preempt_ratio is not None and scores[best] > max(
+            scores[cur] * p.preempt_ratio, scores[cur] + p.preempt_margin_veh
+        ):
+            target = best
+            reason = (
+                f"pressure: phase {best} scores {scores[best]:.1f} > current phase {cur} "
+                f"{scores[cur]:.1f} by more than the switch margin"
+            )
+        else:
+            return
+        machine.switch(t_s, target, reason)

@@ -1,0 +1,641 @@
+"""Eclipse SUMO adapter: the :class:`~entrepot.city.ports.Simulator` port over libsumo (in
+process, fastest, one simulation per process) or TraCI (a SUMO subprocess per simulation), plus
+the files SUMO needs: network checks, detector and actuated-signal additionals, generated grids.
+
+SUMO runs headless from the ``eclipse-sumo`` wheel; SUMO_HOME is not needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+from entrepot.city.errors import (
+    NetworkInvalid,
+    RoutesInvalid,
+    ScenarioInvalid,
+    SignalNotOwned,
+    SimulatorError,
+    SimulatorNotRunning,
+)
+from entrepot.city.model import (
+    SIGNAL_LETTERS,
+    Bounds,
+    Intersection,
+    LaneReading,
+    Movement,
+    ProbeRecord,
+    Scenario,
+    is_green_phase,
+)
+
+#: programID of the actuated programs this adapter writes for SUMO's actuated baseline.
+ACTUATED_PROGRAM = "entrepot_actuated"
+ACTUATED_GREEN_S_MIN = 5
+ACTUATED_GREEN_S_MAX = 50
+#: Induction loops sit this far before the stop line and aggregate over this period.
+LOOP_SETBACK_M = 1.0
+LOOP_PERIOD_S = 5
+GAP_LOOP_S = 2.0
+_labels = itertools.count()
+
+
+def sumo_home() -> Path:
+    import sumo
+
+    return Path(sumo.SUMO_HOME)
+
+
+def sumo_binary(name: str = "sumo") -> str:
+    path = sumo_home() / "bin" / name
+    if not path.exists():
+        raise SimulatorError(f"SUMO binary {name!r} not found at {path}; install eclipse-sumo")
+    return str(path)
+
+
+# ---------------------------------------------------------------------------- network files
+
+
+@dataclass(frozen=True)
+class LaneFacts:
+    lane_id: str
+    edge_id: str
+    length_m: float
+    speed_mps: float
+
+
+@dataclass(frozen=True)
+class NetFacts:
+    """What the city brain reads from a network file without starting SUMO."""
+
+    path: Path
+    lanes: tuple[LaneFacts, ...]
+    edges: frozenset[str]
+    tl_programs: dict[str, tuple[tuple[str, float], ...]] = field(hash=False)
+    bounds: Bounds
+
+
+def read_net(path: Path) -> NetFacts:
+    """Parse and check a SUMO ``.net.xml``; raise NetworkInvalid naming what is wrong."""
+    if not path.is_file():
+        raise NetworkInvalid(f"network file {path} does not exist", field="net_file")
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise NetworkInvalid(
+            f"network file {path} is not well-formed XML ({exc})", field="net_file"
+        ) from exc
+    if root.tag != "net":
+        raise NetworkInvalid(
+            f"{path} is not a SUMO network: its root element is <{root.tag}>, not <net>",
+            field="net_file",
+        )
+    lanes: list[LaneFacts] = []
+    edges: set[str] = set()
+    for edge in root.iter("edge"):
+        if edge.get("function") == "internal":
+            continue
+        edge_id = edge.get("id", "")
+        edges.add(edge_id)
+        for lane in edge.iter("lane"):
+            lanes.append(
+                LaneFacts(
+                    lane.get("id", ""),
+                    edge_id,
+                    float(lane.get("length", 0)),
+                    float(lane.get("speed", 13.89)),
+                )
+            )
+    if not lanes:
+        raise NetworkInvalid(f"network file {path} has no roads (no <edge> with lanes)")
+    programs: dict[str, tuple[tuple[str, float], ...]] = {}
+    for logic in root.iter("tlLogic"):
+        phases = tuple((p.get("state", ""), float(p.get("duration", 0))) for p in logic)
+        programs.setdefault(logic.get("id", ""), phases)
+    return NetFacts(path, tuple(lanes), frozenset(edges), programs, _bounds(root, path))
+
+
+def _bounds(root: ET.Element, path: Path) -> Bounds:
+    location = root.find("location")
+    if location is None or not location.get("convBoundary"):
+        raise NetworkInvalid(f"network file {path} has no <location convBoundary=...>")
+    x0, y0, x1, y1 = (float(v) for v in location.get("convBoundary", "").split(","))
+    return Bounds(x0, y0, x1, y1)
+
+
+def check_routes(route_files: tuple[Path, ...], net: NetFacts) -> int:
+    """Check that every route uses only the network's edges; return the number of vehicles."""
+    vehicles = 0
+    for path in route_files:
+        if not path.is_file():
+            raise RoutesInvalid(f"routes file {path} does not exist", field="route_files")
+        try:
+            for _, elem in ET.iterparse(path):
+                vehicles += _check_route_element(elem, path, net)
+        except ET.ParseError as exc:
+            raise RoutesInvalid(f"routes file {path} is not well-formed XML ({exc})") from exc
+    if vehicles == 0:
+        raise RoutesInvalid(
+            f"routes {', '.join(map(str, route_files))} define no vehicles, trips or flows"
+        )
+    return vehicles
+
+
+def _check_route_element(elem: ET.Element, path: Path, net: NetFacts) -> int:
+    used: list[str] = []
+    if elem.tag == "route":
+        used = elem.get("edges", "").split()
+    elif elem.tag in ("trip", "flow"):
+        used = [elem.get(k, "") for k in ("from", "to") if elem.get(k)]
+        used += elem.get("via", "").split()
+    unknown = [e for e in used if e not in net.edges]
+    if unknown:
+        shown = ", ".join(repr(e) for e in unknown[:3])
+        raise RoutesInvalid(
+            f"routes file {path} does not match network {net.path.name}: a {elem.tag} uses "
+            f"edge(s) {shown} that the network does not have",
+            field="route_files",
+        )
+    return 1 if elem.tag in ("vehicle", "trip", "flow") else 0
+
+
+def read_sumocfg(path: Path) -> Scenario:
+    """A scenario from a ``.sumocfg``: its net, routes, additionals and time window."""
+    if not path.is_file():
+        raise ScenarioInvalid(f"configuration file {path} does not exist", field="scenario")
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise ScenarioInvalid(f"configuration {path} is not well-formed XML ({exc})") from exc
+
+    def values(key: str) -> list[str]:
+        node = root.find(f".//{key}")
+        raw = "" if node is None else node.get("value", "")
+        return [v.strip() for v in raw.split(",") if v.strip()]
+
+    nets = values("net-file")
+    if not nets:
+        raise ScenarioInvalid(f"configuration {path} names no <net-file>", field="scenario")
+    routes = values("route-files")
+    if not routes:
+        raise ScenarioInvalid(f"configuration {path} names no <route-files>", field="scenario")
+    base = path.parent
+    begin = values("begin")
+    end = values("end")
+    return Scenario(
+        name=path.stem,
+        net_file=base / nets[0],
+        route_files=tuple(base / r for r in routes),
+        additional_files=tuple(base / a for a in values("additional-files")),
+        begin_s=int(float(begin[0])) if begin else 0,
+        end_s=int(float(end[0])) if end else 3600,
+        description=f"from {path}",
+    )
+
+
+def write_detectors(net: NetFacts, out: Path) -> Path:
+    """Lane-area detectors (E2) over every lane and induction loops (E1) at every stop line."""
+    lines = ["<additional>"]
+    for lane in net.lanes:
+        lid = quoteattr(lane.lane_id)
+        length = max(lane.length_m - 0.2, 0.5)
+        lines.append(
+            f'  <laneAreaDetector id={quoteattr("e2_" + lane.lane_id)} lane={lid} pos="0.1" '
+            f'length="{length:.2f}" period="3600" file="NUL"/>'
+        )
+        pos = max(lane.length_m - LOOP_SETBACK_M, 0.1)
+        lines.append(
+            f'  <inductionLoop id={quoteattr("e1_" + lane.lane_id)} lane={lid} pos="{pos:.2f}" '
+            f'period="{LOOP_PERIOD_S}" file="NUL"/>'
+        )
+        # Gap loop: two seconds of free-flow travel before the stop line (as SUMO places its
+        # actuated detectors), so a green can end as the last vehicle of a platoon arrives.
+        gap_pos = max(lane.length_m - GAP_LOOP_S * lane.speed_mps, 0.1)
+        lines.append(
+            f"  <inductionLoop id={quoteattr('e1g_' + lane.lane_id)} lane={lid} "
+            f'pos="{gap_pos:.2f}" period="3600" file="NUL"/>'
+        )
+    lines.append("</additional>")
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def write_actuated_programs(net: NetFacts, out: Path, only: frozenset[str] | None = None) -> Path:
+    """SUMO actuated programs built on each signal's own phases (green 5-50 s). SUMO runs the
+    program loaded last, so only the signals in ``only`` (default: all) get one."""
+    lines = ["<additional>"]
+    for tl_id, phases in net.tl_programs.items():
+        if only is not None and tl_id not in only:
+            continue
+        lines.append(
+            f'  <tlLogic id={quoteattr(tl_id)} type="actuated" '
+            f'programID="{ACTUATED_PROGRAM}" offset="0">'
+        )
+        for state, duration in phases:
+            if is_green_phase(state):
+                lines.append(
+                    f'    <phase duration="{min(max(duration, ACTUATED_GREEN_S_MIN), 30):g}" '
+                    f'minDur="{ACTUATED_GREEN_S_MIN}" maxDur="{ACTUATED_GREEN_S_MAX}" '
+                    f'state="{state}"/>'
+                )
+            else:
+                lines.append(f'    <phase duration="{duration:g}" state="{state}"/>')
+        lines.append("  </tlLogic>")
+    lines.append("</additional>")
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+# ---------------------------------------------------------------------------- generated grids
+
+
+def build_grid(
+    workdir: Path,
+    *,
+    size: int = 4,
+    block_m: float = 300.0,
+    lanes: int = 2,
+    rates_vph: tuple[float, ...] = (12_000.0,),
+    end_s: int = 3600,
+    seed: int = 42,
+    name: str = "grid4x4",
+    fringe_factor: str = "max",
+) -> Scenario:
+    """A ``size`` x ``size`` signalised grid with random fringe-to-fringe trips.
+
+    ``rates_vph`` is one insertion rate or several, spread evenly over the episode (a demand
+    profile). Same arguments, same files: netgenerate and randomTrips run with fixed seeds.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    net = workdir / f"grid{size}x{size}-{int(block_m)}m-{lanes}l.net.xml"
+    if not net.exists():
+        letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[:size]
+        tls = ",".join(f"{c}{i}" for c in letters for i in range(size))
+        _run_tool(
+            [
+                sumo_binary("netgenerate"),
+                "--grid",
+                "--grid.number",
+                str(size),
+                "--grid.length",
+                str(block_m),
+                "--grid.attach-length",
+                str(block_m),
+                "-L",
+                str(lanes),
+                "--tls.set",
+                tls,
+                "--tls.default-type",
+                "static",
+                "--no-turnarounds",
+                "true",
+                "--seed",
+                str(seed),
+                "-o",
+                str(net) + ".part",
+            ]
+        )
+        os.replace(str(net) + ".part", net)  # atomic: parallel builders never see half a file
+    tag = "-".join(f"{r:g}" for r in rates_vph)
+    routes = workdir / (
+        f"{net.stem.removesuffix('.net')}-r{tag}-f{fringe_factor}-e{end_s}-s{seed}.rou.xml"
+    )
+    if not routes.exists():
+        trips = routes.with_suffix(f".{os.getpid()}.trips.xml")
+        part = routes.with_suffix(f".{os.getpid()}.part.xml")
+        _run_tool(
+            [
+                sys.executable,
+                str(sumo_home() / "tools" / "randomTrips.py"),
+                "-n",
+                str(net),
+                "-o",
+                str(trips),
+                "-r",
+                str(part),
+                "--seed",
+                str(seed),
+                "--fringe-factor",
+                fringe_factor,
+                "--insertion-rate",
+                *[f"{r:g}" for r in rates_vph],
+                "-b",
+                "0",
+                "-e",
+                str(end_s),
+                "--validate",
+                "--prefix",
+                f"s{seed}_",
+            ]
+        )
+        os.replace(part, routes)
+        trips.unlink(missing_ok=True)
+    return Scenario(
+        name=name,
+        net_file=net,
+        route_files=(routes,),
+        end_s=end_s,
+        seed=seed,
+        description=f"{size}x{size} grid, {block_m:g} m blocks, {lanes} lanes, "
+        f"fringe trips at {tag} veh/h, seed {seed}",
+    )
+
+
+def _run_tool(cmd: list[str]) -> None:
+    env = dict(os.environ, SUMO_HOME=str(sumo_home()))
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise SimulatorError(f"{Path(cmd[0]).name} failed: {' '.join(tail)}")
+
+
+# ---------------------------------------------------------------------------- the adapter
+
+
+@dataclass(frozen=True)
+class Events:
+    departed: tuple[str, ...]
+    arrived: tuple[str, ...]
+    teleports: int
+
+
+class SumoSimulator:
+    """The Simulator port over SUMO. ``backend``: ``"libsumo"`` (default) or ``"traci"``."""
+
+    def __init__(self, backend: str = "libsumo") -> None:
+        if backend not in ("libsumo", "traci"):
+            raise ScenarioInvalid(f"unknown SUMO backend {backend!r}; use libsumo or traci")
+        self.backend = backend
+        self._api: Any = None
+        self._label: str | None = None
+        self._net: NetFacts | None = None
+        self._intersections: dict[str, Intersection] = {}
+        self._lane_length: dict[str, float] = {}
+        self._lane_speed: dict[str, float] = {}
+        self.error_log: Path | None = None
+
+    # -- lifecycle
+    def start(self, scenario: Scenario, *, outputs_dir: Path | None = None) -> None:
+        if self._api is not None:
+            raise SimulatorError("this simulator is already running; close it first")
+        net = read_net(scenario.net_file)
+        check_routes(scenario.route_files, net)
+        for extra in scenario.additional_files:
+            if not extra.is_file():
+                raise ScenarioInvalid(f"additional file {extra} does not exist")
+        cmd = [
+            sumo_binary("sumo"),
+            "-n",
+            str(scenario.net_file),
+            "-r",
+            ",".join(map(str, scenario.route_files)),
+            "--begin",
+            str(scenario.begin_s),
+            "--end",
+            str(scenario.end_s),
+            "--seed",
+            str(scenario.seed),
+            "--time-to-teleport",
+            str(scenario.time_to_teleport_s),
+            "--no-step-log",
+            "true",
+            "--no-warnings",
+            "true",
+            "--duration-log.disable",
+            "true",
+        ]
+        if scenario.additional_files:
+            cmd += ["-a", ",".join(map(str, scenario.additional_files))]
+        if outputs_dir is not None:
+            self.error_log = outputs_dir / "sumo-errors.log"
+            cmd += [
+                "--tripinfo-output",
+                str(outputs_dir / "tripinfo.xml"),
+                "--tripinfo-output.write-unfinished",
+                "true",
+                "--error-log",
+                str(self.error_log),
+            ]
+        self._net = net
+        self._lane_length = {lane.lane_id: lane.length_m for lane in net.lanes}
+        self._lane_speed = {lane.lane_id: lane.speed_mps for lane in net.lanes}
+        self._open(cmd)
+
+    def _open(self, cmd: list[str]) -> None:
+        try:
+            if self.backend == "libsumo":
+                import libsumo
+
+                if libsumo.simulation.isLoaded():
+                    raise SimulatorError(
+                        "libsumo already runs a simulation in this process; "
+                        "use the traci backend or another process"
+                    )
+                libsumo.start(cmd)
+                self._api = libsumo
+            else:
+                import traci
+
+                self._label = f"entrepot-{os.getpid()}-{next(_labels)}"
+                traci.start(cmd, label=self._label)
+                self._api = traci.getConnection(self._label)
+        except SimulatorError:
+            raise
+        except Exception as exc:
+            detail = self._error_text() or str(exc)
+            self._abandon_start()
+            raise SimulatorError(f"SUMO refused to start: {detail}") from exc
+
+    def _abandon_start(self) -> None:
+        """After a failed start: make sure no half-started simulation or process remains."""
+        if self.backend == "libsumo":
+            import libsumo
+
+            if libsumo.simulation.isLoaded():
+                libsumo.close()
+            self._api = None
+            return
+        self._api = object()  # let close() run its TraCI branch for the label
+        self.close()
+
+    def _error_text(self) -> str:
+        if self.error_log is not None and self.error_log.exists():
+            return " ".join(self.error_log.read_text(errors="replace").split())[:500]
+        return ""
+
+    def close(self) -> None:
+        api, self._api = self._api, None
+        self._intersections = {}
+        if api is None:
+            return
+        if self.backend == "libsumo":
+            # Already closed or never fully started: nothing left to stop.
+            with contextlib.suppress(Exception):
+                api.close()
+            return
+        if self._label is not None:
+            import traci
+
+            try:
+                traci.switch(self._label)
+                traci.close()
+            except Exception:
+                pass
+            self._label = None
+
+    def is_running(self) -> bool:
+        return self._api is not None
+
+    @property
+    def api(self) -> Any:
+        if self._api is None:
+            raise SimulatorNotRunning("the simulation is not running (start it first)")
+        return self._api
+
+    def time_s(self) -> float:
+        return float(self.api.simulation.getTime())
+
+    def step(self) -> Events:
+        api = self.api
+        try:
+            api.simulationStep()
+        except Exception as exc:
+            self.close()
+            raise SimulatorError(f"SUMO failed while stepping: {exc}") from exc
+        sim = api.simulation
+        return Events(
+            tuple(sim.getDepartedIDList()),
+            tuple(sim.getArrivedIDList()),
+            int(sim.getStartingTeleportNumber()),
+        )
+
+    # -- signals
+    def signal_ids(self) -> tuple[str, ...]:
+        return tuple(sorted(self.api.trafficlight.getIDList()))
+
+    def intersection(self, tl_id: str) -> Intersection:
+        cached = self._intersections.get(tl_id)
+        if cached is not None:
+            return cached
+        tl = self.api.trafficlight
+        if tl_id not in tl.getIDList():
+            raise SignalNotOwned(f"no traffic light {tl_id!r} in this network")
+        movements = tuple(
+            Movement(i, links[0][0], links[0][1]) if links else None
+            for i, links in enumerate(tl.getControlledLinks(tl_id))
+        )
+        program = tl.getProgram(tl_id)
+        logic = next(
+            (lg for lg in tl.getAllProgramLogics(tl_id) if lg.programID == program),
+            tl.getAllProgramLogics(tl_id)[0],
+        )
+        greens: list[str] = []
+        for phase in logic.phases:
+            if is_green_phase(phase.state) and phase.state not in greens:
+                greens.append(phase.state)
+        found = Intersection(tl_id, movements, tuple(greens))
+        self._intersections[tl_id] = found
+        return found
+
+    def signal_state(self, tl_id: str) -> str:
+        return str(self.api.trafficlight.getRedYellowGreenState(tl_id))
+
+    def set_signal_state(self, tl_id: str, state: str) -> None:
+        bad = set(state) - SIGNAL_LETTERS
+        if bad or len(state) != self.intersection(tl_id).n_links:
+            raise SimulatorError(f"signal state {state!r} is not valid for {tl_id!r}")
+        self.api.trafficlight.setRedYellowGreenState(tl_id, state)
+
+    def set_signal_program(self, tl_id: str, program_id: str) -> None:
+        self.api.trafficlight.setProgram(tl_id, program_id)
+        self._intersections.pop(tl_id, None)
+
+    # -- detectors and vehicles
+    def lane_readings(self, lanes: tuple[str, ...]) -> dict[str, LaneReading]:
+        e2 = self.api.lanearea
+        out = {}
+        for lane in lanes:
+            det = "e2_" + lane
+            out[lane] = LaneReading(
+                vehicles=int(e2.getLastStepVehicleNumber(det)),
+                halting=int(e2.getLastStepHaltingNumber(det)),
+                mean_speed_mps=float(e2.getLastStepMeanSpeed(det)),
+                length_m=self._lane_length.get(lane, 0.0),
+                occupancy_pct=float(e2.getLastStepOccupancy(det)),
+            )
+        return out
+
+    def lane_counts(self, lanes: tuple[str, ...]) -> dict[str, tuple[int, int]]:
+        """(vehicles, halting) on each lane's lane-area detector: the controllers' fast path."""
+        e2 = self.api.lanearea
+        return {
+            lane: (
+                int(e2.getLastStepVehicleNumber("e2_" + lane)),
+                int(e2.getLastStepHaltingNumber("e2_" + lane)),
+            )
+            for lane in lanes
+        }
+
+    def loop_gaps_s(self, lanes: tuple[str, ...]) -> dict[str, float]:
+        """Seconds since the gap loop of each lane (2 s before the stop line) saw a vehicle."""
+        e1 = self.api.inductionloop
+        return {lane: float(e1.getTimeSinceDetection("e1g_" + lane)) for lane in lanes}
+
+    def signal_program_id(self, tl_id: str) -> str:
+        return str(self.api.trafficlight.getProgram(tl_id))
+
+    def loop_counts(self) -> dict[str, int]:
+        e1 = self.api.inductionloop
+        assert self._net is not None
+        return {
+            lane.lane_id: int(e1.getLastIntervalVehicleNumber("e1_" + lane.lane_id))
+            for lane in self._net.lanes
+        }
+
+    def vehicle_ids(self) -> tuple[str, ...]:
+        return tuple(self.api.vehicle.getIDList())
+
+    def probes(self, vehicle_ids: tuple[str, ...]) -> list[ProbeRecord]:
+        veh = self.api.vehicle
+        now = self.time_s()
+        out = []
+        for vid in vehicle_ids:
+            x, y = veh.getPosition(vid)
+            out.append(ProbeRecord(vid, now, x, y, float(veh.getSpeed(vid)), veh.getRoadID(vid)))
+        return out
+
+    def running_and_halting(self) -> tuple[int, int]:
+        api = self.api
+        running = int(api.vehicle.getIDCount())
+        halting = sum(int(api.edge.getLastStepHaltingNumber(e)) for e in self._edges())
+        return running, halting
+
+    def _edges(self) -> frozenset[str]:
+        assert self._net is not None
+        return self._net.edges
+
+    def pending_vehicles(self) -> int:
+        return len(self.api.simulation.getPendingVehicles())
+
+    def bounds(self) -> Bounds:
+        assert self._net is not None
+        return self._net.bounds
+
+    def link_lanes(self) -> dict[str, tuple[str, ...]]:
+        assert self._net is not None
+        lanes: dict[str, list[str]] = {}
+        for lane in self._net.lanes:
+            lanes.setdefault(lane.edge_id, []).append(lane.lane_id)
+        return {k: tuple(v) for k, v in lanes.items()}
+
+    def lane_max_speed_mps(self, lane: str) -> float:
+        return self._lane_speed.get(lane, math.nan)

@@ -1,0 +1,188 @@
+"""``entrepot city``: run a signal controller, bench every controller, forecast link speeds.
+
+Long work shows a progress bar on stderr; ``--json`` prints exactly one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from entrepot.city import services
+from entrepot.city.controllers import CONTROLLERS
+from entrepot.city.report import bench_table, forecast_table, plot_bench, plot_forecast
+from entrepot.entrypoints.cli.output import emit_json, err, guard, out
+
+app = typer.Typer(
+    help="City brain: signal control in SUMO, sensing, forecasting.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+ScenarioOpt = Annotated[
+    str, typer.Option("--scenario", help="hangzhou, grid4x4 or a path to a .sumocfg")
+]
+EndOpt = Annotated[
+    int | None, typer.Option("--end", min=60, help="episode end in seconds (default 3600)")
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="simulation and demand seed")]
+RateOpt = Annotated[
+    float, typer.Option("--rate", min=100, help="grid4x4 demand in vehicles per hour")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+        TimeElapsedColumn(),
+        console=err(),
+        transient=True,
+    )
+
+
+@app.command("run")
+@guard
+def run(
+    scenario: ScenarioOpt = "hangzhou",
+    controller: Annotated[
+        str, typer.Option("--controller", help=", ".join(CONTROLLERS))
+    ] = "entrepot",
+    end: EndOpt = None,
+    seed: SeedOpt = 42,
+    rate: RateOpt = services.GRID_RATE_VPH,
+    decisions: Annotated[
+        int, typer.Option("--decisions", min=0, help="show the last N explained decisions")
+    ] = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run one controller for one episode and report its metrics and latest decisions."""
+    if controller not in CONTROLLERS:
+        from entrepot.city.errors import UnknownController
+
+        raise UnknownController(
+            f"unknown controller {controller!r}; choose one of {', '.join(CONTROLLERS)}"
+        )
+    sc = services.resolve_scenario(scenario, end_s=end, seed=seed, rate_vph=rate)
+    with _progress() as bar:
+        task = bar.add_task(f"{sc.name} / {controller}", total=sc.end_s - sc.begin_s)
+        result = services.run_controller(
+            sc, controller, progress=lambda done, _total: bar.update(task, completed=done)
+        )
+    summary = result.metrics.summary()
+    shown = (
+        [
+            {
+                "t_s": d.t_s,
+                "signal": d.tl_id,
+                "from": d.from_phase,
+                "to": d.to_phase,
+                "reason": d.reason,
+            }
+            for d in result.decisions[-decisions:]
+        ]
+        if decisions
+        else []
+    )
+    if as_json:
+        emit_json(
+            {
+                "scenario": sc.name,
+                "controller": controller,
+                "metrics": summary,
+                "violations": result.violations,
+                "decisions": shown,
+            }
+        )
+        return
+    table = Table(title=f"{sc.name} / {controller}, {sc.begin_s}-{sc.end_s} s")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in summary.items():
+        table.add_row(key, str(value))
+    out().print(table)
+    for d in shown:
+        out().print(f"t={d['t_s']:.0f}s {d['signal']}: {d['from']} -> {d['to']} ({d['reason']})")
+
+
+@app.command("bench")
+@guard
+def bench(
+    scenario: ScenarioOpt = "hangzhou",
+    end: EndOpt = None,
+    seed: SeedOpt = 42,
+    rate: RateOpt = services.GRID_RATE_VPH,
+    controllers: Annotated[
+        str, typer.Option("--controllers", help="comma-separated subset (default: all)")
+    ] = ",".join(CONTROLLERS),
+    workers: Annotated[int, typer.Option("--workers", min=1, max=8)] = 2,
+    plots: Annotated[
+        Path | None, typer.Option("--plots", help="write PNG plots into this folder")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every controller on the same demand and seed; one JSON object with --json."""
+    names = tuple(c.strip() for c in controllers.split(",") if c.strip())
+    sc = services.resolve_scenario(scenario, end_s=end, seed=seed, rate_vph=rate)
+    with _progress() as bar:
+        task = bar.add_task(f"bench {sc.name}", total=len(names))
+        result = services.bench(
+            sc, names, workers=workers, on_done=lambda _n, _r: bar.advance(task)
+        )
+    if plots is not None:
+        plot_bench(result, plots, f"city-{sc.name}")
+    if as_json:
+        emit_json(result.as_json())
+        return
+    out().print(f"{sc.name}: {sc.description}")
+    out().print(bench_table(result), markup=False)
+
+
+@app.command("forecast")
+@guard
+def forecast(
+    days: Annotated[int, typer.Option("--days", min=2, help="simulated days")] = 6,
+    train_days: Annotated[int, typer.Option("--train-days", min=1)] = 4,
+    seed: SeedOpt = 42,
+    synthetic: Annotated[
+        bool, typer.Option("--synthetic", help="a tiny synthetic data set instead of SUMO days")
+    ] = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=8)] = 2,
+    window: Annotated[
+        int, typer.Option("--window", min=1, max=30, help="forecast the mean over N minutes")
+    ] = 1,
+    save: Annotated[
+        Path | None, typer.Option("--save", help="keep the simulated speeds here (.npz)")
+    ] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="write a PNG here")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Forecast link speeds 5/10/15 minutes ahead; MAE against last value and historical avg."""
+    from entrepot.city.forecast import synthetic_days
+
+    if synthetic:
+        data = synthetic_days(n_days=days, seed=seed)
+    else:
+        with _progress() as bar:
+            task = bar.add_task("simulating days", total=days)
+            data = services.build_forecast_days(
+                days, seed=seed, workers=workers, on_day=lambda _d: bar.advance(task)
+            )
+    if save is not None:
+        np.savez_compressed(save, speeds=data.speeds, link_ids=np.array(data.link_ids))
+    report = services.score_forecast(data, train_days, window_min=window)
+    if plot is not None:
+        plot_forecast(report, plot)
+    if as_json:
+        emit_json(report.as_json())
+        return
+    out().print(forecast_table(report), markup=False)

@@ -1,0 +1,66 @@
+"""`entrepot city ...`: --json prints one parseable document on stdout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from entrepot.entrypoints.cli.city import app
+
+runner = CliRunner()
+
+
+def test_bench_json_holds_every_controller(small_cfg: Path) -> None:
+    result = runner.invoke(
+        app, ["bench", "--scenario", str(small_cfg), "--end", "120", "--workers", "2", "--json"]
+    )
+
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["scenario"] == "small"
+    assert set(doc["controllers"]) == {"fixed", "actuated", "max_pressure", "entrepot"}
+    for metrics in doc["controllers"].values():
+        for key in (
+            "avg_travel_time_s",
+            "avg_waiting_time_s",
+            "avg_time_loss_s",
+            "teleports",
+            "never_inserted",
+        ):
+            assert key in metrics
+
+
+def test_run_json_explains_decisions(small_cfg: Path) -> None:
+    result = runner.invoke(
+        app, ["run", "--scenario", str(small_cfg), "--controller", "entrepot", "--json"]
+    )
+
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["controller"] == "entrepot"
+    assert doc["metrics"]["safety_violations"] == 0
+    assert doc["decisions"] and all(d["reason"] for d in doc["decisions"])
+
+
+def test_unknown_controller_exits_2_naming_it(small_cfg: Path) -> None:
+    result = runner.invoke(app, ["run", "--scenario", str(small_cfg), "--controller", "magic"])
+
+    assert result.exit_code == 2
+    assert "unknown controller 'magic'" in result.stderr
+
+
+def test_missing_scenario_file_exits_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", "--scenario", str(tmp_path / "none.sumocfg")])
+
+    assert result.exit_code == 2
+    assert "does not exist" in result.stderr
+
+
+def test_forecast_json_parses() -> None:
+    result = runner.invoke(app, ["forecast", "--synthetic", "--json"])
+
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert [h["horizon_min"] for h in doc["horizons"]] == [5, 10, 15]

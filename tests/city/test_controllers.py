@@ -1,0 +1,98 @@
+"""Every controller keeps safe transitions and touches only the signals it owns."""
+
+from __future__ import annotations
+
+import pytest
+
+from entrepot.city import CONTROLLERS, Scenario, run_episode
+from entrepot.city.controllers import PhaseMachine, SignalHandle
+from entrepot.city.errors import SignalNotOwned, UnsafeTransition
+from entrepot.city.model import Intersection, Movement, SignalTiming, transition_states
+
+
+@pytest.mark.parametrize("name", list(CONTROLLERS))
+def test_every_controller_keeps_safe_transitions(small_grid: Scenario, name: str) -> None:
+    result = run_episode(small_grid, name)
+
+    assert result.violations == {}, result.violation_examples
+    assert result.metrics.safety_violations == 0
+    assert result.metrics.inserted > 0
+    assert result.metrics.arrived > 0
+    assert all(d.reason for d in result.decisions)
+
+
+@pytest.mark.parametrize("name", ["max_pressure", "entrepot", "actuated"])
+def test_controller_changes_only_signals_it_owns(small_grid: Scenario, name: str) -> None:
+    owned = frozenset({"A0", "B1"})
+
+    result = run_episode(small_grid, name, owned=owned)
+
+    assert set(result.signal_changes) <= owned
+    assert result.signal_changes  # it did control its own
+    assert result.untouched_programs == {"A1": "0", "B0": "0"}
+    assert result.metrics.safety_violations == 0
+
+
+def test_adaptive_controllers_explain_every_switch(small_grid: Scenario) -> None:
+    result = run_episode(small_grid, "entrepot")
+
+    switches = [d for d in result.decisions if d.action == "switch"]
+    assert switches
+    for d in switches:
+        assert d.from_phase != d.to_phase
+        assert any(
+            word in d.reason for word in ("gap out", "queue", "max green", "starvation", "pressure")
+        )
+
+
+class FakeSignals:
+    """A fake of the simulator port's signal side: records what was shown."""
+
+    def __init__(self) -> None:
+        self.shown: list[tuple[str, str]] = []
+
+    def set_signal_state(self, tl_id: str, state: str) -> None:
+        self.shown.append((tl_id, state))
+
+    def set_signal_program(self, tl_id: str, program_id: str) -> None:
+        self.shown.append((tl_id, program_id))
+
+
+def _intersection() -> Intersection:
+    moves = (Movement(0, "n_0", "s_0"), Movement(1, "e_0", "w_0"), Movement(2, "n_0", "w_0"))
+    return Intersection("X", moves, ("GrG", "rGr"))
+
+
+def test_signal_handle_refuses_a_signal_it_does_not_own() -> None:
+    fake = FakeSignals()
+    handle = SignalHandle(fake, frozenset({"X"}))  # type: ignore[arg-type]
+
+    with pytest.raises(SignalNotOwned, match="'Y'"):
+        handle.set_state("Y", "GrG")
+
+    assert fake.shown == []
+    assert handle.changes == {}
+
+
+def test_phase_machine_goes_green_yellow_all_red_green() -> None:
+    fake = FakeSignals()
+    handle = SignalHandle(fake, frozenset({"X"}))  # type: ignore[arg-type]
+    timing = SignalTiming(green_s_min=10, green_s_max=60, yellow_s=3, all_red_s=2, decision_s=1)
+    log: list = []
+    machine = PhaseMachine(_intersection(), timing, handle, log, 0.0, "GrG")
+
+    with pytest.raises(UnsafeTransition, match="minimum green"):
+        machine.switch(9.0, 1, "too early")
+    machine.switch(10.0, 1, "test")
+    for t in range(11, 16):
+        machine.tick(float(t))
+
+    assert [s for _, s in fake.shown] == ["GrG", "yry", "rrr", "rGr"]
+    assert machine.phase == 1 and machine.stage == "green" and machine.stage_since_s == 15.0
+    assert [(d.from_phase, d.to_phase, d.reason) for d in log] == [(0, 1, "test")]
+
+
+def test_transition_keeps_common_greens_and_yellows_the_rest() -> None:
+    assert transition_states("GGrrs", "GrGrs") == ("Gyrrs", "Grrrs")
+    with pytest.raises(UnsafeTransition, match="length"):
+        transition_states("GG", "G")
