@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from entrepot.config import Settings, load_settings
+from entrepot.config import Settings, load_settings, shared_data_dir
 from entrepot.kernel.clock import Clock, SystemClock
+from entrepot.kernel.errors import ConfigurationError
 from entrepot.ledger import Ledger
-from entrepot.payments import PaymentScheme
+from entrepot.payments import PaymentScheme, Screening
 from entrepot.storage import create_engine_from_settings, upgrade
 
 
@@ -25,6 +26,27 @@ class App:
         self.engine.dispose()
 
 
+def _screening(settings: Settings, clock: Clock) -> Screening | None:
+    """Sanctions screening of every payee, from the OFAC lists in ENTREPOT_SANCTIONS_DIR (else
+    the shared reference data); decisions are logged under $ENTREPOT_HOME/decisions."""
+    if settings.screening == "off":
+        return None
+    lists = settings.sanctions_dir or shared_data_dir() / "sanctions"
+    if not (lists / "ofac_sdn.csv").is_file():
+        if settings.screening == "sanctions":
+            raise ConfigurationError(
+                f"ENTREPOT_SCREENING=sanctions but no OFAC lists at {lists}",
+                field="ENTREPOT_SANCTIONS_DIR",
+            )
+        return None
+    from entrepot.payments.screening import SanctionsScreening
+    from entrepot.risk.decisions import JsonlSink
+    from entrepot.risk.sanctions import Screener
+
+    sink = JsonlSink(settings.home / "decisions")
+    return SanctionsScreening(lambda: Screener.from_directory(lists, sink=sink, clock=clock))
+
+
 def bootstrap(
     settings: Settings | None = None, *, clock: Clock | None = None, migrate: bool | None = None
 ) -> App:
@@ -34,5 +56,5 @@ def bootstrap(
         upgrade(engine)
     clock = clock or SystemClock()
     ledger = Ledger(engine, clock)
-    payments = PaymentScheme(engine, ledger, clock)
+    payments = PaymentScheme(engine, ledger, clock, screening=_screening(settings, clock))
     return App(settings=settings, engine=engine, clock=clock, ledger=ledger, payments=payments)

@@ -18,6 +18,10 @@ class Settings:
     database_url: str
     sqlite_synchronous: str = "FULL"
     auto_upgrade: bool = True
+    #: "auto" screens payees against the watch lists when they are found, "sanctions" requires
+    #: them, "off" screens nothing.
+    screening: str = "auto"
+    sanctions_dir: Path | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -38,7 +42,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             field="ENTREPOT_SQLITE_SYNCHRONOUS",
         )
     auto = env.get("ENTREPOT_AUTO_UPGRADE", "1") not in ("0", "false", "no")
-    return Settings(home=home, database_url=url, sqlite_synchronous=sync, auto_upgrade=auto)
+    screening = env.get("ENTREPOT_SCREENING", "auto").lower()
+    if screening not in ("auto", "sanctions", "off"):
+        raise ConfigurationError(
+            f"ENTREPOT_SCREENING={screening!r}: expected auto, sanctions or off",
+            field="ENTREPOT_SCREENING",
+        )
+    lists = env.get("ENTREPOT_SANCTIONS_DIR", "").strip()
+    return Settings(
+        home=home,
+        database_url=url,
+        sqlite_synchronous=sync,
+        auto_upgrade=auto,
+        screening=screening,
+        sanctions_dir=Path(lists).expanduser() if lists else None,
+    )
 
 
 def normalise_database_url(url: str) -> str:
