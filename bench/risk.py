@@ -1,90 +1,36 @@
-"""Risk benchmark: credit scoring cross-validation and sanctions screening recall, false
-positives and speed, against a plain Jaro-Winkler-over-every-name baseline in the same run.
-Prints one JSON object.
+"""Risk benchmark: prints one JSON object (see entrepot.risk.bench).
 
-    .venv/bin/python bench/risk.py [--credit FILE] [--sanctions DIR] [--listed N] [--unlisted N]
-                                   [--seed 42] [--skip-credit]
+.venv/bin/python bench/risk.py [--credit FILE] [--sanctions DIR] [--listed N] [--unlisted N]
+                               [--seed 42] [--skip-credit]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
-import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
-from entrepot.config import shared_data_dir
-from entrepot.risk import credit
-from entrepot.risk.sanctions import Screener
-from entrepot.risk.sanctions_eval import build_cases, evaluate, evaluate_baseline
-
-DATA = shared_data_dir()
-TARGETS = {"scorecard_auc_min": 0.78, "sanctions_recall_min": 0.95, "sanctions_fpr_max": 0.02}
-
-
-def credit_bench(path: Path, seed: int) -> dict[str, Any]:
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as models:
-        report = credit.train_credit(path, "creditability", "bad", seed=seed, model_dir=models)
-    doc = report.to_dict()
-    return {
-        "data": str(path),
-        "rows": report.rows,
-        "scorecard": report.scorecard,
-        "gbm": report.gbm,
-        "cost_of_exclusion": report.cost_of_exclusion,
-        "protected_excluded": report.protected_excluded,
-        "decision_policy": report.decision_policy,
-        "seconds": round(time.perf_counter() - start, 1),
-        "meets_target": report.scorecard["auc"] >= TARGETS["scorecard_auc_min"],
-        "calibration_scorecard": doc["calibration"]["scorecard"],
-    }
-
-
-def sanctions_bench(directory: Path, listed: int, unlisted: int, seed: int) -> dict[str, Any]:
-    start = time.perf_counter()
-    screener = Screener.from_directory(directory)
-    build_s = time.perf_counter() - start
-    cases = build_cases(screener.index, listed, unlisted, seed)
-    ours = evaluate(screener, cases)
-    base = evaluate_baseline(screener.index, cases)
-    return {
-        "list_version": screener.index.version,
-        "entries": len(screener.index.entries),
-        "names_indexed": len(screener.index.names),
-        "index_build_s": round(build_s, 2),
-        "seed": seed,
-        "entrepot": ours,
-        "baseline_jaro_winkler": base,
-        "meets_target": ours["recall"] >= TARGETS["sanctions_recall_min"]
-        and ours["false_positive_rate"] < TARGETS["sanctions_fpr_max"],
-    }
+from entrepot.risk.bench import run_risk_bench
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--credit", type=Path, default=DATA / "credit" / "german_credit.csv")
-    parser.add_argument("--sanctions", type=Path, default=DATA / "sanctions")
+    parser.add_argument("--credit", type=Path, default=None)
+    parser.add_argument("--sanctions", type=Path, default=None)
     parser.add_argument("--listed", type=int, default=1000)
     parser.add_argument("--unlisted", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--skip-credit", action="store_true")
     args = parser.parse_args(argv)
-    doc: dict[str, Any] = {
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "processor": platform.machine(),
-        },
-        "targets": TARGETS,
-    }
-    if not args.skip_credit:
-        doc["credit"] = credit_bench(args.credit, args.seed)
-    doc["sanctions"] = sanctions_bench(args.sanctions, args.listed, args.unlisted, args.seed)
+    doc = run_risk_bench(
+        credit_path=args.credit,
+        sanctions_dir=args.sanctions,
+        listed=args.listed,
+        unlisted=args.unlisted,
+        seed=args.seed,
+        skip_credit=args.skip_credit,
+    )
     json.dump(doc, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

@@ -124,6 +124,26 @@ def bench_payments(
     out().print_json(data=result)
 
 
+@bench_app.command("risk")
+@guard
+def bench_risk(
+    listed: Annotated[int, typer.Option("--listed", min=10)] = 1000,
+    unlisted: Annotated[int, typer.Option("--unlisted", min=10)] = 1000,
+    seed: Annotated[int, typer.Option("--seed")] = 42,
+    skip_credit: Annotated[bool, typer.Option("--skip-credit")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Credit CV metrics, sanctions recall / false positives / screenings per second, fraud
+    PR-AUC (see docs/benchmarks.md)."""
+    from entrepot.risk.bench import run_risk_bench
+
+    result = run_risk_bench(listed=listed, unlisted=unlisted, seed=seed, skip_credit=skip_credit)
+    if as_json:
+        emit_json(result)
+        return
+    out().print_json(data=result)
+
+
 @contextmanager
 def _bench_progress(*, enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
     """A Rich progress bar per phase; the benchmark reports ``(label, done, total)``."""

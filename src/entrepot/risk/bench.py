@@ -1,0 +1,83 @@
+"""The risk benchmark: credit scoring cross-validation, sanctions screening recall, false
+positives and speed against a plain Jaro-Winkler-over-every-name baseline in the same run, and
+fraud screening when its module is present. ``entrepot bench risk`` and ``bench/risk.py``
+print what :func:`run_risk_bench` returns."""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from entrepot.config import shared_data_dir
+from entrepot.risk import credit
+from entrepot.risk.sanctions import Screener
+from entrepot.risk.sanctions_eval import build_cases, evaluate, evaluate_baseline
+
+TARGETS = {"scorecard_auc_min": 0.78, "sanctions_recall_min": 0.95, "sanctions_fpr_max": 0.02}
+
+
+def credit_bench(path: Path, seed: int) -> dict[str, Any]:
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as models:
+        report = credit.train_credit(path, "creditability", "bad", seed=seed, model_dir=models)
+    doc = report.to_dict()
+    return {
+        "data": str(path),
+        "rows": report.rows,
+        "scorecard": report.scorecard,
+        "gbm": report.gbm,
+        "cost_of_exclusion": report.cost_of_exclusion,
+        "protected_excluded": report.protected_excluded,
+        "decision_policy": report.decision_policy,
+        "seconds": round(time.perf_counter() - start, 1),
+        "meets_target": report.scorecard["auc"] >= TARGETS["scorecard_auc_min"],
+        "calibration_scorecard": doc["calibration"]["scorecard"],
+    }
+
+
+def sanctions_bench(directory: Path, listed: int, unlisted: int, seed: int) -> dict[str, Any]:
+    start = time.perf_counter()
+    screener = Screener.from_directory(directory)
+    build_s = time.perf_counter() - start
+    cases = build_cases(screener.index, listed, unlisted, seed)
+    ours = evaluate(screener, cases)
+    base = evaluate_baseline(screener.index, cases)
+    return {
+        "list_version": screener.index.version,
+        "entries": len(screener.index.entries),
+        "names_indexed": len(screener.index.names),
+        "index_build_s": round(build_s, 2),
+        "seed": seed,
+        "entrepot": ours,
+        "baseline_jaro_winkler": base,
+        "meets_target": ours["recall"] >= TARGETS["sanctions_recall_min"]
+        and ours["false_positive_rate"] < TARGETS["sanctions_fpr_max"],
+    }
+
+
+def run_risk_bench(
+    *,
+    credit_path: Path | None = None,
+    sanctions_dir: Path | None = None,
+    listed: int = 1000,
+    unlisted: int = 1000,
+    seed: int = 42,
+    skip_credit: bool = False,
+) -> dict[str, Any]:
+    data = shared_data_dir()
+    doc: dict[str, Any] = {
+        "benchmark": "risk",
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "processor": platform.machine(),
+        },
+        "targets": TARGETS,
+    }
+    if not skip_credit:
+        doc["credit"] = credit_bench(credit_path or data / "credit" / "german_credit.csv", seed)
+    doc["sanctions"] = sanctions_bench(sanctions_dir or data / "sanctions", listed, unlisted, seed)
+    return doc
