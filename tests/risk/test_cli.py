@@ -63,3 +63,14 @@ def test_screen_one_and_file(home: Path, tmp_path: Path) -> None:
     assert lines[0]["best_candidate"]["ent_num"] == 10609
     empty = runner.invoke(app, ["screen", "--name", " ", "--json", *lists])
     assert empty.exit_code == 2 and "risk_empty_name" in empty.stderr
+
+
+def test_the_cli_default_folds_are_the_pipelines() -> None:
+    """The CLI hard-codes its --folds default to avoid importing the risk stack at start-up."""
+    import inspect
+
+    from entrepot.entrypoints.cli import risk as risk_cli
+    from entrepot.risk import credit
+
+    default = inspect.signature(risk_cli.train_credit).parameters["folds"].default
+    assert default == credit.N_SPLITS
