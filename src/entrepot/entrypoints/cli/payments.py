@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import io
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -431,8 +430,7 @@ def iso(
                 xml = iso20022.pacs008(messages.credit_transfer(scheme, t, None))
         else:
             raise ValueError(f"unknown message {message!r}: use pacs008, pacs002 or camt053")
-        buffer = io.StringIO(xml.decode())
-        typer.echo(buffer.getvalue())
+        typer.echo(xml.decode())
 
 
 def serve(
