@@ -1,0 +1,83 @@
+"""``entrepot payments`` end to end on the embedded SQLite default: a cross-border payment by
+QR from the command line, settlement, ISO 20022 out; and failures with their exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_cli import Cli
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    c = Cli(tmp_path)
+    c.env["ENTREPOT_SCREENING"] = "off"
+    return c
+
+
+def _network(cli: Cli) -> None:
+    for command in (
+        "payments enable-currency RWF",
+        "payments enable-currency MYR",
+        "payments participant-add mtn-rw --name MTN --kind wallet --country RW --currency RWF",
+        "payments participant-add maybank --name Maybank --kind bank --country MY --currency MYR",
+        "payments participant-add fxco --name FXCo --kind fx_provider --country SG "
+        "--currency RWF --currency MYR",
+        "payments deposit mtn-rw 5000000 RWF dep-1",
+        "payments cap mtn-rw 1000000 RWF",
+        "payments deposit fxco 50000.00 MYR dep-2",
+        "payments cap fxco 20000.00 MYR",
+        "payments fx-rate --as fxco RWF MYR 0.0032 --spread-bps 100",
+        "payments alias-add --as maybank MERCHANT KL-TILL-42 --name Kedai --currency MYR",
+    ):
+        cli(command)
+
+
+def test_pay_a_merchant_by_qr_across_currencies_and_settle(cli: Cli, tmp_path: Path) -> None:
+    _network(cli)
+    png = tmp_path / "qr.png"
+    qr = cli.json(
+        'payments qr-encode KL-TILL-42 Kedai "Kuala Lumpur" MY MYR --amount 25.50 --png', str(png)
+    )
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    decoded = cli.json("payments qr-decode", qr["payload"])
+    assert (decoded["merchant_alias"], decoded["amount"]) == ("KL-TILL-42", "25.50")
+    quote = cli.json(
+        "payments quote --as mtn-rw q1 MERCHANT KL-TILL-42 25.50 MYR RWF --type RECEIVE"
+    )
+    # 2550 sen at 0.0032 less 1% = 0.003168: ceil(25.50 / 0.003168) = 8050 RWF; fee 0.3% = 24.
+    assert (quote["target_amount_minor"], quote["fee_minor"], quote["source_amount_minor"]) == (
+        2550,
+        24,
+        8074,
+    )
+    assert cli.json("payments prepare --as mtn-rw t1 q1")["state"] == "RESERVED"
+    assert cli.json("payments commit --as maybank t1")["state"] == "COMMITTED"
+    closed = cli.json("payments window-close")
+    nets = {
+        (p["participant_id"], p["currency"]): p["net_minor"] for p in closed["window"]["positions"]
+    }
+    assert nets[("mtn-rw", "RWF")] == -8074 and nets[("maybank", "MYR")] == 2550
+    assert cli.json("payments window-settle 1")["window"]["state"] == "SETTLED"
+    assert cli.json("payments liquidity maybank MYR")["settlement_balance_minor"] == "25.50"
+    xml = cli("payments iso20022 pacs008 t1").stdout
+    assert 'IntrBkSttlmAmt Ccy="MYR">25.50<' in xml
+
+
+def test_payment_failures_exit_with_a_clear_line_and_change_nothing(cli: Cli) -> None:
+    _network(cli)
+    before = cli.json("payments liquidity mtn-rw RWF")
+    assert "invalid_amount" in cli.error(
+        "payments quote --as mtn-rw q1 MERCHANT KL-TILL-42 25.505 MYR RWF", code=2
+    )
+    cli("payments quote --as mtn-rw q1 MERCHANT KL-TILL-42 25.50 MYR RWF --type RECEIVE")
+    cli("payments prepare --as mtn-rw t1 q1")
+    assert "forbidden" in cli.error("payments commit --as mtn-rw t1", code=1)
+    assert "party_not_found" in cli.error(
+        "payments quote --as mtn-rw q2 MERCHANT NOPE 1.00 MYR RWF", code=1
+    )
+    assert "net_debit_cap_exceeded" in cli.error("payments cap mtn-rw 9000000 RWF", code=1)
+    cli("payments reject --as maybank t1")
+    assert cli.json("payments liquidity mtn-rw RWF") == before
