@@ -66,6 +66,7 @@ def run_risk_bench(
     unlisted: int = 1000,
     seed: int = 42,
     skip_credit: bool = False,
+    skip_fraud: bool = False,
 ) -> dict[str, Any]:
     data = shared_data_dir()
     doc: dict[str, Any] = {
@@ -80,4 +81,8 @@ def run_risk_bench(
     if not skip_credit:
         doc["credit"] = credit_bench(credit_path or data / "credit" / "german_credit.csv", seed)
     doc["sanctions"] = sanctions_bench(sanctions_dir or data / "sanctions", listed, unlisted, seed)
+    if not skip_fraud:
+        from entrepot.risk.fraud_bench import run_fraud_bench
+
+        doc["fraud"] = run_fraud_bench()
     return doc

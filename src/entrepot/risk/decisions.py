@@ -21,7 +21,7 @@ from entrepot.kernel.clock import Clock, SystemClock, ns_to_datetime
 from entrepot.kernel.ids import new_id
 from entrepot.risk.errors import UnknownDecision
 
-DECISION_KINDS = ("credit", "sanctions")
+DECISION_KINDS = ("credit", "sanctions", "fraud")
 LOG_FILE_NAME = "decisions.jsonl"
 
 

@@ -131,13 +131,16 @@ def bench_risk(
     unlisted: Annotated[int, typer.Option("--unlisted", min=10)] = 1000,
     seed: Annotated[int, typer.Option("--seed")] = 42,
     skip_credit: Annotated[bool, typer.Option("--skip-credit")] = False,
+    skip_fraud: Annotated[bool, typer.Option("--skip-fraud")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Credit CV metrics, sanctions recall / false positives / screenings per second, fraud
     PR-AUC (see docs/benchmarks.md)."""
     from entrepot.risk.bench import run_risk_bench
 
-    result = run_risk_bench(listed=listed, unlisted=unlisted, seed=seed, skip_credit=skip_credit)
+    result = run_risk_bench(
+        listed=listed, unlisted=unlisted, seed=seed, skip_credit=skip_credit, skip_fraud=skip_fraud
+    )
     if as_json:
         emit_json(result)
         return

@@ -1,0 +1,344 @@
+"""Fraud screening: simulator, causal features, rules, model vs rules, decisions, review queue."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import average_precision_score
+
+from entrepot.kernel.clock import FakeClock
+from entrepot.risk.decisions import MemorySink
+from entrepot.risk.fraud import (
+    FEATURES,
+    REASONS_MAX,
+    FeatureState,
+    FraudModel,
+    FraudScreener,
+    InvalidPayment,
+    InvalidReview,
+    Payment,
+    ReviewAlreadyResolved,
+    UnknownReviewItem,
+    load_fraud_model,
+    make_payment,
+    payments_from_frame,
+    precision_top_k_per_day,
+    replay_features,
+    rule_hits,
+    train_fraud_model,
+)
+from entrepot.risk.fraud import RULES as FRAUD_RULES
+from entrepot.risk.fraud_sim import PATTERNS, SIM_START_S, SimConfig, sim_day, simulate, time_split
+
+SMALL = SimConfig(
+    n_customers=400, n_terminals=80, n_online_terminals=10, n_days=42,
+    terminal_compromise_per_terminal_day=0.002, takeover_per_customer_day=0.001,
+    burst_per_customer_day=0.0006, mule_campaigns_per_mule_day=0.05,
+)  # fmt: skip
+TRAIN_END_DAY = 28
+DELAY_DAYS = 7
+SEED = 11
+T0 = SIM_START_S + 9 * 3600
+
+
+@dataclass
+class World:
+    frame: pd.DataFrame
+    payments: list[Payment]
+    features: pd.DataFrame
+    model: FraudModel
+    train: np.ndarray
+    test: np.ndarray
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    frame = simulate(SMALL, np.random.default_rng(SEED))
+    payments = payments_from_frame(frame)
+    labels = frame["is_fraud"].to_numpy()
+    features, _ = replay_features(payments, labels.tolist(), label_delay_days=DELAY_DAYS)
+    split = time_split(frame, train_end_day=TRAIN_END_DAY, delay_days=DELAY_DAYS)
+    days = sim_day(frame["at_s"])
+    model = train_fraud_model(features[split.train], labels[split.train], days[split.train],
+                              seed=42)  # fmt: skip
+    return World(frame, payments, features, model, split.train, split.test)
+
+
+def pay(i: int, at_s: int, payer: str, bene: str, amount: int, *, channel: str = "card",
+        device: str = "d1", mcc: str = "grocery") -> Payment:  # fmt: skip
+    return Payment(f"p{i}", at_s, payer, bene, amount, "EUR", channel, device, mcc)
+
+
+def feats(state: FeatureState, p: Payment) -> dict[str, float]:
+    return dict(zip(FEATURES, state.observe(p), strict=True))
+
+
+def fired(row: dict[str, float]) -> dict[str, str]:
+    values = [row[name] for name in FEATURES]
+    return {FRAUD_RULES[j].name: FRAUD_RULES[j].reason(values) for j in rule_hits(values)}
+
+
+# --- simulator ------------------------------------------------------------------------------
+
+
+def test_simulator_is_deterministic_for_a_seed_and_has_every_pattern(world: World) -> None:
+    again = simulate(SMALL, np.random.default_rng(SEED))
+    pd.testing.assert_frame_equal(world.frame, again)
+    other = simulate(SMALL, np.random.default_rng(SEED + 1))
+    assert not other["amount_minor"].equals(world.frame["amount_minor"])
+    counts = world.frame["pattern"].value_counts()
+    for pattern in PATTERNS:
+        assert counts.get(pattern, 0) >= 5, pattern
+    assert set(world.frame.loc[world.frame["pattern"] != "", "is_fraud"]) == {True}
+    assert world.frame["at_s"].is_monotonic_increasing
+    assert world.frame["amount_minor"].min() >= 1
+
+
+def test_time_split_keeps_the_label_delay_out_of_training(world: World) -> None:
+    days = sim_day(world.frame["at_s"])
+    assert days[world.train].max() == TRAIN_END_DAY - DELAY_DAYS - 1
+    assert days[world.train].min() == 7
+    assert days[world.test].min() == TRAIN_END_DAY
+    assert not (world.train & world.test).any()
+
+
+# --- features -------------------------------------------------------------------------------
+
+
+def test_features_are_causal_a_future_change_leaves_earlier_rows_alone(world: World) -> None:
+    payments = world.payments[:4000]
+    labels = world.frame["is_fraud"].tolist()[:4000]
+    before, _ = replay_features(payments, labels, label_delay_days=DELAY_DAYS)
+    j = 3000
+    changed = list(payments)
+    p = changed[j]
+    changed[j] = Payment(
+        p.payment_id,
+        p.at_s,
+        p.payer_id,
+        p.beneficiary_id,
+        p.amount_minor * 1000,
+        p.currency,
+        p.channel,
+        "new-device",
+        "jewelry",
+    )
+    changed_labels = list(labels)
+    changed_labels[j] = not labels[j]  # its label changes too
+    after, _ = replay_features(changed, changed_labels, label_delay_days=DELAY_DAYS)
+    pd.testing.assert_frame_equal(before.iloc[:j], after.iloc[:j])
+    assert not before.iloc[j:].equals(after.iloc[j:])  # it and later rows do see it
+
+
+def test_terminal_risk_counts_labels_only_after_the_delay() -> None:
+    state = FeatureState(label_delay_days=DELAY_DAYS)
+    day0 = [pay(i, T0 + i * 60, f"c{i}", "T1", 1_000) for i in range(20)]
+    for p in day0:
+        state.observe(p)
+    for p in day0[:5]:
+        state.add_label(p, True)  # delivered early on purpose
+    early = feats(state, pay(100, T0 + 3 * 86_400, "c1", "T1", 1_000))
+    assert early["terminal_risk_28d"] == 0.0
+    late = feats(state, pay(101, T0 + 8 * 86_400, "c2", "T1", 1_000))
+    assert late["terminal_risk_28d"] == pytest.approx(5 / 20)  # day 3 is inside the delay
+    assert late["terminal_labelled_n_28d"] == 20
+    assert fired(late)["risky_terminal"] == (
+        "25% of labelled payments at this beneficiary in recent weeks were fraud"
+    )
+
+
+# --- rules ----------------------------------------------------------------------------------
+
+
+def test_velocity_and_amount_rules_fire_with_their_reason() -> None:
+    state = FeatureState()
+    for i in range(7):
+        state.observe(pay(i, T0 + i * 120, "c1", f"T{i}", 1_000))
+    row = feats(state, pay(7, T0 + 900, "c1", "T9", 10_000))
+    assert fired(row) == {
+        "velocity_burst": "7 earlier payments by this payer in the last hour",
+        "amount_spike": "amount is 10x this payer's median payment",
+    }
+    calm = feats(state, pay(8, T0 + 3 * 86_400, "c1", "T1", 1_100))
+    assert fired(calm) == {}
+
+
+def test_takeover_rule_fires_on_a_large_transfer_from_a_new_device() -> None:
+    state = FeatureState()
+    for i in range(6):
+        state.observe(pay(i, T0 + i * 86_400, "c1", "T1", 2_000))
+    row = feats(state, pay(9, T0 + 7 * 86_400, "c1", "acct-x", 30_000, channel="transfer",
+                           device="stolen", mcc="p2p"))  # fmt: skip
+    hits = fired(row)
+    assert hits["new_device_large_transfer"] == (
+        "transfer of 15x the usual amount from a device first seen 0 h ago"
+    )
+    assert row["new_beneficiary"] == 1.0 and row["new_device"] == 1.0
+
+
+def test_mule_rules_fire_on_fan_in_and_fast_cash_out() -> None:
+    state = FeatureState()
+    for i in range(9):
+        state.observe(pay(i, T0 + i * 600, f"victim{i}", "mule", 5_000, channel="transfer",
+                          mcc="p2p"))  # fmt: skip
+    inbound = feats(state, pay(20, T0 + 6_000, "victim9", "mule", 5_000, channel="transfer",
+                               mcc="p2p"))  # fmt: skip
+    assert fired(inbound)["mule_fan_in"] == (
+        "beneficiary received transfers from 9 distinct payers in 24 h"
+    )
+    out = feats(state, pay(21, T0 + 9_000, "mule", "EXT1", 45_000, channel="transfer",
+                           device="dm", mcc="p2p"))  # fmt: skip
+    assert fired(out)["fast_cash_out"] == "sends on 90% of what 10 payers sent in within 24 h"
+
+
+def test_new_device_new_category_rule() -> None:
+    state = FeatureState()
+    for i in range(5):
+        state.observe(pay(i, T0 + i * 86_400, "c1", "T1", 2_000))
+    row = feats(state, pay(9, T0 + 6 * 86_400, "c1", "W1", 2_500, device="x", mcc="jewelry"))
+    reason = "card used from a new device at a merchant category it never used"
+    assert fired(row) == {"new_device_new_category": reason}
+
+
+# --- model vs rules -------------------------------------------------------------------------
+
+
+def test_model_and_combined_beat_rules_only_on_the_later_window(world: World) -> None:
+    y = world.frame["is_fraud"].to_numpy()[world.test]
+    days = sim_day(world.frame["at_s"])[world.test]
+    scores = world.model.score_frame(world.features[world.test])
+    ap = {name: average_precision_score(y, scores[name]) for name in ("rules", "model", "combined")}
+    k = world.model.thresholds.reviews_per_day
+    p_at_k = {name: precision_top_k_per_day(scores[name], y, days, k) for name in ap}
+    assert y.sum() >= 200
+    assert ap["combined"] >= ap["rules"] + 0.15, ap
+    assert ap["model"] >= ap["rules"] + 0.15, ap
+    assert p_at_k["combined"] >= p_at_k["rules"], p_at_k
+    assert 0 < world.model.thresholds.review <= world.model.thresholds.block <= 1.0 + 1e-9
+
+
+def test_model_round_trips_through_a_file(world: World, tmp_path: Path) -> None:
+    path = world.model.save(tmp_path / "fraud.json")
+    loaded = load_fraud_model(path)
+    rows = world.features[world.test].iloc[:500]
+    np.testing.assert_allclose(loaded.score_frame(rows)["combined"],
+                               world.model.score_frame(rows)["combined"], rtol=1e-12)  # fmt: skip
+    assert loaded.thresholds == world.model.thresholds
+    assert loaded.version == world.model.version
+
+
+# --- decisions and the review queue ---------------------------------------------------------
+
+
+def screen_test_window(world: World, n: int) -> tuple[FraudScreener, MemorySink, FakeClock, list]:
+    sink, clock = MemorySink(), FakeClock()
+    first_test = int(np.flatnonzero(world.test)[0])
+    _, state = replay_features(world.payments[:first_test],
+                               world.frame["is_fraud"].tolist()[:first_test])  # fmt: skip
+    screener = FraudScreener(world.model, sink=sink, clock=clock, state=state)
+    decisions = screener.screen_many(world.payments[first_test : first_test + n])
+    return screener, sink, clock, decisions
+
+
+def test_decisions_carry_at_most_four_reasons_and_are_logged(world: World) -> None:
+    screener, sink, _, decisions = screen_test_window(world, 3_000)
+    assert len(sink.decisions) == len(decisions) == 3_000
+    outcomes = {d.outcome for d in decisions}
+    assert {"approve", "review"} <= outcomes
+    for d, logged in zip(decisions, sink.decisions, strict=True):
+        assert len(d.reasons) <= REASONS_MAX
+        assert logged.kind == "fraud" and logged.model_version == world.model.version
+        assert logged.decision_id == d.decision_id and logged.outcome == d.outcome
+        assert logged.reasons == d.reasons and logged.score == round(d.score, 6)
+        assert logged.inputs["payment_id"] == d.payment_id
+        assert len(logged.inputs["payer_sha256"]) == 16
+        if d.outcome != "approve":
+            assert 1 <= len(d.reasons) <= REASONS_MAX
+        else:
+            assert d.reasons == ()
+    assert not any("C0" in str(v) for dec in sink.decisions for v in dec.inputs.values())
+    assert len(screener.queue) == sum(d.outcome == "review" for d in decisions)
+
+
+def test_screener_features_match_the_replay(world: World) -> None:
+    _, _, _, decisions = screen_test_window(world, 200)
+    first_test = int(np.flatnonzero(world.test)[0])
+    replayed = world.model.score_frame(world.features.iloc[first_test : first_test + 200])
+    np.testing.assert_allclose([d.score for d in decisions], replayed["combined"], rtol=1e-9)
+
+
+def test_review_queue_resolution_records_who_and_when(world: World) -> None:
+    screener, sink, clock, _ = screen_test_window(world, 3_000)
+    queue = screener.queue
+    items = queue.list_open()
+    assert items and [i.score for i in queue.list_open(by_score=True)] == sorted(
+        (i.score for i in items), reverse=True)  # fmt: skip
+    clock.set_ns((SIM_START_S + 40 * 86_400) * 1_000_000_000)
+    n_before = len(sink.decisions)
+    done = queue.resolve(items[0].decision_id, "fraud", "alice")
+    assert done.status == "fraud" and done.resolved_by == "alice"
+    assert done.resolved_at == "2026-02-10T00:00:00Z"
+    record = sink.decisions[-1]
+    assert len(sink.decisions) == n_before + 1
+    assert record.decision_id == done.resolution_id
+    assert record.outcome == "confirmed_fraud" and record.at == "2026-02-10T00:00:00Z"
+    assert record.inputs == {"review_of": items[0].decision_id, "payment_id": items[0].payment_id,
+                             "reviewer": "alice", "verdict": "fraud"}  # fmt: skip
+    assert len(queue) == len(items) - 1
+    with pytest.raises(ReviewAlreadyResolved):
+        queue.resolve(items[0].decision_id, "legitimate", "bob")
+    with pytest.raises(UnknownReviewItem):
+        queue.resolve("nope", "legitimate", "bob")
+    with pytest.raises(InvalidReview) as exc:
+        queue.resolve(items[1].decision_id, "maybe", "bob")
+    assert exc.value.field == "verdict"
+    with pytest.raises(InvalidReview):
+        queue.resolve(items[1].decision_id, "legitimate", " ")
+    assert len(sink.decisions) == n_before + 1
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+GOOD = {"payment_id": "p1", "at_s": T0, "payer_id": "c1", "beneficiary_id": "T1",
+        "amount_minor": 1_000, "currency": "EUR", "channel": "card"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"amount_minor": -5}, "amount_minor", "must be positive"),
+        ({"amount_minor": 0}, "amount_minor", "must be positive"),
+        ({"amount_minor": math.nan}, "amount_minor", "not a number"),
+        ({"at_s": math.nan}, "at_s", "not a number"),
+        ({"amount_minor": 10.5}, "amount_minor", "whole number"),
+        ({"amount_minor": "10"}, "amount_minor", "must be an integer"),
+        ({"colour": "red"}, "colour", "unknown payment field"),
+        ({"channel": "cash"}, "channel", "channel must be one of"),
+        ({"payer_id": ""}, "payer_id", "non-empty string"),
+    ],
+)
+def test_bad_payment_input_is_rejected_with_the_field(change: dict, field: str,
+                                                      words: str) -> None:  # fmt: skip
+    with pytest.raises(InvalidPayment) as exc:
+        make_payment({**GOOD, **change})
+    assert exc.value.field == field and words in exc.value.detail
+    assert exc.value.code == "risk_invalid_payment"
+
+
+def test_missing_field_and_a_bad_batch_change_nothing(world: World) -> None:
+    raw = dict(GOOD)
+    del raw["currency"]
+    with pytest.raises(InvalidPayment, match="missing payment field"):
+        make_payment(raw)
+    sink = MemorySink()
+    screener = FraudScreener(world.model, sink=sink, clock=FakeClock())
+    with pytest.raises(InvalidPayment):
+        screener.screen_many([GOOD, {**GOOD, "payment_id": "p2", "amount_minor": -1}])
+    assert sink.decisions == [] and screener.state.entities == {} and len(screener.queue) == 0
+    decision = screener.screen(GOOD)
+    assert decision.payment_id == "p1" and len(sink.decisions) == 1
