@@ -798,7 +798,9 @@ class PaymentScheme:
             party = self._find_party(conn, q.payee_alias_type, q.payee_alias)
             decision = self.screening.screen(t, party)
             if decision.hold:
-                t = replace(t, state=TransferState.HOLD, reason="; ".join(decision.reasons))
+                t = replace(
+                    t, state=TransferState.HOLD, reason=_reason("; ".join(decision.reasons))
+                )
             legs = self._legs(conn, t, payer, payee, ttl_s)
             self._post_ok(
                 uow,
@@ -1012,6 +1014,7 @@ class PaymentScheme:
         window: int | None,
     ) -> PaymentTransfer:
         now = self._now()
+        reason = _reason(reason)
         conn.execute(
             sa.update(st.transfers)
             .where(st.transfers.c.id == t.id)
@@ -1489,6 +1492,16 @@ class PaymentScheme:
                 .values(state="SETTLED", settled_at=self._now())
             )
         return self.get_window(window_id)
+
+
+REASON_LEN_MAX = 200  # pay_transfers.reason is VARCHAR(200)
+
+
+def _reason(text: str | None) -> str | None:
+    """A reason that fits its column: long ones are cut with an ellipsis, never refused."""
+    if text is None or len(text) <= REASON_LEN_MAX:
+        return text
+    return text[: REASON_LEN_MAX - 1] + "…"
 
 
 def _quote_values(q: Quote) -> dict[str, object]:
