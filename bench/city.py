@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from entrepot.city import services
 from entrepot.city.report import bench_table, forecast_table, plot_bench, plot_forecast
@@ -67,9 +67,11 @@ def main() -> None:
         for name in [s for s in args.scenarios.split(",") if s]:
             sc = services.resolve_scenario(name, end_s=args.end, seed=args.seed, rate_vph=args.rate)
             task = progress.add_task(f"bench {name}", total=4)
-            result = services.bench(
-                sc, workers=args.workers, on_done=lambda _n, _r, t=task: progress.advance(t)
-            )
+
+            def advance(_name: str, _result: object, t: TaskID = task) -> None:
+                progress.advance(t)
+
+            result = services.bench(sc, workers=args.workers, on_done=advance)
             entry = result.as_json()
             entry["targets"] = _check(entry, name)
             doc[name] = entry

@@ -55,6 +55,6 @@ def sumo_children() -> list[str]:
 
 
 def libsumo_loaded() -> bool:
-    import libsumo  # type: ignore[import-untyped]
+    import libsumo
 
     return bool(libsumo.simulation.isLoaded())

@@ -6,8 +6,15 @@ import pytest
 
 from entrepot.city import CONTROLLERS, Scenario, run_episode
 from entrepot.city.controllers import PhaseMachine, SignalHandle
+from entrepot.city.controllers.entrepot import ENTREPOT_TIMING, EntrepotController, EntrepotParams
 from entrepot.city.errors import SignalNotOwned, UnsafeTransition
-from entrepot.city.model import Intersection, Movement, SignalTiming, transition_states
+from entrepot.city.model import (
+    Decision,
+    Intersection,
+    Movement,
+    SignalTiming,
+    transition_states,
+)
 
 
 @pytest.mark.parametrize("name", list(CONTROLLERS))
@@ -78,7 +85,7 @@ def test_phase_machine_goes_green_yellow_all_red_green() -> None:
     fake = FakeSignals()
     handle = SignalHandle(fake, frozenset({"X"}))  # type: ignore[arg-type]
     timing = SignalTiming(green_s_min=10, green_s_max=60, yellow_s=3, all_red_s=2, decision_s=1)
-    log: list = []
+    log: list[Decision] = []
     machine = PhaseMachine(_intersection(), timing, handle, log, 0.0, "GrG")
 
     with pytest.raises(UnsafeTransition, match="minimum green"):
@@ -90,6 +97,33 @@ def test_phase_machine_goes_green_yellow_all_red_green() -> None:
     assert [s for _, s in fake.shown] == ["GrG", "yry", "rrr", "rGr"]
     assert machine.phase == 1 and machine.stage == "green" and machine.stage_since_s == 15.0
     assert [(d.from_phase, d.to_phase, d.reason) for d in log] == [(0, 1, "test")]
+
+
+def test_phase_machine_without_all_red_still_shows_yellow() -> None:
+    fake = FakeSignals()
+    handle = SignalHandle(fake, frozenset({"X"}))  # type: ignore[arg-type]
+    timing = SignalTiming(green_s_min=5, green_s_max=50, yellow_s=3, all_red_s=0, decision_s=1)
+    machine = PhaseMachine(_intersection(), timing, handle, [], 0.0, "GrG")
+
+    machine.switch(5.0, 1, "test")
+    for t in range(6, 10):
+        machine.tick(float(t))
+
+    assert [s for _, s in fake.shown] == ["GrG", "yry", "rGr"]
+    assert machine.stage_since_s == 8.0  # green 3 s after the yellow began: the clearance
+
+
+def test_entrepot_all_red_follows_the_network_plan() -> None:
+    moves = _intersection().movements
+    with_all_red = Intersection("X", moves, ("GrG", "rGr"), plan_all_red_s=5.0)
+    without = Intersection("X", moves, ("GrG", "rGr"))
+    ctrl = EntrepotController()
+    pinned = EntrepotController(params=EntrepotParams(plan_all_red=False))
+
+    assert ctrl._timing_for(with_all_red).all_red_s == ENTREPOT_TIMING.all_red_s
+    assert ctrl._timing_for(without).all_red_s == 0.0
+    assert ctrl._timing_for(without).yellow_s == ENTREPOT_TIMING.yellow_s
+    assert pinned._timing_for(without).all_red_s == ENTREPOT_TIMING.all_red_s
 
 
 def test_transition_keeps_common_greens_and_yellows_the_rest() -> None:

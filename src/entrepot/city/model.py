@@ -26,6 +26,11 @@ def green_links(state: str) -> frozenset[int]:
     return frozenset(i for i, letter in enumerate(state) if letter in GREEN)
 
 
+def is_all_red_phase(state: str) -> bool:
+    """A clearance phase: no link green, nothing yellow."""
+    return not any(c in GREEN or c in "yY" for c in state)
+
+
 def is_green_phase(state: str) -> bool:
     """A phase that serves traffic: some link green, nothing yellow (not a transition)."""
     return any(c in GREEN for c in state) and "y" not in state
@@ -110,6 +115,9 @@ class Intersection:
     movements: tuple[Movement | None, ...]
     #: The network's own green phases (transitions removed, duplicates dropped), in order.
     green_phases: tuple[str, ...]
+    #: Longest all-red (no green, no yellow) phase of the network's own plan, in seconds; 0 when
+    #: the plan goes from yellow straight to the next green.
+    plan_all_red_s: float = 0.0
 
     @property
     def n_links(self) -> int:

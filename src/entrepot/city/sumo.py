@@ -35,6 +35,7 @@ from entrepot.city.model import (
     Movement,
     ProbeRecord,
     Scenario,
+    is_all_red_phase,
     is_green_phase,
 )
 
@@ -269,14 +270,25 @@ def build_grid(
     seed: int = 42,
     name: str = "grid4x4",
     fringe_factor: str = "max",
+    trip_attributes: str = "",
+    attach_m: float | None = None,
+    turn_lanes: int = 0,
 ) -> Scenario:
     """A ``size`` x ``size`` signalised grid with random fringe-to-fringe trips.
 
     ``rates_vph`` is one insertion rate or several, spread evenly over the episode (a demand
     profile). Same arguments, same files: netgenerate and randomTrips run with fixed seeds.
+    ``trip_attributes`` go on every trip (randomTrips ``--trip-attributes``), ``attach_m`` is
+    the length of the fringe roads (default: one block), ``turn_lanes`` adds that many turn
+    lanes before each junction (netgenerate ``--turn-lanes``).
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    net = workdir / f"grid{size}x{size}-{int(block_m)}m-{lanes}l.net.xml"
+    attach = block_m if attach_m is None else attach_m
+    net = workdir / (
+        f"grid{size}x{size}-{int(block_m)}m-{lanes}l"
+        f"{'' if attach == block_m else f'-a{int(attach)}'}"
+        f"{f'-t{turn_lanes}' if turn_lanes else ''}.net.xml"
+    )
     if not net.exists():
         letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[:size]
         tls = ",".join(f"{c}{i}" for c in letters for i in range(size))
@@ -289,7 +301,8 @@ def build_grid(
                 "--grid.length",
                 str(block_m),
                 "--grid.attach-length",
-                str(block_m),
+                str(attach),
+                *(["--turn-lanes", str(turn_lanes)] if turn_lanes else []),
                 "-L",
                 str(lanes),
                 "--tls.set",
@@ -306,8 +319,10 @@ def build_grid(
         )
         os.replace(str(net) + ".part", net)  # atomic: parallel builders never see half a file
     tag = "-".join(f"{r:g}" for r in rates_vph)
+    attrs = "".join(c for c in trip_attributes if c.isalnum())
     routes = workdir / (
-        f"{net.stem.removesuffix('.net')}-r{tag}-f{fringe_factor}-e{end_s}-s{seed}.rou.xml"
+        f"{net.stem.removesuffix('.net')}-r{tag}-f{fringe_factor}{'-' + attrs if attrs else ''}"
+        f"-e{end_s}-s{seed}.rou.xml"
     )
     if not routes.exists():
         trips = routes.with_suffix(f".{os.getpid()}.trips.xml")
@@ -335,6 +350,7 @@ def build_grid(
                 "--validate",
                 "--prefix",
                 f"s{seed}_",
+                *(["--trip-attributes", trip_attributes] if trip_attributes else []),
             ]
         )
         os.replace(part, routes)
@@ -346,7 +362,7 @@ def build_grid(
         end_s=end_s,
         seed=seed,
         description=f"{size}x{size} grid, {block_m:g} m blocks, {lanes} lanes, "
-        f"fringe trips at {tag} veh/h, seed {seed}",
+        f"fringe trips at {tag} veh/h{' (best lane, max speed)' if attrs else ''}, seed {seed}",
     )
 
 
@@ -542,7 +558,10 @@ class SumoSimulator:
         for phase in logic.phases:
             if is_green_phase(phase.state) and phase.state not in greens:
                 greens.append(phase.state)
-        found = Intersection(tl_id, movements, tuple(greens))
+        all_red = max(
+            (float(ph.duration) for ph in logic.phases if is_all_red_phase(ph.state)), default=0.0
+        )
+        found = Intersection(tl_id, movements, tuple(greens), all_red)
         self._intersections[tl_id] = found
         return found
 

@@ -14,11 +14,11 @@ halting vehicles that has not been served for ``red_s_max`` (no approach starves
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from entrepot.city.controllers.base import ControlContext, PhaseMachine, SignalController
 from entrepot.city.controllers.max_pressure import phase_movements
-from entrepot.city.model import SignalTiming
+from entrepot.city.model import Intersection, SignalTiming
 
 ENTREPOT_TIMING = SignalTiming(
     green_s_min=5.0, green_s_max=50.0, yellow_s=3.0, all_red_s=1.0, decision_s=1.0
@@ -45,6 +45,8 @@ class EntrepotParams:
     preempt_margin_veh: float = 2.0
     #: Also end a green once its lanes hold no halting vehicle (before the gap loop says so).
     end_on_cleared_queue: bool = False
+    #: Show an all-red only at signals whose own plan has one (the yellow is always shown).
+    plan_all_red: bool = True
 
 
 class EntrepotController(SignalController):
@@ -63,7 +65,7 @@ class EntrepotController(SignalController):
         self._machines = {
             tl_id: PhaseMachine(
                 ctx.intersections[tl_id],
-                self.timing,
+                self._timing_for(ctx.intersections[tl_id]),
                 ctx.handle,
                 self.decisions,
                 t_s,
@@ -83,6 +85,13 @@ class EntrepotController(SignalController):
             lane: max(r.length_m / VEHICLE_SPACE_M, 1.0)
             for lane, r in ctx.sim.lane_readings(self._lanes).items()
         }
+
+    def _timing_for(self, tl: Intersection) -> SignalTiming:
+        """Always a yellow; an all-red only where the network's own plan has one, and no
+        longer than the pinned one (``plan_all_red=False``: always the pinned all-red)."""
+        if not self.params.plan_all_red:
+            return self.timing
+        return replace(self.timing, all_red_s=min(self.timing.all_red_s, tl.plan_all_red_s))
 
     def act(self, t_s: float) -> None:
         for machine in self._machines.values():
