@@ -3,8 +3,11 @@ the same demand, build forecasting days and score the forecasts."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import re
 import tempfile
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
@@ -19,6 +22,7 @@ from entrepot.city.errors import InvalidSeries, UnknownScenario
 from entrepot.city.evaluate import EpisodeResult, run_episode
 from entrepot.city.forecast import (
     HORIZONS_MIN,
+    TARGET_WINDOW_MIN,
     HorizonScore,
     MinuteBinner,
     SpeedDays,
@@ -27,7 +31,7 @@ from entrepot.city.forecast import (
 )
 from entrepot.city.model import Scenario
 from entrepot.city.sensing import SensingPipeline
-from entrepot.city.sumo import build_grid, read_sumocfg
+from entrepot.city.sumo import build_grid, read_net, read_sumocfg
 
 HANGZHOU_NET = "hangzhou_4x4_gudang_18041610_1h.net.xml"
 HANGZHOU_ROUTES = "hangzhou_4x4_gudang_18041610_1h.rou.xml"
@@ -39,9 +43,16 @@ GRID_RATE_VPH = 11_000.0
 #: Every trip enters on its best lane at the road's speed, as traffic engineers set demand.
 GRID_TRIP_ATTRIBUTES = 'departLane="best" departSpeed="max"'
 
-#: Forecast days: a two-hour demand profile (veh/h per 15 minutes) scaled per day.
+#: Forecast days: a two-hour demand profile (veh/h per 15 minutes) scaled per day, its peak
+#: shifted per day, and on some days an incident (speed cut on one or two inner links).
 FORECAST_PROFILE_VPH = (3000.0, 5000.0, 7000.0, 9000.0, 9000.0, 7000.0, 5000.0, 3000.0)
 FORECAST_DAY_SCALE = (0.6, 1.3)
+FORECAST_DAY_S = 7200
+#: The profile is resampled to 5-minute rates after shifting it by up to this many minutes.
+FORECAST_SHIFT_MIN = 30.0
+FORECAST_INCIDENT_P = 0.6
+FORECAST_INCIDENT_MIN = (20.0, 40.0)
+FORECAST_INCIDENT_SPEED_MPS = 1.5
 ProgressFn = Callable[[float, float], None]
 
 
@@ -166,30 +177,147 @@ class ForecastReport:
         }
 
 
-def forecast_day(
-    day: int, *, seed: int, workdir: Path, controller: str = "fixed"
-) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Simulate one day on the 4x4 grid: the demand profile scaled by a seeded day factor."""
+@dataclass(frozen=True)
+class ForecastDayPlan:
+    """What makes one simulated day different: demand level, peak shift, incident."""
+
+    day: int
+    scale: float
+    shift_min: float
+    rates_vph: tuple[float, ...]
+    incident_links: tuple[str, ...]
+    incident_start_s: float
+    incident_end_s: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "day": self.day,
+            "scale": round(self.scale, 3),
+            "peak_shift_min": round(self.shift_min, 1),
+            "incident_links": list(self.incident_links),
+            "incident_s": [round(self.incident_start_s), round(self.incident_end_s)],
+        }
+
+
+def _inner_links(net_file: Path) -> tuple[str, ...]:
+    """Links between two signalised grid nodes (``A0B0``), not the fringe roads."""
+    return tuple(sorted(e for e in read_net(net_file).edges if re.fullmatch(r"[A-Z]\d[A-Z]\d", e)))
+
+
+def forecast_day_plan(day: int, seed: int, inner_links: tuple[str, ...]) -> ForecastDayPlan:
+    """Seeded per-day variation: level in FORECAST_DAY_SCALE, peak shifted by up to
+    +-FORECAST_SHIFT_MIN minutes, +-10 % per 5 minutes, and with probability
+    FORECAST_INCIDENT_P a 20-40 minute speed cut on one or two inner links."""
     rng = np.random.default_rng([seed, day])
     scale = float(rng.uniform(*FORECAST_DAY_SCALE))
-    rates = tuple(round(r * scale * float(rng.uniform(0.9, 1.1))) for r in FORECAST_PROFILE_VPH)
+    shift = float(rng.uniform(-FORECAST_SHIFT_MIN, FORECAST_SHIFT_MIN))
+    quarter = 15.0
+    centres = quarter * (np.arange(len(FORECAST_PROFILE_VPH)) + 0.5)
+    fine = np.arange(2.5, FORECAST_DAY_S / 60.0, 5.0)
+    base = np.interp(fine - shift, centres, FORECAST_PROFILE_VPH)
+    noise = rng.uniform(0.9, 1.1, size=fine.size)
+    rates = tuple(float(round(r)) for r in base * scale * noise)
+    links: tuple[str, ...] = ()
+    start_s = end_s = 0.0
+    if inner_links and rng.uniform() < FORECAST_INCIDENT_P:
+        n = int(rng.integers(1, 3))
+        links = tuple(sorted(rng.choice(inner_links, size=n, replace=False).tolist()))
+        start_s = float(rng.uniform(15.0, FORECAST_DAY_S / 60.0 - 45.0)) * 60.0
+        end_s = start_s + float(rng.uniform(*FORECAST_INCIDENT_MIN)) * 60.0
+    return ForecastDayPlan(day, scale, shift, rates, links, start_s, end_s)
+
+
+class Incident:
+    """A step hook that cuts the speed limit of some links between two times (then restores it).
+    Needs the SUMO adapter's live API; on other simulators it does nothing."""
+
+    def __init__(
+        self, links: tuple[str, ...], start_s: float, end_s: float, speed_mps: float
+    ) -> None:
+        self.links = links
+        self.start_s = start_s
+        self.end_s = end_s
+        self.speed_mps = speed_mps
+        self._saved: dict[str, float] = {}
+        self._done = False
+
+    def __call__(self, t_s: float, sim: Any) -> None:
+        if self._done or not self.links or t_s < self.start_s:
+            return
+        api = getattr(sim, "_api", None)
+        if api is None:
+            self._done = True
+            return
+        if not self._saved and t_s < self.end_s:
+            lanes = sim.link_lanes()
+            for link in self.links:
+                for lane in lanes.get(link, ()):
+                    self._saved[lane] = sim.lane_max_speed_mps(lane)
+                    api.lane.setMaxSpeed(lane, self.speed_mps)
+        elif t_s >= self.end_s:
+            for lane, speed in self._saved.items():
+                api.lane.setMaxSpeed(lane, speed)
+            self._done = True
+
+
+def link_neighbours(net_file: Path, link_ids: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Row-normalised upstream and downstream adjacency between links (no U-turns)."""
+    ends: dict[str, tuple[str, str]] = {}
+    for edge in ET.parse(net_file).getroot().iter("edge"):
+        if edge.get("function") != "internal" and edge.get("from") and edge.get("to"):
+            ends[edge.get("id", "")] = (edge.get("from", ""), edge.get("to", ""))
+    n = len(link_ids)
+    down = np.zeros((n, n))
+    for i, a in enumerate(link_ids):
+        for j, b in enumerate(link_ids):
+            if a in ends and b in ends and ends[a][1] == ends[b][0] and ends[b][1] != ends[a][0]:
+                down[i, j] = 1.0
+    up = down.T.copy()
+    for m in (down, up):
+        rows = m.sum(axis=1, keepdims=True)
+        np.divide(m, rows, out=m, where=rows > 0)
+    return up, down
+
+
+def forecast_day(
+    day: int, *, seed: int, workdir: Path, controller: str = "fixed"
+) -> tuple[SpeedDays, ForecastDayPlan]:
+    """Simulate one day on the 4x4 grid with its seeded plan (demand level and shape, incident);
+    per-minute link speed, flow and queue from the sensing pipeline."""
+    rates = forecast_day_plan(day, seed, ()).rates_vph  # the same draws come first
     scenario = build_grid(
         workdir,
-        rates_vph=tuple(float(r) for r in rates),
-        end_s=7200,
+        rates_vph=rates,
+        end_s=FORECAST_DAY_S,
         seed=seed + day,
         name=f"forecast-day-{day}",
     )
+    plan = forecast_day_plan(day, seed, _inner_links(scenario.net_file))
     binner = MinuteBinner()
     sensing = SensingPipeline(seed=seed, listeners=(binner,))
-    run_episode(scenario, controller, hooks=(sensing,))
+    incident = Incident(
+        plan.incident_links,
+        plan.incident_start_s,
+        plan.incident_end_s,
+        FORECAST_INCIDENT_SPEED_MPS,
+    )
+    run_episode(scenario, controller, hooks=(incident, sensing))
     assert binner.link_ids is not None
-    return binner.series(), binner.link_ids
+    up, down = link_neighbours(scenario.net_file, binner.link_ids)
+    data = SpeedDays(
+        binner.series()[None],
+        binner.link_ids,
+        flows=binner.series("flow")[None],
+        queues=binner.series("queue")[None],
+        upstream=up,
+        downstream=down,
+    )
+    return data, plan
 
 
 def _forecast_day_in_subprocess(
     day: int, seed: int, workdir: Path
-) -> tuple[np.ndarray, tuple[str, ...]]:
+) -> tuple[SpeedDays, ForecastDayPlan]:
     return forecast_day(day, seed=seed, workdir=workdir)
 
 
@@ -200,12 +328,12 @@ def build_forecast_days(
     workdir: Path | None = None,
     workers: int = 2,
     on_day: Callable[[int], None] | None = None,
-) -> SpeedDays:
+) -> tuple[SpeedDays, tuple[ForecastDayPlan, ...]]:
     if n_days < 2:
         raise InvalidSeries(f"need at least 2 days (one to train, one to test), got {n_days}")
     wd = workdir or default_workdir()
     context = multiprocessing.get_context("spawn")
-    days: dict[int, tuple[np.ndarray, tuple[str, ...]]] = {}
+    days: dict[int, tuple[SpeedDays, ForecastDayPlan]] = {}
     with ProcessPoolExecutor(
         max_workers=max(1, workers), mp_context=context, max_tasks_per_child=1
     ) as pool:
@@ -214,7 +342,8 @@ def build_forecast_days(
             days[futures[future]] = future.result()
             if on_day is not None:
                 on_day(futures[future])
-    return collect_days(n_days, lambda d: days[d])
+    data = collect_days([days[d][0] for d in range(n_days)])
+    return data, tuple(days[d][1] for d in range(n_days))
 
 
 def score_forecast(
@@ -222,11 +351,32 @@ def score_forecast(
     train_days: int,
     horizons_min: tuple[int, ...] = HORIZONS_MIN,
     *,
-    window_min: int = 1,
+    target_window_min: int = TARGET_WINDOW_MIN,
+    model: str = "ridge",
+    seed: int = 0,
 ) -> ForecastReport:
-    """MAE per horizon; ``window_min`` > 1 forecasts the trailing mean over that window."""
-    if window_min > 1:
-        days = days.rolling_mean(window_min)
-    scores = evaluate_forecast(days, train_days, horizons_min)
+    """MAE per horizon of the mean speed over ``target_window_min`` minutes from the horizon."""
+    scores = evaluate_forecast(
+        days, train_days, horizons_min, target_window_min=target_window_min, model=model, seed=seed
+    )
     n_days, minutes, links = days.speeds.shape
     return ForecastReport(n_days, train_days, links, minutes, tuple(scores))
+
+
+def save_forecast_days(
+    path: Path, days: SpeedDays, plans: tuple[ForecastDayPlan, ...] = ()
+) -> None:
+    arrays: dict[str, Any] = {"speeds": days.speeds, "link_ids": np.array(days.link_ids)}
+    for name in ("flows", "queues", "upstream", "downstream"):
+        if getattr(days, name) is not None:
+            arrays[name] = getattr(days, name)
+    if plans:
+        arrays["plans"] = np.array(json.dumps([p.as_json() for p in plans]))
+    np.savez_compressed(path, **arrays)
+
+
+def load_forecast_days(path: Path) -> SpeedDays:
+    """Days saved by ``save_forecast_days`` (or ``entrepot city forecast --save``)."""
+    with np.load(path) as f:
+        extra = {k: f[k] for k in ("flows", "queues", "upstream", "downstream") if k in f}
+        return SpeedDays(f["speeds"], tuple(str(x) for x in f["link_ids"]), **extra)

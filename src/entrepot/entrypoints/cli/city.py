@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -158,28 +157,43 @@ def forecast(
     ] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, max=8)] = 2,
     window: Annotated[
-        int, typer.Option("--window", min=1, max=30, help="forecast the mean over N minutes")
-    ] = 1,
+        int,
+        typer.Option(
+            "--window",
+            min=1,
+            max=30,
+            help="forecast the mean speed over N minutes from the horizon",
+        ),
+    ] = 5,
+    model: Annotated[
+        str, typer.Option("--model", help="ridge or gbm (gradient boosting)")
+    ] = "ridge",
     save: Annotated[
-        Path | None, typer.Option("--save", help="keep the simulated speeds here (.npz)")
+        Path | None, typer.Option("--save", help="keep the simulated days here (.npz)")
+    ] = None,
+    load: Annotated[
+        Path | None, typer.Option("--load", help="score days saved with --save (no SUMO)")
     ] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="write a PNG here")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Forecast link speeds 5/10/15 minutes ahead; MAE against last value and historical avg."""
+    """Forecast 5-minute mean link speeds 5/10/15 minutes ahead; MAE vs last value and HA."""
     from entrepot.city.forecast import synthetic_days
 
-    if synthetic:
+    plans: tuple[services.ForecastDayPlan, ...] = ()
+    if load is not None:
+        data = services.load_forecast_days(load)
+    elif synthetic:
         data = synthetic_days(n_days=days, seed=seed)
     else:
         with _progress() as bar:
             task = bar.add_task("simulating days", total=days)
-            data = services.build_forecast_days(
+            data, plans = services.build_forecast_days(
                 days, seed=seed, workers=workers, on_day=lambda _d: bar.advance(task)
             )
     if save is not None:
-        np.savez_compressed(save, speeds=data.speeds, link_ids=np.array(data.link_ids))
-    report = services.score_forecast(data, train_days, window_min=window)
+        services.save_forecast_days(save, data, plans)
+    report = services.score_forecast(data, train_days, target_window_min=window, model=model)
     if plot is not None:
         plot_forecast(report, plot)
     if as_json:
