@@ -546,7 +546,7 @@ def decide_transfers(
     fx = TransferEffects(results=[OK] * len(batch))
     ts = expire_pending(view, due, fx, ts_first)
     TransferMachine(view, fx).run(batch, ts)
-    fx.last_timestamp = max(ts - 1, ts + len(batch) - 1) if batch else ts - 1
+    fx.last_timestamp = ts + len(batch) - 1  # expiries took ts_first..ts-1, the batch the rest
     return fx
 
 

@@ -27,7 +27,7 @@ from entrepot.ledger.model import (
     PendingStatus,
     Transfer,
 )
-from entrepot.storage.engine import driver_connection, is_postgres
+from entrepot.storage.engine import driver_connection
 
 metadata = sa.MetaData()
 _TS = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # INTEGER PRIMARY KEY = rowid
@@ -637,7 +637,3 @@ class LedgerStore:
             "SELECT (SELECT COUNT(*) FROM ledger_accounts), (SELECT COUNT(*) FROM ledger_transfers)"
         ).one()
         return int(row[0]), int(row[1])
-
-
-def is_pg(conn: Connection) -> bool:
-    return is_postgres(conn)

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock
+from entrepot.kernel.ids import id_from_bytes, id_to_bytes
 from entrepot.kernel.limits import BATCH_EVENTS_MAX
 from entrepot.kernel.money import Money, convert, get_currency
 from entrepot.ledger import (
@@ -246,7 +247,7 @@ class PaymentScheme:
         ).first()
         if row is None:
             raise CurrencyNotSupported(f"the scheme does not run {currency}", field="currency")
-        return int.from_bytes(row[0], "big")
+        return id_from_bytes(row[0])
 
     # ------------------------------------------------------------------ currencies
     def enable_currency(self, currency: str) -> None:
@@ -268,7 +269,7 @@ class PaymentScheme:
                 if exists is None:
                     conn.execute(
                         sa.insert(st.scheme_accounts).values(
-                            currency=cur.code, kind=kind, account_id=account_id.to_bytes(16, "big")
+                            currency=cur.code, kind=kind, account_id=id_to_bytes(account_id)
                         )
                     )
             results = self.ledger.create_accounts(accounts, uow=uow)
@@ -350,8 +351,8 @@ class PaymentScheme:
                     participant_id=participant_id,
                     currency=cur.code,
                     ledger=number,
-                    position_account=position.to_bytes(16, "big"),
-                    settlement_account=settlement.to_bytes(16, "big"),
+                    position_account=id_to_bytes(position),
+                    settlement_account=id_to_bytes(settlement),
                     net_debit_cap=0,
                 )
             )
@@ -1356,11 +1357,11 @@ class PaymentScheme:
             accounts = {
                 a.id: a
                 for a in self.ledger.lookup_accounts(
-                    [int.from_bytes(r.position_account, "big") for r in rows]
+                    [id_from_bytes(r.position_account) for r in rows]
                 )
             }
             for r in rows:
-                a = accounts[int.from_bytes(r.position_account, "big")]
+                a = accounts[id_from_bytes(r.position_account)]
                 net = a.credits_posted - a.debits_posted - r.net_debit_cap
                 sent, received = gross.get((r.participant_id, r.currency), (0, 0))
                 if net == 0 and sent == 0 and received == 0:

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from entrepot.kernel.ids import id_from_bytes
 from entrepot.payments.model import (
     AliasType,
     AmountType,
@@ -191,10 +192,6 @@ idempotency = sa.Table(
 )
 
 
-def _i(raw: bytes) -> int:
-    return int.from_bytes(raw, "big")
-
-
 def _dec(text: str | None) -> Decimal | None:
     return Decimal(text) if text is not None else None
 
@@ -212,8 +209,8 @@ def load_participant(conn: Connection, participant_id: str) -> Participant | Non
         r.currency: ParticipantCurrency(
             r.currency,
             r.ledger,
-            _i(r.position_account),
-            _i(r.settlement_account),
+            id_from_bytes(r.position_account),
+            id_from_bytes(r.settlement_account),
             r.net_debit_cap,
         )
         for r in cur_rows
