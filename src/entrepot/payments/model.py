@@ -14,6 +14,7 @@ class ParticipantKind(StrEnum):
     FX_PROVIDER = "fx_provider"
     CENTRAL_BANK = "central_bank"
     HUB = "hub"  # a trade hub's operator: decides escrows it controls
+    GOVERNMENT = "government"  # a public body paid through the scheme (a customs authority)
 
 
 class AliasType(StrEnum):

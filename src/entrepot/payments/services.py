@@ -18,6 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
 from typing import Protocol
@@ -80,6 +81,7 @@ from entrepot.payments.model import (
     TransferState,
     WindowState,
 )
+from entrepot.storage.engine import read_connection
 from entrepot.storage.uow import UnitOfWork
 
 SCHEME = "scheme"  # the scheme operator's participant id; fees accrue to its position
@@ -183,6 +185,9 @@ def _check_ttl(seconds: int, what: str) -> None:
         raise InvalidPaymentInput(f"{what} must be 1..{TTL_S_MAX} seconds", field=what)
 
 
+_JOINED: ContextVar[UnitOfWork | None] = ContextVar("entrepot_payments_joined", default=None)
+
+
 class PaymentScheme:
     def __init__(
         self,
@@ -202,11 +207,40 @@ class PaymentScheme:
     # ------------------------------------------------------------------ plumbing
     @contextmanager
     def _uow(self) -> Iterator[UnitOfWork]:
+        joined = _JOINED.get()
+        if joined is not None and joined.engine is self.engine:
+            self.ledger.store.begin_write(joined.connection)
+            yield joined  # the caller that joined us commits, or rolls everything back
+            return
         with UnitOfWork(self.engine) as uow:
             # Take the ledger's write lock first: every scheme write is serialised with it.
             self.ledger.store.begin_write(uow.connection)
             yield uow
             uow.commit()
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """A connection for queries: the joined unit of work's (it sees its own writes), else
+        a snapshot that does not take the write lock."""
+        joined = _JOINED.get()
+        if joined is not None and joined.engine is self.engine:
+            yield joined.connection
+            return
+        with read_connection(self.engine) as conn:
+            yield conn
+
+    @contextmanager
+    def joined(self, uow: UnitOfWork) -> Iterator[PaymentScheme]:
+        """Run scheme use cases inside a caller's unit of work (another context's use case,
+        e.g. a trade checkout): their writes and the caller's commit together or not at all.
+        The scheme does not commit; the caller does. Reads through ``get_*`` still see only
+        committed data."""
+        self.ledger.store.begin_write(uow.connection)
+        token = _JOINED.set(uow)
+        try:
+            yield self
+        finally:
+            _JOINED.reset(token)
 
     def _now(self) -> int:
         return self.clock.now_ns()
@@ -274,14 +308,14 @@ class PaymentScheme:
                     )
             results = self.ledger.create_accounts(accounts, uow=uow)
             assert all(r in ("ok", "exists") for r in results), results
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             scheme = st.load_participant(conn, SCHEME)
         if scheme is None:
             self.register_participant(SCHEME, "Entrepot scheme operator", "hub", "ZZ", [])
         self.add_currency(SCHEME, cur.code)
 
     def scheme_currencies(self) -> list[str]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(sa.select(st.scheme_accounts.c.currency).distinct()).all()
         return sorted(r[0] for r in rows)
 
@@ -359,11 +393,11 @@ class PaymentScheme:
         return self.get_participant(participant_id)
 
     def get_participant(self, participant_id: str) -> Participant:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return self._participant(conn, participant_id)
 
     def list_participants(self) -> list[Participant]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             ids = conn.execute(sa.select(st.participants.c.id).order_by(st.participants.c.id))
             return [self._participant(conn, r[0]) for r in ids.all()]
 
@@ -516,7 +550,7 @@ class PaymentScheme:
     def lookup_party(self, alias_type: AliasType | str, alias: str) -> Party:
         """Any participant may look up any alias, across countries."""
         kind, value = normalise_alias(alias_type, alias)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             return self._find_party(conn, kind, value)
 
     # ------------------------------------------------------------------ FX
@@ -557,6 +591,11 @@ class PaymentScheme:
                 )
             )
         return fx
+
+    def find_rate(self, source: str, target: str) -> FxRate:
+        """The best valid rate from ``source`` to ``target`` now (raises NoFxRate)."""
+        with self._read() as conn:
+            return self.best_rate(conn, source, target, self._now())
 
     def best_rate(self, conn: Connection, source: str, target: str, now: int) -> FxRate:
         rows = conn.execute(
@@ -689,7 +728,7 @@ class PaymentScheme:
         return st.quote_from_row(row)
 
     def get_quote(self, caller: str, quote_id: str) -> Quote:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             q = self._quote(conn, quote_id)
         if caller not in (q.payer_participant, q.payee_participant):
             raise NotYours(f"quote {quote_id} is not yours")
@@ -935,7 +974,7 @@ class PaymentScheme:
         return st.transfer_from_row(row)
 
     def get_transfer(self, caller: str, transfer_id: str) -> PaymentTransfer:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             t = self._transfer(conn, transfer_id)
         if caller not in (t.payer_participant, t.payee_participant, SCHEME):
             raise NotYours(f"transfer {transfer_id} is not yours")
@@ -1032,7 +1071,7 @@ class PaymentScheme:
         )
         if after:
             query = query.where(c.id > after)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(query.order_by(c.id).limit(min(max(limit, 1), 1000))).all()
         return [self._expired_view(st.transfer_from_row(r)) for r in rows]
 
@@ -1205,7 +1244,7 @@ class PaymentScheme:
         return int(seq)
 
     def get_escrow(self, caller: str, escrow_id: str) -> Escrow:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             e = self._escrow(conn, escrow_id)
         if caller not in (e.payer_participant, e.payee_participant, e.controller):
             raise NotYours(f"escrow {escrow_id} is not yours")
@@ -1213,7 +1252,7 @@ class PaymentScheme:
 
     def escrow_events(self, caller: str, escrow_id: str) -> list[dict[str, object]]:
         self.get_escrow(caller, escrow_id)
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(
                 sa.select(st.escrow_events)
                 .where(st.escrow_events.c.escrow_id == escrow_id)
@@ -1413,7 +1452,7 @@ class PaymentScheme:
         return {k: (v[0], v[1]) for k, v in out.items()}
 
     def get_window(self, window_id: int) -> SettlementWindow:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(sa.select(st.windows).where(st.windows.c.id == window_id)).first()
             if row is None:
                 raise WindowNotFound(f"settlement window {window_id} does not exist")
@@ -1430,7 +1469,7 @@ class PaymentScheme:
         )
 
     def list_windows(self) -> list[SettlementWindow]:
-        with self.engine.connect() as conn:
+        with self._read() as conn:
             ids = [
                 r[0]
                 for r in conn.execute(sa.select(st.windows.c.id).order_by(st.windows.c.id)).all()

@@ -1,9 +1,67 @@
-"""Trade: the marketplace side of the network.
+"""Trade: the network of hubs where small businesses sell abroad.
 
-Owns (as the context grows): hubs, merchants, the catalogue, orders, logistics, customs and
-disputes. Only :mod:`entrepot.trade.customs` exists yet: HS classification, dated tariff and
-de-minimis data, landed cost, customs declarations and clearance decisions.
+Owns: hubs (central export and import hubs, national eHubs) with their warehouses, partner
+banks and wallets, customs authority, arbitration panel, freight card and DFTZ membership;
+merchants and buyers; the catalogue with HS 2022 codes and stock per warehouse; landed-cost
+quotes delivered duty paid in the buyer's currency; orders paid into escrow through the
+payment scheme; tracking with postal event codes; customs declarations
+(:mod:`entrepot.trade.customs`); release and merchant payouts; cancellations, returns,
+disputes and online arbitration.
 
-Invariants: money is an int in minor units with an ISO 4217 currency; rates are Decimal with
-the rounding mode stated; trade imports only :mod:`entrepot.kernel` for now.
+Invariants:
+- An order and its escrows commit together or not at all (the scheme joins trade's unit of
+  work); stock is reserved in the same commit, never oversold (a conditional update under the
+  write lock).
+- Money moves only through the payment scheme's escrows and transfers: goods, freight and
+  insurance are held for the merchant's hub; duties and taxes for the destination's customs,
+  paid to it at import clearance (EDC). The merchant is paid its price less the hub's
+  commission, in its own currency; a partial release pays the same share, rounded down.
+- Order state is a fold over the order's events; every event, tracking step and dispute step
+  is recorded with who and when.
+- A caller sees and acts on only what is theirs: a buyer its orders, a merchant its catalogue
+  and orders, a hub operator what passes through its hub, an arbitrator its cases.
+- Every deadline (hand-over, delivery, dispute window, merchant answer, negotiation, ruling,
+  appeal) acts by itself when ``process_deadlines`` runs after it.
 """
+
+from entrepot.trade.model import (
+    Buyer,
+    Dispute,
+    DisputeReason,
+    DisputeState,
+    FreightCard,
+    Hub,
+    HubKind,
+    Item,
+    Merchant,
+    MerchantState,
+    Order,
+    OrderState,
+    Outcome,
+    Role,
+    TradeQuote,
+    Warehouse,
+    principal,
+)
+from entrepot.trade.services import TradeNetwork
+
+__all__ = [
+    "Buyer",
+    "Dispute",
+    "DisputeReason",
+    "DisputeState",
+    "FreightCard",
+    "Hub",
+    "HubKind",
+    "Item",
+    "Merchant",
+    "MerchantState",
+    "Order",
+    "OrderState",
+    "Outcome",
+    "Role",
+    "TradeNetwork",
+    "TradeQuote",
+    "Warehouse",
+    "principal",
+]

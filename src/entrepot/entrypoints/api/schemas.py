@@ -30,7 +30,7 @@ class MoneyOut(BaseModel):
 class ParticipantIn(Strict):
     id: str = Id
     name: str = Field(min_length=1, max_length=200)
-    kind: Literal["bank", "wallet", "fx_provider", "central_bank", "hub"]
+    kind: Literal["bank", "wallet", "fx_provider", "central_bank", "hub", "government"]
     country: str = Field(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$")
     currencies: list[str] = Field(default_factory=list, max_length=20)
     bic: str | None = Field(default=None, pattern=r"^[A-Z]{6}[A-Z2-9][A-NP-Z0-9]([A-Z0-9]{3})?$")

@@ -1,0 +1,513 @@
+"""Trade network entities (frozen dataclasses) and the pure rules over them: the tracking
+event machine, order states derived from events, freight pricing, dispute outcomes.
+
+Amounts are int minor units; times are UTC nanoseconds from the injected clock.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from enum import StrEnum
+
+from entrepot.trade.errors import InvalidTradeInput, InvalidTransition
+
+ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
+DAY_NS = 86_400 * 1_000_000_000
+HOUR_NS = 3_600 * 1_000_000_000
+
+
+def check_id(value: object, what: str) -> str:
+    if not isinstance(value, str) or ID_RE.fullmatch(value) is None:
+        raise InvalidTradeInput(
+            f"{what} {value!r} must be 1-48 letters, digits, '-' or '_' (starting with a "
+            "letter or digit)",
+            field=what,
+        )
+    return value
+
+
+def check_text(value: object, what: str, max_len: int = 200) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > max_len:
+        raise InvalidTradeInput(f"{what} must be 1-{max_len} characters of text", field=what)
+    return value.strip()
+
+
+def check_positive(value: object, what: str, max_value: int = 10**15) -> int:
+    if type(value) is not int or not 0 < value <= max_value:
+        raise InvalidTradeInput(f"{what} must be a positive integer up to {max_value}", field=what)
+    return value
+
+
+def check_non_negative(value: object, what: str, max_value: int = 10**15) -> int:
+    if type(value) is not int or not 0 <= value <= max_value:
+        raise InvalidTradeInput(
+            f"{what} must be a non-negative integer up to {max_value}", field=what
+        )
+    return value
+
+
+# ---------------------------------------------------------------------- principals
+class Role(StrEnum):
+    HUB = "hub"  # a hub's operator, authenticated as the hub's payment participant
+    MERCHANT = "merchant"
+    BUYER = "buyer"
+    ARBITRATOR = "arbitrator"
+
+
+def principal(role: Role, actor_id: str) -> str:
+    """The caller string of a trade actor: ``merchant:m-1``, ``buyer:b-7``... A hub operator
+    is its payment participant id (no prefix)."""
+    return actor_id if role is Role.HUB else f"{role.value}:{actor_id}"
+
+
+def parse_principal(caller: str) -> tuple[Role, str]:
+    kind, sep, rest = caller.partition(":")
+    if not sep:
+        return Role.HUB, caller
+    try:
+        return Role(kind), rest
+    except ValueError:
+        raise InvalidTradeInput(f"unknown principal {caller!r}", field="caller") from None
+
+
+# ---------------------------------------------------------------------- network
+class HubKind(StrEnum):
+    EXPORT = "export"  # central export hub: consolidation, export clearance
+    IMPORT = "import"  # central import hub: import clearance
+    EHUB = "ehub"  # national eHub: merchants, fulfilment centre, local banks
+
+
+@dataclass(frozen=True, slots=True)
+class FreightCard:
+    """A hub's freight rates in its currency: a parcel's chargeable weight is the larger of
+    its actual weight and its volumetric weight (L x W x H / 5,000 cm^3 per kg)."""
+
+    domestic_base_minor: int
+    domestic_per_kg_minor: int
+    international_base_minor: int
+    international_per_kg_minor: int
+    insurance_bps: int = 100  # of the goods value
+
+    def freight(self, chargeable_g: int, international: bool) -> int:
+        base, per_kg = (
+            (self.international_base_minor, self.international_per_kg_minor)
+            if international
+            else (self.domestic_base_minor, self.domestic_per_kg_minor)
+        )
+        # per started 100 g, rounded half up to the minor unit
+        kg = Decimal(-(-chargeable_g // 100)) / 10
+        return base + int((kg * per_kg).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+    def insurance(self, goods_minor: int) -> int:
+        return int(
+            (Decimal(goods_minor) * self.insurance_bps / 10_000).quantize(
+                Decimal(1), rounding=ROUND_HALF_UP
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Hub:
+    id: str
+    name: str
+    kind: HubKind
+    country: str
+    currency: str
+    participant_id: str  # the hub operator's payment participant: it controls order escrows
+    arbitrators: tuple[str, ...]  # its online arbitration panel (at least two: one appeal)
+    customs_authority: str  # payment participant receiving duties and taxes for the country
+    partners: tuple[str, ...]  # banks and wallets (payment participants) serving its merchants
+    dftz: bool
+    commission_bps: int
+    handling_days: int  # the merchant hands the parcel over within this
+    delivery_days: int  # delivered within this of payment, or the buyer is refunded
+    dispute_days: int  # after delivery, before the escrow is released
+    freight: FreightCard
+
+
+@dataclass(frozen=True, slots=True)
+class Warehouse:
+    id: str
+    hub_id: str
+    name: str
+
+
+class MerchantState(StrEnum):
+    ACTIVE = "active"
+    REVIEW = "review"  # onboarding screening asked a person to look
+    SUSPENDED = "suspended"
+
+
+@dataclass(frozen=True, slots=True)
+class Merchant:
+    id: str
+    hub_id: str
+    legal_name: str
+    registration_number: str
+    country: str
+    currencies: tuple[str, ...]
+    settlement_alias_type: str
+    settlement_alias: str
+    settlement_participant: str
+    state: MerchantState
+    screening: str  # the onboarding screening outcome and why
+    created_at_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Buyer:
+    id: str
+    name: str
+    country: str
+    hub_id: str
+    currency: str
+    wallet_alias_type: str
+    wallet_alias: str
+    wallet_participant: str
+    created_at_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    sku: str
+    merchant_id: str
+    title: str
+    hs_code: str
+    origin: str
+    weight_g: int
+    length_mm: int
+    width_mm: int
+    height_mm: int
+    price_minor: int
+    currency: str
+    active: bool
+
+    @property
+    def chargeable_g(self) -> int:
+        volumetric_g = self.length_mm * self.width_mm * self.height_mm // 5_000
+        return max(self.weight_g, volumetric_g)
+
+
+@dataclass(frozen=True, slots=True)
+class StockLevel:
+    sku: str
+    warehouse_id: str
+    on_hand: int
+    reserved: int
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+# ---------------------------------------------------------------------- quotes and orders
+@dataclass(frozen=True, slots=True)
+class QuoteLine:
+    sku: str
+    quantity: int
+    warehouse_id: str
+    unit_price_minor: int  # merchant currency
+    line_minor: int  # merchant currency
+    line_buyer_minor: int  # the buyer's currency, at the quote's rate
+
+
+@dataclass(frozen=True, slots=True)
+class TradeQuote:
+    """A landed-cost quote, delivered duty paid, in the buyer's currency."""
+
+    id: str
+    buyer_id: str
+    merchant_id: str
+    lines: tuple[QuoteLine, ...]
+    currency: str  # the buyer's
+    merchant_currency: str
+    fx_rate: Decimal  # merchant-currency units per buyer-currency unit (1 when the same)
+    goods_merchant_minor: int
+    goods_minor: int
+    freight_minor: int
+    insurance_minor: int
+    duty_minor: int
+    excise_minor: int
+    vat_minor: int
+    customs_fees_minor: int
+    total_minor: int
+    regime: str
+    dftz: bool
+    explanations: tuple[str, ...]
+    expires_at_ns: int
+    created_at_ns: int
+    used: bool = False
+
+    @property
+    def goods_escrow_minor(self) -> int:
+        """Held for the merchant's hub: goods, freight and insurance."""
+        return self.goods_minor + self.freight_minor + self.insurance_minor
+
+    @property
+    def taxes_minor(self) -> int:
+        """Held for the destination's customs: duty, excise, VAT/GST and customs fees."""
+        return self.duty_minor + self.excise_minor + self.vat_minor + self.customs_fees_minor
+
+
+class OrderState(StrEnum):
+    PAID = "PAID"  # in escrow, awaiting hand-over
+    SHIPPED = "SHIPPED"  # in the logistics chain
+    DELIVERED = "DELIVERED"  # dispute window open, escrow still held
+    RETURN_REQUESTED = "RETURN_REQUESTED"
+    DISPUTED = "DISPUTED"
+    COMPLETED = "COMPLETED"  # escrow released (fully or by a ruling)
+    CANCELLED = "CANCELLED"  # refunded before hand-over
+    REFUNDED = "REFUNDED"  # refunded after hand-over (return, missed delivery, ruling)
+
+
+TERMINAL_ORDER_STATES = frozenset({OrderState.COMPLETED, OrderState.CANCELLED, OrderState.REFUNDED})
+
+# order event kind -> the state it leads to (None: the state does not change)
+ORDER_EVENT_STATES: dict[str, OrderState | None] = {
+    "paid": OrderState.PAID,
+    "shipped": OrderState.SHIPPED,
+    "import_cleared": None,
+    "delivered": OrderState.DELIVERED,
+    "return_requested": OrderState.RETURN_REQUESTED,
+    "return_refused": OrderState.DELIVERED,
+    "disputed": OrderState.DISPUTED,
+    "released": OrderState.COMPLETED,
+    "cancelled": OrderState.CANCELLED,
+    "refunded": OrderState.REFUNDED,
+    "split": OrderState.COMPLETED,
+    "payout": None,
+    "payout_held": None,
+}
+
+
+def derive_order_state(events: list[str]) -> OrderState:
+    """The order's state is a fold over its events (the stored state is only a cache)."""
+    state: OrderState | None = None
+    for kind in events:
+        if kind not in ORDER_EVENT_STATES:
+            raise InvalidTradeInput(f"unknown order event {kind!r}", field="event")
+        nxt = ORDER_EVENT_STATES[kind]
+        if nxt is not None:
+            state = nxt
+    if state is None:
+        raise InvalidTradeInput("an order starts with its payment", field="event")
+    return state
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    id: str
+    quote_id: str
+    buyer_id: str
+    merchant_id: str
+    hub_id: str  # the merchant's eHub: it holds the escrow and arbitrates
+    destination_hub_id: str
+    destination: str  # country
+    currency: str
+    total_minor: int
+    goods_escrow_id: str
+    goods_escrow_minor: int
+    tax_escrow_id: str | None
+    tax_escrow_minor: int
+    merchant_currency: str
+    merchant_amount_minor: int  # goods in the merchant's currency
+    commission_minor: int  # the hub's, in the merchant's currency
+    state: OrderState
+    ship_by_ns: int
+    deliver_by_ns: int
+    release_at_ns: int | None  # set at delivery: end of the dispute window
+    created_at_ns: int
+
+    @property
+    def merchant_net_minor(self) -> int:
+        return self.merchant_amount_minor - self.commission_minor
+
+
+def merchant_share(order: Order, released_minor: int) -> int:
+    """What the merchant is paid, in its currency, when ``released_minor`` of the goods escrow
+    goes to the hub: the same share of its net, rounded down (the hub absorbs the remainder)."""
+    if released_minor == order.goods_escrow_minor:
+        return order.merchant_net_minor
+    share = Decimal(order.merchant_net_minor) * released_minor / order.goods_escrow_minor
+    return int(share.quantize(Decimal(1), rounding=ROUND_DOWN))
+
+
+# ---------------------------------------------------------------------- logistics
+# UPU EMSEVT-style event codes, in the order a cross-border parcel meets them.
+TRACKING_CODES: dict[str, str] = {
+    "EMA": "posted: collected from the merchant at its eHub",
+    "EMB": "arrived at the export hub (outward office of exchange)",
+    "EXA": "presented to export customs",
+    "EXB": "held by export customs",
+    "EXC": "released by export customs",
+    "EXD": "consolidated for line-haul at the export hub",
+    "EMC": "departed the export hub (line-haul)",
+    "EMD": "arrived at the import hub (inward office of exchange)",
+    "EDA": "held at the import hub for customs",
+    "EDB": "presented to import customs",
+    "EDC": "released by import customs (duties and taxes paid)",
+    "EMF": "departed the import hub for delivery",
+    "EMG": "arrived at the delivery office",
+    "EMH": "delivery attempted, unsuccessful",
+    "EMI": "delivered",
+}
+_NEXT: dict[str | None, frozenset[str]] = {
+    None: frozenset({"EMA"}),
+    "EMA": frozenset({"EMB"}),
+    "EMB": frozenset({"EXA"}),
+    "EXA": frozenset({"EXB", "EXC"}),
+    "EXB": frozenset({"EXC"}),
+    "EXC": frozenset({"EXD"}),
+    "EXD": frozenset({"EMC"}),
+    "EMC": frozenset({"EMD"}),
+    "EMD": frozenset({"EDA"}),
+    "EDA": frozenset({"EDB"}),
+    "EDB": frozenset({"EDC"}),
+    "EDC": frozenset({"EMF"}),
+    "EMF": frozenset({"EMG"}),
+    "EMG": frozenset({"EMH", "EMI"}),
+    "EMH": frozenset({"EMH", "EMI"}),
+    "EMI": frozenset(),
+}
+# A domestic parcel skips customs and line-haul.
+_NEXT_DOMESTIC: dict[str | None, frozenset[str]] = {
+    None: frozenset({"EMA"}),
+    "EMA": frozenset({"EMG"}),
+    "EMG": frozenset({"EMH", "EMI"}),
+    "EMH": frozenset({"EMH", "EMI"}),
+    "EMI": frozenset(),
+}
+
+
+def check_tracking_step(last: str | None, code: str, *, domestic: bool) -> None:
+    """Raise unless ``code`` may follow ``last`` on this kind of parcel."""
+    if code not in TRACKING_CODES:
+        raise InvalidTradeInput(
+            f"unknown tracking event {code!r}; known: {', '.join(TRACKING_CODES)}", field="code"
+        )
+    allowed = (_NEXT_DOMESTIC if domestic else _NEXT).get(last, frozenset())
+    if code not in allowed:
+        expected = " or ".join(sorted(allowed)) or "nothing (delivered)"
+        raise InvalidTransition(
+            f"tracking event {code} cannot follow {last or 'no event'}; expected {expected}",
+            field="code",
+        )
+
+
+def fulfilment_status(last: str | None) -> str:
+    """A normalised status for buyers (Karrio's style)."""
+    if last is None:
+        return "awaiting_handover"
+    if last in ("EMA", "EMB"):
+        return "in_transit_origin"
+    if last.startswith("EX"):
+        return "export_customs"
+    if last in ("EMC", "EMD"):
+        return "line_haul"
+    if last.startswith("ED"):
+        return "import_customs" if last != "EDC" else "cleared"
+    if last in ("EMF", "EMG"):
+        return "out_for_delivery"
+    if last == "EMH":
+        return "delivery_failed"
+    return "delivered"
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingEvent:
+    shipment_id: str
+    seq: int
+    code: str
+    hub_id: str
+    actor: str
+    at_ns: int
+    note: str
+
+
+# ---------------------------------------------------------------------- disputes
+class DisputeReason(StrEnum):
+    NOT_RECEIVED = "not_received"
+    NOT_AS_DESCRIBED = "not_as_described"
+
+
+class DisputeState(StrEnum):
+    NEGOTIATION = "NEGOTIATION"
+    ARBITRATION = "ARBITRATION"
+    RULED = "RULED"  # first-instance ruling, appeal window open
+    APPEAL = "APPEAL"
+    RESOLVED = "RESOLVED"  # the escrow has moved; final
+
+
+class Outcome(StrEnum):
+    RELEASE = "release"  # all to the merchant's side
+    REFUND = "refund"  # all back to the buyer
+    SPLIT = "split"
+
+
+@dataclass(frozen=True, slots=True)
+class Ruling:
+    outcome: Outcome
+    refund_minor: int  # of the goods escrow, to the buyer; the rest is released
+    by: str
+    reason: str
+    at_ns: int
+
+
+def check_ruling(outcome: str, refund_minor: int, held_minor: int) -> tuple[Outcome, int]:
+    """Normalise a ruling against what the goods escrow holds: release refunds 0, refund
+    refunds all, a split refunds strictly between."""
+    try:
+        o = Outcome(outcome)
+    except ValueError:
+        raise InvalidTradeInput(
+            "outcome must be release, refund or split", field="outcome"
+        ) from None
+    if o is Outcome.RELEASE:
+        return o, 0
+    if o is Outcome.REFUND:
+        return o, held_minor
+    if type(refund_minor) is not int or not 0 < refund_minor < held_minor:
+        raise InvalidTradeInput(
+            f"a split refunds more than 0 and less than the {held_minor} held",
+            field="refundMinor",
+        )
+    return o, refund_minor
+
+
+@dataclass(frozen=True, slots=True)
+class Dispute:
+    id: str
+    order_id: str
+    hub_id: str
+    reason: DisputeReason
+    state: DisputeState
+    opened_by: str
+    claim: str
+    arbitrator: str | None
+    appeal_arbitrator: str | None
+    ruling: Ruling | None
+    appeal_ruling: Ruling | None
+    appealed_by: str | None
+    respond_by_ns: int | None  # merchant's first answer
+    negotiate_until_ns: int
+    rule_by_ns: int | None
+    appeal_until_ns: int | None
+    offer_refund_minor: int | None  # the open settlement offer, if any
+    offer_by: str | None
+    created_at_ns: int
+
+    @property
+    def final_ruling(self) -> Ruling | None:
+        return self.appeal_ruling or self.ruling
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeEvent:
+    dispute_id: str
+    seq: int
+    kind: str
+    actor: str
+    at_ns: int
+    detail: str

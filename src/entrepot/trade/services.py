@@ -1,0 +1,1594 @@
+"""The trade network's use cases: hubs, merchants, catalogue, landed-cost quotes, checkout
+into escrow, fulfilment and tracking, release and payout, cancellation, returns and the
+deadlines that act by themselves. Disputes are in ``disputes.py`` (the same service).
+
+Every use case runs in one unit of work that holds the ledger's write lock; the payment
+scheme's use cases (escrow, quotes, transfers) join it, so an order and its escrow commit
+together or not at all. A merchant payout runs in its own unit of work after the release that
+owes it, idempotently by its transfer id, and is retried until it is paid.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine
+
+from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock, ns_to_datetime
+from entrepot.kernel.money import get_currency
+from entrepot.payments import PaymentScheme
+from entrepot.payments.errors import PaymentError
+from entrepot.payments.model import AliasType, AmountType, DeadlineAction, TransferState
+from entrepot.payments.services import SCHEME, source_for_target
+from entrepot.storage.engine import read_connection
+from entrepot.storage.uow import UnitOfWork
+from entrepot.trade import store as st
+from entrepot.trade.customs import (
+    Declaration,
+    DeclarationLine,
+    Party,
+    Shipment,
+    Tariffs,
+    check_hs_code,
+    declare,
+    default_tariffs,
+    landed_cost,
+)
+from entrepot.trade.disputes import DisputeDesk
+from entrepot.trade.errors import (
+    AlreadyExists,
+    BuyerNotFound,
+    CurrencyNotHeld,
+    Forbidden,
+    HubNotFound,
+    IdConflict,
+    InvalidTradeInput,
+    InvalidTransition,
+    ItemNotFound,
+    MerchantNotActive,
+    MerchantNotFound,
+    OrderNotFound,
+    OutOfStock,
+    PaymentFailed,
+    QuoteExpired,
+    QuoteNotFound,
+    WarehouseNotFound,
+    WindowClosed,
+)
+from entrepot.trade.model import (
+    DAY_NS,
+    TERMINAL_ORDER_STATES,
+    Buyer,
+    FreightCard,
+    Hub,
+    HubKind,
+    Item,
+    Merchant,
+    MerchantState,
+    Order,
+    OrderState,
+    QuoteLine,
+    Role,
+    StockLevel,
+    TrackingEvent,
+    TradeQuote,
+    Warehouse,
+    check_id,
+    check_non_negative,
+    check_positive,
+    check_text,
+    check_tracking_step,
+    derive_order_state,
+    fulfilment_status,
+    merchant_share,
+    parse_principal,
+)
+
+QUOTE_TTL_S = 900
+LINES_MAX = 50
+QUANTITY_MAX = 10_000
+ESCROW_BACKSTOP_DAYS = 90  # the scheme's own deadline, long after every trade deadline
+RETURN_RESPONSE_DAYS = 3
+INCOTERM = "FCA"  # line values are the goods alone; freight and insurance are stated apart
+ORIGIN_CODES = frozenset({"EMA", "EMB", "EXA", "EXB", "EXC", "EXD", "EMC"})
+
+
+class OnboardingScreening(Protocol):
+    """Screens a business at onboarding: ``(outcome, why)`` with outcome clear, review or
+    match (``entrepot.risk.sanctions`` plugs in here)."""
+
+    def __call__(self, name: str, country: str) -> tuple[str, str]: ...
+
+
+class RepaymentWithholder(Protocol):
+    """Lending: how much of a merchant payout goes to repay its loan (0 without one)."""
+
+    def withhold(
+        self, merchant_id: str, currency: str, payout_minor: int, reference: str, *, uow: Any
+    ) -> int: ...
+
+
+def _round(value: Decimal) -> int:
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+class TradeNetwork(DisputeDesk):
+    def __init__(
+        self,
+        engine: Engine,
+        scheme: PaymentScheme,
+        clock: Clock | None = None,
+        *,
+        tariffs: Tariffs | None = None,
+        onboarding_screening: OnboardingScreening | None = None,
+        lending: RepaymentWithholder | None = None,
+    ) -> None:
+        self.engine = engine
+        self.scheme = scheme
+        self.clock: Clock = clock or SystemClock()
+        self.tariffs = tariffs or default_tariffs()
+        self.onboarding_screening = onboarding_screening
+        self.lending = lending
+
+    # ------------------------------------------------------------------ plumbing
+    @contextmanager
+    def _write(self) -> Iterator[UnitOfWork]:
+        with UnitOfWork(self.engine) as uow:
+            with self.scheme.joined(uow):
+                yield uow
+            uow.commit()
+
+    def _now(self) -> int:
+        return self.clock.now_ns()
+
+    def _today(self) -> date:
+        return ns_to_datetime(self._now()).date()
+
+    def _one(self, conn: Connection, table: sa.Table, key: str, value: str) -> Any:
+        return conn.execute(sa.select(table).where(table.c[key] == value)).first()
+
+    def _hub(self, conn: Connection, hub_id: str) -> Hub:
+        row = self._one(conn, st.hubs, "id", hub_id)
+        if row is None:
+            raise HubNotFound(f"hub {hub_id!r} does not exist", field="hub")
+        return st.hub_from_row(row)
+
+    def _hub_of_caller(self, conn: Connection, caller: str) -> Hub:
+        row = self._one(conn, st.hubs, "participant_id", caller)
+        if row is None:
+            raise Forbidden(f"{caller} is not a hub operator")
+        return st.hub_from_row(row)
+
+    def _merchant(self, conn: Connection, merchant_id: str) -> Merchant:
+        row = self._one(conn, st.merchants, "id", merchant_id)
+        if row is None:
+            raise MerchantNotFound(f"merchant {merchant_id!r} does not exist", field="merchant")
+        return st.merchant_from_row(row)
+
+    def _buyer(self, conn: Connection, buyer_id: str) -> Buyer:
+        row = self._one(conn, st.buyers, "id", buyer_id)
+        if row is None:
+            raise BuyerNotFound(f"buyer {buyer_id!r} does not exist", field="buyer")
+        return st.buyer_from_row(row)
+
+    def _as(self, caller: str, role: Role) -> str:
+        got, actor = parse_principal(caller)
+        if got is not role:
+            raise Forbidden(f"only a {role.value} may do this, not {caller}")
+        return actor
+
+    def _order(self, conn: Connection, order_id: str) -> Order:
+        row = self._one(conn, st.orders, "id", order_id)
+        if row is None:
+            raise OrderNotFound(f"order {order_id!r} does not exist", field="order")
+        return st.order_from_row(row)
+
+    def _event(
+        self, conn: Connection, order_id: str, kind: str, actor: str, **detail: object
+    ) -> None:
+        conn.execute(
+            sa.insert(st.order_events).values(
+                order_id=order_id,
+                seq=st.next_seq(conn, st.order_events, "order_id", order_id),
+                kind=kind,
+                actor=actor,
+                at=self._now(),
+                detail=st.dumps(detail),
+            )
+        )
+
+    def _set_state(self, conn: Connection, order: Order, **values: object) -> Order:
+        kinds = [
+            r[0]
+            for r in conn.execute(
+                sa.select(st.order_events.c.kind)
+                .where(st.order_events.c.order_id == order.id)
+                .order_by(st.order_events.c.seq)
+            ).all()
+        ]
+        state = derive_order_state(kinds)
+        conn.execute(
+            sa.update(st.orders)
+            .where(st.orders.c.id == order.id)
+            .values(state=state.value, **values)
+        )
+        return st.order_from_row(self._one(conn, st.orders, "id", order.id))
+
+    # ------------------------------------------------------------------ hubs
+    def create_hub(
+        self,
+        caller: str,
+        hub_id: str,
+        name: str,
+        kind: HubKind | str,
+        country: str,
+        currency: str,
+        participant_id: str,
+        *,
+        arbitrators: Sequence[str],
+        customs_authority: str,
+        partners: Sequence[str] = (),
+        dftz: bool = False,
+        commission_bps: int = 500,
+        handling_days: int = 5,
+        delivery_days: int = 30,
+        dispute_days: int = 7,
+        freight: FreightCard,
+    ) -> Hub:
+        """The scheme operator adds a hub; its operator, customs authority and partners are
+        payment participants already; the panel has at least two arbitrators (one appeal)."""
+        if caller != SCHEME:
+            raise Forbidden("only the scheme operator adds hubs")
+        try:
+            hub_kind = HubKind(kind)
+        except ValueError:
+            raise InvalidTradeInput("kind must be export, import or ehub", field="kind") from None
+        panel = tuple(check_id(a, "arbitrator") for a in arbitrators)
+        if len(set(panel)) < 2:
+            raise InvalidTradeInput("a hub needs at least two arbitrators", field="arbitrators")
+        for what, days, top in (
+            ("handlingDays", handling_days, 60),
+            ("deliveryDays", delivery_days, 120),
+            ("disputeDays", dispute_days, 60),
+        ):
+            if type(days) is not int or not 0 < days <= top:
+                raise InvalidTradeInput(f"{what} must be 1..{top}", field=what)
+        if type(commission_bps) is not int or not 0 <= commission_bps < 5_000:
+            raise InvalidTradeInput("commission must be 0..4999 bps", field="commissionBps")
+        hub = Hub(
+            check_id(hub_id, "hub"),
+            check_text(name, "name"),
+            hub_kind,
+            country,
+            get_currency(currency).code,
+            participant_id,
+            panel,
+            customs_authority,
+            tuple(partners),
+            bool(dftz),
+            commission_bps,
+            handling_days,
+            delivery_days,
+            dispute_days,
+            freight,
+        )
+        for pid in (participant_id, customs_authority, *partners):
+            self.scheme.get_participant(pid)  # raises ParticipantNotFound
+        with self._write() as uow:
+            conn = uow.connection
+            if self._one(conn, st.hubs, "id", hub.id) is not None:
+                raise AlreadyExists(f"hub {hub.id} already exists")
+            if self._one(conn, st.hubs, "participant_id", participant_id) is not None:
+                raise AlreadyExists(f"{participant_id} already operates a hub")
+            conn.execute(sa.insert(st.hubs).values(**st.hub_values(hub, self._now())))
+        return hub
+
+    def add_warehouse(self, caller: str, warehouse_id: str, name: str) -> Warehouse:
+        with self._write() as uow:
+            conn = uow.connection
+            hub = self._hub_of_caller(conn, caller)
+            check_id(warehouse_id, "warehouse")
+            if self._one(conn, st.warehouses, "id", warehouse_id) is not None:
+                raise AlreadyExists(f"warehouse {warehouse_id} already exists")
+            w = Warehouse(warehouse_id, hub.id, check_text(name, "name"))
+            conn.execute(sa.insert(st.warehouses).values(id=w.id, hub_id=w.hub_id, name=w.name))
+        return w
+
+    def get_hub(self, hub_id: str) -> Hub:
+        with read_connection(self.engine) as conn:
+            return self._hub(conn, hub_id)
+
+    def list_hubs(self) -> list[Hub]:
+        with read_connection(self.engine) as conn:
+            rows = conn.execute(sa.select(st.hubs).order_by(st.hubs.c.id)).all()
+        return [st.hub_from_row(r) for r in rows]
+
+    def list_warehouses(self, hub_id: str) -> list[Warehouse]:
+        with read_connection(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(st.warehouses)
+                .where(st.warehouses.c.hub_id == hub_id)
+                .order_by(st.warehouses.c.id)
+            ).all()
+        return [st.warehouse_from_row(r) for r in rows]
+
+    # ------------------------------------------------------------------ merchants, buyers
+    def onboard_merchant(
+        self,
+        caller: str,
+        merchant_id: str,
+        legal_name: str,
+        registration_number: str,
+        settlement_alias_type: AliasType | str,
+        settlement_alias: str,
+        *,
+        currencies: Sequence[str] = (),
+    ) -> Merchant:
+        """The eHub onboards a business of its country whose settlement alias is at one of
+        its partner banks or wallets; onboarding screening may ask a person to review it."""
+        check_id(merchant_id, "merchant")
+        name = check_text(legal_name, "legalName")
+        reg = check_text(registration_number, "registrationNumber", 64)
+        party = self.scheme.lookup_party(settlement_alias_type, settlement_alias)
+        with read_connection(self.engine) as conn:
+            hub = self._hub_of_caller(conn, caller)
+        if party.participant_id not in hub.partners:
+            raise InvalidTradeInput(
+                f"settlement alias is at {party.participant_id}, not a partner of {hub.id} "
+                f"({', '.join(hub.partners) or 'none'})",
+                field="settlementAlias",
+            )
+        held = self.scheme.get_participant(party.participant_id).currencies
+        wanted = tuple(dict.fromkeys([party.currency, *(c.upper() for c in currencies)]))
+        missing = [c for c in wanted if c not in held]
+        if missing:
+            raise CurrencyNotHeld(
+                f"{party.participant_id} holds no {', '.join(missing)} for this merchant",
+                field="currencies",
+            )
+        outcome, why = ("clear", "no screening configured")
+        if self.onboarding_screening is not None:
+            outcome, why = self.onboarding_screening(name, hub.country)
+        state = {"clear": MerchantState.ACTIVE, "review": MerchantState.REVIEW}.get(
+            outcome, MerchantState.SUSPENDED
+        )
+        m = Merchant(
+            merchant_id,
+            hub.id,
+            name,
+            reg,
+            hub.country,
+            wanted,
+            party.alias_type.value,
+            party.alias,
+            party.participant_id,
+            state,
+            f"{outcome}: {why}"[:400],
+            self._now(),
+        )
+        with self._write() as uow:
+            conn = uow.connection
+            if self._one(conn, st.merchants, "id", merchant_id) is not None:
+                raise AlreadyExists(f"merchant {merchant_id} already exists")
+            clash = conn.execute(
+                sa.select(st.merchants.c.id).where(
+                    st.merchants.c.country == m.country,
+                    st.merchants.c.registration_number == reg,
+                )
+            ).first()
+            if clash is not None:
+                raise AlreadyExists(f"{m.country} registration {reg} is merchant {clash[0]}")
+            conn.execute(sa.insert(st.merchants).values(**_merchant_values(m)))
+        return m
+
+    def review_merchant(
+        self, caller: str, merchant_id: str, approve: bool, reason: str
+    ) -> Merchant:
+        """A person at the merchant's hub clears (or suspends) it after screening review."""
+        reason = check_text(reason, "reason")
+        with self._write() as uow:
+            conn = uow.connection
+            hub = self._hub_of_caller(conn, caller)
+            m = self._merchant(conn, merchant_id)
+            if m.hub_id != hub.id:
+                raise Forbidden(f"merchant {merchant_id} is not onboarded at {hub.id}")
+            state = MerchantState.ACTIVE if approve else MerchantState.SUSPENDED
+            note = f"{m.screening} | reviewed by {caller}: {reason}"[-400:]
+            conn.execute(
+                sa.update(st.merchants)
+                .where(st.merchants.c.id == m.id)
+                .values(state=state.value, screening=note)
+            )
+        return replace(m, state=state, screening=note)
+
+    def get_merchant(self, caller: str, merchant_id: str) -> Merchant:
+        with read_connection(self.engine) as conn:
+            m = self._merchant(conn, merchant_id)
+            role, actor = parse_principal(caller)
+            if role is Role.MERCHANT and actor == m.id:
+                return m
+            if role is Role.HUB and self._hub_of_caller(conn, caller).id == m.hub_id:
+                return m
+        raise Forbidden(f"merchant {merchant_id} is not yours to see")
+
+    def register_buyer(
+        self,
+        caller: str,
+        buyer_id: str,
+        name: str,
+        wallet_alias_type: AliasType | str,
+        wallet_alias: str,
+    ) -> Buyer:
+        """A hub's buyer app registers a buyer of its country paying from a wallet there."""
+        check_id(buyer_id, "buyer")
+        display = check_text(name, "name")
+        party = self.scheme.lookup_party(wallet_alias_type, wallet_alias)
+        with self._write() as uow:
+            conn = uow.connection
+            hub = self._hub_of_caller(conn, caller)
+            if party.participant_id not in hub.partners:
+                raise InvalidTradeInput(
+                    f"wallet alias is at {party.participant_id}, not a partner of {hub.id}",
+                    field="walletAlias",
+                )
+            if self._one(conn, st.buyers, "id", buyer_id) is not None:
+                raise AlreadyExists(f"buyer {buyer_id} already exists")
+            b = Buyer(
+                buyer_id,
+                display,
+                hub.country,
+                hub.id,
+                party.currency,
+                party.alias_type.value,
+                party.alias,
+                party.participant_id,
+                self._now(),
+            )
+            conn.execute(
+                sa.insert(st.buyers).values(
+                    id=b.id,
+                    name=b.name,
+                    country=b.country,
+                    hub_id=b.hub_id,
+                    currency=b.currency,
+                    wallet_alias_type=b.wallet_alias_type,
+                    wallet_alias=b.wallet_alias,
+                    wallet_participant=b.wallet_participant,
+                    created_at=b.created_at_ns,
+                )
+            )
+        return b
+
+    def get_buyer(self, caller: str, buyer_id: str) -> Buyer:
+        with read_connection(self.engine) as conn:
+            b = self._buyer(conn, buyer_id)
+            role, actor = parse_principal(caller)
+            if (role is Role.BUYER and actor == b.id) or (
+                role is Role.HUB and self._hub_of_caller(conn, caller).id == b.hub_id
+            ):
+                return b
+        raise Forbidden(f"buyer {buyer_id} is not yours to see")
+
+    # ------------------------------------------------------------------ catalogue
+    def add_item(
+        self,
+        caller: str,
+        sku: str,
+        title: str,
+        hs_code: str,
+        origin: str,
+        *,
+        weight_g: int,
+        dimensions_mm: tuple[int, int, int],
+        price_minor: int,
+        currency: str,
+    ) -> Item:
+        """A merchant lists an item: HS 2022 code checked, price in a currency it holds."""
+        merchant_id = self._as(caller, Role.MERCHANT)
+        check_id(sku, "sku")
+        hs = check_hs_code(hs_code)
+        if not isinstance(origin, str) or len(origin) != 2 or not origin.isupper():
+            raise InvalidTradeInput("origin must be an ISO 3166 alpha-2 code", field="origin")
+        check_positive(weight_g, "weightG", 1_000_000)
+        if len(dimensions_mm) != 3:
+            raise InvalidTradeInput("dimensions are length, width, height", field="dimensionsMm")
+        length, width, height = (check_positive(d, "dimensionsMm", 10_000) for d in dimensions_mm)
+        check_positive(price_minor, "priceMinor")
+        cur = get_currency(currency).code
+        with self._write() as uow:
+            conn = uow.connection
+            m = self._merchant(conn, merchant_id)
+            if cur not in m.currencies:
+                raise CurrencyNotHeld(
+                    f"merchant {m.id} holds {', '.join(m.currencies)}, not {cur}",
+                    field="currency",
+                )
+            if self._one(conn, st.items, "sku", sku) is not None:
+                raise AlreadyExists(f"item {sku} already exists")
+            item = Item(
+                sku,
+                m.id,
+                check_text(title, "title"),
+                hs,
+                origin,
+                weight_g,
+                length,
+                width,
+                height,
+                price_minor,
+                cur,
+                True,
+            )
+            conn.execute(sa.insert(st.items).values(**_item_values(item, self._now())))
+        return item
+
+    def update_item(
+        self,
+        caller: str,
+        sku: str,
+        *,
+        price_minor: int | None = None,
+        active: bool | None = None,
+    ) -> Item:
+        merchant_id = self._as(caller, Role.MERCHANT)
+        if price_minor is not None:
+            check_positive(price_minor, "priceMinor")
+        with self._write() as uow:
+            conn = uow.connection
+            item = self._item(conn, sku)
+            if item.merchant_id != merchant_id:
+                raise Forbidden(f"item {sku} is not yours")
+            item = replace(
+                item,
+                price_minor=item.price_minor if price_minor is None else price_minor,
+                active=item.active if active is None else bool(active),
+            )
+            conn.execute(
+                sa.update(st.items)
+                .where(st.items.c.sku == sku)
+                .values(price=item.price_minor, active=item.active)
+            )
+        return item
+
+    def _item(self, conn: Connection, sku: str) -> Item:
+        row = self._one(conn, st.items, "sku", sku)
+        if row is None:
+            raise ItemNotFound(f"item {sku!r} does not exist", field="sku")
+        return st.item_from_row(row)
+
+    def set_stock(self, caller: str, sku: str, warehouse_id: str, on_hand: int) -> StockLevel:
+        """Set what a warehouse of the merchant's hub holds; never below what is reserved."""
+        merchant_id = self._as(caller, Role.MERCHANT)
+        check_non_negative(on_hand, "onHand", 10**9)
+        with self._write() as uow:
+            conn = uow.connection
+            item = self._item(conn, sku)
+            m = self._merchant(conn, merchant_id)
+            if item.merchant_id != m.id:
+                raise Forbidden(f"item {sku} is not yours")
+            w = self._one(conn, st.warehouses, "id", warehouse_id)
+            if w is None:
+                raise WarehouseNotFound(f"warehouse {warehouse_id!r} does not exist")
+            if w.hub_id != m.hub_id:
+                raise InvalidTradeInput(
+                    f"warehouse {warehouse_id} is at {w.hub_id}, not your hub {m.hub_id}",
+                    field="warehouse",
+                )
+            key = (st.stock.c.sku == sku) & (st.stock.c.warehouse_id == warehouse_id)
+            row = conn.execute(sa.select(st.stock).where(key)).first()
+            reserved = row.reserved if row else 0
+            if on_hand < reserved:
+                raise InvalidTradeInput(
+                    f"{reserved} are reserved by open orders; on hand cannot be {on_hand}",
+                    field="onHand",
+                )
+            if row is None:
+                conn.execute(
+                    sa.insert(st.stock).values(
+                        sku=sku, warehouse_id=warehouse_id, on_hand=on_hand, reserved=0
+                    )
+                )
+            else:
+                conn.execute(sa.update(st.stock).where(key).values(on_hand=on_hand))
+        return StockLevel(sku, warehouse_id, on_hand, reserved)
+
+    def stock(self, sku: str) -> list[StockLevel]:
+        with read_connection(self.engine) as conn:
+            rows = conn.execute(
+                sa.select(st.stock).where(st.stock.c.sku == sku).order_by(st.stock.c.warehouse_id)
+            ).all()
+        return [StockLevel(r.sku, r.warehouse_id, r.on_hand, r.reserved) for r in rows]
+
+    def catalogue(self, merchant_id: str | None = None, limit: int = 100) -> list[Item]:
+        """Active items, optionally of one merchant (public: what any buyer may browse)."""
+        q = sa.select(st.items).where(st.items.c.active.is_(True))
+        if merchant_id is not None:
+            q = q.where(st.items.c.merchant_id == merchant_id)
+        with read_connection(self.engine) as conn:
+            rows = conn.execute(q.order_by(st.items.c.sku).limit(max(1, min(limit, 1000)))).all()
+        return [st.item_from_row(r) for r in rows]
+
+    # ------------------------------------------------------------------ landed-cost quotes
+    def quote(
+        self,
+        caller: str,
+        quote_id: str,
+        lines: Sequence[tuple[str, int]],
+        *,
+        ttl_s: int = QUOTE_TTL_S,
+    ) -> TradeQuote:
+        """The buyer sees, before paying, the landed cost delivered duty paid in its own
+        currency: goods at the scheme's best rate, freight, insurance, duty, excise, VAT/GST
+        and customs fees, each with the rule that set it."""
+        buyer_id = self._as(caller, Role.BUYER)
+        check_id(quote_id, "quote")
+        if not 1 <= len(lines) <= LINES_MAX:
+            raise InvalidTradeInput(f"an order has 1..{LINES_MAX} lines", field="lines")
+        if type(ttl_s) is not int or not 60 <= ttl_s <= 86_400:
+            raise InvalidTradeInput("quote expiry must be 60..86400 s", field="ttlS")
+        for sku, qty in lines:
+            check_id(sku, "sku")
+            check_positive(qty, "quantity", QUANTITY_MAX)
+        if len({sku for sku, _ in lines}) != len(lines):
+            raise InvalidTradeInput("a sku appears twice in the order", field="lines")
+        with read_connection(self.engine) as conn:
+            buyer = self._buyer(conn, buyer_id)
+            items = [self._item(conn, sku) for sku, _ in lines]
+            merchant = self._merchant(conn, items[0].merchant_id)
+            hub = self._hub(conn, merchant.hub_id)
+            dest_hub = self._hub(conn, buyer.hub_id)
+            picks = self._pick_warehouses(conn, merchant, items, [q for _, q in lines])
+            annual = self._annual_purchases(conn, buyer)
+        self._check_orderable(merchant, items)
+        q = self._price(quote_id, buyer, merchant, hub, dest_hub, items, lines, picks, annual)
+        q = replace(q, expires_at_ns=q.created_at_ns + ttl_s * NS_PER_S)
+        with self._write() as uow:
+            conn = uow.connection
+            if self._one(conn, st.quotes, "id", quote_id) is not None:
+                raise AlreadyExists(f"quote {quote_id} already exists")
+            conn.execute(
+                sa.insert(st.quotes).values(
+                    id=q.id,
+                    buyer_id=q.buyer_id,
+                    merchant_id=q.merchant_id,
+                    currency=q.currency,
+                    total=q.total_minor,
+                    body=st.quote_body(q),
+                    expires_at=q.expires_at_ns,
+                    used=False,
+                    created_at=q.created_at_ns,
+                )
+            )
+        return q
+
+    def _check_orderable(self, merchant: Merchant, items: Sequence[Item]) -> None:
+        if merchant.state is not MerchantState.ACTIVE:
+            raise MerchantNotActive(f"merchant {merchant.id} is {merchant.state.value}")
+        for it in items:
+            if it.merchant_id != merchant.id:
+                raise InvalidTradeInput("an order is from one merchant", field="lines")
+            if not it.active:
+                raise InvalidTradeInput(f"item {it.sku} is not on sale", field="lines")
+            if it.currency != items[0].currency:
+                raise InvalidTradeInput("an order is priced in one currency", field="lines")
+
+    def _pick_warehouses(
+        self, conn: Connection, m: Merchant, items: Sequence[Item], qtys: Sequence[int]
+    ) -> list[str]:
+        picks = []
+        for item, qty in zip(items, qtys, strict=True):
+            row = conn.execute(
+                sa.select(st.stock.c.warehouse_id)
+                .where(
+                    st.stock.c.sku == item.sku,
+                    st.stock.c.on_hand - st.stock.c.reserved >= qty,
+                )
+                .order_by(st.stock.c.warehouse_id)
+                .limit(1)
+            ).first()
+            if row is None:
+                raise OutOfStock(f"item {item.sku}: fewer than {qty} available", field="lines")
+            picks.append(row[0])
+        return picks
+
+    def _annual_purchases(self, conn: Connection, buyer: Buyer) -> int:
+        year_start = date(self._today().year, 1, 1)
+        since = int((year_start - date(1970, 1, 1)).total_seconds()) * NS_PER_S
+        total = conn.execute(
+            sa.select(
+                sa.func.coalesce(sa.func.sum(st.orders.c.total - st.orders.c.tax_escrow), 0)
+            ).where(
+                st.orders.c.buyer_id == buyer.id,
+                st.orders.c.created_at >= since,
+                st.orders.c.state.notin_(["CANCELLED", "REFUNDED"]),
+            )
+        ).scalar_one()
+        return int(total)
+
+    def _to_buyer(self, amount: int, currency: str, buyer_currency: str) -> tuple[int, Decimal]:
+        """What the buyer pays, in its currency, for ``amount`` of ``currency``: the scheme's
+        best rate from the buyer's currency, rounded up (the same the payout will buy at)."""
+        if currency == buyer_currency:
+            return amount, Decimal(1)
+        try:
+            fx = self.scheme.find_rate(buyer_currency, currency)
+        except PaymentError as exc:
+            raise PaymentFailed(exc.detail, field="currency") from None
+        rate = fx.effective_rate
+        return source_for_target(amount, currency, rate, buyer_currency), rate
+
+    def _price(
+        self,
+        quote_id: str,
+        buyer: Buyer,
+        merchant: Merchant,
+        hub: Hub,
+        dest_hub: Hub,
+        items: Sequence[Item],
+        lines: Sequence[tuple[str, int]],
+        picks: Sequence[str],
+        annual_minor: int,
+    ) -> TradeQuote:
+        cur, mcur = buyer.currency, items[0].currency
+        qlines, notes = [], []
+        rate = Decimal(1)
+        for item, (_, qty), wh in zip(items, lines, picks, strict=True):
+            line_minor = item.price_minor * qty
+            line_buyer, rate = self._to_buyer(line_minor, mcur, cur)
+            qlines.append(QuoteLine(item.sku, qty, wh, item.price_minor, line_minor, line_buyer))
+        goods_m = sum(ln.line_minor for ln in qlines)
+        goods = sum(ln.line_buyer_minor for ln in qlines)
+        if mcur != cur:
+            notes.append(f"goods {goods_m} {mcur} at {rate} {mcur}/{cur} (best scheme rate)")
+        international = hub.country != buyer.country
+        weight = sum(it.chargeable_g * q for it, (_, q) in zip(items, lines, strict=True))
+        freight_hub = hub.freight.freight(weight, international)
+        freight, _ = self._to_buyer(freight_hub, hub.currency, cur)
+        insurance = hub.freight.insurance(goods)
+        notes.append(
+            f"freight {freight_hub} {hub.currency} for {weight} g chargeable "
+            f"({'international' if international else 'domestic'} card of {hub.id}); "
+            f"insurance {hub.freight.insurance_bps} bps of goods"
+        )
+        duty = excise = vat = fees = 0
+        regime, dftz = "domestic", False
+        if international:
+            cost = landed_cost(
+                buyer.country,
+                [_declaration_line(it, ln, cur) for it, ln in zip(items, qlines, strict=True)],
+                freight_minor=freight,
+                insurance_minor=insurance,
+                incoterm=INCOTERM,
+                on=self._today(),
+                currency=cur,
+                regime="cbec" if buyer.country == "CN" else "general",
+                annual_purchases_minor=annual_minor,
+                origin_hub=hub.id,
+                destination_hub=dest_hub.id,
+                tariffs=self.tariffs,
+            )
+            duty, excise, vat, fees = (
+                cost.duty_minor,
+                cost.excise_minor,
+                cost.vat_minor,
+                cost.fees_minor,
+            )
+            regime, dftz = cost.regime, cost.dftz
+            notes.extend(cost.explanations)
+        now = self._now()
+        return TradeQuote(
+            quote_id,
+            buyer.id,
+            merchant.id,
+            tuple(qlines),
+            cur,
+            mcur,
+            rate,
+            goods_m,
+            goods,
+            freight,
+            insurance,
+            duty,
+            excise,
+            vat,
+            fees,
+            goods + freight + insurance + duty + excise + vat + fees,
+            regime,
+            dftz,
+            tuple(notes),
+            now,
+            now,
+        )
+
+    def get_quote(self, caller: str, quote_id: str) -> TradeQuote:
+        with read_connection(self.engine) as conn:
+            row = self._one(conn, st.quotes, "id", quote_id)
+        if row is None:
+            raise QuoteNotFound(f"quote {quote_id!r} does not exist", field="quote")
+        q = st.quote_from_row(row)
+        if caller != f"buyer:{q.buyer_id}":
+            raise Forbidden(f"quote {quote_id} is not yours")
+        return q
+
+    # ------------------------------------------------------------------ checkout
+    def checkout(self, caller: str, order_id: str, quote_id: str) -> Order:
+        """Pay a landed-cost quote into escrow: stock reserved, the goods escrow held for the
+        merchant's hub and the taxes escrow for the destination's customs, in one commit.
+        Idempotent by order id."""
+        buyer_id = self._as(caller, Role.BUYER)
+        check_id(order_id, "order")
+        with self._write() as uow:
+            conn = uow.connection
+            existing = self._one(conn, st.orders, "id", order_id)
+            if existing is not None:
+                if existing.quote_id != quote_id or existing.buyer_id != buyer_id:
+                    raise IdConflict(f"order {order_id} exists for another quote or buyer")
+                return st.order_from_row(existing)
+            row = self._one(conn, st.quotes, "id", quote_id)
+            if row is None or row.buyer_id != buyer_id:
+                raise QuoteNotFound(f"quote {quote_id!r} does not exist", field="quote")
+            q = st.quote_from_row(row)
+            if q.used:
+                raise InvalidTransition(f"quote {quote_id} was already used by an order")
+            if self._now() >= q.expires_at_ns:
+                raise QuoteExpired(f"quote {quote_id} expired; ask for a new one")
+            order = self._place(conn, order_id, q)
+        return order
+
+    def _place(self, conn: Connection, order_id: str, q: TradeQuote) -> Order:
+        buyer = self._buyer(conn, q.buyer_id)
+        merchant = self._merchant(conn, q.merchant_id)
+        hub = self._hub(conn, merchant.hub_id)
+        dest = self._hub(conn, buyer.hub_id)
+        if merchant.state is not MerchantState.ACTIVE:
+            raise MerchantNotActive(f"merchant {merchant.id} is {merchant.state.value}")
+        for ln in q.lines:
+            taken = conn.execute(
+                sa.update(st.stock)
+                .where(
+                    st.stock.c.sku == ln.sku,
+                    st.stock.c.warehouse_id == ln.warehouse_id,
+                    st.stock.c.on_hand - st.stock.c.reserved >= ln.quantity,
+                )
+                .values(reserved=st.stock.c.reserved + ln.quantity)
+            ).rowcount
+            if taken != 1:
+                raise OutOfStock(
+                    f"item {ln.sku}: fewer than {ln.quantity} left at {ln.warehouse_id}",
+                    field="lines",
+                )
+        now = self._now()
+        backstop = (hub.delivery_days + hub.dispute_days + ESCROW_BACKSTOP_DAYS) * 86_400
+        tax_id = f"{order_id}-t" if q.taxes_minor else None
+        try:
+            self.scheme.create_escrow(
+                buyer.wallet_participant,
+                f"{order_id}-g",
+                hub.participant_id,
+                q.currency,
+                q.goods_escrow_minor,
+                f"order {order_id}: goods, freight, insurance",
+                backstop,
+                DeadlineAction.REFUND,
+                controller=hub.participant_id,
+            )
+            if tax_id is not None:
+                self.scheme.create_escrow(
+                    buyer.wallet_participant,
+                    tax_id,
+                    dest.customs_authority,
+                    q.currency,
+                    q.taxes_minor,
+                    f"order {order_id}: duties and taxes for {buyer.country} customs",
+                    backstop,
+                    DeadlineAction.REFUND,
+                    controller=hub.participant_id,
+                )
+        except PaymentError as exc:
+            raise PaymentFailed(f"payment refused: {exc.detail}") from None
+        commission = _round(Decimal(q.goods_merchant_minor) * hub.commission_bps / 10_000)
+        order = Order(
+            order_id,
+            q.id,
+            buyer.id,
+            merchant.id,
+            hub.id,
+            dest.id,
+            buyer.country,
+            q.currency,
+            q.total_minor,
+            f"{order_id}-g",
+            q.goods_escrow_minor,
+            tax_id,
+            q.taxes_minor,
+            q.merchant_currency,
+            q.goods_merchant_minor,
+            commission,
+            OrderState.PAID,
+            now + hub.handling_days * DAY_NS,
+            now + hub.delivery_days * DAY_NS,
+            None,
+            now,
+        )
+        conn.execute(sa.update(st.quotes).where(st.quotes.c.id == q.id).values(used=True))
+        conn.execute(sa.insert(st.orders).values(**st.order_values(order)))
+        conn.execute(
+            sa.insert(st.order_lines),
+            [
+                {
+                    "order_id": order_id,
+                    "line": i,
+                    "sku": ln.sku,
+                    "quantity": ln.quantity,
+                    "warehouse_id": ln.warehouse_id,
+                    "unit_price": ln.unit_price_minor,
+                }
+                for i, ln in enumerate(q.lines, 1)
+            ],
+        )
+        self._event(conn, order_id, "paid", f"buyer:{buyer.id}", total_minor=q.total_minor)
+        return order
+
+    # ------------------------------------------------------------------ reading orders
+    def _check_sees(self, conn: Connection, caller: str, order: Order) -> None:
+        role, actor = parse_principal(caller)
+        if role is Role.BUYER and actor == order.buyer_id:
+            return
+        if role is Role.MERCHANT and actor == order.merchant_id:
+            return
+        if role is Role.HUB:
+            hub = self._hub_of_caller(conn, caller)
+            if hub.id in (order.hub_id, order.destination_hub_id):
+                return
+        if role is Role.ARBITRATOR and self._arbitrates(conn, actor, order.id):
+            return
+        raise Forbidden(f"order {order.id} is not yours to see")
+
+    def get_order(self, caller: str, order_id: str) -> Order:
+        with read_connection(self.engine) as conn:
+            order = self._order(conn, order_id)
+            self._check_sees(conn, caller, order)
+        return order
+
+    def list_orders(self, caller: str, state: str | None = None, limit: int = 100) -> list[Order]:
+        """The caller's orders: a buyer's, a merchant's, or those through a hub."""
+        role, actor = parse_principal(caller)
+        q = sa.select(st.orders)
+        with read_connection(self.engine) as conn:
+            if role is Role.BUYER:
+                q = q.where(st.orders.c.buyer_id == actor)
+            elif role is Role.MERCHANT:
+                q = q.where(st.orders.c.merchant_id == actor)
+            elif role is Role.HUB:
+                hub = self._hub_of_caller(conn, caller)
+                q = q.where(
+                    (st.orders.c.hub_id == hub.id) | (st.orders.c.destination_hub_id == hub.id)
+                )
+            else:
+                raise Forbidden("arbitrators see orders through their disputes")
+            if state is not None:
+                q = q.where(st.orders.c.state == state)
+            rows = conn.execute(q.order_by(st.orders.c.id).limit(max(1, min(limit, 1000)))).all()
+        return [st.order_from_row(r) for r in rows]
+
+    def order_events(self, caller: str, order_id: str) -> list[dict[str, object]]:
+        with read_connection(self.engine) as conn:
+            self._check_sees(conn, caller, self._order(conn, order_id))
+            rows = conn.execute(
+                sa.select(st.order_events)
+                .where(st.order_events.c.order_id == order_id)
+                .order_by(st.order_events.c.seq)
+            ).all()
+        return [
+            {"seq": r.seq, "kind": r.kind, "actor": r.actor, "at_ns": r.at, **json.loads(r.detail)}
+            for r in rows
+        ]
+
+    def tracking(self, caller: str, order_id: str) -> dict[str, object]:
+        with read_connection(self.engine) as conn:
+            order = self._order(conn, order_id)
+            self._check_sees(conn, caller, order)
+            events = self._tracking(conn, order_id)
+            decl = self._one(conn, st.declarations, "shipment_id", order_id)
+        last = events[-1].code if events else None
+        return {
+            "order_id": order_id,
+            "status": fulfilment_status(last),
+            "events": [
+                {"code": e.code, "hub": e.hub_id, "at_ns": e.at_ns, "note": e.note} for e in events
+            ],
+            "clearance": None
+            if decl is None
+            else {"lane": decl.lane, "estimated_hours": decl.clearance_hours},
+        }
+
+    def _tracking(self, conn: Connection, shipment_id: str) -> list[TrackingEvent]:
+        rows = conn.execute(
+            sa.select(st.tracking)
+            .where(st.tracking.c.shipment_id == shipment_id)
+            .order_by(st.tracking.c.seq)
+        ).all()
+        return [
+            TrackingEvent(r.shipment_id, r.seq, r.code, r.hub_id, r.actor, r.at, r.note)
+            for r in rows
+        ]
+
+    # ------------------------------------------------------------------ logistics
+    def track(self, caller: str, order_id: str, code: str, note: str = "") -> TrackingEvent:
+        """A hub operator records a postal-style event for a parcel on its leg: the origin
+        hub until line-haul departs, the destination hub after. EMA takes the stock; EDB
+        lodges the import declaration; EDC pays duties and taxes to customs; EMI starts the
+        dispute window, after which the escrow is released by itself."""
+        if not isinstance(note, str) or len(note) > 400:
+            raise InvalidTradeInput("note is at most 400 characters", field="note")
+        with self._write() as uow:
+            conn = uow.connection
+            hub = self._hub_of_caller(conn, caller)
+            order = self._order(conn, order_id)
+            event = self._track(conn, hub, order, code, note)
+        return event
+
+    def _track(
+        self, conn: Connection, hub: Hub, order: Order, code: str, note: str
+    ) -> TrackingEvent:
+        domestic = self._hub(conn, order.hub_id).country == order.destination
+        if domestic:
+            allowed = {order.hub_id, order.destination_hub_id}
+        elif code in ORIGIN_CODES:
+            allowed = {order.hub_id}
+        else:
+            allowed = {order.destination_hub_id}
+        if hub.id not in allowed:
+            raise Forbidden(
+                f"{code} for order {order.id} is recorded by {' or '.join(sorted(allowed))}"
+            )
+        if order.state is OrderState.CANCELLED:
+            raise InvalidTransition(f"order {order.id} was cancelled before hand-over")
+        events = self._tracking(conn, order.id)
+        check_tracking_step(events[-1].code if events else None, code, domestic=domestic)
+        now = self._now()
+        ev = TrackingEvent(order.id, len(events), code, hub.id, hub.participant_id, now, note)
+        conn.execute(
+            sa.insert(st.tracking).values(
+                shipment_id=ev.shipment_id,
+                seq=ev.seq,
+                code=ev.code,
+                hub_id=ev.hub_id,
+                actor=ev.actor,
+                at=ev.at_ns,
+                note=ev.note,
+            )
+        )
+        if code == "EMA":
+            self._take_stock(conn, order)
+            self._event(conn, order.id, "shipped", hub.participant_id)
+            self._set_state(conn, order)
+        elif code == "EDB":
+            self._declare(conn, order)
+        elif code == "EDC":
+            self._pay_taxes(conn, order, hub.participant_id)
+        elif code == "EMI" and order.state not in TERMINAL_ORDER_STATES:
+            self._event(conn, order.id, "delivered", hub.participant_id)
+            release_at = now + self._hub(conn, order.hub_id).dispute_days * DAY_NS
+            if order.state is not OrderState.DISPUTED:
+                self._set_state(conn, order, release_at=release_at)
+            else:
+                conn.execute(
+                    sa.update(st.orders)
+                    .where(st.orders.c.id == order.id)
+                    .values(release_at=release_at)
+                )
+        return ev
+
+    def _lines(self, conn: Connection, order_id: str) -> list[Any]:
+        return list(
+            conn.execute(
+                sa.select(st.order_lines)
+                .where(st.order_lines.c.order_id == order_id)
+                .order_by(st.order_lines.c.line)
+            ).all()
+        )
+
+    def _take_stock(self, conn: Connection, order: Order) -> None:
+        for ln in self._lines(conn, order.id):
+            conn.execute(
+                sa.update(st.stock)
+                .where(st.stock.c.sku == ln.sku, st.stock.c.warehouse_id == ln.warehouse_id)
+                .values(
+                    on_hand=st.stock.c.on_hand - ln.quantity,
+                    reserved=st.stock.c.reserved - ln.quantity,
+                )
+            )
+
+    def _free_stock(self, conn: Connection, order: Order) -> None:
+        for ln in self._lines(conn, order.id):
+            conn.execute(
+                sa.update(st.stock)
+                .where(st.stock.c.sku == ln.sku, st.stock.c.warehouse_id == ln.warehouse_id)
+                .values(reserved=st.stock.c.reserved - ln.quantity)
+            )
+
+    def _declare(self, conn: Connection, order: Order) -> Declaration:
+        """Lodge the WCO-style import declaration for the parcel (recorded once)."""
+        q = st.quote_from_row(self._one(conn, st.quotes, "id", order.quote_id))
+        merchant = self._merchant(conn, order.merchant_id)
+        buyer = self._buyer(conn, order.buyer_id)
+        hub = self._hub(conn, order.hub_id)
+        items = {ln.sku: self._item(conn, ln.sku) for ln in q.lines}
+        shipment = Shipment(
+            order.id,
+            Party(merchant.legal_name, merchant.country, merchant.registration_number),
+            Party(buyer.name, buyer.country, buyer.id),
+            Party(hub.name, hub.country, hub.id, authorised_operator=True),
+            order.destination,
+            tuple(_declaration_line(items[ln.sku], ln, q.currency) for ln in q.lines),
+            q.freight_minor,
+            q.insurance_minor,
+            q.currency,
+            INCOTERM,
+            origin_hub=order.hub_id,
+            destination_hub=order.destination_hub_id,
+        )
+        on = ns_to_datetime(q.created_at_ns).date()
+        log = _DeclarationTable(conn, self._now())
+        return declare(
+            shipment,
+            on,
+            log,
+            regime=q.regime,  # the quote's: CBEC only if it was within the limits then
+            tariffs=self.tariffs,
+        )
+
+    def _pay_taxes(self, conn: Connection, order: Order, actor: str) -> None:
+        if order.tax_escrow_id is None:
+            return
+        e = self.scheme.get_escrow(
+            self._hub(conn, order.hub_id).participant_id, order.tax_escrow_id
+        )
+        if e.held_minor == 0:
+            return
+        hub = self._hub(conn, order.hub_id)
+        self._escrow_move(hub, order.tax_escrow_id, release=e.held_minor, refund=0)
+        self._event(conn, order.id, "import_cleared", actor, taxes_minor=e.held_minor)
+
+    def _escrow_move(self, hub: Hub, escrow_id: str, *, release: int, refund: int) -> None:
+        try:
+            if release and refund:
+                self.scheme.split_escrow(hub.participant_id, escrow_id, release, refund)
+            elif release:
+                self.scheme.release_escrow(hub.participant_id, escrow_id, release)
+            elif refund:
+                self.scheme.refund_escrow(hub.participant_id, escrow_id, refund)
+        except PaymentError as exc:
+            raise PaymentFailed(f"escrow {escrow_id}: {exc.detail}") from None
+
+    # ------------------------------------------------------------------ settling an order
+    def _settle(
+        self,
+        conn: Connection,
+        order: Order,
+        refund_minor: int,
+        actor: str,
+        kind: str,
+        **detail: object,
+    ) -> Order:
+        """Move the goods escrow: ``refund_minor`` back to the buyer, the rest to the hub,
+        which owes the merchant its share (a payout, run after commit). Duties and taxes
+        still held (the goods never cleared import) go back to the buyer on any refund."""
+        hub = self._hub(conn, order.hub_id)
+        release = order.goods_escrow_minor - refund_minor
+        self._escrow_move(hub, order.goods_escrow_id, release=release, refund=refund_minor)
+        taxes_back = 0
+        if order.tax_escrow_id is not None and refund_minor:
+            held = self.scheme.get_escrow(hub.participant_id, order.tax_escrow_id).held_minor
+            if held:
+                self._escrow_move(hub, order.tax_escrow_id, release=0, refund=held)
+                taxes_back = held
+        self._event(
+            conn,
+            order.id,
+            kind,
+            actor,
+            released_minor=release,
+            refunded_minor=refund_minor,
+            taxes_refunded_minor=taxes_back,
+            **detail,
+        )
+        share = merchant_share(order, release) if release else 0
+        if share > 0:
+            conn.execute(
+                sa.insert(st.payouts).values(
+                    transfer_id=f"{order.id}-p",
+                    order_id=order.id,
+                    merchant_id=order.merchant_id,
+                    currency=order.merchant_currency,
+                    amount=share,
+                    source_currency=order.currency,
+                    source_amount=0,
+                    withheld=0,
+                    state="PENDING",
+                    created_at=self._now(),
+                )
+            )
+        return self._set_state(conn, order, release_at=None)
+
+    def pay_out(self, transfer_id: str) -> str:
+        """Pay a merchant what a release owes it, in its currency, through the scheme (the
+        hub pays; the merchant's bank accepts). Part may be withheld to repay its loan.
+        Returns the payout's state; PENDING means it will be retried."""
+        try:
+            with self._write() as uow:
+                return self._pay_out(uow, transfer_id)
+        except (PaymentError, PaymentFailed) as exc:
+            with self._write() as uow:
+                row = self._one(uow.connection, st.payouts, "transfer_id", transfer_id)
+                self._event(uow.connection, row.order_id, "payout", SCHEME, error=str(exc))
+            return "PENDING"
+
+    def _pay_out(self, uow: UnitOfWork, transfer_id: str) -> str:
+        conn = uow.connection
+        row = self._one(conn, st.payouts, "transfer_id", transfer_id)
+        if row is None or row.state == "PAID":
+            return "PAID" if row is not None else "UNKNOWN"
+        order = self._order(conn, row.order_id)
+        merchant = self._merchant(conn, row.merchant_id)
+        hub = self._hub(conn, order.hub_id)
+        if row.state == "HELD":
+            t = self.scheme.get_transfer(hub.participant_id, transfer_id)
+            state = "PAID" if t.state is TransferState.COMMITTED else "HELD"
+            if t.state is TransferState.ABORTED:
+                state = "PENDING"
+            conn.execute(
+                sa.update(st.payouts)
+                .where(st.payouts.c.transfer_id == transfer_id)
+                .values(state=state)
+            )
+            return state
+        withheld = 0
+        if self.lending is not None:
+            withheld = self.lending.withhold(
+                merchant.id, row.currency, row.amount, transfer_id, uow=uow
+            )
+        amount = row.amount - withheld
+        quote = self.scheme.create_quote(
+            hub.participant_id,
+            f"{transfer_id}q",
+            merchant.settlement_alias_type,
+            merchant.settlement_alias,
+            amount,
+            AmountType.RECEIVE,
+            order.currency,
+        )
+        t = self.scheme.prepare_transfer(
+            hub.participant_id, transfer_id, quote.id, note=f"payout for order {order.id}"
+        )
+        state = "HELD"
+        if t.state is TransferState.RESERVED:
+            self.scheme.commit_transfer(merchant.settlement_participant, transfer_id)
+            state = "PAID"
+        conn.execute(
+            sa.update(st.payouts)
+            .where(st.payouts.c.transfer_id == transfer_id)
+            .values(state=state, source_amount=quote.source_amount_minor, withheld=withheld)
+        )
+        self._event(
+            conn,
+            order.id,
+            "payout" if state == "PAID" else "payout_held",
+            hub.participant_id,
+            amount_minor=amount,
+            withheld_minor=withheld,
+            currency=row.currency,
+            source_minor=quote.source_amount_minor,
+        )
+        return state
+
+    def payouts(self, caller: str, order_id: str) -> list[dict[str, object]]:
+        with read_connection(self.engine) as conn:
+            self._check_sees(conn, caller, self._order(conn, order_id))
+            rows = conn.execute(
+                sa.select(st.payouts).where(st.payouts.c.order_id == order_id)
+            ).all()
+        return [
+            {
+                "transfer_id": r.transfer_id,
+                "currency": r.currency,
+                "amount_minor": r.amount,
+                "withheld_minor": r.withheld,
+                "source_currency": r.source_currency,
+                "source_amount_minor": r.source_amount,
+                "state": r.state,
+            }
+            for r in rows
+        ]
+
+    def _after(self, order_id: str) -> None:
+        """Run the payouts a committed release owes."""
+        with read_connection(self.engine) as conn:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    sa.select(st.payouts.c.transfer_id).where(
+                        st.payouts.c.order_id == order_id, st.payouts.c.state != "PAID"
+                    )
+                ).all()
+            ]
+        for tid in ids:
+            self.pay_out(tid)
+
+    # ------------------------------------------------------------------ buyer and merchant acts
+    def confirm_receipt(self, caller: str, order_id: str) -> Order:
+        """The buyer confirms it received the goods as described: the escrow is released now."""
+        buyer_id = self._as(caller, Role.BUYER)
+        with self._write() as uow:
+            conn = uow.connection
+            order = self._order(conn, order_id)
+            if order.buyer_id != buyer_id:
+                raise Forbidden(f"order {order_id} is not yours")
+            if order.state is not OrderState.DELIVERED:
+                raise InvalidTransition(
+                    f"order {order_id} is {order.state.value}; confirm after delivery"
+                )
+            order = self._settle(conn, order, 0, caller, "released")
+        self._after(order_id)
+        return order
+
+    def cancel(self, caller: str, order_id: str, reason: str) -> Order:
+        """Buyer, merchant or the merchant's hub cancels before hand-over: full refund."""
+        reason = check_text(reason, "reason")
+        with self._write() as uow:
+            conn = uow.connection
+            order = self._order(conn, order_id)
+            self._check_party(conn, caller, order)
+            if order.state is not OrderState.PAID:
+                raise InvalidTransition(
+                    f"order {order_id} is {order.state.value}: only a paid order not yet "
+                    "handed over can be cancelled (after that: a return or a dispute)"
+                )
+            self._free_stock(conn, order)
+            order = self._settle(
+                conn, order, order.goods_escrow_minor, caller, "cancelled", reason=reason
+            )
+        return order
+
+    def _check_party(self, conn: Connection, caller: str, order: Order) -> None:
+        role, actor = parse_principal(caller)
+        if role is Role.BUYER and actor == order.buyer_id:
+            return
+        if role is Role.MERCHANT and actor == order.merchant_id:
+            return
+        if role is Role.HUB and self._hub_of_caller(conn, caller).id == order.hub_id:
+            return
+        raise Forbidden(f"order {order.id} is not yours")
+
+    def request_return(self, caller: str, order_id: str, reason: str) -> Order:
+        """Within the dispute window after delivery the buyer asks to send the goods back;
+        the release waits. The merchant accepts (refund when the goods are back) or refuses
+        (the buyer may then open a dispute); silence for 3 days counts as acceptance."""
+        buyer_id = self._as(caller, Role.BUYER)
+        reason = check_text(reason, "reason")
+        with self._write() as uow:
+            conn = uow.connection
+            order = self._order(conn, order_id)
+            if order.buyer_id != buyer_id:
+                raise Forbidden(f"order {order_id} is not yours")
+            if order.state is not OrderState.DELIVERED:
+                raise InvalidTransition(f"order {order_id} is {order.state.value}")
+            assert order.release_at_ns is not None
+            if self._now() >= order.release_at_ns:
+                raise WindowClosed(f"the return window of order {order_id} has closed")
+            self._event(conn, order.id, "return_requested", caller, reason=reason)
+            order = self._set_state(
+                conn, order, release_at=self._now() + RETURN_RESPONSE_DAYS * DAY_NS
+            )
+        return order
+
+    def answer_return(self, caller: str, order_id: str, accept: bool, note: str = "") -> Order:
+        merchant_id = self._as(caller, Role.MERCHANT)
+        with self._write() as uow:
+            conn = uow.connection
+            order = self._order(conn, order_id)
+            if order.merchant_id != merchant_id:
+                raise Forbidden(f"order {order_id} is not yours")
+            if order.state is not OrderState.RETURN_REQUESTED:
+                raise InvalidTransition(f"order {order_id} is {order.state.value}")
+            if accept:
+                order = self._refund_return(conn, order, caller, note or "return accepted")
+            else:
+                self._event(conn, order.id, "return_refused", caller, note=note)
+                # the buyer keeps its dispute window
+                hub = self._hub(conn, order.hub_id)
+                order = self._set_state(
+                    conn, order, release_at=self._now() + hub.dispute_days * DAY_NS
+                )
+        return order
+
+    def _refund_return(self, conn: Connection, order: Order, actor: str, note: str) -> Order:
+        for ln in self._lines(conn, order.id):
+            conn.execute(
+                sa.update(st.stock)
+                .where(st.stock.c.sku == ln.sku, st.stock.c.warehouse_id == ln.warehouse_id)
+                .values(on_hand=st.stock.c.on_hand + ln.quantity)
+            )
+        return self._settle(conn, order, order.goods_escrow_minor, actor, "refunded", note=note)
+
+    # ------------------------------------------------------------------ deadlines
+    def process_deadlines(self) -> dict[str, int]:
+        """Act on every deadline that has passed: unshipped orders are cancelled, undelivered
+        ones refunded, delivered ones released after the dispute window, unanswered returns
+        accepted; dispute deadlines (``disputes.py``); pending payouts retried."""
+        now = self._now()
+        counts = {"cancelled": 0, "refunded": 0, "released": 0, "returns_accepted": 0}
+        rules: list[tuple[str, Any, Callable[[Connection, Order], Order]]] = [
+            (
+                "cancelled",
+                (st.orders.c.state == "PAID") & (st.orders.c.ship_by <= now),
+                lambda c, o: self._expire_unshipped(c, o),
+            ),
+            (
+                "refunded",
+                (st.orders.c.state == "SHIPPED") & (st.orders.c.deliver_by <= now),
+                lambda c, o: self._expire_undelivered(c, o),
+            ),
+            (
+                "released",
+                (st.orders.c.state == "DELIVERED") & (st.orders.c.release_at <= now),
+                lambda c, o: self._settle(c, o, 0, SCHEME, "released"),
+            ),
+            (
+                "returns_accepted",
+                (st.orders.c.state == "RETURN_REQUESTED") & (st.orders.c.release_at <= now),
+                lambda c, o: self._refund_return(
+                    c, o, SCHEME, "the merchant did not answer the return in time"
+                ),
+            ),
+        ]
+        for name, where, act in rules:
+            with read_connection(self.engine) as conn:
+                ids = [r[0] for r in conn.execute(sa.select(st.orders.c.id).where(where)).all()]
+            for order_id in ids:
+                with self._write() as uow:
+                    order = self._order(uow.connection, order_id)
+                    act(uow.connection, order)
+                counts[name] += 1
+                self._after(order_id)
+        counts.update(self.process_dispute_deadlines())
+        counts["payouts_retried"] = self._retry_payouts()
+        return counts
+
+    def _expire_unshipped(self, conn: Connection, order: Order) -> Order:
+        self._free_stock(conn, order)
+        return self._settle(
+            conn,
+            order,
+            order.goods_escrow_minor,
+            SCHEME,
+            "cancelled",
+            reason="not handed over in time",
+        )
+
+    def _expire_undelivered(self, conn: Connection, order: Order) -> Order:
+        return self._settle(
+            conn,
+            order,
+            order.goods_escrow_minor,
+            SCHEME,
+            "refunded",
+            reason="not delivered in time",
+        )
+
+    def _retry_payouts(self) -> int:
+        with read_connection(self.engine) as conn:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    sa.select(st.payouts.c.transfer_id).where(st.payouts.c.state != "PAID")
+                ).all()
+            ]
+        return sum(1 for tid in ids if self.pay_out(tid) == "PAID")
+
+
+class _DeclarationTable:
+    """The customs declaration log kept in ``trade_declarations`` (idempotent by shipment)."""
+
+    def __init__(self, conn: Connection, now: int) -> None:
+        self.conn = conn
+        self.now = now
+
+    def record(self, declaration: Declaration) -> Declaration:
+        body = st.dumps(_plain(declaration))
+        row = self.conn.execute(
+            sa.select(st.declarations.c.body).where(
+                st.declarations.c.shipment_id == declaration.shipment_id
+            )
+        ).first()
+        if row is not None:
+            if row[0] != body:
+                from entrepot.trade.customs import DeclarationConflict
+
+                raise DeclarationConflict(
+                    f"shipment {declaration.shipment_id} is already declared differently",
+                    field="shipment_id",
+                )
+            return declaration
+        self.conn.execute(
+            sa.insert(st.declarations).values(
+                shipment_id=declaration.shipment_id,
+                declaration_id=declaration.declaration_id,
+                destination=declaration.destination,
+                lane=declaration.clearance.lane,
+                clearance_hours=declaration.clearance.estimated_clearance_hours,
+                body=body,
+                created_at=self.now,
+            )
+        )
+        return declaration
+
+    def find(self, shipment_id: str) -> Declaration | None:
+        return None  # declarations are read back as JSON: TradeNetwork.declaration()
+
+
+def _plain(value: Any) -> Any:
+    """A dataclass tree as JSON-ready data (Decimals and dates as strings)."""
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: _plain(getattr(value, k)) for k in value.__dataclass_fields__}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Decimal | date):
+        return str(value)
+    return value
+
+
+def _declaration_line(item: Item, line: QuoteLine, currency: str) -> DeclarationLine:
+    return DeclarationLine(
+        item.hs_code,
+        item.title,
+        item.origin,
+        Decimal(line.quantity),
+        "pcs",
+        Decimal(item.weight_g * line.quantity) / 1000,
+        line.line_buyer_minor,
+        currency,
+    )
+
+
+def _merchant_values(m: Merchant) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "hub_id": m.hub_id,
+        "legal_name": m.legal_name,
+        "registration_number": m.registration_number,
+        "country": m.country,
+        "currencies": ",".join(m.currencies),
+        "settlement_alias_type": m.settlement_alias_type,
+        "settlement_alias": m.settlement_alias,
+        "settlement_participant": m.settlement_participant,
+        "state": m.state.value,
+        "screening": m.screening,
+        "created_at": m.created_at_ns,
+    }
+
+
+def _item_values(i: Item, now: int) -> dict[str, Any]:
+    return {
+        "sku": i.sku,
+        "merchant_id": i.merchant_id,
+        "title": i.title,
+        "hs_code": i.hs_code,
+        "origin": i.origin,
+        "weight_g": i.weight_g,
+        "length_mm": i.length_mm,
+        "width_mm": i.width_mm,
+        "height_mm": i.height_mm,
+        "price": i.price_minor,
+        "currency": i.currency,
+        "active": i.active,
+        "created_at": now,
+    }
