@@ -9,7 +9,7 @@ from rich.progress import Progress, TaskID
 
 from entrepot import __version__
 from entrepot.config import load_settings
-from entrepot.entrypoints.cli import city, db, ledger, payments, risk
+from entrepot.entrypoints.cli import city, db, ledger, lending, payments, risk
 from entrepot.entrypoints.cli.demo import demo
 from entrepot.entrypoints.cli.output import CliError, emit_json, err, guard, out
 
@@ -46,6 +46,7 @@ def main(
 app.add_typer(db.app, name="db")
 app.add_typer(ledger.app, name="ledger")
 app.add_typer(payments.app, name="payments")
+risk.app.add_typer(lending.app, name="lending")
 app.add_typer(risk.app, name="risk")
 app.add_typer(city.app, name="city")
 app.add_typer(bench_app, name="bench")
