@@ -1,0 +1,291 @@
+"""Orders end to end: a Kigali merchant sells to a Kuala Lumpur buyer through quote, escrow,
+export and import clearance, delivery, release, payout and settlement, every balance exact;
+and the refusals that must change nothing."""
+
+from __future__ import annotations
+
+import threading
+from decimal import ROUND_UP, Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from entrepot.payments import SCHEME
+from entrepot.trade import Order, OrderState
+from entrepot.trade import store as st
+from entrepot.trade.customs import InvalidHsCode, UnknownHsCode
+from entrepot.trade.errors import (
+    CurrencyNotHeld,
+    Forbidden,
+    InvalidTransition,
+    OutOfStock,
+    QuoteExpired,
+)
+from tests.trade.network import DESTINATION, ORIGIN, Net
+
+# Independent arithmetic for the quote (not the service's code): the FX provider's MYR->RWF
+# rate is USD_VALUE MYR / RWF = 0.22 / 0.00072 to 8 places, less its 40 bps spread.
+RATE = Decimal("305.55555556") * Decimal("0.996")
+
+
+def myr_for(rwf: int) -> int:
+    """MYR sen the buyer pays for ``rwf`` francs at RATE, rounded up to the sen."""
+    return int((Decimal(rwf) / RATE).quantize(Decimal("0.01"), rounding=ROUND_UP) * 100)
+
+
+GOODS_RWF = 2 * 45_000
+# 2 baskets of 30x30x25 cm: volumetric 4.5 kg each beats 0.8 kg actual -> 9.0 kg chargeable;
+# Kigali's card: USD 8 + USD 6/kg at 0.00072 USD/RWF -> 11,111 + 9.0 x 8,333 francs.
+FREIGHT_RWF = 11_111 + 9 * 8_333
+GOODS_MYR = myr_for(GOODS_RWF)
+FREIGHT_MYR = myr_for(FREIGHT_RWF)
+INSURANCE_MYR = (GOODS_MYR + 50) // 100  # 1%, half up
+CIF_MYR = GOODS_MYR + FREIGHT_MYR + INSURANCE_MYR
+SST_MYR = (CIF_MYR + 5) // 10  # 10% sales tax on CIF; DFTZ duty factor 0
+TOTAL_MYR = CIF_MYR + SST_MYR
+NET_RWF = GOODS_RWF - GOODS_RWF * 5 // 100  # the hub's 5% commission
+
+
+def test_kigali_to_kuala_lumpur_end_to_end_with_exact_balances(net: Net) -> None:
+    merchant, buyer = net.merchant(), net.buyer()
+    sku = net.basket(merchant)
+    q = net.trade.quote(buyer, "q-1", [(sku, 2)])
+    assert (q.goods_minor, q.freight_minor, q.insurance_minor) == (
+        GOODS_MYR,
+        FREIGHT_MYR,
+        INSURANCE_MYR,
+    )
+    assert (q.duty_minor, q.excise_minor, q.vat_minor, q.customs_fees_minor) == (0, 0, SST_MYR, 0)
+    assert q.total_minor == TOTAL_MYR and q.currency == "MYR" and q.dftz
+    assert (GOODS_MYR, FREIGHT_MYR, TOTAL_MYR) == (29_573, 28_294, 63_979)
+
+    order = net.trade.checkout(buyer, "o-1", "q-1")
+    assert order.state is OrderState.PAID
+    assert (order.goods_escrow_minor, order.tax_escrow_minor) == (CIF_MYR, SST_MYR)
+    assert net.position("maybank-my", "MYR") == -TOTAL_MYR
+    assert net.trade.stock(sku)[0].reserved == 2
+
+    for code in ORIGIN:
+        net.trade.track("hub-kigali", "o-1", code)
+    assert net.trade.stock(sku)[0].on_hand == 8
+    for code in DESTINATION:
+        net.trade.track("hub-kuala-lumpur", "o-1", code)
+    assert net.position("customs-my", "MYR") == SST_MYR  # paid at import clearance (EDC)
+    tracking = net.trade.tracking(buyer, "o-1")
+    assert tracking["status"] == "delivered"
+    assert tracking["clearance"] == {"lane": "amber", "estimated_hours": 12}
+    assert net.trade.get_order(buyer, "o-1").state is OrderState.DELIVERED
+
+    net.advance_days(6.9)
+    assert net.trade.process_deadlines()["released"] == 0  # dispute window still open
+    net.advance_days(0.2)
+    assert net.trade.process_deadlines()["released"] == 1
+    assert net.trade.get_order(merchant, "o-1").state is OrderState.COMPLETED
+
+    (payout,) = net.trade.payouts(merchant, "o-1")
+    principal = myr_for(NET_RWF)
+    fee = (principal * 30 + 5_000) // 10_000  # scheme fee 30 bps, half up
+    assert payout == {
+        "transfer_id": "o-1-p",
+        "currency": "RWF",
+        "amount_minor": NET_RWF,
+        "withheld_minor": 0,
+        "source_currency": "MYR",
+        "source_amount_minor": principal + fee,
+        "state": "PAID",
+    }
+    expected = {
+        ("maybank-my", "MYR"): -TOTAL_MYR,
+        ("customs-my", "MYR"): SST_MYR,
+        ("hub-kigali", "MYR"): CIF_MYR - principal - fee,
+        ("fx-global", "MYR"): principal,
+        ("fx-global", "RWF"): -NET_RWF,
+        (SCHEME, "MYR"): fee,
+        ("mtn-rw", "RWF"): NET_RWF,
+    }
+    assert {k: net.position(*k) for k in expected} == expected
+
+    before = {k: net.scheme.liquidity(*k)["settlement_balance_minor"] for k in expected}
+    window = net.scheme.close_window()
+    nets = {(p.participant_id, p.currency): p.net_minor for p in window.positions}
+    assert {k: nets[k] for k in expected} == expected
+    net.scheme.settle_window(SCHEME, window.id)
+    after = {k: net.scheme.liquidity(*k)["settlement_balance_minor"] for k in expected}
+    assert {k: after[k] - before[k] for k in expected} == expected
+    assert all(net.position(*k) == 0 for k in expected)
+
+
+def test_a_split_ruling_splits_the_escrow_exactly(net: Net) -> None:
+    merchant, buyer = net.merchant(), net.buyer()
+    net.order(buyer, net.basket(merchant), 2)
+    net.ship("o-1")
+    d = net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "one basket torn")
+    net.trade.add_evidence(merchant, "d-1", "packed intact; photo ref P-17")
+    d = net.trade.escalate(buyer, "d-1")
+    arbitrator = f"arbitrator:{d.arbitrator}"
+    refund = 20_000
+    net.trade.rule(arbitrator, "d-1", "split", refund, "one of two baskets damaged in transit")
+    net.advance_days(5)
+    counts = net.trade.process_deadlines()
+    assert counts["rulings_final"] == 1
+
+    escrow = net.scheme.get_escrow("hub-kigali", "o-1-g")
+    assert (escrow.released_minor, escrow.refunded_minor) == (CIF_MYR - refund, refund)
+    share = NET_RWF * (CIF_MYR - refund) // CIF_MYR
+    (payout,) = net.trade.payouts(merchant, "o-1")
+    assert payout["amount_minor"] == share and payout["state"] == "PAID"
+    assert net.position("maybank-my", "MYR") == -TOTAL_MYR + refund
+    assert net.position("mtn-rw", "RWF") == share
+    assert net.trade.get_order(buyer, "o-1").state is OrderState.COMPLETED
+    kinds = [e["kind"] for e in net.trade.dispute_events(arbitrator, "d-1")]
+    assert kinds == ["opened", "evidence", "escalated", "ruled", "final", "resolved"]
+
+
+def test_unknown_hs_code_and_unheld_currency_are_refused(net: Net) -> None:
+    merchant = net.merchant()
+    kwargs = dict(weight_g=100, dimensions_mm=(10, 10, 10), price_minor=100)
+    with pytest.raises(UnknownHsCode):
+        net.trade.add_item(merchant, "x", "Mystery", "999999", "RW", currency="RWF", **kwargs)
+    with pytest.raises(InvalidHsCode):
+        net.trade.add_item(merchant, "x", "Mystery", "12", "RW", currency="RWF", **kwargs)
+    with pytest.raises(CurrencyNotHeld, match="holds RWF, not EUR"):
+        net.trade.add_item(merchant, "x", "Coffee", "090111", "RW", currency="EUR", **kwargs)
+    assert net.trade.catalogue() == []
+
+
+def test_two_concurrent_orders_cannot_oversell_the_last_item(net: Net) -> None:
+    merchant = net.merchant()
+    sku = net.basket(merchant, on_hand=1)
+    buyers = [net.buyer(), net.buyer("b-2", msisdn="+60123456780")]
+    for n, b in enumerate(buyers):
+        net.trade.quote(b, f"q-{n}", [(sku, 1)])  # both see one available
+    results: list[object] = [None, None]
+    barrier = threading.Barrier(2)
+
+    def buy(n: int) -> None:
+        barrier.wait()
+        try:
+            results[n] = net.trade.checkout(buyers[n], f"o-{n}", f"q-{n}")
+        except Exception as exc:  # the test inspects which one failed
+            results[n] = exc
+
+    threads = [threading.Thread(target=buy, args=(n,)) for n in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    failed = [r for r in results if isinstance(r, Exception)]
+    assert len(failed) == 1 and isinstance(failed[0], OutOfStock)
+    assert net.trade.stock(sku)[0].reserved == 1
+    with net.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(st.orders)).scalar() == 1
+    # the refused buyer's payment never reached escrow: the wallet paid for one order only
+    (placed,) = [r for r in results if isinstance(r, Order)]
+    assert net.position("maybank-my", "MYR") == -placed.total_minor
+
+
+def test_a_dispute_after_its_window_is_refused_and_changes_nothing(net: Net) -> None:
+    merchant, buyer = net.merchant(), net.buyer()
+    net.order(buyer, net.basket(merchant), 1)
+    net.ship("o-1")
+    net.advance_days(8)
+    net.trade.process_deadlines()
+    from entrepot.trade.errors import WindowClosed
+
+    with pytest.raises(WindowClosed):
+        net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "too late")
+    assert net.trade.list_disputes(buyer) == []
+    assert net.trade.get_order(buyer, "o-1").state is OrderState.COMPLETED
+
+
+def test_only_the_assigned_arbitrator_rules(net: Net) -> None:
+    merchant, buyer = net.merchant(), net.buyer()
+    net.order(buyer, net.basket(merchant), 1)
+    net.ship("o-1")
+    net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "wrong colour")
+    d = net.trade.escalate(merchant, "d-1")
+    other = next(a for a in ("arb-kigali-1", "arb-kigali-2", "arb-kigali-3") if a != d.arbitrator)
+    for caller in (f"arbitrator:{other}", merchant, buyer, "hub-kigali"):
+        with pytest.raises(Forbidden):
+            net.trade.rule(caller, "d-1", "refund", 0, "I decide")
+    assert net.trade.get_dispute(buyer, "d-1") == d
+    with pytest.raises(Forbidden):
+        net.trade.get_dispute(f"arbitrator:{other}", "d-1")
+
+
+def test_deadlines_cancel_unshipped_orders_and_refund_in_full(net: Net) -> None:
+    merchant, buyer = net.merchant(), net.buyer()
+    sku = net.basket(merchant)
+    net.order(buyer, sku, 1)
+    net.advance_days(5)
+    assert net.trade.process_deadlines()["cancelled"] == 1
+    order = net.trade.get_order(buyer, "o-1")
+    assert order.state is OrderState.CANCELLED
+    assert net.position("maybank-my", "MYR") == 0
+    assert net.trade.stock(sku)[0].reserved == 0
+    with pytest.raises(InvalidTransition):
+        net.trade.track("hub-kigali", "o-1", "EMA")
+
+
+def test_cancel_after_handover_is_refused(net: Net) -> None:
+    merchant, buyer = net.merchant(), net.buyer()
+    net.order(buyer, net.basket(merchant), 1)
+    net.trade.track("hub-kigali", "o-1", "EMA")
+    with pytest.raises(InvalidTransition, match="not yet handed over"):
+        net.trade.cancel(buyer, "o-1", "changed my mind")
+    assert net.trade.get_order(buyer, "o-1").state is OrderState.SHIPPED
+
+
+def test_an_unanswered_dispute_refunds_the_buyer(net: Net) -> None:
+    merchant, buyer = net.merchant(), net.buyer()
+    net.order(buyer, net.basket(merchant), 1)
+    for code in ORIGIN:
+        net.trade.track("hub-kigali", "o-1", code)
+    net.trade.open_dispute(buyer, "d-1", "o-1", "not_received", "nothing after 3 weeks")
+    net.advance_days(3)
+    assert net.trade.process_deadlines()["disputes_unanswered"] == 1
+    order = net.trade.get_order(buyer, "o-1")
+    assert order.state is OrderState.REFUNDED
+    # goods and the taxes never paid to customs (not cleared) both come back
+    assert net.position("maybank-my", "MYR") == 0
+    assert net.trade.payouts(merchant, "o-1") == []
+
+
+def test_tracking_is_ordered_and_recorded_by_the_hub_on_its_leg(net: Net) -> None:
+    merchant, buyer = net.merchant(), net.buyer()
+    net.order(buyer, net.basket(merchant), 1)
+    with pytest.raises(InvalidTransition, match="EMB cannot follow no event; expected EMA"):
+        net.trade.track("hub-kigali", "o-1", "EMB")
+    with pytest.raises(Forbidden):
+        net.trade.track("hub-kigali", "o-1", "EMI")
+    with pytest.raises(Forbidden):
+        net.trade.track("hub-kuala-lumpur", "o-1", "EMA")
+    with pytest.raises(Forbidden):
+        net.trade.track("hub-liege", "o-1", "EMA")
+    assert net.trade.tracking(buyer, "o-1")["events"] == []
+
+
+def test_a_quote_expires_and_an_order_id_is_idempotent(net: Net) -> None:
+    merchant, buyer = net.merchant(), net.buyer()
+    sku = net.basket(merchant)
+    net.trade.quote(buyer, "q-1", [(sku, 1)])
+    net.clock.advance(901)
+    with pytest.raises(QuoteExpired):
+        net.trade.checkout(buyer, "o-1", "q-1")
+    net.trade.quote(buyer, "q-2", [(sku, 1)])
+    first = net.trade.checkout(buyer, "o-2", "q-2")
+    assert net.trade.checkout(buyer, "o-2", "q-2") == first
+    assert net.trade.stock(sku)[0].reserved == 1
+
+
+def test_parties_see_only_their_own_orders(net: Net) -> None:
+    merchant, buyer = net.merchant(), net.buyer()
+    other_merchant = net.merchant("m-2", reg="RW-2", name="Other Ltd")
+    other_buyer = net.buyer("b-2", msisdn="+60123456780")
+    net.order(buyer, net.basket(merchant), 1)
+    for caller in (other_merchant, other_buyer, "hub-liege", "arbitrator:arb-kigali-1"):
+        with pytest.raises(Forbidden):
+            net.trade.get_order(caller, "o-1")
+    assert [o.id for o in net.trade.list_orders(other_buyer)] == []
+    assert [o.id for o in net.trade.list_orders("hub-kuala-lumpur")] == ["o-1"]
+    assert [o.id for o in net.trade.list_orders(merchant)] == ["o-1"]
