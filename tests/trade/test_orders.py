@@ -289,3 +289,39 @@ def test_parties_see_only_their_own_orders(net: Net) -> None:
     assert [o.id for o in net.trade.list_orders(other_buyer)] == []
     assert [o.id for o in net.trade.list_orders("hub-kuala-lumpur")] == ["o-1"]
     assert [o.id for o in net.trade.list_orders(merchant)] == ["o-1"]
+
+
+def test_merchant_history_feeds_a_partner_bank_and_repayment_is_withheld(net: Net) -> None:
+    from entrepot.risk.lending import Lending
+
+    merchant, buyer = net.merchant(), net.buyer()
+    sku = net.basket(merchant, on_hand=40)
+    for n in range(3):
+        net.order(buyer, sku, 1, order_id=f"o-{n}")
+        net.ship(f"o-{n}")
+        net.trade.confirm_receipt(buyer, f"o-{n}")
+        net.advance_days(31)
+    history = net.trade.merchant_history(merchant, "m-inzozi", months=3)
+    assert history.order_count == 3 and history.refund_count == 0
+    assert sum(history.monthly_sales_minor) == 3 * 45_000
+    assert history.tenure_days == 93
+    with pytest.raises(Forbidden):
+        net.trade.merchant_history("hub-liege", "m-inzozi")
+
+    lending = Lending(net.engine, net.scheme.ledger, net.clock)
+    net.trade.lending = lending
+    from tests.risk.test_lending import policy  # the partner bank's policy builder
+
+    terms = {"min_tenure_days": 60, "min_avg_monthly_sales_minor": 10_000, "min_regularity": "0.2"}
+    lending.set_policy("mtn-rw", policy("mtn-rw", "RWF", limit_min_minor=10_000, **terms))
+    offer = lending.offer("mtn-rw", "off-1", "mtn-rw", history)
+    assert offer.principal_minor == 45_000 * 3 // 2, offer.reasons  # 1.5 x monthly sales
+    loan = lending.accept("m-inzozi", "off-1")
+    net.order(buyer, sku, 1, order_id="o-9")
+    net.ship("o-9")
+    net.trade.confirm_receipt(buyer, "o-9")
+    (payout,) = net.trade.payouts(merchant, "o-9")
+    assert payout["amount_minor"] == NET_RWF // 2
+    assert payout["withheld_minor"] == NET_RWF // 2 // 10  # the policy's 10% of each payout
+    owed = lending.get_loan("mtn-rw", loan.loan_id)
+    assert owed.outstanding_minor == loan.outstanding_minor - payout["withheld_minor"]

@@ -10,6 +10,7 @@ owes it, idempotently by its transfer id, and is retried until it is paid.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -1256,7 +1257,9 @@ class TradeNetwork(DisputeDesk):
             withheld = self.lending.withhold(
                 merchant.id, row.currency, row.amount, transfer_id, uow=uow
             )
-        amount = row.amount - withheld
+        # The partner bank that lends is the merchant's own bank: the whole payout goes to it,
+        # and it keeps ``withheld`` against the loan (booked in the loan book just now).
+        amount = row.amount
         quote = self.scheme.create_quote(
             hub.participant_id,
             f"{transfer_id}q",
@@ -1289,6 +1292,84 @@ class TradeNetwork(DisputeDesk):
             source_minor=quote.source_amount_minor,
         )
         return state
+
+    def merchant_history(self, caller: str, merchant_id: str, months: int = 12) -> Any:
+        """What the platform knows of a merchant's trade, for a partner bank's credit policy
+        (``entrepot.risk.lending.MerchantHistory``): monthly sales over the last complete
+        months, orders, refunds, disputes and those lost, tenure, and the share of weeks with
+        a payout. The merchant and its hub may ask; a lender asks through the merchant."""
+        from entrepot.risk.lending import MerchantHistory
+
+        if not 1 <= months <= 36:
+            raise InvalidTradeInput("months must be 1..36", field="months")
+        with read_connection(self.engine) as conn:
+            m = self._merchant(conn, merchant_id)
+            role, actor = parse_principal(caller)
+            mine = role is Role.MERCHANT and actor == m.id
+            if not mine and not (
+                role is Role.HUB and self._hub_of_caller(conn, caller).id == m.hub_id
+            ):
+                raise Forbidden(f"the history of merchant {merchant_id} is not yours")
+            orders = [
+                st.order_from_row(r)
+                for r in conn.execute(
+                    sa.select(st.orders).where(st.orders.c.merchant_id == m.id)
+                ).all()
+            ]
+            paid_at = [
+                r[0]
+                for r in conn.execute(
+                    sa.select(st.payouts.c.created_at).where(
+                        st.payouts.c.merchant_id == m.id, st.payouts.c.state == "PAID"
+                    )
+                ).all()
+            ]
+            disputed_ids = {
+                r[0]
+                for r in conn.execute(
+                    sa.select(st.disputes.c.order_id)
+                    .join(st.orders, st.orders.c.id == st.disputes.c.order_id)
+                    .where(st.orders.c.merchant_id == m.id)
+                ).all()
+            }
+            lost_ids = {
+                r[0]
+                for r in conn.execute(
+                    sa.select(st.order_events.c.order_id).where(
+                        st.order_events.c.order_id.in_(disputed_ids),
+                        st.order_events.c.kind.in_(["split", "refunded"]),
+                    )
+                ).all()
+            }
+        now = self._now()
+        bounds = _month_bounds(ns_to_datetime(now).date(), months)
+        in_window = [o for o in orders if bounds[0] <= o.created_at_ns < bounds[-1]]
+        sales = [
+            sum(
+                o.merchant_amount_minor
+                for o in in_window
+                if lo <= o.created_at_ns < hi and o.state is OrderState.COMPLETED
+            )
+            for lo, hi in itertools.pairwise(bounds)
+        ]
+        refunded = [o for o in in_window if o.state is OrderState.REFUNDED]
+        weeks = max(1, (now - max(m.created_at_ns, bounds[0])) // (7 * DAY_NS))
+        paid_weeks = {(t - bounds[0]) // (7 * DAY_NS) for t in paid_at if t >= bounds[0]}
+        return MerchantHistory(
+            m.id,
+            m.country,
+            m.currencies[0],
+            now,
+            max(0, (now - m.created_at_ns) // DAY_NS),
+            tuple(sales),
+            len(in_window),
+            len(refunded),
+            sum(o.merchant_amount_minor for o in refunded),
+            sum(1 for o in in_window if o.id in disputed_ids),
+            sum(1 for o in in_window if o.id in lost_ids),
+            min(len(paid_weeks), weeks),
+            weeks,
+        )
 
     def payouts(self, caller: str, order_id: str) -> list[dict[str, object]]:
         with read_connection(self.engine) as conn:
@@ -1493,6 +1574,18 @@ class TradeNetwork(DisputeDesk):
                 ).all()
             ]
         return sum(1 for tid in ids if self.pay_out(tid) == "PAID")
+
+
+def _month_bounds(today: date, months: int) -> list[int]:
+    """Nanosecond starts of the last ``months`` complete calendar months, and the end of the
+    last one (the first of this month)."""
+    y, mth = today.year, today.month
+    starts = []
+    for _ in range(months + 1):
+        starts.append(date(y, mth, 1))
+        y, mth = (y, mth - 1) if mth > 1 else (y - 1, 12)
+    epoch = date(1970, 1, 1)
+    return [(d - epoch).days * 86_400 * NS_PER_S for d in reversed(starts)]
 
 
 class _DeclarationTable:

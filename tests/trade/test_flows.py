@@ -1,0 +1,205 @@
+"""The other roads an order takes: domestic, China's CBEC regime, returns, settlements,
+appeals, missed deadlines, onboarding screening and the recorded customs declaration."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from entrepot.trade import DisputeState, MerchantState, OrderState
+from entrepot.trade import store as st
+from entrepot.trade.errors import InvalidTransition, MerchantNotActive, WindowClosed
+from tests.trade.network import Net
+
+
+def test_a_domestic_order_skips_customs(net: Net) -> None:
+    merchant = net.merchant()
+    buyer = net.buyer(
+        "b-rw", hub="kigali", participant="mtn-rw", msisdn="+250788123456", currency="RWF"
+    )
+    q = net.trade.quote(buyer, "q-1", [(net.basket(merchant), 1)])
+    assert (q.regime, q.duty_minor, q.vat_minor, q.taxes_minor) == ("domestic", 0, 0, 0)
+    assert q.goods_minor == 45_000 and q.fx_rate == 1
+    # 4.5 kg volumetric on the domestic card: 4,167 + 4.5 x 1,389 francs, half up
+    assert q.freight_minor == 4_167 + 6_251
+    order = net.trade.checkout(buyer, "o-1", "q-1")
+    assert order.tax_escrow_id is None
+    for code in ("EMA", "EMG", "EMI"):
+        net.trade.track("hub-kigali", "o-1", code)
+    with pytest.raises(InvalidTransition):
+        net.trade.track("hub-kigali", "o-1", "EMH")  # nothing follows delivery
+    net.trade.confirm_receipt(buyer, "o-1")
+    (payout,) = net.trade.payouts(merchant, "o-1")
+    assert payout["amount_minor"] == 45_000 - 2_250
+
+
+def test_a_chinese_buyer_gets_the_cbec_regime(net: Net) -> None:
+    merchant = net.merchant(
+        "m-waffle",
+        hub="liege",
+        participant="kbc-be",
+        reg="BE-0123",
+        name="Gaufres de Liège SRL",
+        currency="EUR",
+    )
+    net.trade.add_item(
+        merchant,
+        "sku-waffle",
+        "Liège waffles, 12 pack",
+        "190532",
+        "BE",
+        weight_g=600,
+        dimensions_mm=(200, 150, 80),
+        price_minor=1_800,
+        currency="EUR",
+    )
+    net.trade.set_stock(merchant, "sku-waffle", "liege-fc1", 50)
+    buyer = net.buyer(
+        "b-li", hub="hangzhou", participant="alipay-cn", msisdn="+8613800138000", currency="CNY"
+    )
+    q = net.trade.quote(buyer, "q-1", [("sku-waffle", 2)])
+    assert q.regime == "cbec" and q.duty_minor == 0
+    cif = q.goods_minor + q.freight_minor + q.insurance_minor
+    # VAT 13% x 70% on the CIF value (no consumption tax on waffles), rounded half up
+    assert q.vat_minor == (cif * 91 + 500) // 1_000
+    order = net.trade.checkout(buyer, "o-1", "q-1")
+    for code in ("EMA", "EMB", "EXA", "EXC", "EXD", "EMC"):
+        net.trade.track("hub-liege", "o-1", code)
+    for code in ("EMD", "EDA", "EDB", "EDC"):
+        net.trade.track("hub-hangzhou", "o-1", code)
+    assert net.position("customs-cn", "CNY") == order.tax_escrow_minor == q.taxes_minor
+    with net.engine.connect() as conn:
+        row = conn.execute(sa.select(st.declarations)).one()
+    body = json.loads(row.body)
+    assert (row.shipment_id, row.destination, body["regime"]) == ("o-1", "CN", "cbec")
+    assert body["vat_minor"] == q.vat_minor and body["items"][0]["hs_code"] == "190532"
+    assert body["exporter"]["name"] == "Gaufres de Liège SRL"
+
+
+def test_an_accepted_return_refunds_and_restocks(net: Net) -> None:
+    merchant, buyer = net.merchant(), net.buyer()
+    sku = net.basket(merchant)
+    net.order(buyer, sku, 1)
+    net.ship("o-1")
+    net.trade.request_return(buyer, "o-1", "wrong size")
+    order = net.trade.answer_return(merchant, "o-1", accept=True)
+    assert order.state is OrderState.REFUNDED
+    assert net.trade.stock(sku)[0].on_hand == 10
+    escrow = net.scheme.get_escrow("hub-kigali", "o-1-g")
+    assert escrow.refunded_minor == order.goods_escrow_minor
+    # duties and taxes were paid at import clearance; a drawback is claimed outside
+    assert net.position("maybank-my", "MYR") == -order.tax_escrow_minor
+
+
+def test_an_unanswered_return_is_accepted_by_itself(net: Net) -> None:
+    merchant, buyer = net.merchant(), net.buyer()
+    net.order(buyer, net.basket(merchant), 1)
+    net.ship("o-1")
+    net.trade.request_return(buyer, "o-1", "not needed")
+    net.advance_days(3)
+    assert net.trade.process_deadlines()["returns_accepted"] == 1
+    assert net.trade.get_order(buyer, "o-1").state is OrderState.REFUNDED
+
+
+def test_a_refused_return_reopens_the_dispute_window(net: Net) -> None:
+    merchant, buyer = net.merchant(), net.buyer()
+    net.order(buyer, net.basket(merchant), 1)
+    net.ship("o-1")
+    net.trade.request_return(buyer, "o-1", "changed my mind")
+    order = net.trade.answer_return(merchant, "o-1", accept=False, note="custom made")
+    assert order.state is OrderState.DELIVERED
+    d = net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "it is not custom")
+    assert d.state is DisputeState.NEGOTIATION
+
+
+def test_a_settlement_agreed_in_negotiation_moves_the_escrow(net: Net) -> None:
+    merchant, buyer = net.merchant(), net.buyer()
+    order = net.order(buyer, net.basket(merchant), 1)
+    net.ship("o-1")
+    net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "scratched")
+    net.trade.offer_settlement(merchant, "d-1", 5_000)
+    with pytest.raises(InvalidTransition, match="not its maker"):
+        net.trade.accept_settlement(merchant, "d-1")
+    d = net.trade.accept_settlement(buyer, "d-1")
+    assert d.state is DisputeState.RESOLVED
+    escrow = net.scheme.get_escrow("hub-kigali", "o-1-g")
+    assert (escrow.released_minor, escrow.refunded_minor) == (
+        order.goods_escrow_minor - 5_000,
+        5_000,
+    )
+
+
+def test_one_appeal_to_another_arbitrator_whose_ruling_is_final(net: Net) -> None:
+    merchant, buyer = net.merchant(), net.buyer()
+    order = net.order(buyer, net.basket(merchant), 1)
+    net.ship("o-1")
+    net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "broken")
+    d = net.trade.escalate(buyer, "d-1")
+    net.trade.rule(f"arbitrator:{d.arbitrator}", "d-1", "refund", 0, "photos show breakage")
+    d = net.trade.appeal(merchant, "d-1", "breakage happened after delivery")
+    assert d.state is DisputeState.APPEAL and d.appeal_arbitrator not in (None, d.arbitrator)
+    with pytest.raises(InvalidTransition, match="once"):
+        net.trade.appeal(buyer, "d-1", "me too")
+    d = net.trade.rule(f"arbitrator:{d.appeal_arbitrator}", "d-1", "release", 0, "courier log")
+    assert d.state is DisputeState.RESOLVED and d.final_ruling is not None
+    assert d.final_ruling.outcome.value == "release"
+    escrow = net.scheme.get_escrow("hub-kigali", "o-1-g")
+    assert escrow.released_minor == order.goods_escrow_minor
+    with pytest.raises(InvalidTransition):
+        net.trade.appeal(buyer, "d-1", "again")
+
+
+def test_a_missed_ruling_deadline_passes_the_case_on_and_appeal_windows_close(net: Net) -> None:
+    merchant, buyer = net.merchant(), net.buyer()
+    net.order(buyer, net.basket(merchant), 1)
+    net.ship("o-1")
+    net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "wrong colour")
+    net.trade.add_evidence(merchant, "d-1", "colour as pictured")
+    net.advance_days(10)
+    assert net.trade.process_deadlines()["disputes_escalated"] == 1
+    first = net.trade.get_dispute(buyer, "d-1").arbitrator
+    net.advance_days(5)
+    assert net.trade.process_deadlines()["disputes_reassigned"] == 1
+    d = net.trade.get_dispute(buyer, "d-1")
+    assert d.arbitrator != first and d.state is DisputeState.ARBITRATION
+    net.trade.rule(f"arbitrator:{d.arbitrator}", "d-1", "split", 10_000, "shade differs")
+    net.advance_days(5)
+    with pytest.raises(WindowClosed):
+        net.trade.appeal(merchant, "d-1", "too late")
+    assert net.trade.process_deadlines()["rulings_final"] == 1
+    kinds = [e["kind"] for e in net.trade.dispute_events(buyer, "d-1")]
+    assert kinds == ["opened", "evidence", "escalated", "reassigned", "ruled", "final", "resolved"]
+
+
+def test_onboarding_screening_holds_a_merchant_for_review(net: Net) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def screen(name: str, country: str) -> tuple[str, str]:
+        seen.append((name, country))
+        return "review", "name resembles a listed entity (score 0.91), no corroboration"
+
+    net.trade.onboarding_screening = screen
+    merchant = net.merchant()
+    assert seen == [("Inzozi Crafts Ltd", "RW")]
+    m = net.trade.get_merchant(merchant, "m-inzozi")
+    assert m.state is MerchantState.REVIEW and m.screening.startswith("review: name resembles")
+    net.trade.add_item(
+        merchant,
+        "sku-1",
+        "Coffee",
+        "090111",
+        "RW",
+        weight_g=500,
+        dimensions_mm=(100, 100, 200),
+        price_minor=9_000,
+        currency="RWF",
+    )
+    net.trade.set_stock(merchant, "sku-1", "kigali-fc1", 5)
+    buyer = net.buyer()
+    with pytest.raises(MerchantNotActive):
+        net.trade.quote(buyer, "q-1", [("sku-1", 1)])
+    m = net.trade.review_merchant("hub-kigali", "m-inzozi", True, "different entity: reg no.")
+    assert m.state is MerchantState.ACTIVE
+    assert net.trade.quote(buyer, "q-1", [("sku-1", 1)]).goods_minor > 0
