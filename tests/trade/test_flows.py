@@ -10,7 +10,12 @@ import sqlalchemy as sa
 
 from entrepot.trade import DisputeState, MerchantState, OrderState
 from entrepot.trade import store as st
-from entrepot.trade.errors import InvalidTransition, MerchantNotActive, WindowClosed
+from entrepot.trade.errors import (
+    InvalidTransition,
+    MerchantNotActive,
+    OrderNotFound,
+    WindowClosed,
+)
 from tests.trade.network import Net
 
 
@@ -203,3 +208,23 @@ def test_onboarding_screening_holds_a_merchant_for_review(net: Net) -> None:
     m = net.trade.review_merchant("hub-kigali", "m-inzozi", True, "different entity: reg no.")
     assert m.state is MerchantState.ACTIVE
     assert net.trade.quote(buyer, "q-1", [("sku-1", 1)]).goods_minor > 0
+
+
+def test_a_consolidation_moves_parcels_together_or_not_at_all(net: Net) -> None:
+    merchant = net.merchant()
+    sku = net.basket(merchant)
+    buyers = [net.buyer(), net.buyer("b-2", msisdn="+60123456780")]
+    for n, b in enumerate(buyers):
+        net.order(b, sku, 1, order_id=f"o-{n}")
+        for code in ("EMA", "EMB", "EXA", "EXC"):
+            net.trade.track("hub-kigali", f"o-{n}", code)
+    net.trade.consolidate("hub-kigali", "c-1", ["o-0", "o-1"], "EXD")
+    net.trade.consolidate("hub-kigali", "c-1", ["o-0", "o-1"], "EMC")
+    with pytest.raises(OrderNotFound):  # one unknown parcel refuses the lot
+        net.trade.consolidate("hub-kuala-lumpur", "c-1", ["o-0", "o-1", "o-0x"], "EMD")
+    net.trade.track("hub-kuala-lumpur", "o-1", "EMD")
+    with pytest.raises(InvalidTransition):
+        net.trade.consolidate("hub-kuala-lumpur", "c-1", ["o-0", "o-1"], "EMD")
+    assert [e["code"] for e in net.trade.tracking(buyers[0], "o-0")["events"]][-1] == "EMC"
+    events = net.trade.tracking(buyers[1], "o-1")["events"]
+    assert events[-2]["note"] == "consolidation c-1" and events[-1]["code"] == "EMD"

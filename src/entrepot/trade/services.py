@@ -1036,6 +1036,27 @@ class TradeNetwork(DisputeDesk):
             event = self._track(conn, hub, order, code, note)
         return event
 
+    def consolidate(
+        self, caller: str, consolidation_id: str, order_ids: Sequence[str], code: str = "EXD"
+    ) -> list[TrackingEvent]:
+        """Move many parcels as one consignment: consolidation at the export hub (EXD), the
+        line-haul's departure (EMC) and arrival (EMD) recorded for all of them at once, with the
+        consolidation id in each note; all or none (one parcel out of step refuses the lot)."""
+        check_id(consolidation_id, "consolidation")
+        if code not in ("EXD", "EMC", "EMD"):
+            raise InvalidTradeInput("a consolidation records EXD, EMC or EMD", field="code")
+        if not 1 <= len(order_ids) <= 10_000 or len(set(order_ids)) != len(order_ids):
+            raise InvalidTradeInput("1..10000 distinct orders", field="orders")
+        with self._write() as uow:
+            conn = uow.connection
+            hub = self._hub_of_caller(conn, caller)
+            return [
+                self._track(
+                    conn, hub, self._order(conn, oid), code, f"consolidation {consolidation_id}"
+                )
+                for oid in order_ids
+            ]
+
     def _track(
         self, conn: Connection, hub: Hub, order: Order, code: str, note: str
     ) -> TrackingEvent:
