@@ -1,6 +1,8 @@
 """The risk engine: credit scoring, sanctions screening and real-time fraud screening.
 
-Lending to merchants on the platform (offers, disbursement, repayment) is not built yet.
+Lending to merchants on the platform (partner-bank policies, offers and declines with reasons,
+disbursement and repayment on the ledger, delinquency, contest and review) is
+:mod:`entrepot.risk.lending` (docs/lending.md).
 
 Owns: credit models (a weight-of-evidence scorecard that decides and a gradient-boosting
 challenger, both calibrated and cross-validated, saved with a model card), sanctions screening
