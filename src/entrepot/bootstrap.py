@@ -11,7 +11,10 @@ from entrepot.kernel.clock import Clock, SystemClock
 from entrepot.kernel.errors import ConfigurationError
 from entrepot.ledger import Ledger
 from entrepot.payments import PaymentScheme, Screening
+from entrepot.risk.decisions import JsonlSink
+from entrepot.risk.lending import Lending
 from entrepot.storage import create_engine_from_settings, upgrade
+from entrepot.trade import TradeNetwork
 
 
 @dataclass
@@ -21,6 +24,8 @@ class App:
     clock: Clock
     ledger: Ledger
     payments: PaymentScheme
+    trade: TradeNetwork
+    lending: Lending
 
     def close(self) -> None:
         self.engine.dispose()
@@ -56,5 +61,23 @@ def bootstrap(
         upgrade(engine)
     clock = clock or SystemClock()
     ledger = Ledger(engine, clock)
-    payments = PaymentScheme(engine, ledger, clock, screening=_screening(settings, clock))
-    return App(settings=settings, engine=engine, clock=clock, ledger=ledger, payments=payments)
+    screening = _screening(settings, clock)
+    payments = PaymentScheme(engine, ledger, clock, screening=screening)
+    lending = Lending(engine, ledger, clock, sink=JsonlSink(settings.home / "decisions"))
+    trade = TradeNetwork(
+        engine,
+        payments,
+        clock,
+        # merchants are screened at onboarding against the same lists as payees
+        onboarding_screening=getattr(screening, "screen_business", None),
+        lending=lending,
+    )
+    return App(
+        settings=settings,
+        engine=engine,
+        clock=clock,
+        ledger=ledger,
+        payments=payments,
+        trade=trade,
+        lending=lending,
+    )

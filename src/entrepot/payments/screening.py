@@ -47,3 +47,17 @@ class SanctionsScreening:
             *best.reasons[:3],
         )
         return ScreeningDecision(hold=True, reasons=reasons)
+
+    def screen_business(self, name: str, country: str) -> tuple[str, str]:
+        """Onboarding screening of a business (the trade context's hook): ``clear``,
+        ``review`` (a person at the hub decides) or ``match`` (strong name match corroborated
+        by country or other evidence), with why."""
+        result = self.screener.screen(make_party(name, None, country))
+        best = result.best
+        if result.decision == "clear" or best is None:
+            return "clear", f"no watch-list candidate ({result.list_version})"
+        why = (
+            f"'{name}' ~ '{best.listed_name}' (OFAC entry {best.ent_num}, {best.programs}, "
+            f"score {best.score:.2f}): " + "; ".join(best.reasons[:3])
+        )
+        return result.decision, why

@@ -1,0 +1,29 @@
+"""Merchants are screened against the OFAC lists at onboarding: a name alone puts a business in
+review for a person at its hub, never a block."""
+
+from __future__ import annotations
+
+import pytest
+
+from entrepot.config import shared_data_dir
+from entrepot.payments.screening import SanctionsScreening
+from entrepot.risk.sanctions import Screener
+from entrepot.trade import MerchantState
+from tests.trade.network import Net
+
+LISTS = shared_data_dir() / "sanctions"
+pytestmark = pytest.mark.skipif(
+    not (LISTS / "ofac_sdn.csv").is_file(), reason=f"no OFAC lists at {LISTS}"
+)
+
+
+def test_a_listed_name_goes_to_review_and_a_clean_one_is_active(net: Net) -> None:
+    screening = SanctionsScreening(lambda: Screener.from_directory(LISTS))
+    net.trade.onboarding_screening = screening.screen_business
+    net.merchant("m-1", reg="RW-1", name="Inzozi Crafts Ltd")
+    net.merchant("m-2", reg="RW-2", name="Banco Nacional de Cuba")
+    clean = net.trade.get_merchant("hub-kigali", "m-1")
+    listed = net.trade.get_merchant("hub-kigali", "m-2")
+    assert clean.state is MerchantState.ACTIVE and clean.screening.startswith("clear:")
+    assert listed.state is MerchantState.REVIEW
+    assert "BANCO NACIONAL DE CUBA" in listed.screening and "OFAC entry 306" in listed.screening
