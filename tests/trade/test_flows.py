@@ -228,3 +228,29 @@ def test_a_consolidation_moves_parcels_together_or_not_at_all(net: Net) -> None:
     assert [e["code"] for e in net.trade.tracking(buyers[0], "o-0")["events"]][-1] == "EMC"
     events = net.trade.tracking(buyers[1], "o-1")["events"]
     assert events[-2]["note"] == "consolidation c-1" and events[-1]["code"] == "EMD"
+
+
+def test_a_parcel_delivered_during_a_dispute_stays_disputed(net: Net) -> None:
+    from entrepot.trade.model import derive_order_state
+
+    merchant, buyer = net.merchant(), net.buyer()
+    net.order(buyer, net.basket(merchant), 1)
+    for code in ("EMA", "EMB", "EXA", "EXC", "EXD", "EMC"):
+        net.trade.track("hub-kigali", "o-1", code)
+    net.trade.open_dispute(buyer, "d-1", "o-1", "not_received", "no news")
+    for code in ("EMD", "EDA", "EDB", "EDC", "EMF", "EMG", "EMI"):
+        net.trade.track("hub-kuala-lumpur", "o-1", code)
+    kinds = [e["kind"] for e in net.trade.order_events(buyer, "o-1")]
+    assert derive_order_state(kinds) is OrderState.DISPUTED
+    assert net.trade.get_order(buyer, "o-1").state is OrderState.DISPUTED
+    declared = net.trade.declaration(buyer, "o-1")
+    assert declared is not None and declared["declaration_id"] == "IM-MY-o-1"
+
+
+def test_only_a_hub_onboards_even_with_an_unknown_alias(net: Net) -> None:
+    from entrepot.trade.errors import Forbidden
+
+    with pytest.raises(Forbidden):
+        net.trade.onboard_merchant("maybank-my", "m-x", "X Ltd", "1", "BUSINESS", "NOPE-1")
+    with pytest.raises(Forbidden):
+        net.trade.register_buyer("buyer:b-1", "b-x", "X", "MSISDN", "+60100000000")

@@ -1,5 +1,9 @@
 """API credentials: issued per participant, stored hashed, optionally bound to an Ed25519 key.
 
+Other contexts issue credentials for their own principals (trade's ``merchant:m-1``,
+``buyer:b-7``, ``arbitrator:arb-kigali-1``) by passing ``principal_check``, which replaces the
+participant check inside the issuing transaction.
+
 Secrets are 256-bit random tokens, not human passwords, so a salted SHA-256 is enough and keeps
 verification cheap on the hot path (a slow KDF would cap the API at a few hundred requests/s).
 """
@@ -10,10 +14,11 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from entrepot.kernel.clock import Clock, SystemClock
 from entrepot.payments import store as st
@@ -48,7 +53,11 @@ def issue_credential(
     *,
     public_key_b64: str | None = None,
     clock: Clock | None = None,
+    principal_check: Callable[[Connection], None] | None = None,
 ) -> IssuedCredential:
+    """Issue a credential for ``participant_id``, a payment participant; or, with
+    ``principal_check``, for another context's principal: the check runs in the issuing
+    transaction and raises (that context's error) unless the principal exists."""
     public_key = None
     if public_key_b64 is not None:
         try:
@@ -63,7 +72,9 @@ def issue_credential(
     salt = secrets.token_hex(8)
     now = (clock or SystemClock()).now_ns()
     with engine.begin() as conn:
-        if st.load_participant(conn, participant_id) is None:
+        if principal_check is not None:
+            principal_check(conn)
+        elif st.load_participant(conn, participant_id) is None:
             raise ParticipantNotFound(f"participant {participant_id!r} does not exist")
         conn.execute(
             sa.insert(st.credentials).values(

@@ -279,6 +279,7 @@ ORDER_EVENT_STATES: dict[str, OrderState | None] = {
     "split": OrderState.COMPLETED,
     "payout": None,
     "payout_held": None,
+    "payout_failed": None,
 }
 
 
@@ -289,6 +290,8 @@ def derive_order_state(events: list[str]) -> OrderState:
         if kind not in ORDER_EVENT_STATES:
             raise InvalidTradeInput(f"unknown order event {kind!r}", field="event")
         nxt = ORDER_EVENT_STATES[kind]
+        if state is OrderState.DISPUTED and kind == "delivered":
+            continue  # a parcel delivered during a dispute: the dispute decides
         if nxt is not None:
             state = nxt
     if state is None:

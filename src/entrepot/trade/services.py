@@ -334,12 +334,12 @@ class TradeNetwork(DisputeDesk):
     ) -> Merchant:
         """The eHub onboards a business of its country whose settlement alias is at one of
         its partner banks or wallets; onboarding screening may ask a person to review it."""
+        with read_connection(self.engine) as conn:
+            hub = self._hub_of_caller(conn, caller)
         check_id(merchant_id, "merchant")
         name = check_text(legal_name, "legalName")
         reg = check_text(registration_number, "registrationNumber", 64)
         party = self.scheme.lookup_party(settlement_alias_type, settlement_alias)
-        with read_connection(self.engine) as conn:
-            hub = self._hub_of_caller(conn, caller)
         if party.participant_id not in hub.partners:
             raise InvalidTradeInput(
                 f"settlement alias is at {party.participant_id}, not a partner of {hub.id} "
@@ -428,6 +428,8 @@ class TradeNetwork(DisputeDesk):
         wallet_alias: str,
     ) -> Buyer:
         """A hub's buyer app registers a buyer of its country paying from a wallet there."""
+        with read_connection(self.engine) as conn:
+            self._hub_of_caller(conn, caller)
         check_id(buyer_id, "buyer")
         display = check_text(name, "name")
         party = self.scheme.lookup_party(wallet_alias_type, wallet_alias)
@@ -1251,7 +1253,7 @@ class TradeNetwork(DisputeDesk):
         except (PaymentError, PaymentFailed) as exc:
             with self._write() as uow:
                 row = self._one(uow.connection, st.payouts, "transfer_id", transfer_id)
-                self._event(uow.connection, row.order_id, "payout", SCHEME, error=str(exc))
+                self._event(uow.connection, row.order_id, "payout_failed", SCHEME, error=str(exc))
             return "PENDING"
 
     def _pay_out(self, uow: UnitOfWork, transfer_id: str) -> str:
@@ -1374,8 +1376,10 @@ class TradeNetwork(DisputeDesk):
             for lo, hi in itertools.pairwise(bounds)
         ]
         refunded = [o for o in in_window if o.state is OrderState.REFUNDED]
-        weeks = max(1, (now - max(m.created_at_ns, bounds[0])) // (7 * DAY_NS))
-        paid_weeks = {(t - bounds[0]) // (7 * DAY_NS) for t in paid_at if t >= bounds[0]}
+        # the same complete months as the sales: weeks observed since the merchant joined
+        start, end = max(m.created_at_ns, bounds[0]), bounds[-1]
+        weeks = max(1, -(-(end - start) // (7 * DAY_NS)))
+        paid_weeks = {(t - start) // (7 * DAY_NS) for t in paid_at if start <= t < end}
         return MerchantHistory(
             m.id,
             m.country,
@@ -1391,6 +1395,13 @@ class TradeNetwork(DisputeDesk):
             min(len(paid_weeks), weeks),
             weeks,
         )
+
+    def declaration(self, caller: str, order_id: str) -> dict[str, Any] | None:
+        """The import declaration lodged for the order's parcel (at EDB), as recorded."""
+        with read_connection(self.engine) as conn:
+            self._check_sees(conn, caller, self._order(conn, order_id))
+            row = self._one(conn, st.declarations, "shipment_id", order_id)
+        return None if row is None else dict(json.loads(row.body))
 
     def payouts(self, caller: str, order_id: str) -> list[dict[str, object]]:
         with read_connection(self.engine) as conn:

@@ -9,26 +9,30 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from entrepot import __version__
 from entrepot.entrypoints.api.problems import domain_error, http_error, validation_error
 from entrepot.entrypoints.api.routes import router
+from entrepot.entrypoints.api.routes_trade import router as trade_router
 from entrepot.entrypoints.api.security import SecurityMiddleware
 from entrepot.kernel.errors import DomainError
 from entrepot.payments import PaymentScheme
+from entrepot.trade import TradeNetwork
 
 
-def create_app(scheme: PaymentScheme) -> FastAPI:
+def create_app(scheme: PaymentScheme, trade: TradeNetwork | None = None) -> FastAPI:
     app = FastAPI(
         title="Entrepot",
         version=__version__,
-        description="Open platform for cross-border digital trade: the payment scheme's API. "
-        "Authenticate with `Authorization: Bearer <keyId>.<secret>`; send `Idempotency-Key` "
-        "on writes; errors are application/problem+json.",
+        description="Open platform for cross-border digital trade: the payment scheme's and the "
+        "trade network's API. Authenticate with `Authorization: Bearer <keyId>.<secret>`; "
+        "send `Idempotency-Key` on writes; errors are application/problem+json.",
         docs_url="/docs",
     )
     app.state.scheme = scheme
+    app.state.trade = trade or TradeNetwork(scheme.engine, scheme, scheme.clock)
     app.add_middleware(SecurityMiddleware, engine=scheme.engine)
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.include_router(router)
+    app.include_router(trade_router)
 
     @app.get("/health", include_in_schema=False)
     def health() -> dict[str, str]:
@@ -41,4 +45,5 @@ def create_app_from_env() -> FastAPI:
     """Factory for uvicorn workers: settings from ENTREPOT_* variables."""
     from entrepot.bootstrap import bootstrap
 
-    return create_app(bootstrap().payments)
+    a = bootstrap()
+    return create_app(a.payments, a.trade)

@@ -1,0 +1,91 @@
+"""API credentials for trade actors.
+
+Merchants, buyers and arbitrators authenticate as their principal (``merchant:m-1``,
+``buyer:b-7``, ``arbitrator:arb-kigali-1``); a hub operator uses its payment participant's
+credentials. The scheme operator may issue a credential for any actor, a hub operator for the
+merchants and buyers it registered and the arbitrators on its panel; a credential is issued
+only for an actor that exists, checked in the same transaction that stores it.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from entrepot.kernel.errors import NotFound
+from entrepot.payments import SCHEME
+from entrepot.payments.credentials import IssuedCredential, issue_credential
+from entrepot.trade import store as st
+from entrepot.trade.errors import (
+    BuyerNotFound,
+    Forbidden,
+    InvalidTradeInput,
+    MerchantNotFound,
+    TradeError,
+)
+from entrepot.trade.model import Role, check_id, parse_principal
+from entrepot.trade.services import TradeNetwork
+
+
+class ArbitratorNotFound(NotFound, TradeError):
+    code = "trade_arbitrator_not_found"
+    http_status = 404
+
+
+def issue_actor_credential(
+    trade: TradeNetwork, caller: str, actor: str, *, public_key_b64: str | None = None
+) -> IssuedCredential:
+    """A credential for ``actor`` (a merchant, buyer or arbitrator principal), issued by the
+    scheme operator or by the actor's hub operator. The secret is shown once."""
+    role, actor_id = parse_principal(actor)
+    if role is Role.HUB:
+        raise InvalidTradeInput(
+            "a hub operator uses its payment participant's credentials; name a merchant:, "
+            "buyer: or arbitrator: principal",
+            field="principal",
+        )
+    check_id(actor_id, role.value)
+
+    def check(conn: Connection) -> None:
+        hubs = actor_hubs(conn, role, actor_id)
+        if caller == SCHEME:
+            return
+        row = conn.execute(
+            sa.select(st.hubs.c.id).where(st.hubs.c.participant_id == caller)
+        ).first()
+        if row is None or row[0] not in hubs:
+            raise Forbidden(
+                f"only the scheme operator or {actor}'s hub operator issues its credentials"
+            )
+
+    return issue_credential(
+        trade.engine,
+        actor,
+        public_key_b64=public_key_b64,
+        clock=trade.clock,
+        principal_check=check,
+    )
+
+
+def actor_hubs(conn: Connection, role: Role, actor_id: str) -> frozenset[str]:
+    """The hubs an actor belongs to (a merchant's or buyer's hub; the hubs whose panel an
+    arbitrator sits on); raises NotFound for an actor that does not exist."""
+    if role is Role.MERCHANT:
+        row = conn.execute(
+            sa.select(st.merchants.c.hub_id).where(st.merchants.c.id == actor_id)
+        ).first()
+        if row is None:
+            raise MerchantNotFound(f"merchant {actor_id!r} does not exist", field="merchant")
+        return frozenset({row[0]})
+    if role is Role.BUYER:
+        row = conn.execute(sa.select(st.buyers.c.hub_id).where(st.buyers.c.id == actor_id)).first()
+        if row is None:
+            raise BuyerNotFound(f"buyer {actor_id!r} does not exist", field="buyer")
+        return frozenset({row[0]})
+    panels = [st.hub_from_row(r) for r in conn.execute(sa.select(st.hubs)).all()]
+    hubs = frozenset(h.id for h in panels if actor_id in h.arbitrators)
+    if not hubs:
+        raise ArbitratorNotFound(
+            f"arbitrator {actor_id!r} sits on no hub's panel", field="arbitrator"
+        )
+    return hubs

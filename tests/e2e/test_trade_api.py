@@ -1,0 +1,630 @@
+"""The trade network end to end through HTTP (/v1/trade) on the seed's six hubs: a Kigali
+merchant sells a basket to a Kuala Lumpur buyer, from onboarding to payout; every caller sees
+and acts on only what is theirs; bad input is refused with its code and changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from entrepot.entrypoints.api.app import create_app
+from entrepot.payments import store as pay_store
+from entrepot.payments.credentials import issue_credential
+from tests.trade.network import DESTINATION, ORIGIN, Net, build_net
+
+PARTICIPANTS = ("scheme", "mtn-rw", "maybank-my", "hub-kigali", "hub-kuala-lumpur", "hub-liege")
+# 2 baskets of RWF 45,000 from Kigali to Kuala Lumpur, priced on 2026-12-01 (check_landed_cost
+# says how each figure is made); the merchant is paid RWF 90,000 less Kigali's 5% commission.
+TOTAL_MYR, GOODS_ESCROW_MYR, TAXES_MYR = 63_979, 58_163, 5_816
+MERCHANT_NET_RWF = 85_500
+
+
+class Api:
+    """A TestClient with one bearer token per caller: ``api.post("hub-kigali", path, body)``."""
+
+    def __init__(self, client: TestClient, net: Net) -> None:
+        self.client = client
+        self.net = net
+        self.tokens = {p: issue_credential(net.engine, p).token for p in PARTICIPANTS}
+
+    def headers(self, caller: str, key: str | None = None) -> dict[str, str]:
+        h = {"Authorization": f"Bearer {self.tokens[caller]}"}
+        return h if key is None else {**h, "Idempotency-Key": key}
+
+    def get(self, caller: str, path: str) -> Response:
+        response: Response = self.client.get(path, headers=self.headers(caller))
+        return response
+
+    def post(
+        self, caller: str, path: str, body: dict[str, Any] | None = None, key: str | None = None
+    ) -> Response:
+        response: Response = self.client.post(path, json=body, headers=self.headers(caller, key))
+        return response
+
+    def put(self, caller: str, path: str, body: dict[str, Any]) -> Response:
+        response: Response = self.client.put(path, json=body, headers=self.headers(caller))
+        return response
+
+    def patch(self, caller: str, path: str, body: dict[str, Any]) -> Response:
+        response: Response = self.client.patch(path, json=body, headers=self.headers(caller))
+        return response
+
+    def ok(self, response: Response, status: int = 200) -> Any:
+        assert response.status_code == status, response.text
+        return response.json()
+
+    def refused(self, response: Response, status: int, code: str) -> dict[str, Any]:
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        body: dict[str, Any] = response.json()
+        assert body["code"] == code, body
+        return body
+
+    def credential(self, issuer: str, field: str, actor_id: str) -> str:
+        """Have ``issuer`` issue a trade actor's credential; remember it under its principal."""
+        body = self.ok(self.post(issuer, "/v1/trade/credentials", {field: actor_id}), 201)
+        self.tokens[body["principal"]] = body["token"]
+        return str(body["principal"])
+
+    # ------------------------------------------------------------------ the scenario's steps
+    def merchant(self, merchant_id: str = "m-inzozi", reg: str = "RW-100200") -> str:
+        self.ok(
+            self.post(
+                "mtn-rw",
+                f"/v1/parties/BUSINESS/{reg}",
+                {"displayName": f"Merchant {merchant_id}", "currency": "RWF"},
+            ),
+            201,
+        )
+        body = {
+            "merchantId": merchant_id,
+            "legalName": f"Merchant {merchant_id} Ltd",
+            "registrationNumber": reg,
+            "settlement": {"partyIdType": "BUSINESS", "partyIdentifier": reg},
+        }
+        merchant = self.ok(self.post("hub-kigali", "/v1/trade/merchants", body), 201)
+        assert (merchant["state"], merchant["hubId"]) == ("active", "kigali")
+        return self.credential("hub-kigali", "merchantId", merchant_id)
+
+    def buyer(self, buyer_id: str = "b-aisyah", msisdn: str = "+60123456789") -> str:
+        self.ok(
+            self.post(
+                "maybank-my",
+                f"/v1/parties/MSISDN/{msisdn}",
+                {"displayName": buyer_id, "currency": "MYR"},
+            ),
+            201,
+        )
+        body = {
+            "buyerId": buyer_id,
+            "name": f"Buyer {buyer_id}",
+            "wallet": {"partyIdType": "MSISDN", "partyIdentifier": msisdn},
+        }
+        buyer = self.ok(self.post("hub-kuala-lumpur", "/v1/trade/buyers", body), 201)
+        assert (buyer["currency"], buyer["hubId"]) == ("MYR", "kuala-lumpur")
+        return self.credential("hub-kuala-lumpur", "buyerId", buyer_id)
+
+    def item(self, merchant: str, sku: str = "sku-basket", on_hand: int = 10) -> dict[str, Any]:
+        body = item_body(sku)
+        item = self.ok(self.post(merchant, "/v1/trade/items", body), 201)
+        stock = self.ok(
+            self.put(merchant, f"/v1/trade/items/{sku}/stock/kigali-fc1", {"onHand": on_hand})
+        )
+        assert stock == {
+            "sku": sku,
+            "warehouseId": "kigali-fc1",
+            "onHand": on_hand,
+            "reserved": 0,
+            "available": on_hand,
+        }
+        return dict(item)
+
+    def order(self, buyer: str, order_id: str = "o-1", qty: int = 2) -> dict[str, Any]:
+        quote = {"quoteId": f"q-{order_id}", "lines": [{"sku": "sku-basket", "quantity": qty}]}
+        self.ok(self.post(buyer, "/v1/trade/quotes", quote), 201)
+        body = {"orderId": order_id, "quoteId": f"q-{order_id}"}
+        return dict(self.ok(self.post(buyer, "/v1/trade/orders", body), 201))
+
+    def track(self, order_id: str, codes: tuple[str, ...], hub: str) -> None:
+        for code in codes:
+            self.ok(self.post(hub, f"/v1/trade/orders/{order_id}/tracking", {"code": code}), 201)
+
+    def deliver(self, order_id: str = "o-1") -> None:
+        self.track(order_id, ORIGIN, "hub-kigali")
+        self.track(order_id, DESTINATION, "hub-kuala-lumpur")
+
+
+def item_body(sku: str = "sku-basket", **changes: Any) -> dict[str, Any]:
+    body = {
+        "sku": sku,
+        "title": "Woven agaseke basket",
+        "hsCode": "460219",
+        "origin": "RW",
+        "weightG": 800,
+        "dimensionsMm": {"length": 300, "width": 300, "height": 250},
+        "price": {"minor": 45_000, "currency": "RWF"},
+    }
+    return {**body, **changes}
+
+
+@pytest.fixture
+def api(engine: sa.Engine) -> Iterator[Api]:
+    net = build_net(engine)
+    with TestClient(create_app(net.scheme, net.trade)) as client:
+        yield Api(client, net)
+
+
+def minor(doc: dict[str, Any], key: str) -> tuple[int, str]:
+    return int(doc[key]["minor"]), str(doc[key]["currency"])
+
+
+def check_landed_cost(quote: dict[str, Any]) -> None:
+    """2 baskets, RWF 90,000 at the scheme's best rate (304.33 RWF/MYR): 29,573 sen; freight
+    RWF 86,108 for 9 kg chargeable on Kigali's international card: 28,294 sen; insurance 1%
+    of goods: 296. Malaysia values CIF (58,163 sen); DFTZ duty 0; sales tax 10%: 5,816."""
+    figures = {
+        k: quote[k]["minor"]
+        for k in ("goods", "freight", "insurance", "duty", "excise", "vat", "customsFees")
+    }
+    assert figures == {
+        "goods": 29_573,
+        "freight": 28_294,
+        "insurance": 296,
+        "duty": 0,
+        "excise": 0,
+        "vat": TAXES_MYR,
+        "customsFees": 0,
+    }
+    assert minor(quote, "total") == (TOTAL_MYR, "MYR") == (sum(figures.values()), "MYR")
+    assert (quote["goodsEscrow"]["minor"], quote["taxesEscrow"]["minor"]) == (
+        GOODS_ESCROW_MYR,
+        TAXES_MYR,
+    )
+    assert (quote["dftz"], quote["lines"][0]["warehouseId"]) == (True, "kigali-fc1")
+
+
+# ---------------------------------------------------------------------- the happy path
+def test_a_kigali_basket_reaches_kuala_lumpur_and_the_merchant_is_paid(api: Api) -> None:
+    merchant = api.merchant()
+    buyer = api.buyer()
+    item = api.item(merchant)
+    assert (item["chargeableG"], minor(item, "price")) == (4_500, (45_000, "RWF"))
+    catalogue = api.ok(api.get(buyer, "/v1/trade/items?merchantId=m-inzozi"))
+    assert [i["sku"] for i in catalogue["items"]] == ["sku-basket"]
+
+    quote = api.ok(
+        api.post(
+            buyer,
+            "/v1/trade/quotes",
+            {"quoteId": "q-1", "lines": [{"sku": "sku-basket", "quantity": 2}]},
+        ),
+        201,
+    )
+    check_landed_cost(quote)
+
+    order = api.ok(
+        api.post(buyer, "/v1/trade/orders", {"orderId": "o-1", "quoteId": "q-1"}, key="co-1"),
+        201,
+    )
+    assert (order["state"], minor(order, "total")) == ("PAID", (TOTAL_MYR, "MYR"))
+    assert minor(order, "merchantNet") == (MERCHANT_NET_RWF, "RWF")
+    stock = api.ok(api.get(buyer, "/v1/trade/items/sku-basket/stock"))
+    assert stock["available"] == 8
+
+    api.deliver()
+    tracking = api.ok(api.get(buyer, "/v1/trade/orders/o-1/tracking"))
+    assert tracking["status"] == "delivered"
+    assert [e["code"] for e in tracking["events"]] == [*ORIGIN, *DESTINATION]
+    assert tracking["clearance"] is not None
+    assert api.ok(api.get(merchant, "/v1/trade/orders/o-1"))["state"] == "DELIVERED"
+
+    mtn_before = api.net.position("mtn-rw", "RWF")
+    confirmed = api.ok(api.post(buyer, "/v1/trade/orders/o-1/confirm"))
+    assert confirmed["state"] == "COMPLETED"
+    payouts = api.ok(api.get(merchant, "/v1/trade/orders/o-1/payouts"))["payouts"]
+    assert [(p["state"], minor(p, "amount"), p["withheld"]["minor"]) for p in payouts] == [
+        ("PAID", (MERCHANT_NET_RWF, "RWF"), 0)
+    ]
+    assert api.net.position("mtn-rw", "RWF") - mtn_before == MERCHANT_NET_RWF
+    assert api.net.position("customs-my", "MYR") == TAXES_MYR
+    events = api.ok(api.get(merchant, "/v1/trade/orders/o-1/events"))["events"]
+    assert [e["kind"] for e in events] == [
+        "paid",
+        "shipped",
+        "import_cleared",
+        "delivered",
+        "released",
+        "payout",
+    ]
+    assert events[2]["detail"] == {"taxesMinor": TAXES_MYR}
+    assert api.ok(api.get(buyer, "/v1/trade/items/sku-basket/stock"))["available"] == 8
+    assert api.net.scheme.ledger.check_invariants().ok
+
+
+def test_checkout_with_the_same_idempotency_key_replays_the_first_order(api: Api) -> None:
+    merchant = api.merchant()
+    buyer = api.buyer()
+    api.item(merchant)
+    api.ok(
+        api.post(
+            buyer,
+            "/v1/trade/quotes",
+            {"quoteId": "q-1", "lines": [{"sku": "sku-basket", "quantity": 2}]},
+        ),
+        201,
+    )
+    body = {"orderId": "o-1", "quoteId": "q-1"}
+    first = api.post(buyer, "/v1/trade/orders", body, key="co-1")
+    again = api.post(buyer, "/v1/trade/orders", body, key="co-1")
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    changed = api.post(buyer, "/v1/trade/orders", {**body, "orderId": "o-2"}, key="co-1")
+    assert api.refused(changed, 409, "duplicate_with_different_body")["errorCode"] == "3106"
+    # one order, two baskets reserved, one escrow pair held
+    assert [o["orderId"] for o in api.ok(api.get(buyer, "/v1/trade/orders"))["orders"]] == ["o-1"]
+    assert api.ok(api.get(buyer, "/v1/trade/items/sku-basket/stock"))["available"] == 8
+    escrow = api.ok(api.get("hub-kigali", "/v1/escrows/o-1-g"))
+    assert escrow["held"]["minor"] == GOODS_ESCROW_MYR
+
+
+# ---------------------------------------------------------------------- scoping
+def test_one_merchant_cannot_read_or_act_on_anothers_order_or_item(api: Api) -> None:
+    merchant = api.merchant()
+    other = api.merchant("m-umuhanzi", "RW-100300")
+    buyer = api.buyer()
+    api.item(merchant)
+    api.order(buyer)
+    for response in (
+        api.get(other, "/v1/trade/orders/o-1"),
+        api.get(other, "/v1/trade/orders/o-1/events"),
+        api.get(other, "/v1/trade/orders/o-1/tracking"),
+        api.get(other, "/v1/trade/orders/o-1/payouts"),
+        api.get(other, "/v1/trade/merchants/m-inzozi"),
+        api.post(other, "/v1/trade/orders/o-1/cancel", {"reason": "not mine to cancel"}),
+        api.patch(other, "/v1/trade/items/sku-basket", {"priceMinor": 1, "active": False}),
+        api.put(other, "/v1/trade/items/sku-basket/stock/kigali-fc1", {"onHand": 0}),
+    ):
+        api.refused(response, 403, "trade_forbidden")
+    assert api.ok(api.get(other, "/v1/trade/orders"))["orders"] == []
+    # nothing changed: the order is paid, the item on sale at its price, the stock reserved
+    assert api.ok(api.get(merchant, "/v1/trade/orders/o-1"))["state"] == "PAID"
+    [item] = api.ok(api.get(other, "/v1/trade/items"))["items"]
+    assert (item["sku"], item["price"]["minor"], item["active"]) == ("sku-basket", 45_000, True)
+    assert api.ok(api.get(merchant, "/v1/trade/items/sku-basket/stock"))["available"] == 8
+
+
+def test_one_buyer_cannot_read_anothers_order_or_quote(api: Api) -> None:
+    merchant = api.merchant()
+    buyer = api.buyer()
+    other = api.buyer("b-siti", "+60198765432")
+    api.item(merchant)
+    api.order(buyer)
+    api.ok(
+        api.post(
+            buyer,
+            "/v1/trade/quotes",
+            {"quoteId": "q-2", "lines": [{"sku": "sku-basket", "quantity": 1}]},
+        ),
+        201,
+    )
+    for response in (
+        api.get(other, "/v1/trade/orders/o-1"),
+        api.get(other, "/v1/trade/orders/o-1/tracking"),
+        api.get(other, "/v1/trade/quotes/q-o-1"),
+        api.get(other, "/v1/trade/quotes/q-2"),
+        api.get(other, "/v1/trade/buyers/b-aisyah"),
+        api.post(other, "/v1/trade/orders/o-1/cancel", {"reason": "not mine"}),
+    ):
+        api.refused(response, 403, "trade_forbidden")
+    # another buyer's quote cannot be paid for: it does not exist for them
+    stolen = api.post(other, "/v1/trade/orders", {"orderId": "o-2", "quoteId": "q-2"})
+    api.refused(stolen, 404, "trade_quote_not_found")
+    assert api.ok(api.get(other, "/v1/trade/orders"))["orders"] == []
+    assert api.ok(api.get(buyer, "/v1/trade/quotes/q-2"))["used"] is False
+    assert api.ok(api.get(buyer, "/v1/trade/orders/o-1"))["state"] == "PAID"
+
+
+def test_a_hub_operator_tracks_only_the_parcels_on_its_leg(api: Api) -> None:
+    merchant = api.merchant()
+    buyer = api.buyer()
+    api.item(merchant)
+    api.order(buyer)
+    for hub, code in (("hub-liege", "EMA"), ("hub-kuala-lumpur", "EMA"), ("mtn-rw", "EMA")):
+        refused = api.post(hub, "/v1/trade/orders/o-1/tracking", {"code": code})
+        api.refused(refused, 403, "trade_forbidden")
+    api.refused(api.get("hub-liege", "/v1/trade/orders/o-1"), 403, "trade_forbidden")
+    tracking = api.ok(api.get(buyer, "/v1/trade/orders/o-1/tracking"))
+    assert (tracking["status"], tracking["events"]) == ("awaiting_handover", [])
+    assert api.ok(api.get(buyer, "/v1/trade/orders/o-1"))["state"] == "PAID"
+    # the destination hub sees the order passing through it, and records its own leg later
+    assert api.ok(api.get("hub-kuala-lumpur", "/v1/trade/orders/o-1"))["orderId"] == "o-1"
+    api.track("o-1", ORIGIN, "hub-kigali")
+    early = api.post("hub-kigali", "/v1/trade/orders/o-1/tracking", {"code": "EMD"})
+    api.refused(early, 403, "trade_forbidden")
+    api.track("o-1", ("EMD",), "hub-kuala-lumpur")
+
+
+def test_only_the_assigned_arbitrator_rules_and_a_refused_ruling_changes_nothing(
+    api: Api,
+) -> None:
+    merchant = api.merchant()
+    buyer = api.buyer()
+    api.item(merchant)
+    api.order(buyer)
+    api.track("o-1", ORIGIN, "hub-kigali")
+    opened = {
+        "disputeId": "d-1",
+        "orderId": "o-1",
+        "reason": "not_received",
+        "claim": "the parcel stopped moving after line-haul",
+    }
+    dispute = api.ok(api.post(buyer, "/v1/trade/disputes", opened), 201)
+    assert (dispute["state"], dispute["arbitrator"]) == ("NEGOTIATION", None)
+    api.ok(api.post(merchant, "/v1/trade/disputes/d-1/evidence", {"text": "handed over, EMC"}))
+    dispute = api.ok(api.post(buyer, "/v1/trade/disputes/d-1/escalate"))
+    assigned = dispute["arbitrator"]
+    assert dispute["state"] == "ARBITRATION" and assigned.startswith("arb-kigali-")
+    others = [f"arb-kigali-{n}" for n in (1, 2, 3) if f"arb-kigali-{n}" != assigned]
+    judge = api.credential("hub-kigali", "arbitratorId", assigned)
+    bystander = api.credential("hub-kigali", "arbitratorId", others[0])
+    stranger = api.credential("scheme", "arbitratorId", "arb-liege-1")
+    ruling = {"outcome": "refund", "reason": "no delivery scan for 30 days"}
+    for caller in (bystander, stranger, merchant, buyer, "hub-kigali"):
+        refused = api.post(caller, "/v1/trade/disputes/d-1/ruling", ruling)
+        api.refused(refused, 403, "trade_forbidden")
+    api.refused(api.get(stranger, "/v1/trade/disputes/d-1"), 403, "trade_forbidden")
+    assert api.ok(api.get(stranger, "/v1/trade/disputes"))["disputes"] == []
+    unchanged = api.ok(api.get(buyer, "/v1/trade/disputes/d-1"))
+    assert (unchanged["state"], unchanged["ruling"]) == ("ARBITRATION", None)
+    assert api.ok(api.get("hub-kigali", "/v1/escrows/o-1-g"))["held"]["minor"] == GOODS_ESCROW_MYR
+    kinds = [e["kind"] for e in api.ok(api.get(judge, "/v1/trade/disputes/d-1/events"))["events"]]
+    assert kinds == ["opened", "evidence", "escalated"]
+
+    ruled = api.ok(api.post(judge, "/v1/trade/disputes/d-1/ruling", ruling))
+    assert ruled["state"] == "RULED"
+    assert (ruled["ruling"]["outcome"], minor(ruled["ruling"], "refund")) == (
+        "refund",
+        (GOODS_ESCROW_MYR, "MYR"),
+    )
+    assert [d["disputeId"] for d in api.ok(api.get(judge, "/v1/trade/disputes"))["disputes"]] == [
+        "d-1"
+    ]
+
+    # one appeal, to another panel member, whose split is final and moves the escrow
+    appealed = api.ok(api.post(merchant, "/v1/trade/disputes/d-1/appeal", {"grounds": "EMC"}))
+    assert (appealed["state"], appealed["appealArbitrator"]) == ("APPEAL", others[0])
+    api.refused(api.post(judge, "/v1/trade/disputes/d-1/ruling", ruling), 403, "trade_forbidden")
+    split = {"outcome": "split", "refundMinor": 20_000, "reason": "shared fault"}
+    final = api.ok(api.post(bystander, "/v1/trade/disputes/d-1/ruling", split))
+    assert (final["state"], final["appealRuling"]["refund"]["minor"]) == ("RESOLVED", 20_000)
+    assert api.ok(api.get(buyer, "/v1/trade/orders/o-1"))["state"] == "COMPLETED"
+    assert api.ok(api.get("hub-kigali", "/v1/escrows/o-1-g"))["held"]["minor"] == 0
+
+
+def test_trade_credentials_are_issued_only_for_existing_actors_by_their_hub(api: Api) -> None:
+    merchant = api.merchant()
+    for issuer, body, status, code in (
+        ("hub-liege", {"merchantId": "m-inzozi"}, 403, "trade_forbidden"),
+        (merchant, {"merchantId": "m-inzozi"}, 403, "trade_forbidden"),
+        ("hub-kigali", {"arbitratorId": "arb-liege-1"}, 403, "trade_forbidden"),
+        ("scheme", {"merchantId": "m-nobody"}, 404, "trade_merchant_not_found"),
+        ("scheme", {"buyerId": "b-nobody"}, 404, "trade_buyer_not_found"),
+        ("scheme", {"arbitratorId": "arb-nowhere-1"}, 404, "trade_arbitrator_not_found"),
+        ("scheme", {"merchantId": "m-inzozi", "buyerId": "b-1"}, 422, "invalid_input"),
+    ):
+        api.refused(api.post(issuer, "/v1/trade/credentials", body), status, code)
+    c = pay_store.credentials.c
+    with api.net.engine.connect() as conn:
+        principals = conn.execute(
+            sa.select(c.participant_id).where(c.participant_id.like("%:%"))
+        ).scalars()
+        assert sorted(principals) == ["merchant:m-inzozi"]  # issued by its hub in api.merchant
+
+
+def test_a_merchant_token_cannot_use_payment_participant_routes(api: Api) -> None:
+    merchant = api.merchant()
+    buyer = api.buyer()
+    api.item(merchant)
+    api.order(buyer)
+    before = api.net.position("mtn-rw", "RWF")
+    api.refused(api.get(merchant, "/v1/escrows/o-1-g"), 403, "forbidden")
+    release = api.post(
+        merchant, "/v1/escrows/o-1-g/release", {"amount": {"amount": "1.00", "currency": "MYR"}}
+    )
+    api.refused(release, 403, "forbidden")
+    api.refused(api.post(merchant, "/v1/settlementWindows/close"), 403, "forbidden")
+    api.refused(api.get(merchant, "/v1/participants/mtn-rw"), 403, "forbidden")
+    # a merchant is no payment participant: it cannot register aliases, quote, hold escrow
+    for response in (
+        api.get(merchant, "/v1/participants"),
+        api.post(
+            merchant, "/v1/parties/MSISDN/+250788000000", {"displayName": "x", "currency": "RWF"}
+        ),
+        api.post(
+            merchant,
+            "/v1/quotes",
+            {
+                "quoteId": "q-pay",
+                "payee": {"partyIdType": "BUSINESS", "partyIdentifier": "RW-100200"},
+                "amountType": "SEND",
+                "amount": {"amount": "100", "currency": "RWF"},
+                "sourceCurrency": "RWF",
+            },
+        ),
+        api.post(
+            merchant,
+            "/v1/escrows",
+            {
+                "escrowId": "e-1",
+                "payeeFsp": "mtn-rw",
+                "amount": {"amount": "100", "currency": "RWF"},
+                "purpose": "a merchant's own escrow",
+                "deadlineSeconds": 3_600,
+            },
+        ),
+    ):
+        api.refused(response, 404, "participant_not_found")
+    assert api.ok(api.get(merchant, "/v1/transfers"))["transfers"] == []
+    assert api.ok(api.get("hub-kigali", "/v1/escrows/o-1-g"))["held"]["minor"] == GOODS_ESCROW_MYR
+    assert api.net.position("mtn-rw", "RWF") == before
+    # and a payment participant that is no hub operator cannot act in trade
+    refused = api.post(
+        "mtn-rw",
+        "/v1/trade/merchants",
+        {
+            "merchantId": "m-x",
+            "legalName": "X",
+            "registrationNumber": "RW-1",
+            "settlement": {"partyIdType": "BUSINESS", "partyIdentifier": "RW-100200"},
+        },
+    )
+    api.refused(refused, 403, "trade_forbidden")
+
+
+# ---------------------------------------------------------------------- bad input
+def test_an_unknown_hs_code_or_a_currency_not_held_is_refused(api: Api) -> None:
+    merchant = api.merchant()
+    unknown = api.post(merchant, "/v1/trade/items", item_body(hsCode="999999"))
+    assert api.refused(unknown, 422, "customs_unknown_hs_code")["field"] == "hs_code"
+    myr = api.post(
+        merchant, "/v1/trade/items", item_body(price={"minor": 4_500, "currency": "MYR"})
+    )
+    assert api.refused(myr, 422, "trade_currency_not_held")["field"] == "currency"
+    malformed = api.post(merchant, "/v1/trade/items", item_body(weightG=0))
+    assert api.refused(malformed, 422, "invalid_input")["field"] == "weightG"
+    assert api.ok(api.get(merchant, "/v1/trade/items"))["items"] == []
+    assert api.ok(api.get(merchant, "/v1/trade/items/sku-basket/stock"))["warehouses"] == []
+
+
+def test_a_dispute_after_its_window_is_refused_and_the_deadline_releases(api: Api) -> None:
+    merchant = api.merchant()
+    buyer = api.buyer()
+    api.item(merchant)
+    api.order(buyer)
+    api.deliver()
+    api.net.advance_days(8)  # Kigali's dispute window is 7 days from delivery
+    late = {
+        "disputeId": "d-late",
+        "orderId": "o-1",
+        "reason": "not_as_described",
+        "claim": "the weave is looser than pictured",
+    }
+    api.refused(api.post(buyer, "/v1/trade/disputes", late), 409, "trade_window_closed")
+    assert api.ok(api.get(buyer, "/v1/trade/disputes"))["disputes"] == []
+    api.refused(api.get(buyer, "/v1/trade/disputes/d-late"), 404, "trade_dispute_not_found")
+    assert api.ok(api.get(buyer, "/v1/trade/orders/o-1"))["state"] == "DELIVERED"
+    assert api.ok(api.get(merchant, "/v1/trade/orders/o-1/payouts"))["payouts"] == []
+
+    api.refused(api.post("hub-kigali", "/v1/trade/deadlines"), 403, "trade_forbidden")
+    counts = api.ok(api.post("scheme", "/v1/trade/deadlines"))["counts"]
+    assert counts == {
+        "cancelled": 0,
+        "refunded": 0,
+        "released": 1,
+        "returnsAccepted": 0,
+        "disputesUnanswered": 0,
+        "disputesEscalated": 0,
+        "disputesReassigned": 0,
+        "rulingsFinal": 0,
+        "payoutsRetried": 0,
+    }
+    assert api.ok(api.get(buyer, "/v1/trade/orders/o-1"))["state"] == "COMPLETED"
+    [payout] = api.ok(api.get(merchant, "/v1/trade/orders/o-1/payouts"))["payouts"]
+    assert (payout["state"], payout["amount"]["minor"]) == ("PAID", MERCHANT_NET_RWF)
+
+
+# ---------------------------------------------------------------------- consolidation, history
+def test_parcels_consolidate_together_or_not_at_all(api: Api) -> None:
+    merchant = api.merchant()
+    buyer = api.buyer()
+    api.item(merchant)
+    api.order(buyer, "o-1", qty=1)
+    api.order(buyer, "o-2", qty=1)
+    api.track("o-1", ORIGIN[:4], "hub-kigali")  # EMA ... EXC: ready for consolidation
+    body = {"consolidationId": "c-1", "orderIds": ["o-1", "o-2"], "code": "EXD"}
+    refused = api.post("hub-kigali", "/v1/trade/consolidations", body)
+    api.refused(refused, 409, "trade_invalid_transition")  # o-2 is not handed over yet
+    codes = [e["code"] for e in api.ok(api.get(buyer, "/v1/trade/orders/o-1/tracking"))["events"]]
+    assert codes == list(ORIGIN[:4])  # o-1 did not move alone
+    api.track("o-2", ORIGIN[:4], "hub-kigali")
+    other_hub = api.post("hub-liege", "/v1/trade/consolidations", body)
+    api.refused(other_hub, 403, "trade_forbidden")
+    done = api.ok(api.post("hub-kigali", "/v1/trade/consolidations", body), 201)
+    assert [(e["orderId"], e["code"], e["note"]) for e in done["events"]] == [
+        ("o-1", "EXD", "consolidation c-1"),
+        ("o-2", "EXD", "consolidation c-1"),
+    ]
+    api.ok(api.post("hub-kigali", "/v1/trade/consolidations", {**body, "code": "EMC"}), 201)
+    arrived = {**body, "code": "EMD"}
+    api.refused(api.post("hub-kigali", "/v1/trade/consolidations", arrived), 403, "trade_forbidden")
+    api.ok(api.post("hub-kuala-lumpur", "/v1/trade/consolidations", arrived), 201)
+    tracking = api.ok(api.get(buyer, "/v1/trade/orders/o-2/tracking"))
+    assert [e["code"] for e in tracking["events"]] == [*ORIGIN, "EMD"]
+
+
+def test_a_merchants_history_is_its_own_and_its_hubs(api: Api) -> None:
+    merchant = api.merchant()
+    other = api.merchant("m-umuhanzi", "RW-100300")
+    history = api.ok(api.get(merchant, "/v1/trade/merchants/m-inzozi/history?months=3"))
+    assert (history["merchantId"], history["currency"], len(history["monthlySales"])) == (
+        "m-inzozi",
+        "RWF",
+        3,
+    )
+    assert (history["orderCount"], history["refunds"]["minor"]) == (0, 0)
+    hub = api.ok(api.get("hub-kigali", "/v1/trade/merchants/m-inzozi/history"))
+    assert len(hub["monthlySales"]) == 12
+    for caller in (other, "hub-liege"):
+        refused = api.get(caller, "/v1/trade/merchants/m-inzozi/history")
+        api.refused(refused, 403, "trade_forbidden")
+    too_long = api.get(merchant, "/v1/trade/merchants/m-inzozi/history?months=37")
+    api.refused(too_long, 422, "invalid_input")
+
+
+def test_a_refused_return_then_a_settlement_and_a_cancellation(api: Api) -> None:
+    merchant = api.merchant()
+    buyer = api.buyer()
+    api.item(merchant)
+    api.order(buyer, "o-1", qty=1)
+    api.order(buyer, "o-2", qty=1)
+    cancelled = api.ok(api.post(buyer, "/v1/trade/orders/o-2/cancel", {"reason": "changed mind"}))
+    assert cancelled["state"] == "CANCELLED"
+    assert api.ok(api.get(buyer, "/v1/trade/items/sku-basket/stock"))["available"] == 9
+    api.deliver("o-1")
+    asked = api.ok(api.post(buyer, "/v1/trade/orders/o-1/return", {"reason": "too small"}))
+    assert asked["state"] == "RETURN_REQUESTED"
+    answer = {"accept": False, "note": "made to the listed size"}
+    refused = api.ok(api.post(merchant, "/v1/trade/orders/o-1/return/answer", answer))
+    assert refused["state"] == "DELIVERED"
+    opened = {
+        "disputeId": "d-1",
+        "orderId": "o-1",
+        "reason": "not_as_described",
+        "claim": "smaller than the listing says",
+    }
+    api.ok(api.post(buyer, "/v1/trade/disputes", opened), 201)
+    offer = api.ok(api.post(merchant, "/v1/trade/disputes/d-1/offer", {"refundMinor": 5_000}))
+    assert offer["offer"] == {
+        "refund": {"amount": "50.00", "currency": "MYR", "minor": 5_000},
+        "by": merchant,
+    }
+    api.refused(
+        api.post(merchant, "/v1/trade/disputes/d-1/accept"), 409, "trade_invalid_transition"
+    )
+    settled = api.ok(api.post(buyer, "/v1/trade/disputes/d-1/accept"))
+    assert settled["state"] == "RESOLVED"
+    order = api.ok(api.get(buyer, "/v1/trade/orders/o-1"))
+    assert order["state"] == "COMPLETED"
+    [payout] = api.ok(api.get(merchant, "/v1/trade/orders/o-1/payouts"))["payouts"]
+    goods = order["goodsEscrow"]["amount"]["minor"]
+    # the merchant's net share of what was released, rounded down
+    assert payout["amount"]["minor"] == 42_750 * (goods - 5_000) // goods
+    kinds = [
+        e["kind"] for e in api.ok(api.get(merchant, "/v1/trade/disputes/d-1/events"))["events"]
+    ]
+    assert kinds == ["opened", "offer", "settled", "resolved"]
