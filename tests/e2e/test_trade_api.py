@@ -221,6 +221,10 @@ def test_a_kigali_basket_reaches_kuala_lumpur_and_the_merchant_is_paid(api: Api)
     assert tracking["status"] == "delivered"
     assert [e["code"] for e in tracking["events"]] == [*ORIGIN, *DESTINATION]
     assert tracking["clearance"] is not None
+    declared = api.ok(api.get(merchant, "/v1/trade/orders/o-1/declaration"))
+    assert (declared["declaration_id"], declared["destination"]) == ("IM-MY-o-1", "MY")
+    assert declared["clearance"]["lane"] == tracking["clearance"]["lane"]
+    assert api.get("hub-liege", "/v1/trade/orders/o-1/declaration").status_code == 403
     assert api.ok(api.get(merchant, "/v1/trade/orders/o-1"))["state"] == "DELIVERED"
 
     mtn_before = api.net.position("mtn-rw", "RWF")

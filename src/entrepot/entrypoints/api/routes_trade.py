@@ -7,7 +7,7 @@ buyers and arbitrators authenticate as ``merchant:<id>``, ``buyer:<id>``,
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -18,7 +18,7 @@ from entrepot.entrypoints.api.security import caller_of
 from entrepot.payments import SCHEME
 from entrepot.trade import Dispute, FreightCard, TradeNetwork
 from entrepot.trade.credentials import issue_actor_credential
-from entrepot.trade.errors import Forbidden
+from entrepot.trade.errors import Forbidden, OrderNotFound
 
 _PROBLEM: dict[str, object] = {
     "description": "An error: application/problem+json with a stable code",
@@ -259,6 +259,15 @@ def consolidate(body: t.ConsolidationIn, caller: Caller, trade: Trade) -> t.Cons
     """A hub operator moves many parcels as one consignment (EXD, EMC or EMD): all or none."""
     events = trade.consolidate(caller, body.consolidationId, body.orderIds, body.code)
     return cv.consolidation(body.consolidationId, body.code, events)
+
+
+@router.get("/orders/{order_id}/declaration")
+def declaration(order_id: str, caller: Caller, trade: Trade) -> dict[str, Any]:
+    """The WCO-style import declaration lodged for the order's parcel (404 before EDB)."""
+    found = trade.declaration(caller, order_id)
+    if found is None:
+        raise OrderNotFound(f"no declaration lodged yet for order {order_id}", field="order")
+    return found
 
 
 @router.get("/orders/{order_id}/payouts", response_model=t.PayoutListOut)
