@@ -392,12 +392,13 @@ def test_check_fails_on_a_tampered_balance(eur: Cli) -> None:
 
 # ---------------------------------------------------------------------------------- demo, bench
 def test_demo_is_deterministic_and_checks_its_invariants(cli: Cli) -> None:
-    demo = "demo --transfers 600 --seed 3 --batch-size 100"
+    demo = "demo --transfers 600 --seed 3 --batch-size 100 --trade-days 2"
     first, second = cli.json(demo), cli.json(demo)
     for doc in (first, second):
         del doc["elapsed_s"], doc["transfers_per_s"]
     assert first == second
     assert first["ok"] is True and all(c["ok"] for c in first["checks"])
+    assert first["trade"]["ok"] is True and first["trade"]["days"] == 2
     assert (first["transfers"], first["batches"]) == (600, 6)
     assert sum(first["result_counts"].values()) == 600
     assert set(first["currencies"]) == {"CNY", "MYR", "EUR", "RWF", "ETB", "USD"}
@@ -410,9 +411,10 @@ def test_demo_is_deterministic_and_checks_its_invariants(cli: Cli) -> None:
 def test_demo_runs_as_a_program(tmp_path: Path) -> None:
     env = {**os.environ, "ENTREPOT_HOME": str(tmp_path), "ENTREPOT_DATABASE_URL": ""}
     command = [sys.executable, "-m", "entrepot.entrypoints.cli", "demo", "--transfers", "2000"]
+    command += ["--trade-days", "2"]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "invariants OK" in proc.stdout
+    assert "invariants OK" in proc.stdout and "trade invariants OK" in proc.stdout
     assert "2,000 transfers" in proc.stdout and "exceeds_credits" in proc.stdout
     assert (tmp_path / "demo.db").exists()
 

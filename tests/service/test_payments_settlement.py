@@ -246,6 +246,14 @@ def test_nets_include_escrow_moves(scheme: PaymentScheme) -> None:
         ("mtn-rw", "RWF"): 15_000,
         ("bk-rw", "RWF"): 25_000,
     }
+    # gross counts the escrow's moves too: the hold was sent in w1, the release and refund
+    # received in w2 (so gross never falls below net)
+    assert nets(w1.positions)[("mtn-rw", "RWF")][:2] == (40_000, 9_950)
+    assert {k: v[:2] for k, v in nets(w2.positions).items()} == {
+        ("mtn-rw", "RWF"): (0, 15_000),
+        ("bk-rw", "RWF"): (0, 25_000),
+    }
+    assert w1.report()["RWF"]["gross_minor"] >= w1.report()["RWF"]["net_minor"]
     scheme.settle_window(SCHEME, w2.id)
     assert moves(before, liquidity(scheme)) == {
         ("mtn-rw", "RWF", "settlement_balance"): 9_950 - 25_000,

@@ -1239,6 +1239,7 @@ class PaymentScheme:
                 amount=amount,
                 actor=actor,
                 at=self._now(),
+                window_id=self._open_window(conn).id,
             )
         )
         return int(seq)
@@ -1426,7 +1427,25 @@ class PaymentScheme:
     def _window_gross(
         self, conn: Connection, window_id: int
     ) -> dict[tuple[str, str], tuple[int, int]]:
+        """Per participant and currency, what it sent and received in the window: committed
+        transfers (with their fee and FX legs) and escrow moves (a hold is sent by the payer; a
+        release is received by the payee, a refund by the payer)."""
         out: dict[tuple[str, str], list[int]] = {}
+        moves = conn.execute(
+            sa.select(
+                st.escrow_events.c.action,
+                st.escrow_events.c.amount,
+                st.escrows.c.payer_participant,
+                st.escrows.c.payee_participant,
+                st.escrows.c.currency,
+            )
+            .join(st.escrows, st.escrows.c.id == st.escrow_events.c.escrow_id)
+            .where(st.escrow_events.c.window_id == window_id)
+        ).all()
+        for action, amount, payer, payee, cur in moves:
+            who = payee if action == "release" else payer
+            acc = out.setdefault((who, cur), [0, 0])
+            acc[0 if action == "hold" else 1] += amount
         rows = conn.execute(
             sa.select(st.transfers).where(
                 st.transfers.c.window_id == window_id, st.transfers.c.state == "COMMITTED"

@@ -73,9 +73,11 @@ def post_rates(scheme: PaymentScheme) -> None:
 
 
 def build_trade_network(scheme: PaymentScheme, trade: TradeNetwork) -> None:
-    """Payment members, then customs authorities, hub operators (holding every network
-    currency, so they can take escrow from any buyer) and the six hubs."""
-    build_network(scheme)
+    """Payment members (unless they exist already: the payments demo built them on the same
+    database), then customs authorities, hub operators (holding every network currency, so
+    they can take escrow from any buyer) and the six hubs."""
+    if FX_PROVIDER not in {p.id for p in scheme.list_participants()}:
+        build_network(scheme)
     currencies = sorted({m[3] for m in MEMBERS})
     for country, pid in CUSTOMS.items():
         cur = next(h.currency for h in HUBS if h.country == country)

@@ -1143,13 +1143,15 @@ class TradeNetwork(DisputeDesk):
         """Lodge the WCO-style import declaration for the parcel (recorded once)."""
         q = st.quote_from_row(self._one(conn, st.quotes, "id", order.quote_id))
         merchant = self._merchant(conn, order.merchant_id)
-        buyer = self._buyer(conn, order.buyer_id)
         hub = self._hub(conn, order.hub_id)
+        dest = self._hub(conn, order.destination_hub_id)
         items = {ln.sku: self._item(conn, ln.sku) for ln in q.lines}
         shipment = Shipment(
             order.id,
             Party(merchant.legal_name, merchant.country, merchant.registration_number),
-            Party(buyer.name, buyer.country, buyer.id),
+            # Delivered duty paid: the destination hub is the importer of record (an
+            # authorised operator); the buyer's identity stays in the order, off the form.
+            Party(dest.name, dest.country, dest.id, authorised_operator=True),
             Party(hub.name, hub.country, hub.id, authorised_operator=True),
             order.destination,
             tuple(_declaration_line(items[ln.sku], ln, q.currency) for ln in q.lines),

@@ -1,5 +1,6 @@
 """``entrepot demo``: runs :mod:`entrepot.sim.ledger_demo` on its own database file and shows
-the balances, the result codes and the invariant checks."""
+the balances, the result codes and the invariant checks; then the payments demo and, on the
+same database and clock, the trade demo (:mod:`entrepot.sim.trade_demo`)."""
 
 import dataclasses
 import time
@@ -12,7 +13,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from entrepot.config import load_settings
+from entrepot.config import Settings, load_settings
+from entrepot.entrypoints.cli.demo_trade import print_trade
 from entrepot.entrypoints.cli.output import EXIT_FAILURE, emit_json, err, guard, open_app, out
 from entrepot.kernel.clock import FakeClock
 from entrepot.kernel.limits import BATCH_EVENTS_MAX
@@ -27,6 +29,9 @@ from entrepot.sim.ledger_demo import (
     run_ledger_demo,
 )
 from entrepot.sim.payments_demo import PAYMENTS_DEFAULT, PaymentsDemoReport, run_payments_demo
+from entrepot.sim.trade_demo import DAYS_DEFAULT as TRADE_DAYS_DEFAULT
+from entrepot.sim.trade_demo import ORDERS_PER_DAY_DEFAULT, run_trade_demo
+from entrepot.sim.trade_report import TradeDemoReport
 
 DEMO_DATABASE = "demo.db"
 
@@ -37,12 +42,12 @@ def _fresh(path: Path) -> None:
 
 
 @contextmanager
-def _progress(enabled: bool) -> Iterator[ProgressCallback | None]:
+def _progress(enabled: bool, label: str = "transfers") -> Iterator[ProgressCallback | None]:
     if not enabled:
         yield None
         return
     columns = (
-        TextColumn("transfers"),
+        TextColumn(label),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -72,11 +77,18 @@ def demo(
     payments: Annotated[
         int, typer.Option("--payments", min=0, help="Cross-border pay-by-QR payments.")
     ] = PAYMENTS_DEFAULT,
+    trade_days: Annotated[
+        int, typer.Option("--trade-days", min=0, help="Simulated days of trade (0: skip).")
+    ] = TRADE_DAYS_DEFAULT,
+    trade_orders: Annotated[
+        int, typer.Option("--trade-orders-per-day", min=1, help="Orders per simulated day.")
+    ] = ORDERS_PER_DAY_DEFAULT,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """A small cross-border network (CNY, MYR, EUR, RWF, ETB, USD) and a seeded stream of
     transfers through the ledger, then balances and invariant checks. Uses its own database,
-    $ENTREPOT_HOME/demo.db, fresh each run unless --keep."""
+    $ENTREPOT_HOME/demo.db, fresh each run unless --keep. Then pay-by-QR payments and, on the
+    same database ($ENTREPOT_HOME/payments-demo.db), days of trade through the six hubs."""
     settings = load_settings()
     path = (settings.home / DEMO_DATABASE).resolve()
     if not keep:
@@ -108,13 +120,46 @@ def demo(
         pay = run_payments_demo(
             entrepot.payments, pay_clock, payments=payments, seed=seed, on_progress=on_progress
         )
+    trade, trade_s = None, 0.0
+    if trade_days:
+        started = time.perf_counter()
+        trade = _run_trade(pay_settings, pay_clock, trade_days, trade_orders, seed, as_json)
+        trade_s = time.perf_counter() - started
     if as_json:
-        emit_json({**report_json(report, path, elapsed_s), "payments": payments_json(pay)})
+        emit_json(
+            {
+                **report_json(report, path, elapsed_s),
+                "payments": payments_json(pay),
+                "trade": None if trade is None else trade.to_json(),  # replays exactly
+            }
+        )
     else:
         _print_report(report, path, elapsed_s)
         _print_payments(pay)
-    if not report.ok or not pay.invariants_ok:
+        if trade is not None:
+            print_trade(trade, trade_s)
+    if not report.ok or not pay.invariants_ok or (trade is not None and not trade.ok):
         raise typer.Exit(EXIT_FAILURE)
+
+
+def _run_trade(
+    settings: Settings, clock: FakeClock, days: int, orders_per_day: int, seed: int, quiet: bool
+) -> TradeDemoReport:
+    """The trade demo on the payments demo's database and clock: it reuses the payment
+    members and settles the next window."""
+    with (
+        open_app(settings, clock=clock) as entrepot,
+        _progress(not quiet, "trade: simulated hours") as on_progress,
+    ):
+        return run_trade_demo(
+            entrepot.payments,
+            entrepot.trade,
+            clock,
+            days=days,
+            orders_per_day=orders_per_day,
+            seed=seed,
+            progress=on_progress,
+        )
 
 
 def payments_json(pay: PaymentsDemoReport) -> dict[str, Any]:

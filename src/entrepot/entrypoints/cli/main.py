@@ -1,7 +1,9 @@
 """The ``entrepot`` command: ``db``, ``ledger``, ``payments``, ``serve``, ``demo``, ``bench``."""
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -9,7 +11,7 @@ from rich.progress import Progress, TaskID
 
 from entrepot import __version__
 from entrepot.config import load_settings
-from entrepot.entrypoints.cli import city, db, ledger, lending, payments, risk
+from entrepot.entrypoints.cli import city, db, ledger, lending, payments, risk, trade
 from entrepot.entrypoints.cli.demo import demo
 from entrepot.entrypoints.cli.output import CliError, emit_json, err, guard, out
 
@@ -49,6 +51,7 @@ app.add_typer(payments.app, name="payments")
 risk.app.add_typer(lending.app, name="lending")
 app.add_typer(risk.app, name="risk")
 app.add_typer(city.app, name="city")
+app.add_typer(trade.app, name="trade")
 app.add_typer(bench_app, name="bench")
 app.command("serve")(payments.serve)
 app.command("demo")(demo)
@@ -119,6 +122,35 @@ def bench_payments(
             bulk_size=bulk_size,
             progress=progress,
         )
+    if as_json:
+        emit_json(result)
+        return
+    out().print_json(data=result)
+
+
+@bench_app.command("trade")
+@guard
+def bench_trade(
+    orders: Annotated[int, typer.Option("--orders", min=1)] = 1000,
+    rounds: Annotated[int, typer.Option("--rounds", min=1)] = 5,
+    demo_days: Annotated[int, typer.Option("--demo-days", min=1)] = 21,
+    save: Annotated[
+        Path | None, typer.Option("--save", help="Also write the JSON result to this file.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Orders per second through quote + checkout into escrow, against a bare escrow and a
+    payment in the same run, and the trade demo's simulated days per minute (see
+    docs/benchmarks.md)."""
+    from entrepot.sim.trade_bench import run_trade_bench
+
+    with _bench_progress(enabled=not as_json) as progress:
+        result = run_trade_bench(
+            orders=orders, rounds=rounds, demo_days=demo_days, progress=progress
+        )
+    if save is not None:
+        save.parent.mkdir(parents=True, exist_ok=True)
+        save.write_text(json.dumps(result, indent=2) + "\n")
     if as_json:
         emit_json(result)
         return
