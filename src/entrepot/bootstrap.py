@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -11,6 +12,12 @@ from entrepot.kernel.clock import Clock, SystemClock
 from entrepot.kernel.errors import ConfigurationError
 from entrepot.ledger import Ledger
 from entrepot.payments import PaymentScheme, Screening
+from entrepot.payments.screening import (
+    FRAUD_MODEL_CURRENCY,
+    CombinedScreening,
+    FraudScreening,
+    to_currency_minor,
+)
 from entrepot.risk.decisions import JsonlSink
 from entrepot.risk.lending import Lending
 from entrepot.storage import create_engine_from_settings, upgrade
@@ -31,11 +38,9 @@ class App:
         self.engine.dispose()
 
 
-def _screening(settings: Settings, clock: Clock) -> Screening | None:
+def _sanctions(settings: Settings, clock: Clock) -> Screening | None:
     """Sanctions screening of every payee, from the OFAC lists in ENTREPOT_SANCTIONS_DIR (else
     the shared reference data); decisions are logged under $ENTREPOT_HOME/decisions."""
-    if settings.screening == "off":
-        return None
     lists = settings.sanctions_dir or shared_data_dir() / "sanctions"
     if not (lists / "ofac_sdn.csv").is_file():
         if settings.screening == "sanctions":
@@ -45,11 +50,41 @@ def _screening(settings: Settings, clock: Clock) -> Screening | None:
             )
         return None
     from entrepot.payments.screening import SanctionsScreening
-    from entrepot.risk.decisions import JsonlSink
     from entrepot.risk.sanctions import Screener
 
     sink = JsonlSink(settings.home / "decisions")
     return SanctionsScreening(lambda: Screener.from_directory(lists, sink=sink, clock=clock))
+
+
+def _fraud(settings: Settings, clock: Clock) -> FraudScreening | None:
+    """Fraud screening with the model in ENTREPOT_FRAUD_MODEL (loaded on first use)."""
+    path = settings.fraud_model
+    if path is None:
+        return None
+    if not path.is_file():
+        raise ConfigurationError(
+            f"ENTREPOT_FRAUD_MODEL={path}: no such file (train one with "
+            "'entrepot risk train-fraud')",
+            field="ENTREPOT_FRAUD_MODEL",
+        )
+
+    def load() -> Any:
+        from entrepot.risk.fraud import FraudScreener, load_fraud_model
+
+        sink = JsonlSink(settings.home / "decisions")
+        return FraudScreener(load_fraud_model(path), sink=sink, clock=clock)
+
+    return FraudScreening(load)
+
+
+def _screening(settings: Settings, clock: Clock) -> tuple[Screening | None, FraudScreening | None]:
+    if settings.screening == "off":
+        return None, None
+    parts = [s for s in (_sanctions(settings, clock), _fraud(settings, clock)) if s is not None]
+    fraud = next((s for s in parts if isinstance(s, FraudScreening)), None)
+    if not parts:
+        return None, None
+    return (parts[0] if len(parts) == 1 else CombinedScreening(parts)), fraud
 
 
 def bootstrap(
@@ -61,8 +96,10 @@ def bootstrap(
         upgrade(engine)
     clock = clock or SystemClock()
     ledger = Ledger(engine, clock)
-    screening = _screening(settings, clock)
+    screening, fraud = _screening(settings, clock)
     payments = PaymentScheme(engine, ledger, clock, screening=screening)
+    if fraud is not None:  # the model learnt on EUR amounts: convert at the scheme's rates
+        fraud.to_model_minor = to_currency_minor(payments, FRAUD_MODEL_CURRENCY)
     lending = Lending(engine, ledger, clock, sink=JsonlSink(settings.home / "decisions"))
     trade = TradeNetwork(
         engine,

@@ -22,6 +22,9 @@ class Settings:
     #: them, "off" screens nothing.
     screening: str = "auto"
     sanctions_dir: Path | None = None
+    #: a fraud model saved by ``entrepot risk train-fraud``: every transfer whose quote names
+    #: its payer is scored (review -> HOLD, block -> refused); none: no fraud screening.
+    fraud_model: Path | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -49,6 +52,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             field="ENTREPOT_SCREENING",
         )
     lists = env.get("ENTREPOT_SANCTIONS_DIR", "").strip()
+    fraud = env.get("ENTREPOT_FRAUD_MODEL", "").strip()
     return Settings(
         home=home,
         database_url=url,
@@ -56,6 +60,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         auto_upgrade=auto,
         screening=screening,
         sanctions_dir=Path(lists).expanduser() if lists else None,
+        fraud_model=Path(fraud).expanduser() if fraud else None,
     )
 
 

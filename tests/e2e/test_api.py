@@ -59,6 +59,7 @@ def test_cross_border_pay_by_qr_rwf_to_myr_is_exact(
             "transferId": "t-qr-1",
             "quoteId": "q-qr-1",
             "sourceCurrency": "RWF",
+            "payer": {"partyIdType": "MSISDN", "partyIdentifier": "+250788123456"},
         },
         headers={**h["mtn-rw"], "Idempotency-Key": "pay-1"},
     )
@@ -75,6 +76,7 @@ def test_cross_border_pay_by_qr_rwf_to_myr_is_exact(
         8090,
     )
     assert quote["fxRate"] == "0.003168" and quote["fxProvider"] == "fxco"
+    assert quote["payer"] == "MSISDN:+250788123456"  # the payer party, for fraud screening
     assert body["transfer"]["state"] == "RESERVED"
     commit = client.post("/v1/transfers/t-qr-1/commit", headers=h["maybank"])
     assert commit.status_code == 200 and commit.json()["state"] == "COMMITTED"

@@ -74,3 +74,17 @@ def test_the_cli_default_folds_are_the_pipelines() -> None:
 
     default = inspect.signature(risk_cli.train_credit).parameters["folds"].default
     assert default == credit.N_SPLITS
+
+
+def test_train_fraud_saves_a_model_the_app_loads(home: Path) -> None:
+    from entrepot.risk.fraud import load_fraud_model
+
+    argv = ["train-fraud", "--days", "28", "--customers", "500", "--terminals", "100", "--json"]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["days"] == 28 and doc["train_frauds"] > 0 and doc["currency"] == "EUR"
+    model = load_fraud_model(doc["path"])
+    assert model.version == doc["version"] and Path(doc["path"]).parent == home / "models"
+    too_short = runner.invoke(app, ["train-fraud", "--days", "5"])
+    assert too_short.exit_code != 0

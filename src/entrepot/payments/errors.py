@@ -137,3 +137,11 @@ class LedgerRefused(PaymentError):
     code = "ledger_refused"
     mojaloop_code = "2001"
     http_status = 409
+
+
+class TransferBlocked(PaymentError):
+    """Fraud screening refused the transfer (strong combined evidence); nothing was reserved."""
+
+    code = "transfer_blocked"
+    mojaloop_code = "4400"  # payer blocked error
+    http_status = 403

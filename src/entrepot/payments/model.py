@@ -135,6 +135,7 @@ class Quote:
     expires_at_ns: int
     state: QuoteState
     created_at_ns: int
+    payer_alias: str | None = None  # the payer party, "TYPE:alias" (Mojaloop's payer), if given
 
     @property
     def cross_currency(self) -> bool:
@@ -161,6 +162,7 @@ class PaymentTransfer:
     window_id: int | None
     reason: str | None = None
     note: str | None = None
+    payer_alias: str | None = None  # the payer party from the quote, "TYPE:alias"
 
 
 @dataclass(frozen=True, slots=True)

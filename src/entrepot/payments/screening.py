@@ -1,15 +1,24 @@
 """Screening hooks that plug the risk engine into the scheme: a transfer whose payee matches a
 watch list goes on HOLD for a person's review instead of being reserved for the payee. Never an
-automatic block on a name: a reviewer approves or rejects (``PaymentScheme.review_hold``)."""
+automatic block on a name: a reviewer approves or rejects (``PaymentScheme.review_hold``).
+Fraud screening scores every transfer whose quote named its payer: review -> HOLD, block
+(strong combined evidence, see ``entrepot.risk.fraud``) -> refused; the reviewer's verdict on a
+held transfer is the label the model's features learn from."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
+from entrepot.kernel.clock import NS_PER_S
 from entrepot.payments.model import Party, PaymentTransfer
 from entrepot.payments.services import ScreeningDecision
 from entrepot.risk.sanctions import Screener, make_party
+
+if TYPE_CHECKING:
+    from entrepot.risk.fraud import FraudScreener, Payment
 
 COUNTRYLESS = "ZZ"
 
@@ -61,3 +70,140 @@ class SanctionsScreening:
             f"score {best.score:.2f}): " + "; ".join(best.reasons[:3])
         )
         return result.decision, why
+
+
+#: Converts an amount to the fraud model's currency (minor units); None when it cannot.
+ToModelMinor = Callable[[int, str], "int | None"]
+FRAUD_MODEL_CURRENCY = "EUR"  # what the simulator, and so the model, counts amounts in
+
+
+def to_currency_minor(scheme: Any, currency: str) -> ToModelMinor:
+    """Amounts converted to ``currency`` at the scheme's best mid rate (no spread), half up;
+    None when no FX provider quotes the pair."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    from entrepot.kernel.money import get_currency
+    from entrepot.payments.errors import PaymentError
+
+    target = get_currency(currency)
+
+    def convert(amount_minor: int, source: str) -> int | None:
+        if source == currency:
+            return amount_minor
+        try:
+            rate = scheme.find_rate(source, currency).rate
+        except PaymentError:
+            return None
+        units = Decimal(amount_minor).scaleb(-get_currency(source).exponent) * rate
+        return int(units.scaleb(target.exponent).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+    return convert
+
+
+HELD_REMEMBERED_MAX = 100_000
+
+
+class FraudScreening:
+    """Scores every prepared transfer with the fraud model. The payer is the quote's payer
+    party at its participant, the beneficiary the payee's alias; amounts are converted to the
+    model's currency. A transfer whose quote named no payer is not scored (``unscored``):
+    without a payer, velocity and history mean nothing."""
+
+    def __init__(
+        self,
+        screener: FraudScreener | Callable[[], FraudScreener],
+        to_model_minor: ToModelMinor | None = None,
+    ) -> None:
+        self._screener: FraudScreener | None = None
+        self._factory: Callable[[], FraudScreener] | None = None
+        if callable(screener) and not hasattr(screener, "screen"):
+            self._factory = screener
+        else:
+            self._screener = screener  # type: ignore[assignment]
+        self.to_model_minor: ToModelMinor = to_model_minor or (lambda amount, _cur: amount)
+        self.unscored = 0
+        self._held: OrderedDict[str, Payment] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def screener(self) -> FraudScreener:
+        if self._screener is None:
+            with self._lock:
+                if self._screener is None:
+                    assert self._factory is not None
+                    self._screener = self._factory()
+        return self._screener
+
+    def _payment(self, transfer: PaymentTransfer, payee: Party | None) -> Payment | None:
+        from entrepot.risk.fraud import Payment
+
+        amount = self.to_model_minor(transfer.source_amount_minor, transfer.source_currency)
+        if transfer.payer_alias is None or payee is None or amount is None:
+            return None
+        return Payment(
+            payment_id=transfer.id,
+            at_s=transfer.created_at_ns // NS_PER_S,
+            payer_id=f"{transfer.payer_participant}/{transfer.payer_alias}",
+            beneficiary_id=f"{payee.participant_id}/{payee.alias_type.value}:{payee.alias}",
+            amount_minor=max(1, amount),
+            currency=transfer.source_currency,
+            channel="transfer",
+        )
+
+    def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision:
+        payment = self._payment(transfer, payee)
+        if payment is None:
+            self.unscored += 1
+            return ScreeningDecision(hold=False)
+        with self._lock:  # the feature state is one in-memory history
+            d = self.screener.screen(payment)
+        if d.outcome == "approve":
+            return ScreeningDecision(hold=False)
+        if d.outcome == "review":
+            with self._lock:
+                self._held[transfer.id] = payment
+                while len(self._held) > HELD_REMEMBERED_MAX:
+                    self._held.popitem(last=False)
+        reasons = (
+            f"fraud {d.outcome}: score {d.score:.3f} (model "
+            f"{self.screener.model.version}, decision {d.decision_id})",
+            *d.reasons,
+        )
+        return ScreeningDecision(
+            hold=d.outcome == "review", block=d.outcome == "block", reasons=reasons
+        )
+
+    def learn(self, transfer: PaymentTransfer, rejected: bool) -> None:
+        """The reviewer's verdict on a transfer this screening held: the fraud label."""
+        with self._lock:
+            payment = self._held.pop(transfer.id, None)
+            if payment is not None:
+                self.screener.add_label(payment, rejected)
+
+
+class CombinedScreening:
+    """Several screenings in turn: held if any holds, blocked if any blocks, all reasons."""
+
+    def __init__(self, screenings: Sequence[Any]) -> None:
+        self.screenings = tuple(screenings)
+
+    def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision:
+        hold = block = False
+        reasons: list[str] = []
+        for s in self.screenings:
+            d = s.screen(transfer, payee)
+            hold, block = hold or d.hold, block or d.block
+            reasons.extend(d.reasons)
+        return ScreeningDecision(hold=hold and not block, reasons=tuple(reasons), block=block)
+
+    def learn(self, transfer: PaymentTransfer, rejected: bool) -> None:
+        for s in self.screenings:
+            learn = getattr(s, "learn", None)
+            if learn is not None:
+                learn(transfer, rejected)
+
+    def screen_business(self, name: str, country: str) -> tuple[str, str]:
+        for s in self.screenings:
+            if hasattr(s, "screen_business"):
+                return s.screen_business(name, country)  # type: ignore[no-any-return]
+        return "clear", "no sanctions screening configured"

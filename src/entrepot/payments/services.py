@@ -59,6 +59,7 @@ from entrepot.payments.errors import (
     PaymentError,
     QuoteExpired,
     QuoteNotFound,
+    TransferBlocked,
     TransferExpired,
     TransferNotFound,
     WindowNotFound,
@@ -140,12 +141,17 @@ class FeeSchedule:
 
 @dataclass(frozen=True, slots=True)
 class ScreeningDecision:
+    """``hold``: a person reviews the transfer before it is reserved for the payee (HOLD);
+    ``block``: refused outright (fraud with strong combined evidence; never a name alone)."""
+
     hold: bool
     reasons: tuple[str, ...] = ()
+    block: bool = False
 
 
 class Screening(Protocol):
-    """Risk plugs in here: a transfer may be held for a person's review instead of reserved."""
+    """Risk plugs in here: a transfer may be held for a person's review instead of reserved,
+    or blocked. A screening may also learn from the review's verdict (``learn``)."""
 
     def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision: ...
 
@@ -630,8 +636,20 @@ class PaymentScheme:
         source_currency: str,
         *,
         ttl_s: int = QUOTE_TTL_S,
+        payer_alias_type: AliasType | str | None = None,
+        payer_alias: str | None = None,
     ) -> Quote:
+        """Price a payment to a payee alias. The payer party (its alias at the caller, as in
+        Mojaloop's quote) is optional; when given, fraud screening sees who pays."""
         _check_id(quote_id, "quote id")
+        payer_party = None
+        if payer_alias is not None or payer_alias_type is not None:
+            if payer_alias is None or payer_alias_type is None:
+                raise InvalidPaymentInput(
+                    "payer alias needs both a type and a value", field="payer"
+                )
+            ptype, pvalue = normalise_alias(payer_alias_type, payer_alias)
+            payer_party = f"{ptype.value}:{pvalue}"
         _check_amount(amount_minor)
         _check_ttl(ttl_s, "quote expiry")
         try:
@@ -659,7 +677,7 @@ class PaymentScheme:
             quote = self._price(
                 conn, quote_id, caller, party, amount_minor, amount_type, source_currency, now
             )
-            quote = replace(quote, expires_at_ns=now + ttl_s * NS_PER_S)
+            quote = replace(quote, expires_at_ns=now + ttl_s * NS_PER_S, payer_alias=payer_party)
             conn.execute(sa.insert(st.quotes).values(**_quote_values(quote)))
         return quote
 
@@ -834,9 +852,14 @@ class PaymentScheme:
                 None,
                 None,
                 note,
+                q.payer_alias,
             )
             party = self._find_party(conn, q.payee_alias_type, q.payee_alias)
             decision = self.screening.screen(t, party)
+            if decision.block:
+                raise TransferBlocked(
+                    f"transfer {transfer_id} blocked by screening: " + "; ".join(decision.reasons)
+                )
             if decision.hold:
                 t = replace(
                     t, state=TransferState.HOLD, reason=_reason("; ".join(decision.reasons))
@@ -1039,11 +1062,16 @@ class PaymentScheme:
                 uow.commit()
                 raise TransferExpired(f"transfer {transfer_id} expired while on hold")
             if approve:
-                return self._set_state(conn, t, TransferState.RESERVED, f"released: {reason}", None)
-            self._resolve_legs(uow, t, post=False)
-            return self._set_state(
-                conn, t, TransferState.ABORTED, f"held and rejected: {reason}", None
-            )
+                done = self._set_state(conn, t, TransferState.RESERVED, f"released: {reason}", None)
+            else:
+                self._resolve_legs(uow, t, post=False)
+                done = self._set_state(
+                    conn, t, TransferState.ABORTED, f"held and rejected: {reason}", None
+                )
+        learn = getattr(self.screening, "learn", None)
+        if learn is not None:  # the reviewer's verdict is the label fraud screening waits for
+            learn(t, not approve)
+        return done
 
     def _set_state(
         self,
@@ -1581,6 +1609,7 @@ def _quote_values(q: Quote) -> dict[str, object]:
         "expires_at": q.expires_at_ns,
         "state": q.state.value,
         "created_at": q.created_at_ns,
+        "payer_alias": q.payer_alias,
     }
 
 
@@ -1604,6 +1633,7 @@ def _transfer_values(t: PaymentTransfer) -> dict[str, object]:
         "window_id": t.window_id,
         "reason": t.reason,
         "note": t.note,
+        "payer_alias": t.payer_alias,
     }
 
 

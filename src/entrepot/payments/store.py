@@ -100,6 +100,7 @@ quotes = sa.Table(
     sa.Column("expires_at", sa.BigInteger, nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("payer_alias", sa.String(80)),
 )
 transfers = sa.Table(
     "pay_transfers",
@@ -122,6 +123,7 @@ transfers = sa.Table(
     sa.Column("window_id", sa.BigInteger, index=True),
     sa.Column("reason", sa.String(200)),
     sa.Column("note", sa.String(200)),
+    sa.Column("payer_alias", sa.String(80)),
 )
 escrows = sa.Table(
     "pay_escrows",
@@ -245,6 +247,7 @@ def quote_from_row(r: Any) -> Quote:
         r.expires_at,
         QuoteState(r.state),
         r.created_at,
+        r.payer_alias,
     )
 
 
@@ -268,6 +271,7 @@ def transfer_from_row(r: Any) -> PaymentTransfer:
         r.window_id,
         r.reason,
         r.note,
+        r.payer_alias,
     )
 
 

@@ -287,9 +287,13 @@ class FeatureState:
             ratio = p.amount_minor / max(sorted(amounts)[hist_n // 2], 1)
         else:
             amount_z, ratio = 0.0, 1.0
-        first_seen = payer.devices.get(p.device_id)
-        device_age_h = 0.0 if first_seen is None else min((now - first_seen) / HOUR_S,
-                                                          DEVICE_AGE_CAP_H)  # fmt: skip
+        if p.device_id:
+            first_seen = payer.devices.get(p.device_id)
+            new_device = float(first_seen is None)
+            device_age_h = 0.0 if first_seen is None else min((now - first_seen) / HOUR_S,
+                                                              DEVICE_AGE_CAP_H)  # fmt: skip
+        else:  # no device reported (a scheme transfer): no device evidence either way
+            new_device, device_age_h = 0.0, DEVICE_AGE_CAP_H
         out, inb, b_in = payer.outbound, payer.inbound, bene.inbound
         assert inb[1].distinct is not None and b_in[1].distinct is not None
         assert b_in[2].distinct is not None
@@ -314,7 +318,7 @@ class FeatureState:
             float(len(b_in[1].distinct)),
             float(len(b_in[2].distinct)),
             float(p.beneficiary_id not in payer.payees),
-            float(first_seen is None),
+            new_device,
             device_age_h,
             float(bool(p.mcc) and p.mcc not in payer.mccs),
             hour / HOUR_S,

@@ -55,6 +55,7 @@ def quote(q: Quote) -> s.QuoteOut:
     return s.QuoteOut(
         quoteId=q.id,
         state=q.state.value,
+        payer=q.payer_alias,
         payerFsp=q.payer_participant,
         payeeFsp=q.payee_participant,
         amountType=q.amount_type.value,

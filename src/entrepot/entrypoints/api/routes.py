@@ -200,6 +200,8 @@ def create_quote(body: s.QuoteIn, caller: Caller, scheme: Scheme) -> s.QuoteOut:
         body.amountType,
         body.sourceCurrency,
         ttl_s=body.expirySeconds,
+        payer_alias_type=body.payer.partyIdType if body.payer else None,
+        payer_alias=body.payer.partyIdentifier if body.payer else None,
     )
     _check_amount_currency(
         body.amountType, body.amount.currency, q.source_currency, q.target_currency
@@ -360,7 +362,15 @@ def qr_pay(body: s.QrPayIn, caller: Caller, scheme: Scheme) -> s.QrPayOut:
             f"the merchant is paid in {party.currency}", field="amount.currency"
         )
     q = scheme.create_quote(
-        caller, body.quoteId, AliasType.MERCHANT, till, amount, "RECEIVE", body.sourceCurrency
+        caller,
+        body.quoteId,
+        AliasType.MERCHANT,
+        till,
+        amount,
+        "RECEIVE",
+        body.sourceCurrency,
+        payer_alias_type=body.payer.partyIdType if body.payer else None,
+        payer_alias=body.payer.partyIdentifier if body.payer else None,
     )
     t = scheme.prepare_transfer(caller, body.transferId, q.id)
     return s.QrPayOut(

@@ -102,6 +102,9 @@ class PayeeIn(Strict):
 class QuoteIn(Strict):
     quoteId: str = Id
     payee: PayeeIn
+    payer: PayeeIn | None = Field(
+        default=None, description="the payer party at the caller (fraud screening uses it)"
+    )
     amountType: Literal["SEND", "RECEIVE"]
     amount: MoneyIn
     sourceCurrency: str = CurrencyCode
@@ -111,6 +114,7 @@ class QuoteIn(Strict):
 class QuoteOut(BaseModel):
     quoteId: str
     state: str
+    payer: str | None = None
     payerFsp: str
     payeeFsp: str
     amountType: str
@@ -209,6 +213,7 @@ class QrPayIn(Strict):
     quoteId: str = Id
     sourceCurrency: str = CurrencyCode
     amount: MoneyIn | None = None
+    payer: PayeeIn | None = None
 
 
 class QrPayOut(BaseModel):

@@ -204,8 +204,13 @@ def quote(
     amount_currency: str,
     source_currency: str,
     amount_type: Annotated[str, typer.Option("--type")] = "SEND",
+    payer: Annotated[
+        str | None,
+        typer.Option("--payer", help="the payer party, TYPE:ALIAS (fraud screening uses it)"),
+    ] = None,
     as_json: Json = False,
 ) -> None:
+    payer_type, _, payer_alias = (payer or "").partition(":")
     with _scheme() as a:
         _show(
             a.payments.create_quote(
@@ -216,6 +221,8 @@ def quote(
                 parse_amount(amount, amount_currency),
                 amount_type,
                 source_currency,
+                payer_alias_type=payer_type or None,
+                payer_alias=(payer_alias or None) if payer else None,
             ),
             as_json,
         )

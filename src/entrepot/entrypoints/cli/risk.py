@@ -204,3 +204,40 @@ def explain(
         emit_json(decisions.get_decision(sink, decision_id).to_dict())
         return
     out().print(decisions.explain_decision(sink, decision_id))
+
+
+@app.command("train-fraud")
+@guard
+def train_fraud(
+    out_path: Annotated[
+        Path | None,
+        typer.Option("--out", help="where to save the model (default $ENTREPOT_HOME/models/)"),
+    ] = None,
+    days: Annotated[int, typer.Option("--days", min=22, max=365)] = 42,
+    customers: Annotated[int, typer.Option("--customers", min=100)] = 2_000,
+    terminals: Annotated[int, typer.Option("--terminals", min=20)] = 400,
+    seed: Annotated[int, typer.Option("--seed")] = 7,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the payment fraud model on the seeded transaction simulator (every labelled day)
+    and save it; point ENTREPOT_FRAUD_MODEL at the file to screen the scheme's transfers.
+    How well such a model does on a later window: ``entrepot bench risk``."""
+    from entrepot.risk.fraud_bench import train_from_simulator
+
+    with err().status(f"simulating {days} days and training..."):
+        model, facts = train_from_simulator(
+            seed=seed, customers=customers, terminals=terminals, days=days
+        )
+    path = out_path or _home() / "models" / f"{model.version}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    facts["path"] = str(path)
+    if as_json:
+        emit_json(facts)
+        return
+    out().print(
+        f"fraud model {model.version}: {facts['train_rows']} simulated payments "
+        f"({facts['train_frauds']} fraudulent) over {days} days; review threshold "
+        f"{model.thresholds.review:.3f}, block {model.thresholds.block:.3f}"
+    )
+    out().print(f"saved to {path}\nscreen payments with: export ENTREPOT_FRAUD_MODEL={path}")

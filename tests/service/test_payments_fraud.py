@@ -1,0 +1,108 @@
+"""Fraud screening in the scheme: every transfer whose quote names its payer is scored by the
+real fraud model (trained on the seeded simulator); review puts it on HOLD, block refuses it
+and reserves nothing; the reviewer's verdict becomes the label; no payer, no score."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from entrepot.kernel.clock import NS_PER_S, FakeClock
+from entrepot.payments import SCHEME, PaymentScheme, TransferState
+from entrepot.payments.errors import InvalidPaymentInput, TransferBlocked
+from entrepot.payments.screening import FraudScreening, to_currency_minor
+from entrepot.risk.decisions import MemorySink
+from entrepot.risk.fraud import FraudModel, FraudScreener
+from entrepot.risk.fraud_bench import train_from_simulator
+from tests.service.test_payments import join_bk
+
+MULE = ("MSISDN", "+250722999999")  # bk-rw's customer who collects for a fraud ring
+SHOPS = [("MERCHANT", f"SHOP-{n}") for n in range(3)]
+PAYERS = [f"+2507880000{n:02d}" for n in range(10)]
+
+
+@pytest.fixture(scope="module")
+def model() -> FraudModel:
+    trained, _ = train_from_simulator(customers=500, terminals=100, days=28)
+    return trained
+
+
+def fraud_scheme(scheme: PaymentScheme, clock: FakeClock, model: FraudModel) -> FraudScreening:
+    join_bk(scheme)
+    for kind, alias in [*SHOPS, MULE]:
+        scheme.register_alias("bk-rw", kind, alias, f"{alias} at BK", "RWF")
+    fraud = FraudScreening(FraudScreener(model, sink=MemorySink(), clock=clock))
+    scheme.screening = fraud
+    return fraud
+
+
+def send(scheme: PaymentScheme, tid: str, payer: str, payee: tuple[str, str], amount: int):  # type: ignore[no-untyped-def]
+    scheme.create_quote(
+        "mtn-rw", f"q-{tid}", payee[0], payee[1], amount, "SEND", "RWF",
+        payer_alias_type="MSISDN", payer_alias=payer,
+    )  # fmt: skip
+    return scheme.prepare_transfer("mtn-rw", tid, f"q-{tid}", ttl_s=86_400)
+
+
+def test_a_mule_ring_is_held_then_blocked_and_reviews_teach_the_model(
+    scheme: PaymentScheme, clock: FakeClock, model: FraudModel
+) -> None:
+    fraud = fraud_scheme(scheme, clock, model)
+    clock.set_ns((1_767_225_600 + 12 * 3_600) * NS_PER_S)  # noon, day 0
+    for day in range(20):  # each payer's ordinary shopping
+        for n, payer in enumerate(PAYERS):
+            t = send(scheme, f"d{day}-{n}", payer, SHOPS[n % 3], 3_000 + 10 * day + n)
+            assert t.state is TransferState.RESERVED and t.payer_alias == f"MSISDN:{payer}"
+            scheme.commit_transfer("bk-rw", t.id)
+            clock.advance(600)
+        clock.advance(86_400 - 6_000)
+    clock.advance(15 * 3_600)  # 03:00 the next night: every payer sends 900.00 to one account
+    states = []
+    for n, payer in enumerate(PAYERS):
+        try:
+            states.append(send(scheme, f"mule-{n}", payer, MULE, 90_000).state.value)
+        except TransferBlocked as exc:
+            assert "fraud block" in exc.detail and "distinct payers" in exc.detail
+            states.append("BLOCKED")
+        clock.advance(120)
+    assert states[:2] == ["RESERVED", "RESERVED"]
+    assert "HOLD" in states and states[-1] == "BLOCKED"
+    held = [f"mule-{n}" for n, s in enumerate(states) if s == "HOLD"]
+    t = scheme.get_transfer("mtn-rw", held[0])
+    assert t.reason is not None and t.reason.startswith("fraud review: score")
+    blocked = [f"mule-{n}" for n, s in enumerate(states) if s == "BLOCKED"]
+    with pytest.raises(Exception, match="does not exist"):
+        scheme.get_transfer("mtn-rw", blocked[0])  # nothing was reserved or recorded
+    mule = fraud.screener.state._entity(f"bk-rw/MSISDN:{MULE[1]}")
+    frauds_before = sum(b[1] for b in mule.fraud_days.values())
+    scheme.review_hold(SCHEME, held[0], approve=False, reason="confirmed mule ring")
+    assert scheme.get_transfer("mtn-rw", held[0]).state is TransferState.ABORTED
+    # the verdict reached the model's feature state as a fraud label on the beneficiary
+    assert sum(b[1] for b in mule.fraud_days.values()) == frauds_before + 1
+    sink = fraud.screener.sink
+    assert isinstance(sink, MemorySink)
+    assert len(sink.decisions) == len(PAYERS) * 21  # every scoring decision is logged
+
+
+def test_a_transfer_without_a_payer_party_is_not_scored(
+    scheme: PaymentScheme, clock: FakeClock, model: FraudModel
+) -> None:
+    fraud = fraud_scheme(scheme, clock, model)
+    scheme.create_quote("mtn-rw", "q-1", *MULE, 90_000, "SEND", "RWF")
+    t = scheme.prepare_transfer("mtn-rw", "t-1", "q-1")
+    assert t.state is TransferState.RESERVED and t.payer_alias is None
+    assert fraud.unscored == 1
+    with pytest.raises(InvalidPaymentInput, match="payer alias needs both"):
+        scheme.create_quote("mtn-rw", "q-2", *MULE, 1_000, "SEND", "RWF", payer_alias="+2507")
+
+
+def test_amounts_are_converted_to_the_model_currency_at_the_scheme_rate(
+    scheme: PaymentScheme,
+) -> None:
+    scheme.register_participant("fx-eu", "FX EU", "fx_provider", "BE", ["RWF", "EUR"])
+    scheme.post_fx_rate("fx-eu", "RWF", "EUR", Decimal("0.000667"), 40, 3_600)
+    to_eur = to_currency_minor(scheme, "EUR")
+    assert to_eur(1_000_000, "RWF") == 66_700  # RWF 1m at the mid rate = EUR 667.00
+    assert to_eur(1_234, "EUR") == 1_234
+    assert to_eur(1_000, "MYR") is None  # nobody quotes MYR -> EUR: not scored
