@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -9,14 +11,28 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from entrepot import __version__
 from entrepot.entrypoints.api.problems import domain_error, http_error, validation_error
 from entrepot.entrypoints.api.routes import router
+from entrepot.entrypoints.api.routes_risk import RiskApi
+from entrepot.entrypoints.api.routes_risk import router as risk_router
 from entrepot.entrypoints.api.routes_trade import router as trade_router
 from entrepot.entrypoints.api.security import SecurityMiddleware
 from entrepot.kernel.errors import DomainError
 from entrepot.payments import PaymentScheme
+from entrepot.risk.lending import Lending
 from entrepot.trade import TradeNetwork
 
 
-def create_app(scheme: PaymentScheme, trade: TradeNetwork | None = None) -> FastAPI:
+def create_app(
+    scheme: PaymentScheme,
+    trade: TradeNetwork | None = None,
+    *,
+    lending: Lending | None = None,
+    decisions_dir: Path | None = None,
+    sanctions_dir: Path | None = None,
+) -> FastAPI:
+    """The API over the scheme, the trade network and the risk engine. ``lending`` defaults to
+    the trade network's; ``decisions_dir`` holds the decision log (screenings are logged there,
+    decisions read back; default: lending's log, else memory); ``sanctions_dir`` the OFAC
+    lists screened against (default: the shared reference data; none there: 503)."""
     app = FastAPI(
         title="Entrepot",
         version=__version__,
@@ -27,12 +43,14 @@ def create_app(scheme: PaymentScheme, trade: TradeNetwork | None = None) -> Fast
     )
     app.state.scheme = scheme
     app.state.trade = trade or TradeNetwork(scheme.engine, scheme, scheme.clock)
+    app.state.risk = RiskApi.compose(scheme, app.state.trade, lending, decisions_dir, sanctions_dir)
     app.add_middleware(SecurityMiddleware, engine=scheme.engine)
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.include_router(router)
     app.include_router(trade_router)
+    app.include_router(risk_router)
 
     @app.get("/health", include_in_schema=False)
     def health() -> dict[str, str]:
@@ -46,4 +64,10 @@ def create_app_from_env() -> FastAPI:
     from entrepot.bootstrap import bootstrap
 
     a = bootstrap()
-    return create_app(a.payments, a.trade)
+    return create_app(
+        a.payments,
+        a.trade,
+        lending=a.lending,
+        decisions_dir=a.settings.home / "decisions",
+        sanctions_dir=a.settings.sanctions_dir,
+    )
