@@ -325,3 +325,29 @@ def test_merchant_history_feeds_a_partner_bank_and_repayment_is_withheld(net: Ne
     assert payout["withheld_minor"] == NET_RWF // 2 // 10  # the policy's 10% of each payout
     owed = lending.get_loan("mtn-rw", loan.loan_id)
     assert owed.outstanding_minor == loan.outstanding_minor - payout["withheld_minor"]
+
+
+def test_a_loan_from_another_bank_is_not_withheld_from_payouts(net: Net) -> None:
+    from entrepot.risk.lending import Lending
+    from tests.risk.test_lending import policy
+
+    merchant, buyer = net.merchant(), net.buyer()
+    sku = net.basket(merchant, on_hand=40)
+    for n in range(3):
+        net.order(buyer, sku, 1, order_id=f"o-{n}")
+        net.ship(f"o-{n}")
+        net.trade.confirm_receipt(buyer, f"o-{n}")
+        net.advance_days(31)
+    lending = Lending(net.engine, net.scheme.ledger, net.clock)
+    net.trade.lending = lending
+    terms = {"min_tenure_days": 60, "min_avg_monthly_sales_minor": 10_000, "min_regularity": "0.2"}
+    lending.set_policy("kbc-be", policy("kbc-be", "RWF", limit_min_minor=10_000, **terms))
+    history = net.trade.merchant_history(merchant, "m-inzozi", months=3)
+    lending.offer("kbc-be", "off-1", "kbc-be", history)
+    loan = lending.accept("m-inzozi", "off-1")
+    net.order(buyer, sku, 1, order_id="o-9")
+    net.ship("o-9")
+    net.trade.confirm_receipt(buyer, "o-9")
+    (payout,) = net.trade.payouts(merchant, "o-9")
+    assert payout["withheld_minor"] == 0  # mtn-rw receives the payout: it cannot repay kbc-be
+    assert lending.get_loan("kbc-be", loan.loan_id).outstanding_minor == loan.outstanding_minor

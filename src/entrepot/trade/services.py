@@ -112,7 +112,14 @@ class RepaymentWithholder(Protocol):
     """Lending: how much of a merchant payout goes to repay its loan (0 without one)."""
 
     def withhold(
-        self, merchant_id: str, currency: str, payout_minor: int, reference: str, *, uow: Any
+        self,
+        merchant_id: str,
+        currency: str,
+        payout_minor: int,
+        reference: str,
+        *,
+        uow: Any,
+        lender_id: str | None = None,
     ) -> int: ...
 
 
@@ -1280,7 +1287,13 @@ class TradeNetwork(DisputeDesk):
         withheld = 0
         if self.lending is not None:
             withheld = self.lending.withhold(
-                merchant.id, row.currency, row.amount, transfer_id, uow=uow
+                merchant.id,
+                row.currency,
+                row.amount,
+                transfer_id,
+                uow=uow,
+                # only the bank the payout goes to can keep a repayment out of it
+                lender_id=merchant.settlement_participant,
             )
         # The partner bank that lends is the merchant's own bank: the whole payout goes to it,
         # and it keeps ``withheld`` against the loan (booked in the loan book just now).

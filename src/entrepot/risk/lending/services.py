@@ -589,10 +589,13 @@ class Lending:
         reference: str,
         *,
         uow: UnitOfWork | None = None,
+        lender_id: str | None = None,
     ) -> int:
         """How much of a payout to the merchant is withheld to repay its loans in this
         currency: each open loan's repayment share of the payout, rounded down, capped at what
         it owes (and at what is left of the payout), oldest loan first; 0 without an open loan.
+        ``lender_id`` limits it to that lender's loans (the bank the payout goes to: only it
+        can keep the repayment).
         Posted to the loan book and recorded in the same unit of work (the caller's, if given).
         ``reference`` (e.g. the escrow release) is the idempotency key: a replay returns the
         first answer; the same reference for another payout is an error."""
@@ -611,6 +614,7 @@ class Lending:
                     st.loans.c.merchant_id == merchant_id,
                     st.loans.c.currency == code,
                     st.loans.c.open_key.is_not(None),
+                    sa.true() if lender_id is None else st.loans.c.lender_id == lender_id,
                 ),
             )
             parts = split_parts(payout_minor, loans)
