@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine
 from entrepot.kernel.clock import Clock, SystemClock
 from entrepot.payments import store as st
 from entrepot.payments.errors import InvalidPaymentInput, ParticipantNotFound
+from entrepot.storage.engine import read_connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,7 @@ def verify_token(engine: Engine, token: str) -> VerifiedCaller | None:
     key_id, _, secret = token.partition(".")
     if not key_id or not secret or len(token) > 200:
         return None
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         row = conn.execute(
             sa.select(st.credentials).where(st.credentials.c.key_id == key_id)
         ).first()

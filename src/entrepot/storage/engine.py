@@ -4,6 +4,7 @@ survives a crash of the process and of the machine), foreign keys on, and every 
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +59,34 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
             cursor.execute(pragma)
         cursor.close()
 
+    # Writers of this process queue on a fair Python lock before they ask SQLite for its write
+    # lock: SQLite's busy handler makes waiting writers sleep and retry (up to 100 ms a try),
+    # which under concurrent requests turned milliseconds of work into seconds of latency.
+    # Re-entrant, so one thread may hold the write transaction across nested helpers.
+    writer = threading.RLock()
+    holders: dict[int, int] = {}  # id(connection) -> 1 while it holds ``writer``
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # Readers take a snapshot without the write lock; everything else queues for it.
         read_only = conn.get_execution_options().get(READ_ONLY, False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        if read_only:
+            conn.exec_driver_sql("BEGIN")
+            return
+        writer.acquire()
+        holders[id(conn)] = 1
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _release(conn)
+            raise
+
+    def _release(conn: Connection) -> None:
+        if holders.pop(id(conn), None) is not None:
+            writer.release()
+
+    event.listen(engine, "commit", _release)
+    event.listen(engine, "rollback", _release)
 
     return engine
 

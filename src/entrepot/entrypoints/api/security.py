@@ -30,6 +30,7 @@ from starlette.types import ASGIApp
 from entrepot.entrypoints.api.problems import problem
 from entrepot.payments import store as st
 from entrepot.payments.credentials import VerifiedCaller, verify_token
+from entrepot.storage.engine import read_connection
 
 PUBLIC_PATHS = ("/docs", "/openapi.json", "/redoc", "/health")
 CACHE_S = 30.0
@@ -114,7 +115,7 @@ class SecurityMiddleware(BaseHTTPMiddleware):
         return Response(content, status_code=response.status_code, headers=headers)
 
     def _stored(self, caller: str, key: str) -> tuple[str, int, str] | None:
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             row = conn.execute(
                 sa.select(st.idempotency).where(
                     st.idempotency.c.caller == caller, st.idempotency.c.key == key
