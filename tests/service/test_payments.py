@@ -572,6 +572,20 @@ def test_suspended_participant_neither_sends_nor_receives(scheme: PaymentScheme)
     assert_ledger_ok(scheme)
 
 
+def test_a_payer_suspended_after_prepare_cannot_be_committed(scheme: PaymentScheme) -> None:
+    join_bk(scheme)
+    before = scheme.liquidity("mtn-rw", "RWF")
+    t = pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    scheme.set_active("mtn-rw", False)
+    with pytest.raises(ParticipantSuspended, match="mtn-rw suspended before commit"):
+        scheme.commit_transfer("bk-rw", t.id)
+    aborted = scheme.get_transfer("bk-rw", t.id)
+    assert aborted.state is TransferState.ABORTED
+    assert aborted.reason == "mtn-rw suspended before commit"
+    assert scheme.liquidity("mtn-rw", "RWF") == before  # the reservation was released
+    assert_ledger_ok(scheme)
+
+
 def test_a_participant_sees_and_acts_on_only_its_own_transfers(scheme: PaymentScheme) -> None:
     join_bk(scheme)
     scheme.create_quote("mtn-rw", "q1", *TILL, 100_100, "SEND", "RWF")

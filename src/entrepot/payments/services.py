@@ -1039,6 +1039,15 @@ class PaymentScheme:
                 self._set_state(conn, t, TransferState.ABORTED, "expired", None)
                 uow.commit()
                 raise TransferExpired(f"transfer {transfer_id} expired")
+            if commit:
+                others = [t.payer_participant, *([t.fx_provider] if t.fx_provider else [])]
+                stopped = [p for p in others if not self._participant(conn, p).active]
+                if stopped:  # suspended since prepare: it may no longer send; release the funds
+                    self._void_quietly(uow, self._pending_legs(t))
+                    why = f"{', '.join(stopped)} suspended before commit"
+                    self._set_state(conn, t, TransferState.ABORTED, why, None)
+                    uow.commit()
+                    raise ParticipantSuspended(f"transfer {transfer_id} aborted: {why}")
             self._resolve_legs(uow, t, post=commit)
             window = self._open_window(conn).id if commit else None
             state = TransferState.COMMITTED if commit else TransferState.ABORTED
