@@ -15,6 +15,7 @@ Fees are credited to the position of the scheme operator, participant ``scheme``
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -120,9 +121,17 @@ class Code:
     DEPOSIT = 11
 
 
+_NAMESPACE_BYTES = ID_NAMESPACE.bytes
+_UUID5_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID5_SET = (5 << 76) | (0x8000 << 48)
+
+
 def ledger_id(*parts: str) -> int:
-    """Deterministic 128-bit ledger ids from scheme ids: retries post the same ids."""
-    return uuid.uuid5(ID_NAMESPACE, ":".join(parts)).int
+    """Deterministic 128-bit ledger ids from scheme ids: retries post the same ids. Exactly
+    ``uuid.uuid5(ID_NAMESPACE, ":".join(parts)).int`` (SHA-1, RFC 4122 version and variant
+    bits), computed without building UUID objects: the bulk path makes two per transfer."""
+    digest = hashlib.sha1(_NAMESPACE_BYTES + ":".join(parts).encode()).digest()
+    return (int.from_bytes(digest[:16], "big") & _UUID5_CLEAR) | _UUID5_SET
 
 
 @dataclass(frozen=True, slots=True)
@@ -1728,7 +1737,7 @@ def bulk_transfers(
             fee = scheme.fees.fee(item.amount_minor)
             t = PaymentTransfer(
                 tid,
-                "b" + uuid.uuid5(ID_NAMESPACE, f"{bulk_id}:{tid}").hex,
+                f"b{ledger_id(bulk_id, tid):032x}",
                 caller,
                 payee.id,
                 currency,
@@ -1789,8 +1798,7 @@ def bulk_transfers(
                 why = next(c for c in codes if c not in ("ok", "linked_event_failed"))
                 reason = "net debit cap exceeded" if why == "exceeds_credits" else why
                 results[t.id] = BulkResult(t.id, TransferState.ABORTED, reason)
-        if rows:
-            conn.execute(sa.insert(st.transfers), rows)
+        st.insert_many(conn, st.transfers, rows)
     return [results[i.transfer_id] for i in items]
 
 

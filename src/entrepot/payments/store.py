@@ -291,3 +291,15 @@ def escrow_from_row(r: Any) -> Escrow:
         EscrowState(r.state),
         r.created_at,
     )
+
+
+def insert_many(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows through the driver's executemany (SQLAlchemy's per-row parameter
+    processing costs more than the insert itself on the bulk path). Values must already be
+    what the driver takes (ints, strings, bytes, None)."""
+    if not rows:
+        return
+    names = [c.name for c in table.columns]
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
+    conn.exec_driver_sql(sql, [tuple(r.get(n) for n in names) for r in rows])
