@@ -44,9 +44,12 @@ def test_pay_a_merchant_by_qr_across_currencies_and_settle(cli: Cli, tmp_path: P
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     decoded = cli.json("payments qr-decode", qr["payload"])
     assert (decoded["merchant_alias"], decoded["amount"]) == ("KL-TILL-42", "25.50")
+    cli("payments endpoint --as maybank http://127.0.0.1:9/unreachable")
     quote = cli.json(
-        "payments quote --as mtn-rw q1 MERCHANT KL-TILL-42 25.50 MYR RWF --type RECEIVE"
+        "payments quote --as mtn-rw q1 MERCHANT KL-TILL-42 25.50 MYR RWF --type RECEIVE "
+        "--payer MSISDN:+250788123456"
     )
+    assert quote["payer_alias"] == "MSISDN:+250788123456"
     # 2550 sen at 0.0032 less 1% = 0.003168: ceil(25.50 / 0.003168) = 8050 RWF; fee 0.3% = 24.
     assert (quote["target_amount_minor"], quote["fee_minor"], quote["source_amount_minor"]) == (
         2550,
@@ -55,6 +58,9 @@ def test_pay_a_merchant_by_qr_across_currencies_and_settle(cli: Cli, tmp_path: P
     )
     assert cli.json("payments prepare --as mtn-rw t1 q1")["state"] == "RESERVED"
     assert cli.json("payments commit --as maybank t1")["state"] == "COMMITTED"
+    assert cli.json("payments deliver") == {"delivered": 0, "failed": 1}  # nobody listens
+    (notice,) = cli.json("payments notifications --as maybank --pending")
+    assert notice["event"] == "transfer.reserved" and notice["attempts"] == 1
     closed = cli.json("payments window-close")
     nets = {
         (p["participant_id"], p["currency"]): p["net_minor"] for p in closed["window"]["positions"]

@@ -16,6 +16,7 @@ Fees are credited to the position of the scheme operator, participant ``scheme``
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -83,6 +84,7 @@ from entrepot.payments.model import (
     TransferState,
     WindowState,
 )
+from entrepot.payments.notify import notify_bulk, notify_transfer
 from entrepot.storage.engine import read_connection
 from entrepot.storage.uow import UnitOfWork
 
@@ -92,6 +94,7 @@ QUOTE_TTL_S = 60
 TRANSFER_TTL_S = 60
 TTL_S_MAX = 86_400
 NAME_LEN_MAX = 200
+ENDPOINT_LEN_MAX = 500
 SCHEME_ACCOUNT_KINDS = (
     "cap_line",
     "reserve",
@@ -883,6 +886,7 @@ class PaymentScheme:
             )
             self._set_quote_state(conn, q.id, QuoteState.USED)
             conn.execute(sa.insert(st.transfers).values(**_transfer_values(t)))
+            notify_transfer(conn, t, now)
         return t
 
     def _legs(
@@ -1106,7 +1110,9 @@ class PaymentScheme:
             .where(st.transfers.c.id == t.id)
             .values(state=state.value, reason=reason, updated_at=now, window_id=window)
         )
-        return replace(t, state=state, reason=reason, updated_at_ns=now, window_id=window)
+        t = replace(t, state=state, reason=reason, updated_at_ns=now, window_id=window)
+        notify_transfer(conn, t, now)
+        return t
 
     def list_transfers(
         self, caller: str, limit: int = 100, after: str | None = None
@@ -1157,6 +1163,14 @@ class PaymentScheme:
                 )
                 .values(state=TransferState.ABORTED.value, reason="expired", updated_at=now)
             ).rowcount
+            for row in stale:
+                expired = replace(
+                    st.transfer_from_row(row),
+                    state=TransferState.ABORTED,
+                    reason="expired",
+                    updated_at_ns=now,
+                )
+                notify_transfer(conn, expired, now)
             due = conn.execute(
                 sa.select(st.escrows).where(
                     st.escrows.c.state == "HELD", st.escrows.c.deadline <= now
@@ -1180,6 +1194,61 @@ class PaymentScheme:
             "escrows_resolved": escrows,
             "escrows_failed": failed,
         }
+
+    # ------------------------------------------------------------------ notifications
+    def set_endpoint(self, caller: str, url: str) -> str:
+        """Where the participant wants its notifications (an http(s) URL; see notify.py)."""
+        if (
+            not isinstance(url, str)
+            or len(url) > ENDPOINT_LEN_MAX
+            or not url.startswith(("http://", "https://"))
+            or any(c.isspace() for c in url)
+        ):
+            raise InvalidPaymentInput(
+                f"endpoint must be an http(s) URL of at most {ENDPOINT_LEN_MAX} characters",
+                field="url",
+            )
+        with self._uow() as uow:
+            conn = uow.connection
+            self._active(conn, caller)
+            conn.execute(sa.delete(st.endpoints).where(st.endpoints.c.participant_id == caller))
+            conn.execute(
+                sa.insert(st.endpoints).values(
+                    participant_id=caller, url=url, updated_at=self._now()
+                )
+            )
+        return url
+
+    def get_endpoint(self, caller: str) -> str | None:
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(st.endpoints.c.url).where(st.endpoints.c.participant_id == caller)
+            ).first()
+        return None if row is None else str(row[0])
+
+    def notifications(
+        self, caller: str, *, pending_only: bool = False, after: int = 0, limit: int = 100
+    ) -> list[dict[str, object]]:
+        """The caller's notifications, oldest first (a pull for whoever missed a callback)."""
+        o = st.outbox.c
+        q = sa.select(st.outbox).where(o.participant_id == caller, o.id > after)
+        if pending_only:
+            q = q.where(o.delivered_at.is_(None))
+        with self._read() as conn:
+            rows = conn.execute(q.order_by(o.id).limit(min(max(limit, 1), 1000))).all()
+        return [
+            {
+                "id": r.id,
+                "event": r.event,
+                "resourceId": r.resource_id,
+                "body": json.loads(r.body),
+                "createdAt": r.created_at,
+                "attempts": r.attempts,
+                "deliveredAt": r.delivered_at,
+                "lastError": r.last_error,
+            }
+            for r in rows
+        ]
 
     # ------------------------------------------------------------------ escrow
     def create_escrow(
@@ -1799,6 +1868,7 @@ def bulk_transfers(
                 reason = "net debit cap exceeded" if why == "exceeds_credits" else why
                 results[t.id] = BulkResult(t.id, TransferState.ABORTED, reason)
         st.insert_many(conn, st.transfers, rows)
+        notify_bulk(conn, bulk_id, caller, currency, rows, now)
     return [results[i.transfer_id] for i in items]
 
 

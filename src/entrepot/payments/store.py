@@ -194,6 +194,31 @@ idempotency = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
 )
 
+# Notifications (Mojaloop's callbacks): where each participant wants them, and an outbox
+# written in the same transaction as the state change it reports (migration 0007).
+endpoints = sa.Table(
+    "pay_endpoints",
+    metadata,
+    sa.Column("participant_id", sa.String(64), primary_key=True),
+    sa.Column("url", sa.String(500), nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+outbox = sa.Table(
+    "pay_outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("participant_id", sa.String(64), nullable=False, index=True),
+    sa.Column("event", sa.String(40), nullable=False),
+    sa.Column("resource_id", sa.String(64), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.BigInteger, nullable=False),
+    sa.Column("delivered_at", sa.BigInteger),
+    sa.Column("last_error", sa.String(300)),
+    sa.Index("ix_pay_outbox_due", "delivered_at", "next_attempt_at"),
+)
+
 
 def _dec(text: str | None) -> Decimal | None:
     return Decimal(text) if text is not None else None

@@ -75,6 +75,35 @@ def get_participant(participant_id: str, caller: Caller, scheme: Scheme) -> s.Pa
     return cv.participant(scheme.get_participant(participant_id))
 
 
+@router.put("/participants/{participant_id}/endpoint", response_model=s.EndpointOut)
+def set_endpoint(
+    participant_id: str, body: s.EndpointIn, caller: Caller, scheme: Scheme
+) -> s.EndpointOut:
+    """Where the participant's notifications (transfer reserved, committed, aborted...) go."""
+    if caller != participant_id:
+        raise NotYours("a participant sets only its own endpoint")
+    return s.EndpointOut(participantId=caller, url=scheme.set_endpoint(caller, body.url))
+
+
+@router.get("/participants/{participant_id}/endpoint", response_model=s.EndpointOut)
+def get_endpoint(participant_id: str, caller: Caller, scheme: Scheme) -> s.EndpointOut:
+    _self_or_operator(caller, participant_id)
+    return s.EndpointOut(participantId=participant_id, url=scheme.get_endpoint(participant_id))
+
+
+@router.get("/notifications", response_model=s.NotificationList)
+def list_notifications(
+    caller: Caller,
+    scheme: Scheme,
+    pending: bool = False,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> s.NotificationList:
+    """The caller's notifications, oldest first: what was (or will be) called back."""
+    found = scheme.notifications(caller, pending_only=pending, after=after, limit=limit)
+    return s.NotificationList(notifications=[s.NotificationOut.model_validate(n) for n in found])
+
+
 @router.post("/participants/{participant_id}/suspend", response_model=s.ParticipantOut)
 def suspend(participant_id: str, caller: Caller, scheme: Scheme) -> s.ParticipantOut:
     _operator(caller)

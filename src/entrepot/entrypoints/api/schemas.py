@@ -4,7 +4,7 @@ currency, Mojaloop style: ``{"amount": "100.50", "currency": "MYR"}``."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -281,3 +281,27 @@ class Problem(BaseModel):
     detail: str
     field: str | None = None
     errorCode: str | None = None
+
+
+class EndpointIn(Strict):
+    url: str = Field(min_length=8, max_length=500, description="http(s) URL for notifications")
+
+
+class EndpointOut(BaseModel):
+    participantId: str
+    url: str | None
+
+
+class NotificationOut(BaseModel):
+    id: int
+    event: str
+    resourceId: str
+    body: dict[str, Any]
+    createdAt: int
+    attempts: int
+    deliveredAt: int | None
+    lastError: str | None
+
+
+class NotificationList(BaseModel):
+    notifications: list[NotificationOut]

@@ -458,3 +458,42 @@ def serve(
         workers=workers,
         log_level="warning",
     )
+
+
+@app.command("endpoint")
+@guard
+def endpoint(caller: As, url: str, as_json: Json = False) -> None:
+    """Set where the participant's notifications are POSTed (transfer reserved, committed...)."""
+    with _scheme() as a:
+        _show({"participant": caller, "url": a.payments.set_endpoint(caller, url)}, as_json)
+
+
+@app.command("notifications")
+@guard
+def notifications(
+    caller: As,
+    pending: Annotated[bool, typer.Option("--pending", help="Only undelivered ones.")] = False,
+    as_json: Json = False,
+) -> None:
+    """The participant's notifications, oldest first, with their delivery state."""
+    with _scheme() as a:
+        _show(a.payments.notifications(caller, pending_only=pending), as_json)
+
+
+@app.command("deliver")
+@guard
+def deliver(
+    loop: Annotated[bool, typer.Option("--loop", help="Keep delivering until stopped.")] = False,
+    interval_s: Annotated[float, typer.Option("--interval", min=0.1)] = 1.0,
+    as_json: Json = False,
+) -> None:
+    """Deliver due notifications to participants' endpoints (retrying failures with backoff).
+    Run it with --loop beside `entrepot serve`."""
+    from entrepot.payments.notify import Dispatcher
+
+    with _scheme() as a:
+        dispatcher = Dispatcher(a.engine, a.clock)
+        if loop:
+            dispatcher.run(interval_s)
+            return
+        _show(dispatcher.deliver_due(), as_json)

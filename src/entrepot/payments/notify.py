@@ -1,0 +1,210 @@
+"""Notifications to participants (Mojaloop's callbacks), delivered from an outbox.
+
+A transfer's state change writes its notifications into ``pay_outbox`` in the same
+transaction, so a committed change is never without its notice and a rolled-back one never
+has one. ``Dispatcher.deliver_due`` POSTs them to each participant's registered endpoint as
+JSON, at least once: the ``X-Entrepot-Event-Id`` header lets the receiver drop duplicates. A
+failed delivery (a network error or a non-2xx answer) is retried with exponential backoff,
+1 s doubling up to an hour; every attempt is recorded. Participants can also read their
+notifications (``PaymentScheme.notifications``), so a missed callback is never lost.
+
+Which participant hears what (the switch's part of Mojaloop's transfer flow):
+- ``transfer.reserved`` -> the payee (funds reserved for it: accept or reject);
+- ``transfer.hold`` -> the payer (screening asked for a person's review);
+- ``transfer.committed`` -> the payer (the payee accepted; final);
+- ``transfer.aborted`` -> the payer and the payee (rejected, expired or refused on review);
+- ``bulk.committed`` -> each payee participant of a bulk, once, listing its credits.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine
+
+from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock
+from entrepot.payments import store as st
+from entrepot.payments.model import PaymentTransfer, TransferState
+from entrepot.storage.engine import read_connection
+
+BACKOFF_S_MAX = 3_600
+ERROR_LEN_MAX = 300
+TIMEOUT_S = 5.0
+
+RECIPIENTS: dict[TransferState, tuple[str, ...]] = {
+    TransferState.RESERVED: ("payee",),
+    TransferState.HOLD: ("payer",),
+    TransferState.COMMITTED: ("payer",),
+    TransferState.ABORTED: ("payer", "payee"),
+}
+
+#: Sends one notification: (url, body, headers) -> HTTP status; raises OSError if unreachable.
+Sender = Callable[[str, bytes, dict[str, str]], int]
+
+
+def transfer_event(t: PaymentTransfer) -> dict[str, Any]:
+    return {
+        "transferId": t.id,
+        "quoteId": t.quote_id,
+        "state": t.state.value,
+        "payerFsp": t.payer_participant,
+        "payeeFsp": t.payee_participant,
+        "sendAmount": {"minor": t.source_amount_minor, "currency": t.source_currency},
+        "fee": {"minor": t.fee_minor, "currency": t.source_currency},
+        "receiveAmount": {"minor": t.target_amount_minor, "currency": t.target_currency},
+        "fxProvider": t.fx_provider,
+        "reason": t.reason,
+        "at": t.updated_at_ns,
+    }
+
+
+def notify_transfer(conn: Connection, t: PaymentTransfer, now_ns: int) -> int:
+    """Queue the notices of ``t``'s current state for its parties that have an endpoint;
+    returns how many were queued."""
+    roles = RECIPIENTS.get(t.state, ())
+    who = [t.payer_participant if r == "payer" else t.payee_participant for r in roles]
+    if not who:
+        return 0
+    registered = {
+        r[0]
+        for r in conn.execute(
+            sa.select(st.endpoints.c.participant_id).where(st.endpoints.c.participant_id.in_(who))
+        ).all()
+    }
+    rows = [
+        {
+            "participant_id": pid,
+            "event": f"transfer.{t.state.value.lower()}",
+            "resource_id": t.id,
+            "body": json.dumps(transfer_event(t), separators=(",", ":")),
+            "created_at": now_ns,
+            "attempts": 0,
+            "next_attempt_at": now_ns,
+        }
+        for pid in who
+        if pid in registered
+    ]
+    if rows:
+        conn.execute(sa.insert(st.outbox), rows)
+    return len(rows)
+
+
+def notify_bulk(
+    conn: Connection,
+    bulk_id: str,
+    payer: str,
+    currency: str,
+    rows: list[dict[str, Any]],
+    now_ns: int,
+) -> int:
+    """One notice per payee participant of a committed bulk, listing its credits."""
+    by_payee: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_payee.setdefault(r["payee_participant"], []).append(
+            {"transferId": r["id"], "minor": r["target_amount"]}
+        )
+    if not by_payee:
+        return 0
+    registered = {
+        r[0]
+        for r in conn.execute(
+            sa.select(st.endpoints.c.participant_id).where(
+                st.endpoints.c.participant_id.in_(list(by_payee))
+            )
+        ).all()
+    }
+    out = [
+        {
+            "participant_id": pid,
+            "event": "bulk.committed",
+            "resource_id": bulk_id,
+            "body": json.dumps(
+                {"bulkId": bulk_id, "payerFsp": payer, "currency": currency, "credits": credits},
+                separators=(",", ":"),
+            ),
+            "created_at": now_ns,
+            "attempts": 0,
+            "next_attempt_at": now_ns,
+        }
+        for pid, credits in by_payee.items()
+        if pid in registered
+    ]
+    if out:
+        conn.execute(sa.insert(st.outbox), out)
+    return len(out)
+
+
+def http_post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+class Dispatcher:
+    """Delivers due notifications; run it in a loop beside the API (``entrepot payments
+    deliver --loop``). Several dispatchers may run: a notice may then arrive twice."""
+
+    def __init__(
+        self, engine: Engine, clock: Clock | None = None, send: Sender | None = None
+    ) -> None:
+        self.engine = engine
+        self.clock: Clock = clock or SystemClock()
+        self.send: Sender = send or http_post
+
+    def deliver_due(self, limit: int = 200) -> dict[str, int]:
+        now = self.clock.now_ns()
+        with read_connection(self.engine) as conn:
+            due = conn.execute(
+                sa.select(st.outbox, st.endpoints.c.url)
+                .join(st.endpoints, st.endpoints.c.participant_id == st.outbox.c.participant_id)
+                .where(st.outbox.c.delivered_at.is_(None), st.outbox.c.next_attempt_at <= now)
+                .order_by(st.outbox.c.id)
+                .limit(limit)
+            ).all()
+        counts = {"delivered": 0, "failed": 0}
+        for row in due:
+            error = self._attempt(row)
+            self._record(row, error)
+            counts["failed" if error else "delivered"] += 1
+        return counts
+
+    def _attempt(self, row: Any) -> str | None:
+        headers = {
+            "Content-Type": "application/json",
+            "FSPIOP-Source": "scheme",
+            "FSPIOP-Destination": row.participant_id,
+            "X-Entrepot-Event": row.event,
+            "X-Entrepot-Event-Id": str(row.id),
+        }
+        try:
+            status = self.send(row.url, row.body.encode(), headers)
+        except (OSError, ValueError) as exc:  # unreachable, refused, timed out, bad URL
+            return f"{type(exc).__name__}: {exc}"[:ERROR_LEN_MAX]
+        return None if 200 <= status < 300 else f"HTTP {status}"
+
+    def _record(self, row: Any, error: str | None) -> None:
+        now = self.clock.now_ns()
+        attempts = row.attempts + 1
+        values: dict[str, Any] = {"attempts": attempts, "last_error": error}
+        if error is None:
+            values["delivered_at"] = now
+        else:
+            values["next_attempt_at"] = now + min(2 ** (attempts - 1), BACKOFF_S_MAX) * NS_PER_S
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(st.outbox).where(st.outbox.c.id == row.id).values(**values))
+
+    def run(self, interval_s: float = 1.0, rounds: int | None = None) -> None:
+        n = 0
+        while rounds is None or n < rounds:
+            if not any(self.deliver_due().values()):
+                time.sleep(interval_s)
+            n += 1

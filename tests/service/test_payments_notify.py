@@ -1,0 +1,186 @@
+"""Notifications (Mojaloop's callbacks): written in the same transaction as the state change,
+delivered at least once to each participant's endpoint over real HTTP, retried with backoff,
+and readable by the participant when a callback was missed."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from entrepot.kernel.clock import FakeClock
+from entrepot.payments import PaymentScheme
+from entrepot.payments import store as st
+from entrepot.payments.errors import InvalidPaymentInput, NetDebitCapExceeded
+from entrepot.payments.notify import Dispatcher
+from entrepot.payments.services import BulkItem, bulk_transfers
+from tests.service.test_payments import BK_CUSTOMER, join_bk, pay
+
+
+class Endpoint:
+    """A participant's callback server on localhost; answers ``status`` (a queue of codes)."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.statuses: list[int] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.received.append(
+                    {
+                        "path": self.path,
+                        "event": self.headers["X-Entrepot-Event"],
+                        "id": self.headers["X-Entrepot-Event-Id"],
+                        "to": self.headers["FSPIOP-Destination"],
+                        "body": json.loads(body),
+                    }
+                )
+                self.send_response(outer.statuses.pop(0) if outer.statuses else 200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/callbacks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def endpoint() -> Iterator[Endpoint]:
+    e = Endpoint()
+    yield e
+    e.close()
+
+
+def outbox(scheme: PaymentScheme) -> list[Any]:
+    with scheme.engine.connect() as conn:
+        return list(conn.execute(sa.select(st.outbox).order_by(st.outbox.c.id)).all())
+
+
+def test_a_transfer_notifies_payee_then_payer_over_http(
+    scheme: PaymentScheme, clock: FakeClock, endpoint: Endpoint
+) -> None:
+    join_bk(scheme)
+    scheme.set_endpoint("mtn-rw", endpoint.url)
+    scheme.set_endpoint("bk-rw", endpoint.url + "/bk")
+    t = pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    scheme.commit_transfer("bk-rw", t.id)
+    counts = Dispatcher(scheme.engine, clock).deliver_due()
+    assert counts == {"delivered": 2, "failed": 0}
+    got = [(r["path"], r["event"], r["to"], r["body"]["state"]) for r in endpoint.received]
+    assert got == [
+        ("/callbacks/bk", "transfer.reserved", "bk-rw", "RESERVED"),
+        ("/callbacks", "transfer.committed", "mtn-rw", "COMMITTED"),
+    ]
+    assert endpoint.received[1]["body"]["sendAmount"] == {"minor": 1_000, "currency": "RWF"}
+    assert Dispatcher(scheme.engine, clock).deliver_due() == {"delivered": 0, "failed": 0}
+    seen = scheme.notifications("mtn-rw")
+    assert [(n["event"], n["attempts"], n["deliveredAt"] is not None) for n in seen] == [
+        ("transfer.committed", 1, True)
+    ]
+
+
+def test_a_failed_delivery_is_retried_with_backoff_and_recorded(
+    scheme: PaymentScheme, clock: FakeClock, endpoint: Endpoint
+) -> None:
+    join_bk(scheme)
+    scheme.set_endpoint("bk-rw", endpoint.url)
+    endpoint.statuses = [503, 500]
+    pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    dispatcher = Dispatcher(scheme.engine, clock)
+    assert dispatcher.deliver_due() == {"delivered": 0, "failed": 1}
+    assert dispatcher.deliver_due() == {"delivered": 0, "failed": 0}  # backing off 1 s
+    clock.advance(1)
+    assert dispatcher.deliver_due() == {"delivered": 0, "failed": 1}  # then 2 s
+    clock.advance(2)
+    assert dispatcher.deliver_due() == {"delivered": 1, "failed": 0}
+    (row,) = outbox(scheme)
+    assert (row.attempts, row.last_error) == (3, None) and row.delivered_at is not None
+    # the same event id each time: the receiver can drop duplicates
+    assert len({r["id"] for r in endpoint.received}) == 1 and len(endpoint.received) == 3
+
+
+def test_an_unreachable_endpoint_keeps_the_notice_pending(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    join_bk(scheme)
+    scheme.set_endpoint("bk-rw", "http://127.0.0.1:9/nobody-listens")
+    pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    assert Dispatcher(scheme.engine, clock).deliver_due() == {"delivered": 0, "failed": 1}
+    (pending,) = scheme.notifications("bk-rw", pending_only=True)
+    assert pending["event"] == "transfer.reserved" and pending["lastError"]
+
+
+def test_a_refused_request_queues_nothing_and_endpoints_are_checked(
+    scheme: PaymentScheme, endpoint: Endpoint
+) -> None:
+    join_bk(scheme)
+    scheme.set_endpoint("bk-rw", endpoint.url)
+    with pytest.raises(NetDebitCapExceeded):
+        pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 10**12, "RWF", commit=False)
+    assert outbox(scheme) == []
+    for bad in ("ftp://x", "not a url", "http://x/" + "a" * 600):
+        with pytest.raises(InvalidPaymentInput):
+            scheme.set_endpoint("bk-rw", bad)
+    assert scheme.get_endpoint("bk-rw") == endpoint.url
+    assert scheme.get_endpoint("mtn-rw") is None
+
+
+def test_expiry_and_bulk_notify(scheme: PaymentScheme, clock: FakeClock) -> None:
+    join_bk(scheme)
+    scheme.set_endpoint("mtn-rw", "http://127.0.0.1:9/x")
+    scheme.set_endpoint("bk-rw", "http://127.0.0.1:9/y")
+    pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    clock.advance(61)
+    scheme.process_deadlines()
+    events = [(r.participant_id, r.event) for r in outbox(scheme)]
+    assert events == [
+        ("bk-rw", "transfer.reserved"),
+        ("mtn-rw", "transfer.aborted"),
+        ("bk-rw", "transfer.aborted"),
+    ]
+    items = [BulkItem(f"b{n}", *BK_CUSTOMER, 100 + n) for n in range(3)]
+    bulk_transfers(scheme, "mtn-rw", "bulk-1", "RWF", items)
+    (notice,) = [n for n in scheme.notifications("bk-rw") if n["event"] == "bulk.committed"]
+    assert notice["body"]["credits"] == [
+        {"transferId": "b0", "minor": 100},
+        {"transferId": "b1", "minor": 101},
+        {"transferId": "b2", "minor": 102},
+    ]
+
+
+def test_endpoints_and_notifications_over_the_api(scheme: PaymentScheme) -> None:
+    from fastapi.testclient import TestClient
+
+    from entrepot.entrypoints.api.app import create_app
+    from entrepot.payments.credentials import issue_credential
+
+    join_bk(scheme)
+    client = TestClient(create_app(scheme))
+    h = {
+        p: {"Authorization": f"Bearer {issue_credential(scheme.engine, p).token}"}
+        for p in ("mtn-rw", "bk-rw")
+    }
+    url = "https://bk.example/callbacks"
+    r = client.put("/v1/participants/bk-rw/endpoint", json={"url": url}, headers=h["bk-rw"])
+    assert r.status_code == 200 and r.json() == {"participantId": "bk-rw", "url": url}
+    other = client.put("/v1/participants/bk-rw/endpoint", json={"url": url}, headers=h["mtn-rw"])
+    assert other.status_code == 403
+    pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    listed = client.get("/v1/notifications?pending=true", headers=h["bk-rw"]).json()
+    assert [(n["event"], n["resourceId"]) for n in listed["notifications"]] == [
+        ("transfer.reserved", "t1")
+    ]
+    assert client.get("/v1/notifications", headers=h["mtn-rw"]).json()["notifications"] == []
