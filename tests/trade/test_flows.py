@@ -254,3 +254,37 @@ def test_only_a_hub_onboards_even_with_an_unknown_alias(net: Net) -> None:
         net.trade.onboard_merchant("maybank-my", "m-x", "X Ltd", "1", "BUSINESS", "NOPE-1")
     with pytest.raises(Forbidden):
         net.trade.register_buyer("buyer:b-1", "b-x", "X", "MSISDN", "+60100000000")
+
+
+def test_cbec_annual_limit_counts_this_years_cross_border_purchases(net: Net) -> None:
+    merchant = net.merchant(
+        "m-waffle",
+        hub="liege",
+        participant="kbc-be",
+        reg="BE-0123",
+        name="Gaufres de Liège SRL",
+        currency="EUR",
+    )
+    net.trade.add_item(
+        merchant,
+        "sku-lux",
+        "Liège crystal vase",
+        "701391",
+        "BE",
+        weight_g=900,
+        dimensions_mm=(200, 200, 300),
+        price_minor=60_000,
+        currency="EUR",
+    )  # EUR 600: about CNY 4,600, under the order limit
+    net.trade.set_stock(merchant, "sku-lux", "liege-fc1", 50)
+    buyer = net.buyer(
+        "b-li", hub="hangzhou", participant="alipay-cn", msisdn="+8613800138000", currency="CNY"
+    )
+    regimes = []
+    for n in range(7):  # about CNY 4,900 each with freight: the 26,000 a year runs out
+        q = net.trade.quote(buyer, f"q-{n}", [("sku-lux", 1)])
+        net.trade.checkout(buyer, f"o-{n}", f"q-{n}")
+        regimes.append(q.regime)
+    assert regimes[:5] == ["cbec"] * 5 and regimes[-1] == "general"
+    net.trade.cancel(buyer, "o-0", "changed my mind")  # a cancelled order frees its share
+    assert net.trade.quote(buyer, "q-x", [("sku-lux", 1)]).regime == "cbec"

@@ -709,15 +709,20 @@ class TradeNetwork(DisputeDesk):
         return picks
 
     def _annual_purchases(self, conn: Connection, buyer: Buyer) -> int:
+        """The buyer's CBEC purchases this calendar year (goods, freight and insurance, in its
+        currency), for China's per-person annual limit: cancelled and refunded orders do not
+        count, nor do orders that went through general trade (over a limit)."""
         year_start = date(self._today().year, 1, 1)
         since = int((year_start - date(1970, 1, 1)).total_seconds()) * NS_PER_S
+        o = st.orders.c
         total = conn.execute(
-            sa.select(
-                sa.func.coalesce(sa.func.sum(st.orders.c.total - st.orders.c.tax_escrow), 0)
-            ).where(
-                st.orders.c.buyer_id == buyer.id,
-                st.orders.c.created_at >= since,
-                st.orders.c.state.notin_(["CANCELLED", "REFUNDED"]),
+            sa.select(sa.func.coalesce(sa.func.sum(o.total - o.tax_escrow), 0))
+            .select_from(st.orders.join(st.quotes, st.quotes.c.id == o.quote_id))
+            .where(
+                o.buyer_id == buyer.id,
+                o.created_at >= since,
+                o.state.notin_(["CANCELLED", "REFUNDED"]),
+                st.quotes.c.body.contains('"regime":"cbec"'),  # the quote's canonical JSON
             )
         ).scalar_one()
         return int(total)
