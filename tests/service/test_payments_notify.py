@@ -8,6 +8,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,6 +40,8 @@ class Endpoint:
                         "event": self.headers["X-Entrepot-Event"],
                         "id": self.headers["X-Entrepot-Event-Id"],
                         "to": self.headers["FSPIOP-Destination"],
+                        "signature": self.headers.get("X-Signature"),
+                        "raw": body,
                         "body": json.loads(body),
                     }
                 )
@@ -184,3 +187,24 @@ def test_endpoints_and_notifications_over_the_api(scheme: PaymentScheme) -> None
         ("transfer.reserved", "t1")
     ]
     assert client.get("/v1/notifications", headers=h["mtn-rw"]).json()["notifications"] == []
+
+
+def test_callbacks_are_signed_with_the_schemes_key(
+    scheme: PaymentScheme, clock: FakeClock, endpoint: Endpoint, tmp_path: Path
+) -> None:
+    import base64
+
+    from nacl.signing import VerifyKey
+
+    from entrepot.payments.notify import public_key_b64, signing_key
+
+    key = signing_key(tmp_path / "keys" / "scheme.ed25519")
+    assert signing_key(tmp_path / "keys" / "scheme.ed25519").encode() == key.encode()  # kept
+    assert oct((tmp_path / "keys" / "scheme.ed25519").stat().st_mode & 0o777) == "0o600"
+    join_bk(scheme)
+    scheme.set_endpoint("bk-rw", endpoint.url)
+    pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    Dispatcher(scheme.engine, clock, key=key).deliver_due()
+    (got,) = endpoint.received
+    verify = VerifyKey(base64.b64decode(public_key_b64(key)))
+    verify.verify(b"POST\n/callbacks\n" + got["raw"], base64.b64decode(got["signature"]))

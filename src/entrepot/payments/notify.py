@@ -6,7 +6,10 @@ has one. ``Dispatcher.deliver_due`` POSTs them to each participant's registered 
 JSON, at least once: the ``X-Entrepot-Event-Id`` header lets the receiver drop duplicates. A
 failed delivery (a network error or a non-2xx answer) is retried with exponential backoff,
 1 s doubling up to an hour; every attempt is recorded. Participants can also read their
-notifications (``PaymentScheme.notifications``), so a missed callback is never lost.
+notifications (``PaymentScheme.notifications``), so a missed callback is never lost. Each
+callback is signed with the scheme's Ed25519 key (``X-Signature``: base64 of the signature of
+``"POST\n" + path + "\n" + body``, the same form participants sign their requests with); the
+public key is served at ``GET /v1/scheme/public-key``.
 
 Which participant hears what (the switch's part of Mojaloop's transfer flow):
 - ``transfer.reserved`` -> the payee (funds reserved for it: accept or reject);
@@ -18,14 +21,19 @@ Which participant hears what (the switch's part of Mojaloop's transfer flow):
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from nacl.signing import SigningKey
 from sqlalchemy import Connection, Engine
 
 from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock
@@ -140,6 +148,22 @@ def notify_bulk(
     return len(out)
 
 
+def signing_key(path: Path) -> SigningKey:
+    """The scheme's Ed25519 key for signing callbacks, created on first use (owner-only)."""
+    if path.is_file():
+        return SigningKey(bytes.fromhex(path.read_text().strip()))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = SigningKey.generate()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(bytes(key).hex())
+    return key
+
+
+def public_key_b64(key: SigningKey) -> str:
+    return base64.b64encode(bytes(key.verify_key)).decode()
+
+
 def http_post(url: str, body: bytes, headers: dict[str, str]) -> int:
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
@@ -154,11 +178,16 @@ class Dispatcher:
     deliver --loop``). Several dispatchers may run: a notice may then arrive twice."""
 
     def __init__(
-        self, engine: Engine, clock: Clock | None = None, send: Sender | None = None
+        self,
+        engine: Engine,
+        clock: Clock | None = None,
+        send: Sender | None = None,
+        key: SigningKey | None = None,
     ) -> None:
         self.engine = engine
         self.clock: Clock = clock or SystemClock()
         self.send: Sender = send or http_post
+        self.key = key
 
     def deliver_due(self, limit: int = 200) -> dict[str, int]:
         now = self.clock.now_ns()
@@ -185,6 +214,10 @@ class Dispatcher:
             "X-Entrepot-Event": row.event,
             "X-Entrepot-Event-Id": str(row.id),
         }
+        if self.key is not None:
+            path = urllib.parse.urlsplit(row.url).path or "/"
+            signed = self.key.sign(f"POST\n{path}\n".encode() + row.body.encode())
+            headers["X-Signature"] = base64.b64encode(signed.signature).decode()
         try:
             status = self.send(row.url, row.body.encode(), headers)
         except (OSError, ValueError) as exc:  # unreachable, refused, timed out, bad URL

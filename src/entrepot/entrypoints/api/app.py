@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from nacl.signing import SigningKey
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from entrepot import __version__
@@ -17,6 +18,7 @@ from entrepot.entrypoints.api.routes_trade import router as trade_router
 from entrepot.entrypoints.api.security import SecurityMiddleware
 from entrepot.kernel.errors import DomainError
 from entrepot.payments import PaymentScheme
+from entrepot.payments.notify import signing_key
 from entrepot.risk.lending import Lending
 from entrepot.trade import TradeNetwork
 
@@ -28,6 +30,7 @@ def create_app(
     lending: Lending | None = None,
     decisions_dir: Path | None = None,
     sanctions_dir: Path | None = None,
+    callback_key: SigningKey | None = None,
 ) -> FastAPI:
     """The API over the scheme, the trade network and the risk engine. ``lending`` defaults to
     the trade network's; ``decisions_dir`` holds the decision log (screenings are logged there,
@@ -42,6 +45,7 @@ def create_app(
         docs_url="/docs",
     )
     app.state.scheme = scheme
+    app.state.callback_key = callback_key  # the scheme's key signing notifications
     app.state.trade = trade or TradeNetwork(scheme.engine, scheme, scheme.clock)
     app.state.risk = RiskApi.compose(scheme, app.state.trade, lending, decisions_dir, sanctions_dir)
     app.add_middleware(SecurityMiddleware, engine=scheme.engine)
@@ -59,6 +63,10 @@ def create_app(
     return app
 
 
+def callback_key_path(home: Path) -> Path:
+    return home / "keys" / "scheme-callbacks.ed25519"
+
+
 def create_app_from_env() -> FastAPI:
     """Factory for uvicorn workers: settings from ENTREPOT_* variables."""
     from entrepot.bootstrap import bootstrap
@@ -70,4 +78,5 @@ def create_app_from_env() -> FastAPI:
         lending=a.lending,
         decisions_dir=a.settings.home / "decisions",
         sanctions_dir=a.settings.sanctions_dir,
+        callback_key=signing_key(callback_key_path(a.settings.home)),
     )

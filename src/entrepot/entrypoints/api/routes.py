@@ -17,6 +17,7 @@ from entrepot.kernel.money import format_amount, get_currency, parse_amount
 from entrepot.payments import SCHEME, AliasType, PaymentScheme, iso20022, messages, qr
 from entrepot.payments.credentials import issue_credential
 from entrepot.payments.errors import InvalidPaymentInput, NotYours
+from entrepot.payments.notify import public_key_b64
 from entrepot.payments.services import BulkItem, bulk_transfers
 
 _PROBLEM: dict[str, object] = {
@@ -89,6 +90,13 @@ def set_endpoint(
 def get_endpoint(participant_id: str, caller: Caller, scheme: Scheme) -> s.EndpointOut:
     _self_or_operator(caller, participant_id)
     return s.EndpointOut(participantId=participant_id, url=scheme.get_endpoint(participant_id))
+
+
+@router.get("/scheme/public-key")
+def scheme_public_key(request: Request, caller: Caller) -> dict[str, str | None]:
+    """The Ed25519 public key that signs the scheme's callbacks (``X-Signature``)."""
+    key = getattr(request.app.state, "callback_key", None)
+    return {"algorithm": "Ed25519", "publicKey": None if key is None else public_key_b64(key)}
 
 
 @router.get("/notifications", response_model=s.NotificationList)

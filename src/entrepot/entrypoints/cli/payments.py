@@ -489,10 +489,12 @@ def deliver(
 ) -> None:
     """Deliver due notifications to participants' endpoints (retrying failures with backoff).
     Run it with --loop beside `entrepot serve`."""
-    from entrepot.payments.notify import Dispatcher
+    from entrepot.entrypoints.api.app import callback_key_path
+    from entrepot.payments.notify import Dispatcher, signing_key
 
     with _scheme() as a:
-        dispatcher = Dispatcher(a.engine, a.clock)
+        key = signing_key(callback_key_path(a.settings.home))
+        dispatcher = Dispatcher(a.engine, a.clock, key=key)
         if loop:
             dispatcher.run(interval_s)
             return
