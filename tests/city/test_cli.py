@@ -64,3 +64,18 @@ def test_forecast_json_parses() -> None:
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert [h["horizon_min"] for h in doc["horizons"]] == [5, 10, 15]
+
+
+def test_forecast_splits_json_reports_every_split(tmp_path: Path) -> None:
+    png = tmp_path / "forecast.png"
+    result = runner.invoke(
+        app,
+        ["forecast", "--synthetic", "--days", "6", "--splits", "2", "--json", "--plot", str(png)],
+    )
+
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["scheme"] == "blocked folds"
+    assert [s["test_days"] for s in doc["splits"]] == [[0, 1, 2], [3, 4, 5]]
+    assert [h["horizon_min"] for h in doc["summary"]] == [5, 10, 15]
+    assert png.stat().st_size > 0

@@ -10,9 +10,9 @@ from entrepot.city.forecast import (
     MinuteBinner,
     SpeedDays,
     collect_days,
-    evaluate_forecast,
     synthetic_days,
 )
+from entrepot.city.forecast_eval import evaluate_forecast
 from entrepot.city.model import LinkEstimate
 
 

@@ -18,6 +18,9 @@ Invariants:
   scenario, impossible probe) raises a DomainError naming the problem, and no simulation is
   left running.
 - Randomness is seeded: same scenario, seed and controller, same result.
+- Forecast features at minute t use only data up to t (and whole reference days); a forecast
+  model's features and hyper-parameters are chosen on validation days cut from the training
+  days, never on test days.
 """
 
 from entrepot.city.controllers import (

@@ -23,11 +23,18 @@ from entrepot.city.evaluate import EpisodeResult, run_episode
 from entrepot.city.forecast import (
     HORIZONS_MIN,
     TARGET_WINDOW_MIN,
-    HorizonScore,
     MinuteBinner,
     SpeedDays,
     collect_days,
+)
+from entrepot.city.forecast_eval import (
+    HorizonScore,
+    HorizonSummary,
+    SplitResult,
     evaluate_forecast,
+    evaluate_split,
+    split_days,
+    summarise,
 )
 from entrepot.city.model import Scenario
 from entrepot.city.sensing import SensingPipeline
@@ -361,6 +368,58 @@ def score_forecast(
     )
     n_days, minutes, links = days.speeds.shape
     return ForecastReport(n_days, train_days, links, minutes, tuple(scores))
+
+
+@dataclass(frozen=True)
+class ForecastSplitsReport:
+    """Several train/test splits of the same days: per split and summarised per horizon."""
+
+    days: int
+    links: int
+    minutes_per_day: int
+    model: str
+    rolling: bool
+    splits: tuple[SplitResult, ...]
+    summary: tuple[HorizonSummary, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "days": self.days,
+            "links": self.links,
+            "minutes_per_day": self.minutes_per_day,
+            "model": self.model,
+            "scheme": "rolling origin" if self.rolling else "blocked folds",
+            "summary": [s.as_dict() for s in self.summary],
+            "splits": [r.as_json() for r in self.splits],
+        }
+
+
+def score_forecast_splits(
+    days: SpeedDays,
+    n_splits: int,
+    *,
+    rolling: bool = False,
+    target_window_min: int = TARGET_WINDOW_MIN,
+    model: str = "ridge",
+    seed: int = 0,
+    on_step: Callable[[], None] | None = None,
+) -> ForecastSplitsReport:
+    """Every split: choose on validation days cut from its training days, test once.
+    ``on_step`` is called after each (split, horizon)."""
+    n_days, minutes, links = days.speeds.shape
+    results = tuple(
+        evaluate_split(
+            days,
+            split,
+            HORIZONS_MIN,
+            target_window_min=target_window_min,
+            model=model,
+            seed=seed,
+            on_step=on_step,
+        )
+        for split in split_days(n_days, n_splits, rolling=rolling)
+    )
+    return ForecastSplitsReport(n_days, links, minutes, model, rolling, results, summarise(results))
 
 
 def save_forecast_days(

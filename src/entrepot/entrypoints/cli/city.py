@@ -14,7 +14,15 @@ from rich.table import Table
 
 from entrepot.city import services
 from entrepot.city.controllers import CONTROLLERS
-from entrepot.city.report import bench_table, forecast_table, plot_bench, plot_forecast
+from entrepot.city.forecast import HORIZONS_MIN, SpeedDays
+from entrepot.city.report import (
+    bench_table,
+    forecast_splits_table,
+    forecast_table,
+    plot_bench,
+    plot_forecast,
+    plot_forecast_splits,
+)
 from entrepot.entrypoints.cli.output import emit_json, err, guard, out
 
 app = typer.Typer(
@@ -166,8 +174,21 @@ def forecast(
         ),
     ] = 5,
     model: Annotated[
-        str, typer.Option("--model", help="ridge or gbm (gradient boosting)")
+        str, typer.Option("--model", help="ridge or gbm (LightGBM gradient boosting)")
     ] = "ridge",
+    splits: Annotated[
+        int,
+        typer.Option(
+            "--splits",
+            min=0,
+            max=20,
+            help="evaluate on N splits of the days (blocked folds) instead of --train-days",
+        ),
+    ] = 0,
+    rolling: Annotated[
+        bool,
+        typer.Option("--rolling", help="with --splits: train only on days before the test days"),
+    ] = False,
     save: Annotated[
         Path | None, typer.Option("--save", help="keep the simulated days here (.npz)")
     ] = None,
@@ -178,25 +199,66 @@ def forecast(
     as_json: JsonOpt = False,
 ) -> None:
     """Forecast 5-minute mean link speeds 5/10/15 minutes ahead; MAE vs last value and HA."""
-    from entrepot.city.forecast import synthetic_days
-
-    plans: tuple[services.ForecastDayPlan, ...] = ()
-    if load is not None:
-        data = services.load_forecast_days(load)
-    elif synthetic:
-        data = synthetic_days(n_days=days, seed=seed)
-    else:
-        with _progress() as bar:
-            task = bar.add_task("simulating days", total=days)
-            data, plans = services.build_forecast_days(
-                days, seed=seed, workers=workers, on_day=lambda _d: bar.advance(task)
-            )
+    data, plans = _forecast_data(load, synthetic, days, seed, workers)
     if save is not None:
         services.save_forecast_days(save, data, plans)
-    report = services.score_forecast(data, train_days, target_window_min=window, model=model)
+    if splits:
+        _forecast_splits(data, splits, rolling, window, model, plot, as_json)
+        return
+    with _progress() as bar:
+        task = bar.add_task(f"forecast ({model})", total=1)
+        report = services.score_forecast(data, train_days, target_window_min=window, model=model)
+        bar.advance(task)
     if plot is not None:
         plot_forecast(report, plot)
     if as_json:
         emit_json(report.as_json())
         return
     out().print(forecast_table(report), markup=False)
+
+
+def _forecast_data(
+    load: Path | None, synthetic: bool, days: int, seed: int, workers: int
+) -> tuple[SpeedDays, tuple[services.ForecastDayPlan, ...]]:
+    """Saved days, a synthetic set, or days simulated now (``workers`` SUMO runs at a time)."""
+    from entrepot.city.forecast import synthetic_days
+
+    if load is not None:
+        return services.load_forecast_days(load), ()
+    if synthetic:
+        return synthetic_days(n_days=days, seed=seed), ()
+    with _progress() as bar:
+        task = bar.add_task("simulating days", total=days)
+        return services.build_forecast_days(
+            days, seed=seed, workers=workers, on_day=lambda _d: bar.advance(task)
+        )
+
+
+def _forecast_splits(
+    data: SpeedDays,
+    n_splits: int,
+    rolling: bool,
+    window: int,
+    model: str,
+    plot: Path | None,
+    as_json: bool,
+) -> None:
+    """Score every split (selection on validation days, test once) with a progress bar."""
+    with _progress() as bar:
+        task = bar.add_task(
+            f"forecast {n_splits} splits ({model})", total=n_splits * len(HORIZONS_MIN)
+        )
+        report = services.score_forecast_splits(
+            data,
+            n_splits,
+            rolling=rolling,
+            target_window_min=window,
+            model=model,
+            on_step=lambda: bar.advance(task),
+        )
+    if plot is not None:
+        plot_forecast_splits(report, plot)
+    if as_json:
+        emit_json(report.as_json())
+        return
+    out().print(forecast_splits_table(report), markup=False)
