@@ -440,12 +440,15 @@ def test_repayments_are_posted_and_the_book_reconciles(lender: Api) -> None:
     api.ok(KEPT, "POST", "/lending/offers", ASK, status=201)
     api.ok(KEPT, "POST", "/lending/offers/off-1/accept", status=201)
     cash = {"amountMinor": 10_000, "reference": "cash-1"}
-    repaid = api.ok(KEPT, "POST", "/lending/loans/off-1/repayments", cash, status=201)
+    # a merchant cannot declare its own loan repaid
+    api.refused(api.call(KEPT, "POST", "/lending/loans/off-1/repayments", cash), 403,
+                "lending_forbidden")  # fmt: skip
+    repaid = api.ok("mtn-rw", "POST", "/lending/loans/off-1/repayments", cash, status=201)
     check_loan_on_ledger(api, repaid, repaid=10_000)
     assert api.ok("mtn-rw", "POST", "/lending/loans/off-1/repayments", cash, 201) == repaid
     paid = api.ok("mtn-rw", "GET", "/lending/loans/off-1/repayments")["repayments"]
     assert [(p["reference"], p["amount"]["minor"], p["source"], p["actor"]) for p in paid] == [
-        ("cash-1", 10_000, "direct", "m-inzozi")
+        ("cash-1", 10_000, "direct", "mtn-rw")
     ]
     book = api.ok("mtn-rw", "GET", "/lending/book/RWF")
     assert (book["loans"], book["byState"]["current"], book["reconciled"]) == (1, 1, True)
@@ -458,9 +461,9 @@ def test_repayments_are_posted_and_the_book_reconciles(lender: Api) -> None:
     assert minor(book, "fundingBalance", "feeIncome") == [PRINCIPAL - 10_000, FEE]
     over = {"amountMinor": PRINCIPAL + FEE, "reference": "cash-2"}
     api.all_refused(
-        (KEPT, "POST", "/lending/loans/off-1/repayments", over, 409,
+        ("mtn-rw", "POST", "/lending/loans/off-1/repayments", over, 409,
          "lending_exceeds_outstanding", "amountMinor"),
-        (KEPT, "POST", "/lending/loans/off-1/repayments", {**cash, "amountMinor": 9_000}, 409,
+        ("mtn-rw", "POST", "/lending/loans/off-1/repayments", {**cash, "amountMinor": 9_000}, 409,
          "lending_id_conflict", None),
         (KEPT, "GET", "/lending/book/RWF", None, 403, "lending_forbidden", None),
         ("maybank-my", "GET", "/lending/book/RWF", None, 404, "lending_policy_not_found", None),

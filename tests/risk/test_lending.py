@@ -458,7 +458,7 @@ def test_withholding_commits_or_rolls_back_with_the_callers_transaction(
     with UnitOfWork(lending.engine) as uow:
         with lending.joined(uow) as joined:
             assert joined.withhold("m-kigali-1", "RWF", 50_000, "pay-1") == 5_000
-            joined.repay("m-kigali-1", loan_id, 1_000, "cash-1")
+            joined.repay("bank-rw", loan_id, 1_000, "cash-1")
         uow.connection.execute(sa.text("SELECT 1"))  # the caller's own work would go here
         uow.commit()
     assert lending.get_loan("m-kigali-1", loan_id).repaid_minor == 6_000
@@ -469,16 +469,18 @@ def test_direct_repayments_never_exceed_what_is_owed(
     lending: Lending, clock: FakeClock, sink: MemorySink
 ) -> None:
     loan_id = offer_and_accept(lending, clock)
-    loan = lending.repay("m-kigali-1", loan_id, 7_000, "cash-1")
+    with unchanged(lending, sink), pytest.raises(NotYours, match="only the lender"):
+        lending.repay("m-kigali-1", loan_id, 7_000, "cash-0")  # no self-declared repayment
+    loan = lending.repay("bank-rw", loan_id, 7_000, "cash-1")
     assert (loan.repaid_minor, loan.outstanding_minor) == (7_000, DUE - 7_000)
-    assert lending.repay("m-kigali-1", loan_id, 7_000, "cash-1") == loan  # a replay
+    assert lending.repay("bank-rw", loan_id, 7_000, "cash-1") == loan  # a replay
     with unchanged(lending, sink):
         with pytest.raises(IdConflict, match="another repayment"):
-            lending.repay("m-kigali-1", loan_id, 7_001, "cash-1")
+            lending.repay("bank-rw", loan_id, 7_001, "cash-1")
         with pytest.raises(ExceedsOutstanding, match="exceeds the 500274 RWF loan 'o-1' owes"):
             lending.repay("bank-rw", loan_id, DUE - 7_000 + 1, "cash-2")
         with pytest.raises(InvalidLendingInput, match="amount_minor must be 1"):
-            lending.repay("m-kigali-1", loan_id, 0, "cash-2")
+            lending.repay("bank-rw", loan_id, 0, "cash-2")
         with pytest.raises(LoanNotFound, match="'o-1' does not exist"):
             lending.repay("m-other", loan_id, 1, "cash-2")
         with pytest.raises(LoanNotFound):
@@ -498,7 +500,7 @@ def test_direct_repayments_never_exceed_what_is_owed(
     done = lending.repay("bank-rw", loan_id, DUE - 7_000, "cash-2")
     assert (done.state, done.outstanding_minor) == (LoanState.REPAID, 0)
     with unchanged(lending, sink), pytest.raises(LoanClosed, match="is repaid"):
-        lending.repay("m-kigali-1", loan_id, 1, "cash-3")
+        lending.repay("bank-rw", loan_id, 1, "cash-3")
     assert [r.source for r in lending.repayments("bank-rw", loan_id)] == ["direct", "direct"]
     assert_book_matches_ledger(lending)
 

@@ -85,7 +85,7 @@ def test_offer_accept_repay_and_review_through_the_cli(home: Path, tmp_path: Pat
     )
     withheld = ok("withhold", "m-kigali-1", "RWF", "100009", "--reference", "pay-1")
     assert (withheld["withheld_minor"], withheld["loans"]) == (10_000, {"o-1": 10_000})
-    repaid = ok("repay", "o-1", "6000", "--reference", "cash-1", "--as", "m-kigali-1")
+    repaid = ok("repay", "o-1", "6000", "--reference", "cash-1", "--as", "bank-rw")
     assert (repaid["repaid_minor"], repaid["outstanding_minor"]) == (16_000, 190_000)
     detail = ok("loan", "o-1", "--as", "bank-rw")
     assert [e["to_state"] for e in detail["events"]] == ["current"]

@@ -32,7 +32,8 @@ def fraud_scheme(scheme: PaymentScheme, clock: FakeClock, model: FraudModel) -> 
     join_bk(scheme)
     for kind, alias in [*SHOPS, MULE]:
         scheme.register_alias("bk-rw", kind, alias, f"{alias} at BK", "RWF")
-    fraud = FraudScreening(FraudScreener(model, sink=MemorySink(), clock=clock))
+    # built from a factory, as the application does: the model loads on the first transfer
+    fraud = FraudScreening(lambda: FraudScreener(model, sink=MemorySink(), clock=clock))
     scheme.screening = fraud
     return fraud
 

@@ -92,7 +92,7 @@ def test_an_accepted_return_refunds_and_restocks(net: Net) -> None:
     order = net.trade.answer_return(merchant, "o-1", accept=True)
     assert order.state is OrderState.REFUNDED
     assert net.trade.stock(sku)[0].on_hand == 10
-    escrow = net.scheme.get_escrow("hub-kigali", "o-1-g")
+    escrow = net.scheme.get_escrow("hub-kigali", net.trade.get_order(buyer, "o-1").goods_escrow_id)
     assert escrow.refunded_minor == order.goods_escrow_minor
     # duties and taxes were paid at import clearance; a drawback is claimed outside
     assert net.position("maybank-my", "MYR") == -order.tax_escrow_minor
@@ -115,6 +115,8 @@ def test_a_refused_return_reopens_the_dispute_window(net: Net) -> None:
     net.trade.request_return(buyer, "o-1", "changed my mind")
     order = net.trade.answer_return(merchant, "o-1", accept=False, note="custom made")
     assert order.state is OrderState.DELIVERED
+    with pytest.raises(InvalidTransition, match="one return request"):
+        net.trade.request_return(buyer, "o-1", "again")  # one request: no endless hold
     d = net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "it is not custom")
     assert d.state is DisputeState.NEGOTIATION
 
@@ -127,9 +129,12 @@ def test_a_settlement_agreed_in_negotiation_moves_the_escrow(net: Net) -> None:
     net.trade.offer_settlement(merchant, "d-1", 5_000)
     with pytest.raises(InvalidTransition, match="not its maker"):
         net.trade.accept_settlement(merchant, "d-1")
-    d = net.trade.accept_settlement(buyer, "d-1")
+    net.trade.offer_settlement(merchant, "d-1", 5_000)
+    with pytest.raises(InvalidTransition, match="now a refund of 5000, not 20000"):
+        net.trade.accept_settlement(buyer, "d-1", 20_000)  # the offer changed meanwhile
+    d = net.trade.accept_settlement(buyer, "d-1", 5_000)
     assert d.state is DisputeState.RESOLVED
-    escrow = net.scheme.get_escrow("hub-kigali", "o-1-g")
+    escrow = net.scheme.get_escrow("hub-kigali", net.trade.get_order(buyer, "o-1").goods_escrow_id)
     assert (escrow.released_minor, escrow.refunded_minor) == (
         order.goods_escrow_minor - 5_000,
         5_000,
@@ -150,7 +155,7 @@ def test_one_appeal_to_another_arbitrator_whose_ruling_is_final(net: Net) -> Non
     d = net.trade.rule(f"arbitrator:{d.appeal_arbitrator}", "d-1", "release", 0, "courier log")
     assert d.state is DisputeState.RESOLVED and d.final_ruling is not None
     assert d.final_ruling.outcome.value == "release"
-    escrow = net.scheme.get_escrow("hub-kigali", "o-1-g")
+    escrow = net.scheme.get_escrow("hub-kigali", net.trade.get_order(buyer, "o-1").goods_escrow_id)
     assert escrow.released_minor == order.goods_escrow_minor
     with pytest.raises(InvalidTransition):
         net.trade.appeal(buyer, "d-1", "again")
@@ -288,3 +293,22 @@ def test_cbec_annual_limit_counts_this_years_cross_border_purchases(net: Net) ->
     assert regimes[:5] == ["cbec"] * 5 and regimes[-1] == "general"
     net.trade.cancel(buyer, "o-0", "changed my mind")  # a cancelled order frees its share
     assert net.trade.quote(buyer, "q-x", [("sku-lux", 1)]).regime == "cbec"
+
+
+def test_an_appeal_nobody_rules_on_lapses_and_the_first_ruling_stands(net: Net) -> None:
+    merchant, buyer = net.merchant(), net.buyer()
+    order = net.order(buyer, net.basket(merchant), 1)
+    net.ship("o-1")
+    net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "broken")
+    d = net.trade.escalate(buyer, "d-1")
+    net.trade.rule(f"arbitrator:{d.arbitrator}", "d-1", "split", 7_000, "half broken")
+    net.trade.appeal(merchant, "d-1", "not broken")
+    for _ in range(4):  # every appeal arbitrator misses the deadline, again and again
+        net.advance_days(5)
+        net.trade.process_deadlines()
+    d = net.trade.get_dispute(buyer, "d-1")
+    assert d.state is DisputeState.RESOLVED
+    kinds = [e["kind"] for e in net.trade.dispute_events(buyer, "d-1")]
+    assert kinds.count("reassigned") == 3 and "appeal_lapsed" in kinds
+    escrow = net.scheme.get_escrow("hub-kigali", order.goods_escrow_id)
+    assert escrow.refunded_minor == 7_000  # the first-instance split, executed

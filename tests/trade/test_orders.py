@@ -86,7 +86,7 @@ def test_kigali_to_kuala_lumpur_end_to_end_with_exact_balances(net: Net) -> None
     principal = myr_for(NET_RWF)
     fee = (principal * 30 + 5_000) // 10_000  # scheme fee 30 bps, half up
     assert payout == {
-        "transfer_id": "o-1-p",
+        "transfer_id": payout["transfer_id"],
         "currency": "RWF",
         "amount_minor": NET_RWF,
         "withheld_minor": 0,
@@ -129,7 +129,7 @@ def test_a_split_ruling_splits_the_escrow_exactly(net: Net) -> None:
     counts = net.trade.process_deadlines()
     assert counts["rulings_final"] == 1
 
-    escrow = net.scheme.get_escrow("hub-kigali", "o-1-g")
+    escrow = net.scheme.get_escrow("hub-kigali", net.trade.get_order(buyer, "o-1").goods_escrow_id)
     assert (escrow.released_minor, escrow.refunded_minor) == (CIF_MYR - refund, refund)
     share = NET_RWF * (CIF_MYR - refund) // CIF_MYR
     (payout,) = net.trade.payouts(merchant, "o-1")
@@ -351,3 +351,41 @@ def test_a_loan_from_another_bank_is_not_withheld_from_payouts(net: Net) -> None
     (payout,) = net.trade.payouts(merchant, "o-9")
     assert payout["withheld_minor"] == 0  # mtn-rw receives the payout: it cannot repay kbc-be
     assert lending.get_loan("kbc-be", loan.loan_id).outstanding_minor == loan.outstanding_minor
+
+
+class HoldPayouts:
+    """A screening that holds every transfer to the merchant's bank (a reviewer decides)."""
+
+    def __init__(self) -> None:
+        self.on = True
+
+    def screen(self, transfer: object, payee: object) -> object:
+        from entrepot.payments.services import ScreeningDecision
+
+        held = self.on and getattr(transfer, "payee_participant", "") == "mtn-rw"
+        return ScreeningDecision(hold=held, reasons=("held for review",) if held else ())
+
+
+@pytest.mark.parametrize("verdict", ["approve", "reject"])
+def test_a_held_payout_is_paid_once_the_review_ends(net: Net, verdict: str) -> None:
+    from entrepot.payments import SCHEME as OPERATOR
+
+    merchant, buyer = net.merchant(), net.buyer()
+    net.order(buyer, net.basket(merchant), 1)
+    net.ship("o-1")
+    screening = HoldPayouts()
+    net.scheme.screening = screening
+    net.trade.confirm_receipt(buyer, "o-1")
+    (held,) = net.trade.payouts(merchant, "o-1")
+    assert held["state"] == "HELD" and net.position("mtn-rw", "RWF") == 0
+    net.scheme.review_hold(OPERATOR, held["transfer_id"], verdict == "approve", "checked")
+    screening.on = False
+    net.trade.process_deadlines()  # a rejected attempt is retried under new ids
+    if verdict == "reject":
+        net.trade.process_deadlines()
+    (paid,) = net.trade.payouts(merchant, "o-1")
+    assert paid["state"] == "PAID"
+    assert net.position("mtn-rw", "RWF") == NET_RWF // 2  # paid exactly once
+    kinds = [e["kind"] for e in net.trade.order_events(merchant, "o-1")]
+    assert kinds.count("payout") == 1 and kinds.count("payout_held") == 1
+    assert kinds.count("payout_retry") == (verdict == "reject")

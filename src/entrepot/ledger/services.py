@@ -84,14 +84,18 @@ class Ledger:
 
     # ------------------------------------------------------------------ transactions
     def _write(self, uow: UnitOfWork | None, work: _Work) -> list[str]:
-        with self._lock:
-            if uow is not None:
+        # Lock order, everywhere: the database's write lock first (a unit of work holds it
+        # already), then this in-memory one; the other order deadlocks against units of work.
+        if uow is not None:
+            with self._lock:
                 try:
                     return work(self, uow.connection)
                 finally:
                     # Whether the caller commits is not ours to know: trust nothing cached.
                     self._invalidate()
-            with self.engine.connect() as conn:
+        with self.engine.connect() as conn:
+            self.store.begin_write(conn)
+            with self._lock:
                 try:
                     results = work(self, conn)
                     conn.commit()
@@ -163,18 +167,21 @@ class Ledger:
             raise LedgerInputError(f"ledger must be an integer in 1..{U32_MAX}, got {ledger!r}")
         cur = get_currency(currency)
         definition = LedgerDefinition(ledger, cur.code, name or cur.name)
-        with self._lock, self.engine.connect() as conn:
-            existing = {d.ledger: d for d in self.store.load_ledgers(conn)}.get(ledger)
-            if existing is not None and existing.currency != cur.code:
-                raise LedgerInputError(
-                    f"ledger {ledger} is already defined for {existing.currency}, not {cur.code}",
-                    field="currency",
-                )
-            if existing is None:
-                self.store.upsert_ledger(conn, definition)
-                conn.commit()
-            self._invalidate()
-            return existing or definition
+        with self.engine.connect() as conn:
+            self.store.begin_write(conn)  # the database's write lock before ours (see _write)
+            with self._lock:
+                existing = {d.ledger: d for d in self.store.load_ledgers(conn)}.get(ledger)
+                if existing is not None and existing.currency != cur.code:
+                    raise LedgerInputError(
+                        f"ledger {ledger} is already defined for {existing.currency}, "
+                        f"not {cur.code}",
+                        field="currency",
+                    )
+                if existing is None:
+                    self.store.upsert_ledger(conn, definition)
+                    conn.commit()
+                self._invalidate()
+                return existing or definition
 
     def ledgers(self) -> list[LedgerDefinition]:
         with read_connection(self.engine) as conn:

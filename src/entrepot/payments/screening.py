@@ -124,11 +124,12 @@ class FraudScreening:
         self.unscored = 0
         self._held: OrderedDict[str, Payment] = OrderedDict()
         self._lock = threading.Lock()
+        self._loading = threading.Lock()
 
     @property
     def screener(self) -> FraudScreener:
         if self._screener is None:
-            with self._lock:
+            with self._loading:
                 if self._screener is None:
                     assert self._factory is not None
                     self._screener = self._factory()
@@ -155,8 +156,9 @@ class FraudScreening:
         if payment is None:
             self.unscored += 1
             return ScreeningDecision(hold=False)
+        screener = self.screener  # loads the model on first use (its own lock, not ours)
         with self._lock:  # the feature state is one in-memory history
-            d = self.screener.screen(payment)
+            d = screener.screen(payment)
         if d.outcome == "approve":
             return ScreeningDecision(hold=False)
         if d.outcome == "review":

@@ -461,7 +461,8 @@ class _TradeSim:
     def _accept_offer(self, dispute_id: str) -> None:
         plan, d = self._dispute(dispute_id)
         if d.state is DisputeState.NEGOTIATION and d.offer_refund_minor is not None:
-            self.trade.accept_settlement(f"buyer:{plan.buyer.id}", dispute_id)
+            buyer = f"buyer:{plan.buyer.id}"
+            self.trade.accept_settlement(buyer, dispute_id, d.offer_refund_minor)
             self.tally.activity["settlements accepted"] += 1
 
     def _escalate(self, dispute_id: str) -> None:

@@ -59,7 +59,7 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
             cursor.execute(pragma)
         cursor.close()
 
-    # Writers of this process queue on a fair Python lock before they ask SQLite for its write
+    # Writers of this process queue on a Python lock before they ask SQLite for its write
     # lock: SQLite's busy handler makes waiting writers sleep and retry (up to 100 ms a try),
     # which under concurrent requests turned milliseconds of work into seconds of latency.
     # Re-entrant, so one thread may hold the write transaction across nested helpers.

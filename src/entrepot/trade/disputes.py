@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from entrepot.payments.errors import PaymentError
 from entrepot.storage.engine import read_connection
 from entrepot.trade import store as st
 from entrepot.trade.errors import (
@@ -29,6 +30,7 @@ from entrepot.trade.errors import (
     Forbidden,
     InvalidTradeInput,
     InvalidTransition,
+    TradeError,
     WindowClosed,
 )
 from entrepot.trade.model import (
@@ -285,8 +287,11 @@ class DisputeDesk:
             self._record(conn, d.id, "offer", caller, f"refund {refund_minor} {order.currency}")
         return d
 
-    def accept_settlement(self, caller: str, dispute_id: str) -> Dispute:
-        """The other side accepts the open offer: the escrow moves as agreed; final."""
+    def accept_settlement(
+        self, caller: str, dispute_id: str, refund_minor: int | None = None
+    ) -> Dispute:
+        """The other side accepts the open offer: the escrow moves as agreed; final. Naming
+        the refund accepted (``refund_minor``) makes sure the offer did not change meanwhile."""
         with self._write() as uow:
             conn = uow.connection
             d = self._dispute(conn, dispute_id)
@@ -296,6 +301,11 @@ class DisputeDesk:
                 raise InvalidTransition(f"dispute {dispute_id} has no open offer")
             if d.offer_by == caller:
                 raise InvalidTransition("the other side accepts an offer, not its maker")
+            if refund_minor is not None and refund_minor != d.offer_refund_minor:
+                raise InvalidTransition(
+                    f"the offer is now a refund of {d.offer_refund_minor}, not {refund_minor}",
+                    field="refundMinor",
+                )
             self._record(conn, d.id, "settled", caller, f"refund {d.offer_refund_minor}")
             d = self._execute(conn, d, order, d.offer_refund_minor, caller)
         self._after(d.order_id)
@@ -422,11 +432,18 @@ class DisputeDesk:
             "disputes_reassigned": 0,
             "rulings_final": 0,
         }
+        counts["disputes_failed"] = 0
         for d in self._open_disputes():
-            with self._write() as uow:
-                conn = uow.connection
-                d = self._dispute(conn, d.id)
-                acted = self._deadline(conn, d, now)
+            try:
+                with self._write() as uow:
+                    conn = uow.connection
+                    d = self._dispute(conn, d.id)  # re-read under the write lock
+                    acted = self._deadline(conn, d, now)
+            except (TradeError, PaymentError) as exc:  # one case must not stop the others
+                with self._write() as uow:
+                    self._record(uow.connection, d.id, "deadline_failed", SYSTEM, str(exc))
+                counts["disputes_failed"] += 1
+                continue
             if acted:
                 counts[acted] += 1
                 self._after(d.order_id)
@@ -472,6 +489,21 @@ class DisputeDesk:
         assert current is not None
         others = [a for a in panel if a != current and (not appeal or a != d.arbitrator)]
         nxt = others[0] if others else current
+        missed = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(st.dispute_events)
+            .where(
+                st.dispute_events.c.dispute_id == d.id,
+                st.dispute_events.c.kind == "reassigned",
+            )
+        ).scalar_one()
+        if appeal and missed >= len(panel):
+            # The appeal panel keeps missing its deadline: the first ruling stands, so the
+            # escrow cannot outlive the trade's clocks.
+            self._record(conn, d.id, "appeal_lapsed", SYSTEM, "no appeal ruling in time")
+            assert d.ruling is not None
+            self._execute(conn, d, self._order(conn, d.order_id), d.ruling.refund_minor, SYSTEM)
+            return
         deadline = self._now() + RULE_DAYS * DAY_NS
         if appeal:
             d = _with(d, appeal_arbitrator=nxt, rule_by_ns=deadline)

@@ -280,6 +280,8 @@ ORDER_EVENT_STATES: dict[str, OrderState | None] = {
     "payout": None,
     "payout_held": None,
     "payout_failed": None,
+    "payout_retry": None,
+    "deadline_failed": None,
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -60,6 +61,7 @@ from entrepot.trade.errors import (
     PaymentFailed,
     QuoteExpired,
     QuoteNotFound,
+    TradeError,
     WarehouseNotFound,
     WindowClosed,
 )
@@ -93,9 +95,10 @@ from entrepot.trade.model import (
 )
 
 QUOTE_TTL_S = 900
+PAYOUT_TTL_S = 86_400  # a payout held by screening waits a day for the reviewer
 LINES_MAX = 50
 QUANTITY_MAX = 10_000
-ESCROW_BACKSTOP_DAYS = 90  # the scheme's own deadline, long after every trade deadline
+ESCROW_BACKSTOP_DAYS = 366  # the scheme's own escrow deadline: its longest, far past trade's
 RETURN_RESPONSE_DAYS = 3
 INCOTERM = "FCA"  # line values are the goods alone; freight and insurance are stated apart
 ORIGIN_CODES = frozenset({"EMA", "EMB", "EXA", "EXB", "EXC", "EXD", "EMC"})
@@ -880,12 +883,15 @@ class TradeNetwork(DisputeDesk):
                     field="lines",
                 )
         now = self._now()
-        backstop = (hub.delivery_days + hub.dispute_days + ESCROW_BACKSTOP_DAYS) * 86_400
-        tax_id = f"{order_id}-t" if q.taxes_minor else None
+        backstop = ESCROW_BACKSTOP_DAYS * 86_400
+        # Unguessable scheme ids: an id derived from the order's could be taken first by any
+        # participant (escrow, quote and transfer ids are scheme-wide). The order keeps them.
+        goods_id = f"tg{secrets.token_hex(16)}"
+        tax_id = f"tt{secrets.token_hex(16)}" if q.taxes_minor else None
         try:
             self.scheme.create_escrow(
                 buyer.wallet_participant,
-                f"{order_id}-g",
+                goods_id,
                 hub.participant_id,
                 q.currency,
                 q.goods_escrow_minor,
@@ -919,7 +925,7 @@ class TradeNetwork(DisputeDesk):
             buyer.country,
             q.currency,
             q.total_minor,
-            f"{order_id}-g",
+            goods_id,
             q.goods_escrow_minor,
             tax_id,
             q.taxes_minor,
@@ -1243,7 +1249,7 @@ class TradeNetwork(DisputeDesk):
         if share > 0:
             conn.execute(
                 sa.insert(st.payouts).values(
-                    transfer_id=f"{order.id}-p",
+                    transfer_id=f"tp{secrets.token_hex(16)}",
                     order_id=order.id,
                     merchant_id=order.merchant_id,
                     currency=order.merchant_currency,
@@ -1278,17 +1284,9 @@ class TradeNetwork(DisputeDesk):
         order = self._order(conn, row.order_id)
         merchant = self._merchant(conn, row.merchant_id)
         hub = self._hub(conn, order.hub_id)
+        attempt = self._payout_attempt(conn, row)
         if row.state == "HELD":
-            t = self.scheme.get_transfer(hub.participant_id, transfer_id)
-            state = "PAID" if t.state is TransferState.COMMITTED else "HELD"
-            if t.state is TransferState.ABORTED:
-                state = "PENDING"
-            conn.execute(
-                sa.update(st.payouts)
-                .where(st.payouts.c.transfer_id == transfer_id)
-                .values(state=state)
-            )
-            return state
+            return self._held_payout(conn, row, order, merchant, hub, attempt)
         withheld = 0
         if self.lending is not None:
             withheld = self.lending.withhold(
@@ -1305,7 +1303,7 @@ class TradeNetwork(DisputeDesk):
         amount = row.amount
         quote = self.scheme.create_quote(
             hub.participant_id,
-            f"{transfer_id}q",
+            f"{attempt}q",
             merchant.settlement_alias_type,
             merchant.settlement_alias,
             amount,
@@ -1313,11 +1311,15 @@ class TradeNetwork(DisputeDesk):
             order.currency,
         )
         t = self.scheme.prepare_transfer(
-            hub.participant_id, transfer_id, quote.id, note=f"payout for order {order.id}"
+            hub.participant_id,
+            attempt,
+            quote.id,
+            ttl_s=PAYOUT_TTL_S,
+            note=f"payout for order {order.id}",
         )
         state = "HELD"
         if t.state is TransferState.RESERVED:
-            self.scheme.commit_transfer(merchant.settlement_participant, transfer_id)
+            self.scheme.commit_transfer(merchant.settlement_participant, attempt)
             state = "PAID"
         conn.execute(
             sa.update(st.payouts)
@@ -1334,6 +1336,44 @@ class TradeNetwork(DisputeDesk):
             currency=row.currency,
             source_minor=quote.source_amount_minor,
         )
+        return state
+
+    def _payout_attempt(self, conn: Connection, row: Any) -> str:
+        """The scheme transfer id of the payout's current attempt: its own id, then a new one
+        after each attempt the scheme aborted (expired on hold, refused by the reviewer)."""
+        retries = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(st.order_events)
+            .where(
+                st.order_events.c.order_id == row.order_id,
+                st.order_events.c.kind == "payout_retry",
+            )
+        ).scalar_one()
+        return str(row.transfer_id) if not retries else f"{row.transfer_id}r{retries}"
+
+    def _held_payout(
+        self, conn: Connection, row: Any, order: Order, merchant: Merchant, hub: Hub, tid: str
+    ) -> str:
+        """A payout screening held: once the reviewer releases it (RESERVED) the merchant's
+        bank accepts it; if it was aborted the next attempt uses new ids (the loan
+        withholding is booked once, by the payout's own id, whatever the attempt)."""
+        t = self.scheme.get_transfer(hub.participant_id, tid)
+        state = "HELD"
+        if t.state is TransferState.RESERVED:
+            self.scheme.commit_transfer(merchant.settlement_participant, tid)
+            state = "PAID"
+        elif t.state is TransferState.COMMITTED:
+            state = "PAID"
+        elif t.state is TransferState.ABORTED:
+            state = "PENDING"
+            self._event(conn, order.id, "payout_retry", SCHEME, aborted=tid, reason=t.reason)
+        conn.execute(
+            sa.update(st.payouts)
+            .where(st.payouts.c.transfer_id == row.transfer_id)
+            .values(state=state)
+        )
+        if state == "PAID":
+            self._event(conn, order.id, "payout", hub.participant_id, transfer=tid)
         return state
 
     def merchant_history(self, caller: str, merchant_id: str, months: int = 12) -> Any:
@@ -1517,6 +1557,16 @@ class TradeNetwork(DisputeDesk):
             assert order.release_at_ns is not None
             if self._now() >= order.release_at_ns:
                 raise WindowClosed(f"the return window of order {order_id} has closed")
+            asked = conn.execute(
+                sa.select(st.order_events.c.seq).where(
+                    st.order_events.c.order_id == order.id,
+                    st.order_events.c.kind == "return_requested",
+                )
+            ).first()
+            if asked is not None:  # else refusals could keep the escrow held for ever
+                raise InvalidTransition(
+                    f"order {order_id} had its one return request; open a dispute instead"
+                )
             self._event(conn, order.id, "return_requested", caller, reason=reason)
             order = self._set_state(
                 conn, order, release_at=self._now() + RETURN_RESPONSE_DAYS * DAY_NS
@@ -1583,18 +1633,42 @@ class TradeNetwork(DisputeDesk):
                 ),
             ),
         ]
+        counts["failed"] = 0
         for name, where, act in rules:
             with read_connection(self.engine) as conn:
                 ids = [r[0] for r in conn.execute(sa.select(st.orders.c.id).where(where)).all()]
             for order_id in ids:
-                with self._write() as uow:
-                    order = self._order(uow.connection, order_id)
-                    act(uow.connection, order)
-                counts[name] += 1
-                self._after(order_id)
+                acted = self._act_on_deadline(order_id, where, act)
+                if acted is None:
+                    counts["failed"] += 1
+                elif acted:
+                    counts[name] += 1
+                    self._after(order_id)
         counts.update(self.process_dispute_deadlines())
         counts["payouts_retried"] = self._retry_payouts()
         return counts
+
+    def _act_on_deadline(
+        self, order_id: str, where: Any, act: Callable[[Connection, Order], Order]
+    ) -> bool | None:
+        """One order's deadline in its own unit of work: the rule is checked again under the
+        write lock (the order may have moved since it was listed); a failure (a suspended
+        wallet, a refused escrow move) is recorded on the order and does not stop the others.
+        True: acted; False: no longer due; None: failed."""
+        try:
+            with self._write() as uow:
+                conn = uow.connection
+                due = conn.execute(
+                    sa.select(st.orders.c.id).where(where, st.orders.c.id == order_id)
+                ).first()
+                if due is None:
+                    return False
+                act(conn, self._order(conn, order_id))
+            return True
+        except (TradeError, PaymentError) as exc:
+            with self._write() as uow:
+                self._event(uow.connection, order_id, "deadline_failed", SCHEME, error=str(exc))
+            return None
 
     def _expire_unshipped(self, conn: Connection, order: Order) -> Order:
         self._free_stock(conn, order)

@@ -341,8 +341,16 @@ def offer_settlement(
 
 
 @router.post("/disputes/{dispute_id}/accept", response_model=t.DisputeOut)
-def accept_settlement(dispute_id: str, caller: Caller, trade: Trade) -> t.DisputeOut:
-    return _dispute(trade, caller, trade.accept_settlement(caller, dispute_id))
+def accept_settlement(
+    dispute_id: str,
+    caller: Caller,
+    trade: Trade,
+    refund_minor: Annotated[
+        int | None,
+        Query(alias="refundMinor", ge=0, description="the refund being accepted (must match)"),
+    ] = None,
+) -> t.DisputeOut:
+    return _dispute(trade, caller, trade.accept_settlement(caller, dispute_id, refund_minor))
 
 
 @router.post("/disputes/{dispute_id}/escalate", response_model=t.DisputeOut)

@@ -697,13 +697,17 @@ class Lending:
         uow: UnitOfWork | None = None,
     ) -> Loan:
         """A repayment outside payouts (the merchant paid the lender directly), recorded by the
-        merchant or the lender. At most what the loan owes; ``reference`` is the idempotency
-        key."""
+        lender, who received the money: a merchant cannot mark its own loan repaid. At most
+        what the loan owes; ``reference`` is the idempotency key."""
         check_amount(amount_minor, "amount_minor")
         check_id(reference, "reference")
         with self._uow(uow) as u:
             conn = u.connection
             loan = self._visible_loan(conn, caller, loan_id)
+            if caller != loan.lender_id:
+                raise NotYours(
+                    f"only the lender {loan.lender_id} records a direct repayment of {loan_id!r}"
+                )
             done = conn.execute(
                 sa.select(st.repayments).where(
                     st.repayments.c.reference == reference, st.repayments.c.loan_id == loan_id
