@@ -312,3 +312,22 @@ def test_an_appeal_nobody_rules_on_lapses_and_the_first_ruling_stands(net: Net) 
     assert kinds.count("reassigned") == 3 and "appeal_lapsed" in kinds
     escrow = net.scheme.get_escrow("hub-kigali", order.goods_escrow_id)
     assert escrow.refunded_minor == 7_000  # the first-instance split, executed
+
+
+def test_one_failing_deadline_does_not_hold_up_the_others(net: Net) -> None:
+    merchant = net.merchant()
+    sku = net.basket(merchant)
+    a = net.buyer()
+    b = net.buyer("b-2", hub="liege", participant="kbc-be", msisdn="+32470000000", currency="EUR")
+    net.order(a, sku, 1, order_id="o-1")
+    net.order(b, sku, 1, order_id="o-2")
+    net.advance_days(5)  # neither handed over: both are due to be cancelled and refunded
+    net.scheme.set_active("maybank-my", False)  # o-1's wallet cannot take its refund
+    counts = net.trade.process_deadlines()
+    assert (counts["cancelled"], counts["failed"]) == (1, 1)
+    assert net.trade.get_order(b, "o-2").state is OrderState.CANCELLED
+    assert net.trade.get_order(a, "o-1").state is OrderState.PAID  # nothing half done
+    kinds = [e["kind"] for e in net.trade.order_events(a, "o-1")]
+    assert kinds == ["paid", "deadline_failed"]
+    net.scheme.set_active("maybank-my", True)
+    assert net.trade.process_deadlines()["cancelled"] == 1  # retried on the next run
