@@ -850,3 +850,21 @@ def test_malformed_input_and_aliases_are_refused(scheme: PaymentScheme) -> None:
     # Once free, another participant may take it.
     assert scheme.register_alias("mtn-rw", *TILL, "Kigali till", "RWF").participant_id == "mtn-rw"
     assert_ledger_ok(scheme)
+
+
+def test_a_joined_unit_of_work_is_never_committed_half_way(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    from entrepot.storage.uow import UnitOfWork
+
+    join_bk(scheme)
+    t = pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    clock.advance(61)  # the transfer expired: commit aborts it, and would commit that abort
+    with UnitOfWork(scheme.engine) as uow, scheme.joined(uow):
+        scheme.register_alias("bk-rw", "MSISDN", "+250722000999", "Joined", "RWF")
+        with pytest.raises(TransferExpired):
+            scheme.commit_transfer("bk-rw", t.id)
+        uow.rollback()  # the caller gives up: nothing of its work may have landed
+    with pytest.raises(PartyNotFound):
+        scheme.lookup_party("MSISDN", "+250722000999")
+    assert scheme.get_transfer("bk-rw", t.id).state is TransferState.ABORTED  # (by expiry)

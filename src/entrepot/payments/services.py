@@ -206,6 +206,22 @@ def _check_ttl(seconds: int, what: str) -> None:
 _JOINED: ContextVar[UnitOfWork | None] = ContextVar("entrepot_payments_joined", default=None)
 
 
+class _JoinedUnitOfWork(UnitOfWork):
+    """The caller's unit of work, seen from inside the scheme: the scheme's own ``commit()``
+    (it persists an abort before raising, e.g. a transfer found expired) does nothing here, so
+    the caller's work is never committed half-way; the caller commits or rolls back all."""
+
+    def __init__(self, outer: UnitOfWork) -> None:
+        super().__init__(outer.engine)
+        self._connection = outer.connection
+
+    def commit(self) -> None:
+        pass
+
+    def __exit__(self, *exc: object) -> None:  # the connection is the caller's to close
+        self._connection = None
+
+
 class PaymentScheme:
     def __init__(
         self,
@@ -228,7 +244,7 @@ class PaymentScheme:
         joined = _JOINED.get()
         if joined is not None and joined.engine is self.engine:
             self.ledger.store.begin_write(joined.connection)
-            yield joined  # the caller that joined us commits, or rolls everything back
+            yield _JoinedUnitOfWork(joined)  # the caller commits, or rolls everything back
             return
         with UnitOfWork(self.engine) as uow:
             # Take the ledger's write lock first: every scheme write is serialised with it.
