@@ -45,7 +45,10 @@ class Endpoint:
                         "body": json.loads(body),
                     }
                 )
-                self.send_response(outer.statuses.pop(0) if outer.statuses else 200)
+                status = outer.statuses.pop(0) if outer.statuses else 200
+                self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("Location", "/elsewhere")
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:
@@ -208,3 +211,15 @@ def test_callbacks_are_signed_with_the_schemes_key(
     (got,) = endpoint.received
     verify = VerifyKey(base64.b64decode(public_key_b64(key)))
     verify.verify(b"POST\n/callbacks\n" + got["raw"], base64.b64decode(got["signature"]))
+
+
+def test_a_redirect_is_not_followed(
+    scheme: PaymentScheme, clock: FakeClock, endpoint: Endpoint
+) -> None:
+    join_bk(scheme)
+    scheme.set_endpoint("bk-rw", endpoint.url)
+    endpoint.statuses = [302]  # followed, it would become a GET to /elsewhere
+    pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    assert Dispatcher(scheme.engine, clock).deliver_due() == {"delivered": 0, "failed": 1}
+    (row,) = outbox(scheme)
+    assert row.last_error == "HTTP 302" and len(endpoint.received) == 1

@@ -164,13 +164,24 @@ def public_key_b64(key: SigningKey) -> str:
     return base64.b64encode(bytes(key.verify_key)).decode()
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A callback goes to the registered URL only: a redirect is an answer, not a new target
+    (following it would let an endpoint point the scheme at any address)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def http_post(url: str, body: bytes, headers: dict[str, str]) -> int:
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+        with _OPENER.open(request, timeout=TIMEOUT_S) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
-        return int(exc.code)
+        return int(exc.code)  # a 3xx lands here too: not delivered, retried later
 
 
 class Dispatcher:
