@@ -97,7 +97,9 @@ def bootstrap(
     clock = clock or SystemClock()
     ledger = Ledger(engine, clock)
     screening, fraud = _screening(settings, clock)
-    payments = PaymentScheme(engine, ledger, clock, screening=screening)
+    payments = PaymentScheme(
+        engine, ledger, clock, screening=screening, callback_hosts=settings.callback_hosts
+    )
     if fraud is not None:  # the model learnt on EUR amounts: convert at the scheme's rates
         fraud.to_model_minor = to_currency_minor(payments, FRAUD_MODEL_CURRENCY)
     lending = Lending(engine, ledger, clock, sink=JsonlSink(settings.home / "decisions"))

@@ -25,6 +25,8 @@ class Settings:
     #: a fraud model saved by ``entrepot risk train-fraud``: every transfer whose quote names
     #: its payer is scored (review -> HOLD, block -> refused); none: no fraud screening.
     fraud_model: Path | None = None
+    #: hosts participants may register callback endpoints on (empty: any host)
+    callback_hosts: tuple[str, ...] = ()
 
     @property
     def is_sqlite(self) -> bool:
@@ -53,6 +55,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         )
     lists = env.get("ENTREPOT_SANCTIONS_DIR", "").strip()
     fraud = env.get("ENTREPOT_FRAUD_MODEL", "").strip()
+    hosts = tuple(
+        h.strip().lower() for h in env.get("ENTREPOT_CALLBACK_HOSTS", "").split(",") if h.strip()
+    )
     return Settings(
         home=home,
         database_url=url,
@@ -61,6 +66,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         screening=screening,
         sanctions_dir=Path(lists).expanduser() if lists else None,
         fraud_model=Path(fraud).expanduser() if fraud else None,
+        callback_hosts=hosts,
     )
 
 

@@ -223,3 +223,17 @@ def test_a_redirect_is_not_followed(
     assert Dispatcher(scheme.engine, clock).deliver_due() == {"delivered": 0, "failed": 1}
     (row,) = outbox(scheme)
     assert row.last_error == "HTTP 302" and len(endpoint.received) == 1
+
+
+def test_the_operator_can_restrict_callback_hosts(scheme: PaymentScheme) -> None:
+    from entrepot.config import load_settings
+
+    scheme.callback_hosts = frozenset({"bk.example"})
+    join_bk(scheme)
+    assert scheme.set_endpoint("bk-rw", "https://BK.example/cb") == "https://BK.example/cb"
+    for elsewhere in ("http://169.254.169.254/latest", "http://127.0.0.1:8000/v1"):
+        with pytest.raises(InvalidPaymentInput, match="not one the scheme allows"):
+            scheme.set_endpoint("bk-rw", elsewhere)
+    assert scheme.get_endpoint("bk-rw") == "https://BK.example/cb"
+    hosts = load_settings({"ENTREPOT_CALLBACK_HOSTS": " bk.example, Pay.Example "}).callback_hosts
+    assert hosts == ("bk.example", "pay.example")

@@ -24,6 +24,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
@@ -231,12 +232,15 @@ class PaymentScheme:
         *,
         fees: FeeSchedule | None = None,
         screening: Screening | None = None,
+        callback_hosts: Sequence[str] = (),
     ) -> None:
         self.engine = engine
         self.ledger = ledger
         self.clock: Clock = clock or SystemClock()
         self.fees = fees or FeeSchedule()
         self.screening: Screening = screening or ApproveAll()
+        #: hosts callback endpoints may point at (empty: any): the operator's allow-list
+        self.callback_hosts = frozenset(h.lower() for h in callback_hosts)
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
@@ -1222,6 +1226,13 @@ class PaymentScheme:
         ):
             raise InvalidPaymentInput(
                 f"endpoint must be an http(s) URL of at most {ENDPOINT_LEN_MAX} characters",
+                field="url",
+            )
+        host = (urlsplit(url).hostname or "").lower()
+        if self.callback_hosts and host not in self.callback_hosts:
+            raise InvalidPaymentInput(
+                f"endpoint host {host!r} is not one the scheme allows "
+                f"({', '.join(sorted(self.callback_hosts))})",
                 field="url",
             )
         with self._uow() as uow:
