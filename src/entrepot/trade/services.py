@@ -1109,7 +1109,7 @@ class TradeNetwork(DisputeDesk):
             )
         )
         if code == "EMA":
-            self._take_stock(conn, order)
+            self._move_stock(conn, order, on_hand=-1, reserved=-1)
             self._event(conn, order.id, "shipped", hub.participant_id)
             self._set_state(conn, order)
         elif code == "EDB":
@@ -1138,23 +1138,19 @@ class TradeNetwork(DisputeDesk):
             ).all()
         )
 
-    def _take_stock(self, conn: Connection, order: Order) -> None:
+    def _move_stock(
+        self, conn: Connection, order: Order, *, on_hand: int = 0, reserved: int = 0
+    ) -> None:
+        """Shift every line's stock by ``on_hand`` and ``reserved`` times its quantity: -1/-1
+        at hand-over, 0/-1 when a reservation is freed, +1/0 when a return comes back."""
         for ln in self._lines(conn, order.id):
             conn.execute(
                 sa.update(st.stock)
                 .where(st.stock.c.sku == ln.sku, st.stock.c.warehouse_id == ln.warehouse_id)
                 .values(
-                    on_hand=st.stock.c.on_hand - ln.quantity,
-                    reserved=st.stock.c.reserved - ln.quantity,
+                    on_hand=st.stock.c.on_hand + on_hand * ln.quantity,
+                    reserved=st.stock.c.reserved + reserved * ln.quantity,
                 )
-            )
-
-    def _free_stock(self, conn: Connection, order: Order) -> None:
-        for ln in self._lines(conn, order.id):
-            conn.execute(
-                sa.update(st.stock)
-                .where(st.stock.c.sku == ln.sku, st.stock.c.warehouse_id == ln.warehouse_id)
-                .values(reserved=st.stock.c.reserved - ln.quantity)
             )
 
     def _declare(self, conn: Connection, order: Order) -> Declaration:
@@ -1525,7 +1521,7 @@ class TradeNetwork(DisputeDesk):
                     f"order {order_id} is {order.state.value}: only a paid order not yet "
                     "handed over can be cancelled (after that: a return or a dispute)"
                 )
-            self._free_stock(conn, order)
+            self._move_stock(conn, order, reserved=-1)
             order = self._settle(
                 conn, order, order.goods_escrow_minor, caller, "cancelled", reason=reason
             )
@@ -1594,12 +1590,7 @@ class TradeNetwork(DisputeDesk):
         return order
 
     def _refund_return(self, conn: Connection, order: Order, actor: str, note: str) -> Order:
-        for ln in self._lines(conn, order.id):
-            conn.execute(
-                sa.update(st.stock)
-                .where(st.stock.c.sku == ln.sku, st.stock.c.warehouse_id == ln.warehouse_id)
-                .values(on_hand=st.stock.c.on_hand + ln.quantity)
-            )
+        self._move_stock(conn, order, on_hand=1)
         return self._settle(conn, order, order.goods_escrow_minor, actor, "refunded", note=note)
 
     # ------------------------------------------------------------------ deadlines
@@ -1671,7 +1662,7 @@ class TradeNetwork(DisputeDesk):
             return None
 
     def _expire_unshipped(self, conn: Connection, order: Order) -> Order:
-        self._free_stock(conn, order)
+        self._move_stock(conn, order, reserved=-1)
         return self._settle(
             conn,
             order,
