@@ -15,7 +15,7 @@ import json
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
@@ -1713,7 +1713,7 @@ class _DeclarationTable:
         self.now = now
 
     def record(self, declaration: Declaration) -> Declaration:
-        body = st.dumps(_plain(declaration))
+        body = st.dumps(asdict(declaration))  # Decimals and dates as text (dumps)
         row = self.conn.execute(
             sa.select(st.declarations.c.body).where(
                 st.declarations.c.shipment_id == declaration.shipment_id
@@ -1743,17 +1743,6 @@ class _DeclarationTable:
 
     def find(self, shipment_id: str) -> Declaration | None:
         return None  # declarations are read back as JSON: TradeNetwork.declaration()
-
-
-def _plain(value: Any) -> Any:
-    """A dataclass tree as JSON-ready data (Decimals and dates as strings)."""
-    if hasattr(value, "__dataclass_fields__"):
-        return {k: _plain(getattr(value, k)) for k in value.__dataclass_fields__}
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, Decimal | date):
-        return str(value)
-    return value
 
 
 def _declaration_line(item: Item, line: QuoteLine, currency: str) -> DeclarationLine:
