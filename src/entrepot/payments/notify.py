@@ -72,35 +72,45 @@ def transfer_event(t: PaymentTransfer) -> dict[str, Any]:
     }
 
 
-def notify_transfer(conn: Connection, t: PaymentTransfer, now_ns: int) -> int:
-    """Queue the notices of ``t``'s current state for its parties that have an endpoint;
+def _queue(
+    conn: Connection, event: str, resource_id: str, bodies: dict[str, Any], now_ns: int
+) -> int:
+    """Queue ``bodies[participant]`` for each participant that registered an endpoint;
     returns how many were queued."""
-    roles = RECIPIENTS.get(t.state, ())
-    who = [t.payer_participant if r == "payer" else t.payee_participant for r in roles]
-    if not who:
+    if not bodies:
         return 0
     registered = {
         r[0]
         for r in conn.execute(
-            sa.select(st.endpoints.c.participant_id).where(st.endpoints.c.participant_id.in_(who))
+            sa.select(st.endpoints.c.participant_id).where(
+                st.endpoints.c.participant_id.in_(list(bodies))
+            )
         ).all()
     }
     rows = [
         {
             "participant_id": pid,
-            "event": f"transfer.{t.state.value.lower()}",
-            "resource_id": t.id,
-            "body": json.dumps(transfer_event(t), separators=(",", ":")),
+            "event": event,
+            "resource_id": resource_id,
+            "body": json.dumps(body, separators=(",", ":")),
             "created_at": now_ns,
             "attempts": 0,
             "next_attempt_at": now_ns,
         }
-        for pid in who
+        for pid, body in bodies.items()
         if pid in registered
     ]
     if rows:
         conn.execute(sa.insert(st.outbox), rows)
     return len(rows)
+
+
+def notify_transfer(conn: Connection, t: PaymentTransfer, now_ns: int) -> int:
+    """Queue the notices of ``t``'s current state for its parties that have an endpoint."""
+    roles = RECIPIENTS.get(t.state, ())
+    who = [t.payer_participant if r == "payer" else t.payee_participant for r in roles]
+    body = transfer_event(t)
+    return _queue(conn, f"transfer.{t.state.value.lower()}", t.id, dict.fromkeys(who, body), now_ns)
 
 
 def notify_bulk(
@@ -117,35 +127,11 @@ def notify_bulk(
         by_payee.setdefault(r["payee_participant"], []).append(
             {"transferId": r["id"], "minor": r["target_amount"]}
         )
-    if not by_payee:
-        return 0
-    registered = {
-        r[0]
-        for r in conn.execute(
-            sa.select(st.endpoints.c.participant_id).where(
-                st.endpoints.c.participant_id.in_(list(by_payee))
-            )
-        ).all()
-    }
-    out = [
-        {
-            "participant_id": pid,
-            "event": "bulk.committed",
-            "resource_id": bulk_id,
-            "body": json.dumps(
-                {"bulkId": bulk_id, "payerFsp": payer, "currency": currency, "credits": credits},
-                separators=(",", ":"),
-            ),
-            "created_at": now_ns,
-            "attempts": 0,
-            "next_attempt_at": now_ns,
-        }
+    bodies = {
+        pid: {"bulkId": bulk_id, "payerFsp": payer, "currency": currency, "credits": credits}
         for pid, credits in by_payee.items()
-        if pid in registered
-    ]
-    if out:
-        conn.execute(sa.insert(st.outbox), out)
-    return len(out)
+    }
+    return _queue(conn, "bulk.committed", bulk_id, bodies, now_ns)
 
 
 def signing_key(path: Path) -> SigningKey:
