@@ -18,6 +18,11 @@ DAY_NS = 86_400 * 1_000_000_000
 HOUR_NS = 3_600 * 1_000_000_000
 
 
+def half_up(value: Decimal) -> int:
+    """An exact amount rounded once, half up, to a whole minor unit."""
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
 def check_id(value: object, what: str) -> str:
     if not isinstance(value, str) or ID_RE.fullmatch(value) is None:
         raise InvalidTradeInput(
@@ -98,14 +103,10 @@ class FreightCard:
         )
         # per started 100 g, rounded half up to the minor unit
         kg = Decimal(-(-chargeable_g // 100)) / 10
-        return base + int((kg * per_kg).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        return base + half_up(kg * per_kg)
 
     def insurance(self, goods_minor: int) -> int:
-        return int(
-            (Decimal(goods_minor) * self.insurance_bps / 10_000).quantize(
-                Decimal(1), rounding=ROUND_HALF_UP
-            )
-        )
+        return half_up(Decimal(goods_minor) * self.insurance_bps / 10_000)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -90,6 +90,7 @@ from entrepot.trade.model import (
     check_tracking_step,
     derive_order_state,
     fulfilment_status,
+    half_up,
     merchant_share,
     parse_principal,
 )
@@ -124,10 +125,6 @@ class RepaymentWithholder(Protocol):
         uow: Any,
         lender_id: str | None = None,
     ) -> int: ...
-
-
-def _round(value: Decimal) -> int:
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 class TradeNetwork(DisputeDesk):
@@ -914,7 +911,7 @@ class TradeNetwork(DisputeDesk):
                 )
         except PaymentError as exc:
             raise PaymentFailed(f"payment refused: {exc.detail}") from None
-        commission = _round(Decimal(q.goods_merchant_minor) * hub.commission_bps / 10_000)
+        commission = half_up(Decimal(q.goods_merchant_minor) * hub.commission_bps / 10_000)
         order = Order(
             order_id,
             q.id,
