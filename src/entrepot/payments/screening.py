@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from entrepot.kernel.clock import NS_PER_S
 from entrepot.payments.model import Party, PaymentTransfer
@@ -21,26 +21,38 @@ if TYPE_CHECKING:
     from entrepot.risk.fraud import FraudScreener, Payment
 
 COUNTRYLESS = "ZZ"
+T = TypeVar("T")
+
+
+class _Loaded(Generic[T]):
+    """A screener given built, or a factory run once on first use (thread-safe): loading the
+    lists or a model takes about a second, which commands that never pay should not wait."""
+
+    def __init__(self, value: T | None, factory: Callable[[], T] | None) -> None:
+        self._value, self._factory = value, factory
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        if self._value is None:
+            with self._lock:
+                if self._value is None:
+                    assert self._factory is not None
+                    self._value = self._factory()
+        return self._value
 
 
 class SanctionsScreening:
     """Screens the payee party (display name and country) of every prepared transfer."""
 
     def __init__(self, screener: Screener | Callable[[], Screener]) -> None:
-        # A factory defers loading the lists (about a second) to the first payment screened,
-        # so commands that never pay do not wait for it.
-        self._screener = screener if isinstance(screener, Screener) else None
-        self._factory = None if isinstance(screener, Screener) else screener
-        self._lock = threading.Lock()
+        if isinstance(screener, Screener):
+            self._loaded = _Loaded[Screener](screener, None)
+        else:
+            self._loaded = _Loaded[Screener](None, screener)
 
     @property
     def screener(self) -> Screener:
-        if self._screener is None:
-            with self._lock:
-                if self._screener is None:
-                    assert self._factory is not None
-                    self._screener = self._factory()
-        return self._screener
+        return self._loaded.get()
 
     def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision:
         if payee is None:
@@ -114,26 +126,18 @@ class FraudScreening:
         screener: FraudScreener | Callable[[], FraudScreener],
         to_model_minor: ToModelMinor | None = None,
     ) -> None:
-        self._screener: FraudScreener | None = None
-        self._factory: Callable[[], FraudScreener] | None = None
         if callable(screener) and not hasattr(screener, "screen"):
-            self._factory = screener
+            self._loaded = _Loaded["FraudScreener"](None, screener)
         else:
-            self._screener = screener  # type: ignore[assignment]
+            self._loaded = _Loaded["FraudScreener"](screener, None)  # type: ignore[arg-type]
         self.to_model_minor: ToModelMinor = to_model_minor or (lambda amount, _cur: amount)
         self.unscored = 0
         self._held: OrderedDict[str, Payment] = OrderedDict()
-        self._lock = threading.Lock()
-        self._loading = threading.Lock()
+        self._lock = threading.Lock()  # guards the feature history, not the loading
 
     @property
     def screener(self) -> FraudScreener:
-        if self._screener is None:
-            with self._loading:
-                if self._screener is None:
-                    assert self._factory is not None
-                    self._screener = self._factory()
-        return self._screener
+        return self._loaded.get()
 
     def _payment(self, transfer: PaymentTransfer, payee: Party | None) -> Payment | None:
         from entrepot.risk.fraud import Payment
@@ -156,7 +160,7 @@ class FraudScreening:
         if payment is None:
             self.unscored += 1
             return ScreeningDecision(hold=False)
-        screener = self.screener  # loads the model on first use (its own lock, not ours)
+        screener = self.screener  # loads the model on first use (under _Loaded's lock, not ours)
         with self._lock:  # the feature state is one in-memory history
             d = screener.screen(payment)
         if d.outcome == "approve":
