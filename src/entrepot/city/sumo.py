@@ -290,6 +290,9 @@ def build_grid(
         f"{f'-t{turn_lanes}' if turn_lanes else ''}.net.xml"
     )
     if not net.exists():
+        # A per-process temporary name: two processes building the same grid at once (the
+        # bench's workers, two CLI runs) must not rename each other's file away.
+        net_part = net.with_suffix(f".{os.getpid()}.part.xml")
         letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[:size]
         tls = ",".join(f"{c}{i}" for c in letters for i in range(size))
         _run_tool(
@@ -314,10 +317,10 @@ def build_grid(
                 "--seed",
                 str(seed),
                 "-o",
-                str(net) + ".part",
+                str(net_part),
             ]
         )
-        os.replace(str(net) + ".part", net)  # atomic: parallel builders never see half a file
+        os.replace(net_part, net)  # atomic: parallel builders never see half a file
     tag = "-".join(f"{r:g}" for r in rates_vph)
     attrs = "".join(c for c in trip_attributes if c.isalnum())
     routes = workdir / (
