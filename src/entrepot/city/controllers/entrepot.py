@@ -8,17 +8,24 @@ open_share - w_downstream * downstream vehicles``, where ``open_share`` drops th
 whose outgoing lane is nearly full (serving them would only block the junction: spill-back
 protection). It keeps the current green while vehicles still cross its stop lines; it switches
 to the best-scoring phase with demand when no vehicle crossed for ``max_gap_s`` (gap out),
-when the current queue is cleared, at the maximum green, or, first of all, to a phase with
-halting vehicles that has not been served for ``red_s_max`` (no approach starves).
+at the maximum green, or, first of all, to a phase with halting vehicles that has not been
+served for ``red_s_max`` (no approach starves).
+
+Coordination: an :class:`~entrepot.city.controllers.coordination.ArrivalForecast` turns the
+vehicles counted leaving the upstream signals' stop lines into arrivals at this signal's stop
+lines. A green that gaps out is extended while a platoon at least as large as what the next
+phase would serve is forecast within ``extend_horizon_s`` (logged as an ``extend`` decision);
+optionally (``w_forecast``) forecast arrivals also enter the phase scores.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from entrepot.city.controllers.base import ControlContext, PhaseMachine, SignalController
+from entrepot.city.controllers.coordination import ArrivalForecast, ForecastParams
 from entrepot.city.controllers.max_pressure import phase_movements
-from entrepot.city.model import Intersection, SignalTiming
+from entrepot.city.model import Decision, Intersection, SignalTiming
 
 ENTREPOT_TIMING = SignalTiming(
     green_s_min=5.0, green_s_max=50.0, yellow_s=3.0, all_red_s=1.0, decision_s=1.0
@@ -47,6 +54,28 @@ class EntrepotParams:
     end_on_cleared_queue: bool = False
     #: Show an all-red only at signals whose own plan has one (the yellow is always shown).
     plan_all_red: bool = True
+    #: Coordination (platoon-driven green extension): do not gap out while at least
+    #: ``extend_min_veh`` vehicles are forecast to reach the current phase's stop lines within
+    #: ``extend_horizon_s``; max green and the starvation guard still end the green. Off by
+    #: default: its gain is within the seed-to-seed spread and on two grid seeds it kept
+    #: vehicles from entering (docs/city.md, "Arrival forecast and coordination").
+    extend_on_platoon: bool = False
+    extend_horizon_s: float = 4.0
+    extend_min_veh: float = 1.0
+    #: ... and at least this share of the demand the next phase would serve (its halting
+    #: vehicles plus its forecast arrivals within the same horizon): an extension delays them
+    #: all, the platoon it serves skips a red.
+    extend_queue_ratio: float = 1.0
+    #: Forecast arrivals within the next minimum green + clearance added to each phase's
+    #: score with this weight (0: off).
+    w_forecast: float = 0.0
+    #: The arrival forecast both rules read (upstream stop-line loops -> travel-time-shifted
+    #: arrivals; see :mod:`entrepot.city.controllers.coordination`).
+    forecast: ForecastParams = field(default_factory=ForecastParams)
+
+    @property
+    def uses_forecast(self) -> bool:
+        return self.extend_on_platoon or self.w_forecast > 0
 
 
 class EntrepotController(SignalController):
@@ -81,10 +110,26 @@ class EntrepotController(SignalController):
                     lanes.add(lane)
                     lanes.update(outs)
         self._lanes = tuple(sorted(lanes))
+        readings = ctx.sim.lane_readings(self._lanes)
         self._capacity = {
-            lane: max(r.length_m / VEHICLE_SPACE_M, 1.0)
-            for lane, r in ctx.sim.lane_readings(self._lanes).items()
+            lane: max(r.length_m / VEHICLE_SPACE_M, 1.0) for lane, r in readings.items()
         }
+        self.forecast: ArrivalForecast | None = None
+        self._extended_at: dict[str, float] = {}
+        if self.params.uses_forecast:
+            self._attach_forecast(ctx)
+
+    def _attach_forecast(self, ctx: ControlContext) -> None:
+        in_lanes = {lane for phases in self._phases.values() for ph in phases for lane, _ in ph}
+        link_lanes = ctx.sim.link_lanes()
+        all_lanes = tuple(sorted({lane for lanes in link_lanes.values() for lane in lanes}))
+        lengths = {lane: r.length_m for lane, r in ctx.sim.lane_readings(all_lanes).items()}
+        speeds = {lane: ctx.sim.lane_max_speed_mps(lane) for lane in all_lanes}
+        self.forecast = ArrivalForecast(
+            ctx.intersections, in_lanes, link_lanes, lengths, speeds, self.params.forecast
+        )
+        # Counts are read for the forecast's links too (the moving-vehicle check).
+        self._lanes = tuple(sorted({*self._lanes, *self.forecast.edge_lanes()}))
 
     def _timing_for(self, tl: Intersection) -> SignalTiming:
         """Always a yellow; an all-red only where the network's own plan has one, and no
@@ -96,27 +141,61 @@ class EntrepotController(SignalController):
     def act(self, t_s: float) -> None:
         for machine in self._machines.values():
             machine.tick(t_s)
+        fc = self.forecast
+        if fc is not None:
+            sim = self._ctx.sim
+            fc.observe_signals({tl: sim.signal_state(tl) for tl in fc.upstream_signals})
+            if int(t_s) % fc.params.loop_period_s == 0:
+                fc.observe_loops(t_s, sim.loop_counts())
         ready = [m for m in self._machines.values() if m.can_switch(t_s)]
         if not ready:
             return
         counts = self._ctx.sim.lane_counts(self._lanes)
+        if fc is not None:
+            fc.update_moving(t_s, counts)
         for machine in ready:
             self._decide(machine, t_s, counts)
 
+    def _open_share(self, outs: tuple[str, ...], counts: dict[str, tuple[int, int]]) -> float:
+        """Share of a lane's movements whose outgoing lane is below the spill-back fill."""
+        fill = self.params.spillback_fill
+        return sum(counts[o][0] < fill * self._capacity[o] for o in outs) / len(outs)
+
+    def _forecast(
+        self,
+        tl_id: str,
+        phase: int,
+        t_s: float,
+        horizon_s: float,
+        counts: dict[str, tuple[int, int]],
+    ) -> float:
+        """Vehicles forecast at the stop lines of ``phase`` within ``horizon_s``, counted only
+        for the share of their movements that can leave the junction (spill-back)."""
+        if self.forecast is None:
+            return 0.0
+        return sum(
+            self.forecast.arrivals(lane, t_s, horizon_s) * self._open_share(outs, counts)
+            for lane, outs in self._phases[tl_id][phase]
+        )
+
     def _scores(
-        self, tl_id: str, counts: dict[str, tuple[int, int]]
+        self, tl_id: str, counts: dict[str, tuple[int, int]], t_s: float = 0.0
     ) -> tuple[list[float], list[int]]:
         p = self.params
         scores = []
         queues = []
+        use_fc = self.forecast is not None and p.w_forecast > 0
+        horizon = self.timing.green_s_min + self.timing.yellow_s + self.timing.all_red_s
         for phase in self._phases[tl_id]:
             score = 0.0
             queue = 0
             for lane, outs in phase:
                 vehicles, halting = counts[lane]
-                open_outs = [o for o in outs if counts[o][0] < p.spillback_fill * self._capacity[o]]
-                share = len(open_outs) / len(outs)
+                share = self._open_share(outs, counts)
                 demand = halting + p.w_moving * (vehicles - halting)
+                if use_fc:
+                    assert self.forecast is not None
+                    demand += p.w_forecast * self.forecast.arrivals(lane, t_s, horizon)
                 downstream = sum(counts[o][0] for o in outs) / len(outs)
                 score += demand * share - p.w_downstream * downstream
                 queue += halting if share > 0 else 0
@@ -134,7 +213,7 @@ class EntrepotController(SignalController):
     ) -> None:
         p = self.params
         tl_id = machine.tl.tl_id
-        scores, queues = self._scores(tl_id, counts)
+        scores, queues = self._scores(tl_id, counts, t_s)
         cur = machine.phase
         others = [i for i in range(len(scores)) if i != cur and (queues[i] > 0 or scores[i] > 0)]
         if not others:
@@ -156,6 +235,8 @@ class EntrepotController(SignalController):
                 f"max green {self.timing.green_s_max:.0f} s; phase {best} scores {scores[best]:.1f}"
             )
         elif p.max_gap_s > 0 and self._gapped_out(tl_id, cur):
+            if p.extend_on_platoon and self._extend(machine, t_s, best, queues[best], counts):
+                return
             target = best
             reason = (
                 f"gap out: no vehicle crossed a stop line of phase {cur} for {p.max_gap_s:g} s;"
@@ -177,3 +258,30 @@ class EntrepotController(SignalController):
         else:
             return
         machine.switch(t_s, target, reason)
+
+    def _extend(
+        self,
+        machine: PhaseMachine,
+        t_s: float,
+        best: int,
+        best_queue: int,
+        counts: dict[str, tuple[int, int]],
+    ) -> bool:
+        """Hold a gapped-out green for a platoon forecast to reach its stop lines; log the
+        start of each extension."""
+        p = self.params
+        tl_id, cur = machine.tl.tl_id, machine.phase
+        coming = self._forecast(tl_id, cur, t_s, p.extend_horizon_s, counts)
+        waiting = best_queue + self._forecast(tl_id, best, t_s, p.extend_horizon_s, counts)
+        if coming < max(p.extend_min_veh, p.extend_queue_ratio * waiting):
+            return False
+        if self._extended_at.get(tl_id) != t_s - 1.0:
+            reason = (
+                f"green extended: {coming:.1f} vehicles forecast at the stop lines of phase "
+                f"{cur} within {p.extend_horizon_s:g} s (no vehicle crossed for "
+                f"{p.max_gap_s:g} s; phase {best} has {best_queue} halting and "
+                f"{waiting - best_queue:.1f} forecast)"
+            )
+            self.decisions.append(Decision(t_s, tl_id, "extend", cur, cur, reason))
+        self._extended_at[tl_id] = t_s
+        return True
