@@ -64,7 +64,7 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
     # which under concurrent requests turned milliseconds of work into seconds of latency.
     # Re-entrant, so one thread may hold the write transaction across nested helpers.
     writer = threading.RLock()
-    holders: dict[int, int] = {}  # id(connection) -> 1 while it holds ``writer``
+    holders: dict[int, int] = {}  # id(pooled DB-API connection) -> 1 while it holds ``writer``
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -74,19 +74,39 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN")
             return
         writer.acquire()
-        holders[id(conn)] = 1
+        key = id(conn.connection)
+        holders[key] = 1
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
-            _release(conn)
+            _release(key)
             raise
 
-    def _release(conn: Connection) -> None:
-        if holders.pop(id(conn), None) is not None:
+    def _release(key: int) -> None:
+        if holders.pop(key, None) is not None:
             writer.release()
 
-    event.listen(engine, "commit", _release)
-    event.listen(engine, "rollback", _release)
+    # Release only once SQLite has finished the COMMIT (its fsync included) or the ROLLBACK.
+    # SQLAlchemy's "commit"/"rollback" events fire *before* the driver call: releasing there
+    # let the next writer reach SQLite while the lock was still held, into the busy handler's
+    # sleep-and-retry that this lock exists to avoid. The dialect is this engine's own object.
+    dialect = engine.dialect
+    driver_commit, driver_rollback = dialect.do_commit, dialect.do_rollback
+
+    def _do_commit(dbapi_connection: Any) -> None:
+        try:
+            driver_commit(dbapi_connection)
+        finally:
+            _release(id(dbapi_connection))
+
+    def _do_rollback(dbapi_connection: Any) -> None:
+        try:
+            driver_rollback(dbapi_connection)
+        finally:
+            _release(id(dbapi_connection))
+
+    dialect.do_commit = _do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = _do_rollback  # type: ignore[method-assign]
 
     return engine
 
