@@ -237,3 +237,9 @@ def test_the_operator_can_restrict_callback_hosts(scheme: PaymentScheme) -> None
     assert scheme.get_endpoint("bk-rw") == "https://BK.example/cb"
     hosts = load_settings({"ENTREPOT_CALLBACK_HOSTS": " bk.example, Pay.Example "}).callback_hosts
     assert hosts == ("bk.example", "pay.example")
+
+
+def test_a_notification_cursor_out_of_range_is_refused(scheme: PaymentScheme) -> None:
+    for bad in (-1, 2**63, 10**30):
+        with pytest.raises(InvalidPaymentInput, match="after"):
+            scheme.notifications("bk-rw", after=bad)

@@ -1257,6 +1257,8 @@ class PaymentScheme:
         self, caller: str, *, pending_only: bool = False, after: int = 0, limit: int = 100
     ) -> list[dict[str, object]]:
         """The caller's notifications, oldest first (a pull for whoever missed a callback)."""
+        if type(after) is not int or not 0 <= after < 2**63:
+            raise InvalidPaymentInput("after must be a notification id, 0..2^63-1", field="after")
         o = st.outbox.c
         q = sa.select(st.outbox).where(o.participant_id == caller, o.id > after)
         if pending_only:

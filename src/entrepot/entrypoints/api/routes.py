@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from entrepot.entrypoints.api import convert as cv
 from entrepot.entrypoints.api import schemas as s
-from entrepot.entrypoints.api.security import caller_of
+from entrepot.entrypoints.api.security import caller_dependency
 from entrepot.kernel.clock import NS_PER_S, parse_time
 from entrepot.kernel.money import format_amount, get_currency, parse_amount
 from entrepot.payments import SCHEME, AliasType, PaymentScheme, iso20022, messages, qr
@@ -28,11 +28,11 @@ router = APIRouter(
     prefix="/v1",
     responses={status: _PROBLEM for status in (400, 401, 403, 404, 409, 422)},
 )
-Caller = Annotated[str, Depends(caller_of)]
+Caller = Annotated[str, Depends(caller_dependency)]
 XML = "application/xml"
 
 
-def scheme_of(request: Request) -> PaymentScheme:
+async def scheme_of(request: Request) -> PaymentScheme:
     scheme = request.app.state.scheme
     assert isinstance(scheme, PaymentScheme)
     return scheme
@@ -104,7 +104,7 @@ def list_notifications(
     caller: Caller,
     scheme: Scheme,
     pending: bool = False,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> s.NotificationList:
     """The caller's notifications, oldest first: what was (or will be) called back."""

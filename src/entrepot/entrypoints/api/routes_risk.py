@@ -33,7 +33,7 @@ from entrepot.entrypoints.api import schemas_risk as r
 from entrepot.entrypoints.api.convert_trade import camel
 from entrepot.entrypoints.api.schemas import Problem
 from entrepot.entrypoints.api.schemas_trade import DeadlinesOut
-from entrepot.entrypoints.api.security import caller_of
+from entrepot.entrypoints.api.security import caller_dependency, caller_of
 from entrepot.kernel.errors import DomainError, InvalidInput, NotFound
 from entrepot.payments import SCHEME, PaymentScheme
 from entrepot.risk.decisions import Decision, DecisionSink, JsonlSink, MemorySink
@@ -172,7 +172,7 @@ class RiskApi:
             ) from None
 
 
-def risk_of(request: Request) -> RiskApi:
+async def risk_of(request: Request) -> RiskApi:
     risk = request.app.state.risk
     assert isinstance(risk, RiskApi)
     return risk
@@ -208,7 +208,7 @@ def lending_party(caller: str) -> LendingParty:
     raise NotYours(f"a {role.value} has no part in lending")
 
 
-def party_of(request: Request) -> LendingParty:
+async def party_of(request: Request) -> LendingParty:
     return lending_party(caller_of(request))
 
 
@@ -222,7 +222,7 @@ router = APIRouter(
     responses={status: _PROBLEM for status in (400, 401, 403, 404, 409, 422, 503)},
     route_class=CamelFieldRoute,
 )
-Caller = Annotated[str, Depends(caller_of)]
+Caller = Annotated[str, Depends(caller_dependency)]
 Risk = Annotated[RiskApi, Depends(risk_of)]
 Party = Annotated[LendingParty, Depends(party_of)]
 StateFilter = Annotated[str | None, Query(max_length=16, pattern=r"^[a-z_]+$")]

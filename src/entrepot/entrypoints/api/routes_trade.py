@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from entrepot.entrypoints.api import convert_trade as cv
 from entrepot.entrypoints.api import schemas_trade as t
 from entrepot.entrypoints.api.schemas import Problem
-from entrepot.entrypoints.api.security import caller_of
+from entrepot.entrypoints.api.security import caller_dependency
 from entrepot.payments import SCHEME
 from entrepot.trade import Dispute, FreightCard, TradeNetwork
 from entrepot.trade.credentials import issue_actor_credential
@@ -29,12 +29,12 @@ router = APIRouter(
     tags=["trade"],
     responses={status: _PROBLEM for status in (400, 401, 403, 404, 409, 422)},
 )
-Caller = Annotated[str, Depends(caller_of)]
+Caller = Annotated[str, Depends(caller_dependency)]
 StateFilter = Annotated[str | None, Query(max_length=32, pattern=r"^[A-Z_]+$")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
-def trade_of(request: Request) -> TradeNetwork:
+async def trade_of(request: Request) -> TradeNetwork:
     trade = request.app.state.trade
     assert isinstance(trade, TradeNetwork)
     return trade
@@ -347,7 +347,12 @@ def accept_settlement(
     trade: Trade,
     refund_minor: Annotated[
         int | None,
-        Query(alias="refundMinor", ge=0, description="the refund being accepted (must match)"),
+        Query(
+            alias="refundMinor",
+            ge=0,
+            le=2**63 - 1,
+            description="the refund being accepted (must match)",
+        ),
     ] = None,
 ) -> t.DisputeOut:
     return _dispute(trade, caller, trade.accept_settlement(caller, dispute_id, refund_minor))

@@ -16,16 +16,16 @@ import base64
 import hashlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from typing import Any
 
 import sqlalchemy as sa
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 from sqlalchemy import Engine
-from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entrepot.entrypoints.api.problems import problem
 from entrepot.payments import store as st
@@ -38,9 +38,12 @@ IDEMPOTENCY_KEY_LEN_MAX = 128
 WRITE_METHODS = ("POST", "PUT", "DELETE")
 
 
-class SecurityMiddleware(BaseHTTPMiddleware):
+class SecurityMiddleware:
+    """Plain ASGI middleware (Starlette's ``BaseHTTPMiddleware`` runs every request through an
+    extra task group and memory streams). It reads the body once and replays it to the app."""
+
     def __init__(self, app: ASGIApp, engine: Engine) -> None:
-        super().__init__(app)
+        self.app = app
         self.engine = engine
         self._cache: dict[str, tuple[float, VerifiedCaller]] = {}
 
@@ -56,28 +59,63 @@ class SecurityMiddleware(BaseHTTPMiddleware):
             self._cache[token] = (now, caller)
         return caller
 
-    async def dispatch(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        path = request.url.path
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
         if path in PUBLIC_PATHS or not path.startswith("/v1"):
-            return await call_next(request)
-        auth = request.headers.get("authorization", "")
-        scheme_, _, token = auth.partition(" ")
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        scheme_, _, token = headers.get("authorization", "").partition(" ")
         caller = self._caller(token.strip()) if scheme_.lower() == "bearer" else None
         if caller is None:
-            return problem(
+            response = problem(
                 401, "unauthenticated", "missing or invalid API credentials", mojaloop="3105"
             )
-        body = await request.body()
+            await response(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        method: str = scope["method"]
         if caller.public_key is not None:
-            failure = check_signature(caller.public_key, request, body)
+            failure = check_signature(caller.public_key, method, path, headers, body)
             if failure:
-                return problem(401, "bad_signature", failure, mojaloop="3105")
-        request.state.caller = caller.participant_id
-        key = request.headers.get("idempotency-key")
-        if request.method not in WRITE_METHODS or not key:
-            return await call_next(request)
+                await problem(401, "bad_signature", failure, mojaloop="3105")(scope, receive, send)
+                return
+        scope.setdefault("state", {})["caller"] = caller.participant_id
+        replay = _replay(body, receive)
+        key = headers.get("idempotency-key")
+        if method not in WRITE_METHODS or not key:
+            await self.app(scope, replay, send)
+            return
+        answer = self._idempotent_answer(caller.participant_id, key, method, path, body)
+        if answer is not None:
+            await answer(scope, receive, send)
+            return
+        # Hold the response until it is stored: a retry that arrives after the client saw it
+        # must find it.
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def hold(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, replay, hold)
+        content = b"".join(chunks)
+        status = int(start.get("status", 500))
+        if status < 500:
+            self._store(caller.participant_id, key, _digest(method, path, body), status, content)
+        await send(start)
+        await send({"type": "http.response.body", "body": content, "more_body": False})
+
+    def _idempotent_answer(
+        self, caller: str, key: str, method: str, path: str, body: bytes
+    ) -> Response | None:
+        """The stored answer to a repeated Idempotency-Key, a problem, or None (first use)."""
         if len(key) > IDEMPOTENCY_KEY_LEN_MAX:
             return problem(
                 400,
@@ -86,33 +124,24 @@ class SecurityMiddleware(BaseHTTPMiddleware):
                 field="Idempotency-Key",
                 mojaloop="3100",
             )
-        digest = hashlib.sha256(
-            request.method.encode() + b" " + path.encode() + b"\n" + body
-        ).hexdigest()
-        stored = self._stored(caller.participant_id, key)
-        if stored is not None:
-            request_hash, status, text = stored
-            if request_hash != digest:
-                return problem(
-                    409,
-                    "duplicate_with_different_body",
-                    "this Idempotency-Key was used with a different request",
-                    field="Idempotency-Key",
-                    mojaloop="3106",
-                )
-            return Response(
-                text,
-                status_code=status,
-                media_type=_media(text),
-                headers={"Idempotent-Replayed": "true"},
+        stored = self._stored(caller, key)
+        if stored is None:
+            return None
+        request_hash, status, text = stored
+        if request_hash != _digest(method, path, body):
+            return problem(
+                409,
+                "duplicate_with_different_body",
+                "this Idempotency-Key was used with a different request",
+                field="Idempotency-Key",
+                mojaloop="3106",
             )
-        response = await call_next(request)
-        chunks = [chunk async for chunk in response.body_iterator]  # type: ignore[attr-defined]
-        content = b"".join(c if isinstance(c, bytes) else c.encode() for c in chunks)
-        if response.status_code < 500:
-            self._store(caller.participant_id, key, digest, response.status_code, content)
-        headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
-        return Response(content, status_code=response.status_code, headers=headers)
+        return Response(
+            text,
+            status_code=status,
+            media_type=_media(text),
+            headers={"Idempotent-Replayed": "true"},
+        )
 
     def _stored(self, caller: str, key: str) -> tuple[str, int, str] | None:
         with read_connection(self.engine) as conn:
@@ -140,6 +169,36 @@ class SecurityMiddleware(BaseHTTPMiddleware):
             pass  # a concurrent retry stored it first; its response stands
 
 
+def _digest(method: str, path: str, body: bytes) -> str:
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands the app the body already read, then the real channel."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 def _media(text: str) -> str:
     try:
         body = json.loads(text)
@@ -152,15 +211,17 @@ def _media(text: str) -> str:
     )
 
 
-def check_signature(public_key: bytes, request: Request, body: bytes) -> str | None:
-    header = request.headers.get("x-signature")
+def check_signature(
+    public_key: bytes, method: str, path: str, headers: Headers, body: bytes
+) -> str | None:
+    header = headers.get("x-signature")
     if not header:
         return "this credential requires an X-Signature header"
     try:
         signature = base64.b64decode(header, validate=True)
     except ValueError:
         return "X-Signature is not base64"
-    message = f"{request.method}\n{request.url.path}\n".encode() + body
+    message = f"{method}\n{path}\n".encode() + body
     try:
         VerifyKey(public_key).verify(message, signature)
     except (BadSignatureError, ValueError):
@@ -172,3 +233,9 @@ def caller_of(request: Request) -> str:
     caller = getattr(request.state, "caller", None)
     assert isinstance(caller, str), "SecurityMiddleware sets the caller"
     return caller
+
+
+async def caller_dependency(request: Request) -> str:
+    """``caller_of`` as a FastAPI dependency. ``async`` because it does no I/O: FastAPI runs a
+    plain ``def`` dependency in its thread pool, one thread hop per dependency per request."""
+    return caller_of(request)
