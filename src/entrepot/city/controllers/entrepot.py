@@ -43,7 +43,8 @@ class EntrepotParams:
     spillback_fill: float = 0.85
     #: Gap out when no vehicle crossed any served stop line for this long (0: off).
     max_gap_s: float = 2.5
-    #: Serve a phase with halting vehicles that has waited this long (below SUMO's 300 s
+    #: Serve a phase with halting vehicles that has not been green for this long (the time
+    #: since its last green, not how long its vehicles waited; below SUMO's 300 s
     #: teleport time, so a starved approach is served before it gridlocks).
     red_s_max: float = 240.0
     #: Cut a discharging green when another phase scores this much higher (None: never).
@@ -226,8 +227,9 @@ class EntrepotController(SignalController):
         if starving:
             target = max(starving, key=lambda i: t_s - machine.last_served_s[i])
             reason = (
-                f"starvation guard: phase {target} has {queues[target]} halting and waited "
-                f"{t_s - machine.last_served_s[target]:.0f} s > {p.red_s_max:.0f} s"
+                f"starvation guard: phase {target} has {queues[target]} halting and has not "
+                f"been green for {t_s - machine.last_served_s[target]:.0f} s > "
+                f"{p.red_s_max:.0f} s"
             )
         elif green_s >= self.timing.green_s_max:
             target = best
