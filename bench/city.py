@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--forecast-days", type=int, default=8)
     parser.add_argument("--train-days", type=int, default=6)
     parser.add_argument("--forecast-splits", type=int, default=0, help="0: one split")
-    parser.add_argument("--forecast-model", default="gbm", help="ridge or gbm")
+    parser.add_argument("--forecast-model", default="gbm", help="ridge, gbm or ensemble")
     parser.add_argument("--forecast-load", type=Path, default=None, help="days saved (.npz)")
     parser.add_argument("--plots", type=Path, default=None)
     parser.add_argument("--markdown", type=Path, default=None)

@@ -171,3 +171,69 @@ def test_multi_split_report_table_and_plot(tmp_path: Path) -> None:
         assert g["min"] <= g["mean"] <= g["max"]
     assert "gain vs HA mean" in forecast_splits_table(report)
     assert plot_forecast_splits(report, tmp_path / "f.png").stat().st_size > 0
+
+
+def test_demand_fit_recovers_todays_level_and_timing_from_entering_flow() -> None:
+    """Reference days share one demand curve; a test day runs it 1.2x higher and 10 minutes
+    later. The fit on the flow entering the network finds both, from data up to t only."""
+    minutes, shift, scale = 100, 10, 1.2
+    m = np.arange(minutes, dtype=float)
+
+    def curve(lag: float) -> np.ndarray:
+        return 300.0 + 900.0 * np.exp(-(((m - 50.0 - lag) / 15.0) ** 2))
+
+    n_days = 5
+    flows = np.empty((n_days, minutes, 3))
+    for d in range(n_days):
+        entering = curve(shift) * scale if d == n_days - 1 else curve(0.0)
+        flows[d] = entering[:, None] * np.array([1.0, 0.6, 0.4])[None, :]
+    up = np.zeros((3, 3))
+    up[1, 0] = up[2, 1] = 1.0  # link 0 is the only entrance
+    days = SpeedDays(
+        np.full((n_days, minutes, 3), 10.0),
+        ("a", "b", "c"),
+        flows=flows,
+        queues=np.zeros((n_days, minutes, 3)),
+        upstream=up,
+        downstream=up.T.copy(),
+    )
+    rows = build_rows(days, tuple(range(n_days - 1)), (n_days - 1,), 15, 5)
+    x = rows.x.reshape(-1, 3, len(rows.names))[:, 0]
+    t = forecast_times(minutes, 15, 5)
+    at = int(np.flatnonzero(t == 60)[0])  # the ramp is well under way by minute 60
+    assert x[at, rows.names.index("full:demand_lag")] == shift
+    assert x[at, rows.names.index("full:demand_scale")] == pytest.approx(scale, rel=0.02)
+    ratio = x[at, rows.names.index("full:demand_ratio_at_target")]
+    # entering flow is read as 5-minute trailing means; the target window's middle is t + 17
+    usual5 = np.convolve(curve(0.0), np.ones(5) / 5, mode="full")[:minutes]
+    expected = scale * usual5[60 + 17 - shift] / usual5[60 + 17]
+    assert ratio == pytest.approx(expected, rel=0.05)
+
+
+def test_slow_spell_age_counts_the_minutes_of_an_incident_and_since_it_cleared() -> None:
+    minutes = 90
+    speeds = np.full((4, minutes, 2), 10.0)
+    speeds[3, 30:50, 1] = 2.0  # the test day: link 1 crawls from minute 30 to 49
+    days = SpeedDays(speeds, ("a", "b"))
+    rows = build_rows(days, (0, 1, 2), (3,), 5, 5)
+    x = rows.x.reshape(-1, 2, len(rows.names))
+    t = forecast_times(minutes, 5, 5)
+    age = x[:, :, rows.names.index("local:slow_age")]
+    since = x[:, :, rows.names.index("local:since_slow")]
+    at = {int(m): i for i, m in enumerate(t)}
+    assert age[at[29], 1] == 0 and age[at[40], 1] > 5 and age[at[40], 0] == 0
+    assert age[at[48], 1] == age[at[40], 1] + 8  # one more minute each minute
+    assert age[at[60], 1] == 0 and 0 < since[at[60], 1] < since[at[60], 0]
+
+
+def test_ensemble_averages_every_gbm_candidate_with_its_validated_rounds() -> None:
+    days = _graph_days()
+    chosen = fe.select_config(days.take((0, 1, 2, 3, 4)), 5, 5, "ensemble")
+    assert len(chosen.members) == len(fe.candidates("gbm")) >= 2
+    assert all("rounds" in m.params for m in chosen.members)
+    assert chosen.label().startswith("mean of ")
+    train = build_rows(days, (0, 1, 2, 3, 4), (0, 1, 2, 3, 4), 5, 5)
+    test = build_rows(days, (0, 1, 2, 3, 4), (5,), 5, 5)
+    each = [fit_predict(m, train, test) for m in chosen.members]
+    np.testing.assert_allclose(chosen.predict(train, test), np.mean(each, axis=0))
+    assert chosen.as_json()["members"][0]["family"] == "gbm"

@@ -19,7 +19,7 @@ import numpy as np
 
 from entrepot.city.errors import InvalidSeries
 from entrepot.city.forecast import HORIZONS_MIN, TARGET_WINDOW_MIN, SpeedDays, check_split
-from entrepot.city.forecast_features import build_rows
+from entrepot.city.forecast_features import Rows, build_rows
 from entrepot.city.forecast_models import MODELS, ModelConfig, candidates, fit_predict, fit_validate
 
 VALIDATION_FRACTION = 0.2
@@ -92,19 +92,36 @@ def split_days(n_days: int, n_splits: int, *, rolling: bool = False) -> list[Spl
 
 @dataclass(frozen=True)
 class Selection:
-    """The configuration chosen at one horizon and every candidate's validation MAE."""
+    """The configuration chosen at one horizon and every candidate's validation MAE; for the
+    ``ensemble`` family, ``members`` holds every candidate (with its rounds), averaged."""
 
     horizon_min: int
     config: ModelConfig
     validation_mae: dict[str, float]
+    members: tuple[ModelConfig, ...] = ()
+
+    def label(self) -> str:
+        if self.members:
+            return "mean of " + " + ".join(m.label() for m in self.members)
+        return self.config.label()
+
+    def predict(self, train: Rows, test: Rows, seed: int = 0) -> np.ndarray:
+        if not self.members:
+            return fit_predict(self.config, train, test, seed)
+        return np.asarray(
+            np.mean([fit_predict(m, train, test, seed) for m in self.members], axis=0)
+        )
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "horizon_min": self.horizon_min,
-            "chosen": self.config.label(),
+            "chosen": self.label(),
             "config": self.config.as_json(),
             "validation_mae_mps": {k: round(v, 4) for k, v in self.validation_mae.items()},
         }
+        if self.members:
+            out["members"] = [m.as_json() for m in self.members]
+        return out
 
 
 def select_config(
@@ -121,7 +138,9 @@ def select_config(
     val_rows = build_rows(train_days, fit, val, horizon, window)
     scored = [fit_validate(cfg, fit_rows, val_rows, seed) for cfg in options]
     best = min(range(len(scored)), key=lambda i: scored[i][1])
-    return Selection(horizon, scored[best][0], {cfg.label(): mae for cfg, mae in scored})
+    maes = {cfg.label(): mae for cfg, mae in scored}
+    members = tuple(cfg for cfg, _ in scored) if family == "ensemble" else ()
+    return Selection(horizon, scored[best][0], maes, members)
 
 
 def score_rows(
@@ -177,7 +196,7 @@ def evaluate_split(
         chosen = select_config(train_only, h, target_window_min, model, seed)
         train = build_rows(days, split.train, split.train, h, target_window_min)
         test = build_rows(days, split.train, split.test, h, target_window_min)
-        pred = fit_predict(chosen.config, train, test, seed)
+        pred = chosen.predict(train, test, seed)
         scores.append(score_rows(pred, test.y, test.last, test.ha, h))
         selections.append(chosen)
         if on_step is not None:

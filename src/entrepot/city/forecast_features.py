@@ -12,14 +12,21 @@ days, never on test days):
 
 - ``local``: the link's latest minute, 5- and 15-minute means, their deviations from the usual
   level at that minute, 5/15-minute trends, today's deviation so far, flow and queue, time of
-  day, the HA of the target (raw and smoothed over +-5 minutes) and the HA's expected change.
+  day, the HA of the target (raw and smoothed over +-5 minutes) and the HA's expected change;
+  how long the link has been anomalously slow (below half its usual 3-minute speed) and how
+  long ago its last slow spell ended (incidents last a while, then clear).
 - ``graph``: ``local`` plus network-wide means of the deviations and trends (a busy day is busy
   everywhere) and the mean over the link's upstream and downstream neighbours of their speed
-  deviations, trends, queues and flows (the network graph is known).
+  deviations, trends, queues and flows (the network graph is known), and of their slow-spell
+  ages.
 - ``full``: ``graph`` plus an analogue forecast: the mean target of the ``ANALOG_K`` reference
   days whose network-wide state over the last ten minutes was nearest to today's at ``t``
   (captures today's demand level and how far the peak is shifted), and an explicit estimate
-  of the peak shift with the HA read at the shifted target time.
+  of the peak shift with the HA read at the shifted target time; and a fit of today's demand
+  on the flow *entering* the network (the links nothing feeds): the level and lag that best
+  map the usual entering flow onto today's over the last half hour, the demand they imply at
+  the target time relative to the usual, the HA read at the lagged time, and the mean target
+  of the reference days whose own fit (same minute, same method) is nearest.
 """
 
 from __future__ import annotations
@@ -41,6 +48,10 @@ HA_SMOOTH_MIN = 5
 #: SHIFT_FIT_MIN minutes of the network-mean speed.
 SHIFT_MAX_MIN = 30
 SHIFT_FIT_MIN = 30
+#: A link is "anomalously slow" in a minute when its 3-minute mean speed is below this share
+#: of its usual level; how long that has lasted tells how soon an incident may clear.
+SLOW_SHARE = 0.5
+SLOW_AGE_CAP_MIN = 60
 
 
 @dataclass(frozen=True)
@@ -175,6 +186,24 @@ def _local(b: _Builder, target: np.ndarray, ha: np.ndarray) -> dict[str, np.ndar
     return parts
 
 
+def _anomaly(b: _Builder) -> None:
+    """How long each link has been anomalously slow (0 when it is not) and how long ago its
+    last slow spell ended (capped): incidents last a while and then clear."""
+    s3 = trailing(b.days.speeds, 3)[b.rows]
+    usual = ref_mean(trailing(b.days.speeds, 3), b.ref, b.rows)
+    slow = s3 < SLOW_SHARE * usual
+    age = np.zeros(slow.shape)
+    since = np.full(slow.shape, float(SLOW_AGE_CAP_MIN))
+    for m in range(slow.shape[1]):
+        prev_age = age[:, m - 1] if m else 0.0
+        prev_since = since[:, m - 1] if m else float(SLOW_AGE_CAP_MIN)
+        age[:, m] = np.where(slow[:, m], np.minimum(prev_age + 1, SLOW_AGE_CAP_MIN), 0.0)
+        since[:, m] = np.where(slow[:, m], 0.0, np.minimum(prev_since + 1, SLOW_AGE_CAP_MIN))
+    b.add("local", "slow_age", age[:, b.t])
+    b.add("local", "since_slow", since[:, b.t])
+    b.add_neighbours("slow_age", age[:, b.t])
+
+
 def _graph(b: _Builder, parts: dict[str, np.ndarray]) -> None:
     for name in ("dev5", "dev15", "trend5", "trend15", "so_far", "flow_dev5", "queue_dev5"):
         if name in parts:
@@ -231,6 +260,71 @@ def _peak_shift(b: _Builder, horizon: int, window: int, ha: np.ndarray) -> None:
     b.add("full", "shifted_ha_gap", shifted - ha)
 
 
+def _entry_links(days: SpeedDays) -> np.ndarray:
+    """Links no other link feeds (the network's entrances): their flow is the demand."""
+    if days.upstream is None:
+        return np.arange(days.speeds.shape[2])
+    entries = np.flatnonzero(days.upstream.sum(axis=1) == 0)
+    return entries if len(entries) else np.arange(days.speeds.shape[2])
+
+
+def _demand_fit(b: _Builder, horizon: int, window: int, ha: np.ndarray) -> None:
+    """Today's demand level and timing, fitted on the flow entering the network: for each lag
+    within +-SHIFT_MAX_MIN, the least-squares scale of the usual entering flow (reference days)
+    moved by that lag against today's over the last SHIFT_FIT_MIN minutes; the best lag and its
+    scale. Then the demand expected at the target time relative to the usual one, the HA read
+    at the lagged time, and the mean target of the ANALOG_K reference days whose own fit (made
+    the same way at the same minute) is nearest."""
+    if b.days.flows is None:
+        return
+    n_min = b.days.speeds.shape[1]
+    entering = trailing(b.days.flows[:, :, _entry_links(b.days)].sum(axis=2)[:, :, None], 5)[
+        :, :, 0
+    ]  # [day, minute]
+    all_days = np.arange(b.days.speeds.shape[0])
+    usual = ref_mean(entering[:, :, None], b.ref, all_days)[:, :, 0]  # [day, minute], LOO
+    minutes = np.arange(n_min)
+    lags = np.arange(-SHIFT_MAX_MIN, SHIFT_MAX_MIN + 1)
+    sxy = np.empty((len(lags), len(all_days), n_min))
+    syy = np.empty_like(sxy)
+    sxx = trailing((entering**2)[:, :, None], SHIFT_FIT_MIN)[:, :, 0]
+    for i, lag in enumerate(lags):
+        moved = usual[:, np.clip(minutes - lag, 0, n_min - 1)]
+        sxy[i] = trailing((entering * moved)[:, :, None], SHIFT_FIT_MIN)[:, :, 0]
+        syy[i] = trailing((moved**2)[:, :, None], SHIFT_FIT_MIN)[:, :, 0]
+    scale_all = sxy / np.maximum(syy, 1e-9)
+    err = sxx[None] - scale_all * sxy  # residual sum of squares of the best scale per lag
+    best = np.argmin(err, axis=0)  # [day, minute]
+    lag_all = lags[best]
+    scale = np.take_along_axis(scale_all, best[None], axis=0)[0]
+    target_min = b.t + horizon + window // 2
+    lag_r, scale_r = lag_all[b.rows][:, b.t], scale[b.rows][:, b.t]  # [row day, t]
+    usual_r = usual[b.rows]
+    at = np.clip(target_min[None, :] - lag_r, 0, n_min - 1)
+    expected = scale_r * np.take_along_axis(usual_r, at, axis=1)
+    plain = usual_r[:, np.clip(target_min, 0, n_min - 1)]
+    b.add("full", "demand_scale", scale_r[:, :, None])
+    b.add("full", "demand_lag", lag_r[:, :, None].astype(float))
+    b.add("full", "demand_ratio_at_target", (expected / np.maximum(plain, 1.0))[:, :, None])
+    sw_usual = ref_mean(trailing(b.days.speeds, window), b.ref, b.rows)
+    end = np.clip(b.t[None, :] + horizon + window - 1 - lag_r, 0, n_min - 1)
+    b.add("full", "demand_lag_ha_gap", np.take_along_axis(sw_usual, end[:, :, None], axis=1) - ha)
+    # Analogue in the fitted (scale, lag) space: reference days fitted alike at the same minute.
+    sw = trailing(b.days.speeds, window)
+    target_ref = sw[b.ref][:, np.clip(b.t + horizon + window - 1, 0, n_min - 1)]  # [ref, t, link]
+    k = min(ANALOG_K, len(b.ref) - 1 if len(b.ref) > 1 else 1)
+    pts_ref = np.stack([scale[b.ref][:, b.t], lag_all[b.ref][:, b.t] / SHIFT_MAX_MIN], axis=-1)
+    out = np.empty((len(b.rows), len(b.t), target_ref.shape[2]))
+    for i, day in enumerate(b.rows):
+        mine = np.stack([scale[day, b.t], lag_all[day, b.t] / SHIFT_MAX_MIN], axis=-1)
+        dist = ((pts_ref - mine[None]) ** 2).sum(axis=2)  # [ref, t]
+        if len(b.ref) > 1:
+            dist[b.ref == day] = np.inf
+        idx = np.argsort(dist, axis=0, kind="stable")[:k]  # [k, t]
+        out[i] = target_ref[idx, np.arange(len(b.t))[None, :]].mean(axis=0)
+    b.add("full", "demand_analog_gap", out - ha)
+
+
 def build_rows(
     days: SpeedDays,
     ref: Sequence[int],
@@ -252,8 +346,10 @@ def build_rows(
     b = _Builder(days, ref_a, rows_a, t)
     parts = _local(b, target_all, ha)
     _graph(b, parts)
+    _anomaly(b)
     _analog(b, target_all, ha)
     _peak_shift(b, horizon, window, ha)
+    _demand_fit(b, horizon, window, ha)
     x = np.stack(b.cols, axis=-1)
     n_links = days.speeds.shape[2]
     return Rows(

@@ -3,7 +3,9 @@
 Every model learns the target's deviation from the historical average (HA) and adds it back.
 ``ridge``: the mean of one ridge regression shared by all links and one per link. ``gbm``:
 LightGBM, one model pooled over links with the link as a categorical feature, absolute-error
-loss (the score is MAE). A configuration fixes the feature set and the hyper-parameters; which
+loss (the score is MAE). ``ensemble``: every gbm candidate, each with its rounds found on the
+validation days, averaged (which single candidate wins on validation is itself noisy; the
+average is steadier). A configuration fixes the feature set and the hyper-parameters; which
 one is used is chosen on validation days (``forecast_eval``), never on test days.
 """
 
@@ -17,7 +19,7 @@ import numpy as np
 from entrepot.city.errors import InvalidSeries
 from entrepot.city.forecast_features import Rows
 
-MODELS = ("ridge", "gbm")
+MODELS = ("ridge", "gbm", "ensemble")
 RIDGE_LAMBDA = 1.0
 RIDGE_LAMBDA_PER_LINK = 100.0
 GBM_MAX_ROUNDS = 800
@@ -50,7 +52,7 @@ def candidates(family: str) -> tuple[ModelConfig, ...]:
             for fs in ("local", "graph", "full")
             for lam in (RIDGE_LAMBDA_PER_LINK, 10 * RIDGE_LAMBDA_PER_LINK)
         )
-    if family == "gbm":
+    if family in ("gbm", "ensemble"):
         return tuple(
             ModelConfig("gbm", fs, {"num_leaves": leaves, "min_child_samples": 100})
             for fs in ("graph", "full")
@@ -91,14 +93,14 @@ def _gbm(cfg: ModelConfig, rounds: int, seed: int) -> Any:
 
     return lightgbm.LGBMRegressor(
         objective="l1",
-        learning_rate=GBM_LEARNING_RATE,
+        learning_rate=float(cfg.params.get("learning_rate", GBM_LEARNING_RATE)),
         n_estimators=rounds,
         num_leaves=int(cfg.params.get("num_leaves", 31)),
         min_child_samples=int(cfg.params.get("min_child_samples", 100)),
         subsample=0.8,
         subsample_freq=1,
-        colsample_bytree=0.8,
-        reg_lambda=1.0,
+        colsample_bytree=float(cfg.params.get("colsample", 0.8)),
+        reg_lambda=float(cfg.params.get("reg_lambda", 1.0)),
         random_state=seed,
         n_jobs=1,
         deterministic=True,

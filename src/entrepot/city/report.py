@@ -70,7 +70,7 @@ def forecast_splits_table(report: ForecastSplitsReport) -> str:
         gains = " / ".join(f"{100 * s.gain_vs_ha:.1f} %" for s in r.scores)
         rows.append(
             f"| {r.split.test[0]}-{r.split.test[-1]} | {len(r.split.train)} / {len(val)} | "
-            f"{gains} | {r.selections[-1].config.label()} |"
+            f"{gains} | {r.selections[-1].label()} |"
         )
     return "\n".join(rows)
 

@@ -174,7 +174,11 @@ def forecast(
         ),
     ] = 5,
     model: Annotated[
-        str, typer.Option("--model", help="ridge or gbm (LightGBM gradient boosting)")
+        str,
+        typer.Option(
+            "--model",
+            help="ridge, gbm (LightGBM gradient boosting) or ensemble (gbm candidates averaged)",
+        ),
     ] = "ridge",
     splits: Annotated[
         int,
