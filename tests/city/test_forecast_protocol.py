@@ -110,6 +110,39 @@ def test_features_at_t_ignore_later_data() -> None:
         assert not np.array_equal(a.x[~known], b.x[~known])
 
 
+def test_training_rows_at_t_ignore_their_own_days_later_data() -> None:
+    """A training day is also a reference day for the other training rows: nothing of its
+    own later minutes may come back to its row at t through another day's fit or usual level."""
+    minutes, n_days, cut = 120, 8, 55
+    m = np.arange(minutes, dtype=float)
+    rng = np.random.default_rng(0)
+    flows = np.empty((n_days, minutes, 3))
+    speeds = np.empty((n_days, minutes, 3))
+    for d in range(n_days):  # demand peaks shifted and scaled per day, as in the simulated days
+        entering = rng.uniform(0.8, 1.2) * (
+            300.0 + 900.0 * np.exp(-(((m - 60.0 - rng.uniform(-20, 20)) / 15.0) ** 2))
+        )
+        flows[d] = entering[:, None] * np.array([1.0, 0.6, 0.4])[None, :]
+        speeds[d] = (15.0 - entering / 100.0)[:, None] + rng.normal(0, 0.3, (minutes, 3))
+    up = np.zeros((3, 3))
+    up[1, 0] = up[2, 1] = 1.0
+
+    def days_with(f: np.ndarray) -> SpeedDays:
+        return SpeedDays(speeds, ("a", "b", "c"), f, np.zeros_like(f), up, up.T.copy())
+
+    ref = tuple(range(n_days))
+    t = np.repeat(forecast_times(minutes, 15, 5), 3)
+    known = t <= cut
+    a = build_rows(days_with(flows), ref, ref, 15, 5)
+    for day in ref:
+        for seed in range(3):
+            changed = flows.copy()
+            changed[day, cut + 1 :] *= np.random.default_rng(seed).uniform(0.2, 3.0)
+            b = build_rows(days_with(changed), ref, ref, 15, 5)
+            rows = slice(day * len(t), (day + 1) * len(t))
+            np.testing.assert_allclose(a.x[rows][known], b.x[rows][known], rtol=0, atol=1e-9)
+
+
 def test_training_rows_see_a_historical_average_without_their_own_day() -> None:
     levels = np.array([10.0, 12.0, 14.0])
     days = SpeedDays(np.broadcast_to(levels[:, None, None], (3, 40, 1)).copy(), ("a",))

@@ -268,41 +268,57 @@ def _entry_links(days: SpeedDays) -> np.ndarray:
     return entries if len(entries) else np.arange(days.speeds.shape[2])
 
 
+def _fit_level_lag(
+    entering: np.ndarray, template: np.ndarray, lags: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each day (row of ``entering``) and minute: the lag and least-squares scale that best
+    map ``template`` (same shape: one usual curve per day) moved by that lag onto the day's
+    entering flow over the last SHIFT_FIT_MIN minutes (trailing: minute m uses data up to m)."""
+    n_min = entering.shape[1]
+    minutes = np.arange(n_min)
+
+    def window_sum(x: np.ndarray) -> np.ndarray:
+        return np.asarray(trailing(x[:, :, None], SHIFT_FIT_MIN)[:, :, 0])
+
+    sxx = window_sum(entering**2)
+    best_err = np.full(entering.shape, np.inf)
+    best_lag = np.zeros(entering.shape, dtype=int)
+    best_scale = np.zeros(entering.shape)
+    for lag in lags:
+        moved = template[:, np.clip(minutes - lag, 0, n_min - 1)]
+        sxy, syy = window_sum(entering * moved), window_sum(moved**2)
+        scale = sxy / np.maximum(syy, 1e-9)
+        err = sxx - scale * sxy  # residual sum of squares with the best scale
+        better = err < best_err
+        best_err = np.where(better, err, best_err)
+        best_lag = np.where(better, lag, best_lag)
+        best_scale = np.where(better, scale, best_scale)
+    return best_scale, best_lag
+
+
 def _demand_fit(b: _Builder, horizon: int, window: int, ha: np.ndarray) -> None:
     """Today's demand level and timing, fitted on the flow entering the network: for each lag
     within +-SHIFT_MAX_MIN, the least-squares scale of the usual entering flow (reference days)
     moved by that lag against today's over the last SHIFT_FIT_MIN minutes; the best lag and its
     scale. Then the demand expected at the target time relative to the usual one, the HA read
     at the lagged time, and the mean target of the ANALOG_K reference days whose own fit (made
-    the same way at the same minute) is nearest."""
+    the same way at the same minute) is nearest. Every usual curve leaves out the day being
+    fitted and, for a training row, the row's own day too (its later minutes must not reach
+    the row through another day's fit)."""
     if b.days.flows is None:
         return
     n_min = b.days.speeds.shape[1]
     entering = trailing(b.days.flows[:, :, _entry_links(b.days)].sum(axis=2)[:, :, None], 5)[
         :, :, 0
     ]  # [day, minute]
-    all_days = np.arange(b.days.speeds.shape[0])
-    usual = ref_mean(entering[:, :, None], b.ref, all_days)[:, :, 0]  # [day, minute], LOO
-    minutes = np.arange(n_min)
     lags = np.arange(-SHIFT_MAX_MIN, SHIFT_MAX_MIN + 1)
-    sxy = np.empty((len(lags), len(all_days), n_min))
-    syy = np.empty_like(sxy)
-    sxx = trailing((entering**2)[:, :, None], SHIFT_FIT_MIN)[:, :, 0]
-    for i, lag in enumerate(lags):
-        moved = usual[:, np.clip(minutes - lag, 0, n_min - 1)]
-        sxy[i] = trailing((entering * moved)[:, :, None], SHIFT_FIT_MIN)[:, :, 0]
-        syy[i] = trailing((moved**2)[:, :, None], SHIFT_FIT_MIN)[:, :, 0]
-    scale_all = sxy / np.maximum(syy, 1e-9)
-    err = sxx[None] - scale_all * sxy  # residual sum of squares of the best scale per lag
-    best = np.argmin(err, axis=0)  # [day, minute]
-    lag_all = lags[best]
-    scale = np.take_along_axis(scale_all, best[None], axis=0)[0]
+    usual = ref_mean(entering[:, :, None], b.ref, b.rows)[:, :, 0]  # [row day, minute], LOO
+    scale_rows, lag_rows = _fit_level_lag(entering[b.rows], usual, lags)
     target_min = b.t + horizon + window // 2
-    lag_r, scale_r = lag_all[b.rows][:, b.t], scale[b.rows][:, b.t]  # [row day, t]
-    usual_r = usual[b.rows]
+    lag_r, scale_r = lag_rows[:, b.t], scale_rows[:, b.t]  # [row day, t]
     at = np.clip(target_min[None, :] - lag_r, 0, n_min - 1)
-    expected = scale_r * np.take_along_axis(usual_r, at, axis=1)
-    plain = usual_r[:, np.clip(target_min, 0, n_min - 1)]
+    expected = scale_r * np.take_along_axis(usual, at, axis=1)
+    plain = usual[:, np.clip(target_min, 0, n_min - 1)]
     b.add("full", "demand_scale", scale_r[:, :, None])
     b.add("full", "demand_lag", lag_r[:, :, None].astype(float))
     b.add("full", "demand_ratio_at_target", (expected / np.maximum(plain, 1.0))[:, :, None])
@@ -313,13 +329,27 @@ def _demand_fit(b: _Builder, horizon: int, window: int, ha: np.ndarray) -> None:
     sw = trailing(b.days.speeds, window)
     target_ref = sw[b.ref][:, np.clip(b.t + horizon + window - 1, 0, n_min - 1)]  # [ref, t, link]
     k = min(ANALOG_K, len(b.ref) - 1 if len(b.ref) > 1 else 1)
-    pts_ref = np.stack([scale[b.ref][:, b.t], lag_all[b.ref][:, b.t] / SHIFT_MAX_MIN], axis=-1)
+    x_ref = entering[b.ref]
+    total = x_ref.sum(axis=0)
+    n_ref = len(b.ref)
+    loo = (total[None] - x_ref) / (n_ref - 1) if n_ref > 1 else x_ref
+    plain_fit: tuple[np.ndarray, np.ndarray] | None = None
     out = np.empty((len(b.rows), len(b.t), target_ref.shape[2]))
     for i, day in enumerate(b.rows):
-        mine = np.stack([scale[day, b.t], lag_all[day, b.t] / SHIFT_MAX_MIN], axis=-1)
+        own = b.ref == day
+        if own.any() and n_ref > 2:
+            # leave the row's day out of every reference day's usual curve too
+            template = (total[None] - x_ref - entering[day][None]) / (n_ref - 2)
+            ref_scale, ref_lag = _fit_level_lag(x_ref, template, lags)
+        else:
+            if plain_fit is None:
+                plain_fit = _fit_level_lag(x_ref, loo, lags)
+            ref_scale, ref_lag = plain_fit
+        pts_ref = np.stack([ref_scale[:, b.t], ref_lag[:, b.t] / SHIFT_MAX_MIN], axis=-1)
+        mine = np.stack([scale_r[i], lag_r[i] / SHIFT_MAX_MIN], axis=-1)
         dist = ((pts_ref - mine[None]) ** 2).sum(axis=2)  # [ref, t]
-        if len(b.ref) > 1:
-            dist[b.ref == day] = np.inf
+        if n_ref > 1:
+            dist[own] = np.inf
         idx = np.argsort(dist, axis=0, kind="stable")[:k]  # [k, t]
         out[i] = target_ref[idx, np.arange(len(b.t))[None, :]].mean(axis=0)
     b.add("full", "demand_analog_gap", out - ha)
