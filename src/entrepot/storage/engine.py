@@ -64,7 +64,7 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
     # which under concurrent requests turned milliseconds of work into seconds of latency.
     # Re-entrant, so one thread may hold the write transaction across nested helpers.
     writer = threading.RLock()
-    holders: dict[int, int] = {}  # id(pooled DB-API connection) -> 1 while it holds ``writer``
+    holders: set[int] = set()  # id(driver connection) while it holds ``writer``
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -74,8 +74,8 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN")
             return
         writer.acquire()
-        key = id(conn.connection)
-        holders[key] = 1
+        key = id(conn.connection.dbapi_connection)
+        holders.add(key)
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
@@ -83,8 +83,17 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
             raise
 
     def _release(key: int) -> None:
-        if holders.pop(key, None) is not None:
+        if key not in holders:
+            return
+        try:
             writer.release()
+        except RuntimeError:  # another thread's lock (a pool event elsewhere): its owner's
+            return  # commit or rollback releases it
+        holders.discard(key)
+
+    def _key(connection: Any) -> int:
+        # the pool hands the dialect its proxy; the proxy knows the driver connection
+        return id(getattr(connection, "dbapi_connection", connection))
 
     # Release only once SQLite has finished the COMMIT (its fsync included) or the ROLLBACK.
     # SQLAlchemy's "commit"/"rollback" events fire *before* the driver call: releasing there
@@ -97,16 +106,23 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
         try:
             driver_commit(dbapi_connection)
         finally:
-            _release(id(dbapi_connection))
+            _release(_key(dbapi_connection))
 
     def _do_rollback(dbapi_connection: Any) -> None:
         try:
             driver_rollback(dbapi_connection)
         finally:
-            _release(id(dbapi_connection))
+            _release(_key(dbapi_connection))
 
     dialect.do_commit = _do_commit  # type: ignore[method-assign]
     dialect.do_rollback = _do_rollback  # type: ignore[method-assign]
+
+    @event.listens_for(engine.pool, "invalidate")
+    def _on_invalidate(dbapi_connection: Any, _record: Any, _exc: Any) -> None:
+        # An invalidated connection (the driver connection died, an exit exception mid-
+        # statement, ``invalidate()``) ends its transaction without the driver's rollback
+        # being called: release here, or every other writer of the process waits for ever.
+        _release(id(dbapi_connection))
 
     return engine
 
