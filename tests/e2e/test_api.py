@@ -239,3 +239,13 @@ def test_a_bulk_larger_than_one_ledger_batch_commits_every_item(scheme: PaymentS
     results = bulk_transfers(scheme, "maybank", "big", "MYR", items)
     assert all(r.state.value == "COMMITTED" for r in results)  # 8,400 ledger events, 2 requests
     assert scheme.liquidity("cimb", "MYR")["net_position_minor"] == 4_200 * 100
+
+
+def test_a_window_id_out_of_range_is_refused_not_a_server_error(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    client, h = api
+    for bad in ("0", str(2**63), "1" + "0" * 30):
+        assert client.get(f"/v1/settlementWindows/{bad}", headers=h["scheme"]).status_code == 422
+        r = client.post(f"/v1/settlementWindows/{bad}/settle", headers=h["scheme"])
+        assert r.status_code == 422

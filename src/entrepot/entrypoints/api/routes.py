@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from entrepot.entrypoints.api import convert as cv
@@ -29,6 +29,7 @@ router = APIRouter(
     responses={status: _PROBLEM for status in (400, 401, 403, 404, 409, 422)},
 )
 Caller = Annotated[str, Depends(caller_dependency)]
+WindowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 XML = "application/xml"
 
 
@@ -463,13 +464,13 @@ def close_window(caller: Caller, scheme: Scheme) -> s.WindowOut:
 
 
 @router.get("/settlementWindows/{window_id}", response_model=s.WindowOut)
-def get_window(window_id: int, caller: Caller, scheme: Scheme) -> s.WindowOut:
+def get_window(window_id: WindowId, caller: Caller, scheme: Scheme) -> s.WindowOut:
     _operator(caller)
     return cv.window(scheme.get_window(window_id))
 
 
 @router.post("/settlementWindows/{window_id}/settle", response_model=s.WindowOut)
-def settle(window_id: int, caller: Caller, scheme: Scheme) -> s.WindowOut:
+def settle(window_id: WindowId, caller: Caller, scheme: Scheme) -> s.WindowOut:
     return cv.window(scheme.settle_window(caller, window_id))
 
 

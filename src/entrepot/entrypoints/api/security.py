@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 from sqlalchemy import Engine
-from starlette.datastructures import Headers
-from starlette.requests import Request
+from starlette.datastructures import URL, Headers
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -79,7 +79,8 @@ class SecurityMiddleware:
         body = await _read_body(receive)
         method: str = scope["method"]
         if caller.public_key is not None:
-            failure = check_signature(caller.public_key, method, path, headers, body)
+            signed_path = URL(scope=scope).path  # as clients sign it (request.url.path)
+            failure = check_signature(caller.public_key, method, signed_path, headers, body)
             if failure:
                 await problem(401, "bad_signature", failure, mojaloop="3105")(scope, receive, send)
                 return
@@ -174,11 +175,14 @@ def _digest(method: str, path: str, body: bytes) -> str:
 
 
 async def _read_body(receive: Receive) -> bytes:
+    """The whole request body. A client that leaves half-way raises ``ClientDisconnect``: the
+    app never sees a truncated body as if it were the request (and nothing is stored under its
+    Idempotency-Key, so the client's retry with the whole body goes through)."""
     chunks = []
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            raise ClientDisconnect()
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             break

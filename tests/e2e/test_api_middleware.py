@@ -1,0 +1,93 @@
+"""The security middleware at the ASGI level: what a client that drops mid-upload leaves."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from entrepot.entrypoints.api.app import create_app
+from entrepot.payments import PaymentScheme
+from entrepot.payments.credentials import issue_credential
+
+QUOTE = json.dumps(
+    {
+        "quoteId": "q-drop",
+        "payee": {"partyIdType": "MERCHANT", "partyIdentifier": "KL-TILL-42"},
+        "amountType": "SEND",
+        "amount": {"amount": "5000", "currency": "RWF"},
+        "sourceCurrency": "RWF",
+    }
+).encode()
+
+
+def _post(app: Any, token: str, chunks: list[bytes], *, drop_after: int | None = None) -> list[Any]:
+    """POST /v1/quotes with the body in ``chunks``; the client disconnects after ``drop_after``
+    chunks. Returns what the app sent (an exception raised out of the app is recorded)."""
+    messages: list[dict[str, Any]] = []
+    for i, chunk in enumerate(chunks):
+        if i == drop_after:
+            messages.append({"type": "http.disconnect"})
+            break
+        messages.append({"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1})
+    pending = iter(messages)
+
+    async def receive() -> dict[str, Any]:
+        try:
+            return next(pending)
+        except StopIteration:
+            return {"type": "http.disconnect"}
+
+    sent: list[Any] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = {
+        "authorization": f"Bearer {token}",
+        "idempotency-key": "k-drop",
+        "content-type": "application/json",
+        "host": "t",
+    }
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/quotes",
+        "raw_path": b"/v1/quotes",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 1),
+        "server": ("t", 80),
+    }
+    try:
+        asyncio.run(app(scope, receive, send))
+    except Exception as exc:  # the server answers a dropped client with nothing
+        sent.append(exc)
+    return sent
+
+
+def _status(sent: list[Any]) -> list[int]:
+    return [m["status"] for m in sent if isinstance(m, dict) and m["type"] == "http.response.start"]
+
+
+def test_a_dropped_upload_is_not_answered_stored_or_held_against_the_retry(
+    scheme: PaymentScheme,
+) -> None:
+    app = create_app(scheme)
+    token = issue_credential(scheme.engine, "mtn-rw").token
+    half = len(QUOTE) // 2
+    dropped = _post(app, token, [QUOTE[:half], QUOTE[half:]], drop_after=1)
+    assert 201 not in _status(dropped) and 422 not in _status(dropped)
+    with scheme.engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT count(*) FROM pay_idempotency").scalar()
+    assert stored == 0
+    retry = _post(app, token, [QUOTE[:half], QUOTE[half:]])
+    assert _status(retry) == [201]
+    again = _post(app, token, [QUOTE])  # the same key and body: the first answer, replayed
+    assert _status(again) == [201]
+    (start,) = [m for m in again if isinstance(m, dict) and m["type"] == "http.response.start"]
+    assert (b"idempotent-replayed", b"true") in start["headers"]
