@@ -3,7 +3,7 @@ Prints one JSON object; writes PNG plots and a markdown summary if asked.
 
     .venv/bin/python bench/city.py [--scenarios hangzhou,grid4x4] [--forecast-days 8]
                                    [--forecast-load days.npz] [--forecast-splits 5]
-                                   [--forecast-model gbm|ridge]
+                                   [--forecast-model ensemble|gbm|ridge]
                                    [--plots docs/img] [--markdown FILE] [--out FILE]
 
 Episodes run in subprocesses (libsumo: one simulation per process), ``--workers`` at a time.
@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--forecast-days", type=int, default=8)
     parser.add_argument("--train-days", type=int, default=6)
     parser.add_argument("--forecast-splits", type=int, default=0, help="0: one split")
-    parser.add_argument("--forecast-model", default="gbm", help="ridge, gbm or ensemble")
+    parser.add_argument("--forecast-model", default="ensemble", help="ridge, gbm or ensemble")
     parser.add_argument("--forecast-load", type=Path, default=None, help="days saved (.npz)")
     parser.add_argument("--plots", type=Path, default=None)
     parser.add_argument("--markdown", type=Path, default=None)
