@@ -237,7 +237,19 @@ def _analog(b: _Builder, target: np.ndarray, ha: np.ndarray) -> None:
     b.add("full", "analog_persist_gap", b.at(s5) + change - ha)
 
 
-def _peak_shift(b: _Builder, horizon: int, window: int, ha: np.ndarray) -> None:
+def _usual_target_lagged(
+    b: _Builder, usual_target: np.ndarray, horizon: int, window: int, lag: np.ndarray
+) -> np.ndarray:
+    """The usual (reference) target read ``lag`` minutes earlier than the target time, per row
+    day and t: what the HA would say if today runs ``lag`` minutes late."""
+    n_min = usual_target.shape[1]
+    at = np.clip(b.t[None, :] + horizon + window - 1 - lag, 0, n_min - 1)
+    return np.take_along_axis(usual_target, at[:, :, None], axis=1)
+
+
+def _peak_shift(
+    b: _Builder, usual_target: np.ndarray, horizon: int, window: int, ha: np.ndarray
+) -> None:
     """Today's profile shift: the lag that best aligns the network-mean 5-minute speed over the
     last ``SHIFT_FIT_MIN`` minutes with the usual (reference) curve, and the HA read at the
     target time moved by that lag."""
@@ -253,9 +265,7 @@ def _peak_shift(b: _Builder, horizon: int, window: int, ha: np.ndarray) -> None:
         sq = (today - usual[:, np.clip(minutes - lag, 0, n_min - 1)]) ** 2
         err[i] = trailing(sq[:, :, None], SHIFT_FIT_MIN)[:, b.t, 0]
     best = lags[np.argmin(err, axis=0)]  # [row day, t]
-    sw_usual = ref_mean(trailing(b.days.speeds, window), b.ref, b.rows)
-    at = np.clip(b.t[None, :] + horizon + window - 1 - best, 0, n_min - 1)
-    shifted = np.take_along_axis(sw_usual, at[:, :, None], axis=1)
+    shifted = _usual_target_lagged(b, usual_target, horizon, window, best)
     b.add("full", "shift_min", best[:, :, None].astype(float))
     b.add("full", "shifted_ha_gap", shifted - ha)
 
@@ -296,7 +306,14 @@ def _fit_level_lag(
     return best_scale, best_lag
 
 
-def _demand_fit(b: _Builder, horizon: int, window: int, ha: np.ndarray) -> None:
+def _demand_fit(
+    b: _Builder,
+    target: np.ndarray,
+    usual_target: np.ndarray,
+    horizon: int,
+    window: int,
+    ha: np.ndarray,
+) -> None:
     """Today's demand level and timing, fitted on the flow entering the network: for each lag
     within +-SHIFT_MAX_MIN, the least-squares scale of the usual entering flow (reference days)
     moved by that lag against today's over the last SHIFT_FIT_MIN minutes; the best lag and its
@@ -322,12 +339,10 @@ def _demand_fit(b: _Builder, horizon: int, window: int, ha: np.ndarray) -> None:
     b.add("full", "demand_scale", scale_r[:, :, None])
     b.add("full", "demand_lag", lag_r[:, :, None].astype(float))
     b.add("full", "demand_ratio_at_target", (expected / np.maximum(plain, 1.0))[:, :, None])
-    sw_usual = ref_mean(trailing(b.days.speeds, window), b.ref, b.rows)
-    end = np.clip(b.t[None, :] + horizon + window - 1 - lag_r, 0, n_min - 1)
-    b.add("full", "demand_lag_ha_gap", np.take_along_axis(sw_usual, end[:, :, None], axis=1) - ha)
+    lagged = _usual_target_lagged(b, usual_target, horizon, window, lag_r)
+    b.add("full", "demand_lag_ha_gap", lagged - ha)
     # Analogue in the fitted (scale, lag) space: reference days fitted alike at the same minute.
-    sw = trailing(b.days.speeds, window)
-    target_ref = sw[b.ref][:, np.clip(b.t + horizon + window - 1, 0, n_min - 1)]  # [ref, t, link]
+    target_ref = target[b.ref]  # [ref, t, link]
     k = min(ANALOG_K, len(b.ref) - 1 if len(b.ref) > 1 else 1)
     x_ref = entering[b.ref]
     total = x_ref.sum(axis=0)
@@ -378,8 +393,10 @@ def build_rows(
     _graph(b, parts)
     _anomaly(b)
     _analog(b, target_all, ha)
-    _peak_shift(b, horizon, window, ha)
-    _demand_fit(b, horizon, window, ha)
+    # the usual window-mean speed per row day and minute: the HA at any target time
+    usual_target = ref_mean(sw, ref_a, rows_a)
+    _peak_shift(b, usual_target, horizon, window, ha)
+    _demand_fit(b, target_all, usual_target, horizon, window, ha)
     x = np.stack(b.cols, axis=-1)
     n_links = days.speeds.shape[2]
     return Rows(
