@@ -93,14 +93,14 @@ def _gbm(cfg: ModelConfig, rounds: int, seed: int) -> Any:
 
     return lightgbm.LGBMRegressor(
         objective="l1",
-        learning_rate=float(cfg.params.get("learning_rate", GBM_LEARNING_RATE)),
+        learning_rate=GBM_LEARNING_RATE,
         n_estimators=rounds,
         num_leaves=int(cfg.params.get("num_leaves", 31)),
         min_child_samples=int(cfg.params.get("min_child_samples", 100)),
         subsample=0.8,
         subsample_freq=1,
-        colsample_bytree=float(cfg.params.get("colsample", 0.8)),
-        reg_lambda=float(cfg.params.get("reg_lambda", 1.0)),
+        colsample_bytree=0.8,
+        reg_lambda=1.0,
         random_state=seed,
         n_jobs=1,
         deterministic=True,
