@@ -90,7 +90,8 @@ class SecurityMiddleware:
         if method not in WRITE_METHODS or not key:
             await self.app(scope, replay, send)
             return
-        answer = self._idempotent_answer(caller.participant_id, key, method, path, body)
+        digest = _digest(method, path, body)
+        answer = self._idempotent_answer(caller.participant_id, key, digest)
         if answer is not None:
             await answer(scope, receive, send)
             return
@@ -109,13 +110,11 @@ class SecurityMiddleware:
         content = b"".join(chunks)
         status = int(start.get("status", 500))
         if status < 500:
-            self._store(caller.participant_id, key, _digest(method, path, body), status, content)
+            self._store(caller.participant_id, key, digest, status, content)
         await send(start)
         await send({"type": "http.response.body", "body": content, "more_body": False})
 
-    def _idempotent_answer(
-        self, caller: str, key: str, method: str, path: str, body: bytes
-    ) -> Response | None:
+    def _idempotent_answer(self, caller: str, key: str, digest: str) -> Response | None:
         """The stored answer to a repeated Idempotency-Key, a problem, or None (first use)."""
         if len(key) > IDEMPOTENCY_KEY_LEN_MAX:
             return problem(
@@ -129,7 +128,7 @@ class SecurityMiddleware:
         if stored is None:
             return None
         request_hash, status, text = stored
-        if request_hash != _digest(method, path, body):
+        if request_hash != digest:
             return problem(
                 409,
                 "duplicate_with_different_body",
