@@ -15,7 +15,23 @@ ACCOUNTS = 12  # 1..6 limited (debits_must_not_exceed_credits), 7..12 free
 FUNDING_ACCOUNT = 12
 
 
-def random_batch(rnd: random.Random, id_base: int, size: int) -> list[Transfer]:
+def random_batch(
+    rnd: random.Random, id_base: int, size: int, plain: bool = False
+) -> list[Transfer]:
+    """Contested transfers with linked chains and balancing debits; or, if ``plain``, plain
+    transfers from the free accounts, a batch the ledger's fast path takes (ADR 0003)."""
+    if plain:
+        return [
+            Transfer(
+                id_base + k,
+                rnd.randrange(7, ACCOUNTS + 1),
+                rnd.randrange(1, 7),
+                rnd.randrange(1, 500),
+                ledger=LEDGER,
+                code=1,
+            )
+            for k in range(size)
+        ]
     batch = []
     for k in range(size):
         dr = rnd.randrange(1, ACCOUNTS + 1)
@@ -41,7 +57,7 @@ def concurrent_writer(url: str, worker: int, batches: int, size: int) -> list[tu
     rnd = random.Random(worker)
     out: list[tuple[int, str]] = []
     for b in range(batches):
-        batch = random_batch(rnd, (worker + 1) * 10**9 + b * size, size)
+        batch = random_batch(rnd, (worker + 1) * 10**9 + b * size, size, plain=b % 3 == 2)
         results = ledger.create_transfers(batch)
         out.extend((t.id, str(r)) for t, r in zip(batch, results, strict=True))
     engine.dispose()
@@ -56,7 +72,7 @@ def crash_writer(url: str, ack_path: str, size: int) -> None:
     with open(ack_path, "a", encoding="utf-8") as ack:
         b = 0
         while True:
-            batch = random_batch(rnd, 5 * 10**9 + b * size, size)
+            batch = random_batch(rnd, 5 * 10**9 + b * size, size, plain=b % 2 == 1)
             results = ledger.create_transfers(batch)
             ok = [
                 [t.id, t.debit_account_id, t.credit_account_id, t.amount, t.flags]

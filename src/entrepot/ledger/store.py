@@ -10,11 +10,13 @@ The hot path uses the DB-API cursor under the SQLAlchemy connection: ``executema
 
 from __future__ import annotations
 
+import itertools
 import sys
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
@@ -27,6 +29,7 @@ from entrepot.ledger.model import (
     PendingStatus,
     Transfer,
 )
+from entrepot.ledger.plain import PlainBatch
 from entrepot.storage.engine import driver_connection
 
 metadata = sa.MetaData()
@@ -106,6 +109,25 @@ postings_table = sa.Table(
     sa.Column("count", sa.Integer, nullable=False),
     sa.Column("timestamps", sa.LargeBinary, nullable=False),
 )
+segments_table = sa.Table(
+    "ledger_transfer_segments",
+    metadata,
+    sa.Column("first_timestamp", _TS, primary_key=True, autoincrement=False),
+    sa.Column("last_timestamp", sa.BigInteger, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("min_id", sa.LargeBinary(16), nullable=False, unique=True),
+    sa.Column("max_id", sa.LargeBinary(16), nullable=False),
+    sa.Column("accounts", sa.LargeBinary, nullable=False),
+    sa.Column("debit_index", sa.LargeBinary, nullable=False),
+    sa.Column("credit_index", sa.LargeBinary, nullable=False),
+    sa.Column("ids", sa.LargeBinary, nullable=False),
+    sa.Column("amounts", sa.LargeBinary, nullable=False),
+    sa.Column("ledgers", sa.LargeBinary, nullable=False),
+    sa.Column("codes", sa.LargeBinary, nullable=False),
+    sa.Column("user_data_128", sa.LargeBinary),
+    sa.Column("user_data_64", sa.LargeBinary),
+    sa.Column("user_data_32", sa.LargeBinary),
+)
 meta_table = sa.Table(
     "ledger_meta",
     metadata,
@@ -115,6 +137,9 @@ meta_table = sa.Table(
     sa.Column("max_transfer_id", sa.LargeBinary(16), nullable=False),
     sa.Column("indexed_upto", sa.BigInteger, nullable=False),
     sa.Column("unindexed_count", sa.BigInteger, nullable=False),
+    sa.Column("unindexed_plain", sa.BigInteger, nullable=False),
+    sa.Column("segments_upto", sa.BigInteger, nullable=False),
+    sa.Column("balances_upto", sa.BigInteger, nullable=False),
 )
 
 LOOKUP_CHUNK = 500  # ids per IN (...) on SQLite; padded with NULL so one statement is reused
@@ -202,12 +227,27 @@ def transfer_row(t: Transfer) -> tuple[Any, ...]:
     )
 
 
+class _Auto:
+    """Default marker: read ``Meta.unflushed_after`` from the database."""
+
+
+AUTO = _Auto()
+
+
 class Meta(NamedTuple):
     version: int
     last_timestamp: int
     max_transfer_id: int
-    indexed_upto: int
-    unindexed_count: int
+    indexed_upto: int  # postings of transfers up to this timestamp are merged into runs
+    unindexed_count: int  # transfer rows written since indexed_upto
+    unindexed_plain: int  # transfers in segments written since indexed_upto
+    segments_upto: int  # last timestamp of the newest segment (0: none yet)
+    balances_upto: int  # segments up to this timestamp are counted in the balance columns
+
+    @property
+    def unflushed_after(self) -> int | None:
+        """Segments after this timestamp are not yet in the accounts' balance columns."""
+        return self.balances_upto if self.segments_upto > self.balances_upto else None
 
 
 class LedgerStore:
@@ -229,17 +269,18 @@ class LedgerStore:
 
     def read_meta(self, conn: Connection, suffix: str = "") -> Meta:
         row = conn.exec_driver_sql(
-            "SELECT version, last_timestamp, max_transfer_id, indexed_upto, unindexed_count "
-            "FROM ledger_meta WHERE id = 1" + suffix
+            "SELECT version, last_timestamp, max_transfer_id, indexed_upto, unindexed_count, "
+            "unindexed_plain, segments_upto, balances_upto FROM ledger_meta WHERE id = 1" + suffix
         ).one()
-        return Meta(row[0], row[1], _i(row[2]), row[3], row[4])
+        return Meta(row[0], row[1], _i(row[2]), *row[3:])
 
     def save_meta(self, conn: Connection, meta: Meta) -> None:
         cur = driver_connection(conn).cursor()
         cur.execute(
             self._sql(
                 "UPDATE ledger_meta SET version = ?, last_timestamp = ?, max_transfer_id = ?, "
-                "indexed_upto = ?, unindexed_count = ? WHERE id = 1"
+                "indexed_upto = ?, unindexed_count = ?, unindexed_plain = ?, segments_upto = ?, "
+                "balances_upto = ? WHERE id = 1"
             ),
             (
                 meta.version,
@@ -247,6 +288,9 @@ class LedgerStore:
                 _b(meta.max_transfer_id),
                 meta.indexed_upto,
                 meta.unindexed_count,
+                meta.unindexed_plain,
+                meta.segments_upto,
+                meta.balances_upto,
             ),
         )
 
@@ -267,19 +311,59 @@ class LedgerStore:
             tail.setdefault(_i(cr), []).append(ts)
         return tail
 
-    def write_postings(self, conn: Connection, tail: dict[int, list[int]]) -> None:
+    def write_postings(
+        self, conn: Connection, tail: dict[int, list[int]], segments_after: int
+    ) -> None:
+        """Merge the unmerged postings into one run per account: ``tail`` holds those of the
+        transfer rows, and the segments after ``segments_after`` are read here."""
+        keys: list[Any] = []  # per posting: the account's id as (high, low) 64-bit halves
+        stamps: list[Any] = []
+        if tail:
+            halves = _halves(b"".join([_b(a) for a in tail]))
+            counts = [len(v) for v in tail.values()]
+            keys.append(np.repeat(halves, counts, axis=0))
+            stamps.append(np.fromiter(itertools.chain.from_iterable(tail.values()), np.int64))
+        cur = driver_connection(conn).cursor()
+        cur.execute(
+            self._sql(
+                "SELECT first_timestamp, count, accounts, debit_index, credit_index "
+                "FROM ledger_transfer_segments WHERE first_timestamp > ?"
+            ),
+            (segments_after,),
+        )
+        for first, count, accounts, dr, cr in cur.fetchall():
+            halves = _halves(accounts)
+            seg_ts = np.arange(first, first + count, dtype=np.int64)
+            keys += [halves[np.frombuffer(dr, dtype="<u4")], halves[np.frombuffer(cr, "<u4")]]
+            stamps += [seg_ts, seg_ts]
+        if not keys:
+            return
+        k = np.concatenate(keys)
+        ts = np.concatenate(stamps)
+        order = np.lexsort((ts, k[:, 1], k[:, 0]))
+        k, ts = k[order], ts[order]
+        change = (k[1:] != k[:-1]).any(axis=1)
+        starts = [0, *(np.flatnonzero(change) + 1).tolist()]
+        ends = [*starts[1:], len(ts)]
+        first_keys = k[starts].astype(">u8").tobytes()
+        packed = ts.astype(">i8")
         rows = [
-            (_b(account), stamps[-1], stamps[0], len(stamps), pack_timestamps(stamps))
-            for account, stamps in tail.items()
-        ]
-        if rows:
-            driver_connection(conn).cursor().executemany(
-                self._sql(
-                    "INSERT INTO ledger_postings (account_id, last_timestamp, first_timestamp, "
-                    "count, timestamps) VALUES (?,?,?,?,?)"
-                ),
-                rows,
+            (
+                first_keys[16 * j : 16 * j + 16],
+                int(ts[e - 1]),
+                int(ts[b]),
+                e - b,
+                packed[b:e].tobytes(),
             )
+            for j, (b, e) in enumerate(zip(starts, ends, strict=True))
+        ]
+        cur.executemany(
+            self._sql(
+                "INSERT INTO ledger_postings (account_id, last_timestamp, first_timestamp, "
+                "count, timestamps) VALUES (?,?,?,?,?)"
+            ),
+            rows,
+        )
 
     def account_timestamps(
         self, conn: Connection, account_id: int, since_ns: int, until_ns: int
@@ -309,7 +393,25 @@ class LedgerStore:
             ),
             (meta.indexed_upto, since_ns, until_ns, key, key),
         )
-        stamps.extend(r[0] for r in cur.fetchall())
+        tail = [r[0] for r in cur.fetchall()]
+        cur.execute(
+            self._sql(
+                "SELECT first_timestamp, accounts, debit_index, credit_index "
+                "FROM ledger_transfer_segments WHERE first_timestamp > ? "
+                "AND last_timestamp >= ? AND first_timestamp <= ? ORDER BY first_timestamp"
+            ),
+            (meta.indexed_upto, since_ns, until_ns),
+        )
+        for first, accounts, dr, cr in cur.fetchall():
+            k = _find16(bytes(accounts), key)
+            if k < 0:
+                continue
+            hits = np.flatnonzero(
+                (np.frombuffer(dr, dtype="<u4") == k) | (np.frombuffer(cr, dtype="<u4") == k)
+            )
+            tail.extend(ts for ts in (hits + first).tolist() if since_ns <= ts <= until_ns)
+        tail.sort()
+        stamps.extend(tail)
         return stamps
 
     def transfers_at(self, conn: Connection, stamps: Sequence[int]) -> list[Transfer]:
@@ -327,6 +429,9 @@ class LedgerStore:
             for r in cur.fetchall():
                 t = transfer_from_row(r)
                 found[t.timestamp] = t
+        missing = [ts for ts in stamps if ts not in found]
+        if missing:
+            found.update(self._segment_transfers_at(cur, missing))
         return [found[ts] for ts in stamps]
 
     # ----------------------------------------------------------------------------- ledgers
@@ -361,13 +466,29 @@ class LedgerStore:
             out.extend(cur.execute(sql, chunk).fetchall())
         return out
 
-    def load_accounts(self, conn: Connection, ids: Iterable[int]) -> list[Account]:
+    def load_accounts(
+        self, conn: Connection, ids: Iterable[int], unflushed_after: int | _Auto | None = AUTO
+    ) -> list[Account]:
+        """Accounts by id, with their current balances. The segments after
+        ``unflushed_after`` (``Meta.unflushed_after``; read from the meta row unless given)
+        are added to the balance columns read (ADR 0003)."""
         rows = self._fetch_by_ids(conn, f"SELECT {_ACCOUNT_COLS} FROM ledger_accounts", "id", ids)
+        if isinstance(unflushed_after, _Auto):
+            unflushed_after = self.read_meta(conn).unflushed_after if rows else None
+        if unflushed_after is not None and rows:
+            deltas = self.segment_deltas(conn, unflushed_after)
+            rows = [_overlay(r, deltas.get(bytes(r[0]))) for r in rows]
         return [account_from_row(r) for r in rows]
 
     def load_transfers(self, conn: Connection, ids: Iterable[int]) -> list[Transfer]:
+        ids = list(ids)
         rows = self._fetch_by_ids(conn, f"SELECT {_TRANSFER_COLS} FROM ledger_transfers", "id", ids)
-        return [transfer_from_row(r) for r in rows]
+        out = [transfer_from_row(r) for r in rows]
+        if len(out) < len(ids):
+            found = {t.id for t in out}
+            cur = driver_connection(conn).cursor()
+            out.extend(self._segment_transfers(cur, [i for i in ids if i not in found]))
+        return out
 
     def load_failed(self, conn: Connection, ids: Iterable[int]) -> dict[int, str]:
         rows = self._fetch_by_ids(conn, "SELECT id, result FROM ledger_failed_transfers", "id", ids)
@@ -375,6 +496,7 @@ class LedgerStore:
 
     def load_pending(self, conn: Connection, ids: Iterable[int]) -> dict[int, PendingState]:
         """Transfers that posts/voids refer to, with their pending status (None if not pending)."""
+        ids = list(ids)
         rows = self._fetch_by_ids(
             conn,
             f"SELECT {_TRANSFER_COLS_T}, p.status, p.expires_at, p.resolved_timestamp "
@@ -387,6 +509,11 @@ class LedgerStore:
             t = transfer_from_row(r)
             status = PendingStatus(r[13]) if r[13] is not None else None
             out[t.id] = PendingState(t, status, r[14] or 0, r[15] or 0)
+        missing = [i for i in ids if i not in out]
+        if missing:  # a plain transfer in a segment is never pending
+            cur = driver_connection(conn).cursor()
+            for t in self._segment_transfers(cur, missing):
+                out[t.id] = PendingState(t, None)
         return out
 
     def load_due_pending(self, conn: Connection, now_ns: int) -> list[PendingState]:
@@ -598,16 +725,30 @@ class LedgerStore:
                 credits += t.amount
         return debits, credits
 
-    def ledger_totals(self, conn: Connection) -> list[tuple[int, int, int, int, int, int]]:
+    def account_balances(
+        self, conn: Connection, unflushed_after: int | None
+    ) -> Iterator[tuple[int, int, int, int, int, int]]:
+        """Every account's (ledger, flags, four balances), segments not yet flushed added."""
+        deltas = self.segment_deltas(conn, unflushed_after) if unflushed_after is not None else {}
+        result = conn.exec_driver_sql(
+            "SELECT id, ledger, flags, debits_pending, debits_posted, credits_pending, "
+            "credits_posted FROM ledger_accounts"
+        )
+        for key, ledger, flags, dp, dpo, cp, cpo in result:
+            d = deltas.get(bytes(key)) if deltas else None
+            if d is not None:
+                dpo += d[0]
+                cpo += d[1]
+            yield int(ledger), int(flags), dp, dpo, cp, cpo
+
+    def ledger_totals(
+        self, conn: Connection, unflushed_after: int | None
+    ) -> list[tuple[int, int, int, int, int, int]]:
         """Per ledger: accounts and the sums of the four balances. Summed here, in Python's
         unbounded ints: a ledger's total may legitimately pass 2**63-1, where SQLite's SUM()
         overflows."""
         totals: dict[int, list[int]] = {}
-        result = conn.exec_driver_sql(
-            "SELECT ledger, debits_pending, debits_posted, credits_pending, credits_posted "
-            "FROM ledger_accounts"
-        )
-        for ledger, dp, dpo, cp, cpo in result:
+        for ledger, _flags, dp, dpo, cp, cpo in self.account_balances(conn, unflushed_after):
             acc = totals.setdefault(int(ledger), [0, 0, 0, 0, 0])
             acc[0] += 1
             acc[1] += dp
@@ -630,10 +771,260 @@ class LedgerStore:
         )
         for ledger, amount in pending:
             out.setdefault(int(ledger), [0, 0])[1] += amount
+        for amounts, ledgers in conn.exec_driver_sql(
+            "SELECT amounts, ledgers FROM ledger_transfer_segments"
+        ):
+            a = np.frombuffer(amounts, dtype="<i8")
+            lg = np.frombuffer(ledgers, dtype="<u4")
+            for ledger in np.unique(lg).tolist():
+                out.setdefault(int(ledger), [0, 0])[0] += sum(a[lg == ledger].tolist())
         return {ledger: (v[0], v[1]) for ledger, v in out.items()}
 
     def counts(self, conn: Connection) -> tuple[int, int]:
         row = conn.exec_driver_sql(
-            "SELECT (SELECT COUNT(*) FROM ledger_accounts), (SELECT COUNT(*) FROM ledger_transfers)"
+            "SELECT (SELECT COUNT(*) FROM ledger_accounts), "
+            "(SELECT COUNT(*) FROM ledger_transfers), "
+            "(SELECT COALESCE(SUM(count), 0) FROM ledger_transfer_segments)"
         ).one()
-        return int(row[0]), int(row[1])
+        return int(row[0]), int(row[1]) + int(row[2])
+
+    # ----------------------------------------------------------------------------- segments
+    # A plain batch is stored as one row of packed columns (ADR 0003). Its transfers have
+    # consecutive timestamps first_timestamp .. last_timestamp, and ids above every id stored
+    # before it, so segments are ordered alike by timestamp and by id and never overlap.
+    def write_segment(self, conn: Connection, first_ts: int, plain: PlainBatch) -> None:
+        c = plain.columns
+        n = len(c.ids)
+        row = (
+            first_ts,
+            first_ts + n - 1,
+            n,
+            _b(min(c.ids)),
+            _b(max(c.ids)),
+            b"".join([a.to_bytes(16, "big") for a in c.accounts]),
+            c.debit_index.astype("<u4").tobytes(),
+            c.credit_index.astype("<u4").tobytes(),
+            b"".join([i.to_bytes(16, "big") for i in c.ids]),
+            plain.amounts.astype("<i8").tobytes(),
+            plain.ledgers.astype("<u4").tobytes(),
+            np.array(c.codes, dtype="<u2").tobytes(),
+            b"".join([v.to_bytes(16, "big") for v in c.user_data_128])
+            if any(c.user_data_128)
+            else None,
+            np.array(c.user_data_64, dtype="<u8").tobytes() if any(c.user_data_64) else None,
+            np.array(c.user_data_32, dtype="<u4").tobytes() if any(c.user_data_32) else None,
+        )
+        driver_connection(conn).cursor().execute(
+            self._sql(
+                "INSERT INTO ledger_transfer_segments (first_timestamp, last_timestamp, count, "
+                "min_id, max_id, accounts, debit_index, credit_index, ids, amounts, ledgers, "
+                "codes, user_data_128, user_data_64, user_data_32) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            ),
+            row,
+        )
+
+    def segment_deltas(self, conn: Connection, after_ts: int) -> dict[bytes, tuple[int, int]]:
+        """Per account (16-byte id): (debits, credits) posted by the segments after
+        ``after_ts``, which the balance columns do not hold yet."""
+        cur = driver_connection(conn).cursor()
+        cur.execute(
+            self._sql(
+                "SELECT accounts, debit_index, credit_index, amounts "
+                "FROM ledger_transfer_segments WHERE first_timestamp > ?"
+            ),
+            (after_ts,),
+        )
+        keys: list[Any] = []
+        sums: list[Any] = []
+        for accounts, dr, cr, amounts in cur.fetchall():
+            halves = _halves(accounts)
+            a = np.frombuffer(amounts, dtype="<i8")
+            sum_ = np.zeros((len(halves), 2), dtype=np.int64)
+            np.add.at(sum_[:, 0], np.frombuffer(dr, dtype="<u4"), a)
+            np.add.at(sum_[:, 1], np.frombuffer(cr, dtype="<u4"), a)
+            keys.append(halves)
+            sums.append(sum_)
+        if not keys:
+            return {}
+        k = np.concatenate(keys)
+        v = np.concatenate(sums)
+        if len(keys) > 1:  # the same account in several segments: add its sums up
+            order = np.lexsort((k[:, 1], k[:, 0]))
+            k, v = k[order], v[order]
+            starts = np.flatnonzero(np.r_[True, (k[1:] != k[:-1]).any(axis=1)])
+            k, v = k[starts], np.add.reduceat(v, starts, axis=0)
+        raw = k.astype(">u8").tobytes()
+        return {raw[16 * j : 16 * j + 16]: (d, c) for j, (d, c) in enumerate(v.tolist()) if d or c}
+
+    def flush_balances(self, conn: Connection, after_ts: int) -> None:
+        """Add the segments after ``after_ts`` to the accounts' balance columns."""
+        deltas = self.segment_deltas(conn, after_ts)
+        if not deltas:
+            return
+        cur = driver_connection(conn).cursor()
+        if not self.pg:
+            cur.executemany(
+                "UPDATE ledger_accounts SET debits_posted = debits_posted + ?, "
+                "credits_posted = credits_posted + ? WHERE id = ?",
+                [(d, c, key) for key, (d, c) in deltas.items()],
+            )
+            return
+        cur.execute(
+            "UPDATE ledger_accounts AS a SET debits_posted = a.debits_posted + v.d, "
+            "credits_posted = a.credits_posted + v.c FROM (SELECT unnest(%s::bytea[]) AS id, "
+            "unnest(%s::int8[]) AS d, unnest(%s::int8[]) AS c) AS v WHERE a.id = v.id",
+            (list(deltas), [d for d, _ in deltas.values()], [c for _, c in deltas.values()]),
+        )
+
+    def write_posted(self, conn: Connection, accounts: Iterable[AccountState]) -> None:
+        """Write the accounts' posted balances as they are (the writer's cache holds them)."""
+        rows = [(a.dpo, a.cpo, a.timestamp) for a in accounts]
+        if not rows:
+            return
+        cur = driver_connection(conn).cursor()
+        if not self.pg:
+            cur.executemany(
+                "UPDATE ledger_accounts SET debits_posted = ?, credits_posted = ? "
+                "WHERE timestamp = ?",
+                rows,
+            )
+            return
+        cols = list(zip(*rows, strict=True))
+        cur.execute(
+            "UPDATE ledger_accounts AS a SET debits_posted = v.dpo, credits_posted = v.cpo "
+            "FROM (SELECT unnest(%b::int8[]) AS dpo, unnest(%b::int8[]) AS cpo, "
+            "unnest(%b::int8[]) AS ts) AS v WHERE a.timestamp = v.ts",
+            [list(c) for c in cols],
+        )
+
+    _SEGMENT_COLS = (
+        "first_timestamp, count, accounts, debit_index, credit_index, ids, amounts, ledgers, "
+        "codes, user_data_128, user_data_64, user_data_32"
+    )
+
+    def _segment(self, cur: Any, first_ts: int) -> _Segment:
+        cur.execute(
+            self._sql(
+                f"SELECT {self._SEGMENT_COLS} FROM ledger_transfer_segments "
+                "WHERE first_timestamp = ?"
+            ),
+            (first_ts,),
+        )
+        return _Segment(cur.fetchone())
+
+    def _segment_transfers(self, cur: Any, ids: Sequence[int]) -> list[Transfer]:
+        """Transfers stored in segments, by id (those not found are left out)."""
+        by_segment: dict[int, list[bytes]] = {}
+        sql = self._sql(
+            "SELECT first_timestamp, max_id FROM ledger_transfer_segments WHERE min_id <= ? "
+            "ORDER BY min_id DESC LIMIT 1"
+        )
+        for i in ids:
+            key = _b(i)
+            cur.execute(sql, (key,))
+            row = cur.fetchone()
+            if row is not None and key <= bytes(row[1]):
+                by_segment.setdefault(row[0], []).append(key)
+        out: list[Transfer] = []
+        for first_ts, keys in by_segment.items():
+            seg = self._segment(cur, first_ts)
+            positions = [p for p in (_find16(seg.ids, k) for k in keys) if p >= 0]
+            out.extend(seg.transfers(positions))
+        return out
+
+    def _segment_transfers_at(self, cur: Any, stamps: Sequence[int]) -> dict[int, Transfer]:
+        """Transfers stored in segments, by timestamp."""
+        sql = self._sql(
+            "SELECT first_timestamp, last_timestamp FROM ledger_transfer_segments "
+            "WHERE first_timestamp <= ? ORDER BY first_timestamp DESC LIMIT 1"
+        )
+        out: dict[int, Transfer] = {}
+        pending = sorted(stamps)
+        i = 0
+        while i < len(pending):
+            cur.execute(sql, (pending[i],))
+            row = cur.fetchone()
+            if row is None or pending[i] > row[1]:
+                i += 1
+                continue
+            first, last = row
+            j = i
+            while j < len(pending) and pending[j] <= last:
+                j += 1
+            seg = self._segment(cur, first)
+            for t in seg.transfers([ts - first for ts in pending[i:j]]):
+                out[t.timestamp] = t
+            i = j
+        return out
+
+
+class _Segment:
+    """One segment's columns, decoded on demand."""
+
+    def __init__(self, row: Sequence[Any]) -> None:
+        (first, _count, accounts, dr, cr, ids, amounts, ledgers, codes, u128, u64, u32) = row
+        self.first = int(first)
+        self.accounts = bytes(accounts)
+        self.ids = bytes(ids)
+        self.dr = np.frombuffer(dr, dtype="<u4")
+        self.cr = np.frombuffer(cr, dtype="<u4")
+        self.amounts = np.frombuffer(amounts, dtype="<i8")
+        self.ledgers = np.frombuffer(ledgers, dtype="<u4")
+        self.codes = np.frombuffer(codes, dtype="<u2")
+        self.u128 = bytes(u128) if u128 is not None else None
+        self.u64 = np.frombuffer(u64, dtype="<u8") if u64 is not None else None
+        self.u32 = np.frombuffer(u32, dtype="<u4") if u32 is not None else None
+
+    def transfers(self, positions: Sequence[int]) -> list[Transfer]:
+        acc, ids, u128 = self.accounts, self.ids, self.u128
+        out = []
+        for p in positions:
+            d = int(self.dr[p]) * 16
+            c = int(self.cr[p]) * 16
+            out.append(
+                Transfer(
+                    int.from_bytes(ids[16 * p : 16 * p + 16], "big"),
+                    int.from_bytes(acc[d : d + 16], "big"),
+                    int.from_bytes(acc[c : c + 16], "big"),
+                    int(self.amounts[p]),
+                    0,
+                    int.from_bytes(u128[16 * p : 16 * p + 16], "big") if u128 else 0,
+                    int(self.u64[p]) if self.u64 is not None else 0,
+                    int(self.u32[p]) if self.u32 is not None else 0,
+                    0,
+                    int(self.ledgers[p]),
+                    int(self.codes[p]),
+                    0,
+                    self.first + p,
+                )
+            )
+        return out
+
+
+def _halves(raw: bytes) -> Any:
+    """16-byte big-endian ids packed in ``raw`` as an (n, 2) array of their uint64 halves,
+    which sort and compare like the ids."""
+    return np.frombuffer(raw, dtype=">u8").reshape(-1, 2).astype(np.uint64)
+
+
+def _find16(blob: bytes, key: bytes) -> int:
+    """Index of ``key`` among the 16-byte items packed in ``blob``, or -1."""
+    start = 0
+    while True:
+        at = blob.find(key, start)
+        if at < 0:
+            return -1
+        if at % 16 == 0:
+            return at // 16
+        start = at + 1
+
+
+def _overlay(row: Sequence[Any], delta: tuple[int, int] | None) -> Sequence[Any]:
+    """An account row with unflushed segment sums added to its posted balances."""
+    if delta is None:
+        return row
+    r = list(row)
+    r[8] += delta[0]
+    r[10] += delta[1]
+    return r

@@ -136,8 +136,16 @@ def is_postgres(bind: Engine | Connection) -> bool:
 
 
 def read_connection(engine: Engine) -> Connection:
-    """A connection for queries: a consistent snapshot that does not block writers."""
-    return engine.connect().execution_options(**{READ_ONLY: True})
+    """A connection for queries: a consistent snapshot that does not block writers.
+
+    SQLite: a deferred ``BEGIN`` (the snapshot is taken at the first read). PostgreSQL:
+    ``REPEATABLE READ``, so that every statement of the connection's transaction sees one
+    snapshot (the ledger adds unflushed segments to balance columns read in another
+    statement; ADR 0003). Read-only transactions never fail to serialise."""
+    conn = engine.connect()
+    if is_postgres(engine):
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+    return conn.execution_options(**{READ_ONLY: True})
 
 
 def driver_connection(conn: Connection) -> Any:
