@@ -10,7 +10,6 @@ The hot path uses the DB-API cursor under the SQLAlchemy connection: ``executema
 
 from __future__ import annotations
 
-import itertools
 import sys
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
@@ -316,46 +315,46 @@ class LedgerStore:
     ) -> None:
         """Merge the unmerged postings into one run per account: ``tail`` holds those of the
         transfer rows, and the segments after ``segments_after`` are read here."""
-        keys: list[Any] = []  # per posting: the account's id as (high, low) 64-bit halves
-        stamps: list[Any] = []
-        if tail:
-            halves = _halves(b"".join([_b(a) for a in tail]))
-            counts = [len(v) for v in tail.values()]
-            keys.append(np.repeat(halves, counts, axis=0))
-            stamps.append(np.fromiter(itertools.chain.from_iterable(tail.values()), np.int64))
+        number: dict[bytes, int] = {}  # account id -> its number in this merge
+        groups: list[Any] = []  # per posting: the account's number ...
+        stamps: list[Any] = []  # ... and the transfer's timestamp
+        for account, account_stamps in tail.items():
+            groups.append(np.full(len(account_stamps), number.setdefault(_b(account), len(number))))
+            stamps.append(np.array(account_stamps, dtype=np.int64))
         cur = driver_connection(conn).cursor()
         cur.execute(
             self._sql(
                 "SELECT first_timestamp, count, accounts, debit_index, credit_index "
-                "FROM ledger_transfer_segments WHERE first_timestamp > ?"
+                "FROM ledger_transfer_segments WHERE first_timestamp > ? ORDER BY first_timestamp"
             ),
             (segments_after,),
         )
         for first, count, accounts, dr, cr in cur.fetchall():
-            halves = _halves(accounts)
-            seg_ts = np.arange(first, first + count, dtype=np.int64)
-            keys += [halves[np.frombuffer(dr, dtype="<u4")], halves[np.frombuffer(cr, "<u4")]]
-            stamps += [seg_ts, seg_ts]
-        if not keys:
+            raw = bytes(accounts)
+            local = np.array(
+                [number.setdefault(raw[i : i + 16], len(number)) for i in range(0, len(raw), 16)],
+                dtype=np.int64,
+            )
+            # Both postings of each transfer, in time order: (debit, credit), (debit, credit)...
+            pair = np.stack([np.frombuffer(dr, dtype="<u4"), np.frombuffer(cr, dtype="<u4")], 1)
+            groups.append(local[pair.ravel()])
+            stamps.append(np.repeat(np.arange(first, first + count, dtype=np.int64), 2))
+        if not groups:
             return
-        k = np.concatenate(keys)
+        g = np.concatenate(groups)
         ts = np.concatenate(stamps)
-        order = np.lexsort((ts, k[:, 1], k[:, 0]))
-        k, ts = k[order], ts[order]
-        change = (k[1:] != k[:-1]).any(axis=1)
-        starts = [0, *(np.flatnonzero(change) + 1).tolist()]
+        if tail:  # transfer rows and segments interleave in time: put them in order
+            order = np.argsort(ts, kind="stable")
+            g, ts = g[order], ts[order]
+        order = _radix_order(g, len(number))  # stable: each account's postings stay in time order
+        g, ts = g[order], ts[order]
+        starts = [0, *(np.flatnonzero(g[1:] != g[:-1]) + 1).tolist()]
         ends = [*starts[1:], len(ts)]
-        first_keys = k[starts].astype(">u8").tobytes()
+        key_of = list(number)
         packed = ts.astype(">i8")
         rows = [
-            (
-                first_keys[16 * j : 16 * j + 16],
-                int(ts[e - 1]),
-                int(ts[b]),
-                e - b,
-                packed[b:e].tobytes(),
-            )
-            for j, (b, e) in enumerate(zip(starts, ends, strict=True))
+            (key_of[k], int(ts[e - 1]), int(ts[b]), e - b, packed[b:e].tobytes())
+            for k, b, e in zip(g[starts].tolist(), starts, ends, strict=True)
         ]
         cur.executemany(
             self._sql(
@@ -1000,6 +999,16 @@ class _Segment:
                 )
             )
         return out
+
+
+def _radix_order(keys: Any, distinct: int) -> Any:
+    """A stable order of ``keys`` (integers in ``0..distinct-1``): numpy sorts 16-bit keys
+    stably by radix, in linear time, so keys below 2**32 take two passes."""
+    order = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    if distinct > 0x10000:
+        high = (keys[order] >> 16).astype(np.uint16)
+        order = order[np.argsort(high, kind="stable")]
+    return order
 
 
 def _halves(raw: bytes) -> Any:
