@@ -678,8 +678,10 @@ def test_plain_batches_agree_with_reference_model(
     eligible (plain_batch_min=1), postings merge and balances flush every few transfers, and
     two writers take turns on one database so that each must read the other's segments."""
     import entrepot.ledger.services as services
+    import entrepot.ledger.store as store
 
     monkeypatch.setattr(services, "POSTINGS_MERGE_TRANSFERS", 9)
+    monkeypatch.setattr(store, "SEGMENT_RANGES_MAX", 2)  # both ways of finding ids
     monkeypatch.setattr(services, "PLAIN_MERGE_TRANSFERS", 17)
     ledger, clock = fresh_ledger()
     ledger.plain_batch_min = 1

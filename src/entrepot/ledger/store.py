@@ -10,6 +10,7 @@ The hot path uses the DB-API cursor under the SQLAlchemy connection: ``executema
 
 from __future__ import annotations
 
+import bisect
 import sys
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
@@ -141,6 +142,8 @@ meta_table = sa.Table(
     sa.Column("balances_upto", sa.BigInteger, nullable=False),
 )
 
+#: Segment id ranges fetched at once to find transfers by id; beyond, one query per id.
+SEGMENT_RANGES_MAX = 256
 LOOKUP_CHUNK = 500  # ids per IN (...) on SQLite; padded with NULL so one statement is reused
 _ZERO16 = bytes(16)
 
@@ -454,7 +457,10 @@ class LedgerStore:
             return []
         cur = driver_connection(conn).cursor()
         if self.pg:
-            cur.execute(f"{select_sql} WHERE {column} = ANY(%s)", (keys,))
+            # Planned for these ids each time: a prepared (generic) plan chosen while the
+            # table was small stays a sequential scan as it grows (ADR 0003: plain batches
+            # leave the row tables small at first).
+            cur.execute(f"{select_sql} WHERE {column} = ANY(%s)", (keys,), prepare=False)
             return list(cur.fetchall())
         marks = ",".join("?" * LOOKUP_CHUNK)
         sql = f"{select_sql} WHERE {column} IN ({marks})"
@@ -913,22 +919,42 @@ class LedgerStore:
         return _Segment(cur.fetchone())
 
     def _segment_transfers(self, cur: Any, ids: Sequence[int]) -> list[Transfer]:
-        """Transfers stored in segments, by id (those not found are left out)."""
-        by_segment: dict[int, list[bytes]] = {}
-        sql = self._sql(
-            "SELECT first_timestamp, max_id FROM ledger_transfer_segments WHERE min_id <= ? "
-            "ORDER BY min_id DESC LIMIT 1"
+        """Transfers stored in segments, by id (those not found are left out). Segments are
+        disjoint id ranges in order: one query fetches the ranges that may hold the ids."""
+        if not ids:
+            return []
+        keys = sorted(_b(i) for i in ids)
+        cur.execute(
+            self._sql(
+                "SELECT first_timestamp, min_id, max_id FROM ledger_transfer_segments "
+                "WHERE min_id <= ? AND min_id >= COALESCE((SELECT min_id FROM "
+                "ledger_transfer_segments WHERE min_id <= ? ORDER BY min_id DESC LIMIT 1), ?) "
+                f"ORDER BY min_id LIMIT {SEGMENT_RANGES_MAX + 1}"
+            ),
+            (keys[-1], keys[0], keys[0]),
         )
-        for i in ids:
-            key = _b(i)
-            cur.execute(sql, (key,))
-            row = cur.fetchone()
-            if row is not None and key <= bytes(row[1]):
-                by_segment.setdefault(row[0], []).append(key)
+        ranges = [(bytes(lo), bytes(hi), first) for first, lo, hi in cur.fetchall()]
+        by_segment: dict[int, list[bytes]] = {}
+        if len(ranges) <= SEGMENT_RANGES_MAX:
+            lows = [r[0] for r in ranges]
+            for key in keys:
+                j = bisect.bisect_right(lows, key) - 1
+                if j >= 0 and key <= ranges[j][1]:
+                    by_segment.setdefault(ranges[j][2], []).append(key)
+        else:  # ids spread over many segments: find each one's
+            sql = self._sql(
+                "SELECT first_timestamp, max_id FROM ledger_transfer_segments WHERE min_id <= ? "
+                "ORDER BY min_id DESC LIMIT 1"
+            )
+            for key in keys:
+                cur.execute(sql, (key,))
+                row = cur.fetchone()
+                if row is not None and key <= bytes(row[1]):
+                    by_segment.setdefault(row[0], []).append(key)
         out: list[Transfer] = []
-        for first_ts, keys in by_segment.items():
+        for first_ts, found in by_segment.items():
             seg = self._segment(cur, first_ts)
-            positions = [p for p in (_find16(seg.ids, k) for k in keys) if p >= 0]
+            positions = [p for p in (_find16(seg.ids, k) for k in found) if p >= 0]
             out.extend(seg.transfers(positions))
         return out
 
