@@ -122,11 +122,14 @@ def decide_plain(cols: PlainColumns, accounts: dict[int, AccountState]) -> Plain
     if sum(cols.amounts) > AMOUNT_MAX:  # then no sum below can overflow int64
         return None
     u = len(known)
-    acc_ledger = np.fromiter((s.ledger for s in known), dtype=np.uint32, count=u)
+    # One pass per value over the accounts: ledger and flags packed in one integer, pending
+    # plus posted on each side (the overflow checks need only those; limits need more).
+    static = np.fromiter((s.ledger << 16 | s.flags for s in known), dtype=np.int64, count=u)
+    acc_ledger = static >> 16
+    acc_flags = static & 0xFFFF
     ledgers = np.array(cols.ledgers, dtype=np.uint32)
     if bool((acc_ledger[dr] != ledgers).any() or (acc_ledger[cr] != ledgers).any()):
         return None
-    acc_flags = np.fromiter((s.flags for s in known), dtype=np.int64, count=u)
     if bool((acc_flags & HISTORY).any()):  # history rows are per event: the machine's job
         return None
     amounts = np.array(cols.amounts, dtype=np.int64)
@@ -134,27 +137,32 @@ def decide_plain(cols: PlainColumns, accounts: dict[int, AccountState]) -> Plain
     credits = np.zeros(u, dtype=np.int64)
     np.add.at(debits, dr, amounts)
     np.add.at(credits, cr, amounts)
-    dp = np.fromiter((s.dp for s in known), dtype=np.int64, count=u)
-    dpo = np.fromiter((s.dpo for s in known), dtype=np.int64, count=u)
-    cp = np.fromiter((s.cp for s in known), dtype=np.int64, count=u)
-    cpo = np.fromiter((s.cpo for s in known), dtype=np.int64, count=u)
-    # Balances only grow here, so the final sums are the largest: posted and pending+posted
-    # must stay within AMOUNT_MAX (written so that no int64 intermediate overflows).
-    if bool(((AMOUNT_MAX - dpo) - dp < debits).any() or ((AMOUNT_MAX - cpo) - cp < credits).any()):
+    # uint64: the sums fit even if a stored balance were out of range.
+    d_sum = np.fromiter((s.dp + s.dpo for s in known), dtype=np.uint64, count=u)
+    c_sum = np.fromiter((s.cp + s.cpo for s in known), dtype=np.uint64, count=u)
+    # Balances only grow here, so the final sums are the largest; pending + posted within
+    # AMOUNT_MAX also keeps posted within it.
+    if bool((d_sum > AMOUNT_MAX).any() or (c_sum > AMOUNT_MAX).any()):
         return None
-    if bool((acc_flags & (DMNEC | CMNED)).any()) and not _limits_hold(
-        dr, cr, amounts, acc_flags, dp, dpo, cp, cpo
-    ):
+    d_total: I64 = d_sum.astype(np.int64)
+    c_total: I64 = c_sum.astype(np.int64)
+    if bool((AMOUNT_MAX - d_total < debits).any() or (AMOUNT_MAX - c_total < credits).any()):
         return None
+    if bool((acc_flags & (DMNEC | CMNED)).any()):
+        dpo = np.fromiter((s.dpo for s in known), dtype=np.int64, count=u)
+        cpo = np.fromiter((s.cpo for s in known), dtype=np.int64, count=u)
+        if not _limits_hold(dr, cr, amounts, acc_flags, d_total, dpo, c_total, cpo):
+            return None
     return PlainBatch(cols, known, debits, credits, amounts, ledgers)
 
 
 def _limits_hold(
-    dr: U32, cr: U32, amounts: I64, flags: I64, dp: I64, dpo: I64, cp: I64, cpo: I64
+    dr: U32, cr: U32, amounts: I64, flags: I64, d_total: I64, dpo: I64, c_total: I64, cpo: I64
 ) -> bool:
     """Whether every limit flag holds after every event, in batch order, as the state machine
     checks it: a debit to a debits-must-not-exceed-credits account needs ``dp + dpo + amount``
-    within its credits so far; a credit to a credits-must-not-exceed-debits account likewise."""
+    within its credits so far; a credit to a credits-must-not-exceed-debits account likewise.
+    ``d_total`` and ``c_total`` are each account's pending plus posted debits and credits."""
     limited = (flags & (DMNEC | CMNED)) != 0
     pos = np.arange(len(amounts), dtype=np.int64)
     on_dr, on_cr = limited[dr], limited[cr]
@@ -177,8 +185,8 @@ def _limits_hold(
     run_c = cum_c - cum_c[first] + cd[first]
     check_d = is_debit & ((flags[acct] & DMNEC) != 0)
     check_c = ~is_debit & ((flags[acct] & CMNED) != 0)
-    over_d = (dp[acct] + dpo[acct] + run_d > cpo[acct] + run_c) & check_d
-    over_c = (cp[acct] + cpo[acct] + run_c > dpo[acct] + run_d) & check_c
+    over_d = (d_total[acct] + run_d > cpo[acct] + run_c) & check_d
+    over_c = (c_total[acct] + run_c > dpo[acct] + run_d) & check_c
     return not bool(over_d.any() or over_c.any())
 
 

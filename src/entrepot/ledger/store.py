@@ -780,7 +780,7 @@ class LedgerStore:
             "SELECT amounts, ledgers FROM ledger_transfer_segments"
         ):
             a = np.frombuffer(amounts, dtype="<i8")
-            lg = np.frombuffer(ledgers, dtype="<u4")
+            lg = _column(ledgers, "<u4", len(a))
             for ledger in np.unique(lg).tolist():
                 out.setdefault(int(ledger), [0, 0])[0] += sum(a[lg == ledger].tolist())
         return {ledger: (v[0], v[1]) for ledger, v in out.items()}
@@ -806,13 +806,13 @@ class LedgerStore:
             n,
             _b(min(c.ids)),
             _b(max(c.ids)),
-            b"".join([a.to_bytes(16, "big") for a in c.accounts]),
+            b"".join([a.key for a in plain.states]),
             c.debit_index.astype("<u4").tobytes(),
             c.credit_index.astype("<u4").tobytes(),
             b"".join([i.to_bytes(16, "big") for i in c.ids]),
             plain.amounts.astype("<i8").tobytes(),
-            plain.ledgers.astype("<u4").tobytes(),
-            np.array(c.codes, dtype="<u2").tobytes(),
+            _uniform(plain.ledgers, "<u4"),
+            _uniform(np.array(c.codes), "<u2"),
             b"".join([v.to_bytes(16, "big") for v in c.user_data_128])
             if any(c.user_data_128)
             else None,
@@ -988,15 +988,16 @@ class _Segment:
     """One segment's columns, decoded on demand."""
 
     def __init__(self, row: Sequence[Any]) -> None:
-        (first, _count, accounts, dr, cr, ids, amounts, ledgers, codes, u128, u64, u32) = row
+        (first, count, accounts, dr, cr, ids, amounts, ledgers, codes, u128, u64, u32) = row
         self.first = int(first)
         self.accounts = bytes(accounts)
         self.ids = bytes(ids)
         self.dr = np.frombuffer(dr, dtype="<u4")
         self.cr = np.frombuffer(cr, dtype="<u4")
         self.amounts = np.frombuffer(amounts, dtype="<i8")
-        self.ledgers = np.frombuffer(ledgers, dtype="<u4")
-        self.codes = np.frombuffer(codes, dtype="<u2")
+        n = int(count)
+        self.ledgers = _column(ledgers, "<u4", n)
+        self.codes = _column(codes, "<u2", n)
         self.u128 = bytes(u128) if u128 is not None else None
         self.u64 = np.frombuffer(u64, dtype="<u8") if u64 is not None else None
         self.u32 = np.frombuffer(u32, dtype="<u4") if u32 is not None else None
@@ -1025,6 +1026,18 @@ class _Segment:
                 )
             )
         return out
+
+
+def _uniform(values: Any, dtype: str) -> bytes:
+    """A column as stored: one value when every row has it (ledgers and codes mostly do)."""
+    if len(values) > 1 and bool((values == values[0]).all()):
+        return np.asarray(values[:1], dtype=dtype).tobytes()
+    return np.asarray(values, dtype=dtype).tobytes()
+
+
+def _column(raw: bytes, dtype: str, n: int) -> Any:
+    column = np.frombuffer(raw, dtype=dtype)
+    return np.broadcast_to(column, (n,)) if len(column) == 1 else column
 
 
 def _radix_order(keys: Any, distinct: int) -> Any:
