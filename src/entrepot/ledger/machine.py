@@ -63,7 +63,6 @@ class AccountState:
         "dpo",
         "flags",
         "id",
-        "key",
         "ledger",
         "timestamp",
         "user_data_32",
@@ -73,7 +72,6 @@ class AccountState:
 
     def __init__(self, a: Account) -> None:
         self.id = a.id
-        self.key = a.id.to_bytes(16, "big")  # as stored (segments list their accounts so)
         self.ledger = a.ledger
         self.code = a.code
         self.flags = a.flags

@@ -10,13 +10,20 @@ holding after every event, in order. Otherwise it returns ``None`` and the calle
 batch event by event, which gives the exact result code of each event. The fast path is thus
 an optimisation that can never change a result; the property tests hold it to that.
 
+The cached accounts' balances live in an :class:`AccountTable` of numpy columns, so that a
+batch is checked and applied without a Python step per account. The state machine works on
+:class:`~entrepot.ledger.machine.AccountState` objects: :meth:`AccountTable.sync_states`
+brings them up to date before it runs, and :meth:`AccountTable.refresh` takes back what it
+changed.
+
 Pure: no I/O. :func:`plain_columns` validates and transposes the batch before the write
-transaction; the caller loads the accounts it names, then calls :func:`decide_plain`.
+transaction; the caller finds the accounts' rows (:meth:`AccountTable.rows`), loading missing
+accounts, then calls :func:`decide_plain` and, once the batch is written, :func:`apply_plain`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -34,12 +41,11 @@ U32 = npt.NDArray[np.uint32]
 
 
 class PlainColumns(NamedTuple):
-    """A batch as columns, with every account numbered in order of first appearance."""
+    """A batch as columns."""
 
     ids: tuple[int, ...]
-    accounts: list[int]  # distinct account ids; debit_index/credit_index point into it
-    debit_index: U32
-    credit_index: U32
+    debit_account_ids: tuple[int, ...]
+    credit_account_ids: tuple[int, ...]
     amounts: tuple[int, ...]
     ledgers: tuple[int, ...]
     codes: tuple[int, ...]
@@ -49,14 +55,125 @@ class PlainColumns(NamedTuple):
 
 
 class PlainBatch(NamedTuple):
-    """The effects of a plain batch in which every event is ``ok``."""
+    """A plain batch in which every event is ``ok``, its accounts as table rows."""
 
     columns: PlainColumns
-    states: list[AccountState]  # the accounts' cache entries, as ``columns.accounts``
-    debits: I64  # per account: the amount this batch debits it
-    credits: I64
+    debit_rows: I64
+    credit_rows: I64
     amounts: I64
-    ledgers: U32
+    ledgers: I64
+
+
+class AccountTable:
+    """The cached accounts as numpy columns, one row each (rows are never reused until the
+    table is dropped with the cache). The plain path reads and adds to the balance columns
+    here; rows it changed are *ahead* of their AccountState until :meth:`sync_states`, and
+    *dirty* (not yet in the database's balance columns) until the caller flushes them."""
+
+    ledger: I64
+    flags: I64
+    d_total: I64  # pending + posted debits
+    c_total: I64
+    dpo: I64
+    cpo: I64
+    stamp: I64  # the account's timestamp (its row's key)
+    key: npt.NDArray[np.uint64]  # the account's id as two big-endian 64-bit halves
+    ahead: npt.NDArray[np.bool_]
+    dirty: npt.NDArray[np.bool_]
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.row_of: dict[int, int] = {}
+        self.states: list[AccountState] = []
+        self._grow(capacity)
+
+    def _grow(self, capacity: int) -> None:
+        old = getattr(self, "ledger", None)
+        n = len(self.states)
+
+        for name, dtype, width in (
+            ("ledger", np.int64, 0),
+            ("flags", np.int64, 0),
+            ("d_total", np.int64, 0),
+            ("c_total", np.int64, 0),
+            ("dpo", np.int64, 0),
+            ("cpo", np.int64, 0),
+            ("stamp", np.int64, 0),
+            ("key", ">u8", 2),
+            ("ahead", np.bool_, 0),
+            ("dirty", np.bool_, 0),
+        ):
+            col = np.zeros((capacity, width) if width else (capacity,), dtype=dtype)
+            if old is not None:
+                col[:n] = getattr(self, name)[:n]
+            setattr(self, name, col)
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    def add(self, states: Iterable[AccountState]) -> None:
+        for s in states:
+            if s.id in self.row_of:
+                continue
+            i = len(self.states)
+            if i == len(self.ledger):
+                self._grow(2 * i)
+            self.row_of[s.id] = i
+            self.states.append(s)
+            self.ledger[i] = s.ledger
+            self.flags[i] = s.flags
+            self.stamp[i] = s.timestamp
+            self.key[i] = (s.id >> 64, s.id & 0xFFFF_FFFF_FFFF_FFFF)
+            self._set(i, s)
+
+    def _set(self, i: int, s: AccountState) -> None:
+        self.d_total[i] = s.dp + s.dpo
+        self.c_total[i] = s.cp + s.cpo
+        self.dpo[i] = s.dpo
+        self.cpo[i] = s.cpo
+
+    def rows(self, account_ids: Sequence[int]) -> I64 | None:
+        """The rows of these accounts, or None if one is not in the table."""
+        try:
+            return np.fromiter(
+                map(self.row_of.__getitem__, account_ids), dtype=np.int64, count=len(account_ids)
+            )
+        except KeyError:
+            return None
+
+    def sync_states(self) -> None:
+        """Bring the AccountStates of rows the plain path changed up to date."""
+        ahead = np.flatnonzero(self.ahead[: len(self)])
+        if not len(ahead):
+            return
+        states = self.states
+        for i, dpo, cpo in zip(
+            ahead.tolist(), self.dpo[ahead].tolist(), self.cpo[ahead].tolist(), strict=True
+        ):
+            s = states[i]
+            s.dpo = dpo
+            s.cpo = cpo
+        self.ahead[ahead] = False
+
+    def refresh(self, states: Iterable[AccountState]) -> None:
+        """Take back balances the state machine changed."""
+        row_of = self.row_of
+        for s in states:
+            i = row_of.get(s.id)
+            if i is not None:
+                self._set(i, s)
+
+    def take_dirty(self) -> list[tuple[int, int, int]]:
+        """(debits posted, credits posted, timestamp) of every dirty row; clears the marks."""
+        dirty = np.flatnonzero(self.dirty[: len(self)])
+        self.dirty[dirty] = False
+        return list(
+            zip(
+                self.dpo[dirty].tolist(),
+                self.cpo[dirty].tolist(),
+                self.stamp[dirty].tolist(),
+                strict=True,
+            )
+        )
 
 
 def plain_columns(batch: Sequence[Transfer]) -> PlainColumns | None:
@@ -66,7 +183,7 @@ def plain_columns(batch: Sequence[Transfer]) -> PlainColumns | None:
     Checks everything ``check_transfers`` does, column by column: every record a
     ``Transfer``, every field a plain ``int`` in its range. Flags, pending ids, timeouts and
     timestamps must be zero; ledgers and codes non-zero; ids unique in the batch. Account ids
-    are checked by finding them among the loaded accounts (:func:`decide_plain`).
+    are checked by finding them among the loaded accounts (:meth:`AccountTable.rows`).
     """
     if not batch or set(map(type, batch)) != _TRANSFER_TYPE:
         return None
@@ -90,74 +207,51 @@ def plain_columns(batch: Sequence[Transfer]) -> PlainColumns | None:
         return None
     if any(u32) and (min(u32) < 0 or max(u32) > U32_MAX):
         return None
-    index = {a: k for k, a in enumerate(dict.fromkeys(drs + crs))}
-    n = len(ids)
-    get = index.__getitem__
-    return PlainColumns(
-        ids,
-        list(index),
-        np.fromiter(map(get, drs), dtype=np.uint32, count=n),
-        np.fromiter(map(get, crs), dtype=np.uint32, count=n),
-        amounts,
-        ledgers,
-        codes,
-        u128,
-        u64,
-        u32,
-    )
+    return PlainColumns(ids, drs, crs, amounts, ledgers, codes, u128, u64, u32)
 
 
-def decide_plain(cols: PlainColumns, accounts: dict[int, AccountState]) -> PlainBatch | None:
-    """Every event of the batch ``ok``, and the sums it adds per account; or None.
-
-    Does not change the account states: :func:`apply_plain` does, once the batch is written.
-    """
-    states = [accounts.get(a) for a in cols.accounts]
-    if None in states:
-        return None
-    known: list[AccountState] = states  # type: ignore[assignment]
-    dr, cr = cols.debit_index, cols.credit_index
+def decide_plain(
+    cols: PlainColumns, table: AccountTable, debit_rows: I64, credit_rows: I64
+) -> PlainBatch | None:
+    """Every event of the batch ``ok``, or None. Changes nothing: :func:`apply_plain` does,
+    once the batch is written."""
+    dr, cr = debit_rows, credit_rows
     if bool((dr == cr).any()):
         return None
-    if sum(cols.amounts) > AMOUNT_MAX:  # then no sum below can overflow int64
+    total = sum(cols.amounts)
+    if total > AMOUNT_MAX:  # then no sum below can overflow int64
         return None
-    u = len(known)
-    # One pass per value over the accounts: ledger and flags packed in one integer, pending
-    # plus posted on each side (the overflow checks need only those; limits need more).
-    static = np.fromiter((s.ledger << 16 | s.flags for s in known), dtype=np.int64, count=u)
-    acc_ledger = static >> 16
-    acc_flags = static & 0xFFFF
-    ledgers = np.array(cols.ledgers, dtype=np.uint32)
-    if bool((acc_ledger[dr] != ledgers).any() or (acc_ledger[cr] != ledgers).any()):
+    ledgers = np.array(cols.ledgers, dtype=np.int64)
+    if bool((table.ledger[dr] != ledgers).any() or (table.ledger[cr] != ledgers).any()):
         return None
-    if bool((acc_flags & HISTORY).any()):  # history rows are per event: the machine's job
+    dr_flags, cr_flags = table.flags[dr], table.flags[cr]
+    if bool(((dr_flags | cr_flags) & HISTORY).any()):  # history rows: the machine's job
         return None
     amounts = np.array(cols.amounts, dtype=np.int64)
-    debits = np.zeros(u, dtype=np.int64)
-    credits = np.zeros(u, dtype=np.int64)
-    np.add.at(debits, dr, amounts)
-    np.add.at(credits, cr, amounts)
-    # uint64: the sums fit even if a stored balance were out of range.
-    d_sum = np.fromiter((s.dp + s.dpo for s in known), dtype=np.uint64, count=u)
-    c_sum = np.fromiter((s.cp + s.cpo for s in known), dtype=np.uint64, count=u)
-    # Balances only grow here, so the final sums are the largest; pending + posted within
-    # AMOUNT_MAX also keeps posted within it.
-    if bool((d_sum > AMOUNT_MAX).any() or (c_sum > AMOUNT_MAX).any()):
+    # Balances only grow here: pending + posted on each side must stay within AMOUNT_MAX
+    # (which keeps posted within it too). No account gets more than the batch's total, so
+    # that bound settles it unless an account is near the limit; then sum per account.
+    headroom = AMOUNT_MAX - total
+    if int(table.d_total[dr].max()) > headroom and _overflows(table.d_total, dr, amounts):
         return None
-    d_total: I64 = d_sum.astype(np.int64)
-    c_total: I64 = c_sum.astype(np.int64)
-    if bool((AMOUNT_MAX - d_total < debits).any() or (AMOUNT_MAX - c_total < credits).any()):
+    if int(table.c_total[cr].max()) > headroom and _overflows(table.c_total, cr, amounts):
         return None
-    if bool((acc_flags & (DMNEC | CMNED)).any()):
-        dpo = np.fromiter((s.dpo for s in known), dtype=np.int64, count=u)
-        cpo = np.fromiter((s.cpo for s in known), dtype=np.int64, count=u)
-        if not _limits_hold(dr, cr, amounts, acc_flags, d_total, dpo, c_total, cpo):
-            return None
-    return PlainBatch(cols, known, debits, credits, amounts, ledgers)
+    if bool((dr_flags & DMNEC).any() or (cr_flags & CMNED).any()) and not _limits_hold(
+        dr, cr, amounts, table.flags, table.d_total, table.dpo, table.c_total, table.cpo
+    ):
+        return None
+    return PlainBatch(cols, dr, cr, amounts, ledgers)
+
+
+def _overflows(totals: I64, rows: I64, amounts: I64) -> bool:
+    accounts, inverse = np.unique(rows, return_inverse=True)
+    sums = np.zeros(len(accounts), dtype=np.int64)
+    np.add.at(sums, inverse, amounts)
+    return bool((AMOUNT_MAX - totals[accounts] < sums).any())
 
 
 def _limits_hold(
-    dr: U32, cr: U32, amounts: I64, flags: I64, d_total: I64, dpo: I64, c_total: I64, cpo: I64
+    dr: I64, cr: I64, amounts: I64, flags: I64, d_total: I64, dpo: I64, c_total: I64, cpo: I64
 ) -> bool:
     """Whether every limit flag holds after every event, in batch order, as the state machine
     checks it: a debit to a debits-must-not-exceed-credits account needs ``dp + dpo + amount``
@@ -190,8 +284,31 @@ def _limits_hold(
     return not bool(over_d.any() or over_c.any())
 
 
-def apply_plain(plain: PlainBatch) -> None:
-    """Add the batch's sums to the cached account states."""
-    for s, d, c in zip(plain.states, plain.debits.tolist(), plain.credits.tolist(), strict=True):
-        s.dpo += d
-        s.cpo += c
+def apply_plain(plain: PlainBatch, table: AccountTable) -> None:
+    """Add the batch to the table's balances; its rows are ahead and dirty."""
+    dr, cr, amounts = plain.debit_rows, plain.credit_rows, plain.amounts
+    np.add.at(table.dpo, dr, amounts)
+    np.add.at(table.d_total, dr, amounts)
+    np.add.at(table.cpo, cr, amounts)
+    np.add.at(table.c_total, cr, amounts)
+    for marks in (table.ahead, table.dirty):
+        marks[dr] = True
+        marks[cr] = True
+
+
+def segment_accounts(plain: PlainBatch, table: AccountTable) -> tuple[bytes, U32, U32]:
+    """The batch's distinct accounts (16-byte ids, packed) and, per transfer, the index of
+    its debit and credit account among them: how a segment stores accounts."""
+    rows = np.concatenate([plain.debit_rows, plain.credit_rows])
+    n = len(plain.debit_rows)
+    if len(table) <= 8 * len(rows):  # a mark per table row costs less than a sort
+        seen = np.zeros(len(table), dtype=np.bool_)
+        seen[rows] = True
+        distinct = np.flatnonzero(seen)
+        number = np.zeros(len(table), dtype=np.uint32)
+        number[distinct] = np.arange(len(distinct), dtype=np.uint32)
+        index = number[rows]
+    else:
+        distinct, inverse = np.unique(rows, return_inverse=True)
+        index = inverse.astype(np.uint32)
+    return table.key[distinct].tobytes(), index[:n], index[n:]

@@ -46,7 +46,14 @@ from entrepot.ledger.model import (
     StatementLine,
     Transfer,
 )
-from entrepot.ledger.plain import PlainColumns, apply_plain, decide_plain, plain_columns
+from entrepot.ledger.plain import (
+    AccountTable,
+    PlainColumns,
+    apply_plain,
+    decide_plain,
+    plain_columns,
+    segment_accounts,
+)
 from entrepot.ledger.store import LedgerStore, Meta
 from entrepot.ledger.validate import check_accounts, check_batch_size, check_transfers
 from entrepot.storage.engine import read_connection
@@ -94,9 +101,11 @@ class Ledger:
         self._ledgers: set[int] = set()
         # Postings of transfers not yet merged, by account; None when unknown here.
         self._tail: dict[int, list[int]] | None = None
-        # Accounts whose posted balances plain batches changed since the last flush (ADR
-        # 0003); None when unknown here (then a flush adds up the segments instead).
-        self._dirty: set[AccountState] | None = None
+        # The cached accounts' balances as numpy columns, for plain batches (ADR 0003).
+        self._table = AccountTable()
+        # Whether the table's dirty marks name every account whose posted balances plain
+        # batches changed since the last flush; if not, a flush adds up the segments.
+        self._dirty_known = False
 
     # ------------------------------------------------------------------ transactions
     def _write(self, uow: UnitOfWork | None, work: _Work) -> list[str]:
@@ -121,7 +130,8 @@ class Ledger:
                 return results
 
     def _invalidate(self) -> None:
-        self._dirty = None
+        self._dirty_known = False
+        self._table = AccountTable()
         self._cache.clear()
         self._cache_version = None
         self._ledgers = set()
@@ -132,7 +142,8 @@ class Ledger:
         if meta.version != self._cache_version or len(self._cache) > CACHE_ACCOUNTS_MAX:
             self._cache.clear()
             self._tail = None
-            self._dirty = set() if meta.unflushed_after is None else None
+            self._table = AccountTable()
+            self._dirty_known = meta.unflushed_after is None
             self._ledgers = {d.ledger for d in self.store.load_ledgers(conn)}
         return meta
 
@@ -156,11 +167,12 @@ class Ledger:
         return meta._replace(balances_upto=meta.segments_upto)
 
     def _flush_balances(self, conn: Connection, after: int) -> None:
-        if self._dirty is not None:  # the cache holds them: write them as they are
-            self.store.write_posted(conn, self._dirty)
+        dirty = self._table.take_dirty()
+        if self._dirty_known:  # the table holds them: write them as they are
+            self.store.write_posted(conn, dirty)
         else:
             self.store.flush_balances(conn, after)
-        self._dirty = set()
+        self._dirty_known = True
 
     def _commit_meta(
         self,
@@ -304,6 +316,7 @@ class Ledger:
             if results is not None:
                 return results
         meta = self._flush(conn, meta)
+        self._table.sync_states()  # the state machine works on the AccountStates
         account_ids: set[int] = set()
         pending_ids: set[int] = set()
         for t in batch:
@@ -325,6 +338,7 @@ class Ledger:
             pending=pending,
         )
         fx = decide_transfers(batch, view, now, due)
+        self._table.refresh(fx.touched.values())
         store.write_transfers(conn, fx)
         max_id = max(
             max_known,
@@ -340,15 +354,22 @@ class Ledger:
     ) -> list[str] | None:
         """A batch of plain transfers that all succeed, decided at once and stored as one
         segment (ADR 0003); None if the batch needs deciding event by event."""
-        self._load_accounts(conn, cols.accounts, meta)
-        plain = decide_plain(cols, self._cache)
+        table = self._table
+        drs, crs = cols.debit_account_ids, cols.credit_account_ids
+        dr, cr = table.rows(drs), table.rows(crs)
+        if dr is None or cr is None:  # accounts not in the table yet: load them
+            missing = {a for a in (*drs, *crs) if a not in table.row_of}
+            self._load_accounts(conn, missing, meta)
+            table.add(self._cache[a] for a in missing if a in self._cache)
+            dr, cr = table.rows(drs), table.rows(crs)
+            if dr is None or cr is None:  # an unknown account: the machine says which
+                return None
+        plain = decide_plain(cols, table, dr, cr)
         if plain is None:
             return None
         n = len(cols.ids)
-        self.store.write_segment(conn, now, plain)
-        apply_plain(plain)  # a failed commit drops the cache (_write)
-        if self._dirty is not None:
-            self._dirty.update(plain.states)
+        self.store.write_segment(conn, now, plain, *segment_accounts(plain, table))
+        apply_plain(plain, table)  # a failed commit drops the table with the cache (_write)
         self._commit_meta(conn, meta, now + n - 1, max(cols.ids), n, segment=True)
         return [CreateTransferResult.OK] * n
 
@@ -362,10 +383,12 @@ class Ledger:
             if not due:
                 return []
             meta = s._flush(conn, meta)
+            s._table.sync_states()
             ids = {p.transfer.debit_account_id for p in due}
             ids |= {p.transfer.credit_account_id for p in due}
             s._load_accounts(conn, ids, meta)
             fx = decide_transfers([], LedgerView(accounts=s._cache), now, due)
+            s._table.refresh(fx.touched.values())
             s.store.write_transfers(conn, fx)
             s._commit_meta(conn, meta, fx.last_timestamp, meta.max_transfer_id)
             return ["expired"] * len(due)

@@ -797,7 +797,15 @@ class LedgerStore:
     # A plain batch is stored as one row of packed columns (ADR 0003). Its transfers have
     # consecutive timestamps first_timestamp .. last_timestamp, and ids above every id stored
     # before it, so segments are ordered alike by timestamp and by id and never overlap.
-    def write_segment(self, conn: Connection, first_ts: int, plain: PlainBatch) -> None:
+    def write_segment(
+        self,
+        conn: Connection,
+        first_ts: int,
+        plain: PlainBatch,
+        accounts: bytes,
+        debit_index: Any,
+        credit_index: Any,
+    ) -> None:
         c = plain.columns
         n = len(c.ids)
         row = (
@@ -806,9 +814,9 @@ class LedgerStore:
             n,
             _b(min(c.ids)),
             _b(max(c.ids)),
-            b"".join([a.key for a in plain.states]),
-            c.debit_index.astype("<u4").tobytes(),
-            c.credit_index.astype("<u4").tobytes(),
+            accounts,
+            debit_index.astype("<u4").tobytes(),
+            credit_index.astype("<u4").tobytes(),
             b"".join([i.to_bytes(16, "big") for i in c.ids]),
             plain.amounts.astype("<i8").tobytes(),
             _uniform(plain.ledgers, "<u4"),
@@ -882,9 +890,8 @@ class LedgerStore:
             (list(deltas), [d for d, _ in deltas.values()], [c for _, c in deltas.values()]),
         )
 
-    def write_posted(self, conn: Connection, accounts: Iterable[AccountState]) -> None:
-        """Write the accounts' posted balances as they are (the writer's cache holds them)."""
-        rows = [(a.dpo, a.cpo, a.timestamp) for a in accounts]
+    def write_posted(self, conn: Connection, rows: list[tuple[int, int, int]]) -> None:
+        """Write (debits posted, credits posted) to the accounts with these timestamps."""
         if not rows:
             return
         cur = driver_connection(conn).cursor()
