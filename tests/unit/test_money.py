@@ -18,7 +18,7 @@ from decimal import (
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from entrepot.kernel.money import (
@@ -541,6 +541,7 @@ def test_allocate_rejects(ratios: Any, error: type[Exception], message: str) -> 
     amount_minor=st.integers(min_value=-(10**20), max_value=10**20),
     ratios=st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=20).filter(any),
 )
+@example(amount_minor=15315, ratios=[470, 551, 1021])  # 470/2042 of it is exactly 3525
 def test_allocate_parts_sum_exactly(amount_minor: int, ratios: list[int]) -> None:
     parts = allocate(Money(amount_minor, USD), ratios)
     total = sum(ratios)

@@ -540,19 +540,18 @@ def convert(money: Money, rate: Decimal, to: Currency | str, rounding: str) -> M
 def allocate(money: Money, ratios: Sequence[int]) -> list[Money]:
     """Split ``money`` in proportion to ``ratios``; the parts sum exactly to ``money``.
 
-    Each part is rounded toward zero; the leftover minor units go one each to the parts with a
-    non-zero ratio, first part first. Equal ratios give parts at most one minor unit apart.
+    Each part is rounded toward zero; the leftover minor units go one each to the parts with
+    the largest remainders (ties: first part first), so every part is less than one minor unit
+    from its exact share. Equal ratios give parts at most one minor unit apart.
     """
     _check_ratios(ratios)
     total = sum(ratios)
     magnitude = abs(money.amount_minor)
     parts = [magnitude * ratio // total for ratio in ratios]
     leftover = magnitude - sum(parts)
-    for index in (i for i, ratio in enumerate(ratios) if ratio > 0):
-        if leftover == 0:
-            break
+    by_remainder = sorted(range(len(ratios)), key=lambda i: (-(magnitude * ratios[i] % total), i))
+    for index in by_remainder[:leftover]:
         parts[index] += 1
-        leftover -= 1
     sign = -1 if money.amount_minor < 0 else 1
     return [Money(sign * part, money.currency) for part in parts]
 
