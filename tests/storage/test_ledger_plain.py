@@ -14,11 +14,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+import entrepot.ledger.services as services
 from entrepot.kernel.clock import FakeClock
 from entrepot.kernel.limits import AMOUNT_MAX
 from entrepot.ledger import Account, AccountFlags, Ledger, LedgerInputError, Transfer
+from entrepot.ledger.store import LedgerStore
 from entrepot.storage import upgrade
 from entrepot.storage.engine import create_engine_from_url
+from entrepot.storage.migrate import downgrade
 from entrepot.storage.uow import UnitOfWork
 
 EUR, USD = 978, 840
@@ -188,6 +191,8 @@ def test_malformed_plain_batches_are_refused_whole(pair: Pair) -> None:
         t(10, 1, 2, AMOUNT_MAX + 1),
         t(10, 1, 2, 5, user_data_32=2**32),
         t(2**128, 1, 2, 5),
+        t(10, -1, 2, 5),
+        t(10, 1, 2**128, 5),
     ):
         with pytest.raises(LedgerInputError):
             pair.fast.create_transfers([t(9, 1, 2, 1), bad])
@@ -260,3 +265,59 @@ def test_segments_name_their_accounts_however_few_of_the_cached_ones_they_touch(
     assert pair.batch(two, fast=True, queries=False) == ["ok"] * 2
     for a in (3, 7, 1100):
         assert pair.fast.statement(a) == pair.oracle.statement(a)
+
+
+@pytest.mark.parametrize("hook", ["read_meta", "_fetch_by_ids"])
+def test_a_reader_sees_one_snapshot_while_another_process_flushes(
+    pair: Pair, hook: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flush (here: another process's event-by-event write) that commits while a reader is
+    between reading the meta row and the balance rows must not make a balance go back."""
+    pair.open(Account(1, EUR, 1), Account(2, EUR, 1), Account(3, EUR, 1))
+    pair.batch([t(10, 1, 2, 5), t(11, 1, 2, 6)], fast=True)  # deferred balances
+    other = Ledger(pair.fast.engine, pair.clock)
+    reader = Ledger(pair.fast.engine, pair.clock)
+    original = getattr(LedgerStore, hook)
+    fired: list[bool] = []
+
+    def racing(self: LedgerStore, *args: object, **kwargs: object) -> object:
+        if not fired:
+            fired.append(True)
+            assert other.create_transfers([t(5, 3, 2, 1)]) == ["ok"]  # flushes, commits
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(LedgerStore, hook, racing)
+    assert reader.get_account(1).debits_posted == 11
+    assert fired
+    monkeypatch.setattr(LedgerStore, hook, original)
+    assert reader.get_account(1).debits_posted == 11
+    assert reader.get_account(3).debits_posted == 1
+
+
+def test_small_segments_are_flushed_and_merged_by_count(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """However small the segments, a reader never adds up more than FLUSH_SEGMENTS of them
+    and a query never reads more than MERGE_SEGMENTS unmerged ones."""
+    monkeypatch.setattr(services, "FLUSH_SEGMENTS", 3)
+    monkeypatch.setattr(services, "MERGE_SEGMENTS", 7)
+    pair.open(Account(1, EUR, 1), Account(2, EUR, 1))
+    for k in range(16):
+        pair.batch([t(100 + 2 * k, 1, 2, k), t(101 + 2 * k, 2, 1, 1)], fast=True, queries=k > 12)
+        with pair.fast.engine.connect() as conn:
+            meta = pair.fast.store.read_meta(conn)
+            raw = conn.exec_driver_sql(
+                "SELECT debits_posted FROM ledger_accounts ORDER BY timestamp"
+            ).scalars()
+            flushed = raw.first()
+        assert meta.unflushed_segments < 3 and meta.unindexed_segments < 7
+        if meta.unflushed_segments == 0:  # just flushed: the rows hold everything
+            assert flushed == pair.fast.get_account(1).debits_posted
+
+
+def test_downgrade_below_segments_refuses_to_lose_transfers(pair: Pair) -> None:
+    pair.open(Account(1, EUR, 1), Account(2, EUR, 1))
+    pair.batch([t(10, 1, 2, 5)], fast=True)
+    with pytest.raises(RuntimeError, match="1 segment"):
+        downgrade(pair.fast.engine, "0007_notifications")
+    assert pair.fast.lookup_transfers([10])[0].amount == 5

@@ -197,6 +197,8 @@ def plain_columns(batch: Sequence[Transfer]) -> PlainColumns | None:
         return None
     if min(ids) <= 0 or max(ids) >= U128_MAX or len(set(ids)) != len(ids):
         return None
+    if min(drs) < 0 or max(drs) > U128_MAX or min(crs) < 0 or max(crs) > U128_MAX:
+        return None  # out of range: check_transfers says so
     if min(amounts) < 0 or max(amounts) > AMOUNT_MAX:
         return None
     if min(ledgers) <= 0 or max(ledgers) > U32_MAX or min(codes) <= 0 or max(codes) > U16_MAX:

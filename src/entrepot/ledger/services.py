@@ -67,6 +67,11 @@ POSTINGS_MERGE_TRANSFERS = 65_536
 #: deferred are written to the accounts (ADR 0003). A query reads unmerged segments with
 #: numpy, about ten times faster than unmerged rows, so they may wait longer.
 PLAIN_MERGE_TRANSFERS = 262_144
+#: ... or after this many segments, whatever their size: a query reads every unmerged segment.
+MERGE_SEGMENTS = 256
+#: Segments whose balances may wait to be written to the accounts: a reader of a balance adds
+#: up every one of them (ADR 0003).
+FLUSH_SEGMENTS = 64
 #: Smallest batch worth deciding with the plain fast path (ADR 0003). Smaller ones cost little
 #: event by event; as segments they would be many and small, and group commit's batches (tens
 #: of calls whose ids are not in order) would alternate between the two paths, each switch
@@ -166,7 +171,7 @@ class Ledger:
         if after is None:
             return meta
         self._flush_balances(conn, after)
-        return meta._replace(balances_upto=meta.segments_upto)
+        return meta._replace(balances_upto=meta.segments_upto, unflushed_segments=0)
 
     def _flush_balances(self, conn: Connection, after: int) -> None:
         dirty = self._table.take_dirty()
@@ -186,30 +191,40 @@ class Ledger:
         *,
         segment: bool = False,
     ) -> None:
-        version = meta.version + 1
-        last_ts = max(last_ts, meta.last_timestamp)
-        indexed_upto = meta.indexed_upto
-        unindexed, unindexed_plain = meta.unindexed_count, meta.unindexed_plain
+        m = meta
+        indexed_upto, unindexed = m.indexed_upto, m.unindexed_count
+        unindexed_plain, unindexed_segments = m.unindexed_plain, m.unindexed_segments
+        balances_upto, unflushed_segments = m.balances_upto, m.unflushed_segments
+        segments_upto = m.segments_upto
         if segment:
             unindexed_plain += created
+            unindexed_segments += 1
+            unflushed_segments += 1
+            segments_upto = last_ts
         else:
             unindexed += created
-        segments_upto = last_ts if segment else meta.segments_upto
-        balances_upto = meta.balances_upto
-        if unindexed >= POSTINGS_MERGE_TRANSFERS or unindexed_plain >= PLAIN_MERGE_TRANSFERS:
+        last_ts = max(last_ts, m.last_timestamp)
+        if (
+            unindexed >= POSTINGS_MERGE_TRANSFERS
+            or unindexed_plain >= PLAIN_MERGE_TRANSFERS
+            or unindexed_segments >= MERGE_SEGMENTS
+        ):
             tail = self._tail
             if tail is None:
                 tail = self.store.tail_postings(conn, indexed_upto)
             self.store.write_postings(conn, tail, indexed_upto)
             self._tail = {}
-            indexed_upto, unindexed, unindexed_plain = last_ts, 0, 0
-            if segments_upto > balances_upto:  # checkpoint the deferred balances too
-                self._flush_balances(conn, balances_upto)
-                balances_upto = segments_upto
+            indexed_upto, unindexed, unindexed_plain, unindexed_segments = last_ts, 0, 0, 0
+            unflushed_segments = max(unflushed_segments, FLUSH_SEGMENTS)  # and flush
+        if unflushed_segments >= FLUSH_SEGMENTS and segments_upto > balances_upto:
+            self._flush_balances(conn, balances_upto)
+            balances_upto = segments_upto
+        if segments_upto <= balances_upto:
+            unflushed_segments = 0
         self.store.save_meta(
             conn,
             Meta(
-                version,
+                m.version + 1,
                 last_ts,
                 max_id,
                 indexed_upto,
@@ -217,9 +232,11 @@ class Ledger:
                 unindexed_plain,
                 segments_upto,
                 balances_upto,
+                unindexed_segments,
+                unflushed_segments,
             ),
         )
-        self._cache_version = version
+        self._cache_version = m.version + 1
 
     def _track_tail(self, created: Sequence[Transfer]) -> None:
         tail = self._tail
@@ -302,9 +319,9 @@ class Ledger:
             return self._write(uow, lambda s, c: s._create_transfers(c, batch, None))  # type: ignore[return-value]
         with _gc_paused():
             cols = plain_columns(batch)
-            if cols is None:
-                batch = check_transfers(batch)
-            return self._write(uow, lambda s, c: s._create_transfers(c, batch, cols))  # type: ignore[return-value]
+        if cols is None:
+            batch = check_transfers(batch)
+        return self._write(uow, lambda s, c: s._create_transfers(c, batch, cols))  # type: ignore[return-value]
 
     def _create_transfers(
         self, conn: Connection, batch: Sequence[Transfer], cols: PlainColumns | None
@@ -352,6 +369,12 @@ class Ledger:
         return fx.results  # type: ignore[return-value]
 
     def _create_plain(
+        self, conn: Connection, cols: PlainColumns, meta: Meta, now: int
+    ) -> list[str] | None:
+        with _gc_paused():  # not while waiting for the write lock or the commit's fsync
+            return self._create_plain_now(conn, cols, meta, now)
+
+    def _create_plain_now(
         self, conn: Connection, cols: PlainColumns, meta: Meta, now: int
     ) -> list[str] | None:
         """A batch of plain transfers that all succeed, decided at once and stored as one
@@ -538,9 +561,10 @@ class Ledger:
 
 @contextmanager
 def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a large batch is decided: the batch allocates
-    hundreds of thousands of acyclic objects (freed by reference counting), and the
-    collections they would trigger walk every object in the process (~0.6 µs a transfer)."""
+    """Pause the cyclic garbage collector while a large batch is transposed and decided: that
+    allocates hundreds of thousands of acyclic objects (freed by reference counting), and the
+    collections they would trigger walk every object in the process (~0.6 µs a transfer).
+    Process-wide, so held for CPU work only, never across a lock wait or an fsync."""
     if not gc.isenabled():
         yield
         return

@@ -140,6 +140,8 @@ meta_table = sa.Table(
     sa.Column("unindexed_plain", sa.BigInteger, nullable=False),
     sa.Column("segments_upto", sa.BigInteger, nullable=False),
     sa.Column("balances_upto", sa.BigInteger, nullable=False),
+    sa.Column("unindexed_segments", sa.BigInteger, nullable=False),
+    sa.Column("unflushed_segments", sa.BigInteger, nullable=False),
 )
 
 #: Segment id ranges fetched at once to find transfers by id; beyond, one query per id.
@@ -245,6 +247,8 @@ class Meta(NamedTuple):
     unindexed_plain: int  # transfers in segments written since indexed_upto
     segments_upto: int  # last timestamp of the newest segment (0: none yet)
     balances_upto: int  # segments up to this timestamp are counted in the balance columns
+    unindexed_segments: int  # segments written since indexed_upto
+    unflushed_segments: int  # segments written since balances_upto
 
     @property
     def unflushed_after(self) -> int | None:
@@ -272,7 +276,8 @@ class LedgerStore:
     def read_meta(self, conn: Connection, suffix: str = "") -> Meta:
         row = conn.exec_driver_sql(
             "SELECT version, last_timestamp, max_transfer_id, indexed_upto, unindexed_count, "
-            "unindexed_plain, segments_upto, balances_upto FROM ledger_meta WHERE id = 1" + suffix
+            "unindexed_plain, segments_upto, balances_upto, unindexed_segments, "
+            "unflushed_segments FROM ledger_meta WHERE id = 1" + suffix
         ).one()
         return Meta(row[0], row[1], _i(row[2]), *row[3:])
 
@@ -282,7 +287,7 @@ class LedgerStore:
             self._sql(
                 "UPDATE ledger_meta SET version = ?, last_timestamp = ?, max_transfer_id = ?, "
                 "indexed_upto = ?, unindexed_count = ?, unindexed_plain = ?, segments_upto = ?, "
-                "balances_upto = ? WHERE id = 1"
+                "balances_upto = ?, unindexed_segments = ?, unflushed_segments = ? WHERE id = 1"
             ),
             (
                 meta.version,
@@ -293,6 +298,8 @@ class LedgerStore:
                 meta.unindexed_plain,
                 meta.segments_upto,
                 meta.balances_upto,
+                meta.unindexed_segments,
+                meta.unflushed_segments,
             ),
         )
 
@@ -477,9 +484,9 @@ class LedgerStore:
         """Accounts by id, with their current balances. The segments after
         ``unflushed_after`` (``Meta.unflushed_after``; read from the meta row unless given)
         are added to the balance columns read (ADR 0003)."""
+        if isinstance(unflushed_after, _Auto):  # the meta first: it begins the transaction
+            unflushed_after = self.read_meta(conn).unflushed_after
         rows = self._fetch_by_ids(conn, f"SELECT {_ACCOUNT_COLS} FROM ledger_accounts", "id", ids)
-        if isinstance(unflushed_after, _Auto):
-            unflushed_after = self.read_meta(conn).unflushed_after if rows else None
         if unflushed_after is not None and rows:
             deltas = self.segment_deltas(conn, unflushed_after)
             rows = [_overlay(r, deltas.get(bytes(r[0]))) for r in rows]

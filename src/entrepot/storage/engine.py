@@ -145,7 +145,11 @@ def read_connection(engine: Engine) -> Connection:
     conn = engine.connect()
     if is_postgres(engine):
         conn = conn.execution_options(isolation_level="REPEATABLE READ")
-    return conn.execution_options(**{READ_ONLY: True})
+    conn = conn.execution_options(**{READ_ONLY: True})
+    # Begun now: a query through the raw driver cursor (the ledger's hot paths use one) does
+    # not begin SQLAlchemy's transaction, and on SQLite would run outside the snapshot.
+    conn.begin()
+    return conn
 
 
 def driver_connection(conn: Connection) -> Any:

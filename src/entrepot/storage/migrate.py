@@ -50,6 +50,13 @@ def current_revision(engine: Engine) -> str | None:
         return rev
 
 
+def downgrade(engine: Engine, revision: str) -> str | None:
+    """Undo migrations down to ``revision`` (operators' escape hatch; a migration may refuse
+    when it would lose data)."""
+    command.downgrade(_config(engine), revision)
+    return current_revision(engine)
+
+
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
     """Apply migrations up to ``revision``; return the revision now current."""
     if revision == "head" and current_revision(engine) == head_revision():
