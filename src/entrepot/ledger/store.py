@@ -157,6 +157,7 @@ _TRANSFER_COLS = (
     "id, debit_account_id, credit_account_id, amount, pending_id, user_data_128, user_data_64, "
     "user_data_32, timeout, ledger, code, flags, timestamp"
 )
+_BALANCES = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
 _TRANSFER_COLS_T = ", ".join("t." + c.strip() for c in _TRANSFER_COLS.split(","))
 
 
@@ -654,20 +655,26 @@ class LedgerStore:
 
     def _update_balances(self, cur: Any, touched: Iterable[AccountState]) -> None:
         rows = [(a.dp, a.dpo, a.cp, a.cpo, a.timestamp) for a in touched]
-        if not self.pg:
-            cur.executemany(
-                "UPDATE ledger_accounts SET debits_pending = ?, debits_posted = ?, "
-                "credits_pending = ?, credits_posted = ? WHERE timestamp = ?",
-                rows,
-            )
+        self._set_balances(cur, _BALANCES, rows)
+
+    def _set_balances(
+        self, cur: Any, columns: Sequence[str], rows: Sequence[tuple[int, ...]]
+    ) -> None:
+        """Set these balance columns of accounts, set-based: each row holds their values
+        and, last, the account's timestamp."""
+        if not rows:
             return
-        cols = list(zip(*rows, strict=True))
+        if not self.pg:
+            sets = ", ".join(f"{c} = ?" for c in columns)
+            cur.executemany(f"UPDATE ledger_accounts SET {sets} WHERE timestamp = ?", rows)
+            return
+        names = [f"v{i}" for i in range(len(columns))]
+        sets = ", ".join(f"{c} = v.{n}" for c, n in zip(columns, names, strict=True))
+        values = ", ".join(f"unnest(%b::int8[]) AS {n}" for n in (*names, "ts"))
         cur.execute(
-            "UPDATE ledger_accounts AS a SET debits_pending = v.dp, debits_posted = v.dpo, "
-            "credits_pending = v.cp, credits_posted = v.cpo FROM (SELECT "
-            "unnest(%b::int8[]) AS dp, unnest(%b::int8[]) AS dpo, unnest(%b::int8[]) AS cp, "
-            "unnest(%b::int8[]) AS cpo, unnest(%b::int8[]) AS ts) AS v WHERE a.timestamp = v.ts",
-            [list(c) for c in cols],
+            f"UPDATE ledger_accounts AS a SET {sets} FROM (SELECT {values}) AS v "
+            "WHERE a.timestamp = v.ts",
+            [list(c) for c in zip(*rows, strict=True)],
         )
 
     # ----------------------------------------------------------------------------- queries
@@ -899,23 +906,8 @@ class LedgerStore:
 
     def write_posted(self, conn: Connection, rows: list[tuple[int, int, int]]) -> None:
         """Write (debits posted, credits posted) to the accounts with these timestamps."""
-        if not rows:
-            return
         cur = driver_connection(conn).cursor()
-        if not self.pg:
-            cur.executemany(
-                "UPDATE ledger_accounts SET debits_posted = ?, credits_posted = ? "
-                "WHERE timestamp = ?",
-                rows,
-            )
-            return
-        cols = list(zip(*rows, strict=True))
-        cur.execute(
-            "UPDATE ledger_accounts AS a SET debits_posted = v.dpo, credits_posted = v.cpo "
-            "FROM (SELECT unnest(%b::int8[]) AS dpo, unnest(%b::int8[]) AS cpo, "
-            "unnest(%b::int8[]) AS ts) AS v WHERE a.timestamp = v.ts",
-            [list(c) for c in cols],
-        )
+        self._set_balances(cur, ("debits_posted", "credits_posted"), rows)
 
     _SEGMENT_COLS = (
         "first_timestamp, count, accounts, debit_index, credit_index, ids, amounts, ledgers, "
