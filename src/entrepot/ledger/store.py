@@ -947,8 +947,18 @@ class LedgerStore:
                 j = bisect.bisect_right(lows, key) - 1
                 if j >= 0 and key <= ranges[j][1]:
                     by_segment.setdefault(ranges[j][2], []).append(key)
-        else:  # ids spread over many segments: find each one's
-            sql = self._sql(
+        elif self.pg:  # ids spread over many segments: each one's, in one round trip
+            cur.execute(
+                "SELECT k.id, s.first_timestamp, s.max_id FROM unnest(%s::bytea[]) AS k(id) "
+                "CROSS JOIN LATERAL (SELECT first_timestamp, max_id FROM "
+                "ledger_transfer_segments WHERE min_id <= k.id ORDER BY min_id DESC LIMIT 1) s",
+                (keys,),
+            )
+            for key, first_ts, high in cur.fetchall():
+                if bytes(key) <= bytes(high):
+                    by_segment.setdefault(first_ts, []).append(bytes(key))
+        else:  # SQLite answers in-process: a query per id costs a few µs
+            sql = (
                 "SELECT first_timestamp, max_id FROM ledger_transfer_segments WHERE min_id <= ? "
                 "ORDER BY min_id DESC LIMIT 1"
             )
