@@ -19,6 +19,7 @@ import hashlib
 import heapq
 import math
 import re
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -214,7 +215,8 @@ class _Name:
 
 
 class WatchListIndex:
-    """Names (primary and aliases) blocked by token keys, with IDF weights per folded token."""
+    """Names (primary and aliases) blocked by token keys, with IDF weights per folded token.
+    Read-only once built, so one index serves every screener of a process."""
 
     def __init__(self, entries: Sequence[Entry], version: str) -> None:
         self.entries = list(entries)
@@ -486,6 +488,28 @@ def _judge(entry: Entry, match: NameMatch, party: Party) -> Candidate:
     )  # fmt: skip
 
 
+_INDEXES: dict[tuple[object, ...], WatchListIndex] = {}
+_INDEXES_LOCK = threading.Lock()
+
+
+def watch_list_index(directory: Path | str) -> WatchListIndex:
+    """The index of the lists in ``directory``, built once per process while its files are
+    unchanged (the payments screening hook and the risk API each screen against it; a copy
+    is about 45 MB and takes seconds to build)."""
+    folder = Path(directory).resolve()
+    files = sorted(p for p in folder.glob("*") if p.is_file())
+    key = (str(folder), *((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    with _INDEXES_LOCK:
+        index = _INDEXES.get(key)
+        if index is None:
+            entries, version = load_watch_list(folder)
+            index = WatchListIndex(entries, version)
+            for old in [k for k in _INDEXES if k[0] == key[0]]:
+                del _INDEXES[old]  # the lists changed: drop the stale copy
+            _INDEXES[key] = index
+        return index
+
+
 class Screener:
     """Screens parties against one watch list index; optionally logs every decision."""
 
@@ -498,8 +522,7 @@ class Screener:
 
     @classmethod
     def from_directory(cls, directory: Path | str, **kwargs: Any) -> Screener:
-        entries, version = load_watch_list(directory)
-        return cls(WatchListIndex(entries, version), **kwargs)
+        return cls(watch_list_index(directory), **kwargs)
 
     def screen(self, party: Party) -> Screening:
         return self.screen_many([party])[0]
@@ -564,5 +587,5 @@ def _fields(result: Screening) -> dict[str, Any]:
 
 __all__ = [
     "Candidate", "DobSpec", "Entry", "Party", "Screener", "Screening", "WatchListIndex",
-    "load_watch_list", "make_party", "parse_dob", "parse_remarks",
+    "load_watch_list", "make_party", "parse_dob", "parse_remarks", "watch_list_index",
 ]  # fmt: skip
