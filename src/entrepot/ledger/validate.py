@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from entrepot.kernel.ids import U128_MAX
 from entrepot.kernel.limits import AMOUNT_MAX, BATCH_EVENTS_MAX, U16_MAX, U32_MAX, USER_DATA_64_MAX
 from entrepot.ledger.errors import BatchTooLarge, LedgerInputError
-from entrepot.ledger.model import Account, Transfer
+from entrepot.ledger.model import Account, Transfer, TransferFlags
 
 _TRANSFER_RANGES: tuple[tuple[str, int], ...] = (
     ("id", U128_MAX),
@@ -97,7 +97,7 @@ def check_transfers(batch: Sequence[Transfer]) -> Sequence[Transfer]:
             and type(timeout) is int
             and type(ledger) is int
             and type(code) is int
-            and type(flags) is int
+            and (type(flags) is int or type(flags) is TransferFlags)
             and type(ts) is int
             and 0 <= id_ <= U128_MAX
             and 0 <= dr <= U128_MAX
@@ -116,6 +116,10 @@ def check_transfers(batch: Sequence[Transfer]) -> Sequence[Transfer]:
             if fixed is None:
                 fixed = list(batch)
             fixed[index] = Transfer(*_normalise(index, t, _TRANSFER_RANGES))
+        elif type(flags) is not int:  # TransferFlags, the usual way to spell them: a plain int
+            if fixed is None:
+                fixed = list(batch)
+            fixed[index] = t._replace(flags=int(flags))
     return batch if fixed is None else fixed
 
 
