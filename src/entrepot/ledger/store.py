@@ -11,8 +11,6 @@ The hot path uses the DB-API cursor under the SQLAlchemy connection: ``executema
 from __future__ import annotations
 
 import bisect
-import sys
-from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -161,23 +159,14 @@ _BALANCES = ("debits_pending", "debits_posted", "credits_pending", "credits_post
 _TRANSFER_COLS_T = ", ".join("t." + c.strip() for c in _TRANSFER_COLS.split(","))
 
 
-_BIG_ENDIAN = sys.byteorder == "big"
-
-
-def pack_timestamps(stamps: list[int]) -> bytes:
-    """Ascending int64 timestamps as big-endian bytes (portable across machines)."""
-    arr = array("q", stamps)
-    if not _BIG_ENDIAN:
-        arr.byteswap()
-    return arr.tobytes()
+#: Posting runs store their timestamps as big-endian int64 (portable across machines).
+_RUN_STAMP = ">i8"
 
 
 def unpack_timestamps(raw: bytes) -> list[int]:
-    arr = array("q")
-    arr.frombytes(raw)
-    if not _BIG_ENDIAN:
-        arr.byteswap()
-    return arr.tolist()
+    """The timestamps of a posting run (``write_postings`` packs them)."""
+    stamps: list[int] = np.frombuffer(raw, dtype=_RUN_STAMP).tolist()
+    return stamps
 
 
 def _b(value: int) -> bytes:
@@ -362,7 +351,7 @@ class LedgerStore:
         starts = [0, *(np.flatnonzero(g[1:] != g[:-1]) + 1).tolist()]
         ends = [*starts[1:], len(ts)]
         key_of = list(number)
-        packed = ts.astype(">i8")
+        packed = ts.astype(_RUN_STAMP)
         rows = [
             (key_of[k], int(ts[e - 1]), int(ts[b]), e - b, packed[b:e].tobytes())
             for k, b, e in zip(g[starts].tolist(), starts, ends, strict=True)
