@@ -312,13 +312,10 @@ class Ledger:
         check_batch_size(batch, "transfers")
         if not batch:
             return []
-        if len(batch) < self.plain_batch_min:
-            batch = check_transfers(batch)
-            if not batch:
-                return []
-            return self._write(uow, lambda s, c: s._create_transfers(c, batch, None))  # type: ignore[return-value]
-        with _gc_paused():
-            cols = plain_columns(batch)
+        cols = None
+        if len(batch) >= self.plain_batch_min:
+            with _gc_paused():
+                cols = plain_columns(batch)
         if cols is None:
             batch = check_transfers(batch)
         return self._write(uow, lambda s, c: s._create_transfers(c, batch, cols))  # type: ignore[return-value]
@@ -330,7 +327,7 @@ class Ledger:
         meta = self._begin(conn)
         now = self._now(meta)
         due = store.load_due_pending(conn, now)
-        if cols is not None and not due and cols.ids and min(cols.ids) > meta.max_transfer_id:
+        if cols is not None and not due and min(cols.ids) > meta.max_transfer_id:
             results = self._create_plain(conn, cols, meta, now)
             if results is not None:
                 return results
