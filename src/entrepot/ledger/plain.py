@@ -30,10 +30,21 @@ import numpy as np
 import numpy.typing as npt
 
 from entrepot.kernel.ids import U128_MAX
-from entrepot.kernel.limits import AMOUNT_MAX, U16_MAX, U32_MAX, USER_DATA_64_MAX
+from entrepot.kernel.limits import AMOUNT_MAX
 from entrepot.ledger.machine import CMNED, DMNEC, HISTORY, AccountState
 from entrepot.ledger.model import Transfer
+from entrepot.ledger.validate import TRANSFER_RANGES
 
+#: Fields a plain transfer leaves zero (pending id, timeout, flags, timestamp) and the others
+#: with their largest values, by position in the record.
+_ZERO_FIELDS = tuple(
+    i
+    for i, (name, _) in enumerate(TRANSFER_RANGES)
+    if name in ("pending_id", "timeout", "flags", "timestamp")
+)
+_VALUE_RANGES = tuple(
+    (i, high) for i, (_, high) in enumerate(TRANSFER_RANGES) if i not in _ZERO_FIELDS
+)
 _TRANSFER_TYPE = {Transfer}
 _INT_TYPE = {int}
 I64 = npt.NDArray[np.int64]
@@ -190,24 +201,17 @@ def plain_columns(batch: Sequence[Transfer]) -> PlainColumns | None:
     columns = tuple(zip(*batch, strict=True))
     if any(set(map(type, c)) != _INT_TYPE for c in columns):
         return None  # bool, IntFlag or a wrong type: check_transfers says which
-    (ids, drs, crs, amounts, pids, u128, u64, u32, timeouts, ledgers, codes, flags, stamps) = (
-        columns
-    )
-    if any(flags) or any(pids) or any(timeouts) or any(stamps):
+    if any(any(columns[i]) for i in _ZERO_FIELDS):
         return None
-    if min(ids) <= 0 or max(ids) >= U128_MAX or len(set(ids)) != len(ids):
+    for i, high in _VALUE_RANGES:  # as check_transfers bounds them
+        column = columns[i]
+        if any(column) and (min(column) < 0 or max(column) > high):
+            return None  # out of range: check_transfers says so
+    (ids, drs, crs, amounts, _, u128, u64, u32, _, ledgers, codes, _, _) = columns
+    # In range, but a result code rather than ok: the state machine gives it.
+    if min(ids) == 0 or max(ids) == U128_MAX or len(set(ids)) != len(ids):
         return None
-    if min(drs) < 0 or max(drs) > U128_MAX or min(crs) < 0 or max(crs) > U128_MAX:
-        return None  # out of range: check_transfers says so
-    if min(amounts) < 0 or max(amounts) > AMOUNT_MAX:
-        return None
-    if min(ledgers) <= 0 or max(ledgers) > U32_MAX or min(codes) <= 0 or max(codes) > U16_MAX:
-        return None
-    if any(u128) and (min(u128) < 0 or max(u128) > U128_MAX):
-        return None
-    if any(u64) and (min(u64) < 0 or max(u64) > USER_DATA_64_MAX):
-        return None
-    if any(u32) and (min(u32) < 0 or max(u32) > U32_MAX):
+    if min(ledgers) == 0 or min(codes) == 0:
         return None
     return PlainColumns(ids, drs, crs, amounts, ledgers, codes, u128, u64, u32)
 

@@ -15,7 +15,8 @@ from entrepot.kernel.limits import AMOUNT_MAX, BATCH_EVENTS_MAX, U16_MAX, U32_MA
 from entrepot.ledger.errors import BatchTooLarge, LedgerInputError
 from entrepot.ledger.model import Account, Transfer, TransferFlags
 
-_TRANSFER_RANGES: tuple[tuple[str, int], ...] = (
+#: Each transfer field and its largest value (all are at least 0), in the record's order.
+TRANSFER_RANGES: tuple[tuple[str, int], ...] = (
     ("id", U128_MAX),
     ("debit_account_id", U128_MAX),
     ("credit_account_id", U128_MAX),
@@ -115,7 +116,7 @@ def check_transfers(batch: Sequence[Transfer]) -> Sequence[Transfer]:
         ):
             if fixed is None:
                 fixed = list(batch)
-            fixed[index] = Transfer(*_normalise(index, t, _TRANSFER_RANGES))
+            fixed[index] = Transfer(*_normalise(index, t, TRANSFER_RANGES))
         elif type(flags) is not int:  # TransferFlags, the usual way to spell them: a plain int
             if fixed is None:
                 fixed = list(batch)
