@@ -122,7 +122,7 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
         # An invalidated connection (the driver connection died, an exit exception mid-
         # statement, ``invalidate()``) ends its transaction without the driver's rollback
         # being called: release here, or every other writer of the process waits for ever.
-        _release(id(dbapi_connection))
+        _release(_key(dbapi_connection))
 
     return engine
 
