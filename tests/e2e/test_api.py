@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -228,8 +229,48 @@ def test_bulk_transfers_commit_each_item_or_reject_it_alone(
     assert scheme.liquidity("cimb", "MYR")["net_position_minor"] == 1000
 
 
+@pytest.mark.parametrize(
+    ("change", "status", "where"),
+    [
+        (lambda b: b["transfers"][0].update(extra=1), 422, "extra"),
+        (lambda b: b["transfers"][1]["amount"].update(currency="RWF"), 422, "one currency"),
+        (lambda b: b["transfers"][0]["amount"].update(amount="1.001"), 422, "fractional digits"),
+        (lambda b: b["transfers"][0]["amount"].update(amount="-1"), 422, "amount"),
+        (lambda b: b["transfers"][0]["payee"].update(partyIdType="EMAIL"), 422, "partyIdType"),
+        (lambda b: b.update(bulkId="a b"), 422, "bulkId"),
+        (lambda b: b.update(transfers=[]), 422, "transfers"),
+    ],
+)
+def test_a_malformed_bulk_gets_a_problem_and_changes_nothing(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+    scheme: PaymentScheme,
+    change: Any,
+    status: int,
+    where: str,
+) -> None:
+    client, h = api
+    body = {
+        "bulkId": "bulk-bad",
+        "transfers": [
+            {
+                "transferId": f"bb{n}",
+                "payee": {"partyIdType": "MSISDN", "partyIdentifier": "+60123456789"},
+                "amount": {"amount": "1.00", "currency": "MYR"},
+            }
+            for n in range(2)
+        ],
+    }
+    change(body)
+    before = scheme.liquidity("maybank", "MYR")
+    r = client.post("/v1/transfers/bulk", json=body, headers=h["maybank"])
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert where in r.text
+    assert scheme.liquidity("maybank", "MYR") == before
+
+
 def test_a_bulk_larger_than_one_ledger_batch_commits_every_item(scheme: PaymentScheme) -> None:
-    from entrepot.payments.services import BulkItem, bulk_transfers
+    from entrepot.payments.bulk import BulkItem, bulk_transfers
 
     scheme.register_participant("cimb", "CIMB", "bank", "MY", ["MYR"])
     scheme.register_alias("cimb", "MSISDN", "+60123456780", "Ali", "MYR")

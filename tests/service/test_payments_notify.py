@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from entrepot.kernel.clock import FakeClock
 from entrepot.payments import PaymentScheme
 from entrepot.payments import store as st
+from entrepot.payments.bulk import BulkItem, bulk_transfers
 from entrepot.payments.errors import InvalidPaymentInput, NetDebitCapExceeded
 from entrepot.payments.notify import Dispatcher
-from entrepot.payments.services import BulkItem, bulk_transfers
 from tests.service.test_payments import BK_CUSTOMER, join_bk, pay
 
 

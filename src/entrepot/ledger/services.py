@@ -395,8 +395,9 @@ class Ledger:
         self._commit_meta(conn, meta, now + n - 1, max(cols.ids), n, segment=True)
         return [CreateTransferResult.OK] * n
 
-    def expire_pending(self) -> int:
-        """Void every pending transfer whose timeout has passed; return how many."""
+    def expire_pending(self, *, uow: UnitOfWork | None = None) -> int:
+        """Void every pending transfer whose timeout has passed; return how many. With ``uow``
+        the voids join the caller's transaction (it commits them, or rolls them back)."""
 
         def work(s: Ledger, conn: Connection) -> list[str]:
             meta = s._begin(conn)
@@ -415,13 +416,21 @@ class Ledger:
             s._commit_meta(conn, meta, fx.last_timestamp, meta.max_transfer_id)
             return ["expired"] * len(due)
 
-        return len(self._write(None, work))
+        return len(self._write(uow, work))
 
     # ------------------------------------------------------------------ reads
-    def lookup_accounts(self, ids: Sequence[int]) -> list[Account]:
-        """Accounts that exist, in the order asked; unknown ids are left out."""
-        with read_connection(self.engine) as conn:
-            found = {a.id: a for a in self.store.load_accounts(conn, set(ids))}
+    def lookup_accounts(
+        self, ids: Sequence[int], *, uow: UnitOfWork | None = None
+    ) -> list[Account]:
+        """Accounts that exist, in the order asked; unknown ids are left out. With ``uow`` they
+        are read in the caller's transaction, which sees its own writes; a unit of work that
+        holds the write lock thus reads balances no other writer can change before it
+        commits."""
+        if uow is not None:
+            found = {a.id: a for a in self.store.load_accounts(uow.connection, set(ids))}
+        else:
+            with read_connection(self.engine) as conn:
+                found = {a.id: a for a in self.store.load_accounts(conn, set(ids))}
         return [found[i] for i in ids if i in found]
 
     def get_account(self, account_id: int) -> Account:

@@ -118,18 +118,19 @@ def notify_bulk(
     bulk_id: str,
     payer: str,
     currency: str,
-    rows: list[dict[str, Any]],
+    credits: dict[str, list[tuple[str, int]]],
     now_ns: int,
 ) -> int:
-    """One notice per payee participant of a committed bulk, listing its credits."""
-    by_payee: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        by_payee.setdefault(r["payee_participant"], []).append(
-            {"transferId": r["id"], "minor": r["target_amount"]}
-        )
+    """One notice per payee participant of a committed bulk, listing its credits
+    (``credits``: payee participant -> [(transfer id, minor units)])."""
     bodies = {
-        pid: {"bulkId": bulk_id, "payerFsp": payer, "currency": currency, "credits": credits}
-        for pid, credits in by_payee.items()
+        pid: {
+            "bulkId": bulk_id,
+            "payerFsp": payer,
+            "currency": currency,
+            "credits": [{"transferId": tid, "minor": minor} for tid, minor in paid],
+        }
+        for pid, paid in credits.items()
     }
     return _queue(conn, "bulk.committed", bulk_id, bodies, now_ns)
 

@@ -31,7 +31,6 @@ from sqlalchemy import Connection, Engine
 
 from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock
 from entrepot.kernel.ids import id_from_bytes, id_to_bytes
-from entrepot.kernel.limits import BATCH_EVENTS_MAX
 from entrepot.kernel.money import Money, convert, get_currency
 from entrepot.ledger import (
     AMOUNT_FULL,
@@ -85,7 +84,7 @@ from entrepot.payments.model import (
     TransferState,
     WindowState,
 )
-from entrepot.payments.notify import notify_bulk, notify_transfer
+from entrepot.payments.notify import notify_transfer
 from entrepot.storage.engine import read_connection
 from entrepot.storage.uow import UnitOfWork
 
@@ -1751,169 +1750,3 @@ def _transfer_values(t: PaymentTransfer) -> dict[str, object]:
         "note": t.note,
         "payer_alias": t.payer_alias,
     }
-
-
-@dataclass(frozen=True, slots=True)
-class BulkItem:
-    transfer_id: str
-    payee_alias_type: AliasType | str
-    payee_alias: str
-    amount_minor: int
-
-
-@dataclass(frozen=True, slots=True)
-class BulkResult:
-    transfer_id: str
-    state: TransferState
-    reason: str | None = None
-
-
-BULK_ITEMS_MAX = 8_000
-
-
-def bulk_transfers(
-    scheme: PaymentScheme, caller: str, bulk_id: str, currency: str, items: Sequence[BulkItem]
-) -> list[BulkResult]:
-    """Payer-initiated bulk credit transfers (payroll, supplier runs) in one currency: every
-    item is priced, checked and posted in one ledger batch and committed at once; an item
-    that fails (unknown payee, other currency, cap) is rejected alone."""
-    _check_id(bulk_id, "bulk id")
-    if not 1 <= len(items) <= BULK_ITEMS_MAX:
-        raise InvalidPaymentInput(f"a bulk holds 1..{BULK_ITEMS_MAX} transfers", field="transfers")
-    normalised = []
-    for item in items:
-        _check_id(item.transfer_id, "transfer id")
-        _check_amount(item.amount_minor)
-        normalised.append((item, *normalise_alias(item.payee_alias_type, item.payee_alias)))
-    if len({i.transfer_id for i in items}) != len(items):
-        raise InvalidPaymentInput("transfer ids repeat within the bulk", field="transfers")
-    with scheme._uow() as uow:
-        conn = uow.connection
-        payer = scheme._active(conn, caller)
-        src = payer.check_currency(currency)
-        fee_to = scheme._participant(conn, SCHEME).check_currency(currency)
-        existing = {
-            r[0]
-            for r in conn.execute(
-                sa.select(st.transfers.c.id).where(
-                    st.transfers.c.id.in_([i.transfer_id for i in items])
-                )
-            ).all()
-        }
-        parties = _parties(conn, {(k.value, a) for _, k, a in normalised})
-        payees: dict[str, Participant | None] = {}
-        now = scheme._now()
-        window = scheme._open_window(conn).id
-        batch: list[Transfer] = []
-        planned: list[tuple[PaymentTransfer, int]] = []
-        results: dict[str, BulkResult] = {}
-        for item, kind, alias in normalised:
-            tid = item.transfer_id
-            party = parties.get((kind.value, alias))
-            reason = None
-            if tid in existing:
-                reason = "transfer id already exists"
-            elif party is None:
-                reason = f"no party for {kind.value} {alias}"
-            elif party.currency != currency:
-                reason = f"payee takes {party.currency}, not {currency}"
-            elif party.participant_id == caller:
-                reason = "on-us: the payee is at the payer's own participant"
-            if reason is None and party is not None:
-                if party.participant_id not in payees:
-                    found = st.load_participant(conn, party.participant_id)
-                    payees[party.participant_id] = found if found and found.active else None
-                payee = payees[party.participant_id]
-                if payee is None:
-                    reason = f"payee participant {party.participant_id} is not active"
-            if reason is not None or party is None:
-                results[tid] = BulkResult(tid, TransferState.ABORTED, reason)
-                continue
-            payee = payees[party.participant_id]
-            assert payee is not None
-            dst = payee.check_currency(currency)
-            fee = scheme.fees.fee(item.amount_minor)
-            t = PaymentTransfer(
-                tid,
-                f"b{ledger_id(bulk_id, tid):032x}",
-                caller,
-                payee.id,
-                currency,
-                currency,
-                item.amount_minor + fee,
-                fee,
-                item.amount_minor,
-                None,
-                None,
-                TransferState.COMMITTED,
-                now,
-                now,
-                now,
-                window,
-                None,
-                f"bulk {bulk_id}",
-            )
-            if fee:
-                batch.append(
-                    Transfer(
-                        ledger_id("fee", tid),
-                        src.position_account,
-                        fee_to.position_account,
-                        fee,
-                        ledger=src.ledger,
-                        code=Code.FEE,
-                        flags=TransferFlags.LINKED,
-                    )
-                )
-            batch.append(
-                Transfer(
-                    ledger_id("leg1", tid),
-                    src.position_account,
-                    dst.position_account,
-                    item.amount_minor,
-                    ledger=src.ledger,
-                    code=Code.PAYMENT,
-                )
-            )
-            planned.append((t, 2 if fee else 1))
-        outcomes: list[str] = []
-        start = 0
-        while start < len(batch):  # ledger requests of at most 8,190 events, pairs kept whole
-            stop = min(len(batch), start + BATCH_EVENTS_MAX - 1)
-            if batch[stop - 1].flags & TransferFlags.LINKED:
-                stop -= 1
-            outcomes += [str(r) for r in scheme.ledger.create_transfers(batch[start:stop], uow=uow)]
-            start = stop
-        rows = []
-        k = 0
-        for t, n in planned:
-            codes = [str(r) for r in outcomes[k : k + n]]
-            k += n
-            if all(c == "ok" for c in codes):
-                rows.append(_transfer_values(t))
-                results[t.id] = BulkResult(t.id, TransferState.COMMITTED)
-            else:
-                why = next(c for c in codes if c not in ("ok", "linked_event_failed"))
-                reason = "net debit cap exceeded" if why == "exceeds_credits" else why
-                results[t.id] = BulkResult(t.id, TransferState.ABORTED, reason)
-        st.insert_many(conn, st.transfers, rows)
-        notify_bulk(conn, bulk_id, caller, currency, rows, now)
-    return [results[i.transfer_id] for i in items]
-
-
-def _parties(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Party]:
-    out: dict[tuple[str, str], Party] = {}
-    by_type: dict[str, list[str]] = {}
-    for kind, alias in keys:
-        by_type.setdefault(kind, []).append(alias)
-    for kind, values in by_type.items():
-        for start in range(0, len(values), 500):
-            rows = conn.execute(
-                sa.select(st.aliases).where(
-                    st.aliases.c.alias_type == kind,
-                    st.aliases.c.alias.in_(values[start : start + 500]),
-                )
-            ).all()
-            for r in rows:
-                out[(r.alias_type, r.alias)] = st.party_from_row(r)
-    return out

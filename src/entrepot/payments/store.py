@@ -5,6 +5,7 @@ Migration ``0002_payments`` creates these tables; keep the two in step.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -318,13 +319,22 @@ def escrow_from_row(r: Any) -> Escrow:
     )
 
 
-def insert_many(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+def insert_rows(
+    conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+) -> None:
     """Insert many rows through the driver's executemany (SQLAlchemy's per-row parameter
-    processing costs more than the insert itself on the bulk path). Values must already be
-    what the driver takes (ints, strings, bytes, None)."""
+    processing costs more than the insert itself on the bulk path). Each row is a tuple of
+    ``columns``' values, already what the driver takes (ints, strings, bytes, None); the
+    columns left out take their defaults."""
     if not rows:
         return
-    names = [c.name for c in table.columns]
+    known = set(table.columns.keys())
+    unknown = [c for c in columns if c not in known]
+    if unknown:
+        raise ValueError(f"{table.name} has no column {', '.join(unknown)}")
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
-    conn.exec_driver_sql(sql, [tuple(r.get(n) for n in names) for r in rows])
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join([mark] * len(columns))})"
+    )
+    conn.exec_driver_sql(sql, list(rows))

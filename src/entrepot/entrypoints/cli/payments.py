@@ -19,8 +19,8 @@ from entrepot.entrypoints.cli.output import emit_json, guard, open_app, out
 from entrepot.kernel.clock import parse_time
 from entrepot.kernel.money import format_amount, parse_amount
 from entrepot.payments import SCHEME, PaymentScheme, iso20022, messages, qr
+from entrepot.payments.bulk import BulkItem, bulk_transfers
 from entrepot.payments.credentials import issue_credential
-from entrepot.payments.services import BulkItem, bulk_transfers
 
 app = typer.Typer(
     help="The payment scheme: participants, aliases, quotes, transfers, QR, "

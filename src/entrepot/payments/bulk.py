@@ -1,0 +1,316 @@
+"""Payer-initiated bulk credit transfers (payroll, supplier runs): up to 8,000 items in one
+currency, each priced, checked and committed at once, an item that fails rejected alone.
+
+A bulk clears on the ledger as one posting per payee participant and one for the scheme's
+fees (ADR 0004), not two per item: the ledger holds participants' positions, and a payee
+participant's position moves by the sum of its credits whichever way they are posted. Which
+items fit is decided first, in item order, against the accounts' balances read under the
+ledger's write lock (:class:`_Positions` applies the state machine's checks for a posted
+transfer, each item's fee and payment legs as one linked chain: both or neither), so every item
+gets exactly the result that posting its two legs would have given. The postings then carry
+the sums, each with the bulk's id (``user_data_128``) and how many items it carries
+(``user_data_64``); every item is a ``pay_transfers`` row with its own amounts, so the ledger
+and the rows reconcile per bulk and per payee.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from entrepot.kernel.limits import AMOUNT_MAX
+from entrepot.ledger import Account, AccountFlags, CreateTransferResult, Transfer
+from entrepot.payments import store as st
+from entrepot.payments.aliases import normalise_alias
+from entrepot.payments.errors import InvalidPaymentInput, LedgerRefused
+from entrepot.payments.model import (
+    AliasType,
+    Participant,
+    ParticipantCurrency,
+    Party,
+    TransferState,
+)
+from entrepot.payments.notify import notify_bulk
+from entrepot.payments.services import (
+    SCHEME,
+    Code,
+    PaymentScheme,
+    _check_amount,
+    _check_id,
+    ledger_id,
+)
+
+BULK_ITEMS_MAX = 8_000
+_DMNEC = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+_CMNED = int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
+R = CreateTransferResult
+_COMMITTED = TransferState.COMMITTED.value
+#: pay_transfers columns a bulk item fills, in the order its row tuple gives them.
+_ROW_COLUMNS = (
+    "id",
+    "quote_id",
+    "payer_participant",
+    "payee_participant",
+    "source_currency",
+    "target_currency",
+    "source_amount",
+    "fee",
+    "target_amount",
+    "state",
+    "expires_at",
+    "created_at",
+    "updated_at",
+    "window_id",
+    "note",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BulkItem:
+    transfer_id: str
+    payee_alias_type: AliasType | str
+    payee_alias: str
+    amount_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class BulkResult:
+    transfer_id: str
+    state: TransferState
+    reason: str | None = None
+
+
+class _Positions:
+    """Balances of the accounts a bulk moves, changed item by item as the ledger would change
+    them. :meth:`post` takes one item's legs as a linked chain and returns the result code of
+    the first leg that fails (nothing applied), or None (all applied). The checks are the state
+    machine's for a posted transfer (``machine._create``), in its order; the ones a bulk cannot
+    fail (ledgers, accounts that exist, amounts > 0) are not repeated."""
+
+    def __init__(self, accounts: Iterable[Account]) -> None:
+        # per account: [debits_pending, debits_posted, credits_pending, credits_posted, flags]
+        self.b = {
+            a.id: [a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted, a.flags]
+            for a in accounts
+        }
+
+    def _check(self, dr_id: int, cr_id: int, amount: int) -> R | None:
+        if dr_id == cr_id:
+            return R.ACCOUNTS_MUST_BE_DIFFERENT
+        dr, cr = self.b[dr_id], self.b[cr_id]
+        if dr[1] + amount > AMOUNT_MAX:
+            return R.OVERFLOWS_DEBITS_POSTED
+        if cr[3] + amount > AMOUNT_MAX:
+            return R.OVERFLOWS_CREDITS_POSTED
+        if dr[0] + dr[1] + amount > AMOUNT_MAX:
+            return R.OVERFLOWS_DEBITS
+        if cr[2] + cr[3] + amount > AMOUNT_MAX:
+            return R.OVERFLOWS_CREDITS
+        if dr[4] & _DMNEC and dr[0] + dr[1] + amount > dr[3]:
+            return R.EXCEEDS_CREDITS
+        if cr[4] & _CMNED and cr[2] + cr[3] + amount > cr[1]:
+            return R.EXCEEDS_DEBITS
+        return None
+
+    def post(self, legs: Sequence[tuple[int, int, int]]) -> R | None:
+        b = self.b
+        for k, (dr_id, cr_id, amount) in enumerate(legs):
+            why = self._check(dr_id, cr_id, amount)
+            if why is not None:
+                for d, c, a in legs[:k]:  # the chain fails whole: undo its earlier legs
+                    b[d][1] -= a
+                    b[c][3] -= a
+                return why
+            b[dr_id][1] += amount
+            b[cr_id][3] += amount
+        return None
+
+
+def _reason(code: R) -> str:
+    return "net debit cap exceeded" if code is R.EXCEEDS_CREDITS else str(code)
+
+
+def bulk_transfers(
+    scheme: PaymentScheme, caller: str, bulk_id: str, currency: str, items: Sequence[BulkItem]
+) -> list[BulkResult]:
+    """Commit every item that can be, in order, in one transaction; an item that fails (unknown
+    payee, other currency, on-us, suspended payee, net debit cap) is rejected alone with its
+    reason. Bad input (ids, amounts, aliases, size) rejects the whole bulk and changes
+    nothing."""
+    _check_id(bulk_id, "bulk id")
+    if not 1 <= len(items) <= BULK_ITEMS_MAX:
+        raise InvalidPaymentInput(f"a bulk holds 1..{BULK_ITEMS_MAX} transfers", field="transfers")
+    aliases: dict[tuple[AliasType | str, str], tuple[str, str]] = {}
+    keys = []
+    for item in items:
+        _check_id(item.transfer_id, "transfer id")
+        _check_amount(item.amount_minor)
+        key = (item.payee_alias_type, item.payee_alias)
+        if key not in aliases:  # a payroll pays few payees many times: normalise each once
+            kind, alias = normalise_alias(*key)
+            aliases[key] = (kind.value, alias)
+        keys.append(aliases[key])
+    if len({i.transfer_id for i in items}) != len(items):
+        raise InvalidPaymentInput("transfer ids repeat within the bulk", field="transfers")
+    results: list[BulkResult | None] = [None] * len(items)
+    with scheme._uow() as uow:
+        conn = uow.connection
+        payer = scheme._active(conn, caller)
+        src = payer.check_currency(currency)
+        fee_to = scheme._participant(conn, SCHEME).check_currency(currency)
+        existing = {
+            r[0]
+            for r in conn.execute(
+                sa.select(st.transfers.c.id).where(
+                    st.transfers.c.id.in_([i.transfer_id for i in items])
+                )
+            ).all()
+        }
+        parties = _parties(conn, set(aliases.values()))
+        payees = _payees(conn, {p.participant_id for p in parties.values()})
+        # Balances as the postings below will find them: due reservations voided first.
+        scheme.ledger.expire_pending(uow=uow)
+        dsts = {
+            pid: p.check_currency(currency)
+            for pid, p in payees.items()
+            if p is not None and currency in p.currencies
+        }
+        accounts = {src.position_account, fee_to.position_account}
+        accounts |= {pc.position_account for pc in dsts.values()}
+        positions = _Positions(scheme.ledger.lookup_accounts(list(accounts), uow=uow))
+        now = scheme._now()
+        note = f"bulk {bulk_id}"
+        fees: dict[int, int] = {}
+        committed: list[tuple[str, str, int, int]] = []
+        credits: dict[str, list[tuple[str, int]]] = {}
+        fee_total = 0
+        for n, (item, key) in enumerate(zip(items, keys, strict=True)):
+            tid = item.transfer_id
+            party = parties.get(key)
+            reason = None
+            if tid in existing:
+                reason = "transfer id already exists"
+            elif party is None:
+                reason = f"no party for {key[0]} {key[1]}"
+            elif party.currency != currency:
+                reason = f"payee takes {party.currency}, not {currency}"
+            elif party.participant_id == caller:
+                reason = "on-us: the payee is at the payer's own participant"
+            elif payees.get(party.participant_id) is None:
+                reason = f"payee participant {party.participant_id} is not active"
+            elif party.participant_id not in dsts:
+                reason = f"payee participant {party.participant_id} does not hold {currency}"
+            amount, fee = item.amount_minor, 0
+            if reason is None:
+                assert party is not None
+                if amount not in fees:
+                    fees[amount] = scheme.fees.fee(amount)
+                fee = fees[amount]
+                dst = dsts[party.participant_id].position_account
+                legs = [(src.position_account, dst, amount)]
+                if fee:
+                    legs.insert(0, (src.position_account, fee_to.position_account, fee))
+                failed = positions.post(legs)
+                if failed is not None:
+                    reason = _reason(failed)
+            if reason is not None:
+                results[n] = BulkResult(tid, TransferState.ABORTED, reason)
+                continue
+            payee_id = party.participant_id  # type: ignore[union-attr]
+            results[n] = BulkResult(tid, TransferState.COMMITTED)
+            fee_total += fee
+            credits.setdefault(payee_id, []).append((tid, amount))
+            committed.append((tid, payee_id, amount, fee))
+        rows = []
+        if committed:  # a bulk that commits nothing opens no settlement window
+            window = scheme._open_window(conn).id
+            quote_ids = (f"b{ledger_id(bulk_id, c[0]):032x}" for c in committed)
+            rows = [
+                (tid, qid, caller, payee, currency, currency, amount + fee, fee, amount,
+                 _COMMITTED, now, now, now, window, note)
+                for (tid, payee, amount, fee), qid in zip(committed, quote_ids, strict=True)
+            ]  # fmt: skip
+        postings = _postings(bulk_id, src, fee_to, dsts, credits, fee_total, rows)
+        if postings:
+            refused = [r for r in scheme._post(uow, postings) if r != "ok"]
+            if refused:  # the balances were read under the write lock: this is a defect
+                raise LedgerRefused(f"ledger refused the bulk's postings: {sorted(set(refused))}")
+        st.insert_rows(conn, st.transfers, _ROW_COLUMNS, rows)
+        notify_bulk(conn, bulk_id, caller, currency, credits, now)
+    return results  # type: ignore[return-value]
+
+
+def _postings(
+    bulk_id: str,
+    src: ParticipantCurrency,
+    fee_to: ParticipantCurrency,
+    dsts: dict[str, ParticipantCurrency],
+    credits: dict[str, list[tuple[str, int]]],
+    fee_total: int,
+    rows: Sequence[tuple[object, ...]],
+) -> list[Transfer]:
+    """One posting per payee participant and one for the fees, named after the first item
+    each carries (transfer ids are unique, so posting ids are too)."""
+    tag = ledger_id("bulk", bulk_id)
+    out = []
+    if fee_total:
+        carried = sum(1 for r in rows if r[7])
+        out.append(
+            Transfer(
+                ledger_id("bulk-fee", str(rows[0][0])),
+                src.position_account,
+                fee_to.position_account,
+                fee_total,
+                user_data_128=tag,
+                user_data_64=carried,
+                ledger=src.ledger,
+                code=Code.FEE,
+            )
+        )
+    for pid, paid in credits.items():
+        out.append(
+            Transfer(
+                ledger_id("bulk-credit", paid[0][0]),
+                src.position_account,
+                dsts[pid].position_account,
+                sum(a for _, a in paid),
+                user_data_128=tag,
+                user_data_64=len(paid),
+                ledger=src.ledger,
+                code=Code.PAYMENT,
+            )
+        )
+    return out
+
+
+def _parties(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Party]:
+    out: dict[tuple[str, str], Party] = {}
+    by_type: dict[str, list[str]] = {}
+    for kind, alias in keys:
+        by_type.setdefault(kind, []).append(alias)
+    for kind, values in by_type.items():
+        for start in range(0, len(values), 500):
+            rows = conn.execute(
+                sa.select(st.aliases).where(
+                    st.aliases.c.alias_type == kind,
+                    st.aliases.c.alias.in_(values[start : start + 500]),
+                )
+            ).all()
+            for r in rows:
+                out[(r.alias_type, r.alias)] = st.party_from_row(r)
+    return out
+
+
+def _payees(conn: Connection, ids: set[str]) -> dict[str, Participant | None]:
+    """The payee participants by id, None for a suspended one."""
+    out: dict[str, Participant | None] = {}
+    for pid in ids:
+        found = st.load_participant(conn, pid)
+        out[pid] = found if found is not None and found.active else None
+    return out
+
+
+__all__ = ["BULK_ITEMS_MAX", "BulkItem", "BulkResult", "bulk_transfers"]

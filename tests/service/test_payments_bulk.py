@@ -1,0 +1,314 @@
+"""Bulk credit transfers (ADR 0004): each item gets exactly the result that posting its fee and
+payment legs as one linked chain would give, while the ledger carries one posting per payee
+participant and one for the fees. The oracle is the ledger's own state machine
+(``decide_transfers``), run on the balances read before the bulk."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as s
+
+from entrepot.kernel.clock import FakeClock
+from entrepot.kernel.limits import AMOUNT_MAX
+from entrepot.ledger import Account, AccountFlags, Transfer, TransferFlags
+from entrepot.ledger.machine import AccountState, LedgerView, decide_transfers
+from entrepot.payments import SCHEME, PaymentScheme, TransferState
+from entrepot.payments import store as st
+from entrepot.payments.bulk import BulkItem, BulkResult, _Positions, bulk_transfers
+from entrepot.payments.errors import InvalidPaymentInput, ParticipantSuspended
+from entrepot.payments.services import Code, ledger_id
+from tests.service.test_payments import assert_ledger_ok, fee_of, join, unchanged
+
+PAYEES = {"cimb": ("MSISDN", "+60123000001"), "rhb": ("MSISDN", "+60123000002")}
+_ids = itertools.count()
+
+
+def join_payees(scheme: PaymentScheme) -> None:
+    for pid, alias in PAYEES.items():
+        join(scheme, pid, "MYR", country="MY", alias=alias)
+
+
+def positions(scheme: PaymentScheme, pids: list[str], currency: str = "MYR") -> list[int]:
+    return [scheme.get_participant(p).check_currency(currency).position_account for p in pids]
+
+
+def machine_oracle(
+    scheme: PaymentScheme, payer: str, items: list[tuple[str, int]]
+) -> tuple[list[str | None], dict[int, tuple[int, int, int, int]]]:
+    """Each item (payee participant, amount) posted as the fee and payment legs of one linked
+    chain through the ledger's state machine, on the balances as they are now: each item's
+    failure code (None: committed) and every account's balances after."""
+    src, fee_to, *dsts = positions(scheme, [payer, SCHEME, *PAYEES])
+    dst_of = dict(zip(PAYEES, dsts, strict=True))
+    accounts = scheme.ledger.lookup_accounts([src, fee_to, *dsts])
+    view = LedgerView(accounts={a.id: AccountState(a) for a in accounts}, ledgers={458})
+    batch, spans = [], []
+    for n, (payee, amount) in enumerate(items):
+        fee = fee_of(amount)
+        first = len(batch)
+        if fee:
+            batch.append(Transfer(10**30 + 2 * n, src, fee_to, fee, ledger=458, code=2, flags=1))
+        batch.append(Transfer(10**30 + 2 * n + 1, src, dst_of[payee], amount, ledger=458, code=1))
+        spans.append((first, len(batch)))
+    fx = decide_transfers(batch, view, 1)
+    codes = []
+    for a, b in spans:
+        failed = [str(r) for r in fx.results[a:b] if str(r) not in ("ok", "linked_event_failed")]
+        codes.append(failed[0] if failed else None)
+    after = {i: (st_.dp, st_.dpo, st_.cp, st_.cpo) for i, st_ in view.accounts.items()}
+    return codes, after
+
+
+def balances(scheme: PaymentScheme, ids: list[int]) -> dict[int, tuple[int, int, int, int]]:
+    return {
+        a.id: (a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted)
+        for a in scheme.ledger.lookup_accounts(ids)
+    }
+
+
+def run_bulk(
+    scheme: PaymentScheme, payer: str, items: list[tuple[str, int]], bulk_id: str | None = None
+) -> list[BulkResult]:
+    tag = next(_ids)
+    bulk = [BulkItem(f"t{tag}-{n}", *PAYEES[p], a) for n, (p, a) in enumerate(items)]
+    return bulk_transfers(scheme, payer, bulk_id or f"bulk-{tag}", "MYR", bulk)
+
+
+def expect(codes: list[str | None], results: list[BulkResult]) -> None:
+    want = [
+        (TransferState.COMMITTED, None)
+        if c is None
+        else (TransferState.ABORTED, "net debit cap exceeded" if c == "exceeds_credits" else c)
+        for c in codes
+    ]
+    assert [(r.state, r.reason) for r in results] == want
+
+
+# ----------------------------------------------------------------- the oracle, end to end
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    items=s.lists(
+        s.tuples(s.sampled_from(sorted(PAYEES)), s.integers(1, 400)), min_size=1, max_size=30
+    )
+)
+def test_every_item_gets_the_state_machines_result_and_the_balances_match(
+    scheme: PaymentScheme, items: list[tuple[str, int]]
+) -> None:
+    if "cimb" not in {p.id for p in scheme.list_participants()}:  # the first example
+        join_payees(scheme)
+    # Amounts in thousandths of what the payer has left, so every run meets the cap.
+    left = scheme.liquidity("maybank", "MYR")["position_available_minor"]
+    scaled = [(p, max(1, left * k // 4_000)) for p, k in items]
+    ids = positions(scheme, ["maybank", SCHEME, *PAYEES])
+    codes, after = machine_oracle(scheme, "maybank", scaled)
+    expect(codes, run_bulk(scheme, "maybank", scaled))
+    assert balances(scheme, ids) == after
+    assert_ledger_ok(scheme)
+    # Top the payer up for the next example.
+    scheme.deposit("maybank", "MYR", 300_000, f"top-{next(_ids)}")
+    cap = scheme.get_participant("maybank").check_currency("MYR").net_debit_cap_minor
+    scheme.set_net_debit_cap("maybank", "MYR", cap + 300_000)
+
+
+# ------------------------------------------------ the position model against the machine
+def _account(i: int, flags: int, dp: int, dpo: int, cp: int, cpo: int) -> Account:
+    return Account(i, 458, 100, flags, debits_pending=dp, debits_posted=dpo,
+                   credits_pending=cp, credits_posted=cpo)  # fmt: skip
+
+
+_balance = s.one_of(s.integers(0, 1_000), s.integers(AMOUNT_MAX - 1_000, AMOUNT_MAX))
+_flags = s.sampled_from(
+    [0, int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS),
+     int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    accounts=s.lists(s.tuples(_flags, _balance, _balance, _balance, _balance), min_size=3,
+                     max_size=3),
+    chains=s.lists(
+        s.lists(s.tuples(s.integers(0, 2), s.integers(0, 2), s.integers(1, 2_000)), min_size=1,
+                max_size=3),
+        min_size=1, max_size=8,
+    ),
+)  # fmt: skip
+def test_positions_decide_linked_chains_as_the_state_machine_does(
+    accounts: list[tuple[int, int, int, int, int]], chains: list[list[tuple[int, int, int]]]
+) -> None:
+    """Balances near the 63-bit limit, every limit flag, chains of one to three legs: the
+    bulk's position model returns the machine's first failure code and ends with its
+    balances."""
+    accs = [_account(i + 1, *a) for i, a in enumerate(accounts)]
+    model = _Positions(accs)
+    view = LedgerView(accounts={a.id: AccountState(a) for a in accs}, ledgers={458})
+    batch, spans, n = [], [], 0
+    for chain in chains:
+        first = len(batch)
+        for k, (d, c, amount) in enumerate(chain):
+            n += 1
+            flags = int(TransferFlags.LINKED) if k < len(chain) - 1 else 0
+            batch.append(Transfer(n, d + 1, c + 1, amount, ledger=458, code=1, flags=flags))
+        spans.append((first, len(batch)))
+    fx = decide_transfers(batch, view, 1)
+    for chain, (a, b) in zip(chains, spans, strict=True):
+        failed = [str(r) for r in fx.results[a:b] if str(r) not in ("ok", "linked_event_failed")]
+        got = model.post([(d + 1, c + 1, amount) for d, c, amount in chain])
+        assert (str(got) if got else None) == (failed[0] if failed else None)
+    for i, state in view.accounts.items():
+        assert model.b[i][:4] == [state.dp, state.dpo, state.cp, state.cpo]
+
+
+# ---------------------------------------------------------------------------- the cases
+def test_an_item_over_the_cap_is_rejected_alone_and_a_later_smaller_one_still_fits(
+    scheme: PaymentScheme,
+) -> None:
+    join_payees(scheme)
+    left = scheme.liquidity("maybank", "MYR")["position_available_minor"]
+    big = (left - 1_000) * 10_000 // 10_050  # with its 50 bps fee, about 1,000 below the cap
+    items = [("cimb", big), ("rhb", 5_000), ("rhb", 900)]  # 900 + fee 5 fits in the rest
+    results = run_bulk(scheme, "maybank", items)
+    assert [(r.state.value, r.reason) for r in results] == [
+        ("COMMITTED", None),
+        ("ABORTED", "net debit cap exceeded"),
+        ("COMMITTED", None),
+    ]
+    liq = scheme.liquidity("maybank", "MYR")
+    assert liq["position_available_minor"] == left - big - fee_of(big) - 900 - fee_of(900)
+    assert scheme.liquidity("rhb", "MYR")["net_position_minor"] == 900
+    assert_ledger_ok(scheme)
+
+
+def test_the_ledger_carries_one_posting_per_payee_and_one_for_fees_reconciling_with_rows(
+    scheme: PaymentScheme,
+) -> None:
+    join_payees(scheme)
+    items = [("cimb", 1_000), ("rhb", 2_000), ("cimb", 3_000), ("cimb", 100)]
+    results = run_bulk(scheme, "maybank", items, bulk_id="payroll-11")
+    assert all(r.state is TransferState.COMMITTED for r in results)
+    src, fee_to, cimb, rhb = positions(scheme, ["maybank", SCHEME, "cimb", "rhb"])
+    lines = scheme.ledger.get_account_transfers(src)
+    bulk_lines = [t for t in lines if t.user_data_128 == ledger_id("bulk", "payroll-11")]
+    fees = sum(fee_of(a) for _, a in items)
+    got = sorted((t.credit_account_id, t.amount, t.user_data_64, t.code) for t in bulk_lines)
+    assert got == sorted(
+        [(fee_to, fees, 4, Code.FEE), (cimb, 4_100, 3, Code.PAYMENT), (rhb, 2_000, 1, Code.PAYMENT)]
+    )
+    assert all(not t.flags for t in bulk_lines)  # posted, not pending or linked
+    with scheme.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(st.transfers).where(st.transfers.c.note == "bulk payroll-11")
+        ).all()
+    by_payee: dict[str, int] = {}
+    for r in rows:
+        assert (r.state, r.source_currency, r.target_currency) == ("COMMITTED", "MYR", "MYR")
+        assert (
+            r.source_amount == r.target_amount + r.fee == r.target_amount + fee_of(r.target_amount)
+        )
+        by_payee[r.payee_participant] = by_payee.get(r.payee_participant, 0) + r.target_amount
+    assert by_payee == {"cimb": 4_100, "rhb": 2_000}
+    assert sum(r.fee for r in rows) == fees
+    assert_ledger_ok(scheme)
+
+
+def test_each_precheck_rejects_its_item_alone(scheme: PaymentScheme) -> None:
+    join_payees(scheme)
+    join(scheme, "gone", "MYR", country="MY", alias=("MSISDN", "+60123000009"))
+    scheme.set_active("gone", False)
+    scheme.register_alias("maybank", "MSISDN", "+60123000005", "own customer", "MYR")
+    run_bulk(scheme, "maybank", [("cimb", 10)], bulk_id="first")  # t<n>-0 exists now
+    done = f"t{next(_ids) - 1}-0"
+    items = [
+        BulkItem(done, *PAYEES["cimb"], 10),
+        BulkItem("x-unknown", "MSISDN", "+60199999999", 10),
+        BulkItem("x-rwf", "MSISDN", "+250788123456", 10),  # mtn-rw's customer takes RWF
+        BulkItem("x-onus", "MSISDN", "+60123000005", 10),
+        BulkItem("x-gone", "MSISDN", "+60123000009", 10),
+        BulkItem("x-ok", *PAYEES["rhb"], 10),
+    ]
+    results = bulk_transfers(scheme, "maybank", "mixed", "MYR", items)
+    assert [(r.state.value, r.reason) for r in results] == [
+        ("ABORTED", "transfer id already exists"),
+        ("ABORTED", "no party for MSISDN +60199999999"),
+        ("ABORTED", "payee takes RWF, not MYR"),
+        ("ABORTED", "on-us: the payee is at the payer's own participant"),
+        ("ABORTED", "payee participant gone is not active"),
+        ("COMMITTED", None),
+    ]
+    with scheme.engine.connect() as conn:
+        stored = {r[0] for r in conn.execute(sa.select(st.transfers.c.id)).all()}
+    assert "x-ok" in stored and not stored & {"x-unknown", "x-rwf", "x-onus", "x-gone"}
+
+
+def test_a_bulk_in_which_every_item_fails_changes_nothing(scheme: PaymentScheme) -> None:
+    join_payees(scheme)
+    left = scheme.liquidity("maybank", "MYR")["position_available_minor"]
+    with unchanged(scheme):
+        results = run_bulk(scheme, "maybank", [("cimb", left), ("rhb", left)])
+    assert {r.reason for r in results} == {"net debit cap exceeded"}
+
+
+@pytest.mark.parametrize(
+    ("items", "bulk_id", "why"),
+    [
+        ([BulkItem("a", "MSISDN", "+60123000001", 10)] * 2, "b", "repeat"),
+        ([BulkItem("a", "MSISDN", "+60123000001", 0)], "b", "positive"),
+        ([BulkItem("a b", "MSISDN", "+60123000001", 10)], "b", "transfer id"),
+        ([BulkItem("a", "MSISDN", "0123", 10)], "b", "E.164"),
+        ([BulkItem("a", "MSISDN", "+60123000001", 10)], "", "bulk id"),
+        ([], "b", "1..8000"),
+    ],
+)
+def test_bad_input_rejects_the_whole_bulk_and_changes_nothing(
+    scheme: PaymentScheme, items: list[BulkItem], bulk_id: str, why: str
+) -> None:
+    join_payees(scheme)
+    with unchanged(scheme), pytest.raises(InvalidPaymentInput, match=why):
+        bulk_transfers(scheme, "maybank", bulk_id, "MYR", items)
+
+
+def test_a_suspended_payer_cannot_send_a_bulk(scheme: PaymentScheme) -> None:
+    join_payees(scheme)
+    scheme.set_active("maybank", False)
+    with unchanged(scheme), pytest.raises(ParticipantSuspended):
+        run_bulk(scheme, "maybank", [("cimb", 10)])
+
+
+def test_a_retried_bulk_commits_nothing_twice_and_a_reused_bulk_id_posts_apart(
+    scheme: PaymentScheme,
+) -> None:
+    join_payees(scheme)
+    items = [BulkItem(f"r-{n}", *PAYEES["cimb"], 1_000) for n in range(3)]
+    assert all(
+        r.state.value == "COMMITTED" for r in bulk_transfers(scheme, "maybank", "r", "MYR", items)
+    )
+    again = bulk_transfers(scheme, "maybank", "r", "MYR", items)
+    assert {r.reason for r in again} == {"transfer id already exists"}
+    more = [BulkItem(f"r-{n}", *PAYEES["cimb"], 1_000) for n in range(3, 5)]
+    assert all(
+        r.state.value == "COMMITTED" for r in bulk_transfers(scheme, "maybank", "r", "MYR", more)
+    )
+    assert scheme.liquidity("cimb", "MYR")["net_position_minor"] == 5_000
+    assert_ledger_ok(scheme)
+
+
+def test_a_reservation_that_expired_frees_its_liquidity_for_the_bulk(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    join_payees(scheme)
+    left = scheme.liquidity("maybank", "MYR")["position_available_minor"]
+    amount = left * 9 // 10
+    scheme.create_quote("maybank", "q-hold", *PAYEES["rhb"], amount, "RECEIVE", "MYR")
+    scheme.prepare_transfer("maybank", "t-hold", "q-hold")
+    assert scheme.liquidity("maybank", "MYR")["position_reserved_minor"] > 0
+    clock.advance(3_600)  # past the transfer's expiry; nothing has voided it yet
+    results = run_bulk(scheme, "maybank", [("cimb", amount)])
+    assert results[0].state is TransferState.COMMITTED
+    assert scheme.liquidity("maybank", "MYR")["position_reserved_minor"] == 0
+    assert_ledger_ok(scheme)
