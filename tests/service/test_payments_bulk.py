@@ -18,7 +18,13 @@ from entrepot.ledger import Account, AccountFlags, Transfer, TransferFlags
 from entrepot.ledger.machine import AccountState, LedgerView, decide_transfers
 from entrepot.payments import SCHEME, PaymentScheme, TransferState
 from entrepot.payments import store as st
-from entrepot.payments.bulk import BulkItem, BulkResult, _Positions, bulk_transfers
+from entrepot.payments.bulk import (
+    BulkItem,
+    BulkResult,
+    _Positions,
+    bulk_quote_id,
+    bulk_transfers,
+)
 from entrepot.payments.errors import InvalidPaymentInput, ParticipantSuspended
 from entrepot.payments.services import Code, ledger_id
 from tests.service.test_payments import assert_ledger_ok, fee_of, join, unchanged
@@ -312,3 +318,16 @@ def test_a_reservation_that_expired_frees_its_liquidity_for_the_bulk(
     assert results[0].state is TransferState.COMMITTED
     assert scheme.liquidity("maybank", "MYR")["position_reserved_minor"] == 0
     assert_ledger_ok(scheme)
+
+
+def test_a_bulk_items_quote_id_is_one_no_client_can_take_first(scheme: PaymentScheme) -> None:
+    join_payees(scheme)
+    run_bulk(scheme, "maybank", [("cimb", 10)], bulk_id="q")
+    tid = f"t{next(_ids) - 1}-0"
+    with scheme.engine.connect() as conn:
+        stored = conn.execute(
+            sa.select(st.transfers.c.quote_id).where(st.transfers.c.id == tid)
+        ).scalar_one()
+    assert stored == bulk_quote_id(tid)
+    with pytest.raises(InvalidPaymentInput, match="quote id"):
+        scheme.create_quote("maybank", stored, *PAYEES["rhb"], 100, "SEND", "MYR")

@@ -15,6 +15,7 @@ and the rows reconcile per bulk and per payee.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -42,6 +43,7 @@ from entrepot.payments.services import (
     _check_id,
     ledger_id,
 )
+from entrepot.storage.engine import driver_connection
 
 BULK_ITEMS_MAX = 8_000
 _DMNEC = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
@@ -97,36 +99,39 @@ class _Positions:
             for a in accounts
         }
 
-    def _check(self, dr_id: int, cr_id: int, amount: int) -> R | None:
-        if dr_id == cr_id:
-            return R.ACCOUNTS_MUST_BE_DIFFERENT
-        dr, cr = self.b[dr_id], self.b[cr_id]
-        if dr[1] + amount > AMOUNT_MAX:
-            return R.OVERFLOWS_DEBITS_POSTED
-        if cr[3] + amount > AMOUNT_MAX:
-            return R.OVERFLOWS_CREDITS_POSTED
-        if dr[0] + dr[1] + amount > AMOUNT_MAX:
-            return R.OVERFLOWS_DEBITS
-        if cr[2] + cr[3] + amount > AMOUNT_MAX:
-            return R.OVERFLOWS_CREDITS
-        if dr[4] & _DMNEC and dr[0] + dr[1] + amount > dr[3]:
-            return R.EXCEEDS_CREDITS
-        if cr[4] & _CMNED and cr[2] + cr[3] + amount > cr[1]:
-            return R.EXCEEDS_DEBITS
-        return None
-
     def post(self, legs: Sequence[tuple[int, int, int]]) -> R | None:
         b = self.b
         for k, (dr_id, cr_id, amount) in enumerate(legs):
-            why = self._check(dr_id, cr_id, amount)
+            dr, cr = b[dr_id], b[cr_id]
+            why = None
+            if dr_id == cr_id:
+                why = R.ACCOUNTS_MUST_BE_DIFFERENT
+            elif dr[1] + amount > AMOUNT_MAX:
+                why = R.OVERFLOWS_DEBITS_POSTED
+            elif cr[3] + amount > AMOUNT_MAX:
+                why = R.OVERFLOWS_CREDITS_POSTED
+            elif dr[0] + dr[1] + amount > AMOUNT_MAX:
+                why = R.OVERFLOWS_DEBITS
+            elif cr[2] + cr[3] + amount > AMOUNT_MAX:
+                why = R.OVERFLOWS_CREDITS
+            elif dr[4] & _DMNEC and dr[0] + dr[1] + amount > dr[3]:
+                why = R.EXCEEDS_CREDITS
+            elif cr[4] & _CMNED and cr[2] + cr[3] + amount > cr[1]:
+                why = R.EXCEEDS_DEBITS
             if why is not None:
                 for d, c, a in legs[:k]:  # the chain fails whole: undo its earlier legs
                     b[d][1] -= a
                     b[c][3] -= a
                 return why
-            b[dr_id][1] += amount
-            b[cr_id][3] += amount
+            dr[1] += amount
+            cr[3] += amount
         return None
+
+
+def bulk_quote_id(transfer_id: str) -> str:
+    """A bulk item has no quote; its row's unique ``quote_id`` is derived from its transfer id,
+    with a '#' no client-chosen quote id may hold, so a participant cannot take it first."""
+    return "bulk#" + hashlib.blake2b(transfer_id.encode(), digest_size=16).hexdigest()
 
 
 def _reason(code: R) -> str:
@@ -161,14 +166,7 @@ def bulk_transfers(
         payer = scheme._active(conn, caller)
         src = payer.check_currency(currency)
         fee_to = scheme._participant(conn, SCHEME).check_currency(currency)
-        existing = {
-            r[0]
-            for r in conn.execute(
-                sa.select(st.transfers.c.id).where(
-                    st.transfers.c.id.in_([i.transfer_id for i in items])
-                )
-            ).all()
-        }
+        existing = _existing(conn, [i.transfer_id for i in items])
         parties = _parties(conn, set(aliases.values()))
         payees = _payees(conn, {p.participant_id for p in parties.values()})
         # Balances as the postings below will find them: due reservations voided first.
@@ -227,7 +225,7 @@ def bulk_transfers(
         rows = []
         if committed:  # a bulk that commits nothing opens no settlement window
             window = scheme._open_window(conn).id
-            quote_ids = (f"b{ledger_id(bulk_id, c[0]):032x}" for c in committed)
+            quote_ids = map(bulk_quote_id, (c[0] for c in committed))
             rows = [
                 (tid, qid, caller, payee, currency, currency, amount + fee, fee, amount,
                  _COMMITTED, now, now, now, window, note)
@@ -283,6 +281,22 @@ def _postings(
                 code=Code.PAYMENT,
             )
         )
+    return out
+
+
+def _existing(conn: Connection, ids: list[str]) -> set[str]:
+    """The ids among ``ids`` that transfers already have (through the driver: SQLAlchemy's
+    expanding IN costs more than the query for thousands of ids)."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    cur = driver_connection(conn).cursor()
+    out: set[str] = set()
+    for start in range(0, len(ids), 1_000):
+        chunk = ids[start : start + 1_000]
+        cur.execute(
+            f"SELECT id FROM {st.transfers.name} WHERE id IN ({', '.join([mark] * len(chunk))})",
+            chunk,
+        )
+        out.update(r[0] for r in cur.fetchall())
     return out
 
 
