@@ -3,12 +3,14 @@
 Every write runs in one transaction: start (taking the write lock), load the rows the batch
 refers to, decide the batch in memory (:mod:`entrepot.ledger.machine`), write the effects
 set-based, commit. Account states stay cached between batches; the cache is trusted only while
-``ledger_meta.version`` shows that no other process wrote since this one last committed.
+``ledger_meta.version`` holds the (random) version this process last wrote: no other process
+wrote since, and the write was not rolled back.
 """
 
 from __future__ import annotations
 
 import gc
+import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -119,12 +121,15 @@ class Ledger:
         # Lock order, everywhere: the database's write lock first (a unit of work holds it
         # already), then this in-memory one; the other order deadlocks against units of work.
         if uow is not None:
+            # Whether the caller commits is not ours to know, and need not be: the cache is
+            # trusted only while the meta row holds the version this write gave it, which
+            # never comes back once rolled back (versions are drawn at random, _new_version).
             with self._lock:
                 try:
                     return work(self, uow.connection)
-                finally:
-                    # Whether the caller commits is not ours to know: trust nothing cached.
-                    self._invalidate()
+                except BaseException:
+                    self._invalidate()  # the work may have stopped half-way through the cache
+                    raise
         with self.engine.connect() as conn:
             self.store.begin_write(conn)
             with self._lock:
@@ -221,10 +226,11 @@ class Ledger:
             balances_upto = segments_upto
         if segments_upto <= balances_upto:
             unflushed_segments = 0
+        version = _new_version(m.version)
         self.store.save_meta(
             conn,
             Meta(
-                m.version + 1,
+                version,
                 last_ts,
                 max_id,
                 indexed_upto,
@@ -236,7 +242,7 @@ class Ledger:
                 unflushed_segments,
             ),
         )
-        self._cache_version = m.version + 1
+        self._cache_version = version
 
     def _track_tail(self, created: Sequence[Transfer]) -> None:
         tail = self._tail
@@ -563,6 +569,17 @@ class Ledger:
         if over_limit:
             report.violations.append(f"{over_limit} account(s) exceed their limit flag")
         return report
+
+
+def _new_version(previous: int) -> int:
+    """The meta row's next version: random, not ``previous + 1``. A process trusts its cache
+    while the row holds the version it last wrote; with counters, a write rolled back here
+    (a caller's unit of work, a savepoint) and another process's next write would both be
+    ``previous + 1``, and the stale cache would look current."""
+    while True:
+        version = secrets.randbits(62) + 1
+        if version != previous:
+            return version
 
 
 @contextmanager

@@ -575,14 +575,10 @@ class PaymentScheme:
             )
 
     def _find_party(self, conn: Connection, kind: AliasType, value: str) -> Party:
-        row = conn.execute(
-            sa.select(st.aliases).where(
-                st.aliases.c.alias_type == kind.value, st.aliases.c.alias == value
-            )
-        ).first()
-        if row is None:
+        party = st.find_alias(conn, kind.value, value)
+        if party is None:
             raise PartyNotFound(f"no party is registered for {kind.value} {value}")
-        return st.party_from_row(row)
+        return party
 
     def lookup_party(self, alias_type: AliasType | str, alias: str) -> Party:
         """Any participant may look up any alias, across countries."""
@@ -692,7 +688,7 @@ class PaymentScheme:
         kind, alias = normalise_alias(payee_alias_type, payee_alias)
         with self._uow() as uow:
             conn = uow.connection
-            if conn.execute(sa.select(st.quotes.c.id).where(st.quotes.c.id == quote_id)).first():
+            if conn.execute(st.QUOTE_EXISTS, {"qid": quote_id}).first():
                 raise InvalidState(f"quote {quote_id} already exists")
             payer = self._active(conn, caller)
             payer.check_currency(source_currency)
@@ -771,7 +767,7 @@ class PaymentScheme:
         )
 
     def _quote(self, conn: Connection, quote_id: str) -> Quote:
-        row = conn.execute(sa.select(st.quotes).where(st.quotes.c.id == quote_id)).first()
+        row = conn.execute(st.QUOTE_BY_ID, {"qid": quote_id}).first()
         if row is None:
             raise QuoteNotFound(f"quote {quote_id} does not exist")
         return st.quote_from_row(row)
@@ -828,9 +824,7 @@ class PaymentScheme:
         return replace(q, state=QuoteState.ACCEPTED)
 
     def _set_quote_state(self, conn: Connection, quote_id: str, state: QuoteState) -> None:
-        conn.execute(
-            sa.update(st.quotes).where(st.quotes.c.id == quote_id).values(state=state.value)
-        )
+        conn.execute(st.SET_QUOTE_STATE, {"qid": quote_id, "st": state.value})
 
     # ------------------------------------------------------------------ transfers
     def prepare_transfer(
@@ -848,9 +842,7 @@ class PaymentScheme:
         _check_ttl(ttl_s, "transfer expiry")
         with self._uow() as uow:
             conn = uow.connection
-            if conn.execute(
-                sa.select(st.transfers.c.id).where(st.transfers.c.id == transfer_id)
-            ).first():
+            if conn.execute(st.TRANSFER_EXISTS, {"tid": transfer_id}).first():
                 raise InvalidState(f"transfer {transfer_id} already exists")
             q = self._quote(conn, quote_id)
             if q.payer_participant != caller:
@@ -1023,7 +1015,7 @@ class PaymentScheme:
             self.ledger.create_transfers(batch, uow=uow)
 
     def _transfer(self, conn: Connection, transfer_id: str) -> PaymentTransfer:
-        row = conn.execute(sa.select(st.transfers).where(st.transfers.c.id == transfer_id)).first()
+        row = conn.execute(st.TRANSFER_BY_ID, {"tid": transfer_id}).first()
         if row is None:
             raise TransferNotFound(f"transfer {transfer_id} does not exist")
         return st.transfer_from_row(row)

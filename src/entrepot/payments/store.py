@@ -225,28 +225,61 @@ def _dec(text: str | None) -> Decimal | None:
     return Decimal(text) if text is not None else None
 
 
+# Statements of the payment path, built once: building a statement per call (and its cache
+# key) cost SQLAlchemy more than running it.
+_PARTICIPANT = (
+    sa.select(
+        participants,
+        participant_currencies.c.currency.label("pc_currency"),
+        participant_currencies.c.ledger.label("pc_ledger"),
+        participant_currencies.c.position_account.label("pc_position"),
+        participant_currencies.c.settlement_account.label("pc_settlement"),
+        participant_currencies.c.net_debit_cap.label("pc_cap"),
+    )
+    .select_from(
+        participants.outerjoin(
+            participant_currencies, participant_currencies.c.participant_id == participants.c.id
+        )
+    )
+    .where(participants.c.id == sa.bindparam("pid"))
+)
+_ALIAS = sa.select(aliases).where(
+    aliases.c.alias_type == sa.bindparam("kind"), aliases.c.alias == sa.bindparam("value")
+)
+QUOTE_BY_ID = sa.select(quotes).where(quotes.c.id == sa.bindparam("qid"))
+TRANSFER_BY_ID = sa.select(transfers).where(transfers.c.id == sa.bindparam("tid"))
+TRANSFER_EXISTS = sa.select(transfers.c.id).where(transfers.c.id == sa.bindparam("tid"))
+QUOTE_EXISTS = sa.select(quotes.c.id).where(quotes.c.id == sa.bindparam("qid"))
+SET_QUOTE_STATE = (
+    sa.update(quotes).where(quotes.c.id == sa.bindparam("qid")).values(state=sa.bindparam("st"))
+)
+
+
 def load_participant(conn: Connection, participant_id: str) -> Participant | None:
-    row = conn.execute(sa.select(participants).where(participants.c.id == participant_id)).first()
-    if row is None:
+    """A participant with its currencies, in one query."""
+    rows = conn.execute(_PARTICIPANT, {"pid": participant_id}).all()
+    if not rows:
         return None
-    cur_rows = conn.execute(
-        sa.select(participant_currencies).where(
-            participant_currencies.c.participant_id == participant_id
-        )
-    ).all()
+    row = rows[0]
     currencies = {
-        r.currency: ParticipantCurrency(
-            r.currency,
-            r.ledger,
-            id_from_bytes(r.position_account),
-            id_from_bytes(r.settlement_account),
-            r.net_debit_cap,
+        r.pc_currency: ParticipantCurrency(
+            r.pc_currency,
+            r.pc_ledger,
+            id_from_bytes(r.pc_position),
+            id_from_bytes(r.pc_settlement),
+            r.pc_cap,
         )
-        for r in cur_rows
+        for r in rows
+        if r.pc_currency is not None
     }
     return Participant(
         row.id, row.name, ParticipantKind(row.kind), row.country, row.active, currencies, row.bic
     )
+
+
+def find_alias(conn: Connection, kind: str, value: str) -> Party | None:
+    row = conn.execute(_ALIAS, {"kind": kind, "value": value}).first()
+    return party_from_row(row) if row is not None else None
 
 
 def party_from_row(r: Any) -> Party:

@@ -1,0 +1,87 @@
+"""The writer's account cache across units of work (ADR 0002, decision 3 as amended): a write
+inside a caller's unit of work keeps the cache, which is trusted only while the meta row holds
+the version that write gave it. A rolled-back write must never leave a cache that looks
+current, even when another process writes next."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from entrepot.kernel.clock import FakeClock
+from entrepot.ledger import Account, AccountFlags, Ledger, Transfer
+from entrepot.storage.uow import UnitOfWork
+
+EUR = 978
+LIMITED = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+
+
+@pytest.fixture
+def ledgers(engine: sa.Engine) -> tuple[Ledger, Ledger]:
+    """Two writers on one database, as two processes."""
+    clock = FakeClock()
+    here, there = Ledger(engine, clock), Ledger(engine, clock)
+    here.define_ledger(EUR, "EUR")
+    assert here.create_accounts([Account(1, EUR, 1, LIMITED), Account(2, EUR, 1)]) == ["ok"] * 2
+    assert here.create_transfers([Transfer(10, 2, 1, 100, ledger=EUR, code=1)]) == ["ok"]
+    return here, there
+
+
+def test_a_rolled_back_write_then_another_processs_write_leaves_no_stale_cache(
+    ledgers: tuple[Ledger, Ledger],
+) -> None:
+    here, there = ledgers
+    with pytest.raises(RuntimeError), UnitOfWork(here.engine) as uow:
+        spend = Transfer(20, 1, 2, 60, ledger=EUR, code=1)
+        assert here.create_transfers([spend], uow=uow) == ["ok"]
+        raise RuntimeError("the caller fails after the ledger wrote")  # rolled back
+    # Another process writes next: with counted versions its write took the number the
+    # rolled-back one had, and ``here`` went on trusting a cache that had spent 60.
+    assert there.create_transfers([Transfer(30, 2, 1, 1, ledger=EUR, code=1)]) == ["ok"]
+    assert here.create_transfers([Transfer(40, 1, 2, 101, ledger=EUR, code=1)]) == ["ok"]
+    assert [a.debits_posted for a in here.lookup_accounts([1, 2])] == [101, 101]
+    assert here.lookup_transfers([20]) == []
+    assert here.check_invariants().ok
+
+
+def test_a_committed_unit_of_work_keeps_the_cache_and_its_balances(
+    ledgers: tuple[Ledger, Ledger],
+) -> None:
+    here, there = ledgers
+    with UnitOfWork(here.engine) as uow:
+        assert here.create_transfers([Transfer(20, 1, 2, 60, ledger=EUR, code=1)], uow=uow) == [
+            "ok"
+        ]
+        # a second write in the same unit of work sees the first
+        over = Transfer(21, 1, 2, 41, ledger=EUR, code=1)
+        assert here.create_transfers([over], uow=uow) == ["exceeds_credits"]
+        uow.commit()
+    version = here._cache_version
+    assert version is not None and here._cache  # kept, and current
+    assert here.create_transfers([Transfer(22, 1, 2, 40, ledger=EUR, code=1)]) == ["ok"]
+    assert there.create_transfers([Transfer(23, 1, 2, 1, ledger=EUR, code=1)]) == [
+        "exceeds_credits"
+    ]
+    assert here.get_account(1).debits_posted == 100
+
+
+def test_a_rolled_back_savepoint_inside_a_unit_of_work_is_not_trusted(
+    ledgers: tuple[Ledger, Ledger],
+) -> None:
+    here, _ = ledgers
+    with UnitOfWork(here.engine) as uow:
+        first = Transfer(20, 1, 2, 30, ledger=EUR, code=1)
+        assert here.create_transfers([first], uow=uow) == ["ok"]
+        savepoint = uow.connection.begin_nested()
+        assert here.create_transfers([Transfer(21, 1, 2, 70, ledger=EUR, code=1)], uow=uow) == [
+            "ok"
+        ]
+        savepoint.rollback()
+        # 70 was rolled back: 70 more fits again (30 + 70 = 100)
+        assert here.create_transfers([Transfer(22, 1, 2, 70, ledger=EUR, code=1)], uow=uow) == [
+            "ok"
+        ]
+        uow.commit()
+    assert here.get_account(1).debits_posted == 100
+    assert here.lookup_transfers([21]) == []
+    assert here.check_invariants().ok
