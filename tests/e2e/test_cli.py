@@ -426,3 +426,12 @@ def test_bench_ledger(cli: Cli) -> None:
         return
     assert cli.json(bench)["workload"]["transfers"] == 200
     assert "--batch-size" in cli("bench ledger --batch-size 9000", code=2).stderr
+
+
+def test_bench_payments_runs_every_flow_against_a_real_server(cli: Cli) -> None:
+    bench = "bench payments --payments 10 --clients 2 --workers 1 --bulk-batches 1 --bulk-size 20"
+    doc = cli.json(bench)
+    for key in ("payments_per_s", "qr_pay_payments_per_s", "bulk_transfers_per_s"):
+        assert doc[key] > 0, key
+    assert doc["p50_ms"] <= doc["p99_ms"] and doc["qr_pay_p50_ms"] <= doc["qr_pay_p99_ms"]
+    assert doc["bulk_committed"] == 20

@@ -45,6 +45,7 @@ from entrepot.payments.errors import (
     ParticipantSuspended,
     PartyNotFound,
     QuoteExpired,
+    QuoteNotFound,
     TransferExpired,
 )
 from entrepot.payments.services import QUOTE_TTL_S, TRANSFER_TTL_S
@@ -868,3 +869,20 @@ def test_a_joined_unit_of_work_is_never_committed_half_way(
     with pytest.raises(PartyNotFound):
         scheme.lookup_party("MSISDN", "+250722000999")
     assert scheme.get_transfer("bk-rw", t.id).state is TransferState.ABORTED  # (by expiry)
+
+
+def test_quote_and_prepare_commit_together_or_leave_nothing(scheme: PaymentScheme) -> None:
+    """Pay-by-QR's quote and prepare run in one transaction: a prepare the cap refuses
+    leaves no quote behind; one that passes leaves the quote used and the transfer reserved."""
+    join_bk(scheme)
+    cap = scheme.liquidity("mtn-rw", "RWF")["position_available_minor"]
+    with unchanged(scheme), pytest.raises(NetDebitCapExceeded):
+        scheme.quote_and_prepare("mtn-rw", "q-big", "t-big", *BK_CUSTOMER, cap * 2, "SEND", "RWF")
+    with pytest.raises(QuoteNotFound):
+        scheme.get_quote("mtn-rw", "q-big")
+    q, t = scheme.quote_and_prepare("mtn-rw", "q-ok", "t-ok", *TILL, 2_550, "RECEIVE", "RWF")
+    assert q.fx_provider == "fxco"  # cross-currency: the FX reservation is in the same commit
+    assert q.state is QuoteState.USED and t.state is TransferState.RESERVED
+    assert scheme.get_quote("mtn-rw", "q-ok") == q
+    assert scheme.get_transfer("mtn-rw", "t-ok") == t
+    assert_ledger_ok(scheme)

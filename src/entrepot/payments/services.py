@@ -708,6 +708,39 @@ class PaymentScheme:
             conn.execute(sa.insert(st.quotes).values(**_quote_values(quote)))
         return quote
 
+    def quote_and_prepare(
+        self,
+        caller: str,
+        quote_id: str,
+        transfer_id: str,
+        payee_alias_type: AliasType | str,
+        payee_alias: str,
+        amount_minor: int,
+        amount_type: AmountType | str,
+        source_currency: str,
+        *,
+        payer_alias_type: AliasType | str | None = None,
+        payer_alias: str | None = None,
+    ) -> tuple[Quote, PaymentTransfer]:
+        """Quote and prepare in one transaction (pay-by-QR): both or neither, so a payment
+        the payer's cap or screening refuses leaves no quote behind, and the scheme takes its
+        write lock and commits once instead of twice."""
+        with self._uow() as uow, self.joined(uow):
+            self.create_quote(
+                caller,
+                quote_id,
+                payee_alias_type,
+                payee_alias,
+                amount_minor,
+                amount_type,
+                source_currency,
+                payer_alias_type=payer_alias_type,
+                payer_alias=payer_alias,
+            )
+            t = self.prepare_transfer(caller, transfer_id, quote_id)
+            q = self._quote(uow.connection, quote_id)
+        return q, t
+
     def _price(
         self,
         conn: Connection,

@@ -1,7 +1,8 @@
 """The payments benchmark: a loopback API server (uvicorn, several workers) and N concurrent
-clients each running the full pay-by-QR flow (lookup + quote + prepare + commit), then bulk
-transfers through /v1/transfers/bulk. The same flow is also timed in-process (service calls,
-no HTTP) in the same run, so the ratio shows what HTTP costs on this machine.
+clients each running the full pay-by-QR flow (lookup + quote + prepare + commit, four calls),
+then the same payments through the API's pay-by-QR call (``/v1/qr/pay`` + commit, two calls),
+then bulk transfers through /v1/transfers/bulk. The four-call flow is also timed in-process
+(service calls, no HTTP) in the same run, so the ratio shows what HTTP costs on this machine.
 
 Returns one JSON-able dict; ``entrepot bench payments`` and ``bench/payments.py`` print it.
 """
@@ -109,19 +110,82 @@ async def _pay(client: httpx.AsyncClient, tokens: dict[str, str], n: int, tag: s
     return time.perf_counter() - t0
 
 
+async def _merchant_qrs(client: httpx.AsyncClient, tokens: dict[str, str]) -> list[str]:
+    """Each merchant's dynamic QR (with the amount), encoded by its bank through the API."""
+    payloads = []
+    for m in range(MERCHANTS):
+        bank, currency, amount = (
+            ("bank-my", "MYR", "12.50") if m % 2 == 0 else ("bank-rw", "RWF", "1000")
+        )
+        r = await client.post(
+            "/v1/qr/encode",
+            headers={"Authorization": f"Bearer {tokens[bank]}"},
+            json={
+                "tillId": f"till-{m}",
+                "merchantName": f"Merchant {m}",
+                "city": "Kigali",
+                "country": "MY" if bank == "bank-my" else "RW",
+                "currency": currency,
+                "amount": amount,
+            },
+        )
+        r.raise_for_status()
+        payloads.append(str(r.json()["payload"]))
+    return payloads
+
+
+async def _pay_qr(
+    client: httpx.AsyncClient, tokens: dict[str, str], payloads: list[str], n: int, tag: str
+) -> float:
+    """The wallet scans the merchant's QR and pays in one call (decode, lookup, quote and
+    prepare, the last two in one transaction); the merchant's bank commits."""
+    payee = "bank-my" if n % MERCHANTS % 2 == 0 else "bank-rw"
+    t0 = time.perf_counter()
+    r = await client.post(
+        "/v1/qr/pay",
+        headers={"Authorization": f"Bearer {tokens['wallet-rw']}"},
+        json={
+            "payload": payloads[n % MERCHANTS],
+            "transferId": f"t{tag}{n}",
+            "quoteId": f"q{tag}{n}",
+            "sourceCurrency": "RWF",
+        },
+    )
+    r.raise_for_status()
+    r = await client.post(
+        f"/v1/transfers/t{tag}{n}/commit", headers={"Authorization": f"Bearer {tokens[payee]}"}
+    )
+    r.raise_for_status()
+    assert r.json()["state"] == "COMMITTED", r.text
+    return time.perf_counter() - t0
+
+
 async def _run_clients(
-    base: str, tokens: dict[str, str], clients: int, payments: int, progress: Progress
+    base: str,
+    tokens: dict[str, str],
+    clients: int,
+    payments: int,
+    progress: Progress,
+    *,
+    one_call: bool = False,
 ) -> tuple[float, list[float]]:
+    """``clients`` concurrent clients make ``payments`` payments: lookup, quote, prepare and
+    commit as four calls, or (``one_call``) ``/v1/qr/pay`` and commit."""
     latencies: list[float] = []
     queue = iter(range(payments))
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        payloads = await _merchant_qrs(client, tokens) if one_call else []
+        label = "pay-by-QR, /qr/pay + commit" if one_call else "pay-by-QR flows"
 
         async def worker() -> None:
             for n in queue:
-                latencies.append(await _pay(client, tokens, n, "p"))
+                if one_call:
+                    latencies.append(await _pay_qr(client, tokens, payloads, n, "c"))
+                else:
+                    latencies.append(await _pay(client, tokens, n, "p"))
                 if len(latencies) % 50 == 0:
-                    progress("pay-by-QR flows", len(latencies), payments)
+                    progress(label, len(latencies), payments)
 
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(clients)))
@@ -226,6 +290,9 @@ def run_payments_bench(
     try:
         _wait_ready(base, server)
         elapsed, latencies = asyncio.run(_run_clients(base, tokens, clients, payments, report))
+        qr_elapsed, qr_latencies = asyncio.run(
+            _run_clients(base, tokens, clients, payments, report, one_call=True)
+        )
         bulk_elapsed, committed = asyncio.run(
             _run_bulk(base, tokens, bulk_batches, bulk_size, report)
         )
@@ -247,6 +314,10 @@ def run_payments_bench(
         "p50_ms": round(_percentile(latencies, 0.5) * 1000, 1),
         "p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
         "over_1s_share": round(sum(1 for x in latencies if x > 1) / len(latencies), 4),
+        "qr_pay_payments_per_s": round(payments / qr_elapsed, 1),
+        "qr_pay_p50_ms": round(_percentile(qr_latencies, 0.5) * 1000, 1),
+        "qr_pay_p99_ms": round(_percentile(qr_latencies, 0.99) * 1000, 1),
+        "qr_pay_over_1s_share": round(sum(1 for x in qr_latencies if x > 1) / payments, 4),
         "bulk_transfers_per_s": round(committed / bulk_elapsed, 1),
         "bulk_committed": committed,
         "in_process_payments_per_s": round(in_process, 1),

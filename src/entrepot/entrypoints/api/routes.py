@@ -406,7 +406,8 @@ def qr_decode(body: s.QrDecodeIn, caller: Caller) -> dict[str, object]:
 
 @router.post("/qr/pay", status_code=201, response_model=s.QrPayOut)
 def qr_pay(body: s.QrPayIn, caller: Caller, scheme: Scheme) -> s.QrPayOut:
-    """Decode the merchant's QR, look up its till id, quote in the payer's currency, prepare."""
+    """Decode the merchant's QR, look up its till id, quote in the payer's currency and
+    prepare, the last two in one transaction: a refused payment leaves no quote behind."""
     p = qr.decode(body.payload)
     till = p.find_merchant_alias()
     if till is None:
@@ -422,9 +423,10 @@ def qr_pay(body: s.QrPayIn, caller: Caller, scheme: Scheme) -> s.QrPayOut:
         raise InvalidPaymentInput(
             f"the merchant is paid in {party.currency}", field="amount.currency"
         )
-    q = scheme.create_quote(
+    q, t = scheme.quote_and_prepare(
         caller,
         body.quoteId,
+        body.transferId,
         AliasType.MERCHANT,
         till,
         amount,
@@ -433,12 +435,7 @@ def qr_pay(body: s.QrPayIn, caller: Caller, scheme: Scheme) -> s.QrPayOut:
         payer_alias_type=body.payer.partyIdType if body.payer else None,
         payer_alias=body.payer.partyIdentifier if body.payer else None,
     )
-    t = scheme.prepare_transfer(caller, body.transferId, q.id)
-    return s.QrPayOut(
-        party=cv.party(party),
-        quote=cv.quote(scheme.get_quote(caller, q.id)),
-        transfer=cv.transfer(t),
-    )
+    return s.QrPayOut(party=cv.party(party), quote=cv.quote(q), transfer=cv.transfer(t))
 
 
 # ------------------------------------------------------------------ escrow
