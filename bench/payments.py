@@ -1,6 +1,7 @@
 """Payments benchmark: prints one JSON object (see entrepot.sim.payments_bench).
 
 .venv/bin/python bench/payments.py [--payments N] [--clients C] [--workers W]
+    [--postgres-url postgresql://postgres@127.0.0.1:5432/test]
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--bulk-batches", type=int, default=5)
     parser.add_argument("--bulk-size", type=int, default=8_000)
+    parser.add_argument("--postgres-url", default=None, help="a new schema of this database")
     args = parser.parse_args()
     result = run_payments_bench(
         payments=args.payments,
@@ -26,6 +28,7 @@ def main() -> None:
         workers=args.workers,
         bulk_batches=args.bulk_batches,
         bulk_size=args.bulk_size,
+        postgres_url=args.postgres_url,
     )
     sys.stdout.write(json.dumps(result, indent=2) + "\n")
 

@@ -20,6 +20,7 @@ from typer.testing import CliRunner, Result
 
 from entrepot.entrypoints.cli.ledger_input import ledger_number
 from entrepot.entrypoints.cli.main import app
+from tests.conftest import BACKENDS, POSTGRES_URL
 
 OK_LINE = "ok: "
 
@@ -428,9 +429,15 @@ def test_bench_ledger(cli: Cli) -> None:
     assert "--batch-size" in cli("bench ledger --batch-size 9000", code=2).stderr
 
 
-def test_bench_payments_runs_every_flow_against_a_real_server(cli: Cli) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bench_payments_runs_every_flow_against_a_real_server(cli: Cli, backend: str) -> None:
     bench = "bench payments --payments 10 --clients 2 --workers 1 --bulk-batches 1 --bulk-size 20"
+    if backend == "postgres":
+        bench += f" --postgres-url {POSTGRES_URL}"
     doc = cli.json(bench)
+    assert doc["workload"]["database"] == (
+        "postgresql" if backend == "postgres" else "sqlite (FULL)"
+    )
     for key in ("payments_per_s", "qr_pay_payments_per_s", "bulk_transfers_per_s"):
         assert doc[key] > 0, key
     assert doc["p50_ms"] <= doc["p99_ms"] and doc["qr_pay_p50_ms"] <= doc["qr_pay_p99_ms"]

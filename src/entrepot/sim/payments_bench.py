@@ -10,18 +10,22 @@ Returns one JSON-able dict; ``entrepot bench payments`` and ``bench/payments.py`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 
+from entrepot.config import normalise_database_url
 from entrepot.kernel.clock import SystemClock
 from entrepot.ledger import Ledger
 from entrepot.payments import PaymentScheme
@@ -241,6 +245,23 @@ def _in_process(scheme_url: str, payments: int) -> float:
     return payments / elapsed
 
 
+@contextlib.contextmanager
+def _fresh_postgres_schema(url: str) -> Iterator[str]:
+    """A URL whose connections use a new, empty schema of ``url``'s database; dropped after."""
+    base = normalise_database_url(url)
+    schema = f"bench_pay_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(base)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    try:
+        sep = "&" if "?" in base else "?"
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        admin.dispose()
+
+
 def run_payments_bench(
     *,
     payments: int = 2_000,
@@ -250,6 +271,25 @@ def run_payments_bench(
     bulk_size: int = 8_000,
     progress: Progress | None = None,
     database_url: str | None = None,
+    postgres_url: str | None = None,
+) -> dict[str, Any]:
+    """On a new SQLite file (default), an empty ``database_url``, or a new schema of the
+    PostgreSQL database at ``postgres_url`` (dropped afterwards)."""
+    args = (payments, clients, workers, bulk_batches, bulk_size, progress)
+    if postgres_url:
+        with _fresh_postgres_schema(postgres_url) as url:
+            return _run(*args, url)
+    return _run(*args, database_url)
+
+
+def _run(
+    payments: int,
+    clients: int,
+    workers: int,
+    bulk_batches: int,
+    bulk_size: int,
+    progress: Progress | None,
+    database_url: str | None,
 ) -> dict[str, Any]:
     report = progress or (lambda *_: None)
     home = Path(tempfile.mkdtemp(prefix="entrepot-paybench-"))

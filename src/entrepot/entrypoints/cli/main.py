@@ -107,10 +107,14 @@ def bench_payments(
     workers: Annotated[int, typer.Option("--workers", min=1)] = 2,
     bulk_batches: Annotated[int, typer.Option("--bulk-batches", min=1)] = 5,
     bulk_size: Annotated[int, typer.Option("--bulk-size", min=1, max=8_000)] = 8_000,
+    postgres_url: Annotated[
+        str | None,
+        typer.Option("--postgres-url", help="Run on a new schema of this PostgreSQL database."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Pay-by-QR flows from concurrent clients against a loopback API server, and bulk
-    transfers (see docs/benchmarks.md)."""
+    transfers (see docs/benchmarks.md). SQLite by default."""
     from entrepot.sim.payments_bench import run_payments_bench
 
     with _bench_progress(enabled=not as_json) as progress:
@@ -121,6 +125,7 @@ def bench_payments(
             bulk_batches=bulk_batches,
             bulk_size=bulk_size,
             progress=progress,
+            postgres_url=postgres_url,
         )
     if as_json:
         emit_json(result)
