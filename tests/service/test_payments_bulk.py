@@ -12,11 +12,11 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as s
 
-from entrepot.kernel.clock import FakeClock
+from entrepot.kernel.clock import NS_PER_S, FakeClock
 from entrepot.kernel.limits import AMOUNT_MAX
 from entrepot.ledger import Account, AccountFlags, Transfer, TransferFlags
 from entrepot.ledger.machine import AccountState, LedgerView, decide_transfers
-from entrepot.payments import SCHEME, PaymentScheme, TransferState
+from entrepot.payments import SCHEME, FeeSchedule, PaymentScheme, TransferState
 from entrepot.payments import store as st
 from entrepot.payments.bulk import (
     BulkItem,
@@ -331,3 +331,29 @@ def test_a_bulk_items_quote_id_is_one_no_client_can_take_first(scheme: PaymentSc
     assert stored == bulk_quote_id(tid)
     with pytest.raises(InvalidPaymentInput, match="quote id"):
         scheme.create_quote("maybank", stored, *PAYEES["rhb"], 100, "SEND", "MYR")
+
+
+def test_a_reservation_falling_due_while_items_are_decided_frees_its_liquidity_too(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """Deciding 8,000 items takes time; a reservation that falls due meanwhile is voided
+    by the same commit, so the items are decided again on the balances it frees (found in
+    review: the first item was rejected for liquidity its own commit released)."""
+    join_payees(scheme)
+    amount = scheme.liquidity("maybank", "MYR")["position_available_minor"] * 6 // 10
+    scheme.create_quote("maybank", "q-due", *PAYEES["rhb"], amount, "RECEIVE", "MYR")
+    scheme.prepare_transfer("maybank", "t-due", "q-due")
+    with scheme.engine.connect() as conn:
+        due = conn.exec_driver_sql("SELECT MAX(expires_at) FROM ledger_pending").scalar_one()
+    clock.advance((due - clock.now_ns()) / NS_PER_S - 0.05)  # due 50 ms into the bulk
+
+    class SlowFees(FeeSchedule):  # each item's pricing takes 100 ms of the clock
+        def fee(self, principal_minor: int) -> int:
+            clock.advance(0.1)
+            return super().fee(principal_minor)
+
+    scheme.fees = SlowFees(bps=50, fixed_minor=0)
+    results = run_bulk(scheme, "maybank", [("cimb", amount), ("cimb", 100)])
+    assert [(r.state.value, r.reason) for r in results] == [("COMMITTED", None)] * 2
+    assert scheme.liquidity("maybank", "MYR")["position_reserved_minor"] == 0
+    assert_ledger_ok(scheme)

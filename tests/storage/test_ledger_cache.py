@@ -85,3 +85,19 @@ def test_a_rolled_back_savepoint_inside_a_unit_of_work_is_not_trusted(
     assert here.get_account(1).debits_posted == 100
     assert here.lookup_transfers([21]) == []
     assert here.check_invariants().ok
+
+
+def test_a_ledger_another_process_defines_is_seen_by_a_kept_cache(
+    ledgers: tuple[Ledger, Ledger],
+) -> None:
+    """The set of ledgers is cached with the accounts: defining one changes the version, so
+    a writer whose cache survived a unit of work reloads it (found in review: it answered
+    ``ledger_not_found``, and the first lending policy in a new currency failed)."""
+    here, there = ledgers
+    with UnitOfWork(here.engine) as uow:
+        assert here.create_accounts([Account(3, EUR, 1)], uow=uow) == ["ok"]
+        uow.commit()
+    there.define_ledger(840, "USD")
+    with UnitOfWork(here.engine) as uow:
+        assert here.create_accounts([Account(4, 840, 1)], uow=uow) == ["ok"]
+        uow.commit()

@@ -269,7 +269,7 @@ class Ledger:
         cur = get_currency(currency)
         definition = LedgerDefinition(ledger, cur.code, name or cur.name)
         with self.engine.connect() as conn:
-            self.store.begin_write(conn)  # the database's write lock before ours (see _write)
+            meta = self.store.begin_write(conn)  # the database's write lock before ours
             with self._lock:
                 existing = {d.ledger: d for d in self.store.load_ledgers(conn)}.get(ledger)
                 if existing is not None and existing.currency != cur.code:
@@ -280,6 +280,9 @@ class Ledger:
                     )
                 if existing is None:
                     self.store.upsert_ledger(conn, definition)
+                    # A new version: every other writer's cache (its set of ledgers with it)
+                    # stops matching and is reloaded at its next write.
+                    self.store.save_meta(conn, meta._replace(version=_new_version(meta.version)))
                     conn.commit()
                 self._invalidate()
                 return existing or definition

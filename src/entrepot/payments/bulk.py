@@ -46,6 +46,7 @@ from entrepot.payments.services import (
 from entrepot.storage.engine import driver_connection
 
 BULK_ITEMS_MAX = 8_000
+_Committed = tuple[str, str, int, int]  # transfer id, payee participant, amount, fee
 _DMNEC = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
 _CMNED = int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
 R = CreateTransferResult
@@ -160,7 +161,6 @@ def bulk_transfers(
         keys.append(aliases[key])
     if len({i.transfer_id for i in items}) != len(items):
         raise InvalidPaymentInput("transfer ids repeat within the bulk", field="transfers")
-    results: list[BulkResult | None] = [None] * len(items)
     with scheme._uow() as uow:
         conn = uow.connection
         payer = scheme._active(conn, caller)
@@ -169,59 +169,43 @@ def bulk_transfers(
         existing = _existing(conn, [i.transfer_id for i in items])
         parties = _parties(conn, set(aliases.values()))
         payees = _payees(conn, {p.participant_id for p in parties.values()})
-        # Balances as the postings below will find them: due reservations voided first.
-        scheme.ledger.expire_pending(uow=uow)
         dsts = {
             pid: p.check_currency(currency)
             for pid, p in payees.items()
             if p is not None and currency in p.currencies
         }
-        accounts = {src.position_account, fee_to.position_account}
-        accounts |= {pc.position_account for pc in dsts.values()}
-        positions = _Positions(scheme.ledger.lookup_accounts(list(accounts), uow=uow))
+        # Each item: why it cannot be paid whatever the balances, else its payee.
+        fates: list[str | Party] = []
+        for item, key in zip(items, keys, strict=True):
+            party = parties.get(key)
+            if item.transfer_id in existing:
+                fates.append("transfer id already exists")
+            elif party is None:
+                fates.append(f"no party for {key[0]} {key[1]}")
+            elif party.currency != currency:
+                fates.append(f"payee takes {party.currency}, not {currency}")
+            elif party.participant_id == caller:
+                fates.append("on-us: the payee is at the payer's own participant")
+            elif payees.get(party.participant_id) is None:
+                fates.append(f"payee participant {party.participant_id} is not active")
+            elif party.participant_id not in dsts:
+                fates.append(f"payee participant {party.participant_id} does not hold {currency}")
+            else:
+                fates.append(party)
+        accounts = [src.position_account, fee_to.position_account]
+        accounts += [pc.position_account for pc in dsts.values()]
+        # Decide on the balances the postings will find: reservations that fall due are
+        # voided first, and if more fall due while the items are decided (8,000 take ~0.1 s),
+        # they are decided again on the balances those voids free.
+        scheme.ledger.expire_pending(uow=uow)
+        while True:
+            positions = _Positions(scheme.ledger.lookup_accounts(accounts, uow=uow))
+            decided = _decide(scheme, items, fates, positions, src, fee_to, dsts)
+            if not scheme.ledger.expire_pending(uow=uow):
+                break
+        results, committed, credits, fee_total = decided
         now = scheme._now()
         note = f"bulk {bulk_id}"
-        fees: dict[int, int] = {}
-        committed: list[tuple[str, str, int, int]] = []
-        credits: dict[str, list[tuple[str, int]]] = {}
-        fee_total = 0
-        for n, (item, key) in enumerate(zip(items, keys, strict=True)):
-            tid = item.transfer_id
-            party = parties.get(key)
-            reason = None
-            if tid in existing:
-                reason = "transfer id already exists"
-            elif party is None:
-                reason = f"no party for {key[0]} {key[1]}"
-            elif party.currency != currency:
-                reason = f"payee takes {party.currency}, not {currency}"
-            elif party.participant_id == caller:
-                reason = "on-us: the payee is at the payer's own participant"
-            elif payees.get(party.participant_id) is None:
-                reason = f"payee participant {party.participant_id} is not active"
-            elif party.participant_id not in dsts:
-                reason = f"payee participant {party.participant_id} does not hold {currency}"
-            amount, fee = item.amount_minor, 0
-            if reason is None:
-                assert party is not None
-                if amount not in fees:
-                    fees[amount] = scheme.fees.fee(amount)
-                fee = fees[amount]
-                dst = dsts[party.participant_id].position_account
-                legs = [(src.position_account, dst, amount)]
-                if fee:
-                    legs.insert(0, (src.position_account, fee_to.position_account, fee))
-                failed = positions.post(legs)
-                if failed is not None:
-                    reason = _reason(failed)
-            if reason is not None:
-                results[n] = BulkResult(tid, TransferState.ABORTED, reason)
-                continue
-            payee_id = party.participant_id  # type: ignore[union-attr]
-            results[n] = BulkResult(tid, TransferState.COMMITTED)
-            fee_total += fee
-            credits.setdefault(payee_id, []).append((tid, amount))
-            committed.append((tid, payee_id, amount, fee))
         rows = []
         if committed:  # a bulk that commits nothing opens no settlement window
             window = scheme._open_window(conn).id
@@ -238,7 +222,48 @@ def bulk_transfers(
                 raise LedgerRefused(f"ledger refused the bulk's postings: {sorted(set(refused))}")
         st.insert_rows(conn, st.transfers, _ROW_COLUMNS, rows)
         notify_bulk(conn, bulk_id, caller, currency, credits, now)
-    return results  # type: ignore[return-value]
+    return results
+
+
+def _decide(
+    scheme: PaymentScheme,
+    items: Sequence[BulkItem],
+    fates: Sequence[str | Party],
+    positions: _Positions,
+    src: ParticipantCurrency,
+    fee_to: ParticipantCurrency,
+    dsts: dict[str, ParticipantCurrency],
+) -> tuple[
+    list[BulkResult], list[tuple[str, str, int, int]], dict[str, list[tuple[str, int]]], int
+]:
+    """Each item in order against ``positions``: its result; the committed items (transfer
+    id, payee participant, amount, fee); the credits per payee participant; the fees."""
+    results: list[BulkResult] = []
+    committed: list[_Committed] = []
+    credits: dict[str, list[tuple[str, int]]] = {}
+    fee_total = 0
+    fees: dict[int, int] = {}
+    for item, fate in zip(items, fates, strict=True):
+        tid = item.transfer_id
+        if isinstance(fate, str):
+            results.append(BulkResult(tid, TransferState.ABORTED, fate))
+            continue
+        amount = item.amount_minor
+        if amount not in fees:
+            fees[amount] = scheme.fees.fee(amount)
+        fee = fees[amount]
+        legs = [(src.position_account, dsts[fate.participant_id].position_account, amount)]
+        if fee:
+            legs.insert(0, (src.position_account, fee_to.position_account, fee))
+        failed = positions.post(legs)
+        if failed is not None:
+            results.append(BulkResult(tid, TransferState.ABORTED, _reason(failed)))
+            continue
+        results.append(BulkResult(tid, TransferState.COMMITTED))
+        fee_total += fee
+        credits.setdefault(fate.participant_id, []).append((tid, amount))
+        committed.append((tid, fate.participant_id, amount, fee))
+    return results, committed, credits, fee_total
 
 
 def _postings(

@@ -83,6 +83,8 @@ def create_app_from_env() -> FastAPI:
     )
     # What start-up built (the app, its models and indexes) lives as long as the worker: move
     # it out of the collector's way, so that a request's collections walk only its own
-    # objects, not every object of the process.
+    # objects, not every object of the process. Collect first: cycles already unreachable
+    # (start-up's migration run leaves some) would otherwise be frozen and never freed.
+    gc.collect()
     gc.freeze()
     return app
