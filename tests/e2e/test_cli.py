@@ -438,7 +438,12 @@ def test_bench_payments_runs_every_flow_against_a_real_server(cli: Cli, backend:
     assert doc["workload"]["database"] == (
         "postgresql" if backend == "postgres" else "sqlite (FULL)"
     )
-    for key in ("payments_per_s", "qr_pay_payments_per_s", "bulk_transfers_per_s"):
+    for key in (
+        "payments_per_s",
+        "qr_pay_payments_per_s",
+        "bulk_transfers_per_s",
+        "in_process_bulk_transfers_per_s",
+    ):
         assert doc[key] > 0, key
     assert doc["p50_ms"] <= doc["p99_ms"] and doc["qr_pay_p50_ms"] <= doc["qr_pay_p99_ms"]
     assert doc["bulk_committed"] == 20

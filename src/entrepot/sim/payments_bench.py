@@ -28,7 +28,8 @@ import sqlalchemy as sa
 from entrepot.config import normalise_database_url
 from entrepot.kernel.clock import SystemClock
 from entrepot.ledger import Ledger
-from entrepot.payments import PaymentScheme
+from entrepot.payments import PaymentScheme, TransferState
+from entrepot.payments.bulk import BulkItem, bulk_transfers
 from entrepot.payments.credentials import issue_credential
 from entrepot.storage import upgrade
 from entrepot.storage.engine import create_engine_from_url
@@ -262,6 +263,28 @@ def _fresh_postgres_schema(url: str) -> Iterator[str]:
         admin.dispose()
 
 
+def _bulk_items(batch: int, size: int) -> list[BulkItem]:
+    return [
+        BulkItem(f"bi{batch}-{i}", "MSISDN", f"+25078800{i % PAYERS:04d}", 1000)
+        for i in range(size)
+    ]
+
+
+def _in_process_bulk(scheme_url: str, batches: int, size: int) -> float:
+    """The same bulks through the service call, no HTTP: transfers per second."""
+    engine = create_engine_from_url(scheme_url)
+    scheme = PaymentScheme(engine, Ledger(engine, SystemClock()), SystemClock())
+    elapsed = 0.0
+    for b in range(batches):
+        items = _bulk_items(b, size)
+        t0 = time.perf_counter()
+        results = bulk_transfers(scheme, "bank-my", f"bulk-in-process-{b}", "RWF", items)
+        elapsed += time.perf_counter() - t0
+        assert all(r.state is TransferState.COMMITTED for r in results)
+    engine.dispose()
+    return batches * size / elapsed
+
+
 def run_payments_bench(
     *,
     payments: int = 2_000,
@@ -340,6 +363,7 @@ def _run(
         server.terminate()
         server.wait(timeout=30)
     in_process = _in_process(url, max(200, payments // 5))
+    in_process_bulk = _in_process_bulk(url, bulk_batches, bulk_size)
     return {
         "benchmark": "payments",
         "workload": {
@@ -362,6 +386,8 @@ def _run(
         "bulk_committed": committed,
         "in_process_payments_per_s": round(in_process, 1),
         "http_vs_in_process": round(payments / elapsed / in_process, 2),
+        "in_process_bulk_transfers_per_s": round(in_process_bulk, 1),
+        "bulk_http_vs_in_process": round(committed / bulk_elapsed / in_process_bulk, 2),
     }
 
 
