@@ -331,6 +331,10 @@ def test_a_bulk_items_quote_id_is_one_no_client_can_take_first(scheme: PaymentSc
     assert stored == bulk_quote_id(tid)
     with pytest.raises(InvalidPaymentInput, match="quote id"):
         scheme.create_quote("maybank", stored, *PAYEES["rhb"], 100, "SEND", "MYR")
+    longest = [bulk_quote_id(c * n) for c in "ab" for n in (59, 60, 64)]
+    assert len(set(longest)) == 6 and all(len(q) <= 64 and "#" in q for q in longest)
+    assert bulk_quote_id("a" * 59) == "bulk#" + "a" * 59
+    assert bulk_quote_id("a" * 60).startswith("bulk##")
 
 
 def test_a_reservation_falling_due_while_items_are_decided_frees_its_liquidity_too(
