@@ -290,3 +290,23 @@ def test_a_window_id_out_of_range_is_refused_not_a_server_error(
         assert client.get(f"/v1/settlementWindows/{bad}", headers=h["scheme"]).status_code == 422
         r = client.post(f"/v1/settlementWindows/{bad}/settle", headers=h["scheme"])
         assert r.status_code == 422
+
+
+def test_pacs008_names_the_payee_party_whatever_the_quote_id_and_the_participant_otherwise(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """The creditor is the payee party from the quote; a bulk item has no quote, and an alias
+    removed since leaves only the participant (pacs.008 once took every quote id starting
+    with 'b' for a bulk item's: found in review)."""
+    client, h = api
+    for qid, tid in (("q-1", "t-1"), ("bq-1", "t-2")):
+        scheme.create_quote("mtn-rw", qid, "MERCHANT", "KL-TILL-42", 1000, "RECEIVE", "RWF")
+        scheme.prepare_transfer("mtn-rw", tid, qid)
+    for tid in ("t-1", "t-2"):
+        xml = client.get(f"/v1/iso20022/pacs008/{tid}", headers=h["maybank"])
+        assert xml.status_code == 200
+        assert b"<Nm>Kedai Kopi KL</Nm>" in xml.content and b"KL-TILL-42" in xml.content
+    scheme.remove_alias("maybank", "MERCHANT", "KL-TILL-42")
+    xml = client.get("/v1/iso20022/pacs008/t-1", headers=h["maybank"])
+    assert xml.status_code == 200 and b"<Nm>Maybank</Nm>" in xml.content
+    assert b"KL-TILL-42" not in xml.content

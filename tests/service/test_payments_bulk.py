@@ -27,6 +27,7 @@ from entrepot.payments.bulk import (
 )
 from entrepot.payments.errors import InvalidPaymentInput, ParticipantSuspended
 from entrepot.payments.services import Code, ledger_id
+from entrepot.storage.uow import UnitOfWork
 from tests.service.test_payments import assert_ledger_ok, fee_of, join, unchanged
 
 PAYEES = {"cimb": ("MSISDN", "+60123000001"), "rhb": ("MSISDN", "+60123000002")}
@@ -361,3 +362,29 @@ def test_a_reservation_falling_due_while_items_are_decided_frees_its_liquidity_t
     assert [(r.state.value, r.reason) for r in results] == [("COMMITTED", None)] * 2
     assert scheme.liquidity("maybank", "MYR")["position_reserved_minor"] == 0
     assert_ledger_ok(scheme)
+
+
+def test_insert_rows_commits_with_the_callers_transaction_even_as_its_first_statement(
+    scheme: PaymentScheme,
+) -> None:
+    """On PostgreSQL the rows go in by COPY through the driver, which does not begin
+    SQLAlchemy's transaction: begun first, or the caller's commit committed nothing (found in
+    review). Awkward text survives the COPY escaping; a rollback takes the rows back."""
+    columns = ("id", "quote_id", "payer_participant", "payee_participant", "source_currency",
+               "target_currency", "source_amount", "fee", "target_amount", "state",
+               "expires_at", "created_at", "updated_at", "window_id", "note")  # fmt: skip
+    note = "tab\tnew\nline back\\slash \\N"
+
+    def row(tid: str) -> tuple[object, ...]:
+        return (tid, f"bulk#{tid}", "maybank", "mtn-rw", "MYR", "MYR", 11, 1, 10, "COMMITTED",
+                5, 5, 5, None, note)  # fmt: skip
+
+    with UnitOfWork(scheme.engine) as uow:
+        st.insert_rows(uow.connection, st.transfers, columns, [row("first")])
+        uow.commit()
+    with UnitOfWork(scheme.engine) as uow:
+        st.insert_rows(uow.connection, st.transfers, columns, [row("rolled-back")])
+        uow.rollback()
+    with scheme.engine.connect() as conn:
+        got = conn.execute(sa.select(st.transfers.c.id, st.transfers.c.note)).all()
+    assert [tuple(r) for r in got] == [("first", note)]

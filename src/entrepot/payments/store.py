@@ -356,8 +356,9 @@ def escrow_from_row(r: Any) -> Escrow:
 def insert_rows(
     conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
 ) -> None:
-    """Insert many rows through the driver's executemany (SQLAlchemy's per-row parameter
-    processing costs more than the insert itself on the bulk path). Each row is a tuple of
+    """Insert many rows in the caller's transaction, through the driver: ``COPY`` on
+    PostgreSQL, ``executemany`` on SQLite (SQLAlchemy's per-row parameter processing costs
+    more than the insert itself on the bulk path). Each row is a tuple of
     ``columns``' values, already what the driver takes (ints, strings, bytes, None); the
     columns left out take their defaults."""
     if not rows:
@@ -367,6 +368,8 @@ def insert_rows(
     if unknown:
         raise ValueError(f"{table.name} has no column {', '.join(unknown)}")
     if conn.dialect.name == "postgresql":  # COPY: one round trip, not one per row
+        if not conn.in_transaction():  # COPY through the driver would not begin SQLAlchemy's
+            conn.begin()  # transaction, and the caller's commit would then commit nothing
         cur = driver_connection(conn).cursor()
         with cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
