@@ -239,9 +239,7 @@ def _decide(
     src: ParticipantCurrency,
     fee_to: ParticipantCurrency,
     dsts: dict[str, ParticipantCurrency],
-) -> tuple[
-    list[BulkResult], list[tuple[str, str, int, int]], dict[str, list[tuple[str, int]]], int
-]:
+) -> tuple[list[BulkResult], list[_Committed], dict[str, list[tuple[str, int]]], int]:
     """Each item in order against ``positions``: its result; the committed items (transfer
     id, payee participant, amount, fee); the credits per payee participant; the fees."""
     results: list[BulkResult] = []
