@@ -13,7 +13,7 @@ import gc
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine
@@ -435,11 +435,8 @@ class Ledger:
         are read in the caller's transaction, which sees its own writes; a unit of work that
         holds the write lock thus reads balances no other writer can change before it
         commits."""
-        if uow is not None:
-            found = {a.id: a for a in self.store.load_accounts(uow.connection, set(ids))}
-        else:
-            with read_connection(self.engine) as conn:
-                found = {a.id: a for a in self.store.load_accounts(conn, set(ids))}
+        with nullcontext(uow.connection) if uow else read_connection(self.engine) as conn:
+            found = {a.id: a for a in self.store.load_accounts(conn, set(ids))}
         return [found[i] for i in ids if i in found]
 
     def get_account(self, account_id: int) -> Account:

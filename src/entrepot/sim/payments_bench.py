@@ -39,6 +39,11 @@ PAYERS = 8
 MERCHANTS = 8
 
 
+def _payee_msisdn(n: int) -> str:
+    """The bulk's n-th payee (one of PAYERS customers of bank-rw)."""
+    return f"+25078800{n % PAYERS:04d}"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -71,7 +76,7 @@ def setup_scheme(url: str) -> tuple[PaymentScheme, dict[str, str]]:
         bank, cur = ("bank-my", "MYR") if m % 2 == 0 else ("bank-rw", "RWF")
         scheme.register_alias(bank, "MERCHANT", f"till-{m}", f"Merchant {m}", cur)
     for k in range(PAYERS):
-        scheme.register_alias("bank-rw", "MSISDN", f"+25078800{k:04d}", f"Payee {k}", "RWF")
+        scheme.register_alias("bank-rw", "MSISDN", _payee_msisdn(k), f"Payee {k}", "RWF")
     tokens = {p: issue_credential(engine, p).token for p in ("wallet-rw", "bank-rw", "bank-my")}
     engine.dispose()
     return scheme, tokens
@@ -211,7 +216,7 @@ async def _run_bulk(
                     "transferId": f"bk{b}-{i}",
                     "payee": {
                         "partyIdType": "MSISDN",
-                        "partyIdentifier": f"+25078800{i % PAYERS:04d}",
+                        "partyIdentifier": _payee_msisdn(i),
                     },
                     "amount": {"amount": "1000", "currency": "RWF"},
                 }
@@ -265,10 +270,7 @@ def _fresh_postgres_schema(url: str) -> Iterator[str]:
 
 
 def _bulk_items(batch: int, size: int) -> list[BulkItem]:
-    return [
-        BulkItem(f"bi{batch}-{i}", "MSISDN", f"+25078800{i % PAYERS:04d}", 1000)
-        for i in range(size)
-    ]
+    return [BulkItem(f"bi{batch}-{i}", "MSISDN", _payee_msisdn(i), 1000) for i in range(size)]
 
 
 def _in_process_bulk(scheme_url: str, batches: int, size: int) -> float:

@@ -6,11 +6,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
 Id = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 CurrencyCode = Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")
+PartyIdentifier = Field(min_length=1, max_length=64)
+AmountText = Field(min_length=1, max_length=32, pattern=r"^[0-9]+(\.[0-9]+)?$")
 
 
 class Strict(BaseModel):
@@ -18,7 +20,7 @@ class Strict(BaseModel):
 
 
 class MoneyIn(Strict):
-    amount: str = Field(min_length=1, max_length=32, pattern=r"^[0-9]+(\.[0-9]+)?$")
+    amount: str = AmountText
     currency: str = CurrencyCode
 
 
@@ -97,7 +99,7 @@ class FxRateIn(Strict):
 
 class PayeeIn(Strict):
     partyIdType: Literal["MSISDN", "MERCHANT", "IBAN", "BUSINESS"]
-    partyIdentifier: str = Field(min_length=1, max_length=64)
+    partyIdentifier: str = PartyIdentifier
 
 
 class QuoteIn(Strict):
@@ -167,21 +169,19 @@ class TransferPage(BaseModel):
 # A bulk carries up to 8,000 items: its bodies are TypedDicts, which pydantic checks about
 # four times faster than models (no object per item); the constraints are the same.
 _Forbid = ConfigDict(extra="forbid")
-IdStr = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+IdStr = Annotated[str, Id]
 
 
 class BulkPayeeIn(TypedDict):
     __pydantic_config__ = _Forbid  # type: ignore[misc]
     partyIdType: Literal["MSISDN", "MERCHANT", "IBAN", "BUSINESS"]
-    partyIdentifier: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    partyIdentifier: Annotated[str, PartyIdentifier]
 
 
 class BulkMoneyIn(TypedDict):
     __pydantic_config__ = _Forbid  # type: ignore[misc]
-    amount: Annotated[
-        str, StringConstraints(min_length=1, max_length=32, pattern=r"^[0-9]+(\.[0-9]+)?$")
-    ]
-    currency: Annotated[str, StringConstraints(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")]
+    amount: Annotated[str, AmountText]
+    currency: Annotated[str, CurrencyCode]
 
 
 class BulkItemIn(TypedDict):
