@@ -269,6 +269,53 @@ def test_a_malformed_bulk_gets_a_problem_and_changes_nothing(
     assert scheme.liquidity("maybank", "MYR") == before
 
 
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        (b'{"bulkId": "b", "transfers": [', '"detail":"Invalid JSON: EOF'),
+        (b"[1, 2]", '"detail":"Input should be an object'),
+        (b"", '"detail":"Invalid JSON'),
+        (
+            b'{"bulkId": "b", "transfers": [{"transferId": "t", "payee": 1, "amount": {}}]}',
+            "transfers.0.payee",
+        ),
+    ],
+)
+def test_a_bulk_body_that_is_not_the_schema_gets_a_problem_naming_where(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+    scheme: PaymentScheme,
+    raw: bytes,
+    where: str,
+) -> None:
+    """The bulk route parses its own body: bytes that are not JSON, or JSON of the wrong shape,
+    get the same 422 problem as any other route's, and change nothing."""
+    client, h = api
+    before = scheme.liquidity("maybank", "MYR")
+    headers = {**h["maybank"], "content-type": "application/json"}
+    r = client.post("/v1/transfers/bulk", content=raw, headers=headers)
+    assert r.status_code == 422, r.text
+    problem = r.json()
+    assert (problem["code"], problem["errorCode"]) == ("invalid_input", "3100")
+    assert where in r.text
+    assert scheme.liquidity("maybank", "MYR") == before
+
+
+def test_the_openapi_document_names_the_bulk_body(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    client, _ = api
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/v1/transfers/bulk"]["post"]["requestBody"]
+    assert body["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/BulkIn"}
+    schemas = spec["components"]["schemas"]
+    item = schemas["BulkIn"]["properties"]["transfers"]["items"]
+    assert item == {"$ref": "#/components/schemas/BulkItemIn"}
+    assert schemas["BulkItemIn"]["properties"]["payee"] == {
+        "$ref": "#/components/schemas/BulkPayeeIn"
+    }
+    assert schemas["BulkMoneyIn"]["properties"]["currency"]["pattern"] == "^[A-Z]{3}$"
+
+
 def test_a_bulk_larger_than_one_ledger_batch_commits_every_item(scheme: PaymentScheme) -> None:
     from entrepot.payments.bulk import BulkItem, bulk_transfers
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
@@ -72,16 +72,16 @@ _ROW_COLUMNS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class BulkItem:
+# Named tuples rather than frozen dataclasses: a bulk builds 8,000 of each, and a frozen
+# dataclass's __init__ (one object.__setattr__ per field) costs twice as much.
+class BulkItem(NamedTuple):
     transfer_id: str
     payee_alias_type: AliasType | str
     payee_alias: str
     amount_minor: int
 
 
-@dataclass(frozen=True, slots=True)
-class BulkResult:
+class BulkResult(NamedTuple):
     transfer_id: str
     state: TransferState
     reason: str | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -12,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from entrepot import __version__
 from entrepot.entrypoints.api.problems import domain_error, http_error, validation_error
-from entrepot.entrypoints.api.routes import router
+from entrepot.entrypoints.api.routes import BULK_OPENAPI_SCHEMAS, router
 from entrepot.entrypoints.api.routes_risk import RiskApi
 from entrepot.entrypoints.api.routes_risk import router as risk_router
 from entrepot.entrypoints.api.routes_trade import router as trade_router
@@ -57,11 +58,31 @@ def create_app(
     app.include_router(trade_router)
     app.include_router(risk_router)
 
+    _document_raw_bodies(app)
+
     @app.get("/health", include_in_schema=False)
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
+
+
+def _document_raw_bodies(app: FastAPI) -> None:
+    """Routes that parse their own body (the bulk) name its schema in ``openapi_extra``; the
+    schema itself joins the document's components here."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = generate()
+            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+            top = dict(BULK_OPENAPI_SCHEMAS)
+            schemas.update(top.pop("$defs", {}))
+            schemas[top["title"]] = top
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def callback_key_path(home: Path) -> Path:

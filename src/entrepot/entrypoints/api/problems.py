@@ -57,8 +57,11 @@ def validation_error(_request: Request, exc: Exception) -> JSONResponse:
     errors = exc.errors()
     first = errors[0] if errors else {}
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-    detail = "; ".join(
-        f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body')}: {e.get('msg')}"
-        for e in errors[:5]
-    )
+    detail = "; ".join(_located(e) for e in errors[:5])
     return problem(422, "invalid_input", detail or "invalid request", field=where, mojaloop="3100")
+
+
+def _located(error: dict[str, Any]) -> str:
+    """``transfers.0.payee: Input should be an object``; the message alone for the body."""
+    where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+    return f"{where}: {error.get('msg')}" if where else str(error.get("msg"))

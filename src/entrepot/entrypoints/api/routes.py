@@ -7,7 +7,11 @@ import io
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import to_json
 
 from entrepot.entrypoints.api import convert as cv
 from entrepot.entrypoints.api import schemas as s
@@ -316,8 +320,38 @@ def review(transfer_id: str, body: s.ReviewIn, caller: Caller, scheme: Scheme) -
     return cv.transfer(scheme.review_hold(caller, transfer_id, body.approve, body.reason))
 
 
-@router.post("/transfers/bulk", status_code=201, response_model=s.BulkOut)
-def bulk(body: s.BulkIn, caller: Caller, scheme: Scheme) -> JSONResponse:
+# The bulk body is parsed and checked in one pass from its bytes (pydantic's JSON parser
+# straight into the TypedDicts: about half the cost of ``json.loads`` and then validation, and
+# off the event loop). FastAPI would parse it on the event loop first, so the route takes the
+# raw request; the OpenAPI document still names the body (BULK_OPENAPI_SCHEMAS, added to the
+# document's components by the app).
+_BULK_IN = TypeAdapter(s.BulkIn)
+BULK_OPENAPI_SCHEMAS = _BULK_IN.json_schema(ref_template="#/components/schemas/{model}")
+_BULK_BODY: dict[str, object] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BulkIn"}}},
+    }
+}
+
+
+def bulk_body(raw: bytes) -> s.BulkIn:
+    """The bulk body, or a RequestValidationError (422 invalid_input) naming what is wrong."""
+    try:
+        return _BULK_IN.validate_json(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_context=False)
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+
+
+@router.post("/transfers/bulk", status_code=201, response_model=s.BulkOut, openapi_extra=_BULK_BODY)
+async def bulk(request: Request, caller: Caller, scheme: Scheme) -> Response:
+    raw = await request.body()
+    return await run_in_threadpool(_bulk, raw, caller, scheme)
+
+
+def _bulk(raw: bytes, caller: str, scheme: PaymentScheme) -> Response:
+    body = bulk_body(raw)
     transfers = body["transfers"]
     currencies = {i["amount"]["currency"] for i in transfers}
     if len(currencies) != 1:
@@ -336,20 +370,18 @@ def bulk(body: s.BulkIn, caller: Caller, scheme: Scheme) -> JSONResponse:
         )
     results = bulk_transfers(scheme, caller, body["bulkId"], currency, items)
     committed = sum(1 for r in results if r.state is TransferState.COMMITTED)
-    # Built as plain JSON (the shape of BulkOut): validating 8,000 result models costs more
-    # than the rest of the response.
-    return JSONResponse(
-        status_code=201,
-        content={
-            "bulkId": body["bulkId"],
-            "committed": committed,
-            "rejected": len(results) - committed,
-            "results": [
-                {"transferId": r.transfer_id, "state": r.state.value, "reason": r.reason}
-                for r in results
-            ],
-        },
-    )
+    # Built as plain JSON (the shape of BulkOut) and encoded by pydantic-core: validating 8,000
+    # result models, or the standard library's encoder, costs more than the rest of the reply.
+    content = {
+        "bulkId": body["bulkId"],
+        "committed": committed,
+        "rejected": len(results) - committed,
+        "results": [
+            {"transferId": r.transfer_id, "state": r.state.value, "reason": r.reason}
+            for r in results
+        ],
+    }
+    return Response(to_json(content), status_code=201, media_type="application/json")
 
 
 # ------------------------------------------------------------------ QR
