@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import sqlalchemy as sa
@@ -144,8 +144,14 @@ meta_table = sa.Table(
 
 #: Segment id ranges fetched at once to find transfers by id; beyond, one query per id.
 SEGMENT_RANGES_MAX = 256
-LOOKUP_CHUNK = 500  # ids per IN (...) on SQLite; padded with NULL so one statement is reused
+LOOKUP_CHUNK = 500  # ids per IN (...) at most
+#: IN (...) list sizes: a lookup's chunk is padded with NULL up to the smallest that holds it,
+#: so a few statements are prepared and reused. Not always 500: SQLite binds and probes every
+#: entry of the list, and a payment's lookups of one to four ids cost 160 µs each padded to
+#: 500, 8 µs padded to 4.
+LOOKUP_SIZES = (4, 32, LOOKUP_CHUNK)
 _ZERO16 = bytes(16)
+T = TypeVar("T")
 
 _ACCOUNT_COLS = (
     "id, ledger, code, flags, user_data_128, user_data_64, user_data_32, "
@@ -244,6 +250,16 @@ class Meta(NamedTuple):
     def unflushed_after(self) -> int | None:
         """Segments after this timestamp are not yet in the accounts' balance columns."""
         return self.balances_upto if self.segments_upto > self.balances_upto else None
+
+
+def padded_chunks(values: Sequence[T]) -> Iterator[list[T | None]]:
+    """``values`` in chunks of at most LOOKUP_CHUNK, each padded with None to the smallest of
+    LOOKUP_SIZES that holds it (NULL matches nothing in ``IN (...)``)."""
+    for start in range(0, len(values), LOOKUP_CHUNK):
+        chunk: list[T | None] = list(values[start : start + LOOKUP_CHUNK])
+        size = next(s for s in LOOKUP_SIZES if s >= len(chunk))
+        chunk.extend([None] * (size - len(chunk)))
+        yield chunk
 
 
 class LedgerStore:
@@ -419,12 +435,9 @@ class LedgerStore:
             return []
         cur = driver_connection(conn).cursor()
         found: dict[int, Transfer] = {}
-        marks = ",".join([self.ph] * LOOKUP_CHUNK)
-        sql = f"SELECT {_TRANSFER_COLS} FROM ledger_transfers WHERE timestamp IN ({marks})"
-        for start in range(0, len(stamps), LOOKUP_CHUNK):
-            chunk: list[int | None] = list(stamps[start : start + LOOKUP_CHUNK])
-            chunk.extend([None] * (LOOKUP_CHUNK - len(chunk)))
-            cur.execute(sql, chunk)
+        sql = f"SELECT {_TRANSFER_COLS} FROM ledger_transfers WHERE timestamp IN ({{}})"
+        for chunk in padded_chunks(stamps):
+            cur.execute(sql.format(",".join([self.ph] * len(chunk))), chunk)
             for r in cur.fetchall():
                 t = transfer_from_row(r)
                 found[t.timestamp] = t
@@ -459,13 +472,10 @@ class LedgerStore:
             # leave the row tables small at first).
             cur.execute(f"{select_sql} WHERE {column} = ANY(%s)", (keys,), prepare=False)
             return list(cur.fetchall())
-        marks = ",".join("?" * LOOKUP_CHUNK)
-        sql = f"{select_sql} WHERE {column} IN ({marks})"
+        sql = f"{select_sql} WHERE {column} IN ({{}})"
         out: list[Any] = []
-        for start in range(0, len(keys), LOOKUP_CHUNK):
-            chunk = keys[start : start + LOOKUP_CHUNK]
-            chunk.extend([None] * (LOOKUP_CHUNK - len(chunk)))  # type: ignore[list-item]
-            out.extend(cur.execute(sql, chunk).fetchall())
+        for chunk in padded_chunks(keys):
+            out.extend(cur.execute(sql.format(",".join("?" * len(chunk))), chunk).fetchall())
         return out
 
     def load_accounts(

@@ -1,0 +1,64 @@
+"""Lookups by id and by timestamp go to the database in chunks whose IN (...) lists are padded
+to a few sizes (LOOKUP_SIZES). Every size boundary must find exactly what was asked."""
+
+from __future__ import annotations
+
+import pytest
+
+from entrepot.ledger import Account, Ledger, Transfer, TransferFlags
+from entrepot.ledger.store import LOOKUP_CHUNK, LOOKUP_SIZES, padded_chunks
+
+COUNTS = (1, 3, 4, 5, 31, 32, 33, 499, 500, 501, 1_001)
+
+
+@pytest.mark.parametrize("n", [0, *COUNTS])
+def test_padded_chunks_cover_every_value_once_in_the_smallest_size(n: int) -> None:
+    values = list(range(n))
+    chunks = list(padded_chunks(values))
+    assert [v for c in chunks for v in c if v is not None] == values
+    for chunk in chunks:
+        assert len(chunk) in LOOKUP_SIZES
+        real = sum(1 for v in chunk if v is not None)
+        assert 0 < real <= LOOKUP_CHUNK
+        smaller = [s for s in LOOKUP_SIZES if s < len(chunk)]
+        assert not smaller or real > max(smaller), "a smaller size would have held the chunk"
+
+
+@pytest.fixture
+def filled(ledger: Ledger) -> Ledger:
+    ledger.define_ledger(978, "EUR")
+    accounts = [Account(id=i, ledger=978, code=1) for i in range(1, 1_102)]
+    assert set(ledger.create_accounts(accounts)) == {"ok"}
+    # pending transfers are stored as rows (plain batches become segments, ADR 0003)
+    transfers = [
+        Transfer(
+            id=10_000 + k,
+            debit_account_id=1 + k % 50,
+            credit_account_id=1_101,
+            amount=1 + k,
+            ledger=978,
+            code=1,
+            flags=TransferFlags.PENDING,
+        )
+        for k in range(1_001)
+    ]
+    assert set(ledger.create_transfers(transfers)) == {"ok"}
+    return ledger
+
+
+def test_lookups_find_exactly_the_ids_asked_at_every_size(filled: Ledger) -> None:
+    for n in COUNTS:
+        wanted = list(range(n, 0, -1))  # in an order of the caller's
+        asked = [*wanted, 5_000_000, 6_000_000]  # and ids that do not exist
+        assert [a.id for a in filled.lookup_accounts(asked)] == wanted
+        transfers = [10_000 + k for k in range(n)]
+        found = filled.lookup_transfers([*transfers, 9_999])
+        assert [t.id for t in found] == transfers
+        assert [t.amount for t in found] == [1 + k for k in range(n)]
+
+
+def test_an_accounts_transfers_by_timestamp_past_one_chunk(filled: Ledger) -> None:
+    # account 1_101 is credited by all 1,001 transfers: its history spans three chunks
+    history = filled.get_account_transfers(1_101, limit=1_001)
+    assert [t.id for t in history] == [10_000 + k for k in range(1_001)]
+    assert len({t.timestamp for t in history}) == 1_001
