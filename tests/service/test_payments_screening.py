@@ -44,3 +44,55 @@ def test_a_listed_payee_is_held_for_review_and_a_clear_one_is_not(
     assert scheme.liquidity("mtn-rw", "RWF")["position_reserved_minor"] == (
         clear.source_amount_minor
     )
+
+
+def test_load_builds_the_screeners_once_ahead_of_the_first_transfer(
+    scheme: PaymentScheme, screener: object
+) -> None:
+    from entrepot.payments.screening import CombinedScreening, FraudScreening
+
+    built: list[str] = []
+
+    def sanctions() -> object:
+        built.append("sanctions")
+        return screener
+
+    def fraud() -> object:
+        built.append("fraud")
+        return object()
+
+    combined = CombinedScreening([SanctionsScreening(sanctions), FraudScreening(fraud)])  # type: ignore[arg-type]
+    assert built == []  # nothing is built until asked
+    combined.load()
+    assert built == ["sanctions", "fraud"]
+    combined.load()
+    scheme.screening = combined.screenings[0]
+    q = scheme.create_quote("mtn-rw", "q-l", "MERCHANT", "KL-TILL-42", 500, "RECEIVE", "RWF")
+    assert scheme.prepare_transfer("mtn-rw", "t-l", q.id).state is TransferState.RESERVED
+    assert built == ["sanctions", "fraud"]  # loaded once, used as loaded
+
+
+def test_an_api_worker_loads_the_lists_before_its_first_request(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch, screener: object
+) -> None:
+    import gc
+
+    from entrepot.entrypoints.api.app import create_app_from_env
+    from entrepot.risk.sanctions import Screener
+
+    loads: list[object] = []
+
+    def from_directory(*args: object, **kwargs: object) -> object:
+        loads.append(args)
+        return screener
+
+    monkeypatch.setattr(Screener, "from_directory", from_directory)
+    monkeypatch.setenv("ENTREPOT_DATABASE_URL", f"sqlite:///{tmp_path}/api.db")
+    monkeypatch.setenv("ENTREPOT_HOME", str(tmp_path))
+    monkeypatch.setenv("ENTREPOT_SCREENING", "sanctions")
+    try:
+        app = create_app_from_env()
+    finally:
+        gc.unfreeze()
+    assert len(loads) == 1
+    app.state.scheme.engine.dispose()

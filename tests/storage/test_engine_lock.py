@@ -48,3 +48,30 @@ def test_writer_lock_is_released_however_the_transaction_ends(tmp_path: Path, en
         pass
     assert _other_thread_can_write(engine)
     engine.dispose()
+
+
+def test_a_file_database_keeps_a_connection_per_concurrent_request(tmp_path: Path) -> None:
+    """The API serves up to 40 requests at once (anyio's threadpool); each connection they
+    return stays open for the next (the default pool closed all but five, so most requests
+    under load opened a new connection and ran its pragmas)."""
+    from entrepot.storage.engine import SQLITE_POOL_SIZE
+
+    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'pool.db'}")
+    opened: list[object] = []
+    sa.event.listen(engine, "connect", lambda *_: opened.append(1))
+    held = [engine.connect() for _ in range(SQLITE_POOL_SIZE)]
+    for conn in held:
+        conn.close()
+    assert len(opened) == SQLITE_POOL_SIZE
+    again = [engine.connect() for _ in range(SQLITE_POOL_SIZE)]
+    for conn in again:
+        conn.close()
+    assert len(opened) == SQLITE_POOL_SIZE  # none opened twice
+    engine.dispose()
+
+
+def test_an_in_memory_database_still_gets_its_own_pool() -> None:
+    engine = create_engine_from_url("sqlite://")
+    with engine.begin() as conn:
+        assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+    engine.dispose()

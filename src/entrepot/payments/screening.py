@@ -54,6 +54,10 @@ class SanctionsScreening:
     def screener(self) -> Screener:
         return self._loaded.get()
 
+    def load(self) -> None:
+        """Load the lists now (a server does, before it takes requests), not on first use."""
+        self._loaded.get()
+
     def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision:
         if payee is None:
             return ScreeningDecision(hold=False)
@@ -139,6 +143,10 @@ class FraudScreening:
     def screener(self) -> FraudScreener:
         return self._loaded.get()
 
+    def load(self) -> None:
+        """Load the model now (a server does, before it takes requests), not on first use."""
+        self._loaded.get()
+
     def _payment(self, transfer: PaymentTransfer, payee: Party | None) -> Payment | None:
         from entrepot.risk.fraud import Payment
 
@@ -201,6 +209,12 @@ class CombinedScreening:
             hold, block = hold or d.hold, block or d.block
             reasons.extend(d.reasons)
         return ScreeningDecision(hold=hold and not block, reasons=tuple(reasons), block=block)
+
+    def load(self) -> None:
+        for s in self.screenings:
+            load = getattr(s, "load", None)
+            if load is not None:
+                load()
 
     def learn(self, transfer: PaymentTransfer, rejected: bool) -> None:
         for s in self.screenings:

@@ -163,7 +163,8 @@ class ScreeningDecision:
 
 class Screening(Protocol):
     """Risk plugs in here: a transfer may be held for a person's review instead of reserved,
-    or blocked. A screening may also learn from the review's verdict (``learn``)."""
+    or blocked. A screening may also learn from the review's verdict (``learn``), and load
+    what it screens with ahead of the first transfer (``load``; a server calls it at start)."""
 
     def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision: ...
 

@@ -16,6 +16,8 @@ from entrepot.config import Settings
 SQLITE_BUSY_TIMEOUT_MS = 120_000
 SQLITE_CACHE_KIB = 262_144  # 256 MiB page cache: the ledger's indexes stay in memory
 SQLITE_WAL_AUTOCHECKPOINT_PAGES = 16_384  # checkpoint every ~64 MiB of WAL, not every 4 MiB
+SQLITE_POOL_SIZE = 40
+SQLITE_POOL_OVERFLOW = 20
 #: Execution option: this connection only reads (SQLite: a deferred BEGIN, no write lock).
 READ_ONLY = "entrepot_read_only"
 
@@ -37,6 +39,13 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if database and database != ":memory:" and "poolclass" not in kwargs:
+        # As many pooled connections as the API's threadpool runs requests (anyio's 40): the
+        # pool's default (5, then 10 overflow connections closed on return) opened and closed
+        # a connection, seven pragmas and the WAL index mapping, for most requests under load.
+        # A connection's page cache grows only with the pages it reads.
+        kwargs.setdefault("pool_size", SQLITE_POOL_SIZE)
+        kwargs.setdefault("max_overflow", SQLITE_POOL_OVERFLOW)
     connect_args = kwargs.pop("connect_args", {})
     connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
     connect_args.setdefault("check_same_thread", False)

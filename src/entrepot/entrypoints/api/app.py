@@ -102,6 +102,12 @@ def create_app_from_env() -> FastAPI:
         sanctions_dir=a.settings.sanctions_dir,
         callback_key=signing_key(callback_key_path(a.settings.home)),
     )
+    # Screening lists and models load now, not in the first payments' requests (a second or
+    # more, which those payments would wait for), and before the freeze below (the sanctions
+    # index is many objects that every full collection would otherwise walk).
+    load = getattr(a.payments.screening, "load", None)
+    if load is not None:
+        load()
     # What start-up built (the app, its models and indexes) lives as long as the worker: move
     # it out of the collector's way, so that a request's collections walk only its own
     # objects, not every object of the process. Collect first: cycles already unreachable
