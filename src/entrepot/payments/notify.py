@@ -79,14 +79,7 @@ def _queue(
     returns how many were queued."""
     if not bodies:
         return 0
-    registered = {
-        r[0]
-        for r in conn.execute(
-            sa.select(st.endpoints.c.participant_id).where(
-                st.endpoints.c.participant_id.in_(list(bodies))
-            )
-        ).all()
-    }
+    registered = {r[0] for r in conn.execute(st.ENDPOINTS_OF, {"pids": list(bodies)}).all()}
     rows = [
         {
             "participant_id": pid,
@@ -101,7 +94,7 @@ def _queue(
         if pid in registered
     ]
     if rows:
-        conn.execute(sa.insert(st.outbox), rows)
+        conn.execute(st.INSERT_OUTBOX, rows)
     return len(rows)
 
 

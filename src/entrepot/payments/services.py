@@ -312,11 +312,7 @@ class PaymentScheme:
         return p
 
     def _scheme_account(self, conn: Connection, currency: str, kind: str) -> int:
-        row = conn.execute(
-            sa.select(st.scheme_accounts.c.account_id).where(
-                st.scheme_accounts.c.currency == currency, st.scheme_accounts.c.kind == kind
-            )
-        ).first()
+        row = conn.execute(st.SCHEME_ACCOUNT, {"cur": currency, "kind": kind}).first()
         if row is None:
             raise CurrencyNotSupported(f"the scheme does not run {currency}", field="currency")
         return id_from_bytes(row[0])
@@ -632,13 +628,7 @@ class PaymentScheme:
             return self.best_rate(conn, source, target, self._now())
 
     def best_rate(self, conn: Connection, source: str, target: str, now: int) -> FxRate:
-        rows = conn.execute(
-            sa.select(st.fx_rates).where(
-                st.fx_rates.c.source_currency == source,
-                st.fx_rates.c.target_currency == target,
-                st.fx_rates.c.valid_until > now,
-            )
-        ).all()
+        rows = conn.execute(st.RATES_NOW, {"src": source, "dst": target, "now": now}).all()
         candidates = []
         for r in rows:
             provider = st.load_participant(conn, r.provider_id)
@@ -706,7 +696,7 @@ class PaymentScheme:
                 conn, quote_id, caller, party, amount_minor, amount_type, source_currency, now
             )
             quote = replace(quote, expires_at_ns=now + ttl_s * NS_PER_S, payer_alias=payer_party)
-            conn.execute(sa.insert(st.quotes).values(**_quote_values(quote)))
+            conn.execute(st.INSERT_QUOTE, _quote_values(quote))
         return quote
 
     def quote_and_prepare(
@@ -930,7 +920,7 @@ class PaymentScheme:
                 ),
             )
             self._set_quote_state(conn, q.id, QuoteState.USED)
-            conn.execute(sa.insert(st.transfers).values(**_transfer_values(t)))
+            conn.execute(st.INSERT_TRANSFER, _transfer_values(t))
             notify_transfer(conn, t, now)
         return t
 
@@ -1151,9 +1141,8 @@ class PaymentScheme:
         now = self._now()
         reason = _reason(reason)
         conn.execute(
-            sa.update(st.transfers)
-            .where(st.transfers.c.id == t.id)
-            .values(state=state.value, reason=reason, updated_at=now, window_id=window)
+            st.SET_TRANSFER_STATE,
+            {"tid": t.id, "st": state.value, "why": reason, "at": now, "window": window},
         )
         t = replace(t, state=state, reason=reason, updated_at_ns=now, window_id=window)
         notify_transfer(conn, t, now)
@@ -1529,7 +1518,7 @@ class PaymentScheme:
 
     # ------------------------------------------------------------------ settlement
     def _open_window(self, conn: Connection) -> SettlementWindow:
-        row = conn.execute(sa.select(st.windows).where(st.windows.c.state == "OPEN")).first()
+        row = conn.execute(st.OPEN_WINDOW).first()
         if row is None:
             wid = conn.execute(
                 sa.insert(st.windows)

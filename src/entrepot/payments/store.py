@@ -254,6 +254,32 @@ QUOTE_EXISTS = sa.select(quotes.c.id).where(quotes.c.id == sa.bindparam("qid"))
 SET_QUOTE_STATE = (
     sa.update(quotes).where(quotes.c.id == sa.bindparam("qid")).values(state=sa.bindparam("st"))
 )
+INSERT_QUOTE = sa.insert(quotes)  # executed with a dict of every column's value
+INSERT_TRANSFER = sa.insert(transfers)
+SET_TRANSFER_STATE = (
+    sa.update(transfers)
+    .where(transfers.c.id == sa.bindparam("tid"))
+    .values(
+        state=sa.bindparam("st"),
+        reason=sa.bindparam("why"),
+        updated_at=sa.bindparam("at"),
+        window_id=sa.bindparam("window"),
+    )
+)
+OPEN_WINDOW = sa.select(windows).where(windows.c.state == "OPEN")
+SCHEME_ACCOUNT = sa.select(scheme_accounts.c.account_id).where(
+    scheme_accounts.c.currency == sa.bindparam("cur"),
+    scheme_accounts.c.kind == sa.bindparam("kind"),
+)
+RATES_NOW = sa.select(fx_rates).where(
+    fx_rates.c.source_currency == sa.bindparam("src"),
+    fx_rates.c.target_currency == sa.bindparam("dst"),
+    fx_rates.c.valid_until > sa.bindparam("now"),
+)
+ENDPOINTS_OF = sa.select(endpoints.c.participant_id).where(
+    endpoints.c.participant_id.in_(sa.bindparam("pids", expanding=True))
+)
+INSERT_OUTBOX = sa.insert(outbox)
 
 
 def load_participant(conn: Connection, participant_id: str) -> Participant | None:
