@@ -1,9 +1,13 @@
 """Engines. SQLite runs in WAL mode with ``synchronous=FULL`` by default (an acknowledged commit
 survives a crash of the process and of the machine), foreign keys on, and every transaction
-``BEGIN IMMEDIATE`` so that writers queue on the lock instead of failing on upgrade."""
+``BEGIN IMMEDIATE`` so that writers queue on the lock instead of failing on upgrade. Writers
+queue before that, on a lock per process and a lock file shared by the processes, not in
+SQLite's busy handler (see ``_sqlite_engine``)."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -74,6 +78,11 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
     # Re-entrant, so one thread may hold the write transaction across nested helpers.
     writer = threading.RLock()
     holders: set[int] = set()  # id(driver connection) while it holds ``writer``
+    # The processes sharing the file (the API's workers) queue the same way, on a lock file
+    # (_ProcessQueue): a writer of another process waits in the kernel and is woken when the
+    # lock is let go, instead of sleeping in SQLite's busy handler while this process's next
+    # writers, queued on ``writer``, take SQLite's lock again and again.
+    queue = _ProcessQueue(Path(f"{database}-writers.lock")) if _is_file(database) else None
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -86,6 +95,8 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
         key = id(conn.connection.dbapi_connection)
         holders.add(key)
         try:
+            if queue is not None:
+                queue.enter()
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
             _release(key)
@@ -94,6 +105,8 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
     def _release(key: int) -> None:
         if key not in holders:
             return
+        if queue is not None and queue.owned_by_this_thread():
+            queue.leave()
         try:
             writer.release()
         except RuntimeError:  # another thread's lock (a pool event elsewhere): its owner's
@@ -134,6 +147,52 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
         _release(_key(dbapi_connection))
 
     return engine
+
+
+def _is_file(database: str | None) -> bool:
+    return bool(database) and database != ":memory:" and not str(database).startswith("file:")
+
+
+class _ProcessQueue:
+    """An exclusive ``flock`` on a file beside the database, held by this process's writer
+    (the thread that holds the process's writer lock) from before ``BEGIN IMMEDIATE`` until its
+    COMMIT or ROLLBACK has returned. Only a queue: SQLite's own lock still guarantees that one
+    transaction writes at a time, and a process that does not take this lock (another tool
+    writing the file) still waits in SQLite's busy handler. Nested write transactions of one
+    thread take it once (``depth``). The kernel lets it go if the process dies. Opened per
+    process: a descriptor inherited through ``fork`` would be one lock shared by both."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pid = -1
+        self._fd = -1
+        self._owner: int | None = None  # thread ident while held
+        self._depth = 0
+
+    def _descriptor(self) -> int:
+        if self._pid != os.getpid():
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+            self._owner, self._depth = None, 0
+        return self._fd
+
+    def enter(self) -> None:
+        """Called with the process's writer lock held, so one thread at a time gets here."""
+        me = threading.get_ident()
+        if self._owner == me:
+            self._depth += 1
+            return
+        fcntl.flock(self._descriptor(), fcntl.LOCK_EX)  # waits in the kernel, GIL released
+        self._owner, self._depth = me, 1
+
+    def owned_by_this_thread(self) -> bool:
+        return self._owner == threading.get_ident()
+
+    def leave(self) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._owner = None
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
 def is_sqlite(bind: Engine | Connection) -> bool:
