@@ -279,6 +279,16 @@ class LedgerStore:
         suffix = " FOR UPDATE" if self.pg else ""
         return self.read_meta(conn, suffix)
 
+    def take_write_lock(self, conn: Connection) -> None:
+        """Serialise ``conn``'s transaction with every writer, as :meth:`begin_write` does,
+        for a caller that does not need the meta (another context's unit of work): SQLite's
+        ``BEGIN IMMEDIATE`` (the engine begins every write transaction so; no statement needed),
+        PostgreSQL's lock on the meta row."""
+        if self.pg:
+            conn.exec_driver_sql("SELECT 1 FROM ledger_meta WHERE id = 1 FOR UPDATE")
+        elif not conn.in_transaction():
+            conn.begin()
+
     def read_meta(self, conn: Connection, suffix: str = "") -> Meta:
         row = conn.exec_driver_sql(
             "SELECT version, last_timestamp, max_transfer_id, indexed_upto, unindexed_count, "

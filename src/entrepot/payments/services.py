@@ -247,12 +247,12 @@ class PaymentScheme:
     def _uow(self) -> Iterator[UnitOfWork]:
         joined = _JOINED.get()
         if joined is not None and joined.engine is self.engine:
-            self.ledger.store.begin_write(joined.connection)
+            self.ledger.store.take_write_lock(joined.connection)
             yield _JoinedUnitOfWork(joined)  # the caller commits, or rolls everything back
             return
         with UnitOfWork(self.engine) as uow:
             # Take the ledger's write lock first: every scheme write is serialised with it.
-            self.ledger.store.begin_write(uow.connection)
+            self.ledger.store.take_write_lock(uow.connection)
             yield uow
             uow.commit()
 
@@ -273,7 +273,7 @@ class PaymentScheme:
         e.g. a trade checkout): their writes and the caller's commit together or not at all.
         The scheme does not commit; the caller does. Reads through ``get_*`` still see only
         committed data."""
-        self.ledger.store.begin_write(uow.connection)
+        self.ledger.store.take_write_lock(uow.connection)
         token = _JOINED.set(uow)
         try:
             yield self

@@ -142,12 +142,12 @@ class Lending:
         outer = uow if uow is not None else _JOINED.get()
         if outer is not None:
             assert outer.engine is self.engine, "a joined unit of work must share the engine"
-            self.ledger.store.begin_write(outer.connection)
+            self.ledger.store.take_write_lock(outer.connection)
             yield outer  # the caller commits, or rolls everything back
             return
         with UnitOfWork(self.engine) as own:
             # Take the ledger's write lock first: every lending write is serialised with it.
-            self.ledger.store.begin_write(own.connection)
+            self.ledger.store.take_write_lock(own.connection)
             yield own
             own.commit()
 
@@ -156,7 +156,7 @@ class Lending:
         """Run lending use cases inside a caller's unit of work (trade releasing a payout): their
         writes and the caller's commit together or not at all. Lending does not commit; the
         caller does. Decisions are appended to the decision log when made, not on commit."""
-        self.ledger.store.begin_write(uow.connection)
+        self.ledger.store.take_write_lock(uow.connection)
         token = _JOINED.set(uow)
         try:
             yield self
