@@ -3,11 +3,19 @@ person's review, never blocked on a name alone; a clear payee is reserved as usu
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 import pytest
+import sqlalchemy as sa
 
 from entrepot.config import shared_data_dir
+from entrepot.kernel.errors import DomainError
 from entrepot.payments import SCHEME, PaymentScheme, TransferState
+from entrepot.payments import store as st
+from entrepot.payments.model import Party, PaymentTransfer
 from entrepot.payments.screening import SanctionsScreening
+from entrepot.payments.services import ScreeningDecision
 
 LISTS = shared_data_dir() / "sanctions"
 
@@ -96,3 +104,79 @@ def test_an_api_worker_loads_the_lists_before_its_first_request(
         gc.unfreeze()
     assert len(loads) == 1
     app.state.scheme.engine.dispose()
+
+
+class Recording:
+    """Holds payees whose display name contains HOLD; records every screening."""
+
+    def __init__(self, on_first: Callable[[], None] | None = None) -> None:
+        self.seen: list[tuple[str, str]] = []
+        self.on_first = on_first
+
+    def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision:
+        name = payee.display_name if payee else ""
+        self.seen.append((transfer.id, name))
+        if self.on_first is not None:
+            hook, self.on_first = self.on_first, None
+            hook()
+        return ScreeningDecision(hold="HOLD" in name, reasons=(f"screened {name}",))
+
+
+def test_a_prepare_is_screened_once_before_the_write_lock(scheme: PaymentScheme) -> None:
+    wrote: list[bool] = []
+
+    def another_writer() -> None:  # would wait for the lock if screening held it
+        def write() -> None:
+            scheme.register_participant("late", "Late", "wallet", "RW", ["RWF"])
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        writer.join(10)
+        wrote.append(not writer.is_alive())
+
+    recording = Recording(on_first=another_writer)
+    scheme.screening = recording
+    q = scheme.create_quote("mtn-rw", "q-1", "MERCHANT", "KL-TILL-42", 500, "RECEIVE", "RWF")
+    t = scheme.prepare_transfer("mtn-rw", "t-1", q.id)
+    assert t.state is TransferState.RESERVED
+    assert recording.seen == [("t-1", "Kedai Kopi KL")]
+    assert wrote == [True]
+
+
+def test_a_payee_renamed_after_screening_is_screened_again_inside(scheme: PaymentScheme) -> None:
+    """The party changes between the snapshot's screening and the transaction: the decision
+    made on the old name is not used; the transaction screens the party it reads."""
+
+    def rename() -> None:
+        with scheme.engine.begin() as conn:
+            conn.execute(
+                sa.update(st.aliases)
+                .where(st.aliases.c.alias == "KL-TILL-42")
+                .values(display_name="HOLD ME")
+            )
+
+    recording = Recording(on_first=rename)
+    scheme.screening = recording
+    q = scheme.create_quote("mtn-rw", "q-2", "MERCHANT", "KL-TILL-42", 500, "RECEIVE", "RWF")
+    t = scheme.prepare_transfer("mtn-rw", "t-2", q.id)
+    assert recording.seen == [("t-2", "Kedai Kopi KL"), ("t-2", "HOLD ME")]
+    assert t.state is TransferState.HOLD and t.reason == "screened HOLD ME"
+
+
+@pytest.mark.parametrize("case", ["not_yours", "no_quote", "transfer_exists", "used"])
+def test_a_prepare_that_will_fail_is_not_screened_ahead(scheme: PaymentScheme, case: str) -> None:
+    scheme.register_participant("mtn-2", "MTN 2", "wallet", "RW", ["RWF"])
+    q = scheme.create_quote("mtn-rw", "q-3", "MERCHANT", "KL-TILL-42", 500, "RECEIVE", "RWF")
+    if case in ("transfer_exists", "used"):
+        scheme.prepare_transfer("mtn-rw", "t-3", q.id)
+    recording = Recording()
+    scheme.screening = recording
+    caller, tid, qid = {
+        "not_yours": ("mtn-2", "t-4", "q-3"),
+        "no_quote": ("mtn-rw", "t-4", "q-none"),
+        "transfer_exists": ("mtn-rw", "t-3", "q-3"),
+        "used": ("mtn-rw", "t-4", "q-3"),
+    }[case]
+    with pytest.raises(DomainError):
+        scheme.prepare_transfer(caller, tid, qid)
+    assert recording.seen == []

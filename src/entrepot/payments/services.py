@@ -864,6 +864,7 @@ class PaymentScheme:
         legs of a cross-currency transfer are reserved in one linked chain, or neither."""
         _check_id(transfer_id, "transfer id")
         _check_ttl(ttl_s, "transfer expiry")
+        ahead = self._screen_ahead(caller, transfer_id, quote_id, ttl_s, note)
         with self._uow() as uow:
             conn = uow.connection
             if conn.execute(st.TRANSFER_EXISTS, {"tid": transfer_id}).first():
@@ -880,29 +881,12 @@ class PaymentScheme:
             reserved = q.state is QuoteState.ACCEPTED
             q = self._accept(uow, caller, quote_id) if not reserved else q
             now = self._now()
-            t = PaymentTransfer(
-                transfer_id,
-                q.id,
-                q.payer_participant,
-                q.payee_participant,
-                q.source_currency,
-                q.target_currency,
-                q.source_amount_minor,
-                q.fee_minor,
-                q.target_amount_minor,
-                q.fx_provider,
-                q.fx_rate,
-                TransferState.RESERVED,
-                now + ttl_s * NS_PER_S,
-                now,
-                now,
-                None,
-                None,
-                note,
-                q.payer_alias,
-            )
+            t = _new_transfer(transfer_id, q, ttl_s, note, now)
             party = self._find_party(conn, q.payee_alias_type, q.payee_alias)
-            decision = self.screening.screen(t, party)
+            if ahead is not None and ahead.fits(t, party):
+                decision = ahead.decision
+            else:  # not screened ahead, or the quote or the party changed meanwhile
+                decision = self.screening.screen(t, party)
             if decision.block:
                 raise TransferBlocked(
                     f"transfer {transfer_id} blocked by screening: " + "; ".join(decision.reasons)
@@ -923,6 +907,37 @@ class PaymentScheme:
             conn.execute(st.INSERT_TRANSFER, _transfer_values(t))
             notify_transfer(conn, t, now)
         return t
+
+    def _screen_ahead(
+        self, caller: str, transfer_id: str, quote_id: str, ttl_s: int, note: str | None
+    ) -> _Screened | None:
+        """Screen before the write lock: watch lists or a model, and the decision log's fsync,
+        are the slowest part of a prepare, and every other writer would wait for them. Read
+        from a snapshot; the transaction uses the decision only if the transfer and the payee
+        party it builds are the ones screened (:meth:`_Screened.fits`), else screens again.
+        None when there is no screening, or the snapshot already shows that the prepare
+        fails (the transaction then fails with its own error, nothing screened)."""
+        if isinstance(self.screening, ApproveAll):
+            return None
+        with self._read() as conn:
+            if conn.execute(st.TRANSFER_EXISTS, {"tid": transfer_id}).first():
+                return None
+            row = conn.execute(st.QUOTE_BY_ID, {"qid": quote_id}).first()
+            if row is None:
+                return None
+            q = st.quote_from_row(row)
+            now = self._now()
+            if (
+                q.payer_participant != caller
+                or q.state is QuoteState.USED
+                or now >= q.expires_at_ns
+            ):
+                return None
+            party = st.find_alias(conn, q.payee_alias_type.value, q.payee_alias)
+        if party is None:
+            return None
+        t = _new_transfer(transfer_id, q, ttl_s, note, now)
+        return _Screened(t, party, self.screening.screen(t, party))
 
     def _legs(
         self,
@@ -1719,6 +1734,57 @@ def _reason(text: str | None) -> str | None:
     if text is None or len(text) <= REASON_LEN_MAX:
         return text
     return text[: REASON_LEN_MAX - 1] + "…"
+
+
+def _new_transfer(
+    transfer_id: str, q: Quote, ttl_s: int, note: str | None, now: int
+) -> PaymentTransfer:
+    """The transfer a prepare of quote ``q`` creates at ``now`` (RESERVED)."""
+    return PaymentTransfer(
+        transfer_id,
+        q.id,
+        q.payer_participant,
+        q.payee_participant,
+        q.source_currency,
+        q.target_currency,
+        q.source_amount_minor,
+        q.fee_minor,
+        q.target_amount_minor,
+        q.fx_provider,
+        q.fx_rate,
+        TransferState.RESERVED,
+        now + ttl_s * NS_PER_S,
+        now,
+        now,
+        None,
+        None,
+        note,
+        q.payer_alias,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Screened:
+    """A screening decision made before the write lock, for the transfer and party it saw."""
+
+    transfer: PaymentTransfer
+    party: Party
+    decision: ScreeningDecision
+
+    def fits(self, t: PaymentTransfer, party: Party) -> bool:
+        """Whether ``t`` and ``party`` are what was screened: everything but the timestamps,
+        which the transaction takes again (its prepare happens a moment later)."""
+        seen = self.transfer
+        return (
+            party == self.party
+            and replace(
+                seen,
+                expires_at_ns=t.expires_at_ns,
+                created_at_ns=t.created_at_ns,
+                updated_at_ns=t.updated_at_ns,
+            )
+            == t
+        )
 
 
 def _quote_values(q: Quote) -> dict[str, object]:
