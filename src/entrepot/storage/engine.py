@@ -9,6 +9,8 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -203,21 +205,33 @@ def is_postgres(bind: Engine | Connection) -> bool:
     return bind.dialect.name == "postgresql"
 
 
-def read_connection(engine: Engine) -> Connection:
+@contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
     """A connection for queries: a consistent snapshot that does not block writers.
 
     SQLite: a deferred ``BEGIN`` (the snapshot is taken at the first read). PostgreSQL:
     ``REPEATABLE READ``, so that every statement of the connection's transaction sees one
     snapshot (the ledger adds unflushed segments to balance columns read in another
-    statement; ADR 0003). Read-only transactions never fail to serialise."""
+    statement; ADR 0003). Read-only transactions never fail to serialise. On PostgreSQL the
+    transaction is ``READ ONLY`` and ends with a COMMIT: psycopg drops every prepared
+    statement of the connection on a ROLLBACK (``DEALLOCATE ALL``), and pooled connections
+    serve reads and writes, so ending each read with one re-planned the payment path's
+    statements over and over."""
     conn = engine.connect()
-    if is_postgres(engine):
-        conn = conn.execution_options(isolation_level="REPEATABLE READ")
-    conn = conn.execution_options(**{READ_ONLY: True})
-    # Begun now: a query through the raw driver cursor (the ledger's hot paths use one) does
-    # not begin SQLAlchemy's transaction, and on SQLite would run outside the snapshot.
-    conn.begin()
-    return conn
+    try:
+        if is_postgres(engine):
+            conn = conn.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+        conn = conn.execution_options(**{READ_ONLY: True})
+        # Begun now: a query through the raw driver cursor (the ledger's hot paths use one) does
+        # not begin SQLAlchemy's transaction, and on SQLite would run outside the snapshot.
+        conn.begin()
+        yield conn
+        if is_postgres(engine) and conn.in_transaction():
+            conn.commit()  # read only: nothing to keep or undo
+    finally:
+        conn.close()  # rolls back whatever is still open
 
 
 def driver_connection(conn: Connection) -> Any:

@@ -1,0 +1,70 @@
+"""``read_connection``: a snapshot that never writes, and on PostgreSQL does not throw away the
+connection's prepared statements when it ends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from entrepot.storage.engine import create_engine_from_url, read_connection
+from tests.conftest import (
+    POSTGRES_URL,
+    create_postgres_schema,
+    drop_postgres_schema,
+    postgres_schema_url,
+)
+
+
+def test_a_read_sees_one_snapshot_and_leaves_nothing_open(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE probe (x INTEGER)")
+        conn.exec_driver_sql("INSERT INTO probe VALUES (1)")
+    with read_connection(engine) as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM probe").scalar() == 1
+        with engine.begin() as other:  # a writer is not blocked by the reader
+            other.exec_driver_sql("INSERT INTO probe VALUES (2)")
+        assert conn.exec_driver_sql("SELECT count(*) FROM probe").scalar() == 1  # snapshot
+    assert not conn.in_transaction()
+    with read_connection(engine) as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM probe").scalar() == 2
+
+
+# PostgreSQL only (SQLite has neither read-only transactions nor psycopg's statement cache):
+# defined only when a server is configured, as the other PostgreSQL variants are.
+if POSTGRES_URL:
+
+    @pytest.fixture
+    def pg_url() -> Iterator[str]:
+        schema = create_postgres_schema()
+        try:
+            yield postgres_schema_url(schema)
+        finally:
+            drop_postgres_schema(schema)
+
+    def test_a_read_on_postgres_cannot_write(pg_url: str) -> None:
+        engine = create_engine_from_url(pg_url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE probe (x INTEGER)")
+        with pytest.raises(sa.exc.DBAPIError, match="read-only"), read_connection(engine) as conn:
+            conn.exec_driver_sql("INSERT INTO probe VALUES (1)")
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM probe").scalar() == 0
+        engine.dispose()
+
+    def test_reads_on_postgres_keep_the_connections_prepared_statements(pg_url: str) -> None:
+        """psycopg prepares a statement run often enough, and deallocates all of a connection's
+        on a ROLLBACK: reads end with a COMMIT, so the next read and write find them."""
+        engine = create_engine_from_url(pg_url, pool_size=1, max_overflow=0)
+        query = "SELECT count(*) FROM pg_class WHERE relname = %(name)s"
+        for _ in range(8):  # past psycopg's prepare threshold (5)
+            with read_connection(engine) as conn:
+                conn.exec_driver_sql(query, {"name": "probe"}).scalar()
+        with engine.connect() as conn:  # the same pooled connection
+            prepared = conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_prepared_statements "
+                "WHERE strpos(statement, 'pg_class') > 0"
+            ).scalar()
+        assert prepared == 1
+        engine.dispose()
