@@ -107,7 +107,10 @@ def test_an_api_worker_loads_the_lists_before_its_first_request(
 
 
 class Recording:
-    """Holds payees whose display name contains HOLD; records every screening."""
+    """Holds payees whose display name contains HOLD; records every screening. Keeps no state
+    of what it screens, so a prepare may screen it before the write lock."""
+
+    screens_ahead = True
 
     def __init__(self, on_first: Callable[[], None] | None = None) -> None:
         self.seen: list[tuple[str, str]] = []
@@ -163,12 +166,45 @@ def test_a_payee_renamed_after_screening_is_screened_again_inside(scheme: Paymen
     assert t.state is TransferState.HOLD and t.reason == "screened HOLD ME"
 
 
-@pytest.mark.parametrize("case", ["not_yours", "no_quote", "transfer_exists", "used"])
+class Learning(Recording):
+    """A screening that keeps what it sees (as fraud screening keeps each payer's history)."""
+
+    screens_ahead = False
+
+
+def test_a_screening_that_keeps_state_is_screened_only_inside(scheme: PaymentScheme) -> None:
+    held: list[bool] = []
+    done = threading.Event()
+
+    def write() -> None:
+        scheme.register_participant("late2", "Late", "wallet", "RW", ["RWF"])
+        done.set()
+
+    writer = threading.Thread(target=write, daemon=True)
+
+    def lock_is_held() -> None:  # another thread cannot write while the prepare holds it
+        writer.start()
+        held.append(not done.wait(0.5))
+
+    learning = Learning(on_first=lock_is_held)
+    scheme.screening = learning
+    q = scheme.create_quote("mtn-rw", "q-5", "MERCHANT", "KL-TILL-42", 500, "RECEIVE", "RWF")
+    assert scheme.prepare_transfer("mtn-rw", "t-5", q.id).state is TransferState.RESERVED
+    writer.join(30)  # it writes once the prepare has committed
+    assert learning.seen == [("t-5", "Kedai Kopi KL")]
+    assert held == [True] and done.is_set()
+
+
+@pytest.mark.parametrize(
+    "case", ["not_yours", "no_quote", "transfer_exists", "used", "payer_suspended"]
+)
 def test_a_prepare_that_will_fail_is_not_screened_ahead(scheme: PaymentScheme, case: str) -> None:
     scheme.register_participant("mtn-2", "MTN 2", "wallet", "RW", ["RWF"])
     q = scheme.create_quote("mtn-rw", "q-3", "MERCHANT", "KL-TILL-42", 500, "RECEIVE", "RWF")
     if case in ("transfer_exists", "used"):
         scheme.prepare_transfer("mtn-rw", "t-3", q.id)
+    if case == "payer_suspended":
+        scheme.set_active("mtn-rw", False)
     recording = Recording()
     scheme.screening = recording
     caller, tid, qid = {
@@ -176,6 +212,7 @@ def test_a_prepare_that_will_fail_is_not_screened_ahead(scheme: PaymentScheme, c
         "no_quote": ("mtn-rw", "t-4", "q-none"),
         "transfer_exists": ("mtn-rw", "t-3", "q-3"),
         "used": ("mtn-rw", "t-4", "q-3"),
+        "payer_suspended": ("mtn-rw", "t-4", "q-3"),
     }[case]
     with pytest.raises(DomainError):
         scheme.prepare_transfer(caller, tid, qid)

@@ -44,6 +44,9 @@ class _Loaded(Generic[T]):
 class SanctionsScreening:
     """Screens the payee party (display name and country) of every prepared transfer."""
 
+    #: a pure function of the party (plus the decision log): safe to run before the write lock
+    screens_ahead = True
+
     def __init__(self, screener: Screener | Callable[[], Screener]) -> None:
         if isinstance(screener, Screener):
             self._loaded = _Loaded[Screener](screener, None)
@@ -200,6 +203,7 @@ class CombinedScreening:
 
     def __init__(self, screenings: Sequence[Any]) -> None:
         self.screenings = tuple(screenings)
+        self.screens_ahead = all(getattr(s, "screens_ahead", False) for s in self.screenings)
 
     def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision:
         hold = block = False

@@ -163,8 +163,10 @@ class ScreeningDecision:
 
 class Screening(Protocol):
     """Risk plugs in here: a transfer may be held for a person's review instead of reserved,
-    or blocked. A screening may also learn from the review's verdict (``learn``), and load
-    what it screens with ahead of the first transfer (``load``; a server calls it at start)."""
+    or blocked. A screening may also learn from the review's verdict (``learn``), load what it
+    screens with ahead of the first transfer (``load``; a server calls it at start), and say
+    that it keeps no state of what it screens (``screens_ahead = True``: a prepare then
+    screens before taking the write lock)."""
 
     def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision: ...
 
@@ -915,9 +917,12 @@ class PaymentScheme:
         are the slowest part of a prepare, and every other writer would wait for them. Read
         from a snapshot; the transaction uses the decision only if the transfer and the payee
         party it builds are the ones screened (:meth:`_Screened.fits`), else screens again.
-        None when there is no screening, or the snapshot already shows that the prepare
-        fails (the transaction then fails with its own error, nothing screened)."""
-        if isinstance(self.screening, ApproveAll):
+        None when the screening keeps state of what it screens (fraud screening learns each
+        payer's history: a prepare that then fails must not have been seen), or the snapshot
+        already shows that the prepare fails (the transaction then fails with its own error,
+        nothing screened). Only a prepare that fails later, inside (the FX provider's
+        liquidity, a racing retry), leaves a screening logged for a transfer that never was."""
+        if not getattr(self.screening, "screens_ahead", False):
             return None
         with self._read() as conn:
             if conn.execute(st.TRANSFER_EXISTS, {"tid": transfer_id}).first():
@@ -931,6 +936,14 @@ class PaymentScheme:
                 q.payer_participant != caller
                 or q.state is QuoteState.USED
                 or now >= q.expires_at_ns
+            ):
+                return None
+            if any(
+                p is None or not p.active
+                for p in (
+                    st.load_participant(conn, q.payer_participant),
+                    st.load_participant(conn, q.payee_participant),
+                )
             ):
                 return None
             party = st.find_alias(conn, q.payee_alias_type.value, q.payee_alias)
