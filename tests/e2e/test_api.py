@@ -300,6 +300,20 @@ def test_a_bulk_body_that_is_not_the_schema_gets_a_problem_naming_where(
     assert scheme.liquidity("maybank", "MYR") == before
 
 
+@pytest.mark.parametrize("kind", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_a_bulk_body_must_be_sent_as_json(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme, kind: str | None
+) -> None:
+    client, h = api
+    body = b'{"bulkId": "b", "transfers": []}'
+    headers = {**h["maybank"], **({"content-type": kind} if kind else {})}
+    before = scheme.liquidity("maybank", "MYR")
+    r = client.post("/v1/transfers/bulk", content=body, headers=headers)
+    assert r.status_code == 422, r.text
+    assert "must be application/json" in r.json()["detail"]
+    assert scheme.liquidity("maybank", "MYR") == before
+
+
 def test_the_openapi_document_names_the_bulk_body(
     api: tuple[TestClient, dict[str, dict[str, str]]],
 ) -> None:

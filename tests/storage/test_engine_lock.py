@@ -172,8 +172,9 @@ def test_a_file_database_keeps_a_connection_per_concurrent_request(tmp_path: Pat
     engine.dispose()
 
 
-def test_an_in_memory_database_still_gets_its_own_pool() -> None:
-    engine = create_engine_from_url("sqlite://")
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///file:mem?mode=memory&uri=true"])
+def test_an_in_memory_database_still_gets_its_own_pool(url: str) -> None:
+    engine = create_engine_from_url(url)
     with engine.begin() as conn:
         assert conn.exec_driver_sql("SELECT 1").scalar() == 1
     engine.dispose()

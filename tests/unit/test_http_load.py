@@ -46,7 +46,9 @@ def server() -> Iterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = uvicorn.Config(echo, host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(
+        echo, host="127.0.0.1", port=port, log_level="warning", timeout_keep_alive=1
+    )
     srv = uvicorn.Server(config)
     loop = asyncio.new_event_loop()
     import threading
@@ -96,3 +98,18 @@ def test_connections_are_reused_and_never_shared(server: str) -> None:
 def test_only_plain_http_urls() -> None:
     with pytest.raises(ValueError, match="plain http"):
         LoadClient("https://example.org")
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced(server: str) -> None:
+    """uvicorn closes idle keep-alive connections (after 5 s by default): the next request
+    goes out on a new connection instead of failing."""
+
+    async def run() -> tuple[int, int]:
+        async with LoadClient(server, 1) as client:
+            first = (await client.get("/a")).json()["port"]
+            await asyncio.sleep(1.5)  # past the server's keep-alive timeout (1 s here)
+            second = (await client.get("/b")).json()["port"]
+            return first, second
+
+    first, second = asyncio.run(run())
+    assert first != second

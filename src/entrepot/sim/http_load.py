@@ -35,6 +35,10 @@ class Response:
         return json.loads(self.content)
 
 
+class _Unanswered(ConnectionError):
+    """The connection was closed before any of the response arrived."""
+
+
 class _Connection:
     """One keep-alive connection; one request at a time."""
 
@@ -60,20 +64,28 @@ class _Connection:
     async def roundtrip(self, request: bytes) -> Response:
         self._body, self._done, self._keep_alive = [], False, False
         parser = self._parser = httptools.HttpResponseParser(self)
-        self.writer.write(request)
-        await self.writer.drain()
-        while not self._done:
-            data = await self.reader.read(262_144)
-            if not data:
-                raise ConnectionError("the server closed the connection mid-response")
-            parser.feed_data(data)
+        received = False
+        try:
+            self.writer.write(request)
+            await self.writer.drain()
+            while not self._done:
+                data = await self.reader.read(262_144)
+                if not data:
+                    raise ConnectionError("the server closed the connection")
+                received = True
+                parser.feed_data(data)
+        except ConnectionError as exc:
+            if not received:  # nothing came back: the server had closed the idle connection
+                raise _Unanswered(str(exc)) from exc
+            raise
         if not self._keep_alive:
             self.close()
         return Response(parser.get_status_code(), b"".join(self._body))
 
     @property
     def closed(self) -> bool:
-        return self.writer.is_closing()
+        """Closed by either side (a server closes an idle keep-alive connection)."""
+        return self.writer.is_closing() or self.reader.at_eof()
 
     def close(self) -> None:
         self.writer.close()
@@ -83,7 +95,7 @@ class LoadClient:
     """Up to ``connections`` keep-alive connections to ``base`` (http://host:port), shared by
     the coroutines that call :meth:`request`; a connection is opened when none is free."""
 
-    def __init__(self, base: str, connections: int = 32) -> None:
+    def __init__(self, base: str, connections: int = 32, timeout_s: float = 60.0) -> None:
         url = urlsplit(base)
         if url.scheme != "http" or url.hostname is None:
             raise ValueError(f"the load client speaks plain http to a host: {base!r}")
@@ -91,6 +103,7 @@ class LoadClient:
         self._host_header = f"Host: {url.netloc}\r\n".encode()
         self._free: list[_Connection] = []
         self._slots = asyncio.Semaphore(connections)
+        self.timeout_s = timeout_s
 
     async def __aenter__(self) -> LoadClient:
         return self
@@ -125,19 +138,37 @@ class LoadClient:
         raw = b"".join(head) + (content or b"")
         async with self._slots:
             conn = self._free.pop() if self._free else None
-            if conn is None or conn.closed:
-                reader, writer = await asyncio.open_connection(self.host, self.port)
-                conn = _Connection(reader, writer)
+            while conn is not None and conn.closed:
+                conn = self._free.pop() if self._free else None
+            reused = conn is not None
             try:
-                response = await conn.roundtrip(raw)
+                if conn is None:
+                    conn = await self._open()
+                try:
+                    response = await asyncio.wait_for(conn.roundtrip(raw), self.timeout_s)
+                except _Unanswered:
+                    if not reused:
+                        raise
+                    # a kept-alive connection the server had closed (its idle timeout): no
+                    # answer came at all, so send the request again on a new connection
+                    conn.close()
+                    conn = await self._open()
+                    response = await asyncio.wait_for(conn.roundtrip(raw), self.timeout_s)
             except BaseException:
-                conn.close()
+                if conn is not None:
+                    conn.close()
                 raise
             if not conn.closed:
                 self._free.append(conn)
         if response.status >= 400:
             raise HTTPStatusError(method, path, response.status, response.content)
         return response
+
+    async def _open(self) -> _Connection:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(self.host, self.port), self.timeout_s
+        )
+        return _Connection(reader, writer)
 
     async def get(self, path: str, **kwargs: Any) -> Response:
         return await self.request("GET", path, **kwargs)

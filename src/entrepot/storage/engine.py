@@ -45,13 +45,16 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    if database and database != ":memory:" and "poolclass" not in kwargs:
+    if _is_file(database) and "poolclass" not in kwargs:
         # As many pooled connections as the API's threadpool runs requests (anyio's 40): the
         # pool's default (5, then 10 overflow connections closed on return) opened and closed
         # a connection, seven pragmas and the WAL index mapping, for most requests under load.
-        # A connection's page cache grows only with the pages it reads.
+        # Last in, first out: the connections in use are the few whose page caches are warm;
+        # the rest are rarely handed out and their caches (which grow only with the pages
+        # they read) stay small.
         kwargs.setdefault("pool_size", SQLITE_POOL_SIZE)
         kwargs.setdefault("max_overflow", SQLITE_POOL_OVERFLOW)
+        kwargs.setdefault("pool_use_lifo", True)
     connect_args = kwargs.pop("connect_args", {})
     connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
     connect_args.setdefault("check_same_thread", False)

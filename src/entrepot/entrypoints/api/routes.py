@@ -346,6 +346,22 @@ def bulk_body(raw: bytes) -> s.BulkIn:
 
 @router.post("/transfers/bulk", status_code=201, response_model=s.BulkOut, openapi_extra=_BULK_BODY)
 async def bulk(request: Request, caller: Caller, scheme: Scheme) -> Response:
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind != "application/json" and not (
+        kind.startswith("application/") and kind.endswith("+json")
+    ):
+        # as FastAPI's own body parsing requires of every other route (a cross-site form
+        # post cannot send JSON with this type)
+        raise RequestValidationError(
+            [
+                {
+                    "type": "content_type",
+                    "loc": ("body",),
+                    "msg": f"the body must be application/json, not {kind or 'untyped'}",
+                    "input": None,
+                }
+            ]
+        )
     raw = await request.body()
     return await run_in_threadpool(_bulk, raw, caller, scheme)
 
