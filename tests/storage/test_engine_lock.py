@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -178,3 +179,123 @@ def test_an_in_memory_database_still_gets_its_own_pool(url: str) -> None:
     with engine.begin() as conn:
         assert conn.exec_driver_sql("SELECT 1").scalar() == 1
     engine.dispose()
+
+
+def test_a_transaction_ended_by_another_thread_frees_the_queue(tmp_path: Path) -> None:
+    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    conn = engine.connect()
+    begun = threading.Thread(target=lambda: conn.exec_driver_sql("INSERT INTO t VALUES (1)"))
+    begun.start()
+    begun.join(30)
+    assert not _other_process_can_take_the_queue(tmp_path / "x.db")
+    conn.commit()  # on this thread, not the one that began
+    assert _other_process_can_take_the_queue(tmp_path / "x.db")
+    conn.close()
+    engine.dispose()
+
+
+@pytest.mark.timeout(120)
+def test_a_nested_write_through_a_second_engine_fails_instead_of_waiting_for_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It joins its process's place in the queue, then SQLite's busy handler fails it after
+    the busy timeout (as before the queue), rather than waiting for itself for ever."""
+    from entrepot.storage import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "SQLITE_BUSY_TIMEOUT_MS", 500)
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    outer = create_engine_from_url(url)
+    inner = create_engine_from_url(url)
+    with outer.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    with outer.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+        with pytest.raises(sa.exc.OperationalError, match="locked"), inner.begin() as other:
+            other.exec_driver_sql("INSERT INTO t VALUES (2)")
+    assert _other_process_can_take_the_queue(tmp_path / "n.db")
+    outer.dispose()
+    inner.dispose()
+
+
+@pytest.mark.timeout(120)
+def test_a_queue_held_by_a_process_that_never_lets_go_is_given_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait for the lock file ends with the busy timeout; the writer then goes on to
+    SQLite (which here is free) instead of waiting for ever."""
+    from entrepot.storage import engine as engine_module
+
+    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'g.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "print('holding', flush=True)\n"
+            "time.sleep(600)\n",
+            f"{tmp_path / 'g.db'}-writers.lock",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"holding"
+        monkeypatch.setattr(engine_module, "SQLITE_BUSY_TIMEOUT_MS", 1_000)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+    finally:
+        holder.kill()
+        holder.wait(30)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1
+    engine.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_forked_child_does_not_keep_its_dead_parents_hold(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    engine = create_engine_from_url(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    engine.dispose()
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, sys, time\n"
+            "from entrepot.storage.engine import create_engine_from_url\n"
+            "conn = create_engine_from_url(sys.argv[1]).connect()\n"
+            "conn.exec_driver_sql('INSERT INTO t VALUES (1)')\n"  # holds the queue
+            "child = os.fork()\n"
+            "if child == 0:\n"
+            "    time.sleep(600)\n"
+            "    os._exit(0)\n"
+            "print(child, flush=True)\n"
+            "os.kill(os.getpid(), signal.SIGKILL)\n",
+            url,
+        ],
+        stdout=subprocess.PIPE,
+    )
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    try:
+        parent.wait(30)
+        assert _other_process_can_take_the_queue(tmp_path / "f.db")
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
+def test_engines_leave_no_descriptor_open_between_writes(tmp_path: Path) -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    for n in range(50):
+        engine = create_engine_from_url(f"sqlite:///{tmp_path / f'd{n}.db'}")
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        engine.dispose()
+    assert len(os.listdir("/proc/self/fd")) - before < 10

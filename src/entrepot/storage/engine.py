@@ -10,7 +10,7 @@ import fcntl
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
     # (_ProcessQueue): a writer of another process waits in the kernel and is woken when the
     # lock is let go, instead of sleeping in SQLite's busy handler while this process's next
     # writers, queued on ``writer``, take SQLite's lock again and again.
-    queue = _ProcessQueue(Path(f"{database}-writers.lock")) if _is_file(database) else None
+    queue = _queue_for(Path(f"{database}-writers.lock")) if _is_file(database) else None
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
@@ -101,7 +101,7 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
         holders.add(key)
         try:
             if queue is not None:
-                queue.enter()
+                queue.enter(key, SQLITE_BUSY_TIMEOUT_MS / 1000)
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
             _release(key)
@@ -110,8 +110,8 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
     def _release(key: int) -> None:
         if key not in holders:
             return
-        if queue is not None and queue.owned_by_this_thread():
-            queue.leave()
+        if queue is not None:
+            queue.leave(key)  # whichever thread ends the transaction
         try:
             writer.release()
         except RuntimeError:  # another thread's lock (a pool event elsewhere): its owner's
@@ -159,45 +159,121 @@ def _is_file(database: str | None) -> bool:
 
 
 class _ProcessQueue:
-    """An exclusive ``flock`` on a file beside the database, held by this process's writer
-    (the thread that holds the process's writer lock) from before ``BEGIN IMMEDIATE`` until its
-    COMMIT or ROLLBACK has returned. Only a queue: SQLite's own lock still guarantees that one
-    transaction writes at a time, and a process that does not take this lock (another tool
-    writing the file) still waits in SQLite's busy handler. Nested write transactions of one
-    thread take it once (``depth``). The kernel lets it go if the process dies. Opened per
-    process: a descriptor inherited through ``fork`` would be one lock shared by both."""
+    """This process's place in the queue of the processes writing one SQLite file: an
+    exclusive ``flock`` of a lock file beside it, taken (after the engine's own writer lock)
+    before ``BEGIN IMMEDIATE`` and let go when the last write transaction holding it ends
+    (``keys``: its driver connections, so whichever thread ends one releases it, and a nested
+    transaction of the same process, through any engine on the file, joins instead of
+    waiting for itself). Only a queue: SQLite's own lock still does the excluding, and a
+    process that does not queue (another tool) still waits in SQLite's busy handler.
+
+    The lock file is opened for each hold and closed after, so nothing stays open between
+    writes; the kernel lets the lock go if the process dies, and a forked child closes the
+    copies it inherits (``_after_fork``) so that it cannot keep its parent's hold alive. A
+    wait longer than the busy timeout is given up: the writer then goes on to SQLite's busy
+    handler, which fails it as before, rather than every process waiting forever on a
+    transaction that was never ended. One per lock file per process (``_queue_for``)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._pid = -1
-        self._fd = -1
-        self._owner: int | None = None  # thread ident while held
-        self._depth = 0
+        self._state = threading.Lock()
+        self._fd: int | None = None  # open and locked while this process holds the queue
+        self._keys: set[int] = set()  # driver connections whose transactions hold it
+        self._opened: set[int] = set()  # every descriptor open on the file (fork: closed)
 
-    def _descriptor(self) -> int:
-        if self._pid != os.getpid():
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            self._pid = os.getpid()
-            self._owner, self._depth = None, 0
-        return self._fd
+    def enter(self, key: int, timeout_s: float) -> None:
+        with self._state:
+            if not self._keys:  # nobody of this process holds it: wait for our turn
+                self._fd = self._lock(timeout_s)
+            self._keys.add(key)
 
-    def enter(self) -> None:
-        """Called with the process's writer lock held, so one thread at a time gets here."""
-        me = threading.get_ident()
-        if self._owner == me:
-            self._depth += 1
-            return
-        fcntl.flock(self._descriptor(), fcntl.LOCK_EX)  # waits in the kernel, GIL released
-        self._owner, self._depth = me, 1
+    def leave(self, key: int) -> None:
+        with self._state:
+            if key not in self._keys:
+                return
+            self._keys.discard(key)
+            if self._keys:
+                return
+            fd, self._fd = self._fd, None
+            if fd is not None:
+                self._close(fd)
 
-    def owned_by_this_thread(self) -> bool:
-        return self._owner == threading.get_ident()
+    def _open(self) -> int:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._opened.add(fd)
+        return fd
 
-    def leave(self) -> None:
-        self._depth -= 1
-        if self._depth == 0:
-            self._owner = None
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+    def _close(self, fd: int) -> None:
+        self._opened.discard(fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)  # let go even if a forked copy is still open
+        finally:
+            os.close(fd)
+
+    def _lock(self, timeout_s: float) -> int | None:
+        """A descriptor holding the lock, or None when the wait was given up."""
+        fd = self._open()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            pass
+        # Another process holds it: wait in the kernel, which wakes the waiter the moment the
+        # holder lets go (a sleep-and-retry loop would lose the turn to the holder's next
+        # writer), on a helper thread so that the wait can be given up.
+        got = threading.Event()
+        guard = threading.Lock()
+        abandoned = False
+
+        def wait() -> None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with guard:
+                if abandoned:
+                    self._close(fd)
+                    return
+                got.set()
+
+        threading.Thread(target=wait, name="sqlite-writers-queue", daemon=True).start()
+        if got.wait(timeout_s):
+            return fd
+        with guard:
+            if got.is_set():
+                return fd
+            abandoned = True
+        return None
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's hold is not the child's. Close the inherited
+        descriptors without unlocking (that would end the parent's hold)."""
+        self._state = threading.Lock()
+        for fd in self._opened:
+            with suppress(OSError):
+                os.close(fd)
+        self._opened, self._keys, self._fd = set(), set(), None
+
+
+_QUEUES: dict[str, _ProcessQueue] = {}
+_QUEUES_LOCK = threading.Lock()
+
+
+def _queue_for(path: Path) -> _ProcessQueue:
+    """The process's one queue for a lock file, shared by every engine on the database."""
+    where = os.path.abspath(path)
+    with _QUEUES_LOCK:
+        queue = _QUEUES.get(where)
+        if queue is None:
+            queue = _QUEUES[where] = _ProcessQueue(Path(where))
+        return queue
+
+
+def _forget_queues_after_fork() -> None:
+    global _QUEUES_LOCK
+    _QUEUES_LOCK = threading.Lock()
+    for queue in _QUEUES.values():
+        queue._after_fork()
+
+
+os.register_at_fork(after_in_child=_forget_queues_after_fork)
 
 
 def is_sqlite(bind: Engine | Connection) -> bool:
