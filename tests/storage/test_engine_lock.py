@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -192,6 +193,7 @@ def test_a_transaction_ended_by_another_thread_frees_the_queue(tmp_path: Path) -
     assert not _other_process_can_take_the_queue(tmp_path / "x.db")
     conn.commit()  # on this thread, not the one that began
     assert _other_process_can_take_the_queue(tmp_path / "x.db")
+    assert _other_thread_can_write(engine)  # the process's own lock is free too
     conn.close()
     engine.dispose()
 
@@ -299,3 +301,75 @@ def test_engines_leave_no_descriptor_open_between_writes(tmp_path: Path) -> None
             conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
         engine.dispose()
     assert len(os.listdir("/proc/self/fd")) - before < 10
+
+
+@pytest.mark.parametrize("openable", ["read_only", "not_at_all"])
+def test_a_lock_file_that_cannot_be_created_does_not_stop_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, openable: str
+) -> None:
+    """Another user created the lock file (read-only for us: flock still works), or the
+    directory cannot hold it (writes go on without queueing, with a warning)."""
+    from entrepot.storage import engine as engine_module
+
+    real_open = os.open
+
+    def guarded_open(path: Any, flags: int, *args: Any) -> int:
+        if str(path).endswith("-writers.lock") and (openable == "not_at_all" or flags & os.O_CREAT):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    (tmp_path / "p.db-writers.lock").touch()
+    monkeypatch.setattr(engine_module.os, "open", guarded_open)
+    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'p.db'}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        held = not _other_process_can_take_the_queue(tmp_path / "p.db")
+    assert held == (openable == "read_only")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 0
+    engine.dispose()
+
+
+def test_a_forked_child_does_not_inherit_its_parents_turn() -> None:
+    """After fork the child has none of the parent's threads: a turn one of them held is
+    free in the child (SQLite itself is not fork-safe with open connections, so this is the
+    engine's lock alone, as the at-fork hook resets it)."""
+    from entrepot.storage.engine import _Writers
+
+    writers = _Writers()
+    entered, finish = threading.Event(), threading.Event()
+
+    def hold() -> None:  # alive throughout, so no other thread can reuse its ident
+        writers.enter(1)
+        entered.set()
+        finish.wait(30)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert entered.wait(10)
+    writers._after_fork()  # what the at-fork hook does in the child
+    took = threading.Event()
+
+    def take() -> None:
+        writers.enter(2)
+        took.set()
+
+    threading.Thread(target=take, daemon=True).start()
+    assert took.wait(10)
+    writers.leave(2)
+    finish.set()
+
+
+def test_the_turn_passes_when_another_thread_ends_the_transaction() -> None:
+    from entrepot.storage.engine import _Writers
+
+    writers = _Writers()
+    writers.enter(1)
+    writers.enter(2)  # nested on this (main, living) thread
+    ended = threading.Thread(target=lambda: (writers.leave(1), writers.leave(2)))
+    ended.start()
+    ended.join(10)
+    took = threading.Event()
+    threading.Thread(target=lambda: (writers.enter(3), took.set()), daemon=True).start()
+    assert took.wait(10)
+    writers.leave(3)

@@ -7,8 +7,10 @@ SQLite's busy handler (see ``_sqlite_engine``)."""
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -26,6 +28,7 @@ SQLITE_POOL_SIZE = 40
 SQLITE_POOL_OVERFLOW = 20
 #: Execution option: this connection only reads (SQLite: a deferred BEGIN, no write lock).
 READ_ONLY = "entrepot_read_only"
+log = logging.getLogger(__name__)
 
 
 def create_engine_from_settings(settings: Settings, **kwargs: Any) -> Engine:
@@ -80,9 +83,9 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
     # Writers of this process queue on a Python lock before they ask SQLite for its write
     # lock: SQLite's busy handler makes waiting writers sleep and retry (up to 100 ms a try),
     # which under concurrent requests turned milliseconds of work into seconds of latency.
-    # Re-entrant, so one thread may hold the write transaction across nested helpers.
-    writer = threading.RLock()
-    holders: set[int] = set()  # id(driver connection) while it holds ``writer``
+    # Re-entrant, so one thread may hold the write transaction across nested helpers; let go
+    # by whichever thread ends the transaction (_Writers).
+    writer = _Writers()
     # The processes sharing the file (the API's workers) queue the same way, on a lock file
     # (_ProcessQueue): a writer of another process waits in the kernel and is woken when the
     # lock is let go, instead of sleeping in SQLite's busy handler while this process's next
@@ -96,9 +99,8 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
         if read_only:
             conn.exec_driver_sql("BEGIN")
             return
-        writer.acquire()
         key = id(conn.connection.dbapi_connection)
-        holders.add(key)
+        writer.enter(key)
         try:
             if queue is not None:
                 queue.enter(key, SQLITE_BUSY_TIMEOUT_MS / 1000)
@@ -108,15 +110,11 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
             raise
 
     def _release(key: int) -> None:
-        if key not in holders:
-            return
-        if queue is not None:
-            queue.leave(key)  # whichever thread ends the transaction
         try:
-            writer.release()
-        except RuntimeError:  # another thread's lock (a pool event elsewhere): its owner's
-            return  # commit or rollback releases it
-        holders.discard(key)
+            if queue is not None:
+                queue.leave(key)
+        finally:
+            writer.leave(key)
 
     def _key(connection: Any) -> int:
         # the pool hands the dialect its proxy; the proxy knows the driver connection
@@ -158,6 +156,49 @@ def _is_file(database: str | None) -> bool:
     return bool(database) and database != ":memory:" and not str(database).startswith("file:")
 
 
+class _Writers:
+    """An engine's write transactions, one at a time: a thread waits its turn; a thread that
+    holds it may nest more (``keys``: the driver connections of its transactions), and the
+    turn passes on when the last ends, whichever thread ends it (a plain lock, which any
+    thread may release; a thread-owned RLock stayed held for ever when a transaction was
+    ended by another thread, a pool reset or the collector, than the one that began it)."""
+
+    def __init__(self) -> None:
+        self._turn = threading.Lock()
+        self._state = threading.Lock()
+        self._owner: int | None = None
+        self._keys: set[int] = set()
+        _WRITERS.add(self)
+
+    def enter(self, key: int) -> None:
+        me = threading.get_ident()
+        with self._state:
+            if self._owner == me:
+                self._keys.add(key)
+                return
+        self._turn.acquire()
+        with self._state:
+            self._owner = me
+            self._keys.add(key)
+
+    def leave(self, key: int) -> None:
+        with self._state:
+            if key not in self._keys:
+                return
+            self._keys.discard(key)
+            if self._keys:
+                return
+            self._owner = None
+        self._turn.release()
+
+    def _after_fork(self) -> None:
+        """A forked child has none of its parent's threads: whatever they held is free."""
+        self.__init__()  # type: ignore[misc]
+
+
+_WRITERS: weakref.WeakSet[_Writers] = weakref.WeakSet()
+
+
 class _ProcessQueue:
     """This process's place in the queue of the processes writing one SQLite file: an
     exclusive ``flock`` of a lock file beside it, taken (after the engine's own writer lock)
@@ -180,6 +221,7 @@ class _ProcessQueue:
         self._fd: int | None = None  # open and locked while this process holds the queue
         self._keys: set[int] = set()  # driver connections whose transactions hold it
         self._opened: set[int] = set()  # every descriptor open on the file (fork: closed)
+        self._warned = False
 
     def enter(self, key: int, timeout_s: float) -> None:
         with self._state:
@@ -198,8 +240,22 @@ class _ProcessQueue:
             if fd is not None:
                 self._close(fd)
 
-    def _open(self) -> int:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    def _open(self) -> int | None:
+        """The lock file, created if need be (mode as the umask allows, like the database),
+        or opened read-only (enough for flock) when another user created it; None when it
+        cannot be opened at all (a read-only directory): the writer then does not queue."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError:
+            try:
+                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                if not self._warned:
+                    self._warned = True
+                    log.warning(
+                        "cannot open %s: SQLite writers of this process do not queue", self.path
+                    )
+                return None
         self._opened.add(fd)
         return fd
 
@@ -213,11 +269,16 @@ class _ProcessQueue:
     def _lock(self, timeout_s: float) -> int | None:
         """A descriptor holding the lock, or None when the wait was given up."""
         fd = self._open()
+        if fd is None:
+            return None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return fd
         except BlockingIOError:
             pass
+        except BaseException:
+            self._close(fd)
+            raise
         # Another process holds it: wait in the kernel, which wakes the waiter the moment the
         # holder lets go (a sleep-and-retry loop would lose the turn to the holder's next
         # writer), on a helper thread so that the wait can be given up.
@@ -233,9 +294,20 @@ class _ProcessQueue:
                     return
                 got.set()
 
-        threading.Thread(target=wait, name="sqlite-writers-queue", daemon=True).start()
-        if got.wait(timeout_s):
-            return fd
+        try:
+            threading.Thread(target=wait, name="sqlite-writers-queue", daemon=True).start()
+        except BaseException:
+            self._close(fd)
+            raise
+        try:
+            if got.wait(timeout_s):
+                return fd
+        except BaseException:  # interrupted (Ctrl-C): the helper must not keep a late hold
+            with guard:
+                abandoned = True
+                if got.is_set():
+                    self._close(fd)
+            raise
         with guard:
             if got.is_set():
                 return fd
@@ -258,7 +330,7 @@ _QUEUES_LOCK = threading.Lock()
 
 def _queue_for(path: Path) -> _ProcessQueue:
     """The process's one queue for a lock file, shared by every engine on the database."""
-    where = os.path.abspath(path)
+    where = os.path.realpath(path)
     with _QUEUES_LOCK:
         queue = _QUEUES.get(where)
         if queue is None:
@@ -271,6 +343,8 @@ def _forget_queues_after_fork() -> None:
     _QUEUES_LOCK = threading.Lock()
     for queue in _QUEUES.values():
         queue._after_fork()
+    for writers in list(_WRITERS):
+        writers._after_fork()
 
 
 os.register_at_fork(after_in_child=_forget_queues_after_fork)
