@@ -243,3 +243,42 @@ def test_a_notification_cursor_out_of_range_is_refused(scheme: PaymentScheme) ->
     for bad in (-1, 2**63, 10**30):
         with pytest.raises(InvalidPaymentInput, match="after"):
             scheme.notifications("bk-rw", after=bad)
+
+
+def test_workers_starting_together_agree_on_one_signing_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every worker of a new home creates a key at the same moment: one is kept, all use it,
+    none fails, and no candidate file is left behind."""
+    import threading
+
+    from nacl.signing import SigningKey
+
+    from entrepot.payments import notify
+
+    path = tmp_path / "keys" / "scheme.ed25519"
+    together = threading.Barrier(6)
+    generate = SigningKey.generate
+
+    def generate_together() -> SigningKey:
+        together.wait(10)  # every worker has found no key and made its own
+        return generate()
+
+    monkeypatch.setattr(notify.SigningKey, "generate", generate_together)
+    keys: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            keys.append(notify.signing_key(path).encode())
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=start) for _ in range(6)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(30)
+    assert errors == [] and len(keys) == 6 and len(set(keys)) == 1
+    assert sorted(p.name for p in path.parent.iterdir()) == ["scheme.ed25519"]
+    assert oct(path.stat().st_mode & 0o777) == "0o600"

@@ -22,12 +22,14 @@ Which participant hears what (the switch's part of Mojaloop's transfer flow):
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -129,15 +131,26 @@ def notify_bulk(
 
 
 def signing_key(path: Path) -> SigningKey:
-    """The scheme's Ed25519 key for signing callbacks, created on first use (owner-only)."""
-    if path.is_file():
-        return SigningKey(bytes.fromhex(path.read_text().strip()))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = SigningKey.generate()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(bytes(key).hex())
-    return key
+    """The scheme's Ed25519 key for signing callbacks, created on first use (owner-only).
+
+    Several API workers start at once on a new home: each writes a candidate key to a file of
+    its own and links it into place, which succeeds for one only; the others read the
+    winner's (complete, since it was linked after it was written). Creating the file in place
+    let a second worker fail at start on the first's file, or read it half-written."""
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        candidate = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}")
+        fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(bytes(SigningKey.generate()).hex())
+                f.flush()
+                os.fsync(f.fileno())
+            with contextlib.suppress(FileExistsError):  # another worker's key won
+                os.link(candidate, path)
+        finally:
+            candidate.unlink(missing_ok=True)
+    return SigningKey(bytes.fromhex(path.read_text().strip()))
 
 
 def public_key_b64(key: SigningKey) -> str:
