@@ -10,6 +10,7 @@ import fcntl
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -208,12 +209,14 @@ class _ProcessQueue:
     waiting for itself). Only a queue: SQLite's own lock still does the excluding, and a
     process that does not queue (another tool) still waits in SQLite's busy handler.
 
-    The lock file is opened for each hold and closed after, so nothing stays open between
-    writes; the kernel lets the lock go if the process dies, and a forked child closes the
-    copies it inherits (``_after_fork``) so that it cannot keep its parent's hold alive. A
-    wait longer than the busy timeout is given up: the writer then goes on to SQLite's busy
-    handler, which fails it as before, rather than every process waiting forever on a
-    transaction that was never ended. One per lock file per process (``_queue_for``)."""
+    A waiter blocks in the kernel, which wakes it the moment the holder lets go (a
+    sleep-and-retry loop, or a helper thread, loses the turn or costs the handoff). The wait
+    is bounded on the holder's side: a hold older than the busy timeout is let go by the
+    process's watchdog (``_watchdog``), so a transaction left open keeps the others waiting
+    no longer than SQLite's busy handler would have (they then meet it, as before). The lock
+    file is opened for each hold and closed after; the kernel lets the lock go if the process
+    dies, and a forked child closes the copies it inherits (``_after_fork``). One per lock
+    file per process (``_queue_for``)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -221,12 +224,16 @@ class _ProcessQueue:
         self._fd: int | None = None  # open and locked while this process holds the queue
         self._keys: set[int] = set()  # driver connections whose transactions hold it
         self._opened: set[int] = set()  # every descriptor open on the file (fork: closed)
+        self._deadline = 0.0  # monotonic time after which the watchdog lets a hold go
         self._warned = False
 
     def enter(self, key: int, timeout_s: float) -> None:
         with self._state:
             if not self._keys:  # nobody of this process holds it: wait for our turn
-                self._fd = self._lock(timeout_s)
+                self._fd = self._lock()
+                self._deadline = time.monotonic() + timeout_s
+                if self._fd is not None:
+                    _start_watchdog()
             self._keys.add(key)
 
     def leave(self, key: int) -> None:
@@ -239,6 +246,22 @@ class _ProcessQueue:
             fd, self._fd = self._fd, None
             if fd is not None:
                 self._close(fd)
+
+    def expire(self, now: float) -> None:
+        """Let go of a hold older than its deadline (the watchdog's round)."""
+        if not self._state.acquire(blocking=False):
+            return  # busy entering or leaving: next round
+        try:
+            if self._fd is not None and now > self._deadline:
+                fd, self._fd = self._fd, None
+                self._close(fd)
+                log.warning(
+                    "a write transaction has held %s past the busy timeout: let go, so that "
+                    "other processes' writers meet SQLite's busy handler instead of waiting",
+                    self.path,
+                )
+        finally:
+            self._state.release()
 
     def _open(self) -> int | None:
         """The lock file, created if need be (mode as the umask allows, like the database),
@@ -266,53 +289,18 @@ class _ProcessQueue:
         finally:
             os.close(fd)
 
-    def _lock(self, timeout_s: float) -> int | None:
-        """A descriptor holding the lock, or None when the wait was given up."""
+    def _lock(self) -> int | None:
+        """A descriptor holding the lock (None: the file cannot be opened)."""
         fd = self._open()
         if fd is None:
             return None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            pass
-        except BaseException:
-            self._close(fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)  # waits in the kernel, the GIL released
+        except BaseException:  # interrupted: nothing held
+            self._opened.discard(fd)
+            os.close(fd)
             raise
-        # Another process holds it: wait in the kernel, which wakes the waiter the moment the
-        # holder lets go (a sleep-and-retry loop would lose the turn to the holder's next
-        # writer), on a helper thread so that the wait can be given up.
-        got = threading.Event()
-        guard = threading.Lock()
-        abandoned = False
-
-        def wait() -> None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            with guard:
-                if abandoned:
-                    self._close(fd)
-                    return
-                got.set()
-
-        try:
-            threading.Thread(target=wait, name="sqlite-writers-queue", daemon=True).start()
-        except BaseException:
-            self._close(fd)
-            raise
-        try:
-            if got.wait(timeout_s):
-                return fd
-        except BaseException:  # interrupted (Ctrl-C): the helper must not keep a late hold
-            with guard:
-                abandoned = True
-                if got.is_set():
-                    self._close(fd)
-            raise
-        with guard:
-            if got.is_set():
-                return fd
-            abandoned = True
-        return None
+        return fd
 
     def _after_fork(self) -> None:
         """In a forked child: the parent's hold is not the child's. Close the inherited
@@ -322,6 +310,27 @@ class _ProcessQueue:
             with suppress(OSError):
                 os.close(fd)
         self._opened, self._keys, self._fd = set(), set(), None
+
+
+_WATCHDOG_PERIOD_S = 1.0
+_watchdog_started = False
+
+
+def _start_watchdog() -> None:
+    global _watchdog_started
+    if not _watchdog_started:
+        _watchdog_started = True
+        threading.Thread(target=_watchdog, name="sqlite-writers-watchdog", daemon=True).start()
+
+
+def _watchdog() -> None:
+    while True:
+        time.sleep(_WATCHDOG_PERIOD_S)
+        with _QUEUES_LOCK:
+            queues = list(_QUEUES.values())
+        now = time.monotonic()
+        for queue in queues:
+            queue.expire(now)
 
 
 _QUEUES: dict[str, _ProcessQueue] = {}
@@ -339,8 +348,9 @@ def _queue_for(path: Path) -> _ProcessQueue:
 
 
 def _forget_queues_after_fork() -> None:
-    global _QUEUES_LOCK
+    global _QUEUES_LOCK, _watchdog_started
     _QUEUES_LOCK = threading.Lock()
+    _watchdog_started = False  # the parent's watchdog thread is not the child's
     for queue in _QUEUES.values():
         queue._after_fork()
     for writers in list(_WRITERS):
