@@ -217,3 +217,15 @@ def test_a_prepare_that_will_fail_is_not_screened_ahead(scheme: PaymentScheme, c
     with pytest.raises(DomainError):
         scheme.prepare_transfer(caller, tid, qid)
     assert recording.seen == []
+
+
+def test_a_prepare_inside_a_callers_unit_of_work_is_screened_once(
+    scheme: PaymentScheme,
+) -> None:
+    recording = Recording()
+    scheme.screening = recording
+    _, t = scheme.quote_and_prepare(
+        "mtn-rw", "q-6", "t-6", "MERCHANT", "KL-TILL-42", 500, "RECEIVE", "RWF"
+    )
+    assert t.state is TransferState.RESERVED
+    assert recording.seen == [("t-6", "Kedai Kopi KL")]

@@ -8,6 +8,8 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -85,22 +87,21 @@ def test_a_write_transaction_holds_the_processes_queue_until_it_ends(tmp_path: P
     engine.dispose()
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(120)
-def test_a_writer_killed_mid_transaction_frees_the_queue(tmp_path: Path) -> None:
-    """Another process's writer dies holding both locks: the kernel lets them go, and this
-    process writes; the dead writer's uncommitted row is not there."""
-    url = f"sqlite:///{tmp_path / 'k.db'}"
-    engine = create_engine_from_url(url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+@contextmanager
+def _writer_left_open(
+    url: str, busy_timeout_ms: int | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Another process that has begun a write (an uncommitted row 7 in ``t``) and never ends
+    it; killed on the way out."""
+    setting = f"e.SQLITE_BUSY_TIMEOUT_MS = {busy_timeout_ms}\n" if busy_timeout_ms else ""
     child = subprocess.Popen(
         [
             sys.executable,
             "-c",
             "import sys, time\n"
-            "from entrepot.storage.engine import create_engine_from_url\n"
-            "conn = create_engine_from_url(sys.argv[1]).connect()\n"
+            "from entrepot.storage import engine as e\n"
+            f"{setting}"
+            "conn = e.create_engine_from_url(sys.argv[1]).connect()\n"
             "conn.exec_driver_sql('INSERT INTO t VALUES (7)')\n"
             "print('holding', flush=True)\n"
             "time.sleep(600)\n",
@@ -110,8 +111,23 @@ def test_a_writer_killed_mid_transaction_frees_the_queue(tmp_path: Path) -> None
     )
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == b"holding"
-        assert not _other_process_can_take_the_queue(tmp_path / "k.db")
+        yield child
     finally:
+        child.kill()
+        child.wait(30)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_writer_killed_mid_transaction_frees_the_queue(tmp_path: Path) -> None:
+    """Another process's writer dies holding both locks: the kernel lets them go, and this
+    process writes; the dead writer's uncommitted row is not there."""
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    engine = create_engine_from_url(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    with _writer_left_open(url) as child:
+        assert not _other_process_can_take_the_queue(tmp_path / "k.db")
         child.send_signal(signal.SIGKILL)
         child.wait(30)
     with engine.begin() as conn:
@@ -235,30 +251,11 @@ def test_a_transaction_left_open_in_another_process_fails_writers_instead_of_han
     engine = create_engine_from_url(url)
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time\n"
-            "from entrepot.storage import engine as e\n"
-            "e.SQLITE_BUSY_TIMEOUT_MS = 1_000\n"
-            "conn = e.create_engine_from_url(sys.argv[1]).connect()\n"
-            "conn.exec_driver_sql('INSERT INTO t VALUES (1)')\n"
-            "print('holding', flush=True)\n"
-            "time.sleep(600)\n",
-            url,
-        ],
-        stdout=subprocess.PIPE,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == b"holding"
+    with _writer_left_open(url, busy_timeout_ms=1_000):
         assert not _other_process_can_take_the_queue(tmp_path / "g.db")
         with pytest.raises(sa.exc.OperationalError, match="locked"), engine.begin() as conn:
             conn.exec_driver_sql("INSERT INTO t VALUES (2)")
         assert _other_process_can_take_the_queue(tmp_path / "g.db")  # let go, still open
-    finally:
-        holder.kill()
-        holder.wait(30)
     engine.dispose()
 
 

@@ -245,10 +245,15 @@ class PaymentScheme:
         self.callback_hosts = frozenset(h.lower() for h in callback_hosts)
 
     # ------------------------------------------------------------------ plumbing
+    def _joined_uow(self) -> UnitOfWork | None:
+        """The caller's unit of work these use cases run in (``joined``), if any."""
+        joined = _JOINED.get()
+        return joined if joined is not None and joined.engine is self.engine else None
+
     @contextmanager
     def _uow(self) -> Iterator[UnitOfWork]:
-        joined = _JOINED.get()
-        if joined is not None and joined.engine is self.engine:
+        joined = self._joined_uow()
+        if joined is not None:
             self.ledger.store.take_write_lock(joined.connection)
             yield _JoinedUnitOfWork(joined)  # the caller commits, or rolls everything back
             return
@@ -262,8 +267,8 @@ class PaymentScheme:
     def _read(self) -> Iterator[Connection]:
         """A connection for queries: the joined unit of work's (it sees its own writes), else
         a snapshot that does not take the write lock."""
-        joined = _JOINED.get()
-        if joined is not None and joined.engine is self.engine:
+        joined = self._joined_uow()
+        if joined is not None:
             yield joined.connection
             return
         with read_connection(self.engine) as conn:
@@ -917,13 +922,17 @@ class PaymentScheme:
         are the slowest part of a prepare, and every other writer would wait for them. Read
         from a snapshot; the transaction uses the decision only if the transfer and the payee
         party it builds are the ones screened (:meth:`_Screened.fits`), else screens again.
-        None when the screening keeps state of what it screens (fraud screening learns each
-        payer's history: a prepare that then fails must not have been seen), or the snapshot
-        already shows that the prepare fails (the transaction then fails with its own error,
-        nothing screened). Only a prepare that fails later, inside (the FX provider's
-        liquidity, a racing retry), leaves a screening logged for a transfer that never was."""
+        None inside a caller's unit of work (it already holds the lock, and reading the same
+        rows twice gains nothing), when the screening keeps state of what it screens (fraud
+        screening learns each payer's history: a prepare that then fails must not have been
+        seen), or when the snapshot already shows that the prepare fails (the transaction then
+        fails with its own error, nothing screened). Only a prepare that fails later, inside
+        (the FX provider's liquidity, a racing retry), leaves a screening logged for a
+        transfer that never was."""
         if not getattr(self.screening, "screens_ahead", False):
             return None
+        if self._joined_uow() is not None:
+            return None  # already under the caller's lock: the transaction screens, once
         with self._read() as conn:
             if conn.execute(st.TRANSFER_EXISTS, {"tid": transfer_id}).first():
                 return None

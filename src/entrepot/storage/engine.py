@@ -157,6 +157,15 @@ def _is_file(database: str | None) -> bool:
     return bool(database) and database != ":memory:" and not str(database).startswith("file:")
 
 
+def _last_out(keys: set[int], key: int) -> bool:
+    """Take ``key`` out of the transactions holding a turn; whether it was the last of them
+    (False when it held none: a transaction ended twice, or never queued)."""
+    if key not in keys:
+        return False
+    keys.discard(key)
+    return not keys
+
+
 class _Writers:
     """An engine's write transactions, one at a time: a thread waits its turn; a thread that
     holds it may nest more (``keys``: the driver connections of its transactions), and the
@@ -184,10 +193,7 @@ class _Writers:
 
     def leave(self, key: int) -> None:
         with self._state:
-            if key not in self._keys:
-                return
-            self._keys.discard(key)
-            if self._keys:
+            if not _last_out(self._keys, key):
                 return
             self._owner = None
         self._turn.release()
@@ -238,10 +244,7 @@ class _ProcessQueue:
 
     def leave(self, key: int) -> None:
         with self._state:
-            if key not in self._keys:
-                return
-            self._keys.discard(key)
-            if self._keys:
+            if not _last_out(self._keys, key):
                 return
             fd, self._fd = self._fd, None
             if fd is not None:
