@@ -243,6 +243,7 @@ class PaymentScheme:
         self.screening: Screening = screening or ApproveAll()
         #: hosts callback endpoints may point at (empty: any): the operator's allow-list
         self.callback_hosts = frozenset(h.lower() for h in callback_hosts)
+        self._participants = st.ParticipantCache()
 
     # ------------------------------------------------------------------ plumbing
     def _joined_uow(self) -> UnitOfWork | None:
@@ -307,7 +308,7 @@ class PaymentScheme:
         raise LedgerRefused(f"ledger refused the postings: {', '.join(sorted(set(failures)))}")
 
     def _participant(self, conn: Connection, participant_id: str) -> Participant:
-        found = st.load_participant(conn, participant_id)
+        found = self._participants.get(conn, participant_id)
         if found is None:
             raise ParticipantNotFound(f"participant {participant_id!r} does not exist")
         return found
@@ -397,6 +398,7 @@ class PaymentScheme:
                     created_at=self._now(),
                 )
             )
+            st.ParticipantCache.changed(conn)
         for currency in currencies:
             self.add_currency(participant_id, currency)
         return self.get_participant(participant_id)
@@ -431,6 +433,7 @@ class PaymentScheme:
                     net_debit_cap=0,
                 )
             )
+            st.ParticipantCache.changed(conn)
         return self.get_participant(participant_id)
 
     def get_participant(self, participant_id: str) -> Participant:
@@ -450,6 +453,7 @@ class PaymentScheme:
                 .where(st.participants.c.id == participant_id)
                 .values(active=active)
             )
+            st.ParticipantCache.changed(uow.connection)
         return self.get_participant(participant_id)
 
     def deposit(
@@ -530,6 +534,7 @@ class PaymentScheme:
                 )
                 .values(net_debit_cap=cap_minor)
             )
+            st.ParticipantCache.changed(conn)
         return self.get_participant(participant_id)
 
     # ------------------------------------------------------------------ directory
@@ -638,7 +643,7 @@ class PaymentScheme:
         rows = conn.execute(st.RATES_NOW, {"src": source, "dst": target, "now": now}).all()
         candidates = []
         for r in rows:
-            provider = st.load_participant(conn, r.provider_id)
+            provider = self._participants.get(conn, r.provider_id)
             if provider is not None and provider.active:
                 candidates.append(
                     FxRate(
@@ -950,8 +955,8 @@ class PaymentScheme:
             if any(
                 p is None or not p.active
                 for p in (
-                    st.load_participant(conn, q.payer_participant),
-                    st.load_participant(conn, q.payee_participant),
+                    self._participants.get(conn, q.payer_participant),
+                    self._participants.get(conn, q.payee_participant),
                 )
             ):
                 return None

@@ -226,6 +226,14 @@ def _dec(text: str | None) -> Decimal | None:
     return Decimal(text) if text is not None else None
 
 
+versions = sa.Table(  # migration 0009: bumped by triggers on every participant change
+    "pay_versions",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)
+
+
 # Statements of the payment path, built once: building a statement per call (and its cache
 # key) cost SQLAlchemy more than running it.
 _PARTICIPANT = (
@@ -302,6 +310,56 @@ def load_participant(conn: Connection, participant_id: str) -> Participant | Non
     return Participant(
         row.id, row.name, ParticipantKind(row.kind), row.country, row.active, currencies, row.bic
     )
+
+
+_PARTICIPANTS_VERSION = sa.select(versions.c.version).where(versions.c.name == "participants")
+_MEMO = "entrepot.payments.participants_version"
+
+
+class ParticipantCache:
+    """The participants this process has read, each with the version of the participants it
+    was read at (``pay_versions``, bumped by triggers on every change to a participant or its
+    currencies, by any process). A transaction reads the version once, at its first lookup,
+    and takes from the cache only what was read at that version: it sees exactly what a query
+    would, in its own snapshot. A payment checks five to ten participants (payer, payee, FX
+    provider, the scheme's fee account, each more than once); without the cache each was a
+    query, most of them under the write lock.
+
+    A transaction that changes participants itself (``changed``) reads through the cache for
+    the rest of its life: its changes are not committed, so no version names them yet."""
+
+    SIZE_MAX = 10_000
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[int, Participant]] = {}
+
+    def get(self, conn: Connection, participant_id: str) -> Participant | None:
+        version = self._version(conn)
+        if version is not None:
+            hit = self._entries.get(participant_id)
+            if hit is not None and hit[0] == version:
+                return hit[1]
+        found = load_participant(conn, participant_id)
+        if found is not None and version is not None:
+            if len(self._entries) >= self.SIZE_MAX:
+                self._entries.clear()
+            self._entries[participant_id] = (version, found)
+        return found
+
+    @staticmethod
+    def _version(conn: Connection) -> int | None:
+        """The participants' version in this transaction (None: it changed them itself)."""
+        memo = conn.info.get(_MEMO)
+        if memo is not None and memo[0] is conn.get_transaction():
+            return memo[1]  # type: ignore[no-any-return]
+        version = int(conn.execute(_PARTICIPANTS_VERSION).scalar_one())
+        conn.info[_MEMO] = (conn.get_transaction(), version)
+        return version
+
+    @staticmethod
+    def changed(conn: Connection) -> None:
+        """``conn``'s transaction has changed a participant: read through from now on."""
+        conn.info[_MEMO] = (conn.get_transaction(), None)
 
 
 def find_alias(conn: Connection, kind: str, value: str) -> Party | None:
