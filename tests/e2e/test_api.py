@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 from nacl.signing import SigningKey
 
 from entrepot.entrypoints.api.app import create_app
+from entrepot.entrypoints.api.routes import PAYMENT_PATH
+from entrepot.entrypoints.api.routes import router as v1_router
 from entrepot.payments import PaymentScheme
 from entrepot.payments.credentials import issue_credential
 
@@ -371,3 +373,29 @@ def test_pacs008_names_the_payee_party_whatever_the_quote_id_and_the_participant
     xml = client.get("/v1/iso20022/pacs008/t-1", headers=h["maybank"])
     assert xml.status_code == 200 and b"<Nm>Maybank</Nm>" in xml.content
     assert b"KL-TILL-42" not in xml.content
+
+
+def test_no_route_shadows_a_later_one(scheme: PaymentScheme) -> None:
+    """Routes are tried in order and the payment path's go first (``PAYMENT_PATH``): no route
+    may take a request meant for one after it."""
+    import re
+
+    from starlette.routing import Match
+
+    app = create_app(scheme)
+    for router in {id(r): r for r in (v1_router, *_included_routers(app))}.values():
+        routes = [r for r in router.routes if hasattr(r, "path") and hasattr(r, "methods")]
+        for i, route in enumerate(routes):
+            path = re.sub(r"\{[^}:]+(:[^}]+)?\}", "1", route.path)
+            for method in route.methods:
+                scope = {"type": "http", "path": path, "method": method, "root_path": ""}
+                earlier = [r for r in routes[:i] if r.matches(scope)[0] is Match.FULL]
+                assert not earlier, f"{method} {route.path} is taken by {earlier[0].path}"
+    assert [r.path for r in v1_router.routes[: len(PAYMENT_PATH)]] == [p for _, p in PAYMENT_PATH]
+
+
+def _included_routers(app: Any) -> list[Any]:
+    from entrepot.entrypoints.api.routes_risk import router as risk_router
+    from entrepot.entrypoints.api.routes_trade import router as trade_router
+
+    return [risk_router, trade_router]
