@@ -58,14 +58,16 @@ async def scheme_of(request: Request) -> PaymentScheme:
 Scheme = Annotated[PaymentScheme, Depends(scheme_of)]
 
 
-async def run_read(scheme: PaymentScheme, read: Callable[P, T], *args: P.args) -> T:
+async def run_read(
+    scheme: PaymentScheme, read: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+) -> T:
     """Run a read of one or two indexed queries: on an embedded database (SQLite), on the
     event loop (it takes less time than handing it to a worker thread and back, about 0.2 ms
     of the loop's time per request); over a network (PostgreSQL), in the thread pool, so
     that a slow server cannot stall every other request of the worker."""
     if is_sqlite(scheme.engine):
-        return read(*args)
-    return await run_in_threadpool(read, *args)
+        return read(*args, **kwargs)
+    return await run_in_threadpool(read, *args, **kwargs)
 
 
 def _operator(caller: str) -> None:
