@@ -1,5 +1,8 @@
 """Payments: a version of the participants, bumped by triggers on every change.
 
+The participants here are their rows, their currencies (caps, accounts) and their callback
+endpoints.
+
 Each API worker keeps the participants it has read (with their currencies, caps and state) and
 checks this one number, once per transaction, instead of reading a participant again for
 every check of a payment. Triggers, not the scheme's code, bump it: a change made by any path,
@@ -20,7 +23,7 @@ down_revision = "0008_ledger_segments"
 branch_labels = None
 depends_on = None
 
-TABLES = ("pay_participants", "pay_participant_currencies")
+TABLES = ("pay_participants", "pay_participant_currencies", "pay_endpoints")
 EVENTS = ("INSERT", "UPDATE", "DELETE")
 BUMP = "UPDATE pay_versions SET version = version + 1 WHERE name = 'participants'"
 

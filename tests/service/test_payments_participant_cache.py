@@ -175,3 +175,31 @@ def test_migration_0009_goes_down_and_up(scheme: PaymentScheme) -> None:
     assert not fresh.get_participant("maybank").active
     fresh.set_active("maybank", True)
     assert scheme.get_participant("maybank").active
+
+
+def outbox_of(scheme: PaymentScheme, participant: str) -> list[str]:
+    with scheme.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(st.outbox.c.resource_id).where(st.outbox.c.participant_id == participant)
+        ).all()
+    return [r[0] for r in rows]
+
+
+def test_an_endpoint_registered_by_another_worker_gets_the_next_notice(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    pay(scheme, 1)  # cached: nobody has an endpoint
+    assert outbox_of(scheme, "maybank") == []
+    other_worker(scheme, clock).set_endpoint("maybank", "http://127.0.0.1:9/cb")
+    pay(scheme, 2)
+    assert outbox_of(scheme, "maybank") == ["t2"]  # prepared: the payee is told
+
+
+def test_an_endpoint_set_in_the_same_transaction_gets_its_notice(scheme: PaymentScheme) -> None:
+    pay(scheme, 1)
+    with UnitOfWork(scheme.engine) as uow, scheme.joined(uow):
+        scheme.set_endpoint("maybank", "http://127.0.0.1:9/cb")
+        scheme.create_quote("mtn-rw", "q2", *TILL, 1000, "RECEIVE", "RWF")
+        scheme.prepare_transfer("mtn-rw", "t2", "q2")
+        uow.commit()
+    assert outbox_of(scheme, "maybank") == ["t2"]

@@ -30,7 +30,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from pathlib import Path
 from typing import Any
 
@@ -75,13 +75,19 @@ def transfer_event(t: PaymentTransfer) -> dict[str, Any]:
 
 
 def _queue(
-    conn: Connection, event: str, resource_id: str, bodies: dict[str, Any], now_ns: int
+    conn: Connection,
+    event: str,
+    resource_id: str,
+    bodies: dict[str, Any],
+    now_ns: int,
+    registered: Set[str] | None = None,
 ) -> int:
-    """Queue ``bodies[participant]`` for each participant that registered an endpoint;
-    returns how many were queued."""
+    """Queue ``bodies[participant]`` for each participant that registered an endpoint (the
+    caller may know which: ``registered``); returns how many were queued."""
     if not bodies:
         return 0
-    registered = {r[0] for r in conn.execute(st.ENDPOINTS_OF, {"pids": list(bodies)}).all()}
+    if registered is None:
+        registered = {r[0] for r in conn.execute(st.ENDPOINTS_OF, {"pids": list(bodies)}).all()}
     rows = [
         {
             "participant_id": pid,
@@ -100,12 +106,16 @@ def _queue(
     return len(rows)
 
 
-def notify_transfer(conn: Connection, t: PaymentTransfer, now_ns: int) -> int:
-    """Queue the notices of ``t``'s current state for its parties that have an endpoint."""
+def notify_transfer(
+    conn: Connection, t: PaymentTransfer, now_ns: int, registered: Set[str] | None = None
+) -> int:
+    """Queue the notices of ``t``'s current state for its parties that have an endpoint
+    (``registered``: the participants that have one, when the caller knows)."""
     roles = RECIPIENTS.get(t.state, ())
     who = [t.payer_participant if r == "payer" else t.payee_participant for r in roles]
     body = transfer_event(t)
-    return _queue(conn, f"transfer.{t.state.value.lower()}", t.id, dict.fromkeys(who, body), now_ns)
+    bodies = dict.fromkeys(who, body)
+    return _queue(conn, f"transfer.{t.state.value.lower()}", t.id, bodies, now_ns, registered)
 
 
 def notify_bulk(

@@ -917,7 +917,7 @@ class PaymentScheme:
             )
             self._set_quote_state(conn, q.id, QuoteState.USED)
             conn.execute(st.INSERT_TRANSFER, _transfer_values(t))
-            notify_transfer(conn, t, now)
+            notify_transfer(conn, t, now, self._participants.with_endpoint(conn))
         return t
 
     def _screen_ahead(
@@ -1187,7 +1187,7 @@ class PaymentScheme:
             {"tid": t.id, "st": state.value, "why": reason, "at": now, "window": window},
         )
         t = replace(t, state=state, reason=reason, updated_at_ns=now, window_id=window)
-        notify_transfer(conn, t, now)
+        notify_transfer(conn, t, now, self._participants.with_endpoint(conn))
         return t
 
     def list_transfers(
@@ -1300,6 +1300,7 @@ class PaymentScheme:
                     participant_id=caller, url=url, updated_at=self._now()
                 )
             )
+            st.ParticipantCache.changed(conn)
         return url
 
     def get_endpoint(self, caller: str) -> str | None:

@@ -314,16 +314,17 @@ def load_participant(conn: Connection, participant_id: str) -> Participant | Non
 
 _PARTICIPANTS_VERSION = sa.select(versions.c.version).where(versions.c.name == "participants")
 _MEMO = "entrepot.payments.participants_version"
+_WITH_ENDPOINT = sa.select(endpoints.c.participant_id)
 
 
 class ParticipantCache:
     """The participants this process has read, each with the version of the participants it
-    was read at (``pay_versions``, bumped by triggers on every change to a participant or its
-    currencies, by any process). A transaction reads the version once, at its first lookup,
-    and takes from the cache only what was read at that version: it sees exactly what a query
-    would, in its own snapshot. A payment checks five to ten participants (payer, payee, FX
-    provider, the scheme's fee account, each more than once); without the cache each was a
-    query, most of them under the write lock.
+    was read at (``pay_versions``, bumped by triggers on every change to a participant, its
+    currencies or its callback endpoint, by any process). A transaction reads the version once,
+    at its first lookup, and takes from the cache only what was read at that version: it sees
+    exactly what a query would, in its own snapshot. A payment checks five to ten participants
+    (payer, payee, FX provider, the scheme's fee account, each more than once) and who has a
+    callback endpoint; without the cache each was a query, most of them under the write lock.
 
     A transaction that changes participants itself (``changed``) reads through the cache for
     the rest of its life: its changes are not committed, so no version names them yet."""
@@ -332,6 +333,7 @@ class ParticipantCache:
 
     def __init__(self) -> None:
         self._entries: dict[str, tuple[int, Participant]] = {}
+        self._endpoints: tuple[int, frozenset[str]] | None = None
 
     def get(self, conn: Connection, participant_id: str) -> Participant | None:
         version = self._version(conn)
@@ -344,6 +346,18 @@ class ParticipantCache:
             if len(self._entries) >= self.SIZE_MAX:
                 self._entries.clear()
             self._entries[participant_id] = (version, found)
+        return found
+
+    def with_endpoint(self, conn: Connection) -> frozenset[str]:
+        """The participants that registered a callback endpoint (each state change of a
+        transfer queues a notice for them)."""
+        version = self._version(conn)
+        cached = self._endpoints
+        if version is not None and cached is not None and cached[0] == version:
+            return cached[1]
+        found = frozenset(r[0] for r in conn.execute(_WITH_ENDPOINT).all())
+        if version is not None:
+            self._endpoints = (version, found)
         return found
 
     @staticmethod
