@@ -86,6 +86,7 @@ from entrepot.payments.model import (
 )
 from entrepot.payments.notify import notify_transfer
 from entrepot.storage.engine import read_connection
+from entrepot.storage.group import GroupCommit
 from entrepot.storage.uow import UnitOfWork
 
 SCHEME = "scheme"  # the scheme operator's participant id; fees accrue to its position
@@ -235,6 +236,7 @@ class PaymentScheme:
         fees: FeeSchedule | None = None,
         screening: Screening | None = None,
         callback_hosts: Sequence[str] = (),
+        group_commit: bool = True,
     ) -> None:
         self.engine = engine
         self.ledger = ledger
@@ -244,6 +246,9 @@ class PaymentScheme:
         #: hosts callback endpoints may point at (empty: any): the operator's allow-list
         self.callback_hosts = frozenset(h.lower() for h in callback_hosts)
         self._participants = st.ParticipantCache()
+        # Concurrent use cases share a transaction and its commit (storage/group.py); the
+        # shared transaction takes the ledger's write lock first, as each would.
+        self._group = GroupCommit(engine, ledger.store.take_write_lock) if group_commit else None
 
     # ------------------------------------------------------------------ plumbing
     def _joined_uow(self) -> UnitOfWork | None:
@@ -257,6 +262,10 @@ class PaymentScheme:
         if joined is not None:
             self.ledger.store.take_write_lock(joined.connection)
             yield _JoinedUnitOfWork(joined)  # the caller commits, or rolls everything back
+            return
+        if self._group is not None:
+            with self._group.unit() as uow:  # commits with the batch it joins
+                yield uow
             return
         with UnitOfWork(self.engine) as uow:
             # Take the ledger's write lock first: every scheme write is serialised with it.

@@ -131,6 +131,14 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
     def _do_commit(dbapi_connection: Any) -> None:
         try:
             driver_commit(dbapi_connection)
+        except BaseException:
+            # SQLite keeps a transaction whose COMMIT failed (a deferred constraint, an I/O
+            # error) open, and SQLAlchemy returns the connection to the pool as if it had
+            # ended: its next user could not begin ("cannot start a transaction within a
+            # transaction"). End it here.
+            with suppress(Exception):
+                driver_rollback(dbapi_connection)
+            raise
         finally:
             _release(_key(dbapi_connection))
 

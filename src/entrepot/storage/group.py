@@ -1,0 +1,240 @@
+"""Group commit for units of work: concurrent writers share one transaction, each in its own
+savepoint, and one COMMIT (one fsync, one turn of the write lock) makes them all durable.
+
+Writers of one database are serialised anyway (SQLite has one writer; the ledger's meta row
+lock serialises PostgreSQL's). Under load each of them paid, on its own, the write lock's
+handoff, ``BEGIN``, the commit's fsync and, while it held the lock, the interpreter lock's
+sharing with the process's other requests. Here a writer that finishes while others wait for
+their turn hands the open transaction on instead of committing it; the last one of a batch
+commits, and only then does any of them return. Each one still runs its own code in its own
+thread (its context variables, its stack), one at a time.
+
+Guarantees, as for a transaction of one's own:
+- nothing is acknowledged before its COMMIT is durable: a member that finished waits for the
+  batch's commit, and learns of its failure (the commit's exception is raised to each);
+- a member that fails is undone alone (ROLLBACK TO its savepoint) and fails at once, without
+  waiting;
+- a member that commits part of its work before failing (``commit()`` then raise: an abort
+  recorded before the error is reported) keeps that part, and waits for it to be durable;
+- members see the writes of the members before them in the batch, as if run one after
+  another in that order (they were).
+
+A batch is bounded in members and in age, so that a member waits for at most a bounded
+amount of other work, and the write lock is never held near the busy timeout."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from entrepot.storage.uow import UnitOfWork
+
+BATCH_MEMBERS_MAX = 32
+BATCH_AGE_MAX_S = 0.02
+
+
+class _Member:
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+
+class _Batch:
+    """One open transaction and the members waiting for its commit."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+        self.opened = time.monotonic()
+        self.waiting: list[_Member] = []  # finished, their work to be committed
+        self.members = 0
+
+
+class MemberUnitOfWork(UnitOfWork):
+    """A member's view of the shared transaction: its work runs in a savepoint. ``commit()``
+    keeps the work so far (it is committed with the batch, even if the member then fails)
+    and opens a new savepoint for whatever follows; ``rollback()`` undoes the member's work
+    since then."""
+
+    def __init__(self, shared: UnitOfWork) -> None:
+        super().__init__(shared.engine)
+        self._connection = shared.connection
+        self._savepoint = self._connection.begin_nested()
+        self.kept = False
+
+    def commit(self) -> None:
+        self._savepoint.commit()
+        self.kept = True
+        self._savepoint = self.connection.begin_nested()
+
+    def rollback(self) -> None:
+        self._savepoint.rollback()
+        self._savepoint = self.connection.begin_nested()
+
+    def _release(self) -> None:
+        self._savepoint.commit()
+
+    def _undo(self) -> None:
+        if self._savepoint.is_active:
+            self._savepoint.rollback()
+
+    def __exit__(self, *exc: object) -> None:  # the shared transaction's owner closes it
+        self._connection = None
+
+
+class GroupCommit:
+    """``with group.unit() as uow: ...``: ``uow`` behaves as a unit of work of one's own
+    that commits when the block ends without an exception (see the module's docstring).
+    ``begin`` starts each shared transaction (takes the write lock)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        begin: Callable[[Connection], Any],
+        *,
+        members_max: int = BATCH_MEMBERS_MAX,
+        age_max_s: float = BATCH_AGE_MAX_S,
+    ) -> None:
+        self.engine = engine
+        self._begin = begin
+        self.members_max = members_max
+        self.age_max_s = age_max_s
+        self._turn = threading.Lock()  # held by the member running, or by a batch's opener
+        self._count = threading.Lock()
+        self._queued = 0  # members waiting for the turn
+        self._batch: _Batch | None = None
+        self._holder: int | None = None  # the thread whose member holds the turn
+        #: batches committed (for tests and benchmarks)
+        self.commits = 0
+
+    @contextmanager
+    def unit(self) -> Iterator[UnitOfWork]:
+        if self._holder == threading.get_ident():
+            raise RuntimeError(
+                "a unit of work inside another on the same thread would wait for itself: "
+                "join the outer one instead"
+            )
+        with self._count:
+            self._queued += 1
+        try:
+            self._turn.acquire()
+        finally:
+            with self._count:
+                self._queued -= 1
+        self._holder = threading.get_ident()
+        batch = self._batch
+        try:
+            batch = batch or self._open()
+            batch.members += 1
+            member_uow = MemberUnitOfWork(batch.uow)
+        except BaseException as exc:
+            if batch is not None and batch is self._batch:
+                self._fail_batch(exc)  # a savepoint could not begin: the transaction is broken
+            else:
+                self._holder = None
+                self._turn.release()
+            raise
+        me = _Member()
+        try:
+            yield member_uow
+        except BaseException as exc:
+            failed: BaseException | None = exc
+        else:
+            failed = None
+        # The turn is still ours: settle this member's savepoint, then commit or pass on.
+        try:
+            if failed is None:
+                member_uow._release()
+            else:
+                member_uow._undo()
+        except BaseException as exc:  # the transaction itself is broken: nobody's work holds
+            self._fail_batch(exc)
+            raise
+        keep = failed is None or member_uow.kept
+        self._end_turn(batch, me if keep else None)
+        if keep:
+            self._wait(batch, me)
+            if me.error is not None:
+                raise me.error
+        if failed is not None:
+            raise failed
+
+    def _wait(self, batch: _Batch, me: _Member) -> None:
+        """Wait for the batch's commit. The member that was to continue it always ends its
+        turn by committing or passing it on; should the turn ever be free with the batch
+        still open (a waiter for the turn that never took it), a waiting member commits."""
+        while not me.done.wait(self.age_max_s * 5):
+            if self._turn.acquire(blocking=False):
+                try:
+                    if self._batch is batch:
+                        self._commit(batch)
+                finally:
+                    self._turn.release()
+
+    def _open(self) -> _Batch:
+        uow = UnitOfWork(self.engine)
+        uow.__enter__()
+        try:
+            self._begin(uow.connection)
+        except BaseException:
+            uow.__exit__(None, None, None)
+            raise
+        self._batch = _Batch(uow)
+        return self._batch
+
+    def _end_turn(self, batch: _Batch | None, member: _Member | None) -> None:
+        """With the turn held: wait for the batch's commit (``member``), and commit it now
+        unless another member is waiting for the turn and the batch has room; then let the
+        turn go."""
+        try:
+            if batch is None:
+                return
+            if member is not None:
+                batch.waiting.append(member)
+            with self._count:
+                others = self._queued
+            full = (
+                batch.members >= self.members_max
+                or time.monotonic() - batch.opened >= self.age_max_s
+            )
+            if others and not full:
+                return  # the next member continues the transaction
+            self._commit(batch)
+        finally:
+            self._holder = None
+            self._turn.release()
+
+    def _commit(self, batch: _Batch) -> None:
+        self._batch = None
+        error: BaseException | None = None
+        try:
+            if batch.waiting:  # else every member failed: nothing to keep, nothing to fsync
+                batch.uow.commit()
+                self.commits += 1
+        except BaseException as exc:
+            error = exc
+        finally:
+            batch.uow.__exit__(None, None, None)
+            for waiting in batch.waiting:
+                waiting.error = error
+                waiting.done.set()
+
+    def _fail_batch(self, exc: BaseException) -> None:
+        """The shared transaction cannot go on: roll it back, fail every member waiting for
+        it, let the turn go."""
+        batch, self._batch = self._batch, None
+        try:
+            if batch is not None:
+                batch.uow.__exit__(None, None, None)  # rolls back
+                for waiting in batch.waiting:
+                    waiting.error = exc
+                    waiting.done.set()
+        finally:
+            self._holder = None
+            self._turn.release()

@@ -1,0 +1,292 @@
+"""Group commit (``storage/group.py``): concurrent units of work share one transaction, each
+in a savepoint, and return only once the shared COMMIT is durable. Runs on every backend."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from entrepot.storage.engine import create_engine_from_url
+from entrepot.storage.group import GroupCommit
+from entrepot.storage.uow import UnitOfWork
+
+ROWS = sa.table("gc_rows", sa.column("k"))
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    engine = create_engine_from_url(database_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE gc_rows (k VARCHAR(20) PRIMARY KEY)")
+        conn.exec_driver_sql("CREATE TABLE gc_parent (id INTEGER PRIMARY KEY)")
+        conn.exec_driver_sql(
+            "CREATE TABLE gc_child (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES "
+            "gc_parent (id) DEFERRABLE INITIALLY DEFERRED)"
+        )
+    yield engine
+    engine.dispose()
+
+
+def rows(engine: sa.Engine) -> set[str]:
+    with engine.connect() as conn:
+        return {r[0] for r in conn.execute(sa.select(ROWS.c.k))}
+
+
+def insert(conn: sa.Connection, k: str) -> None:
+    conn.execute(sa.insert(ROWS).values(k=k))
+
+
+def group(engine: sa.Engine, **kw: float) -> GroupCommit:
+    def begin(conn: sa.Connection) -> None:
+        conn.begin()
+
+    return GroupCommit(engine, begin, **kw)  # type: ignore[arg-type]
+
+
+def in_threads(*bodies: Callable[[], None]) -> list[BaseException | None]:
+    errors: list[BaseException | None] = [None] * len(bodies)
+
+    def run(i: int) -> None:
+        try:
+            bodies[i]()
+        except BaseException as exc:
+            errors[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+        assert not t.is_alive()
+    return errors
+
+
+def queued(g: GroupCommit, n: int) -> None:
+    """Wait until ``n`` members wait for the turn."""
+    deadline = time.monotonic() + 10
+    while g._queued < n:
+        assert time.monotonic() < deadline, "members never queued"
+        time.sleep(0.001)
+
+
+def test_one_unit_alone_commits_at_once(engine: sa.Engine) -> None:
+    g = group(engine)
+    with g.unit() as uow:
+        insert(uow.connection, "a")
+    assert rows(engine) == {"a"}
+    assert g.commits == 1
+
+
+def test_members_queued_meanwhile_share_one_commit_and_return_after_it(
+    engine: sa.Engine,
+) -> None:
+    g = group(engine)
+    seen_after: dict[str, set[str]] = {}
+
+    def first() -> None:
+        with g.unit() as uow:
+            insert(uow.connection, "first")
+            queued(g, 2)  # the others wait for the turn: the transaction is handed on
+        seen_after["first"] = rows(engine)
+
+    def later(k: str) -> Callable[[], None]:
+        def body() -> None:
+            time.sleep(0.01)
+            with g.unit() as uow:
+                insert(uow.connection, k)
+            seen_after[k] = rows(engine)
+
+        return body
+
+    assert in_threads(first, later("b"), later("c")) == [None, None, None]
+    assert rows(engine) == {"first", "b", "c"}
+    assert g.commits == 1
+    # nobody returned before the commit that made its row durable
+    assert all(seen == {"first", "b", "c"} for seen in seen_after.values())
+
+
+def test_a_failing_member_is_undone_alone(engine: sa.Engine) -> None:
+    g = group(engine)
+
+    def first() -> None:
+        with g.unit() as uow:
+            insert(uow.connection, "first")
+            queued(g, 2)
+
+    def failing() -> None:
+        time.sleep(0.01)
+        with g.unit() as uow:
+            insert(uow.connection, "undone")
+            raise ValueError("refused")
+
+    def last() -> None:
+        time.sleep(0.01)
+        with g.unit() as uow:
+            insert(uow.connection, "last")
+
+    errors = in_threads(first, failing, last)
+    assert errors[0] is None and errors[2] is None
+    assert isinstance(errors[1], ValueError)
+    assert rows(engine) == {"first", "last"}
+
+
+def test_work_committed_before_a_failure_is_kept_and_the_rest_undone(
+    engine: sa.Engine,
+) -> None:
+    g = group(engine)
+    with pytest.raises(LookupError), g.unit() as uow:
+        insert(uow.connection, "kept")
+        uow.commit()  # e.g. an abort recorded before the error is reported
+        insert(uow.connection, "after")
+        raise LookupError("expired")
+    assert rows(engine) == {"kept"}
+    with g.unit() as uow:  # the group goes on
+        insert(uow.connection, "next")
+    assert rows(engine) == {"kept", "next"}
+
+
+def test_a_failed_commit_fails_every_member_and_keeps_nothing(engine: sa.Engine) -> None:
+    """A deferred foreign key fails at COMMIT: the members that finished learn it."""
+    g = group(engine)
+
+    def first() -> None:
+        with g.unit() as uow:
+            insert(uow.connection, "first")
+            queued(g, 1)
+
+    def orphan() -> None:
+        time.sleep(0.01)
+        with g.unit() as uow:
+            uow.connection.exec_driver_sql("INSERT INTO gc_child (id, parent) VALUES (1, 99)")
+
+    errors = in_threads(first, orphan)
+    assert all(isinstance(e, sa.exc.IntegrityError) for e in errors), errors
+    assert rows(engine) == set()
+    with g.unit() as uow:  # and the group goes on
+        insert(uow.connection, "next")
+    assert rows(engine) == {"next"}
+
+
+def test_a_batch_is_bounded_in_members(engine: sa.Engine) -> None:
+    g = group(engine, members_max=2)
+
+    def first() -> None:
+        with g.unit() as uow:
+            insert(uow.connection, "first")
+            queued(g, 2)
+
+    def later(k: str) -> Callable[[], None]:
+        def body() -> None:
+            time.sleep(0.01)
+            with g.unit() as uow:
+                insert(uow.connection, k)
+
+        return body
+
+    assert in_threads(first, later("b"), later("c")) == [None, None, None]
+    assert rows(engine) == {"first", "b", "c"}
+    assert g.commits == 2
+
+
+def test_a_batch_is_bounded_in_age(engine: sa.Engine) -> None:
+    g = group(engine, age_max_s=0.0)
+
+    def first() -> None:
+        with g.unit() as uow:
+            insert(uow.connection, "first")
+            queued(g, 1)
+
+    def later() -> None:
+        time.sleep(0.01)
+        with g.unit() as uow:
+            insert(uow.connection, "later")
+
+    assert in_threads(first, later) == [None, None]
+    assert g.commits == 2
+
+
+def test_a_unit_inside_another_on_the_same_thread_is_refused(engine: sa.Engine) -> None:
+    g = group(engine)
+    with g.unit() as uow:
+        insert(uow.connection, "outer")
+        with pytest.raises(RuntimeError, match="join the outer one"), g.unit():
+            pass
+    assert rows(engine) == {"outer"}
+
+
+def test_a_batch_handed_to_nobody_is_committed_by_a_waiting_member(
+    engine: sa.Engine,
+) -> None:
+    """Should the count of waiters ever be wrong (one counted, none coming), the member that
+    handed the transaction on commits it itself rather than wait for ever."""
+    g = group(engine, age_max_s=0.01)
+    g._queued = 1  # a waiter that never comes
+    with g.unit() as uow:
+        insert(uow.connection, "a")
+    assert rows(engine) == {"a"}
+    assert g.commits == 1
+
+
+def test_a_savepoint_that_cannot_begin_fails_the_batch_not_the_process(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    g = group(engine)
+    with g.unit() as uow:
+        insert(uow.connection, "a")
+    original = sa.Connection.begin_nested
+
+    def broken(self: sa.Connection) -> sa.NestedTransaction:
+        raise sa.exc.OperationalError("SAVEPOINT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(sa.Connection, "begin_nested", broken)
+    with pytest.raises(sa.exc.OperationalError), g.unit():
+        pass
+    monkeypatch.setattr(sa.Connection, "begin_nested", original)
+    with g.unit() as uow:  # the turn was let go, the connection returned
+        insert(uow.connection, "b")
+    assert rows(engine) == {"a", "b"}
+
+
+def test_many_writers_lose_nothing(engine: sa.Engine) -> None:
+    g = group(engine)
+
+    def run(w: int) -> None:
+        for i in range(25):
+            try:
+                with g.unit() as uow:
+                    insert(uow.connection, f"{w}-{i}")
+                    if i % 7 == 3:
+                        raise KeyError("undo")
+            except KeyError:
+                pass
+
+    assert in_threads(*(lambda w=w: run(w) for w in range(8))) == [None] * 8
+    expected = {f"{w}-{i}" for w in range(8) for i in range(25) if i % 7 != 3}
+    assert rows(engine) == expected
+    assert g.commits < 8 * 25
+
+
+def test_a_connection_whose_commit_failed_can_begin_again(engine: sa.Engine) -> None:
+    """SQLite leaves a transaction whose COMMIT failed open; the pool hands the connection
+    out again (last in, first out), so it must have been ended."""
+    for _ in range(2):
+        with pytest.raises(sa.exc.IntegrityError), UnitOfWork(engine) as uow:
+            uow.connection.exec_driver_sql("INSERT INTO gc_child (id, parent) VALUES (1, 99)")
+            uow.commit()
+    with UnitOfWork(engine) as uow:
+        insert(uow.connection, "after")
+        uow.commit()
+    assert rows(engine) == {"after"}
+
+
+def test_a_batch_whose_members_all_failed_is_not_committed(engine: sa.Engine) -> None:
+    g = group(engine)
+    with pytest.raises(KeyError), g.unit() as uow:
+        insert(uow.connection, "undone")
+        raise KeyError("refused")
+    assert g.commits == 0
+    assert rows(engine) == set()
