@@ -234,21 +234,54 @@ def test_a_batch_handed_to_nobody_is_committed_by_a_waiting_member(
 def test_a_savepoint_that_cannot_begin_fails_the_batch_not_the_process(
     engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The member that opens a batch runs without a savepoint; the next one's cannot begin
+    (the transaction is broken): both fail, nothing is kept, and the group goes on."""
     g = group(engine)
-    with g.unit() as uow:
-        insert(uow.connection, "a")
-    original = sa.Connection.begin_nested
 
     def broken(self: sa.Connection) -> sa.NestedTransaction:
         raise sa.exc.OperationalError("SAVEPOINT", {}, Exception("disk I/O error"))
 
-    monkeypatch.setattr(sa.Connection, "begin_nested", broken)
-    with pytest.raises(sa.exc.OperationalError), g.unit():
-        pass
-    monkeypatch.setattr(sa.Connection, "begin_nested", original)
+    def first() -> None:
+        with g.unit() as uow:
+            insert(uow.connection, "a")
+            queued(g, 1)
+
+    def joining() -> None:
+        time.sleep(0.01)
+        with g.unit() as uow:
+            insert(uow.connection, "never")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(sa.Connection, "begin_nested", broken)
+        errors = in_threads(first, joining)
+    assert all(isinstance(e, sa.exc.OperationalError) for e in errors), errors
+    assert rows(engine) == set()
     with g.unit() as uow:  # the turn was let go, the connection returned
         insert(uow.connection, "b")
-    assert rows(engine) == {"a", "b"}
+    assert rows(engine) == {"b"}
+
+
+def test_the_member_that_opens_a_batch_and_fails_takes_the_whole_transaction_alone(
+    engine: sa.Engine,
+) -> None:
+    """It runs without a savepoint: on failure the transaction is dropped, not handed on to
+    the members waiting for the turn."""
+    g = group(engine)
+
+    def first() -> None:
+        with g.unit() as uow:
+            insert(uow.connection, "undone")
+            queued(g, 1)
+            raise ValueError("refused")
+
+    def joining() -> None:
+        time.sleep(0.01)
+        with g.unit() as uow:
+            insert(uow.connection, "b")
+
+    errors = in_threads(first, joining)
+    assert isinstance(errors[0], ValueError) and errors[1] is None
+    assert rows(engine) == {"b"}
 
 
 def test_many_writers_lose_nothing(engine: sa.Engine) -> None:

@@ -57,32 +57,46 @@ class _Batch:
 
 
 class MemberUnitOfWork(UnitOfWork):
-    """A member's view of the shared transaction: its work runs in a savepoint. ``commit()``
-    keeps the work so far (it is committed with the batch, even if the member then fails)
-    and opens a new savepoint for whatever follows; ``rollback()`` undoes the member's work
-    since then."""
+    """A member's view of the shared transaction. A member that joins others' work runs in a
+    savepoint; the member that opens the transaction runs in it directly (nobody else's work
+    is in it yet: if it fails, the whole transaction goes, and a savepoint would only cost
+    two statements). ``commit()`` keeps the work so far (it is committed with the batch, even
+    if the member then fails) and opens a savepoint for whatever follows; ``rollback()``
+    undoes the member's work since then."""
 
-    def __init__(self, shared: UnitOfWork) -> None:
+    def __init__(self, shared: UnitOfWork, *, first: bool, begin: Callable[[Connection], Any]):
         super().__init__(shared.engine)
         self._connection = shared.connection
-        self._savepoint = self._connection.begin_nested()
+        self._begin = begin
+        self._savepoint = None if first else self._connection.begin_nested()
         self.kept = False
 
     def commit(self) -> None:
-        self._savepoint.commit()
+        if self._savepoint is not None:
+            self._savepoint.commit()
         self.kept = True
         self._savepoint = self.connection.begin_nested()
 
     def rollback(self) -> None:
-        self._savepoint.rollback()
+        if self._savepoint is not None:
+            self._savepoint.rollback()
+        else:  # the transaction is this member's alone: start it again
+            self.connection.rollback()
+            self._begin(self.connection)
         self._savepoint = self.connection.begin_nested()
 
     def _release(self) -> None:
-        self._savepoint.commit()
+        if self._savepoint is not None:
+            self._savepoint.commit()
 
-    def _undo(self) -> None:
+    def _undo(self) -> bool:
+        """Undo this member's work; False when that takes the whole transaction (the member
+        opened it and kept nothing)."""
+        if self._savepoint is None:
+            return False
         if self._savepoint.is_active:
             self._savepoint.rollback()
+        return True
 
     def __exit__(self, *exc: object) -> None:  # the shared transaction's owner closes it
         self._connection = None
@@ -130,9 +144,10 @@ class GroupCommit:
         self._holder = threading.get_ident()
         batch = self._batch
         try:
+            first = batch is None
             batch = batch or self._open()
             batch.members += 1
-            member_uow = MemberUnitOfWork(batch.uow)
+            member_uow = MemberUnitOfWork(batch.uow, first=first, begin=self._begin)
         except BaseException as exc:
             if batch is not None and batch is self._batch:
                 self._fail_batch(exc)  # a savepoint could not begin: the transaction is broken
@@ -151,10 +166,13 @@ class GroupCommit:
         try:
             if failed is None:
                 member_uow._release()
-            else:
-                member_uow._undo()
-        except BaseException as exc:  # the transaction itself is broken: nobody's work holds
-            self._fail_batch(exc)
+            elif not member_uow._undo():  # the member was alone in it: the whole batch goes
+                self._fail_batch(failed)
+                raise failed
+        except BaseException as exc:
+            if exc is failed:
+                raise
+            self._fail_batch(exc)  # the transaction itself is broken: nobody's work holds
             raise
         keep = failed is None or member_uow.kept
         self._end_turn(batch, me if keep else None)
