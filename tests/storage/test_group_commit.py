@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from entrepot.storage.engine import create_engine_from_url
-from entrepot.storage.group import GroupCommit
+from entrepot.storage.group import GroupCommit, GroupCommitFailed
 from entrepot.storage.uow import UnitOfWork
 
 ROWS = sa.table("gc_rows", sa.column("k"))
@@ -41,9 +41,13 @@ def insert(conn: sa.Connection, k: str) -> None:
 
 
 def group(engine: sa.Engine, **kw: float) -> GroupCommit:
+    """A group whose batches do not age out while a test stages its members (unless the
+    test bounds the age itself)."""
+
     def begin(conn: sa.Connection) -> None:
         conn.begin()
 
+    kw.setdefault("age_max_s", 10.0)
     return GroupCommit(engine, begin, **kw)  # type: ignore[arg-type]
 
 
@@ -164,7 +168,10 @@ def test_a_failed_commit_fails_every_member_and_keeps_nothing(engine: sa.Engine)
             uow.connection.exec_driver_sql("INSERT INTO gc_child (id, parent) VALUES (1, 99)")
 
     errors = in_threads(first, orphan)
-    assert all(isinstance(e, sa.exc.IntegrityError) for e in errors), errors
+    # each its own exception, the commit's failure chained
+    assert all(isinstance(e, GroupCommitFailed) for e in errors), errors
+    assert all(isinstance(e.__cause__, sa.exc.IntegrityError) for e in errors if e), errors
+    assert errors[0] is not errors[1]
     assert rows(engine) == set()
     with g.unit() as uow:  # and the group goes on
         insert(uow.connection, "next")
@@ -254,7 +261,10 @@ def test_a_savepoint_that_cannot_begin_fails_the_batch_not_the_process(
     with monkeypatch.context() as patch:
         patch.setattr(sa.Connection, "begin_nested", broken)
         errors = in_threads(first, joining)
-    assert all(isinstance(e, sa.exc.OperationalError) for e in errors), errors
+    first_error, joining_error = errors
+    assert isinstance(first_error, GroupCommitFailed), first_error
+    assert isinstance(first_error.__cause__, sa.exc.OperationalError)
+    assert isinstance(joining_error, sa.exc.OperationalError), joining_error
     assert rows(engine) == set()
     with g.unit() as uow:  # the turn was let go, the connection returned
         insert(uow.connection, "b")

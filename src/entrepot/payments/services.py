@@ -265,7 +265,13 @@ class PaymentScheme:
             return
         if self._group is not None:
             with self._group.unit() as uow:  # commits with the batch it joins
-                yield uow
+                # Reads inside (``_read``) see this transaction, earlier members' work too:
+                # a snapshot would not, until the batch commits.
+                token = _JOINED.set(uow)
+                try:
+                    yield uow
+                finally:
+                    _JOINED.reset(token)
             return
         with UnitOfWork(self.engine) as uow:
             # Take the ledger's write lock first: every scheme write is serialised with it.
@@ -511,7 +517,9 @@ class PaymentScheme:
             conn = uow.connection
             p = self._participant(conn, participant_id)
             pc = p.check_currency(currency)
-            settlement = self.ledger.lookup_accounts([pc.settlement_account])[0]
+            # in this transaction: a settlement or deposit just before it in a shared batch
+            # (group commit) is not in any snapshot yet
+            settlement = self.ledger.lookup_accounts([pc.settlement_account], uow=uow)[0]
             cover = settlement.credits_posted - settlement.debits_posted
             if cap_minor > cover and p.kind is not ParticipantKind.HUB:
                 raise NetDebitCapExceeded(
@@ -1607,7 +1615,7 @@ class PaymentScheme:
             accounts = {
                 a.id: a
                 for a in self.ledger.lookup_accounts(
-                    [id_from_bytes(r.position_account) for r in rows]
+                    [id_from_bytes(r.position_account) for r in rows], uow=uow
                 )
             }
             for r in rows:

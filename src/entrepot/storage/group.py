@@ -11,7 +11,7 @@ thread (its context variables, its stack), one at a time.
 
 Guarantees, as for a transaction of one's own:
 - nothing is acknowledged before its COMMIT is durable: a member that finished waits for the
-  batch's commit, and learns of its failure (the commit's exception is raised to each);
+  batch's commit, and learns of its failure (``GroupCommitFailed``, the cause chained);
 - a member that fails is undone alone (ROLLBACK TO its savepoint) and fails at once, without
   waiting;
 - a member that commits part of its work before failing (``commit()`` then raise: an abort
@@ -36,6 +36,11 @@ from entrepot.storage.uow import UnitOfWork
 
 BATCH_MEMBERS_MAX = 32
 BATCH_AGE_MAX_S = 0.02
+
+
+class GroupCommitFailed(RuntimeError):
+    """The transaction a member's finished work was in did not commit (its COMMIT failed,
+    or another member broke it): none of that work is kept. The cause is chained."""
 
 
 class _Member:
@@ -178,8 +183,10 @@ class GroupCommit:
         self._end_turn(batch, me if keep else None)
         if keep:
             self._wait(batch, me)
-            if me.error is not None:
-                raise me.error
+            if me.error is not None:  # each member its own exception, the cause chained
+                raise GroupCommitFailed(
+                    f"the shared transaction failed: {me.error!r}"
+                ) from me.error
         if failed is not None:
             raise failed
 
