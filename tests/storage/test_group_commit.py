@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from entrepot.storage.engine import create_engine_from_url
-from entrepot.storage.group import GroupCommit, GroupCommitFailed
+from entrepot.storage.group import GroupCommit, GroupCommitFailed, _Savepoint
 from entrepot.storage.uow import UnitOfWork
 
 ROWS = sa.table("gc_rows", sa.column("k"))
@@ -245,7 +245,7 @@ def test_a_savepoint_that_cannot_begin_fails_the_batch_not_the_process(
     (the transaction is broken): both fail, nothing is kept, and the group goes on."""
     g = group(engine)
 
-    def broken(self: sa.Connection) -> sa.NestedTransaction:
+    def broken(self: object, conn: sa.Connection) -> None:
         raise sa.exc.OperationalError("SAVEPOINT", {}, Exception("disk I/O error"))
 
     def first() -> None:
@@ -259,7 +259,7 @@ def test_a_savepoint_that_cannot_begin_fails_the_batch_not_the_process(
             insert(uow.connection, "never")
 
     with monkeypatch.context() as patch:
-        patch.setattr(sa.Connection, "begin_nested", broken)
+        patch.setattr(_Savepoint, "__init__", broken)
         errors = in_threads(first, joining)
     first_error, joining_error = errors
     assert isinstance(first_error, GroupCommitFailed), first_error
@@ -333,3 +333,33 @@ def test_a_batch_whose_members_all_failed_is_not_committed(engine: sa.Engine) ->
         raise KeyError("refused")
     assert g.commits == 0
     assert rows(engine) == set()
+
+
+def test_a_member_failing_in_the_database_is_undone_and_the_batch_goes_on(
+    engine: sa.Engine,
+) -> None:
+    """On PostgreSQL a failed statement aborts the whole transaction until it is rolled back
+    to a savepoint: the member's savepoint restores it for the members after it."""
+    g = group(engine)
+
+    def first() -> None:
+        with g.unit() as uow:
+            insert(uow.connection, "first")
+            queued(g, 2)
+
+    def duplicate() -> None:
+        time.sleep(0.01)
+        with g.unit() as uow:
+            insert(uow.connection, "mine")
+            insert(uow.connection, "first")  # already there: the statement fails
+
+    def last() -> None:
+        time.sleep(0.05)
+        with g.unit() as uow:
+            insert(uow.connection, "last")
+
+    errors = in_threads(first, duplicate, last)
+    assert errors[0] is None and errors[2] is None, errors
+    assert isinstance(errors[1], sa.exc.IntegrityError)
+    assert rows(engine) == {"first", "last"}
+    assert g.commits == 1

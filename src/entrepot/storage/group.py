@@ -24,6 +24,7 @@ amount of other work, and the write lock is never held near the busy timeout."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from entrepot.storage.engine import driver_connection
 from entrepot.storage.uow import UnitOfWork
 
 BATCH_MEMBERS_MAX = 32
@@ -61,6 +63,37 @@ class _Batch:
         self.members = 0
 
 
+class _Savepoint:
+    """A savepoint issued on the driver connection. SQLAlchemy's nested transaction costs
+    about 125 µs to begin and release (its bookkeeping; the two statements take about 3 µs),
+    and a batch runs them under the write lock. SQLAlchemy does not know of this one; the
+    shared transaction's COMMIT or ROLLBACK ends it with the rest."""
+
+    _names = itertools.count(1)
+
+    def __init__(self, conn: Connection) -> None:
+        self._driver = driver_connection(conn)
+        self.name = f"group_member_{next(self._names)}"
+        self._run(f"SAVEPOINT {self.name}")
+        self.active = True
+
+    def _run(self, sql: str) -> None:
+        cursor = self._driver.cursor()
+        try:
+            cursor.execute(sql)
+        finally:
+            cursor.close()
+
+    def release(self) -> None:
+        self.active = False
+        self._run(f"RELEASE SAVEPOINT {self.name}")
+
+    def rollback(self) -> None:
+        self.active = False
+        self._run(f"ROLLBACK TO SAVEPOINT {self.name}")
+        self._run(f"RELEASE SAVEPOINT {self.name}")
+
+
 class MemberUnitOfWork(UnitOfWork):
     """A member's view of the shared transaction. A member that joins others' work runs in a
     savepoint; the member that opens the transaction runs in it directly (nobody else's work
@@ -73,14 +106,14 @@ class MemberUnitOfWork(UnitOfWork):
         super().__init__(shared.engine)
         self._connection = shared.connection
         self._begin = begin
-        self._savepoint = None if first else self._connection.begin_nested()
+        self._savepoint = None if first else _Savepoint(self._connection)
         self.kept = False
 
     def commit(self) -> None:
         if self._savepoint is not None:
-            self._savepoint.commit()
+            self._savepoint.release()
         self.kept = True
-        self._savepoint = self.connection.begin_nested()
+        self._savepoint = _Savepoint(self.connection)
 
     def rollback(self) -> None:
         if self._savepoint is not None:
@@ -88,18 +121,18 @@ class MemberUnitOfWork(UnitOfWork):
         else:  # the transaction is this member's alone: start it again
             self.connection.rollback()
             self._begin(self.connection)
-        self._savepoint = self.connection.begin_nested()
+        self._savepoint = _Savepoint(self.connection)
 
     def _release(self) -> None:
         if self._savepoint is not None:
-            self._savepoint.commit()
+            self._savepoint.release()
 
     def _undo(self) -> bool:
         """Undo this member's work; False when that takes the whole transaction (the member
         opened it and kept nothing)."""
         if self._savepoint is None:
             return False
-        if self._savepoint.is_active:
+        if self._savepoint.active:
             self._savepoint.rollback()
         return True
 
