@@ -13,6 +13,12 @@ import sqlalchemy as sa
 from entrepot.storage.engine import create_engine_from_url
 from entrepot.storage.group import GroupCommit, GroupCommitFailed, _Savepoint
 from entrepot.storage.uow import UnitOfWork
+from tests.conftest import (
+    POSTGRES_URL,
+    create_postgres_schema,
+    drop_postgres_schema,
+    postgres_schema_url,
+)
 
 ROWS = sa.table("gc_rows", sa.column("k"))
 
@@ -363,3 +369,140 @@ def test_a_member_failing_in_the_database_is_undone_and_the_batch_goes_on(
     assert isinstance(errors[1], sa.exc.IntegrityError)
     assert rows(engine) == {"first", "last"}
     assert g.commits == 1
+
+
+# ------------------------------------------------------------- a connection that breaks
+class _SlowReleaseTurn:
+    """A turn whose release lets the other threads run before the releaser goes on."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def acquire(self, blocking: bool = True) -> bool:
+        return self.lock.acquire(blocking)
+
+    def release(self) -> None:
+        self.lock.release()
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def rollback_fails_once_in(engine: sa.Engine) -> Iterator[Callable[[str], None]]:
+    """``fail(thread_name)``: the next ROLLBACK on that thread happens, then reports an
+    I/O error (as over a connection that breaks)."""
+    original = engine.dialect.do_rollback
+    armed: set[str] = set()
+
+    def flaky(dbapi_connection: object) -> None:
+        original(dbapi_connection)
+        name = threading.current_thread().name
+        if name in armed:
+            armed.discard(name)
+            raise sa.exc.OperationalError("ROLLBACK", {}, Exception("I/O error"))
+
+    engine.dialect.do_rollback = flaky  # type: ignore[method-assign]
+    yield armed.add
+    engine.dialect.do_rollback = original  # type: ignore[method-assign]
+
+
+def test_an_opening_member_that_fails_on_a_breaking_connection_reports_its_own_error(
+    engine: sa.Engine, rollback_fails_once_in: Callable[[str], None]
+) -> None:
+    g = group(engine)
+    g._turn = _SlowReleaseTurn()  # type: ignore[assignment]
+    seen: dict[str, object] = {}
+
+    def opener() -> None:
+        rollback_fails_once_in("opener")
+        with g.unit() as uow:
+            insert(uow.connection, "undone")
+            queued(g, 1)
+            raise ValueError("refused")
+
+    def next_member() -> None:
+        time.sleep(0.01)
+        with g.unit() as uow:
+            insert(uow.connection, "b")
+            time.sleep(0.2)  # the opener's thread must not end this batch meanwhile
+            seen["turn_held"] = g._turn.lock.locked()  # type: ignore[attr-defined]
+
+    threads = [
+        threading.Thread(target=lambda: _record(seen, "opener", opener), name="opener"),
+        threading.Thread(target=lambda: _record(seen, "next", next_member), name="next"),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert isinstance(seen["opener"], ValueError), seen
+    assert seen["next"] is None and seen["turn_held"] is True, seen
+    assert rows(engine) == {"b"}
+
+
+def _record(into: dict[str, object], key: str, body: Callable[[], None]) -> None:
+    try:
+        body()
+        into[key] = None
+    except BaseException as exc:
+        into[key] = exc
+
+
+def _kill_backend(engine: sa.Engine, conn: sa.Connection) -> None:
+    pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    admin = sa.create_engine(engine.url)
+    with admin.begin() as c:
+        c.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+    admin.dispose()
+    time.sleep(0.2)
+
+
+if POSTGRES_URL:  # a backend killed under the shared transaction
+
+    @pytest.fixture
+    def pg_engine() -> Iterator[sa.Engine]:
+        schema = create_postgres_schema()
+        engine = create_engine_from_url(postgres_schema_url(schema))
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE gc_rows (k VARCHAR(20) PRIMARY KEY)")
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+            drop_postgres_schema(schema)
+
+    def test_members_waiting_on_a_connection_that_died_are_told(pg_engine: sa.Engine) -> None:
+        """The server ends the shared transaction's backend (a restart, a failover): the member
+        waiting for the commit fails instead of waiting for ever."""
+        g = group(pg_engine)
+
+        def first() -> None:
+            with g.unit() as uow:
+                insert(uow.connection, "first")
+                queued(g, 1)
+
+        def second() -> None:
+            time.sleep(0.01)
+            with g.unit() as uow:
+                insert(uow.connection, "second")
+                _kill_backend(pg_engine, uow.connection)
+                raise ValueError("refused")
+
+        errors = in_threads(first, second)
+        assert isinstance(errors[0], GroupCommitFailed), errors
+        assert errors[1] is not None
+        assert rows(pg_engine) == set()
+        with g.unit() as uow:  # and the group goes on, on a new connection
+            insert(uow.connection, "after")
+        assert rows(pg_engine) == {"after"}
+
+    def test_an_opening_member_on_a_connection_that_died_reports_its_own_error(
+        pg_engine: sa.Engine,
+    ) -> None:
+        g = group(pg_engine)
+        with pytest.raises(ValueError, match="refused"), g.unit() as uow:
+            insert(uow.connection, "undone")
+            _kill_backend(pg_engine, uow.connection)
+            raise ValueError("refused")
+        with g.unit() as uow:
+            insert(uow.connection, "after")
+        assert rows(pg_engine) == {"after"}

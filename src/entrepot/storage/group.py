@@ -25,6 +25,7 @@ amount of other work, and the write lock is never held near the busy timeout."""
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +36,8 @@ from sqlalchemy import Connection, Engine
 
 from entrepot.storage.engine import driver_connection
 from entrepot.storage.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 BATCH_MEMBERS_MAX = 32
 BATCH_AGE_MAX_S = 0.02
@@ -201,17 +204,19 @@ class GroupCommit:
         else:
             failed = None
         # The turn is still ours: settle this member's savepoint, then commit or pass on.
+        whole = False
         try:
             if failed is None:
                 member_uow._release()
-            elif not member_uow._undo():  # the member was alone in it: the whole batch goes
-                self._fail_batch(failed)
-                raise failed
+            else:
+                whole = not member_uow._undo()  # alone in it: the whole transaction goes
         except BaseException as exc:
-            if exc is failed:
-                raise
             self._fail_batch(exc)  # the transaction itself is broken: nobody's work holds
             raise
+        if whole:
+            assert failed is not None
+            self._fail_batch(failed)  # lets the turn go, once
+            raise failed
         keep = failed is None or member_uow.kept
         self._end_turn(batch, me if keep else None)
         if keep:
@@ -278,10 +283,12 @@ class GroupCommit:
         except BaseException as exc:
             error = exc
         finally:
-            batch.uow.__exit__(None, None, None)
-            for waiting in batch.waiting:
-                waiting.error = error
-                waiting.done.set()
+            try:
+                _close(batch.uow)
+            finally:  # whatever closing did, nobody waits for ever
+                for waiting in batch.waiting:
+                    waiting.error = error
+                    waiting.done.set()
 
     def _fail_batch(self, exc: BaseException) -> None:
         """The shared transaction cannot go on: roll it back, fail every member waiting for
@@ -289,10 +296,22 @@ class GroupCommit:
         batch, self._batch = self._batch, None
         try:
             if batch is not None:
-                batch.uow.__exit__(None, None, None)  # rolls back
-                for waiting in batch.waiting:
-                    waiting.error = exc
-                    waiting.done.set()
+                try:
+                    _close(batch.uow)  # rolls back
+                finally:  # whatever closing did, nobody waits for ever
+                    for waiting in batch.waiting:
+                        waiting.error = exc
+                        waiting.done.set()
         finally:
             self._holder = None
             self._turn.release()
+
+
+def _close(uow: UnitOfWork) -> None:
+    """End the shared transaction's connection (rolling back what is not committed). A
+    connection that is gone (the server restarted, the network dropped) fails to roll back:
+    the pool discards it, and the members learn of the failure that broke it."""
+    try:
+        uow.__exit__(None, None, None)
+    except Exception:
+        log.warning("closing a group commit's connection failed", exc_info=True)
