@@ -335,7 +335,7 @@ class PaymentScheme:
         return p
 
     def _scheme_account(self, conn: Connection, currency: str, kind: str) -> int:
-        row = conn.execute(st.SCHEME_ACCOUNT, {"cur": currency, "kind": kind}).first()
+        row = st.SCHEME_ACCOUNT.first(conn, (currency, kind))
         if row is None:
             raise CurrencyNotSupported(f"the scheme does not run {currency}", field="currency")
         return id_from_bytes(row[0])
@@ -657,7 +657,7 @@ class PaymentScheme:
             return self.best_rate(conn, source, target, self._now())
 
     def best_rate(self, conn: Connection, source: str, target: str, now: int) -> FxRate:
-        rows = conn.execute(st.RATES_NOW, {"src": source, "dst": target, "now": now}).all()
+        rows = st.RATES_NOW.all(conn, (source, target, now))
         candidates = []
         for r in rows:
             provider = self._participants.get(conn, r.provider_id)
@@ -708,7 +708,7 @@ class PaymentScheme:
         kind, alias = normalise_alias(payee_alias_type, payee_alias)
         with self._uow() as uow:
             conn = uow.connection
-            if conn.execute(st.QUOTE_EXISTS, {"qid": quote_id}).first():
+            if st.QUOTE_EXISTS.first(conn, (quote_id,)):
                 raise InvalidState(f"quote {quote_id} already exists")
             payer = self._active(conn, caller)
             payer.check_currency(source_currency)
@@ -725,7 +725,7 @@ class PaymentScheme:
                 conn, quote_id, caller, party, amount_minor, amount_type, source_currency, now
             )
             quote = replace(quote, expires_at_ns=now + ttl_s * NS_PER_S, payer_alias=payer_party)
-            conn.execute(st.INSERT_QUOTE, _quote_values(quote))
+            st.INSERT_QUOTE.insert(conn, _quote_values(quote))
         return quote
 
     def quote_and_prepare(
@@ -820,7 +820,7 @@ class PaymentScheme:
         )
 
     def _quote(self, conn: Connection, quote_id: str) -> Quote:
-        row = conn.execute(st.QUOTE_BY_ID, {"qid": quote_id}).first()
+        row = st.QUOTE_BY_ID.first(conn, (quote_id,))
         if row is None:
             raise QuoteNotFound(f"quote {quote_id} does not exist")
         return st.quote_from_row(row)
@@ -877,7 +877,7 @@ class PaymentScheme:
         return replace(q, state=QuoteState.ACCEPTED)
 
     def _set_quote_state(self, conn: Connection, quote_id: str, state: QuoteState) -> None:
-        conn.execute(st.SET_QUOTE_STATE, {"qid": quote_id, "st": state.value})
+        st.SET_QUOTE_STATE.execute(conn, (state.value, quote_id))
 
     # ------------------------------------------------------------------ transfers
     def prepare_transfer(
@@ -896,7 +896,7 @@ class PaymentScheme:
         ahead = self._screen_ahead(caller, transfer_id, quote_id, ttl_s, note)
         with self._uow() as uow:
             conn = uow.connection
-            if conn.execute(st.TRANSFER_EXISTS, {"tid": transfer_id}).first():
+            if st.TRANSFER_EXISTS.first(conn, (transfer_id,)):
                 raise InvalidState(f"transfer {transfer_id} already exists")
             q = self._quote(conn, quote_id)
             if q.payer_participant != caller:
@@ -933,7 +933,7 @@ class PaymentScheme:
                 ),
             )
             self._set_quote_state(conn, q.id, QuoteState.USED)
-            conn.execute(st.INSERT_TRANSFER, _transfer_values(t))
+            st.INSERT_TRANSFER.insert(conn, _transfer_values(t))
             notify_transfer(conn, t, now, self._participants.with_endpoint(conn))
         return t
 
@@ -956,9 +956,9 @@ class PaymentScheme:
         if self._joined_uow() is not None:
             return None  # already under the caller's lock: the transaction screens, once
         with self._read() as conn:
-            if conn.execute(st.TRANSFER_EXISTS, {"tid": transfer_id}).first():
+            if st.TRANSFER_EXISTS.first(conn, (transfer_id,)):
                 return None
-            row = conn.execute(st.QUOTE_BY_ID, {"qid": quote_id}).first()
+            row = st.QUOTE_BY_ID.first(conn, (quote_id,))
             if row is None:
                 return None
             q = st.quote_from_row(row)
@@ -1098,7 +1098,7 @@ class PaymentScheme:
             self.ledger.create_transfers(batch, uow=uow)
 
     def _transfer(self, conn: Connection, transfer_id: str) -> PaymentTransfer:
-        row = conn.execute(st.TRANSFER_BY_ID, {"tid": transfer_id}).first()
+        row = st.TRANSFER_BY_ID.first(conn, (transfer_id,))
         if row is None:
             raise TransferNotFound(f"transfer {transfer_id} does not exist")
         return st.transfer_from_row(row)
@@ -1199,10 +1199,7 @@ class PaymentScheme:
     ) -> PaymentTransfer:
         now = self._now()
         reason = _reason(reason)
-        conn.execute(
-            st.SET_TRANSFER_STATE,
-            {"tid": t.id, "st": state.value, "why": reason, "at": now, "window": window},
-        )
+        st.SET_TRANSFER_STATE.execute(conn, (state.value, reason, now, window, t.id))
         t = replace(t, state=state, reason=reason, updated_at_ns=now, window_id=window)
         notify_transfer(conn, t, now, self._participants.with_endpoint(conn))
         return t
@@ -1578,7 +1575,7 @@ class PaymentScheme:
 
     # ------------------------------------------------------------------ settlement
     def _open_window(self, conn: Connection) -> SettlementWindow:
-        row = conn.execute(st.OPEN_WINDOW).first()
+        row = st.OPEN_WINDOW.first(conn)
         if row is None:
             wid = conn.execute(
                 sa.insert(st.windows)
