@@ -160,7 +160,7 @@ class GroupCommit:
         self._begin = begin
         self.members_max = members_max
         self.age_max_s = age_max_s
-        self._turn = threading.Lock()  # held by the member running, or by a batch's opener
+        self._turn = threading.Lock()  # held by the member whose work runs now
         self._count = threading.Lock()
         self._queued = 0  # members waiting for the turn
         self._batch: _Batch | None = None
@@ -252,9 +252,9 @@ class GroupCommit:
         return self._batch
 
     def _end_turn(self, batch: _Batch | None, member: _Member | None) -> None:
-        """With the turn held: wait for the batch's commit (``member``), and commit it now
-        unless another member is waiting for the turn and the batch has room; then let the
-        turn go."""
+        """With the turn held: enlist ``member`` (if any) for the batch's commit, and commit
+        now unless another member is waiting for the turn and the batch has room; then let
+        the turn go."""
         try:
             if batch is None:
                 return
