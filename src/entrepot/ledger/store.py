@@ -28,9 +28,18 @@ from entrepot.ledger.model import (
     Transfer,
 )
 from entrepot.ledger.plain import PlainBatch
+from entrepot.storage.driver import Fast
 from entrepot.storage.engine import driver_connection
 
 metadata = sa.MetaData()
+_META_COLUMNS = (
+    "SELECT version, last_timestamp, max_transfer_id, indexed_upto, unindexed_count, "
+    "unindexed_plain, segments_upto, balances_upto, unindexed_segments, unflushed_segments "
+    "FROM ledger_meta WHERE id = 1"
+)
+_META = Fast(_META_COLUMNS)
+_META_FOR_UPDATE = Fast(_META_COLUMNS + " FOR UPDATE")
+_LOCK_META = Fast("SELECT 1 FROM ledger_meta WHERE id = 1 FOR UPDATE")
 _TS = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # INTEGER PRIMARY KEY = rowid
 
 ledgers_table = sa.Table(
@@ -276,43 +285,26 @@ class LedgerStore:
     def begin_write(self, conn: Connection) -> Meta:
         """Start the write transaction and serialise writers: SQLite's ``BEGIN IMMEDIATE``
         holds the database's write lock; on PostgreSQL the meta row's lock does the same."""
-        suffix = " FOR UPDATE" if self.pg else ""
-        return self.read_meta(conn, suffix)
+        return self.read_meta(conn, lock=self.pg)
 
     def take_write_lock(self, conn: Connection) -> None:
         """Serialise ``conn``'s transaction with every writer, as :meth:`begin_write` does,
         for a caller that does not need the meta (another context's unit of work): SQLite's
         ``BEGIN IMMEDIATE`` (the engine begins every write transaction so; no statement needed),
         PostgreSQL's lock on the meta row."""
-        if not conn.in_transaction():
-            conn.begin()
         if self.pg:
-            self._one(conn, "SELECT 1 FROM ledger_meta WHERE id = 1 FOR UPDATE")
+            _LOCK_META.first(conn)
+        elif not conn.in_transaction():
+            conn.begin()
 
-    def read_meta(self, conn: Connection, suffix: str = "") -> Meta:
-        if not conn.in_transaction():
-            conn.begin()  # the engine's: BEGIN IMMEDIATE for a writer on SQLite
-        row = self._one(
-            conn,
-            "SELECT version, last_timestamp, max_transfer_id, indexed_upto, unindexed_count, "
-            "unindexed_plain, segments_upto, balances_upto, unindexed_segments, "
-            "unflushed_segments FROM ledger_meta WHERE id = 1" + suffix,
-        )
-        return Meta(row[0], row[1], _i(row[2]), *row[3:])
-
-    @staticmethod
-    def _one(conn: Connection, sql: str) -> tuple[Any, ...]:
-        """One row, on the driver's cursor: every write transaction reads the meta, and
-        SQLAlchemy's execution costs ten times the query's."""
-        cur = driver_connection(conn).cursor()
-        try:
-            cur.execute(sql)
-            row = cur.fetchone()
-        finally:
-            cur.close()
+    def read_meta(self, conn: Connection, *, lock: bool = False) -> Meta:
+        """The meta row (``lock``: and its row lock, on PostgreSQL). Every write transaction
+        reads it; the connection's transaction is begun first if it is not (the engine's
+        ``BEGIN IMMEDIATE`` for a writer on SQLite)."""
+        row = (_META_FOR_UPDATE if lock else _META).first(conn)
         if row is None:
             raise RuntimeError("the ledger's meta row is missing: run the migrations")
-        return tuple(row)
+        return Meta(row[0], row[1], _i(row[2]), *row[3:])
 
     def save_meta(self, conn: Connection, meta: Meta) -> None:
         cur = driver_connection(conn).cursor()

@@ -5,7 +5,6 @@ Migration ``0002_payments`` creates these tables; keep the two in step.
 
 from __future__ import annotations
 
-from collections import namedtuple
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -29,6 +28,7 @@ from entrepot.payments.model import (
     QuoteState,
     TransferState,
 )
+from entrepot.storage.driver import Fast, FastInsert, select_all
 from entrepot.storage.engine import driver_connection
 
 metadata = sa.MetaData()
@@ -255,70 +255,9 @@ _PARTICIPANT = (
 )
 
 
-class Fast:
-    """A statement of the payment path run on the driver's cursor, under the connection's
-    SQLAlchemy transaction (begun if it is not). SQLAlchemy's execution costs about 50 µs a
-    statement here, the driver's 2-3 µs, and a payment runs about twenty of them, most under
-    the write lock. Written once with ``?`` placeholders; PostgreSQL gets ``%s``. Rows come
-    back as named tuples with the columns' names, as SQLAlchemy's rows read."""
-
-    def __init__(self, sql: str, columns: Sequence[str] = ()) -> None:
-        self.sql = {"sqlite": sql, "postgresql": sql.replace("?", "%s")}
-        self.row: Any = namedtuple("Row", columns) if columns else None
-
-    def _run(self, conn: Connection, params: Sequence[Any]) -> Any:
-        if not conn.in_transaction():
-            conn.begin()
-        cursor = driver_connection(conn).cursor()
-        cursor.execute(self.sql[conn.dialect.name], params)
-        return cursor
-
-    def execute(self, conn: Connection, params: Sequence[Any] = ()) -> int:
-        cursor = self._run(conn, params)
-        try:
-            return int(cursor.rowcount)
-        finally:
-            cursor.close()
-
-    def first(self, conn: Connection, params: Sequence[Any] = ()) -> Any:
-        cursor = self._run(conn, params)
-        try:
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
-        if row is None or self.row is None:
-            return row
-        return self.row._make(row)
-
-    def all(self, conn: Connection, params: Sequence[Any] = ()) -> list[Any]:
-        cursor = self._run(conn, params)
-        try:
-            rows = cursor.fetchall()
-        finally:
-            cursor.close()
-        return rows if self.row is None else [self.row._make(r) for r in rows]
-
-
-def _select(table: sa.Table, where: str) -> Fast:
-    columns = list(table.c.keys())
-    return Fast(f"SELECT {', '.join(columns)} FROM {table.name} WHERE {where}", columns)
-
-
-class FastInsert(Fast):
-    """``INSERT`` of every column, from a dict of their values."""
-
-    def __init__(self, table: sa.Table) -> None:
-        self.columns = tuple(table.c.keys())
-        marks = ", ".join("?" for _ in self.columns)
-        super().__init__(f"INSERT INTO {table.name} ({', '.join(self.columns)}) VALUES ({marks})")
-
-    def insert(self, conn: Connection, values: dict[str, Any]) -> None:
-        self.execute(conn, tuple(values[c] for c in self.columns))
-
-
-_ALIAS = _select(aliases, "alias_type = ? AND alias = ?")
-QUOTE_BY_ID = _select(quotes, "id = ?")
-TRANSFER_BY_ID = _select(transfers, "id = ?")
+_ALIAS = select_all(aliases, "alias_type = ? AND alias = ?")
+QUOTE_BY_ID = select_all(quotes, "id = ?")
+TRANSFER_BY_ID = select_all(transfers, "id = ?")
 TRANSFER_EXISTS = Fast("SELECT id FROM pay_transfers WHERE id = ?")
 QUOTE_EXISTS = Fast("SELECT id FROM pay_quotes WHERE id = ?")
 SET_QUOTE_STATE = Fast("UPDATE pay_quotes SET state = ? WHERE id = ?")
@@ -327,9 +266,9 @@ INSERT_TRANSFER = FastInsert(transfers)
 SET_TRANSFER_STATE = Fast(
     "UPDATE pay_transfers SET state = ?, reason = ?, updated_at = ?, window_id = ? WHERE id = ?"
 )
-OPEN_WINDOW = _select(windows, "state = 'OPEN'")
+OPEN_WINDOW = select_all(windows, "state = 'OPEN'")
 SCHEME_ACCOUNT = Fast("SELECT account_id FROM pay_scheme_accounts WHERE currency = ? AND kind = ?")
-RATES_NOW = _select(fx_rates, "source_currency = ? AND target_currency = ? AND valid_until > ?")
+RATES_NOW = select_all(fx_rates, "source_currency = ? AND target_currency = ? AND valid_until > ?")
 ENDPOINTS_OF = sa.select(endpoints.c.participant_id).where(
     endpoints.c.participant_id.in_(sa.bindparam("pids", expanding=True))
 )

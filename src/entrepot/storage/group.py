@@ -34,7 +34,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from entrepot.storage.engine import driver_connection
+from entrepot.storage.driver import Fast
 from entrepot.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -75,17 +75,13 @@ class _Savepoint:
     _names = itertools.count(1)
 
     def __init__(self, conn: Connection) -> None:
-        self._driver = driver_connection(conn)
+        self._conn = conn
         self.name = f"group_member_{next(self._names)}"
         self._run(f"SAVEPOINT {self.name}")
         self.active = True
 
     def _run(self, sql: str) -> None:
-        cursor = self._driver.cursor()
-        try:
-            cursor.execute(sql)
-        finally:
-            cursor.close()
+        Fast(sql).execute(self._conn)
 
     def release(self) -> None:
         self.active = False
@@ -251,13 +247,11 @@ class GroupCommit:
         self._batch = _Batch(uow)
         return self._batch
 
-    def _end_turn(self, batch: _Batch | None, member: _Member | None) -> None:
+    def _end_turn(self, batch: _Batch, member: _Member | None) -> None:
         """With the turn held: enlist ``member`` (if any) for the batch's commit, and commit
         now unless another member is waiting for the turn and the batch has room; then let
         the turn go."""
         try:
-            if batch is None:
-                return
             if member is not None:
                 batch.waiting.append(member)
             with self._count:
