@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 import sqlalchemy as sa
@@ -57,7 +57,11 @@ def group(engine: sa.Engine, **kw: float) -> GroupCommit:
     return GroupCommit(engine, begin, **kw)  # type: ignore[arg-type]
 
 
-def in_threads(*bodies: Callable[[], None]) -> list[BaseException | None]:
+def in_threads(
+    *bodies: Callable[[], None], names: Sequence[str] = ()
+) -> list[BaseException | None]:
+    """Run each body in a thread of its own (named ``names[i]`` if given); what each
+    raised, or None."""
     errors: list[BaseException | None] = [None] * len(bodies)
 
     def run(i: int) -> None:
@@ -66,7 +70,10 @@ def in_threads(*bodies: Callable[[], None]) -> list[BaseException | None]:
         except BaseException as exc:
             errors[i] = exc
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(bodies))]
+    threads = [
+        threading.Thread(target=run, args=(i,), name=names[i] if names else None)
+        for i in range(len(bodies))
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -81,6 +88,29 @@ def queued(g: GroupCommit, n: int) -> None:
     while g._queued < n:
         assert time.monotonic() < deadline, "members never queued"
         time.sleep(0.001)
+
+
+def opener(g: GroupCommit, k: str, waiting: int) -> Callable[[], None]:
+    """A member that writes ``k`` and ends only once ``waiting`` others wait for the turn:
+    it hands its transaction on to them."""
+
+    def body() -> None:
+        with g.unit() as uow:
+            insert(uow.connection, k)
+            queued(g, waiting)
+
+    return body
+
+
+def joiner(g: GroupCommit, k: str, after_s: float = 0.01) -> Callable[[], None]:
+    """A member that comes ``after_s`` later (behind an opener) and writes ``k``."""
+
+    def body() -> None:
+        time.sleep(after_s)
+        with g.unit() as uow:
+            insert(uow.connection, k)
+
+    return body
 
 
 def test_one_unit_alone_commits_at_once(engine: sa.Engine) -> None:
@@ -122,23 +152,13 @@ def test_members_queued_meanwhile_share_one_commit_and_return_after_it(
 def test_a_failing_member_is_undone_alone(engine: sa.Engine) -> None:
     g = group(engine)
 
-    def first() -> None:
-        with g.unit() as uow:
-            insert(uow.connection, "first")
-            queued(g, 2)
-
     def failing() -> None:
         time.sleep(0.01)
         with g.unit() as uow:
             insert(uow.connection, "undone")
             raise ValueError("refused")
 
-    def last() -> None:
-        time.sleep(0.01)
-        with g.unit() as uow:
-            insert(uow.connection, "last")
-
-    errors = in_threads(first, failing, last)
+    errors = in_threads(opener(g, "first", 2), failing, joiner(g, "last"))
     assert errors[0] is None and errors[2] is None
     assert isinstance(errors[1], ValueError)
     assert rows(engine) == {"first", "last"}
@@ -163,17 +183,12 @@ def test_a_failed_commit_fails_every_member_and_keeps_nothing(engine: sa.Engine)
     """A deferred foreign key fails at COMMIT: the members that finished learn it."""
     g = group(engine)
 
-    def first() -> None:
-        with g.unit() as uow:
-            insert(uow.connection, "first")
-            queued(g, 1)
-
     def orphan() -> None:
         time.sleep(0.01)
         with g.unit() as uow:
             uow.connection.exec_driver_sql("INSERT INTO gc_child (id, parent) VALUES (1, 99)")
 
-    errors = in_threads(first, orphan)
+    errors = in_threads(opener(g, "first", 1), orphan)
     # each its own exception, the commit's failure chained
     assert all(isinstance(e, GroupCommitFailed) for e in errors), errors
     assert all(isinstance(e.__cause__, sa.exc.IntegrityError) for e in errors if e), errors
@@ -186,39 +201,15 @@ def test_a_failed_commit_fails_every_member_and_keeps_nothing(engine: sa.Engine)
 
 def test_a_batch_is_bounded_in_members(engine: sa.Engine) -> None:
     g = group(engine, members_max=2)
-
-    def first() -> None:
-        with g.unit() as uow:
-            insert(uow.connection, "first")
-            queued(g, 2)
-
-    def later(k: str) -> Callable[[], None]:
-        def body() -> None:
-            time.sleep(0.01)
-            with g.unit() as uow:
-                insert(uow.connection, k)
-
-        return body
-
-    assert in_threads(first, later("b"), later("c")) == [None, None, None]
+    staged = (opener(g, "first", 2), joiner(g, "b"), joiner(g, "c"))
+    assert in_threads(*staged) == [None, None, None]
     assert rows(engine) == {"first", "b", "c"}
     assert g.commits == 2
 
 
 def test_a_batch_is_bounded_in_age(engine: sa.Engine) -> None:
     g = group(engine, age_max_s=0.0)
-
-    def first() -> None:
-        with g.unit() as uow:
-            insert(uow.connection, "first")
-            queued(g, 1)
-
-    def later() -> None:
-        time.sleep(0.01)
-        with g.unit() as uow:
-            insert(uow.connection, "later")
-
-    assert in_threads(first, later) == [None, None]
+    assert in_threads(opener(g, "first", 1), joiner(g, "later")) == [None, None]
     assert g.commits == 2
 
 
@@ -254,19 +245,9 @@ def test_a_savepoint_that_cannot_begin_fails_the_batch_not_the_process(
     def broken(self: object, conn: sa.Connection) -> None:
         raise sa.exc.OperationalError("SAVEPOINT", {}, Exception("disk I/O error"))
 
-    def first() -> None:
-        with g.unit() as uow:
-            insert(uow.connection, "a")
-            queued(g, 1)
-
-    def joining() -> None:
-        time.sleep(0.01)
-        with g.unit() as uow:
-            insert(uow.connection, "never")
-
     with monkeypatch.context() as patch:
         patch.setattr(_Savepoint, "__init__", broken)
-        errors = in_threads(first, joining)
+        errors = in_threads(opener(g, "a", 1), joiner(g, "never"))
     first_error, joining_error = errors
     assert isinstance(first_error, GroupCommitFailed), first_error
     assert isinstance(first_error.__cause__, sa.exc.OperationalError)
@@ -290,12 +271,7 @@ def test_the_member_that_opens_a_batch_and_fails_takes_the_whole_transaction_alo
             queued(g, 1)
             raise ValueError("refused")
 
-    def joining() -> None:
-        time.sleep(0.01)
-        with g.unit() as uow:
-            insert(uow.connection, "b")
-
-    errors = in_threads(first, joining)
+    errors = in_threads(first, joiner(g, "b"))
     assert isinstance(errors[0], ValueError) and errors[1] is None
     assert rows(engine) == {"b"}
 
@@ -348,23 +324,13 @@ def test_a_member_failing_in_the_database_is_undone_and_the_batch_goes_on(
     to a savepoint: the member's savepoint restores it for the members after it."""
     g = group(engine)
 
-    def first() -> None:
-        with g.unit() as uow:
-            insert(uow.connection, "first")
-            queued(g, 2)
-
     def duplicate() -> None:
         time.sleep(0.01)
         with g.unit() as uow:
             insert(uow.connection, "mine")
             insert(uow.connection, "first")  # already there: the statement fails
 
-    def last() -> None:
-        time.sleep(0.05)
-        with g.unit() as uow:
-            insert(uow.connection, "last")
-
-    errors = in_threads(first, duplicate, last)
+    errors = in_threads(opener(g, "first", 2), duplicate, joiner(g, "last", after_s=0.05))
     assert errors[0] is None and errors[2] is None, errors
     assert isinstance(errors[1], sa.exc.IntegrityError)
     assert rows(engine) == {"first", "last"}
@@ -412,7 +378,7 @@ def test_an_opening_member_that_fails_on_a_breaking_connection_reports_its_own_e
     g._turn = _SlowReleaseTurn()  # type: ignore[assignment]
     seen: dict[str, object] = {}
 
-    def opener() -> None:
+    def failing_opener() -> None:
         rollback_fails_once_in("opener")
         with g.unit() as uow:
             insert(uow.connection, "undone")
@@ -426,25 +392,10 @@ def test_an_opening_member_that_fails_on_a_breaking_connection_reports_its_own_e
             time.sleep(0.2)  # the opener's thread must not end this batch meanwhile
             seen["turn_held"] = g._turn.lock.locked()  # type: ignore[attr-defined]
 
-    threads = [
-        threading.Thread(target=lambda: _record(seen, "opener", opener), name="opener"),
-        threading.Thread(target=lambda: _record(seen, "next", next_member), name="next"),
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    assert isinstance(seen["opener"], ValueError), seen
-    assert seen["next"] is None and seen["turn_held"] is True, seen
+    errors = in_threads(failing_opener, next_member, names=("opener", "next"))
+    assert isinstance(errors[0], ValueError), errors
+    assert errors[1] is None and seen["turn_held"] is True, (errors, seen)
     assert rows(engine) == {"b"}
-
-
-def _record(into: dict[str, object], key: str, body: Callable[[], None]) -> None:
-    try:
-        body()
-        into[key] = None
-    except BaseException as exc:
-        into[key] = exc
 
 
 def _kill_backend(engine: sa.Engine, conn: sa.Connection) -> None:
@@ -475,11 +426,6 @@ if POSTGRES_URL:  # a backend killed under the shared transaction
         waiting for the commit fails instead of waiting for ever."""
         g = group(pg_engine)
 
-        def first() -> None:
-            with g.unit() as uow:
-                insert(uow.connection, "first")
-                queued(g, 1)
-
         def second() -> None:
             time.sleep(0.01)
             with g.unit() as uow:
@@ -487,7 +433,7 @@ if POSTGRES_URL:  # a backend killed under the shared transaction
                 _kill_backend(pg_engine, uow.connection)
                 raise ValueError("refused")
 
-        errors = in_threads(first, second)
+        errors = in_threads(opener(g, "first", 1), second)
         assert isinstance(errors[0], GroupCommitFailed), errors
         assert errors[1] is not None
         assert rows(pg_engine) == set()
