@@ -31,11 +31,17 @@ def _other_thread_can_write(engine: sa.Engine) -> bool:
     return done.wait(10)
 
 
-@pytest.mark.parametrize("ending", ["commit", "rollback", "error", "invalidate", "dead_driver"])
-def test_writer_lock_is_released_however_the_transaction_ends(tmp_path: Path, ending: str) -> None:
-    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'lock.db'}")
+def _with_table_t(url: str) -> sa.Engine:
+    """An engine on ``url``, whose database has the table ``t (x INTEGER)``."""
+    engine = create_engine_from_url(url)
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    return engine
+
+
+@pytest.mark.parametrize("ending", ["commit", "rollback", "error", "invalidate", "dead_driver"])
+def test_writer_lock_is_released_however_the_transaction_ends(tmp_path: Path, ending: str) -> None:
+    engine = _with_table_t(f"sqlite:///{tmp_path / 'lock.db'}")
     # this test's own (main) thread takes the lock: a leak would block every other thread
     try:
         with engine.connect() as conn:
@@ -123,9 +129,7 @@ def test_a_writer_killed_mid_transaction_frees_the_queue(tmp_path: Path) -> None
     """Another process's writer dies holding both locks: the kernel lets them go, and this
     process writes; the dead writer's uncommitted row is not there."""
     url = f"sqlite:///{tmp_path / 'k.db'}"
-    engine = create_engine_from_url(url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    engine = _with_table_t(url)
     with _writer_left_open(url) as child:
         assert not _other_process_can_take_the_queue(tmp_path / "k.db")
         child.send_signal(signal.SIGKILL)
@@ -199,9 +203,7 @@ def test_an_in_memory_database_still_gets_its_own_pool(url: str) -> None:
 
 
 def test_a_transaction_ended_by_another_thread_frees_the_queue(tmp_path: Path) -> None:
-    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'x.db'}")
-    with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    engine = _with_table_t(f"sqlite:///{tmp_path / 'x.db'}")
     conn = engine.connect()
     begun = threading.Thread(target=lambda: conn.exec_driver_sql("INSERT INTO t VALUES (1)"))
     begun.start()
@@ -248,9 +250,7 @@ def test_a_transaction_left_open_in_another_process_fails_writers_instead_of_han
 
     monkeypatch.setattr(engine_module, "SQLITE_BUSY_TIMEOUT_MS", 1_000)
     url = f"sqlite:///{tmp_path / 'g.db'}"
-    engine = create_engine_from_url(url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    engine = _with_table_t(url)
     with _writer_left_open(url, busy_timeout_ms=1_000):
         assert not _other_process_can_take_the_queue(tmp_path / "g.db")
         with pytest.raises(sa.exc.OperationalError, match="locked"), engine.begin() as conn:
@@ -263,10 +263,7 @@ def test_a_transaction_left_open_in_another_process_fails_writers_instead_of_han
 @pytest.mark.timeout(120)
 def test_a_forked_child_does_not_keep_its_dead_parents_hold(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'f.db'}"
-    engine = create_engine_from_url(url)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
-    engine.dispose()
+    _with_table_t(url).dispose()
     parent = subprocess.Popen(
         [
             sys.executable,
