@@ -12,12 +12,13 @@ from nacl.signing import SigningKey
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from entrepot import __version__
+from entrepot.entrypoints.api.direct import CALLER, SCHEME, DirectRoutes, direct_routes
 from entrepot.entrypoints.api.problems import domain_error, http_error, validation_error
-from entrepot.entrypoints.api.routes import BULK_OPENAPI_SCHEMAS, router
+from entrepot.entrypoints.api.routes import BULK_OPENAPI_SCHEMAS, PAYMENT_PATH, router, scheme_of
 from entrepot.entrypoints.api.routes_risk import RiskApi
 from entrepot.entrypoints.api.routes_risk import router as risk_router
 from entrepot.entrypoints.api.routes_trade import router as trade_router
-from entrepot.entrypoints.api.security import SecurityMiddleware
+from entrepot.entrypoints.api.security import SecurityMiddleware, caller_dependency
 from entrepot.kernel.errors import DomainError
 from entrepot.payments import PaymentScheme
 from entrepot.payments.notify import signing_key
@@ -50,6 +51,18 @@ def create_app(
     app.state.callback_key = callback_key  # the scheme's key signing notifications
     app.state.trade = trade or TradeNetwork(scheme.engine, scheme, scheme.clock)
     app.state.risk = RiskApi.compose(scheme, app.state.trade, lending, decisions_dir, sanctions_dir)
+    # Added first, so inside the security middleware (ADR 0006).
+    app.add_middleware(
+        DirectRoutes,
+        api=app,
+        routes=direct_routes(
+            router.routes, PAYMENT_PATH, {CALLER: caller_dependency, SCHEME: scheme_of}
+        ),
+        resolve={
+            CALLER: lambda scope: scope["state"]["caller"],
+            SCHEME: lambda _: app.state.scheme,
+        },
+    )
     app.add_middleware(SecurityMiddleware, engine=scheme.engine)
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)

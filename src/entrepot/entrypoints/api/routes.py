@@ -601,9 +601,11 @@ def camt053(
     return Response(iso20022.camt053(statement), media_type=XML)
 
 
-# Starlette tries a router's routes in order, twice for an included router (once to find the
-# router, once the route), at a few microseconds each: the payment path's routes go first.
-# None of them matches another route's requests (tests/e2e/test_api.py checks every route).
+# The payment path: called directly, past FastAPI's router (direct.py, ADR 0006). What goes
+# to FastAPI still (an ill-formed request) finds them first: Starlette tries a router's routes
+# in order, twice for an included router, at a few microseconds each. None of them matches
+# another route's requests (tests/e2e/test_api.py checks every route), so either way a
+# request to one of them is that route's.
 PAYMENT_PATH = (
     ("GET", "/v1/parties/{party_type}/{party_id}"),
     ("POST", "/v1/quotes"),
