@@ -135,3 +135,40 @@ def test_seeded_evaluation_exact(screener: Screener) -> None:
             "transliteration": 1.0, "typo": 1.0,
         },
     }  # fmt: skip
+
+
+def test_a_party_screened_again_gets_the_same_screening_and_its_own_decision(
+    screener: Screener,
+) -> None:
+    sink = MemorySink()
+    logged = Screener(screener.index, sink=sink, remember=2)
+    maleki, other = make_party("Naser Maleki"), make_party("Aline Uwase", country="RW")
+    first = logged.screen(maleki)
+    assert logged.screen(other).decision == "clear"
+    again = logged.screen(make_party("Naser Maleki"))
+    assert (again.decision, again.best, again.candidates) == (
+        first.decision,
+        first.best,
+        first.candidates,
+    )
+    assert again.decision_id != first.decision_id  # each screening is logged on its own
+    assert len(sink.decisions) == 3
+    assert len(logged._memo) == 2  # bounded: the oldest goes first
+    logged.screen(make_party("Somebody Else"))
+    assert list(logged._memo) == [maleki, make_party("Somebody Else")]
+
+
+def test_screenings_are_not_reused_across_lists(screener: Screener) -> None:
+    """The lists replaced (a new index): what was screened against the old ones is not
+    reused. Stood in for by an index whose version differs."""
+    import copy
+
+    logged = Screener(screener.index)
+    assert logged.screen(make_party("Naser Maleki")).list_version == screener.index.version
+    newer = copy.copy(screener.index)
+    newer.version = "ofac-newer"
+    logged.index = newer
+    assert logged.screen(make_party("Naser Maleki")).list_version == "ofac-newer"
+    unremembering = Screener(screener.index, remember=0)
+    unremembering.screen(make_party("Naser Maleki"))
+    assert not unremembering._memo

@@ -20,7 +20,7 @@ import heapq
 import math
 import re
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -54,6 +54,8 @@ STRONG_THRESHOLD = 0.92
 #: Candidates scored in full per screening, after blocking.
 SHORTLIST_MAX = 60
 CANDIDATES_MAX = 10
+#: The latest screenings a screener keeps, by party (a payee is screened at every payment).
+SCREENINGS_REMEMBERED = 4096
 INITIAL_SIM = 0.9
 #: Similarity of two tokens (5+ letters) one edit apart (substitution, insertion, deletion or
 #: transposition of neighbours): a typo.
@@ -514,11 +516,22 @@ class Screener:
     """Screens parties against one watch list index; optionally logs every decision."""
 
     def __init__(
-        self, index: WatchListIndex, sink: DecisionSink | None = None, clock: Clock | None = None
+        self,
+        index: WatchListIndex,
+        sink: DecisionSink | None = None,
+        clock: Clock | None = None,
+        remember: int = SCREENINGS_REMEMBERED,
     ) -> None:
         self.index = index
         self.sink = sink
         self.clock = clock
+        # A screening is a function of the party and the index: the latest ``remember`` are
+        # kept, as a payment scheme screens the same merchants again and again (0: none, for
+        # benchmarks of the matching itself). Each screening is still logged as a decision.
+        self.remember = remember
+        self._memo: OrderedDict[Party, Screening] = OrderedDict()
+        self._memo_index = index
+        self._memo_lock = threading.Lock()
 
     @classmethod
     def from_directory(cls, directory: Path | str, **kwargs: Any) -> Screener:
@@ -539,19 +552,39 @@ class Screener:
         return results
 
     def _screen(self, party: Party) -> Screening:
+        if self.remember <= 0:
+            return self._match(party, self.index)
+        with self._memo_lock:
+            if self._memo_index is not self.index:  # the lists were replaced
+                self._memo.clear()
+                self._memo_index = self.index
+            hit = self._memo.get(party)
+            if hit is not None:
+                self._memo.move_to_end(party)
+                return hit
+            index = self.index
+        result = self._match(party, index)
+        with self._memo_lock:
+            if self._memo_index is index:
+                self._memo[party] = result
+                if len(self._memo) > self.remember:
+                    self._memo.popitem(last=False)
+        return result
+
+    def _match(self, party: Party, index: WatchListIndex) -> Screening:
         q_toks = tokens(party.name) or normalise(party.name).split()
         if not q_toks:
             raise EmptyName("the name to screen is empty", field="name")
-        q_weights = [self.index.weight(t) for t in q_toks]
+        q_weights = [index.weight(t) for t in q_toks]
         best_by_entry: dict[int, NameMatch] = {}
-        for n in self.index.shortlist(q_toks):
-            name = self.index.names[n]
+        for n in index.shortlist(q_toks):
+            name = index.names[n]
             m = score_name(q_toks, q_weights, name)
             seen = best_by_entry.get(name.entry)
             if seen is None or m.score > seen.score:
                 best_by_entry[name.entry] = m
         judged = [
-            _judge(self.index.entries[i], m, party)
+            _judge(index.entries[i], m, party)
             for i, m in best_by_entry.items()
             if m.score >= REVIEW_THRESHOLD - 0.1
         ]
@@ -563,7 +596,7 @@ class Screener:
             score=best.score if best else 0.0,
             best=best,
             candidates=tuple(judged[:CANDIDATES_MAX]),
-            list_version=self.index.version,
+            list_version=index.version,
         )
 
     def _decision(self, party: Party, result: Screening) -> Decision:
