@@ -23,16 +23,19 @@ import inspect
 import json
 import re
 import typing
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.datastructures import DefaultPlaceholder
 from fastapi.params import Depends
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -47,7 +50,7 @@ class _Direct:
     method: str
     regex: re.Pattern[str]
     convertors: dict[str, Any]  # Starlette's, by path parameter
-    endpoint: Callable[..., Any]
+    route: APIRoute
     is_async: bool
     params: tuple[tuple[str, str], ...]  # (argument name, role): a role is a path parameter's
     # name, "body", CALLER or SCHEME
@@ -66,6 +69,7 @@ def _role(
                 if meta.dependency is fn:
                     return role
             raise TypeError(f"{route.path}: dependency {meta.dependency!r} is not direct")
+        raise TypeError(f"{route.path}: parameter {name}: {meta!r} is not direct")
     path_params = {p.name for p in route.dependant.path_params}
     if name in path_params and hint is str:
         return name
@@ -75,22 +79,48 @@ def _role(
     raise TypeError(f"{route.path}: parameter {name}: {hint!r} is not direct")
 
 
-def _direct(route: APIRoute, method: str, dependencies: dict[str, Callable[..., Any]]) -> _Direct:
-    endpoint = route.endpoint
-    hints = typing.get_type_hints(endpoint, include_extras=True)
-    params = tuple(
-        (name, _role(route, name, hints[name], dependencies))
-        for name in inspect.signature(endpoint).parameters
-    )
-    body = next((hints[n] for n, role in params if role == "body"), None)
+#: What a direct route leaves as FastAPI's defaults: it serialises as they do.
+_DEFAULT_RESPONSE = {
+    "response_model_include": None,
+    "response_model_exclude": None,
+    "response_model_by_alias": True,
+    "response_model_exclude_unset": False,
+    "response_model_exclude_defaults": False,
+    "response_model_exclude_none": False,
+}
+
+
+def _refuse_options(route: APIRoute) -> None:
+    """``TypeError`` for a route option FastAPI would honour and direct dispatch would not."""
+    if route.dependencies:
+        raise TypeError(f"{route.path}: route dependencies are not direct")
+    for option, default in _DEFAULT_RESPONSE.items():
+        if getattr(route, option) != default:
+            raise TypeError(f"{route.path}: {option} is not direct")
+    if not isinstance(route.response_class, DefaultPlaceholder):
+        raise TypeError(f"{route.path}: response_class is not direct")
     if route.response_model is None:
         raise TypeError(f"{route.path}: a direct route declares its response model")
+    if getattr(route, "_embed_body_fields", False):
+        raise TypeError(f"{route.path}: an embedded body is not direct")
+
+
+def _direct(route: APIRoute, method: str, dependencies: dict[str, Callable[..., Any]]) -> _Direct:
+    _refuse_options(route)
+    endpoint = route.endpoint
+    hints = typing.get_type_hints(endpoint, include_extras=True)
+    signature = inspect.signature(endpoint).parameters
+    for name, parameter in signature.items():
+        if parameter.default is not inspect.Parameter.empty:  # Path(...), Body(...), a value
+            raise TypeError(f"{route.path}: parameter {name} has a default: not direct")
+    params = tuple((name, _role(route, name, hints[name], dependencies)) for name in signature)
+    body = next((hints[n] for n, role in params if role == "body"), None)
     adapter: TypeAdapter[Any] = TypeAdapter(route.response_model)
     return _Direct(
         method=method,
         regex=route.path_regex,
         convertors=route.param_convertors,
-        endpoint=endpoint,
+        route=route,
         is_async=inspect.iscoroutinefunction(endpoint),
         params=params,
         body=body,
@@ -114,6 +144,8 @@ def direct_routes(
         ]
         if len(match) != 1:
             raise LookupError(f"{method} {path}: {len(match)} routes, not one")
+        if match[0].endpoint is None:
+            raise TypeError(f"{method} {path}: no endpoint")
         found.append(_direct(match[0], method, dependencies))
     return found
 
@@ -122,7 +154,8 @@ class DirectRoutes:
     """ASGI middleware: the payment path's routes called directly; the rest to FastAPI.
 
     ``resolve`` maps a dependency role to its value for a request (the caller from the
-    scope's state, the scheme from the application)."""
+    scope's state, the scheme from the application). ``routes`` come from the router that
+    ``api`` includes as it is (no prefix, no dependencies of the inclusion's own)."""
 
     def __init__(
         self,
@@ -131,6 +164,8 @@ class DirectRoutes:
         routes: list[_Direct],
         resolve: dict[str, Callable[[Scope], Any]],
     ) -> None:
+        if api.router.dependencies:
+            raise TypeError("application-wide dependencies are not direct")
         self.app = app
         self.api = api
         self.resolve = resolve
@@ -139,7 +174,12 @@ class DirectRoutes:
             self.by_method.setdefault(d.method, []).append(d)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("query_string"):
+        if (
+            scope["type"] != "http"
+            or scope.get("query_string")
+            or scope.get("root_path")  # mounted below a prefix: FastAPI strips it
+            or self.api.dependency_overrides  # tests that replace a dependency
+        ):
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
@@ -169,27 +209,37 @@ class DirectRoutes:
                 kwargs[name] = self.resolve[role](scope)
             else:
                 kwargs[name] = path_params[role]
+        endpoint = d.route.endpoint
         try:
             if d.is_async:
-                result = await d.endpoint(**kwargs)
+                result = await endpoint(**kwargs)
             else:
-                result = await run_in_threadpool(d.endpoint, **kwargs)
+                result = await run_in_threadpool(endpoint, **kwargs)
         except Exception as exc:
             handler = self._handler(exc)
             if handler is None:
                 raise
-            answer = handler(Request(scope, receive), exc)
-            response = await answer if inspect.isawaitable(answer) else answer
-        else:
-            response = Response(d.dump(result), d.status, media_type="application/json")
-        await response(scope, receive, send)
+            # What the router would have put in the scope, for a handler that reads it.
+            routed = {**scope, "path_params": path_params, "endpoint": endpoint, "route": d.route}
+            request = Request(routed, receive)
+            if inspect.iscoroutinefunction(handler):
+                response = await handler(request, exc)
+            else:
+                response = await run_in_threadpool(handler, request, exc)
+            if response is not None:
+                await response(routed, receive, send)
+            return
+        await Response(d.dump(result), d.status, media_type="application/json")(
+            scope, receive, send
+        )
 
-    def _handler(
-        self, exc: Exception
-    ) -> Callable[[Request, Exception], Response | Awaitable[Response]] | None:
-        """The application's handler for ``exc``, looked up as Starlette does (by the
-        exception's classes, most specific first)."""
+    def _handler(self, exc: Exception) -> Callable[..., Any] | None:
+        """The application's handler for ``exc``, looked up as Starlette's exception
+        middleware does: an HTTP exception's status code first, then the exception's classes,
+        most specific first (a handler for ``Exception`` is the server-error middleware's)."""
         handlers = self.api.exception_handlers
+        if isinstance(exc, HTTPException) and exc.status_code in handlers:
+            return handlers[exc.status_code]
         for cls in type(exc).__mro__:
             if cls in handlers and cls is not Exception:
                 return handlers[cls]
@@ -197,22 +247,22 @@ class DirectRoutes:
 
 
 async def _body(receive: Receive) -> tuple[bytes, Receive]:
-    """The request's body, and a ``receive`` that hands it over again."""
+    """The request's body, and a ``receive`` that hands it over again. A client gone before
+    the end raises ``ClientDisconnect``, as Starlette's ``Request.body`` does."""
     chunks = []
-    first: list[Message] = []
+    messages: list[Message] = []
     while True:
         message = await receive()
-        first.append(message)
         if message["type"] != "http.request":
-            break
+            raise ClientDisconnect()
+        messages.append(message)
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             break
-    pending = list(first)
 
     async def replay() -> Message:
-        if pending:
-            return pending.pop(0)
+        if messages:
+            return messages.pop(0)
         return await receive()
 
     return b"".join(chunks), replay
@@ -220,17 +270,16 @@ async def _body(receive: Receive) -> tuple[bytes, Receive]:
 
 def _validated(model: type[BaseModel], raw: bytes, scope: Scope) -> BaseModel | None:
     """The body as FastAPI would validate it (``json.loads``, then the model in Python mode),
-    or None where FastAPI would answer otherwise than by calling the endpoint."""
-    content_type = b""
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            content_type = value
-    if content_type and content_type.split(b";")[0].strip().lower() != b"application/json":
+    or None where FastAPI would answer otherwise than by calling the endpoint: a content type
+    missing, empty or other than JSON (the first header, as Starlette reads it), a body that
+    does not parse (however: nested too deep is a ``RecursionError``) or does not validate."""
+    content_type = Headers(scope=scope).get("content-type", "")
+    if content_type.partition(";")[0].strip().lower() != "application/json":
         return None
     try:
         return model.model_validate(json.loads(raw))
-    except (ValueError, ValidationError):  # JSONDecodeError and UnicodeDecodeError are
-        return None  # ValueErrors
+    except Exception:  # FastAPI's answer: 400 or 422
+        return None
 
 
 __all__ = ["CALLER", "SCHEME", "DirectRoutes", "direct_routes"]
