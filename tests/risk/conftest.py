@@ -51,4 +51,6 @@ def synthetic_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def screener() -> Screener:
     if not (SANCTIONS / "ofac_sdn.csv").is_file():
         pytest.skip("the OFAC snapshot is not on this machine")
-    return Screener.from_directory(SANCTIONS)
+    # Shared by the session's tests: it remembers nothing, so that no test's answer comes
+    # from another's screening (what it remembers is tested on screeners of their own).
+    return Screener.from_directory(SANCTIONS, remember=0)

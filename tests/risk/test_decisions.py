@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
+import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,3 +118,133 @@ def test_a_decision_as_a_dict_holds_every_field_and_reads_back() -> None:
     raw = decision.to_dict()
     assert list(raw) == [f.name for f in dataclasses.fields(Decision)]
     assert Decision.from_dict(json.loads(json.dumps(raw))) == decision
+
+
+def test_an_fsync_that_fails_fails_every_batch_it_was_to_cover(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two batches written, then one fsync for both fails: both appends raise (a later fsync's
+    success would not prove their pages reached the disk); a batch after them is synced."""
+    sink = JsonlSink(tmp_path)
+    calls: list[int] = []
+    both_written = threading.Barrier(2)
+
+    def fsync(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "I/O error")
+
+    # The first append holds the fsync lock until the second has written.
+    real_sync = JsonlSink._sync
+
+    def sync(self: JsonlSink, fd: int, where: tuple[int, int], mine: int) -> None:
+        both_written.wait()
+        real_sync(self, fd, where, mine)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(JsonlSink, "_sync", sync)
+    errors: list[BaseException] = []
+
+    def one(n: int) -> None:
+        try:
+            sink.append(_sanctions(n))
+        except OSError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(errors) == 2 and all(e.errno == errno.EIO for e in errors)
+    assert len(calls) == 1  # the second was told by the first's failure, not by a retry
+    monkeypatch.setattr(JsonlSink, "_sync", real_sync)
+    sink.append(_sanctions(3))  # a later batch: its own fsync, which succeeds
+    assert len(calls) == 2
+
+
+def test_a_write_that_fails_half_way_leaves_the_next_batch_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    sink = JsonlSink(tmp_path)
+    sink.append(_sanctions(1))
+    real_write = os.write
+
+    def half(fd: int, data: Any) -> int:
+        real_write(fd, bytes(data)[:40])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", half)
+    with pytest.raises(OSError, match="No space"):
+        sink.append(_sanctions(2))
+    monkeypatch.setattr(os, "write", real_write)
+    sink.append(_sanctions(3))
+    assert [d.inputs["n"] for d in sink] == [1, 3]  # the fragment skipped, 3 whole
+    assert "not a decision, skipped" in caplog.text
+
+
+def test_a_line_still_being_written_is_left_for_later(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sink = JsonlSink(tmp_path)
+    sink.append(_sanctions(1))
+    with sink.path.open("a") as handle:
+        handle.write('{"decision_id": "half')  # another process, mid-write
+    assert [d.inputs["n"] for d in sink] == [1]
+    assert "skipped" not in caplog.text  # not a fragment: the rest of a line to come
+
+
+def test_a_forked_child_can_append_though_a_thread_held_the_lock_at_the_fork(
+    tmp_path: Path,
+) -> None:
+    sink = JsonlSink(tmp_path)
+    sink._sync_lock.acquire()  # as if another thread were in the middle of an fsync
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: append, or be killed by the alarm
+            signal.alarm(5)
+            try:
+                sink.append(_sanctions(2))
+            finally:
+                os._exit(0)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        sink._sync_lock.release()
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert [d.inputs["n"] for d in sink] == [2]
+
+
+def test_a_batch_in_a_log_moved_away_is_synced_in_that_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writes to the log; the log is moved away; B writes to the new one and syncs it; then
+    A syncs: B's fsync did not cover A's file, so A's own does."""
+    sink = JsonlSink(tmp_path)
+    synced_files: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced_files.append(os.fstat(fd).st_ino)
+        real_fsync(fd)
+
+    real_sync = JsonlSink._sync
+    b_done = threading.Event()
+
+    def sync(self: JsonlSink, fd: int, where: tuple[int, int], mine: int) -> None:
+        if mine == 1:  # A: wait until the log has moved and B is durable
+            b_done.wait(5)
+        real_sync(self, fd, where, mine)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(JsonlSink, "_sync", sync)
+    a = threading.Thread(target=sink.append, args=(_sanctions(1),))
+    a.start()
+    while not sink.path.exists() or not sink.path.read_bytes().endswith(b"\n"):
+        time.sleep(0.001)
+    old_inode = sink.path.stat().st_ino
+    sink.path.rename(tmp_path / "decisions.1.jsonl")
+    sink.append(_sanctions(2))
+    b_done.set()
+    a.join()
+    assert old_inode in synced_files
+    assert synced_files[-1] == old_inode  # A's, after B's

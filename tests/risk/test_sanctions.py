@@ -172,3 +172,22 @@ def test_screenings_are_not_reused_across_lists(screener: Screener) -> None:
     unremembering = Screener(screener.index, remember=0)
     unremembering.screen(make_party("Naser Maleki"))
     assert not unremembering._memo
+
+
+def test_remembered_screenings_tell_parties_apart_by_every_field(screener: Screener) -> None:
+    """The same name with another date of birth, country or type is another party: each is
+    screened as a screener that remembers nothing would."""
+    remembering = Screener(screener.index)
+    fresh = Screener(screener.index, remember=0)
+    parties = [
+        make_party("Naser Maleki"),
+        make_party("Naser Maleki", dob="1960-05-01"),
+        make_party("Naser Maleki", dob="1990-05-01"),
+        make_party("Naser Maleki", dob="1960-05-01", country="IR"),
+        make_party("Naser Maleki", country="FR"),
+        make_party("Naser Maleki", party_type="entity"),
+    ]
+    for party in parties * 2:  # the second time from memory
+        got, want = remembering.screen(party), fresh.screen(party)
+        assert (got.decision, got.score, got.best) == (want.decision, want.score, want.best)
+    assert len({remembering.screen(p).decision for p in parties}) > 1

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,8 @@ from typing import Any, Protocol
 from entrepot.kernel.clock import Clock, SystemClock, ns_to_datetime
 from entrepot.kernel.ids import new_id
 from entrepot.risk.errors import UnknownDecision
+
+log = logging.getLogger(__name__)
 
 DECISION_KINDS = ("credit", "sanctions", "fraud")
 LOG_FILE_NAME = "decisions.jsonl"
@@ -88,20 +92,33 @@ class MemorySink:
 
 
 class JsonlSink:
-    """Append-only JSON lines under ``directory``. ``append`` returns once its batch is written
-    (one ``write`` on an ``O_APPEND`` descriptor, whole lines, never interleaved with another
-    writer's) and fsynced. Threads appending at once share an fsync: the first to reach it
-    syncs every batch written so far, the others find theirs already durable (group commit,
-    as the scheme's writes). The file stays open; replaced or removed, it is opened again."""
+    """Append-only JSON lines under ``directory``. ``append`` returns once its batch is in the
+    file, whole, and fsynced; or raises. Threads appending at once share an fsync: the first
+    to reach it syncs every batch written to that file so far, the others find theirs
+    already durable (group commit, as the scheme's writes).
+
+    Each append opens the file (``O_APPEND``), writes its batch, syncs or is covered, and
+    closes: a log moved away or removed is started again at its path, and no descriptor
+    outlives the call. A batch is covered by another's fsync only if it went to the same file
+    (device and inode) before that fsync began. An fsync that fails fails every batch it was
+    to cover: the kernel may have dropped their pages, so a later fsync's success would not
+    prove them durable. A write that fails half-way leaves a fragment: the next batch starts
+    on a new line, and readers skip what does not parse (:meth:`__iter__`)."""
 
     def __init__(self, directory: Path) -> None:
         self.path = Path(directory) / LOG_FILE_NAME
-        self._lock = threading.Lock()  # the descriptor and the counters
+        self._reset()
+        _SINKS.add(self)
+
+    def _reset(self) -> None:
+        """Fresh locks and counters (also in a forked child: a lock another thread held at
+        the fork would never be released there)."""
+        self._lock = threading.Lock()  # the counters; one write at a time
         self._sync_lock = threading.Lock()  # one fsync at a time
-        self._fd: int | None = None
-        self._pid = 0
         self._written = 0  # batches written through this sink
-        self._synced = 0  # of which known durable
+        self._synced: tuple[tuple[int, int], int] = ((0, 0), 0)  # file, batches up to: durable
+        self._failed: tuple[tuple[int, int], int, OSError] | None = None  # file, up to, error
+        self._torn = False  # a write failed half-way: start the next on a new line
 
     def append(self, decisions: Sequence[Decision]) -> None:
         if not decisions:
@@ -109,46 +126,77 @@ class JsonlSink:
         blob = "".join(json.dumps(d.to_dict(), sort_keys=True) + "\n" for d in decisions).encode(
             "utf-8"
         )
-        with self._lock:
-            fd = self._descriptor()
-            _write_all(fd, blob)
-            self._written += 1
-            mine = self._written
-        with self._sync_lock:
-            if self._synced >= mine:
-                return  # an fsync that started after our write covered it
+        fd = self._open()
+        try:
             with self._lock:
-                upto, fd = self._written, self._descriptor()
-            os.fsync(fd)
-            self._synced = upto
-
-    def _descriptor(self) -> int:
-        """The open log (under ``_lock``): opened again after a fork, or when the path no
-        longer names the file it was opened as."""
-        fd = self._fd
-        if fd is not None and self._pid != os.getpid():
-            os.close(fd)  # the parent's: it syncs what it wrote
-        elif fd is not None:
-            try:
-                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
-            except FileNotFoundError:
-                same = False
-            if same:
-                return fd
-            os.fsync(fd)  # batches written there and not yet synced: durable before we let go
+                if self._torn:
+                    blob = b"\n" + blob
+                self._torn = True  # until the whole batch is written
+                _write_all(fd, blob)
+                self._torn = False
+                self._written += 1
+                mine = self._written
+            stat = os.fstat(fd)
+            self._sync(fd, (stat.st_dev, stat.st_ino), mine)
+        finally:
             os.close(fd)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        self._pid = os.getpid()
-        return self._fd
+
+    def _open(self) -> int:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        try:
+            return os.open(self.path, flags, 0o644)
+        except FileNotFoundError:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, flags, 0o644)
+
+    def _sync(self, fd: int, where: tuple[int, int], mine: int) -> None:
+        with self._sync_lock:
+            failed = self._failed
+            if failed is not None and failed[0] == where and mine <= failed[1]:
+                raise OSError(
+                    failed[2].errno, f"the decision log could not be synced: {failed[2]}"
+                ) from failed[2]
+            synced_where, synced_upto = self._synced
+            if synced_where == where and mine <= synced_upto:
+                return  # an fsync of this file, begun after our write, covered it
+            with self._lock:
+                upto = self._written  # every batch written so far, ours among them
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                self._failed = (where, upto, exc)
+                raise
+            self._synced = (where, upto)
 
     def __iter__(self) -> Iterator[Decision]:
+        """Every whole decision. A last line without its newline is still being written, and
+        is left for later; a line that does not parse (a fragment of a write that failed
+        half-way) is skipped with a warning."""
         if not self.path.exists():
             return
-        with self.path.open(encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
-                    yield Decision.from_dict(json.loads(line))
+        with self.path.open(encoding="utf-8", errors="replace") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.endswith("\n"):
+                    return
+                if not line.strip():
+                    continue
+                try:
+                    decision = Decision.from_dict(json.loads(line))
+                except (ValueError, KeyError, TypeError, AssertionError):
+                    log.warning("%s, line %d: not a decision, skipped", self.path, number)
+                    continue
+                yield decision
+
+
+_SINKS: weakref.WeakSet[JsonlSink] = weakref.WeakSet()
+
+
+def _reset_sinks_after_fork() -> None:
+    for sink in list(_SINKS):
+        sink._reset()
+
+
+os.register_at_fork(after_in_child=_reset_sinks_after_fork)
 
 
 def _write_all(fd: int, blob: bytes) -> None:
