@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import gc
 import json
 import os
 import signal
@@ -248,3 +249,24 @@ def test_a_batch_in_a_log_moved_away_is_synced_in_that_file(
     a.join()
     assert old_inode in synced_files
     assert synced_files[-1] == old_inode  # A's, after B's
+
+
+def _open_on(path: Path) -> int:
+    """How many of this process's descriptors are open on ``path``."""
+    fds = Path("/proc/self/fd")
+    return sum(1 for fd in fds.iterdir() if os.path.realpath(fd) == str(path.resolve()))
+
+
+def test_the_log_stays_open_once_and_is_let_go(tmp_path: Path) -> None:
+    sink = JsonlSink(tmp_path)
+    for n in range(3):
+        sink.append(_sanctions(n))
+    assert _open_on(sink.path) == 1  # one descriptor, kept: no duplicate left behind
+    sink.close()
+    assert _open_on(sink.path) == 0
+    sink.append(_sanctions(3))
+    assert [d.inputs["n"] for d in sink] == [0, 1, 2, 3]
+    path = sink.path
+    del sink
+    gc.collect()
+    assert _open_on(path) == 0  # a sink dropped lets its descriptor go

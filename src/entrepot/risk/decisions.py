@@ -9,6 +9,7 @@ in the clear is what explains the outcome: the model or list version, the score 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -97,28 +98,40 @@ class JsonlSink:
     to reach it syncs every batch written to that file so far, the others find theirs
     already durable (group commit, as the scheme's writes).
 
-    Each append opens the file (``O_APPEND``), writes its batch, syncs or is covered, and
-    closes: a log moved away or removed is started again at its path, and no descriptor
-    outlives the call. A batch is covered by another's fsync only if it went to the same file
-    (device and inode) before that fsync began. An fsync that fails fails every batch it was
-    to cover: the kernel may have dropped their pages, so a later fsync's success would not
-    prove them durable. A write that fails half-way leaves a fragment: the next batch starts
-    on a new line, and readers skip what does not parse (:meth:`__iter__`)."""
+    The log stays open (closing the last writer's descriptor makes ext4 drop the file's block
+    preallocation, and every append then allocated anew: more to journal at each fsync); each
+    append writes and syncs through a duplicate of that descriptor of its own, closed when it
+    returns. A log moved away or removed is opened again at its path. A batch is covered by
+    another's fsync only if it went to the same file (device and inode) before that fsync
+    began. An fsync that fails fails every batch it was to cover: the kernel may have dropped
+    their pages, so a later fsync's success would not prove them durable. A write that fails
+    half-way leaves a fragment: the next batch starts on a new line, and readers skip what
+    does not parse (:meth:`__iter__`)."""
 
     def __init__(self, directory: Path) -> None:
         self.path = Path(directory) / LOG_FILE_NAME
+        self._fd: int | None = None
+        self._closer: weakref.finalize[Any, Any] | None = None
         self._reset()
         _SINKS.add(self)
 
     def _reset(self) -> None:
         """Fresh locks and counters (also in a forked child: a lock another thread held at
         the fork would never be released there)."""
-        self._lock = threading.Lock()  # the counters; one write at a time
+        self._lock = threading.Lock()  # the descriptor and the counters; one write at a time
         self._sync_lock = threading.Lock()  # one fsync at a time
         self._written = 0  # batches written through this sink
         self._synced: tuple[tuple[int, int], int] = ((0, 0), 0)  # file, batches up to: durable
         self._failed: tuple[tuple[int, int], int, OSError] | None = None  # file, up to, error
         self._torn = False  # a write failed half-way: start the next on a new line
+
+    def _after_fork(self) -> None:
+        """In a forked child: its own locks, and its own descriptor when it first appends."""
+        self._reset()
+        if self._closer is not None:
+            self._closer()  # the child's copy of the parent's descriptor
+            self._closer = None
+        self._fd = None
 
     def append(self, decisions: Sequence[Decision]) -> None:
         if not decisions:
@@ -126,9 +139,9 @@ class JsonlSink:
         blob = "".join(json.dumps(d.to_dict(), sort_keys=True) + "\n" for d in decisions).encode(
             "utf-8"
         )
-        fd = self._open()
-        try:
-            with self._lock:
+        with self._lock:
+            fd = os.dup(self._shared())
+            try:
                 if self._torn:
                     blob = b"\n" + blob
                 self._torn = True  # until the whole batch is written
@@ -136,18 +149,50 @@ class JsonlSink:
                 self._torn = False
                 self._written += 1
                 mine = self._written
+            except BaseException:
+                os.close(fd)
+                raise
+        try:
             stat = os.fstat(fd)
             self._sync(fd, (stat.st_dev, stat.st_ino), mine)
         finally:
             os.close(fd)
 
+    def _shared(self) -> int:
+        """The open log (under ``_lock``); opened again when the path no longer names the file
+        it was opened as. The new one is open before the old one is closed: a descriptor
+        number is never left pointing at nothing, or at someone else's file."""
+        fd = self._fd
+        if fd is not None:
+            try:
+                if os.path.samestat(os.fstat(fd), os.stat(self.path)):
+                    return fd
+            except FileNotFoundError:
+                pass
+        new = self._open()
+        closer, self._fd = self._closer, new
+        self._closer = weakref.finalize(self, _close_quietly, new)
+        if closer is not None:
+            closer()  # the old file: batches written there sync through their own duplicates
+        return new
+
     def _open(self) -> int:
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        """The log, opened for appending; created (and its folder) only when missing: an
+        open with ``O_CREAT`` takes the folder's lock, even for a file that exists."""
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
         try:
-            return os.open(self.path, flags, 0o644)
+            return os.open(self.path, flags)
         except FileNotFoundError:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            return os.open(self.path, flags, 0o644)
+            return os.open(self.path, flags | os.O_CREAT, 0o644)
+
+    def close(self) -> None:
+        """Let the log's descriptor go (the next append opens it again)."""
+        with self._lock:
+            if self._closer is not None:
+                self._closer()
+                self._closer = None
+            self._fd = None
 
     def _sync(self, fd: int, where: tuple[int, int], mine: int) -> None:
         with self._sync_lock:
@@ -193,7 +238,12 @@ _SINKS: weakref.WeakSet[JsonlSink] = weakref.WeakSet()
 
 def _reset_sinks_after_fork() -> None:
     for sink in list(_SINKS):
-        sink._reset()
+        sink._after_fork()
+
+
+def _close_quietly(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
 
 
 os.register_at_fork(after_in_child=_reset_sinks_after_fork)
