@@ -6,7 +6,10 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
+
 from entrepot.entrypoints.api.app import create_app
+from entrepot.entrypoints.api.security import SecurityMiddleware
 from entrepot.payments import PaymentScheme
 from entrepot.payments.credentials import issue_credential
 
@@ -91,3 +94,27 @@ def test_a_dropped_upload_is_not_answered_stored_or_held_against_the_retry(
     assert _status(again) == [201]
     (start,) = [m for m in again if isinstance(m, dict) and m["type"] == "http.response.start"]
     assert (b"idempotent-replayed", b"true") in start["headers"]
+
+
+def test_an_idempotent_answer_is_stored_off_the_event_loop(
+    scheme: PaymentScheme, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storing the answer to an Idempotency-Key is a write: it waits for the write lock and
+    its fsync, which on the event loop would stall every other request of the worker."""
+    on_loop: list[bool] = []
+    store = SecurityMiddleware._store
+
+    def spy(self: SecurityMiddleware, *args: Any) -> None:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        store(self, *args)
+
+    monkeypatch.setattr(SecurityMiddleware, "_store", spy)
+    token = issue_credential(scheme.engine, "mtn-rw").token
+    app = create_app(scheme)
+    assert _status(_post(app, token, [QUOTE])) == [201]
+    assert _status(_post(app, token, [QUOTE])) == [201]  # replayed: stored the first time
+    assert on_loop == [False]
