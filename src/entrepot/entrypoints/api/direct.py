@@ -35,9 +35,11 @@ from pydantic import BaseModel, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from entrepot.entrypoints.api.asgi import read_body, replay_body
 
 # A parameter's role, from its annotation: the path parameter of that name, the body, or one
 # of the dependencies below (by the function each depends on).
@@ -196,7 +198,8 @@ class DirectRoutes:
     ) -> None:
         body: BaseModel | None = None
         if d.body is not None:
-            raw, receive = await _body(receive)
+            raw = await read_body(receive)
+            receive = replay_body(raw, receive)
             body = _validated(d.body, raw, scope)
             if body is None:  # FastAPI answers it, with its own error
                 await self.app(scope, receive, send)
@@ -244,28 +247,6 @@ class DirectRoutes:
             if cls in handlers and cls is not Exception:
                 return handlers[cls]
         return None
-
-
-async def _body(receive: Receive) -> tuple[bytes, Receive]:
-    """The request's body, and a ``receive`` that hands it over again. A client gone before
-    the end raises ``ClientDisconnect``, as Starlette's ``Request.body`` does."""
-    chunks = []
-    messages: list[Message] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            raise ClientDisconnect()
-        messages.append(message)
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-
-    async def replay() -> Message:
-        if messages:
-            return messages.pop(0)
-        return await receive()
-
-    return b"".join(chunks), replay
 
 
 def _validated(model: type[BaseModel], raw: bytes, scope: Scope) -> BaseModel | None:

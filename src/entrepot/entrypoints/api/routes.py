@@ -4,8 +4,7 @@ caller (from the credentials) scopes every read and write."""
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -16,6 +15,7 @@ from pydantic_core import to_json
 
 from entrepot.entrypoints.api import convert as cv
 from entrepot.entrypoints.api import schemas as s
+from entrepot.entrypoints.api.asgi import run_read
 from entrepot.entrypoints.api.security import caller_dependency
 from entrepot.kernel.clock import NS_PER_S, parse_time
 from entrepot.kernel.money import format_amount, get_currency, parse_amount
@@ -32,7 +32,6 @@ from entrepot.payments.bulk import BulkItem, bulk_transfers
 from entrepot.payments.credentials import issue_credential
 from entrepot.payments.errors import InvalidPaymentInput, NotYours, PartyNotFound, QuoteNotFound
 from entrepot.payments.notify import public_key_b64
-from entrepot.storage.engine import is_sqlite
 
 _PROBLEM: dict[str, object] = {
     "description": "An error: application/problem+json with a stable code",
@@ -42,8 +41,6 @@ router = APIRouter(
     prefix="/v1",
     responses={status: _PROBLEM for status in (400, 401, 403, 404, 409, 422)},
 )
-P = ParamSpec("P")
-T = TypeVar("T")
 Caller = Annotated[str, Depends(caller_dependency)]
 WindowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 XML = "application/xml"
@@ -56,18 +53,6 @@ async def scheme_of(request: Request) -> PaymentScheme:
 
 
 Scheme = Annotated[PaymentScheme, Depends(scheme_of)]
-
-
-async def run_read(
-    scheme: PaymentScheme, read: Callable[P, T], *args: P.args, **kwargs: P.kwargs
-) -> T:
-    """Run a read of one or two indexed queries: on an embedded database (SQLite), on the
-    event loop (it takes less time than handing it to a worker thread and back, about 0.2 ms
-    of the loop's time per request); over a network (PostgreSQL), in the thread pool, so
-    that a slow server cannot stall every other request of the worker."""
-    if is_sqlite(scheme.engine):
-        return read(*args, **kwargs)
-    return await run_in_threadpool(read, *args, **kwargs)
 
 
 def _operator(caller: str) -> None:
@@ -227,7 +212,7 @@ def register_party(
 async def lookup_party(
     party_type: str, party_id: str, caller: Caller, scheme: Scheme
 ) -> s.PartyOut:
-    return cv.party(await run_read(scheme, scheme.lookup_party, party_type, party_id))
+    return cv.party(await run_read(scheme.engine, scheme.lookup_party, party_type, party_id))
 
 
 @router.delete("/parties/{party_type}/{party_id}", status_code=204)

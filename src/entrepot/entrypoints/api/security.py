@@ -24,14 +24,15 @@ from nacl.signing import VerifyKey
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import URL, Headers
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from entrepot.entrypoints.api.asgi import read_body, replay_body, run_read
 from entrepot.entrypoints.api.problems import problem
 from entrepot.payments import store as st
 from entrepot.payments.credentials import VerifiedCaller, verify_token
-from entrepot.storage.engine import is_sqlite, read_connection
+from entrepot.storage.engine import read_connection
 
 PUBLIC_PATHS = ("/docs", "/openapi.json", "/redoc", "/health")
 CACHE_S = 30.0
@@ -77,7 +78,7 @@ class SecurityMiddleware:
             )
             await response(scope, receive, send)
             return
-        body = await _read_body(receive)
+        body = await read_body(receive)
         method: str = scope["method"]
         if caller.public_key is not None:
             signed_path = URL(scope=scope).path  # as clients sign it (request.url.path)
@@ -86,18 +87,15 @@ class SecurityMiddleware:
                 await problem(401, "bad_signature", failure, mojaloop="3105")(scope, receive, send)
                 return
         scope.setdefault("state", {})["caller"] = caller.participant_id
-        replay = _replay(body, receive)
+        replay = replay_body(body, receive)
         key = headers.get("idempotency-key")
         if method not in WRITE_METHODS or not key:
             await self.app(scope, replay, send)
             return
         digest = _digest(method, path, body)
-        if is_sqlite(self.engine):  # one indexed read: cheaper than a thread hop
-            answer = self._idempotent_answer(caller.participant_id, key, digest)
-        else:  # a round trip to the server: not on the event loop
-            answer = await run_in_threadpool(
-                self._idempotent_answer, caller.participant_id, key, digest
-            )
+        answer = await run_read(
+            self.engine, self._idempotent_answer, caller.participant_id, key, digest
+        )
         if answer is not None:
             await answer(scope, receive, send)
             return
@@ -181,35 +179,6 @@ class SecurityMiddleware:
 
 def _digest(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
-
-
-async def _read_body(receive: Receive) -> bytes:
-    """The whole request body. A client that leaves half-way raises ``ClientDisconnect``: the
-    app never sees a truncated body as if it were the request (and nothing is stored under its
-    Idempotency-Key, so the client's retry with the whole body goes through)."""
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that hands the app the body already read, then the real channel."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
 
 
 def _media(text: str) -> str:
