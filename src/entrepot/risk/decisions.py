@@ -140,7 +140,8 @@ class JsonlSink:
             "utf-8"
         )
         with self._lock:
-            fd = os.dup(self._shared())
+            shared, where = self._shared()
+            fd = os.dup(shared)
             try:
                 if self._torn:
                     blob = b"\n" + blob
@@ -153,20 +154,21 @@ class JsonlSink:
                 os.close(fd)
                 raise
         try:
-            stat = os.fstat(fd)
-            self._sync(fd, (stat.st_dev, stat.st_ino), mine)
+            self._sync(fd, where, mine)
         finally:
             os.close(fd)
 
-    def _shared(self) -> int:
-        """The open log (under ``_lock``); opened again when the path no longer names the file
-        it was opened as. The new one is open before the old one is closed: a descriptor
-        number is never left pointing at nothing, or at someone else's file."""
+    def _shared(self) -> tuple[int, tuple[int, int]]:
+        """The open log and which file it is (device, inode), under ``_lock``; opened again
+        when the path no longer names the file it was opened as. The new one is open before
+        the old one is closed: a descriptor number is never left pointing at nothing, or at
+        someone else's file."""
         fd = self._fd
         if fd is not None:
+            held = os.fstat(fd)
             try:
-                if os.path.samestat(os.fstat(fd), os.stat(self.path)):
-                    return fd
+                if os.path.samestat(held, os.stat(self.path)):
+                    return fd, (held.st_dev, held.st_ino)
             except FileNotFoundError:
                 pass
         new = self._open()
@@ -174,7 +176,8 @@ class JsonlSink:
         self._closer = weakref.finalize(self, _close_quietly, new)
         if closer is not None:
             closer()  # the old file: batches written there sync through their own duplicates
-        return new
+        opened = os.fstat(new)
+        return new, (opened.st_dev, opened.st_ino)
 
     def _open(self) -> int:
         """The log, opened for appending; created (and its folder) only when missing: an
