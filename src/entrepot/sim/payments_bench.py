@@ -1,8 +1,9 @@
-"""The payments benchmark: a loopback API server (uvicorn, several workers) and N concurrent
-clients each running the full pay-by-QR flow (lookup + quote + prepare + commit, four calls),
-then the same payments through the API's pay-by-QR call (``/v1/qr/pay`` + commit, two calls),
-then bulk transfers through /v1/transfers/bulk. The four-call flow is also timed in-process
-(service calls, no HTTP) in the same run, so the ratio shows what HTTP costs on this machine.
+"""The payments benchmark: a loopback API server (``entrepot serve``, several workers) and N
+concurrent clients each running the full pay-by-QR flow (lookup + quote + prepare + commit,
+four calls), then the same payments through the API's pay-by-QR call (``/v1/qr/pay`` +
+commit, two calls), then bulk transfers through /v1/transfers/bulk. The four-call flow is also
+timed in-process (service calls, no HTTP) in the same run, so the ratio shows what HTTP costs
+on this machine.
 
 Returns one JSON-able dict; ``entrepot bench payments`` and ``bench/payments.py`` print it.
 """
@@ -329,21 +330,18 @@ def _run(
     port = _free_port()
     env = {**os.environ, "ENTREPOT_DATABASE_URL": url, "ENTREPOT_HOME": str(home)}
     server = subprocess.Popen(
+        # what an operator runs: ``entrepot serve``
         [
             sys.executable,
             "-m",
-            "uvicorn",
-            "entrepot.entrypoints.api.app:create_app_from_env",
-            "--factory",
+            "entrepot",
+            "serve",
             "--host",
             "127.0.0.1",
             "--port",
             str(port),
             "--workers",
             str(workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
         ],
         env=env,
         stdout=subprocess.DEVNULL,

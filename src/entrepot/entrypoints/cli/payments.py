@@ -445,19 +445,13 @@ def serve(
     port: Annotated[int, typer.Option("--port")] = 8000,
     workers: Annotated[int, typer.Option("--workers", min=1)] = 2,
 ) -> None:
-    """Run the HTTP API (OpenAPI at /docs) under uvicorn with several workers."""
-    import uvicorn
+    """Run the HTTP API (OpenAPI at /docs) under uvicorn with several workers, each with a
+    listening socket of its own (connections spread over them)."""
+    from entrepot.entrypoints.api.serve import serve as run_server
 
     with open_app():  # applies migrations once, before the workers start
         pass
-    uvicorn.run(
-        "entrepot.entrypoints.api.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-    )
+    run_server(host=host, port=port, workers=workers)
 
 
 @app.command("endpoint")

@@ -1,0 +1,145 @@
+"""``entrepot serve``: the API under uvicorn, several worker processes, each with a listening
+socket of its own (ADR 0007).
+
+uvicorn's ``--workers`` shares one listening socket among its workers. A worker woken for a
+new connection accepts every connection then queued, so clients that connect together (a
+bank's connection pool, a load balancer's keep-alive connections) all land on one worker:
+measured here, 32 of 32 connections on one of two workers, the other idle, the scheme's
+throughput that of one process. Here the supervisor binds one socket per worker, all on
+the same port with ``SO_REUSEPORT``, and Linux spreads connections over them by address
+hash. The supervisor keeps the sockets: a worker that dies or is restarted leaves its
+socket listening, and the connections queued on it wait for the replacement instead of
+being refused.
+
+uvicorn's own supervisor does the rest (health checks, restarts, SIGHUP reload, shutdown on
+SIGINT/SIGTERM, stop on a start-up failure); only the socket each worker is given differs.
+Where ``SO_REUSEPORT`` does not balance (not Linux), workers share one socket as before."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors.multiprocess import Multiprocess, Process
+
+log = logging.getLogger("uvicorn.error")
+
+APP = "entrepot.entrypoints.api.app:create_app_from_env"
+
+
+def balances_connections() -> bool:
+    """Whether the kernel spreads connections over sockets sharing a port (Linux's
+    ``SO_REUSEPORT``; elsewhere the option exists with other meanings, or not at all)."""
+    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
+
+def reuseport_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """``count`` sockets bound to ``host:port`` with ``SO_REUSEPORT``, not yet listening (each
+    worker listens on its own when it starts serving). Port 0: the first socket's port, chosen
+    by the kernel, for all. A port another program holds raises ``OSError``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            port = sock.getsockname()[1]
+            sock.set_inheritable(True)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+class OwnSocketWorkers(Multiprocess):
+    """uvicorn's supervisor, worker ``i`` serving ``sockets[i]`` only: at start, when it is
+    found dead or hung and replaced, and when SIGHUP restarts the workers one by one."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
+        super().__init__(config, sockets)
+        self.processes_num = len(sockets)
+
+    def _start(self, index: int) -> Process:
+        process = Process(self.config, [self.sockets[index]])
+        process.start()
+        return process
+
+    def init_processes(self) -> None:
+        self.processes = [self._start(i) for i in range(self.processes_num)]
+
+    def restart_all(self) -> None:
+        """Each worker's replacement serves before the worker it replaces stops; a
+        replacement that does not become ready stops the restart, the old worker kept."""
+        for index, old in enumerate(self.processes):
+            if self.should_exit.is_set():
+                return
+            new = self._start(index)
+            if not new.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
+                new.kill()
+                new.join()
+                if not self.should_exit.is_set():
+                    log.error(
+                        "worker [%s] was not ready in time: worker [%s] kept, restart stopped",
+                        new.pid,
+                        old.pid,
+                    )
+                return
+            old.terminate()
+            old.join()
+            self.processes[index] = new
+
+    def keep_subprocess_alive(self) -> None:
+        """Replace a worker that died or stopped answering its health check. One that failed
+        while starting (the app, its database or its settings are broken: every replacement
+        would fail the same way) stops the server instead."""
+        if self.should_exit.is_set():
+            return
+        for index, process in enumerate(self.processes):
+            if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                continue
+            process.kill()
+            process.join()
+            if process.exitcode == STARTUP_FAILURE:
+                log.error("worker [%s] failed to start: stopping", process.pid)
+                self.should_exit.set()
+                return
+            if self.should_exit.is_set():
+                return
+            log.info("worker [%s] died: replaced", process.pid)
+            self.processes[index] = self._start(index)
+
+
+def serve(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 2,
+    app: str = APP,
+    log_level: str = "warning",
+) -> None:
+    """Run ``app`` (a factory's import path) until SIGINT or SIGTERM."""
+    config = uvicorn.Config(
+        app, factory=True, host=host, port=port, workers=workers, log_level=log_level
+    )
+    if workers <= 1 or not balances_connections():
+        uvicorn.run(app, factory=True, host=host, port=port, workers=workers, log_level=log_level)
+        return
+    try:
+        sockets = reuseport_sockets(host, port, workers)
+    except OSError as exc:
+        log.error("cannot listen on %s:%s: %s", host, port, exc)
+        sys.exit(STARTUP_FAILURE)
+    bound = sockets[0].getsockname()[1]
+    log.info("listening on http://%s:%d, %d workers, a socket each", host, bound, workers)
+    try:
+        OwnSocketWorkers(config, sockets).run()
+    finally:
+        for sock in sockets:
+            sock.close()
