@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from entrepot.kernel.clock import NS_PER_S, FakeClock
+from entrepot.ledger import TransferFlags
 from entrepot.payments import (
     SCHEME,
     AliasType,
@@ -48,7 +49,7 @@ from entrepot.payments.errors import (
     QuoteNotFound,
     TransferExpired,
 )
-from entrepot.payments.services import QUOTE_TTL_S, TRANSFER_TTL_S
+from entrepot.payments.services import QUOTE_TTL_S, TRANSFER_TTL_S, ledger_id
 
 RATE = Decimal("0.0032") * Decimal(10_000 - 100) / Decimal(10_000)  # fxco's effective rate
 TILL = ("MERCHANT", "KL-TILL-42")  # maybank's merchant, paid in MYR
@@ -475,6 +476,44 @@ def test_fx_refusals_change_nothing(scheme: PaymentScheme, clock: FakeClock) -> 
         scheme.post_fx_rate("maybank", "MYR", "RWF", Decimal(310), 100, 60)
     with unchanged(scheme), pytest.raises(CurrencyNotSupported):
         scheme.post_fx_rate("fxco", "RWF", "EUR", Decimal("0.0007"), 100, 60)
+    assert_ledger_ok(scheme)
+
+
+def test_fx_liquidity_is_reported_before_the_payers_cap(scheme: PaymentScheme) -> None:
+    """A prepare that accepts its quote posts the FX reservation in the legs' ledger batch:
+    when both the FX provider's liquidity and the payer's cap fall short, the refusal is
+    still the FX provider's, as when the quote is accepted first."""
+    scheme.set_net_debit_cap("mtn-rw", "RWF", 100_000)
+    # 7,000,000 RWF: more than fxco's MYR and more than mtn-rw's cap.
+    scheme.create_quote("mtn-rw", "q1", *TILL, 7_000_000, "SEND", "RWF")
+    with unchanged(scheme), pytest.raises(FxLiquidityExhausted):
+        scheme.prepare_transfer("mtn-rw", "t1", "q1")
+    assert scheme.get_quote("mtn-rw", "q1").state is QuoteState.QUOTED
+
+
+def test_a_prepare_that_accepts_its_quote_books_what_accept_then_prepare_books(
+    scheme: PaymentScheme,
+) -> None:
+    """The FX reservation is made and released in the prepare's own ledger batch: the ledger
+    holds the same transfers (reservation voided by the chain's release) and the same
+    balances as when the quote is accepted first."""
+    before = liquidity(scheme)
+    for quote, transfer, accept in (("q1", "t1", False), ("q2", "t2", True)):
+        scheme.create_quote("mtn-rw", quote, *TILL, 100_100, "SEND", "RWF")
+        if accept:
+            scheme.accept_quote("mtn-rw", quote)
+        scheme.prepare_transfer("mtn-rw", transfer, quote)
+        assert scheme.get_quote("mtn-rw", quote).state is QuoteState.USED
+    ids = {q: (ledger_id("fx-reservation", q), ledger_id("fx-release", q)) for q in ("q1", "q2")}
+    found = {t.id: t for t in scheme.ledger.lookup_transfers([i for p in ids.values() for i in p])}
+    for reservation, release in ids.values():
+        assert found[reservation].flags & TransferFlags.PENDING
+        assert found[release].pending_id == reservation
+        assert found[release].flags & TransferFlags.VOID_PENDING_TRANSFER
+    assert moves(before, liquidity(scheme)) == {
+        ("mtn-rw", "RWF", "position_reserved"): 2 * 100_100,
+        ("fxco", "MYR", "position_reserved"): 2 * 31_552,
+    }
     assert_ledger_ok(scheme)
 
 

@@ -5,11 +5,14 @@ current, even when another process writes next."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import pytest
 import sqlalchemy as sa
 
 from entrepot.kernel.clock import FakeClock
-from entrepot.ledger import Account, AccountFlags, Ledger, Transfer
+from entrepot.ledger import AMOUNT_FULL, Account, AccountFlags, Ledger, Transfer, TransferFlags
 from entrepot.storage.uow import UnitOfWork
 
 EUR = 978
@@ -101,3 +104,27 @@ def test_a_ledger_another_process_defines_is_seen_by_a_kept_cache(
     with UnitOfWork(here.engine) as uow:
         assert here.create_accounts([Account(4, 840, 1)], uow=uow) == ["ok"]
         uow.commit()
+
+
+def test_a_post_with_its_accounts_cached_reads_no_account_rows(
+    ledgers: tuple[Ledger, Ledger], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A post or void names accounts 0 (its pending transfer's): 0 is no account, and is
+    not looked up in the accounts table on every call."""
+    here, _ = ledgers
+    pending = Transfer(40, 2, 1, 5, ledger=EUR, code=1, flags=TransferFlags.PENDING)
+    assert here.create_transfers([pending]) == ["ok"]
+    asked: list[list[int]] = []
+    load = here.store.load_accounts
+
+    def spy(conn: sa.Connection, ids: Iterable[int], *args: Any) -> list[Account]:
+        asked.append(list(ids))
+        return load(conn, asked[-1], *args)
+
+    monkeypatch.setattr(here.store, "load_accounts", spy)
+    post = Transfer(
+        41, pending_id=40, amount=AMOUNT_FULL, flags=TransferFlags.POST_PENDING_TRANSFER
+    )
+    assert here.create_transfers([post]) == ["ok"]
+    assert asked == []  # both accounts cached by the pending transfer's write
+    assert here.lookup_accounts([1])[0].credits_posted == 105

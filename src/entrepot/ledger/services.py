@@ -164,7 +164,9 @@ class Ledger:
 
     def _load_accounts(self, conn: Connection, ids: Iterable[int], meta: Meta) -> None:
         cache = self._cache
-        missing = [i for i in ids if i not in cache]
+        # 0 is no account's id (creating one is refused): posts and voids name accounts 0,
+        # meaning their pending transfer's, and would otherwise query for it every time.
+        missing = [i for i in ids if i not in cache and i]
         if missing:
             for a in self.store.load_accounts(conn, missing, meta.unflushed_after):
                 cache[a.id] = AccountState(a)

@@ -207,6 +207,24 @@ def _check_ttl(seconds: int, what: str) -> None:
         raise InvalidPaymentInput(f"{what} must be 1..{TTL_S_MAX} seconds", field=what)
 
 
+def _check_posted(results: Sequence[str], on_limit: Callable[[], Exception]) -> None:
+    """Raise for the first kind of refusal among a ledger batch's results: a limit
+    (``on_limit``), an expired pending transfer, anything else. Events that failed only
+    because a linked one did, and retries of events already made, are not refusals."""
+    failures = [r for r in results if r not in ("ok", "exists", "linked_event_failed")]
+    if not failures:
+        return
+    if any(r in ("exceeds_credits", "exceeds_debits") for r in failures):
+        raise on_limit()
+    if "pending_transfer_expired" in failures:
+        raise TransferExpired("the transfer expired before it was resolved")
+    raise LedgerRefused(f"ledger refused the postings: {', '.join(sorted(set(failures)))}")
+
+
+def _fx_exhausted(q: Quote) -> FxLiquidityExhausted:
+    return FxLiquidityExhausted(f"FX provider {q.fx_provider} lacks {q.target_currency} liquidity")
+
+
 _JOINED: ContextVar[UnitOfWork | None] = ContextVar("entrepot_payments_joined", default=None)
 
 
@@ -312,15 +330,7 @@ class PaymentScheme:
     def _post_ok(
         self, uow: UnitOfWork, batch: Sequence[Transfer], on_limit: Callable[[], Exception]
     ) -> None:
-        results = self._post(uow, batch)
-        failures = [r for r in results if r not in ("ok", "exists", "linked_event_failed")]
-        if not failures:
-            return
-        if any(r in ("exceeds_credits", "exceeds_debits") for r in failures):
-            raise on_limit()
-        if "pending_transfer_expired" in failures:
-            raise TransferExpired("the transfer expired before it was resolved")
-        raise LedgerRefused(f"ledger refused the postings: {', '.join(sorted(set(failures)))}")
+        _check_posted(self._post(uow, batch), on_limit)
 
     def _participant(self, conn: Connection, participant_id: str) -> Participant:
         found = self._participants.get(conn, participant_id)
@@ -843,38 +853,39 @@ class PaymentScheme:
         q = self._quote(conn, quote_id)
         if q.payer_participant != caller:
             raise NotYours(f"quote {quote_id} is not yours")
-        now = self._now()
         if q.state is QuoteState.ACCEPTED:
             return q
-        if q.state is not QuoteState.QUOTED:
-            raise InvalidState(f"quote {quote_id} is {q.state.value}")
-        if now >= q.expires_at_ns:
-            raise QuoteExpired(f"quote {quote_id} expired")
-        if q.cross_currency:
-            assert q.fx_provider is not None
-            fxp = self._active(conn, q.fx_provider).check_currency(q.target_currency)
-            hold = self._scheme_account(conn, q.target_currency, "fx_reservation")
-            timeout = max(1, -(-(q.expires_at_ns - now) // NS_PER_S))
-            self._post_ok(
-                uow,
-                [
-                    Transfer(
-                        ledger_id("fx-reservation", q.id),
-                        fxp.position_account,
-                        hold,
-                        q.target_amount_minor,
-                        ledger=fxp.ledger,
-                        code=Code.FX_RESERVATION,
-                        flags=TransferFlags.PENDING,
-                        timeout=timeout,
-                    )
-                ],
-                lambda: FxLiquidityExhausted(
-                    f"FX provider {q.fx_provider} lacks {q.target_currency} liquidity"
-                ),
-            )
+        reservation = self._acceptance(conn, q)
+        if reservation is not None:
+            self._post_ok(uow, [reservation], lambda: _fx_exhausted(q))
         self._set_quote_state(conn, q.id, QuoteState.ACCEPTED)
         return replace(q, state=QuoteState.ACCEPTED)
+
+    def _acceptance(self, conn: Connection, q: Quote) -> Transfer | None:
+        """Check that quote ``q`` (its payer's, not accepted yet) can be accepted now; the
+        pending transfer that reserves its FX provider's target-currency liquidity until it
+        expires, None for a same-currency quote."""
+        if q.state is not QuoteState.QUOTED:
+            raise InvalidState(f"quote {q.id} is {q.state.value}")
+        now = self._now()
+        if now >= q.expires_at_ns:
+            raise QuoteExpired(f"quote {q.id} expired")
+        if not q.cross_currency:
+            return None
+        assert q.fx_provider is not None
+        fxp = self._active(conn, q.fx_provider).check_currency(q.target_currency)
+        hold = self._scheme_account(conn, q.target_currency, "fx_reservation")
+        timeout = max(1, -(-(q.expires_at_ns - now) // NS_PER_S))
+        return Transfer(
+            ledger_id("fx-reservation", q.id),
+            fxp.position_account,
+            hold,
+            q.target_amount_minor,
+            ledger=fxp.ledger,
+            code=Code.FX_RESERVATION,
+            flags=TransferFlags.PENDING,
+            timeout=timeout,
+        )
 
     def _set_quote_state(self, conn: Connection, quote_id: str, state: QuoteState) -> None:
         st.SET_QUOTE_STATE.execute(conn, (state.value, quote_id))
@@ -907,8 +918,9 @@ class PaymentScheme:
                 raise QuoteExpired(f"quote {quote_id} expired")
             payer = self._active(conn, q.payer_participant)
             payee = self._active(conn, q.payee_participant)
-            reserved = q.state is QuoteState.ACCEPTED
-            q = self._accept(uow, caller, quote_id) if not reserved else q
+            # A quote not accepted yet is accepted here: its FX reservation is posted in the
+            # same ledger batch as the legs, which release it (one ledger call, not two).
+            reservation = None if q.state is QuoteState.ACCEPTED else self._acceptance(conn, q)
             now = self._now()
             t = _new_transfer(transfer_id, q, ttl_s, note, now)
             party = self._find_party(conn, q.payee_alias_type, q.payee_alias)
@@ -925,9 +937,11 @@ class PaymentScheme:
                     t, state=TransferState.HOLD, reason=_reason("; ".join(decision.reasons))
                 )
             legs = self._legs(conn, t, payer, payee, ttl_s)
-            self._post_ok(
-                uow,
-                legs,
+            head = [] if reservation is None else [reservation]
+            results = self._post(uow, [*head, *legs])
+            _check_posted(results[: len(head)], lambda: _fx_exhausted(q))  # first, as alone
+            _check_posted(
+                results[len(head) :],
                 lambda: NetDebitCapExceeded(
                     f"{payer.id} would exceed its net debit cap in {q.source_currency}"
                 ),
