@@ -42,8 +42,13 @@ def _children(pid: int) -> list[int]:
 
 
 def _socket_inodes(pid: int) -> set[str]:
+    """The sockets ``pid`` holds (none once it has exited: workers come and go)."""
     inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return inodes
+    for fd in fds:
         try:
             target = os.readlink(fd)
         except OSError:
@@ -53,15 +58,20 @@ def _socket_inodes(pid: int) -> set[str]:
     return inodes
 
 
-def _tcp(port: int, state: str) -> set[str]:
-    """Inodes of this host's TCP sockets whose local port is ``port``, in ``state``."""
-    found = set()
+def _tcp_rows(port: int, state: str) -> dict[str, int]:
+    """This host's TCP sockets whose local port is ``port``, in ``state``: inode -> the
+    remote port."""
+    found = {}
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
             if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
-                found.add(fields[9])
+                found[fields[9]] = int(fields[2].rsplit(":", 1)[1], 16)
     return found
+
+
+def _tcp(port: int, state: str) -> set[str]:
+    return set(_tcp_rows(port, state))
 
 
 def _workers(server: int, port: int) -> list[int]:
@@ -70,8 +80,32 @@ def _workers(server: int, port: int) -> list[int]:
     return [c for c in _children(server) if _socket_inodes(c) & listening]
 
 
-def _connections_per_worker(server: int, port: int) -> dict[int, int]:
-    established = _tcp(port, _ESTABLISHED)
+def _listening_per_worker(server: int, port: int) -> dict[int, set[str]]:
+    listening = _tcp(port, _LISTEN)
+    return {w: _socket_inodes(w) & listening for w in _workers(server, port)}
+
+
+def _wait_workers(
+    server: int, port: int, count: int, gone: tuple[int, ...] = ()
+) -> dict[int, set[str]]:
+    """Wait until ``count`` workers serve, none of ``gone``; each holds one listening
+    socket, and no two the same one."""
+    deadline = time.monotonic() + 90
+    while True:
+        held = _listening_per_worker(server, port)
+        if len(held) == count and not set(gone) & set(held):
+            break
+        assert time.monotonic() < deadline, (held, gone)
+        time.sleep(0.2)
+    assert all(len(inodes) == 1 for inodes in held.values()), held
+    assert len(set().union(*held.values())) == count, held
+    return held
+
+
+def _connections_per_worker(server: int, port: int, clients: list[socket.socket]) -> dict[int, int]:
+    """How many of ``clients``' connections each worker holds."""
+    mine = {c.getsockname()[1] for c in clients}
+    established = {i for i, peer in _tcp_rows(port, _ESTABLISHED).items() if peer in mine}
     return {w: len(_socket_inodes(w) & established) for w in _workers(server, port)}
 
 
@@ -163,6 +197,20 @@ def test_a_port_held_by_another_program_is_refused_and_nothing_stays_bound() -> 
         s.close()
 
 
+def test_a_group_holds_its_port_before_any_worker_serves_it() -> None:
+    """The supervisor's sockets listen from the start: another server's probe finds the
+    port taken while the workers are still starting (and early connections wait)."""
+    sockets = reuseport_sockets("127.0.0.1", 0, 2)
+    try:
+        with pytest.raises(OSError):
+            reuseport_sockets("127.0.0.1", sockets[0].getsockname()[1], 2)
+        with socket.create_connection(sockets[0].getsockname(), timeout=5):
+            pass  # queued, not refused
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def test_serve_on_a_port_in_use_exits_with_a_clear_error(tmp_path: Path) -> None:
     with socket.socket() as other:
         other.bind(("127.0.0.1", 0))
@@ -184,7 +232,7 @@ def test_connections_made_together_spread_over_the_workers(
     workers = _workers(proc.pid, port)
     clients = _connect_together(port, 32, stopped=workers[0] if busy else None)
     try:
-        per_worker = _connections_per_worker(proc.pid, port)
+        per_worker = _connections_per_worker(proc.pid, port, clients)
         assert len(per_worker) == 2, per_worker
         assert sum(per_worker.values()) == 32, per_worker
         assert min(per_worker.values()) > 0, per_worker
@@ -221,14 +269,16 @@ def test_sigterm_stops_the_supervisor_and_its_workers(tmp_path: Path) -> None:
     proc = _serve(tmp_path, port, workers=2)
     try:
         _wait_ready(f"http://127.0.0.1:{port}", proc)
-        workers = _children(proc.pid)
+        workers = list(_wait_workers(proc.pid, port, 2))
     finally:
         proc.terminate()
         proc.wait(timeout=60)
     assert proc.returncode == 0
-    assert workers
     for w in workers:
-        assert _gone(w), w
+        deadline = time.monotonic() + 30
+        while not _gone(w):  # exited with the supervisor; its reaping may take a moment
+            assert time.monotonic() < deadline, w
+            time.sleep(0.1)
 
 
 def _gone(pid: int) -> bool:
@@ -237,3 +287,75 @@ def _gone(pid: int) -> bool:
     except FileNotFoundError:
         return True
     return state == "Z"  # exited, not yet reaped
+
+
+def test_a_second_server_on_the_same_port_is_refused(
+    server: tuple[subprocess.Popen[bytes], int], tmp_path: Path
+) -> None:
+    """Each worker's socket has SO_REUSEPORT, which would let a second server of the same
+    user join the group and take a share of the first one's connections."""
+    _, port = server
+    with pytest.raises(OSError):
+        reuseport_sockets("127.0.0.1", port, 2)
+    second = _serve(tmp_path, port, workers=2)
+    _, err = second.communicate(timeout=120)
+    assert second.returncode == 3, err.decode()
+    assert b"cannot listen on 127.0.0.1" in err
+
+
+def test_sighup_replaces_each_worker_on_its_own_socket(
+    server: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    proc, port = server
+    before = _wait_workers(proc.pid, port, 2)
+    os.kill(proc.pid, signal.SIGHUP)
+    after = _wait_workers(proc.pid, port, 2, gone=tuple(before))
+    assert set().union(*after.values()) == set().union(*before.values())  # the same sockets
+    clients = _connect_together(port, 32, stopped=next(iter(after)))
+    try:
+        assert min(_connections_per_worker(proc.pid, port, clients).values()) > 0
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_sigttin_and_sigttou_add_and_remove_a_worker_with_its_socket(
+    server: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    proc, port = server
+    before = _wait_workers(proc.pid, port, 2)
+    os.kill(proc.pid, signal.SIGTTIN)
+    three = _wait_workers(proc.pid, port, 3)
+    (added,) = set(three) - set(before)
+    clients = _connect_together(port, 48, stopped=added)
+    try:
+        assert min(_connections_per_worker(proc.pid, port, clients).values()) > 0
+    finally:
+        for c in clients:
+            c.close()
+    os.kill(proc.pid, signal.SIGTTOU)
+    after = _wait_workers(proc.pid, port, 2, gone=(added,))
+    assert _tcp(port, _LISTEN) == set().union(*after.values())  # its socket listens no more
+    for c in _connect_together(port, 32):
+        c.close()
+
+
+def test_a_worker_that_fails_to_start_stops_the_server(tmp_path: Path) -> None:
+    """Every replacement would fail the same way: the server stops, exit status 3."""
+    (tmp_path / "failing_app.py").write_text(
+        "from contextlib import asynccontextmanager\n"
+        "from fastapi import FastAPI\n"
+        "@asynccontextmanager\n"
+        "async def lifespan(app):\n"
+        "    raise RuntimeError('no database')\n"
+        "    yield\n"
+        "def make():\n"
+        "    return FastAPI(lifespan=lifespan)\n"
+    )
+    code = (
+        "from entrepot.entrypoints.api.serve import serve; "
+        f"serve(app='failing_app:make', port={_free_port()}, workers=2)"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=120)
+    assert done.returncode == 3, done.stderr.decode()[-2000:]

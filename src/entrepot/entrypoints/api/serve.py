@@ -11,8 +11,11 @@ hash. The supervisor keeps the sockets: a worker that dies or is restarted leave
 socket listening, and the connections queued on it wait for the replacement instead of
 being refused.
 
-uvicorn's own supervisor does the rest (health checks, restarts, SIGHUP reload, shutdown on
-SIGINT/SIGTERM, stop on a start-up failure); only the socket each worker is given differs.
+uvicorn's own supervisor does the rest (health checks, restarts, SIGHUP reload, SIGTTIN and
+SIGTTOU to add or remove a worker, shutdown on SIGINT/SIGTERM, stop on a start-up failure);
+only the socket each worker is given differs. ``SO_REUSEPORT`` would also let a second server
+started on the same port join the first one's group and take a share of its connections:
+the port is first bound without the option, so that a port in use is refused as before.
 Where ``SO_REUSEPORT`` does not balance (not Linux), workers share one socket as before."""
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from uvicorn.supervisors.multiprocess import Multiprocess, Process
 log = logging.getLogger("uvicorn.error")
 
 APP = "entrepot.entrypoints.api.app:create_app_from_env"
+BACKLOG = 2048  # uvicorn's default
 
 
 def balances_connections() -> bool:
@@ -36,11 +40,24 @@ def balances_connections() -> bool:
     return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
-def reuseport_sockets(host: str, port: int, count: int) -> list[socket.socket]:
-    """``count`` sockets bound to ``host:port`` with ``SO_REUSEPORT``, not yet listening (each
-    worker listens on its own when it starts serving). Port 0: the first socket's port, chosen
-    by the kernel, for all. A port another program holds raises ``OSError``."""
+def reuseport_sockets(
+    host: str, port: int, count: int, backlog: int = BACKLOG
+) -> list[socket.socket]:
+    """``count`` sockets listening on ``host:port`` with ``SO_REUSEPORT``. Listening from the
+    start: connections that arrive before a worker serves its socket wait in its queue, and
+    another server probing the port finds it taken. Port 0: the first socket's port, chosen
+    by the kernel, for all. A port in use (by another program, or by another server's
+    ``SO_REUSEPORT`` group) raises ``OSError``."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # Without SO_REUSEPORT: fails if anything holds the port, a reuse-port group included.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+        port = probe.getsockname()[1]
+    return _join_group(family, host, port, count, backlog)
+
+
+def _join_group(family: int, host: str, port: int, count: int, backlog: int) -> list[socket.socket]:
     sockets: list[socket.socket] = []
     try:
         for _ in range(count):
@@ -49,8 +66,7 @@ def reuseport_sockets(host: str, port: int, count: int) -> list[socket.socket]:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((host, port))
-            port = sock.getsockname()[1]
-            sock.set_inheritable(True)
+            sock.listen(backlog)
     except BaseException:
         for sock in sockets:
             sock.close()
@@ -65,6 +81,8 @@ class OwnSocketWorkers(Multiprocess):
     def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
         super().__init__(config, sockets)
         self.processes_num = len(sockets)
+        #: a worker failed while starting: the server stopped (exit status STARTUP_FAILURE)
+        self.failed_to_start = False
 
     def _start(self, index: int) -> Process:
         process = Process(self.config, [self.sockets[index]])
@@ -108,12 +126,40 @@ class OwnSocketWorkers(Multiprocess):
             process.join()
             if process.exitcode == STARTUP_FAILURE:
                 log.error("worker [%s] failed to start: stopping", process.pid)
+                self.failed_to_start = True
                 self.should_exit.set()
                 return
             if self.should_exit.is_set():
                 return
-            log.info("worker [%s] died: replaced", process.pid)
+            log.warning("worker [%s] died or hung: replaced", process.pid)
             self.processes[index] = self._start(index)
+
+    def handle_ttin(self) -> None:
+        """One worker more, with a socket of its own in the group."""
+        first = self.sockets[0]
+        host, port = first.getsockname()[:2]
+        try:
+            (sock,) = _join_group(first.family, host, port, 1, self.config.backlog)
+        except OSError as exc:
+            log.error("SIGTTIN: cannot add a socket on %s:%s: %s", host, port, exc)
+            return
+        self.sockets.append(sock)
+        self.processes_num += 1
+        self.processes.append(self._start(len(self.sockets) - 1))
+        log.warning("SIGTTIN: %d workers", self.processes_num)
+
+    def handle_ttou(self) -> None:
+        """One worker fewer. Its socket leaves the group first (the supervisor's copy is
+        closed, then the worker's as it stops), so new connections go to the others."""
+        if self.processes_num <= 1:
+            log.warning("SIGTTOU: one worker left, kept")
+            return
+        self.processes_num -= 1
+        process, sock = self.processes.pop(), self.sockets.pop()
+        sock.close()
+        process.terminate()
+        process.join()
+        log.warning("SIGTTOU: %d workers", self.processes_num)
 
 
 def serve(
@@ -132,14 +178,18 @@ def serve(
         uvicorn.run(app, factory=True, host=host, port=port, workers=workers, log_level=log_level)
         return
     try:
-        sockets = reuseport_sockets(host, port, workers)
+        sockets = reuseport_sockets(host, port, workers, config.backlog)
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", host, port, exc)
         sys.exit(STARTUP_FAILURE)
     bound = sockets[0].getsockname()[1]
-    log.info("listening on http://%s:%d, %d workers, a socket each", host, bound, workers)
+    shown = f"[{host}]" if ":" in host else host
+    log.info("listening on http://%s:%d, %d workers, a socket each", shown, bound, workers)
+    supervisor = OwnSocketWorkers(config, sockets)
     try:
-        OwnSocketWorkers(config, sockets).run()
+        supervisor.run()
     finally:
-        for sock in sockets:
+        for sock in supervisor.sockets:
             sock.close()
+    if supervisor.failed_to_start:
+        sys.exit(STARTUP_FAILURE)
