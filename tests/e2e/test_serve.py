@@ -359,3 +359,45 @@ def test_a_worker_that_fails_to_start_stops_the_server(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=120)
     assert done.returncode == 3, done.stderr.decode()[-2000:]
+
+
+def test_workers_run_without_wake_up_preemption_by_default(
+    server: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    proc, port = server
+    for worker in _wait_workers(proc.pid, port, 2):
+        assert os.sched_getscheduler(worker) == os.SCHED_BATCH
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"), [("batch", "SCHED_BATCH"), ("normal", "SCHED_OTHER")]
+)
+def test_set_scheduling_applies_to_what_the_process_starts_next(policy: str, expected: str) -> None:
+    code = (
+        "import os, subprocess, sys\n"
+        "from entrepot.entrypoints.api.serve import set_scheduling\n"
+        "os.sched_setscheduler(0, os.SCHED_IDLE if sys.argv[1] == 'normal' else os.SCHED_OTHER,"
+        " os.sched_param(0))\n"
+        "set_scheduling(sys.argv[1])\n"
+        "probe = 'import os; print(os.sched_getscheduler(0))'\n"
+        "child = subprocess.run([sys.executable, '-c', probe],"
+        " capture_output=True, text=True, check=True)\n"
+        "print(child.stdout.strip())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, policy], capture_output=True, text=True, check=True
+    )
+    assert int(done.stdout) == getattr(os, expected)
+
+
+def test_an_unknown_scheduling_policy_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "entrepot", "serve", "--scheduling", "fifo"],
+        env={**os.environ, "ENTREPOT_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "expected one of batch, normal" in done.stderr
+    assert not (tmp_path / "entrepot.db").exists()

@@ -444,14 +444,26 @@ def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
     workers: Annotated[int, typer.Option("--workers", min=1)] = 2,
+    scheduling: Annotated[
+        str,
+        typer.Option(
+            "--scheduling",
+            help="Linux scheduling policy of the workers: batch (no wake-up preemption) or normal.",
+        ),
+    ] = "batch",
 ) -> None:
     """Run the HTTP API (OpenAPI at /docs) under uvicorn with several workers, each with a
     listening socket of its own (connections spread over them)."""
+    from entrepot.entrypoints.api.serve import SCHEDULING
     from entrepot.entrypoints.api.serve import serve as run_server
 
+    if scheduling not in SCHEDULING:
+        raise typer.BadParameter(
+            f"{scheduling!r}: expected one of {', '.join(SCHEDULING)}", param_hint="--scheduling"
+        )
     with open_app():  # applies migrations once, before the workers start
         pass
-    run_server(host=host, port=port, workers=workers)
+    run_server(host=host, port=port, workers=workers, scheduling=scheduling)
 
 
 @app.command("endpoint")
