@@ -13,6 +13,7 @@ from entrepot.config import shared_data_dir
 from entrepot.kernel.errors import DomainError
 from entrepot.payments import SCHEME, PaymentScheme, TransferState
 from entrepot.payments import store as st
+from entrepot.payments.errors import FxLiquidityExhausted, TransferBlocked
 from entrepot.payments.model import Party, PaymentTransfer
 from entrepot.payments.screening import SanctionsScreening
 from entrepot.payments.services import ScreeningDecision
@@ -229,3 +230,39 @@ def test_a_prepare_inside_a_callers_unit_of_work_is_screened_once(
     )
     assert t.state is TransferState.RESERVED
     assert recording.seen == [("t-6", "Kedai Kopi KL")]
+
+
+class Blocking(Learning):
+    """Blocks every transfer; keeps what it sees."""
+
+    def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision:
+        super().screen(transfer, payee)
+        return ScreeningDecision(hold=False, block=True, reasons=("blocked",))
+
+
+@pytest.mark.parametrize("pay_by_qr", [False, True])
+def test_a_prepare_the_fx_provider_cannot_fund_is_refused_before_screening(
+    scheme: PaymentScheme, pay_by_qr: bool
+) -> None:
+    """A prepare that accepts its quote posts the FX reservation with the legs in one ledger
+    batch; the FX provider's refusal still comes first: the client is told the FX provider
+    lacks liquidity (not that screening blocked it), and a screening that learns from what it
+    screens never sees the refused transfer, retried or not."""
+    blocking = Blocking()
+    scheme.screening = blocking
+    # 7,000,000 RWF -> about 22,065 MYR: more than fxco's 20,000.00 MYR.
+    big = ("MERCHANT", "KL-TILL-42", 7_000_000, "SEND", "RWF")
+    for attempt in range(2):
+        with pytest.raises(FxLiquidityExhausted):
+            if pay_by_qr:
+                scheme.quote_and_prepare("mtn-rw", f"q-{attempt}", "t-1", *big)
+            else:
+                scheme.create_quote("mtn-rw", f"q-{attempt}", *big)
+                scheme.prepare_transfer("mtn-rw", "t-1", f"q-{attempt}")
+    assert blocking.seen == []
+    # Within the FX provider's means, the same screening blocks.
+    with pytest.raises(TransferBlocked):
+        scheme.quote_and_prepare(
+            "mtn-rw", "q-ok", "t-1", "MERCHANT", "KL-TILL-42", 500, "RECEIVE", "RWF"
+        )
+    assert blocking.seen == [("t-1", "Kedai Kopi KL")]

@@ -920,10 +920,18 @@ class PaymentScheme:
             payee = self._active(conn, q.payee_participant)
             # A quote not accepted yet is accepted here: its FX reservation is posted in the
             # same ledger batch as the legs, which release it (one ledger call, not two).
+            # The refusals keep their order: the FX provider's liquidity, then screening (a
+            # prepare refused before it is never screened: fraud screening learns from what
+            # it screens), then the payer's cap. A refusal after the batch was posted undoes
+            # it with the member's work.
             reservation = None if q.state is QuoteState.ACCEPTED else self._acceptance(conn, q)
             now = self._now()
             t = _new_transfer(transfer_id, q, ttl_s, note, now)
             party = self._find_party(conn, q.payee_alias_type, q.payee_alias)
+            legs = self._legs(conn, t, payer, payee, ttl_s)  # the same whatever screening says
+            head = [] if reservation is None else [reservation]
+            results = self._post(uow, [*head, *legs])
+            _check_posted(results[: len(head)], lambda: _fx_exhausted(q))
             if ahead is not None and ahead.fits(t, party):
                 decision = ahead.decision
             else:  # not screened ahead, or the quote or the party changed meanwhile
@@ -936,10 +944,6 @@ class PaymentScheme:
                 t = replace(
                     t, state=TransferState.HOLD, reason=_reason("; ".join(decision.reasons))
                 )
-            legs = self._legs(conn, t, payer, payee, ttl_s)
-            head = [] if reservation is None else [reservation]
-            results = self._post(uow, [*head, *legs])
-            _check_posted(results[: len(head)], lambda: _fx_exhausted(q))  # first, as alone
             _check_posted(
                 results[len(head) :],
                 lambda: NetDebitCapExceeded(
