@@ -118,3 +118,27 @@ def test_an_idempotent_answer_is_stored_off_the_event_loop(
     assert _status(_post(app, token, [QUOTE])) == [201]
     assert _status(_post(app, token, [QUOTE])) == [201]  # replayed: stored the first time
     assert on_loop == [False]
+
+
+def test_an_idempotent_answer_joins_the_schemes_group_commit(
+    scheme: PaymentScheme, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a transaction of its own, each stored answer took a turn of the write lock and an
+    fsync of its own; it is written as a member of the scheme's group commit instead."""
+    joined: list[int] = []
+    unit = scheme.unit_of_work
+
+    def spy() -> Any:
+        joined.append(1)
+        return unit()
+
+    monkeypatch.setattr(scheme, "unit_of_work", spy)
+    token = issue_credential(scheme.engine, "mtn-rw").token
+    app = create_app(scheme)
+    assert _status(_post(app, token, [QUOTE])) == [201]
+    assert joined == [1]
+    with scheme.engine.connect() as conn:
+        row = conn.exec_driver_sql(
+            "SELECT caller, status_code FROM pay_idempotency WHERE key = 'k-drop'"
+        ).one()
+    assert tuple(row) == ("mtn-rw", 201)

@@ -19,7 +19,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
@@ -296,6 +296,13 @@ class PaymentScheme:
             self.ledger.store.take_write_lock(uow.connection)
             yield uow
             uow.commit()
+
+    def unit_of_work(self) -> AbstractContextManager[UnitOfWork]:
+        """``with scheme.unit_of_work() as uow: ...``: a unit of work for a write that goes
+        with the scheme's (the API's idempotency records): it joins the scheme's group commit
+        (one transaction, one COMMIT and fsync, for the concurrent writes of a batch) and
+        commits when the block ends without an exception."""
+        return self._uow()
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:

@@ -258,6 +258,14 @@ _PARTICIPANT = (
 _ALIAS = select_all(aliases, "alias_type = ? AND alias = ?")
 QUOTE_BY_ID = select_all(quotes, "id = ?")
 TRANSFER_BY_ID = select_all(transfers, "id = ?")
+IDEMPOTENT_ANSWER = Fast(
+    "SELECT request_hash, status_code, response FROM pay_idempotency WHERE caller = ? AND key = ?"
+)
+# A concurrent retry that stored its answer first keeps it: its response stands.
+STORE_IDEMPOTENT_ANSWER = Fast(
+    "INSERT INTO pay_idempotency (caller, key, request_hash, status_code, response, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (caller, key) DO NOTHING"
+)
 TRANSFER_EXISTS = Fast("SELECT id FROM pay_transfers WHERE id = ?")
 QUOTE_EXISTS = Fast("SELECT id FROM pay_quotes WHERE id = ?")
 SET_QUOTE_STATE = Fast("UPDATE pay_quotes SET state = ? WHERE id = ?")

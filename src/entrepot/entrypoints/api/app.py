@@ -63,7 +63,7 @@ def create_app(
             SCHEME: lambda _: app.state.scheme,
         },
     )
-    app.add_middleware(SecurityMiddleware, engine=scheme.engine)
+    app.add_middleware(SecurityMiddleware, engine=scheme.engine, write_unit=scheme.unit_of_work)
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
