@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -12,6 +14,8 @@ from entrepot.entrypoints.api.app import create_app
 from entrepot.entrypoints.api.security import SecurityMiddleware
 from entrepot.payments import PaymentScheme
 from entrepot.payments.credentials import issue_credential
+from entrepot.storage.group import GroupCommitFailed, MemberUnitOfWork
+from entrepot.storage.uow import UnitOfWork
 
 QUOTE = json.dumps(
     {
@@ -128,9 +132,12 @@ def test_an_idempotent_answer_joins_the_schemes_group_commit(
     joined: list[int] = []
     unit = scheme.unit_of_work
 
-    def spy() -> Any:
-        joined.append(1)
-        return unit()
+    @contextmanager
+    def spy() -> Iterator[UnitOfWork]:
+        with unit() as uow:
+            joined.append(1)
+            assert isinstance(uow, MemberUnitOfWork)  # a member of the group, not its own
+            yield uow
 
     monkeypatch.setattr(scheme, "unit_of_work", spy)
     token = issue_credential(scheme.engine, "mtn-rw").token
@@ -142,3 +149,24 @@ def test_an_idempotent_answer_joins_the_schemes_group_commit(
             "SELECT caller, status_code FROM pay_idempotency WHERE key = 'k-drop'"
         ).one()
     assert tuple(row) == ("mtn-rw", 201)
+
+
+def test_an_answer_whose_group_commit_failed_is_stored_on_its_own(
+    scheme: PaymentScheme, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another member broke the shared transaction: the operation is durable already, so
+    its answer is stored in a transaction of its own rather than lost."""
+
+    @contextmanager
+    def broken() -> Iterator[UnitOfWork]:
+        raise GroupCommitFailed("another member broke the batch")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(scheme, "unit_of_work", broken)
+    token = issue_credential(scheme.engine, "mtn-rw").token
+    app = create_app(scheme)
+    assert _status(_post(app, token, [QUOTE])) == [201]
+    assert _status(_post(app, token, [QUOTE])) == [201]  # replayed
+    with scheme.engine.connect() as conn:
+        count = conn.exec_driver_sql("SELECT count(*) FROM pay_idempotency").scalar()
+    assert count == 1

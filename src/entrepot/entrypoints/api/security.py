@@ -34,6 +34,7 @@ from entrepot.entrypoints.api.problems import problem
 from entrepot.payments import store as st
 from entrepot.payments.credentials import VerifiedCaller, verify_token
 from entrepot.storage.engine import read_connection
+from entrepot.storage.group import GroupCommitFailed
 from entrepot.storage.uow import UnitOfWork
 
 PUBLIC_PATHS = ("/docs", "/openapi.json", "/redoc", "/health")
@@ -172,8 +173,15 @@ class SecurityMiddleware:
         write lock and an fsync of its own (clients sending a key on every write got a third
         of the payments per second)."""
         values = (caller, key, digest, status, content.decode(), time.time_ns())
-        with self.write_unit() as uow:
-            st.STORE_IDEMPOTENT_ANSWER.execute(uow.connection, values)
+        try:
+            with self.write_unit() as uow:
+                st.STORE_IDEMPOTENT_ANSWER.execute(uow.connection, values)
+        except GroupCommitFailed:
+            # Another member broke the shared transaction: the operation itself is durable
+            # already, so its answer is stored on its own rather than lost (a 500 would make
+            # the client's retry meet "already exists" and keep that as the key's answer).
+            with self._own_unit() as uow:
+                st.STORE_IDEMPOTENT_ANSWER.execute(uow.connection, values)
 
     @contextmanager
     def _own_unit(self) -> Iterator[UnitOfWork]:
