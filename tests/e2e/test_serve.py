@@ -13,10 +13,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from entrepot.entrypoints.api.serve import balances_connections, reuseport_sockets
+from entrepot.sim.payments_bench import wait_ready
 
 pytestmark = pytest.mark.skipif(
     not balances_connections(), reason="SO_REUSEPORT spreads connections on Linux only"
@@ -109,16 +109,15 @@ def _connections_per_worker(server: int, port: int, clients: list[socket.socket]
     return {w: len(_socket_inodes(w) & established) for w in _workers(server, port)}
 
 
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise AssertionError("the server did not start")
+def _spread(server: int, port: int, n: int, *, stopped: int | None = None) -> dict[int, int]:
+    """How many of ``n`` connections opened together (:func:`_connect_together`) each worker
+    holds; the connections are closed after."""
+    clients = _connect_together(port, n, stopped=stopped)
+    try:
+        return _connections_per_worker(server, port, clients)
+    finally:
+        for c in clients:
+            c.close()
 
 
 def _serve(tmp_path: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
@@ -143,7 +142,7 @@ def server(
     port = _free_port()
     proc = _serve(tmp_path_factory.mktemp("serve"), port, workers=2)
     try:
-        _wait_ready(f"http://127.0.0.1:{port}", proc)
+        wait_ready(f"http://127.0.0.1:{port}", proc, timeout_s=120)
         deadline = time.monotonic() + 60
         while len(_workers(proc.pid, port)) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)  # one answered: the other may still be starting
@@ -230,15 +229,10 @@ def test_connections_made_together_spread_over_the_workers(
     accepted all 32, and the busy one then had nothing to do for as long as they lasted."""
     proc, port = server
     workers = _workers(proc.pid, port)
-    clients = _connect_together(port, 32, stopped=workers[0] if busy else None)
-    try:
-        per_worker = _connections_per_worker(proc.pid, port, clients)
-        assert len(per_worker) == 2, per_worker
-        assert sum(per_worker.values()) == 32, per_worker
-        assert min(per_worker.values()) > 0, per_worker
-    finally:
-        for c in clients:
-            c.close()
+    per_worker = _spread(proc.pid, port, 32, stopped=workers[0] if busy else None)
+    assert len(per_worker) == 2, per_worker
+    assert sum(per_worker.values()) == 32, per_worker
+    assert min(per_worker.values()) > 0, per_worker
 
 
 def test_a_killed_worker_is_replaced_and_connections_meanwhile_wait_for_it(
@@ -268,7 +262,7 @@ def test_sigterm_stops_the_supervisor_and_its_workers(tmp_path: Path) -> None:
     port = _free_port()
     proc = _serve(tmp_path, port, workers=2)
     try:
-        _wait_ready(f"http://127.0.0.1:{port}", proc)
+        wait_ready(f"http://127.0.0.1:{port}", proc, timeout_s=120)
         workers = list(_wait_workers(proc.pid, port, 2))
     finally:
         proc.terminate()
@@ -311,12 +305,7 @@ def test_sighup_replaces_each_worker_on_its_own_socket(
     os.kill(proc.pid, signal.SIGHUP)
     after = _wait_workers(proc.pid, port, 2, gone=tuple(before))
     assert set().union(*after.values()) == set().union(*before.values())  # the same sockets
-    clients = _connect_together(port, 32, stopped=next(iter(after)))
-    try:
-        assert min(_connections_per_worker(proc.pid, port, clients).values()) > 0
-    finally:
-        for c in clients:
-            c.close()
+    assert min(_spread(proc.pid, port, 32, stopped=next(iter(after))).values()) > 0
 
 
 def test_sigttin_and_sigttou_add_and_remove_a_worker_with_its_socket(
@@ -327,12 +316,7 @@ def test_sigttin_and_sigttou_add_and_remove_a_worker_with_its_socket(
     os.kill(proc.pid, signal.SIGTTIN)
     three = _wait_workers(proc.pid, port, 3)
     (added,) = set(three) - set(before)
-    clients = _connect_together(port, 48, stopped=added)
-    try:
-        assert min(_connections_per_worker(proc.pid, port, clients).values()) > 0
-    finally:
-        for c in clients:
-            c.close()
+    assert min(_spread(proc.pid, port, 48, stopped=added).values()) > 0
     os.kill(proc.pid, signal.SIGTTOU)
     after = _wait_workers(proc.pid, port, 2, gone=(added,))
     assert _tcp(port, _LISTEN) == set().union(*after.values())  # its socket listens no more

@@ -349,7 +349,7 @@ def _run(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base, server)
+        wait_ready(base, server)
         elapsed, latencies = _run_async(_run_clients(base, tokens, clients, payments, report))
         qr_elapsed, qr_latencies = _run_async(
             _run_clients(base, tokens, clients, payments, report, one_call=True)
@@ -403,8 +403,10 @@ def _tokens(url: str) -> dict[str, str]:
     return tokens
 
 
-def _wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
+def wait_ready(base: str, server: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    """Wait until the API server started as ``server`` answers ``/health`` at ``base``;
+    ``RuntimeError`` (with its stderr's tail) if it exits or does not answer in time."""
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.poll() is not None:
             err = server.stderr.read().decode() if server.stderr else ""
@@ -414,7 +416,7 @@ def _wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
                 return
         except httpx.HTTPError:
             time.sleep(0.2)
-    raise RuntimeError("the API server did not start within 60 s")
+    raise RuntimeError(f"the API server did not start within {timeout_s:g} s")
 
 
-__all__ = ["run_payments_bench", "setup_scheme"]
+__all__ = ["run_payments_bench", "setup_scheme", "wait_ready"]

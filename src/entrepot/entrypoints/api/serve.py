@@ -172,7 +172,7 @@ def set_scheduling(policy: str) -> None:
     kept). ``batch`` turns off wake-up preemption: a worker thread that wakes another (a
     group commit's next member, the thread pool's next task) keeps running, instead of being
     switched out for the woken thread while it still holds the interpreter lock, which the
-    woken thread then waits for (ADR 0007). No privilege is needed; elsewhere than Linux,
+    woken thread then waits for (ADR 0008). No privilege is needed; elsewhere than Linux,
     nothing is done."""
     if policy not in SCHEDULING:
         raise ValueError(f"scheduling policy {policy!r}: expected one of {', '.join(SCHEDULING)}")
@@ -194,12 +194,12 @@ def serve(
     """Run ``app`` (a factory's import path) until SIGINT or SIGTERM, the workers under the
     ``scheduling`` policy (:func:`set_scheduling`)."""
     set_scheduling(scheduling)
-    config = uvicorn.Config(
-        app, factory=True, host=host, port=port, workers=workers, log_level=log_level
-    )
     if workers <= 1 or not balances_connections():
         uvicorn.run(app, factory=True, host=host, port=port, workers=workers, log_level=log_level)
         return
+    config = uvicorn.Config(
+        app, factory=True, host=host, port=port, workers=workers, log_level=log_level
+    )
     try:
         sockets = reuseport_sockets(host, port, workers, config.backlog)
     except OSError as exc:
