@@ -324,6 +324,45 @@ def test_sigttin_and_sigttou_add_and_remove_a_worker_with_its_socket(
         c.close()
 
 
+def test_sighup_waits_for_replacements_that_start_slowly(tmp_path: Path) -> None:
+    """A worker starts in seconds (imports, migrations, the sanctions lists), more on a busy
+    machine: uvicorn's 5 s allowance gave up after the first slow replacement and kept the old
+    workers, saying so only in the log."""
+    marker = tmp_path / "slow"
+    (tmp_path / "slow_app.py").write_text(
+        "import time\n"
+        "from contextlib import asynccontextmanager\n"
+        "from pathlib import Path\n"
+        "from fastapi import FastAPI\n"
+        "@asynccontextmanager\n"
+        "async def lifespan(app):\n"
+        f"    if Path({str(marker)!r}).exists():\n"
+        "        time.sleep(6)\n"
+        "    yield\n"
+        "def make():\n"
+        "    app = FastAPI(lifespan=lifespan)\n"
+        "    app.get('/health')(lambda: {'status': 'ok'})\n"
+        "    return app\n"
+    )
+    port = _free_port()
+    code = (
+        "from entrepot.entrypoints.api.serve import serve; "
+        f"serve(app='slow_app:make', port={port}, workers=2)"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc, timeout_s=120)
+        before = _wait_workers(proc.pid, port, 2)
+        marker.touch()
+        os.kill(proc.pid, signal.SIGHUP)
+        after = _wait_workers(proc.pid, port, 2, gone=tuple(before))
+        assert set().union(*after.values()) == set().union(*before.values())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
 def test_a_worker_that_fails_to_start_stops_the_server(tmp_path: Path) -> None:
     """Every replacement would fail the same way: the server stops, exit status 3."""
     (tmp_path / "failing_app.py").write_text(

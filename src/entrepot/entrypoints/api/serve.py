@@ -75,6 +75,14 @@ def _join_group(family: int, host: str, port: int, count: int, backlog: int) -> 
     return sockets
 
 
+#: How long a replacement worker (SIGHUP) may take to start: importing, migrating, loading the
+#: sanctions lists (4 s on an idle 2-core machine, more on a loaded one). uvicorn allows it its
+#: health-check timeout (5 s), meant for a running worker's answer to a ping: a restart on a
+#: busy server gave up at the first slow replacement and kept the old workers (an error in
+#: the log was all that said so).
+WORKER_START_S = 120.0
+
+
 class OwnSocketWorkers(Multiprocess):
     """uvicorn's supervisor, worker ``i`` serving ``sockets[i]`` only: at start, when it is
     found dead or hung and replaced, and when SIGHUP restarts the workers one by one."""
@@ -95,12 +103,13 @@ class OwnSocketWorkers(Multiprocess):
 
     def restart_all(self) -> None:
         """Each worker's replacement serves before the worker it replaces stops; a
-        replacement that does not become ready stops the restart, the old worker kept."""
+        replacement that does not become ready within ``WORKER_START_S`` stops the restart,
+        the old worker kept."""
         for index, old in enumerate(self.processes):
             if self.should_exit.is_set():
                 return
             new = self._start(index)
-            if not new.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
+            if not new.wait_until_ready(WORKER_START_S, self.should_exit):
                 new.kill()
                 new.join()
                 if not self.should_exit.is_set():
