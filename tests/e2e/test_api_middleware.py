@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from entrepot.entrypoints.api.app import create_app
+from entrepot.entrypoints.api.claims import KeyClaims
 from entrepot.entrypoints.api.security import SecurityMiddleware
 from entrepot.payments import PaymentScheme
 from entrepot.payments.credentials import issue_credential
@@ -31,6 +37,17 @@ QUOTE = json.dumps(
 def _post(app: Any, token: str, chunks: list[bytes], *, drop_after: int | None = None) -> list[Any]:
     """POST /v1/quotes with the body in ``chunks``; the client disconnects after ``drop_after``
     chunks. Returns what the app sent (an exception raised out of the app is recorded)."""
+    return asyncio.run(_apost(app, token, chunks, drop_after=drop_after))
+
+
+async def _apost(
+    app: Any,
+    token: str,
+    chunks: list[bytes],
+    *,
+    drop_after: int | None = None,
+    key: str = "k-drop",
+) -> list[Any]:
     messages: list[dict[str, Any]] = []
     for i, chunk in enumerate(chunks):
         if i == drop_after:
@@ -52,7 +69,7 @@ def _post(app: Any, token: str, chunks: list[bytes], *, drop_after: int | None =
 
     headers = {
         "authorization": f"Bearer {token}",
-        "idempotency-key": "k-drop",
+        "idempotency-key": key,
         "content-type": "application/json",
         "host": "t",
     }
@@ -71,7 +88,7 @@ def _post(app: Any, token: str, chunks: list[bytes], *, drop_after: int | None =
         "server": ("t", 80),
     }
     try:
-        asyncio.run(app(scope, receive, send))
+        await app(scope, receive, send)
     except Exception as exc:  # the server answers a dropped client with nothing
         sent.append(exc)
     return sent
@@ -79,6 +96,15 @@ def _post(app: Any, token: str, chunks: list[bytes], *, drop_after: int | None =
 
 def _status(sent: list[Any]) -> list[int]:
     return [m["status"] for m in sent if isinstance(m, dict) and m["type"] == "http.response.start"]
+
+
+def _start(sent: list[Any]) -> dict[str, Any]:
+    (start,) = [m for m in sent if isinstance(m, dict) and m["type"] == "http.response.start"]
+    return start
+
+
+def _body(sent: list[Any]) -> Any:
+    return json.loads(b"".join(m["body"] for m in sent if m["type"] == "http.response.body"))
 
 
 def test_a_dropped_upload_is_not_answered_stored_or_held_against_the_retry(
@@ -170,3 +196,173 @@ def test_an_answer_whose_group_commit_failed_is_stored_on_its_own(
     with scheme.engine.connect() as conn:
         count = conn.exec_driver_sql("SELECT count(*) FROM pay_idempotency").scalar()
     assert count == 1
+
+
+def _paused_create_quote(
+    scheme: PaymentScheme, monkeypatch: pytest.MonkeyPatch
+) -> tuple[threading.Event, threading.Event]:
+    """The first create_quote waits (in its worker thread, before writing) until ``go`` is
+    set; ``entered`` is set once it waits. Later calls run at once."""
+    entered, go = threading.Event(), threading.Event()
+    create = scheme.create_quote
+    calls: list[int] = []
+
+    def paused(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            entered.set()
+            assert go.wait(30)
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(scheme, "create_quote", paused)
+    return entered, go
+
+
+def test_a_retry_while_the_first_request_runs_is_refused_and_the_first_answer_kept(
+    scheme: PaymentScheme, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unclaimed, the retry created the quote and stored its 201 as the key's answer; the
+    original then failed ("already exists") and its client was answered 409, while every
+    later replay said 201. Claimed: the retry is told to come back, and then replays the
+    original's answer."""
+    entered, go = _paused_create_quote(scheme, monkeypatch)
+    token = issue_credential(scheme.engine, "mtn-rw").token
+    app = create_app(scheme)
+
+    async def scenario() -> tuple[list[Any], list[Any], list[Any]]:
+        first = asyncio.ensure_future(_apost(app, token, [QUOTE], key="k-race"))
+        assert await asyncio.to_thread(entered.wait, 30)
+        retry = await _apost(app, token, [QUOTE], key="k-race")
+        go.set()
+        original = await first
+        later = await _apost(app, token, [QUOTE], key="k-race")
+        return original, retry, later
+
+    original, retry, later = asyncio.run(scenario())
+    assert _status(retry) == [409]
+    assert _body(retry)["code"] == "request_in_progress"
+    assert (b"retry-after", b"1") in _start(retry)["headers"]
+    assert _status(original) == [201]
+    assert _status(later) == [201] and _body(later) == _body(original)
+    assert (b"idempotent-replayed", b"true") in _start(later)["headers"]
+
+
+def test_a_claim_is_only_for_its_key_and_caller(
+    scheme: PaymentScheme, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entered, go = _paused_create_quote(scheme, monkeypatch)
+    token = issue_credential(scheme.engine, "mtn-rw").token
+    other = issue_credential(scheme.engine, "icbc").token
+    app = create_app(scheme)
+    other_quote = QUOTE.replace(b"q-drop", b"q-other")
+
+    async def scenario() -> tuple[list[Any], list[Any], list[Any]]:
+        first = asyncio.ensure_future(_apost(app, token, [QUOTE], key="k-1"))
+        assert await asyncio.to_thread(entered.wait, 30)
+        another_key = await _apost(app, token, [other_quote], key="k-2")
+        another_caller = await _apost(app, other, [other_quote], key="k-1")
+        go.set()
+        return await first, another_key, another_caller
+
+    first, another_key, another_caller = asyncio.run(scenario())
+    assert _status(first) == [201] and _status(another_key) == [201]
+    # icbc's request ran (and was refused on its own merits: icbc holds no RWF)
+    assert _body(another_caller).get("code") not in (None, "request_in_progress")
+
+
+def test_a_request_that_fails_lets_its_key_go(
+    scheme: PaymentScheme, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(scheme, "create_quote", broken)
+    token = issue_credential(scheme.engine, "mtn-rw").token
+    app = create_app(scheme)
+    failed = _post(app, token, [QUOTE])
+    assert 201 not in _status(failed)
+    monkeypatch.undo()
+    assert _status(_post(app, token, [QUOTE])) == [201]  # not "in progress" for ever
+
+
+def test_workers_claim_keys_through_a_lock_file(tmp_path: Path) -> None:
+    """Two claim sets on one file stand for two workers: each sees the other's claims."""
+    one, two = KeyClaims(tmp_path / "c.lock"), KeyClaims(tmp_path / "c.lock")
+    try:
+        assert one.claim("mtn-rw", "k")
+        assert not one.claim("mtn-rw", "k")  # this worker's own second request
+        assert not two.claim("mtn-rw", "k")  # the other worker's
+        assert two.claim("mtn-rw", "k2") and two.claim("equity-ke", "k")
+        one.release("mtn-rw", "k")
+        assert two.claim("mtn-rw", "k")
+        assert not one.claim("mtn-rw", "k")
+    finally:
+        one.close()
+        two.close()
+
+
+def test_a_killed_workers_claims_are_let_go(tmp_path: Path) -> None:
+    path = tmp_path / "c.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from pathlib import Path\n"
+            "from entrepot.entrypoints.api.claims import KeyClaims\n"
+            f"assert KeyClaims(Path({str(path)!r})).claim('mtn-rw', 'k')\n"
+            "print('held', flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    claims = KeyClaims(path)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        assert not claims.claim("mtn-rw", "k")
+        holder.kill()
+        holder.wait(30)
+        assert claims.claim("mtn-rw", "k")
+    finally:
+        holder.kill()
+        claims.close()
+
+
+def test_claims_without_a_usable_lock_file_hold_within_the_process(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    claims = KeyClaims(tmp_path / "no-such-dir" / "c.lock")
+    with caplog.at_level(logging.WARNING):
+        assert claims.claim("mtn-rw", "k")
+        assert not claims.claim("mtn-rw", "k")
+        claims.release("mtn-rw", "k")
+        assert claims.claim("mtn-rw", "k")
+    assert sum("within this process only" in r.message for r in caplog.records) == 1
+
+
+def test_the_workers_of_one_home_claim_through_its_lock_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``entrepot serve``'s workers build their app from the environment: one home, one lock
+    file, so a retry reaching another worker meets the first request's claim."""
+    import gc
+
+    from entrepot.entrypoints.api.app import create_app_from_env
+
+    monkeypatch.setenv("ENTREPOT_DATABASE_URL", f"sqlite:///{tmp_path}/api.db")
+    monkeypatch.setenv("ENTREPOT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ENTREPOT_SCREENING", "off")
+    try:
+        app = create_app_from_env()
+    finally:
+        gc.unfreeze()
+    (security,) = [m for m in app.user_middleware if m.cls is SecurityMiddleware]
+    claims = security.kwargs["claims"]
+    other_worker = KeyClaims(tmp_path / "home" / "idempotency-claims.lock")
+    try:
+        assert claims.claim("mtn-rw", "k")
+        assert not other_worker.claim("mtn-rw", "k")
+    finally:
+        claims.close()
+        other_worker.close()
+        app.state.scheme.engine.dispose()

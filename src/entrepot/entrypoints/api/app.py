@@ -12,6 +12,7 @@ from nacl.signing import SigningKey
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from entrepot import __version__
+from entrepot.entrypoints.api.claims import KeyClaims
 from entrepot.entrypoints.api.direct import CALLER, SCHEME, DirectRoutes, direct_routes
 from entrepot.entrypoints.api.problems import domain_error, http_error, validation_error
 from entrepot.entrypoints.api.routes import BULK_OPENAPI_SCHEMAS, PAYMENT_PATH, router, scheme_of
@@ -34,11 +35,14 @@ def create_app(
     decisions_dir: Path | None = None,
     sanctions_dir: Path | None = None,
     callback_key: SigningKey | None = None,
+    claims_path: Path | None = None,
 ) -> FastAPI:
     """The API over the scheme, the trade network and the risk engine. ``lending`` defaults to
     the trade network's; ``decisions_dir`` holds the decision log (screenings are logged there,
     decisions read back; default: lending's log, else memory); ``sanctions_dir`` the OFAC
-    lists screened against (default: the shared reference data; none there: 503)."""
+    lists screened against (default: the shared reference data; none there: 503);
+    ``claims_path`` the lock file through which the host's workers claim the Idempotency-Keys
+    they are answering (default: none, claims hold within the process)."""
     app = FastAPI(
         title="Entrepot",
         version=__version__,
@@ -63,7 +67,12 @@ def create_app(
             SCHEME: lambda _: app.state.scheme,
         },
     )
-    app.add_middleware(SecurityMiddleware, engine=scheme.engine, write_unit=scheme.unit_of_work)
+    app.add_middleware(
+        SecurityMiddleware,
+        engine=scheme.engine,
+        write_unit=scheme.unit_of_work,
+        claims=KeyClaims(claims_path),
+    )
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
@@ -102,6 +111,12 @@ def callback_key_path(home: Path) -> Path:
     return home / "keys" / "scheme-callbacks.ed25519"
 
 
+def idempotency_claims_path(home: Path) -> Path:
+    """The lock file the workers of ``entrepot serve`` (one home) claim keys through."""
+    home.mkdir(parents=True, exist_ok=True)
+    return home / "idempotency-claims.lock"
+
+
 def create_app_from_env() -> FastAPI:
     """Factory for uvicorn workers: settings from ENTREPOT_* variables."""
     from entrepot.bootstrap import bootstrap
@@ -114,6 +129,7 @@ def create_app_from_env() -> FastAPI:
         decisions_dir=a.settings.home / "decisions",
         sanctions_dir=a.settings.sanctions_dir,
         callback_key=signing_key(callback_key_path(a.settings.home)),
+        claims_path=idempotency_claims_path(a.settings.home),
     )
     # Screening lists and models load now, not in the first payments' requests (a second or
     # more, which those payments would wait for), and before the freeze below (the sanctions

@@ -5,9 +5,10 @@
 - ``X-Signature``: when the credential is bound to an Ed25519 public key, the request must be
   signed: base64 of the signature over ``METHOD\\nPATH\\n`` + body (Mojaloop/Beckn style).
 - ``Idempotency-Key`` on POST/PUT/DELETE: same caller, key and body -> the first response,
-  replayed; same key with a different body -> 409 (Mojaloop 3106). The operations themselves
-  are idempotent by their client-chosen ids too, so a crash between the effect and the record
-  cannot cause a second effect.
+  replayed; same key with a different body -> 409 (Mojaloop 3106); same key while the first
+  request with it is still being answered -> 409 ``request_in_progress`` with Retry-After
+  (``claims``). The operations themselves are idempotent by their client-chosen ids too, so a
+  crash between the effect and the record cannot cause a second effect.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entrepot.entrypoints.api.asgi import read_body, replay_body, run_read
+from entrepot.entrypoints.api.claims import KeyClaims
 from entrepot.entrypoints.api.problems import problem
 from entrepot.payments import store as st
 from entrepot.payments.credentials import VerifiedCaller, verify_token
@@ -52,9 +54,12 @@ class SecurityMiddleware:
         app: ASGIApp,
         engine: Engine,
         write_unit: Callable[[], AbstractContextManager[UnitOfWork]] | None = None,
+        claims: KeyClaims | None = None,
     ) -> None:
         self.app = app
         self.engine = engine
+        #: the Idempotency-Keys being answered now (default: within this process only)
+        self.claims = claims or KeyClaims(None)
         #: where an Idempotency-Key's answer is written: the payment scheme's group commit
         #: (``PaymentScheme.unit_of_work``), else a transaction of its own
         self.write_unit = write_unit or self._own_unit
@@ -103,15 +108,34 @@ class SecurityMiddleware:
         if method not in WRITE_METHODS or not key:
             await self.app(scope, replay, send)
             return
-        digest = _digest(method, path, body)
-        answer = await run_read(
-            self.engine, self._idempotent_answer, caller.participant_id, key, digest
-        )
-        if answer is not None:
-            await answer(scope, receive, send)
+        if len(key) > IDEMPOTENCY_KEY_LEN_MAX:
+            await problem(
+                400,
+                "invalid_input",
+                "Idempotency-Key is too long",
+                field="Idempotency-Key",
+                mojaloop="3100",
+            )(scope, receive, send)
             return
-        # Hold the response until it is stored: a retry that arrives after the client saw it
-        # must find it.
+        who = caller.participant_id
+        if not self.claims.claim(who, key):
+            await _in_progress()(scope, receive, send)
+            return
+        try:
+            stored = await self._answered(scope, replay, who, key, _digest(method, path, body))
+        finally:
+            self.claims.release(who, key)  # the answer is stored (or will never be)
+        start, content = stored
+        await send(start)
+        await send({"type": "http.response.body", "body": content, "more_body": False})
+
+    async def _answered(
+        self, scope: Scope, receive: Receive, caller: str, key: str, digest: str
+    ) -> tuple[Message, bytes]:
+        """With the key claimed: the stored answer (replayed, or refused for another body),
+        else the app's answer, stored before it is returned (the claim is let go after, so a
+        retry never finds the key neither claimed nor answered)."""
+        answer = await run_read(self.engine, self._idempotent_answer, caller, key, digest)
         start: dict[str, Any] = {}
         chunks: list[bytes] = []
 
@@ -121,28 +145,21 @@ class SecurityMiddleware:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
 
-        await self.app(scope, replay, hold)
+        if answer is not None:
+            await answer(scope, receive, hold)
+            return start, b"".join(chunks)
+        # Held until it is stored: a retry that arrives after the client saw it must find it.
+        await self.app(scope, receive, hold)
         content = b"".join(chunks)
         status = int(start.get("status", 500))
         if status < 500:
             # A write: it queues for the write lock and waits for its fsync, which on the
             # event loop would stall every other request of this worker meanwhile.
-            await run_in_threadpool(
-                self._store, caller.participant_id, key, digest, status, content
-            )
-        await send(start)
-        await send({"type": "http.response.body", "body": content, "more_body": False})
+            await run_in_threadpool(self._store, caller, key, digest, status, content)
+        return start, content
 
     def _idempotent_answer(self, caller: str, key: str, digest: str) -> Response | None:
         """The stored answer to a repeated Idempotency-Key, a problem, or None (first use)."""
-        if len(key) > IDEMPOTENCY_KEY_LEN_MAX:
-            return problem(
-                400,
-                "invalid_input",
-                "Idempotency-Key is too long",
-                field="Idempotency-Key",
-                mojaloop="3100",
-            )
         stored = self._stored(caller, key)
         if stored is None:
             return None
@@ -188,6 +205,18 @@ class SecurityMiddleware:
         with UnitOfWork(self.engine) as uow:
             yield uow
             uow.commit()
+
+
+def _in_progress() -> Response:
+    response = problem(
+        409,
+        "request_in_progress",
+        "a request with this Idempotency-Key is still being answered: retry after it, to "
+        "be answered as it was",
+        field="Idempotency-Key",
+    )
+    response.headers["Retry-After"] = "1"
+    return response
 
 
 def _digest(method: str, path: str, body: bytes) -> str:
