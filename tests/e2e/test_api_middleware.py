@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -14,13 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from entrepot.entrypoints.api.app import create_app
 from entrepot.entrypoints.api.claims import KeyClaims
 from entrepot.entrypoints.api.security import SecurityMiddleware
 from entrepot.payments import PaymentScheme
+from entrepot.payments import store as st
 from entrepot.payments.credentials import issue_credential
 from entrepot.storage.group import GroupCommitFailed, MemberUnitOfWork
+from entrepot.storage.migrate import downgrade, upgrade
 from entrepot.storage.uow import UnitOfWork
 
 QUOTE = json.dumps(
@@ -366,3 +371,164 @@ def test_the_workers_of_one_home_claim_through_its_lock_file(
         claims.close()
         other_worker.close()
         app.state.scheme.engine.dispose()
+
+
+def _answering(status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> Any:
+    """An ASGI app that answers every request so, and counts the requests it answered."""
+    calls: list[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        calls.append(1)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    app.calls = calls  # type: ignore[attr-defined]
+    return app
+
+
+def _headers(sent: list[Any]) -> dict[bytes, bytes]:
+    return dict(_start(sent)["headers"])
+
+
+def test_a_replay_carries_the_first_answers_headers(scheme: PaymentScheme) -> None:
+    """A tracking event's 201 has a ``code`` field: replayed, it was said to be a problem."""
+    body = b'{"orderId": "o-1", "code": "EXD"}'
+    first_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"location", b"/v1/orders/o-1/tracking/1"),
+    ]
+    app = _answering(201, body, first_headers)
+    guarded = SecurityMiddleware(app, engine=scheme.engine)
+    token = issue_credential(scheme.engine, "mtn-rw").token
+    first = asyncio.run(_apost(guarded, token, [QUOTE], key="k-h"))
+    again = asyncio.run(_apost(guarded, token, [QUOTE], key="k-h"))
+    assert app.calls == [1]  # replayed, not run again
+    assert _status(again) == [201] and _body(again) == _body(first)
+    replayed = _headers(again)
+    assert replayed[b"content-type"] == b"application/json"
+    assert replayed[b"location"] == b"/v1/orders/o-1/tracking/1"
+    assert replayed[b"content-length"] == str(len(body)).encode()
+    assert replayed[b"idempotent-replayed"] == b"true"
+    assert [k for k, _ in _start(again)["headers"]].count(b"content-type") == 1
+
+
+def test_an_answer_that_is_not_text_is_not_kept(scheme: PaymentScheme) -> None:
+    """A QR code's PNG under an Idempotency-Key was a 500 (the answer did not decode as text)
+    after the image had been made; it is answered, not kept, and made again on a retry."""
+    png = b"\x89PNG\r\n\x1a\n\x00\xff"
+    app = _answering(200, png, [(b"content-type", b"image/png")])
+    guarded = SecurityMiddleware(app, engine=scheme.engine)
+    token = issue_credential(scheme.engine, "mtn-rw").token
+    first = asyncio.run(_apost(guarded, token, [QUOTE], key="k-png"))
+    again = asyncio.run(_apost(guarded, token, [QUOTE], key="k-png"))
+    for sent in (first, again):
+        assert _status(sent) == [200]
+        assert b"".join(m["body"] for m in sent if m["type"] == "http.response.body") == png
+    assert app.calls == [1, 1]
+    with scheme.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM pay_idempotency").scalar() == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "media"),
+    [
+        (201, '{"orderId": "o-1", "code": "EXD"}', b"application/json"),
+        (409, '{"code": "invalid_state", "detail": "x"}', b"application/problem+json"),
+        (204, "", b"text/plain"),
+    ],
+)
+def test_an_answer_stored_without_headers_is_replayed_with_its_media_inferred(
+    scheme: PaymentScheme, status: int, body: str, media: bytes
+) -> None:
+    """Answers stored before migration 0010 have no headers: errors are problems, the rest
+    JSON (not: any body with a ``code`` field is a problem)."""
+    token = issue_credential(scheme.engine, "mtn-rw").token
+    app = create_app(scheme)
+    digest = hashlib.sha256(b"POST /v1/quotes\n" + QUOTE).hexdigest()
+    with scheme.engine.begin() as conn:
+        conn.execute(
+            sa.insert(st.idempotency).values(
+                caller="mtn-rw",
+                key="k-old",
+                request_hash=digest,
+                status_code=status,
+                response=body,
+                created_at=0,
+                headers=None,
+            )
+        )
+    again = asyncio.run(_apost(app, token, [QUOTE], key="k-old"))
+    assert _status(again) == [status]
+    assert _headers(again)[b"content-type"].split(b";")[0] == media
+
+
+def test_migration_0010_goes_down_and_up(scheme: PaymentScheme) -> None:
+    token = issue_credential(scheme.engine, "mtn-rw").token
+    app = create_app(scheme)
+    assert _status(_post(app, token, [QUOTE])) == [201]
+    downgrade(scheme.engine, "0009_participants_version")
+    columns = {c["name"] for c in sa.inspect(scheme.engine).get_columns("pay_idempotency")}
+    assert "headers" not in columns
+    upgrade(scheme.engine)
+    again = _post(create_app(scheme), token, [QUOTE])  # kept through both, replayed
+    assert _status(again) == [201]
+    assert _headers(again)[b"content-type"] == b"application/json"
+
+
+def test_a_retry_while_the_answer_is_being_stored_is_refused(
+    scheme: PaymentScheme, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim lasts until the answer is committed: a retry between the operation's end
+    and the answer's commit would run the operation again."""
+    storing, go = threading.Event(), threading.Event()
+    store = SecurityMiddleware._store
+
+    def paused(self: SecurityMiddleware, *args: Any) -> None:
+        storing.set()
+        assert go.wait(30)
+        store(self, *args)
+
+    monkeypatch.setattr(SecurityMiddleware, "_store", paused)
+    token = issue_credential(scheme.engine, "mtn-rw").token
+    app = create_app(scheme)
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        first = asyncio.ensure_future(_apost(app, token, [QUOTE], key="k-store"))
+        assert await asyncio.to_thread(storing.wait, 30)
+        retry = await _apost(app, token, [QUOTE], key="k-store")
+        go.set()
+        return await first, retry
+
+    first, retry = asyncio.run(scenario())
+    assert _status(first) == [201]
+    assert _status(retry) == [409] and _body(retry)["code"] == "request_in_progress"
+
+
+def test_a_forked_child_holds_none_of_its_parents_claims(tmp_path: Path) -> None:
+    shared, in_process = KeyClaims(tmp_path / "c.lock"), KeyClaims(None)
+    assert shared.claim("mtn-rw", "k") and in_process.claim("mtn-rw", "k")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: another worker, as far as the lock file is concerned
+        try:
+            seen = (in_process.claim("mtn-rw", "k"), shared.claim("mtn-rw", "k"))
+            os.write(write, repr(seen).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        seen = os.read(read, 100).decode()
+        os.waitpid(pid, 0)
+    finally:
+        os.close(read)
+    # not the parent's request in the child; the parent's lock, held as another worker's
+    assert seen == "(True, False)"
+    other = KeyClaims(tmp_path / "c.lock")
+    try:
+        assert not other.claim("mtn-rw", "k")  # the child's exit did not end the parent's
+        shared.release("mtn-rw", "k")
+        assert other.claim("mtn-rw", "k")
+    finally:
+        other.close()
+        shared.close()

@@ -195,6 +195,8 @@ idempotency = sa.Table(
     sa.Column("status_code", sa.Integer, nullable=False),
     sa.Column("response", sa.Text, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    # the response's headers, a JSON list of [name, value] (None: stored before 0010)
+    sa.Column("headers", sa.Text, nullable=True),
 )
 
 # Notifications (Mojaloop's callbacks): where each participant wants them, and an outbox
@@ -259,12 +261,14 @@ _ALIAS = select_all(aliases, "alias_type = ? AND alias = ?")
 QUOTE_BY_ID = select_all(quotes, "id = ?")
 TRANSFER_BY_ID = select_all(transfers, "id = ?")
 IDEMPOTENT_ANSWER = Fast(
-    "SELECT request_hash, status_code, response FROM pay_idempotency WHERE caller = ? AND key = ?"
+    "SELECT request_hash, status_code, response, headers FROM pay_idempotency"
+    " WHERE caller = ? AND key = ?"
 )
 # A concurrent retry that stored its answer first keeps it: its response stands.
 STORE_IDEMPOTENT_ANSWER = Fast(
-    "INSERT INTO pay_idempotency (caller, key, request_hash, status_code, response, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (caller, key) DO NOTHING"
+    "INSERT INTO pay_idempotency"
+    " (caller, key, request_hash, status_code, response, created_at, headers)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (caller, key) DO NOTHING"
 )
 TRANSFER_EXISTS = Fast("SELECT id FROM pay_transfers WHERE id = ?")
 QUOTE_EXISTS = Fast("SELECT id FROM pay_quotes WHERE id = ?")

@@ -1,4 +1,4 @@
-"""Which Idempotency-Keys are being answered right now, across the API workers of one host.
+"""Which Idempotency-Keys are being answered right now, across the API workers of one home.
 
 A retry that arrives while the first request with its key is still running found no stored
 answer, ran the operation again (which, idempotent by its id, refused it: "already exists"),
@@ -11,12 +11,14 @@ replays the first answer.
 
 A claim is an entry in this process's set of keys (threads and event loops of one worker)
 and an open-file-description lock (Linux ``F_OFD_SETLK``) on one byte of a lock file shared
-by the host's workers, at an offset hashed from the caller and the key. The kernel lets the
-lock go when the process dies, so a killed worker leaves no key claimed. Claims are never
-waited for (non-blocking, two system calls). Where the lock file cannot be opened or OFD
-locks do not exist (not Linux), claims hold within the process only, and a warning says so.
-They are per host: servers on several hosts sharing one PostgreSQL exclude each other's
-concurrent retries only through the operations' own ids."""
+by the workers (``$ENTREPOT_HOME/idempotency-claims.lock``), at an offset hashed from the
+caller and the key. The kernel lets the lock go when the process dies, so a killed worker
+leaves no key claimed. Claims are never waited for (non-blocking, two system calls). Where
+the lock file cannot be opened or OFD locks do not exist (not Linux), claims hold within the
+process only, and a warning says so. They are per lock file, that is per ``ENTREPOT_HOME``:
+servers with other homes (on other hosts, or in containers that do not share the file)
+sharing one database exclude each other's concurrent retries only through the operations'
+own ids."""
 
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ import logging
 import os
 import struct
 import threading
+import weakref
+from contextlib import suppress
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -39,7 +43,7 @@ _SETLK = getattr(fcntl, "F_OFD_SETLK", None)
 
 
 class KeyClaims:
-    """``claim(caller, key)`` -> True if nobody else on this host is answering that key now
+    """``claim(caller, key)`` -> True if no worker of this home is answering that key now
     (the claim is then this request's until ``release``), else False."""
 
     def __init__(self, path: Path | None) -> None:
@@ -47,9 +51,9 @@ class KeyClaims:
         self._held: set[tuple[str, str]] = set()
         self._state = threading.Lock()
         self._fd: int | None = None
-        self._pid = 0  # the process that opened _fd (a forked child shares its locks' owner)
         self._warned = False
         self._unusable = False  # the lock file failed once: claims stay in the process
+        _ALL.add(self)
 
     def claim(self, caller: str, key: str) -> bool:
         pair = (caller, key)
@@ -68,7 +72,7 @@ class KeyClaims:
             if pair not in self._held:
                 return
             self._held.discard(pair)
-            if self._fd is not None and self._pid == os.getpid():
+            if self._fd is not None:
                 self._lock(self._fd, fcntl.F_UNLCK, _offset(caller, key))
 
     def close(self) -> None:
@@ -78,15 +82,19 @@ class KeyClaims:
             if fd is not None:
                 os.close(fd)  # lets go of every lock held through it
 
+    def _after_fork(self) -> None:
+        """In a forked child: none of the parent's requests are the child's, and the
+        descriptor it inherited shares the parent's locks (closing it does not end them)."""
+        self._state = threading.Lock()  # another thread may have held it at the fork
+        self._held = set()
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with suppress(OSError):
+                os.close(fd)
+
     def _file(self) -> int | None:
-        if self._fd is not None and self._pid == os.getpid():
-            return self._fd
         if self._fd is not None:
-            # A forked child: none of its parent's requests are its own, and the descriptor
-            # it inherited shares the parent's locks (closing it here does not end them).
-            os.close(self._fd)
-            self._fd = None
-            self._held.clear()
+            return self._fd
         if self.path is None or self._unusable:
             return None
         if _SETLK is None:
@@ -99,7 +107,7 @@ class KeyClaims:
             self._unusable = True
             self._warn(f"cannot open {self.path}: {exc.strerror}")
             return None
-        self._fd, self._pid = fd, os.getpid()
+        self._fd = fd
         return fd
 
     def _lock(self, fd: int, kind: int, offset: int) -> bool:
@@ -125,6 +133,17 @@ class KeyClaims:
                 "reaches another worker while the first request runs is not refused",
                 why,
             )
+
+
+_ALL: weakref.WeakSet[KeyClaims] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    for claims in list(_ALL):
+        claims._after_fork()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def _offset(caller: str, key: str) -> int:

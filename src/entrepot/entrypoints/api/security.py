@@ -133,8 +133,10 @@ class SecurityMiddleware:
         self, scope: Scope, receive: Receive, caller: str, key: str, digest: str
     ) -> tuple[Message, bytes]:
         """With the key claimed: the stored answer (replayed, or refused for another body),
-        else the app's answer, stored before it is returned (the claim is let go after, so a
-        retry never finds the key neither claimed nor answered)."""
+        else the app's answer, stored before it is returned (the claim is let go after, so
+        that a retry meanwhile is told to come back, not run again). A request cancelled
+        while the app runs stores nothing: its retry runs, and the operation's own id
+        answers it."""
         answer = await run_read(self.engine, self._idempotent_answer, caller, key, digest)
         start: dict[str, Any] = {}
         chunks: list[bytes] = []
@@ -155,7 +157,9 @@ class SecurityMiddleware:
         if status < 500:
             # A write: it queues for the write lock and waits for its fsync, which on the
             # event loop would stall every other request of this worker meanwhile.
-            await run_in_threadpool(self._store, caller, key, digest, status, content)
+            await run_in_threadpool(
+                self._store, caller, key, digest, status, content, start.get("headers", [])
+            )
         return start, content
 
     def _idempotent_answer(self, caller: str, key: str, digest: str) -> Response | None:
@@ -163,7 +167,7 @@ class SecurityMiddleware:
         stored = self._stored(caller, key)
         if stored is None:
             return None
-        request_hash, status, text = stored
+        request_hash, status, text, headers = stored
         if request_hash != digest:
             return problem(
                 409,
@@ -172,24 +176,52 @@ class SecurityMiddleware:
                 field="Idempotency-Key",
                 mojaloop="3106",
             )
-        return Response(
-            text,
-            status_code=status,
-            media_type=_media(text),
-            headers={"Idempotent-Replayed": "true"},
+        if headers is None:  # stored before its headers were (migration 0010)
+            return Response(
+                text,
+                status_code=status,
+                media_type=_media(text, status),
+                headers={"Idempotent-Replayed": "true"},
+            )
+        response = Response(text, status_code=status)  # content-length only: the rest is
+        response.raw_headers.extend(  # what the first answer said
+            (name.encode("latin-1"), value.encode("latin-1")) for name, value in headers
         )
+        response.raw_headers.append((b"idempotent-replayed", b"true"))
+        return response
 
-    def _stored(self, caller: str, key: str) -> tuple[str, int, str] | None:
+    def _stored(self, caller: str, key: str) -> tuple[str, int, str, list[list[str]] | None] | None:
         with read_connection(self.engine) as conn:
             row = st.IDEMPOTENT_ANSWER.first(conn, (caller, key))
-        return None if row is None else (row[0], int(row[1]), row[2])
+        if row is None:
+            return None
+        return row[0], int(row[1]), row[2], None if row[3] is None else json.loads(row[3])
 
-    def _store(self, caller: str, key: str, digest: str, status: int, content: bytes) -> None:
-        """Record the answer; a concurrent retry that recorded its own first keeps it. Joins
-        the scheme's group commit: as its own transaction, each answer took a turn of the
-        write lock and an fsync of its own (clients sending a key on every write got a third
-        of the payments per second)."""
-        values = (caller, key, digest, status, content.decode(), time.time_ns())
+    def _store(
+        self,
+        caller: str,
+        key: str,
+        digest: str,
+        status: int,
+        content: bytes,
+        raw_headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        """Record the answer, with its headers (not its length: the replay's body sets it); a
+        concurrent retry that recorded its own first keeps it. An answer that is not text (a
+        QR code's PNG: a rendering, the same again on a retry) is not kept. Joins the
+        scheme's group commit: as its own transaction, each answer took a turn of the write
+        lock and an fsync of its own (clients sending a key on every write got a third of
+        the payments per second)."""
+        try:
+            text = content.decode()
+        except UnicodeDecodeError:
+            return
+        headers = [
+            [name.decode("latin-1"), value.decode("latin-1")]
+            for name, value in raw_headers
+            if name.lower() != b"content-length"
+        ]
+        values = (caller, key, digest, status, text, time.time_ns(), json.dumps(headers))
         try:
             with self.write_unit() as uow:
                 st.STORE_IDEMPOTENT_ANSWER.execute(uow.connection, values)
@@ -223,16 +255,14 @@ def _digest(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
 
 
-def _media(text: str) -> str:
+def _media(text: str, status: int) -> str:
+    """The media type of an answer stored without its headers: the API answers JSON, and
+    every error as a problem."""
     try:
-        body = json.loads(text)
+        json.loads(text)
     except ValueError:
         return "text/plain"
-    return (
-        "application/problem+json"
-        if isinstance(body, dict) and "code" in body
-        else "application/json"
-    )
+    return "application/problem+json" if status >= 400 else "application/json"
 
 
 def check_signature(
