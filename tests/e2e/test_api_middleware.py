@@ -532,3 +532,52 @@ def test_a_forked_child_holds_none_of_its_parents_claims(tmp_path: Path) -> None
     finally:
         other.close()
         shared.close()
+
+
+def test_an_answer_goes_with_the_next_group_commit_when_one_is_coming(
+    scheme: PaymentScheme, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a member of its own (a turn of the write lock, a savepoint): queued into the batch
+    a member has open, durable with its COMMIT, and only then is it answered."""
+    (security,) = [m for m in create_app(scheme).user_middleware if m.cls is SecurityMiddleware]
+    assert security.kwargs["write_with_next"] == scheme.write_with_next  # what the API uses
+    alone: list[Any] = []
+    monkeypatch.setattr(SecurityMiddleware, "_store", lambda self, values: alone.append(values))
+    guarded = SecurityMiddleware(
+        _answering(201, b"{}", []), engine=scheme.engine, write_with_next=scheme.write_with_next
+    )
+    values = ("mtn-rw", "k-next", "0" * 64, 201, "{}", 0, "[]")
+    holding, go = threading.Event(), threading.Event()
+
+    def member() -> None:
+        with scheme.unit_of_work():
+            holding.set()
+            assert go.wait(30)
+
+    async def scenario() -> tuple[bool, bool]:
+        queued = asyncio.ensure_future(guarded._stored_with_next(values))
+        await asyncio.sleep(0.1)
+        early = queued.done()
+        go.set()
+        return early, await queued
+
+    group = scheme._group
+    assert group is not None
+    before = group.commits
+    thread = threading.Thread(target=member)
+    thread.start()
+    try:
+        assert holding.wait(30)
+        early, stored = asyncio.run(scenario())
+    finally:
+        go.set()
+        thread.join(30)
+    assert not early and stored and alone == []
+    assert group.commits == before + 1  # the member's COMMIT, the answer in it
+    with scheme.engine.connect() as conn:
+        row = conn.exec_driver_sql(
+            "SELECT status_code FROM pay_idempotency WHERE key = 'k-next'"
+        ).one()
+    assert row[0] == 201
+    # nothing open now: written on its own
+    assert not asyncio.run(guarded._stored_with_next((*values[:1], "k-2", *values[2:])))

@@ -452,3 +452,130 @@ if POSTGRES_URL:  # a backend killed under the shared transaction
         with g.unit() as uow:
             insert(uow.connection, "after")
         assert rows(pg_engine) == {"after"}
+
+
+# ------------------------------------------------------------------ writes with the next commit
+class Done:
+    """An ``on_done`` that records what it was told."""
+
+    def __init__(self) -> None:
+        self.told: list[BaseException | None] = []
+        self.event = threading.Event()
+
+    def __call__(self, error: BaseException | None) -> None:
+        self.told.append(error)
+        self.event.set()
+
+
+def adder(k: str) -> Callable[[sa.Connection], None]:
+    return lambda conn: insert(conn, k)
+
+
+def test_a_write_with_the_next_commit_needs_a_commit_to_come(engine: sa.Engine) -> None:
+    g = group(engine)
+    done = Done()
+    assert not g.write_with_next(adder("w"), done)  # nothing open, nobody waiting
+    with g.unit() as uow:
+        insert(uow.connection, "a")
+    assert done.told == [] and rows(engine) == {"a"}
+
+
+def test_a_write_goes_with_the_open_batch_and_is_told_once_durable(engine: sa.Engine) -> None:
+    g = group(engine)
+    done = Done()
+    with g.unit() as uow:
+        insert(uow.connection, "a")
+        assert g.write_with_next(adder("w"), done)
+        assert done.told == []  # not before the commit
+    assert done.told == [None]
+    assert rows(engine) == {"a", "w"} and g.commits == 1  # one COMMIT for both
+
+
+def test_a_write_queued_behind_a_waiting_member_goes_with_its_batch(engine: sa.Engine) -> None:
+    g = group(engine)
+    done = Done()
+    g._turn.acquire()  # as a member holding the turn between batches would
+    try:
+        errors: list[BaseException | None] = []
+        t = threading.Thread(target=lambda: errors.extend(in_threads(joiner(g, "b", 0))))
+        t.start()
+        queued(g, 1)
+        assert g._batch is None
+        assert g.write_with_next(adder("w"), done)
+    finally:
+        g._turn.release()
+    t.join(30)
+    assert errors == [None] and done.event.wait(10)
+    assert done.told == [None] and rows(engine) == {"b", "w"} and g.commits == 1
+
+
+def test_a_write_that_fails_is_told_and_the_members_work_is_kept(engine: sa.Engine) -> None:
+    g = group(engine)
+    done, after = Done(), Done()
+    with g.unit() as uow:
+        insert(uow.connection, "a")
+        assert g.write_with_next(adder("a"), done)  # a duplicate key
+        assert g.write_with_next(adder("w"), after)  # undone with it: writes on its own
+    assert done.told and done.told[0] is not None
+    assert after.told and after.told[0] is not None
+    assert rows(engine) == {"a"}
+
+
+def test_writes_queued_for_a_batch_that_breaks_are_told(engine: sa.Engine) -> None:
+    g = group(engine)
+    done = Done()
+    with pytest.raises(RuntimeError), g.unit() as uow:  # alone in it: the whole batch goes
+        insert(uow.connection, "a")
+        assert g.write_with_next(adder("w"), done)
+        raise RuntimeError("the member fails")
+    assert done.told and isinstance(done.told[0], RuntimeError)
+    assert rows(engine) == set()
+    assert g._later == []
+
+
+def test_writes_queued_for_a_batch_that_cannot_open_are_told(database_url: str) -> None:
+    engine = create_engine_from_url(database_url)
+    try:
+
+        def begin(conn: sa.Connection) -> None:
+            raise OSError("the database is gone")
+
+        g = GroupCommit(engine, begin)
+        done = Done()
+        g._turn.acquire()
+        try:
+            errors: list[BaseException | None] = []
+
+            def member() -> None:
+                with g.unit():
+                    pass
+
+            t = threading.Thread(target=lambda: errors.extend(in_threads(member)))
+            t.start()
+            queued(g, 1)
+            assert g.write_with_next(adder("w"), done)
+        finally:
+            g._turn.release()
+        t.join(30)
+        assert isinstance(errors[0], OSError)
+        assert done.told and isinstance(done.told[0], OSError)
+    finally:
+        engine.dispose()
+
+
+def test_a_batch_already_committing_takes_no_more_writes(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    g = group(engine)
+    late: list[bool] = []
+    commit = UnitOfWork.commit
+
+    def committing(self: UnitOfWork) -> None:
+        late.append(g.write_with_next(adder("late"), Done()))
+        commit(self)
+
+    monkeypatch.setattr(UnitOfWork, "commit", committing)
+    with g.unit() as uow:
+        insert(uow.connection, "a")
+    assert late == [False]  # it would never be written: its caller writes on its own
+    assert g._later == [] and rows(engine) == {"a"}

@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -303,6 +303,19 @@ class PaymentScheme:
         (one transaction, one COMMIT and fsync, for the concurrent writes of a batch) and
         commits when the block ends without an exception."""
         return self._uow()
+
+    def write_with_next(
+        self,
+        write: Callable[[Connection], Any],
+        on_done: Callable[[BaseException | None], None],
+    ) -> bool:
+        """Queue a small write (the API's idempotency records) to go into the transaction of
+        the scheme's next group commit, without a turn of its own; ``on_done(None)`` once it
+        is durable. False when no commit is sure to follow (or there is no group commit):
+        the caller writes on its own (``GroupCommit.write_with_next``)."""
+        if self._group is None or self._joined_uow() is not None:
+            return False
+        return self._group.write_with_next(write, on_done)
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:

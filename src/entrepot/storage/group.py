@@ -48,11 +48,21 @@ class GroupCommitFailed(RuntimeError):
 
 
 class _Member:
-    __slots__ = ("done", "error")
+    __slots__ = ("done", "error", "on_done")
 
-    def __init__(self) -> None:
+    def __init__(self, on_done: Callable[[BaseException | None], None] | None = None) -> None:
         self.done = threading.Event()
         self.error: BaseException | None = None
+        self.on_done = on_done
+
+    def settle(self, error: BaseException | None) -> None:
+        self.error = error
+        self.done.set()
+        if self.on_done is not None:
+            try:
+                self.on_done(error)
+            except Exception:  # the committer's other members are still to be told
+                log.exception("a group commit's completion callback failed")
 
 
 class _Batch:
@@ -95,6 +105,17 @@ class _Savepoint:
         self.active = False
         self._ROLLBACK.execute(self._conn)
         self._RELEASE.execute(self._conn)
+
+    @staticmethod
+    def undone(savepoint: _Savepoint, conn: Connection) -> bool:
+        """Roll ``savepoint`` back if it is still active; False if even that fails (the
+        transaction is broken)."""
+        try:
+            if savepoint.active:
+                savepoint.rollback()
+        except Exception:
+            return False
+        return True
 
 
 class MemberUnitOfWork(UnitOfWork):
@@ -165,6 +186,8 @@ class GroupCommit:
         self._queued = 0  # members waiting for the turn
         self._batch: _Batch | None = None
         self._holder: int | None = None  # the thread whose member holds the turn
+        # writes to run just before the next COMMIT (``write_with_next``), guarded by _count
+        self._later: list[tuple[Callable[[Connection], Any], _Member]] = []
         #: batches committed (for tests and benchmarks)
         self.commits = 0
 
@@ -192,7 +215,8 @@ class GroupCommit:
         except BaseException as exc:
             if batch is not None and batch is self._batch:
                 self._fail_batch(exc)  # a savepoint could not begin: the transaction is broken
-            else:
+            else:  # no transaction: the writes queued for it write on their own
+                self._fail_later(exc)
                 self._holder = None
                 self._turn.release()
             raise
@@ -227,6 +251,26 @@ class GroupCommit:
                 ) from me.error
         if failed is not None:
             raise failed
+
+    def write_with_next(
+        self,
+        write: Callable[[Connection], Any],
+        on_done: Callable[[BaseException | None], None],
+    ) -> bool:
+        """Run ``write`` in the transaction of the batch that commits next, just before its
+        COMMIT, without a turn of its own (no thread to wait in, no savepoint of its own
+        among the members): ``on_done(None)`` once it is durable, ``on_done(error)`` if it
+        was not kept (the error a ``GroupCommitFailed`` or the write's own). ``on_done`` is
+        called on the committing thread. Only when a batch is sure to commit after it: one
+        is open and not yet committing, or a member is waiting for the turn (and will open
+        one); otherwise nothing is queued and False is returned, and the caller writes on
+        its own. For small writes that go with the members' (an answer to be replayed)."""
+        with self._count:
+            # A batch's commit forgets it (``_batch = None``) before it takes the queue.
+            if self._batch is None and not self._queued:
+                return False
+            self._later.append((write, _Member(on_done)))
+            return True
 
     def _wait(self, batch: _Batch, me: _Member) -> None:
         """Wait for the batch's commit. The member that was to continue it always ends its
@@ -275,6 +319,7 @@ class GroupCommit:
         self._batch = None
         error: BaseException | None = None
         try:
+            self._run_later(batch)
             if batch.waiting:  # else every member failed: nothing to keep, nothing to fsync
                 batch.uow.commit()
                 self.commits += 1
@@ -285,8 +330,35 @@ class GroupCommit:
                 _close(batch.uow)
             finally:  # whatever closing did, nobody waits for ever
                 for waiting in batch.waiting:
-                    waiting.error = error
-                    waiting.done.set()
+                    waiting.settle(error)
+
+    def _run_later(self, batch: _Batch) -> None:
+        """The writes queued to go with this commit, in a savepoint of their own: one that
+        fails undoes them all (each is told, and writes on its own), not the members' work."""
+        with self._count:
+            later, self._later = self._later, []
+        if not later:
+            return
+        savepoint = _Savepoint(batch.uow.connection)
+        try:
+            for write, _ in later:
+                write(batch.uow.connection)
+            savepoint.release()
+        except Exception as exc:
+            for _, member in later:
+                member.settle(exc)
+            if not _Savepoint.undone(savepoint, batch.uow.connection):
+                raise  # the transaction itself is broken: every member's work goes
+            return
+        batch.waiting.extend(member for _, member in later)
+
+    def _fail_later(self, exc: BaseException) -> None:
+        """Nobody is sure to commit the writes queued for the next commit now: each is told,
+        and writes on its own."""
+        with self._count:
+            later, self._later = self._later, []
+        for _, member in later:
+            member.settle(exc)
 
     def _fail_batch(self, exc: BaseException) -> None:
         """The shared transaction cannot go on: roll it back, fail every member waiting for
@@ -298,8 +370,8 @@ class GroupCommit:
                     _close(batch.uow)  # rolls back
                 finally:  # whatever closing did, nobody waits for ever
                     for waiting in batch.waiting:
-                        waiting.error = exc
-                        waiting.done.set()
+                        waiting.settle(exc)
+            self._fail_later(exc)
         finally:
             self._holder = None
             self._turn.release()

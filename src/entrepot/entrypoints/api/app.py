@@ -72,6 +72,7 @@ def create_app(
         engine=scheme.engine,
         write_unit=scheme.unit_of_work,
         claims=KeyClaims(claims_path),
+        write_with_next=scheme.write_with_next,
     )
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)

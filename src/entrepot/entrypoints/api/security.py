@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -23,7 +24,7 @@ from typing import Any
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import URL, Headers
 from starlette.requests import Request
@@ -55,11 +56,15 @@ class SecurityMiddleware:
         engine: Engine,
         write_unit: Callable[[], AbstractContextManager[UnitOfWork]] | None = None,
         claims: KeyClaims | None = None,
+        write_with_next: WriteWithNext | None = None,
     ) -> None:
         self.app = app
         self.engine = engine
         #: the Idempotency-Keys being answered now (default: within this process only)
         self.claims = claims or KeyClaims(None)
+        #: an answer joins the next group commit without a turn of its own, when one is
+        #: sure to come (``PaymentScheme.write_with_next``); else it is written as above
+        self.write_with_next = write_with_next
         #: where an Idempotency-Key's answer is written: the payment scheme's group commit
         #: (``PaymentScheme.unit_of_work``), else a transaction of its own
         self.write_unit = write_unit or self._own_unit
@@ -155,12 +160,32 @@ class SecurityMiddleware:
         content = b"".join(chunks)
         status = int(start.get("status", 500))
         if status < 500:
-            # A write: it queues for the write lock and waits for its fsync, which on the
-            # event loop would stall every other request of this worker meanwhile.
-            await run_in_threadpool(
-                self._store, caller, key, digest, status, content, start.get("headers", [])
-            )
+            values = _answer(caller, key, digest, status, content, start.get("headers", []))
+            if values is not None and not await self._stored_with_next(values):
+                # A write: it queues for the write lock and waits for its fsync, which on
+                # the event loop would stall every other request of this worker meanwhile.
+                await run_in_threadpool(self._store, values)
         return start, content
+
+    async def _stored_with_next(self, values: tuple[Any, ...]) -> bool:
+        """The answer, written into the scheme's next group commit (queued there, not a
+        member taking a turn: a keyed write cost two turns of the write lock, the
+        operation's and its answer's) and durable; False if it was not (no commit was sure
+        to follow, or the batch failed): then it is written on its own."""
+        if self.write_with_next is None:
+            return False
+        loop = asyncio.get_running_loop()
+        durable: asyncio.Future[BaseException | None] = loop.create_future()
+
+        def on_done(error: BaseException | None) -> None:  # on the committing thread
+            loop.call_soon_threadsafe(_settle, durable, error)
+
+        def write(conn: Connection) -> None:
+            st.STORE_IDEMPOTENT_ANSWER.execute(conn, values)
+
+        if not self.write_with_next(write, on_done):
+            return False
+        return await durable is None
 
     def _idempotent_answer(self, caller: str, key: str, digest: str) -> Response | None:
         """The stored answer to a repeated Idempotency-Key, a problem, or None (first use)."""
@@ -197,31 +222,11 @@ class SecurityMiddleware:
             return None
         return row[0], int(row[1]), row[2], None if row[3] is None else json.loads(row[3])
 
-    def _store(
-        self,
-        caller: str,
-        key: str,
-        digest: str,
-        status: int,
-        content: bytes,
-        raw_headers: list[tuple[bytes, bytes]],
-    ) -> None:
-        """Record the answer, with its headers (not its length: the replay's body sets it); a
-        concurrent retry that recorded its own first keeps it. An answer that is not text (a
-        QR code's PNG: a rendering, the same again on a retry) is not kept. Joins the
-        scheme's group commit: as its own transaction, each answer took a turn of the write
-        lock and an fsync of its own (clients sending a key on every write got a third of
-        the payments per second)."""
-        try:
-            text = content.decode()
-        except UnicodeDecodeError:
-            return
-        headers = [
-            [name.decode("latin-1"), value.decode("latin-1")]
-            for name, value in raw_headers
-            if name.lower() != b"content-length"
-        ]
-        values = (caller, key, digest, status, text, time.time_ns(), json.dumps(headers))
+    def _store(self, values: tuple[Any, ...]) -> None:
+        """Record the answer (see :func:`_answer`) as a member of the scheme's group commit:
+        as its own transaction, each answer took a turn of the write lock and an fsync of
+        its own (clients sending a key on every write got a third of the payments per
+        second). A concurrent retry that recorded its own first keeps it."""
         try:
             with self.write_unit() as uow:
                 st.STORE_IDEMPOTENT_ANSWER.execute(uow.connection, values)
@@ -237,6 +242,40 @@ class SecurityMiddleware:
         with UnitOfWork(self.engine) as uow:
             yield uow
             uow.commit()
+
+
+def _answer(
+    caller: str,
+    key: str,
+    digest: str,
+    status: int,
+    content: bytes,
+    raw_headers: list[tuple[bytes, bytes]],
+) -> tuple[Any, ...] | None:
+    """The row recording an answer, with its headers (not its length: the replay's body sets
+    it); None for an answer that is not text (a QR code's PNG: a rendering, the same again
+    on a retry), which is not kept."""
+    try:
+        text = content.decode()
+    except UnicodeDecodeError:
+        return None
+    headers = [
+        [name.decode("latin-1"), value.decode("latin-1")]
+        for name, value in raw_headers
+        if name.lower() != b"content-length"
+    ]
+    return caller, key, digest, status, text, time.time_ns(), json.dumps(headers)
+
+
+def _settle(future: asyncio.Future[BaseException | None], error: BaseException | None) -> None:
+    if not future.done():  # its request may have been cancelled meanwhile
+        future.set_result(error)
+
+
+#: ``PaymentScheme.write_with_next``: (write, on_done) -> queued
+WriteWithNext = Callable[
+    [Callable[[Connection], Any], Callable[[BaseException | None], None]], bool
+]
 
 
 def _in_progress() -> Response:
