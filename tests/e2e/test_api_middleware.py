@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from entrepot.entrypoints.api import security as security_module
 from entrepot.entrypoints.api.app import create_app
 from entrepot.entrypoints.api.claims import KeyClaims
 from entrepot.entrypoints.api.security import SecurityMiddleware
@@ -581,3 +582,18 @@ def test_an_answer_goes_with_the_next_group_commit_when_one_is_coming(
     assert row[0] == 201
     # nothing open now: written on its own
     assert not asyncio.run(guarded._stored_with_next((*values[:1], "k-2", *values[2:])))
+
+
+def test_an_answer_never_told_of_is_written_on_its_own(
+    scheme: PaymentScheme, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A backstop: should a queued answer never be told of, its request does not hang (its
+    key claimed for ever)."""
+    monkeypatch.setattr(security_module, "ANSWER_WITH_NEXT_S", 0.1)
+    guarded = SecurityMiddleware(
+        _answering(201, b"{}", []), engine=scheme.engine, write_with_next=lambda w, d: True
+    )
+    values = ("mtn-rw", "k-lost", "0" * 64, 201, "{}", 0, "[]")
+    with caplog.at_level(logging.ERROR):
+        assert not asyncio.run(guarded._stored_with_next(values))
+    assert any("was not told" in r.message for r in caplog.records)

@@ -579,3 +579,30 @@ def test_a_batch_already_committing_takes_no_more_writes(
         insert(uow.connection, "a")
     assert late == [False]  # it would never be written: its caller writes on its own
     assert g._later == [] and rows(engine) == {"a"}
+
+
+@pytest.mark.parametrize("fails", ["savepoint", "interrupt"])
+def test_queued_writes_are_told_when_their_savepoint_or_run_breaks(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch, fails: str
+) -> None:
+    """Taken off the queue by the commit, they are told whatever happens next (a request
+    waiting for one would otherwise wait for ever, its key claimed)."""
+    g = group(engine)
+    done = Done()
+
+    def interrupted(conn: sa.Connection) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises((GroupCommitFailed, KeyboardInterrupt)), g.unit() as uow:
+        insert(uow.connection, "a")
+        if fails == "savepoint":
+            assert g.write_with_next(adder("w"), done)
+
+            def broken(self: _Savepoint, conn: sa.Connection) -> None:
+                raise OSError("the connection is gone")
+
+            monkeypatch.setattr(_Savepoint, "__init__", broken)
+        else:
+            assert g.write_with_next(interrupted, done)
+    assert done.told and done.told[0] is not None
+    assert g._later == []

@@ -106,13 +106,12 @@ class _Savepoint:
         self._ROLLBACK.execute(self._conn)
         self._RELEASE.execute(self._conn)
 
-    @staticmethod
-    def undone(savepoint: _Savepoint, conn: Connection) -> bool:
-        """Roll ``savepoint`` back if it is still active; False if even that fails (the
+    def undone(self) -> bool:
+        """Roll back to this savepoint if it is still active; False if even that fails (the
         transaction is broken)."""
         try:
-            if savepoint.active:
-                savepoint.rollback()
+            if self.active:
+                self.rollback()
         except Exception:
             return False
         return True
@@ -339,17 +338,24 @@ class GroupCommit:
             later, self._later = self._later, []
         if not later:
             return
-        savepoint = _Savepoint(batch.uow.connection)
+        savepoint: _Savepoint | None = None
         try:
+            conn = batch.uow.connection
+            savepoint = _Savepoint(conn)
             for write, _ in later:
-                write(batch.uow.connection)
-            savepoint.release()
-        except Exception as exc:
-            for _, member in later:
+                write(conn)
+        except BaseException as exc:
+            for _, member in later:  # taken off the queue: told here, or never
                 member.settle(exc)
-            if not _Savepoint.undone(savepoint, batch.uow.connection):
+            if savepoint is None or not isinstance(exc, Exception) or not savepoint.undone():
                 raise  # the transaction itself is broken: every member's work goes
             return
+        try:
+            savepoint.release()
+        except BaseException as exc:
+            for _, member in later:
+                member.settle(exc)
+            raise
         batch.waiting.extend(member for _, member in later)
 
     def _fail_later(self, exc: BaseException) -> None:

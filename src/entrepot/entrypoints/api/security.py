@@ -17,6 +17,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -40,10 +41,15 @@ from entrepot.storage.engine import read_connection
 from entrepot.storage.group import GroupCommitFailed
 from entrepot.storage.uow import UnitOfWork
 
+log = logging.getLogger(__name__)
+
 PUBLIC_PATHS = ("/docs", "/openapi.json", "/redoc", "/health")
 CACHE_S = 30.0
 IDEMPOTENCY_KEY_LEN_MAX = 128
 WRITE_METHODS = ("POST", "PUT", "DELETE")
+#: How long an answer queued for the next group commit is waited for before it is written on
+#: its own instead (a batch is bounded to 20 ms of work; this covers queuing for the lock)
+ANSWER_WITH_NEXT_S = 30.0
 
 
 class SecurityMiddleware:
@@ -185,7 +191,12 @@ class SecurityMiddleware:
 
         if not self.write_with_next(write, on_done):
             return False
-        return await durable is None
+        try:  # a backstop: every path tells, but a request must not hang for ever on one
+            error = await asyncio.wait_for(durable, ANSWER_WITH_NEXT_S)
+        except TimeoutError:
+            log.error("an Idempotency-Key answer queued for a group commit was not told")
+            return False  # written on its own (a second copy would be ignored: same key)
+        return error is None
 
     def _idempotent_answer(self, caller: str, key: str, digest: str) -> Response | None:
         """The stored answer to a repeated Idempotency-Key, a problem, or None (first use)."""
