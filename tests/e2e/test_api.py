@@ -178,6 +178,49 @@ def test_idempotency_key_replays_and_refuses_a_different_body(
     assert client.get("/v1/quotes/q-j", headers=h["mtn-rw"]).status_code == 404
 
 
+def test_a_request_resent_without_a_key_is_answered_by_its_id(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """Mojaloop's duplicate check, for clients that send no Idempotency-Key: the same id and
+    body -> the first result, as it is now; the same id, another body -> 409, 3106."""
+    client, h = api
+    qr = client.post(
+        "/v1/qr/encode",
+        json={
+            "tillId": "KL-TILL-42",
+            "merchantName": "Kedai Kopi KL",
+            "city": "Kuala Lumpur",
+            "country": "MY",
+            "currency": "MYR",
+            "amount": "25.50",
+        },
+        headers=h["maybank"],
+    ).json()["payload"]
+    pay = {"payload": qr, "transferId": "t-r", "quoteId": "q-r", "sourceCurrency": "RWF"}
+    first = client.post("/v1/qr/pay", json=pay, headers=h["mtn-rw"])
+    assert first.status_code == 201, first.text
+    before = scheme.liquidity("mtn-rw", "RWF")
+    again = client.post("/v1/qr/pay", json=pay, headers=h["mtn-rw"])
+    assert again.status_code == 201 and again.json() == first.json()
+    transfer = {"transferId": "t-r", "quoteId": "q-r"}
+    resent = client.post("/v1/transfers", json=transfer, headers=h["mtn-rw"])
+    assert resent.status_code == 201 and resent.json() == first.json()["transfer"]
+    assert scheme.liquidity("mtn-rw", "RWF") == before  # reserved once
+    for path, body in (
+        ("/v1/qr/pay", {**pay, "quoteId": "q-other"}),
+        ("/v1/transfers", {**transfer, "note": "again"}),
+    ):
+        refused = client.post(path, json=body, headers=h["mtn-rw"])
+        assert refused.status_code == 409, refused.text
+        problem = refused.json()
+        assert (problem["code"], problem["errorCode"]) == ("duplicate_with_different_body", "3106")
+    assert client.get("/v1/quotes/q-other", headers=h["mtn-rw"]).status_code == 404
+    client.post("/v1/transfers/t-r/commit", headers=h["maybank"])
+    done = client.post("/v1/transfers", json=transfer, headers=h["mtn-rw"])
+    assert done.status_code == 201 and done.json()["state"] == "COMMITTED"
+    assert scheme.liquidity("maybank", "MYR")["net_position_minor"] == 2550
+
+
 def test_signed_requests_with_an_ed25519_key(scheme: PaymentScheme) -> None:
     key = SigningKey.generate()
     public = base64.b64encode(bytes(key.verify_key)).decode()

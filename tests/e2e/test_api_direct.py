@@ -134,7 +134,9 @@ def test_a_json_content_type_with_parameters_is_served_directly(
         _call(app, "POST", "/v1/quotes", raw, content_type=b"Application/JSON; charset=utf-8")[0]
         == 201
     )
-    assert _call(app, "POST", "/v1/quotes", raw)[0] == 409  # the scheme's answer: same id
+    assert _call(app, "POST", "/v1/quotes", raw)[0] == 201  # a resend: the quote again
+    other = json.dumps({**_quote("q2"), "amountType": "SEND"}).encode()
+    assert _call(app, "POST", "/v1/quotes", other)[0] == 409  # the scheme's: same id, other body
     assert inner.calls == []
 
 
@@ -225,12 +227,15 @@ def test_clients_cannot_tell_direct_from_fastapi(scheme: PaymentScheme) -> None:
              [("content-type", "text/plain"), ("content-type", "application/json")]),
             ("POST", "/v1/quotes", "mtn-rw", b"[" * 100_000 + b"]" * 100_000, JSON),  # 400
             ("POST", "/v1/quotes", "mtn-rw", quote, JSON),
-            ("POST", "/v1/quotes", "mtn-rw", quote, JSON),  # again: 409
+            ("POST", "/v1/quotes", "mtn-rw", quote, JSON),  # resent: the quote again, 201
+            ("POST", "/v1/quotes", "mtn-rw",
+             {**quote, "amount": {"amount": "13", "currency": "MYR"}}, JSON),  # 409, 3106
             ("POST", "/v1/quotes", "mtn-rw", {**quote, "amountType": "LOAN"}, JSON),
             ("POST", "/v1/quotes", "mtn-rw", b"[1, 2", JSON),
             ("POST", "/v1/transfers", "maybank", transfer, JSON),
             ("POST", "/v1/transfers", "mtn-rw", transfer, JSON),
-            ("POST", "/v1/transfers", "mtn-rw", transfer, JSON),
+            ("POST", "/v1/transfers", "mtn-rw", transfer, JSON),  # resent: 201
+            ("POST", "/v1/transfers", "mtn-rw", {**transfer, "note": "x"}, JSON),  # 409, 3106
             ("POST", f"/v1/transfers/{tag}-t/commit", "mtn-rw", None, []),
             ("POST", f"/v1/transfers/{tag}-t/commit", "maybank", None, []),
             ("POST", f"/v1/transfers/{tag}-t/commit", "maybank", None, []),  # again: 409
@@ -261,8 +266,9 @@ def test_clients_cannot_tell_direct_from_fastapi(scheme: PaymentScheme) -> None:
         assert [h for h in d[1] if h[0] != "content-length"] == [
             h for h in p[1] if h[0] != "content-length"
         ]
-    assert [s for s, _, _ in direct] == [200, 404, 422, 200, 422, 422, 422, 400, 201, 409, 422,
-                                         422, 403, 201, 409, 403, 200, 409, 422]  # fmt: skip
+    assert [s for s, _, _ in direct] == [200, 404, 422, 200, 422, 422, 422, 400, 201, 201, 409,
+                                         422, 422, 403, 201, 201, 409, 403, 200, 409,
+                                         422]  # fmt: skip
 
 
 class Body(BaseModel):

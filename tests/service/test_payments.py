@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
 from typing import Any
 
@@ -37,6 +38,7 @@ from entrepot.payments import store as st
 from entrepot.payments.errors import (
     AliasTaken,
     CurrencyNotSupported,
+    DuplicateWithDifferentBody,
     FxLiquidityExhausted,
     InvalidPaymentInput,
     InvalidState,
@@ -657,21 +659,48 @@ def test_a_participant_sees_and_acts_on_only_its_own_transfers(scheme: PaymentSc
     assert_ledger_ok(scheme)
 
 
-def test_reused_ids_are_refused(scheme: PaymentScheme) -> None:
+def test_a_resent_create_gets_the_first_result_and_another_request_with_its_id_3106(
+    scheme: PaymentScheme,
+) -> None:
+    """Mojaloop's duplicate check: the same id and request again (a client resending after a
+    timeout) -> what the first created, as it is now; the same id with any other request, by
+    the same or another participant -> 3106; neither changes anything."""
     join_bk(scheme)
-    scheme.create_quote("mtn-rw", "q1", *TILL, 100_100, "SEND", "RWF")
-    # The same quote id, by the same or another participant, even with the same body.
-    with unchanged(scheme), pytest.raises(InvalidState):
-        scheme.create_quote("mtn-rw", "q1", *TILL, 100_100, "SEND", "RWF")
-    with unchanged(scheme), pytest.raises(InvalidState):
-        scheme.create_quote("bk-rw", "q1", *ALINE, 5_000, "SEND", "RWF")
-    scheme.prepare_transfer("mtn-rw", "t1", "q1")
+    q = scheme.create_quote("mtn-rw", "q1", *TILL, 100_100, "SEND", "RWF")
+    with unchanged(scheme):
+        assert scheme.create_quote("mtn-rw", "q1", *TILL, 100_100, "SEND", "RWF") == q
+    for other, options in (
+        (("mtn-rw", "q1", *TILL, 100_000, "SEND", "RWF"), {}),
+        (("mtn-rw", "q1", *TILL, 100_100, "RECEIVE", "RWF"), {}),
+        (("mtn-rw", "q1", *ALINE, 100_100, "SEND", "RWF"), {}),
+        (("mtn-rw", "q1", *TILL, 100_100, "SEND", "RWF"), {"ttl_s": QUOTE_TTL_S + 1}),
+        (
+            ("mtn-rw", "q1", *TILL, 100_100, "SEND", "RWF"),
+            {"payer_alias_type": "MSISDN", "payer_alias": "+250788000001"},
+        ),
+        (("bk-rw", "q1", *ALINE, 5_000, "SEND", "RWF"), {}),
+        (("bk-rw", "q1", *TILL, 100_100, "SEND", "RWF"), {}),
+    ):
+        with unchanged(scheme), pytest.raises(DuplicateWithDifferentBody) as refused:
+            scheme.create_quote(*other, **options)  # type: ignore[arg-type]
+        assert (refused.value.field, refused.value.mojaloop_code) == ("quoteId", "3106")
+    t = scheme.prepare_transfer("mtn-rw", "t1", "q1")
+    with unchanged(scheme):
+        assert scheme.prepare_transfer("mtn-rw", "t1", "q1") == t
+        # the quote resent after its transfer used it: as it is now
+        resent = scheme.create_quote("mtn-rw", "q1", *TILL, 100_100, "SEND", "RWF")
+    assert resent == replace(q, state=QuoteState.USED) == scheme.get_quote("mtn-rw", "q1")
     scheme.create_quote("mtn-rw", "q2", *BK_CUSTOMER, 5_000, "SEND", "RWF")
-    # The same transfer id with another quote; the same quote under another transfer id.
-    with unchanged(scheme), pytest.raises(InvalidState):
-        scheme.prepare_transfer("mtn-rw", "t1", "q2")
-    with unchanged(scheme), pytest.raises(InvalidState):
-        scheme.prepare_transfer("mtn-rw", "t1", "q1")
+    # The same transfer id with another quote, note, expiry or payer.
+    for caller, tid, qid, options in (
+        ("mtn-rw", "t1", "q2", {}),
+        ("mtn-rw", "t1", "q1", {"note": "invoice 7"}),
+        ("mtn-rw", "t1", "q1", {"ttl_s": TRANSFER_TTL_S + 1}),
+        ("maybank", "t1", "q1", {}),
+    ):
+        with unchanged(scheme), pytest.raises(DuplicateWithDifferentBody):
+            scheme.prepare_transfer(caller, tid, qid, **options)  # type: ignore[arg-type]
+    # The same quote under another transfer id: the quote is spent.
     with unchanged(scheme), pytest.raises(InvalidState):
         scheme.prepare_transfer("mtn-rw", "t2", "q1")
     with unchanged(scheme), pytest.raises(InvalidState):
@@ -679,7 +708,23 @@ def test_reused_ids_are_refused(scheme: PaymentScheme) -> None:
     # A retried deposit is idempotent: it never credits twice.
     with unchanged(scheme):
         scheme.deposit("maybank", "MYR", 1_000_000, "dep-2")
+    committed = scheme.commit_transfer("maybank", "t1")
+    with unchanged(scheme):  # resent after the payee committed: the transfer as it is now
+        assert scheme.prepare_transfer("mtn-rw", "t1", "q1") == committed
     assert scheme.prepare_transfer("mtn-rw", "t2", "q2").state is TransferState.RESERVED
+    assert_ledger_ok(scheme)
+
+
+def test_a_transfer_resent_after_its_expiry_is_shown_aborted_and_not_prepared_again(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    join_bk(scheme)
+    scheme.create_quote("mtn-rw", "q1", *BK_CUSTOMER, 5_000, "SEND", "RWF")
+    scheme.prepare_transfer("mtn-rw", "t1", "q1", ttl_s=5)
+    clock.advance(6)
+    with unchanged(scheme):
+        again = scheme.prepare_transfer("mtn-rw", "t1", "q1", ttl_s=5)
+    assert (again.state, again.reason) == (TransferState.ABORTED, "expired")
     assert_ledger_ok(scheme)
 
 

@@ -241,7 +241,7 @@ def test_each_precheck_rejects_its_item_alone(scheme: PaymentScheme) -> None:
     ]
     results = bulk_transfers(scheme, "maybank", "mixed", "MYR", items)
     assert [(r.state.value, r.reason) for r in results] == [
-        ("ABORTED", "transfer id already exists"),
+        ("ABORTED", "transfer id already exists, created by a different request"),
         ("ABORTED", "no party for MSISDN +60199999999"),
         ("ABORTED", "payee takes RWF, not MYR"),
         ("ABORTED", "on-us: the payee is at the payer's own participant"),
@@ -292,11 +292,23 @@ def test_a_retried_bulk_commits_nothing_twice_and_a_reused_bulk_id_posts_apart(
 ) -> None:
     join_payees(scheme)
     items = [BulkItem(f"r-{n}", *PAYEES["cimb"], 1_000) for n in range(3)]
-    assert all(
-        r.state.value == "COMMITTED" for r in bulk_transfers(scheme, "maybank", "r", "MYR", items)
-    )
-    again = bulk_transfers(scheme, "maybank", "r", "MYR", items)
-    assert {r.reason for r in again} == {"transfer id already exists"}
+    items.append(BulkItem("r-big", *PAYEES["cimb"], 10**15))  # over the cap: rejected
+    first = bulk_transfers(scheme, "maybank", "r", "MYR", items)
+    assert [r.state.value for r in first] == ["COMMITTED"] * 3 + ["ABORTED"]
+    # Resent (the payer's system timed out): each item as the first send left it, nothing
+    # posted again; the rejected item, which left no transfer, is tried again.
+    with unchanged(scheme):
+        again = bulk_transfers(scheme, "maybank", "r", "MYR", items)
+    assert again == first
+    # The same ids in another bulk, or with another amount or payee: not the same items.
+    for other in (
+        bulk_transfers(scheme, "maybank", "r2", "MYR", items[:1]),
+        bulk_transfers(scheme, "maybank", "r", "MYR", [items[0]._replace(amount_minor=999)]),
+        bulk_transfers(scheme, "maybank", "r", "MYR", [BulkItem("r-0", *PAYEES["rhb"], 1_000)]),
+    ):
+        assert [(r.state.value, r.reason) for r in other] == [
+            ("ABORTED", "transfer id already exists, created by a different request")
+        ]
     more = [BulkItem(f"r-{n}", *PAYEES["cimb"], 1_000) for n in range(3, 5)]
     assert all(
         r.state.value == "COMMITTED" for r in bulk_transfers(scheme, "maybank", "r", "MYR", more)

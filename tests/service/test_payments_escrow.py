@@ -10,6 +10,7 @@ from entrepot.kernel.clock import NS_PER_S, FakeClock
 from entrepot.payments import DeadlineAction, EscrowState, PaymentScheme
 from entrepot.payments.errors import (
     CurrencyNotSupported,
+    DuplicateWithDifferentBody,
     InsufficientEscrow,
     InvalidPaymentInput,
     InvalidState,
@@ -218,11 +219,20 @@ def test_the_deadline_acts_by_itself(hub: PaymentScheme, clock: FakeClock) -> No
 
 def test_creating_an_escrow_is_checked(hub: PaymentScheme) -> None:
     s = hub
-    s.create_escrow("mtn-rw", "esc-1", "bk-rw", "RWF", 10_000, "order 1", 600)
-    with unchanged(s), pytest.raises(InvalidState):  # the same id again, same body or not
-        s.create_escrow("mtn-rw", "esc-1", "bk-rw", "RWF", 10_000, "order 1", 600)
-    with unchanged(s), pytest.raises(InvalidState):
-        s.create_escrow("bk-rw", "esc-1", "mtn-rw", "RWF", 5_000, "order 2", 600)
+    e = s.create_escrow("mtn-rw", "esc-1", "bk-rw", "RWF", 10_000, "order 1", 600)
+    with unchanged(s):  # the same id and request again (a resend): the escrow, held once
+        assert s.create_escrow("mtn-rw", "esc-1", "bk-rw", "RWF", 10_000, "order 1", 600) == e
+    for caller, payee, amount, purpose, deadline, options in (  # the same id, another request
+        ("bk-rw", "mtn-rw", 5_000, "order 2", 600, {}),
+        ("bk-rw", "bk-rw", 10_000, "order 1", 600, {}),
+        ("mtn-rw", "bk-rw", 10_001, "order 1", 600, {}),
+        ("mtn-rw", "bk-rw", 10_000, "order 2", 600, {}),
+        ("mtn-rw", "bk-rw", 10_000, "order 1", 601, {}),
+        ("mtn-rw", "bk-rw", 10_000, "order 1", 600, {"on_deadline": "release"}),
+        ("mtn-rw", "bk-rw", 10_000, "order 1", 600, {"controller": "tradehub"}),
+    ):
+        with unchanged(s), pytest.raises(DuplicateWithDifferentBody):
+            s.create_escrow(caller, "esc-1", payee, "RWF", amount, purpose, deadline, **options)  # type: ignore[arg-type]
     # mtn-rw may go 10,000,000 RWF net debit; 10,000 of it is already held.
     with unchanged(s), pytest.raises(NetDebitCapExceeded):
         s.create_escrow("mtn-rw", "esc-2", "bk-rw", "RWF", 9_990_001, "too much", 600)

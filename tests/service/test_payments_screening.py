@@ -211,13 +211,22 @@ def test_a_prepare_that_will_fail_is_not_screened_ahead(scheme: PaymentScheme, c
     caller, tid, qid = {
         "not_yours": ("mtn-2", "t-4", "q-3"),
         "no_quote": ("mtn-rw", "t-4", "q-none"),
-        "transfer_exists": ("mtn-rw", "t-3", "q-3"),
+        "transfer_exists": ("mtn-rw", "t-3", "q-none"),  # another request with its id
         "used": ("mtn-rw", "t-4", "q-3"),
         "payer_suspended": ("mtn-rw", "t-4", "q-3"),
     }[case]
     with pytest.raises(DomainError):
         scheme.prepare_transfer(caller, tid, qid)
     assert recording.seen == []
+
+
+def test_a_resent_prepare_is_answered_and_not_screened_again(scheme: PaymentScheme) -> None:
+    recording = Recording()
+    scheme.screening = recording
+    scheme.create_quote("mtn-rw", "q-7", "MERCHANT", "KL-TILL-42", 500, "RECEIVE", "RWF")
+    first = scheme.prepare_transfer("mtn-rw", "t-7", "q-7")
+    assert scheme.prepare_transfer("mtn-rw", "t-7", "q-7") == first
+    assert recording.seen == [("t-7", "Kedai Kopi KL")]
 
 
 def test_a_prepare_inside_a_callers_unit_of_work_is_screened_once(

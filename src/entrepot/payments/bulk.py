@@ -180,12 +180,15 @@ def bulk_transfers(
             for pid, p in payees.items()
             if p is not None and currency in p.currencies
         }
-        # Each item: why it cannot be paid whatever the balances, else its payee.
-        fates: list[str | Party] = []
+        note = f"bulk {bulk_id}"
+        # Each item: why it cannot be paid whatever the balances, its result if it was paid
+        # before (a resend), else its payee.
+        fates: list[str | BulkResult | Party] = []
         for item, key in zip(items, keys, strict=True):
             party = parties.get(key)
-            if item.transfer_id in existing:
-                fates.append("transfer id already exists")
+            stored = existing.get(item.transfer_id)
+            if stored is not None:
+                fates.append(_resent(stored, item, caller, note, currency, party))
             elif party is None:
                 fates.append(f"no party for {key[0]} {key[1]}")
             elif party.currency != currency:
@@ -211,7 +214,6 @@ def bulk_transfers(
                 break
         results, committed, credits, fee_total = decided
         now = scheme._now()
-        note = f"bulk {bulk_id}"
         rows = []
         if committed:  # a bulk that commits nothing opens no settlement window
             window = scheme._open_window(conn).id
@@ -234,7 +236,7 @@ def bulk_transfers(
 def _decide(
     scheme: PaymentScheme,
     items: Sequence[BulkItem],
-    fates: Sequence[str | Party],
+    fates: Sequence[str | BulkResult | Party],
     positions: _Positions,
     src: ParticipantCurrency,
     fee_to: ParticipantCurrency,
@@ -251,6 +253,9 @@ def _decide(
         tid = item.transfer_id
         if isinstance(fate, str):
             results.append(BulkResult(tid, TransferState.ABORTED, fate))
+            continue
+        if isinstance(fate, BulkResult):  # paid by an earlier send of this bulk
+            results.append(fate)
             continue
         amount = item.amount_minor
         if amount not in fees:
@@ -313,20 +318,57 @@ def _postings(
     return out
 
 
-def _existing(conn: Connection, ids: list[str]) -> set[str]:
-    """The ids among ``ids`` that transfers already have (through the driver: SQLAlchemy's
-    expanding IN costs more than the query for thousands of ids)."""
+class _Stored(NamedTuple):
+    """What a transfer that exists says of the request that created it."""
+
+    payer: str
+    payee: str
+    currency: str
+    amount: int
+    note: str | None
+    state: str
+
+
+def _existing(conn: Connection, ids: list[str]) -> dict[str, _Stored]:
+    """The transfers among ``ids`` that exist (through the driver: SQLAlchemy's expanding IN
+    costs more than the query for thousands of ids)."""
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     cur = driver_connection(conn).cursor()
-    out: set[str] = set()
+    out: dict[str, _Stored] = {}
     for start in range(0, len(ids), 1_000):
         chunk = ids[start : start + 1_000]
         cur.execute(
-            f"SELECT id FROM {st.transfers.name} WHERE id IN ({', '.join([mark] * len(chunk))})",
+            "SELECT id, payer_participant, payee_participant, source_currency, target_amount, "
+            f"note, state FROM {st.transfers.name} "
+            f"WHERE id IN ({', '.join([mark] * len(chunk))})",
             chunk,
         )
-        out.update(r[0] for r in cur.fetchall())
+        out.update((r[0], _Stored(*r[1:])) for r in cur.fetchall())
     return out
+
+
+def _resent(
+    stored: _Stored, item: BulkItem, caller: str, note: str, currency: str, party: Party | None
+) -> BulkResult:
+    """An item whose transfer id exists: a bulk resent (after a timeout, say) is answered
+    with what the first one did to that item, so the payer's system does not pay it again
+    another way; an id that some other request created is refused. (An item the first bulk
+    rejected left no transfer: the resend tries it again.)"""
+    same = (stored.payer, stored.note, stored.currency, stored.amount) == (
+        caller,
+        note,
+        currency,
+        item.amount_minor,
+    )
+    # The payee as far as it can be told (the row keeps the participant, not the alias; an
+    # alias removed since cannot be checked, and the rest of the item matched).
+    if same and (party is None or stored.payee == party.participant_id):
+        return BulkResult(item.transfer_id, TransferState(stored.state))
+    return BulkResult(
+        item.transfer_id,
+        TransferState.ABORTED,
+        "transfer id already exists, created by a different request",
+    )
 
 
 def _parties(conn: Connection, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Party]:

@@ -46,6 +46,7 @@ from entrepot.payments.aliases import normalise_alias
 from entrepot.payments.errors import (
     AliasTaken,
     CurrencyNotSupported,
+    DuplicateWithDifferentBody,
     EscrowNotFound,
     FxLiquidityExhausted,
     InsufficientEscrow,
@@ -738,8 +739,28 @@ class PaymentScheme:
         kind, alias = normalise_alias(payee_alias_type, payee_alias)
         with self._uow() as uow:
             conn = uow.connection
-            if st.QUOTE_EXISTS.first(conn, (quote_id,)):
-                raise InvalidState(f"quote {quote_id} already exists")
+            row = st.QUOTE_BY_ID.first(conn, (quote_id,))
+            if row is not None:  # a resend: the first result, or 3106 for another request
+                q = st.quote_from_row(row)
+                requested = (
+                    q.source_amount_minor
+                    if q.amount_type is AmountType.SEND
+                    else q.target_amount_minor
+                )
+                _resent(
+                    f"quote {quote_id}",
+                    "quoteId",
+                    (
+                        *(caller, kind, alias, amount_type, amount_minor, source_currency),
+                        *(ttl_s * NS_PER_S, payer_party),
+                    ),
+                    (
+                        *(q.payer_participant, q.payee_alias_type, q.payee_alias, q.amount_type),
+                        *(requested, q.source_currency, q.expires_at_ns - q.created_at_ns),
+                        q.payer_alias,
+                    ),
+                )
+                return q
             payer = self._active(conn, caller)
             payer.check_currency(source_currency)
             party = self._find_party(conn, kind, alias)
@@ -927,8 +948,16 @@ class PaymentScheme:
         ahead = self._screen_ahead(caller, transfer_id, quote_id, ttl_s, note)
         with self._uow() as uow:
             conn = uow.connection
-            if st.TRANSFER_EXISTS.first(conn, (transfer_id,)):
-                raise InvalidState(f"transfer {transfer_id} already exists")
+            row = st.TRANSFER_BY_ID.first(conn, (transfer_id,))
+            if row is not None:  # a resend: the transfer as it is now, or 3106
+                t = st.transfer_from_row(row)
+                _resent(
+                    f"transfer {transfer_id}",
+                    "transferId",
+                    (caller, quote_id, note, ttl_s * NS_PER_S),
+                    (t.payer_participant, t.quote_id, t.note, t.expires_at_ns - t.created_at_ns),
+                )
+                return self._expired_view(t)
             q = self._quote(conn, quote_id)
             if q.payer_participant != caller:
                 raise NotYours(f"quote {quote_id} is not yours")
@@ -1418,8 +1447,23 @@ class PaymentScheme:
             ) from None
         with self._uow() as uow:
             conn = uow.connection
-            if conn.execute(sa.select(st.escrows.c.id).where(st.escrows.c.id == escrow_id)).first():
-                raise InvalidState(f"escrow {escrow_id} already exists")
+            row = conn.execute(sa.select(st.escrows).where(st.escrows.c.id == escrow_id)).first()
+            if row is not None:  # a resend: the escrow as it is now, or 3106
+                e = st.escrow_from_row(row)
+                _resent(
+                    f"escrow {escrow_id}",
+                    "escrowId",
+                    (
+                        *(caller, payee, currency, amount_minor, purpose),
+                        *(deadline_s * NS_PER_S, action, controller or caller),
+                    ),
+                    (
+                        *(e.payer_participant, e.payee_participant, e.currency, e.amount_minor),
+                        *(e.purpose, e.deadline_ns - e.created_at_ns, e.on_deadline),
+                        e.controller,
+                    ),
+                )
+                return e
             payer = self._active(conn, caller)
             self._active(conn, payee).check_currency(currency)
             ctl = controller or caller
@@ -1814,6 +1858,16 @@ def _reason(text: str | None) -> str | None:
     if text is None or len(text) <= REASON_LEN_MAX:
         return text
     return text[: REASON_LEN_MAX - 1] + "…"
+
+
+def _resent(what: str, field: str, asked: tuple[Any, ...], stored: tuple[Any, ...]) -> None:
+    """A create whose id exists (a client resending after a timeout): Mojaloop's duplicate
+    check. The same request again is answered with what the first created (the caller returns
+    it); any other request with that id, by anyone, is refused (3106) and changes nothing."""
+    if asked != stored:
+        raise DuplicateWithDifferentBody(
+            f"{what} already exists, created by a different request", field=field
+        )
 
 
 def _new_transfer(

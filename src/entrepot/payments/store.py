@@ -271,7 +271,6 @@ STORE_IDEMPOTENT_ANSWER = Fast(
     " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (caller, key) DO NOTHING"
 )
 TRANSFER_EXISTS = Fast("SELECT id FROM pay_transfers WHERE id = ?")
-QUOTE_EXISTS = Fast("SELECT id FROM pay_quotes WHERE id = ?")
 SET_QUOTE_STATE = Fast("UPDATE pay_quotes SET state = ? WHERE id = ?")
 INSERT_QUOTE = FastInsert(quotes)
 INSERT_TRANSFER = FastInsert(transfers)
