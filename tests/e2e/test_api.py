@@ -221,6 +221,47 @@ def test_a_request_resent_without_a_key_is_answered_by_its_id(
     assert scheme.liquidity("maybank", "MYR")["net_position_minor"] == 2550
 
 
+@pytest.mark.parametrize("since", ["removed", "moved"])
+def test_a_qr_payment_resent_after_its_till_changed_is_answered_as_it_was_made(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme, since: str
+) -> None:
+    client, h = api
+    scheme.register_participant("cimb", "CIMB", "bank", "MY", ["MYR"])
+    qr = client.post(
+        "/v1/qr/encode",
+        json={
+            "tillId": "KL-TILL-42",
+            "merchantName": "Kedai Kopi KL",
+            "city": "Kuala Lumpur",
+            "country": "MY",
+            "currency": "MYR",
+        },
+        headers=h["maybank"],
+    ).json()["payload"]  # a static QR: the payer enters the amount
+    pay = {
+        "payload": qr,
+        "transferId": "t-m",
+        "quoteId": "q-m",
+        "sourceCurrency": "RWF",
+        "amount": {"amount": "25.50", "currency": "MYR"},
+    }
+    first = client.post("/v1/qr/pay", json=pay, headers=h["mtn-rw"])
+    assert first.status_code == 201, first.text
+    scheme.remove_alias("maybank", "MERCHANT", "KL-TILL-42")
+    if since == "moved":
+        scheme.register_alias("cimb", "MERCHANT", "KL-TILL-42", "Another shop", "MYR")
+    again = client.post("/v1/qr/pay", json=pay, headers=h["mtn-rw"])
+    assert again.status_code == 201, again.text
+    assert again.json() == first.json()  # the party it paid, named as on the QR
+    assert first.json()["party"]["fspId"] == "maybank"
+    other = client.post(
+        "/v1/qr/pay",
+        json={**pay, "amount": {"amount": "2550", "currency": "RWF"}},
+        headers=h["mtn-rw"],
+    )
+    assert other.status_code == 409 and other.json()["errorCode"] == "3106", other.text
+
+
 def test_signed_requests_with_an_ed25519_key(scheme: PaymentScheme) -> None:
     key = SigningKey.generate()
     public = base64.b64encode(bytes(key.verify_key)).decode()

@@ -27,6 +27,7 @@ from entrepot.payments.bulk import (
 )
 from entrepot.payments.errors import InvalidPaymentInput, ParticipantSuspended
 from entrepot.payments.services import Code, ledger_id
+from entrepot.storage.migrate import downgrade, upgrade
 from entrepot.storage.uow import UnitOfWork
 from tests.service.test_payments import assert_ledger_ok, fee_of, join, unchanged
 
@@ -315,6 +316,65 @@ def test_a_retried_bulk_commits_nothing_twice_and_a_reused_bulk_id_posts_apart(
     )
     assert scheme.liquidity("cimb", "MYR")["net_position_minor"] == 5_000
     assert_ledger_ok(scheme)
+
+
+def test_a_resent_bulk_item_is_the_one_paid_if_it_names_the_same_payee_alias(
+    scheme: PaymentScheme,
+) -> None:
+    """The row keeps the alias the item named: an alias that moved to another participant
+    since (a ported number) still names the item paid; another alias, even one that names
+    nobody, is another request."""
+    join_payees(scheme)
+    items = [BulkItem("p-1", *PAYEES["cimb"], 1_000), BulkItem("p-2", *PAYEES["cimb"], 1_000)]
+    first = bulk_transfers(scheme, "maybank", "pay", "MYR", items)
+    assert [r.state for r in first] == [TransferState.COMMITTED] * 2
+    scheme.remove_alias("cimb", *PAYEES["cimb"])
+    scheme.register_alias("rhb", *PAYEES["cimb"], "Same person, other bank", "MYR")
+    with unchanged(scheme):
+        again = bulk_transfers(scheme, "maybank", "pay", "MYR", items)
+        other = bulk_transfers(
+            scheme, "maybank", "pay", "MYR", [BulkItem("p-2", "MSISDN", "+60199999999", 1_000)]
+        )
+    assert again == first
+    assert [(r.state.value, r.reason) for r in other] == [
+        ("ABORTED", "transfer id already exists, created by a different request")
+    ]
+    # A row written before it kept its alias (migration 0011): the payee's participant
+    with scheme.engine.begin() as conn:
+        conn.execute(sa.update(st.transfers).values(payee_alias=None))
+    with unchanged(scheme):
+        legacy = bulk_transfers(scheme, "maybank", "pay", "MYR", items)
+    assert [r.reason for r in legacy] == [  # the alias names rhb now, cimb was paid
+        "transfer id already exists, created by a different request"
+    ] * 2
+    scheme.remove_alias("rhb", *PAYEES["cimb"])
+    scheme.register_alias("cimb", *PAYEES["cimb"], "Back again", "MYR")
+    assert bulk_transfers(scheme, "maybank", "pay", "MYR", items) == first
+    assert scheme.liquidity("cimb", "MYR")["net_position_minor"] == 2_000
+    assert_ledger_ok(scheme)
+
+
+def test_a_bulk_items_row_keeps_the_payee_alias_it_named(scheme: PaymentScheme) -> None:
+    join_payees(scheme)
+    run_bulk(scheme, "maybank", [("cimb", 10)], bulk_id="alias")
+    tid = f"t{next(_ids) - 1}-0"
+    with scheme.engine.connect() as conn:
+        stored = conn.execute(
+            sa.select(st.transfers.c.payee_alias).where(st.transfers.c.id == tid)
+        ).scalar_one()
+    assert stored == "MSISDN:" + PAYEES["cimb"][1]
+
+
+def test_migration_0011_goes_down_and_up(scheme: PaymentScheme) -> None:
+    join_payees(scheme)
+    items = [BulkItem("m-1", *PAYEES["cimb"], 1_000)]
+    first = bulk_transfers(scheme, "maybank", "mig", "MYR", items)
+    downgrade(scheme.engine, "0010_idempotency_headers")
+    columns = {c["name"] for c in sa.inspect(scheme.engine).get_columns("pay_transfers")}
+    assert "payee_alias" not in columns
+    upgrade(scheme.engine)  # the alias is gone: the row is answered by its participant
+    with unchanged(scheme):
+        assert bulk_transfers(scheme, "maybank", "mig", "MYR", items) == first
 
 
 def test_a_reservation_that_expired_frees_its_liquidity_for_the_bulk(

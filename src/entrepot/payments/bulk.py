@@ -47,7 +47,8 @@ from entrepot.storage.engine import driver_connection
 
 BULK_ITEMS_MAX = 8_000
 _QUOTE_ID_LEN = 64  # pay_transfers.quote_id is a String(64)
-_Committed = tuple[str, str, int, int]  # transfer id, payee participant, amount, fee
+#: transfer id, payee participant, amount, fee, payee alias ("TYPE:value")
+_Committed = tuple[str, str, int, int, str]
 _DMNEC = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
 _CMNED = int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
 R = CreateTransferResult
@@ -69,6 +70,7 @@ _ROW_COLUMNS = (
     "updated_at",
     "window_id",
     "note",
+    "payee_alias",
 )
 
 
@@ -188,7 +190,7 @@ def bulk_transfers(
             party = parties.get(key)
             stored = existing.get(item.transfer_id)
             if stored is not None:
-                fates.append(_resent(stored, item, caller, note, currency, party))
+                fates.append(_resent(stored, item, caller, note, currency, key, party))
             elif party is None:
                 fates.append(f"no party for {key[0]} {key[1]}")
             elif party.currency != currency:
@@ -220,8 +222,8 @@ def bulk_transfers(
             quote_ids = map(bulk_quote_id, (c[0] for c in committed))
             rows = [
                 (tid, qid, caller, payee, currency, currency, amount + fee, fee, amount,
-                 _COMMITTED, now, now, now, window, note)
-                for (tid, payee, amount, fee), qid in zip(committed, quote_ids, strict=True)
+                 _COMMITTED, now, now, now, window, note, alias)
+                for (tid, payee, amount, fee, alias), qid in zip(committed, quote_ids, strict=True)
             ]  # fmt: skip
         postings = _postings(bulk_id, src, fee_to, dsts, credits, fee_total, rows)
         if postings:
@@ -249,6 +251,7 @@ def _decide(
     credits: dict[str, list[tuple[str, int]]] = {}
     fee_total = 0
     fees: dict[int, int] = {}
+    aliases: dict[int, str] = {}  # by id(party): a payroll pays few payees many times
     for item, fate in zip(items, fates, strict=True):
         tid = item.transfer_id
         if isinstance(fate, str):
@@ -271,7 +274,10 @@ def _decide(
         results.append(BulkResult(tid, TransferState.COMMITTED))
         fee_total += fee
         credits.setdefault(fate.participant_id, []).append((tid, amount))
-        committed.append((tid, fate.participant_id, amount, fee))
+        alias = aliases.get(id(fate))
+        if alias is None:
+            alias = aliases[id(fate)] = f"{fate.alias_type.value}:{fate.alias}"
+        committed.append((tid, fate.participant_id, amount, fee, alias))
     return results, committed, credits, fee_total
 
 
@@ -327,6 +333,7 @@ class _Stored(NamedTuple):
     amount: int
     note: str | None
     state: str
+    payee_alias: str | None  # None in rows written before migration 0011
 
 
 def _existing(conn: Connection, ids: list[str]) -> dict[str, _Stored]:
@@ -339,7 +346,7 @@ def _existing(conn: Connection, ids: list[str]) -> dict[str, _Stored]:
         chunk = ids[start : start + 1_000]
         cur.execute(
             "SELECT id, payer_participant, payee_participant, source_currency, target_amount, "
-            f"note, state FROM {st.transfers.name} "
+            f"note, state, payee_alias FROM {st.transfers.name} "
             f"WHERE id IN ({', '.join([mark] * len(chunk))})",
             chunk,
         )
@@ -348,21 +355,30 @@ def _existing(conn: Connection, ids: list[str]) -> dict[str, _Stored]:
 
 
 def _resent(
-    stored: _Stored, item: BulkItem, caller: str, note: str, currency: str, party: Party | None
+    stored: _Stored,
+    item: BulkItem,
+    caller: str,
+    note: str,
+    currency: str,
+    payee: tuple[str, str],
+    party: Party | None,
 ) -> BulkResult:
     """An item whose transfer id exists: a bulk resent (after a timeout, say) is answered
     with what the first one did to that item, so the payer's system does not pay it again
-    another way; an id that some other request created is refused. (An item the first bulk
-    rejected left no transfer: the resend tries it again.)"""
+    another way; an id that some other request created is refused. The same item names the
+    same payee alias (``payee``, normalised), wherever that alias points now. (An item the
+    first bulk rejected left no transfer: the resend tries it again.)"""
     same = (stored.payer, stored.note, stored.currency, stored.amount) == (
         caller,
         note,
         currency,
         item.amount_minor,
     )
-    # The payee as far as it can be told (the row keeps the participant, not the alias; an
-    # alias removed since cannot be checked, and the rest of the item matched).
-    if same and (party is None or stored.payee == party.participant_id):
+    if stored.payee_alias is not None:
+        same = same and stored.payee_alias == f"{payee[0]}:{payee[1]}"
+    else:  # written before the row kept its alias: the payee's participant, if it resolves
+        same = same and party is not None and stored.payee == party.participant_id
+    if same:
         return BulkResult(item.transfer_id, TransferState(stored.state))
     return BulkResult(
         item.transfer_id,

@@ -812,6 +812,64 @@ class PaymentScheme:
             q = self._quote(uow.connection, quote_id)
         return q, t
 
+    def pay_by_qr(
+        self,
+        caller: str,
+        quote_id: str,
+        transfer_id: str,
+        till: str,
+        amount_minor: int,
+        currency: str,
+        source_currency: str,
+        *,
+        merchant_name: str,
+        merchant_country: str,
+        payer_alias_type: AliasType | str | None = None,
+        payer_alias: str | None = None,
+    ) -> tuple[Party, Quote, PaymentTransfer]:
+        """Pay a merchant's till (from its QR): look it up, check that it is paid in
+        ``currency``, quote RECEIVE ``amount_minor`` and prepare, the last two in one
+        transaction (:meth:`quote_and_prepare`). The party, quote and transfer. Resent (the
+        transfer exists), the payment is answered by its ids as it was made (ADR 0009), with
+        the till as it was paid even if it has been removed or has moved since: its party then
+        comes from the quote and the QR (``merchant_name``, ``merchant_country``)."""
+        kind, alias = normalise_alias(AliasType.MERCHANT, till)
+        with self._read() as conn:  # the lookup of a plain QR payment, outside the lock
+            resent = st.TRANSFER_BY_ID.first(conn, (transfer_id,)) is not None
+            party = st.find_alias(conn, kind.value, alias)
+        if not resent:
+            if party is None:
+                raise PartyNotFound(f"no party is registered for {kind.value} {alias}")
+            if currency != party.currency:
+                raise InvalidPaymentInput(
+                    f"the merchant is paid in {party.currency}", field="amount.currency"
+                )
+        q, t = self.quote_and_prepare(
+            caller,
+            quote_id,
+            transfer_id,
+            kind,
+            alias,
+            amount_minor,
+            AmountType.RECEIVE,
+            source_currency,
+            payer_alias_type=payer_alias_type,
+            payer_alias=payer_alias,
+        )
+        if currency != q.target_currency:  # the quote was the first's: its currency was not
+            raise DuplicateWithDifferentBody(  # compared (a quote's comes from its payee)
+                f"quote {quote_id} already exists, created by a different request",
+                field="quoteId",
+            )
+        if party is None or (party.participant_id, party.currency) != (
+            q.payee_participant,
+            q.target_currency,
+        ):
+            party = Party(
+                kind, alias, q.payee_participant, merchant_name, q.target_currency, merchant_country
+            )
+        return party, q, t
+
     def _price(
         self,
         conn: Connection,
@@ -1964,4 +2022,5 @@ def _transfer_values(t: PaymentTransfer) -> dict[str, object]:
         "reason": t.reason,
         "note": t.note,
         "payer_alias": t.payer_alias,
+        "payee_alias": None,  # on the quote
     }

@@ -127,6 +127,8 @@ transfers = sa.Table(
     sa.Column("reason", sa.String(200)),
     sa.Column("note", sa.String(200)),
     sa.Column("payer_alias", sa.String(80)),
+    # a bulk item's payee ("TYPE:value"); a quoted transfer's is on its quote (migration 0011)
+    sa.Column("payee_alias", sa.String(80)),
 )
 escrows = sa.Table(
     "pay_escrows",

@@ -1,13 +1,14 @@
 """Which Idempotency-Keys are being answered right now, across the API workers of one home.
 
 A retry that arrives while the first request with its key is still running found no stored
-answer, ran the operation again (which, idempotent by its id, refused it: "already exists"),
-and could store *its* answer as the key's if it finished first: the client that sent the
-original was answered 201 and every later replay 409. A key is now claimed for the time its
-request runs, from the stored-answer lookup to the answer's commit; a request whose key is
-claimed is answered 409 ``request_in_progress`` with ``Retry-After`` at once (as the IETF
-Idempotency-Key draft and Stripe answer it), and its retry, after the first finished,
-replays the first answer.
+answer, ran the operation again (which, idempotent by its id, then refused it as "already
+exists"; since ADR 0009 it answers a resend by its id, but routes other than the creates
+are not idempotent that way), and could store *its* answer as the key's if it finished
+first: the client that sent the original could be answered 201 and every later replay 409.
+A key is now claimed for the time its request runs, from the stored-answer lookup to the
+answer's commit; a request whose key is claimed is answered 409 ``request_in_progress`` with
+``Retry-After`` at once (as the IETF Idempotency-Key draft and Stripe answer it), and its
+retry, after the first finished, replays the first answer.
 
 A claim is an entry in this process's set of keys (threads and event loops of one worker)
 and an open-file-description lock (Linux ``F_OFD_SETLK``) on one byte of a lock file shared

@@ -21,7 +21,6 @@ from entrepot.kernel.clock import NS_PER_S, parse_time
 from entrepot.kernel.money import format_amount, get_currency, parse_amount
 from entrepot.payments import (
     SCHEME,
-    AliasType,
     PaymentScheme,
     TransferState,
     iso20022,
@@ -463,26 +462,22 @@ def qr_pay(body: s.QrPayIn, caller: Caller, scheme: Scheme) -> s.QrPayOut:
     till = p.find_merchant_alias()
     if till is None:
         raise InvalidPaymentInput("this QR carries no Entrepot merchant till id", field="payload")
-    party = scheme.lookup_party(AliasType.MERCHANT, till)
     if p.amount_minor is not None:
         amount, currency = p.amount_minor, p.currency.code
     elif body.amount is not None:
         amount, currency = cv.minor(body.amount), body.amount.currency
     else:
         raise InvalidPaymentInput("a static QR needs an amount", field="amount")
-    if currency != party.currency:
-        raise InvalidPaymentInput(
-            f"the merchant is paid in {party.currency}", field="amount.currency"
-        )
-    q, t = scheme.quote_and_prepare(
+    party, q, t = scheme.pay_by_qr(
         caller,
         body.quoteId,
         body.transferId,
-        AliasType.MERCHANT,
         till,
         amount,
-        "RECEIVE",
+        currency,
         body.sourceCurrency,
+        merchant_name=p.merchant_name,
+        merchant_country=p.country,
         payer_alias_type=body.payer.partyIdType if body.payer else None,
         payer_alias=body.payer.partyIdentifier if body.payer else None,
     )

@@ -244,7 +244,8 @@ class SecurityMiddleware:
         except GroupCommitFailed:
             # Another member broke the shared transaction: the operation itself is durable
             # already, so its answer is stored on its own rather than lost (a 500 would make
-            # the client's retry meet "already exists" and keep that as the key's answer).
+            # the client's retry run the operation again and keep that as the key's answer:
+            # a commit's retry meets "already COMMITTED").
             with self._own_unit() as uow:
                 st.STORE_IDEMPOTENT_ANSWER.execute(uow.connection, values)
 
