@@ -715,6 +715,30 @@ def test_a_resent_create_gets_the_first_result_and_another_request_with_its_id_3
     assert_ledger_ok(scheme)
 
 
+def test_pay_by_qr_looks_the_till_up_and_checks_its_currency(scheme: PaymentScheme) -> None:
+    with unchanged(scheme), pytest.raises(PartyNotFound):
+        scheme.pay_by_qr(
+            "mtn-rw", "q1", "t1", "NO-SUCH-TILL", 2550, "MYR", "RWF",
+            merchant_name="Nobody", merchant_country="MY",
+        )  # fmt: skip
+    with unchanged(scheme), pytest.raises(InvalidPaymentInput, match="paid in MYR"):
+        scheme.pay_by_qr(
+            "mtn-rw", "q1", "t1", TILL[1], 2550, "RWF", "RWF",
+            merchant_name="Kedai Kopi KL", merchant_country="MY",
+        )  # fmt: skip
+    party, q, t = scheme.pay_by_qr(
+        "mtn-rw", "q1", "t1", TILL[1], 2550, "MYR", "RWF",
+        merchant_name="On the QR", merchant_country="MY",
+    )  # fmt: skip
+    assert (party.participant_id, party.display_name) == ("maybank", "Kedai Kopi KL")
+    assert (q.target_amount_minor, q.target_currency, t.state) == (
+        2550,
+        "MYR",
+        TransferState.RESERVED,
+    )
+    assert_ledger_ok(scheme)
+
+
 def test_a_transfer_resent_after_its_expiry_is_shown_aborted_and_not_prepared_again(
     scheme: PaymentScheme, clock: FakeClock
 ) -> None:

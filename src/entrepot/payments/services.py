@@ -835,15 +835,17 @@ class PaymentScheme:
         comes from the quote and the QR (``merchant_name``, ``merchant_country``)."""
         kind, alias = normalise_alias(AliasType.MERCHANT, till)
         with self._read() as conn:  # the lookup of a plain QR payment, outside the lock
-            resent = st.TRANSFER_BY_ID.first(conn, (transfer_id,)) is not None
             party = st.find_alias(conn, kind.value, alias)
-        if not resent:
+            # whether it is a resend matters only if the till refuses the payment now
+            refused = party is None or currency != party.currency
+            if refused and st.TRANSFER_BY_ID.first(conn, (transfer_id,)) is not None:
+                refused = False  # a resend: answered as it was made, below
+        if refused:
             if party is None:
                 raise PartyNotFound(f"no party is registered for {kind.value} {alias}")
-            if currency != party.currency:
-                raise InvalidPaymentInput(
-                    f"the merchant is paid in {party.currency}", field="amount.currency"
-                )
+            raise InvalidPaymentInput(
+                f"the merchant is paid in {party.currency}", field="amount.currency"
+            )
         q, t = self.quote_and_prepare(
             caller,
             quote_id,
