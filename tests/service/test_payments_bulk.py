@@ -5,7 +5,9 @@ participant and one for the fees. The oracle is the ledger's own state machine
 
 from __future__ import annotations
 
+import copy
 import itertools
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -17,6 +19,7 @@ from entrepot.kernel.limits import AMOUNT_MAX
 from entrepot.ledger import Account, AccountFlags, Transfer, TransferFlags
 from entrepot.ledger.machine import AccountState, LedgerView, decide_transfers
 from entrepot.payments import SCHEME, FeeSchedule, PaymentScheme, TransferState
+from entrepot.payments import bulk as bulk_module
 from entrepot.payments import store as st
 from entrepot.payments.bulk import (
     BulkItem,
@@ -171,6 +174,74 @@ def test_positions_decide_linked_chains_as_the_state_machine_does(
         assert (str(got) if got else None) == (failed[0] if failed else None)
     for i, state in view.accounts.items():
         assert model.b[i][:4] == [state.dp, state.dpo, state.cp, state.cpo]
+
+
+# mostly small: a whole fits only if no credited account is near the limit
+_mostly_small = s.one_of(s.integers(0, 5_000), s.integers(0, 50_000), _balance)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    accounts=s.lists(s.tuples(_flags, _mostly_small, _mostly_small, _mostly_small,
+                              _mostly_small), min_size=4, max_size=4),
+    items=s.lists(s.tuples(s.integers(1, 3), s.integers(1, 2_000), s.integers(0, 50)),
+                  min_size=1, max_size=10),
+    fee_to=s.integers(0, 3),
+)  # fmt: skip
+def test_a_whole_that_fits_means_every_chain_posts_in_any_order(
+    accounts: list[tuple[int, int, int, int, int]],
+    items: list[tuple[int, int, int]],
+    fee_to: int,
+) -> None:
+    """Account 0 pays (amount, fee) chains to the others, fees to ``fee_to``: when
+    ``fits_whole`` says yes, posting the chains one by one, forwards or backwards, fails
+    none, and ends where the sums say."""
+    accs = [_account(i, *a) for i, a in enumerate(accounts)]
+    chains = [
+        [*([(0, fee_to, fee)] if fee else []), (0, payee, amount)] for payee, amount, fee in items
+    ]
+    credits: dict[int, int] = {}
+    for chain in chains:
+        for _, c, a in chain:
+            credits[c] = credits.get(c, 0) + a
+    debit = sum(a for chain in chains for _, _, a in chain)
+    if not _Positions(accs).fits_whole(0, debit, credits):
+        return
+    for order in (chains, chains[::-1]):
+        model = _Positions(accs)
+        assert [model.post(chain) for chain in order] == [None] * len(chains)
+        assert model.b[0][1] == accs[0].debits_posted + debit
+        for c, credit in credits.items():
+            assert model.b[c][3] == accs[c].credits_posted + credit
+
+
+def test_a_bulk_that_fits_whole_is_decided_as_item_by_item(
+    scheme: PaymentScheme, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same bulks (one that fits whole, one that runs into the cap) decided with and
+    without the whole check: the same results, rows and ledger."""
+    join_payees(scheme)
+    left = scheme.liquidity("maybank", "MYR")["position_available_minor"]
+    fits = [("cimb", 1_000), ("rhb", 2_000), ("cimb", 3)]
+    over = [("cimb", left // 2), ("rhb", left // 2), ("rhb", 10), ("cimb", left)]
+    seen = []
+    decide = bulk_module._decide
+
+    def both(*args: Any, **kwargs: Any) -> Any:
+        fresh = [*args[:3], copy.deepcopy(args[3]), *args[4:]]  # deciding moves positions
+        whole = decide(*args, **kwargs)
+        one_by_one = decide(*fresh, **{**kwargs, "fits_whole": False})
+        assert whole == one_by_one
+        seen.append(whole[0])
+        return whole
+
+    monkeypatch.setattr(bulk_module, "_decide", both)
+    assert [r.state.value for r in run_bulk(scheme, "maybank", fits)] == ["COMMITTED"] * 3
+    assert [r.state.value for r in run_bulk(scheme, "maybank", over)] == [
+        "COMMITTED", "ABORTED", "COMMITTED", "ABORTED"
+    ]  # fmt: skip
+    assert len(seen) == 2
+    assert_ledger_ok(scheme)
 
 
 # ---------------------------------------------------------------------------- the cases
