@@ -167,6 +167,16 @@ def test_expiry_and_bulk_notify(scheme: PaymentScheme, clock: FakeClock) -> None
     ]
 
 
+def test_a_bulk_notifies_only_payees_with_an_endpoint(scheme: PaymentScheme) -> None:
+    join_bk(scheme)
+    items = [BulkItem(f"n{n}", *BK_CUSTOMER, 100 + n) for n in range(3)]
+    bulk_transfers(scheme, "mtn-rw", "bulk-quiet", "RWF", items)
+    assert [r.event for r in outbox(scheme)] == []  # bk-rw registered no endpoint
+    scheme.set_endpoint("bk-rw", "http://127.0.0.1:9/y")
+    bulk_transfers(scheme, "mtn-rw", "bulk-heard", "RWF", [BulkItem("n9", *BK_CUSTOMER, 100)])
+    assert [(r.participant_id, r.event) for r in outbox(scheme)] == [("bk-rw", "bulk.committed")]
+
+
 def test_endpoints_and_notifications_over_the_api(scheme: PaymentScheme) -> None:
     from fastapi.testclient import TestClient
 

@@ -127,7 +127,11 @@ def notify_bulk(
     now_ns: int,
 ) -> int:
     """One notice per payee participant of a committed bulk, listing its credits
-    (``credits``: payee participant -> [(transfer id, minor units)])."""
+    (``credits``: payee participant -> [(transfer id, minor units)]). Built only for the
+    payees that registered an endpoint: a payroll's list runs to thousands of credits."""
+    if not credits:
+        return 0
+    registered = {r[0] for r in conn.execute(st.ENDPOINTS_OF, {"pids": list(credits)}).all()}
     bodies = {
         pid: {
             "bulkId": bulk_id,
@@ -136,8 +140,9 @@ def notify_bulk(
             "credits": [{"transferId": tid, "minor": minor} for tid, minor in paid],
         }
         for pid, paid in credits.items()
+        if pid in registered
     }
-    return _queue(conn, "bulk.committed", bulk_id, bodies, now_ns)
+    return _queue(conn, "bulk.committed", bulk_id, bodies, now_ns, registered)
 
 
 def signing_key(path: Path) -> SigningKey:
