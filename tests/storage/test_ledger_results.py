@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import pytest
+import sqlalchemy as sa
 
 from entrepot.kernel.clock import NS_PER_S, FakeClock
 from entrepot.ledger import (
@@ -756,6 +757,43 @@ def test_post_of_a_non_pending_transfer_made_in_the_same_batch(opened: Ledger) -
         R.PENDING_TRANSFER_NOT_PENDING,
     ]
     assert opened.create_transfers([post(2, 1)]) == [R.PENDING_TRANSFER_NOT_PENDING]
+
+
+@pytest.mark.parametrize("resolve", [post, void], ids=["post", "void"])
+def test_a_pending_transfer_resolved_in_the_batch_that_made_it_is_stored_resolved(
+    opened: Ledger, clock: FakeClock, resolve: Callable[..., Transfer]
+) -> None:
+    """Its row is written once, with its final status (no UPDATE after the INSERT), and a
+    later batch (another process's ledger, no cache) finds it resolved."""
+    statements: list[str] = []
+    sqlite = opened.engine.dialect.name == "sqlite"
+
+    def traced(dbapi: Any, *_: Any) -> None:  # whichever pooled connection the batch takes
+        dbapi.set_trace_callback(statements.append)
+
+    if sqlite:
+        sa.event.listen(opened.engine, "checkout", traced)
+    try:
+        ok(opened.create_transfers([P10, resolve(2, 1)]))
+    finally:
+        if sqlite:  # (the traced connection keeps its callback: the engine is this test's)
+            sa.event.remove(opened.engine, "checkout", traced)
+    if sqlite:
+        assert [q for q in statements if q.startswith("INSERT INTO ledger_pending")]
+        assert not [q for q in statements if q.startswith("UPDATE ledger_pending")]
+    other = Ledger(opened.engine, clock)
+    again = (
+        R.PENDING_TRANSFER_ALREADY_POSTED if resolve is post else R.PENDING_TRANSFER_ALREADY_VOIDED
+    )
+    assert other.create_transfers([post(3, 1)]) == [again]
+    a1, a2 = other.lookup_accounts([1, 2])
+    moved = 10 if resolve is post else 0
+    assert (a1.debits_pending, a1.debits_posted, a2.credits_pending, a2.credits_posted) == (
+        0,
+        moved,
+        0,
+        moved,
+    )
 
 
 def test_invariants_hold_with_ledger_totals_above_2_63(opened: Ledger) -> None:

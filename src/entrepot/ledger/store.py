@@ -612,16 +612,21 @@ class LedgerStore:
                     for p in fx.pending_created
                 ],
             )
-        if fx.pending_resolved:
+        # A pending transfer created and resolved in this batch (an FX reservation that the
+        # prepare posting it also releases) was inserted with its final status just above.
+        new = {id(p) for p in fx.pending_created}
+        resolved = [
+            (p.status, p.resolved_timestamp, p.transfer.timestamp)
+            for p in fx.pending_resolved
+            if id(p) not in new
+        ]
+        if resolved:
             cur.executemany(
                 self._sql(
                     "UPDATE ledger_pending SET status = ?, resolved_timestamp = ? "
                     "WHERE timestamp = ?"
                 ),
-                [
-                    (p.status, p.resolved_timestamp, p.transfer.timestamp)
-                    for p in fx.pending_resolved
-                ],
+                resolved,
             )
         if fx.failed:
             cur.executemany(
