@@ -50,6 +50,7 @@ from entrepot.payments.errors import (
     QuoteExpired,
     QuoteNotFound,
     TransferExpired,
+    TransferNotFound,
 )
 from entrepot.payments.services import QUOTE_TTL_S, TRANSFER_TTL_S, ledger_id
 
@@ -736,6 +737,38 @@ def test_pay_by_qr_looks_the_till_up_and_checks_its_currency(scheme: PaymentSche
         "MYR",
         TransferState.RESERVED,
     )
+    assert_ledger_ok(scheme)
+
+
+def test_a_till_that_moves_to_another_currency_during_a_qr_payment_refuses_it_whole(
+    scheme: PaymentScheme, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The till is looked up outside the write lock; if it moves to a payee paid in another
+    currency before the transaction, the payment is refused and nothing is written."""
+    join_bk(scheme)
+    real = scheme._read
+
+    @contextmanager
+    def moved_after_the_lookup() -> Iterator[Any]:
+        with real() as conn:
+            yield conn
+        monkeypatch.setattr(scheme, "_read", real)
+        scheme.remove_alias("maybank", *TILL)  # other requests, committed meanwhile
+        scheme.register_alias("bk-rw", *TILL, "Another shop", "RWF")
+
+    before = liquidity(scheme)
+    monkeypatch.setattr(scheme, "_read", moved_after_the_lookup)
+    with pytest.raises(InvalidPaymentInput, match="paid in RWF"):
+        scheme.pay_by_qr(
+            "mtn-rw", "q1", "t1", TILL[1], 2550, "MYR", "RWF",
+            merchant_name="Kedai Kopi KL", merchant_country="MY",
+        )  # fmt: skip
+    assert scheme._read == real  # the lookup ran, then the till moved
+    assert liquidity(scheme) == before
+    with pytest.raises(TransferNotFound):
+        scheme.get_transfer("mtn-rw", "t1")
+    with pytest.raises(QuoteNotFound):
+        scheme.get_quote("mtn-rw", "q1")
     assert_ledger_ok(scheme)
 
 

@@ -832,7 +832,9 @@ class PaymentScheme:
         transaction (:meth:`quote_and_prepare`). The party, quote and transfer. Resent (the
         transfer exists), the payment is answered by its ids as it was made (ADR 0009), with
         the till as it was paid even if it has been removed or has moved since: its party then
-        comes from the quote and the QR (``merchant_name``, ``merchant_country``)."""
+        comes from the quote and the QR (``merchant_name``, ``merchant_country``). A till that
+        moves to a payee paid in another currency between the lookup and the transaction is
+        refused there, before anything commits."""
         kind, alias = normalise_alias(AliasType.MERCHANT, till)
         with self._read() as conn:  # the lookup of a plain QR payment, outside the lock
             party = st.find_alias(conn, kind.value, alias)
@@ -846,23 +848,33 @@ class PaymentScheme:
             raise InvalidPaymentInput(
                 f"the merchant is paid in {party.currency}", field="amount.currency"
             )
-        q, t = self.quote_and_prepare(
-            caller,
-            quote_id,
-            transfer_id,
-            kind,
-            alias,
-            amount_minor,
-            AmountType.RECEIVE,
-            source_currency,
-            payer_alias_type=payer_alias_type,
-            payer_alias=payer_alias,
-        )
-        if currency != q.target_currency:  # the quote was the first's: its currency was not
-            raise DuplicateWithDifferentBody(  # compared (a quote's comes from its payee)
-                f"quote {quote_id} already exists, created by a different request",
-                field="quoteId",
+        # Quote and prepare in one transaction, as quote_and_prepare does, with the currency
+        # checked in between: the till may have moved to a payee paid in another currency
+        # since the lookup above, and nothing may commit then.
+        with self._uow() as uow, self.joined(uow):
+            conn = uow.connection
+            q = self.create_quote(
+                caller,
+                quote_id,
+                kind,
+                alias,
+                amount_minor,
+                AmountType.RECEIVE,
+                source_currency,
+                payer_alias_type=payer_alias_type,
+                payer_alias=payer_alias,
             )
+            if currency != q.target_currency:
+                if st.TRANSFER_BY_ID.first(conn, (transfer_id,)) is not None:
+                    raise DuplicateWithDifferentBody(  # a resend in another currency (a
+                        f"quote {quote_id} already exists, created by a different request",
+                        field="quoteId",  # quote's currency comes from its payee, and was
+                    )  # not compared)
+                raise InvalidPaymentInput(
+                    f"the merchant is paid in {q.target_currency}", field="amount.currency"
+                )
+            t = self.prepare_transfer(caller, transfer_id, quote_id)
+            q = self._quote(conn, quote_id)  # USED now
         if party is None or (party.participant_id, party.currency) != (
             q.payee_participant,
             q.target_currency,
