@@ -262,6 +262,29 @@ def test_a_qr_payment_resent_after_its_till_changed_is_answered_as_it_was_made(
     assert other.status_code == 409 and other.json()["errorCode"] == "3106", other.text
 
 
+def test_a_static_qr_paid_without_an_amount_is_refused_after_its_till_is_looked_up(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    client, h = api
+
+    def static_qr(till: str) -> str:
+        body = {"tillId": till, "merchantName": "Shop", "city": "Kuala Lumpur"}
+        r = client.post(
+            "/v1/qr/encode", json={**body, "country": "MY", "currency": "MYR"}, headers=h["maybank"]
+        )
+        return str(r.json()["payload"])
+
+    pay = {"transferId": "t-s", "quoteId": "q-s", "sourceCurrency": "RWF"}
+    unknown = client.post(
+        "/v1/qr/pay", json={**pay, "payload": static_qr("NO-SUCH-TILL")}, headers=h["mtn-rw"]
+    )
+    assert unknown.status_code == 404 and unknown.json()["code"] == "party_not_found"
+    no_amount = client.post(
+        "/v1/qr/pay", json={**pay, "payload": static_qr("KL-TILL-42")}, headers=h["mtn-rw"]
+    )
+    assert no_amount.status_code == 422 and no_amount.json()["field"] == "amount"
+
+
 def test_signed_requests_with_an_ed25519_key(scheme: PaymentScheme) -> None:
     key = SigningKey.generate()
     public = base64.b64encode(bytes(key.verify_key)).decode()

@@ -21,6 +21,7 @@ from entrepot.kernel.clock import NS_PER_S, parse_time
 from entrepot.kernel.money import format_amount, get_currency, parse_amount
 from entrepot.payments import (
     SCHEME,
+    AliasType,
     PaymentScheme,
     TransferState,
     iso20022,
@@ -467,6 +468,7 @@ def qr_pay(body: s.QrPayIn, caller: Caller, scheme: Scheme) -> s.QrPayOut:
     elif body.amount is not None:
         amount, currency = cv.minor(body.amount), body.amount.currency
     else:
+        scheme.lookup_party(AliasType.MERCHANT, till)  # a till that names nobody: 404 first
         raise InvalidPaymentInput("a static QR needs an amount", field="amount")
     party, q, t = scheme.pay_by_qr(
         caller,
