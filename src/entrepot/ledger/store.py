@@ -612,22 +612,23 @@ class LedgerStore:
                     for p in fx.pending_created
                 ],
             )
-        # A pending transfer created and resolved in this batch (an FX reservation that the
-        # prepare posting it also releases) was inserted with its final status just above.
-        new = {id(p) for p in fx.pending_created}
-        resolved = [
-            (p.status, p.resolved_timestamp, p.transfer.timestamp)
-            for p in fx.pending_resolved
-            if id(p) not in new
-        ]
-        if resolved:
-            cur.executemany(
-                self._sql(
-                    "UPDATE ledger_pending SET status = ?, resolved_timestamp = ? "
-                    "WHERE timestamp = ?"
-                ),
-                resolved,
-            )
+        if fx.pending_resolved:
+            # A pending transfer created and resolved in this batch (an FX reservation that
+            # the prepare posting it also releases) was inserted with its final status above.
+            new = {id(p) for p in fx.pending_created}
+            resolved = [
+                (p.status, p.resolved_timestamp, p.transfer.timestamp)
+                for p in fx.pending_resolved
+                if id(p) not in new
+            ]
+            if resolved:
+                cur.executemany(
+                    self._sql(
+                        "UPDATE ledger_pending SET status = ?, resolved_timestamp = ? "
+                        "WHERE timestamp = ?"
+                    ),
+                    resolved,
+                )
         if fx.failed:
             cur.executemany(
                 self._sql(

@@ -792,12 +792,17 @@ class PaymentScheme:
         *,
         payer_alias_type: AliasType | str | None = None,
         payer_alias: str | None = None,
+        target_currency: str | None = None,
     ) -> tuple[Quote, PaymentTransfer]:
         """Quote and prepare in one transaction (pay-by-QR): both or neither, so a payment
         the payer's cap or screening refuses leaves no quote behind, and the scheme takes its
-        write lock and commits once instead of twice."""
+        write lock and commits once instead of twice. ``target_currency``: the currency the
+        payer means to pay in (a QR's), checked against the quote's before the prepare: a
+        payee that is paid in another currency refuses the payment, and a resend in another
+        currency is 3106 (a quote's currency comes from its payee, not from the request)."""
         with self._uow() as uow, self.joined(uow):
-            self.create_quote(
+            conn = uow.connection
+            q = self.create_quote(
                 caller,
                 quote_id,
                 payee_alias_type,
@@ -808,8 +813,17 @@ class PaymentScheme:
                 payer_alias_type=payer_alias_type,
                 payer_alias=payer_alias,
             )
+            if target_currency is not None and target_currency != q.target_currency:
+                if st.TRANSFER_BY_ID.first(conn, (transfer_id,)) is not None:
+                    # a resend in another currency: 3106 (they differ, so this raises)
+                    _resent(
+                        f"quote {quote_id}", "quoteId", (target_currency,), (q.target_currency,)
+                    )
+                raise InvalidPaymentInput(
+                    f"the merchant is paid in {q.target_currency}", field="amount.currency"
+                )
             t = self.prepare_transfer(caller, transfer_id, quote_id)
-            q = self._quote(uow.connection, quote_id)
+            q = self._quote(conn, quote_id)  # USED now
         return q, t
 
     def pay_by_qr(
@@ -848,33 +862,21 @@ class PaymentScheme:
             raise InvalidPaymentInput(
                 f"the merchant is paid in {party.currency}", field="amount.currency"
             )
-        # Quote and prepare in one transaction, as quote_and_prepare does, with the currency
-        # checked in between: the till may have moved to a payee paid in another currency
-        # since the lookup above, and nothing may commit then.
-        with self._uow() as uow, self.joined(uow):
-            conn = uow.connection
-            q = self.create_quote(
-                caller,
-                quote_id,
-                kind,
-                alias,
-                amount_minor,
-                AmountType.RECEIVE,
-                source_currency,
-                payer_alias_type=payer_alias_type,
-                payer_alias=payer_alias,
-            )
-            if currency != q.target_currency:
-                if st.TRANSFER_BY_ID.first(conn, (transfer_id,)) is not None:
-                    raise DuplicateWithDifferentBody(  # a resend in another currency (a
-                        f"quote {quote_id} already exists, created by a different request",
-                        field="quoteId",  # quote's currency comes from its payee, and was
-                    )  # not compared)
-                raise InvalidPaymentInput(
-                    f"the merchant is paid in {q.target_currency}", field="amount.currency"
-                )
-            t = self.prepare_transfer(caller, transfer_id, quote_id)
-            q = self._quote(conn, quote_id)  # USED now
+        # The currency again inside the transaction: the till may have moved to a payee paid
+        # in another currency since the lookup above, and nothing may commit then.
+        q, t = self.quote_and_prepare(
+            caller,
+            quote_id,
+            transfer_id,
+            kind,
+            alias,
+            amount_minor,
+            AmountType.RECEIVE,
+            source_currency,
+            payer_alias_type=payer_alias_type,
+            payer_alias=payer_alias,
+            target_currency=currency,
+        )
         if party is None or (party.participant_id, party.currency) != (
             q.payee_participant,
             q.target_currency,
