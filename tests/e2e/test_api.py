@@ -28,6 +28,31 @@ def api(scheme: PaymentScheme) -> Iterator[tuple[TestClient, dict[str, dict[str,
         yield client, headers
 
 
+def _kedai_qr(
+    client: TestClient,
+    h: dict[str, dict[str, str]],
+    *,
+    till: str = "KL-TILL-42",
+    amount: str | None = "25.50",
+) -> str:
+    """The QR maybank encodes for a merchant in Kuala Lumpur, paid in MYR (static when
+    ``amount`` is None)."""
+    body = {
+        "tillId": till,
+        "merchantName": "Kedai Kopi KL",
+        "city": "Kuala Lumpur",
+        "country": "MY",
+        "currency": "MYR",
+    }
+    qr = client.post(
+        "/v1/qr/encode",
+        json=body if amount is None else {**body, "amount": amount},
+        headers=h["maybank"],
+    )
+    assert qr.status_code == 200, qr.text
+    return str(qr.json()["payload"])
+
+
 def _minor(body: dict[str, object], key: str) -> int:
     value = body[key]
     assert isinstance(value, dict)
@@ -42,23 +67,10 @@ def test_cross_border_pay_by_qr_rwf_to_myr_is_exact(
         (p, c): scheme.liquidity(p, c)
         for p, c in (("mtn-rw", "RWF"), ("fxco", "RWF"), ("fxco", "MYR"), ("maybank", "MYR"))
     }
-    qr = client.post(
-        "/v1/qr/encode",
-        json={
-            "tillId": "KL-TILL-42",
-            "merchantName": "Kedai Kopi KL",
-            "city": "Kuala Lumpur",
-            "country": "MY",
-            "currency": "MYR",
-            "amount": "25.50",
-        },
-        headers=h["maybank"],
-    )
-    assert qr.status_code == 200, qr.text
     pay = client.post(
         "/v1/qr/pay",
         json={
-            "payload": qr.json()["payload"],
+            "payload": _kedai_qr(client, h),
             "transferId": "t-qr-1",
             "quoteId": "q-qr-1",
             "sourceCurrency": "RWF",
@@ -184,18 +196,7 @@ def test_a_request_resent_without_a_key_is_answered_by_its_id(
     """Mojaloop's duplicate check, for clients that send no Idempotency-Key: the same id and
     body -> the first result, as it is now; the same id, another body -> 409, 3106."""
     client, h = api
-    qr = client.post(
-        "/v1/qr/encode",
-        json={
-            "tillId": "KL-TILL-42",
-            "merchantName": "Kedai Kopi KL",
-            "city": "Kuala Lumpur",
-            "country": "MY",
-            "currency": "MYR",
-            "amount": "25.50",
-        },
-        headers=h["maybank"],
-    ).json()["payload"]
+    qr = _kedai_qr(client, h)
     pay = {"payload": qr, "transferId": "t-r", "quoteId": "q-r", "sourceCurrency": "RWF"}
     first = client.post("/v1/qr/pay", json=pay, headers=h["mtn-rw"])
     assert first.status_code == 201, first.text
@@ -227,17 +228,7 @@ def test_a_qr_payment_resent_after_its_till_changed_is_answered_as_it_was_made(
 ) -> None:
     client, h = api
     scheme.register_participant("cimb", "CIMB", "bank", "MY", ["MYR"])
-    qr = client.post(
-        "/v1/qr/encode",
-        json={
-            "tillId": "KL-TILL-42",
-            "merchantName": "Kedai Kopi KL",
-            "city": "Kuala Lumpur",
-            "country": "MY",
-            "currency": "MYR",
-        },
-        headers=h["maybank"],
-    ).json()["payload"]  # a static QR: the payer enters the amount
+    qr = _kedai_qr(client, h, amount=None)  # a static QR: the payer enters the amount
     pay = {
         "payload": qr,
         "transferId": "t-m",
@@ -267,20 +258,17 @@ def test_a_static_qr_paid_without_an_amount_is_refused_after_its_till_is_looked_
 ) -> None:
     client, h = api
 
-    def static_qr(till: str) -> str:
-        body = {"tillId": till, "merchantName": "Shop", "city": "Kuala Lumpur"}
-        r = client.post(
-            "/v1/qr/encode", json={**body, "country": "MY", "currency": "MYR"}, headers=h["maybank"]
-        )
-        return str(r.json()["payload"])
-
     pay = {"transferId": "t-s", "quoteId": "q-s", "sourceCurrency": "RWF"}
     unknown = client.post(
-        "/v1/qr/pay", json={**pay, "payload": static_qr("NO-SUCH-TILL")}, headers=h["mtn-rw"]
+        "/v1/qr/pay",
+        json={**pay, "payload": _kedai_qr(client, h, till="NO-SUCH-TILL", amount=None)},
+        headers=h["mtn-rw"],
     )
     assert unknown.status_code == 404 and unknown.json()["code"] == "party_not_found"
     no_amount = client.post(
-        "/v1/qr/pay", json={**pay, "payload": static_qr("KL-TILL-42")}, headers=h["mtn-rw"]
+        "/v1/qr/pay",
+        json={**pay, "payload": _kedai_qr(client, h, amount=None)},
+        headers=h["mtn-rw"],
     )
     assert no_amount.status_code == 422 and no_amount.json()["field"] == "amount"
 

@@ -425,14 +425,21 @@ def test_a_resent_bulk_item_is_the_one_paid_if_it_names_the_same_payee_alias(
     assert_ledger_ok(scheme)
 
 
-def test_a_bulk_items_row_keeps_the_payee_alias_it_named(scheme: PaymentScheme) -> None:
+def _one_item_bulk(scheme: PaymentScheme, bulk_id: str, column: str) -> tuple[str, Any]:
+    """A bulk of one item, 10 to cimb's payee: the item's transfer id, and ``column`` of its
+    row."""
     join_payees(scheme)
-    run_bulk(scheme, "maybank", [("cimb", 10)], bulk_id="alias")
+    run_bulk(scheme, "maybank", [("cimb", 10)], bulk_id=bulk_id)
     tid = f"t{next(_ids) - 1}-0"
     with scheme.engine.connect() as conn:
         stored = conn.execute(
-            sa.select(st.transfers.c.payee_alias).where(st.transfers.c.id == tid)
+            sa.select(st.transfers.c[column]).where(st.transfers.c.id == tid)
         ).scalar_one()
+    return tid, stored
+
+
+def test_a_bulk_items_row_keeps_the_payee_alias_it_named(scheme: PaymentScheme) -> None:
+    _, stored = _one_item_bulk(scheme, "alias", "payee_alias")
     assert stored == "MSISDN:" + PAYEES["cimb"][1]
 
 
@@ -465,13 +472,7 @@ def test_a_reservation_that_expired_frees_its_liquidity_for_the_bulk(
 
 
 def test_a_bulk_items_quote_id_is_one_no_client_can_take_first(scheme: PaymentScheme) -> None:
-    join_payees(scheme)
-    run_bulk(scheme, "maybank", [("cimb", 10)], bulk_id="q")
-    tid = f"t{next(_ids) - 1}-0"
-    with scheme.engine.connect() as conn:
-        stored = conn.execute(
-            sa.select(st.transfers.c.quote_id).where(st.transfers.c.id == tid)
-        ).scalar_one()
+    tid, stored = _one_item_bulk(scheme, "q", "quote_id")
     assert stored == bulk_quote_id(tid)
     with pytest.raises(InvalidPaymentInput, match="quote id"):
         scheme.create_quote("maybank", stored, *PAYEES["rhb"], 100, "SEND", "MYR")
