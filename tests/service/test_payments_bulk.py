@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as s
+from psycopg.errors import UniqueViolation
 
 from entrepot.kernel.clock import NS_PER_S, FakeClock
 from entrepot.kernel.limits import AMOUNT_MAX
@@ -532,3 +533,57 @@ def test_insert_rows_commits_with_the_callers_transaction_even_as_its_first_stat
     with scheme.engine.connect() as conn:
         got = conn.execute(sa.select(st.transfers.c.id, st.transfers.c.note)).all()
     assert [tuple(r) for r in got] == [("first", note)]
+
+
+def test_insert_rows_adds_the_constants_to_every_row_in_order(scheme: PaymentScheme) -> None:
+    """The constants (bound once; on SQLite through a staging table) reach every row, rows
+    keep their order, and a second insert on the same connection adds only its own rows, also
+    after one that failed (its rows do not linger in the staging table)."""
+    columns = ("id", "quote_id", "source_amount", "fee", "target_amount", "note")
+    constants = {
+        "payer_participant": "maybank",
+        "payee_participant": "mtn-rw",
+        "source_currency": "MYR",
+        "target_currency": "MYR",
+        "state": "COMMITTED",
+        "expires_at": 5,
+        "created_at": 6,
+        "updated_at": 7,
+        "window_id": None,
+    }
+
+    def rows(tag: str, n: int) -> list[tuple[object, ...]]:
+        return [(f"{tag}{i}", f"bulk#{tag}{i}", 11 + i, 1, 10 + i, f"it's {i}") for i in range(n)]
+
+    with UnitOfWork(scheme.engine) as uow:
+        st.insert_rows(uow.connection, st.transfers, columns, rows("a", 3), constants)
+        uow.commit()
+    # the second row repeats a stored id: the whole insert fails (COPY raises the driver's own)
+    with UnitOfWork(scheme.engine) as uow, pytest.raises((sa.exc.IntegrityError, UniqueViolation)):
+        st.insert_rows(
+            uow.connection, st.transfers, columns, [*rows("x", 1), *rows("a", 1)], constants
+        )
+    with UnitOfWork(scheme.engine) as uow:
+        st.insert_rows(uow.connection, st.transfers, columns, rows("b", 2), constants)
+        uow.commit()
+    t = st.transfers.c
+    with scheme.engine.connect() as conn:
+        got = conn.execute(
+            sa.select(t.id, t.source_amount, t.note, t.payer_participant, t.state, t.created_at,
+                      t.updated_at, t.window_id).order_by(t.id)
+        ).all()  # fmt: skip
+    expected = [(f"{tag}{i}", 11 + i, f"it's {i}", "maybank", "COMMITTED", 6, 7, None)
+                for tag, n in (("a", 3), ("b", 2)) for i in range(n)]  # fmt: skip
+    assert [tuple(r) for r in got] == expected
+    if scheme.engine.dialect.name == "sqlite":  # inserted in the rows' order
+        with scheme.engine.connect() as conn:
+            order = conn.exec_driver_sql("SELECT id FROM pay_transfers ORDER BY rowid").all()
+        assert [r[0] for r in order] == ["a0", "a1", "a2", "b0", "b1"]
+
+
+def test_insert_rows_refuses_a_column_given_twice_or_unknown(scheme: PaymentScheme) -> None:
+    with UnitOfWork(scheme.engine) as uow:
+        with pytest.raises(ValueError, match="both per row and as constants"):
+            st.insert_rows(uow.connection, st.transfers, ("id", "fee"), [("a", 1)], {"fee": 2})
+        with pytest.raises(ValueError, match="has no column colour"):
+            st.insert_rows(uow.connection, st.transfers, ("id",), [("a",)], {"colour": "red"})

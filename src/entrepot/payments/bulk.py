@@ -53,23 +53,15 @@ _DMNEC = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
 _CMNED = int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
 R = CreateTransferResult
 _COMMITTED = TransferState.COMMITTED.value
-#: pay_transfers columns a bulk item fills, in the order its row tuple gives them.
+#: pay_transfers columns that differ between a bulk's items, in the order a row tuple gives
+#: them; the others are the bulk's (``insert_rows``'s constants).
 _ROW_COLUMNS = (
     "id",
     "quote_id",
-    "payer_participant",
     "payee_participant",
-    "source_currency",
-    "target_currency",
     "source_amount",
     "fee",
     "target_amount",
-    "state",
-    "expires_at",
-    "created_at",
-    "updated_at",
-    "window_id",
-    "note",
     "payee_alias",
 )
 
@@ -239,21 +231,32 @@ def bulk_transfers(
                 break
         results, committed, credits, fee_total = decided
         now = scheme._now()
-        rows = []
+        rows: list[tuple[object, ...]] = []
+        constants: dict[str, object] = {}
         if committed:  # a bulk that commits nothing opens no settlement window
             window = scheme._open_window(conn).id
             quote_ids = map(bulk_quote_id, (c[0] for c in committed))
             rows = [
-                (tid, qid, caller, payee, currency, currency, amount + fee, fee, amount,
-                 _COMMITTED, now, now, now, window, note, alias)
+                (tid, qid, payee, amount + fee, fee, amount, alias)
                 for (tid, payee, amount, fee, alias), qid in zip(committed, quote_ids, strict=True)
             ]  # fmt: skip
+            constants = {
+                "payer_participant": caller,
+                "source_currency": currency,
+                "target_currency": currency,
+                "state": _COMMITTED,
+                "expires_at": now,
+                "created_at": now,
+                "updated_at": now,
+                "window_id": window,
+                "note": note,
+            }
         postings = _postings(bulk_id, src, fee_to, dsts, credits, fee_total, rows)
         if postings:
             refused = [r for r in scheme._post(uow, postings) if r != "ok"]
             if refused:  # the balances were read under the write lock: this is a defect
                 raise LedgerRefused(f"ledger refused the bulk's postings: {sorted(set(refused))}")
-        st.insert_rows(conn, st.transfers, _ROW_COLUMNS, rows)
+        st.insert_rows(conn, st.transfers, _ROW_COLUMNS, rows, constants)
         notify_bulk(conn, bulk_id, caller, currency, credits, now)
     return results
 
@@ -340,7 +343,7 @@ def _postings(
     tag = ledger_id("bulk", bulk_id)
     out = []
     if fee_total:
-        carried = sum(1 for r in rows if r[7])
+        carried = sum(1 for r in rows if r[4])  # items that carry a fee
         out.append(
             Transfer(
                 ledger_id("bulk-fee", str(rows[0][0])),

@@ -5,7 +5,7 @@ Migration ``0002_payments`` creates these tables; keep the two in step.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -450,30 +450,57 @@ def escrow_from_row(r: Any) -> Escrow:
 
 
 def insert_rows(
-    conn: Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    conn: Connection,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    constants: Mapping[str, Any] | None = None,
 ) -> None:
     """Insert many rows in the caller's transaction, through the driver: ``COPY`` on
-    PostgreSQL, ``executemany`` on SQLite (SQLAlchemy's per-row parameter processing costs
-    more than the insert itself on the bulk path). Each row is a tuple of
-    ``columns``' values, already what the driver takes (ints, strings, bytes, None); the
-    columns left out take their defaults."""
+    PostgreSQL, and on SQLite through a staging table (below); SQLAlchemy's per-row parameter
+    processing costs more than the insert itself on the bulk path. Each row is a tuple of
+    ``columns``' values, already what the driver takes (ints, strings, bytes, None);
+    ``constants`` are columns with one value for every row (a bulk's payer, currency, state,
+    time, window); the columns left out take their defaults.
+
+    On SQLite the rows go into a TEMP table of ``columns`` (the connection's own, in memory,
+    no index, no WAL) and one ``INSERT ... SELECT`` copies them with the constants, which are
+    bound once. An ``executemany`` into the table binds every value of every row and runs
+    the statement's set-up once a row: about 40 % more work for a bulk's 8,000 rows of 16
+    values (callgrind: 442 against 274 million instructions a bulk)."""
     if not rows:
         return
+    constants = dict(constants or {})
     known = set(table.columns.keys())
-    unknown = [c for c in columns if c not in known]
+    unknown = [c for c in (*columns, *constants) if c not in known]
     if unknown:
         raise ValueError(f"{table.name} has no column {', '.join(unknown)}")
+    if set(columns) & set(constants):
+        raise ValueError(
+            f"columns given both per row and as constants: {set(columns) & set(constants)}"
+        )
     if conn.dialect.name == "postgresql":  # COPY: one round trip, not one per row
         if not conn.in_transaction():  # COPY through the driver would not begin SQLAlchemy's
             conn.begin()  # transaction, and the caller's commit would then commit nothing
+        fixed = tuple(constants.values())
         cur = driver_connection(conn).cursor()
-        with cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+        with cur.copy(
+            f"COPY {table.name} ({', '.join((*columns, *constants))}) FROM STDIN"
+        ) as copy:
             for row in rows:
-                copy.write_row(row)
+                copy.write_row(row + fixed)
         return
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) "
-        f"VALUES ({', '.join([mark] * len(columns))})"
+    staging = f"temp.staging_{table.name}"
+    names = ", ".join(columns)
+    conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS staging_{table.name} ({names})")
+    conn.exec_driver_sql(f"DELETE FROM {staging}")  # a failed insert's leftovers, if any
+    conn.exec_driver_sql(
+        f"INSERT INTO {staging} ({names}) VALUES ({', '.join(['?'] * len(columns))})",
+        list(rows),
     )
-    conn.exec_driver_sql(sql, list(rows))
+    conn.exec_driver_sql(
+        f"INSERT INTO main.{table.name} ({', '.join((*columns, *constants))}) "
+        f"SELECT {names}{''.join(', ?' for _ in constants)} FROM {staging} ORDER BY rowid",
+        tuple(constants.values()),
+    )
+    conn.exec_driver_sql(f"DELETE FROM {staging}")
