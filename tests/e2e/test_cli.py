@@ -447,3 +447,19 @@ def test_bench_payments_runs_every_flow_against_a_real_server(cli: Cli, backend:
         assert doc[key] > 0, key
     assert doc["p50_ms"] <= doc["p99_ms"] and doc["qr_pay_p50_ms"] <= doc["qr_pay_p99_ms"]
     assert doc["bulk_committed"] == 20
+
+
+def test_bench_bulk_cpu_measures_this_code_and_a_baseline(tmp_path: Path) -> None:
+    """bench/bulk_cpu.py: every bulk commits (it asserts so), and a baseline's source (here
+    this checkout's own) is measured in the same run."""
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, str(root / "bench" / "bulk_cpu.py"), "--bulks", "1", "--size", "50",
+         "--baseline-src", str(root / "src")],
+        capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    doc = json.loads(out.stdout)
+    for side in ("this", "baseline"):
+        assert doc[side]["size"] == 50
+        assert doc[side]["cpu_ms_median"] > 0
+    assert doc["cpu_this_vs_baseline"] > 0
