@@ -3,7 +3,8 @@
     .venv/bin/python bench/bulk_cpu.py [--bulks N] [--size 8000] [--baseline-src DIR]
 
 Each bulk is the body a payer sends to ``/v1/transfers/bulk``, run through the route's own
-function (parse, service, reply; no sockets) on a new SQLite file: its CPU and wall time.
+function (parse, service, reply; no sockets), all of a run's bulks on one new SQLite file (so
+later bulks find bigger tables, for either side alike): the median CPU and wall time.
 ``--baseline-src DIR`` (another checkout's ``src``, e.g. a ``git worktree`` of the commit to
 compare with) runs the same bulks with that code in a subprocess in the same run, so the JSON
 holds both and their ratio. Time on this shared machine drifts by ±25 %; for small changes,
@@ -11,8 +12,10 @@ count instructions instead, which repeat to 0.1 %:
 
     valgrind --tool=callgrind --instr-atstart=no .venv/bin/python bench/bulk_cpu.py --callgrind
 
-(``--callgrind`` switches the instrumentation on for the measured bulks only; the totals are
-in the ``callgrind.out.*`` files: ``grep -h '^summary:\\|^totals:' callgrind.out.*``.)
+(``--callgrind`` switches the instrumentation on for the measured bulks only; the total in
+the ``callgrind.out.*`` files, ``grep -h '^summary:\\|^totals:' callgrind.out.*``, covers all
+``--bulks`` of them: divide by it. valgrind does not follow the baseline's subprocess, so
+``--callgrind`` runs this code only: run it once per checkout, with ``PYTHONPATH``.)
 """
 
 from __future__ import annotations
@@ -103,6 +106,8 @@ def main() -> None:
     parser.add_argument("--callgrind", action="store_true", help="run under callgrind")
     parser.add_argument("--only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.callgrind and args.baseline_src:
+        parser.error("--callgrind counts this process only: run each checkout on its own")
     result: dict[str, Any] = {"benchmark": "bulk_cpu"}
     result["this"] = measure(args.bulks, args.size, args.callgrind)
     if args.baseline_src and not args.only:
