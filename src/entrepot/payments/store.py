@@ -471,8 +471,8 @@ def insert_rows(
     values (callgrind: 442 against 274 million instructions a bulk). A staging table is
     named after its table and columns (another set of columns is another table), emptied
     before use (a caller that caught a failed insert and went on in its transaction left
-    rows in it) and after (an in-memory temp database keeps its pages: about 1 MB for a
-    connection that has staged 8,000 rows)."""
+    rows in it) and after. The temp database keeps its freed pages for reuse: about 1 MB on
+    a connection that has staged 8,000 rows."""
     if not rows:
         return
     constants = dict(constants or {})
