@@ -73,3 +73,9 @@ def normalise_alias(alias_type: AliasType | str, value: str) -> tuple[AliasType,
     if not pattern.match(raw):
         raise InvalidPaymentInput(f"{kind.value} id {value!r} is malformed", field="id")
     return kind, raw
+
+
+def alias_text(kind: str, value: str) -> str:
+    """A normalised alias as a quote or transfer row keeps it (``payer_alias``,
+    ``payee_alias``): ``TYPE:value``. Rows are written and compared in this one form."""
+    return f"{kind}:{value}"

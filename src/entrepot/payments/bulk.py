@@ -25,7 +25,7 @@ from sqlalchemy import Connection
 from entrepot.kernel.limits import AMOUNT_MAX
 from entrepot.ledger import Account, AccountFlags, CreateTransferResult, Transfer
 from entrepot.payments import store as st
-from entrepot.payments.aliases import normalise_alias
+from entrepot.payments.aliases import alias_text, normalise_alias
 from entrepot.payments.errors import InvalidPaymentInput, LedgerRefused
 from entrepot.payments.model import (
     AliasType,
@@ -324,7 +324,7 @@ def _decide(
         credits.setdefault(fate.participant_id, []).append((tid, amount))
         alias = aliases.get(id(fate))
         if alias is None:
-            alias = aliases[id(fate)] = f"{fate.alias_type.value}:{fate.alias}"
+            alias = aliases[id(fate)] = alias_text(fate.alias_type.value, fate.alias)
         committed.append((tid, fate.participant_id, amount, fee, alias))
     return results, committed, credits, fee_total
 
@@ -423,7 +423,7 @@ def _resent(
         item.amount_minor,
     )
     if stored.payee_alias is not None:
-        same = same and stored.payee_alias == f"{payee[0]}:{payee[1]}"
+        same = same and stored.payee_alias == alias_text(*payee)
     else:  # written before the row kept its alias: the payee's participant, if it resolves
         same = same and party is not None and stored.payee == party.participant_id
     if same:

@@ -42,7 +42,7 @@ from entrepot.ledger import (
     ledger_for_currency,
 )
 from entrepot.payments import store as st
-from entrepot.payments.aliases import normalise_alias
+from entrepot.payments.aliases import alias_text, normalise_alias
 from entrepot.payments.errors import (
     AliasTaken,
     CurrencyNotSupported,
@@ -727,7 +727,7 @@ class PaymentScheme:
                     "payer alias needs both a type and a value", field="payer"
                 )
             ptype, pvalue = normalise_alias(payer_alias_type, payer_alias)
-            payer_party = f"{ptype.value}:{pvalue}"
+            payer_party = alias_text(ptype.value, pvalue)
         _check_amount(amount_minor)
         _check_ttl(ttl_s, "quote expiry")
         try:

@@ -480,10 +480,9 @@ def insert_rows(
     unknown = [c for c in (*columns, *constants) if c not in known]
     if unknown:
         raise ValueError(f"{table.name} has no column {', '.join(unknown)}")
-    if set(columns) & set(constants):
-        raise ValueError(
-            f"columns given both per row and as constants: {set(columns) & set(constants)}"
-        )
+    twice = set(columns) & set(constants)
+    if twice:
+        raise ValueError(f"columns given both per row and as constants: {twice}")
     if conn.dialect.name == "postgresql":  # COPY: one round trip, not one per row
         if not conn.in_transaction():  # COPY through the driver would not begin SQLAlchemy's
             conn.begin()  # transaction, and the caller's commit would then commit nothing
