@@ -39,6 +39,8 @@ def measure(bulks: int, size: int, callgrind: bool) -> dict[str, Any]:
     from entrepot.sim.payments_bench import _payee_msisdn, setup_scheme
     from entrepot.storage.engine import create_engine_from_url
 
+    # The payer and the bodies are built here, not by payments_bench's add_bulk_payer and
+    # bulk_body: --baseline-src runs this file against older checkouts, which lack them.
     url = f"sqlite:///{tempfile.mkdtemp(prefix='entrepot-bulkcpu-')}/bulk.db"
     setup_scheme(url)
     engine = create_engine_from_url(url)

@@ -87,6 +87,27 @@ def setup_scheme(url: str) -> tuple[PaymentScheme, dict[str, str]]:
     return scheme, tokens
 
 
+def add_bulk_payer(scheme: PaymentScheme) -> None:
+    """bank-my pays RWF payees in the bulk runs: it joins RWF with a cap."""
+    scheme.add_currency("bank-my", "RWF")
+    scheme.deposit("bank-my", "RWF", 10**12, "dep-bulk")
+    scheme.set_net_debit_cap("bank-my", "RWF", 10**12)
+
+
+def bulk_body(batch: int, size: int) -> bytes:
+    """The JSON body of the ``batch``-th bulk of ``size`` transfers that bank-my sends to
+    ``/v1/transfers/bulk``: 1,000 RWF to each of the PAYERS payees in turn."""
+    items = [
+        {
+            "transferId": f"bk{batch}-{i}",
+            "payee": {"partyIdType": "MSISDN", "partyIdentifier": _payee_msisdn(i)},
+            "amount": {"amount": "1000", "currency": "RWF"},
+        }
+        for i in range(size)
+    ]
+    return json.dumps({"bulkId": f"bulk-{batch}", "transfers": items}).encode()
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
@@ -211,20 +232,9 @@ async def _run_bulk(
     elapsed = 0.0
     async with LoadClient(base, 1) as client:
         for b in range(batches):
-            items = [
-                {
-                    "transferId": f"bk{b}-{i}",
-                    "payee": {
-                        "partyIdType": "MSISDN",
-                        "partyIdentifier": _payee_msisdn(i),
-                    },
-                    "amount": {"amount": "1000", "currency": "RWF"},
-                }
-                for i in range(size)
-            ]
             # Encoded before the clock starts: a payer's system sends a file it has built, and
             # the client's JSON encoder is not the scheme's work.
-            body = json.dumps({"bulkId": f"bulk-{b}", "transfers": items}).encode()
+            body = bulk_body(b, size)
             t0 = time.perf_counter()
             r = await client.post("/v1/transfers/bulk", headers=headers, content=body)
             elapsed += time.perf_counter() - t0
@@ -320,11 +330,7 @@ def _run(
     url = database_url or f"sqlite:///{home / 'bench.db'}"
     setup_scheme(url)
     engine = create_engine_from_url(url)
-    scheme = PaymentScheme(engine, Ledger(engine, SystemClock()), SystemClock())
-    # bank-my pays RWF payees in the bulk run: it joins RWF with a cap.
-    scheme.add_currency("bank-my", "RWF")
-    scheme.deposit("bank-my", "RWF", 10**12, "dep-bulk")
-    scheme.set_net_debit_cap("bank-my", "RWF", 10**12)
+    add_bulk_payer(PaymentScheme(engine, Ledger(engine, SystemClock()), SystemClock()))
     engine.dispose()
     tokens = _tokens(url)
     port = _free_port()
