@@ -1,14 +1,20 @@
-"""``read_connection``: a snapshot that never writes, and on PostgreSQL does not throw away the
-connection's prepared statements when it ends."""
+"""``read_connection``: a snapshot that cannot write (on SQLite and PostgreSQL alike), and on
+PostgreSQL does not throw away the connection's prepared statements when it ends."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from entrepot.storage.engine import create_engine_from_url, read_connection
+from entrepot.storage.engine import (
+    WriteInRead,
+    create_engine_from_url,
+    driver_connection,
+    read_connection,
+)
 from tests.conftest import (
     POSTGRES_URL,
     create_postgres_schema,
@@ -29,6 +35,27 @@ def test_a_read_sees_one_snapshot_and_leaves_nothing_open(engine: sa.Engine) -> 
     assert not conn.in_transaction()
     with read_connection(engine) as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM probe").scalar() == 2
+
+
+def test_a_write_through_a_read_on_sqlite_is_undone_and_reported(tmp_path: Path) -> None:
+    """SQLite has no read-only transaction: a write through a read ran outside the writers'
+    queue and was rolled back, unreported, when the read ended. It is still rolled back,
+    and now reported, through SQLAlchemy and the raw driver cursor alike."""
+    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'r.db'}", pool_size=1, max_overflow=0)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE probe (x INTEGER)")
+    with pytest.raises(WriteInRead, match="rolled back"), read_connection(engine) as conn:
+        conn.exec_driver_sql("INSERT INTO probe VALUES (1)")
+    with pytest.raises(WriteInRead), read_connection(engine) as conn:
+        driver_connection(conn).execute("UPDATE probe SET x = 2")  # no row: not a change
+        driver_connection(conn).execute("INSERT INTO probe VALUES (2)")
+    with read_connection(engine) as conn:  # reads as before
+        assert conn.exec_driver_sql("SELECT count(*) FROM probe").scalar() == 0
+    with engine.begin() as conn:  # the one pooled connection writes as before
+        conn.exec_driver_sql("INSERT INTO probe VALUES (3)")
+    with read_connection(engine) as conn:
+        assert conn.exec_driver_sql("SELECT x FROM probe").scalars().all() == [3]
+    engine.dispose()
 
 
 # PostgreSQL only (SQLite has neither read-only transactions nor psycopg's statement cache):

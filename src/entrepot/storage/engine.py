@@ -371,6 +371,10 @@ def _forget_queues_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_queues_after_fork)
 
 
+class WriteInRead(RuntimeError):
+    """A write through ``read_connection`` (a programming error): it was rolled back."""
+
+
 def is_sqlite(bind: Engine | Connection) -> bool:
     return bind.dialect.name == "sqlite"
 
@@ -401,9 +405,22 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
         # Begun now: a query through the raw driver cursor (the ledger's hot paths use one) does
         # not begin SQLAlchemy's transaction, and on SQLite would run outside the snapshot.
         conn.begin()
+        if is_postgres(engine):
+            yield conn
+            if conn.in_transaction():
+                conn.commit()  # read only: nothing to keep or undo
+            return
+        # SQLite has no read-only transaction: a write here would run outside the writers'
+        # queue and be rolled back unreported when the connection closes. It is rolled back
+        # and reported. (``PRAGMA query_only`` would refuse it up front, but setting it
+        # expires every prepared statement of the connection: a third more CPU a payment.)
+        changes = driver_connection(conn).total_changes
         yield conn
-        if is_postgres(engine) and conn.in_transaction():
-            conn.commit()  # read only: nothing to keep or undo
+        if driver_connection(conn).total_changes != changes:
+            raise WriteInRead(
+                "rows were written through a read connection: they are rolled back; "
+                "write in a unit of work"
+            )
     finally:
         conn.close()  # rolls back whatever is still open
 
