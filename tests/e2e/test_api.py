@@ -166,6 +166,36 @@ def test_errors_are_problem_json_and_change_nothing(
     assert scheme.liquidity("mtn-rw", "RWF") == before
 
 
+def test_an_amount_in_another_currency_is_refused_and_writes_nothing(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """A quote whose RECEIVE amount is stated in RWF for a merchant paid in MYR, and an
+    escrow release stated in EUR for an escrow in RWF: 422, and nothing is written (the
+    quote was written before the check once, and could then be paid)."""
+    client, h = api
+    scheme.register_participant("hub", "Trade hub", "hub", "RW", [])
+    scheme.create_escrow("mtn-rw", "e-cur", "mtn-rw", "RWF", 1_000, "goods", 600, controller="hub")
+    hub = {"Authorization": f"Bearer {issue_credential(scheme.engine, 'hub').token}"}
+    quote = {
+        "quoteId": "q-cur",
+        "payee": {"partyIdType": "MERCHANT", "partyIdentifier": "KL-TILL-42"},
+        "amountType": "RECEIVE",
+        "amount": {"amount": "1000", "currency": "RWF"},
+        "sourceCurrency": "RWF",
+    }
+    r = client.post("/v1/quotes", headers=h["mtn-rw"], json=quote)
+    assert r.status_code == 422 and r.json()["field"] == "amount.currency", r.json()
+    assert client.get("/v1/quotes/q-cur", headers=h["mtn-rw"]).status_code == 404
+    r = client.post(
+        "/v1/escrows/e-cur/release",
+        headers=hub,
+        json={"amount": {"amount": "2.00", "currency": "EUR"}},
+    )
+    assert r.status_code == 422 and "holds RWF, not EUR" in r.json()["detail"], r.json()
+    assert client.get("/v1/escrows/e-cur", headers=hub).json()["state"] == "HELD"
+    assert scheme.get_escrow("hub", "e-cur").held_minor == 1_000
+
+
 def test_idempotency_key_replays_and_refuses_a_different_body(
     api: tuple[TestClient, dict[str, dict[str, str]]],
 ) -> None:

@@ -1027,3 +1027,61 @@ def test_quote_and_prepare_commit_together_or_leave_nothing(scheme: PaymentSchem
     assert scheme.get_quote("mtn-rw", "q-ok") == q
     assert scheme.get_transfer("mtn-rw", "t-ok") == t
     assert_ledger_ok(scheme)
+
+
+def test_an_amount_in_the_wrong_currency_is_refused_before_the_quote_is_written(
+    scheme: PaymentScheme,
+) -> None:
+    """A RECEIVE amount is in the payee's currency, a SEND amount in the source currency;
+    stated otherwise, nothing is priced or written (the API checked after the write once)."""
+    with unchanged(scheme):
+        with pytest.raises(InvalidPaymentInput, match="RECEIVE amount is in MYR, not RWF"):
+            scheme.create_quote(
+                "mtn-rw", "q-cur", *TILL, 1000, "RECEIVE", "RWF", amount_currency="RWF"
+            )
+        with pytest.raises(InvalidPaymentInput, match="SEND amount is in RWF, not MYR"):
+            scheme.create_quote(
+                "mtn-rw", "q-cur", *TILL, 1000, "SEND", "RWF", amount_currency="MYR"
+            )
+    with pytest.raises(QuoteNotFound):
+        scheme.get_quote("mtn-rw", "q-cur")
+    q = scheme.create_quote("mtn-rw", "q-cur", *TILL, 1000, "RECEIVE", "RWF", amount_currency="MYR")
+    assert q.target_amount_minor == 1000
+    with pytest.raises(InvalidPaymentInput, match="not RWF"):  # nor in a resend
+        scheme.create_quote("mtn-rw", "q-cur", *TILL, 1000, "RECEIVE", "RWF", amount_currency="RWF")
+
+
+def test_an_amount_the_rate_takes_past_the_schemes_maximum_is_refused(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    with (
+        unchanged(scheme),
+        pytest.raises(InvalidPaymentInput, match="exceeds the scheme's maximum"),
+    ):
+        scheme.create_quote("mtn-rw", "q-big", *TILL, 999_999_999_999_999, "RECEIVE", "RWF")
+    # a tiny rate: the RWF a RECEIVE amount needs would overflow the database's integers
+    scheme.post_fx_rate("fxco", "RWF", "MYR", Decimal("0.000000000001"), 0, 3600)
+    with unchanged(scheme), pytest.raises(InvalidPaymentInput, match="exceeds"):
+        scheme.create_quote("mtn-rw", "q-tiny", *TILL, 100_000, "RECEIVE", "RWF")
+
+
+def test_a_provider_does_not_convert_a_payment_it_sends_or_receives(
+    scheme: PaymentScheme,
+) -> None:
+    """A provider that is the payee (or payer) would have its legs debit and credit its own
+    account: the next best provider converts, and with none, the quote is refused."""
+    scheme.register_alias("fxco", "MSISDN", "+60123456789", "FX Co treasury", "MYR")
+    treasury = ("MSISDN", "+60123456789")
+    with unchanged(scheme), pytest.raises(NoFxRate):
+        scheme.create_quote("mtn-rw", "q-self", *treasury, 1000, "RECEIVE", "RWF")
+    join(scheme, "fx2", "MYR", kind="fx_provider", country="SG", deposit=5_000_000, cap=2_000_000)
+    scheme.add_currency("fx2", "RWF")
+    scheme.deposit("fx2", "RWF", 5_000_000, "dep-fx2-rwf")
+    scheme.set_net_debit_cap("fx2", "RWF", 1_000_000)
+    scheme.post_fx_rate("fx2", "RWF", "MYR", Decimal("0.0030"), 100, 3600)  # worse than fxco's
+    assert scheme.create_quote("mtn-rw", "q-m", *TILL, 1000, "RECEIVE", "RWF").fx_provider == (
+        "fxco"
+    )
+    t = pay(scheme, "mtn-rw", "t-self", treasury, 1000, "RWF", "RECEIVE")
+    assert (t.fx_provider, t.state) == ("fx2", TransferState.COMMITTED)
+    assert_ledger_ok(scheme)

@@ -268,3 +268,48 @@ def test_no_release_to_a_suspended_payee(hub: PaymentScheme) -> None:
     # Handing the funds back to the (active) payer stays possible.
     assert s.refund_escrow("mtn-rw", "esc-1", 10_000).state is EscrowState.CLOSED
     assert_ledger_ok(s)
+
+
+def test_a_decision_in_another_currency_is_refused_and_changes_nothing(hub: PaymentScheme) -> None:
+    """An amount stated in another currency than the escrow's (2.00 EUR against RWF, whose
+    minor units differ) is refused, not read as minor units of the escrow's currency."""
+    s = hub
+    s.create_escrow("mtn-rw", "esc-c", "bk-rw", "RWF", 1_000, "goods", 600, controller="tradehub")
+    with unchanged(s):
+        for move in (s.release_escrow, s.refund_escrow):
+            with pytest.raises(InvalidPaymentInput, match="holds RWF, not EUR"):
+                move("tradehub", "esc-c", 200, currency="EUR")
+    assert s.release_escrow("tradehub", "esc-c", 200, currency="RWF").released_minor == 200
+
+
+def test_a_stranger_learns_nothing_from_a_split(hub: PaymentScheme) -> None:
+    s = hub
+    s.create_escrow("mtn-rw", "esc-s", "bk-rw", "RWF", 12_345, "goods", 600, controller="tradehub")
+    with unchanged(s), pytest.raises(NotYours) as refused:
+        s.split_escrow("maybank", "esc-s", 10**9, 1)
+    assert "12345" not in str(refused.value)
+
+
+def test_a_decision_after_the_deadline_is_refused_and_the_deadline_acts_first(
+    hub: PaymentScheme, clock: FakeClock
+) -> None:
+    """Past its deadline an escrow is no longer the controller's to decide, even before
+    ``process_deadlines`` runs: the deadline's action is taken (and kept) and the late
+    decision refused."""
+    s = hub
+    before = liquidity(s)
+    s.create_escrow("mtn-rw", "esc-l", "bk-rw", "RWF", 30_000, "goods", 60, "refund", "tradehub")
+    clock.advance(60)
+    with pytest.raises(InvalidState, match="passed its deadline: what it held was refunded"):
+        s.release_escrow("tradehub", "esc-l", 30_000)
+    e = s.get_escrow("tradehub", "esc-l")
+    assert (e.state, e.released_minor, e.refunded_minor) == (EscrowState.CLOSED, 0, 30_000)
+    assert events(s, "mtn-rw", "esc-l") == [
+        ("hold", 30_000, "mtn-rw"),
+        ("refund", 30_000, "deadline"),
+    ]
+    assert moves(before, liquidity(s)) == {}
+    with pytest.raises(InvalidState, match="closed"):
+        s.split_escrow("tradehub", "esc-l", 1, 1)
+    assert s.process_deadlines()["escrows_resolved"] == 0
+    assert_ledger_ok(s)

@@ -4,18 +4,25 @@ accounts and restores every position exactly. Only the scheme operator closes an
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
 from entrepot.payments import SCHEME, NetPosition, PaymentScheme, WindowState
-from entrepot.payments.errors import InvalidState, NotYours, WindowNotFound
+from entrepot.payments.errors import (
+    InvalidState,
+    NetDebitCapExceeded,
+    NotYours,
+    WindowNotFound,
+)
 from entrepot.payments.services import ledger_id
 from tests.service.test_payments import (
     ALINE,
     BK_CUSTOMER,
     TILL,
     assert_ledger_ok,
+    join,
     join_bk,
     liquidity,
     moves,
@@ -116,7 +123,9 @@ def test_close_and_settle_a_window_of_payments_in_both_directions(
     settled = scheme.settle_window(SCHEME, window_id)
     assert settled.state is WindowState.SETTLED
     assert settled.settled_at_ns is not None
-    assert settled.positions == w.positions
+    assert settled.positions == tuple(
+        replace(p, settled_minor=abs(p.net_minor)) for p in w.positions
+    )
     assert moves(before, liquidity(scheme)) == {
         (pid, cur, "settlement_balance"): net
         for (pid, cur), (_, _, net) in nets(w.positions).items()
@@ -263,4 +272,70 @@ def test_nets_include_escrow_moves(scheme: PaymentScheme) -> None:
     restored(scheme)
     hub = scheme.ledger.get_account(ledger_id("scheme-account", "RWF", "settlement_hub"))
     assert hub.debits_posted == hub.credits_posted
+    assert_ledger_ok(scheme)
+
+
+def settled_of(window_positions: tuple[NetPosition, ...]) -> dict[tuple[str, str], int | None]:
+    return {(p.participant_id, p.currency): p.settled_minor for p in window_positions}
+
+
+def test_a_creditor_that_spends_what_it_is_owed_before_settlement_does_not_block_it(
+    scheme: PaymentScheme,
+) -> None:
+    """bk2 is owed 500 at the close and spends it (with its whole cap) before the window
+    settles: settling could not take the 500 back out of its position, failed whole, and no
+    window could close after it. bk2 is now paid what its position gives back (nothing), the
+    500 stays in its position, and the next window's net counts it."""
+    join_bk(scheme)
+    join(scheme, "bk2", "RWF", deposit=1_000, cap=1_000)
+    scheme.create_escrow("mtn-rw", "in", "bk2", "RWF", 500, "order", 600)
+    scheme.release_escrow("mtn-rw", "in", 500)
+    w1 = scheme.close_window()
+    assert nets(w1.positions)[("bk2", "RWF")] == (0, 500, 500)
+    scheme.create_escrow("bk2", "out", "bk-rw", "RWF", 1_500, "order", 600)  # cap + the 500
+    scheme.release_escrow("bk2", "out", 1_500)
+    w1 = scheme.settle_window(SCHEME, w1.id)
+    assert w1.state is WindowState.SETTLED
+    assert settled_of(w1.positions) == {("mtn-rw", "RWF"): 500, ("bk2", "RWF"): 0}
+    w2 = scheme.close_window()
+    # 500 carried in, 1,500 out: bk2 owes 1,000 net, what it has
+    assert nets(w2.positions)[("bk2", "RWF")] == (1_500, 0, -1_000)
+    w2 = scheme.settle_window(SCHEME, w2.id)
+    assert settled_of(w2.positions)[("bk2", "RWF")] == 1_000
+    assert scheme.liquidity("bk2", "RWF")["settlement_balance_minor"] == 0  # 1,000 + 500 - 1,500
+    assert scheme.close_window().state is WindowState.CLOSED
+    assert_ledger_ok(scheme)
+
+
+def test_a_debtors_cap_comes_down_with_the_settlement_balance_that_covers_it(
+    scheme: PaymentScheme,
+) -> None:
+    """bk2's cap of 1,000 is covered by its 1,000 deposit. Once it has paid 1,000 at a
+    settlement, a cap left at 1,000 would let it owe 1,000 it does not have, and that
+    window's settlement would fail and stop every later one. The cap comes down to what
+    still covers it; a new deposit lets the operator raise it again."""
+    join_bk(scheme)
+    join(scheme, "bk2", "RWF", deposit=1_000, cap=1_000)
+    scheme.create_escrow("bk2", "e1", "bk-rw", "RWF", 700, "order", 600)
+    scheme.release_escrow("bk2", "e1", 700)
+    w = scheme.settle_window(SCHEME, scheme.close_window().id)
+    assert settled_of(w.positions)[("bk2", "RWF")] == 700
+    assert scheme.liquidity("bk2", "RWF") == {
+        "settlement_balance_minor": 300,
+        "net_debit_cap_minor": 300,
+        "position_available_minor": 300,
+        "position_reserved_minor": 0,
+        "net_position_minor": 0,
+    }
+    with unchanged(scheme), pytest.raises(NetDebitCapExceeded):
+        scheme.create_escrow("bk2", "e2", "bk-rw", "RWF", 301, "order", 600)
+    scheme.create_escrow("bk2", "e2", "bk-rw", "RWF", 300, "order", 600)
+    scheme.release_escrow("bk2", "e2", 300)
+    w = scheme.settle_window(SCHEME, scheme.close_window().id)  # pays its last 300
+    assert settled_of(w.positions)[("bk2", "RWF")] == 300
+    assert scheme.get_participant("bk2").check_currency("RWF").net_debit_cap_minor == 0
+    scheme.deposit("bk2", "RWF", 2_000, "dep-bk2-2")
+    scheme.set_net_debit_cap("bk2", "RWF", 2_000)
+    scheme.create_escrow("bk2", "e3", "bk-rw", "RWF", 2_000, "order", 600)
+    assert scheme.close_window().state is WindowState.CLOSED
     assert_ledger_ok(scheme)

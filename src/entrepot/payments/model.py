@@ -190,13 +190,17 @@ class Escrow:
 class NetPosition:
     """A participant's position in a closed window: gross sent/received by its committed
     transfers, and its multilateral net read from its ledger position (escrow moves included).
-    Positive net: the participant is owed; negative: it owes."""
+    Positive net: the participant is owed; negative: it owes. ``settled_minor``: what
+    settling the window moved (None until then). A debtor pays its whole net; a creditor is
+    paid what its position can give back (it may have spent what it was owed before the
+    settlement), and the rest stays in its position for the next window's net."""
 
     participant_id: str
     currency: str
     sent_minor: int
     received_minor: int
     net_minor: int
+    settled_minor: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -196,6 +196,19 @@ def _check_amount(amount_minor: int, what: str = "amount") -> None:
         raise InvalidPaymentInput(f"{what} {amount_minor} exceeds the scheme's maximum", field=what)
 
 
+def _check_amount_currency(
+    amount_type: AmountType, currency: str | None, source: str, target: str
+) -> None:
+    """A SEND amount is in the source currency, a RECEIVE amount in the payee's (None: the
+    caller states none)."""
+    expected = source if amount_type is AmountType.SEND else target
+    if currency is not None and currency != expected:
+        raise InvalidPaymentInput(
+            f"a {amount_type.value} amount is in {expected}, not {currency}",
+            field="amount.currency",
+        )
+
+
 def _check_id(value: str, what: str) -> None:
     if not value or len(value) > 64 or not value.replace("-", "").replace("_", "").isalnum():
         raise InvalidPaymentInput(
@@ -687,10 +700,17 @@ class PaymentScheme:
         with self._read() as conn:
             return self.best_rate(conn, source, target, self._now())
 
-    def best_rate(self, conn: Connection, source: str, target: str, now: int) -> FxRate:
+    def best_rate(
+        self, conn: Connection, source: str, target: str, now: int, parties: tuple[str, ...] = ()
+    ) -> FxRate:
+        """The best rate of an active provider, leaving out ``parties`` (the payment's payer
+        and payee participants: a provider cannot convert for itself, its legs would debit and
+        credit one account, and the prepare would be refused)."""
         rows = st.RATES_NOW.all(conn, (source, target, now))
         candidates = []
         for r in rows:
+            if r.provider_id in parties:
+                continue
             provider = self._participants.get(conn, r.provider_id)
             if provider is not None and provider.active:
                 candidates.append(
@@ -716,9 +736,13 @@ class PaymentScheme:
         ttl_s: int = QUOTE_TTL_S,
         payer_alias_type: AliasType | str | None = None,
         payer_alias: str | None = None,
+        amount_currency: str | None = None,
     ) -> Quote:
         """Price a payment to a payee alias. The payer party (its alias at the caller, as in
-        Mojaloop's quote) is optional; when given, fraud screening sees who pays."""
+        Mojaloop's quote) is optional; when given, fraud screening sees who pays.
+        ``amount_currency``: the currency the request states the amount in (the API's), which
+        must be the quote's source currency for a SEND amount and the payee's for a RECEIVE
+        one; checked before anything is written."""
         _check_id(quote_id, "quote id")
         payer_party = None
         if payer_alias is not None or payer_alias_type is not None:
@@ -742,6 +766,9 @@ class PaymentScheme:
             row = st.QUOTE_BY_ID.first(conn, (quote_id,))
             if row is not None:  # a resend: the first result, or 3106 for another request
                 q = st.quote_from_row(row)
+                _check_amount_currency(
+                    amount_type, amount_currency, q.source_currency, q.target_currency
+                )
                 requested = (
                     q.source_amount_minor
                     if q.amount_type is AmountType.SEND
@@ -771,6 +798,7 @@ class PaymentScheme:
                     "the participant, not the scheme",
                     field="payee",
                 )
+            _check_amount_currency(amount_type, amount_currency, source_currency, party.currency)
             now = self._now()
             quote = self._price(
                 conn, quote_id, caller, party, amount_minor, amount_type, source_currency, now
@@ -901,7 +929,7 @@ class PaymentScheme:
         fx: FxRate | None = None
         rate = Decimal(1)
         if source != target:
-            fx = self.best_rate(conn, source, target, now)
+            fx = self.best_rate(conn, source, target, now, (caller, party.participant_id))
             rate = fx.effective_rate
         if amount_type is AmountType.SEND:
             fee = self.fees.fee(amount)
@@ -925,6 +953,10 @@ class PaymentScheme:
             total = principal + fee
         if received <= 0:
             raise InvalidPaymentInput("the amount converts to nothing", field="amount")
+        # What the rate makes of the amount, within the scheme's bounds too (a tiny rate
+        # made a RECEIVE amount a send amount no account could hold)
+        _check_amount(total, "amount")
+        _check_amount(received, "amount")
         return Quote(
             quote_id,
             caller,
@@ -1648,14 +1680,33 @@ class PaymentScheme:
         return st.escrow_from_row(row)
 
     def release_escrow(
-        self, caller: str, escrow_id: str, amount_minor: int, *, actor: str | None = None
+        self,
+        caller: str,
+        escrow_id: str,
+        amount_minor: int,
+        *,
+        actor: str | None = None,
+        currency: str | None = None,
     ) -> Escrow:
-        return self._move_escrow(caller, escrow_id, amount_minor, release=True, actor=actor)
+        """Pay ``amount_minor`` of what is held to the payee. ``currency``: the one the
+        request states the amount in (the API's), which must be the escrow's."""
+        return self._move_escrow(
+            caller, escrow_id, amount_minor, release=True, actor=actor, currency=currency
+        )
 
     def refund_escrow(
-        self, caller: str, escrow_id: str, amount_minor: int, *, actor: str | None = None
+        self,
+        caller: str,
+        escrow_id: str,
+        amount_minor: int,
+        *,
+        actor: str | None = None,
+        currency: str | None = None,
     ) -> Escrow:
-        return self._move_escrow(caller, escrow_id, amount_minor, release=False, actor=actor)
+        """Return ``amount_minor`` of what is held to the payer (``currency`` as above)."""
+        return self._move_escrow(
+            caller, escrow_id, amount_minor, release=False, actor=actor, currency=currency
+        )
 
     def split_escrow(
         self, caller: str, escrow_id: str, release_minor: int, refund_minor: int
@@ -1666,7 +1717,9 @@ class PaymentScheme:
         if not parts:
             raise InvalidPaymentInput("a split moves a positive amount", field="amount")
         with self._uow() as uow:
-            held = self._escrow(uow.connection, escrow_id).held_minor
+            e = self._escrow(uow.connection, escrow_id)
+            self._may_decide(uow, caller, e)  # before telling anyone what it holds
+            held = e.held_minor
             if release_minor + refund_minor > held:
                 raise InsufficientEscrow(
                     f"escrow {escrow_id} holds {held}, not {release_minor + refund_minor}"
@@ -1676,10 +1729,42 @@ class PaymentScheme:
         return e
 
     def _move_escrow(
-        self, caller: str, escrow_id: str, amount: int, *, release: bool, actor: str | None
+        self,
+        caller: str,
+        escrow_id: str,
+        amount: int,
+        *,
+        release: bool,
+        actor: str | None,
+        currency: str | None,
     ) -> Escrow:
         with self._uow() as uow:
+            if currency is not None:
+                e = self._escrow(uow.connection, escrow_id)
+                self._may_decide(uow, caller, e)
+                if currency != e.currency:
+                    raise InvalidPaymentInput(
+                        f"escrow {escrow_id} holds {e.currency}, not {currency}",
+                        field="amount.currency",
+                    )
             return self._move_in(uow, caller, escrow_id, amount, release=release, actor=actor)
+
+    def _may_decide(self, uow: UnitOfWork, caller: str, e: Escrow) -> None:
+        """Refuse a decision on ``e`` by anyone but its controller, or once it is closed. An
+        escrow whose deadline has passed is decided by the deadline first (kept, whatever the
+        caller's request then does): the decision comes too late."""
+        if caller != e.controller:
+            raise NotYours(f"only {e.controller} may decide escrow {e.id}")
+        if e.state is not EscrowState.HELD:
+            raise InvalidState(f"escrow {e.id} is closed")
+        if self._now() >= e.deadline_ns:
+            release = e.on_deadline is DeadlineAction.RELEASE
+            self._move_in(uow, e.controller, e.id, e.held_minor, release=release, actor="deadline")
+            uow.commit()
+            raise InvalidState(
+                f"escrow {e.id} passed its deadline: what it held was "
+                f"{'released to the payee' if release else 'refunded to the payer'}"
+            )
 
     def _move_in(
         self,
@@ -1694,10 +1779,11 @@ class PaymentScheme:
         _check_amount(amount)
         conn = uow.connection
         e = self._escrow(conn, escrow_id)
-        if caller != e.controller:
-            raise NotYours(f"only {e.controller} may decide escrow {escrow_id}")
-        if e.state is not EscrowState.HELD:
-            raise InvalidState(f"escrow {escrow_id} is closed")
+        if actor == "deadline":  # the deadline's own action (process_deadlines, _may_decide)
+            if caller != e.controller or e.state is not EscrowState.HELD:
+                raise InvalidState(f"escrow {escrow_id} is not held")
+        else:
+            self._may_decide(uow, caller, e)
         if amount > e.held_minor:
             raise InsufficientEscrow(f"escrow {escrow_id} holds {e.held_minor}, not {amount}")
         to = e.payee_participant if release else e.payer_participant
@@ -1852,7 +1938,8 @@ class PaymentScheme:
                 .order_by(st.window_positions.c.currency, st.window_positions.c.participant_id)
             ).all()
         positions = tuple(
-            NetPosition(p.participant_id, p.currency, p.sent, p.received, p.net) for p in pos
+            NetPosition(p.participant_id, p.currency, p.sent, p.received, p.net, p.settled)
+            for p in pos
         )
         return SettlementWindow(
             row.id, WindowState(row.state), row.opened_at, row.closed_at, row.settled_at, positions
@@ -1868,7 +1955,15 @@ class PaymentScheme:
 
     def settle_window(self, caller: str, window_id: int) -> SettlementWindow:
         """Move each net between settlement accounts at the central bank, then restore the
-        positions: net debtors pay the settlement hub, the hub pays net creditors."""
+        positions: net debtors pay the settlement hub, the hub pays net creditors.
+
+        What happened between the window's close and now must not stop its settlement (no
+        later window could close). A creditor may have spent what it was owed (its position
+        counted it): it is paid what its position can give back now, and the rest stays in
+        its position, where the next window's net counts it. A debtor's settlement balance
+        falls by what it pays: its net debit cap, which must be covered by that balance,
+        comes down with it where it would no longer be (the next window's debts must be
+        payable too)."""
         if caller != SCHEME:
             raise NotYours("only the scheme operator settles windows")
         w = self.get_window(window_id)
@@ -1876,38 +1971,72 @@ class PaymentScheme:
             raise InvalidState(f"settlement window {window_id} is {w.state.value}, not CLOSED")
         with self._uow() as uow:
             conn = uow.connection
+            owed = [
+                (p, self._participant(conn, p.participant_id)) for p in w.positions if p.net_minor
+            ]
+            ids = []
+            for p, participant in owed:
+                pc = participant.check_currency(p.currency)
+                ids += [pc.position_account, pc.settlement_account]
+            # in this transaction: what a batch member before this one moved counts
+            accounts = {a.id: a for a in self.ledger.lookup_accounts(ids, uow=uow)}
             batch: list[Transfer] = []
-            for p in w.positions:
-                if p.net_minor == 0:
-                    continue
-                pc = self._participant(conn, p.participant_id).check_currency(p.currency)
+            settled: dict[tuple[str, str], int] = {}
+            caps: dict[tuple[str, str], int] = {}
+            for p, participant in owed:
+                pc = participant.check_currency(p.currency)
                 hub = self._scheme_account(conn, p.currency, "settlement_hub")
                 reset = self._scheme_account(conn, p.currency, "position_reset")
                 key = (str(window_id), p.participant_id, p.currency)
-                amount = abs(p.net_minor)
+                lower = 0
                 if p.net_minor < 0:
+                    amount = -p.net_minor
                     pay = (pc.settlement_account, hub)
                     restore = (reset, pc.position_account)
+                    sett = accounts[pc.settlement_account]
+                    cover = max(0, sett.credits_posted - sett.debits_posted - amount)
+                    if participant.kind is not ParticipantKind.HUB:
+                        # at most what the restore gives back: the position never goes below
+                        # where it was before the settlement
+                        lower = min(max(0, pc.net_debit_cap_minor - cover), amount)
                 else:
+                    pos = accounts[pc.position_account]
+                    free = pos.credits_posted - pos.debits_posted - pos.debits_pending
+                    amount = min(p.net_minor, max(0, free))
                     pay = (hub, pc.settlement_account)
                     restore = (pc.position_account, reset)
-                batch += [
-                    Transfer(
-                        ledger_id("settle", *key),
-                        *pay,
-                        amount,
-                        ledger=pc.ledger,
-                        code=Code.SETTLEMENT_TRANSFER,
-                        flags=TransferFlags.LINKED,
-                    ),
-                    Transfer(
-                        ledger_id("reset", *key),
-                        *restore,
-                        amount,
-                        ledger=pc.ledger,
-                        code=Code.POSITION_RESET,
-                    ),
-                ]
+                settled[(p.participant_id, p.currency)] = amount
+                if amount:
+                    batch += [
+                        Transfer(
+                            ledger_id("settle", *key),
+                            *pay,
+                            amount,
+                            ledger=pc.ledger,
+                            code=Code.SETTLEMENT_TRANSFER,
+                            flags=TransferFlags.LINKED,
+                        ),
+                        Transfer(
+                            ledger_id("reset", *key),
+                            *restore,
+                            amount,
+                            ledger=pc.ledger,
+                            code=Code.POSITION_RESET,
+                        ),
+                    ]
+                if lower:
+                    line = self._scheme_account(conn, p.currency, "cap_line")
+                    batch.append(
+                        Transfer(
+                            ledger_id("settle-cap", *key),
+                            pc.position_account,
+                            line,
+                            lower,
+                            ledger=pc.ledger,
+                            code=Code.CAP,
+                        )
+                    )
+                    caps[(p.participant_id, p.currency)] = pc.net_debit_cap_minor - lower
             if batch:
                 self._post_ok(
                     uow,
@@ -1916,6 +2045,27 @@ class PaymentScheme:
                         "a net debtor's settlement account cannot cover its net position"
                     ),
                 )
+            for (pid, currency), amount in settled.items():
+                conn.execute(
+                    sa.update(st.window_positions)
+                    .where(
+                        st.window_positions.c.window_id == window_id,
+                        st.window_positions.c.participant_id == pid,
+                        st.window_positions.c.currency == currency,
+                    )
+                    .values(settled=amount)
+                )
+            for (pid, currency), cap in caps.items():
+                conn.execute(
+                    sa.update(st.participant_currencies)
+                    .where(
+                        st.participant_currencies.c.participant_id == pid,
+                        st.participant_currencies.c.currency == currency,
+                    )
+                    .values(net_debit_cap=cap)
+                )
+            if caps:
+                st.ParticipantCache.changed(conn)
             conn.execute(
                 sa.update(st.windows)
                 .where(st.windows.c.id == window_id)

@@ -177,6 +177,8 @@ window_positions = sa.Table(
     sa.Column("sent", sa.BigInteger, nullable=False),
     sa.Column("received", sa.BigInteger, nullable=False),
     sa.Column("net", sa.BigInteger, nullable=False),
+    # what settling moved (NULL until settled; migration 0012)
+    sa.Column("settled", sa.BigInteger, nullable=True),
 )
 credentials = sa.Table(
     "pay_credentials",

@@ -117,6 +117,7 @@ def window(w: SettlementWindow) -> s.WindowOut:
                 sent=money(p.sent_minor, p.currency),
                 received=money(p.received_minor, p.currency),
                 net=money(p.net_minor, p.currency),
+                settled=None if p.settled_minor is None else money(p.settled_minor, p.currency),
             )
             for p in w.positions
         ],

@@ -255,19 +255,9 @@ def create_quote(body: s.QuoteIn, caller: Caller, scheme: Scheme) -> s.QuoteOut:
         ttl_s=body.expirySeconds,
         payer_alias_type=body.payer.partyIdType if body.payer else None,
         payer_alias=body.payer.partyIdentifier if body.payer else None,
-    )
-    _check_amount_currency(
-        body.amountType, body.amount.currency, q.source_currency, q.target_currency
+        amount_currency=body.amount.currency,
     )
     return cv.quote(q)
-
-
-def _check_amount_currency(amount_type: str, currency: str, source: str, target: str) -> None:
-    expected = source if amount_type == "SEND" else target
-    if currency != expected:
-        raise InvalidPaymentInput(
-            f"a {amount_type} amount is in {expected}, not {currency}", field="amount.currency"
-        )
 
 
 @router.get("/quotes/{quote_id}", response_model=s.QuoteOut)
@@ -511,12 +501,16 @@ def get_escrow(escrow_id: str, caller: Caller, scheme: Scheme) -> s.EscrowOut:
 
 @router.post("/escrows/{escrow_id}/release", response_model=s.EscrowOut)
 def release(escrow_id: str, body: s.EscrowMoveIn, caller: Caller, scheme: Scheme) -> s.EscrowOut:
-    return cv.escrow(scheme.release_escrow(caller, escrow_id, cv.minor(body.amount)))
+    amount = cv.minor(body.amount)
+    return cv.escrow(
+        scheme.release_escrow(caller, escrow_id, amount, currency=body.amount.currency)
+    )
 
 
 @router.post("/escrows/{escrow_id}/refund", response_model=s.EscrowOut)
 def refund(escrow_id: str, body: s.EscrowMoveIn, caller: Caller, scheme: Scheme) -> s.EscrowOut:
-    return cv.escrow(scheme.refund_escrow(caller, escrow_id, cv.minor(body.amount)))
+    amount = cv.minor(body.amount)
+    return cv.escrow(scheme.refund_escrow(caller, escrow_id, amount, currency=body.amount.currency))
 
 
 # ------------------------------------------------------------------ settlement

@@ -282,6 +282,12 @@ class PositionOut(BaseModel):
     sent: MoneyOut
     received: MoneyOut
     net: MoneyOut
+    settled: MoneyOut | None = Field(
+        None,
+        description="What settling the window moved (null until settled): a debtor's whole "
+        "net; for a creditor what its position could give back, the rest counted in the next "
+        "window's net",
+    )
 
 
 class WindowOut(BaseModel):
