@@ -374,7 +374,8 @@ def escrow_release(
     caller: As, escrow_id: str, amount: str, currency: str, as_json: Json = False
 ) -> None:
     with _scheme() as a:
-        _show(a.payments.release_escrow(caller, escrow_id, parse_amount(amount, currency)), as_json)
+        minor = parse_amount(amount, currency)
+        _show(a.payments.release_escrow(caller, escrow_id, minor, currency=currency), as_json)
 
 
 @app.command("escrow-refund")
@@ -383,7 +384,8 @@ def escrow_refund(
     caller: As, escrow_id: str, amount: str, currency: str, as_json: Json = False
 ) -> None:
     with _scheme() as a:
-        _show(a.payments.refund_escrow(caller, escrow_id, parse_amount(amount, currency)), as_json)
+        minor = parse_amount(amount, currency)
+        _show(a.payments.refund_escrow(caller, escrow_id, minor, currency=currency), as_json)
 
 
 @app.command("window-close")
@@ -451,9 +453,20 @@ def serve(
             help="Linux scheduling policy of the workers: batch (no wake-up preemption) or normal.",
         ),
     ] = "batch",
+    deadlines_every: Annotated[
+        float,
+        typer.Option(
+            "--deadlines-every",
+            min=0,
+            help="Seconds between passes over passed deadlines (quotes, transfers, escrows, "
+            "trade orders, loans); 0: none (run the deadlines commands on a schedule instead).",
+        ),
+    ] = 5.0,
 ) -> None:
     """Run the HTTP API (OpenAPI at /docs) under uvicorn with several workers, each with a
-    listening socket of its own (connections spread over them)."""
+    listening socket of its own (connections spread over them), and act on deadlines as they
+    pass."""
+    from entrepot.entrypoints.api.deadlines import DeadlineRunner
     from entrepot.entrypoints.api.serve import SCHEDULING
     from entrepot.entrypoints.api.serve import serve as run_server
 
@@ -463,7 +476,12 @@ def serve(
         )
     with open_app():  # applies migrations once, before the workers start
         pass
-    run_server(host=host, port=port, workers=workers, scheduling=scheduling)
+    runner = DeadlineRunner(open_app, deadlines_every).start() if deadlines_every else None
+    try:
+        run_server(host=host, port=port, workers=workers, scheduling=scheduling)
+    finally:
+        if runner is not None:
+            runner.stop()
 
 
 @app.command("endpoint")

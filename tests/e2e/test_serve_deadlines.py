@@ -1,0 +1,89 @@
+"""``entrepot serve`` acts on deadlines as they pass (entrypoints/api/deadlines.py): an escrow
+is refunded at its deadline by the running server, with nobody calling anything."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from entrepot.config import load_settings
+from entrepot.entrypoints.api.deadlines import DeadlineRunner, run_once
+from entrepot.entrypoints.cli.output import open_app
+from entrepot.payments import EscrowState
+from entrepot.sim.payments_bench import _free_port, setup_scheme, wait_ready
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "ENTREPOT_DATABASE_URL": f"sqlite:///{tmp_path / 'd.db'}",
+        "ENTREPOT_HOME": str(tmp_path),
+    }
+
+
+def _escrow(env: dict[str, str], escrow_id: str, deadline_s: int) -> None:
+    with open_app(load_settings(env)) as app:
+        app.payments.create_escrow(
+            "wallet-rw", escrow_id, "bank-rw", "RWF", 1_000, "order", deadline_s
+        )
+
+
+def _state(env: dict[str, str], escrow_id: str) -> tuple[EscrowState, int]:
+    with open_app(load_settings(env)) as app:
+        e = app.payments.get_escrow("wallet-rw", escrow_id)
+        return e.state, e.refunded_minor
+
+
+def test_a_running_server_refunds_an_escrow_at_its_deadline(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    setup_scheme(env["ENTREPOT_DATABASE_URL"])
+    _escrow(env, "e-serve", 1)
+    port = _free_port()
+    cmd = [sys.executable, "-m", "entrepot", "serve", "--port", str(port), "--workers", "1"]
+    proc = subprocess.Popen(
+        [*cmd, "--deadlines-every", "0.2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc, timeout_s=120)
+        deadline = time.monotonic() + 30
+        while _state(env, "e-serve")[0] is EscrowState.HELD and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _state(env, "e-serve") == (EscrowState.CLOSED, 1_000)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def test_a_failing_pass_is_logged_and_the_others_still_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = _env(tmp_path)
+    setup_scheme(env["ENTREPOT_DATABASE_URL"])
+    _escrow(env, "e-once", 1)
+    time.sleep(1.1)
+    with open_app(load_settings(env)) as app:
+
+        def broken() -> dict[str, int]:
+            raise RuntimeError("trade database unreachable")
+
+        monkeypatch.setattr(app.trade, "process_deadlines", broken)
+        with caplog.at_level(logging.ERROR):
+            done = run_once(app)
+    assert done["payments"]["escrows_resolved"] == 1
+    assert "trade" not in done and "lending" in done
+    assert "the trade deadlines pass failed" in caplog.text
+    assert _state(env, "e-once") == (EscrowState.CLOSED, 1_000)
+
+
+def test_a_runner_needs_a_positive_period() -> None:
+    with pytest.raises(ValueError, match="more than 0"):
+        DeadlineRunner(open_app, 0)
