@@ -463,3 +463,25 @@ def test_bench_bulk_cpu_measures_this_code_and_a_baseline(tmp_path: Path) -> Non
         assert doc[side]["size"] == 50
         assert doc[side]["cpu_ms_median"] > 0
     assert doc["cpu_this_vs_baseline"] > 0
+
+
+def test_bench_payment_cpu_measures_each_call_of_a_payment(tmp_path: Path) -> None:
+    """bench/payment_cpu.py: every payment commits (it checks so) through the app's four
+    routes; a baseline's source (here this checkout's own) runs in the same run."""
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, str(root / "bench" / "payment_cpu.py"), "--payments", "5",
+         "--warm", "2", "--baseline-src", str(root / "src")],
+        capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    doc = json.loads(out.stdout)
+    for side in ("this", "baseline"):
+        assert doc[side]["payments"] == 5
+        assert doc[side]["cpu_ms_per_payment_median"] > 0
+        assert set(doc[side]["cpu_ms_per_call_mean"]) == {"lookup", "quote", "prepare", "commit"}
+    assert doc["cpu_this_vs_baseline"] > 0
+    bad = subprocess.run(
+        [sys.executable, str(root / "bench" / "payment_cpu.py"), "--payments", "0"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "--payments must be at least 1" in bad.stderr
