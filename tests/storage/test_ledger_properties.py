@@ -45,6 +45,7 @@ from entrepot.ledger import (
     AccountFlags,
     HistoryNotEnabled,
     Ledger,
+    StatementLine,
     Transfer,
     TransferFlags,
 )
@@ -498,6 +499,17 @@ class Scenario:
         ], a.id
         assert ledger.get_account_transfers(a.id, limit=2) == want[:2], a.id
         assert ledger.statement(a.id, limit=1).truncated == (len(want) > 1), a.id
+        # One row a page, each starting where the last stopped, is the whole statement.
+        whole = ledger.statement(a.id)
+        paged: list[StatementLine] = []
+        next_since: int | None = 0
+        while next_since is not None:
+            page = ledger.statement(a.id, since_ns=next_since, limit=1)
+            assert (page.next_since_ns is not None) == page.truncated, a.id
+            paged.extend(page.lines)
+            next_since = page.next_since_ns
+        assert paged == whole.lines, a.id
+        assert page.closing_balance_minor == whole.closing_balance_minor, a.id
         if want:
             middle = want[len(want) // 2].timestamp
             assert ledger.get_account_transfers(a.id, since_ns=middle) == [

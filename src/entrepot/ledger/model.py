@@ -232,6 +232,10 @@ class Statement(NamedTuple):
     """Posted movements of one account over ``[since_ns, until_ns]`` with a running balance.
 
     ``balance`` is credits minus debits when ``credit_normal`` else debits minus credits.
+    A ``truncated`` statement stops at its row limit; ``next_since_ns`` (its last row's
+    timestamp + 1, None when not truncated) is where the next page starts. It is not the last
+    line's: pending and voiding rows count toward the limit but make no line, so a page may
+    end on them, or hold nothing else.
     """
 
     account: Account
@@ -242,6 +246,7 @@ class Statement(NamedTuple):
     lines: list[StatementLine]
     closing_balance_minor: int
     truncated: bool
+    next_since_ns: int | None = None
 
 
 class LedgerDefinition(NamedTuple):

@@ -537,8 +537,17 @@ class Ledger:
             credit = t.amount if t.credit_account_id == account_id else 0
             balance += sign * (credit - debit)
             lines.append(StatementLine(t, debit, credit, balance))
+        truncated = len(rows) > limit
         return Statement(
-            account, since_ns, until_ns, credit_normal, opening, lines, balance, len(rows) > limit
+            account,
+            since_ns,
+            until_ns,
+            credit_normal,
+            opening,
+            lines,
+            balance,
+            truncated,
+            rows[limit - 1].timestamp + 1 if truncated else None,
         )
 
     def check_invariants(self) -> InvariantReport:
