@@ -3,6 +3,8 @@ camt.053 for a participant's position account."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import uuid
 
 from entrepot.kernel.clock import Clock, ns_to_datetime
@@ -17,6 +19,34 @@ _STATUS = {
     TransferState.HOLD: ("PDNG", None, "held for review"),
     TransferState.ABORTED: ("RJCT", "AB05", None),  # AB05: timeout / aborted
 }
+
+#: ISO 20022 ids (MsgId, EndToEndId, a statement's Id) are Max35Text; an account's Max34Text.
+ID_LEN = 35
+ACCOUNT_ID_LEN = 34
+#: Base32 characters of SHA-256 in an id too long to keep whole: 100 bits.
+_DIGEST_CHARS = 20
+
+
+def fit_id(text: str, length_max: int = ID_LEN) -> str:
+    """``text`` itself when it fits ``length_max`` characters; else its first characters, a
+    '.', and 20 base32 characters (100 bits) of the SHA-256 of the whole of it.
+
+    Cutting ``text`` short instead gave one id to texts that differ only past the cut: a UUID
+    transfer's RESERVED and COMMITTED status reports, order numbers that count up at the end;
+    ISO 20022 ids must be unique per message. The same text always gives the same id, so one
+    transfer's messages can name each other. The ids and states these texts are made of have
+    no '.' (ids are letters, digits, '-' and '_'), so a digested id is never a text kept whole;
+    two long texts share one only by a SHA-256 collision in 100 bits.
+    """
+    if len(text) <= length_max:
+        return text
+    digest = hashlib.sha256(text.encode()).digest()
+    tail = base64.b32encode(digest).decode("ascii")[:_DIGEST_CHARS].lower()
+    return f"{text[: length_max - _DIGEST_CHARS - 1]}.{tail}"
+
+
+def _pacs008_id(transfer_id: str) -> str:
+    return fit_id(f"pacs008-{transfer_id}")
 
 
 def uetr(transfer_id: str) -> str:
@@ -44,9 +74,9 @@ def credit_transfer(
     created = ns_to_datetime(t.created_at_ns)
     cross = t.source_currency != t.target_currency
     return iso.CreditTransfer(
-        message_id=f"pacs008-{t.id}"[:35],
+        message_id=_pacs008_id(t.id),
         transfer_id=uetr(t.id),
-        end_to_end_id=t.id[:35],
+        end_to_end_id=fit_id(t.id),
         created_at=created,
         settlement_date=created.date(),
         amount_minor=t.target_amount_minor,
@@ -78,10 +108,10 @@ def status_report(t: PaymentTransfer, clock: Clock) -> iso.TransferStatus:
     status, code, text = _STATUS[t.state]
     why = t.reason or text
     return iso.TransferStatus(
-        message_id=f"pacs002-{t.id}-{t.state.value}"[:35],
-        original_message_id=f"pacs008-{t.id}"[:35],
+        message_id=fit_id(f"pacs002-{t.id}-{t.state.value}"),
+        original_message_id=_pacs008_id(t.id),
         original_transfer_id=uetr(t.id),
-        original_end_to_end_id=t.id[:35],
+        original_end_to_end_id=fit_id(t.id),
         status=status,
         reason_code=code,
         reason_text=why[:105] if why else None,
@@ -109,10 +139,10 @@ def account_statement(
     ]
     now = scheme.clock.now_ns()
     return iso.Statement(
-        message_id=f"camt053-{participant_id}-{now}"[:35],
-        statement_id=f"{participant_id}-{currency}-{since_ns}"[:35],
+        message_id=fit_id(f"camt053-{participant_id}-{now}"),
+        statement_id=fit_id(f"{participant_id}-{currency}-{since_ns}"),
         created_at=ns_to_datetime(now),
-        account_id=f"{participant_id}-{currency}-position"[:34],
+        account_id=fit_id(f"{participant_id}-{currency}-position", ACCOUNT_ID_LEN),
         account_iban=None,
         owner=_agent(p),
         currency=currency,

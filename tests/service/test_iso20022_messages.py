@@ -1,0 +1,91 @@
+"""The ISO 20022 messages the scheme serves for its own transfers and accounts
+(``payments.messages``): ids unique per message within Max35Text, statements complete."""
+
+from __future__ import annotations
+
+import uuid
+
+from entrepot.payments import PaymentScheme, iso20022, messages
+from entrepot.payments.model import PaymentTransfer
+
+
+def _pay(scheme: PaymentScheme, transfer_id: str, *, commit: bool = True) -> PaymentTransfer:
+    """mtn-rw pays the Kedai Kopi till 10.00 MYR; maybank commits unless told not to."""
+    quote_id = f"q-{uuid.uuid5(uuid.NAMESPACE_URL, transfer_id)}"
+    scheme.create_quote("mtn-rw", quote_id, "MERCHANT", "KL-TILL-42", 1000, "RECEIVE", "RWF")
+    t = scheme.prepare_transfer("mtn-rw", transfer_id, quote_id)
+    return scheme.commit_transfer("maybank", transfer_id) if commit else t
+
+
+def _pacs008(scheme: PaymentScheme, t: PaymentTransfer) -> iso20022.CreditTransfer:
+    ct = messages.credit_transfer(scheme, t, None)
+    iso20022.validate(iso20022.pacs008(ct), iso20022.PACS008_SUBSET_XSD)
+    return ct
+
+
+def _pacs002(scheme: PaymentScheme, t: PaymentTransfer) -> iso20022.TransferStatus:
+    status = messages.status_report(t, scheme.clock)
+    iso20022.validate(iso20022.pacs002(status), iso20022.PACS002_SUBSET_XSD)
+    return status
+
+
+def test_fit_id_keeps_what_fits_and_digests_the_rest() -> None:
+    assert messages.fit_id("x" * 35) == "x" * 35
+    long_a, long_b = "x" * 35 + "a", "x" * 35 + "b"
+    for text in (long_a, long_b):
+        fitted = messages.fit_id(text)
+        assert len(fitted) == 35 and fitted.startswith("x" * 14 + ".")
+        assert messages.fit_id(text) == fitted  # deterministic
+    assert messages.fit_id(long_a) != messages.fit_id(long_b)
+    assert len(messages.fit_id("y" * 64, messages.ACCOUNT_ID_LEN)) == 34
+
+
+def test_a_uuid_transfers_status_reports_have_distinct_message_ids(
+    scheme: PaymentScheme,
+) -> None:
+    """A UUID transfer id (Mojaloop's usual form) is 36 characters: cut to 35, the
+    ``pacs002-{id}-{state}`` MsgId lost its state, and the ACSP and ACSC reports of one transfer
+    shared a MsgId."""
+    transfer_id = str(uuid.uuid4())
+    reserved = _pay(scheme, transfer_id, commit=False)
+    accepted = _pacs002(scheme, reserved)
+    committed = scheme.commit_transfer("maybank", transfer_id)
+    settled = _pacs002(scheme, committed)
+    ct = _pacs008(scheme, committed)
+
+    assert (accepted.status, settled.status) == ("ACSP", "ACSC")
+    assert accepted.message_id != settled.message_id
+    assert _pacs002(scheme, committed).message_id == settled.message_id  # deterministic
+    for status in (accepted, settled):
+        assert status.original_message_id == ct.message_id
+        assert status.original_end_to_end_id == ct.end_to_end_id
+        assert status.original_transfer_id == ct.transfer_id == transfer_id
+    ids = [ct.message_id, ct.end_to_end_id, accepted.message_id, settled.message_id]
+    assert all(len(i) <= 35 for i in ids), ids
+
+
+def test_long_transfer_ids_that_differ_only_at_the_end_keep_distinct_ids(
+    scheme: PaymentScheme,
+) -> None:
+    """Cut to 35 characters, two order numbers counting up at the end had one pacs.008 MsgId
+    and one EndToEndId."""
+    first = _pay(scheme, "merchant-kigali-order-2026-000000001")
+    second = _pay(scheme, "merchant-kigali-order-2026-000000002")
+    ct1, ct2 = _pacs008(scheme, first), _pacs008(scheme, second)
+    st1, st2 = _pacs002(scheme, first), _pacs002(scheme, second)
+
+    assert ct1.message_id != ct2.message_id
+    assert ct1.end_to_end_id != ct2.end_to_end_id
+    assert st1.message_id != st2.message_id
+    assert (st1.original_message_id, st2.original_message_id) == (ct1.message_id, ct2.message_id)
+    ids = [ct1.message_id, ct1.end_to_end_id, ct2.message_id, ct2.end_to_end_id]
+    ids += [st1.message_id, st2.message_id]
+    assert all(len(i) <= 35 for i in ids), ids
+    assert _pacs008(scheme, first) == ct1  # the same transfer, the same ids
+
+
+def test_a_transfer_id_that_fits_is_the_end_to_end_id_as_is(scheme: PaymentScheme) -> None:
+    t = _pay(scheme, "t-" + "7" * 33)
+    ct = _pacs008(scheme, t)
+    assert ct.end_to_end_id == t.id
+    assert ct.message_id != _pacs008(scheme, _pay(scheme, "t-" + "7" * 32 + "8")).message_id
