@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
+from entrepot.kernel.clock import FakeClock
+from entrepot.ledger import AccountFlags
 from entrepot.payments import PaymentScheme, iso20022, messages
+from entrepot.payments.errors import InvalidPaymentInput
 from entrepot.payments.model import PaymentTransfer
 
 
@@ -27,6 +32,13 @@ def _pacs002(scheme: PaymentScheme, t: PaymentTransfer) -> iso20022.TransferStat
     status = messages.status_report(t, scheme.clock)
     iso20022.validate(iso20022.pacs002(status), iso20022.PACS002_SUBSET_XSD)
     return status
+
+
+def _statement(scheme: PaymentScheme, clock: FakeClock) -> iso20022.Statement:
+    """mtn-rw's RWF statement from the start until now, a second past the last posting (the
+    fake clock stands still; the ledger stamps a batch's transfers past it)."""
+    clock.advance(1)
+    return messages.account_statement(scheme, "mtn-rw", "RWF", 0, clock.now_ns())
 
 
 def test_fit_id_keeps_what_fits_and_digests_the_rest() -> None:
@@ -89,3 +101,44 @@ def test_a_transfer_id_that_fits_is_the_end_to_end_id_as_is(scheme: PaymentSchem
     ct = _pacs008(scheme, t)
     assert ct.end_to_end_id == t.id
     assert ct.message_id != _pacs008(scheme, _pay(scheme, "t-" + "7" * 32 + "8")).message_id
+
+
+def test_a_statement_longer_than_one_ledger_page_has_every_entry(
+    scheme: PaymentScheme, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ledger answers at most a page of rows and says so (``truncated``); the statement
+    once stopped there with the closing balance of what it had. Here pages are 5 rows and
+    the first ones hold only reservations (pending rows, no entry), which must not stop it."""
+    monkeypatch.setattr(messages, "STATEMENT_PAGE_ROWS", 5)
+    ids = [f"t-page-{n}" for n in range(7)]
+    for transfer_id in ids:
+        _pay(scheme, transfer_id, commit=False)
+    for transfer_id in ids:
+        scheme.commit_transfer("maybank", transfer_id)
+    account_id = scheme.get_participant("mtn-rw").check_currency("RWF").position_account
+    whole = scheme.ledger.statement(account_id)
+    assert not whole.truncated and len(whole.lines) > 10
+    account = scheme.ledger.get_account(account_id)
+    sign = -1 if account.flags & AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS else 1
+    balance = sign * (account.credits_posted - account.debits_posted)
+
+    st = _statement(scheme, clock)
+
+    assert len(st.entries) == len(whole.lines)
+    assert [e.entry_ref for e in st.entries] == [f"{ln.transfer.timestamp}" for ln in whole.lines]
+    assert st.opening_balance_minor == 0
+    assert st.closing_balance_minor == balance == whole.closing_balance_minor
+    xml = iso20022.camt053(st)
+    iso20022.validate(xml, iso20022.CAMT053_SUBSET_XSD)
+    assert xml.count(b"<Ntry>") == len(whole.lines)
+
+
+def test_a_statement_over_its_entry_limit_is_refused_not_cut_short(
+    scheme: PaymentScheme, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(messages, "STATEMENT_PAGE_ROWS", 2)
+    monkeypatch.setattr(messages, "STATEMENT_ENTRIES_MAX", 3)
+    for n in range(3):
+        _pay(scheme, f"t-limit-{n}")
+    with pytest.raises(InvalidPaymentInput, match="more than 3 entries; ask for a shorter"):
+        _statement(scheme, clock)
