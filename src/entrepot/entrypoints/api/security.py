@@ -44,7 +44,6 @@ from entrepot.storage.uow import UnitOfWork
 log = logging.getLogger(__name__)
 
 PUBLIC_PATHS = ("/docs", "/openapi.json", "/redoc", "/health")
-CACHE_S = 30.0
 IDEMPOTENCY_KEY_LEN_MAX = 128
 WRITE_METHODS = ("POST", "PUT", "DELETE")
 #: How long an answer queued for the next group commit is waited for before it is written on
@@ -74,19 +73,14 @@ class SecurityMiddleware:
         #: where an Idempotency-Key's answer is written: the payment scheme's group commit
         #: (``PaymentScheme.unit_of_work``), else a transaction of its own
         self.write_unit = write_unit or self._own_unit
-        self._cache: dict[str, tuple[float, VerifiedCaller]] = {}
 
-    def _caller(self, token: str) -> VerifiedCaller | None:
-        hit = self._cache.get(token)
-        now = time.monotonic()
-        if hit is not None and now - hit[0] < CACHE_S:
-            return hit[1]
-        caller = verify_token(self.engine, token)
-        if caller is not None:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[token] = (now, caller)
-        return caller
+    async def _caller(self, headers: Headers) -> VerifiedCaller | None:
+        """The credential's holder, read for every request (``verify_token``): a revoked
+        credential is refused from the next request on, in every worker."""
+        scheme_, _, token = headers.get("authorization", "").partition(" ")
+        if scheme_.lower() != "bearer":
+            return None
+        return await run_read(self.engine, verify_token, self.engine, token.strip())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -97,8 +91,7 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        scheme_, _, token = headers.get("authorization", "").partition(" ")
-        caller = self._caller(token.strip()) if scheme_.lower() == "bearer" else None
+        caller = await self._caller(headers)
         if caller is None:
             response = problem(
                 401, "unauthenticated", "missing or invalid API credentials", mojaloop="3105"
