@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from entrepot.entrypoints.api import convert_trade as cv
 from entrepot.entrypoints.api import schemas_trade as t
@@ -386,10 +386,11 @@ def process_deadlines(caller: Caller, trade: Trade) -> t.DeadlinesOut:
 
 @router.post("/credentials", status_code=201, response_model=t.TradeCredentialOut)
 def issue_credentials(
-    body: t.TradeCredentialIn, caller: Caller, trade: Trade
+    body: t.TradeCredentialIn, caller: Caller, trade: Trade, response: Response
 ) -> t.TradeCredentialOut:
     """API credentials for a merchant, buyer or arbitrator, issued by the scheme operator or
     the actor's hub operator; the secret is shown once."""
+    response.headers["Cache-Control"] = "no-store"  # a secret: kept nowhere (security.py)
     issued = issue_actor_credential(trade, caller, body.principal, public_key_b64=body.publicKey)
     return t.TradeCredentialOut(
         keyId=issued.key_id, secret=issued.secret, token=issued.token, principal=body.principal

@@ -126,7 +126,8 @@ class SecurityMiddleware:
             await _in_progress()(scope, receive, send)
             return
         try:
-            stored = await self._answered(scope, replay, who, key, _digest(method, path, body))
+            digest = _digest(method, path, scope.get("query_string", b""), body)
+            stored = await self._answered(scope, replay, who, key, digest)
         finally:
             self.claims.release(who, key)  # the answer is stored (or will never be)
         start, content = stored
@@ -158,8 +159,12 @@ class SecurityMiddleware:
         await self.app(scope, receive, hold)
         content = b"".join(chunks)
         status = int(start.get("status", 500))
-        if status < 500:
-            values = _answer(caller, key, digest, status, content, start.get("headers", []))
+        raw_headers: list[tuple[bytes, bytes]] = start.get("headers", [])
+        if _is_outcome(status):
+            kept = (status, content, raw_headers)
+            if _no_store(raw_headers):  # a secret, shown once: kept is a stand-in that says so
+                kept = _not_replayable(status, content)
+            values = _answer(caller, key, digest, *kept)
             if values is not None and not await self._stored_with_next(values):
                 # A write: it queues for the write lock and waits for its fsync, which on
                 # the event loop would stall every other request of this worker meanwhile.
@@ -272,6 +277,50 @@ def _answer(
     return caller, key, digest, status, text, time.time_ns(), json.dumps(headers)
 
 
+def _is_outcome(status: int) -> bool:
+    """Whether an answer is the operation's outcome, kept as the key's answer: a success or
+    the client's error (2xx, 4xx). Not kept: a server error (5xx: the operation may not have
+    run, and it is idempotent by its id, so the retry runs it again and is answered by what
+    happened) and a redirect (3xx: ``POST /v1/quotes/`` is sent on to ``/v1/quotes``, and
+    kept it made the key's answer a redirect and the redirected request, same key, 409), nor
+    an informational answer."""
+    return 200 <= status < 300 or 400 <= status < 500
+
+
+def _no_store(raw_headers: list[tuple[bytes, bytes]]) -> bool:
+    """``Cache-Control: no-store``: the answer carries a secret (an issued credential's) and
+    must not be kept anywhere, this middleware's table included."""
+    return any(
+        name.lower() == b"cache-control" and b"no-store" in value.lower()
+        for name, value in raw_headers
+    )
+
+
+def _not_replayable(status: int, content: bytes) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """What a key whose answer carried a secret is answered on a retry: 409 ``not_replayable``,
+    naming the status and, where the answer had one, the ``keyId`` the first request got (not
+    its secret), so that the operator can revoke that credential if its secret was lost. A
+    retry is never given a second credential without being told."""
+    key_id = None
+    try:
+        first = json.loads(content)
+        if isinstance(first, dict) and isinstance(first.get("keyId"), str):
+            key_id = first["keyId"]
+    except ValueError:
+        pass
+    issued = f" (credential {key_id})" if key_id else ""
+    response = problem(
+        409,
+        "not_replayable",
+        f"this Idempotency-Key was answered {status}{issued} with a secret that is shown "
+        "once and not kept: it cannot be replayed. Revoke that credential if its secret was "
+        "lost, and issue another with a new key",
+        field="Idempotency-Key",
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response.status_code, bytes(response.body), list(response.raw_headers)
+
+
 def _settle(future: asyncio.Future[BaseException | None], error: BaseException | None) -> None:
     if not future.done():  # its request may have been cancelled meanwhile
         future.set_result(error)
@@ -295,8 +344,12 @@ def _in_progress() -> Response:
     return response
 
 
-def _digest(method: str, path: str, body: bytes) -> str:
-    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
+def _digest(method: str, path: str, query: bytes, body: bytes) -> str:
+    """The request an Idempotency-Key was first used with: its method, path, query string
+    (``?dryRun=true`` is another request) and body. A request without a query hashes as it
+    did before the query was included, so answers stored then still replay."""
+    target = path.encode() + (b"?" + query if query else b"")
+    return hashlib.sha256(method.encode() + b" " + target + b"\n" + body).hexdigest()
 
 
 def _media(text: str, status: int) -> str:
