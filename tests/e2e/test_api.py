@@ -14,6 +14,7 @@ from nacl.signing import SigningKey
 from entrepot.entrypoints.api.app import create_app
 from entrepot.entrypoints.api.routes import PAYMENT_PATH
 from entrepot.entrypoints.api.routes import router as v1_router
+from entrepot.entrypoints.api.security import sign_request
 from entrepot.payments import PaymentScheme
 from entrepot.payments.credentials import issue_credential
 
@@ -307,21 +308,15 @@ def test_signed_requests_with_an_ed25519_key(scheme: PaymentScheme) -> None:
     key = SigningKey.generate()
     public = base64.b64encode(bytes(key.verify_key)).decode()
     token = issue_credential(scheme.engine, "icbc", public_key_b64=public).token
+    bearer = {"Authorization": f"Bearer {token}"}
     with TestClient(create_app(scheme)) as client:
         path = "/v1/participants/icbc"
-        unsigned = client.get(path, headers={"Authorization": f"Bearer {token}"})
+        unsigned = client.get(path, headers=bearer)
         assert unsigned.status_code == 401 and unsigned.json()["code"] == "bad_signature"
-        sig = base64.b64encode(key.sign(f"GET\n{path}\n".encode()).signature).decode()
-        signed = client.get(path, headers={"Authorization": f"Bearer {token}", "X-Signature": sig})
+        signed = client.get(path, headers={**bearer, **sign_request(key, "GET", path)})
         assert signed.status_code == 200 and signed.json()["id"] == "icbc"
-        forged = SigningKey.generate().sign(f"GET\n{path}\n".encode()).signature
-        bad = client.get(
-            path,
-            headers={
-                "Authorization": f"Bearer {token}",
-                "X-Signature": base64.b64encode(forged).decode(),
-            },
-        )
+        forged = sign_request(SigningKey.generate(), "GET", path)
+        bad = client.get(path, headers={**bearer, **forged})
         assert bad.status_code == 401
 
 

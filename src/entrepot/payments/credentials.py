@@ -125,3 +125,22 @@ def verify_token(engine: Engine, token: str) -> VerifiedCaller | None:
         return None
     public_key = base64.b64decode(row.public_key) if row.public_key else None
     return VerifiedCaller(row.participant_id, key_id, public_key)
+
+
+_RECORD_NONCE = Fast(
+    "INSERT INTO pay_request_nonces (key_id, nonce, expires_at) VALUES (?, ?, ?)"
+    " ON CONFLICT (key_id, nonce) DO NOTHING"
+)
+_PURGE_NONCES = Fast("DELETE FROM pay_request_nonces WHERE expires_at < ?")
+
+
+def record_nonce(conn: Connection, key_id: str, nonce: str, expires_at: int) -> bool:
+    """Record a signed request's nonce for its credential, kept until ``expires_at`` (unix
+    seconds; after it the request's timestamp is refused anyway). False if it was recorded
+    already: the request is a replay. Commits with ``conn``'s transaction."""
+    return _RECORD_NONCE.execute(conn, (key_id, nonce, expires_at)) == 1
+
+
+def purge_nonces(conn: Connection, now: int) -> int:
+    """Drop the nonces whose requests are too old to be accepted: the number dropped."""
+    return _PURGE_NONCES.execute(conn, (now,))

@@ -191,6 +191,13 @@ credentials = sa.Table(
     sa.Column("revoked", sa.Boolean, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
 )
+request_nonces = sa.Table(  # migration 0013: signed requests' nonces, while they are fresh
+    "pay_request_nonces",
+    metadata,
+    sa.Column("key_id", sa.String(64), primary_key=True),
+    sa.Column("nonce", sa.String(64), primary_key=True),
+    sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
+)
 idempotency = sa.Table(
     "pay_idempotency",
     metadata,

@@ -3,12 +3,22 @@
 - ``Authorization: Bearer <key_id>.<secret>``: credentials issued per participant, stored
   hashed. The caller's participant id scopes every query.
 - ``X-Signature``: when the credential is bound to an Ed25519 public key, the request must be
-  signed: base64 of the signature over ``METHOD\\nPATH\\n`` + body (Mojaloop/Beckn style).
+  signed (:func:`signed_message`, :func:`sign_request`): base64 of the signature over its
+  timestamp (``X-Entrepot-Date``, unix seconds, within ``SIGNATURE_WINDOW_S`` of the
+  server's clock), its nonce (``X-Entrepot-Nonce``), method, target (path and query as
+  sent), Idempotency-Key and body. A nonce is accepted once per credential (recorded in
+  ``pay_request_nonces`` while its timestamp is fresh, through the scheme's group commit:
+  every worker and every server on the database refuses a replay); so a captured signed
+  request cannot be sent again, nor its query, key or body changed.
 - ``Idempotency-Key`` on POST/PUT/DELETE: same caller, key and body -> the first response,
   replayed; same key with a different body -> 409 (Mojaloop 3106); same key while the first
   request with it is still being answered -> 409 ``request_in_progress`` with Retry-After
   (``claims``). The operations themselves are idempotent by their client-chosen ids too, so a
-  crash between the effect and the record cannot cause a second effect.
+  crash between the effect and the record cannot cause a second effect. Only an outcome is
+  kept (2xx, 4xx: :func:`_is_outcome`), and never an answer marked ``Cache-Control:
+  no-store`` (an issued credential's secret): the key keeps a 409 ``not_replayable`` naming
+  its ``keyId`` instead (:func:`_not_replayable`), so that a retry is told, not given a second
+  credential.
 """
 
 from __future__ import annotations
@@ -18,13 +28,15 @@ import base64
 import hashlib
 import json
 import logging
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
+from urllib.parse import quote
 
 from nacl.exceptions import BadSignatureError
-from nacl.signing import VerifyKey
+from nacl.signing import SigningKey, VerifyKey
 from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import URL, Headers
@@ -36,7 +48,12 @@ from entrepot.entrypoints.api.asgi import read_body, replay_body, run_read
 from entrepot.entrypoints.api.claims import KeyClaims
 from entrepot.entrypoints.api.problems import problem
 from entrepot.payments import store as st
-from entrepot.payments.credentials import VerifiedCaller, verify_token
+from entrepot.payments.credentials import (
+    VerifiedCaller,
+    purge_nonces,
+    record_nonce,
+    verify_token,
+)
 from entrepot.storage.engine import read_connection
 from entrepot.storage.group import GroupCommitFailed
 from entrepot.storage.uow import UnitOfWork
@@ -46,6 +63,13 @@ log = logging.getLogger(__name__)
 PUBLIC_PATHS = ("/docs", "/openapi.json", "/redoc", "/health")
 IDEMPOTENCY_KEY_LEN_MAX = 128
 WRITE_METHODS = ("POST", "PUT", "DELETE")
+#: How far a signed request's ``X-Entrepot-Date`` may be from the server's clock, either way
+SIGNATURE_WINDOW_S = 300
+#: A signed request's nonce: 16 to 64 of these (a random 128-bit value, base64url or hex)
+NONCE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+NONCE_LEN = (16, 64)
+#: How often a worker drops the nonces whose timestamps are too old to be accepted
+NONCE_PURGE_S = 60.0
 #: How long an answer queued for the next group commit is waited for before it is written on
 #: its own instead (a batch is bounded to 20 ms of work; this covers queuing for the lock)
 ANSWER_WITH_NEXT_S = 30.0
@@ -73,6 +97,7 @@ class SecurityMiddleware:
         #: where an Idempotency-Key's answer is written: the payment scheme's group commit
         #: (``PaymentScheme.unit_of_work``), else a transaction of its own
         self.write_unit = write_unit or self._own_unit
+        self._purged_at = 0.0  # when this worker last dropped stale nonces (monotonic)
 
     async def _caller(self, headers: Headers) -> VerifiedCaller | None:
         """The credential's holder, read for every request (``verify_token``): a revoked
@@ -101,8 +126,16 @@ class SecurityMiddleware:
         body = await read_body(receive)
         method: str = scope["method"]
         if caller.public_key is not None:
-            signed_path = URL(scope=scope).path  # as clients sign it (request.url.path)
-            failure = check_signature(caller.public_key, method, signed_path, headers, body)
+            failure = check_signature(
+                caller.public_key, method, request_target(scope), headers, body, time.time()
+            )
+            if failure is None and not await run_in_threadpool(
+                self._first_use, caller.key_id, headers["x-entrepot-nonce"], headers
+            ):
+                failure = (
+                    "this X-Entrepot-Nonce was used already: a signed request is accepted "
+                    "once (sign each request, each retry too, with a new nonce)"
+                )
             if failure:
                 await problem(401, "bad_signature", failure, mojaloop="3105")(scope, receive, send)
                 return
@@ -247,6 +280,29 @@ class SecurityMiddleware:
             with self._own_unit() as uow:
                 st.STORE_IDEMPOTENT_ANSWER.execute(uow.connection, values)
 
+    def _first_use(self, key_id: str, nonce: str, headers: Headers) -> bool:
+        """Record a verified request's nonce (a write: in the scheme's group commit, off the
+        event loop); False if it was recorded already, by any worker: a replay. Once a
+        minute a worker also drops the nonces too old to matter."""
+        expires_at = int(headers["x-entrepot-date"]) + SIGNATURE_WINDOW_S
+        now = time.monotonic()
+        purge = now - self._purged_at > NONCE_PURGE_S
+        if purge:
+            self._purged_at = now
+
+        def write(conn: Connection) -> bool:
+            if purge:
+                purge_nonces(conn, int(time.time()) - 1)
+            return record_nonce(conn, key_id, nonce, expires_at)
+
+        try:
+            with self.write_unit() as uow:
+                first = write(uow.connection)
+        except GroupCommitFailed:  # another member broke the batch: nothing of it was kept
+            with self._own_unit() as uow:
+                first = write(uow.connection)
+        return first
+
     @contextmanager
     def _own_unit(self) -> Iterator[UnitOfWork]:
         with UnitOfWork(self.engine) as uow:
@@ -362,21 +418,90 @@ def _media(text: str, status: int) -> str:
     return "application/problem+json" if status >= 400 else "application/json"
 
 
+def request_target(scope: Scope) -> str:
+    """The request target as the client sent it: the path, percent-encoded as on the wire,
+    and ``?`` and the query string if there is one (httpx: ``request.url.raw_path``)."""
+    raw_path: bytes | None = scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path else quote(URL(scope=scope).path)
+    query: bytes = scope.get("query_string", b"")
+    return path + ("?" + query.decode("latin-1") if query else "")
+
+
+def signed_message(
+    date: str, nonce: str, method: str, target: str, idempotency_key: str, body: bytes
+) -> bytes:
+    """What a request's ``X-Signature`` signs: lines of the scheme's version tag, the
+    timestamp, the nonce, the method, the target, the Idempotency-Key ("" without one) and
+    the SHA-256 of the body (hex). No field may hold a line break (the timestamp is digits,
+    the nonce base64url, and HTTP allows none in the target or a header), so the lines are
+    read back one way only."""
+    fields = (date, nonce, method, target, idempotency_key)
+    if any("\n" in field or "\r" in field for field in fields):
+        raise ValueError("a signed field holds a line break")
+    digest = hashlib.sha256(body).hexdigest()
+    return "\n".join(("entrepot-request-v1", *fields, digest)).encode()
+
+
+def sign_request(
+    key: SigningKey,
+    method: str,
+    target: str,
+    body: bytes = b"",
+    *,
+    idempotency_key: str | None = None,
+    now: float | None = None,
+    nonce: str | None = None,
+) -> dict[str, str]:
+    """The headers that sign a request with ``key``: ``X-Entrepot-Date``,
+    ``X-Entrepot-Nonce`` and ``X-Signature`` (the Idempotency-Key, if any, is sent as well,
+    as signed). ``target`` is the path and query as sent (``"/v1/transfers?limit=5"``).
+    Sign each request, and each retry, afresh: a nonce is accepted once."""
+    date = str(int(time.time() if now is None else now))
+    nonce = nonce or secrets.token_urlsafe(16)
+    message = signed_message(date, nonce, method.upper(), target, idempotency_key or "", body)
+    headers = {
+        "X-Entrepot-Date": date,
+        "X-Entrepot-Nonce": nonce,
+        "X-Signature": base64.b64encode(key.sign(message).signature).decode(),
+    }
+    if idempotency_key is not None:
+        headers["Idempotency-Key"] = idempotency_key
+    return headers
+
+
 def check_signature(
-    public_key: bytes, method: str, path: str, headers: Headers, body: bytes
+    public_key: bytes, method: str, target: str, headers: Headers, body: bytes, now: float
 ) -> str | None:
+    """Why a request's signature is refused, or None if it verifies and is fresh (its nonce
+    is checked after, by the caller: a write)."""
     header = headers.get("x-signature")
     if not header:
         return "this credential requires an X-Signature header"
+    date = headers.get("x-entrepot-date", "")
+    if not (date.isascii() and date.isdigit() and len(date) <= 12):
+        return "a signed request needs X-Entrepot-Date, its time in unix seconds"
+    nonce = headers.get("x-entrepot-nonce", "")
+    if not (NONCE_LEN[0] <= len(nonce) <= NONCE_LEN[1] and set(nonce) <= NONCE_CHARS):
+        return "a signed request needs X-Entrepot-Nonce, 16 to 64 characters of [A-Za-z0-9_-]"
     try:
         signature = base64.b64decode(header, validate=True)
     except ValueError:
         return "X-Signature is not base64"
-    message = f"{method}\n{path}\n".encode() + body
     try:
+        message = signed_message(
+            date, nonce, method, target, headers.get("idempotency-key", ""), body
+        )
         VerifyKey(public_key).verify(message, signature)
     except (BadSignatureError, ValueError):
-        return "X-Signature does not verify against the credential's public key"
+        return (
+            "X-Signature does not verify against the credential's public key (signed: "
+            "date, nonce, method, path and query, Idempotency-Key, body's SHA-256)"
+        )
+    if abs(now - int(date)) > SIGNATURE_WINDOW_S:
+        return (
+            f"X-Entrepot-Date is more than {SIGNATURE_WINDOW_S} s from the server's clock "
+            f"({int(now)}): sign the request again, now"
+        )
     return None
 
 
