@@ -8,7 +8,7 @@ failed delivery (a network error or a non-2xx answer) is retried with exponentia
 1 s doubling up to an hour; every attempt is recorded. Participants can also read their
 notifications (``PaymentScheme.notifications``), so a missed callback is never lost. Each
 callback is signed with the scheme's Ed25519 key (``X-Signature``: base64 of the signature of
-``"POST\n" + path + "\n" + body``, the same form participants sign their requests with); the
+``"POST\n" + path + "\n" + body``; a replay is dropped by its event id); the
 public key is served at ``GET /v1/scheme/public-key``.
 
 Which participant hears what (the switch's part of Mojaloop's transfer flow):
