@@ -766,9 +766,6 @@ class PaymentScheme:
             row = st.QUOTE_BY_ID.first(conn, (quote_id,))
             if row is not None:  # a resend: the first result, or 3106 for another request
                 q = st.quote_from_row(row)
-                _check_amount_currency(
-                    amount_type, amount_currency, q.source_currency, q.target_currency
-                )
                 requested = (
                     q.source_amount_minor
                     if q.amount_type is AmountType.SEND
@@ -786,6 +783,10 @@ class PaymentScheme:
                         *(requested, q.source_currency, q.expires_at_ns - q.created_at_ns),
                         q.payer_alias,
                     ),
+                )
+                # the same request otherwise: its amount's currency is checked as a new one's
+                _check_amount_currency(
+                    amount_type, amount_currency, q.source_currency, q.target_currency
                 )
                 return q
             payer = self._active(conn, caller)
