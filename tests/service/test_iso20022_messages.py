@@ -142,3 +142,36 @@ def test_a_statement_over_its_entry_limit_is_refused_not_cut_short(
         _pay(scheme, f"t-limit-{n}")
     with pytest.raises(InvalidPaymentInput, match="more than 3 entries; ask for a shorter"):
         _statement(scheme, clock)
+
+
+def test_a_rejection_is_not_reported_as_a_timeout_and_an_expiry_is(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """pacs.002 gave every aborted transfer AB05 ("timeout"), a payee's rejection too."""
+    rejected = _pay(scheme, "t-rejected", commit=False)
+    rejected = scheme.reject_transfer("maybank", rejected.id, "account closed")
+    status = _pacs002(scheme, rejected)
+    assert (status.status, status.reason_code, status.reason_text) == (
+        "RJCT",
+        "MS03",
+        "account closed",
+    )
+    expired = _pay(scheme, "t-expired", commit=False)
+    clock.advance(3600)
+    scheme.process_deadlines()
+    status = _pacs002(scheme, scheme.get_transfer("mtn-rw", expired.id))
+    assert (status.status, status.reason_code) == ("RJCT", "AB05")
+
+
+def test_a_participant_id_longer_than_an_iso_id_is_digested_not_refused(
+    scheme: PaymentScheme,
+) -> None:
+    long_id = "mobile-money-operator-of-the-republic-of-rwanda"  # 47 characters
+    scheme.register_participant(long_id, "Long Named MMO", "wallet", "RW", ["RWF"])
+    scheme.deposit(long_id, "RWF", 1_000_000, "dep-long")
+    scheme.set_net_debit_cap(long_id, "RWF", 1_000_000)
+    scheme.create_quote(long_id, "q-long", "MERCHANT", "KL-TILL-42", 1000, "RECEIVE", "RWF")
+    t = scheme.prepare_transfer(long_id, "t-long", "q-long")
+    ct = _pacs008(scheme, t)
+    assert ct.debtor_agent.participant_id == messages.fit_id(long_id)
+    assert len(ct.debtor_agent.participant_id) == 35

@@ -19,8 +19,14 @@ _STATUS = {
     TransferState.RESERVED: ("ACSP", None, None),
     TransferState.RECEIVED: ("PDNG", None, None),
     TransferState.HOLD: ("PDNG", None, "held for review"),
-    TransferState.ABORTED: ("RJCT", "AB05", None),  # AB05: timeout / aborted
+    TransferState.ABORTED: ("RJCT", "AB05", None),  # AB05: timeout (it expired)
 }
+#: ExternalStatusReason1Code of a transfer aborted otherwise than by its expiry (the payee's
+#: participant rejected it, a participant was suspended): MS03, reason not specified by the
+#: agent's code, the reason itself in AddtlInf. AB05 ("timeout") said every such transfer
+#: had expired.
+_REFUSED = "MS03"
+EXPIRED = "expired"  # the reason the scheme records for a transfer that expired
 
 #: ISO 20022 ids (MsgId, EndToEndId, a statement's Id) are Max35Text; an account's Max34Text.
 ID_LEN = 35
@@ -71,7 +77,9 @@ def uetr(transfer_id: str) -> str:
 
 
 def _agent(p: Participant) -> iso.Agent:
-    return iso.Agent(participant_id=p.id, bic=p.bic, name=p.name[:140])
+    """The participant as an agent: its id in ``Othr/Id`` (Max35Text; a longer id, up to 64
+    characters, is digested by :func:`fit_id`, the same way in every message)."""
+    return iso.Agent(participant_id=fit_id(p.id), bic=p.bic, name=p.name[:140])
 
 
 def credit_transfer(
@@ -114,6 +122,8 @@ def credit_transfer(
 
 def status_report(t: PaymentTransfer, clock: Clock) -> iso.TransferStatus:
     status, code, text = _STATUS[t.state]
+    if t.state is TransferState.ABORTED and t.reason != EXPIRED:
+        code = _REFUSED
     why = t.reason or text
     return iso.TransferStatus(
         message_id=fit_id(f"pacs002-{t.id}-{t.state.value}"),
