@@ -615,6 +615,19 @@ def test_suspended_participant_neither_sends_nor_receives(scheme: PaymentScheme)
     assert_ledger_ok(scheme)
 
 
+def test_an_accepted_quote_is_not_prepared_through_a_provider_suspended_since(
+    scheme: PaymentScheme,
+) -> None:
+    scheme.create_quote("mtn-rw", "q-acc", *TILL, 10_000, "SEND", "RWF")
+    scheme.accept_quote("mtn-rw", "q-acc")
+    scheme.set_active("fxco", False)
+    with unchanged(scheme), pytest.raises(ParticipantSuspended):
+        scheme.prepare_transfer("mtn-rw", "t-acc", "q-acc")
+    scheme.set_active("fxco", True)
+    assert scheme.prepare_transfer("mtn-rw", "t-acc", "q-acc").state is TransferState.RESERVED
+    assert_ledger_ok(scheme)
+
+
 def test_a_payer_suspended_after_prepare_cannot_be_committed(scheme: PaymentScheme) -> None:
     join_bk(scheme)
     before = scheme.liquidity("mtn-rw", "RWF")

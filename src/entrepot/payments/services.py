@@ -1081,6 +1081,10 @@ class PaymentScheme:
             # it screens), then the payer's cap. A refusal after the batch was posted undoes
             # it with the member's work.
             reservation = None if q.state is QuoteState.ACCEPTED else self._acceptance(conn, q)
+            if reservation is None and q.fx_provider is not None:
+                # accepted earlier: its provider may have been suspended since (the commit
+                # would abort it, but nothing is reserved against a suspended provider)
+                self._active(conn, q.fx_provider)
             now = self._now()
             t = _new_transfer(transfer_id, q, ttl_s, note, now)
             party = self._find_party(conn, q.payee_alias_type, q.payee_alias)
