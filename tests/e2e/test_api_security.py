@@ -91,6 +91,33 @@ def test_a_revoked_credential_is_refused_on_its_next_request(
             assert refused.status_code == 401 and refused.json()["code"] == "unauthenticated"
 
 
+def test_credentials_are_listed_and_revoked_through_the_api(
+    scheme: PaymentScheme, api: tuple[TestClient, dict[str, dict[str, str]]]
+) -> None:
+    """The operator and the participant itself list its credentials (never a secret) and
+    revoke one; another participant may not; a key named under another participant is 404."""
+    client, h = api
+    key_id = h["icbc"]["Authorization"].split()[1].partition(".")[0]
+    spare = client.post("/v1/participants/icbc/credentials", headers=h["scheme"], json={})
+    spare_key = spare.json()["keyId"]
+    listed = client.get("/v1/participants/icbc/credentials", headers=h["icbc"])
+    assert listed.status_code == 200
+    assert {c["keyId"]: c["revoked"] for c in listed.json()} == {key_id: False, spare_key: False}
+    assert "secret" not in listed.text and spare.json()["secret"] not in listed.text
+    assert client.get("/v1/participants/icbc/credentials", headers=h["mtn-rw"]).status_code == 403
+    path = f"/v1/participants/icbc/credentials/{spare_key}"
+    assert client.delete(path, headers=h["mtn-rw"]).status_code == 403
+    wrong = client.delete(f"/v1/participants/mtn-rw/credentials/{spare_key}", headers=h["scheme"])
+    assert wrong.status_code == 404 and wrong.json()["code"] == "credential_not_found"
+    revoked = client.delete(path, headers=h["scheme"])
+    assert revoked.status_code == 200 and revoked.json()["revoked"] is True
+    spare_auth = {"Authorization": f"Bearer {spare.json()['token']}"}
+    assert client.get("/v1/participants/icbc", headers=spare_auth).status_code == 401
+    mine = client.delete(f"/v1/participants/icbc/credentials/{key_id}", headers=h["icbc"])
+    assert mine.status_code == 200  # its own: the request that revokes it is the last
+    assert client.get("/v1/participants/icbc", headers=h["icbc"]).status_code == 401
+
+
 def test_a_redirect_is_not_kept_as_the_keys_answer(
     scheme: PaymentScheme, api: tuple[TestClient, dict[str, dict[str, str]]]
 ) -> None:

@@ -87,3 +87,15 @@ def test_payment_failures_exit_with_a_clear_line_and_change_nothing(cli: Cli) ->
     assert "net_debit_cap_exceeded" in cli.error("payments cap mtn-rw 9000000 RWF", code=1)
     cli("payments reject --as maybank t1")
     assert cli.json("payments liquidity mtn-rw RWF") == before
+
+
+def test_credentials_are_issued_listed_and_revoked_from_the_command_line(cli: Cli) -> None:
+    _network(cli)
+    issued = cli.json("payments credentials maybank")
+    listed = cli.json("payments credentials-list maybank")
+    assert [(c["key_id"], c["revoked"]) for c in listed] == [(issued["key_id"], False)]
+    assert issued["token"].partition(".")[2] not in str(listed)
+    revoked = cli.json("payments credentials-revoke", issued["key_id"])
+    assert revoked["revoked"] is True
+    assert cli.json("payments credentials-list maybank")[0]["revoked"] is True
+    assert "credential_not_found" in cli.error("payments credentials-revoke knope", code=1)

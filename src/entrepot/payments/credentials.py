@@ -15,14 +15,14 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from entrepot.kernel.clock import Clock, SystemClock
 from entrepot.payments import store as st
-from entrepot.payments.errors import InvalidPaymentInput, ParticipantNotFound
+from entrepot.payments.errors import CredentialNotFound, InvalidPaymentInput, ParticipantNotFound
 from entrepot.storage.driver import Fast
 from entrepot.storage.engine import read_connection
 
@@ -92,11 +92,63 @@ def issue_credential(
     return IssuedCredential(key_id, secret, participant_id)
 
 
-def revoke_credential(engine: Engine, key_id: str) -> None:
+@dataclass(frozen=True, slots=True)
+class CredentialInfo:
+    """A credential as its holder and the operator see it: never its secret or hash."""
+
+    key_id: str
+    participant_id: str
+    public_key: str | None  # base64 Ed25519 key requests must be signed with, if bound
+    revoked: bool
+    created_at_ns: int
+
+
+def _info(row: sa.Row[tuple[object, ...]]) -> CredentialInfo:
+    return CredentialInfo(
+        row.key_id, row.participant_id, row.public_key, bool(row.revoked), row.created_at
+    )
+
+
+def list_credentials(engine: Engine, participant_id: str) -> list[CredentialInfo]:
+    """The credentials issued to ``participant_id`` (a principal of any context), oldest
+    first, revoked ones included."""
+    with read_connection(engine) as conn:
+        rows = conn.execute(
+            sa.select(st.credentials)
+            .where(st.credentials.c.participant_id == participant_id)
+            .order_by(st.credentials.c.created_at, st.credentials.c.key_id)
+        ).all()
+    return [_info(r) for r in rows]
+
+
+def get_credential(engine: Engine, key_id: str) -> CredentialInfo:
+    with read_connection(engine) as conn:
+        row = conn.execute(sa.select(st.credentials).where(st.credentials.c.key_id == key_id))
+        found = row.first()
+    if found is None:
+        raise CredentialNotFound(f"credential {key_id!r} does not exist")
+    return _info(found)
+
+
+def revoke_credential(
+    engine: Engine, key_id: str, *, participant_id: str | None = None
+) -> CredentialInfo:
+    """Revoke ``key_id`` (refused from the next request on, in every worker:
+    ``verify_token``). ``participant_id``: the holder it must belong to (the API's path), else
+    CredentialNotFound, as for an unknown key. Revoking twice is not an error."""
     with engine.begin() as conn:
+        row = conn.execute(
+            sa.select(st.credentials).where(st.credentials.c.key_id == key_id)
+        ).first()
+        if row is None or (participant_id is not None and row.participant_id != participant_id):
+            raise CredentialNotFound(
+                f"credential {key_id!r} does not exist"
+                + (f" for {participant_id}" if participant_id is not None else "")
+            )
         conn.execute(
             sa.update(st.credentials).where(st.credentials.c.key_id == key_id).values(revoked=True)
         )
+    return replace(_info(row), revoked=True)
 
 
 _CREDENTIAL = Fast(

@@ -49,6 +49,12 @@ class EscrowNotFound(NotFound, PaymentError):
     http_status = 404
 
 
+class CredentialNotFound(NotFound, PaymentError):
+    code = "credential_not_found"
+    mojaloop_code = "3200"
+    http_status = 404
+
+
 class WindowNotFound(NotFound, PaymentError):
     code = "settlement_window_not_found"
     mojaloop_code = "3200"

@@ -29,7 +29,12 @@ from entrepot.payments import (
     qr,
 )
 from entrepot.payments.bulk import BulkItem, bulk_transfers
-from entrepot.payments.credentials import issue_credential
+from entrepot.payments.credentials import (
+    CredentialInfo,
+    issue_credential,
+    list_credentials,
+    revoke_credential,
+)
 from entrepot.payments.errors import InvalidPaymentInput, NotYours, PartyNotFound, QuoteNotFound
 from entrepot.payments.notify import public_key_b64
 
@@ -197,6 +202,37 @@ def credentials(
     return s.CredentialOut(
         keyId=issued.key_id, secret=issued.secret, token=issued.token, participantId=participant_id
     )
+
+
+def _credential(c: CredentialInfo) -> s.CredentialInfoOut:
+    return s.CredentialInfoOut(
+        keyId=c.key_id,
+        participantId=c.participant_id,
+        publicKey=c.public_key,
+        revoked=c.revoked,
+        createdAt=cv.iso(c.created_at_ns) or "",
+    )
+
+
+@router.get("/participants/{participant_id}/credentials", response_model=list[s.CredentialInfoOut])
+def list_participant_credentials(
+    participant_id: str, caller: Caller, scheme: Scheme
+) -> list[s.CredentialInfoOut]:
+    """The participant's credentials, revoked ones too (the participant or the operator)."""
+    _self_or_operator(caller, participant_id)
+    return [_credential(c) for c in list_credentials(scheme.engine, participant_id)]
+
+
+@router.delete(
+    "/participants/{participant_id}/credentials/{key_id}", response_model=s.CredentialInfoOut
+)
+def revoke_participant_credential(
+    participant_id: str, key_id: str, caller: Caller, scheme: Scheme
+) -> s.CredentialInfoOut:
+    """Revoke a credential (a lost secret, a key rotated): refused from the next request on,
+    in every worker. The participant may revoke its own, the operator any participant's."""
+    _self_or_operator(caller, participant_id)
+    return _credential(revoke_credential(scheme.engine, key_id, participant_id=participant_id))
 
 
 # ------------------------------------------------------------------ directory

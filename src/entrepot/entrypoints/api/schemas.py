@@ -75,6 +75,16 @@ class CredentialOut(BaseModel):
     participantId: str
 
 
+class CredentialInfoOut(BaseModel):
+    """A credential without its secret (shown once, at issue) or hash."""
+
+    keyId: str
+    participantId: str
+    publicKey: str | None
+    revoked: bool
+    createdAt: str
+
+
 class PartyIn(Strict):
     displayName: str = Field(min_length=1, max_length=200)
     currency: str = CurrencyCode

@@ -20,7 +20,11 @@ from entrepot.kernel.clock import parse_time
 from entrepot.kernel.money import format_amount, parse_amount
 from entrepot.payments import SCHEME, PaymentScheme, iso20022, messages, qr
 from entrepot.payments.bulk import BulkItem, bulk_transfers
-from entrepot.payments.credentials import issue_credential
+from entrepot.payments.credentials import (
+    issue_credential,
+    list_credentials,
+    revoke_credential,
+)
 
 app = typer.Typer(
     help="The payment scheme: participants, aliases, quotes, transfers, QR, "
@@ -145,6 +149,22 @@ def credentials(
         _show(
             {"participant": participant_id, "key_id": issued.key_id, "token": issued.token}, as_json
         )
+
+
+@app.command("credentials-list")
+@guard
+def credentials_list(participant_id: str, as_json: Json = False) -> None:
+    """A participant's credentials, revoked ones too (never their secrets)."""
+    with _scheme() as a:
+        _show([dataclasses.asdict(c) for c in list_credentials(a.engine, participant_id)], as_json)
+
+
+@app.command("credentials-revoke")
+@guard
+def credentials_revoke(key_id: str, as_json: Json = False) -> None:
+    """Revoke a credential (a lost secret, a rotated key): refused from the next request on."""
+    with _scheme() as a:
+        _show(dataclasses.asdict(revoke_credential(a.engine, key_id)), as_json)
 
 
 @app.command("alias-add")
