@@ -263,6 +263,14 @@ def test_nets_include_escrow_moves(scheme: PaymentScheme) -> None:
         ("bk-rw", "RWF"): (0, 25_000),
     }
     assert w1.report()["RWF"]["gross_minor"] >= w1.report()["RWF"]["net_minor"]
+    # w2 moved nothing but the escrow's 40,000 out to its payee and payer: its report says so
+    # (it said gross 0, net 0 once)
+    assert w2.report()["RWF"] == {
+        "gross_minor": 40_000,
+        "net_minor": 40_000,
+        "liquidity_saved_minor": 0,
+        "gross_to_net": 1.0,
+    }
     scheme.settle_window(SCHEME, w2.id)
     assert moves(before, liquidity(scheme)) == {
         ("mtn-rw", "RWF", "settlement_balance"): 9_950 - 25_000,

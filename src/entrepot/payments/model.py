@@ -213,13 +213,28 @@ class SettlementWindow:
     positions: tuple[NetPosition, ...] = ()
 
     def report(self) -> dict[str, dict[str, int | float]]:
-        """Per currency: gross value, net value and the liquidity saved by netting."""
-        out: dict[str, dict[str, int | float]] = {}
+        """Per currency: gross value, net value and the liquidity saved by netting.
+
+        A payment's value is sent by one participant and received by others (fees and FX
+        legs included), so what was sent and what was received are equal; escrow moves are
+        one-sided (a hold is sent to the scheme's escrow account, a release or refund
+        received from it), so each total counts only its side. Gross is the larger total, net
+        the larger of what debtors pay in and creditors are paid: a window whose only move
+        released an escrow held earlier moved its amount, which summing what was sent and
+        what debtors owe (0 and 0) did not show."""
+        sums: dict[str, list[int]] = {}
         for p in self.positions:
-            entry = out.setdefault(p.currency, {"gross_minor": 0, "net_minor": 0})
-            entry["gross_minor"] = int(entry["gross_minor"]) + p.sent_minor
-            entry["net_minor"] = int(entry["net_minor"]) + max(0, -p.net_minor)
-        for entry in out.values():
+            acc = sums.setdefault(p.currency, [0, 0, 0, 0])
+            acc[0] += p.sent_minor
+            acc[1] += p.received_minor
+            acc[2] += max(0, -p.net_minor)
+            acc[3] += max(0, p.net_minor)
+        out: dict[str, dict[str, int | float]] = {}
+        for currency, (sent, received, owed, owing) in sums.items():
+            entry = out[currency] = {
+                "gross_minor": max(sent, received),
+                "net_minor": max(owed, owing),
+            }
             gross, net = int(entry["gross_minor"]), int(entry["net_minor"])
             entry["liquidity_saved_minor"] = gross - net
             entry["gross_to_net"] = round(gross / net, 2) if net else float("inf") if gross else 0.0
