@@ -361,6 +361,22 @@ def test_bulk_transfers_commit_each_item_or_reject_it_alone(
         (lambda b: b["transfers"][0]["payee"].update(partyIdType="EMAIL"), 422, "partyIdType"),
         (lambda b: b.update(bulkId="a b"), 422, "bulkId"),
         (lambda b: b.update(transfers=[]), 422, "transfers"),
+        # an item's own checks name the item: its index, transfer id and field
+        (
+            lambda b: b["transfers"][1]["amount"].update(amount="0.001"),
+            422,
+            '"field":"transfers.1.amount"',
+        ),
+        (
+            lambda b: b["transfers"][1]["amount"].update(amount="0"),
+            422,
+            "transfers[1] (transferId 'bb1'): amount must be a positive",
+        ),
+        (
+            lambda b: b["transfers"][1]["payee"].update(partyIdentifier="0788123456"),
+            422,
+            '"field":"transfers.1.payee.partyIdentifier"',
+        ),
     ],
 )
 def test_a_malformed_bulk_gets_a_problem_and_changes_nothing(
@@ -519,3 +535,46 @@ def _included_routers(app: Any) -> list[Any]:
     from entrepot.entrypoints.api.routes_trade import router as trade_router
 
     return [risk_router, trade_router]
+
+
+def test_a_qr_is_paid_in_its_own_currency_and_for_its_own_amount(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """An amount sent with a static QR is in the QR's currency; one sent with a dynamic QR
+    is the QR's amount (it was dropped silently, and the QR's paid)."""
+    client, h = api
+    before = scheme.liquidity("mtn-rw", "RWF")
+    pay = {"transferId": "t-qr", "quoteId": "q-qr", "sourceCurrency": "RWF"}
+    static = {**pay, "payload": _kedai_qr(client, h, amount=None)}
+    r = client.post(
+        "/v1/qr/pay", json={**static, "amount": {"amount": "2.00", "currency": "EUR"}},
+        headers=h["mtn-rw"],
+    )  # fmt: skip
+    assert r.status_code == 422 and r.json()["field"] == "amount.currency", r.text
+    dynamic = {**pay, "payload": _kedai_qr(client, h, amount="1.00")}
+    r = client.post(
+        "/v1/qr/pay", json={**dynamic, "amount": {"amount": "500.00", "currency": "MYR"}},
+        headers=h["mtn-rw"],
+    )  # fmt: skip
+    assert r.status_code == 422 and "this QR is for 1.00 MYR" in r.json()["detail"], r.text
+    assert scheme.liquidity("mtn-rw", "RWF") == before
+    r = client.post(
+        "/v1/qr/pay", json={**dynamic, "amount": {"amount": "1.00", "currency": "MYR"}},
+        headers=h["mtn-rw"],
+    )  # fmt: skip
+    assert r.status_code == 201 and r.json()["quote"]["receiveAmount"]["minor"] == 100, r.text
+
+
+def test_a_qr_is_encoded_only_for_a_till_id_that_can_be_registered(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    client, h = api
+    body = {
+        "tillId": "-abc",
+        "merchantName": "Kedai",
+        "city": "Kuala Lumpur",
+        "country": "MY",
+        "currency": "MYR",
+    }
+    r = client.post("/v1/qr/encode", json=body, headers=h["maybank"])
+    assert r.status_code == 422 and "malformed" in r.json()["detail"], r.text

@@ -974,6 +974,11 @@ def test_malformed_input_and_aliases_are_refused(scheme: PaymentScheme) -> None:
         ("IBAN", "GB82-WEST"),
         ("MERCHANT", "-till"),
         ("PASSPORT", "X123"),
+        ("MSISDN", "+44 (0)20 7946 0958"),  # a trunk 0 in brackets: not E.164 as written
+        ("IBAN", "XX0812345678901"),  # no such country (passes mod-97)
+        ("IBAN", "US02123456789012345"),  # a country without IBANs
+        ("IBAN", "NO2912345678901234567890"),  # Norway's are 15 characters
+        ("IBAN", "DE00370400440532013000"),  # check digits 00 are never issued
     ]
     for kind, value in bad:
         with unchanged(scheme), pytest.raises(InvalidPaymentInput):
@@ -987,6 +992,15 @@ def test_malformed_input_and_aliases_are_refused(scheme: PaymentScheme) -> None:
         "GB82WEST12345698765432",
         "MY",
     )
+    # A display name is text another participant's messages carry: no control characters,
+    # not only spaces (a NUL was a 500 on PostgreSQL; U+0001 broke the payer's pacs.008).
+    for name, why in (
+        ("Kedai\u0001", r"U\+0001"),
+        ("a\u0000b", r"U\+0000"),
+        ("   ", "only spaces"),
+    ):
+        with unchanged(scheme), pytest.raises(InvalidPaymentInput, match=why):
+            scheme.register_alias("maybank", "MERCHANT", "KL-TILL-77", name, "MYR")
     # Taken by another participant, or already registered by the same one.
     with unchanged(scheme), pytest.raises(AliasTaken):
         scheme.register_alias("mtn-rw", *TILL, "Impostor", "RWF")

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from entrepot.kernel.errors import InvalidInput
 from entrepot.kernel.limits import AMOUNT_MAX
 from entrepot.ledger import Account, AccountFlags, CreateTransferResult, Transfer
 from entrepot.payments import store as st
@@ -162,6 +163,26 @@ def _reason(code: R) -> str:
     return "net debit cap exceeded" if code is R.EXCEEDS_CREDITS else str(code)
 
 
+# Where in a bulk item the field an item's check names is (its own name otherwise).
+_ITEM_FIELDS = {
+    "transfer id": "transferId",
+    "type": "payee.partyIdType",
+    "id": "payee.partyIdentifier",
+}
+
+
+def item_error(exc: InvalidInput, n: int, transfer_id: str) -> InvalidInput:
+    """``exc``, raised by a check of item ``n`` of a bulk, as an error of the same kind that
+    names the item (its index and transfer id) and the field in the bulk's body: in a bulk of
+    thousands, "amount must be a positive integer" alone did not say which."""
+    where = _ITEM_FIELDS.get(exc.field or "", exc.field or "")
+    return type(exc)(
+        f"transfers[{n}] (transferId {transfer_id!r}): {exc.detail}",
+        field=f"transfers.{n}.{where}".rstrip("."),
+        code=exc.code,
+    )
+
+
 def bulk_transfers(
     scheme: PaymentScheme, caller: str, bulk_id: str, currency: str, items: Sequence[BulkItem]
 ) -> list[BulkResult]:
@@ -174,13 +195,16 @@ def bulk_transfers(
         raise InvalidPaymentInput(f"a bulk holds 1..{BULK_ITEMS_MAX} transfers", field="transfers")
     aliases: dict[tuple[AliasType | str, str], tuple[str, str]] = {}
     keys = []
-    for item in items:
-        _check_id(item.transfer_id, "transfer id")
-        _check_amount(item.amount_minor)
-        key = (item.payee_alias_type, item.payee_alias)
-        if key not in aliases:  # a payroll pays few payees many times: normalise each once
-            kind, alias = normalise_alias(*key)
-            aliases[key] = (kind.value, alias)
+    for n, item in enumerate(items):
+        try:
+            _check_id(item.transfer_id, "transfer id")
+            _check_amount(item.amount_minor)
+            key = (item.payee_alias_type, item.payee_alias)
+            if key not in aliases:  # a payroll pays few payees many times: normalise each once
+                kind, alias = normalise_alias(*key)
+                aliases[key] = (kind.value, alias)
+        except InvalidInput as exc:
+            raise item_error(exc, n, item.transfer_id) from None
         keys.append(aliases[key])
     if len({i.transfer_id for i in items}) != len(items):
         raise InvalidPaymentInput("transfer ids repeat within the bulk", field="transfers")

@@ -18,6 +18,7 @@ from entrepot.entrypoints.api import schemas as s
 from entrepot.entrypoints.api.asgi import run_read
 from entrepot.entrypoints.api.security import caller_dependency
 from entrepot.kernel.clock import NS_PER_S, parse_time
+from entrepot.kernel.errors import InvalidInput
 from entrepot.kernel.money import format_amount, get_currency, parse_amount
 from entrepot.payments import (
     SCHEME,
@@ -28,14 +29,21 @@ from entrepot.payments import (
     messages,
     qr,
 )
-from entrepot.payments.bulk import BulkItem, bulk_transfers
+from entrepot.payments.aliases import normalise_alias
+from entrepot.payments.bulk import BulkItem, bulk_transfers, item_error
 from entrepot.payments.credentials import (
     CredentialInfo,
     issue_credential,
     list_credentials,
     revoke_credential,
 )
-from entrepot.payments.errors import InvalidPaymentInput, NotYours, PartyNotFound, QuoteNotFound
+from entrepot.payments.errors import (
+    InvalidPaymentInput,
+    NotYours,
+    PartyNotFound,
+    PaymentError,
+    QuoteNotFound,
+)
 from entrepot.payments.notify import public_key_b64
 
 _PROBLEM: dict[str, object] = {
@@ -406,10 +414,13 @@ def _bulk(raw: bytes, caller: str, scheme: PaymentScheme) -> Response:
     get_currency(currency)
     minor: dict[str, int] = {}  # a payroll repeats its amounts: parse each once
     items = []
-    for i in transfers:
+    for n, i in enumerate(transfers):
         text = i["amount"]["amount"]
         if text not in minor:
-            minor[text] = parse_amount(text, currency)
+            try:
+                minor[text] = parse_amount(text, currency)
+            except InvalidInput as exc:  # which item, in thousands
+                raise item_error(exc, n, i["transferId"]) from None
         payee = i["payee"]
         items.append(
             BulkItem(i["transferId"], payee["partyIdType"], payee["partyIdentifier"], minor[text])
@@ -440,8 +451,9 @@ def qr_encode(body: s.QrEncodeIn, caller: Caller) -> s.QrOut:
 
 def _merchant_qr(body: s.QrEncodeIn) -> qr.QrPayload:
     amount = parse_amount(body.amount, body.currency) if body.amount is not None else None
+    _, till = normalise_alias(AliasType.MERCHANT, body.tillId)  # one that can be registered
     return qr.build_merchant_qr(
-        merchant_alias=body.tillId,
+        merchant_alias=till,
         mcc=body.mcc,
         currency=body.currency,
         country=body.country,
@@ -490,8 +502,26 @@ def qr_pay(body: s.QrPayIn, caller: Caller, scheme: Scheme) -> s.QrPayOut:
     till = p.find_merchant_alias()
     if till is None:
         raise InvalidPaymentInput("this QR carries no Entrepot merchant till id", field="payload")
-    if p.amount_minor is not None:
+    # An amount sent with the QR is in the QR's currency, and a dynamic QR's own amount: a
+    # resend with another body is the scheme's to refuse (3106), so these are checked only
+    # for a payment not made yet.
+    if body.amount is not None and body.amount.currency != p.currency.code:
+        if not _made(scheme, caller, body.transferId):
+            raise InvalidPaymentInput(
+                f"this QR is paid in {p.currency.code}, not {body.amount.currency}",
+                field="amount.currency",
+            )
+        amount, currency = cv.minor(body.amount), body.amount.currency  # refused as a resend
+    elif p.amount_minor is not None:
         amount, currency = p.amount_minor, p.currency.code
+        if body.amount is not None and cv.minor(body.amount) != amount:
+            if not _made(scheme, caller, body.transferId):
+                raise InvalidPaymentInput(
+                    f"this QR is for {cv.money(amount, currency).amount} {currency}: an "
+                    "amount sent with it must be the same",
+                    field="amount",
+                )
+            amount = cv.minor(body.amount)  # refused as a resend
     elif body.amount is not None:
         amount, currency = cv.minor(body.amount), body.amount.currency
     else:
@@ -511,6 +541,15 @@ def qr_pay(body: s.QrPayIn, caller: Caller, scheme: Scheme) -> s.QrPayOut:
         payer_alias=body.payer.partyIdentifier if body.payer else None,
     )
     return s.QrPayOut(party=cv.party(party), quote=cv.quote(q), transfer=cv.transfer(t))
+
+
+def _made(scheme: PaymentScheme, caller: str, transfer_id: str) -> bool:
+    """Whether the caller has a transfer with this id (a request is then a resend)."""
+    try:
+        scheme.get_transfer(caller, transfer_id)
+    except PaymentError:
+        return False
+    return True
 
 
 # ------------------------------------------------------------------ escrow
