@@ -14,9 +14,9 @@ from nacl.signing import SigningKey
 from entrepot.entrypoints.api.app import create_app
 from entrepot.entrypoints.api.routes import PAYMENT_PATH
 from entrepot.entrypoints.api.routes import router as v1_router
-from entrepot.entrypoints.api.security import sign_request
 from entrepot.payments import PaymentScheme
 from entrepot.payments.credentials import issue_credential
+from entrepot.payments.signing import sign_request
 
 
 @pytest.fixture

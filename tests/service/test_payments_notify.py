@@ -41,6 +41,7 @@ class Endpoint:
                         "id": self.headers["X-Entrepot-Event-Id"],
                         "to": self.headers["FSPIOP-Destination"],
                         "signature": self.headers.get("X-Signature"),
+                        "date": self.headers.get("X-Entrepot-Date"),
                         "raw": body,
                         "body": json.loads(body),
                     }
@@ -206,7 +207,9 @@ def test_callbacks_are_signed_with_the_schemes_key(
     scheme: PaymentScheme, clock: FakeClock, endpoint: Endpoint, tmp_path: Path
 ) -> None:
     import base64
+    import hashlib
 
+    from nacl.exceptions import BadSignatureError
     from nacl.signing import VerifyKey
 
     from entrepot.payments.notify import public_key_b64, signing_key
@@ -220,7 +223,16 @@ def test_callbacks_are_signed_with_the_schemes_key(
     Dispatcher(scheme.engine, clock, key=key).deliver_due()
     (got,) = endpoint.received
     verify = VerifyKey(base64.b64decode(public_key_b64(key)))
-    verify.verify(b"POST\n/callbacks\n" + got["raw"], base64.b64decode(got["signature"]))
+    # the request form (signing.py), built here by hand: the whole URL, the event id as nonce
+    digest = hashlib.sha256(got["raw"]).hexdigest()
+    signed = f"entrepot-request-v1\n{got['date']}\n{got['id']}\nPOST\n{endpoint.url}\n\n{digest}"
+    verify.verify(signed.encode(), base64.b64decode(got["signature"]))
+    for forged in (
+        signed.replace(f"\n{got['id']}\n", "\n999\n"),  # another event id: not a duplicate
+        signed.replace(endpoint.url, endpoint.url + "?tenant=other"),  # another target
+    ):
+        with pytest.raises(BadSignatureError):
+            verify.verify(forged.encode(), base64.b64decode(got["signature"]))
 
 
 def test_a_redirect_is_not_followed(
@@ -292,3 +304,131 @@ def test_workers_starting_together_agree_on_one_signing_key(
     assert errors == [] and len(keys) == 6 and len(set(keys)) == 1
     assert sorted(p.name for p in path.parent.iterdir()) == ["scheme.ed25519"]
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+class RawEndpoint:
+    """A callback 'server' that answers what it is told to, byte by byte (``answer``), with
+    ``pause`` seconds between bytes."""
+
+    def __init__(self, answer: bytes, pause: float = 0.0) -> None:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/cb"
+        self.answer, self.pause = answer, pause
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import time
+
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                request = b""
+                while b"\r\n\r\n" not in request:  # the whole request, as a server would
+                    request += conn.recv(65536)
+                head, _, body = request.partition(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                while len(body) < length:
+                    body += conn.recv(65536)
+                try:
+                    for byte in self.answer:
+                        conn.sendall(bytes([byte]))
+                        time.sleep(self.pause)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_an_endpoint_that_answers_garbage_does_not_stop_the_others(
+    scheme: PaymentScheme, clock: FakeClock, endpoint: Endpoint
+) -> None:
+    """A status line that is not HTTP raised out of the round (not an OSError) before the row
+    was recorded: the next round took the same row first, and nobody was served again."""
+    garbage = RawEndpoint(b"GARBAGE\r\n\r\n")
+    try:
+        join_bk(scheme)
+        scheme.set_endpoint("bk-rw", garbage.url)
+        scheme.set_endpoint("mtn-rw", endpoint.url)
+        t = pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 1_000, "RWF", commit=False)
+        scheme.reject_transfer("bk-rw", t.id)
+        assert Dispatcher(scheme.engine, clock).deliver_due() == {"delivered": 1, "failed": 1}
+        assert [r["event"] for r in endpoint.received] == ["transfer.aborted"]
+        (failed,) = scheme.notifications("bk-rw", pending_only=True)[:1]
+        assert "BadStatusLine" in failed["lastError"]
+    finally:
+        garbage.close()
+
+
+def test_an_attempt_has_a_deadline_however_slowly_the_endpoint_answers(
+    scheme: PaymentScheme, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from entrepot.payments import notify
+
+    monkeypatch.setattr(notify, "ATTEMPT_S_MAX", 1.0)
+    slow = RawEndpoint(b"HTTP/1.1 200 OK\r\n" + b"X-Pad: 1\r\n" * 40 + b"\r\n", pause=0.1)
+    try:
+        join_bk(scheme)
+        scheme.set_endpoint("bk-rw", slow.url)
+        pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 1_000, "RWF", commit=False)
+        t0 = time.monotonic()
+        assert Dispatcher(scheme.engine, clock).deliver_due() == {"delivered": 0, "failed": 1}
+        assert time.monotonic() - t0 < 3  # every read came within the 5 s read timeout
+        (pending,) = scheme.notifications("bk-rw", pending_only=True)
+        assert pending["lastError"].startswith("TimeoutError: no answer within 1 s")
+    finally:
+        slow.close()
+
+
+def test_a_participants_notices_arrive_in_order_and_a_dead_endpoint_costs_one_attempt(
+    scheme: PaymentScheme, clock: FakeClock, endpoint: Endpoint
+) -> None:
+    """The payee's endpoint is down for "reserved": "aborted" waits for it (it arrived
+    first once), and a round tries the down endpoint once, not once per notice."""
+    join_bk(scheme)
+    scheme.set_endpoint("bk-rw", endpoint.url)
+    endpoint.statuses = [503]
+    t = pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    t2 = pay(scheme, "mtn-rw", "t2", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    scheme.reject_transfer("bk-rw", t.id)
+    dispatcher = Dispatcher(scheme.engine, clock)
+    assert dispatcher.deliver_due() == {"delivered": 0, "failed": 1}  # one try, two wait
+    assert dispatcher.deliver_due() == {"delivered": 0, "failed": 0}  # backing off: all wait
+    clock.advance(1)
+    assert dispatcher.deliver_due() == {"delivered": 3, "failed": 0}
+    got = [(r["body"]["transferId"], r["event"]) for r in endpoint.received[1:]]
+    assert got == [
+        (t.id, "transfer.reserved"),
+        (t2.id, "transfer.reserved"),
+        (t.id, "transfer.aborted"),
+    ]
+
+
+def test_the_allowed_hosts_are_checked_at_every_attempt_and_odd_urls_refused(
+    scheme: PaymentScheme, clock: FakeClock, endpoint: Endpoint
+) -> None:
+    join_bk(scheme)
+    scheme.set_endpoint("bk-rw", endpoint.url)  # registered before the operator's list
+    pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    dispatcher = Dispatcher(scheme.engine, clock, hosts={"bk.example"})
+    assert dispatcher.deliver_due() == {"delivered": 0, "failed": 1}
+    assert endpoint.received == []
+    (pending,) = scheme.notifications("bk-rw", pending_only=True)
+    assert "'127.0.0.1' is not one the scheme allows" in pending["lastError"]
+    for odd in (
+        "http://127.0.0.1:abc/cb",  # not a port
+        "http://127.0.0.1\\@ok.example/",  # read one way by a check, another by a connection
+        "http://user@ok.example/cb",
+        "http:///cb",
+    ):
+        with pytest.raises(InvalidPaymentInput, match="refused"):
+            scheme.set_endpoint("bk-rw", odd)

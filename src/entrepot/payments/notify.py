@@ -7,9 +7,10 @@ JSON, at least once: the ``X-Entrepot-Event-Id`` header lets the receiver drop d
 failed delivery (a network error or a non-2xx answer) is retried with exponential backoff,
 1 s doubling up to an hour; every attempt is recorded. Participants can also read their
 notifications (``PaymentScheme.notifications``), so a missed callback is never lost. Each
-callback is signed with the scheme's Ed25519 key (``X-Signature``: base64 of the signature of
-``"POST\n" + path + "\n" + body``; a replay is dropped by its event id); the
-public key is served at ``GET /v1/scheme/public-key``.
+callback is signed with the scheme's Ed25519 key in the form requests are (``signing.py``:
+the target is the callback's whole URL and the nonce its event id, so neither can be changed
+on a resent notice); the public key is served at ``GET /v1/scheme/public-key``. Each
+participant's notices arrive in order (``Dispatcher``).
 
 Which participant hears what (the switch's part of Mojaloop's transfer flow):
 - ``transfer.reserved`` -> the payee (funds reserved for it: accept or reject);
@@ -23,12 +24,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.client
 import json
 import os
+import socket
+import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Callable, Set
 from pathlib import Path
@@ -41,11 +43,13 @@ from sqlalchemy import Connection, Engine
 from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock
 from entrepot.payments import store as st
 from entrepot.payments.model import PaymentTransfer, TransferState
+from entrepot.payments.signing import sign_callback
 from entrepot.storage.engine import read_connection
 
 BACKOFF_S_MAX = 3_600
 ERROR_LEN_MAX = 300
-TIMEOUT_S = 5.0
+TIMEOUT_S = 5.0  # one read or connect
+ATTEMPT_S_MAX = 10.0  # a whole attempt
 
 RECIPIENTS: dict[TransferState, tuple[str, ...]] = {
     TransferState.RESERVED: ("payee",),
@@ -172,29 +176,79 @@ def public_key_b64(key: SigningKey) -> str:
     return base64.b64encode(bytes(key.verify_key)).decode()
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A callback goes to the registered URL only: a redirect is an answer, not a new target
-    (following it would let an endpoint point the scheme at any address)."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirect)
-
-
 def http_post(url: str, body: bytes, headers: dict[str, str]) -> int:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    """POST ``body`` to ``url`` (http or https; redirects are answers, not new targets: a
+    3xx is returned, not followed, so an endpoint cannot point the scheme elsewhere) and
+    return the status. The whole attempt, connecting to the end of the status line and
+    headers, takes at most ``ATTEMPT_S_MAX``: a per-read timeout alone let an endpoint that
+    sent a byte every few seconds hold the dispatcher for hours. Raises OSError (or
+    ``http.client.HTTPException``) when there is no answer."""
+    parts = urllib.parse.urlsplit(url)
+    target = parts.path or "/"
+    if parts.query:
+        target += f"?{parts.query}"
+    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = cls(parts.hostname or "", parts.port, timeout=TIMEOUT_S)
+    fired = threading.Event()
+
+    def cut() -> None:  # shutting the socket down wakes the read it is blocked in
+        fired.set()
+        sock = conn.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(ATTEMPT_S_MAX, cut)
+    timer.daemon = True
+    timer.start()
     try:
-        with _OPENER.open(request, timeout=TIMEOUT_S) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)  # a 3xx lands here too: not delivered, retried later
+        conn.request("POST", target, body=body, headers=headers)
+        status = int(conn.getresponse().status)
+    except (OSError, http.client.HTTPException) as exc:
+        if fired.is_set():
+            raise TimeoutError(f"no answer within {ATTEMPT_S_MAX:g} s") from exc
+        raise
+    finally:
+        timer.cancel()
+        conn.close()
+    if fired.is_set():  # the status came as the time ran out: not taken as an answer
+        raise TimeoutError(f"no answer within {ATTEMPT_S_MAX:g} s")
+    return status
+
+
+def endpoint_problem(url: str, hosts: Set[str] = frozenset()) -> str | None:
+    """Why the scheme will not POST to ``url`` (None: it will): not http(s), no host, a
+    port that is not a number, user info or a backslash in the authority (read one way by
+    the check and another by the connection), or a host outside ``hosts`` when the operator
+    set them (``ENTREPOT_CALLBACK_HOSTS``)."""
+    if any(c.isspace() for c in url) or "\\" in url:
+        return "it holds spaces or a backslash"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        return f"it does not parse: {exc}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "it is not an http(s) URL with a host"
+    if "@" in parts.netloc:
+        return "it names a user"
+    host = parts.hostname.lower()
+    if hosts and host not in hosts:
+        return f"host {host!r} is not one the scheme allows ({', '.join(sorted(hosts))})"
+    return None
 
 
 class Dispatcher:
     """Delivers due notifications; run it in a loop beside the API (``entrepot payments
-    deliver --loop``). Several dispatchers may run: a notice may then arrive twice."""
+    deliver --loop``). Several dispatchers may run: a notice may then arrive twice.
+
+    Each participant's notices arrive in the order they were written: a notice waits while
+    an earlier one to the same participant is undelivered (a payee heard "aborted" before
+    "reserved" when its endpoint was down for the first). A round takes, for each participant
+    whose oldest undelivered notice is due, its notices in order until one fails: an endpoint
+    that is down costs one attempt a round, not one per notice, and holds up no one else.
+    ``hosts``: the operator's allowed callback hosts, checked at every attempt too (an
+    endpoint registered before the list was set is not called outside it)."""
 
     def __init__(
         self,
@@ -202,30 +256,54 @@ class Dispatcher:
         clock: Clock | None = None,
         send: Sender | None = None,
         key: SigningKey | None = None,
+        hosts: Set[str] = frozenset(),
     ) -> None:
         self.engine = engine
         self.clock: Clock = clock or SystemClock()
         self.send: Sender = send or http_post
         self.key = key
+        self.hosts = frozenset(h.lower() for h in hosts)
 
     def deliver_due(self, limit: int = 200) -> dict[str, int]:
+        """One round: at most ``limit`` notices per participant."""
         now = self.clock.now_ns()
         with read_connection(self.engine) as conn:
-            due = conn.execute(
-                sa.select(st.outbox, st.endpoints.c.url)
-                .join(st.endpoints, st.endpoints.c.participant_id == st.outbox.c.participant_id)
-                .where(st.outbox.c.delivered_at.is_(None), st.outbox.c.next_attempt_at <= now)
-                .order_by(st.outbox.c.id)
-                .limit(limit)
+            heads = conn.execute(
+                sa.select(st.outbox.c.participant_id, sa.func.min(st.outbox.c.id))
+                .where(st.outbox.c.delivered_at.is_(None))
+                .group_by(st.outbox.c.participant_id)
             ).all()
+            ready = [
+                pid
+                for pid, first in heads
+                if conn.execute(
+                    sa.select(st.outbox.c.next_attempt_at).where(st.outbox.c.id == first)
+                ).scalar_one()
+                <= now
+            ]
         counts = {"delivered": 0, "failed": 0}
-        for row in due:
-            error = self._attempt(row)
-            self._record(row, error)
-            counts["failed" if error else "delivered"] += 1
+        for pid in sorted(ready):
+            with read_connection(self.engine) as conn:
+                rows = conn.execute(
+                    sa.select(st.outbox, st.endpoints.c.url)
+                    .join(st.endpoints, st.endpoints.c.participant_id == st.outbox.c.participant_id)
+                    .where(st.outbox.c.participant_id == pid, st.outbox.c.delivered_at.is_(None))
+                    .order_by(st.outbox.c.id)
+                    .limit(limit)
+                ).all()
+            for row in rows:
+                error = self._attempt(row)
+                self._record(row, error)
+                counts["failed" if error else "delivered"] += 1
+                if error:
+                    break  # the rest wait, in order, for this one
         return counts
 
     def _attempt(self, row: Any) -> str | None:
+        why = endpoint_problem(row.url, self.hosts)
+        if why is not None:
+            return f"endpoint refused: {why}"[:ERROR_LEN_MAX]
+        body = row.body.encode()
         headers = {
             "Content-Type": "application/json",
             "FSPIOP-Source": "scheme",
@@ -234,12 +312,10 @@ class Dispatcher:
             "X-Entrepot-Event-Id": str(row.id),
         }
         if self.key is not None:
-            path = urllib.parse.urlsplit(row.url).path or "/"
-            signed = self.key.sign(f"POST\n{path}\n".encode() + row.body.encode())
-            headers["X-Signature"] = base64.b64encode(signed.signature).decode()
+            headers |= sign_callback(self.key, row.url, str(row.id), body)
         try:
-            status = self.send(row.url, row.body.encode(), headers)
-        except (OSError, ValueError) as exc:  # unreachable, refused, timed out, bad URL
+            status = self.send(row.url, body, headers)
+        except Exception as exc:  # whatever one endpoint does, the others are still served
             return f"{type(exc).__name__}: {exc}"[:ERROR_LEN_MAX]
         return None if 200 <= status < 300 else f"HTTP {status}"
 

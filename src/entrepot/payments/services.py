@@ -25,7 +25,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
@@ -86,7 +85,7 @@ from entrepot.payments.model import (
     TransferState,
     WindowState,
 )
-from entrepot.payments.notify import notify_transfer
+from entrepot.payments.notify import endpoint_problem, notify_transfer
 from entrepot.storage.engine import read_connection
 from entrepot.storage.group import GroupCommit
 from entrepot.storage.uow import UnitOfWork
@@ -1491,19 +1490,14 @@ class PaymentScheme:
             not isinstance(url, str)
             or len(url) > ENDPOINT_LEN_MAX
             or not url.startswith(("http://", "https://"))
-            or any(c.isspace() for c in url)
         ):
             raise InvalidPaymentInput(
                 f"endpoint must be an http(s) URL of at most {ENDPOINT_LEN_MAX} characters",
                 field="url",
             )
-        host = (urlsplit(url).hostname or "").lower()
-        if self.callback_hosts and host not in self.callback_hosts:
-            raise InvalidPaymentInput(
-                f"endpoint host {host!r} is not one the scheme allows "
-                f"({', '.join(sorted(self.callback_hosts))})",
-                field="url",
-            )
+        why = endpoint_problem(url, self.callback_hosts)
+        if why is not None:
+            raise InvalidPaymentInput(f"endpoint {url!r} is refused: {why}", field="url")
         with self._uow() as uow:
             conn = uow.connection
             self._active(conn, caller)

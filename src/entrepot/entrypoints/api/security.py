@@ -3,13 +3,13 @@
 - ``Authorization: Bearer <key_id>.<secret>``: credentials issued per participant, stored
   hashed. The caller's participant id scopes every query.
 - ``X-Signature``: when the credential is bound to an Ed25519 public key, the request must be
-  signed (:func:`signed_message`, :func:`sign_request`): base64 of the signature over its
-  timestamp (``X-Entrepot-Date``, unix seconds, within ``SIGNATURE_WINDOW_S`` of the
-  server's clock), its nonce (``X-Entrepot-Nonce``), method, target (path and query as
-  sent), Idempotency-Key and body. A nonce is accepted once per credential (recorded in
-  ``pay_request_nonces`` while its timestamp is fresh, through the scheme's group commit:
-  every worker and every server on the database refuses a replay); so a captured signed
-  request cannot be sent again, nor its query, key or body changed.
+  signed (``payments/signing.py``: ``signed_message``, ``sign_request``): base64 of the
+  signature over its timestamp (``X-Entrepot-Date``, unix seconds, within
+  ``SIGNATURE_WINDOW_S`` of the server's clock), its nonce (``X-Entrepot-Nonce``), method,
+  target (path and query as sent), Idempotency-Key and body. A nonce is accepted once per
+  credential (recorded in ``pay_request_nonces`` while its timestamp is fresh, through the
+  scheme's group commit: every worker and every server on the database refuses a replay); so a
+  captured signed request cannot be sent again, nor its query, key or body changed.
 - ``Idempotency-Key`` on POST/PUT/DELETE: same caller, key and body -> the first response,
   replayed; same key with a different body -> 409 (Mojaloop 3106); same key while the first
   request with it is still being answered -> 409 ``request_in_progress`` with Retry-After
@@ -28,7 +28,6 @@ import base64
 import hashlib
 import json
 import logging
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -36,7 +35,7 @@ from typing import Any
 from urllib.parse import quote
 
 from nacl.exceptions import BadSignatureError
-from nacl.signing import SigningKey, VerifyKey
+from nacl.signing import VerifyKey
 from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import URL, Headers
@@ -54,6 +53,7 @@ from entrepot.payments.credentials import (
     record_nonce,
     verify_token,
 )
+from entrepot.payments.signing import signed_message
 from entrepot.storage.engine import read_connection
 from entrepot.storage.group import GroupCommitFailed
 from entrepot.storage.uow import UnitOfWork
@@ -292,7 +292,9 @@ class SecurityMiddleware:
 
         def write(conn: Connection) -> bool:
             if purge:
-                purge_nonces(conn, int(time.time()) - 1)
+                # a window past their expiry: a server whose clock runs ahead (by up to the
+                # window) dropped nonces another, on time, would still accept again
+                purge_nonces(conn, int(time.time()) - SIGNATURE_WINDOW_S)
             return record_nonce(conn, key_id, nonce, expires_at)
 
         try:
@@ -425,48 +427,6 @@ def request_target(scope: Scope) -> str:
     path = raw_path.decode("latin-1") if raw_path else quote(URL(scope=scope).path)
     query: bytes = scope.get("query_string", b"")
     return path + ("?" + query.decode("latin-1") if query else "")
-
-
-def signed_message(
-    date: str, nonce: str, method: str, target: str, idempotency_key: str, body: bytes
-) -> bytes:
-    """What a request's ``X-Signature`` signs: lines of the scheme's version tag, the
-    timestamp, the nonce, the method, the target, the Idempotency-Key ("" without one) and
-    the SHA-256 of the body (hex). No field may hold a line break (the timestamp is digits,
-    the nonce base64url, and HTTP allows none in the target or a header), so the lines are
-    read back one way only."""
-    fields = (date, nonce, method, target, idempotency_key)
-    if any("\n" in field or "\r" in field for field in fields):
-        raise ValueError("a signed field holds a line break")
-    digest = hashlib.sha256(body).hexdigest()
-    return "\n".join(("entrepot-request-v1", *fields, digest)).encode()
-
-
-def sign_request(
-    key: SigningKey,
-    method: str,
-    target: str,
-    body: bytes = b"",
-    *,
-    idempotency_key: str | None = None,
-    now: float | None = None,
-    nonce: str | None = None,
-) -> dict[str, str]:
-    """The headers that sign a request with ``key``: ``X-Entrepot-Date``,
-    ``X-Entrepot-Nonce`` and ``X-Signature`` (the Idempotency-Key, if any, is sent as well,
-    as signed). ``target`` is the path and query as sent (``"/v1/transfers?limit=5"``).
-    Sign each request, and each retry, afresh: a nonce is accepted once."""
-    date = str(int(time.time() if now is None else now))
-    nonce = nonce or secrets.token_urlsafe(16)
-    message = signed_message(date, nonce, method.upper(), target, idempotency_key or "", body)
-    headers = {
-        "X-Entrepot-Date": date,
-        "X-Entrepot-Nonce": nonce,
-        "X-Signature": base64.b64encode(key.sign(message).signature).decode(),
-    }
-    if idempotency_key is not None:
-        headers["Idempotency-Key"] = idempotency_key
-    return headers
 
 
 def check_signature(

@@ -538,7 +538,7 @@ def deliver(
 
     with _scheme() as a:
         key = signing_key(callback_key_path(a.settings.home))
-        dispatcher = Dispatcher(a.engine, a.clock, key=key)
+        dispatcher = Dispatcher(a.engine, a.clock, key=key, hosts=set(a.settings.callback_hosts))
         if loop:
             dispatcher.run(interval_s)
             return

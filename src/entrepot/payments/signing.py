@@ -1,0 +1,78 @@
+"""The one signed form of Entrepot's HTTP messages, both ways: a participant's request to the
+API (``entrypoints/api/security.py`` verifies it) and the scheme's callback to a participant
+(``notify.py`` signs it).
+
+Ed25519 over lines of a version tag, a timestamp (unix seconds), a nonce, the method, the
+target, the Idempotency-Key ("" without one) and the SHA-256 of the body (hex). For a request
+the target is its path and query as sent and the nonce the caller's; for a callback the
+target is the whole URL it is POSTed to (scheme, host, port, path, query: a receiver checks
+that it was meant for it) and the nonce its event id (``X-Entrepot-Event-Id``: a receiver
+drops a notice whose id it has seen, and a resent one cannot carry another)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+
+from nacl.signing import SigningKey
+
+VERSION = "entrepot-request-v1"
+
+
+def signed_message(
+    date: str, nonce: str, method: str, target: str, idempotency_key: str, body: bytes
+) -> bytes:
+    """What a request's ``X-Signature`` signs: lines of the scheme's version tag, the
+    timestamp, the nonce, the method, the target, the Idempotency-Key ("" without one) and
+    the SHA-256 of the body (hex). No field may hold a line break (the timestamp is digits,
+    the nonce base64url, and HTTP allows none in the target or a header), so the lines are
+    read back one way only."""
+    fields = (date, nonce, method, target, idempotency_key)
+    if any("\n" in field or "\r" in field for field in fields):
+        raise ValueError("a signed field holds a line break")
+    digest = hashlib.sha256(body).hexdigest()
+    return "\n".join((VERSION, *fields, digest)).encode()
+
+
+def sign_request(
+    key: SigningKey,
+    method: str,
+    target: str,
+    body: bytes = b"",
+    *,
+    idempotency_key: str | None = None,
+    now: float | None = None,
+    nonce: str | None = None,
+) -> dict[str, str]:
+    """The headers that sign a request with ``key``: ``X-Entrepot-Date``,
+    ``X-Entrepot-Nonce`` and ``X-Signature`` (the Idempotency-Key, if any, is sent as well,
+    as signed). ``target`` is the path and query as sent (``"/v1/transfers?limit=5"``).
+    Sign each request, and each retry, afresh: a nonce is accepted once."""
+    date = str(int(time.time() if now is None else now))
+    nonce = nonce or secrets.token_urlsafe(16)
+    message = signed_message(date, nonce, method.upper(), target, idempotency_key or "", body)
+    headers = {
+        "X-Entrepot-Date": date,
+        "X-Entrepot-Nonce": nonce,
+        "X-Signature": base64.b64encode(key.sign(message).signature).decode(),
+    }
+    if idempotency_key is not None:
+        headers["Idempotency-Key"] = idempotency_key
+    return headers
+
+
+def sign_callback(key: SigningKey, url: str, event_id: str, body: bytes) -> dict[str, str]:
+    """The headers that sign a callback POSTed to ``url``: ``X-Entrepot-Date``,
+    ``X-Entrepot-Event-Id`` (the nonce) and ``X-Signature``. Each attempt is signed afresh."""
+    date = str(int(time.time()))
+    message = signed_message(date, event_id, "POST", url, "", body)
+    return {
+        "X-Entrepot-Date": date,
+        "X-Entrepot-Event-Id": event_id,
+        "X-Signature": base64.b64encode(key.sign(message).signature).decode(),
+    }
+
+
+__all__ = ["VERSION", "sign_callback", "sign_request", "signed_message"]
