@@ -99,3 +99,28 @@ def test_credentials_are_issued_listed_and_revoked_from_the_command_line(cli: Cl
     assert revoked["revoked"] is True
     assert cli.json("payments credentials-list maybank")[0]["revoked"] is True
     assert "credential_not_found" in cli.error("payments credentials-revoke knope", code=1)
+
+
+def test_every_use_case_has_a_command(cli: Cli) -> None:
+    """Quotes shown and accepted, transfers listed, a held transfer reviewed, escrows shown and
+    split, a window shown, a participant shown and given a currency: each from the command
+    line, each refusing bad input with a clear line."""
+    _network(cli)
+    assert "is not a decimal number" in cli.error("payments fx-rate --as fxco RWF MYR abc", code=2)
+    cli("payments quote --as mtn-rw q1 MERCHANT KL-TILL-42 25.50 MYR RWF --type RECEIVE")
+    assert cli.json("payments quote-show --as mtn-rw q1")["state"] == "QUOTED"
+    assert cli.json("payments quote-accept --as mtn-rw q1")["state"] == "ACCEPTED"
+    cli("payments prepare --as mtn-rw t1 q1")
+    assert [t["id"] for t in cli.json("payments transfers --as maybank")] == ["t1"]
+    assert "not on hold" in cli.error("payments review t1 --approve --reason ok", code=1)
+    cli("payments escrow-create --as mtn-rw e1 fxco 100 RWF order-7 600")
+    assert "holds RWF, not MYR" in cli.error("payments escrow-split --as mtn-rw e1 1 1 MYR", code=2)
+    cli("payments escrow-split --as mtn-rw e1 60 40 RWF")
+    shown = cli.json("payments escrow --as mtn-rw e1")
+    assert shown["escrow"]["state"] == "CLOSED"
+    assert [e["action"] for e in shown["events"]] == ["hold", "release", "refund"]
+    cli("payments window-close")
+    assert cli.json("payments window 1")["window"]["state"] == "CLOSED"
+    assert sorted(cli.json("payments currency-add maybank RWF")["currencies"]) == ["MYR", "RWF"]
+    assert cli.json("payments participant maybank")["participant"]["id"] == "maybank"
+    assert "participant_not_found" in cli.error("payments notifications --as nobody", code=1)

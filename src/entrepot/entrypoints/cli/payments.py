@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from entrepot.entrypoints.cli.output import emit_json, guard, open_app, out
+from entrepot.entrypoints.cli.output import bad_input, emit_json, guard, open_app, out
 from entrepot.kernel.clock import parse_time
 from entrepot.kernel.money import format_amount, parse_amount
 from entrepot.payments import SCHEME, PaymentScheme, iso20022, messages, qr
@@ -92,6 +92,22 @@ def participant_add(
 def participants(as_json: Json = False) -> None:
     with _scheme() as a:
         _show(a.payments.list_participants(), as_json)
+
+
+@app.command("participant")
+@guard
+def participant(participant_id: str, as_json: Json = False) -> None:
+    with _scheme() as a:
+        p = a.payments.get_participant(participant_id)
+        _show({"participant": p, "endpoint": a.payments.get_endpoint(participant_id)}, as_json)
+
+
+@app.command("currency-add")
+@guard
+def currency_add(participant_id: str, currency: str, as_json: Json = False) -> None:
+    """Open a participant's position and settlement accounts in another currency."""
+    with _scheme() as a:
+        _show(a.payments.add_currency(participant_id, currency), as_json)
 
 
 @app.command("suspend")
@@ -206,9 +222,13 @@ def fx_rate(
     valid_s: Annotated[int, typer.Option("--valid-s")] = 3600,
     as_json: Json = False,
 ) -> None:
+    try:
+        value = Decimal(rate)
+    except InvalidOperation:
+        raise bad_input(f"rate {rate!r} is not a decimal number (e.g. 0.0032)") from None
     with _scheme() as a:
         _show(
-            a.payments.post_fx_rate(caller, source, target, Decimal(rate), spread_bps, valid_s),
+            a.payments.post_fx_rate(caller, source, target, value, spread_bps, valid_s),
             as_json,
         )
 
@@ -276,6 +296,50 @@ def reject(
 def transfer(caller: As, transfer_id: str, as_json: Json = False) -> None:
     with _scheme() as a:
         _show(a.payments.get_transfer(caller, transfer_id), as_json)
+
+
+@app.command("transfers")
+@guard
+def transfers(
+    caller: As,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
+    after: Annotated[
+        str | None, typer.Option("--after", help="A transfer id: the next page.")
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """The participant's transfers (as payer or payee), by id."""
+    with _scheme() as a:
+        _show(a.payments.list_transfers(caller, limit, after), as_json)
+
+
+@app.command("review")
+@guard
+def review(
+    transfer_id: str,
+    approve: Annotated[bool, typer.Option("--approve/--reject", help="Release or abort it.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the record.")],
+    as_json: Json = False,
+) -> None:
+    """The scheme's reviewer decides a transfer screening put on HOLD: released to the payee
+    (--approve) or aborted (--reject), with the reason recorded."""
+    with _scheme() as a:
+        _show(a.payments.review_hold(SCHEME, transfer_id, approve, reason), as_json)
+
+
+@app.command("quote-show")
+@guard
+def quote_show(caller: As, quote_id: str, as_json: Json = False) -> None:
+    with _scheme() as a:
+        _show(a.payments.get_quote(caller, quote_id), as_json)
+
+
+@app.command("quote-accept")
+@guard
+def quote_accept(caller: As, quote_id: str, as_json: Json = False) -> None:
+    """Accept a quote: its FX provider's liquidity is reserved until it expires."""
+    with _scheme() as a:
+        _show(a.payments.accept_quote(caller, quote_id), as_json)
 
 
 @app.command("bulk")
@@ -408,6 +472,39 @@ def escrow_refund(
         _show(a.payments.refund_escrow(caller, escrow_id, minor, currency=currency), as_json)
 
 
+@app.command("escrow-split")
+@guard
+def escrow_split(
+    caller: As,
+    escrow_id: str,
+    release: str,
+    refund: str,
+    currency: str,
+    as_json: Json = False,
+) -> None:
+    """Release part to the payee and refund part to the payer in one decision."""
+    with _scheme() as a:
+        e = a.payments.get_escrow(caller, escrow_id)
+        if currency != e.currency:
+            raise bad_input(f"escrow {escrow_id} holds {e.currency}, not {currency}")
+        rel, ref = parse_amount(release, currency), parse_amount(refund, currency)
+        _show(a.payments.split_escrow(caller, escrow_id, rel, ref), as_json)
+
+
+@app.command("escrow")
+@guard
+def escrow(caller: As, escrow_id: str, as_json: Json = False) -> None:
+    """An escrow (its payer, payee or controller): what it holds, and every decision on it."""
+    with _scheme() as a:
+        _show(
+            {
+                "escrow": a.payments.get_escrow(caller, escrow_id),
+                "events": a.payments.escrow_events(caller, escrow_id),
+            },
+            as_json,
+        )
+
+
 @app.command("window-close")
 @guard
 def window_close(as_json: Json = False) -> None:
@@ -429,6 +526,15 @@ def window_settle(window_id: int, as_json: Json = False) -> None:
 def windows(as_json: Json = False) -> None:
     with _scheme() as a:
         _show(a.payments.list_windows(), as_json)
+
+
+@app.command("window")
+@guard
+def window(window_id: int, as_json: Json = False) -> None:
+    """One settlement window: its positions and report."""
+    with _scheme() as a:
+        w = a.payments.get_window(window_id)
+        _show({"window": w, "report": w.report()}, as_json)
 
 
 @app.command("iso20022")
@@ -521,6 +627,7 @@ def notifications(
 ) -> None:
     """The participant's notifications, oldest first, with their delivery state."""
     with _scheme() as a:
+        a.payments.get_participant(caller)  # an unknown one is an error, not an empty list
         _show(a.payments.notifications(caller, pending_only=pending), as_json)
 
 
