@@ -175,3 +175,28 @@ def test_a_participant_id_longer_than_an_iso_id_is_digested_not_refused(
     ct = _pacs008(scheme, t)
     assert ct.debtor_agent.participant_id == messages.fit_id(long_id)
     assert len(ct.debtor_agent.participant_id) == 35
+
+
+def test_the_settlement_account_has_a_statement_of_its_own(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """camt.053 served the position account only (the cap plus the window's flows); the
+    settlement account, the participant's central bank money, is what it reconciles with its
+    own books: deposits in, settled nets out."""
+    from entrepot.payments import SCHEME
+
+    _pay(scheme, "t-settle")
+    w = scheme.close_window()
+    scheme.settle_window(SCHEME, w.id)
+    clock.advance(1)
+    st = messages.account_statement(scheme, "mtn-rw", "RWF", 0, clock.now_ns(), "settlement")
+    iso20022.validate(iso20022.camt053(st), iso20022.CAMT053_SUBSET_XSD)
+    balance = scheme.liquidity("mtn-rw", "RWF")["settlement_balance_minor"]
+    assert st.closing_balance_minor == balance
+    assert [(e.credit, e.amount_minor) for e in st.entries] == [
+        (True, 50_000_000),  # the deposit
+        (False, 50_000_000 - balance),  # the net paid at settlement
+    ]
+    assert st.account_id == "mtn-rw-RWF-settlement"
+    with pytest.raises(InvalidPaymentInput, match="account must be one of"):
+        messages.account_statement(scheme, "mtn-rw", "RWF", 0, clock.now_ns(), "cap")

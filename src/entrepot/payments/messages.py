@@ -137,19 +137,38 @@ def status_report(t: PaymentTransfer, clock: Clock) -> iso.TransferStatus:
     )
 
 
+#: The participant's accounts a statement is served for: ``position`` (its multilateral
+#: position: the net debit cap granted plus what it received less what it sent, since the
+#: last settlement) and ``settlement`` (its central bank money: deposits, and the nets paid in
+#: and out at each settlement).
+STATEMENT_ACCOUNTS = ("position", "settlement")
+
+
 def account_statement(
-    scheme: PaymentScheme, participant_id: str, currency: str, since_ns: int, until_ns: int
+    scheme: PaymentScheme,
+    participant_id: str,
+    currency: str,
+    since_ns: int,
+    until_ns: int,
+    account: str = "position",
 ) -> iso.Statement:
-    """The participant's position account in ``currency`` over ``[since_ns, until_ns]``, every
-    entry of it: one ledger query stops at ``STATEMENT_PAGE_ROWS`` rows, so the ledger is read
+    """The participant's ``account`` (``STATEMENT_ACCOUNTS``) in ``currency`` over
+    ``[since_ns, until_ns]``, every entry of it: one ledger query stops at
+    ``STATEMENT_PAGE_ROWS`` rows, so the ledger is read
     page by page, each from where the last stopped. Serving the first page alone gave a closing
     balance and an end date for the whole period with entries missing. More than
     ``STATEMENT_ENTRIES_MAX`` entries is refused (InvalidPaymentInput) rather than cut short.
     """
+    if account not in STATEMENT_ACCOUNTS:
+        raise InvalidPaymentInput(
+            f"account must be one of {', '.join(STATEMENT_ACCOUNTS)}, not {account!r}",
+            field="account",
+        )
     p = scheme.get_participant(participant_id)
     pc = p.check_currency(currency)
+    account_id = pc.position_account if account == "position" else pc.settlement_account
     st = scheme.ledger.statement(
-        pc.position_account, since_ns=since_ns, until_ns=until_ns, limit=STATEMENT_PAGE_ROWS
+        account_id, since_ns=since_ns, until_ns=until_ns, limit=STATEMENT_PAGE_ROWS
     )
     opening = st.opening_balance_minor
     entries: list[iso.StatementEntry] = []
@@ -176,7 +195,7 @@ def account_statement(
         if st.next_since_ns is None:
             break
         st = scheme.ledger.statement(
-            pc.position_account,
+            account_id,
             since_ns=st.next_since_ns,
             until_ns=until_ns,
             limit=STATEMENT_PAGE_ROWS,
@@ -184,9 +203,9 @@ def account_statement(
     now = scheme.clock.now_ns()
     return iso.Statement(
         message_id=fit_id(f"camt053-{participant_id}-{now}"),
-        statement_id=fit_id(f"{participant_id}-{currency}-{since_ns}"),
+        statement_id=fit_id(f"{participant_id}-{currency}-{account}-{since_ns}"),
         created_at=ns_to_datetime(now),
-        account_id=fit_id(f"{participant_id}-{currency}-position", ACCOUNT_ID_LEN),
+        account_id=fit_id(f"{participant_id}-{currency}-{account}", ACCOUNT_ID_LEN),
         account_iban=None,
         owner=_agent(p),
         currency=currency,

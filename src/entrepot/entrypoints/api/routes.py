@@ -639,6 +639,14 @@ def camt053(
     scheme: Scheme,
     since: Annotated[str | None, Query(alias="from", max_length=40)] = None,
     until: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+    account: Annotated[
+        str,
+        Query(
+            pattern="^(position|settlement)$",
+            description="position (the net debit cap plus receipts less sends since the last "
+            "settlement) or settlement (central bank money: deposits and settled nets)",
+        ),
+    ] = "position",
 ) -> Response:
     _self_or_operator(caller, participant_id)
     get_currency(currency)
@@ -649,7 +657,9 @@ def camt053(
         raise InvalidPaymentInput(str(exc), field="from") from None
     if since_ns > until_ns:
         raise InvalidPaymentInput("from is after to", field="from")
-    statement = messages.account_statement(scheme, participant_id, currency, since_ns, until_ns)
+    statement = messages.account_statement(
+        scheme, participant_id, currency, since_ns, until_ns, account
+    )
     return Response(iso20022.camt053(statement), media_type=XML)
 
 

@@ -543,6 +543,9 @@ def iso(
     message: Annotated[str, typer.Argument(help="pacs008|pacs002|camt053")],
     target: Annotated[str, typer.Argument(help="transfer id, or PARTICIPANT:CURRENCY")],
     since: Annotated[str | None, typer.Option("--since")] = None,
+    account: Annotated[
+        str, typer.Option("--account", help="camt053: position or settlement.")
+    ] = "position",
 ) -> None:
     """Print an ISO 20022 message (XML) for a transfer or a participant's account."""
     with _scheme() as a:
@@ -555,6 +558,7 @@ def iso(
                 currency,
                 parse_time(since) if since else 0,
                 scheme.clock.now_ns(),
+                account,
             )
             xml = iso20022.camt053(st)
         elif message in ("pacs008", "pacs002"):
