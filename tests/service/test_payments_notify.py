@@ -432,3 +432,20 @@ def test_the_allowed_hosts_are_checked_at_every_attempt_and_odd_urls_refused(
     ):
         with pytest.raises(InvalidPaymentInput, match="refused"):
             scheme.set_endpoint("bk-rw", odd)
+
+
+def test_the_delivery_loop_outlives_a_failing_round(
+    scheme: PaymentScheme, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dispatcher = Dispatcher(scheme.engine, clock)
+    calls: list[int] = []
+
+    def flaky(limit: int = 200) -> dict[str, int]:
+        calls.append(limit)
+        if len(calls) == 1:
+            raise sa.exc.OperationalError("UPDATE pay_outbox", {}, Exception("database is locked"))
+        return {"delivered": 0, "failed": 0}
+
+    monkeypatch.setattr(dispatcher, "deliver_due", flaky)
+    dispatcher.run(interval_s=0.01, rounds=3)
+    assert len(calls) == 3

@@ -26,6 +26,7 @@ import base64
 import contextlib
 import http.client
 import json
+import logging
 import os
 import socket
 import threading
@@ -45,6 +46,8 @@ from entrepot.payments import store as st
 from entrepot.payments.model import PaymentTransfer, TransferState
 from entrepot.payments.signing import sign_callback
 from entrepot.storage.engine import read_connection
+
+log = logging.getLogger(__name__)
 
 BACKOFF_S_MAX = 3_600
 ERROR_LEN_MAX = 300
@@ -331,8 +334,16 @@ class Dispatcher:
             conn.execute(sa.update(st.outbox).where(st.outbox.c.id == row.id).values(**values))
 
     def run(self, interval_s: float = 1.0, rounds: int | None = None) -> None:
+        """Deliver round after round; a round that fails (the database busy or gone for a
+        moment) is logged and the next one tried after ``interval_s``: the loop beside the
+        API does not end on it."""
         n = 0
         while rounds is None or n < rounds:
-            if not any(self.deliver_due().values()):
+            try:
+                busy = any(self.deliver_due().values())
+            except Exception:
+                log.exception("a delivery round failed; trying again")
+                busy = False
+            if not busy:
                 time.sleep(interval_s)
             n += 1
