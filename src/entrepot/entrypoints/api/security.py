@@ -48,10 +48,10 @@ from entrepot.entrypoints.api.claims import KeyClaims
 from entrepot.entrypoints.api.problems import problem
 from entrepot.payments import store as st
 from entrepot.payments.credentials import (
+    TokenVerifier,
     VerifiedCaller,
     purge_nonces,
     record_nonce,
-    verify_token,
 )
 from entrepot.payments.signing import signed_message
 from entrepot.storage.engine import read_connection
@@ -98,6 +98,7 @@ class SecurityMiddleware:
         #: (``PaymentScheme.unit_of_work``), else a transaction of its own
         self.write_unit = write_unit or self._own_unit
         self._purged_at = 0.0  # when this worker last dropped stale nonces (monotonic)
+        self._verify = TokenVerifier(engine)
 
     async def _caller(self, headers: Headers) -> VerifiedCaller | None:
         """The credential's holder, read for every request (``verify_token``): a revoked
@@ -105,7 +106,7 @@ class SecurityMiddleware:
         scheme_, _, token = headers.get("authorization", "").partition(" ")
         if scheme_.lower() != "bearer":
             return None
-        return await run_read(self.engine, verify_token, self.engine, token.strip())
+        return await run_read(self.engine, self._verify, token.strip())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
