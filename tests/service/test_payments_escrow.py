@@ -20,6 +20,7 @@ from entrepot.payments.errors import (
     ParticipantSuspended,
 )
 from entrepot.payments.services import ledger_id
+from entrepot.storage.uow import UnitOfWork
 from tests.service.test_payments import (
     assert_ledger_ok,
     join_bk,
@@ -313,3 +314,33 @@ def test_a_decision_after_the_deadline_is_refused_and_the_deadline_acts_first(
         s.split_escrow("tradehub", "esc-l", 1, 1)
     assert s.process_deadlines()["escrows_resolved"] == 0
     assert_ledger_ok(s)
+
+
+def test_an_escrow_whose_deadline_cannot_act_stays_the_controllers_to_decide(
+    hub: PaymentScheme, clock: FakeClock
+) -> None:
+    """Its deadline would release to a suspended payee: process_deadlines leaves it held for
+    a person, and that person (the controller) can still refund it after the deadline."""
+    s = hub
+    s.create_escrow("mtn-rw", "esc-x", "bk-rw", "RWF", 5_000, "goods", 60, "release", "tradehub")
+    s.set_active("bk-rw", False)
+    clock.advance(61)
+    assert s.process_deadlines()["escrows_failed"] == 1
+    e = s.refund_escrow("tradehub", "esc-x", 5_000)
+    assert (e.state, e.refunded_minor) == (EscrowState.CLOSED, 5_000)
+    assert_ledger_ok(s)
+
+
+def test_a_late_decision_inside_another_transaction_does_not_claim_the_deadline_acted(
+    hub: PaymentScheme, clock: FakeClock
+) -> None:
+    s = hub
+    s.create_escrow("mtn-rw", "esc-j", "bk-rw", "RWF", 500, "goods", 60, "refund", "tradehub")
+    clock.advance(61)
+    with UnitOfWork(s.engine) as uow:
+        s.ledger.store.take_write_lock(uow.connection)
+        with s.joined(uow), pytest.raises(InvalidState, match="is to be refunded"):
+            s.release_escrow("tradehub", "esc-j", 500)
+    assert s.get_escrow("tradehub", "esc-j").state is EscrowState.HELD  # nothing committed
+    assert s.process_deadlines()["escrows_resolved"] == 1
+    assert s.get_escrow("tradehub", "esc-j").refunded_minor == 500

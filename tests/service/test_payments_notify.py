@@ -449,3 +449,66 @@ def test_the_delivery_loop_outlives_a_failing_round(
     monkeypatch.setattr(dispatcher, "deliver_due", flaky)
     dispatcher.run(interval_s=0.01, rounds=3)
     assert len(calls) == 3
+
+
+def test_a_notice_the_endpoint_refuses_is_abandoned_and_holds_back_no_other(
+    scheme: PaymentScheme, clock: FakeClock, endpoint: Endpoint
+) -> None:
+    """A 400 for one notice (a body the receiver will not take) was retried hourly for ever,
+    and the participant's later notices waited behind it. It is abandoned at once (still
+    readable by pull); a 429 or a 5xx is retried, and abandoned after ATTEMPTS_MAX."""
+    from entrepot.payments import notify
+
+    join_bk(scheme)
+    scheme.set_endpoint("bk-rw", endpoint.url)
+    endpoint.statuses = [400]
+    pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    pay(scheme, "mtn-rw", "t2", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    assert Dispatcher(scheme.engine, clock).deliver_due() == {"delivered": 1, "failed": 1}
+    first, second = scheme.notifications("bk-rw")
+    assert first["abandonedAt"] is not None and first["lastError"] == "HTTP 400"
+    assert second["deliveredAt"] is not None
+    assert scheme.notifications("bk-rw", pending_only=True) == []
+
+    endpoint.statuses = [429] + [503] * notify.ATTEMPTS_MAX
+    pay(scheme, "mtn-rw", "t3", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    dispatcher = Dispatcher(scheme.engine, clock)
+    for _ in range(notify.ATTEMPTS_MAX):
+        assert dispatcher.deliver_due() == {"delivered": 0, "failed": 1}
+        clock.advance(notify.BACKOFF_S_MAX)
+    assert dispatcher.deliver_due() == {"delivered": 0, "failed": 0}
+    (third,) = scheme.notifications("bk-rw", after=second["id"])
+    assert (third["attempts"], third["lastError"]) == (notify.ATTEMPTS_MAX, "HTTP 503")
+    assert third["abandonedAt"] is not None
+
+
+def test_a_slow_connect_counts_in_the_attempts_deadline(
+    scheme: PaymentScheme, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deadline could not cut an attempt while it was still connecting (no socket yet):
+    a connect that ran past it let the slow answer after it run unbounded."""
+    import socket
+    import time
+
+    from entrepot.payments import notify
+
+    monkeypatch.setattr(notify, "ATTEMPT_S_MAX", 0.5)
+    real = socket.create_connection
+
+    def slow_connect(*args: Any, **kwargs: Any) -> socket.socket:
+        time.sleep(0.8)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", slow_connect)
+    slow = RawEndpoint(b"HTTP/1.1 200 OK\r\n" + b"X-Pad: 1\r\n" * 40 + b"\r\n", pause=0.1)
+    try:
+        join_bk(scheme)
+        scheme.set_endpoint("bk-rw", slow.url)
+        pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 1_000, "RWF", commit=False)
+        t0 = time.monotonic()
+        assert Dispatcher(scheme.engine, clock).deliver_due() == {"delivered": 0, "failed": 1}
+        assert time.monotonic() - t0 < 2.5
+        (pending,) = scheme.notifications("bk-rw", pending_only=True)
+        assert pending["lastError"].startswith("TimeoutError")
+    finally:
+        slow.close()

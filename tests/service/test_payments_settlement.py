@@ -347,3 +347,25 @@ def test_a_debtors_cap_comes_down_with_the_settlement_balance_that_covers_it(
     scheme.create_escrow("bk2", "e3", "bk-rw", "RWF", 2_000, "order", 600)
     assert scheme.close_window().state is WindowState.CLOSED
     assert_ledger_ok(scheme)
+
+
+def test_a_second_settle_that_read_the_window_before_the_first_committed_changes_nothing(
+    scheme: PaymentScheme, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two settles of one window at once: the second had read the window CLOSED before the
+    first committed, settled it again on the moved balances, lowered caps a second time and
+    recorded creditors as paid nothing. The window is now claimed inside the transaction."""
+    join_bk(scheme)
+    join(scheme, "bk2", "RWF", deposit=2_000, cap=1_000)
+    scheme.create_escrow("bk2", "e1", "bk-rw", "RWF", 1_000, "order", 600)
+    scheme.release_escrow("bk2", "e1", 1_000)
+    w = scheme.close_window()
+    stale = scheme.get_window(w.id)  # CLOSED, as the second settle saw it
+    done = scheme.settle_window(SCHEME, w.id)
+    monkeypatch.setattr(scheme, "get_window", lambda _id: stale)
+    with unchanged(scheme), pytest.raises(InvalidState, match="SETTLED, not CLOSED"):
+        scheme.settle_window(SCHEME, w.id)
+    monkeypatch.undo()
+    assert scheme.get_window(w.id).positions == done.positions
+    assert scheme.liquidity("bk2", "RWF")["net_debit_cap_minor"] == 1_000  # still covered
+    assert_ledger_ok(scheme)

@@ -50,6 +50,13 @@ from entrepot.storage.engine import read_connection
 log = logging.getLogger(__name__)
 
 BACKOFF_S_MAX = 3_600
+#: Failed attempts after which a notice is abandoned (backoff 1 s ... 2,048 s: about 68
+#: minutes of retries); a participant reads it from its notifications.
+ATTEMPTS_MAX = 12
+#: Answers that say the notice itself is refused, which sending it again cannot change (not
+#: 408, 425 and 429, which say "later"): it is abandoned at once, so that the participant's
+#: later notices are not held back behind it.
+_RETRY_LATER = (408, 425, 429)
 ERROR_LEN_MAX = 300
 TIMEOUT_S = 5.0  # one read or connect
 ATTEMPT_S_MAX = 10.0  # a whole attempt
@@ -205,6 +212,9 @@ def http_post(url: str, body: bytes, headers: dict[str, str]) -> int:
     timer.daemon = True
     timer.start()
     try:
+        conn.connect()  # its own step: the cut has no socket to shut down until it returns
+        if fired.is_set():
+            raise TimeoutError("connecting took the attempt's time")
         conn.request("POST", target, body=body, headers=headers)
         status = int(conn.getresponse().status)
     except (OSError, http.client.HTTPException) as exc:
@@ -247,9 +257,11 @@ class Dispatcher:
 
     Each participant's notices arrive in the order they were written: a notice waits while
     an earlier one to the same participant is undelivered (a payee heard "aborted" before
-    "reserved" when its endpoint was down for the first). A round takes, for each participant
-    whose oldest undelivered notice is due, its notices in order until one fails: an endpoint
-    that is down costs one attempt a round, not one per notice, and holds up no one else.
+    "reserved" when its endpoint was down for the first). A round takes, for each
+    participant whose oldest undelivered notice is due, its notices in order until one
+    fails: an endpoint that is down costs one attempt a round (its deadline at most), not
+    one per notice. A notice refused outright, or failed ``ATTEMPTS_MAX`` times, is
+    abandoned so as not to hold back the later ones (the participant still reads it).
     ``hosts``: the operator's allowed callback hosts, checked at every attempt too (an
     endpoint registered before the list was set is not called outside it)."""
 
@@ -273,7 +285,7 @@ class Dispatcher:
         with read_connection(self.engine) as conn:
             heads = conn.execute(
                 sa.select(st.outbox.c.participant_id, sa.func.min(st.outbox.c.id))
-                .where(st.outbox.c.delivered_at.is_(None))
+                .where(st.outbox.c.delivered_at.is_(None), st.outbox.c.abandoned_at.is_(None))
                 .group_by(st.outbox.c.participant_id)
             ).all()
             ready = [
@@ -290,22 +302,28 @@ class Dispatcher:
                 rows = conn.execute(
                     sa.select(st.outbox, st.endpoints.c.url)
                     .join(st.endpoints, st.endpoints.c.participant_id == st.outbox.c.participant_id)
-                    .where(st.outbox.c.participant_id == pid, st.outbox.c.delivered_at.is_(None))
+                    .where(
+                        st.outbox.c.participant_id == pid,
+                        st.outbox.c.delivered_at.is_(None),
+                        st.outbox.c.abandoned_at.is_(None),
+                    )
                     .order_by(st.outbox.c.id)
                     .limit(limit)
                 ).all()
             for row in rows:
-                error = self._attempt(row)
-                self._record(row, error)
+                error, refused = self._attempt(row)
+                abandoned = self._record(row, error, refused)
                 counts["failed" if error else "delivered"] += 1
-                if error:
+                if error and not abandoned:
                     break  # the rest wait, in order, for this one
         return counts
 
-    def _attempt(self, row: Any) -> str | None:
+    def _attempt(self, row: Any) -> tuple[str | None, bool]:
+        """The error of an attempt (None: delivered), and whether the endpoint refused the
+        notice itself (a 4xx other than "later")."""
         why = endpoint_problem(row.url, self.hosts)
         if why is not None:
-            return f"endpoint refused: {why}"[:ERROR_LEN_MAX]
+            return f"endpoint refused: {why}"[:ERROR_LEN_MAX], False
         body = row.body.encode()
         headers = {
             "Content-Type": "application/json",
@@ -319,19 +337,26 @@ class Dispatcher:
         try:
             status = self.send(row.url, body, headers)
         except Exception as exc:  # whatever one endpoint does, the others are still served
-            return f"{type(exc).__name__}: {exc}"[:ERROR_LEN_MAX]
-        return None if 200 <= status < 300 else f"HTTP {status}"
+            return f"{type(exc).__name__}: {exc}"[:ERROR_LEN_MAX], False
+        if 200 <= status < 300:
+            return None, False
+        return f"HTTP {status}", 400 <= status < 500 and status not in _RETRY_LATER
 
-    def _record(self, row: Any, error: str | None) -> None:
+    def _record(self, row: Any, error: str | None, refused: bool = False) -> bool:
+        """Record an attempt; whether the notice is abandoned now."""
         now = self.clock.now_ns()
         attempts = row.attempts + 1
         values: dict[str, Any] = {"attempts": attempts, "last_error": error}
+        abandoned = error is not None and (refused or attempts >= ATTEMPTS_MAX)
         if error is None:
             values["delivered_at"] = now
+        elif abandoned:
+            values["abandoned_at"] = now
         else:
             values["next_attempt_at"] = now + min(2 ** (attempts - 1), BACKOFF_S_MAX) * NS_PER_S
         with self.engine.begin() as conn:
             conn.execute(sa.update(st.outbox).where(st.outbox.c.id == row.id).values(**values))
+        return abandoned
 
     def run(self, interval_s: float = 1.0, rounds: int | None = None) -> None:
         """Deliver round after round; a round that fails (the database busy or gone for a

@@ -1525,8 +1525,8 @@ class PaymentScheme:
             raise InvalidPaymentInput("after must be a notification id, 0..2^63-1", field="after")
         o = st.outbox.c
         q = sa.select(st.outbox).where(o.participant_id == caller, o.id > after)
-        if pending_only:
-            q = q.where(o.delivered_at.is_(None))
+        if pending_only:  # still being tried
+            q = q.where(o.delivered_at.is_(None), o.abandoned_at.is_(None))
         with self._read() as conn:
             rows = conn.execute(q.order_by(o.id).limit(min(max(limit, 1), 1000))).all()
         return [
@@ -1539,6 +1539,7 @@ class PaymentScheme:
                 "attempts": r.attempts,
                 "deliveredAt": r.delivered_at,
                 "lastError": r.last_error,
+                "abandonedAt": r.abandoned_at,
             }
             for r in rows
         ]
@@ -1778,12 +1779,23 @@ class PaymentScheme:
             raise InvalidState(f"escrow {e.id} is closed")
         if self._now() >= e.deadline_ns:
             release = e.on_deadline is DeadlineAction.RELEASE
+            to = self._participants.get(
+                uow.connection, e.payee_participant if release else e.payer_participant
+            )
+            if to is None or not to.active or e.currency not in to.currencies:
+                # The deadline cannot act (its recipient is suspended, say): the escrow stays
+                # the controller's to decide, as process_deadlines leaves it for a person.
+                return
+            done = "released to the payee" if release else "refunded to the payer"
+            if isinstance(uow, _JoinedUnitOfWork):
+                # Inside another context's transaction nothing is committed here (the refusal
+                # undoes it all): the deadline run takes the action.
+                raise InvalidState(
+                    f"escrow {e.id} passed its deadline: what it holds is to be {done}"
+                )
             self._move_in(uow, e.controller, e.id, e.held_minor, release=release, actor="deadline")
             uow.commit()
-            raise InvalidState(
-                f"escrow {e.id} passed its deadline: what it held was "
-                f"{'released to the payee' if release else 'refunded to the payer'}"
-            )
+            raise InvalidState(f"escrow {e.id} passed its deadline: what it held was {done}")
 
     def _move_in(
         self,
@@ -1948,14 +1960,17 @@ class PaymentScheme:
 
     def get_window(self, window_id: int) -> SettlementWindow:
         with self._read() as conn:
-            row = conn.execute(sa.select(st.windows).where(st.windows.c.id == window_id)).first()
-            if row is None:
-                raise WindowNotFound(f"settlement window {window_id} does not exist")
-            pos = conn.execute(
-                sa.select(st.window_positions)
-                .where(st.window_positions.c.window_id == window_id)
-                .order_by(st.window_positions.c.currency, st.window_positions.c.participant_id)
-            ).all()
+            return self._window_in(conn, window_id)
+
+    def _window_in(self, conn: Connection, window_id: int) -> SettlementWindow:
+        row = conn.execute(sa.select(st.windows).where(st.windows.c.id == window_id)).first()
+        if row is None:
+            raise WindowNotFound(f"settlement window {window_id} does not exist")
+        pos = conn.execute(
+            sa.select(st.window_positions)
+            .where(st.window_positions.c.window_id == window_id)
+            .order_by(st.window_positions.c.currency, st.window_positions.c.participant_id)
+        ).all()
         positions = tuple(
             NetPosition(p.participant_id, p.currency, p.sent, p.received, p.net, p.settled)
             for p in pos
@@ -1985,14 +2000,30 @@ class PaymentScheme:
         payable too)."""
         if caller != SCHEME:
             raise NotYours("only the scheme operator settles windows")
-        w = self.get_window(window_id)
-        if w.state is not WindowState.CLOSED:
-            raise InvalidState(f"settlement window {window_id} is {w.state.value}, not CLOSED")
+        self.get_window(window_id)  # WindowNotFound
         with self._uow() as uow:
             conn = uow.connection
+            # Claimed in the transaction, under the write lock: a second settle of the window
+            # (at the same time, or after) finds it settled. Checked before it, both ran, and
+            # the second, seeing balances the first had moved, lowered caps again and recorded
+            # creditors as paid nothing.
+            claimed = conn.execute(
+                sa.update(st.windows)
+                .where(st.windows.c.id == window_id, st.windows.c.state == "CLOSED")
+                .values(state="SETTLED", settled_at=self._now())
+            ).rowcount
+            if not claimed:
+                state = conn.execute(
+                    sa.select(st.windows.c.state).where(st.windows.c.id == window_id)
+                ).scalar_one()
+                raise InvalidState(f"settlement window {window_id} is {state}, not CLOSED")
+            w = self._window_in(conn, window_id)
             owed = [
                 (p, self._participant(conn, p.participant_id)) for p in w.positions if p.net_minor
             ]
+            settled: dict[tuple[str, str], int] = {
+                (p.participant_id, p.currency): 0 for p in w.positions
+            }
             ids = []
             for p, participant in owed:
                 pc = participant.check_currency(p.currency)
@@ -2000,7 +2031,6 @@ class PaymentScheme:
             # in this transaction: what a batch member before this one moved counts
             accounts = {a.id: a for a in self.ledger.lookup_accounts(ids, uow=uow)}
             batch: list[Transfer] = []
-            settled: dict[tuple[str, str], int] = {}
             caps: dict[tuple[str, str], int] = {}
             for p, participant in owed:
                 pc = participant.check_currency(p.currency)
@@ -2085,11 +2115,6 @@ class PaymentScheme:
                 )
             if caps:
                 st.ParticipantCache.changed(conn)
-            conn.execute(
-                sa.update(st.windows)
-                .where(st.windows.c.id == window_id)
-                .values(state="SETTLED", settled_at=self._now())
-            )
         return self.get_window(window_id)
 
 

@@ -233,6 +233,8 @@ outbox = sa.Table(
     sa.Column("next_attempt_at", sa.BigInteger, nullable=False),
     sa.Column("delivered_at", sa.BigInteger),
     sa.Column("last_error", sa.String(300)),
+    # when the dispatcher gave up on it (migration 0014): no longer due, no longer in the way
+    sa.Column("abandoned_at", sa.BigInteger),
     sa.Index("ix_pay_outbox_due", "delivered_at", "next_attempt_at"),
 )
 

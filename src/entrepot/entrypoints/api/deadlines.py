@@ -17,7 +17,10 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-DEFAULT_EVERY_S = 5.0
+# Often enough for deadlines set in minutes to days (quotes and transfers expire on their own
+# when next read or decided, escrows when decided); a pass that keeps failing (a payout whose
+# payee is suspended) records its failure each time, so not every second.
+DEFAULT_EVERY_S = 30.0
 
 
 def passes(app: Any) -> Iterator[tuple[str, Callable[[], dict[str, int]]]]:

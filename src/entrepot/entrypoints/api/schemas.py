@@ -340,6 +340,11 @@ class NotificationOut(BaseModel):
     attempts: int
     deliveredAt: int | None
     lastError: str | None
+    abandonedAt: int | None = Field(
+        None,
+        description="When the scheme stopped trying to deliver it (its endpoint refused it, "
+        "or it failed too often): read it here",
+    )
 
 
 class NotificationList(BaseModel):

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from entrepot.entrypoints.api.deadlines import DEFAULT_EVERY_S
 from entrepot.entrypoints.cli.output import bad_input, emit_json, guard, open_app, out
 from entrepot.kernel.clock import parse_time
 from entrepot.kernel.money import format_amount, parse_amount
@@ -591,7 +592,7 @@ def serve(
             help="Seconds between passes over passed deadlines (quotes, transfers, escrows, "
             "trade orders, loans); 0: none (run the deadlines commands on a schedule instead).",
         ),
-    ] = 5.0,
+    ] = DEFAULT_EVERY_S,
 ) -> None:
     """Run the HTTP API (OpenAPI at /docs) under uvicorn with several workers, each with a
     listening socket of its own (connections spread over them), and act on deadlines as they
