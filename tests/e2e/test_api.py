@@ -578,3 +578,36 @@ def test_a_qr_is_encoded_only_for_a_till_id_that_can_be_registered(
     }
     r = client.post("/v1/qr/encode", json=body, headers=h["maybank"])
     assert r.status_code == 422 and "malformed" in r.json()["detail"], r.text
+
+
+def test_a_control_character_in_a_path_or_query_is_refused_not_a_server_error(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """No id holds one, and PostgreSQL refuses a NUL in text: a lookup of "a%00b" was a 500
+    there (a 404 on SQLite)."""
+    client, h = api
+    for method, path in (
+        ("GET", "/v1/transfers/a%00b"),
+        ("GET", "/v1/quotes/a%00b"),
+        ("POST", "/v1/transfers/a%00b/commit"),
+        ("GET", "/v1/transfers?after=a%00b"),
+        ("GET", "/v1/escrows/a%01b"),
+    ):
+        r = client.request(method, path, headers=h["mtn-rw"])
+        assert r.status_code == 400 and r.json()["code"] == "invalid_input", (path, r.text)
+    # and a reason with one is bad input, not a 500
+    pay = {
+        "quoteId": "q-nul",
+        "payee": {"partyIdType": "MERCHANT", "partyIdentifier": "KL-TILL-42"},
+        "amountType": "RECEIVE",
+        "amount": {"amount": "1.00", "currency": "MYR"},
+        "sourceCurrency": "RWF",
+    }
+    assert client.post("/v1/quotes", json=pay, headers=h["mtn-rw"]).status_code == 201
+    t = {"transferId": "t-nul", "quoteId": "q-nul"}
+    assert client.post("/v1/transfers", json=t, headers=h["mtn-rw"]).status_code == 201
+    r = client.post(
+        "/v1/transfers/t-nul/reject", json={"reason": "bad\u0000payee"}, headers=h["maybank"]
+    )
+    assert r.status_code == 422 and r.json()["field"] == "reason", r.text
+    assert scheme.get_transfer("maybank", "t-nul").state.value == "RESERVED"

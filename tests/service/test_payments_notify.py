@@ -512,3 +512,24 @@ def test_a_slow_connect_counts_in_the_attempts_deadline(
         assert pending["lastError"].startswith("TimeoutError")
     finally:
         slow.close()
+
+
+def test_an_answer_with_a_nul_is_recorded_and_the_round_goes_on(
+    scheme: PaymentScheme, clock: FakeClock, endpoint: Endpoint
+) -> None:
+    """A NUL in an endpoint's status line went into last_error, which PostgreSQL's text
+    refuses: the attempt was never recorded and every round stopped there."""
+    nul = RawEndpoint(b"\x00HTTP/1.1 200\r\n\r\n")
+    try:
+        join_bk(scheme)
+        scheme.set_endpoint("bk-rw", nul.url)
+        scheme.set_endpoint("mtn-rw", endpoint.url)
+        t = pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 1_000, "RWF", commit=False)
+        scheme.reject_transfer("bk-rw", t.id)
+        assert Dispatcher(scheme.engine, clock).deliver_due() == {"delivered": 1, "failed": 1}
+        (failed,) = scheme.notifications("bk-rw", pending_only=True)[:1]
+        assert failed["attempts"] == 1 and "\x00" not in failed["lastError"]
+    finally:
+        nul.close()
+    with pytest.raises(InvalidPaymentInput, match="control characters"):
+        scheme.set_endpoint("bk-rw", "http://example.com/a\x00b")

@@ -234,8 +234,8 @@ def endpoint_problem(url: str, hosts: Set[str] = frozenset()) -> str | None:
     port that is not a number, user info or a backslash in the authority (read one way by
     the check and another by the connection), or a host outside ``hosts`` when the operator
     set them (``ENTREPOT_CALLBACK_HOSTS``)."""
-    if any(c.isspace() for c in url) or "\\" in url:
-        return "it holds spaces or a backslash"
+    if any(c.isspace() or c < " " or c == "\x7f" for c in url) or "\\" in url:
+        return "it holds spaces, control characters or a backslash"
     try:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
@@ -249,6 +249,13 @@ def endpoint_problem(url: str, hosts: Set[str] = frozenset()) -> str | None:
     if hosts and host not in hosts:
         return f"host {host!r} is not one the scheme allows ({', '.join(sorted(hosts))})"
     return None
+
+
+def _printable(text: str) -> str:
+    """An error as it can be stored anywhere: an endpoint's answer may hold a NUL (which
+    PostgreSQL's text refuses: the attempt could not be recorded, and every round stopped at
+    it) or other control characters."""
+    return "".join("?" if c < " " or c == "\x7f" else c for c in text)
 
 
 class Dispatcher:
@@ -312,7 +319,11 @@ class Dispatcher:
                 ).all()
             for row in rows:
                 error, refused = self._attempt(row)
-                abandoned = self._record(row, error, refused)
+                try:
+                    abandoned = self._record(row, error, refused)
+                except Exception:  # recorded next round; the other participants go on now
+                    log.exception("recording a notice to %s failed", pid)
+                    break
                 counts["failed" if error else "delivered"] += 1
                 if error and not abandoned:
                     break  # the rest wait, in order, for this one
@@ -337,7 +348,7 @@ class Dispatcher:
         try:
             status = self.send(row.url, body, headers)
         except Exception as exc:  # whatever one endpoint does, the others are still served
-            return f"{type(exc).__name__}: {exc}"[:ERROR_LEN_MAX], False
+            return _printable(f"{type(exc).__name__}: {exc}")[:ERROR_LEN_MAX], False
         if 200 <= status < 300:
             return None, False
         return f"HTTP {status}", 400 <= status < 500 and status not in _RETRY_LATER

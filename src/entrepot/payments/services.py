@@ -1323,7 +1323,8 @@ class PaymentScheme:
     def reject_transfer(
         self, caller: str, transfer_id: str, reason: str = "rejected by payee"
     ) -> PaymentTransfer:
-        return self._decide(caller, transfer_id, commit=False, reason=reason[:200])
+        _check_text(reason, "reason", "reason", length_max=REASON_LEN_MAX)
+        return self._decide(caller, transfer_id, commit=False, reason=reason)
 
     def _decide(
         self, caller: str, transfer_id: str, *, commit: bool, reason: str | None
@@ -1363,6 +1364,7 @@ class PaymentScheme:
         self, caller: str, transfer_id: str, approve: bool, reason: str
     ) -> PaymentTransfer:
         """The scheme's reviewer releases a held transfer to the payee, or aborts it."""
+        _check_text(reason, "reason", "reason", length_max=REASON_LEN_MAX)
         with self._uow() as uow:
             conn = uow.connection
             if caller != SCHEME:
