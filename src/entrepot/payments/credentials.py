@@ -178,6 +178,13 @@ class TokenVerifier:
             self._driver = self.engine.raw_connection()  # held for the worker's life
         return verify_token(self.engine, token, reader=self._reader)
 
+    def close(self) -> None:
+        """Give the connection back (at the worker's shutdown: the pool can then close it,
+        and the last connection to close checkpoints SQLite's WAL)."""
+        driver, self._driver = self._driver, None
+        if driver is not None:
+            driver.close()
+
     def _reader(self, key_id: str) -> Any:
         rows = self._driver.driver_connection.execute(_CREDENTIAL.sql["sqlite"], (key_id,))
         found = rows.fetchall()  # to the end: the statement is reset, its snapshot let go

@@ -22,6 +22,7 @@ from entrepot.entrypoints.api.routes_trade import router as trade_router
 from entrepot.entrypoints.api.security import SecurityMiddleware, caller_dependency
 from entrepot.kernel.errors import DomainError
 from entrepot.payments import PaymentScheme
+from entrepot.payments.credentials import TokenVerifier
 from entrepot.payments.notify import signing_key
 from entrepot.risk.lending import Lending
 from entrepot.trade import TradeNetwork
@@ -67,8 +68,11 @@ def create_app(
             SCHEME: lambda _: app.state.scheme,
         },
     )
+    verifier = TokenVerifier(scheme.engine)
+    app.router.on_shutdown.append(verifier.close)
     app.add_middleware(
         SecurityMiddleware,
+        verifier=verifier,
         engine=scheme.engine,
         write_unit=scheme.unit_of_work,
         claims=KeyClaims(claims_path),
@@ -144,4 +148,8 @@ def create_app_from_env() -> FastAPI:
     # (start-up's migration run leaves some) would otherwise be frozen and never freed.
     gc.collect()
     gc.freeze()
+    # At shutdown, after the middleware's own connection is back (added first, runs first):
+    # every connection closed, so the last one checkpoints SQLite's WAL (the workers left
+    # a WAL of tens of MB behind them, which the next process had to read through).
+    app.router.on_shutdown.append(a.close)
     return app

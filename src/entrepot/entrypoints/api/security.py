@@ -90,6 +90,7 @@ class SecurityMiddleware:
         write_unit: Callable[[], AbstractContextManager[UnitOfWork]] | None = None,
         claims: KeyClaims | None = None,
         write_with_next: WriteWithNext | None = None,
+        verifier: TokenVerifier | None = None,
     ) -> None:
         self.app = app
         self.engine = engine
@@ -102,7 +103,8 @@ class SecurityMiddleware:
         #: (``PaymentScheme.unit_of_work``), else a transaction of its own
         self.write_unit = write_unit or self._own_unit
         self._purged_at = 0.0  # when this worker last dropped stale nonces (monotonic)
-        self._verify = TokenVerifier(engine)
+        #: checks a request's credential (the app closes it at shutdown)
+        self._verify = verifier or TokenVerifier(engine)
 
     async def _caller(self, headers: Headers) -> VerifiedCaller | None:
         """The credential's holder, read for every request (``verify_token``): a revoked
