@@ -89,17 +89,22 @@ def _wait_workers(
     server: int, port: int, count: int, gone: tuple[int, ...] = ()
 ) -> dict[int, set[str]]:
     """Wait until ``count`` workers serve, none of ``gone``; each holds one listening
-    socket, and no two the same one."""
+    socket, and no two the same one. A starting worker is seen by /proc a moment before its
+    socket is (the listing is read in several steps): it is waited for, not taken as the
+    state, until the deadline."""
     deadline = time.monotonic() + 90
     while True:
         held = _listening_per_worker(server, port)
-        if len(held) == count and not set(gone) & set(held):
-            break
+        settled = (
+            len(held) == count
+            and not set(gone) & set(held)
+            and all(len(inodes) == 1 for inodes in held.values())
+            and len(set().union(*held.values())) == count
+        )
+        if settled:
+            return held
         assert time.monotonic() < deadline, (held, gone)
         time.sleep(0.2)
-    assert all(len(inodes) == 1 for inodes in held.values()), held
-    assert len(set().union(*held.values())) == count, held
-    return held
 
 
 def _connections_per_worker(server: int, port: int, clients: list[socket.socket]) -> dict[int, int]:
