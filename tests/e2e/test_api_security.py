@@ -287,3 +287,29 @@ def test_migration_0013_goes_down_and_up(scheme: PaymentScheme) -> None:
     assert "pay_request_nonces" not in sa.inspect(scheme.engine).get_table_names()
     upgrade(scheme.engine)
     assert "pay_request_nonces" in sa.inspect(scheme.engine).get_table_names()
+
+
+def test_the_token_verifier_on_postgres_reconnects_and_leaves_the_pool_as_it_was(
+    scheme: PaymentScheme,
+) -> None:
+    """On PostgreSQL the verifier reads through an autocommit connection of its own, taken
+    out of the pool (so no pooled connection is left in autocommit), and opens a new one once
+    when the server dropped it."""
+    from entrepot.payments.credentials import TokenVerifier
+    from entrepot.storage.engine import is_postgres
+
+    if not is_postgres(scheme.engine):
+        pytest.skip("the PostgreSQL connection's behaviour")
+    token = issue_credential(scheme.engine, "mtn-rw").token
+    verifier = TokenVerifier(scheme.engine)
+    try:
+        caller = verifier(token)
+        assert caller is not None and caller.participant_id == "mtn-rw"
+        verifier._driver.close()  # as if the server had dropped it
+        caller = verifier(token)
+        assert caller is not None and caller.participant_id == "mtn-rw"
+        assert verifier(token + "x") is None
+        with scheme.engine.connect() as conn:
+            assert conn.connection.driver_connection.autocommit is False
+    finally:
+        verifier.close()
