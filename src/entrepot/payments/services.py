@@ -1761,15 +1761,9 @@ class PaymentScheme:
         currency: str | None,
     ) -> Escrow:
         with self._uow() as uow:
-            if currency is not None:
-                e = self._escrow(uow.connection, escrow_id)
-                self._may_decide(uow, caller, e)
-                if currency != e.currency:
-                    raise InvalidPaymentInput(
-                        f"escrow {escrow_id} holds {e.currency}, not {currency}",
-                        field="amount.currency",
-                    )
-            return self._move_in(uow, caller, escrow_id, amount, release=release, actor=actor)
+            return self._move_in(
+                uow, caller, escrow_id, amount, release=release, actor=actor, currency=currency
+            )
 
     def _may_decide(self, uow: UnitOfWork, caller: str, e: Escrow) -> None:
         """Refuse a decision on ``e`` by anyone but its controller, or once it is closed. An
@@ -1808,7 +1802,11 @@ class PaymentScheme:
         *,
         release: bool,
         actor: str | None,
+        currency: str | None = None,
     ) -> Escrow:
+        """Move ``amount`` of escrow ``escrow_id`` to its payee (``release``) or payer.
+        ``currency``: the one the request states the amount in, which must be the escrow's
+        (checked once the caller may decide: a stranger learns nothing of the escrow)."""
         _check_amount(amount)
         conn = uow.connection
         e = self._escrow(conn, escrow_id)
@@ -1817,6 +1815,10 @@ class PaymentScheme:
                 raise InvalidState(f"escrow {escrow_id} is not held")
         else:
             self._may_decide(uow, caller, e)
+        if currency is not None and currency != e.currency:
+            raise InvalidPaymentInput(
+                f"escrow {escrow_id} holds {e.currency}, not {currency}", field="amount.currency"
+            )
         if amount > e.held_minor:
             raise InsufficientEscrow(f"escrow {escrow_id} holds {e.held_minor}, not {amount}")
         to = e.payee_participant if release else e.payer_participant
