@@ -289,20 +289,20 @@ class Dispatcher:
     def deliver_due(self, limit: int = 200) -> dict[str, int]:
         """One round: at most ``limit`` notices per participant."""
         now = self.clock.now_ns()
+        o = st.outbox.c
+        heads = (  # each participant's oldest notice still to deliver
+            sa.select(sa.func.min(o.id))
+            .where(o.delivered_at.is_(None), o.abandoned_at.is_(None))
+            .group_by(o.participant_id)
+        )
         with read_connection(self.engine) as conn:
-            heads = conn.execute(
-                sa.select(st.outbox.c.participant_id, sa.func.min(st.outbox.c.id))
-                .where(st.outbox.c.delivered_at.is_(None), st.outbox.c.abandoned_at.is_(None))
-                .group_by(st.outbox.c.participant_id)
-            ).all()
-            ready = [
-                pid
-                for pid, first in heads
-                if conn.execute(
-                    sa.select(st.outbox.c.next_attempt_at).where(st.outbox.c.id == first)
-                ).scalar_one()
-                <= now
-            ]
+            ready = (
+                conn.execute(
+                    sa.select(o.participant_id).where(o.id.in_(heads), o.next_attempt_at <= now)
+                )
+                .scalars()
+                .all()
+            )
         counts = {"delivered": 0, "failed": 0}
         for pid in sorted(ready):
             with read_connection(self.engine) as conn:
