@@ -136,19 +136,28 @@ def _spread(server: int, port: int, n: int, *, stopped: int | None = None) -> di
             c.close()
 
 
+def start_server(
+    env: dict[str, str], port: int, workers: int, *extra: str, new_session: bool = False
+) -> subprocess.Popen[bytes]:
+    """``entrepot serve`` on ``port`` with ``env`` (its database and home), as an operator
+    runs it; ``new_session``: in a process group of its own (to kill it whole)."""
+    cmd = [sys.executable, "-m", "entrepot", "serve", "--port", str(port)]
+    return subprocess.Popen(
+        [*cmd, "--workers", str(workers), *extra],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=new_session,
+    )
+
+
 def _serve(tmp_path: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "ENTREPOT_DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
         "ENTREPOT_HOME": str(tmp_path),
     }
-    cmd = [sys.executable, "-m", "entrepot", "serve", "--port", str(port)]
-    return subprocess.Popen(
-        [*cmd, "--workers", str(workers)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    return start_server(env, port, workers)
 
 
 @pytest.fixture(scope="module")

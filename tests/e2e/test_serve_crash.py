@@ -8,8 +8,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from entrepot.payments import PaymentScheme, TransferState
 from entrepot.sim.http_load import LoadClient
 from entrepot.sim.payments_bench import MERCHANTS, _free_port, setup_scheme, wait_ready
 from entrepot.storage.engine import create_engine_from_url
+from tests.e2e.test_serve import start_server
 
 pytestmark = pytest.mark.slow
 
@@ -80,14 +79,8 @@ def test_kill_minus_nine_keeps_every_acknowledged_payment_step(tmp_path: Path) -
     _, tokens = setup_scheme(url)
     env = {**os.environ, "ENTREPOT_DATABASE_URL": url, "ENTREPOT_HOME": str(tmp_path)}
     port = _free_port()
-    cmd = [sys.executable, "-m", "entrepot", "serve", "--port", str(port), "--workers", "2"]
-    proc = subprocess.Popen(
-        [*cmd, "--deadlines-every", "0"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,  # its own process group: the workers die with it
-    )
+    # in a process group of its own: the workers die with it
+    proc = start_server(env, port, 2, "--deadlines-every", "0", new_session=True)
     acked: dict[str, str] = {}
     try:
         wait_ready(f"http://127.0.0.1:{port}", proc, timeout_s=120)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from entrepot.entrypoints.api.deadlines import DeadlineRunner, run_once
 from entrepot.entrypoints.cli.output import open_app
 from entrepot.payments import EscrowState
 from entrepot.sim.payments_bench import _free_port, setup_scheme, wait_ready
+from tests.e2e.test_serve import start_server
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -46,13 +45,7 @@ def test_a_running_server_refunds_an_escrow_at_its_deadline(tmp_path: Path) -> N
     setup_scheme(env["ENTREPOT_DATABASE_URL"])
     _escrow(env, "e-serve", 1)
     port = _free_port()
-    cmd = [sys.executable, "-m", "entrepot", "serve", "--port", str(port), "--workers", "1"]
-    proc = subprocess.Popen(
-        [*cmd, "--deadlines-every", "0.2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    proc = start_server(env, port, 1, "--deadlines-every", "0.2")
     try:
         wait_ready(f"http://127.0.0.1:{port}", proc, timeout_s=120)
         deadline = time.monotonic() + 30
@@ -98,13 +91,7 @@ def test_workers_close_their_connections_when_the_server_stops(tmp_path: Path) -
     env = _env(tmp_path)
     _, tokens = setup_scheme(env["ENTREPOT_DATABASE_URL"])
     port = _free_port()
-    cmd = [sys.executable, "-m", "entrepot", "serve", "--port", str(port), "--workers", "2"]
-    proc = subprocess.Popen(
-        [*cmd, "--deadlines-every", "0"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    proc = start_server(env, port, 2, "--deadlines-every", "0")
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, proc, timeout_s=120)
