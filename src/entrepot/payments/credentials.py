@@ -124,15 +124,6 @@ def list_credentials(engine: Engine, participant_id: str) -> list[CredentialInfo
     return [_info(r) for r in rows]
 
 
-def get_credential(engine: Engine, key_id: str) -> CredentialInfo:
-    with read_connection(engine) as conn:
-        row = conn.execute(sa.select(st.credentials).where(st.credentials.c.key_id == key_id))
-        found = row.first()
-    if found is None:
-        raise CredentialNotFound(f"credential {key_id!r} does not exist")
-    return _info(found)
-
-
 def revoke_credential(
     engine: Engine, key_id: str, *, participant_id: str | None = None
 ) -> CredentialInfo:
