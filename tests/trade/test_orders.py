@@ -389,3 +389,32 @@ def test_a_held_payout_is_paid_once_the_review_ends(net: Net, verdict: str) -> N
     kinds = [e["kind"] for e in net.trade.order_events(merchant, "o-1")]
     assert kinds.count("payout") == 1 and kinds.count("payout_held") == 1
     assert kinds.count("payout_retry") == (verdict == "reject")
+
+
+def test_a_payout_that_keeps_failing_is_logged_once_until_something_changes(net: Net) -> None:
+    """The deadline pass retries a stuck payout every 30 s: the order's log records the
+    failure once, not once a pass (about 2,900 events a day), and again when it changes."""
+    merchant, buyer = net.merchant(), net.buyer()
+    net.order(buyer, net.basket(merchant), 1)
+    net.ship("o-1")
+    net.scheme.set_active("mtn-rw", False)  # the merchant's bank: the payout cannot be paid
+    net.trade.confirm_receipt(buyer, "o-1")
+    for _ in range(5):
+        assert net.trade.process_deadlines()["payouts_retried"] == 0
+
+    def failures() -> list[dict[str, object]]:
+        events = net.trade.order_events(merchant, "o-1")
+        return [e for e in events if e["kind"] == "payout_failed"]
+
+    (failed,) = failures()
+    assert "mtn-rw" in str(failed["error"]) and failed["payout"]
+    net.scheme.set_active("hub-kigali", False)  # now the payer fails too: a new reason
+    net.trade.process_deadlines()
+    net.trade.process_deadlines()
+    assert len(failures()) == 2 and failures()[1]["error"] != failed["error"]
+    net.scheme.set_active("hub-kigali", True)
+    net.scheme.set_active("mtn-rw", True)
+    assert net.trade.process_deadlines()["payouts_retried"] == 1
+    (paid,) = net.trade.payouts(merchant, "o-1")
+    assert paid["state"] == "PAID" and net.position("mtn-rw", "RWF") == NET_RWF // 2
+    assert len(failures()) == 2

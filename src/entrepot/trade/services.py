@@ -1265,9 +1265,31 @@ class TradeNetwork(DisputeDesk):
                 return self._pay_out(uow, transfer_id)
         except (PaymentError, PaymentFailed) as exc:
             with self._write() as uow:
-                row = self._one(uow.connection, st.payouts, "transfer_id", transfer_id)
-                self._event(uow.connection, row.order_id, "payout_failed", SCHEME, error=str(exc))
+                conn = uow.connection
+                row = self._one(conn, st.payouts, "transfer_id", transfer_id)
+                detail = {"error": str(exc), "payout": transfer_id}
+                if not self._failing_since_last_event(conn, row.order_id, detail):
+                    self._event(conn, row.order_id, "payout_failed", SCHEME, **detail)
             return "PENDING"
+
+    def _failing_since_last_event(
+        self, conn: Connection, order_id: str, detail: dict[str, object]
+    ) -> bool:
+        """Whether the order's log already ends with this payout failure, only other failures
+        after it: the deadline pass retries a stuck payout every pass, and its log records
+        each failure once, until anything else happens to the order or the reason changes."""
+        rows = conn.execute(
+            sa.select(st.order_events.c.kind, st.order_events.c.detail)
+            .where(st.order_events.c.order_id == order_id)
+            .order_by(st.order_events.c.seq.desc())
+        ).all()
+        wanted = st.dumps(detail)
+        for kind, text in rows:
+            if kind != "payout_failed":
+                return False
+            if text == wanted:
+                return True
+        return False
 
     def _pay_out(self, uow: UnitOfWork, transfer_id: str) -> str:
         conn = uow.connection

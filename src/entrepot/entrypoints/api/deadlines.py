@@ -18,8 +18,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 # Often enough for deadlines set in minutes to days (quotes and transfers expire on their own
-# when next read or decided, escrows when decided); a pass that keeps failing (a payout whose
-# payee is suspended) records its failure each time, so not every second.
+# when next read or decided, escrows when decided); a payout that keeps failing (its payee
+# is suspended) is retried at each pass, so not every second.
 DEFAULT_EVERY_S = 30.0
 
 
