@@ -55,7 +55,7 @@ accounts_table = sa.Table(
     metadata,
     sa.Column("timestamp", _TS, primary_key=True, autoincrement=False),
     sa.Column("id", sa.LargeBinary(16), nullable=False, unique=True),
-    sa.Column("ledger", sa.BigInteger, nullable=False),
+    sa.Column("ledger", sa.BigInteger, sa.ForeignKey("ledger_ledgers.ledger"), nullable=False),
     sa.Column("code", sa.Integer, nullable=False),
     sa.Column("flags", sa.Integer, nullable=False),
     sa.Column("user_data_128", sa.LargeBinary(16)),
@@ -65,6 +65,7 @@ accounts_table = sa.Table(
     sa.Column("debits_posted", sa.BigInteger, nullable=False),
     sa.Column("credits_pending", sa.BigInteger, nullable=False),
     sa.Column("credits_posted", sa.BigInteger, nullable=False),
+    sa.Index("ix_ledger_accounts_ledger_code", "ledger", "code"),
 )
 transfers_table = sa.Table(
     "ledger_transfers",
@@ -90,6 +91,12 @@ pending_table = sa.Table(
     sa.Column("status", sa.String(8), nullable=False),
     sa.Column("expires_at", sa.BigInteger, nullable=False),
     sa.Column("resolved_timestamp", sa.BigInteger, nullable=False),
+    sa.Index(
+        "ix_ledger_pending_due",
+        "expires_at",
+        sqlite_where=sa.text("status = 'pending' AND expires_at > 0"),
+        postgresql_where=sa.text("status = 'pending' AND expires_at > 0"),
+    ),
 )
 failed_table = sa.Table(
     "ledger_failed_transfers",

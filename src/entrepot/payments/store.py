@@ -157,7 +157,7 @@ escrow_events = sa.Table(
     sa.Column("amount", sa.BigInteger, nullable=False),
     sa.Column("actor", sa.String(64), nullable=False),
     sa.Column("at", sa.BigInteger, nullable=False),
-    sa.Column("window_id", sa.Integer, index=True),  # the settlement window it happened in
+    sa.Column("window_id", sa.BigInteger, index=True),  # the settlement window it happened in
 )
 windows = sa.Table(
     "pay_settlement_windows",
