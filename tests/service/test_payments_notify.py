@@ -452,7 +452,7 @@ def test_the_delivery_loop_outlives_a_failing_round(
 
 
 def test_a_notice_the_endpoint_refuses_is_abandoned_and_holds_back_no_other(
-    scheme: PaymentScheme, clock: FakeClock, endpoint: Endpoint
+    scheme: PaymentScheme, clock: FakeClock, endpoint: Endpoint, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A 400 for one notice (a body the receiver will not take) was retried hourly for ever,
     and the participant's later notices waited behind it. It is abandoned at once (still
@@ -467,6 +467,10 @@ def test_a_notice_the_endpoint_refuses_is_abandoned_and_holds_back_no_other(
     assert Dispatcher(scheme.engine, clock).deliver_due() == {"delivered": 1, "failed": 1}
     first, second = scheme.notifications("bk-rw")
     assert first["abandonedAt"] is not None and first["lastError"] == "HTTP 400"
+    (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]  # for alerting
+    assert warning.getMessage() == (
+        f"notice {first['id']} ({first['event']}) to bk-rw abandoned after 1 attempt(s): HTTP 400"
+    )
     assert second["deliveredAt"] is not None
     assert scheme.notifications("bk-rw", pending_only=True) == []
 
@@ -480,6 +484,9 @@ def test_a_notice_the_endpoint_refuses_is_abandoned_and_holds_back_no_other(
     (third,) = scheme.notifications("bk-rw", after=second["id"])
     assert (third["attempts"], third["lastError"]) == (notify.ATTEMPTS_MAX, "HTTP 503")
     assert third["abandonedAt"] is not None
+    assert caplog.records[-1].getMessage().endswith(
+        f"abandoned after {notify.ATTEMPTS_MAX} attempt(s): HTTP 503"
+    )
 
 
 def test_a_slow_connect_counts_in_the_attempts_deadline(

@@ -367,6 +367,15 @@ class Dispatcher:
             values["next_attempt_at"] = now + min(2 ** (attempts - 1), BACKOFF_S_MAX) * NS_PER_S
         with self.engine.begin() as conn:
             conn.execute(sa.update(st.outbox).where(st.outbox.c.id == row.id).values(**values))
+        if abandoned:  # for the operator's alerting: the participant may never have heard
+            log.warning(
+                "notice %s (%s) to %s abandoned after %d attempt(s): %s",
+                row.id,
+                row.event,
+                row.participant_id,
+                attempts,
+                error,
+            )
         return abandoned
 
     def run(self, interval_s: float = 1.0, rounds: int | None = None) -> None:
