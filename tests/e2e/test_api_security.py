@@ -44,6 +44,54 @@ def api(scheme: PaymentScheme) -> Iterator[tuple[TestClient, dict[str, dict[str,
         yield client, headers
 
 
+def test_served_below_a_root_path_every_v1_request_is_authenticated(
+    scheme: PaymentScheme, api: tuple[TestClient, dict[str, dict[str, str]]]
+) -> None:
+    """Behind a proxy at ``/api`` (uvicorn ``--root-path``), the middleware saw the path
+    ``/api/v1/...``, took it for one outside the API and let it through unauthenticated: every
+    request was a 500, and with assertions off (``python -O``) anyone could read parties."""
+    client, h = api
+    behind = TestClient(client.app, root_path="/api", raise_server_exceptions=False)
+    anonymous = behind.get("/api/v1/parties/MSISDN/+250788123456")
+    assert anonymous.status_code == 401 and anonymous.json()["code"] == "unauthenticated"
+    assert anonymous.headers["WWW-Authenticate"] == 'Bearer realm="entrepot"'
+    mine = behind.get("/api/v1/participants/mtn-rw", headers=h["mtn-rw"])
+    assert mine.status_code == 200 and mine.json()["id"] == "mtn-rw"
+    other = behind.get("/api/v1/participants/icbc", headers=h["mtn-rw"])
+    assert other.status_code == 403
+    assert behind.get("/api/openapi.json").status_code == 200  # public, as at the root
+    keyed = {**h["mtn-rw"], "Idempotency-Key": "behind-1"}
+    first = behind.post("/api/v1/quotes", json=QUOTE, headers=keyed)
+    again = behind.post("/api/v1/quotes", json=QUOTE, headers=keyed)
+    assert first.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_route_reached_without_the_middleware_is_refused_not_served_as_no_one(
+    scheme: PaymentScheme,
+) -> None:
+    from fastapi import Request
+
+    from entrepot.entrypoints.api.security import caller_of
+
+    request = Request({"type": "http", "method": "GET", "path": "/v1/x", "headers": []})
+    with pytest.raises(Exception) as refused:
+        caller_of(request)
+    assert getattr(refused.value, "status_code", None) == 401
+
+
+def test_a_401_carries_its_challenge(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    """RFC 9110 11.6.1: a 401 must say how to authenticate (RFC 6750 for bearer tokens)."""
+    client, _ = api
+    missing = client.get("/v1/transfers")
+    assert missing.status_code == 401
+    assert missing.headers["WWW-Authenticate"] == 'Bearer realm="entrepot"'
+    wrong = client.get("/v1/transfers", headers={"Authorization": "Bearer k1.nope"})
+    assert wrong.status_code == 401
+    assert wrong.headers["WWW-Authenticate"] == 'Bearer realm="entrepot", error="invalid_token"'
+
+
 def _kept(scheme: PaymentScheme) -> list[str]:
     with scheme.engine.connect() as conn:
         return [r[0] for r in conn.execute(sa.select(st.idempotency.c.response))]
@@ -160,6 +208,7 @@ def signer(scheme: PaymentScheme) -> Iterator[tuple[TestClient, SigningKey, dict
 
 def _refused(response: Any, why: str) -> None:
     assert response.status_code == 401, response.text
+    assert response.headers["WWW-Authenticate"].endswith('error="invalid_token"')
     assert response.json()["code"] == "bad_signature" and why in response.json()["detail"]
 
 

@@ -484,8 +484,10 @@ def test_a_notice_the_endpoint_refuses_is_abandoned_and_holds_back_no_other(
     (third,) = scheme.notifications("bk-rw", after=second["id"])
     assert (third["attempts"], third["lastError"]) == (notify.ATTEMPTS_MAX, "HTTP 503")
     assert third["abandonedAt"] is not None
-    assert caplog.records[-1].getMessage().endswith(
-        f"abandoned after {notify.ATTEMPTS_MAX} attempt(s): HTTP 503"
+    assert (
+        caplog.records[-1]
+        .getMessage()
+        .endswith(f"abandoned after {notify.ATTEMPTS_MAX} attempt(s): HTTP 503")
     )
 
 

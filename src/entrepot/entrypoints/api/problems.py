@@ -45,7 +45,12 @@ def domain_error(_request: Request, exc: Exception) -> JSONResponse:
 def http_error(_request: Request, exc: Exception) -> JSONResponse:
     """Starlette's own errors (unparseable body, unknown path, wrong method) as problems."""
     assert isinstance(exc, StarletteHTTPException)
-    codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+    codes = {
+        400: "bad_request",
+        401: "unauthenticated",
+        404: "not_found",
+        405: "method_not_allowed",
+    }
     response = problem(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value

@@ -40,6 +40,7 @@ from nacl.signing import VerifyKey
 from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import URL, Headers
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -118,8 +119,8 @@ class SecurityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
-        if path in PUBLIC_PATHS or not path.startswith("/v1"):
+        path = route_path(scope)
+        if path in PUBLIC_PATHS or not (path == "/v1" or path.startswith("/v1/")):
             await self.app(scope, receive, send)
             return
         query: bytes = scope.get("query_string", b"")
@@ -134,10 +135,10 @@ class SecurityMiddleware:
         headers = Headers(scope=scope)
         caller = await self._caller(headers)
         if caller is None:
-            response = problem(
-                401, "unauthenticated", "missing or invalid API credentials", mojaloop="3105"
-            )
-            await response(scope, receive, send)
+            given = "authorization" in headers
+            await unauthenticated(
+                "unauthenticated", "missing or invalid API credentials", invalid=given
+            )(scope, receive, send)
             return
         body = await read_body(receive)
         method: str = scope["method"]
@@ -153,7 +154,7 @@ class SecurityMiddleware:
                     "once (sign each request, each retry too, with a new nonce)"
                 )
             if failure:
-                await problem(401, "bad_signature", failure, mojaloop="3105")(scope, receive, send)
+                await unauthenticated("bad_signature", failure, invalid=True)(scope, receive, send)
                 return
         scope.setdefault("state", {})["caller"] = caller.participant_id
         replay = replay_body(body, receive)
@@ -481,9 +482,37 @@ def check_signature(
     return None
 
 
+#: ``WWW-Authenticate`` of a 401 (RFC 9110 11.6.1, RFC 6750 3: bearer credentials)
+CHALLENGE = 'Bearer realm="entrepot"'
+
+
+def unauthenticated(code: str, detail: str, *, invalid: bool) -> Response:
+    """A 401 problem with its challenge; ``invalid``: credentials were given, and refused."""
+    response = problem(401, code, detail, mojaloop="3105")
+    response.headers["WWW-Authenticate"] = (
+        CHALLENGE + ', error="invalid_token"' if invalid else CHALLENGE
+    )
+    return response
+
+
+def route_path(scope: Scope) -> str:
+    """The path the application routes, below the root path it is served at (uvicorn's
+    ``--root-path``, a ``Mount``): ``/api/v1/transfers`` is ``/v1/transfers`` at ``/api``."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        return path[len(root) :] or "/"
+    return path
+
+
 def caller_of(request: Request) -> str:
+    """The participant :class:`SecurityMiddleware` authenticated. A route reached without
+    it (a path the middleware did not take for the API's) is refused, never served as no one."""
     caller = getattr(request.state, "caller", None)
-    assert isinstance(caller, str), "SecurityMiddleware sets the caller"
+    if not isinstance(caller, str):
+        raise HTTPException(
+            401, "missing or invalid API credentials", headers={"WWW-Authenticate": CHALLENGE}
+        )
     return caller
 
 
