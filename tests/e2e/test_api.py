@@ -491,6 +491,32 @@ def test_a_window_id_out_of_range_is_refused_not_a_server_error(
         assert r.status_code == 422
 
 
+def test_a_statements_bounds_are_checked_each_by_its_own_name(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    """A `to` past 2262 (a 64-bit nanosecond count) was a 500 in text/plain; a bad `to` was
+    blamed on `from`; a time before 1970 came back as the ledger's `since`; a full-width
+    digit was read as a digit."""
+    client, h = api
+    path = "/v1/iso20022/camt053/mtn-rw/RWF"
+    for query, field in (
+        ("to=9999-12-31T23:59:59Z", "to"),
+        ("to=" + "9" * 40, "to"),
+        ("to=-1", "to"),
+        ("from=0001-01-01T00:00:00Z", "from"),
+        ("from=%EF%BC%91", "from"),  # a full-width 1
+        ("from=2026-13-01", "from"),
+    ):
+        r = client.get(f"{path}?{query}", headers=h["mtn-rw"])
+        assert r.status_code == 422, (query, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        assert (r.json()["field"], r.json()["errorCode"]) == (field, "3100"), query
+    r = client.get(f"{path}?from=2262-01-01T00:00:00Z&to=1", headers=h["mtn-rw"])
+    assert r.status_code == 422 and r.json()["detail"] == "from is after to"
+    ok = client.get(f"{path}?from=0&to=2262-04-11T00:00:00Z", headers=h["mtn-rw"])
+    assert ok.status_code == 200 and ok.text.startswith("<?xml")
+
+
 def test_pacs008_names_the_payee_party_whatever_the_quote_id_and_the_participant_otherwise(
     api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
 ) -> None:

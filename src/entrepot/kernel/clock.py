@@ -48,15 +48,24 @@ def datetime_to_ns(value: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * 1_000
 
 
+#: The latest time a nanosecond timestamp holds (a signed 64-bit integer: 2262-04-11)
+TIME_NS_MAX = 2**63 - 1
+
+
 def parse_time(text: str) -> int:
-    """ISO 8601 (``2026-01-01T00:00:00Z``) or an integer nanosecond timestamp -> ns."""
+    """ISO 8601 (``2026-01-01T00:00:00Z``) or an integer nanosecond timestamp (ASCII
+    digits) -> ns, from 1970 to 2262 (what a signed 64-bit count of nanoseconds holds)."""
     stripped = text.strip()
-    if stripped.isdigit():
-        return int(stripped)
-    try:
-        value = datetime.fromisoformat(stripped.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ValueError(f"not an ISO 8601 time or nanosecond timestamp: {text!r}") from exc
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return datetime_to_ns(value)
+    if stripped.isascii() and stripped.isdigit():
+        ns = int(stripped)
+    else:
+        try:
+            value = datetime.fromisoformat(stripped.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValueError(f"not an ISO 8601 time or nanosecond timestamp: {text!r}") from exc
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        ns = datetime_to_ns(value)
+    if not 0 <= ns <= TIME_NS_MAX:
+        raise ValueError(f"{text!r} is outside 1970-01-01 to 2262-04-11 (UTC)")
+    return ns

@@ -650,17 +650,21 @@ def camt053(
 ) -> Response:
     _self_or_operator(caller, participant_id)
     get_currency(currency)
-    try:
-        since_ns = parse_time(since) if since else 0
-        until_ns = parse_time(until) if until else scheme.clock.now_ns() + NS_PER_S
-    except ValueError as exc:
-        raise InvalidPaymentInput(str(exc), field="from") from None
+    since_ns = _time_param(since, "from") if since else 0
+    until_ns = _time_param(until, "to") if until else scheme.clock.now_ns() + NS_PER_S
     if since_ns > until_ns:
         raise InvalidPaymentInput("from is after to", field="from")
     statement = messages.account_statement(
         scheme, participant_id, currency, since_ns, until_ns, account
     )
     return Response(iso20022.camt053(statement), media_type=XML)
+
+
+def _time_param(text: str, field: str) -> int:
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise InvalidPaymentInput(f"{field}: {exc}", field=field) from None
 
 
 # The payment path: called directly, past FastAPI's router (direct.py, ADR 0006). What goes
