@@ -722,6 +722,12 @@ def test_a_resent_create_gets_the_first_result_and_another_request_with_its_id_3
     # A retried deposit is idempotent: it never credits twice.
     with unchanged(scheme):
         scheme.deposit("maybank", "MYR", 1_000_000, "dep-2")
+    # Its id reused for another amount or participant is the client's conflict (3106, naming
+    # the id), not a ledger refusal (a server error's 2001, in the ledger's words).
+    for pid, currency, amount in (("maybank", "MYR", 5), ("mtn-rw", "RWF", 1_000_000)):
+        with unchanged(scheme), pytest.raises(DuplicateWithDifferentBody) as reused:
+            scheme.deposit(pid, currency, amount, "dep-2")
+        assert reused.value.field == "depositId" and "dep-2" in reused.value.detail
     committed = scheme.commit_transfer("maybank", "t1")
     with unchanged(scheme):  # resent after the payee committed: the transfer as it is now
         assert scheme.prepare_transfer("mtn-rw", "t1", "q1") == committed

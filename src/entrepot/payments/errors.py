@@ -65,7 +65,7 @@ class NotYours(PaymentError):
     """The caller may not see or act on this (another participant's data)."""
 
     code = "forbidden"
-    mojaloop_code = "3300"
+    mojaloop_code = "3000"  # generic client error (33xx is "expired")
     http_status = 403
 
 
@@ -89,7 +89,7 @@ class CurrencyNotSupported(PaymentError):
 
 class NoFxRate(PaymentError):
     code = "no_fx_rate"
-    mojaloop_code = "3208"
+    mojaloop_code = "3200"  # generic "not found": no provider's rate (3208 is a transfer id)
     http_status = 422
 
 

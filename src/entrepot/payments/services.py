@@ -544,20 +544,21 @@ class PaymentScheme:
             conn = uow.connection
             pc = self._participant(conn, participant_id).check_currency(currency)
             reserve = self._scheme_account(conn, currency, "reserve")
-            self._post_ok(
-                uow,
-                [
-                    Transfer(
-                        ledger_id("deposit", deposit_id),
-                        reserve,
-                        pc.settlement_account,
-                        amount_minor,
-                        ledger=pc.ledger,
-                        code=Code.DEPOSIT,
-                    )
-                ],
-                lambda: LedgerRefused("deposit refused"),
+            made = Transfer(
+                ledger_id("deposit", deposit_id),
+                reserve,
+                pc.settlement_account,
+                amount_minor,
+                ledger=pc.ledger,
+                code=Code.DEPOSIT,
             )
+            (result,) = self._post(uow, [made])
+            if result.startswith("exists_with_different"):  # the id was used for another
+                raise DuplicateWithDifferentBody(
+                    f"deposit {deposit_id} was made with another participant, currency or amount",
+                    field="depositId",
+                )
+            _check_posted([result], lambda: LedgerRefused("deposit refused"))
 
     def liquidity(self, participant_id: str, currency: str) -> dict[str, int]:
         p = self.get_participant(participant_id)
