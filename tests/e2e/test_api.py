@@ -491,6 +491,45 @@ def test_a_window_id_out_of_range_is_refused_not_a_server_error(
         assert r.status_code == 422
 
 
+def test_a_deposit_and_liquidity_answer_in_the_apis_shape(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """Their answers had no schema in the OpenAPI document and snake_case keys, unlike every
+    other answer; now amounts as everywhere else (amount, currency, minor), camelCase."""
+    client, h = api
+    body = {"depositId": "dep-api", "amount": {"amount": "25.50", "currency": "MYR"}}
+    made = client.post("/v1/participants/maybank/deposits", json=body, headers=h["scheme"])
+    assert made.status_code == 201, made.text
+    figures = scheme.liquidity("maybank", "MYR")
+    assert made.json() == {
+        "participantId": "maybank",
+        "currency": "MYR",
+        "settlementBalance": {
+            "amount": "10025.50",
+            "currency": "MYR",
+            "minor": figures["settlement_balance_minor"],
+        },
+        "netDebitCap": {"amount": "5000.00", "currency": "MYR", "minor": 500_000},
+        "positionAvailable": {
+            "amount": "5000.00",
+            "currency": "MYR",
+            "minor": figures["position_available_minor"],
+        },
+        "positionReserved": {"amount": "0.00", "currency": "MYR", "minor": 0},
+        "netPosition": {"amount": "0.00", "currency": "MYR", "minor": 0},
+    }
+    read = client.get("/v1/participants/maybank/liquidity/MYR", headers=h["maybank"])
+    assert read.status_code == 200 and read.json() == made.json()
+    schema = client.get("/openapi.json").json()["paths"]
+    for path, method in (
+        ("/v1/participants/{participant_id}/deposits", "post"),
+        ("/v1/participants/{participant_id}/liquidity/{currency}", "get"),
+    ):
+        answer = schema[path][method]["responses"]
+        ok = answer["201" if method == "post" else "200"]["content"]["application/json"]
+        assert ok["schema"] == {"$ref": "#/components/schemas/LiquidityOut"}
+
+
 def test_a_statements_bounds_are_checked_each_by_its_own_name(
     api: tuple[TestClient, dict[str, dict[str, str]]],
 ) -> None:

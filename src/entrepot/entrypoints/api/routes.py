@@ -161,10 +161,12 @@ def add_currency(
     return cv.participant(scheme.add_currency(participant_id, currency))
 
 
-@router.post("/participants/{participant_id}/deposits", status_code=201)
+@router.post(
+    "/participants/{participant_id}/deposits", status_code=201, response_model=s.LiquidityOut
+)
 def deposit(
     participant_id: str, body: s.DepositIn, caller: Caller, scheme: Scheme
-) -> dict[str, object]:
+) -> s.LiquidityOut:
     _operator(caller)
     scheme.deposit(participant_id, body.amount.currency, cv.minor(body.amount), body.depositId)
     return _liquidity(scheme, participant_id, body.amount.currency)
@@ -178,22 +180,24 @@ def set_cap(participant_id: str, body: s.CapIn, caller: Caller, scheme: Scheme) 
     )
 
 
-@router.get("/participants/{participant_id}/liquidity/{currency}")
-def liquidity(
-    participant_id: str, currency: str, caller: Caller, scheme: Scheme
-) -> dict[str, object]:
+@router.get("/participants/{participant_id}/liquidity/{currency}", response_model=s.LiquidityOut)
+def liquidity(participant_id: str, currency: str, caller: Caller, scheme: Scheme) -> s.LiquidityOut:
     _self_or_operator(caller, participant_id)
     return _liquidity(scheme, participant_id, currency)
 
 
-def _liquidity(scheme: PaymentScheme, participant_id: str, currency: str) -> dict[str, object]:
+def _liquidity(scheme: PaymentScheme, participant_id: str, currency: str) -> s.LiquidityOut:
     get_currency(currency)
-    figures = scheme.liquidity(participant_id, currency)
-    return {
-        "participantId": participant_id,
-        "currency": currency,
-        **{k.removesuffix("_minor"): format_amount(v, currency) for k, v in figures.items()},
-    }
+    f = scheme.liquidity(participant_id, currency)
+    return s.LiquidityOut(
+        participantId=participant_id,
+        currency=currency,
+        settlementBalance=cv.money(f["settlement_balance_minor"], currency),
+        netDebitCap=cv.money(f["net_debit_cap_minor"], currency),
+        positionAvailable=cv.money(f["position_available_minor"], currency),
+        positionReserved=cv.money(f["position_reserved_minor"], currency),
+        netPosition=cv.money(f["net_position_minor"], currency),
+    )
 
 
 @router.post(

@@ -55,6 +55,23 @@ class ParticipantOut(BaseModel):
     currencies: list[ParticipantCurrencyOut]
 
 
+class LiquidityOut(BaseModel):
+    """A participant's liquidity in one currency."""
+
+    participantId: str
+    currency: str
+    settlementBalance: MoneyOut = Field(description="central bank money: deposits and settled nets")
+    netDebitCap: MoneyOut
+    positionAvailable: MoneyOut = Field(
+        description="what the position can still send: the cap plus receipts less sends and "
+        "reservations since the last settlement"
+    )
+    positionReserved: MoneyOut = Field(description="held by prepared transfers not yet decided")
+    netPosition: MoneyOut = Field(
+        description="owed to it (positive) or owed by it (negative) since the last settlement"
+    )
+
+
 class DepositIn(Strict):
     depositId: str = Id
     amount: MoneyIn
