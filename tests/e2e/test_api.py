@@ -530,6 +530,28 @@ def test_a_deposit_and_liquidity_answer_in_the_apis_shape(
         assert ok["schema"] == {"$ref": "#/components/schemas/LiquidityOut"}
 
 
+def test_a_tiny_rate_is_answered_as_a_plain_decimal_and_an_unknown_endpoint_is_a_404(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    client, h = api
+    fxco = {"Authorization": f"Bearer {issue_credential(scheme.engine, 'fxco').token}"}
+    body = {
+        "sourceCurrency": "RWF",
+        "targetCurrency": "CNY",
+        "rate": "0.000000000001",
+        "spreadBps": 0,
+        "validSeconds": 60,
+    }
+    posted = client.post("/v1/fxRates", json=body, headers=fxco)
+    assert posted.status_code == 201, posted.text
+    assert posted.json()["rate"] == "0.000000000001"  # was "1E-12"
+    assert "E" not in posted.json()["effectiveRate"]
+    unknown = client.get("/v1/participants/nobody/endpoint", headers=h["scheme"])
+    assert unknown.status_code == 404 and unknown.json()["code"] == "participant_not_found"
+    unset = client.get("/v1/participants/icbc/endpoint", headers=h["icbc"])
+    assert unset.status_code == 200 and unset.json()["url"] is None
+
+
 def test_a_statements_bounds_are_checked_each_by_its_own_name(
     api: tuple[TestClient, dict[str, dict[str, str]]],
 ) -> None:

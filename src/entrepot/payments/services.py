@@ -1514,7 +1514,9 @@ class PaymentScheme:
         return url
 
     def get_endpoint(self, caller: str) -> str | None:
+        """The participant's notification endpoint (None: it has set none)."""
         with self._read() as conn:
+            self._participant(conn, caller)  # an unknown participant is a 404, not "none set"
             row = conn.execute(
                 sa.select(st.endpoints.c.url).where(st.endpoints.c.participant_id == caller)
             ).first()

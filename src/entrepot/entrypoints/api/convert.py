@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from entrepot.entrypoints.api import schemas as s
 from entrepot.kernel.clock import ns_to_datetime
 from entrepot.kernel.money import format_amount, get_currency, parse_amount
@@ -14,6 +16,11 @@ def iso(ts_ns: int | None) -> str | None:
 
 def money(minor: int, currency: str) -> s.MoneyOut:
     return s.MoneyOut(amount=format_amount(minor, currency), currency=currency, minor=minor)
+
+
+def decimal_text(value: Decimal) -> str:
+    """A rate as a plain decimal: ``str`` gives ``1E-12`` for a small one."""
+    return format(value, "f")
 
 
 def minor(m: s.MoneyIn) -> int:
@@ -63,7 +70,7 @@ def quote(q: Quote) -> s.QuoteOut:
         fee=money(q.fee_minor, q.source_currency),
         receiveAmount=money(q.target_amount_minor, q.target_currency),
         fxProvider=q.fx_provider,
-        fxRate=str(q.fx_rate) if q.fx_rate is not None else None,
+        fxRate=decimal_text(q.fx_rate) if q.fx_rate is not None else None,
         expiration=iso(q.expires_at_ns) or "",
     )
 
@@ -79,7 +86,7 @@ def transfer(t: PaymentTransfer) -> s.TransferOut:
         fee=money(t.fee_minor, t.source_currency),
         receiveAmount=money(t.target_amount_minor, t.target_currency),
         fxProvider=t.fx_provider,
-        fxRate=str(t.fx_rate) if t.fx_rate is not None else None,
+        fxRate=decimal_text(t.fx_rate) if t.fx_rate is not None else None,
         expiration=iso(t.expires_at_ns) or "",
         settlementWindowId=t.window_id,
         reason=t.reason,

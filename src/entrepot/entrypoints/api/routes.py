@@ -271,8 +271,8 @@ def remove_party(party_type: str, party_id: str, caller: Caller, scheme: Scheme)
 
 
 # ------------------------------------------------------------------ FX and quotes
-@router.post("/fxRates", status_code=201)
-def post_rate(body: s.FxRateIn, caller: Caller, scheme: Scheme) -> dict[str, object]:
+@router.post("/fxRates", status_code=201, response_model=s.FxRateOut)
+def post_rate(body: s.FxRateIn, caller: Caller, scheme: Scheme) -> s.FxRateOut:
     fx = scheme.post_fx_rate(
         caller,
         body.sourceCurrency,
@@ -281,14 +281,14 @@ def post_rate(body: s.FxRateIn, caller: Caller, scheme: Scheme) -> dict[str, obj
         body.spreadBps,
         body.validSeconds,
     )
-    return {
-        "providerId": fx.provider_id,
-        "sourceCurrency": fx.source_currency,
-        "targetCurrency": fx.target_currency,
-        "rate": str(fx.rate),
-        "effectiveRate": str(fx.effective_rate),
-        "validUntil": cv.iso(fx.valid_until_ns),
-    }
+    return s.FxRateOut(
+        providerId=fx.provider_id,
+        sourceCurrency=fx.source_currency,
+        targetCurrency=fx.target_currency,
+        rate=cv.decimal_text(fx.rate),
+        effectiveRate=cv.decimal_text(fx.effective_rate),
+        validUntil=cv.iso(fx.valid_until_ns),
+    )
 
 
 @router.post("/quotes", status_code=201, response_model=s.QuoteOut)

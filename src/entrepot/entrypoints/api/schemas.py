@@ -124,6 +124,15 @@ class FxRateIn(Strict):
     validSeconds: int = Field(ge=1, le=86_400)
 
 
+class FxRateOut(BaseModel):
+    providerId: str
+    sourceCurrency: str
+    targetCurrency: str
+    rate: str = Field(description="target units per source unit, as posted (plain decimal)")
+    effectiveRate: str = Field(description="the rate less the provider's spread")
+    validUntil: str
+
+
 class PayeeIn(Strict):
     partyIdType: Literal["MSISDN", "MERCHANT", "IBAN", "BUSINESS"]
     partyIdentifier: str = PartyIdentifier
