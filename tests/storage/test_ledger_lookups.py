@@ -62,3 +62,22 @@ def test_an_accounts_transfers_by_timestamp_past_one_chunk(filled: Ledger) -> No
     history = filled.get_account_transfers(1_101, limit=1_001)
     assert [t.id for t in history] == [10_000 + k for k in range(1_001)]
     assert len({t.timestamp for t in history}) == 1_001
+
+
+def test_a_lookup_of_an_id_no_account_or_transfer_can_have_is_a_clear_error(
+    ledger: Ledger,
+) -> None:
+    """Writes refuse such ids by name; reads raised the OverflowError of packing them."""
+    from entrepot.ledger import LedgerInputError
+
+    for read in (
+        lambda: ledger.lookup_transfers([2**128]),
+        lambda: ledger.lookup_accounts([-1]),
+        lambda: ledger.get_account_transfers(2**128),
+        lambda: ledger.get_transfer(-5),
+        lambda: ledger.get_account(2**200),
+    ):
+        with pytest.raises(LedgerInputError) as refused:
+            read()
+        assert refused.value.field == "ids" and "0..2^128-1" in str(refused.value)
+    assert ledger.lookup_accounts([2**128 - 1]) == [] and ledger.lookup_transfers([0]) == []

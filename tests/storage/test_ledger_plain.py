@@ -294,6 +294,46 @@ def test_a_reader_sees_one_snapshot_while_another_process_flushes(
     assert reader.get_account(3).debits_posted == 1
 
 
+def test_a_unit_of_work_reads_balances_no_flush_can_change_under_it(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: ``lookup_accounts(uow=...)`` read the meta row, the balance rows and the
+    segments after the meta's mark in the caller's READ COMMITTED transaction; a flush that
+    another writer committed in between was counted twice (a balance that never was). It
+    now takes the write lock first, as SQLite's BEGIN IMMEDIATE always did: the flush waits
+    for the unit of work. Found in review."""
+    import threading
+
+    if pair.fast.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's unit of work holds the write lock from its BEGIN IMMEDIATE")
+    pair.open(Account(1, EUR, 1), Account(2, EUR, 1), Account(3, EUR, 1))
+    pair.batch([t(10, 1, 2, 5)], fast=True)  # a segment: the balance rows are deferred
+    other = Ledger(create_engine_from_url(str(pair.fast.engine.url)), pair.clock)
+    results: list[object] = []
+    writer = threading.Thread(
+        target=lambda: results.append(other.create_transfers([t(11, 3, 2, 1)]))  # flushes
+    )
+    original = LedgerStore._fetch_by_ids
+
+    def racing(self: LedgerStore, *args: object, **kwargs: object) -> object:
+        if not writer.is_alive() and not results:
+            writer.start()
+            writer.join(2.0)  # done at once unless the unit of work holds the lock
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LedgerStore, "_fetch_by_ids", racing)
+    with UnitOfWork(pair.fast.engine) as uow:
+        (account,) = pair.fast.lookup_accounts([1], uow=uow)
+        assert account.debits_posted == 5
+        assert not results  # the flushing writer waits for this unit of work
+    writer.join(10.0)
+    monkeypatch.setattr(LedgerStore, "_fetch_by_ids", original)
+    assert results == [["ok"]]
+    assert pair.fast.get_account(1).debits_posted == 5
+    assert pair.fast.get_account(3).debits_posted == 1
+    other.engine.dispose()
+
+
 def test_small_segments_are_flushed_and_merged_by_count(
     pair: Pair, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine
 
+from entrepot.kernel.ids import U128_MAX
 from entrepot.kernel.clock import Clock, SystemClock
 from entrepot.kernel.limits import QUERY_LIMIT_MAX, U32_MAX
 from entrepot.kernel.money import get_currency
@@ -434,9 +435,13 @@ class Ledger:
         self, ids: Sequence[int], *, uow: UnitOfWork | None = None
     ) -> list[Account]:
         """Accounts that exist, in the order asked; unknown ids are left out. With ``uow`` they
-        are read in the caller's transaction, which sees its own writes; a unit of work that
-        holds the write lock thus reads balances no other writer can change before it
-        commits."""
+        are read in the caller's transaction, which sees its own writes, under the write lock
+        (taken here if the caller has not): the balances no other writer can change before it
+        commits. Without the lock, on PostgreSQL's READ COMMITTED, a flush committed between
+        the meta row's read and the balance rows' would be counted twice."""
+        _check_ids(ids)
+        if uow is not None:
+            self.store.take_write_lock(uow.connection)
         with nullcontext(uow.connection) if uow else read_connection(self.engine) as conn:
             found = {a.id: a for a in self.store.load_accounts(conn, set(ids))}
         return [found[i] for i in ids if i in found]
@@ -448,6 +453,7 @@ class Ledger:
         return found[0]
 
     def lookup_transfers(self, ids: Sequence[int]) -> list[Transfer]:
+        _check_ids(ids)
         with read_connection(self.engine) as conn:
             found = {t.id: t for t in self.store.load_transfers(conn, set(ids))}
         return [found[i] for i in ids if i in found]
@@ -607,6 +613,14 @@ def _gc_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+def _check_ids(ids: Iterable[int]) -> None:
+    """Ids to look up are 128-bit unsigned integers, as written (a wider or negative one was
+    an ``OverflowError`` from packing it)."""
+    for i in ids:
+        if not isinstance(i, int) or not 0 <= i <= U128_MAX:
+            raise LedgerInputError(f"id {i!r} is not an integer in 0..2^128-1", field="ids")
 
 
 def _check_query(since_ns: int, until_ns: int, limit: int) -> None:
