@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine
 
-from entrepot.kernel.ids import U128_MAX
 from entrepot.kernel.clock import Clock, SystemClock
+from entrepot.kernel.ids import U128_MAX
 from entrepot.kernel.limits import QUERY_LIMIT_MAX, U32_MAX
 from entrepot.kernel.money import get_currency
 from entrepot.ledger.errors import (

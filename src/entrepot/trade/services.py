@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import date
@@ -1273,7 +1273,7 @@ class TradeNetwork(DisputeDesk):
             return "PENDING"
 
     def _failing_since_last_event(
-        self, conn: Connection, order_id: str, detail: dict[str, object]
+        self, conn: Connection, order_id: str, detail: Mapping[str, object]
     ) -> bool:
         """Whether the order's log already ends with this payout failure, only other failures
         after it: the deadline pass retries a stuck payout every pass, and its log records

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import overload
 
 from entrepot.entrypoints.api import schemas as s
 from entrepot.kernel.clock import ns_to_datetime
 from entrepot.kernel.money import format_amount, get_currency, parse_amount
 from entrepot.payments import Escrow, Participant, Party, PaymentTransfer, Quote, SettlementWindow
+
+
+@overload
+def iso(ts_ns: int) -> str: ...
+
+
+@overload
+def iso(ts_ns: int | None) -> str | None: ...
 
 
 def iso(ts_ns: int | None) -> str | None:
