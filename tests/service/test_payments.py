@@ -403,6 +403,40 @@ def test_accepted_quote_reserves_fx_liquidity_until_it_expires(
     assert_ledger_ok(scheme)
 
 
+def test_a_payer_cannot_hold_more_fx_liquidity_than_it_could_pay_for(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """An accepted quote reserves the FX provider's liquidity and costs the payer nothing
+    until it prepares: one payer accepting quote after quote held all of fxco's MYR, and every
+    other payer's quotes were refused. Its accepted, unused quotes may come to at most what
+    its position could send (mtn-rw: a 1,000,000 RWF cap here, nothing sent yet)."""
+    scheme.set_net_debit_cap("mtn-rw", "RWF", 1_000_000)
+    assert scheme.liquidity("mtn-rw", "RWF")["position_available_minor"] == 1_000_000
+    for n in range(3):
+        scheme.create_quote("mtn-rw", f"q{n}", *TILL, 300_000, "SEND", "RWF")
+        scheme.accept_quote("mtn-rw", f"q{n}")
+    scheme.create_quote("mtn-rw", "q3", *TILL, 100_001, "SEND", "RWF")
+    with unchanged(scheme), pytest.raises(NetDebitCapExceeded, match="900000"):
+        scheme.accept_quote("mtn-rw", "q3")  # 900,000 held + 100,001 > 1,000,000
+    assert scheme.get_quote("mtn-rw", "q3").state is QuoteState.QUOTED
+    # Preparing one moves its amount from "held by a quote" to "reserved on the position":
+    # counted once, so the rest of the room is still there.
+    assert scheme.prepare_transfer("mtn-rw", "t0", "q0").state is TransferState.RESERVED
+    with unchanged(scheme), pytest.raises(NetDebitCapExceeded):
+        scheme.accept_quote("mtn-rw", "q3")
+    scheme.create_quote("mtn-rw", "q4", *TILL, 100_000, "SEND", "RWF")
+    assert scheme.accept_quote("mtn-rw", "q4").state is QuoteState.ACCEPTED  # exactly full
+    clock.advance(QUOTE_TTL_S)  # q1, q2, q4 expire: they hold nothing any more
+    scheme.create_quote("mtn-rw", "q5", *TILL, 600_000, "SEND", "RWF")
+    assert scheme.accept_quote("mtn-rw", "q5").state is QuoteState.ACCEPTED
+    # A suspended payer accepts nothing (it can neither send nor receive).
+    scheme.create_quote("mtn-rw", "q6", *TILL, 1_000, "SEND", "RWF")
+    scheme.set_active("mtn-rw", False)
+    with unchanged(scheme), pytest.raises(ParticipantSuspended):
+        scheme.accept_quote("mtn-rw", "q6")
+    assert_ledger_ok(scheme)
+
+
 def test_quote_expiring_at_its_exact_expiry_instant_releases_its_fx_reservation(
     scheme: PaymentScheme, clock: FakeClock
 ) -> None:
@@ -529,8 +563,15 @@ def test_net_debit_cap_is_enforced_to_the_minor_unit(scheme: PaymentScheme) -> N
     with unchanged(scheme), pytest.raises(NetDebitCapExceeded):
         scheme.prepare_transfer("mtn-rw", "t1", "q1")
     assert scheme.get_quote("mtn-rw", "q1").state is QuoteState.QUOTED
-    # Same with an accepted quote: its FX reservation stays as it was.
+    # Accepting it is refused as well: the payer's accepted quotes may hold no more FX
+    # liquidity than its position could pay for.
+    with unchanged(scheme), pytest.raises(NetDebitCapExceeded):
+        scheme.accept_quote("mtn-rw", "q1")
+    # Accepted while the cap covered it, then the cap lowered: refused at prepare, and its
+    # FX reservation stays as it was.
+    scheme.set_net_debit_cap("mtn-rw", "RWF", 200_000)
     scheme.accept_quote("mtn-rw", "q1")
+    scheme.set_net_debit_cap("mtn-rw", "RWF", 100_000)
     with unchanged(scheme), pytest.raises(NetDebitCapExceeded):
         scheme.prepare_transfer("mtn-rw", "t1", "q1")
     assert scheme.liquidity("fxco", "MYR")["position_reserved_minor"] == 31_521
@@ -552,6 +593,20 @@ def test_net_debit_cap_is_enforced_to_the_minor_unit(scheme: PaymentScheme) -> N
         scheme.set_net_debit_cap("mtn-rw", "RWF", 50_000_001)
     with unchanged(scheme), pytest.raises(NetDebitCapExceeded):
         scheme.set_net_debit_cap("mtn-rw", "RWF", 99_999)
+    assert_ledger_ok(scheme)
+
+
+def test_a_cap_changed_back_and_forth_within_one_clock_reading_moves_the_position_each_time(
+    scheme: PaymentScheme,
+) -> None:
+    """The cap's ledger posting was named by the time and the new cap: A -> B -> A in one
+    clock reading (a clock stepped back; the fake clock here) made an id again, and the
+    ledger refused the change (exists_with_different_amount), or took a repeated A -> B for
+    a retry and moved nothing while the cap row changed."""
+    for cap in (100_000, 200_000, 100_000, 200_000, 7):
+        scheme.set_net_debit_cap("mtn-rw", "RWF", cap)
+        figures = scheme.liquidity("mtn-rw", "RWF")
+        assert (figures["net_debit_cap_minor"], figures["position_available_minor"]) == (cap, cap)
     assert_ledger_ok(scheme)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -593,12 +594,11 @@ class PaymentScheme:
             delta = cap_minor - pc.net_debit_cap_minor
             if delta:
                 line = self._scheme_account(conn, currency, "cap_line")
-                seq = conn.execute(
-                    sa.select(sa.func.count()).select_from(st.participant_currencies)
-                ).scalar_one()
-                tid = ledger_id(
-                    "cap", participant_id, currency, str(self._now()), str(seq), str(cap_minor)
-                )
+                # A new id for each change: one made of the time and the new cap was made
+                # again by A -> B -> A within one clock reading (a clock stepped back, a
+                # simulation's), and the ledger refused it, or took a repeat of A -> B for a
+                # retry and moved nothing while the cap row changed.
+                tid = ledger_id("cap", participant_id, currency, secrets.token_hex(16))
                 dr, cr = (line, pc.position_account) if delta > 0 else (pc.position_account, line)
                 self._post_ok(
                     uow,
@@ -1024,6 +1024,7 @@ class PaymentScheme:
             return q
         reservation = self._acceptance(conn, q)
         if reservation is not None:
+            self._check_payer_covers(uow, q)
             self._post_ok(uow, [reservation], lambda: _fx_exhausted(q))
         self._set_quote_state(conn, q.id, QuoteState.ACCEPTED)
         return replace(q, state=QuoteState.ACCEPTED)
@@ -1053,6 +1054,33 @@ class PaymentScheme:
             flags=TransferFlags.PENDING,
             timeout=timeout,
         )
+
+    def _check_payer_covers(self, uow: UnitOfWork, q: Quote) -> None:
+        """An accepted quote holds its FX provider's liquidity until it expires, and costs
+        its payer nothing until it is prepared: a payer could hold all of a provider's
+        liquidity, and every other payer's quotes would be refused. A payer's accepted quotes
+        not yet used may together come to at most what its position could send now (its
+        cap, plus what it received, less what it sent or reserved)."""
+        conn = uow.connection
+        payer = self._active(conn, q.payer_participant)
+        pc = payer.check_currency(q.source_currency)
+        (position,) = self.ledger.lookup_accounts([pc.position_account], uow=uow)
+        available = position.credits_posted - position.debits_posted - position.debits_pending
+        quotes = st.quotes.c
+        held = conn.execute(
+            sa.select(sa.func.coalesce(sa.func.sum(quotes.source_amount), 0)).where(
+                quotes.payer_participant == payer.id,
+                quotes.source_currency == q.source_currency,
+                quotes.state == QuoteState.ACCEPTED.value,
+                quotes.expires_at > self._now(),
+            )
+        ).scalar_one()
+        if int(held) + q.source_amount_minor > available:
+            raise NetDebitCapExceeded(
+                f"{payer.id} cannot accept quote {q.id}: with its other accepted quotes "
+                f"({int(held)} {q.source_currency} minor units) it would hold more than its "
+                f"position could send ({available})"
+            )
 
     def _set_quote_state(self, conn: Connection, quote_id: str, state: QuoteState) -> None:
         st.SET_QUOTE_STATE.execute(conn, (state.value, quote_id))
