@@ -68,6 +68,7 @@ from entrepot.payments.errors import (
     TransferNotFound,
     WindowNotFound,
 )
+from entrepot.payments.keyed import mark_keyed
 from entrepot.payments.model import (
     AliasType,
     AmountType,
@@ -311,15 +312,18 @@ class PaymentScheme:
 
     @contextmanager
     def _uow(self) -> Iterator[UnitOfWork]:
+        # Each write of a keyed API request records the key with it (payments/keyed.py).
         joined = self._joined_uow()
         if joined is not None:
             self.ledger.store.take_write_lock(joined.connection)
+            mark_keyed(joined.connection, self._now())
             yield _JoinedUnitOfWork(joined)  # the caller commits, or rolls everything back
             return
         if self._group is not None:
             with self._group.unit() as uow:  # commits with the batch it joins
                 # Reads inside (``_read``) see this transaction, earlier members' work too:
                 # a snapshot would not, until the batch commits.
+                mark_keyed(uow.connection, self._now())
                 token = _JOINED.set(uow)
                 try:
                     yield uow
@@ -329,6 +333,7 @@ class PaymentScheme:
         with UnitOfWork(self.engine) as uow:
             # Take the ledger's write lock first: every scheme write is serialised with it.
             self.ledger.store.take_write_lock(uow.connection)
+            mark_keyed(uow.connection, self._now())
             yield uow
             uow.commit()
 

@@ -278,11 +278,15 @@ IDEMPOTENT_ANSWER = Fast(
     "SELECT request_hash, status_code, response, headers FROM pay_idempotency"
     " WHERE caller = ? AND key = ?"
 )
-# A concurrent retry that stored its answer first keeps it: its response stands.
+# A concurrent retry that stored its answer first keeps it: its response stands. The marker
+# its operation wrote (status 0: payments/keyed.py) is filled in.
 STORE_IDEMPOTENT_ANSWER = Fast(
     "INSERT INTO pay_idempotency"
     " (caller, key, request_hash, status_code, response, created_at, headers)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (caller, key) DO NOTHING"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (caller, key) DO UPDATE SET"
+    " status_code = excluded.status_code, response = excluded.response,"
+    " created_at = excluded.created_at, headers = excluded.headers"
+    " WHERE pay_idempotency.status_code = 0"
 )
 TRANSFER_EXISTS = Fast("SELECT id FROM pay_transfers WHERE id = ?")
 SET_QUOTE_STATE = Fast("UPDATE pay_quotes SET state = ? WHERE id = ?")

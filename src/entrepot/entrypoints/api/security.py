@@ -55,6 +55,7 @@ from entrepot.payments.credentials import (
     purge_nonces,
     record_nonce,
 )
+from entrepot.payments.keyed import ANSWER_LOST, KEYED_REQUEST, KeyedRequest
 from entrepot.payments.signing import signed_message
 from entrepot.storage.engine import read_connection
 from entrepot.storage.group import GroupCommitFailed
@@ -202,11 +203,25 @@ class SecurityMiddleware:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
 
-        if answer is not None:
+        if isinstance(answer, Response):
             await answer(scope, receive, hold)
             return start, b"".join(chunks)
-        # Held until it is stored: a retry that arrives after the client saw it must find it.
-        await self.app(scope, receive, hold)
+        resource = _resource_of(route_path(scope)) if answer is _DONE_ANSWER_LOST else None
+        if resource is not None:
+            # The operation was done and its answer lost (its worker was killed before it was
+            # stored): running it again would be refused (a second commit) or done twice (a
+            # partial release). Answered with what it acted on, as it is now.
+            await self.app(_get(scope, resource), _no_body, hold)
+            if start:  # not run now: as a replay says
+                start["headers"] = [*start.get("headers", []), _REPLAYED]
+        else:
+            # Held until it is stored: a retry that arrives after the client saw it must
+            # find it. The scheme's writes record the key with them (payments/keyed.py).
+            token = KEYED_REQUEST.set(KeyedRequest(caller, key, digest))
+            try:
+                await self.app(scope, receive, hold)
+            finally:
+                KEYED_REQUEST.reset(token)
         content = b"".join(chunks)
         status = int(start.get("status", 500))
         raw_headers: list[tuple[bytes, bytes]] = start.get("headers", [])
@@ -246,8 +261,9 @@ class SecurityMiddleware:
             return False  # written on its own (a second copy would be ignored: same key)
         return error is None
 
-    def _idempotent_answer(self, caller: str, key: str, digest: str) -> Response | None:
-        """The stored answer to a repeated Idempotency-Key, a problem, or None (first use)."""
+    def _idempotent_answer(self, caller: str, key: str, digest: str) -> Response | object | None:
+        """The stored answer to a repeated Idempotency-Key, a problem, None (first use), or
+        ``_DONE_ANSWER_LOST``: the operation was done, its answer never stored."""
         stored = self._stored(caller, key)
         if stored is None:
             return None
@@ -260,6 +276,8 @@ class SecurityMiddleware:
                 field="Idempotency-Key",
                 mojaloop="3106",
             )
+        if status == ANSWER_LOST:
+            return _DONE_ANSWER_LOST
         if headers is None:  # stored before its headers were (migration 0010)
             return Response(
                 text,
@@ -271,7 +289,7 @@ class SecurityMiddleware:
         response.raw_headers.extend(  # what the first answer said
             (name.encode("latin-1"), value.encode("latin-1")) for name, value in headers
         )
-        response.raw_headers.append((b"idempotent-replayed", b"true"))
+        response.raw_headers.append(_REPLAYED)
         return response
 
     def _stored(self, caller: str, key: str) -> tuple[str, int, str, list[list[str]] | None] | None:
@@ -347,9 +365,54 @@ def _answer(
     headers = [
         [name.decode("latin-1"), value.decode("latin-1")]
         for name, value in raw_headers
-        if name.lower() != b"content-length"
+        if name.lower() not in (b"content-length", _REPLAYED[0])
     ]
     return caller, key, digest, status, text, time.time_ns(), json.dumps(headers)
+
+
+#: What :meth:`SecurityMiddleware._idempotent_answer` says of a key whose operation was done
+#: (its marker was written with it) and whose answer was never stored.
+_DONE_ANSWER_LOST = object()
+_REPLAYED = (b"idempotent-replayed", b"true")
+
+#: The actions whose answer, lost, is the resource they acted on as it is now (their success
+#: status is 200, as a read's). Any other keyed request whose answer was lost is run again:
+#: a create is answered by its id (ADR 0009); the rest are idempotent by their nature
+#: (suspend, a cap, an endpoint) or refused the second time (a removal: 404).
+_ANSWERED_BY_RESOURCE = (
+    (re.compile(r"^/v1/transfers/([^/]+)/(?:commit|reject|review)$"), "/v1/transfers/{}"),
+    (re.compile(r"^/v1/escrows/([^/]+)/(?:release|refund)$"), "/v1/escrows/{}"),
+    (re.compile(r"^/v1/settlementWindows/([^/]+)/settle$"), "/v1/settlementWindows/{}"),
+)
+
+
+def _resource_of(path: str) -> str | None:
+    for pattern, resource in _ANSWERED_BY_RESOURCE:
+        found = pattern.match(path)
+        if found:
+            return resource.format(found.group(1))
+    return None
+
+
+def _get(scope: Scope, path: str) -> Scope:
+    """``scope`` as a GET of ``path`` (below the same root path), without a body."""
+    full = scope.get("root_path", "") + path
+    return {
+        **scope,
+        "method": "GET",
+        "path": full,
+        "raw_path": quote(full).encode("latin-1"),
+        "query_string": b"",
+        "headers": [
+            (name, value)
+            for name, value in scope["headers"]
+            if name.lower() not in (b"content-length", b"content-type", b"transfer-encoding")
+        ],
+    }
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
 
 
 def _is_outcome(status: int) -> bool:

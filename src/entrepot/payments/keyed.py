@@ -1,0 +1,51 @@
+"""The Idempotency-Key of the request a scheme write serves, recorded in the write's own
+transaction.
+
+The API stores a key's answer after the operation committed, in a later transaction: a
+worker killed between the two left an operation done and no answer. The retry (same key)
+then ran it again: a commit was answered 409 "already COMMITTED" (and that 409 kept as the
+key's answer), an escrow's partial release was paid twice. Each scheme write of a keyed
+request now also writes the key's row, as a marker (``ANSWER_LOST``: no answer yet), in the
+same transaction; the answer fills it in. A retry that finds only the marker knows the
+operation was done, and is answered from what it did (``entrypoints/api/security.py``).
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from entrepot.storage.driver import Fast
+
+#: ``status_code`` of a key's row written with its operation, before the answer is known
+ANSWER_LOST = 0
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedRequest:
+    caller: str
+    key: str
+    digest: str  # of the request: method, path, query, body
+
+
+#: Set by the API's security middleware while a keyed request's operation runs.
+KEYED_REQUEST: ContextVar[KeyedRequest | None] = ContextVar("entrepot_keyed_request", default=None)
+
+_MARK = Fast(
+    "INSERT INTO pay_idempotency"
+    " (caller, key, request_hash, status_code, response, created_at, headers)"
+    f" VALUES (?, ?, ?, {ANSWER_LOST}, '', ?, NULL) ON CONFLICT (caller, key) DO NOTHING"
+)
+
+
+def mark_keyed(conn: Connection, now_ns: int) -> None:
+    """Write the marker of the keyed request being served, if any, in ``conn``'s transaction
+    (once per transaction is enough; a second write changes nothing)."""
+    keyed = KEYED_REQUEST.get()
+    if keyed is not None:
+        _MARK.execute(conn, (keyed.caller, keyed.key, keyed.digest, now_ns))
+
+
+__all__ = ["ANSWER_LOST", "KEYED_REQUEST", "KeyedRequest", "mark_keyed"]

@@ -1,0 +1,145 @@
+"""A keyed request whose operation was done but whose answer was never stored (its worker was
+killed between the operation's COMMIT and the answer's): the retry, same key, is answered
+from what was done, and nothing is done twice. Before, the retry ran the operation again: a
+commit was answered 409 "already COMMITTED" (and that 409 kept as the key's answer for good),
+a partial escrow release was paid twice. Found by a reviewer helper, by killing workers.
+
+The loss is simulated here by dropping the answer's write; the e2e crash test
+(``test_serve_crash.py``) kills real workers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from entrepot.entrypoints.api.app import create_app
+from entrepot.entrypoints.api.security import SecurityMiddleware
+from entrepot.payments import PaymentScheme
+from entrepot.payments import store as st
+from entrepot.payments.credentials import issue_credential
+from entrepot.payments.keyed import ANSWER_LOST
+
+QUOTE = {
+    "quoteId": "q-lost",
+    "payee": {"partyIdType": "MERCHANT", "partyIdentifier": "KL-TILL-42"},
+    "amountType": "SEND",
+    "amount": {"amount": "5000", "currency": "RWF"},
+    "sourceCurrency": "RWF",
+}
+
+
+class Api:
+    def __init__(self, scheme: PaymentScheme, client: TestClient) -> None:
+        self.scheme = scheme
+        self.client = client
+        scheme.register_participant("hub", "Trade hub", "hub", "RW", [])
+        self.h = {
+            p: {"Authorization": f"Bearer {issue_credential(scheme.engine, p).token}"}
+            for p in ("scheme", "mtn-rw", "maybank", "hub")
+        }
+
+    def post(self, who: str, path: str, body: Any = None, key: str | None = None) -> Any:
+        headers = {**self.h[who], **({"Idempotency-Key": key} if key else {})}
+        return self.client.post(path, json=body, headers=headers)
+
+    def row(self, who: str, key: str) -> Any:
+        with self.scheme.engine.connect() as conn:
+            return conn.execute(
+                sa.select(st.idempotency).where(
+                    st.idempotency.c.caller == who, st.idempotency.c.key == key
+                )
+            ).first()
+
+
+@pytest.fixture
+def api(scheme: PaymentScheme) -> Iterator[Api]:
+    with TestClient(create_app(scheme)) as client:
+        yield Api(scheme, client)
+
+
+def _prepare(api: Api, tid: str) -> None:
+    quote = {**QUOTE, "quoteId": f"q-{tid}"}
+    assert api.post("mtn-rw", "/v1/quotes", quote).status_code == 201
+    made = api.post("mtn-rw", "/v1/transfers", {"transferId": tid, "quoteId": f"q-{tid}"})
+    assert made.status_code == 201, made.text
+
+
+def test_a_commit_whose_answer_was_lost_is_answered_committed_not_409(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _prepare(api, "t1")
+    with monkeypatch.context() as m:
+        m.setattr(SecurityMiddleware, "_stored_with_next", _lost)
+        m.setattr(SecurityMiddleware, "_store", lambda self, values: None)
+        first = api.post("maybank", "/v1/transfers/t1/commit", key="c1")
+    assert first.status_code == 200 and first.json()["state"] == "COMMITTED"
+    marker = api.row("maybank", "c1")
+    assert marker is not None and marker.status_code == ANSWER_LOST  # written with the commit
+    retry = api.post("maybank", "/v1/transfers/t1/commit", key="c1")
+    assert retry.status_code == 200, retry.text
+    assert retry.json() == first.json() and retry.headers["Idempotent-Replayed"] == "true"
+    again = api.post("maybank", "/v1/transfers/t1/commit", key="c1")
+    assert (again.status_code, again.json()) == (200, first.json())
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert api.row("maybank", "c1").status_code == 200
+    # Another key is another request: a second commit is still refused.
+    other = api.post("maybank", "/v1/transfers/t1/commit", key="c2")
+    assert other.status_code == 409 and other.json()["code"] == "invalid_state"
+    # The same key with another body is refused, marker or not.
+    _prepare(api, "t2")
+    with monkeypatch.context() as m:
+        m.setattr(SecurityMiddleware, "_stored_with_next", _lost)
+        m.setattr(SecurityMiddleware, "_store", lambda self, values: None)
+        assert api.post("maybank", "/v1/transfers/t2/commit", key="c3").status_code == 200
+    changed = api.post("maybank", "/v1/transfers/t2/reject", {"reason": "x"}, key="c3")
+    assert changed.status_code == 409 and changed.json()["errorCode"] == "3106"
+
+
+async def _lost(self: SecurityMiddleware, values: Any) -> bool:
+    return True  # "stored": nothing was
+
+
+def test_a_partial_release_whose_answer_was_lost_is_not_paid_twice(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api.scheme.create_escrow("mtn-rw", "e1", "mtn-rw", "RWF", 1_000, "goods", 600, controller="hub")
+    part = {"amount": {"amount": "300", "currency": "RWF"}}
+    with monkeypatch.context() as m:
+        m.setattr(SecurityMiddleware, "_stored_with_next", _lost)
+        m.setattr(SecurityMiddleware, "_store", lambda self, values: None)
+        first = api.post("hub", "/v1/escrows/e1/release", part, key="r1")
+    assert first.status_code == 200 and first.json()["held"]["minor"] == 700
+    retry = api.post("hub", "/v1/escrows/e1/release", part, key="r1")
+    assert retry.status_code == 200 and retry.json()["held"]["minor"] == 700
+    assert api.scheme.get_escrow("hub", "e1").held_minor == 700  # released once
+    # a new key is a new release
+    assert api.post("hub", "/v1/escrows/e1/release", part, key="r2").json()["held"]["minor"] == 400
+
+
+def test_a_create_whose_answer_was_lost_is_answered_by_its_id(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert api.post("mtn-rw", "/v1/quotes", QUOTE).status_code == 201
+    body = {"transferId": "t9", "quoteId": "q-lost"}
+    with monkeypatch.context() as m:
+        m.setattr(SecurityMiddleware, "_stored_with_next", _lost)
+        m.setattr(SecurityMiddleware, "_store", lambda self, values: None)
+        first = api.post("mtn-rw", "/v1/transfers", body, key="p1")
+    assert first.status_code == 201
+    retry = api.post("mtn-rw", "/v1/transfers", body, key="p1")
+    assert (retry.status_code, retry.json()) == (201, first.json())
+    assert api.row("mtn-rw", "p1").status_code == 201  # the marker filled in
+
+
+def test_a_refused_operation_leaves_no_marker_and_its_refusal_is_the_keys_answer(
+    api: Api,
+) -> None:
+    _prepare(api, "t3")
+    refused = api.post("mtn-rw", "/v1/transfers/t3/commit", key="x1")  # the payer may not
+    assert refused.status_code == 403
+    assert api.row("mtn-rw", "x1").status_code == 403
+    assert api.post("mtn-rw", "/v1/transfers/t3/commit", key="x1").status_code == 403
