@@ -22,6 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from entrepot.kernel.clock import NS_PER_S, FakeClock
+from entrepot.kernel.money import UnknownCurrency
 from entrepot.ledger import TransferFlags
 from entrepot.payments import (
     SCHEME,
@@ -1173,3 +1174,39 @@ def test_a_provider_does_not_convert_a_payment_it_sends_or_receives(
     t = pay(scheme, "mtn-rw", "t-self", treasury, 1000, "RWF", "RECEIVE")
     assert (t.fx_provider, t.state) == ("fx2", TransferState.COMMITTED)
     assert_ledger_ok(scheme)
+
+
+def test_a_participant_refused_for_one_of_its_currencies_is_not_registered_at_all(
+    scheme: PaymentScheme,
+) -> None:
+    """Its currencies were added one transaction each, after the participant's: a currency
+    the scheme does not run left it registered without it, and registering it again said
+    "already exists". A BIC was not checked outside the API either."""
+    for currencies, bic in ((["RWF", "KES"], None), (["XYZ"], None), (["RWF"], "BAD")):
+        refusals = (CurrencyNotSupported, InvalidPaymentInput, UnknownCurrency)
+        with unchanged(scheme), pytest.raises(refusals):
+            scheme.register_participant("bk-new", "New Bank", "bank", "RW", currencies, bic=bic)
+    made = scheme.register_participant(
+        "bk-new", "New Bank", "bank", "RW", ["RWF", "RWF", "EUR"], bic="BKRWRWRW"
+    )
+    assert made.currencies.keys() == {"RWF", "EUR"} and made.bic == "BKRWRWRW"
+    assert_ledger_ok(scheme)
+
+
+@pytest.mark.parametrize(
+    "rate", ["1e400", "0.0000000000001", "1000000000000000000", "1.0000000000001"]
+)
+def test_an_fx_rate_the_api_would_refuse_is_refused_by_the_scheme_too(
+    scheme: PaymentScheme, rate: str
+) -> None:
+    """The CLI posted 1E+400 (a RECEIVE quote then paid 100 KES for 1 RWF's worth) and rates
+    with 30 decimal places; the API's schema refused both, the scheme did not."""
+    with unchanged(scheme), pytest.raises(InvalidPaymentInput) as refused:
+        scheme.post_fx_rate("fxco", "RWF", "MYR", Decimal(rate), 100, 3600)
+    assert refused.value.field == "rate"
+
+
+def test_an_fx_rate_at_the_limits_is_taken(scheme: PaymentScheme) -> None:
+    for rate in ("0.000000000001", "999999999999999999", "0.003200000000000000"):
+        fx = scheme.post_fx_rate("fxco", "RWF", "MYR", Decimal(rate), 100, 3600)
+        assert fx.rate == Decimal(rate)

@@ -32,7 +32,7 @@ from sqlalchemy import Connection, Engine
 
 from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock
 from entrepot.kernel.ids import id_from_bytes, id_to_bytes
-from entrepot.kernel.money import Money, convert, get_currency
+from entrepot.kernel.money import Currency, Money, convert, get_currency
 from entrepot.ledger import (
     AMOUNT_FULL,
     Account,
@@ -95,6 +95,12 @@ from entrepot.storage.uow import UnitOfWork
 SCHEME = "scheme"  # the scheme operator's participant id; fees accrue to its position
 ID_NAMESPACE = uuid.UUID("6d1f5c3e-8a43-4f0e-9a8e-5e1b2c3d4e5f")
 QUOTE_TTL_S = 60
+#: An FX rate as posted (target units per source unit): at most 12 decimal places (1e-12,
+#: the smallest), below 10^18: what the API's schema takes, and within what a quote can use
+RATE_DECIMALS_MAX = 12
+RATE_MAX = 10**18
+#: ISO 9362: institution (4 letters), country (2), location (2), branch (3, optional)
+_BIC = re.compile(r"[A-Z]{6}[A-Z2-9][A-NP-Z0-9](?:[A-Z0-9]{3})?")
 TRANSFER_TTL_S = 60
 TTL_S_MAX = 86_400
 NAME_LEN_MAX = 200
@@ -467,10 +473,17 @@ class PaymentScheme:
             raise InvalidPaymentInput(
                 f"country {country!r} is not ISO 3166 alpha-2", field="country"
             )
+        if bic is not None and not _BIC.fullmatch(bic):
+            raise InvalidPaymentInput(f"BIC {bic!r} is not ISO 9362 (8 or 11)", field="bic")
+        held = [get_currency(c) for c in dict.fromkeys(currencies)]
+        # One transaction: a currency refused (not run by the scheme) once left the
+        # participant registered without it, and registering it again "already exists".
         with self._uow() as uow:
             conn = uow.connection
             if st.load_participant(conn, participant_id) is not None:
                 raise InvalidState(f"participant {participant_id!r} already exists")
+            for cur in held:
+                self._scheme_account(conn, cur.code, "cap_line")  # the scheme must run it
             conn.execute(
                 sa.insert(st.participants).values(
                     id=participant_id,
@@ -483,42 +496,45 @@ class PaymentScheme:
                 )
             )
             st.ParticipantCache.changed(conn)
-        for currency in currencies:
-            self.add_currency(participant_id, currency)
+            for cur in held:
+                self._add_currency(uow, participant_id, cur)
         return self.get_participant(participant_id)
 
     def add_currency(self, participant_id: str, currency: str) -> Participant:
         cur = get_currency(currency)
-        number = ledger_for_currency(cur)
         with self._uow() as uow:
-            conn = uow.connection
-            p = self._participant(conn, participant_id)
-            if cur.code in p.currencies:
-                return p
-            self._scheme_account(conn, cur.code, "cap_line")  # the scheme must run it
-            position = ledger_id("position", participant_id, cur.code)
-            settlement = ledger_id("settlement", participant_id, cur.code)
-            limited = AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
-            results = self.ledger.create_accounts(
-                [
-                    Account(position, number, Code.POSITION, flags=limited | AccountFlags.HISTORY),
-                    Account(settlement, number, Code.SETTLEMENT, flags=limited),
-                ],
-                uow=uow,
-            )
-            assert all(r in ("ok", "exists") for r in results), results
-            conn.execute(
-                sa.insert(st.participant_currencies).values(
-                    participant_id=participant_id,
-                    currency=cur.code,
-                    ledger=number,
-                    position_account=id_to_bytes(position),
-                    settlement_account=id_to_bytes(settlement),
-                    net_debit_cap=0,
-                )
-            )
-            st.ParticipantCache.changed(conn)
+            self._add_currency(uow, participant_id, cur)
         return self.get_participant(participant_id)
+
+    def _add_currency(self, uow: UnitOfWork, participant_id: str, cur: Currency) -> None:
+        conn = uow.connection
+        p = self._participant(conn, participant_id)
+        if cur.code in p.currencies:
+            return
+        self._scheme_account(conn, cur.code, "cap_line")  # the scheme must run it
+        number = ledger_for_currency(cur)
+        position = ledger_id("position", participant_id, cur.code)
+        settlement = ledger_id("settlement", participant_id, cur.code)
+        limited = AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
+        results = self.ledger.create_accounts(
+            [
+                Account(position, number, Code.POSITION, flags=limited | AccountFlags.HISTORY),
+                Account(settlement, number, Code.SETTLEMENT, flags=limited),
+            ],
+            uow=uow,
+        )
+        assert all(r in ("ok", "exists") for r in results), results
+        conn.execute(
+            sa.insert(st.participant_currencies).values(
+                participant_id=participant_id,
+                currency=cur.code,
+                ledger=number,
+                position_account=id_to_bytes(position),
+                settlement_account=id_to_bytes(settlement),
+                net_debit_cap=0,
+            )
+        )
+        st.ParticipantCache.changed(conn)
 
     def get_participant(self, participant_id: str) -> Participant:
         with self._read() as conn:
@@ -686,6 +702,14 @@ class PaymentScheme:
     ) -> FxRate:
         if not isinstance(rate, Decimal) or not rate.is_finite() or rate <= 0:
             raise InvalidPaymentInput("rate must be a positive decimal", field="rate")
+        plain = rate.normalize()
+        places = -int(plain.as_tuple().exponent)  # finite: an int
+        if places > RATE_DECIMALS_MAX or plain >= RATE_MAX:
+            raise InvalidPaymentInput(
+                f"rate {rate} must have at most {RATE_DECIMALS_MAX} decimal places and be "
+                f"less than {RATE_MAX:,}",
+                field="rate",
+            )
         if type(spread_bps) is not int or not 0 <= spread_bps < 10_000:
             raise InvalidPaymentInput("spread must be 0..9999 basis points", field="spreadBps")
         _check_ttl(valid_s, "validity")
