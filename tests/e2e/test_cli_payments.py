@@ -124,3 +124,13 @@ def test_every_use_case_has_a_command(cli: Cli) -> None:
     assert sorted(cli.json("payments currency-add maybank RWF")["currencies"]) == ["MYR", "RWF"]
     assert cli.json("payments participant maybank")["participant"]["id"] == "maybank"
     assert "participant_not_found" in cli.error("payments notifications --as nobody", code=1)
+
+
+def test_a_quote_amount_in_another_currency_than_its_type_names_is_refused(cli: Cli) -> None:
+    """A SEND amount is in the source currency: 10 MYR sent from RWF is not 1000 RWF."""
+    _network(cli)
+    before = cli.json("payments liquidity mtn-rw RWF")
+    line = cli.error("payments quote --as mtn-rw q2 MERCHANT KL-TILL-42 10 MYR RWF", code=2)
+    assert "MYR" in line and "RWF" in line
+    assert "quote_not_found" in cli.error("payments quote-show --as mtn-rw q2", code=1)
+    assert cli.json("payments liquidity mtn-rw RWF") == before

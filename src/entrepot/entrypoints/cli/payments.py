@@ -264,6 +264,7 @@ def quote(
                 source_currency,
                 payer_alias_type=payer_type or None,
                 payer_alias=(payer_alias or None) if payer else None,
+                amount_currency=amount_currency,
             ),
             as_json,
         )
