@@ -6,7 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import typer
+from typer.testing import CliRunner
 
+from entrepot.entrypoints.cli.output import guard
 from tests.e2e.test_cli import Cli
 
 
@@ -134,3 +137,19 @@ def test_a_quote_amount_in_another_currency_than_its_type_names_is_refused(cli: 
     assert "MYR" in line and "RWF" in line
     assert "quote_not_found" in cli.error("payments quote-show --as mtn-rw q2", code=1)
     assert cli.json("payments liquidity mtn-rw RWF") == before
+
+
+def test_an_unexpected_overflow_is_one_line_not_a_traceback() -> None:
+    """What a command did not foresee (a number too large for the database) is still one line."""
+    probe = typer.Typer()
+
+    @probe.command()
+    @guard
+    def overflow() -> None:
+        raise OverflowError("Python int too large to convert to SQLite INTEGER")
+
+    result = CliRunner().invoke(probe, [], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: number out of range: Python int too large to convert to SQLite INTEGER\n"
+    )

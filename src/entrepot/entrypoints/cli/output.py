@@ -106,6 +106,8 @@ def guard(func: Callable[P, R]) -> Callable[P, R]:
             exit_with(_describe(exc), EXIT_FAILURE)
         except ValueError as exc:
             exit_with(str(exc), EXIT_BAD_INPUT)
+        except ArithmeticError as exc:  # a number past what a column or a conversion holds
+            exit_with(f"number out of range: {exc}", EXIT_BAD_INPUT)
         except SQLAlchemyError as exc:
             cause = getattr(exc, "orig", None) or exc
             exit_with(f"database error: {cause}", EXIT_FAILURE)
