@@ -139,6 +139,14 @@ def test_a_quote_amount_in_another_currency_than_its_type_names_is_refused(cli: 
     assert cli.json("payments liquidity mtn-rw RWF") == before
 
 
+def test_a_window_id_out_of_range_is_a_clear_error(cli: Cli) -> None:
+    for command in ("window", "window-settle"):
+        for window_id in ("99999999999999999999999", "0", "-1"):
+            line = cli.error(f"payments {command} -- {window_id}", code=2)
+            assert "window id" in line and "1..2^63-1" in line
+    assert "window_not_found" in cli.error(f"payments window {2**63 - 1}", code=1)
+
+
 def test_an_unexpected_overflow_is_one_line_not_a_traceback() -> None:
     """What a command did not foresee (a number too large for the database) is still one line."""
     probe = typer.Typer()

@@ -61,6 +61,16 @@ def _scheme() -> Any:
     return open_app()
 
 
+WINDOW_ID_MAX = 2**63 - 1
+
+
+def _window_id(window_id: int) -> int:
+    """A settlement window id as the API takes it: 1..2^63-1 (what the database holds)."""
+    if not 1 <= window_id <= WINDOW_ID_MAX:
+        raise bad_input(f"window id must be 1..2^63-1, not {window_id}")
+    return window_id
+
+
 @app.command("enable-currency")
 @guard
 def enable_currency(currency: str, as_json: Json = False) -> None:
@@ -518,6 +528,7 @@ def window_close(as_json: Json = False) -> None:
 @app.command("window-settle")
 @guard
 def window_settle(window_id: int, as_json: Json = False) -> None:
+    window_id = _window_id(window_id)
     with _scheme() as a:
         w = a.payments.settle_window(SCHEME, window_id)
         _show({"window": w, "report": w.report()}, as_json)
@@ -534,6 +545,7 @@ def windows(as_json: Json = False) -> None:
 @guard
 def window(window_id: int, as_json: Json = False) -> None:
     """One settlement window: its positions and report."""
+    window_id = _window_id(window_id)
     with _scheme() as a:
         w = a.payments.get_window(window_id)
         _show({"window": w, "report": w.report()}, as_json)
