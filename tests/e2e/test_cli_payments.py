@@ -70,7 +70,11 @@ def test_pay_a_merchant_by_qr_across_currencies_and_settle(cli: Cli, tmp_path: P
     }
     assert nets[("mtn-rw", "RWF")] == -8074 and nets[("maybank", "MYR")] == 2550
     assert cli.json("payments window-settle 1")["window"]["state"] == "SETTLED"
-    assert cli.json("payments liquidity maybank MYR")["settlement_balance_minor"] == "25.50"
+    assert cli.json("payments liquidity maybank MYR")["settlementBalance"] == {
+        "amount": "25.50",
+        "currency": "MYR",
+        "minor": 2550,
+    }
     xml = cli("payments iso20022 pacs008 t1").stdout
     assert 'IntrBkSttlmAmt Ccy="MYR">25.50<' in xml
 
@@ -161,3 +165,20 @@ def test_an_unexpected_overflow_is_one_line_not_a_traceback() -> None:
     assert result.stderr == (
         "error: number out of range: Python int too large to convert to SQLite INTEGER\n"
     )
+
+
+def test_liquidity_deposit_and_cap_answer_the_api_s_liquidity_shape(cli: Cli) -> None:
+    """Amounts as {amount, currency, minor}, never decimal text under a ``_minor`` key."""
+    from entrepot.entrypoints.api.schemas import LiquidityOut
+
+    _network(cli)
+    shown = cli.json("payments liquidity fxco MYR")
+    assert LiquidityOut.model_validate(shown).model_dump() == shown
+    assert shown["settlementBalance"] == {"amount": "50000.00", "currency": "MYR", "minor": 5000000}
+    assert shown["netDebitCap"] == {"amount": "20000.00", "currency": "MYR", "minor": 2000000}
+    deposited = cli.json("payments deposit fxco 0.50 MYR dep-3")
+    assert deposited["settlementBalance"]["minor"] == 5000050
+    capped = cli.json("payments cap fxco 100 MYR")
+    assert capped["netDebitCap"] == {"amount": "100.00", "currency": "MYR", "minor": 10000}
+    assert cli.json("payments liquidity fxco MYR") == capped
+    assert set(deposited) == set(capped) == set(shown)

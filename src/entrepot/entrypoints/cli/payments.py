@@ -143,7 +143,7 @@ def deposit(
     """Central bank money into a participant's settlement account."""
     with _scheme() as a:
         a.payments.deposit(participant_id, currency, parse_amount(amount, currency), deposit_id)
-        _show(a.payments.liquidity(participant_id, currency), as_json)
+        _show(_liquidity(a.payments, participant_id, currency), as_json)
 
 
 @app.command("cap")
@@ -152,15 +152,39 @@ def cap(participant_id: str, amount: str, currency: str, as_json: Json = False) 
     """Set a participant's net debit cap in a currency."""
     with _scheme() as a:
         a.payments.set_net_debit_cap(participant_id, currency, parse_amount(amount, currency))
-        _show(a.payments.liquidity(participant_id, currency), as_json)
+        _show(_liquidity(a.payments, participant_id, currency), as_json)
 
 
 @app.command("liquidity")
 @guard
 def liquidity(participant_id: str, currency: str, as_json: Json = False) -> None:
     with _scheme() as a:
-        figures = a.payments.liquidity(participant_id, currency)
-        _show({k: format_amount(v, currency) for k, v in figures.items()}, as_json)
+        _show(_liquidity(a.payments, participant_id, currency), as_json)
+
+
+def _money(minor: int, currency: str) -> dict[str, Any]:
+    """An amount as the API answers it (schemas.MoneyOut)."""
+    return {"amount": format_amount(minor, currency), "currency": currency, "minor": minor}
+
+
+#: The scheme's liquidity figures under the API's names (schemas.LiquidityOut).
+_LIQUIDITY_NAMES = {
+    "settlementBalance": "settlement_balance_minor",
+    "netDebitCap": "net_debit_cap_minor",
+    "positionAvailable": "position_available_minor",
+    "positionReserved": "position_reserved_minor",
+    "netPosition": "net_position_minor",
+}
+
+
+def _liquidity(scheme: PaymentScheme, participant_id: str, currency: str) -> dict[str, Any]:
+    """A participant's liquidity in one currency, in the shape GET /v1/.../liquidity answers."""
+    figures = scheme.liquidity(participant_id, currency)
+    return {
+        "participantId": participant_id,
+        "currency": currency,
+        **{name: _money(figures[key], currency) for name, key in _LIQUIDITY_NAMES.items()},
+    }
 
 
 @app.command("credentials")
