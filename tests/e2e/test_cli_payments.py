@@ -182,3 +182,11 @@ def test_liquidity_deposit_and_cap_answer_the_api_s_liquidity_shape(cli: Cli) ->
     assert capped["netDebitCap"] == {"amount": "100.00", "currency": "MYR", "minor": 10000}
     assert cli.json("payments liquidity fxco MYR") == capped
     assert set(deposited) == set(capped) == set(shown)
+
+
+def test_qr_encode_takes_only_a_till_id_that_can_be_registered(cli: Cli) -> None:
+    assert "MERCHANT id 'bad till!' is malformed" in cli.error(
+        "payments qr-encode 'bad till!' Cafe Kigali RW RWF", code=2
+    )
+    payload = cli.json("payments qr-encode ' KL-TILL-42 ' Kedai KL MY MYR")["payload"]
+    assert cli.json("payments qr-decode", payload)["merchant_alias"] == "KL-TILL-42"

@@ -19,7 +19,8 @@ from entrepot.entrypoints.api.deadlines import DEFAULT_EVERY_S
 from entrepot.entrypoints.cli.output import bad_input, emit_json, guard, open_app, out
 from entrepot.kernel.clock import parse_time
 from entrepot.kernel.money import format_amount, parse_amount
-from entrepot.payments import SCHEME, PaymentScheme, iso20022, messages, qr
+from entrepot.payments import SCHEME, AliasType, PaymentScheme, iso20022, messages, qr
+from entrepot.payments.aliases import normalise_alias
 from entrepot.payments.bulk import BulkItem, bulk_transfers
 from entrepot.payments.credentials import (
     issue_credential,
@@ -420,8 +421,9 @@ def qr_encode(
     as_json: Json = False,
 ) -> None:
     """A merchant's EMVCo QR payload; --png/--svg also render it."""
+    _, till = normalise_alias(AliasType.MERCHANT, till_id)  # one that can be registered
     payload = qr.build_merchant_qr(
-        merchant_alias=till_id,
+        merchant_alias=till,
         mcc=mcc,
         currency=currency,
         country=country,
