@@ -77,6 +77,9 @@ def test_pay_a_merchant_by_qr_across_currencies_and_settle(cli: Cli, tmp_path: P
     }
     xml = cli("payments iso20022 pacs008 t1").stdout
     assert 'IntrBkSttlmAmt Ccy="MYR">25.50<' in xml
+    # the creditor is the merchant paid (its alias), not its bank (the creditor agent)
+    creditor = xml.split("<Cdtr>")[1].split("</Cdtr>")[0]
+    assert "<Nm>Kedai</Nm>" in creditor and "KL-TILL-42" in creditor, xml
 
 
 def test_payment_failures_exit_with_a_clear_line_and_change_nothing(cli: Cli) -> None:

@@ -19,7 +19,16 @@ from entrepot.entrypoints.api.deadlines import DEFAULT_EVERY_S
 from entrepot.entrypoints.cli.output import bad_input, emit_json, guard, open_app, out
 from entrepot.kernel.clock import parse_time
 from entrepot.kernel.money import format_amount, parse_amount
-from entrepot.payments import SCHEME, AliasType, PaymentScheme, iso20022, messages, qr
+from entrepot.payments import (
+    SCHEME,
+    AliasType,
+    Party,
+    PaymentScheme,
+    PaymentTransfer,
+    iso20022,
+    messages,
+    qr,
+)
 from entrepot.payments.aliases import normalise_alias
 from entrepot.payments.bulk import BulkItem, bulk_transfers
 from entrepot.payments.credentials import (
@@ -27,6 +36,7 @@ from entrepot.payments.credentials import (
     list_credentials,
     revoke_credential,
 )
+from entrepot.payments.errors import PartyNotFound, QuoteNotFound
 
 app = typer.Typer(
     help="The payment scheme: participants, aliases, quotes, transfers, QR, "
@@ -606,10 +616,21 @@ def iso(
             if message == "pacs002":
                 xml = iso20022.pacs002(messages.status_report(t, scheme.clock))
             else:
-                xml = iso20022.pacs008(messages.credit_transfer(scheme, t, None))
+                xml = iso20022.pacs008(messages.credit_transfer(scheme, t, _payee(scheme, t)))
         else:
             raise ValueError(f"unknown message {message!r}: use pacs008, pacs002 or camt053")
         typer.echo(xml.decode())
+
+
+def _payee(scheme: PaymentScheme, t: PaymentTransfer) -> Party | None:
+    """The party a transfer paid (its quote's payee alias), as GET /v1/iso20022/pacs008 names
+    the creditor; None where there is none to find (a bulk item has no quote, an alias may be
+    gone): the payee participant then stands in."""
+    try:
+        quote = scheme.get_quote(t.payer_participant, t.quote_id)
+        return scheme.lookup_party(quote.payee_alias_type, quote.payee_alias)
+    except (QuoteNotFound, PartyNotFound):
+        return None
 
 
 def serve(
