@@ -193,3 +193,47 @@ def test_qr_encode_takes_only_a_till_id_that_can_be_registered(cli: Cli) -> None
     )
     payload = cli.json("payments qr-encode ' KL-TILL-42 ' Kedai KL MY MYR")["payload"]
     assert cli.json("payments qr-decode", payload)["merchant_alias"] == "KL-TILL-42"
+
+
+def test_bulk_reads_its_csv_with_the_csv_module_and_names_a_bad_line(
+    cli: Cli, tmp_path: Path
+) -> None:
+    _network(cli)
+    cli("payments participant-add bk-rw --name BK --kind bank --country RW --currency RWF")
+    cli("payments alias-add --as bk-rw MSISDN +250788000001 --name Ann --currency RWF")
+    before = cli.json("payments liquidity mtn-rw RWF")
+    header = "transfer_id,type,alias,amount\n"
+    bad = {
+        "b1,MSISDN,+250788000001,100\nb2,MSISDN,+250788000001\n": "line 3 (b2): expected 4",
+        "b1,MSISDN,+250788000001,100\nb2,MSISDN,+250788000001,12.5\n": "line 3 (b2): invalid_am",
+        'b1,MSISDN,+250788000001,100\n"b2",MSISDN,"+250 78",1\n': "line 3 (b2): invalid_input",
+        "b1,MSISDN,+250788000001,100,7\n": "line 2 (b1): expected 4",
+    }
+    for n, (rows, expected) in enumerate(bad.items()):
+        path = tmp_path / f"bad{n}.csv"
+        path.write_text(header + rows)
+        line = cli.error(f"payments bulk --as mtn-rw bulk-{n} RWF --file", str(path), code=2)
+        assert expected in line, line
+    assert cli.json("payments liquidity mtn-rw RWF") == before
+    path = tmp_path / "good.csv"
+    path.write_text(
+        header + '"b1","MSISDN","+250 788 000 001","1,000"\n\nb2 , MSISDN, +250788999999 , 5\n'
+    )
+    assert "line 2 (b1): invalid_amount" in cli.error(
+        "payments bulk --as mtn-rw bulk-9 RWF --file", str(path), code=2
+    )
+    path.write_text(
+        header + '"b1","MSISDN","+250 788 000 001","1000"\n\nb2,MSISDN,+250788999999,5\n'
+    )
+    done = cli.json("payments bulk --as mtn-rw bulk-9 RWF --file", str(path))
+    assert done == {
+        "bulkId": "bulk-9",
+        "committed": 1,
+        "rejected": 1,
+        "results": [
+            {"transferId": "b1", "state": "COMMITTED", "reason": None},
+            {"transferId": "b2", "state": "ABORTED", "reason": done["results"][1]["reason"]},
+        ],
+    }
+    assert done["results"][1]["reason"]
+    assert cli.json("payments liquidity bk-rw RWF")["netPosition"]["minor"] == 1000

@@ -7,8 +7,10 @@ in their currency. ``--json`` prints one JSON document.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import enum
+import re
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,13 +20,15 @@ import typer
 from entrepot.entrypoints.api.deadlines import DEFAULT_EVERY_S
 from entrepot.entrypoints.cli.output import bad_input, emit_json, guard, open_app, out
 from entrepot.kernel.clock import parse_time
-from entrepot.kernel.money import format_amount, parse_amount
+from entrepot.kernel.errors import InvalidInput
+from entrepot.kernel.money import format_amount, get_currency, parse_amount
 from entrepot.payments import (
     SCHEME,
     AliasType,
     Party,
     PaymentScheme,
     PaymentTransfer,
+    TransferState,
     iso20022,
     messages,
     qr,
@@ -395,17 +399,86 @@ def bulk(
     caller: As,
     bulk_id: str,
     currency: str,
-    file: Annotated[Path, typer.Option("--file", help="CSV: transfer_id,type,alias,amount")],
+    file: Annotated[
+        Path,
+        typer.Option(
+            "--file", help="CSV: transfer_id,type,alias,amount (a header line of these is skipped)"
+        ),
+    ],
     as_json: Json = False,
 ) -> None:
-    items = []
-    for n, line in enumerate(file.read_text().splitlines()):
-        if not line.strip() or (n == 0 and line.startswith("transfer_id")):
-            continue
-        tid, kind, alias, amount = (x.strip() for x in line.split(","))
-        items.append(BulkItem(tid, kind, alias, parse_amount(amount, currency)))
+    """Pay many payees in one currency at once (as POST /v1/transfers/bulk): bad input anywhere
+    refuses the whole file, naming its line; a payment that fails alone is rejected alone."""
+    items, lines = _bulk_items(file, currency)
     with _scheme() as a:
-        _show(bulk_transfers(a.payments, caller, bulk_id, currency, items), as_json)
+        try:
+            results = bulk_transfers(a.payments, caller, bulk_id, currency, items)
+        except InvalidInput as exc:
+            raise _bulk_line_error(exc, file, items, lines) from None
+    committed = sum(1 for r in results if r.state is TransferState.COMMITTED)
+    _show(
+        {
+            "bulkId": bulk_id,
+            "committed": committed,
+            "rejected": len(results) - committed,
+            "results": [
+                {"transferId": r.transfer_id, "state": r.state.value, "reason": r.reason}
+                for r in results
+            ],
+        },
+        as_json,
+    )
+
+
+_BULK_COLUMNS = ("transfer_id", "type", "alias", "amount")
+
+
+def _bulk_items(file: Path, currency: str) -> tuple[list[BulkItem], list[int]]:
+    """The bulk's items and the line each starts on; a bad line is refused by its number."""
+    get_currency(currency)
+    items: list[BulkItem] = []
+    lines: list[int] = []
+    try:
+        with file.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            line = 1
+            for row in reader:
+                start, line = line, reader.line_num + 1
+                fields = [field.strip() for field in row]
+                if not any(fields) or (
+                    not items and [f.lower() for f in fields] == list(_BULK_COLUMNS)
+                ):
+                    continue
+                where = f"{file}: line {start} ({fields[0]})"
+                if len(fields) != len(_BULK_COLUMNS):
+                    raise bad_input(
+                        f"{where}: expected {len(_BULK_COLUMNS)} fields "
+                        f"({','.join(_BULK_COLUMNS)}), got {len(fields)}"
+                    )
+                tid, kind, alias, amount = fields
+                try:
+                    minor = parse_amount(amount, currency)
+                except InvalidInput as exc:
+                    raise bad_input(f"{where}: {exc.code}: {exc.detail}") from None
+                items.append(BulkItem(tid, kind, alias, minor))
+                lines.append(start)
+    except FileNotFoundError:
+        raise bad_input(f"--file: {file} does not exist") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise bad_input(f"--file: {file} is not a UTF-8 CSV file: {exc}") from None
+    return items, lines
+
+
+def _bulk_line_error(
+    exc: InvalidInput, file: Path, items: list[BulkItem], lines: list[int]
+) -> Exception:
+    """The scheme's refusal of item n (``transfers[n] (transferId ...): ...``) by its line."""
+    found = re.match(r"transfers\.(\d+)", exc.field or "")
+    if found is None or int(found.group(1)) >= len(items):
+        return exc
+    n = int(found.group(1))
+    detail = exc.detail.partition("): ")[2] or exc.detail
+    return bad_input(f"{file}: line {lines[n]} ({items[n].transfer_id}): {exc.code}: {detail}")
 
 
 @app.command("deadlines")
