@@ -237,3 +237,8 @@ def test_bulk_reads_its_csv_with_the_csv_module_and_names_a_bad_line(
     }
     assert done["results"][1]["reason"]
     assert cli.json("payments liquidity bk-rw RWF")["netPosition"]["minor"] == 1000
+
+
+def test_listing_for_an_unknown_participant_is_not_found_not_an_empty_list(cli: Cli) -> None:
+    assert "participant_not_found" in cli.error("payments transfers --as nobody", code=1)
+    assert "participant_not_found" in cli.error("payments credentials-list nobody", code=1)

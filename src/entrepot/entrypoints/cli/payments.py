@@ -222,6 +222,7 @@ def credentials(
 def credentials_list(participant_id: str, as_json: Json = False) -> None:
     """A participant's credentials, revoked ones too (never their secrets)."""
     with _scheme() as a:
+        a.payments.get_participant(participant_id)  # an unknown one is an error, not []
         _show([dataclasses.asdict(c) for c in list_credentials(a.engine, participant_id)], as_json)
 
 
@@ -361,6 +362,7 @@ def transfers(
 ) -> None:
     """The participant's transfers (as payer or payee), by id."""
     with _scheme() as a:
+        a.payments.get_participant(caller)  # an unknown one is an error, not an empty list
         _show(a.payments.list_transfers(caller, limit, after), as_json)
 
 
