@@ -242,3 +242,9 @@ def test_bulk_reads_its_csv_with_the_csv_module_and_names_a_bad_line(
 def test_listing_for_an_unknown_participant_is_not_found_not_an_empty_list(cli: Cli) -> None:
     assert "participant_not_found" in cli.error("payments transfers --as nobody", code=1)
     assert "participant_not_found" in cli.error("payments credentials-list nobody", code=1)
+
+
+def test_camt053_without_a_currency_says_what_it_expects(cli: Cli) -> None:
+    for target in ("bk-rw", "bk-rw:", ":RWF"):
+        line = cli.error("payments iso20022 camt053", target, code=2)
+        assert f"expected PARTICIPANT:CURRENCY, got {target!r}" in line, line

@@ -673,10 +673,13 @@ def iso(
     ] = "position",
 ) -> None:
     """Print an ISO 20022 message (XML) for a transfer or a participant's account."""
+    if message == "camt053":
+        participant, _, currency = target.partition(":")
+        if not participant or not currency:
+            raise bad_input(f"camt053: expected PARTICIPANT:CURRENCY, got {target!r}")
     with _scheme() as a:
         scheme: PaymentScheme = a.payments
         if message == "camt053":
-            participant, _, currency = target.partition(":")
             st = messages.account_statement(
                 scheme,
                 participant,
