@@ -248,3 +248,11 @@ def test_camt053_without_a_currency_says_what_it_expects(cli: Cli) -> None:
     for target in ("bk-rw", "bk-rw:", ":RWF"):
         line = cli.error("payments iso20022 camt053", target, code=2)
         assert f"expected PARTICIPANT:CURRENCY, got {target!r}" in line, line
+
+
+def test_participant_add_help_lists_every_kind(cli: Cli) -> None:
+    from entrepot.payments.model import ParticipantKind
+
+    shown = cli("payments participant-add --help").stdout
+    assert "|".join(k.value for k in ParticipantKind) in shown
+    assert "government" in shown

@@ -25,6 +25,7 @@ from entrepot.kernel.money import format_amount, get_currency, parse_amount
 from entrepot.payments import (
     SCHEME,
     AliasType,
+    ParticipantKind,
     Party,
     PaymentScheme,
     PaymentTransfer,
@@ -100,7 +101,7 @@ def enable_currency(currency: str, as_json: Json = False) -> None:
 def participant_add(
     participant_id: str,
     name: Annotated[str, typer.Option("--name")],
-    kind: Annotated[str, typer.Option("--kind", help="bank|wallet|fx_provider|central_bank|hub")],
+    kind: Annotated[str, typer.Option("--kind", help="|".join(k.value for k in ParticipantKind))],
     country: Annotated[str, typer.Option("--country")],
     currency: Annotated[list[str], typer.Option("--currency")] = [],  # noqa: B006
     bic: Annotated[str | None, typer.Option("--bic")] = None,
