@@ -256,3 +256,17 @@ def test_participant_add_help_lists_every_kind(cli: Cli) -> None:
     shown = cli("payments participant-add --help").stdout
     assert "|".join(k.value for k in ParticipantKind) in shown
     assert "government" in shown
+
+
+def test_quote_and_prepare_take_an_expiry_and_prepare_a_note(cli: Cli) -> None:
+    _network(cli)
+    pay = "payments quote --as mtn-rw {} MERCHANT KL-TILL-42 25.50 MYR RWF --type RECEIVE"
+    q = cli.json(pay.format("q1") + " --expiry 600")
+    assert q["expires_at_ns"] - q["created_at_ns"] == 600 * 10**9
+    for bad in ("0", "86401", "99999999999999999999999"):
+        assert "quote expiry" in cli.error(pay.format("q2") + f" --expiry {bad}", code=2)
+    t = cli.json("payments prepare --as mtn-rw t1 q1 --expiry 120 --note 'order 7'")
+    assert t["note"] == "order 7" and t["expires_at_ns"] - t["created_at_ns"] == 120 * 10**9
+    cli(pay.format("q3"))
+    assert "transfer expiry" in cli.error("payments prepare --as mtn-rw t2 q3 --expiry 0", code=2)
+    assert "transfer_not_found" in cli.error("payments transfer --as mtn-rw t2", code=1)

@@ -42,6 +42,7 @@ from entrepot.payments.credentials import (
     revoke_credential,
 )
 from entrepot.payments.errors import PartyNotFound, QuoteNotFound
+from entrepot.payments.services import QUOTE_TTL_S, TRANSFER_TTL_S
 
 app = typer.Typer(
     help="The payment scheme: participants, aliases, quotes, transfers, QR, "
@@ -300,6 +301,9 @@ def quote(
         str | None,
         typer.Option("--payer", help="the payer party, TYPE:ALIAS (fraud screening uses it)"),
     ] = None,
+    expiry: Annotated[
+        int, typer.Option("--expiry", help="Seconds the quote stands (1..86400).")
+    ] = QUOTE_TTL_S,
     as_json: Json = False,
 ) -> None:
     payer_type, _, payer_alias = (payer or "").partition(":")
@@ -313,6 +317,7 @@ def quote(
                 parse_amount(amount, amount_currency),
                 amount_type,
                 source_currency,
+                ttl_s=expiry,
                 payer_alias_type=payer_type or None,
                 payer_alias=(payer_alias or None) if payer else None,
                 amount_currency=amount_currency,
@@ -323,9 +328,24 @@ def quote(
 
 @app.command("prepare")
 @guard
-def prepare(caller: As, transfer_id: str, quote_id: str, as_json: Json = False) -> None:
+def prepare(
+    caller: As,
+    transfer_id: str,
+    quote_id: str,
+    expiry: Annotated[
+        int,
+        typer.Option("--expiry", help="Seconds the payee has to commit or reject (1..86400)."),
+    ] = TRANSFER_TTL_S,
+    note: Annotated[
+        str | None, typer.Option("--note", help="A note for the payee (200 characters at most).")
+    ] = None,
+    as_json: Json = False,
+) -> None:
     with _scheme() as a:
-        _show(a.payments.prepare_transfer(caller, transfer_id, quote_id), as_json)
+        _show(
+            a.payments.prepare_transfer(caller, transfer_id, quote_id, ttl_s=expiry, note=note),
+            as_json,
+        )
 
 
 @app.command("commit")
