@@ -270,3 +270,13 @@ def test_quote_and_prepare_take_an_expiry_and_prepare_a_note(cli: Cli) -> None:
     cli(pay.format("q3"))
     assert "transfer expiry" in cli.error("payments prepare --as mtn-rw t2 q3 --expiry 0", code=2)
     assert "transfer_not_found" in cli.error("payments transfer --as mtn-rw t2", code=1)
+
+
+def test_qr_encode_takes_a_reference_and_qr_decode_shows_mcc_and_dynamic(cli: Cli) -> None:
+    static = cli.json("payments qr-encode KL-TILL-42 Kedai KL MY MYR --mcc 5812 --reference INV-7")
+    decoded = cli.json("payments qr-decode", static["payload"])
+    assert (decoded["mcc"], decoded["dynamic"]) == ("5812", False)
+    assert decoded["additional_data"]["reference_label"] == "INV-7"
+    dynamic = cli.json("payments qr-encode KL-TILL-42 Kedai KL MY MYR --amount 1")["payload"]
+    assert cli.json("payments qr-decode", dynamic)["dynamic"] is True
+    cli.error("payments qr-encode KL-TILL-42 Kedai KL MY MYR --reference", "R" * 100, code=2)

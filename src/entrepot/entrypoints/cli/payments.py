@@ -522,6 +522,10 @@ def qr_encode(
     currency: str,
     amount: Annotated[str | None, typer.Option("--amount")] = None,
     mcc: Annotated[str, typer.Option("--mcc")] = "5999",
+    reference: Annotated[
+        str | None,
+        typer.Option("--reference", help="A reference label (an invoice, an order) for the payer."),
+    ] = None,
     png: Annotated[Path | None, typer.Option("--png")] = None,
     svg: Annotated[Path | None, typer.Option("--svg")] = None,
     as_json: Json = False,
@@ -536,6 +540,7 @@ def qr_encode(
         merchant_name=merchant_name,
         city=city,
         amount_minor=parse_amount(amount, currency) if amount else None,
+        reference_label=reference,
     )
     text = qr.encode(payload)
     if png:
@@ -555,10 +560,12 @@ def qr_decode(payload: str, as_json: Json = False) -> None:
             "merchant_name": p.merchant_name,
             "city": p.city,
             "country": p.country,
+            "mcc": p.mcc,
             "currency": p.currency.code,
             "amount": format_amount(p.amount_minor, p.currency)
             if p.amount_minor is not None
             else None,
+            "dynamic": p.is_dynamic,
             "additional_data": p.additional_data,
         },
         as_json,
