@@ -280,3 +280,15 @@ def test_qr_encode_takes_a_reference_and_qr_decode_shows_mcc_and_dynamic(cli: Cl
     dynamic = cli.json("payments qr-encode KL-TILL-42 Kedai KL MY MYR --amount 1")["payload"]
     assert cli.json("payments qr-decode", dynamic)["dynamic"] is True
     cli.error("payments qr-encode KL-TILL-42 Kedai KL MY MYR --reference", "R" * 100, code=2)
+
+
+def test_camt053_takes_a_period_end(cli: Cli) -> None:
+    _network(cli)
+    everything = cli("payments iso20022 camt053 mtn-rw:RWF --account settlement").stdout
+    assert "5000000" in everything
+    before = cli("payments iso20022 camt053 mtn-rw:RWF --account settlement --to 2000-01-01")
+    assert "5000000" not in before.stdout.split("<Ntry>")[-1] and "<Ntry>" not in before.stdout
+    assert "after" in cli.error(
+        "payments iso20022 camt053 mtn-rw:RWF --since 2001-01-01 --to 2000-01-01", code=2
+    )
+    assert "--to" in cli.error("payments iso20022 camt053 mtn-rw:RWF --to soon", code=2)

@@ -695,7 +695,12 @@ def window(window_id: int, as_json: Json = False) -> None:
 def iso(
     message: Annotated[str, typer.Argument(help="pacs008|pacs002|camt053")],
     target: Annotated[str, typer.Argument(help="transfer id, or PARTICIPANT:CURRENCY")],
-    since: Annotated[str | None, typer.Option("--since")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="camt053: the period's start (default: all).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--to", help="camt053: the period's end (default: now).")
+    ] = None,
     account: Annotated[
         str, typer.Option("--account", help="camt053: position or settlement.")
     ] = "position",
@@ -705,6 +710,10 @@ def iso(
         participant, _, currency = target.partition(":")
         if not participant or not currency:
             raise bad_input(f"camt053: expected PARTICIPANT:CURRENCY, got {target!r}")
+    since_ns = _time(since, "--since") if since else 0
+    until_ns = _time(until, "--to") if until else None
+    if until_ns is not None and since_ns > until_ns:
+        raise bad_input("--since is after --to")
     with _scheme() as a:
         scheme: PaymentScheme = a.payments
         if message == "camt053":
@@ -712,8 +721,8 @@ def iso(
                 scheme,
                 participant,
                 currency,
-                parse_time(since) if since else 0,
-                scheme.clock.now_ns(),
+                since_ns,
+                scheme.clock.now_ns() if until_ns is None else until_ns,
                 account,
             )
             xml = iso20022.camt053(st)
@@ -726,6 +735,13 @@ def iso(
         else:
             raise ValueError(f"unknown message {message!r}: use pacs008, pacs002 or camt053")
         typer.echo(xml.decode())
+
+
+def _time(text: str, option: str) -> int:
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise bad_input(f"{option}: {exc}") from None
 
 
 def _payee(scheme: PaymentScheme, t: PaymentTransfer) -> Party | None:
