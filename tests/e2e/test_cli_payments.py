@@ -292,3 +292,18 @@ def test_camt053_takes_a_period_end(cli: Cli) -> None:
         "payments iso20022 camt053 mtn-rw:RWF --since 2001-01-01 --to 2000-01-01", code=2
     )
     assert "--to" in cli.error("payments iso20022 camt053 mtn-rw:RWF --to soon", code=2)
+
+
+def test_notifications_page_with_after_and_limit(cli: Cli) -> None:
+    _network(cli)
+    cli("payments endpoint --as maybank http://127.0.0.1:9/unreachable")
+    for n in (1, 2):
+        cli(f"payments quote --as mtn-rw q{n} MERCHANT KL-TILL-42 25.50 MYR RWF --type RECEIVE")
+        cli(f"payments prepare --as mtn-rw t{n} q{n}")
+    every = cli.json("payments notifications --as maybank")
+    assert len(every) == 2
+    assert cli.json("payments notifications --as maybank --limit 1") == every[:1]
+    assert cli.json(f"payments notifications --as maybank --after {every[0]['id']}") == every[1:]
+    for bad in ("--limit 0", "--limit 1001", "--after -1", "--after 99999999999999999999999"):
+        line = cli.error(f"payments notifications --as maybank {bad}", code=2)
+        assert bad.split()[0].lstrip("-") in line, line

@@ -810,12 +810,23 @@ def endpoint(caller: As, url: str, as_json: Json = False) -> None:
 def notifications(
     caller: As,
     pending: Annotated[bool, typer.Option("--pending", help="Only undelivered ones.")] = False,
+    after: Annotated[
+        int, typer.Option("--after", help="A notification id: the next page starts after it.")
+    ] = 0,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many (1..1000).")] = 100,
     as_json: Json = False,
 ) -> None:
     """The participant's notifications, oldest first, with their delivery state."""
+    if not 0 <= after <= 2**63 - 1:
+        raise bad_input(f"--after must be a notification id, 0..2^63-1, not {after}")
+    if not 1 <= limit <= 1000:
+        raise bad_input(f"--limit must be 1..1000, not {limit}")
     with _scheme() as a:
         a.payments.get_participant(caller)  # an unknown one is an error, not an empty list
-        _show(a.payments.notifications(caller, pending_only=pending), as_json)
+        _show(
+            a.payments.notifications(caller, pending_only=pending, after=after, limit=limit),
+            as_json,
+        )
 
 
 @app.command("deliver")
