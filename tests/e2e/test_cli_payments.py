@@ -307,3 +307,18 @@ def test_notifications_page_with_after_and_limit(cli: Cli) -> None:
     for bad in ("--limit 0", "--limit 1001", "--after -1", "--after 99999999999999999999999"):
         line = cli.error(f"payments notifications --as maybank {bad}", code=2)
         assert bad.split()[0].lstrip("-") in line, line
+
+
+def test_scheme_public_key_is_the_key_callbacks_are_signed_with(cli: Cli) -> None:
+    import base64
+
+    from entrepot.entrypoints.api.app import callback_key_path
+    from entrepot.payments.notify import signing_key
+
+    shown = cli.json("payments scheme-public-key")
+    key = signing_key(callback_key_path(cli.home))
+    assert shown == {
+        "algorithm": "Ed25519",
+        "publicKey": base64.b64encode(bytes(key.verify_key)).decode(),
+    }
+    assert cli.json("payments scheme-public-key") == shown  # made once, then kept

@@ -805,6 +805,20 @@ def endpoint(caller: As, url: str, as_json: Json = False) -> None:
         _show({"participant": caller, "url": a.payments.set_endpoint(caller, url)}, as_json)
 
 
+@app.command("scheme-public-key")
+@guard
+def scheme_public_key(as_json: Json = False) -> None:
+    """The Ed25519 public key that signs the scheme's callbacks (their X-Signature), as
+    GET /v1/scheme/public-key answers: participants check notifications with it. Made on
+    first use, as `entrepot serve` and `deliver` do."""
+    from entrepot.config import load_settings
+    from entrepot.entrypoints.api.app import callback_key_path
+    from entrepot.payments.notify import public_key_b64, signing_key
+
+    key = signing_key(callback_key_path(load_settings().home))
+    _show({"algorithm": "Ed25519", "publicKey": public_key_b64(key)}, as_json)
+
+
 @app.command("notifications")
 @guard
 def notifications(
