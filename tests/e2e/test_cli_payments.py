@@ -322,3 +322,27 @@ def test_scheme_public_key_is_the_key_callbacks_are_signed_with(cli: Cli) -> Non
         "publicKey": base64.b64encode(bytes(key.verify_key)).decode(),
     }
     assert cli.json("payments scheme-public-key") == shown  # made once, then kept
+
+
+def test_qr_pay_decodes_looks_up_quotes_and_prepares_in_one_call(cli: Cli) -> None:
+    _network(cli)
+    dynamic = cli.json("payments qr-encode KL-TILL-42 Kedai KL MY MYR --amount 25.50")["payload"]
+    static = cli.json("payments qr-encode KL-TILL-42 Kedai KL MY MYR")["payload"]
+    nobody = cli.json("payments qr-encode NOPE Kedai KL MY MYR")["payload"]
+    before = cli.json("payments liquidity mtn-rw RWF")
+    pay = "payments qr-pay --as mtn-rw {} q{} t{} RWF"
+    assert "static QR needs an amount" in cli.error(pay.format(static, 1, 1), code=2)
+    assert "party_not_found" in cli.error(pay.format(nobody, 1, 1), code=1)
+    assert "party_not_found" in cli.error(pay.format(nobody, 1, 1) + " --amount 1", code=1)
+    assert "must be the same" in cli.error(pay.format(dynamic, 1, 1) + " --amount 9", code=2)
+    assert "qr_bad_tag" in cli.error("payments qr-pay --as mtn-rw junk q1 t1 RWF", code=2)
+    assert cli.json("payments liquidity mtn-rw RWF") == before
+    assert "quote_not_found" in cli.error("payments quote-show --as mtn-rw q1", code=1)
+    paid = cli.json(pay.format(dynamic, 1, 1) + " --payer MSISDN:+250788123456")
+    assert paid["party"]["alias"] == "KL-TILL-42"
+    assert paid["quote"]["target_amount_minor"] == 2550
+    assert paid["quote"]["payer_alias"] == "MSISDN:+250788123456"
+    assert paid["transfer"]["state"] == "RESERVED"
+    assert cli.json(pay.format(dynamic, 1, 1) + " --payer MSISDN:+250788123456") == paid
+    by_hand = cli.json(pay.format(static, 2, 2) + " --amount 1.00")
+    assert by_hand["transfer"]["target_amount_minor"] == 100

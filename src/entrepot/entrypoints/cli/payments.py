@@ -41,7 +41,7 @@ from entrepot.payments.credentials import (
     list_credentials,
     revoke_credential,
 )
-from entrepot.payments.errors import PartyNotFound, QuoteNotFound
+from entrepot.payments.errors import PartyNotFound, PaymentError, QuoteNotFound
 from entrepot.payments.services import QUOTE_TTL_S, TRANSFER_TTL_S
 
 app = typer.Typer(
@@ -306,7 +306,7 @@ def quote(
     ] = QUOTE_TTL_S,
     as_json: Json = False,
 ) -> None:
-    payer_type, _, payer_alias = (payer or "").partition(":")
+    payer_alias_type, payer_alias = _payer(payer)
     with _scheme() as a:
         _show(
             a.payments.create_quote(
@@ -318,12 +318,20 @@ def quote(
                 amount_type,
                 source_currency,
                 ttl_s=expiry,
-                payer_alias_type=payer_type or None,
-                payer_alias=(payer_alias or None) if payer else None,
+                payer_alias_type=payer_alias_type,
+                payer_alias=payer_alias,
                 amount_currency=amount_currency,
             ),
             as_json,
         )
+
+
+def _payer(payer: str | None) -> tuple[str | None, str | None]:
+    """--payer TYPE:ALIAS as the scheme takes it (an alias without a type is its to refuse)."""
+    if payer is None:
+        return None, None
+    alias_type, _, alias = payer.partition(":")
+    return alias_type or None, alias or None
 
 
 @app.command("prepare")
@@ -570,6 +578,77 @@ def qr_decode(payload: str, as_json: Json = False) -> None:
         },
         as_json,
     )
+
+
+@app.command("qr-pay")
+@guard
+def qr_pay(
+    caller: As,
+    payload: Annotated[str, typer.Argument(help="The merchant's QR payload (its text).")],
+    quote_id: str,
+    transfer_id: str,
+    source_currency: Annotated[str, typer.Argument(help="The currency the payer pays in.")],
+    amount: Annotated[
+        str | None,
+        typer.Option(
+            "--amount",
+            help="In the QR's currency: needed for a static QR; a dynamic one's must match.",
+        ),
+    ] = None,
+    payer: Annotated[
+        str | None,
+        typer.Option("--payer", help="the payer party, TYPE:ALIAS (fraud screening uses it)"),
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Pay a merchant's QR in one call, as POST /v1/qr/pay: decode it, look up its till id,
+    quote in the payer's currency and prepare; a refused payment leaves no quote behind."""
+    p = qr.decode(payload)
+    till = p.find_merchant_alias()
+    if till is None:
+        raise bad_input("this QR carries no Entrepot merchant till id")
+    currency = p.currency.code
+    given = parse_amount(amount, currency) if amount is not None else None
+    payer_alias_type, payer_alias = _payer(payer)
+    with _scheme() as a:
+        scheme: PaymentScheme = a.payments
+        if p.amount_minor is not None:
+            minor = p.amount_minor
+            # a resend with another amount is the scheme's to refuse (3106), as the API's
+            if given is not None and given != minor and not _made(scheme, caller, transfer_id):
+                raise bad_input(
+                    f"this QR is for {format_amount(minor, currency)} {currency}: --amount "
+                    "must be the same, or left out"
+                )
+            minor = given if given is not None else minor
+        elif given is not None:
+            minor = given
+        else:
+            scheme.lookup_party(AliasType.MERCHANT, till)  # a till that names nobody first
+            raise bad_input("a static QR needs an amount: give --amount")
+        party, q, t = scheme.pay_by_qr(
+            caller,
+            quote_id,
+            transfer_id,
+            till,
+            minor,
+            currency,
+            source_currency,
+            merchant_name=p.merchant_name,
+            merchant_country=p.country,
+            payer_alias_type=payer_alias_type,
+            payer_alias=payer_alias,
+        )
+        _show({"party": party, "quote": q, "transfer": t}, as_json)
+
+
+def _made(scheme: PaymentScheme, caller: str, transfer_id: str) -> bool:
+    """Whether the caller has a transfer with this id (a request is then a resend)."""
+    try:
+        scheme.get_transfer(caller, transfer_id)
+    except PaymentError:
+        return False
+    return True
 
 
 @app.command("escrow-create")
