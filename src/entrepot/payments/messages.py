@@ -10,7 +10,7 @@ import uuid
 from entrepot.kernel.clock import Clock, ns_to_datetime
 from entrepot.kernel.limits import QUERY_LIMIT_MAX
 from entrepot.payments import iso20022 as iso
-from entrepot.payments.errors import InvalidPaymentInput
+from entrepot.payments.errors import InvalidPaymentInput, PartyNotFound, QuoteNotFound
 from entrepot.payments.model import Participant, Party, PaymentTransfer, TransferState
 from entrepot.payments.services import PaymentScheme
 
@@ -80,6 +80,17 @@ def _agent(p: Participant) -> iso.Agent:
     """The participant as an agent: its id in ``Othr/Id`` (Max35Text; a longer id, up to 64
     characters, is digested by :func:`fit_id`, the same way in every message)."""
     return iso.Agent(participant_id=fit_id(p.id), bic=p.bic, name=p.name[:140])
+
+
+def payee_party(scheme: PaymentScheme, t: PaymentTransfer) -> Party | None:
+    """The party a transfer paid (its quote's payee alias), which pacs.008 names as the
+    creditor; None where there is none to find (a bulk item has no quote, an alias may be
+    gone since): the payee participant then stands in."""
+    try:
+        quote = scheme.get_quote(t.payer_participant, t.quote_id)
+        return scheme.lookup_party(quote.payee_alias_type, quote.payee_alias)
+    except (QuoteNotFound, PartyNotFound):
+        return None
 
 
 def credit_transfer(

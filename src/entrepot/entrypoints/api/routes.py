@@ -40,9 +40,7 @@ from entrepot.payments.credentials import (
 from entrepot.payments.errors import (
     InvalidPaymentInput,
     NotYours,
-    PartyNotFound,
     PaymentError,
-    QuoteNotFound,
 )
 from entrepot.payments.notify import public_key_b64
 
@@ -620,12 +618,7 @@ def settle(window_id: WindowId, caller: Caller, scheme: Scheme) -> s.WindowOut:
 @router.get("/iso20022/pacs008/{transfer_id}", response_class=Response)
 def pacs008(transfer_id: str, caller: Caller, scheme: Scheme) -> Response:
     t = scheme.get_transfer(caller, transfer_id)
-    party = None
-    try:
-        quote = scheme.get_quote(t.payer_participant, t.quote_id)
-        party = scheme.lookup_party(quote.payee_alias_type, quote.payee_alias)
-    except (QuoteNotFound, PartyNotFound):
-        pass  # a bulk item has no quote, an alias may be gone: the payee participant stands in
+    party = messages.payee_party(scheme, t)
     return Response(iso20022.pacs008(messages.credit_transfer(scheme, t, party)), media_type=XML)
 
 

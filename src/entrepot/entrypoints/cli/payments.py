@@ -26,9 +26,7 @@ from entrepot.payments import (
     SCHEME,
     AliasType,
     ParticipantKind,
-    Party,
     PaymentScheme,
-    PaymentTransfer,
     TransferState,
     iso20022,
     messages,
@@ -41,7 +39,7 @@ from entrepot.payments.credentials import (
     list_credentials,
     revoke_credential,
 )
-from entrepot.payments.errors import PartyNotFound, PaymentError, QuoteNotFound
+from entrepot.payments.errors import PaymentError
 from entrepot.payments.services import QUOTE_TTL_S, TRANSFER_TTL_S
 
 app = typer.Typer(
@@ -810,7 +808,9 @@ def iso(
             if message == "pacs002":
                 xml = iso20022.pacs002(messages.status_report(t, scheme.clock))
             else:
-                xml = iso20022.pacs008(messages.credit_transfer(scheme, t, _payee(scheme, t)))
+                xml = iso20022.pacs008(
+                    messages.credit_transfer(scheme, t, messages.payee_party(scheme, t))
+                )
         else:
             raise ValueError(f"unknown message {message!r}: use pacs008, pacs002 or camt053")
         typer.echo(xml.decode())
@@ -821,17 +821,6 @@ def _time(text: str, option: str) -> int:
         return parse_time(text)
     except ValueError as exc:
         raise bad_input(f"{option}: {exc}") from None
-
-
-def _payee(scheme: PaymentScheme, t: PaymentTransfer) -> Party | None:
-    """The party a transfer paid (its quote's payee alias), as GET /v1/iso20022/pacs008 names
-    the creditor; None where there is none to find (a bulk item has no quote, an alias may be
-    gone): the payee participant then stands in."""
-    try:
-        quote = scheme.get_quote(t.payer_participant, t.quote_id)
-        return scheme.lookup_party(quote.payee_alias_type, quote.payee_alias)
-    except (QuoteNotFound, PartyNotFound):
-        return None
 
 
 def serve(
