@@ -189,8 +189,8 @@ def payments_json(pay: PaymentsDemoReport) -> dict[str, Any]:
 def _print_payments(pay: PaymentsDemoReport) -> None:
     console = out()
     console.print(
-        f"Pay-by-QR across six countries: {pay.committed} of {pay.payments} committed; "
-        f"rejected: {_counts_text(pay.rejected)}"
+        "Pay-by-QR between members at the seed's six eWTP hubs (CN x2, MY, BE, RW, ET): "
+        f"{pay.committed} of {pay.payments} committed; rejected: {_counts_text(pay.rejected)}"
     )
     window = pay.window
     if window is None:
