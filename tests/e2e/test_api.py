@@ -552,6 +552,19 @@ def test_a_tiny_rate_is_answered_as_a_plain_decimal_and_an_unknown_endpoint_is_a
     assert unset.status_code == 200 and unset.json()["url"] is None
 
 
+def test_the_openapi_document_says_the_iso20022_routes_answer_xml(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    client, _ = api
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in (
+        "/v1/iso20022/pacs008/{transfer_id}",
+        "/v1/iso20022/pacs002/{transfer_id}",
+        "/v1/iso20022/camt053/{participant_id}/{currency}",
+    ):
+        assert list(paths[path]["get"]["responses"]["200"]["content"]) == ["application/xml"]
+
+
 def test_a_statements_bounds_are_checked_each_by_its_own_name(
     api: tuple[TestClient, dict[str, dict[str, str]]],
 ) -> None:

@@ -4,7 +4,7 @@ caller (from the credentials) scopes every read and write."""
 from __future__ import annotations
 
 import io
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -615,20 +615,28 @@ def settle(window_id: WindowId, caller: Caller, scheme: Scheme) -> s.WindowOut:
 
 
 # ------------------------------------------------------------------ ISO 20022
-@router.get("/iso20022/pacs008/{transfer_id}", response_class=Response)
+#: What the OpenAPI document says these answer: an ISO 20022 XML message
+_XML_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the ISO 20022 message", "content": {XML: {"schema": {"type": "string"}}}}
+}
+
+
+@router.get("/iso20022/pacs008/{transfer_id}", response_class=Response, responses=_XML_ANSWER)
 def pacs008(transfer_id: str, caller: Caller, scheme: Scheme) -> Response:
     t = scheme.get_transfer(caller, transfer_id)
     party = messages.payee_party(scheme, t)
     return Response(iso20022.pacs008(messages.credit_transfer(scheme, t, party)), media_type=XML)
 
 
-@router.get("/iso20022/pacs002/{transfer_id}", response_class=Response)
+@router.get("/iso20022/pacs002/{transfer_id}", response_class=Response, responses=_XML_ANSWER)
 def pacs002(transfer_id: str, caller: Caller, scheme: Scheme) -> Response:
     t = scheme.get_transfer(caller, transfer_id)
     return Response(iso20022.pacs002(messages.status_report(t, scheme.clock)), media_type=XML)
 
 
-@router.get("/iso20022/camt053/{participant_id}/{currency}", response_class=Response)
+@router.get(
+    "/iso20022/camt053/{participant_id}/{currency}", response_class=Response, responses=_XML_ANSWER
+)
 def camt053(
     participant_id: str,
     currency: str,
