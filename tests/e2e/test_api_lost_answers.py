@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from entrepot.entrypoints.api.app import create_app
 from entrepot.entrypoints.api.security import SecurityMiddleware
+from entrepot.kernel.clock import FakeClock
 from entrepot.payments import PaymentScheme
 from entrepot.payments import store as st
 from entrepot.payments.credentials import issue_credential
@@ -133,6 +134,32 @@ def test_a_create_whose_answer_was_lost_is_answered_by_its_id(
     retry = api.post("mtn-rw", "/v1/transfers", body, key="p1")
     assert (retry.status_code, retry.json()) == (201, first.json())
     assert api.row("mtn-rw", "p1").status_code == 201  # the marker filled in
+
+
+def test_a_refusal_that_keeps_part_of_its_work_is_refused_again_not_answered_as_done(
+    api: Api, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A commit past the transfer's expiry records the abort (``commit()``) and is refused;
+    a release past the escrow's deadline lets the deadline act and is refused. The marker
+    was written when the unit of work opened, so it was kept with that work: the retry of a
+    lost refusal was answered 200 from the resource (a release "done" whose money went back
+    to the payer). Found in review."""
+    _prepare(api, "t5")
+    api.scheme.create_escrow("mtn-rw", "e5", "mtn-rw", "RWF", 1_000, "goods", 600, controller="hub")
+    clock.advance(3600)
+    part = {"amount": {"amount": "300", "currency": "RWF"}}
+    for who, path, body, key in (
+        ("maybank", "/v1/transfers/t5/commit", None, "k5"),
+        ("hub", "/v1/escrows/e5/release", part, "r5"),
+    ):
+        with monkeypatch.context() as m:
+            m.setattr(SecurityMiddleware, "_stored_with_next", _lost)
+            m.setattr(SecurityMiddleware, "_store", lambda self, values: None)
+            first = api.post(who, path, body, key=key)
+        assert first.status_code == 409, first.text
+        assert api.row(who, key) is None  # no marker: nothing was done for the request
+        retry = api.post(who, path, body, key=key)
+        assert (retry.status_code, retry.json()["code"]) == (409, first.json()["code"])
 
 
 def test_a_refused_operation_leaves_no_marker_and_its_refusal_is_the_keys_answer(

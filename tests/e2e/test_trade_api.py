@@ -649,3 +649,28 @@ def test_a_refused_return_then_a_settlement_and_a_cancellation(api: Api) -> None
         e["kind"] for e in api.ok(api.get(merchant, "/v1/trade/disputes/d-1/events"))["events"]
     ]
     assert kinds == ["opened", "offer", "settled", "resolved"]
+
+
+def test_a_confirm_whose_answer_was_lost_is_answered_by_the_order_not_409(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The confirm releases the escrow through the scheme, which records the key with it
+    (ADR 0011); its retry, the answer lost, ran it again and was refused (409 "order o-1 is
+    COMPLETED"), and that 409 kept as the key's answer. Found in review."""
+    from entrepot.entrypoints.api.security import SecurityMiddleware
+
+    async def lost(self: SecurityMiddleware, values: object) -> bool:
+        return True  # "stored": nothing was
+
+    merchant, buyer = api.merchant(), api.buyer()
+    api.item(merchant)
+    api.order(buyer)
+    api.deliver()
+    with monkeypatch.context() as m:
+        m.setattr(SecurityMiddleware, "_stored_with_next", lost)
+        m.setattr(SecurityMiddleware, "_store", lambda self, values: None)
+        first = api.post(buyer, "/v1/trade/orders/o-1/confirm", key="cf1")
+    assert first.status_code == 200, first.text
+    retry = api.post(buyer, "/v1/trade/orders/o-1/confirm", key="cf1")
+    assert (retry.status_code, retry.json()) == (200, first.json())
+    assert retry.headers["Idempotent-Replayed"] == "true"

@@ -318,29 +318,32 @@ class PaymentScheme:
 
     @contextmanager
     def _uow(self) -> Iterator[UnitOfWork]:
-        # Each write of a keyed API request records the key with it (payments/keyed.py).
+        # Each write of a keyed API request records the key with it (payments/keyed.py), when
+        # its block ends without an exception: a refusal that keeps part of its work (an
+        # expiry recorded with ``commit()``, then the error) leaves no marker, and its retry
+        # is refused again rather than answered as done.
         joined = self._joined_uow()
         if joined is not None:
             self.ledger.store.take_write_lock(joined.connection)
-            mark_keyed(joined.connection, self._now())
             yield _JoinedUnitOfWork(joined)  # the caller commits, or rolls everything back
+            mark_keyed(joined.connection, self._now())
             return
         if self._group is not None:
             with self._group.unit() as uow:  # commits with the batch it joins
                 # Reads inside (``_read``) see this transaction, earlier members' work too:
                 # a snapshot would not, until the batch commits.
-                mark_keyed(uow.connection, self._now())
                 token = _JOINED.set(uow)
                 try:
                     yield uow
                 finally:
                     _JOINED.reset(token)
+                mark_keyed(uow.connection, self._now())
             return
         with UnitOfWork(self.engine) as uow:
             # Take the ledger's write lock first: every scheme write is serialised with it.
             self.ledger.store.take_write_lock(uow.connection)
-            mark_keyed(uow.connection, self._now())
             yield uow
+            mark_keyed(uow.connection, self._now())
             uow.commit()
 
     def unit_of_work(self) -> AbstractContextManager[UnitOfWork]:
@@ -1395,6 +1398,10 @@ class PaymentScheme:
             self._active(conn, caller)
             if t.state is TransferState.HOLD:
                 raise InvalidState(f"transfer {transfer_id} is on hold for review: {t.reason}")
+            if t.state is TransferState.ABORTED and t.reason == "expired":
+                # however its expiry was recorded (a decision, the deadline pass): the same
+                # refusal, so a retried decision is told what the first was
+                raise TransferExpired(f"transfer {transfer_id} expired")
             if t.state is not TransferState.RESERVED:
                 raise InvalidState(f"transfer {transfer_id} is already {t.state.value}")
             now = self._now()

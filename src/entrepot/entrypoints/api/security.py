@@ -206,7 +206,8 @@ class SecurityMiddleware:
         if isinstance(answer, Response):
             await answer(scope, receive, hold)
             return start, b"".join(chunks)
-        resource = _resource_of(route_path(scope)) if answer is _DONE_ANSWER_LOST else None
+        done = answer is _DONE_ANSWER_LOST
+        resource = _resource_of(route_path(scope)) if done else None
         if resource is not None:
             # The operation was done and its answer lost (its worker was killed before it was
             # stored): running it again would be refused (a second commit) or done twice (a
@@ -225,6 +226,10 @@ class SecurityMiddleware:
         content = b"".join(chunks)
         status = int(start.get("status", 500))
         raw_headers: list[tuple[bytes, bytes]] = start.get("headers", [])
+        if done and resource is None and 400 <= status < 500:
+            # Run again over an operation done whose answer was lost, and refused this time
+            # (done already): not the key's answer, which the marker keeps waiting for.
+            return start, content
         if _is_outcome(status):
             kept = (status, content, raw_headers)
             if _no_store(raw_headers):  # a secret, shown once: kept is a stand-in that says so
@@ -383,6 +388,16 @@ _ANSWERED_BY_RESOURCE = (
     (re.compile(r"^/v1/transfers/([^/]+)/(?:commit|reject|review)$"), "/v1/transfers/{}"),
     (re.compile(r"^/v1/escrows/([^/]+)/(?:release|refund)$"), "/v1/escrows/{}"),
     (re.compile(r"^/v1/settlementWindows/([^/]+)/settle$"), "/v1/settlementWindows/{}"),
+    (
+        re.compile(r"^/v1/trade/orders/([^/]+)/(?:confirm|cancel|return|return/answer)$"),
+        "/v1/trade/orders/{}",
+    ),
+    (
+        re.compile(
+            r"^/v1/trade/disputes/([^/]+)/(?:evidence|offer|accept|escalate|ruling|appeal)$"
+        ),
+        "/v1/trade/disputes/{}",
+    ),
 )
 
 
