@@ -5,13 +5,19 @@ code outside its family (``forbidden`` as 3300, which is "expired"; ``no_fx_rate
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import entrepot.payments.bulk
-import entrepot.payments.services  # noqa: F401  (their errors, if any, subclass these)
+import entrepot.payments
 from entrepot.payments.errors import PaymentError
+
+# every module of the scheme, so that the set of errors does not depend on what other tests
+# imported first (the QR module's were missing when this test ran alone)
+for _module in pkgutil.walk_packages(entrepot.payments.__path__, "entrepot.payments."):
+    importlib.import_module(_module.name)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "payments.md"
 ROW = re.compile(r"^\s*\| `(\w+)` \| (\d{3}) \| (\d{4}) \|", re.M)
