@@ -106,7 +106,7 @@ def guard(func: Callable[P, R]) -> Callable[P, R]:
             exit_with(_describe(exc), EXIT_FAILURE)
         except ValueError as exc:
             exit_with(str(exc), EXIT_BAD_INPUT)
-        except ArithmeticError as exc:  # a number past what a column or a conversion holds
+        except OverflowError as exc:  # a number past what a column holds (not a bug's 1/0)
             exit_with(f"number out of range: {exc}", EXIT_BAD_INPUT)
         except SQLAlchemyError as exc:
             cause = getattr(exc, "orig", None) or exc
