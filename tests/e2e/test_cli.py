@@ -310,11 +310,14 @@ def test_void_twice_fails(eur: Cli) -> None:
 
 
 def test_expire_voids_what_is_due(eur: Cli) -> None:
-    eur("ledger transfer --from 1 --to 2 --amount 5.00 --code 1 --pending --timeout 1 --id 700")
+    # Not yet due: an hour to go (a 1 s timeout checked by the next command was due already
+    # when a slow machine took over a second to start it).
+    eur("ledger transfer --from 1 --to 2 --amount 3.00 --code 1 --pending --timeout 3600 --id 701")
     assert eur.json("ledger expire") == {"expired": 0}
+    eur("ledger transfer --from 1 --to 2 --amount 5.00 --code 1 --pending --timeout 1 --id 700")
     time.sleep(1.05)
     assert eur.json("ledger expire") == {"expired": 1}
-    assert eur.balances(1)["debits_pending"] == "0.00"
+    assert eur.balances(1)["debits_pending"] == "3.00"  # the one not due is still held
     assert eur.json("ledger post 700", code=1)["result"] == "pending_transfer_expired"
 
 
