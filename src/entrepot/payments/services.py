@@ -1362,6 +1362,14 @@ class PaymentScheme:
             raise TransferNotFound(f"transfer {transfer_id} does not exist")
         return st.transfer_from_row(row)
 
+    def has_transfer(self, caller: str, transfer_id: str) -> bool:
+        """Whether the caller has a transfer with this id (a request is then a resend)."""
+        try:
+            self.get_transfer(caller, transfer_id)
+        except PaymentError:
+            return False
+        return True
+
     def get_transfer(self, caller: str, transfer_id: str) -> PaymentTransfer:
         with self._read() as conn:
             t = self._transfer(conn, transfer_id)

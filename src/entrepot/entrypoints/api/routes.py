@@ -40,7 +40,6 @@ from entrepot.payments.credentials import (
 from entrepot.payments.errors import (
     InvalidPaymentInput,
     NotYours,
-    PaymentError,
 )
 from entrepot.payments.notify import public_key_b64
 
@@ -508,7 +507,7 @@ def qr_pay(body: s.QrPayIn, caller: Caller, scheme: Scheme) -> s.QrPayOut:
     # resend with another body is the scheme's to refuse (3106), so these are checked only
     # for a payment not made yet.
     if body.amount is not None and body.amount.currency != p.currency.code:
-        if not _made(scheme, caller, body.transferId):
+        if not scheme.has_transfer(caller, body.transferId):
             raise InvalidPaymentInput(
                 f"this QR is paid in {p.currency.code}, not {body.amount.currency}",
                 field="amount.currency",
@@ -517,7 +516,7 @@ def qr_pay(body: s.QrPayIn, caller: Caller, scheme: Scheme) -> s.QrPayOut:
     elif p.amount_minor is not None:
         amount, currency = p.amount_minor, p.currency.code
         if body.amount is not None and cv.minor(body.amount) != amount:
-            if not _made(scheme, caller, body.transferId):
+            if not scheme.has_transfer(caller, body.transferId):
                 raise InvalidPaymentInput(
                     f"this QR is for {cv.money(amount, currency).amount} {currency}: an "
                     "amount sent with it must be the same",
@@ -543,15 +542,6 @@ def qr_pay(body: s.QrPayIn, caller: Caller, scheme: Scheme) -> s.QrPayOut:
         payer_alias=body.payer.partyIdentifier if body.payer else None,
     )
     return s.QrPayOut(party=cv.party(party), quote=cv.quote(q), transfer=cv.transfer(t))
-
-
-def _made(scheme: PaymentScheme, caller: str, transfer_id: str) -> bool:
-    """Whether the caller has a transfer with this id (a request is then a resend)."""
-    try:
-        scheme.get_transfer(caller, transfer_id)
-    except PaymentError:
-        return False
-    return True
 
 
 # ------------------------------------------------------------------ escrow

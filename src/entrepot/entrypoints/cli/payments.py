@@ -39,7 +39,6 @@ from entrepot.payments.credentials import (
     list_credentials,
     revoke_credential,
 )
-from entrepot.payments.errors import PaymentError
 from entrepot.payments.services import QUOTE_TTL_S, TRANSFER_TTL_S
 
 app = typer.Typer(
@@ -613,7 +612,11 @@ def qr_pay(
         if p.amount_minor is not None:
             minor = p.amount_minor
             # a resend with another amount is the scheme's to refuse (3106), as the API's
-            if given is not None and given != minor and not _made(scheme, caller, transfer_id):
+            if (
+                given is not None
+                and given != minor
+                and not scheme.has_transfer(caller, transfer_id)
+            ):
                 raise bad_input(
                     f"this QR is for {format_amount(minor, currency)} {currency}: --amount "
                     "must be the same, or left out"
@@ -638,15 +641,6 @@ def qr_pay(
             payer_alias=payer_alias,
         )
         _show({"party": party, "quote": q, "transfer": t}, as_json)
-
-
-def _made(scheme: PaymentScheme, caller: str, transfer_id: str) -> bool:
-    """Whether the caller has a transfer with this id (a request is then a resend)."""
-    try:
-        scheme.get_transfer(caller, transfer_id)
-    except PaymentError:
-        return False
-    return True
 
 
 @app.command("escrow-create")
