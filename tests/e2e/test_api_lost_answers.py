@@ -170,3 +170,42 @@ def test_a_refused_operation_leaves_no_marker_and_its_refusal_is_the_keys_answer
     assert refused.status_code == 403
     assert api.row("mtn-rw", "x1").status_code == 403
     assert api.post("mtn-rw", "/v1/transfers/t3/commit", key="x1").status_code == 403
+
+
+def test_a_close_whose_answer_was_lost_is_answered_with_the_window_it_closed(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A close names no window: it closes the one open. Its lost answer's retry closed the
+    next window (or was refused, the first one not settled, and that refusal not kept); the
+    marker now names the window closed, and the retry is answered with it."""
+    _prepare(api, "t6")
+    assert api.post("maybank", "/v1/transfers/t6/commit").status_code == 200
+    with monkeypatch.context() as m:
+        m.setattr(SecurityMiddleware, "_stored_with_next", _lost)
+        m.setattr(SecurityMiddleware, "_store", lambda self, values: None)
+        first = api.post("scheme", "/v1/settlementWindows/close", key="w1")
+    assert first.status_code == 200 and first.json()["state"] == "CLOSED", first.text
+    window = first.json()["id"]
+    assert api.row("scheme", "w1").response == f"settlementWindow:{window}"
+    retry = api.post("scheme", "/v1/settlementWindows/close", key="w1")
+    assert (retry.status_code, retry.json()) == (200, first.json())
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert [w.state for w in api.scheme.list_windows()].count("CLOSED") == 1
+    assert api.post("scheme", "/v1/settlementWindows/close", key="w1").json() == first.json()
+    # A lost answer, the window settled before the retry: the retry tells the window as it
+    # is now, and closes nothing (before, it closed the next window).
+    assert api.post("scheme", f"/v1/settlementWindows/{window}/settle").status_code == 200
+    with monkeypatch.context() as m:
+        m.setattr(SecurityMiddleware, "_stored_with_next", _lost)
+        m.setattr(SecurityMiddleware, "_store", lambda self, values: None)
+        second = api.post("scheme", "/v1/settlementWindows/close", key="w2")
+    assert second.status_code == 200 and second.json()["state"] == "CLOSED"
+    assert api.post("scheme", f"/v1/settlementWindows/{second.json()['id']}/settle").is_success
+    retry = api.post("scheme", "/v1/settlementWindows/close", key="w2")
+    assert (retry.status_code, retry.json()["id"], retry.json()["state"]) == (
+        200,
+        second.json()["id"],
+        "SETTLED",
+    )
+    assert [w.state for w in api.scheme.list_windows()].count("OPEN") == 1
+    assert len(api.scheme.list_windows()) == 3  # two closed, one open: none closed again

@@ -8,6 +8,9 @@ key's answer), an escrow's partial release was paid twice. Each scheme write of 
 request now also writes the key's row, as a marker (``ANSWER_LOST``: no answer yet), in the
 same transaction; the answer fills it in. A retry that finds only the marker knows the
 operation was done, and is answered from what it did (``entrypoints/api/security.py``).
+An operation whose request does not name what it acts on (a window's close: the window is
+the one open at the time) records that in the marker (``result``), for the retry to be
+answered with it.
 """
 
 from __future__ import annotations
@@ -36,16 +39,21 @@ KEYED_REQUEST: ContextVar[KeyedRequest | None] = ContextVar("entrepot_keyed_requ
 _MARK = Fast(
     "INSERT INTO pay_idempotency"
     " (caller, key, request_hash, status_code, response, created_at, headers)"
-    f" VALUES (?, ?, ?, {ANSWER_LOST}, '', ?, NULL) ON CONFLICT (caller, key) DO NOTHING"
+    f" VALUES (?, ?, ?, {ANSWER_LOST}, ?, ?, NULL) ON CONFLICT (caller, key) DO NOTHING"
 )
 
 
-def mark_keyed(conn: Connection, now_ns: int) -> None:
+#: Kinds of ``result`` a marker may name, as ``"<kind>:<id>"``
+SETTLEMENT_WINDOW = "settlementWindow"
+
+
+def mark_keyed(conn: Connection, now_ns: int, result: str = "") -> None:
     """Write the marker of the keyed request being served, if any, in ``conn``'s transaction
-    (once per transaction is enough; a second write changes nothing)."""
+    (once per transaction is enough; a second write changes nothing). ``result`` names what
+    the operation acted on (``"settlementWindow:12"``) where its request does not."""
     keyed = KEYED_REQUEST.get()
     if keyed is not None:
-        _MARK.execute(conn, (keyed.caller, keyed.key, keyed.digest, now_ns))
+        _MARK.execute(conn, (keyed.caller, keyed.key, keyed.digest, result, now_ns))
 
 
-__all__ = ["ANSWER_LOST", "KEYED_REQUEST", "KeyedRequest", "mark_keyed"]
+__all__ = ["ANSWER_LOST", "KEYED_REQUEST", "SETTLEMENT_WINDOW", "KeyedRequest", "mark_keyed"]

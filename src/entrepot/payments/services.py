@@ -68,7 +68,7 @@ from entrepot.payments.errors import (
     TransferNotFound,
     WindowNotFound,
 )
-from entrepot.payments.keyed import mark_keyed
+from entrepot.payments.keyed import SETTLEMENT_WINDOW, mark_keyed
 from entrepot.payments.model import (
     AliasType,
     AmountType,
@@ -1989,6 +1989,8 @@ class PaymentScheme:
                 .values(state="CLOSED", closed_at=now)
             )
             conn.execute(sa.insert(st.windows).values(state="OPEN", opened_at=now))
+            # A lost answer's retry must be told of this window, not close the next one.
+            mark_keyed(conn, self._now(), result=f"{SETTLEMENT_WINDOW}:{w.id}")
         return self.get_window(w.id)
 
     def _window_gross(

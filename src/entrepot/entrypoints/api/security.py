@@ -32,6 +32,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
@@ -55,7 +56,7 @@ from entrepot.payments.credentials import (
     purge_nonces,
     record_nonce,
 )
-from entrepot.payments.keyed import ANSWER_LOST, KEYED_REQUEST, KeyedRequest
+from entrepot.payments.keyed import ANSWER_LOST, KEYED_REQUEST, SETTLEMENT_WINDOW, KeyedRequest
 from entrepot.payments.signing import signed_message
 from entrepot.storage.engine import read_connection
 from entrepot.storage.group import GroupCommitFailed
@@ -206,8 +207,8 @@ class SecurityMiddleware:
         if isinstance(answer, Response):
             await answer(scope, receive, hold)
             return start, b"".join(chunks)
-        done = answer is _DONE_ANSWER_LOST
-        resource = _resource_of(route_path(scope)) if done else None
+        done = answer if isinstance(answer, _DoneAnswerLost) else None
+        resource = None if done is None else _resource_of(route_path(scope), done)
         if resource is not None:
             # The operation was done and its answer lost (its worker was killed before it was
             # stored): running it again would be refused (a second commit) or done twice (a
@@ -226,7 +227,7 @@ class SecurityMiddleware:
         content = b"".join(chunks)
         status = int(start.get("status", 500))
         raw_headers: list[tuple[bytes, bytes]] = start.get("headers", [])
-        if done and resource is None and 400 <= status < 500:
+        if done is not None and resource is None and 400 <= status < 500:
             # Run again over an operation done whose answer was lost, and refused this time
             # (done already): not the key's answer, which the marker keeps waiting for.
             return start, content
@@ -266,9 +267,11 @@ class SecurityMiddleware:
             return False  # written on its own (a second copy would be ignored: same key)
         return error is None
 
-    def _idempotent_answer(self, caller: str, key: str, digest: str) -> Response | object | None:
+    def _idempotent_answer(
+        self, caller: str, key: str, digest: str
+    ) -> Response | _DoneAnswerLost | None:
         """The stored answer to a repeated Idempotency-Key, a problem, None (first use), or
-        ``_DONE_ANSWER_LOST``: the operation was done, its answer never stored."""
+        ``_DoneAnswerLost``: the operation was done, its answer never stored."""
         stored = self._stored(caller, key)
         if stored is None:
             return None
@@ -282,7 +285,7 @@ class SecurityMiddleware:
                 mojaloop="3106",
             )
         if status == ANSWER_LOST:
-            return _DONE_ANSWER_LOST
+            return _DoneAnswerLost(text)
         if headers is None:  # stored before its headers were (migration 0010)
             return Response(
                 text,
@@ -375,9 +378,15 @@ def _answer(
     return caller, key, digest, status, text, time.time_ns(), json.dumps(headers)
 
 
-#: What :meth:`SecurityMiddleware._idempotent_answer` says of a key whose operation was done
-#: (its marker was written with it) and whose answer was never stored.
-_DONE_ANSWER_LOST = object()
+@dataclass(frozen=True, slots=True)
+class _DoneAnswerLost:
+    """What :meth:`SecurityMiddleware._idempotent_answer` says of a key whose operation was
+    done (its marker was written with it) and whose answer was never stored: ``result`` is
+    what the marker names the operation acted on ("settlementWindow:12"), or ""."""
+
+    result: str
+
+
 _REPLAYED = (b"idempotent-replayed", b"true")
 
 #: The actions whose answer, lost, is the resource they acted on as it is now (their success
@@ -401,11 +410,21 @@ _ANSWERED_BY_RESOURCE = (
 )
 
 
-def _resource_of(path: str) -> str | None:
+#: The resource of each kind of result a marker names (``payments/keyed.py``): the actions
+#: whose request does not name what they act on (a close acts on the window open then).
+_RESULT_RESOURCES = {SETTLEMENT_WINDOW: "/v1/settlementWindows/{}"}
+
+
+def _resource_of(path: str, done: _DoneAnswerLost) -> str | None:
+    """The path whose GET answers the retry of a done operation whose answer was lost, or
+    None if it is run again."""
     for pattern, resource in _ANSWERED_BY_RESOURCE:
         found = pattern.match(path)
         if found:
             return resource.format(found.group(1))
+    kind, _, ident = done.result.partition(":")
+    if kind in _RESULT_RESOURCES and ident:
+        return _RESULT_RESOURCES[kind].format(ident)
     return None
 
 
