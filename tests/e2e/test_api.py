@@ -452,6 +452,32 @@ def test_a_bulk_body_must_be_sent_as_json(
     assert scheme.liquidity("maybank", "MYR") == before
 
 
+def test_the_openapi_document_says_how_every_v1_operation_authenticates(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    """Authentication is the middleware's, so no route declared it: the document named no
+    security scheme, and a client generated from it sent no credential."""
+    client, _ = api
+    spec = client.get("/openapi.json").json()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["bearer"]["type"] == "http" and schemes["bearer"]["scheme"] == "bearer"
+    assert schemes["signature"] == {**schemes["signature"], "in": "header", "name": "X-Signature"}
+    operations = [
+        (path, method, op)
+        for path, ops in spec["paths"].items()
+        if path.startswith("/v1/")
+        for method, op in ops.items()
+    ]
+    assert len(operations) > 40
+    for path, method, op in operations:
+        assert {"bearer": []} in op["security"], (method, path)
+    # and the middleware agrees: no credential, 401, on each of a sample of them
+    for path in ("/v1/participants", "/v1/transfers", "/v1/settlementWindows"):
+        refused = client.get(path)
+        assert refused.status_code == 401
+        assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+
+
 def test_the_openapi_document_names_the_bulk_body(
     api: tuple[TestClient, dict[str, dict[str, str]]],
 ) -> None:

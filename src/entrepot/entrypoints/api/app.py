@@ -106,10 +106,46 @@ def _document_raw_bodies(app: FastAPI) -> None:
             top = dict(BULK_OPENAPI_SCHEMAS)
             schemas.update(top.pop("$defs", {}))
             schemas[top["title"]] = top
+            _document_security(spec)
             app.openapi_schema = spec
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+#: How a caller authenticates (``security.py``), for the OpenAPI document: the middleware
+#: checks it, so no route declares it as a dependency of its own.
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "<keyId>.<secret>",
+        "description": "A credential issued to a participant (`entrepot payments credentials`"
+        " or `POST /v1/participants/{id}/credentials`): every /v1 request carries it, and the"
+        " caller's participant scopes what it sees and does.",
+    },
+    "signature": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Signature",
+        "description": "Required when the credential is bound to an Ed25519 public key:"
+        " base64 of the signature over `entrepot-request-v1`, `X-Entrepot-Date` (unix"
+        " seconds, within 300 s), `X-Entrepot-Nonce` (16-64 of `[A-Za-z0-9_-]`, once per"
+        " credential), the method, the path and query as sent, the Idempotency-Key (or an"
+        " empty line) and the SHA-256 of the body in lowercase hex, joined by newlines"
+        " (docs/payments.md).",
+    },
+}
+
+
+def _document_security(spec: dict[str, Any]) -> None:
+    """Every /v1 operation needs a credential, and a signature where the credential is bound
+    to a key."""
+    spec.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    for path, operations in spec.get("paths", {}).items():
+        if path.startswith("/v1/"):
+            for operation in operations.values():
+                operation["security"] = [{"bearer": [], "signature": []}, {"bearer": []}]
 
 
 def callback_key_path(home: Path) -> Path:
