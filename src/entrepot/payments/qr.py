@@ -3,7 +3,7 @@
 A payload is a flat list of TLV data objects: a 2-digit id, a 2-digit length and the value.
 Some ids are templates whose value is itself a list of data objects (one level deep, two under
 tag 62). :class:`QrPayload` keeps every object in the order it was read, unknown and reserved
-ones included, so ``encode(decode(text)) == text`` byte for byte.
+ones included, so ``encode(decode(text)) == text`` byte for byte (but for a lower-case CRC).
 
 Invariants (checked when a :class:`QrPayload` is built, so a decoded or constructed payload is
 always valid):
@@ -17,7 +17,10 @@ always valid):
   templates (50-99) start with sub-tag 00, the globally unique identifier.
 - Lengths count characters, not bytes; a value holds 1-99 characters; a whole payload at most
   :data:`PAYLOAD_LEN_MAX`. The CRC is CRC-16/CCITT-FALSE over the UTF-8 bytes of everything up to
-  and including "6304".
+  and including "6304", written as 4 hex digits. :func:`encode` writes them in upper case, as
+  MPM v1.1 requires (CRC, ID "63"); :func:`decode` also takes lower-case ones, as some
+  generators in the field write them (the same 16-bit value, so no corruption is let through),
+  which is then the one difference between ``encode(decode(text))`` and ``text``.
 - Values are valid for their tag: 53 is a known ISO 4217 numeric code and 54/56 carry no more
   decimals than that currency's exponent.
 
@@ -93,7 +96,7 @@ ADDITIONAL_DATA_NAMES: Mapping[str, str] = MappingProxyType(
 
 _TAG_CRC = "63"
 _TAG_RE = re.compile(r"[0-9]{2}")
-_HEX4_RE = re.compile(r"[0-9A-F]{4}")
+_HEX4_RE = re.compile(r"[0-9A-Fa-f]{4}")
 _AMOUNT_RE = re.compile(r"[0-9]+(?:\.[0-9]*)?")
 _MANDATORY_TAGS = ("00", "52", "53", "58", "59", "60")
 _MERCHANT_ACCOUNT_TAGS = frozenset(f"{n:02d}" for n in range(2, 52))
@@ -737,9 +740,9 @@ def _check_crc(text: str, raws: list[_Raw]) -> None:
     if len(crc.value) != 4:
         raise QrBadLength(f"{where}: length {len(crc.value)}, expected 04", field=_TAG_CRC)
     if _HEX4_RE.fullmatch(crc.value) is None:
-        raise QrBadValue(f"{where}: {crc.value!r} is not 4 upper-case hex digits", field=_TAG_CRC)
+        raise QrBadValue(f"{where}: {crc.value!r} is not 4 hex digits", field=_TAG_CRC)
     expected = _crc_text(text[: crc.position + 4])
-    if crc.value != expected:
+    if crc.value.upper() != expected:  # "a13a" is A13A: the same checksum, in lower case
         raise QrBadCrc(
             f"{where}: CRC mismatch, expected {expected} but found {crc.value}", field=_TAG_CRC
         )
