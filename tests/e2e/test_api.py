@@ -14,7 +14,7 @@ from nacl.signing import SigningKey
 from entrepot.entrypoints.api.app import create_app
 from entrepot.entrypoints.api.routes import PAYMENT_PATH
 from entrepot.entrypoints.api.routes import router as v1_router
-from entrepot.payments import PaymentScheme
+from entrepot.payments import PaymentScheme, qr
 from entrepot.payments.credentials import issue_credential
 from entrepot.payments.signing import sign_request
 
@@ -689,6 +689,37 @@ def test_a_qr_is_paid_in_its_own_currency_and_for_its_own_amount(
         headers=h["mtn-rw"],
     )  # fmt: skip
     assert r.status_code == 201 and r.json()["quote"]["receiveAmount"]["minor"] == 100, r.text
+
+
+def _with_amount(payload: str, amount: str) -> str:
+    """A dynamic QR's text with tag 54 set to ``amount`` and its CRC made right again (what
+    another generator might print: ours refuses a zero amount)."""
+    objects = qr.decode(payload).objects
+    body = "".join(
+        qr.DataObject("54", amount).encode() if obj.tag == "54" else obj.encode() for obj in objects
+    )
+    body += "6304"
+    return body + f"{qr.crc16_ccitt_false(body.encode()):04X}"
+
+
+@pytest.mark.parametrize("amount", ["0", "0.00"])
+def test_a_qr_for_a_zero_amount_is_refused_and_nothing_is_paid(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme, amount: str
+) -> None:
+    """MPM v1.1: a transaction amount "shall be different from zero" (a static QR leaves it
+    out). A zero one is refused as a bad tag 54, with an amount sent or without."""
+    client, h = api
+    zero = _with_amount(_kedai_qr(client, h, amount="1.00"), amount)
+    before = scheme.liquidity("mtn-rw", "RWF")
+    pay = {"payload": zero, "transferId": "t-z", "quoteId": "q-z", "sourceCurrency": "RWF"}
+    for body in (pay, {**pay, "amount": {"amount": "1.00", "currency": "MYR"}}):
+        r = client.post("/v1/qr/pay", json=body, headers=h["mtn-rw"])
+        assert r.status_code == 422, r.text
+        assert (r.json()["code"], r.json()["field"]) == ("qr_bad_value", "54"), r.text
+    assert scheme.liquidity("mtn-rw", "RWF") == before
+    assert client.get("/v1/quotes/q-z", headers=h["mtn-rw"]).status_code == 404
+    decoded = client.post("/v1/qr/decode", json={"payload": zero}, headers=h["mtn-rw"])
+    assert decoded.status_code == 422 and decoded.json()["field"] == "54", decoded.text
 
 
 def test_a_qr_is_encoded_only_for_a_till_id_that_can_be_registered(

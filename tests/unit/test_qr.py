@@ -354,7 +354,7 @@ def amounts(draw: st.DrawFn, exponent: int, size_max: int = 13) -> str:
         text = whole + "." + draw(st.from_regex(rf"[0-9]{{{decimals}}}", fullmatch=True))
     else:
         text = whole + draw(st.sampled_from(["", "."]))
-    assume(len(text) <= size_max)
+    assume(len(text) <= size_max and Decimal(text) != 0)
     return text
 
 
@@ -513,6 +513,10 @@ REJECTIONS = [
     ("amount comma", base_with(add=tlv("54", "1,50")), "qr_bad_value", "54"),
     ("amount two dots", base_with(add=tlv("54", "1.2.3")), "qr_bad_value", "54"),
     ("amount too long", base_with(add=tlv("54", "1" * 14)), "qr_bad_value", "54"),
+    ("amount zero", base_with(add=tlv("54", "0")), "qr_bad_value", "54"),
+    ("amount 0.00", base_with(add=tlv("54", "0.00")), "qr_bad_value", "54"),
+    ("amount 000.", base_with(add=tlv("54", "000.")), "qr_bad_value", "54"),
+    ("fixed fee zero", base_with(add="550202" + tlv("56", "0.00")), "qr_bad_value", "56"),
     ("bad tip indicator", base_with(add=tlv("55", "04")), "qr_bad_value", "55"),
     ("fixed fee without 55", base_with(add=tlv("56", "1.00")), "qr_bad_value", "56"),
     ("percentage with 55=01", base_with(add="550201" + tlv("57", "5")), "qr_bad_value", "57"),
@@ -542,6 +546,18 @@ def test_rejection(text: str, code: str, field: str) -> None:
     if field:
         assert caught.value.field == field, caught.value.detail
     assert isinstance(caught.value, InvalidInput) and isinstance(caught.value, ValueError)
+
+
+def test_a_zero_amount_is_refused_as_one_and_never_built() -> None:
+    """MPM v1.1: a transaction amount "shall be different from zero"; a static QR leaves tag 54
+    out. A zero one read as 0 would be a QR for a payment of nothing."""
+    with pytest.raises(QrBadValue) as caught:
+        decode(base_with(add=tlv("54", "0.00")))
+    assert caught.value.field == "54"
+    assert "'0.00' is zero" in caught.value.detail and "leaves tag 54 out" in caught.value.detail
+    zero = (*decode(base_with()).objects, D("54", "0"))
+    with pytest.raises(QrBadValue, match="is zero"):
+        QrPayload(zero)
 
 
 def test_bad_crc_says_expected_and_found() -> None:

@@ -21,8 +21,8 @@ always valid):
   MPM v1.1 requires (CRC, ID "63"); :func:`decode` also takes lower-case ones, as some
   generators in the field write them (the same 16-bit value, so no corruption is let through),
   which is then the one difference between ``encode(decode(text))`` and ``text``.
-- Values are valid for their tag: 53 is a known ISO 4217 numeric code and 54/56 carry no more
-  decimals than that currency's exponent.
+- Values are valid for their tag: 53 is a known ISO 4217 numeric code and 54/56 are not zero
+  and carry no more decimals than that currency's exponent.
 
 Every rejection is a :class:`QrError` (an ``InvalidPaymentInput``, so an ``InvalidInput``, and
 a ``ValueError``) with a stable ``code``, a ``detail`` naming the tag and its character position,
@@ -596,7 +596,15 @@ def _check_money_fields(objects: tuple[DataObject, ...], positions: list[int]) -
         for obj, position in zip(objects, positions, strict=True)
         if isinstance(obj.value, str)
     }
-    numeric, position = found["53"]
+    currency = _currency(*found["53"])
+    for tag in ("54", "56"):
+        if tag in found:
+            _check_decimals(tag, *found[tag], currency)
+            _check_not_zero(tag, *found[tag])
+    _check_convenience_fee(found)
+
+
+def _currency(numeric: str, position: int) -> Currency:
     currency = _CURRENCY_BY_NUMERIC.get(numeric)
     if currency is None:
         raise QrUnknownCurrency(
@@ -604,9 +612,11 @@ def _check_money_fields(objects: tuple[DataObject, ...], positions: list[int]) -
             "ISO 4217 numeric code",
             field="53",
         )
-    for tag in ("54", "56"):
-        if tag in found:
-            _check_decimals(tag, *found[tag], currency)
+    return currency
+
+
+def _check_convenience_fee(found: Mapping[str, tuple[str, int]]) -> None:
+    """Tag 56 is there exactly when tag 55 is 02, tag 57 exactly when it is 03."""
     indicator = found.get("55", ("", 0))[0]
     for tag, wanted in (("56", "02"), ("57", "03")):
         if tag in found and indicator != wanted:
@@ -620,13 +630,16 @@ def _check_money_fields(objects: tuple[DataObject, ...], positions: list[int]) -
                 f"tag {tag} ({_TOP_RULES[tag].name}) is missing: tag 55 is {wanted}", field=tag
             )
     if "57" in found:
-        percentage, position = found["57"]
-        if not Decimal("0.01") <= Decimal(percentage) <= Decimal("99.99"):
-            raise QrBadValue(
-                f"{_where('57', _TOP_RULES['57'].name, position)}: {percentage!r} is not "
-                "between 00.01 and 99.99",
-                field="57",
-            )
+        _check_percentage(*found["57"])
+
+
+def _check_percentage(text: str, position: int) -> None:
+    if not Decimal("0.01") <= Decimal(text) <= Decimal("99.99"):
+        raise QrBadValue(
+            f"{_where('57', _TOP_RULES['57'].name, position)}: {text!r} is not "
+            "between 00.01 and 99.99",
+            field="57",
+        )
 
 
 def _check_decimals(tag: str, text: str, position: int, currency: Currency) -> None:
@@ -635,6 +648,18 @@ def _check_decimals(tag: str, text: str, position: int, currency: Currency) -> N
         raise QrBadValue(
             f"{_where(tag, _TOP_RULES[tag].name, position)}: {text!r} has {decimals} decimals, "
             f"{currency.code} ({currency.numeric}) allows at most {currency.exponent}",
+            field=tag,
+        )
+
+
+def _check_not_zero(tag: str, text: str, position: int) -> None:
+    """MPM v1.1 on tags 54 and 56: "shall be different from zero". A QR whose payer enters the
+    amount leaves tag 54 out; a zero one is not a code for a payment of nothing."""
+    if Decimal(text) == 0:
+        hint = "; a QR whose payer enters the amount leaves tag 54 out" if tag == "54" else ""
+        raise QrBadValue(
+            f"{_where(tag, _TOP_RULES[tag].name, position)}: {text!r} is zero, it must be "
+            f"different from zero{hint}",
             field=tag,
         )
 
