@@ -522,6 +522,8 @@ REJECTIONS = [
     ("percentage with 55=01", base_with(add="550201" + tlv("57", "5")), "qr_bad_value", "57"),
     ("percentage zero", base_with(add="550203" + tlv("57", "0.00")), "qr_bad_value", "57"),
     ("percentage 100", base_with(add="550203" + tlv("57", "100")), "qr_bad_value", "57"),
+    ("percentage 3 decimals", base_with(add="550203" + tlv("57", "1.125")), "qr_bad_value", "57"),
+    ("percentage 0.001", base_with(add="550203" + tlv("57", "0.001")), "qr_bad_value", "57"),
     ("country lowercase", base_with({"58": "fr"}), "qr_bad_value", "58"),
     ("name too long", base_with({"59": LONG_NAME}), "qr_bad_value", "59"),
     ("city too long", base_with({"60": "x" * 16}), "qr_bad_value", "60"),
@@ -558,6 +560,25 @@ def test_a_zero_amount_is_refused_as_one_and_never_built() -> None:
     zero = (*decode(base_with()).objects, D("54", "0"))
     with pytest.raises(QrBadValue, match="is zero"):
         QrPayload(zero)
+
+
+@pytest.mark.parametrize("text", ["00.01", "0.01", "5", "5.", "12.5", "99.99"])
+def test_a_convenience_fee_percentage_is_in_hundredths_from_00_01_to_99_99(text: str) -> None:
+    assert decode(base_with(add="550203" + tlv("57", text))).convenience_fee_percentage == (
+        Decimal(text)
+    )
+
+
+def test_a_percentage_with_three_decimals_says_so() -> None:
+    """MPM v1.1, tag 57: "only values between "00.01" and "99.99" shall be used"; "1.125" is
+    within that range but not one of those values, and was read as 1.125%."""
+    with pytest.raises(QrBadValue) as caught:
+        decode(base_with(add="550203" + tlv("57", "1.125")))
+    assert caught.value.field == "57"
+    assert "'1.125' has 3 decimals, a percentage has at most 2" in caught.value.detail
+    fee = (*decode(base_with()).objects, D("55", "03"), D("57", "1.125"))
+    with pytest.raises(QrBadValue, match="3 decimals"):
+        QrPayload(fee)
 
 
 def test_bad_crc_says_expected_and_found() -> None:

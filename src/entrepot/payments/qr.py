@@ -21,8 +21,9 @@ always valid):
   MPM v1.1 requires (CRC, ID "63"); :func:`decode` also takes lower-case ones, as some
   generators in the field write them (the same 16-bit value, so no corruption is let through),
   which is then the one difference between ``encode(decode(text))`` and ``text``.
-- Values are valid for their tag: 53 is a known ISO 4217 numeric code and 54/56 are not zero
-  and carry no more decimals than that currency's exponent.
+- Values are valid for their tag: 53 is a known ISO 4217 numeric code, 54/56 are not zero
+  and carry no more decimals than that currency's exponent, and 57 is a percentage from 00.01
+  to 99.99 in hundredths (at most two decimals).
 
 Every rejection is a :class:`QrError` (an ``InvalidPaymentInput``, so an ``InvalidInput``, and
 a ``ValueError``) with a stable ``code``, a ``detail`` naming the tag and its character position,
@@ -634,12 +635,18 @@ def _check_convenience_fee(found: Mapping[str, tuple[str, int]]) -> None:
 
 
 def _check_percentage(text: str, position: int) -> None:
-    if not Decimal("0.01") <= Decimal(text) <= Decimal("99.99"):
+    """MPM v1.1 on tag 57: "only values between "00.01" and "99.99" shall be used", so a
+    percentage is in hundredths: "1.125" is not one of them, however it would round."""
+    where = _where("57", _TOP_RULES["57"].name, position)
+    decimals = len(text.partition(".")[2])
+    if decimals > 2:
         raise QrBadValue(
-            f"{_where('57', _TOP_RULES['57'].name, position)}: {text!r} is not "
-            "between 00.01 and 99.99",
+            f"{where}: {text!r} has {decimals} decimals, a percentage has at most 2 "
+            "(00.01 to 99.99)",
             field="57",
         )
+    if not Decimal("0.01") <= Decimal(text) <= Decimal("99.99"):
+        raise QrBadValue(f"{where}: {text!r} is not between 00.01 and 99.99", field="57")
 
 
 def _check_decimals(tag: str, text: str, position: int, currency: Currency) -> None:
