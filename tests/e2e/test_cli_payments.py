@@ -10,6 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from entrepot.entrypoints.cli.output import guard
+from entrepot.payments import qr
 from tests.e2e.test_cli import Cli
 
 
@@ -322,6 +323,29 @@ def test_scheme_public_key_is_the_key_callbacks_are_signed_with(cli: Cli) -> Non
         "publicKey": base64.b64encode(bytes(key.verify_key)).decode(),
     }
     assert cli.json("payments scheme-public-key") == shown  # made once, then kept
+
+
+def test_qr_pay_refuses_a_qr_as_the_api_does(cli: Cli) -> None:
+    """``payments qr-pay`` and POST /v1/qr/pay run one flow (PaymentScheme.pay_qr_payload): a
+    QR is refused with the API's code and words (tests/e2e/test_api.py), nothing written."""
+    _network(cli)
+    dynamic = cli.json("payments qr-encode KL-TILL-42 Kedai KL MY MYR --amount 25.50")["payload"]
+    static = cli.json("payments qr-encode KL-TILL-42 Kedai KL MY MYR")["payload"]
+    elsewhere = qr.build_merchant_qr(
+        merchant_alias="KL-TILL-42", mcc="5999", currency="MYR", country="MY",
+        merchant_name="Kedai", city="KL", guid="com.other",
+    ).text  # fmt: skip
+    pay = "payments qr-pay --as mtn-rw {} q1 t1 RWF"
+    for command, detail in (
+        (pay.format(static), "a static QR needs an amount"),
+        (
+            pay.format(dynamic) + " --amount 9",
+            "this QR is for 25.50 MYR: an amount sent with it must be the same",
+        ),
+        (pay.format(elsewhere), "this QR carries no Entrepot merchant till id"),
+    ):
+        assert cli.error(command, code=2) == f"error: invalid_input: {detail}"
+    assert "quote_not_found" in cli.error("payments quote-show --as mtn-rw q1", code=1)
 
 
 def test_qr_pay_decodes_looks_up_quotes_and_prepares_in_one_call(cli: Cli) -> None:

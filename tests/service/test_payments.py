@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from entrepot.kernel.clock import NS_PER_S, FakeClock
-from entrepot.kernel.money import UnknownCurrency
+from entrepot.kernel.money import InvalidAmount, UnknownCurrency
 from entrepot.ledger import TransferFlags
 from entrepot.payments import (
     SCHEME,
@@ -34,6 +34,7 @@ from entrepot.payments import (
     QuoteState,
     ScreeningDecision,
     TransferState,
+    qr,
 )
 from entrepot.payments import store as st
 from entrepot.payments.errors import (
@@ -812,6 +813,77 @@ def test_pay_by_qr_looks_the_till_up_and_checks_its_currency(scheme: PaymentSche
         "MYR",
         TransferState.RESERVED,
     )
+    assert_ledger_ok(scheme)
+
+
+def kedai_qr(
+    amount_minor: int | None = None, *, till: str = TILL[1], guid: str = qr.DEFAULT_GUID
+) -> str:
+    """The QR of maybank's merchant (static without ``amount_minor``), as its text."""
+    return qr.build_merchant_qr(
+        merchant_alias=till, mcc="5812", currency="MYR", country="MY",
+        merchant_name="Kedai Kopi KL", city="Kuala Lumpur", amount_minor=amount_minor, guid=guid,
+    ).text  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("payload", "sent", "error", "field", "detail"),
+    [
+        (kedai_qr(guid="com.other"), {}, InvalidPaymentInput, "payload", "no Entrepot merchant"),
+        (kedai_qr(till="NO-SUCH-TILL"), {}, PartyNotFound, None, "MERCHANT NO-SUCH-TILL"),
+        (kedai_qr(), {}, InvalidPaymentInput, "amount", "a static QR needs an amount"),
+        (
+            kedai_qr(),
+            {"amount": "2.00", "amount_currency": "EUR"},
+            InvalidPaymentInput,
+            "amount.currency",
+            "this QR is paid in MYR, not EUR",
+        ),
+        (
+            kedai_qr(2550),
+            {"amount": "9.00"},
+            InvalidPaymentInput,
+            "amount",
+            "this QR is for 25.50 MYR: an amount sent with it must be the same",
+        ),
+        (kedai_qr(2550), {"amount": "9.001"}, InvalidAmount, "amount", "at most 2"),
+        ("000201", {}, qr.QrError, "63", "CRC"),
+    ],
+)
+def test_pay_qr_payload_refuses_a_qr_it_cannot_pay_and_changes_nothing(
+    scheme: PaymentScheme,
+    payload: str,
+    sent: dict[str, str],
+    error: type[Exception],
+    field: str | None,
+    detail: str,
+) -> None:
+    """The one flow behind POST /v1/qr/pay and ``payments qr-pay``, refusals first."""
+    with unchanged(scheme), pytest.raises(error, match=detail) as caught:
+        scheme.pay_qr_payload("mtn-rw", "q1", "t1", payload, "RWF", **sent)
+    assert getattr(caught.value, "field", None) == field
+
+
+def test_pay_qr_payload_pays_a_qr_its_amount_and_a_resend_as_it_was_made(
+    scheme: PaymentScheme,
+) -> None:
+    party, q, t = scheme.pay_qr_payload("mtn-rw", "q1", "t1", kedai_qr(2550), "RWF")
+    assert (party.participant_id, party.display_name) == ("maybank", "Kedai Kopi KL")
+    assert (q.target_amount_minor, q.target_currency, t.state) == (
+        2550,
+        "MYR",
+        TransferState.RESERVED,
+    )
+    with unchanged(scheme):
+        again = scheme.pay_qr_payload("mtn-rw", "q1", "t1", kedai_qr(2550), "RWF", amount="25.50")
+    assert again == (party, q, t)
+    with unchanged(scheme), pytest.raises(DuplicateWithDifferentBody):  # 3106, not the QR's 422
+        scheme.pay_qr_payload("mtn-rw", "q1", "t1", kedai_qr(2550), "RWF", amount="9.00")
+    _, by_hand, _ = scheme.pay_qr_payload(
+        "mtn-rw", "q2", "t2", kedai_qr(), "RWF", amount="1.00", amount_currency="MYR",
+        payer_alias_type="MSISDN", payer_alias="+250788123456",
+    )  # fmt: skip
+    assert (by_hand.target_amount_minor, by_hand.payer_alias) == (100, "MSISDN:+250788123456")
     assert_ledger_ok(scheme)
 
 

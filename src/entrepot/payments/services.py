@@ -32,7 +32,14 @@ from sqlalchemy import Connection, Engine
 
 from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock
 from entrepot.kernel.ids import id_from_bytes, id_to_bytes
-from entrepot.kernel.money import Currency, Money, convert, get_currency
+from entrepot.kernel.money import (
+    Currency,
+    Money,
+    convert,
+    format_amount,
+    get_currency,
+    parse_amount,
+)
 from entrepot.ledger import (
     AMOUNT_FULL,
     Account,
@@ -42,6 +49,7 @@ from entrepot.ledger import (
     TransferFlags,
     ledger_for_currency,
 )
+from entrepot.payments import qr
 from entrepot.payments import store as st
 from entrepot.payments.aliases import alias_text, normalise_alias
 from entrepot.payments.errors import (
@@ -965,6 +973,82 @@ class PaymentScheme:
                 kind, alias, q.payee_participant, merchant_name, q.target_currency, merchant_country
             )
         return party, q, t
+
+    def pay_qr_payload(
+        self,
+        caller: str,
+        quote_id: str,
+        transfer_id: str,
+        payload: str,
+        source_currency: str,
+        *,
+        amount: str | None = None,
+        amount_currency: str | None = None,
+        payer_alias_type: AliasType | str | None = None,
+        payer_alias: str | None = None,
+    ) -> tuple[Party, Quote, PaymentTransfer]:
+        """Pay a merchant's QR from its text, as ``POST /v1/qr/pay`` and ``payments qr-pay``
+        do: decode it, take its Entrepot till id, settle what is paid (:meth:`_qr_amount`),
+        then :meth:`pay_by_qr`. ``amount`` is decimal text in ``amount_currency`` (by default
+        the QR's currency): needed for a static QR, and a dynamic QR's own amount if sent.
+        Refused, nothing is written; the party, quote and transfer otherwise."""
+        decoded = qr.decode(payload)
+        till = decoded.find_merchant_alias()
+        if till is None:
+            raise InvalidPaymentInput(
+                "this QR carries no Entrepot merchant till id", field="payload"
+            )
+        minor, currency = self._qr_amount(
+            caller, transfer_id, decoded, till, amount, amount_currency or decoded.currency.code
+        )
+        return self.pay_by_qr(
+            caller,
+            quote_id,
+            transfer_id,
+            till,
+            minor,
+            currency,
+            source_currency,
+            merchant_name=decoded.merchant_name,
+            merchant_country=decoded.country,
+            payer_alias_type=payer_alias_type,
+            payer_alias=payer_alias,
+        )
+
+    def _qr_amount(
+        self,
+        caller: str,
+        transfer_id: str,
+        decoded: qr.QrPayload,
+        till: str,
+        amount: str | None,
+        currency: str,
+    ) -> tuple[int, str]:
+        """What a QR payment pays, in minor units, and its currency: an amount sent with the QR
+        is in the QR's currency, and a dynamic QR's own amount; a static QR needs one. These
+        are checked only for a payment not made yet: a resend with another amount or currency
+        is the scheme's to refuse (3106), so it goes on with what was sent."""
+        own = decoded.currency.code
+        if amount is not None and currency != own:
+            if not self.has_transfer(caller, transfer_id):
+                raise InvalidPaymentInput(
+                    f"this QR is paid in {own}, not {currency}", field="amount.currency"
+                )
+            return parse_amount(amount, currency), currency  # refused as a resend
+        fixed = decoded.amount_minor  # a dynamic QR's amount
+        if fixed is not None:
+            sent = fixed if amount is None else parse_amount(amount, own)
+            if sent != fixed and not self.has_transfer(caller, transfer_id):
+                raise InvalidPaymentInput(
+                    f"this QR is for {format_amount(fixed, own)} {own}: an amount sent with it "
+                    "must be the same",
+                    field="amount",
+                )
+            return sent, own  # the QR's amount, or another refused as a resend
+        if amount is None:
+            self.lookup_party(AliasType.MERCHANT, till)  # a till that names nobody: 404 first
+            raise InvalidPaymentInput("a static QR needs an amount", field="amount")
+        return parse_amount(amount, own), own
 
     def _price(
         self,

@@ -499,45 +499,14 @@ def qr_decode(body: s.QrDecodeIn, caller: Caller) -> dict[str, object]:
 def qr_pay(body: s.QrPayIn, caller: Caller, scheme: Scheme) -> s.QrPayOut:
     """Decode the merchant's QR, look up its till id, quote in the payer's currency and
     prepare, the last two in one transaction: a refused payment leaves no quote behind."""
-    p = qr.decode(body.payload)
-    till = p.find_merchant_alias()
-    if till is None:
-        raise InvalidPaymentInput("this QR carries no Entrepot merchant till id", field="payload")
-    # An amount sent with the QR is in the QR's currency, and a dynamic QR's own amount: a
-    # resend with another body is the scheme's to refuse (3106), so these are checked only
-    # for a payment not made yet.
-    if body.amount is not None and body.amount.currency != p.currency.code:
-        if not scheme.has_transfer(caller, body.transferId):
-            raise InvalidPaymentInput(
-                f"this QR is paid in {p.currency.code}, not {body.amount.currency}",
-                field="amount.currency",
-            )
-        amount, currency = cv.minor(body.amount), body.amount.currency  # refused as a resend
-    elif p.amount_minor is not None:
-        amount, currency = p.amount_minor, p.currency.code
-        if body.amount is not None and cv.minor(body.amount) != amount:
-            if not scheme.has_transfer(caller, body.transferId):
-                raise InvalidPaymentInput(
-                    f"this QR is for {cv.money(amount, currency).amount} {currency}: an "
-                    "amount sent with it must be the same",
-                    field="amount",
-                )
-            amount = cv.minor(body.amount)  # refused as a resend
-    elif body.amount is not None:
-        amount, currency = cv.minor(body.amount), body.amount.currency
-    else:
-        scheme.lookup_party(AliasType.MERCHANT, till)  # a till that names nobody: 404 first
-        raise InvalidPaymentInput("a static QR needs an amount", field="amount")
-    party, q, t = scheme.pay_by_qr(
+    party, q, t = scheme.pay_qr_payload(
         caller,
         body.quoteId,
         body.transferId,
-        till,
-        amount,
-        currency,
+        body.payload,
         body.sourceCurrency,
-        merchant_name=p.merchant_name,
-        merchant_country=p.country,
+        amount=body.amount.amount if body.amount else None,
+        amount_currency=body.amount.currency if body.amount else None,
         payer_alias_type=body.payer.partyIdType if body.payer else None,
         payer_alias=body.payer.partyIdentifier if body.payer else None,
     )

@@ -600,43 +600,16 @@ def qr_pay(
 ) -> None:
     """Pay a merchant's QR in one call, as POST /v1/qr/pay: decode it, look up its till id,
     quote in the payer's currency and prepare; a refused payment leaves no quote behind."""
-    p = qr.decode(payload)
-    till = p.find_merchant_alias()
-    if till is None:
-        raise bad_input("this QR carries no Entrepot merchant till id")
-    currency = p.currency.code
-    given = parse_amount(amount, currency) if amount is not None else None
     payer_alias_type, payer_alias = _payer(payer)
     with _scheme() as a:
         scheme: PaymentScheme = a.payments
-        if p.amount_minor is not None:
-            minor = p.amount_minor
-            # a resend with another amount is the scheme's to refuse (3106), as the API's
-            if (
-                given is not None
-                and given != minor
-                and not scheme.has_transfer(caller, transfer_id)
-            ):
-                raise bad_input(
-                    f"this QR is for {format_amount(minor, currency)} {currency}: --amount "
-                    "must be the same, or left out"
-                )
-            minor = given if given is not None else minor
-        elif given is not None:
-            minor = given
-        else:
-            scheme.lookup_party(AliasType.MERCHANT, till)  # a till that names nobody first
-            raise bad_input("a static QR needs an amount: give --amount")
-        party, q, t = scheme.pay_by_qr(
+        party, q, t = scheme.pay_qr_payload(
             caller,
             quote_id,
             transfer_id,
-            till,
-            minor,
-            currency,
+            payload,
             source_currency,
-            merchant_name=p.merchant_name,
-            merchant_country=p.country,
+            amount=amount,
             payer_alias_type=payer_alias_type,
             payer_alias=payer_alias,
         )
