@@ -887,6 +887,18 @@ def test_pay_qr_payload_pays_a_qr_its_amount_and_a_resend_as_it_was_made(
     assert_ledger_ok(scheme)
 
 
+def test_a_till_on_a_qr_is_matched_as_it_was_registered_case_and_all(
+    scheme: PaymentScheme,
+) -> None:
+    """A QR's till is looked up as it is written (docs/payments.md, QR codes): tills keep
+    their case in the directory, so "kl-till-42" is not maybank's "KL-TILL-42" but a till
+    nobody registered, refused by name with nothing written, not guessed at."""
+    with unchanged(scheme), pytest.raises(PartyNotFound, match="MERCHANT kl-till-42"):
+        scheme.pay_qr_payload("mtn-rw", "q1", "t1", kedai_qr(2550, till="kl-till-42"), "RWF")
+    party, _, _ = scheme.pay_qr_payload("mtn-rw", "q1", "t1", kedai_qr(2550), "RWF")
+    assert party.alias == "KL-TILL-42"
+
+
 def test_a_till_that_moves_to_another_currency_during_a_qr_payment_refuses_it_whole(
     scheme: PaymentScheme, monkeypatch: pytest.MonkeyPatch
 ) -> None:
