@@ -103,6 +103,20 @@ def test_a_transfer_id_that_fits_is_the_end_to_end_id_as_is(scheme: PaymentSchem
     assert ct.message_id != _pacs008(scheme, _pay(scheme, "t-" + "7" * 32 + "8")).message_id
 
 
+def test_a_transfer_whose_note_is_longer_than_one_ustrd_has_a_pacs008(
+    scheme: PaymentScheme,
+) -> None:
+    """A note may hold 200 characters; Ustrd holds 140: pacs.008 of a transfer with a longer
+    note was refused (422 iso20022_invalid_field) for ever. It carries the note whole."""
+    note = "Invoice 2026-0042 & <order> " + "x" * 172
+    assert len(note) == 200
+    scheme.create_quote("mtn-rw", "q-note", "MERCHANT", "KL-TILL-42", 1000, "RECEIVE", "RWF")
+    t = scheme.prepare_transfer("mtn-rw", "t-note", "q-note", note=note)
+    ct = _pacs008(scheme, t)
+    assert ct.remittance == note
+    assert iso20022.parse_pacs008(iso20022.pacs008(ct)).remittance == note
+
+
 def test_a_statement_longer_than_one_ledger_page_has_every_entry(
     scheme: PaymentScheme, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

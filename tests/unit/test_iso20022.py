@@ -24,6 +24,7 @@ from entrepot.payments.iso20022 import (
     PACS002_SUBSET_XSD,
     PACS008_SUBSET_XSD,
     REASON_TEXT_LEN_MAX,
+    REMITTANCE_LEN_MAX,
     Agent,
     CreditTransfer,
     InvalidMessageField,
@@ -453,6 +454,23 @@ def test_pacs008_round_trip_any_amount_currency_and_text(
     assert parse_pacs008(pacs008(ct)) == ct
 
 
+@pytest.mark.parametrize("length", [140, 141, 200, 280, REMITTANCE_LEN_MAX])
+def test_pacs008_remittance_longer_than_one_ustrd_is_split_not_refused(length: int) -> None:
+    """A transfer's note holds up to 200 characters, Ustrd (Max140Text) 140: a note of 141 or
+    more refused the transfer's whole pacs.008. Ustrd repeats: the text is written across
+    consecutive lines of at most 140 characters, and read back whole."""
+    text = "".join(chr(ord("a") + n % 26) for n in range(length - 2)) + "&<"
+    ct = make_ct(remittance=text)
+    xml = pacs008(ct)
+
+    validate(xml, PACS008_SUBSET_XSD)
+    lines = values(xml, f"{TX}/p:RmtInf/p:Ustrd/text()", NS_PACS008)
+    assert "".join(lines) == text
+    assert all(1 <= len(line) <= 140 for line in lines)
+    assert len(lines) == -(-length // 140)
+    assert parse_pacs008(xml) == ct
+
+
 def test_too_long_message_id_is_refused_at_35_plus_one() -> None:
     make_ct(message_id="M" * 35)
 
@@ -468,7 +486,7 @@ def test_too_long_message_id_is_refused_at_35_plus_one() -> None:
     [
         ({"end_to_end_id": "E" * 36}, "end_to_end_id"),
         ({"message_id": ""}, "message_id"),
-        ({"remittance": "r" * 141}, "remittance"),
+        ({"remittance": "r" * (REMITTANCE_LEN_MAX + 1)}, "remittance"),
         ({"remittance": "line one\nline two"}, "remittance"),
         ({"purpose": "p" * 36}, "purpose"),
         ({"transfer_id": UETR.upper()}, "transfer_id"),

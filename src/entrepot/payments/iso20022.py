@@ -13,8 +13,11 @@ Messages and versions (each the version Mojaloop's ISO 20022 mode and CBPR+ anch
 
 Invariants (checked when a dataclass is built, so every value that exists can be sent):
 
-- Text fits its ISO type: identifiers <= 35 characters (account ids <= 34), names and remittance
-  <= 140, no control characters. Too long is an error, never a silent truncation.
+- Text fits its ISO type: identifiers <= 35 characters (account ids <= 34), names <= 140, no
+  control characters. Too long is an error, never a silent truncation. A credit transfer's
+  remittance text may be longer (a transfer's note holds up to 200 characters): it is written
+  as consecutive ``Ustrd`` lines of at most 140 characters each (``Ustrd`` repeats), and read
+  back by joining them, as a status reason is across ``AddtlInf``.
 - Amounts are ``int`` minor units, written with the currency's ISO 4217 exponent as exact
   decimal text ("12.50" EUR, "1250" RWF, "1.250" BHD), never through ``float``; at most 18
   digits (the schema's ``totalDigits``).
@@ -73,6 +76,7 @@ __all__ = [
     "RATE_FRACTION_DIGITS_MAX",
     "RATE_TOTAL_DIGITS_MAX",
     "REASON_TEXT_LEN_MAX",
+    "REMITTANCE_LEN_MAX",
     "SCHEMA_DIR",
     "TRANSFER_STATUSES",
     "Agent",
@@ -114,6 +118,11 @@ RATE_FRACTION_DIGITS_MAX = 10
 #: ``AddtlInf`` is Max105Text, repeatable; a reason text is split into at most 10 of them.
 _ADDTL_INF_LEN = 105
 REASON_TEXT_LEN_MAX = 10 * _ADDTL_INF_LEN
+#: ``Ustrd`` is Max140Text, repeatable; a credit transfer's remittance text is split into at
+#: most 10 of them (a transfer's note, up to 200 characters, did not fit one: its pacs.008
+#: could not be built at all).
+_USTRD_LEN = 140
+REMITTANCE_LEN_MAX = 10 * _USTRD_LEN
 
 _ID_LEN = 35  # Max35Text
 _ACCOUNT_ID_LEN = 34  # Max34Text
@@ -245,7 +254,7 @@ class CreditTransfer:
                 f"got {self.charge_bearer!r}",
                 field="charge_bearer",
             )
-        _check_optional(_check_text, self.remittance, "remittance", _NAME_LEN)
+        _check_optional(_check_text, self.remittance, "remittance", REMITTANCE_LEN_MAX)
         _check_optional(_check_text, self.purpose, "purpose", _ID_LEN)
         self._check_instructed()
 
@@ -682,7 +691,9 @@ def pacs008(ct: CreditTransfer) -> bytes:
         code = _PURPOSE_CODE_RE.fullmatch(ct.purpose) is not None
         _leaf(_sub(tx, "Purp"), "Cd" if code else "Prtry", ct.purpose)
     if ct.remittance is not None:
-        _leaf(_sub(tx, "RmtInf"), "Ustrd", ct.remittance)
+        remittance = _sub(tx, "RmtInf")
+        for start in range(0, len(ct.remittance), _USTRD_LEN):
+            _leaf(remittance, "Ustrd", ct.remittance[start : start + _USTRD_LEN])
     return _serialize(root)
 
 
@@ -935,6 +946,11 @@ def parse_pacs008(data: bytes) -> CreditTransfer:
     if reader.find(tx, "InstdAmt") is not None:
         instructed = reader.read_amount(tx, "InstdAmt")
     purpose = reader.opt_text(tx, "Purp/Cd") or reader.opt_text(tx, "Purp/Prtry")
+    remittance = []
+    for found in tx.findall("iso:RmtInf/iso:Ustrd", namespaces={"iso": NS_PACS008}):
+        if not found.text:
+            raise reader.fail("RmtInf/Ustrd is empty", "RmtInf/Ustrd")
+        remittance.append(str(found.text))
     try:
         return CreditTransfer(
             message_id=reader.text(message, "GrpHdr/MsgId"),
@@ -949,7 +965,7 @@ def parse_pacs008(data: bytes) -> CreditTransfer:
             creditor=_read_party(reader, tx, "Cdtr", "CdtrAcct"),
             creditor_agent=_read_agent(reader, tx, "CdtrAgt"),
             charge_bearer=reader.text(tx, "ChrgBr"),
-            remittance=reader.opt_text(tx, "RmtInf/Ustrd"),
+            remittance="".join(remittance) or None,
             purpose=purpose,
             instructed_amount_minor=instructed[0],
             instructed_currency=instructed[1],
