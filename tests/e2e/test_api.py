@@ -637,6 +637,27 @@ def test_pacs008_names_the_payee_party_whatever_the_quote_id_and_the_participant
     assert b"KL-TILL-42" not in xml.content
 
 
+def test_pacs008_does_not_name_a_party_the_alias_was_given_to_since(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """The creditor is looked up by the quote's alias as it is now: once maybank removed the
+    till and cimb registered it for its own customer, the pacs.008 of the transfer maybank
+    was paid named cimb's customer (name, country) as the creditor beside maybank as the
+    creditor agent. The payee participant stands in, as for an alias removed."""
+    client, h = api
+    scheme.create_quote("mtn-rw", "q-moved", "MERCHANT", "KL-TILL-42", 1000, "RECEIVE", "RWF")
+    scheme.prepare_transfer("mtn-rw", "t-moved", "q-moved")
+    scheme.commit_transfer("maybank", "t-moved")
+    scheme.register_participant("cimb", "CIMB", "bank", "MY", ["MYR"])
+    scheme.remove_alias("maybank", "MERCHANT", "KL-TILL-42")
+    scheme.register_alias("cimb", "MERCHANT", "KL-TILL-42", "Another Shop", "MYR")
+    for who in ("mtn-rw", "maybank"):
+        xml = client.get("/v1/iso20022/pacs008/t-moved", headers=h[who])
+        assert xml.status_code == 200, xml.text
+        assert b"Another Shop" not in xml.content
+        assert xml.content.count(b"<Nm>Maybank</Nm>") == 2  # creditor agent and creditor
+
+
 def test_no_route_shadows_a_later_one(scheme: PaymentScheme) -> None:
     """Routes are tried in order and the payment path's go first (``PAYMENT_PATH``): no route
     may take a request meant for one after it."""

@@ -85,12 +85,17 @@ def _agent(p: Participant) -> iso.Agent:
 def payee_party(scheme: PaymentScheme, t: PaymentTransfer) -> Party | None:
     """The party a transfer paid (its quote's payee alias), which pacs.008 names as the
     creditor; None where there is none to find (a bulk item has no quote, an alias may be
-    gone since): the payee participant then stands in."""
+    gone since, or registered since by another participant for another party): the payee
+    participant then stands in. The alias is looked up as it is now: one that another
+    participant holds now names someone this transfer never paid (and put that participant's
+    customer, name and country, in another participant's pacs.008 beside the creditor agent
+    that was paid)."""
     try:
         quote = scheme.get_quote(t.payer_participant, t.quote_id)
-        return scheme.lookup_party(quote.payee_alias_type, quote.payee_alias)
+        party = scheme.lookup_party(quote.payee_alias_type, quote.payee_alias)
     except (QuoteNotFound, PartyNotFound):
         return None
+    return party if party.participant_id == t.payee_participant else None
 
 
 def credit_transfer(
