@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from entrepot.kernel.clock import FakeClock
+from entrepot.kernel.clock import NS_PER_S, FakeClock, ns_to_datetime
 from entrepot.ledger import AccountFlags
 from entrepot.payments import PaymentScheme, iso20022, messages
 from entrepot.payments.errors import InvalidPaymentInput
@@ -145,6 +145,37 @@ def test_a_statement_longer_than_one_ledger_page_has_every_entry(
     xml = iso20022.camt053(st)
     iso20022.validate(xml, iso20022.CAMT053_SUBSET_XSD)
     assert xml.count(b"<Ntry>") == len(whole.lines)
+
+
+def test_a_statement_holds_entries_the_ledger_stamped_past_this_servers_clock(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """The ledger stamps a transfer at the later of its clock and the last stamp + 1 ns (a
+    batch's transfers run past the clock; another server's clock may be ahead; this one's
+    may have been stepped back). The statement's period ended at this server's clock, before
+    those entries, and the whole statement was refused (422 iso20022_invalid_field) until the
+    clock caught up. Its period now ends no earlier than its last entry (never past ``to``)."""
+    _pay(scheme, "t-ahead")
+    clock.advance(-0.5)  # the clock reading the statement is half a second behind the stamp
+    account_id = scheme.get_participant("mtn-rw").check_currency("RWF").position_account
+    last = scheme.ledger.statement(account_id).lines[-1].transfer.timestamp
+    assert last > clock.now_ns()
+
+    st = messages.account_statement(scheme, "mtn-rw", "RWF", 0, clock.now_ns() + NS_PER_S)
+
+    assert st.entries[-1].entry_ref == str(last)
+    assert st.to_dt == ns_to_datetime(last)
+    iso20022.validate(iso20022.camt053(st), iso20022.CAMT053_SUBSET_XSD)
+    # a period that starts after now (a 'from' ahead of this clock) is empty, not refused
+    # ("from_dt is after to_dt")
+    ahead = clock.now_ns() + NS_PER_S
+    empty = messages.account_statement(scheme, "mtn-rw", "RWF", ahead, ahead + NS_PER_S)
+    assert (empty.entries, empty.from_dt, empty.to_dt) == ((), *[ns_to_datetime(ahead)] * 2)
+    # nothing booked after now: the period ends now, as before
+    clock.advance(5)
+    assert messages.account_statement(
+        scheme, "mtn-rw", "RWF", 0, clock.now_ns() + NS_PER_S
+    ).to_dt == ns_to_datetime(clock.now_ns())
 
 
 def test_a_statement_over_its_entry_limit_is_refused_not_cut_short(

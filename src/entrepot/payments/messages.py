@@ -188,7 +188,10 @@ def account_statement(
     )
     opening = st.opening_balance_minor
     entries: list[iso.StatementEntry] = []
+    last_ns = since_ns  # the last entry's stamp
     while True:
+        if st.lines:
+            last_ns = max(last_ns, st.lines[-1].transfer.timestamp)
         entries.extend(
             iso.StatementEntry(
                 entry_ref=f"{line.transfer.timestamp}",
@@ -217,6 +220,10 @@ def account_statement(
             limit=STATEMENT_PAGE_ROWS,
         )
     now = scheme.clock.now_ns()
+    # The period ends now (never past ``until``), or at its last entry if the ledger stamped
+    # that later than this clock reads (a batch's stamps run past the clock; another
+    # server's clock may be ahead): ending before an entry refused the whole statement.
+    to_ns = min(until_ns, max(now, last_ns))
     return iso.Statement(
         message_id=fit_id(f"camt053-{participant_id}-{now}"),
         statement_id=fit_id(f"{participant_id}-{currency}-{account}-{since_ns}"),
@@ -226,7 +233,7 @@ def account_statement(
         owner=_agent(p),
         currency=currency,
         from_dt=ns_to_datetime(since_ns),
-        to_dt=ns_to_datetime(min(until_ns, now)),
+        to_dt=ns_to_datetime(to_ns),
         opening_balance_minor=opening,
         closing_balance_minor=st.closing_balance_minor,
         entries=entries,
