@@ -491,6 +491,38 @@ def test_a_notice_the_endpoint_refuses_is_abandoned_and_holds_back_no_other(
     )
 
 
+def test_a_failing_notice_is_retried_for_as_long_as_the_docs_say(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """The docs (and notify.py) promised retries for "about 68 minutes" (backoff 1 s ...
+    2,048 s) before a notice is abandoned; with ATTEMPTS_MAX attempts the waits between them
+    are 1 s ... 1,024 s: 2,047 s, about 34 minutes. An operator sizing alerting, or a
+    participant planning an outage, on the stated window lost push delivery after half of
+    it. The stated window is now the one the dispatcher keeps."""
+    from entrepot.payments import notify
+
+    calls: list[int] = []
+
+    def down(url: str, body: bytes, headers: dict[str, str]) -> int:
+        calls.append(clock.now_ns())
+        return 503
+
+    join_bk(scheme)
+    scheme.set_endpoint("bk-rw", "http://bk-rw.example/callbacks")
+    pay(scheme, "mtn-rw", "t-down", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    dispatcher = Dispatcher(scheme.engine, clock, send=down)
+    while not scheme.notifications("bk-rw")[0]["abandonedAt"]:
+        dispatcher.deliver_due()
+        (row,) = outbox(scheme)
+        clock.set_ns(max(clock.now_ns(), row.next_attempt_at))
+    assert len(calls) == notify.ATTEMPTS_MAX
+    span_s = (calls[-1] - calls[0]) // 1_000_000_000
+    assert span_s == sum(2**k for k in range(notify.ATTEMPTS_MAX - 1)) == 2_047
+    docs = (Path(__file__).parents[2] / "docs" / "payments.md").read_text()
+    stated = f"after {notify.ATTEMPTS_MAX} failed attempts (about {round(span_s / 60)} minutes:"
+    assert stated in " ".join(docs.split())
+
+
 def test_a_slow_connect_counts_in_the_attempts_deadline(
     scheme: PaymentScheme, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -50,8 +50,8 @@ from entrepot.storage.engine import read_connection
 log = logging.getLogger(__name__)
 
 BACKOFF_S_MAX = 3_600
-#: Failed attempts after which a notice is abandoned (backoff 1 s ... 2,048 s: about 68
-#: minutes of retries); a participant reads it from its notifications.
+#: Failed attempts after which a notice is abandoned (waits of 1 s ... 1,024 s between
+#: them: 2,047 s, about 34 minutes of retries); a participant reads it from its notifications.
 ATTEMPTS_MAX = 12
 #: Answers that say the notice itself is refused, which sending it again cannot change (not
 #: 408, 425 and 429, which say "later"): it is abandoned at once, so that the participant's
