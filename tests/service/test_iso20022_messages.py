@@ -208,6 +208,21 @@ def test_a_rejection_is_not_reported_as_a_timeout_and_an_expiry_is(
     assert (status.status, status.reason_code) == ("RJCT", "AB05")
 
 
+def test_a_rejection_reason_longer_than_one_addtlinf_line_is_reported_whole(
+    scheme: PaymentScheme,
+) -> None:
+    """A payee's reason holds up to 200 characters and pacs.002 carries up to 1,050 across
+    AddtlInf lines of 105, but the status report cut the reason to its first 105: the rest
+    of why the payee refused was lost to the payer's pacs.002."""
+    reason = "account closed by court order 2026/17; beneficiary deceased; " + "r" * 139
+    assert len(reason) == 200
+    rejected = _pay(scheme, "t-long-reason", commit=False)
+    rejected = scheme.reject_transfer("maybank", rejected.id, reason)
+    status = _pacs002(scheme, rejected)
+    assert status.reason_text == reason
+    assert iso20022.parse_pacs002(iso20022.pacs002(status)).reason_text == reason
+
+
 def test_a_participant_id_longer_than_an_iso_id_is_digested_not_refused(
     scheme: PaymentScheme,
 ) -> None:

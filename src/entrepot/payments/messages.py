@@ -148,7 +148,9 @@ def status_report(t: PaymentTransfer, clock: Clock) -> iso.TransferStatus:
         original_end_to_end_id=fit_id(t.id),
         status=status,
         reason_code=code,
-        reason_text=why[:105] if why else None,
+        # whole: pacs.002 splits it across AddtlInf lines (a reason holds up to 200
+        # characters; cutting it to one line's 105 lost the rest)
+        reason_text=why[: iso.REASON_TEXT_LEN_MAX] if why else None,
         created_at=ns_to_datetime(clock.now_ns()),
     )
 
