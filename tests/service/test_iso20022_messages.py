@@ -178,6 +178,21 @@ def test_a_statement_holds_entries_the_ledger_stamped_past_this_servers_clock(
     ).to_dt == ns_to_datetime(clock.now_ns())
 
 
+def test_statements_of_two_periods_have_two_ids_and_one_period_one(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """camt.053's Stmt/Id identifies one statement: it was made of the period's start alone,
+    so a statement to noon and one to midnight, from the same start, had one id."""
+    _pay(scheme, "t-periods")
+    clock.advance(60)
+    now = clock.now_ns()
+    early = messages.account_statement(scheme, "mtn-rw", "RWF", 0, now - 30 * NS_PER_S)
+    late = messages.account_statement(scheme, "mtn-rw", "RWF", 0, now)
+    assert early.statement_id != late.statement_id
+    again = messages.account_statement(scheme, "mtn-rw", "RWF", 0, now - 30 * NS_PER_S)
+    assert again.statement_id == early.statement_id  # one period, one statement
+
+
 def test_a_statement_over_its_entry_limit_is_refused_not_cut_short(
     scheme: PaymentScheme, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -228,7 +228,7 @@ def account_statement(
     to_ns = min(until_ns, max(now, last_ns))
     return iso.Statement(
         message_id=fit_id(f"camt053-{participant_id}-{now}"),
-        statement_id=fit_id(f"{participant_id}-{currency}-{account}-{since_ns}"),
+        statement_id=fit_id(f"{participant_id}-{currency}-{account}-{since_ns}-{to_ns}"),
         created_at=ns_to_datetime(now),
         account_id=fit_id(f"{participant_id}-{currency}-{account}", ACCOUNT_ID_LEN),
         account_iban=None,

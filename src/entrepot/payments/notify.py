@@ -5,7 +5,8 @@ transaction, so a committed change is never without its notice and a rolled-back
 has one. ``Dispatcher.deliver_due`` POSTs them to each participant's registered endpoint as
 JSON, at least once: the ``X-Entrepot-Event-Id`` header lets the receiver drop duplicates. A
 failed delivery (a network error or a non-2xx answer) is retried with exponential backoff,
-1 s doubling up to an hour; every attempt is recorded. Participants can also read their
+1 s doubling (at most an hour between two; ``ATTEMPTS_MAX`` attempts end the retries first,
+after about 34 minutes); every attempt is recorded. Participants can also read their
 notifications (``PaymentScheme.notifications``), so a missed callback is never lost. Each
 callback is signed with the scheme's Ed25519 key in the form requests are (``signing.py``:
 the target is the callback's whole URL and the nonce its event id, so neither can be changed
