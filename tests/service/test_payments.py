@@ -1087,6 +1087,33 @@ def test_held_transfer_rejected_by_review_or_expired_is_aborted_and_released(
     assert_ledger_ok(s)
 
 
+def test_the_payee_of_a_held_transfer_is_not_shown_why_it_is_held(
+    scheme: PaymentScheme, screened: tuple[PaymentScheme, HoldOver]
+) -> None:
+    """Screening's reasons (a fraud score about the payer's customer, a sanctions candidate)
+    are for the payer and the reviewer: the payee sees that the transfer is on hold, not why,
+    in what it reads and in the refusal of its commit."""
+    s, _ = screened
+    t = pay(s, "mtn-rw", "t1", TILL, 1_000_001, "RWF", commit=False)
+    why = "amount over review threshold; new corridor"
+    assert (t.state, t.reason) == (TransferState.HOLD, why)
+    for caller in ("mtn-rw", SCHEME):
+        assert s.get_transfer(caller, "t1").reason == why
+    assert [x.reason for x in s.list_transfers("mtn-rw")] == [why]
+    seen = s.get_transfer("maybank", "t1")
+    assert (seen.state, seen.reason) == (TransferState.HOLD, None)
+    assert [(x.state, x.reason) for x in s.list_transfers("maybank")] == [
+        (TransferState.HOLD, None)
+    ]
+    with unchanged(s), pytest.raises(InvalidState) as refused:
+        s.commit_transfer("maybank", "t1")
+    assert "on hold for review" in str(refused.value)
+    assert "threshold" not in str(refused.value)
+    # Released by the reviewer, the payee sees the reviewer's words.
+    s.review_hold(SCHEME, "t1", True, "customer verified")
+    assert s.get_transfer("maybank", "t1").reason == "released: customer verified"
+
+
 # ---------------------------------------------------------------------------------- directory
 def test_malformed_input_and_aliases_are_refused(scheme: PaymentScheme) -> None:
     bad_calls = [

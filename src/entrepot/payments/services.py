@@ -1459,7 +1459,7 @@ class PaymentScheme:
             t = self._transfer(conn, transfer_id)
         if caller not in (t.payer_participant, t.payee_participant, SCHEME):
             raise NotYours(f"transfer {transfer_id} is not yours")
-        return self._expired_view(t)
+        return _seen_by(caller, self._expired_view(t))
 
     def _expired_view(self, t: PaymentTransfer) -> PaymentTransfer:
         if (
@@ -1488,8 +1488,8 @@ class PaymentScheme:
             if caller != t.payee_participant:
                 raise NotYours(f"only the payee participant may resolve transfer {transfer_id}")
             self._active(conn, caller)
-            if t.state is TransferState.HOLD:
-                raise InvalidState(f"transfer {transfer_id} is on hold for review: {t.reason}")
+            if t.state is TransferState.HOLD:  # why is for the payer and the reviewer
+                raise InvalidState(f"transfer {transfer_id} is on hold for review")
             if t.state is TransferState.ABORTED and t.reason == "expired":
                 # however its expiry was recorded (a decision, the deadline pass): the same
                 # refusal, so a retried decision is told what the first was
@@ -1572,7 +1572,7 @@ class PaymentScheme:
             query = query.where(c.id > after)
         with self._read() as conn:
             rows = conn.execute(query.order_by(c.id).limit(min(max(limit, 1), 1000))).all()
-        return [self._expired_view(st.transfer_from_row(r)) for r in rows]
+        return [_seen_by(caller, self._expired_view(st.transfer_from_row(r))) for r in rows]
 
     def process_deadlines(self) -> dict[str, int]:
         """Expired quotes and transfers become EXPIRED/ABORTED (the ledger already voided
@@ -2291,6 +2291,15 @@ def _reason(text: str | None) -> str | None:
     if text is None or len(text) <= REASON_LEN_MAX:
         return text
     return text[: REASON_LEN_MAX - 1] + "…"
+
+
+def _seen_by(caller: str, t: PaymentTransfer) -> PaymentTransfer:
+    """``t`` as ``caller`` may see it. The reasons screening held it for (a fraud score and
+    evidence about the payer's customer, a sanctions candidate) are the payer's and the
+    reviewer's to read: the payee sees that it is on hold, not why."""
+    if t.state is TransferState.HOLD and caller not in (t.payer_participant, SCHEME):
+        return replace(t, reason=None)
+    return t
 
 
 def _resent(what: str, field: str, asked: tuple[Any, ...], stored: tuple[Any, ...]) -> None:
