@@ -654,9 +654,12 @@ def test_suspended_participant_neither_sends_nor_receives(scheme: PaymentScheme)
     with unchanged(scheme), pytest.raises(ParticipantSuspended):
         scheme.commit_transfer("maybank", t.id)
 
-    # A suspended payer can neither quote nor prepare.
+    # A suspended payer can neither quote, nor accept a quote (one in its own currency
+    # too, which reserves no FX liquidity), nor prepare.
     scheme.create_quote("mtn-rw", "q3", *BK_CUSTOMER, 1_000, "SEND", "RWF")
     scheme.set_active("mtn-rw", False)
+    with unchanged(scheme), pytest.raises(ParticipantSuspended):
+        scheme.accept_quote("mtn-rw", "q3")
     with unchanged(scheme), pytest.raises(ParticipantSuspended):
         scheme.create_quote("mtn-rw", "q4", *BK_CUSTOMER, 1_000, "SEND", "RWF")
     with unchanged(scheme), pytest.raises(ParticipantSuspended):

@@ -1139,7 +1139,9 @@ class PaymentScheme:
         if q.state is QuoteState.ACCEPTED:
             return q
         reservation = self._acceptance(conn, q)
-        if reservation is not None:
+        if reservation is None:  # nothing to reserve: still, a suspended payer accepts nothing
+            self._active(conn, caller)
+        else:
             self._check_payer_covers(uow, q)
             self._post_ok(uow, [reservation], lambda: _fx_exhausted(q))
         self._set_quote_state(conn, q.id, QuoteState.ACCEPTED)
