@@ -1086,6 +1086,14 @@ def test_held_transfer_rejected_by_review_or_expired_is_aborted_and_released(
         s.review_hold(SCHEME, "t2", True, "too late")
     assert s.process_deadlines()["transfers_aborted"] == 0
     assert s.get_transfer("mtn-rw", "t2").state is TransferState.ABORTED
+    # A review retried, or of a held transfer the deadline pass aborted, is told that it
+    # expired, as the first was (not invalid_state "ABORTED"), and changes nothing.
+    pay(s, "mtn-rw", "t3", TILL, 2_000_000, "RWF", commit=False)
+    clock.advance(TRANSFER_TTL_S + 1)
+    assert s.process_deadlines()["transfers_aborted"] == 1
+    for tid in ("t2", "t3"):
+        with unchanged(s), pytest.raises(TransferExpired):
+            s.review_hold(SCHEME, tid, True, "too late")
     assert moves(before, liquidity(s)) == {}
     assert_ledger_ok(s)
 

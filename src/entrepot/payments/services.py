@@ -1529,6 +1529,9 @@ class PaymentScheme:
             if caller != SCHEME:
                 raise NotYours("only the scheme operator reviews held transfers")
             t = self._transfer(conn, transfer_id)
+            if t.state is TransferState.ABORTED and t.reason == "expired":
+                # recorded by a review (below) or the deadline pass: told as the first was
+                raise TransferExpired(f"transfer {transfer_id} expired")
             if t.state is not TransferState.HOLD:
                 raise InvalidState(f"transfer {transfer_id} is {t.state.value}, not on hold")
             if self._now() >= t.expires_at_ns:
