@@ -78,9 +78,29 @@ def test_a_failing_pass_is_logged_and_the_others_still_run(
     assert _state(env, "e-once") == (EscrowState.CLOSED, 1_000)
 
 
-def test_a_runner_needs_a_positive_period() -> None:
+@pytest.mark.parametrize("every_s", [0, -1.0, float("nan"), float("inf"), 1e300])
+def test_a_runner_needs_a_positive_period(every_s: float) -> None:
+    """A period a thread cannot wait for (inf, 1e300: Event.wait raises OverflowError) made
+    the runner die at its first wait, logged, and no deadline acted while the API served;
+    NaN passed the CLI's min=0 and failed only here, as a traceback."""
     with pytest.raises(ValueError, match="more than 0"):
-        DeadlineRunner(open_app, 0)
+        DeadlineRunner(open_app, every_s)
+
+
+def test_serve_refuses_a_period_it_cannot_wait_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``entrepot serve --deadlines-every inf`` served with no deadline acting (the runner's
+    thread died at its first wait); it is refused before anything starts."""
+    import entrepot.entrypoints.api.serve as serving
+    from tests.e2e.test_cli import Cli
+
+    served: list[object] = []
+    monkeypatch.setattr(serving, "serve", lambda **kw: served.append(kw))
+    for every in ("inf", "1e300"):
+        result = Cli(tmp_path)(f"serve --deadlines-every {every}", code=2)
+        assert "--deadlines-every" in result.stderr and "Traceback" not in result.stderr
+    assert served == []
 
 
 def test_workers_close_their_connections_when_the_server_stops(tmp_path: Path) -> None:

@@ -51,8 +51,13 @@ class DeadlineRunner:
     ``open_app`` (opened in the thread, closed when stopped)."""
 
     def __init__(self, open_app: Callable[[], AbstractContextManager[Any]], every_s: float):
-        if not every_s > 0:
-            raise ValueError(f"deadlines run every so many seconds, more than 0: {every_s!r}")
+        # A period the thread cannot wait for (inf: Event.wait raises OverflowError) would end
+        # the runner at its first wait, and no deadline would act while the API serves.
+        if not 0 < every_s <= threading.TIMEOUT_MAX:
+            raise ValueError(
+                "deadlines run every so many seconds, more than 0 and at most "
+                f"{threading.TIMEOUT_MAX:.0f}: {every_s!r}"
+            )
         self.every_s = every_s
         self._open_app = open_app
         self._stop = threading.Event()

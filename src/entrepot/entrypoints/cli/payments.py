@@ -822,9 +822,14 @@ def serve(
         raise typer.BadParameter(
             f"{scheduling!r}: expected one of {', '.join(SCHEDULING)}", param_hint="--scheduling"
         )
+    try:
+        runner = DeadlineRunner(open_app, deadlines_every) if deadlines_every else None
+    except ValueError as e:  # inf: refused, not a server whose deadlines never act
+        raise typer.BadParameter(str(e), param_hint="--deadlines-every") from None
     with open_app():  # applies migrations once, before the workers start
         pass
-    runner = DeadlineRunner(open_app, deadlines_every).start() if deadlines_every else None
+    if runner is not None:
+        runner.start()
     try:
         run_server(host=host, port=port, workers=workers, scheduling=scheduling)
     finally:
