@@ -157,7 +157,9 @@ def ledger_id(*parts: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class FeeSchedule:
-    """Scheme fee on the amount sent: ``fixed_minor`` plus ``bps`` basis points, half up."""
+    """Scheme fee on the amount sent: ``fixed_minor`` plus ``bps`` basis points, half up. A
+    SEND quote's fee is on the amount given (fee included), a RECEIVE quote's on the
+    principal its amount needs (the fee added on top)."""
 
     bps: int = 30
     fixed_minor: int = 0
