@@ -271,6 +271,32 @@ def test_no_release_to_a_suspended_payee(hub: PaymentScheme) -> None:
     assert_ledger_ok(s)
 
 
+def test_a_suspended_controller_decides_nothing_and_the_deadline_still_acts(
+    hub: PaymentScheme, clock: FakeClock
+) -> None:
+    """A suspended participant neither sends nor receives; its decisions on escrows it
+    controls (a trade hub's) moved money all the same. They are refused now, and change
+    nothing; resumed, it decides again, and its deadline acts while it is suspended."""
+    s = hub
+    s.create_escrow("mtn-rw", "esc-h", "bk-rw", "RWF", 10_000, "order", 600, controller="tradehub")
+    s.create_escrow("mtn-rw", "esc-d", "bk-rw", "RWF", 5_000, "order", 60, controller="tradehub")
+    s.set_active("tradehub", False)
+    with unchanged(s):
+        for decide in (
+            lambda: s.release_escrow("tradehub", "esc-h", 1_000),
+            lambda: s.refund_escrow("tradehub", "esc-h", 1_000),
+            lambda: s.split_escrow("tradehub", "esc-h", 1_000, 1_000),
+        ):
+            with pytest.raises(ParticipantSuspended):
+                decide()
+    clock.advance(61)
+    assert s.process_deadlines()["escrows_resolved"] == 1  # the deadline acts alone
+    assert s.get_escrow("tradehub", "esc-d").state is EscrowState.CLOSED
+    s.set_active("tradehub", True)
+    assert s.release_escrow("tradehub", "esc-h", 1_000).released_minor == 1_000
+    assert_ledger_ok(s)
+
+
 def test_a_decision_in_another_currency_is_refused_and_changes_nothing(hub: PaymentScheme) -> None:
     """An amount stated in another currency than the escrow's (2.00 EUR against RWF, whose
     minor units differ) is refused, not read as minor units of the escrow's currency."""

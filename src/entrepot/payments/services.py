@@ -1932,8 +1932,9 @@ class PaymentScheme:
             )
 
     def _may_decide(self, uow: UnitOfWork, caller: str, e: Escrow) -> None:
-        """Refuse a decision on ``e`` by anyone but its controller, or once it is closed. An
-        escrow whose deadline has passed is decided by the deadline first (kept, whatever the
+        """Refuse a decision on ``e`` by anyone but its controller, by a suspended controller,
+        or once it is closed. An escrow whose deadline has passed is decided by the deadline
+        first (kept, whatever the
         caller's request then does): the decision comes too late."""
         if caller != e.controller:
             raise NotYours(f"only {e.controller} may decide escrow {e.id}")
@@ -1958,6 +1959,9 @@ class PaymentScheme:
             self._move_in(uow, e.controller, e.id, e.held_minor, release=release, actor="deadline")
             uow.commit()
             raise InvalidState(f"escrow {e.id} passed its deadline: what it held was {done}")
+        # A suspended participant gives no payment instruction, a decision on funds it controls
+        # included: the escrow waits for its resumption, or for its deadline, which acts alone.
+        self._active(uow.connection, caller)
 
     def _move_in(
         self,
