@@ -3,7 +3,7 @@ ISO 4217 codes; times are UTC nanoseconds from the injected clock."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 
@@ -163,6 +163,24 @@ class PaymentTransfer:
     reason: str | None = None
     note: str | None = None
     payer_alias: str | None = None  # the payer party from the quote, "TYPE:alias"
+
+    def seen_by(self, participant: str) -> PaymentTransfer:
+        """The transfer as ``participant`` may see it. Why screening held it (a fraud score
+        and evidence about the payer's customer, a sanctions candidate) and what the reviewer
+        wrote are the payer's and the operator's to read, not the payee's, which is told that
+        it is on hold, released, or rejected in review: not why (no tipping off)."""
+        if participant == self.payer_participant or self.reason is None:
+            return self
+        if self.state is TransferState.HOLD or self.reason.startswith(REVIEW_RELEASED):
+            return replace(self, reason=None)
+        if self.reason.startswith(REVIEW_REJECTED):
+            return replace(self, reason=REVIEW_REJECTED.removesuffix(": "))
+        return self
+
+
+#: What a review records as a held transfer's reason, before the reviewer's words
+REVIEW_RELEASED = "released: "
+REVIEW_REJECTED = "held and rejected: "
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,8 +128,7 @@ def notify_transfer(
     (``registered``: the participants that have one, when the caller knows)."""
     roles = RECIPIENTS.get(t.state, ())
     who = [t.payer_participant if r == "payer" else t.payee_participant for r in roles]
-    body = transfer_event(t)
-    bodies = dict.fromkeys(who, body)
+    bodies = {p: transfer_event(t.seen_by(p)) for p in who}  # the payee not told why held
     return _queue(conn, f"transfer.{t.state.value.lower()}", t.id, bodies, now_ns, registered)
 
 

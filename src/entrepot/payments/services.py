@@ -78,6 +78,8 @@ from entrepot.payments.errors import (
 )
 from entrepot.payments.keyed import SETTLEMENT_WINDOW, mark_keyed
 from entrepot.payments.model import (
+    REVIEW_REJECTED,
+    REVIEW_RELEASED,
     AliasType,
     AmountType,
     DeadlineAction,
@@ -1542,11 +1544,13 @@ class PaymentScheme:
                 uow.commit()
                 raise TransferExpired(f"transfer {transfer_id} expired while on hold")
             if approve:
-                done = self._set_state(conn, t, TransferState.RESERVED, f"released: {reason}", None)
+                done = self._set_state(
+                    conn, t, TransferState.RESERVED, f"{REVIEW_RELEASED}{reason}", None
+                )
             else:
                 self._resolve_legs(uow, t, post=False)
                 done = self._set_state(
-                    conn, t, TransferState.ABORTED, f"held and rejected: {reason}", None
+                    conn, t, TransferState.ABORTED, f"{REVIEW_REJECTED}{reason}", None
                 )
         learn = getattr(self.screening, "learn", None)
         if learn is not None:  # the reviewer's verdict is the label fraud screening waits for
@@ -2305,12 +2309,9 @@ def _reason(text: str | None) -> str | None:
 
 
 def _seen_by(caller: str, t: PaymentTransfer) -> PaymentTransfer:
-    """``t`` as ``caller`` may see it. The reasons screening held it for (a fraud score and
-    evidence about the payer's customer, a sanctions candidate) are the payer's and the
-    reviewer's to read: the payee sees that it is on hold, not why."""
-    if t.state is TransferState.HOLD and caller not in (t.payer_participant, SCHEME):
-        return replace(t, reason=None)
-    return t
+    """``t`` as ``caller`` may see it (:meth:`PaymentTransfer.seen_by`); the operator sees it
+    all."""
+    return t if caller == SCHEME else t.seen_by(caller)
 
 
 def _resent(what: str, field: str, asked: tuple[Any, ...], stored: tuple[Any, ...]) -> None:
