@@ -440,6 +440,62 @@ def test_trade_credentials_are_issued_only_for_existing_actors_by_their_hub(api:
         assert sorted(principals) == ["merchant:m-inzozi"]  # issued by its hub in api.merchant
 
 
+def test_a_hub_cannot_issue_an_arbitrator_it_shares_with_another_hub_and_rule_there(
+    api: Api,
+) -> None:
+    """An arbitrator may sit on several hubs' panels. Any of those hubs could issue it a
+    credential, so the operator of a second hub could act as the arbitrator on the first
+    hub's disputes: rule them, and move the escrow of orders it has no part in. Only the
+    scheme operator, or a hub whose panel is every panel the arbitrator sits on, issues it."""
+    merchant = api.merchant()
+    buyer = api.buyer()
+    api.item(merchant)
+    api.order(buyer)
+    api.track("o-1", ORIGIN, "hub-kigali")
+    opened = {"disputeId": "d-1", "orderId": "o-1", "reason": "not_received", "claim": "lost"}
+    api.ok(api.post(buyer, "/v1/trade/disputes", opened), 201)
+    assigned = api.ok(api.post(buyer, "/v1/trade/disputes/d-1/escalate"))["arbitrator"]
+    api.ok(
+        api.post(
+            "scheme",
+            "/v1/participants",
+            {"id": "hub-goma", "name": "Goma", "kind": "hub", "country": "CD", "currencies": []},
+        ),
+        201,
+    )
+    hub = {
+        "hubId": "goma",
+        "name": "Goma eHub",
+        "kind": "ehub",
+        "country": "CD",
+        "currency": "RWF",
+        "operator": "hub-goma",
+        "arbitrators": [assigned, "arb-goma-2"],  # the Kigali arbitrator sits here too
+        "customsAuthority": "customs-rw",
+        "freight": {
+            "domesticBaseMinor": 1,
+            "domesticPerKgMinor": 1,
+            "internationalBaseMinor": 1,
+            "internationalPerKgMinor": 1,
+        },
+    }
+    api.ok(api.post("scheme", "/v1/trade/hubs", hub), 201)
+    api.tokens["hub-goma"] = issue_credential(api.net.engine, "hub-goma").token
+    refused = api.post("hub-goma", "/v1/trade/credentials", {"arbitratorId": assigned})
+    api.refused(refused, 403, "trade_forbidden")
+    # its own arbitrator, on its panel only, it still issues; Kigali no longer issues the
+    # shared one either: only the scheme does
+    api.ok(api.post("hub-goma", "/v1/trade/credentials", {"arbitratorId": "arb-goma-2"}), 201)
+    api.refused(
+        api.post("hub-kigali", "/v1/trade/credentials", {"arbitratorId": assigned}),
+        403,
+        "trade_forbidden",
+    )
+    judge = api.credential("scheme", "arbitratorId", assigned)
+    ruling = {"outcome": "refund", "reason": "no delivery scan"}
+    assert api.ok(api.post(judge, "/v1/trade/disputes/d-1/ruling", ruling))["state"] == "RULED"
+
+
 def test_a_merchant_token_cannot_use_payment_participant_routes(api: Api) -> None:
     merchant = api.merchant()
     buyer = api.buyer()

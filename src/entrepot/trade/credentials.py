@@ -3,8 +3,10 @@
 Merchants, buyers and arbitrators authenticate as their principal (``merchant:m-1``,
 ``buyer:b-7``, ``arbitrator:arb-kigali-1``); a hub operator uses its payment participant's
 credentials. The scheme operator may issue a credential for any actor, a hub operator for the
-merchants and buyers it registered and the arbitrators on its panel; a credential is issued
-only for an actor that exists, checked in the same transaction that stores it.
+merchants and buyers it registered and the arbitrators on its panel and on no other hub's (one
+on several panels is issued by the scheme: any of those hubs could otherwise rule on the
+others' disputes as that arbitrator); a credential is issued only for an actor that exists,
+checked in the same transaction that stores it.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ def issue_actor_credential(
     trade: TradeNetwork, caller: str, actor: str, *, public_key_b64: str | None = None
 ) -> IssuedCredential:
     """A credential for ``actor`` (a merchant, buyer or arbitrator principal), issued by the
-    scheme operator or by the actor's hub operator. The secret is shown once."""
+    scheme operator or by the actor's hub operator: the operator of every hub it belongs to
+    (an arbitrator on several hubs' panels: the scheme only). The secret is shown once."""
     role, actor_id = parse_principal(actor)
     if role is Role.HUB:
         raise InvalidTradeInput(
@@ -50,12 +53,17 @@ def issue_actor_credential(
         hubs = actor_hubs(conn, role, actor_id)
         if caller == SCHEME:
             return
-        row = conn.execute(
-            sa.select(st.hubs.c.id).where(st.hubs.c.participant_id == caller)
-        ).first()
-        if row is None or row[0] not in hubs:
+        own = frozenset(
+            conn.execute(sa.select(st.hubs.c.id).where(st.hubs.c.participant_id == caller))
+            .scalars()
+            .all()
+        )
+        # Every hub the actor belongs to, not just one: an arbitrator on two hubs' panels
+        # issued by one hub would act, as that hub wished, on the other's disputes.
+        if not hubs <= own:
             raise Forbidden(
                 f"only the scheme operator or {actor}'s hub operator issues its credentials"
+                + (" (it sits on other hubs' panels too)" if hubs & own else "")
             )
 
     return issue_credential(
