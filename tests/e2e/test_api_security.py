@@ -256,6 +256,30 @@ def test_a_signed_request_is_accepted_once(
     assert client.get(path, headers=again).status_code == 200
 
 
+def test_a_signed_request_is_accepted_once_whichever_credential_of_its_key_carries_it(
+    scheme: PaymentScheme, signer: tuple[TestClient, SigningKey, dict[str, str]]
+) -> None:
+    """The signature does not cover the credential, so nonces were kept per credential: a
+    participant holding two credentials bound to one key (per worker, or a secret rotated
+    and the key kept) had a captured signed request accepted again under the other one, a
+    second partial escrow release, say. Whoever captures its traffic holds both tokens."""
+    client, key, bearer = signer
+    public = base64.b64encode(bytes(key.verify_key)).decode()
+    second = issue_credential(scheme.engine, "icbc", public_key_b64=public).token
+    path = "/v1/participants/icbc"
+    signed = sign_request(key, "GET", path)
+    assert client.get(path, headers={**bearer, **signed}).status_code == 200
+    _refused(
+        client.get(path, headers={"Authorization": f"Bearer {second}", **signed}), "used already"
+    )
+    body = json.dumps({**RATE, "validSeconds": 3600}).encode()
+    posted = {"Content-Type": "application/json", **sign_request(key, "POST", "/v1/fxRates", body)}
+    first = client.post("/v1/fxRates", content=body, headers={**bearer, **posted})
+    assert first.status_code in (201, 403), first.text  # signed: past the middleware
+    again = {"Authorization": f"Bearer {second}", **posted}
+    _refused(client.post("/v1/fxRates", content=body, headers=again), "used already")
+
+
 def test_a_captured_write_cannot_be_posted_again_even_with_another_key(
     signer: tuple[TestClient, SigningKey, dict[str, str]],
 ) -> None:

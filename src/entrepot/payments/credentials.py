@@ -249,7 +249,8 @@ _PURGE_NONCES = Fast("DELETE FROM pay_request_nonces WHERE expires_at < ?")
 
 
 def record_nonce(conn: Connection, key_id: str, nonce: str, expires_at: int) -> bool:
-    """Record a signed request's nonce for its credential, kept until ``expires_at`` (unix
+    """Record a signed request's nonce under ``key_id``, whose nonces it must be new among (the
+    API's: the signing key, ``security.nonce_scope``), kept until ``expires_at`` (unix
     seconds; after it the request's timestamp is refused anyway). False if it was recorded
     already: the request is a replay. Commits with ``conn``'s transaction."""
     return _RECORD_NONCE.execute(conn, (key_id, nonce, expires_at)) == 1

@@ -7,7 +7,8 @@
   signature over its timestamp (``X-Entrepot-Date``, unix seconds, within
   ``SIGNATURE_WINDOW_S`` of the server's clock), its nonce (``X-Entrepot-Nonce``), method,
   target (path and query as sent), Idempotency-Key and body. A nonce is accepted once per
-  credential (recorded in ``pay_request_nonces`` while its timestamp is fresh, through the
+  signing key, whichever credential bound to it carries the request (:func:`nonce_scope`;
+  recorded in ``pay_request_nonces`` while its timestamp is fresh, through the
   scheme's group commit: every worker and every server on the database refuses a replay); so a
   captured signed request cannot be sent again, nor its query, key or body changed.
 - ``Idempotency-Key`` on POST/PUT/DELETE: same caller, key and body -> the first response,
@@ -149,7 +150,10 @@ class SecurityMiddleware:
                 caller.public_key, method, request_target(scope), headers, body, time.time()
             )
             if failure is None and not await run_in_threadpool(
-                self._first_use, caller.key_id, headers["x-entrepot-nonce"], headers
+                self._first_use,
+                nonce_scope(caller.public_key),
+                headers["x-entrepot-nonce"],
+                headers,
             ):
                 failure = (
                     "this X-Entrepot-Nonce was used already: a signed request is accepted "
@@ -323,7 +327,7 @@ class SecurityMiddleware:
             with self._own_unit() as uow:
                 st.STORE_IDEMPOTENT_ANSWER.execute(uow.connection, values)
 
-    def _first_use(self, key_id: str, nonce: str, headers: Headers) -> bool:
+    def _first_use(self, scope: str, nonce: str, headers: Headers) -> bool:
         """Record a verified request's nonce (a write: in the scheme's group commit, off the
         event loop); False if it was recorded already, by any worker: a replay. Once a
         minute a worker also drops the nonces too old to matter."""
@@ -338,7 +342,7 @@ class SecurityMiddleware:
                 # a window past their expiry: a server whose clock runs ahead (by up to the
                 # window) dropped nonces another, on time, would still accept again
                 purge_nonces(conn, int(time.time()) - SIGNATURE_WINDOW_S)
-            return record_nonce(conn, key_id, nonce, expires_at)
+            return record_nonce(conn, scope, nonce, expires_at)
 
         try:
             with self.write_unit() as uow:
@@ -541,6 +545,14 @@ def request_target(scope: Scope) -> str:
     path = raw_path.decode("latin-1") if raw_path else quote(URL(scope=scope).path)
     query: bytes = scope.get("query_string", b"")
     return path + ("?" + query.decode("latin-1") if query else "")
+
+
+def nonce_scope(public_key: bytes) -> str:
+    """Whose nonces a signed request's nonce must be new among: its signing key's (``pk:`` and
+    the key in base64), not its credential's. The signature does not cover the credential, so
+    a request captured with one credential was accepted again with another bound to the same
+    key (a participant's per-worker credentials, a secret rotated and the key kept)."""
+    return "pk:" + base64.b64encode(public_key).decode()
 
 
 def check_signature(
