@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -657,6 +658,29 @@ def test_a_merchant_named_like_its_bank_sees_only_its_own_side(lender: Api) -> N
         (twin, "PUT", "/lending/policies/RWF", POLICY, 403, "lending_forbidden", None),
         (twin, "GET", "/lending/book/RWF", None, 403, "lending_forbidden", None),
     )
+
+
+def test_a_merchant_named_like_its_bank_cannot_record_its_own_loan_repaid(lender: Api) -> None:
+    """Lending matches a caller on either side, and the repayment route left it to lending
+    to tell the lender: a merchant whose id is its own bank's participant id is that loan's
+    lender to lending, and recorded repayments it never made (its loan shown repaid, the
+    bank's book short of the money)."""
+    api = lender
+    twin = api.merchant("mtn-rw", "RW-100299")  # paid at mtn-rw, as every Kigali merchant here
+    history = api.net.trade.merchant_history("hub-kigali", "m-inzozi", 3)
+    lending = api.net.trade.lending
+    assert isinstance(lending, Lending)
+    lending.offer("mtn-rw", "off-twin", "mtn-rw", replace(history, merchant_id="mtn-rw"))
+    assert api.ok(twin, "POST", "/lending/offers/off-twin/accept", status=201)["state"] == (
+        "current"
+    )
+    cash = {"amountMinor": PRINCIPAL + FEE, "reference": "never-paid"}
+    api.all_refused(
+        (twin, "POST", "/lending/loans/off-twin/repayments", cash, 403, "lending_forbidden",
+         None),
+    )  # fmt: skip
+    loan = api.ok("mtn-rw", "POST", "/lending/loans/off-twin/repayments", cash, status=201)
+    assert loan["state"] == "repaid"  # the lender records it
 
 
 def test_lists_page_with_a_cursor(lender: Api) -> None:

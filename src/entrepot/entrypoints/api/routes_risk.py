@@ -458,9 +458,12 @@ def list_repayments(loan_id: str, party: Party, risk: Risk) -> r.RepaymentListOu
 
 @router.post("/lending/loans/{loan_id}/repayments", status_code=201, response_model=r.LoanOut)
 def repay(loan_id: str, body: r.RepaymentIn, party: Party, risk: Risk) -> r.LoanOut:
-    """A repayment made outside payouts, recorded by the merchant or the lender: at most what
-    the loan owes (idempotent by reference)."""
+    """A repayment made outside payouts, recorded by the lender that received it: at most what
+    the loan owes (idempotent by reference). Checked here, not left to lending, which matches
+    a caller on either side: a merchant whose id is its bank's participant id is its loan's
+    lender there, and recorded repayments it never made."""
     _loan(risk, party, loan_id)
+    party.check_lender("records a direct repayment")
     return cv.loan(risk.lending.repay(party.id, loan_id, body.amountMinor, body.reference))
 
 
