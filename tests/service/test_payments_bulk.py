@@ -619,3 +619,27 @@ def test_insert_rows_in_one_transaction_after_a_caught_failure_and_with_other_co
     with scheme.engine.connect() as conn:
         got = conn.execute(sa.select(st.transfers.c.id, st.transfers.c.note)).all()
     assert sorted(tuple(r) for r in got) == [("a", None), ("c", None), ("d", "n")]
+
+
+def test_a_bulk_items_pacs008_names_the_customer_paid_not_only_its_bank(
+    scheme: PaymentScheme,
+) -> None:
+    """A bulk item has no quote, and its pacs.008 named the payee's bank as the creditor: the
+    customer paid (the alias the item named, kept on its row) was in no message. It is now,
+    while the alias is still that bank's; once it is gone the bank stands in, as before."""
+    from entrepot.payments import messages
+
+    join_payees(scheme)
+    (done,) = run_bulk(scheme, "maybank", [("cimb", 100)])
+    assert done.state is TransferState.COMMITTED
+    t = scheme.get_transfer("maybank", done.transfer_id)
+    assert t.payee_alias == "MSISDN:+60123000001"
+    ct = messages.credit_transfer(scheme, t, messages.payee_party(scheme, t))
+    assert (ct.creditor.name, ct.creditor.alias_type, ct.creditor.alias) == (
+        "customer of cimb",
+        "MSISDN",
+        "+60123000001",
+    )
+    assert ct.creditor_agent.name == "CIMB"
+    scheme.remove_alias("cimb", *PAYEES["cimb"])
+    assert messages.payee_party(scheme, t) is None  # the bank stands in

@@ -83,17 +83,24 @@ def _agent(p: Participant) -> iso.Agent:
 
 
 def payee_party(scheme: PaymentScheme, t: PaymentTransfer) -> Party | None:
-    """The party a transfer paid (its quote's payee alias), which pacs.008 names as the
-    creditor; None where there is none to find (a bulk item has no quote, an alias may be
-    gone since, or registered since by another participant for another party): the payee
-    participant then stands in. The alias is looked up as it is now: one that another
-    participant holds now names someone this transfer never paid (and put that participant's
-    customer, name and country, in another participant's pacs.008 beside the creditor agent
-    that was paid)."""
+    """The party a transfer paid, which pacs.008 names as the creditor: its quote's payee
+    alias, or a bulk item's own (kept on its row: a bulk item has no quote; before, its
+    pacs.008 named the payee's bank as the creditor, not the customer paid). None where there
+    is none to find (an alias gone since, or registered since by another participant for
+    another party; a bulk row written before migration 0011): the payee participant then
+    stands in. The alias is looked up as it is now: one that another participant holds now
+    names someone this transfer never paid (and put that participant's customer, name and
+    country, in another participant's pacs.008 beside the creditor agent that was paid)."""
     try:
         quote = scheme.get_quote(t.payer_participant, t.quote_id)
-        party = scheme.lookup_party(quote.payee_alias_type, quote.payee_alias)
-    except (QuoteNotFound, PartyNotFound):
+        kind, alias = quote.payee_alias_type.value, quote.payee_alias
+    except QuoteNotFound:
+        if t.payee_alias is None:
+            return None
+        kind, _, alias = t.payee_alias.partition(":")
+    try:
+        party = scheme.lookup_party(kind, alias)
+    except PartyNotFound:
         return None
     return party if party.participant_id == t.payee_participant else None
 

@@ -163,6 +163,7 @@ class PaymentTransfer:
     reason: str | None = None
     note: str | None = None
     payer_alias: str | None = None  # the payer party from the quote, "TYPE:alias"
+    payee_alias: str | None = None  # a bulk item's payee party (no quote), "TYPE:alias"
 
     def seen_by(self, participant: str) -> PaymentTransfer:
         """The transfer as ``participant`` may see it. Why screening held it (a fraud score

@@ -444,6 +444,7 @@ def transfer_from_row(r: Any) -> PaymentTransfer:
         r.reason,
         r.note,
         r.payer_alias,
+        r.payee_alias,
     )
 
 
