@@ -9,6 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from entrepot.entrypoints.cli.main import app
 from entrepot.entrypoints.cli.output import guard
 from entrepot.payments import qr
 from tests.e2e.test_cli import Cli
@@ -370,3 +371,20 @@ def test_qr_pay_decodes_looks_up_quotes_and_prepares_in_one_call(cli: Cli) -> No
     assert cli.json(pay.format(dynamic, 1, 1) + " --payer MSISDN:+250788123456") == paid
     by_hand = cli.json(pay.format(static, 2, 2) + " --amount 1.00")
     assert by_hand["transfer"]["target_amount_minor"] == 100
+
+
+def test_every_payments_command_takes_json_as_the_readme_says(cli: Cli) -> None:
+    """README: "Every command takes `--json` for machines". ``iso20022`` prints its XML (the
+    message is the machine format); every other ``payments`` command, alias-remove too."""
+    group = typer.main.get_command(app)
+    payments = group.commands["payments"]  # type: ignore[attr-defined]
+    lacking = sorted(
+        name
+        for name, command in payments.commands.items()
+        if name != "iso20022" and not any("--json" in p.opts for p in command.params)
+    )
+    assert lacking == []
+    _network(cli)
+    removed = cli.json("payments alias-remove --as maybank MERCHANT KL-TILL-42")
+    assert removed == {"removed": {"alias_type": "MERCHANT", "alias": "KL-TILL-42"}}
+    assert "party_not_found" in cli.error("payments lookup MERCHANT KL-TILL-42", code=1)

@@ -249,9 +249,11 @@ def alias_add(
 
 @app.command("alias-remove")
 @guard
-def alias_remove(caller: As, alias_type: str, alias: str) -> None:
+def alias_remove(caller: As, alias_type: str, alias: str, as_json: Json = False) -> None:
+    kind, value = normalise_alias(alias_type, alias)
     with _scheme() as a:
-        a.payments.remove_alias(caller, alias_type, alias)
+        a.payments.remove_alias(caller, kind, value)
+        _show({"removed": {"alias_type": kind.value, "alias": value}}, as_json)
 
 
 @app.command("lookup")
