@@ -789,3 +789,24 @@ def test_a_control_character_in_a_path_or_query_is_refused_not_a_server_error(
     )
     assert r.status_code == 422 and r.json()["field"] == "reason", r.text
     assert scheme.get_transfer("maybank", "t-nul").state.value == "RESERVED"
+
+
+@pytest.mark.parametrize("path", ["/v1/quotes", "/v1/escrows", "/v1/transfers"])
+def test_a_body_that_is_not_json_names_no_field(
+    api: tuple[TestClient, dict[str, dict[str, str]]], path: str
+) -> None:
+    """docs/payments.md: invalid_input's ``field`` names the malformed field. A body that is
+    not JSON has none: FastAPI's error location is a character offset ("field": "13" named
+    nothing a client could show), so the problem says where in the body instead."""
+    client, h = api
+    r = client.post(
+        path,
+        content=b'{"escrowId": x}',
+        headers={**h["mtn-rw"], "Content-Type": "application/json"},
+    )
+    assert r.status_code == 422, r.text
+    problem = r.json()
+    assert problem["code"] == "invalid_input" and problem["errorCode"] == "3100"
+    assert "field" not in problem, problem
+    assert problem["detail"].startswith("Invalid JSON: "), problem
+    assert "character 13" in problem["detail"], problem

@@ -61,6 +61,15 @@ def validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     first = errors[0] if errors else {}
+    if first.get("type") == "json_invalid":
+        # a body that is not JSON: FastAPI locates it by a character offset, which is no field
+        at = first.get("loc", ())[-1:]
+        reason = str((first.get("ctx") or {}).get("error") or first.get("msg"))
+        if not reason.startswith("Invalid JSON"):
+            reason = f"Invalid JSON: {reason}"
+        if at and isinstance(at[0], int):
+            reason += f" at character {at[0]}"
+        return problem(422, "invalid_input", reason, mojaloop="3100")
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
     detail = "; ".join(_located(e) for e in errors[:5])
     return problem(422, "invalid_input", detail or "invalid request", field=where, mojaloop="3100")
