@@ -10,7 +10,7 @@ from decimal import ROUND_UP, Decimal
 import pytest
 import sqlalchemy as sa
 
-from entrepot.payments import SCHEME
+from entrepot.payments import SCHEME, EscrowState
 from entrepot.trade import Order, OrderState
 from entrepot.trade import store as st
 from entrepot.trade.customs import InvalidHsCode, UnknownHsCode
@@ -249,6 +249,34 @@ def test_an_unanswered_dispute_refunds_the_buyer(net: Net) -> None:
     # goods and the taxes never paid to customs (not cleared) both come back
     assert net.position("maybank-my", "MYR") == 0
     assert net.trade.payouts(merchant, "o-1") == []
+
+
+def test_a_release_before_import_cleared_gives_the_held_taxes_back(net: Net) -> None:
+    """Duties and taxes are paid to customs when import clears (EDC). A dispute ruled for the
+    merchant before that (the goods deemed received, no clearance on record) released the
+    goods escrow and left the tax escrow held for good: an order COMPLETED with the buyer's
+    money stuck (``entrepot demo --seed 7`` failed its invariant on it). Taxes still held
+    when an order settles go back to the buyer, whichever way the goods escrow went."""
+    merchant, buyer = net.merchant(), net.buyer()
+    order = net.order(buyer, net.basket(merchant), 1)
+    assert order.tax_escrow_id is not None and order.tax_escrow_minor > 0
+    for code in ORIGIN:
+        net.trade.track("hub-kigali", "o-1", code)
+    net.trade.open_dispute(buyer, "d-1", "o-1", "not_received", "nothing after 3 weeks")
+    net.trade.add_evidence(merchant, "d-1", "handed over; carrier scan EMC")
+    d = net.trade.escalate(buyer, "d-1")
+    net.trade.rule(f"arbitrator:{d.arbitrator}", "d-1", "release", 0, "carrier proof of delivery")
+    net.advance_days(5)
+    assert net.trade.process_deadlines()["rulings_final"] == 1
+    order = net.trade.get_order(buyer, "o-1")
+    assert order.state is OrderState.COMPLETED
+    taxes = net.scheme.get_escrow("hub-kigali", order.tax_escrow_id)
+    assert taxes.state is EscrowState.CLOSED
+    assert (taxes.released_minor, taxes.refunded_minor) == (0, order.tax_escrow_minor)
+    settled = [e for e in net.trade.order_events(buyer, "o-1") if e["kind"] == "released"]
+    assert settled[-1]["taxes_refunded_minor"] == order.tax_escrow_minor
+    # the buyer paid the goods and nothing else
+    assert net.position("maybank-my", "MYR") == -order.goods_escrow_minor
 
 
 def test_tracking_is_ordered_and_recorded_by_the_hub_on_its_leg(net: Net) -> None:

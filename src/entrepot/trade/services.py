@@ -1218,12 +1218,14 @@ class TradeNetwork(DisputeDesk):
     ) -> Order:
         """Move the goods escrow: ``refund_minor`` back to the buyer, the rest to the hub,
         which owes the merchant its share (a payout, run after commit). Duties and taxes
-        still held (the goods never cleared import) go back to the buyer on any refund."""
+        still held (the goods never cleared import on record) go back to the buyer, on a
+        release too: a dispute ruled for the merchant before clearance left them held until
+        the escrow's one-year backstop, the order COMPLETED."""
         hub = self._hub(conn, order.hub_id)
         release = order.goods_escrow_minor - refund_minor
         self._escrow_move(hub, order.goods_escrow_id, release=release, refund=refund_minor)
         taxes_back = 0
-        if order.tax_escrow_id is not None and refund_minor:
+        if order.tax_escrow_id is not None:
             held = self.scheme.get_escrow(hub.participant_id, order.tax_escrow_id).held_minor
             if held:
                 self._escrow_move(hub, order.tax_escrow_id, release=0, refund=held)
