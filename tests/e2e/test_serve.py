@@ -400,6 +400,58 @@ def test_sighup_waits_for_replacements_that_start_slowly(tmp_path: Path) -> None
         proc.wait(timeout=60)
 
 
+def test_workers_slow_to_start_are_waited_for_not_killed_as_hung(tmp_path: Path) -> None:
+    """A worker answers the supervisor's health check once its interpreter is up and its
+    imports done: on a loaded machine that took more than the check's 5 s, and the worker
+    was killed as hung and replaced by one that started as slowly (the log said "died or
+    hung: replaced"; with every start that slow, no worker ever served). Here every worker
+    process sleeps 7 s before it runs anything (``sitecustomize``, in spawned children only):
+    the workers first started are the ones that serve."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys, time\nif '--multiprocessing-fork' in sys.argv:\n    time.sleep(7)\n"
+    )
+    (tmp_path / "plain_app.py").write_text(
+        "from fastapi import FastAPI\n"
+        "def make():\n"
+        "    app = FastAPI()\n"
+        "    app.get('/health')(lambda: {'status': 'ok'})\n"
+        "    return app\n"
+    )
+    port = _free_port()
+    code = (
+        "from entrepot.entrypoints.api.serve import serve; "
+        f"serve(app='plain_app:make', port={port}, workers=2)"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE)
+    try:
+        first = set(_children_after(proc.pid, 2))
+        wait_ready(f"http://127.0.0.1:{port}", proc, timeout_s=120)
+        assert set(_wait_workers(proc.pid, port, 2)) <= first
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=60)
+    assert b"died or hung" not in err, err.decode()[-2000:]
+
+
+def _children_after(pid: int, count: int) -> list[int]:
+    """The first ``count`` worker processes ``pid`` starts (its resource tracker aside)."""
+    deadline = time.monotonic() + 30
+    while True:
+        workers = [c for c in _children(pid) if b"--multiprocessing-fork" in _cmdline(c)]
+        if len(workers) >= count:
+            return workers
+        assert time.monotonic() < deadline, workers
+        time.sleep(0.05)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def test_a_worker_that_fails_to_start_stops_the_server(tmp_path: Path) -> None:
     """Every replacement would fail the same way: the server stops, exit status 3."""
     (tmp_path / "failing_app.py").write_text(

@@ -24,6 +24,7 @@ import logging
 import os
 import socket
 import sys
+import time
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
@@ -92,11 +93,32 @@ class OwnSocketWorkers(Multiprocess):
         self.processes_num = len(sockets)
         #: a worker failed while starting: the server stopped (exit status STARTUP_FAILURE)
         self.failed_to_start = False
+        #: workers that have not answered a health check yet, and when each was started
+        self._starting: dict[Process, float] = {}
 
     def _start(self, index: int) -> Process:
         process = Process(self.config, [self.sockets[index]])
         process.start()
+        self._starting[process] = time.monotonic()
         return process
+
+    def _still_starting(self, process: Process) -> bool:
+        """Whether ``process`` is a worker still starting, not a hung one: it has not answered
+        a health check since it started, less than ``WORKER_START_S`` ago. A new process
+        answers only once its interpreter is up and its imports done, which on a loaded
+        machine took more than the health check's 5 s: the worker was killed as hung and
+        replaced by one that started as slowly (found by a helper running ``entrepot serve``
+        at a load of 7 on 2 cores)."""
+        since = self._starting.get(process)
+        if since is None:
+            return False
+        if not process.process.is_alive() or process.ping(timeout=0.2):
+            del self._starting[process]  # exited (a death, handled as one) or answering
+            return False
+        if time.monotonic() - since < WORKER_START_S:
+            return True
+        del self._starting[process]  # too long: checked, and replaced, as a hung one
+        return False
 
     def init_processes(self) -> None:
         self.processes = [self._start(i) for i in range(self.processes_num)]
@@ -110,6 +132,7 @@ class OwnSocketWorkers(Multiprocess):
                 return
             new = self._start(index)
             if not new.wait_until_ready(WORKER_START_S, self.should_exit):
+                self._starting.pop(new, None)
                 new.kill()
                 new.join()
                 if not self.should_exit.is_set():
@@ -119,6 +142,7 @@ class OwnSocketWorkers(Multiprocess):
                         old.pid,
                     )
                 return
+            self._starting.pop(old, None)
             old.terminate()
             old.join()
             self.processes[index] = new
@@ -130,7 +154,9 @@ class OwnSocketWorkers(Multiprocess):
         if self.should_exit.is_set():
             return
         for index, process in enumerate(self.processes):
-            if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+            if self._still_starting(process) or process.is_alive(
+                timeout=self.config.timeout_worker_healthcheck
+            ):
                 continue
             process.kill()
             process.join()
@@ -166,6 +192,7 @@ class OwnSocketWorkers(Multiprocess):
             return
         self.processes_num -= 1
         process, sock = self.processes.pop(), self.sockets.pop()
+        self._starting.pop(process, None)
         sock.close()
         process.terminate()
         process.join()
