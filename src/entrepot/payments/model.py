@@ -168,14 +168,15 @@ class PaymentTransfer:
     def seen_by(self, participant: str) -> PaymentTransfer:
         """The transfer as ``participant`` may see it. Why screening held it (a fraud score
         and evidence about the payer's customer, a sanctions candidate) and what the reviewer
-        wrote are the payer's and the operator's to read, not the payee's, which is told that
-        it is on hold, released, or rejected in review: not why (no tipping off)."""
+        wrote are the payer's and the operator's to read, not the payee's, which sees the
+        state (on hold, reserved, aborted) and no reason: not even that a review rejected it
+        (no tipping off a payee screening suspected)."""
         if participant == self.payer_participant or self.reason is None:
             return self
-        if self.state is TransferState.HOLD or self.reason.startswith(REVIEW_RELEASED):
+        if self.state is TransferState.HOLD or self.reason.startswith(
+            (REVIEW_RELEASED, REVIEW_REJECTED)
+        ):
             return replace(self, reason=None)
-        if self.reason.startswith(REVIEW_REJECTED):
-            return replace(self, reason=REVIEW_REJECTED.removesuffix(": "))
         return self
 
 
