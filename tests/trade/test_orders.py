@@ -446,3 +446,50 @@ def test_a_payout_that_keeps_failing_is_logged_once_until_something_changes(net:
     (paid,) = net.trade.payouts(merchant, "o-1")
     assert paid["state"] == "PAID" and net.position("mtn-rw", "RWF") == NET_RWF // 2
     assert len(failures()) == 2
+
+
+def test_an_item_is_priced_in_the_currency_its_merchant_is_paid_in(net: Net) -> None:
+    """A payout is a RECEIVE-amount quote to the merchant's settlement alias, which the scheme
+    pays in the alias's own currency. An item priced in another currency the merchant's bank
+    held (USD at a Rwandan wallet) was paid its USD net as that many francs: USD 95.00 owed,
+    RWF 9,500 (about USD 7) paid, the hub keeping the rest. Items are priced in the
+    settlement currency; the others are refused at listing, and the catalogue does not sell
+    one listed before."""
+    net.scheme.add_currency("mtn-rw", "USD")
+    net.scheme.register_alias("mtn-rw", "BUSINESS", "RW-1", "Inzozi", "RWF")
+    m = net.trade.onboard_merchant(
+        "hub-kigali", "m-1", "Inzozi", "RW-1", "BUSINESS", "RW-1", currencies=["USD"]
+    )
+    assert m.currencies == ("RWF", "USD")
+    dims = (300, 300, 250)
+    with pytest.raises(CurrencyNotHeld, match="paid in RWF"):
+        net.trade.add_item(
+            "merchant:m-1", "sku-usd", "Basket", "460219", "RW",
+            weight_g=800, dimensions_mm=dims, price_minor=10_000, currency="USD",
+        )  # fmt: skip
+    assert net.trade.catalogue() == []
+    # one listed before the check: it cannot be quoted, so no order owes a payout in USD
+    with net.engine.begin() as conn:
+        conn.execute(
+            sa.insert(st.items).values(
+                sku="sku-usd", merchant_id="m-1", title="Basket", hs_code="460219",
+                origin="RW", weight_g=800, length_mm=300, width_mm=300, height_mm=250,
+                price=10_000, currency="USD", active=True, created_at=0,
+            )
+        )  # fmt: skip
+    net.trade.set_stock("merchant:m-1", "sku-usd", "kigali-fc1", 5)
+    buyer = net.buyer()
+    with pytest.raises(CurrencyNotHeld, match="paid in RWF"):
+        net.trade.quote(buyer, "q-1", [("sku-usd", 1)])
+    # and an order owing one (placed before the check) is not paid in the wrong currency:
+    # its payout waits, logged, rather than pay USD 95.00 as RWF 9,500
+    sku = net.basket("merchant:m-1")
+    net.order(buyer, sku, 1)
+    with net.engine.begin() as conn:
+        conn.execute(sa.update(st.orders).values(merchant_currency="USD"))
+    net.ship("o-1")
+    net.trade.confirm_receipt(buyer, "o-1")
+    (payout,) = net.trade.payouts(buyer, "o-1")
+    assert (payout["currency"], payout["state"]) == ("USD", "PENDING")
+    failed = [e for e in net.trade.order_events(buyer, "o-1") if e["kind"] == "payout_failed"]
+    assert "RECEIVE amount is in RWF, not USD" in str(failed[-1]["error"])

@@ -156,6 +156,11 @@ class Merchant:
     screening: str  # the onboarding screening outcome and why
     created_at_ns: int
 
+    @property
+    def settlement_currency(self) -> str:
+        """The currency its payouts arrive in: its settlement alias's (listed first)."""
+        return self.currencies[0]
+
 
 @dataclass(frozen=True, slots=True)
 class Buyer:

@@ -520,6 +520,8 @@ class TradeNetwork(DisputeDesk):
                     f"merchant {m.id} holds {', '.join(m.currencies)}, not {cur}",
                     field="currency",
                 )
+            if cur != m.settlement_currency:
+                raise CurrencyNotHeld(_not_payout_currency(m, cur), field="currency")
             if self._one(conn, st.items, "sku", sku) is not None:
                 raise AlreadyExists(f"item {sku} already exists")
             item = Item(
@@ -688,6 +690,8 @@ class TradeNetwork(DisputeDesk):
                 raise InvalidTradeInput(f"item {it.sku} is not on sale", field="lines")
             if it.currency != items[0].currency:
                 raise InvalidTradeInput("an order is priced in one currency", field="lines")
+            if it.currency != merchant.settlement_currency:  # listed before the check
+                raise CurrencyNotHeld(_not_payout_currency(merchant, it.currency), field="lines")
 
     def _pick_warehouses(
         self, conn: Connection, m: Merchant, items: Sequence[Item], qtys: Sequence[int]
@@ -1326,6 +1330,7 @@ class TradeNetwork(DisputeDesk):
             amount,
             AmountType.RECEIVE,
             order.currency,
+            amount_currency=row.currency,  # the scheme refuses it rather than pay another
         )
         t = self.scheme.prepare_transfer(
             hub.participant_id,
@@ -1712,6 +1717,15 @@ class TradeNetwork(DisputeDesk):
                 ).all()
             ]
         return sum(1 for tid in ids if self.pay_out(tid) == "PAID")
+
+
+def _not_payout_currency(m: Merchant, currency: str) -> str:
+    """A payout is paid to the merchant's settlement alias, in the alias's currency only: an
+    item priced in another would be paid its net as that many units of the alias's."""
+    return (
+        f"merchant {m.id} is paid in {m.settlement_currency} (its settlement alias), so its "
+        f"items are priced in {m.settlement_currency}, not {currency}"
+    )
 
 
 def _month_bounds(today: date, months: int) -> list[int]:
