@@ -17,6 +17,7 @@ from entrepot.trade.customs import InvalidHsCode, UnknownHsCode
 from entrepot.trade.errors import (
     CurrencyNotHeld,
     Forbidden,
+    InvalidTradeInput,
     InvalidTransition,
     OutOfStock,
     QuoteExpired,
@@ -493,3 +494,25 @@ def test_an_item_is_priced_in_the_currency_its_merchant_is_paid_in(net: Net) -> 
     assert (payout["currency"], payout["state"]) == ("USD", "PENDING")
     failed = [e for e in net.trade.order_events(buyer, "o-1") if e["kind"] == "payout_failed"]
     assert "RECEIVE amount is in RWF, not USD" in str(failed[-1]["error"])
+
+
+def test_a_quote_too_large_for_the_scheme_is_refused_not_a_crash(net: Net) -> None:
+    """Prices (up to 10^15 minor units) times quantities (up to 10,000) made totals past a
+    64-bit integer: storing the quote raised OverflowError (an HTTP 500), and a total past the
+    scheme's largest amount (10^15) was quoted though no escrow could ever hold it. Both are
+    refused as invalid input, and nothing is stored."""
+    merchant = net.merchant()
+    buyer = net.buyer(
+        "b-rw", hub="kigali", participant="mtn-rw", msisdn="+250788000001", currency="RWF"
+    )
+    net.trade.add_item(
+        merchant, "sku-big", "Basket", "460219", "RW",
+        weight_g=1_000, dimensions_mm=(100, 100, 100), price_minor=10**15, currency="RWF",
+    )  # fmt: skip
+    net.trade.set_stock(merchant, "sku-big", "kigali-fc1", 10_000)
+    for n, qty in enumerate((10_000, 2)):
+        with pytest.raises(InvalidTradeInput, match="scheme's largest amount") as exc:
+            net.trade.quote(buyer, f"q-{n}", [("sku-big", qty)])
+        assert exc.value.field == "lines"
+    with net.engine.connect() as conn:
+        assert conn.execute(sa.select(st.quotes)).all() == []
