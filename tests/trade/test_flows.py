@@ -331,3 +331,33 @@ def test_one_failing_deadline_does_not_hold_up_the_others(net: Net) -> None:
     assert kinds == ["paid", "deadline_failed"]
     net.scheme.set_active("maybank-my", True)
     assert net.trade.process_deadlines()["cancelled"] == 1  # retried on the next run
+
+
+def test_first_instance_misses_do_not_cut_short_the_appeal(net: Net) -> None:
+    """An appeal lapses (the first ruling executed) once its panel has missed as many
+    deadlines as it has members. The count took in the first instance's missed deadlines
+    too: after three of them, the appeal lapsed at its first miss, five days in, the
+    appellant never heard by the panel members it had left."""
+    merchant, buyer = net.merchant(), net.buyer()
+    order = net.order(buyer, net.basket(merchant), 1)
+    net.ship("o-1")
+    net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "broken")
+    net.trade.escalate(buyer, "d-1")
+    for _ in range(3):  # the first instance misses its deadline three times
+        net.advance_days(5)
+        assert net.trade.process_deadlines()["disputes_reassigned"] == 1
+    d = net.trade.get_dispute(buyer, "d-1")
+    net.trade.rule(f"arbitrator:{d.arbitrator}", "d-1", "refund", 0, "broken in transit")
+    net.trade.appeal(merchant, "d-1", "packed with care")
+    net.advance_days(5)
+    assert net.trade.process_deadlines()["disputes_reassigned"] == 1
+    d = net.trade.get_dispute(buyer, "d-1")
+    assert d.state is DisputeState.APPEAL  # passed on, not lapsed
+    escrow = net.scheme.get_escrow("hub-kigali", order.goods_escrow_id)
+    assert escrow.held_minor == order.goods_escrow_minor
+    for _ in range(3):  # and it still lapses once the appeal panel keeps missing
+        net.advance_days(5)
+        net.trade.process_deadlines()
+    kinds = [e["kind"] for e in net.trade.dispute_events(buyer, "d-1")]
+    assert kinds.count("reassigned") == 6 and "appeal_lapsed" in kinds
+    assert net.trade.get_dispute(buyer, "d-1").state is DisputeState.RESOLVED

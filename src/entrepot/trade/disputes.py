@@ -489,13 +489,16 @@ class DisputeDesk:
         assert current is not None
         others = [a for a in panel if a != current and (not appeal or a != d.arbitrator)]
         nxt = others[0] if others else current
+        ev = st.dispute_events.c
+        appealed_at = (  # the appeal's misses only: the first instance's are not its panel's
+            sa.select(sa.func.coalesce(sa.func.max(ev.seq), -1))
+            .where(ev.dispute_id == d.id, ev.kind == "appealed")
+            .scalar_subquery()
+        )
         missed = conn.execute(
             sa.select(sa.func.count())
             .select_from(st.dispute_events)
-            .where(
-                st.dispute_events.c.dispute_id == d.id,
-                st.dispute_events.c.kind == "reassigned",
-            )
+            .where(ev.dispute_id == d.id, ev.kind == "reassigned", ev.seq > appealed_at)
         ).scalar_one()
         if appeal and missed >= len(panel):
             # The appeal panel keeps missing its deadline: the first ruling stands, so the
