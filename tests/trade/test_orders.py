@@ -516,3 +516,35 @@ def test_a_quote_too_large_for_the_scheme_is_refused_not_a_crash(net: Net) -> No
         assert exc.value.field == "lines"
     with net.engine.connect() as conn:
         assert conn.execute(sa.select(st.quotes)).all() == []
+
+
+@pytest.mark.parametrize("bad", ["Basket \ud800", "Basket\x00", "Bas\x1bket"])
+def test_text_with_characters_no_store_keeps_is_refused_not_a_crash(net: Net, bad: str) -> None:
+    """Titles, notes, claims and evidence went to the database as given: a lone surrogate
+    (which a JSON body can carry as an escape) raised UnicodeEncodeError on SQLite and a NUL
+    is refused by PostgreSQL, both an HTTP 500 with nothing recorded. They are refused as
+    invalid input naming the field, as the payment scheme's own texts are; tabs and line
+    breaks stay allowed in long texts."""
+    merchant, buyer = net.merchant(), net.buyer()
+    sku = net.basket(merchant)
+    dims = (300, 300, 250)
+    with pytest.raises(InvalidTradeInput) as exc:
+        net.trade.add_item(
+            merchant, "sku-2", bad, "460219", "RW",
+            weight_g=800, dimensions_mm=dims, price_minor=1_000, currency="RWF",
+        )  # fmt: skip
+    assert exc.value.field == "title"
+    net.order(buyer, sku, 1)
+    with pytest.raises(InvalidTradeInput) as exc:
+        net.trade.track("hub-kigali", "o-1", "EMA", bad)
+    assert exc.value.field == "note"
+    for code in ORIGIN:
+        net.trade.track("hub-kigali", "o-1", code)
+    with pytest.raises(InvalidTradeInput) as exc:
+        net.trade.open_dispute(buyer, "d-1", "o-1", "not_received", bad)
+    assert exc.value.field == "claim"
+    net.trade.open_dispute(buyer, "d-1", "o-1", "not_received", "nothing yet:\n\tweek 3")
+    with pytest.raises(InvalidTradeInput) as exc:
+        net.trade.add_evidence(merchant, "d-1", bad)
+    assert exc.value.field == "evidence"
+    assert [e["kind"] for e in net.trade.dispute_events(buyer, "d-1")] == ["opened"]

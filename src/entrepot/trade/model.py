@@ -14,6 +14,9 @@ from enum import StrEnum
 from entrepot.trade.errors import InvalidTradeInput, InvalidTransition
 
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
+# What no stored text may hold: C0 controls but tab and line breaks, DEL, lone surrogates
+# (SQLite cannot encode them), non-characters; PostgreSQL refuses NUL. Either was a 500.
+_ILLEGAL_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 DAY_NS = 86_400 * 1_000_000_000
 HOUR_NS = 3_600 * 1_000_000_000
 
@@ -36,7 +39,21 @@ def check_id(value: object, what: str) -> str:
 def check_text(value: object, what: str, max_len: int = 200) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > max_len:
         raise InvalidTradeInput(f"{what} must be 1-{max_len} characters of text", field=what)
+    check_note(value, what, max_len)
     return value.strip()
+
+
+def check_note(value: object, what: str, max_len: int) -> str:
+    """Optional text (may be empty): at most ``max_len`` characters, none of the illegal."""
+    if not isinstance(value, str) or len(value) > max_len:
+        raise InvalidTradeInput(f"{what} is at most {max_len} characters of text", field=what)
+    bad = _ILLEGAL_TEXT.search(value)
+    if bad is not None:
+        raise InvalidTradeInput(
+            f"{what} holds a control character (U+{ord(bad.group()):04X}) at {bad.start()}",
+            field=what,
+        )
+    return value
 
 
 def check_positive(value: object, what: str, max_value: int = 10**15) -> int:

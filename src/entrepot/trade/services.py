@@ -85,6 +85,7 @@ from entrepot.trade.model import (
     Warehouse,
     check_id,
     check_non_negative,
+    check_note,
     check_positive,
     check_text,
     check_tracking_step,
@@ -1055,8 +1056,7 @@ class TradeNetwork(DisputeDesk):
         hub until line-haul departs, the destination hub after. EMA takes the stock; EDB
         lodges the import declaration; EDC pays duties and taxes to customs; EMI starts the
         dispute window, after which the escrow is released by itself."""
-        if not isinstance(note, str) or len(note) > 400:
-            raise InvalidTradeInput("note is at most 400 characters", field="note")
+        check_note(note, "note", 400)
         with self._write() as uow:
             conn = uow.connection
             hub = self._hub_of_caller(conn, caller)
@@ -1604,6 +1604,7 @@ class TradeNetwork(DisputeDesk):
 
     def answer_return(self, caller: str, order_id: str, accept: bool, note: str = "") -> Order:
         merchant_id = self._as(caller, Role.MERCHANT)
+        check_note(note, "note", 400)
         with self._write() as uow:
             conn = uow.connection
             order = self._order(conn, order_id)
