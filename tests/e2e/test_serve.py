@@ -361,6 +361,17 @@ def test_sigttin_and_sigttou_add_and_remove_a_worker_with_its_socket(
         c.close()
 
 
+def _serve_command(app_dir: Path, app: str, port: int) -> tuple[list[str], dict[str, str]]:
+    """The command and environment that serve ``app`` (a factory in a module of ``app_dir``)
+    with two workers on ``port``."""
+    code = (
+        "from entrepot.entrypoints.api.serve import serve; "
+        f"serve(app={app!r}, port={port}, workers=2)"
+    )
+    path = f"{app_dir}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    return [sys.executable, "-c", code], {**os.environ, "PYTHONPATH": path}
+
+
 def test_sighup_waits_for_replacements_that_start_slowly(tmp_path: Path) -> None:
     """A worker starts in seconds (imports, migrations, the sanctions lists), more on a busy
     machine: uvicorn's 5 s allowance gave up after the first slow replacement and kept the old
@@ -382,12 +393,8 @@ def test_sighup_waits_for_replacements_that_start_slowly(tmp_path: Path) -> None
         "    return app\n"
     )
     port = _free_port()
-    code = (
-        "from entrepot.entrypoints.api.serve import serve; "
-        f"serve(app='slow_app:make', port={port}, workers=2)"
-    )
-    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE)
+    command, env = _serve_command(tmp_path, "slow_app:make", port)
+    proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
     try:
         wait_ready(f"http://127.0.0.1:{port}", proc, timeout_s=120)
         before = _wait_workers(proc.pid, port, 2)
@@ -418,12 +425,8 @@ def test_workers_slow_to_start_are_waited_for_not_killed_as_hung(tmp_path: Path)
         "    return app\n"
     )
     port = _free_port()
-    code = (
-        "from entrepot.entrypoints.api.serve import serve; "
-        f"serve(app='plain_app:make', port={port}, workers=2)"
-    )
-    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE)
+    command, env = _serve_command(tmp_path, "plain_app:make", port)
+    proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
     try:
         first = set(_children_after(proc.pid, 2))
         wait_ready(f"http://127.0.0.1:{port}", proc, timeout_s=120)
@@ -464,12 +467,8 @@ def test_a_worker_that_fails_to_start_stops_the_server(tmp_path: Path) -> None:
         "def make():\n"
         "    return FastAPI(lifespan=lifespan)\n"
     )
-    code = (
-        "from entrepot.entrypoints.api.serve import serve; "
-        f"serve(app='failing_app:make', port={_free_port()}, workers=2)"
-    )
-    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, timeout=120)
+    command, env = _serve_command(tmp_path, "failing_app:make", _free_port())
+    done = subprocess.run(command, env=env, capture_output=True, timeout=120)
     assert done.returncode == 3, done.stderr.decode()[-2000:]
 
 
