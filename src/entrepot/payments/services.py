@@ -209,10 +209,14 @@ def source_for_target(target_minor: int, target: str, rate: Decimal, source: str
         return int(units.scaleb(s.exponent))
 
 
+#: The largest amount the scheme quotes, moves or holds, in minor units
+SCHEME_AMOUNT_MAX = 10**15
+
+
 def _check_amount(amount_minor: int, what: str = "amount") -> None:
     if type(amount_minor) is not int or amount_minor <= 0:
         raise InvalidPaymentInput(f"{what} must be a positive integer of minor units", field=what)
-    if amount_minor > 10**15:
+    if amount_minor > SCHEME_AMOUNT_MAX:
         raise InvalidPaymentInput(f"{what} {amount_minor} exceeds the scheme's maximum", field=what)
 
 

@@ -28,7 +28,7 @@ from entrepot.kernel.money import get_currency
 from entrepot.payments import PaymentScheme
 from entrepot.payments.errors import PaymentError
 from entrepot.payments.model import AliasType, AmountType, DeadlineAction, TransferState
-from entrepot.payments.services import SCHEME, source_for_target
+from entrepot.payments.services import SCHEME, SCHEME_AMOUNT_MAX, source_for_target
 from entrepot.storage.engine import read_connection
 from entrepot.storage.uow import UnitOfWork
 from entrepot.trade import store as st
@@ -100,7 +100,6 @@ QUOTE_TTL_S = 900
 PAYOUT_TTL_S = 86_400  # a payout held by screening waits a day for the reviewer
 LINES_MAX = 50
 QUANTITY_MAX = 10_000
-AMOUNT_MAX = 10**15  # the scheme's largest amount: no escrow or payout can be larger
 ESCROW_BACKSTOP_DAYS = 366  # the scheme's own escrow deadline: its longest, far past trade's
 RETURN_RESPONSE_DAYS = 3
 INCOTERM = "FCA"  # line values are the goods alone; freight and insurance are stated apart
@@ -663,9 +662,9 @@ class TradeNetwork(DisputeDesk):
         self._check_orderable(merchant, items)
         q = self._price(quote_id, buyer, merchant, hub, dest_hub, items, lines, picks, annual)
         q = replace(q, expires_at_ns=q.created_at_ns + ttl_s * NS_PER_S)
-        if max(q.total_minor, q.goods_merchant_minor) > AMOUNT_MAX:
+        if max(q.total_minor, q.goods_merchant_minor) > SCHEME_AMOUNT_MAX:
             raise InvalidTradeInput(
-                f"the order comes to more than the scheme's largest amount ({AMOUNT_MAX} "
+                f"the order comes to more than the scheme's largest amount ({SCHEME_AMOUNT_MAX} "
                 "minor units); order fewer",
                 field="lines",
             )
