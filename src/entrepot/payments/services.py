@@ -1942,8 +1942,7 @@ class PaymentScheme:
     def _may_decide(self, uow: UnitOfWork, caller: str, e: Escrow) -> None:
         """Refuse a decision on ``e`` by anyone but its controller, by a suspended controller,
         or once it is closed. An escrow whose deadline has passed is decided by the deadline
-        first (kept, whatever the
-        caller's request then does): the decision comes too late."""
+        first (kept, whatever the caller's request then does): the decision comes too late."""
         if caller != e.controller:
             raise NotYours(f"only {e.controller} may decide escrow {e.id}")
         if e.state is not EscrowState.HELD:

@@ -131,7 +131,7 @@ SECURITY_SCHEMES: dict[str, Any] = {
         "description": "Required when the credential is bound to an Ed25519 public key:"
         " base64 of the signature over `entrepot-request-v1`, `X-Entrepot-Date` (unix"
         " seconds, within 300 s), `X-Entrepot-Nonce` (16-64 of `[A-Za-z0-9_-]`, once per"
-        " credential), the method, the path and query as sent, the Idempotency-Key (or an"
+        " signing key), the method, the path and query as sent, the Idempotency-Key (or an"
         " empty line) and the SHA-256 of the body in lowercase hex, joined by newlines"
         " (docs/payments.md).",
     },
