@@ -597,3 +597,95 @@ def test_an_answer_never_told_of_is_written_on_its_own(
     with caplog.at_level(logging.ERROR):
         assert not asyncio.run(guarded._stored_with_next(values))
     assert any("was not told" in r.message for r in caplog.records)
+
+
+def _counting_post(
+    app: Any, token: str, chunks: list[bytes], extra: dict[str, str]
+) -> tuple[list[Any], list[int]]:
+    """POST /v1/quotes, the body in ``chunks``; what was sent and how many chunks were read."""
+    read = [0]
+
+    async def receive() -> dict[str, Any]:
+        read[0] += 1
+        i = read[0] - 1
+        if i >= len(chunks):
+            return {"type": "http.disconnect"}
+        return {"type": "http.request", "body": chunks[i], "more_body": i < len(chunks) - 1}
+
+    sent: list[Any] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = {
+        "authorization": f"Bearer {token}",
+        "content-type": "application/json",
+        "idempotency-key": "k-big",
+        "host": "t",
+        **extra,
+    }
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/quotes",
+        "raw_path": b"/v1/quotes",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 1),
+        "server": ("t", 80),
+    }
+    asyncio.run(app(scope, receive, send))
+    return sent, read
+
+
+def _quotes_and_answers(scheme: PaymentScheme) -> tuple[int, int]:
+    with scheme.engine.connect() as conn:
+        quotes = conn.exec_driver_sql("SELECT count(*) FROM pay_quotes").scalar()
+        answers = conn.exec_driver_sql("SELECT count(*) FROM pay_idempotency").scalar()
+    return int(quotes or 0), int(answers or 0)
+
+
+def test_a_body_past_the_limit_is_refused_before_the_rest_is_read(
+    scheme: PaymentScheme, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(security_module, "BODY_MAX_BYTES", 100)
+    app = create_app(scheme)
+    token = issue_credential(scheme.engine, "mtn-rw").token
+    before = _quotes_and_answers(scheme)
+    pieces = [QUOTE[i : i + 60] for i in range(0, len(QUOTE), 60)]
+    assert len(pieces) >= 4
+    sent, read = _counting_post(app, token, pieces, {})
+    start = _start(sent)
+    assert start["status"] == 413
+    assert (b"connection", b"close") in start["headers"]
+    problem = _body(sent)
+    assert problem["code"] == "payload_too_large" and "100 bytes" in problem["detail"]
+    assert read == [2]  # the chunk that passed the limit was the last one read
+    assert _quotes_and_answers(scheme) == before
+    # declared too long: refused before a byte of it is read
+    sent, read = _counting_post(app, token, [QUOTE], {"content-length": "101"})
+    assert _start(sent)["status"] == 413 and read == [0]
+    # at the limit, it is read and answered as usual (here: the quote is made)
+    monkeypatch.setattr(security_module, "BODY_MAX_BYTES", len(QUOTE))
+    sent, _ = _counting_post(app, token, pieces, {"content-length": str(len(QUOTE))})
+    assert _start(sent)["status"] == 201
+    assert _quotes_and_answers(scheme) == (before[0] + 1, before[1] + 1)
+
+
+def test_the_largest_bulk_a_caller_may_send_fits_under_the_body_limit() -> None:
+    from entrepot.entrypoints.api.asgi import BODY_MAX_BYTES
+    from entrepot.payments.bulk import BULK_ITEMS_MAX
+
+    longest = "\u00e9" * 64  # escaped by json.dumps: six bytes a character
+    item = {
+        "transferId": "t" * 64,
+        "payee": {"partyIdType": "BUSINESS", "partyIdentifier": longest},
+        "amount": {"amount": "9" * 32, "currency": "RWF"},
+    }
+    body = {"bulkId": "b" * 64, "transfers": [item] * BULK_ITEMS_MAX}
+    size = len(json.dumps(body, indent=4).encode())
+    assert size < BODY_MAX_BYTES / 2, size

@@ -17,16 +17,35 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-async def read_body(receive: Receive) -> bytes:
+#: The largest request body the API reads: a bulk of 8,000 transfers with every field at its
+#: longest, escaped and indented, is under half of it (the bench's bulk of 8,000 is 1.2 MB).
+BODY_MAX_BYTES = 16 * 1024 * 1024
+
+
+class BodyTooLarge(Exception):
+    """A request body longer than ``limit`` bytes: not read any further."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body is longer than {limit} bytes")
+        self.limit = limit
+
+
+async def read_body(receive: Receive, limit: int | None = None) -> bytes:
     """The whole request body. A client that leaves half-way raises ``ClientDisconnect``: the
     app never sees a truncated body as if it were the request (and nothing is stored under its
-    Idempotency-Key, so the client's retry with the whole body goes through)."""
+    Idempotency-Key, so the client's retry with the whole body goes through). A body past
+    ``limit`` bytes raises ``BodyTooLarge`` as soon as it is, before the rest is read."""
     chunks = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
@@ -56,4 +75,4 @@ async def run_read(engine: Engine, read: Callable[P, T], *args: P.args, **kwargs
     return await run_in_threadpool(read, *args, **kwargs)
 
 
-__all__ = ["read_body", "replay_body", "run_read"]
+__all__ = ["BODY_MAX_BYTES", "BodyTooLarge", "read_body", "replay_body", "run_read"]

@@ -47,7 +47,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from entrepot.entrypoints.api.asgi import read_body, replay_body, run_read
+from entrepot.entrypoints.api.asgi import (
+    BODY_MAX_BYTES,
+    BodyTooLarge,
+    read_body,
+    replay_body,
+    run_read,
+)
 from entrepot.entrypoints.api.claims import KeyClaims
 from entrepot.entrypoints.api.problems import problem
 from entrepot.payments import store as st
@@ -81,6 +87,26 @@ NONCE_PURGE_S = 60.0
 #: How long an answer queued for the next group commit is waited for before it is written on
 #: its own instead (a batch is bounded to 20 ms of work; this covers queuing for the lock)
 ANSWER_WITH_NEXT_S = 30.0
+
+
+def _body_limit(headers: Headers) -> int:
+    """``BODY_MAX_BYTES``; ``BodyTooLarge`` at once for a ``Content-Length`` past it, before
+    any of the body is read."""
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > BODY_MAX_BYTES:
+        raise BodyTooLarge(BODY_MAX_BYTES)
+    return BODY_MAX_BYTES
+
+
+def _too_large(limit: int) -> Response:
+    response = problem(
+        413,
+        "payload_too_large",
+        f"the request body is longer than {limit} bytes, the most this API reads",
+        mojaloop="3100",
+    )
+    response.headers["connection"] = "close"  # the rest of the body is not read
+    return response
 
 
 class SecurityMiddleware:
@@ -143,7 +169,11 @@ class SecurityMiddleware:
                 "unauthenticated", "missing or invalid API credentials", invalid=given
             )(scope, receive, send)
             return
-        body = await read_body(receive)
+        try:
+            body = await read_body(receive, _body_limit(headers))
+        except BodyTooLarge as exc:
+            await _too_large(exc.limit)(scope, receive, send)
+            return
         method: str = scope["method"]
         if caller.public_key is not None:
             failure = check_signature(
