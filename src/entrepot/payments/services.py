@@ -1195,9 +1195,9 @@ class PaymentScheme:
         quotes = st.quotes.c
         held = conn.execute(
             sa.select(sa.func.coalesce(sa.func.sum(quotes.source_amount), 0)).where(
+                sa.text(st.ACCEPTED_QUOTE),  # through its partial index (store.py)
                 quotes.payer_participant == payer.id,
                 quotes.source_currency == q.source_currency,
-                quotes.state == QuoteState.ACCEPTED.value,
                 quotes.expires_at > self._now(),
             )
         ).scalar_one()
@@ -1598,15 +1598,14 @@ class PaymentScheme:
             conn = uow.connection
             stale_quotes = conn.execute(
                 sa.select(st.quotes.c.id).where(
-                    st.quotes.c.state == "ACCEPTED",
+                    sa.text(st.ACCEPTED_QUOTE),  # through its partial index (store.py)
                     st.quotes.c.expires_at <= now,
                     st.quotes.c.fx_provider.is_not(None),
                 )
             ).all()
             stale = conn.execute(
                 sa.select(st.transfers).where(
-                    st.transfers.c.state.in_(["RESERVED", "HOLD"]),
-                    st.transfers.c.expires_at <= now,
+                    sa.text(st.OPEN_TRANSFER), st.transfers.c.expires_at <= now
                 )
             ).all()
             legs = [ledger_id("fx-reservation", r[0]) for r in stale_quotes]
@@ -1615,14 +1614,12 @@ class PaymentScheme:
             self._void_quietly(uow, legs)
             q = conn.execute(
                 sa.update(st.quotes)
-                .where(st.quotes.c.state.in_(["QUOTED", "ACCEPTED"]), st.quotes.c.expires_at <= now)
+                .where(sa.text(st.OPEN_QUOTE), st.quotes.c.expires_at <= now)
                 .values(state=QuoteState.EXPIRED.value)
             ).rowcount
             t = conn.execute(
                 sa.update(st.transfers)
-                .where(
-                    st.transfers.c.state.in_(["RESERVED", "HOLD"]), st.transfers.c.expires_at <= now
-                )
+                .where(sa.text(st.OPEN_TRANSFER), st.transfers.c.expires_at <= now)
                 .values(state=TransferState.ABORTED.value, reason="expired", updated_at=now)
             ).rowcount
             for row in stale:
@@ -1634,9 +1631,7 @@ class PaymentScheme:
                 )
                 notify_transfer(conn, expired, now)
             due = conn.execute(
-                sa.select(st.escrows).where(
-                    st.escrows.c.state == "HELD", st.escrows.c.deadline <= now
-                )
+                sa.select(st.escrows).where(sa.text(st.HELD_ESCROW), st.escrows.c.deadline <= now)
             ).all()
         escrows = 0
         failed = 0

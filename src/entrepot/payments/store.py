@@ -85,6 +85,22 @@ fx_rates = sa.Table(
     sa.Column("valid_until", sa.BigInteger, nullable=False),
     sa.Column("posted_at", sa.BigInteger, nullable=False),
 )
+#: A quote or transfer still open (what the deadline pass expires), an accepted quote, an
+#: escrow still held: the deadline pass and a quote's acceptance find them through partial
+#: indexes that hold only those rows (a scan of every quote and transfer ever made, under the
+#: write lock, took 33 ms a pass at 200,000 transfers and grows with the scheme's history).
+#: A query states its condition as this same literal text, which is what lets SQLite use the
+#: index (it does not look into bound parameters).
+OPEN_QUOTE = "state IN ('QUOTED', 'ACCEPTED')"
+ACCEPTED_QUOTE = "state = 'ACCEPTED'"
+OPEN_TRANSFER = "state IN ('RESERVED', 'HOLD')"
+HELD_ESCROW = "state = 'HELD'"
+
+
+def _partial(name: str, columns: tuple[str, ...], where: str) -> sa.Index:
+    return sa.Index(name, *columns, sqlite_where=sa.text(where), postgresql_where=sa.text(where))
+
+
 quotes = sa.Table(
     "pay_quotes",
     metadata,
@@ -105,6 +121,8 @@ quotes = sa.Table(
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("payer_alias", sa.String(80)),
+    _partial("ix_pay_quotes_open_expiry", ("expires_at",), OPEN_QUOTE),
+    _partial("ix_pay_quotes_accepted", ("payer_participant", "source_currency"), ACCEPTED_QUOTE),
 )
 transfers = sa.Table(
     "pay_transfers",
@@ -130,6 +148,7 @@ transfers = sa.Table(
     sa.Column("payer_alias", sa.String(80)),
     # a bulk item's payee ("TYPE:value"); a quoted transfer's is on its quote (migration 0011)
     sa.Column("payee_alias", sa.String(80)),
+    _partial("ix_pay_transfers_open_expiry", ("expires_at",), OPEN_TRANSFER),
 )
 escrows = sa.Table(
     "pay_escrows",
@@ -147,6 +166,7 @@ escrows = sa.Table(
     sa.Column("on_deadline", sa.String(8), nullable=False),
     sa.Column("state", sa.String(8), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    _partial("ix_pay_escrows_held_deadline", ("deadline",), HELD_ESCROW),
 )
 escrow_events = sa.Table(
     "pay_escrow_events",
