@@ -1,6 +1,7 @@
-"""Payments: partial indexes of the quotes and transfers still open and the escrows still
-held, so that the deadline pass and a quote's acceptance read those rows only, not every quote
-and transfer the scheme ever made (a full scan under the write lock, every pass).
+"""Partial indexes of the rows still open: payments' quotes and transfers still open, escrows
+still held, the settlement window open now (unique: one at most); trade's payouts not paid and
+disputes not resolved. The deadline pass, a quote's acceptance and every commit read those rows
+only, not every one the scheme ever made (full scans, most of them under the write lock).
 
 Revision ID: 0016_open_state_indexes
 Revises: 0015_escrow_event_window_bigint
@@ -34,6 +35,9 @@ INDEXES = (
         "state IN ('RESERVED', 'HOLD')",
     ),
     ("ix_pay_escrows_held_deadline", "pay_escrows", ["deadline"], "state = 'HELD'"),
+    ("ux_pay_settlement_windows_open", "pay_settlement_windows", ["state"], "state = 'OPEN'"),
+    ("ix_trade_payouts_unpaid", "trade_payouts", ["transfer_id"], "state != 'PAID'"),
+    ("ix_trade_disputes_open", "trade_disputes", ["id"], "state != 'RESOLVED'"),
 )
 
 
@@ -43,6 +47,7 @@ def upgrade() -> None:
             name,
             table,
             columns,
+            unique=name.startswith("ux_"),
             sqlite_where=sa.text(where),
             postgresql_where=sa.text(where),
         )

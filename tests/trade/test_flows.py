@@ -16,6 +16,7 @@ from entrepot.trade.errors import (
     OrderNotFound,
     WindowClosed,
 )
+from tests.query_plans import full_scans, recorded
 from tests.trade.network import Net
 
 
@@ -361,3 +362,24 @@ def test_first_instance_misses_do_not_cut_short_the_appeal(net: Net) -> None:
     kinds = [e["kind"] for e in net.trade.dispute_events(buyer, "d-1")]
     assert kinds.count("reassigned") == 6 and "appeal_lapsed" in kinds
     assert net.trade.get_dispute(buyer, "d-1").state is DisputeState.RESOLVED
+
+
+def test_the_deadline_pass_reads_only_open_disputes_and_unpaid_payouts(net: Net) -> None:
+    """Every 30 s under ``entrepot serve``: it read every dispute and every payout there ever
+    was; partial indexes of the open ones serve it now."""
+    if net.trade.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's query plans (PostgreSQL's depend on its statistics)")
+    merchant, buyer = net.merchant(), net.buyer()
+    net.order(buyer, net.basket(merchant), 1)
+    net.ship("o-1")
+    net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "wrong colour")
+    net.trade.add_evidence(merchant, "d-1", "colour as pictured")
+    with recorded(net.trade.engine) as statements:
+        net.advance_days(10)
+        assert net.trade.process_deadlines()["disputes_escalated"] == 1
+    scans = full_scans(net.trade.engine, statements)
+    assert [
+        step for _, step in scans if step.split()[1] in ("trade_disputes", "trade_payouts")
+    ] == []
+    assert any("FROM trade_disputes" in s for s, _ in statements)
+    assert any("FROM trade_payouts" in s for s, _ in statements)

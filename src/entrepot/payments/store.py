@@ -89,16 +89,26 @@ fx_rates = sa.Table(
 #: escrow still held: the deadline pass and a quote's acceptance find them through partial
 #: indexes that hold only those rows (a scan of every quote and transfer ever made, under the
 #: write lock, took 33 ms a pass at 200,000 transfers and grows with the scheme's history).
-#: A query states its condition as this same literal text, which is what lets SQLite use the
-#: index (it does not look into bound parameters).
+#: A query states its condition as this same literal text: an index's condition is proved
+#: from the query's, and SQLite matched no ``IN (?, ?)`` of bound values to it, nor can
+#: PostgreSQL's generic plan of a prepared statement.
 OPEN_QUOTE = "state IN ('QUOTED', 'ACCEPTED')"
 ACCEPTED_QUOTE = "state = 'ACCEPTED'"
 OPEN_TRANSFER = "state IN ('RESERVED', 'HOLD')"
 HELD_ESCROW = "state = 'HELD'"
+#: The settlement window open now (its partial index is unique: there is one at most; every
+#: commit reads it, which scanned every window the scheme ever had)
+OPEN_WINDOW_STATE = "state = 'OPEN'"
 
 
-def _partial(name: str, columns: tuple[str, ...], where: str) -> sa.Index:
-    return sa.Index(name, *columns, sqlite_where=sa.text(where), postgresql_where=sa.text(where))
+def _partial(name: str, columns: tuple[str, ...], where: str, *, unique: bool = False) -> sa.Index:
+    return sa.Index(
+        name,
+        *columns,
+        unique=unique,
+        sqlite_where=sa.text(where),
+        postgresql_where=sa.text(where),
+    )
 
 
 quotes = sa.Table(
@@ -187,6 +197,7 @@ windows = sa.Table(
     sa.Column("opened_at", sa.BigInteger, nullable=False),
     sa.Column("closed_at", sa.BigInteger),
     sa.Column("settled_at", sa.BigInteger),
+    _partial("ux_pay_settlement_windows_open", ("state",), OPEN_WINDOW_STATE, unique=True),
 )
 window_positions = sa.Table(
     "pay_window_positions",
@@ -315,7 +326,7 @@ INSERT_TRANSFER = FastInsert(transfers)
 SET_TRANSFER_STATE = Fast(
     "UPDATE pay_transfers SET state = ?, reason = ?, updated_at = ?, window_id = ? WHERE id = ?"
 )
-OPEN_WINDOW = select_all(windows, "state = 'OPEN'")
+OPEN_WINDOW = select_all(windows, OPEN_WINDOW_STATE)
 SCHEME_ACCOUNT = Fast("SELECT account_id FROM pay_scheme_accounts WHERE currency = ? AND kind = ?")
 RATES_NOW = select_all(fx_rates, "source_currency = ? AND target_currency = ? AND valid_until > ?")
 ENDPOINTS_OF = sa.select(endpoints.c.participant_id).where(

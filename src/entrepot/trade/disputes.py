@@ -453,7 +453,7 @@ class DisputeDesk:
         with read_connection(self.engine) as conn:
             rows = conn.execute(
                 sa.select(st.disputes)
-                .where(st.disputes.c.state != DisputeState.RESOLVED.value)
+                .where(sa.text(st.OPEN_DISPUTE))  # through its partial index (store.py)
                 .order_by(st.disputes.c.id)
             ).all()
         return iter([st.dispute_from_row(r) for r in rows])

@@ -1720,7 +1720,8 @@ class TradeNetwork(DisputeDesk):
             ids = [
                 r[0]
                 for r in conn.execute(
-                    sa.select(st.payouts.c.transfer_id).where(st.payouts.c.state != "PAID")
+                    # through its partial index (store.py)
+                    sa.select(st.payouts.c.transfer_id).where(sa.text(st.UNPAID_PAYOUT))
                 ).all()
             ]
         return sum(1 for tid in ids if self.pay_out(tid) == "PAID")

@@ -36,6 +36,15 @@ metadata = sa.MetaData()
 ID = sa.String(64)
 
 # BEGIN TABLES (copied verbatim into migrations/versions/0003_trade.py)
+#: A payout not paid yet, a dispute not resolved: the deadline pass (every 30 s under
+#: ``entrepot serve``) reads them through partial indexes of only those rows, not every payout
+#: and dispute there ever was. A query states the condition as this same literal text, from
+#: which the database proves the index's (PostgreSQL's generic plan of a prepared statement
+#: cannot from a bound value).
+UNPAID_PAYOUT = "state != 'PAID'"
+OPEN_DISPUTE = "state != 'RESOLVED'"
+
+
 hubs = sa.Table(
     "trade_hubs",
     metadata,
@@ -221,6 +230,12 @@ disputes = sa.Table(
     sa.Column("offer_refund", sa.BigInteger),
     sa.Column("offer_by", ID),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index(
+        "ix_trade_disputes_open",
+        "id",
+        sqlite_where=sa.text(OPEN_DISPUTE),
+        postgresql_where=sa.text(OPEN_DISPUTE),
+    ),
 )
 dispute_events = sa.Table(
     "trade_dispute_events",
@@ -245,6 +260,12 @@ payouts = sa.Table(
     sa.Column("withheld", sa.BigInteger, nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index(
+        "ix_trade_payouts_unpaid",
+        "transfer_id",
+        sqlite_where=sa.text(UNPAID_PAYOUT),
+        postgresql_where=sa.text(UNPAID_PAYOUT),
+    ),
 )
 # END TABLES
 
