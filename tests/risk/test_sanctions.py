@@ -58,6 +58,29 @@ def test_surname_alone_is_not_a_hit(screener: Screener) -> None:
 
 
 @pytest.mark.parametrize(
+    ("query", "country"),
+    [("Sheikh Zhang", "CN"), ("Haji Abdul", "AF"), ("General Molina", None), ("Mr Abbasi", "IR")],
+)
+def test_a_surname_with_a_title_is_still_a_surname_alone(
+    screener: Screener, query: str, country: str | None
+) -> None:
+    """A title counted as a second name token, so the surname-alone cap never applied, and a
+    title close to a listed given name (Sheikh/Shi, Haji/Hadi, General/Gener) even counted as
+    matching it: "Sheikh Zhang" of China was a *match* for 'ZHANG, Shi', an automatic block on
+    a surname and a nationality."""
+    result = screener.screen(make_party(query, country=country))
+    assert result.decision == "clear"
+    assert all(c.decision == "clear" for c in result.candidates)
+
+
+def test_a_title_the_listing_carries_still_counts(screener: Screener) -> None:
+    """Shaykh is also a family name: where the listed name holds the same word it matches."""
+    result = screener.screen(make_party("Muhammad Shaykh"))
+    assert result.decision == "review"
+    assert result.best is not None and result.best.listed_name == "AL-SHAYKH, Muhammad"
+
+
+@pytest.mark.parametrize(
     "query",
     ["Nasir Maleky", "Насер Малеки", "N. Maleki", "Náser Malekí", "MALEKI NASER", "Naser Malkei"],
 )

@@ -339,6 +339,7 @@ def score_name(q_toks: Sequence[str], q_weights: Sequence[float], name: _Name) -
     q_sum = 0.0
     covered = 0.0
     matched_sims = []
+    names_matched = 0  # matched query tokens that are names, not a title like a name
     for sim, i, j in pairs:
         if i in used_q or j in used_n or sim <= 0:
             continue
@@ -348,11 +349,16 @@ def score_name(q_toks: Sequence[str], q_weights: Sequence[float], name: _Name) -
         if sim >= COVER_SIM:
             covered += name.weights[j]
             matched_sims.append(sim)
+            # A title counts as matched only where the listing carries it too (Shaykh is also
+            # a family name): Haji is not Hadi, Sheikh is not Shi, General is not Gener.
+            if q_toks[i] not in TITLES or q_folds[i] == name.folds[j]:
+                names_matched += 1
     q_score = q_sum / sum(q_weights)
     coverage = covered / sum(name.weights)
     score = q_score * (0.75 + 0.25 * coverage)
-    strong_tokens = [t for t in q_toks if len(t) > 1 and t not in LEGAL_FORMS]
-    if len(matched_sims) < 2 and len(name.toks) > 1 and len(strong_tokens) < 2:
+    # A surname with a title ("Mr Maleki", "Sheikh Zhang") is still a surname alone.
+    strong_tokens = [t for t in q_toks if len(t) > 1 and t not in LEGAL_FORMS | TITLES]
+    if names_matched < 2 and len(name.toks) > 1 and len(strong_tokens) < 2:
         score = min(score, SINGLE_TOKEN_CAP)
     jw = sum(matched_sims) / len(matched_sims) if matched_sims else 0.0
     return NameMatch(round(score, 4), name.text, len(matched_sims), round(jw, 2))
