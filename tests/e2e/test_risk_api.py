@@ -254,6 +254,7 @@ def test_a_corroborated_hit_is_a_match(api: Api) -> None:
         ({"dob": "1960-05-01"}, "invalid_input", "parties.1.name"),
         ({"name": "Naser Maleki", "dob": "1960-13-01"}, "risk_invalid_party", "parties.1.dob"),
         ({"name": "N Maleki", "country": "Atlantis"}, "risk_invalid_party", "parties.1.country"),
+        ({"name": "N Maleki", "country": "XY"}, "risk_invalid_party", "parties.1.country"),
         ({"name": "Naser Maleki", "type": "vessel"}, "invalid_input", "parties.1.type"),
     ],
 )
@@ -263,6 +264,18 @@ def test_a_bad_party_refuses_the_whole_batch(
     body = {"parties": [{"name": "Kenji Tanaka"}, party]}
     api.all_refused(("mtn-rw", "POST", "/screenings", body, 422, code, field))
     assert api.logged() == []
+
+
+@needs_lists
+def test_a_party_from_a_country_the_list_never_names_is_screened(api: Api) -> None:
+    """Hungary and Zambia appear nowhere on the OFAC list, and their ISO codes were refused as
+    unknown countries (422): an operator could not screen a party from there at all."""
+    body = {"parties": [{"name": "Kenji Tanaka", "country": "HU"},
+                        {"name": "Naser Maleki", "country": "ZM"}]}  # fmt: skip
+    result = api.ok("maybank-my", "POST", "/screenings", body)
+    assert [s["decision"] for s in result["screenings"]] == ["clear", "review"]
+    assert "nationality differs (listed Iran)" in result["screenings"][1]["reasons"]
+    assert [d["inputs"]["country"] for d in api.logged()] == ["HU", "ZM"]
 
 
 def test_screening_is_for_participants_in_batches_of_at_most_1000(api: Api) -> None:

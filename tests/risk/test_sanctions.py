@@ -47,6 +47,19 @@ def test_contradicting_identifier_is_never_match(
     assert screener.screen(make_party("Naser Maleki", dob, country)).decision == expected
 
 
+@pytest.mark.parametrize("code", ["HU", "ZM", "EE", "mw", "TG", "IS"])
+def test_every_iso_country_code_is_accepted(screener: Screener, code: str) -> None:
+    """Only codes of countries the OFAC list names somewhere were known: a party from Hungary,
+    Zambia or Estonia was refused as an unknown country (and, with screening on, so was every
+    transfer to a payee at a bank there). The code is still evidence: it contradicts a listed
+    nationality."""
+    party = make_party("Naser Maleki", country=code)
+    assert party.country == code.upper()
+    result = screener.screen(party)
+    assert result.decision == "review"
+    assert result.best is not None and "nationality differs (listed Iran)" in result.best.reasons
+
+
 def test_party_type_mismatch_clears(screener: Screener) -> None:
     result = screener.screen(make_party("Naser Maleki", party_type="entity"))
     assert result.decision == "clear"
@@ -114,6 +127,7 @@ def test_decisions_are_logged_minimised(screener: Screener) -> None:
         (("  ,. ",), EmptyName, "name"),
         (("A B", "1960-13-01"), InvalidParty, "dob"),
         (("A B", None, "Atlantis"), InvalidParty, "country"),
+        (("A B", None, "QQ"), InvalidParty, "country"),
         (("A B", None, None, "vessel"), InvalidParty, "type"),
     ],
 )

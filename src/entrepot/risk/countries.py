@@ -35,6 +35,21 @@ UZ Uzbekistan|VU Vanuatu|VE Venezuela|VN Vietnam|VG Virgin Islands, British|YE Y
 ZW Zimbabwe
 """
 
+#: Every ISO 3166-1 alpha-2 code: a party may be from a country the list names nowhere
+#: (Hungary, Zambia...), and its code must be accepted all the same.
+_ISO_CODES = """
+AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR
+BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ
+EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW
+GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY
+KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV
+MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY
+QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG
+TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM
+ZW
+"""
+ISO_CODES = frozenset(_ISO_CODES.split())
+
 NAME_TO_CODE: dict[str, str] = {}
 CODE_TO_NAME: dict[str, str] = {}
 for _item in _PAIRS.replace("\n", "|").split("|"):
@@ -45,8 +60,9 @@ for _item in _PAIRS.replace("\n", "|").split("|"):
 
 
 def country_code(text: str) -> str | None:
-    """An alpha-2 code from a code or an OFAC country name; None when unknown."""
+    """An alpha-2 code from a code (any ISO 3166-1 one, or Kosovo's XK as OFAC writes it) or
+    an OFAC country name; None when unknown."""
     value = text.strip()
-    if len(value) == 2 and value.upper() in CODE_TO_NAME:
+    if len(value) == 2 and (value.upper() in ISO_CODES or value.upper() in CODE_TO_NAME):
         return value.upper()
     return NAME_TO_CODE.get(value.lower())
