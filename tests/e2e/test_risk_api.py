@@ -549,6 +549,8 @@ def test_the_banks_officer_overturns_a_contested_decline(lender: Api) -> None:
          "lending_invalid_input", "newPrincipalMinor"),
         ("mtn-rw", "POST", review, {**REVIEW, "newPrincipalMinor": 5_000}, 422,
          "lending_invalid_input", "newPrincipalMinor"),
+        (KEPT, "POST", "/lending/offers", {**ASK, "offerId": "off-2-review"}, 422,
+         "lending_invalid_input", "offerId"),
     )  # fmt: skip
     done = api.ok("mtn-rw", "POST", review, REVIEW)
     assert (done["status"], done["reviewerId"], done["reviewReason"]) == (

@@ -618,6 +618,21 @@ def test_a_contest_is_filed_once_and_reviewed_only_by_its_lender(
         lending.contest("m-kigali-2", "o-2-review", "more please")
 
 
+def test_an_offer_id_kept_for_a_review_cannot_be_asked_for(
+    lending: Lending, clock: FakeClock, sink: MemorySink
+) -> None:
+    """Offer ids are global and an overturn makes ``<id>-review``: any merchant that had asked
+    for credit under ``o-2-review`` first made the lender's overturn of o-2 fail on the
+    offers' primary key (an HTTP 500), so the contested merchant could never get its
+    decision changed. Such ids are refused when asked for; the overturn then always works."""
+    contested_decline(lending, clock)
+    with unchanged(lending, sink), pytest.raises(InvalidLendingInput) as exc:
+        lending.offer("m-kigali-1", "o-2-review", "bank-rw", history(clock))
+    assert exc.value.field == "offer_id"
+    assert overturn(lending).new_offer_id == "o-2-review"
+    assert lending.get_offer("m-kigali-2", "o-2-review").origin == "review"
+
+
 def test_a_decline_overturned_on_review_becomes_a_new_offer(
     lending: Lending, clock: FakeClock, sink: MemorySink
 ) -> None:

@@ -249,8 +249,15 @@ class Lending:
         """Decide on credit for the merchant of ``history`` under the lender's current policy:
         an offer (amount, fee, term, repayment share) or a decline, each with its reasons,
         stored with the exact history, features and policy version used, and logged.
-        ``offer_id`` is the client's idempotency key. The merchant or the lender may ask."""
+        ``offer_id`` is the client's idempotency key. The merchant or the lender may ask.
+        Ids ending in ``-review`` are kept for the offers a person makes on review."""
         check_id(offer_id, "offer_id")
+        if offer_id.endswith(REVIEW_SUFFIX):
+            # Taken by a request, ``<id>-review`` would leave no id for overturning ``<id>``.
+            raise InvalidLendingInput(
+                f"offer ids ending in {REVIEW_SUFFIX!r} are kept for decisions made on review",
+                field="offer_id",
+            )
         check_id(lender_id, "lender_id")
         if not isinstance(history, MerchantHistory):
             raise InvalidLendingInput("history must be a MerchantHistory", field="history")
