@@ -618,6 +618,25 @@ def test_a_contest_is_filed_once_and_reviewed_only_by_its_lender(
         lending.contest("m-kigali-2", "o-2-review", "more please")
 
 
+@pytest.mark.parametrize("bad", ["Refunds \x00 fixed", "Refunds \ud800 fixed", "Re\x1bfunds"])
+def test_texts_a_database_cannot_keep_are_refused_not_a_crash(
+    lending: Lending, clock: FakeClock, sink: MemorySink, bad: str
+) -> None:
+    """A contest's statement and a review's reason were stored as given: PostgreSQL refuses
+    NUL and SQLite cannot encode a lone surrogate (the CLI passes one from a non-UTF-8
+    argument), each an unhandled error (an HTTP 500). They are refused as invalid input naming
+    the field; tabs and line breaks stay allowed."""
+    lending.offer("m-kigali-2", "o-2", "bank-rw", poor_history(clock))
+    with unchanged(lending, sink), pytest.raises(InvalidLendingInput) as exc:
+        lending.contest("m-kigali-2", "o-2", bad)
+    assert exc.value.field == "statement"
+    lending.contest("m-kigali-2", "o-2", "Refunds were one faulty batch:\n\tsince replaced.")
+    with unchanged(lending, sink), pytest.raises(InvalidLendingInput) as exc:
+        lending.review("bank-rw", "o-2", "officer-1", "upheld", bad)
+    assert exc.value.field == "reason"
+    assert lending.review("bank-rw", "o-2", "officer-1", "upheld", "no").status.value == "upheld"
+
+
 def test_an_offer_id_kept_for_a_review_cannot_be_asked_for(
     lending: Lending, clock: FakeClock, sink: MemorySink
 ) -> None:

@@ -25,6 +25,9 @@ ID_LEN_MAX = 56
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
 #: Statements, review reasons.
 TEXT_LEN_MAX = 2_000
+#: What no stored text may hold: C0 controls but tab and line breaks, DEL, lone surrogates
+#: (SQLite cannot encode them), non-characters; PostgreSQL refuses NUL. Each was a 500.
+_ILLEGAL_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 #: Largest amount lending accepts anywhere (well inside the ledger's signed 64-bit range).
 AMOUNT_MINOR_MAX = 10**15
 #: Months of sales a history may carry (oldest first).
@@ -103,6 +106,12 @@ def check_text(value: object, what: str) -> str:
         raise InvalidLendingInput(f"{what} must not be empty", field=what)
     if len(value) > TEXT_LEN_MAX:
         raise InvalidLendingInput(f"{what} must be at most {TEXT_LEN_MAX} characters", field=what)
+    bad = _ILLEGAL_TEXT.search(value)
+    if bad is not None:
+        raise InvalidLendingInput(
+            f"{what} holds a control character (U+{ord(bad.group()):04X}) at {bad.start()}",
+            field=what,
+        )
     return value.strip()
 
 
