@@ -47,6 +47,22 @@ def test_contradicting_identifier_is_never_match(
     assert screener.screen(make_party("Naser Maleki", dob, country)).decision == expected
 
 
+def test_the_reasons_say_why_a_close_name_is_not_a_hit_or_not_a_match(screener: Screener) -> None:
+    """A clear decision with a near candidate was logged with the single reason "name tokens
+    match alias 'AL-MALEKI, Shebib Lazim' (...)", and a review whose nationality matched with
+    only "nationality Kenya matches": each read like the opposite of the decision. The reasons
+    now say which threshold the name score missed."""
+    clear = screener.screen(make_party("Maleki")).best
+    assert clear is not None and clear.decision == "clear"
+    assert clear.reasons[-1] == (
+        f"name score {clear.name_score} is below the 0.88 a review needs: not a hit"
+    )
+    review = screener.screen(make_party("Mohammed Abdullah", country="KE")).best
+    assert review is not None and review.decision == "review"
+    assert "nationality Kenya matches" in review.reasons
+    assert review.reasons[-1] == f"name score {review.name_score} is below the 0.92 a match needs"
+
+
 @pytest.mark.parametrize("code", ["HU", "ZM", "EE", "mw", "TG", "IS"])
 def test_every_iso_country_code_is_accepted(screener: Screener, code: str) -> None:
     """Only codes of countries the OFAC list names somewhere were known: a party from Hungary,

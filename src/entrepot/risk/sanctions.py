@@ -480,14 +480,23 @@ def _judge(entry: Entry, match: NameMatch, party: Party) -> Candidate:
                f"score {match.score:.2f})"]  # fmt: skip
     reasons += good + bad + notes
     type_differs = any(b.startswith("type differs") for b in bad)
-    if match.score < REVIEW_THRESHOLD or type_differs:
+    if type_differs:
         decision = "clear"
+    elif match.score < REVIEW_THRESHOLD:
+        decision = "clear"  # say so: the reasons above read like a hit
+        reasons.append(
+            f"name score {match.score} is below the {REVIEW_THRESHOLD} a review needs: not a hit"
+        )
     elif match.score >= STRONG_THRESHOLD and good and not bad:
         decision = "match"
     else:
         decision = "review"
         if not good and not bad:
             reasons.append("name only: no DOB or nationality to confirm it")
+        elif not bad:  # corroborated, yet not a match: say why
+            reasons.append(
+                f"name score {match.score} is below the {STRONG_THRESHOLD} a match needs"
+            )
     score = max(0.0, min(1.0, match.score + 0.03 * len(good) - 0.05 * len(bad)))
     return Candidate(
         ent_num=entry.ent_num, listed_name=entry.name, party_type=entry.party_type,
