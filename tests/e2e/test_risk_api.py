@@ -394,6 +394,29 @@ def test_a_suspended_merchant_gets_no_credit(lender: Api) -> None:
     )
 
 
+def test_a_merchant_suspended_after_its_offer_cannot_take_the_money(lender: Api) -> None:
+    """Only asking for credit checked the merchant's standing: one suspended after its offer
+    was made (adverse media, a sanctions review) still accepted it and had the principal
+    disbursed on the ledger. Accepting is refused the same way, and changes nothing."""
+    api = lender
+    api.ok(KEPT, "POST", "/lending/offers", ASK, 201)
+    api.net.trade.review_merchant("hub-kigali", "m-inzozi", False, "adverse media")
+    api.all_refused(
+        (KEPT, "POST", "/lending/offers/off-1/accept", None, 409, "trade_merchant_not_active",
+         None),
+    )  # fmt: skip
+    assert api.ok(KEPT, "GET", "/lending/offers/off-1")["state"] == "open"
+    assert api.ok("mtn-rw", "GET", "/lending/loans")["loans"] == []
+
+
+def test_a_loan_taken_before_a_suspension_is_still_read_back(lender: Api) -> None:
+    api = lender
+    api.ok(KEPT, "POST", "/lending/offers", ASK, 201)
+    taken = api.ok(KEPT, "POST", "/lending/offers/off-1/accept", status=201)
+    api.net.trade.review_merchant("hub-kigali", "m-inzozi", False, "adverse media")
+    assert api.ok(KEPT, "POST", "/lending/offers/off-1/accept", status=201) == taken
+
+
 def test_the_merchant_accepts_and_the_loan_is_on_the_ledger(lender: Api) -> None:
     api = lender
     api.ok(KEPT, "POST", "/lending/offers", ASK, status=201)

@@ -49,12 +49,13 @@ from entrepot.risk.lending import (
     NotYours,
     Offer,
     OfferNotFound,
+    OfferState,
     ScorerMissing,
 )
 from entrepot.risk.sanctions import SDN_FILE, Screener, make_party
 from entrepot.trade import TradeNetwork
 from entrepot.trade.errors import MerchantNotActive
-from entrepot.trade.model import MerchantState, Role, parse_principal
+from entrepot.trade.model import Merchant, MerchantState, Role, parse_principal
 
 #: Participants that may lend (set a credit policy): those that hold merchants' accounts.
 LENDER_KINDS = frozenset({"bank", "wallet"})
@@ -350,6 +351,15 @@ def _replayed_offer(risk: RiskApi, party: LendingParty, body: r.OfferIn) -> Offe
     return found
 
 
+def _active_merchant(risk: RiskApi, caller: str, party: LendingParty) -> Merchant:
+    """The calling merchant, if in good standing: suspended, or its screening in review, it
+    gets no credit (neither an offer nor the money of one it was made before)."""
+    merchant = risk.trade.get_merchant(caller, party.id)
+    if merchant.state is not MerchantState.ACTIVE:
+        raise MerchantNotActive(f"merchant {party.id} is {merchant.state.value}: no credit")
+    return merchant
+
+
 @router.post("/lending/offers", status_code=201, response_model=r.OfferOut)
 def ask_for_offer(body: r.OfferIn, caller: Caller, party: Party, risk: Risk) -> r.OfferOut:
     """A merchant in good standing asks its own bank for credit: an offer or a decline, with
@@ -359,9 +369,7 @@ def ask_for_offer(body: r.OfferIn, caller: Caller, party: Party, risk: Risk) -> 
     replay = _replayed_offer(risk, party, body)
     if replay is not None:
         return cv.offer(replay)
-    merchant = risk.trade.get_merchant(caller, party.id)
-    if merchant.state is not MerchantState.ACTIVE:  # suspended, or its screening in review
-        raise MerchantNotActive(f"merchant {party.id} is {merchant.state.value}: no credit")
+    merchant = _active_merchant(risk, caller, party)
     if body.lenderId != merchant.settlement_participant:
         raise LenderNotMerchantsBank(
             f"loans are repaid from payouts through the merchant's own bank "
@@ -394,12 +402,15 @@ def get_offer(offer_id: str, party: Party, risk: Risk) -> r.OfferOut:
 
 @router.post("/lending/offers/{offer_id}/accept", status_code=201, response_model=r.LoanOut)
 def accept_offer(
-    offer_id: str, party: Party, risk: Risk, body: r.AcceptIn | None = None
+    offer_id: str, caller: Caller, party: Party, risk: Risk, body: r.AcceptIn | None = None
 ) -> r.LoanOut:
     """The merchant takes an open offer (or less of it): the loan is disbursed on the ledger
-    in the same transaction. Accepting again returns the loan."""
-    _offer(risk, party, offer_id)
+    in the same transaction. Accepting again returns the loan. A merchant suspended since the
+    offer was made (or with its screening in review) cannot take it."""
+    offer = _offer(risk, party, offer_id)
     party.check_merchant("accepts its offer")
+    if offer.state is not OfferState.ACCEPTED:  # a retry only reads the loan back
+        _active_merchant(risk, caller, party)
     amount = None if body is None else body.amountMinor
     return cv.loan(risk.lending.accept(party.id, offer_id, amount))
 
