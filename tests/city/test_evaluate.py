@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
 
 from entrepot.city import Scenario, run_episode
 from entrepot.city.model import average_travel_time_s
+from entrepot.city.sumo import SumoSimulator
 
 
 def test_unfinished_vehicles_count_until_the_episode_end() -> None:
@@ -35,3 +41,37 @@ def test_same_seed_same_result(small_grid: Scenario) -> None:
     second = run_episode(small_grid, "entrepot").metrics
 
     assert first.summary() | {"wall_s": 0} == second.summary() | {"wall_s": 0}
+
+
+class TripinfoKeepingSumo(SumoSimulator):
+    """The SUMO adapter, keeping SUMO's own tripinfo output after the episode's folder goes."""
+
+    def __init__(self, keep: Path) -> None:
+        super().__init__()
+        self.keep = keep
+        self._outputs: Path | None = None
+
+    def start(self, scenario: Scenario, *, outputs_dir: Path | None = None) -> None:
+        self._outputs = outputs_dir
+        super().start(scenario, outputs_dir=outputs_dir)
+
+    def close(self) -> None:
+        super().close()
+        made = None if self._outputs is None else self._outputs / "tripinfo.xml"
+        if made is not None and made.exists():
+            shutil.copy(made, self.keep)
+
+
+def test_travel_time_is_sumos_trip_duration(small_grid: Scenario, tmp_path: Path) -> None:
+    kept = tmp_path / "tripinfo.xml"
+    short = dataclasses.replace(small_grid, end_s=150)
+
+    m = run_episode(short, "fixed", simulator=TripinfoKeepingSumo(kept)).metrics
+
+    trips = [e for e in ET.parse(kept).getroot() if e.tag == "tripinfo"]
+    finished = [e for e in trips if float(e.get("arrival", -1)) >= 0]
+    assert len(trips) == m.inserted and len(finished) == m.arrived > 0
+    # SUMO's duration: arrival - depart, both the time of the step in which they happened; an
+    # unfinished vehicle's runs to the episode end.
+    durations = [float(e.get("duration", 0)) for e in trips]
+    assert m.avg_travel_time_s == pytest.approx(sum(durations) / len(durations), abs=1e-9)

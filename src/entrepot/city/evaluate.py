@@ -105,10 +105,13 @@ def _drive(
     while t < scenario.end_s:
         events = sim.step()
         t = sim.time_s()
+        # Both at the time of the step that just ran, as SUMO's tripinfo records them (its
+        # duration = arrival - depart); an arrival stamped at the step's end would add 1 s to
+        # every finished trip and none to the unfinished ones.
         for vid in events.departed:
-            departs[vid] = t - 1.0  # inserted during the step that just ran
+            departs[vid] = t - 1.0
         for vid in events.arrived:
-            arrivals[vid] = t
+            arrivals[vid] = t - 1.0
         teleports += events.teleports
         for tl in signals:
             monitor.observe(t, tl, sim.signal_state(tl))
