@@ -130,3 +130,22 @@ def test_transition_keeps_common_greens_and_yellows_the_rest() -> None:
     assert transition_states("GGrrs", "GrGrs") == ("Gyrrs", "Grrrs")
     with pytest.raises(UnsafeTransition, match="length"):
         transition_states("GG", "G")
+
+
+def test_phase_machine_taking_over_mid_yellow_keeps_the_yellow() -> None:
+    # An episode that begins while the network's plan shows yellow (a .sumocfg whose begin
+    # falls in a yellow): the links already yellow must not turn red at once.
+    fake = FakeSignals()
+    handle = SignalHandle(fake, frozenset({"X"}))  # type: ignore[arg-type]
+    timing = SignalTiming(green_s_min=5, green_s_max=50, yellow_s=3, all_red_s=1, decision_s=1)
+    machine = PhaseMachine(_intersection(), timing, handle, [], 100.0, "yry")
+
+    for t in range(101, 106):
+        machine.tick(float(t))
+
+    assert [s for _, s in fake.shown] == ["yry", "rrr", "GrG"]
+    assert machine.phase == 0 and machine.stage_since_s == 104.0
+
+
+def test_transition_from_a_yellow_state_keeps_yellow_links_yellow() -> None:
+    assert transition_states("yyrG", "GrGr") == ("yyry", "rrrr")

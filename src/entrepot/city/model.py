@@ -57,7 +57,9 @@ def transition_states(current: str, target: str) -> tuple[str, str]:
     """The yellow and all-red states between two green phases.
 
     Links green in both stay green (they do not conflict with either phase); links that lose
-    green show yellow, then red; nothing gains green before the all-red ends.
+    green show yellow, then red; nothing gains green before the all-red ends. A link already
+    yellow (a transition taken over midway) stays yellow: turning it red at once would cut
+    its yellow short.
     """
     if len(current) != len(target):
         raise UnsafeTransition(
@@ -69,7 +71,7 @@ def transition_states(current: str, target: str) -> tuple[str, str]:
         if now in GREEN and nxt in GREEN:
             yellow.append(now)
             all_red.append(now)
-        elif now in GREEN:
+        elif now in GREEN or now == "y":
             yellow.append("y")
             all_red.append("r")
         else:

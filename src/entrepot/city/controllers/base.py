@@ -104,6 +104,7 @@ class PhaseMachine:
             handle.set_state(tl.tl_id, current_state)
         else:  # start mid-transition: clear to phase 0 safely
             self.phase = 0
+            self._state = ""  # take the signal over even if the clearing state is the shown one
             self._start_transition(t_s, current_state, 0)
         self.last_served_s = [t_s] * len(tl.green_phases)
 
