@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from entrepot.city import CONTROLLERS, Scenario, run_episode
-from entrepot.city.controllers import PhaseMachine, SignalHandle
+from entrepot.city.controllers import PhaseMachine, SafetyMonitor, SignalHandle
 from entrepot.city.controllers.entrepot import ENTREPOT_TIMING, EntrepotController, EntrepotParams
 from entrepot.city.errors import SignalNotOwned, UnsafeTransition
 from entrepot.city.model import (
@@ -149,3 +149,21 @@ def test_phase_machine_taking_over_mid_yellow_keeps_the_yellow() -> None:
 
 def test_transition_from_a_yellow_state_keeps_yellow_links_yellow() -> None:
     assert transition_states("yyrG", "GrGr") == ("yyry", "rrrr")
+
+
+def test_safety_monitor_flags_a_yellow_cut_short() -> None:
+    monitor = SafetyMonitor(green_s_min=5.0)
+    for t, state in ((0.0, "Gr"), (10.0, "yr"), (11.0, "rr"), (14.0, "rG")):
+        monitor.observe(t, "X", state)
+
+    assert monitor.violations == {"short_yellow": 1}
+    assert monitor.examples == ["short_yellow: t=11.0 X link 0 yellow 1.0s"]
+
+
+def test_safety_monitor_accepts_a_full_yellow_and_a_plans_own_transitions() -> None:
+    monitor = SafetyMonitor(green_s_min=5.0)
+    # full yellow; a yellow already showing when watching began (its start unknown)
+    for t, state in ((0.0, "Gry"), (10.0, "yrr"), (13.0, "rrr"), (14.0, "rGr")):
+        monitor.observe(t, "X", state)
+
+    assert monitor.violations == {}

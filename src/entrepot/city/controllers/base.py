@@ -19,6 +19,8 @@ from entrepot.city.ports import Simulator
 
 #: A link that loses green must not see a conflicting green sooner than this (s).
 CLEARANCE_S_MIN = 3.0
+#: A yellow must last at least this long (s); ``SignalTiming`` holds controllers to it.
+YELLOW_S_MIN = 3.0
 
 
 class SignalHandle:
@@ -158,13 +160,15 @@ class PhaseMachine:
 
 class SafetyMonitor:
     """Watches every signal's shown state each step and counts unsafe changes:
-    a link leaving green without yellow, a conflicting green sooner than the clearance after a
-    link left green, a green shorter than the controller's promised minimum."""
+    a link leaving green without yellow, a yellow shorter than ``YELLOW_S_MIN`` (when its start
+    was seen), a conflicting green sooner than the clearance after a link left green, a green
+    shorter than the controller's promised minimum."""
 
     def __init__(self, green_s_min: float) -> None:
         self.green_s_min = green_s_min
         self._prev: dict[str, str] = {}
         self._green_since: dict[str, list[float]] = {}
+        self._yellow_since: dict[str, list[float]] = {}
         self._last_loss_s: dict[str, float] = {}
         self.violations: Counter[str] = Counter()
         self.examples: list[str] = []
@@ -174,12 +178,22 @@ class SafetyMonitor:
         self._prev[tl_id] = state
         if prev is None:
             self._green_since[tl_id] = [t_s if c in GREEN else -1.0 for c in state]
+            self._yellow_since[tl_id] = [-1.0] * len(state)  # a yellow already shown: start unknown
             return
         if prev == state:
             return
         since = self._green_since[tl_id]
+        yellow_since = self._yellow_since[tl_id]
         gained = False
         for i, (was, now) in enumerate(zip(prev, state, strict=True)):
+            if was != "y" and now == "y":
+                yellow_since[i] = t_s
+            elif was == "y" and now != "y":
+                if yellow_since[i] >= 0 and t_s - yellow_since[i] < YELLOW_S_MIN:
+                    self._flag(
+                        "short_yellow", f"t={t_s} {tl_id} link {i} yellow {t_s - yellow_since[i]}s"
+                    )
+                yellow_since[i] = -1.0
             if was in GREEN and now not in GREEN:
                 if now != "y":
                     self._flag("no_yellow", f"t={t_s} {tl_id} link {i}: {was}->{now}")
