@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from entrepot.city import (
     ProbeRecord,
     RoutesInvalid,
     Scenario,
+    ScenarioInvalid,
     SimulatorError,
     UnknownController,
     UnknownScenario,
@@ -111,3 +113,45 @@ def test_probe_with_impossible_coordinates_is_refused_whole() -> None:
         aggregator.add([replace(good, speed_mps=300.0)])
 
     assert aggregator.drain() == {}
+
+
+def _cfg(path: Path, grid: Scenario, begin: str, end: str) -> Path:
+    path.write_text(
+        "<configuration><input>"
+        f'<net-file value="{grid.net_file}"/><route-files value="{grid.route_files[0]}"/>'
+        f'</input><time><begin value="{begin}"/><end value="{end}"/></time></configuration>'
+    )
+    return path
+
+
+def test_configuration_ending_before_it_begins(small_grid: Scenario, tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path / "late.sumocfg", small_grid, "300", "200")
+
+    with pytest.raises(ScenarioInvalid, match=r"late\.sumocfg.*begin 300 s, end 200 s"):
+        resolve_scenario(str(cfg))
+
+
+def test_end_option_before_the_configurations_begin(small_grid: Scenario, tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path / "begins.sumocfg", small_grid, "100", "240")
+
+    with pytest.raises(ScenarioInvalid, match="begin 100 s, end 60 s"):
+        resolve_scenario(str(cfg), end_s=60)
+
+
+def test_configuration_times_that_are_not_numbers(small_grid: Scenario, tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path / "words.sumocfg", small_grid, "dawn", "240")
+
+    with pytest.raises(ScenarioInvalid, match=r"words\.sumocfg: <begin>/<end> must be seconds"):
+        resolve_scenario(str(cfg))
+
+
+def test_network_with_a_length_that_is_not_a_number(small_grid: Scenario, tmp_path: Path) -> None:
+    odd = tmp_path / "odd.net.xml"
+    text = small_grid.net_file.read_text(encoding="utf-8")
+    # the first lane of a road (internal lanes, ids starting ':', are not read)
+    odd.write_text(re.sub(r'(<lane id="[^:][^>]*length=")', r"\1x", text, count=1))
+
+    with pytest.raises(NetworkInvalid, match=r"odd\.net\.xml has a value that is not a number"):
+        run_episode(replace(small_grid, net_file=odd), "fixed")
+
+    assert not libsumo_loaded()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from entrepot.city.model import Scenario
 from entrepot.entrypoints.cli.city import app
 
 runner = CliRunner()
@@ -79,3 +80,19 @@ def test_forecast_splits_json_reports_every_split(tmp_path: Path) -> None:
     assert [s["test_days"] for s in doc["splits"]] == [[0, 1, 2], [3, 4, 5]]
     assert [h["horizon_min"] for h in doc["summary"]] == [5, 10, 15]
     assert png.stat().st_size > 0
+
+
+def test_end_before_the_configurations_begin_exits_2(small_grid: Scenario, tmp_path: Path) -> None:
+    cfg = tmp_path / "begins.sumocfg"
+    cfg.write_text(
+        "<configuration><input>"
+        f'<net-file value="{small_grid.net_file}"/>'
+        f'<route-files value="{small_grid.route_files[0]}"/>'
+        '</input><time><begin value="100"/><end value="240"/></time></configuration>'
+    )
+
+    result = runner.invoke(app, ["run", "--scenario", str(cfg), "--end", "60"])
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: city_scenario_invalid: ")
+    assert "begin 100 s, end 60 s" in result.stderr

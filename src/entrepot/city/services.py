@@ -38,7 +38,7 @@ from entrepot.city.forecast_eval import (
 )
 from entrepot.city.model import Scenario
 from entrepot.city.sensing import SensingPipeline
-from entrepot.city.sumo import build_grid, read_net, read_sumocfg
+from entrepot.city.sumo import build_grid, check_episode, read_net, read_sumocfg
 
 HANGZHOU_NET = "hangzhou_4x4_gudang_18041610_1h.net.xml"
 HANGZHOU_ROUTES = "hangzhou_4x4_gudang_18041610_1h.rou.xml"
@@ -89,8 +89,10 @@ def resolve_scenario(
 ) -> Scenario:
     """``hangzhou``, ``grid4x4`` (generated) or a path to a ``.sumocfg``."""
     if spec == "hangzhou":
+        check_episode(0, end_s or 3600, "scenario hangzhou")
         return hangzhou_scenario(end_s or 3600, seed)
     if spec == "grid4x4":
+        check_episode(0, end_s or 3600, "scenario grid4x4")
         return build_grid(
             workdir or default_workdir(),
             rates_vph=(rate_vph,),
@@ -100,6 +102,7 @@ def resolve_scenario(
         )
     if spec.endswith(".sumocfg"):
         scenario = read_sumocfg(Path(spec))
+        check_episode(scenario.begin_s, end_s or scenario.end_s, f"scenario {spec}")
         return replace(scenario, seed=seed, end_s=end_s or scenario.end_s)
     raise UnknownScenario(
         f"unknown scenario {spec!r}; use {', '.join(SCENARIOS)} or a path to a .sumocfg",

@@ -100,6 +100,15 @@ def read_net(path: Path) -> NetFacts:
             f"{path} is not a SUMO network: its root element is <{root.tag}>, not <net>",
             field="net_file",
         )
+    try:
+        return _net_facts(root, path)
+    except ValueError as exc:  # a length, speed, duration or boundary that is not a number
+        raise NetworkInvalid(
+            f"network file {path} has a value that is not a number ({exc})", field="net_file"
+        ) from exc
+
+
+def _net_facts(root: ET.Element, path: Path) -> NetFacts:
     lanes: list[LaneFacts] = []
     edges: set[str] = set()
     for edge in root.iter("edge"):
@@ -192,15 +201,33 @@ def read_sumocfg(path: Path) -> Scenario:
     base = path.parent
     begin = values("begin")
     end = values("end")
+    try:
+        begin_s = int(float(begin[0])) if begin else 0
+        end_s = int(float(end[0])) if end else 3600
+    except ValueError as exc:
+        raise ScenarioInvalid(
+            f"configuration {path}: <begin>/<end> must be seconds ({exc})", field="scenario"
+        ) from exc
+    check_episode(begin_s, end_s, f"configuration {path}")
     return Scenario(
         name=path.stem,
         net_file=base / nets[0],
         route_files=tuple(base / r for r in routes),
         additional_files=tuple(base / a for a in values("additional-files")),
-        begin_s=int(float(begin[0])) if begin else 0,
-        end_s=int(float(end[0])) if end else 3600,
+        begin_s=begin_s,
+        end_s=end_s,
         description=f"from {path}",
     )
+
+
+def check_episode(begin_s: int, end_s: int, where: str) -> None:
+    """Raise ScenarioInvalid unless the episode window starts at or after 0 and lasts."""
+    if not end_s > begin_s >= 0:
+        raise ScenarioInvalid(
+            f"{where}: the episode must start at 0 s or later and end after it starts "
+            f"(begin {begin_s} s, end {end_s} s)",
+            field="end",
+        )
 
 
 def write_detectors(net: NetFacts, out: Path) -> Path:
