@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from typer.testing import CliRunner
 
 from entrepot.city.model import Scenario
@@ -96,3 +97,18 @@ def test_end_before_the_configurations_begin_exits_2(small_grid: Scenario, tmp_p
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: city_scenario_invalid: ")
     assert "begin 100 s, end 60 s" in result.stderr
+
+
+def test_forecast_load_of_a_file_that_is_not_saved_days_exits_2(tmp_path: Path) -> None:
+    other = tmp_path / "other.npz"
+    np.savez(other, temperatures=np.zeros(3))
+    text = tmp_path / "notes.npz"
+    text.write_text("not an archive")
+
+    for path in (other, text):
+        result = runner.invoke(app, ["forecast", "--load", str(path), "--json"])
+
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith("error: city_invalid_series: ")
+        assert f"{path} is not a file of days saved by" in result.stderr
+        assert result.stdout == ""

@@ -8,6 +8,7 @@ import multiprocessing
 import re
 import tempfile
 import xml.etree.ElementTree as ET
+import zipfile
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
@@ -439,6 +440,17 @@ def save_forecast_days(
 
 def load_forecast_days(path: Path) -> SpeedDays:
     """Days saved by ``save_forecast_days`` (or ``entrepot city forecast --save``)."""
-    with np.load(path) as f:
-        extra = {k: f[k] for k in ("flows", "queues", "upstream", "downstream") if k in f}
-        return SpeedDays(f["speeds"], tuple(str(x) for x in f["link_ids"]), **extra)
+    if not path.is_file():
+        raise InvalidSeries(f"days file {path} does not exist")
+    not_days = f"{path} is not a file of days saved by 'entrepot city forecast --save'"
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in ("speeds", "link_ids") if k not in f]
+            if missing:
+                raise InvalidSeries(f"{not_days}: it has no {' or '.join(missing)}")
+            extra = {k: f[k] for k in ("flows", "queues", "upstream", "downstream") if k in f}
+            return SpeedDays(f["speeds"], tuple(str(x) for x in f["link_ids"]), **extra)
+    except InvalidSeries:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, AttributeError) as exc:
+        raise InvalidSeries(f"{not_days} ({exc})") from exc
