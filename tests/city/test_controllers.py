@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 
 from entrepot.city import CONTROLLERS, Scenario, run_episode
@@ -15,6 +18,7 @@ from entrepot.city.model import (
     SignalTiming,
     transition_states,
 )
+from entrepot.city.sumo import read_net
 
 
 @pytest.mark.parametrize("name", list(CONTROLLERS))
@@ -167,3 +171,21 @@ def test_safety_monitor_accepts_a_full_yellow_and_a_plans_own_transitions() -> N
         monitor.observe(t, "X", state)
 
     assert monitor.violations == {}
+
+
+def test_actuated_baseline_runs_on_plans_that_carry_params(
+    small_grid: Scenario, tmp_path: Path
+) -> None:
+    # SUMO allows <param> elements inside a <tlLogic>; they are not phases.
+    net = tmp_path / "params.net.xml"
+    net.write_text(
+        small_grid.net_file.read_text().replace(
+            'offset="0">', 'offset="0">\n        <param key="note" value="city plan"/>'
+        )
+    )
+
+    result = run_episode(replace(small_grid, net_file=net, end_s=60), "actuated")
+
+    assert read_net(net).tl_programs["A0"][0] == ("GGGgrrrrGGGgrrrr", 42.0)
+    assert result.metrics.inserted > 0
+    assert result.metrics.safety_violations == 0

@@ -129,7 +129,9 @@ def _net_facts(root: ET.Element, path: Path) -> NetFacts:
         raise NetworkInvalid(f"network file {path} has no roads (no <edge> with lanes)")
     programs: dict[str, tuple[tuple[str, float], ...]] = {}
     for logic in root.iter("tlLogic"):
-        phases = tuple((p.get("state", ""), float(p.get("duration", 0))) for p in logic)
+        phases = tuple(  # only <phase>: a plan may also carry <param> elements
+            (p.get("state", ""), float(p.get("duration", 0))) for p in logic.iter("phase")
+        )
         programs.setdefault(logic.get("id", ""), phases)
     return NetFacts(path, tuple(lanes), frozenset(edges), programs, _bounds(root, path))
 
