@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from entrepot.city.model import Scenario
@@ -112,3 +114,24 @@ def test_forecast_load_of_a_file_that_is_not_saved_days_exits_2(tmp_path: Path) 
         assert result.stderr.startswith("error: city_invalid_series: ")
         assert f"{path} is not a file of days saved by" in result.stderr
         assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--model", "gbn", "--train-days", "1"], "unknown forecast model 'gbn'"),
+        (["--train-days", "2"], "need at least one training and one test day, got 2/2"),
+        (["--splits", "3"], "2 days cannot make 3 splits"),
+        (["--splits", "1"], "2 days leave a split of 1 without training days"),
+    ],
+)
+def test_forecast_refuses_bad_options_before_simulating_days(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: list[str], message: str
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where days would be simulated
+
+    result = runner.invoke(app, ["forecast", "--days", "2", "--workers", "1", *options])
+
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert not (tmp_path / "entrepot-city").exists()  # no SUMO day was simulated

@@ -14,7 +14,10 @@ from rich.table import Table
 
 from entrepot.city import services
 from entrepot.city.controllers import CONTROLLERS
+from entrepot.city.errors import InvalidSeries
 from entrepot.city.forecast import HORIZONS_MIN, SpeedDays
+from entrepot.city.forecast_eval import split_days
+from entrepot.city.forecast_models import MODELS
 from entrepot.city.report import (
     bench_table,
     forecast_splits_table,
@@ -203,6 +206,7 @@ def forecast(
     as_json: JsonOpt = False,
 ) -> None:
     """Forecast 5-minute mean link speeds 5/10/15 minutes ahead; MAE vs last value and HA."""
+    _check_forecast_options(model, days, train_days, splits, rolling, simulated=load is None)
     data, plans = _forecast_data(load, synthetic, days, seed, workers)
     if save is not None:
         services.save_forecast_days(save, data, plans)
@@ -219,6 +223,20 @@ def forecast(
         emit_json(report.as_json())
         return
     out().print(forecast_table(report), markup=False)
+
+
+def _check_forecast_options(
+    model: str, days: int, train_days: int, splits: int, rolling: bool, *, simulated: bool
+) -> None:
+    """Refuse what scoring would refuse before any day is simulated (minutes of SUMO)."""
+    if model not in MODELS:
+        raise InvalidSeries(f"unknown forecast model {model!r}; use {', '.join(MODELS)}")
+    if not simulated:
+        return
+    if not splits and not 1 <= train_days < days:
+        raise InvalidSeries(f"need at least one training and one test day, got {train_days}/{days}")
+    if splits and not all(s.train for s in split_days(days, splits, rolling=rolling)):
+        raise InvalidSeries(f"{days} days leave a split of {splits} without training days")
 
 
 def _forecast_data(
