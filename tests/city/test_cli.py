@@ -135,3 +135,13 @@ def test_forecast_refuses_bad_options_before_simulating_days(
     assert result.exit_code == 2, result.output
     assert message in result.stderr
     assert not (tmp_path / "entrepot-city").exists()  # no SUMO day was simulated
+
+
+def test_bench_with_no_controller_named_exits_2(small_cfg: Path) -> None:
+    result = runner.invoke(
+        app, ["bench", "--scenario", str(small_cfg), "--controllers", " , ", "--json"]
+    )
+
+    assert result.exit_code == 2, result.output
+    assert "name at least one controller" in result.stderr
+    assert result.stdout == ""

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from entrepot.city.controllers import CONTROLLERS, make_controller
-from entrepot.city.errors import InvalidSeries, UnknownScenario
+from entrepot.city.errors import InvalidSeries, UnknownController, UnknownScenario
 from entrepot.city.evaluate import EpisodeResult, run_episode
 from entrepot.city.forecast import (
     HORIZONS_MIN,
@@ -154,8 +154,14 @@ def bench(
 ) -> BenchResult:
     """Every controller on the same demand and seed, each in its own process (libsumo runs
     one simulation per process)."""
+    if not controllers:
+        raise UnknownController(
+            f"name at least one controller to bench: {', '.join(CONTROLLERS)}",
+            field="controllers",
+        )
     for name in controllers:
         make_controller(name)  # refuse unknown names before any simulation starts
+    controllers = tuple(dict.fromkeys(controllers))  # each once: a repeat would only run twice
     result = BenchResult(scenario)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
