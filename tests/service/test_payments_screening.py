@@ -55,6 +55,31 @@ def test_a_listed_payee_is_held_for_review_and_a_clear_one_is_not(
     )
 
 
+def test_the_payees_bank_country_is_not_taken_for_the_payees_nationality(
+    scheme: PaymentScheme, screener: object
+) -> None:
+    """A payee's alias carries its participant's country: where the bank is, not the payee's
+    nationality. Screened as if it were, a listed Iranian's name at a bank in Iran read
+    "nationality Iran matches" and was a ``match``, a name at a bank abroad "nationality
+    differs". The payee is screened by its name alone: a close name is held for a person as
+    a ``review``, whatever the bank's country."""
+    scheme.screening = SanctionsScreening(screener)  # type: ignore[arg-type]
+    reasons = []
+    for n, (bank, country, msisdn) in enumerate(
+        (("bank-ir", "IR", "+989121234567"), ("bank-de", "DE", "+4915112345678"))
+    ):
+        scheme.register_participant(bank, f"Bank {country}", "bank", country, ["MYR"])
+        scheme.register_alias(bank, "MSISDN", msisdn, "Ali Akbar AHMADIAN", "MYR")
+        quote = scheme.create_quote("mtn-rw", f"q{n}", "MSISDN", msisdn, 500, "RECEIVE", "RWF")
+        held = scheme.prepare_transfer("mtn-rw", f"t{n}", quote.id)
+        assert held.state is TransferState.HOLD
+        assert held.reason is not None
+        reasons.append(held.reason)
+    for reason in reasons:
+        assert reason.startswith("sanctions review:"), reason
+        assert "nationality" not in reason.replace("no DOB or nationality", ""), reason
+
+
 def test_load_builds_the_screeners_once_ahead_of_the_first_transfer(
     scheme: PaymentScheme, screener: object
 ) -> None:

@@ -20,7 +20,6 @@ from entrepot.risk.sanctions import Screener, make_party
 if TYPE_CHECKING:
     from entrepot.risk.fraud import FraudScreener, Payment
 
-COUNTRYLESS = "ZZ"
 T = TypeVar("T")
 
 
@@ -42,7 +41,11 @@ class _Loaded(Generic[T]):
 
 
 class SanctionsScreening:
-    """Screens the payee party (display name and country) of every prepared transfer."""
+    """Screens the payee party of every prepared transfer by its display name. Not by its
+    alias's country: that is the payee's participant's, where the bank is, not the payee's
+    nationality or address, and taken for one it made a listed name a ``match`` at a bank in
+    the listed nationality's country and "nationality differs" at one abroad. By name alone a
+    close name is a ``review`` ("name only"), held for a person either way."""
 
     #: a pure function of the party (plus the decision log): safe to run before the write lock
     screens_ahead = True
@@ -64,8 +67,7 @@ class SanctionsScreening:
     def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision:
         if payee is None:
             return ScreeningDecision(hold=False)
-        country = payee.country if payee.country != COUNTRYLESS else None
-        result = self.screener.screen(make_party(payee.display_name, None, country))
+        result = self.screener.screen(make_party(payee.display_name))
         if result.decision == "clear" or result.best is None:
             return ScreeningDecision(hold=False)
         best = result.best
