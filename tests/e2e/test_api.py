@@ -167,6 +167,22 @@ def test_errors_are_problem_json_and_change_nothing(
     assert scheme.liquidity("mtn-rw", "RWF") == before
 
 
+def test_the_operator_scrapes_metrics_and_a_participant_may_not(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client, h = api
+    answer = client.get("/v1/metrics", headers=h["scheme"])
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/plain; version=")
+    names = {f.name for f in text_string_to_metric_families(answer.text)}
+    assert {"entrepot_position_available_minor", "entrepot_transfers_open"} <= names
+    refused = client.get("/v1/metrics", headers=h["mtn-rw"])
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+    assert client.get("/v1/metrics").status_code == 401
+
+
 def test_an_amount_in_another_currency_is_refused_and_writes_nothing(
     api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
 ) -> None:

@@ -189,6 +189,21 @@ def test_liquidity_deposit_and_cap_answer_the_api_s_liquidity_shape(cli: Cli) ->
     assert set(deposited) == set(capped) == set(shown)
 
 
+def test_metrics_prints_the_schemes_state_in_prometheus_text(cli: Cli) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _network(cli)
+    text = cli("payments metrics").stdout
+    samples = {
+        (m.name, tuple(sorted(m.labels.items()))): m.value
+        for family in text_string_to_metric_families(text)
+        for m in family.samples
+    }
+    key = (("currency", "RWF"), ("participant", "mtn-rw"))
+    assert samples[("entrepot_net_debit_cap_minor", key)] == 1_000_000  # RWF has no minor unit
+    assert samples[("entrepot_transfers_open", (("state", "HOLD"),))] == 0
+
+
 def test_qr_encode_takes_only_a_till_id_that_can_be_registered(cli: Cli) -> None:
     assert "MERCHANT id 'bad till!' is malformed" in cli.error(
         "payments qr-encode 'bad till!' Cafe Kigali RW RWF", code=2

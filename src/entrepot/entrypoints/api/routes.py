@@ -16,6 +16,7 @@ from pydantic_core import to_json
 from entrepot.entrypoints.api import convert as cv
 from entrepot.entrypoints.api import schemas as s
 from entrepot.entrypoints.api.asgi import run_read
+from entrepot.entrypoints.api.metrics import METRICS_MEDIA_TYPE, prometheus_text
 from entrepot.entrypoints.api.security import caller_dependency
 from entrepot.kernel.clock import NS_PER_S, parse_time
 from entrepot.kernel.errors import InvalidInput
@@ -41,6 +42,7 @@ from entrepot.payments.errors import (
     InvalidPaymentInput,
     NotYours,
 )
+from entrepot.payments.monitoring import scheme_snapshot
 from entrepot.payments.notify import public_key_b64
 
 _PROBLEM: dict[str, object] = {
@@ -121,6 +123,23 @@ def scheme_public_key(request: Request, caller: Caller) -> dict[str, str | None]
     """The Ed25519 public key that signs the scheme's callbacks (``X-Signature``)."""
     key = getattr(request.app.state, "callback_key", None)
     return {"algorithm": "Ed25519", "publicKey": None if key is None else public_key_b64(key)}
+
+
+_METRICS_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the scheme's state in Prometheus' text exposition format",
+        "content": {METRICS_MEDIA_TYPE: {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.get("/metrics", response_class=Response, responses=_METRICS_ANSWER)
+def metrics(caller: Caller, scheme: Scheme) -> Response:
+    """For the operator's monitoring (a Prometheus scrape with the operator's credential):
+    each participant's position against its net debit cap, transfers awaiting the payee or
+    a review, escrow held, settlement windows, notices not delivered (docs/payments.md)."""
+    _operator(caller)
+    return Response(prometheus_text(scheme_snapshot(scheme)), media_type=METRICS_MEDIA_TYPE)
 
 
 @router.get("/notifications", response_model=s.NotificationList)

@@ -176,6 +176,18 @@ def liquidity(participant_id: str, currency: str, as_json: Json = False) -> None
         _show(_liquidity(a.payments, participant_id, currency), as_json)
 
 
+@app.command("metrics")
+@guard
+def metrics() -> None:
+    """The scheme's state in Prometheus' text format, as GET /v1/metrics answers the
+    operator (for node_exporter's textfile collector: redirect it to a .prom file)."""
+    from entrepot.entrypoints.api.metrics import prometheus_text
+    from entrepot.payments.monitoring import scheme_snapshot
+
+    with _scheme() as a:
+        typer.echo(prometheus_text(scheme_snapshot(a.payments)).decode(), nl=False)
+
+
 def _money(minor: int, currency: str) -> dict[str, Any]:
     """An amount as the API answers it (schemas.MoneyOut)."""
     return {"amount": format_amount(minor, currency), "currency": currency, "minor": minor}
