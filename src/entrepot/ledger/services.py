@@ -81,7 +81,7 @@ FLUSH_SEGMENTS = 64
 #: costing a flush and a segment probe (PostgreSQL single calls fell ~25 % at 32).
 PLAIN_BATCH_MIN = 128
 
-_Work = Callable[["Ledger", Connection], list[str]]
+_Work = Callable[["Ledger", Connection, Meta], list[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,23 +119,26 @@ class Ledger:
 
     # ------------------------------------------------------------------ transactions
     def _write(self, uow: UnitOfWork | None, work: _Work) -> list[str]:
-        # Lock order, everywhere: the database's write lock first (a unit of work holds it
-        # already), then this in-memory one; the other order deadlocks against units of work.
+        # Lock order, everywhere: the database's write lock first, then this in-memory one;
+        # the other order deadlocks against units of work. A caller's unit of work may not
+        # hold it yet (it only read, or did nothing): it is taken here, before ours, with
+        # the meta row read under it (which no other writer can change until we commit).
         if uow is not None:
+            meta = self.store.begin_write(uow.connection)
             # Whether the caller commits is not ours to know, and need not be: the cache is
             # trusted only while the meta row holds the version this write gave it, which
             # never comes back once rolled back (versions are drawn at random, _new_version).
             with self._lock:
                 try:
-                    return work(self, uow.connection)
+                    return work(self, uow.connection, meta)
                 except BaseException:
                     self._invalidate()  # the work may have stopped half-way through the cache
                     raise
         with self.engine.connect() as conn:
-            self.store.begin_write(conn)
+            meta = self.store.begin_write(conn)
             with self._lock:
                 try:
-                    results = work(self, conn)
+                    results = work(self, conn, meta)
                     conn.commit()
                 except BaseException:
                     self._invalidate()
@@ -150,8 +153,8 @@ class Ledger:
         self._ledgers = set()
         self._tail = None
 
-    def _begin(self, conn: Connection) -> Meta:
-        meta = self.store.begin_write(conn)
+    def _begin(self, conn: Connection, meta: Meta) -> Meta:
+        """Check the cache against ``meta`` (read by :meth:`_write` under the write lock)."""
         if meta.version != self._cache_version or len(self._cache) > CACHE_ACCOUNTS_MAX:
             self._cache.clear()
             self._tail = None
@@ -307,10 +310,10 @@ class Ledger:
         batch = check_accounts(batch)
         if not batch:
             return []
-        return self._write(uow, lambda s, c: s._create_accounts(c, batch))  # type: ignore[return-value]
+        return self._write(uow, lambda s, c, m: s._create_accounts(c, m, batch))  # type: ignore[return-value]
 
-    def _create_accounts(self, conn: Connection, batch: Sequence[Account]) -> list[str]:
-        meta = self._begin(conn)
+    def _create_accounts(self, conn: Connection, meta: Meta, batch: Sequence[Account]) -> list[str]:
+        meta = self._begin(conn, meta)
         self._load_accounts(conn, {a.id for a in batch}, meta)
         view = LedgerView(accounts=self._cache, ledgers=self._ledgers)
         fx = decide_accounts(batch, view, self._now(meta))
@@ -330,13 +333,13 @@ class Ledger:
                 cols = plain_columns(batch)
         if cols is None:
             batch = check_transfers(batch)
-        return self._write(uow, lambda s, c: s._create_transfers(c, batch, cols))  # type: ignore[return-value]
+        return self._write(uow, lambda s, c, m: s._create_transfers(c, m, batch, cols))  # type: ignore[return-value]
 
     def _create_transfers(
-        self, conn: Connection, batch: Sequence[Transfer], cols: PlainColumns | None
+        self, conn: Connection, meta: Meta, batch: Sequence[Transfer], cols: PlainColumns | None
     ) -> list[str]:
         store = self.store
-        meta = self._begin(conn)
+        meta = self._begin(conn, meta)
         now = self._now(meta)
         due = store.load_due_pending(conn, now)
         if cols is not None and not due and min(cols.ids) > meta.max_transfer_id:
@@ -411,8 +414,8 @@ class Ledger:
         """Void every pending transfer whose timeout has passed; return how many. With ``uow``
         the voids join the caller's transaction (it commits them, or rolls them back)."""
 
-        def work(s: Ledger, conn: Connection) -> list[str]:
-            meta = s._begin(conn)
+        def work(s: Ledger, conn: Connection, meta: Meta) -> list[str]:
+            meta = s._begin(conn, meta)
             now = s._now(meta)
             due = s.store.load_due_pending(conn, now)
             if not due:
