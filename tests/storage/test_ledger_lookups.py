@@ -81,3 +81,29 @@ def test_a_lookup_of_an_id_no_account_or_transfer_can_have_is_a_clear_error(
             read()
         assert refused.value.field == "ids" and "0..2^128-1" in str(refused.value)
     assert ledger.lookup_accounts([2**128 - 1]) == [] and ledger.lookup_transfers([0]) == []
+
+
+def test_a_statement_of_an_id_no_account_can_have_is_a_clear_error(ledger: Ledger) -> None:
+    """Found in review: statement() packed the id unchecked (OverflowError), and read
+    account 1 for ``True``."""
+    from entrepot.ledger import LedgerInputError
+
+    for account_id in (-1, 2**128, True):
+        with pytest.raises(LedgerInputError) as refused:
+            ledger.statement(account_id)
+        assert refused.value.field == "ids"
+
+
+def test_a_time_range_past_time_max_or_not_integers_is_a_clear_error(ledger: Ledger) -> None:
+    """Found in review: an ``until_ns`` past TIME_MAX reached the database (SQLite raised
+    OverflowError, PostgreSQL its own error), and a float ``since_ns`` was used as given."""
+    from entrepot.ledger import TIME_MAX, AccountFlags, LedgerInputError
+
+    ledger.define_ledger(978, "EUR")
+    assert ledger.create_accounts([Account(1, 978, 1, flags=AccountFlags.HISTORY)]) == ["ok"]
+    queries = (ledger.statement, ledger.get_account_transfers, ledger.get_account_balances)
+    for query in queries:
+        for bad in ({"until_ns": TIME_MAX + 1}, {"since_ns": 1.5}, {"limit": True}):
+            with pytest.raises(LedgerInputError):
+                query(1, **bad)  # type: ignore[operator]
+        query(1, until_ns=TIME_MAX)  # the largest range is fine

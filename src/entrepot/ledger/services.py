@@ -526,6 +526,7 @@ class Ledger:
         True unless the account may not hold more debits than credits (an asset-like account).
         """
         _check_query(since_ns, until_ns, limit)
+        _check_ids([account_id])
         with read_connection(self.engine) as conn:
             accounts = self.store.load_accounts(conn, [account_id])
             if not accounts:
@@ -620,16 +621,21 @@ def _gc_paused() -> Iterator[None]:
 
 def _check_ids(ids: Iterable[int]) -> None:
     """Ids to look up are 128-bit unsigned integers, as written (a wider or negative one was
-    an ``OverflowError`` from packing it)."""
+    an ``OverflowError`` from packing it; ``True`` is no id, though it is an int)."""
     for i in ids:
-        if not isinstance(i, int) or not 0 <= i <= U128_MAX:
+        if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i <= U128_MAX:
             raise LedgerInputError(f"id {i!r} is not an integer in 0..2^128-1", field="ids")
 
 
 def _check_query(since_ns: int, until_ns: int, limit: int) -> None:
+    for name, value in (("since", since_ns), ("until", until_ns), ("limit", limit)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise LedgerInputError(f"{name} must be an integer, got {value!r}", field=name)
     if not 0 <= since_ns <= until_ns:
         raise LedgerInputError(
             f"time range {since_ns}..{until_ns} is empty or negative", field="since"
         )
+    if until_ns > TIME_MAX:  # past what a timestamp column holds (an error of its own there)
+        raise LedgerInputError(f"until {until_ns} is after TIME_MAX ({TIME_MAX})", field="until")
     if not 0 < limit <= QUERY_LIMIT_MAX:
         raise LedgerInputError(f"limit must be 1..{QUERY_LIMIT_MAX}, got {limit}", field="limit")
