@@ -803,3 +803,31 @@ def test_invariants_hold_with_ledger_totals_above_2_63(opened: Ledger) -> None:
     report = opened.check_invariants()
     assert report.ok, report.violations
     assert report.ledgers[978]["debits_posted"] == 2 * AMOUNT_MAX
+
+
+def test_invariants_find_an_account_whose_balance_is_not_its_transfers(opened: Ledger) -> None:
+    """Found in review: check_invariants compared per-ledger totals only, so balances moved
+    from one account to another of the same ledger (a misapplied batch, a hand-edited row)
+    passed, though it claims that every account's balances equal what its transfers add up
+    to. Plain batches (segments, their balances not yet flushed) and pending transfers are
+    counted per account too, with no false alarm."""
+    plain = Ledger(opened.engine, opened.clock, plain_batch_min=1)
+    ok(plain.create_transfers([tr(1, 1, 2, 40), tr(2, 3, 2, 5)]))  # one segment, unflushed
+    ok(opened.create_transfers([tr(3, 2, 4, 7), tr(4, 1, 3, 9, flags=PENDING)]))
+    plain2 = Ledger(opened.engine, opened.clock, plain_batch_min=1)
+    ok(plain2.create_transfers([tr(5, 4, 1, 2), tr(6, 2, 3, 1)]))  # another, unflushed
+    report = opened.check_invariants()
+    assert report.ok, report.violations
+    with opened.engine.begin() as conn:  # 3 of account 2's posted credits moved to account 3
+        for key, delta in ((2, -3), (3, 3)):
+            conn.execute(
+                sa.text(
+                    "UPDATE ledger_accounts SET credits_posted = credits_posted + :d WHERE id = :id"
+                ),
+                {"d": delta, "id": key.to_bytes(16, "big")},
+            )
+    report = opened.check_invariants()
+    assert report.ledgers[978]["credits_posted"] == 40 + 5 + 7 + 2 + 1  # totals still agree
+    assert report.violations == [
+        "2 account(s) differ from what their transfers add up to (first: account 2)"
+    ]

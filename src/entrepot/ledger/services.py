@@ -564,12 +564,15 @@ class Ledger:
         with read_connection(self.engine) as conn:
             after = self.store.read_meta(conn).unflushed_after
             totals = self.store.ledger_totals(conn, after)
-            from_transfers = self.store.transfer_totals(conn)
-            over_limit = sum(  # in Python: the sums may pass 2**63-1
-                1
-                for _ledger, flags, dp, dpo, cp, cpo in self.store.account_balances(conn, after)
-                if (flags & 2 and dp + dpo > cpo) or (flags & 4 and cp + cpo > dpo)
-            )
+            from_transfers, by_account = self.store.transfer_totals(conn)
+            over_limit = 0  # in Python: the sums may pass 2**63-1
+            differ: list[bytes] = []
+            for key, _ledger, flags, dp, dpo, cp, cpo in self.store.account_balances(conn, after):
+                if (flags & 2 and dp + dpo > cpo) or (flags & 4 and cp + cpo > dpo):
+                    over_limit += 1
+                if by_account.pop(key, [0, 0, 0, 0]) != [dp, dpo, cp, cpo]:
+                    differ.append(key)
+            differ.extend(by_account)  # transfers of accounts that do not exist
         report = InvariantReport()
         for ledger, n, dp, dpo, cp, cpo in totals:
             posted, pending = from_transfers.get(ledger, (0, 0))
@@ -587,6 +590,12 @@ class Ledger:
                     f"ledger {ledger}: balances ({dpo} posted, {dp} pending) differ from "
                     f"transfers ({posted} posted, {pending} pending)"
                 )
+        if differ:
+            first = int.from_bytes(min(differ), "big")
+            report.violations.append(
+                f"{len(differ)} account(s) differ from what their transfers add up to "
+                f"(first: account {first})"
+            )
         if over_limit:
             report.violations.append(f"{over_limit} account(s) exceed their limit flag")
         return report

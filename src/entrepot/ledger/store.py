@@ -779,8 +779,9 @@ class LedgerStore:
 
     def account_balances(
         self, conn: Connection, unflushed_after: int | None
-    ) -> Iterator[tuple[int, int, int, int, int, int]]:
-        """Every account's (ledger, flags, four balances), segments not yet flushed added."""
+    ) -> Iterator[tuple[bytes, int, int, int, int, int, int]]:
+        """Every account's (16-byte id, ledger, flags, four balances), segments not yet
+        flushed added."""
         deltas = self.segment_deltas(conn, unflushed_after) if unflushed_after is not None else {}
         result = conn.exec_driver_sql(
             "SELECT id, ledger, flags, debits_pending, debits_posted, credits_pending, "
@@ -791,7 +792,7 @@ class LedgerStore:
             if d is not None:
                 dpo += d[0]
                 cpo += d[1]
-            yield int(ledger), int(flags), dp, dpo, cp, cpo
+            yield bytes(key), int(ledger), int(flags), dp, dpo, cp, cpo
 
     def ledger_totals(
         self, conn: Connection, unflushed_after: int | None
@@ -800,7 +801,7 @@ class LedgerStore:
         unbounded ints: a ledger's total may legitimately pass 2**63-1, where SQLite's SUM()
         overflows."""
         totals: dict[int, list[int]] = {}
-        for ledger, _flags, dp, dpo, cp, cpo in self.account_balances(conn, unflushed_after):
+        for _key, ledger, _flags, dp, dpo, cp, cpo in self.account_balances(conn, unflushed_after):
             acc = totals.setdefault(int(ledger), [0, 0, 0, 0, 0])
             acc[0] += 1
             acc[1] += dp
@@ -809,28 +810,50 @@ class LedgerStore:
             acc[4] += cpo
         return [(ledger, *acc) for ledger, acc in sorted(totals.items())]  # type: ignore[misc]
 
-    def transfer_totals(self, conn: Connection) -> dict[int, tuple[int, int]]:
-        """Per ledger: (sum posted by transfers, sum still pending), recomputed from the rows."""
+    def transfer_totals(
+        self, conn: Connection
+    ) -> tuple[dict[int, tuple[int, int]], dict[bytes, list[int]]]:
+        """Recomputed from the transfers (rows and segments): per ledger, (sum posted, sum
+        still pending); per account (16-byte id), the four balances they add up to
+        (debits pending, debits posted, credits pending, credits posted). In Python's
+        unbounded ints."""
         out: dict[int, list[int]] = {}
+        accounts: dict[bytes, list[int]] = {}
         posted = conn.exec_driver_sql(
-            "SELECT ledger, amount FROM ledger_transfers WHERE (flags & 10) = 0"
+            "SELECT ledger, debit_account_id, credit_account_id, amount FROM ledger_transfers "
+            "WHERE (flags & 10) = 0"
         )
-        for ledger, amount in posted:
+        for ledger, dr, cr, amount in posted:
             out.setdefault(int(ledger), [0, 0])[0] += amount
+            accounts.setdefault(bytes(dr), [0, 0, 0, 0])[1] += amount
+            accounts.setdefault(bytes(cr), [0, 0, 0, 0])[3] += amount
         pending = conn.exec_driver_sql(
-            "SELECT t.ledger, t.amount FROM ledger_pending p JOIN ledger_transfers t "
+            "SELECT t.ledger, t.debit_account_id, t.credit_account_id, t.amount "
+            "FROM ledger_pending p JOIN ledger_transfers t "
             "ON t.timestamp = p.timestamp WHERE p.status = 'pending'"
         )
-        for ledger, amount in pending:
+        for ledger, dr, cr, amount in pending:
             out.setdefault(int(ledger), [0, 0])[1] += amount
-        for amounts, ledgers in conn.exec_driver_sql(
-            "SELECT amounts, ledgers FROM ledger_transfer_segments"
+            accounts.setdefault(bytes(dr), [0, 0, 0, 0])[0] += amount
+            accounts.setdefault(bytes(cr), [0, 0, 0, 0])[2] += amount
+        for amounts, ledgers, keys, dr_index, cr_index in conn.exec_driver_sql(
+            "SELECT amounts, ledgers, accounts, debit_index, credit_index "
+            "FROM ledger_transfer_segments"
         ):
             a = np.frombuffer(amounts, dtype="<i8")
             lg = _column(ledgers, "<u4", len(a))
             for ledger in np.unique(lg).tolist():
                 out.setdefault(int(ledger), [0, 0])[0] += sum(a[lg == ledger].tolist())
-        return {ledger: (v[0], v[1]) for ledger, v in out.items()}
+            raw = bytes(keys)
+            # A segment's sums fit in int64: its whole batch totals at most AMOUNT_MAX.
+            sums = np.zeros((len(raw) // 16, 2), dtype=np.int64)
+            np.add.at(sums[:, 0], np.frombuffer(dr_index, dtype="<u4"), a)
+            np.add.at(sums[:, 1], np.frombuffer(cr_index, dtype="<u4"), a)
+            for k, (d, c) in enumerate(sums.tolist()):
+                acc = accounts.setdefault(raw[16 * k : 16 * k + 16], [0, 0, 0, 0])
+                acc[1] += d
+                acc[3] += c
+        return {ledger: (v[0], v[1]) for ledger, v in out.items()}, accounts
 
     def counts(self, conn: Connection) -> tuple[int, int]:
         row = conn.exec_driver_sql(
