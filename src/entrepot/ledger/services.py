@@ -523,7 +523,8 @@ class Ledger:
         """Posted movements over a time range with opening, running and closing balances.
 
         Pending reservations are not movements; their posts are. ``credit_normal`` defaults to
-        True unless the account may not hold more debits than credits (an asset-like account).
+        True unless the account may not hold more credits than debits (flagged
+        ``credits_must_not_exceed_debits``: an asset-like account).
         """
         _check_query(since_ns, until_ns, limit)
         _check_ids([account_id])
