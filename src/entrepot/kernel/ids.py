@@ -11,6 +11,10 @@ import uuid
 
 U128_MAX = (1 << 128) - 1
 _HEX32 = re.compile(r"^[0-9a-fA-F]{32}$")
+# ASCII only: ``str.isdigit`` and ``int`` also take other scripts' digits ("١٢" is 12) and
+# ``int(s, 16)`` an underscore after "0x"
+_DECIMAL = re.compile(r"^[0-9]+$")
+_HEX = re.compile(r"^0[xX][0-9a-fA-F]+$")
 
 
 def new_id(now_ms: int | None = None, rand: bytes | None = None) -> int:
@@ -23,9 +27,9 @@ def parse_id(text: str) -> int:
     """Accept a decimal integer, ``0x``-hex, a 32-hex-digit string or a UUID; return a u128."""
     s = text.strip()
     try:
-        if s.lower().startswith("0x"):
+        if _HEX.match(s):
             value = int(s, 16)
-        elif s.isdigit():
+        elif _DECIMAL.match(s):
             value = int(s)
         elif _HEX32.match(s) or len(s) == 36:
             value = uuid.UUID(s).int
