@@ -150,6 +150,7 @@ def test_create_account_failures_change_nothing(eur: Cli) -> None:
     assert "malformed id 'nope'" in eur.error(f"{create} --id nope", code=2)
     assert "unknown flag 'overdraft'" in eur.error(f"{create} --id 3 --flags overdraft", code=2)
     assert "--currency or --ledger" in eur.error("ledger create-account --code 1", code=2)
+    assert "outside 1..65535" in eur.error("ledger create-account --currency EUR --code 0", code=2)
     doc = eur.json("ledger create-account --ledger 999 --code 1 --id 4", code=1)
     assert doc["result"] == "ledger_not_found"
     assert eur.error("ledger balance 3", code=1).endswith("account 3 does not exist")

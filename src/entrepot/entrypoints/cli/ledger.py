@@ -82,7 +82,7 @@ AccountArg = Annotated[str, typer.Argument(help="Account id.", show_default=Fals
 
 
 def _check_code(code: int) -> int:
-    if not 0 <= code <= U16_MAX:
+    if not 1 <= code <= U16_MAX:  # the ledger refuses 0 too (code_must_not_be_zero)
         raise bad_input(f"--code: {code} is outside 1..{U16_MAX}")
     return code
 
