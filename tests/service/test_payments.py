@@ -406,6 +406,19 @@ def test_accepted_quote_reserves_fx_liquidity_until_it_expires(
     assert_ledger_ok(scheme)
 
 
+def test_an_accepted_same_currency_quote_holds_no_fx_liquidity(scheme: PaymentScheme) -> None:
+    """Accepting a quote in one currency reserves nothing: it does not count against what the
+    payer's accepted FX quotes may hold (it took 900,000 RWF of a 1,000,000 cap's room)."""
+    scheme.set_net_debit_cap("mtn-rw", "RWF", 1_000_000)
+    scheme.register_participant("bk-rw", "Bank of Kigali", "bank", "RW", ["RWF"])
+    scheme.register_alias("bk-rw", "MSISDN", "+250722000111", "Jean Mugabo", "RWF")
+    same = scheme.create_quote("mtn-rw", "q-rwf", "MSISDN", "+250722000111", 900_000, "SEND", "RWF")
+    assert same.fx_provider is None
+    assert scheme.accept_quote("mtn-rw", "q-rwf").state is QuoteState.ACCEPTED
+    scheme.create_quote("mtn-rw", "q-fx", *TILL, 300_000, "SEND", "RWF")
+    assert scheme.accept_quote("mtn-rw", "q-fx").state is QuoteState.ACCEPTED
+
+
 def test_a_payer_cannot_hold_more_fx_liquidity_than_it_could_pay_for(
     scheme: PaymentScheme, clock: FakeClock
 ) -> None:

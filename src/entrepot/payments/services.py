@@ -1198,6 +1198,7 @@ class PaymentScheme:
                 sa.text(st.ACCEPTED_QUOTE),  # through its partial index (store.py)
                 quotes.payer_participant == payer.id,
                 quotes.source_currency == q.source_currency,
+                quotes.fx_provider.is_not(None),  # one currency: nothing is reserved for it
                 quotes.expires_at > self._now(),
             )
         ).scalar_one()
