@@ -88,3 +88,27 @@ def test_train_fraud_saves_a_model_the_app_loads(home: Path) -> None:
     assert model.version == doc["version"] and Path(doc["path"]).parent == home / "models"
     too_short = runner.invoke(app, ["train-fraud", "--days", "5"])
     assert too_short.exit_code != 0
+
+
+@pytest.mark.skipif(not (SANCTIONS / "ofac_sdn.csv").is_file(), reason="no OFAC snapshot")
+def test_screen_reads_the_lists_in_entrepot_sanctions_dir(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --lists, `risk screen` uses ENTREPOT_SANCTIONS_DIR, as payee screening and the
+    API do (the README's configuration), not only $ENTREPOT_HOME/sanctions and the shared
+    data: it once said "no watch list found" with the lists where the variable named them."""
+    lists = tmp_path / "my-lists"
+    lists.mkdir()
+    for name in ("ofac_sdn.csv", "ofac_alt.csv", "ofac_add.csv"):
+        (lists / name).write_bytes((SANCTIONS / name).read_bytes())
+    monkeypatch.setenv("ENTREPOT_SANCTIONS_DIR", str(lists))
+    monkeypatch.setenv("ENTREPOT_DATA_DIR", str(tmp_path / "no-shared-data"))
+    one = runner.invoke(app, ["screen", "--name", "Naser Maleki", "--json"])
+    assert one.exit_code == 0, one.output
+    assert json.loads(one.stdout)["best"]["ent_num"] == 10609
+    # and a variable naming a folder without the lists is refused, naming it, with no fallback
+    monkeypatch.setenv("ENTREPOT_SANCTIONS_DIR", str(tmp_path / "empty"))
+    monkeypatch.delenv("ENTREPOT_DATA_DIR")
+    missing = runner.invoke(app, ["screen", "--name", "Naser Maleki", "--json"])
+    assert missing.exit_code == 2
+    assert str(tmp_path / "empty") in missing.stderr

@@ -41,7 +41,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON on stdout")]
 
 #: Where the OFAC files are looked for when --lists is not given (first that exists).
 def list_dirs() -> tuple[Path, ...]:
-    """$ENTREPOT_HOME/sanctions, then the shared reference data (ENTREPOT_DATA_DIR)."""
+    """ENTREPOT_SANCTIONS_DIR when set (payees and the API are screened against it, so the
+    CLI must be too); else $ENTREPOT_HOME/sanctions, then the shared reference data
+    (ENTREPOT_DATA_DIR)."""
+    configured = load_settings().sanctions_dir
+    if configured is not None:
+        return (configured,)
     return (_home() / "sanctions", shared_data_dir() / "sanctions")
 
 
@@ -113,11 +118,15 @@ def score_credit(
 
 
 def _default_lists() -> Path:
-    for candidate in list_dirs():
+    candidates = list_dirs()
+    for candidate in candidates:
         if (candidate / sanctions.SDN_FILE).is_file():
             return candidate
-    raise bad_input("no watch list found: pass --lists DIR (with ofac_sdn.csv, ofac_alt.csv, "
-                    "ofac_add.csv)")  # fmt: skip
+    looked = ", ".join(str(c) for c in candidates)
+    raise bad_input(
+        f"no watch list found in {looked}: pass --lists DIR or set ENTREPOT_SANCTIONS_DIR "
+        "(with ofac_sdn.csv, ofac_alt.csv, ofac_add.csv)"
+    )
 
 
 def _read_parties(path: Path) -> list[sanctions.Party]:
