@@ -20,7 +20,12 @@ from entrepot.payments.screening import (
 )
 from entrepot.risk.decisions import JsonlSink
 from entrepot.risk.lending import Lending
-from entrepot.storage import create_engine_from_settings, upgrade
+from entrepot.storage import (
+    create_engine_from_settings,
+    current_revision,
+    head_revision,
+    upgrade,
+)
 from entrepot.trade import TradeNetwork
 
 
@@ -87,6 +92,20 @@ def _screening(settings: Settings, clock: Clock) -> tuple[Screening | None, Frau
     return (parts[0] if len(parts) == 1 else CombinedScreening(parts)), fraud
 
 
+def _require_head(engine: Engine) -> None:
+    """With ENTREPOT_AUTO_UPGRADE=0 the operator migrates: a database not at the head is
+    refused here, naming the command, not by the first query that meets a missing table (a
+    traceback, ``no such table: ledger_ledgers``, on an empty one)."""
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        engine.dispose()
+        raise ConfigurationError(
+            f"the database is at {current or 'no revision (empty)'}, not at {head}, and "
+            "ENTREPOT_AUTO_UPGRADE=0 leaves migrating to you: run `entrepot db upgrade`",
+            field="ENTREPOT_AUTO_UPGRADE",
+        )
+
+
 def bootstrap(
     settings: Settings | None = None, *, clock: Clock | None = None, migrate: bool | None = None
 ) -> App:
@@ -94,6 +113,8 @@ def bootstrap(
     engine = create_engine_from_settings(settings)
     if settings.auto_upgrade if migrate is None else migrate:
         upgrade(engine)
+    elif migrate is None:
+        _require_head(engine)
     clock = clock or SystemClock()
     ledger = Ledger(engine, clock)
     screening, fraud = _screening(settings, clock)

@@ -109,6 +109,16 @@ def test_db_upgrade_refuses_an_unsupported_url(cli: Cli) -> None:
     assert list(cli.home.iterdir()) == []
 
 
+def test_auto_upgrade_off_refuses_an_unmigrated_database_in_one_line(cli: Cli) -> None:
+    """ENTREPOT_AUTO_UPGRADE=0 (README) on a database not yet migrated: one line naming the
+    command to run, exit 2, not a traceback from the first query (no such table)."""
+    cli.env["ENTREPOT_AUTO_UPGRADE"] = "0"
+    line = cli.error("ledger ledgers", code=2)
+    assert "configuration_error" in line and "entrepot db upgrade" in line
+    cli("db upgrade")  # the db commands still run: they are how the operator migrates
+    assert cli.json("ledger ledgers") == []
+
+
 # ---------------------------------------------------------------------------------- ledgers
 def test_define_and_list_ledgers(cli: Cli) -> None:
     euro = {"ledger": 978, "currency": "EUR", "name": "Euro"}
