@@ -511,6 +511,8 @@ def test_a_merchant_token_cannot_use_payment_participant_routes(api: Api) -> Non
     api.refused(release, 403, "forbidden")
     api.refused(api.post(merchant, "/v1/settlementWindows/close"), 403, "forbidden")
     api.refused(api.get(merchant, "/v1/participants/mtn-rw"), 403, "forbidden")
+    # nor read the directory: who holds the account behind a phone number is for participants
+    api.refused(api.get(merchant, "/v1/parties/MSISDN/+250788000000"), 403, "forbidden")
     # a merchant is no payment participant: it cannot register aliases, quote, hold escrow
     for response in (
         api.get(merchant, "/v1/participants"),

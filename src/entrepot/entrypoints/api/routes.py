@@ -277,6 +277,10 @@ def register_party(
 async def lookup_party(
     party_type: str, party_id: str, caller: Caller, scheme: Scheme
 ) -> s.PartyOut:
+    if ":" in caller:  # a trade principal ("buyer:b-1"): no participant id holds a colon
+        # The directory tells who holds an account behind a phone number or IBAN: for the
+        # scheme's participants, which pay them, not for every merchant's or buyer's token.
+        raise NotYours("the payment directory is for the scheme's participants")
     return cv.party(await run_read(scheme.engine, scheme.lookup_party, party_type, party_id))
 
 
