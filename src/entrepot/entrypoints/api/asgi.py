@@ -8,6 +8,7 @@ from typing import ParamSpec, TypeVar
 
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive
 
@@ -30,25 +31,38 @@ class BodyTooLarge(Exception):
         self.limit = limit
 
 
-async def read_body(receive: Receive, limit: int | None = None) -> bytes:
+async def read_body(
+    receive: Receive, limit: int | None = None, headers: Headers | None = None
+) -> bytes:
     """The whole request body. A client that leaves half-way raises ``ClientDisconnect``: the
     app never sees a truncated body as if it were the request (and nothing is stored under its
     Idempotency-Key, so the client's retry with the whole body goes through). A body past
-    ``limit`` bytes raises ``BodyTooLarge`` as soon as it is, before the rest is read."""
-    chunks = []
+    ``limit`` bytes raises ``BodyTooLarge`` as soon as it is, before the rest is read; one
+    that comes in several parts, as soon as its ``Content-Length`` (in ``headers``) says it
+    will be (a body in one part, every small request's, is not made to look it up)."""
+    chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
         chunk = message.get("body", b"")
+        more = message.get("more_body", False)
         size += len(chunk)
-        if limit is not None and size > limit:
+        if limit is not None and (
+            size > limit
+            or (more and not chunks and headers is not None and _declared(headers) > limit)
+        ):
             raise BodyTooLarge(limit)
         chunks.append(chunk)
-        if not message.get("more_body", False):
+        if not more:
             break
     return b"".join(chunks)
+
+
+def _declared(headers: Headers) -> int:
+    declared = headers.get("content-length", "")
+    return int(declared) if declared.isdigit() else 0
 
 
 def replay_body(body: bytes, receive: Receive) -> Receive:

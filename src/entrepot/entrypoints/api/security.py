@@ -89,15 +89,6 @@ NONCE_PURGE_S = 60.0
 ANSWER_WITH_NEXT_S = 30.0
 
 
-def _body_limit(headers: Headers) -> int:
-    """``BODY_MAX_BYTES``; ``BodyTooLarge`` at once for a ``Content-Length`` past it, before
-    any of the body is read."""
-    declared = headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > BODY_MAX_BYTES:
-        raise BodyTooLarge(BODY_MAX_BYTES)
-    return BODY_MAX_BYTES
-
-
 def _too_large(limit: int) -> Response:
     response = problem(
         413,
@@ -170,7 +161,7 @@ class SecurityMiddleware:
             )(scope, receive, send)
             return
         try:
-            body = await read_body(receive, _body_limit(headers))
+            body = await read_body(receive, BODY_MAX_BYTES, headers)
         except BodyTooLarge as exc:
             await _too_large(exc.limit)(scope, receive, send)
             return
