@@ -732,3 +732,41 @@ def test_a_confirm_whose_answer_was_lost_is_answered_by_the_order_not_409(
     retry = api.post(buyer, "/v1/trade/orders/o-1/confirm", key="cf1")
     assert (retry.status_code, retry.json()) == (200, first.json())
     assert retry.headers["Idempotent-Replayed"] == "true"
+
+
+# ---------------------------------------------------------------------- no tipping off
+def test_a_merchant_is_not_told_why_onboarding_screening_held_it(api: Api) -> None:
+    """Why onboarding screening held a merchant (the watch-list entry its name resembles,
+    the score) and what the hub's reviewer wrote are the hub's to read. The merchant saw
+    them in its own record: a screened party told what it was suspected of, as a held
+    transfer's payee is not (payments.md). It sees its state only. Found in review."""
+    why = "'Merchant m-inzozi Ltd' ~ 'Inzozi Front Co' (OFAC entry 4242, SDGT, score 0.91)"
+    api.net.trade.onboarding_screening = lambda name, country: ("review", why)
+    api.ok(
+        api.post(
+            "mtn-rw",
+            "/v1/parties/BUSINESS/RW-100200",
+            {"displayName": "Inzozi", "currency": "RWF"},
+        ),
+        201,
+    )
+    body = {
+        "merchantId": "m-inzozi",
+        "legalName": "Merchant m-inzozi Ltd",
+        "registrationNumber": "RW-100200",
+        "settlement": {"partyIdType": "BUSINESS", "partyIdentifier": "RW-100200"},
+    }
+    onboarded = api.ok(api.post("hub-kigali", "/v1/trade/merchants", body), 201)
+    assert (onboarded["state"], onboarded["screening"]) == ("review", f"review: {why}")
+    merchant = api.credential("hub-kigali", "merchantId", "m-inzozi")
+    own = api.ok(api.get(merchant, "/v1/trade/merchants/m-inzozi"))
+    assert (own["state"], own["screening"]) == ("review", None)
+    note = "the director is the listed person: same date of birth"
+    review = {"approve": False, "reason": note}
+    assert api.ok(api.post("hub-kigali", "/v1/trade/merchants/m-inzozi/review", review))[
+        "screening"
+    ].endswith(note)
+    own = api.ok(api.get(merchant, "/v1/trade/merchants/m-inzozi"))
+    assert (own["state"], own["screening"]) == ("suspended", None)
+    hubs = api.ok(api.get("hub-kigali", "/v1/trade/merchants/m-inzozi"))["screening"]
+    assert why in hubs and note in hubs

@@ -170,7 +170,9 @@ class Merchant:
     settlement_alias: str
     settlement_participant: str
     state: MerchantState
-    screening: str  # the onboarding screening outcome and why
+    # the onboarding screening outcome and why, and the hub's review: the hub's to read
+    # (None where the merchant itself reads its record: ``TradeNetwork.get_merchant``)
+    screening: str | None
     created_at_ns: int
 
     @property

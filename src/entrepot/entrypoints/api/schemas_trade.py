@@ -114,7 +114,10 @@ class MerchantOut(BaseModel):
     currencies: list[str]
     settlement: AccountOut
     state: str
-    screening: str
+    screening: str | None = Field(
+        description="why onboarding screening held it, and the hub's review: to its hub; "
+        "null to the merchant itself"
+    )
     createdAt: str
 
 
