@@ -770,3 +770,59 @@ def test_a_merchant_is_not_told_why_onboarding_screening_held_it(api: Api) -> No
     assert (own["state"], own["screening"]) == ("suspended", None)
     hubs = api.ok(api.get("hub-kigali", "/v1/trade/merchants/m-inzozi"))["screening"]
     assert why in hubs and note in hubs
+
+
+class _ScreenPayouts:
+    """Holds (or blocks) every transfer to the merchant's bank, with reasons about it."""
+
+    def __init__(self, block: bool = False) -> None:
+        self.on, self.block = True, block
+
+    def screen(self, transfer: object, payee: object) -> object:
+        from entrepot.payments.services import ScreeningDecision
+
+        hit = self.on and getattr(transfer, "payee_participant", "") == "mtn-rw"
+        why = ("payee resembles OFAC entry 4242 (score 0.93)",) if hit else ()
+        return ScreeningDecision(hold=hit and not self.block, block=hit and self.block, reasons=why)
+
+
+def _event_texts(api: Api, caller: str, order_id: str = "o-1") -> str:
+    return str(api.ok(api.get(caller, f"/v1/trade/orders/{order_id}/events"))["events"])
+
+
+def test_a_payouts_screening_reasons_stay_with_the_hub_that_pays_it(api: Api) -> None:
+    """A merchant payout is a scheme transfer from the hub (payer) to the merchant's bank:
+    why screening held it and what the reviewer wrote were copied into the order's events,
+    which the merchant (the payee), the buyer, the destination hub and an arbitrator read,
+    where the transfer itself shows the payee no reason. The paying hub still reads them;
+    the others see that the payout was retried or refused. Found in review."""
+    merchant, buyer = api.merchant(), api.buyer()
+    api.item(merchant)
+    api.order(buyer, "o-1", qty=1)
+    api.deliver("o-1")
+    screening = _ScreenPayouts()
+    api.net.scheme.screening = screening  # type: ignore[assignment]
+    api.ok(api.post(buyer, "/v1/trade/orders/o-1/confirm"))
+    [held] = api.ok(api.get("hub-kigali", "/v1/trade/orders/o-1/payouts"))["payouts"]
+    assert held["state"] == "HELD"
+    verdict = {"approve": False, "reason": "merchant account tied to a mule ring"}
+    api.ok(api.post("scheme", f"/v1/transfers/{held['transferId']}/review", verdict))
+    screening.on = False
+    api.ok(api.post("scheme", "/v1/trade/deadlines"))
+    api.ok(api.post("scheme", "/v1/trade/deadlines"))
+    [paid] = api.ok(api.get(merchant, "/v1/trade/orders/o-1/payouts"))["payouts"]
+    assert paid["state"] == "PAID"
+    assert "mule ring" in _event_texts(api, "hub-kigali")
+    for caller in (merchant, buyer, "hub-kuala-lumpur"):
+        seen = _event_texts(api, caller)
+        assert "payout_retry" in seen and "mule ring" not in seen, caller
+
+    # blocked outright: no transfer exists to read, the order's log is all there is
+    api.net.scheme.screening = _ScreenPayouts(block=True)  # type: ignore[assignment]
+    api.order(buyer, "o-2", qty=1)
+    api.deliver("o-2")
+    api.ok(api.post(buyer, "/v1/trade/orders/o-2/confirm"))
+    assert "OFAC entry 4242" in _event_texts(api, "hub-kigali", "o-2")
+    for caller in (merchant, buyer, "hub-kuala-lumpur"):
+        seen = _event_texts(api, caller, "o-2")
+        assert "payout_failed" in seen and "OFAC" not in seen, caller

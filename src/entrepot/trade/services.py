@@ -26,8 +26,15 @@ from sqlalchemy import Connection, Engine
 from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock, ns_to_datetime
 from entrepot.kernel.money import get_currency
 from entrepot.payments import PaymentScheme
-from entrepot.payments.errors import PaymentError
-from entrepot.payments.model import AliasType, AmountType, DeadlineAction, TransferState
+from entrepot.payments.errors import PaymentError, TransferBlocked
+from entrepot.payments.model import (
+    REVIEW_REJECTED,
+    REVIEW_RELEASED,
+    AliasType,
+    AmountType,
+    DeadlineAction,
+    TransferState,
+)
 from entrepot.payments.services import SCHEME, SCHEME_AMOUNT_MAX, source_for_target
 from entrepot.storage.engine import read_connection
 from entrepot.storage.uow import UnitOfWork
@@ -1011,17 +1018,28 @@ class TradeNetwork(DisputeDesk):
         return [st.order_from_row(r) for r in rows]
 
     def order_events(self, caller: str, order_id: str) -> list[dict[str, object]]:
+        """The order's log. Why screening held or blocked a payout (a transfer the origin hub
+        pays) is that hub's to read, not the merchant's (its payee), the buyer's, the other
+        hub's or an arbitrator's: they read that it was retried or refused
+        (:func:`_payout_detail_shared`)."""
         with read_connection(self.engine) as conn:
-            self._check_sees(conn, caller, self._order(conn, order_id))
+            order = self._order(conn, order_id)
+            self._check_sees(conn, caller, order)
+            payer = parse_principal(caller)[0] is Role.HUB and (
+                self._hub_of_caller(conn, caller).id == order.hub_id
+            )
             rows = conn.execute(
                 sa.select(st.order_events)
                 .where(st.order_events.c.order_id == order_id)
                 .order_by(st.order_events.c.seq)
             ).all()
-        return [
-            {"seq": r.seq, "kind": r.kind, "actor": r.actor, "at_ns": r.at, **json.loads(r.detail)}
-            for r in rows
-        ]
+        events = []
+        for r in rows:
+            detail = json.loads(r.detail)
+            if not payer:
+                detail = _payout_detail_shared(r.kind, detail)
+            events.append({"seq": r.seq, "kind": r.kind, "actor": r.actor, "at_ns": r.at, **detail})
+        return events
 
     def tracking(self, caller: str, order_id: str) -> dict[str, object]:
         with read_connection(self.engine) as conn:
@@ -1283,6 +1301,8 @@ class TradeNetwork(DisputeDesk):
                 conn = uow.connection
                 row = self._one(conn, st.payouts, "transfer_id", transfer_id)
                 detail = {"error": str(exc), "payout": transfer_id}
+                if isinstance(exc, TransferBlocked):  # its reasons: the paying hub's only
+                    detail["code"] = exc.code
                 if not self._failing_since_last_event(conn, row.order_id, detail):
                     self._event(conn, row.order_id, "payout_failed", SCHEME, **detail)
             return "PENDING"
@@ -1728,6 +1748,27 @@ class TradeNetwork(DisputeDesk):
                 ).all()
             ]
         return sum(1 for tid in ids if self.pay_out(tid) == "PAID")
+
+
+#: What the order's other readers are told of a payout screening blocked
+PAYOUT_REFUSED = "the scheme refused the payout; the paying hub has the reason"
+
+
+def _payout_detail_shared(kind: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """An order event's detail as the order's readers other than the paying (origin) hub
+    see it: a payout's transfer is the hub's, and why screening held it (the reviewer's
+    words) or blocked it (the watch-list entry, the fraud evidence) is its payer's, not its
+    payee's (``PaymentTransfer.seen_by``) nor the buyer's."""
+    if kind == "payout_retry" and str(detail.get("reason") or "").startswith(
+        (REVIEW_RELEASED, REVIEW_REJECTED)
+    ):
+        return {k: v for k, v in detail.items() if k != "reason"}
+    if kind == "payout_failed" and (
+        detail.get("code") == TransferBlocked.code
+        or " blocked by screening: " in str(detail.get("error", ""))  # logged before the code
+    ):
+        return {**detail, "error": PAYOUT_REFUSED}
+    return detail
 
 
 def _not_payout_currency(m: Merchant, currency: str) -> str:
