@@ -354,6 +354,19 @@ def test_merchant_history_feeds_a_partner_bank_and_repayment_is_withheld(net: Ne
     assert payout["withheld_minor"] == NET_RWF // 2 // 10  # the policy's 10% of each payout
     owed = lending.get_loan("mtn-rw", loan.loan_id)
     assert owed.outstanding_minor == loan.outstanding_minor - payout["withheld_minor"]
+    # What the merchant repays its loan is lending's, the merchant's and its bank's: its hub
+    # (which pays the payout) reads it too, not the buyer, the destination hub or an
+    # arbitrator, which read the payout and the order's log (found in review)
+    withheld = NET_RWF // 2 // 10
+    for caller in (merchant, "hub-kigali"):
+        assert net.trade.payouts(caller, "o-9")[0]["withheld_minor"] == withheld
+        [paid] = [e for e in net.trade.order_events(caller, "o-9") if e["kind"] == "payout"]
+        assert paid["withheld_minor"] == withheld
+    for caller in (buyer, "hub-kuala-lumpur"):
+        (seen,) = net.trade.payouts(caller, "o-9")
+        assert (seen["amount_minor"], seen["withheld_minor"]) == (NET_RWF // 2, None)
+        [paid] = [e for e in net.trade.order_events(caller, "o-9") if e["kind"] == "payout"]
+        assert "withheld_minor" not in paid and paid["amount_minor"] == NET_RWF // 2
 
 
 def test_a_loan_from_another_bank_is_not_withheld_from_payouts(net: Net) -> None:

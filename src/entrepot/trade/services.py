@@ -101,6 +101,7 @@ from entrepot.trade.model import (
     half_up,
     merchant_share,
     parse_principal,
+    principal,
 )
 
 QUOTE_TTL_S = 900
@@ -1021,13 +1022,12 @@ class TradeNetwork(DisputeDesk):
         """The order's log. Why screening held or blocked a payout (a transfer the origin hub
         pays) is that hub's to read, not the merchant's (its payee), the buyer's, the other
         hub's or an arbitrator's: they read that it was retried or refused
-        (:func:`_payout_detail_shared`)."""
+        (:func:`_payout_detail_shared`). What a payout withheld for the merchant's loan, as in
+        :meth:`payouts`."""
         with read_connection(self.engine) as conn:
             order = self._order(conn, order_id)
             self._check_sees(conn, caller, order)
-            payer = parse_principal(caller)[0] is Role.HUB and (
-                self._hub_of_caller(conn, caller).id == order.hub_id
-            )
+            payer = self._pays_payouts(conn, caller, order)
             rows = conn.execute(
                 sa.select(st.order_events)
                 .where(st.order_events.c.order_id == order_id)
@@ -1038,6 +1038,8 @@ class TradeNetwork(DisputeDesk):
             detail = json.loads(r.detail)
             if not payer:
                 detail = _payout_detail_shared(r.kind, detail)
+            if not payer and caller != principal(Role.MERCHANT, order.merchant_id):
+                detail.pop("withheld_minor", None)  # the merchant's loan: see payouts()
             events.append({"seq": r.seq, "kind": r.kind, "actor": r.actor, "at_ns": r.at, **detail})
         return events
 
@@ -1514,9 +1516,23 @@ class TradeNetwork(DisputeDesk):
             row = self._one(conn, st.declarations, "shipment_id", order_id)
         return None if row is None else dict(json.loads(row.body))
 
+    def _pays_payouts(self, conn: Connection, caller: str, order: Order) -> bool:
+        """Whether ``caller`` is the order's origin hub operator, which pays its payouts."""
+        return parse_principal(caller)[0] is Role.HUB and (
+            self._hub_of_caller(conn, caller).id == order.hub_id
+        )
+
     def payouts(self, caller: str, order_id: str) -> list[dict[str, object]]:
+        """The order's merchant payouts. What each withheld to repay the merchant's loan
+        (``withheld_minor``) is lending's, read by the merchant and its hub, which pays the
+        payout: None to the buyer, the destination hub and an arbitrator (that a merchant has
+        a loan, and how fast it repays it, is not theirs to know)."""
         with read_connection(self.engine) as conn:
-            self._check_sees(conn, caller, self._order(conn, order_id))
+            order = self._order(conn, order_id)
+            self._check_sees(conn, caller, order)
+            sees_loan = caller == principal(Role.MERCHANT, order.merchant_id) or (
+                self._pays_payouts(conn, caller, order)
+            )
             rows = conn.execute(
                 sa.select(st.payouts).where(st.payouts.c.order_id == order_id)
             ).all()
@@ -1525,7 +1541,7 @@ class TradeNetwork(DisputeDesk):
                 "transfer_id": r.transfer_id,
                 "currency": r.currency,
                 "amount_minor": r.amount,
-                "withheld_minor": r.withheld,
+                "withheld_minor": r.withheld if sees_loan else None,
                 "source_currency": r.source_currency,
                 "source_amount_minor": r.source_amount,
                 "state": r.state,

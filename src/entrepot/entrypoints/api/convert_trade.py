@@ -282,7 +282,7 @@ def payout(p: Mapping[str, Any]) -> t.PayoutOut:
     return t.PayoutOut(
         transferId=str(p["transfer_id"]),
         amount=money(int(p["amount_minor"]), cur),
-        withheld=money(int(p["withheld_minor"]), cur),
+        withheld=None if p["withheld_minor"] is None else money(int(p["withheld_minor"]), cur),
         source=money(int(p["source_amount_minor"]), src),
         state=str(p["state"]),
     )

@@ -389,7 +389,8 @@ class TrackingOut(BaseModel):
 class PayoutOut(BaseModel):
     transferId: str
     amount: MoneyOut  # the merchant's currency, before any loan repayment
-    withheld: MoneyOut  # kept to repay the merchant's loan
+    # kept to repay the merchant's loan: to the merchant and its hub; null to the others
+    withheld: MoneyOut | None
     source: MoneyOut  # what the hub paid, in the order's currency
     state: str
 
