@@ -513,6 +513,25 @@ def test_a_merchant_token_cannot_use_payment_participant_routes(api: Api) -> Non
     api.refused(api.get(merchant, "/v1/participants/mtn-rw"), 403, "forbidden")
     # nor read the directory: who holds the account behind a phone number is for participants
     api.refused(api.get(merchant, "/v1/parties/MSISDN/+250788000000"), 403, "forbidden")
+    # nor probe it through a QR payment: which tills exist and what they are paid in (a
+    # static QR of a till that names nobody was 404, one paid in another currency 422)
+    api.ok(
+        api.post(
+            "mtn-rw", "/v1/parties/MERCHANT/till-42", {"displayName": "Shop", "currency": "RWF"}
+        ),
+        201,
+    )
+    for till, currency in (("till-42", "MYR"), ("till-404", "RWF")):
+        qr = {"tillId": till, "merchantName": "Shop", "city": "Kigali", "country": "RW"}
+        payload = api.ok(api.post(merchant, "/v1/qr/encode", {**qr, "currency": currency}))
+        pay = {
+            "payload": payload["payload"],
+            "transferId": f"t-{till}",
+            "quoteId": f"q-{till}",
+            "sourceCurrency": "RWF",
+            "amount": {"amount": "10.00", "currency": currency},
+        }
+        api.refused(api.post(merchant, "/v1/qr/pay", pay), 403, "forbidden")
     # a merchant is no payment participant: it cannot register aliases, quote, hold escrow
     for response in (
         api.get(merchant, "/v1/participants"),

@@ -277,11 +277,17 @@ def register_party(
 async def lookup_party(
     party_type: str, party_id: str, caller: Caller, scheme: Scheme
 ) -> s.PartyOut:
-    if ":" in caller:  # a trade principal ("buyer:b-1"): no participant id holds a colon
-        # The directory tells who holds an account behind a phone number or IBAN: for the
-        # scheme's participants, which pay them, not for every merchant's or buyer's token.
-        raise NotYours("the payment directory is for the scheme's participants")
+    _participant_only(caller)
     return cv.party(await run_read(scheme.engine, scheme.lookup_party, party_type, party_id))
+
+
+def _participant_only(caller: str) -> None:
+    """Refuse a trade principal ("buyer:b-1": no participant id holds a colon) a route that
+    reads the directory. It tells who holds an account behind a phone number, an IBAN or a
+    till, and in what currency: for the scheme's participants, which pay them, not for every
+    merchant's or buyer's token. One check of the caller's id: the payment path's cost."""
+    if ":" in caller:
+        raise NotYours("the payment directory is for the scheme's participants")
 
 
 @router.delete("/parties/{party_type}/{party_id}", status_code=204)
@@ -522,6 +528,7 @@ def qr_decode(body: s.QrDecodeIn, caller: Caller) -> dict[str, object]:
 def qr_pay(body: s.QrPayIn, caller: Caller, scheme: Scheme) -> s.QrPayOut:
     """Decode the merchant's QR, look up its till id, quote in the payer's currency and
     prepare, the last two in one transaction: a refused payment leaves no quote behind."""
+    _participant_only(caller)  # its till's lookup comes first: no probing it as a trade token
     party, q, t = scheme.pay_qr_payload(
         caller,
         body.quoteId,
