@@ -63,6 +63,32 @@ def test_eu_flat_eur_3_per_tariff_line_from_1_jul_2026() -> None:
     assert cost.low_value[0].treatment == "flat_per_tariff_line"
 
 
+def be_toys_and_tees(**hubs: str) -> LandedCost:
+    return landed_cost(
+        "BE",
+        [line("610910", 4_000, "EUR"), line("950300", 2_000, "EUR")],
+        freight_minor=1_000,
+        insurance_minor=0,
+        incoterm="FOB",
+        on=date(2026, 7, 1),
+        currency="EUR",
+        **hubs,
+    )
+
+
+def test_eu_flat_duty_is_multiplied_by_the_dftz_factor_too() -> None:
+    """Between member hubs every duty is multiplied by the zone's factor (0): the flat EUR 3
+    a tariff line was charged in full, so a DFTZ parcel under EUR 150 paid duty that one
+    over it did not."""
+    assert [ln.duty_minor for ln in be_toys_and_tees().lines] == [300, 300]
+    zone = be_toys_and_tees(origin_hub="kigali", destination_hub="liege")
+    assert zone.dftz and zone.low_value[0].treatment == "flat_per_tariff_line"
+    assert [ln.duty_minor for ln in zone.lines] == [0, 0]
+    assert "DFTZ duty factor 0" in zone.lines[0].duty_rule
+    assert [ln.vat_minor for ln in zone.lines] == [980, 490]  # 21% of CIF 4,667 and 2,333
+    assert zone.total_minor == 6_000 + 1_000 + 980 + 490
+
+
 @pytest.mark.parametrize(("goods", "duty"), [(15_000, 0), (15_001, 1_800)])
 def test_eu_threshold_is_inclusive(goods: int, duty: int) -> None:
     cost = landed_cost(

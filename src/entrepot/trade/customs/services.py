@@ -259,12 +259,16 @@ def _duty(
     if low is not None and low.treatment == "relief":
         return 0, "de minimis: duty relief"
     if low is not None:  # flat_per_tariff_line: one flat amount per distinct HS code
-        amount = calc.convert(low.flat_amount_minor, low.currency) if flat_due else 0
+        flat = Decimal(low.flat_amount_minor) if flat_due else Decimal(0)
+        exact = calc.exact(flat, low.currency)
         first = "first line of this tariff line" if flat_due else "tariff line already charged"
-        return amount, f"de minimis: flat {low.currency} duty per tariff line ({first})"
-    entry = calc.country.duty_on(line.hs_code, calc.on)
-    exact = _duty_exact(calc, entry.value, line, v.customs_value)
-    rule = f"duty {entry.value.describe()} {entry.describe()}"
+        rule = f"de minimis: flat {low.currency} duty per tariff line ({first})"
+    else:
+        entry = calc.country.duty_on(line.hs_code, calc.on)
+        exact = _duty_exact(calc, entry.value, line, v.customs_value)
+        rule = f"duty {entry.value.describe()} {entry.describe()}"
+    # The zone's factor applies to every duty, the flat low-value one too: a DFTZ parcel
+    # under the EU's EUR 150 paid EUR 3 a tariff line, one over it none.
     if regime.dftz is not None:
         exact *= regime.dftz.value.duty_factor
         rule += f"; DFTZ duty factor {regime.dftz.value.duty_factor}"
