@@ -4,10 +4,14 @@ appeals, missed deadlines, onboarding screening and the recorded customs declara
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from types import MappingProxyType
 
 import pytest
 import sqlalchemy as sa
 
+from entrepot.payments import SCHEME
+from entrepot.sim.trade_network import freight_card
 from entrepot.trade import DisputeState, MerchantState, OrderState
 from entrepot.trade import store as st
 from entrepot.trade.errors import (
@@ -387,3 +391,52 @@ def test_the_deadline_pass_reads_only_open_disputes_and_unpaid_payouts(net: Net)
     ] == []
     assert any("FROM trade_disputes" in s for s, _ in statements)
     assert any("FROM trade_payouts" in s for s, _ in statements)
+
+
+@pytest.mark.parametrize(("member", "listed"), [(True, False), (False, True)])
+def test_a_hubs_own_dftz_membership_decides_the_zone(net: Net, member: bool, listed: bool) -> None:
+    """A hub created a DFTZ member (``dftz``) was never treated as one, and one created
+    outside the zone was inside it if the tariff data listed its id: the flag shown on every
+    hub was ignored. The hub says; quote and declaration agree."""
+    if listed:
+        listed_hubs = {**net.trade.tariffs.dftz_hubs, "musanze": "RW"}
+        net.trade.tariffs = replace(net.trade.tariffs, dftz_hubs=MappingProxyType(listed_hubs))
+    currencies = net.scheme.get_participant("hub-kigali").currencies
+    net.scheme.register_participant("hub-musanze", "Musanze eHub", "hub", "RW", currencies)
+    net.trade.create_hub(
+        SCHEME,
+        "musanze",
+        "Musanze eHub",
+        "ehub",
+        "RW",
+        "RWF",
+        "hub-musanze",
+        arbitrators=["arb-musanze-1", "arb-musanze-2"],
+        customs_authority="customs-rw",
+        partners=["mtn-rw"],
+        dftz=member,
+        freight=freight_card("RWF"),
+    )
+    net.trade.add_warehouse("hub-musanze", "musanze-fc1", "Musanze fulfilment centre")
+    merchant, buyer = net.merchant(hub="musanze"), net.buyer()
+    net.trade.add_item(
+        merchant,
+        "sku-basket",
+        "Woven agaseke basket",
+        "460219",
+        "RW",
+        weight_g=800,
+        dimensions_mm=(300, 300, 250),
+        price_minor=45_000,
+        currency="RWF",
+    )
+    net.trade.set_stock(merchant, "sku-basket", "musanze-fc1", 10)
+    q = net.trade.quote(buyer, "q-1", [("sku-basket", 9)])  # over MYR 500: duty is due
+    cif = q.goods_minor + q.freight_minor + q.insurance_minor
+    assert q.dftz is member
+    assert q.duty_minor == (0 if member else (cif * 5 + 50) // 100)  # MY 5%, half up
+    net.trade.checkout(buyer, "o-1", "q-1")
+    net.ship("o-1", origin="musanze")
+    declaration = net.trade.declaration(buyer, "o-1")
+    assert declaration is not None
+    assert (declaration["dftz"], declaration["duty_minor"]) == (member, q.duty_minor)

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import date
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -809,7 +810,7 @@ class TradeNetwork(DisputeDesk):
                 annual_purchases_minor=annual_minor,
                 origin_hub=hub.id,
                 destination_hub=dest_hub.id,
-                tariffs=self.tariffs,
+                tariffs=self._zone_tariffs(hub, dest_hub),
             )
             duty, excise, vat, fees = (
                 cost.duty_minor,
@@ -1213,8 +1214,20 @@ class TradeNetwork(DisputeDesk):
             on,
             log,
             regime=q.regime,  # the quote's: CBEC only if it was within the limits then
-            tariffs=self.tariffs,
+            tariffs=self._zone_tariffs(hub, dest),
         )
+
+    def _zone_tariffs(self, origin: Hub, dest: Hub) -> Tariffs:
+        """The tariffs with the Digital Free Trade Zone's members as the hubs say (``dftz``):
+        the data's list of hub ids alone decided, so a hub created a member never was one and
+        one created outside the zone under a listed id was inside it."""
+        members = dict(self.tariffs.dftz_hubs)
+        for h in (origin, dest):
+            if h.dftz:
+                members[h.id] = h.country
+            else:
+                members.pop(h.id, None)
+        return replace(self.tariffs, dftz_hubs=MappingProxyType(members))
 
     def _pay_taxes(self, conn: Connection, order: Order, actor: str) -> None:
         if order.tax_escrow_id is None:
