@@ -665,6 +665,43 @@ def test_parcels_consolidate_together_or_not_at_all(api: Api) -> None:
     assert [e["code"] for e in tracking["events"]] == [*ORIGIN, "EMD"]
 
 
+def test_an_id_with_a_nul_in_a_body_list_is_refused_not_a_500(api: Api) -> None:
+    """The path and query are checked for control characters, a body's lists of ids were
+    not: PostgreSQL refuses a NUL in a lookup, so a consolidation naming one, or a hub with
+    such a partner, was an HTTP 500 there."""
+    merchant = api.merchant()
+    buyer = api.buyer()
+    api.item(merchant)
+    api.order(buyer, "o-1", qty=1)
+    api.track("o-1", ORIGIN[:4], "hub-kigali")
+    body = {"consolidationId": "c-1", "orderIds": ["o-1", "o-\u00002"], "code": "EXD"}
+    refused = api.refused(
+        api.post("hub-kigali", "/v1/trade/consolidations", body), 422, "trade_invalid_input"
+    )
+    assert refused["field"] == "orders"
+    codes = [e["code"] for e in api.ok(api.get(buyer, "/v1/trade/orders/o-1/tracking"))["events"]]
+    assert codes == list(ORIGIN[:4])  # nothing recorded
+    hub = {
+        "hubId": "musanze",
+        "name": "Musanze eHub",
+        "kind": "ehub",
+        "country": "RW",
+        "currency": "RWF",
+        "operator": "mtn-rw",
+        "arbitrators": ["arb-m-1", "arb-m-2"],
+        "customsAuthority": "customs-rw",
+        "partners": ["mtn-rw", "x\u0000y"],
+        "freight": {
+            "domesticBaseMinor": 3_000,
+            "domesticPerKgMinor": 1_000,
+            "internationalBaseMinor": 8_000,
+            "internationalPerKgMinor": 6_000,
+        },
+    }
+    api.refused(api.post("scheme", "/v1/trade/hubs", hub), 422, "invalid_input")
+    assert [h["hubId"] for h in api.ok(api.get("scheme", "/v1/trade/hubs"))].count("musanze") == 0
+
+
 def test_a_merchants_history_is_its_own_and_its_hubs(api: Api) -> None:
     merchant = api.merchant()
     other = api.merchant("m-umuhanzi", "RW-100300")

@@ -1098,6 +1098,8 @@ class TradeNetwork(DisputeDesk):
             raise InvalidTradeInput("a consolidation records EXD, EMC or EMD", field="code")
         if not 1 <= len(order_ids) <= 10_000 or len(set(order_ids)) != len(order_ids):
             raise InvalidTradeInput("1..10000 distinct orders", field="orders")
+        for oid in order_ids:  # PostgreSQL refuses a NUL in a lookup: a 500, not a 422
+            check_id(oid, "orders")
         with self._write() as uow:
             conn = uow.connection
             hub = self._hub_of_caller(conn, caller)

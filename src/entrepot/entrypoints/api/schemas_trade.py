@@ -5,7 +5,7 @@ with their currency; in responses they are ``{"amount": "450.00", "currency": "M
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -50,7 +50,7 @@ class HubIn(Strict):
     operator: str = ParticipantId
     arbitrators: list[str] = Field(min_length=2, max_length=20)
     customsAuthority: str = ParticipantId
-    partners: list[str] = Field(default_factory=list, max_length=50)
+    partners: list[Annotated[str, ParticipantId]] = Field(default_factory=list, max_length=50)
     dftz: bool = False
     commissionBps: int = 500
     handlingDays: int = 5
