@@ -440,3 +440,23 @@ def test_a_hubs_own_dftz_membership_decides_the_zone(net: Net, member: bool, lis
     declaration = net.trade.declaration(buyer, "o-1")
     assert declaration is not None
     assert (declaration["dftz"], declaration["duty_minor"]) == (member, q.duty_minor)
+
+
+def test_a_missed_first_instance_deadline_passes_the_case_round_the_whole_panel(
+    net: Net,
+) -> None:
+    """A missed deadline passes the case to the next panel member: it went to the first one
+    other than who missed, so on a panel of three the case went back and forth between two."""
+    merchant, buyer = net.merchant(), net.buyer()
+    net.order(buyer, net.basket(merchant), 1)
+    net.ship("o-1")
+    net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "broken")
+    assigned = [net.trade.escalate(buyer, "d-1").arbitrator]
+    for _ in range(3):
+        net.advance_days(5)
+        assert net.trade.process_deadlines()["disputes_reassigned"] == 1
+        assigned.append(net.trade.get_dispute(buyer, "d-1").arbitrator)
+    panel = net.trade.get_hub("kigali").arbitrators
+    assert len(panel) == 3
+    start = panel.index(str(assigned[0]))
+    assert assigned == [panel[(start + n) % 3] for n in range(4)]

@@ -487,7 +487,12 @@ class DisputeDesk:
         appeal = d.state is DisputeState.APPEAL
         current = d.appeal_arbitrator if appeal else d.arbitrator
         assert current is not None
-        others = [a for a in panel if a != current and (not appeal or a != d.arbitrator)]
+        # the members after the current one, in the panel's order and round again: the first
+        # other member was always taken, so a case bounced between the panel's first two and
+        # a third member never had it
+        at = panel.index(current) + 1 if current in panel else 0
+        turn = panel[at:] + panel[:at]
+        others = [a for a in turn if a != current and (not appeal or a != d.arbitrator)]
         nxt = others[0] if others else current
         ev = st.dispute_events.c
         appealed_at = (  # the appeal's misses only: the first instance's are not its panel's
