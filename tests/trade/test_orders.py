@@ -151,6 +151,9 @@ def test_unknown_hs_code_and_unheld_currency_are_refused(net: Net) -> None:
         net.trade.add_item(merchant, "x", "Mystery", "12", "RW", currency="RWF", **kwargs)
     with pytest.raises(CurrencyNotHeld, match="holds RWF, not EUR"):
         net.trade.add_item(merchant, "x", "Coffee", "090111", "RW", currency="EUR", **kwargs)
+    for origin in ("A1", "ÉS", "R\u0130"):  # upper case, not a country code: unsellable abroad
+        with pytest.raises(InvalidTradeInput, match="origin"):
+            net.trade.add_item(merchant, "x", "Coffee", "090111", origin, currency="RWF", **kwargs)
     assert net.trade.catalogue() == []
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -113,6 +114,7 @@ ESCROW_BACKSTOP_DAYS = 366  # the scheme's own escrow deadline: its longest, far
 RETURN_RESPONSE_DAYS = 3
 INCOTERM = "FCA"  # line values are the goods alone; freight and insurance are stated apart
 ORIGIN_CODES = frozenset({"EMA", "EMB", "EXA", "EXB", "EXC", "EXD", "EMC"})
+_COUNTRY = re.compile(r"[A-Z]{2}")
 
 
 class OnboardingScreening(Protocol):
@@ -517,7 +519,9 @@ class TradeNetwork(DisputeDesk):
         merchant_id = self._as(caller, Role.MERCHANT)
         check_id(sku, "sku")
         hs = check_hs_code(hs_code)
-        if not isinstance(origin, str) or len(origin) != 2 or not origin.isupper():
+        # two ASCII capitals: "A1" and "ÉS" passed isupper() and every quote abroad then
+        # failed on the customs line's country check
+        if not isinstance(origin, str) or _COUNTRY.fullmatch(origin) is None:
             raise InvalidTradeInput("origin must be an ISO 3166 alpha-2 code", field="origin")
         check_positive(weight_g, "weightG", 1_000_000)
         if len(dimensions_mm) != 3:
