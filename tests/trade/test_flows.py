@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from entrepot.payments import SCHEME
 from entrepot.sim.trade_network import freight_card
-from entrepot.trade import DisputeState, MerchantState, OrderState
+from entrepot.trade import DisputeState, MerchantState, Order, OrderState
 from entrepot.trade import store as st
 from entrepot.trade.errors import (
     InvalidTransition,
@@ -20,6 +20,7 @@ from entrepot.trade.errors import (
     OrderNotFound,
     WindowClosed,
 )
+from entrepot.trade.model import merchant_share
 from tests.query_plans import full_scans, recorded
 from tests.trade.network import Net
 
@@ -460,3 +461,35 @@ def test_a_missed_first_instance_deadline_passes_the_case_round_the_whole_panel(
     assert len(panel) == 3
     start = panel.index(str(assigned[0]))
     assert assigned == [panel[(start + n) % 3] for n in range(4)]
+
+
+def test_a_split_pays_the_merchant_its_exact_share_near_the_largest_amounts() -> None:
+    """The share was a Decimal product at 28 digits: past them (amounts near the scheme's
+    10^15) an exact half came out a hair under and, rounded down, a unit short."""
+    escrow, net_minor = 488_793_458_608_806, 431_976_578_720_478
+    order = Order(
+        "o-1",
+        "q-1",
+        "b-1",
+        "m-1",
+        "kigali",
+        "kuala-lumpur",
+        "MY",
+        "MYR",
+        escrow,
+        "tg-1",
+        escrow,
+        None,
+        0,
+        "RWF",
+        net_minor,
+        0,
+        OrderState.DISPUTED,
+        0,
+        0,
+        None,
+        0,
+    )
+    assert merchant_share(order, escrow // 2) == net_minor // 2 == 215_988_289_360_239
+    assert merchant_share(order, escrow - 1) == net_minor - 1
+    assert merchant_share(order, escrow) == net_minor

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
 from entrepot.trade.errors import InvalidTradeInput, InvalidTransition
@@ -360,8 +360,9 @@ def merchant_share(order: Order, released_minor: int) -> int:
     goes to the hub: the same share of its net, rounded down (the hub absorbs the remainder)."""
     if released_minor == order.goods_escrow_minor:
         return order.merchant_net_minor
-    share = Decimal(order.merchant_net_minor) * released_minor / order.goods_escrow_minor
-    return int(share.quantize(Decimal(1), rounding=ROUND_DOWN))
+    # exact in integers: a Decimal product past its 28 digits (amounts near 10^15) was
+    # rounded below an exact share, which rounding down then cost the merchant a unit
+    return order.merchant_net_minor * released_minor // order.goods_escrow_minor
 
 
 # ---------------------------------------------------------------------- logistics
