@@ -440,6 +440,51 @@ def test_trade_credentials_are_issued_only_for_existing_actors_by_their_hub(api:
         assert sorted(principals) == ["merchant:m-inzozi"]  # issued by its hub in api.merchant
 
 
+def test_a_hub_lists_and_revokes_its_merchants_credentials_and_no_other_hubs(
+    api: Api,
+) -> None:
+    """A merchant's phone is lost: the hub that issued its token revokes it, and the token is
+    refused from the next request. Another hub may not; the merchant may revoke its own; a
+    payment participant's key is not a trade credential."""
+    merchant = api.merchant()
+    listed = api.ok(api.get("hub-kigali", "/v1/trade/credentials?principal=merchant:m-inzozi"))
+    assert [(c["principal"], c["revoked"]) for c in listed] == [("merchant:m-inzozi", False)]
+    assert "secret" not in listed[0] and "token" not in listed[0]
+    key = listed[0]["keyId"]
+    assert api.ok(api.get(merchant, "/v1/trade/merchants/m-inzozi"))["merchantId"] == "m-inzozi"
+    for caller in ("hub-liege", "mtn-rw"):
+        api.refused(
+            api.get(caller, "/v1/trade/credentials?principal=merchant:m-inzozi"),
+            403,
+            "trade_forbidden",
+        )
+        api.refused(api.client.delete(f"/v1/trade/credentials/{key}", headers=api.headers(caller)),
+                    403, "trade_forbidden")  # fmt: skip
+    hub_key = api.tokens["hub-kigali"].partition(".")[0]
+    api.refused(
+        api.client.delete(f"/v1/trade/credentials/{hub_key}", headers=api.headers("hub-kigali")),
+        404,
+        "credential_not_found",
+    )
+    revoked = api.client.delete(f"/v1/trade/credentials/{key}", headers=api.headers("hub-kigali"))
+    assert api.ok(revoked)["revoked"] is True
+    assert api.get(merchant, "/v1/trade/merchants/m-inzozi").status_code == 401
+    listed = api.ok(api.get("scheme", "/v1/trade/credentials?principal=merchant:m-inzozi"))
+    assert [c["revoked"] for c in listed] == [True]
+    # a merchant revokes its own (a second token, issued by its hub)
+    second = api.credential("hub-kigali", "merchantId", "m-inzozi")
+    own = api.ok(api.get(second, "/v1/trade/credentials?principal=merchant:m-inzozi"))
+    new_key = next(c["keyId"] for c in own if not c["revoked"])
+    assert api.ok(
+        api.client.delete(f"/v1/trade/credentials/{new_key}", headers=api.headers(second))
+    )["revoked"]
+    api.refused(
+        api.get("hub-kigali", "/v1/trade/credentials?principal=hub:kigali"),
+        422,
+        "trade_invalid_input",
+    )
+
+
 def test_a_hub_cannot_issue_an_arbitrator_it_shares_with_another_hub_and_rule_there(
     api: Api,
 ) -> None:

@@ -106,6 +106,16 @@ def test_a_basket_is_quoted_bought_tracked_delivered_and_paid_out(cli: Cli) -> N
     issued = cli.json("trade credentials issue --as hub-kigali --merchant m-inzozi")
     assert issued["principal"] == MERCHANT
     assert issued["token"] == f"{issued['keyId']}.{issued['secret']}"
+    listed = cli.json("trade credentials list --as hub-kigali --merchant m-inzozi")
+    assert [(c["keyId"], c["revoked"]) for c in listed["credentials"]] == [(issued["keyId"], False)]
+    assert "trade_forbidden" in cli.error(
+        f"trade credentials revoke --as hub-liege {issued['keyId']}", code=1
+    )
+    revoked = cli.json(f"trade credentials revoke --as hub-kigali {issued['keyId']}")
+    assert (revoked["principal"], revoked["revoked"]) == (MERCHANT, True)
+    table = cli("trade credentials list --merchant m-inzozi").stdout
+    (row,) = [line for line in table.splitlines() if issued["keyId"] in line]
+    assert "│ yes " in row  # the revoked column
 
 
 def test_refusals_exit_non_zero_with_one_clear_line_and_change_nothing(cli: Cli) -> None:

@@ -6,7 +6,9 @@ credentials. The scheme operator may issue a credential for any actor, a hub ope
 merchants and buyers it registered and the arbitrators on its panel and on no other hub's (one
 on several panels is issued by the scheme: any of those hubs could otherwise rule on the
 others' disputes as that arbitrator); a credential is issued only for an actor that exists,
-checked in the same transaction that stores it.
+checked in the same transaction that stores it. Whoever may issue an actor's credentials may
+list and revoke them (a merchant's phone lost: its hub revokes its token at once), and the
+actor its own.
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ from sqlalchemy import Connection
 
 from entrepot.kernel.errors import NotFound
 from entrepot.payments import SCHEME
-from entrepot.payments.credentials import IssuedCredential, issue_credential
+from entrepot.payments import store as pay_store
+from entrepot.payments.credentials import (
+    CredentialInfo,
+    IssuedCredential,
+    issue_credential,
+    list_credentials,
+    revoke_credential,
+)
+from entrepot.payments.errors import CredentialNotFound
+from entrepot.storage.engine import read_connection
 from entrepot.trade import store as st
 from entrepot.trade.errors import (
     BuyerNotFound,
@@ -50,21 +61,7 @@ def issue_actor_credential(
     check_id(actor_id, role.value)
 
     def check(conn: Connection) -> None:
-        hubs = actor_hubs(conn, role, actor_id)
-        if caller == SCHEME:
-            return
-        own = frozenset(
-            conn.execute(sa.select(st.hubs.c.id).where(st.hubs.c.participant_id == caller))
-            .scalars()
-            .all()
-        )
-        # Every hub the actor belongs to, not just one: an arbitrator on two hubs' panels
-        # issued by one hub would act, as that hub wished, on the other's disputes.
-        if not hubs <= own:
-            raise Forbidden(
-                f"only the scheme operator or {actor}'s hub operator issues its credentials"
-                + (" (it sits on other hubs' panels too)" if hubs & own else "")
-            )
+        _check_issuer(conn, caller, actor, role, actor_id, "issues")
 
     return issue_credential(
         trade.engine,
@@ -73,6 +70,68 @@ def issue_actor_credential(
         clock=trade.clock,
         principal_check=check,
     )
+
+
+def _check_issuer(
+    conn: Connection, caller: str, actor: str, role: Role, actor_id: str, does: str
+) -> None:
+    """The scheme operator, or the operator of every hub ``actor`` belongs to; Forbidden for
+    anyone else (NotFound for an actor that does not exist)."""
+    hubs = actor_hubs(conn, role, actor_id)
+    if caller == SCHEME:
+        return
+    own = frozenset(
+        conn.execute(sa.select(st.hubs.c.id).where(st.hubs.c.participant_id == caller))
+        .scalars()
+        .all()
+    )
+    # Every hub the actor belongs to, not just one: an arbitrator on two hubs' panels
+    # issued by one hub would act, as that hub wished, on the other's disputes.
+    if not hubs <= own:
+        raise Forbidden(
+            f"only the scheme operator or {actor}'s hub operator {does} its credentials"
+            + (" (it sits on other hubs' panels too)" if hubs & own else "")
+        )
+
+
+def _actor(principal: str) -> tuple[Role, str]:
+    role, actor_id = parse_principal(principal)
+    if role is Role.HUB:
+        raise InvalidTradeInput(
+            "name a merchant:, buyer: or arbitrator: principal (a hub operator's credentials "
+            "are its payment participant's)",
+            field="principal",
+        )
+    check_id(actor_id, role.value)
+    return role, actor_id
+
+
+def list_actor_credentials(trade: TradeNetwork, caller: str, actor: str) -> list[CredentialInfo]:
+    """``actor``'s credentials, revoked ones too: for the actor itself, its hub operator (of
+    every hub it belongs to) or the scheme operator. Never a secret or its hash."""
+    role, actor_id = _actor(actor)
+    with read_connection(trade.engine) as conn:
+        if caller != actor:
+            _check_issuer(conn, caller, actor, role, actor_id, "lists")
+    return list_credentials(trade.engine, actor)
+
+
+def revoke_actor_credential(trade: TradeNetwork, caller: str, key_id: str) -> CredentialInfo:
+    """Revoke a trade actor's credential (refused from the next request on, in every
+    worker): by the actor itself, its hub operator (of every hub it belongs to) or the
+    scheme operator. A key that is not a trade actor's is not found, as an unknown one."""
+    with read_connection(trade.engine) as conn:
+        holder = conn.execute(
+            sa.select(pay_store.credentials.c.participant_id).where(
+                pay_store.credentials.c.key_id == key_id
+            )
+        ).scalar()
+        if holder is None or ":" not in holder:  # a payment participant's: not trade's
+            raise CredentialNotFound(f"credential {key_id!r} does not exist")
+        role, actor_id = parse_principal(holder)
+        if caller != holder:
+            _check_issuer(conn, caller, holder, role, actor_id, "revokes")
+    return revoke_credential(trade.engine, key_id, participant_id=holder)
 
 
 def actor_hubs(conn: Connection, role: Role, actor_id: str) -> frozenset[str]:

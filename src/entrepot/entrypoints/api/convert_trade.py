@@ -7,6 +7,7 @@ from typing import Any
 
 from entrepot.entrypoints.api import schemas_trade as t
 from entrepot.entrypoints.api.convert import iso, money
+from entrepot.payments.credentials import CredentialInfo
 from entrepot.trade import Buyer, Dispute, Hub, Item, Merchant, Order, TradeQuote, Warehouse
 from entrepot.trade.model import TRACKING_CODES, Ruling, StockLevel, TrackingEvent
 
@@ -328,4 +329,14 @@ def dispute(d: Dispute, currency: str) -> t.DisputeOut:
         ruleBy=iso(d.rule_by_ns),
         appealUntil=iso(d.appeal_until_ns),
         createdAt=_time(d.created_at_ns),
+    )
+
+
+def credential_info(c: CredentialInfo) -> t.TradeCredentialInfoOut:
+    return t.TradeCredentialInfoOut(
+        keyId=c.key_id,
+        principal=c.participant_id,
+        publicKey=c.public_key,
+        revoked=c.revoked,
+        createdAt=iso(c.created_at_ns),
     )

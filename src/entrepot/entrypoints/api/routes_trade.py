@@ -17,7 +17,11 @@ from entrepot.entrypoints.api.schemas import Problem
 from entrepot.entrypoints.api.security import caller_dependency
 from entrepot.payments import SCHEME
 from entrepot.trade import Dispute, FreightCard, TradeNetwork
-from entrepot.trade.credentials import issue_actor_credential
+from entrepot.trade.credentials import (
+    issue_actor_credential,
+    list_actor_credentials,
+    revoke_actor_credential,
+)
 from entrepot.trade.errors import Forbidden, OrderNotFound
 
 _PROBLEM: dict[str, object] = {
@@ -395,3 +399,19 @@ def issue_credentials(
     return t.TradeCredentialOut(
         keyId=issued.key_id, secret=issued.secret, token=issued.token, principal=body.principal
     )
+
+
+@router.get("/credentials", response_model=list[t.TradeCredentialInfoOut])
+def list_credentials(
+    principal: Annotated[str, Query(min_length=3, max_length=80)], caller: Caller, trade: Trade
+) -> list[t.TradeCredentialInfoOut]:
+    """A merchant's, buyer's or arbitrator's credentials, revoked ones too, never a secret:
+    for the actor itself, its hub operator or the scheme operator."""
+    return [cv.credential_info(c) for c in list_actor_credentials(trade, caller, principal)]
+
+
+@router.delete("/credentials/{key_id}", response_model=t.TradeCredentialInfoOut)
+def revoke_credentials(key_id: str, caller: Caller, trade: Trade) -> t.TradeCredentialInfoOut:
+    """Revoke a trade actor's credential (a lost phone, a departed clerk): refused from the
+    next request on, in every worker. By the actor, its hub operator or the scheme."""
+    return cv.credential_info(revoke_actor_credential(trade, caller, key_id))

@@ -523,3 +523,13 @@ class TradeCredentialOut(BaseModel):
     secret: str
     token: str
     principal: str
+
+
+class TradeCredentialInfoOut(BaseModel):
+    """A trade actor's credential without its secret (shown once, at issue) or hash."""
+
+    keyId: str
+    principal: str
+    publicKey: str | None
+    revoked: bool
+    createdAt: str

@@ -26,7 +26,11 @@ from entrepot.entrypoints.cli.trade_render import doc, show_record, show_rows
 from entrepot.payments import SCHEME
 from entrepot.sim.trade_network import build_trade_network, post_rates
 from entrepot.trade import Dispute, FreightCard, TradeNetwork
-from entrepot.trade.credentials import issue_actor_credential
+from entrepot.trade.credentials import (
+    issue_actor_credential,
+    list_actor_credentials,
+    revoke_actor_credential,
+)
 
 
 def _typer(help_text: str) -> typer.Typer:
@@ -693,6 +697,16 @@ def credentials_issue(
 ) -> None:
     """API credentials for one trade actor (the secret is shown once; only its hash is
     stored). Use the token as ``Authorization: Bearer <token>`` on /v1/trade."""
+    principal = _one_actor(merchant, buyer, arbitrator)
+    with _trade() as trade:
+        issued = issue_actor_credential(trade, caller, principal, public_key_b64=public_key)
+    out_doc = t.TradeCredentialOut(
+        keyId=issued.key_id, secret=issued.secret, token=issued.token, principal=principal
+    )
+    show_record(doc(out_doc), as_json, "Credential issued (the secret is shown once)")
+
+
+def _one_actor(merchant: str | None, buyer: str | None, arbitrator: str | None) -> str:
     named = [
         (role, actor)
         for role, actor in (("merchant", merchant), ("buyer", buyer), ("arbitrator", arbitrator))
@@ -700,10 +714,44 @@ def credentials_issue(
     ]
     if len(named) != 1:
         raise bad_input("name exactly one of --merchant, --buyer, --arbitrator")
-    principal = f"{named[0][0]}:{named[0][1]}"
+    return f"{named[0][0]}:{named[0][1]}"
+
+
+@credentials_app.command("list")
+@guard
+def credentials_list(
+    merchant: Annotated[str | None, typer.Option("--merchant", help="Merchant id.")] = None,
+    buyer: Annotated[str | None, typer.Option("--buyer", help="Buyer id.")] = None,
+    arbitrator: Annotated[str | None, typer.Option("--arbitrator", help="Arbitrator id.")] = None,
+    caller: Annotated[
+        str, typer.Option("--as", help="scheme, the actor's hub operator, or the actor.")
+    ] = SCHEME,
+    as_json: Json = False,
+) -> None:
+    """One trade actor's credentials, revoked ones too (never a secret)."""
+    principal = _one_actor(merchant, buyer, arbitrator)
     with _trade() as trade:
-        issued = issue_actor_credential(trade, caller, principal, public_key_b64=public_key)
-    out_doc = t.TradeCredentialOut(
-        keyId=issued.key_id, secret=issued.secret, token=issued.token, principal=principal
+        found = list_actor_credentials(trade, caller, principal)
+    listed = {"credentials": [doc(cv.credential_info(c)) for c in found]}
+    show_rows(
+        listed,
+        "credentials",
+        as_json,
+        f"Credentials of {principal}",
+        ("keyId", "revoked", "createdAt", "publicKey"),
     )
-    show_record(doc(out_doc), as_json, "Credential issued (the secret is shown once)")
+
+
+@credentials_app.command("revoke")
+@guard
+def credentials_revoke(
+    key_id: Annotated[str, typer.Argument(help="The credential's key id.", show_default=False)],
+    caller: Annotated[
+        str, typer.Option("--as", help="scheme, the actor's hub operator, or the actor.")
+    ] = SCHEME,
+    as_json: Json = False,
+) -> None:
+    """Revoke a trade actor's credential: refused from the next request on."""
+    with _trade() as trade:
+        revoked = revoke_actor_credential(trade, caller, key_id)
+    show_record(doc(cv.credential_info(revoked)), as_json, "Credential revoked")
