@@ -46,6 +46,31 @@ def _post(app: Any, token: str, chunks: list[bytes], *, drop_after: int | None =
     return asyncio.run(_apost(app, token, chunks, drop_after=drop_after))
 
 
+def _quote_scope(token: str, key: str, extra: dict[str, str] | None = None) -> dict[str, Any]:
+    """The ASGI scope of a keyed POST /v1/quotes with JSON, as uvicorn hands it over."""
+    headers = {
+        "authorization": f"Bearer {token}",
+        "idempotency-key": key,
+        "content-type": "application/json",
+        "host": "t",
+        **(extra or {}),
+    }
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/quotes",
+        "raw_path": b"/v1/quotes",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 1),
+        "server": ("t", 80),
+    }
+
+
 async def _apost(
     app: Any,
     token: str,
@@ -73,28 +98,8 @@ async def _apost(
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    headers = {
-        "authorization": f"Bearer {token}",
-        "idempotency-key": key,
-        "content-type": "application/json",
-        "host": "t",
-    }
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/quotes",
-        "raw_path": b"/v1/quotes",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
-        "client": ("127.0.0.1", 1),
-        "server": ("t", 80),
-    }
     try:
-        await app(scope, receive, send)
+        await app(_quote_scope(token, key), receive, send)
     except Exception as exc:  # the server answers a dropped client with nothing
         sent.append(exc)
     return sent
@@ -617,28 +622,7 @@ def _counting_post(
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    headers = {
-        "authorization": f"Bearer {token}",
-        "content-type": "application/json",
-        "idempotency-key": "k-big",
-        "host": "t",
-        **extra,
-    }
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/quotes",
-        "raw_path": b"/v1/quotes",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(k.encode(), v.encode()) for k, v in headers.items()],
-        "client": ("127.0.0.1", 1),
-        "server": ("t", 80),
-    }
-    asyncio.run(app(scope, receive, send))
+    asyncio.run(app(_quote_scope(token, "k-big", extra), receive, send))
     return sent, read
 
 

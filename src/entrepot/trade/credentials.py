@@ -51,14 +51,7 @@ def issue_actor_credential(
     """A credential for ``actor`` (a merchant, buyer or arbitrator principal), issued by the
     scheme operator or by the actor's hub operator: the operator of every hub it belongs to
     (an arbitrator on several hubs' panels: the scheme only). The secret is shown once."""
-    role, actor_id = parse_principal(actor)
-    if role is Role.HUB:
-        raise InvalidTradeInput(
-            "a hub operator uses its payment participant's credentials; name a merchant:, "
-            "buyer: or arbitrator: principal",
-            field="principal",
-        )
-    check_id(actor_id, role.value)
+    role, actor_id = _actor(actor)
 
     def check(conn: Connection) -> None:
         _check_issuer(conn, caller, actor, role, actor_id, "issues")
@@ -95,11 +88,12 @@ def _check_issuer(
 
 
 def _actor(principal: str) -> tuple[Role, str]:
+    """A merchant's, buyer's or arbitrator's principal, checked; InvalidTradeInput else."""
     role, actor_id = parse_principal(principal)
     if role is Role.HUB:
         raise InvalidTradeInput(
-            "name a merchant:, buyer: or arbitrator: principal (a hub operator's credentials "
-            "are its payment participant's)",
+            "a hub operator uses its payment participant's credentials; name a merchant:, "
+            "buyer: or arbitrator: principal",
             field="principal",
         )
     check_id(actor_id, role.value)
