@@ -202,6 +202,10 @@ def test_metrics_prints_the_schemes_state_in_prometheus_text(cli: Cli) -> None:
     key = (("currency", "RWF"), ("participant", "mtn-rw"))
     assert samples[("entrepot_net_debit_cap_minor", key)] == 1_000_000  # RWF has no minor unit
     assert samples[("entrepot_transfers_open", (("state", "HOLD"),))] == 0
+    figures = cli.json("payments metrics")
+    mtn = next(p for p in figures["positions"] if p["participant_id"] == "mtn-rw")
+    assert (mtn["currency"], mtn["net_debit_cap_minor"]) == ("RWF", 1_000_000)
+    assert figures["transfers_open"] == {"RESERVED": 0, "HOLD": 0}
 
 
 def test_qr_encode_takes_only_a_till_id_that_can_be_registered(cli: Cli) -> None:

@@ -178,14 +178,19 @@ def liquidity(participant_id: str, currency: str, as_json: Json = False) -> None
 
 @app.command("metrics")
 @guard
-def metrics() -> None:
+def metrics(as_json: Json = False) -> None:
     """The scheme's state in Prometheus' text format, as GET /v1/metrics answers the
-    operator (for node_exporter's textfile collector: redirect it to a .prom file)."""
+    operator (for node_exporter's textfile collector: redirect it to a .prom file); --json:
+    the same figures as one JSON document (minor units, ages in seconds)."""
     from entrepot.entrypoints.api.metrics import prometheus_text
     from entrepot.payments.monitoring import scheme_snapshot
 
     with _scheme() as a:
-        typer.echo(prometheus_text(scheme_snapshot(a.payments)).decode(), nl=False)
+        snapshot = scheme_snapshot(a.payments)
+    if as_json:
+        _show(snapshot, True)
+        return
+    typer.echo(prometheus_text(snapshot).decode(), nl=False)
 
 
 def _money(minor: int, currency: str) -> dict[str, Any]:
