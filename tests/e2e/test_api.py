@@ -167,6 +167,22 @@ def test_errors_are_problem_json_and_change_nothing(
     assert scheme.liquidity("mtn-rw", "RWF") == before
 
 
+def test_an_unknown_query_parameter_is_refused_not_ignored(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    """A typo in a filter (``pendng``) was ignored: every notice came back as if filtered."""
+    client, h = api
+    refused = client.get("/v1/notifications?pendng=true", headers=h["maybank"])
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()
+    assert (problem["code"], problem["field"]) == ("invalid_input", "pendng")
+    assert "after, limit, pending" in problem["detail"]
+    assert client.get("/v1/notifications?pending=true", headers=h["maybank"]).status_code == 200
+    assert client.get("/v1/transfers?limit=5", headers=h["maybank"]).status_code == 200
+    lookup = client.get("/v1/parties/MERCHANT/KL-TILL-42?fsp=x", headers=h["mtn-rw"])
+    assert lookup.status_code == 422 and lookup.json()["field"] == "fsp"
+
+
 def test_the_operator_scrapes_metrics_and_a_participant_may_not(
     api: tuple[TestClient, dict[str, dict[str, str]]],
 ) -> None:

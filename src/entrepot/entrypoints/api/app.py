@@ -20,6 +20,7 @@ from entrepot.entrypoints.api.routes_risk import RiskApi
 from entrepot.entrypoints.api.routes_risk import router as risk_router
 from entrepot.entrypoints.api.routes_trade import router as trade_router
 from entrepot.entrypoints.api.security import SecurityMiddleware, caller_dependency
+from entrepot.entrypoints.api.strict_query import StrictQuery
 from entrepot.kernel.errors import DomainError
 from entrepot.payments import PaymentScheme
 from entrepot.payments.credentials import TokenVerifier
@@ -56,7 +57,12 @@ def create_app(
     app.state.callback_key = callback_key  # the scheme's key signing notifications
     app.state.trade = trade or TradeNetwork(scheme.engine, scheme, scheme.clock)
     app.state.risk = RiskApi.compose(scheme, app.state.trade, lending, decisions_dir, sanctions_dir)
-    # Added first, so inside the security middleware (ADR 0006).
+    # Innermost: a query parameter no route takes is refused (strict_query.py); the direct
+    # dispatch below hands FastAPI, through it, every request with a query string.
+    app.add_middleware(
+        StrictQuery, routes=[*router.routes, *trade_router.routes, *risk_router.routes]
+    )
+    # Added next, so inside the security middleware (ADR 0006).
     app.add_middleware(
         DirectRoutes,
         api=app,
