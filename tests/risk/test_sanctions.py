@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from entrepot.kernel.errors import InvalidInput
@@ -244,3 +246,13 @@ def test_remembered_screenings_tell_parties_apart_by_every_field(screener: Scree
         got, want = remembering.screen(party), fresh.screen(party)
         assert (got.decision, got.score, got.best) == (want.decision, want.score, want.best)
     assert len({remembering.screen(p).decision for p in parties}) > 1
+
+
+@pytest.mark.parametrize("dob", ["19600501", "1960-W18-1", "1960-5-1", "2999-01-01", "1960-02-30"])
+def test_a_date_of_birth_is_a_past_date_written_yyyy_mm_dd(dob: str) -> None:
+    """``date.fromisoformat`` also reads the basic and week forms: the docs promise one form,
+    and a date in the future is nobody's birth date."""
+    with pytest.raises(InvalidParty) as refused:
+        make_party("Naser Maleki", dob=dob)
+    assert refused.value.field == "dob"
+    assert make_party("Naser Maleki", dob=" 1960-05-01 ").dob == date(1960, 5, 1)

@@ -412,6 +412,9 @@ class Screening:
         }
 
 
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
 def make_party(
     name: str, dob: str | None = None, country: str | None = None, party_type: str | None = None
 ) -> Party:
@@ -420,10 +423,15 @@ def make_party(
         raise EmptyName("the name to screen is empty", field="name")
     when = None
     if dob and dob.strip():
+        # date.fromisoformat also reads "19600501" and "1960-W18-1": the documented form only
         try:
+            if not _ISO_DATE.match(dob.strip()):
+                raise ValueError
             when = date.fromisoformat(dob.strip())
         except ValueError:
             raise InvalidParty(f"date of birth {dob!r} is not YYYY-MM-DD", field="dob") from None
+        if when > date.today():
+            raise InvalidParty(f"date of birth {dob!r} is in the future", field="dob")
     code = None
     if country and country.strip():
         code = country_code(country)
