@@ -130,6 +130,7 @@ class Ledger:
             # never comes back once rolled back (versions are drawn at random, _new_version).
             with self._lock:
                 try:
+                    self._check_cache(uow.connection, meta)
                     return work(self, uow.connection, meta)
                 except BaseException:
                     self._invalidate()  # the work may have stopped half-way through the cache
@@ -138,6 +139,7 @@ class Ledger:
             meta = self.store.begin_write(conn)
             with self._lock:
                 try:
+                    self._check_cache(conn, meta)
                     results = work(self, conn, meta)
                     conn.commit()
                 except BaseException:
@@ -153,7 +155,7 @@ class Ledger:
         self._ledgers = set()
         self._tail = None
 
-    def _begin(self, conn: Connection, meta: Meta) -> Meta:
+    def _check_cache(self, conn: Connection, meta: Meta) -> None:
         """Check the cache against ``meta`` (read by :meth:`_write` under the write lock)."""
         if meta.version != self._cache_version or len(self._cache) > CACHE_ACCOUNTS_MAX:
             self._cache.clear()
@@ -161,7 +163,6 @@ class Ledger:
             self._table = AccountTable()
             self._dirty_known = meta.unflushed_after is None
             self._ledgers = {d.ledger for d in self.store.load_ledgers(conn)}
-        return meta
 
     def _now(self, meta: Meta) -> int:
         return max(self.clock.now_ns(), meta.last_timestamp + 1)
@@ -313,7 +314,6 @@ class Ledger:
         return self._write(uow, lambda s, c, m: s._create_accounts(c, m, batch))  # type: ignore[return-value]
 
     def _create_accounts(self, conn: Connection, meta: Meta, batch: Sequence[Account]) -> list[str]:
-        meta = self._begin(conn, meta)
         self._load_accounts(conn, {a.id for a in batch}, meta)
         view = LedgerView(accounts=self._cache, ledgers=self._ledgers)
         fx = decide_accounts(batch, view, self._now(meta))
@@ -339,7 +339,6 @@ class Ledger:
         self, conn: Connection, meta: Meta, batch: Sequence[Transfer], cols: PlainColumns | None
     ) -> list[str]:
         store = self.store
-        meta = self._begin(conn, meta)
         now = self._now(meta)
         due = store.load_due_pending(conn, now)
         if cols is not None and not due and min(cols.ids) > meta.max_transfer_id:
@@ -415,7 +414,6 @@ class Ledger:
         the voids join the caller's transaction (it commits them, or rolls them back)."""
 
         def work(s: Ledger, conn: Connection, meta: Meta) -> list[str]:
-            meta = s._begin(conn, meta)
             now = s._now(meta)
             due = s.store.load_due_pending(conn, now)
             if not due:
