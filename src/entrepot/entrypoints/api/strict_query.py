@@ -44,8 +44,8 @@ class StrictQuery:
 
     def __init__(self, app: ASGIApp, routes: Sequence[object]) -> None:
         self.app = app
-        self.routes = [r for r in routes if isinstance(r, APIRoute)]
-        self._names: dict[int, frozenset[str] | None] = {}
+        #: each route with the query parameters it takes (None: not checked)
+        self.routes = [(r, _query_names(r.dependant)) for r in routes if isinstance(r, APIRoute)]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         query: bytes = scope.get("query_string", b"") if scope["type"] == "http" else b""
@@ -57,14 +57,10 @@ class StrictQuery:
         await self.app(scope, receive, send)
 
     def _unknown(self, scope: Scope, query: bytes) -> ASGIApp | None:
-        for route in self.routes:
+        for route, allowed in self.routes:
             match, _ = route.matches(scope)
             if match is not Match.FULL:
                 continue
-            key = id(route)
-            if key not in self._names:
-                self._names[key] = _query_names(route.dependant)
-            allowed = self._names[key]
             if allowed is None:
                 return None
             given = {k for k, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True)}
