@@ -1033,6 +1033,7 @@ class TradeNetwork(DisputeDesk):
             order = self._order(conn, order_id)
             self._check_sees(conn, caller, order)
             payer = self._pays_payouts(conn, caller, order)
+            sees_loan = payer or _is_its_merchant(caller, order)
             rows = conn.execute(
                 sa.select(st.order_events)
                 .where(st.order_events.c.order_id == order_id)
@@ -1043,7 +1044,7 @@ class TradeNetwork(DisputeDesk):
             detail = json.loads(r.detail)
             if not payer:
                 detail = _payout_detail_shared(r.kind, detail)
-            if not payer and caller != principal(Role.MERCHANT, order.merchant_id):
+            if not sees_loan:
                 detail.pop("withheld_minor", None)  # the merchant's loan: see payouts()
             events.append({"seq": r.seq, "kind": r.kind, "actor": r.actor, "at_ns": r.at, **detail})
         return events
@@ -1549,9 +1550,7 @@ class TradeNetwork(DisputeDesk):
         with read_connection(self.engine) as conn:
             order = self._order(conn, order_id)
             self._check_sees(conn, caller, order)
-            sees_loan = caller == principal(Role.MERCHANT, order.merchant_id) or (
-                self._pays_payouts(conn, caller, order)
-            )
+            sees_loan = _is_its_merchant(caller, order) or self._pays_payouts(conn, caller, order)
             rows = conn.execute(
                 sa.select(st.payouts).where(st.payouts.c.order_id == order_id)
             ).all()
@@ -1783,6 +1782,10 @@ class TradeNetwork(DisputeDesk):
                 ).all()
             ]
         return sum(1 for tid in ids if self.pay_out(tid) == "PAID")
+
+
+def _is_its_merchant(caller: str, order: Order) -> bool:
+    return caller == principal(Role.MERCHANT, order.merchant_id)
 
 
 #: What the order's other readers are told of a payout screening blocked

@@ -683,12 +683,21 @@ def deadlines(as_json: Json = False) -> None:
     show_record(document["counts"], False, "Deadlines acted on")
 
 
+# One trade actor, named by exactly one of these (``_one_actor``)
+MerchantOpt = Annotated[str | None, typer.Option("--merchant", help="Merchant id.")]
+BuyerOpt = Annotated[str | None, typer.Option("--buyer", help="Buyer id.")]
+ArbitratorOpt = Annotated[str | None, typer.Option("--arbitrator", help="Arbitrator id.")]
+ActorOrIssuer = Annotated[
+    str, typer.Option("--as", help="scheme, the actor's hub operator, or the actor.")
+]
+
+
 @credentials_app.command("issue")
 @guard
 def credentials_issue(
-    merchant: Annotated[str | None, typer.Option("--merchant", help="Merchant id.")] = None,
-    buyer: Annotated[str | None, typer.Option("--buyer", help="Buyer id.")] = None,
-    arbitrator: Annotated[str | None, typer.Option("--arbitrator", help="Arbitrator id.")] = None,
+    merchant: MerchantOpt = None,
+    buyer: BuyerOpt = None,
+    arbitrator: ArbitratorOpt = None,
     caller: Annotated[
         str, typer.Option("--as", help="The issuer: scheme, or the actor's hub operator.")
     ] = SCHEME,
@@ -720,12 +729,10 @@ def _one_actor(merchant: str | None, buyer: str | None, arbitrator: str | None) 
 @credentials_app.command("list")
 @guard
 def credentials_list(
-    merchant: Annotated[str | None, typer.Option("--merchant", help="Merchant id.")] = None,
-    buyer: Annotated[str | None, typer.Option("--buyer", help="Buyer id.")] = None,
-    arbitrator: Annotated[str | None, typer.Option("--arbitrator", help="Arbitrator id.")] = None,
-    caller: Annotated[
-        str, typer.Option("--as", help="scheme, the actor's hub operator, or the actor.")
-    ] = SCHEME,
+    merchant: MerchantOpt = None,
+    buyer: BuyerOpt = None,
+    arbitrator: ArbitratorOpt = None,
+    caller: ActorOrIssuer = SCHEME,
     as_json: Json = False,
 ) -> None:
     """One trade actor's credentials, revoked ones too (never a secret)."""
@@ -746,9 +753,7 @@ def credentials_list(
 @guard
 def credentials_revoke(
     key_id: Annotated[str, typer.Argument(help="The credential's key id.", show_default=False)],
-    caller: Annotated[
-        str, typer.Option("--as", help="scheme, the actor's hub operator, or the actor.")
-    ] = SCHEME,
+    caller: ActorOrIssuer = SCHEME,
     as_json: Json = False,
 ) -> None:
     """Revoke a trade actor's credential: refused from the next request on."""
