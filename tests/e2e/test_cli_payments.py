@@ -190,15 +190,10 @@ def test_liquidity_deposit_and_cap_answer_the_api_s_liquidity_shape(cli: Cli) ->
 
 
 def test_metrics_prints_the_schemes_state_in_prometheus_text(cli: Cli) -> None:
-    from prometheus_client.parser import text_string_to_metric_families
+    from tests.service.test_payments_monitoring import prometheus_samples
 
     _network(cli)
-    text = cli("payments metrics").stdout
-    samples = {
-        (m.name, tuple(sorted(m.labels.items()))): m.value
-        for family in text_string_to_metric_families(text)
-        for m in family.samples
-    }
+    samples = prometheus_samples(cli("payments metrics").stdout)
     key = (("currency", "RWF"), ("participant", "mtn-rw"))
     assert samples[("entrepot_net_debit_cap_minor", key)] == 1_000_000  # RWF has no minor unit
     assert samples[("entrepot_transfers_open", (("state", "HOLD"),))] == 0

@@ -15,6 +15,15 @@ from tests.query_plans import full_scans, recorded
 from tests.service.test_payments import TILL, HoldOver, pay
 
 
+def prometheus_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Each sample of a Prometheus text exposition: (name, sorted labels) -> value."""
+    return {
+        (m.name, tuple(sorted(m.labels.items()))): m.value
+        for family in text_string_to_metric_families(text)
+        for m in family.samples
+    }
+
+
 @pytest.fixture
 def busy(scheme: PaymentScheme, clock: FakeClock) -> PaymentScheme:
     """A committed payment, one awaiting the payee, two on hold (the first for 25 s), an
@@ -84,11 +93,7 @@ def test_the_figures_follow_the_decisions(busy: PaymentScheme, clock: FakeClock)
 
 def test_the_prometheus_text_carries_the_same_figures(busy: PaymentScheme) -> None:
     text = prometheus_text(scheme_snapshot(busy)).decode()
-    samples = {
-        (m.name, tuple(sorted(m.labels.items()))): m.value
-        for family in text_string_to_metric_families(text)
-        for m in family.samples
-    }
+    samples = prometheus_samples(text)
     assert samples[("entrepot_transfers_open", (("state", "HOLD"),))] == 2
     key = (("currency", "RWF"), ("participant", "mtn-rw"))
     assert samples[("entrepot_position_reserved_minor", key)] == 5_200_200
