@@ -389,6 +389,12 @@ class WriteInRead(RuntimeError):
     """A write through ``read_connection`` (a programming error): it was rolled back."""
 
 
+def sqlite_file(engine: Engine) -> str | None:
+    """The file of a SQLite engine's database; None in memory (or a ``file:`` URI)."""
+    database = engine.url.database
+    return database if database is not None and _is_file(database) else None
+
+
 def is_sqlite(bind: Engine | Connection) -> bool:
     return bind.dialect.name == "sqlite"
 

@@ -1,19 +1,28 @@
 """Alembic, driven from code: ``entrepot db upgrade`` and the automatic upgrade on first start
 both call :func:`upgrade`. The scripts live in the repository's ``migrations/`` (one linear
-history); ``ENTREPOT_MIGRATIONS_DIR`` overrides where they are looked for."""
+history); ``ENTREPOT_MIGRATIONS_DIR`` overrides where they are looked for.
+
+Migrating is one process at a time per database (:func:`_exclusively`): ``entrepot serve``'s
+workers each upgrade on their first start, and two of them migrating an empty database at
+once failed (PostgreSQL: ``duplicate key ... alembic_version``; SQLite: ``expected to match
+one row when updating '0002_payments'``): the worker that lost never started."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from entrepot.kernel.errors import ConfigurationError
+from entrepot.storage.engine import is_postgres, is_sqlite, sqlite_file
 
 
 def migrations_dir() -> Path:
@@ -50,16 +59,54 @@ def current_revision(engine: Engine) -> str | None:
         return rev
 
 
+_PG_KEY = "hashtext('entrepot.migrate'), hashtext(current_schema())"
+_PG_LOCK = text(f"SELECT pg_advisory_lock({_PG_KEY})")
+_PG_UNLOCK = text(f"SELECT pg_advisory_unlock({_PG_KEY})")
+
+
+@contextmanager
+def _exclusively(engine: Engine) -> Iterator[None]:
+    """Hold this database's migration lock: on PostgreSQL a session advisory lock keyed by
+    the schema (tests and tenants migrate their own schemas side by side), on a SQLite file
+    an exclusive ``flock`` of a lock file beside it. Waits for a migration in progress. The
+    lock goes with the connection or the descriptor, so a killed migrator leaves none."""
+    if is_postgres(engine):
+        with engine.connect() as conn:
+            conn.execute(_PG_LOCK)
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(_PG_UNLOCK)
+                conn.commit()
+        return
+    database = sqlite_file(engine) if is_sqlite(engine) else None
+    if database is None:  # in memory, or another backend: one process only
+        yield
+        return
+    fd = os.open(f"{database}-migrate.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # lets the lock go
+
+
 def downgrade(engine: Engine, revision: str) -> str | None:
     """Undo migrations down to ``revision`` (operators' escape hatch; a migration may refuse
     when it would lose data)."""
-    command.downgrade(_config(engine), revision)
-    return current_revision(engine)
+    with _exclusively(engine):
+        command.downgrade(_config(engine), revision)
+        return current_revision(engine)
 
 
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
-    """Apply migrations up to ``revision``; return the revision now current."""
+    """Apply migrations up to ``revision``; return the revision now current. Another
+    process's migration in progress is waited for, and what it did is not done again."""
     if revision == "head" and current_revision(engine) == head_revision():
-        return head_revision()
-    command.upgrade(_config(engine), revision)
-    return current_revision(engine)
+        return head_revision()  # the common start: no lock to take
+    with _exclusively(engine):
+        if revision == "head" and current_revision(engine) == head_revision():
+            return head_revision()
+        command.upgrade(_config(engine), revision)
+        return current_revision(engine)
