@@ -95,7 +95,9 @@ class Api:
         assert (merchant["state"], merchant["hubId"]) == ("active", "kigali")
         return self.credential("hub-kigali", "merchantId", merchant_id)
 
-    def buyer(self, buyer_id: str = "b-aisyah", msisdn: str = "+60123456789") -> str:
+    def buyer(
+        self, buyer_id: str = "b-aisyah", msisdn: str = "+60123456789", consent: bool = True
+    ) -> str:
         self.ok(
             self.post(
                 "maybank-my",
@@ -111,6 +113,10 @@ class Api:
         }
         buyer = self.ok(self.post("hub-kuala-lumpur", "/v1/trade/buyers", body), 201)
         assert (buyer["currency"], buyer["hubId"]) == ("MYR", "kuala-lumpur")
+        assert (buyer["walletConsent"], buyer["walletConsentAt"]) == ("pending", None)
+        if consent:  # the wallet's mandate for its customer
+            path = f"/v1/trade/buyers/{buyer_id}/wallet-consent"
+            assert self.ok(self.post("maybank-my", path))["walletConsent"] == "granted"
         return self.credential("hub-kuala-lumpur", "buyerId", buyer_id)
 
     def item(self, merchant: str, sku: str = "sku-basket", on_hand: int = 10) -> dict[str, Any]:
@@ -252,6 +258,39 @@ def test_a_kigali_basket_reaches_kuala_lumpur_and_the_merchant_is_paid(api: Api)
     assert events[2]["detail"] == {"taxesMinor": TAXES_MYR}
     assert api.ok(api.get(buyer, "/v1/trade/items/sku-basket/stock"))["available"] == 8
     assert api.net.scheme.ledger.check_invariants().ok
+
+
+def test_a_buyer_pays_from_its_wallet_only_once_the_wallet_consents(api: Api) -> None:
+    api.merchant()
+    api.item(api.credential("hub-kigali", "merchantId", "m-inzozi"))
+    buyer = api.buyer(consent=False)
+    quote = {"quoteId": "q-1", "lines": [{"sku": "sku-basket", "quantity": 1}]}
+    api.ok(api.post(buyer, "/v1/trade/quotes", quote), 201)
+    checkout = {"orderId": "o-1", "quoteId": "q-1"}
+    body = api.refused(
+        api.post(buyer, "/v1/trade/orders", checkout), 403, "trade_wallet_consent_missing"
+    )
+    assert "maybank-my" in body["detail"]
+    pending = api.ok(api.get("maybank-my", "/v1/trade/buyers?walletConsent=pending"))
+    assert [b["buyerId"] for b in pending["buyers"]] == ["b-aisyah"]
+    path = "/v1/trade/buyers/b-aisyah/wallet-consent"
+    for other in ("hub-kuala-lumpur", "mtn-rw", buyer):  # not the hub that chose the alias
+        api.refused(api.post(other, path), 403, "trade_forbidden")
+    api.refused(api.get("mtn-rw", "/v1/trade/buyers/b-aisyah"), 403, "trade_forbidden")
+    api.refused(api.get(buyer, "/v1/trade/buyers"), 403, "trade_forbidden")
+    api.refused(api.get("maybank-my", "/v1/trade/buyers?walletConsent=maybe"), 422, "invalid_input")
+    granted = api.ok(api.post("maybank-my", path))
+    assert granted["walletConsent"] == "granted" and granted["walletConsentAt"]
+    api.ok(api.post(buyer, "/v1/trade/orders", checkout), 201)
+    revoked = api.ok(api.client.delete(path, headers=api.headers("maybank-my")))
+    assert revoked["walletConsent"] == "revoked"
+    assert api.ok(api.get("hub-kuala-lumpur", "/v1/trade/buyers/b-aisyah")) == revoked
+    api.ok(api.post(buyer, "/v1/trade/quotes", {**quote, "quoteId": "q-2"}), 201)
+    api.refused(
+        api.post(buyer, "/v1/trade/orders", {"orderId": "o-2", "quoteId": "q-2"}),
+        403,
+        "trade_wallet_consent_missing",
+    )
 
 
 def test_checkout_with_the_same_idempotency_key_replays_the_first_order(api: Api) -> None:

@@ -45,7 +45,15 @@ def _network(cli: Cli) -> None:
         'trade buyer register --as hub-kuala-lumpur b-aisyah --name "Aisyah binti Ali" '
         "--alias-type MSISDN --alias +60123456789"
     )
-    assert (buyer["currency"], buyer["hubId"]) == ("MYR", "kuala-lumpur")
+    assert (buyer["currency"], buyer["hubId"], buyer["walletConsent"]) == (
+        "MYR",
+        "kuala-lumpur",
+        "pending",
+    )
+    pending = cli.json("trade buyer list --as maybank-my --wallet-consent pending")["buyers"]
+    assert [b["buyerId"] for b in pending] == ["b-aisyah"]
+    consented = cli.json("trade buyer consent --as maybank-my b-aisyah")
+    assert consented["walletConsent"] == "granted"
     item = cli.json(
         f'trade item add --as {MERCHANT} sku-basket --title "Woven agaseke basket" '
         "--hs-code 460219 --origin RW --weight-g 800 --dims 300x300x250 "
@@ -136,8 +144,20 @@ def test_refusals_exit_non_zero_with_one_clear_line_and_change_nothing(cli: Cli)
         code=2,
     )
     assert [i["sku"] for i in cli.json("trade item list")["items"]] == ["sku-basket"]
+    assert "trade_forbidden" in cli.error(
+        "trade buyer consent --as hub-kuala-lumpur b-aisyah", code=1
+    )
+    assert "wallet consent 'maybe'" in cli.error(
+        "trade buyer list --as maybank-my --wallet-consent maybe", code=2
+    )
 
     cli(f"trade quote --as {BUYER} q-1 sku-basket=2")
+    cli("trade buyer consent --as maybank-my b-aisyah --revoke")
+    assert "trade_wallet_consent_missing" in cli.error(
+        f"trade checkout --as {BUYER} o-1 q-1", code=1
+    )
+    assert cli.json(f"trade orders list --as {BUYER}")["orders"] == []
+    cli("trade buyer consent --as maybank-my b-aisyah")
     cli(f"trade checkout --as {BUYER} o-1 q-1")
     assert cli.error("trade orders show --as merchant:m-other o-1", code=1) == (
         "error: trade_forbidden: order o-1 is not yours to see"

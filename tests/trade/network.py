@@ -58,6 +58,7 @@ class Net:
     ) -> str:
         self.scheme.register_alias(participant, "MSISDN", msisdn, buyer_id, currency)
         self.trade.register_buyer(f"hub-{hub}", buyer_id, f"Buyer {buyer_id}", "MSISDN", msisdn)
+        self.trade.grant_wallet_consent(participant, buyer_id)
         return f"buyer:{buyer_id}"
 
     def basket(self, merchant: str = "merchant:m-inzozi", on_hand: int = 10) -> str:

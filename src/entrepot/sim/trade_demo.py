@@ -100,6 +100,7 @@ def populate_network(scheme: PaymentScheme, trade: TradeNetwork) -> dict[str, in
     for b in BUYERS:
         scheme.register_alias(b.partner, "MSISDN", b.msisdn, b.name, HUB_CURRENCY[b.hub])
         trade.register_buyer(hub_participant(b.hub), b.id, b.name, "MSISDN", b.msisdn)
+        trade.grant_wallet_consent(b.partner, b.id)  # the wallet's mandate for its customer
     return {
         "hubs": len(HUBS),
         "merchants": len(MERCHANTS),

@@ -18,6 +18,9 @@ Invariants:
   commission, in its own currency; a partial release pays the same share, rounded down.
 - Order state is a fold over the order's events; every event, tracking step and dispute step
   is recorded with who and when.
+- A buyer pays from a partner wallet only with that wallet's consent (a mandate the wallet
+  grants and revokes; the hub that registers a buyer chooses the alias, not the wallet's
+  customer): checkout refuses otherwise.
 - A caller sees and acts on only what is theirs: a buyer its orders, a merchant its catalogue
   and orders, a hub operator what passes through its hub, an arbitrator its cases.
 - Every deadline (hand-over, delivery, dispute window, merchant answer, negotiation, ruling,
@@ -40,6 +43,7 @@ from entrepot.trade.model import (
     Outcome,
     Role,
     TradeQuote,
+    WalletConsent,
     Warehouse,
     principal,
 )
@@ -62,6 +66,7 @@ __all__ = [
     "Role",
     "TradeNetwork",
     "TradeQuote",
+    "WalletConsent",
     "Warehouse",
     "principal",
 ]

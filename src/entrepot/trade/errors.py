@@ -74,6 +74,13 @@ class Forbidden(TradeError):
     http_status = 403
 
 
+class WalletConsentMissing(TradeError):
+    """The buyer's wallet has not consented (or no longer consents) to pay for its orders."""
+
+    code = "trade_wallet_consent_missing"
+    http_status = 403
+
+
 class AlreadyExists(Conflict, TradeError):
     code = "trade_already_exists"
     http_status = 409

@@ -181,6 +181,16 @@ class Merchant:
         return self.currencies[0]
 
 
+class WalletConsent(StrEnum):
+    """Whether the wallet a buyer pays from lets the buyer's orders take money from it: the
+    hub registers a buyer with an alias of the hub's choosing, and checkout debits that
+    wallet, so the wallet (for its customer) decides, like a direct debit mandate."""
+
+    PENDING = "pending"  # registered; the wallet has not answered
+    GRANTED = "granted"
+    REVOKED = "revoked"  # no new orders; open ones run their course (refunds go back to it)
+
+
 @dataclass(frozen=True, slots=True)
 class Buyer:
     id: str
@@ -192,6 +202,8 @@ class Buyer:
     wallet_alias: str
     wallet_participant: str
     created_at_ns: int
+    wallet_consent: WalletConsent = WalletConsent.PENDING
+    wallet_consent_at_ns: int | None = None  # when the wallet last granted or revoked it
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,7 @@ from entrepot.trade.errors import (
     QuoteExpired,
     QuoteNotFound,
     TradeError,
+    WalletConsentMissing,
     WarehouseNotFound,
     WindowClosed,
 )
@@ -91,6 +92,7 @@ from entrepot.trade.model import (
     StockLevel,
     TrackingEvent,
     TradeQuote,
+    WalletConsent,
     Warehouse,
     check_id,
     check_non_negative,
@@ -492,14 +494,70 @@ class TradeNetwork(DisputeDesk):
         return b
 
     def get_buyer(self, caller: str, buyer_id: str) -> Buyer:
+        """The buyer itself, its hub's operator, and the wallet it pays from (which decides
+        its consent) see it."""
         with read_connection(self.engine) as conn:
             b = self._buyer(conn, buyer_id)
             role, actor = parse_principal(caller)
-            if (role is Role.BUYER and actor == b.id) or (
-                role is Role.HUB and self._hub_of_caller(conn, caller).id == b.hub_id
+            if role is Role.BUYER and actor == b.id:
+                return b
+            if role is Role.HUB and (
+                caller == b.wallet_participant or self._hub_of_caller(conn, caller).id == b.hub_id
             ):
                 return b
         raise Forbidden(f"buyer {buyer_id} is not yours to see")
+
+    def list_buyers(
+        self,
+        caller: str,
+        wallet_consent: WalletConsent | str | None = None,
+        limit: int = 100,
+    ) -> list[Buyer]:
+        """A payment participant's buyers, in id order: those registered through the hub it
+        operates and those paying from its wallet (the ones whose consent it decides)."""
+        role, _ = parse_principal(caller)
+        if role is not Role.HUB:
+            raise Forbidden("only a hub operator or a wallet lists buyers")
+        state = None if wallet_consent is None else _wallet_consent(wallet_consent)
+        with read_connection(self.engine) as conn:
+            hub = self._one(conn, st.hubs, "participant_id", caller)
+            mine = st.buyers.c.wallet_participant == caller
+            if hub is not None:
+                mine = sa.or_(mine, st.buyers.c.hub_id == hub.id)
+            q = sa.select(st.buyers).where(mine)
+            if state is not None:
+                q = q.where(st.buyers.c.wallet_consent == state.value)
+            rows = conn.execute(q.order_by(st.buyers.c.id).limit(max(1, min(limit, 1000))))
+            return [st.buyer_from_row(r) for r in rows]
+
+    def grant_wallet_consent(self, caller: str, buyer_id: str) -> Buyer:
+        """The wallet the buyer pays from lets the buyer's orders take money from it (for its
+        customer behind the alias). Granting a consent already granted changes nothing."""
+        return self._set_wallet_consent(caller, buyer_id, WalletConsent.GRANTED)
+
+    def revoke_wallet_consent(self, caller: str, buyer_id: str) -> Buyer:
+        """The wallet withdraws its consent: checkout refuses from now on; the buyer's open
+        orders run their course (their escrows are already held, refunds go back to it)."""
+        return self._set_wallet_consent(caller, buyer_id, WalletConsent.REVOKED)
+
+    def _set_wallet_consent(self, caller: str, buyer_id: str, state: WalletConsent) -> Buyer:
+        with self._write() as uow:
+            conn = uow.connection
+            b = self._buyer(conn, buyer_id)
+            if caller != b.wallet_participant:
+                raise Forbidden(
+                    f"buyer {buyer_id} pays from {b.wallet_participant}'s wallet: only that "
+                    "participant decides its consent"
+                )
+            if b.wallet_consent is state:
+                return b
+            now = self._now()
+            conn.execute(
+                sa.update(st.buyers)
+                .where(st.buyers.c.id == buyer_id)
+                .values(wallet_consent=state.value, wallet_consent_at=now)
+            )
+            return replace(b, wallet_consent=state, wallet_consent_at_ns=now)
 
     # ------------------------------------------------------------------ catalogue
     def add_item(
@@ -886,6 +944,13 @@ class TradeNetwork(DisputeDesk):
 
     def _place(self, conn: Connection, order_id: str, q: TradeQuote) -> Order:
         buyer = self._buyer(conn, q.buyer_id)
+        if buyer.wallet_consent is not WalletConsent.GRANTED:
+            raise WalletConsentMissing(
+                f"buyer {buyer.id}'s wallet at {buyer.wallet_participant} has not consented to "
+                f"pay for its orders ({buyer.wallet_consent.value}); that participant grants it "
+                f"(POST /v1/trade/buyers/{buyer.id}/wallet-consent)",
+                field="buyer",
+            )
         merchant = self._merchant(conn, q.merchant_id)
         hub = self._hub(conn, merchant.hub_id)
         dest = self._hub(conn, buyer.hub_id)
@@ -1782,6 +1847,16 @@ class TradeNetwork(DisputeDesk):
                 ).all()
             ]
         return sum(1 for tid in ids if self.pay_out(tid) == "PAID")
+
+
+def _wallet_consent(value: WalletConsent | str) -> WalletConsent:
+    try:
+        return WalletConsent(value)
+    except ValueError:
+        allowed = ", ".join(c.value for c in WalletConsent)
+        raise InvalidTradeInput(
+            f"wallet consent {value!r}: expected one of {allowed}", field="walletConsent"
+        ) from None
 
 
 def _is_its_merchant(caller: str, order: Order) -> bool:

@@ -29,6 +29,7 @@ from entrepot.trade.model import (
     QuoteLine,
     Ruling,
     TradeQuote,
+    WalletConsent,
     Warehouse,
 )
 
@@ -101,6 +102,10 @@ buyers = sa.Table(
     sa.Column("wallet_alias", sa.String(64), nullable=False),
     sa.Column("wallet_participant", ID, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    # the wallet's mandate for the buyer's orders (WalletConsent), and when it last changed
+    sa.Column("wallet_consent", sa.String(8), nullable=False, server_default="pending"),
+    sa.Column("wallet_consent_at", sa.BigInteger, nullable=True),
+    sa.Index("ix_trade_buyers_wallet", "wallet_participant", "id"),
 )
 items = sa.Table(
     "trade_items",
@@ -357,6 +362,8 @@ def buyer_from_row(r: Any) -> Buyer:
         r.wallet_alias,
         r.wallet_participant,
         r.created_at,
+        WalletConsent(r.wallet_consent),
+        r.wallet_consent_at,
     )
 
 

@@ -103,6 +103,8 @@ def buyer(b: Buyer) -> t.BuyerOut:
             partyIdentifier=b.wallet_alias,
             fspId=b.wallet_participant,
         ),
+        walletConsent=b.wallet_consent.value,
+        walletConsentAt=None if b.wallet_consent_at_ns is None else _time(b.wallet_consent_at_ns),
         createdAt=_time(b.created_at_ns),
     )
 

@@ -7,7 +7,7 @@ buyers and arbitrators authenticate as ``merchant:<id>``, ``buyer:<id>``,
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
@@ -155,9 +155,39 @@ def register_buyer(body: t.BuyerIn, caller: Caller, trade: Trade) -> t.BuyerOut:
     )
 
 
+@router.get("/buyers", response_model=t.BuyerListOut)
+def list_buyers(
+    caller: Caller,
+    trade: Trade,
+    wallet_consent: Annotated[
+        Literal["pending", "granted", "revoked"] | None, Query(alias="walletConsent")
+    ] = None,
+    limit: Limit = 100,
+) -> t.BuyerListOut:
+    """A hub operator's buyers and a wallet's (those paying from it), in id order; a wallet
+    finds those waiting for its consent with `walletConsent=pending`."""
+    buyers = trade.list_buyers(caller, wallet_consent, limit)
+    return t.BuyerListOut(buyers=[cv.buyer(b) for b in buyers])
+
+
 @router.get("/buyers/{buyer_id}", response_model=t.BuyerOut)
 def get_buyer(buyer_id: str, caller: Caller, trade: Trade) -> t.BuyerOut:
+    """The buyer, its hub's operator, or the wallet it pays from."""
     return cv.buyer(trade.get_buyer(caller, buyer_id))
+
+
+@router.post("/buyers/{buyer_id}/wallet-consent", response_model=t.BuyerOut)
+def grant_wallet_consent(buyer_id: str, caller: Caller, trade: Trade) -> t.BuyerOut:
+    """The wallet the buyer pays from (only it) lets the buyer's orders take money from it,
+    for its customer behind the alias; until then checkout is refused (403
+    `trade_wallet_consent_missing`). Granting it again changes nothing."""
+    return cv.buyer(trade.grant_wallet_consent(caller, buyer_id))
+
+
+@router.delete("/buyers/{buyer_id}/wallet-consent", response_model=t.BuyerOut)
+def revoke_wallet_consent(buyer_id: str, caller: Caller, trade: Trade) -> t.BuyerOut:
+    """The wallet withdraws its consent: no new orders; open ones run their course."""
+    return cv.buyer(trade.revoke_wallet_consent(caller, buyer_id))
 
 
 # ------------------------------------------------------------------ catalogue and stock

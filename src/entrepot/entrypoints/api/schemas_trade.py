@@ -158,7 +158,16 @@ class BuyerOut(BaseModel):
     hubId: str
     currency: str
     wallet: AccountOut
+    walletConsent: Literal["pending", "granted", "revoked"] = Field(
+        description="whether the wallet (`wallet.fspId`) lets the buyer's orders take money "
+        "from it; checkout refuses unless granted"
+    )
+    walletConsentAt: str | None = Field(description="when the wallet last granted or revoked it")
     createdAt: str
+
+
+class BuyerListOut(BaseModel):
+    buyers: list[BuyerOut]
 
 
 # ------------------------------------------------------------------ catalogue and stock

@@ -71,6 +71,7 @@ As = Annotated[
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 Reason = Annotated[str, typer.Option("--reason", help="Why, in words (recorded).")]
 HUB_COLUMNS = ("hubId", "name", "kind", "country", "currency", "operator", "dftz")
+BUYER_COLUMNS = ("buyerId", "name", "hubId", "currency", "walletConsent")
 ORDER_COLUMNS = ("orderId", "state", "buyerId", "merchantId", "hubId", "destinationHubId", "total")
 EVENT_COLUMNS = ("seq", "kind", "actor", "at", "detail")
 DISPUTE_COLUMNS = ("disputeId", "orderId", "reason", "state", "arbitrator", "offer", "ruling")
@@ -280,9 +281,46 @@ def buyer_register(
 @buyer_app.command("show")
 @guard
 def buyer_show(caller: As, buyer_id: str, as_json: Json = False) -> None:
-    """A buyer (the buyer itself or its hub)."""
+    """A buyer (the buyer itself, its hub, or the wallet it pays from)."""
     with _trade() as trade:
         b = trade.get_buyer(caller, buyer_id)
+    show_record(doc(cv.buyer(b)), as_json, f"Buyer {b.id}")
+
+
+@buyer_app.command("list")
+@guard
+def buyer_list(
+    caller: As,
+    wallet_consent: Annotated[
+        str | None,
+        typer.Option("--wallet-consent", help="pending, granted or revoked."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
+    as_json: Json = False,
+) -> None:
+    """A hub operator's buyers, and a wallet's (those paying from it)."""
+    with _trade() as trade:
+        buyers = [doc(cv.buyer(b)) for b in trade.list_buyers(caller, wallet_consent, limit)]
+    show_rows({"buyers": buyers}, "buyers", as_json, "Buyers", BUYER_COLUMNS)
+
+
+@buyer_app.command("consent")
+@guard
+def buyer_consent(
+    caller: As,
+    buyer_id: str,
+    revoke: Annotated[
+        bool, typer.Option("--revoke", help="Withdraw the consent: no new orders.")
+    ] = False,
+    as_json: Json = False,
+) -> None:
+    """The wallet a buyer pays from grants (or revokes) its consent to pay for the buyer's
+    orders; checkout refuses without it."""
+    with _trade() as trade:
+        if revoke:
+            b = trade.revoke_wallet_consent(caller, buyer_id)
+        else:
+            b = trade.grant_wallet_consent(caller, buyer_id)
     show_record(doc(cv.buyer(b)), as_json, f"Buyer {b.id}")
 
 

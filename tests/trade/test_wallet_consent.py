@@ -1,0 +1,88 @@
+"""A hub's buyer pays from a partner wallet only once that wallet has consented: the hub chose
+the alias, not the wallet's customer, and checkout takes the money from the wallet."""
+
+from __future__ import annotations
+
+import pytest
+
+from entrepot.trade import WalletConsent
+from entrepot.trade.errors import Forbidden, WalletConsentMissing
+from tests.trade.network import Net
+
+
+def _register(net: Net, buyer_id: str = "b-aisyah", msisdn: str = "+60123456789") -> str:
+    net.scheme.register_alias("maybank-my", "MSISDN", msisdn, buyer_id, "MYR")
+    net.trade.register_buyer("hub-kuala-lumpur", buyer_id, "Aisyah binti Ali", "MSISDN", msisdn)
+    return f"buyer:{buyer_id}"
+
+
+def test_a_buyer_starts_without_its_wallets_consent(net: Net) -> None:
+    buyer = _register(net)
+    shown = net.trade.get_buyer("hub-kuala-lumpur", "b-aisyah")
+    assert shown.wallet_consent is WalletConsent.PENDING
+    assert shown.wallet_consent_at_ns is None
+    assert buyer == "buyer:b-aisyah"
+
+
+def test_checkout_without_consent_is_refused_and_changes_nothing(net: Net) -> None:
+    net.merchant()
+    sku = net.basket(on_hand=3)
+    buyer = _register(net)
+    net.trade.quote(buyer, "q-1", [(sku, 2)])
+    before = net.position("maybank-my", "MYR")
+    with pytest.raises(WalletConsentMissing) as refused:
+        net.trade.checkout(buyer, "o-1", "q-1")
+    assert refused.value.http_status == 403
+    assert "maybank-my" in refused.value.detail
+    assert net.position("maybank-my", "MYR") == before
+    assert net.trade.stock(sku)[0].reserved == 0
+    assert net.trade.list_orders(buyer) == []
+    net.trade.grant_wallet_consent("maybank-my", "b-aisyah")
+    order = net.trade.checkout(buyer, "o-1", "q-1")  # the same quote, once consented
+    assert net.position("maybank-my", "MYR") == before - order.total_minor
+
+
+def test_only_the_wallet_holding_the_alias_consents_or_revokes(net: Net) -> None:
+    _register(net)
+    for other in ("hub-kuala-lumpur", "mtn-rw", "buyer:b-aisyah", "scheme"):
+        with pytest.raises(Forbidden):
+            net.trade.grant_wallet_consent(other, "b-aisyah")
+        with pytest.raises(Forbidden):
+            net.trade.revoke_wallet_consent(other, "b-aisyah")
+    assert net.trade.get_buyer("maybank-my", "b-aisyah").wallet_consent is WalletConsent.PENDING
+
+
+def test_a_revoked_consent_stops_the_next_checkout_not_the_open_orders(net: Net) -> None:
+    net.merchant()
+    sku = net.basket(on_hand=5)
+    buyer = _register(net)
+    granted = net.trade.grant_wallet_consent("maybank-my", "b-aisyah")
+    assert granted.wallet_consent is WalletConsent.GRANTED
+    assert granted.wallet_consent_at_ns == net.clock.now_ns()
+    assert net.trade.grant_wallet_consent("maybank-my", "b-aisyah") == granted  # again: as is
+    first = net.order(buyer, sku, 1, "o-1")
+    net.clock.advance(60)
+    revoked = net.trade.revoke_wallet_consent("maybank-my", "b-aisyah")
+    assert revoked.wallet_consent is WalletConsent.REVOKED
+    assert revoked.wallet_consent_at_ns == net.clock.now_ns()
+    net.trade.quote(buyer, "q-2", [(sku, 1)])
+    with pytest.raises(WalletConsentMissing):
+        net.trade.checkout(buyer, "o-2", "q-2")
+    net.trade.cancel(
+        buyer, first.id, "changed my mind"
+    )  # the open order still refunds to the wallet
+    net.trade.grant_wallet_consent("maybank-my", "b-aisyah")
+    net.trade.checkout(buyer, "o-2", "q-2")
+
+
+def test_a_wallet_lists_the_buyers_on_its_aliases(net: Net) -> None:
+    _register(net, "b-1", "+60123450001")
+    _register(net, "b-2", "+60123450002")
+    net.trade.grant_wallet_consent("maybank-my", "b-2")
+    assert [b.id for b in net.trade.list_buyers("maybank-my")] == ["b-1", "b-2"]
+    pending = net.trade.list_buyers("maybank-my", wallet_consent=WalletConsent.PENDING)
+    assert [b.id for b in pending] == ["b-1"]
+    assert [b.id for b in net.trade.list_buyers("hub-kuala-lumpur")] == ["b-1", "b-2"]
+    assert net.trade.list_buyers("mtn-rw") == []  # neither its hub's nor on its aliases
+    with pytest.raises(Forbidden):
+        net.trade.list_buyers("buyer:b-1")
