@@ -275,3 +275,29 @@ def test_the_settlement_account_has_a_statement_of_its_own(
     assert st.account_id == "mtn-rw-RWF-settlement"
     with pytest.raises(InvalidPaymentInput, match="account must be one of"):
         messages.account_statement(scheme, "mtn-rw", "RWF", 0, clock.now_ns(), "cap")
+
+
+def test_a_statement_entry_names_no_uetr_but_its_payments(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """A camt.053 entry's ``Refs/UETR`` is the end-to-end reference of the payment booked,
+    the one its pacs.008 and pacs.002 carry: a back office matches the two on it. Entries
+    carried a UUID derived from the ledger posting's id instead (the commit of a leg, the cap
+    granted), which is no payment's UETR and matched nothing. The posting is named by the
+    account servicer's reference (``AcctSvcrRef``), unique and the same in every statement."""
+    t = _pay(scheme, str(uuid.uuid4()))
+    ct = _pacs008(scheme, t)
+    clock.advance(1)
+    statements = [
+        messages.account_statement(scheme, participant, currency, 0, clock.now_ns())
+        for participant, currency in (("maybank", "MYR"), ("mtn-rw", "RWF"), ("fxco", "MYR"))
+    ]
+    for st in statements:
+        assert {e.transfer_id for e in st.entries} <= {None, ct.transfer_id}
+        refs = [e.servicer_ref for e in st.entries]
+        assert None not in refs and len(set(refs)) == len(refs)
+        iso20022.validate(iso20022.camt053(st), iso20022.CAMT053_SUBSET_XSD)
+    again = messages.account_statement(scheme, "maybank", "MYR", 0, clock.now_ns())
+    assert [e.servicer_ref for e in again.entries] == [
+        e.servicer_ref for e in statements[0].entries
+    ]

@@ -1094,3 +1094,15 @@ def test_validate_catches_a_value_outside_its_type() -> None:
 def test_validate_needs_a_readable_schema(tmp_path: Any) -> None:
     with pytest.raises(ConfigurationError):
         validate(pacs002(make_status()), tmp_path / "missing.xsd")
+
+
+def test_camt053_entry_carries_the_servicers_reference_after_its_booking_date() -> None:
+    entry = dataclasses.replace(make_entries()[1], servicer_ref="0f" * 16)
+    xml = camt053(make_statement(entries=[entry], closing_balance_minor=9_700))
+
+    assert value(xml, f"{ST}/p:Ntry/p:AcctSvcrRef/text()", NS_CAMT053) == "0f" * 16
+    children = [etree.QName(c).localname for c in etree.fromstring(xml)[0][1][-1]]
+    assert children[children.index("BookgDt") + 1] == "AcctSvcrRef"
+    validate(xml, CAMT053_SUBSET_XSD)
+    with pytest.raises(InvalidMessageField, match="servicer_ref"):
+        dataclasses.replace(entry, servicer_ref="x" * 36)

@@ -326,7 +326,12 @@ class TransferStatus:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatementEntry:
-    """One booked entry on a statement; ``credit`` is its direction (CRDT or DBIT)."""
+    """One booked entry on a statement; ``credit`` is its direction (CRDT or DBIT).
+
+    ``transfer_id`` is the UETR of the payment booked, the one its pacs.008 carries, and
+    only that; ``servicer_ref`` is the account servicer's own reference of the posting
+    (``AcctSvcrRef``).
+    """
 
     entry_ref: str
     booked_at: datetime
@@ -337,6 +342,7 @@ class StatementEntry:
     counterparty: str | None = None
     transfer_id: str | None = None
     remittance: str | None = None
+    servicer_ref: str | None = None
 
     def __post_init__(self) -> None:
         _check_text(self.entry_ref, "entry_ref", _ID_LEN)
@@ -354,6 +360,7 @@ class StatementEntry:
         _check_optional(_check_text, self.counterparty, "counterparty", _NAME_LEN)
         _check_optional(_check_uetr, self.transfer_id, "transfer_id")
         _check_optional(_check_text, self.remittance, "remittance", _NAME_LEN)
+        _check_optional(_check_text, self.servicer_ref, "servicer_ref", _ID_LEN)
 
     @property
     def signed_minor(self) -> int:
@@ -758,6 +765,8 @@ def _write_entry(parent: Any, entry: StatementEntry) -> None:
     _leaf(element, "CdtDbtInd", direction)
     _leaf(_sub(element, "Sts"), "Cd", entry.status)
     _leaf(_sub(element, "BookgDt"), "DtTm", _datetime_text(entry.booked_at))
+    if entry.servicer_ref is not None:
+        _leaf(element, "AcctSvcrRef", entry.servicer_ref)
     domain = _sub(_sub(element, "BkTxCd"), "Domn")
     _leaf(domain, "Cd", "PMNT")
     family = _sub(domain, "Fmly")

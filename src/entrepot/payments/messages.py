@@ -208,7 +208,10 @@ def account_statement(
                 amount_minor=line.credit_minor or line.debit_minor,
                 currency=currency,
                 credit=bool(line.credit_minor),
-                transfer_id=uetr(str(uuid.UUID(int=line.transfer.id))),
+                # The ledger posting, not a payment: its id derives from the payment's by a
+                # one-way hash (or names no payment: a cap, a settlement, a bulk's sum), so
+                # no UETR is given rather than one a pacs.008 never carried.
+                servicer_ref=f"{line.transfer.id:032x}",
             )
             for line in st.lines
             if line.credit_minor or line.debit_minor
