@@ -301,3 +301,30 @@ def test_a_statement_entry_names_no_uetr_but_its_payments(
     assert [e.servicer_ref for e in again.entries] == [
         e.servicer_ref for e in statements[0].entries
     ]
+
+
+def test_the_interbank_settlement_date_is_the_day_the_window_settled(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """IntrBkSttlmDt is the day the money moves between the agents' settlement accounts. The
+    scheme nets: a committed transfer settles when its window is settled, a day the operator
+    decides, not the day the transfer was prepared, which pacs.008 gave. It is left out (it
+    is optional, ``[0..1]``) until the transfer's window has settled: no day is known before."""
+    from entrepot.payments import SCHEME
+
+    reserved = _pay(scheme, "t-settle-day", commit=False)
+    assert _pacs008(scheme, reserved).settlement_date is None
+    committed = scheme.commit_transfer("maybank", reserved.id)
+    assert _pacs008(scheme, committed).settlement_date is None
+    xml = iso20022.pacs008(_pacs008(scheme, committed))
+    assert b"IntrBkSttlmDt" not in xml
+    assert iso20022.parse_pacs008(xml).settlement_date is None
+
+    clock.advance(2 * 86_400)  # the window is closed and settled two days later
+    window = scheme.close_window()
+    scheme.settle_window(SCHEME, window.id)
+    settled_on = ns_to_datetime(scheme.get_window(window.id).settled_at_ns or 0).date()
+    assert settled_on != ns_to_datetime(committed.created_at_ns).date()
+    ct = _pacs008(scheme, scheme.get_transfer("mtn-rw", committed.id))
+    assert ct.settlement_date == settled_on
+    assert iso20022.parse_pacs008(iso20022.pacs008(ct)).settlement_date == settled_on

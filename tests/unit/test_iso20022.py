@@ -430,8 +430,10 @@ def test_pacs008_proprietary_purpose_and_debtor_iban() -> None:
         make_ct(currency="RWF", purpose=None, remittance=None, charge_bearer="SHAR"),
         make_ct(created_at=datetime(2024, 5, 1, 14, 30, 15, 123456, tzinfo=PLUS_TWO)),
         make_ct(fx_rate=None, instructed_amount_minor=None, instructed_currency=None, purpose="ab"),
+        make_ct(settlement_date=None),
     ],
-    ids=["eur", "cross-currency", "rwf-minimal", "offset-and-microseconds", "short-prtry"],
+    ids=["eur", "cross-currency", "rwf-minimal", "offset-and-microseconds", "short-prtry",
+         "not-settled-yet"],
 )  # fmt: skip
 def test_pacs008_round_trip(ct: CreditTransfer) -> None:
     parsed = parse_pacs008(pacs008(ct))
@@ -1106,3 +1108,13 @@ def test_camt053_entry_carries_the_servicers_reference_after_its_booking_date() 
     validate(xml, CAMT053_SUBSET_XSD)
     with pytest.raises(InvalidMessageField, match="servicer_ref"):
         dataclasses.replace(entry, servicer_ref="x" * 36)
+
+
+def test_pacs008_without_a_settlement_date_has_no_intrbksttlmdt() -> None:
+    """IntrBkSttlmDt is optional ([0..1]); a transfer whose settlement day is not known yet
+    leaves it out rather than guess one."""
+    xml = pacs008(make_ct(settlement_date=None))
+
+    assert values(xml, f"{TX}/p:IntrBkSttlmDt", NS_PACS008) == []
+    assert_sequence_order(xml)
+    validate(xml, PACS008_SUBSET_XSD)

@@ -216,13 +216,15 @@ class CreditTransfer:
     ``instructed_amount_minor``/``instructed_currency`` are what the debtor instructed, before
     conversion or charges; ``fx_rate`` is required exactly when that currency differs from the
     settlement ``currency``, as settlement-currency units per instructed-currency unit.
+    ``settlement_date`` is the interbank settlement date (``IntrBkSttlmDt``, optional in the
+    message), None where none is known yet.
     """
 
     message_id: str
     transfer_id: str
     end_to_end_id: str
     created_at: datetime
-    settlement_date: date
+    settlement_date: date | None
     amount_minor: int
     currency: str
     debtor: Party
@@ -241,7 +243,7 @@ class CreditTransfer:
         _check_uetr(self.transfer_id, "transfer_id")
         _check_text(self.end_to_end_id, "end_to_end_id", _ID_LEN)
         _check_aware(self.created_at, "created_at")
-        _check_date(self.settlement_date, "settlement_date")
+        _check_optional(_check_date, self.settlement_date, "settlement_date")
         _check_amount(self.amount_minor, "amount_minor", positive=True)
         _check_currency(self.currency, "currency")
         _check_instance(self.debtor, Party, "debtor")
@@ -680,7 +682,8 @@ def pacs008(ct: CreditTransfer) -> bytes:
     _leaf(payment_id, "TxId", _uuid_hex(ct.transfer_id))
     _leaf(payment_id, "UETR", ct.transfer_id)
     _amount(tx, "IntrBkSttlmAmt", ct.amount_minor, ct.currency)
-    _leaf(tx, "IntrBkSttlmDt", ct.settlement_date.isoformat())
+    if ct.settlement_date is not None:
+        _leaf(tx, "IntrBkSttlmDt", ct.settlement_date.isoformat())
     if ct.instructed_amount_minor is not None and ct.instructed_currency is not None:
         _amount(tx, "InstdAmt", ct.instructed_amount_minor, ct.instructed_currency)
     if ct.fx_rate is not None:
@@ -890,8 +893,10 @@ class _Reader:
         except ValueError as exc:
             raise self.fail(f"{path} {text!r} is not a valid date-time: {exc}", path) from exc
 
-    def read_date(self, element: Any, path: str) -> date:
-        text = self.text(element, path)
+    def read_date(self, element: Any, path: str) -> date | None:
+        text = self.opt_text(element, path)
+        if text is None:
+            return None
         try:
             if _DATE_RE.fullmatch(text) is None:
                 raise ValueError("expected YYYY-MM-DD")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
+from datetime import date
 
 from entrepot.kernel.clock import Clock, ns_to_datetime
 from entrepot.kernel.limits import QUERY_LIMIT_MAX
@@ -105,6 +106,17 @@ def payee_party(scheme: PaymentScheme, t: PaymentTransfer) -> Party | None:
     return party if party.participant_id == t.payee_participant else None
 
 
+def settlement_date(scheme: PaymentScheme, t: PaymentTransfer) -> date | None:
+    """The day a committed transfer settled between its agents: the (UTC) day its settlement
+    window was settled. None before then: the scheme settles net, by window, on a day the
+    operator decides, so no day is known in advance (pacs.008 gave the day the transfer was
+    prepared, which is neither)."""
+    if t.state is not TransferState.COMMITTED or t.window_id is None:
+        return None
+    settled_at = scheme.get_window(t.window_id).settled_at_ns
+    return None if settled_at is None else ns_to_datetime(settled_at).date()
+
+
 def credit_transfer(
     scheme: PaymentScheme, t: PaymentTransfer, payee: Party | None
 ) -> iso.CreditTransfer:
@@ -117,7 +129,7 @@ def credit_transfer(
         transfer_id=uetr(t.id),
         end_to_end_id=fit_id(t.id),
         created_at=created,
-        settlement_date=created.date(),
+        settlement_date=settlement_date(scheme, t),
         amount_minor=t.target_amount_minor,
         currency=t.target_currency,
         debtor=iso.Party(
