@@ -328,3 +328,33 @@ def test_the_interbank_settlement_date_is_the_day_the_window_settled(
     ct = _pacs008(scheme, scheme.get_transfer("mtn-rw", committed.id))
     assert ct.settlement_date == settled_on
     assert iso20022.parse_pacs008(iso20022.pacs008(ct)).settlement_date == settled_on
+
+
+def test_the_debtor_is_the_payer_party_the_quote_named(scheme: PaymentScheme) -> None:
+    """pacs.008's Dbtr is the party that owes the creditor: the payer's customer, whose name
+    a receiving bank screens and keeps as the originator. When the quote names the payer
+    party by an alias the payer's participant holds, the debtor is that party, as the
+    creditor is the payee's; the payer participant stood in as its own customer."""
+    scheme.create_quote(
+        "mtn-rw",
+        "q-payer",
+        "MERCHANT",
+        "KL-TILL-42",
+        1000,
+        "RECEIVE",
+        "RWF",
+        payer_alias_type="MSISDN",
+        payer_alias="+250788123456",
+    )
+    t = scheme.prepare_transfer("mtn-rw", "t-payer", "q-payer")
+    ct = _pacs008(scheme, t)
+    assert (ct.debtor.name, ct.debtor.alias_type, ct.debtor.alias, ct.debtor.country) == (
+        "Aline Uwase",
+        "MSISDN",
+        "+250788123456",
+        "RW",
+    )
+    assert ct.debtor_agent.participant_id == "mtn-rw"
+    # no payer party named: the payer participant stands in, as before
+    unnamed = _pacs008(scheme, _pay(scheme, "t-no-payer", commit=False))
+    assert (unnamed.debtor.name, unnamed.debtor.alias) == ("MTN MoMo Rwanda", None)

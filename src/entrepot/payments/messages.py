@@ -117,6 +117,22 @@ def settlement_date(scheme: PaymentScheme, t: PaymentTransfer) -> date | None:
     return None if settled_at is None else ns_to_datetime(settled_at).date()
 
 
+def payer_party(scheme: PaymentScheme, t: PaymentTransfer) -> Party | None:
+    """The party that paid, which pacs.008 names as the debtor: the quote's payer alias (as
+    Mojaloop's quote names the payer), when the directory holds it for the payer
+    participant. None otherwise (no payer named, an alias the directory does not hold, or
+    holds for another participant: someone else's customer): the payer participant then
+    stands in, as the payee participant does for the creditor."""
+    if t.payer_alias is None:
+        return None
+    kind, _, alias = t.payer_alias.partition(":")
+    try:
+        party = scheme.lookup_party(kind, alias)
+    except PartyNotFound:
+        return None
+    return party if party.participant_id == t.payer_participant else None
+
+
 def credit_transfer(
     scheme: PaymentScheme, t: PaymentTransfer, payee: Party | None
 ) -> iso.CreditTransfer:
@@ -124,6 +140,7 @@ def credit_transfer(
     payee_p = scheme.get_participant(t.payee_participant)
     created = ns_to_datetime(t.created_at_ns)
     cross = t.source_currency != t.target_currency
+    payer_p = payer_party(scheme, t)
     return iso.CreditTransfer(
         message_id=_pacs008_id(t.id),
         transfer_id=uetr(t.id),
@@ -133,6 +150,14 @@ def credit_transfer(
         amount_minor=t.target_amount_minor,
         currency=t.target_currency,
         debtor=iso.Party(
+            name=payer_p.display_name[:140],
+            alias_type=payer_p.alias_type.value,
+            alias=payer_p.alias,
+            iban=payer_p.alias if payer_p.alias_type.value == "IBAN" else None,
+            country=payer_p.country,
+        )
+        if payer_p
+        else iso.Party(
             name=payer.name[:140],
             alias_type=None,
             alias=None,
