@@ -11,7 +11,7 @@ from entrepot.kernel.clock import NS_PER_S, FakeClock, ns_to_datetime
 from entrepot.ledger import AccountFlags
 from entrepot.payments import PaymentScheme, iso20022, messages
 from entrepot.payments.errors import InvalidPaymentInput
-from entrepot.payments.model import PaymentTransfer
+from entrepot.payments.model import Party, PaymentTransfer
 
 
 def _pay(scheme: PaymentScheme, transfer_id: str, *, commit: bool = True) -> PaymentTransfer:
@@ -22,8 +22,10 @@ def _pay(scheme: PaymentScheme, transfer_id: str, *, commit: bool = True) -> Pay
     return scheme.commit_transfer("maybank", transfer_id) if commit else t
 
 
-def _pacs008(scheme: PaymentScheme, t: PaymentTransfer) -> iso20022.CreditTransfer:
-    ct = messages.credit_transfer(scheme, t, None)
+def _pacs008(
+    scheme: PaymentScheme, t: PaymentTransfer, payee: Party | None = None
+) -> iso20022.CreditTransfer:
+    ct = messages.credit_transfer(scheme, t, payee)
     iso20022.validate(iso20022.pacs008(ct), iso20022.PACS008_SUBSET_XSD)
     return ct
 
@@ -358,3 +360,18 @@ def test_the_debtor_is_the_payer_party_the_quote_named(scheme: PaymentScheme) ->
     # no payer party named: the payer participant stands in, as before
     unnamed = _pacs008(scheme, _pay(scheme, "t-no-payer", commit=False))
     assert (unnamed.debtor.name, unnamed.debtor.alias) == ("MTN MoMo Rwanda", None)
+
+
+def test_a_party_whose_alias_is_longer_than_an_iso_id_still_has_a_pacs008(
+    scheme: PaymentScheme,
+) -> None:
+    """A BUSINESS id holds up to 40 characters; a party's ``Othr/Id`` is Max35Text. A payee
+    (or payer) with a longer one made its transfers' pacs.008 a 422 for ever. The party is
+    still named, its id left out rather than cut (a cut id would name someone else)."""
+    business = "REG/2026/KIGALI-TRADING-COMPANY-LTD-0042"
+    assert len(business) == 40
+    scheme.register_alias("maybank", "BUSINESS", business, "Kigali Trading Co", "MYR")
+    scheme.create_quote("mtn-rw", "q-business", "BUSINESS", business, 1000, "RECEIVE", "RWF")
+    t = scheme.prepare_transfer("mtn-rw", "t-business", "q-business")
+    ct = _pacs008(scheme, t, messages.payee_party(scheme, t))
+    assert (ct.creditor.name, ct.creditor.alias) == ("Kigali Trading Co", None)

@@ -133,6 +133,21 @@ def payer_party(scheme: PaymentScheme, t: PaymentTransfer) -> Party | None:
     return party if party.participant_id == t.payer_participant else None
 
 
+def _customer(party: Party) -> iso.Party:
+    """A directory party as pacs.008's debtor or creditor. Its alias is its ``Othr/Id``
+    (Max35Text) where it fits; a longer one (a BUSINESS id holds up to 40 characters) is left
+    out, the party still named: cut short it would name another party, and refused it made the
+    transfer's pacs.008 a 422 for ever."""
+    fits = len(party.alias) <= ID_LEN
+    return iso.Party(
+        name=party.display_name[:140],
+        alias_type=party.alias_type.value if fits else None,
+        alias=party.alias if fits else None,
+        iban=party.alias if party.alias_type.value == "IBAN" else None,
+        country=party.country,
+    )
+
+
 def credit_transfer(
     scheme: PaymentScheme, t: PaymentTransfer, payee: Party | None
 ) -> iso.CreditTransfer:
@@ -149,13 +164,7 @@ def credit_transfer(
         settlement_date=settlement_date(scheme, t),
         amount_minor=t.target_amount_minor,
         currency=t.target_currency,
-        debtor=iso.Party(
-            name=payer_p.display_name[:140],
-            alias_type=payer_p.alias_type.value,
-            alias=payer_p.alias,
-            iban=payer_p.alias if payer_p.alias_type.value == "IBAN" else None,
-            country=payer_p.country,
-        )
+        debtor=_customer(payer_p)
         if payer_p
         else iso.Party(
             name=payer.name[:140],
@@ -165,12 +174,10 @@ def credit_transfer(
             country=payer.country if payer.country != "ZZ" else None,
         ),
         debtor_agent=_agent(payer),
-        creditor=iso.Party(
-            name=(payee.display_name if payee else payee_p.name)[:140],
-            alias_type=payee.alias_type.value if payee else None,
-            alias=payee.alias if payee else None,
-            iban=payee.alias if payee and payee.alias_type.value == "IBAN" else None,
-            country=payee.country if payee else None,
+        creditor=_customer(payee)
+        if payee
+        else iso.Party(
+            name=payee_p.name[:140], alias_type=None, alias=None, iban=None, country=None
         ),
         creditor_agent=_agent(payee_p),
         remittance=t.note,
