@@ -375,3 +375,29 @@ def test_a_party_whose_alias_is_longer_than_an_iso_id_still_has_a_pacs008(
     t = scheme.prepare_transfer("mtn-rw", "t-business", "q-business")
     ct = _pacs008(scheme, t, messages.payee_party(scheme, t))
     assert (ct.creditor.name, ct.creditor.alias) == ("Kigali Trading Co", None)
+
+
+def test_a_merchant_or_business_party_is_identified_as_an_organisation(
+    scheme: PaymentScheme,
+) -> None:
+    """A till or business id identifies an organisation (``Id/OrgId/Othr``); pacs.008 put
+    every alias under ``PrvtId``, telling the receiving bank the merchant was a private
+    person. A person's alias (an MSISDN) stays under ``PrvtId``."""
+    scheme.create_quote(
+        "mtn-rw",
+        "q-org",
+        "MERCHANT",
+        "KL-TILL-42",
+        1000,
+        "RECEIVE",
+        "RWF",
+        payer_alias_type="MSISDN",
+        payer_alias="+250788123456",
+    )
+    t = scheme.prepare_transfer("mtn-rw", "t-org", "q-org")
+    ct = _pacs008(scheme, t, messages.payee_party(scheme, t))
+    xml = iso20022.pacs008(ct)
+    assert b"<OrgId>" in xml.split(b"<Cdtr>")[1]
+    assert b"<PrvtId>" in xml.split(b"<Dbtr>")[1].split(b"</Dbtr>")[0]
+    assert (ct.creditor.organisation, ct.debtor.organisation) == (True, False)
+    assert iso20022.parse_pacs008(xml) == ct

@@ -431,9 +431,11 @@ def test_pacs008_proprietary_purpose_and_debtor_iban() -> None:
         make_ct(created_at=datetime(2024, 5, 1, 14, 30, 15, 123456, tzinfo=PLUS_TWO)),
         make_ct(fx_rate=None, instructed_amount_minor=None, instructed_currency=None, purpose="ab"),
         make_ct(settlement_date=None),
+        make_ct(creditor=Party(name="Kedai Kopi KL", alias_type="MERCHANT", alias="KL-TILL-42",
+                               iban=None, country="MY", organisation=True)),
     ],
     ids=["eur", "cross-currency", "rwf-minimal", "offset-and-microseconds", "short-prtry",
-         "not-settled-yet"],
+         "not-settled-yet", "organisation"],
 )  # fmt: skip
 def test_pacs008_round_trip(ct: CreditTransfer) -> None:
     parsed = parse_pacs008(pacs008(ct))

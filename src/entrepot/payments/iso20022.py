@@ -191,13 +191,15 @@ class Agent:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Party:
-    """A debtor or creditor; its alias (MSISDN, till id, ...) goes in ``Id/PrvtId/Othr``."""
+    """A debtor or creditor; its alias (MSISDN, till id, ...) goes in ``Id/PrvtId/Othr``, or
+    in ``Id/OrgId/Othr`` for an ``organisation`` (a merchant, a business)."""
 
     name: str
     alias_type: str | None
     alias: str | None
     iban: str | None
     country: str | None
+    organisation: bool = False
 
     def __post_init__(self) -> None:
         _check_text(self.name, "name", _NAME_LEN)
@@ -646,7 +648,8 @@ def _write_party(parent: Any, tag: str, party: Party) -> None:
     element = _sub(parent, tag)
     _leaf(element, "Nm", party.name)
     if party.alias is not None:
-        other = _sub(_sub(_sub(element, "Id"), "PrvtId"), "Othr")
+        kind = "OrgId" if party.organisation else "PrvtId"
+        other = _sub(_sub(_sub(element, "Id"), kind), "Othr")
         _leaf(other, "Id", party.alias)
         if party.alias_type is not None:
             _leaf(_sub(other, "SchmeNm"), "Prtry", party.alias_type)
@@ -932,13 +935,15 @@ def _read_agent(reader: _Reader, tx: Any, tag: str) -> Agent:
 
 
 def _read_party(reader: _Reader, tx: Any, tag: str, account_tag: str) -> Party:
-    other = f"{tag}/Id/PrvtId/Othr"
+    organisation = reader.find(tx, f"{tag}/Id/OrgId") is not None
+    other = f"{tag}/Id/{'OrgId' if organisation else 'PrvtId'}/Othr"
     return Party(
         name=reader.text(tx, f"{tag}/Nm"),
         alias_type=reader.opt_text(tx, f"{other}/SchmeNm/Prtry"),
         alias=reader.opt_text(tx, f"{other}/Id"),
         iban=reader.opt_text(tx, f"{account_tag}/Id/IBAN"),
         country=reader.opt_text(tx, f"{tag}/CtryOfRes"),
+        organisation=organisation,
     )
 
 

@@ -29,6 +29,9 @@ _STATUS = {
 _REFUSED = "MS03"
 EXPIRED = "expired"  # the reason the scheme records for a transfer that expired
 
+#: Alias types that identify an organisation (a merchant's till, a business registration):
+#: pacs.008 names such a party under ``Id/OrgId``, a person under ``Id/PrvtId``.
+_ORGANISATION_ALIASES = frozenset({"MERCHANT", "BUSINESS"})
 #: ISO 20022 ids (MsgId, EndToEndId, a statement's Id) are Max35Text; an account's Max34Text.
 ID_LEN = 35
 ACCOUNT_ID_LEN = 34
@@ -145,6 +148,7 @@ def _customer(party: Party) -> iso.Party:
         alias=party.alias if fits else None,
         iban=party.alias if party.alias_type.value == "IBAN" else None,
         country=party.country,
+        organisation=party.alias_type.value in _ORGANISATION_ALIASES,
     )
 
 
