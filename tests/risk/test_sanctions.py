@@ -40,6 +40,28 @@ def test_name_dob_and_nationality_is_match_with_reasons(screener: Screener) -> N
 
 
 @pytest.mark.parametrize(
+    ("name", "dob", "country"),
+    [
+        ("N. Maleki", None, "IR"),
+        ("N. Maleki", "1960-05-01", None),
+        ("N Maleki", "1960-05-01", "IR"),
+    ],
+)
+def test_a_given_name_only_initialled_is_review_never_match(
+    screener: Screener, name: str, dob: str | None, country: str | None
+) -> None:
+    """'N. Maleki' of Iran was a match (blocked): the initial scored as 0.9 of Naser, and
+    the surname and nationality carried it, though thousands of Iranians are an N. Maleki.
+    An initial is not a name: a person decides."""
+    result = screener.screen(make_party(name, dob, country))
+    assert result.decision == "review"
+    assert result.best is not None and result.best.ent_num == MALEKI
+    assert result.best.reasons[-1] == (
+        "a given name is an initial only: the name is not confirmed, a person decides"
+    )
+
+
+@pytest.mark.parametrize(
     ("dob", "country", "expected"),
     [("1975-05-01", None, "review"), (None, "DE", "review"), ("1960-05-01", "DE", "review")],
 )

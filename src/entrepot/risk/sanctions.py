@@ -6,7 +6,8 @@ weighs secondary evidence: date of birth, nationality or country, and party type
 
 Decisions (OFAC's FAQ: a name alone is not a match):
 - ``match``: the name match is strong AND a DOB or nationality (for entities: country)
-  corroborates AND nothing contradicts.
+  corroborates AND nothing contradicts AND no given name is an initial only ("N. Maleki" of
+  Iran is many people).
 - ``review``: the name matches but identifiers are absent or contradict: a case for a person,
   never an automatic block.
 - ``clear``: no name on the list is close enough, or the party type rules the candidate out.
@@ -319,6 +320,7 @@ class NameMatch:
     alias: str
     matched: int  # query tokens matched (sim >= COVER_SIM)
     jw: float  # mean similarity of the matched tokens
+    initials: int = 0  # of those, a query's initial standing for a listed name
 
 
 def score_name(q_toks: Sequence[str], q_weights: Sequence[float], name: _Name) -> NameMatch:
@@ -340,6 +342,7 @@ def score_name(q_toks: Sequence[str], q_weights: Sequence[float], name: _Name) -
     covered = 0.0
     matched_sims = []
     names_matched = 0  # matched query tokens that are names, not a title like a name
+    initials = 0
     for sim, i, j in pairs:
         if i in used_q or j in used_n or sim <= 0:
             continue
@@ -349,6 +352,7 @@ def score_name(q_toks: Sequence[str], q_weights: Sequence[float], name: _Name) -
         if sim >= COVER_SIM:
             covered += name.weights[j]
             matched_sims.append(sim)
+            initials += len(q_toks[i]) == 1 < len(name.toks[j])
             # A title counts as matched only where the listing carries it too (Shaykh is also
             # a family name): Haji is not Hadi, Sheikh is not Shi, General is not Gener.
             if q_toks[i] not in TITLES or q_folds[i] == name.folds[j]:
@@ -361,7 +365,7 @@ def score_name(q_toks: Sequence[str], q_weights: Sequence[float], name: _Name) -
     if names_matched < 2 and len(name.toks) > 1 and len(strong_tokens) < 2:
         score = min(score, SINGLE_TOKEN_CAP)
     jw = sum(matched_sims) / len(matched_sims) if matched_sims else 0.0
-    return NameMatch(round(score, 4), name.text, len(matched_sims), round(jw, 2))
+    return NameMatch(round(score, 4), name.text, len(matched_sims), round(jw, 2), initials)
 
 
 # --------------------------------------------------------------------------- screening
@@ -494,6 +498,11 @@ def _judge(entry: Entry, match: NameMatch, party: Party) -> Candidate:
         decision = "clear"  # say so: the reasons above read like a hit
         reasons.append(
             f"name score {match.score} is below the {REVIEW_THRESHOLD} a review needs: not a hit"
+        )
+    elif match.score >= STRONG_THRESHOLD and good and not bad and match.initials:
+        decision = "review"  # 'N. Maleki' of Iran: thousands are; the initial is not a name
+        reasons.append(
+            "a given name is an initial only: the name is not confirmed, a person decides"
         )
     elif match.score >= STRONG_THRESHOLD and good and not bad:
         decision = "match"
