@@ -831,3 +831,16 @@ def test_invariants_find_an_account_whose_balance_is_not_its_transfers(opened: L
     assert report.violations == [
         "2 account(s) differ from what their transfers add up to (first: account 2)"
     ]
+
+
+@pytest.mark.parametrize("bad", [None, "1", iter([1])])
+def test_a_batch_or_ids_that_are_not_a_list_are_bad_input(opened: Ledger, bad: object) -> None:
+    before = state(opened)
+    with pytest.raises(LedgerInputError, match="must be a list"):
+        opened.create_transfers(bad)  # type: ignore[arg-type]
+    with pytest.raises(LedgerInputError, match="must be a list"):
+        opened.create_accounts(bad)  # type: ignore[arg-type]
+    for lookup in (opened.lookup_accounts, opened.lookup_transfers):
+        with pytest.raises(LedgerInputError, match="ids must be a list of integers"):
+            lookup(bad)  # type: ignore[arg-type]
+    assert state(opened) == before

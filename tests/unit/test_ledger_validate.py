@@ -34,3 +34,11 @@ def test_a_plain_int_batch_is_returned_as_it_is() -> None:
 def test_bad_flags_are_refused(flags: object) -> None:
     with pytest.raises(LedgerInputError, match="flags"):
         check_transfers([Transfer(1, 1, 2, 5, ledger=978, code=1, flags=flags)])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("batch", [None, "ab", b"ab", iter([]), 7, {1: 2}])
+def test_a_batch_that_is_not_a_list_is_refused_by_name(batch: object) -> None:
+    """``create_transfers(None)`` was a TypeError from ``len()``; a generator would have been
+    read twice (sized, then checked)."""
+    with pytest.raises(LedgerInputError, match="transfers must be a list, got"):
+        check_transfers(batch)  # type: ignore[arg-type]

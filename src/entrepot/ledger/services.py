@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
@@ -629,7 +629,12 @@ def _gc_paused() -> Iterator[None]:
 
 def _check_ids(ids: Iterable[int]) -> None:
     """Ids to look up are 128-bit unsigned integers, as written (a wider or negative one was
-    an ``OverflowError`` from packing it; ``True`` is no id, though it is an int)."""
+    an ``OverflowError`` from packing it; ``True`` is no id, though it is an int), given as
+    a list, tuple or set (None was a ``TypeError``; a generator would be read twice)."""
+    if isinstance(ids, str | bytes) or not isinstance(ids, Collection):
+        raise LedgerInputError(
+            f"ids must be a list of integers, got {type(ids).__name__}", field="ids"
+        )
     for i in ids:
         if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i <= U128_MAX:
             raise LedgerInputError(f"id {i!r} is not an integer in 0..2^128-1", field="ids")

@@ -48,6 +48,10 @@ _ACCOUNT_RANGES: tuple[tuple[str, int], ...] = (
 
 
 def check_batch_size(batch: Sequence[object], what: str) -> None:
+    if type(batch) is not list and (
+        isinstance(batch, str | bytes) or not isinstance(batch, Sequence)
+    ):  # None was a TypeError from len(); a generator would be read twice
+        raise LedgerInputError(f"{what} must be a list, got {type(batch).__name__}", field="batch")
     if len(batch) > BATCH_EVENTS_MAX:
         raise BatchTooLarge(
             f"{len(batch)} {what} in one request; at most {BATCH_EVENTS_MAX:,} are allowed",
