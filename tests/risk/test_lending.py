@@ -685,6 +685,7 @@ def test_a_decline_overturned_on_review_becomes_a_new_offer(
     )
     assert logged.decision_id == done.log_id and logged.inputs["new_offer_id"] == "o-2-review"
     assert logged.inputs["original_decision"] == original.log_id
+    assert new.log_id == done.log_id  # the offer names the decision that made it, as any does
     with unchanged(lending, sink), pytest.raises(OfferClosed, match="replaced on review"):
         lending.accept("m-kigali-2", "o-2")
     loan = lending.accept("m-kigali-2", "o-2-review")

@@ -902,20 +902,8 @@ class Lending:
         now = self._now()
         policy = st.load_policy(conn, offer.lender_id, offer.currency, offer.policy_version)
         assert policy is not None, "an offer's policy version is never deleted"
-        new_offer_id: str | None = None
-        if verdict is ContestStatus.OVERTURNED:
-            assert new_principal is not None
-            new_offer_id = self._overturn(conn, offer, policy, reviewer_id, why, new_principal)
-        elif offer.outcome is OfferOutcome.OFFER:
-            # The decision stands; the merchant gets the full acceptance window again.
-            conn.execute(
-                sa.update(st.offers)
-                .where(st.offers.c.offer_id == offer.offer_id)
-                .values(
-                    state=OfferState.OPEN.value,
-                    expires_at=now + policy.offer_valid_days * NS_PER_DAY,
-                )
-            )
+        overturned = verdict is ContestStatus.OVERTURNED
+        new_offer_id = offer.offer_id + REVIEW_SUFFIX if overturned else None
         decision = make_decision(
             DECISION_KIND,
             model_version=f"review:{reviewer_id}",
@@ -932,6 +920,21 @@ class Lending:
             },
             clock=self.clock,
         )
+        if overturned:
+            assert new_principal is not None
+            self._overturn(
+                conn, offer, policy, reviewer_id, why, new_principal, decision.decision_id
+            )
+        elif offer.outcome is OfferOutcome.OFFER:
+            # The decision stands; the merchant gets the full acceptance window again.
+            conn.execute(
+                sa.update(st.offers)
+                .where(st.offers.c.offer_id == offer.offer_id)
+                .values(
+                    state=OfferState.OPEN.value,
+                    expires_at=now + policy.offer_valid_days * NS_PER_DAY,
+                )
+            )
         values = {
             "status": verdict.value,
             "reviewer_id": reviewer_id,
@@ -956,7 +959,9 @@ class Lending:
         reviewer_id: str,
         why: str,
         principal: int,
-    ) -> str:
+        log_id: str,
+    ) -> None:
+        """The new offer ``<offer_id>-review``, made by the review decision ``log_id``."""
         cur = offer.currency
         if not policy.limit_min_minor <= principal <= policy.limit_max_minor:
             raise InvalidLendingInput(
@@ -994,7 +999,7 @@ class Lending:
             requested_by=reviewer_id,
             origin="review",
             supersedes=offer.offer_id,
-            log_id="",
+            log_id=log_id,
         )
         conn.execute(sa.insert(st.offers).values(**st.offer_values(new)))
         conn.execute(
@@ -1002,7 +1007,6 @@ class Lending:
             .where(st.offers.c.offer_id == offer.offer_id)
             .values(state=OfferState.SUPERSEDED.value)
         )
-        return new.offer_id
 
     # ------------------------------------------------------------------ the book
     def loan_book(self, caller: str, currency: str) -> dict[str, Any]:
