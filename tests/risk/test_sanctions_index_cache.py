@@ -3,8 +3,12 @@ risk API both screen against it instead of building a copy each (about 45 MB and
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from pathlib import Path
+
+import pytest
 
 from entrepot.risk.sanctions import Screener, make_party, watch_list_index
 
@@ -40,3 +44,58 @@ def test_a_changed_list_is_indexed_again(tmp_path: Path) -> None:
     assert second.version != first.version
     assert len(second.entries) == 2
     assert Screener.from_directory(lists).screen(make_party("Olga Kuznetsova")).candidates
+
+
+def _touch(path: Path, seconds: int = 1) -> None:
+    """Move a file's modification time on (a rewrite within the clock's tick may keep it)."""
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + seconds * 10**9))
+
+
+def test_a_screener_follows_its_folder_once_the_new_lists_have_settled(tmp_path: Path) -> None:
+    """A new OFAC publication was screened against only after a restart of every process."""
+    lists = _lists(tmp_path / "lists", ["Ivan Petrovich SIDOROV"])
+    screener = Screener.from_directory(lists, refresh_s=3600)
+    before = screener.index
+    assert screener.screen(make_party("Olga Nikolaevna Kuznetsova")).decision == "clear"
+    assert not screener.refresh(wait=True)  # nothing changed
+    _lists(lists, ["Ivan Petrovich SIDOROV", "Olga Nikolaevna KUZNETSOVA"])
+    _touch(lists / "ofac_sdn.csv")
+    assert not screener.refresh(wait=True)  # changed: maybe a copy half done, look again
+    assert screener.index is before
+    assert screener.refresh(wait=True)  # unchanged since: loaded and swapped in
+    assert screener.index is not before and screener.index.version != before.version
+    found = screener.screen(make_party("Olga Nikolaevna Kuznetsova"))
+    assert found.decision == "review" and found.list_version == screener.index.version
+    assert not screener.refresh(wait=True)
+
+
+def test_lists_that_do_not_load_leave_the_screener_on_the_good_ones(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lists = _lists(tmp_path / "lists", ["Ivan Petrovich SIDOROV"])
+    screener = Screener.from_directory(lists, refresh_s=3600)
+    good = screener.index
+    (lists / "ofac_sdn.csv").write_text("", encoding="utf-8")  # an empty download
+    _touch(lists / "ofac_sdn.csv")
+    screener.refresh(wait=True)
+    with caplog.at_level(logging.ERROR, logger="entrepot.risk.sanctions"):
+        assert screener.refresh(wait=True)  # tried
+    assert screener.index is good
+    assert "do not load" in caplog.text and good.version in caplog.text
+    assert not screener.refresh(wait=True)  # not tried again until they change
+    assert screener.screen(make_party("Ivan Petrovich Sidorov")).decision == "review"
+
+
+def test_screenings_look_at_the_folder_by_themselves_every_period(tmp_path: Path) -> None:
+    lists = _lists(tmp_path / "lists", ["Ivan Petrovich SIDOROV"])
+    screener = Screener.from_directory(lists, refresh_s=0)
+    before = screener.index
+    _lists(lists, ["Ivan Petrovich SIDOROV", "Olga Nikolaevna KUZNETSOVA"])
+    _touch(lists / "ofac_sdn.csv")
+    party = make_party("Olga Nikolaevna Kuznetsova")
+    for _ in range(200):  # each screening looks; the second look starts the reload thread
+        if screener.screen(party).decision == "review":
+            break
+        time.sleep(0.05)
+    assert screener.index is not before

@@ -18,9 +18,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import heapq
+import logging
 import math
 import re
 import threading
+import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -45,7 +47,11 @@ from entrepot.risk.names import (
     tokens,
 )
 
+log = logging.getLogger(__name__)
+
 SDN_FILE, ALT_FILE, ADD_FILE = "ofac_sdn.csv", "ofac_alt.csv", "ofac_add.csv"
+#: How often a screener made from a folder looks whether its lists changed (seconds).
+REFRESH_S = 60.0
 EMPTY = "-0-"
 PARTY_TYPES = ("individual", "entity")
 #: Name score at or above which a candidate is put to review.
@@ -531,8 +537,7 @@ def watch_list_index(directory: Path | str) -> WatchListIndex:
     unchanged (the payments screening hook and the risk API each screen against it; a copy
     is about 45 MB and takes seconds to build)."""
     folder = Path(directory).resolve()
-    files = sorted(p for p in folder.glob("*") if p.is_file())
-    key = (str(folder), *((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    key = _lists_key(folder)
     with _INDEXES_LOCK:
         index = _INDEXES.get(key)
         if index is None:
@@ -544,8 +549,22 @@ def watch_list_index(directory: Path | str) -> WatchListIndex:
         return index
 
 
+def _lists_key(folder: Path) -> tuple[object, ...]:
+    """What says the files in ``folder`` changed: their names, sizes and modification times."""
+    files = sorted(p for p in folder.glob("*") if p.is_file())
+    return (str(folder), *((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+
+
 class Screener:
-    """Screens parties against one watch list index; optionally logs every decision."""
+    """Screens parties against one watch list index; optionally logs every decision.
+
+    Made from a folder (:meth:`from_directory`), it follows the lists there: at most every
+    ``refresh_s`` seconds a screening looks at the files (names, sizes, times); once they
+    have changed and then stayed the same for a whole period (a copy of three files is not
+    read half done), a thread builds the new index while screenings go on against the old
+    one, and then swaps it in. Lists that do not load are logged as an error each time they
+    change, and the screener keeps the ones it has. A server screens against a new OFAC
+    publication within two periods, without a restart."""
 
     def __init__(
         self,
@@ -553,8 +572,19 @@ class Screener:
         sink: DecisionSink | None = None,
         clock: Clock | None = None,
         remember: int = SCREENINGS_REMEMBERED,
+        *,
+        directory: Path | str | None = None,
+        refresh_s: float = REFRESH_S,
     ) -> None:
         self.index = index
+        self.directory = None if directory is None else Path(directory).resolve()
+        self.refresh_s = refresh_s
+        self._refresh_lock = threading.Lock()
+        self._next_look = time.monotonic() + refresh_s
+        self._loaded_key = None if self.directory is None else _lists_key(self.directory)
+        self._changed_key: tuple[object, ...] | None = None  # seen once: waiting to settle
+        self._failed_key: tuple[object, ...] | None = None  # would not load
+        self._reloading = False
         self.sink = sink
         self.clock = clock
         # A screening is a function of the party and the index: the latest ``remember`` are
@@ -567,12 +597,66 @@ class Screener:
 
     @classmethod
     def from_directory(cls, directory: Path | str, **kwargs: Any) -> Screener:
-        return cls(watch_list_index(directory), **kwargs)
+        return cls(watch_list_index(directory), directory=directory, **kwargs)
+
+    def refresh(self, *, wait: bool = False) -> bool:
+        """Look whether the lists changed (see the class); True when a new index is being
+        built, or (``wait``) was built and swapped in. Screenings call it themselves at most
+        every ``refresh_s`` seconds; an operator's tool or a test may call it at any time."""
+        if self.directory is None:
+            return False
+        with self._refresh_lock:
+            self._next_look = time.monotonic() + self.refresh_s
+            if self._reloading:
+                return False
+            try:
+                key = _lists_key(self.directory)
+            except OSError as exc:
+                log.error("cannot look at the sanctions lists at %s: %s", self.directory, exc)
+                return False
+            if key == self._loaded_key or key == self._failed_key:
+                self._changed_key = None
+                return False
+            if key != self._changed_key:  # changed since the last look: let it settle
+                self._changed_key = key
+                return False
+            self._reloading = True
+        if wait:
+            self._reload(key)
+        else:
+            threading.Thread(
+                target=self._reload, args=(key,), name="sanctions-reload", daemon=True
+            ).start()
+        return True
+
+    def _reload(self, key: tuple[object, ...]) -> None:
+        assert self.directory is not None
+        try:
+            index = watch_list_index(self.directory)
+        except Exception as exc:  # a bad file must not stop screening against the good ones
+            with self._refresh_lock:
+                self._failed_key, self._reloading = key, False
+            log.error(
+                "the sanctions lists at %s changed but do not load (%s): still screening "
+                "against %s",
+                self.directory,
+                exc,
+                self.index.version,
+            )
+            return
+        with self._refresh_lock:
+            old, self.index = self.index, index
+            self._loaded_key, self._changed_key, self._reloading = key, None, False
+        log.warning(
+            "sanctions lists at %s reloaded: %s -> %s", self.directory, old.version, index.version
+        )
 
     def screen(self, party: Party) -> Screening:
         return self.screen_many([party])[0]
 
     def screen_many(self, parties: Sequence[Party]) -> list[Screening]:
+        if self.directory is not None and time.monotonic() >= self._next_look:
+            self.refresh()
         results = [self._screen(p) for p in parties]
         if self.sink is not None:
             decisions = [self._decision(p, r) for p, r in zip(parties, results, strict=True)]
