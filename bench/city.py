@@ -92,7 +92,9 @@ def _forecast(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scenarios", default="hangzhou,grid4x4")
-    parser.add_argument("--rate", type=float, default=services.GRID_RATE_VPH)
+    parser.add_argument(
+        "--rate", type=float, default=None, help="grid4x4 demand, vehicles/h (default 11,000)"
+    )
     parser.add_argument("--end", type=int, default=3600)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--workers", type=int, default=2)

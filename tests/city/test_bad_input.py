@@ -155,3 +155,21 @@ def test_network_with_a_length_that_is_not_a_number(small_grid: Scenario, tmp_pa
         run_episode(replace(small_grid, net_file=odd), "fixed")
 
     assert not libsumo_loaded()
+
+
+@pytest.mark.parametrize("spec", ["hangzhou", "grid4x4"])
+def test_an_episode_that_ends_at_0_is_refused_not_an_hour(spec: str) -> None:
+    """``end_s=0`` (bench/city.py --end 0) read as "not given" and ran an hour."""
+    with pytest.raises(ScenarioInvalid, match="begin 0 s, end 0 s"):
+        resolve_scenario(spec, end_s=0)
+
+
+def test_a_demand_rate_for_a_scenario_with_its_own_routes_is_refused(
+    small_grid: Scenario, tmp_path: Path
+) -> None:
+    """--rate was ignored for hangzhou and a .sumocfg: a run at the demand asked for was not."""
+    cfg = _cfg(tmp_path / "own.sumocfg", small_grid, "0", "240")
+    for spec in ("hangzhou", str(cfg)):
+        with pytest.raises(ScenarioInvalid, match="brings its own routes"):
+            resolve_scenario(spec, rate_vph=900)
+    assert resolve_scenario(str(cfg)).end_s == 240

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from entrepot.city.controllers import CONTROLLERS, make_controller
-from entrepot.city.errors import InvalidSeries, UnknownController, UnknownScenario
+from entrepot.city.errors import InvalidSeries, ScenarioInvalid, UnknownController, UnknownScenario
 from entrepot.city.evaluate import EpisodeResult, run_episode
 from entrepot.city.forecast import (
     HORIZONS_MIN,
@@ -85,26 +85,38 @@ def resolve_scenario(
     *,
     end_s: int | None = None,
     seed: int = 42,
-    rate_vph: float = GRID_RATE_VPH,
+    rate_vph: float | None = None,
     workdir: Path | None = None,
 ) -> Scenario:
-    """``hangzhou``, ``grid4x4`` (generated) or a path to a ``.sumocfg``."""
+    """``hangzhou``, ``grid4x4`` (generated) or a path to a ``.sumocfg``. ``end_s`` None: an
+    hour (a ``.sumocfg``: its own end); 0 is an episode that ends before it starts, refused,
+    not an hour. ``rate_vph`` is grid4x4's generated demand (None: ``GRID_RATE_VPH``); the
+    other scenarios bring their own demand, and a rate given for them is refused, not
+    ignored."""
+    if (spec == "hangzhou" or spec.endswith(".sumocfg")) and rate_vph is not None:
+        raise ScenarioInvalid(
+            f"scenario {spec}: a demand rate ({rate_vph:g} vehicles/h) sets grid4x4's "
+            "generated demand; this scenario brings its own routes",
+            field="rate",
+        )
+    hour = 3600 if end_s is None else end_s
     if spec == "hangzhou":
-        check_episode(0, end_s or 3600, "scenario hangzhou")
-        return hangzhou_scenario(end_s or 3600, seed)
+        check_episode(0, hour, "scenario hangzhou")
+        return hangzhou_scenario(hour, seed)
     if spec == "grid4x4":
-        check_episode(0, end_s or 3600, "scenario grid4x4")
+        check_episode(0, hour, "scenario grid4x4")
         return build_grid(
             workdir or default_workdir(),
-            rates_vph=(rate_vph,),
-            end_s=end_s or 3600,
+            rates_vph=(GRID_RATE_VPH if rate_vph is None else rate_vph,),
+            end_s=hour,
             seed=seed,
             trip_attributes=GRID_TRIP_ATTRIBUTES,
         )
     if spec.endswith(".sumocfg"):
         scenario = read_sumocfg(Path(spec))
-        check_episode(scenario.begin_s, end_s or scenario.end_s, f"scenario {spec}")
-        return replace(scenario, seed=seed, end_s=end_s or scenario.end_s)
+        end = scenario.end_s if end_s is None else end_s
+        check_episode(scenario.begin_s, end, f"scenario {spec}")
+        return replace(scenario, seed=seed, end_s=end)
     raise UnknownScenario(
         f"unknown scenario {spec!r}; use {', '.join(SCENARIOS)} or a path to a .sumocfg",
         field="scenario",

@@ -44,7 +44,13 @@ EndOpt = Annotated[
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="simulation and demand seed")]
 RateOpt = Annotated[
-    float, typer.Option("--rate", min=100, help="grid4x4 demand in vehicles per hour")
+    float | None,
+    typer.Option(
+        "--rate",
+        min=100,
+        help=f"grid4x4 demand in vehicles per hour (default {services.GRID_RATE_VPH:g}); "
+        "the other scenarios bring their own",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document on stdout")]
 
@@ -69,7 +75,7 @@ def run(
     ] = "entrepot",
     end: EndOpt = None,
     seed: SeedOpt = 42,
-    rate: RateOpt = services.GRID_RATE_VPH,
+    rate: RateOpt = None,
     decisions: Annotated[
         int, typer.Option("--decisions", min=0, help="show the last N explained decisions")
     ] = 5,
@@ -130,7 +136,7 @@ def bench(
     scenario: ScenarioOpt = "hangzhou",
     end: EndOpt = None,
     seed: SeedOpt = 42,
-    rate: RateOpt = services.GRID_RATE_VPH,
+    rate: RateOpt = None,
     controllers: Annotated[
         str, typer.Option("--controllers", help="comma-separated subset (default: all)")
     ] = ",".join(CONTROLLERS),
