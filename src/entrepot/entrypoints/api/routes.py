@@ -220,12 +220,18 @@ def _liquidity(scheme: PaymentScheme, participant_id: str, currency: str) -> s.L
     "/participants/{participant_id}/credentials", status_code=201, response_model=s.CredentialOut
 )
 def credentials(
-    participant_id: str, body: s.CredentialIn, caller: Caller, scheme: Scheme, response: Response
+    participant_id: str,
+    caller: Caller,
+    scheme: Scheme,
+    response: Response,
+    body: s.CredentialIn | None = None,
 ) -> s.CredentialOut:
+    """Issue a credential; the body (a public key to bind) is optional, as its field is."""
     _operator(caller)
     response.headers["Cache-Control"] = "no-store"  # a secret: kept nowhere (security.py)
+    public_key = body.publicKey if body is not None else None
     issued = issue_credential(
-        scheme.engine, participant_id, public_key_b64=body.publicKey, clock=scheme.clock
+        scheme.engine, participant_id, public_key_b64=public_key, clock=scheme.clock
     )
     return s.CredentialOut(
         keyId=issued.key_id, secret=issued.secret, token=issued.token, participantId=participant_id
@@ -379,8 +385,12 @@ def commit(transfer_id: str, caller: Caller, scheme: Scheme) -> s.TransferOut:
 
 
 @router.post("/transfers/{transfer_id}/reject", response_model=s.TransferOut)
-def reject(transfer_id: str, body: s.RejectIn, caller: Caller, scheme: Scheme) -> s.TransferOut:
-    return cv.transfer(scheme.reject_transfer(caller, transfer_id, body.reason))
+def reject(
+    transfer_id: str, caller: Caller, scheme: Scheme, body: s.RejectIn | None = None
+) -> s.TransferOut:
+    """The payee declines; the body (its reason) is optional, as commit takes none."""
+    reason = (body or s.RejectIn()).reason
+    return cv.transfer(scheme.reject_transfer(caller, transfer_id, reason))
 
 
 @router.post("/transfers/{transfer_id}/review", response_model=s.TransferOut)

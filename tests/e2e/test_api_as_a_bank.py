@@ -1,0 +1,48 @@
+"""docs/payments.md read by a bank's integration engineer joining the scheme: each call made
+as the document writes it, against the app, and each refusal saying what is wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from entrepot.entrypoints.api.app import create_app
+from entrepot.payments import PaymentScheme
+from entrepot.payments.credentials import issue_credential
+
+
+@pytest.fixture
+def api(scheme: PaymentScheme) -> Iterator[tuple[TestClient, dict[str, dict[str, str]]]]:
+    tokens = {p: issue_credential(scheme.engine, p).token for p in ("scheme", "mtn-rw", "maybank")}
+    headers = {p: {"Authorization": f"Bearer {t}"} for p, t in tokens.items()}
+    with TestClient(create_app(scheme)) as client:
+        yield client, headers
+
+
+def test_a_payee_rejects_as_it_commits_without_a_body(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """``POST /v1/transfers/{id}/commit`` and ``reject`` are documented alike; the reject's
+    only field has a default ("rejected by payee"), yet a reject without a body was a 422
+    "Field required" naming no field."""
+    client, h = api
+    scheme.create_quote("mtn-rw", "q-r", "MERCHANT", "KL-TILL-42", 1000, "RECEIVE", "RWF")
+    scheme.prepare_transfer("mtn-rw", "t-r", "q-r")
+    r = client.post("/v1/transfers/t-r/reject", headers=h["maybank"])
+    assert r.status_code == 200, r.text
+    assert (r.json()["state"], r.json()["reason"]) == ("ABORTED", "rejected by payee")
+
+
+def test_the_operator_issues_a_credential_without_a_body(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    """``POST /v1/participants/{id}/credentials``: a key to bind is optional, so is the body."""
+    client, h = api
+    r = client.post("/v1/participants/maybank/credentials", headers=h["scheme"])
+    assert r.status_code == 201, r.text
+    assert r.json()["participantId"] == "maybank" and r.headers["cache-control"] == "no-store"
+    issued = {"Authorization": f"Bearer {r.json()['token']}"}
+    assert client.get("/v1/participants/maybank", headers=issued).status_code == 200
+
