@@ -46,3 +46,17 @@ def test_the_operator_issues_a_credential_without_a_body(
     issued = {"Authorization": f"Bearer {r.json()['token']}"}
     assert client.get("/v1/participants/maybank", headers=issued).status_code == 200
 
+
+@pytest.mark.parametrize("path", ["/v1/quotes", "/v1/transfers", "/v1/escrows"])
+def test_a_request_without_its_body_is_told_so(
+    api: tuple[TestClient, dict[str, dict[str, str]]], path: str
+) -> None:
+    """A write sent without its JSON body was answered "Field required", naming no field: the
+    caller could not tell that the whole body was missing."""
+    client, h = api
+    r = client.post(path, headers=h["mtn-rw"])
+    assert r.status_code == 422, r.text
+    problem = r.json()
+    assert (problem["code"], problem["errorCode"]) == ("invalid_input", "3100"), problem
+    assert "field" not in problem, problem
+    assert "JSON body" in problem["detail"], problem

@@ -70,6 +70,10 @@ def validation_error(_request: Request, exc: Exception) -> JSONResponse:
         if at and isinstance(at[0], int):
             reason += f" at character {at[0]}"
         return problem(422, "invalid_input", reason, mojaloop="3100")
+    if first.get("type") == "missing" and tuple(first.get("loc", ())) == ("body",):
+        # no body at all: FastAPI's "Field required" names nothing a client could look for
+        detail = "this request needs a JSON body (Content-Type: application/json)"
+        return problem(422, "invalid_input", detail, mojaloop="3100")
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
     detail = "; ".join(_located(e) for e in errors[:5])
     return problem(422, "invalid_input", detail or "invalid request", field=where, mojaloop="3100")
