@@ -3,7 +3,9 @@ as the document writes it, against the app, and each refusal saying what is wron
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -60,3 +62,35 @@ def test_a_request_without_its_body_is_told_so(
     assert (problem["code"], problem["errorCode"]) == ("invalid_input", "3100"), problem
     assert "field" not in problem, problem
     assert "JSON body" in problem["detail"], problem
+
+
+def _documented(code: str) -> tuple[int, str] | None:
+    """The row of docs/payments.md's table of error codes for ``code``: (HTTP, errorCode)."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "payments.md").read_text()
+    row = re.search(rf"^\s*\| `{code}` \| (\d{{3}}) \| (\d{{4}}) \|", doc, re.M)
+    return None if row is None else (int(row[1]), row[2])
+
+
+def test_an_amount_or_currency_the_money_rules_refuse_has_a_documented_code(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    """An amount with more decimals than its currency has, or a currency code that is not
+    ISO 4217, is refused by the money rules the ledger shares: ``invalid_amount`` and
+    ``unknown_currency``, which were in no table of docs/payments.md and carried no Mojaloop
+    ``errorCode``, so a bank mapping errors by their family had nothing to go on."""
+    client, h = api
+    quote = {
+        "quoteId": "q-dec",
+        "payee": {"partyIdType": "MERCHANT", "partyIdentifier": "KL-TILL-42"},
+        "amountType": "SEND",
+        "amount": {"amount": "1.5", "currency": "RWF"},
+        "sourceCurrency": "RWF",
+    }
+    for r, code in (
+        (client.post("/v1/quotes", json=quote, headers=h["mtn-rw"]), "invalid_amount"),
+        (client.get("/v1/participants/mtn-rw/liquidity/ABC", headers=h["mtn-rw"]), "unknown_currency"),
+    ):
+        problem = r.json()
+        assert problem["code"] == code, problem
+        assert (r.status_code, problem.get("errorCode")) == (422, "3100"), problem
+        assert _documented(code) == (422, "3100"), code

@@ -37,9 +37,12 @@ def domain_error(_request: Request, exc: Exception) -> JSONResponse:
     status = getattr(exc, "http_status", None)
     if status is None:
         status = 404 if isinstance(exc, NotFound) else 422 if isinstance(exc, InvalidInput) else 409
-    return problem(
-        status, exc.code, exc.detail, field=exc.field, mojaloop=getattr(exc, "mojaloop_code", None)
-    )
+    mojaloop = getattr(exc, "mojaloop_code", None)
+    if mojaloop is None and isinstance(exc, InvalidInput):
+        # the shared money rules' (invalid_amount, unknown_currency): bad input, as a
+        # malformed field is, in Mojaloop's validation family
+        mojaloop = "3100"
+    return problem(status, exc.code, exc.detail, field=exc.field, mojaloop=mojaloop)
 
 
 def http_error(_request: Request, exc: Exception) -> JSONResponse:
