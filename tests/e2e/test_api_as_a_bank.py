@@ -88,9 +88,35 @@ def test_an_amount_or_currency_the_money_rules_refuse_has_a_documented_code(
     }
     for r, code in (
         (client.post("/v1/quotes", json=quote, headers=h["mtn-rw"]), "invalid_amount"),
-        (client.get("/v1/participants/mtn-rw/liquidity/ABC", headers=h["mtn-rw"]), "unknown_currency"),
+        (
+            client.get("/v1/participants/mtn-rw/liquidity/ABC", headers=h["mtn-rw"]),
+            "unknown_currency",
+        ),
     ):
         problem = r.json()
         assert problem["code"] == code, problem
         assert (r.status_code, problem.get("errorCode")) == (422, "3100"), problem
         assert _documented(code) == (422, "3100"), code
+
+
+def test_more_than_an_escrow_holds_is_refused_in_the_amounts_sent(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    """A release of 12.50 MYR from an escrow of 10.00 MYR was refused as "holds 1000, not
+    1250": minor units, without their currency, for amounts the caller wrote as decimals."""
+    client, h = api
+    escrow = {
+        "escrowId": "e-myr",
+        "payeeFsp": "fxco",
+        "amount": {"amount": "10.00", "currency": "MYR"},
+        "purpose": "order-7",
+        "deadlineSeconds": 3600,
+    }
+    assert client.post("/v1/escrows", json=escrow, headers=h["maybank"]).status_code == 201
+    r = client.post(
+        "/v1/escrows/e-myr/release",
+        json={"amount": {"amount": "12.50", "currency": "MYR"}},
+        headers=h["maybank"],
+    )
+    assert (r.status_code, r.json()["code"]) == (409, "insufficient_escrow"), r.text
+    assert r.json()["detail"] == "escrow e-myr holds 10.00 MYR, not 12.50 MYR", r.text

@@ -302,6 +302,13 @@ class _JoinedUnitOfWork(UnitOfWork):
         self._connection = None
 
 
+def _holds_not(escrow_id: str, held_minor: int, wanted_minor: int, currency: str) -> str:
+    """Why a move is more than an escrow holds, in amounts as the caller writes them."""
+    held = format_amount(held_minor, currency)
+    wanted = format_amount(wanted_minor, currency)
+    return f"escrow {escrow_id} holds {held} {currency}, not {wanted} {currency}"
+
+
 class PaymentScheme:
     def __init__(
         self,
@@ -1914,7 +1921,7 @@ class PaymentScheme:
             held = e.held_minor
             if release_minor + refund_minor > held:
                 raise InsufficientEscrow(
-                    f"escrow {escrow_id} holds {held}, not {release_minor + refund_minor}"
+                    _holds_not(escrow_id, held, release_minor + refund_minor, e.currency)
                 )
             for amount, release in parts:
                 e = self._move_in(uow, caller, escrow_id, amount, release=release, actor=None)
@@ -1993,7 +2000,7 @@ class PaymentScheme:
                 f"escrow {escrow_id} holds {e.currency}, not {currency}", field="amount.currency"
             )
         if amount > e.held_minor:
-            raise InsufficientEscrow(f"escrow {escrow_id} holds {e.held_minor}, not {amount}")
+            raise InsufficientEscrow(_holds_not(escrow_id, e.held_minor, amount, e.currency))
         to = e.payee_participant if release else e.payer_participant
         dst = self._active(conn, to).check_currency(e.currency)  # suspended: receives nothing
         hold = self._scheme_account(conn, e.currency, "escrow")
