@@ -120,3 +120,27 @@ def test_more_than_an_escrow_holds_is_refused_in_the_amounts_sent(
     )
     assert (r.status_code, r.json()["code"]) == (409, "insufficient_escrow"), r.text
     assert r.json()["detail"] == "escrow e-myr holds 10.00 MYR, not 12.50 MYR", r.text
+
+
+@pytest.mark.parametrize("amount", ["0", "0.00"])
+def test_a_zero_amount_qr_is_refused_in_the_words_of_its_tag(
+    api: tuple[TestClient, dict[str, dict[str, str]]], amount: str
+) -> None:
+    """``/v1/qr/encode`` with an amount of 0 is ``qr_bad_value`` on tag 54 (docs/payments.md,
+    Zero amounts), but its detail was "amount_minor must be > 0, got 0": a parameter of the
+    encoder's, in no request. It says what the decoder says of a zero tag 54."""
+    client, h = api
+    body = {
+        "tillId": "KL-TILL-42",
+        "merchantName": "Kedai Kopi KL",
+        "city": "Kuala Lumpur",
+        "country": "MY",
+        "currency": "MYR",
+        "amount": amount,
+    }
+    r = client.post("/v1/qr/encode", json=body, headers=h["maybank"])
+    problem = r.json()
+    assert (r.status_code, problem["code"], problem["field"]) == (422, "qr_bad_value", "54")
+    assert "amount_minor" not in problem["detail"], problem
+    assert problem["detail"].startswith("tag 54 (transaction amount)"), problem
+    assert "different from zero" in problem["detail"] and "leaves tag 54 out" in problem["detail"]

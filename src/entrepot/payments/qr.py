@@ -826,8 +826,14 @@ def build_merchant_qr(
     if amount_minor is not None:
         if isinstance(amount_minor, bool) or not isinstance(amount_minor, int):
             raise TypeError(f"amount_minor must be an int, got {type(amount_minor).__name__}")
-        if amount_minor <= 0:
-            raise QrBadValue(f"amount_minor must be > 0, got {amount_minor}", field="54")
+        if amount_minor <= 0:  # in the decoder's words (_check_not_zero): no encoder names
+            text = format_amount(amount_minor, resolved)
+            what = "zero, it must be different from zero" if amount_minor == 0 else "negative"
+            raise QrBadValue(
+                f"tag 54 ({_TOP_RULES['54'].name}): {text!r} is {what}; a QR whose payer "
+                "enters the amount leaves tag 54 out",
+                field="54",
+            )
         objects.append(DataObject("54", format_amount(amount_minor, resolved)))
     objects += [
         DataObject("58", country),
