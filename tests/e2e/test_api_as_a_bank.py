@@ -3,16 +3,20 @@ as the document writes it, against the app, and each refusal saying what is wron
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from nacl.signing import SigningKey
 
 from entrepot.entrypoints.api.app import create_app
 from entrepot.payments import PaymentScheme
 from entrepot.payments.credentials import issue_credential
+from entrepot.payments.signing import sign_request
 
 
 @pytest.fixture
@@ -144,3 +148,27 @@ def test_a_zero_amount_qr_is_refused_in_the_words_of_its_tag(
     assert "amount_minor" not in problem["detail"], problem
     assert problem["detail"].startswith("tag 54 (transaction amount)"), problem
     assert "different from zero" in problem["detail"] and "leaves tag 54 out" in problem["detail"]
+
+
+def test_a_signature_over_another_target_is_told_the_one_the_server_verified(
+    scheme: PaymentScheme,
+) -> None:
+    """An IBAN looked up as a person writes it, with spaces: the client signed the path it
+    had in hand, its HTTP library sent it percent-encoded, and the 401 said only that the
+    signature "does not verify", not over what. It names what the server verified: the
+    method and target as sent, and the body's digest."""
+    scheme.register_alias("maybank", "IBAN", "DE89370400440532013000", "Hans", "MYR")
+    key = SigningKey.generate()
+    public = base64.b64encode(bytes(key.verify_key)).decode()
+    token = issue_credential(scheme.engine, "mtn-rw", public_key_b64=public).token
+    bearer = {"Authorization": f"Bearer {token}"}
+    written = "/v1/parties/IBAN/DE89 3704 0044 0532 0130 00"
+    sent = "/v1/parties/IBAN/DE89%203704%200044%200532%200130%2000"
+    with TestClient(create_app(scheme)) as client:
+        r = client.get(written, headers={**bearer, **sign_request(key, "GET", written)})
+        assert (r.status_code, r.json()["code"]) == (401, "bad_signature"), r.text
+        detail = r.json()["detail"]
+        assert f"GET {sent}" in detail, detail
+        assert hashlib.sha256(b"").hexdigest() in detail, detail
+        r = client.get(written, headers={**bearer, **sign_request(key, "GET", sent)})
+        assert r.status_code == 200 and r.json()["fspId"] == "maybank", r.text

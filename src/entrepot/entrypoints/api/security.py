@@ -594,15 +594,20 @@ def check_signature(
         signature = base64.b64decode(header, validate=True)
     except ValueError:
         return "X-Signature is not base64"
+    key = headers.get("idempotency-key", "")
     try:
-        message = signed_message(
-            date, nonce, method, target, headers.get("idempotency-key", ""), body
-        )
+        message = signed_message(date, nonce, method, target, key, body)
         VerifyKey(public_key).verify(message, signature)
     except (BadSignatureError, ValueError):
+        # what was verified, so that a client can compare it with what it signed (most often
+        # a path it signed as written, not percent-encoded as its HTTP library sent it)
         return (
             "X-Signature does not verify against the credential's public key (signed: "
-            "date, nonce, method, path and query, Idempotency-Key, body's SHA-256)"
+            "date, nonce, method, path and query, Idempotency-Key, body's SHA-256); the "
+            f"server verified {method} {target}, "
+            + (f"Idempotency-Key {key!r}" if key else "no Idempotency-Key")
+            + f", body SHA-256 {hashlib.sha256(body).hexdigest()}: sign the path and query "
+            "exactly as sent, percent-encoded"
         )
     if abs(now - int(date)) > SIGNATURE_WINDOW_S:
         return (
