@@ -172,3 +172,23 @@ def test_a_signature_over_another_target_is_told_the_one_the_server_verified(
         assert hashlib.sha256(b"").hexdigest() in detail, detail
         r = client.get(written, headers={**bearer, **sign_request(key, "GET", sent)})
         assert r.status_code == 200 and r.json()["fspId"] == "maybank", r.text
+
+
+def test_a_notices_body_is_documented_as_it_is_sent(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """docs/payments.md said the API's amounts are "an amount as everywhere (``amount``,
+    ``currency``, ``minor``)" and said nothing of a notice's body, whose amounts are minor
+    units and a currency only: a receiver parsing ``amount`` found none."""
+    client, h = api
+    scheme.set_endpoint("maybank", "https://maybank.example/callbacks")
+    scheme.create_quote("mtn-rw", "q-n", "MERCHANT", "KL-TILL-42", 1000, "RECEIVE", "RWF")
+    scheme.prepare_transfer("mtn-rw", "t-n", "q-n")
+    (notice,) = client.get("/v1/notifications", headers=h["maybank"]).json()["notifications"]
+    body = notice["body"]
+    assert body["receiveAmount"] == {"minor": 1000, "currency": "MYR"}, body
+    docs = " ".join(
+        (Path(__file__).resolve().parents[2] / "docs" / "payments.md").read_text().split()
+    )
+    assert ", ".join(f"`{k}`" for k in body) in docs, list(body)
+    assert 'amounts as `{"minor": ..., "currency": ...}`' in docs
