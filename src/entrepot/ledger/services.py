@@ -433,17 +433,25 @@ class Ledger:
 
     # ------------------------------------------------------------------ reads
     def lookup_accounts(
-        self, ids: Sequence[int], *, uow: UnitOfWork | None = None
+        self,
+        ids: Sequence[int],
+        *,
+        uow: UnitOfWork | None = None,
+        snapshot: Connection | None = None,
     ) -> list[Account]:
         """Accounts that exist, in the order asked; unknown ids are left out. With ``uow`` they
         are read in the caller's transaction, which sees its own writes, under the write lock
         (taken here if the caller has not): the balances no other writer can change before it
         commits. Without the lock, on PostgreSQL's READ COMMITTED, a flush committed between
-        the meta row's read and the balance rows' would be counted twice."""
+        the meta row's read and the balance rows' would be counted twice. With ``snapshot``
+        (a ``read_connection``) they are read in it, as of the moment the caller's other rows
+        are read there: read in a snapshot of their own, a write committed in between (a cap
+        raised, a settlement) was in the balances and not in the rows read with them."""
         _check_ids(ids)
         if uow is not None:
             self.store.take_write_lock(uow.connection)
-        with nullcontext(uow.connection) if uow else read_connection(self.engine) as conn:
+            snapshot = uow.connection
+        with nullcontext(snapshot) if snapshot else read_connection(self.engine) as conn:
             found = {a.id: a for a in self.store.load_accounts(conn, set(ids))}
         return [found[i] for i in ids if i in found]
 

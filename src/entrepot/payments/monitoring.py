@@ -64,18 +64,17 @@ def _age_s(now_ns: int, then_ns: int | None) -> float | None:
     return None if then_ns is None else max(0.0, (now_ns - int(then_ns)) / NS_PER_S)
 
 
-def scheme_snapshot(scheme: PaymentScheme) -> SchemeSnapshot:
-    """The scheme as it is now (its tables in one read snapshot; the ledger's balances in
-    another, a moment later)."""
-    now = scheme.clock.now_ns()
-    participants = scheme.list_participants()
+def _positions(scheme: PaymentScheme, conn: sa.Connection) -> list[PositionGauge]:
+    """Each participant's position in each of its currencies, read in ``conn``'s snapshot."""
+    rows = conn.execute(sa.select(st.participants.c.id).order_by(st.participants.c.id)).all()
+    participants = [scheme._participant(conn, r[0]) for r in rows]
     wanted = [
         (p, pc)
         for p in participants
         for pc in sorted(p.currencies.values(), key=lambda c: c.currency)
     ]
     ids = [a for _, pc in wanted for a in (pc.position_account, pc.settlement_account)]
-    accounts = {a.id: a for a in scheme.ledger.lookup_accounts(ids)}
+    accounts = {a.id: a for a in scheme.ledger.lookup_accounts(ids, snapshot=conn)}
     positions = []
     for p, pc in wanted:
         pos, sett = accounts[pc.position_account], accounts[pc.settlement_account]
@@ -92,8 +91,17 @@ def scheme_snapshot(scheme: PaymentScheme) -> SchemeSnapshot:
                 pos.credits_posted - pos.debits_posted - pc.net_debit_cap_minor,
             )
         )
+    return positions
+
+
+def scheme_snapshot(scheme: PaymentScheme) -> SchemeSnapshot:
+    """The scheme as it is now: its tables and the ledger's balances in one read snapshot
+    (the balances read in one of their own, a cap change or a settlement committed in between
+    made a net position of what the cap moved)."""
+    now = scheme.clock.now_ns()
     t, e, w, o = st.transfers.c, st.escrows.c, st.windows.c, st.outbox.c
     with read_connection(scheme.engine) as conn:
+        positions = _positions(scheme, conn)
         open_rows = conn.execute(
             sa.select(t.state, sa.func.count(), sa.func.min(t.updated_at))
             # past its expiry it is no longer open, whether or not the deadline pass has run

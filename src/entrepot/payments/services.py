@@ -609,9 +609,13 @@ class PaymentScheme:
             _check_posted([result], lambda: LedgerRefused("deposit refused"))
 
     def liquidity(self, participant_id: str, currency: str) -> dict[str, int]:
-        p = self.get_participant(participant_id)
-        pc = p.check_currency(currency)
-        pos, sett = self.ledger.lookup_accounts([pc.position_account, pc.settlement_account])
+        # The cap and the balances in one snapshot: a cap change or a settlement moves both,
+        # and read apart they made a net position out of the change.
+        with self._read() as conn:
+            pc = self._participant(conn, participant_id).check_currency(currency)
+            pos, sett = self.ledger.lookup_accounts(
+                [pc.position_account, pc.settlement_account], snapshot=conn
+            )
         return {
             "settlement_balance_minor": sett.credits_posted - sett.debits_posted,
             "net_debit_cap_minor": pc.net_debit_cap_minor,

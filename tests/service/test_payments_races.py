@@ -1,0 +1,77 @@
+"""Races between the scheme's use cases, as the API's workers run them at the same time
+(several processes, each its own ``PaymentScheme``, on one database). A race is staged at
+the point where it bites: a second scheme's write is made between two steps of the first
+one, so the test is deterministic. Runs on every backend; PostgreSQL's READ COMMITTED is the
+one these were found on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from entrepot.kernel.clock import FakeClock
+from entrepot.ledger import Account, Ledger
+from entrepot.payments import FeeSchedule, PaymentScheme
+from entrepot.payments.monitoring import scheme_snapshot
+from entrepot.storage.engine import create_engine_from_url
+from tests.service.test_payments import assert_ledger_ok
+
+
+@pytest.fixture
+def other(engine: sa.Engine, clock: FakeClock) -> Iterator[PaymentScheme]:
+    """The same scheme as another API worker sees it: its own engine, ledger and caches."""
+    eng = create_engine_from_url(engine.url.render_as_string(hide_password=False))
+    yield PaymentScheme(eng, Ledger(eng, clock), clock, fees=FeeSchedule(bps=50, fixed_minor=0))
+    eng.dispose()
+
+
+def test_liquidity_reads_the_cap_and_the_balances_at_one_moment(
+    scheme: PaymentScheme, other: PaymentScheme, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another worker raises mtn-rw's cap while a liquidity read is half done: the answer is
+    the liquidity before the change or after it, never the cap of one and the position of the
+    other (that said mtn-rw was owed the 2,000,000 the cap grew by)."""
+    before = scheme.liquidity("mtn-rw", "RWF")
+    lookup = scheme.ledger.lookup_accounts
+    raised = []
+
+    def lookup_after_a_cap_change(ids: list[int], **kw: object) -> list[Account]:
+        if not raised:
+            raised.append(other.set_net_debit_cap("mtn-rw", "RWF", 12_000_000))
+        return lookup(ids, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scheme.ledger, "lookup_accounts", lookup_after_a_cap_change)
+    seen = scheme.liquidity("mtn-rw", "RWF")
+    assert raised
+    after = {**before, "net_debit_cap_minor": 12_000_000, "position_available_minor": 12_000_000}
+    assert seen in (before, after)
+    assert seen["net_position_minor"] == 0
+    monkeypatch.undo()
+    assert scheme.liquidity("mtn-rw", "RWF") == after
+    assert_ledger_ok(scheme)
+
+
+def test_a_metrics_scrape_reads_the_caps_and_the_balances_at_one_moment(
+    scheme: PaymentScheme, other: PaymentScheme, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scrape's positions, as ``liquidity``'s: a cap raised by another worker while the
+    scrape is half done is in both the cap and the position, or in neither."""
+    lookup = scheme.ledger.lookup_accounts
+    raised = []
+
+    def lookup_after_a_cap_change(ids: list[int], **kw: object) -> list[Account]:
+        if not raised:
+            raised.append(other.set_net_debit_cap("mtn-rw", "RWF", 12_000_000))
+        return lookup(ids, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scheme.ledger, "lookup_accounts", lookup_after_a_cap_change)
+    gauges = {(g.participant_id, g.currency): g for g in scheme_snapshot(scheme).positions}
+    assert raised
+    mtn = gauges[("mtn-rw", "RWF")]
+    assert (mtn.net_debit_cap_minor, mtn.position_available_minor) in (
+        (10_000_000, 10_000_000),
+        (12_000_000, 12_000_000),
+    )
+    assert all(g.net_position_minor == 0 for g in gauges.values())
