@@ -7,6 +7,7 @@ one these were found on."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +17,8 @@ from entrepot.ledger import Account, Ledger
 from entrepot.payments import FeeSchedule, PaymentScheme
 from entrepot.payments.monitoring import scheme_snapshot
 from entrepot.storage.engine import create_engine_from_url
-from tests.service.test_payments import assert_ledger_ok
+from entrepot.storage.uow import UnitOfWork
+from tests.service.test_payments import assert_ledger_ok, join_bk, liquidity, moves
 
 
 @pytest.fixture
@@ -75,3 +77,34 @@ def test_a_metrics_scrape_reads_the_caps_and_the_balances_at_one_moment(
         (12_000_000, 12_000_000),
     )
     assert all(g.net_position_minor == 0 for g in gauges.values())
+
+
+def test_deadline_passes_racing_each_other_report_an_escrow_resolved_once(
+    scheme: PaymentScheme, other: PaymentScheme, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``entrepot serve`` runs the deadline pass, and an operator's ``payments deadlines`` (or
+    another host's runner) may run at the same time: docs/payments.md says it does no harm.
+    The other pass refunds the escrow between this pass's read of what is due and its own
+    refund: the escrow is refunded once, and this pass does not report it failed (an
+    operator would look for an escrow left held for a person, and find none)."""
+    join_bk(scheme)
+    scheme.create_escrow("mtn-rw", "esc-1", "bk-rw", "RWF", 100_000, "order 42", 60)
+    before = liquidity(scheme)
+    clock.advance(61)
+    uow = scheme._uow
+    calls = []
+
+    def other_pass_after_the_read() -> AbstractContextManager[UnitOfWork]:
+        calls.append(1)
+        if len(calls) == 2:  # the first unit of work read what is due: the other pass acts
+            assert other.process_deadlines()["escrows_resolved"] == 1
+        return uow()
+
+    monkeypatch.setattr(scheme, "_uow", other_pass_after_the_read)
+    done = scheme.process_deadlines()
+    assert len(calls) >= 2
+    assert (done["escrows_resolved"], done["escrows_failed"]) == (0, 0)
+    monkeypatch.undo()
+    assert scheme.get_escrow("mtn-rw", "esc-1").refunded_minor == 100_000
+    assert moves(before, liquidity(scheme)) == {("mtn-rw", "RWF", "net_position"): 100_000}
+    assert_ledger_ok(scheme)

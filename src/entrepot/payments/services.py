@@ -1648,13 +1648,8 @@ class PaymentScheme:
         escrows = 0
         failed = 0
         for row in due:
-            e = st.escrow_from_row(row)
             try:
-                if e.on_deadline is DeadlineAction.RELEASE:
-                    self.release_escrow(e.controller, e.id, e.held_minor, actor="deadline")
-                else:
-                    self.refund_escrow(e.controller, e.id, e.held_minor, actor="deadline")
-                escrows += 1
+                escrows += self._deadline_acts(row.id)
             except PaymentError:  # e.g. the payee is suspended: it stays held for a person
                 failed += 1
         return {
@@ -1663,6 +1658,19 @@ class PaymentScheme:
             "escrows_resolved": escrows,
             "escrows_failed": failed,
         }
+
+    def _deadline_acts(self, escrow_id: str) -> int:
+        """The deadline's action on an escrow found due: 1 if taken now, 0 if the escrow was
+        closed meanwhile (another pass, an operator's or another host's, or a decision that
+        came after the deadline took the action first): not a failure. Read again under the
+        write lock: what was due was read in an earlier transaction."""
+        with self._uow() as uow:
+            e = self._escrow(uow.connection, escrow_id)
+            if e.state is not EscrowState.HELD:
+                return 0
+            release = e.on_deadline is DeadlineAction.RELEASE
+            self._move_in(uow, e.controller, e.id, e.held_minor, release=release, actor="deadline")
+        return 1
 
     # ------------------------------------------------------------------ notifications
     def set_endpoint(self, caller: str, url: str) -> str:
