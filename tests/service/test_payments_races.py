@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from entrepot.kernel.clock import FakeClock
 from entrepot.ledger import Account, Ledger
-from entrepot.payments import FeeSchedule, PaymentScheme
+from entrepot.payments import SCHEME, FeeSchedule, Participant, PaymentScheme
 from entrepot.payments.monitoring import scheme_snapshot
 from entrepot.storage.engine import create_engine_from_url
 from entrepot.storage.uow import UnitOfWork
@@ -108,3 +109,25 @@ def test_deadline_passes_racing_each_other_report_an_escrow_resolved_once(
     assert scheme.get_escrow("mtn-rw", "esc-1").refunded_minor == 100_000
     assert moves(before, liquidity(scheme)) == {("mtn-rw", "RWF", "net_position"): 100_000}
     assert_ledger_ok(scheme)
+
+
+def test_currencies_enabled_at_once_on_a_new_scheme_are_both_the_operators(
+    engine: sa.Engine, clock: FakeClock, other: PaymentScheme, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first currency enabled registers the scheme operator (participant ``scheme``).
+    Two operators' ``payments enable-currency`` at once on a new database both found no
+    operator, and the second to register it was refused "already exists": its currency was
+    left without the operator's accounts until it was enabled again."""
+    first = PaymentScheme(engine, Ledger(engine, clock), clock)
+    register = first.register_participant
+
+    def the_other_registers_first(*args: Any, **kw: Any) -> Participant:
+        other.enable_currency("EUR")  # found no operator either, and registered it
+        return register(*args, **kw)
+
+    monkeypatch.setattr(first, "register_participant", the_other_registers_first)
+    first.enable_currency("RWF")
+    monkeypatch.undo()
+    assert sorted(first.get_participant(SCHEME).currencies) == ["EUR", "RWF"]
+    assert first.scheme_currencies() == ["EUR", "RWF"]
+    assert_ledger_ok(first)

@@ -21,7 +21,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
@@ -470,7 +470,10 @@ class PaymentScheme:
         with self._read() as conn:
             scheme = st.load_participant(conn, SCHEME)
         if scheme is None:
-            self.register_participant(SCHEME, "Entrepot scheme operator", "hub", "ZZ", [])
+            # "already exists": another enable_currency registered it since the read above
+            # (two at once on a new scheme); the currency is added to it all the same
+            with suppress(InvalidState):
+                self.register_participant(SCHEME, "Entrepot scheme operator", "hub", "ZZ", [])
         self.add_currency(SCHEME, cur.code)
 
     def scheme_currencies(self) -> list[str]:
