@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
@@ -12,6 +13,7 @@ from entrepot.ledger import AccountFlags
 from entrepot.payments import PaymentScheme, iso20022, messages
 from entrepot.payments.errors import InvalidPaymentInput
 from entrepot.payments.model import Party, PaymentTransfer
+from entrepot.storage.uow import UnitOfWork
 
 
 def _pay(scheme: PaymentScheme, transfer_id: str, *, commit: bool = True) -> PaymentTransfer:
@@ -178,6 +180,45 @@ def test_a_statement_holds_entries_the_ledger_stamped_past_this_servers_clock(
     assert messages.account_statement(
         scheme, "mtn-rw", "RWF", 0, clock.now_ns() + NS_PER_S
     ).to_dt == ns_to_datetime(clock.now_ns())
+
+
+def test_a_statement_read_while_a_payment_commits_is_final_for_its_period(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """The ledger stamps a write before it commits (a group commit's batch in flight): a
+    statement read meanwhile left out a payment stamped inside its period, and the same
+    period asked again later had one entry more, under the same Stmt/Id. A statement now
+    reads up to where the ledger's history is final (``Ledger.fence``), after the writes in
+    flight."""
+    _pay(scheme, "t-before")
+    clock.advance(1)
+    until = clock.now_ns() + NS_PER_S
+    stamped, release = threading.Event(), threading.Event()
+
+    def in_flight() -> None:
+        with UnitOfWork(scheme.engine) as uow:
+            with scheme.joined(uow):
+                _pay(scheme, "t-in-flight")  # stamped, not committed
+            stamped.set()
+            release.wait(30)
+            uow.commit()
+
+    first: list[iso20022.Statement] = []
+    writer = threading.Thread(target=in_flight)
+    writer.start()
+    assert stamped.wait(30)
+    reader = threading.Thread(
+        target=lambda: first.append(messages.account_statement(scheme, "mtn-rw", "RWF", 0, until))
+    )
+    reader.start()
+    reader.join(0.5)  # (with the fence it waits for the writer; without, it is done)
+    release.set()
+    writer.join(30)
+    reader.join(30)
+    again = messages.account_statement(scheme, "mtn-rw", "RWF", 0, until)
+    assert len(first[0].entries) == len(again.entries)
+    assert (first[0].statement_id, first[0].entries) == (again.statement_id, again.entries)
+    assert first[0].closing_balance_minor == again.closing_balance_minor
 
 
 def test_statements_of_two_periods_have_two_ids_and_one_period_one(

@@ -844,3 +844,21 @@ def test_a_batch_or_ids_that_are_not_a_list_are_bad_input(opened: Ledger, bad: o
         with pytest.raises(LedgerInputError, match="ids must be a list of integers"):
             lookup(bad)  # type: ignore[arg-type]
     assert state(opened) == before
+
+
+def test_a_fence_is_stamped_past_and_changes_no_balance(opened: Ledger, clock: FakeClock) -> None:
+    """``fence()``: every transfer written after it is stamped after it, even by a clock
+    behind it (another server's); balances and the cache's version stay as they were."""
+    ok(opened.create_transfers([tr(100, 1, 2, 5)]))
+    before = state(opened)
+    with opened.engine.connect() as conn:
+        version = opened.store.read_meta(conn).version
+    fenced = opened.fence()
+    assert fenced >= clock.now_ns() and fenced > opened.get_transfer(100).timestamp
+    assert state(opened) == before
+    with opened.engine.connect() as conn:
+        assert opened.store.read_meta(conn).version == version
+    clock.advance(-60)  # a writer whose clock is a minute behind
+    ok(opened.create_transfers([tr(101, 1, 2, 5)]))
+    assert opened.get_transfer(101).timestamp > fenced
+    assert opened.fence() > opened.get_transfer(101).timestamp

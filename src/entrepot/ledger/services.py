@@ -517,6 +517,24 @@ class Ledger:
         with read_connection(self.engine) as conn:
             return self.store.account_history(conn, account_id, since_ns, until_ns, limit, reverse)
 
+    def fence(self) -> int:
+        """A moment up to which the ledger's history is final: every transfer stamped at or
+        before it is committed, and every transfer written after is stamped after it. A write
+        stamps its transfers before it commits (a group commit's batch may be in flight for
+        milliseconds), so a reader of a period ending now could miss some that a later read
+        of the same period finds. This takes a turn of the write lock (the writes in flight
+        commit first) and moves the last timestamp to now, which the next writer stamps past,
+        whatever its own clock says. No balance changes: the accounts cached by every process
+        stay valid (the meta row keeps its version)."""
+
+        def work(s: Ledger, conn: Connection, meta: Meta) -> list[int]:
+            at = s._now(meta)
+            s.store.save_meta(conn, meta._replace(last_timestamp=at))
+            return [at]
+
+        fenced: list[int] = self._write(None, work)  # type: ignore[arg-type, assignment]
+        return fenced[0]
+
     def statement(
         self,
         account_id: int,
