@@ -310,7 +310,8 @@ IDEMPOTENT_ANSWER = Fast(
     " WHERE caller = ? AND key = ?"
 )
 # A concurrent retry that stored its answer first keeps it: its response stands. The marker
-# its operation wrote (status 0: payments/keyed.py) is filled in.
+# its operation wrote (status 0: payments/keyed.py) is filled in, by the answer to the same
+# request only (servers without a shared home could run two requests with one key).
 STORE_IDEMPOTENT_ANSWER = Fast(
     "INSERT INTO pay_idempotency"
     " (caller, key, request_hash, status_code, response, created_at, headers)"
@@ -318,6 +319,7 @@ STORE_IDEMPOTENT_ANSWER = Fast(
     " status_code = excluded.status_code, response = excluded.response,"
     " created_at = excluded.created_at, headers = excluded.headers"
     " WHERE pay_idempotency.status_code = 0"
+    " AND pay_idempotency.request_hash = excluded.request_hash"
 )
 TRANSFER_EXISTS = Fast("SELECT id FROM pay_transfers WHERE id = ?")
 SET_QUOTE_STATE = Fast("UPDATE pay_quotes SET state = ? WHERE id = ?")
