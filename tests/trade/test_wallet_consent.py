@@ -86,3 +86,26 @@ def test_a_wallet_lists_the_buyers_on_its_aliases(net: Net) -> None:
     assert net.trade.list_buyers("mtn-rw") == []  # neither its hub's nor on its aliases
     with pytest.raises(Forbidden):
         net.trade.list_buyers("buyer:b-1")
+
+
+@pytest.mark.parametrize("moved_to", [None, "tng-my"])
+def test_a_consent_lapses_once_the_alias_leaves_that_wallet(net: Net, moved_to: str | None) -> None:
+    """The consent is the wallet's for its customer behind the alias. Once the wallet gave the
+    alias up (the customer left, or took the number to another wallet) checkout still took the
+    money from it, on a consent for a customer it no longer has."""
+    net.merchant()
+    sku = net.basket(on_hand=3)
+    buyer = _register(net)
+    net.trade.grant_wallet_consent("maybank-my", "b-aisyah")
+    net.scheme.remove_alias("maybank-my", "MSISDN", "+60123456789")
+    if moved_to is not None:
+        net.scheme.register_participant(moved_to, "Touch 'n Go", "wallet", "MY", ["MYR"])
+        net.scheme.register_alias(moved_to, "MSISDN", "+60123456789", "Aisyah", "MYR")
+    net.trade.quote(buyer, "q-1", [(sku, 1)])
+    before = net.position("maybank-my", "MYR")
+    with pytest.raises(WalletConsentMissing) as refused:
+        net.trade.checkout(buyer, "o-1", "q-1")
+    assert "maybank-my" in refused.value.detail and "+60123456789" in refused.value.detail
+    assert net.position("maybank-my", "MYR") == before
+    assert net.trade.stock(sku)[0].reserved == 0
+    assert net.trade.list_orders(buyer) == []

@@ -951,6 +951,23 @@ class TradeNetwork(DisputeDesk):
                 f"(POST /v1/trade/buyers/{buyer.id}/wallet-consent)",
                 field="buyer",
             )
+        # The consent is the wallet's for its customer behind the alias: once the wallet gave
+        # the alias up (the customer left it, or took the number elsewhere) it no longer holds.
+        try:
+            holder = self.scheme.lookup_party(
+                buyer.wallet_alias_type, buyer.wallet_alias
+            ).participant_id
+        except PaymentError:
+            holder = None
+        if holder != buyer.wallet_participant:
+            raise WalletConsentMissing(
+                f"buyer {buyer.id}'s wallet consent was {buyer.wallet_participant}'s, which no "
+                f"longer holds {buyer.wallet_alias_type} {buyer.wallet_alias}"
+                + ("" if holder is None else f" ({holder} does)")
+                + "; the hub registers a buyer paying from the wallet that holds it now, "
+                "which consents",
+                field="buyer",
+            )
         merchant = self._merchant(conn, q.merchant_id)
         hub = self._hub(conn, merchant.hub_id)
         dest = self._hub(conn, buyer.hub_id)
