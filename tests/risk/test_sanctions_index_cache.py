@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -98,4 +99,47 @@ def test_screenings_look_at_the_folder_by_themselves_every_period(tmp_path: Path
         if screener.screen(party).decision == "review":
             break
         time.sleep(0.05)
+    assert screener.index is not before
+
+
+class _CountingLock:
+    """A lock that counts the threads that came to take it (to line them up in a test)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.came = 0
+
+    def __enter__(self) -> None:
+        self.came += 1
+        self.lock.acquire()
+
+    def __exit__(self, *_: object) -> None:
+        self.lock.release()
+
+
+def test_screenings_at_the_same_moment_look_once_not_twice(tmp_path: Path) -> None:
+    """Two screenings that found the period over together each looked at the folder, one
+    just after the other: the second look saw the change 'settled' and loaded files that
+    might still be half copied."""
+    lists = _lists(tmp_path / "lists", ["Ivan Petrovich SIDOROV"])
+    screener = Screener.from_directory(lists, refresh_s=3600)
+    before = screener.index
+    _lists(lists, ["Ivan Petrovich SIDOROV", "Olga Nikolaevna KUZNETSOVA"])
+    _touch(lists / "ofac_sdn.csv")
+    gate = _CountingLock()
+    screener._refresh_lock = gate  # type: ignore[assignment]
+    screener._next_look = 0.0  # the period is over
+    party = make_party("Olga Nikolaevna Kuznetsova")
+    with gate.lock:
+        threads = [threading.Thread(target=screener.screen, args=(party,)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while gate.came < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    for t in threads:
+        t.join(10)
+    assert gate.came >= 2
+    assert screener.index is before  # one look: the change is seen, not yet trusted
+    assert screener.refresh(wait=True)  # the next look, a period on, loads it
     assert screener.index is not before

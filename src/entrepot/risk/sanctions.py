@@ -603,10 +603,19 @@ class Screener:
         """Look whether the lists changed (see the class); True when a new index is being
         built, or (``wait``) was built and swapped in. Screenings call it themselves at most
         every ``refresh_s`` seconds; an operator's tool or a test may call it at any time."""
+        return self._look(wait=wait, due_only=False)
+
+    def _look(self, *, wait: bool, due_only: bool) -> bool:
         if self.directory is None:
             return False
         with self._refresh_lock:
-            self._next_look = time.monotonic() + self.refresh_s
+            now = time.monotonic()
+            if due_only and now < self._next_look:
+                # Screenings that found the period over together: one looks. A second look
+                # just after the first would take the change for settled and read a copy
+                # half done.
+                return False
+            self._next_look = now + self.refresh_s
             if self._reloading:
                 return False
             try:
@@ -656,7 +665,7 @@ class Screener:
 
     def screen_many(self, parties: Sequence[Party]) -> list[Screening]:
         if self.directory is not None and time.monotonic() >= self._next_look:
-            self.refresh()
+            self._look(wait=False, due_only=True)
         results = [self._screen(p) for p in parties]
         if self.sink is not None:
             decisions = [self._decision(p, r) for p, r in zip(parties, results, strict=True)]
