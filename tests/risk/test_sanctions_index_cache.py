@@ -143,3 +143,28 @@ def test_screenings_at_the_same_moment_look_once_not_twice(tmp_path: Path) -> No
     assert screener.index is before  # one look: the change is seen, not yet trusted
     assert screener.refresh(wait=True)  # the next look, a period on, loads it
     assert screener.index is not before
+
+
+def test_a_reload_thread_that_cannot_start_neither_fails_the_screening_nor_stops_reloads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A process out of threads raised from Thread.start into the payment being screened, and
+    left the screener 'reloading' for good: it never looked at its lists again."""
+    lists = _lists(tmp_path / "lists", ["Ivan Petrovich SIDOROV"])
+    screener = Screener.from_directory(lists, refresh_s=0)
+    before = screener.index
+    _lists(lists, ["Ivan Petrovich SIDOROV", "Olga Nikolaevna KUZNETSOVA"])
+    _touch(lists / "ofac_sdn.csv")
+    party = make_party("Ivan Petrovich Sidorov")
+    assert screener.screen(party).decision == "review"  # the first look: changed
+
+    def cannot(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    with monkeypatch.context() as patched, caplog.at_level(logging.ERROR):
+        patched.setattr(threading.Thread, "start", cannot)
+        found = screener.screen(party)  # the second look: the reload cannot start
+    assert found.decision == "review" and found.list_version == before.version
+    assert "can't start new thread" in caplog.text
+    assert screener.refresh(wait=True)  # tried again, and loaded
+    assert screener.index is not before

@@ -632,10 +632,21 @@ class Screener:
             self._reloading = True
         if wait:
             self._reload(key)
-        else:
+            return True
+        try:
             threading.Thread(
                 target=self._reload, args=(key,), name="sanctions-reload", daemon=True
             ).start()
+        except RuntimeError as exc:  # out of threads: screen on, and look again next period
+            with self._refresh_lock:
+                self._reloading = False
+            log.error(
+                "cannot reload the sanctions lists at %s (%s): still screening against %s",
+                self.directory,
+                exc,
+                self.index.version,
+            )
+            return False
         return True
 
     def _reload(self, key: tuple[object, ...]) -> None:
