@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from entrepot.risk import sanctions
 from entrepot.risk.sanctions import Screener, make_party, watch_list_index
 
 
@@ -168,3 +169,28 @@ def test_a_reload_thread_that_cannot_start_neither_fails_the_screening_nor_stops
     assert "can't start new thread" in caplog.text
     assert screener.refresh(wait=True)  # tried again, and loaded
     assert screener.index is not before
+
+
+def test_lists_that_change_while_the_first_index_is_built_are_loaded_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The screener noted what its lists looked like after building its index: a copy that
+    finished during the build was noted as loaded though the index held the old lists, and
+    never loaded until the files changed again."""
+    lists = _lists(tmp_path / "lists", ["Ivan Petrovich SIDOROV"])
+    real = sanctions.watch_list_index
+
+    def copy_lands_meanwhile(directory: Path | str) -> sanctions.WatchListIndex:
+        index = real(directory)
+        _lists(lists, ["Ivan Petrovich SIDOROV", "Olga Nikolaevna KUZNETSOVA"])
+        _touch(lists / "ofac_sdn.csv")
+        return index
+
+    with monkeypatch.context() as patched:
+        patched.setattr(sanctions, "watch_list_index", copy_lands_meanwhile)
+        screener = Screener.from_directory(lists, refresh_s=3600)
+    before = screener.index
+    assert len(before.entries) == 1
+    screener.refresh(wait=True)  # changed since the index was built: settle
+    assert screener.refresh(wait=True)
+    assert len(screener.index.entries) == 2

@@ -597,7 +597,12 @@ class Screener:
 
     @classmethod
     def from_directory(cls, directory: Path | str, **kwargs: Any) -> Screener:
-        return cls(watch_list_index(directory), directory=directory, **kwargs)
+        # What the files looked like before the index is built, not after: lists that land
+        # while it is built are then seen as changed, and loaded a period later.
+        key = _lists_key(Path(directory).resolve())
+        screener = cls(watch_list_index(directory), directory=directory, **kwargs)
+        screener._loaded_key = key
+        return screener
 
     def refresh(self, *, wait: bool = False) -> bool:
         """Look whether the lists changed (see the class); True when a new index is being
