@@ -119,7 +119,9 @@ def main() -> None:
     )
     with progress:
         for name in [s for s in args.scenarios.split(",") if s]:
-            sc = services.resolve_scenario(name, end_s=args.end, seed=args.seed, rate_vph=args.rate)
+            # --rate is grid4x4's demand: the other scenarios bring their own and refuse one
+            rate = args.rate if name == "grid4x4" else None
+            sc = services.resolve_scenario(name, end_s=args.end, seed=args.seed, rate_vph=rate)
             task = progress.add_task(f"bench {name}", total=4)
 
             def advance(_name: str, _result: object, t: TaskID = task) -> None:
