@@ -109,3 +109,12 @@ def test_a_consent_lapses_once_the_alias_leaves_that_wallet(net: Net, moved_to: 
     assert net.position("maybank-my", "MYR") == before
     assert net.trade.stock(sku)[0].reserved == 0
     assert net.trade.list_orders(buyer) == []
+
+
+def test_a_wallet_refused_a_buyer_is_told_the_buyer_is_not_its_own(net: Net) -> None:
+    """A wallet that is no hub operator asking for another wallet's buyer was told it is not
+    a hub operator, as if only hubs saw buyers; a wallet sees those paying from it."""
+    _register(net)
+    with pytest.raises(Forbidden) as refused:
+        net.trade.get_buyer("mtn-rw", "b-aisyah")
+    assert refused.value.detail == "buyer b-aisyah is not yours to see"

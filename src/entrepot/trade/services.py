@@ -501,9 +501,11 @@ class TradeNetwork(DisputeDesk):
             role, actor = parse_principal(caller)
             if role is Role.BUYER and actor == b.id:
                 return b
-            if role is Role.HUB and (
-                caller == b.wallet_participant or self._hub_of_caller(conn, caller).id == b.hub_id
-            ):
+            if role is Role.HUB and caller == b.wallet_participant:
+                return b
+            # a participant that operates no hub may still be a wallet: not yours, not "no hub"
+            hub = self._one(conn, st.hubs, "participant_id", caller) if role is Role.HUB else None
+            if hub is not None and hub.id == b.hub_id:
                 return b
         raise Forbidden(f"buyer {buyer_id} is not yours to see")
 
