@@ -564,7 +564,8 @@ class Screener:
     read half done), a thread builds the new index while screenings go on against the old
     one, and then swaps it in. Lists that do not load are logged as an error each time they
     change, and the screener keeps the ones it has. A server screens against a new OFAC
-    publication within two periods, without a restart."""
+    publication within two periods of screening, without a restart (the looks ride on
+    screenings: an idle screener notes a change at its next screening)."""
 
     def __init__(
         self,
@@ -606,8 +607,9 @@ class Screener:
 
     def refresh(self, *, wait: bool = False) -> bool:
         """Look whether the lists changed (see the class); True when a new index is being
-        built, or (``wait``) was built and swapped in. Screenings call it themselves at most
-        every ``refresh_s`` seconds; an operator's tool or a test may call it at any time."""
+        built, or (``wait``) was tried: built and swapped in, or logged as not loading.
+        Screenings look themselves at most every ``refresh_s`` seconds; an operator's tool or
+        a test may call it at any time."""
         return self._look(wait=wait, due_only=False)
 
     def _look(self, *, wait: bool, due_only: bool) -> bool:
