@@ -183,6 +183,27 @@ def test_an_unknown_query_parameter_is_refused_not_ignored(
     assert lookup.status_code == 422 and lookup.json()["field"] == "fsp"
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/transfers?after=",
+        "/v1/iso20022/camt053/mtn-rw/RWF?from=",
+        "/v1/iso20022/camt053/mtn-rw/RWF?to=",
+        "/v1/trade/items?merchantId=",
+    ],
+)
+def test_an_empty_filter_is_refused_not_read_as_none(
+    api: tuple[TestClient, dict[str, dict[str, str]]], path: str
+) -> None:
+    """An empty ``after``/``from``/``to`` was read as not given, and an empty ``merchantId``
+    listed nobody's items: each answered 200 to a request that said nothing it meant (and
+    the fuzz run, sending a null as an empty value, failed at random on it)."""
+    client, h = api
+    refused = client.get(path, headers=h["mtn-rw"])
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "invalid_input"
+
+
 def test_the_operator_scrapes_metrics_and_a_participant_may_not(
     api: tuple[TestClient, dict[str, dict[str, str]]],
 ) -> None:

@@ -365,7 +365,7 @@ def prepare(body: s.TransferIn, caller: Caller, scheme: Scheme) -> s.TransferOut
 def list_transfers(
     caller: Caller,
     scheme: Scheme,
-    after: Annotated[str | None, Query(max_length=64)] = None,
+    after: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> s.TransferPage:
     page = scheme.list_transfers(caller, limit=limit, after=after)
@@ -641,8 +641,8 @@ def camt053(
     currency: str,
     caller: Caller,
     scheme: Scheme,
-    since: Annotated[str | None, Query(alias="from", max_length=40)] = None,
-    until: Annotated[str | None, Query(alias="to", max_length=40)] = None,
+    since: Annotated[str | None, Query(alias="from", min_length=1, max_length=40)] = None,
+    until: Annotated[str | None, Query(alias="to", min_length=1, max_length=40)] = None,
     account: Annotated[
         str,
         Query(

@@ -195,7 +195,9 @@ def revoke_wallet_consent(buyer_id: str, caller: Caller, trade: Trade) -> t.Buye
 def catalogue(
     caller: Caller,
     trade: Trade,
-    merchant_id: Annotated[str | None, Query(alias="merchantId", max_length=48)] = None,
+    merchant_id: Annotated[
+        str | None, Query(alias="merchantId", min_length=1, max_length=48)
+    ] = None,
     limit: Limit = 100,
 ) -> t.CatalogueOut:
     """The public catalogue: items on sale, optionally of one merchant."""
