@@ -273,6 +273,10 @@ def test_a_buyer_pays_from_its_wallet_only_once_the_wallet_consents(api: Api) ->
     assert "maybank-my" in body["detail"]
     pending = api.ok(api.get("maybank-my", "/v1/trade/buyers?walletConsent=pending"))
     assert [b["buyerId"] for b in pending["buyers"]] == ["b-aisyah"]
+    assert pending["next"] is None
+    paged = api.ok(api.get("maybank-my", "/v1/trade/buyers?limit=1"))
+    assert (len(paged["buyers"]), paged["next"]) == (1, "b-aisyah")
+    assert api.ok(api.get("maybank-my", "/v1/trade/buyers?after=b-aisyah"))["buyers"] == []
     path = "/v1/trade/buyers/b-aisyah/wallet-consent"
     for other in ("hub-kuala-lumpur", "mtn-rw", buyer):  # not the hub that chose the alias
         api.refused(api.post(other, path), 403, "trade_forbidden")

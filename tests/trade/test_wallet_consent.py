@@ -106,6 +106,7 @@ def test_a_consent_lapses_once_the_alias_leaves_that_wallet(net: Net, moved_to: 
     with pytest.raises(WalletConsentMissing) as refused:
         net.trade.checkout(buyer, "o-1", "q-1")
     assert "maybank-my" in refused.value.detail and "+60123456789" in refused.value.detail
+    assert "tng-my" not in refused.value.detail  # who holds the number now is not the buyer's
     assert net.position("maybank-my", "MYR") == before
     assert net.trade.stock(sku)[0].reserved == 0
     assert net.trade.list_orders(buyer) == []
@@ -118,3 +119,33 @@ def test_a_wallet_refused_a_buyer_is_told_the_buyer_is_not_its_own(net: Net) -> 
     with pytest.raises(Forbidden) as refused:
         net.trade.get_buyer("mtn-rw", "b-aisyah")
     assert refused.value.detail == "buyer b-aisyah is not yours to see"
+
+
+def test_a_consent_is_for_the_alias_as_registered_then_not_a_later_customers(net: Net) -> None:
+    """A wallet that gave the number up and registered it again (for a new customer) kept
+    the old consent: the new customer's wallet paid for the old buyer's orders."""
+    net.merchant()
+    sku = net.basket(on_hand=3)
+    buyer = _register(net)
+    net.trade.grant_wallet_consent("maybank-my", "b-aisyah")
+    net.clock.advance(60)
+    net.scheme.remove_alias("maybank-my", "MSISDN", "+60123456789")
+    with pytest.raises(Forbidden, match="no longer holds"):  # nothing to consent for
+        net.trade.grant_wallet_consent("maybank-my", "b-aisyah")
+    net.clock.advance(60)
+    net.scheme.register_alias("maybank-my", "MSISDN", "+60123456789", "Someone else", "MYR")
+    net.trade.quote(buyer, "q-1", [(sku, 1)])
+    with pytest.raises(WalletConsentMissing, match="registration is gone"):
+        net.trade.checkout(buyer, "o-1", "q-1")
+    again = net.trade.grant_wallet_consent("maybank-my", "b-aisyah")  # for the new registration
+    assert again.wallet_consent_at_ns == net.clock.now_ns()
+    net.trade.checkout(buyer, "o-1", "q-1")
+
+
+def test_a_wallets_buyers_come_a_page_at_a_time(net: Net) -> None:
+    for n in (1, 2, 3):
+        _register(net, f"b-{n}", f"+6012345000{n}")
+    first = net.trade.list_buyers("maybank-my", limit=2)
+    assert [b.id for b in first] == ["b-1", "b-2"]
+    rest = net.trade.list_buyers("maybank-my", limit=2, after=first[-1].id)
+    assert [b.id for b in rest] == ["b-3"]

@@ -100,6 +100,9 @@ class Party:
     display_name: str
     currency: str
     country: str
+    #: when the participant registered the alias: an alias removed and registered again (a
+    #: number given to a new customer) is another registration (None: not read)
+    registered_at_ns: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

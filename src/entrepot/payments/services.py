@@ -691,6 +691,7 @@ class PaymentScheme:
                 if row.participant_id != caller:
                     raise AliasTaken(f"{kind.value} {value} is registered by another participant")
                 raise AliasTaken(f"{kind.value} {value} is already registered")
+            now = self._now()
             conn.execute(
                 sa.insert(st.aliases).values(
                     alias_type=kind.value,
@@ -699,10 +700,10 @@ class PaymentScheme:
                     display_name=display_name,
                     currency=currency,
                     country=p.country,
-                    created_at=self._now(),
+                    created_at=now,
                 )
             )
-        return Party(kind, value, caller, display_name, currency, p.country)
+        return Party(kind, value, caller, display_name, currency, p.country, now)
 
     def remove_alias(self, caller: str, alias_type: AliasType | str, alias: str) -> None:
         kind, value = normalise_alias(alias_type, alias)

@@ -430,7 +430,13 @@ def find_alias(conn: Connection, kind: str, value: str) -> Party | None:
 
 def party_from_row(r: Any) -> Party:
     return Party(
-        AliasType(r.alias_type), r.alias, r.participant_id, r.display_name, r.currency, r.country
+        AliasType(r.alias_type),
+        r.alias,
+        r.participant_id,
+        r.display_name,
+        r.currency,
+        r.country,
+        r.created_at,
     )
 
 

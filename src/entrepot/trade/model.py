@@ -204,6 +204,8 @@ class Buyer:
     created_at_ns: int
     wallet_consent: WalletConsent = WalletConsent.PENDING
     wallet_consent_at_ns: int | None = None  # when the wallet last granted or revoked it
+    #: the registration of the alias the consent was given for (the directory's time of it)
+    wallet_consent_alias_at_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

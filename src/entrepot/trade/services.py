@@ -514,9 +514,11 @@ class TradeNetwork(DisputeDesk):
         caller: str,
         wallet_consent: WalletConsent | str | None = None,
         limit: int = 100,
+        after: str | None = None,
     ) -> list[Buyer]:
-        """A payment participant's buyers, in id order: those registered through the hub it
-        operates and those paying from its wallet (the ones whose consent it decides)."""
+        """A payment participant's buyers, in id order, ``limit`` at a time from the first
+        id after ``after``: those registered through the hub it operates and those paying
+        from its wallet (the ones whose consent it decides)."""
         role, _ = parse_principal(caller)
         if role is not Role.HUB:
             raise Forbidden("only a hub operator or a wallet lists buyers")
@@ -529,6 +531,8 @@ class TradeNetwork(DisputeDesk):
             q = sa.select(st.buyers).where(mine)
             if state is not None:
                 q = q.where(st.buyers.c.wallet_consent == state.value)
+            if after is not None:
+                q = q.where(st.buyers.c.id > after)
             rows = conn.execute(q.order_by(st.buyers.c.id).limit(max(1, min(limit, 1000))))
             return [st.buyer_from_row(r) for r in rows]
 
@@ -551,15 +555,45 @@ class TradeNetwork(DisputeDesk):
                     f"buyer {buyer_id} pays from {b.wallet_participant}'s wallet: only that "
                     "participant decides its consent"
                 )
-            if b.wallet_consent is state:
+            # A consent is given for the alias as the wallet holds it now: for the customer
+            # behind that registration (a later one, a new customer's, needs its own).
+            alias_at = b.wallet_consent_alias_at_ns
+            if state is WalletConsent.GRANTED:
+                alias_at = self._alias_registration(b)
+                if alias_at is None:
+                    raise Forbidden(
+                        f"{caller} no longer holds {b.wallet_alias_type} {b.wallet_alias}: "
+                        f"it cannot consent for buyer {buyer_id}"
+                    )
+            if b.wallet_consent is state and alias_at == b.wallet_consent_alias_at_ns:
                 return b
             now = self._now()
             conn.execute(
                 sa.update(st.buyers)
                 .where(st.buyers.c.id == buyer_id)
-                .values(wallet_consent=state.value, wallet_consent_at=now)
+                .values(
+                    wallet_consent=state.value,
+                    wallet_consent_at=now,
+                    wallet_consent_alias_at=alias_at,
+                )
             )
-            return replace(b, wallet_consent=state, wallet_consent_at_ns=now)
+            return replace(
+                b,
+                wallet_consent=state,
+                wallet_consent_at_ns=now,
+                wallet_consent_alias_at_ns=alias_at,
+            )
+
+    def _alias_registration(self, b: Buyer) -> int | None:
+        """When the buyer's wallet registered the buyer's alias, as the directory holds it
+        now; None when that wallet no longer holds it."""
+        try:
+            party = self.scheme.lookup_party(b.wallet_alias_type, b.wallet_alias)
+        except PaymentError:
+            return None
+        if party.participant_id != b.wallet_participant:
+            return None
+        return party.registered_at_ns
 
     # ------------------------------------------------------------------ catalogue
     def add_item(
@@ -953,21 +987,16 @@ class TradeNetwork(DisputeDesk):
                 f"(POST /v1/trade/buyers/{buyer.id}/wallet-consent)",
                 field="buyer",
             )
-        # The consent is the wallet's for its customer behind the alias: once the wallet gave
-        # the alias up (the customer left it, or took the number elsewhere) it no longer holds.
-        try:
-            holder = self.scheme.lookup_party(
-                buyer.wallet_alias_type, buyer.wallet_alias
-            ).participant_id
-        except PaymentError:
-            holder = None
-        if holder != buyer.wallet_participant:
+        # The consent is the wallet's for its customer behind the alias, as registered when it
+        # was given: once the wallet gave the alias up (the customer left it, or took the
+        # number elsewhere), or registered it again (a number given to a new customer), it
+        # no longer holds. Who holds the number now is not the buyer's to learn.
+        if self._alias_registration(buyer) != buyer.wallet_consent_alias_at_ns:
             raise WalletConsentMissing(
-                f"buyer {buyer.id}'s wallet consent was {buyer.wallet_participant}'s, which no "
-                f"longer holds {buyer.wallet_alias_type} {buyer.wallet_alias}"
-                + ("" if holder is None else f" ({holder} does)")
-                + "; the hub registers a buyer paying from the wallet that holds it now, "
-                "which consents",
+                f"buyer {buyer.id}'s wallet consent was given by {buyer.wallet_participant} for "
+                f"{buyer.wallet_alias_type} {buyer.wallet_alias} as it was registered then, "
+                "and that registration is gone; the wallet that holds the alias now consents "
+                "again (or the hub registers the buyer with it)",
                 field="buyer",
             )
         merchant = self._merchant(conn, q.merchant_id)

@@ -105,6 +105,7 @@ buyers = sa.Table(
     # the wallet's mandate for the buyer's orders (WalletConsent), and when it last changed
     sa.Column("wallet_consent", sa.String(8), nullable=False, server_default="pending"),
     sa.Column("wallet_consent_at", sa.BigInteger, nullable=True),
+    sa.Column("wallet_consent_alias_at", sa.BigInteger, nullable=True),
     sa.Index("ix_trade_buyers_wallet", "wallet_participant", "id"),
 )
 items = sa.Table(
@@ -364,6 +365,7 @@ def buyer_from_row(r: Any) -> Buyer:
         r.created_at,
         WalletConsent(r.wallet_consent),
         r.wallet_consent_at,
+        r.wallet_consent_alias_at,
     )
 
 

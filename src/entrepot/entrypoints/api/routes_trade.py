@@ -163,11 +163,16 @@ def list_buyers(
         Literal["pending", "granted", "revoked"] | None, Query(alias="walletConsent")
     ] = None,
     limit: Limit = 100,
+    after: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
 ) -> t.BuyerListOut:
-    """A hub operator's buyers and a wallet's (those paying from it), in id order; a wallet
-    finds those waiting for its consent with `walletConsent=pending`."""
-    buyers = trade.list_buyers(caller, wallet_consent, limit)
-    return t.BuyerListOut(buyers=[cv.buyer(b) for b in buyers])
+    """A hub operator's buyers and a wallet's (those paying from it), in id order, `limit`
+    at a time (`next`: the `after` of the next page); a wallet finds those waiting for its
+    consent with `walletConsent=pending`."""
+    buyers = trade.list_buyers(caller, wallet_consent, limit, after)
+    return t.BuyerListOut(
+        buyers=[cv.buyer(b) for b in buyers],
+        next=buyers[-1].id if len(buyers) == limit else None,
+    )
 
 
 @router.get("/buyers/{buyer_id}", response_model=t.BuyerOut)

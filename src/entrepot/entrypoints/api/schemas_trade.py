@@ -168,6 +168,7 @@ class BuyerOut(BaseModel):
 
 class BuyerListOut(BaseModel):
     buyers: list[BuyerOut]
+    next: str | None = Field(description="the `after` of the next page; null on the last")
 
 
 # ------------------------------------------------------------------ catalogue and stock

@@ -296,11 +296,15 @@ def buyer_list(
         typer.Option("--wallet-consent", help="pending, granted or revoked."),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
+    after: Annotated[
+        str | None, typer.Option("--after", help="The last buyer id of the page before.")
+    ] = None,
     as_json: Json = False,
 ) -> None:
-    """A hub operator's buyers, and a wallet's (those paying from it)."""
+    """A hub operator's buyers, and a wallet's (those paying from it), in id order."""
     with _trade() as trade:
-        buyers = [doc(cv.buyer(b)) for b in trade.list_buyers(caller, wallet_consent, limit)]
+        found = trade.list_buyers(caller, wallet_consent, limit, after)
+        buyers = [doc(cv.buyer(b)) for b in found]
     show_rows({"buyers": buyers}, "buyers", as_json, "Buyers", BUYER_COLUMNS)
 
 
