@@ -61,6 +61,14 @@ def test_a_given_name_only_initialled_is_review_never_match(
     )
 
 
+def test_a_middle_initial_beside_two_names_in_full_can_still_match(screener: Screener) -> None:
+    """Only a name carried by initials is unconfirmed: a given name and the surname in full
+    with a middle initial, and an exact date of birth, are as strong as without it."""
+    listed = screener.screen(make_party("Mohammad S. Islambouli", "1955-01-15"))
+    assert listed.decision == "match"
+    assert screener.screen(make_party("M. S. Islambouli", "1955-01-15")).decision == "review"
+
+
 @pytest.mark.parametrize(
     ("dob", "country", "expected"),
     [("1975-05-01", None, "review"), (None, "DE", "review"), ("1960-05-01", "DE", "review")],

@@ -6,8 +6,9 @@ weighs secondary evidence: date of birth, nationality or country, and party type
 
 Decisions (OFAC's FAQ: a name alone is not a match):
 - ``match``: the name match is strong AND a DOB or nationality (for entities: country)
-  corroborates AND nothing contradicts AND no given name is an initial only ("N. Maleki" of
-  Iran is many people).
+  corroborates AND nothing contradicts AND the name is not carried by initials: where the
+  query holds an initial, at least two of its names match in full ("N. Maleki" of Iran is
+  many people; "Mohammad S. Islambouli" is two names in full and an initial).
 - ``review``: the name matches but identifiers are absent or contradict: a case for a person,
   never an automatic block.
 - ``clear``: no name on the list is close enough, or the party type rules the candidate out.
@@ -505,7 +506,13 @@ def _judge(entry: Entry, match: NameMatch, party: Party) -> Candidate:
         reasons.append(
             f"name score {match.score} is below the {REVIEW_THRESHOLD} a review needs: not a hit"
         )
-    elif match.score >= STRONG_THRESHOLD and good and not bad and match.initials:
+    elif (
+        match.score >= STRONG_THRESHOLD
+        and good
+        and not bad
+        and match.initials
+        and match.matched - match.initials < 2
+    ):
         decision = "review"  # 'N. Maleki' of Iran: thousands are; the initial is not a name
         reasons.append(
             "a given name is an initial only: the name is not confirmed, a person decides"
