@@ -102,11 +102,16 @@ def payee_party(scheme: PaymentScheme, t: PaymentTransfer) -> Party | None:
         if t.payee_alias is None:
             return None
         kind, _, alias = t.payee_alias.partition(":")
+    return _held_by(scheme, kind, alias, t.payee_participant)
+
+
+def _held_by(scheme: PaymentScheme, kind: str, alias: str, participant: str) -> Party | None:
+    """The directory's party for the alias, if ``participant`` holds it now."""
     try:
         party = scheme.lookup_party(kind, alias)
     except PartyNotFound:
         return None
-    return party if party.participant_id == t.payee_participant else None
+    return party if party.participant_id == participant else None
 
 
 def settlement_date(scheme: PaymentScheme, t: PaymentTransfer) -> date | None:
@@ -129,11 +134,7 @@ def payer_party(scheme: PaymentScheme, t: PaymentTransfer) -> Party | None:
     if t.payer_alias is None:
         return None
     kind, _, alias = t.payer_alias.partition(":")
-    try:
-        party = scheme.lookup_party(kind, alias)
-    except PartyNotFound:
-        return None
-    return party if party.participant_id == t.payer_participant else None
+    return _held_by(scheme, kind, alias, t.payer_participant)
 
 
 def _customer(party: Party) -> iso.Party:
