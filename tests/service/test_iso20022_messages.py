@@ -346,6 +346,37 @@ def test_a_statement_entry_names_no_uetr_but_its_payments(
     ]
 
 
+def test_a_payments_entries_carry_its_uetr_and_other_entries_none(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """A back office matches a statement line to its payment by the UETR (CBPR+ asks for it
+    in the entry's references); entries had none, so a bank reconciled by amount and time.
+    Each leg of a payment carries it from prepare to its commit's posting: the payer's debit
+    and fee, the FX provider's two legs, the payee's credit. Caps, deposits and a bulk's
+    summed postings name no single payment, and carry none."""
+    t = _pay(scheme, "t-not-a-uuid")  # a UETR derived from a transfer id that is no UUID
+    ct = _pacs008(scheme, t)
+    clock.advance(1)
+    booked = {
+        (participant, currency): [
+            (e.credit, e.transfer_id)
+            for e in messages.account_statement(
+                scheme, participant, currency, 0, clock.now_ns()
+            ).entries
+        ]
+        for participant, currency in (("maybank", "MYR"), ("mtn-rw", "RWF"), ("fxco", "MYR"))
+    }
+    assert (True, ct.transfer_id) in booked["maybank", "MYR"]  # the payee's credit
+    assert [e for e in booked["mtn-rw", "RWF"] if e[1] is not None] == [
+        (False, ct.transfer_id),  # the payment's principal
+        (False, ct.transfer_id),  # and its fee
+    ]
+    assert (False, ct.transfer_id) in booked["fxco", "MYR"]  # paid out in MYR
+    for entries in booked.values():  # the cap granted and deposits: no payment's
+        assert {uetr for _, uetr in entries} <= {None, ct.transfer_id}
+        assert any(uetr is None for _, uetr in entries)
+
+
 def test_the_interbank_settlement_date_is_the_day_the_window_settled(
     scheme: PaymentScheme, clock: FakeClock
 ) -> None:

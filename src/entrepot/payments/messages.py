@@ -10,10 +10,16 @@ from datetime import date
 
 from entrepot.kernel.clock import Clock, ns_to_datetime
 from entrepot.kernel.limits import QUERY_LIMIT_MAX
+from entrepot.ledger import Transfer
 from entrepot.payments import iso20022 as iso
 from entrepot.payments.errors import InvalidPaymentInput, PartyNotFound, QuoteNotFound
-from entrepot.payments.model import Participant, Party, PaymentTransfer, TransferState
-from entrepot.payments.services import PaymentScheme
+from entrepot.payments.model import Participant, Party, PaymentTransfer, TransferState, uetr
+from entrepot.payments.services import Code, PaymentScheme
+
+#: A payment's legs (fee, principal, FX legs) carry its UETR from prepare to the posting that
+#: commits them (``user_data_128``); a bulk's summed postings carry their bulk's tag there,
+#: and are no commit of a pending leg.
+_PAYMENT_LEG_CODES = frozenset({Code.PAYMENT, Code.FEE, Code.FX_LEG})
 
 _STATUS = {
     TransferState.COMMITTED: ("ACSC", None, None),
@@ -67,19 +73,6 @@ def _pacs008_id(transfer_id: str) -> str:
     return fit_id(f"pacs008-{transfer_id}")
 
 
-def uetr(transfer_id: str) -> str:
-    """The transfer id when it is a version-4 UUID, else a stable version-4-shaped UUID derived
-    from it (a UETR must be a UUIDv4)."""
-    try:
-        parsed = uuid.UUID(transfer_id)
-        if parsed.version == 4 and str(parsed) == transfer_id.lower():
-            return str(parsed)
-    except ValueError:
-        pass
-    derived = uuid.uuid5(uuid.NAMESPACE_URL, f"entrepot:transfer:{transfer_id}")
-    return str(uuid.UUID(bytes=derived.bytes, version=4))
-
-
 def _agent(p: Participant) -> iso.Agent:
     """The participant as an agent: its id in ``Othr/Id`` (Max35Text; a longer id, up to 64
     characters, is digested by :func:`fit_id`, the same way in every message)."""
@@ -103,6 +96,13 @@ def payee_party(scheme: PaymentScheme, t: PaymentTransfer) -> Party | None:
             return None
         kind, _, alias = t.payee_alias.partition(":")
     return _held_by(scheme, kind, alias, t.payee_participant)
+
+
+def _entry_uetr(posting: Transfer) -> str | None:
+    """The UETR of the payment whose leg ``posting`` commits, as its pacs.008 carries it."""
+    if not (posting.pending_id and posting.user_data_128 and posting.code in _PAYMENT_LEG_CODES):
+        return None  # legs posted before they carried it, too
+    return str(uuid.UUID(int=posting.user_data_128))
 
 
 def _held_by(scheme: PaymentScheme, kind: str, alias: str, participant: str) -> Party | None:
@@ -261,10 +261,10 @@ def account_statement(
                 amount_minor=line.credit_minor or line.debit_minor,
                 currency=currency,
                 credit=bool(line.credit_minor),
-                # The ledger posting, not a payment: its id derives from the payment's by a
-                # one-way hash (or names no payment: a cap, a settlement, a bulk's sum), so
-                # no UETR is given rather than one a pacs.008 never carried.
+                # The ledger posting's own reference; the payment's UETR where the posting
+                # commits a payment's leg (a cap, a settlement, a bulk's sum name none).
                 servicer_ref=f"{line.transfer.id:032x}",
+                transfer_id=_entry_uetr(line.transfer),
             )
             for line in st.lines
             if line.credit_minor or line.debit_minor

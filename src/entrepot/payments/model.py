@@ -3,9 +3,25 @@ ISO 4217 codes; times are UTC nanoseconds from the injected clock."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
+
+
+def uetr(transfer_id: str) -> str:
+    """A transfer's UETR (ISO 20022's end-to-end reference, a version-4 UUID): the transfer
+    id when it is one, else a stable version-4-shaped UUID derived from it. Its pacs.008 and
+    pacs.002 carry it, and so do the ledger legs of the payment (``user_data_128``), whose
+    statement entries name it."""
+    try:
+        parsed = uuid.UUID(transfer_id)
+        if parsed.version == 4 and str(parsed) == transfer_id.lower():
+            return str(parsed)
+    except ValueError:
+        pass
+    derived = uuid.uuid5(uuid.NAMESPACE_URL, f"entrepot:transfer:{transfer_id}")
+    return str(uuid.UUID(bytes=derived.bytes, version=4))
 
 
 class ParticipantKind(StrEnum):

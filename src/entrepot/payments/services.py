@@ -96,6 +96,7 @@ from entrepot.payments.model import (
     SettlementWindow,
     TransferState,
     WindowState,
+    uetr,
 )
 from entrepot.payments.notify import endpoint_problem, notify_transfer
 from entrepot.storage.engine import read_connection
@@ -1364,6 +1365,9 @@ class PaymentScheme:
         src = payer.check_currency(t.source_currency)
         fee_to = self._participant(conn, SCHEME).check_currency(t.source_currency)
         principal = t.source_amount_minor - t.fee_minor
+        # Each leg carries the payment's UETR, and so does the posting that commits it (a
+        # post inherits its pending transfer's user data): statements name it per entry.
+        ref = uuid.UUID(uetr(t.id)).int
         legs = []
         if t.fee_minor:
             legs.append(
@@ -1372,6 +1376,7 @@ class PaymentScheme:
                     src.position_account,
                     fee_to.position_account,
                     t.fee_minor,
+                    user_data_128=ref,
                     ledger=src.ledger,
                     code=Code.FEE,
                     flags=pend | linked,
@@ -1386,6 +1391,7 @@ class PaymentScheme:
                     src.position_account,
                     dst.position_account,
                     principal,
+                    user_data_128=ref,
                     ledger=src.ledger,
                     code=Code.PAYMENT,
                     flags=pend,
@@ -1405,6 +1411,7 @@ class PaymentScheme:
                 src.position_account,
                 fx_src.position_account,
                 principal,
+                user_data_128=ref,
                 ledger=src.ledger,
                 code=Code.FX_LEG,
                 flags=pend | linked,
@@ -1421,6 +1428,7 @@ class PaymentScheme:
                 fx_dst.position_account,
                 dst.position_account,
                 t.target_amount_minor,
+                user_data_128=ref,
                 ledger=dst.ledger,
                 code=Code.FX_LEG,
                 flags=pend,
