@@ -995,8 +995,8 @@ class TradeNetwork(DisputeDesk):
             raise WalletConsentMissing(
                 f"buyer {buyer.id}'s wallet consent was given by {buyer.wallet_participant} for "
                 f"{buyer.wallet_alias_type} {buyer.wallet_alias} as it was registered then, "
-                "and that registration is gone; the wallet that holds the alias now consents "
-                "again (or the hub registers the buyer with it)",
+                "and that registration is gone; if it registered the alias anew it consents "
+                "again, otherwise the hub registers a buyer with the wallet that holds it",
                 field="buyer",
             )
         merchant = self._merchant(conn, q.merchant_id)
