@@ -3,10 +3,15 @@ ISO 4217 codes; times are UTC nanoseconds from the injected clock."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
+
+_URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
+_V4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_V4_SET = (4 << 76) | (0x8000 << 48)
 
 
 def uetr(transfer_id: str) -> str:
@@ -14,14 +19,25 @@ def uetr(transfer_id: str) -> str:
     id when it is one, else a stable version-4-shaped UUID derived from it. Its pacs.008 and
     pacs.002 carry it, and so do the ledger legs of the payment (``user_data_128``), whose
     statement entries name it."""
-    try:
-        parsed = uuid.UUID(transfer_id)
-        if parsed.version == 4 and str(parsed) == transfer_id.lower():
-            return str(parsed)
-    except ValueError:
-        pass
-    derived = uuid.uuid5(uuid.NAMESPACE_URL, f"entrepot:transfer:{transfer_id}")
-    return str(uuid.UUID(bytes=derived.bytes, version=4))
+    return str(uuid.UUID(int=uetr_int(transfer_id)))
+
+
+def uetr_int(transfer_id: str) -> int:
+    """:func:`uetr` as a 128-bit integer, made without UUID objects where it can be (every
+    prepare makes one): the transfer id's own when it is a canonical version-4 UUID (any
+    case), else the SHA-1 of ``entrepot:transfer:<id>`` in the URL namespace (as uuid5) with
+    the version and variant bits of a version 4."""
+    if len(transfer_id) == 36 and transfer_id[14] == "4":
+        try:
+            parsed = uuid.UUID(transfer_id)
+        except ValueError:
+            pass
+        else:
+            if parsed.version == 4 and str(parsed) == transfer_id.lower():
+                return parsed.int
+    name = f"entrepot:transfer:{transfer_id}".encode()
+    digest = hashlib.sha1(_URL_NAMESPACE + name).digest()
+    return (int.from_bytes(digest[:16], "big") & _V4_CLEAR) | _V4_SET
 
 
 class ParticipantKind(StrEnum):

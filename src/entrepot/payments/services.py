@@ -96,7 +96,7 @@ from entrepot.payments.model import (
     SettlementWindow,
     TransferState,
     WindowState,
-    uetr,
+    uetr_int,
 )
 from entrepot.payments.notify import endpoint_problem, notify_transfer
 from entrepot.storage.engine import read_connection
@@ -1367,7 +1367,7 @@ class PaymentScheme:
         principal = t.source_amount_minor - t.fee_minor
         # Each leg carries the payment's UETR, and so does the posting that commits it (a
         # post inherits its pending transfer's user data): statements name it per entry.
-        ref = uuid.UUID(uetr(t.id)).int
+        ref = uetr_int(t.id)
         legs = []
         if t.fee_minor:
             legs.append(
