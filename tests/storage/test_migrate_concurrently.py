@@ -12,7 +12,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from entrepot.storage.engine import create_engine_from_url
-from entrepot.storage.migrate import current_revision, head_revision
+from entrepot.storage.migrate import current_revision, head_revision, upgrade
 
 STARTS = 3
 _UPGRADE = (
@@ -51,5 +51,17 @@ def test_first_starts_at_once_all_reach_the_head(database_url: str, tmp_path: Pa
         with engine.connect() as conn:  # one version row, not one per start
             rows = conn.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar_one()
         assert rows == 1
+    finally:
+        engine.dispose()
+
+
+def test_an_engine_of_one_connection_migrates(database_url: str) -> None:
+    """The lock was held on a connection of its own while the migration took another from
+    the same pool: a pool of one waited for itself (until the pool's timeout). It is now
+    taken inside the migration's own transaction (PostgreSQL) or on a file (SQLite)."""
+    engine = create_engine_from_url(database_url, pool_size=1, max_overflow=0, pool_timeout=5)
+    try:
+        assert upgrade(engine) == head_revision()
+        assert current_revision(engine) == head_revision()
     finally:
         engine.dispose()

@@ -2,10 +2,11 @@
 both call :func:`upgrade`. The scripts live in the repository's ``migrations/`` (one linear
 history); ``ENTREPOT_MIGRATIONS_DIR`` overrides where they are looked for.
 
-Migrating is one process at a time per database (:func:`_exclusively`): ``entrepot serve``'s
-workers each upgrade on their first start, and two of them migrating an empty database at
-once failed (PostgreSQL: ``duplicate key ... alembic_version``; SQLite: ``expected to match
-one row when updating '0002_payments'``): the worker that lost never started."""
+Migrating is one process at a time per database (:func:`_exclusively` on a SQLite file,
+:data:`PG_MIGRATION_LOCK` on PostgreSQL): ``entrepot serve``'s workers each upgrade on their
+first start, and two of them migrating an empty database at once failed (PostgreSQL:
+``duplicate key ... alembic_version``; SQLite: ``expected to match one row when updating
+'0002_payments'``): the worker that lost never started."""
 
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from entrepot.kernel.errors import ConfigurationError
-from entrepot.storage.engine import is_postgres, is_sqlite, sqlite_file
+from entrepot.storage.engine import is_sqlite, sqlite_file
 
 
 def migrations_dir() -> Path:
@@ -59,27 +60,20 @@ def current_revision(engine: Engine) -> str | None:
         return rev
 
 
-_PG_KEY = "hashtext('entrepot.migrate'), hashtext(current_schema())"
-_PG_LOCK = text(f"SELECT pg_advisory_lock({_PG_KEY})")
-_PG_UNLOCK = text(f"SELECT pg_advisory_unlock({_PG_KEY})")
+#: Taken first in a migration's transaction on PostgreSQL (``migrations/env.py``): keyed by
+#: the schema (tests and tenants migrate their own schemas side by side), let go when that
+#: transaction ends, so that a killed migrator leaves none.
+PG_MIGRATION_LOCK = (
+    "SELECT pg_advisory_xact_lock(hashtext('entrepot.migrate'), hashtext(current_schema()))"
+)
 
 
 @contextmanager
 def _exclusively(engine: Engine) -> Iterator[None]:
-    """Hold this database's migration lock: on PostgreSQL a session advisory lock keyed by
-    the schema (tests and tenants migrate their own schemas side by side), on a SQLite file
-    an exclusive ``flock`` of a lock file beside it. Waits for a migration in progress. The
-    lock goes with the connection or the descriptor, so a killed migrator leaves none."""
-    if is_postgres(engine):
-        with engine.connect() as conn:
-            conn.execute(_PG_LOCK)
-            conn.commit()
-            try:
-                yield
-            finally:
-                conn.execute(_PG_UNLOCK)
-                conn.commit()
-        return
+    """Hold this database's migration lock around a whole migration run, on a SQLite file:
+    an exclusive ``flock`` of a lock file beside it (let go with the descriptor, so a killed
+    migrator leaves none). Waits for a migration in progress. PostgreSQL's lock is taken
+    inside the migration's own transaction instead (:data:`PG_MIGRATION_LOCK`)."""
     database = sqlite_file(engine) if is_sqlite(engine) else None
     if database is None:  # in memory, or another backend: one process only
         yield
