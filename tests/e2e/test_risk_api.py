@@ -221,17 +221,23 @@ def test_a_screening_decision_is_explained_to_the_scheme_operator(api: Api) -> N
     assert explained["reasons"] == one["reasons"]
     assert explained["reasons"][1].startswith("DOB 1975-05-01 differs")
     assert explained["at"] == "2026-12-01T00:00:00Z"
-    assert {k: explained["inputs"][k] for k in ("candidate", "dob_year", "country", "type")} == {
+    assert {
+        k: explained["inputs"][k]
+        for k in ("candidate", "dob_year", "country", "type", "requested_by")
+    } == {
         "candidate": MALEKI,
         "dob_year": 1975,
         "country": None,
         "type": None,
+        "requested_by": "mtn-rw",
     }
     assert "maleki" not in json.dumps(explained["inputs"]).lower()  # the name only hashed
     assert explained["explanation"].startswith(f"Decision {one['decisionId']} (sanctions)")
-    # Sanctions decisions carry no owner: not even the participant that screened reads them.
+    # The participant that asked reads its screening back (its compliance file), as the
+    # operator does; no other participant does (nor learns it exists).
     path = f"/decisions/{one['decisionId']}"
-    api.all_refused(("mtn-rw", "GET", path, None, 404, "risk_unknown_decision", "decisionId"))
+    assert api.ok("mtn-rw", "GET", path) == explained
+    api.all_refused(("maybank-my", "GET", path, None, 404, "risk_unknown_decision", "decisionId"))
 
 
 @needs_lists

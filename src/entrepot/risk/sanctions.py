@@ -688,12 +688,18 @@ class Screener:
     def screen(self, party: Party) -> Screening:
         return self.screen_many([party])[0]
 
-    def screen_many(self, parties: Sequence[Party]) -> list[Screening]:
+    def screen_many(
+        self, parties: Sequence[Party], *, requested_by: str | None = None
+    ) -> list[Screening]:
+        """Screen each party; each decision is logged (with a sink), naming ``requested_by``
+        (the participant that asked, which may read it back) when given."""
         if self.directory is not None and time.monotonic() >= self._next_look:
             self._look(wait=False, due_only=True)
         results = [self._screen(p) for p in parties]
         if self.sink is not None:
-            decisions = [self._decision(p, r) for p, r in zip(parties, results, strict=True)]
+            decisions = [
+                self._decision(p, r, requested_by) for p, r in zip(parties, results, strict=True)
+            ]
             self.sink.append(decisions)
             results = [
                 Screening(**{**_fields(r), "decision_id": d.decision_id})
@@ -749,7 +755,9 @@ class Screener:
             list_version=index.version,
         )
 
-    def _decision(self, party: Party, result: Screening) -> Decision:
+    def _decision(
+        self, party: Party, result: Screening, requested_by: str | None = None
+    ) -> Decision:
         inputs: dict[str, Any] = {
             "name_sha256": sha256_text(normalise(party.name)),
             "dob_year": party.dob.year if party.dob else None,
@@ -757,6 +765,8 @@ class Screener:
             "type": party.party_type,
             "candidate": result.best.ent_num if result.best else None,
         }
+        if requested_by is not None:
+            inputs["requested_by"] = requested_by
         reasons = result.best.reasons if result.best else ("no listed name is close enough",)
         return make_decision(
             "sanctions", model_version=result.list_version, outcome=result.decision,

@@ -261,7 +261,7 @@ def screen(body: r.ScreeningIn, caller: Caller, risk: Risk) -> r.ScreeningListOu
         except InvalidInput as exc:
             exc.field = f"parties.{i}.{exc.field or 'name'}"
             raise
-    return cv.screenings(risk.screener().screen_many(parties))
+    return cv.screenings(risk.screener().screen_many(parties, requested_by=caller))
 
 
 # ------------------------------------------------------------------ decision log
@@ -272,7 +272,8 @@ def get_decision(
     risk: Risk,
 ) -> r.DecisionOut:
     """A logged decision explained: model or list version, score, reasons, minimised inputs.
-    The scheme operator reads any; a lending decision's lender and merchant read it too."""
+    The scheme operator reads any; a lending decision's lender and merchant read it too, and
+    a screening the participant that asked for it."""
     try:
         found = find_decision(risk.log, decision_id)
     except UnknownDecision as exc:
@@ -287,7 +288,11 @@ def get_decision(
 
 
 def _may_read(lending: Lending, caller: str, d: Decision) -> bool:
-    """A lending decision (an offer, a decline or its review) is its lender's and merchant's."""
+    """A lending decision (an offer, a decline or its review) is its lender's and merchant's;
+    a screening asked for through the API, the asking participant's (its compliance file;
+    the payee screenings of payments name no requester: the scheme's, for its reviewers)."""
+    if d.kind == "sanctions":
+        return d.inputs.get("requested_by") == caller and ":" not in caller
     offer_id = d.inputs.get("offer_id") or d.inputs.get("review_of")
     if d.kind != "credit" or d.inputs.get("context") != "lending" or not offer_id:
         return False
