@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
 
@@ -81,7 +82,9 @@ FLUSH_SEGMENTS = 64
 #: costing a flush and a segment probe (PostgreSQL single calls fell ~25 % at 32).
 PLAIN_BATCH_MIN = 128
 
-_Work = Callable[["Ledger", Connection, Meta], list[str]]
+_T = TypeVar("_T")
+#: A write's work, run under the write lock with the meta row read there
+_Work = Callable[["Ledger", Connection, Meta], _T]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +121,7 @@ class Ledger:
         self._dirty_known = False
 
     # ------------------------------------------------------------------ transactions
-    def _write(self, uow: UnitOfWork | None, work: _Work) -> list[str]:
+    def _write(self, uow: UnitOfWork | None, work: _Work[_T]) -> _T:
         # Lock order, everywhere: the database's write lock first, then this in-memory one;
         # the other order deadlocks against units of work. A caller's unit of work may not
         # hold it yet (it only read, or did nothing): it is taken here, before ours, with
@@ -311,7 +314,7 @@ class Ledger:
         batch = check_accounts(batch)
         if not batch:
             return []
-        return self._write(uow, lambda s, c, m: s._create_accounts(c, m, batch))  # type: ignore[return-value]
+        return self._write(uow, lambda s, c, m: s._create_accounts(c, m, batch))  # type: ignore[arg-type, return-value]
 
     def _create_accounts(self, conn: Connection, meta: Meta, batch: Sequence[Account]) -> list[str]:
         self._load_accounts(conn, {a.id for a in batch}, meta)
@@ -333,7 +336,7 @@ class Ledger:
                 cols = plain_columns(batch)
         if cols is None:
             batch = check_transfers(batch)
-        return self._write(uow, lambda s, c, m: s._create_transfers(c, m, batch, cols))  # type: ignore[return-value]
+        return self._write(uow, lambda s, c, m: s._create_transfers(c, m, batch, cols))  # type: ignore[arg-type, return-value]
 
     def _create_transfers(
         self, conn: Connection, meta: Meta, batch: Sequence[Transfer], cols: PlainColumns | None
@@ -527,13 +530,12 @@ class Ledger:
         whatever its own clock says. No balance changes: the accounts cached by every process
         stay valid (the meta row keeps its version)."""
 
-        def work(s: Ledger, conn: Connection, meta: Meta) -> list[int]:
+        def work(s: Ledger, conn: Connection, meta: Meta) -> int:
             at = s._now(meta)
             s.store.save_meta(conn, meta._replace(last_timestamp=at))
-            return [at]
+            return at
 
-        fenced: list[int] = self._write(None, work)  # type: ignore[arg-type, assignment]
-        return fenced[0]
+        return self._write(None, work)
 
     def statement(
         self,
