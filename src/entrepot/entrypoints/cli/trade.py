@@ -69,6 +69,7 @@ As = Annotated[
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+Limit = Annotated[int, typer.Option("--limit", min=1, max=1000)]
 Reason = Annotated[str, typer.Option("--reason", help="Why, in words (recorded).")]
 HUB_COLUMNS = ("hubId", "name", "kind", "country", "currency", "operator", "dftz")
 BUYER_COLUMNS = ("buyerId", "name", "hubId", "currency", "walletConsent")
@@ -295,7 +296,7 @@ def buyer_list(
         str | None,
         typer.Option("--wallet-consent", help="pending, granted or revoked."),
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
+    limit: Limit = 100,
     after: Annotated[
         str | None, typer.Option("--after", help="The last buyer id of the page before.")
     ] = None,
@@ -387,7 +388,7 @@ def item_update(
 @guard
 def item_list(
     merchant: Annotated[str | None, typer.Option("--merchant", help="One merchant's.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
+    limit: Limit = 100,
     as_json: Json = False,
 ) -> None:
     """The public catalogue: items on sale."""
@@ -465,7 +466,7 @@ def checkout(caller: As, order_id: str, quote_id: str, as_json: Json = False) ->
 def orders_list(
     caller: As,
     state: Annotated[str | None, typer.Option("--state", help="PAID, SHIPPED, ...")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
+    limit: Limit = 100,
     as_json: Json = False,
 ) -> None:
     """The caller's orders: a buyer's, a merchant's, or those passing through a hub."""
