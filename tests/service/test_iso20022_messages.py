@@ -404,14 +404,13 @@ def test_the_interbank_settlement_date_is_the_day_the_window_settled(
     assert iso20022.parse_pacs008(iso20022.pacs008(ct)).settlement_date == settled_on
 
 
-def test_the_debtor_is_the_payer_party_the_quote_named(scheme: PaymentScheme) -> None:
-    """pacs.008's Dbtr is the party that owes the creditor: the payer's customer, whose name
-    a receiving bank screens and keeps as the originator. When the quote names the payer
-    party by an alias the payer's participant holds, the debtor is that party, as the
-    creditor is the payee's; the payer participant stood in as its own customer."""
+def _prepare_named_payer(scheme: PaymentScheme, transfer_id: str) -> PaymentTransfer:
+    """mtn-rw's customer +250788123456 (Aline Uwase) pays the Kedai Kopi till 10.00 MYR, the
+    quote naming the payer party; prepared, not committed."""
+    quote_id = f"q-{transfer_id}"
     scheme.create_quote(
         "mtn-rw",
-        "q-payer",
+        quote_id,
         "MERCHANT",
         "KL-TILL-42",
         1000,
@@ -420,7 +419,15 @@ def test_the_debtor_is_the_payer_party_the_quote_named(scheme: PaymentScheme) ->
         payer_alias_type="MSISDN",
         payer_alias="+250788123456",
     )
-    t = scheme.prepare_transfer("mtn-rw", "t-payer", "q-payer")
+    return scheme.prepare_transfer("mtn-rw", transfer_id, quote_id)
+
+
+def test_the_debtor_is_the_payer_party_the_quote_named(scheme: PaymentScheme) -> None:
+    """pacs.008's Dbtr is the party that owes the creditor: the payer's customer, whose name
+    a receiving bank screens and keeps as the originator. When the quote names the payer
+    party by an alias the payer's participant holds, the debtor is that party, as the
+    creditor is the payee's; the payer participant stood in as its own customer."""
+    t = _prepare_named_payer(scheme, "t-payer")
     ct = _pacs008(scheme, t)
     assert (ct.debtor.name, ct.debtor.alias_type, ct.debtor.alias, ct.debtor.country) == (
         "Aline Uwase",
@@ -455,18 +462,7 @@ def test_a_merchant_or_business_party_is_identified_as_an_organisation(
     """A till or business id identifies an organisation (``Id/OrgId/Othr``); pacs.008 put
     every alias under ``PrvtId``, telling the receiving bank the merchant was a private
     person. A person's alias (an MSISDN) stays under ``PrvtId``."""
-    scheme.create_quote(
-        "mtn-rw",
-        "q-org",
-        "MERCHANT",
-        "KL-TILL-42",
-        1000,
-        "RECEIVE",
-        "RWF",
-        payer_alias_type="MSISDN",
-        payer_alias="+250788123456",
-    )
-    t = scheme.prepare_transfer("mtn-rw", "t-org", "q-org")
+    t = _prepare_named_payer(scheme, "t-org")
     ct = _pacs008(scheme, t, messages.payee_party(scheme, t))
     xml = iso20022.pacs008(ct)
     assert b"<OrgId>" in xml.split(b"<Cdtr>")[1]

@@ -30,15 +30,13 @@ def other(engine: sa.Engine, clock: FakeClock) -> Iterator[PaymentScheme]:
     eng.dispose()
 
 
-def test_liquidity_reads_the_cap_and_the_balances_at_one_moment(
+def _cap_raised_mid_lookup(
     scheme: PaymentScheme, other: PaymentScheme, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Another worker raises mtn-rw's cap while a liquidity read is half done: the answer is
-    the liquidity before the change or after it, never the cap of one and the position of the
-    other (that said mtn-rw was owed the 2,000,000 the cap grew by)."""
-    before = scheme.liquidity("mtn-rw", "RWF")
+) -> list[object]:
+    """The first ledger lookup of ``scheme`` runs only after ``other`` (another worker) raised
+    mtn-rw's RWF cap to 12,000,000; the list returned holds that change once it happened."""
     lookup = scheme.ledger.lookup_accounts
-    raised = []
+    raised: list[object] = []
 
     def lookup_after_a_cap_change(ids: list[int], **kw: object) -> list[Account]:
         if not raised:
@@ -46,6 +44,17 @@ def test_liquidity_reads_the_cap_and_the_balances_at_one_moment(
         return lookup(ids, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(scheme.ledger, "lookup_accounts", lookup_after_a_cap_change)
+    return raised
+
+
+def test_liquidity_reads_the_cap_and_the_balances_at_one_moment(
+    scheme: PaymentScheme, other: PaymentScheme, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another worker raises mtn-rw's cap while a liquidity read is half done: the answer is
+    the liquidity before the change or after it, never the cap of one and the position of the
+    other (that said mtn-rw was owed the 2,000,000 the cap grew by)."""
+    before = scheme.liquidity("mtn-rw", "RWF")
+    raised = _cap_raised_mid_lookup(scheme, other, monkeypatch)
     seen = scheme.liquidity("mtn-rw", "RWF")
     assert raised
     after = {**before, "net_debit_cap_minor": 12_000_000, "position_available_minor": 12_000_000}
@@ -61,15 +70,7 @@ def test_a_metrics_scrape_reads_the_caps_and_the_balances_at_one_moment(
 ) -> None:
     """The scrape's positions, as ``liquidity``'s: a cap raised by another worker while the
     scrape is half done is in both the cap and the position, or in neither."""
-    lookup = scheme.ledger.lookup_accounts
-    raised = []
-
-    def lookup_after_a_cap_change(ids: list[int], **kw: object) -> list[Account]:
-        if not raised:
-            raised.append(other.set_net_debit_cap("mtn-rw", "RWF", 12_000_000))
-        return lookup(ids, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(scheme.ledger, "lookup_accounts", lookup_after_a_cap_change)
+    raised = _cap_raised_mid_lookup(scheme, other, monkeypatch)
     gauges = {(g.participant_id, g.currency): g for g in scheme_snapshot(scheme).positions}
     assert raised
     mtn = gauges[("mtn-rw", "RWF")]
