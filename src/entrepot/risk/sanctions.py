@@ -559,7 +559,8 @@ def watch_list_index(directory: Path | str) -> WatchListIndex:
 def _lists_key(folder: Path) -> tuple[object, ...]:
     """What says the files in ``folder`` changed: their names, sizes and modification times."""
     files = sorted(p for p in folder.glob("*") if p.is_file())
-    return (str(folder), *((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    stats = [(p.name, p.stat()) for p in files]  # one stat a file: size and time agree
+    return (str(folder), *((name, st.st_size, st.st_mtime_ns) for name, st in stats))
 
 
 class Screener:
