@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from entrepot.kernel.clock import FakeClock
@@ -14,6 +15,7 @@ from entrepot.risk.errors import (
     FeaturesMissing,
     MissingTarget,
     TargetNotBinary,
+    TargetUnreachable,
     UnknownModel,
     UnreadableData,
 )
@@ -146,6 +148,38 @@ def test_scoring_a_file_without_model_features(synthetic_model: Trained, tmp_pat
         credit.score_credit(report.model_id, tmp_path / "other.csv", models)
 
 
+def test_a_cut_off_takes_every_applicant_with_its_pd() -> None:
+    # Three applicants share PD 0.2, two of them bad. Stopping after the first of them would
+    # claim 3 approved at a bad rate of 1/3; scoring approves all PD <= 0.2: 4 at 2/4.
+    y = np.array([0, 0, 1, 1, 0])
+    pd_hat = np.array([0.1, 0.2, 0.2, 0.2, 0.5])
+    policy = credit.choose_threshold(y, pd_hat, 0.34)
+    assert policy == {
+        "pd_threshold": 0.1, "target_bad_rate": 0.34,
+        "approval_rate": 0.2, "approved_bad_rate": 0.0,
+    }  # fmt: skip
+    # what the policy states is what scoring's rule (decline PD > cut-off) does on the data
+    approved = pd_hat <= policy["pd_threshold"]
+    assert approved.mean() == policy["approval_rate"]
+    assert y[approved].mean() == policy["approved_bad_rate"]
+    # a run of equal PDs within the target is approved whole
+    worse = np.array([0, 0, 1, 1, 1])
+    assert credit.choose_threshold(worse, pd_hat, 0.5)["approval_rate"] == 0.8
+
+
+def test_the_cut_off_is_the_pd_itself_not_rounded() -> None:
+    pd_hat = np.array([0.1234564, 0.1234566, 0.9])
+    policy = credit.choose_threshold(np.array([0, 0, 1]), pd_hat, 0.0)
+    assert policy["pd_threshold"] == 0.1234566
+    assert (pd_hat <= policy["pd_threshold"]).sum() == 2
+
+
+def test_no_cut_off_reaches_the_target() -> None:
+    # the lowest-PD applicants are already half bad: approving them would break the target
+    with pytest.raises(TargetUnreachable, match=r"at most 10.00%.*already have 50.00%"):
+        credit.choose_threshold(np.array([1, 0, 1]), np.array([0.1, 0.1, 0.3]), 0.1)
+
+
 def test_errors_are_invalid_input() -> None:
-    for cls in (MissingTarget, TargetNotBinary, UnknownModel, UnreadableData):
+    for cls in (MissingTarget, TargetNotBinary, TargetUnreachable, UnknownModel, UnreadableData):
         assert issubclass(cls, InvalidInput)

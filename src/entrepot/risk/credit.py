@@ -40,6 +40,7 @@ from entrepot.risk.errors import (
     FeaturesMissing,
     MissingTarget,
     TargetNotBinary,
+    TargetUnreachable,
     TooLittleData,
     UnknownModel,
     UnreadableData,
@@ -302,17 +303,35 @@ def calibration_table(
 
 def choose_threshold(y: np.ndarray, pd_hat: np.ndarray, target_bad_rate: float) -> dict[str, Any]:
     """The highest PD cut-off whose approved applicants (PD <= cut-off) have a bad rate of at
-    most ``target_bad_rate`` on out-of-fold predictions."""
+    most ``target_bad_rate`` on out-of-fold predictions.
+
+    A cut-off approves every applicant with that PD, so only the last of a run of equal PDs
+    can end the approved set: stopping inside the run would state an approval rate and bad
+    rate that scoring (``pd > cut-off`` declines) does not apply. The cut-off is the PD
+    itself, unrounded, for the same reason. Where even the lowest PD's applicants are over
+    the target, no cut-off reaches it: ``TargetUnreachable``, rather than a policy that
+    approves a group the target refuses.
+    """
     order = np.argsort(pd_hat, kind="stable")
+    ranked = pd_hat[order]
     bads = np.cumsum(y[order])
-    counts = np.arange(1, len(y) + 1)
-    rates = bads / counts
+    # the last position of each run of equal PDs: where a cut-off can end
+    ends = np.nonzero(np.append(ranked[1:] != ranked[:-1], True))[0]
+    rates = bads[ends] / (ends + 1)
     ok = np.nonzero(rates <= target_bad_rate)[0]
-    k = int(ok.max()) if len(ok) else 0
+    if not len(ok):
+        raise TargetUnreachable(
+            f"no PD cut-off gives approved applicants a bad rate of at most "
+            f"{target_bad_rate:.2%}: those with the lowest PD ({float(ranked[0]):.4f}) already "
+            f"have {float(rates[0]):.2%}; set a higher target or train on more telling data",
+            field="target_bad_rate",
+        )
+    k = int(ok.max())
+    end = int(ends[k])
     return {
-        "pd_threshold": round(float(pd_hat[order][k]), 6),
+        "pd_threshold": float(ranked[end]),
         "target_bad_rate": target_bad_rate,
-        "approval_rate": round((k + 1) / len(y), 4),
+        "approval_rate": round((end + 1) / len(y), 4),
         "approved_bad_rate": round(float(rates[k]), 4),
     }
 

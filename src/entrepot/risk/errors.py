@@ -29,6 +29,12 @@ class TooLittleData(InvalidInput):
     code = "risk_too_little_data"
 
 
+class TargetUnreachable(InvalidInput):
+    """No PD cut-off gives the approved applicants a bad rate within the target."""
+
+    code = "risk_target_unreachable"
+
+
 class UnknownModel(InvalidInput):
     code = "risk_unknown_model"
 
