@@ -221,6 +221,44 @@ def test_a_statement_read_while_a_payment_commits_is_final_for_its_period(
     assert first[0].closing_balance_minor == again.closing_balance_minor
 
 
+def test_a_statement_of_a_period_long_past_does_not_wait_for_the_writes_in_flight(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """A period the committed history already reaches past is final: its statement is read
+    while a payment holds the write lock, without a turn of it."""
+    _pay(scheme, "t-early")
+    until = clock.now_ns()
+    clock.advance(1)
+    _pay(scheme, "t-later")  # committed, stamped after the period
+    stamped, release = threading.Event(), threading.Event()
+
+    def in_flight() -> None:
+        with UnitOfWork(scheme.engine) as uow:
+            with scheme.joined(uow):
+                _pay(scheme, "t-in-flight")
+            stamped.set()
+            release.wait(30)
+            uow.commit()
+
+    writer = threading.Thread(target=in_flight)
+    writer.start()
+    try:
+        assert stamped.wait(30)
+        read: list[iso20022.Statement] = []
+        reader = threading.Thread(
+            target=lambda: read.append(
+                messages.account_statement(scheme, "mtn-rw", "RWF", 0, until)
+            )
+        )
+        reader.start()
+        reader.join(10)
+        assert read, "the statement of a past period waited for the write lock"
+    finally:
+        release.set()
+        writer.join(30)
+    assert read[0].entries == messages.account_statement(scheme, "mtn-rw", "RWF", 0, until).entries
+
+
 def test_statements_of_two_periods_have_two_ids_and_one_period_one(
     scheme: PaymentScheme, clock: FakeClock
 ) -> None:

@@ -862,3 +862,19 @@ def test_a_fence_is_stamped_past_and_changes_no_balance(opened: Ledger, clock: F
     ok(opened.create_transfers([tr(101, 1, 2, 5)]))
     assert opened.get_transfer(101).timestamp > fenced
     assert opened.fence() > opened.get_transfer(101).timestamp
+
+
+def test_a_fence_for_a_moment_the_history_reaches_past_writes_nothing(
+    opened: Ledger, clock: FakeClock
+) -> None:
+    """``fence(at_least)``: where the committed last stamp is already at or after the moment,
+    it is final as it stands; the answer is that stamp, read, not a turn of the write lock
+    (which would move the stamp to now)."""
+    ok(opened.create_transfers([tr(100, 1, 2, 5)]))
+    stamped = opened.get_transfer(100).timestamp
+    clock.advance(60)
+    assert opened.fence(stamped) == stamped
+    assert opened.fence(stamped - 1) == stamped
+    with opened.engine.connect() as conn:
+        assert opened.store.read_meta(conn).last_timestamp == stamped  # nothing written
+    assert opened.fence(stamped + 1) >= clock.now_ns()  # past it: the lock's turn, as before

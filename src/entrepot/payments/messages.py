@@ -244,7 +244,8 @@ def account_statement(
     # Read no further than where the ledger's history is final: a payment stamped inside
     # the period but still committing was left out, and the same period read again later
     # held it, under the same Stmt/Id (a period that starts later is empty, as before).
-    until_ns = max(since_ns, min(until_ns, scheme.ledger.fence()))
+    # A period the committed history already reaches past is read without that turn.
+    until_ns = max(since_ns, min(until_ns, scheme.ledger.fence(until_ns)))
     st = scheme.ledger.statement(
         account_id, since_ns=since_ns, until_ns=until_ns, limit=STATEMENT_PAGE_ROWS
     )
