@@ -5,6 +5,7 @@ and acts on only what is theirs; bad input is refused with its code and changes 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -970,3 +971,84 @@ def test_a_payouts_screening_reasons_stay_with_the_hub_that_pays_it(api: Api) ->
     for caller in (merchant, buyer, "hub-kuala-lumpur"):
         seen = _event_texts(api, caller, "o-2")
         assert "payout_failed" in seen and "OFAC" not in seen, caller
+
+
+def test_a_buyer_paying_in_eur_checks_out_and_customs_values_at_the_quoted_rate(
+    api: Api,
+) -> None:
+    """Customs in Malaysia values in MYR; a buyer whose wallet pays in EUR was refused at the
+    quote (422 customs_missing_fx_rate). Now the scheme's EUR->MYR rate (4.90909091, posted)
+    is read at the quote, kept with it and recorded on the declaration; the taxes, assessed in
+    MYR (5,817 sen), are paid in EUR at the rate less the spread, rounded up (EUR 11.90)."""
+    scheme = api.net.scheme
+    scheme.add_currency("maybank-my", "EUR")
+    scheme.deposit("maybank-my", "EUR", 10**9, "fund-maybank-eur")
+    scheme.set_net_debit_cap("maybank-my", "EUR", 10**8)
+    scheme.deposit("hub-kuala-lumpur", "MYR", 10**9, "fund-hub-kl-myr")
+    scheme.set_net_debit_cap("hub-kuala-lumpur", "MYR", 10**8)
+    merchant = api.merchant()
+    api.item(merchant)
+    msisdn = "+60111111111"
+    body = {"displayName": "b-eur", "currency": "EUR"}
+    api.ok(api.post("maybank-my", f"/v1/parties/MSISDN/{msisdn}", body), 201)
+    wallet = {"partyIdType": "MSISDN", "partyIdentifier": msisdn}
+    body = {"buyerId": "b-eur", "name": "Buyer b-eur", "wallet": wallet}
+    assert api.ok(api.post("hub-kuala-lumpur", "/v1/trade/buyers", body), 201)["currency"] == "EUR"
+    api.ok(api.post("maybank-my", "/v1/trade/buyers/b-eur/wallet-consent"))
+    buyer = api.credential("hub-kuala-lumpur", "buyerId", "b-eur")
+
+    quote = {"quoteId": "q-1", "lines": [{"sku": "sku-basket", "quantity": 2}]}
+    q = api.ok(api.post(buyer, "/v1/trade/quotes", quote), 201)
+    assert [minor(q, k) for k in ("goods", "freight", "insurance", "vat", "total")] == [
+        (6_025, "EUR"),
+        (5_764, "EUR"),
+        (60, "EUR"),
+        (1_190, "EUR"),
+        (13_039, "EUR"),
+    ]
+    fx = q["customsFx"]
+    assert (fx["currency"], fx["rate"], fx["providerId"], fx["spreadBps"]) == (
+        "MYR",
+        "4.90909091",
+        "fx-global",
+        40,
+    )
+    assert [minor(fx, k) for k in ("customsValue", "vat", "taxes")] == [
+        (58_168, "MYR"),
+        (5_817, "MYR"),
+        (5_817, "MYR"),
+    ]
+    order = api.ok(api.post(buyer, "/v1/trade/orders", {"orderId": "o-1", "quoteId": "q-1"}), 201)
+    assert minor(order, "total") == (13_039, "EUR")
+
+    api.track("o-1", ORIGIN, "hub-kigali")
+    api.track("o-1", DESTINATION[:4], "hub-kuala-lumpur")  # to EDC: customs paid in MYR
+    d = api.ok(api.get(buyer, "/v1/trade/orders/o-1/declaration"))
+    assert (d["currency"], d["customs_value_minor"], d["total_taxes_minor"]) == (
+        "MYR",
+        58_168,
+        5_817,
+    )
+    assert [(r["currency"], r["rate"]) for r in d["fx_rates"]] == [("EUR", "4.90909091")]
+    assert api.net.position("customs-my", "MYR") == 5_817
+
+
+def test_a_buyer_paying_in_eur_without_a_rate_to_myr_is_refused_and_nothing_is_kept(
+    api: Api,
+) -> None:
+    scheme = api.net.scheme
+    scheme.add_currency("maybank-my", "EUR")
+    merchant = api.merchant()
+    api.item(merchant)
+    body = {"displayName": "b-eur", "currency": "EUR"}
+    api.ok(api.post("maybank-my", "/v1/parties/MSISDN/+60111111111", body), 201)
+    wallet = {"partyIdType": "MSISDN", "partyIdentifier": "+60111111111"}
+    body = {"buyerId": "b-eur", "name": "Buyer b-eur", "wallet": wallet}
+    api.ok(api.post("hub-kuala-lumpur", "/v1/trade/buyers", body), 201)
+    buyer = api.credential("hub-kuala-lumpur", "buyerId", "b-eur")
+    scheme.post_fx_rate("fx-global", "EUR", "MYR", Decimal("4.90909091"), 40, 1)
+    api.net.clock.advance(2)  # the EUR->MYR rate lapses; EUR->RWF is still quoted
+    quote = {"quoteId": "q-1", "lines": [{"sku": "sku-basket", "quantity": 2}]}
+    problem = api.refused(api.post(buyer, "/v1/trade/quotes", quote), 409, "trade_payment_failed")
+    assert problem["field"] == "currency" and "customs in MY values in MYR" in problem["detail"]
+    api.refused(api.get(buyer, "/v1/trade/quotes/q-1"), 404, "trade_quote_not_found")

@@ -29,6 +29,7 @@ Invariants:
 
 from entrepot.trade.model import (
     Buyer,
+    CustomsFx,
     Dispute,
     DisputeReason,
     DisputeState,
@@ -51,6 +52,7 @@ from entrepot.trade.services import TradeNetwork
 
 __all__ = [
     "Buyer",
+    "CustomsFx",
     "Dispute",
     "DisputeReason",
     "DisputeState",

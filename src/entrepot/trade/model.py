@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
+from entrepot.kernel.clock import ns_to_datetime
 from entrepot.trade.errors import InvalidTradeInput, InvalidTransition
 
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
@@ -253,6 +254,43 @@ class QuoteLine:
 
 
 @dataclass(frozen=True, slots=True)
+class CustomsFx:
+    """How customs valued an order paid in another currency than the destination's: at the
+    scheme's rate from the buyer's currency to customs' (the provider's posted ``rate``, before
+    its spread), read once when the order was quoted and kept with the quote, so that the
+    declaration lodged weeks later is valued at the same rate, never at a rate read then.
+    Amounts are in ``currency``, customs'; the buyer pays the taxes in its own currency, each
+    at the rate the scheme sells ``currency`` at (the rate less the spread), rounded up."""
+
+    currency: str  # the destination's, customs'
+    rate: Decimal  # units of ``currency`` per one unit of the buyer's currency
+    provider_id: str
+    spread_bps: int
+    read_at_ns: int
+    valid_until_ns: int
+    freight_minor: int
+    insurance_minor: int
+    customs_value_minor: int
+    duty_minor: int
+    excise_minor: int
+    vat_minor: int
+    fees_minor: int
+
+    @property
+    def taxes_minor(self) -> int:
+        """What the destination hub pays customs at clearance, in ``currency``."""
+        return self.duty_minor + self.excise_minor + self.vat_minor + self.fees_minor
+
+    def source(self, buyer_currency: str) -> str:
+        """The rate's provenance, as the declaration records it."""
+        at = ns_to_datetime(self.read_at_ns).isoformat().replace("+00:00", "Z")
+        return (
+            f"scheme rate {buyer_currency}->{self.currency} posted by {self.provider_id}, "
+            f"read at {at} for the quote"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class TradeQuote:
     """A landed-cost quote, delivered duty paid, in the buyer's currency."""
 
@@ -278,6 +316,8 @@ class TradeQuote:
     expires_at_ns: int
     created_at_ns: int
     used: bool = False
+    #: the rate customs values at when the buyer pays in another currency than customs'
+    customs_fx: CustomsFx | None = None
 
     @property
     def goods_escrow_minor(self) -> int:

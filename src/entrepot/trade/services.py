@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock, ns_to_datetime
-from entrepot.kernel.money import get_currency
+from entrepot.kernel.money import Money, convert, get_currency
 from entrepot.payments import PaymentScheme
 from entrepot.payments.errors import PaymentError, TransferBlocked
 from entrepot.payments.model import (
@@ -42,8 +42,10 @@ from entrepot.storage.engine import read_connection
 from entrepot.storage.uow import UnitOfWork
 from entrepot.trade import store as st
 from entrepot.trade.customs import (
+    ROUNDING,
     Declaration,
     DeclarationLine,
+    LandedCost,
     Party,
     Shipment,
     Tariffs,
@@ -79,6 +81,7 @@ from entrepot.trade.model import (
     DAY_NS,
     TERMINAL_ORDER_STATES,
     Buyer,
+    CustomsFx,
     FreightCard,
     Hub,
     HubKind,
@@ -895,20 +898,13 @@ class TradeNetwork(DisputeDesk):
         )
         duty = excise = vat = fees = 0
         regime, dftz = "domestic", False
+        customs_fx = None
         if international:
-            cost = landed_cost(
-                buyer.country,
-                [_declaration_line(it, ln, cur) for it, ln in zip(items, qlines, strict=True)],
-                freight_minor=freight,
-                insurance_minor=insurance,
-                incoterm=INCOTERM,
-                on=self._today(),
-                currency=cur,
-                regime="cbec" if buyer.country == "CN" else "general",
-                annual_purchases_minor=annual_minor,
-                origin_hub=hub.id,
-                destination_hub=dest_hub.id,
-                tariffs=self._zone_tariffs(hub, dest_hub),
+            lines_in = [
+                _declaration_line(it, ln, cur) for it, ln in zip(items, qlines, strict=True)
+            ]
+            cost, customs_fx = self._customs_cost(
+                buyer, hub, dest_hub, lines_in, freight, insurance, annual_minor
             )
             duty, excise, vat, fees = (
                 cost.duty_minor,
@@ -916,6 +912,16 @@ class TradeNetwork(DisputeDesk):
                 cost.vat_minor,
                 cost.fees_minor,
             )
+            if customs_fx is not None:  # customs' figures, in what the buyer pays them in
+                duty, excise, vat, fees = (
+                    self._taxes_to_buyer(t, customs_fx, cur) for t in (duty, excise, vat, fees)
+                )
+                notes.append(
+                    f"duty, excise, VAT/GST and fees assessed in {customs_fx.currency}, paid in "
+                    f"{cur} each at {customs_fx.rate} less {customs_fx.spread_bps} bps "
+                    f"{customs_fx.currency}/{cur} (what the destination hub buys them at), "
+                    "rounded up"
+                )
             regime, dftz = cost.regime, cost.dftz
             notes.extend(cost.explanations)
         now = self._now()
@@ -941,7 +947,86 @@ class TradeNetwork(DisputeDesk):
             tuple(notes),
             now,
             now,
+            customs_fx=customs_fx,
         )
+
+    def _customs_cost(
+        self,
+        buyer: Buyer,
+        hub: Hub,
+        dest_hub: Hub,
+        lines: Sequence[DeclarationLine],
+        freight: int,
+        insurance: int,
+        annual_minor: int,
+    ) -> tuple[LandedCost, CustomsFx | None]:
+        """Customs values in its own currency. A buyer paying in another has its figures
+        converted at the scheme's posted rate, read now and kept with the quote (CustomsFx):
+        the engine, given no rate, refused every such buyer (customs_missing_fx_rate)."""
+        tariffs = self._zone_tariffs(hub, dest_hub)
+        cur, ccy = buyer.currency, tariffs.get_country(buyer.country).currency
+        fx = None
+        if ccy != cur:
+            try:
+                rate = self.scheme.find_rate(cur, ccy)
+            except PaymentError as exc:
+                raise PaymentFailed(
+                    f"customs in {buyer.country} values in {ccy}, and the scheme has no rate "
+                    f"for it: {exc.detail}",
+                    field="currency",
+                ) from None
+            fx = CustomsFx(
+                currency=ccy,
+                rate=rate.rate,
+                provider_id=rate.provider_id,
+                spread_bps=rate.spread_bps,
+                read_at_ns=self._now(),
+                valid_until_ns=rate.valid_until_ns,
+                freight_minor=_at_customs_rate(freight, cur, ccy, rate.rate),
+                insurance_minor=_at_customs_rate(insurance, cur, ccy, rate.rate),
+                customs_value_minor=0,  # the engine's figures, set below
+                duty_minor=0,
+                excise_minor=0,
+                vat_minor=0,
+                fees_minor=0,
+            )
+        cost = landed_cost(
+            buyer.country,
+            lines,
+            freight_minor=freight if fx is None else fx.freight_minor,
+            insurance_minor=insurance if fx is None else fx.insurance_minor,
+            incoterm=INCOTERM,
+            on=self._today(),
+            currency=ccy,
+            fx_rates={cur: fx.rate} if fx is not None else None,
+            fx_source=fx.source(cur) if fx is not None else "",
+            regime="cbec" if buyer.country == "CN" else "general",
+            annual_purchases_minor=(
+                annual_minor if fx is None else _at_customs_rate(annual_minor, cur, ccy, fx.rate)
+            ),
+            origin_hub=hub.id,
+            destination_hub=dest_hub.id,
+            tariffs=tariffs,
+        )
+        if fx is not None:
+            fx = replace(
+                fx,
+                customs_value_minor=cost.customs_value_minor,
+                duty_minor=cost.duty_minor,
+                excise_minor=cost.excise_minor,
+                vat_minor=cost.vat_minor,
+                fees_minor=cost.fees_minor,
+            )
+        return cost, fx
+
+    @staticmethod
+    def _taxes_to_buyer(amount: int, fx: CustomsFx, buyer_currency: str) -> int:
+        """The buyer's currency that buys ``amount`` of customs' at the provider's rate less
+        its spread, rounded up (so the destination hub can pay customs in full)."""
+        if amount == 0:
+            return 0
+        effective = fx.rate * (Decimal(10_000 - fx.spread_bps) / Decimal(10_000))
+        return source_for_target(amount, fx.currency, effective, buyer_currency)
 
     def get_quote(self, caller: str, quote_id: str) -> TradeQuote:
         with read_connection(self.engine) as conn:
@@ -1038,10 +1123,12 @@ class TradeNetwork(DisputeDesk):
                 controller=hub.participant_id,
             )
             if tax_id is not None:
+                # Customs is paid in its own currency: taxes paid in another are held for the
+                # destination hub, the importer of record, which pays customs at clearance.
                 self.scheme.create_escrow(
                     buyer.wallet_participant,
                     tax_id,
-                    dest.customs_authority,
+                    dest.customs_authority if q.customs_fx is None else dest.participant_id,
                     q.currency,
                     q.taxes_minor,
                     f"order {order_id}: duties and taxes for {buyer.country} customs",
@@ -1327,12 +1414,22 @@ class TradeNetwork(DisputeDesk):
             origin_hub=order.hub_id,
             destination_hub=order.destination_hub_id,
         )
+        fx = q.customs_fx
+        if fx is not None:  # valued in customs' currency at the quote's rate, never today's
+            shipment = replace(
+                shipment,
+                freight_minor=fx.freight_minor,
+                insurance_minor=fx.insurance_minor,
+                currency=fx.currency,
+            )
         on = ns_to_datetime(q.created_at_ns).date()
         log = _DeclarationTable(conn, self._now())
         return declare(
             shipment,
             on,
             log,
+            fx_rates={q.currency: fx.rate} if fx is not None else None,
+            fx_source=fx.source(q.currency) if fx is not None else "",
             regime=q.regime,  # the quote's: CBEC only if it was within the limits then
             tariffs=self._zone_tariffs(hub, dest),
         )
@@ -1359,7 +1456,42 @@ class TradeNetwork(DisputeDesk):
             return
         hub = self._hub(conn, order.hub_id)
         self._escrow_move(hub, order.tax_escrow_id, release=e.held_minor, refund=0)
-        self._event(conn, order.id, "import_cleared", actor, taxes_minor=e.held_minor)
+        q = st.quote_from_row(self._one(conn, st.quotes, "id", order.quote_id))
+        if q.customs_fx is None:
+            self._event(conn, order.id, "import_cleared", actor, taxes_minor=e.held_minor)
+            return
+        # Released to the destination hub (the importer of record), which pays customs what
+        # it assessed, in its currency, from its own account there.
+        fx, dest = q.customs_fx, self._hub(conn, order.destination_hub_id)
+        paid_id = f"tc{secrets.token_hex(16)}"
+        if fx.taxes_minor:
+            try:
+                self.scheme.create_escrow(
+                    dest.participant_id,
+                    paid_id,
+                    dest.customs_authority,
+                    fx.currency,
+                    fx.taxes_minor,
+                    f"order {order.id}: duties and taxes declared in {fx.currency}",
+                    86_400,
+                    DeadlineAction.REFUND,
+                )
+                self.scheme.release_escrow(dest.participant_id, paid_id, fx.taxes_minor)
+            except PaymentError as exc:
+                raise PaymentFailed(
+                    f"{dest.participant_id} pays {order.destination} customs "
+                    f"{fx.taxes_minor} {fx.currency} minor units at clearance: {exc.detail}"
+                ) from None
+        self._event(
+            conn,
+            order.id,
+            "import_cleared",
+            actor,
+            taxes_minor=e.held_minor,
+            customs_minor=fx.taxes_minor,
+            customs_currency=fx.currency,
+            customs_payment=paid_id if fx.taxes_minor else None,
+        )
 
     def _escrow_move(self, hub: Hub, escrow_id: str, *, release: int, refund: int) -> None:
         try:
@@ -1991,6 +2123,16 @@ class _DeclarationTable:
 
     def find(self, shipment_id: str) -> Declaration | None:
         return None  # declarations are read back as JSON: TradeNetwork.declaration()
+
+
+def _at_customs_rate(amount: int, currency: str, customs_currency: str, rate: Decimal) -> int:
+    """``amount`` of ``currency`` in customs' currency at ``rate``, rounded half up once, as
+    the customs engine converts a line's value."""
+    if amount == 0:
+        return 0
+    return convert(
+        Money(amount, get_currency(currency)), rate, customs_currency, ROUNDING
+    ).amount_minor
 
 
 def _declaration_line(item: Item, line: QuoteLine, currency: str) -> DeclarationLine:

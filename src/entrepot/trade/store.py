@@ -6,6 +6,7 @@ Migration ``0003_trade`` creates these tables; keep the two in step.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import Connection
 
 from entrepot.trade.model import (
     Buyer,
+    CustomsFx,
     Dispute,
     DisputeReason,
     DisputeState,
@@ -413,8 +415,23 @@ def quote_body(q: TradeQuote) -> str:
             "regime": q.regime,
             "dftz": q.dftz,
             "explanations": list(q.explanations),
+            # only when the buyer pays in another currency than customs': the key's absence
+            # keeps every other quote's body as it was (and quotes from before it readable)
+            **({"customs_fx": _customs_fx_body(q.customs_fx)} if q.customs_fx else {}),
         }
     )
+
+
+def _customs_fx_body(fx: CustomsFx) -> dict[str, Any]:
+    body = asdict(fx)
+    body["rate"] = str(fx.rate)  # a Decimal kept exactly, as text
+    return body
+
+
+def _customs_fx(body: dict[str, Any] | None) -> CustomsFx | None:
+    if body is None:
+        return None
+    return CustomsFx(**{**body, "rate": Decimal(body["rate"])})
 
 
 def quote_from_row(r: Any) -> TradeQuote:
@@ -442,6 +459,7 @@ def quote_from_row(r: Any) -> TradeQuote:
         r.expires_at,
         r.created_at,
         bool(r.used),
+        _customs_fx(b.get("customs_fx")),
     )
 
 

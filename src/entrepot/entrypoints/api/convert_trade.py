@@ -8,7 +8,17 @@ from typing import Any
 from entrepot.entrypoints.api import schemas_trade as t
 from entrepot.entrypoints.api.convert import iso, money
 from entrepot.payments.credentials import CredentialInfo
-from entrepot.trade import Buyer, Dispute, Hub, Item, Merchant, Order, TradeQuote, Warehouse
+from entrepot.trade import (
+    Buyer,
+    CustomsFx,
+    Dispute,
+    Hub,
+    Item,
+    Merchant,
+    Order,
+    TradeQuote,
+    Warehouse,
+)
 from entrepot.trade.model import TRACKING_CODES, Ruling, StockLevel, TrackingEvent
 
 
@@ -182,6 +192,26 @@ def quote(q: TradeQuote) -> t.TradeQuoteOut:
         expiration=_time(q.expires_at_ns),
         createdAt=_time(q.created_at_ns),
         used=q.used,
+        customsFx=None if q.customs_fx is None else _customs_fx(q.customs_fx),
+    )
+
+
+def _customs_fx(fx: CustomsFx) -> t.CustomsFxOut:
+    c = fx.currency
+    return t.CustomsFxOut(
+        currency=c,
+        rate=str(fx.rate),
+        providerId=fx.provider_id,
+        spreadBps=fx.spread_bps,
+        readAt=_time(fx.read_at_ns),
+        freight=money(fx.freight_minor, c),
+        insurance=money(fx.insurance_minor, c),
+        customsValue=money(fx.customs_value_minor, c),
+        duty=money(fx.duty_minor, c),
+        excise=money(fx.excise_minor, c),
+        vat=money(fx.vat_minor, c),
+        customsFees=money(fx.fees_minor, c),
+        taxes=money(fx.taxes_minor, c),
     )
 
 

@@ -263,6 +263,26 @@ class QuoteLineOut(BaseModel):
     lineTotalBuyer: MoneyOut  # the buyer's currency, at the quote's rate
 
 
+class CustomsFxOut(BaseModel):
+    """How customs values an order paid in another currency than its own: at the scheme's
+    posted rate read at the quote (kept with it, and recorded on the declaration), with
+    customs' figures in its currency."""
+
+    currency: str
+    rate: str
+    providerId: str
+    spreadBps: int
+    readAt: str
+    freight: MoneyOut
+    insurance: MoneyOut
+    customsValue: MoneyOut
+    duty: MoneyOut
+    excise: MoneyOut
+    vat: MoneyOut
+    customsFees: MoneyOut
+    taxes: MoneyOut
+
+
 class TradeQuoteOut(BaseModel):
     """A landed-cost quote, delivered duty paid, in the buyer's currency."""
 
@@ -290,6 +310,7 @@ class TradeQuoteOut(BaseModel):
     expiration: str
     createdAt: str
     used: bool
+    customsFx: CustomsFxOut | None = None  # null: the buyer pays in customs' currency
 
 
 # ------------------------------------------------------------------ orders

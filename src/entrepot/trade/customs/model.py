@@ -25,6 +25,7 @@ __all__ = [
     "Declaration",
     "DeclarationItem",
     "DeclarationLine",
+    "ExchangeRate",
     "FeeLine",
     "LandedCost",
     "LineCost",
@@ -217,6 +218,17 @@ class LineCost:
 
 
 @dataclass(frozen=True, slots=True)
+class ExchangeRate:
+    """A rate the valuation converted at: ``rate`` units of the breakdown's currency per one
+    unit of ``currency``, and where it came from (``source``), so that the declaration can be
+    valued again, to the minor unit, from what it records."""
+
+    currency: str
+    rate: Decimal
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class FeeLine:
     name: str
     amount_minor: int
@@ -252,6 +264,8 @@ class LandedCost:
     low_value: tuple[LowValueDecision, ...]
     explanations: tuple[str, ...]
     rounding: str = ROUNDING_NOTE
+    #: the rates every amount in another currency was converted at, by currency
+    fx_rates: tuple[ExchangeRate, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,3 +322,5 @@ class Declaration:
     total_taxes_minor: int
     clearance: Clearance
     landed_cost: LandedCost = field(repr=False)
+    #: the rates customs valued at (amounts declared in another currency than ``currency``)
+    fx_rates: tuple[ExchangeRate, ...] = ()

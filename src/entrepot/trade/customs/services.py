@@ -19,7 +19,7 @@ Formulas (docs/customs.md):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal, localcontext
 from typing import Literal, Protocol
@@ -47,6 +47,7 @@ from entrepot.trade.customs.model import (
     Declaration,
     DeclarationItem,
     DeclarationLine,
+    ExchangeRate,
     FeeLine,
     LandedCost,
     LineCost,
@@ -112,6 +113,7 @@ class _Calc:
     currency: Currency
     fx_rates: Mapping[str, Decimal]
     explanations: list[str] = field(default_factory=list)
+    used: dict[str, Decimal] = field(default_factory=dict)  # the rates converted at
 
     def exact(self, amount: Decimal, code: str, *, minor: bool = True) -> Decimal:
         """``amount`` of ``code`` (minor units, or major units if not ``minor``) in our minor."""
@@ -134,6 +136,7 @@ class _Calc:
             check_rate(rate)
         except InvalidRate as exc:
             raise MissingFxRate(f"FX rate for {code}: {exc.detail}", field="fx_rates") from None
+        self.used[code] = rate
         return rate
 
 
@@ -420,6 +423,7 @@ def landed_cost(
     on: date,
     currency: str,
     fx_rates: Mapping[str, Decimal] | None = None,
+    fx_source: str = "given by the caller",
     regime: str = "general",
     annual_purchases_minor: int = 0,
     origin_hub: str | None = None,
@@ -432,6 +436,9 @@ def landed_cost(
     the destination, in ``currency``; ``incoterm`` says whether line values already include
     them. ``regime='cbec'`` asks for China's cross-border e-commerce retail import treatment
     (``annual_purchases_minor``: the buyer's CBEC purchases this year, in ``currency``).
+    ``fx_rates``: units of ``currency`` per one unit of each other currency an amount is in
+    (line values, thresholds, flat fees), with ``fx_source`` saying where they come from; the
+    ones used are recorded in the result (``fx_rates``), so that it can be computed again.
     """
     _check_inputs(
         lines, freight_minor, insurance_minor, incoterm, on, currency, annual_purchases_minor
@@ -453,7 +460,14 @@ def landed_cost(
         costs = _line_costs(calc, lines, values, state)
         cv_total = sum(c.customs_value_minor for c in costs)
         fees = _fees(calc, cv_total, duty_low is not None or vat_low is not None)
-    return _summarise(calc, incoterm, basis, cbec, dftz, costs, fees, decisions)
+    used = tuple(ExchangeRate(c, r, fx_source) for c, r in sorted(calc.used.items()))
+    for x in used:
+        calc.explanations.append(
+            f"converted at 1 {x.currency} = {x.rate} {calc.currency.code} ({x.source})"
+        )
+    return replace(
+        _summarise(calc, incoterm, basis, cbec, dftz, costs, fees, decisions), fx_rates=used
+    )
 
 
 def _line_costs(
@@ -621,6 +635,7 @@ def declare(
     log: DeclarationLog,
     *,
     fx_rates: Mapping[str, Decimal] | None = None,
+    fx_source: str = "given by the caller",
     regime: str = "general",
     annual_purchases_minor: int = 0,
     tariffs: Tariffs | None = None,
@@ -639,6 +654,7 @@ def declare(
         on=on,
         currency=shipment.currency,
         fx_rates=fx_rates,
+        fx_source=fx_source,
         regime=regime,
         annual_purchases_minor=annual_purchases_minor,
         origin_hub=shipment.origin_hub,
@@ -684,5 +700,6 @@ def declare(
         total_taxes_minor=cost.duty_minor + cost.excise_minor + cost.vat_minor + cost.fees_minor,
         clearance=clearance_decision(shipment, cost),
         landed_cost=cost,
+        fx_rates=cost.fx_rates,
     )
     return log.record(declaration)
