@@ -19,7 +19,15 @@ from entrepot.city.controllers.base import (
 )
 from entrepot.city.model import Decision, EpisodeMetrics, Scenario, average_travel_time_s
 from entrepot.city.ports import Simulator
-from entrepot.city.sumo import SumoSimulator, read_net, write_actuated_programs, write_detectors
+from entrepot.city.sumo import (
+    SignalProgram,
+    SumoSimulator,
+    baseline_program_id,
+    read_net,
+    running_programs,
+    write_actuated_programs,
+    write_detectors,
+)
 
 #: Every minute the episode records vehicles running and halting (for the plots).
 TIMELINE_S = 60
@@ -56,14 +64,17 @@ def run_episode(
     with tempfile.TemporaryDirectory(prefix="entrepot-city-", dir=workdir) as tmp:
         wd = Path(tmp)
         net = read_net(scenario.net_file)
+        # The programs the city runs: the network's, overridden by its additional files' the
+        # way SUMO loads them. The actuated baseline is built on these, not on the network's.
+        programs = running_programs(net, scenario.additional_files)
         extras = [write_detectors(net, wd / "detectors.add.xml")]
         if controller.needs_actuated_programs:
-            extras.append(write_actuated_programs(net, wd / "actuated.add.xml", owned))
+            extras.append(write_actuated_programs(programs, wd / "actuated.add.xml", owned))
         run = replace(scenario, additional_files=(*scenario.additional_files, *extras))
         started = time.perf_counter()
         sim.start(run, outputs_dir=wd)
         try:
-            result = _drive(sim, run, controller, owned, hooks, progress)
+            result = _drive(sim, run, controller, owned, hooks, progress, programs)
         finally:
             sim.close()
         waiting, time_loss = _tripinfo_means(wd / "tripinfo.xml")
@@ -84,6 +95,7 @@ def _drive(
     owned: frozenset[str] | None,
     hooks: tuple[StepHook, ...],
     progress: Progress | None,
+    programs: dict[str, SignalProgram],
 ) -> EpisodeResult:
     signals = sim.signal_ids()
     mine = frozenset(signals) if owned is None else owned
@@ -93,7 +105,13 @@ def _drive(
 
         raise SignalNotOwned(f"cannot own signal(s) {', '.join(unknown)}: not in this network")
     handle = SignalHandle(sim, mine)
-    ctx = ControlContext(sim, handle, {tl: sim.intersection(tl) for tl in signals})
+    ctx = ControlContext(
+        sim,
+        handle,
+        {tl: sim.intersection(tl) for tl in signals},
+        city_programs={tl: p.program_id for tl, p in programs.items()},
+        baseline_programs={tl: baseline_program_id(p) for tl, p in programs.items()},
+    )
     start_programs = {tl: sim.signal_program_id(tl) for tl in signals if tl not in mine}
     controller.attach(ctx, sim.time_s())
     monitor = SafetyMonitor(controller.green_s_min)

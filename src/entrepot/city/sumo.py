@@ -14,7 +14,8 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
@@ -74,6 +75,27 @@ class LaneFacts:
     speed_mps: float
 
 
+#: SUMO program types that already respond to traffic: a city running one of these has its own
+#: actuated control, which is then its baseline as it stands.
+TRAFFIC_RESPONSIVE_TYPES = frozenset({"actuated", "delay_based", "NEMA"})
+
+
+@dataclass(frozen=True)
+class SignalProgram:
+    """One ``<tlLogic>``: a signal's program as SUMO loads it from a network or additional file."""
+
+    tl_id: str
+    program_id: str
+    #: SUMO's ``type``: static, actuated, delay_based, NEMA, ...
+    kind: str
+    phases: tuple[tuple[str, float], ...]
+    source: Path
+
+    @property
+    def responsive(self) -> bool:
+        return self.kind in TRAFFIC_RESPONSIVE_TYPES
+
+
 @dataclass(frozen=True)
 class NetFacts:
     """What the city brain reads from a network file without starting SUMO."""
@@ -81,8 +103,14 @@ class NetFacts:
     path: Path
     lanes: tuple[LaneFacts, ...]
     edges: frozenset[str]
-    tl_programs: dict[str, tuple[tuple[str, float], ...]] = field(hash=False)
+    #: Every signal program in the network file, in file order.
+    programs: tuple[SignalProgram, ...]
     bounds: Bounds
+
+    @property
+    def tl_programs(self) -> dict[str, tuple[tuple[str, float], ...]]:
+        """Each signal's phases in the program SUMO runs from this network alone."""
+        return {tl: p.phases for tl, p in running_programs(self, ()).items()}
 
 
 def read_net(path: Path) -> NetFacts:
@@ -127,13 +155,75 @@ def _net_facts(root: ET.Element, path: Path) -> NetFacts:
             )
     if not lanes:
         raise NetworkInvalid(f"network file {path} has no roads (no <edge> with lanes)")
-    programs: dict[str, tuple[tuple[str, float], ...]] = {}
-    for logic in root.iter("tlLogic"):
-        phases = tuple(  # only <phase>: a plan may also carry <param> elements
-            (p.get("state", ""), float(p.get("duration", 0))) for p in logic.iter("phase")
-        )
-        programs.setdefault(logic.get("id", ""), phases)
+    programs = tuple(_signal_program(logic, path) for logic in root.iter("tlLogic"))
     return NetFacts(path, tuple(lanes), frozenset(edges), programs, _bounds(root, path))
+
+
+def _signal_program(logic: ET.Element, source: Path) -> SignalProgram:
+    return SignalProgram(
+        tl_id=logic.get("id", ""),
+        program_id=logic.get("programID", ""),
+        kind=logic.get("type", "static"),
+        phases=tuple(  # only <phase>: a plan may also carry <param> elements
+            (p.get("state", ""), float(p.get("duration", 0))) for p in logic.iter("phase")
+        ),
+        source=source,
+    )
+
+
+def running_programs(net: NetFacts, additional_files: Iterable[Path]) -> dict[str, SignalProgram]:
+    """The program each signal runs when SUMO starts, found the way SUMO loads programs.
+
+    SUMO (1.28, checked against it in the tests) reads the network's ``<tlLogic>`` elements,
+    then each additional file's, in order; every one is added to its signal's programs and the
+    one loaded last is the one the signal runs. A program never replaces another: a second one
+    with the same signal and ``programID`` makes SUMO refuse the scenario, and so does a program
+    for a signal the network does not have. Both raise :class:`ScenarioInvalid` here, naming the
+    file, before SUMO starts.
+    """
+    loaded: set[tuple[str, str]] = set()
+    running: dict[str, SignalProgram] = {}
+    signals = {p.tl_id for p in net.programs}
+
+    def load(program: SignalProgram) -> None:
+        key = (program.tl_id, program.program_id)
+        if key in loaded:
+            raise ScenarioInvalid(
+                f"{program.source}: signal {program.tl_id!r} already has a program "
+                f"{program.program_id!r}; SUMO refuses a second one with the same programID "
+                "(give it another programID to add it)",
+                field="additional_files",
+            )
+        if program.tl_id not in signals:
+            raise ScenarioInvalid(
+                f"{program.source}: a program for signal {program.tl_id!r}, which network "
+                f"{net.path.name} does not have",
+                field="additional_files",
+            )
+        loaded.add(key)
+        running[program.tl_id] = program
+
+    for program in net.programs:
+        load(program)
+    for path in additional_files:
+        for program in _additional_programs(path):
+            load(program)
+    return running
+
+
+def _additional_programs(path: Path) -> list[SignalProgram]:
+    if not path.is_file():
+        raise ScenarioInvalid(f"additional file {path} does not exist", field="additional_files")
+    try:
+        return [
+            _signal_program(elem, path) for _, elem in ET.iterparse(path) if elem.tag == "tlLogic"
+        ]
+    except ET.ParseError as exc:
+        raise ScenarioInvalid(f"additional file {path} is not well-formed XML ({exc})") from exc
+    except ValueError as exc:
+        raise ScenarioInvalid(
+            f"additional file {path}: a phase duration that is not a number ({exc})"
+        ) from exc
 
 
 def _bounds(root: ET.Element, path: Path) -> Bounds:
@@ -259,18 +349,28 @@ def write_detectors(net: NetFacts, out: Path) -> Path:
     return out
 
 
-def write_actuated_programs(net: NetFacts, out: Path, only: frozenset[str] | None = None) -> Path:
-    """SUMO actuated programs built on each signal's own phases (green 5-50 s). SUMO runs the
-    program loaded last, so only the signals in ``only`` (default: all) get one."""
+def baseline_program_id(program: SignalProgram) -> str:
+    """The program a signal runs under the actuated baseline: the city's own when it already
+    responds to traffic, else the adapter's actuated program built on the city's phases."""
+    return program.program_id if program.responsive else ACTUATED_PROGRAM
+
+
+def write_actuated_programs(
+    programs: Mapping[str, SignalProgram], out: Path, only: frozenset[str] | None = None
+) -> Path:
+    """SUMO actuated programs (green 5-50 s) built on the phases of the program each signal
+    runs (``running_programs``: the network's, or the additional files' that SUMO loads over
+    it). A signal whose program already responds to traffic keeps it and gets none; so do
+    signals not in ``only`` (default: all), since SUMO runs the program loaded last."""
     lines = ["<additional>"]
-    for tl_id, phases in net.tl_programs.items():
-        if only is not None and tl_id not in only:
+    for tl_id, program in programs.items():
+        if (only is not None and tl_id not in only) or program.responsive:
             continue
         lines.append(
             f'  <tlLogic id={quoteattr(tl_id)} type="actuated" '
             f'programID="{ACTUATED_PROGRAM}" offset="0">'
         )
-        for state, duration in phases:
+        for state, duration in program.phases:
             if is_green_phase(state):
                 lines.append(
                     f'    <phase duration="{min(max(duration, ACTUATED_GREEN_S_MIN), 30):g}" '
@@ -437,9 +537,7 @@ class SumoSimulator:
             raise SimulatorError("this simulator is already running; close it first")
         net = read_net(scenario.net_file)
         check_routes(scenario.route_files, net)
-        for extra in scenario.additional_files:
-            if not extra.is_file():
-                raise ScenarioInvalid(f"additional file {extra} does not exist")
+        running_programs(net, scenario.additional_files)  # what SUMO would refuse, refused here
         cmd = [
             sumo_binary("sumo"),
             "-n",

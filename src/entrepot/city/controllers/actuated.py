@@ -8,8 +8,11 @@ from entrepot.city.sumo import ACTUATED_GREEN_S_MIN, ACTUATED_PROGRAM
 
 
 class ActuatedController(SignalController):
-    """Switches every owned signal to SUMO's gap-based actuated program (green 5-50 s).
-    SUMO extends a green while its loops see vehicles closer than the gap, then moves on."""
+    """Switches every owned signal to SUMO's gap-based actuated program (green 5-50 s), built
+    on the phases of the program the city runs (its network's, or its additional files' that
+    SUMO loads over it); a signal whose city program already responds to traffic keeps that
+    program. SUMO extends a green while its loops see vehicles closer than the gap, then moves
+    on."""
 
     name = "actuated"
     green_s_min = float(ACTUATED_GREEN_S_MIN)
@@ -17,10 +20,16 @@ class ActuatedController(SignalController):
 
     def attach(self, ctx: ControlContext, t_s: float) -> None:
         for tl_id in sorted(ctx.handle.owned):
-            ctx.handle.set_program(tl_id, ACTUATED_PROGRAM)
-            self.decisions.append(
-                Decision(t_s, tl_id, "program", 0, 0, f"SUMO actuated program {ACTUATED_PROGRAM}")
-            )
+            program = ctx.baseline_programs.get(tl_id, ACTUATED_PROGRAM)
+            city = ctx.city_programs.get(tl_id)
+            ctx.handle.set_program(tl_id, program)
+            if program != ACTUATED_PROGRAM:
+                reason = f"the city's own actuated program {program!r}"
+            elif city is not None:
+                reason = f"SUMO actuated program {program} on the phases of program {city!r}"
+            else:
+                reason = f"SUMO actuated program {program}"
+            self.decisions.append(Decision(t_s, tl_id, "program", 0, 0, reason))
 
     def act(self, t_s: float) -> None:
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from entrepot.city.errors import SignalNotOwned, UnsafeTransition
 from entrepot.city.model import (
@@ -55,6 +55,10 @@ class ControlContext:
     sim: Simulator
     handle: SignalHandle
     intersections: dict[str, Intersection]
+    #: The programID each signal runs as the scenario defines it (network, then additional files).
+    city_programs: dict[str, str] = field(default_factory=dict)
+    #: The programID each signal runs under the actuated baseline (``sumo.baseline_program_id``).
+    baseline_programs: dict[str, str] = field(default_factory=dict)
 
 
 class SignalController(ABC):
