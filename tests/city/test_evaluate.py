@@ -11,7 +11,7 @@ import pytest
 
 from entrepot.city import Scenario, run_episode
 from entrepot.city.model import average_travel_time_s
-from entrepot.city.sumo import SumoSimulator
+from entrepot.city.sumo import SumoSimulator, build_grid
 
 
 def test_unfinished_vehicles_count_until_the_episode_end() -> None:
@@ -62,15 +62,43 @@ class TripinfoKeepingSumo(SumoSimulator):
             shutil.copy(made, self.keep)
 
 
-def test_travel_time_is_sumos_trip_duration(small_grid: Scenario, tmp_path: Path) -> None:
-    kept = tmp_path / "tripinfo.xml"
-    short = dataclasses.replace(small_grid, end_s=150)
+@pytest.fixture(scope="module")
+def saturated_grid(small_grid: Scenario) -> Scenario:
+    """The small grid's network under 9,000 veh/h: queues back up to the fringe, so vehicles
+    are still waiting to enter at the end (never inserted)."""
+    return build_grid(
+        small_grid.net_file.parent,
+        size=2,
+        block_m=200.0,
+        rates_vph=(9000.0,),
+        end_s=300,
+        seed=7,
+        name="saturated-grid",
+    )
 
-    m = run_episode(short, "fixed", simulator=TripinfoKeepingSumo(kept)).metrics
+
+@pytest.mark.parametrize(
+    ("load", "controller"),
+    [("light", "fixed"), ("light", "actuated"), ("light", "entrepot"), ("saturated", "actuated")],
+)
+def test_travel_time_is_sumos_trip_duration(
+    small_grid: Scenario,
+    saturated_grid: Scenario,
+    tmp_path: Path,
+    load: str,
+    controller: str,
+) -> None:
+    kept = tmp_path / "tripinfo.xml"
+    scenario = small_grid if load == "light" else saturated_grid
+    short = dataclasses.replace(scenario, end_s=150 if load == "light" else 300)
+
+    m = run_episode(short, controller, simulator=TripinfoKeepingSumo(kept)).metrics
 
     trips = [e for e in ET.parse(kept).getroot() if e.tag == "tripinfo"]
     finished = [e for e in trips if float(e.get("arrival", -1)) >= 0]
     assert len(trips) == m.inserted and len(finished) == m.arrived > 0
+    if load == "saturated":  # tripinfo has no record of a vehicle never inserted; nor do we
+        assert m.never_inserted > 0
     # SUMO's duration: arrival - depart, both the time of the step in which they happened; an
     # unfinished vehicle's runs to the episode end.
     durations = [float(e.get("duration", 0)) for e in trips]
