@@ -112,3 +112,25 @@ def test_screen_reads_the_lists_in_entrepot_sanctions_dir(
     missing = runner.invoke(app, ["screen", "--name", "Naser Maleki", "--json"])
     assert missing.exit_code == 2
     assert str(tmp_path / "empty") in missing.stderr
+
+
+def test_explain_prints_a_reason_with_brackets_as_it_was_logged(home: Path) -> None:
+    """A scorecard names a categorical bin as ``is one of [repairs, car (new)]``; the console
+    must print it as text, not read ``[...]`` as Rich markup and drop the applicant's bin."""
+    from entrepot.risk.decisions import JsonlSink, make_decision
+
+    reason = "purpose is one of [repairs, car (new)] (costs 1.06 log-odds vs best bin)"
+    decision = make_decision(
+        "credit",
+        model_version="credit-x",
+        outcome="decline",
+        score=0.715,
+        reasons=[reason, "status is one of [... < 0 DM] (costs 1.61 log-odds vs best bin)"],
+        inputs={"row": 4},
+    )
+    JsonlSink(home / "decisions").append([decision])
+    explained = runner.invoke(app, ["explain", "--id", decision.decision_id])
+    assert explained.exit_code == 0, explained.output
+    text = " ".join(explained.stdout.split())  # the console may wrap long lines
+    assert f"1. {reason}" in text
+    assert "2. status is one of [... < 0 DM] (costs 1.61" in text

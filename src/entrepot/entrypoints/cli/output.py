@@ -61,13 +61,15 @@ def bad_input(message: str) -> CliError:
 
 
 def out() -> Console:
-    """A console on the current stdout (looked up per call, so test runners can swap it)."""
+    """A console on the current stdout (looked up per call, so test runners can swap it).
+    What it prints is text, never Rich markup: a reason such as ``purpose is one of [repairs,
+    car (new)]`` or a file name in brackets is shown as it is, not read as a style tag."""
     width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
-    return Console(file=sys.stdout, highlight=False, width=width)
+    return Console(file=sys.stdout, highlight=False, markup=False, width=width)
 
 
 def err() -> Console:
-    return Console(file=sys.stderr, highlight=False)
+    return Console(file=sys.stderr, highlight=False, markup=False)
 
 
 def emit_json(document: Any) -> None:
