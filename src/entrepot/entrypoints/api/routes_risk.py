@@ -34,6 +34,11 @@ from entrepot.entrypoints.api.convert_trade import camel
 from entrepot.entrypoints.api.schemas import Problem
 from entrepot.entrypoints.api.schemas_trade import DeadlinesOut
 from entrepot.entrypoints.api.security import caller_dependency, caller_of
+from entrepot.entrypoints.lending_standing import (
+    active_merchant,
+    check_lender_kind,
+    check_merchants_bank,
+)
 from entrepot.kernel.errors import DomainError, InvalidInput, NotFound
 from entrepot.payments import SCHEME, PaymentScheme
 from entrepot.risk.decisions import Decision, DecisionSink, JsonlSink, MemorySink
@@ -54,11 +59,8 @@ from entrepot.risk.lending import (
 )
 from entrepot.risk.sanctions import SDN_FILE, Screener, make_party
 from entrepot.trade import TradeNetwork
-from entrepot.trade.errors import MerchantNotActive
-from entrepot.trade.model import Merchant, MerchantState, Role, parse_principal
+from entrepot.trade.model import Merchant, Role, parse_principal
 
-#: Participants that may lend (set a credit policy): those that hold merchants' accounts.
-LENDER_KINDS = frozenset({"bank", "wallet"})
 PAGE_MAX = 1_000
 
 
@@ -79,12 +81,6 @@ class DecisionNotFound(NotFound):
     """Unknown, or not the caller's to read: the same answer, so ids reveal nothing."""
 
     code = "risk_unknown_decision"
-
-
-class LenderNotMerchantsBank(InvalidInput):
-    """Payouts repay a loan through the merchant's own bank, so only it may lend."""
-
-    code = "risk_lender_not_merchants_bank"
 
 
 class CamelFieldRoute(APIRoute):
@@ -314,9 +310,7 @@ def set_policy(currency: CurrencyPath, body: r.PolicyIn, party: Party, risk: Ris
     (setting the rules already current returns that version). A model cutoff (``maxPd``)
     needs a credit model configured in the app."""
     party.check_lender("sets its credit policy")
-    kind = risk.scheme.get_participant(party.id).kind.value
-    if kind not in LENDER_KINDS:
-        raise NotYours(f"{party.id} is a {kind} participant: only a bank or a wallet lends")
+    check_lender_kind(risk.scheme, party.id)
     policy = CreditPolicy(lender_id=party.id, currency=currency, **cv.policy_fields(body))
     if policy.max_pd is not None and risk.lending.scorer is None:
         # refused now rather than at every offer the policy could not decide
@@ -358,11 +352,9 @@ def _replayed_offer(risk: RiskApi, party: LendingParty, body: r.OfferIn) -> Offe
 
 def _active_merchant(risk: RiskApi, caller: str, party: LendingParty) -> Merchant:
     """The calling merchant, if in good standing: suspended, or its screening in review, it
-    gets no credit (neither an offer nor the money of one it was made before)."""
-    merchant = risk.trade.get_merchant(caller, party.id)
-    if merchant.state is not MerchantState.ACTIVE:
-        raise MerchantNotActive(f"merchant {party.id} is {merchant.state.value}: no credit")
-    return merchant
+    gets no credit (neither an offer nor the money of one it was made before). The CLI makes
+    the same check (``lending_standing``)."""
+    return active_merchant(risk.trade, party.id)
 
 
 @router.post("/lending/offers", status_code=201, response_model=r.OfferOut)
@@ -375,12 +367,7 @@ def ask_for_offer(body: r.OfferIn, caller: Caller, party: Party, risk: Risk) -> 
     if replay is not None:
         return cv.offer(replay)
     merchant = _active_merchant(risk, caller, party)
-    if body.lenderId != merchant.settlement_participant:
-        raise LenderNotMerchantsBank(
-            f"loans are repaid from payouts through the merchant's own bank "
-            f"{merchant.settlement_participant}; {body.lenderId} cannot lend to it",
-            field="lenderId",
-        )
+    check_merchants_bank(merchant, body.lenderId, field="lenderId")
     history = risk.trade.merchant_history(caller, party.id, body.months)
     return cv.offer(risk.lending.offer(party.id, body.offerId, body.lenderId, history))
 

@@ -11,6 +11,11 @@ Files:
   (``lender_id`` defaults to ``--as``; rates as decimal text like ``"0.05"``);
 - a merchant history (``offer --history``): a JSON object with the fields of
   ``MerchantHistory``; ``as_of_ns`` may be left out (now) or given as ``as_of`` (ISO 8601).
+  Without it the history is built from the merchant's trade, as over HTTP.
+
+Lending keeps no merchant registry, so the CLI vouches as the API does (``lending_standing``):
+only a bank or wallet sets a policy; a merchant gets an offer, and the money of one, only if it
+is on the platform and active, and only from its own bank.
 """
 
 from __future__ import annotations
@@ -27,17 +32,26 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from entrepot.bootstrap import App
 from entrepot.entrypoints.cli.output import bad_input, emit_json, guard, open_app, out
+from entrepot.entrypoints.lending_standing import (
+    active_merchant,
+    check_lender_kind,
+    check_merchants_bank,
+)
 from entrepot.kernel.clock import ns_to_datetime, parse_time
 from entrepot.kernel.money import format_amount, parse_amount
 from entrepot.risk.decisions import JsonlSink
 from entrepot.risk.lending import (
     Contest,
     CreditPolicy,
+    InvalidHistory,
     Lending,
     Loan,
     MerchantHistory,
+    NotYours,
     Offer,
+    OfferState,
 )
 
 app = typer.Typer(
@@ -53,9 +67,17 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 
 @contextmanager
 def _lending() -> Iterator[Lending]:
+    with _platform() as (_, lending):
+        yield lending
+
+
+@contextmanager
+def _platform() -> Iterator[tuple[App, Lending]]:
+    """The app (its trade network and payment scheme vouch for merchants and lenders) and
+    lending over the same database and decision log."""
     with open_app() as a:
         sink = JsonlSink(a.settings.home / "decisions")
-        yield Lending(a.engine, a.ledger, a.clock, sink=sink)
+        yield a, Lending(a.engine, a.ledger, a.clock, sink=sink)
 
 
 def plain(value: Any) -> Any:
@@ -177,8 +199,10 @@ def policy_set(
     """Set the acting lender's credit policy for a currency (a new version if it changed)."""
     raw = _read_json(file, "policy")
     raw.setdefault("lender_id", caller)
-    with _lending() as lending:
-        stored = lending.set_policy(caller, CreditPolicy.from_dict(raw))
+    policy = CreditPolicy.from_dict(raw)
+    with _platform() as (a, lending):
+        check_lender_kind(a.payments, caller)
+        stored = lending.set_policy(caller, policy)
     _show_policy(stored, as_json)
 
 
@@ -220,13 +244,40 @@ def _history(path: Path, now_ns: int) -> MerchantHistory:
 def offer(
     caller: As,
     offer_id: str,
-    lender: Annotated[str, typer.Option("--lender", help="the partner bank's participant id")],
-    history: Annotated[Path, typer.Option("--history", help="JSON merchant history")],
+    lender: Annotated[str, typer.Option("--lender", help="the merchant's own bank (participant)")],
+    history: Annotated[
+        Path | None,
+        typer.Option("--history", help="JSON merchant history (default: built from its trade)"),
+    ] = None,
+    months: Annotated[
+        int, typer.Option("--months", help="complete months of trade history (1..36)")
+    ] = 12,
     as_json: Json = False,
 ) -> None:
-    """Decide on credit for a merchant: an offer or a decline, with reasons."""
-    with _lending() as lending:
-        decided = lending.offer(caller, offer_id, lender, _history(history, lending.clock.now_ns()))
+    """A merchant asks its own bank for credit: an offer or a decline, with reasons. The
+    merchant (--as) must be on the platform and active, the lender its settlement bank, as over
+    HTTP; its history is built from its trade unless --history gives one (the operator's
+    figures, for this merchant and its payout currency)."""
+    with _platform() as (a, lending):
+        given = None if history is None else _history(history, lending.clock.now_ns())
+        if given is not None and given.merchant_id != caller:
+            raise NotYours(
+                f"the history is of merchant {given.merchant_id}, not of {caller}: "
+                "only the merchant asks for credit"
+            )
+        merchant = active_merchant(a.trade, caller)
+        check_merchants_bank(merchant, lender)
+        if given is None:
+            found = a.trade.merchant_history(f"merchant:{caller}", caller, months)
+        elif given.currency != merchant.settlement_currency:
+            raise InvalidHistory(
+                f"the history is in {given.currency}; merchant {caller} is paid out in "
+                f"{merchant.settlement_currency}",
+                field="currency",
+            )
+        else:
+            found = given
+        decided = lending.offer(caller, offer_id, lender, found)
     _show_offer(decided, as_json)
 
 
@@ -275,10 +326,11 @@ def accept(
     as_json: Json = False,
 ) -> None:
     """The merchant accepts an offer; the loan is disbursed through the ledger."""
-    with _lending() as lending:
-        amount_minor = None
-        if amount is not None:
-            amount_minor = parse_amount(amount, lending.get_offer(caller, offer_id).currency)
+    with _platform() as (a, lending):
+        found = lending.get_offer(caller, offer_id)
+        amount_minor = None if amount is None else parse_amount(amount, found.currency)
+        if caller == found.merchant_id and found.state is not OfferState.ACCEPTED:
+            active_merchant(a.trade, caller)  # a retry of an accepted offer reads its loan
         loan = lending.accept(caller, offer_id, amount_minor)
     _show_loans([loan], as_json, single=True)
 
