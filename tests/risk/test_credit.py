@@ -148,6 +148,27 @@ def test_scoring_a_file_without_model_features(synthetic_model: Trained, tmp_pat
         credit.score_credit(report.model_id, tmp_path / "other.csv", models)
 
 
+def test_a_number_column_holding_text_is_refused_naming_row_and_column(
+    synthetic_model: Trained, synthetic_csv: Path, tmp_path: Path
+) -> None:
+    """A typo in a numeric feature ('abc' for monthly sales) crashed scoring with numpy's
+    TypeError and a traceback; it is bad input, named, and nothing is scored or logged."""
+    report, models = synthetic_model
+    lines = synthetic_csv.read_text().splitlines()
+    cells = lines[3].split(",")
+    cells[1] = "abc"  # monthly_sales_eur of data row 2 (0-based, as scoring numbers rows)
+    lines[3] = ",".join(cells)
+    (tmp_path / "typo.csv").write_text("\n".join(lines) + "\n")
+    sink = MemorySink()
+    with pytest.raises(UnreadableData) as caught:
+        credit.score_credit(report.model_id, tmp_path / "typo.csv", models, sink=sink)
+    assert caught.value.detail == (
+        f"{tmp_path / 'typo.csv'} row 2: monthly_sales_eur 'abc' is not a number"
+    )
+    assert caught.value.field == "data"
+    assert list(sink) == []
+
+
 def test_a_cut_off_takes_every_applicant_with_its_pd() -> None:
     # Three applicants share PD 0.2, two of them bad. Stopping after the first of them would
     # claim 3 approved at a bad rate of 1/3; scoring approves all PD <= 0.2: 4 at 2/4.

@@ -539,6 +539,8 @@ def score_credit(
             f"{data_path} lacks model features: {', '.join(missing[:8])}", field="data"
         )
     X = frame[artefact["features"]]
+    if "categorical" in artefact:  # which features were learnt as numbers
+        _check_numbers(X, artefact["categorical"], data_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pds = artefact["scorecard"].predict_proba(X)[:, 1]
@@ -558,6 +560,22 @@ def score_credit(
     if sink is not None:
         results = _record(results, X, model_id, sink, clock)
     return results
+
+
+def _check_numbers(X: pd.DataFrame, categorical: Sequence[str], data_path: Path | str) -> None:
+    """A feature the model learnt as a number must be one (or empty: missing) in every row;
+    text there is a typo to fix, not a value to score (rows numbered from 0, as scored)."""
+    for column in X.columns:
+        if column in categorical:
+            continue
+        values = X[column]
+        bad = values.notna() & pd.to_numeric(values, errors="coerce").isna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise UnreadableData(
+                f"{data_path} row {row}: {column} {values.iloc[row]!r} is not a number",
+                field="data",
+            )
 
 
 def _record(
