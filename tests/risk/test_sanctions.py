@@ -173,6 +173,9 @@ def test_decisions_are_logged_minimised(screener: Screener) -> None:
     [
         (("",), EmptyName, "name"),
         (("  ,. ",), EmptyName, "name"),
+        (("Mr",), EmptyName, "name"),  # titles and legal forms name no one
+        (("Dr. Mrs",), EmptyName, "name"),
+        (("The Company Ltd",), EmptyName, "name"),
         (("A B", "1960-13-01"), InvalidParty, "dob"),
         (("A B", None, "Atlantis"), InvalidParty, "country"),
         (("A B", None, "QQ"), InvalidParty, "country"),
@@ -185,6 +188,14 @@ def test_bad_party_input(
     with pytest.raises(error) as info:
         make_party(*args)  # type: ignore[arg-type]
     assert info.value.field == field
+
+
+def test_a_title_with_a_name_is_screened() -> None:
+    assert make_party("Mr Maleki").name == "Mr Maleki"
+    with pytest.raises(EmptyName, match="'Mr' holds only titles or legal forms"):
+        make_party(" Mr ")
+    # a payment's own screening of a payee registered as "Mr" screens what there is
+    assert make_party("Mr", asked=False).name == "Mr"
 
 
 def test_remarks_parsing() -> None:

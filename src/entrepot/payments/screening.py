@@ -67,7 +67,7 @@ class SanctionsScreening:
     def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision:
         if payee is None:
             return ScreeningDecision(hold=False)
-        result = self.screener.screen(make_party(payee.display_name))
+        result = self.screener.screen(make_party(payee.display_name, asked=False))
         if result.decision == "clear" or result.best is None:
             return ScreeningDecision(hold=False)
         best = result.best
@@ -82,7 +82,7 @@ class SanctionsScreening:
         """Onboarding screening of a business (the trade context's hook): ``clear``,
         ``review`` (a person at the hub decides) or ``match`` (strong name match corroborated
         by country or other evidence), with why."""
-        result = self.screener.screen(make_party(name, None, country))
+        result = self.screener.screen(make_party(name, None, country, asked=False))
         best = result.best
         if result.decision == "clear" or best is None:
             return "clear", f"no watch-list candidate ({result.list_version})"

@@ -427,11 +427,26 @@ _ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 def make_party(
-    name: str, dob: str | None = None, country: str | None = None, party_type: str | None = None
+    name: str,
+    dob: str | None = None,
+    country: str | None = None,
+    party_type: str | None = None,
+    *,
+    asked: bool = True,
 ) -> Party:
-    """A party from text; bad input raises an error naming the field."""
+    """A party from text; bad input raises an error naming the field. ``asked``: a person or
+    a bank asks for this screening, and a name of titles and legal forms alone is refused (a
+    "clear" would assure them of nothing); a payment's or an onboarding's own screening of a
+    name registered earlier screens what there is."""
     if not name or not normalise(name):
         raise EmptyName("the name to screen is empty", field="name")
+    if asked and all(t in TITLES or t in LEGAL_FORMS for t in tokens(name)):
+        # "Mr" or "The Company Ltd" names no one: a "clear" for it would assure nothing
+        raise EmptyName(
+            f"the name {name.strip()!r} holds only titles or legal forms: nothing that names "
+            "whom to screen",
+            field="name",
+        )
     when = None
     if dob and dob.strip():
         # date.fromisoformat also reads "19600501" and "1960-W18-1": the documented form only
