@@ -33,7 +33,7 @@ def _pacs008(
 
 
 def _pacs002(scheme: PaymentScheme, t: PaymentTransfer) -> iso20022.TransferStatus:
-    status = messages.status_report(t, scheme.clock)
+    status = messages.status_report(scheme, t)
     iso20022.validate(iso20022.pacs002(status), iso20022.PACS002_SUBSET_XSD)
     return status
 
@@ -67,7 +67,7 @@ def test_a_uuid_transfers_status_reports_have_distinct_message_ids(
     accepted = _pacs002(scheme, reserved)
     committed = scheme.commit_transfer("maybank", transfer_id)
     settled = _pacs002(scheme, committed)
-    ct = _pacs008(scheme, committed)
+    ct = _pacs008(scheme, committed, messages.payee_party(scheme, committed))  # as served
 
     assert (accepted.status, settled.status) == ("ACSP", "ACSC")
     assert accepted.message_id != settled.message_id
@@ -87,7 +87,7 @@ def test_long_transfer_ids_that_differ_only_at_the_end_keep_distinct_ids(
     and one EndToEndId."""
     first = _pay(scheme, "merchant-kigali-order-2026-000000001")
     second = _pay(scheme, "merchant-kigali-order-2026-000000002")
-    ct1, ct2 = _pacs008(scheme, first), _pacs008(scheme, second)
+    ct1, ct2 = (_pacs008(scheme, t, messages.payee_party(scheme, t)) for t in (first, second))
     st1, st2 = _pacs002(scheme, first), _pacs002(scheme, second)
 
     assert ct1.message_id != ct2.message_id
@@ -97,7 +97,8 @@ def test_long_transfer_ids_that_differ_only_at_the_end_keep_distinct_ids(
     ids = [ct1.message_id, ct1.end_to_end_id, ct2.message_id, ct2.end_to_end_id]
     ids += [st1.message_id, st2.message_id]
     assert all(len(i) <= 35 for i in ids), ids
-    assert _pacs008(scheme, first) == ct1  # the same transfer, the same ids
+    # the same transfer, the same ids
+    assert _pacs008(scheme, first, messages.payee_party(scheme, first)) == ct1
 
 
 def test_a_transfer_id_that_fits_is_the_end_to_end_id_as_is(scheme: PaymentScheme) -> None:
@@ -507,3 +508,88 @@ def test_a_merchant_or_business_party_is_identified_as_an_organisation(
     assert b"<PrvtId>" in xml.split(b"<Dbtr>")[1].split(b"</Dbtr>")[0]
     assert (ct.creditor.organisation, ct.debtor.organisation) == (True, False)
     assert iso20022.parse_pacs008(xml) == ct
+
+
+def _served_pacs008(scheme: PaymentScheme, t: PaymentTransfer) -> bytes:
+    """The transfer's pacs.008 as the API and the CLI serve it (its payee party looked up)."""
+    xml = iso20022.pacs008(messages.credit_transfer(scheme, t, messages.payee_party(scheme, t)))
+    iso20022.validate(xml, iso20022.PACS008_SUBSET_XSD)
+    return xml
+
+
+def _msg_id(xml: bytes) -> str:
+    return xml.split(b"<MsgId>")[1].split(b"</MsgId>")[0].decode()
+
+
+def test_a_pacs008_whose_content_changed_has_a_new_message_id_and_the_same_one_else(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """GrpHdr/MsgId identifies one message. A transfer's pacs.008 gains IntrBkSttlmDt when
+    its window settles, and it kept its MsgId: two different messages under one id, which a
+    receiving agent's duplicate check drops as a resend. The same content served again is
+    the same message, byte for byte, whenever it is asked for."""
+    from entrepot.payments import SCHEME
+
+    committed = _pay(scheme, str(uuid.uuid4()))
+    other = _served_pacs008(scheme, _pay(scheme, str(uuid.uuid4())))
+    before = _served_pacs008(scheme, committed)
+    clock.advance(3600)
+    assert _served_pacs008(scheme, committed) == before  # the same content, the same bytes
+    scheme.settle_window(SCHEME, scheme.close_window().id)
+    settled = scheme.get_transfer("mtn-rw", committed.id)
+    after = _served_pacs008(scheme, settled)
+
+    assert b"<IntrBkSttlmDt>" in after and b"<IntrBkSttlmDt>" not in before
+    assert _msg_id(after) != _msg_id(before)
+    assert len(_msg_id(after)) <= 35 and len(_msg_id(before)) <= 35
+    clock.advance(3600)
+    assert _served_pacs008(scheme, settled) == after
+    # another transfer's message never shares its id
+    assert _msg_id(other) not in (_msg_id(before), _msg_id(after))
+
+
+def test_a_pacs002_names_the_pacs008_served_now_and_is_the_same_message_when_asked_again(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """pacs.002's OrgnlMsgId is the id of the pacs.008 it reports on: once the transfer's
+    window settles, that is the settled pacs.008's, so the ACSC report is another message
+    and has another id. Its CreDtTm was the clock's reading at each request, so one report
+    asked twice was two messages under one MsgId; it is now when the transfer reached the
+    state reported."""
+    from entrepot.payments import SCHEME
+
+    committed = _pay(scheme, "t-status-settles")
+    report = iso20022.pacs002(_pacs002(scheme, committed))
+    clock.advance(60)
+    assert iso20022.pacs002(_pacs002(scheme, committed)) == report
+    assert _msg_id(_served_pacs008(scheme, committed)) in report.decode()
+
+    scheme.settle_window(SCHEME, scheme.close_window().id)
+    settled = scheme.get_transfer("mtn-rw", committed.id)
+    later = _pacs002(scheme, settled)
+    assert later.original_message_id == _msg_id(_served_pacs008(scheme, settled))
+    assert later.message_id != _msg_id(report)
+    assert settled.window_id is not None
+    settled_at = scheme.get_window(settled.window_id).settled_at_ns
+    assert settled_at is not None and settled_at > settled.updated_at_ns
+    assert later.created_at == ns_to_datetime(settled_at)  # it names the settled pacs.008
+
+
+def test_two_statements_made_at_one_moment_have_two_message_ids(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """camt.053's MsgId was the participant and the clock's reading: the position and the
+    settlement statements (or two currencies, or two periods) made at the same moment shared
+    it. One statement made again at the same moment is the same message."""
+    _pay(scheme, "t-two-statements")
+    clock.advance(1)
+    now = clock.now_ns()
+    position = messages.account_statement(scheme, "mtn-rw", "RWF", 0, now)
+    settlement = messages.account_statement(scheme, "mtn-rw", "RWF", 0, now, "settlement")
+    shorter = messages.account_statement(scheme, "mtn-rw", "RWF", 0, now - NS_PER_S)
+    ids = {position.message_id, settlement.message_id, shorter.message_id}
+    assert len(ids) == 3 and all(len(i) <= 35 for i in ids)
+    again = messages.account_statement(scheme, "mtn-rw", "RWF", 0, now)
+    assert iso20022.camt053(again) == iso20022.camt053(position)
+    clock.advance(1)  # made later: its CreDtTm is another, so is its MsgId
+    assert messages.account_statement(scheme, "mtn-rw", "RWF", 0, now).message_id not in ids

@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
+from dataclasses import replace
 from datetime import date
 
-from entrepot.kernel.clock import Clock, ns_to_datetime
+from entrepot.kernel.clock import ns_to_datetime
 from entrepot.kernel.limits import QUERY_LIMIT_MAX
 from entrepot.ledger import Transfer
 from entrepot.payments import iso20022 as iso
@@ -64,13 +65,31 @@ def fit_id(text: str, length_max: int = ID_LEN) -> str:
     """
     if len(text) <= length_max:
         return text
-    digest = hashlib.sha256(text.encode()).digest()
-    tail = base64.b32encode(digest).decode("ascii")[:_DIGEST_CHARS].lower()
-    return f"{text[: length_max - _DIGEST_CHARS - 1]}.{tail}"
+    return f"{text[: length_max - _DIGEST_CHARS - 1]}.{_digest(text.encode())}"
 
 
-def _pacs008_id(transfer_id: str) -> str:
-    return fit_id(f"pacs008-{transfer_id}")
+def _digest(data: bytes) -> str:
+    """20 base32 characters (lower case: no '.') of the SHA-256 of ``data``: 100 bits."""
+    digest = hashlib.sha256(data).digest()
+    return base64.b32encode(digest).decode("ascii")[:_DIGEST_CHARS].lower()
+
+
+#: The MsgId a message is rendered with while its content is digested for its real one
+_UNNAMED = "unnamed"
+
+
+def message_id(kind: str, subject: str, content: bytes) -> str:
+    """A message's ``GrpHdr/MsgId``: its kind, what it is of (a transfer's id) and a digest of
+    its content (the message rendered under ``_UNNAMED``), fitted by :func:`fit_id`.
+
+    MsgId identifies one message. It was the kind and the transfer's id alone, so a
+    transfer's pacs.008 kept its id when its content changed (IntrBkSttlmDt once its window
+    settled; the creditor once its alias moved): two messages under one id, the second taken
+    by a receiver's duplicate check for a resend of the first. Now the id changes exactly
+    when the content does, and the same content asked for again is the same message with the
+    same id. ``subject`` and the digest's fixed length make the text unambiguous: two
+    messages share an id only by a SHA-256 collision in 100 bits."""
+    return fit_id(f"{kind}-{subject}-{_digest(content)}")
 
 
 def _agent(p: Participant) -> iso.Agent:
@@ -119,10 +138,15 @@ def settlement_date(scheme: PaymentScheme, t: PaymentTransfer) -> date | None:
     window was settled. None before then: the scheme settles net, by window, on a day the
     operator decides, so no day is known in advance (pacs.008 gave the day the transfer was
     prepared, which is neither)."""
+    settled_at = _settled_at_ns(scheme, t)
+    return None if settled_at is None else ns_to_datetime(settled_at).date()
+
+
+def _settled_at_ns(scheme: PaymentScheme, t: PaymentTransfer) -> int | None:
+    """When a committed transfer's settlement window was settled; None before."""
     if t.state is not TransferState.COMMITTED or t.window_id is None:
         return None
-    settled_at = scheme.get_window(t.window_id).settled_at_ns
-    return None if settled_at is None else ns_to_datetime(settled_at).date()
+    return scheme.get_window(t.window_id).settled_at_ns
 
 
 def payer_party(scheme: PaymentScheme, t: PaymentTransfer) -> Party | None:
@@ -156,13 +180,22 @@ def _customer(party: Party) -> iso.Party:
 def credit_transfer(
     scheme: PaymentScheme, t: PaymentTransfer, payee: Party | None
 ) -> iso.CreditTransfer:
+    """The transfer as pacs.008 carries it, ``payee`` its creditor (``payee_party``, as
+    served), under a MsgId of its content (:func:`message_id`)."""
+    ct = _credit_transfer(scheme, t, payee)
+    return replace(ct, message_id=message_id("pacs008", t.id, iso.pacs008(ct)))
+
+
+def _credit_transfer(
+    scheme: PaymentScheme, t: PaymentTransfer, payee: Party | None
+) -> iso.CreditTransfer:
     payer = scheme.get_participant(t.payer_participant)
     payee_p = scheme.get_participant(t.payee_participant)
     created = ns_to_datetime(t.created_at_ns)
     cross = t.source_currency != t.target_currency
     payer_p = payer_party(scheme, t)
     return iso.CreditTransfer(
-        message_id=_pacs008_id(t.id),
+        message_id=_UNNAMED,
         transfer_id=uetr(t.id),
         end_to_end_id=fit_id(t.id),
         created_at=created,
@@ -192,14 +225,22 @@ def credit_transfer(
     )
 
 
-def status_report(t: PaymentTransfer, clock: Clock) -> iso.TransferStatus:
+def status_report(scheme: PaymentScheme, t: PaymentTransfer) -> iso.TransferStatus:
+    """The transfer's status as pacs.002 reports it (``t`` as the caller sees it), on the
+    pacs.008 served for it now (``OrgnlMsgId``: the settled one once its window settled).
+
+    Its CreDtTm is when the transfer reached the state reported, or the settlement that
+    changed the pacs.008 it names, not the clock's reading at each request: one report asked
+    for twice was two messages under one MsgId. Its MsgId is of its content, as pacs.008's."""
+    original = credit_transfer(scheme, t, payee_party(scheme, t))
     status, code, text = _STATUS[t.state]
     if t.state is TransferState.ABORTED and t.reason != EXPIRED:
         code = _REFUSED
     why = t.reason or text
-    return iso.TransferStatus(
-        message_id=fit_id(f"pacs002-{t.id}-{t.state.value}"),
-        original_message_id=_pacs008_id(t.id),
+    reported_at = max(t.updated_at_ns, _settled_at_ns(scheme, t) or 0)
+    report = iso.TransferStatus(
+        message_id=_UNNAMED,
+        original_message_id=original.message_id,
         original_transfer_id=uetr(t.id),
         original_end_to_end_id=fit_id(t.id),
         status=status,
@@ -207,8 +248,10 @@ def status_report(t: PaymentTransfer, clock: Clock) -> iso.TransferStatus:
         # whole: pacs.002 splits it across AddtlInf lines (a reason holds up to 200
         # characters; cutting it to one line's 105 lost the rest)
         reason_text=why[: iso.REASON_TEXT_LEN_MAX] if why else None,
-        created_at=ns_to_datetime(clock.now_ns()),
+        created_at=ns_to_datetime(reported_at),
     )
+    subject = f"{t.id}-{t.state.value}"
+    return replace(report, message_id=message_id("pacs002", subject, iso.pacs002(report)))
 
 
 #: The participant's accounts a statement is served for: ``position`` (its multilateral
@@ -290,8 +333,14 @@ def account_statement(
     # that later than this clock reads (a batch's stamps run past the clock; another
     # server's clock may be ahead): ending before an entry refused the whole statement.
     to_ns = min(until_ns, max(now, last_ns))
+    # MsgId was the participant and ``now``: two statements made at one moment (the position
+    # and the settlement account, two currencies, two periods) shared it. A period's entries
+    # and balances are final (the fence, above) and the ledger is append-only, so the
+    # period, the moment and the owner name the content: digested, as in the other messages
+    # (rendering the statement a second time to digest it would cost up to a second).
+    content = f"{currency}|{account}|{since_ns}|{to_ns}|{now}|{p.name}|{p.bic}".encode()
     return iso.Statement(
-        message_id=fit_id(f"camt053-{participant_id}-{now}"),
+        message_id=message_id("camt053", participant_id, content),
         statement_id=fit_id(f"{participant_id}-{currency}-{account}-{since_ns}-{to_ns}"),
         created_at=ns_to_datetime(now),
         account_id=fit_id(f"{participant_id}-{currency}-{account}", ACCOUNT_ID_LEN),

@@ -630,7 +630,7 @@ def pacs008(transfer_id: str, caller: Caller, scheme: Scheme) -> Response:
 @router.get("/iso20022/pacs002/{transfer_id}", response_class=Response, responses=_XML_ANSWER)
 def pacs002(transfer_id: str, caller: Caller, scheme: Scheme) -> Response:
     t = scheme.get_transfer(caller, transfer_id)
-    return Response(iso20022.pacs002(messages.status_report(t, scheme.clock)), media_type=XML)
+    return Response(iso20022.pacs002(messages.status_report(scheme, t)), media_type=XML)
 
 
 @router.get(

@@ -792,7 +792,7 @@ def iso(
         elif message in ("pacs008", "pacs002"):
             t = scheme.get_transfer(SCHEME, target)
             if message == "pacs002":
-                xml = iso20022.pacs002(messages.status_report(t, scheme.clock))
+                xml = iso20022.pacs002(messages.status_report(scheme, t))
             else:
                 xml = iso20022.pacs008(
                     messages.credit_transfer(scheme, t, messages.payee_party(scheme, t))
