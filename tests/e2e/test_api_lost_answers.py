@@ -209,3 +209,56 @@ def test_a_close_whose_answer_was_lost_is_answered_with_the_window_it_closed(
     )
     assert [w.state for w in api.scheme.list_windows()].count("OPEN") == 1
     assert len(api.scheme.list_windows()) == 3  # two closed, one open: none closed again
+
+
+def _credentials(api: Api, participant: str) -> list[Any]:
+    with api.scheme.engine.connect() as conn:
+        return list(
+            conn.execute(
+                sa.select(st.credentials).where(st.credentials.c.participant_id == participant)
+            )
+        )
+
+
+def test_a_credential_whose_answer_was_lost_is_not_issued_twice_nor_its_secret_kept(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Credentials are issued in a transaction of their own, outside the scheme's units of
+    work, so their issue wrote no marker: a worker killed between the issue and the key's
+    answer left a live credential whose secret nobody got, and the retry (same key) issued a
+    second one: two live secrets for one request. The retry is now told which credential
+    was issued, to revoke it, and no secret is kept or given (409 ``not_replayable``)."""
+    path = "/v1/participants/maybank/credentials"
+    with monkeypatch.context() as m:
+        m.setattr(SecurityMiddleware, "_stored_with_next", _lost)
+        m.setattr(SecurityMiddleware, "_store", lambda self, values: None)
+        first = api.post("scheme", path, {}, key="cred-lost")
+    assert first.status_code == 201
+    issued = first.json()
+    marker = api.row("scheme", "cred-lost")
+    assert marker is not None and marker.status_code == ANSWER_LOST
+    assert issued["secret"] not in marker.response  # the key id only
+    assert len(_credentials(api, "maybank")) == 2  # the fixture's and this one
+
+    retry = api.post("scheme", path, {}, key="cred-lost")
+    assert retry.status_code == 409, retry.text
+    assert retry.json()["code"] == "not_replayable"
+    assert issued["keyId"] in retry.json()["detail"] and issued["secret"] not in retry.text
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert len(_credentials(api, "maybank")) == 2  # not a second one
+    kept = api.row("scheme", "cred-lost")
+    assert kept.status_code == 409 and issued["secret"] not in kept.response
+    again = api.post("scheme", path, {}, key="cred-lost")
+    assert (again.status_code, again.json()) == (409, retry.json())
+    assert len(_credentials(api, "maybank")) == 2
+    # the credential named is revoked as the answer says, and a new key issues another
+    revoked = api.client.delete(f"{path}/{issued['keyId']}", headers=api.h["scheme"])
+    assert revoked.status_code == 200 and revoked.json()["revoked"] is True
+    assert api.post("scheme", path, {}, key="cred-new").status_code == 201
+    assert len(_credentials(api, "maybank")) == 3
+
+
+def test_a_refused_credential_issue_leaves_no_marker(api: Api) -> None:
+    refused = api.post("scheme", "/v1/participants/nobody/credentials", {}, key="cred-none")
+    assert refused.status_code == 404
+    assert api.row("scheme", "cred-none").status_code == 404  # the refusal, not a marker

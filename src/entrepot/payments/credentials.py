@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine
 from entrepot.kernel.clock import Clock, SystemClock
 from entrepot.payments import store as st
 from entrepot.payments.errors import CredentialNotFound, InvalidPaymentInput, ParticipantNotFound
+from entrepot.payments.keyed import CREDENTIAL, mark_keyed
 from entrepot.storage.driver import Fast
 from entrepot.storage.engine import is_sqlite, read_connection
 
@@ -92,6 +93,11 @@ def issue_credential(
                 created_at=now,
             )
         )
+        # A keyed request's key, with the credential: a retry after an answer lost (the
+        # worker killed before the key's answer was stored) is told that this credential was
+        # issued, and is not issued a second one (ADR 0012). Its key id only: the secret is
+        # shown once and stored nowhere, its marker included.
+        mark_keyed(conn, now, result=f"{CREDENTIAL}:{key_id}")
     return IssuedCredential(key_id, secret, participant_id)
 
 

@@ -45,6 +45,8 @@ _MARK = Fast(
 
 #: Kinds of ``result`` a marker may name, as ``"<kind>:<id>"``
 SETTLEMENT_WINDOW = "settlementWindow"
+#: A credential issued (its key id: never its secret, which is stored nowhere)
+CREDENTIAL = "credential"
 
 
 def mark_keyed(conn: Connection, now_ns: int, result: str = "") -> None:
@@ -56,4 +58,11 @@ def mark_keyed(conn: Connection, now_ns: int, result: str = "") -> None:
         _MARK.execute(conn, (keyed.caller, keyed.key, keyed.digest, result, now_ns))
 
 
-__all__ = ["ANSWER_LOST", "KEYED_REQUEST", "SETTLEMENT_WINDOW", "KeyedRequest", "mark_keyed"]
+__all__ = [
+    "ANSWER_LOST",
+    "CREDENTIAL",
+    "KEYED_REQUEST",
+    "SETTLEMENT_WINDOW",
+    "KeyedRequest",
+    "mark_keyed",
+]

@@ -19,7 +19,8 @@
   kept (2xx, 4xx: :func:`_is_outcome`), and never an answer marked ``Cache-Control:
   no-store`` (an issued credential's secret): the key keeps a 409 ``not_replayable`` naming
   its ``keyId`` instead (:func:`_not_replayable`), so that a retry is told, not given a second
-  credential.
+  credential; so is the retry of an issue whose answer was lost (:func:`_issued_answer_lost`,
+  ADR 0012).
 """
 
 from __future__ import annotations
@@ -63,7 +64,13 @@ from entrepot.payments.credentials import (
     purge_nonces,
     record_nonce,
 )
-from entrepot.payments.keyed import ANSWER_LOST, KEYED_REQUEST, SETTLEMENT_WINDOW, KeyedRequest
+from entrepot.payments.keyed import (
+    ANSWER_LOST,
+    CREDENTIAL,
+    KEYED_REQUEST,
+    SETTLEMENT_WINDOW,
+    KeyedRequest,
+)
 from entrepot.payments.signing import signed_message
 from entrepot.storage.engine import read_connection
 from entrepot.storage.group import GroupCommitFailed
@@ -233,8 +240,13 @@ class SecurityMiddleware:
             await answer(scope, receive, hold)
             return start, b"".join(chunks)
         done = answer if isinstance(answer, _DoneAnswerLost) else None
-        resource = None if done is None else _resource_of(route_path(scope), done)
-        if resource is not None:
+        issued = None if done is None else _credential_of(done)
+        resource = None if done is None or issued else _resource_of(route_path(scope), done)
+        if issued is not None:
+            # A credential was issued and its answer, the only copy of its secret, lost: run
+            # again it issued a second one. Told which, to revoke it; stored as the key's.
+            await _issued_answer_lost(issued)(scope, receive, hold)
+        elif resource is not None:
             # The operation was done and its answer lost (its worker was killed before it was
             # stored): running it again would be refused (a second commit) or done twice (a
             # partial release). Answered with what it acted on, as it is now.
@@ -252,7 +264,7 @@ class SecurityMiddleware:
         content = b"".join(chunks)
         status = int(start.get("status", 500))
         raw_headers: list[tuple[bytes, bytes]] = start.get("headers", [])
-        if done is not None and resource is None and 400 <= status < 500:
+        if done is not None and resource is None and issued is None and 400 <= status < 500:
             # Run again over an operation done whose answer was lost, and refused this time
             # (done already): not the key's answer, which the marker keeps waiting for.
             return start, content
@@ -516,6 +528,31 @@ def _not_replayable(status: int, content: bytes) -> tuple[int, bytes, list[tuple
     )
     response.headers["Cache-Control"] = "no-store"
     return response.status_code, bytes(response.body), list(response.raw_headers)
+
+
+def _credential_of(done: _DoneAnswerLost) -> str | None:
+    """The key id of the credential a done operation issued (its marker names it), or None."""
+    kind, _, key_id = done.result.partition(":")
+    return key_id if kind == CREDENTIAL and key_id else None
+
+
+def _issued_answer_lost(key_id: str) -> Response:
+    """The answer to a retry of a credential's issue whose first answer was lost: 409
+    ``not_replayable`` naming the credential issued. Its secret was stored nowhere (only its
+    hash), so it cannot be given; another credential is not issued under the same key (two
+    live secrets for one request). The operator revokes the one named and issues another
+    with a new key (ADR 0012). No secret in it: stored as the key's answer, as it is."""
+    response = problem(
+        409,
+        "not_replayable",
+        f"this Idempotency-Key issued credential {key_id}, whose answer was never stored "
+        "(its worker stopped before it was sent): its secret is shown once and kept nowhere, "
+        "so it cannot be replayed, nor is another issued under this key. Revoke "
+        f"{key_id} and issue another with a new key",
+        field="Idempotency-Key",
+    )
+    response.raw_headers.append(_REPLAYED)
+    return response
 
 
 def _settle(future: asyncio.Future[BaseException | None], error: BaseException | None) -> None:
