@@ -10,8 +10,9 @@ from decimal import ROUND_HALF_UP, ROUND_UP, Decimal
 
 import pytest
 
+from entrepot.payments.services import SCHEME_AMOUNT_MAX
 from entrepot.sim.payments_demo import FX_PROVIDER
-from entrepot.trade.errors import PaymentFailed, QuoteNotFound
+from entrepot.trade.errors import InvalidTradeInput, PaymentFailed, QuoteNotFound
 from tests.trade.network import DESTINATION, ORIGIN, Net
 
 # Independent arithmetic (not the service's code). The FX provider posts USD_VALUE ratios to
@@ -157,3 +158,39 @@ def test_a_buyer_paying_in_customs_currency_records_no_rate(net: Net) -> None:
     sku = net.basket(net.merchant())
     q = net.trade.quote(net.buyer(), "q-1", [(sku, 2)])
     assert q.customs_fx is None and q.currency == "MYR"
+
+
+def test_a_quote_whose_customs_taxes_exceed_the_schemes_largest_amount_is_refused(
+    net: Net,
+) -> None:
+    """The quote checked its total in the buyer's and the merchant's currency only. Customs'
+    figures, in its currency at the recorded rate, could pass the scheme's largest amount
+    while both were under it: the order was taken, its escrows held, and EDC could never be
+    recorded (the destination hub's payment to customs is over the scheme's maximum, refused
+    each time). Refused at the quote, as an amount too large in the buyer's currency is."""
+    merchant = net.merchant()
+    net.trade.add_item(
+        merchant,
+        "sku-gold",
+        "Gold-plated agaseke basket",
+        "460219",
+        "RW",
+        weight_g=800,
+        dimensions_mm=(300, 300, 250),
+        price_minor=10**14,  # RWF: 10^14 francs, under the scheme's largest amount
+        currency="RWF",
+    )
+    net.trade.set_stock(merchant, "sku-gold", "kigali-fc1", 10)
+    buyer = eur_buyer(net)
+    # EUR dear against MYR: the order is ~7.5 * 10^12 EUR cents (and 10^14 RWF), but customs'
+    # tax, 10% of a CIF value of ~2 * 10^16 sen, is ~2 * 10^15 sen
+    net.scheme.post_fx_rate(FX_PROVIDER, "EUR", "MYR", Decimal(3_000), 40, 86_400)
+    with pytest.raises(InvalidTradeInput, match="largest amount") as err:
+        net.trade.quote(buyer, "q-1", [("sku-gold", 1)])
+    assert err.value.field == "lines"
+    with pytest.raises(QuoteNotFound):
+        net.trade.get_quote(buyer, "q-1")
+    # at a rate where customs' taxes fit, the same order is quoted
+    net.scheme.post_fx_rate(FX_PROVIDER, "EUR", "MYR", EUR_MYR, 40, 86_400)
+    q = net.trade.quote(buyer, "q-2", [("sku-gold", 1)])
+    assert q.customs_fx is not None and 0 < q.customs_fx.taxes_minor <= SCHEME_AMOUNT_MAX

@@ -775,7 +775,10 @@ class TradeNetwork(DisputeDesk):
         self._check_orderable(merchant, items)
         q = self._price(quote_id, buyer, merchant, hub, dest_hub, items, lines, picks, annual)
         q = replace(q, expires_at_ns=q.created_at_ns + ttl_s * NS_PER_S)
-        if max(q.total_minor, q.goods_merchant_minor) > SCHEME_AMOUNT_MAX:
+        # Customs' taxes too, in its currency: the destination hub pays them at clearance
+        # (EDC), and a payment over the scheme's largest amount is refused every time.
+        customs_taxes = 0 if q.customs_fx is None else q.customs_fx.taxes_minor
+        if max(q.total_minor, q.goods_merchant_minor, customs_taxes) > SCHEME_AMOUNT_MAX:
             raise InvalidTradeInput(
                 f"the order comes to more than the scheme's largest amount ({SCHEME_AMOUNT_MAX} "
                 "minor units); order fewer",
