@@ -593,3 +593,27 @@ def test_two_statements_made_at_one_moment_have_two_message_ids(
     assert iso20022.camt053(again) == iso20022.camt053(position)
     clock.advance(1)  # made later: its CreDtTm is another, so is its MsgId
     assert messages.account_statement(scheme, "mtn-rw", "RWF", 0, now).message_id not in ids
+
+
+def test_an_expiry_is_reported_from_when_the_transfer_expired_however_it_is_recorded(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """pacs.002's CreDtTm is when the transfer reached the state it reports. An expired
+    transfer is reported RJCT (AB05) as soon as its expiry passes, before the deadline pass
+    records it: its CreDtTm was then the moment it was prepared (its row's last change), a
+    rejection dated while it was still reserved; once the pass recorded the expiry it was the
+    pass's moment, so one report of one expiry was two messages with two ids. It is when the
+    transfer expired, the same message before and after the pass, for payer and payee."""
+    reserved = _pay(scheme, "t-expires", commit=False)
+    clock.advance(3600)
+    for caller in ("mtn-rw", "maybank"):
+        seen = scheme.get_transfer(caller, reserved.id)  # expired, not recorded yet
+        assert (seen.state.value, seen.reason) == ("ABORTED", "expired")
+        before = _pacs002(scheme, seen)
+        assert before.created_at == ns_to_datetime(reserved.expires_at_ns)
+    before = iso20022.pacs002(_pacs002(scheme, scheme.get_transfer("mtn-rw", reserved.id)))
+    clock.advance(60)
+    scheme.process_deadlines()
+    recorded = scheme.get_transfer("mtn-rw", reserved.id)
+    assert recorded.updated_at_ns > reserved.expires_at_ns  # the pass's moment
+    assert iso20022.pacs002(_pacs002(scheme, recorded)) == before

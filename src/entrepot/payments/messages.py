@@ -229,15 +229,22 @@ def status_report(scheme: PaymentScheme, t: PaymentTransfer) -> iso.TransferStat
     """The transfer's status as pacs.002 reports it (``t`` as the caller sees it), on the
     pacs.008 served for it now (``OrgnlMsgId``: the settled one once its window settled).
 
-    Its CreDtTm is when the transfer reached the state reported, or the settlement that
-    changed the pacs.008 it names, not the clock's reading at each request: one report asked
+    Its CreDtTm is when the transfer reached the state reported (an expiry: when it expired,
+    however late that was recorded), or the settlement that changed the pacs.008 it names,
+    not the clock's reading at each request: one report asked
     for twice was two messages under one MsgId. Its MsgId is of its content, as pacs.008's."""
     original = credit_transfer(scheme, t, payee_party(scheme, t))
     status, code, text = _STATUS[t.state]
     if t.state is TransferState.ABORTED and t.reason != EXPIRED:
         code = _REFUSED
     why = t.reason or text
-    reported_at = max(t.updated_at_ns, _settled_at_ns(scheme, t) or 0)
+    if t.state is TransferState.ABORTED and t.reason == EXPIRED:
+        # It reached that state when it expired: read before the deadline pass (the scheme's
+        # view of it, its row unchanged since it was prepared) or after (the row stamped at
+        # the pass, or at a late decision), the same report, dated then.
+        reported_at = t.expires_at_ns
+    else:
+        reported_at = max(t.updated_at_ns, _settled_at_ns(scheme, t) or 0)
     report = iso.TransferStatus(
         message_id=_UNNAMED,
         original_message_id=original.message_id,
