@@ -93,8 +93,14 @@ class Scenario:
     end_s: int = 3600
     seed: int = 42
     description: str = ""
-    #: Seconds a vehicle may stand still before SUMO teleports it (SUMO's default).
-    time_to_teleport_s: int = 300
+    #: Seconds a vehicle may stand still before SUMO teleports it (SUMO's default; a
+    #: ``.sumocfg``'s own ``time-to-teleport``).
+    time_to_teleport_s: float = 300
+    #: The city's ``.sumocfg``: SUMO is started on it (``-c``), so every setting in it applies;
+    #: the fields above override what the evaluation controls.
+    config_file: Path | None = None
+    #: Output options of ``config_file`` sent to ``NUL``: an episode writes no city output file.
+    silenced_outputs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         assert self.end_s > self.begin_s >= 0, "an episode must last at least one second"

@@ -84,7 +84,7 @@ def resolve_scenario(
     spec: str,
     *,
     end_s: int | None = None,
-    seed: int = 42,
+    seed: int | None = None,
     rate_vph: float | None = None,
     workdir: Path | None = None,
 ) -> Scenario:
@@ -92,7 +92,8 @@ def resolve_scenario(
     hour (a ``.sumocfg``: its own end); 0 is an episode that ends before it starts, refused,
     not an hour. ``rate_vph`` is grid4x4's generated demand (None: ``GRID_RATE_VPH``); the
     other scenarios bring their own demand, and a rate given for them is refused, not
-    ignored."""
+    ignored. ``seed`` None: 42, and for a ``.sumocfg`` the seed SUMO would use for it (its
+    ``<seed>``, else SUMO's default)."""
     if (spec == "hangzhou" or spec.endswith(".sumocfg")) and rate_vph is not None:
         raise ScenarioInvalid(
             f"scenario {spec}: a demand rate ({rate_vph:g} vehicles/h) sets grid4x4's "
@@ -100,6 +101,12 @@ def resolve_scenario(
             field="rate",
         )
     hour = 3600 if end_s is None else end_s
+    if spec.endswith(".sumocfg"):
+        scenario = read_sumocfg(Path(spec))
+        end = scenario.end_s if end_s is None else end_s
+        check_episode(scenario.begin_s, end, f"scenario {spec}")
+        return replace(scenario, seed=scenario.seed if seed is None else seed, end_s=end)
+    seed = 42 if seed is None else seed
     if spec == "hangzhou":
         check_episode(0, hour, "scenario hangzhou")
         return hangzhou_scenario(hour, seed)
@@ -112,11 +119,6 @@ def resolve_scenario(
             seed=seed,
             trip_attributes=GRID_TRIP_ATTRIBUTES,
         )
-    if spec.endswith(".sumocfg"):
-        scenario = read_sumocfg(Path(spec))
-        end = scenario.end_s if end_s is None else end_s
-        check_episode(scenario.begin_s, end, f"scenario {spec}")
-        return replace(scenario, seed=seed, end_s=end)
     raise UnknownScenario(
         f"unknown scenario {spec!r}; use {', '.join(SCENARIOS)} or a path to a .sumocfg",
         field="scenario",

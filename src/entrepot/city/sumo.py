@@ -8,11 +8,14 @@ SUMO runs headless from the ``eclipse-sumo`` wheel; SUMO_HOME is not needed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import math
 import os
+import re
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -270,27 +273,48 @@ def _check_route_element(elem: ET.Element, path: Path, net: NetFacts) -> int:
     return 1 if elem.tag in ("vehicle", "trip", "flow") else 0
 
 
+#: SUMO's seed when a configuration names none (``sumo --help``: ``--seed``, default 23423).
+SUMO_DEFAULT_SEED = 23423
+#: Settings of a ``.sumocfg`` an evaluation cannot honour, and why (checked by their value).
+_REFUSED_SETTINGS = {
+    "step-length": "every metric, detector period and controller timing assumes 1 s steps",
+    "random": "a seed drawn from the clock gives each controller different traffic",
+    "load-state": "vehicles loaded from a saved state have no departure in the episode, so "
+    "their travel times cannot be measured",
+    "remote-port": "Entrepot drives SUMO itself (libsumo or its own TraCI connection)",
+    "num-clients": "Entrepot drives SUMO itself (libsumo or its own TraCI connection)",
+}
+
+
 def read_sumocfg(path: Path) -> Scenario:
-    """A scenario from a ``.sumocfg``: its net, routes, additionals and time window."""
+    """A scenario from a ``.sumocfg``, with every setting SUMO itself would apply.
+
+    SUMO reads the file (``--save-configuration``, so its own synonyms, defaults and path rules
+    apply, and an option it does not know is refused as SUMO refuses it), and an episode starts
+    SUMO on the file itself (``-c``), overriding only what the evaluation controls: net, routes
+    and additional files (plus the detectors it adds), begin and end, seed, time to teleport,
+    its own tripinfo and error log. The file's output files are sent to ``NUL``. A setting the
+    evaluation cannot honour (a step length other than 1 s, a clock seed, a saved state, a
+    TraCI port) raises ScenarioInvalid naming it.
+    """
     if not path.is_file():
         raise ScenarioInvalid(f"configuration file {path} does not exist", field="scenario")
     try:
-        root = ET.parse(path).getroot()
+        ET.parse(path)
     except ET.ParseError as exc:
         raise ScenarioInvalid(f"configuration {path} is not well-formed XML ({exc})") from exc
+    options = _configuration_options(path)
 
     def values(key: str) -> list[str]:
-        node = root.find(f".//{key}")
-        raw = "" if node is None else node.get("value", "")
-        return [v.strip() for v in raw.split(",") if v.strip()]
+        return [v.strip() for v in options.get(key, ("", ""))[1].split(",") if v.strip()]
 
+    _check_settings(path, options)
     nets = values("net-file")
     if not nets:
         raise ScenarioInvalid(f"configuration {path} names no <net-file>", field="scenario")
     routes = values("route-files")
     if not routes:
         raise ScenarioInvalid(f"configuration {path} names no <route-files>", field="scenario")
-    base = path.parent
     begin = values("begin")
     end = values("end")
     try:
@@ -300,16 +324,115 @@ def read_sumocfg(path: Path) -> Scenario:
         raise ScenarioInvalid(
             f"configuration {path}: <begin>/<end> must be seconds ({exc})", field="scenario"
         ) from exc
+    teleport = values("time-to-teleport")
+    seeds = values("seed")
+    try:
+        time_to_teleport_s = float(teleport[0]) if teleport else 300.0
+        seed = int(seeds[0]) if seeds else SUMO_DEFAULT_SEED
+    except ValueError as exc:
+        raise ScenarioInvalid(
+            f"configuration {path}: <time-to-teleport> must be seconds and <seed> a whole "
+            f"number ({exc})",
+            field="scenario",
+        ) from exc
     check_episode(begin_s, end_s, f"configuration {path}")
     return Scenario(
         name=path.stem,
-        net_file=base / nets[0],
-        route_files=tuple(base / r for r in routes),
-        additional_files=tuple(base / a for a in values("additional-files")),
+        net_file=Path(nets[0]),
+        route_files=tuple(Path(r) for r in routes),
+        additional_files=tuple(Path(a) for a in values("additional-files")),
         begin_s=begin_s,
         end_s=end_s,
+        seed=seed,
         description=f"from {path}",
+        time_to_teleport_s=time_to_teleport_s,
+        config_file=path.resolve(),
+        silenced_outputs=tuple(sorted(_output_options(options))),
     )
+
+
+def _configuration_options(path: Path) -> dict[str, tuple[str, str]]:
+    """Each option ``path`` sets, as SUMO reads it: canonical name -> (section, value), file
+    names absolute. SUMO refusing the file (an unknown option, a bad value) is ScenarioInvalid
+    quoting SUMO."""
+    types = _option_types()
+    with tempfile.TemporaryDirectory(prefix="entrepot-cfg-") as tmp:
+        out = Path(tmp) / "as-sumo-reads-it.sumocfg"
+        done = subprocess.run(
+            [sumo_binary("sumo"), "-c", str(path.resolve()), "--save-configuration", out.name],
+            capture_output=True,
+            text=True,
+            cwd=tmp,  # file names SUMO writes relative are relative to here
+            env=dict(os.environ, SUMO_HOME=str(sumo_home())),
+            check=False,
+        )
+        if done.returncode != 0 or not out.exists():
+            said = " ".join((done.stderr or done.stdout).split())[:400]
+            raise ScenarioInvalid(
+                f"configuration {path}: SUMO refuses it: {said}", field="scenario"
+            )
+        root = ET.parse(out).getroot()
+        options: dict[str, tuple[str, str]] = {}
+        for section in root:
+            for option in section:
+                value = option.get("value", "")
+                if types.get(option.tag) == "FILE" and value:
+                    value = ",".join(
+                        os.path.normpath(Path(tmp) / v.strip()) for v in value.split(",")
+                    )
+                options[option.tag] = (section.tag, value)
+    return options
+
+
+@functools.lru_cache(maxsize=1)
+def _option_types() -> dict[str, str]:
+    """Every SUMO option's type (FILE, BOOL, TIME, ...) from SUMO's own template."""
+    with tempfile.TemporaryDirectory(prefix="entrepot-cfg-") as tmp:
+        out = Path(tmp) / "template.xml"
+        _run_tool([sumo_binary("sumo"), "--save-template", str(out)])
+        text = out.read_text()
+    return dict(re.findall(r'<([\w.\-]+) value="[^"]*"[^>]*? type="([^"]+)"', text))
+
+
+def _honoured(name: str, value: str) -> bool:
+    if name == "step-length":
+        return float(value) == 1.0
+    if name == "random":
+        return value.lower() not in ("true", "on", "yes", "1", "x")
+    if name == "load-state":
+        return not value
+    if name == "remote-port":
+        return int(value) == 0
+    return int(value) == 1  # num-clients
+
+
+def _check_settings(path: Path, options: Mapping[str, tuple[str, str]]) -> None:
+    for name, why in _REFUSED_SETTINGS.items():
+        if name not in options:
+            continue
+        value = options[name][1]
+        try:
+            ok = _honoured(name, value)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ScenarioInvalid(
+                f"configuration {path}: <{name} value={value!r}> cannot be honoured: {why}",
+                field=name,
+            )
+
+
+def _output_options(options: Mapping[str, tuple[str, str]]) -> set[str]:
+    """The configuration's settings that make SUMO write files: its outputs and logs."""
+    types = _option_types()
+    return {
+        name
+        for name, (section, value) in options.items()
+        if value
+        and types.get(name) == "FILE"
+        and "input" not in name
+        and (section in ("output", "report") or name.endswith(".output"))
+    }
 
 
 def check_episode(begin_s: int, end_s: int, where: str) -> None:
@@ -551,7 +674,7 @@ class SumoSimulator:
             "--seed",
             str(scenario.seed),
             "--time-to-teleport",
-            str(scenario.time_to_teleport_s),
+            f"{scenario.time_to_teleport_s:g}",
             "--no-step-log",
             "true",
             "--no-warnings",
@@ -561,6 +684,15 @@ class SumoSimulator:
         ]
         if scenario.additional_files:
             cmd += ["-a", ",".join(map(str, scenario.additional_files))]
+        if scenario.config_file is not None:
+            # The city's configuration, every setting of it, under the overrides above; its
+            # output files and logs go nowhere, and nothing it says reaches stdout (a --json run
+            # prints exactly one document there).
+            cmd[1:1] = ["-c", str(scenario.config_file)]
+            for name in scenario.silenced_outputs:
+                cmd += [f"--{name}", "NUL"]
+            cmd += ["--output-prefix", "", "--verbose", "false", "--print-options", "false"]
+            cmd += ["--duration-log.statistics", "false"]
         if outputs_dir is not None:
             self.error_log = outputs_dir / "sumo-errors.log"
             cmd += [

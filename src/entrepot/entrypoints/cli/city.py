@@ -43,6 +43,13 @@ EndOpt = Annotated[
     int | None, typer.Option("--end", min=60, help="episode end in seconds (default 3600)")
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="simulation and demand seed")]
+ScenarioSeedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--seed",
+        help="simulation and demand seed (default 42; a .sumocfg: its own <seed>, else SUMO's)",
+    ),
+]
 RateOpt = Annotated[
     float | None,
     typer.Option(
@@ -74,7 +81,7 @@ def run(
         str, typer.Option("--controller", help=", ".join(CONTROLLERS))
     ] = "entrepot",
     end: EndOpt = None,
-    seed: SeedOpt = 42,
+    seed: ScenarioSeedOpt = None,
     rate: RateOpt = None,
     decisions: Annotated[
         int, typer.Option("--decisions", min=0, help="show the last N explained decisions")
@@ -135,7 +142,7 @@ def run(
 def bench(
     scenario: ScenarioOpt = "hangzhou",
     end: EndOpt = None,
-    seed: SeedOpt = 42,
+    seed: ScenarioSeedOpt = None,
     rate: RateOpt = None,
     controllers: Annotated[
         str, typer.Option("--controllers", help="comma-separated subset (default: all)")
