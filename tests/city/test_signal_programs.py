@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from entrepot.city import Scenario, run_episode
-from entrepot.city.errors import ScenarioInvalid
+from entrepot.city.errors import ScenarioInvalid, SignalNotOwned
 from entrepot.city.ports import Simulator
 from entrepot.city.sumo import (
     ACTUATED_PROGRAM,
@@ -213,3 +213,45 @@ def test_a_program_for_a_signal_the_network_lacks_is_refused(
 
     with pytest.raises(ScenarioInvalid, match=r"ghost\.add\.xml.*'Z9'"):
         running_programs(read_net(small_grid.net_file), (add,))
+
+
+def _dark_a0(small_grid: Scenario, tmp_path: Path) -> Scenario:
+    """The city has signal A0 off: a program of type off (SUMO wants one phase even then)."""
+    add = _additional(
+        tmp_path / "dark.add.xml", _tl_logic("A0", "dark", [("GGGgrrrrGGGgrrrr", 30.0)], "off")
+    )
+    return replace(small_grid, additional_files=(add,), end_s=90)
+
+
+@pytest.mark.parametrize("controller", ["fixed", "actuated", "entrepot", "max_pressure"])
+def test_a_signal_the_city_has_off_stays_off(
+    small_grid: Scenario, tmp_path: Path, controller: str
+) -> None:
+    """The actuated baseline built a program on the phases the off program lists and switched
+    the signal on; the adaptive controllers took it over and found no green to serve."""
+    seen = Recorder()
+
+    result = run_episode(_dark_a0(small_grid, tmp_path), controller, hooks=(seen,))
+
+    # off: every link yields by the right of way (O on the major road, o on the minor one)
+    assert len(seen.states["A0"]) == 1 and set(seen.states["A0"].pop()) == {"O", "o"}
+    assert seen.programs["A0"] == {"off"}
+    assert "A0" not in result.owned and result.owned == frozenset(SIGNALS) - {"A0"}
+    assert not [d for d in result.decisions if d.tl_id == "A0"]
+    assert result.metrics.safety_violations == 0
+
+
+def test_owning_a_signal_that_is_off_is_refused(small_grid: Scenario, tmp_path: Path) -> None:
+    with pytest.raises(SignalNotOwned, match="A0: the city's program is off there"):
+        run_episode(_dark_a0(small_grid, tmp_path), "entrepot", owned=frozenset({"A0", "B1"}))
+
+
+@pytest.mark.parametrize("kind", ["static", "off"])
+def test_a_program_without_phases_is_refused_before_sumo_starts(
+    small_grid: Scenario, tmp_path: Path, kind: str
+) -> None:
+    # SUMO refuses it ("TLS program 'empty' for TLS 'A0' has a duration of 0"), of any type.
+    add = _additional(tmp_path / "empty.add.xml", _tl_logic("A0", "empty", [], kind))
+
+    with pytest.raises(ScenarioInvalid, match=r"empty\.add\.xml: program 'empty' of signal 'A0'"):
+        run_episode(replace(small_grid, additional_files=(add,)), "actuated")

@@ -17,6 +17,7 @@ from entrepot.city.controllers.base import (
     SignalController,
     SignalHandle,
 )
+from entrepot.city.errors import SignalNotOwned
 from entrepot.city.model import Decision, EpisodeMetrics, Scenario, average_travel_time_s
 from entrepot.city.ports import Simulator
 from entrepot.city.sumo import (
@@ -98,12 +99,19 @@ def _drive(
     programs: dict[str, SignalProgram],
 ) -> EpisodeResult:
     signals = sim.signal_ids()
-    mine = frozenset(signals) if owned is None else owned
+    # A signal the city has off (program type off) is not controlled: every controller leaves
+    # it off, as the city runs it.
+    off = frozenset(tl for tl, p in programs.items() if p.off)
+    mine = frozenset(signals) - off if owned is None else owned
     unknown = sorted(mine - set(signals))
     if unknown:
-        from entrepot.city.errors import SignalNotOwned
-
         raise SignalNotOwned(f"cannot own signal(s) {', '.join(unknown)}: not in this network")
+    dark = sorted(mine & off)
+    if dark:
+        raise SignalNotOwned(
+            f"cannot own signal(s) {', '.join(dark)}: the city's program is off there "
+            "(type off), and a signal that is off is not controlled"
+        )
     handle = SignalHandle(sim, mine)
     ctx = ControlContext(
         sim,

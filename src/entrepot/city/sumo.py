@@ -98,6 +98,12 @@ class SignalProgram:
     def responsive(self) -> bool:
         return self.kind in TRAFFIC_RESPONSIVE_TYPES
 
+    @property
+    def off(self) -> bool:
+        """A program of type ``off``: SUMO runs it as its program ``off`` (every link ``O``,
+        yield to the right of way), whatever phases it lists. Such a signal is not controlled."""
+        return self.kind == "off"
+
 
 @dataclass(frozen=True)
 class NetFacts:
@@ -190,6 +196,13 @@ def running_programs(net: NetFacts, additional_files: Iterable[Path]) -> dict[st
 
     def load(program: SignalProgram) -> None:
         key = (program.tl_id, program.program_id)
+        if sum(duration for _, duration in program.phases) <= 0:
+            raise ScenarioInvalid(
+                f"{program.source}: program {program.program_id!r} of signal "
+                f"{program.tl_id!r} has no phases (a duration of 0), which SUMO refuses; a "
+                'signal the city has off needs type="off" and one phase',
+                field="additional_files",
+            )
         if key in loaded:
             raise ScenarioInvalid(
                 f"{program.source}: signal {program.tl_id!r} already has a program "
@@ -474,7 +487,10 @@ def write_detectors(net: NetFacts, out: Path) -> Path:
 
 def baseline_program_id(program: SignalProgram) -> str:
     """The program a signal runs under the actuated baseline: the city's own when it already
-    responds to traffic, else the adapter's actuated program built on the city's phases."""
+    responds to traffic or is off (SUMO calls every program of type off ``off``), else the
+    adapter's actuated program built on the city's phases."""
+    if program.off:
+        return "off"
     return program.program_id if program.responsive else ACTUATED_PROGRAM
 
 
@@ -484,10 +500,12 @@ def write_actuated_programs(
     """SUMO actuated programs (green 5-50 s) built on the phases of the program each signal
     runs (``running_programs``: the network's, or the additional files' that SUMO loads over
     it). A signal whose program already responds to traffic keeps it and gets none; so do
+    signals that are off (an actuated program on the phases an ``off`` program lists would
+    switch on a signal the city has off), and
     signals not in ``only`` (default: all), since SUMO runs the program loaded last."""
     lines = ["<additional>"]
     for tl_id, program in programs.items():
-        if (only is not None and tl_id not in only) or program.responsive:
+        if (only is not None and tl_id not in only) or program.responsive or program.off:
             continue
         lines.append(
             f'  <tlLogic id={quoteattr(tl_id)} type="actuated" '
