@@ -255,3 +255,83 @@ def test_a_program_without_phases_is_refused_before_sumo_starts(
 
     with pytest.raises(ScenarioInvalid, match=r"empty\.add\.xml: program 'empty' of signal 'A0'"):
         run_episode(replace(small_grid, additional_files=(add,)), "actuated")
+
+
+def _waut_b1(small_grid: Scenario, tmp_path: Path, end_s: int = 120) -> Scenario:
+    """The city runs B1 on a WAUT: program 'night' from the start, 'day' at 40 s, 'night'
+    again at 80 s (different phasings, so a shown state tells which one runs)."""
+    split = _split_phases()
+    day = [("GGGgrrrrGGGgrrrr", 20.0), ("yyyyrrrryyyyrrrr", 3.0)]
+    day += [("rrrrGGGgrrrrGGGg", 20.0), ("rrrryyyyrrrryyyy", 3.0)]
+    add = _additional(
+        tmp_path / "waut.add.xml",
+        _tl_logic("B1", "night", split),
+        _tl_logic("B1", "day", day),
+        '<WAUT id="w" refTime="0" startProg="night">'
+        '<wautSwitch time="40" to="day"/><wautSwitch time="80" to="night"/></WAUT>'
+        '<wautJunction wautID="w" junctionID="B1"/>',
+    )
+    return replace(small_grid, additional_files=(add,), end_s=end_s)
+
+
+class ProgramAt:
+    """A step hook: the program B1 runs at each second."""
+
+    def __init__(self) -> None:
+        self.at: dict[int, str] = {}
+
+    def __call__(self, t_s: float, sim: Simulator) -> None:
+        self.at[int(t_s)] = sim.signal_program_id("B1")
+
+
+def test_fixed_follows_the_citys_waut(small_grid: Scenario, tmp_path: Path) -> None:
+    seen = ProgramAt()
+
+    run_episode(_waut_b1(small_grid, tmp_path), "fixed", hooks=(seen,))
+
+    assert (seen.at[30], seen.at[50], seen.at[90]) == ("night", "day", "night")
+
+
+def test_actuated_baseline_follows_the_citys_waut_on_actuated_programs(
+    small_grid: Scenario, tmp_path: Path
+) -> None:
+    """The WAUT switched the baseline's actuated program away to the city's fixed 'day' plan
+    at 40 s: from then on the baseline was not actuated."""
+    seen = ProgramAt()
+
+    result = run_episode(_waut_b1(small_grid, tmp_path), "actuated", hooks=(seen,))
+
+    night, day = (seen.at[30], seen.at[50])
+    assert night.startswith(ACTUATED_PROGRAM) and day.startswith(ACTUATED_PROGRAM)
+    assert night != day and seen.at[90] == night
+    assert all(p.startswith(ACTUATED_PROGRAM) for p in seen.at.values())
+    switches = [d.reason for d in result.decisions if d.tl_id == "B1"]
+    assert any("WAUT switched to program 'day'" in r for r in switches)
+
+
+def test_a_waut_does_not_override_an_adaptive_controller(
+    small_grid: Scenario, tmp_path: Path
+) -> None:
+    seen = Recorder()
+
+    result = run_episode(_waut_b1(small_grid, tmp_path), "entrepot", hooks=(seen,))
+
+    # SUMO (1.28) switches no program away from a signal TraCI sets ('online'); pinned here.
+    assert seen.programs["B1"] == {"online"}
+    greens = {s for s in seen.states["B1"] if "G" in s and "y" not in s}
+    assert greens <= set(SPLIT_GREENS)  # the program it started on: 'night'
+    assert result.metrics.safety_violations == 0
+
+
+def test_a_waut_switching_a_signal_not_owned_is_not_a_safety_flag(
+    small_grid: Scenario, tmp_path: Path
+) -> None:
+    """A signal not owned whose program changed counted as a safety flag, though the city's
+    own WAUT changed it."""
+    scenario = _waut_b1(small_grid, tmp_path, end_s=60)  # B1 runs 'day' at the end
+
+    result = run_episode(scenario, "entrepot", owned=frozenset({"A0"}))
+
+    assert result.untouched_programs["B1"] == "day"
+    # What remains are the shown states' flags of SUMO's own abrupt switch (the city's).
+    assert result.metrics.safety_violations == sum(result.violations.values())

@@ -24,8 +24,11 @@ from entrepot.city.sumo import (
     SignalProgram,
     SumoSimulator,
     baseline_program_id,
+    baseline_variants,
+    loaded_programs,
     read_net,
     running_programs,
+    waut_programs,
     write_actuated_programs,
     write_detectors,
 )
@@ -68,14 +71,23 @@ def run_episode(
         # The programs the city runs: the network's, overridden by its additional files' the
         # way SUMO loads them. The actuated baseline is built on these, not on the network's.
         programs = running_programs(net, scenario.additional_files)
-        extras = [write_detectors(net, wd / "detectors.add.xml")]
+        loaded = loaded_programs(net, scenario.additional_files)
+        wauts = waut_programs(scenario.additional_files)
+        first: list[Path] = []
         if controller.needs_actuated_programs:
-            extras.append(write_actuated_programs(programs, wd / "actuated.add.xml", owned))
-        run = replace(scenario, additional_files=(*scenario.additional_files, *extras))
+            # Loaded before the city's files, so SUMO starts each signal on the city's program
+            # (a WAUT's too) and the controller reads it there; actuated variants of every
+            # program a WAUT switches a signal to, so the baseline can follow the schedule.
+            also = [p for p in loaded if p.tl_id in wauts]
+            first.append(
+                write_actuated_programs(programs, wd / "actuated.add.xml", owned, also=also)
+            )
+        extras = [write_detectors(net, wd / "detectors.add.xml")]
+        run = replace(scenario, additional_files=(*first, *scenario.additional_files, *extras))
         started = time.perf_counter()
         sim.start(run, outputs_dir=wd)
         try:
-            result = _drive(sim, run, controller, owned, hooks, progress, programs)
+            result = _drive(sim, run, controller, owned, hooks, progress, programs, loaded, wauts)
         finally:
             sim.close()
         waiting, time_loss = _tripinfo_means(wd / "tripinfo.xml")
@@ -97,6 +109,8 @@ def _drive(
     hooks: tuple[StepHook, ...],
     progress: Progress | None,
     programs: dict[str, SignalProgram],
+    loaded: list[SignalProgram],
+    wauts: dict[str, frozenset[str]],
 ) -> EpisodeResult:
     signals = sim.signal_ids()
     # A signal the city has off (program type off) is not controlled: every controller leaves
@@ -119,6 +133,8 @@ def _drive(
         {tl: sim.intersection(tl) for tl in signals},
         city_programs={tl: p.program_id for tl, p in programs.items()},
         baseline_programs={tl: baseline_program_id(p) for tl, p in programs.items()},
+        baseline_variants=baseline_variants(loaded, programs),
+        wauts=wauts,
     )
     start_programs = {tl: sim.signal_program_id(tl) for tl in signals if tl not in mine}
     controller.attach(ctx, sim.time_s())
@@ -151,7 +167,12 @@ def _drive(
             progress(t - scenario.begin_s, scenario.end_s - scenario.begin_s)
     never_inserted = sim.pending_vehicles()
     untouched = {tl: sim.signal_program_id(tl) for tl in start_programs}
-    changed = {tl: p for tl, p in untouched.items() if p != start_programs[tl]}
+    # A signal not owned may change program only as its city's WAUT switches it.
+    changed = {
+        tl: p
+        for tl, p in untouched.items()
+        if p != start_programs[tl] and p not in wauts.get(tl, frozenset())
+    }
     span_s = scenario.end_s - scenario.begin_s
     metrics = EpisodeMetrics(
         scenario=scenario.name,

@@ -219,12 +219,30 @@ def running_programs(net: NetFacts, additional_files: Iterable[Path]) -> dict[st
         loaded.add(key)
         running[program.tl_id] = program
 
-    for program in net.programs:
+    for program in loaded_programs(net, additional_files):
         load(program)
-    for path in additional_files:
-        for program in _additional_programs(path):
-            load(program)
     return running
+
+
+def loaded_programs(net: NetFacts, additional_files: Iterable[Path]) -> list[SignalProgram]:
+    """Every signal program the scenario loads, in SUMO's loading order (unchecked)."""
+    return [*net.programs, *(p for path in additional_files for p in _additional_programs(path))]
+
+
+def waut_programs(additional_files: Iterable[Path]) -> dict[str, frozenset[str]]:
+    """Signals a WAUT (timed program switches) switches: signal -> the programs its WAUT
+    names (its ``startProg`` and every ``wautSwitch`` ``to``)."""
+    named: dict[str, set[str]] = {}
+    junctions: list[tuple[str, str]] = []
+    for path in additional_files:
+        for _, elem in ET.iterparse(path):
+            if elem.tag == "WAUT":
+                progs = named.setdefault(elem.get("id", ""), set())
+                progs.add(elem.get("startProg", ""))
+                progs.update(sw.get("to", "") for sw in elem.iter("wautSwitch"))
+            elif elem.tag == "wautJunction":
+                junctions.append((elem.get("junctionID", ""), elem.get("wautID", "")))
+    return {tl: frozenset(named.get(w, set()) - {""}) for tl, w in junctions}
 
 
 def _additional_programs(path: Path) -> list[SignalProgram]:
@@ -485,31 +503,54 @@ def write_detectors(net: NetFacts, out: Path) -> Path:
     return out
 
 
-def baseline_program_id(program: SignalProgram) -> str:
-    """The program a signal runs under the actuated baseline: the city's own when it already
-    responds to traffic or is off (SUMO calls every program of type off ``off``), else the
-    adapter's actuated program built on the city's phases."""
+def baseline_program_id(program: SignalProgram, running: bool = True) -> str:
+    """The program a signal runs under the actuated baseline when the city runs ``program``:
+    the city's own when it already responds to traffic or is off (SUMO calls every program of
+    type off ``off``), else the adapter's actuated program built on its phases
+    (``entrepot_actuated`` for the program the signal starts on, ``entrepot_actuated:ID`` for
+    another one a WAUT switches to)."""
     if program.off:
         return "off"
-    return program.program_id if program.responsive else ACTUATED_PROGRAM
+    if program.responsive:
+        return program.program_id
+    return ACTUATED_PROGRAM if running else f"{ACTUATED_PROGRAM}:{program.program_id}"
+
+
+def baseline_variants(
+    programs: Iterable[SignalProgram], running: Mapping[str, SignalProgram]
+) -> dict[str, dict[str, str]]:
+    """signal -> {the programID SUMO shows for a city program: its baseline program}."""
+    out: dict[str, dict[str, str]] = {}
+    for program in programs:
+        shown = "off" if program.off else program.program_id
+        is_running = running.get(program.tl_id) == program
+        out.setdefault(program.tl_id, {})[shown] = baseline_program_id(program, is_running)
+    return out
 
 
 def write_actuated_programs(
-    programs: Mapping[str, SignalProgram], out: Path, only: frozenset[str] | None = None
+    programs: Mapping[str, SignalProgram],
+    out: Path,
+    only: frozenset[str] | None = None,
+    also: Iterable[SignalProgram] = (),
 ) -> Path:
     """SUMO actuated programs (green 5-50 s) built on the phases of the program each signal
     runs (``running_programs``: the network's, or the additional files' that SUMO loads over
-    it). A signal whose program already responds to traffic keeps it and gets none; so do
-    signals that are off (an actuated program on the phases an ``off`` program lists would
-    switch on a signal the city has off), and
-    signals not in ``only`` (default: all), since SUMO runs the program loaded last."""
+    it), and on each program in ``also`` (the other programs of signals a WAUT switches). A
+    signal whose program already responds to traffic keeps it and gets none; so do signals
+    that are off (an actuated program on the phases an ``off`` program lists would switch on a
+    signal the city has off), and signals not in ``only`` (default: all)."""
     lines = ["<additional>"]
-    for tl_id, program in programs.items():
+    todo = [(p, True) for p in programs.values()]
+    todo += [(p, False) for p in also if programs.get(p.tl_id) != p]
+    for program, running in todo:
+        tl_id = program.tl_id
         if (only is not None and tl_id not in only) or program.responsive or program.off:
             continue
+        pid = baseline_program_id(program, running)
         lines.append(
             f'  <tlLogic id={quoteattr(tl_id)} type="actuated" '
-            f'programID="{ACTUATED_PROGRAM}" offset="0">'
+            f'programID={quoteattr(pid)} offset="0">'
         )
         for state, duration in program.phases:
             if is_green_phase(state):

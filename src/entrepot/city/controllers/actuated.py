@@ -19,11 +19,20 @@ class ActuatedController(SignalController):
     needs_actuated_programs = True
 
     def attach(self, ctx: ControlContext, t_s: float) -> None:
+        self._ctx = ctx
+        # Signals a city WAUT switches: the baseline follows the schedule, on the actuated
+        # variant of each program SUMO switches the signal to.
+        self._follow = {
+            tl: ctx.baseline_variants.get(tl, {}) for tl in ctx.handle.owned if tl in ctx.wauts
+        }
         for tl_id in sorted(ctx.handle.owned):
-            program = ctx.baseline_programs.get(tl_id, ACTUATED_PROGRAM)
             city = ctx.city_programs.get(tl_id)
+            program = ctx.baseline_programs.get(tl_id, ACTUATED_PROGRAM)
+            if tl_id in self._follow:  # the program the WAUT runs now, as SUMO shows it
+                city = ctx.sim.signal_program_id(tl_id)
+                program = self._follow[tl_id].get(city, program)
             ctx.handle.set_program(tl_id, program)
-            if program != ACTUATED_PROGRAM:
+            if not program.startswith(ACTUATED_PROGRAM):
                 reason = f"the city's own actuated program {program!r}"
             elif city is not None:
                 reason = f"SUMO actuated program {program} on the phases of program {city!r}"
@@ -32,4 +41,19 @@ class ActuatedController(SignalController):
             self.decisions.append(Decision(t_s, tl_id, "program", 0, 0, reason))
 
     def act(self, t_s: float) -> None:
-        return None
+        for tl_id, variants in self._follow.items():
+            shown = self._ctx.sim.signal_program_id(tl_id)
+            target = variants.get(shown)
+            if target is not None and target != shown:  # the WAUT switched to a city program
+                self._ctx.handle.set_program(tl_id, target)
+                self.decisions.append(
+                    Decision(
+                        t_s,
+                        tl_id,
+                        "program",
+                        0,
+                        0,
+                        f"city WAUT switched to program {shown!r}: SUMO actuated program "
+                        f"{target} on its phases",
+                    )
+                )

@@ -59,6 +59,10 @@ class ControlContext:
     city_programs: dict[str, str] = field(default_factory=dict)
     #: The programID each signal runs under the actuated baseline (``sumo.baseline_program_id``).
     baseline_programs: dict[str, str] = field(default_factory=dict)
+    #: signal -> {a city programID as SUMO shows it: the actuated baseline's program for it}.
+    baseline_variants: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Signals a city WAUT switches -> the programs it names (``sumo.waut_programs``).
+    wauts: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 class SignalController(ABC):
