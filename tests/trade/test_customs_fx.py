@@ -10,6 +10,7 @@ from decimal import ROUND_HALF_UP, ROUND_UP, Decimal
 
 import pytest
 
+from entrepot.kernel.clock import NS_PER_S, FakeClock
 from entrepot.payments.services import SCHEME_AMOUNT_MAX
 from entrepot.sim.payments_demo import FX_PROVIDER
 from entrepot.trade.errors import InvalidTradeInput, PaymentFailed, QuoteNotFound
@@ -73,6 +74,25 @@ def test_a_buyer_paying_in_eur_is_quoted_with_customs_valuing_in_myr(net: Net) -
     assert fx.read_at_ns == q.created_at_ns
     # kept with the quote, as it was computed
     assert net.trade.get_quote(buyer, "q-1") == q
+
+
+class _Ticking(FakeClock):
+    """A clock that moves a millisecond each time it is read."""
+
+    def now_ns(self) -> int:
+        self.advance(ns=1_000_000)
+        return super().now_ns()
+
+
+def test_a_quote_reads_the_clock_once_for_its_time_tariff_day_and_rate(net: Net) -> None:
+    # A second's reading could fall after midnight: the quote dated one day and valued at
+    # the next day's tariffs, which the declaration (dated from the quote) would not use.
+    sku = net.basket(net.merchant())
+    buyer = eur_buyer(net)
+    net.trade.clock = _Ticking(net.clock.now_ns())
+    q = net.trade.quote(buyer, "q-1", [(sku, 2)])
+    assert q.customs_fx is not None
+    assert q.customs_fx.read_at_ns == q.created_at_ns == q.expires_at_ns - 15 * 60 * NS_PER_S
 
 
 def test_checkout_and_declaration_use_the_quoted_rate_and_customs_is_paid_in_myr(net: Net) -> None:

@@ -878,6 +878,9 @@ class TradeNetwork(DisputeDesk):
         picks: Sequence[str],
         annual_minor: int,
     ) -> TradeQuote:
+        # One reading of the clock: the quote's time, its tariff day (the declaration's, read
+        # back from it) and its customs rate's; two could fall either side of midnight.
+        now = self._now()
         cur, mcur = buyer.currency, items[0].currency
         qlines, notes = [], []
         rate = Decimal(1)
@@ -907,7 +910,7 @@ class TradeNetwork(DisputeDesk):
                 _declaration_line(it, ln, cur) for it, ln in zip(items, qlines, strict=True)
             ]
             cost, customs_fx = self._customs_cost(
-                buyer, hub, dest_hub, lines_in, freight, insurance, annual_minor
+                buyer, hub, dest_hub, lines_in, freight, insurance, annual_minor, now
             )
             duty, excise, vat, fees = (
                 cost.duty_minor,
@@ -927,7 +930,6 @@ class TradeNetwork(DisputeDesk):
                 )
             regime, dftz = cost.regime, cost.dftz
             notes.extend(cost.explanations)
-        now = self._now()
         return TradeQuote(
             quote_id,
             buyer.id,
@@ -962,6 +964,7 @@ class TradeNetwork(DisputeDesk):
         freight: int,
         insurance: int,
         annual_minor: int,
+        now: int,
     ) -> tuple[LandedCost, CustomsFx | None]:
         """Customs values in its own currency. A buyer paying in another has its figures
         converted at the scheme's posted rate, read now and kept with the quote (CustomsFx):
@@ -983,7 +986,7 @@ class TradeNetwork(DisputeDesk):
                 rate=rate.rate,
                 provider_id=rate.provider_id,
                 spread_bps=rate.spread_bps,
-                read_at_ns=self._now(),
+                read_at_ns=now,
                 valid_until_ns=rate.valid_until_ns,
                 freight_minor=_at_customs_rate(freight, cur, ccy, rate.rate),
                 insurance_minor=_at_customs_rate(insurance, cur, ccy, rate.rate),
@@ -999,7 +1002,7 @@ class TradeNetwork(DisputeDesk):
             freight_minor=freight if fx is None else fx.freight_minor,
             insurance_minor=insurance if fx is None else fx.insurance_minor,
             incoterm=INCOTERM,
-            on=self._today(),
+            on=ns_to_datetime(now).date(),
             currency=ccy,
             fx_rates={cur: fx.rate} if fx is not None else None,
             fx_source=fx.source(cur) if fx is not None else "",
