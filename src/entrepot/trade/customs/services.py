@@ -235,6 +235,13 @@ def _quantity(line: DeclarationLine, rate: DutyRate) -> Decimal:
     )
 
 
+def _charged_on(line: DeclarationLine, rate: DutyRate) -> str:
+    """The quantity the per-unit part of a duty was charged on: '; per unit on 4.5 l'."""
+    if rate.kind == "ad_valorem":
+        return ""
+    return f"; per unit on {_quantity(line, rate).normalize():f} {rate.unit}"
+
+
 def _duty_exact(calc: _Calc, rate: DutyRate, line: DeclarationLine, cv: int) -> Decimal:
     ad_valorem = Decimal(cv) * rate.rate
     if rate.kind == "ad_valorem":
@@ -269,7 +276,7 @@ def _duty(
     else:
         entry = calc.country.duty_on(line.hs_code, calc.on)
         exact = _duty_exact(calc, entry.value, line, v.customs_value)
-        rule = f"duty {entry.value.describe()} {entry.describe()}"
+        rule = f"duty {entry.value.describe()}{_charged_on(line, entry.value)} {entry.describe()}"
     # The zone's factor applies to every duty, the flat low-value one too: a DFTZ parcel
     # under the EU's EUR 150 paid EUR 3 a tariff line, one over it none.
     if regime.dftz is not None:
