@@ -30,6 +30,7 @@ Invariants:
 from entrepot.trade.model import (
     Buyer,
     CustomsFx,
+    CustomsMeasure,
     Dispute,
     DisputeReason,
     DisputeState,
@@ -48,11 +49,13 @@ from entrepot.trade.model import (
     Warehouse,
     principal,
 )
-from entrepot.trade.services import TradeNetwork
+from entrepot.trade.services import KEEP, TradeNetwork
 
 __all__ = [
+    "KEEP",
     "Buyer",
     "CustomsFx",
+    "CustomsMeasure",
     "Dispute",
     "DisputeReason",
     "DisputeState",

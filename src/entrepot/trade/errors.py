@@ -20,6 +20,13 @@ class UnknownHsCodeForItem(InvalidTradeInput):
     code = "trade_unknown_hs_code"
 
 
+class CustomsUnitMissing(InvalidTradeInput):
+    """An item quoted abroad whose tariff line charges duty per a unit (per litre, per pair)
+    that the item declares no quantity in: its merchant sets its customs unit."""
+
+    code = "trade_customs_unit_missing"
+
+
 class CurrencyNotHeld(InvalidTradeInput):
     """A price in a currency the merchant does not hold (its settlement account's currency
     and the currencies it declared at onboarding)."""

@@ -71,6 +71,87 @@ def check_non_negative(value: object, what: str, max_value: int = 10**15) -> int
     return value
 
 
+# ---------------------------------------------------------------------- customs measure
+#: the customs engine's unit format (``DeclarationLine.unit``): ``l``, ``pair``, ``m2``...
+CUSTOMS_UNIT_RE = re.compile(r"[a-z0-9_]{1,16}")
+#: the most of its unit one piece may be, and the finest step: a per-piece quantity beyond
+#: either is a typo, not a declaration (a millilitre is 0.001 l; 6 places leave room)
+CUSTOMS_PER_PIECE_MAX = Decimal(1_000_000)
+CUSTOMS_PER_PIECE_PLACES = 6
+_DECIMAL_TEXT = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
+
+
+@dataclass(frozen=True, slots=True)
+class CustomsMeasure:
+    """How an item is declared to customs besides its pieces and weight: its supplementary
+    unit and how much of it one piece is (0.75 ``l`` a bottle of wine, 1 ``pair`` a pair of
+    shoes). A line of ``n`` pieces is declared as ``n x per_piece`` of ``unit``, the quantity
+    a specific duty per that unit is charged on (the EU's EUR 0.131 per litre of wine)."""
+
+    unit: str
+    per_piece: Decimal
+
+    def quantity(self, pieces: int) -> Decimal:
+        return plain_decimal(self.per_piece * pieces)
+
+
+def plain_decimal(value: Decimal) -> Decimal:
+    """``value`` without trailing zeros or an exponent: 4.50 -> 4.5, 1E+1 -> 10."""
+    return Decimal(format(value.normalize(), "f"))
+
+
+def check_customs_measure(unit: object, per_piece: object) -> CustomsMeasure | None:
+    """The customs unit and per-piece quantity a merchant gives, both or neither (None)."""
+    if unit is None and per_piece is None:
+        return None
+    if per_piece is None:
+        raise InvalidTradeInput(
+            f"customs unit {unit!r} needs the quantity of it in one piece "
+            "(customsQuantityPerPiece, e.g. '0.75' for a 75 cl bottle in l)",
+            field="customsQuantityPerPiece",
+        )
+    if unit is None:
+        raise InvalidTradeInput(
+            "a customs quantity per piece needs its unit (customsUnit, e.g. 'l')",
+            field="customsUnit",
+        )
+    if not isinstance(unit, str) or CUSTOMS_UNIT_RE.fullmatch(unit) is None:
+        raise InvalidTradeInput(
+            f"customs unit must be 1-16 lower-case letters, digits or '_' like 'l', 'pair', "
+            f"'m2', not {unit!r}",
+            field="customsUnit",
+        )
+    if unit == "kg":
+        raise InvalidTradeInput(
+            "kg is declared from the item's weight (weightG), not as a customs unit",
+            field="customsUnit",
+        )
+    return CustomsMeasure(unit, _check_per_piece(per_piece))
+
+
+def _check_per_piece(value: object) -> Decimal:
+    what = "customsQuantityPerPiece"
+    if isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value.strip()):
+        value = Decimal(value.strip())
+    elif isinstance(value, int) and not isinstance(value, bool):
+        value = Decimal(value)
+    if not isinstance(value, Decimal) or not value.is_finite():
+        raise InvalidTradeInput(
+            f"{what} must be decimal text like '0.75', not {value!r}", field=what
+        )
+    if value <= 0:
+        raise InvalidTradeInput(f"{what} must be above zero, not {value}", field=what)
+    if value > CUSTOMS_PER_PIECE_MAX:
+        raise InvalidTradeInput(f"{what} is at most {CUSTOMS_PER_PIECE_MAX}", field=what)
+    exponent = value.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -CUSTOMS_PER_PIECE_PLACES:
+        raise InvalidTradeInput(
+            f"{what} has at most {CUSTOMS_PER_PIECE_PLACES} decimal places, not {value}",
+            field=what,
+        )
+    return plain_decimal(value)
+
+
 # ---------------------------------------------------------------------- principals
 class Role(StrEnum):
     HUB = "hub"  # a hub's operator, authenticated as the hub's payment participant
@@ -223,6 +304,8 @@ class Item:
     price_minor: int
     currency: str
     active: bool
+    #: its customs unit and quantity per piece; None: declared in pieces (and kg) only
+    customs: CustomsMeasure | None = None
 
     @property
     def chargeable_g(self) -> int:
@@ -251,6 +334,19 @@ class QuoteLine:
     unit_price_minor: int  # merchant currency
     line_minor: int  # merchant currency
     line_buyer_minor: int  # the buyer's currency, at the quote's rate
+    #: the item's customs measure when quoted: what the declaration declares, whatever the
+    #: merchant changes later (the taxes were quoted and escrowed on it)
+    customs: CustomsMeasure | None = None
+
+    @property
+    def customs_unit(self) -> str:
+        return "pcs" if self.customs is None else self.customs.unit
+
+    @property
+    def customs_quantity(self) -> Decimal:
+        return (
+            Decimal(self.quantity) if self.customs is None else self.customs.quantity(self.quantity)
+        )
 
 
 @dataclass(frozen=True, slots=True)

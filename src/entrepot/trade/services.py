@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, replace
 from datetime import date
 from decimal import Decimal
+from enum import Enum
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -43,12 +44,14 @@ from entrepot.storage.uow import UnitOfWork
 from entrepot.trade import store as st
 from entrepot.trade.customs import (
     ROUNDING,
+    CustomsError,
     Declaration,
     DeclarationLine,
     LandedCost,
     Party,
     Shipment,
     Tariffs,
+    UnitMismatch,
     check_hs_code,
     declare,
     default_tariffs,
@@ -59,6 +62,7 @@ from entrepot.trade.errors import (
     AlreadyExists,
     BuyerNotFound,
     CurrencyNotHeld,
+    CustomsUnitMissing,
     Forbidden,
     HubNotFound,
     IdConflict,
@@ -97,6 +101,7 @@ from entrepot.trade.model import (
     TradeQuote,
     WalletConsent,
     Warehouse,
+    check_customs_measure,
     check_id,
     check_non_negative,
     check_note,
@@ -120,6 +125,15 @@ RETURN_RESPONSE_DAYS = 3
 INCOTERM = "FCA"  # line values are the goods alone; freight and insurance are stated apart
 ORIGIN_CODES = frozenset({"EMA", "EMB", "EXA", "EXB", "EXC", "EXD", "EMC"})
 _COUNTRY = re.compile(r"[A-Z]{2}")
+
+
+class Keep(Enum):
+    """An update leaves the field as it is (``None`` clears it)."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
 
 
 class OnboardingScreening(Protocol):
@@ -611,8 +625,14 @@ class TradeNetwork(DisputeDesk):
         dimensions_mm: tuple[int, int, int],
         price_minor: int,
         currency: str,
+        customs_unit: str | None = None,
+        customs_quantity_per_piece: Decimal | int | str | None = None,
     ) -> Item:
-        """A merchant lists an item: HS 2022 code checked, price in a currency it holds."""
+        """A merchant lists an item: HS 2022 code checked, price in a currency it holds, and
+        optionally its customs unit with the quantity of it in one piece (0.75 l a bottle),
+        what a duty per litre, per pair... is charged on. Listing does not check the item
+        against every destination's tariff (a merchant may never sell to most): a quote to
+        one whose duty needs a unit the item does not declare is refused, naming both."""
         merchant_id = self._as(caller, Role.MERCHANT)
         check_id(sku, "sku")
         hs = check_hs_code(hs_code)
@@ -625,6 +645,7 @@ class TradeNetwork(DisputeDesk):
             raise InvalidTradeInput("dimensions are length, width, height", field="dimensionsMm")
         length, width, height = (check_positive(d, "dimensionsMm", 10_000) for d in dimensions_mm)
         check_positive(price_minor, "priceMinor")
+        customs = check_customs_measure(customs_unit, customs_quantity_per_piece)
         cur = get_currency(currency).code
         with self._write() as uow:
             conn = uow.connection
@@ -651,6 +672,7 @@ class TradeNetwork(DisputeDesk):
                 price_minor,
                 cur,
                 True,
+                customs,
             )
             conn.execute(sa.insert(st.items).values(**_item_values(item, self._now())))
         return item
@@ -662,10 +684,22 @@ class TradeNetwork(DisputeDesk):
         *,
         price_minor: int | None = None,
         active: bool | None = None,
+        customs_unit: str | Keep | None = KEEP,
+        customs_quantity_per_piece: Decimal | int | str | Keep | None = KEEP,
     ) -> Item:
+        """The merchant changes its item's price, takes it off sale or back, or sets its
+        customs unit and per-piece quantity (both; both ``None`` clears them). Orders already
+        quoted keep the customs measure they were quoted with."""
         merchant_id = self._as(caller, Role.MERCHANT)
         if price_minor is not None:
             check_positive(price_minor, "priceMinor")
+        keep_customs = customs_unit is KEEP and customs_quantity_per_piece is KEEP
+        customs = None
+        if not keep_customs:
+            customs = check_customs_measure(
+                None if customs_unit is KEEP else customs_unit,
+                None if customs_quantity_per_piece is KEEP else customs_quantity_per_piece,
+            )
         with self._write() as uow:
             conn = uow.connection
             item = self._item(conn, sku)
@@ -675,11 +709,16 @@ class TradeNetwork(DisputeDesk):
                 item,
                 price_minor=item.price_minor if price_minor is None else price_minor,
                 active=item.active if active is None else bool(active),
+                customs=item.customs if keep_customs else customs,
             )
             conn.execute(
                 sa.update(st.items)
                 .where(st.items.c.sku == sku)
-                .values(price=item.price_minor, active=item.active)
+                .values(
+                    price=item.price_minor,
+                    active=item.active,
+                    **st.customs_values(item.customs),
+                )
             )
         return item
 
@@ -887,7 +926,9 @@ class TradeNetwork(DisputeDesk):
         for item, (_, qty), wh in zip(items, lines, picks, strict=True):
             line_minor = item.price_minor * qty
             line_buyer, rate = self._to_buyer(line_minor, mcur, cur)
-            qlines.append(QuoteLine(item.sku, qty, wh, item.price_minor, line_minor, line_buyer))
+            qlines.append(
+                QuoteLine(item.sku, qty, wh, item.price_minor, line_minor, line_buyer, item.customs)
+            )
         goods_m = sum(ln.line_minor for ln in qlines)
         goods = sum(ln.line_buyer_minor for ln in qlines)
         if mcur != cur:
@@ -909,9 +950,13 @@ class TradeNetwork(DisputeDesk):
             lines_in = [
                 _declaration_line(it, ln, cur) for it, ln in zip(items, qlines, strict=True)
             ]
-            cost, customs_fx = self._customs_cost(
-                buyer, hub, dest_hub, lines_in, freight, insurance, annual_minor, now
-            )
+            try:
+                cost, customs_fx = self._customs_cost(
+                    buyer, hub, dest_hub, lines_in, freight, insurance, annual_minor, now
+                )
+            except UnitMismatch as exc:
+                raise self._unit_missing(buyer.country, items, lines_in, exc) from None
+            notes.extend(_customs_quantity_notes(qlines))
             duty, excise, vat, fees = (
                 cost.duty_minor,
                 cost.excise_minor,
@@ -1024,6 +1069,39 @@ class TradeNetwork(DisputeDesk):
                 fees_minor=cost.fees_minor,
             )
         return cost, fx
+
+    def _unit_missing(
+        self,
+        country: str,
+        items: Sequence[Item],
+        lines: Sequence[DeclarationLine],
+        exc: UnitMismatch,
+    ) -> CustomsUnitMissing:
+        """Which items the destination's duty needs a unit for that they do not declare: the
+        engine's UnitMismatch names the HS code, not the sku the merchant has to fix."""
+        tariff, on = self.tariffs.get_country(country), self._today()
+        wants = []
+        for item, line in zip(items, lines, strict=True):
+            try:
+                rate = tariff.duty_on(line.hs_code, on).value
+            except CustomsError:
+                continue
+            if rate.unit is not None and rate.unit not in ("kg", line.unit):
+                declared = (
+                    "no customs unit"
+                    if item.customs is None
+                    else f"its customs quantity in {item.customs.unit!r}"
+                )
+                wants.append(
+                    f"item {item.sku} (HS {line.hs_code}) needs a customs quantity in "
+                    f"{rate.unit!r} (duty {rate.describe()}) and declares {declared}"
+                )
+        detail = "; ".join(wants) if wants else exc.detail
+        return CustomsUnitMissing(
+            f"customs in {country}: {detail}; its merchant sets the item's customsUnit and "
+            "customsQuantityPerPiece",
+            field="lines",
+        )
 
     @staticmethod
     def _taxes_to_buyer(amount: int, fx: CustomsFx, buyer_currency: str) -> int:
@@ -2142,12 +2220,14 @@ def _at_customs_rate(amount: int, currency: str, customs_currency: str, rate: De
 
 
 def _declaration_line(item: Item, line: QuoteLine, currency: str) -> DeclarationLine:
+    """The customs line of a quoted line: in the item's customs unit as quoted (pieces x the
+    per-piece quantity), else in pieces; net mass from the item's weight."""
     return DeclarationLine(
         item.hs_code,
         item.title,
         item.origin,
-        Decimal(line.quantity),
-        "pcs",
+        line.customs_quantity,
+        line.customs_unit,
         Decimal(item.weight_g * line.quantity) / 1000,
         line.line_buyer_minor,
         currency,
@@ -2171,6 +2251,15 @@ def _merchant_values(m: Merchant) -> dict[str, Any]:
     }
 
 
+def _customs_quantity_notes(lines: Sequence[QuoteLine]) -> list[str]:
+    return [
+        f"{ln.sku}: {ln.quantity} pcs x {ln.customs.per_piece} {ln.customs.unit} = "
+        f"{ln.customs_quantity} {ln.customs.unit} declared to customs"
+        for ln in lines
+        if ln.customs is not None
+    ]
+
+
 def _item_values(i: Item, now: int) -> dict[str, Any]:
     return {
         "sku": i.sku,
@@ -2186,4 +2275,5 @@ def _item_values(i: Item, now: int) -> dict[str, Any]:
         "currency": i.currency,
         "active": i.active,
         "created_at": now,
+        **st.customs_values(i.customs),
     }

@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 from entrepot.trade.model import (
     Buyer,
     CustomsFx,
+    CustomsMeasure,
     Dispute,
     DisputeReason,
     DisputeState,
@@ -126,6 +127,9 @@ items = sa.Table(
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    # migration 0018: the customs unit and quantity per piece (decimal text), both or neither
+    sa.Column("customs_unit", sa.String(16), nullable=True),
+    sa.Column("customs_per_piece", sa.String(32), nullable=True),
 )
 stock = sa.Table(
     "trade_stock",
@@ -385,23 +389,47 @@ def item_from_row(r: Any) -> Item:
         r.price,
         r.currency,
         bool(r.active),
+        _customs_measure(r.customs_unit, r.customs_per_piece),
     )
+
+
+def _customs_measure(unit: str | None, per_piece: str | None) -> CustomsMeasure | None:
+    return None if unit is None or per_piece is None else CustomsMeasure(unit, Decimal(per_piece))
+
+
+def customs_values(c: CustomsMeasure | None) -> dict[str, str | None]:
+    """The item columns of its customs measure."""
+    return {
+        "customs_unit": None if c is None else c.unit,
+        "customs_per_piece": None if c is None else str(c.per_piece),
+    }
+
+
+def _quote_line(ln: QuoteLine) -> list[object]:
+    row: list[object] = [
+        ln.sku,
+        ln.quantity,
+        ln.warehouse_id,
+        ln.unit_price_minor,
+        ln.line_minor,
+        ln.line_buyer_minor,
+    ]
+    # only when the item declared one: every other quote's body stays as it was
+    if ln.customs is not None:
+        row += [ln.customs.unit, str(ln.customs.per_piece)]
+    return row
+
+
+def _quote_line_from(row: list[Any]) -> QuoteLine:
+    customs = _customs_measure(*row[6:8]) if len(row) > 6 else None
+    sku, quantity, warehouse, unit_price, line, line_buyer = row[:6]
+    return QuoteLine(sku, quantity, warehouse, unit_price, line, line_buyer, customs)
 
 
 def quote_body(q: TradeQuote) -> str:
     return dumps(
         {
-            "lines": [
-                [
-                    ln.sku,
-                    ln.quantity,
-                    ln.warehouse_id,
-                    ln.unit_price_minor,
-                    ln.line_minor,
-                    ln.line_buyer_minor,
-                ]
-                for ln in q.lines
-            ],
+            "lines": [_quote_line(ln) for ln in q.lines],
             "merchant_currency": q.merchant_currency,
             "fx_rate": str(q.fx_rate),
             "goods_merchant": q.goods_merchant_minor,
@@ -440,7 +468,7 @@ def quote_from_row(r: Any) -> TradeQuote:
         r.id,
         r.buyer_id,
         r.merchant_id,
-        tuple(QuoteLine(*ln) for ln in b["lines"]),
+        tuple(_quote_line_from(ln) for ln in b["lines"]),
         r.currency,
         b["merchant_currency"],
         Decimal(b["fx_rate"]),
