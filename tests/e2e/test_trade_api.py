@@ -1052,3 +1052,68 @@ def test_a_buyer_paying_in_eur_without_a_rate_to_myr_is_refused_and_nothing_is_k
     problem = api.refused(api.post(buyer, "/v1/trade/quotes", quote), 409, "trade_payment_failed")
     assert problem["field"] == "currency" and "customs in MY values in MYR" in problem["detail"]
     api.refused(api.get(buyer, "/v1/trade/quotes/q-1"), 404, "trade_quote_not_found")
+
+
+# ---------------------------------------------------------------------- customs units
+WINE = {
+    "sku": "sku-wine",
+    "title": "Still red wine, 75 cl",
+    "hsCode": "220421",
+    "origin": "ZA",
+    "weightG": 1_300,
+    "dimensionsMm": {"length": 90, "width": 90, "height": 330},
+}
+
+
+def liege_buyer(api: Api) -> str:
+    api.tokens["kbc-be"] = issue_credential(api.net.engine, "kbc-be").token
+    party = {"displayName": "Lotte", "currency": "EUR"}
+    api.ok(api.post("kbc-be", "/v1/parties/MSISDN/+32470123456", party), 201)
+    wallet = {"partyIdType": "MSISDN", "partyIdentifier": "+32470123456"}
+    body = {"buyerId": "b-lotte", "name": "Lotte Peeters", "wallet": wallet}
+    api.ok(api.post("hub-liege", "/v1/trade/buyers", body), 201)
+    api.ok(api.post("kbc-be", "/v1/trade/buyers/b-lotte/wallet-consent"))
+    return api.credential("hub-liege", "buyerId", "b-lotte")
+
+
+def test_wine_listed_in_litres_is_quoted_to_liege_and_its_merchant_changes_it(api: Api) -> None:
+    merchant, buyer = api.merchant(), liege_buyer(api)
+    litres = {"customsUnit": "l", "customsQuantityPerPiece": "0.750"}
+    body = {**WINE, "price": {"minor": 45_000, "currency": "RWF"}, **litres}
+    item = api.ok(api.post(merchant, "/v1/trade/items", body), 201)
+    assert item["customs"] == {"unit": "l", "quantityPerPiece": "0.75"}
+    api.ok(api.put(merchant, "/v1/trade/items/sku-wine/stock/kigali-fc1", {"onHand": 12}))
+    lines = [{"sku": "sku-wine", "quantity": 6}]
+    quote = api.ok(api.post(buyer, "/v1/trade/quotes", {"quoteId": "q-1", "lines": lines}), 201)
+    assert (quote["lines"][0]["customsQuantity"], quote["lines"][0]["customsUnit"]) == ("4.5", "l")
+    assert "sku-wine: 6 pcs x 0.75 l = 4.5 l declared to customs" in quote["explanations"]
+    assert (minor(quote, "duty"), quote["dftz"]) == ((0, "EUR"), True)  # the zone's factor 0
+    # a price change keeps the customs unit; explicit nulls clear it
+    patched = api.ok(api.patch(merchant, "/v1/trade/items/sku-wine", {"priceMinor": 46_000}))
+    assert patched["customs"] == item["customs"]
+    cleared = {"customsUnit": None, "customsQuantityPerPiece": None}
+    assert api.ok(api.patch(merchant, "/v1/trade/items/sku-wine", cleared))["customs"] is None
+    refused = api.post(buyer, "/v1/trade/quotes", {"quoteId": "q-2", "lines": lines})
+    problem = api.refused(refused, 422, "trade_customs_unit_missing")
+    assert problem["field"] == "lines"
+    assert "item sku-wine (HS 220421) needs a customs quantity in 'l'" in problem["detail"]
+    api.refused(api.get(buyer, "/v1/trade/quotes/q-2"), 404, "trade_quote_not_found")
+
+
+def test_a_bad_customs_unit_is_refused_and_changes_nothing(api: Api) -> None:
+    merchant = api.merchant()
+    price = {"price": {"minor": 45_000, "currency": "RWF"}}
+    for customs, field in (
+        ({"customsUnit": "L", "customsQuantityPerPiece": "0.75"}, "customsUnit"),
+        ({"customsUnit": "l"}, "customsQuantityPerPiece"),
+        ({"customsUnit": "l", "customsQuantityPerPiece": "-1"}, "customsQuantityPerPiece"),
+    ):
+        refused = api.post(merchant, "/v1/trade/items", {**WINE, **price, **customs})
+        assert api.refused(refused, 422, "trade_invalid_input")["field"] == field
+    as_number = {**WINE, **price, "customsUnit": "l", "customsQuantityPerPiece": 0.75}
+    api.refused(api.post(merchant, "/v1/trade/items", as_number), 422, "invalid_input")
+    assert api.ok(api.get(merchant, "/v1/trade/items"))["items"] == []
+    item = api.ok(api.post(merchant, "/v1/trade/items", {**WINE, **price}), 201)
+    alone = api.patch(merchant, "/v1/trade/items/sku-wine", {"customsQuantityPerPiece": "0.75"})
+    assert api.refused(alone, 422, "trade_invalid_input")["field"] == "customsUnit"
+    assert api.ok(api.get(merchant, "/v1/trade/items"))["items"] == [item]

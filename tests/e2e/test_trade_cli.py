@@ -172,3 +172,27 @@ def test_refusals_exit_non_zero_with_one_clear_line_and_change_nothing(cli: Cli)
     assert cli.json(f"trade orders tracking --as {BUYER} o-1")["events"] == []
     assert cli.json(f"trade orders show --as {BUYER} o-1")["state"] == "PAID"
     assert cli.json("trade stock show sku-basket")["available"] == 8
+
+
+def test_a_merchant_lists_wine_in_litres_and_changes_its_customs_unit(cli: Cli) -> None:
+    _network(cli)
+    wine = (
+        f'trade item add --as {MERCHANT} sku-wine --title "Still red wine, 75 cl" '
+        "--hs-code 220421 --origin ZA --weight-g 1300 --dims 90x90x330 --price-minor 45000 "
+        "--currency RWF"
+    )
+    assert "customs unit 'l' needs the quantity" in cli.error(f"{wine} --customs-unit l", code=2)
+    assert [i["sku"] for i in cli.json("trade item list")["items"]] == ["sku-basket"]
+    item = cli.json(f"{wine} --customs-unit l --customs-per-piece 0.75")
+    assert item["customs"] == {"unit": "l", "quantityPerPiece": "0.75"}
+    assert "--no-customs-unit clears" in cli.error(
+        f"trade item update --as {MERCHANT} sku-wine --no-customs-unit --customs-unit l", code=2
+    )
+    assert cli.error(
+        f"trade item update --as {MERCHANT} sku-wine --customs-unit pair --customs-per-piece 0",
+        code=2,
+    ) == ("error: trade_invalid_input: customsQuantityPerPiece must be above zero, not 0")
+    listed = {i["sku"]: i for i in cli.json("trade item list")["items"]}
+    assert listed["sku-wine"]["customs"] == {"unit": "l", "quantityPerPiece": "0.75"}
+    cleared = cli.json(f"trade item update --as {MERCHANT} sku-wine --no-customs-unit")
+    assert cleared["customs"] is None

@@ -131,6 +131,9 @@ def item(i: Item) -> t.ItemOut:
         chargeableG=i.chargeable_g,
         price=money(i.price_minor, i.currency),
         active=i.active,
+        customs=None
+        if i.customs is None
+        else t.CustomsMeasureOut(unit=i.customs.unit, quantityPerPiece=str(i.customs.per_piece)),
     )
 
 
@@ -169,6 +172,8 @@ def quote(q: TradeQuote) -> t.TradeQuoteOut:
                 unitPrice=money(ln.unit_price_minor, mcur),
                 lineTotal=money(ln.line_minor, mcur),
                 lineTotalBuyer=money(ln.line_buyer_minor, cur),
+                customsQuantity=str(ln.customs_quantity),
+                customsUnit=ln.customs_unit,
             )
             for ln in q.lines
         ],

@@ -16,7 +16,7 @@ from entrepot.entrypoints.api import schemas_trade as t
 from entrepot.entrypoints.api.schemas import Problem
 from entrepot.entrypoints.api.security import caller_dependency
 from entrepot.payments import SCHEME
-from entrepot.trade import Dispute, FreightCard, TradeNetwork
+from entrepot.trade import KEEP, Dispute, FreightCard, TradeNetwork
 from entrepot.trade.credentials import (
     issue_actor_credential,
     list_actor_credentials,
@@ -224,13 +224,29 @@ def add_item(body: t.ItemIn, caller: Caller, trade: Trade) -> t.ItemOut:
             dimensions_mm=(d.length, d.width, d.height),
             price_minor=body.price.minor,
             currency=body.price.currency,
+            customs_unit=body.customsUnit,
+            customs_quantity_per_piece=body.customsQuantityPerPiece,
         )
     )
 
 
 @router.patch("/items/{sku}", response_model=t.ItemOut)
 def update_item(sku: str, body: t.ItemPatchIn, caller: Caller, trade: Trade) -> t.ItemOut:
-    return cv.item(trade.update_item(caller, sku, price_minor=body.priceMinor, active=body.active))
+    """The merchant changes its item: a key left out is kept; the customs unit and quantity
+    per piece go together, and both null clears them."""
+    given = body.model_fields_set
+    return cv.item(
+        trade.update_item(
+            caller,
+            sku,
+            price_minor=body.priceMinor,
+            active=body.active,
+            customs_unit=body.customsUnit if "customsUnit" in given else KEEP,
+            customs_quantity_per_piece=(
+                body.customsQuantityPerPiece if "customsQuantityPerPiece" in given else KEEP
+            ),
+        )
+    )
 
 
 @router.get("/items/{sku}/stock", response_model=t.StockAvailabilityOut)

@@ -183,6 +183,19 @@ class PriceIn(Strict):
     currency: str = CurrencyCode
 
 
+CustomsUnit = Field(
+    default=None,
+    max_length=16,
+    description="the item's customs (supplementary) unit: 'l', 'pair', 'm2'...; "
+    "with customsQuantityPerPiece, or neither",
+)
+CustomsQuantityPerPiece = Field(
+    default=None,
+    max_length=32,
+    description="decimal text: how much of customsUnit one piece is ('0.75' l a bottle)",
+)
+
+
 class ItemIn(Strict):
     sku: str = TradeId
     title: str = Text
@@ -191,13 +204,25 @@ class ItemIn(Strict):
     weightG: int = Field(ge=1, le=1_000_000)
     dimensionsMm: DimensionsMm
     price: PriceIn
+    customsUnit: str | None = CustomsUnit
+    customsQuantityPerPiece: str | None = CustomsQuantityPerPiece
 
 
 class ItemPatchIn(Strict):
-    """Change the price (minor units of the item's currency) or take the item off sale."""
+    """Change the price (minor units of the item's currency), take the item off sale, or
+    set its customs unit and per-piece quantity (both; both null clears them)."""
 
     priceMinor: int | None = Field(default=None, ge=1, le=10**15)
     active: bool | None = None
+    customsUnit: str | None = CustomsUnit
+    customsQuantityPerPiece: str | None = CustomsQuantityPerPiece
+
+
+class CustomsMeasureOut(BaseModel):
+    """How one piece is declared to customs besides pieces and kg: 0.75 of 'l'."""
+
+    unit: str
+    quantityPerPiece: str
 
 
 class ItemOut(BaseModel):
@@ -211,6 +236,9 @@ class ItemOut(BaseModel):
     chargeableG: int
     price: MoneyOut
     active: bool
+    customs: CustomsMeasureOut | None = Field(
+        description="its customs unit and quantity per piece; null: declared in pieces"
+    )
 
 
 class CatalogueOut(BaseModel):
@@ -261,6 +289,11 @@ class QuoteLineOut(BaseModel):
     unitPrice: MoneyOut  # the merchant's currency
     lineTotal: MoneyOut  # the merchant's currency
     lineTotalBuyer: MoneyOut  # the buyer's currency, at the quote's rate
+    customsQuantity: str = Field(
+        description="what customs is declared: pieces, or pieces x "
+        "the item's quantity per piece in customsUnit"
+    )
+    customsUnit: str = Field(description="'pcs', or the item's customs unit when quoted")
 
 
 class CustomsFxOut(BaseModel):

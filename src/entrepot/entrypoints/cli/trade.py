@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -338,6 +338,19 @@ def _dimensions(text: str) -> tuple[int, int, int]:
     return length, width, height
 
 
+CustomsUnitOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--customs-unit",
+        help="Its customs (supplementary) unit: l, pair, m2... With --customs-per-piece.",
+    ),
+]
+CustomsPerPieceOpt = Annotated[
+    str | None,
+    typer.Option("--customs-per-piece", help="How much of --customs-unit one piece is, e.g. 0.75."),
+]
+
+
 @item_app.command("add")
 @guard
 def item_add(
@@ -350,9 +363,12 @@ def item_add(
     dims: Annotated[str, typer.Option("--dims", help="LxWxH in millimetres, e.g. 300x300x250.")],
     price_minor: Annotated[int, typer.Option("--price-minor")],
     currency: Annotated[str, typer.Option("--currency")],
+    customs_unit: CustomsUnitOpt = None,
+    customs_per_piece: CustomsPerPieceOpt = None,
     as_json: Json = False,
 ) -> None:
-    """A merchant lists an item, priced in a currency it holds."""
+    """A merchant lists an item, priced in a currency it holds (wine: --customs-unit l
+    --customs-per-piece 0.75, what a duty per litre is charged on)."""
     dimensions = _dimensions(dims)
     with _trade() as trade:
         i = trade.add_item(
@@ -365,6 +381,8 @@ def item_add(
             dimensions_mm=dimensions,
             price_minor=price_minor,
             currency=currency,
+            customs_unit=customs_unit,
+            customs_quantity_per_piece=customs_per_piece,
         )
     show_record(doc(cv.item(i)), as_json, f"Item {i.sku}")
 
@@ -376,11 +394,25 @@ def item_update(
     sku: str,
     price_minor: Annotated[int | None, typer.Option("--price-minor")] = None,
     active: Annotated[bool | None, typer.Option("--active/--inactive")] = None,
+    customs_unit: CustomsUnitOpt = None,
+    customs_per_piece: CustomsPerPieceOpt = None,
+    no_customs_unit: Annotated[
+        bool,
+        typer.Option("--no-customs-unit", help="Declare it in pieces (and kg) only again."),
+    ] = False,
     as_json: Json = False,
 ) -> None:
-    """Change an item's price (minor units of its currency) or take it off sale."""
+    """Change an item's price (minor units of its currency), take it off sale, or set (or
+    clear) its customs unit and quantity per piece."""
+    if no_customs_unit and (customs_unit is not None or customs_per_piece is not None):
+        raise bad_input("--no-customs-unit clears the customs unit: give it alone")
+    customs: dict[str, Any] = {}
+    if no_customs_unit:
+        customs = {"customs_unit": None, "customs_quantity_per_piece": None}
+    elif customs_unit is not None or customs_per_piece is not None:
+        customs = {"customs_unit": customs_unit, "customs_quantity_per_piece": customs_per_piece}
     with _trade() as trade:
-        i = trade.update_item(caller, sku, price_minor=price_minor, active=active)
+        i = trade.update_item(caller, sku, price_minor=price_minor, active=active, **customs)
     show_record(doc(cv.item(i)), as_json, f"Item {i.sku}")
 
 
