@@ -172,6 +172,20 @@ def test_the_per_litre_duty_is_exact_to_the_cent_outside_the_zone(net: Net) -> N
     assert net.position("customs-be", "EUR") == 4_975
 
 
+def test_wine_under_the_eu_low_value_limit_pays_its_per_litre_duty_not_the_flat_one(
+    net: Net,
+) -> None:
+    """The EU's flat EUR 3 a tariff line (from 2026-07-01) replaces the EUR 150 relief, which
+    never reached alcohol: four bottles (EUR 120.49) pay 3 l x EUR 0.131, not EUR 3."""
+    goods = eur_for_rwf(4 * PRICE_RWF)
+    assert goods == 12_049 and goods < 15_000
+    merchant = outside_the_zone(net)
+    list_wine(net, merchant, "musanze-fc1", **LITRES)
+    q = net.trade.quote(liege_buyer(net), "q-1", [(WINE, 4)])
+    assert (q.dftz, q.goods_minor) == (False, goods)
+    assert q.duty_minor == half_up(4 * Decimal("0.75") * Decimal("0.131") * 100) == 39
+
+
 def test_the_declaration_keeps_the_measure_the_order_was_quoted_with(net: Net) -> None:
     """The taxes were quoted and escrowed on 4.5 l: a merchant changing its item (1.5 l
     magnums now, or no unit) before the parcel reaches customs changes no open order."""
