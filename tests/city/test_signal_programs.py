@@ -335,3 +335,44 @@ def test_a_waut_switching_a_signal_not_owned_is_not_a_safety_flag(
     assert result.untouched_programs["B1"] == "day"
     # What remains are the shown states' flags of SUMO's own abrupt switch (the city's).
     assert result.metrics.safety_violations == sum(result.violations.values())
+
+
+def _waut_dark_b1(small_grid: Scenario, tmp_path: Path, start: str, running: str) -> Scenario:
+    """The city has B1 off at times: its WAUT runs the off program 'dark' and the static
+    'day' (from ``start``, the other at 40 s); ``running`` is the program loaded last."""
+    day = [("GGGgrrrrGGGgrrrr", 20.0), ("yyyyrrrryyyyrrrr", 3.0)]
+    day += [("rrrrGGGgrrrrGGGg", 20.0), ("rrrryyyyrrrryyyy", 3.0)]
+    logics = {
+        "day": _tl_logic("B1", "day", day),
+        "dark": _tl_logic("B1", "dark", [("GGGgrrrrGGGgrrrr", 30.0)], "off"),
+    }
+    other = "day" if start == "dark" else "dark"
+    add = _additional(
+        tmp_path / "waut-dark.add.xml",
+        *(logic for pid, logic in logics.items() if pid != running),
+        logics[running],
+        f'<WAUT id="w" refTime="0" startProg="{start}"><wautSwitch time="40" to="{other}"/>'
+        '</WAUT><wautJunction wautID="w" junctionID="B1"/>',
+    )
+    return replace(small_grid, additional_files=(add,), end_s=90)
+
+
+@pytest.mark.parametrize("controller", ["fixed", "actuated", "entrepot", "max_pressure"])
+@pytest.mark.parametrize(("start", "running"), [("dark", "day"), ("day", "dark")])
+def test_a_signal_its_waut_switches_off_is_not_controlled(
+    small_grid: Scenario, tmp_path: Path, controller: str, start: str, running: str
+) -> None:
+    """A WAUT starting B1 on an off program while the program loaded last is static made the
+    adaptive controllers take it over and fail ('no green phase to serve'); a WAUT switching
+    a signal not owned to its off program (shown as 'off', not by its id) was a safety flag."""
+    seen = Recorder()
+
+    result = run_episode(
+        _waut_dark_b1(small_grid, tmp_path, start, running), controller, hooks=(seen,)
+    )
+
+    assert result.owned == frozenset(SIGNALS) - {"B1"}
+    assert seen.programs["B1"] == {"day", "off"}  # the city's WAUT runs it, untouched
+    assert not [d for d in result.decisions if d.tl_id == "B1"]
+    # what remains are the shown states' flags of SUMO's own abrupt switch (the city's)
+    assert result.metrics.safety_violations == sum(result.violations.values())

@@ -72,7 +72,7 @@ def run_episode(
         # way SUMO loads them. The actuated baseline is built on these, not on the network's.
         programs = running_programs(net, scenario.additional_files)
         loaded = loaded_programs(net, scenario.additional_files)
-        wauts = waut_programs(scenario.additional_files)
+        wauts = _as_shown(waut_programs(scenario.additional_files), loaded)
         first: list[Path] = []
         if controller.needs_actuated_programs:
             # Loaded before the city's files, so SUMO starts each signal on the city's program
@@ -101,6 +101,18 @@ def run_episode(
     return result
 
 
+def _as_shown(
+    wauts: dict[str, frozenset[str]], loaded: list[SignalProgram]
+) -> dict[str, frozenset[str]]:
+    """The programs each WAUT names as SUMO shows them: a program of type off is shown as
+    ``off``, whatever its id."""
+    off = {(p.tl_id, p.program_id) for p in loaded if p.off}
+    return {
+        tl: frozenset("off" if (tl, pid) in off else pid for pid in names)
+        for tl, names in wauts.items()
+    }
+
+
 def _drive(
     sim: Simulator,
     scenario: Scenario,
@@ -114,8 +126,11 @@ def _drive(
 ) -> EpisodeResult:
     signals = sim.signal_ids()
     # A signal the city has off (program type off) is not controlled: every controller leaves
-    # it off, as the city runs it.
-    off = frozenset(tl for tl, p in programs.items() if p.off)
+    # it off, as the city runs it; so is one its WAUT switches off at times (SUMO may start it
+    # on the off program, and an adaptive controller would switch on a signal the city has off).
+    off = frozenset(tl for tl, p in programs.items() if p.off) | frozenset(
+        tl for tl, shown in wauts.items() if "off" in shown
+    )
     mine = frozenset(signals) - off if owned is None else owned
     unknown = sorted(mine - set(signals))
     if unknown:
@@ -124,7 +139,8 @@ def _drive(
     if dark:
         raise SignalNotOwned(
             f"cannot own signal(s) {', '.join(dark)}: the city's program is off there "
-            "(type off), and a signal that is off is not controlled"
+            "(type off, or its WAUT switches it off), and a signal that is off is not "
+            "controlled"
         )
     handle = SignalHandle(sim, mine)
     ctx = ControlContext(
