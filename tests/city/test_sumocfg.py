@@ -167,3 +167,50 @@ def test_an_option_sumo_does_not_know_is_refused_as_sumo_refuses_it(
 
     with pytest.raises(ScenarioInvalid, match=r"SUMO refuses it.*time-to-teleprot"):
         read_sumocfg(cfg)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        '<output><save-state.times value="30"/></output>',
+        '<output><save-state.period value="20"/></output>',
+        '<ssm_device><device.ssm.probability value="1"/><device.ssm.file value="ssm.xml"/>'
+        "</ssm_device>",
+        '<output><output-suffix value=".city"/></output>',
+    ],
+)
+def test_no_setting_of_the_configuration_writes_a_file(
+    small_grid: Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    """Saved states and the SSM device's output (not output-section FILE options) were written
+    into the city's folder or the working folder, by every controller at once; an output
+    suffix renamed the episode's own tripinfo, so no trip was measured."""
+    cfg = _cfg(tmp_path / "my city (v2) & 'x'", small_grid, end=60)
+    cfg.write_text(cfg.read_text().replace("</configuration>", f"{setting}</configuration>"))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+
+    result = run_episode(read_sumocfg(cfg), "fixed")
+
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert result.metrics.inserted > 0 and result.metrics.avg_travel_time_s > 0
+
+
+@pytest.mark.parametrize("name", ["save-configuration", "save-config", "save-template"])
+def test_a_configuration_that_saves_a_configuration_is_refused(
+    small_grid: Scenario, tmp_path: Path, name: str
+) -> None:
+    """SUMO started on it writes the file and quits: the episode failed with libsumo's
+    FatalTraCIError ('A network was not yet constructed')."""
+    cfg = _cfg(tmp_path / "city", small_grid, end=60)
+    cfg.write_text(
+        cfg.read_text().replace(
+            "</configuration>",
+            f'<configuration><{name} value="saved.cfg"/></configuration></configuration>',
+        )
+    )
+
+    with pytest.raises(ScenarioInvalid, match=rf"<{name} value='saved.cfg'> cannot be honoured"):
+        read_sumocfg(cfg)

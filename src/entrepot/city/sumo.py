@@ -340,6 +340,7 @@ def read_sumocfg(path: Path) -> Scenario:
         return [v.strip() for v in options.get(key, ("", ""))[1].split(",") if v.strip()]
 
     _check_settings(path, options)
+    _check_not_saving(path)
     nets = values("net-file")
     if not nets:
         raise ScenarioInvalid(f"configuration {path} names no <net-file>", field="scenario")
@@ -450,6 +451,21 @@ def _check_settings(path: Path, options: Mapping[str, tuple[str, str]]) -> None:
             raise ScenarioInvalid(
                 f"configuration {path}: <{name} value={value!r}> cannot be honoured: {why}",
                 field=name,
+            )
+
+
+#: A configuration that sets one of these makes SUMO save a file and quit instead of running
+#: (the reading above overrides it, so it is looked for in the file itself, synonyms too).
+_SAVING = ("save-configuration", "save-config", "C", "save-template", "save-schema")
+
+
+def _check_not_saving(path: Path) -> None:
+    for elem in ET.parse(path).getroot().iter():
+        if elem.tag in _SAVING and elem.get("value", "").strip():
+            raise ScenarioInvalid(
+                f"configuration {path}: <{elem.tag} value={elem.get('value')!r}> cannot be "
+                "honoured: SUMO would save a file and quit instead of running the episode",
+                field=elem.tag,
             )
 
 
@@ -752,6 +768,10 @@ class SumoSimulator:
                 cmd += [f"--{name}", "NUL"]
             cmd += ["--output-prefix", "", "--verbose", "false", "--print-options", "false"]
             cmd += ["--duration-log.statistics", "false"]
+            # Files it writes that are not output-section file options: saved states (their
+            # prefix defaults to 'state') and the SSM and ToC devices' files (text options).
+            cmd += ["--save-state.times", "", "--save-state.period", "-1"]
+            cmd += ["--device.ssm.file", "NUL", "--device.toc.file", "NUL"]
         if outputs_dir is not None:
             self.error_log = outputs_dir / "sumo-errors.log"
             cmd += [
