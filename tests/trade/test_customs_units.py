@@ -246,6 +246,9 @@ BAD = [
     ("l", 0.75, "customsQuantityPerPiece", "decimal text"),
     ("l", True, "customsQuantityPerPiece", "decimal text"),
     ("l", "0.0000001", "customsQuantityPerPiece", "at most 6 decimal places"),
+    # past 28 digits: rounded to 1 by the context's precision and accepted, not refused
+    ("l", "1.0000000000000000000000000001", "customsQuantityPerPiece", "at most 6 decimal"),
+    ("l", "0.750000000000000000000000000000001", "customsQuantityPerPiece", "at most 6"),
     ("l", "1000000.5", "customsQuantityPerPiece", "at most 1000000"),
     ("L", "0.75", "customsUnit", "lower-case"),
     ("litre!", "0.75", "customsUnit", "lower-case"),

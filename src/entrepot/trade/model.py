@@ -143,8 +143,10 @@ def _check_per_piece(value: object) -> Decimal:
         raise InvalidTradeInput(f"{what} must be above zero, not {value}", field=what)
     if value > CUSTOMS_PER_PIECE_MAX:
         raise InvalidTradeInput(f"{what} is at most {CUSTOMS_PER_PIECE_MAX}", field=what)
-    exponent = value.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -CUSTOMS_PER_PIECE_PLACES:
+    # Compared exactly, not through normalize(), which rounds to the context's 28 digits:
+    # '1.0000000000000000000000000001' was taken as 1. Under the maximum, the quantized value
+    # has at most 13 digits, so quantize itself is exact.
+    if value != value.quantize(Decimal(1).scaleb(-CUSTOMS_PER_PIECE_PLACES)):
         raise InvalidTradeInput(
             f"{what} has at most {CUSTOMS_PER_PIECE_PLACES} decimal places, not {value}",
             field=what,
