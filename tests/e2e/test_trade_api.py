@@ -1117,3 +1117,20 @@ def test_a_bad_customs_unit_is_refused_and_changes_nothing(api: Api) -> None:
     alone = api.patch(merchant, "/v1/trade/items/sku-wine", {"customsQuantityPerPiece": "0.75"})
     assert api.refused(alone, 422, "trade_invalid_input")["field"] == "customsUnit"
     assert api.ok(api.get(merchant, "/v1/trade/items"))["items"] == [item]
+
+
+def test_one_customs_key_null_without_the_other_is_refused_and_changes_nothing(api: Api) -> None:
+    """A PATCH with customsUnit null and customsQuantityPerPiece left out (or the other way
+    round) cleared both, though one without the other is refused (docs/trade-api.md)."""
+    merchant = api.merchant()
+    litres = {"customsUnit": "l", "customsQuantityPerPiece": "0.75"}
+    body = {**WINE, "price": {"minor": 45_000, "currency": "RWF"}, **litres}
+    item = api.ok(api.post(merchant, "/v1/trade/items", body), 201)
+    for patch, missing in (
+        ({"customsUnit": None}, "customsQuantityPerPiece"),
+        ({"customsQuantityPerPiece": None}, "customsUnit"),
+        ({"customsUnit": None, "priceMinor": 1}, "customsQuantityPerPiece"),
+    ):
+        refused = api.patch(merchant, "/v1/trade/items/sku-wine", patch)
+        assert api.refused(refused, 422, "trade_invalid_input")["field"] == missing
+        assert api.ok(api.get(merchant, "/v1/trade/items"))["items"] == [item]

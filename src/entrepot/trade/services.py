@@ -694,6 +694,19 @@ class TradeNetwork(DisputeDesk):
         if price_minor is not None:
             check_positive(price_minor, "priceMinor")
         keep_customs = customs_unit is KEEP and customs_quantity_per_piece is KEEP
+        # One cleared without the other is refused like one set without it: a left-out key
+        # read as None made {"customsUnit": null} clear both.
+        if customs_unit is KEEP and customs_quantity_per_piece is None:
+            raise InvalidTradeInput(
+                "a customs quantity per piece is cleared with its unit (customsUnit null)",
+                field="customsUnit",
+            )
+        if customs_quantity_per_piece is KEEP and customs_unit is None:
+            raise InvalidTradeInput(
+                "a customs unit is cleared with its quantity per piece "
+                "(customsQuantityPerPiece null)",
+                field="customsQuantityPerPiece",
+            )
         customs = None
         if not keep_customs:
             customs = check_customs_measure(
