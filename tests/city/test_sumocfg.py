@@ -214,3 +214,15 @@ def test_a_configuration_that_saves_a_configuration_is_refused(
 
     with pytest.raises(ScenarioInvalid, match=rf"<{name} value='saved.cfg'> cannot be honoured"):
         read_sumocfg(cfg)
+
+
+def test_a_teleport_time_reaches_sumo_exact() -> None:
+    # ":g" kept six significant digits: 123456.5 s went to SUMO as 123456
+    from entrepot.city.sumo import _number
+
+    assert [_number(v) for v in (300.0, 123456.5, 0.5, 1e7)] == [
+        "300",
+        "123456.5",
+        "0.5",
+        "10000000",
+    ]

@@ -749,7 +749,7 @@ class SumoSimulator:
             "--seed",
             str(scenario.seed),
             "--time-to-teleport",
-            f"{scenario.time_to_teleport_s:g}",
+            _number(scenario.time_to_teleport_s),
             "--no-step-log",
             "true",
             "--no-warnings",
@@ -999,3 +999,9 @@ class SumoSimulator:
 
     def lane_max_speed_mps(self, lane: str) -> float:
         return self._lane_speed.get(lane, math.nan)
+
+
+def _number(value: float) -> str:
+    """A number for SUMO's command line, whole (``300``) or exact (``0.5``): ``:g`` kept six
+    significant digits, so 123456.5 s went to SUMO as 123456."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))

@@ -968,7 +968,7 @@ class TradeNetwork(DisputeDesk):
                     buyer, hub, dest_hub, lines_in, freight, insurance, annual_minor, now
                 )
             except UnitMismatch as exc:
-                raise self._unit_missing(buyer.country, items, lines_in, exc) from None
+                raise self._unit_missing(buyer.country, items, lines_in, exc, now) from None
             notes.extend(_customs_quantity_notes(qlines))
             duty, excise, vat, fees = (
                 cost.duty_minor,
@@ -1089,10 +1089,11 @@ class TradeNetwork(DisputeDesk):
         items: Sequence[Item],
         lines: Sequence[DeclarationLine],
         exc: UnitMismatch,
+        now: int,
     ) -> CustomsUnitMissing:
         """Which items the destination's duty needs a unit for that they do not declare: the
         engine's UnitMismatch names the HS code, not the sku the merchant has to fix."""
-        tariff, on = self.tariffs.get_country(country), self._today()
+        tariff, on = self.tariffs.get_country(country), ns_to_datetime(now).date()
         wants = []
         for item, line in zip(items, lines, strict=True):
             try:
