@@ -816,6 +816,10 @@ class TradeNetwork(DisputeDesk):
             check_positive(qty, "quantity", QUANTITY_MAX)
         if len({sku for sku, _ in lines}) != len(lines):
             raise InvalidTradeInput("a sku appears twice in the order", field="lines")
+        # One reading of the clock: the quote's time, its tariff day (the declaration's, read
+        # back from it), its customs rate's and the year China's annual limit counts; two
+        # could fall either side of midnight (or of New Year).
+        now = self._now()
         with read_connection(self.engine) as conn:
             buyer = self._buyer(conn, buyer_id)
             items = [self._item(conn, sku) for sku, _ in lines]
@@ -823,9 +827,9 @@ class TradeNetwork(DisputeDesk):
             hub = self._hub(conn, merchant.hub_id)
             dest_hub = self._hub(conn, buyer.hub_id)
             picks = self._pick_warehouses(conn, merchant, items, [q for _, q in lines])
-            annual = self._annual_purchases(conn, buyer)
+            annual = self._annual_purchases(conn, buyer, now)
         self._check_orderable(merchant, items)
-        q = self._price(quote_id, buyer, merchant, hub, dest_hub, items, lines, picks, annual)
+        q = self._price(quote_id, buyer, merchant, hub, dest_hub, items, lines, picks, annual, now)
         q = replace(q, expires_at_ns=q.created_at_ns + ttl_s * NS_PER_S)
         # Customs' taxes too, in its currency: the destination hub pays them at clearance
         # (EDC), and a payment over the scheme's largest amount is refused every time.
@@ -887,11 +891,11 @@ class TradeNetwork(DisputeDesk):
             picks.append(row[0])
         return picks
 
-    def _annual_purchases(self, conn: Connection, buyer: Buyer) -> int:
+    def _annual_purchases(self, conn: Connection, buyer: Buyer, now: int) -> int:
         """The buyer's CBEC purchases this calendar year (goods, freight and insurance, in its
         currency), for China's per-person annual limit: cancelled and refunded orders do not
         count, nor do orders that went through general trade (over a limit)."""
-        year_start = date(self._today().year, 1, 1)
+        year_start = date(ns_to_datetime(now).year, 1, 1)
         since = int((year_start - date(1970, 1, 1)).total_seconds()) * NS_PER_S
         o = st.orders.c
         total = conn.execute(
@@ -929,10 +933,8 @@ class TradeNetwork(DisputeDesk):
         lines: Sequence[tuple[str, int]],
         picks: Sequence[str],
         annual_minor: int,
+        now: int,
     ) -> TradeQuote:
-        # One reading of the clock: the quote's time, its tariff day (the declaration's, read
-        # back from it) and its customs rate's; two could fall either side of midnight.
-        now = self._now()
         cur, mcur = buyer.currency, items[0].currency
         qlines, notes = [], []
         rate = Decimal(1)
