@@ -9,8 +9,8 @@ import sqlalchemy as sa
 
 from entrepot.kernel.clock import FakeClock
 from entrepot.ledger import Ledger
-from entrepot.payments import PaymentScheme
-from entrepot.sim.trade_network import build_trade_network, post_rates
+from entrepot.payments import SCHEME, PaymentScheme
+from entrepot.sim.trade_network import build_trade_network, freight_card, post_rates
 from entrepot.trade import Order, TradeNetwork
 
 START_NS = 1_796_083_200 * 10**9  # 2026-12-01T00:00Z
@@ -34,6 +34,27 @@ class Net:
     def advance_days(self, days: float) -> None:
         self.clock.advance(days * DAY_S)
         post_rates(self.scheme)  # the FX provider's rates are valid for a day
+
+    def musanze_hub(self, *, dftz: bool) -> None:
+        """A second Rwandan hub, Musanze (warehouse ``musanze-fc1``), inside the Digital Free
+        Trade Zone or outside it as ``dftz`` says."""
+        currencies = self.scheme.get_participant("hub-kigali").currencies
+        self.scheme.register_participant("hub-musanze", "Musanze eHub", "hub", "RW", currencies)
+        self.trade.create_hub(
+            SCHEME,
+            "musanze",
+            "Musanze eHub",
+            "ehub",
+            "RW",
+            "RWF",
+            "hub-musanze",
+            arbitrators=["arb-musanze-1", "arb-musanze-2"],
+            customs_authority="customs-rw",
+            partners=["mtn-rw"],
+            dftz=dftz,
+            freight=freight_card("RWF"),
+        )
+        self.trade.add_warehouse("hub-musanze", "musanze-fc1", "Musanze fulfilment centre")
 
     def merchant(
         self,

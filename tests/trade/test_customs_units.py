@@ -14,8 +14,6 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from entrepot.payments import SCHEME
-from entrepot.sim.trade_network import freight_card
 from entrepot.storage.migrate import downgrade, upgrade
 from entrepot.trade import CustomsMeasure
 from entrepot.trade import store as st
@@ -79,23 +77,7 @@ LITRES = {"customs_unit": "l", "customs_quantity_per_piece": "0.75"}
 
 def outside_the_zone(net: Net) -> str:
     """A Rwandan hub outside the Digital Free Trade Zone, so the duty is charged in full."""
-    currencies = net.scheme.get_participant("hub-kigali").currencies
-    net.scheme.register_participant("hub-musanze", "Musanze eHub", "hub", "RW", currencies)
-    net.trade.create_hub(
-        SCHEME,
-        "musanze",
-        "Musanze eHub",
-        "ehub",
-        "RW",
-        "RWF",
-        "hub-musanze",
-        arbitrators=["arb-musanze-1", "arb-musanze-2"],
-        customs_authority="customs-rw",
-        partners=["mtn-rw"],
-        dftz=False,
-        freight=freight_card("RWF"),
-    )
-    net.trade.add_warehouse("hub-musanze", "musanze-fc1", "Musanze fulfilment centre")
+    net.musanze_hub(dftz=False)
     return net.merchant(hub="musanze")
 
 

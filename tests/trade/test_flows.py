@@ -10,8 +10,6 @@ from types import MappingProxyType
 import pytest
 import sqlalchemy as sa
 
-from entrepot.payments import SCHEME
-from entrepot.sim.trade_network import freight_card
 from entrepot.trade import DisputeState, MerchantState, Order, OrderState
 from entrepot.trade import store as st
 from entrepot.trade.errors import (
@@ -402,23 +400,7 @@ def test_a_hubs_own_dftz_membership_decides_the_zone(net: Net, member: bool, lis
     if listed:
         listed_hubs = {**net.trade.tariffs.dftz_hubs, "musanze": "RW"}
         net.trade.tariffs = replace(net.trade.tariffs, dftz_hubs=MappingProxyType(listed_hubs))
-    currencies = net.scheme.get_participant("hub-kigali").currencies
-    net.scheme.register_participant("hub-musanze", "Musanze eHub", "hub", "RW", currencies)
-    net.trade.create_hub(
-        SCHEME,
-        "musanze",
-        "Musanze eHub",
-        "ehub",
-        "RW",
-        "RWF",
-        "hub-musanze",
-        arbitrators=["arb-musanze-1", "arb-musanze-2"],
-        customs_authority="customs-rw",
-        partners=["mtn-rw"],
-        dftz=member,
-        freight=freight_card("RWF"),
-    )
-    net.trade.add_warehouse("hub-musanze", "musanze-fc1", "Musanze fulfilment centre")
+    net.musanze_hub(dftz=member)
     merchant, buyer = net.merchant(hub="musanze"), net.buyer()
     net.trade.add_item(
         merchant,
