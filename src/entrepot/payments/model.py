@@ -137,6 +137,11 @@ class Party:
     registered_at_ns: int | None = field(default=None, compare=False)
 
 
+def less_spread(rate: Decimal, spread_bps: int) -> Decimal:
+    """A provider's posted ``rate`` less its spread in basis points: what a payer gets."""
+    return rate * (Decimal(10_000 - spread_bps) / Decimal(10_000))
+
+
 @dataclass(frozen=True, slots=True)
 class FxRate:
     provider_id: str
@@ -149,7 +154,7 @@ class FxRate:
     @property
     def effective_rate(self) -> Decimal:
         """What the payer gets: the rate less the provider's spread."""
-        return self.rate * (Decimal(10_000 - self.spread_bps) / Decimal(10_000))
+        return less_spread(self.rate, self.spread_bps)
 
 
 @dataclass(frozen=True, slots=True)

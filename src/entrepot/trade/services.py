@@ -37,6 +37,7 @@ from entrepot.payments.model import (
     AmountType,
     DeadlineAction,
     TransferState,
+    less_spread,
 )
 from entrepot.payments.services import SCHEME, SCHEME_AMOUNT_MAX, source_for_target
 from entrepot.storage.engine import read_connection
@@ -1125,7 +1126,7 @@ class TradeNetwork(DisputeDesk):
         its spread, rounded up (so the destination hub can pay customs in full)."""
         if amount == 0:
             return 0
-        effective = fx.rate * (Decimal(10_000 - fx.spread_bps) / Decimal(10_000))
+        effective = less_spread(fx.rate, fx.spread_bps)
         return source_for_target(amount, fx.currency, effective, buyer_currency)
 
     def get_quote(self, caller: str, quote_id: str) -> TradeQuote:
