@@ -331,7 +331,7 @@ def read_sumocfg(path: Path) -> Scenario:
     if not path.is_file():
         raise ScenarioInvalid(f"configuration file {path} does not exist", field="scenario")
     try:
-        ET.parse(path)
+        root = ET.parse(path).getroot()
     except ET.ParseError as exc:
         raise ScenarioInvalid(f"configuration {path} is not well-formed XML ({exc})") from exc
     options = _configuration_options(path)
@@ -340,7 +340,7 @@ def read_sumocfg(path: Path) -> Scenario:
         return [v.strip() for v in options.get(key, ("", ""))[1].split(",") if v.strip()]
 
     _check_settings(path, options)
-    _check_not_saving(path)
+    _check_not_saving(path, root)
     nets = values("net-file")
     if not nets:
         raise ScenarioInvalid(f"configuration {path} names no <net-file>", field="scenario")
@@ -459,8 +459,8 @@ def _check_settings(path: Path, options: Mapping[str, tuple[str, str]]) -> None:
 _SAVING = ("save-configuration", "save-config", "C", "save-template", "save-schema")
 
 
-def _check_not_saving(path: Path) -> None:
-    for elem in ET.parse(path).getroot().iter():
+def _check_not_saving(path: Path, root: ET.Element) -> None:
+    for elem in root.iter():
         if elem.tag in _SAVING and elem.get("value", "").strip():
             raise ScenarioInvalid(
                 f"configuration {path}: <{elem.tag} value={elem.get('value')!r}> cannot be "
