@@ -27,7 +27,7 @@ from entrepot.city.sumo import (
     baseline_variants,
     loaded_programs,
     read_net,
-    running_programs,
+    running_of,
     waut_programs,
     write_actuated_programs,
     write_detectors,
@@ -70,8 +70,8 @@ def run_episode(
         net = read_net(scenario.net_file)
         # The programs the city runs: the network's, overridden by its additional files' the
         # way SUMO loads them. The actuated baseline is built on these, not on the network's.
-        programs = running_programs(net, scenario.additional_files)
         loaded = loaded_programs(net, scenario.additional_files)
+        programs = running_of(net, loaded)
         wauts = _as_shown(waut_programs(scenario.additional_files), loaded)
         first: list[Path] = []
         if controller.needs_actuated_programs:

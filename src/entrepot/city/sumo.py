@@ -181,7 +181,14 @@ def _signal_program(logic: ET.Element, source: Path) -> SignalProgram:
 
 
 def running_programs(net: NetFacts, additional_files: Iterable[Path]) -> dict[str, SignalProgram]:
-    """The program each signal runs when SUMO starts, found the way SUMO loads programs.
+    """The program each signal runs when SUMO starts (:func:`running_of` the programs the
+    scenario loads)."""
+    return running_of(net, loaded_programs(net, additional_files))
+
+
+def running_of(net: NetFacts, loaded: Iterable[SignalProgram]) -> dict[str, SignalProgram]:
+    """The program each signal runs when SUMO starts, of the programs the scenario loads
+    (``loaded_programs``, in loading order), found the way SUMO loads programs.
 
     SUMO (1.28, checked against it in the tests) reads the network's ``<tlLogic>`` elements,
     then each additional file's, in order; every one is added to its signal's programs and the
@@ -190,7 +197,7 @@ def running_programs(net: NetFacts, additional_files: Iterable[Path]) -> dict[st
     for a signal the network does not have. Both raise :class:`ScenarioInvalid` here, naming the
     file, before SUMO starts.
     """
-    loaded: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str]] = set()
     running: dict[str, SignalProgram] = {}
     signals = {p.tl_id for p in net.programs}
 
@@ -203,7 +210,7 @@ def running_programs(net: NetFacts, additional_files: Iterable[Path]) -> dict[st
                 'signal the city has off needs type="off" and one phase',
                 field="additional_files",
             )
-        if key in loaded:
+        if key in seen:
             raise ScenarioInvalid(
                 f"{program.source}: signal {program.tl_id!r} already has a program "
                 f"{program.program_id!r}; SUMO refuses a second one with the same programID "
@@ -216,10 +223,10 @@ def running_programs(net: NetFacts, additional_files: Iterable[Path]) -> dict[st
                 f"{net.path.name} does not have",
                 field="additional_files",
             )
-        loaded.add(key)
+        seen.add(key)
         running[program.tl_id] = program
 
-    for program in loaded_programs(net, additional_files):
+    for program in loaded:
         load(program)
     return running
 
