@@ -59,7 +59,7 @@ from entrepot.risk.lending import (
 )
 from entrepot.risk.sanctions import SDN_FILE, Screener, make_party
 from entrepot.trade import TradeNetwork
-from entrepot.trade.model import Merchant, Role, parse_principal
+from entrepot.trade.model import Role, parse_principal
 
 PAGE_MAX = 1_000
 
@@ -350,13 +350,6 @@ def _replayed_offer(risk: RiskApi, party: LendingParty, body: r.OfferIn) -> Offe
     return found
 
 
-def _active_merchant(risk: RiskApi, caller: str, party: LendingParty) -> Merchant:
-    """The calling merchant, if in good standing: suspended, or its screening in review, it
-    gets no credit (neither an offer nor the money of one it was made before). The CLI makes
-    the same check (``lending_standing``)."""
-    return active_merchant(risk.trade, party.id)
-
-
 @router.post("/lending/offers", status_code=201, response_model=r.OfferOut)
 def ask_for_offer(body: r.OfferIn, caller: Caller, party: Party, risk: Risk) -> r.OfferOut:
     """A merchant in good standing asks its own bank for credit: an offer or a decline, with
@@ -366,7 +359,7 @@ def ask_for_offer(body: r.OfferIn, caller: Caller, party: Party, risk: Risk) -> 
     replay = _replayed_offer(risk, party, body)
     if replay is not None:
         return cv.offer(replay)
-    merchant = _active_merchant(risk, caller, party)
+    merchant = active_merchant(risk.trade, party.id)
     check_merchants_bank(merchant, body.lenderId, field="lenderId")
     history = risk.trade.merchant_history(caller, party.id, body.months)
     return cv.offer(risk.lending.offer(party.id, body.offerId, body.lenderId, history))
@@ -394,7 +387,7 @@ def get_offer(offer_id: str, party: Party, risk: Risk) -> r.OfferOut:
 
 @router.post("/lending/offers/{offer_id}/accept", status_code=201, response_model=r.LoanOut)
 def accept_offer(
-    offer_id: str, caller: Caller, party: Party, risk: Risk, body: r.AcceptIn | None = None
+    offer_id: str, party: Party, risk: Risk, body: r.AcceptIn | None = None
 ) -> r.LoanOut:
     """The merchant takes an open offer (or less of it): the loan is disbursed on the ledger
     in the same transaction. Accepting again returns the loan. A merchant suspended since the
@@ -402,7 +395,7 @@ def accept_offer(
     offer = _offer(risk, party, offer_id)
     party.check_merchant("accepts its offer")
     if offer.state is not OfferState.ACCEPTED:  # a retry only reads the loan back
-        _active_merchant(risk, caller, party)
+        active_merchant(risk.trade, party.id)
     amount = None if body is None else body.amountMinor
     return cv.loan(risk.lending.accept(party.id, offer_id, amount))
 
