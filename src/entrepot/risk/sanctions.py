@@ -438,9 +438,10 @@ def make_party(
     a bank asks for this screening, and a name of titles and legal forms alone is refused (a
     "clear" would assure them of nothing); a payment's or an onboarding's own screening of a
     name registered earlier screens what there is."""
-    if not name or not normalise(name):
+    words = tokens(name) if name else []
+    if not words:
         raise EmptyName("the name to screen is empty", field="name")
-    if asked and all(t in TITLES or t in LEGAL_FORMS for t in tokens(name)):
+    if asked and all(t in TITLES or t in LEGAL_FORMS for t in words):
         # "Mr" or "The Company Ltd" names no one: a "clear" for it would assure nothing
         raise EmptyName(
             f"the name {name.strip()!r} holds only titles or legal forms: nothing that names "
