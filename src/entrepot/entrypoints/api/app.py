@@ -38,13 +38,16 @@ def create_app(
     sanctions_dir: Path | None = None,
     callback_key: SigningKey | None = None,
     claims_path: Path | None = None,
+    otel: bool = False,
 ) -> FastAPI:
     """The API over the scheme, the trade network and the risk engine. ``lending`` defaults to
     the trade network's; ``decisions_dir`` holds the decision log (screenings are logged there,
     decisions read back; default: lending's log, else memory); ``sanctions_dir`` the OFAC
     lists screened against (default: the shared reference data; none there: 503);
     ``claims_path`` the lock file through which the host's workers claim the Idempotency-Keys
-    they are answering (default: none, claims hold within the process)."""
+    they are answering (default: none, claims hold within the process); ``otel`` turns on
+    FastAPI's native OpenTelemetry (spans, metrics and logs to the process's global providers;
+    off, nothing checks for them per request)."""
     app = FastAPI(
         title="Entrepot",
         version=__version__,
@@ -52,6 +55,7 @@ def create_app(
         "trade network's API. Authenticate with `Authorization: Bearer <keyId>.<secret>`; "
         "send `Idempotency-Key` on writes; errors are application/problem+json.",
         docs_url="/docs",
+        telemetry=None if otel else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.scheme = scheme
     app.state.callback_key = callback_key  # the scheme's key signing notifications
@@ -177,6 +181,7 @@ def create_app_from_env() -> FastAPI:
         sanctions_dir=a.settings.sanctions_dir,
         callback_key=signing_key(callback_key_path(a.settings.home)),
         claims_path=idempotency_claims_path(a.settings.home),
+        otel=a.settings.otel,
     )
     # Screening lists and models load now, not in the first payments' requests (a second or
     # more, which those payments would wait for), and before the freeze below (the sanctions
