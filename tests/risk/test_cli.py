@@ -60,7 +60,10 @@ def test_screen_one_and_file(home: Path, tmp_path: Path) -> None:
     assert many.exit_code == 0, many.output
     lines = [json.loads(line) for line in many.stdout.splitlines()]
     assert [line["decision"] for line in lines] == ["review", "clear", "review"]
-    assert lines[0]["best_candidate"]["ent_num"] == 10609
+    assert lines[0]["best"]["ent_num"] == 10609
+    # a file's lines are the object one screening prints
+    assert lines[0].keys() == json.loads(one.stdout).keys()
+    assert lines[0]["query"] == "Naser Maleki"
     empty = runner.invoke(app, ["screen", "--name", " ", "--json", *lists])
     assert empty.exit_code == 2 and "risk_empty_name" in empty.stderr
 

@@ -12,7 +12,7 @@ import csv
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -148,18 +148,6 @@ def _read_parties(path: Path) -> list[sanctions.Party]:
     return parties
 
 
-def _line(result: sanctions.Screening) -> dict[str, Any]:
-    best = result.best
-    return {
-        "name": result.query,
-        "decision": result.decision,
-        "score": result.score,
-        "best_candidate": None if best is None else best.to_dict(),
-        "list_version": result.list_version,
-        "decision_id": result.decision_id,
-    }
-
-
 @app.command("screen")
 @guard
 def screen(
@@ -187,7 +175,8 @@ def screen(
     results = screener.screen_many(parties)
     if as_json and file is not None:
         for result in results:
-            sys.stdout.write(json.dumps(_line(result)) + "\n")
+            # one line per party, the object ``--name --json`` prints for one
+            sys.stdout.write(json.dumps(result.to_dict()) + "\n")
         return
     if as_json:
         emit_json(results[0].to_dict())
