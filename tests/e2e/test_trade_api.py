@@ -675,7 +675,8 @@ def test_a_merchant_token_cannot_use_payment_participant_routes(api: Api) -> Non
 def test_an_unknown_hs_code_or_a_currency_not_held_is_refused(api: Api) -> None:
     merchant = api.merchant()
     unknown = api.post(merchant, "/v1/trade/items", item_body(hsCode="999999"))
-    assert api.refused(unknown, 422, "customs_unknown_hs_code")["field"] == "hs_code"
+    # the field as the request names it, not as the service does (hs_code)
+    assert api.refused(unknown, 422, "customs_unknown_hs_code")["field"] == "hsCode"
     myr = api.post(
         merchant, "/v1/trade/items", item_body(price={"minor": 4_500, "currency": "MYR"})
     )

@@ -60,3 +60,14 @@ def test_each_code_is_in_the_family_its_name_says() -> None:
             assert family == "expired", cls
         else:
             assert family != "expired", cls
+
+
+def test_a_service_field_is_named_as_the_api_names_it() -> None:
+    from entrepot.entrypoints.api.problems import api_field
+
+    assert api_field("hs_code") == "hsCode"
+    assert api_field("new_principal_minor") == "newPrincipalMinor"
+    assert api_field("lines.0.unit_price") == "lines.0.unitPrice"
+    # already the API's, or no name at all: unchanged
+    for same in ("amount.currency", "weightG", "54", None, ""):
+        assert api_field(same) == same

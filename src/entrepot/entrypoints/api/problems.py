@@ -42,7 +42,21 @@ def domain_error(_request: Request, exc: Exception) -> JSONResponse:
         # the shared money rules' (invalid_amount, unknown_currency): bad input, as a
         # malformed field is, in Mojaloop's validation family
         mojaloop = "3100"
-    return problem(status, exc.code, exc.detail, field=exc.field, mojaloop=mojaloop)
+    return problem(status, exc.code, exc.detail, field=api_field(exc.field), mojaloop=mojaloop)
+
+
+def api_field(field: str | None) -> str | None:
+    """A service's field name as the API spells its fields: the services name theirs in
+    snake_case (``hs_code``, ``amount_minor``), the API's bodies in camelCase (``hsCode``,
+    ``amountMinor``); a path's parts each (``lines.0.unit_price`` -> ``lines.0.unitPrice``)."""
+    if not field or "_" not in field:
+        return field
+    return ".".join(_camel(part) for part in field.split("."))
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
 
 
 def http_error(_request: Request, exc: Exception) -> JSONResponse:
