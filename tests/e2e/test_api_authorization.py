@@ -591,7 +591,7 @@ def _method(op: str) -> str:
 
 
 #: Routes whose refusal named another's data, until fixed (each fix removes its entries)
-LEAKS = {
+LEAKS: dict[str, str] = {
     "DELETE /v1/trade/buyers/{buyer_id}/wallet-consent": "names the buyer's wallet",
     "POST /v1/trade/buyers/{buyer_id}/wallet-consent": "names the buyer's wallet",
     "DELETE /v1/trade/credentials/{key_id}": "names the key's holder",
@@ -603,8 +603,6 @@ LEAKS = {
     "POST /v1/trade/disputes/{dispute_id}/evidence": "names the dispute's order",
     "POST /v1/trade/disputes/{dispute_id}/offer": "names the dispute's order",
     "POST /v1/trade/disputes/{dispute_id}/ruling": "names the dispute's arbitrator",
-    "POST /v1/escrows/{escrow_id}/refund": "names the escrow's controller",
-    "POST /v1/escrows/{escrow_id}/release": "names the escrow's controller",
     "POST /v1/trade/consolidations": "names the order's hubs",
     "POST /v1/trade/orders/{order_id}/tracking": "names the order's hubs",
 }

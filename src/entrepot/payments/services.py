@@ -1971,7 +1971,8 @@ class PaymentScheme:
         or once it is closed. An escrow whose deadline has passed is decided by the deadline
         first (kept, whatever the caller's request then does): the decision comes too late."""
         if caller != e.controller:
-            raise NotYours(f"only {e.controller} may decide escrow {e.id}")
+            # not naming the controller: who decides another's escrow is not the caller's to know
+            raise NotYours(f"escrow {e.id} is not yours to decide")
         if e.state is not EscrowState.HELD:
             raise InvalidState(f"escrow {e.id} is closed")
         if self._now() >= e.deadline_ns:
