@@ -569,10 +569,8 @@ class TradeNetwork(DisputeDesk):
             conn = uow.connection
             b = self._buyer(conn, buyer_id)
             if caller != b.wallet_participant:
-                raise Forbidden(
-                    f"buyer {buyer_id} pays from {b.wallet_participant}'s wallet: only that "
-                    "participant decides its consent"
-                )
+                # not naming the wallet: which one a buyer pays from is not the caller's
+                raise Forbidden(f"only the wallet buyer {buyer_id} pays from decides its consent")
             # A consent is given for the alias as the wallet holds it now: for the customer
             # behind that registration (a later one, a new customer's, needs its own).
             alias_at = b.wallet_consent_alias_at_ns
