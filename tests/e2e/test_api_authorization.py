@@ -592,7 +592,6 @@ def _method(op: str) -> str:
 
 #: Routes whose refusal named another's data, until fixed (each fix removes its entries)
 LEAKS: dict[str, str] = {
-    "DELETE /v1/trade/credentials/{key_id}": "names the key's holder",
     "GET /v1/trade/disputes/{dispute_id}": "names the dispute's order",
     "GET /v1/trade/disputes/{dispute_id}/events": "names the dispute's order",
     "POST /v1/trade/disputes/{dispute_id}/accept": "names the dispute's order",

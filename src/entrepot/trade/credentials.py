@@ -124,7 +124,10 @@ def revoke_actor_credential(trade: TradeNetwork, caller: str, key_id: str) -> Cr
             raise CredentialNotFound(f"credential {key_id!r} does not exist")
         role, actor_id = parse_principal(holder)
         if caller != holder:
-            _check_issuer(conn, caller, holder, role, actor_id, "revokes")
+            try:
+                _check_issuer(conn, caller, holder, role, actor_id, "revokes")
+            except Forbidden:  # not naming its holder: the caller named only the key
+                raise Forbidden(f"credential {key_id!r} is not yours to revoke") from None
     return revoke_credential(trade.engine, key_id, participant_id=holder)
 
 
