@@ -592,14 +592,6 @@ def _method(op: str) -> str:
 
 #: Routes whose refusal named another's data, until fixed (each fix removes its entries)
 LEAKS: dict[str, str] = {
-    "GET /v1/trade/disputes/{dispute_id}": "names the dispute's order",
-    "GET /v1/trade/disputes/{dispute_id}/events": "names the dispute's order",
-    "POST /v1/trade/disputes/{dispute_id}/accept": "names the dispute's order",
-    "POST /v1/trade/disputes/{dispute_id}/appeal": "names the dispute's order",
-    "POST /v1/trade/disputes/{dispute_id}/escalate": "names the dispute's order",
-    "POST /v1/trade/disputes/{dispute_id}/evidence": "names the dispute's order",
-    "POST /v1/trade/disputes/{dispute_id}/offer": "names the dispute's order",
-    "POST /v1/trade/disputes/{dispute_id}/ruling": "names the dispute's arbitrator",
     "POST /v1/trade/consolidations": "names the order's hubs",
     "POST /v1/trade/orders/{order_id}/tracking": "names the order's hubs",
 }

@@ -104,7 +104,8 @@ class DisputeDesk:
             return "buyer"
         if role is Role.MERCHANT and actor == order.merchant_id:
             return "merchant"
-        raise Forbidden(f"only the buyer or the merchant of order {order.id} may do this")
+        # not naming the order: a dispute's caller may know only the dispute's id
+        raise Forbidden("only the order's buyer or merchant may do this")
 
     def _check_sees_dispute(self, conn: Connection, caller: str, d: Dispute, o: Order) -> None:
         role, actor = parse_principal(caller)
@@ -353,7 +354,8 @@ class DisputeDesk:
             if d.state not in (DisputeState.ARBITRATION, DisputeState.APPEAL):
                 raise InvalidTransition(f"dispute {dispute_id} is in {d.state.value}")
             if role is not Role.ARBITRATOR or actor != expected:
-                raise Forbidden(f"only arbitrator {expected} rules on dispute {dispute_id}")
+                # not naming the arbitrator: who sits on a case is its parties' and hub's
+                raise Forbidden(f"only the assigned arbitrator rules on dispute {dispute_id}")
             order = self._order(conn, d.order_id)
             kind, refund = check_ruling(str(outcome), refund_minor, order.goods_escrow_minor)
             ruling = Ruling(kind, refund, actor, reason, self._now())
