@@ -591,10 +591,7 @@ def _method(op: str) -> str:
 
 
 #: Routes whose refusal named another's data, until fixed (each fix removes its entries)
-LEAKS: dict[str, str] = {
-    "POST /v1/trade/consolidations": "names the order's hubs",
-    "POST /v1/trade/orders/{order_id}/tracking": "names the order's hubs",
-}
+LEAKS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(

@@ -163,7 +163,7 @@ def test_refusals_exit_non_zero_with_one_clear_line_and_change_nothing(cli: Cli)
         "error: trade_forbidden: order o-1 is not yours to see"
     )
     assert cli.error("trade track --as hub-liege o-1 EMA", code=1) == (
-        "error: trade_forbidden: EMA for order o-1 is recorded by kigali"
+        "error: trade_forbidden: order o-1 does not pass through hub liege"
     )
     assert "trade_invalid_transition" in cli.error("trade track --as hub-kigali o-1 EMB", code=1)
     assert "a line is SKU=QUANTITY" in cli.error(f"trade quote --as {BUYER} q-2 sku-basket", code=2)

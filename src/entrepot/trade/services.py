@@ -1424,6 +1424,9 @@ class TradeNetwork(DisputeDesk):
             allowed = {order.hub_id}
         else:
             allowed = {order.destination_hub_id}
+        if hub.id not in {order.hub_id, order.destination_hub_id}:
+            # not naming the order's hubs to a hub it does not pass through
+            raise Forbidden(f"order {order.id} does not pass through hub {hub.id}")
         if hub.id not in allowed:
             raise Forbidden(
                 f"{code} for order {order.id} is recorded by {' or '.join(sorted(allowed))}"
