@@ -184,6 +184,20 @@ def test_a_write_that_fails_half_way_leaves_the_next_batch_whole(
     assert "not a decision, skipped" in caplog.text
 
 
+def test_a_batch_torn_by_a_crash_does_not_swallow_the_first_decision_after_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = JsonlSink(tmp_path)
+    before.append(_sanctions(1))
+    with before.path.open("a") as handle:
+        handle.write('{"decision_id": "torn')  # the process died mid-write
+    before.close()
+    after = JsonlSink(tmp_path)  # the restarted process
+    after.append(_sanctions(2))
+    assert [d.inputs["n"] for d in after] == [1, 2]  # 2 was acknowledged: it must read back
+    assert "line 2: not a decision, skipped" in caplog.text  # the torn fragment, and only it
+
+
 def test_a_line_still_being_written_is_left_for_later(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -105,7 +105,8 @@ class JsonlSink:
     another's fsync only if it went to the same file (device and inode) before that fsync
     began. An fsync that fails fails every batch it was to cover: the kernel may have dropped
     their pages, so a later fsync's success would not prove them durable. A write that fails
-    half-way leaves a fragment: the next batch starts on a new line, and readers skip what
+    half-way, or a process that died mid-write, leaves a fragment: the next batch starts on a
+    new line (a log opened without a newline at its end is taken as torn), and readers skip what
     does not parse (:meth:`__iter__`)."""
 
     def __init__(self, directory: Path) -> None:
@@ -177,12 +178,16 @@ class JsonlSink:
         if closer is not None:
             closer()  # the old file: batches written there sync through their own duplicates
         opened = os.fstat(new)
+        if opened.st_size and os.pread(new, 1, opened.st_size - 1) != b"\n":
+            # A batch torn by a process that died mid-write (or one still being written):
+            # start ours on a new line, or the fragment would swallow our first decision.
+            self._torn = True
         return new, (opened.st_dev, opened.st_ino)
 
     def _open(self) -> int:
         """The log, opened for appending; created (and its folder) only when missing: an
         open with ``O_CREAT`` takes the folder's lock, even for a file that exists."""
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+        flags = os.O_RDWR | os.O_APPEND | os.O_CLOEXEC  # read: whether the last line is whole
         try:
             return os.open(self.path, flags)
         except FileNotFoundError:
