@@ -61,6 +61,28 @@ def test_a_given_name_only_initialled_is_review_never_match(
     )
 
 
+@pytest.mark.parametrize(
+    ("name", "dob", "country", "ent_num"),
+    [
+        ("Hussein", None, "EG", 6924),  # a.k.a. of FADHIL, Mustafa Mohamed (Egypt, Kenya)
+        ("Tariq", None, "PS", 6905),  # a.k.a. of ABU ZUBAYDAH
+        ("Mike", "1943-11-23", None, 4108),  # a.k.a. of RODRIGUEZ OREJUELA, Miguel Angel
+    ],
+)
+def test_one_name_alone_is_review_never_match(
+    screener: Screener, name: str, dob: str | None, country: str | None, ent_num: int
+) -> None:
+    """Every Egyptian called Hussein was a match (blocked): a listed person's one-word
+    a.k.a. scored 1.0 against the one word, and the nationality carried it. A single given
+    name or nickname is a name alone: a person decides."""
+    result = screener.screen(make_party(name, dob, country))
+    assert result.decision == "review"
+    assert result.best is not None and result.best.ent_num == ent_num
+    assert result.best.reasons[-1] == (
+        "one name only: the person is not confirmed by a single name, a person decides"
+    )
+
+
 def test_a_middle_initial_beside_two_names_in_full_can_still_match(screener: Screener) -> None:
     """Only a name carried by initials is unconfirmed: a given name and the surname in full
     with a middle initial, and an exact date of birth, are as strong as without it."""

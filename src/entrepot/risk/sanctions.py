@@ -8,7 +8,8 @@ Decisions (OFAC's FAQ: a name alone is not a match):
 - ``match``: the name match is strong AND a DOB or nationality (for entities: country)
   corroborates AND nothing contradicts AND the name is not carried by initials: where the
   query holds an initial, at least two of its names match in full ("N. Maleki" of Iran is
-  many people; "Mohammad S. Islambouli" is two names in full and an initial).
+  many people; "Mohammad S. Islambouli" is two names in full and an initial); and a listed
+  person is matched on at least two names ("Hussein", a one-word a.k.a., is many people).
 - ``review``: the name matches but identifiers are absent or contradict: a case for a person,
   never an automatic block.
 - ``clear``: no name on the list is close enough, or the party type rules the candidate out.
@@ -532,6 +533,17 @@ def _judge(entry: Entry, match: NameMatch, party: Party) -> Candidate:
         decision = "review"  # 'N. Maleki' of Iran: thousands are; the initial is not a name
         reasons.append(
             "a given name is an initial only: the name is not confirmed, a person decides"
+        )
+    elif (
+        match.score >= STRONG_THRESHOLD
+        and good
+        and not bad
+        and entry.party_type == "individual"
+        and match.matched < 2
+    ):
+        decision = "review"  # 'Hussein' of Egypt: a listed one-word a.k.a. names no one
+        reasons.append(
+            "one name only: the person is not confirmed by a single name, a person decides"
         )
     elif match.score >= STRONG_THRESHOLD and good and not bad:
         decision = "match"
