@@ -618,6 +618,43 @@ def test_a_contest_is_filed_once_and_reviewed_only_by_its_lender(
         lending.contest("m-kigali-2", "o-2-review", "more please")
 
 
+class _FailingSink(MemorySink):
+    """A decision log whose disk is full while ``failing``."""
+
+    failing = False
+
+    def append(self, decisions: Any) -> None:
+        if self.failing:
+            raise OSError(28, "No space left on device")
+        super().append(decisions)
+
+
+def test_a_decision_the_log_cannot_take_takes_no_effect(
+    engine: sa.Engine, ledger: Ledger, clock: FakeClock
+) -> None:
+    """An offer, a decline and a review were committed before they were logged: with the log
+    failing, the call raised, yet the offer stood (its replay then returned it, never logging
+    it) and the overturn stood, superseding the decision, with no record in the log of either.
+    A decision is logged before its effect, or it has none."""
+    sink = _FailingSink()
+    lend = Lending(engine, ledger, clock, sink=sink)
+    lend.set_policy("bank-rw", policy())
+    sink.failing = True
+    with unchanged(lend, sink), pytest.raises(OSError, match="No space"):
+        lend.offer("m-kigali-2", "o-2", "bank-rw", poor_history(clock))
+    sink.failing = False
+    contested_decline(lend, clock)
+    sink.failing = True
+    with unchanged(lend, sink), pytest.raises(OSError, match="No space"):
+        overturn(lend)
+    sink.failing = False
+    done = overturn(lend)
+    assert [d.decision_id for d in sink.decisions] == [
+        lend.get_offer("m-kigali-2", "o-2").log_id,
+        done.log_id,
+    ]
+
+
 @pytest.mark.parametrize("bad", ["Refunds \x00 fixed", "Refunds \ud800 fixed", "Re\x1bfunds"])
 def test_texts_a_database_cannot_keep_are_refused_not_a_crash(
     lending: Lending, clock: FakeClock, sink: MemorySink, bad: str

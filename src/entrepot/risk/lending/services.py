@@ -274,12 +274,14 @@ class Lending:
         if policy is None:
             raise PolicyNotFound(f"lender {lender_id!r} has no {history.currency} credit policy")
         offer, decision = self._decide(caller, offer_id, policy, history, now)
+        # Logged before it is stored: a decision the log cannot take has no effect (a racing
+        # request with the same id, which then replays, leaves one logged but never stored).
+        self._log([decision])
         with self._uow() as uow:
             replay = self._replayed_offer(uow.connection, offer_id, lender_id, history)
             if replay is not None:
                 return replay
             uow.connection.execute(sa.insert(st.offers).values(**st.offer_values(offer)))
-        self._log([decision])
         return offer
 
     def _replayed_offer(
@@ -886,7 +888,7 @@ class Lending:
             done, decision = self._apply_review(
                 conn, contest, offer, reviewer_id, verdict, why, new_principal_minor
             )
-        self._log([decision])
+            self._log([decision])  # before the commit: a review the log cannot take is undone
         return done
 
     def _apply_review(
