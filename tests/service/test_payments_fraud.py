@@ -83,7 +83,19 @@ def test_a_mule_ring_is_held_then_blocked_and_reviews_teach_the_model(
     assert sum(b[1] for b in mule.fraud_days.values()) == frauds_before + 1
     sink = fraud.screener.sink
     assert isinstance(sink, MemorySink)
-    assert len(sink.decisions) == len(PAYERS) * 21  # every scoring decision is logged
+    # every scoring decision is logged, and the reviewer's verdict on the held one, linked to
+    # it (it was not: the hold's outcome, a person's decision, was nowhere in the log, and
+    # its review item stayed open in the screener's queue for ever)
+    assert len(sink.decisions) == len(PAYERS) * 21 + 1
+    verdict = sink.decisions[-1]
+    held_id = t.reason.split("decision ")[1].split(")")[0]
+    assert (verdict.kind, verdict.outcome, verdict.model_version) == (
+        "fraud",
+        "confirmed_fraud",
+        "review:scheme",
+    )
+    assert (verdict.inputs["review_of"], verdict.inputs["payment_id"]) == (held_id, held[0])
+    assert held_id not in {item.decision_id for item in fraud.screener.queue.list_open()}
 
 
 def test_a_transfer_without_a_payer_party_is_not_scored(

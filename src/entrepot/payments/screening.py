@@ -7,6 +7,7 @@ held transfer is the label the model's features learn from."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from entrepot.kernel.clock import NS_PER_S
 from entrepot.payments.model import Party, PaymentTransfer
-from entrepot.payments.services import ScreeningDecision
+from entrepot.payments.services import SCHEME, ScreeningDecision
 from entrepot.risk.sanctions import Screener, make_party
 
 if TYPE_CHECKING:
@@ -141,7 +142,7 @@ class FraudScreening:
             self._loaded = _Loaded["FraudScreener"](screener, None)  # type: ignore[arg-type]
         self.to_model_minor: ToModelMinor = to_model_minor or (lambda amount, _cur: amount)
         self.unscored = 0
-        self._held: OrderedDict[str, Payment] = OrderedDict()
+        self._held: OrderedDict[str, tuple[Payment, str]] = OrderedDict()  # and its decision
         self._lock = threading.Lock()  # guards the feature history, not the loading
 
     @property
@@ -180,7 +181,7 @@ class FraudScreening:
             return ScreeningDecision(hold=False)
         if d.outcome == "review":
             with self._lock:
-                self._held[transfer.id] = payment
+                self._held[transfer.id] = (payment, d.decision_id)
                 while len(self._held) > HELD_REMEMBERED_MAX:
                     self._held.popitem(last=False)
         reasons = (
@@ -193,10 +194,18 @@ class FraudScreening:
         )
 
     def learn(self, transfer: PaymentTransfer, rejected: bool) -> None:
-        """The reviewer's verdict on a transfer this screening held: the fraud label."""
+        """The reviewer's verdict on a transfer this screening held: logged as the outcome of
+        its review, linked to the decision that held it, and the fraud label."""
+        from entrepot.risk.fraud import ReviewAlreadyResolved, UnknownReviewItem
+
         with self._lock:
-            payment = self._held.pop(transfer.id, None)
-            if payment is not None:
+            held = self._held.get(transfer.id)
+            if held is not None:
+                payment, decision_id = held
+                verdict = "fraud" if rejected else "legitimate"
+                with contextlib.suppress(UnknownReviewItem, ReviewAlreadyResolved):
+                    self.screener.queue.resolve(decision_id, verdict, SCHEME)
+                del self._held[transfer.id]  # kept until logged: a review undone may come again
                 self.screener.add_label(payment, rejected)
 
 

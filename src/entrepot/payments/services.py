@@ -1580,9 +1580,9 @@ class PaymentScheme:
                 done = self._set_state(
                     conn, t, TransferState.ABORTED, f"{REVIEW_REJECTED}{reason}", None
                 )
-        learn = getattr(self.screening, "learn", None)
-        if learn is not None:  # the reviewer's verdict is the label fraud screening waits for
-            learn(t, not approve)
+            learn = getattr(self.screening, "learn", None)
+            if learn is not None:  # the verdict is the label fraud screening waits for; it
+                learn(t, not approve)  # logs it before the commit: unlogged, nothing changes
         return done
 
     def _set_state(
