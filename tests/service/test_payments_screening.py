@@ -300,3 +300,58 @@ def test_a_prepare_the_fx_provider_cannot_fund_is_refused_before_screening(
             "mtn-rw", "q-ok", "t-1", "MERCHANT", "KL-TILL-42", 500, "RECEIVE", "RWF"
         )
     assert blocking.seen == [("t-1", "Kedai Kopi KL")]
+
+
+@pytest.mark.parametrize("approve", [True, False])
+def test_the_reviewers_verdict_on_a_sanctions_hold_is_logged_linked_to_the_hold(
+    scheme: PaymentScheme, approve: bool
+) -> None:
+    """A person's release or rejection of a payment screening held is a decision about the
+    payee as much as the hold was: it is logged, naming the decision that held it."""
+    if not (LISTS / "ofac_sdn.csv").is_file():
+        pytest.skip(f"the OFAC snapshot is not at {LISTS}")
+    from entrepot.risk.decisions import MemorySink
+    from entrepot.risk.sanctions import Screener
+
+    sink = MemorySink()
+    scheme.screening = SanctionsScreening(Screener.from_directory(LISTS, sink=sink))
+    scheme.register_participant("cimb", "CIMB", "bank", "MY", ["MYR"])
+    scheme.register_alias("cimb", "MERCHANT", "KL-77", "BANCO NACIONAL DE CUBA", "MYR")
+    quote = scheme.create_quote("mtn-rw", "q-h", "MERCHANT", "KL-77", 500, "RECEIVE", "RWF")
+    held = scheme.prepare_transfer("mtn-rw", "t-h", quote.id)
+    (hold,) = list(sink)
+    assert held.reason is not None and f"sanctions decision {hold.decision_id}" in held.reason
+    scheme.review_hold(SCHEME, "t-h", approve, "the payee's registry extract differs")
+    first, verdict = list(sink)
+    assert first == hold
+    assert verdict.kind == "sanctions" and verdict.model_version == "review:scheme"
+    assert verdict.outcome == ("released" if approve else "rejected")
+    assert verdict.inputs["review_of"] == hold.decision_id
+    assert verdict.inputs["transfer_id"] == "t-h"
+    assert "the payee's registry extract differs" in verdict.reasons[0]
+
+
+def test_a_sanctions_verdict_the_log_cannot_take_changes_nothing(scheme: PaymentScheme) -> None:
+    if not (LISTS / "ofac_sdn.csv").is_file():
+        pytest.skip(f"the OFAC snapshot is not at {LISTS}")
+    from entrepot.risk.decisions import MemorySink
+    from entrepot.risk.sanctions import Screener
+
+    class Full(MemorySink):
+        refuse = False
+
+        def append(self, decisions):  # type: ignore[no-untyped-def]
+            if self.refuse:
+                raise OSError(28, "No space left on device")
+            super().append(decisions)
+
+    sink = Full()
+    scheme.screening = SanctionsScreening(Screener.from_directory(LISTS, sink=sink))
+    scheme.register_participant("cimb", "CIMB", "bank", "MY", ["MYR"])
+    scheme.register_alias("cimb", "MERCHANT", "KL-77", "BANCO NACIONAL DE CUBA", "MYR")
+    quote = scheme.create_quote("mtn-rw", "q-h", "MERCHANT", "KL-77", 500, "RECEIVE", "RWF")
+    scheme.prepare_transfer("mtn-rw", "t-h", quote.id)
+    sink.refuse = True
+    with pytest.raises(OSError):
+        scheme.review_hold(SCHEME, "t-h", True, "cleared")
+    assert scheme.get_transfer(SCHEME, "t-h").state is TransferState.HOLD

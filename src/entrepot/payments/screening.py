@@ -8,6 +8,7 @@ held transfer is the label the model's features learn from."""
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -41,6 +42,11 @@ class _Loaded(Generic[T]):
         return self._value
 
 
+#: How a sanctions hold's reason names the decision that held it (``learn`` links to it).
+DECISION_MARK = "sanctions decision "
+_HELD_BY = re.compile(re.escape(DECISION_MARK) + r"([0-9a-f]{32})")
+
+
 class SanctionsScreening:
     """Screens the payee party of every prepared transfer by its display name. Not by its
     alias's country: that is the payee's participant's, where the bank is, not the payee's
@@ -72,12 +78,36 @@ class SanctionsScreening:
         if result.decision == "clear" or result.best is None:
             return ScreeningDecision(hold=False)
         best = result.best
+        logged = "" if result.decision_id is None else f", {DECISION_MARK}{result.decision_id}"
         reasons = (
             f"sanctions {result.decision}: '{payee.display_name}' ~ '{best.listed_name}' "
-            f"(OFAC entry {best.ent_num}, {best.programs}, score {best.score:.2f})",
+            f"(OFAC entry {best.ent_num}, {best.programs}, score {best.score:.2f}{logged})",
             *best.reasons[:3],
         )
         return ScreeningDecision(hold=True, reasons=reasons)
+
+    def learn(self, transfer: PaymentTransfer, rejected: bool, reason: str = "") -> None:
+        """The reviewer's verdict on a transfer this screening held, logged as a sanctions
+        decision of its own linked to the one that held it (``review_of``): a person's
+        release or rejection of a payment is as much a decision about the payee as the hold.
+        Called inside the review's transaction: a verdict the log cannot take changes
+        nothing. The link is the held transfer's reason, so it holds across restarts."""
+        found = _HELD_BY.search(transfer.reason or "")
+        sink = self.screener.sink
+        if found is None or sink is None:
+            return
+        from entrepot.risk.decisions import make_decision
+
+        verdict = "rejected" if rejected else "released"
+        sink.append([
+            make_decision(
+                "sanctions", model_version=f"review:{SCHEME}", outcome=verdict, score=None,
+                reasons=(f"held transfer {verdict} by the scheme's reviewer: {reason}",),
+                inputs={"review_of": found.group(1), "transfer_id": transfer.id,
+                        "reviewer": SCHEME, "verdict": verdict},
+                clock=self.screener.clock,
+            )
+        ])  # fmt: skip
 
     def screen_business(self, name: str, country: str) -> tuple[str, str]:
         """Onboarding screening of a business (the trade context's hook): ``clear``,
@@ -193,7 +223,7 @@ class FraudScreening:
             hold=d.outcome == "review", block=d.outcome == "block", reasons=reasons
         )
 
-    def learn(self, transfer: PaymentTransfer, rejected: bool) -> None:
+    def learn(self, transfer: PaymentTransfer, rejected: bool, reason: str = "") -> None:
         """The reviewer's verdict on a transfer this screening held: logged as the outcome of
         its review, linked to the decision that held it, and the fraud label."""
         from entrepot.risk.fraud import ReviewAlreadyResolved, UnknownReviewItem
@@ -231,11 +261,11 @@ class CombinedScreening:
             if load is not None:
                 load()
 
-    def learn(self, transfer: PaymentTransfer, rejected: bool) -> None:
+    def learn(self, transfer: PaymentTransfer, rejected: bool, reason: str = "") -> None:
         for s in self.screenings:
             learn = getattr(s, "learn", None)
             if learn is not None:
-                learn(transfer, rejected)
+                learn(transfer, rejected, reason)
 
     def screen_business(self, name: str, country: str) -> tuple[str, str]:
         for s in self.screenings:

@@ -1580,9 +1580,11 @@ class PaymentScheme:
                 done = self._set_state(
                     conn, t, TransferState.ABORTED, f"{REVIEW_REJECTED}{reason}", None
                 )
+            # The screenings log the verdict (linked to the decision that held it) before the
+            # commit: unlogged, nothing changes; fraud screening also learns its label.
             learn = getattr(self.screening, "learn", None)
-            if learn is not None:  # the verdict is the label fraud screening waits for; it
-                learn(t, not approve)  # logs it before the commit: unlogged, nothing changes
+            if learn is not None:
+                learn(t, not approve, reason)
         return done
 
     def _set_state(
