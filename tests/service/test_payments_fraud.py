@@ -46,10 +46,9 @@ def send(scheme: PaymentScheme, tid: str, payer: str, payee: tuple[str, str], am
     return scheme.prepare_transfer("mtn-rw", tid, f"q-{tid}", ttl_s=86_400)
 
 
-def test_a_mule_ring_is_held_then_blocked_and_reviews_teach_the_model(
-    scheme: PaymentScheme, clock: FakeClock, model: FraudModel
-) -> None:
-    fraud = fraud_scheme(scheme, clock, model)
+def mule_ring(scheme: PaymentScheme, clock: FakeClock) -> list[str]:
+    """Twenty days of ordinary shopping by each payer, then one night every payer sends 900.00
+    to one account: the state of each of those transfers (BLOCKED where refused)."""
     clock.set_ns((1_767_225_600 + 12 * 3_600) * NS_PER_S)  # noon, day 0
     for day in range(20):  # each payer's ordinary shopping
         for n, payer in enumerate(PAYERS):
@@ -67,6 +66,14 @@ def test_a_mule_ring_is_held_then_blocked_and_reviews_teach_the_model(
             assert "fraud block" in exc.detail and "distinct payers" in exc.detail
             states.append("BLOCKED")
         clock.advance(120)
+    return states
+
+
+def test_a_mule_ring_is_held_then_blocked_and_reviews_teach_the_model(
+    scheme: PaymentScheme, clock: FakeClock, model: FraudModel
+) -> None:
+    fraud = fraud_scheme(scheme, clock, model)
+    states = mule_ring(scheme, clock)
     assert states[:2] == ["RESERVED", "RESERVED"]
     assert "HOLD" in states and states[-1] == "BLOCKED"
     held = [f"mule-{n}" for n, s in enumerate(states) if s == "HOLD"]
@@ -96,6 +103,28 @@ def test_a_mule_ring_is_held_then_blocked_and_reviews_teach_the_model(
     )
     assert (verdict.inputs["review_of"], verdict.inputs["payment_id"]) == (held_id, held[0])
     assert held_id not in {item.decision_id for item in fraud.screener.queue.list_open()}
+
+
+def test_a_verdict_given_in_another_worker_than_the_hold_is_logged_too(
+    scheme: PaymentScheme, clock: FakeClock, model: FraudModel
+) -> None:
+    """An API server runs several workers, each with its own screener in memory, and a
+    restart empties them: the review may reach one that never saw the hold. The verdict is
+    logged all the same, linked through the hold's reason."""
+    fraud_scheme(scheme, clock, model)
+    states = mule_ring(scheme, clock)
+    held = next(f"mule-{n}" for n, s in enumerate(states) if s == "HOLD")
+    held_id = scheme.get_transfer(SCHEME, held).reason.split("decision ")[1].split(")")[0]  # type: ignore[union-attr]
+    other = FraudScreening(lambda: FraudScreener(model, sink=MemorySink(), clock=clock))
+    scheme.screening = other  # the worker the review reaches
+    scheme.review_hold(SCHEME, held, approve=True, reason="the customer confirmed it")
+    (verdict,) = other.screener.sink  # type: ignore[misc]
+    assert (verdict.kind, verdict.outcome, verdict.model_version) == (
+        "fraud",
+        "legitimate",
+        "review:scheme",
+    )
+    assert (verdict.inputs["review_of"], verdict.inputs["payment_id"]) == (held_id, held)
 
 
 def test_a_transfer_without_a_payer_party_is_not_scored(

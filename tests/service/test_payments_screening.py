@@ -355,3 +355,23 @@ def test_a_sanctions_verdict_the_log_cannot_take_changes_nothing(scheme: Payment
     with pytest.raises(OSError):
         scheme.review_hold(SCHEME, "t-h", True, "cleared")
     assert scheme.get_transfer(SCHEME, "t-h").state is TransferState.HOLD
+
+
+def test_a_held_transfers_reason_names_its_decisions_however_long_the_reasons(
+    scheme: PaymentScheme,
+) -> None:
+    """The reason column holds 200 characters; the decisions a reviewer's verdict links to
+    are kept whole at its end, the reasons cut before them."""
+    marks = ("sanctions decision " + "a" * 32, "fraud decision " + "b" * 32)
+
+    class Long:
+        def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision:
+            return ScreeningDecision(hold=True, reasons=("x" * 150, "y" * 150), logged=marks)
+
+    scheme.screening = Long()
+    q = scheme.create_quote("mtn-rw", "q-1", "MERCHANT", "KL-TILL-42", 500, "RECEIVE", "RWF")
+    t = scheme.prepare_transfer("mtn-rw", "t-1", q.id)
+    assert t.state is TransferState.HOLD and t.reason is not None
+    assert len(t.reason) == 200
+    assert t.reason.startswith("x" * 50) and t.reason.endswith(f"… [{marks[0]}; {marks[1]}]")
+    assert scheme.get_transfer(SCHEME, "t-1").reason == t.reason

@@ -7,7 +7,6 @@ held transfer is the label the model's features learn from."""
 
 from __future__ import annotations
 
-import contextlib
 import re
 import threading
 from collections import OrderedDict
@@ -42,9 +41,12 @@ class _Loaded(Generic[T]):
         return self._value
 
 
-#: How a sanctions hold's reason names the decision that held it (``learn`` links to it).
-DECISION_MARK = "sanctions decision "
-_HELD_BY = re.compile(re.escape(DECISION_MARK) + r"([0-9a-f]{32})")
+#: How a held transfer's reason names the decisions that held it (``ScreeningDecision.
+#: logged``), through which ``learn`` links the reviewer's verdict to them.
+SANCTIONS_MARK = "sanctions decision "
+FRAUD_MARK = "fraud decision "
+_HELD_BY = re.compile(re.escape(SANCTIONS_MARK) + r"([0-9a-f]{32})")
+_FRAUD_HELD_BY = re.compile(re.escape(FRAUD_MARK) + r"([0-9a-f]{32})")
 
 
 class SanctionsScreening:
@@ -78,13 +80,13 @@ class SanctionsScreening:
         if result.decision == "clear" or result.best is None:
             return ScreeningDecision(hold=False)
         best = result.best
-        logged = "" if result.decision_id is None else f", {DECISION_MARK}{result.decision_id}"
         reasons = (
             f"sanctions {result.decision}: '{payee.display_name}' ~ '{best.listed_name}' "
-            f"(OFAC entry {best.ent_num}, {best.programs}, score {best.score:.2f}{logged})",
+            f"(OFAC entry {best.ent_num}, {best.programs}, score {best.score:.2f})",
             *best.reasons[:3],
         )
-        return ScreeningDecision(hold=True, reasons=reasons)
+        logged = () if result.decision_id is None else (f"{SANCTIONS_MARK}{result.decision_id}",)
+        return ScreeningDecision(hold=True, reasons=reasons, logged=logged)
 
     def learn(self, transfer: PaymentTransfer, rejected: bool, reason: str = "") -> None:
         """The reviewer's verdict on a transfer this screening held, logged as a sanctions
@@ -172,7 +174,7 @@ class FraudScreening:
             self._loaded = _Loaded["FraudScreener"](screener, None)  # type: ignore[arg-type]
         self.to_model_minor: ToModelMinor = to_model_minor or (lambda amount, _cur: amount)
         self.unscored = 0
-        self._held: OrderedDict[str, tuple[Payment, str]] = OrderedDict()  # and its decision
+        self._held: OrderedDict[str, Payment] = OrderedDict()  # held here: their labels
         self._lock = threading.Lock()  # guards the feature history, not the loading
 
     @property
@@ -211,7 +213,7 @@ class FraudScreening:
             return ScreeningDecision(hold=False)
         if d.outcome == "review":
             with self._lock:
-                self._held[transfer.id] = (payment, d.decision_id)
+                self._held[transfer.id] = payment
                 while len(self._held) > HELD_REMEMBERED_MAX:
                     self._held.popitem(last=False)
         reasons = (
@@ -220,23 +222,46 @@ class FraudScreening:
             *d.reasons,
         )
         return ScreeningDecision(
-            hold=d.outcome == "review", block=d.outcome == "block", reasons=reasons
+            hold=d.outcome == "review",
+            block=d.outcome == "block",
+            reasons=reasons,
+            logged=(f"{FRAUD_MARK}{d.decision_id}",),
         )
 
     def learn(self, transfer: PaymentTransfer, rejected: bool, reason: str = "") -> None:
-        """The reviewer's verdict on a transfer this screening held: logged as the outcome of
-        its review, linked to the decision that held it, and the fraud label."""
-        from entrepot.risk.fraud import ReviewAlreadyResolved, UnknownReviewItem
+        """The reviewer's verdict on a transfer fraud screening held: logged as the outcome of
+        its review, linked to the decision that held it (named in the hold's reason), and the
+        fraud label. The worker that held it resolves its review item, which logs; another
+        worker (a server runs several, a restart empties them) logs the verdict itself."""
+        from entrepot.risk.decisions import make_decision
+        from entrepot.risk.fraud import FRAUD_KIND, ReviewAlreadyResolved, UnknownReviewItem
 
+        found = _FRAUD_HELD_BY.search(transfer.reason or "")
+        if found is None:
+            return
+        decision_id = found.group(1)
+        verdict = "fraud" if rejected else "legitimate"
+        screener = self.screener
         with self._lock:
-            held = self._held.get(transfer.id)
+            try:
+                screener.queue.resolve(decision_id, verdict, SCHEME)
+            except ReviewAlreadyResolved:
+                pass  # logged when it was resolved
+            except UnknownReviewItem:
+                if screener.sink is not None:
+                    screener.sink.append([
+                        make_decision(
+                            FRAUD_KIND, model_version=f"review:{SCHEME}",
+                            outcome="confirmed_fraud" if rejected else "legitimate",
+                            score=None, reasons=(f"resolved as {verdict} by {SCHEME}",),
+                            inputs={"review_of": decision_id, "payment_id": transfer.id,
+                                    "reviewer": SCHEME, "verdict": verdict},
+                            clock=screener.clock,
+                        )
+                    ])  # fmt: skip
+            held = self._held.pop(transfer.id, None)
             if held is not None:
-                payment, decision_id = held
-                verdict = "fraud" if rejected else "legitimate"
-                with contextlib.suppress(UnknownReviewItem, ReviewAlreadyResolved):
-                    self.screener.queue.resolve(decision_id, verdict, SCHEME)
-                del self._held[transfer.id]  # kept until logged: a review undone may come again
-                self.screener.add_label(payment, rejected)
+                screener.add_label(held, rejected)
 
 
 class CombinedScreening:
@@ -249,11 +274,15 @@ class CombinedScreening:
     def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision:
         hold = block = False
         reasons: list[str] = []
+        logged: list[str] = []
         for s in self.screenings:
             d = s.screen(transfer, payee)
             hold, block = hold or d.hold, block or d.block
             reasons.extend(d.reasons)
-        return ScreeningDecision(hold=hold and not block, reasons=tuple(reasons), block=block)
+            logged.extend(d.logged)
+        return ScreeningDecision(
+            hold=hold and not block, reasons=tuple(reasons), block=block, logged=tuple(logged)
+        )
 
     def load(self) -> None:
         for s in self.screenings:

@@ -182,6 +182,18 @@ class ScreeningDecision:
     hold: bool
     reasons: tuple[str, ...] = ()
     block: bool = False
+    #: the decisions the screening was logged as (``"sanctions decision <id>"``): named at
+    #: the end of a held transfer's reason, whole however long the reasons, so that the
+    #: reviewer's verdict is logged linked to them in whichever worker it reaches
+    logged: tuple[str, ...] = ()
+
+    def reason(self) -> str:
+        """The held transfer's reason: the reasons, cut to fit, then the decisions."""
+        text = "; ".join(self.reasons)
+        if not self.logged:
+            return _reason(text) or ""
+        tail = " [" + "; ".join(self.logged) + "]"
+        return (_reason(text, REASON_LEN_MAX - len(tail)) or "") + tail
 
 
 class Screening(Protocol):
@@ -1293,9 +1305,7 @@ class PaymentScheme:
                     f"transfer {transfer_id} blocked by screening: " + "; ".join(decision.reasons)
                 )
             if decision.hold:
-                t = replace(
-                    t, state=TransferState.HOLD, reason=_reason("; ".join(decision.reasons))
-                )
+                t = replace(t, state=TransferState.HOLD, reason=decision.reason())
             _check_posted(
                 results[len(head) :],
                 lambda: NetDebitCapExceeded(
@@ -2334,11 +2344,11 @@ class PaymentScheme:
 REASON_LEN_MAX = 200  # pay_transfers.reason is VARCHAR(200)
 
 
-def _reason(text: str | None) -> str | None:
+def _reason(text: str | None, length_max: int = REASON_LEN_MAX) -> str | None:
     """A reason that fits its column: long ones are cut with an ellipsis, never refused."""
-    if text is None or len(text) <= REASON_LEN_MAX:
+    if text is None or len(text) <= length_max:
         return text
-    return text[: REASON_LEN_MAX - 1] + "…"
+    return text[: length_max - 1] + "…"
 
 
 def _seen_by(caller: str, t: PaymentTransfer) -> PaymentTransfer:
