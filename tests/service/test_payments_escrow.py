@@ -357,6 +357,31 @@ def test_an_escrow_whose_deadline_cannot_act_stays_the_controllers_to_decide(
     assert_ledger_ok(s)
 
 
+def test_a_suspended_controller_decides_nothing_past_a_deadline_that_cannot_act(
+    hub: PaymentScheme, clock: FakeClock
+) -> None:
+    """Past the deadline of an escrow whose default refunds its payer, the payer (its
+    controller) suspended, the deadline cannot act; the suspended controller's release then
+    went through, past the check that a controller is active (the stateful property's model,
+    test_payments_stateful.py, expects this refusal too). Refused now, and nothing moves."""
+    s = hub
+    s.create_escrow("mtn-rw", "esc-y", "bk-rw", "RWF", 1_000, "goods", 5, "refund")
+    clock.advance(6)
+    s.set_active("mtn-rw", False)
+    with unchanged(s):
+        for decide in (
+            lambda: s.release_escrow("mtn-rw", "esc-y", 400),
+            lambda: s.split_escrow("mtn-rw", "esc-y", 400, 0),
+        ):
+            with pytest.raises(ParticipantSuspended, match="mtn-rw"):
+                decide()
+    s.set_active("mtn-rw", True)
+    with pytest.raises(InvalidState, match="what it held was refunded"):  # the deadline acts
+        s.release_escrow("mtn-rw", "esc-y", 400)
+    assert s.get_escrow("mtn-rw", "esc-y").refunded_minor == 1_000
+    assert_ledger_ok(s)
+
+
 def test_a_late_decision_inside_another_transaction_does_not_claim_the_deadline_acted(
     hub: PaymentScheme, clock: FakeClock
 ) -> None:

@@ -1992,20 +1992,22 @@ class PaymentScheme:
             to = self._participants.get(
                 uow.connection, e.payee_participant if release else e.payer_participant
             )
-            if to is None or not to.active or e.currency not in to.currencies:
-                # The deadline cannot act (its recipient is suspended, say): the escrow stays
-                # the controller's to decide, as process_deadlines leaves it for a person.
-                return
-            done = "released to the payee" if release else "refunded to the payer"
-            if isinstance(uow, _JoinedUnitOfWork):
-                # Inside another context's transaction nothing is committed here (the refusal
-                # undoes it all): the deadline run takes the action.
-                raise InvalidState(
-                    f"escrow {e.id} passed its deadline: what it holds is to be {done}"
+            # The deadline cannot act when its recipient cannot receive (suspended, say): the
+            # escrow then stays the controller's to decide, as process_deadlines leaves it for
+            # a person, and the controller must be active to decide, as before the deadline.
+            if to is not None and to.active and e.currency in to.currencies:
+                done = "released to the payee" if release else "refunded to the payer"
+                if isinstance(uow, _JoinedUnitOfWork):
+                    # Inside another context's transaction nothing is committed here (the
+                    # refusal undoes it all): the deadline run takes the action.
+                    raise InvalidState(
+                        f"escrow {e.id} passed its deadline: what it holds is to be {done}"
+                    )
+                self._move_in(
+                    uow, e.controller, e.id, e.held_minor, release=release, actor="deadline"
                 )
-            self._move_in(uow, e.controller, e.id, e.held_minor, release=release, actor="deadline")
-            uow.commit()
-            raise InvalidState(f"escrow {e.id} passed its deadline: what it held was {done}")
+                uow.commit()
+                raise InvalidState(f"escrow {e.id} passed its deadline: what it held was {done}")
         # A suspended participant gives no payment instruction, a decision on funds it controls
         # included: the escrow waits for its resumption, or for its deadline, which acts alone.
         self._active(uow.connection, caller)
