@@ -148,3 +148,19 @@ def test_amounts_are_converted_to_the_model_currency_at_the_scheme_rate(
     assert to_eur(1_000_000, "RWF") == 66_700  # RWF 1m at the mid rate = EUR 667.00
     assert to_eur(1_234, "EUR") == 1_234
     assert to_eur(1_000, "MYR") is None  # nobody quotes MYR -> EUR: not scored
+
+
+def test_holds_past_their_expiry_are_forgotten_by_the_screening(
+    scheme: PaymentScheme, clock: FakeClock, model: FraudModel
+) -> None:
+    """A held transfer no one reviewed expires; its review item and payment were kept for
+    the life of the server, one per hold. Past the expiry no verdict can come: the next
+    screening forgets them."""
+    fraud = fraud_scheme(scheme, clock, model)
+    states = mule_ring(scheme, clock)
+    held = [f"mule-{n}" for n, s in enumerate(states) if s == "HOLD"]
+    assert held and len(fraud.screener.queue) == len(held)
+    clock.advance(86_400)  # past every hold's expiry (ttl 86,400 s)
+    send(scheme, "later", PAYERS[0], SHOPS[0], 3_000)
+    assert len(fraud.screener.queue) == 0
+    assert not fraud._held

@@ -7,6 +7,7 @@ held transfer is the label the model's features learn from."""
 
 from __future__ import annotations
 
+import heapq
 import re
 import threading
 from collections import OrderedDict
@@ -175,6 +176,10 @@ class FraudScreening:
         self.to_model_minor: ToModelMinor = to_model_minor or (lambda amount, _cur: amount)
         self.unscored = 0
         self._held: OrderedDict[str, Payment] = OrderedDict()  # held here: their labels
+        #: (expiry, transfer, decision) of the transfers held here: past its expiry no one can
+        #: review a transfer, and its review item and payment are forgotten (they were kept
+        #: for the life of the process, one per hold)
+        self._expiring: list[tuple[int, str, str]] = []
         self._lock = threading.Lock()  # guards the feature history, not the loading
 
     @property
@@ -209,11 +214,13 @@ class FraudScreening:
         screener = self.screener  # loads the model on first use (under _Loaded's lock, not ours)
         with self._lock:  # the feature state is one in-memory history
             d = screener.screen(payment)
+            self._forget_expired(screener, transfer.created_at_ns)
         if d.outcome == "approve":
             return ScreeningDecision(hold=False)
         if d.outcome == "review":
             with self._lock:
                 self._held[transfer.id] = payment
+                heapq.heappush(self._expiring, (transfer.expires_at_ns, transfer.id, d.decision_id))
                 while len(self._held) > HELD_REMEMBERED_MAX:
                     self._held.popitem(last=False)
         reasons = (
@@ -227,6 +234,13 @@ class FraudScreening:
             reasons=reasons,
             logged=(f"{FRAUD_MARK}{d.decision_id}",),
         )
+
+    def _forget_expired(self, screener: FraudScreener, now_ns: int) -> None:
+        """Forget the holds past their expiry (under ``_lock``): no verdict can come for them."""
+        while self._expiring and self._expiring[0][0] <= now_ns:
+            _, transfer_id, decision_id = heapq.heappop(self._expiring)
+            self._held.pop(transfer_id, None)
+            screener.queue.discard(decision_id)
 
     def learn(self, transfer: PaymentTransfer, rejected: bool, reason: str = "") -> None:
         """The reviewer's verdict on a transfer fraud screening held: logged as the outcome of

@@ -757,6 +757,10 @@ class ReviewQueue:
         self._open[decision.decision_id] = item
         return item
 
+    def discard(self, decision_id: str) -> None:
+        """Drop an open item no one can decide any more (what it held has expired)."""
+        self._open.pop(decision_id, None)
+
     def list_open(self, *, by_score: bool = False, limit: int | None = None) -> list[ReviewItem]:
         items = list(self._open.values())
         if by_score:
