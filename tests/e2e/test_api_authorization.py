@@ -214,10 +214,13 @@ OPERATIONS: dict[str, Refused | Listed | Public] = {
     "GET /v1/metrics": refused(Call("/v1/metrics")),
     "GET /v1/notifications": Listed("/v1/notifications", PAY),
     "POST /v1/participants/{participant_id}/suspend": refused(
-        Call("/v1/participants/mtn-rw/suspend")
+        Call("/v1/participants/mtn-rw/suspend", {"reason": "b says so"})
     ),
     "POST /v1/participants/{participant_id}/resume": refused(
         Call("/v1/participants/mtn-rw/resume")
+    ),
+    "GET /v1/participants/{participant_id}/statusHistory": refused(
+        Call("/v1/participants/mtn-rw/statusHistory")
     ),
     "POST /v1/participants/{participant_id}/currencies/{currency}": refused(
         Call("/v1/participants/mtn-rw/currencies/EUR")

@@ -125,6 +125,18 @@ class Participant:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A participant suspended (``active`` False) or resumed: when, by whom, and why."""
+
+    participant_id: str
+    seq: int
+    active: bool
+    reason: str | None
+    actor: str
+    at_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class Party:
     alias_type: AliasType
     alias: str

@@ -18,7 +18,8 @@ Which participant hears what (the switch's part of Mojaloop's transfer flow):
 - ``transfer.hold`` -> the payer (screening asked for a person's review);
 - ``transfer.committed`` -> the payer (the payee accepted; final);
 - ``transfer.aborted`` -> the payer and the payee (rejected, expired or refused on review);
-- ``bulk.committed`` -> each payee participant of a bulk, once, listing its credits.
+- ``bulk.committed`` -> each payee participant of a bulk, once, listing its credits;
+- ``participant.suspended`` / ``participant.resumed`` -> the participant, with the reason.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from sqlalchemy import Connection, Engine
 
 from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock
 from entrepot.payments import store as st
-from entrepot.payments.model import PaymentTransfer, TransferState
+from entrepot.payments.model import PaymentTransfer, StatusChange, TransferState
 from entrepot.payments.signing import sign_callback
 from entrepot.storage.engine import read_connection
 
@@ -130,6 +131,19 @@ def notify_transfer(
     who = [t.payer_participant if r == "payer" else t.payee_participant for r in roles]
     bodies = {p: transfer_event(t.seen_by(p)) for p in who}  # the payee not told why held
     return _queue(conn, f"transfer.{t.state.value.lower()}", t.id, bodies, now_ns, registered)
+
+
+def notify_status(conn: Connection, change: StatusChange) -> int:
+    """Tell a participant that the operator suspended or resumed it, and why."""
+    body = {
+        "participantId": change.participant_id,
+        "active": change.active,
+        "reason": change.reason,
+        "seq": change.seq,
+    }
+    event = "participant.resumed" if change.active else "participant.suspended"
+    resource = f"{change.participant_id}/{change.seq}"
+    return _queue(conn, event, resource, {change.participant_id: body}, change.at_ns)
 
 
 def notify_bulk(

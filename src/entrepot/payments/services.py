@@ -94,11 +94,12 @@ from entrepot.payments.model import (
     Quote,
     QuoteState,
     SettlementWindow,
+    StatusChange,
     TransferState,
     WindowState,
     uetr_int,
 )
-from entrepot.payments.notify import endpoint_problem, notify_transfer
+from entrepot.payments.notify import endpoint_problem, notify_status, notify_transfer
 from entrepot.storage.engine import read_connection
 from entrepot.storage.group import GroupCommit
 from entrepot.storage.uow import UnitOfWork
@@ -587,16 +588,60 @@ class PaymentScheme:
             ids = conn.execute(sa.select(st.participants.c.id).order_by(st.participants.c.id))
             return [self._participant(conn, r[0]) for r in ids.all()]
 
-    def set_active(self, participant_id: str, active: bool) -> Participant:
+    def set_active(
+        self, participant_id: str, active: bool, reason: str | None = None, *, actor: str = SCHEME
+    ) -> Participant:
+        """The operator suspends a participant (it can then neither send nor receive) or
+        resumes it. A change is recorded with its reason and actor (``status_history``) and
+        the participant is notified (``participant.suspended`` / ``.resumed``); asking for
+        the state it is already in changes and records nothing (a retry)."""
+        if reason is not None:
+            _check_text(reason, "reason", "reason", length_max=REASON_LEN_MAX)
         with self._uow() as uow:
-            self._participant(uow.connection, participant_id)
-            uow.connection.execute(
+            conn = uow.connection
+            p = self._participant(conn, participant_id)
+            if p.active == active:
+                return p
+            conn.execute(
                 sa.update(st.participants)
                 .where(st.participants.c.id == participant_id)
                 .values(active=active)
             )
-            st.ParticipantCache.changed(uow.connection)
+            c = st.participant_status.c
+            seq = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.max(c.seq), 0)).where(
+                    c.participant_id == participant_id
+                )
+            ).scalar_one()
+            change = StatusChange(participant_id, seq + 1, active, reason, actor, self._now())
+            conn.execute(
+                sa.insert(st.participant_status).values(
+                    participant_id=participant_id,
+                    seq=change.seq,
+                    active=active,
+                    reason=reason,
+                    actor=actor,
+                    at=change.at_ns,
+                )
+            )
+            notify_status(conn, change)
+            st.ParticipantCache.changed(conn)
         return self.get_participant(participant_id)
+
+    def status_history(self, caller: str, participant_id: str) -> list[StatusChange]:
+        """Each suspension and resumption of the participant, oldest first: the operator's
+        to read, and the participant's own."""
+        if caller not in (SCHEME, participant_id):
+            raise NotYours("a participant reads only its own status history")
+        c = st.participant_status.c
+        with self._read() as conn:
+            self._participant(conn, participant_id)
+            rows = conn.execute(
+                sa.select(c.participant_id, c.seq, c.active, c.reason, c.actor, c.at)
+                .where(c.participant_id == participant_id)
+                .order_by(c.seq)
+            ).all()
+        return [StatusChange(r[0], r[1], bool(r[2]), r[3], r[4], r[5]) for r in rows]
 
     def deposit(
         self, participant_id: str, currency: str, amount_minor: int, deposit_id: str

@@ -46,6 +46,16 @@ participants = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
 )
+participant_status = sa.Table(  # migration 0019: each suspension and resumption, and why
+    "pay_participant_status",
+    metadata,
+    sa.Column("participant_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("reason", sa.String(200)),
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+)
 participant_currencies = sa.Table(
     "pay_participant_currencies",
     metadata,

@@ -156,15 +156,40 @@ def list_notifications(
 
 
 @router.post("/participants/{participant_id}/suspend", response_model=s.ParticipantOut)
-def suspend(participant_id: str, caller: Caller, scheme: Scheme) -> s.ParticipantOut:
+def suspend(
+    participant_id: str, body: s.SuspendIn, caller: Caller, scheme: Scheme
+) -> s.ParticipantOut:
+    """The operator suspends a participant: it can neither send nor receive until resumed.
+    The reason is recorded and sent to the participant (``participant.suspended``)."""
     _operator(caller)
-    return cv.participant(scheme.set_active(participant_id, False))
+    return cv.participant(scheme.set_active(participant_id, False, body.reason))
 
 
 @router.post("/participants/{participant_id}/resume", response_model=s.ParticipantOut)
-def resume(participant_id: str, caller: Caller, scheme: Scheme) -> s.ParticipantOut:
+def resume(
+    participant_id: str, caller: Caller, scheme: Scheme, body: s.ResumeIn | None = None
+) -> s.ParticipantOut:
+    """The operator lets a suspended participant send and receive again."""
     _operator(caller)
-    return cv.participant(scheme.set_active(participant_id, True))
+    reason = None if body is None else body.reason
+    return cv.participant(scheme.set_active(participant_id, True, reason))
+
+
+@router.get("/participants/{participant_id}/statusHistory", response_model=s.StatusHistoryOut)
+def status_history(participant_id: str, caller: Caller, scheme: Scheme) -> s.StatusHistoryOut:
+    """Each suspension and resumption of the participant, oldest first, with the reason: the
+    participant's own and the operator's to read."""
+    changes = scheme.status_history(caller, participant_id)
+    return s.StatusHistoryOut(
+        participantId=participant_id,
+        active=scheme.get_participant(participant_id).active,
+        changes=[
+            s.StatusChangeOut(
+                seq=c.seq, active=c.active, reason=c.reason, actor=c.actor, at=cv.iso(c.at_ns)
+            )
+            for c in changes
+        ],
+    )
 
 
 @router.post(

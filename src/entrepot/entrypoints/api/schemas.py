@@ -172,6 +172,30 @@ class TransferIn(Strict):
     note: str | None = Field(default=None, max_length=200)
 
 
+class SuspendIn(Strict):
+    reason: str = Field(min_length=1, max_length=200, description="why, told to the participant")
+
+
+class ResumeIn(Strict):
+    reason: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class StatusChangeOut(BaseModel):
+    """A suspension (``active`` false) or resumption of a participant, and why."""
+
+    seq: int
+    active: bool
+    reason: str | None
+    actor: str
+    at: str
+
+
+class StatusHistoryOut(BaseModel):
+    participantId: str
+    active: bool
+    changes: list[StatusChangeOut]
+
+
 class RejectIn(Strict):
     reason: str = Field(default="rejected by payee", min_length=1, max_length=200)
 

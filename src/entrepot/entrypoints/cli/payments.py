@@ -137,16 +137,36 @@ def currency_add(participant_id: str, currency: str, as_json: Json = False) -> N
 
 @app.command("suspend")
 @guard
-def suspend(participant_id: str, as_json: Json = False) -> None:
+def suspend(
+    participant_id: str,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why: recorded and sent to the participant.")
+    ],
+    as_json: Json = False,
+) -> None:
+    """Suspend a participant: it can neither send nor receive until resumed."""
     with _scheme() as a:
-        _show(a.payments.set_active(participant_id, False), as_json)
+        _show(a.payments.set_active(participant_id, False, reason), as_json)
 
 
 @app.command("resume")
 @guard
-def resume(participant_id: str, as_json: Json = False) -> None:
+def resume(
+    participant_id: str,
+    reason: Annotated[str | None, typer.Option("--reason", help="Recorded with it.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Let a suspended participant send and receive again."""
     with _scheme() as a:
-        _show(a.payments.set_active(participant_id, True), as_json)
+        _show(a.payments.set_active(participant_id, True, reason), as_json)
+
+
+@app.command("status-history")
+@guard
+def status_history(participant_id: str, caller: As = "scheme", as_json: Json = False) -> None:
+    """Each suspension and resumption of a participant, oldest first, with the reason."""
+    with _scheme() as a:
+        _show(a.payments.status_history(caller, participant_id), as_json)
 
 
 @app.command("deposit")
