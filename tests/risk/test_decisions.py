@@ -284,3 +284,57 @@ def test_the_log_stays_open_once_and_is_let_go(tmp_path: Path) -> None:
     del sink
     gc.collect()
     assert _open_on(path) == 0  # a sink dropped lets its descriptor go
+
+
+def test_personal_identifiers_are_digested_under_the_logs_own_key(tmp_path: Path) -> None:
+    """A phone number's plain SHA-256 is read back by hashing every number; under the log's
+    key it is not, yet every writer of one log digests one identifier alike."""
+    import hashlib
+    import stat
+
+    from entrepot.risk.decisions import PSEUDONYM_KEY_FILE, MemorySink, Pseudonyms
+
+    folder = tmp_path / "decisions"
+    one, other = JsonlSink(folder), JsonlSink(folder)  # two workers of one server
+    phone = "mtn-rw/MSISDN:+250788000001"
+    digest = one.pseudonyms.digest(phone)
+    assert digest == other.pseudonyms.digest(phone) == Pseudonyms.at(folder).digest(phone)
+    assert digest != hashlib.sha256(phone.encode()).hexdigest()
+    key = folder / PSEUDONYM_KEY_FILE
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and len(key.read_bytes()) == 32
+    assert JsonlSink(tmp_path / "elsewhere").pseudonyms.digest(phone) != digest
+    assert MemorySink().pseudonyms.digest(phone) != MemorySink().pseudonyms.digest(phone)
+    assert [p.name for p in folder.iterdir()] == [PSEUDONYM_KEY_FILE]  # no temporary left
+
+
+def test_writers_starting_together_agree_on_one_key(tmp_path: Path) -> None:
+    from entrepot.risk.decisions import Pseudonyms
+
+    folder = tmp_path / "decisions"
+    start = threading.Barrier(8)
+    digests: list[str] = []
+
+    def make() -> None:
+        start.wait()
+        digests.append(Pseudonyms.at(folder).digest("Naser Maleki"))
+
+    threads = [threading.Thread(target=make) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(digests) == 8 and len(set(digests)) == 1
+
+
+def test_a_screening_logs_the_name_as_a_keyed_digest_only(tmp_path: Path) -> None:
+    from entrepot.config import shared_data_dir
+    from entrepot.risk.sanctions import Screener, make_party
+
+    lists = shared_data_dir() / "sanctions"
+    if not (lists / "ofac_sdn.csv").is_file():
+        pytest.skip("no OFAC snapshot")
+    sink = JsonlSink(tmp_path / "decisions")
+    Screener.from_directory(lists, sink=sink).screen(make_party("Jennifer Walker"))
+    (logged,) = list(sink)
+    assert logged.inputs["name_digest"] == sink.pseudonyms.digest("jennifer walker")
+    assert "walker" not in sink.path.read_text().lower()

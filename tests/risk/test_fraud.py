@@ -256,7 +256,7 @@ def test_decisions_carry_at_most_four_reasons_and_are_logged(world: World) -> No
         assert logged.decision_id == d.decision_id and logged.outcome == d.outcome
         assert logged.reasons == d.reasons and logged.score == round(d.score, 6)
         assert logged.inputs["payment_id"] == d.payment_id
-        assert len(logged.inputs["payer_sha256"]) == 16
+        assert len(logged.inputs["payer_digest"]) == 16
         if d.outcome != "approve":
             assert 1 <= len(d.reasons) <= REASONS_MAX
         else:

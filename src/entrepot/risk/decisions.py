@@ -1,16 +1,19 @@
 """The decision log: every credit and sanctions decision, recorded so it can be explained later.
 
 Records are append-only JSON lines (``$ENTREPOT_HOME/decisions/decisions.jsonl``) or, in tests,
-an in-memory list. Personal inputs are minimised before they are written: names are kept only as
-an unsalted SHA-256 of their normalised form (enough to prove what was screened, not to read
-it back), dates of birth only as the year; credit rows as a hash of their values. What *is* kept
-in the clear is what explains the outcome: the model or list version, the score and the reasons.
+an in-memory list. Personal inputs are minimised before they are written: a screened name and a
+payer's or beneficiary's identifier are kept only as a keyed digest (:class:`Pseudonyms`: the
+operator, who holds the log's key, can show what was screened; no one can read it back or find
+it by trying every phone number), dates of birth only as the year; credit rows as a hash of
+their values. What *is* kept in the clear is what explains the outcome: the model or list
+version, the score and the reasons.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -73,10 +76,72 @@ class Decision:
         )
 
 
+PSEUDONYM_KEY_FILE = "pseudonym.key"
+_KEY_BYTES = 32
+
+
+class Pseudonyms:
+    """Keyed digests (HMAC-SHA256) of the personal identifiers a log keeps: a screened name,
+    a payer's or beneficiary's alias. One log's key gives one identifier one digest, so its
+    decisions about the same person can be linked, and the operator, who holds the key, can
+    show that a given name was screened. A plain SHA-256 of a phone number or a name is read
+    back by hashing every candidate (a billion phone numbers take minutes); without the key
+    that is not possible. Deleting the key (and its copies) makes every digest in the log
+    unlinkable to anyone: erasure without rewriting an append-only log."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("a pseudonym key needs at least 16 bytes")
+        self._key = key
+
+    def digest(self, text: str) -> str:
+        return hmac.new(self._key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    @classmethod
+    def fresh(cls) -> Pseudonyms:
+        """A key of its own, kept nowhere (a log in memory)."""
+        return cls(os.urandom(_KEY_BYTES))
+
+    @classmethod
+    def at(cls, directory: Path) -> Pseudonyms:
+        """The key kept beside a log (``pseudonym.key``, owner-only), made on first use. Every
+        process writing the log reads the same key: one that finds none writes a key of its
+        own to a temporary file and links it into place, so two starting together agree on
+        the one that got there first."""
+        path = Path(directory) / PSEUDONYM_KEY_FILE
+        try:
+            return cls(path.read_bytes())
+        except FileNotFoundError:
+            pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{PSEUDONYM_KEY_FILE}.{os.getpid()}.{threading.get_ident()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            _write_all(fd, os.urandom(_KEY_BYTES))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process's key is in place first: take that one
+        finally:
+            tmp.unlink()
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(dir_fd)  # the key's name is durable before any digest made with it is
+        finally:
+            os.close(dir_fd)
+        return cls(path.read_bytes())
+
+
 class DecisionSink(Protocol):
     def append(self, decisions: Sequence[Decision]) -> None: ...
 
     def __iter__(self) -> Iterator[Decision]: ...
+
+    @property
+    def pseudonyms(self) -> Pseudonyms: ...
 
 
 class MemorySink:
@@ -84,6 +149,7 @@ class MemorySink:
 
     def __init__(self) -> None:
         self.decisions: list[Decision] = []
+        self.pseudonyms = Pseudonyms.fresh()
 
     def append(self, decisions: Sequence[Decision]) -> None:
         self.decisions.extend(decisions)
@@ -111,6 +177,7 @@ class JsonlSink:
 
     def __init__(self, directory: Path) -> None:
         self.path = Path(directory) / LOG_FILE_NAME
+        self._pseudonyms: Pseudonyms | None = None
         self._fd: int | None = None
         self._closer: weakref.finalize[Any, Any] | None = None
         self._reset()
@@ -125,6 +192,15 @@ class JsonlSink:
         self._synced: tuple[tuple[int, int], int] = ((0, 0), 0)  # file, batches up to: durable
         self._failed: tuple[tuple[int, int], int, OSError] | None = None  # file, up to, error
         self._torn = False  # a write failed half-way: start the next on a new line
+
+    @property
+    def pseudonyms(self) -> Pseudonyms:
+        """The log's key for the digests of personal identifiers (read or made on first use)."""
+        if self._pseudonyms is None:
+            with self._lock:
+                if self._pseudonyms is None:
+                    self._pseudonyms = Pseudonyms.at(self.path.parent)
+        return self._pseudonyms
 
     def _after_fork(self) -> None:
         """In a forked child: its own locks, and its own descriptor when it first appends."""

@@ -39,7 +39,7 @@ from sklearn.linear_model import LogisticRegression
 from entrepot.kernel.clock import Clock, SystemClock, ns_to_datetime
 from entrepot.kernel.errors import ConfigurationError, Conflict, InvalidInput, NotFound
 from entrepot.risk import decisions as decision_log
-from entrepot.risk.decisions import Decision, DecisionSink, make_decision, sha256_text
+from entrepot.risk.decisions import Decision, DecisionSink, Pseudonyms, make_decision
 from entrepot.risk.errors import TooLittleData
 
 FRAUD_KIND = "fraud"
@@ -62,6 +62,8 @@ KNOWN_DEVICES_MAX = 32
 RISK_WINDOWS_DAYS = (7, 28)
 DEVICE_AGE_CAP_H = 720.0
 ID_DIGEST_CHARS = 16
+#: The digests of a screener that logs nothing (its decisions are only returned).
+_UNLOGGED = Pseudonyms.fresh()
 
 FEATURES = (
     "amount_log",
@@ -827,6 +829,7 @@ class FraudScreener:
         out: list[FraudDecision] = []
         logged: list[Decision] = []
         th = self.model.thresholds
+        pseudonyms = _UNLOGGED if self.sink is None else self.sink.pseudonyms
         for i, p in enumerate(batch):
             rule_p = 1.0 - float(np.prod(1.0 - self._rule_prec[hits[i]])) if hits[i] else 0.0
             q = min(max(float(model_p[i]), 1e-9), 1 - 1e-9)
@@ -843,7 +846,7 @@ class FraudScreener:
             reasons = () if outcome == "approve" else self._reasons(X[i], rows[i], hits[i])
             decision = make_decision(
                 FRAUD_KIND, model_version=self.model.version, outcome=outcome,
-                score=round(score, 6), reasons=reasons, inputs=_minimised(p, hits[i]),
+                score=round(score, 6), reasons=reasons, inputs=_minimised(p, hits[i], pseudonyms),
                 clock=self.clock,
             )  # fmt: skip
             logged.append(decision)
@@ -876,11 +879,11 @@ class FraudScreener:
         self.state.add_label(payment, is_fraud)
 
 
-def _minimised(p: Payment, hits: list[int]) -> dict[str, Any]:
+def _minimised(p: Payment, hits: list[int], pseudonyms: Pseudonyms) -> dict[str, Any]:
     return {
         "payment_id": p.payment_id,
-        "payer_sha256": sha256_text(p.payer_id)[:ID_DIGEST_CHARS],
-        "beneficiary_sha256": sha256_text(p.beneficiary_id)[:ID_DIGEST_CHARS],
+        "payer_digest": pseudonyms.digest(p.payer_id)[:ID_DIGEST_CHARS],
+        "beneficiary_digest": pseudonyms.digest(p.beneficiary_id)[:ID_DIGEST_CHARS],
         "amount_minor": p.amount_minor,
         "currency": p.currency,
         "channel": p.channel,

@@ -37,7 +37,7 @@ from rapidfuzz.distance import OSA, Indel, JaroWinkler
 
 from entrepot.kernel.clock import Clock
 from entrepot.risk.countries import CODE_TO_NAME, country_code
-from entrepot.risk.decisions import Decision, DecisionSink, make_decision, sha256_text
+from entrepot.risk.decisions import Decision, DecisionSink, make_decision
 from entrepot.risk.errors import EmptyName, InvalidParty, WatchListInvalid
 from entrepot.risk.names import (
     LEGAL_FORMS,
@@ -787,8 +787,9 @@ class Screener:
     def _decision(
         self, party: Party, result: Screening, requested_by: str | None = None
     ) -> Decision:
+        assert self.sink is not None  # a decision is made only to be logged
         inputs: dict[str, Any] = {
-            "name_sha256": sha256_text(normalise(party.name)),
+            "name_digest": self.sink.pseudonyms.digest(normalise(party.name)),
             "dob_year": party.dob.year if party.dob else None,
             "country": party.country,
             "type": party.party_type,

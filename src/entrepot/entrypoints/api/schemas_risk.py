@@ -71,8 +71,9 @@ class ScreeningListOut(BaseModel):
 
 # ------------------------------------------------------------------ decision log
 class DecisionOut(BaseModel):
-    """A logged decision as recorded: personal inputs minimised (names hashed, a date of birth
-    kept as its year, a merchant and its history as SHA-256 digests)."""
+    """A logged decision as recorded: personal inputs minimised (names and payment aliases as
+    digests under the log's key, a date of birth kept as its year, a merchant and its history
+    as SHA-256 digests)."""
 
     decisionId: str
     kind: str
