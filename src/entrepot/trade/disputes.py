@@ -263,6 +263,7 @@ class DisputeDesk:
             side = self._party_of(conn, caller, self._order(conn, d.order_id))
             if d.state is DisputeState.RESOLVED:
                 raise InvalidTransition(f"dispute {dispute_id} is resolved")
+            self._check_answer_in_time(d, side)
             self._record(conn, d.id, "evidence", caller, text)
             if side == "merchant" and d.respond_by_ns is not None:
                 d = self._save(conn, _with(d, respond_by_ns=None))
@@ -277,6 +278,7 @@ class DisputeDesk:
             side = self._party_of(conn, caller, order)
             if d.state is not DisputeState.NEGOTIATION:
                 raise InvalidTransition(f"dispute {dispute_id} is in {d.state.value}")
+            self._check_answer_in_time(d, side)
             if type(refund_minor) is not int or not 0 <= refund_minor <= order.goods_escrow_minor:
                 raise InvalidTradeInput(
                     f"a settlement refunds 0..{order.goods_escrow_minor}", field="refundMinor"
@@ -317,11 +319,22 @@ class DisputeDesk:
         with self._write() as uow:
             conn = uow.connection
             d = self._dispute(conn, dispute_id)
-            self._party_of(conn, caller, self._order(conn, d.order_id))
+            side = self._party_of(conn, caller, self._order(conn, d.order_id))
             if d.state is not DisputeState.NEGOTIATION:
                 raise InvalidTransition(f"dispute {dispute_id} is in {d.state.value}")
+            self._check_answer_in_time(d, side)
             d = self._to_arbitration(conn, d, caller)
         return d
+
+    def _check_answer_in_time(self, d: Dispute, side: str) -> None:
+        """The merchant's first answer (evidence, an offer, escalation) comes within its 3
+        days: after them the buyer's refund is due, and a late answer clearing the clock took
+        it back whenever the deadline pass had not paid it yet (not run, or the wallet
+        suspended, which could last)."""
+        if side == "merchant" and d.respond_by_ns is not None and self._now() >= d.respond_by_ns:
+            raise WindowClosed(
+                f"the merchant's time to answer dispute {d.id} has passed: the buyer is refunded"
+            )
 
     def _to_arbitration(self, conn: Connection, d: Dispute, actor: str) -> Dispute:
         panel = self._hub(conn, d.hub_id).arbitrators

@@ -2015,6 +2015,11 @@ class TradeNetwork(DisputeDesk):
                 raise Forbidden(f"order {order_id} is not yours")
             if order.state is not OrderState.RETURN_REQUESTED:
                 raise InvalidTransition(f"order {order_id} is {order.state.value}")
+            assert order.release_at_ns is not None
+            if not accept and self._now() >= order.release_at_ns:
+                # silence for 3 days is acceptance: a refusal after them took back the refund
+                # the deadline pass owed but had not paid yet (not run, a suspended wallet)
+                raise WindowClosed(f"the time to refuse the return of order {order_id} has passed")
             if accept:
                 order = self._refund_return(conn, order, caller, note or "return accepted")
             else:

@@ -1,0 +1,74 @@
+"""A passed clock decides, even before the deadline pass acts on it: the merchant's answer
+after its time (a dispute's 3 days, a return's 3 days) is refused and changes nothing, so the
+buyer's due refund cannot be taken back by a late answer while the pass could not pay it (a
+suspended wallet) or had not run yet."""
+
+from __future__ import annotations
+
+import pytest
+
+from entrepot.trade import DisputeState, OrderState
+from entrepot.trade.errors import WindowClosed
+from tests.trade.network import Net
+
+
+def _delivered(net: Net) -> tuple[str, str]:
+    merchant, buyer = net.merchant(), net.buyer()
+    net.order(buyer, net.basket(merchant), 1)
+    net.ship("o-1")
+    return merchant, buyer
+
+
+@pytest.mark.parametrize("answer", ["evidence", "offer", "escalate"])
+def test_a_merchant_answering_a_dispute_after_its_three_days_is_refused(
+    net: Net, answer: str
+) -> None:
+    merchant, buyer = _delivered(net)
+    net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "torn")
+    net.scheme.set_active("maybank-my", False)  # the refund due cannot be paid for now
+    net.advance_days(3)
+    assert net.trade.process_deadlines()["disputes_failed"] == 1
+    with pytest.raises(WindowClosed):
+        if answer == "evidence":
+            net.trade.add_evidence(merchant, "d-1", "packed intact")
+        elif answer == "offer":
+            net.trade.offer_settlement(merchant, "d-1", 0)
+        else:
+            net.trade.escalate(merchant, "d-1")
+    net.scheme.set_active("maybank-my", True)
+    assert net.trade.process_deadlines()["disputes_unanswered"] == 1
+    assert net.trade.get_dispute(buyer, "d-1").state is DisputeState.RESOLVED
+    order = net.trade.get_order(buyer, "o-1")
+    assert order.state is OrderState.REFUNDED
+    escrow = net.scheme.get_escrow("hub-kigali", order.goods_escrow_id)
+    assert (escrow.released_minor, escrow.refunded_minor) == (0, order.goods_escrow_minor)
+
+
+def test_a_buyer_may_still_add_evidence_after_the_merchants_three_days(net: Net) -> None:
+    _, buyer = _delivered(net)
+    net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "torn")
+    net.advance_days(3)
+    net.trade.add_evidence(buyer, "d-1", "photo P-2")
+    assert net.trade.process_deadlines()["disputes_unanswered"] == 1
+
+
+def test_a_return_refused_after_the_merchants_three_days_is_refused(net: Net) -> None:
+    merchant, buyer = _delivered(net)
+    net.trade.request_return(buyer, "o-1", "too small")
+    net.scheme.set_active("maybank-my", False)
+    net.advance_days(3)
+    assert net.trade.process_deadlines()["failed"] == 1
+    with pytest.raises(WindowClosed):
+        net.trade.answer_return(merchant, "o-1", False, "no")
+    assert net.trade.get_order(buyer, "o-1").state is OrderState.RETURN_REQUESTED
+    net.scheme.set_active("maybank-my", True)
+    assert net.trade.process_deadlines()["returns_accepted"] == 1
+    assert net.trade.get_order(buyer, "o-1").state is OrderState.REFUNDED
+
+
+def test_a_late_acceptance_of_a_return_is_what_silence_decides(net: Net) -> None:
+    merchant, buyer = _delivered(net)
+    net.trade.request_return(buyer, "o-1", "too small")
+    net.advance_days(3)
+    order = net.trade.answer_return(merchant, "o-1", True, "fine")
+    assert order.state is OrderState.REFUNDED
