@@ -319,3 +319,17 @@ def test_a_date_of_birth_is_a_past_date_written_yyyy_mm_dd(dob: str) -> None:
         make_party("Naser Maleki", dob=dob)
     assert refused.value.field == "dob"
     assert make_party("Naser Maleki", dob=" 1960-05-01 ").dob == date(1960, 5, 1)
+
+
+def test_a_partial_name_born_on_the_listed_day_is_reviewed_never_matched(
+    screener: Screener,
+) -> None:
+    """'Moussa Essaadi' of ESSAADI, Moussa Ben Amor Ben Ali: both names given match, the rest
+    of the listed name is missing, so the name scores below a review. Born on the listed day
+    (1964-12-04), that was still 'clear'; a person now looks. Born another day, or with no
+    date, it stays clear: a partial name alone is no hit."""
+    born = screener.screen(make_party("Moussa Essaadi", "1964-12-04", "TN"))
+    assert born.decision == "review" and born.best is not None and born.best.ent_num == 7832
+    assert "matches to the day" in born.best.reasons[-1]
+    for dob in ("1977-07-04", None):
+        assert screener.screen(make_party("Moussa Essaadi", dob, "TN")).decision == "clear"

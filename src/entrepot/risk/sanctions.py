@@ -509,6 +509,15 @@ def _country_evidence(
             good.append(f"country {name} matches a listed address")
 
 
+def _born_that_day(entry: Entry, party: Party) -> bool:
+    """Whether the party's date of birth is one the listing gives to the day."""
+    return party.dob is not None and any(
+        d.year_from == d.year_to and d.month is not None and d.day is not None
+        and d.contains(party.dob)
+        for d in entry.dobs
+    )  # fmt: skip
+
+
 def _judge(entry: Entry, match: NameMatch, party: Party) -> Candidate:
     good, bad, notes = _evidence(entry, party)
     how = "match" if match.alias == entry.name else "match alias"
@@ -518,6 +527,15 @@ def _judge(entry: Entry, match: NameMatch, party: Party) -> Candidate:
     type_differs = any(b.startswith("type differs") for b in bad)
     if type_differs:
         decision = "clear"
+    elif match.score < REVIEW_THRESHOLD and not bad and _born_that_day(entry, party):
+        # 'Moussa Essaadi' born 1964-12-04 of ESSAADI, Moussa Ben Amor Ben Ali (born that
+        # day): the names given all match, the rest of the listed name is missing; the day
+        # of birth is evidence a name score does not see
+        decision = "review"
+        reasons.append(
+            f"name score {match.score} is below the {REVIEW_THRESHOLD} a review needs, but the "
+            "date of birth matches to the day: a person decides"
+        )
     elif match.score < REVIEW_THRESHOLD:
         decision = "clear"  # say so: the reasons above read like a hit
         reasons.append(
