@@ -880,6 +880,44 @@ def test_a_confirm_whose_answer_was_lost_is_answered_by_the_order_not_409(
     assert retry.headers["Idempotent-Replayed"] == "true"
 
 
+def test_writes_whose_answers_were_lost_are_answered_with_what_they_did(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trade write (or a directory registration) whose worker died after its COMMIT and
+    before its answer was stored: the retry ran it again and was refused, 409 "already
+    exists" or "EMA cannot follow EMA", a 4xx kept as the key's answer for a write that was
+    done. Now each marks the key in its own transaction, naming what it made, and the retry
+    is answered with it (a create's 201). Found by killing the server (test_serve_crash_trade)."""
+    from entrepot.entrypoints.api.security import SecurityMiddleware
+
+    async def lost(self: SecurityMiddleware, values: object) -> bool:
+        return True  # "stored": nothing was
+
+    merchant, buyer = api.merchant(), api.buyer()
+    api.ok(api.post(merchant, "/v1/trade/items", item_body()), 201)
+    api.ok(api.put(merchant, "/v1/trade/items/sku-basket/stock/kigali-fc1", {"onHand": 5}))
+    quote = {"quoteId": "q-o-1", "lines": [{"sku": "sku-basket", "quantity": 1}]}
+    api.ok(api.post(buyer, "/v1/trade/quotes", quote), 201)
+    api.ok(api.post(buyer, "/v1/trade/orders", {"orderId": "o-1", "quoteId": "q-o-1"}), 201)
+    writes = [
+        ("mtn-rw", "/v1/parties/BUSINESS/RW-7", {"displayName": "Seven", "currency": "RWF"}, 201),
+        ("hub-kigali", "/v1/trade/orders/o-1/tracking", {"code": "EMA"}, 201),
+        (buyer, "/v1/trade/quotes", {**quote, "quoteId": "q-2"}, 201),
+    ]
+    for n, (caller, path, body, status) in enumerate(writes):
+        with monkeypatch.context() as m:
+            m.setattr(SecurityMiddleware, "_stored_with_next", lost)
+            m.setattr(SecurityMiddleware, "_store", lambda self, values: None)
+            first = api.post(caller, path, body, key=f"lost-{n}")
+        assert first.status_code == status, first.text
+        retry = api.post(caller, path, body, key=f"lost-{n}")
+        assert (retry.status_code, retry.json()) == (status, first.json()), path
+        assert retry.headers["Idempotent-Replayed"] == "true"
+        again = api.post(caller, path, body, key=f"lost-{n}")  # stored now
+        assert (again.status_code, again.json()) == (status, first.json()), path
+    assert len(api.get(buyer, "/v1/trade/orders/o-1/tracking").json()["events"]) == 1
+
+
 # ---------------------------------------------------------------------- no tipping off
 def test_a_merchant_is_not_told_why_onboarding_screening_held_it(api: Api) -> None:
     """Why onboarding screening held a merchant (the watch-list entry its name resembles,

@@ -36,17 +36,33 @@ class KeyedRequest:
 #: Set by the API's security middleware while a keyed request's operation runs.
 KEYED_REQUEST: ContextVar[KeyedRequest | None] = ContextVar("entrepot_keyed_request", default=None)
 
+# A marker written without a result takes one named later in the same operation (a trade
+# tracking event that pays customs: the scheme's write marks it first, then the event names
+# itself); a result once named, or an answer, is never changed.
 _MARK = Fast(
     "INSERT INTO pay_idempotency"
     " (caller, key, request_hash, status_code, response, created_at, headers)"
-    f" VALUES (?, ?, ?, {ANSWER_LOST}, ?, ?, NULL) ON CONFLICT (caller, key) DO NOTHING"
+    f" VALUES (?, ?, ?, {ANSWER_LOST}, ?, ?, NULL) ON CONFLICT (caller, key) DO UPDATE"
+    " SET response = excluded.response"
+    f" WHERE pay_idempotency.status_code = {ANSWER_LOST} AND pay_idempotency.response = ''"
+    " AND excluded.response <> ''"
 )
 
 
 #: Kinds of ``result`` a marker may name, as ``"<kind>:<id>"``
 SETTLEMENT_WINDOW = "settlementWindow"
+#: An alias registered in the directory: ``<type>/<alias>``
+PARTY = "party"
 #: A credential issued (its key id: never its secret, which is stored nowhere)
 CREDENTIAL = "credential"
+#: What a trade create made, named by its id (a tracking event: ``<order id>/<seq>``)
+TRADE_HUB = "tradeHub"
+TRADE_MERCHANT = "tradeMerchant"
+TRADE_BUYER = "tradeBuyer"
+TRADE_ITEM = "tradeItem"
+TRADE_QUOTE = "tradeQuote"
+TRADE_DISPUTE = "tradeDispute"
+TRADE_TRACKING = "tradeTracking"
 
 
 def mark_keyed(conn: Connection, now_ns: int, result: str = "") -> None:
@@ -62,7 +78,15 @@ __all__ = [
     "ANSWER_LOST",
     "CREDENTIAL",
     "KEYED_REQUEST",
+    "PARTY",
     "SETTLEMENT_WINDOW",
+    "TRADE_BUYER",
+    "TRADE_DISPUTE",
+    "TRADE_HUB",
+    "TRADE_ITEM",
+    "TRADE_MERCHANT",
+    "TRADE_QUOTE",
+    "TRADE_TRACKING",
     "KeyedRequest",
     "mark_keyed",
 ]

@@ -76,7 +76,7 @@ from entrepot.payments.errors import (
     TransferNotFound,
     WindowNotFound,
 )
-from entrepot.payments.keyed import SETTLEMENT_WINDOW, mark_keyed
+from entrepot.payments.keyed import PARTY, SETTLEMENT_WINDOW, mark_keyed
 from entrepot.payments.model import (
     REVIEW_REJECTED,
     REVIEW_RELEASED,
@@ -761,6 +761,8 @@ class PaymentScheme:
                     created_at=now,
                 )
             )
+            # its retry, its answer lost, is told the party (run again: "already registered")
+            mark_keyed(conn, now, result=f"{PARTY}:{kind.value}/{value}")
         return Party(kind, value, caller, display_name, currency, p.country, now)
 
     def remove_alias(self, caller: str, alias_type: AliasType | str, alias: str) -> None:

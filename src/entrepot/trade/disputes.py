@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from entrepot.payments.errors import PaymentError
+from entrepot.payments.keyed import TRADE_DISPUTE
 from entrepot.storage.engine import read_connection
 from entrepot.trade import store as st
 from entrepot.trade.errors import (
@@ -66,7 +67,7 @@ class DisputeDesk:
 
     if TYPE_CHECKING:
 
-        def _write(self) -> AbstractContextManager[UnitOfWork]: ...
+        def _write(self, result: str = "") -> AbstractContextManager[UnitOfWork]: ...
         def _now(self) -> int: ...
         def _order(self, conn: Connection, order_id: str) -> Order: ...
         def _hub(self, conn: Connection, hub_id: str) -> Hub: ...
@@ -191,7 +192,7 @@ class DisputeDesk:
             raise InvalidTradeInput(
                 "reason must be not_received or not_as_described", field="reason"
             ) from None
-        with self._write() as uow:
+        with self._write(f"{TRADE_DISPUTE}:{dispute_id}") as uow:
             conn = uow.connection
             order = self._order(conn, order_id)
             if self._party_of(conn, caller, order) != "buyer":

@@ -30,6 +30,15 @@ from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock, ns_to_datetime
 from entrepot.kernel.money import Money, convert, get_currency
 from entrepot.payments import PaymentScheme
 from entrepot.payments.errors import PaymentError, TransferBlocked
+from entrepot.payments.keyed import (
+    TRADE_BUYER,
+    TRADE_HUB,
+    TRADE_ITEM,
+    TRADE_MERCHANT,
+    TRADE_QUOTE,
+    TRADE_TRACKING,
+    mark_keyed,
+)
 from entrepot.payments.model import (
     REVIEW_REJECTED,
     REVIEW_RELEASED,
@@ -179,10 +188,14 @@ class TradeNetwork(DisputeDesk):
 
     # ------------------------------------------------------------------ plumbing
     @contextmanager
-    def _write(self) -> Iterator[UnitOfWork]:
+    def _write(self, result: str = "") -> Iterator[UnitOfWork]:
+        """A trade write, the scheme's joining it. The keyed API request it serves is marked
+        done in it (``payments/keyed.py``; ``result``: what a create made): the retry of one
+        whose answer was lost is answered from what it did, not run again and refused."""
         with UnitOfWork(self.engine) as uow:
             with self.scheme.joined(uow):
                 yield uow
+            mark_keyed(uow.connection, self._now(), result)
             uow.commit()
 
     def _now(self) -> int:
@@ -321,7 +334,7 @@ class TradeNetwork(DisputeDesk):
         )
         for pid in (participant_id, customs_authority, *partners):
             self.scheme.get_participant(pid)  # raises ParticipantNotFound
-        with self._write() as uow:
+        with self._write(f"{TRADE_HUB}:{hub.id}") as uow:
             conn = uow.connection
             if self._one(conn, st.hubs, "id", hub.id) is not None:
                 raise AlreadyExists(f"hub {hub.id} already exists")
@@ -413,7 +426,7 @@ class TradeNetwork(DisputeDesk):
             f"{outcome}: {why}"[:400],
             self._now(),
         )
-        with self._write() as uow:
+        with self._write(f"{TRADE_MERCHANT}:{merchant_id}") as uow:
             conn = uow.connection
             if self._one(conn, st.merchants, "id", merchant_id) is not None:
                 raise AlreadyExists(f"merchant {merchant_id} already exists")
@@ -475,7 +488,7 @@ class TradeNetwork(DisputeDesk):
         check_id(buyer_id, "buyer")
         display = check_text(name, "name")
         party = self.scheme.lookup_party(wallet_alias_type, wallet_alias)
-        with self._write() as uow:
+        with self._write(f"{TRADE_BUYER}:{buyer_id}") as uow:
             conn = uow.connection
             hub = self._hub_of_caller(conn, caller)
             if party.participant_id not in hub.partners:
@@ -646,7 +659,7 @@ class TradeNetwork(DisputeDesk):
         check_positive(price_minor, "priceMinor")
         customs = check_customs_measure(customs_unit, customs_quantity_per_piece)
         cur = get_currency(currency).code
-        with self._write() as uow:
+        with self._write(f"{TRADE_ITEM}:{sku}") as uow:
             conn = uow.connection
             m = self._merchant(conn, merchant_id)
             if cur not in m.currencies:
@@ -776,6 +789,11 @@ class TradeNetwork(DisputeDesk):
                 conn.execute(sa.update(st.stock).where(key).values(on_hand=on_hand))
         return StockLevel(sku, warehouse_id, on_hand, reserved)
 
+    def get_item(self, sku: str) -> Item:
+        """An item, on sale or not (public, like the catalogue)."""
+        with read_connection(self.engine) as conn:
+            return self._item(conn, sku)
+
     def stock(self, sku: str) -> list[StockLevel]:
         with read_connection(self.engine) as conn:
             rows = conn.execute(
@@ -839,7 +857,7 @@ class TradeNetwork(DisputeDesk):
                 "minor units); order fewer",
                 field="lines",
             )
-        with self._write() as uow:
+        with self._write(f"{TRADE_QUOTE}:{quote_id}") as uow:
             conn = uow.connection
             if self._one(conn, st.quotes, "id", quote_id) is not None:
                 raise AlreadyExists(f"quote {quote_id} already exists")
@@ -1366,6 +1384,16 @@ class TradeNetwork(DisputeDesk):
             else {"lane": decl.lane, "estimated_hours": decl.clearance_hours},
         }
 
+    def tracking_event(self, caller: str, order_id: str, seq: int) -> TrackingEvent:
+        """One event of the order's parcel, by its number (0 first), to those who see it."""
+        with read_connection(self.engine) as conn:
+            order = self._order(conn, order_id)
+            self._check_sees(conn, caller, order)
+            events = self._tracking(conn, order_id)
+        if not 0 <= seq < len(events):
+            raise OrderNotFound(f"order {order_id} has no tracking event {seq}", field="seq")
+        return events[seq]
+
     def _tracking(self, conn: Connection, shipment_id: str) -> list[TrackingEvent]:
         rows = conn.execute(
             sa.select(st.tracking)
@@ -1389,6 +1417,7 @@ class TradeNetwork(DisputeDesk):
             hub = self._hub_of_caller(conn, caller)
             order = self._order(conn, order_id)
             event = self._track(conn, hub, order, code, note)
+            mark_keyed(conn, self._now(), f"{TRADE_TRACKING}:{order_id}/{event.seq}")
         return event
 
     def consolidate(

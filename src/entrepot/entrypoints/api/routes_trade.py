@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Path as ApiPath
 
 from entrepot.entrypoints.api import convert_trade as cv
 from entrepot.entrypoints.api import schemas_trade as t
@@ -249,6 +250,12 @@ def update_item(sku: str, body: t.ItemPatchIn, caller: Caller, trade: Trade) -> 
     )
 
 
+@router.get("/items/{sku}", response_model=t.ItemOut)
+def get_item(sku: str, caller: Caller, trade: Trade) -> t.ItemOut:
+    """An item, on sale or not (public, like the catalogue)."""
+    return cv.item(trade.get_item(sku))
+
+
 @router.get("/items/{sku}/stock", response_model=t.StockAvailabilityOut)
 def get_stock(sku: str, caller: Caller, trade: Trade) -> t.StockAvailabilityOut:
     """What may be ordered, per warehouse (public, like the catalogue)."""
@@ -303,6 +310,14 @@ def order_events(order_id: str, caller: Caller, trade: Trade) -> t.EventListOut:
 @router.get("/orders/{order_id}/tracking", response_model=t.TrackingOut)
 def get_tracking(order_id: str, caller: Caller, trade: Trade) -> t.TrackingOut:
     return cv.tracking(trade.tracking(caller, order_id))
+
+
+@router.get("/orders/{order_id}/tracking/{seq}", response_model=t.TrackingEventOut)
+def get_tracking_event(
+    order_id: str, seq: Annotated[int, ApiPath(ge=0, le=10_000)], caller: Caller, trade: Trade
+) -> t.TrackingEventOut:
+    """One event of the parcel, by its number (0 first): what its POST answered."""
+    return cv.tracking_event(trade.tracking_event(caller, order_id, seq))
 
 
 @router.post("/orders/{order_id}/tracking", status_code=201, response_model=t.TrackingEventOut)

@@ -68,7 +68,15 @@ from entrepot.payments.keyed import (
     ANSWER_LOST,
     CREDENTIAL,
     KEYED_REQUEST,
+    PARTY,
     SETTLEMENT_WINDOW,
+    TRADE_BUYER,
+    TRADE_DISPUTE,
+    TRADE_HUB,
+    TRADE_ITEM,
+    TRADE_MERCHANT,
+    TRADE_QUOTE,
+    TRADE_TRACKING,
     KeyedRequest,
 )
 from entrepot.payments.signing import signed_message
@@ -250,9 +258,12 @@ class SecurityMiddleware:
             # The operation was done and its answer lost (its worker was killed before it was
             # stored): running it again would be refused (a second commit) or done twice (a
             # partial release). Answered with what it acted on, as it is now.
-            await self.app(_get(scope, resource), _no_body, hold)
+            path, created = resource
+            await self.app(_get(scope, path), _no_body, hold)
             if start:  # not run now: as a replay says
                 start["headers"] = [*start.get("headers", []), _REPLAYED]
+                if created is not None and start.get("status") == 200:
+                    start["status"] = created  # a create's, as its first answer was
         else:
             # Held until it is stored: a retry that arrives after the client saw it must
             # find it. The scheme's writes record the key with them (payments/keyed.py).
@@ -447,21 +458,34 @@ _ANSWERED_BY_RESOURCE = (
 )
 
 
-#: The resource of each kind of result a marker names (``payments/keyed.py``): the actions
-#: whose request does not name what they act on (a close acts on the window open then).
-_RESULT_RESOURCES = {SETTLEMENT_WINDOW: "/v1/settlementWindows/{}"}
+#: The resource of each kind of result a marker names (``payments/keyed.py``), and the
+#: status its retry is answered with (None: the GET's): the actions whose request does not
+#: name what they act on (a close acts on the window open then), and the trade creates, which
+#: were refused "already exists" when run again (a tracking event: "cannot follow" itself).
+_RESULT_RESOURCES: dict[str, tuple[str, int | None]] = {
+    SETTLEMENT_WINDOW: ("/v1/settlementWindows/{}", None),
+    PARTY: ("/v1/parties/{}/{}", 201),
+    TRADE_HUB: ("/v1/trade/hubs/{}", 201),
+    TRADE_MERCHANT: ("/v1/trade/merchants/{}", 201),
+    TRADE_BUYER: ("/v1/trade/buyers/{}", 201),
+    TRADE_ITEM: ("/v1/trade/items/{}", 201),
+    TRADE_QUOTE: ("/v1/trade/quotes/{}", 201),
+    TRADE_DISPUTE: ("/v1/trade/disputes/{}", 201),
+    TRADE_TRACKING: ("/v1/trade/orders/{}/tracking/{}", 201),
+}
 
 
-def _resource_of(path: str, done: _DoneAnswerLost) -> str | None:
-    """The path whose GET answers the retry of a done operation whose answer was lost, or
-    None if it is run again."""
+def _resource_of(path: str, done: _DoneAnswerLost) -> tuple[str, int | None] | None:
+    """The path whose GET answers the retry of a done operation whose answer was lost, with
+    the status to answer it with (None: the GET's), or None if it is run again."""
     for pattern, resource in _ANSWERED_BY_RESOURCE:
         found = pattern.match(path)
         if found:
-            return resource.format(found.group(1))
+            return resource.format(found.group(1)), None
     kind, _, ident = done.result.partition(":")
     if kind in _RESULT_RESOURCES and ident:
-        return _RESULT_RESOURCES[kind].format(ident)
+        template, status = _RESULT_RESOURCES[kind]
+        return template.format(*ident.split("/", 1)), status
     return None
 
 
