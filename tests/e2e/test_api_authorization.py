@@ -380,6 +380,10 @@ OPERATIONS: dict[str, Refused | Listed | Public] = {
         Call("/v1/trade/items/sku-alpha", {"priceMinor": 1}),
         Call("/v1/trade/items/sku-alpha", {"active": False}),
     ),
+    "GET /v1/trade/items/{sku}": Public(
+        "an item on sale, as the catalogue lists it (off sale: its merchant's only)",
+        "/v1/trade/items/sku-alpha",
+    ),
     "GET /v1/trade/items/{sku}/stock": Public(
         "what may be ordered per warehouse: public, like the catalogue",
         "/v1/trade/items/sku-alpha/stock",
@@ -411,6 +415,9 @@ OPERATIONS: dict[str, Refused | Listed | Public] = {
     "GET /v1/trade/orders/{order_id}": refused(Call("/v1/trade/orders/o-paid")),
     "GET /v1/trade/orders/{order_id}/events": refused(Call("/v1/trade/orders/o-dlv/events")),
     "GET /v1/trade/orders/{order_id}/tracking": refused(Call("/v1/trade/orders/o-dlv/tracking")),
+    "GET /v1/trade/orders/{order_id}/tracking/{seq}": refused(
+        Call("/v1/trade/orders/o-dlv/tracking/0")
+    ),
     "POST /v1/trade/orders/{order_id}/tracking": refused(
         Call("/v1/trade/orders/o-paid/tracking", {"code": "EMA"})
     ),

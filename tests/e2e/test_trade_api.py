@@ -1173,3 +1173,13 @@ def test_one_customs_key_null_without_the_other_is_refused_and_changes_nothing(a
         refused = api.patch(merchant, "/v1/trade/items/sku-wine", patch)
         assert api.refused(refused, 422, "trade_invalid_input")["field"] == missing
         assert api.ok(api.get(merchant, "/v1/trade/items"))["items"] == [item]
+
+
+def test_an_item_off_sale_is_its_merchants_to_read_and_no_one_elses(api: Api) -> None:
+    merchant = api.merchant()
+    api.item(merchant)
+    buyer = api.buyer()
+    assert api.ok(api.get(buyer, "/v1/trade/items/sku-basket"))["sku"] == "sku-basket"
+    api.ok(api.patch(merchant, "/v1/trade/items/sku-basket", {"active": False}))
+    api.refused(api.get(buyer, "/v1/trade/items/sku-basket"), 404, "trade_item_not_found")
+    assert api.ok(api.get(merchant, "/v1/trade/items/sku-basket"))["active"] is False

@@ -789,10 +789,16 @@ class TradeNetwork(DisputeDesk):
                 conn.execute(sa.update(st.stock).where(key).values(on_hand=on_hand))
         return StockLevel(sku, warehouse_id, on_hand, reserved)
 
-    def get_item(self, sku: str) -> Item:
-        """An item, on sale or not (public, like the catalogue)."""
+    def get_item(self, caller: str, sku: str) -> Item:
+        """An item on sale (public, like the catalogue); one off sale only to its merchant,
+        to anyone else as the catalogue has it: not there."""
         with read_connection(self.engine) as conn:
-            return self._item(conn, sku)
+            item = self._item(conn, sku)
+        if not item.active:
+            role, actor = parse_principal(caller)
+            if role is not Role.MERCHANT or actor != item.merchant_id:
+                raise ItemNotFound(f"item {sku!r} does not exist", field="sku")
+        return item
 
     def stock(self, sku: str) -> list[StockLevel]:
         with read_connection(self.engine) as conn:

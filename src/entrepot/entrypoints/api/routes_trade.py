@@ -252,8 +252,8 @@ def update_item(sku: str, body: t.ItemPatchIn, caller: Caller, trade: Trade) -> 
 
 @router.get("/items/{sku}", response_model=t.ItemOut)
 def get_item(sku: str, caller: Caller, trade: Trade) -> t.ItemOut:
-    """An item, on sale or not (public, like the catalogue)."""
-    return cv.item(trade.get_item(sku))
+    """An item on sale (public, like the catalogue); one off sale only to its merchant."""
+    return cv.item(trade.get_item(caller, sku))
 
 
 @router.get("/items/{sku}/stock", response_model=t.StockAvailabilityOut)
