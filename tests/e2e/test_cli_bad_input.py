@@ -155,6 +155,7 @@ CASES: dict[str, tuple[Bad, ...]] = {
         bad("ledger create-account --code 0 --currency EUR", "--code"),
         bad("ledger create-account --code 70000 --currency EUR", "--code"),
         bad("ledger create-account --code 1 --currency EUR --id abc", "--id", "abc"),
+        bad("ledger create-account --code 1 --currency EUR --id ''", "--id"),
         bad("ledger create-account --code 1 --currency EUR --id -5", "--id"),
         bad(f"ledger create-account --code 1 --currency EUR --id {HUGE}", "--id"),
         bad("ledger create-account --code 1 --currency EUR --flags nope", "--flags", "nope"),

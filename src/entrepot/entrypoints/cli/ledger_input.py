@@ -58,7 +58,9 @@ def parse_id_text(text: str, what: str) -> int:
 
 
 def id_or_new(text: str | None, what: str) -> int:
-    return new_id() if text is None or not text.strip() else parse_id_text(text, what)
+    """A new id when the option is left out; an empty or blank one (an unset shell variable)
+    is refused, never silently replaced by a new id that defeats idempotency."""
+    return new_id() if text is None else parse_id_text(text, what)
 
 
 def parse_currency(text: str, what: str = "--currency") -> Currency:
