@@ -532,6 +532,11 @@ CASES: dict[str, tuple[Bad, ...]] = {
             "risk lending offer o-x --as m-kigali-1 --lender mtn-rw --history {history_types}",
             "tenure_days",
         ),
+        bad(
+            "risk lending offer o-x --as m-kigali-1 --lender mtn-rw --history {history_bad_date}",
+            "as_of",
+            "yesterday",
+        ),
         bad("risk lending offer o-x --as m-kigali-1 --lender mtn-rw --months 0", "months"),
         refused("risk lending offer o-x --as nope --lender mtn-rw", "nope"),
         bad("risk lending offer o-x --as m-kigali-1 --lender maybank-my", "maybank-my"),

@@ -234,7 +234,10 @@ def _show_policy(policy: CreditPolicy, as_json: bool) -> None:
 def _history(path: Path, now_ns: int) -> MerchantHistory:
     raw = _read_json(path, "history")
     if "as_of" in raw:
-        raw["as_of_ns"] = parse_time(str(raw.pop("as_of")))
+        try:
+            raw["as_of_ns"] = parse_time(str(raw.pop("as_of")))
+        except ValueError as exc:
+            raise bad_input(f"history file {path}: as_of: {exc}") from None
     raw.setdefault("as_of_ns", now_ns)
     return MerchantHistory.from_dict(raw)
 
