@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from entrepot.kernel.errors import ConfigurationError
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -43,7 +46,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     url = env.get("ENTREPOT_DATABASE_URL", "").strip()
     if not url:
         url = f"sqlite:///{(home / 'entrepot.db').resolve()}"
-    url = normalise_database_url(url)
+    url = check_database_url(normalise_database_url(url))
     sync = env.get("ENTREPOT_SQLITE_SYNCHRONOUS", "FULL").upper()
     if sync not in SYNCHRONOUS_MODES:
         raise ConfigurationError(
@@ -91,6 +94,36 @@ def normalise_database_url(url: str) -> str:
         f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://USER@HOST/DB",
         field="ENTREPOT_DATABASE_URL",
     )
+
+
+#: Drivers the engine is built for (``normalise_database_url`` maps postgres:// to psycopg).
+DATABASE_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
+
+
+def check_database_url(url: str) -> str:
+    """The URL as the engine will read it. One that does not parse (``postgresql://u@h:x/db``),
+    names another driver (``sqlitex:///f``), or an SQLite database held in memory is refused
+    here, naming ENTREPOT_DATABASE_URL: not a parser's bare ``invalid literal for int()``
+    later, and not a command that reports success on a database gone when it exits."""
+    field = "ENTREPOT_DATABASE_URL"
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise ConfigurationError(f"{field} is malformed: {exc}", field=field) from None
+    if parsed.drivername not in DATABASE_DRIVERS:
+        raise ConfigurationError(
+            f"{field}: unsupported driver {parsed.drivername!r}: use sqlite:///PATH or "
+            "postgresql://USER@HOST/DB",
+            field=field,
+        )
+    in_memory = parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
+    if parsed.drivername.startswith("sqlite") and in_memory:
+        raise ConfigurationError(
+            f"{field}: {url!r} is an in-memory SQLite database, lost when the command exits: "
+            "name a file, sqlite:///PATH",
+            field=field,
+        )
+    return url
 
 
 def shared_data_dir(environ: Mapping[str, str] | None = None) -> Path:

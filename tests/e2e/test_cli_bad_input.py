@@ -956,9 +956,29 @@ def test_bad_input_is_refused_in_one_line_and_changes_nothing(
 # ---------------------------------------------------------------------------------- settings
 #: A bad setting: the environment it adds, and the words the error line holds
 SETTINGS: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
+    "url without a port number": (
+        {"ENTREPOT_DATABASE_URL": "postgresql://u@localhost:notaport/x"},
+        ("ENTREPOT_DATABASE_URL", "malformed", "notaport"),
+    ),
+    "url that does not parse": (
+        {"ENTREPOT_DATABASE_URL": "sqlite:"},
+        ("ENTREPOT_DATABASE_URL", "malformed"),
+    ),
+    "url of an unknown driver": (
+        {"ENTREPOT_DATABASE_URL": "sqlitex:///x.db"},
+        ("ENTREPOT_DATABASE_URL", "sqlitex"),
+    ),
     "url of another database": (
         {"ENTREPOT_DATABASE_URL": "mysql://root@localhost/x"},
         ("unsupported database URL", "mysql"),
+    ),
+    "sqlite in memory": (
+        {"ENTREPOT_DATABASE_URL": "sqlite://"},
+        ("ENTREPOT_DATABASE_URL", "in-memory"),
+    ),
+    "sqlite :memory:": (
+        {"ENTREPOT_DATABASE_URL": "sqlite:///:memory:"},
+        ("ENTREPOT_DATABASE_URL", "in-memory"),
     ),
     "not migrated, no automatic upgrade": (
         {"ENTREPOT_AUTO_UPGRADE": "0"},
@@ -1028,3 +1048,12 @@ def test_as_a_program_bad_input_exits_2_without_a_traceback(
     assert "Traceback" not in proc.stderr and proc.stdout == "", proc.stderr
     assert len([x for x in proc.stderr.splitlines() if x.startswith(("error: ", "Error: "))]) == 1
     assert _diff(before, snapshot(home)) == []
+
+
+def test_as_a_program_a_malformed_database_url_exits_2(tmp_path: Path) -> None:
+    env = {**os.environ, "ENTREPOT_HOME": str(tmp_path), "ENTREPOT_DATABASE_URL": "sqlite://"}
+    command = [sys.executable, "-m", "entrepot", "payments", "participants"]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert proc.stderr.startswith("error: configuration_error: ENTREPOT_DATABASE_URL")
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
