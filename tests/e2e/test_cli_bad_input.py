@@ -648,6 +648,24 @@ CASES: dict[str, tuple[Bad, ...]] = {
             " --freight 1,2,3,4 --commission-bps -1",
             "commission",
         ),
+        bad(
+            "trade hubs create --as scheme h-x --name H --kind ehub --country RW --currency RWF"
+            " --operator mtn-rw --arbitrator a1 --arbitrator a2 --customs customs-rw"
+            f" --freight 1,2,3,{HUGE}",
+            "freight",
+        ),
+        bad(
+            "trade hubs create --as scheme h-x --name H --kind ehub --country RW --currency RWF"
+            " --operator mtn-rw --arbitrator a1 --arbitrator a2 --customs customs-rw"
+            " --freight 1,2,3,4 --insurance-bps -5",
+            "insurance",
+        ),
+        bad(
+            "trade hubs create --as scheme h-x --name H --kind ehub --country ZZZ --currency RWF"
+            " --operator mtn-rw --arbitrator a1 --arbitrator a2 --customs customs-rw"
+            " --freight 1,2,3,4",
+            "country",
+        ),
     ),
     "trade merchant onboard": (
         bad(

@@ -137,6 +137,20 @@ ORIGIN_CODES = frozenset({"EMA", "EMB", "EXA", "EXB", "EXC", "EXD", "EMC"})
 _COUNTRY = re.compile(r"[A-Z]{2}")
 
 
+def _check_freight(card: FreightCard) -> None:
+    """What the API's FreightCardIn admits: rates 0..10^15 minor units, insurance 0..10000
+    bps (a negative rate would pay the buyer for freight; a huge one overflows the quote)."""
+    for what, value in (
+        ("domesticBaseMinor", card.domestic_base_minor),
+        ("domesticPerKgMinor", card.domestic_per_kg_minor),
+        ("internationalBaseMinor", card.international_base_minor),
+        ("internationalPerKgMinor", card.international_per_kg_minor),
+    ):
+        check_non_negative(value, f"freight {what}")
+    if type(card.insurance_bps) is not int or not 0 <= card.insurance_bps <= 10_000:
+        raise InvalidTradeInput("insurance must be 0..10000 bps", field="insuranceBps")
+
+
 class Keep(Enum):
     """An update leaves the field as it is (``None`` clears it)."""
 
@@ -315,6 +329,9 @@ class TradeNetwork(DisputeDesk):
                 raise InvalidTradeInput(f"{what} must be 1..{top}", field=what)
         if type(commission_bps) is not int or not 0 <= commission_bps < 5_000:
             raise InvalidTradeInput("commission must be 0..4999 bps", field="commissionBps")
+        if not isinstance(country, str) or _COUNTRY.fullmatch(country) is None:
+            raise InvalidTradeInput("country must be an ISO 3166 alpha-2 code", field="country")
+        _check_freight(freight)
         hub = Hub(
             check_id(hub_id, "hub"),
             check_text(name, "name"),
