@@ -779,7 +779,10 @@ CASES: dict[str, tuple[Bad, ...]] = {
     ),
     "trade quote-show": (refused(f"trade quote-show --as {B} nope", "nope"),),
     "trade checkout": (refused(f"trade checkout --as {B} o-x nope", "nope"),),
-    "trade orders list": (bad(f"trade orders list --as {B} --limit 0", "--limit"),),
+    "trade orders list": (
+        bad(f"trade orders list --as {B} --state NOPE", "NOPE"),
+        bad(f"trade orders list --as {B} --limit 0", "--limit"),
+    ),
     "trade orders show": (refused(f"trade orders show --as {B} nope", "nope"),),
     "trade orders events": (refused(f"trade orders events --as {B} nope", "nope"),),
     "trade orders tracking": (refused(f"trade orders tracking --as {B} nope", "nope"),),
@@ -818,7 +821,10 @@ CASES: dict[str, tuple[Bad, ...]] = {
     ),
     "trade dispute appeal": (refused(f"trade dispute appeal --as {B} nope --grounds g", "nope"),),
     "trade dispute show": (refused(f"trade dispute show --as {B} nope", "nope"),),
-    "trade dispute list": (bad("trade dispute list", "--as"),),
+    "trade dispute list": (
+        bad("trade dispute list", "--as"),
+        bad(f"trade dispute list --as {B} --state NOPE", "NOPE"),
+    ),
     "trade dispute events": (refused(f"trade dispute events --as {B} nope", "nope"),),
     "trade deadlines": (bad("trade deadlines now", "now"),),
     "trade credentials issue": (
@@ -1049,6 +1055,7 @@ def test_a_file_that_is_not_a_database_is_named_and_left_alone(tmp_path: Path) -
     [
         "payments deposit mtn-rw 1e3 RWF d-x",
         "ledger balance abc",
+        "trade orders list --as buyer:b-aisyah --state paid",
         "payments window-settle x",
     ],
 )

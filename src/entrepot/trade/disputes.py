@@ -46,6 +46,7 @@ from entrepot.trade.model import (
     Ruling,
     check_id,
     check_ruling,
+    check_state_filter,
     check_text,
     parse_principal,
 )
@@ -142,6 +143,7 @@ class DisputeDesk:
     def list_disputes(self, caller: str, state: str | None = None) -> list[Dispute]:
         """An arbitrator's cases, a hub's disputes, or a buyer's or merchant's own."""
         role, actor = parse_principal(caller)
+        state = check_state_filter(state, DisputeState, "dispute state")
         q = sa.select(st.disputes)
         with read_connection(self.engine) as conn:
             if role is Role.ARBITRATOR:

@@ -71,6 +71,15 @@ def check_non_negative(value: object, what: str, max_value: int = 10**15) -> int
     return value
 
 
+def check_state_filter(value: str | None, states: type[StrEnum], what: str) -> str | None:
+    """A list's state filter names a state: a typo (``paid``, ``SHIPED``) is refused, not
+    answered with an empty list that reads as "there are none"."""
+    if value is None or value in {s.value for s in states}:
+        return value
+    allowed = ", ".join(s.value for s in states)
+    raise InvalidTradeInput(f"{what} {value!r}: expected one of {allowed}", field="state")
+
+
 # ---------------------------------------------------------------------- customs measure
 #: the customs engine's unit format (``DeclarationLine.unit``): ``l``, ``pair``, ``m2``...
 CUSTOMS_UNIT_RE = re.compile(r"[a-z0-9_]{1,16}")

@@ -116,6 +116,7 @@ from entrepot.trade.model import (
     check_non_negative,
     check_note,
     check_positive,
+    check_state_filter,
     check_text,
     check_tracking_step,
     derive_order_state,
@@ -1345,6 +1346,7 @@ class TradeNetwork(DisputeDesk):
     def list_orders(self, caller: str, state: str | None = None, limit: int = 100) -> list[Order]:
         """The caller's orders: a buyer's, a merchant's, or those through a hub."""
         role, actor = parse_principal(caller)
+        state = check_state_filter(state, OrderState, "order state")
         q = sa.select(st.orders)
         with read_connection(self.engine) as conn:
             if role is Role.BUYER:
