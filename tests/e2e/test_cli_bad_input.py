@@ -787,7 +787,11 @@ CASES: dict[str, tuple[Bad, ...]] = {
     "trade orders events": (refused(f"trade orders events --as {B} nope", "nope"),),
     "trade orders tracking": (refused(f"trade orders tracking --as {B} nope", "nope"),),
     "trade orders payouts": (refused(f"trade orders payouts --as {B} nope", "nope"),),
-    "trade track": (refused("trade track --as hub-kigali nope EMA", "nope"),),
+    "trade track": (
+        refused("trade track --as hub-kigali nope EMA", "nope"),
+        bad("trade track --as hub-kigali o-1 XYZ", "unknown tracking event", "XYZ"),
+        bad("trade track --as hub-kigali o-2 EMA XYZ", "unknown tracking event", "XYZ"),
+    ),
     "trade consolidate": (
         bad("trade consolidate --as hub-kigali c-x o-1 --code NOPE", "EXD, EMC or EMD"),
         refused("trade consolidate --as hub-kigali c-x nope", "nope"),

@@ -573,12 +573,19 @@ _NEXT_DOMESTIC: dict[str | None, frozenset[str]] = {
 }
 
 
-def check_tracking_step(last: str | None, code: str, *, domestic: bool) -> None:
-    """Raise unless ``code`` may follow ``last`` on this kind of parcel."""
-    if code not in TRACKING_CODES:
+def check_tracking_code(code: object) -> str:
+    """An event code of ``TRACKING_CODES``: checked before whose leg it is, so a typo is named
+    as a typo, not as another hub's event."""
+    if not isinstance(code, str) or code not in TRACKING_CODES:
         raise InvalidTradeInput(
             f"unknown tracking event {code!r}; known: {', '.join(TRACKING_CODES)}", field="code"
         )
+    return code
+
+
+def check_tracking_step(last: str | None, code: str, *, domestic: bool) -> None:
+    """Raise unless ``code`` may follow ``last`` on this kind of parcel."""
+    check_tracking_code(code)
     allowed = (_NEXT_DOMESTIC if domestic else _NEXT).get(last, frozenset())
     if code not in allowed:
         expected = " or ".join(sorted(allowed)) or "nothing (delivered)"

@@ -118,6 +118,7 @@ from entrepot.trade.model import (
     check_positive,
     check_state_filter,
     check_text,
+    check_tracking_code,
     check_tracking_step,
     derive_order_state,
     fulfilment_status,
@@ -1437,6 +1438,7 @@ class TradeNetwork(DisputeDesk):
         lodges the import declaration; EDC pays duties and taxes to customs; EMI starts the
         dispute window, after which the escrow is released by itself."""
         check_note(note, "note", 400)
+        check_tracking_code(code)
         with self._write() as uow:
             conn = uow.connection
             hub = self._hub_of_caller(conn, caller)

@@ -31,6 +31,7 @@ from entrepot.trade.credentials import (
     list_actor_credentials,
     revoke_actor_credential,
 )
+from entrepot.trade.model import check_tracking_code
 
 
 def _typer(help_text: str) -> typer.Typer:
@@ -555,6 +556,8 @@ def track(
 ) -> None:
     """A hub operator records postal events for a parcel on its leg, in order (each is
     committed as it goes; the first refused one stops the rest)."""
+    for code in codes:  # a typo among them is bad input: refused before any is recorded
+        check_tracking_code(code)
     recorded = []
     with _trade() as trade:
         for code in codes:
