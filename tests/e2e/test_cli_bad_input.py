@@ -269,7 +269,15 @@ CASES: dict[str, tuple[Bad, ...]] = {
         bad("payments currency-add mtn-rw XYZ", "XYZ"),
         refused("payments currency-add nope EUR", "nope"),
     ),
-    "payments suspend": (refused("payments suspend nope", "nope"),),
+    "payments suspend": (
+        bad("payments suspend mtn-rw", "--reason"),
+        bad("payments suspend mtn-rw --reason ' '", "reason"),
+        refused("payments suspend nope --reason audit", "nope"),
+    ),
+    "payments status-history": (
+        refused("payments status-history nope", "nope"),
+        refused("payments status-history mtn-rw --as maybank-my", "own"),
+    ),
     "payments resume": (refused("payments resume nope", "nope"),),
     "payments deposit": (
         bad("payments deposit mtn-rw 1e3 RWF d-x", "scientific"),
