@@ -776,7 +776,7 @@ CASES: dict[str, tuple[Bad, ...]] = {
         refused(f"trade stock set --as {M} nope kigali-fc1 1", "nope"),
     ),
     # an unknown sku shows no stock, as GET /v1/trade/items/{sku}/stock answers (left alone)
-    "trade stock show": (bad("trade stock show", "sku"),),
+    "trade stock show": (bad("trade stock show", "sku"), refused("trade stock show nope", "nope")),
     "trade quote": (
         bad(f"trade quote --as {B} tq-x sku-basket", "SKU=QUANTITY"),
         bad(f"trade quote --as {B} tq-x sku-basket=x", "SKU=QUANTITY"),

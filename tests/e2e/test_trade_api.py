@@ -684,7 +684,9 @@ def test_an_unknown_hs_code_or_a_currency_not_held_is_refused(api: Api) -> None:
     malformed = api.post(merchant, "/v1/trade/items", item_body(weightG=0))
     assert api.refused(malformed, 422, "invalid_input")["field"] == "weightG"
     assert api.ok(api.get(merchant, "/v1/trade/items"))["items"] == []
-    assert api.ok(api.get(merchant, "/v1/trade/items/sku-basket/stock"))["warehouses"] == []
+    # no such item: said so, not an empty stock that reads as sold out
+    stock = api.get(merchant, "/v1/trade/items/sku-basket/stock")
+    assert api.refused(stock, 404, "trade_item_not_found")["field"] == "sku"
 
 
 def test_a_dispute_after_its_window_is_refused_and_the_deadline_releases(api: Api) -> None:

@@ -820,7 +820,10 @@ class TradeNetwork(DisputeDesk):
         return item
 
     def stock(self, sku: str) -> list[StockLevel]:
+        """What each warehouse holds of an item (public, like the catalogue); an item that does
+        not exist is ``ItemNotFound``, not an empty list that reads as sold out."""
         with read_connection(self.engine) as conn:
+            self._item(conn, sku)
             rows = conn.execute(
                 sa.select(st.stock).where(st.stock.c.sku == sku).order_by(st.stock.c.warehouse_id)
             ).all()
