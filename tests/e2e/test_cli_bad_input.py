@@ -1057,7 +1057,8 @@ def test_a_file_that_is_not_a_database_is_named_and_left_alone(tmp_path: Path) -
     env = {"ENTREPOT_HOME": str(tmp_path), "ENTREPOT_DATABASE_URL": ""}
     result = CliRunner().invoke(app, ["payments", "participants"], env=env)
     assert result.exit_code == 1, (result.stdout, result.stderr)
-    assert result.stderr == "error: database error: file is not a database\n"
+    where = (tmp_path / "entrepot.db").resolve()
+    assert result.stderr == f"error: database sqlite:///{where}: file is not a database\n"
     assert (tmp_path / "entrepot.db").read_bytes() == garbage
 
 
@@ -1094,3 +1095,17 @@ def test_as_a_program_a_malformed_database_url_exits_2(tmp_path: Path) -> None:
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert proc.stderr.startswith("error: configuration_error: ENTREPOT_DATABASE_URL")
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_a_database_server_that_is_not_there_is_named_without_its_password(
+    tmp_path: Path,
+) -> None:
+    env = {
+        "ENTREPOT_HOME": str(tmp_path),
+        "ENTREPOT_DATABASE_URL": "postgresql://ops:s3cret@127.0.0.1:1/entrepot",
+    }
+    result = CliRunner().invoke(app, ["payments", "participants"], env=env)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    line = result.stderr
+    assert line.startswith("error: database postgresql+psycopg://ops:***@127.0.0.1:1/entrepot: ")
+    assert "s3cret" not in line and line.count("\n") == 1

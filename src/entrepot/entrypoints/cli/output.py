@@ -18,10 +18,11 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 import click
 import typer
 from rich.console import Console
+from sqlalchemy import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from entrepot.bootstrap import App, bootstrap
-from entrepot.config import Settings
+from entrepot.config import Settings, load_settings
 from entrepot.kernel.clock import Clock
 from entrepot.kernel.errors import ConfigurationError, DomainError, InvalidInput
 
@@ -123,7 +124,13 @@ def guard(func: Callable[P, R]) -> Callable[P, R]:
 def open_app(
     settings: Settings | None = None, *, clock: Clock | None = None, migrate: bool | None = None
 ) -> Iterator[App]:
-    app = bootstrap(settings, clock=clock, migrate=migrate)
+    settings = settings or load_settings()
+    try:
+        app = bootstrap(settings, clock=clock, migrate=migrate)
+    except SQLAlchemyError as exc:  # a file that is no database, a server that is not there
+        cause = getattr(exc, "orig", None) or exc
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        raise CliError(f"database {where}: {cause}", EXIT_FAILURE) from None
     try:
         yield app
     finally:
