@@ -2074,8 +2074,8 @@ class TradeNetwork(DisputeDesk):
                 raise Forbidden(f"order {order_id} is not yours")
             if order.state is not OrderState.RETURN_REQUESTED:
                 raise InvalidTransition(f"order {order_id} is {order.state.value}")
-            assert order.release_at_ns is not None
-            if not accept and self._now() >= order.release_at_ns:
+            due = order.release_at_ns  # a return requested has its answer's deadline
+            if not accept and due is not None and self._now() >= due:
                 # silence for 3 days is acceptance: a refusal after them took back the refund
                 # the deadline pass owed but had not paid yet (not run, a suspended wallet)
                 raise WindowClosed(f"the time to refuse the return of order {order_id} has passed")
