@@ -69,5 +69,5 @@ def test_a_service_field_is_named_as_the_api_names_it() -> None:
     assert api_field("new_principal_minor") == "newPrincipalMinor"
     assert api_field("lines.0.unit_price") == "lines.0.unitPrice"
     # already the API's, or no name at all: unchanged
-    for same in ("amount.currency", "weightG", "54", None, ""):
+    for same in ("amount.currency", "weightG", "54", "ENTREPOT_SCREENING", None, ""):
         assert api_field(same) == same

@@ -49,7 +49,7 @@ def api_field(field: str | None) -> str | None:
     """A service's field name as the API spells its fields: the services name theirs in
     snake_case (``hs_code``, ``amount_minor``), the API's bodies in camelCase (``hsCode``,
     ``amountMinor``); a path's parts each (``lines.0.unit_price`` -> ``lines.0.unitPrice``)."""
-    if not field or "_" not in field:
+    if not field or "_" not in field or field != field.lower():  # ENTREPOT_SCREENING stays
         return field
     return ".".join(_camel(part) for part in field.split("."))
 
