@@ -247,8 +247,7 @@ class FraudScreening:
         its review, linked to the decision that held it (named in the hold's reason), and the
         fraud label. The worker that held it resolves its review item, which logs; another
         worker (a server runs several, a restart empties them) logs the verdict itself."""
-        from entrepot.risk.decisions import make_decision
-        from entrepot.risk.fraud import FRAUD_KIND, ReviewAlreadyResolved, UnknownReviewItem
+        from entrepot.risk.fraud import ReviewAlreadyResolved, UnknownReviewItem, review_decision
 
         found = _FRAUD_HELD_BY.search(transfer.reason or "")
         if found is None:
@@ -263,16 +262,13 @@ class FraudScreening:
                 pass  # logged when it was resolved
             except UnknownReviewItem:
                 if screener.sink is not None:
-                    screener.sink.append([
-                        make_decision(
-                            FRAUD_KIND, model_version=f"review:{SCHEME}",
-                            outcome="confirmed_fraud" if rejected else "legitimate",
-                            score=None, reasons=(f"resolved as {verdict} by {SCHEME}",),
-                            inputs={"review_of": decision_id, "payment_id": transfer.id,
-                                    "reviewer": SCHEME, "verdict": verdict},
-                            clock=screener.clock,
-                        )
-                    ])  # fmt: skip
+                    screener.sink.append(
+                        [
+                            review_decision(
+                                decision_id, transfer.id, verdict, SCHEME, None, screener.clock
+                            )
+                        ]
+                    )
             held = self._held.pop(transfer.id, None)
             if held is not None:
                 screener.add_label(held, rejected)

@@ -738,6 +738,26 @@ def check_fraud_kind(sink: DecisionSink | None) -> None:
             "entrepot.risk.decisions.DECISION_KINDS", field="sink")  # fmt: skip
 
 
+def review_decision(
+    review_of: str,
+    payment_id: str,
+    verdict: str,
+    reviewer: str,
+    score: float | None,
+    clock: Clock | None,
+) -> Decision:
+    """A person's verdict (``fraud`` or ``legitimate``) on the payment a fraud decision held,
+    as the decision log records it, linked to that decision."""
+    return make_decision(
+        FRAUD_KIND, model_version=f"review:{reviewer}",
+        outcome="confirmed_fraud" if verdict == "fraud" else "legitimate", score=score,
+        reasons=(f"resolved as {verdict} by {reviewer}",),
+        inputs={"review_of": review_of, "payment_id": payment_id, "reviewer": reviewer,
+                "verdict": verdict},
+        clock=clock,
+    )  # fmt: skip
+
+
 class ReviewQueue:
     """Payments a person must look at, oldest first; resolving one is logged with who and when."""
 
@@ -782,14 +802,9 @@ class ReviewQueue:
                                             field="decision_id")  # fmt: skip
             raise UnknownReviewItem(f"no open review for decision {decision_id!r}",
                                     field="decision_id")  # fmt: skip
-        logged = make_decision(
-            FRAUD_KIND, model_version=f"review:{reviewer.strip()}",
-            outcome="confirmed_fraud" if verdict == "fraud" else "legitimate", score=item.score,
-            reasons=(f"resolved as {verdict} by {reviewer.strip()}",),
-            inputs={"review_of": decision_id, "payment_id": item.payment_id,
-                    "reviewer": reviewer.strip(), "verdict": verdict},
-            clock=self.clock,
-        )  # fmt: skip
+        logged = review_decision(
+            decision_id, item.payment_id, verdict, reviewer.strip(), item.score, self.clock
+        )
         if self.sink is not None:
             self.sink.append([logged])
         done = replace(item, status=verdict, resolved_by=reviewer.strip(), resolved_at=logged.at,
