@@ -220,6 +220,62 @@ def test_the_operator_scrapes_metrics_and_a_participant_may_not(
     assert client.get("/v1/metrics").status_code == 401
 
 
+def _requests_counted(
+    client: TestClient, h: dict[str, dict[str, str]]
+) -> dict[tuple[str, str, str], float]:
+    """``entrepot_http_requests_total`` as the operator's scrape reads it: (route, method,
+    status) -> count."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = client.get("/v1/metrics", headers=h["scheme"]).text
+    return {
+        (m.labels["route"], m.labels["method"], m.labels["status"]): m.value
+        for family in text_string_to_metric_families(text)
+        for m in family.samples
+        if m.name == "entrepot_http_requests_total"
+    }
+
+
+def test_metrics_count_requests_by_route_template_method_and_status(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    """The operator reads request and error rates and latency per route: counted under the
+    route's template (no id, no alias: who paid whom stays out of the series), those
+    refused before any route took them under ``unrouted``; the direct payment path
+    (ADR 0006) counts as FastAPI's routes do."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client, h = api
+    before = _requests_counted(client, h)
+    assert client.get("/v1/parties/MERCHANT/KL-TILL-42", headers=h["mtn-rw"]).status_code == 200
+    assert client.get("/v1/parties/MERCHANT/KL-TILL-42", headers=h["mtn-rw"]).status_code == 200
+    assert client.get("/v1/transfers/t-nobody", headers=h["mtn-rw"]).status_code == 404
+    assert client.get("/v1/participants", headers=h["mtn-rw"]).status_code == 200
+    assert client.get("/v1/transfers/t-nobody").status_code == 401
+    after = _requests_counted(client, h)
+
+    def delta(route: str, method: str, status: str) -> float:
+        key = (route, method, status)
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert delta("/v1/parties/{party_type}/{party_id}", "GET", "200") == 2
+    assert delta("/v1/transfers/{transfer_id}", "GET", "404") == 1
+    assert delta("/v1/participants", "GET", "200") == 1
+    assert delta("unrouted", "GET", "401") == 1
+    assert delta("/v1/metrics", "GET", "200") == 1  # the first scrape, counted by the second
+    assert not any("KL-TILL-42" in route or "t-nobody" in route for route, _, _ in after)
+    text = client.get("/v1/metrics", headers=h["scheme"]).text
+    latency = {
+        (m.labels["route"], m.labels.get("le")): m.value
+        for family in text_string_to_metric_families(text)
+        for m in family.samples
+        if m.name == "entrepot_http_request_duration_seconds_bucket"
+    }
+    route = "/v1/parties/{party_type}/{party_id}"
+    assert latency[(route, "+Inf")] >= 2
+    assert latency[(route, "0.001")] <= latency[(route, "10.0")] <= latency[(route, "+Inf")]
+
+
 def test_an_amount_in_another_currency_is_refused_and_writes_nothing(
     api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
 ) -> None:

@@ -512,3 +512,73 @@ def test_an_unknown_scheduling_policy_is_refused_before_anything_starts(tmp_path
     assert done.returncode == 2
     assert "expected one of batch, normal" in done.stderr
     assert not (tmp_path / "entrepot.db").exists()
+
+
+def test_request_counts_are_every_workers_whichever_worker_a_scrape_reaches(
+    tmp_path: Path,
+) -> None:
+    """A scrape reaches one worker; the request counts it reports are all workers' (they
+    share them through a directory of the server's own, request_metrics.py), so the rate
+    an operator reads does not halve, or jump, with the worker that answered. After a
+    worker is killed and replaced, what it had counted stays counted."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from entrepot.payments.credentials import issue_credential
+    from entrepot.sim.payments_bench import setup_scheme
+    from entrepot.storage.engine import create_engine_from_url
+
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    _, tokens = setup_scheme(url)
+    engine = create_engine_from_url(url)
+    operator = {"Authorization": f"Bearer {issue_credential(engine, 'scheme').token}"}
+    engine.dispose()
+    payer = {"Authorization": f"Bearer {tokens['wallet-rw']}"}
+    port = _free_port()
+    proc = _serve(tmp_path, port, workers=2)
+    base = f"http://127.0.0.1:{port}"
+    route = "/v1/parties/{party_type}/{party_id}"
+
+    def counted() -> float:
+        with httpx.Client(base_url=base, timeout=60) as c:  # a new connection: any worker
+            text = c.get("/v1/metrics", headers=operator).text
+        return sum(
+            m.value
+            for family in text_string_to_metric_families(text)
+            for m in family.samples
+            if m.name == "entrepot_http_requests_total" and m.labels["route"] == route
+        )
+
+    def lookups(n: int) -> set[int]:
+        """``n`` lookups, each on a connection of its own: the workers that answered."""
+        conns = _open_together(port, n)
+        try:
+            deadline = time.monotonic() + 90
+            while sum((held := _connections_per_worker(proc.pid, port, conns)).values()) < n:
+                assert time.monotonic() < deadline, held
+                time.sleep(0.05)
+            request = (
+                b"GET /v1/parties/MERCHANT/till-1 HTTP/1.1\r\nHost: t\r\n"
+                b"Authorization: " + payer["Authorization"].encode() + b"\r\n\r\n"
+            )
+            for c in conns:
+                c.sendall(request)
+            for c in conns:
+                assert c.recv(65536).startswith(b"HTTP/1.1 200")
+        finally:
+            for c in conns:
+                c.close()
+        return {w for w, k in held.items() if k}
+
+    try:
+        wait_ready(base, proc, timeout_s=120)
+        first = sorted(_wait_workers(proc.pid, port, 2))
+        assert len(lookups(24)) == 2, "both workers answered lookups"
+        assert {counted() for _ in range(8)} == {24.0}
+        os.kill(first[0], signal.SIGKILL)
+        _wait_workers(proc.pid, port, 2, gone=(first[0],))
+        lookups(6)
+        assert {counted() for _ in range(8)} == {30.0}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)

@@ -15,6 +15,7 @@ from entrepot import __version__
 from entrepot.entrypoints.api.claims import KeyClaims
 from entrepot.entrypoints.api.direct import CALLER, SCHEME, DirectRoutes, direct_routes
 from entrepot.entrypoints.api.problems import domain_error, http_error, validation_error
+from entrepot.entrypoints.api.request_metrics import RequestCounts, RequestMetrics
 from entrepot.entrypoints.api.routes import BULK_OPENAPI_SCHEMAS, PAYMENT_PATH, router, scheme_of
 from entrepot.entrypoints.api.routes_risk import RiskApi
 from entrepot.entrypoints.api.routes_risk import router as risk_router
@@ -88,6 +89,9 @@ def create_app(
         claims=KeyClaims(claims_path),
         write_with_next=scheme.write_with_next,
     )
+    # Outermost of the app's own: every request counted, those refused above included.
+    app.state.request_counts = RequestCounts()
+    app.add_middleware(RequestMetrics, counts=app.state.request_counts)
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -213,6 +213,7 @@ class DirectRoutes:
             else:
                 kwargs[name] = path_params[role]
         endpoint = d.route.endpoint
+        scope["route"] = d.route  # as the router would: the request counts by its template
         try:
             if d.is_async:
                 result = await endpoint(**kwargs)

@@ -121,9 +121,12 @@ class _Snapshot(Collector):
         yield abandoned
 
 
-def prometheus_text(snapshot: SchemeSnapshot) -> bytes:
+def prometheus_text(snapshot: SchemeSnapshot, *also: Collector) -> bytes:
+    """The scheme's state, then what ``also`` collects (the API's request counts)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(snapshot))
+    for collector in also:
+        registry.register(collector)
     return generate_latest(registry)
 
 

@@ -22,13 +22,17 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import time
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
+
+from entrepot.entrypoints.api.request_metrics import MULTIPROCESS_DIR_ENV
 
 log = logging.getLogger("uvicorn.error")
 
@@ -230,7 +234,22 @@ def serve(
     """Run ``app`` (a factory's import path) until SIGINT or SIGTERM, the workers under the
     ``scheduling`` policy (:func:`set_scheduling`)."""
     set_scheduling(scheduling)
-    if workers <= 1 or not balances_connections():
+    if workers <= 1:
+        uvicorn.run(app, factory=True, host=host, port=port, workers=workers, log_level=log_level)
+        return
+    # The workers' request counts, summed at each scrape (request_metrics.py): a directory
+    # of this run's own, since counts left by an earlier run would be added to this one's.
+    shared = tempfile.mkdtemp(prefix="entrepot-metrics-")
+    os.environ[MULTIPROCESS_DIR_ENV] = shared
+    try:
+        _serve_workers(host, port, workers, app, log_level)
+    finally:
+        os.environ.pop(MULTIPROCESS_DIR_ENV, None)
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def _serve_workers(host: str, port: int, workers: int, app: str, log_level: str) -> None:
+    if not balances_connections():
         uvicorn.run(app, factory=True, host=host, port=port, workers=workers, log_level=log_level)
         return
     config = uvicorn.Config(
