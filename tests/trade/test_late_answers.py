@@ -9,7 +9,7 @@ import pytest
 
 from entrepot.trade import DisputeState, OrderState
 from entrepot.trade.errors import WindowClosed
-from tests.trade.network import Net
+from tests.trade.network import DAY_S, Net
 
 
 def _delivered(net: Net) -> tuple[str, str]:
@@ -72,3 +72,33 @@ def test_a_late_acceptance_of_a_return_is_what_silence_decides(net: Net) -> None
     net.advance_days(3)
     order = net.trade.answer_return(merchant, "o-1", True, "fine")
     assert order.state is OrderState.REFUNDED
+
+
+def test_a_refused_return_leaves_the_window_running_from_delivery(net: Net) -> None:
+    merchant, buyer = _delivered(net)  # delivered now: the window closes 7 days on
+    closes = net.clock.now_ns() + 7 * DAY_S * 10**9
+    net.advance_days(5)
+    net.trade.request_return(buyer, "o-1", "too small")
+    net.advance_days(1)
+    order = net.trade.answer_return(merchant, "o-1", False, "it was as described")
+    assert (order.state, order.release_at_ns) == (OrderState.DELIVERED, closes)
+    net.clock.set_ns(closes)  # the window from delivery has closed: the refusal did not restart it
+    with pytest.raises(WindowClosed):
+        net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "torn")
+    assert net.trade.list_disputes(buyer) == []
+    assert net.trade.get_order(buyer, "o-1").state is OrderState.DELIVERED
+    assert net.trade.process_deadlines()["released"] == 1
+    assert net.trade.get_order(buyer, "o-1").state is OrderState.COMPLETED
+
+
+def test_a_buyer_may_dispute_a_refused_return_until_the_window_from_delivery_closes(
+    net: Net,
+) -> None:
+    merchant, buyer = _delivered(net)
+    closes = net.clock.now_ns() + 7 * DAY_S * 10**9
+    net.advance_days(1)
+    net.trade.request_return(buyer, "o-1", "too small")
+    net.trade.answer_return(merchant, "o-1", False, "no")
+    net.clock.set_ns(closes - 1)
+    d = net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "torn")
+    assert d.state is DisputeState.NEGOTIATION

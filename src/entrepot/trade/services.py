@@ -2083,12 +2083,21 @@ class TradeNetwork(DisputeDesk):
                 order = self._refund_return(conn, order, caller, note or "return accepted")
             else:
                 self._event(conn, order.id, "return_refused", caller, note=note)
-                # the buyer keeps its dispute window
-                hub = self._hub(conn, order.hub_id)
-                order = self._set_state(
-                    conn, order, release_at=self._now() + hub.dispute_days * DAY_NS
-                )
+                # the buyer keeps its dispute window, as it ran from delivery: a refusal
+                # restarting it gave the buyer (and the escrow's hold) a week more each time
+                order = self._set_state(conn, order, release_at=self._window_closes(conn, order))
         return order
+
+    def _window_closes(self, conn: Connection, order: Order) -> int:
+        """When the order's dispute window closes: its hub's dispute days after delivery."""
+        delivered = conn.execute(
+            sa.select(sa.func.min(st.order_events.c.at)).where(
+                st.order_events.c.order_id == order.id,
+                st.order_events.c.kind == "delivered",
+            )
+        ).scalar_one()
+        assert delivered is not None  # a return is asked for after delivery only
+        return int(delivered) + self._hub(conn, order.hub_id).dispute_days * DAY_NS
 
     def _refund_return(self, conn: Connection, order: Order, actor: str, note: str) -> Order:
         self._move_stock(conn, order, on_hand=1)
