@@ -102,3 +102,56 @@ def test_a_buyer_may_dispute_a_refused_return_until_the_window_from_delivery_clo
     net.clock.set_ns(closes - 1)
     d = net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "torn")
     assert d.state is DisputeState.NEGOTIATION
+
+
+def test_a_hub_may_record_hand_over_until_the_ship_by_deadline(net: Net) -> None:
+    merchant, buyer = net.merchant(), net.buyer()
+    order = net.order(buyer, net.basket(merchant), 1)
+    net.clock.set_ns(order.ship_by_ns - 1)
+    net.trade.track("hub-kigali", "o-1", "EMA")  # in time, to the nanosecond
+    assert net.trade.get_order(buyer, "o-1").state is OrderState.SHIPPED
+
+
+def test_a_hand_over_at_the_ship_by_deadline_is_refused_and_changes_nothing(net: Net) -> None:
+    merchant, buyer = net.merchant(), net.buyer()
+    order = net.order(buyer, net.basket(merchant), 1)
+    stock = net.trade.stock("sku-basket")
+    net.clock.set_ns(order.ship_by_ns)  # the deadline pass has not run
+    with pytest.raises(WindowClosed):
+        net.trade.track("hub-kigali", "o-1", "EMA")
+    assert net.trade.tracking(buyer, "o-1")["events"] == []
+    assert net.trade.get_order(buyer, "o-1").state is OrderState.PAID
+    assert net.trade.stock("sku-basket") == stock
+    assert net.trade.process_deadlines()["cancelled"] == 1
+    assert net.trade.get_order(buyer, "o-1").state is OrderState.CANCELLED
+
+
+def _in_arbitration(net: Net) -> tuple[str, str, str]:
+    merchant, buyer = _delivered(net)
+    net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "torn")
+    d = net.trade.escalate(buyer, "d-1")
+    assert d.arbitrator is not None and d.rule_by_ns is not None
+    return merchant, buyer, f"arbitrator:{d.arbitrator}"
+
+
+def test_an_arbitrator_may_rule_until_its_deadline(net: Net) -> None:
+    _, buyer, arbitrator = _in_arbitration(net)
+    rule_by = net.trade.get_dispute(buyer, "d-1").rule_by_ns
+    assert rule_by is not None
+    net.clock.set_ns(rule_by - 1)
+    d = net.trade.rule(arbitrator, "d-1", "refund", 0, "not as described")
+    assert d.state is DisputeState.RULED
+
+
+def test_a_ruling_at_the_ruling_deadline_is_refused_and_changes_nothing(net: Net) -> None:
+    _, buyer, arbitrator = _in_arbitration(net)
+    before = net.trade.get_dispute(buyer, "d-1")
+    events = net.trade.dispute_events(buyer, "d-1")
+    assert before.rule_by_ns is not None
+    net.clock.set_ns(before.rule_by_ns)  # the deadline pass has not handed it on yet
+    with pytest.raises(WindowClosed):
+        net.trade.rule(arbitrator, "d-1", "refund", 0, "not as described")
+    assert net.trade.get_dispute(buyer, "d-1") == before
+    assert net.trade.dispute_events(buyer, "d-1") == events
+    assert net.trade.process_deadlines()["disputes_reassigned"] == 1
+    assert net.trade.get_dispute(buyer, "d-1").arbitrator != before.arbitrator

@@ -372,6 +372,13 @@ class DisputeDesk:
             if role is not Role.ARBITRATOR or actor != expected:
                 # not naming the arbitrator: who sits on a case is its parties' and hub's
                 raise Forbidden(f"only the assigned arbitrator rules on dispute {dispute_id}")
+            if d.rule_by_ns is not None and self._now() >= d.rule_by_ns:
+                # the case passes to the next panel member: a ruling before the deadline pass
+                # had handed it on decided a case that was no longer the arbitrator's
+                raise WindowClosed(
+                    f"the time to rule on dispute {dispute_id} has passed: the case goes to "
+                    "the next panel member"
+                )
             order = self._order(conn, d.order_id)
             kind, refund = check_ruling(str(outcome), refund_minor, order.goods_escrow_minor)
             ruling = Ruling(kind, refund, actor, reason, self._now())

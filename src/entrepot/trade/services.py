@@ -1495,6 +1495,13 @@ class TradeNetwork(DisputeDesk):
         events = self._tracking(conn, order.id)
         check_tracking_step(events[-1].code if events else None, code, domestic=domestic)
         now = self._now()
+        if code == "EMA" and now >= order.ship_by_ns:
+            # the order is cancelled for it: a hand-over recorded before the deadline pass had
+            # run (or while it could not refund: a suspended wallet) shipped a cancelled order
+            raise WindowClosed(
+                f"order {order.id} was not handed over by its ship-by deadline: it is cancelled "
+                "and refunded"
+            )
         ev = TrackingEvent(order.id, len(events), code, hub.id, hub.participant_id, now, note)
         conn.execute(
             sa.insert(st.tracking).values(
