@@ -168,6 +168,10 @@ def test_refusals_exit_non_zero_with_one_clear_line_and_change_nothing(cli: Cli)
     assert "trade_invalid_transition" in cli.error("trade track --as hub-kigali o-1 EMB", code=1)
     assert "a line is SKU=QUANTITY" in cli.error(f"trade quote --as {BUYER} q-2 sku-basket", code=2)
     assert "exactly one of" in cli.error("trade credentials issue", code=2)
+    # no such item: said so, not an empty stock that reads as sold out
+    assert cli.error("trade stock show sku-nope", code=1) == (
+        "error: trade_item_not_found: item 'sku-nope' does not exist"
+    )
     # nothing moved: no tracking, the order paid, two baskets reserved
     assert cli.json(f"trade orders tracking --as {BUYER} o-1")["events"] == []
     assert cli.json(f"trade orders show --as {BUYER} o-1")["state"] == "PAID"
