@@ -920,6 +920,110 @@ def test_writes_whose_answers_were_lost_are_answered_with_what_they_did(
     assert len(api.get(buyer, "/v1/trade/orders/o-1/tracking").json()["events"]) == 1
 
 
+# ---------------------------------------------------------------------- resent creates
+def _resend(
+    api: Api, caller: str, path: str, body: dict[str, Any], other: dict[str, Any], field: str
+) -> dict[str, Any]:
+    """Create, resend the same (no Idempotency-Key): answered with what the first made;
+    send another body with the same id: 409 naming the id. Returns the first answer."""
+    first = api.ok(api.post(caller, path, body), 201)
+    again = api.post(caller, path, body)
+    assert (again.status_code, again.json()) == (201, first), path
+    refused = api.refused(api.post(caller, path, other), 409, "trade_id_conflict")
+    assert refused["field"] == field, refused
+    assert (api.post(caller, path, body).status_code, api.post(caller, path, body).json()) == (
+        201,
+        first,
+    ), path
+    return dict(first)
+
+
+def test_a_resent_create_is_answered_by_its_id_and_another_body_is_409(api: Api) -> None:
+    """ADR 0009 for trade: a client that lost the answer to a create and sends it again,
+    without an Idempotency-Key, was told 409 "already exists" and could not tell whether it
+    was done; the payments side answers the same request with what it made. Another request
+    with a taken id is refused and changes nothing."""
+    net = api.net
+    currencies = net.scheme.get_participant("hub-kigali").currencies
+    net.scheme.register_participant("hub-musanze", "Musanze eHub", "hub", "RW", currencies)
+    hub = {
+        "hubId": "musanze",
+        "name": "Musanze eHub",
+        "kind": "ehub",
+        "country": "RW",
+        "currency": "RWF",
+        "operator": "hub-musanze",
+        "arbitrators": ["arb-musanze-1", "arb-musanze-2"],
+        "customsAuthority": "customs-rw",
+        "partners": ["mtn-rw"],
+        "freight": {
+            "domesticBaseMinor": 4000,
+            "domesticPerKgMinor": 1000,
+            "internationalBaseMinor": 10000,
+            "internationalPerKgMinor": 8000,
+            "insuranceBps": 100,
+        },
+    }
+    _resend(api, "scheme", "/v1/trade/hubs", hub, {**hub, "disputeDays": 9}, "hubId")
+    assert api.ok(api.get("scheme", "/v1/trade/hubs/musanze"))["disputeDays"] == 7
+    wh = {"warehouseId": "kigali-fc2", "name": "Kigali annex"}
+    path = "/v1/trade/hubs/kigali/warehouses"
+    _resend(api, "hub-kigali", path, wh, {**wh, "name": "Elsewhere"}, "warehouseId")
+    names = [w["name"] for w in api.ok(api.get("hub-kigali", path))]
+    assert names.count("Kigali annex") == 1 and "Elsewhere" not in names
+
+    merchant = api.merchant()
+    body = {
+        "merchantId": "m-inzozi",
+        "legalName": "Merchant m-inzozi Ltd",
+        "registrationNumber": "RW-100200",
+        "settlement": {"partyIdType": "BUSINESS", "partyIdentifier": "RW-100200"},
+    }
+    again = api.ok(api.post("hub-kigali", "/v1/trade/merchants", body), 201)
+    other = {**body, "legalName": "Someone Else Ltd"}
+    refused = api.refused(
+        api.post("hub-kigali", "/v1/trade/merchants", other), 409, "trade_id_conflict"
+    )
+    assert refused["field"] == "merchantId"
+    assert api.ok(api.get("hub-kigali", "/v1/trade/merchants/m-inzozi")) == again
+
+    buyer = api.buyer()
+    body = {
+        "buyerId": "b-aisyah",
+        "name": "Buyer b-aisyah",
+        "wallet": {"partyIdType": "MSISDN", "partyIdentifier": "+60123456789"},
+    }
+    again = api.ok(api.post("hub-kuala-lumpur", "/v1/trade/buyers", body), 201)
+    assert again["walletConsent"] == "granted"  # as it is now
+    other = {**body, "name": "Another"}
+    refused = api.refused(
+        api.post("hub-kuala-lumpur", "/v1/trade/buyers", other), 409, "trade_id_conflict"
+    )
+    assert refused["field"] == "buyerId"
+    assert api.ok(api.get("hub-kuala-lumpur", "/v1/trade/buyers/b-aisyah")) == again
+
+    item = item_body()
+    _resend(api, merchant, "/v1/trade/items", item, {**item, "title": "Another"}, "sku")
+    assert [i["title"] for i in api.ok(api.get(buyer, "/v1/trade/items"))["items"]] == [
+        "Woven agaseke basket"
+    ]
+    api.ok(api.put(merchant, "/v1/trade/items/sku-basket/stock/kigali-fc1", {"onHand": 5}))
+    quote = {"quoteId": "q-1", "lines": [{"sku": "sku-basket", "quantity": 1}]}
+    other = {**quote, "lines": [{"sku": "sku-basket", "quantity": 2}]}
+    first = _resend(api, buyer, "/v1/trade/quotes", quote, other, "quoteId")
+    assert api.ok(api.get(buyer, "/v1/trade/quotes/q-1")) == first
+    order = {"orderId": "o-1", "quoteId": "q-1"}
+    api.ok(api.post(buyer, "/v1/trade/quotes", {**quote, "quoteId": "q-2"}), 201)
+    _resend(api, buyer, "/v1/trade/orders", order, {**order, "quoteId": "q-2"}, "orderId")
+    assert api.ok(api.get(buyer, "/v1/trade/items/sku-basket/stock"))["available"] == 4
+    api.track("o-1", ORIGIN, "hub-kigali")
+    dispute = {"disputeId": "d-1", "orderId": "o-1", "reason": "not_received", "claim": "lost"}
+    other = {**dispute, "claim": "stolen"}
+    _resend(api, buyer, "/v1/trade/disputes", dispute, other, "disputeId")
+    events = api.ok(api.get(buyer, "/v1/trade/disputes/d-1/events"))["events"]
+    assert [e["kind"] for e in events] == ["opened"]
+
+
 # ---------------------------------------------------------------------- no tipping off
 def test_a_merchant_is_not_told_why_onboarding_screening_held_it(api: Api) -> None:
     """Why onboarding screening held a merchant (the watch-list entry its name resembles,

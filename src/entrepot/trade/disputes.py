@@ -29,6 +29,7 @@ from entrepot.trade.errors import (
     AlreadyExists,
     DisputeNotFound,
     Forbidden,
+    IdConflict,
     InvalidTradeInput,
     InvalidTransition,
     TradeError,
@@ -196,13 +197,25 @@ class DisputeDesk:
             ) from None
         with self._write(f"{TRADE_DISPUTE}:{dispute_id}") as uow:
             conn = uow.connection
+            row = conn.execute(sa.select(st.disputes).where(st.disputes.c.id == dispute_id)).first()
+            if row is not None:
+                # a resend (ADR 0009) is answered with the dispute as it is now, even after
+                # its window closed; another request with the id is told only that it is taken
+                found = st.dispute_from_row(row)
+                if (found.order_id, found.reason, found.opened_by, found.claim) != (
+                    order_id,
+                    why,
+                    caller,
+                    claim,
+                ):
+                    raise IdConflict(
+                        f"dispute {dispute_id} exists, created by a different request",
+                        field="disputeId",
+                    )
+                return found
             order = self._order(conn, order_id)
             if self._party_of(conn, caller, order) != "buyer":
                 raise Forbidden("only the buyer opens a dispute")
-            if conn.execute(
-                sa.select(st.disputes.c.id).where(st.disputes.c.id == dispute_id)
-            ).first():
-                raise AlreadyExists(f"dispute {dispute_id} already exists")
             if conn.execute(
                 sa.select(st.disputes.c.id).where(st.disputes.c.order_id == order_id)
             ).first():

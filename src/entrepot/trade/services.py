@@ -21,7 +21,7 @@ from datetime import date
 from decimal import Decimal
 from enum import Enum
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
@@ -137,6 +137,7 @@ RETURN_RESPONSE_DAYS = 3
 INCOTERM = "FCA"  # line values are the goods alone; freight and insurance are stated apart
 ORIGIN_CODES = frozenset({"EMA", "EMB", "EXA", "EXB", "EXC", "EXD", "EMC"})
 _COUNTRY = re.compile(r"[A-Z]{2}")
+_T = TypeVar("_T")
 
 
 def _check_freight(card: FreightCard) -> None:
@@ -355,8 +356,10 @@ class TradeNetwork(DisputeDesk):
             self.scheme.get_participant(pid)  # raises ParticipantNotFound
         with self._write(f"{TRADE_HUB}:{hub.id}") as uow:
             conn = uow.connection
-            if self._one(conn, st.hubs, "id", hub.id) is not None:
-                raise AlreadyExists(f"hub {hub.id} already exists")
+            row = self._one(conn, st.hubs, "id", hub.id)
+            if row is not None:  # a resend (ADR 0009), or another request with a taken id
+                found = st.hub_from_row(row)
+                return _resent(found, found == hub, "hub", hub.id, "hubId")
             if self._one(conn, st.hubs, "participant_id", participant_id) is not None:
                 raise AlreadyExists(f"{participant_id} already operates a hub")
             conn.execute(sa.insert(st.hubs).values(**st.hub_values(hub, self._now())))
@@ -367,9 +370,11 @@ class TradeNetwork(DisputeDesk):
             conn = uow.connection
             hub = self._hub_of_caller(conn, caller)
             check_id(warehouse_id, "warehouse")
-            if self._one(conn, st.warehouses, "id", warehouse_id) is not None:
-                raise AlreadyExists(f"warehouse {warehouse_id} already exists")
             w = Warehouse(warehouse_id, hub.id, check_text(name, "name"))
+            row = self._one(conn, st.warehouses, "id", warehouse_id)
+            if row is not None:
+                found = st.warehouse_from_row(row)
+                return _resent(found, found == w, "warehouse", w.id, "warehouseId")
             conn.execute(sa.insert(st.warehouses).values(id=w.id, hub_id=w.hub_id, name=w.name))
         return w
 
@@ -417,8 +422,26 @@ class TradeNetwork(DisputeDesk):
                 f"({', '.join(hub.partners) or 'none'})",
                 field="settlementAlias",
             )
-        held = self.scheme.get_participant(party.participant_id).currencies
         wanted = tuple(dict.fromkeys([party.currency, *(c.upper() for c in currencies)]))
+
+        def resent(row: Any) -> Merchant:
+            found = st.merchant_from_row(row)
+            same = (found.hub_id, found.legal_name, found.registration_number) == (
+                hub.id,
+                name,
+                reg,
+            ) and (found.settlement_alias_type, found.settlement_alias, found.currencies) == (
+                party.alias_type.value,
+                party.alias,
+                wanted,
+            )
+            return _resent(found, same, "merchant", merchant_id, "merchantId")
+
+        with read_connection(self.engine) as conn:  # a resend is answered, not screened again
+            row = self._one(conn, st.merchants, "id", merchant_id)
+        if row is not None:
+            return resent(row)
+        held = self.scheme.get_participant(party.participant_id).currencies
         missing = [c for c in wanted if c not in held]
         if missing:
             raise CurrencyNotHeld(
@@ -447,8 +470,9 @@ class TradeNetwork(DisputeDesk):
         )
         with self._write(f"{TRADE_MERCHANT}:{merchant_id}") as uow:
             conn = uow.connection
-            if self._one(conn, st.merchants, "id", merchant_id) is not None:
-                raise AlreadyExists(f"merchant {merchant_id} already exists")
+            row = self._one(conn, st.merchants, "id", merchant_id)
+            if row is not None:  # made since the look above
+                return resent(row)
             clash = conn.execute(
                 sa.select(st.merchants.c.id).where(
                     st.merchants.c.country == m.country,
@@ -510,13 +534,21 @@ class TradeNetwork(DisputeDesk):
         with self._write(f"{TRADE_BUYER}:{buyer_id}") as uow:
             conn = uow.connection
             hub = self._hub_of_caller(conn, caller)
+            row = self._one(conn, st.buyers, "id", buyer_id)
+            if row is not None:
+                found = st.buyer_from_row(row)
+                same = (found.hub_id, found.name, found.wallet_alias_type, found.wallet_alias) == (
+                    hub.id,
+                    display,
+                    party.alias_type.value,
+                    party.alias,
+                )
+                return _resent(found, same, "buyer", buyer_id, "buyerId")
             if party.participant_id not in hub.partners:
                 raise InvalidTradeInput(
                     f"wallet alias is at {party.participant_id}, not a partner of {hub.id}",
                     field="walletAlias",
                 )
-            if self._one(conn, st.buyers, "id", buyer_id) is not None:
-                raise AlreadyExists(f"buyer {buyer_id} already exists")
             b = Buyer(
                 buyer_id,
                 display,
@@ -680,6 +712,26 @@ class TradeNetwork(DisputeDesk):
         cur = get_currency(currency).code
         with self._write(f"{TRADE_ITEM}:{sku}") as uow:
             conn = uow.connection
+            row = self._one(conn, st.items, "sku", sku)
+            if row is not None:
+                # compared as the item is now: one changed since (PATCH) is another request
+                found = st.item_from_row(row)
+                asked = Item(
+                    sku,
+                    merchant_id,
+                    check_text(title, "title"),
+                    hs,
+                    origin,
+                    weight_g,
+                    length,
+                    width,
+                    height,
+                    price_minor,
+                    cur,
+                    found.active,
+                    customs,
+                )
+                return _resent(found, found == asked, "item", sku, "sku")
             m = self._merchant(conn, merchant_id)
             if cur not in m.currencies:
                 raise CurrencyNotHeld(
@@ -688,8 +740,6 @@ class TradeNetwork(DisputeDesk):
                 )
             if cur != m.settlement_currency:
                 raise CurrencyNotHeld(_not_payout_currency(m, cur), field="currency")
-            if self._one(conn, st.items, "sku", sku) is not None:
-                raise AlreadyExists(f"item {sku} already exists")
             item = Item(
                 sku,
                 m.id,
@@ -861,6 +911,20 @@ class TradeNetwork(DisputeDesk):
             check_positive(qty, "quantity", QUANTITY_MAX)
         if len({sku for sku, _ in lines}) != len(lines):
             raise InvalidTradeInput("a sku appears twice in the order", field="lines")
+
+        def resent(row: Any) -> TradeQuote:
+            found = st.quote_from_row(row)
+            same = (
+                found.buyer_id == buyer_id
+                and [(ln.sku, ln.quantity) for ln in found.lines] == [tuple(ln) for ln in lines]
+                and found.expires_at_ns - found.created_at_ns == ttl_s * NS_PER_S
+            )
+            return _resent(found, same, "quote", quote_id, "quoteId")
+
+        with read_connection(self.engine) as conn:  # a resend is answered, not priced again
+            row = self._one(conn, st.quotes, "id", quote_id)
+        if row is not None:
+            return resent(row)
         # One reading of the clock: the quote's time, its tariff day (the declaration's, read
         # back from it), its customs rate's and the year China's annual limit counts; two
         # could fall either side of midnight (or of New Year).
@@ -887,8 +951,9 @@ class TradeNetwork(DisputeDesk):
             )
         with self._write(f"{TRADE_QUOTE}:{quote_id}") as uow:
             conn = uow.connection
-            if self._one(conn, st.quotes, "id", quote_id) is not None:
-                raise AlreadyExists(f"quote {quote_id} already exists")
+            row = self._one(conn, st.quotes, "id", quote_id)
+            if row is not None:  # made since the look above
+                return resent(row)
             conn.execute(
                 sa.insert(st.quotes).values(
                     id=q.id,
@@ -1195,7 +1260,10 @@ class TradeNetwork(DisputeDesk):
             existing = self._one(conn, st.orders, "id", order_id)
             if existing is not None:
                 if existing.quote_id != quote_id or existing.buyer_id != buyer_id:
-                    raise IdConflict(f"order {order_id} exists for another quote or buyer")
+                    raise IdConflict(
+                        f"order {order_id} exists, created by a different request",
+                        field="orderId",
+                    )
                 return st.order_from_row(existing)
             row = self._one(conn, st.quotes, "id", quote_id)
             if row is None or row.buyer_id != buyer_id:
@@ -2209,6 +2277,15 @@ class TradeNetwork(DisputeDesk):
                 ).all()
             ]
         return sum(1 for tid in ids if self.pay_out(tid) == "PAID")
+
+
+def _resent(found: _T, same: bool, what: str, ident: str, field: str) -> _T:
+    """A create whose id exists (ADR 0009): the same request is answered with what it made,
+    as it is now, and writes nothing; another request with that id is ``trade_id_conflict``
+    (409, ``field`` naming the id), telling no more than that the id is taken."""
+    if not same:
+        raise IdConflict(f"{what} {ident} exists, created by a different request", field=field)
+    return found
 
 
 def _wallet_consent(value: WalletConsent | str) -> WalletConsent:
