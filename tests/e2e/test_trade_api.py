@@ -1024,6 +1024,57 @@ def test_a_resent_create_is_answered_by_its_id_and_another_body_is_409(api: Api)
     assert [e["kind"] for e in events] == ["opened"]
 
 
+def test_a_consolidation_or_a_warehouse_whose_answer_was_lost_is_done_once(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A consolidation's or a warehouse's retry after a lost answer, keyed (the answer's write
+    dropped) or resent by its id, ran the write again: the retry is answered with the first
+    answer and records nothing more; the same id with other parcels is trade_id_conflict."""
+    from entrepot.entrypoints.api.security import SecurityMiddleware
+
+    async def lost(self: SecurityMiddleware, values: object) -> bool:
+        return True  # "stored": nothing was
+
+    merchant, buyer = api.merchant(), api.buyer()
+    api.item(merchant)
+    for order_id in ("o-1", "o-2", "o-3"):
+        api.order(buyer, order_id, qty=1)
+        api.track(order_id, ORIGIN[:4], "hub-kigali")
+    body = {"consolidationId": "c-1", "orderIds": ["o-1", "o-2"], "code": "EXD"}
+    warehouse = {"warehouseId": "kigali-fc2", "name": "Kigali annex"}
+    writes = [
+        ("hub-kigali", "/v1/trade/hubs/kigali/warehouses", warehouse),
+        ("hub-kigali", "/v1/trade/consolidations", body),
+    ]
+    for n, (caller, path, sent) in enumerate(writes):
+        with monkeypatch.context() as m:
+            m.setattr(SecurityMiddleware, "_stored_with_next", lost)
+            m.setattr(SecurityMiddleware, "_store", lambda self, values: None)
+            first = api.post(caller, path, sent, key=f"lost-{n}")
+        assert first.status_code == 201, first.text
+        retry = api.post(caller, path, sent, key=f"lost-{n}")
+        assert (retry.status_code, retry.json()) == (201, first.json()), path
+        resent = api.post(caller, path, sent)  # no key: answered by its id
+        assert (resent.status_code, resent.json()) == (201, first.json()), path
+    for order_id in ("o-1", "o-2"):
+        events = api.ok(api.get(buyer, f"/v1/trade/orders/{order_id}/tracking"))["events"]
+        assert [e["code"] for e in events] == [*ORIGIN[:4], "EXD"]
+    warehouses = api.ok(api.get("hub-kigali", "/v1/trade/hubs/kigali/warehouses"))
+    assert [w["warehouseId"] for w in warehouses].count("kigali-fc2") == 1
+
+    # the same consolidation with other parcels: refused, nothing recorded
+    other = {**body, "orderIds": ["o-1", "o-3"]}
+    refused = api.post("hub-kigali", "/v1/trade/consolidations", other)
+    assert api.refused(refused, 409, "trade_id_conflict")["field"] == "consolidationId"
+    events = api.ok(api.get(buyer, "/v1/trade/orders/o-3/tracking"))["events"]
+    assert [e["code"] for e in events] == list(ORIGIN[:4])
+    # its next step is a step of its own, under the same consignment's id
+    departed = api.ok(
+        api.post("hub-kigali", "/v1/trade/consolidations", {**body, "code": "EMC"}), 201
+    )
+    assert [e["code"] for e in departed["events"]] == ["EMC", "EMC"]
+
+
 # ---------------------------------------------------------------------- no tipping off
 def test_a_merchant_is_not_told_why_onboarding_screening_held_it(api: Api) -> None:
     """Why onboarding screening held a merchant (the watch-list entry its name resembles,

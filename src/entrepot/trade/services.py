@@ -1531,15 +1531,34 @@ class TradeNetwork(DisputeDesk):
             raise InvalidTradeInput("1..10000 distinct orders", field="orders")
         for oid in order_ids:  # PostgreSQL refuses a NUL in a lookup: a 500, not a 422
             check_id(oid, "orders")
+        note = f"consolidation {consolidation_id}"
         with self._write() as uow:
             conn = uow.connection
             hub = self._hub_of_caller(conn, caller)
-            return [
-                self._track(
-                    conn, hub, self._order(conn, oid), code, f"consolidation {consolidation_id}"
-                )
-                for oid in order_ids
+            step = st.consolidations.c
+            row = conn.execute(
+                sa.select(st.consolidations).where(step.id == consolidation_id, step.code == code)
+            ).first()
+            if row is not None:  # a retry (ADR 0009): answered with what the step recorded
+                same = (row.hub_id, json.loads(row.order_ids)) == (hub.id, list(order_ids))
+                found = [
+                    next(e for e in self._tracking(conn, oid) if (e.code, e.note) == (code, note))
+                    for oid in (order_ids if same else ())
+                ]
+                return _resent(found, same, "consolidation", consolidation_id, "consolidationId")
+            events = [
+                self._track(conn, hub, self._order(conn, oid), code, note) for oid in order_ids
             ]
+            conn.execute(
+                sa.insert(st.consolidations).values(
+                    id=consolidation_id,
+                    code=code,
+                    hub_id=hub.id,
+                    order_ids=json.dumps(list(order_ids)),
+                    created_at=self._now(),
+                )
+            )
+            return events
 
     def _track(
         self, conn: Connection, hub: Hub, order: Order, code: str, note: str

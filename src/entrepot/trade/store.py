@@ -209,6 +209,17 @@ tracking = sa.Table(
     sa.Column("at", sa.BigInteger, nullable=False),
     sa.Column("note", sa.String(400), nullable=False),
 )
+#: One step (EXD, EMC or EMD) of a consignment, recorded with its parcels' events: its
+#: retry, by its id, is answered with those events rather than run again (migration 0020)
+consolidations = sa.Table(
+    "trade_consolidations",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("code", sa.String(3), primary_key=True),
+    sa.Column("hub_id", ID, nullable=False),
+    sa.Column("order_ids", sa.Text, nullable=False),  # JSON list, in the request's order
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
 declarations = sa.Table(
     "trade_declarations",
     metadata,
