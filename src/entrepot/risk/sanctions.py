@@ -258,12 +258,16 @@ class WatchListIndex:
                 postings[f].append(n)
         self._postings = dict(postings)
         self._name_weight = [sum(name.weights) for name in self.names]
-        keys: dict[str, set[str]] = defaultdict(set)
+        # Blocking keys -> the folded tokens holding them (each token once a key: a token's
+        # deletion keys differ from one another).
+        deletions: dict[str, list[str]] = defaultdict(list)
+        skeletons: dict[str, list[str]] = defaultdict(list)
         for f in self._postings:
             for k in deletion_keys(f):
-                keys["d:" + k].add(f)
-            keys["s:" + skeleton(f)].add(f)
-        self._keys = {k: tuple(v) for k, v in keys.items()}
+                deletions[k].append(f)
+            skeletons[skeleton(f)].append(f)
+        self._deletion_keys = dict(deletions)
+        self._skeleton_keys = dict(skeletons)
 
     def weight(self, token: str) -> float:
         f = fold(token)
@@ -291,10 +295,10 @@ class WatchListIndex:
     def _token_hits(self, token: str) -> dict[int, float]:
         f = fold(token)
         quality: dict[str, float] = {}
-        for v in self._keys.get("s:" + skeleton(token), ()):
+        for v in self._skeleton_keys.get(skeleton(token), ()):
             quality[v] = KEY_QUALITY["skeleton"]
         for k in deletion_keys(token):
-            for v in self._keys.get("d:" + k, ()):
+            for v in self._deletion_keys.get(k, ()):
                 quality[v] = KEY_QUALITY["fold"] if v == f else KEY_QUALITY["edit"]
         hits: dict[int, float] = {}
         for v, q in quality.items():
