@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 
 from unidecode import unidecode
@@ -74,3 +75,69 @@ def deletion_keys(token: str) -> set[str]:
     if len(f) >= 4:
         keys.update(f[:i] + f[i + 1 :] for i in range(len(f)))
     return keys
+
+
+# --------------------------------------------------------------------------- particles
+#: Arabic name particles, written apart or joined to the name they belong to: Abu Hafs /
+#: Abuhafs, al-Masri / Almasri, bin Laden / Binladen, Abd al-Rahman / Abdul Rahman /
+#: Abdulrahman / Abdel Rahman. Each maps to the prefix it takes when joined.
+PARTICLES = {
+    "abu": "abu", "abou": "abu", "abo": "abu", "bou": "abu",
+    "al": "al", "el": "al", "ul": "al",
+    "bin": "bin", "ibn": "bin", "ben": "bin", "bint": "bint",
+    "abd": "abd", "abdul": "abdal", "abdel": "abdal", "abdal": "abdal", "abdol": "abdal",
+    "abdil": "abdal",
+}  # fmt: skip
+#: The article assimilated to a sun letter (ar-Rashid, ash-Shami, ad-Din, ud-Din), a particle
+#: only before a name that starts with the letter it doubles.
+_SUN_ARTICLES = frozenset({"ad", "ar", "as", "ash", "at", "az", "an", "ud", "ur", "us", "un"})
+#: Abd al- in one word, the article's l written or assimilated: abdulrahman, abdelaziz,
+#: abdurrahman, abdullah (abd allah) all begin abdal.
+_ABD_AL = re.compile(r"^abd[aeiou]?(?:l|([rstdzn])(?=\1))(?=[a-z]{3})")
+#: A particle already joined, written otherwise than its canonical prefix: Elmasri, Abouhafs.
+_JOINED_OTHERWISE = re.compile(r"^(?:el|abou|abo)(?=[a-z]{3})")
+_CANONICAL_PREFIX = {"el": "al", "abou": "abu", "abo": "abu"}
+#: Prefixes a joined token may begin with (after canonicalisation), longest first.
+_JOINED_PREFIXES = ("abdal", "bint", "abu", "bin", "al")
+
+
+@lru_cache(maxsize=200_000)
+def canonical(token: str) -> str:
+    """A token with the particle it begins with written one way: abdulrahman -> abdalrahman,
+    elmasri -> almasri, abouhafs -> abuhafs."""
+    token = _ABD_AL.sub("abdal", token)
+    return _JOINED_OTHERWISE.sub(lambda m: _CANONICAL_PREFIX[m.group(0)], token)
+
+
+def join_particles(toks: list[str]) -> list[str]:
+    """The tokens with each particle joined to the name after it, canonical: 'abu hafs al
+    masri', 'abuhafs almasri' and 'abu hafs al-masri' all give ['abuhafs', 'almasri'];
+    'abd al rahman', 'abdul rahman' and 'abdurrahman' give ['abdalrahman']. A particle last
+    (nothing to join to) is kept as it is."""
+    out: list[str] = []
+    for token in reversed(toks):
+        nxt = out[-1] if out else None
+        if nxt is not None and len(nxt) >= 3:
+            prefix = PARTICLES.get(token)
+            if prefix is None and token in _SUN_ARTICLES and nxt.startswith(token[1:]):
+                prefix = "al"
+            if prefix is not None:
+                out[-1] = canonical(prefix + nxt)
+                continue
+        out.append(canonical(token))
+    return out[::-1]
+
+
+def particle_split(token: str) -> tuple[str, str]:
+    """(particle, stem) of a joined token such as 'abuhafs' -> ('abu', 'hafs'); ('', token)
+    where it begins with no particle or the stem would be under three letters."""
+    for prefix in _JOINED_PREFIXES:
+        if token.startswith(prefix) and len(token) - len(prefix) >= 3:
+            return prefix, token[len(prefix) :]
+    return "", token
+
+
+def needs_joining(toks: Sequence[str]) -> bool:
+    """Whether :func:`join_particles` may change a name: a particle apart, or Abd al- joined
+    otherwise than canonically (a quick test before the work)."""
+    return any(t in PARTICLES or t in _SUN_ARTICLES or t.startswith("abd") for t in toks)

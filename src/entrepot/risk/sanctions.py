@@ -26,7 +26,7 @@ import re
 import threading
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
 from functools import lru_cache
@@ -42,9 +42,13 @@ from entrepot.risk.errors import EmptyName, InvalidParty, WatchListInvalid
 from entrepot.risk.names import (
     LEGAL_FORMS,
     TITLES,
+    canonical,
     deletion_keys,
     fold,
+    join_particles,
+    needs_joining,
     normalise,
+    particle_split,
     skeleton,
     tokens,
 )
@@ -77,6 +81,10 @@ COVER_SIM = 0.85
 LOW_WEIGHT = 0.15
 #: A query that matches only one token of a longer listed name (a surname alone) is capped here.
 SINGLE_TOKEN_CAP = 0.8
+#: Joined space: a token whose particle differs (abuhafs/binhafs), and one whose article
+#: al- the other lacks (almasri/masri), relative to the similarity of the names after them.
+JOINED_OTHER_PARTICLE = 0.8
+JOINED_ARTICLE_DROPPED = 0.95
 CIRCA_YEARS = 2
 DECISION_RANK = {"clear": 0, "review": 1, "match": 2}
 
@@ -216,6 +224,17 @@ def load_watch_list(directory: Path | str) -> tuple[list[Entry], str]:
 
 
 # --------------------------------------------------------------------------- the index
+def _given_first(text: str, toks: list[str]) -> list[str]:
+    """The tokens of a listed name (``toks``, as written) in the order it is spoken: OFAC
+    writes a person 'FAMILY, Given', so 'AL-RAHMAN, Shaykh Umar Abd' is Shaykh Umar Abd
+    al-Rahman."""
+    family, comma, _ = text.partition(",")
+    if not comma:
+        return toks
+    k = len(tokens(family))  # a comma splits tokens: the family's come first
+    return toks[k:] + toks[:k]
+
+
 @dataclass(frozen=True, slots=True)
 class _Name:
     entry: int  # index into entries
@@ -227,7 +246,14 @@ class _Name:
 
 class WatchListIndex:
     """Names (primary and aliases) blocked by token keys, with IDF weights per folded token.
-    Read-only once built, so one index serves every screener of a process."""
+    Read-only once built, so one index serves every screener of a process.
+
+    A name holding Arabic particles (Abu, al-, bin, Abd al-) is also indexed in a second
+    space, its particles joined to the names after them (``AL-MASRI, Abu Hafs`` as
+    ``abuhafs almasri``, in the order given name first): a query written with the particles
+    joined or split otherwise (``Abuhafs Almasri``, ``Abu Hafs al Masri``) is screened there
+    too. Those variants (``variants``, numbered after ``names``) are posted apart, so the
+    screening of the names as written is what it was without them."""
 
     def __init__(self, entries: Sequence[Entry], version: str) -> None:
         self.entries = list(entries)
@@ -245,29 +271,85 @@ class WatchListIndex:
         for _, _, toks in raw:
             for f in {fold(t) for t in toks}:
                 df[f] += 1
+        # Joined variants: IDF of a joined token over the variants holding it; every other
+        # token keeps its weight among the names as written (and the name count is theirs).
+        joined_raw: list[tuple[int, str, list[str]]] = []
+        seen_joined: set[tuple[int, tuple[str, ...]]] = set()
+        has_variant: set[int] = set()  # names as written a joined variant stands for
+        for n, (i, text, toks) in enumerate(raw):
+            if not needs_joining(toks):
+                continue
+            joined = join_particles(_given_first(text, toks))
+            jkey = (i, tuple(sorted(joined)))
+            if sorted(joined) == sorted(toks):
+                continue
+            has_variant.add(n)
+            if jkey not in seen_joined:
+                seen_joined.add(jkey)
+                joined_raw.append((i, text, joined))
+        plain = set(df)
+        joined_df: dict[str, int] = defaultdict(int)
+        for _, _, toks in joined_raw:
+            for f in {fold(t) for t in toks} - plain:
+                joined_df[f] += 1
         self._n_names = len(raw)
-        self._df = dict(df)
-        self.names = [
-            _Name(i, text, tuple(toks), tuple(fold(t) for t in toks),
-                  tuple(self.weight(t) for t in toks))
-            for i, text, toks in raw
-        ]  # fmt: skip
-        postings: dict[str, list[int]] = defaultdict(list)
-        for n, name in enumerate(self.names):
-            for f in set(name.folds):
-                postings[f].append(n)
-        self._postings = dict(postings)
-        self._name_weight = [sum(name.weights) for name in self.names]
+        self._df = {**joined_df, **df}
+
+        def make(i: int, text: str, toks: list[str]) -> _Name:
+            return _Name(i, text, tuple(toks), tuple(fold(t) for t in toks),
+                         tuple(self.weight(t) for t in toks))  # fmt: skip
+
+        self.names = [make(*r) for r in raw]
+        self.variants = [make(*r) for r in joined_raw]
+        self._postings = self._post(self.names, 0)
+        self._jpostings = self._post(self.variants, len(self.names))
+        self._has_variant = frozenset(has_variant)
+        self._name_weight = [sum(name.weights) for name in (*self.names, *self.variants)]
         # Blocking keys -> the folded tokens holding them (each token once a key: a token's
         # deletion keys differ from one another).
         deletions: dict[str, list[str]] = defaultdict(list)
         skeletons: dict[str, list[str]] = defaultdict(list)
-        for f in self._postings:
+        for f in {*self._postings, *self._jpostings}:
             for k in deletion_keys(f):
                 deletions[k].append(f)
             skeletons[skeleton(f)].append(f)
         self._deletion_keys = dict(deletions)
         self._skeleton_keys = dict(skeletons)
+        #: Folded tokens of the variants that begin with a particle (almasri, abuhafs).
+        self._joined_vocab = frozenset(
+            f for name in self.variants for t, f in zip(name.toks, name.folds, strict=True)
+            if particle_split(t)[0]
+        )  # fmt: skip
+
+    def joined_query(self, query_tokens: list[str]) -> tuple[list[str], str] | None:
+        """The query's tokens in the joined space and the part of it to search ("all" or
+        "variants", see :meth:`shortlist`); None where the joined space can add nothing: no
+        particle apart, and no token that is, or is one typo from, a joined listed token
+        (Elena is Alena there, but no listed name begins so: searched as written alone)."""
+        joined = join_particles(query_tokens)
+        if len(joined) < len(query_tokens):  # a particle apart joined: the names differ
+            return joined, "all"
+        for token in joined:
+            c = canonical(token)
+            if particle_split(c)[0] and any(
+                v in self._joined_vocab
+                for k in deletion_keys(c)
+                for v in self._deletion_keys.get(k, ())
+            ):
+                return joined, "variants"
+        return None
+
+    @staticmethod
+    def _post(names: Sequence[_Name], offset: int) -> dict[str, list[int]]:
+        postings: dict[str, list[int]] = defaultdict(list)
+        for n, name in enumerate(names, offset):
+            for f in set(name.folds):
+                postings[f].append(n)
+        return dict(postings)
+
+    def name(self, n: int) -> _Name:
+        """A name as written (``n`` below ``len(names)``) or a joined variant."""
+        return self.names[n] if n < len(self.names) else self.variants[n - len(self.names)]
 
     def weight(self, token: str) -> float:
         f = fold(token)
@@ -275,16 +357,26 @@ class WatchListIndex:
         low = token in LEGAL_FORMS or token in TITLES or len(token) == 1
         return idf * (LOW_WEIGHT if low else 1.0)
 
-    def shortlist(self, query_tokens: Sequence[str]) -> list[int]:
+    def shortlist(self, query_tokens: Sequence[str], *, joined: str | None = None) -> list[int]:
         """Names sharing a blocking key with the query, ranked by the IDF mass of the query
         tokens they share (an exact fold counts more than a one-edit or skeleton key), scaled by
-        how much of the name that mass covers (short exact names before long partial ones)."""
+        how much of the name that mass covers (short exact names before long partial ones).
+
+        ``joined``: the joined space instead of the names as written: "variants" (the joined
+        variants alone) or "all" (the variants, and the names as written that have none)."""
         mass: dict[int, float] = defaultdict(float)
         for token in set(query_tokens):
             if len(token) < 2:
                 continue
             w = self.weight(token)
-            for n, quality in self._token_hits(token).items():
+            if joined is None:
+                hits = self._token_hits(token, self._postings)
+            else:
+                hits = self._token_hits(token, self._jpostings)
+                if joined == "all":
+                    plain = self._token_hits(token, self._postings)
+                    hits.update((n, q) for n, q in plain.items() if n not in self._has_variant)
+            for n, quality in hits.items():
                 mass[n] += w * quality
         ranked = heapq.nsmallest(
             SHORTLIST_MAX,
@@ -292,7 +384,7 @@ class WatchListIndex:
         )
         return [n for _, n in ranked]
 
-    def _token_hits(self, token: str) -> dict[int, float]:
+    def _token_hits(self, token: str, postings: dict[str, list[int]]) -> dict[int, float]:
         f = fold(token)
         quality: dict[str, float] = {}
         for v in self._skeleton_keys.get(skeleton(token), ()):
@@ -302,7 +394,7 @@ class WatchListIndex:
                 quality[v] = KEY_QUALITY["fold"] if v == f else KEY_QUALITY["edit"]
         hits: dict[int, float] = {}
         for v, q in quality.items():
-            for n in self._postings[v]:
+            for n in postings.get(v, ()):
                 if hits.get(n, 0.0) < q:
                     hits[n] = q
         return hits
@@ -326,6 +418,26 @@ def _pair_sim(q: str, qf: str, n: str, nf: str) -> float:
     return max(raw, 0.98 * folded)
 
 
+@lru_cache(maxsize=200_000)
+def _joined_pair_sim(q: str, qf: str, n: str, nf: str) -> float:
+    """Token similarity in the joined space: two tokens with the same particle joined are as
+    alike as the names after it (abuhafs/abuhamza are Hafs and Hamza, not 'abuha' alike); a
+    different particle is another name (Abu Hafs is not Bin Hafs); the article alone may be
+    dropped (Masri, al-Masri)."""
+    qp, qs = particle_split(canonical(q))
+    np_, ns = particle_split(canonical(n))
+    if not qp and not np_:
+        return _pair_sim(q, qf, n, nf)
+    stems = _pair_sim(qs, fold(qs), ns, fold(ns))
+    if qp == np_:
+        return stems
+    if qp and np_:
+        return JOINED_OTHER_PARTICLE * stems
+    if "al" in (qp, np_):
+        return JOINED_ARTICLE_DROPPED * stems
+    return _pair_sim(q, qf, n, nf)
+
+
 @dataclass(frozen=True, slots=True)
 class NameMatch:
     score: float
@@ -335,14 +447,20 @@ class NameMatch:
     initials: int = 0  # of those, a query's initial standing for a listed name
 
 
-def score_name(q_toks: Sequence[str], q_weights: Sequence[float], name: _Name) -> NameMatch:
+def score_name(
+    q_toks: Sequence[str],
+    q_weights: Sequence[float],
+    name: _Name,
+    pair_sim: Callable[[str, str, str, str], float] = _pair_sim,
+) -> NameMatch:
     """Token-set similarity, order-free: greedy one-to-one pairing of query and listed tokens by
     similarity; the IDF-weighted mean similarity over query tokens, discounted by the share of
-    the listed name's weight left unmatched (a dropped middle name costs a little)."""
+    the listed name's weight left unmatched (a dropped middle name costs a little).
+    ``pair_sim``: the token similarity (``_joined_pair_sim`` in the joined space)."""
     q_folds = [fold(t) for t in q_toks]
     pairs = sorted(
         (
-            (_pair_sim(q, qf, n, nf), i, j)
+            (pair_sim(q, qf, n, nf), i, j)
             for i, (q, qf) in enumerate(zip(q_toks, q_folds, strict=True))
             for j, (n, nf) in enumerate(zip(name.toks, name.folds, strict=True))
         ),
@@ -782,14 +900,24 @@ class Screener:
         q_toks = tokens(party.name) or normalise(party.name).split()
         if not q_toks:
             raise EmptyName("the name to screen is empty", field="name")
-        q_weights = [index.weight(t) for t in q_toks]
         best_by_entry: dict[int, NameMatch] = {}
-        for n in index.shortlist(q_toks):
-            name = index.names[n]
-            m = score_name(q_toks, q_weights, name)
-            seen = best_by_entry.get(name.entry)
-            if seen is None or m.score > seen.score:
-                best_by_entry[name.entry] = m
+
+        def score(toks: list[str], shortlist: list[int], sim: Callable[..., float]) -> None:
+            weights = [index.weight(t) for t in toks]
+            for n in shortlist:
+                name = index.name(n)
+                m = score_name(toks, weights, name, sim)
+                seen = best_by_entry.get(name.entry)
+                if seen is None or m.score > seen.score:
+                    best_by_entry[name.entry] = m
+
+        score(q_toks, index.shortlist(q_toks), _pair_sim)
+        joined = index.joined_query(q_toks)
+        if joined is not None:
+            # Abuhafs Almasri, Abu Hafs al Masri: the particles joined on both sides. A query
+            # with none apart is the same joined: the names as written were screened above.
+            j_toks, space = joined
+            score(j_toks, index.shortlist(j_toks, joined=space), _joined_pair_sim)
         judged = [
             _judge(index.entries[i], m, party)
             for i, m in best_by_entry.items()
