@@ -400,3 +400,45 @@ def test_particles_are_joined_to_the_next_name() -> None:
     assert join(tokens("Nasir ud-Din")) == ["nasir", "aldin"]  # the article before d, as ud
     assert join(tokens("Ahmed al")) == ["ahmed", "al"]  # nothing to join to
     assert join(tokens("Abdi Ali")) == ["abdi", "ali"]  # Abdi is a name, not Abd al-
+
+
+def test_an_untyped_party_is_not_confirmed_by_an_entitys_address(screener: Screener) -> None:
+    """'Banco Nacional de Cuba' of Switzerland, no type given, was a match (blocked), its score
+    raised: the bank's Zurich branch address counted as if it were the party's nationality. A
+    party of unknown type may be a person, whose country is no address of the entity's: the
+    address is noted, the name alone decides (a review)."""
+    result = screener.screen(make_party("Banco Nacional de Cuba", country="CH"))
+    assert result.decision == "review"
+    assert result.best is not None and result.best.ent_num == 306
+    assert result.best.score == result.best.name_score  # nothing corroborates
+    assert "country Switzerland matches a listed address" not in result.best.reasons
+    assert (
+        "country Switzerland appears in the listing's addresses: the party's type is not "
+        "given, and an address is not a nationality" in result.best.reasons
+    )
+    # an entity's screening still reads the address as the entity's own
+    typed = screener.screen(make_party("Banco Nacional de Cuba", country="CH", party_type="entity"))
+    assert typed.decision == "match"
+
+
+@pytest.mark.parametrize("party_type", [None, "entity"])
+def test_an_entitys_stated_registration_country_confirms(
+    screener: Screener, party_type: str | None
+) -> None:
+    """ASCOTEC HOLDING GMBH: 'Registration ID HRB 26136 (Germany)'. Where the list states the
+    country an entity is registered in, that is its nationality, typed or not."""
+    result = screener.screen(make_party("Ascotec Holding GmbH", None, "DE", party_type))
+    assert result.decision == "match"
+    assert result.best is not None and result.best.ent_num == 11608
+    assert "country Germany matches the listed registration" in result.best.reasons
+
+
+def test_registration_countries_are_parsed() -> None:
+    info = parse_remarks(
+        "Registration ID HRB 26136 (Germany); UK Company Number 01126618 (United Kingdom); "
+        "Vessel Registration Identification IMO 9187629; Tax ID No. 100036386 (Serbia)."
+    )
+    assert info["registrations"] == frozenset({"DE", "GB"})  # a tax number is no registry
+    assert parse_remarks("Nationality of Registration Korea, North; Secondary sanctions")[
+        "registrations"
+    ] == frozenset({"KP"})

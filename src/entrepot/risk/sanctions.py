@@ -94,6 +94,16 @@ _MONTHS = {m: i for i, m in enumerate(
 _DOB = re.compile(r"\bDOB ([^;]+)")
 _NATIONALITY = re.compile(r"\b(nationality|citizen) ([^;]+)")
 _POB = re.compile(r"\bPOB ([^;]+)")
+#: Where the list states the country an entity is registered in: 'Nationality of Registration
+#: China', or a company registry's number with its country, 'Registration ID HRB 26136
+#: (Germany)'. Tax numbers and a vessel's IMO number are not a registry of companies.
+_REGISTRATION = re.compile(
+    r"\bNationality of Registration ([^;]+)"
+    r"|\b(?:Registration (?:ID|Number)|Company Number|Commercial Registry Number"
+    r"|Business Registration (?:Document|Number)|Certificate of Incorporation Number"
+    r"|Chamber of Commerce Number|Public Registration Number|Legal Entity Number)\b"
+    r"[^;()]*\(([^)]+)\)"
+)
 _AKA = re.compile(r"\ba\.k\.a\. '([^']+(?:'[^';.]+)*)'")
 _GENDER = re.compile(r"\bGender (Male|Female)\b")
 _DATE = re.compile(r"^(?:(\d{1,2}) )?(?:([A-Za-z]{3}) )?(\d{4})$")
@@ -137,6 +147,7 @@ class Entry:
     nationalities: frozenset[str] = frozenset()
     countries: frozenset[str] = frozenset()  # addresses and places of birth
     gender: str | None = None
+    registrations: frozenset[str] = frozenset()  # an entity's, where the list states it
 
 
 def _cell(value: str) -> str:
@@ -165,17 +176,23 @@ def parse_dob(text: str) -> DobSpec | None:
 
 
 def parse_remarks(remarks: str) -> dict[str, Any]:
-    """DOBs, nationalities/citizenships, places of birth (countries), more a.k.a.'s, gender."""
+    """DOBs, nationalities/citizenships, places of birth (countries), more a.k.a.'s, gender,
+    and the countries an entity is registered in where stated (``registrations``)."""
     dobs = [d for d in (parse_dob(m.group(1)) for m in _DOB.finditer(remarks)) if d]
     nats = {country_code(m.group(2).rstrip(".")) for m in _NATIONALITY.finditer(remarks)}
     pobs = {country_code(m.group(1).rstrip(".").split(",")[-1]) for m in _POB.finditer(remarks)}
     gender = _GENDER.search(remarks)
+    registered = {
+        country_code((m.group(1) or m.group(2)).strip().rstrip("."))
+        for m in _REGISTRATION.finditer(remarks)
+    }
     return {
         "dobs": tuple(dobs),
         "nationalities": frozenset(c for c in nats if c),
         "pob_countries": frozenset(c for c in pobs if c),
         "akas": tuple(m.group(1).strip() for m in _AKA.finditer(remarks)),
         "gender": gender.group(1).lower() if gender else None,
+        "registrations": frozenset(c for c in registered if c),
     }
 
 
@@ -213,7 +230,7 @@ def load_watch_list(directory: Path | str) -> tuple[list[Entry], str]:
             programs=_cell(row[3]), aliases=aliases, dobs=info["dobs"],
             nationalities=info["nationalities"],
             countries=frozenset(addresses[ent_num]) | info["pob_countries"],
-            gender=info["gender"],
+            gender=info["gender"], registrations=info["registrations"],
         ))  # fmt: skip
     if not entries:
         raise WatchListInvalid(f"no entries in {d / SDN_FILE}")
@@ -610,13 +627,17 @@ def _evidence(entry: Entry, party: Party) -> tuple[list[str], list[str], list[st
             listed = ", ".join(d.describe() for d in entry.dobs[:3])
             bad.append(f"DOB {party.dob.isoformat()} differs (listed {listed})")
     if party.country is not None:
-        _country_evidence(entry, party.country, good, bad, notes)
+        _country_evidence(entry, party, party.country, good, bad, notes)
     return good, bad, notes
 
 
 def _country_evidence(
-    entry: Entry, code: str, good: list[str], bad: list[str], notes: list[str]
+    entry: Entry, party: Party, code: str, good: list[str], bad: list[str], notes: list[str]
 ) -> None:
+    """A person's nationality or citizenship confirms or contradicts; so does nothing else
+    for a person. An entity's country confirms where the list states it registered there,
+    or has an address there and the party is known to be an entity: a party of no stated
+    type may be a person, whose country is no address of the entity's."""
     name = CODE_TO_NAME.get(code, code)
     if entry.nationalities:
         if code in entry.nationalities:
@@ -624,9 +645,16 @@ def _country_evidence(
         else:
             listed = ", ".join(CODE_TO_NAME.get(c, c) for c in sorted(entry.nationalities))
             bad.append(f"nationality differs (listed {listed})")
+    elif entry.party_type != "individual" and code in entry.registrations:
+        good.append(f"country {name} matches the listed registration")
     elif code in entry.countries:
         if entry.party_type == "individual":
             notes.append(f"country {name} appears in the listing's addresses or place of birth")
+        elif party.party_type is None:
+            notes.append(
+                f"country {name} appears in the listing's addresses: the party's type is not "
+                "given, and an address is not a nationality"
+            )
         else:
             good.append(f"country {name} matches a listed address")
 
