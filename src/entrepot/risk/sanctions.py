@@ -66,6 +66,8 @@ REVIEW_THRESHOLD = 0.88
 STRONG_THRESHOLD = 0.92
 #: Candidates scored in full per screening, after blocking.
 SHORTLIST_MAX = 60
+#: Candidates scored in full in the joined space (the names as written had their 60).
+JOINED_SHORTLIST_MAX = 20
 CANDIDATES_MAX = 10
 #: The latest screenings a screener keeps, by party (a payee is screened at every payment).
 SCREENINGS_REMEMBERED = 4096
@@ -396,7 +398,7 @@ class WatchListIndex:
             for n, quality in hits.items():
                 mass[n] += w * quality
         ranked = heapq.nsmallest(
-            SHORTLIST_MAX,
+            SHORTLIST_MAX if joined is None else JOINED_SHORTLIST_MAX,
             ((-m * (0.5 + 0.5 * min(1.0, m / self._name_weight[n])), n) for n, m in mass.items()),
         )
         return [n for _, n in ranked]
