@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from entrepot.trade import DisputeState, OrderState
+from entrepot.trade import DisputeState, Order, OrderState
 from entrepot.trade.errors import WindowClosed
-from tests.trade.network import DAY_S, Net
+from tests.trade.network import DAY_S, DESTINATION, ORIGIN, Net
 
 
 def _delivered(net: Net) -> tuple[str, str]:
@@ -155,3 +155,45 @@ def test_a_ruling_at_the_ruling_deadline_is_refused_and_changes_nothing(net: Net
     assert net.trade.dispute_events(buyer, "d-1") == events
     assert net.trade.process_deadlines()["disputes_reassigned"] == 1
     assert net.trade.get_dispute(buyer, "d-1").arbitrator != before.arbitrator
+
+
+def _at_the_door(net: Net) -> tuple[str, Order]:
+    """Shipped and out for delivery: every event but EMI recorded."""
+    merchant, buyer = net.merchant(), net.buyer()
+    net.order(buyer, net.basket(merchant), 1)
+    for code in ORIGIN:
+        net.trade.track("hub-kigali", "o-1", code)
+    for code in DESTINATION[:-1]:
+        net.trade.track("hub-kuala-lumpur", "o-1", code)
+    order = net.trade.get_order(buyer, "o-1")
+    assert order.state is OrderState.SHIPPED
+    return buyer, order
+
+
+def test_a_hub_may_record_delivery_until_the_delivery_deadline(net: Net) -> None:
+    buyer, order = _at_the_door(net)
+    net.clock.set_ns(order.deliver_by_ns - 1)
+    net.trade.track("hub-kuala-lumpur", "o-1", "EMI")  # in time, to the nanosecond
+    assert net.trade.get_order(buyer, "o-1").state is OrderState.DELIVERED
+
+
+@pytest.mark.parametrize("wallet_suspended", [False, True])
+def test_a_delivery_at_the_delivery_deadline_is_refused_and_changes_nothing(
+    net: Net, wallet_suspended: bool
+) -> None:
+    buyer, order = _at_the_door(net)
+    events = net.trade.tracking(buyer, "o-1")["events"]
+    net.clock.set_ns(order.deliver_by_ns)
+    if wallet_suspended:  # the refund due cannot be paid for now
+        net.scheme.set_active("maybank-my", False)
+        assert net.trade.process_deadlines()["failed"] == 1
+    with pytest.raises(WindowClosed):
+        net.trade.track("hub-kuala-lumpur", "o-1", "EMI")
+    assert net.trade.tracking(buyer, "o-1")["events"] == events
+    assert net.trade.get_order(buyer, "o-1").state is OrderState.SHIPPED
+    net.scheme.set_active("maybank-my", True)
+    assert net.trade.process_deadlines()["refunded"] == 1
+    order = net.trade.get_order(buyer, "o-1")
+    assert order.state is OrderState.REFUNDED
+    escrow = net.scheme.get_escrow("hub-kigali", order.goods_escrow_id)
+    assert (escrow.released_minor, escrow.refunded_minor) == (0, order.goods_escrow_minor)

@@ -1589,6 +1589,13 @@ class TradeNetwork(DisputeDesk):
                 f"order {order.id} was not handed over by its ship-by deadline: it is cancelled "
                 "and refunded"
             )
+        if code == "EMI" and order.state is OrderState.SHIPPED and now >= order.deliver_by_ns:
+            # the order is refunded for it (the deadline pass's rule): a delivery recorded
+            # before the pass had run, or while it could not pay the refund (a suspended
+            # wallet), took the due refund back and started a dispute window instead
+            raise WindowClosed(
+                f"order {order.id} was not delivered by its delivery deadline: it is refunded"
+            )
         ev = TrackingEvent(order.id, len(events), code, hub.id, hub.participant_id, now, note)
         conn.execute(
             sa.insert(st.tracking).values(
