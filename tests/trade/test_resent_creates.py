@@ -45,3 +45,26 @@ def test_a_resent_quote_is_the_first_one_even_once_rates_moved(net: Net) -> None
     with pytest.raises(IdConflict):
         net.trade.quote(other, "q-1", [(sku, 2)])
     assert net.trade.get_quote(buyer, "q-1") == first
+
+
+def test_a_resent_consolidation_naming_its_parcels_in_another_order_is_the_same_step(
+    net: Net,
+) -> None:
+    # a consignment is a set of parcels (each named once): a client that lost the answer and
+    # rebuilds the list from a set must be told the step was done, not that its id is taken
+    merchant = net.merchant()
+    sku = net.basket(merchant)
+    buyers = [net.buyer(), net.buyer("b-2", msisdn="+60123456780")]
+    for n, b in enumerate(buyers):
+        net.order(b, sku, 1, order_id=f"o-{n}")
+        for code in ("EMA", "EMB", "EXA", "EXC"):
+            net.trade.track("hub-kigali", f"o-{n}", code)
+    first = net.trade.consolidate("hub-kigali", "c-1", ["o-0", "o-1"], "EXD")
+    again = net.trade.consolidate("hub-kigali", "c-1", ["o-1", "o-0"], "EXD")
+    assert again == [first[1], first[0]]  # in the order asked, as the first was
+    assert [len(net.trade.tracking(b, f"o-{n}")["events"]) for n, b in enumerate(buyers)] == [
+        5,
+        5,
+    ]
+    with pytest.raises(IdConflict):
+        net.trade.consolidate("hub-kigali", "c-1", ["o-1"], "EXD")

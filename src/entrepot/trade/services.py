@@ -1540,7 +1540,11 @@ class TradeNetwork(DisputeDesk):
                 sa.select(st.consolidations).where(step.id == consolidation_id, step.code == code)
             ).first()
             if row is not None:  # a retry (ADR 0009): answered with what the step recorded
-                same = (row.hub_id, json.loads(row.order_ids)) == (hub.id, list(order_ids))
+                # the parcels as a set (each is named once): their order is not the request's
+                same = (row.hub_id, sorted(json.loads(row.order_ids))) == (
+                    hub.id,
+                    sorted(order_ids),
+                )
                 found = [
                     next(e for e in self._tracking(conn, oid) if (e.code, e.note) == (code, note))
                     for oid in (order_ids if same else ())
