@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from entrepot.kernel.clock import FakeClock
 from entrepot.trade import DisputeState, Order, OrderState
 from entrepot.trade.errors import WindowClosed
 from tests.trade.network import DAY_S, DESTINATION, ORIGIN, Net
@@ -89,6 +90,33 @@ def test_a_refused_return_leaves_the_window_running_from_delivery(net: Net) -> N
     assert net.trade.get_order(buyer, "o-1").state is OrderState.DELIVERED
     assert net.trade.process_deadlines()["released"] == 1
     assert net.trade.get_order(buyer, "o-1").state is OrderState.COMPLETED
+
+
+class _Ticking(FakeClock):
+    """A clock that moves a nanosecond at each reading, as a real one does between reads."""
+
+    def now_ns(self) -> int:
+        self._now_ns += 1
+        return self._now_ns
+
+
+def test_a_refused_return_puts_the_window_back_to_the_nanosecond_delivery_set(
+    net: Net,
+) -> None:
+    merchant, buyer = net.merchant(), net.buyer()
+    net.order(buyer, net.basket(merchant), 1)
+    for code in ORIGIN:
+        net.trade.track("hub-kigali", "o-1", code)
+    for code in DESTINATION[:-1]:
+        net.trade.track("hub-kuala-lumpur", "o-1", code)
+    net.trade.clock = _Ticking(net.clock.now_ns())  # the delivery's clock reads differ
+    net.trade.track("hub-kuala-lumpur", "o-1", "EMI")
+    net.trade.clock = net.clock
+    closes = net.trade.get_order(buyer, "o-1").release_at_ns
+    net.advance_days(1)
+    net.trade.request_return(buyer, "o-1", "too small")
+    order = net.trade.answer_return(merchant, "o-1", False, "it was as described")
+    assert order.release_at_ns == closes  # not a nanosecond later
 
 
 def test_a_buyer_may_dispute_a_refused_return_until_the_window_from_delivery_closes(

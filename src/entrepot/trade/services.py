@@ -2194,11 +2194,13 @@ class TradeNetwork(DisputeDesk):
         return order
 
     def _window_closes(self, conn: Connection, order: Order) -> int:
-        """When the order's dispute window closes: its hub's dispute days after delivery."""
+        """When the order's dispute window closes: its hub's dispute days after delivery, from
+        the EMI event's time, the clock reading delivery set ``release_at`` from (the order's
+        "delivered" event reads the clock again, later: a window from it closed later)."""
         delivered = conn.execute(
-            sa.select(sa.func.min(st.order_events.c.at)).where(
-                st.order_events.c.order_id == order.id,
-                st.order_events.c.kind == "delivered",
+            sa.select(sa.func.min(st.tracking.c.at)).where(
+                st.tracking.c.shipment_id == order.id,
+                st.tracking.c.code == "EMI",
             )
         ).scalar_one()
         assert delivered is not None  # a return is asked for after delivery only
