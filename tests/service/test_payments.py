@@ -535,13 +535,30 @@ def test_fx_refusals_change_nothing(scheme: PaymentScheme, clock: FakeClock) -> 
 def test_fx_liquidity_is_reported_before_the_payers_cap(scheme: PaymentScheme) -> None:
     """A prepare that accepts its quote posts the FX reservation in the legs' ledger batch:
     when both the FX provider's liquidity and the payer's cap fall short, the refusal is
-    still the FX provider's, as when the quote is accepted first."""
+    still the FX provider's, as when the quote is accepted first. Accept checks in the same
+    order: it checked the payer's cap first, so one request was refused
+    ``net_debit_cap_exceeded`` by accept and ``fx_liquidity_exhausted`` by prepare."""
     scheme.set_net_debit_cap("mtn-rw", "RWF", 100_000)
     # 7,000,000 RWF: more than fxco's MYR and more than mtn-rw's cap.
     scheme.create_quote("mtn-rw", "q1", *TILL, 7_000_000, "SEND", "RWF")
     with unchanged(scheme), pytest.raises(FxLiquidityExhausted):
+        scheme.accept_quote("mtn-rw", "q1")
+    with unchanged(scheme), pytest.raises(FxLiquidityExhausted):
         scheme.prepare_transfer("mtn-rw", "t1", "q1")
     assert scheme.get_quote("mtn-rw", "q1").state is QuoteState.QUOTED
+    # Either refusal alone is the same through both paths too.
+    scheme.create_quote("mtn-rw", "q2", *TILL, 200_000, "SEND", "RWF")  # fits fxco, not the cap
+    with unchanged(scheme), pytest.raises(NetDebitCapExceeded):
+        scheme.accept_quote("mtn-rw", "q2")
+    with unchanged(scheme), pytest.raises(NetDebitCapExceeded):
+        scheme.prepare_transfer("mtn-rw", "t2", "q2")
+    # A suspended payer is refused as suspended by both, before the FX provider's liquidity.
+    scheme.set_active("mtn-rw", False)
+    with unchanged(scheme), pytest.raises(ParticipantSuspended):
+        scheme.accept_quote("mtn-rw", "q1")
+    with unchanged(scheme), pytest.raises(ParticipantSuspended):
+        scheme.prepare_transfer("mtn-rw", "t1", "q1")
+    assert_ledger_ok(scheme)
 
 
 def test_a_prepare_that_accepts_its_quote_books_what_accept_then_prepare_books(

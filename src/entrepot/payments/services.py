@@ -1221,12 +1221,15 @@ class PaymentScheme:
             raise NotYours(f"quote {quote_id} is not yours")
         if q.state is QuoteState.ACCEPTED:
             return q
+        # The refusals come in prepare's order (a prepare accepts its quote too, and one
+        # request must be refused alike by both): a suspended payer, then the FX provider
+        # (suspended, short of liquidity), then the payer's cap. A refusal after the
+        # reservation was posted undoes it with the rest of the unit of work.
+        self._active(conn, caller)
         reservation = self._acceptance(conn, q)
-        if reservation is None:  # nothing to reserve: still, a suspended payer accepts nothing
-            self._active(conn, caller)
-        else:
-            self._check_payer_covers(uow, q)
+        if reservation is not None:
             self._post_ok(uow, [reservation], lambda: _fx_exhausted(q))
+            self._check_payer_covers(uow, q)
         self._set_quote_state(conn, q.id, QuoteState.ACCEPTED)
         return replace(q, state=QuoteState.ACCEPTED)
 
