@@ -470,10 +470,11 @@ class SchemeMachine(RuleBasedStateMachine):
                 and o.source == q.source
                 and o.expires_ns > now
             )
-            if held + q.total > m.available(q.payer, q.source):
-                errors.append(pe.NetDebitCapExceeded)
-            elif m.available(FX, q.target) < q.received:
+            # prepare's order: the FX provider's liquidity before the payer's cap
+            if m.available(FX, q.target) < q.received:
                 errors.append(pe.FxLiquidityExhausted)
+            elif held + q.total > m.available(q.payer, q.source):
+                errors.append(pe.NetDebitCapExceeded)
         got = self.call(Expect(tuple(errors)), lambda: self.s.accept_quote(q.payer, q.id))
         if got is None or q.state is QuoteState.ACCEPTED:
             return

@@ -1222,9 +1222,10 @@ class PaymentScheme:
         if q.state is QuoteState.ACCEPTED:
             return q
         # The refusals come in prepare's order (a prepare accepts its quote too, and one
-        # request must be refused alike by both): a suspended payer, then the FX provider
-        # (suspended, short of liquidity), then the payer's cap. A refusal after the
-        # reservation was posted undoes it with the rest of the unit of work.
+        # request must be refused alike by both): the quote's state and expiry, a suspended
+        # payer, then the FX provider (suspended, short of liquidity), then the payer's cap.
+        # A refusal after the reservation was posted undoes it with the unit of work.
+        self._check_open(q)
         self._active(conn, caller)
         reservation = self._acceptance(conn, q)
         if reservation is not None:
@@ -1237,11 +1238,7 @@ class PaymentScheme:
         """Check that quote ``q`` (its payer's, not accepted yet) can be accepted now; the
         pending transfer that reserves its FX provider's target-currency liquidity until it
         expires, None for a same-currency quote."""
-        if q.state is not QuoteState.QUOTED:
-            raise InvalidState(f"quote {q.id} is {q.state.value}")
-        now = self._now()
-        if now >= q.expires_at_ns:
-            raise QuoteExpired(f"quote {q.id} expired")
+        now = self._check_open(q)
         if not q.cross_currency:
             return None
         assert q.fx_provider is not None
@@ -1258,6 +1255,15 @@ class PaymentScheme:
             flags=TransferFlags.PENDING,
             timeout=timeout,
         )
+
+    def _check_open(self, q: Quote) -> int:
+        """Refuse quote ``q`` unless it may still be accepted; the time now."""
+        if q.state is not QuoteState.QUOTED:
+            raise InvalidState(f"quote {q.id} is {q.state.value}")
+        now = self._now()
+        if now >= q.expires_at_ns:
+            raise QuoteExpired(f"quote {q.id} expired")
+        return now
 
     def _check_payer_covers(self, uow: UnitOfWork, q: Quote) -> None:
         """An accepted quote holds its FX provider's liquidity until it expires, and costs
