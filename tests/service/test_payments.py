@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from entrepot.kernel.clock import NS_PER_S, FakeClock
 from entrepot.kernel.money import InvalidAmount, UnknownCurrency
-from entrepot.ledger import TransferFlags
+from entrepot.ledger import Ledger, TransferFlags
 from entrepot.payments import (
     SCHEME,
     AliasType,
@@ -1027,6 +1027,55 @@ def test_commit_after_expiry_aborts_and_releases_the_reservation(
     assert_ledger_ok(scheme)
 
 
+@pytest.mark.parametrize("ledger_ahead", [False, True], ids=["one-clock", "ledger-ahead"])
+@pytest.mark.parametrize("off_ns", [-1, 0, 1], ids=["1ns-before", "at-expiry", "1ns-after"])
+@pytest.mark.parametrize("decision", ["commit", "reject"])
+def test_a_decision_at_the_expiry_instant_is_told_expired_and_records_the_abort(
+    scheme: PaymentScheme, clock: FakeClock, decision: str, off_ns: int, ledger_ahead: bool
+) -> None:
+    """The scheme expires a transfer at ``expires_at`` on its clock; the ledger voids its
+    pending legs when their timeout passes on the ledger's time, which is its stamps: at
+    least the clock, and ahead of it when another worker's clock is (or a batch's stamps
+    ran on). A decision the scheme let through but the ledger found expired was refused
+    ``transfer_expired`` with nothing recorded: the transfer stayed RESERVED, though it could
+    never be committed. At and after the instant of expiry, and whenever the ledger has
+    voided the legs, a decision is told it expired and leaves the transfer ABORTED,
+    "expired", its funds released; a decision 1 ns before, on one clock, is taken."""
+    before = liquidity(scheme)
+    t = pay(scheme, "mtn-rw", "t1", TILL, 100_100, "RWF", commit=False)
+    if ledger_ahead:  # another worker, whose clock runs 1 µs ahead, writes to the ledger
+        ahead = FakeClock(t.expires_at_ns + off_ns + 1_000)
+        other = PaymentScheme(scheme.engine, Ledger(scheme.engine, ahead), ahead)
+        other.deposit("maybank", "MYR", 1, "dep-ahead")
+        before[("maybank", "MYR")]["settlement_balance_minor"] += 1
+    clock.set_ns(t.expires_at_ns + off_ns)
+
+    def decide() -> PaymentTransfer:
+        if decision == "commit":
+            return scheme.commit_transfer("maybank", "t1")
+        return scheme.reject_transfer("maybank", "t1")
+
+    if off_ns < 0 and not ledger_ahead:
+        done = decide()
+        assert done.state is (
+            TransferState.COMMITTED if decision == "commit" else TransferState.ABORTED
+        )
+        return
+    with pytest.raises(TransferExpired):
+        decide()
+    t = scheme.get_transfer("mtn-rw", "t1")
+    assert (t.state, t.reason) == (TransferState.ABORTED, "expired")
+    with scheme.engine.connect() as conn:  # recorded, not only shown so
+        row = conn.execute(
+            sa.select(st.transfers.c.state, st.transfers.c.reason).where(st.transfers.c.id == "t1")
+        ).one()
+    assert tuple(row) == ("ABORTED", "expired")
+    assert moves(before, liquidity(scheme)) == {}
+    with unchanged(scheme), pytest.raises(TransferExpired):  # a retry: told alike
+        decide()
+    assert_ledger_ok(scheme)
+
+
 def test_process_deadlines_aborts_expired_transfers_and_releases_them(
     scheme: PaymentScheme, clock: FakeClock
 ) -> None:
@@ -1127,6 +1176,30 @@ def test_held_transfer_approved_then_committed(
         ("fxco", "MYR", "position_reserved"): myr_small,
         ("maybank", "MYR", "net_position"): myr,
     }
+    assert_ledger_ok(s)
+
+
+def test_a_review_rejecting_a_hold_the_ledger_expired_records_the_expiry(
+    screened: tuple[PaymentScheme, HoldOver], clock: FakeClock
+) -> None:
+    """As a payee's decision (above): the reviewer rejects 1 ns before the expiry on its
+    clock, but the ledger, whose time another worker's clock moved ahead, voided the legs:
+    told expired, and the transfer is ABORTED, "expired", not left on HOLD."""
+    s, _ = screened
+    before = liquidity(s)
+    t = pay(s, "mtn-rw", "t1", TILL, 2_000_000, "RWF", commit=False)
+    assert t.state is TransferState.HOLD
+    ahead = FakeClock(t.expires_at_ns + 1_000)
+    PaymentScheme(s.engine, Ledger(s.engine, ahead), ahead).deposit("maybank", "MYR", 1, "d")
+    before[("maybank", "MYR")]["settlement_balance_minor"] += 1
+    clock.set_ns(t.expires_at_ns - 1)
+    with pytest.raises(TransferExpired):
+        s.review_hold(SCHEME, "t1", False, "sanctions match")
+    t = s.get_transfer("mtn-rw", "t1")
+    assert (t.state, t.reason) == (TransferState.ABORTED, "expired")
+    assert moves(before, liquidity(s)) == {}
+    with unchanged(s), pytest.raises(TransferExpired):
+        s.review_hold(SCHEME, "t1", False, "sanctions match")
     assert_ledger_ok(s)
 
 

@@ -1598,9 +1598,7 @@ class PaymentScheme:
                 raise InvalidState(f"transfer {transfer_id} is already {t.state.value}")
             now = self._now()
             if now >= t.expires_at_ns:
-                self._void_quietly(uow, self._pending_legs(t))
-                self._set_state(conn, t, TransferState.ABORTED, "expired", None)
-                uow.commit()
+                self._record_expiry(uow, t)
                 raise TransferExpired(f"transfer {transfer_id} expired")
             if commit:
                 others = [t.payer_participant, *([t.fx_provider] if t.fx_provider else [])]
@@ -1611,7 +1609,14 @@ class PaymentScheme:
                     self._set_state(conn, t, TransferState.ABORTED, why, None)
                     uow.commit()
                     raise ParticipantSuspended(f"transfer {transfer_id} aborted: {why}")
-            self._resolve_legs(uow, t, post=commit)
+            try:
+                self._resolve_legs(uow, t, post=commit)
+            except TransferExpired:
+                # The ledger voided the legs first: their timeout runs on the ledger's time
+                # (its stamps), which is at least this clock and ahead of it when another
+                # worker's clock is. Expired all the same, and recorded so (not left RESERVED).
+                self._record_expiry(uow, t)
+                raise TransferExpired(f"transfer {transfer_id} expired") from None
             window = self._open_window(conn).id if commit else None
             state = TransferState.COMMITTED if commit else TransferState.ABORTED
             t = self._set_state(conn, t, state, reason, window)
@@ -1633,16 +1638,18 @@ class PaymentScheme:
             if t.state is not TransferState.HOLD:
                 raise InvalidState(f"transfer {transfer_id} is {t.state.value}, not on hold")
             if self._now() >= t.expires_at_ns:
-                self._void_quietly(uow, self._pending_legs(t))
-                self._set_state(conn, t, TransferState.ABORTED, "expired", None)
-                uow.commit()
+                self._record_expiry(uow, t)
                 raise TransferExpired(f"transfer {transfer_id} expired while on hold")
             if approve:
                 done = self._set_state(
                     conn, t, TransferState.RESERVED, f"{REVIEW_RELEASED}{reason}", None
                 )
             else:
-                self._resolve_legs(uow, t, post=False)
+                try:
+                    self._resolve_legs(uow, t, post=False)
+                except TransferExpired:  # the ledger's time passed the legs' timeout (_decide)
+                    self._record_expiry(uow, t)
+                    raise TransferExpired(f"transfer {transfer_id} expired while on hold") from None
                 done = self._set_state(
                     conn, t, TransferState.ABORTED, f"{REVIEW_REJECTED}{reason}", None
                 )
@@ -1652,6 +1659,14 @@ class PaymentScheme:
             if learn is not None:
                 learn(t, not approve, reason)
         return done
+
+    def _record_expiry(self, uow: UnitOfWork, t: PaymentTransfer) -> None:
+        """Abort ``t`` as expired and keep that (``commit()``): its legs voided, where the
+        ledger's own timeout has not already, its state ABORTED, "expired", its parties told.
+        The caller then raises ``TransferExpired``, which undoes nothing of this."""
+        self._void_quietly(uow, self._pending_legs(t))
+        self._set_state(uow.connection, t, TransferState.ABORTED, "expired", None)
+        uow.commit()
 
     def _set_state(
         self,
