@@ -17,6 +17,7 @@ from entrepot.entrypoints.api.routes import router as v1_router
 from entrepot.payments import PaymentScheme, qr
 from entrepot.payments.credentials import issue_credential
 from entrepot.payments.signing import sign_request
+from tests.service.test_payments import snapshot
 
 
 @pytest.fixture
@@ -919,3 +920,38 @@ def test_a_body_that_is_not_json_names_no_field(
     assert "field" not in problem, problem
     assert problem["detail"].startswith("Invalid JSON: "), problem
     assert "character 13" in problem["detail"], problem
+
+
+def test_an_escrow_controlled_by_a_participant_that_never_agreed_is_refused(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """docs/payments.md, Escrow: the controller is the payer, the payee or an active escrow
+    agent (a hub). Naming another participant, or one that does not exist, is one 403
+    ``controller_not_allowed`` naming the field, and nothing is held or written."""
+    client, h = api
+    scheme.register_participant("hub", "Trade hub", "hub", "MY", [])
+    body = {
+        "escrowId": "e-ctl",
+        "payeeFsp": "fxco",
+        "amount": {"amount": "10.00", "currency": "MYR"},
+        "purpose": "order 7",
+        "deadlineSeconds": 600,
+    }
+    before = snapshot(scheme)
+    answers = []
+    for name in ("icbc", "mtn-rw", "nobody"):
+        r = client.post("/v1/escrows", json={**body, "controller": name}, headers=h["maybank"])
+        assert r.status_code == 403, r.text
+        problem = r.json()
+        assert (problem["code"], problem["errorCode"], problem["field"]) == (
+            "controller_not_allowed",
+            "3000",
+            "controller",
+        )
+        answers.append(problem["detail"].replace(name, "<name>"))
+    assert len(set(answers)) == 1, answers  # whether the participant exists or not
+    assert client.get("/v1/escrows/e-ctl", headers=h["maybank"]).status_code == 404
+    assert snapshot(scheme) == before
+    # the payer's own, the payee's or the hub's: taken
+    r = client.post("/v1/escrows", json={**body, "controller": "hub"}, headers=h["maybank"])
+    assert r.status_code == 201 and r.json()["controller"] == "hub", r.text

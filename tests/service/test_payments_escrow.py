@@ -9,6 +9,7 @@ import pytest
 from entrepot.kernel.clock import NS_PER_S, FakeClock
 from entrepot.payments import DeadlineAction, EscrowState, PaymentScheme
 from entrepot.payments.errors import (
+    ControllerNotAllowed,
     CurrencyNotSupported,
     DuplicateWithDifferentBody,
     InsufficientEscrow,
@@ -16,7 +17,6 @@ from entrepot.payments.errors import (
     InvalidState,
     NetDebitCapExceeded,
     NotYours,
-    ParticipantNotFound,
     ParticipantSuspended,
 )
 from entrepot.payments.services import ledger_id
@@ -241,7 +241,7 @@ def test_creating_an_escrow_is_checked(hub: PaymentScheme) -> None:
     assert liquidity(s)[("mtn-rw", "RWF")]["position_available_minor"] == 0
     with unchanged(s), pytest.raises(CurrencyNotSupported):
         s.create_escrow("mtn-rw", "esc-4", "maybank", "RWF", 1_000, "no RWF", 600)
-    with unchanged(s), pytest.raises(ParticipantNotFound):
+    with unchanged(s), pytest.raises(ControllerNotAllowed):  # as one that may not control
         s.create_escrow("bk-rw", "esc-4", "mtn-rw", "RWF", 1_000, "x", 600, controller="nobody")
     for bad in (
         lambda: s.create_escrow("bk-rw", "esc-4", "mtn-rw", "RWF", 1_000, "x", 0),
@@ -268,6 +268,41 @@ def test_no_release_to_a_suspended_payee(hub: PaymentScheme) -> None:
         s.release_escrow("mtn-rw", "esc-1", 10_000)
     # Handing the funds back to the (active) payer stays possible.
     assert s.refund_escrow("mtn-rw", "esc-1", 10_000).state is EscrowState.CLOSED
+    assert_ledger_ok(s)
+
+
+def test_an_escrows_controller_is_its_payer_its_payee_or_an_active_escrow_agent(
+    hub: PaymentScheme,
+) -> None:
+    """The controller decides where the held funds go. A payer could name any participant
+    (a bank, a wallet, an FX provider) as the controller of its escrow, and that participant
+    had agreed to nothing: it now decides others' money, and answers for it. The controller
+    is the payer (the default), the payee, or an escrow agent: a participant of kind ``hub``
+    (a trade hub's operator, the scheme operator), active. Any other is refused
+    ``controller_not_allowed`` (403), as one that does not exist is: the answer tells a payer
+    nothing of participants it has no part with. Nothing is held or written."""
+    s = hub
+    s.register_participant("cimb", "CIMB", "bank", "MY", ["MYR"])
+    s.register_participant("gone-hub", "Closed hub", "hub", "RW", [])
+    s.set_active("gone-hub", False, "closed")
+    refused = []
+    for name in ("maybank", "fxco", "cimb", "icbc", "nobody"):  # unrelated, or no one
+        with unchanged(s), pytest.raises(ControllerNotAllowed) as e:
+            s.create_escrow("mtn-rw", "esc-c", "bk-rw", "RWF", 1_000, "x", 600, controller=name)
+        assert (e.value.code, e.value.http_status, e.value.field) == (
+            "controller_not_allowed",
+            403,
+            "controller",
+        )
+        refused.append(e.value.detail.replace(name, "<name>"))
+    assert len(set(refused)) == 1, refused  # one answer, whoever was named
+    # An escrow agent must be active to take control (it could decide nothing).
+    with unchanged(s), pytest.raises(ParticipantSuspended):
+        s.create_escrow("mtn-rw", "esc-c", "bk-rw", "RWF", 1_000, "x", 600, controller="gone-hub")
+    # The payer, the payee, a hub and the scheme operator may control it.
+    for n, name in enumerate((None, "mtn-rw", "bk-rw", "tradehub", "scheme")):
+        e = s.create_escrow("mtn-rw", f"esc-{n}", "bk-rw", "RWF", 1_000, "x", 600, controller=name)
+        assert e.controller == (name or "mtn-rw")
     assert_ledger_ok(s)
 
 

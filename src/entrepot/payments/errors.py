@@ -69,6 +69,15 @@ class NotYours(PaymentError):
     http_status = 403
 
 
+class ControllerNotAllowed(PaymentError):
+    """An escrow's controller must be its payer, its payee or an escrow agent (a hub); the
+    same answer whether the participant named is another or does not exist."""
+
+    code = "controller_not_allowed"
+    mojaloop_code = "3000"  # generic client error, as forbidden
+    http_status = 403
+
+
 class AliasTaken(Conflict, PaymentError):
     code = "alias_taken"
     mojaloop_code = "3003"

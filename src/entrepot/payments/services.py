@@ -54,6 +54,7 @@ from entrepot.payments import store as st
 from entrepot.payments.aliases import alias_text, normalise_alias
 from entrepot.payments.errors import (
     AliasTaken,
+    ControllerNotAllowed,
     CurrencyNotSupported,
     DuplicateWithDifferentBody,
     EscrowNotFound,
@@ -1879,7 +1880,7 @@ class PaymentScheme:
             payer = self._active(conn, caller)
             self._active(conn, payee).check_currency(currency)
             ctl = controller or caller
-            self._participant(conn, ctl)
+            self._check_controller(conn, ctl, caller, payee)
             src = payer.check_currency(currency)
             hold = self._scheme_account(conn, currency, "escrow")
             self._post_ok(
@@ -1931,6 +1932,23 @@ class PaymentScheme:
             )
             self._escrow_event(conn, e.id, "hold", amount_minor, caller)
         return e
+
+    def _check_controller(self, conn: Connection, controller: str, payer: str, payee: str) -> None:
+        """An escrow's controller decides where its funds go: the payer (the default), the
+        payee, or an escrow agent (a participant of kind hub: a trade hub's operator, the
+        scheme operator), and active. Any other participant never agreed to decide for these
+        two; one that does not exist is refused alike, so the answer tells the payer nothing
+        of participants it has no part with."""
+        if controller in (payer, payee):
+            return  # both checked active by the caller
+        agent = self._participants.get(conn, controller)
+        if agent is None or agent.kind is not ParticipantKind.HUB:
+            raise ControllerNotAllowed(
+                f"{controller!r} may not control this escrow: its controller is the payer, "
+                "the payee or an escrow agent (a hub)",
+                field="controller",
+            )
+        self._active(conn, controller)  # it could decide nothing
 
     def _escrow_event(
         self, conn: Connection, escrow_id: str, action: str, amount: int, actor: str

@@ -313,7 +313,12 @@ class EscrowIn(Strict):
     deadlineSeconds: int = Field(ge=1, le=366 * 86_400)
     onDeadline: Literal["release", "refund"] = "refund"
     controller: str | None = Field(
-        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$"
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="who decides: the payer (the default), the payee or an active escrow "
+        "agent (a hub); another is 403 controller_not_allowed",
     )
 
 
