@@ -6,6 +6,7 @@ one these were found on."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from entrepot.kernel.clock import FakeClock
 from entrepot.ledger import Account, Ledger
 from entrepot.payments import SCHEME, FeeSchedule, Participant, PaymentScheme
+from entrepot.payments import store as st
 from entrepot.payments.monitoring import scheme_snapshot
 from entrepot.storage.engine import create_engine_from_url
 from entrepot.storage.uow import UnitOfWork
@@ -132,3 +134,75 @@ def test_currencies_enabled_at_once_on_a_new_scheme_are_both_the_operators(
     assert sorted(first.get_participant(SCHEME).currencies) == ["EUR", "RWF"]
     assert first.scheme_currencies() == ["EUR", "RWF"]
     assert_ledger_ok(first)
+
+
+def _status_record(scheme: PaymentScheme, pid: str) -> tuple[list[tuple[int, bool]], list[str]]:
+    """The participant's recorded status changes (seq, active) and the notices told of them."""
+    with scheme.engine.connect() as conn:
+        notices = conn.execute(
+            sa.select(st.outbox.c.event)
+            .where(st.outbox.c.event.like("participant.%"))
+            .order_by(st.outbox.c.event)
+        ).all()
+    changes = scheme.status_history(SCHEME, pid)
+    return [(c.seq, c.active) for c in changes], [r[0] for r in notices]
+
+
+def test_a_suspension_that_read_the_participant_stale_records_nothing(
+    scheme: PaymentScheme, other: PaymentScheme, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two operators suspend mtn-rw at once. The second decided from a read of the
+    participant that did not see the first's suspension (a stale read: its snapshot or its
+    cache), and recorded a second suspension, and told mtn-rw twice. The change is made
+    only if the row is still in the state read (``UPDATE ... WHERE active = <read>``), and
+    recorded only if a row changed."""
+    scheme.set_endpoint("mtn-rw", "https://mtn.example/callbacks")
+    was = scheme.get_participant("mtn-rw")
+    assert other.set_active("mtn-rw", False, "first operator").active is False
+    get = scheme._participants.get
+
+    def stale(conn: sa.Connection, participant_id: str) -> Participant | None:
+        return was if participant_id == "mtn-rw" else get(conn, participant_id)
+
+    monkeypatch.setattr(scheme._participants, "get", stale)
+    scheme.set_active("mtn-rw", False, "second operator")
+    monkeypatch.undo()
+    assert not scheme.get_participant("mtn-rw").active
+    assert _status_record(scheme, "mtn-rw") == ([(1, False)], ["participant.suspended"])
+    assert [c.reason for c in scheme.status_history(SCHEME, "mtn-rw")] == ["first operator"]
+
+
+@pytest.mark.parametrize("active", [False, True], ids=["suspend", "resume"])
+def test_two_operators_changing_a_status_at_once_record_one_change(
+    scheme: PaymentScheme, other: PaymentScheme, active: bool
+) -> None:
+    """Two workers (their own engines, ledgers and caches) suspend, or resume, the same
+    participant at the same moment: one change is recorded and told, and both answer the
+    participant in the state asked for."""
+    scheme.set_endpoint("mtn-rw", "https://mtn.example/callbacks")
+    if active:
+        scheme.set_active("mtn-rw", False, "to resume")
+    start = threading.Barrier(2)
+    answers: list[object] = []
+
+    def operator(s: PaymentScheme, n: int) -> None:
+        start.wait()
+        try:
+            answers.append(s.set_active("mtn-rw", active, f"operator {n}").active)
+        except BaseException as exc:  # reported below, in the test's thread
+            answers.append(exc)
+
+    threads = [
+        threading.Thread(target=operator, args=(s, n)) for n, s in enumerate((scheme, other))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers == [active, active]
+    changes, notices = _status_record(scheme, "mtn-rw")
+    expected = [(1, False), (2, True)] if active else [(1, False)]
+    assert changes == expected
+    assert notices == sorted(
+        ["participant.suspended"] + (["participant.resumed"] if active else [])
+    )

@@ -4,14 +4,17 @@ actor and time, read back by the operator and the participant, and told to the p
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from sqlalchemy import Connection
 from typer.testing import CliRunner
 
 from entrepot.entrypoints.api.app import create_app
 from entrepot.kernel.clock import NS_PER_S
+from entrepot.ledger import Ledger
 from entrepot.payments import SCHEME, PaymentScheme
 from entrepot.payments import store as st
 from entrepot.payments.credentials import issue_credential
@@ -134,3 +137,35 @@ def test_the_cli_suspends_with_a_reason_and_shows_the_history(
     assert done.exit_code == 0, done.output
     shown = runner.invoke(cli.app, ["status-history", "icbc", "--json"])
     assert shown.exit_code == 0 and "licence withdrawn" in shown.stdout
+
+
+def test_the_status_history_route_answers_the_state_its_history_was_read_with(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+    scheme: PaymentScheme,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``GET .../statusHistory`` read the history, then the participant again: another
+    worker's suspension between the two reads answered ``active: false`` beside a history
+    that ended active (no change at all here). It now reads both in one snapshot."""
+    client, h = api
+    other = PaymentScheme(scheme.engine, Ledger(scheme.engine, clock), clock)
+    read = scheme._read
+    reads: list[int] = []
+
+    @contextmanager
+    def then_another_worker_suspends() -> Iterator[Connection]:
+        with read() as conn:
+            yield conn
+        reads.append(1)
+        if len(reads) == 1:  # the first read is done: another worker suspends maybank
+            other.set_active("maybank", False, "sanctions order")
+
+    monkeypatch.setattr(scheme, "_read", then_another_worker_suspends)
+    r = client.get("/v1/participants/maybank/statusHistory", headers=h[SCHEME])
+    monkeypatch.undo()
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert reads and not scheme.get_participant("maybank").active  # the suspension happened
+    last = body["changes"][-1]["active"] if body["changes"] else True
+    assert body["active"] is last, body  # one moment: before the suspension, or after it

@@ -603,11 +603,17 @@ class PaymentScheme:
             p = self._participant(conn, participant_id)
             if p.active == active:
                 return p
-            conn.execute(
+            # Changed only from the state read, and recorded only if it changed: an operator
+            # whose read missed another's change at the same moment (a stale snapshot or
+            # cache) records no second change, nor tells the participant twice.
+            changed = conn.execute(
                 sa.update(st.participants)
-                .where(st.participants.c.id == participant_id)
+                .where(st.participants.c.id == participant_id, st.participants.c.active == p.active)
                 .values(active=active)
-            )
+            ).rowcount
+            if changed != 1:
+                st.ParticipantCache.changed(conn)  # read it as it is, not as cached
+                return self._participant(conn, participant_id)
             c = st.participant_status.c
             seq = conn.execute(
                 sa.select(sa.func.coalesce(sa.func.max(c.seq), 0)).where(
@@ -632,17 +638,24 @@ class PaymentScheme:
     def status_history(self, caller: str, participant_id: str) -> list[StatusChange]:
         """Each suspension and resumption of the participant, oldest first: the operator's
         to read, and the participant's own."""
+        return self.status_with_history(caller, participant_id)[1]
+
+    def status_with_history(
+        self, caller: str, participant_id: str
+    ) -> tuple[Participant, list[StatusChange]]:
+        """The participant as it is and its :meth:`status_history`, read at one moment (one
+        snapshot): its state is the one its last change left."""
         if caller not in (SCHEME, participant_id):
             raise NotYours("a participant reads only its own status history")
         c = st.participant_status.c
         with self._read() as conn:
-            self._participant(conn, participant_id)
+            p = self._participant(conn, participant_id)
             rows = conn.execute(
                 sa.select(c.participant_id, c.seq, c.active, c.reason, c.actor, c.at)
                 .where(c.participant_id == participant_id)
                 .order_by(c.seq)
             ).all()
-        return [StatusChange(r[0], r[1], bool(r[2]), r[3], r[4], r[5]) for r in rows]
+        return p, [StatusChange(r[0], r[1], bool(r[2]), r[3], r[4], r[5]) for r in rows]
 
     def deposit(
         self, participant_id: str, currency: str, amount_minor: int, deposit_id: str

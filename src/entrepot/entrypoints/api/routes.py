@@ -181,10 +181,10 @@ def resume(
 def status_history(participant_id: str, caller: Caller, scheme: Scheme) -> s.StatusHistoryOut:
     """Each suspension and resumption of the participant, oldest first, with the reason: the
     participant's own and the operator's to read."""
-    changes = scheme.status_history(caller, participant_id)
+    participant, changes = scheme.status_with_history(caller, participant_id)  # one read
     return s.StatusHistoryOut(
         participantId=participant_id,
-        active=scheme.get_participant(participant_id).active,
+        active=participant.active,
         changes=[
             s.StatusChangeOut(
                 seq=c.seq, active=c.active, reason=c.reason, actor=c.actor, at=cv.iso(c.at_ns)
