@@ -1,0 +1,311 @@
+"""Races between API workers acting at the same moment, on real threads: each worker is its own
+``PaymentScheme`` on its own engine (its own connections, caches and group commit), as the
+API's processes are, on one database. A ``threading.Barrier`` lines the workers' calls up so
+that they reach the database together; each race is run for several rounds, and what must
+hold whatever the interleaving is checked after each (exactly one outcome, funds moved once,
+every committed transfer in exactly one settlement window, nets summing to zero).
+
+Where tests/service/test_payments_races.py stages one interleaving deterministically, these
+let the database's own locking decide: they guard the write lock and the re-reads under it
+(SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's ``ledger_meta`` row lock over READ COMMITTED)
+against a change that would let two workers decide on the same rows at once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from entrepot.kernel.clock import FakeClock
+from entrepot.ledger import Ledger
+from entrepot.payments import FeeSchedule, PaymentScheme
+from entrepot.payments import store as st
+from entrepot.payments.bulk import BulkItem, bulk_transfers
+from entrepot.payments.errors import (
+    FxLiquidityExhausted,
+    InvalidState,
+    NetDebitCapExceeded,
+    PaymentError,
+)
+from entrepot.payments.model import EscrowState, TransferState
+from entrepot.storage.engine import create_engine_from_url
+from tests.service.test_payments import BK_CUSTOMER, assert_ledger_ok, join_bk
+
+Outcome = object  # what a call returned, or the exception it raised
+
+
+@contextmanager
+def workers(engine: sa.Engine, clock: FakeClock, n: int) -> Iterator[list[PaymentScheme]]:
+    """``n`` API workers on the scheme's database: each its own engine, ledger and caches."""
+    url = engine.url.render_as_string(hide_password=False)
+    engines = [create_engine_from_url(url) for _ in range(n)]
+    try:
+        yield [
+            PaymentScheme(e, Ledger(e, clock), clock, fees=FeeSchedule(bps=50, fixed_minor=0))
+            for e in engines
+        ]
+    finally:
+        for e in engines:
+            e.dispose()
+
+
+def race(*calls: Callable[[], object]) -> list[Outcome]:
+    """Run each call on its own thread, released together by a barrier; what each returned
+    or raised, in the order given."""
+    barrier = threading.Barrier(len(calls))
+    out: list[Outcome] = [None] * len(calls)
+
+    def run(i: int, call: Callable[[], object]) -> None:
+        barrier.wait()
+        try:
+            out[i] = call()
+        except Exception as exc:  # the outcome to check
+            out[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "a worker is stuck"
+    return out
+
+
+def ok(outcomes: list[Outcome]) -> list[object]:
+    return [o for o in outcomes if not isinstance(o, BaseException)]
+
+
+def unexpected(outcomes: list[Outcome], *expected: type[BaseException]) -> list[BaseException]:
+    return [o for o in outcomes if isinstance(o, BaseException) and not isinstance(o, expected)]
+
+
+def position(scheme: PaymentScheme, pid: str, cur: str) -> dict[str, int]:
+    return scheme.liquidity(pid, cur)
+
+
+ROUNDS = 8
+
+
+def test_two_prepares_over_the_payers_cap_never_both_reserve(
+    scheme: PaymentScheme, engine: sa.Engine, clock: FakeClock
+) -> None:
+    """Two workers prepare mtn-rw's transfers at once, each within what its position could
+    send but not both: one is reserved, the other refused for the cap; the position never
+    goes below zero."""
+    join_bk(scheme)
+    with workers(engine, clock, 2) as (a, b):
+        for n in range(ROUNDS):
+            free = position(scheme, "mtn-rw", "RWF")["position_available_minor"]
+            amount = free * 6 // 10
+            for tag in "ab":
+                scheme.create_quote("mtn-rw", f"q{n}{tag}", *BK_CUSTOMER, amount, "SEND", "RWF")
+            got = race(
+                lambda n=n: a.prepare_transfer("mtn-rw", f"t{n}a", f"q{n}a"),
+                lambda n=n: b.prepare_transfer("mtn-rw", f"t{n}b", f"q{n}b"),
+            )
+            assert not unexpected(got, NetDebitCapExceeded), got
+            assert len(ok(got)) == 1, got
+            liq = position(scheme, "mtn-rw", "RWF")
+            assert liq["position_available_minor"] >= 0
+            assert liq["position_reserved_minor"] == amount
+            (t,) = ok(got)
+            scheme.commit_transfer("bk-rw", t.id)  # type: ignore[attr-defined]
+    assert_ledger_ok(scheme)
+
+
+def test_a_prepare_and_a_bulk_over_the_payers_cap_never_both_take_it(
+    scheme: PaymentScheme, engine: sa.Engine, clock: FakeClock
+) -> None:
+    """A prepare and a bulk of the same payer at once, each fitting alone but not together:
+    whichever comes second is refused (the prepare for the cap, the bulk's item aborted)."""
+    join_bk(scheme)
+    with workers(engine, clock, 2) as (a, b):
+        for n in range(ROUNDS):
+            free = position(scheme, "mtn-rw", "RWF")["position_available_minor"]
+            amount = free * 6 // 10
+            scheme.create_quote("mtn-rw", f"q{n}", *BK_CUSTOMER, amount, "SEND", "RWF")
+            item = BulkItem(f"b{n}", *BK_CUSTOMER, amount - amount // 200)  # fee on top
+            got = race(
+                lambda n=n: a.prepare_transfer("mtn-rw", f"t{n}", f"q{n}"),
+                lambda n=n, item=item: bulk_transfers(b, "mtn-rw", f"bulk{n}", "RWF", [item]),
+            )
+            assert not unexpected(got, NetDebitCapExceeded), got
+            prepared = not isinstance(got[0], BaseException)
+            bulked = [r.state for r in got[1]] == [TransferState.COMMITTED]  # type: ignore[union-attr]
+            assert prepared != bulked, got
+            assert position(scheme, "mtn-rw", "RWF")["position_available_minor"] >= 0
+            if prepared:
+                scheme.reject_transfer("bk-rw", f"t{n}")
+    assert_ledger_ok(scheme)
+
+
+def test_commit_reject_and_the_expiry_pass_on_one_transfer_have_one_outcome(
+    scheme: PaymentScheme, engine: sa.Engine, clock: FakeClock
+) -> None:
+    """The payee's commit, its reject (another worker, a retry with the other answer) and the
+    deadline pass, at once on one transfer at its expiry instant or just before: exactly one
+    of them decides it, and the ledger moved the funds that one's way, once."""
+    join_bk(scheme)
+    with workers(engine, clock, 3) as (a, b, c):
+        for n in range(ROUNDS * 2):
+            amount = 10_000 + n
+            scheme.create_quote("mtn-rw", f"q{n}", *BK_CUSTOMER, amount, "SEND", "RWF")
+            scheme.prepare_transfer("mtn-rw", f"t{n}", f"q{n}", ttl_s=30)
+            before = position(scheme, "mtn-rw", "RWF")
+            clock.advance(30 if n % 2 else 29)  # at the expiry instant, or a second before
+            got = race(
+                lambda n=n: a.commit_transfer("bk-rw", f"t{n}"),
+                lambda n=n: b.reject_transfer("bk-rw", f"t{n}"),
+                lambda: c.process_deadlines(),
+            )
+            assert not unexpected(got[:2], PaymentError), got
+            assert not isinstance(got[2], BaseException), got
+            t = scheme.get_transfer("bk-rw", f"t{n}")
+            decided = [o for o in got[:2] if not isinstance(o, BaseException)]
+            aborted_by_pass = got[2]["transfers_aborted"]  # type: ignore[index]
+            assert len(decided) + aborted_by_pass <= 1, got
+            after = position(scheme, "mtn-rw", "RWF")
+            assert after["position_reserved_minor"] == before["position_reserved_minor"] - amount
+            if t.state is TransferState.COMMITTED:
+                assert decided == [t] or [d.state for d in decided] == [TransferState.COMMITTED]  # type: ignore[attr-defined]
+                assert t.window_id is not None
+                sent = before["position_available_minor"] - after["position_available_minor"]
+                assert sent == 0  # reserved before, posted now: available does not move
+                assert after["net_position_minor"] == before["net_position_minor"] - amount
+            else:
+                assert t.state is TransferState.ABORTED
+                assert after["net_position_minor"] == before["net_position_minor"]
+            clock.advance(5)
+    assert_ledger_ok(scheme)
+
+
+def test_an_escrow_decided_by_its_controller_and_its_deadline_at_once_moves_once(
+    scheme: PaymentScheme, engine: sa.Engine, clock: FakeClock
+) -> None:
+    """Past its deadline, the controller's release, its refund (another worker) and the
+    deadline pass race for one escrow: it closes once, its funds paid out once, to one
+    side, and what it held is all that moved."""
+    join_bk(scheme)
+    with workers(engine, clock, 3) as (a, b, c):
+        for n in range(ROUNDS * 2):
+            amount = 50_000 + n
+            scheme.create_escrow("mtn-rw", f"e{n}", "bk-rw", "RWF", amount, f"order {n}", 60)
+            payer0 = position(scheme, "mtn-rw", "RWF")["net_position_minor"]
+            payee0 = position(scheme, "bk-rw", "RWF")["net_position_minor"]
+            clock.advance(60 if n % 2 else 59)  # at the deadline, or a second before it
+            got = race(
+                lambda n=n, m=amount: a.release_escrow("mtn-rw", f"e{n}", m),
+                lambda n=n, m=amount: b.refund_escrow("mtn-rw", f"e{n}", m),
+                lambda: c.process_deadlines(),
+            )
+            assert not unexpected(got[:2], PaymentError), got
+            assert not isinstance(got[2], BaseException), got
+            assert got[2]["escrows_failed"] == 0  # type: ignore[index]
+            e = scheme.get_escrow("mtn-rw", f"e{n}")
+            assert e.state is EscrowState.CLOSED
+            assert (e.released_minor, e.refunded_minor) in ((amount, 0), (0, amount)), e
+            payer = position(scheme, "mtn-rw", "RWF")["net_position_minor"] - payer0
+            payee = position(scheme, "bk-rw", "RWF")["net_position_minor"] - payee0
+            assert (payer, payee) == (e.refunded_minor, e.released_minor)
+            moved = [o for o in got[:2] if not isinstance(o, BaseException)]
+            if moved:
+                assert len(moved) == 1 and got[2]["escrows_resolved"] == 0, got  # type: ignore[index]
+            else:
+                assert all(isinstance(o, InvalidState) for o in got[:2]), got
+            clock.advance(5)
+    assert_ledger_ok(scheme)
+
+
+def test_two_partial_releases_of_one_escrow_at_once_never_pay_more_than_it_holds(
+    scheme: PaymentScheme, engine: sa.Engine, clock: FakeClock
+) -> None:
+    """Two workers release 60% of one escrow each at once: one is paid, the other refused
+    (it holds 40%); the escrow's books and the payee's position agree."""
+    join_bk(scheme)
+    with workers(engine, clock, 2) as (a, b):
+        for n in range(ROUNDS):
+            scheme.create_escrow("mtn-rw", f"e{n}", "bk-rw", "RWF", 100_000, f"order {n}", 600)
+            payee0 = position(scheme, "bk-rw", "RWF")["net_position_minor"]
+            got = race(
+                lambda n=n: a.release_escrow("mtn-rw", f"e{n}", 60_000),
+                lambda n=n: b.release_escrow("mtn-rw", f"e{n}", 60_000),
+            )
+            assert len(ok(got)) == 1, got
+            assert not unexpected(got, PaymentError), got
+            e = scheme.get_escrow("mtn-rw", f"e{n}")
+            assert (e.state, e.released_minor) == (EscrowState.HELD, 60_000)
+            assert position(scheme, "bk-rw", "RWF")["net_position_minor"] - payee0 == 60_000
+    assert_ledger_ok(scheme)
+
+
+def test_fx_liquidity_is_never_reserved_twice_by_two_quote_accepts_at_once(
+    scheme: PaymentScheme, engine: sa.Engine, clock: FakeClock
+) -> None:
+    """fxco's MYR liquidity, reserved by two payers' quote accepts at once, each within it
+    but not both: one is reserved, the other refused; fxco's position never goes below zero."""
+    scheme.deposit("mtn-rw", "RWF", 900_000_000, "dep-big")
+    scheme.set_net_debit_cap("mtn-rw", "RWF", 900_000_000)
+    with workers(engine, clock, 2) as (a, b):
+        for n in range(ROUNDS):
+            scheme.post_fx_rate("fxco", "RWF", "MYR", Decimal("0.0032"), 100, 3600)
+            free = position(scheme, "fxco", "MYR")["position_available_minor"]
+            target = free * 6 // 10
+            for tag in "ab":
+                scheme.create_quote(
+                    "mtn-rw", f"q{n}{tag}", "MERCHANT", "KL-TILL-42", target, "RECEIVE", "RWF"
+                )
+            got = race(
+                lambda n=n: a.accept_quote("mtn-rw", f"q{n}a"),
+                lambda n=n: b.accept_quote("mtn-rw", f"q{n}b"),
+            )
+            assert not unexpected(got, FxLiquidityExhausted), got
+            assert len(ok(got)) == 1, got
+            liq = position(scheme, "fxco", "MYR")
+            assert liq["position_available_minor"] >= 0
+            assert liq["position_reserved_minor"] == target
+            clock.advance(3600)  # the accepted quote expires, its reservation is voided
+            scheme.process_deadlines()
+    assert_ledger_ok(scheme)
+
+
+def test_window_close_racing_commits_and_bulks_puts_each_transfer_in_one_window(
+    scheme: PaymentScheme, engine: sa.Engine, clock: FakeClock
+) -> None:
+    """While the operator closes the settlement window, other workers commit transfers and
+    run bulks: every committed transfer lands in exactly one window, each window's nets are
+    what was sent and received in it, and they sum to zero per currency."""
+    join_bk(scheme)
+    with workers(engine, clock, 3) as (a, b, c):
+        for n in range(ROUNDS):
+            scheme.create_quote("mtn-rw", f"q{n}", *BK_CUSTOMER, 20_000 + n, "SEND", "RWF")
+            scheme.prepare_transfer("mtn-rw", f"t{n}", f"q{n}")
+            item = BulkItem(f"b{n}", *BK_CUSTOMER, 7_000 + n)
+            got = race(
+                lambda n=n: a.commit_transfer("bk-rw", f"t{n}"),
+                lambda n=n, item=item: bulk_transfers(b, "mtn-rw", f"bulk{n}", "RWF", [item]),
+                lambda: c.close_window(),
+            )
+            assert not any(isinstance(o, BaseException) for o in got), got
+            closed = got[2]
+            scheme.settle_window("scheme", closed.id)  # type: ignore[attr-defined]
+        last = scheme.close_window()
+        scheme.settle_window("scheme", last.id)
+    with engine.connect() as conn:
+        committed = conn.execute(
+            sa.select(st.transfers.c.id, st.transfers.c.window_id).where(
+                st.transfers.c.state == TransferState.COMMITTED.value
+            )
+        ).all()
+    assert len(committed) == 2 * ROUNDS
+    windows = {w.id: w for w in scheme.list_windows()}
+    assert all(wid in windows and windows[wid].closed_at_ns is not None for _, wid in committed)
+    for w in windows.values():
+        nets: dict[str, int] = {}
+        for p in w.positions:
+            nets[p.currency] = nets.get(p.currency, 0) + p.net_minor
+            assert p.net_minor == p.received_minor - p.sent_minor, (w.id, p)
+        assert all(v == 0 for v in nets.values()), (w.id, nets)
+    assert_ledger_ok(scheme)
