@@ -12,26 +12,35 @@ against a change that would let two workers decide on the same rows at once."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
+from starlette.responses import JSONResponse
 
+from entrepot.entrypoints.api.problems import domain_error
+from entrepot.entrypoints.api.security import SecurityMiddleware
 from entrepot.kernel.clock import FakeClock
 from entrepot.ledger import Ledger
 from entrepot.payments import FeeSchedule, PaymentScheme
 from entrepot.payments import store as st
 from entrepot.payments.bulk import BulkItem, bulk_transfers
+from entrepot.payments.credentials import issue_credential
 from entrepot.payments.errors import (
     FxLiquidityExhausted,
     InvalidState,
+    KeyInUse,
     NetDebitCapExceeded,
     PaymentError,
 )
+from entrepot.payments.keyed import ANSWER_LOST, KEYED_REQUEST, KeyedRequest
 from entrepot.payments.model import EscrowState, TransferState
 from entrepot.storage.engine import create_engine_from_url
+from tests.e2e.test_api_middleware import QUOTE, _apost, _body, _headers, _status
 from tests.service.test_payments import BK_CUSTOMER, assert_ledger_ok, join_bk
 
 Outcome = object  # what a call returned, or the exception it raised
@@ -309,3 +318,85 @@ def test_window_close_racing_commits_and_bulks_puts_each_transfer_in_one_window(
             assert p.net_minor == p.received_minor - p.sent_minor, (w.id, p)
         assert all(v == 0 for v in nets.values()), (w.id, nets)
     assert_ledger_ok(scheme)
+
+
+def _keyed(worker: PaymentScheme, key: str, call: Callable[[PaymentScheme], object]) -> object:
+    """``call`` as the API runs a request with Idempotency-Key ``key`` whose lookup found no
+    answer stored for it (its first use, as far as this server knew)."""
+    token = KEYED_REQUEST.set(KeyedRequest("mtn-rw", key, "digest-of-the-request", fresh=True))
+    try:
+        return call(worker)
+    finally:
+        KEYED_REQUEST.reset(token)
+
+
+def test_one_idempotency_key_sent_to_two_servers_at_once_releases_an_escrow_once(
+    scheme: PaymentScheme, engine: sa.Engine, clock: FakeClock
+) -> None:
+    """A client's retry, sent with the same Idempotency-Key and body while its first request
+    still runs, reaches another server of the database (another host: the in-progress claims
+    are per home, claims.py). Both found no answer for the key and ran. A partial release
+    names nothing of its own for the second to be refused by: the escrow was paid out twice.
+    Now the second to write finds the key's marker under the write lock and is refused."""
+    join_bk(scheme)
+    with workers(engine, clock, 2) as (a, b):
+        for n in range(ROUNDS):
+            scheme.create_escrow("mtn-rw", f"e{n}", "bk-rw", "RWF", 100_000, f"order {n}", 600)
+            payee0 = position(scheme, "bk-rw", "RWF")["net_position_minor"]
+
+            def release(w: PaymentScheme, n: int = n) -> object:
+                return w.release_escrow("mtn-rw", f"e{n}", 30_000)
+
+            got = race(
+                lambda n=n, release=release: _keyed(a, f"k{n}", release),
+                lambda n=n, release=release: _keyed(b, f"k{n}", release),
+            )
+            assert len(ok(got)) == 1, got
+            assert not unexpected(got, KeyInUse), got
+            e = scheme.get_escrow("mtn-rw", f"e{n}")
+            assert e.released_minor == 30_000, got
+            assert position(scheme, "bk-rw", "RWF")["net_position_minor"] - payee0 == 30_000
+    assert_ledger_ok(scheme)
+
+
+def test_a_request_whose_key_another_server_used_meanwhile_is_told_to_retry(
+    scheme: PaymentScheme,
+) -> None:
+    """Through the API's middleware: the key had no answer when the request began; another
+    server's request with it wrote its operation before this one's could. This one is
+    refused, answered 409 ``request_in_progress`` (retry, to be answered as the other was),
+    and its refusal is not stored over the other request's marker as the key's answer."""
+    credential = issue_credential(scheme.engine, "mtn-rw").token
+    ran: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        keyed = KEYED_REQUEST.get()
+        assert keyed is not None and keyed.fresh
+        with scheme.engine.begin() as conn:  # the other server's operation, committed
+            conn.execute(
+                sa.insert(st.idempotency).values(
+                    caller="mtn-rw",
+                    key="k-elsewhere",
+                    request_hash=keyed.digest,
+                    status_code=ANSWER_LOST,
+                    response="",
+                    created_at=1,
+                )
+            )
+        try:
+            with scheme.unit_of_work():  # this one's write: refused when it marks the key
+                ran.append("wrote")
+        except KeyInUse as exc:
+            await domain_error(None, exc)(scope, receive, send)  # type: ignore[arg-type]
+            return
+        await JSONResponse({}, status_code=201)(scope, receive, send)
+
+    guarded = SecurityMiddleware(app, engine=scheme.engine)
+    sent = asyncio.run(_apost(guarded, credential, [QUOTE], key="k-elsewhere"))
+    assert ran == ["wrote"]
+    assert _status(sent) == [409]
+    assert _body(sent)["code"] == "request_in_progress"
+    assert _headers(sent)[b"retry-after"] == b"1"
+    with scheme.engine.connect() as conn:
+        row = st.IDEMPOTENT_ANSWER.first(conn, ("mtn-rw", "k-elsewhere"))
+    assert row[1] == ANSWER_LOST  # still the other request's, waiting for its answer

@@ -140,6 +140,16 @@ class DuplicateWithDifferentBody(Conflict, PaymentError):
     http_status = 409
 
 
+class KeyInUse(Conflict, PaymentError):
+    """Another request with the same Idempotency-Key wrote its operation first (servers
+    whose in-progress claims do not reach each other: payments/keyed.py). Nothing was done;
+    the retry is answered as that request was."""
+
+    code = "request_in_progress"
+    mojaloop_code = "3106"
+    http_status = 409
+
+
 class InsufficientEscrow(PaymentError):
     code = "insufficient_escrow"
     mojaloop_code = "4001"

@@ -11,19 +11,41 @@ operation was done, and is answered from what it did (``entrypoints/api/security
 An operation whose request does not name what it acts on (a window's close: the window is
 the one open at the time) records that in the marker (``result``), for the retry to be
 answered with it.
+
+Two requests with one key may run at once where the API's in-progress claims do not reach
+(servers with other homes sharing the database: entrypoints/api/claims.py): each found no
+answer for the key and ran its operation, and one that names nothing of its own to be
+refused by (an escrow's partial release, a window's close) was done twice. A request that
+found no answer (``fresh``) therefore claims the key with its first marker: the marker is
+inserted, never merged into a row already there, and a row already there (another request's
+marker or answer, committed before this transaction could write) refuses the operation
+(``KeyInUse``): its whole transaction is rolled back. The insert decides it whatever the
+isolation level: PostgreSQL makes it wait for another transaction's uncommitted row.
 """
 
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
 
+from entrepot.payments.errors import KeyInUse
 from entrepot.storage.driver import Fast
 
 #: ``status_code`` of a key's row written with its operation, before the answer is known
 ANSWER_LOST = 0
+
+
+class _Progress:
+    """What a keyed request's writes did with its key (mutable; shared by the request's
+    threads and the context copies it runs in)."""
+
+    __slots__ = ("marked", "refused")
+
+    def __init__(self) -> None:
+        self.marked = False  # a marker of this request's was written (the key is its own)
+        self.refused = False  # another request's row was found: see ``KeyInUse``
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +53,9 @@ class KeyedRequest:
     caller: str
     key: str
     digest: str  # of the request: method, path, query, body
+    #: the key's lookup found no row: any row found later is another request's
+    fresh: bool = False
+    progress: _Progress = field(default_factory=_Progress, compare=False, repr=False)
 
 
 #: Set by the API's security middleware while a keyed request's operation runs.
@@ -46,6 +71,13 @@ _MARK = Fast(
     " SET response = excluded.response"
     f" WHERE pay_idempotency.status_code = {ANSWER_LOST} AND pay_idempotency.response = ''"
     " AND excluded.response <> ''"
+)
+
+# A fresh request's first marker: inserted only if the key has no row yet.
+_CLAIM = Fast(
+    "INSERT INTO pay_idempotency"
+    " (caller, key, request_hash, status_code, response, created_at, headers)"
+    f" VALUES (?, ?, ?, {ANSWER_LOST}, ?, ?, NULL) ON CONFLICT (caller, key) DO NOTHING"
 )
 
 
@@ -70,8 +102,19 @@ def mark_keyed(conn: Connection, now_ns: int, result: str = "") -> None:
     (once per transaction is enough; a second write changes nothing). ``result`` names what
     the operation acted on (``"settlementWindow:12"``) where its request does not."""
     keyed = KEYED_REQUEST.get()
-    if keyed is not None:
-        _MARK.execute(conn, (keyed.caller, keyed.key, keyed.digest, result, now_ns))
+    if keyed is None:
+        return
+    values = (keyed.caller, keyed.key, keyed.digest, result, now_ns)
+    if keyed.fresh and not keyed.progress.marked:
+        if _CLAIM.execute(conn, values) != 1:
+            keyed.progress.refused = True
+            raise KeyInUse(
+                "another request with this Idempotency-Key was answered, or is being "
+                "answered, meanwhile: nothing was done; retry to be answered as it was"
+            )
+        keyed.progress.marked = True
+        return
+    _MARK.execute(conn, values)
 
 
 __all__ = [
@@ -87,6 +130,7 @@ __all__ = [
     "TRADE_MERCHANT",
     "TRADE_QUOTE",
     "TRADE_TRACKING",
+    "KeyInUse",
     "KeyedRequest",
     "mark_keyed",
 ]

@@ -18,8 +18,8 @@ leaves no key claimed. Claims are never waited for (non-blocking, two system cal
 the lock file cannot be opened or OFD locks do not exist (not Linux), claims hold within the
 process only, and a warning says so. They are per lock file, that is per ``ENTREPOT_HOME``:
 servers with other homes (on other hosts, or in containers that do not share the file)
-sharing one database exclude each other's concurrent retries only through the operations'
-own ids."""
+sharing one database do not see each other's claims; there the key's marker, inserted with
+the operation under the write lock, refuses the second request (``payments/keyed.py``)."""
 
 from __future__ import annotations
 

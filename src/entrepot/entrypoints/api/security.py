@@ -267,11 +267,20 @@ class SecurityMiddleware:
         else:
             # Held until it is stored: a retry that arrives after the client saw it must
             # find it. The scheme's writes record the key with them (payments/keyed.py).
-            token = KEYED_REQUEST.set(KeyedRequest(caller, key, digest))
+            keyed = KeyedRequest(caller, key, digest, fresh=done is None)
+            token = KEYED_REQUEST.set(keyed)
             try:
                 await self.app(scope, receive, hold)
             finally:
                 KEYED_REQUEST.reset(token)
+            if keyed.progress.refused:
+                # Another server's request with this key wrote first (``KeyInUse``): this
+                # one did nothing, and its refusal is not the key's answer (that request's
+                # is): told to retry, as a claim held in this home tells it.
+                start.clear()
+                chunks.clear()
+                await _in_progress()(scope, receive, hold)
+                return start, b"".join(chunks)
         content = b"".join(chunks)
         status = int(start.get("status", 500))
         raw_headers: list[tuple[bytes, bytes]] = start.get("headers", [])
