@@ -13,6 +13,7 @@ against a change that would let two workers decide on the same rows at once."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -400,3 +401,50 @@ def test_a_request_whose_key_another_server_used_meanwhile_is_told_to_retry(
     with scheme.engine.connect() as conn:
         row = st.IDEMPOTENT_ANSWER.first(conn, ("mtn-rw", "k-elsewhere"))
     assert row[1] == ANSWER_LOST  # still the other request's, waiting for its answer
+
+
+def _release_in_a_process(
+    url: str, clock: FakeClock, barrier: Any, escrow_id: str, results: Any
+) -> None:
+    """A worker process: its own engine and scheme; releases 60,000 of the escrow once the
+    other process is ready too, and reports what happened."""
+    eng = create_engine_from_url(url)
+    try:
+        worker = PaymentScheme(eng, Ledger(eng, clock), clock)
+        barrier.wait(30)
+        try:
+            worker.release_escrow("mtn-rw", escrow_id, 60_000)
+            results.put("released")
+        except PaymentError as exc:
+            results.put(exc.code)
+    finally:
+        eng.dispose()
+
+
+def test_two_worker_processes_releasing_one_escrow_at_once_pay_it_out_once(
+    scheme: PaymentScheme, engine: sa.Engine, clock: FakeClock
+) -> None:
+    """As ``entrepot serve`` runs them: two processes (SQLite: each queues on the writers'
+    lock file, then SQLite's lock; PostgreSQL: the meta row's lock) release 60% of one escrow
+    each at once: one is paid, the other refused, and the books agree."""
+    join_bk(scheme)
+    url = engine.url.render_as_string(hide_password=False)
+    ctx = multiprocessing.get_context("fork")
+    for n in range(3):
+        scheme.create_escrow("mtn-rw", f"e{n}", "bk-rw", "RWF", 100_000, f"order {n}", 600)
+        payee0 = position(scheme, "bk-rw", "RWF")["net_position_minor"]
+        barrier, results = ctx.Barrier(2), ctx.Queue()
+        procs = [
+            ctx.Process(target=_release_in_a_process, args=(url, clock, barrier, f"e{n}", results))
+            for _ in range(2)
+        ]
+        for p in procs:
+            p.start()
+        got = sorted(results.get(timeout=60) for _ in procs)
+        for p in procs:
+            p.join(30)
+        assert [p.exitcode for p in procs] == [0, 0]
+        assert got == ["insufficient_escrow", "released"], got
+        assert scheme.get_escrow("mtn-rw", f"e{n}").released_minor == 60_000
+        assert position(scheme, "bk-rw", "RWF")["net_position_minor"] - payee0 == 60_000
+    assert_ledger_ok(scheme)
