@@ -8,7 +8,10 @@ every committed transfer in exactly one settlement window, nets summing to zero)
 Where tests/service/test_payments_races.py stages one interleaving deterministically, these
 let the database's own locking decide: they guard the write lock and the re-reads under it
 (SQLite's ``BEGIN IMMEDIATE``, PostgreSQL's ``ledger_meta`` row lock over READ COMMITTED)
-against a change that would let two workers decide on the same rows at once."""
+against a change that would let two workers decide on the same rows at once. Two processes
+(``fork``) race once too, as ``entrepot serve``'s workers do. The Idempotency-Key tests are
+the servers with other homes, whose in-progress claims do not reach each other: the key's
+marker, written with the operation, decides there (payments/keyed.py)."""
 
 from __future__ import annotations
 
@@ -448,3 +451,38 @@ def test_two_worker_processes_releasing_one_escrow_at_once_pay_it_out_once(
         assert scheme.get_escrow("mtn-rw", f"e{n}").released_minor == 60_000
         assert position(scheme, "bk-rw", "RWF")["net_position_minor"] - payee0 == 60_000
     assert_ledger_ok(scheme)
+
+
+def test_a_refusal_on_one_server_is_not_stored_over_the_keys_operation_on_another(
+    scheme: PaymentScheme,
+) -> None:
+    """Two servers (other homes) take one key at once. The request on the other server did
+    its operation (its marker, waiting for its answer); this one wrote nothing and was
+    refused (a 409 of its own, say the cap, read before the other's work). This refusal
+    was stored over the other's marker as the key's answer: the other's 201 was then never
+    stored, and every replay of the key answered 409 for an operation that was done."""
+    credential = issue_credential(scheme.engine, "mtn-rw").token
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        keyed = KEYED_REQUEST.get()
+        assert keyed is not None and keyed.fresh
+        with scheme.engine.begin() as conn:  # the other server's operation, committed
+            conn.execute(
+                sa.insert(st.idempotency).values(
+                    caller="mtn-rw",
+                    key="k-refused",
+                    request_hash=keyed.digest,
+                    status_code=ANSWER_LOST,
+                    response="",
+                    created_at=1,
+                )
+            )
+        refusal = NetDebitCapExceeded("mtn-rw would exceed its net debit cap in RWF")
+        await domain_error(None, refusal)(scope, receive, send)  # type: ignore[arg-type]
+
+    guarded = SecurityMiddleware(app, engine=scheme.engine)
+    sent = asyncio.run(_apost(guarded, credential, [QUOTE], key="k-refused"))
+    assert _status(sent) == [409]
+    with scheme.engine.connect() as conn:
+        row = st.IDEMPOTENT_ANSWER.first(conn, ("mtn-rw", "k-refused"))
+    assert row[1] == ANSWER_LOST  # the other request's marker, for its own answer

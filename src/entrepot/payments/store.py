@@ -331,6 +331,13 @@ STORE_IDEMPOTENT_ANSWER = Fast(
     " WHERE pay_idempotency.status_code = 0"
     " AND pay_idempotency.request_hash = excluded.request_hash"
 )
+# The answer of a request that wrote no marker of the key: a row already there is another
+# request's (its marker waits for that request's own answer), and is left as it is.
+STORE_NEW_IDEMPOTENT_ANSWER = Fast(
+    "INSERT INTO pay_idempotency"
+    " (caller, key, request_hash, status_code, response, created_at, headers)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (caller, key) DO NOTHING"
+)
 TRANSFER_EXISTS = Fast("SELECT id FROM pay_transfers WHERE id = ?")
 SET_QUOTE_STATE = Fast("UPDATE pay_quotes SET state = ? WHERE id = ?")
 INSERT_QUOTE = FastInsert(quotes)

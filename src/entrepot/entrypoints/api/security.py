@@ -34,6 +34,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
@@ -80,6 +81,7 @@ from entrepot.payments.keyed import (
     KeyedRequest,
 )
 from entrepot.payments.signing import signed_message
+from entrepot.storage.driver import Fast
 from entrepot.storage.engine import read_connection
 from entrepot.storage.group import GroupCommitFailed
 from entrepot.storage.uow import UnitOfWork
@@ -91,6 +93,11 @@ _CONTROL = re.compile("[\x00-\x1f\x7f]")
 _CONTROL_BYTES = re.compile(b"[\x00-\x1f\x7f]")
 PUBLIC_PATHS = ("/docs", "/openapi.json", "/redoc", "/health")
 IDEMPOTENCY_KEY_LEN_MAX = 128
+#: How the answer being stored is written: filling in the key's marker (the request's own,
+#: or the one found done), or only where the key has no row (``_answered``'s ``fills``).
+_ANSWER_STORE: ContextVar[Fast] = ContextVar(
+    "entrepot_answer_store", default=st.STORE_IDEMPOTENT_ANSWER
+)
 WRITE_METHODS = ("POST", "PUT", "DELETE")
 #: How far a signed request's ``X-Entrepot-Date`` may be from the server's clock, either way
 SIGNATURE_WINDOW_S = 300
@@ -248,6 +255,12 @@ class SecurityMiddleware:
             await answer(scope, receive, hold)
             return start, b"".join(chunks)
         done = answer if isinstance(answer, _DoneAnswerLost) else None
+        # Whether a marker of the key is this request's to fill in with its answer: the one
+        # found done, or one this request's operation wrote. A marker that appears otherwise
+        # is another server's request's (other homes do not share claims), waiting for its
+        # own answer: this answer (a refusal read before that operation, say) is then
+        # stored only where the key has no row.
+        fills = done is not None
         issued = None if done is None else _credential_of(done)
         resource = None if done is None or issued else _resource_of(route_path(scope), done)
         if issued is not None:
@@ -273,6 +286,7 @@ class SecurityMiddleware:
                 await self.app(scope, receive, hold)
             finally:
                 KEYED_REQUEST.reset(token)
+            fills = fills or keyed.progress.marked
             if keyed.progress.refused:
                 # Another server's request with this key wrote first (``KeyInUse``): this
                 # one did nothing, and its refusal is not the key's answer (that request's
@@ -293,10 +307,16 @@ class SecurityMiddleware:
             if _no_store(raw_headers):  # a secret, shown once: kept is a stand-in that says so
                 kept = _not_replayable(status, content)
             values = _answer(caller, key, digest, *kept)
-            if values is not None and not await self._stored_with_next(values):
-                # A write: it queues for the write lock and waits for its fsync, which on
-                # the event loop would stall every other request of this worker meanwhile.
-                await run_in_threadpool(self._store, values)
+            storing = _ANSWER_STORE.set(
+                st.STORE_IDEMPOTENT_ANSWER if fills else st.STORE_NEW_IDEMPOTENT_ANSWER
+            )
+            try:
+                if values is not None and not await self._stored_with_next(values):
+                    # A write: it queues for the write lock and waits for its fsync, which on
+                    # the event loop would stall every other request of this worker meanwhile.
+                    await run_in_threadpool(self._store, values)
+            finally:
+                _ANSWER_STORE.reset(storing)
         return start, content
 
     async def _stored_with_next(self, values: tuple[Any, ...]) -> bool:
@@ -312,8 +332,10 @@ class SecurityMiddleware:
         def on_done(error: BaseException | None) -> None:  # on the committing thread
             loop.call_soon_threadsafe(_settle, durable, error)
 
+        store = _ANSWER_STORE.get()  # here: ``write`` runs on the committing thread
+
         def write(conn: Connection) -> None:
-            st.STORE_IDEMPOTENT_ANSWER.execute(conn, values)
+            store.execute(conn, values)
 
         if not self.write_with_next(write, on_done):
             return False
@@ -369,16 +391,17 @@ class SecurityMiddleware:
         as its own transaction, each answer took a turn of the write lock and an fsync of
         its own (clients sending a key on every write got a third of the payments per
         second). A concurrent retry that recorded its own first keeps it."""
+        store = _ANSWER_STORE.get()
         try:
             with self.write_unit() as uow:
-                st.STORE_IDEMPOTENT_ANSWER.execute(uow.connection, values)
+                store.execute(uow.connection, values)
         except GroupCommitFailed:
             # Another member broke the shared transaction: the operation itself is durable
             # already, so its answer is stored on its own rather than lost (a 500 would make
             # the client's retry run the operation again and keep that as the key's answer:
             # a commit's retry meets "already COMMITTED").
             with self._own_unit() as uow:
-                st.STORE_IDEMPOTENT_ANSWER.execute(uow.connection, values)
+                store.execute(uow.connection, values)
 
     def _first_use(self, scope: str, nonce: str, headers: Headers) -> bool:
         """Record a verified request's nonce (a write: in the scheme's group commit, off the
