@@ -558,6 +558,15 @@ def test_fx_liquidity_is_reported_before_the_payers_cap(scheme: PaymentScheme) -
         scheme.accept_quote("mtn-rw", "q1")
     with unchanged(scheme), pytest.raises(ParticipantSuspended):
         scheme.prepare_transfer("mtn-rw", "t1", "q1")
+    # A suspended payee too: accept reserved the FX provider's liquidity for a payment that
+    # prepare then refused (a suspended participant receives nothing).
+    scheme.set_active("mtn-rw", True)
+    scheme.set_active("maybank", False)
+    with unchanged(scheme), pytest.raises(ParticipantSuspended):
+        scheme.accept_quote("mtn-rw", "q2")
+    with unchanged(scheme), pytest.raises(ParticipantSuspended):
+        scheme.prepare_transfer("mtn-rw", "t2", "q2")
+    assert scheme.get_quote("mtn-rw", "q2").state is QuoteState.QUOTED
     assert_ledger_ok(scheme)
 
 

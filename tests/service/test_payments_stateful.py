@@ -456,9 +456,9 @@ class SchemeMachine(RuleBasedStateMachine):
         elif now >= q.expires_ns:
             errors.append(pe.QuoteExpired)
         elif not q.cross:
-            if not m.active[q.payer]:
+            if not m.active[q.payer] or not m.active[q.payee]:
                 errors.append(pe.ParticipantSuspended)
-        elif not m.active[FX] or not m.active[q.payer]:
+        elif not m.active[FX] or not m.active[q.payer] or not m.active[q.payee]:
             errors.append(pe.ParticipantSuspended)
         else:
             held = sum(

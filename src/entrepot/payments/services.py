@@ -1237,10 +1237,12 @@ class PaymentScheme:
             return q
         # The refusals come in prepare's order (a prepare accepts its quote too, and one
         # request must be refused alike by both): the quote's state and expiry, a suspended
-        # payer, then the FX provider (suspended, short of liquidity), then the payer's cap.
+        # payer or payee (one that can receive nothing is paid through no FX liquidity),
+        # then the FX provider (suspended, short of liquidity), then the payer's cap.
         # A refusal after the reservation was posted undoes it with the unit of work.
         self._check_open(q)
         self._active(conn, caller)
+        self._active(conn, q.payee_participant)
         reservation = self._acceptance(conn, q)
         if reservation is not None:
             self._post_ok(uow, [reservation], lambda: _fx_exhausted(q))
