@@ -363,6 +363,22 @@ def test_one_idempotency_key_sent_to_two_servers_at_once_releases_an_escrow_once
     assert_ledger_ok(scheme)
 
 
+def _other_servers_marker(scheme: PaymentScheme, key: str, digest: str) -> None:
+    """Another server's request with ``key`` committed its operation: its marker waits for
+    its answer."""
+    with scheme.engine.begin() as conn:
+        conn.execute(
+            sa.insert(st.idempotency).values(
+                caller="mtn-rw",
+                key=key,
+                request_hash=digest,
+                status_code=ANSWER_LOST,
+                response="",
+                created_at=1,
+            )
+        )
+
+
 def test_a_request_whose_key_another_server_used_meanwhile_is_told_to_retry(
     scheme: PaymentScheme,
 ) -> None:
@@ -376,17 +392,7 @@ def test_a_request_whose_key_another_server_used_meanwhile_is_told_to_retry(
     async def app(scope: Any, receive: Any, send: Any) -> None:
         keyed = KEYED_REQUEST.get()
         assert keyed is not None and keyed.fresh
-        with scheme.engine.begin() as conn:  # the other server's operation, committed
-            conn.execute(
-                sa.insert(st.idempotency).values(
-                    caller="mtn-rw",
-                    key="k-elsewhere",
-                    request_hash=keyed.digest,
-                    status_code=ANSWER_LOST,
-                    response="",
-                    created_at=1,
-                )
-            )
+        _other_servers_marker(scheme, "k-elsewhere", keyed.digest)
         try:
             with scheme.unit_of_work():  # this one's write: refused when it marks the key
                 ran.append("wrote")
@@ -466,17 +472,7 @@ def test_a_refusal_on_one_server_is_not_stored_over_the_keys_operation_on_anothe
     async def app(scope: Any, receive: Any, send: Any) -> None:
         keyed = KEYED_REQUEST.get()
         assert keyed is not None and keyed.fresh
-        with scheme.engine.begin() as conn:  # the other server's operation, committed
-            conn.execute(
-                sa.insert(st.idempotency).values(
-                    caller="mtn-rw",
-                    key="k-refused",
-                    request_hash=keyed.digest,
-                    status_code=ANSWER_LOST,
-                    response="",
-                    created_at=1,
-                )
-            )
+        _other_servers_marker(scheme, "k-refused", keyed.digest)
         refusal = NetDebitCapExceeded("mtn-rw would exceed its net debit cap in RWF")
         await domain_error(None, refusal)(scope, receive, send)  # type: ignore[arg-type]
 

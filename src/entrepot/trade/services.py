@@ -710,28 +710,29 @@ class TradeNetwork(DisputeDesk):
         check_positive(price_minor, "priceMinor")
         customs = check_customs_measure(customs_unit, customs_quantity_per_piece)
         cur = get_currency(currency).code
+        item = Item(
+            sku,
+            merchant_id,
+            check_text(title, "title"),
+            hs,
+            origin,
+            weight_g,
+            length,
+            width,
+            height,
+            price_minor,
+            cur,
+            True,
+            customs,
+        )
         with self._write(f"{TRADE_ITEM}:{sku}") as uow:
             conn = uow.connection
             row = self._one(conn, st.items, "sku", sku)
             if row is not None:
                 # compared as the item is now: one changed since (PATCH) is another request
                 found = st.item_from_row(row)
-                asked = Item(
-                    sku,
-                    merchant_id,
-                    check_text(title, "title"),
-                    hs,
-                    origin,
-                    weight_g,
-                    length,
-                    width,
-                    height,
-                    price_minor,
-                    cur,
-                    found.active,
-                    customs,
-                )
-                return _resent(found, found == asked, "item", sku, "sku")
+                same = found == replace(item, active=found.active)
+                return _resent(found, same, "item", sku, "sku")
             m = self._merchant(conn, merchant_id)
             if cur not in m.currencies:
                 raise CurrencyNotHeld(
@@ -740,21 +741,6 @@ class TradeNetwork(DisputeDesk):
                 )
             if cur != m.settlement_currency:
                 raise CurrencyNotHeld(_not_payout_currency(m, cur), field="currency")
-            item = Item(
-                sku,
-                m.id,
-                check_text(title, "title"),
-                hs,
-                origin,
-                weight_g,
-                length,
-                width,
-                height,
-                price_minor,
-                cur,
-                True,
-                customs,
-            )
             conn.execute(sa.insert(st.items).values(**_item_values(item, self._now())))
         return item
 
