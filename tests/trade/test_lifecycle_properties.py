@@ -431,6 +431,11 @@ class OrderLifecycle(RuleBasedStateMachine):
         code = o.route[at]
         allowed = skip == 0 and hub == self.leg(o, at) and o.state != "CANCELLED"
         allowed = allowed and (code != "EDC" or self.can_clear(o))
+        # past its deadline the pass refunds the order: a late hand-over or delivery is refused
+        allowed = allowed and not (code == "EMA" and o.state == "PAID" and o.ship_by <= self.now())
+        allowed = allowed and not (
+            code == "EMI" and o.state == "SHIPPED" and o.deliver_by <= self.now()
+        )
         try:
             self.attempt(allowed, self.trade.track, hub, o.id, code)
         except Refused:
