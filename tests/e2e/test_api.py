@@ -277,6 +277,62 @@ def test_metrics_count_requests_by_route_template_method_and_status(
     assert latency[(route, "0.001")] <= latency[(route, "10.0")] <= latency[(route, "+Inf")]
 
 
+def test_metrics_say_how_busy_the_databases_writer_is(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    """The scrape reports how much of the time the scheme's writes held the write lock and
+    how many writes each shared COMMIT carried (storage/metrics.py): a quote is a write,
+    counted; a lookup is a read, not."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    client, h = api
+
+    def scraped() -> dict[str, float]:
+        text = client.get("/v1/metrics", headers=h["scheme"]).text
+        return {
+            m.name: m.value
+            for family in text_string_to_metric_families(text)
+            for m in family.samples
+            if m.name.startswith(("entrepot_group_commit_", "entrepot_db_"))
+        }
+
+    before = scraped()
+    assert {
+        "entrepot_group_commit_batches_total",
+        "entrepot_group_commit_members_total",
+        "entrepot_group_commit_held_seconds_total",
+        "entrepot_db_write_held_seconds_total",
+        "entrepot_db_write_wait_seconds_total",
+        "entrepot_db_write_transactions_total",
+        "entrepot_db_commit_seconds_total",
+    } <= set(before)
+    assert client.get("/v1/parties/MERCHANT/KL-TILL-42", headers=h["mtn-rw"]).status_code == 200
+    assert (
+        scraped()["entrepot_group_commit_batches_total"]
+        == (before["entrepot_group_commit_batches_total"])
+    )
+    quote = {
+        "quoteId": "q-metrics",
+        "payee": {"partyIdType": "MERCHANT", "partyIdentifier": "KL-TILL-42"},
+        "amountType": "RECEIVE",
+        "amount": {"amount": "10.00", "currency": "MYR"},
+        "sourceCurrency": "RWF",
+    }
+    assert client.post("/v1/quotes", headers=h["mtn-rw"], json=quote).status_code == 201
+    after = scraped()
+    assert after["entrepot_group_commit_batches_total"] == (
+        before["entrepot_group_commit_batches_total"] + 1
+    )
+    assert (
+        after["entrepot_group_commit_members_total"]
+        > (before["entrepot_group_commit_members_total"])
+    )
+    assert (
+        after["entrepot_group_commit_held_seconds_total"]
+        > (before["entrepot_group_commit_held_seconds_total"])
+    )
+
+
 def test_an_amount_in_another_currency_is_refused_and_writes_nothing(
     api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
 ) -> None:

@@ -461,6 +461,13 @@ def test_bench_payments_runs_every_flow_against_a_real_server(cli: Cli, backend:
         assert doc[key] > 0, key
     assert doc["p50_ms"] <= doc["p99_ms"] and doc["qr_pay_p50_ms"] <= doc["qr_pay_p99_ms"]
     assert doc["bulk_committed"] == 20
+    # how busy the one writer was (storage/metrics.py), from the server's own counters
+    assert 0 < doc["group_commit_held_share"] <= 1.5  # a share of the time (clocks differ)
+    assert doc["group_commit_members_per_batch"] >= 1
+    if backend == "postgres":
+        assert doc["write_lock_held_share"] is None  # SQLite's lock: none on PostgreSQL
+    else:
+        assert 0 < doc["write_lock_held_share"] <= 1.5
 
 
 def test_bench_bulk_cpu_measures_this_code_and_a_baseline(tmp_path: Path) -> None:

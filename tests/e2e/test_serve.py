@@ -514,6 +514,17 @@ def test_an_unknown_scheduling_policy_is_refused_before_anything_starts(tmp_path
     assert not (tmp_path / "entrepot.db").exists()
 
 
+def _quote(quote_id: str) -> dict[str, object]:
+    """A quote the bench's wallet asks to pay one of its merchants."""
+    return {
+        "quoteId": quote_id,
+        "payee": {"partyIdType": "MERCHANT", "partyIdentifier": "till-1"},
+        "amountType": "RECEIVE",
+        "amount": {"amount": "1000", "currency": "RWF"},
+        "sourceCurrency": "RWF",
+    }
+
+
 def test_request_counts_are_every_workers_whichever_worker_a_scrape_reaches(
     tmp_path: Path,
 ) -> None:
@@ -539,14 +550,14 @@ def test_request_counts_are_every_workers_whichever_worker_a_scrape_reaches(
     base = f"http://127.0.0.1:{port}"
     route = "/v1/parties/{party_type}/{party_id}"
 
-    def counted() -> float:
+    def counted(name: str = "entrepot_http_requests_total") -> float:
         with httpx.Client(base_url=base, timeout=60) as c:  # a new connection: any worker
             text = c.get("/v1/metrics", headers=operator).text
         return sum(
             m.value
             for family in text_string_to_metric_families(text)
             for m in family.samples
-            if m.name == "entrepot_http_requests_total" and m.labels["route"] == route
+            if m.name == name and m.labels.get("route", route) == route
         )
 
     def lookups(n: int) -> set[int]:
@@ -575,6 +586,14 @@ def test_request_counts_are_every_workers_whichever_worker_a_scrape_reaches(
         first = sorted(_wait_workers(proc.pid, port, 2))
         assert len(lookups(24)) == 2, "both workers answered lookups"
         assert {counted() for _ in range(8)} == {24.0}
+        # the writer's counters too (storage/metrics.py): the batches of both workers' quotes
+        batches = counted("entrepot_group_commit_batches_total")
+        quotes = []
+        for n in range(8):
+            with httpx.Client(base_url=base, timeout=60) as c:  # any worker
+                quotes.append(c.post("/v1/quotes", headers=payer, json=_quote(f"q-serve-{n}")))
+        assert [q.status_code for q in quotes] == [201] * 8, [q.text for q in quotes]
+        assert {counted("entrepot_group_commit_batches_total") for _ in range(8)} == {batches + 8}
         os.kill(first[0], signal.SIGKILL)
         _wait_workers(proc.pid, port, 2, gone=(first[0],))
         lookups(6)

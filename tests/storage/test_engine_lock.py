@@ -371,3 +371,53 @@ def test_the_turn_passes_when_another_thread_ends_the_transaction() -> None:
     threading.Thread(target=lambda: (writers.enter(3), took.set()), daemon=True).start()
     assert took.wait(10)
     writers.leave(3)
+
+
+def test_the_write_locks_hold_and_wait_are_counted_for_the_operator(tmp_path: Path) -> None:
+    """``/v1/metrics`` tells how busy SQLite's one writer is (storage/metrics.py): each write
+    transaction counted once, how long the lock was held (rolled back or committed), what
+    the COMMITs took, and what a writer queued behind another paid; reads count nothing."""
+    import time
+
+    from entrepot.storage.engine import read_connection
+    from entrepot.storage.metrics import REGISTRY
+
+    names = (
+        "entrepot_db_write_transactions_total",
+        "entrepot_db_write_held_seconds_total",
+        "entrepot_db_write_wait_seconds_total",
+        "entrepot_db_commit_seconds_total",
+    )
+    engine = _with_table_t(f"sqlite:///{tmp_path / 'count.db'}")
+
+    def counted() -> dict[str, float]:
+        return {n: REGISTRY.get_sample_value(n) or 0.0 for n in names}
+
+    try:
+        before = counted()
+        with read_connection(engine) as conn:
+            conn.exec_driver_sql("SELECT count(*) FROM t").scalar()
+        assert counted() == before
+        holding = threading.Event()
+
+        def holder() -> None:
+            with engine.begin() as conn:
+                conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+                holding.set()
+                time.sleep(0.05)
+
+        t = threading.Thread(target=holder)
+        t.start()
+        assert holding.wait(10)
+        with engine.connect() as conn:  # queues behind the holder
+            conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+            conn.rollback()
+        t.join(10)
+        after = counted()
+        delta = {n: after[n] - before[n] for n in names}
+        assert delta["entrepot_db_write_transactions_total"] == 2
+        assert 0.05 <= delta["entrepot_db_write_held_seconds_total"] < 10
+        assert 0.01 <= delta["entrepot_db_write_wait_seconds_total"] < 10
+        assert 0 < delta["entrepot_db_commit_seconds_total"] < 10  # the holder's only
+    finally:
+        engine.dispose()

@@ -606,3 +606,49 @@ def test_queued_writes_are_told_when_their_savepoint_or_run_breaks(
             assert g.write_with_next(interrupted, done)
     assert done.told and done.told[0] is not None
     assert g._later == []
+
+
+def _counted(name: str) -> float:
+    from entrepot.storage.metrics import REGISTRY
+
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+def test_batches_members_and_the_locks_hold_are_counted_for_the_operator(
+    engine: sa.Engine,
+) -> None:
+    """``/v1/metrics`` reports how much group commit shares and how long the shared
+    transactions held the write lock (storage/metrics.py): three members in one batch count
+    one batch, three members and the batch's hold; a batch whose only member failed is
+    rolled back and counts its hold, not a batch."""
+    g = group(engine)
+    before = {
+        n: _counted(n)
+        for n in (
+            "entrepot_group_commit_batches_total",
+            "entrepot_group_commit_members_total",
+            "entrepot_group_commit_held_seconds_total",
+        )
+    }
+
+    def first() -> None:
+        with g.unit() as uow:
+            insert(uow.connection, "first")
+            queued(g, 2)
+            time.sleep(0.02)  # the lock is held at least this long
+
+    assert in_threads(first, joiner(g, "b"), joiner(g, "c")) == [None, None, None]
+
+    def delta(name: str) -> float:
+        return _counted(name) - before[name]
+
+    assert delta("entrepot_group_commit_batches_total") == 1
+    assert delta("entrepot_group_commit_members_total") == 3
+    held = delta("entrepot_group_commit_held_seconds_total")
+    assert 0.02 <= held < 10
+    with pytest.raises(ZeroDivisionError), g.unit() as uow:
+        insert(uow.connection, "d")
+        _ = 1 / 0
+    assert delta("entrepot_group_commit_batches_total") == 1
+    assert delta("entrepot_group_commit_members_total") == 3
+    assert delta("entrepot_group_commit_held_seconds_total") > held

@@ -356,7 +356,9 @@ def _run(
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, server)
+        writer_before = writer_counters(base, tokens["scheme"])
         elapsed, latencies = _run_async(_run_clients(base, tokens, clients, payments, report))
+        writer = _writer_shares(writer_before, writer_counters(base, tokens["scheme"]), elapsed)
         qr_elapsed, qr_latencies = _run_async(
             _run_clients(base, tokens, clients, payments, report, one_call=True)
         )
@@ -382,6 +384,7 @@ def _run(
         "p50_ms": round(_percentile(latencies, 0.5) * 1000, 1),
         "p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
         "over_1s_share": round(sum(1 for x in latencies if x > 1) / len(latencies), 4),
+        **writer,
         "qr_pay_payments_per_s": round(payments / qr_elapsed, 1),
         "qr_pay_p50_ms": round(_percentile(qr_latencies, 0.5) * 1000, 1),
         "qr_pay_p99_ms": round(_percentile(qr_latencies, 0.99) * 1000, 1),
@@ -404,9 +407,57 @@ def _run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 def _tokens(url: str) -> dict[str, str]:
     engine = create_engine_from_url(url)
-    tokens = {p: issue_credential(engine, p).token for p in ("wallet-rw", "bank-rw", "bank-my")}
+    tokens = {
+        p: issue_credential(engine, p).token
+        for p in ("wallet-rw", "bank-rw", "bank-my", "scheme")  # scheme: the metrics' scrape
+    }
     engine.dispose()
     return tokens
+
+
+#: the write counters a scrape of ``/v1/metrics`` reports (storage/metrics.py)
+WRITER_COUNTERS = (
+    "entrepot_db_write_held_seconds_total",
+    "entrepot_group_commit_held_seconds_total",
+    "entrepot_group_commit_batches_total",
+    "entrepot_group_commit_members_total",
+)
+
+
+def writer_counters(base: str, operator_token: str) -> dict[str, float]:
+    """The server's write counters, summed over its workers, as the operator scrapes them."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    answer = httpx.get(
+        f"{base}/v1/metrics", headers={"Authorization": f"Bearer {operator_token}"}, timeout=60
+    )
+    answer.raise_for_status()
+    found = dict.fromkeys(WRITER_COUNTERS, 0.0)
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            if sample.name in found:
+                found[sample.name] += sample.value
+    return found
+
+
+def _writer_shares(
+    before: dict[str, float], after: dict[str, float], elapsed: float
+) -> dict[str, float | None]:
+    """How busy the one writer was while the four-call payments ran: the share of the time
+    SQLite's write lock was held (None on PostgreSQL), the share the scheme's shared
+    transactions held it (either database), and the writes each shared COMMIT carried."""
+    delta = {name: after[name] - before[name] for name in WRITER_COUNTERS}
+    batches = delta["entrepot_group_commit_batches_total"]
+    held = delta["entrepot_db_write_held_seconds_total"]
+    return {
+        "write_lock_held_share": round(held / elapsed, 3) if held else None,
+        "group_commit_held_share": round(
+            delta["entrepot_group_commit_held_seconds_total"] / elapsed, 3
+        ),
+        "group_commit_members_per_batch": (
+            round(delta["entrepot_group_commit_members_total"] / batches, 1) if batches else None
+        ),
+    }
 
 
 def wait_ready(base: str, server: subprocess.Popen[bytes], timeout_s: float = 60) -> None:

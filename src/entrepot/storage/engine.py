@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from entrepot.config import Settings
+from entrepot.storage import metrics
 
 SQLITE_BUSY_TIMEOUT_MS = 120_000
 SQLITE_CACHE_KIB = 262_144  # 256 MiB page cache: the ledger's indexes stay in memory
@@ -106,6 +107,7 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
             _begin(dbapi_connection, "BEGIN")
             return
         key = id(dbapi_connection)
+        asked = time.perf_counter()
         writer.enter(key)
         try:
             if queue is not None:
@@ -114,6 +116,7 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
         except BaseException:
             _release(key)
             raise
+        writer.began(asked, time.perf_counter())
 
     def _release(key: int) -> None:
         try:
@@ -134,8 +137,12 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
     driver_commit, driver_rollback = dialect.do_commit, dialect.do_rollback
 
     def _do_commit(dbapi_connection: Any) -> None:
+        key = _key(dbapi_connection)
+        started = time.perf_counter() if writer.holds(key) else None
         try:
             driver_commit(dbapi_connection)
+            if started is not None:
+                metrics.COMMIT_SECONDS.inc(time.perf_counter() - started)
         except BaseException:
             # SQLite keeps a transaction whose COMMIT failed (a deferred constraint, an I/O
             # error) open, and SQLAlchemy returns the connection to the pool as if it had
@@ -145,7 +152,7 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
                 driver_rollback(dbapi_connection)
             raise
         finally:
-            _release(_key(dbapi_connection))
+            _release(key)
 
     def _do_rollback(dbapi_connection: Any) -> None:
         try:
@@ -200,7 +207,20 @@ class _Writers:
         self._state = threading.Lock()
         self._owner: int | None = None
         self._keys: set[int] = set()
+        self._since: float | None = None  # when the turn's first BEGIN IMMEDIATE succeeded
         _WRITERS.add(self)
+
+    def holds(self, key: int) -> bool:
+        """Whether ``key``'s transaction is one of the turn's (a write transaction)."""
+        return key in self._keys
+
+    def began(self, asked: float, now: float) -> None:
+        """A write transaction of the turn has begun at ``now`` (asked for at ``asked``):
+        counted, and the lock's hold starts if it is the turn's first."""
+        metrics.WRITE_TRANSACTIONS.inc()
+        metrics.WRITE_WAIT.inc(now - asked)
+        if self._since is None:
+            self._since = now
 
     def enter(self, key: int) -> None:
         me = threading.get_ident()
@@ -218,6 +238,9 @@ class _Writers:
             if not _last_out(self._keys, key):
                 return
             self._owner = None
+            since, self._since = self._since, None
+        if since is not None:
+            metrics.WRITE_HELD.inc(time.perf_counter() - since)
         self._turn.release()
 
     def _after_fork(self) -> None:

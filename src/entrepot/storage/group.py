@@ -33,6 +33,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from entrepot.storage import metrics
 from entrepot.storage.driver import Fast
 from entrepot.storage.uow import UnitOfWork
 
@@ -70,7 +71,7 @@ class _Batch:
 
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
-        self.opened = time.monotonic()
+        self.opened = time.monotonic()  # the write lock taken (``_open`` has begun)
         self.waiting: list[_Member] = []  # finished, their work to be committed
         self.members = 0
 
@@ -322,12 +323,15 @@ class GroupCommit:
             if batch.waiting:  # else every member failed: nothing to keep, nothing to fsync
                 batch.uow.commit()
                 self.commits += 1
+                metrics.GROUP_BATCHES.inc()
+                metrics.GROUP_MEMBERS.inc(len(batch.waiting))
         except BaseException as exc:
             error = exc
         finally:
             try:
                 _close(batch.uow)
             finally:  # whatever closing did, nobody waits for ever
+                metrics.GROUP_HELD.inc(time.monotonic() - batch.opened)
                 for waiting in batch.waiting:
                     waiting.settle(error)
 
@@ -375,6 +379,7 @@ class GroupCommit:
                 try:
                     _close(batch.uow)  # rolls back
                 finally:  # whatever closing did, nobody waits for ever
+                    metrics.GROUP_HELD.inc(time.monotonic() - batch.opened)
                     for waiting in batch.waiting:
                         waiting.settle(exc)
             self._fail_later(exc)

@@ -30,6 +30,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from entrepot.storage import metrics as storage_metrics
+
 #: the environment variable naming the directory workers write their counts to
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -80,8 +82,11 @@ class RequestCounts:
             registry=self.registry,
         )
         shared = multiprocess_dir()
-        #: what a scrape reports: every worker's counts, else this process's
-        self.collector: Collector = _Shared(shared) if shared else self.registry
+        #: what a scrape reports: every worker's counts (the storage's write counters among
+        #: them), else this process's requests and writes
+        self.collectors: tuple[Collector, ...] = (
+            (_Shared(shared),) if shared else (self.registry, storage_metrics.REGISTRY)
+        )
         # Each series' child kept: ``labels()`` checks and locks on every call, 70 % of the
         # counting's cost. Bounded: the routes' templates by their methods and statuses.
         self._counters: dict[tuple[str, str, int], Any] = {}

@@ -137,11 +137,14 @@ _METRICS_ANSWER: dict[int | str, dict[str, Any]] = {
 def metrics(caller: Caller, scheme: Scheme, request: Request) -> Response:
     """For the operator's monitoring (a Prometheus scrape with the operator's credential):
     each participant's position against its net debit cap, transfers awaiting the payee or
-    a review, escrow held, settlement windows, notices not delivered, and the API's requests
-    by route, method and status with their latency (docs/payments.md)."""
+    a review, escrow held, settlement windows, notices not delivered, the API's requests
+    by route, method and status with their latency, and how busy the database's writer is
+    (docs/payments.md)."""
     _operator(caller)
-    counts = request.app.state.request_counts.collector
-    return Response(prometheus_text(scheme_snapshot(scheme), counts), media_type=METRICS_MEDIA_TYPE)
+    counts = request.app.state.request_counts.collectors
+    return Response(
+        prometheus_text(scheme_snapshot(scheme), *counts), media_type=METRICS_MEDIA_TYPE
+    )
 
 
 @router.get("/notifications", response_model=s.NotificationList)
