@@ -482,3 +482,67 @@ def test_a_refusal_on_one_server_is_not_stored_over_the_keys_operation_on_anothe
     with scheme.engine.connect() as conn:
         row = st.IDEMPOTENT_ANSWER.first(conn, ("mtn-rw", "k-refused"))
     assert row[1] == ANSWER_LOST  # the other request's marker, for its own answer
+
+
+def test_a_marker_undone_with_its_transaction_does_not_let_a_refusal_fill_another_servers(
+    scheme: PaymentScheme,
+) -> None:
+    """Pay-by-QR quotes and prepares in one transaction: the quote's write claims the key
+    (its marker), then the prepare is refused (the cap) and the whole transaction, marker
+    included, is rolled back. Another server's request with the same key then did its
+    operation (its marker, waiting for its answer). This request's refusal was stored as if
+    the marker there were its own: over the other's, so the key answered 409 for an
+    operation that was done. It now fills only the marker it wrote itself."""
+    credential = issue_credential(scheme.engine, "mtn-rw").token
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        keyed = KEYED_REQUEST.get()
+        assert keyed is not None and keyed.fresh
+        refusal = NetDebitCapExceeded("mtn-rw would exceed its net debit cap in RWF")
+        try:
+            with scheme.unit_of_work() as uow, scheme.joined(uow):
+                with scheme.unit_of_work():  # the quote's write, joined: marks the key
+                    pass
+                assert keyed.progress.marked
+                raise refusal  # the prepare's: everything is rolled back
+        except NetDebitCapExceeded:
+            pass
+        _other_servers_marker(scheme, "k-undone", keyed.digest)
+        await domain_error(None, refusal)(scope, receive, send)  # type: ignore[arg-type]
+
+    guarded = SecurityMiddleware(app, engine=scheme.engine)
+    sent = asyncio.run(_apost(guarded, credential, [QUOTE], key="k-undone"))
+    assert _status(sent) == [409]
+    with scheme.engine.connect() as conn:
+        row = st.IDEMPOTENT_ANSWER.first(conn, ("mtn-rw", "k-undone"))
+    assert row[1] == ANSWER_LOST  # the other request's marker, for its own answer
+
+
+def test_a_refusal_whose_marker_was_undone_is_still_the_keys_answer_where_nobody_else_wrote(
+    scheme: PaymentScheme,
+) -> None:
+    """The same rolled-back marker, no other server: the refusal is the key's answer, and a
+    replay of the key is answered with it."""
+    credential = issue_credential(scheme.engine, "mtn-rw").token
+    runs: list[int] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        runs.append(1)
+        refusal = NetDebitCapExceeded("mtn-rw would exceed its net debit cap in RWF")
+        try:
+            with scheme.unit_of_work() as uow, scheme.joined(uow):
+                with scheme.unit_of_work():
+                    pass
+                raise refusal
+        except NetDebitCapExceeded:
+            pass
+        await domain_error(None, refusal)(scope, receive, send)  # type: ignore[arg-type]
+
+    guarded = SecurityMiddleware(app, engine=scheme.engine)
+    first = asyncio.run(_apost(guarded, credential, [QUOTE], key="k-alone"))
+    again = asyncio.run(_apost(guarded, credential, [QUOTE], key="k-alone"))
+    assert _status(first) == _status(again) == [409]
+    assert runs == [1]  # the replay was answered from what was stored
+    with scheme.engine.connect() as conn:
+        row = st.IDEMPOTENT_ANSWER.first(conn, ("mtn-rw", "k-alone"))
+    assert row[1] == 409

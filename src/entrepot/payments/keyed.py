@@ -21,6 +21,12 @@ inserted, never merged into a row already there, and a row already there (anothe
 marker or answer, committed before this transaction could write) refuses the operation
 (``KeyInUse``): its whole transaction is rolled back. The insert decides it whatever the
 isolation level: PostgreSQL makes it wait for another transaction's uncommitted row.
+
+A marker may be rolled back with the rest of its transaction (pay-by-QR's quote marks the
+key, then its prepare is refused), and another server's request then write its own. The
+request's answer therefore fills in only a marker stamped as its own (``created_at``: the
+time of the request's first marker, the same on each it writes; another request's would
+have to share the nanosecond and the body), else is stored only where the key has no row.
 """
 
 from __future__ import annotations
@@ -41,11 +47,15 @@ class _Progress:
     """What a keyed request's writes did with its key (mutable; shared by the request's
     threads and the context copies it runs in)."""
 
-    __slots__ = ("marked", "refused")
+    __slots__ = ("marked", "refused", "stamp")
 
     def __init__(self) -> None:
         self.marked = False  # a marker of this request's was written (the key is its own)
         self.refused = False  # another request's row was found: see ``KeyInUse``
+        #: the ``created_at`` of every marker this request writes (its first write's time):
+        #: which marker is its own, should the transaction that wrote it be rolled back and
+        #: another server's request write one meanwhile
+        self.stamp: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,15 +114,18 @@ def mark_keyed(conn: Connection, now_ns: int, result: str = "") -> None:
     keyed = KEYED_REQUEST.get()
     if keyed is None:
         return
-    values = (keyed.caller, keyed.key, keyed.digest, result, now_ns)
-    if keyed.fresh and not keyed.progress.marked:
+    progress = keyed.progress
+    if progress.stamp is None:
+        progress.stamp = now_ns
+    values = (keyed.caller, keyed.key, keyed.digest, result, progress.stamp)
+    if keyed.fresh and not progress.marked:
         if _CLAIM.execute(conn, values) != 1:
-            keyed.progress.refused = True
+            progress.refused = True
             raise KeyInUse(
                 "another request with this Idempotency-Key was answered, or is being "
                 "answered, meanwhile: nothing was done; retry to be answered as it was"
             )
-        keyed.progress.marked = True
+        progress.marked = True
         return
     _MARK.execute(conn, values)
 

@@ -331,6 +331,12 @@ STORE_IDEMPOTENT_ANSWER = Fast(
     " WHERE pay_idempotency.status_code = 0"
     " AND pay_idempotency.request_hash = excluded.request_hash"
 )
+# The answer of a request that wrote a marker of the key: fills in that marker only (its
+# ``created_at``, the request's stamp, is the last parameter; payments/keyed.py), and is
+# stored where the key has no row (the marker was rolled back with its transaction).
+STORE_OWN_IDEMPOTENT_ANSWER = Fast(
+    STORE_IDEMPOTENT_ANSWER.sql["sqlite"] + " AND pay_idempotency.created_at = ?"
+)
 # The answer of a request that wrote no marker of the key: a row already there is another
 # request's (its marker waits for that request's own answer), and is left as it is.
 STORE_NEW_IDEMPOTENT_ANSWER = Fast(

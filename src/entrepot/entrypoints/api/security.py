@@ -261,6 +261,7 @@ class SecurityMiddleware:
         # own answer: this answer (a refusal read before that operation, say) is then
         # stored only where the key has no row.
         fills = done is not None
+        own: int | None = None  # the stamp of the markers this request's operation wrote
         issued = None if done is None else _credential_of(done)
         resource = None if done is None or issued else _resource_of(route_path(scope), done)
         if issued is not None:
@@ -286,7 +287,8 @@ class SecurityMiddleware:
                 await self.app(scope, receive, hold)
             finally:
                 KEYED_REQUEST.reset(token)
-            fills = fills or keyed.progress.marked
+            if keyed.progress.marked:
+                own = keyed.progress.stamp
             if keyed.progress.refused:
                 # Another server's request with this key wrote first (``KeyInUse``): this
                 # one did nothing, and its refusal is not the key's answer (that request's
@@ -307,9 +309,14 @@ class SecurityMiddleware:
             if _no_store(raw_headers):  # a secret, shown once: kept is a stand-in that says so
                 kept = _not_replayable(status, content)
             values = _answer(caller, key, digest, *kept)
-            storing = _ANSWER_STORE.set(
-                st.STORE_IDEMPOTENT_ANSWER if fills else st.STORE_NEW_IDEMPOTENT_ANSWER
-            )
+            if fills:  # the marker found done, whoever wrote it
+                store = st.STORE_IDEMPOTENT_ANSWER
+            elif own is not None:  # the marker this request wrote, if it is still there
+                store = st.STORE_OWN_IDEMPOTENT_ANSWER
+                values = None if values is None else (*values, own)
+            else:
+                store = st.STORE_NEW_IDEMPOTENT_ANSWER
+            storing = _ANSWER_STORE.set(store)
             try:
                 if values is not None and not await self._stored_with_next(values):
                     # A write: it queues for the write lock and waits for its fsync, which on
