@@ -19,10 +19,11 @@ import asyncio
 import multiprocessing
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from decimal import Decimal
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from starlette.responses import JSONResponse
 
@@ -546,3 +547,39 @@ def test_a_refusal_whose_marker_was_undone_is_still_the_keys_answer_where_nobody
     with scheme.engine.connect() as conn:
         row = st.IDEMPOTENT_ANSWER.first(conn, ("mtn-rw", "k-alone"))
     assert row[1] == 409
+
+
+def test_a_write_after_the_requests_marker_was_undone_is_refused_if_another_server_marked(
+    scheme: PaymentScheme, engine: sa.Engine, clock: FakeClock
+) -> None:
+    """A request whose first write (and marker) was rolled back writes again, after another
+    server's request with the key did its operation: refused (``KeyInUse``), as a first
+    write would be, not taken for a later write of a key it holds."""
+    join_bk(scheme)
+    scheme.create_escrow("mtn-rw", "e-undone", "bk-rw", "RWF", 100_000, "order", 600)
+    keyed = KeyedRequest("mtn-rw", "k-again", "digest-of-the-request", fresh=True)
+    token = KEYED_REQUEST.set(keyed)
+    try:
+        with pytest.raises(ZeroDivisionError), scheme.unit_of_work():
+            _ = 1 / 0  # marks nothing: the block failed
+        with suppress(ZeroDivisionError), scheme.unit_of_work() as uow, scheme.joined(uow):
+            with scheme.unit_of_work():
+                pass  # marks the key, then everything is rolled back
+            _ = 1 / 0
+        assert keyed.progress.marked
+        _other_servers_marker(scheme, "k-again", keyed.digest)
+        with pytest.raises(KeyInUse):
+            scheme.release_escrow("mtn-rw", "e-undone", 30_000)
+    finally:
+        KEYED_REQUEST.reset(token)
+    assert scheme.get_escrow("mtn-rw", "e-undone").released_minor == 0
+    # the same request's own marker, still there, is its own: a later write goes on
+    keyed = KeyedRequest("mtn-rw", "k-own", "digest-of-the-request", fresh=True)
+    token = KEYED_REQUEST.set(keyed)
+    try:
+        with scheme.unit_of_work():
+            pass
+        scheme.release_escrow("mtn-rw", "e-undone", 30_000)
+    finally:
+        KEYED_REQUEST.reset(token)
+    assert scheme.get_escrow("mtn-rw", "e-undone").released_minor == 30_000

@@ -19,18 +19,20 @@ refused by (an escrow's partial release, a window's close) was done twice. A req
 found no answer (``fresh``) therefore claims the key with its first marker: the marker is
 inserted, never merged into a row already there, and a row already there (another request's
 marker or answer, committed before this transaction could write) refuses the operation
-(``KeyInUse``): its whole transaction is rolled back. The insert decides it whatever the
+(``KeyInUse``): its whole transaction is rolled back. (A row with the request's token,
+below, is its own earlier marker.) The insert decides it whatever the
 isolation level: PostgreSQL makes it wait for another transaction's uncommitted row.
 
 A marker may be rolled back with the rest of its transaction (pay-by-QR's quote marks the
-key, then its prepare is refused), and another server's request then write its own. The
-request's answer therefore fills in only a marker stamped as its own (``created_at``: the
-time of the request's first marker, the same on each it writes; another request's would
-have to share the nanosecond and the body), else is stored only where the key has no row.
+key, then its prepare is refused), and another server's request then write its own. Each
+request's markers therefore carry its token (random, 63 bits; migration 0021): its answer
+fills in only a marker with its token, else is stored only where the key has no row, and a
+later write of the request finding a row without its token is refused as a first one is.
 """
 
 from __future__ import annotations
 
+import secrets
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -47,15 +49,15 @@ class _Progress:
     """What a keyed request's writes did with its key (mutable; shared by the request's
     threads and the context copies it runs in)."""
 
-    __slots__ = ("marked", "refused", "stamp")
+    __slots__ = ("marked", "refused", "token")
 
     def __init__(self) -> None:
         self.marked = False  # a marker of this request's was written (the key is its own)
         self.refused = False  # another request's row was found: see ``KeyInUse``
-        #: the ``created_at`` of every marker this request writes (its first write's time):
-        #: which marker is its own, should the transaction that wrote it be rolled back and
-        #: another server's request write one meanwhile
-        self.stamp: int | None = None
+        #: the ``token`` of every marker this request writes (random): which marker is its
+        #: own, should the transaction that wrote it be rolled back and another server's
+        #: request write one meanwhile
+        self.token = secrets.randbits(63)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +78,8 @@ KEYED_REQUEST: ContextVar[KeyedRequest | None] = ContextVar("entrepot_keyed_requ
 # itself); a result once named, or an answer, is never changed.
 _MARK = Fast(
     "INSERT INTO pay_idempotency"
-    " (caller, key, request_hash, status_code, response, created_at, headers)"
-    f" VALUES (?, ?, ?, {ANSWER_LOST}, ?, ?, NULL) ON CONFLICT (caller, key) DO UPDATE"
+    " (caller, key, request_hash, status_code, response, created_at, headers, token)"
+    f" VALUES (?, ?, ?, {ANSWER_LOST}, ?, ?, NULL, ?) ON CONFLICT (caller, key) DO UPDATE"
     " SET response = excluded.response"
     f" WHERE pay_idempotency.status_code = {ANSWER_LOST} AND pay_idempotency.response = ''"
     " AND excluded.response <> ''"
@@ -86,8 +88,14 @@ _MARK = Fast(
 # A fresh request's first marker: inserted only if the key has no row yet.
 _CLAIM = Fast(
     "INSERT INTO pay_idempotency"
-    " (caller, key, request_hash, status_code, response, created_at, headers)"
-    f" VALUES (?, ?, ?, {ANSWER_LOST}, ?, ?, NULL) ON CONFLICT (caller, key) DO NOTHING"
+    " (caller, key, request_hash, status_code, response, created_at, headers, token)"
+    f" VALUES (?, ?, ?, {ANSWER_LOST}, ?, ?, NULL, ?) ON CONFLICT (caller, key) DO NOTHING"
+)
+
+
+# Whose a key's row is: a marker (no answer yet) of the same request carries its token.
+_OWNER = Fast(
+    "SELECT status_code, request_hash, token FROM pay_idempotency WHERE caller = ? AND key = ?"
 )
 
 
@@ -115,18 +123,21 @@ def mark_keyed(conn: Connection, now_ns: int, result: str = "") -> None:
     if keyed is None:
         return
     progress = keyed.progress
-    if progress.stamp is None:
-        progress.stamp = now_ns
-    values = (keyed.caller, keyed.key, keyed.digest, result, progress.stamp)
-    if keyed.fresh and not progress.marked:
-        if _CLAIM.execute(conn, values) != 1:
+    values = (keyed.caller, keyed.key, keyed.digest, result, now_ns, progress.token)
+    if keyed.fresh:
+        if _CLAIM.execute(conn, values) == 1:
+            progress.marked = True
+            return
+        # A row already there: this request's own marker (an earlier write of its, in this
+        # transaction or a committed one), or another request's (also when this request's
+        # marker was rolled back with its transaction and another server's written since).
+        row = _OWNER.first(conn, (keyed.caller, keyed.key))
+        if row is None or tuple(row) != (ANSWER_LOST, keyed.digest, progress.token):
             progress.refused = True
             raise KeyInUse(
                 "another request with this Idempotency-Key was answered, or is being "
                 "answered, meanwhile: nothing was done; retry to be answered as it was"
             )
-        progress.marked = True
-        return
     _MARK.execute(conn, values)
 
 

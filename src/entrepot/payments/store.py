@@ -250,6 +250,9 @@ idempotency = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     # the response's headers, a JSON list of [name, value] (None: stored before 0010)
     sa.Column("headers", sa.Text, nullable=True),
+    # the random token of the request whose marker this is (payments/keyed.py; migration
+    # 0021); None for answers stored without a marker, and rows from before
+    sa.Column("token", sa.BigInteger, nullable=True),
 )
 
 # Notifications (Mojaloop's callbacks): where each participant wants them, and an outbox
@@ -332,10 +335,10 @@ STORE_IDEMPOTENT_ANSWER = Fast(
     " AND pay_idempotency.request_hash = excluded.request_hash"
 )
 # The answer of a request that wrote a marker of the key: fills in that marker only (its
-# ``created_at``, the request's stamp, is the last parameter; payments/keyed.py), and is
-# stored where the key has no row (the marker was rolled back with its transaction).
+# ``token``, the request's, is the last parameter; payments/keyed.py), and is stored where
+# the key has no row (the marker was rolled back with its transaction).
 STORE_OWN_IDEMPOTENT_ANSWER = Fast(
-    STORE_IDEMPOTENT_ANSWER.sql["sqlite"] + " AND pay_idempotency.created_at = ?"
+    STORE_IDEMPOTENT_ANSWER.sql["sqlite"] + " AND pay_idempotency.token = ?"
 )
 # The answer of a request that wrote no marker of the key: a row already there is another
 # request's (its marker waits for that request's own answer), and is left as it is.

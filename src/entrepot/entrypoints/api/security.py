@@ -261,7 +261,7 @@ class SecurityMiddleware:
         # own answer: this answer (a refusal read before that operation, say) is then
         # stored only where the key has no row.
         fills = done is not None
-        own: int | None = None  # the stamp of the markers this request's operation wrote
+        own: int | None = None  # the token of the markers this request's operation wrote
         issued = None if done is None else _credential_of(done)
         resource = None if done is None or issued else _resource_of(route_path(scope), done)
         if issued is not None:
@@ -288,7 +288,7 @@ class SecurityMiddleware:
             finally:
                 KEYED_REQUEST.reset(token)
             if keyed.progress.marked:
-                own = keyed.progress.stamp
+                own = keyed.progress.token
             if keyed.progress.refused:
                 # Another server's request with this key wrote first (``KeyInUse``): this
                 # one did nothing, and its refusal is not the key's answer (that request's
