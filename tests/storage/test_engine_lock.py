@@ -421,3 +421,28 @@ def test_the_write_locks_hold_and_wait_are_counted_for_the_operator(tmp_path: Pa
         assert 0 < delta["entrepot_db_commit_seconds_total"] < 10  # the holder's only
     finally:
         engine.dispose()
+
+
+def test_a_writer_that_gave_up_waiting_is_counted_as_having_waited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer whose BEGIN IMMEDIATE meets the busy timeout (another process holds SQLite's
+    lock without queueing: the CLI, `payments deliver`, sqlite3) waited as long as any:
+    the wait counter must say so (it counted nothing)."""
+    from entrepot.storage import engine as engine_module
+    from entrepot.storage.metrics import REGISTRY
+
+    monkeypatch.setattr(engine_module, "SQLITE_BUSY_TIMEOUT_MS", 300)
+    engine = _with_table_t(f"sqlite:///{tmp_path / 'gaveup.db'}")
+    name = "entrepot_db_write_wait_seconds_total"
+    holder = sqlite3.connect(tmp_path / "gaveup.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        before = REGISTRY.get_sample_value(name) or 0.0
+        with pytest.raises(sa.exc.OperationalError), engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+        assert (REGISTRY.get_sample_value(name) or 0.0) - before >= 0.25
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        engine.dispose()

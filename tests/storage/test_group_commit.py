@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -652,3 +653,27 @@ def test_batches_members_and_the_locks_hold_are_counted_for_the_operator(
     assert delta("entrepot_group_commit_batches_total") == 1
     assert delta("entrepot_group_commit_members_total") == 3
     assert delta("entrepot_group_commit_held_seconds_total") > held
+
+
+def test_a_batchs_hold_ends_with_its_commit_not_with_returning_its_connection(
+    tmp_path: Path,
+) -> None:
+    """On SQLite a shared transaction runs inside the engine's write-lock hold, so its
+    counted hold cannot exceed the lock's: counting until the connection is back in the pool
+    (after COMMIT, the lock let go) adds time another worker may hold the lock in, and the
+    workers' summed share can pass 1."""
+    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'held.db'}", sqlite_synchronous="OFF")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE gc_rows (k VARCHAR(20) PRIMARY KEY)")
+    g = group(engine)
+    before = _counted("entrepot_group_commit_held_seconds_total")
+    lock_before = _counted("entrepot_db_write_held_seconds_total")
+    try:
+        for n in range(300):
+            with g.unit() as uow:
+                insert(uow.connection, f"k{n}")
+    finally:
+        engine.dispose()
+    held = _counted("entrepot_group_commit_held_seconds_total") - before
+    lock = _counted("entrepot_db_write_held_seconds_total") - lock_before
+    assert held <= lock * 1.05, (held, lock)  # a margin for the clocks

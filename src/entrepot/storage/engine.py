@@ -114,6 +114,7 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
                 queue.enter(key, SQLITE_BUSY_TIMEOUT_MS / 1000)
             _begin(dbapi_connection, "BEGIN IMMEDIATE")
         except BaseException:
+            metrics.WRITE_WAIT.inc(time.perf_counter() - asked)  # waited, then gave up
             _release(key)
             raise
         writer.began(asked, time.perf_counter())
@@ -142,7 +143,8 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
         try:
             driver_commit(dbapi_connection)
             if started is not None:
-                metrics.COMMIT_SECONDS.inc(time.perf_counter() - started)
+                with suppress(Exception):  # counting never fails a COMMIT that was done
+                    metrics.COMMIT_SECONDS.inc(time.perf_counter() - started)
         except BaseException:
             # SQLite keeps a transaction whose COMMIT failed (a deferred constraint, an I/O
             # error) open, and SQLAlchemy returns the connection to the pool as if it had
@@ -239,9 +241,11 @@ class _Writers:
                 return
             self._owner = None
             since, self._since = self._since, None
-        if since is not None:
-            metrics.WRITE_HELD.inc(time.perf_counter() - since)
+        ended = time.perf_counter()
         self._turn.release()
+        if since is not None:  # counted once the turn has passed on: not in the serial part
+            with suppress(Exception):
+                metrics.WRITE_HELD.inc(ended - since)
 
     def _after_fork(self) -> None:
         """A forked child has none of its parent's threads: whatever they held is free."""

@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -318,20 +318,25 @@ class GroupCommit:
     def _commit(self, batch: _Batch) -> None:
         self._batch = None
         error: BaseException | None = None
+        committed: float | None = None  # the lock let go with the COMMIT
         try:
             self._run_later(batch)
             if batch.waiting:  # else every member failed: nothing to keep, nothing to fsync
                 batch.uow.commit()
+                committed = time.monotonic()
                 self.commits += 1
-                metrics.GROUP_BATCHES.inc()
-                metrics.GROUP_MEMBERS.inc(len(batch.waiting))
         except BaseException as exc:
             error = exc
         finally:
             try:
-                _close(batch.uow)
+                _close(batch.uow)  # rolls back what was not committed
             finally:  # whatever closing did, nobody waits for ever
-                metrics.GROUP_HELD.inc(time.monotonic() - batch.opened)
+                with suppress(Exception):  # counting never fails a batch, nor hangs one
+                    ended = time.monotonic() if committed is None else committed
+                    metrics.GROUP_HELD.inc(ended - batch.opened)
+                    if committed is not None:
+                        metrics.GROUP_BATCHES.inc()
+                        metrics.GROUP_MEMBERS.inc(len(batch.waiting))
                 for waiting in batch.waiting:
                     waiting.settle(error)
 

@@ -11,8 +11,10 @@ took of the held time; members per batch, how much group commit shares.
 
 Counted in this process (a worker of ``entrepot serve`` writes them to the server's
 multiprocess directory, so a scrape sums every worker's, as for the request counts in
-``entrypoints/api/request_metrics.py``). Each costs a clock read and a counter increment per
-write transaction or per batch, not per statement."""
+``entrypoints/api/request_metrics.py``; the deadline pass that a server of several workers
+runs in its main process, and other tools writing the file, are not counted). A few clock
+reads and counter increments per write transaction and per batch, none per statement;
+a failed increment never fails the write."""
 
 from __future__ import annotations
 
