@@ -357,7 +357,10 @@ class Ledger:
             account_ids.add(t.credit_account_id)
             if t.flags & RESOLVE_FLAGS:
                 pending_ids.add(t.pending_id)
-        pending = store.load_pending(conn, pending_ids) if pending_ids else {}
+        # Segments are looked in only if one exists: a segment's commit sets segments_upto
+        # (ADR 0003), and the meta row was read under the write lock.
+        segments = meta.segments_upto > 0
+        pending = store.load_pending(conn, pending_ids, segments=segments) if pending_ids else {}
         for p in (*due, *pending.values()):
             account_ids.add(p.transfer.debit_account_id)
             account_ids.add(p.transfer.credit_account_id)
@@ -366,7 +369,7 @@ class Ledger:
         maybe_seen = {t.id for t in batch if t.id <= max_known}
         view = LedgerView(
             accounts=self._cache,
-            transfers={t.id: t for t in store.load_transfers(conn, maybe_seen)},
+            transfers={t.id: t for t in store.load_transfers(conn, maybe_seen, segments=segments)},
             failed=store.load_failed(conn, maybe_seen),
             pending=pending,
         )

@@ -520,11 +520,15 @@ class LedgerStore:
             rows = [_overlay(r, deltas.get(bytes(r[0]))) for r in rows]
         return [account_from_row(r) for r in rows]
 
-    def load_transfers(self, conn: Connection, ids: Iterable[int]) -> list[Transfer]:
+    def load_transfers(
+        self, conn: Connection, ids: Iterable[int], *, segments: bool = True
+    ) -> list[Transfer]:
+        """Transfers by id (those not found are left out). ``segments=False``: the caller
+        knows that no segment exists (``Meta.segments_upto`` is 0), so none is looked in."""
         ids = list(ids)
         rows = self._fetch_by_ids(conn, f"SELECT {_TRANSFER_COLS} FROM ledger_transfers", "id", ids)
         out = [transfer_from_row(r) for r in rows]
-        if len(out) < len(ids):
+        if segments and len(out) < len(ids):
             found = {t.id for t in out}
             cur = driver_connection(conn).cursor()
             out.extend(self._segment_transfers(cur, [i for i in ids if i not in found]))
@@ -534,8 +538,11 @@ class LedgerStore:
         rows = self._fetch_by_ids(conn, "SELECT id, result FROM ledger_failed_transfers", "id", ids)
         return {_i(r[0]): r[1] for r in rows}
 
-    def load_pending(self, conn: Connection, ids: Iterable[int]) -> dict[int, PendingState]:
-        """Transfers that posts/voids refer to, with their pending status (None if not pending)."""
+    def load_pending(
+        self, conn: Connection, ids: Iterable[int], *, segments: bool = True
+    ) -> dict[int, PendingState]:
+        """Transfers that posts/voids refer to, with their pending status (None if not pending).
+        ``segments`` as for :meth:`load_transfers`."""
         ids = list(ids)
         rows = self._fetch_by_ids(
             conn,
@@ -549,7 +556,7 @@ class LedgerStore:
             t = transfer_from_row(r)
             status = PendingStatus(r[13]) if r[13] is not None else None
             out[t.id] = PendingState(t, status, r[14] or 0, r[15] or 0)
-        missing = [i for i in ids if i not in out]
+        missing = [i for i in ids if i not in out] if segments else None
         if missing:  # a plain transfer in a segment is never pending
             cur = driver_connection(conn).cursor()
             for t in self._segment_transfers(cur, missing):
