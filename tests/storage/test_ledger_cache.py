@@ -128,3 +128,70 @@ def test_a_post_with_its_accounts_cached_reads_no_account_rows(
     assert here.create_transfers([post]) == ["ok"]
     assert asked == []  # both accounts cached by the pending transfer's write
     assert here.lookup_accounts([1])[0].credits_posted == 105
+
+
+# The earliest expiry of the pending transfers is kept with the cache, so that a write before
+# it need not look for due ones: it must never hide a transfer that is due.
+def test_a_pending_transfer_another_process_wrote_expires_at_this_ones_next_write(
+    ledgers: tuple[Ledger, Ledger], engine: sa.Engine
+) -> None:
+    here, there = ledgers
+    clock = here.clock
+    assert isinstance(clock, FakeClock)
+    # ``here`` learns that nothing is pending with a timeout (nothing can be due)
+    assert here.create_transfers([Transfer(20, 2, 1, 1, ledger=EUR, code=1)]) == ["ok"]
+    timed = Transfer(21, 2, 1, 7, ledger=EUR, code=1, flags=TransferFlags.PENDING, timeout=1)
+    assert there.create_transfers([timed]) == ["ok"]
+    clock.advance(2)
+    assert here.create_transfers([Transfer(22, 2, 1, 1, ledger=EUR, code=1)]) == ["ok"]
+    assert here.get_account(1).credits_pending == 0
+    assert _status(engine, 21) == "expired"
+
+
+def test_a_pending_transfer_this_process_wrote_expires_though_none_was_due_before(
+    ledgers: tuple[Ledger, Ledger], engine: sa.Engine
+) -> None:
+    here, _ = ledgers
+    clock = here.clock
+    assert isinstance(clock, FakeClock)
+    late = Transfer(20, 2, 1, 5, ledger=EUR, code=1, flags=TransferFlags.PENDING, timeout=10)
+    assert here.create_transfers([late]) == ["ok"]
+    soon = Transfer(21, 2, 1, 7, ledger=EUR, code=1, flags=TransferFlags.PENDING, timeout=1)
+    assert here.create_transfers([soon]) == ["ok"]  # expires before the one known
+    clock.advance(2)
+    assert here.create_transfers([Transfer(22, 2, 1, 1, ledger=EUR, code=1)]) == ["ok"]
+    assert (_status(engine, 20), _status(engine, 21)) == ("pending", "expired")
+    clock.advance(10)
+    assert here.expire_pending() == 1
+    assert here.get_account(1).credits_pending == 0
+
+
+def test_an_expiry_rolled_back_with_its_unit_of_work_happens_again(
+    ledgers: tuple[Ledger, Ledger], engine: sa.Engine
+) -> None:
+    here, _ = ledgers
+    clock = here.clock
+    assert isinstance(clock, FakeClock)
+    timed = Transfer(20, 2, 1, 7, ledger=EUR, code=1, flags=TransferFlags.PENDING, timeout=1)
+    assert here.create_transfers([timed]) == ["ok"]
+    clock.advance(2)
+    with pytest.raises(RuntimeError), UnitOfWork(here.engine) as uow:
+        assert here.expire_pending(uow=uow) == 1
+        raise RuntimeError("the caller fails after the ledger wrote")  # rolled back
+    assert _status(engine, 20) == "pending"
+    assert here.create_transfers([Transfer(21, 2, 1, 1, ledger=EUR, code=1)]) == ["ok"]
+    assert _status(engine, 20) == "expired"
+    assert here.check_invariants().ok
+
+
+def _status(engine: sa.Engine, transfer_id: int) -> str:
+    with engine.connect() as conn:
+        return str(
+            conn.execute(
+                sa.text(
+                    "SELECT p.status FROM ledger_pending p JOIN ledger_transfers t "
+                    "ON t.timestamp = p.timestamp WHERE t.id = :id"
+                ),
+                {"id": transfer_id.to_bytes(16, "big")},
+            ).scalar_one()
+        )

@@ -33,6 +33,7 @@ from entrepot.ledger.errors import (
 from entrepot.ledger.machine import (
     AccountState,
     LedgerView,
+    PendingState,
     decide_accounts,
     decide_transfers,
 )
@@ -76,6 +77,8 @@ MERGE_SEGMENTS = 256
 #: Segments whose balances may wait to be written to the accounts: a reader of a balance adds
 #: up every one of them (ADR 0003).
 FLUSH_SEGMENTS = 64
+#: ``Ledger._next_expiry`` when no pending transfer has a timeout: after every expiry.
+NO_EXPIRY = 1 << 64
 #: Smallest batch worth deciding with the plain fast path (ADR 0003). Smaller ones cost little
 #: event by event; as segments they would be many and small, and group commit's batches (tens
 #: of calls whose ids are not in order) would alternate between the two paths, each switch
@@ -119,6 +122,11 @@ class Ledger:
         # Whether the table's dirty marks name every account whose posted balances plain
         # batches changed since the last flush; if not, a flush adds up the segments.
         self._dirty_known = False
+        # No pending transfer expires before this (NO_EXPIRY: none has a timeout), so no
+        # write before it needs to look for due ones; None when unknown. Kept with the
+        # cache: only this process's writes, which keep it up to date, can have changed
+        # the pending transfers while the cache is trusted.
+        self._next_expiry: int | None = None
 
     # ------------------------------------------------------------------ transactions
     def _write(self, uow: UnitOfWork | None, work: _Work[_T]) -> _T:
@@ -157,18 +165,41 @@ class Ledger:
         self._cache_version = None
         self._ledgers = set()
         self._tail = None
+        self._next_expiry = None
 
     def _check_cache(self, conn: Connection, meta: Meta) -> None:
         """Check the cache against ``meta`` (read by :meth:`_write` under the write lock)."""
         if meta.version != self._cache_version or len(self._cache) > CACHE_ACCOUNTS_MAX:
             self._cache.clear()
             self._tail = None
+            self._next_expiry = None
             self._table = AccountTable()
             self._dirty_known = meta.unflushed_after is None
             self._ledgers = {d.ledger for d in self.store.load_ledgers(conn)}
 
     def _now(self, meta: Meta) -> int:
         return max(self.clock.now_ns(), meta.last_timestamp + 1)
+
+    def _load_due(self, conn: Connection, now: int) -> list[PendingState]:
+        """The pending transfers due at ``now``; none looked for before the earliest expiry
+        known (under the write lock, with the cache trusted). Every one returned is expired
+        by the write (``decide_transfers``), so afterwards the earliest expiry is the one
+        read here or one of the write's new pending transfers' (:meth:`_note_expiries`)."""
+        after = self._next_expiry
+        if after is not None and now < after:
+            return []
+        due, after = self.store.load_due_and_next(conn, now)
+        self._next_expiry = NO_EXPIRY if after is None else after
+        return due
+
+    def _note_expiries(self, created: Iterable[PendingState]) -> None:
+        after = self._next_expiry
+        if after is None:
+            return
+        for p in created:
+            if 0 < p.expires_at < after:
+                after = p.expires_at
+        self._next_expiry = after
 
     def _load_accounts(self, conn: Connection, ids: Iterable[int], meta: Meta) -> None:
         cache = self._cache
@@ -343,7 +374,7 @@ class Ledger:
     ) -> list[str]:
         store = self.store
         now = self._now(meta)
-        due = store.load_due_pending(conn, now)
+        due = self._load_due(conn, now)
         if cols is not None and not due and min(cols.ids) > meta.max_transfer_id:
             results = self._create_plain(conn, cols, meta, now)
             if results is not None:
@@ -374,6 +405,7 @@ class Ledger:
             pending=pending,
         )
         fx = decide_transfers(batch, view, now, due)
+        self._note_expiries(fx.pending_created)
         self._table.refresh(fx.touched.values())
         store.write_transfers(conn, fx)
         max_id = max(
@@ -421,7 +453,7 @@ class Ledger:
 
         def work(s: Ledger, conn: Connection, meta: Meta) -> list[str]:
             now = s._now(meta)
-            due = s.store.load_due_pending(conn, now)
+            due = s._load_due(conn, now)
             if not due:
                 return []
             meta = s._flush(conn, meta)

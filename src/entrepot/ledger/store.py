@@ -181,6 +181,22 @@ _TRANSFER_COLS = (
 _BALANCES = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
 _TRANSFER_COLS_T = ", ".join("t." + c.strip() for c in _TRANSFER_COLS.split(","))
 
+#: Pending transfers due at ``?`` (expires_at <= it) and, in a row of NULLs but the last
+#: column, the earliest expiry after ``?`` among those still pending. Both use the partial
+#: index ix_ledger_pending_due (its condition is repeated for SQLite to see that it applies).
+_DUE_AND_NEXT = (
+    f"SELECT {_TRANSFER_COLS_T}, p.expires_at FROM ledger_pending p "
+    "JOIN ledger_transfers t ON t.timestamp = p.timestamp "
+    "WHERE p.status = 'pending' AND p.expires_at > 0 AND p.expires_at <= ? "
+    "UNION ALL SELECT " + "NULL, " * 13 + "(SELECT expires_at FROM ledger_pending "
+    "WHERE status = 'pending' AND expires_at > 0 AND expires_at > ? "
+    "ORDER BY expires_at LIMIT 1)"
+)
+
+
+def _due_order(p: PendingState) -> tuple[int, int]:
+    return p.expires_at, p.transfer.timestamp
+
 
 #: Posting runs store their timestamps as big-endian int64 (portable across machines).
 _RUN_STAMP = ">i8"
@@ -285,6 +301,7 @@ class LedgerStore:
     def __init__(self, dialect_name: str) -> None:
         self.pg = dialect_name == "postgresql"
         self.ph = "%s" if self.pg else "?"
+        self._due_and_next = self._sql(_DUE_AND_NEXT)
 
     def _sql(self, text: str) -> str:
         return text.replace("?", "%s") if self.pg else text
@@ -577,6 +594,25 @@ class LedgerStore:
         return [
             PendingState(transfer_from_row(r), PendingStatus.PENDING, r[13]) for r in cur.fetchall()
         ]
+
+    def load_due_and_next(
+        self, conn: Connection, now_ns: int
+    ) -> tuple[list[PendingState], int | None]:
+        """:meth:`load_due_pending`, and in the same statement the earliest expiry after
+        ``now_ns`` of the transfers still pending (None if there is none): until then no
+        pending transfer can be due unless one is written."""
+        cur = driver_connection(conn).cursor()
+        cur.execute(self._due_and_next, (now_ns, now_ns))
+        due = []
+        after = None
+        for r in cur.fetchall():
+            if r[0] is None:  # the earliest expiry's row: a due row's id is never NULL
+                after = r[13]
+            else:
+                due.append(PendingState(transfer_from_row(r), PendingStatus.PENDING, r[13]))
+        if len(due) > 1:  # as load_due_pending orders them (a timestamp is unique)
+            due.sort(key=_due_order)
+        return due, after
 
     # ----------------------------------------------------------------------------- writes
     def write_accounts(self, conn: Connection, fx: AccountEffects) -> None:
