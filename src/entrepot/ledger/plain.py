@@ -95,6 +95,10 @@ class AccountTable:
     def __init__(self, capacity: int = 1024) -> None:
         self.row_of: dict[int, int] = {}
         self.states: list[AccountState] = []
+        # Whether a row may be ahead: False lets sync_states, run before every batch decided
+        # event by event, skip scanning the column (most of a payment's writes have no plain
+        # batch between them).
+        self.any_ahead = False
         self._grow(capacity)
 
     def _grow(self, capacity: int) -> None:
@@ -153,6 +157,9 @@ class AccountTable:
 
     def sync_states(self) -> None:
         """Bring the AccountStates of rows the plain path changed up to date."""
+        if not self.any_ahead:
+            return
+        self.any_ahead = False
         ahead = np.flatnonzero(self.ahead[: len(self)])
         if not len(ahead):
             return
@@ -297,6 +304,7 @@ def apply_plain(plain: PlainBatch, table: AccountTable) -> None:
     np.add.at(table.d_total, dr, amounts)
     np.add.at(table.cpo, cr, amounts)
     np.add.at(table.c_total, cr, amounts)
+    table.any_ahead = True
     for marks in (table.ahead, table.dirty):
         marks[dr] = True
         marks[cr] = True

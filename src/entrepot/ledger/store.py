@@ -180,6 +180,14 @@ _TRANSFER_COLS = (
 )
 _BALANCES = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
 _TRANSFER_COLS_T = ", ".join("t." + c.strip() for c in _TRANSFER_COLS.split(","))
+# Lookups by id (``LedgerStore._fetch_by_ids`` adds the WHERE)
+_SELECT_ACCOUNTS = f"SELECT {_ACCOUNT_COLS} FROM ledger_accounts"
+_SELECT_TRANSFERS = f"SELECT {_TRANSFER_COLS} FROM ledger_transfers"
+_SELECT_PENDING = (
+    f"SELECT {_TRANSFER_COLS_T}, p.status, p.expires_at, p.resolved_timestamp "
+    "FROM ledger_transfers t LEFT JOIN ledger_pending p ON p.timestamp = t.timestamp"
+)
+_SELECT_FAILED = "SELECT id, result FROM ledger_failed_transfers"
 
 #: Pending transfers due at ``?`` (expires_at <= it) and, in a row of NULLs but the last
 #: column, the earliest expiry after ``?`` among those still pending. Both use the partial
@@ -285,6 +293,14 @@ class Meta(NamedTuple):
         return self.balances_upto if self.segments_upto > self.balances_upto else None
 
 
+def _padded_size(n: int) -> int:
+    """The smallest of LOOKUP_SIZES that holds ``n`` ids (at most LOOKUP_CHUNK)."""
+    for size in LOOKUP_SIZES:
+        if size >= n:
+            return size
+    raise ValueError(f"{n} ids are more than a chunk holds")
+
+
 def padded_chunks(values: Sequence[T]) -> Iterator[list[T | None]]:
     """``values`` in chunks of at most LOOKUP_CHUNK, each padded with None to the smallest of
     LOOKUP_SIZES that holds it (NULL matches nothing in ``IN (...)``)."""
@@ -302,6 +318,7 @@ class LedgerStore:
         self.pg = dialect_name == "postgresql"
         self.ph = "%s" if self.pg else "?"
         self._due_and_next = self._sql(_DUE_AND_NEXT)
+        self._in_sqls: dict[tuple[str, str, int], str] = {}
 
     def _sql(self, text: str) -> str:
         return text.replace("?", "%s") if self.pg else text
@@ -507,7 +524,7 @@ class LedgerStore:
     def _fetch_by_ids(
         self, conn: Connection, select_sql: str, column: str, ids: Iterable[int]
     ) -> list[Any]:
-        keys = [_b(i) for i in ids]
+        keys: list[bytes | None] = [_b(i) for i in ids]
         if not keys:
             return []
         cur = driver_connection(conn).cursor()
@@ -517,11 +534,23 @@ class LedgerStore:
             # leave the row tables small at first).
             cur.execute(f"{select_sql} WHERE {column} = ANY(%s)", (keys,), prepare=False)
             return list(cur.fetchall())
-        sql = f"{select_sql} WHERE {column} IN ({{}})"
+        n = len(keys)
+        if n <= LOOKUP_CHUNK:  # one chunk (a payment's lookups: one to five ids)
+            size = _padded_size(n)
+            keys.extend([None] * (size - n))
+            return cur.execute(self._in_sql(select_sql, column, size), keys).fetchall()  # type: ignore[no-any-return]
         out: list[Any] = []
         for chunk in padded_chunks(keys):
-            out.extend(cur.execute(sql.format(",".join("?" * len(chunk))), chunk).fetchall())
+            out.extend(cur.execute(self._in_sql(select_sql, column, len(chunk)), chunk).fetchall())
         return out
+
+    def _in_sql(self, select_sql: str, column: str, size: int) -> str:
+        """``select_sql`` for ids ``IN`` a list of ``size`` placeholders, built once."""
+        key = (select_sql, column, size)
+        sql = self._in_sqls.get(key)
+        if sql is None:
+            sql = self._in_sqls[key] = f"{select_sql} WHERE {column} IN ({','.join('?' * size)})"
+        return sql
 
     def load_accounts(
         self, conn: Connection, ids: Iterable[int], unflushed_after: int | _Auto | None = AUTO
@@ -531,7 +560,7 @@ class LedgerStore:
         are added to the balance columns read (ADR 0003)."""
         if isinstance(unflushed_after, _Auto):  # the meta first: it begins the transaction
             unflushed_after = self.read_meta(conn).unflushed_after
-        rows = self._fetch_by_ids(conn, f"SELECT {_ACCOUNT_COLS} FROM ledger_accounts", "id", ids)
+        rows = self._fetch_by_ids(conn, _SELECT_ACCOUNTS, "id", ids)
         if unflushed_after is not None and rows:
             deltas = self.segment_deltas(conn, unflushed_after)
             rows = [_overlay(r, deltas.get(bytes(r[0]))) for r in rows]
@@ -543,7 +572,7 @@ class LedgerStore:
         """Transfers by id (those not found are left out). ``segments=False``: the caller
         knows that no segment exists (``Meta.segments_upto`` is 0), so none is looked in."""
         ids = list(ids)
-        rows = self._fetch_by_ids(conn, f"SELECT {_TRANSFER_COLS} FROM ledger_transfers", "id", ids)
+        rows = self._fetch_by_ids(conn, _SELECT_TRANSFERS, "id", ids)
         out = [transfer_from_row(r) for r in rows]
         if segments and len(out) < len(ids):
             found = {t.id for t in out}
@@ -552,7 +581,7 @@ class LedgerStore:
         return out
 
     def load_failed(self, conn: Connection, ids: Iterable[int]) -> dict[int, str]:
-        rows = self._fetch_by_ids(conn, "SELECT id, result FROM ledger_failed_transfers", "id", ids)
+        rows = self._fetch_by_ids(conn, _SELECT_FAILED, "id", ids)
         return {_i(r[0]): r[1] for r in rows}
 
     def load_pending(
@@ -561,13 +590,7 @@ class LedgerStore:
         """Transfers that posts/voids refer to, with their pending status (None if not pending).
         ``segments`` as for :meth:`load_transfers`."""
         ids = list(ids)
-        rows = self._fetch_by_ids(
-            conn,
-            f"SELECT {_TRANSFER_COLS_T}, p.status, p.expires_at, p.resolved_timestamp "
-            "FROM ledger_transfers t LEFT JOIN ledger_pending p ON p.timestamp = t.timestamp",
-            "t.id",
-            ids,
-        )
+        rows = self._fetch_by_ids(conn, _SELECT_PENDING, "t.id", ids)
         out: dict[int, PendingState] = {}
         for r in rows:
             t = transfer_from_row(r)
