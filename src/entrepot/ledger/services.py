@@ -398,10 +398,11 @@ class Ledger:
         self._load_accounts(conn, account_ids, meta)
         max_known = meta.max_transfer_id
         maybe_seen = {t.id for t in batch if t.id <= max_known}
+        seen, failed = store.load_seen(conn, maybe_seen, segments=segments)
         view = LedgerView(
             accounts=self._cache,
-            transfers={t.id: t for t in store.load_transfers(conn, maybe_seen, segments=segments)},
-            failed=store.load_failed(conn, maybe_seen),
+            transfers={t.id: t for t in seen},
+            failed=failed,
             pending=pending,
         )
         fx = decide_transfers(batch, view, now, due)

@@ -188,6 +188,22 @@ _SELECT_PENDING = (
     "FROM ledger_transfers t LEFT JOIN ledger_pending p ON p.timestamp = t.timestamp"
 )
 _SELECT_FAILED = "SELECT id, result FROM ledger_failed_transfers"
+# load_seen: the transfers and the failed transfers with these ids
+_SEEN = (
+    f"SELECT {_TRANSFER_COLS}, CAST(NULL AS TEXT) FROM ledger_transfers WHERE id {{in}} "
+    "UNION ALL SELECT id, " + "NULL, " * 12 + "result FROM ledger_failed_transfers "
+    "WHERE id {in}"
+)
+_SEEN_PG = _SEEN.replace("{in}", "= ANY(%s)")
+_SEEN_SQL: dict[int, str] = {}
+
+
+def _seen_sql(size: int) -> str:
+    sql = _SEEN_SQL.get(size)
+    if sql is None:
+        sql = _SEEN_SQL[size] = _SEEN.replace("{in}", f"IN ({','.join('?' * size)})")
+    return sql
+
 
 #: Pending transfers due at ``?`` (expires_at <= it) and, in a row of NULLs but the last
 #: column, the earliest expiry after ``?`` among those still pending. Both use the partial
@@ -579,6 +595,40 @@ class LedgerStore:
             cur = driver_connection(conn).cursor()
             out.extend(self._segment_transfers(cur, [i for i in ids if i not in found]))
         return out
+
+    def load_seen(
+        self, conn: Connection, ids: Iterable[int], *, segments: bool = True
+    ) -> tuple[list[Transfer], dict[int, str]]:
+        """:meth:`load_transfers` and :meth:`load_failed` of the same ids, both tables read
+        in one statement (a ``UNION ALL``; a failed id's row has a result, a transfer's
+        none): what every batch decided event by event looks up for its ids."""
+        ids = list(ids)
+        keys: list[bytes | None] = [_b(i) for i in ids]
+        if not keys:
+            return [], {}
+        cur = driver_connection(conn).cursor()
+        if self.pg:  # planned for these ids each time, as _fetch_by_ids says
+            cur.execute(_SEEN_PG, (keys, keys), prepare=False)
+            rows = cur.fetchall()
+        elif len(keys) <= LOOKUP_CHUNK:
+            size = _padded_size(len(keys))
+            keys.extend([None] * (size - len(keys)))
+            rows = cur.execute(_seen_sql(size), keys + keys).fetchall()
+        else:
+            rows = []
+            for chunk in padded_chunks(keys):
+                rows.extend(cur.execute(_seen_sql(len(chunk)), chunk + chunk).fetchall())
+        out: list[Transfer] = []
+        failed: dict[int, str] = {}
+        for r in rows:
+            if r[13] is None:
+                out.append(transfer_from_row(r))
+            else:
+                failed[_i(r[0])] = r[13]
+        if segments and len(out) < len(ids):
+            found = {t.id for t in out}
+            out.extend(self._segment_transfers(cur, [i for i in ids if i not in found]))
+        return out, failed
 
     def load_failed(self, conn: Connection, ids: Iterable[int]) -> dict[int, str]:
         rows = self._fetch_by_ids(conn, _SELECT_FAILED, "id", ids)
