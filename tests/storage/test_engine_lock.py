@@ -446,3 +446,13 @@ def test_a_writer_that_gave_up_waiting_is_counted_as_having_waited(
         holder.execute("ROLLBACK")
         holder.close()
         engine.dispose()
+
+
+def test_an_sqlite_too_old_is_refused_with_what_it_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr(sqlite3, "sqlite_version", "3.31.1")
+    with pytest.raises(RuntimeError, match=r"SQLite 3\.31\.1 is too old: .* needs 3\.35\.0"):
+        create_engine_from_url(f"sqlite:///{tmp_path / 'old.db'}")
+    assert not (tmp_path / "old.db").exists()

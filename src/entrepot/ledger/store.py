@@ -187,7 +187,6 @@ _SELECT_PENDING = (
     f"SELECT {_TRANSFER_COLS_T}, p.status, p.expires_at, p.resolved_timestamp "
     "FROM ledger_transfers t LEFT JOIN ledger_pending p ON p.timestamp = t.timestamp"
 )
-_SELECT_FAILED = "SELECT id, result FROM ledger_failed_transfers"
 # load_seen: the transfers and the failed transfers with these ids
 _SEEN = (
     f"SELECT {_TRANSFER_COLS}, CAST(NULL AS TEXT) FROM ledger_transfers WHERE id {{in}} "
@@ -309,22 +308,22 @@ class Meta(NamedTuple):
         return self.balances_upto if self.segments_upto > self.balances_upto else None
 
 
-def _padded_size(n: int) -> int:
-    """The smallest of LOOKUP_SIZES that holds ``n`` ids (at most LOOKUP_CHUNK)."""
+def _padded(chunk: list[T | None]) -> list[T | None]:
+    """``chunk`` (at most LOOKUP_CHUNK ids) padded in place with None to the smallest of
+    LOOKUP_SIZES that holds it (NULL matches nothing in ``IN (...)``), so that few distinct
+    statements are prepared."""
+    n = len(chunk)
     for size in LOOKUP_SIZES:
         if size >= n:
-            return size
+            chunk.extend([None] * (size - n))
+            return chunk
     raise ValueError(f"{n} ids are more than a chunk holds")
 
 
 def padded_chunks(values: Sequence[T]) -> Iterator[list[T | None]]:
-    """``values`` in chunks of at most LOOKUP_CHUNK, each padded with None to the smallest of
-    LOOKUP_SIZES that holds it (NULL matches nothing in ``IN (...)``)."""
+    """``values`` in chunks of at most LOOKUP_CHUNK, each :func:`_padded`."""
     for start in range(0, len(values), LOOKUP_CHUNK):
-        chunk: list[T | None] = list(values[start : start + LOOKUP_CHUNK])
-        size = next(s for s in LOOKUP_SIZES if s >= len(chunk))
-        chunk.extend([None] * (size - len(chunk)))
-        yield chunk
+        yield _padded(list(values[start : start + LOOKUP_CHUNK]))
 
 
 class LedgerStore:
@@ -550,11 +549,9 @@ class LedgerStore:
             # leave the row tables small at first).
             cur.execute(f"{select_sql} WHERE {column} = ANY(%s)", (keys,), prepare=False)
             return list(cur.fetchall())
-        n = len(keys)
-        if n <= LOOKUP_CHUNK:  # one chunk (a payment's lookups: one to five ids)
-            size = _padded_size(n)
-            keys.extend([None] * (size - n))
-            return cur.execute(self._in_sql(select_sql, column, size), keys).fetchall()  # type: ignore[no-any-return]
+        if len(keys) <= LOOKUP_CHUNK:  # one chunk (a payment's lookups: one to five ids)
+            keys = _padded(keys)
+            return cur.execute(self._in_sql(select_sql, column, len(keys)), keys).fetchall()  # type: ignore[no-any-return]
         out: list[Any] = []
         for chunk in padded_chunks(keys):
             out.extend(cur.execute(self._in_sql(select_sql, column, len(chunk)), chunk).fetchall())
@@ -599,9 +596,9 @@ class LedgerStore:
     def load_seen(
         self, conn: Connection, ids: Iterable[int], *, segments: bool = True
     ) -> tuple[list[Transfer], dict[int, str]]:
-        """:meth:`load_transfers` and :meth:`load_failed` of the same ids, both tables read
-        in one statement (a ``UNION ALL``; a failed id's row has a result, a transfer's
-        none): what every batch decided event by event looks up for its ids."""
+        """:meth:`load_transfers` of these ids, and those of them that failed (id -> result),
+        both tables read in one statement (a ``UNION ALL``; a failed id's row has a result,
+        a transfer's none): what every batch decided event by event looks up for its ids."""
         ids = list(ids)
         keys: list[bytes | None] = [_b(i) for i in ids]
         if not keys:
@@ -611,9 +608,8 @@ class LedgerStore:
             cur.execute(_SEEN_PG, (keys, keys), prepare=False)
             rows = cur.fetchall()
         elif len(keys) <= LOOKUP_CHUNK:
-            size = _padded_size(len(keys))
-            keys.extend([None] * (size - len(keys)))
-            rows = cur.execute(_seen_sql(size), keys + keys).fetchall()
+            keys = _padded(keys)
+            rows = cur.execute(_seen_sql(len(keys)), keys + keys).fetchall()
         else:
             rows = []
             for chunk in padded_chunks(keys):
@@ -629,10 +625,6 @@ class LedgerStore:
             found = {t.id for t in out}
             out.extend(self._segment_transfers(cur, [i for i in ids if i not in found]))
         return out, failed
-
-    def load_failed(self, conn: Connection, ids: Iterable[int]) -> dict[int, str]:
-        rows = self._fetch_by_ids(conn, _SELECT_FAILED, "id", ids)
-        return {_i(r[0]): r[1] for r in rows}
 
     def load_pending(
         self, conn: Connection, ids: Iterable[int], *, segments: bool = True

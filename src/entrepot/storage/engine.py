@@ -30,6 +30,9 @@ SQLITE_CACHE_KIB = 262_144  # 256 MiB page cache: the ledger's indexes stay in m
 SQLITE_WAL_AUTOCHECKPOINT_PAGES = 16_384  # checkpoint every ~64 MiB of WAL, not every 4 MiB
 SQLITE_POOL_SIZE = 40
 SQLITE_POOL_OVERFLOW = 20
+#: RETURNING (3.35) is used, and a ledger lookup binds up to 1,000 parameters (3.32 raised
+#: the limit from 999).
+SQLITE_MIN_VERSION = (3, 35, 0)
 #: Execution option: this connection only reads (SQLite: a deferred BEGIN, no write lock).
 READ_ONLY = "entrepot_read_only"
 log = logging.getLogger(__name__)
@@ -49,6 +52,12 @@ def create_engine_from_url(url: str, *, sqlite_synchronous: str = "FULL", **kwar
 
 
 def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
+    if sqlite3.sqlite_version_info < SQLITE_MIN_VERSION:
+        need = ".".join(map(str, SQLITE_MIN_VERSION))
+        raise RuntimeError(
+            f"SQLite {sqlite3.sqlite_version} is too old: Entrepot needs {need} or later "
+            "(the library Python's sqlite3 module is linked with)"
+        )
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)

@@ -384,7 +384,8 @@ class GroupCommit:
                 try:
                     _close(batch.uow)  # rolls back
                 finally:  # whatever closing did, nobody waits for ever
-                    metrics.GROUP_HELD.inc(time.monotonic() - batch.opened)
+                    with suppress(Exception):  # nor does a failed count keep them waiting
+                        metrics.GROUP_HELD.inc(time.monotonic() - batch.opened)
                     for waiting in batch.waiting:
                         waiting.settle(exc)
             self._fail_later(exc)
