@@ -7,7 +7,9 @@ prepare, the payee's commit), run through the same ASGI app ``entrepot serve``'s
 (security middleware, direct dispatch, FastAPI for the rest, the scheme, screening, the
 decision log), one request after another, on a new SQLite file; no sockets, so uvicorn's
 HTTP parsing is not counted. Reports the CPU a payment (median of blocks of 50) and which
-request of the four costs what. ``--baseline-src DIR`` runs the same with another checkout's
+request of the four costs what, and the serial section: how long each call held SQLite's
+write lock (wall time, its COMMIT's fsync reported apart: under load a batch of writes
+shares one). ``--baseline-src DIR`` runs the same with another checkout's
 code in a subprocess in the same run. For small changes, count instructions (they repeat to
 about 0.1 % here, where time drifts by ±25 %):
 
@@ -89,15 +91,31 @@ class _Asgi:
         return status, reply
 
 
-async def _payment(call: _Asgi, tokens: dict[str, str], n: int, cpu: list[float]) -> None:
+def _held() -> tuple[float, float]:
+    """Seconds this process has held SQLite's write lock, and spent in COMMITs, so far."""
+    from entrepot.storage import metrics
+
+    return metrics.WRITE_HELD._value.get(), metrics.COMMIT_SECONDS._value.get()
+
+
+async def _payment(
+    call: _Asgi,
+    tokens: dict[str, str],
+    n: int,
+    cpu: list[float],
+    held: list[float] | None = None,
+    commit: list[float] | None = None,
+) -> None:
     from entrepot.sim.payments_bench import MERCHANTS
 
     till = f"till-{n % MERCHANTS}"
     payee = "bank-my" if n % MERCHANTS % 2 == 0 else "bank-rw"
     payer = tokens["wallet-rw"]
     t = [time.process_time()]
+    h = [_held()]
     _, party = await call("GET", f"/v1/parties/MERCHANT/{till}", payer)
     t.append(time.process_time())
+    h.append(_held())
     currency = json.loads(party)["currency"]
     amount = "12.50" if currency == "MYR" else "1000"
     quote = {
@@ -109,14 +127,20 @@ async def _payment(call: _Asgi, tokens: dict[str, str], n: int, cpu: list[float]
     }
     await call("POST", "/v1/quotes", payer, quote)
     t.append(time.process_time())
+    h.append(_held())
     await call("POST", "/v1/transfers", payer, {"transferId": f"t{n}", "quoteId": f"q{n}"})
     t.append(time.process_time())
+    h.append(_held())
     _, done = await call("POST", f"/v1/transfers/t{n}/commit", tokens[payee])
     t.append(time.process_time())
+    h.append(_held())
     if json.loads(done)["state"] != "COMMITTED":
         raise RuntimeError(f"payment {n} did not commit: {done[:300]!r}")
     for k in range(4):
         cpu[k] += t[k + 1] - t[k]
+        if held is not None and commit is not None:
+            held[k] += h[k + 1][0] - h[k][0]
+            commit[k] += h[k + 1][1] - h[k][1]
 
 
 def measure(payments: int, warm: int, callgrind: bool) -> dict[str, Any]:
@@ -135,6 +159,8 @@ def measure(payments: int, warm: int, callgrind: bool) -> dict[str, Any]:
     call = _Asgi(app)
     block = 50
     per_call = [0.0] * 4
+    held = [0.0] * 4  # the write lock held (wall time), of which COMMITs (their fsync)
+    commit = [0.0] * 4
     blocks: list[float] = []
 
     async def run() -> None:
@@ -147,7 +173,7 @@ def measure(payments: int, warm: int, callgrind: bool) -> dict[str, Any]:
             size = min(block, payments - done)
             c0 = time.process_time()
             for n in range(warm + done, warm + done + size):
-                await _payment(call, tokens, n, per_call)
+                await _payment(call, tokens, n, per_call, held, commit)
             blocks.append((time.process_time() - c0) / size)
             done += size
         if callgrind:
@@ -162,6 +188,13 @@ def measure(payments: int, warm: int, callgrind: bool) -> dict[str, Any]:
         "cpu_ms_per_call_mean": {
             name: round(per_call[k] / payments * 1000, 3) for k, name in enumerate(CALLS)
         },
+        # the serial section: what each call runs holding SQLite's write lock, the
+        # COMMIT's fsync left out (it is shared by a batch's writes under load)
+        "lock_held_ms_per_call_mean": {
+            name: round((held[k] - commit[k]) / payments * 1000, 3) for k, name in enumerate(CALLS)
+        },
+        "lock_held_ms_per_payment": round((sum(held) - sum(commit)) / payments * 1000, 3),
+        "commit_ms_per_payment": round(sum(commit) / payments * 1000, 3),
         "python": sys.version.split()[0],
         "gc_frozen": gc.get_freeze_count() > 0,
     }
@@ -200,6 +233,12 @@ def main() -> None:
             / result["baseline"]["cpu_ms_per_payment_median"],
             3,
         )
+        if "lock_held_ms_per_payment" in result["baseline"]:
+            result["lock_held_this_vs_baseline"] = round(
+                result["this"]["lock_held_ms_per_payment"]
+                / result["baseline"]["lock_held_ms_per_payment"],
+                3,
+            )
     sys.stdout.write(json.dumps(result, indent=2) + "\n")
 
 

@@ -500,7 +500,12 @@ def test_bench_payment_cpu_measures_each_call_of_a_payment(tmp_path: Path) -> No
         assert doc[side]["payments"] == 5
         assert doc[side]["cpu_ms_per_payment_median"] > 0
         assert set(doc[side]["cpu_ms_per_call_mean"]) == {"lookup", "quote", "prepare", "commit"}
-    assert doc["cpu_this_vs_baseline"] > 0
+        held = doc[side]["lock_held_ms_per_call_mean"]
+        # the lookup only reads; the three writes each hold SQLite's write lock
+        assert held["lookup"] == 0 and min(held["quote"], held["prepare"], held["commit"]) > 0
+        assert doc[side]["lock_held_ms_per_payment"] > 0
+        assert doc[side]["commit_ms_per_payment"] > 0
+    assert doc["cpu_this_vs_baseline"] > 0 and doc["lock_held_this_vs_baseline"] > 0
     bad = subprocess.run(
         [sys.executable, str(root / "bench" / "payment_cpu.py"), "--payments", "0"],
         capture_output=True, text=True, timeout=60,
