@@ -28,7 +28,7 @@ import httpx
 import sqlalchemy as sa
 import uvloop
 
-from entrepot.config import normalise_database_url
+from entrepot.config import load_settings, normalise_database_url
 from entrepot.kernel.clock import SystemClock
 from entrepot.ledger import Ledger
 from entrepot.payments import PaymentScheme, TransferState
@@ -378,7 +378,9 @@ def _run(
             "server_workers": workers,
             "bulk_batches": bulk_batches,
             "bulk_size": bulk_size,
-            "database": "postgresql" if url.startswith("postgres") else "sqlite (FULL)",
+            "database": "postgresql"
+            if url.startswith("postgres")
+            else f"sqlite ({load_settings(env).sqlite_synchronous})",
         },
         "payments_per_s": round(payments / elapsed, 1),
         "p50_ms": round(_percentile(latencies, 0.5) * 1000, 1),
