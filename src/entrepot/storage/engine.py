@@ -2,16 +2,7 @@
 survives a crash of the process and of the machine), foreign keys on, and every transaction
 ``BEGIN IMMEDIATE`` so that writers queue on the lock instead of failing on upgrade. Writers
 queue before that, on a lock per process and a lock file shared by the processes, not in
-SQLite's busy handler (see ``_sqlite_engine``).
-
-FULL on a database file is kept by the engine, not by SQLite (ADR 0014): SQLite's FULL syncs
-the write-ahead log inside COMMIT, holding the write lock, and every other writer waited for
-the disk. The connections run SQLite's NORMAL (the log is synced at checkpoints only; a
-crash of the process loses nothing, of the machine at most the last commits, never
-consistency) and each write transaction's COMMIT, once it has let the write lock go, syncs
-the log (``fsync``) before it returns: what a caller is told committed is on disk, as with
-SQLite's FULL, and the next writer works meanwhile. ``EXTRA`` is SQLite's own sync, in the
-lock; NORMAL and OFF are SQLite's, unsynced."""
+SQLite's busy handler (see ``_sqlite_engine``)."""
 
 from __future__ import annotations
 
@@ -80,10 +71,6 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("pool_size", SQLITE_POOL_SIZE)
         kwargs.setdefault("max_overflow", SQLITE_POOL_OVERFLOW)
         kwargs.setdefault("pool_use_lifo", True)
-    # FULL on a file: SQLite's NORMAL, and the log synced after each write's COMMIT (above)
-    wal_sync = Path(f"{database}-wal") if synchronous == "FULL" and _is_file(database) else None
-    if wal_sync is not None:
-        synchronous = "NORMAL"
     connect_args = kwargs.pop("connect_args", {})
     connect_args.setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
     connect_args.setdefault("check_same_thread", False)
@@ -177,12 +164,6 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
             raise
         finally:
             _release(key)
-        if started is not None and wal_sync is not None:
-            deferred = getattr(_DEFERRED, "syncs", None)
-            if deferred is not None:  # the caller syncs, before it tells anyone
-                deferred.append(wal_sync)
-            else:
-                sync_wal(wal_sync)  # the lock let go: the next writer works while this waits
 
     def _do_rollback(dbapi_connection: Any) -> None:
         try:
@@ -201,64 +182,6 @@ def _sqlite_engine(url: str, synchronous: str, **kwargs: Any) -> Engine:
         _release(_key(dbapi_connection))
 
     return engine
-
-
-def sync_wal(wal: Path) -> None:
-    """Make the write-ahead log ``wal`` durable: every commit written to it so far (this
-    writer's and any before it) survives a crash of the machine once this returns. An
-    ``fdatasync`` (as SQLite's own sync: the file's data, and its size where it grew, not
-    its times) of the file through a descriptor of its own (Linux syncs a file, not a
-    descriptor), opened each time: the log is deleted when its database's last connection
-    closes and made anew by the next. A log not synced before by this process (a new file,
-    or one started over) also has its directory synced, so that its name survives as well.
-    No log: its commits were checkpointed into the database file, which the checkpoint
-    synced. An I/O error is raised: the commit is not known to be durable, and its caller
-    is not told it committed."""
-    started = time.perf_counter()
-    try:
-        fd = os.open(wal, os.O_RDONLY)
-    except FileNotFoundError:
-        return
-    try:
-        os.fdatasync(fd)
-        info = os.fstat(fd)
-        # a log is its file and its header's salts (drawn anew whenever the log is made or
-        # starts over): a deleted log's inode number is soon a new log's
-        log = (info.st_dev, info.st_ino, os.pread(fd, 24, 0)[16:24])
-        if log not in _SYNCED_LOGS:
-            directory = os.open(wal.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
-            if len(_SYNCED_LOGS) > 1_000:
-                _SYNCED_LOGS.clear()
-            _SYNCED_LOGS.add(log)
-    finally:
-        os.close(fd)
-    with suppress(Exception):
-        metrics.WAL_SYNC_SECONDS.inc(time.perf_counter() - started)
-
-
-_DEFERRED = threading.local()
-
-
-@contextmanager
-def syncs_deferred(unsynced: list[Path]) -> Iterator[list[Path]]:
-    """Within: a write COMMIT on this thread leaves its log's sync to the caller, appending
-    the log to ``unsynced``; the caller must ``sync_wal`` each before it tells anyone the
-    write committed. For a caller that times the lock (group commit: the lock is let go when
-    the COMMIT returns, before the sync)."""
-    outer = getattr(_DEFERRED, "syncs", None)
-    _DEFERRED.syncs = unsynced
-    try:
-        yield unsynced
-    finally:
-        _DEFERRED.syncs = outer
-
-
-#: the logs (device, inode, salts) whose directory entry ``sync_wal`` has synced
-_SYNCED_LOGS: set[tuple[int, int, bytes]] = set()
 
 
 def _begin(dbapi_connection: Any, statement: str) -> None:

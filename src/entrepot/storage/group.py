@@ -29,14 +29,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 
 from entrepot.storage import metrics
 from entrepot.storage.driver import Fast
-from entrepot.storage.engine import sync_wal, syncs_deferred
 from entrepot.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -321,16 +319,12 @@ class GroupCommit:
         self._batch = None
         error: BaseException | None = None
         committed: float | None = None  # the lock let go with the COMMIT
-        unsynced: list[Path] = []
         try:
             self._run_later(batch)
             if batch.waiting:  # else every member failed: nothing to keep, nothing to fsync
-                with syncs_deferred(unsynced):
-                    batch.uow.commit()
+                batch.uow.commit()
                 committed = time.monotonic()
                 self.commits += 1
-                for wal in unsynced:  # durable before any member is told (ADR 0014)
-                    sync_wal(wal)
         except BaseException as exc:
             error = exc
         finally:

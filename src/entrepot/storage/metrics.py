@@ -43,15 +43,7 @@ WRITE_HELD = Counter(
 )
 COMMIT_SECONDS = Counter(
     "entrepot_db_commit_seconds",
-    "Time SQLite COMMITs of write transactions took, holding the write lock (with "
-    "ENTREPOT_SQLITE_SYNCHRONOUS=EXTRA their fsync; with FULL, the default, the log's sync "
-    "follows the lock and is counted apart)",
-    registry=REGISTRY,
-)
-WAL_SYNC_SECONDS = Counter(
-    "entrepot_db_wal_sync_seconds",
-    "Time SQLite writers spent making their commits durable (fsync of the write-ahead log), "
-    "after letting the write lock go (ENTREPOT_SQLITE_SYNCHRONOUS=FULL, the default)",
+    "Time SQLite COMMITs of write transactions took, their fsync included",
     registry=REGISTRY,
 )
 GROUP_BATCHES = Counter(
@@ -77,7 +69,6 @@ __all__ = [
     "GROUP_HELD",
     "GROUP_MEMBERS",
     "REGISTRY",
-    "WAL_SYNC_SECONDS",
     "WRITE_HELD",
     "WRITE_TRANSACTIONS",
     "WRITE_WAIT",
