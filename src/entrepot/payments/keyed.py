@@ -28,6 +28,10 @@ key, then its prepare is refused), and another server's request then write its o
 request's markers therefore carry its token (random, 63 bits; migration 0021): its answer
 fills in only a marker with its token, else is stored only where the key has no row, and a
 later write of the request finding a row without its token is refused as a first one is.
+That includes a request of several writes whose first committed and whose marker another
+server's request with the key then answered (it found the marker: done, answer lost): the
+later write is refused ``KeyInUse`` after part of the request's work committed, and the
+retry is answered with what the other request stored. Nothing is done twice.
 """
 
 from __future__ import annotations
