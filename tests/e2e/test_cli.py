@@ -468,6 +468,11 @@ def test_bench_payments_runs_every_flow_against_a_real_server(cli: Cli, backend:
         assert doc["write_lock_held_share"] is None  # SQLite's lock: none on PostgreSQL
     else:
         assert 0 < doc["write_lock_held_share"] <= 1.5
+    # how busy the cores were: the server's workers (from /proc) and the clients
+    assert doc["machine_cores"] == os.cpu_count()
+    assert 0 < doc["server_cpu_cores"] <= doc["machine_cores"] * 1.5
+    assert 0 < doc["client_cpu_cores"] <= doc["machine_cores"] * 1.5
+    assert doc["server_cpu_ms_per_payment"] > 0
 
 
 def test_bench_bulk_cpu_measures_this_code_and_a_baseline(tmp_path: Path) -> None:

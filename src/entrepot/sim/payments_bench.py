@@ -357,7 +357,14 @@ def _run(
     try:
         wait_ready(base, server)
         writer_before = writer_counters(base, tokens["scheme"])
+        cpu_before = (tree_cpu_seconds(server.pid), time.process_time())
         elapsed, latencies = _run_async(_run_clients(base, tokens, clients, payments, report))
+        cpu = _cpu_use(cpu_before, (tree_cpu_seconds(server.pid), time.process_time()), elapsed)
+        cpu["server_cpu_ms_per_payment"] = (
+            None
+            if cpu["server_cpu_cores"] is None
+            else round(cpu["server_cpu_cores"] * elapsed / payments * 1000, 2)
+        )
         writer = _writer_shares(writer_before, writer_counters(base, tokens["scheme"]), elapsed)
         qr_elapsed, qr_latencies = _run_async(
             _run_clients(base, tokens, clients, payments, report, one_call=True)
@@ -387,6 +394,7 @@ def _run(
         "p99_ms": round(_percentile(latencies, 0.99) * 1000, 1),
         "over_1s_share": round(sum(1 for x in latencies if x > 1) / len(latencies), 4),
         **writer,
+        **cpu,
         "qr_pay_payments_per_s": round(payments / qr_elapsed, 1),
         "qr_pay_p50_ms": round(_percentile(qr_latencies, 0.5) * 1000, 1),
         "qr_pay_p99_ms": round(_percentile(qr_latencies, 0.99) * 1000, 1),
@@ -459,6 +467,52 @@ def _writer_shares(
         "group_commit_members_per_batch": (
             round(delta["entrepot_group_commit_members_total"] / batches, 1) if batches else None
         ),
+    }
+
+
+def tree_cpu_seconds(root: int) -> float | None:
+    """CPU seconds (user and system) used so far by process ``root`` and every live process
+    below it (the server and its workers), from ``/proc``; None where there is none."""
+    proc = Path("/proc")
+    if not (proc / str(root) / "stat").exists():
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    parent: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        # after the command's ")" (which may hold spaces): state, ppid, ..., utime, stime
+        fields = stat[stat.rindex(")") + 2 :].split()
+        pid = int(entry.name)
+        parent[pid] = int(fields[1])
+        used[pid] = (int(fields[11]) + int(fields[12])) / tick
+    total, below = 0.0, {root}
+    for pid in used:  # a process is below ``root`` if its ancestry reaches it
+        node, seen = pid, 0
+        while node in parent and node not in below and seen < 64:
+            node, seen = parent[node], seen + 1
+        if node in below:
+            below.add(pid)
+            total += used[pid]
+    return total
+
+
+def _cpu_use(
+    before: tuple[float | None, float], after: tuple[float | None, float], elapsed: float
+) -> dict[str, float | None]:
+    """Cores the server (all its workers) and this process's clients kept busy while the
+    four-call payments ran, of ``machine_cores``: near the machine's cores, the CPU, not the
+    writer, is the limit."""
+    server = None if before[0] is None or after[0] is None else after[0] - before[0]
+    return {
+        "server_cpu_cores": None if server is None else round(server / elapsed, 2),
+        "client_cpu_cores": round((after[1] - before[1]) / elapsed, 2),
+        "machine_cores": os.cpu_count(),
     }
 
 
