@@ -7,7 +7,7 @@ import pytest
 from entrepot.kernel.errors import InvalidInput
 from entrepot.risk.decisions import MemorySink, explain_decision
 from entrepot.risk.errors import EmptyName, InvalidParty
-from entrepot.risk.names import fold, join_particles, tokens
+from entrepot.risk.names import abbreviations_joined, fold, join_particles, tokens
 from entrepot.risk.sanctions import DobSpec, Screener, make_party, parse_dob, parse_remarks
 from entrepot.risk.sanctions_eval import build_cases, evaluate
 
@@ -442,3 +442,30 @@ def test_registration_countries_are_parsed() -> None:
     assert parse_remarks("Nationality of Registration Korea, North; Secondary sanctions")[
         "registrations"
     ] == frozenset({"KP"})
+
+
+@pytest.mark.parametrize(
+    ("query", "ent_num"),
+    [
+        ("Cubanacan UK Limited", 8128),  # listed "CUBANACAN U.K. LIMITED": was clear
+        ("CUBANACAN U.K. LIMITED", 8128),
+        ("Cubanacan U K Limited", 8128),
+        ("Cubanacan International BV", 8127),  # listed "... B.V": was just below review
+        ("Cubanacan International B.V.", 8127),
+    ],
+)
+def test_a_dotted_abbreviation_is_found_however_it_is_written(
+    screener: Screener, query: str, ent_num: int
+) -> None:
+    result = screener.screen(make_party(query))
+    assert result.decision == "review"  # a name alone: a person decides, never a match
+    assert result.best is not None and result.best.ent_num == ent_num
+
+
+def test_dotted_abbreviations_are_joined_into_one_word() -> None:
+    assert abbreviations_joined("CUBANACAN U.K. LIMITED") == "CUBANACAN UK LIMITED"
+    assert abbreviations_joined("CUBANACAN INTERNATIONAL B.V") == "CUBANACAN INTERNATIONAL BV"
+    assert abbreviations_joined("Comercial S. A. de C.V.") == "Comercial SA de CV"
+    # one initial is a name's initial, not an abbreviation; and nothing else is touched
+    assert abbreviations_joined("Mohammad S. Islambouli") is None
+    assert abbreviations_joined("No abbreviation, Ltd.") is None

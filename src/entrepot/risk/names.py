@@ -50,6 +50,20 @@ def tokens(text: str) -> list[str]:
     return normalise(text).split()
 
 
+#: Two or more single letters each followed by a full stop (the last one's optional):
+#: "U.K.", "B.V", "S. A.", "J.R.R."
+_DOTTED = re.compile(r"(?<![^\W\d_])(?:[^\W\d_]\.\s?)+[^\W\d_](?![^\W\d_])\.?")
+
+
+def abbreviations_joined(text: str) -> str | None:
+    """``text`` with each dotted abbreviation written as one word ("CUBANACAN U.K. LIMITED"
+    as "CUBANACAN UK LIMITED"), None if it has none. ``tokens`` splits "U.K." into two
+    one-letter tokens, which the usual spelling "UK" does not match: a listed name is indexed
+    both ways, so a query written either way (or "U K") finds it."""
+    joined = _DOTTED.sub(lambda m: "".join(ch for ch in m.group(0) if ch.isalpha()), text)
+    return None if joined == text else joined
+
+
 @lru_cache(maxsize=200_000)
 def fold(token: str) -> str:
     out = token

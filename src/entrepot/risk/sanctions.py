@@ -42,6 +42,7 @@ from entrepot.risk.errors import EmptyName, InvalidParty, WatchListInvalid
 from entrepot.risk.names import (
     LEGAL_FORMS,
     TITLES,
+    abbreviations_joined,
     canonical,
     deletion_keys,
     fold,
@@ -280,12 +281,15 @@ class WatchListIndex:
         raw: list[tuple[int, str, list[str]]] = []
         for i, entry in enumerate(self.entries):
             seen: set[tuple[str, ...]] = set()
-            for text in (entry.name, *entry.aliases):
-                toks = tokens(text)
-                key = tuple(sorted(toks))
-                if toks and key not in seen:
-                    seen.add(key)
-                    raw.append((i, text, toks))
+            for written in (entry.name, *entry.aliases):
+                # a dotted abbreviation is also indexed as one word ("U.K." as "UK")
+                one_word = abbreviations_joined(written)
+                for text in (written,) if one_word is None else (written, one_word):
+                    toks = tokens(text)
+                    key = tuple(sorted(toks))
+                    if toks and key not in seen:
+                        seen.add(key)
+                        raw.append((i, text, toks))
         df: dict[str, int] = defaultdict(int)
         for _, _, toks in raw:
             for f in {fold(t) for t in toks}:
