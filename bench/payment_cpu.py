@@ -103,19 +103,24 @@ async def _payment(
     tokens: dict[str, str],
     n: int,
     cpu: list[float],
-    held: list[float] | None = None,
-    commit: list[float] | None = None,
+    held: list[float],
+    commit: list[float],
 ) -> None:
+    """One payment; each call's CPU, write-lock time and COMMIT time added to ``cpu``,
+    ``held`` and ``commit``."""
     from entrepot.sim.payments_bench import MERCHANTS
 
     till = f"till-{n % MERCHANTS}"
     payee = "bank-my" if n % MERCHANTS % 2 == 0 else "bank-rw"
     payer = tokens["wallet-rw"]
-    t = [time.process_time()]
-    h = [_held()]
+    t: list[tuple[float, float, float]] = []
+
+    def mark() -> None:
+        t.append((time.process_time(), *_held()))
+
+    mark()
     _, party = await call("GET", f"/v1/parties/MERCHANT/{till}", payer)
-    t.append(time.process_time())
-    h.append(_held())
+    mark()
     currency = json.loads(party)["currency"]
     amount = "12.50" if currency == "MYR" else "1000"
     quote = {
@@ -126,21 +131,16 @@ async def _payment(
         "sourceCurrency": "RWF",
     }
     await call("POST", "/v1/quotes", payer, quote)
-    t.append(time.process_time())
-    h.append(_held())
+    mark()
     await call("POST", "/v1/transfers", payer, {"transferId": f"t{n}", "quoteId": f"q{n}"})
-    t.append(time.process_time())
-    h.append(_held())
+    mark()
     _, done = await call("POST", f"/v1/transfers/t{n}/commit", tokens[payee])
-    t.append(time.process_time())
-    h.append(_held())
+    mark()
     if json.loads(done)["state"] != "COMMITTED":
         raise RuntimeError(f"payment {n} did not commit: {done[:300]!r}")
     for k in range(4):
-        cpu[k] += t[k + 1] - t[k]
-        if held is not None and commit is not None:
-            held[k] += h[k + 1][0] - h[k][0]
-            commit[k] += h[k + 1][1] - h[k][1]
+        for total, what in ((cpu, 0), (held, 1), (commit, 2)):
+            total[k] += t[k + 1][what] - t[k][what]
 
 
 def measure(payments: int, warm: int, callgrind: bool) -> dict[str, Any]:
@@ -165,7 +165,7 @@ def measure(payments: int, warm: int, callgrind: bool) -> dict[str, Any]:
 
     async def run() -> None:
         for n in range(warm):
-            await _payment(call, tokens, n, [0.0] * 4)
+            await _payment(call, tokens, n, [0.0] * 4, [0.0] * 4, [0.0] * 4)
         if callgrind:
             subprocess.run(["callgrind_control", "-i", "on", str(os.getpid())], check=False)
         done = 0

@@ -359,12 +359,8 @@ def _run(
         writer_before = writer_counters(base, tokens["scheme"])
         cpu_before = (tree_cpu_seconds(server.pid), time.process_time())
         elapsed, latencies = _run_async(_run_clients(base, tokens, clients, payments, report))
-        cpu = _cpu_use(cpu_before, (tree_cpu_seconds(server.pid), time.process_time()), elapsed)
-        cpu["server_cpu_ms_per_payment"] = (
-            None
-            if cpu["server_cpu_cores"] is None
-            else round(cpu["server_cpu_cores"] * elapsed / payments * 1000, 2)
-        )
+        cpu_after = (tree_cpu_seconds(server.pid), time.process_time())
+        cpu = _cpu_use(cpu_before, cpu_after, elapsed, payments)
         writer = _writer_shares(writer_before, writer_counters(base, tokens["scheme"]), elapsed)
         qr_elapsed, qr_latencies = _run_async(
             _run_clients(base, tokens, clients, payments, report, one_call=True)
@@ -503,16 +499,20 @@ def tree_cpu_seconds(root: int) -> float | None:
 
 
 def _cpu_use(
-    before: tuple[float | None, float], after: tuple[float | None, float], elapsed: float
+    before: tuple[float | None, float],
+    after: tuple[float | None, float],
+    elapsed: float,
+    payments: int,
 ) -> dict[str, float | None]:
     """Cores the server (all its workers) and this process's clients kept busy while the
-    four-call payments ran, of ``machine_cores``: near the machine's cores, the CPU, not the
-    writer, is the limit."""
+    four-call payments ran, of ``machine_cores``, and the server's CPU a payment: near the
+    machine's cores, the CPU, not the writer, is the limit."""
     server = None if before[0] is None or after[0] is None else after[0] - before[0]
     return {
         "server_cpu_cores": None if server is None else round(server / elapsed, 2),
         "client_cpu_cores": round((after[1] - before[1]) / elapsed, 2),
         "machine_cores": os.cpu_count(),
+        "server_cpu_ms_per_payment": None if server is None else round(server / payments * 1000, 2),
     }
 
 
