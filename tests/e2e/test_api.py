@@ -14,9 +14,10 @@ from nacl.signing import SigningKey
 from entrepot.entrypoints.api.app import create_app
 from entrepot.entrypoints.api.routes import PAYMENT_PATH
 from entrepot.entrypoints.api.routes import router as v1_router
-from entrepot.payments import PaymentScheme, qr
+from entrepot.payments import PaymentScheme, iso20022, qr
 from entrepot.payments.credentials import issue_credential
 from entrepot.payments.signing import sign_request
+from tests.iso20022_official import conforms
 from tests.service.test_payments import snapshot
 
 
@@ -124,6 +125,18 @@ def test_cross_border_pay_by_qr_rwf_to_myr_is_exact(
     assert scheme.liquidity("mtn-rw", "RWF")["net_position_minor"] == 0
     xml = client.get("/v1/iso20022/pacs008/t-qr-1", headers=h["maybank"])
     assert xml.status_code == 200 and b'<IntrBkSttlmAmt Ccy="MYR">25.50<' in xml.content
+    # what the API serves validates against the official ISO 20022 schemas where obtained
+    conforms(xml.content, iso20022.PACS008_SUBSET_XSD)
+    status = client.get("/v1/iso20022/pacs002/t-qr-1", headers=h["mtn-rw"])
+    assert status.status_code == 200 and b"<TxSts>ACSC</TxSts>" in status.content
+    conforms(status.content, iso20022.PACS002_SUBSET_XSD)
+    for who, account in (("mtn-rw", "RWF"), ("maybank", "MYR")):
+        for kind in ("position", "settlement"):
+            statement = client.get(
+                f"/v1/iso20022/camt053/{who}/{account}?account={kind}", headers=h[who]
+            )
+            assert statement.status_code == 200 and b"<Ntry>" in statement.content
+            conforms(statement.content, iso20022.CAMT053_SUBSET_XSD)
 
 
 def test_one_participant_cannot_read_or_resolve_anothers_transfer(

@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 
 from entrepot.entrypoints.cli.main import app
 from entrepot.entrypoints.cli.output import guard
-from entrepot.payments import qr
+from entrepot.payments import iso20022, qr
 from tests.e2e.test_cli import Cli
+from tests.iso20022_official import conforms
 
 
 @pytest.fixture
@@ -79,6 +80,7 @@ def test_pay_a_merchant_by_qr_across_currencies_and_settle(cli: Cli, tmp_path: P
     }
     xml = cli("payments iso20022 pacs008 t1").stdout
     assert 'IntrBkSttlmAmt Ccy="MYR">25.50<' in xml
+    conforms(xml.encode(), iso20022.PACS008_SUBSET_XSD)
     # the creditor is the merchant paid (its alias), not its bank (the creditor agent)
     creditor = xml.split("<Cdtr>")[1].split("</Cdtr>")[0]
     assert "<Nm>Kedai</Nm>" in creditor and "KL-TILL-42" in creditor, xml
@@ -302,6 +304,7 @@ def test_camt053_takes_a_period_end(cli: Cli) -> None:
     _network(cli)
     everything = cli("payments iso20022 camt053 mtn-rw:RWF --account settlement").stdout
     assert "5000000" in everything
+    conforms(everything.encode(), iso20022.CAMT053_SUBSET_XSD)
     before = cli("payments iso20022 camt053 mtn-rw:RWF --account settlement --to 2000-01-01")
     assert "5000000" not in before.stdout.split("<Ntry>")[-1] and "<Ntry>" not in before.stdout
     assert "after" in cli.error(

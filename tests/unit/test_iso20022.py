@@ -42,6 +42,7 @@ from entrepot.payments.iso20022 import (
     parse_pacs008,
     validate,
 )
+from tests.iso20022_official import conforms, official_xsd
 
 UETR = "3f2c1a9e-8b4d-4c7e-9f10-2a3b4c5d6e7f"
 UETR_HEX = "3f2c1a9e8b4d4c7e9f102a3b4c5d6e7f"
@@ -377,7 +378,7 @@ def test_pacs008_amount_text_uses_the_currency_exponent(
 
     assert value(xml, f"{TX}/p:IntrBkSttlmAmt/text()", NS_PACS008) == text
     assert value(xml, f"{TX}/p:IntrBkSttlmAmt/@Ccy", NS_PACS008) == currency
-    validate(xml, PACS008_SUBSET_XSD)
+    conforms(xml, PACS008_SUBSET_XSD)
 
 
 def test_pacs008_cross_currency_carries_instructed_amount_and_rate() -> None:
@@ -398,7 +399,7 @@ def test_pacs008_cross_currency_carries_instructed_amount_and_rate() -> None:
         "ChrgBr",
     ]
     assert_sequence_order(xml)
-    validate(xml, PACS008_SUBSET_XSD)
+    conforms(xml, PACS008_SUBSET_XSD)
 
 
 def test_pacs008_same_currency_instructed_amount_has_no_rate() -> None:
@@ -419,7 +420,7 @@ def test_pacs008_proprietary_purpose_and_debtor_iban() -> None:
     assert values(xml, f"{TX}/p:Dbtr/p:Id", NS_PACS008) == []
     assert values(xml, f"{TX}/p:RmtInf", NS_PACS008) == []
     assert_sequence_order(xml)
-    validate(xml, PACS008_SUBSET_XSD)
+    conforms(xml, PACS008_SUBSET_XSD)
 
 
 @pytest.mark.parametrize(
@@ -438,6 +439,7 @@ def test_pacs008_proprietary_purpose_and_debtor_iban() -> None:
          "not-settled-yet", "organisation"],
 )  # fmt: skip
 def test_pacs008_round_trip(ct: CreditTransfer) -> None:
+    conforms(pacs008(ct), PACS008_SUBSET_XSD)
     parsed = parse_pacs008(pacs008(ct))
 
     assert parsed == ct
@@ -456,6 +458,7 @@ def test_pacs008_round_trip_any_amount_currency_and_text(
     ct = make_ct(amount_minor=amount_minor, currency=currency, remittance=text or None)
 
     assert parse_pacs008(pacs008(ct)) == ct
+    conforms(pacs008(ct), PACS008_SUBSET_XSD)
 
 
 @pytest.mark.parametrize("length", [140, 141, 200, 280, REMITTANCE_LEN_MAX])
@@ -467,7 +470,7 @@ def test_pacs008_remittance_longer_than_one_ustrd_is_split_not_refused(length: i
     ct = make_ct(remittance=text)
     xml = pacs008(ct)
 
-    validate(xml, PACS008_SUBSET_XSD)
+    conforms(xml, PACS008_SUBSET_XSD)
     lines = values(xml, f"{TX}/p:RmtInf/p:Ustrd/text()", NS_PACS008)
     assert "".join(lines) == text
     assert all(1 <= len(line) <= 140 for line in lines)
@@ -600,7 +603,7 @@ def test_fit_exchange_rate_rounds_once_to_base_one_rate(
 
     assert result == fitted
     ct = make_ct(instructed_amount_minor=100, instructed_currency="USD", fx_rate=result)
-    validate(pacs008(ct), PACS008_SUBSET_XSD)
+    conforms(pacs008(ct), PACS008_SUBSET_XSD)
 
 
 @pytest.mark.parametrize(
@@ -751,7 +754,7 @@ def test_pacs002_accepted() -> None:
         "FIToFIPmtStsRpt/TxInfAndSts/OrgnlUETR",
         "FIToFIPmtStsRpt/TxInfAndSts/TxSts",
     ]
-    validate(xml, PACS002_SUBSET_XSD)
+    conforms(xml, PACS002_SUBSET_XSD)
 
 
 def test_pacs002_rejected_with_reason() -> None:
@@ -769,7 +772,7 @@ def test_pacs002_rejected_with_reason() -> None:
         "FIToFIPmtStsRpt/TxInfAndSts/StsRsnInf/AddtlInf",
     ]
     assert_sequence_order(xml)
-    validate(xml, PACS002_SUBSET_XSD)
+    conforms(xml, PACS002_SUBSET_XSD)
 
 
 def test_pacs002_splits_a_long_reason_text_into_105_character_lines() -> None:
@@ -781,7 +784,7 @@ def test_pacs002_splits_a_long_reason_text_into_105_character_lines() -> None:
     assert [len(line) for line in lines] == [105, 105, 40]
     assert "".join(lines) == text
     assert parse_pacs002(xml) == status
-    validate(xml, PACS002_SUBSET_XSD)
+    conforms(xml, PACS002_SUBSET_XSD)
 
 
 @pytest.mark.parametrize(
@@ -799,7 +802,7 @@ def test_pacs002_round_trip(status: TransferStatus) -> None:
     xml = pacs002(status)
 
     assert parse_pacs002(xml) == status
-    validate(xml, PACS002_SUBSET_XSD)
+    conforms(xml, PACS002_SUBSET_XSD)
 
 
 @pytest.mark.parametrize(
@@ -977,7 +980,7 @@ def test_camt053_element_order_is_the_schema_sequence() -> None:
         "Ntry/NtryDtls/TxDtls/RltdPties/Dbtr",
     ]
     assert_sequence_order(xml)
-    validate(xml, CAMT053_SUBSET_XSD)
+    conforms(xml, CAMT053_SUBSET_XSD)
 
 
 def test_camt053_negative_balances_are_debits_and_rwf_has_no_decimals() -> None:
@@ -1005,7 +1008,7 @@ def test_camt053_negative_balances_are_debits_and_rwf_has_no_decimals() -> None:
     assert value(xml, f"{net}/p:Amt/text()", NS_CAMT053) == "2500"
     assert value(xml, f"{net}/p:CdtDbtInd/text()", NS_CAMT053) == "DBIT"
     assert value(xml, f"{ST}/p:TxsSummry/p:TtlCdtNtries/p:Sum/text()", NS_CAMT053) == "0"
-    validate(xml, CAMT053_SUBSET_XSD)
+    conforms(xml, CAMT053_SUBSET_XSD)
 
 
 def test_camt053_without_entries() -> None:
@@ -1013,7 +1016,7 @@ def test_camt053_without_entries() -> None:
 
     assert values(xml, f"{ST}/p:Ntry", NS_CAMT053) == []
     assert value(xml, f"{ST}/p:TxsSummry/p:TtlNtries/p:NbOfNtries/text()", NS_CAMT053) == "0"
-    validate(xml, CAMT053_SUBSET_XSD)
+    conforms(xml, CAMT053_SUBSET_XSD)
 
 
 def test_statement_stores_entries_as_a_tuple() -> None:
@@ -1095,6 +1098,28 @@ def test_validate_catches_a_value_outside_its_type() -> None:
         validate(xml, PACS002_SUBSET_XSD)
 
 
+@pytest.mark.parametrize(
+    ("message", "make", "good", "bad", "element"),
+    [
+        # an identifier longer than Max35Text, which the builders refuse before writing
+        ("pacs.008.001.08", lambda: pacs008(make_ct()), b"<MsgId>MSG-20240501-0001<",
+         b"<MsgId>" + b"M" * 36 + b"<", "MsgId"),
+        # a currency the ActiveCurrencyCode pattern ([A-Z]{3}) does not match
+        ("camt.053.001.08", lambda: camt053(make_statement()), b'Ccy="EUR"', b'Ccy="eur"', "Ccy"),
+    ],
+)  # fmt: skip
+def test_the_official_schema_refuses_what_the_message_definition_forbids(
+    message: str, make: Any, good: bytes, bad: bytes, element: str
+) -> None:
+    """The official XSDs (tests/iso20022_official.py) are read and enforced: a value the
+    message definition forbids is a SchemaViolation naming it."""
+    xml = make()
+    assert good in xml
+    validate(xml, official_xsd(message))
+    with pytest.raises(SchemaViolation, match=element):
+        validate(xml.replace(good, bad, 1), official_xsd(message))
+
+
 def test_validate_needs_a_readable_schema(tmp_path: Any) -> None:
     with pytest.raises(ConfigurationError):
         validate(pacs002(make_status()), tmp_path / "missing.xsd")
@@ -1107,7 +1132,7 @@ def test_camt053_entry_carries_the_servicers_reference_after_its_booking_date() 
     assert value(xml, f"{ST}/p:Ntry/p:AcctSvcrRef/text()", NS_CAMT053) == "0f" * 16
     children = [etree.QName(c).localname for c in etree.fromstring(xml)[0][1][-1]]
     assert children[children.index("BookgDt") + 1] == "AcctSvcrRef"
-    validate(xml, CAMT053_SUBSET_XSD)
+    conforms(xml, CAMT053_SUBSET_XSD)
     with pytest.raises(InvalidMessageField, match="servicer_ref"):
         dataclasses.replace(entry, servicer_ref="x" * 36)
 
@@ -1119,4 +1144,4 @@ def test_pacs008_without_a_settlement_date_has_no_intrbksttlmdt() -> None:
 
     assert values(xml, f"{TX}/p:IntrBkSttlmDt", NS_PACS008) == []
     assert_sequence_order(xml)
-    validate(xml, PACS008_SUBSET_XSD)
+    conforms(xml, PACS008_SUBSET_XSD)
