@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 from typer.testing import CliRunner, Result
 
 from entrepot.entrypoints.cli.ledger_input import ledger_number
@@ -444,11 +445,20 @@ def test_bench_ledger(cli: Cli) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_bench_payments_runs_every_flow_against_a_real_server(cli: Cli, backend: str) -> None:
+def test_bench_payments_runs_every_flow_against_a_real_server(
+    cli: Cli, backend: str, tmp_path: Path
+) -> None:
     bench = "bench payments --payments 10 --clients 2 --workers 1 --bulk-batches 1 --bulk-size 20"
+    plot = tmp_path / "plots" / "payments.png"
     if backend == "postgres":
         bench += f" --postgres-url {POSTGRES_URL}"
+    else:
+        bench += f" --plot {plot}"
     doc = cli.json(bench)
+    if backend == "sqlite":  # the latencies and the rate over time, drawn
+        assert doc["plot"] == str(plot)
+        with Image.open(plot) as image:
+            assert image.format == "PNG" and image.size == (1210, 462)
     assert doc["workload"]["database"] == (  # the server's setting (this suite's: NORMAL)
         "postgresql" if backend == "postgres" else "sqlite (NORMAL)"
     )
@@ -473,6 +483,16 @@ def test_bench_payments_runs_every_flow_against_a_real_server(cli: Cli, backend:
     assert 0 < doc["server_cpu_cores"] <= doc["machine_cores"] * 1.5
     assert 0 < doc["client_cpu_cores"] <= doc["machine_cores"] * 1.5
     assert doc["server_cpu_ms_per_payment"] > 0
+
+
+def test_bench_payments_refuses_a_plot_it_cannot_write_before_it_runs(
+    cli: Cli, tmp_path: Path
+) -> None:
+    bench = "bench payments --payments 10 --clients 1 --workers 1 --bulk-batches 1 --plot"
+    assert "name it *.png" in cli.error(f"{bench} {tmp_path / 'p.svg'}", code=2)
+    (tmp_path / "a-file").write_text("")
+    line = cli.error(f"{bench} {tmp_path / 'a-file' / 'p.png'}", code=2)
+    assert "cannot be written in" in line and "a-file" in line
 
 
 def test_bench_bulk_cpu_measures_this_code_and_a_baseline(tmp_path: Path) -> None:

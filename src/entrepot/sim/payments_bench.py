@@ -21,6 +21,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -193,6 +194,16 @@ async def _pay_qr(
     return time.perf_counter() - t0
 
 
+@dataclass
+class Phase:
+    """One phase of concurrent payments: its wall time, each payment's latency and when
+    (seconds after the phase began) it completed, in completion order."""
+
+    elapsed: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    done_at: list[float] = field(default_factory=list)
+
+
 async def _run_clients(
     base: str,
     tokens: dict[str, str],
@@ -201,10 +212,11 @@ async def _run_clients(
     progress: Progress,
     *,
     one_call: bool = False,
-) -> tuple[float, list[float]]:
+) -> Phase:
     """``clients`` concurrent clients make ``payments`` payments: lookup, quote, prepare and
     commit as four calls, or (``one_call``) ``/v1/qr/pay`` and commit."""
-    latencies: list[float] = []
+    phase = Phase()
+    latencies, done_at = phase.latencies, phase.done_at
     queue = iter(range(payments))
     async with LoadClient(base, clients) as client:
         payloads = await _merchant_qrs(client, tokens) if one_call else []
@@ -216,12 +228,14 @@ async def _run_clients(
                     latencies.append(await _pay_qr(client, tokens, payloads, n, "c"))
                 else:
                     latencies.append(await _pay(client, tokens, n, "p"))
+                done_at.append(time.perf_counter() - t0)
                 if len(latencies) % 50 == 0:
                     progress(label, len(latencies), payments)
 
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(clients)))
-        return time.perf_counter() - t0, latencies
+        phase.elapsed = time.perf_counter() - t0
+        return phase
 
 
 async def _run_bulk(
@@ -306,14 +320,27 @@ def run_payments_bench(
     progress: Progress | None = None,
     database_url: str | None = None,
     postgres_url: str | None = None,
+    plot: Path | None = None,
 ) -> dict[str, Any]:
     """On a new SQLite file (default), an empty ``database_url``, or a new schema of the
-    PostgreSQL database at ``postgres_url`` (dropped afterwards)."""
+    PostgreSQL database at ``postgres_url`` (dropped afterwards). With ``plot``, also a PNG
+    there (:func:`plot_payments`); its path is the result's ``plot``."""
+    if plot is not None:  # refused now, not after minutes of benchmark
+        if plot.suffix.lower() != ".png":
+            raise ValueError(f"the plot is a PNG: name it *.png, not {plot.name!r}")
+        try:
+            plot.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(
+                f"the plot cannot be written in {plot.parent}: {exc.strerror}"
+            ) from exc
+        if not os.access(plot.parent, os.W_OK):
+            raise ValueError(f"the plot cannot be written in {plot.parent}: not writable")
     args = (payments, clients, workers, bulk_batches, bulk_size, progress)
     if postgres_url:
         with _fresh_postgres_schema(postgres_url) as url:
-            return _run(*args, url)
-    return _run(*args, database_url)
+            return _run(*args, url, plot)
+    return _run(*args, database_url, plot)
 
 
 def _run(
@@ -324,6 +351,7 @@ def _run(
     bulk_size: int,
     progress: Progress | None,
     database_url: str | None,
+    plot: Path | None,
 ) -> dict[str, Any]:
     report = progress or (lambda *_: None)
     home = Path(tempfile.mkdtemp(prefix="entrepot-paybench-"))
@@ -358,13 +386,13 @@ def _run(
         wait_ready(base, server)
         writer_before = writer_counters(base, tokens["scheme"])
         cpu_before = (tree_cpu_seconds(server.pid), time.process_time())
-        elapsed, latencies = _run_async(_run_clients(base, tokens, clients, payments, report))
+        four_call = _run_async(_run_clients(base, tokens, clients, payments, report))
+        elapsed, latencies = four_call.elapsed, four_call.latencies
         cpu_after = (tree_cpu_seconds(server.pid), time.process_time())
         cpu = _cpu_use(cpu_before, cpu_after, elapsed, payments)
         writer = _writer_shares(writer_before, writer_counters(base, tokens["scheme"]), elapsed)
-        qr_elapsed, qr_latencies = _run_async(
-            _run_clients(base, tokens, clients, payments, report, one_call=True)
-        )
+        one_call = _run_async(_run_clients(base, tokens, clients, payments, report, one_call=True))
+        qr_elapsed, qr_latencies = one_call.elapsed, one_call.latencies
         bulk_elapsed, committed = _run_async(
             _run_bulk(base, tokens, bulk_batches, bulk_size, report)
         )
@@ -373,7 +401,7 @@ def _run(
         server.wait(timeout=30)
     in_process = _in_process(url, max(200, payments // 5))
     in_process_bulk = _in_process_bulk(url, bulk_batches, bulk_size)
-    return {
+    result: dict[str, Any] = {
         "benchmark": "payments",
         "workload": {
             "payments": payments,
@@ -402,6 +430,79 @@ def _run(
         "in_process_bulk_transfers_per_s": round(in_process_bulk, 1),
         "bulk_http_vs_in_process": round(committed / bulk_elapsed / in_process_bulk, 2),
     }
+    if plot is not None:
+        result["plot"] = str(plot_payments(four_call, one_call, result, plot))
+    return result
+
+
+#: the issue's targets, drawn on the plot
+TARGET_PAYMENTS_PER_S = 1_000
+TARGET_P99_MS = 250
+
+
+def _rate(done_at: list[float], elapsed: float, bins: int = 60) -> tuple[list[float], list[float]]:
+    """Payments completed per second through a phase, in up to ``bins`` equal bins of at
+    least 0.1 s (a last, partial bin left out): the bins' edges and each bin's rate."""
+    width = max(0.1, elapsed / bins)
+    count = max(1, int(elapsed / width))
+    done = [0] * count
+    for t in done_at:
+        k = int(t / width)
+        if k < count:
+            done[k] += 1
+    return [k * width for k in range(count + 1)], [n / width for n in done]
+
+
+def plot_payments(four_call: Phase, one_call: Phase, result: dict[str, Any], path: Path) -> Path:
+    """One PNG, two panels: each payment's latency as a distribution (share of payments done
+    within x ms, log scale; the p99 target marked) and payments completed per second through
+    each phase (the target rate marked; a dip is a stall, the fall at the end the last
+    clients finishing), for the four-call flow and for
+    ``/v1/qr/pay`` + commit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import ticker
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, (cdf, rate) = plt.subplots(1, 2, figsize=(11, 4.2))
+    phases = (
+        ("four calls (lookup, quote, prepare, commit)", four_call, "p99_ms"),
+        ("/v1/qr/pay + commit", one_call, "qr_pay_p99_ms"),
+    )
+    for label, phase, p99 in phases:
+        ms = sorted(x * 1000 for x in phase.latencies)
+        shares = [(k + 1) / len(ms) for k in range(len(ms))]
+        cdf.step(ms, shares, where="post", label=f"{label}: p99 {result[p99]:.0f} ms")
+        edges, rates = _rate(phase.done_at, phase.elapsed)
+        rate.stairs(rates, edges, baseline=None, label=f"{label}: {len(ms) / phase.elapsed:.0f}/s")
+    cdf.axvline(TARGET_P99_MS, color="grey", linestyle="--", label=f"target p99 {TARGET_P99_MS} ms")
+    cdf.axhline(0.99, color="grey", linestyle=":", linewidth=0.8)
+    cdf.set_xscale("log")
+    cdf.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    cdf.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+    cdf.xaxis.set_minor_formatter(ticker.NullFormatter())
+    cdf.set_xlabel("latency of a whole payment (ms, log scale)")
+    cdf.set_ylabel("share of payments done within it")
+    cdf.set_ylim(0, 1.01)
+    cdf.legend(fontsize=7, loc="lower right")
+    rate.axhline(TARGET_PAYMENTS_PER_S, color="grey", linestyle="--", label="target 1,000/s")
+    rate.set_xlabel("seconds into the phase")
+    rate.set_ylabel("payments completed per second")
+    rate.set_ylim(bottom=0)
+    rate.legend(fontsize=7, loc="best")
+    workload = result["workload"]
+    fig.suptitle(
+        f"Pay-by-QR through the API: {workload['payments']} payments a phase, "
+        f"{workload['clients']} clients, {workload['server_workers']} workers, "
+        f"{workload['database']}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _run_async(coro: Coroutine[Any, Any, T]) -> T:

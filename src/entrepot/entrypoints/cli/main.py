@@ -111,6 +111,13 @@ def bench_payments(
         str | None,
         typer.Option("--postgres-url", help="Run on a new schema of this PostgreSQL database."),
     ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="Also draw the payments' latencies and rate over time to this PNG.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Pay-by-QR flows from concurrent clients against a loopback API server, and bulk
@@ -126,6 +133,7 @@ def bench_payments(
             bulk_size=bulk_size,
             progress=progress,
             postgres_url=postgres_url,
+            plot=plot,
         )
     if as_json:
         emit_json(result)
