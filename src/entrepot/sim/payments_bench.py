@@ -457,8 +457,7 @@ def plot_payments(four_call: Phase, one_call: Phase, result: dict[str, Any], pat
     """One PNG, two panels: each payment's latency as a distribution (share of payments done
     within x ms, log scale; the p99 target marked) and payments completed per second through
     each phase (the target rate marked; a dip is a stall, the fall at the end the last
-    clients finishing), for the four-call flow and for
-    ``/v1/qr/pay`` + commit."""
+    clients finishing), for the four-call flow and for ``/v1/qr/pay`` + commit."""
     import matplotlib
 
     matplotlib.use("Agg")
