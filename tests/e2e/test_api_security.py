@@ -178,6 +178,13 @@ def test_a_redirect_is_not_kept_as_the_keys_answer(
     assert made.status_code == 201
     again = client.post("/v1/quotes", json=QUOTE, headers=keyed)
     assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    # the very request first sent, retried: the same request, so the same answer (it was a
+    # 409 "used with a different request": the kept answer's path had no slash)
+    retried = client.post("/v1/quotes/", json=QUOTE, headers=keyed, follow_redirects=False)
+    assert retried.status_code == 201 and retried.headers["Idempotent-Replayed"] == "true"
+    assert retried.json() == made.json()
+    other = client.post("/v1/quotes/", json={**QUOTE, "quoteId": "q-other"}, headers=keyed)
+    assert other.status_code == 409 and other.json()["errorCode"] == "3106"
 
 
 def test_the_query_string_is_part_of_the_keyed_request(

@@ -644,7 +644,12 @@ def _in_progress() -> Response:
 def _digest(method: str, path: str, query: bytes, body: bytes) -> str:
     """The request an Idempotency-Key was first used with: its method, path, query string
     (``?dryRun=true`` is another request) and body. A request without a query hashes as it
-    did before the query was included, so answers stored then still replay."""
+    did before the query was included, so answers stored then still replay. A path with a
+    trailing slash is the same request as without: the app redirects it there (307), and
+    the answer kept is the one the redirected request got, so a retry of the slashed request
+    is replayed that answer, not refused as another request."""
+    if len(path) > 1:
+        path = path.rstrip("/") or "/"
     target = path.encode() + (b"?" + query if query else b"")
     return hashlib.sha256(method.encode() + b" " + target + b"\n" + body).hexdigest()
 
