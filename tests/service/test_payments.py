@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
 from typing import Any
 
 import pytest
@@ -1502,3 +1502,37 @@ def test_an_fx_rate_at_the_limits_is_taken(scheme: PaymentScheme) -> None:
     for rate in ("0.000000000001", "999999999999999999", "0.003200000000000000"):
         fx = scheme.post_fx_rate("fxco", "RWF", "MYR", Decimal(rate), 100, 3600)
         assert fx.rate == Decimal(rate)
+
+
+def _rate_just_under_a_sen() -> Decimal:
+    """A rate (ringgit a franc) of 26 digits, 14 whole and 12 decimal, whose value less 1 bp
+    is 1e-16 under a whole number: a product rounded to 28 digits rounds it up to it."""
+    m = 10**14
+    r = (-pow(9_999, -1, m)) % m + 10**11 * m  # 9,999 x r = -1 (mod 10^14)
+    return Decimal(r).scaleb(-12)
+
+
+@pytest.mark.parametrize("amount_type", ["SEND", "RECEIVE"])
+def test_a_long_rate_less_its_spread_is_exact_so_the_payee_gets_no_more_than_funded(
+    scheme: PaymentScheme, amount_type: str
+) -> None:
+    """Found by a review: the spread was taken at Decimal's default 28 digits, so a rate of
+    more than 28 digits' worth after it (a rate may hold 30) rounded up: a 1 RWF SEND paid
+    a sen more than it funded, and a RECEIVE was priced a sen short."""
+    rate = _rate_just_under_a_sen()
+    scheme.register_participant("fx2", "FX 2", "fx_provider", "SG", ["RWF", "MYR"])
+    fx = scheme.post_fx_rate("fx2", "RWF", "MYR", rate, 1, 3600)
+    with localcontext() as wide:  # the test's own arithmetic only: the scheme's runs outside
+        wide.prec = 80
+        exact = rate * 9_999 / Decimal(10_000)
+        assert exact == Decimal(int(exact) + 1) - Decimal("1e-16")  # just under
+        amount = 1 if amount_type == "SEND" else int(exact * 100) + 1
+    assert fx.effective_rate == exact
+    q = scheme.create_quote("mtn-rw", "q-long", *TILL, amount, amount_type, "RWF")
+    assert q.fx_provider == "fx2"
+    with localcontext() as wide:
+        wide.prec = 80
+        funded_sen = (q.source_amount_minor - q.fee_minor) * exact * 100  # RWF: no decimals
+    assert q.target_amount_minor <= funded_sen
+    if amount_type == "SEND":
+        assert q.target_amount_minor == int(funded_sen)  # rounded down once

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from enum import StrEnum
 
 _URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
@@ -150,8 +150,12 @@ class Party:
 
 
 def less_spread(rate: Decimal, spread_bps: int) -> Decimal:
-    """A provider's posted ``rate`` less its spread in basis points: what a payer gets."""
-    return rate * (Decimal(10_000 - spread_bps) / Decimal(10_000))
+    """A provider's posted ``rate`` less its spread in basis points: what a payer gets,
+    exact. (A rate holds up to 30 digits: 18 whole, 12 decimal; the default context's 28
+    rounded the product, up as well as down, and a SEND paid more than it funded.)"""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return rate * (Decimal(10_000 - spread_bps) / Decimal(10_000))
 
 
 @dataclass(frozen=True, slots=True)
