@@ -401,9 +401,41 @@ def test_accepted_quote_reserves_fx_liquidity_until_it_expires(
     assert moves(before, liquidity(scheme)) == {}
     with unchanged(scheme), pytest.raises(QuoteExpired):
         scheme.prepare_transfer("mtn-rw", "t1", "q1")
-    with unchanged(scheme), pytest.raises(InvalidState):
+    with unchanged(scheme), pytest.raises(QuoteExpired):  # alike (was invalid_state here)
         scheme.accept_quote("mtn-rw", "q1")
     assert_ledger_ok(scheme)
+
+
+@pytest.mark.parametrize("accepted", [False, True])
+def test_a_quote_past_its_expiry_reads_and_is_refused_expired_before_the_deadline_pass(
+    scheme: PaymentScheme, clock: FakeClock, accepted: bool
+) -> None:
+    """Found by a review: an accepted quote accepted again after its expiry answered
+    ACCEPTED (nothing was reserved again, but the payer was told its rate held), and read
+    ACCEPTED until the deadline pass ran; accept and prepare now refuse it alike."""
+    scheme.create_quote("mtn-rw", "q1", *TILL, 100_100, "SEND", "RWF")
+    if accepted:
+        scheme.accept_quote("mtn-rw", "q1")
+    clock.advance(QUOTE_TTL_S)
+    assert scheme.get_quote("mtn-rw", "q1").state is QuoteState.EXPIRED
+    assert scheme.get_quote("maybank", "q1").state is QuoteState.EXPIRED
+    with unchanged(scheme), pytest.raises(QuoteExpired):
+        scheme.accept_quote("mtn-rw", "q1")
+    with unchanged(scheme), pytest.raises(QuoteExpired):
+        scheme.prepare_transfer("mtn-rw", "t1", "q1")
+    assert scheme.process_deadlines()["quotes_expired"] == 1
+    assert scheme.get_quote("mtn-rw", "q1").state is QuoteState.EXPIRED
+
+
+def test_a_used_quote_is_refused_alike_by_accept_and_prepare(scheme: PaymentScheme) -> None:
+    scheme.create_quote("mtn-rw", "q1", *TILL, 100_100, "SEND", "RWF")
+    scheme.prepare_transfer("mtn-rw", "t1", "q1")
+    for refused in (
+        lambda: scheme.accept_quote("mtn-rw", "q1"),
+        lambda: scheme.prepare_transfer("mtn-rw", "t2", "q1"),
+    ):
+        with unchanged(scheme), pytest.raises(InvalidState, match="already used"):
+            refused()
 
 
 def test_an_accepted_same_currency_quote_holds_no_fx_liquidity(scheme: PaymentScheme) -> None:

@@ -1220,6 +1220,8 @@ class PaymentScheme:
             q = self._quote(conn, quote_id)
         if caller not in (q.payer_participant, q.payee_participant):
             raise NotYours(f"quote {quote_id} is not yours")
+        if q.state in (QuoteState.QUOTED, QuoteState.ACCEPTED) and self._now() >= q.expires_at_ns:
+            return replace(q, state=QuoteState.EXPIRED)  # as the deadline pass will record it
         return q
 
     def accept_quote(self, caller: str, quote_id: str) -> Quote:
@@ -1233,7 +1235,9 @@ class PaymentScheme:
         q = self._quote(conn, quote_id)
         if q.payer_participant != caller:
             raise NotYours(f"quote {quote_id} is not yours")
-        if q.state is QuoteState.ACCEPTED:
+        if q.state is QuoteState.ACCEPTED:  # accepted again: so it is, unless it expired
+            if self._now() >= q.expires_at_ns:
+                raise QuoteExpired(f"quote {quote_id} expired")
             return q
         # The refusals come in prepare's order (a prepare accepts its quote too, and one
         # request must be refused alike by both): the quote's state and expiry, a suspended
@@ -1273,12 +1277,17 @@ class PaymentScheme:
         )
 
     def _check_open(self, q: Quote) -> int:
-        """Refuse quote ``q`` unless it may still be accepted; the time now."""
+        """Refuse quote ``q`` unless it may still be accepted; the time now. In prepare's
+        order: used, then expired (whether or not the deadline pass has recorded it yet: an
+        EXPIRED quote was refused ``invalid_state`` by accept and ``quote_expired`` by
+        prepare), then any other state."""
+        if q.state is QuoteState.USED:
+            raise InvalidState(f"quote {q.id} was already used by another transfer")
+        now = self._now()
+        if q.state is QuoteState.EXPIRED or now >= q.expires_at_ns:
+            raise QuoteExpired(f"quote {q.id} expired")
         if q.state is not QuoteState.QUOTED:
             raise InvalidState(f"quote {q.id} is {q.state.value}")
-        now = self._now()
-        if now >= q.expires_at_ns:
-            raise QuoteExpired(f"quote {q.id} expired")
         return now
 
     def _check_payer_covers(self, uow: UnitOfWork, q: Quote) -> None:
