@@ -1244,6 +1244,31 @@ def test_a_review_rejecting_a_hold_the_ledger_expired_records_the_expiry(
     assert_ledger_ok(s)
 
 
+@pytest.mark.parametrize("commit", [True, False])
+def test_the_payees_decision_on_a_hold_past_its_expiry_is_transfer_expired_and_recorded(
+    screened: tuple[PaymentScheme, HoldOver], clock: FakeClock, commit: bool
+) -> None:
+    """Found by a review: a commit or reject of a held transfer at or after its expiry was
+    refused "on hold for review" and recorded nothing (the deadline pass would), while the
+    payee's own GET read it ABORTED, expired; every decision at or after the expiry is
+    ``transfer_expired`` and records the abort, this one too."""
+    s, _ = screened
+    before = liquidity(s)
+    t = pay(s, "mtn-rw", "t1", TILL, 2_000_000, "RWF", commit=False)
+    assert t.state is TransferState.HOLD
+    clock.set_ns(t.expires_at_ns)
+    decide = s.commit_transfer if commit else s.reject_transfer
+    with pytest.raises(TransferExpired):
+        decide("maybank", "t1")
+    t = s.get_transfer("mtn-rw", "t1")
+    assert (t.state, t.reason) == (TransferState.ABORTED, "expired")
+    assert moves(before, liquidity(s)) == {}  # released
+    with unchanged(s), pytest.raises(TransferExpired):  # and a retry is told the same
+        decide("maybank", "t1")
+    assert s.process_deadlines()["transfers_aborted"] == 0  # nothing left for the pass
+    assert_ledger_ok(s)
+
+
 def test_held_transfer_rejected_by_review_or_expired_is_aborted_and_released(
     scheme: PaymentScheme, screened: tuple[PaymentScheme, HoldOver], clock: FakeClock
 ) -> None:

@@ -1613,18 +1613,20 @@ class PaymentScheme:
             if caller != t.payee_participant:
                 raise NotYours(f"only the payee participant may resolve transfer {transfer_id}")
             self._active(conn, caller)
-            if t.state is TransferState.HOLD:  # why is for the payer and the reviewer
-                raise InvalidState(f"transfer {transfer_id} is on hold for review")
             if t.state is TransferState.ABORTED and t.reason == "expired":
                 # however its expiry was recorded (a decision, the deadline pass): the same
                 # refusal, so a retried decision is told what the first was
                 raise TransferExpired(f"transfer {transfer_id} expired")
-            if t.state is not TransferState.RESERVED:
-                raise InvalidState(f"transfer {transfer_id} is already {t.state.value}")
             now = self._now()
-            if now >= t.expires_at_ns:
+            if t.state in (TransferState.RESERVED, TransferState.HOLD) and now >= t.expires_at_ns:
+                # a held one too: it expired on hold (it was refused "on hold for review",
+                # its expiry left for the deadline pass, while its GET read it ABORTED)
                 self._record_expiry(uow, t)
                 raise TransferExpired(f"transfer {transfer_id} expired")
+            if t.state is TransferState.HOLD:  # why is for the payer and the reviewer
+                raise InvalidState(f"transfer {transfer_id} is on hold for review")
+            if t.state is not TransferState.RESERVED:
+                raise InvalidState(f"transfer {transfer_id} is already {t.state.value}")
             if commit:
                 others = [t.payer_participant, *([t.fx_provider] if t.fx_provider else [])]
                 stopped = [p for p in others if not self._participant(conn, p).active]
