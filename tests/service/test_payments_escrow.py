@@ -5,6 +5,7 @@ actor. Rejections change nothing."""
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from entrepot.kernel.clock import NS_PER_S, FakeClock
 from entrepot.payments import DeadlineAction, EscrowState, PaymentScheme
@@ -21,6 +22,7 @@ from entrepot.payments.errors import (
 )
 from entrepot.payments.services import ledger_id
 from entrepot.storage.uow import UnitOfWork
+from tests.conftest import build_scheme
 from tests.service.test_payments import (
     assert_ledger_ok,
     join_bk,
@@ -135,6 +137,42 @@ def test_split_is_exact(hub: PaymentScheme) -> None:
     e = s.split_escrow("mtn-rw", "esc-2", 2_500, 1_500)
     assert (e.held_minor, e.state) == (6_000, EscrowState.HELD)
     assert held_in_escrow(s) == 6_000
+    assert_ledger_ok(s)
+
+
+class _Ticking(FakeClock):
+    """A clock that moves 1 ns each time it is read, as a real one does between statements."""
+
+    def now_ns(self) -> int:
+        self._now_ns += 1
+        return self._now_ns
+
+
+@pytest.mark.parametrize("before_deadline_ns", range(1, 8))
+def test_a_split_is_decided_at_one_instant_whatever_the_clock_does_meanwhile(
+    engine: sa.Engine, before_deadline_ns: int
+) -> None:
+    """Found by a review: a split read the clock again for its second part; a deadline
+    passing between the two postings kept the first part's release, refunded the rest by
+    the deadline, and refused the split ("passed its deadline") with half of it done. One
+    decision: decided before the deadline, both parts stand; after, the deadline acts."""
+    clock = _Ticking()
+    s = build_scheme(engine, clock)
+    join_bk(s)
+    e = s.create_escrow("mtn-rw", "e", "bk-rw", "RWF", 10_000, "order", 60, "refund")
+    clock.set_ns(e.deadline_ns - before_deadline_ns)
+    try:
+        e = s.split_escrow("mtn-rw", "e", 3_000, 2_000)
+    except InvalidState:  # the deadline came first: it refunded everything, alone
+        e = s.get_escrow("mtn-rw", "e")
+        assert (e.released_minor, e.refunded_minor) == (0, 10_000)
+        assert [a for a, _, who in events(s, "mtn-rw", "e")] == ["hold", "refund"]
+    else:
+        assert (e.released_minor, e.refunded_minor, e.held_minor) == (3_000, 2_000, 5_000)
+        assert events(s, "mtn-rw", "e")[1:] == [
+            ("release", 3_000, "mtn-rw"),
+            ("refund", 2_000, "mtn-rw"),
+        ]
     assert_ledger_ok(s)
 
 

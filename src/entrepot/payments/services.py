@@ -1791,7 +1791,7 @@ class PaymentScheme:
             if e.state is not EscrowState.HELD:
                 return 0
             release = e.on_deadline is DeadlineAction.RELEASE
-            self._move_in(uow, e.controller, e.id, e.held_minor, release=release, actor="deadline")
+            self._move_in(uow, e.controller, e.id, e.held_minor, release=release, by_deadline=True)
         return 1
 
     # ------------------------------------------------------------------ notifications
@@ -2030,33 +2030,17 @@ class PaymentScheme:
         return st.escrow_from_row(row)
 
     def release_escrow(
-        self,
-        caller: str,
-        escrow_id: str,
-        amount_minor: int,
-        *,
-        actor: str | None = None,
-        currency: str | None = None,
+        self, caller: str, escrow_id: str, amount_minor: int, *, currency: str | None = None
     ) -> Escrow:
         """Pay ``amount_minor`` of what is held to the payee. ``currency``: the one the
         request states the amount in (the API's), which must be the escrow's."""
-        return self._move_escrow(
-            caller, escrow_id, amount_minor, release=True, actor=actor, currency=currency
-        )
+        return self._move_escrow(caller, escrow_id, amount_minor, release=True, currency=currency)
 
     def refund_escrow(
-        self,
-        caller: str,
-        escrow_id: str,
-        amount_minor: int,
-        *,
-        actor: str | None = None,
-        currency: str | None = None,
+        self, caller: str, escrow_id: str, amount_minor: int, *, currency: str | None = None
     ) -> Escrow:
         """Return ``amount_minor`` of what is held to the payer (``currency`` as above)."""
-        return self._move_escrow(
-            caller, escrow_id, amount_minor, release=False, actor=actor, currency=currency
-        )
+        return self._move_escrow(caller, escrow_id, amount_minor, release=False, currency=currency)
 
     def split_escrow(
         self, caller: str, escrow_id: str, release_minor: int, refund_minor: int
@@ -2074,24 +2058,16 @@ class PaymentScheme:
                 raise InsufficientEscrow(
                     _holds_not(escrow_id, held, release_minor + refund_minor, e.currency)
                 )
-            for amount, release in parts:
-                e = self._move_in(uow, caller, escrow_id, amount, release=release, actor=None)
+            for amount, release in parts:  # decided above, at one instant: a deadline
+                # passing between the two postings kept the first and refunded the rest
+                e = self._move_in(uow, caller, escrow_id, amount, release=release, decided=True)
         return e
 
     def _move_escrow(
-        self,
-        caller: str,
-        escrow_id: str,
-        amount: int,
-        *,
-        release: bool,
-        actor: str | None,
-        currency: str | None,
+        self, caller: str, escrow_id: str, amount: int, *, release: bool, currency: str | None
     ) -> Escrow:
         with self._uow() as uow:
-            return self._move_in(
-                uow, caller, escrow_id, amount, release=release, actor=actor, currency=currency
-            )
+            return self._move_in(uow, caller, escrow_id, amount, release=release, currency=currency)
 
     def _may_decide(self, uow: UnitOfWork, caller: str, e: Escrow) -> None:
         """Refuse a decision on ``e`` by anyone but its controller, by a suspended controller,
@@ -2119,7 +2095,7 @@ class PaymentScheme:
                         f"escrow {e.id} passed its deadline: what it holds is to be {done}"
                     )
                 self._move_in(
-                    uow, e.controller, e.id, e.held_minor, release=release, actor="deadline"
+                    uow, e.controller, e.id, e.held_minor, release=release, by_deadline=True
                 )
                 uow.commit()
                 raise InvalidState(f"escrow {e.id} passed its deadline: what it held was {done}")
@@ -2135,16 +2111,20 @@ class PaymentScheme:
         amount: int,
         *,
         release: bool,
-        actor: str | None,
         currency: str | None = None,
+        by_deadline: bool = False,
+        decided: bool = False,
     ) -> Escrow:
         """Move ``amount`` of escrow ``escrow_id`` to its payee (``release``) or payer.
         ``currency``: the one the request states the amount in, which must be the escrow's
-        (checked once the caller may decide: a stranger learns nothing of the escrow)."""
+        (checked once the caller may decide: a stranger learns nothing of the escrow).
+        ``by_deadline``: the deadline's own action (process_deadlines, _may_decide), recorded
+        as the deadline's; ``decided``: ``caller`` may decide, checked by the caller in this
+        transaction (a split's second part)."""
         _check_amount(amount)
         conn = uow.connection
         e = self._escrow(conn, escrow_id)
-        if actor == "deadline":  # the deadline's own action (process_deadlines, _may_decide)
+        if by_deadline or decided:
             if caller != e.controller or e.state is not EscrowState.HELD:
                 raise InvalidState(f"escrow {escrow_id} is not held")
         else:
@@ -2159,7 +2139,7 @@ class PaymentScheme:
         dst = self._active(conn, to).check_currency(e.currency)  # suspended: receives nothing
         hold = self._scheme_account(conn, e.currency, "escrow")
         action = "release" if release else "refund"
-        seq = self._escrow_event(conn, e.id, action, amount, actor or caller)
+        seq = self._escrow_event(conn, e.id, action, amount, "deadline" if by_deadline else caller)
         self._post_ok(
             uow,
             [
