@@ -100,12 +100,14 @@ def test_close_and_settle_a_window_of_payments_in_both_directions(
         "RWF": {
             "gross_minor": 480_882,
             "net_minor": 120_068,
+            "carried_minor": 0,
             "liquidity_saved_minor": 360_814,
             "gross_to_net": 4.01,
         },
         "MYR": {
             "gross_minor": 41_552,
             "net_minor": 21_602,
+            "carried_minor": 0,
             "liquidity_saved_minor": 19_950,
             "gross_to_net": 1.92,
         },
@@ -268,6 +270,7 @@ def test_nets_include_escrow_moves(scheme: PaymentScheme) -> None:
     assert w2.report()["RWF"] == {
         "gross_minor": 40_000,
         "net_minor": 40_000,
+        "carried_minor": 0,
         "liquidity_saved_minor": 0,
         "gross_to_net": 1.0,
     }
@@ -308,10 +311,54 @@ def test_a_creditor_that_spends_what_it_is_owed_before_settlement_does_not_block
     w2 = scheme.close_window()
     # 500 carried in, 1,500 out: bk2 owes 1,000 net, what it has
     assert nets(w2.positions)[("bk2", "RWF")] == (1_500, 0, -1_000)
+    assert {p.participant_id: p.carried_minor for p in w2.positions}["bk2"] == 500
+    # the report's net is the window's own: 1,500 moved bk2 -> bk-rw (not 1,000 + 500)
+    assert w2.report()["RWF"] == {
+        "gross_minor": 1_500,
+        "net_minor": 1_500,
+        "carried_minor": 500,
+        "liquidity_saved_minor": 0,
+        "gross_to_net": 1.0,
+    }
     w2 = scheme.settle_window(SCHEME, w2.id)
     assert settled_of(w2.positions)[("bk2", "RWF")] == 1_000
     assert scheme.liquidity("bk2", "RWF")["settlement_balance_minor"] == 0  # 1,000 + 500 - 1,500
     assert scheme.close_window().state is WindowState.CLOSED
+    assert_ledger_ok(scheme)
+
+
+def test_a_remainder_carried_into_a_window_is_reported_apart_from_its_own_net(
+    scheme: PaymentScheme,
+) -> None:
+    """Found by a review: bk2 (no cap) is owed 500 at w1's close and reserves it before the
+    settlement, so it is paid nothing; the payment it reserved for is then rejected. w2
+    moves nothing, yet reported net 500 against gross 0 (a liquidity saving of -500), and
+    the same 500 as net in both windows. w2's report now carries it apart."""
+    join_bk(scheme)
+    join(scheme, "bk2", "RWF", deposit=1_000, cap=0)
+    scheme.create_escrow("mtn-rw", "in", "bk2", "RWF", 500, "order", 600)
+    scheme.release_escrow("mtn-rw", "in", 500)
+    w1 = scheme.close_window()
+    scheme.create_quote("bk2", "q-x", *ALINE, 500, "SEND", "RWF")
+    t = scheme.prepare_transfer("bk2", "x", "q-x")
+    w1 = scheme.settle_window(SCHEME, w1.id)
+    assert settled_of(w1.positions)[("bk2", "RWF")] == 0
+    scheme.reject_transfer("mtn-rw", t.id)
+    w2 = scheme.close_window()
+    assert [(p.participant_id, p.net_minor, p.carried_minor) for p in w2.positions] == [
+        ("bk2", 500, 500)
+    ]
+    assert w2.report()["RWF"] == {
+        "gross_minor": 0,
+        "net_minor": 0,
+        "carried_minor": 500,
+        "liquidity_saved_minor": 0,
+        "gross_to_net": 0.0,
+    }
+    w2 = scheme.settle_window(SCHEME, w2.id)
+    assert settled_of(w2.positions)[("bk2", "RWF")] == 500  # paid now
+    w3 = scheme.close_window()
+    assert all(p.carried_minor == 0 for p in w3.positions)  # nothing left to carry
     assert_ledger_ok(scheme)
 
 

@@ -449,12 +449,13 @@ class SchemeMachine(RuleBasedStateMachine):
         m = self.m
         now = self.now()
         errors: list[type[Exception]] = []
-        if q.state is QuoteState.ACCEPTED:
-            pass
-        elif q.state is not QuoteState.QUOTED:
+        # prepare's order: used, then expired (recorded so or not), then the rest
+        if q.state is QuoteState.USED:
             errors.append(pe.InvalidState)
-        elif now >= q.expires_ns:
+        elif q.state is QuoteState.EXPIRED or now >= q.expires_ns:
             errors.append(pe.QuoteExpired)
+        elif q.state is QuoteState.ACCEPTED:
+            pass
         elif not q.cross:
             if not m.active[q.payer] or not m.active[q.payee]:
                 errors.append(pe.ParticipantSuspended)
@@ -923,7 +924,10 @@ class SchemeMachine(RuleBasedStateMachine):
         m = self.m
         now = self.now()
         for q in m.quotes:
-            assert self.s.get_quote(q.payer, q.id).state is q.state, q.id
+            state = q.state
+            if state in _OPEN_QUOTE and now >= q.expires_ns:
+                state = QuoteState.EXPIRED  # read so before the deadline pass records it
+            assert self.s.get_quote(q.payer, q.id).state is state, q.id
         for t in m.transfers:
             got = self.s.get_transfer(SCHEME, t.id)
             state, reason = t.state, t.reason

@@ -277,6 +277,9 @@ class NetPosition:
     received_minor: int
     net_minor: int
     settled_minor: int | None = None
+    #: what of ``net_minor`` the previous window's settlement could not pay this creditor
+    #: (it stayed in its position): owed from then, settled with this window, not moved in it
+    carried_minor: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,19 +300,27 @@ class SettlementWindow:
         received from it), so each total counts only its side. Gross is the larger total, net
         the larger of what debtors pay in and creditors are paid: a window whose only move
         released an escrow held earlier moved its amount, which summing what was sent and
-        what debtors owe (0 and 0) did not show."""
+        what debtors owe (0 and 0) did not show.
+
+        Net is what the window's own moves net to: what an earlier settlement could not pay
+        a creditor (``carried_minor``, counted in its position's net) is reported apart, as
+        owed from before. Counted in net, a window with no moves but a carried 500 reported
+        net 500 against gross 0, a liquidity saving of -500, and the 500 as net twice."""
         sums: dict[str, list[int]] = {}
         for p in self.positions:
-            acc = sums.setdefault(p.currency, [0, 0, 0, 0])
+            acc = sums.setdefault(p.currency, [0, 0, 0, 0, 0])
+            own = p.net_minor - p.carried_minor
             acc[0] += p.sent_minor
             acc[1] += p.received_minor
-            acc[2] += max(0, -p.net_minor)
-            acc[3] += max(0, p.net_minor)
+            acc[2] += max(0, -own)
+            acc[3] += max(0, own)
+            acc[4] += p.carried_minor
         out: dict[str, dict[str, int | float]] = {}
-        for currency, (sent, received, owed, owing) in sums.items():
+        for currency, (sent, received, owed, owing, carried) in sums.items():
             entry = out[currency] = {
                 "gross_minor": max(sent, received),
                 "net_minor": max(owed, owing),
+                "carried_minor": carried,
             }
             gross, net = int(entry["gross_minor"]), int(entry["net_minor"])
             entry["liquidity_saved_minor"] = gross - net

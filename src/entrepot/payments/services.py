@@ -2291,13 +2291,36 @@ class PaymentScheme:
             .where(st.window_positions.c.window_id == window_id)
             .order_by(st.window_positions.c.currency, st.window_positions.c.participant_id)
         ).all()
+        carried = self._carried_into(conn, window_id)
         positions = tuple(
-            NetPosition(p.participant_id, p.currency, p.sent, p.received, p.net, p.settled)
+            NetPosition(
+                p.participant_id,
+                p.currency,
+                p.sent,
+                p.received,
+                p.net,
+                p.settled,
+                carried.get((p.participant_id, p.currency), 0),
+            )
             for p in pos
         )
         return SettlementWindow(
             row.id, WindowState(row.state), row.opened_at, row.closed_at, row.settled_at, positions
         )
+
+    def _carried_into(self, conn: Connection, window_id: int) -> dict[tuple[str, str], int]:
+        """What the settlement of the window before ``window_id`` could not pay each creditor
+        (it stays in the creditor's position, so ``window_id``'s net counts it): windows
+        settle in order, the previous one before this one closes (ids may skip: a sequence
+        value taken by a close that rolled back)."""
+        wp, w = st.window_positions.c, st.windows.c
+        before = sa.select(sa.func.max(w.id)).where(w.id < window_id).scalar_subquery()
+        rows = conn.execute(
+            sa.select(wp.participant_id, wp.currency, wp.net, wp.settled).where(
+                wp.window_id == before, wp.net > 0, wp.settled < wp.net
+            )
+        ).all()
+        return {(r.participant_id, r.currency): r.net - r.settled for r in rows}
 
     def list_windows(self) -> list[SettlementWindow]:
         with self._read() as conn:

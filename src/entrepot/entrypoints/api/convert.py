@@ -134,6 +134,7 @@ def window(w: SettlementWindow) -> s.WindowOut:
                 received=money(p.received_minor, p.currency),
                 net=money(p.net_minor, p.currency),
                 settled=None if p.settled_minor is None else money(p.settled_minor, p.currency),
+                carried=money(p.carried_minor, p.currency),
             )
             for p in w.positions
         ],

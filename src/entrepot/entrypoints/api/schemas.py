@@ -353,6 +353,10 @@ class PositionOut(BaseModel):
         "net; for a creditor what its position could give back, the rest counted in the next "
         "window's net",
     )
+    carried: MoneyOut = Field(
+        description="What of net the previous window's settlement could not pay (a creditor's "
+        "remainder, owed from then): settled with this window, not moved in it",
+    )
 
 
 class WindowOut(BaseModel):
