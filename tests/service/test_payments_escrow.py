@@ -182,6 +182,11 @@ def test_a_split_beyond_what_is_held_changes_nothing(hub: PaymentScheme) -> None
     # 80,000 + 30,000 > 100,000: one decision, refused as a whole.
     with unchanged(s), pytest.raises(InsufficientEscrow):
         s.split_escrow("mtn-rw", "esc-1", 80_000, 30_000)
+    # parts that are no amount: told which, not a TypeError from adding them up
+    for parts, field in (((1_000, "10"), "refund_minor"), ((-1, 5), "release_minor")):
+        with unchanged(s), pytest.raises(InvalidPaymentInput) as refused:
+            s.split_escrow("mtn-rw", "esc-1", *parts)
+        assert refused.value.field == field
     assert_ledger_ok(s)
 
 

@@ -2047,6 +2047,9 @@ class PaymentScheme:
     ) -> Escrow:
         """Release part to the payee and refund part to the payer in one decision: both
         postings in one transaction, or neither."""
+        for part, what in ((release_minor, "release_minor"), (refund_minor, "refund_minor")):
+            if part != 0:  # a part may be none; else as any amount (an int, not a str)
+                _check_amount(part, what)
         parts = [(a, rel) for a, rel in ((release_minor, True), (refund_minor, False)) if a]
         if not parts:
             raise InvalidPaymentInput("a split moves a positive amount", field="amount")
