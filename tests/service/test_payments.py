@@ -1352,6 +1352,24 @@ def test_the_payee_of_a_held_transfer_is_not_shown_why_it_is_held(
 
 
 # ---------------------------------------------------------------------------------- directory
+def test_ids_and_countries_are_ascii_as_the_api_takes_them(scheme: PaymentScheme) -> None:
+    """Found by a review: the service (and so the CLI) took any script's letters and digits
+    in ids ("bänk-١") and any two upper-case letters as a country ("ÄÖ"), which the API's
+    schemas refuse: the CLI made participants, quotes and transfers the API could not name."""
+    for call, field in (
+        (
+            lambda: scheme.register_participant("bänk-١", "B", "bank", "BE", ["EUR"]),
+            "participant id",
+        ),
+        (lambda: scheme.register_participant("bank-x", "B", "bank", "ÄÖ", ["EUR"]), "country"),
+        (lambda: scheme.create_quote("mtn-rw", "q-١", *TILL, 1_000, "SEND", "RWF"), "quote id"),
+    ):
+        with unchanged(scheme), pytest.raises(InvalidPaymentInput) as refused:
+            call()
+        assert refused.value.field == field
+    assert scheme.register_participant("bank-x_1", "B", "bank", "BE", ["EUR"]).country == "BE"
+
+
 def test_malformed_input_and_aliases_are_refused(scheme: PaymentScheme) -> None:
     bad_calls = [
         lambda: scheme.create_quote("mtn-rw", "q1", *TILL, 0, "SEND", "RWF"),
@@ -1390,6 +1408,7 @@ def test_malformed_input_and_aliases_are_refused(scheme: PaymentScheme) -> None:
         ("IBAN", "US02123456789012345"),  # a country without IBANs
         ("IBAN", "NO2912345678901234567890"),  # Norway's are 15 characters
         ("IBAN", "DE00370400440532013000"),  # check digits 00 are never issued
+        ("BUSINESS", "HRB/12345"),  # the API names it in its path: a slash cannot be there
     ]
     for kind, value in bad:
         with unchanged(scheme), pytest.raises(InvalidPaymentInput):

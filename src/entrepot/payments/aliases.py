@@ -13,7 +13,9 @@ from entrepot.payments.model import AliasType
 
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _TILL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
-_BUSINESS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/._ -]{1,39}$")
+# No "/": the API names a party in its path (/v1/parties/BUSINESS/{id}), where a slash (or
+# %2F, decoded before routing) cannot be: one registered with a slash could not be reached.
+_BUSINESS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{1,39}$")
 # "+44 (0)20 ...": a trunk prefix in brackets, which E.164 leaves out in some countries and
 # keeps in others (Italy): refused rather than guessed.
 _BRACKETED_TRUNK = re.compile(r"\(\s*0\s*\)")
