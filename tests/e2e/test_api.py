@@ -891,6 +891,36 @@ def test_a_qr_is_paid_in_its_own_currency_and_for_its_own_amount(
     assert r.status_code == 201 and r.json()["quote"]["receiveAmount"]["minor"] == 100, r.text
 
 
+def test_a_qr_that_asks_for_a_tip_is_tipped_and_its_decode_says_so(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    """Tags 55-57 reach the wallet (``/v1/qr/decode``) and the payment (``/v1/qr/pay``):
+    the tip is added to what the merchant receives, and one the QR does not ask for is
+    refused (422, ``tip``)."""
+    from tests.service.test_payments import TIP, kedai_qr_with
+
+    client, h = api
+    payload = kedai_qr_with(2550, *TIP)
+    decoded = client.post("/v1/qr/decode", json={"payload": payload}, headers=h["mtn-rw"])
+    assert decoded.status_code == 200, decoded.text
+    assert decoded.json()["tipOrConvenienceIndicator"] == "01"
+    assert decoded.json()["convenienceFee"] is None
+    pay = {"payload": payload, "transferId": "t-tip", "quoteId": "q-tip", "sourceCurrency": "RWF"}
+    r = client.post(
+        "/v1/qr/pay",
+        json={**pay, "tip": {"amount": "2.00", "currency": "MYR"}},
+        headers=h["mtn-rw"],
+    )
+    assert r.status_code == 201 and r.json()["quote"]["receiveAmount"]["minor"] == 2750, r.text
+    plain = {**pay, "payload": _kedai_qr(client, h), "transferId": "t-no", "quoteId": "q-no"}
+    r = client.post(
+        "/v1/qr/pay",
+        json={**plain, "tip": {"amount": "2.00", "currency": "MYR"}},
+        headers=h["mtn-rw"],
+    )
+    assert r.status_code == 422 and r.json()["field"] == "tip", r.text
+
+
 def _with_amount(payload: str, amount: str) -> str:
     """A dynamic QR's text with tag 54 set to ``amount`` and its CRC made right again (what
     another generator might print: ours refuses a zero amount)."""

@@ -962,6 +962,68 @@ def test_pay_qr_payload_pays_a_qr_its_amount_and_a_resend_as_it_was_made(
     assert_ledger_ok(scheme)
 
 
+FIXED_FEE = (qr.DataObject("55", "02"), qr.DataObject("56", "1.00"))
+TIP = (qr.DataObject("55", "01"),)
+
+
+def kedai_qr_with(amount_minor: int | None, *tip: qr.DataObject) -> str:
+    """``kedai_qr`` with tag 55 (and 56 or 57) after its amount, where v1.1 orders them."""
+    base = qr.decode(kedai_qr(amount_minor))
+    head = [o for o in base.objects if o.tag < "58" and o.tag != "63"]
+    tail = [o for o in base.objects if o.tag >= "58" and o.tag != "63"]
+    return qr.encode(qr.QrPayload((*head, *tip, *tail)))
+
+
+@pytest.mark.parametrize(
+    ("tip", "sent", "paid"),
+    [
+        ((qr.DataObject("55", "02"), qr.DataObject("56", "1.00")), {}, 2550 + 100),
+        ((qr.DataObject("55", "03"), qr.DataObject("57", "10")), {}, 2550 + 255),
+        ((qr.DataObject("55", "03"), qr.DataObject("57", "2.5")), {}, 2550 + 64),  # 63.75 up
+        ((qr.DataObject("55", "01"),), {"tip": "1.50"}, 2550 + 150),
+        ((qr.DataObject("55", "01"),), {}, 2550),  # no tip given, none paid
+    ],
+    ids=["fixed-fee", "percentage-fee", "percentage-rounded-half-up", "tip", "no-tip"],
+)
+def test_a_qrs_convenience_fee_or_the_payers_tip_is_paid_with_it(
+    scheme: PaymentScheme, tip: tuple[qr.DataObject, ...], sent: dict[str, str], paid: int
+) -> None:
+    """Found by a review: tags 55-57 were decoded and ignored, so a QR asking for a fixed
+    (56) or percentage (57) convenience fee paid the merchant without it, and one prompting
+    for a tip (55 = 01) could not be tipped. The amount (the QR's, or the payer's for a
+    static QR) is the transaction's; the fee or tip is added to what the merchant gets."""
+    _, q, _ = scheme.pay_qr_payload("mtn-rw", "q1", "t1", kedai_qr_with(2550, *tip), "RWF", **sent)
+    assert q.target_amount_minor == paid
+    _, static, _ = scheme.pay_qr_payload(
+        "mtn-rw", "q2", "t2", kedai_qr_with(None, *tip), "RWF", amount="25.50", **sent
+    )
+    assert static.target_amount_minor == paid
+    assert_ledger_ok(scheme)
+
+
+@pytest.mark.parametrize(
+    ("tip", "sent", "field", "detail"),
+    [
+        ((), {"tip": "1.00"}, "tip", "does not ask for a tip"),
+        (FIXED_FEE, {"tip": "1.00"}, "tip", "does not ask"),
+        (TIP, {"tip": "1.00", "tip_currency": "RWF"}, "tip.currency", "in MYR"),
+        (TIP, {"tip": "0.00"}, "tip", "positive"),
+        # the amount is the transaction's: the fee is added to it, not sent in it
+        (FIXED_FEE, {"amount": "26.50"}, "amount", "must be the same"),
+    ],
+)  # fmt: skip
+def test_a_tip_the_qr_does_not_ask_for_is_refused_and_changes_nothing(
+    scheme: PaymentScheme,
+    tip: tuple[qr.DataObject, ...],
+    sent: dict[str, str],
+    field: str,
+    detail: str,
+) -> None:
+    with unchanged(scheme), pytest.raises(InvalidPaymentInput, match=detail) as refused:
+        scheme.pay_qr_payload("mtn-rw", "q1", "t1", kedai_qr_with(2550, *tip), "RWF", **sent)
+    assert refused.value.field == field
+
+
 def test_a_till_on_a_qr_is_matched_as_it_was_registered_case_and_all(
     scheme: PaymentScheme,
 ) -> None:

@@ -318,6 +318,31 @@ def test_non_ascii_name_length_counts_characters_crc_over_utf8() -> None:
     assert decode(text).merchant_name == name
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["Kedai\u202eLK ipoK", "Shop\u200b", "\ufeffShop", "Kedai\u2066Kopi"],
+    ids=["right-to-left-override", "zero-width-space", "byte-order-mark", "isolate"],
+)
+def test_a_name_with_an_invisible_formatting_character_is_refused(name: str) -> None:
+    """Found by a review: a direction override or a zero-width character in the merchant's
+    name (the name a payer is shown to trust the QR) decoded and encoded: U+202E shows
+    "Kedai\u202eLK ipoK" as "Kedai Kopi KL". Refused both ways; the joiners that Persian
+    and the Indic scripts need (U+200C, U+200D) are not."""
+    fields = {"merchant_alias": "m1", "mcc": "5814", "currency": "MYR", "country": "MY"}
+    with pytest.raises(QrBadValue, match="invisible formatting"):
+        build_merchant_qr(**fields, merchant_name=name, city="Kuala Lumpur")
+    good = encode(build_merchant_qr(**fields, merchant_name="Kedai", city="Kuala Lumpur"))
+    forged = good.replace("5905Kedai", f"59{len(name):02d}{name}")[:-4]
+    forged += f"{reference_crc(forged.encode('utf-8')):04X}"
+    with pytest.raises(QrBadValue, match="invisible formatting"):
+        decode(forged)
+    persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"  # a ZWNJ inside
+    assert (
+        decode(encode(build_merchant_qr(**fields, merchant_name=persian, city="KL"))).merchant_name
+        == persian
+    )
+
+
 def test_payload_is_immutable() -> None:
     payload = decode(VECTOR)
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -327,7 +352,7 @@ def test_payload_is_immutable() -> None:
 # --- generated payloads -------------------------------------------------------------------------
 
 PRINTABLE = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
-ANY_TEXT = st.characters(exclude_categories=("Cc", "Cs"))
+ANY_TEXT = st.characters(exclude_categories=("Cc", "Cs", "Cf"))
 
 
 def texts(max_size: int, alphabet: st.SearchStrategy[str] = ANY_TEXT) -> st.SearchStrategy[str]:

@@ -1089,12 +1089,17 @@ class PaymentScheme:
         amount_currency: str | None = None,
         payer_alias_type: AliasType | str | None = None,
         payer_alias: str | None = None,
+        tip: str | None = None,
+        tip_currency: str | None = None,
     ) -> tuple[Party, Quote, PaymentTransfer]:
         """Pay a merchant's QR from its text, as ``POST /v1/qr/pay`` and ``payments qr-pay``
-        do: decode it, take its Entrepot till id, settle what is paid (:meth:`_qr_amount`),
-        then :meth:`pay_by_qr`. ``amount`` is decimal text in ``amount_currency`` (by default
-        the QR's currency): needed for a static QR, and a dynamic QR's own amount if sent.
-        Refused, nothing is written; the party, quote and transfer otherwise."""
+        do: decode it, take its Entrepot till id, settle what is paid (:meth:`_qr_amount`,
+        :meth:`_qr_extra`), then :meth:`pay_by_qr`. ``amount`` is decimal text in
+        ``amount_currency`` (by default the QR's currency): the transaction amount, needed
+        for a static QR, and a dynamic QR's own amount if sent; a convenience fee the QR
+        states (tag 55 = 02 or 03) is added to it, and ``tip`` (in the QR's currency) where
+        the QR asks the payer for one (55 = 01). Refused, nothing is written; the party,
+        quote and transfer otherwise."""
         decoded = qr.decode(payload)
         till = decoded.find_merchant_alias()
         if till is None:
@@ -1104,6 +1109,8 @@ class PaymentScheme:
         minor, currency = self._qr_amount(
             caller, transfer_id, decoded, till, amount, amount_currency or decoded.currency.code
         )
+        if currency == decoded.currency.code:  # else refused as a resend, whatever is added
+            minor += self._qr_extra(decoded, minor, tip, tip_currency or currency)
         return self.pay_by_qr(
             caller,
             quote_id,
@@ -1152,6 +1159,37 @@ class PaymentScheme:
             self.lookup_party(AliasType.MERCHANT, till)  # a till that names nobody: 404 first
             raise InvalidPaymentInput("a static QR needs an amount", field="amount")
         return parse_amount(amount, own), own
+
+    @staticmethod
+    def _qr_extra(
+        decoded: qr.QrPayload, base_minor: int, tip: str | None, tip_currency: str
+    ) -> int:
+        """What the QR's tag 55 adds to the transaction amount ``base_minor`` (EMVCo MPM
+        v1.1, tags 55-57): the payer's ``tip`` where it is 01 (the app prompts for one;
+        none sent, none paid), the fixed convenience fee of tag 56 where 02, the percentage
+        of tag 57 where 03 (rounded half up to the minor unit). A tip for a QR that asks for
+        none is refused: the merchant would be paid what it did not ask."""
+        indicator = decoded.tip_indicator
+        own = decoded.currency.code
+        if tip is not None:
+            if indicator != "01":
+                raise InvalidPaymentInput(
+                    "this QR does not ask for a tip (its tag 55 is not 01)", field="tip"
+                )
+            if tip_currency != own:
+                raise InvalidPaymentInput(
+                    f"a tip on this QR is in {own}, not {tip_currency}", field="tip.currency"
+                )
+            minor = parse_amount(tip, own)
+            if minor <= 0:
+                raise InvalidPaymentInput("a tip is a positive amount", field="tip")
+            return minor
+        if indicator == "02":
+            return decoded.convenience_fee_fixed_minor or 0
+        if indicator == "03":
+            percent = decoded.convenience_fee_percentage or Decimal(0)
+            return int((base_minor * percent / 100).quantize(Decimal(1), ROUND_HALF_UP))
+        return 0
 
     def _price(
         self,

@@ -550,7 +550,11 @@ def qr_image(
 @router.post("/qr/decode")
 def qr_decode(body: s.QrDecodeIn, caller: Caller) -> dict[str, object]:
     p = qr.decode(body.payload)
-    amount = p.amount_minor
+    amount, fee, percent = (
+        p.amount_minor,
+        p.convenience_fee_fixed_minor,
+        p.convenience_fee_percentage,
+    )
     return {
         "merchantAlias": p.find_merchant_alias(),
         "merchantName": p.merchant_name,
@@ -560,6 +564,10 @@ def qr_decode(body: s.QrDecodeIn, caller: Caller) -> dict[str, object]:
         "currency": p.currency.code,
         "amount": format_amount(amount, p.currency) if amount is not None else None,
         "dynamic": p.is_dynamic,
+        # what tag 55 asks the payer to add (01: a tip; 02: tag 56's fee; 03: tag 57's %)
+        "tipOrConvenienceIndicator": p.tip_indicator,
+        "convenienceFee": (None if fee is None else format_amount(fee, p.currency)),
+        "convenienceFeePercentage": (None if percent is None else str(percent)),
         "additionalData": p.additional_data,
     }
 
@@ -579,6 +587,8 @@ def qr_pay(body: s.QrPayIn, caller: Caller, scheme: Scheme) -> s.QrPayOut:
         amount_currency=body.amount.currency if body.amount else None,
         payer_alias_type=body.payer.partyIdType if body.payer else None,
         payer_alias=body.payer.partyIdentifier if body.payer else None,
+        tip=body.tip.amount if body.tip else None,
+        tip_currency=body.tip.currency if body.tip else None,
     )
     return s.QrPayOut(party=cv.party(party), quote=cv.quote(q), transfer=cv.transfer(t))
 

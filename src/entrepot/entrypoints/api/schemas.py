@@ -295,7 +295,15 @@ class QrPayIn(Strict):
     transferId: str = Id
     quoteId: str = Id
     sourceCurrency: str = CurrencyCode
-    amount: MoneyIn | None = None
+    amount: MoneyIn | None = Field(
+        None,
+        description="The transaction amount in the QR's currency: needed for a static QR, a "
+        "dynamic QR's own if sent. A convenience fee the QR states (tag 55 = 02 or 03) is "
+        "added to it",
+    )
+    tip: MoneyIn | None = Field(
+        None, description="The payer's tip, where the QR asks for one (tag 55 = 01)"
+    )
     payer: PayeeIn | None = None
 
 

@@ -628,8 +628,13 @@ def qr_pay(
         str | None,
         typer.Option(
             "--amount",
-            help="In the QR's currency: needed for a static QR; a dynamic one's must match.",
+            help="In the QR's currency: needed for a static QR; a dynamic one's must match. "
+            "A convenience fee the QR states is added.",
         ),
+    ] = None,
+    tip: Annotated[
+        str | None,
+        typer.Option("--tip", help="In the QR's currency, where the QR asks for a tip."),
     ] = None,
     payer: Annotated[
         str | None,
@@ -651,6 +656,7 @@ def qr_pay(
             amount=amount,
             payer_alias_type=payer_alias_type,
             payer_alias=payer_alias,
+            tip=tip,
         )
         _show({"party": party, "quote": q, "transfer": t}, as_json)
 
