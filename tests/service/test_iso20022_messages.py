@@ -487,7 +487,7 @@ def test_a_party_whose_alias_is_longer_than_an_iso_id_still_has_a_pacs008(
     """A BUSINESS id holds up to 40 characters; a party's ``Othr/Id`` is Max35Text. A payee
     (or payer) with a longer one made its transfers' pacs.008 a 422 for ever. The party is
     still named, its id left out rather than cut (a cut id would name someone else)."""
-    business = "REG/2026/KIGALI-TRADING-COMPANY-LTD-0042"
+    business = "REG-2026-KIGALI-TRADING-COMPANY-LTD-0042"
     assert len(business) == 40
     scheme.register_alias("maybank", "BUSINESS", business, "Kigali Trading Co", "MYR")
     scheme.create_quote("mtn-rw", "q-business", "BUSINESS", business, 1000, "RECEIVE", "RWF")
