@@ -339,6 +339,8 @@ def test_a_bulk_in_which_every_item_fails_changes_nothing(scheme: PaymentScheme)
     [
         ([BulkItem("a", "MSISDN", "+60123000001", 10)] * 2, "b", "repeat"),
         ([BulkItem("a", "MSISDN", "+60123000001", 0)], "b", "positive"),
+        # at the scheme's largest amount, its fee takes what the payer is charged past it
+        ([BulkItem("a", "MSISDN", "+60123000001", 10**15)], "b", "maximum"),
         ([BulkItem("a b", "MSISDN", "+60123000001", 10)], "b", "transfer id"),
         ([BulkItem("a", "MSISDN", "0123", 10)], "b", "E.164"),
         ([BulkItem("a", "MSISDN", "+60123000001", 10)], "", "bulk id"),
@@ -360,12 +362,31 @@ def test_a_suspended_payer_cannot_send_a_bulk(scheme: PaymentScheme) -> None:
         run_bulk(scheme, "maybank", [("cimb", 10)])
 
 
+def test_a_bulk_resent_whole_is_answered_for_a_payer_suspended_since(
+    scheme: PaymentScheme,
+) -> None:
+    """Found by a review: a bulk resent after its payer was suspended was refused 409, so
+    the payer's system never learnt its items were paid; a resent prepare is answered. A
+    bulk with any new item still needs an active payer."""
+    join_payees(scheme)
+    items = [BulkItem(f"s-{n}", *PAYEES["cimb"], 1_000 + n) for n in range(3)]
+    first = bulk_transfers(scheme, "maybank", "s", "MYR", items)
+    assert [r.state.value for r in first] == ["COMMITTED"] * 3
+    scheme.set_active("maybank", False)
+    with unchanged(scheme):
+        assert bulk_transfers(scheme, "maybank", "s", "MYR", items) == first
+    with unchanged(scheme), pytest.raises(ParticipantSuspended):
+        bulk_transfers(
+            scheme, "maybank", "s", "MYR", [*items, BulkItem("s-new", *PAYEES["cimb"], 5)]
+        )
+
+
 def test_a_retried_bulk_commits_nothing_twice_and_a_reused_bulk_id_posts_apart(
     scheme: PaymentScheme,
 ) -> None:
     join_payees(scheme)
     items = [BulkItem(f"r-{n}", *PAYEES["cimb"], 1_000) for n in range(3)]
-    items.append(BulkItem("r-big", *PAYEES["cimb"], 10**15))  # over the cap: rejected
+    items.append(BulkItem("r-big", *PAYEES["cimb"], 10**14))  # over the cap: rejected
     first = bulk_transfers(scheme, "maybank", "r", "MYR", items)
     assert [r.state.value for r in first] == ["COMMITTED"] * 3 + ["ABORTED"]
     # Resent (the payer's system timed out): each item as the first send left it, nothing
