@@ -1089,6 +1089,11 @@ def test_reject_aborts_releases_and_a_transfer_resolves_once(scheme: PaymentSche
         ("mtn-rw", "RWF", "position_reserved"): 100_100,
         ("fxco", "MYR", "position_reserved"): 31_552,
     }
+    # A reason the scheme records itself is not the payee's to give (found by a review: a
+    # rejection saying "expired" was reported as a timeout and refused again as one).
+    for own in ("expired", "held and rejected: sanctions", "released: ok"):
+        with unchanged(scheme), pytest.raises(InvalidPaymentInput, match="records that"):
+            scheme.reject_transfer("maybank", t.id, own)
     t = scheme.reject_transfer("maybank", t.id, "account closed")
     assert (t.state, t.reason, t.window_id) == (TransferState.ABORTED, "account closed", None)
     assert scheme.get_transfer("mtn-rw", "t1") == t

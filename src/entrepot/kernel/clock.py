@@ -4,7 +4,7 @@ tests and benchmarks replay exactly. All times are UTC."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 NS_PER_S = 1_000_000_000
@@ -37,8 +37,14 @@ class FakeClock:
         self._now_ns = now_ns
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def ns_to_datetime(ts_ns: int) -> datetime:
-    return datetime.fromtimestamp(ts_ns / NS_PER_S, tz=UTC)
+    """``ts_ns`` as a UTC datetime, cut to its microsecond (never rounded up: through a float
+    division, 23:59:59.9999998 became the next day, and a statement's stated end fell after
+    what it had read)."""
+    return _EPOCH + timedelta(microseconds=ts_ns // 1_000)
 
 
 def datetime_to_ns(value: datetime) -> int:

@@ -1646,6 +1646,14 @@ class PaymentScheme:
         self, caller: str, transfer_id: str, reason: str = "rejected by payee"
     ) -> PaymentTransfer:
         _check_text(reason, "reason", "reason", length_max=REASON_LEN_MAX)
+        if reason == "expired" or reason.startswith((REVIEW_RELEASED, REVIEW_REJECTED)):
+            # the scheme's own records: a rejection saying "expired" was reported (pacs.002
+            # AB05, dated at the expiry) and refused again as an expiry; one saying "held and
+            # rejected: " read to the payer as the scheme's review
+            raise InvalidPaymentInput(
+                f"a payee's reason cannot be {reason!r}: the scheme records that itself",
+                field="reason",
+            )
         return self._decide(caller, transfer_id, commit=False, reason=reason)
 
     def _decide(
