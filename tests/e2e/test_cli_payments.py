@@ -405,3 +405,22 @@ def test_every_payments_command_takes_json_as_the_readme_says(cli: Cli) -> None:
     removed = cli.json("payments alias-remove --as maybank MERCHANT KL-TILL-42")
     assert removed == {"removed": {"alias_type": "MERCHANT", "alias": "KL-TILL-42"}}
     assert "party_not_found" in cli.error("payments lookup MERCHANT KL-TILL-42", code=1)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "payments iso20022 camt053 mtn-rw:rwf",
+        "payments iso20022 camt053 mtn-rw:RWF:x",
+        "payments quote --as mtn-rw q-x MERCHANT KL-TILL-42 5 MYR rwf --type RECEIVE",
+        "payments liquidity mtn-rw rwf",
+    ],
+)
+def test_a_malformed_currency_code_is_bad_input(cli: Cli, command: str) -> None:
+    """Found by a review: these exited 1 ``currency_not_supported`` for a code that is none
+    ("rwf"), where deposit, cap and bulk exit 2 and the API answers 422. A well-formed code
+    the participant does not hold stays ``currency_not_supported`` (exit 1)."""
+    _network(cli)
+    line = cli.error(command, code=2)
+    assert "is not an ISO 4217 code" in line
+    assert "currency_not_supported" in cli.error("payments liquidity mtn-rw XYZ", code=1)

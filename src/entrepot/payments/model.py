@@ -4,6 +4,7 @@ ISO 4217 codes; times are UTC nanoseconds from the injected clock."""
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, localcontext
@@ -118,10 +119,21 @@ class Participant:
 
         found = self.currencies.get(currency)
         if found is None:
+            if not (isinstance(currency, str) and _CURRENCY_CODE.fullmatch(currency)):
+                # not a code at all ("rwf", "RWF:x"): bad input, as every other path says
+                from entrepot.payments.errors import InvalidPaymentInput
+
+                raise InvalidPaymentInput(
+                    f"currency {currency!r} is not an ISO 4217 code (three capitals)",
+                    field="currency",
+                )
             raise CurrencyNotSupported(
                 f"participant {self.id} does not hold {currency}", field="currency"
             )
         return found
+
+
+_CURRENCY_CODE = re.compile(r"[A-Z]{3}")
 
 
 @dataclass(frozen=True, slots=True)
