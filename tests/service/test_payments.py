@@ -1081,6 +1081,24 @@ def test_a_transfer_resent_after_its_expiry_is_shown_aborted_and_not_prepared_ag
     assert_ledger_ok(scheme)
 
 
+def test_a_quote_whose_payee_alias_moved_to_another_participant_is_not_prepared(
+    scheme: PaymentScheme,
+) -> None:
+    """Found by a review: prepare paid the quote's payee participant for an alias that had
+    moved since to another (a number given to another bank's customer), and screened the
+    new holder's name. Refused, nothing changed: the payer quotes again."""
+    join_bk(scheme)
+    join(scheme, "bk2", "RWF", deposit=1_000, cap=1_000)
+    scheme.create_quote("mtn-rw", "q1", *BK_CUSTOMER, 5_000, "SEND", "RWF")
+    scheme.remove_alias("bk-rw", *BK_CUSTOMER)
+    scheme.register_alias("bk2", *BK_CUSTOMER, "Someone Else", "RWF")
+    with unchanged(scheme), pytest.raises(PartyNotFound, match="no longer registered at bk-rw"):
+        scheme.prepare_transfer("mtn-rw", "t1", "q1")
+    scheme.create_quote("mtn-rw", "q2", *BK_CUSTOMER, 5_000, "SEND", "RWF")
+    assert scheme.prepare_transfer("mtn-rw", "t2", "q2").payee_participant == "bk2"
+    assert_ledger_ok(scheme)
+
+
 def test_reject_aborts_releases_and_a_transfer_resolves_once(scheme: PaymentScheme) -> None:
     join_bk(scheme)
     before = liquidity(scheme)

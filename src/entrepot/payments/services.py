@@ -1417,6 +1417,13 @@ class PaymentScheme:
             now = self._now()
             t = _new_transfer(transfer_id, q, ttl_s, note, now)
             party = self._find_party(conn, q.payee_alias_type, q.payee_alias)
+            if party.participant_id != q.payee_participant:
+                # moved since the quote: paying the quote's payee would pay a participant for
+                # a customer it no longer has (and screen the new holder's name)
+                raise PartyNotFound(
+                    f"{q.payee_alias_type.value} {q.payee_alias} is no longer registered at "
+                    f"{q.payee_participant}, quote {quote_id}'s payee: quote again"
+                )
             legs = self._legs(conn, t, payer, payee, ttl_s)  # the same whatever screening says
             head = [] if reservation is None else [reservation]
             results = self._post(uow, [*head, *legs])
