@@ -1145,3 +1145,33 @@ def test_pacs008_without_a_settlement_date_has_no_intrbksttlmdt() -> None:
     assert values(xml, f"{TX}/p:IntrBkSttlmDt", NS_PACS008) == []
     assert_sequence_order(xml)
     conforms(xml, PACS008_SUBSET_XSD)
+
+
+# --- hostile input the parsers met (found by a review; no route parses one yet) ------------
+
+
+@pytest.mark.parametrize(
+    ("good", "bad", "detail"),
+    [
+        # a date-time out of range once in UTC: OverflowError, not a refusal
+        (b"<CreDtTm>2024-05-01T12:30:15+00:00<", b"<CreDtTm>9999-12-31T23:59:59-01:00<",
+         "CreDtTm"),
+        # text split by a comment: the schema read 1250.00, the parser .text "1" (EUR 1.00)
+        (b">12.50<", b">1<!-- x -->2.50<", "markup"),
+        (b">E2E-ORDER-42<", b">E2E<!---->-ORDER-42<", "markup"),
+        # a second settlement amount: the first was used, silently
+        (b"</IntrBkSttlmAmt>", b'</IntrBkSttlmAmt><IntrBkSttlmAmt Ccy="EUR">9.00</IntrBkSttlmAmt>',
+         "2 times"),
+    ],
+    ids=["datetime-overflow", "amount-split", "id-split", "duplicate"],
+)  # fmt: skip
+def test_hostile_pacs008_is_malformed_not_misread(good: bytes, bad: bytes, detail: str) -> None:
+    xml = pacs008(make_ct())
+    assert good in xml
+    with pytest.raises(MalformedMessage, match=detail):
+        parse_pacs008(xml.replace(good, bad, 1))
+
+
+def test_a_rate_too_large_for_xchgrate_is_refused_not_a_decimal_error() -> None:
+    with pytest.raises(InvalidMessageField, match="digits before the point"):
+        fit_exchange_rate(Decimal("1E+29"))

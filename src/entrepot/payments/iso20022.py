@@ -46,7 +46,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -455,8 +455,16 @@ def fit_exchange_rate(rate: Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal
     check_rate(rate)
     check_rounding(rounding)
     whole_digits = max(rate.adjusted() + 1, 1)
+    if whole_digits > RATE_TOTAL_DIGITS_MAX:  # refused before quantize could not hold it
+        raise InvalidMessageField(
+            f"rate {rate} has more than the {RATE_TOTAL_DIGITS_MAX} digits before the point "
+            "that XchgRate allows",
+            field="fx_rate",
+        )
     places = max(0, min(RATE_FRACTION_DIGITS_MAX, RATE_TOTAL_DIGITS_MAX - whole_digits))
-    fitted = rate.quantize(Decimal(1).scaleb(-places), rounding=rounding)
+    with localcontext() as ctx:  # the quantized rate's digits, whatever the caller's context
+        ctx.prec = RATE_TOTAL_DIGITS_MAX + RATE_FRACTION_DIGITS_MAX + 2
+        fitted = rate.quantize(Decimal(1).scaleb(-places), rounding=rounding)
     if fitted.adjusted() + 1 > RATE_TOTAL_DIGITS_MAX:  # also catches 99999999999.6 rounding up
         raise InvalidMessageField(
             f"rate {rate} has more than the {RATE_TOTAL_DIGITS_MAX} digits before the point "
@@ -857,8 +865,13 @@ class _Reader:
         return MalformedMessage(f"{self.what}: {detail}", field=path)
 
     def find(self, element: Any, path: str) -> Any:
+        """The one element at ``path``, None if there is none; a second one is refused (the
+        first was used, silently, where the schema allows one)."""
         steps = "/".join(f"iso:{step}" for step in path.split("/"))
-        return element.find(steps, namespaces={"iso": self.namespace})
+        found = element.findall(steps, namespaces={"iso": self.namespace})
+        if len(found) > 1:
+            raise self.fail(f"{path} appears {len(found)} times, at most once", path)
+        return found[0] if found else None
 
     def count(self, element: Any, tag: str) -> int:
         return len(element.findall(f"iso:{tag}", namespaces={"iso": self.namespace}))
@@ -867,6 +880,8 @@ class _Reader:
         found = self.find(element, path)
         if found is None:
             return None
+        if len(found):  # a comment, instruction or element inside: .text is only its start
+            raise self.fail(f"{path} holds markup inside its value", path)
         if not found.text:
             raise self.fail(f"{path} is empty", path)
         return str(found.text)
@@ -893,7 +908,7 @@ class _Reader:
             raise self.fail(f"{path} {text!r} is not an ISO date-time with a timezone", path)
         try:
             return datetime.fromisoformat(text).astimezone(UTC)
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:  # 9999-12-31T23:59:59-01:00 overflows
             raise self.fail(f"{path} {text!r} is not a valid date-time: {exc}", path) from exc
 
     def read_date(self, element: Any, path: str) -> date | None:
@@ -912,6 +927,8 @@ class _Reader:
         if found is None:
             raise self.fail(f"{path} is missing", path)
         currency = found.get("Ccy")
+        if len(found):  # "1<!-- -->250.00": validated as 1250.00, its .text "1"
+            raise self.fail(f"{path} holds markup inside its value", path)
         try:
             return parse_amount(str(found.text or ""), str(currency)), str(currency)
         except MoneyError as exc:
@@ -967,8 +984,8 @@ def parse_pacs008(data: bytes) -> CreditTransfer:
     purpose = reader.opt_text(tx, "Purp/Cd") or reader.opt_text(tx, "Purp/Prtry")
     remittance = []
     for found in tx.findall("iso:RmtInf/iso:Ustrd", namespaces={"iso": NS_PACS008}):
-        if not found.text:
-            raise reader.fail("RmtInf/Ustrd is empty", "RmtInf/Ustrd")
+        if not found.text or len(found):
+            raise reader.fail("RmtInf/Ustrd is empty or holds markup", "RmtInf/Ustrd")
         remittance.append(str(found.text))
     try:
         return CreditTransfer(
@@ -1007,10 +1024,10 @@ def parse_pacs002(data: bytes) -> TransferStatus:
     original_message_id = reader.opt_text(tx, "OrgnlGrpInf/OrgnlMsgId") or reader.text(
         message, "OrgnlGrpInfAndSts/OrgnlMsgId"
     )
-    reason_texts = [
-        str(found.text or "")
-        for found in tx.findall("iso:StsRsnInf/iso:AddtlInf", namespaces={"iso": NS_PACS002})
-    ]
+    reason_lines = tx.findall("iso:StsRsnInf/iso:AddtlInf", namespaces={"iso": NS_PACS002})
+    if any(len(found) for found in reason_lines):
+        raise reader.fail("StsRsnInf/AddtlInf holds markup inside its value", "StsRsnInf/AddtlInf")
+    reason_texts = [str(found.text or "") for found in reason_lines]
     try:
         return TransferStatus(
             message_id=reader.text(message, "GrpHdr/MsgId"),
