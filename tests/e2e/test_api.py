@@ -1054,3 +1054,31 @@ def test_an_escrow_controlled_by_a_participant_that_never_agreed_is_refused(
     # the payer's own, the payee's or the hub's: taken
     r = client.post("/v1/escrows", json={**body, "controller": "hub"}, headers=h["maybank"])
     assert r.status_code == 201 and r.json()["controller"] == "hub", r.text
+
+
+def test_a_refusal_names_its_field_as_the_request_spells_it(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """Found by a review: these named fields no request has (``id``, ``currency``,
+    ``target``), where the docs promise the request's own spelling everywhere."""
+    client, h = api
+    fxco = {"Authorization": f"Bearer {issue_credential(scheme.engine, 'fxco').token}"}
+    quote = {
+        "quoteId": "q-f",
+        "payee": {"partyIdType": "MERCHANT", "partyIdentifier": "KL-TILL-42"},
+        "amountType": "SEND",
+        "amount": {"amount": "5000", "currency": "RWF"},
+        "sourceCurrency": "RWF",
+    }
+    bad_alias = {"partyIdType": "MSISDN", "partyIdentifier": "nope"}
+    tills = {"merchantName": "K", "city": "KL", "country": "MY", "currency": "MYR"}
+    rate = {"sourceCurrency": "RWF", "targetCurrency": "RWF", "rate": "1", "spreadBps": 0}
+    for path, body, who, field in (
+        ("/v1/quotes", {**quote, "payee": bad_alias}, h["mtn-rw"], "payee.partyIdentifier"),
+        ("/v1/quotes", {**quote, "payer": bad_alias}, h["mtn-rw"], "payer.partyIdentifier"),
+        ("/v1/quotes", {**quote, "sourceCurrency": "EUR"}, h["mtn-rw"], "sourceCurrency"),
+        ("/v1/qr/encode", {**tills, "tillId": ".abc"}, h["maybank"], "tillId"),
+        ("/v1/fxRates", {**rate, "validSeconds": 10}, fxco, "targetCurrency"),
+    ):
+        r = client.post(path, json=body, headers=who)
+        assert r.status_code == 422 and r.json()["field"] == field, (path, r.text)

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock
+from entrepot.kernel.errors import DomainError
 from entrepot.kernel.ids import id_from_bytes, id_to_bytes
 from entrepot.kernel.money import (
     Currency,
@@ -272,6 +273,19 @@ def _check_amount_currency(
 #: the CLI made ids, "bänk-١", the API refuses and could not name)
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _COUNTRY = re.compile(r"[A-Z]{2}")
+
+
+@contextmanager
+def _named(names: dict[str, str]) -> Iterator[None]:
+    """A refusal inside names its field as the request spells it (``names``: the checks'
+    own name -> the request's): an alias check says ``id``, the quote's body
+    ``payee.partyIdentifier``."""
+    try:
+        yield
+    except DomainError as exc:
+        if exc.field in names:
+            exc.field = names[exc.field]
+        raise
 
 
 def _check_id(value: str, what: str) -> None:
@@ -828,14 +842,18 @@ class PaymentScheme:
             raise InvalidPaymentInput("spread must be 0..9999 basis points", field="spreadBps")
         _check_ttl(valid_s, "validity")
         if source == target:
-            raise InvalidPaymentInput("an FX rate needs two different currencies", field="target")
+            raise InvalidPaymentInput(
+                "an FX rate needs two different currencies", field="targetCurrency"
+            )
         with self._uow() as uow:
             conn = uow.connection
             p = self._active(conn, caller)
             if p.kind is not ParticipantKind.FX_PROVIDER:
                 raise NotYours(f"{caller} is not an FX provider")
-            p.check_currency(source)
-            p.check_currency(target)
+            with _named({"currency": "sourceCurrency"}):
+                p.check_currency(source)
+            with _named({"currency": "targetCurrency"}):
+                p.check_currency(target)
             now = self._now()
             fx = FxRate(caller, source, target, rate, spread_bps, now + valid_s * NS_PER_S)
             key = (
@@ -912,7 +930,8 @@ class PaymentScheme:
                 raise InvalidPaymentInput(
                     "payer alias needs both a type and a value", field="payer"
                 )
-            ptype, pvalue = normalise_alias(payer_alias_type, payer_alias)
+            with _named({"id": "payer.partyIdentifier", "type": "payer.partyIdType"}):
+                ptype, pvalue = normalise_alias(payer_alias_type, payer_alias)
             payer_party = alias_text(ptype.value, pvalue)
         _check_amount(amount_minor)
         _check_ttl(ttl_s, "quote expiry")
@@ -922,7 +941,8 @@ class PaymentScheme:
             raise InvalidPaymentInput(
                 "amountType must be SEND or RECEIVE", field="amountType"
             ) from None
-        kind, alias = normalise_alias(payee_alias_type, payee_alias)
+        with _named({"id": "payee.partyIdentifier", "type": "payee.partyIdType"}):
+            kind, alias = normalise_alias(payee_alias_type, payee_alias)
         with self._uow() as uow:
             conn = uow.connection
             row = st.QUOTE_BY_ID.first(conn, (quote_id,))
@@ -952,7 +972,8 @@ class PaymentScheme:
                 )
                 return q
             payer = self._active(conn, caller)
-            payer.check_currency(source_currency)
+            with _named({"currency": "sourceCurrency"}):
+                payer.check_currency(source_currency)
             party = self._find_party(conn, kind, alias)
             self._active(conn, party.participant_id)
             if party.participant_id == caller:

@@ -521,7 +521,11 @@ def qr_encode(body: s.QrEncodeIn, caller: Caller) -> s.QrOut:
 
 def _merchant_qr(body: s.QrEncodeIn) -> qr.QrPayload:
     amount = parse_amount(body.amount, body.currency) if body.amount is not None else None
-    _, till = normalise_alias(AliasType.MERCHANT, body.tillId)  # one that can be registered
+    try:  # one that can be registered
+        _, till = normalise_alias(AliasType.MERCHANT, body.tillId)
+    except InvalidInput as exc:
+        exc.field = "tillId"  # as this request spells it (the alias check says "id")
+        raise
     return qr.build_merchant_qr(
         merchant_alias=till,
         mcc=body.mcc,
