@@ -115,14 +115,12 @@ class Participant:
     bic: str | None = None
 
     def check_currency(self, currency: str) -> ParticipantCurrency:
-        from entrepot.payments.errors import CurrencyNotSupported
+        from entrepot.payments.errors import CurrencyNotSupported, InvalidPaymentInput
 
         found = self.currencies.get(currency)
         if found is None:
             if not (isinstance(currency, str) and _CURRENCY_CODE.fullmatch(currency)):
                 # not a code at all ("rwf", "RWF:x"): bad input, as every other path says
-                from entrepot.payments.errors import InvalidPaymentInput
-
                 raise InvalidPaymentInput(
                     f"currency {currency!r} is not an ISO 4217 code (three capitals)",
                     field="currency",

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock
-from entrepot.kernel.errors import DomainError
+from entrepot.kernel.errors import FieldsNamed
 from entrepot.kernel.ids import id_from_bytes, id_to_bytes
 from entrepot.kernel.money import (
     Currency,
@@ -275,17 +275,11 @@ _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _COUNTRY = re.compile(r"[A-Z]{2}")
 
 
-@contextmanager
-def _named(names: dict[str, str]) -> Iterator[None]:
-    """A refusal inside names its field as the request spells it (``names``: the checks'
-    own name -> the request's): an alias check says ``id``, the quote's body
-    ``payee.partyIdentifier``."""
-    try:
-        yield
-    except DomainError as exc:
-        if exc.field in names:
-            exc.field = names[exc.field]
-        raise
+# Refusals named as the API's bodies spell the fields (an alias check says "id")
+_AS_PAYER = FieldsNamed({"id": "payer.partyIdentifier", "type": "payer.partyIdType"})
+_AS_PAYEE = FieldsNamed({"id": "payee.partyIdentifier", "type": "payee.partyIdType"})
+_AS_SOURCE = FieldsNamed({"currency": "sourceCurrency"})
+_AS_TARGET = FieldsNamed({"currency": "targetCurrency"})
 
 
 def _check_id(value: str, what: str) -> None:
@@ -850,9 +844,9 @@ class PaymentScheme:
             p = self._active(conn, caller)
             if p.kind is not ParticipantKind.FX_PROVIDER:
                 raise NotYours(f"{caller} is not an FX provider")
-            with _named({"currency": "sourceCurrency"}):
+            with _AS_SOURCE:
                 p.check_currency(source)
-            with _named({"currency": "targetCurrency"}):
+            with _AS_TARGET:
                 p.check_currency(target)
             now = self._now()
             fx = FxRate(caller, source, target, rate, spread_bps, now + valid_s * NS_PER_S)
@@ -930,7 +924,7 @@ class PaymentScheme:
                 raise InvalidPaymentInput(
                     "payer alias needs both a type and a value", field="payer"
                 )
-            with _named({"id": "payer.partyIdentifier", "type": "payer.partyIdType"}):
+            with _AS_PAYER:
                 ptype, pvalue = normalise_alias(payer_alias_type, payer_alias)
             payer_party = alias_text(ptype.value, pvalue)
         _check_amount(amount_minor)
@@ -941,7 +935,7 @@ class PaymentScheme:
             raise InvalidPaymentInput(
                 "amountType must be SEND or RECEIVE", field="amountType"
             ) from None
-        with _named({"id": "payee.partyIdentifier", "type": "payee.partyIdType"}):
+        with _AS_PAYEE:
             kind, alias = normalise_alias(payee_alias_type, payee_alias)
         with self._uow() as uow:
             conn = uow.connection
@@ -972,7 +966,7 @@ class PaymentScheme:
                 )
                 return q
             payer = self._active(conn, caller)
-            with _named({"currency": "sourceCurrency"}):
+            with _AS_SOURCE:
                 payer.check_currency(source_currency)
             party = self._find_party(conn, kind, alias)
             self._active(conn, party.participant_id)

@@ -19,7 +19,7 @@ from entrepot.entrypoints.api.asgi import run_read
 from entrepot.entrypoints.api.metrics import METRICS_MEDIA_TYPE, prometheus_text
 from entrepot.entrypoints.api.security import caller_dependency
 from entrepot.kernel.clock import NS_PER_S, parse_time
-from entrepot.kernel.errors import InvalidInput
+from entrepot.kernel.errors import FieldsNamed, InvalidInput
 from entrepot.kernel.money import format_amount, get_currency, parse_amount
 from entrepot.payments import (
     SCHEME,
@@ -521,11 +521,8 @@ def qr_encode(body: s.QrEncodeIn, caller: Caller) -> s.QrOut:
 
 def _merchant_qr(body: s.QrEncodeIn) -> qr.QrPayload:
     amount = parse_amount(body.amount, body.currency) if body.amount is not None else None
-    try:  # one that can be registered
+    with FieldsNamed({"id": "tillId"}):  # one that can be registered
         _, till = normalise_alias(AliasType.MERCHANT, body.tillId)
-    except InvalidInput as exc:
-        exc.field = "tillId"  # as this request spells it (the alias check says "id")
-        raise
     return qr.build_merchant_qr(
         merchant_alias=till,
         mcc=body.mcc,
