@@ -618,3 +618,35 @@ def test_an_expiry_is_reported_from_when_the_transfer_expired_however_it_is_reco
     recorded = scheme.get_transfer("mtn-rw", reserved.id)
     assert recorded.updated_at_ns > reserved.expires_at_ns  # the pass's moment
     assert iso20022.pacs002(_pacs002(scheme, recorded)) == before
+
+
+@pytest.mark.parametrize("amount_type", ["SEND", "RECEIVE"])
+def test_a_pacs008_carries_the_scheme_fee_the_payer_bears(
+    scheme: PaymentScheme, amount_type: str
+) -> None:
+    """pacs.008 left the scheme's fee out (ChrgBr SLEV, no ChrgsInf): a receiving agent saw
+    the principal alone and not what the payer paid. The payer pays the fee whether its
+    amount includes it (SEND) or it is added on top (RECEIVE), and the payee is credited the
+    principal whole: ChrgBr DEBT, the fee a ChrgsInf in the payer's currency, taken by the
+    hub (the scheme operator's participant), read back as written."""
+    from entrepot.payments import SCHEME
+
+    amount = 100_000 if amount_type == "SEND" else 1000
+    quote_id = f"q-fee-{amount_type}"
+    scheme.create_quote("mtn-rw", quote_id, "MERCHANT", "KL-TILL-42", amount, amount_type, "RWF")
+    t = scheme.prepare_transfer("mtn-rw", f"t-fee-{amount_type}", quote_id)
+    assert t.fee_minor > 0
+    ct = _pacs008(scheme, t, messages.payee_party(scheme, t))
+
+    assert ct.charge_bearer == "DEBT"
+    hub = scheme.get_participant(SCHEME)
+    assert [
+        (c.amount_minor, c.currency, c.agent.participant_id, c.agent.name) for c in ct.charges
+    ] == [(t.fee_minor, "RWF", SCHEME, hub.name)]
+    # what the payer pays: the principal instructed plus the fee; the payee gets the rest whole
+    assert ct.instructed_amount_minor is not None
+    assert ct.instructed_amount_minor + ct.charges[0].amount_minor == t.source_amount_minor
+    assert (ct.amount_minor, ct.currency) == (t.target_amount_minor, "MYR")
+    xml = iso20022.pacs008(ct)
+    assert b"<ChrgBr>DEBT</ChrgBr>" in xml and b"<ChrgsInf>\n" in xml
+    assert iso20022.parse_pacs008(xml) == ct

@@ -26,6 +26,7 @@ from entrepot.payments.iso20022 import (
     REASON_TEXT_LEN_MAX,
     REMITTANCE_LEN_MAX,
     Agent,
+    Charge,
     CreditTransfer,
     InvalidMessageField,
     MalformedMessage,
@@ -61,6 +62,8 @@ AMINA = Party(
 ATELIER = Party(
     name="Atelier Lumière SARL", alias_type=None, alias=None, iban=FR_IBAN, country="FR"
 )
+HUB = Agent(participant_id="scheme", bic=None, name="Entrepot scheme operator")
+SCHEME_FEE = Charge(amount_minor=62, currency="EUR", agent=HUB)
 
 # Official sequence orders (ISO 20022 message definitions), by the element that holds them
 # ("parent/element" where a name means different types in different places).
@@ -81,6 +84,7 @@ SEQUENCES: dict[str, list[str]] = {
         "CdtrAgtAcct", "Cdtr", "CdtrAcct", "UltmtCdtr", "InstrForCdtrAgt", "InstrForNxtAgt",
         "Purp", "RgltryRptg", "Tax", "RltdRmtInf", "RmtInf", "SplmtryData",
     ],
+    "ChrgsInf": ["Amt", "Agt"],
     "CdtTrfTxInf/Dbtr": ["Nm", "PstlAdr", "Id", "CtryOfRes", "CtctDtls"],
     "CdtTrfTxInf/Cdtr": ["Nm", "PstlAdr", "Id", "CtryOfRes", "CtctDtls"],
     "FinInstnId": ["BICFI", "ClrSysMmbId", "LEI", "Nm", "PstlAdr", "Othr"],
@@ -423,6 +427,61 @@ def test_pacs008_proprietary_purpose_and_debtor_iban() -> None:
     conforms(xml, PACS008_SUBSET_XSD)
 
 
+def test_pacs008_carries_the_fee_as_a_charge_borne_by_the_debtor() -> None:
+    """The scheme's fee was not in pacs.008 at all (ChrgBr SLEV, no ChrgsInf): a receiving
+    agent could not tell what the payer paid. It is a ``ChrgsInf`` (amount, and the hub as
+    the agent taking it) after ``ChrgBr``, and reads back."""
+    ct = make_ct(charge_bearer="DEBT", charges=[SCHEME_FEE])
+    xml = pacs008(ct)
+
+    assert value(xml, f"{TX}/p:ChrgBr/text()", NS_PACS008) == "DEBT"
+    assert value(xml, f"{TX}/p:ChrgsInf/p:Amt/text()", NS_PACS008) == "0.62"
+    assert value(xml, f"{TX}/p:ChrgsInf/p:Amt/@Ccy", NS_PACS008) == "EUR"
+    agent = f"{TX}/p:ChrgsInf/p:Agt/p:FinInstnId"
+    assert value(xml, f"{agent}/p:Othr/p:Id/text()", NS_PACS008) == "scheme"
+    assert value(xml, f"{agent}/p:Nm/text()", NS_PACS008) == "Entrepot scheme operator"
+    children = [etree.QName(child).localname for child in etree.fromstring(xml)[0][1]]
+    assert children[children.index("ChrgBr") + 1] == "ChrgsInf"
+    assert_sequence_order(xml)
+    conforms(xml, PACS008_SUBSET_XSD)
+    parsed = parse_pacs008(xml)
+    assert parsed == ct
+    assert parsed.charges == (SCHEME_FEE,)
+
+
+def test_a_fee_in_the_instructed_currency_of_a_cross_currency_transfer_reads_back() -> None:
+    fee = Charge(amount_minor=50, currency="EUR", agent=HUB)
+    ct = dataclasses.replace(make_cross_currency(), charge_bearer="DEBT", charges=(fee,))
+    xml = pacs008(ct)
+
+    assert value(xml, f"{TX}/p:ChrgsInf/p:Amt/@Ccy", NS_PACS008) == "EUR"
+    assert value(xml, f"{TX}/p:IntrBkSttlmAmt/@Ccy", NS_PACS008) == "RWF"
+    conforms(xml, PACS008_SUBSET_XSD)
+    assert parse_pacs008(xml) == ct
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"amount_minor": -1}, "amount_minor"),
+        ({"amount_minor": 10**18}, "amount_minor"),
+        ({"currency": "XYZ"}, "currency"),
+        ({"agent": "scheme"}, "agent"),
+    ],
+)
+def test_charge_refuses_values_the_schema_forbids(changes: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidMessageField) as caught:
+        dataclasses.replace(SCHEME_FEE, **changes)
+    assert caught.value.field == field
+
+
+def test_credit_transfer_charges_are_charges() -> None:
+    with pytest.raises(InvalidMessageField) as caught:
+        make_ct(charges=["62 EUR"])
+    assert caught.value.field == "charges[0]"
+    assert make_ct(charges=[SCHEME_FEE]).charges == (SCHEME_FEE,)  # stored as a tuple
+
+
 @pytest.mark.parametrize(
     "ct",
     [
@@ -432,11 +491,13 @@ def test_pacs008_proprietary_purpose_and_debtor_iban() -> None:
         make_ct(created_at=datetime(2024, 5, 1, 14, 30, 15, 123456, tzinfo=PLUS_TWO)),
         make_ct(fx_rate=None, instructed_amount_minor=None, instructed_currency=None, purpose="ab"),
         make_ct(settlement_date=None),
+        make_ct(charge_bearer="DEBT", charges=[SCHEME_FEE, dataclasses.replace(SCHEME_FEE,
+                                                                               agent=PARIS)]),
         make_ct(creditor=Party(name="Kedai Kopi KL", alias_type="MERCHANT", alias="KL-TILL-42",
                                iban=None, country="MY", organisation=True)),
     ],
     ids=["eur", "cross-currency", "rwf-minimal", "offset-and-microseconds", "short-prtry",
-         "not-settled-yet", "organisation"],
+         "not-settled-yet", "two-charges", "organisation"],
 )  # fmt: skip
 def test_pacs008_round_trip(ct: CreditTransfer) -> None:
     conforms(pacs008(ct), PACS008_SUBSET_XSD)

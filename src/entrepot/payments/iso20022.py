@@ -80,6 +80,7 @@ __all__ = [
     "SCHEMA_DIR",
     "TRANSFER_STATUSES",
     "Agent",
+    "Charge",
     "CreditTransfer",
     "InvalidMessageField",
     "Iso20022Error",
@@ -212,6 +213,21 @@ class Party:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Charge:
+    """A charge on a credit transfer (``ChrgsInf``): its amount, in the currency it is taken
+    in, and the agent that takes it (in the scheme, the hub: its fee)."""
+
+    amount_minor: int
+    currency: str
+    agent: Agent
+
+    def __post_init__(self) -> None:
+        _check_amount(self.amount_minor, "amount_minor", positive=False)
+        _check_currency(self.currency, "currency")
+        _check_instance(self.agent, Agent, "agent")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CreditTransfer:
     """One customer credit transfer between two participants (pacs.008).
 
@@ -220,6 +236,10 @@ class CreditTransfer:
     settlement ``currency``, as settlement-currency units per instructed-currency unit.
     ``settlement_date`` is the interbank settlement date (``IntrBkSttlmDt``, optional in the
     message), None where none is known yet.
+
+    ``charges`` are the transfer's charges (``ChrgsInf``, in order; any sequence, stored as a
+    tuple) and ``charge_bearer`` who bears them (``ChrgBr``): ``DEBT`` where the debtor pays
+    them besides the amount settled, so the creditor is credited ``amount_minor`` whole.
     """
 
     message_id: str
@@ -239,6 +259,7 @@ class CreditTransfer:
     instructed_amount_minor: int | None = None
     instructed_currency: str | None = None
     fx_rate: Decimal | None = None
+    charges: Sequence[Charge] = ()
 
     def __post_init__(self) -> None:
         _check_text(self.message_id, "message_id", _ID_LEN)
@@ -261,6 +282,11 @@ class CreditTransfer:
         _check_optional(_check_text, self.remittance, "remittance", REMITTANCE_LEN_MAX)
         _check_optional(_check_text, self.purpose, "purpose", _ID_LEN)
         self._check_instructed()
+        if isinstance(self.charges, str) or not isinstance(self.charges, Sequence):
+            raise InvalidMessageField("charges must be a sequence of Charge", field="charges")
+        object.__setattr__(self, "charges", tuple(self.charges))
+        for index, charge in enumerate(self.charges):
+            _check_instance(charge, Charge, f"charges[{index}]")
 
     def _check_instructed(self) -> None:
         if (self.instructed_amount_minor is None) != (self.instructed_currency is None):
@@ -700,6 +726,10 @@ def pacs008(ct: CreditTransfer) -> bytes:
     if ct.fx_rate is not None:
         _leaf(tx, "XchgRate", _rate_text(ct.fx_rate))
     _leaf(tx, "ChrgBr", ct.charge_bearer)
+    for charge in ct.charges:
+        charges = _sub(tx, "ChrgsInf")
+        _amount(charges, "Amt", charge.amount_minor, charge.currency)
+        _write_agent(charges, "Agt", charge.agent)
     _write_party(tx, "Dbtr", ct.debtor)
     if ct.debtor.iban is not None:
         _write_account(tx, "DbtrAcct", ct.debtor.iban, None)
@@ -951,6 +981,20 @@ def _read_agent(reader: _Reader, tx: Any, tag: str) -> Agent:
     )
 
 
+def _read_charges(reader: _Reader, tx: Any) -> list[Charge]:
+    charges = []
+    for found in tx.findall("iso:ChrgsInf", namespaces={"iso": reader.namespace}):
+        amount_minor, currency = reader.read_amount(found, "Amt")
+        charges.append(
+            Charge(
+                amount_minor=amount_minor,
+                currency=currency,
+                agent=_read_agent(reader, found, "Agt"),
+            )
+        )
+    return charges
+
+
 def _read_party(reader: _Reader, tx: Any, tag: str, account_tag: str) -> Party:
     organisation = reader.find(tx, f"{tag}/Id/OrgId") is not None
     other = f"{tag}/Id/{'OrgId' if organisation else 'PrvtId'}/Othr"
@@ -1006,6 +1050,7 @@ def parse_pacs008(data: bytes) -> CreditTransfer:
             instructed_amount_minor=instructed[0],
             instructed_currency=instructed[1],
             fx_rate=reader.read_rate(tx, "XchgRate"),
+            charges=_read_charges(reader, tx),
         )
     except InvalidMessageField as exc:
         raise reader.fail(f"invalid {exc.field}: {exc.detail}", exc.field) from exc

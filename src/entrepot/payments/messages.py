@@ -15,7 +15,7 @@ from entrepot.ledger import Transfer
 from entrepot.payments import iso20022 as iso
 from entrepot.payments.errors import InvalidPaymentInput, PartyNotFound, QuoteNotFound
 from entrepot.payments.model import Participant, Party, PaymentTransfer, TransferState, uetr
-from entrepot.payments.services import Code, PaymentScheme
+from entrepot.payments.services import SCHEME, Code, PaymentScheme
 
 #: A payment's legs (fee, principal, FX legs) carry its UETR from prepare to the posting that
 #: commits them (``user_data_128``); a bulk's summed postings carry their bulk's tag there,
@@ -222,7 +222,29 @@ def _credit_transfer(
         instructed_amount_minor=t.source_amount_minor - t.fee_minor if cross else None,
         instructed_currency=t.source_currency if cross else None,
         fx_rate=iso.fit_exchange_rate(t.fx_rate) if cross and t.fx_rate is not None else None,
+        charge_bearer=CHARGE_BEARER,
+        charges=_charges(scheme, t),
     )
+
+
+#: Who bears the scheme's fee (``ChrgBr``): the payer, always. A SEND amount is what the
+#: payer pays, fee included (the fee comes out of it before the principal goes to the payee);
+#: a RECEIVE amount is what the payee gets (the fee is added on top of the principal). Either
+#: way the payer's participant pays the principal and the fee, and the payee is credited the
+#: principal whole (``IntrBkSttlmAmt``; ``InstdAmt``, the principal before conversion, where
+#: the currencies differ): ISO 20022's ``DEBT``, the charges borne by the debtor. ``SLEV``
+#: ("as the scheme's rules say") with no ``ChrgsInf`` left the fee out of the message.
+CHARGE_BEARER = "DEBT"
+
+
+def _charges(scheme: PaymentScheme, t: PaymentTransfer) -> tuple[iso.Charge, ...]:
+    """The scheme's fee as pacs.008's ``ChrgsInf``: its amount, in the payer's (source)
+    currency it is taken in, and the hub (the scheme operator's participant, whose position
+    it is credited to) as the agent that takes it. None for a payment without a fee."""
+    if not t.fee_minor:
+        return ()
+    hub = _agent(scheme.get_participant(SCHEME))
+    return (iso.Charge(amount_minor=t.fee_minor, currency=t.source_currency, agent=hub),)
 
 
 def status_report(scheme: PaymentScheme, t: PaymentTransfer) -> iso.TransferStatus:
