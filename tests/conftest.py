@@ -93,7 +93,7 @@ def scheme(engine: sa.Engine, clock: FakeClock) -> PaymentScheme:
 
 def build_scheme(engine: sa.Engine, clock: FakeClock) -> PaymentScheme:
     ledger = Ledger(engine, clock)
-    s = PaymentScheme(engine, ledger, clock, fees=FeeSchedule(bps=50, fixed_minor=0))
+    s = PaymentScheme(engine, ledger, clock, fees=FeeSchedule(bps=50))
     for cur in ("RWF", "MYR", "CNY", "EUR", "ETB", "USD"):
         s.enable_currency(cur)
     s.register_participant("mtn-rw", "MTN MoMo Rwanda", "wallet", "RW", ["RWF"])

@@ -11,7 +11,7 @@ from entrepot.config import Settings, load_settings, shared_data_dir
 from entrepot.kernel.clock import Clock, SystemClock
 from entrepot.kernel.errors import ConfigurationError
 from entrepot.ledger import Ledger
-from entrepot.payments import PaymentScheme, Screening
+from entrepot.payments import PaymentScheme, Screening, load_fee_schedule
 from entrepot.payments.screening import (
     FRAUD_MODEL_CURRENCY,
     CombinedScreening,
@@ -110,6 +110,8 @@ def bootstrap(
     settings: Settings | None = None, *, clock: Clock | None = None, migrate: bool | None = None
 ) -> App:
     settings = settings or load_settings()
+    # a schedule that cannot be read or is wrong stops the start before anything is opened
+    fees = load_fee_schedule(settings.fee_schedule) if settings.fee_schedule else None
     engine = create_engine_from_settings(settings)
     if settings.auto_upgrade if migrate is None else migrate:
         upgrade(engine)
@@ -119,7 +121,12 @@ def bootstrap(
     ledger = Ledger(engine, clock)
     screening, fraud = _screening(settings, clock)
     payments = PaymentScheme(
-        engine, ledger, clock, screening=screening, callback_hosts=settings.callback_hosts
+        engine,
+        ledger,
+        clock,
+        fees=fees,
+        screening=screening,
+        callback_hosts=settings.callback_hosts,
     )
     if fraud is not None:  # the model learnt on EUR amounts: convert at the scheme's rates
         fraud.to_model_minor = to_currency_minor(payments, FRAUD_MODEL_CURRENCY)

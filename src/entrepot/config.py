@@ -34,6 +34,9 @@ class Settings:
     #: providers). Off by default: its per-request check of the providers costs ~1.5 % of a
     #: payment's instructions even when none is configured.
     otel: bool = False
+    #: the scheme's fee schedule (a TOML file, payments/fees.py); none: 30 basis points of
+    #: every payment, nothing fixed
+    fee_schedule: Path | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -70,6 +73,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigurationError(
             f"ENTREPOT_OTEL={otel!r}: expected on or off", field="ENTREPOT_OTEL"
         )
+    fees = env.get("ENTREPOT_FEE_SCHEDULE", "").strip()
     return Settings(
         home=home,
         database_url=url,
@@ -80,6 +84,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         fraud_model=Path(fraud).expanduser() if fraud else None,
         callback_hosts=hosts,
         otel=otel == "on",
+        fee_schedule=Path(fees).expanduser() if fees else None,
     )
 
 

@@ -519,11 +519,11 @@ def test_a_reservation_falling_due_while_items_are_decided_frees_its_liquidity_t
     clock.advance((due - clock.now_ns()) / NS_PER_S - 0.05)  # due 50 ms into the bulk
 
     class SlowFees(FeeSchedule):  # each item's pricing takes 100 ms of the clock
-        def fee(self, principal_minor: int) -> int:
+        def fee(self, principal_minor: int, currency: str) -> int:
             clock.advance(0.1)
-            return super().fee(principal_minor)
+            return super().fee(principal_minor, currency)
 
-    scheme.fees = SlowFees(bps=50, fixed_minor=0)
+    scheme.fees = SlowFees(bps=50)
     results = run_bulk(scheme, "maybank", [("cimb", amount), ("cimb", 100)])
     assert [(r.state.value, r.reason) for r in results] == [("COMMITTED", None)] * 2
     assert scheme.liquidity("maybank", "MYR")["position_reserved_minor"] == 0

@@ -57,10 +57,7 @@ def workers(engine: sa.Engine, clock: FakeClock, n: int) -> Iterator[list[Paymen
     url = engine.url.render_as_string(hide_password=False)
     engines = [create_engine_from_url(url) for _ in range(n)]
     try:
-        yield [
-            PaymentScheme(e, Ledger(e, clock), clock, fees=FeeSchedule(bps=50, fixed_minor=0))
-            for e in engines
-        ]
+        yield [PaymentScheme(e, Ledger(e, clock), clock, fees=FeeSchedule(bps=50)) for e in engines]
     finally:
         for e in engines:
             e.dispose()

@@ -28,7 +28,7 @@ from tests.service.test_payments import assert_ledger_ok, join_bk, liquidity, mo
 def other(engine: sa.Engine, clock: FakeClock) -> Iterator[PaymentScheme]:
     """The same scheme as another API worker sees it: its own engine, ledger and caches."""
     eng = create_engine_from_url(engine.url.render_as_string(hide_password=False))
-    yield PaymentScheme(eng, Ledger(eng, clock), clock, fees=FeeSchedule(bps=50, fixed_minor=0))
+    yield PaymentScheme(eng, Ledger(eng, clock), clock, fees=FeeSchedule(bps=50))
     eng.dispose()
 
 

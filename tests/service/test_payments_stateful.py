@@ -266,9 +266,7 @@ class SchemeMachine(RuleBasedStateMachine):
         upgrade(self.engine)
         self.clock = FakeClock()
         self.ledger = Ledger(self.engine, self.clock)
-        self.s = PaymentScheme(
-            self.engine, self.ledger, self.clock, fees=FeeSchedule(bps=FEE_BPS, fixed_minor=0)
-        )
+        self.s = PaymentScheme(self.engine, self.ledger, self.clock, fees=FeeSchedule(bps=FEE_BPS))
         self.m = Model()
         self.n = 0
         self._setup()

@@ -12,6 +12,7 @@ liquidity until it expires; a participant sees and acts on only its own data; ev
 idempotent by a client-chosen id.
 """
 
+from entrepot.payments.fees import FeeRule, FeeSchedule, load_fee_schedule
 from entrepot.payments.model import (
     AliasType,
     AmountType,
@@ -32,7 +33,6 @@ from entrepot.payments.model import (
 )
 from entrepot.payments.services import (
     SCHEME,
-    FeeSchedule,
     PaymentScheme,
     Screening,
     ScreeningDecision,
@@ -45,6 +45,7 @@ __all__ = [
     "DeadlineAction",
     "Escrow",
     "EscrowState",
+    "FeeRule",
     "FeeSchedule",
     "FxRate",
     "NetPosition",
@@ -60,4 +61,5 @@ __all__ = [
     "SettlementWindow",
     "TransferState",
     "WindowState",
+    "load_fee_schedule",
 ]

@@ -203,7 +203,7 @@ def bulk_transfers(
             total = totals.get(item.amount_minor)
             if total is None:  # what the payer is charged, as a single payment's quote checks
                 total = totals[item.amount_minor] = item.amount_minor + scheme.fees.fee(
-                    item.amount_minor
+                    item.amount_minor, currency
                 )
             _check_amount(total)
             key = (item.payee_alias_type, item.payee_alias)
@@ -317,7 +317,7 @@ def _decide(
     fee_total = 0
     fees: dict[int, int] = {}
     aliases: dict[int, str] = {}  # by id(party): a payroll pays few payees many times
-    fee_of = scheme.fees.fee
+    schedule, currency = scheme.fees, src.currency
     src_acc, fee_acc = src.position_account, fee_to.position_account
     # A payroll usually fits whole: then no item needs checking on its own (about a quarter
     # of a bulk's time went to checking 8,000 items one by one).
@@ -328,7 +328,7 @@ def _decide(
             amount = item.amount_minor
             fee = fees.get(amount)
             if fee is None:
-                fee = fees[amount] = fee_of(amount)
+                fee = fees[amount] = schedule.fee(amount, currency)
             debit += amount + fee
             acc = dsts[fate.participant_id].position_account
             credits_to[acc] = credits_to.get(acc, 0) + amount

@@ -78,6 +78,7 @@ from entrepot.payments.errors import (
     TransferNotFound,
     WindowNotFound,
 )
+from entrepot.payments.fees import FeeSchedule
 from entrepot.payments.keyed import PARTY, SETTLEMENT_WINDOW, mark_keyed
 from entrepot.payments.model import (
     REVIEW_REJECTED,
@@ -159,22 +160,6 @@ def ledger_id(*parts: str) -> int:
     bits), computed without building UUID objects: the bulk path makes two per transfer."""
     digest = hashlib.sha1(_NAMESPACE_BYTES + ":".join(parts).encode()).digest()
     return (int.from_bytes(digest[:16], "big") & _UUID5_CLEAR) | _UUID5_SET
-
-
-@dataclass(frozen=True, slots=True)
-class FeeSchedule:
-    """Scheme fee on the amount sent: ``fixed_minor`` plus ``bps`` basis points, half up. A
-    SEND quote's fee is on the amount given (fee included), a RECEIVE quote's on the
-    principal its amount needs (the fee added on top)."""
-
-    bps: int = 30
-    fixed_minor: int = 0
-
-    def fee(self, principal_minor: int) -> int:
-        variable = (Decimal(principal_minor) * self.bps / Decimal(10_000)).quantize(
-            Decimal(1), rounding=ROUND_HALF_UP
-        )
-        return self.fixed_minor + int(variable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1224,7 +1209,7 @@ class PaymentScheme:
             fx = self.best_rate(conn, source, target, now, (caller, party.participant_id))
             rate = fx.effective_rate
         if amount_type is AmountType.SEND:
-            fee = self.fees.fee(amount)
+            fee = self.fees.fee(amount, source)
             principal = amount - fee
             if principal <= 0:
                 raise InvalidPaymentInput(
@@ -1241,7 +1226,7 @@ class PaymentScheme:
         else:
             received = amount
             principal = source_for_target(amount, target, rate, source) if fx else amount
-            fee = self.fees.fee(principal)
+            fee = self.fees.fee(principal, source)
             total = principal + fee
         if received <= 0:
             raise InvalidPaymentInput("the amount converts to nothing", field="amount")

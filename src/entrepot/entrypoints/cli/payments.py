@@ -21,7 +21,7 @@ from entrepot.entrypoints.api.deadlines import DEFAULT_EVERY_S
 from entrepot.entrypoints.cli.output import bad_input, emit_json, guard, open_app, out
 from entrepot.kernel.clock import parse_time
 from entrepot.kernel.errors import InvalidInput
-from entrepot.kernel.money import format_amount, get_currency, parse_amount
+from entrepot.kernel.money import find_currency, format_amount, get_currency, parse_amount
 from entrepot.payments import (
     SCHEME,
     AliasType,
@@ -211,6 +211,30 @@ def metrics(as_json: Json = False) -> None:
         _show(snapshot, True)
         return
     typer.echo(prometheus_text(snapshot).decode(), nl=False)
+
+
+@app.command("fees")
+@guard
+def fees(
+    currency: Annotated[
+        str | None, typer.Option("--currency", help="Only this currency's rule.")
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """The scheme's fee schedule (ENTREPOT_FEE_SCHEDULE; default 30 basis points): basis
+    points of the amount sent, plus a fixed amount, within a minimum and maximum, per
+    currency."""
+    with _scheme() as a:
+        schedule = a.payments.fees
+        if currency is None:
+            _show(schedule.describe(), as_json)
+            return
+        code = currency.upper()
+        if find_currency(code) is None:
+            raise bad_input(f"{currency!r} is not an ISO 4217 currency code")
+        rule = {"currency": code, **schedule.describe_rule(code)}
+        rule["default"] = code not in schedule.currencies
+        _show(rule, as_json)
 
 
 def _money(minor: int, currency: str) -> dict[str, Any]:

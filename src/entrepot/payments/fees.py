@@ -1,0 +1,206 @@
+"""The scheme's fee schedule: what the scheme charges a payer for a payment, per currency.
+
+A fee is ``bps`` basis points of the amount sent (half up to the minor unit), plus a fixed
+amount, then held within a minimum and a maximum. The fixed part and the bounds are amounts of
+one currency, so they are set per currency (``100`` minor units are 1.00 USD but 100 JPY): the
+schedule has one rule per named currency and, for every other currency, a default rule that is
+basis points alone.
+
+The operator writes the schedule in a TOML file named by ``ENTREPOT_FEE_SCHEDULE`` (amounts in
+the currency's own units, as text, never rounded)::
+
+    bps = 30                    # every currency not named below
+
+    [currencies.USD]
+    bps = 25
+    fixed = "0.10"
+    min = "0.25"
+    max = "5.00"
+
+    [currencies.RWF]
+    bps = 0
+    fixed = "100"
+
+Every worker of a server reads the same file when it starts; a quote carries the fee it was
+priced with, so a schedule changed by a restart never reprices a quote already given.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from entrepot.kernel.errors import ConfigurationError
+from entrepot.kernel.money import MoneyError, find_currency, format_amount, parse_amount
+
+__all__ = ["BPS_MAX", "FeeRule", "FeeSchedule", "load_fee_schedule", "parse_fee_schedule"]
+
+#: 10,000 basis points: a fee of the whole amount sent
+BPS_MAX = 10_000
+_ENV = "ENTREPOT_FEE_SCHEDULE"
+
+
+@dataclass(frozen=True, slots=True)
+class FeeRule:
+    """One currency's fee: ``bps`` of the amount plus ``fixed_minor``, then at least
+    ``min_minor`` and at most ``max_minor`` (none: no maximum), all in that currency's minor
+    units."""
+
+    bps: int = 30
+    fixed_minor: int = 0
+    min_minor: int = 0
+    max_minor: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("bps", "fixed_minor", "min_minor"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 0:
+                raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        if self.bps > BPS_MAX:
+            raise ValueError(f"bps must be at most {BPS_MAX}, got {self.bps}")
+        if self.max_minor is not None and (
+            type(self.max_minor) is not int or self.max_minor < self.min_minor
+        ):
+            raise ValueError(
+                f"max_minor must be an int at least min_minor ({self.min_minor}), "
+                f"got {self.max_minor!r}"
+            )
+
+    def fee(self, principal_minor: int) -> int:
+        variable = (Decimal(principal_minor) * self.bps / Decimal(BPS_MAX)).quantize(
+            Decimal(1), rounding=ROUND_HALF_UP
+        )
+        fee = max(self.fixed_minor + int(variable), self.min_minor)
+        return fee if self.max_minor is None else min(fee, self.max_minor)
+
+
+@dataclass(frozen=True, slots=True)
+class FeeSchedule:
+    """The scheme fee on the amount sent, by its currency: the named currency's rule, else
+    ``bps`` basis points alone. A SEND quote's fee is on the amount given (fee included), a
+    RECEIVE quote's on the principal its amount needs (the fee added on top)."""
+
+    bps: int = 30
+    currencies: Mapping[str, FeeRule] = field(default_factory=dict)
+    #: the default rule, built once (``bps`` alone)
+    _default: FeeRule = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_default", FeeRule(bps=self.bps))
+        for code in self.currencies:
+            if find_currency(code) is None:
+                raise ValueError(f"unknown ISO 4217 currency {code!r} in the fee schedule")
+        object.__setattr__(self, "currencies", MappingProxyType(dict(self.currencies)))
+
+    def rule(self, currency: str) -> FeeRule:
+        return self.currencies.get(currency, self._default)
+
+    def fee(self, principal_minor: int, currency: str) -> int:
+        return self.currencies.get(currency, self._default).fee(principal_minor)
+
+    def describe_rule(self, currency: str) -> dict[str, Any]:
+        """One currency's rule as people read it: amounts in its units, as text."""
+        r = self.rule(currency)
+        return {
+            "bps": r.bps,
+            "fixed": format_amount(r.fixed_minor, currency),
+            "min": format_amount(r.min_minor, currency),
+            "max": None if r.max_minor is None else format_amount(r.max_minor, currency),
+        }
+
+    def describe(self) -> dict[str, Any]:
+        """The whole schedule: the default's basis points and each named currency's rule."""
+        return {
+            "bps": self.bps,
+            "currencies": {code: self.describe_rule(code) for code in sorted(self.currencies)},
+        }
+
+
+def _bps(value: object, where: str) -> int:
+    if type(value) is not int or not 0 <= value <= BPS_MAX:
+        raise ConfigurationError(
+            f"{_ENV}: {where} must be a whole number of basis points 0..{BPS_MAX}, got {value!r}",
+            field=_ENV,
+        )
+    return value
+
+
+def _amount(value: object, code: str, where: str) -> int:
+    if not isinstance(value, str):
+        raise ConfigurationError(
+            f'{_ENV}: {where} must be an amount in {code} written as text ("0.10"), got {value!r}',
+            field=_ENV,
+        )
+    try:
+        minor = parse_amount(value, code)
+    except MoneyError as exc:
+        raise ConfigurationError(f"{_ENV}: {where}: {exc.detail}", field=_ENV) from None
+    if minor < 0:
+        raise ConfigurationError(f"{_ENV}: {where} must not be negative, got {value!r}", field=_ENV)
+    return minor
+
+
+def _unknown_keys(table: Mapping[str, object], allowed: tuple[str, ...], where: str) -> None:
+    extra = sorted(set(table) - set(allowed))
+    if extra:
+        raise ConfigurationError(
+            f"{_ENV}: unknown key{'s' if len(extra) > 1 else ''} {', '.join(extra)} in {where} "
+            f"(expected {', '.join(allowed)})",
+            field=_ENV,
+        )
+
+
+def parse_fee_schedule(data: Mapping[str, Any]) -> FeeSchedule:
+    """The schedule a parsed TOML document describes; anything unknown, malformed or
+    inconsistent is refused naming where it is."""
+    _unknown_keys(data, ("bps", "currencies"), "the schedule")
+    bps = _bps(data.get("bps", 30), "bps")
+    tables = data.get("currencies", {})
+    if not isinstance(tables, dict):
+        raise ConfigurationError(f"{_ENV}: currencies must be a table of currencies", field=_ENV)
+    rules = {}
+    for code, table in tables.items():
+        where = f"currencies.{code}"
+        if find_currency(code) is None:
+            raise ConfigurationError(
+                f"{_ENV}: {where}: {code!r} is not an ISO 4217 currency code", field=_ENV
+            )
+        if not isinstance(table, dict):
+            raise ConfigurationError(f"{_ENV}: {where} must be a table", field=_ENV)
+        _unknown_keys(table, ("bps", "fixed", "min", "max"), where)
+        fixed = _amount(table.get("fixed", "0"), code, f"{where}.fixed")
+        low = _amount(table.get("min", "0"), code, f"{where}.min")
+        high = _amount(table["max"], code, f"{where}.max") if "max" in table else None
+        if high is not None and high < low:
+            raise ConfigurationError(
+                f"{_ENV}: {where}: max {table['max']} is below min {table.get('min', '0')}",
+                field=_ENV,
+            )
+        rules[code] = FeeRule(
+            bps=_bps(table.get("bps", bps), f"{where}.bps"),
+            fixed_minor=fixed,
+            min_minor=low,
+            max_minor=high,
+        )
+    return FeeSchedule(bps=bps, currencies=rules)
+
+
+def load_fee_schedule(path: Path) -> FeeSchedule:
+    """The schedule in the TOML file at ``path``."""
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{_ENV}={str(path)!r} cannot be read: {exc.strerror or exc}", field=_ENV
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(
+            f"{_ENV}={str(path)!r} is not valid TOML: {exc}", field=_ENV
+        ) from None
+    return parse_fee_schedule(data)
