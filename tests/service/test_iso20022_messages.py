@@ -494,6 +494,34 @@ def test_a_party_whose_alias_is_longer_than_an_iso_id_still_has_a_pacs008(
     t = scheme.prepare_transfer("mtn-rw", "t-business", "q-business")
     ct = _pacs008(scheme, t, messages.payee_party(scheme, t))
     assert (ct.creditor.name, ct.creditor.alias) == ("Kigali Trading Co", None)
+    # still an organisation, also once read back (written without its id, it read back as
+    # a person: pacs.008 tells them apart only by Id/OrgId)
+    assert ct.creditor.organisation is True
+    assert iso20022.parse_pacs008(iso20022.pacs008(ct)) == ct
+
+
+def test_a_participant_standing_in_for_the_party_is_an_organisation(
+    scheme: PaymentScheme,
+) -> None:
+    """Where no party is named, the payer (or payee) participant stands in as the debtor (or
+    creditor): a bank or wallet, an organisation, which pacs.008 wrote as a party without an
+    id, read as a person."""
+    t = _pay(scheme, "t-stand-in", commit=False)  # no payer party named
+    ct = _pacs008(scheme, t, None)  # nor a payee party
+
+    assert (ct.debtor.name, ct.debtor.alias, ct.debtor.organisation) == (
+        "MTN MoMo Rwanda",
+        None,
+        True,
+    )
+    assert (ct.creditor.name, ct.creditor.alias, ct.creditor.organisation) == (
+        "Maybank",
+        None,
+        True,
+    )
+    parsed = iso20022.parse_pacs008(iso20022.pacs008(ct))
+    assert (parsed.debtor.organisation, parsed.creditor.organisation) == (True, True)
+    assert parsed == ct
 
 
 def test_a_merchant_or_business_party_is_identified_as_an_organisation(

@@ -482,6 +482,31 @@ def test_credit_transfer_charges_are_charges() -> None:
     assert make_ct(charges=[SCHEME_FEE]).charges == (SCHEME_FEE,)  # stored as a tuple
 
 
+@pytest.mark.parametrize("where", ["debtor", "creditor"])
+def test_an_organisation_without_an_id_reads_back_as_an_organisation(where: str) -> None:
+    """pacs.008 tells an organisation from a person only by ``Id/OrgId`` vs ``Id/PrvtId``:
+    an organisation written without an identifier had no ``Id`` and read back as a person.
+    It now has an empty ``Id/OrgId`` (every child of it is optional in the schema)."""
+    org = Party(name="Kigali Trading Co", alias_type=None, alias=None, iban=None,
+                country="RW", organisation=True)  # fmt: skip
+    ct = make_ct(**{where: org})
+    xml = pacs008(ct)
+    tag = "Dbtr" if where == "debtor" else "Cdtr"
+
+    assert len(values(xml, f"{TX}/p:{tag}/p:Id/p:OrgId", NS_PACS008)) == 1
+    assert values(xml, f"{TX}/p:{tag}/p:Id/p:OrgId/*", NS_PACS008) == []
+    assert_sequence_order(xml)
+    conforms(xml, PACS008_SUBSET_XSD)
+    parsed = parse_pacs008(xml)
+    assert getattr(parsed, where).organisation is True
+    assert parsed == ct
+    # a person without an identifier has no Id, and reads back as a person
+    person = dataclasses.replace(org, organisation=False)
+    xml = pacs008(make_ct(**{where: person}))
+    assert values(xml, f"{TX}/p:{tag}/p:Id", NS_PACS008) == []
+    assert getattr(parse_pacs008(xml), where) == person
+
+
 @pytest.mark.parametrize(
     "ct",
     [

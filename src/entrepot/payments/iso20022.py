@@ -193,7 +193,9 @@ class Agent:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Party:
     """A debtor or creditor; its alias (MSISDN, till id, ...) goes in ``Id/PrvtId/Othr``, or
-    in ``Id/OrgId/Othr`` for an ``organisation`` (a merchant, a business)."""
+    in ``Id/OrgId/Othr`` for an ``organisation`` (a merchant, a business, a bank). An
+    organisation without an alias still has its (empty) ``Id/OrgId``, so that it reads back
+    as one."""
 
     name: str
     alias_type: str | None
@@ -681,12 +683,18 @@ def _write_agent(parent: Any, tag: str, agent: Agent) -> None:
 def _write_party(parent: Any, tag: str, party: Party) -> None:
     element = _sub(parent, tag)
     _leaf(element, "Nm", party.name)
-    if party.alias is not None:
+    # pacs.008 tells an organisation from a person only by Id/OrgId vs Id/PrvtId, so an
+    # organisation has its Id/OrgId even with no identifier to put in it (every child of
+    # OrgId is optional): written without, it read back as a person. A person without one
+    # has no Id, which reads back as a person.
+    if party.alias is not None or party.organisation:
         kind = "OrgId" if party.organisation else "PrvtId"
-        other = _sub(_sub(_sub(element, "Id"), kind), "Othr")
-        _leaf(other, "Id", party.alias)
-        if party.alias_type is not None:
-            _leaf(_sub(other, "SchmeNm"), "Prtry", party.alias_type)
+        identification = _sub(_sub(element, "Id"), kind)
+        if party.alias is not None:
+            other = _sub(identification, "Othr")
+            _leaf(other, "Id", party.alias)
+            if party.alias_type is not None:
+                _leaf(_sub(other, "SchmeNm"), "Prtry", party.alias_type)
     if party.country is not None:
         _leaf(element, "CtryOfRes", party.country)
 

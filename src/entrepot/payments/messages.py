@@ -177,6 +177,20 @@ def _customer(party: Party) -> iso.Party:
     )
 
 
+def _stand_in(p: Participant, country: str | None) -> iso.Party:
+    """The participant itself as the debtor or creditor, where no party of its is named: a
+    bank or wallet, an organisation (``Id/OrgId``; it was written as a party without an id,
+    which pacs.008 reads as a person)."""
+    return iso.Party(
+        name=p.name[:140],
+        alias_type=None,
+        alias=None,
+        iban=None,
+        country=country,
+        organisation=True,
+    )
+
+
 def credit_transfer(
     scheme: PaymentScheme, t: PaymentTransfer, payee: Party | None
 ) -> iso.CreditTransfer:
@@ -204,19 +218,9 @@ def _credit_transfer(
         currency=t.target_currency,
         debtor=_customer(payer_p)
         if payer_p
-        else iso.Party(
-            name=payer.name[:140],
-            alias_type=None,
-            alias=None,
-            iban=None,
-            country=payer.country if payer.country != "ZZ" else None,
-        ),
+        else _stand_in(payer, payer.country if payer.country != "ZZ" else None),
         debtor_agent=_agent(payer),
-        creditor=_customer(payee)
-        if payee
-        else iso.Party(
-            name=payee_p.name[:140], alias_type=None, alias=None, iban=None, country=None
-        ),
+        creditor=_customer(payee) if payee else _stand_in(payee_p, None),
         creditor_agent=_agent(payee_p),
         remittance=t.note,
         instructed_amount_minor=t.source_amount_minor - t.fee_minor if cross else None,
