@@ -1261,3 +1261,87 @@ def test_hostile_pacs008_is_malformed_not_misread(good: bytes, bad: bytes, detai
 def test_a_rate_too_large_for_xchgrate_is_refused_not_a_decimal_error() -> None:
     with pytest.raises(InvalidMessageField, match="digits before the point"):
         fit_exchange_rate(Decimal("1E+29"))
+
+
+# --- error details quote received input at a bounded length --------------------------------
+
+#: A hostile value: up to a MiB of it fits a message parse_* accepts
+LONG = "A" * 500_000
+#: The most an error detail may run to: the message's own words plus a bounded quote
+DETAIL_BOUND = 400
+
+
+def _pacs002_mutated(old: bytes, new: bytes, status: TransferStatus | None = None) -> bytes:
+    xml = pacs002(status or make_status())
+    assert xml.count(old) == 1, old
+    return xml.replace(old, new)
+
+
+@pytest.mark.parametrize(
+    ("parse", "xml", "says"),
+    [
+        (parse_pacs008, _mutated(UETR.encode(), LONG.encode()), "is not a UETR"),
+        (parse_pacs008, _mutated(b">SLEV<", f">{LONG}<".encode()), "charge_bearer must be one of"),
+        (parse_pacs008, _mutated(b">2024-05-01T12:30:15+00:00<", f">{LONG}<".encode()),
+         "GrpHdr/CreDtTm"),
+        (parse_pacs008, _mutated(b">2024-05-01<", f">{LONG}<".encode()), "is not an ISO date"),
+        (parse_pacs008, _mutated(b">1450.12<", f">{LONG}<".encode(), make_cross_currency()),
+         "is not a plain decimal number"),
+        (parse_pacs008, _mutated(b">12.50<", f">{'1' * 3_000}<".encode()), "invalid amount"),
+        (parse_pacs008, _mutated(b'Ccy="EUR"', f'Ccy="{LONG}"'.encode()), "currency code"),
+        (parse_pacs008, _mutated(b"<NbOfTxs>1<", f"<NbOfTxs>{LONG}<".encode()),
+         "only single-transaction messages"),
+        (parse_pacs008, _mutated(NS_PACS008.encode(), f"urn:{LONG}".encode()), "root element"),
+        (parse_pacs008, _mutated(b">BKIGRWRWXXX<", f">{LONG}<".encode()), "does not match"),
+        (parse_pacs008, _mutated(b"<CtryOfRes>RW<", f"<CtryOfRes>{LONG}<".encode()),
+         "does not match"),
+        (parse_pacs008, _mutated(FR_IBAN.encode(), LONG.encode()), "does not match"),
+        (parse_pacs008, f"<{LONG[:40_000]}><x></{LONG[:40_000]}>".encode(),
+         "not well-formed XML: Opening and ending tag mismatch: x line 1 and AAA"),
+        (parse_pacs002, _pacs002_mutated(b">ACSC<", f">{LONG}<".encode()), "status must be one of"),
+        (parse_pacs002, _pacs002_mutated(b">AM04<", f">{LONG}<".encode(),
+                                         make_status(status="RJCT", reason_code="AM04")),
+         "reason_code must be"),
+    ],
+    ids=["uetr", "charge-bearer", "datetime", "date", "rate", "amount", "currency",
+         "nb-of-txs", "namespace", "bic", "country", "iban", "syntax", "status", "reason"],
+)  # fmt: skip
+def test_an_error_quotes_received_input_at_a_bounded_length(
+    parse: Any, xml: bytes, says: str
+) -> None:
+    """The readers' errors quoted what they refused whole: a value up to the MiB a message
+    may hold, echoed into a problem+json detail and every log line that records it. A quote
+    is now its first 64 characters, '...' and how long it is; the detail still says what is
+    wrong and where."""
+    assert len(xml) <= MESSAGE_BYTES_MAX
+    with pytest.raises(MalformedMessage) as caught:
+        parse(xml)
+    detail = caught.value.detail
+    assert says in detail
+    assert len(detail) <= DETAIL_BOUND, detail[:DETAIL_BOUND]
+    assert "A" * 65 not in detail and "1" * 65 not in detail
+
+
+def test_a_quoted_value_says_how_long_it_was() -> None:
+    with pytest.raises(MalformedMessage) as caught:
+        parse_pacs008(_mutated(b">SLEV<", f">{LONG}<".encode()))
+    assert f"'{'A' * 64}'... (500000 characters)" in caught.value.detail
+    # a short value is quoted whole, as before
+    with pytest.raises(MalformedMessage, match=r"got 'XXXX'$"):
+        parse_pacs008(_mutated(b">SLEV<", b">XXXX<"))
+
+
+def test_a_schema_violation_quotes_the_value_at_a_bounded_length() -> None:
+    """libxml2 quotes a value a pattern refuses whole."""
+    xml = _pacs002_mutated(f">{UETR}<".encode(), f">{LONG}<".encode())
+    with pytest.raises(SchemaViolation, match=r"OrgnlUETR.*pattern.*The value 'A+\.\.\.") as caught:
+        validate(xml, PACS002_SUBSET_XSD)
+    assert len(caught.value.detail) <= DETAIL_BOUND
+    assert "A" * 65 not in caught.value.detail
+
+
+def test_an_errors_detail_is_bounded_whatever_it_quotes() -> None:
+    """A backstop under the quotes: no detail of this module's errors runs past 1,000
+    characters (and '...')."""
+    assert len(MalformedMessage("x" * 10_000).detail) == 1_003
+    assert MalformedMessage("short", field="f").detail == "short"

@@ -33,7 +33,9 @@ Invariants (checked when a dataclass is built, so every value that exists can be
 
 Parsing accepts bytes only, at most :data:`MESSAGE_BYTES_MAX`, refuses a DOCTYPE (no entity
 expansion, no network), checks the namespace, and raises :class:`MalformedMessage` (an
-``InvalidInput``) naming the element at fault.
+``InvalidInput``) naming the element at fault. An error quotes at most
+:data:`QUOTE_LEN_MAX` characters of a value it refuses ('...' and the value's length after
+them): received input may run to a MiB, and was quoted whole.
 
 The official XSDs are not shipped. ``schemas/`` holds subsets authored from the official
 sequences for the elements this module emits; :func:`validate` checks a message against any XSD.
@@ -73,6 +75,7 @@ __all__ = [
     "NS_PACS008",
     "PACS002_SUBSET_XSD",
     "PACS008_SUBSET_XSD",
+    "QUOTE_LEN_MAX",
     "RATE_FRACTION_DIGITS_MAX",
     "RATE_TOTAL_DIGITS_MAX",
     "REASON_TEXT_LEN_MAX",
@@ -111,6 +114,15 @@ CAMT053_SUBSET_XSD = SCHEMA_DIR / "camt.053.001.08.subset.xsd"
 
 #: Largest message parse_* accepts; one transaction is a few kilobytes.
 MESSAGE_BYTES_MAX = 1_048_576
+#: The most characters of a value an error quotes; longer, its first ones, '...' and its
+#: length. A refused value came from the input, which may run to MESSAGE_BYTES_MAX: quoted
+#: whole, a MiB went into the problem+json answer and every log line recording it.
+QUOTE_LEN_MAX = 64
+#: The most characters of another library's explanation an error repeats (lxml's and
+#: libxml2's messages quote the names and values they fault).
+_EXPLANATION_LEN_MAX = 200
+#: The most characters of any error's detail (a backstop: the quotes above bound them first)
+_DETAIL_LEN_MAX = 1_000
 #: ``ActiveCurrencyAndAmount`` and ``DecimalNumber`` allow 18 digits in all.
 AMOUNT_DIGITS_MAX = 18
 #: ``BaseOneRate``: totalDigits 11, fractionDigits 10.
@@ -150,9 +162,14 @@ _XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
 
 class Iso20022Error(InvalidInput, ValueError):
-    """Base of this module's errors: bad input, so a ValueError and a problem+json 4xx."""
+    """Base of this module's errors: bad input, so a ValueError and a problem+json 4xx.
+
+    Its detail is at most ``_DETAIL_LEN_MAX`` characters, whatever it quotes."""
 
     code = "iso20022_error"
+
+    def __init__(self, detail: str, *, field: str | None = None, code: str | None = None) -> None:
+        super().__init__(_cut(detail, _DETAIL_LEN_MAX), field=field, code=code)
 
 
 class InvalidMessageField(Iso20022Error):
@@ -278,7 +295,7 @@ class CreditTransfer:
         if self.charge_bearer not in CHARGE_BEARERS:
             raise InvalidMessageField(
                 f"charge_bearer must be one of {sorted(CHARGE_BEARERS)}, "
-                f"got {self.charge_bearer!r}",
+                f"got {_quote(self.charge_bearer)}",
                 field="charge_bearer",
             )
         _check_optional(_check_text, self.remittance, "remittance", REMITTANCE_LEN_MAX)
@@ -339,7 +356,7 @@ class TransferStatus:
         _check_text(self.original_end_to_end_id, "original_end_to_end_id", _ID_LEN)
         if self.status not in TRANSFER_STATUSES:
             raise InvalidMessageField(
-                f"status must be one of {sorted(TRANSFER_STATUSES)}, got {self.status!r}",
+                f"status must be one of {sorted(TRANSFER_STATUSES)}, got {_quote(self.status)}",
                 field="status",
             )
         if self.reason_code is not None and (
@@ -347,7 +364,7 @@ class TransferStatus:
         ):
             raise InvalidMessageField(
                 f"reason_code must be an ISO external status reason code of 4 upper-case "
-                f"letters or digits like 'AM04', got {self.reason_code!r}",
+                f"letters or digits like 'AM04', got {_quote(self.reason_code)}",
                 field="reason_code",
             )
         if self.status == "RJCT" and self.reason_code is None:
@@ -382,11 +399,13 @@ class StatementEntry:
         _check_amount(self.amount_minor, "amount_minor", positive=False)
         _check_currency(self.currency, "currency")
         if not isinstance(self.credit, bool):
-            raise InvalidMessageField(f"credit must be a bool, got {self.credit!r}", field="credit")
+            raise InvalidMessageField(
+                f"credit must be a bool, got {_quote(self.credit)}", field="credit"
+            )
         if self.status != _ENTRY_STATUS_BOOKED:
             raise InvalidMessageField(
                 f"a statement (camt.053) reports booked entries only: status must be 'BOOK', "
-                f"got {self.status!r}",
+                f"got {_quote(self.status)}",
                 field="status",
             )
         _check_optional(_check_text, self.counterparty, "counterparty", _NAME_LEN)
@@ -450,7 +469,7 @@ class Statement:
             _check_instance(entry, StatementEntry, where)
             if entry.entry_ref in refs:
                 raise InvalidMessageField(
-                    f"{where}: entry_ref {entry.entry_ref!r} appears twice", field=where
+                    f"{where}: entry_ref {_quote(entry.entry_ref)} appears twice", field=where
                 )
             refs.add(entry.entry_ref)
             if entry.currency != self.currency:
@@ -504,6 +523,48 @@ def fit_exchange_rate(rate: Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal
     return fitted
 
 
+# --- quoting in errors ----------------------------------------------------------------------
+
+
+def _quote(value: object) -> str:
+    """``value`` as an error quotes it: its repr when short; else its first
+    :data:`QUOTE_LEN_MAX` characters (digits of an int), '...' and how long it is."""
+    if isinstance(value, str) and len(value) > QUOTE_LEN_MAX:
+        return f"{value[:QUOTE_LEN_MAX]!r}... ({len(value)} characters)"
+    if isinstance(value, int) and not isinstance(value, bool):
+        digits = str(value)  # an amount parsed from at most 4,000 characters
+        if len(digits) > QUOTE_LEN_MAX:
+            return f"{digits[:QUOTE_LEN_MAX]}... ({len(digits)} digits)"
+        return digits
+    return _cut(repr(value), QUOTE_LEN_MAX)
+
+
+def _requote(detail: str, *values: str) -> str:
+    """Another module's ``detail`` with each of ``values`` it quoted whole (``{value!r}``)
+    quoted as :func:`_quote` does."""
+    for value in values:
+        if len(value) > QUOTE_LEN_MAX:
+            detail = detail.replace(repr(value), _quote(value))
+    return detail
+
+
+def _cut(text: str, length_max: int = _EXPLANATION_LEN_MAX) -> str:
+    """``text`` itself, or its first ``length_max`` characters and '...'."""
+    return text if len(text) <= length_max else f"{text[:length_max]}..."
+
+
+_LONG_WORD_RE = re.compile(rf"\S{{{QUOTE_LEN_MAX + 1},}}")
+
+
+def _explanation(text: str) -> str:
+    """Another library's message (lxml's, libxml2's) as an error repeats it: each word of it
+    longer than :data:`QUOTE_LEN_MAX` (a name or value it quotes from the input) cut to that
+    and '...', the whole to ``_EXPLANATION_LEN_MAX`` characters: what it says stays readable
+    (``Opening and ending tag mismatch: x line 1 and AAAA...``, its line and column)."""
+    shortened = _LONG_WORD_RE.sub(lambda found: f"{found.group()[:QUOTE_LEN_MAX]}...", text)
+    return _cut(shortened, _EXPLANATION_LEN_MAX)
+
+
 # --- field checks --------------------------------------------------------------------------
 
 
@@ -533,7 +594,8 @@ def _check_text(value: object, field: str, length_max: int) -> None:
 def _check_pattern(value: object, field: str, pattern: re.Pattern[str], example: str) -> None:
     if not isinstance(value, str) or pattern.fullmatch(value) is None:
         raise InvalidMessageField(
-            f"{field} {value!r} does not match {pattern.pattern} (e.g. {example!r})", field=field
+            f"{field} {_quote(value)} does not match {pattern.pattern} (e.g. {example!r})",
+            field=field,
         )
 
 
@@ -550,13 +612,15 @@ def _check_iban(value: object, field: str) -> None:
     assert isinstance(value, str)
     rearranged = value[4:] + value[:4]
     if int("".join(str(int(char, 36)) for char in rearranged)) % 97 != 1:
-        raise InvalidMessageField(f"{field} {value!r} fails the IBAN check digits", field=field)
+        raise InvalidMessageField(
+            f"{field} {_quote(value)} fails the IBAN check digits", field=field
+        )
 
 
 def _check_uetr(value: object, field: str) -> None:
     if not isinstance(value, str) or _UETR_RE.fullmatch(value) is None:
         raise InvalidMessageField(
-            f"{field} {value!r} is not a UETR: a lower-case UUID version 4 such as "
+            f"{field} {_quote(value)} is not a UETR: a lower-case UUID version 4 such as "
             f"'{uuid.UUID(int=0x3F2C1A9E8B4D4C7E9F102A3B4C5D6E7F)}'",
             field=field,
         )
@@ -590,7 +654,8 @@ def _check_amount(value: object, field: str, *, positive: bool) -> None:
         )
     if amount >= _AMOUNT_LIMIT:
         raise InvalidMessageField(
-            f"{field} {amount} has more than the {AMOUNT_DIGITS_MAX} digits ISO 20022 allows",
+            f"{field} {_quote(amount)} has more than the {AMOUNT_DIGITS_MAX} digits ISO 20022 "
+            "allows",
             field=field,
         )
 
@@ -608,7 +673,7 @@ def _check_currency(value: object, field: str) -> None:
     try:
         get_currency(value)
     except MoneyError as exc:
-        raise InvalidMessageField(f"{field}: {exc.detail}", field=field) from exc
+        raise InvalidMessageField(f"{field}: {_requote(exc.detail, value)}", field=field) from exc
 
 
 def _check_instance(value: object, kind: type, field: str) -> None:
@@ -886,7 +951,7 @@ def _parse_xml(data: object, what: str) -> Any:
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
-        raise MalformedMessage(f"{what}: not well-formed XML: {exc}") from exc
+        raise MalformedMessage(f"{what}: not well-formed XML: {_explanation(str(exc))}") from exc
     if root.getroottree().docinfo.doctype:
         raise MalformedMessage(f"{what}: a DOCTYPE is not allowed in ISO 20022 messages")
     return root
@@ -934,7 +999,7 @@ class _Reader:
         root = _parse_xml(data, self.what)
         expected = f"{{{self.namespace}}}Document"
         if root.tag != expected:
-            raise self.fail(f"root element is {root.tag}, expected {expected}")
+            raise self.fail(f"root element is {_quote(root.tag)}, expected {expected}")
         body = self.find(root, message_tag)
         if body is None or len(root) != 1:
             raise self.fail(f"Document must hold exactly one {message_tag}", message_tag)
@@ -943,11 +1008,13 @@ class _Reader:
     def read_datetime(self, element: Any, path: str) -> datetime:
         text = self.text(element, path)
         if _DATETIME_RE.fullmatch(text) is None:
-            raise self.fail(f"{path} {text!r} is not an ISO date-time with a timezone", path)
+            raise self.fail(f"{path} {_quote(text)} is not an ISO date-time with a timezone", path)
         try:
             return datetime.fromisoformat(text).astimezone(UTC)
         except (ValueError, OverflowError) as exc:  # 9999-12-31T23:59:59-01:00 overflows
-            raise self.fail(f"{path} {text!r} is not a valid date-time: {exc}", path) from exc
+            raise self.fail(
+                f"{path} {_quote(text)} is not a valid date-time: {_explanation(str(exc))}", path
+            ) from exc
 
     def read_date(self, element: Any, path: str) -> date | None:
         text = self.opt_text(element, path)
@@ -958,7 +1025,9 @@ class _Reader:
                 raise ValueError("expected YYYY-MM-DD")
             return date.fromisoformat(text)
         except ValueError as exc:
-            raise self.fail(f"{path} {text!r} is not an ISO date: {exc}", path) from exc
+            raise self.fail(
+                f"{path} {_quote(text)} is not an ISO date: {_explanation(str(exc))}", path
+            ) from exc
 
     def read_amount(self, element: Any, path: str) -> tuple[int, str]:
         found = self.find(element, path)
@@ -967,17 +1036,18 @@ class _Reader:
         currency = found.get("Ccy")
         if len(found):  # "1<!-- -->250.00": validated as 1250.00, its .text "1"
             raise self.fail(f"{path} holds markup inside its value", path)
+        text = str(found.text or "")
         try:
-            return parse_amount(str(found.text or ""), str(currency)), str(currency)
-        except MoneyError as exc:
-            raise self.fail(f"{path}: {exc.detail}", path) from exc
+            return parse_amount(text, str(currency)), str(currency)
+        except MoneyError as exc:  # its detail quotes the amount or the currency whole
+            raise self.fail(f"{path}: {_requote(exc.detail, text, str(currency))}", path) from exc
 
     def read_rate(self, element: Any, path: str) -> Decimal | None:
         text = self.opt_text(element, path)
         if text is None:
             return None
         if _DECIMAL_RE.fullmatch(text) is None:
-            raise self.fail(f"{path} {text!r} is not a plain decimal number", path)
+            raise self.fail(f"{path} {_quote(text)} is not a plain decimal number", path)
         return Decimal(text)
 
 
@@ -1024,7 +1094,7 @@ def parse_pacs008(data: bytes) -> CreditTransfer:
     declared = reader.text(message, "GrpHdr/NbOfTxs")
     if transactions != 1 or declared != "1":
         raise reader.fail(
-            f"carries {transactions} transactions (NbOfTxs {declared!r}); "
+            f"carries {transactions} transactions (NbOfTxs {_quote(declared)}); "
             "only single-transaction messages are supported",
             "GrpHdr/NbOfTxs",
         )
@@ -1116,7 +1186,7 @@ def validate(xml_bytes: bytes, schema_path: str | Path) -> None:
     schema = _schema(str(path))
     document = _parse_xml(xml_bytes, path.name)
     if not schema.validate(document):
-        errors = [f"line {error.line}: {error.message}" for error in schema.error_log]
+        errors = [f"line {error.line}: {_explanation(error.message)}" for error in schema.error_log]
         raise SchemaViolation(
             f"message does not conform to {path.name}: " + "; ".join(errors[:5]),
             field="xml",
