@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,16 +12,19 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from nacl.signing import SigningKey
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 from entrepot import __version__
+from entrepot.entrypoints.api.asgi import BODY_MAX_BYTES
 from entrepot.entrypoints.api.claims import KeyClaims
 from entrepot.entrypoints.api.direct import CALLER, SCHEME, DirectRoutes, direct_routes
-from entrepot.entrypoints.api.problems import domain_error, http_error, validation_error
+from entrepot.entrypoints.api.problems import PROBLEM, domain_error, http_error, validation_error
 from entrepot.entrypoints.api.request_metrics import RequestCounts, RequestMetrics
 from entrepot.entrypoints.api.routes import BULK_OPENAPI_SCHEMAS, PAYMENT_PATH, router, scheme_of
 from entrepot.entrypoints.api.routes_risk import RiskApi
 from entrepot.entrypoints.api.routes_risk import router as risk_router
 from entrepot.entrypoints.api.routes_trade import router as trade_router
+from entrepot.entrypoints.api.schemas import Problem
 from entrepot.entrypoints.api.security import SecurityMiddleware, caller_dependency
 from entrepot.entrypoints.api.strict_query import StrictQuery
 from entrepot.kernel.errors import DomainError
@@ -121,6 +126,7 @@ def _document_raw_bodies(app: FastAPI) -> None:
             schemas.update(top.pop("$defs", {}))
             schemas[top["title"]] = top
             _document_security(spec)
+            _document_refusals(spec, app.router.routes)
             app.openapi_schema = spec
         return app.openapi_schema
 
@@ -160,6 +166,85 @@ def _document_security(spec: dict[str, Any]) -> None:
         if path.startswith("/v1/"):
             for operation in operations.values():
                 operation["security"] = [{"bearer": [], "signature": []}, {"bearer": []}]
+
+
+def _document_refusals(spec: dict[str, Any], routes: Sequence[BaseRoute]) -> None:
+    """The problems no route raises, where they can occur: 413 on every /v1 operation (the
+    security middleware reads every /v1 request's body, whatever its method, and refuses one
+    past ``BODY_MAX_BYTES``), 405 on an operation one of whose path parameters, given a ``/``
+    (``%2F``), makes the path another route's that does not take the method (``GET
+    /v1/participants/x%2Fsuspend``: the router finds only ``POST .../{id}/suspend``)."""
+    too_large = _problem_answer(
+        f"payload_too_large: the request body is longer than {BODY_MAX_BYTES} bytes"
+    )
+    wrong_method = _problem_answer("method_not_allowed: the path is another route's")
+    for path, operations in spec.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            if path.startswith("/v1/"):
+                responses.setdefault("413", too_large)
+            if _method_refused(path, method.upper(), spec["paths"], routes):
+                responses.setdefault("405", wrong_method)
+
+
+def _problem_answer(description: str) -> dict[str, Any]:
+    return {
+        "description": f"An error: application/problem+json ({description})",
+        "content": {PROBLEM: {"schema": Problem.model_json_schema()}},
+    }
+
+
+#: A path template's parameter: its name and convertor (``{window_id:int}``)
+_PARAM = re.compile(r"^\{([^}:]+)(?::([^}]+))?\}$")
+
+
+def _method_refused(
+    path: str, method: str, paths: Iterable[str], routes: Sequence[BaseRoute]
+) -> bool:
+    """Whether a request to ``path``'s operation can be routed to another of ``paths`` that
+    no route takes ``method`` on (the router answers it 405): a path parameter matches the
+    decoded path, where ``%2F`` is a ``/``, so it may span several of another path's
+    segments."""
+    template = path.strip("/").split("/")
+    for other in paths:
+        if other == path:
+            continue
+        for segments in _spanning(template, other.strip("/").split("/")):
+            scope = {"type": "http", "path": "/" + "/".join(segments), "method": method}
+            matches = [r.matches({**scope, "root_path": ""})[0] for r in routes]
+            if Match.PARTIAL in matches and Match.FULL not in matches:
+                return True
+    return False
+
+
+def _spanning(template: list[str], other: list[str], open_: bool = False) -> Iterator[list[str]]:
+    """The paths, segment by segment, that ``template`` gives and ``other`` matches: each
+    parameter of ``other`` one segment, each of ``template`` (a plain ``str`` one) one or
+    more; ``open_``: ``template[0]`` is a parameter holding a segment already. A parameter
+    both sides is ``1`` (an ``int`` parameter's value too)."""
+    if open_:  # the parameter ends here, or holds the next segment too
+        yield from _spanning(template[1:], other)
+        if other:
+            for rest in _spanning(template, other[1:], open_=True):
+                yield [_value(other[0]), *rest]
+        return
+    if not template or not other:
+        if not template and not other:
+            yield []
+        return
+    head = _PARAM.match(template[0])
+    if head is None:  # a literal
+        if template[0] == other[0] or _PARAM.match(other[0]):
+            for rest in _spanning(template[1:], other[1:]):
+                yield [template[0], *rest]
+        return
+    spans = head.group(2) in (None, "str")  # a number or the like holds no "/"
+    for rest in _spanning(template if spans else template[1:], other[1:], open_=spans):
+        yield [_value(other[0]), *rest]
+
+
+def _value(segment: str) -> str:
+    return "1" if _PARAM.match(segment) else segment
 
 
 def callback_key_path(home: Path) -> Path:
