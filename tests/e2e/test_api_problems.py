@@ -4,6 +4,7 @@ exist."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -74,3 +75,53 @@ def test_the_openapi_document_declares_the_413_and_405_the_api_answers(
     for op in (("POST", "/v1/participants"), ("GET", "/v1/parties/{party_type}/{party_id}")):
         assert "405" not in operations[op]["responses"], op
     assert client.get("/v1/parties/MSISDN/1%2F2", headers=h["scheme"]).status_code == 404
+
+
+def test_a_number_longer_than_python_reads_is_invalid_json_not_a_bare_400(api: Api) -> None:
+    """``json.loads`` refuses an integer of more than 4,300 digits (Python's limit on int
+    conversion) with a ValueError, which FastAPI answered as a bare 400 "There was an error
+    parsing the body": it is a body Python cannot read as JSON, said as such."""
+    client, h = api
+    digits = sys.get_int_max_str_digits()
+    huge = "9" * (digits + 1)
+    quote = (
+        '{"quoteId": "q-huge", "payee": {"partyIdType": "MERCHANT", "partyIdentifier": '
+        '"KL-TILL-42"}, "amountType": "SEND", "amount": {"amount": ' + huge + ', "currency": '
+        '"RWF"}, "sourceCurrency": "RWF"}'
+    )
+    json_ = {**h["mtn-rw"], "Content-Type": "application/json"}
+    for method, path, body in (
+        ("POST", "/v1/quotes", quote),  # the payment path's direct dispatch hands it on
+        ("PUT", "/v1/participants/mtn-rw/endpoint", '{"url": ' + huge + "}"),
+    ):
+        r = client.request(method, path, content=body, headers=json_)
+        assert r.status_code == 422, (path, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+        problem = r.json()
+        assert problem["code"] == "invalid_input" and problem["errorCode"] == "3100"
+        assert problem["detail"] == (
+            f"Invalid JSON: a number has more than {digits} digits, the most this API reads"
+        )
+        assert "field" not in problem
+    # and changed nothing
+    assert client.get("/v1/quotes/q-huge", headers=h["mtn-rw"]).status_code == 404
+    assert client.get("/v1/participants/mtn-rw/endpoint", headers=h["mtn-rw"]).json()["url"] is None
+    # a number of the limit's length is read (and refused for what it is, not being a URL)
+    r = client.put(
+        "/v1/participants/mtn-rw/endpoint", content='{"url": ' + huge[1:] + "}", headers=json_
+    )
+    assert r.status_code == 422 and r.json()["field"] == "url"
+
+
+def test_a_body_that_is_not_utf8_or_nests_too_deep_is_invalid_json_too(api: Api) -> None:
+    """The other ways ``json.loads`` fails other than by a JSONDecodeError, answered 400 as
+    the big number was."""
+    client, h = api
+    json_ = {**h["mtn-rw"], "Content-Type": "application/json"}
+    for body, detail in (
+        (b'{"url": "\xff"}', "Invalid JSON: the body is not UTF-8 text (byte 9)"),
+        (b"[" * 100_000 + b"]" * 100_000, "Invalid JSON: nested too deeply"),
+    ):
+        r = client.put("/v1/participants/mtn-rw/endpoint", content=body, headers=json_)
+        assert r.status_code == 422, r.text
+        assert r.json()["code"] == "invalid_input" and r.json()["detail"] == detail

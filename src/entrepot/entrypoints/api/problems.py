@@ -3,6 +3,7 @@ where one fits, Mojaloop's four-digit error code."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from fastapi import Request
@@ -60,8 +61,12 @@ def _camel(name: str) -> str:
 
 
 def http_error(_request: Request, exc: Exception) -> JSONResponse:
-    """Starlette's own errors (unparseable body, unknown path, wrong method) as problems."""
+    """Starlette's own errors (unknown path, wrong method) as problems; FastAPI's for a body
+    ``json.loads`` could not read as the invalid input it is."""
     assert isinstance(exc, StarletteHTTPException)
+    unreadable = _unreadable_body(exc.__cause__) if exc.status_code == 400 else None
+    if unreadable is not None:
+        return problem(422, "invalid_input", unreadable, mojaloop="3100")
     codes = {
         400: "bad_request",
         401: "unauthenticated",
@@ -72,6 +77,22 @@ def http_error(_request: Request, exc: Exception) -> JSONResponse:
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
     return response
+
+
+def _unreadable_body(cause: BaseException | None) -> str | None:
+    """What made a JSON body unreadable, for FastAPI's bare 400 ("There was an error parsing
+    the body", raised from what ``json.loads`` raised other than a ``JSONDecodeError``): said
+    as a body that is not JSON is (``Invalid JSON: ...``, 422), since it is one to Python."""
+    if isinstance(cause, UnicodeDecodeError):
+        return f"Invalid JSON: the body is not UTF-8 text (byte {cause.start})"
+    if isinstance(cause, RecursionError):
+        return "Invalid JSON: nested too deeply"
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        # Python's limit on converting a digit string to an int (CVE-2020-10735), which
+        # json.loads meets after the text was read as JSON
+        digits = sys.get_int_max_str_digits()
+        return f"Invalid JSON: a number has more than {digits} digits, the most this API reads"
+    return None
 
 
 def validation_error(_request: Request, exc: Exception) -> JSONResponse:
