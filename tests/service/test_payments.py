@@ -1447,12 +1447,18 @@ def test_ids_and_countries_are_ascii_as_the_api_takes_them(scheme: PaymentScheme
             "participant id",
         ),
         (lambda: scheme.register_participant("bank-x", "B", "bank", "ÄÖ", ["EUR"]), "country"),
+        # shaped like a country, naming none (found by a review): only the scheme's own
+        # participant, of no one country, is ZZ
+        (lambda: scheme.register_participant("bank-x", "B", "bank", "ZZ", ["EUR"]), "country"),
+        (lambda: scheme.register_participant("bank-x", "B", "bank", "AA", ["EUR"]), "country"),
         (lambda: scheme.create_quote("mtn-rw", "q-١", *TILL, 1_000, "SEND", "RWF"), "quote id"),
     ):
         with unchanged(scheme), pytest.raises(InvalidPaymentInput) as refused:
             call()
         assert refused.value.field == field
     assert scheme.register_participant("bank-x_1", "B", "bank", "BE", ["EUR"]).country == "BE"
+    assert scheme.register_participant("bank-xk", "B", "bank", "XK", ["EUR"]).country == "XK"
+    assert scheme.get_participant(SCHEME).country == "ZZ"
 
 
 def test_malformed_input_and_aliases_are_refused(scheme: PaymentScheme) -> None:

@@ -22,7 +22,7 @@ from entrepot.trade.errors import (
     OutOfStock,
     QuoteExpired,
 )
-from tests.trade.network import DESTINATION, ORIGIN, Net
+from tests.trade.network import DESTINATION, ORIGIN, Net, freight_card
 
 # Independent arithmetic for the quote (not the service's code): the FX provider's MYR->RWF
 # rate is USD_VALUE MYR / RWF = 0.22 / 0.00072 to 8 places, less its 40 bps spread.
@@ -151,10 +151,32 @@ def test_unknown_hs_code_and_unheld_currency_are_refused(net: Net) -> None:
         net.trade.add_item(merchant, "x", "Mystery", "12", "RW", currency="RWF", **kwargs)
     with pytest.raises(CurrencyNotHeld, match="holds RWF, not EUR"):
         net.trade.add_item(merchant, "x", "Coffee", "090111", "RW", currency="EUR", **kwargs)
-    for origin in ("A1", "ÉS", "R\u0130"):  # upper case, not a country code: unsellable abroad
+    # upper case, not a country code, or unassigned: unsellable abroad
+    for origin in ("A1", "ÉS", "R\u0130", "ZZ", "QQ"):
         with pytest.raises(InvalidTradeInput, match="origin"):
             net.trade.add_item(merchant, "x", "Coffee", "090111", origin, currency="RWF", **kwargs)
     assert net.trade.catalogue() == []
+
+
+def test_a_hub_is_in_an_assigned_country(net: Net) -> None:
+    """A hub's country of "ZZ" was taken: shaped like one, naming none (a review's find)."""
+    currencies = net.scheme.get_participant("hub-kigali").currencies
+    net.scheme.register_participant("hub-nowhere", "Nowhere eHub", "hub", "RW", currencies)
+    with pytest.raises(InvalidTradeInput, match="'ZZ' is not an assigned ISO 3166-1") as refused:
+        net.trade.create_hub(
+            SCHEME,
+            "nowhere",
+            "Nowhere eHub",
+            "ehub",
+            "ZZ",
+            "RWF",
+            "hub-nowhere",
+            arbitrators=["arb-1", "arb-2"],
+            customs_authority="customs-rw",
+            freight=freight_card("RWF"),
+        )
+    assert refused.value.field == "country"
+    assert "nowhere" not in [h.id for h in net.trade.list_hubs()]
 
 
 def test_two_concurrent_orders_cannot_oversell_the_last_item(net: Net) -> None:

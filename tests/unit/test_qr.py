@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 from decimal import Decimal
 from pathlib import Path
 
+import pycountry
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -353,6 +354,8 @@ def test_payload_is_immutable() -> None:
 
 PRINTABLE = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
 ANY_TEXT = st.characters(exclude_categories=("Cc", "Cs", "Cf"))
+#: ISO 3166-1's assigned codes, independently of the module under test
+COUNTRIES = sorted(c.alpha_2 for c in pycountry.countries)
 
 
 def texts(max_size: int, alphabet: st.SearchStrategy[str] = ANY_TEXT) -> st.SearchStrategy[str]:
@@ -420,7 +423,7 @@ def payloads(draw: st.DrawFn) -> QrPayload:
     if indicator == "03":
         others.append(D("57", f"{draw(st.integers(1, 9999)) / 100:.2f}"))
     others += [
-        D("58", draw(st.from_regex(r"[A-Z]{2}", fullmatch=True))),
+        D("58", draw(st.sampled_from(COUNTRIES))),
         D("59", draw(texts(25))),
         D("60", draw(texts(15))),
     ]
@@ -550,6 +553,8 @@ REJECTIONS = [
     ("percentage 3 decimals", base_with(add="550203" + tlv("57", "1.125")), "qr_bad_value", "57"),
     ("percentage 0.001", base_with(add="550203" + tlv("57", "0.001")), "qr_bad_value", "57"),
     ("country lowercase", base_with({"58": "fr"}), "qr_bad_value", "58"),
+    ("country unassigned", base_with({"58": "ZZ"}), "qr_bad_value", "58"),
+    ("country withdrawn", base_with({"58": "AN"}), "qr_bad_value", "58"),
     ("name too long", base_with({"59": LONG_NAME}), "qr_bad_value", "59"),
     ("city too long", base_with({"60": "x" * 16}), "qr_bad_value", "60"),
     ("postal code too long", base_with(add=tlv("61", "1" * 11)), "qr_bad_value", "61"),
@@ -702,6 +707,7 @@ def build(**overrides: object) -> QrPayload:
         ({"amount_minor": 0}, "qr_bad_value"),
         ({"amount_minor": -5}, "qr_bad_value"),
         ({"country": "FRA"}, "qr_bad_value"),
+        ({"country": "ZZ"}, "qr_bad_value"),
         ({"guid": "g" * 33}, "qr_bad_value"),
         ({"amount_minor": 10**13}, "qr_bad_value"),
         ({"language": MerchantLanguage("french", "Chez Nous")}, "qr_bad_value"),

@@ -44,6 +44,7 @@ from typing import BinaryIO
 
 import segno
 
+from entrepot.kernel.countries import is_country
 from entrepot.kernel.money import CURRENCIES, Currency, format_amount, get_currency, parse_amount
 from entrepot.payments.errors import InvalidPaymentInput
 
@@ -611,11 +612,23 @@ def _check_money_fields(objects: tuple[DataObject, ...], positions: list[int]) -
         if isinstance(obj.value, str)
     }
     currency = _currency(*found["53"])
+    _check_country(*found["58"])
     for tag in ("54", "56"):
         if tag in found:
             _check_decimals(tag, *found[tag], currency)
             _check_not_zero(tag, *found[tag])
     _check_convenience_fee(found)
+
+
+def _check_country(code: str, position: int) -> None:
+    """Tag 58 names an assigned ISO 3166-1 code: "ZZ" is shaped like one and names no
+    country a payer could be shown or a scheme could screen."""
+    if not is_country(code):
+        raise QrBadValue(
+            f"{_where('58', 'country code', position)}: {code!r} is not an assigned ISO 3166-1 "
+            "alpha-2 code",
+            field="58",
+        )
 
 
 def _currency(numeric: str, position: int) -> Currency:

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock
+from entrepot.kernel.countries import is_country
 from entrepot.kernel.errors import FieldsNamed
 from entrepot.kernel.ids import id_from_bytes, id_to_bytes
 from entrepot.kernel.money import (
@@ -257,7 +258,8 @@ def _check_amount_currency(
 #: an id, as the API's schemas take one (str.isalnum() took any script's letters and digits:
 #: the CLI made ids, "bänk-١", the API refuses and could not name)
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_COUNTRY = re.compile(r"[A-Z]{2}")
+#: the scheme operator's participant is of no one country: ISO 3166's code for none
+SCHEME_COUNTRY = "ZZ"
 
 
 # Refusals named as the API's bodies spell the fields (an alias check says "id")
@@ -487,7 +489,9 @@ class PaymentScheme:
             # "already exists": another enable_currency registered it since the read above
             # (two at once on a new scheme); the currency is added to it all the same
             with suppress(InvalidState):
-                self.register_participant(SCHEME, "Entrepot scheme operator", "hub", "ZZ", [])
+                self.register_participant(
+                    SCHEME, "Entrepot scheme operator", "hub", SCHEME_COUNTRY, []
+                )
         self.add_currency(SCHEME, cur.code)
 
     def scheme_currencies(self) -> list[str]:
@@ -512,9 +516,11 @@ class PaymentScheme:
         except ValueError:
             raise InvalidPaymentInput(f"unknown participant kind {kind!r}", field="kind") from None
         _check_text(name, "name", "name")
-        if not isinstance(country, str) or not _COUNTRY.fullmatch(country):  # "ÄÖ" passed
+        # an assigned code ("ÄÖ" passed once, "ZZ" until now); only the scheme operator's own
+        # participant, of every country and none, is registered as ZZ
+        if not is_country(country) and (participant_id, country) != (SCHEME, SCHEME_COUNTRY):
             raise InvalidPaymentInput(
-                f"country {country!r} is not ISO 3166 alpha-2", field="country"
+                f"country {country!r} is not an assigned ISO 3166-1 alpha-2 code", field="country"
             )
         if bic is not None and not _BIC.fullmatch(bic):
             raise InvalidPaymentInput(f"BIC {bic!r} is not ISO 9362 (8 or 11)", field="bic")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock, ns_to_datetime
+from entrepot.kernel.countries import is_country
 from entrepot.kernel.money import Money, convert, get_currency
 from entrepot.payments import PaymentScheme
 from entrepot.payments.errors import PaymentError, TransferBlocked
@@ -136,7 +136,6 @@ ESCROW_BACKSTOP_DAYS = 366  # the scheme's own escrow deadline: its longest, far
 RETURN_RESPONSE_DAYS = 3
 INCOTERM = "FCA"  # line values are the goods alone; freight and insurance are stated apart
 ORIGIN_CODES = frozenset({"EMA", "EMB", "EXA", "EXB", "EXC", "EXD", "EMC"})
-_COUNTRY = re.compile(r"[A-Z]{2}")
 _T = TypeVar("_T")
 
 
@@ -332,8 +331,10 @@ class TradeNetwork(DisputeDesk):
                 raise InvalidTradeInput(f"{what} must be 1..{top}", field=what)
         if type(commission_bps) is not int or not 0 <= commission_bps < 5_000:
             raise InvalidTradeInput("commission must be 0..4999 bps", field="commissionBps")
-        if not isinstance(country, str) or _COUNTRY.fullmatch(country) is None:
-            raise InvalidTradeInput("country must be an ISO 3166 alpha-2 code", field="country")
+        if not is_country(country):
+            raise InvalidTradeInput(
+                f"country {country!r} is not an assigned ISO 3166-1 alpha-2 code", field="country"
+            )
         _check_freight(freight)
         hub = Hub(
             check_id(hub_id, "hub"),
@@ -701,8 +702,10 @@ class TradeNetwork(DisputeDesk):
         hs = check_hs_code(hs_code)
         # two ASCII capitals: "A1" and "ÉS" passed isupper() and every quote abroad then
         # failed on the customs line's country check
-        if not isinstance(origin, str) or _COUNTRY.fullmatch(origin) is None:
-            raise InvalidTradeInput("origin must be an ISO 3166 alpha-2 code", field="origin")
+        if not is_country(origin):
+            raise InvalidTradeInput(
+                f"origin {origin!r} is not an assigned ISO 3166-1 alpha-2 code", field="origin"
+            )
         check_positive(weight_g, "weightG", 1_000_000)
         if len(dimensions_mm) != 3:
             raise InvalidTradeInput("dimensions are length, width, height", field="dimensionsMm")
