@@ -125,3 +125,25 @@ def test_a_body_that_is_not_utf8_or_nests_too_deep_is_invalid_json_too(api: Api)
         r = client.put("/v1/participants/mtn-rw/endpoint", content=body, headers=json_)
         assert r.status_code == 422, r.text
         assert r.json()["code"] == "invalid_input" and r.json()["detail"] == detail
+
+
+def test_the_credentials_of_a_participant_that_does_not_exist_are_a_404_not_an_empty_list(
+    api: Api,
+) -> None:
+    """The operator asking for an unknown participant's credentials was answered ``[]``, as
+    if it existed without any; every other route of a participant answers 404."""
+    client, h = api
+    unknown = client.get("/v1/participants/nobody/credentials", headers=h["scheme"])
+    assert unknown.status_code == 404, unknown.text
+    assert unknown.json() == client.get("/v1/participants/nobody", headers=h["scheme"]).json()
+    assert unknown.json()["code"] == "participant_not_found"
+    assert unknown.json()["errorCode"] == "3200"
+    # a participant is refused another's, whether it exists or not: it learns nothing
+    for other in ("nobody", "maybank"):
+        refused = client.get(f"/v1/participants/{other}/credentials", headers=h["mtn-rw"])
+        assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+    # its own, and any participant's for the operator, as before
+    own = client.get("/v1/participants/mtn-rw/credentials", headers=h["mtn-rw"])
+    assert own.status_code == 200 and [c["participantId"] for c in own.json()] == ["mtn-rw"]
+    listed = client.get("/v1/participants/maybank/credentials", headers=h["scheme"])
+    assert listed.status_code == 200 and len(listed.json()) == 1

@@ -284,6 +284,11 @@ def list_participant_credentials(
 ) -> list[s.CredentialInfoOut]:
     """The participant's credentials, revoked ones too (the participant or the operator)."""
     _self_or_operator(caller, participant_id)
+    if caller != participant_id:
+        # The operator naming no participant: 404, as every other route of a participant
+        # answers it (an empty list said it was one without credentials). Only the operator
+        # gets here, and it lists every participant anyway.
+        scheme.get_participant(participant_id)
     return [_credential(c) for c in list_credentials(scheme.engine, participant_id)]
 
 
