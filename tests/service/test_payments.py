@@ -725,6 +725,19 @@ def test_suspended_participant_neither_sends_nor_receives(scheme: PaymentScheme)
     scheme.set_active("maybank", False)
     with unchanged(scheme), pytest.raises(ParticipantSuspended):
         scheme.commit_transfer("maybank", t.id)
+    # It may reject it, though: the payer's funds come back now, not at the expiry (they
+    # waited for it: a suspended payee's rejection was refused too, found by a review).
+    scheme.set_active("maybank", True)
+    scheme.create_quote("mtn-rw", "q-back", *TILL, 10_000, "SEND", "RWF")
+    back = scheme.prepare_transfer("mtn-rw", "t-back", "q-back")
+    scheme.set_active("maybank", False)
+    before = liquidity(scheme)
+    rejected = scheme.reject_transfer("maybank", back.id, "merchant closed")
+    assert (rejected.state, rejected.reason) == (TransferState.ABORTED, "merchant closed")
+    assert moves(before, liquidity(scheme)) == {
+        ("mtn-rw", "RWF", "position_reserved"): -10_000,
+        ("fxco", "MYR", "position_reserved"): -back.target_amount_minor,
+    }
 
     # A suspended payer can neither quote, nor accept a quote (one in its own currency
     # too, which reserves no FX liquidity), nor prepare.

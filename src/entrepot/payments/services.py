@@ -1677,7 +1677,8 @@ class PaymentScheme:
             t = self._transfer(conn, transfer_id)
             if caller != t.payee_participant:
                 raise NotYours(f"only the payee participant may resolve transfer {transfer_id}")
-            self._active(conn, caller)
+            if commit:  # a suspended payee receives nothing, but may give the funds back now
+                self._active(conn, caller)  # rather than hold them to the expiry
             if t.state is TransferState.ABORTED and t.reason == "expired":
                 # however its expiry was recorded (a decision, the deadline pass): the same
                 # refusal, so a retried decision is told what the first was
