@@ -760,6 +760,18 @@ def test_suspended_participant_neither_sends_nor_receives(scheme: PaymentScheme)
     assert_ledger_ok(scheme)
 
 
+def test_the_scheme_operators_own_participant_cannot_be_suspended(
+    scheme: PaymentScheme,
+) -> None:
+    """Found by a review: `payments suspend scheme` was taken, and every payment (its fee is
+    credited to the scheme) and escrow (held at the scheme) refused from then on."""
+    with unchanged(scheme), pytest.raises(InvalidPaymentInput, match="cannot be suspended"):
+        scheme.set_active(SCHEME, False, "typo")
+    assert scheme.get_participant(SCHEME).active is True
+    assert scheme.set_active(SCHEME, True).active is True  # resuming it is a no-op
+    pay(scheme, "mtn-rw", "t-after", TILL, 10_000, "RWF")
+
+
 def test_an_accepted_quote_is_not_prepared_through_a_provider_suspended_since(
     scheme: PaymentScheme,
 ) -> None:

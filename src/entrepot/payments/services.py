@@ -603,6 +603,13 @@ class PaymentScheme:
         the state it is already in changes and records nothing (a retry)."""
         if reason is not None:
             _check_text(reason, "reason", "reason", length_max=REASON_LEN_MAX)
+        if participant_id == SCHEME and not active:
+            # it takes every payment's fee and holds every escrow: suspended, it would refuse
+            # them all, the scheme stopped by one mistyped command
+            raise InvalidPaymentInput(
+                "the scheme operator's own participant cannot be suspended",
+                field="participantId",
+            )
         with self._uow() as uow:
             conn = uow.connection
             p = self._participant(conn, participant_id)
