@@ -8,13 +8,15 @@ import uuid
 
 import pytest
 
-from entrepot.kernel.clock import NS_PER_S, FakeClock, ns_to_datetime
+from entrepot.kernel.clock import NS_PER_S, FakeClock, datetime_to_ns, ns_to_datetime, parse_time
 from entrepot.ledger import AccountFlags
 from entrepot.payments import PaymentScheme, iso20022, messages
 from entrepot.payments.errors import InvalidPaymentInput
 from entrepot.payments.model import Party, PaymentTransfer
 from entrepot.storage.uow import UnitOfWork
 from tests.iso20022_official import conforms
+
+NS_PER_US = 1_000
 
 
 def _pay(scheme: PaymentScheme, transfer_id: str, *, commit: bool = True) -> PaymentTransfer:
@@ -160,18 +162,27 @@ def test_a_statement_holds_entries_the_ledger_stamped_past_this_servers_clock(
     batch's transfers run past the clock; another server's clock may be ahead; this one's
     may have been stepped back). The statement's period ended at this server's clock, before
     those entries, and the whole statement was refused (422 iso20022_invalid_field) until the
-    clock caught up. Its period now ends no earlier than its last entry (never past ``to``)."""
+    clock caught up. Its period now ends where the ledger's history is final (never past
+    ``to``), cut to the microsecond: every entry before then is in it, and what was stamped
+    in that last microsecond is in the next statement, from its ToDtTm."""
     _pay(scheme, "t-ahead")
     clock.advance(-0.5)  # the clock reading the statement is half a second behind the stamp
     account_id = scheme.get_participant("mtn-rw").check_currency("RWF").position_account
-    last = scheme.ledger.statement(account_id).lines[-1].transfer.timestamp
+    whole = [f"{line.transfer.timestamp}" for line in scheme.ledger.statement(account_id).lines]
+    last = int(whole[-1])
     assert last > clock.now_ns()
 
     st = messages.account_statement(scheme, "mtn-rw", "RWF", 0, clock.now_ns() + NS_PER_S)
 
-    assert st.entries[-1].entry_ref == str(last)
-    assert st.to_dt == ns_to_datetime(last)
+    assert ns_to_datetime(clock.now_ns()) < st.to_dt <= ns_to_datetime(last + NS_PER_US)
+    assert all(e.booked_at < st.to_dt for e in st.entries)
     conforms(iso20022.camt053(st), iso20022.CAMT053_SUBSET_XSD)
+    clock.advance(1)  # the clock catches up: the rest is in the next statement, once
+    rest = messages.account_statement(
+        scheme, "mtn-rw", "RWF", datetime_to_ns(st.to_dt), clock.now_ns() + NS_PER_S
+    )
+    assert [e.entry_ref for e in (*st.entries, *rest.entries)] == whole
+    assert rest.opening_balance_minor == st.closing_balance_minor
     # a period that starts after now (a 'from' ahead of this clock) is empty, not refused
     # ("from_dt is after to_dt")
     ahead = clock.now_ns() + NS_PER_S
@@ -182,6 +193,35 @@ def test_a_statement_holds_entries_the_ledger_stamped_past_this_servers_clock(
     assert messages.account_statement(
         scheme, "mtn-rw", "RWF", 0, clock.now_ns() + NS_PER_S
     ).to_dt == ns_to_datetime(clock.now_ns())
+
+
+def test_statements_chained_from_the_last_ones_end_hold_each_entry_once(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """A client asks for the next statement ``from`` the last one's ToDtTm. Both ends of a
+    period were inclusive and ToDtTm was the end cut to its microsecond, so the entries
+    stamped in that microsecond (a payment's fee and principal are stamped nanoseconds apart)
+    came in both statements. The period is half-open, ``[from, to)``, its ends on microsecond
+    boundaries: cut anywhere, two chained statements hold the whole history once."""
+    _pay(scheme, "t-chain-1")
+    _pay(scheme, "t-chain-2")
+    clock.advance(1)
+    end = clock.now_ns()
+    whole = messages.account_statement(scheme, "mtn-rw", "RWF", 0, end)
+    refs = [e.entry_ref for e in whole.entries]
+    assert len({int(ref) // 1_000 for ref in refs}) < len(refs)  # some share a microsecond
+    for cut in sorted({int(ref) + shift for ref in refs for shift in (0, 1)}):
+        first = messages.account_statement(scheme, "mtn-rw", "RWF", 0, cut)
+        xml = iso20022.camt053(first)
+        to_text = xml.split(b"<ToDtTm>")[1].split(b"</ToDtTm>")[0].decode()
+        second = messages.account_statement(scheme, "mtn-rw", "RWF", parse_time(to_text), end)
+
+        chained = [e.entry_ref for e in (*first.entries, *second.entries)]
+        assert chained == refs, cut
+        assert second.opening_balance_minor == first.closing_balance_minor
+        assert second.closing_balance_minor == whole.closing_balance_minor
+        assert all(int(e.entry_ref) < cut for e in first.entries)
+        conforms(xml, iso20022.CAMT053_SUBSET_XSD)
 
 
 def test_a_statement_read_while_a_payment_commits_is_final_for_its_period(

@@ -189,7 +189,7 @@ def make_entries() -> list[StatementEntry]:
         ),
         StatementEntry(
             entry_ref="E3",
-            booked_at=TO_DT,
+            booked_at=TO_DT - timedelta(microseconds=1),  # the period's last microsecond
             amount_minor=5000,
             currency="EUR",
             credit=True,
@@ -989,7 +989,7 @@ def test_camt053_balances_entries_and_sums() -> None:
     assert values(xml, f"{ST}/p:Ntry/p:BookgDt/p:DtTm/text()", NS_CAMT053) == [
         "2024-05-01T09:00:00+00:00",
         "2024-05-01T10:00:00+00:00",
-        "2024-05-02T00:00:00+00:00",
+        "2024-05-01T23:59:59.999999+00:00",
     ]
     families = f"{ST}/p:Ntry/p:BkTxCd/p:Domn/p:Fmly/p:Cd/text()"
     assert values(xml, families, NS_CAMT053) == ["RCDT", "ICDT", "RCDT"]
@@ -1105,6 +1105,18 @@ def test_camt053_without_entries() -> None:
     conforms(xml, CAMT053_SUBSET_XSD)
 
 
+def test_a_statements_period_is_half_open() -> None:
+    """``[from_dt, to_dt)``: an entry booked at ``from_dt`` is in it, one booked at ``to_dt``
+    the next period's (refused above); a period may be empty (``from_dt == to_dt``)."""
+    at_start = _entry(booked_at=FROM_DT)
+    statement = make_statement(entries=[at_start], closing_balance_minor=10_000 - 300)
+    assert statement.entries == (at_start,)
+    empty = make_statement(to_dt=FROM_DT, entries=[], closing_balance_minor=10_000)
+    conforms(camt053(empty), CAMT053_SUBSET_XSD)
+    with pytest.raises(InvalidMessageField, match=r"outside the statement period \[2024-05-01"):
+        make_statement(to_dt=FROM_DT, entries=[at_start], closing_balance_minor=10_000 - 300)
+
+
 def test_statement_stores_entries_as_a_tuple() -> None:
     statement = make_statement()
 
@@ -1123,6 +1135,17 @@ def _entry(**changes: Any) -> StatementEntry:
         ({"entries": [*make_entries(), _entry(entry_ref="E4", currency="RWF")]}, "entries[3]"),
         (
             {"entries": [*make_entries(), _entry(entry_ref="E4", booked_at=TO_DT + timedelta(1))]},
+            "entries[3]",
+        ),
+        # the period is half-open: an entry booked at its end is the next period's
+        ({"entries": [*make_entries(), _entry(entry_ref="E4", booked_at=TO_DT)]}, "entries[3]"),
+        (
+            {
+                "entries": [
+                    *make_entries(),
+                    _entry(entry_ref="E4", booked_at=FROM_DT - timedelta(microseconds=1)),
+                ]
+            },
             "entries[3]",
         ),
         ({"entries": [*make_entries(), _entry()]}, "entries[3]"),  # E2 twice

@@ -29,7 +29,8 @@ Invariants (checked when a dataclass is built, so every value that exists can be
   digits, 10 after the point): :func:`fit_exchange_rate` rounds one to fit, with a stated mode.
 - Times are timezone-aware and written in UTC with an explicit offset ("+00:00").
 - A statement's closing balance equals its opening balance plus booked credits minus booked
-  debits; every entry lies within the statement period and is in the account's currency.
+  debits; every entry lies within the statement period, which is half-open
+  (``FrDtTm <= booked < ToDtTm``), and is in the account's currency.
 
 Parsing accepts bytes only, at most :data:`MESSAGE_BYTES_MAX`, refuses a DOCTYPE (no entity
 expansion, no network), checks the namespace, and raises :class:`MalformedMessage` (an
@@ -420,7 +421,10 @@ class StatementEntry:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Statement:
-    """An account statement over ``from_dt``..``to_dt`` (camt.053); balances are signed.
+    """An account statement over the half-open period ``[from_dt, to_dt)`` (camt.053's
+    ``FrToDt``): an entry booked at ``to_dt`` belongs to the next period, so statements
+    chained end to start hold each entry once. Balances are signed; the closing one is the
+    balance at ``to_dt``, before anything booked then.
 
     ``entries`` may be given as any sequence; it is stored as a tuple.
     """
@@ -476,10 +480,10 @@ class Statement:
                 raise InvalidMessageField(
                     f"{where} is in {entry.currency}, the account in {self.currency}", field=where
                 )
-            if not self.from_dt <= entry.booked_at <= self.to_dt:
+            if not self.from_dt <= entry.booked_at < self.to_dt:
                 raise InvalidMessageField(
                     f"{where} booked at {entry.booked_at.isoformat()}, outside the statement "
-                    f"period {self.from_dt.isoformat()}..{self.to_dt.isoformat()}",
+                    f"period [{self.from_dt.isoformat()}, {self.to_dt.isoformat()})",
                     field=where,
                 )
         gross = sum(entry.amount_minor for entry in self.entries)

@@ -302,12 +302,20 @@ def account_statement(
     until_ns: int,
     account: str = "position",
 ) -> iso.Statement:
-    """The participant's ``account`` (``STATEMENT_ACCOUNTS``) in ``currency`` over
-    ``[since_ns, until_ns]``, every entry of it: one ledger query stops at
-    ``STATEMENT_PAGE_ROWS`` rows, so the ledger is read
-    page by page, each from where the last stopped. Serving the first page alone gave a closing
-    balance and an end date for the whole period with entries missing. More than
-    ``STATEMENT_ENTRIES_MAX`` entries is refused (InvalidPaymentInput) rather than cut short.
+    """The participant's ``account`` (``STATEMENT_ACCOUNTS``) in ``currency`` over the
+    half-open period ``[since_ns, until_ns)``, every entry of it: one ledger query stops at
+    ``STATEMENT_PAGE_ROWS`` rows, so the ledger is read page by page, each from where the last
+    stopped. Serving the first page alone gave a closing balance and an end date for the whole
+    period with entries missing. More than ``STATEMENT_ENTRIES_MAX`` entries is refused
+    (InvalidPaymentInput) rather than cut short.
+
+    The period is half-open and both its ends are cut to the microsecond (a camt.053 time's
+    precision): ``FrToDt`` states it exactly, an entry stamped at ``ToDtTm`` belongs to the
+    next period, and a client asking for the next statement ``from`` this one's ``ToDtTm``
+    gets every entry once. Both ends were inclusive, and ``ToDtTm`` the end cut to its
+    microsecond: the entries of that last microsecond (a payment's legs are stamped
+    nanoseconds apart) were in both statements. The period ends at ``until_ns``, or where the
+    ledger's history is final if that is earlier (:meth:`Ledger.fence`).
     """
     if account not in STATEMENT_ACCOUNTS:
         raise InvalidPaymentInput(
@@ -317,20 +325,28 @@ def account_statement(
     p = scheme.get_participant(participant_id)
     pc = p.check_currency(currency)
     account_id = pc.position_account if account == "position" else pc.settlement_account
-    # Read no further than where the ledger's history is final: a payment stamped inside
-    # the period but still committing was left out, and the same period read again later
-    # held it, under the same Stmt/Id (a period that starts later is empty, as before).
-    # A period the committed history already reaches past is read without that turn.
-    until_ns = max(since_ns, min(until_ns, scheme.ledger.fence(until_ns)))
+    since_ns = _microsecond(since_ns)
+    end_ns = max(since_ns, _microsecond(until_ns))
+    if end_ns > since_ns:
+        # End no later than where the ledger's history is final (every transfer stamped at or
+        # before ``final`` is committed, every later one stamped after it): a payment stamped
+        # inside the period but still committing was left out, and the same period read again
+        # later held it, under the same Stmt/Id. A period the committed history already
+        # reaches past is read without a turn of the write lock. Cut to the microsecond, so
+        # that ToDtTm says where it ended: what was stamped in the microsecond of ``final``
+        # is in the next statement.
+        final = scheme.ledger.fence(end_ns - 1)
+        end_ns = max(since_ns, min(end_ns, _microsecond(final + 1)))
+    # read [since, end] (the ledger's ranges are inclusive) and keep what is before ``end``
     st = scheme.ledger.statement(
-        account_id, since_ns=since_ns, until_ns=until_ns, limit=STATEMENT_PAGE_ROWS
+        account_id, since_ns=since_ns, until_ns=end_ns, limit=STATEMENT_PAGE_ROWS
     )
-    opening = st.opening_balance_minor
+    opening = closing = st.opening_balance_minor
     entries: list[iso.StatementEntry] = []
-    last_ns = since_ns  # the last entry's stamp
     while True:
-        if st.lines:
-            last_ns = max(last_ns, st.lines[-1].transfer.timestamp)
+        lines = [line for line in st.lines if line.transfer.timestamp < end_ns]
+        if lines:
+            closing = lines[-1].balance_minor
         entries.extend(
             iso.StatementEntry(
                 entry_ref=f"{line.transfer.timestamp}",
@@ -343,7 +359,7 @@ def account_statement(
                 servicer_ref=f"{line.transfer.id:032x}",
                 transfer_id=_entry_uetr(line.transfer),
             )
-            for line in st.lines
+            for line in lines
             if line.credit_minor or line.debit_minor
         )
         if len(entries) > STATEMENT_ENTRIES_MAX:
@@ -353,36 +369,42 @@ def account_statement(
                 f"entries; ask for a shorter period (from/to) and page through it",
                 field="from",
             )
-        if st.next_since_ns is None:
+        if st.next_since_ns is None or st.next_since_ns >= end_ns:
             break
         st = scheme.ledger.statement(
             account_id,
             since_ns=st.next_since_ns,
-            until_ns=until_ns,
+            until_ns=end_ns,
             limit=STATEMENT_PAGE_ROWS,
         )
     now = scheme.clock.now_ns()
-    # The period ends now (never past ``until``), or at its last entry if the ledger stamped
-    # that later than this clock reads (a batch's stamps run past the clock; another
-    # server's clock may be ahead): ending before an entry refused the whole statement.
-    to_ns = min(until_ns, max(now, last_ns))
     # MsgId was the participant and ``now``: two statements made at one moment (the position
     # and the settlement account, two currencies, two periods) shared it. A period's entries
     # and balances are final (the fence, above) and the ledger is append-only, so the
     # period, the moment and the owner name the content: digested, as in the other messages
     # (rendering the statement a second time to digest it would cost up to a second).
-    content = f"{currency}|{account}|{since_ns}|{to_ns}|{now}|{p.name}|{p.bic}".encode()
+    content = f"{currency}|{account}|{since_ns}|{end_ns}|{now}|{p.name}|{p.bic}".encode()
     return iso.Statement(
         message_id=message_id("camt053", participant_id, content),
-        statement_id=fit_id(f"{participant_id}-{currency}-{account}-{since_ns}-{to_ns}"),
+        statement_id=fit_id(f"{participant_id}-{currency}-{account}-{since_ns}-{end_ns}"),
         created_at=ns_to_datetime(now),
         account_id=fit_id(f"{participant_id}-{currency}-{account}", ACCOUNT_ID_LEN),
         account_iban=None,
         owner=_agent(p),
         currency=currency,
         from_dt=ns_to_datetime(since_ns),
-        to_dt=ns_to_datetime(to_ns),
+        to_dt=ns_to_datetime(end_ns),
         opening_balance_minor=opening,
-        closing_balance_minor=st.closing_balance_minor,
+        closing_balance_minor=closing,
         entries=entries,
     )
+
+
+#: Nanoseconds in a microsecond, the precision of a time in camt.053 (``ISODateTime`` as
+#: Python's datetime holds it)
+_NS_PER_US = 1_000
+
+
+def _microsecond(ts_ns: int) -> int:
+    """``ts_ns`` cut to its microsecond (as ``ns_to_datetime`` cuts it)."""
+    return ts_ns - ts_ns % _NS_PER_US
