@@ -7,6 +7,7 @@ import threading
 import uuid
 
 import pytest
+from lxml import etree
 
 from entrepot.kernel.clock import NS_PER_S, FakeClock, datetime_to_ns, ns_to_datetime, parse_time
 from entrepot.ledger import AccountFlags
@@ -455,6 +456,52 @@ def test_a_payments_entries_carry_its_uetr_and_other_entries_none(
     for entries in booked.values():  # the cap granted and deposits: no payment's
         assert {uetr for _, uetr in entries} <= {None, ct.transfer_id}
         assert any(uetr is None for _, uetr in entries)
+
+
+def _codes(xml: bytes) -> list[tuple[str, str, str, str]]:
+    """Each entry's direction and bank transaction code (domain, family, sub-family)."""
+    root = etree.fromstring(xml)
+    ns = {"c": iso20022.NS_CAMT053}
+    return [
+        (
+            entry.findtext("c:CdtDbtInd", namespaces=ns),
+            entry.findtext("c:BkTxCd/c:Domn/c:Cd", namespaces=ns),
+            entry.findtext("c:BkTxCd/c:Domn/c:Fmly/c:Cd", namespaces=ns),
+            entry.findtext("c:BkTxCd/c:Domn/c:Fmly/c:SubFmlyCd", namespaces=ns),
+        )
+        for entry in root.iterfind(".//c:Ntry", namespaces=ns)
+    ]
+
+
+def test_a_statement_entry_has_the_bank_transaction_code_of_what_it_books(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """Every entry was booked as a credit transfer (PMNT/RCDT or ICDT/OTHR): the payer's fee,
+    the net debit cap granted, a deposit. A payment's legs are credit transfers, its fee a
+    charge (the generic sub-family CHRG), and a movement that is no payment (a cap, a
+    deposit) a miscellaneous credit or debit operation (MCOP / MDOP)."""
+    from entrepot.payments import SCHEME
+
+    _pay(scheme, "t-codes")
+    clock.advance(1)
+
+    def codes(participant: str, currency: str, account: str = "position") -> set[tuple[str, ...]]:
+        st = messages.account_statement(scheme, participant, currency, 0, clock.now_ns(), account)
+        xml = iso20022.camt053(st)
+        conforms(xml, iso20022.CAMT053_SUBSET_XSD)
+        return set(_codes(xml))
+
+    assert codes("mtn-rw", "RWF") == {
+        ("CRDT", "PMNT", "MCOP", "OTHR"),  # the net debit cap granted
+        ("DBIT", "PMNT", "ICDT", "OTHR"),  # the payment's principal, to the FX provider
+        ("DBIT", "PMNT", "ICDT", "CHRG"),  # its fee
+    }
+    assert codes("maybank", "MYR") == {
+        ("CRDT", "PMNT", "MCOP", "OTHR"),
+        ("CRDT", "PMNT", "RCDT", "OTHR"),  # the payee's credit
+    }
+    assert ("CRDT", "PMNT", "RCDT", "CHRG") in codes(SCHEME, "RWF")  # the fee, received
+    assert codes("mtn-rw", "RWF", "settlement") == {("CRDT", "PMNT", "MCOP", "OTHR")}  # deposit
 
 
 def test_the_interbank_settlement_date_is_the_day_the_window_settled(

@@ -1117,6 +1117,36 @@ def test_a_statements_period_is_half_open() -> None:
         make_statement(to_dt=FROM_DT, entries=[at_start], closing_balance_minor=10_000 - 300)
 
 
+def test_camt053_entry_bank_transaction_codes_say_what_it_books() -> None:
+    """A credit transfer is PMNT/RCDT or ICDT, sub-family OTHR; a charge (the scheme's
+    fee) the generic sub-family CHRG; a movement that is no payment PMNT/MCOP or MDOP."""
+    kinds = [("transfer", True), ("transfer", False), ("charge", True), ("charge", False),
+             ("other", True), ("other", False)]  # fmt: skip
+    entries = [
+        StatementEntry(
+            entry_ref=f"E{n}",
+            booked_at=FROM_DT,
+            amount_minor=100,
+            currency="EUR",
+            credit=credit,
+            kind=kind,
+        )
+        for n, (kind, credit) in enumerate(kinds)
+    ]
+    xml = camt053(make_statement(entries=entries, closing_balance_minor=10_000))
+    code = f"{ST}/p:Ntry/p:BkTxCd/p:Domn"
+
+    assert values(xml, f"{code}/p:Cd/text()", NS_CAMT053) == ["PMNT"] * 6
+    assert values(xml, f"{code}/p:Fmly/p:Cd/text()", NS_CAMT053) == [
+        "RCDT", "ICDT", "RCDT", "ICDT", "MCOP", "MDOP"
+    ]  # fmt: skip
+    assert values(xml, f"{code}/p:Fmly/p:SubFmlyCd/text()", NS_CAMT053) == [
+        "OTHR", "OTHR", "CHRG", "CHRG", "OTHR", "OTHR"
+    ]  # fmt: skip
+    assert_sequence_order(xml)
+    conforms(xml, CAMT053_SUBSET_XSD)
+
+
 def test_statement_stores_entries_as_a_tuple() -> None:
     statement = make_statement()
 
@@ -1174,6 +1204,7 @@ def test_statement_refuses_inconsistent_or_inexpressible_values(
         ({"transfer_id": "x"}, "transfer_id"),
         ({"counterparty": "c" * 141}, "counterparty"),
         ({"entry_ref": "r" * 36}, "entry_ref"),
+        ({"kind": "fee"}, "kind"),
     ],
 )
 def test_statement_entry_refuses_values_the_schema_forbids(

@@ -70,6 +70,7 @@ __all__ = [
     "AMOUNT_DIGITS_MAX",
     "CAMT053_SUBSET_XSD",
     "CHARGE_BEARERS",
+    "ENTRY_KINDS",
     "MESSAGE_BYTES_MAX",
     "NS_CAMT053",
     "NS_PACS002",
@@ -146,6 +147,21 @@ _AMOUNT_LIMIT = 10**AMOUNT_DIGITS_MAX
 TRANSFER_STATUSES = frozenset({"ACSC", "ACSP", "RJCT", "PDNG"})
 CHARGE_BEARERS = frozenset({"DEBT", "CRED", "SHAR", "SLEV"})
 _ENTRY_STATUS_BOOKED = "BOOK"
+#: What a statement entry books -> its bank transaction code (``BkTxCd/Domn``: the ISO
+#: external code sets ExternalBankTransactionDomain1Code, ...Family1Code, ...SubFamily1Code),
+#: credit first, then debit. All in the Payments domain (PMNT):
+#:
+#: - ``transfer``: a credit transfer received (RCDT) or issued (ICDT), sub-family OTHR;
+#: - ``charge``: a charge on a credit transfer (the scheme's fee), the generic sub-family
+#:   CHRG ("charges") of the same families;
+#: - ``other``: a movement that is no payment (a net debit cap granted or withdrawn, a
+#:   deposit, a position reset at settlement): Miscellaneous Credit / Debit Operations (MCOP /
+#:   MDOP), sub-family OTHR. They were booked as credit transfers.
+ENTRY_KINDS: dict[str, tuple[tuple[str, str, str], tuple[str, str, str]]] = {
+    "transfer": (("PMNT", "RCDT", "OTHR"), ("PMNT", "ICDT", "OTHR")),
+    "charge": (("PMNT", "RCDT", "CHRG"), ("PMNT", "ICDT", "CHRG")),
+    "other": (("PMNT", "MCOP", "OTHR"), ("PMNT", "MDOP", "OTHR")),
+}
 
 _BIC_RE = re.compile(r"[A-Z]{6}[A-Z2-9][A-NP-Z0-9]([A-Z0-9]{3})?")
 _IBAN_RE = re.compile(r"[A-Z]{2}[0-9]{2}[A-Za-z0-9]{1,30}")
@@ -380,7 +396,7 @@ class StatementEntry:
 
     ``transfer_id`` is the UETR of the payment booked, the one its pacs.008 carries, and
     only that; ``servicer_ref`` is the account servicer's own reference of the posting
-    (``AcctSvcrRef``).
+    (``AcctSvcrRef``); ``kind`` what it books (:data:`ENTRY_KINDS`: its ``BkTxCd``).
     """
 
     entry_ref: str
@@ -393,6 +409,7 @@ class StatementEntry:
     transfer_id: str | None = None
     remittance: str | None = None
     servicer_ref: str | None = None
+    kind: str = "transfer"
 
     def __post_init__(self) -> None:
         _check_text(self.entry_ref, "entry_ref", _ID_LEN)
@@ -413,6 +430,11 @@ class StatementEntry:
         _check_optional(_check_uetr, self.transfer_id, "transfer_id")
         _check_optional(_check_text, self.remittance, "remittance", _NAME_LEN)
         _check_optional(_check_text, self.servicer_ref, "servicer_ref", _ID_LEN)
+        if self.kind not in ENTRY_KINDS:
+            raise InvalidMessageField(
+                f"kind must be one of {sorted(ENTRY_KINDS)}, got {_quote(self.kind)}",
+                field="kind",
+            )
 
     @property
     def signed_minor(self) -> int:
@@ -888,11 +910,13 @@ def _write_entry(parent: Any, entry: StatementEntry) -> None:
     _leaf(_sub(element, "BookgDt"), "DtTm", _datetime_text(entry.booked_at))
     if entry.servicer_ref is not None:
         _leaf(element, "AcctSvcrRef", entry.servicer_ref)
+    credited, debited = ENTRY_KINDS[entry.kind]
+    domain_code, family_code, sub_family_code = credited if entry.credit else debited
     domain = _sub(_sub(element, "BkTxCd"), "Domn")
-    _leaf(domain, "Cd", "PMNT")
+    _leaf(domain, "Cd", domain_code)
     family = _sub(domain, "Fmly")
-    _leaf(family, "Cd", "RCDT" if entry.credit else "ICDT")
-    _leaf(family, "SubFmlyCd", "OTHR")
+    _leaf(family, "Cd", family_code)
+    _leaf(family, "SubFmlyCd", sub_family_code)
     if entry.transfer_id is None and entry.counterparty is None and entry.remittance is None:
         return
     details = _sub(_sub(element, "NtryDtls"), "TxDtls")

@@ -287,6 +287,21 @@ def status_report(scheme: PaymentScheme, t: PaymentTransfer) -> iso.TransferStat
     return replace(report, message_id=message_id("pacs002", subject, iso.pacs002(report)))
 
 
+#: What a ledger posting books, by its code, as a statement entry's kind (its bank
+#: transaction code, ``iso.ENTRY_KINDS``): a payment's principal and FX legs, a bulk's summed
+#: payments, escrow moves and the settlement of nets between settlement accounts are credit
+#: transfers; a fee a charge; the rest (a cap granted or withdrawn, a deposit, a position reset
+#: at settlement, an FX reservation) other movements. Every entry was a credit transfer.
+_ENTRY_KIND = {
+    Code.PAYMENT: "transfer",
+    Code.FX_LEG: "transfer",
+    Code.ESCROW_HOLD: "transfer",
+    Code.ESCROW_RELEASE: "transfer",
+    Code.ESCROW_REFUND: "transfer",
+    Code.SETTLEMENT_TRANSFER: "transfer",
+    Code.FEE: "charge",
+}
+
 #: The participant's accounts a statement is served for: ``position`` (its multilateral
 #: position: the net debit cap granted plus what it received less what it sent, since the
 #: last settlement) and ``settlement`` (its central bank money: deposits, and the nets paid in
@@ -358,6 +373,7 @@ def account_statement(
                 # commits a payment's leg (a cap, a settlement, a bulk's sum name none).
                 servicer_ref=f"{line.transfer.id:032x}",
                 transfer_id=_entry_uetr(line.transfer),
+                kind=_ENTRY_KIND.get(line.transfer.code, "other"),
             )
             for line in lines
             if line.credit_minor or line.debit_minor
