@@ -809,10 +809,20 @@ def iso(
     message: Annotated[str, typer.Argument(help="pacs008|pacs002|camt053")],
     target: Annotated[str, typer.Argument(help="transfer id, or PARTICIPANT:CURRENCY")],
     since: Annotated[
-        str | None, typer.Option("--since", help="camt053: the period's start (default: all).")
+        str | None,
+        typer.Option(
+            "--since",
+            help="camt053: the period's start, included (default: all); the previous "
+            "statement's ToDtTm chains them.",
+        ),
     ] = None,
     until: Annotated[
-        str | None, typer.Option("--to", help="camt053: the period's end (default: now).")
+        str | None,
+        typer.Option(
+            "--to",
+            help="camt053: the period's end, excluded: [since, to) (default: now, or where "
+            "the ledger's history is final, if earlier).",
+        ),
     ] = None,
     account: Annotated[
         str, typer.Option("--account", help="camt053: position or settlement.")
