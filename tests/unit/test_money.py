@@ -32,6 +32,7 @@ from entrepot.kernel.money import (
     InvalidRatios,
     InvalidRounding,
     Money,
+    MoneyError,
     UnknownCurrency,
     allocate,
     convert,
@@ -566,3 +567,21 @@ def test_allocate_equal_ratios_differ_by_at_most_one(
     assert sum(amounts) == amount_minor
     assert max(amounts) - min(amounts) <= 1
     assert amounts == sorted(amounts, reverse=amount_minor >= 0)
+
+
+def test_an_error_quotes_a_long_refused_value_at_a_bounded_length() -> None:
+    """A value from a request went whole into the error (4,000 characters of an amount, any
+    length of a currency code), so into the API's answer and every log line recording it."""
+    for call, value in (
+        (lambda v: parse_amount(v, "EUR"), "1" * 3_000 + "x"),
+        (lambda v: parse_amount(v, "EUR"), "1." + "0" * 3_000),
+        (get_currency, "E" * 10_000),
+    ):
+        with pytest.raises(MoneyError) as refused:
+            call(value)
+        detail = refused.value.detail
+        assert len(detail) < 300, detail
+        assert f"({len(value)} characters)" in detail
+        assert repr(value[:64]) in detail
+    with pytest.raises(MoneyError, match=r"invalid amount '1\.234': EUR allows at most 2"):
+        parse_amount("1.234", "EUR")  # a short one is quoted whole

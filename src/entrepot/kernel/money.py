@@ -319,11 +319,24 @@ def find_currency(code: str) -> Currency | None:
     return CURRENCIES.get(code)
 
 
+#: The most characters of a refused value an error quotes: the value came from a request,
+#: and its error goes into the answer and every log line recording it.
+QUOTE_LEN_MAX = 64
+
+
+def _quoted(value: object) -> str:
+    """``repr(value)``, or for a long string its first characters, '...' and its length."""
+    if isinstance(value, str) and len(value) > QUOTE_LEN_MAX:
+        return f"{value[:QUOTE_LEN_MAX]!r}... ({len(value)} characters)"
+    return repr(value)
+
+
 def get_currency(code: str) -> Currency:
     """The currency with this ISO 4217 alphabetic code; raises UnknownCurrency."""
     if not isinstance(code, str) or _CODE_RE.fullmatch(code) is None:
         raise UnknownCurrency(
-            f"malformed currency code {code!r}: expected three upper-case letters like 'EUR'",
+            f"malformed currency code {_quoted(code)}: expected three upper-case letters like "
+            "'EUR'",
             field="currency",
         )
     currency = CURRENCIES.get(code)
@@ -369,11 +382,13 @@ def parse_amount(text: str, currency: Currency | str) -> int:
         )
     match = _AMOUNT_RE.fullmatch(text)
     if match is None:
-        raise InvalidAmount(f"invalid amount {text!r}: {_why_malformed(text)}", field="amount")
+        raise InvalidAmount(
+            f"invalid amount {_quoted(text)}: {_why_malformed(text)}", field="amount"
+        )
     sign, whole, fraction = match.group(1), match.group(2), match.group(3) or ""
     if len(fraction) > resolved.exponent:
         raise InvalidAmount(
-            f"invalid amount {text!r}: {resolved.code} allows at most {resolved.exponent} "
+            f"invalid amount {_quoted(text)}: {resolved.code} allows at most {resolved.exponent} "
             f"fractional digits, got {len(fraction)} (amounts are never rounded)",
             field="amount",
         )
