@@ -8,7 +8,15 @@ from typing import overload
 from entrepot.entrypoints.api import schemas as s
 from entrepot.kernel.clock import ns_to_datetime
 from entrepot.kernel.money import format_amount, get_currency, parse_amount
-from entrepot.payments import Escrow, Participant, Party, PaymentTransfer, Quote, SettlementWindow
+from entrepot.payments import (
+    Escrow,
+    FeeSchedule,
+    Participant,
+    Party,
+    PaymentTransfer,
+    Quote,
+    SettlementWindow,
+)
 
 
 @overload
@@ -142,4 +150,22 @@ def window(w: SettlementWindow) -> s.WindowOut:
             cur: {k: (v if v != float("inf") else -1) for k, v in vals.items()}
             for cur, vals in w.report().items()
         },
+    )
+
+
+def fee_rule(schedule: FeeSchedule, currency: str) -> s.FeeRuleOut:
+    r = schedule.rule(currency)
+    return s.FeeRuleOut(
+        currency=currency,
+        bps=r.bps,
+        fixed=money(r.fixed_minor, currency),
+        min=money(r.min_minor, currency),
+        max=None if r.max_minor is None else money(r.max_minor, currency),
+    )
+
+
+def fee_schedule(schedule: FeeSchedule) -> s.FeeScheduleOut:
+    return s.FeeScheduleOut(
+        bps=schedule.bps,
+        currencies=[fee_rule(schedule, code) for code in sorted(schedule.currencies)],
     )

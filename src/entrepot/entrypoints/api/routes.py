@@ -125,6 +125,20 @@ def scheme_public_key(request: Request, caller: Caller) -> dict[str, str | None]
     return {"algorithm": "Ed25519", "publicKey": None if key is None else public_key_b64(key)}
 
 
+@router.get("/scheme/fees", response_model=s.FeeScheduleOut)
+def scheme_fees(caller: Caller, scheme: Scheme) -> s.FeeScheduleOut:
+    """The scheme's fee schedule, as every quote is priced (``ENTREPOT_FEE_SCHEDULE``): open to
+    every participant, so a fee can be checked before it is paid."""
+    return cv.fee_schedule(scheme.fees)
+
+
+@router.get("/scheme/fees/{currency}", response_model=s.FeeRuleOut)
+def scheme_fee(currency: str, caller: Caller, scheme: Scheme) -> s.FeeRuleOut:
+    """The fee rule a payment sent in ``currency`` pays (the default's basis points alone for
+    a currency the schedule does not name)."""
+    return cv.fee_rule(scheme.fees, get_currency(currency).code)
+
+
 _METRICS_ANSWER: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "the scheme's state in Prometheus' text exposition format",

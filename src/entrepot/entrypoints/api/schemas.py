@@ -393,6 +393,25 @@ class EndpointIn(Strict):
     url: str = Field(min_length=8, max_length=500, description="http(s) URL for notifications")
 
 
+class FeeRuleOut(BaseModel):
+    """One currency's scheme fee: ``bps`` basis points of the amount the payer sends (half
+    up), plus ``fixed``, then at least ``min`` and at most ``max`` (none: no maximum)."""
+
+    currency: str
+    bps: int
+    fixed: MoneyOut
+    min: MoneyOut
+    max: MoneyOut | None
+
+
+class FeeScheduleOut(BaseModel):
+    """The scheme's fee schedule: a rule per named currency, and for every other currency
+    ``bps`` basis points alone."""
+
+    bps: int
+    currencies: list[FeeRuleOut]
+
+
 class EndpointOut(BaseModel):
     participantId: str
     url: str | None
