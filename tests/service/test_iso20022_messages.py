@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from decimal import Decimal
 
 import pytest
 from lxml import etree
@@ -765,3 +766,67 @@ def test_a_pacs008_carries_the_scheme_fee_the_payer_bears(
     xml = iso20022.pacs008(ct)
     assert b"<ChrgBr>DEBT</ChrgBr>" in xml and b"<ChrgsInf>\n" in xml
     assert iso20022.parse_pacs008(xml) == ct
+
+
+@pytest.mark.parametrize("amount_type", ["SEND", "RECEIVE"])
+def test_a_cross_currency_pacs008_names_the_fx_provider_as_intermediary_agent(
+    scheme: PaymentScheme, amount_type: str
+) -> None:
+    """A cross-currency payment runs through its FX provider: the payer's participant pays it
+    the principal in RWF (leg 1), it pays the payee's participant the MYR (leg 2). pacs.008
+    named no FX provider at all. It is ``IntrmyAgt1``, identified as the other agents are (its
+    BIC and participant id), and the amounts say what its two legs move: ``InstdAmt`` what it
+    is paid, ``IntrBkSttlmAmt`` what it pays, ``XchgRate`` the rate between them."""
+    scheme.register_participant(
+        "fx-bic", "FX Bank", "fx_provider", "SG", ["RWF", "MYR"], bic="FXBKSGSGXXX"
+    )
+    scheme.deposit("fx-bic", "MYR", 5_000_000, "dep-fx-bic")
+    scheme.set_net_debit_cap("fx-bic", "MYR", 2_000_000)
+    scheme.post_fx_rate("fx-bic", "RWF", "MYR", Decimal("0.0033"), 100, 3600)  # the best rate
+    amount = 100_000 if amount_type == "SEND" else 1000
+    quote_id = f"q-fx-{amount_type}"
+    scheme.create_quote("mtn-rw", quote_id, "MERCHANT", "KL-TILL-42", amount, amount_type, "RWF")
+    t = scheme.prepare_transfer("mtn-rw", f"t-fx-{amount_type}", quote_id)
+    assert (t.fx_provider, t.fx_rate) == ("fx-bic", Decimal("0.003267"))
+    t = scheme.commit_transfer("maybank", t.id)
+    ct = _pacs008(scheme, t, messages.payee_party(scheme, t))
+
+    assert ct.intermediary_agent == iso20022.Agent(
+        participant_id="fx-bic", bic="FXBKSGSGXXX", name="FX Bank"
+    )
+    principal = t.source_amount_minor - t.fee_minor
+    assert (ct.instructed_amount_minor, ct.instructed_currency) == (principal, "RWF")
+    assert (ct.amount_minor, ct.currency, ct.fx_rate) == (t.target_amount_minor, "MYR", t.fx_rate)
+    # what the FX provider was paid and paid, as its legs on the ledger moved them
+    fx_rwf = scheme.get_participant("fx-bic").currencies["RWF"].position_account
+    fx_myr = scheme.get_participant("fx-bic").currencies["MYR"].position_account
+    rwf = scheme.ledger.statement(fx_rwf).lines
+    myr = scheme.ledger.statement(fx_myr).lines
+    assert [line.credit_minor for line in rwf if line.transfer.pending_id] == [principal]
+    assert [line.debit_minor for line in myr if line.transfer.pending_id] == [ct.amount_minor]
+    # the rate between them: SEND converts the principal down, RECEIVE's principal is the
+    # fewest RWF that buy the amount (1 RWF is 100 sen's 0.3267)
+    exact = Decimal(principal) * ct.fx_rate * 100
+    if amount_type == "SEND":
+        assert ct.amount_minor == int(exact)
+    else:
+        assert exact - ct.fx_rate * 100 < ct.amount_minor <= exact
+    xml = iso20022.pacs008(ct)
+    assert b"<IntrmyAgt1>" in xml
+    assert iso20022.parse_pacs008(xml) == ct
+
+
+def test_a_payment_in_one_currency_has_no_intermediary_agent(scheme: PaymentScheme) -> None:
+    """A payment in one currency goes from the payer's participant to the payee's directly
+    (one leg): no intermediary agent, no instructed amount, no rate."""
+    scheme.register_participant("bk-rw", "Bank of Kigali", "bank", "RW", ["RWF"])
+    scheme.register_alias("bk-rw", "MSISDN", "+250722000111", "Eric Habimana", "RWF")
+    scheme.create_quote("mtn-rw", "q-rwf", "MSISDN", "+250722000111", 10_000, "SEND", "RWF")
+    t = scheme.prepare_transfer("mtn-rw", "t-rwf", "q-rwf")
+    assert t.fx_provider is None
+    ct = _pacs008(scheme, t, messages.payee_party(scheme, t))
+
+    assert ct.intermediary_agent is None
+    assert (ct.instructed_amount_minor, ct.fx_rate) == (None, None)
+    assert (ct.amount_minor, ct.currency) == (t.target_amount_minor, "RWF")
+    assert b"IntrmyAgt1" not in iso20022.pacs008(ct)

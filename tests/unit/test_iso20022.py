@@ -460,6 +460,46 @@ def test_a_fee_in_the_instructed_currency_of_a_cross_currency_transfer_reads_bac
     assert parse_pacs008(xml) == ct
 
 
+FX_PROVIDER = Agent(participant_id="fx-sg-1", bic="FXSGSGSGXXX", name="FX Co Singapore")
+
+
+def test_pacs008_names_the_fx_provider_as_the_first_intermediary_agent() -> None:
+    """A cross-currency transfer goes through an FX provider: the debtor agent pays it the
+    instructed amount, it pays the creditor agent the amount settled, at the rate. pacs.008
+    named no FX provider at all. It is ``IntrmyAgt1`` (as BIS Nexus names the FX provider's
+    side of the chain), identified as the other agents are, after the charges and before the
+    debtor, and reads back."""
+    ct = dataclasses.replace(
+        make_cross_currency(),
+        charge_bearer="DEBT",
+        charges=(SCHEME_FEE,),
+        intermediary_agent=FX_PROVIDER,
+    )
+    xml = pacs008(ct)
+
+    agent = f"{TX}/p:IntrmyAgt1/p:FinInstnId"
+    assert value(xml, f"{agent}/p:BICFI/text()", NS_PACS008) == "FXSGSGSGXXX"
+    assert value(xml, f"{agent}/p:Nm/text()", NS_PACS008) == "FX Co Singapore"
+    assert value(xml, f"{agent}/p:Othr/p:Id/text()", NS_PACS008) == "fx-sg-1"
+    children = [etree.QName(child).localname for child in etree.fromstring(xml)[0][1]]
+    assert children[children.index("ChrgsInf") + 1 :][:2] == ["IntrmyAgt1", "Dbtr"]
+    assert_sequence_order(xml)
+    conforms(xml, PACS008_SUBSET_XSD)
+    parsed = parse_pacs008(xml)
+    assert parsed == ct
+    assert parsed.intermediary_agent == FX_PROVIDER
+    # a transfer without one has none, and reads back without one
+    direct = pacs008(make_ct())
+    assert values(direct, f"{TX}/p:IntrmyAgt1", NS_PACS008) == []
+    assert parse_pacs008(direct).intermediary_agent is None
+
+
+def test_an_intermediary_agent_must_be_an_agent() -> None:
+    with pytest.raises(InvalidMessageField) as caught:
+        make_ct(intermediary_agent=AMINA)
+    assert caught.value.field == "intermediary_agent"
+
+
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
@@ -520,9 +560,11 @@ def test_an_organisation_without_an_id_reads_back_as_an_organisation(where: str)
                                                                                agent=PARIS)]),
         make_ct(creditor=Party(name="Kedai Kopi KL", alias_type="MERCHANT", alias="KL-TILL-42",
                                iban=None, country="MY", organisation=True)),
+        dataclasses.replace(make_cross_currency(), intermediary_agent=FX_PROVIDER),
+        dataclasses.replace(make_cross_currency(), intermediary_agent=PARIS),
     ],
     ids=["eur", "cross-currency", "rwf-minimal", "offset-and-microseconds", "short-prtry",
-         "not-settled-yet", "two-charges", "organisation"],
+         "not-settled-yet", "two-charges", "organisation", "fx-provider", "fx-provider-no-bic"],
 )  # fmt: skip
 def test_pacs008_round_trip(ct: CreditTransfer) -> None:
     conforms(pacs008(ct), PACS008_SUBSET_XSD)
@@ -765,12 +807,16 @@ def _mutated(old: bytes, new: bytes, ct: CreditTransfer | None = None) -> bytes:
         (_mutated(b"<XchgRate>1450.12</XchgRate>", b"<XchgRate>1.45E3</XchgRate>",
                   make_cross_currency()), "plain decimal"),
         (_mutated(b"<Nm>Bank of Kigali</Nm>", b""), "DbtrAgt/FinInstnId/Nm is missing"),
+        (_mutated(b"<Nm>FX Co Singapore</Nm>", b"",
+                  dataclasses.replace(make_cross_currency(), intermediary_agent=FX_PROVIDER)),
+         "IntrmyAgt1/FinInstnId/Nm is missing"),
     ],
     ids=[
         "other-version", "other-message", "missing-msgid", "empty-msgid", "long-msgid",
         "two-declared", "too-many-decimals", "exponent-amount", "negative-amount",
         "unknown-currency", "missing-ccy", "naive-time", "bad-day", "bad-month", "upper-uetr",
         "bad-charge-bearer", "exponent-rate", "missing-agent-name",
+        "missing-intermediary-name",
     ],
 )  # fmt: skip
 def test_parse_pacs008_refuses_malformed_messages(xml: bytes, match: str) -> None:

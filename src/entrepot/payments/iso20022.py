@@ -27,6 +27,8 @@ Invariants (checked when a dataclass is built, so every value that exists can be
 - ``XchgRate`` is units of the settlement currency per unit of the instructed currency (the
   payments model's "target per source"); it must fit the schema's ``BaseOneRate`` (at most 11
   digits, 10 after the point): :func:`fit_exchange_rate` rounds one to fit, with a stated mode.
+  The agent that converts (the scheme's FX provider) is ``IntrmyAgt1``, between the debtor
+  agent (which pays it ``InstdAmt``) and the creditor agent (which it pays ``IntrBkSttlmAmt``).
 - Times are timezone-aware and written in UTC with an explicit offset ("+00:00").
 - A statement's closing balance equals its opening balance plus booked credits minus booked
   debits; every entry lies within the statement period, which is half-open
@@ -276,6 +278,13 @@ class CreditTransfer:
     ``charges`` are the transfer's charges (``ChrgsInf``, in order; any sequence, stored as a
     tuple) and ``charge_bearer`` who bears them (``ChrgBr``): ``DEBT`` where the debtor pays
     them besides the amount settled, so the creditor is credited ``amount_minor`` whole.
+
+    ``intermediary_agent`` is the agent between the debtor's and the creditor's
+    (``IntrmyAgt1``), None where the debtor agent pays the creditor agent directly. In the
+    scheme it is the FX provider of a cross-currency payment, as BIS Nexus names the FX
+    provider's side of the chain: the debtor agent pays it ``instructed_amount_minor`` in
+    ``instructed_currency``, and it pays the creditor agent ``amount_minor`` in ``currency``,
+    at ``fx_rate``.
     """
 
     message_id: str
@@ -296,6 +305,7 @@ class CreditTransfer:
     instructed_currency: str | None = None
     fx_rate: Decimal | None = None
     charges: Sequence[Charge] = ()
+    intermediary_agent: Agent | None = None
 
     def __post_init__(self) -> None:
         _check_text(self.message_id, "message_id", _ID_LEN)
@@ -323,6 +333,8 @@ class CreditTransfer:
         object.__setattr__(self, "charges", tuple(self.charges))
         for index, charge in enumerate(self.charges):
             _check_instance(charge, Charge, f"charges[{index}]")
+        if self.intermediary_agent is not None:
+            _check_instance(self.intermediary_agent, Agent, "intermediary_agent")
 
     def _check_instructed(self) -> None:
         if (self.instructed_amount_minor is None) != (self.instructed_currency is None):
@@ -829,6 +841,8 @@ def pacs008(ct: CreditTransfer) -> bytes:
         charges = _sub(tx, "ChrgsInf")
         _amount(charges, "Amt", charge.amount_minor, charge.currency)
         _write_agent(charges, "Agt", charge.agent)
+    if ct.intermediary_agent is not None:
+        _write_agent(tx, "IntrmyAgt1", ct.intermediary_agent)
     _write_party(tx, "Dbtr", ct.debtor)
     if ct.debtor.iban is not None:
         _write_account(tx, "DbtrAcct", ct.debtor.iban, None)
@@ -1157,6 +1171,11 @@ def parse_pacs008(data: bytes) -> CreditTransfer:
             instructed_currency=instructed[1],
             fx_rate=reader.read_rate(tx, "XchgRate"),
             charges=_read_charges(reader, tx),
+            intermediary_agent=(
+                _read_agent(reader, tx, "IntrmyAgt1")
+                if reader.find(tx, "IntrmyAgt1") is not None
+                else None
+            ),
         )
     except InvalidMessageField as exc:
         raise reader.fail(f"invalid {exc.field}: {exc.detail}", exc.field) from exc

@@ -228,7 +228,22 @@ def _credit_transfer(
         fx_rate=iso.fit_exchange_rate(t.fx_rate) if cross and t.fx_rate is not None else None,
         charge_bearer=CHARGE_BEARER,
         charges=_charges(scheme, t),
+        intermediary_agent=_fx_agent(scheme, t),
     )
+
+
+def _fx_agent(scheme: PaymentScheme, t: PaymentTransfer) -> iso.Agent | None:
+    """The FX provider of a cross-currency transfer as pacs.008's first intermediary agent
+    (``IntrmyAgt1``), identified as the other agents are (its BIC, if it has one, and its
+    participant id): the payer's participant pays it the principal in the source currency
+    (``InstdAmt``) and it pays the payee's participant the target amount (``IntrBkSttlmAmt``)
+    at the quoted rate (``XchgRate``), as its two legs on the ledger do; BIS Nexus names the
+    FX provider's side of the chain as intermediary agents alike. None for a payment in one
+    currency, which goes from the debtor agent to the creditor agent directly. pacs.008 named
+    no FX provider at all: a receiving agent saw a conversion with no one who made it."""
+    if t.fx_provider is None:
+        return None
+    return _agent(scheme.get_participant(t.fx_provider))
 
 
 #: Who bears the scheme's fee (``ChrgBr``): the payer, always. A SEND amount is what the
