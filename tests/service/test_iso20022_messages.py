@@ -612,6 +612,26 @@ def test_a_participant_standing_in_for_the_party_is_an_organisation(
     assert parsed == ct
 
 
+def test_a_participant_standing_in_has_its_country_as_debtor_and_as_creditor(
+    scheme: PaymentScheme,
+) -> None:
+    """A payer participant standing in for an unnamed debtor was given its country
+    (``CtryOfRes``) and a payee participant standing in for an unnamed creditor none, though
+    each is a participant of one country, and a named party has its country in either role.
+    Both have it now, and read it back."""
+    t = _pay(scheme, "t-stand-in-country", commit=False)  # no payer party named
+    ct = _pacs008(scheme, t, None)  # nor a payee party
+
+    assert (ct.debtor.name, ct.debtor.country) == ("MTN MoMo Rwanda", "RW")
+    assert (ct.creditor.name, ct.creditor.country) == ("Maybank", "MY")
+    xml = iso20022.pacs008(ct)
+    assert b"<CtryOfRes>MY</CtryOfRes>" in xml.split(b"<Cdtr>")[1]
+    assert iso20022.parse_pacs008(xml) == ct
+    # the creditor named by the quote's alias has its participant's country too
+    named = _pacs008(scheme, t, messages.payee_party(scheme, t))
+    assert (named.creditor.name, named.creditor.country) == ("Kedai Kopi KL", "MY")
+
+
 def test_a_merchant_or_business_party_is_identified_as_an_organisation(
     scheme: PaymentScheme,
 ) -> None:

@@ -15,7 +15,7 @@ from entrepot.ledger import Transfer
 from entrepot.payments import iso20022 as iso
 from entrepot.payments.errors import InvalidPaymentInput, PartyNotFound, QuoteNotFound
 from entrepot.payments.model import Participant, Party, PaymentTransfer, TransferState, uetr
-from entrepot.payments.services import SCHEME, Code, PaymentScheme
+from entrepot.payments.services import SCHEME, SCHEME_COUNTRY, Code, PaymentScheme
 
 #: A payment's legs (fee, principal, FX legs) carry its UETR from prepare to the posting that
 #: commits them (``user_data_128``); a bulk's summed postings carry their bulk's tag there,
@@ -177,16 +177,19 @@ def _customer(party: Party) -> iso.Party:
     )
 
 
-def _stand_in(p: Participant, country: str | None) -> iso.Party:
+def _stand_in(p: Participant) -> iso.Party:
     """The participant itself as the debtor or creditor, where no party of its is named: a
     bank or wallet, an organisation (``Id/OrgId``; it was written as a party without an id,
-    which pacs.008 reads as a person)."""
+    which pacs.008 reads as a person), resident in its country (``CtryOfRes``) but the
+    scheme operator's (``ZZ``, no country). The same for either role: a payer participant
+    standing in had its country and a payee participant none, though the directory gives a
+    named party its participant's country in either role."""
     return iso.Party(
         name=p.name[:140],
         alias_type=None,
         alias=None,
         iban=None,
-        country=country,
+        country=p.country if p.country != SCHEME_COUNTRY else None,
         organisation=True,
     )
 
@@ -216,11 +219,9 @@ def _credit_transfer(
         settlement_date=settlement_date(scheme, t),
         amount_minor=t.target_amount_minor,
         currency=t.target_currency,
-        debtor=_customer(payer_p)
-        if payer_p
-        else _stand_in(payer, payer.country if payer.country != "ZZ" else None),
+        debtor=_customer(payer_p) if payer_p else _stand_in(payer),
         debtor_agent=_agent(payer),
-        creditor=_customer(payee) if payee else _stand_in(payee_p, None),
+        creditor=_customer(payee) if payee else _stand_in(payee_p),
         creditor_agent=_agent(payee_p),
         remittance=t.note,
         instructed_amount_minor=t.source_amount_minor - t.fee_minor if cross else None,
