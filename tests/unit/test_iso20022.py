@@ -824,6 +824,39 @@ def test_parse_pacs008_refuses_malformed_messages(xml: bytes, match: str) -> Non
         parse_pacs008(xml)
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        (b">0.62<", b">0.625<", "ChrgsInf/Amt"),
+        (b'<Amt Ccy="EUR">0.62</Amt>', b"", "ChrgsInf/Amt"),
+        (b"<Nm>Entrepot scheme operator</Nm>", b"", "ChrgsInf/Agt/FinInstnId/Nm"),
+    ],
+    ids=["bad-amount", "missing-amount", "missing-agent-name"],
+)
+def test_a_bad_charge_is_reported_at_its_full_path(old: bytes, new: bytes, field: str) -> None:
+    """A charge was read from its ``ChrgsInf`` element, and a bad amount reported at ``Amt``
+    (an agent's name at ``Agt/FinInstnId/Nm``): a path that names no element of the
+    transaction, where every other error names its full path (``IntrBkSttlmAmt``)."""
+    xml = _mutated(old, new, make_ct(charge_bearer="DEBT", charges=[SCHEME_FEE]))
+
+    with pytest.raises(MalformedMessage) as caught:
+        parse_pacs008(xml)
+    assert caught.value.field == field
+    assert caught.value.detail.startswith(f"pacs.008: {field}")
+
+
+def test_a_bad_charge_among_several_is_reported_at_its_position() -> None:
+    second = dataclasses.replace(SCHEME_FEE, amount_minor=7, agent=PARIS)
+    xml = _mutated(
+        b">0.07<", b">0.075<", make_ct(charge_bearer="DEBT", charges=[SCHEME_FEE, second])
+    )
+
+    with pytest.raises(MalformedMessage, match="at most 2 fractional digits") as caught:
+        parse_pacs008(xml)
+    assert caught.value.field == "ChrgsInf[2]/Amt"
+    assert caught.value.detail.startswith("pacs.008: ChrgsInf[2]/Amt")
+
+
 def test_parse_pacs008_refuses_two_transactions() -> None:
     root = etree.fromstring(pacs008(make_ct()))
     message = root[0]

@@ -1102,14 +1102,19 @@ def _read_agent(reader: _Reader, tx: Any, tag: str) -> Agent:
 
 
 def _read_charges(reader: _Reader, tx: Any) -> list[Charge]:
+    """Each ``ChrgsInf``, read by its path from the transaction, so that an error names it as
+    every other does (``ChrgsInf/Amt``; ``ChrgsInf[2]/Amt``, XPath's position, where there are
+    several): read from the ``ChrgsInf`` element itself, a bad amount was reported at ``Amt``."""
+    count = reader.count(tx, "ChrgsInf")
     charges = []
-    for found in tx.findall("iso:ChrgsInf", namespaces={"iso": reader.namespace}):
-        amount_minor, currency = reader.read_amount(found, "Amt")
+    for position in range(1, count + 1):
+        at = "ChrgsInf" if count == 1 else f"ChrgsInf[{position}]"
+        amount_minor, currency = reader.read_amount(tx, f"{at}/Amt")
         charges.append(
             Charge(
                 amount_minor=amount_minor,
                 currency=currency,
-                agent=_read_agent(reader, found, "Agt"),
+                agent=_read_agent(reader, tx, f"{at}/Agt"),
             )
         )
     return charges
