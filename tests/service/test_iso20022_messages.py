@@ -850,3 +850,31 @@ def test_a_payment_in_one_currency_has_no_intermediary_agent(scheme: PaymentSche
     assert (ct.instructed_amount_minor, ct.fx_rate) == (None, None)
     assert (ct.amount_minor, ct.currency) == (t.target_amount_minor, "RWF")
     assert b"IntrmyAgt1" not in iso20022.pacs008(ct)
+
+
+def test_pacs008_does_not_name_a_party_an_alias_was_registered_for_since(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """An alias its participant removed and registered again after the payment (a number
+    given to a new customer) is another registration, for another party. pacs.008 named
+    whoever the participant holds the alias for now: the new customer as the debtor who paid
+    (or the creditor who was paid), a payment neither made nor received. Only the
+    registration in force when the transfer was prepared is named; otherwise the
+    participant stands in, as for an alias removed."""
+    t = _prepare_named_payer(scheme, "t-re-registered")
+    before = _pacs008(scheme, t, messages.payee_party(scheme, t))
+    assert (before.debtor.name, before.creditor.name) == ("Aline Uwase", "Kedai Kopi KL")
+
+    clock.advance(60)
+    scheme.remove_alias("mtn-rw", "MSISDN", "+250788123456")
+    scheme.register_alias("mtn-rw", "MSISDN", "+250788123456", "Jean Mugisha", "RWF")
+    scheme.remove_alias("maybank", "MERCHANT", "KL-TILL-42")
+    scheme.register_alias("maybank", "MERCHANT", "KL-TILL-42", "Another Kopi", "MYR")
+    after = _pacs008(scheme, t, messages.payee_party(scheme, t))
+
+    assert (after.debtor.name, after.debtor.alias) == ("MTN MoMo Rwanda", None)
+    assert (after.creditor.name, after.creditor.alias) == ("Maybank", None)
+    # a transfer prepared since pays (and names) the new registrations
+    later = _prepare_named_payer(scheme, "t-after-re-registration")
+    named = _pacs008(scheme, later, messages.payee_party(scheme, later))
+    assert (named.debtor.name, named.creditor.name) == ("Jean Mugisha", "Another Kopi")

@@ -106,7 +106,8 @@ def payee_party(scheme: PaymentScheme, t: PaymentTransfer) -> Party | None:
     another party; a bulk row written before migration 0011): the payee participant then
     stands in. The alias is looked up as it is now: one that another participant holds now
     names someone this transfer never paid (and put that participant's customer, name and
-    country, in another participant's pacs.008 beside the creditor agent that was paid)."""
+    country, in another participant's pacs.008 beside the creditor agent that was paid), and
+    so does one registered again since, by the payee participant itself, for a new customer."""
     try:
         quote = scheme.get_quote(t.payer_participant, t.quote_id)
         kind, alias = quote.payee_alias_type.value, quote.payee_alias
@@ -114,7 +115,7 @@ def payee_party(scheme: PaymentScheme, t: PaymentTransfer) -> Party | None:
         if t.payee_alias is None:
             return None
         kind, _, alias = t.payee_alias.partition(":")
-    return _held_by(scheme, kind, alias, t.payee_participant)
+    return _held_by(scheme, kind, alias, t)
 
 
 def _entry_uetr(posting: Transfer) -> str | None:
@@ -124,13 +125,23 @@ def _entry_uetr(posting: Transfer) -> str | None:
     return str(uuid.UUID(int=posting.user_data_128))
 
 
-def _held_by(scheme: PaymentScheme, kind: str, alias: str, participant: str) -> Party | None:
-    """The directory's party for the alias, if ``participant`` holds it now."""
+def _held_by(
+    scheme: PaymentScheme, kind: str, alias: str, t: PaymentTransfer, *, payer: bool = False
+) -> Party | None:
+    """The directory's party for the alias, if the transfer's payee (or ``payer``)
+    participant holds it now under the registration it had when the transfer was prepared.
+    An alias removed and registered again since (a number given to a new customer) is
+    another registration, for another party than the one that paid or was paid: pacs.008
+    named the new customer."""
     try:
         party = scheme.lookup_party(kind, alias)
     except PartyNotFound:
         return None
-    return party if party.participant_id == participant else None
+    participant = t.payer_participant if payer else t.payee_participant
+    if party.participant_id != participant:
+        return None
+    registered = party.registered_at_ns
+    return party if registered is None or registered <= t.created_at_ns else None
 
 
 def settlement_date(scheme: PaymentScheme, t: PaymentTransfer) -> date | None:
@@ -152,13 +163,14 @@ def _settled_at_ns(scheme: PaymentScheme, t: PaymentTransfer) -> int | None:
 def payer_party(scheme: PaymentScheme, t: PaymentTransfer) -> Party | None:
     """The party that paid, which pacs.008 names as the debtor: the quote's payer alias (as
     Mojaloop's quote names the payer), when the directory holds it for the payer
-    participant. None otherwise (no payer named, an alias the directory does not hold, or
-    holds for another participant: someone else's customer): the payer participant then
-    stands in, as the payee participant does for the creditor."""
+    participant under the registration it had when the transfer was prepared. None otherwise
+    (no payer named, an alias the directory does not hold, holds for another participant, or
+    was registered again since: someone else's customer): the payer participant then stands
+    in, as the payee participant does for the creditor."""
     if t.payer_alias is None:
         return None
     kind, _, alias = t.payer_alias.partition(":")
-    return _held_by(scheme, kind, alias, t.payer_participant)
+    return _held_by(scheme, kind, alias, t, payer=True)
 
 
 def _customer(party: Party) -> iso.Party:
