@@ -857,6 +857,44 @@ def test_a_bad_charge_among_several_is_reported_at_its_position() -> None:
     assert caught.value.detail.startswith("pacs.008: ChrgsInf[2]/Amt")
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        (b"+250788123456", b"+" + b"2" * 35, "Dbtr/Id/PrvtId/Othr/Id"),
+        (b"<CtryOfRes>FR<", b"<CtryOfRes>fr<", "Cdtr/CtryOfRes"),
+        (FR_IBAN.encode(), b"FR00" + FR_IBAN[4:].encode(), "CdtrAcct/Id/IBAN"),
+        (b">BKIGRWRWXXX<", b">BKIGRW1WXXX<", "DbtrAgt/FinInstnId/BICFI"),
+        (b">bank-fr-1<", b">" + b"p" * 36 + b"<", "CdtrAgt/FinInstnId/Othr/Id"),
+        (b">FXSGSGSGXXX<", b">fxsgsgsgxxx<", "IntrmyAgt1/FinInstnId/BICFI"),
+        (b"<Nm>Entrepot scheme operator<", b"<Nm>" + b"n" * 141 + b"<",
+         "ChrgsInf/Agt/FinInstnId/Nm"),
+        (b"MSG-20240501-0001", b"M" * 36, "GrpHdr/MsgId"),
+        (b"<ChrgBr>DEBT<", b"<ChrgBr>BOTH<", "ChrgBr"),
+        (b"<XchgRate>1450.12<", b"<XchgRate>0.00000000001<", "XchgRate"),
+    ],
+    ids=["debtor-alias", "creditor-country", "creditor-iban", "debtor-agent-bic",
+         "creditor-agent-id", "intermediary-bic", "charge-agent-name", "msgid", "charge-bearer",
+         "rate"],
+)  # fmt: skip
+def test_a_value_the_model_refuses_is_reported_at_its_path(
+    old: bytes, new: bytes, field: str
+) -> None:
+    """What the model refuses in a message read (an alias too long, a BIC out of pattern)
+    was reported at the model's field name (``alias``, ``bic``), which did not say which of
+    the two parties or four agents it was. It is reported at its element's path, as the
+    reader's own errors are."""
+    ct = dataclasses.replace(
+        make_cross_currency(),
+        charge_bearer="DEBT",
+        charges=(SCHEME_FEE,),
+        intermediary_agent=FX_PROVIDER,
+    )
+    with pytest.raises(MalformedMessage) as caught:
+        parse_pacs008(_mutated(old, new, ct))
+    assert caught.value.field == field
+    assert caught.value.detail.startswith(f"pacs.008: {field}: ")
+
+
 def test_parse_pacs008_refuses_two_transactions() -> None:
     root = etree.fromstring(pacs008(make_ct()))
     message = root[0]
@@ -1005,6 +1043,24 @@ def test_parse_pacs002_refuses_malformed_messages(old: bytes, new: bytes, match:
     assert xml.count(old) == 1
     with pytest.raises(MalformedMessage, match=match):
         parse_pacs002(xml.replace(old, new))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        (b">ACSC<", b">DONE<", "TxSts"),
+        (b">STS-0001<", b">" + b"S" * 36 + b"<", "GrpHdr/MsgId"),
+        (UETR.encode(), UETR.upper().encode(), "OrgnlUETR"),
+    ],
+    ids=["status", "msgid", "uetr"],
+)
+def test_a_status_value_the_model_refuses_is_reported_at_its_path(
+    old: bytes, new: bytes, field: str
+) -> None:
+    with pytest.raises(MalformedMessage) as caught:
+        parse_pacs002(_pacs002_mutated(old, new))
+    assert caught.value.field == field
+    assert caught.value.detail.startswith(f"pacs.002: {field}: ")
 
 
 def test_parse_pacs002_refuses_two_statuses() -> None:
@@ -1420,7 +1476,8 @@ def _pacs002_mutated(old: bytes, new: bytes, status: TransferStatus | None = Non
         (parse_pacs008, _mutated(b">2024-05-01<", f">{LONG}<".encode()), "is not an ISO date"),
         (parse_pacs008, _mutated(b">1450.12<", f">{LONG}<".encode(), make_cross_currency()),
          "is not a plain decimal number"),
-        (parse_pacs008, _mutated(b">12.50<", f">{'1' * 3_000}<".encode()), "invalid amount"),
+        (parse_pacs008, _mutated(b">12.50<", f">{'1' * 3_000}<".encode()),
+         "IntrBkSttlmAmt: amount_minor"),
         (parse_pacs008, _mutated(b'Ccy="EUR"', f'Ccy="{LONG}"'.encode()), "currency code"),
         (parse_pacs008, _mutated(b"<NbOfTxs>1<", f"<NbOfTxs>{LONG}<".encode()),
          "only single-transaction messages"),

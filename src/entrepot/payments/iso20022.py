@@ -48,13 +48,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from lxml import etree
 
@@ -178,6 +178,9 @@ _DATETIME_RE = re.compile(
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DECIMAL_RE = re.compile(r"[0-9]{1,30}(\.[0-9]{1,30})?")
 _XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+
+
+_Built = TypeVar("_Built")
 
 
 class Iso20022Error(InvalidInput, ValueError):
@@ -1084,6 +1087,17 @@ class _Reader:
         except MoneyError as exc:  # its detail quotes the amount or the currency whole
             raise self.fail(f"{path}: {_requote(exc.detail, text, str(currency))}", path) from exc
 
+    def build(self, make: Callable[..., _Built], paths: Mapping[str, str], **values: Any) -> _Built:
+        """``make(**values)``, a model object read from the message; a value it refuses is
+        reported at its element's path (``paths``: the model's field -> the path it was read
+        from), as the reader's own errors are. It was reported at the model's field name
+        (``alias``, ``bic``), which did not say which party or agent it was."""
+        try:
+            return make(**values)
+        except InvalidMessageField as exc:
+            path = paths.get(exc.field or "", exc.field)
+            raise self.fail(f"{path}: {exc.detail}", path) from exc
+
     def read_rate(self, element: Any, path: str) -> Decimal | None:
         text = self.opt_text(element, path)
         if text is None:
@@ -1094,10 +1108,17 @@ class _Reader:
 
 
 def _read_agent(reader: _Reader, tx: Any, tag: str) -> Agent:
-    return Agent(
-        participant_id=reader.text(tx, f"{tag}/FinInstnId/Othr/Id"),
-        bic=reader.opt_text(tx, f"{tag}/FinInstnId/BICFI"),
-        name=reader.text(tx, f"{tag}/FinInstnId/Nm"),
+    paths = {
+        "participant_id": f"{tag}/FinInstnId/Othr/Id",
+        "bic": f"{tag}/FinInstnId/BICFI",
+        "name": f"{tag}/FinInstnId/Nm",
+    }
+    return reader.build(
+        Agent,
+        paths,
+        participant_id=reader.text(tx, paths["participant_id"]),
+        bic=reader.opt_text(tx, paths["bic"]),
+        name=reader.text(tx, paths["name"]),
     )
 
 
@@ -1111,7 +1132,9 @@ def _read_charges(reader: _Reader, tx: Any) -> list[Charge]:
         at = "ChrgsInf" if count == 1 else f"ChrgsInf[{position}]"
         amount_minor, currency = reader.read_amount(tx, f"{at}/Amt")
         charges.append(
-            Charge(
+            reader.build(
+                Charge,
+                {"amount_minor": f"{at}/Amt", "currency": f"{at}/Amt", "agent": f"{at}/Agt"},
                 amount_minor=amount_minor,
                 currency=currency,
                 agent=_read_agent(reader, tx, f"{at}/Agt"),
@@ -1123,14 +1146,54 @@ def _read_charges(reader: _Reader, tx: Any) -> list[Charge]:
 def _read_party(reader: _Reader, tx: Any, tag: str, account_tag: str) -> Party:
     organisation = reader.find(tx, f"{tag}/Id/OrgId") is not None
     other = f"{tag}/Id/{'OrgId' if organisation else 'PrvtId'}/Othr"
-    return Party(
-        name=reader.text(tx, f"{tag}/Nm"),
-        alias_type=reader.opt_text(tx, f"{other}/SchmeNm/Prtry"),
-        alias=reader.opt_text(tx, f"{other}/Id"),
-        iban=reader.opt_text(tx, f"{account_tag}/Id/IBAN"),
-        country=reader.opt_text(tx, f"{tag}/CtryOfRes"),
+    paths = {
+        "name": f"{tag}/Nm",
+        "alias_type": f"{other}/SchmeNm/Prtry",
+        "alias": f"{other}/Id",
+        "iban": f"{account_tag}/Id/IBAN",
+        "country": f"{tag}/CtryOfRes",
+    }
+    return reader.build(
+        Party,
+        paths,
+        name=reader.text(tx, paths["name"]),
+        alias_type=reader.opt_text(tx, paths["alias_type"]),
+        alias=reader.opt_text(tx, paths["alias"]),
+        iban=reader.opt_text(tx, paths["iban"]),
+        country=reader.opt_text(tx, paths["country"]),
         organisation=organisation,
     )
+
+
+#: Where each field of a credit transfer is read from in pacs.008 (from its CdtTrfTxInf, or
+#: the message's GrpHdr), for :meth:`_Reader.build`
+_PACS008_PATHS = {
+    "message_id": "GrpHdr/MsgId",
+    "created_at": "GrpHdr/CreDtTm",
+    "transfer_id": "PmtId/UETR",
+    "end_to_end_id": "PmtId/EndToEndId",
+    "settlement_date": "IntrBkSttlmDt",
+    "amount_minor": "IntrBkSttlmAmt",
+    "currency": "IntrBkSttlmAmt",
+    "instructed_amount_minor": "InstdAmt",
+    "instructed_currency": "InstdAmt",
+    "fx_rate": "XchgRate",
+    "charge_bearer": "ChrgBr",
+    "remittance": "RmtInf/Ustrd",
+    "purpose": "Purp",
+    "intermediary_agent": "IntrmyAgt1",
+}
+#: ... and each field of a transfer status in pacs.002 (from its TxInfAndSts, or GrpHdr)
+_PACS002_PATHS = {
+    "message_id": "GrpHdr/MsgId",
+    "created_at": "GrpHdr/CreDtTm",
+    "original_message_id": "OrgnlGrpInf/OrgnlMsgId",
+    "original_transfer_id": "OrgnlUETR",
+    "original_end_to_end_id": "OrgnlEndToEndId",
+    "status": "TxSts",
+    "reason_code": "StsRsnInf/Rsn/Cd",
+    "reason_text": "StsRsnInf/AddtlInf",
+}
 
 
 def parse_pacs008(data: bytes) -> CreditTransfer:
@@ -1156,34 +1219,33 @@ def parse_pacs008(data: bytes) -> CreditTransfer:
         if not found.text or len(found):
             raise reader.fail("RmtInf/Ustrd is empty or holds markup", "RmtInf/Ustrd")
         remittance.append(str(found.text))
-    try:
-        return CreditTransfer(
-            message_id=reader.text(message, "GrpHdr/MsgId"),
-            transfer_id=reader.text(tx, "PmtId/UETR"),
-            end_to_end_id=reader.text(tx, "PmtId/EndToEndId"),
-            created_at=reader.read_datetime(message, "GrpHdr/CreDtTm"),
-            settlement_date=reader.read_date(tx, "IntrBkSttlmDt"),
-            amount_minor=amount_minor,
-            currency=currency,
-            debtor=_read_party(reader, tx, "Dbtr", "DbtrAcct"),
-            debtor_agent=_read_agent(reader, tx, "DbtrAgt"),
-            creditor=_read_party(reader, tx, "Cdtr", "CdtrAcct"),
-            creditor_agent=_read_agent(reader, tx, "CdtrAgt"),
-            charge_bearer=reader.text(tx, "ChrgBr"),
-            remittance="".join(remittance) or None,
-            purpose=purpose,
-            instructed_amount_minor=instructed[0],
-            instructed_currency=instructed[1],
-            fx_rate=reader.read_rate(tx, "XchgRate"),
-            charges=_read_charges(reader, tx),
-            intermediary_agent=(
-                _read_agent(reader, tx, "IntrmyAgt1")
-                if reader.find(tx, "IntrmyAgt1") is not None
-                else None
-            ),
-        )
-    except InvalidMessageField as exc:
-        raise reader.fail(f"invalid {exc.field}: {exc.detail}", exc.field) from exc
+    return reader.build(
+        CreditTransfer,
+        _PACS008_PATHS,
+        message_id=reader.text(message, "GrpHdr/MsgId"),
+        transfer_id=reader.text(tx, "PmtId/UETR"),
+        end_to_end_id=reader.text(tx, "PmtId/EndToEndId"),
+        created_at=reader.read_datetime(message, "GrpHdr/CreDtTm"),
+        settlement_date=reader.read_date(tx, "IntrBkSttlmDt"),
+        amount_minor=amount_minor,
+        currency=currency,
+        debtor=_read_party(reader, tx, "Dbtr", "DbtrAcct"),
+        debtor_agent=_read_agent(reader, tx, "DbtrAgt"),
+        creditor=_read_party(reader, tx, "Cdtr", "CdtrAcct"),
+        creditor_agent=_read_agent(reader, tx, "CdtrAgt"),
+        charge_bearer=reader.text(tx, "ChrgBr"),
+        remittance="".join(remittance) or None,
+        purpose=purpose,
+        instructed_amount_minor=instructed[0],
+        instructed_currency=instructed[1],
+        fx_rate=reader.read_rate(tx, "XchgRate"),
+        charges=_read_charges(reader, tx),
+        intermediary_agent=(
+            _read_agent(reader, tx, "IntrmyAgt1")
+            if reader.find(tx, "IntrmyAgt1") is not None
+            else None
+        ),
+    )
 
 
 def parse_pacs002(data: bytes) -> TransferStatus:
@@ -1203,19 +1265,18 @@ def parse_pacs002(data: bytes) -> TransferStatus:
     if any(len(found) for found in reason_lines):
         raise reader.fail("StsRsnInf/AddtlInf holds markup inside its value", "StsRsnInf/AddtlInf")
     reason_texts = [str(found.text or "") for found in reason_lines]
-    try:
-        return TransferStatus(
-            message_id=reader.text(message, "GrpHdr/MsgId"),
-            original_message_id=original_message_id,
-            original_transfer_id=reader.text(tx, "OrgnlUETR"),
-            original_end_to_end_id=reader.text(tx, "OrgnlEndToEndId"),
-            status=reader.text(tx, "TxSts"),
-            reason_code=reader.opt_text(tx, "StsRsnInf/Rsn/Cd"),
-            reason_text="".join(reason_texts) or None,
-            created_at=reader.read_datetime(message, "GrpHdr/CreDtTm"),
-        )
-    except InvalidMessageField as exc:
-        raise reader.fail(f"invalid {exc.field}: {exc.detail}", exc.field) from exc
+    return reader.build(
+        TransferStatus,
+        _PACS002_PATHS,
+        message_id=reader.text(message, "GrpHdr/MsgId"),
+        original_message_id=original_message_id,
+        original_transfer_id=reader.text(tx, "OrgnlUETR"),
+        original_end_to_end_id=reader.text(tx, "OrgnlEndToEndId"),
+        status=reader.text(tx, "TxSts"),
+        reason_code=reader.opt_text(tx, "StsRsnInf/Rsn/Cd"),
+        reason_text="".join(reason_texts) or None,
+        created_at=reader.read_datetime(message, "GrpHdr/CreDtTm"),
+    )
 
 
 # --- schema validation ---------------------------------------------------------------------
