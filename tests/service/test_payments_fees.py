@@ -5,9 +5,12 @@ TOML file (``ENTREPOT_FEE_SCHEDULE``), refused whole when anything in it is wron
 from __future__ import annotations
 
 import json
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from entrepot.bootstrap import bootstrap
@@ -17,10 +20,12 @@ from entrepot.kernel.errors import ConfigurationError
 from entrepot.payments import SCHEME, FeeRule, FeeSchedule, PaymentScheme, load_fee_schedule
 from entrepot.payments.bulk import BulkItem, bulk_transfers
 from entrepot.payments.errors import InvalidPaymentInput
-from entrepot.payments.fees import parse_fee_schedule
+from entrepot.payments.fees import BPS_MAX, parse_fee_schedule
+from entrepot.payments.model import SCHEME_AMOUNT_MAX
 from tests.service.test_payments import (
     ALINE,
     BK_CUSTOMER,
+    TILL,
     assert_ledger_ok,
     join,
     join_bk,
@@ -72,18 +77,30 @@ def test_a_rule_is_basis_points_half_up_plus_fixed_within_its_bounds() -> None:
     assert FeeRule(bps=50).fee(99) == 0  # 0.495
 
 
+@given(principal=st.integers(0, 10**40), bps=st.integers(0, BPS_MAX))
+def test_a_rules_basis_points_are_exact_half_up_for_any_principal(principal: int, bps: int) -> None:
+    with localcontext() as ctx:
+        ctx.prec = 100
+        want = (Decimal(principal) * bps / BPS_MAX).quantize(Decimal(1), ROUND_HALF_UP)
+    assert FeeRule(bps=bps).fee(principal) == int(want)
+
+
 def test_a_rule_refuses_what_no_fee_can_be() -> None:
     for kwargs in (
         {"bps": -1},
         {"bps": 10_001},
         {"fixed_minor": -1},
         {"min_minor": 10, "max_minor": 9},
+        {"fixed_minor": 10, "max_minor": 9},
+        {"min_minor": SCHEME_AMOUNT_MAX + 1},
         {"bps": 1.5},
     ):
         with pytest.raises(ValueError):
             FeeRule(**kwargs)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="ISO 4217"):
         FeeSchedule(currencies={"ABC": FeeRule()})
+    with pytest.raises(ValueError, match="not a FeeRule"):
+        FeeSchedule(currencies={"USD": 5})  # type: ignore[dict-item]
 
 
 def test_a_currency_not_named_pays_the_default_basis_points_alone() -> None:
@@ -129,8 +146,20 @@ def test_the_minimum_and_maximum_hold_for_send_and_receive(priced: PaymentScheme
     assert (small.fee_minor, small.target_amount_minor) == (100, 50)  # the 1.00 minimum
     big = priced.create_quote("maybank", "q-big", *CIMB, 5_000_000, "RECEIVE", "MYR")
     assert (big.fee_minor, big.source_amount_minor) == (2_500, 5_002_500)  # the 25.00 maximum
-    with unchanged(priced), pytest.raises(InvalidPaymentInput, match="does not cover"):
+    with (
+        unchanged(priced),
+        pytest.raises(InvalidPaymentInput, match=r"a SEND of 1\.00 MYR pays a fee of 1\.00 MYR"),
+    ):
         priced.create_quote("maybank", "q-tiny", *CIMB, 100, "SEND", "MYR")
+
+
+def test_a_huge_receive_principal_is_refused_not_a_crash(scheme: PaymentScheme) -> None:
+    """Found by a review: at 10,000 bps a RECEIVE whose tiny rate makes a principal of ~1e29
+    overflowed the fee's Decimal (28 digits): InvalidOperation, a 500 over HTTP."""
+    scheme.fees = FeeSchedule(bps=10_000)
+    scheme.post_fx_rate("fxco", "RWF", "MYR", Decimal("0.000000000001"), 9_999, 3600)
+    with unchanged(scheme), pytest.raises(InvalidPaymentInput, match="exceeds the scheme"):
+        scheme.create_quote("mtn-rw", "q-huge", *TILL, 999_999_999_999_999, "RECEIVE", "RWF")
 
 
 def test_a_bulk_charges_each_item_its_currencys_rule(priced: PaymentScheme) -> None:
@@ -168,6 +197,11 @@ def test_a_payment_to_a_wallet_customer_uses_the_payers_rule(priced: PaymentSche
         ("[currencies.USD]\nfixed = 1", "currencies.USD.fixed must be an amount in USD"),
         ('[currencies.USD]\nmin = "-1"', "currencies.USD.min must not be negative"),
         ('[currencies.USD]\nmin = "2"\nmax = "1"', "currencies.USD: max 1 is below min 2"),
+        ('[currencies.USD]\nfixed = "5"\nmax = "1"', "currencies.USD: max 1 is below fixed 5"),
+        (
+            '[currencies.MYR]\nmin = "99999999999999"',
+            "currencies.MYR.min 99999999999999 is above the most the scheme moves",
+        ),
         ('[currencies.USD]\ncap = "2"', "unknown key cap in currencies.USD"),
         ("[currencies.USD]\nbps = -3", "currencies.USD.bps must be a whole number"),
         ("currencies = 3", "currencies must be a table"),
@@ -206,24 +240,42 @@ def test_the_server_and_cli_charge_the_operators_schedule(
         app.engine.dispose()
     shown = CliRunner().invoke(cli, ["payments", "fees", "--json"])
     assert shown.exit_code == 0, shown.output
+
+    def money(amount: str, currency: str, minor: int) -> dict[str, object]:
+        return {"amount": amount, "currency": currency, "minor": minor}
+
+    # as GET /v1/scheme/fees answers it
     assert json.loads(shown.output) == {
         "bps": 0,
-        "currencies": {
-            "MYR": {"bps": 20, "fixed": "0.50", "min": "1.00", "max": "25.00"},
-            "RWF": {"bps": 0, "fixed": "100", "min": "0", "max": None},
-        },
+        "currencies": [
+            {
+                "currency": "MYR",
+                "bps": 20,
+                "fixed": money("0.50", "MYR", 50),
+                "min": money("1.00", "MYR", 100),
+                "max": money("25.00", "MYR", 2_500),
+            },
+            {
+                "currency": "RWF",
+                "bps": 0,
+                "fixed": money("100", "RWF", 100),
+                "min": money("0", "RWF", 0),
+                "max": None,
+            },
+        ],
     }
-    one = CliRunner().invoke(cli, ["payments", "fees", "--currency", "eur", "--json"])
+    one = CliRunner().invoke(cli, ["payments", "fees", "--currency", "EUR", "--json"])
     assert json.loads(one.output) == {
         "currency": "EUR",
         "bps": 0,
-        "fixed": "0.00",
-        "min": "0.00",
+        "fixed": money("0.00", "EUR", 0),
+        "min": money("0.00", "EUR", 0),
         "max": None,
-        "default": True,
     }
+    lower = CliRunner().invoke(cli, ["payments", "fees", "--currency", "eur"])
+    assert lower.exit_code == 2 and "malformed currency code 'eur'" in lower.output
     unknown = CliRunner().invoke(cli, ["payments", "fees", "--currency", "XXZ"])
-    assert unknown.exit_code == 2 and "not an ISO 4217 currency code" in unknown.output
+    assert unknown.exit_code == 2 and "unknown currency code 'XXZ'" in unknown.output
     path.write_text('[currencies.USD]\nfixed = "0.105"')  # a wrong file stops the start
     with pytest.raises(ConfigurationError, match=r"currencies\.USD\.fixed"):
         bootstrap(load_settings())

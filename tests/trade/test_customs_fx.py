@@ -11,7 +11,7 @@ from decimal import ROUND_HALF_UP, ROUND_UP, Decimal
 import pytest
 
 from entrepot.kernel.clock import NS_PER_S, FakeClock
-from entrepot.payments.services import SCHEME_AMOUNT_MAX
+from entrepot.payments.model import SCHEME_AMOUNT_MAX
 from entrepot.sim.payments_demo import FX_PROVIDER
 from entrepot.trade.errors import InvalidTradeInput, PaymentFailed, QuoteNotFound
 from tests.trade.network import DESTINATION, ORIGIN, Net

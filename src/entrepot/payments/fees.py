@@ -21,24 +21,35 @@ the currency's own units, as text, never rounded)::
     bps = 0
     fixed = "100"
 
-Every worker of a server reads the same file when it starts; a quote carries the fee it was
-priced with, so a schedule changed by a restart never reprices a quote already given.
+``entrepot serve`` reads the file once, before its workers start, and they read that copy:
+a worker respawned later charges what the others do, whatever became of the file. A changed
+schedule takes effect when the server is restarted; a quote carries the fee it was priced
+with, so it never reprices a quote already given.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from entrepot.kernel.errors import ConfigurationError
 from entrepot.kernel.money import MoneyError, find_currency, format_amount, parse_amount
+from entrepot.payments.model import SCHEME_AMOUNT_MAX
 
-__all__ = ["BPS_MAX", "FeeRule", "FeeSchedule", "load_fee_schedule", "parse_fee_schedule"]
+__all__ = [
+    "BPS_MAX",
+    "FeeRule",
+    "FeeSchedule",
+    "load_fee_schedule",
+    "parse_fee_schedule",
+    "snapshot_fee_schedule",
+]
 
 #: 10,000 basis points: a fee of the whole amount sent
 BPS_MAX = 10_000
@@ -64,18 +75,23 @@ class FeeRule:
         if self.bps > BPS_MAX:
             raise ValueError(f"bps must be at most {BPS_MAX}, got {self.bps}")
         if self.max_minor is not None and (
-            type(self.max_minor) is not int or self.max_minor < self.min_minor
+            type(self.max_minor) is not int
+            or self.max_minor < max(self.min_minor, self.fixed_minor)
         ):
             raise ValueError(
-                f"max_minor must be an int at least min_minor ({self.min_minor}), "
-                f"got {self.max_minor!r}"
+                f"max_minor must be an int at least min_minor ({self.min_minor}) and "
+                f"fixed_minor ({self.fixed_minor}), got {self.max_minor!r}"
             )
+        for name in ("fixed_minor", "min_minor", "max_minor"):
+            value = getattr(self, name)
+            if value is not None and value > SCHEME_AMOUNT_MAX:
+                raise ValueError(f"{name} must be at most {SCHEME_AMOUNT_MAX}, got {value}")
 
     def fee(self, principal_minor: int) -> int:
-        variable = (Decimal(principal_minor) * self.bps / Decimal(BPS_MAX)).quantize(
-            Decimal(1), rounding=ROUND_HALF_UP
-        )
-        fee = max(self.fixed_minor + int(variable), self.min_minor)
+        # half up in integers: exact for any principal (a Decimal at its default 28 digits
+        # raised InvalidOperation on a huge RECEIVE principal, a 500, before it was refused)
+        variable = (2 * principal_minor * self.bps + BPS_MAX) // (2 * BPS_MAX)
+        fee = max(self.fixed_minor + variable, self.min_minor)
         return fee if self.max_minor is None else min(fee, self.max_minor)
 
 
@@ -92,9 +108,11 @@ class FeeSchedule:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_default", FeeRule(bps=self.bps))
-        for code in self.currencies:
+        for code, rule in self.currencies.items():
             if find_currency(code) is None:
                 raise ValueError(f"unknown ISO 4217 currency {code!r} in the fee schedule")
+            if not isinstance(rule, FeeRule):
+                raise ValueError(f"the rule for {code} is not a FeeRule: {rule!r}")
         object.__setattr__(self, "currencies", MappingProxyType(dict(self.currencies)))
 
     def rule(self, currency: str) -> FeeRule:
@@ -142,6 +160,12 @@ def _amount(value: object, code: str, where: str) -> int:
         raise ConfigurationError(f"{_ENV}: {where}: {exc.detail}", field=_ENV) from None
     if minor < 0:
         raise ConfigurationError(f"{_ENV}: {where} must not be negative, got {value!r}", field=_ENV)
+    if minor > SCHEME_AMOUNT_MAX:  # a fee no payment could pay: every quote refused
+        raise ConfigurationError(
+            f"{_ENV}: {where} {value} is above the most the scheme moves, "
+            f"{format_amount(SCHEME_AMOUNT_MAX, code)} {code}",
+            field=_ENV,
+        )
     return minor
 
 
@@ -176,11 +200,12 @@ def parse_fee_schedule(data: Mapping[str, Any]) -> FeeSchedule:
         fixed = _amount(table.get("fixed", "0"), code, f"{where}.fixed")
         low = _amount(table.get("min", "0"), code, f"{where}.min")
         high = _amount(table["max"], code, f"{where}.max") if "max" in table else None
-        if high is not None and high < low:
-            raise ConfigurationError(
-                f"{_ENV}: {where}: max {table['max']} is below min {table.get('min', '0')}",
-                field=_ENV,
-            )
+        for name, bound in (("min", low), ("fixed", fixed)):
+            if high is not None and high < bound:  # a published part never charged
+                raise ConfigurationError(
+                    f"{_ENV}: {where}: max {table['max']} is below {name} {table[name]}",
+                    field=_ENV,
+                )
         rules[code] = FeeRule(
             bps=_bps(table.get("bps", bps), f"{where}.bps"),
             fixed_minor=fixed,
@@ -190,17 +215,38 @@ def parse_fee_schedule(data: Mapping[str, Any]) -> FeeSchedule:
     return FeeSchedule(bps=bps, currencies=rules)
 
 
-def load_fee_schedule(path: Path) -> FeeSchedule:
-    """The schedule in the TOML file at ``path``."""
+def _read(path: Path) -> bytes:
     try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
+        return path.read_bytes()
     except OSError as exc:
         raise ConfigurationError(
             f"{_ENV}={str(path)!r} cannot be read: {exc.strerror or exc}", field=_ENV
         ) from None
-    except tomllib.TOMLDecodeError as exc:
+
+
+def _parse(data: bytes, path: Path) -> FeeSchedule:
+    try:
+        document = tomllib.loads(data.decode())
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigurationError(
             f"{_ENV}={str(path)!r} is not valid TOML: {exc}", field=_ENV
         ) from None
-    return parse_fee_schedule(data)
+    return parse_fee_schedule(document)
+
+
+def load_fee_schedule(path: Path) -> FeeSchedule:
+    """The schedule in the TOML file at ``path``."""
+    return _parse(_read(path), path)
+
+
+def snapshot_fee_schedule(path: Path, directory: Path) -> Path:
+    """A private copy, in ``directory``, of the schedule at ``path``, checked first: what a
+    server's workers read, so that one respawned after the operator edits the file charges
+    what the others do (and a wrong edit cannot stop it starting). The caller removes it."""
+    data = _read(path)
+    _parse(data, path)
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".fee-schedule-", suffix=".toml", dir=directory)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    return Path(name)

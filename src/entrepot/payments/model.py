@@ -11,6 +11,9 @@ from decimal import Decimal, localcontext
 from enum import StrEnum
 
 _URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
+
+#: The largest amount the scheme quotes, moves or holds, in minor units
+SCHEME_AMOUNT_MAX = 10**15
 _V4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _V4_SET = (4 << 76) | (0x8000 << 48)
 

@@ -84,6 +84,7 @@ from entrepot.payments.keyed import PARTY, SETTLEMENT_WINDOW, mark_keyed
 from entrepot.payments.model import (
     REVIEW_REJECTED,
     REVIEW_RELEASED,
+    SCHEME_AMOUNT_MAX,
     AliasType,
     AmountType,
     DeadlineAction,
@@ -209,10 +210,6 @@ def source_for_target(target_minor: int, target: str, rate: Decimal, source: str
         exact = Decimal(target_minor) / Decimal(10) ** t.exponent / rate
         units = exact.quantize(Decimal(1).scaleb(-s.exponent), rounding=ROUND_UP)
         return int(units.scaleb(s.exponent))
-
-
-#: The largest amount the scheme quotes, moves or holds, in minor units
-SCHEME_AMOUNT_MAX = 10**15
 
 
 def _check_amount(amount_minor: int, what: str = "amount") -> None:
@@ -1226,7 +1223,10 @@ class PaymentScheme:
             principal = amount - fee
             if principal <= 0:
                 raise InvalidPaymentInput(
-                    "the amount does not cover the scheme fee", field="amount"
+                    f"the amount does not cover the scheme fee: a SEND of "
+                    f"{format_amount(amount, source)} {source} pays a fee of "
+                    f"{format_amount(fee, source)} {source}",
+                    field="amount",
                 )
             received = (
                 convert(
@@ -1239,6 +1239,7 @@ class PaymentScheme:
         else:
             received = amount
             principal = source_for_target(amount, target, rate, source) if fx else amount
+            _check_amount(principal, "amount")  # a tiny rate: refused before it is priced
             fee = self.fees.fee(principal, source)
             total = principal + fee
         if received <= 0:

@@ -42,13 +42,14 @@ from entrepot.payments.keyed import (
 from entrepot.payments.model import (
     REVIEW_REJECTED,
     REVIEW_RELEASED,
+    SCHEME_AMOUNT_MAX,
     AliasType,
     AmountType,
     DeadlineAction,
     TransferState,
     less_spread,
 )
-from entrepot.payments.services import SCHEME, SCHEME_AMOUNT_MAX, source_for_target
+from entrepot.payments.services import SCHEME, source_for_target
 from entrepot.storage.engine import read_connection
 from entrepot.storage.uow import UnitOfWork
 from entrepot.trade import store as st
