@@ -211,6 +211,13 @@ OPERATIONS: dict[str, Refused | Listed | Public] = {
         "the scheme's callback-signing public key: every receiver needs it to verify",
         "/v1/scheme/public-key",
     ),
+    "GET /v1/scheme/fees": Public(
+        "the fee schedule every quote is priced by: open so that a charge can be checked",
+        "/v1/scheme/fees",
+    ),
+    "GET /v1/scheme/fees/{currency}": Public(
+        "one currency's fee rule, from the same open schedule", "/v1/scheme/fees/MYR"
+    ),
     "GET /v1/metrics": refused(Call("/v1/metrics")),
     "GET /v1/notifications": Listed("/v1/notifications", PAY),
     "POST /v1/participants/{participant_id}/suspend": refused(

@@ -305,6 +305,11 @@ CASES: dict[str, tuple[Bad, ...]] = {
         refused("payments liquidity mtn-rw EUR", "EUR"),
     ),
     "payments metrics": (bad("payments metrics extra", "extra"),),
+    "payments fees": (
+        bad("payments fees --currency usd", "malformed currency code 'usd'"),
+        bad("payments fees --currency XYZ", "XYZ"),
+        bad("payments fees extra", "extra"),
+    ),
     "payments credentials": (
         refused("payments credentials nope", "nope"),
         bad("payments credentials mtn-rw --public-key notbase64!", "key"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from entrepot.entrypoints.api.deadlines import DeadlineRunner, run_once
 from entrepot.entrypoints.cli.output import open_app
 from entrepot.payments import EscrowState
 from entrepot.sim.payments_bench import _free_port, setup_scheme, wait_ready
-from tests.e2e.test_serve import start_server
+from tests.e2e.test_serve import _wait_workers, start_server
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -129,3 +130,40 @@ def test_workers_close_their_connections_when_the_server_stops(tmp_path: Path) -
         proc.terminate()
         proc.wait(timeout=60)
     assert not (tmp_path / "d.db-wal").exists()
+
+
+def test_a_server_charges_one_fee_schedule_for_its_life(tmp_path: Path) -> None:
+    """Found by a review: each worker read ENTREPOT_FEE_SCHEDULE when it started, so one
+    respawned after the operator edited the file charged another schedule than the others,
+    and a wrong edit left its socket unserved, the worker respawning in a loop. The server
+    now reads the file once and its workers a checked copy, removed when it stops."""
+    import httpx
+
+    schedule = tmp_path / "fees.toml"
+    schedule.write_text("bps = 30\n")
+    env = {**_env(tmp_path), "ENTREPOT_FEE_SCHEDULE": str(schedule)}
+    _, tokens = setup_scheme(env["ENTREPOT_DATABASE_URL"])
+    port = _free_port()
+    proc = start_server(env, port, 2, "--deadlines-every", "0")
+    base = f"http://127.0.0.1:{port}"
+    auth = {"Authorization": f"Bearer {tokens['bank-my']}"}
+    try:
+        wait_ready(base, proc, timeout_s=120)
+        killed, _ = _wait_workers(proc.pid, port, 2)
+        schedule.write_text('bps = 99\n[currencies.USD]\nfixed = "0.105"\n')  # wrong, too
+        os.kill(killed, signal.SIGKILL)
+        _wait_workers(proc.pid, port, 2, gone=(killed,))  # replaced, and serving
+        for _ in range(12):  # new connections, spread over both: one schedule
+            r = httpx.get(f"{base}/v1/scheme/fees", headers=auth, timeout=30)
+            assert r.status_code == 200 and r.json()["bps"] == 30, r.text
+        frozen = list(tmp_path.glob(".fee-schedule-*.toml"))
+        assert len(frozen) == 1 and frozen[0].read_text() == "bps = 30\n"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    assert list(tmp_path.glob(".fee-schedule-*.toml")) == []
+    # a wrong file stops the start, naming where, before anything runs
+    refused = start_server(env, _free_port(), 1)
+    assert refused.wait(timeout=60) == 2
+    assert refused.stderr is not None
+    assert b"currencies.USD.fixed" in refused.stderr.read()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import enum
+import os
 import re
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -21,7 +22,7 @@ from entrepot.entrypoints.api.deadlines import DEFAULT_EVERY_S
 from entrepot.entrypoints.cli.output import bad_input, emit_json, guard, open_app, out
 from entrepot.kernel.clock import parse_time
 from entrepot.kernel.errors import InvalidInput
-from entrepot.kernel.money import find_currency, format_amount, get_currency, parse_amount
+from entrepot.kernel.money import format_amount, get_currency, parse_amount
 from entrepot.payments import (
     SCHEME,
     AliasType,
@@ -217,24 +218,20 @@ def metrics(as_json: Json = False) -> None:
 @guard
 def fees(
     currency: Annotated[
-        str | None, typer.Option("--currency", help="Only this currency's rule.")
+        str | None, typer.Option("--currency", help="Only this currency's rule (e.g. USD).")
     ] = None,
     as_json: Json = False,
 ) -> None:
     """The scheme's fee schedule (ENTREPOT_FEE_SCHEDULE; default 30 basis points): basis
     points of the amount sent, plus a fixed amount, within a minimum and maximum, per
-    currency."""
+    currency; as GET /v1/scheme/fees[/{currency}] answers it."""
+    from entrepot.entrypoints.api import convert
+
+    code = None if currency is None else get_currency(currency).code
     with _scheme() as a:
         schedule = a.payments.fees
-        if currency is None:
-            _show(schedule.describe(), as_json)
-            return
-        code = currency.upper()
-        if find_currency(code) is None:
-            raise bad_input(f"{currency!r} is not an ISO 4217 currency code")
-        rule = {"currency": code, **schedule.describe_rule(code)}
-        rule["default"] = code not in schedule.currencies
-        _show(rule, as_json)
+        shown = convert.fee_schedule(schedule) if code is None else convert.fee_rule(schedule, code)
+    _show(shown.model_dump(), as_json)
 
 
 def _money(minor: int, currency: str) -> dict[str, Any]:
@@ -869,6 +866,7 @@ def _time(text: str, option: str) -> int:
         raise bad_input(f"{option}: {exc}") from None
 
 
+@guard
 def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
@@ -905,15 +903,35 @@ def serve(
         runner = DeadlineRunner(open_app, deadlines_every) if deadlines_every else None
     except ValueError as e:  # inf: refused, not a server whose deadlines never act
         raise typer.BadParameter(str(e), param_hint="--deadlines-every") from None
-    with open_app():  # applies migrations once, before the workers start
-        pass
-    if runner is not None:
-        runner.start()
+    frozen = _freeze_fee_schedule()
     try:
-        run_server(host=host, port=port, workers=workers, scheduling=scheduling)
-    finally:
+        with open_app():  # applies migrations once, before the workers start
+            pass
         if runner is not None:
-            runner.stop()
+            runner.start()
+        try:
+            run_server(host=host, port=port, workers=workers, scheduling=scheduling)
+        finally:
+            if runner is not None:
+                runner.stop()
+    finally:
+        if frozen is not None:
+            frozen.unlink(missing_ok=True)
+
+
+def _freeze_fee_schedule() -> Path | None:
+    """The fee schedule as the server starts, checked and copied, and ENTREPOT_FEE_SCHEDULE
+    pointed at the copy for every worker (and one respawned later): one schedule for the
+    server's life, whatever is done to the file meanwhile (docs/payments.md, Fee schedule)."""
+    from entrepot.config import load_settings
+    from entrepot.payments.fees import snapshot_fee_schedule
+
+    settings = load_settings()
+    if settings.fee_schedule is None:
+        return None
+    frozen = snapshot_fee_schedule(settings.fee_schedule, settings.home)
+    os.environ["ENTREPOT_FEE_SCHEDULE"] = str(frozen)
+    return frozen
 
 
 @app.command("endpoint")
