@@ -121,23 +121,6 @@ class FeeSchedule:
     def fee(self, principal_minor: int, currency: str) -> int:
         return self.currencies.get(currency, self._default).fee(principal_minor)
 
-    def describe_rule(self, currency: str) -> dict[str, Any]:
-        """One currency's rule as people read it: amounts in its units, as text."""
-        r = self.rule(currency)
-        return {
-            "bps": r.bps,
-            "fixed": format_amount(r.fixed_minor, currency),
-            "min": format_amount(r.min_minor, currency),
-            "max": None if r.max_minor is None else format_amount(r.max_minor, currency),
-        }
-
-    def describe(self) -> dict[str, Any]:
-        """The whole schedule: the default's basis points and each named currency's rule."""
-        return {
-            "bps": self.bps,
-            "currencies": {code: self.describe_rule(code) for code in sorted(self.currencies)},
-        }
-
 
 def _bps(value: object, where: str) -> int:
     if type(value) is not int or not 0 <= value <= BPS_MAX:
