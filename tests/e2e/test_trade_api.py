@@ -1340,3 +1340,35 @@ def test_an_item_off_sale_is_its_merchants_to_read_and_no_one_elses(api: Api) ->
     api.ok(api.patch(merchant, "/v1/trade/items/sku-basket", {"active": False}))
     api.refused(api.get(buyer, "/v1/trade/items/sku-basket"), 404, "trade_item_not_found")
     assert api.ok(api.get(merchant, "/v1/trade/items/sku-basket"))["active"] is False
+
+
+def test_a_patch_keeps_its_idempotency_key_as_every_write_does(api: Api) -> None:
+    """Found by a review: PATCH passed the Idempotency-Key by, so a key reused with another
+    price was applied, and a late retry of the first undid a newer change."""
+    merchant = api.merchant()
+    api.item(merchant)
+    path = "/v1/trade/items/sku-basket"
+    key = api.headers(merchant, key="price-change-1")
+    first = api.client.patch(path, json={"priceMinor": 40_000}, headers=key)
+    assert first.status_code == 200, first.text
+    other = api.client.patch(path, json={"priceMinor": 99_000}, headers=key)
+    assert (other.status_code, other.json()["code"]) == (409, "duplicate_with_different_body")
+    newer = api.headers(merchant, key="price-change-2")
+    assert api.client.patch(path, json={"priceMinor": 41_000}, headers=newer).status_code == 200
+    retry = api.client.patch(path, json={"priceMinor": 40_000}, headers=key)
+    assert (retry.status_code, retry.headers.get("Idempotent-Replayed")) == (200, "true")
+    assert retry.json() == first.json()  # the first answer, replayed: not applied again
+    got = api.client.get(path, headers=api.headers(merchant)).json()
+    assert got["price"]["minor"] == 41_000
+
+
+def test_a_trade_principal_learns_nothing_of_the_directory_by_deleting(api: Api) -> None:
+    """Found by a review: DELETE /v1/parties answered a buyer's token 403 "belongs to another
+    participant" for a registered alias and 404 for an unregistered one."""
+    merchant = api.merchant()
+    for alias in ("RW-100200", "RW-999999"):  # registered, not registered
+        r = api.client.delete(f"/v1/parties/BUSINESS/{alias}", headers=api.headers(merchant))
+        assert (r.status_code, r.json()["detail"]) == (
+            403,
+            "the payment directory is for the scheme's participants",
+        )

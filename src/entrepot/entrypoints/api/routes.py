@@ -347,6 +347,8 @@ def _participant_only(caller: str) -> None:
 
 @router.delete("/parties/{party_type}/{party_id}", status_code=204)
 def remove_party(party_type: str, party_id: str, caller: Caller, scheme: Scheme) -> Response:
+    # a trade principal's 403 "another's" against 404 "none" told it what the directory holds
+    _participant_only(caller)
     scheme.remove_alias(caller, party_type, party_id)
     return Response(status_code=204)
 

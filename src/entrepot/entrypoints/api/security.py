@@ -11,7 +11,7 @@
   recorded in ``pay_request_nonces`` while its timestamp is fresh, through the
   scheme's group commit: every worker and every server on the database refuses a replay); so a
   captured signed request cannot be sent again, nor its query, key or body changed.
-- ``Idempotency-Key`` on POST/PUT/DELETE: same caller, key and body -> the first response,
+- ``Idempotency-Key`` on POST/PUT/PATCH/DELETE: same caller, key and body -> the first response,
   replayed; same key with a different body -> 409 (Mojaloop 3106); same key while the first
   request with it is still being answered -> 409 ``request_in_progress`` with Retry-After
   (``claims``). The operations themselves are idempotent by their client-chosen ids too, so a
@@ -98,7 +98,9 @@ IDEMPOTENCY_KEY_LEN_MAX = 128
 _ANSWER_STORE: ContextVar[Fast] = ContextVar(
     "entrepot_answer_store", default=st.STORE_IDEMPOTENT_ANSWER
 )
-WRITE_METHODS = ("POST", "PUT", "DELETE")
+#: a PATCH too (a trade item's price): without it a key reused with another body was applied,
+#: and a late retry undid a newer change
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 #: How far a signed request's ``X-Entrepot-Date`` may be from the server's clock, either way
 SIGNATURE_WINDOW_S = 300
 #: A signed request's nonce: 16 to 64 of these (a random 128-bit value, base64url or hex)
