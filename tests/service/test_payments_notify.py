@@ -223,13 +223,23 @@ def test_callbacks_are_signed_with_the_schemes_key(
     Dispatcher(scheme.engine, clock, key=key).deliver_due()
     (got,) = endpoint.received
     verify = VerifyKey(base64.b64decode(public_key_b64(key)))
-    # the request form (signing.py), built here by hand: the whole URL, the event id as nonce
+    # the callback form (signing.py), built here by hand: the whole URL, the event id, and
+    # whom and what it is for (found by a review: any participant may register another's URL,
+    # and unsigned FSPIOP-Destination / X-Entrepot-Event headers could be rewritten)
+    assert (got["to"], got["event"]) == ("bk-rw", "transfer.reserved")
     digest = hashlib.sha256(got["raw"]).hexdigest()
-    signed = f"entrepot-request-v1\n{got['date']}\n{got['id']}\nPOST\n{endpoint.url}\n\n{digest}"
+    signed = (
+        f"entrepot-callback-v1\n{got['date']}\n{got['id']}\n{endpoint.url}\n"
+        f"{got['to']}\n{got['event']}\n{digest}"
+    )
     verify.verify(signed.encode(), base64.b64decode(got["signature"]))
     for forged in (
         signed.replace(f"\n{got['id']}\n", "\n999\n"),  # another event id: not a duplicate
         signed.replace(endpoint.url, endpoint.url + "?tenant=other"),  # another target
+        signed.replace("\nbk-rw\n", "\nmtn-rw\n"),  # meant for another participant
+        signed.replace("transfer.reserved", "transfer.committed"),  # another event
+        # the request form over the same fields: a callback is no signed request
+        f"entrepot-request-v1\n{got['date']}\n{got['id']}\nPOST\n{endpoint.url}\n\n{digest}",
     ):
         with pytest.raises(BadSignatureError):
             verify.verify(forged.encode(), base64.b64decode(got["signature"]))

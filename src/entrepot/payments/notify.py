@@ -358,7 +358,14 @@ class Dispatcher:
             "X-Entrepot-Event-Id": str(row.id),
         }
         if self.key is not None:
-            headers |= sign_callback(self.key, row.url, str(row.id), body)
+            headers |= sign_callback(
+                self.key,
+                row.url,
+                str(row.id),
+                body,
+                destination=row.participant_id,
+                event=row.event,
+            )
         try:
             status = self.send(row.url, body, headers)
         except Exception as exc:  # whatever one endpoint does, the others are still served

@@ -63,11 +63,35 @@ def sign_request(
     return headers
 
 
-def sign_callback(key: SigningKey, url: str, event_id: str, body: bytes) -> dict[str, str]:
-    """The headers that sign a callback POSTed to ``url``: ``X-Entrepot-Date``,
-    ``X-Entrepot-Event-Id`` (the nonce) and ``X-Signature``. Each attempt is signed afresh."""
+#: What a callback's ``X-Signature`` signs begins with this tag, not the request's: a signed
+#: callback can never be taken for a signed request, nor one for the other
+CALLBACK_VERSION = "entrepot-callback-v1"
+
+
+def callback_message(
+    date: str, event_id: str, url: str, destination: str, event: str, body: bytes
+) -> bytes:
+    """What a callback's ``X-Signature`` signs: lines of :data:`CALLBACK_VERSION`, the
+    timestamp (``X-Entrepot-Date``), the event id (``X-Entrepot-Event-Id``), the whole URL it
+    was POSTed to, the participant it is for (``FSPIOP-Destination``), the event
+    (``X-Entrepot-Event``) and the SHA-256 of the body (hex). The destination and the event
+    are signed so that a receiver can tell a notice is for itself: any participant may point
+    its endpoint at another's URL, and headers not signed could be rewritten."""
+    fields = (date, event_id, url, destination, event)
+    if any("\n" in field or "\r" in field for field in fields):
+        raise ValueError("a signed field holds a line break")
+    digest = hashlib.sha256(body).hexdigest()
+    return "\n".join((CALLBACK_VERSION, *fields, digest)).encode()
+
+
+def sign_callback(
+    key: SigningKey, url: str, event_id: str, body: bytes, *, destination: str, event: str
+) -> dict[str, str]:
+    """The headers that sign a callback POSTed to ``url`` for participant ``destination``:
+    ``X-Entrepot-Date``, ``X-Entrepot-Event-Id`` and ``X-Signature`` (over
+    :func:`callback_message`). Each attempt is signed afresh."""
     date = str(int(time.time()))
-    message = signed_message(date, event_id, "POST", url, "", body)
+    message = callback_message(date, event_id, url, destination, event, body)
     return {
         "X-Entrepot-Date": date,
         "X-Entrepot-Event-Id": event_id,
@@ -75,4 +99,11 @@ def sign_callback(key: SigningKey, url: str, event_id: str, body: bytes) -> dict
     }
 
 
-__all__ = ["VERSION", "sign_callback", "sign_request", "signed_message"]
+__all__ = [
+    "CALLBACK_VERSION",
+    "VERSION",
+    "callback_message",
+    "sign_callback",
+    "sign_request",
+    "signed_message",
+]
