@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,6 +31,9 @@ class Settings:
     fraud_model: Path | None = None
     #: hosts participants may register callback endpoints on (empty: any host)
     callback_hosts: tuple[str, ...] = ()
+    #: networks (CIDR) a callback may connect to, judged on the resolved address; empty: any
+    #: but loopback, link-local, unspecified, multicast and reserved (payments/notify.py)
+    callback_networks: tuple[str, ...] = ()
     #: FastAPI's native OpenTelemetry (request spans, metrics, logs to the process's global
     #: providers). Off by default: its per-request check of the providers costs ~1.5 % of a
     #: payment's instructions even when none is configured.
@@ -68,6 +72,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     hosts = tuple(
         h.strip().lower() for h in env.get("ENTREPOT_CALLBACK_HOSTS", "").split(",") if h.strip()
     )
+    networks = tuple(
+        n.strip() for n in env.get("ENTREPOT_CALLBACK_NETWORKS", "").split(",") if n.strip()
+    )
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"ENTREPOT_CALLBACK_NETWORKS: {network!r} is not an IP network (CIDR, like "
+                f"10.0.0.0/8): {exc}",
+                field="ENTREPOT_CALLBACK_NETWORKS",
+            ) from None
     otel = env.get("ENTREPOT_OTEL", "off").strip().lower()
     if otel not in ("on", "off"):
         raise ConfigurationError(
@@ -83,6 +99,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sanctions_dir=Path(lists).expanduser() if lists else None,
         fraud_model=Path(fraud).expanduser() if fraud else None,
         callback_hosts=hosts,
+        callback_networks=networks,
         otel=otel == "on",
         fee_schedule=Path(fees).expanduser() if fees else None,
     )

@@ -4,7 +4,10 @@ and readable by the participant when a callback was missed."""
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -14,12 +17,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from entrepot.config import load_settings
 from entrepot.kernel.clock import FakeClock
+from entrepot.kernel.errors import ConfigurationError
 from entrepot.payments import PaymentScheme
 from entrepot.payments import store as st
 from entrepot.payments.bulk import BulkItem, bulk_transfers
 from entrepot.payments.errors import InvalidPaymentInput, NetDebitCapExceeded
-from entrepot.payments.notify import Dispatcher
+from entrepot.payments.notify import CallbackAddresses, Dispatcher, http_post
 from tests.service.test_payments import BK_CUSTOMER, join_bk, pay
 
 
@@ -42,6 +47,7 @@ class Endpoint:
                         "to": self.headers["FSPIOP-Destination"],
                         "signature": self.headers.get("X-Signature"),
                         "date": self.headers.get("X-Entrepot-Date"),
+                        "host": self.headers.get("Host"),
                         "raw": body,
                         "body": json.loads(body),
                     }
@@ -584,3 +590,72 @@ def test_an_answer_with_a_nul_is_recorded_and_the_round_goes_on(
         nul.close()
     with pytest.raises(InvalidPaymentInput, match="control characters"):
         scheme.set_endpoint("bk-rw", "http://example.com/a\x00b")
+
+
+@pytest.mark.parametrize(
+    ("address", "refused"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("169.254.169.254", "link-local"),
+        ("0.0.0.0", "unspecified"),
+        ("224.0.0.1", "multicast"),
+        ("240.0.0.1", "reserved"),
+        ("10.1.2.3", None),  # participants on a private network
+        ("8.8.8.8", None),
+    ],
+)
+def test_callbacks_reach_no_loopback_or_metadata_address_by_default(
+    address: str, refused: str | None
+) -> None:
+    why = CallbackAddresses().problem(ipaddress.ip_address(address))
+    assert (why is None) if refused is None else (why is not None and refused in why), why
+
+
+def test_an_operators_networks_are_the_only_ones_reached() -> None:
+    only = CallbackAddresses.parse(["127.0.0.0/8", " 10.0.0.0/8"])
+    assert only.problem(ipaddress.ip_address("127.0.0.1")) is None
+    assert only.problem(ipaddress.ip_address("10.9.9.9")) is None
+    assert "outside the networks" in (only.problem(ipaddress.ip_address("8.8.8.8")) or "")
+    with pytest.raises(ValueError, match="not an IP network"):
+        CallbackAddresses.parse(["10.0.0.0/33"])
+    with pytest.raises(ConfigurationError, match="ENTREPOT_CALLBACK_NETWORKS"):
+        load_settings({"ENTREPOT_CALLBACK_NETWORKS": "10.0.0.0/8, nope"})
+    settings = load_settings({"ENTREPOT_CALLBACK_NETWORKS": "10.0.0.0/8, 127.0.0.1"})
+    assert settings.callback_networks == ("10.0.0.0/8", "127.0.0.1")
+
+
+def test_an_allowed_name_resolving_to_an_internal_address_is_not_called(
+    scheme: PaymentScheme, clock: FakeClock, endpoint: Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a review: the host allow-list holds names, whose DNS the participants
+    control: an allowed name pointed at 127.0.0.1 (or a cloud's 169.254.169.254) on any port
+    had the scheme POST there. The address the name resolves to is checked, and connected to
+    (not looked up twice: a second answer could differ)."""
+    port = endpoint.server.server_port
+    name = "hooks.bk-rw.example"
+    real = socket.getaddrinfo
+
+    def dns(host: str, *args: Any, **kwargs: Any) -> Any:  # bk-rw's own DNS record
+        return real("127.0.0.1" if host == name else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", dns)
+    join_bk(scheme)
+    scheme.callback_hosts = frozenset({name})
+    scheme.set_endpoint("bk-rw", f"http://{name}:{port}/internal-admin")
+    pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    guarded = functools.partial(http_post, addresses=CallbackAddresses())
+    sent = Dispatcher(scheme.engine, clock, send=guarded, hosts={name}).deliver_due()
+    assert sent == {"delivered": 0, "failed": 1}
+    assert endpoint.received == []
+    (row,) = outbox(scheme)
+    assert "127.0.0.1 is a loopback address" in row.last_error
+    # an operator whose participants' hooks are on that network lets it be reached; the
+    # connection goes to the address checked, the request still names the host
+    clock.advance(60)
+    allowed = functools.partial(http_post, addresses=CallbackAddresses.parse(["127.0.0.0/8"]))
+    sent = Dispatcher(scheme.engine, clock, send=allowed, hosts={name}).deliver_due()
+    assert sent == {"delivered": 1, "failed": 0}
+    (got,) = endpoint.received
+    assert (got["path"], got["host"]) == ("/internal-admin", f"{name}:{port}")

@@ -27,15 +27,18 @@ from __future__ import annotations
 import base64
 import contextlib
 import http.client
+import ipaddress
 import json
 import logging
 import os
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Set
+from collections.abc import Callable, Sequence, Set
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -200,19 +203,122 @@ def public_key_b64(key: SigningKey) -> str:
     return base64.b64encode(bytes(key.verify_key)).decode()
 
 
-def http_post(url: str, body: bytes, headers: dict[str, str]) -> int:
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackAddresses:
+    """Where the scheme may connect to deliver a callback, judged on the address the
+    endpoint's name resolves to when it is called: the host allow-list holds names whose DNS
+    the participants control, so a name allowed could point at the scheme's own host or a
+    cloud's metadata service. With no ``networks`` (the default), any address but loopback,
+    link-local (169.254.169.254), unspecified, multicast or reserved ones; with ``networks``
+    (``ENTREPOT_CALLBACK_NETWORKS``), only addresses in them (participants on a private
+    network, a test's loopback)."""
+
+    networks: tuple[IpNetwork, ...] = ()
+
+    @classmethod
+    def parse(cls, cidrs: Sequence[str]) -> CallbackAddresses:
+        """From CIDR texts (``10.0.0.0/8``); raises ValueError naming a malformed one."""
+        networks = []
+        for text in cidrs:
+            try:
+                networks.append(ipaddress.ip_network(text.strip(), strict=False))
+            except ValueError as exc:
+                raise ValueError(f"{text!r} is not an IP network: {exc}") from None
+        return cls(tuple(networks))
+
+    def problem(self, address: IpAddress) -> str | None:
+        """Why the scheme will not connect to ``address`` (None: it will)."""
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+        if self.networks:
+            if any(address in n for n in self.networks):
+                return None
+            return f"{address} is outside the networks callbacks may reach"
+        for what, bad in (
+            ("loopback", address.is_loopback),
+            ("link-local", address.is_link_local),
+            ("unspecified", address.is_unspecified),
+            ("multicast", address.is_multicast),
+            ("reserved", address.is_reserved),
+        ):
+            if bad:
+                return f"{address} is a {what} address"
+        return None
+
+    def resolve(self, host: str, port: int) -> IpAddress:
+        """The first address ``host`` resolves to that may be reached; raises OSError naming
+        why none may (the connection is then made to that address, not to the name again:
+        a second lookup could answer otherwise)."""
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        problems = []
+        for _family, _type, _proto, _name, sockaddr in found:
+            address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+            why = self.problem(address)
+            if why is None:
+                return address
+            problems.append(why)
+        raise ConnectionRefusedError(
+            f"callback host {host!r} refused: {'; '.join(dict.fromkeys(problems)) or 'no address'}"
+        )
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """An HTTP connection to an address already checked, the name kept for ``Host``."""
+
+    def __init__(self, name: str, address: IpAddress, port: int | None, timeout: float) -> None:
+        super().__init__(name, port, timeout=timeout)
+        self._address = str(address)
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """An HTTPS connection to an address already checked; the certificate is verified for
+    the name (SNI too), as a connection to the name would."""
+
+    def __init__(self, name: str, address: IpAddress, port: int | None, timeout: float) -> None:
+        super().__init__(name, port, timeout=timeout, context=ssl.create_default_context())
+        self._address = str(address)
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+def http_post(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    addresses: CallbackAddresses | None = None,
+) -> int:
     """POST ``body`` to ``url`` (http or https; redirects are answers, not new targets: a
     3xx is returned, not followed, so an endpoint cannot point the scheme elsewhere) and
     return the status. The whole attempt, connecting to the end of the status line and
     headers, takes at most ``ATTEMPT_S_MAX``: a per-read timeout alone let an endpoint that
-    sent a byte every few seconds hold the dispatcher for hours. Raises OSError (or
-    ``http.client.HTTPException``) when there is no answer."""
+    sent a byte every few seconds hold the dispatcher for hours. With ``addresses``, the name
+    is resolved once, its address checked and connected to (:class:`CallbackAddresses`).
+    Raises OSError (or ``http.client.HTTPException``) when there is no answer."""
     parts = urllib.parse.urlsplit(url)
     target = parts.path or "/"
     if parts.query:
         target += f"?{parts.query}"
-    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    conn = cls(parts.hostname or "", parts.port, timeout=TIMEOUT_S)
+    https = parts.scheme == "https"
+    host = parts.hostname or ""
+    conn: http.client.HTTPConnection
+    if addresses is not None:
+        port = parts.port or (443 if https else 80)
+        address = addresses.resolve(host, port)
+        pinned = _PinnedHTTPSConnection if https else _PinnedHTTPConnection
+        conn = pinned(host, address, parts.port, TIMEOUT_S)
+    else:
+        cls = http.client.HTTPSConnection if https else http.client.HTTPConnection
+        conn = cls(host, parts.port, timeout=TIMEOUT_S)
     fired = threading.Event()
 
     def cut() -> None:  # shutting the socket down wakes the read it is blocked in

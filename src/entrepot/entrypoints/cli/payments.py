@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import enum
+import functools
 import os
 import re
 from decimal import Decimal, InvalidOperation
@@ -990,11 +991,18 @@ def deliver(
     """Deliver due notifications to participants' endpoints (retrying failures with backoff).
     Run it with --loop beside `entrepot serve`."""
     from entrepot.entrypoints.api.app import callback_key_path
-    from entrepot.payments.notify import Dispatcher, signing_key
+    from entrepot.payments.notify import CallbackAddresses, Dispatcher, http_post, signing_key
 
     with _scheme() as a:
         key = signing_key(callback_key_path(a.settings.home))
-        dispatcher = Dispatcher(a.engine, a.clock, key=key, hosts=set(a.settings.callback_hosts))
+        addresses = CallbackAddresses.parse(a.settings.callback_networks)
+        dispatcher = Dispatcher(
+            a.engine,
+            a.clock,
+            send=functools.partial(http_post, addresses=addresses),
+            key=key,
+            hosts=set(a.settings.callback_hosts),
+        )
         if loop:
             dispatcher.run(interval_s)
             return
