@@ -29,11 +29,16 @@ def signed_message(
     the SHA-256 of the body (hex). No field may hold a line break (the timestamp is digits,
     the nonce base64url, and HTTP allows none in the target or a header), so the lines are
     read back one way only."""
-    fields = (date, nonce, method, target, idempotency_key)
+    return _lines(VERSION, (date, nonce, method, target, idempotency_key), body)
+
+
+def _lines(tag: str, fields: tuple[str, ...], body: bytes) -> bytes:
+    """``tag``, each field and the body's SHA-256 (hex), one a line: what a signature signs.
+    No field may hold a line break, so the lines are read back one way only."""
     if any("\n" in field or "\r" in field for field in fields):
         raise ValueError("a signed field holds a line break")
     digest = hashlib.sha256(body).hexdigest()
-    return "\n".join((VERSION, *fields, digest)).encode()
+    return "\n".join((tag, *fields, digest)).encode()
 
 
 def sign_request(
@@ -77,11 +82,7 @@ def callback_message(
     (``X-Entrepot-Event``) and the SHA-256 of the body (hex). The destination and the event
     are signed so that a receiver can tell a notice is for itself: any participant may point
     its endpoint at another's URL, and headers not signed could be rewritten."""
-    fields = (date, event_id, url, destination, event)
-    if any("\n" in field or "\r" in field for field in fields):
-        raise ValueError("a signed field holds a line break")
-    digest = hashlib.sha256(body).hexdigest()
-    return "\n".join((CALLBACK_VERSION, *fields, digest)).encode()
+    return _lines(CALLBACK_VERSION, (date, event_id, url, destination, event), body)
 
 
 def sign_callback(
