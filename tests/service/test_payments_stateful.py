@@ -552,7 +552,7 @@ class SchemeMachine(RuleBasedStateMachine):
         q = t.q
         expect = Expect()
         others = [q.payer, *([FX] if q.cross else [])]
-        if not m.active[q.payee]:
+        if commit and not m.active[q.payee]:  # a suspended payee may still give funds back
             expect = Expect((pe.ParticipantSuspended,))
         elif t.state is TransferState.ABORTED and t.reason == "expired":
             expect = Expect((pe.TransferExpired,))
