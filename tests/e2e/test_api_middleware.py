@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import subprocess
 import sys
 import threading
@@ -298,6 +299,7 @@ def test_a_request_that_fails_lets_its_key_go(
 
 def test_workers_claim_keys_through_a_lock_file(tmp_path: Path) -> None:
     """Two claim sets on one file stand for two workers: each sees the other's claims."""
+    (tmp_path / "c.lock").touch(mode=0o644)  # as an earlier version left it
     one, two = KeyClaims(tmp_path / "c.lock"), KeyClaims(tmp_path / "c.lock")
     try:
         assert one.claim("mtn-rw", "k")
@@ -307,6 +309,8 @@ def test_workers_claim_keys_through_a_lock_file(tmp_path: Path) -> None:
         one.release("mtn-rw", "k")
         assert two.claim("mtn-rw", "k")
         assert not one.claim("mtn-rw", "k")
+        # the workers' alone: another user's read lock on a byte would stall its key
+        assert stat.S_IMODE((tmp_path / "c.lock").stat().st_mode) == 0o600
     finally:
         one.close()
         two.close()

@@ -103,11 +103,15 @@ class KeyClaims:
             self._warn("this system has no open-file-description locks")
             return None
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            # the server's workers' alone: a byte another user could lock (a read lock
+            # will do) would stall every keyed request naming it
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             self._unusable = True
             self._warn(f"cannot open {self.path}: {exc.strerror}")
             return None
+        with suppress(OSError):  # one an earlier version left open to all
+            os.fchmod(fd, 0o600)
         self._fd = fd
         return fd
 
