@@ -602,11 +602,19 @@ def test_an_answer_with_a_nul_is_recorded_and_the_round_goes_on(
         ("0.0.0.0", "unspecified"),
         ("224.0.0.1", "multicast"),
         ("240.0.0.1", "reserved"),
-        ("10.1.2.3", None),  # participants on a private network
+        # the operator's own network, unless it names it: a participant's endpoint could
+        # POST into its services, and lastError tell which ports answer
+        ("10.1.2.3", "private"),
+        ("172.16.0.9", "private"),
+        ("192.168.1.1", "private"),
+        ("100.64.0.1", "private"),  # shared (carrier-grade NAT)
+        ("fd00::1", "private"),
+        ("::ffff:10.0.0.1", "private"),
         ("8.8.8.8", None),
+        ("2001:4860:4860::8888", None),
     ],
 )
-def test_callbacks_reach_no_loopback_or_metadata_address_by_default(
+def test_callbacks_reach_only_public_addresses_by_default(
     address: str, refused: str | None
 ) -> None:
     why = CallbackAddresses().problem(ipaddress.ip_address(address))

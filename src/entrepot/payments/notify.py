@@ -212,10 +212,12 @@ class CallbackAddresses:
     """Where the scheme may connect to deliver a callback, judged on the address the
     endpoint's name resolves to when it is called: the host allow-list holds names whose DNS
     the participants control, so a name allowed could point at the scheme's own host or a
-    cloud's metadata service. With no ``networks`` (the default), any address but loopback,
-    link-local (169.254.169.254), unspecified, multicast or reserved ones; with ``networks``
-    (``ENTREPOT_CALLBACK_NETWORKS``), only addresses in them (participants on a private
-    network, a test's loopback)."""
+    cloud's metadata service. With no ``networks`` (the default), public addresses only: not
+    loopback, link-local (169.254.169.254), unspecified, multicast, reserved, nor private or
+    shared ones (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7: the operator's own network,
+    which a participant's endpoint could otherwise POST into, its ``lastError`` telling which
+    ports answer); with ``networks`` (``ENTREPOT_CALLBACK_NETWORKS``), only addresses in them
+    (participants on a private network, a test's loopback)."""
 
     networks: tuple[IpNetwork, ...] = ()
 
@@ -244,6 +246,7 @@ class CallbackAddresses:
             ("unspecified", address.is_unspecified),
             ("multicast", address.is_multicast),
             ("reserved", address.is_reserved),
+            ("private", not address.is_global),  # any other not for the public internet
         ):
             if bad:
                 return f"{address} is a {what} address"
