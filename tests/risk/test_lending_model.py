@@ -132,6 +132,8 @@ def test_rates_round_half_even_to_four_places() -> None:
         ({"monthly_sales_minor": (1, -5)}, "monthly_sales_minor[1]"),
         ({"monthly_sales_minor": (1,) * 37}, "monthly_sales_minor"),
         ({"country": "rw"}, "country"),
+        ({"country": "ZZ"}, "country"),  # two capitals, no country
+        ({"country": 7}, "country"),
         ({"currency": "XXX"}, "currency"),
         ({"merchant_id": ""}, "merchant_id"),
         ({"tenure_days": 1.5}, "tenure_days"),

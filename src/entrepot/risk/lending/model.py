@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from entrepot.kernel.clock import NS_PER_S, ns_to_datetime
+from entrepot.kernel.countries import is_country
 from entrepot.kernel.money import MoneyError, format_amount, get_currency
 from entrepot.risk.lending.errors import InvalidHistory, InvalidLendingInput, InvalidPolicy
 
@@ -175,8 +176,11 @@ class MerchantHistory:
     def __post_init__(self) -> None:
         check_id(self.merchant_id, "merchant_id", InvalidHistory)
         c = self.country
-        if not isinstance(c, str) or len(c) != 2 or not c.isascii() or not c.isupper():
-            raise InvalidHistory(f"country {c!r} is not ISO 3166 alpha-2", field="country")
+        if not is_country(c):  # ZZ is two capitals and no country
+            shown = repr(c[:8]) if isinstance(c, str) else type(c).__name__
+            raise InvalidHistory(
+                f"country {shown} is not an assigned ISO 3166-1 alpha-2 code", field="country"
+            )
         check_currency(self.currency, InvalidHistory)
         if isinstance(self.as_of_ns, bool) or not isinstance(self.as_of_ns, int):
             raise InvalidHistory("as_of_ns must be an integer timestamp", field="as_of_ns")
