@@ -749,13 +749,13 @@ def test_a_tiny_rate_is_answered_as_a_plain_decimal_and_an_unknown_endpoint_is_a
     body = {
         "sourceCurrency": "RWF",
         "targetCurrency": "CNY",
-        "rate": "0.000000000001",
+        "rate": "0.0000000001",
         "spreadBps": 0,
         "validSeconds": 60,
     }
     posted = client.post("/v1/fxRates", json=body, headers=fxco)
     assert posted.status_code == 201, posted.text
-    assert posted.json()["rate"] == "0.000000000001"  # was "1E-12"
+    assert posted.json()["rate"] == "0.0000000001"  # was "1E-10"
     assert "E" not in posted.json()["effectiveRate"]
     unknown = client.get("/v1/participants/nobody/endpoint", headers=h["scheme"])
     assert unknown.status_code == 404 and unknown.json()["code"] == "participant_not_found"

@@ -1632,10 +1632,10 @@ def test_an_amount_the_rate_takes_past_the_schemes_maximum_is_refused(
         pytest.raises(InvalidPaymentInput, match="exceeds the scheme's maximum"),
     ):
         scheme.create_quote("mtn-rw", "q-big", *TILL, 999_999_999_999_999, "RECEIVE", "RWF")
-    # a tiny rate: the RWF a RECEIVE amount needs would overflow the database's integers
-    scheme.post_fx_rate("fxco", "RWF", "MYR", Decimal("0.000000000001"), 0, 3600)
+    # the least rate: the RWF a RECEIVE amount needs would pass the scheme's maximum
+    scheme.post_fx_rate("fxco", "RWF", "MYR", Decimal("0.0000000001"), 0, 3600)
     with unchanged(scheme), pytest.raises(InvalidPaymentInput, match="exceeds"):
-        scheme.create_quote("mtn-rw", "q-tiny", *TILL, 100_000, "RECEIVE", "RWF")
+        scheme.create_quote("mtn-rw", "q-tiny", *TILL, 100_000_000, "RECEIVE", "RWF")
 
 
 def test_a_provider_does_not_convert_a_payment_it_sends_or_receives(
@@ -1678,29 +1678,47 @@ def test_a_participant_refused_for_one_of_its_currencies_is_not_registered_at_al
 
 
 @pytest.mark.parametrize(
-    "rate", ["1e400", "0.0000000000001", "1000000000000000000", "1.0000000000001"]
+    ("rate", "spread_bps"),
+    [
+        ("1e400", 100),
+        ("0.0000000000001", 100),
+        ("1000000000000000000", 100),
+        ("1.0000000000001", 100),
+        # what a pacs.008's XchgRate (11 digits, 10 after the point) cannot state: a payment
+        # made at it could not be exported (422)
+        ("100000000000", 0),
+        ("99999999999.5", 0),  # rounds to 10^11
+        ("0.000000000099", 0),
+        ("0.0000000001", 1),  # 10^-10, less its spread
+    ],
 )
 def test_an_fx_rate_the_api_would_refuse_is_refused_by_the_scheme_too(
-    scheme: PaymentScheme, rate: str
+    scheme: PaymentScheme, rate: str, spread_bps: int
 ) -> None:
     """The CLI posted 1E+400 (a RECEIVE quote then paid 100 KES for 1 RWF's worth) and rates
     with 30 decimal places; the API's schema refused both, the scheme did not."""
     with unchanged(scheme), pytest.raises(InvalidPaymentInput) as refused:
-        scheme.post_fx_rate("fxco", "RWF", "MYR", Decimal(rate), 100, 3600)
+        scheme.post_fx_rate("fxco", "RWF", "MYR", Decimal(rate), spread_bps, 3600)
     assert refused.value.field == "rate"
 
 
 def test_an_fx_rate_at_the_limits_is_taken(scheme: PaymentScheme) -> None:
-    for rate in ("0.000000000001", "999999999999999999", "0.003200000000000000"):
-        fx = scheme.post_fx_rate("fxco", "RWF", "MYR", Decimal(rate), 100, 3600)
+    for rate, spread_bps in (
+        ("0.0000000001", 0),
+        ("0.000000000102", 100),  # 1.0098e-10 less its spread
+        ("99999999999.499999999999", 0),
+        ("0.003200000000000000", 100),
+    ):
+        fx = scheme.post_fx_rate("fxco", "RWF", "MYR", Decimal(rate), spread_bps, 3600)
         assert fx.rate == Decimal(rate)
 
 
 def _rate_just_under_a_sen() -> Decimal:
-    """A rate (ringgit a franc) of 26 digits, 14 whole and 12 decimal, whose value less 1 bp
-    is 1e-16 under a whole number: a product rounded to 28 digits rounds it up to it."""
-    m = 10**14
-    r = (-pow(9_999, -1, m)) % m + 10**11 * m  # 9,999 x r = -1 (mod 10^14)
+    """A rate (ringgit a franc) of 23 digits, 11 whole and 12 decimal, whose value less 1 bp
+    is 1e-16 under a whole number: a product rounded to fewer digits rounds it up to it (a
+    rate of 26 digits did at the default 28, when rates could hold 30)."""
+    m = 10**16
+    r = (-pow(9_999, -1, m)) % m + 9 * 10**6 * m  # 9,999 x r = -1 (mod 10^16)
     return Decimal(r).scaleb(-12)
 
 

@@ -102,6 +102,7 @@ from entrepot.payments.model import (
     StatusChange,
     TransferState,
     WindowState,
+    less_spread,
     uetr_int,
 )
 from entrepot.payments.notify import endpoint_problem, notify_status, notify_transfer
@@ -112,10 +113,14 @@ from entrepot.storage.uow import UnitOfWork
 SCHEME = "scheme"  # the scheme operator's participant id; fees accrue to its position
 ID_NAMESPACE = uuid.UUID("6d1f5c3e-8a43-4f0e-9a8e-5e1b2c3d4e5f")
 QUOTE_TTL_S = 60
-#: An FX rate as posted (target units per source unit): at most 12 decimal places (1e-12,
-#: the smallest), below 10^18: what the API's schema takes, and within what a quote can use
+#: An FX rate as posted (target units per source unit): at most 12 decimal places, below
+#: 10^11, and at least 10^-10 less its spread: what the API's schema takes, and what a
+#: pacs.008's ``XchgRate`` (11 digits, 10 after the point) can state. Rates up to 10^18 and
+#: down to 10^-12 were taken: a payment made at one could not be exported (422).
 RATE_DECIMALS_MAX = 12
-RATE_MAX = 10**18
+RATE_MAX = 10**11
+RATE_EFFECTIVE_MIN = Decimal("1E-10")
+RATE_EFFECTIVE_MAX = Decimal("99999999999.5")  # rounds to 10^11 at no places: 12 digits
 #: ISO 9362: institution (4 letters), country (2), location (2), branch (3, optional)
 _BIC = re.compile(r"[A-Z]{6}[A-Z2-9][A-NP-Z0-9](?:[A-Z0-9]{3})?")
 TRANSFER_TTL_S = 60
@@ -829,6 +834,13 @@ class PaymentScheme:
             )
         if type(spread_bps) is not int or not 0 <= spread_bps < 10_000:
             raise InvalidPaymentInput("spread must be 0..9999 basis points", field="spreadBps")
+        effective = less_spread(rate, spread_bps)
+        if not RATE_EFFECTIVE_MIN <= effective < RATE_EFFECTIVE_MAX:
+            raise InvalidPaymentInput(
+                f"rate {plain:f} less its spread of {spread_bps} bp is {effective.normalize():f}"
+                f": a pacs.008's XchgRate states {RATE_EFFECTIVE_MIN:f} to 99999999999",
+                field="rate",
+            )
         _check_ttl(valid_s, "validity")
         if source == target:
             raise InvalidPaymentInput(

@@ -119,7 +119,7 @@ class PartyOut(BaseModel):
 class FxRateIn(Strict):
     sourceCurrency: str = CurrencyCode
     targetCurrency: str = CurrencyCode
-    rate: Decimal = Field(gt=0, max_digits=30, decimal_places=12)
+    rate: Decimal = Field(gt=0, max_digits=23, decimal_places=12)  # under 10^11
     spreadBps: int = Field(ge=0, le=9999)
     validSeconds: int = Field(ge=1, le=86_400)
 
