@@ -212,8 +212,10 @@ def test_only_the_controller_decides_and_only_parties_see(hub: PaymentScheme) ->
             s.get_escrow(caller, "esc-1")
         with unchanged(s), pytest.raises(NotYours):
             s.escrow_events(caller, "esc-1")
-    for caller in ("mtn-rw", "bk-rw", "tradehub"):
+    # the scheme operator holds every escrow in its account: it reads any, decides none
+    for caller in ("mtn-rw", "bk-rw", "tradehub", "scheme"):
         assert s.get_escrow(caller, "esc-1").held_minor == 50_000
+    assert [e["actor"] for e in s.escrow_events("scheme", "esc-1")] == ["mtn-rw"]
     assert s.release_escrow("tradehub", "esc-1", 50_000).state is EscrowState.CLOSED
     assert s.refund_escrow("mtn-rw", "esc-2", 50_000).state is EscrowState.CLOSED
     assert_ledger_ok(s)

@@ -12,6 +12,7 @@ import pytest
 from entrepot.payments import SCHEME, NetPosition, PaymentScheme, WindowState
 from entrepot.payments.errors import (
     InvalidState,
+    LedgerRefused,
     NetDebitCapExceeded,
     NotYours,
     WindowNotFound,
@@ -415,4 +416,27 @@ def test_a_second_settle_that_read_the_window_before_the_first_committed_changes
     monkeypatch.undo()
     assert scheme.get_window(w.id).positions == done.positions
     assert scheme.liquidity("bk2", "RWF")["net_debit_cap_minor"] == 1_000  # still covered
+    assert_ledger_ok(scheme)
+
+
+def test_a_settlement_its_debtor_cannot_pay_names_whom_to_fund_and_changes_nothing(
+    scheme: PaymentScheme,
+) -> None:
+    """A hub's net debit cap need not be covered by its settlement balance: a hub that
+    released more than it holds there owes a net its settlement account cannot pay. The
+    refusal named no one ("a net debtor's settlement account"): the operator had to find whom
+    to fund among every debtor of the window."""
+    join_bk(scheme)
+    scheme.register_participant("th", "Trade hub", "hub", "RW", ["RWF"])
+    scheme.set_net_debit_cap("th", "RWF", 5_000)
+    scheme.create_escrow("th", "h1", "bk-rw", "RWF", 5_000, "order 1", 600)
+    scheme.release_escrow("th", "h1", 5_000)
+    w = scheme.close_window()
+    with unchanged(scheme), pytest.raises(LedgerRefused) as refused:
+        scheme.settle_window(SCHEME, w.id)
+    assert "th lacks 5000 RWF" in str(refused.value), refused.value
+    assert "bk-rw" not in str(refused.value)  # a creditor: nothing to fund
+    scheme.deposit("th", "RWF", 5_000, "dep-th")
+    settled = scheme.settle_window(SCHEME, w.id)
+    assert {p.participant_id: p.settled_minor for p in settled.positions}["th"] == 5_000
     assert_ledger_ok(scheme)

@@ -2086,7 +2086,8 @@ class PaymentScheme:
     def get_escrow(self, caller: str, escrow_id: str) -> Escrow:
         with self._read() as conn:
             e = self._escrow(conn, escrow_id)
-        if caller not in (e.payer_participant, e.payee_participant, e.controller):
+        # the scheme operator holds every escrow (its escrow account), as it reads any transfer
+        if caller not in (e.payer_participant, e.payee_participant, e.controller, SCHEME):
             raise NotYours(f"escrow {escrow_id} is not yours")
         return e
 
@@ -2464,6 +2465,7 @@ class PaymentScheme:
             accounts = {a.id: a for a in self.ledger.lookup_accounts(ids, uow=uow)}
             batch: list[Transfer] = []
             caps: dict[tuple[str, str], int] = {}
+            short: list[str] = []  # the debtors whose settlement balance cannot pay their net
             for p, participant in owed:
                 pc = participant.check_currency(p.currency)
                 hub = self._scheme_account(conn, p.currency, "settlement_hub")
@@ -2476,6 +2478,10 @@ class PaymentScheme:
                     restore = (reset, pc.position_account)
                     sett = accounts[pc.settlement_account]
                     cover = max(0, sett.credits_posted - sett.debits_posted - amount)
+                    free = sett.credits_posted - sett.debits_posted - sett.debits_pending
+                    if free < amount:
+                        lacks = format_amount(amount - free, p.currency)
+                        short.append(f"{p.participant_id} lacks {lacks} {p.currency}")
                     if participant.kind is not ParticipantKind.HUB:
                         # at most what the restore gives back: the position never goes below
                         # where it was before the settlement
@@ -2524,6 +2530,7 @@ class PaymentScheme:
                     batch,
                     lambda: LedgerRefused(
                         "a net debtor's settlement account cannot cover its net position"
+                        + (f" ({'; '.join(short)}): fund it, then settle" if short else "")
                     ),
                 )
             for (pid, currency), amount in settled.items():
