@@ -13,6 +13,12 @@ Id = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 CurrencyCode = Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")
 PartyIdentifier = Field(min_length=1, max_length=64)
 AmountText = Field(min_length=1, max_length=32, pattern=r"^[0-9]+(\.[0-9]+)?$")
+#: An integer in a request body: a JSON integer and nothing else, refused (422, naming the
+#: field) as a boolean, a string or a float. Pydantic's lax mode read ``true`` as 1 and
+#: ``"600"`` as 600: ``"deadlineSeconds": true`` made a one-second escrow, whose deadline then
+#: paid the payee, where the services refuse a bool. Query and path parameters are text on
+#: the wire and stay lax; a response's integers are the scheme's own.
+JsonInt = Annotated[int, Field(strict=True)]
 
 
 class Strict(BaseModel):
@@ -120,8 +126,8 @@ class FxRateIn(Strict):
     sourceCurrency: str = CurrencyCode
     targetCurrency: str = CurrencyCode
     rate: Decimal = Field(gt=0, max_digits=23, decimal_places=12)  # under 10^11
-    spreadBps: int = Field(ge=0, le=9999)
-    validSeconds: int = Field(ge=1, le=86_400)
+    spreadBps: JsonInt = Field(ge=0, le=9999)
+    validSeconds: JsonInt = Field(ge=1, le=86_400)
 
 
 class FxRateOut(BaseModel):
@@ -147,7 +153,7 @@ class QuoteIn(Strict):
     amountType: Literal["SEND", "RECEIVE"]
     amount: MoneyIn
     sourceCurrency: str = CurrencyCode
-    expirySeconds: int = Field(default=60, ge=1, le=86_400)
+    expirySeconds: JsonInt = Field(default=60, ge=1, le=86_400)
 
 
 class QuoteOut(BaseModel):
@@ -168,7 +174,7 @@ class QuoteOut(BaseModel):
 class TransferIn(Strict):
     transferId: str = Id
     quoteId: str = Id
-    expirySeconds: int = Field(default=60, ge=1, le=86_400)
+    expirySeconds: JsonInt = Field(default=60, ge=1, le=86_400)
     note: str | None = Field(default=None, max_length=200)
 
 
@@ -318,7 +324,7 @@ class EscrowIn(Strict):
     payeeFsp: str = Id
     amount: MoneyIn
     purpose: str = Field(min_length=1, max_length=200)
-    deadlineSeconds: int = Field(ge=1, le=366 * 86_400)
+    deadlineSeconds: JsonInt = Field(ge=1, le=366 * 86_400)
     onDeadline: Literal["release", "refund"] = "refund"
     controller: str | None = Field(
         default=None,

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from entrepot.entrypoints.api.schemas import MoneyOut, Strict
+from entrepot.entrypoints.api.schemas import JsonInt, MoneyOut, Strict
 from entrepot.entrypoints.api.schemas_trade import MerchantHistoryOut
 
 #: Parties per screening request: one is a batch of one.
@@ -90,21 +90,21 @@ class DecisionOut(BaseModel):
 class PolicyIn(Strict):
     """A lender's credit policy for one currency (docs/lending.md has each rule)."""
 
-    minTenureDays: int = Field(ge=0, le=3_650)
-    minAvgMonthlySalesMinor: int = Field(ge=0, le=10**15)
+    minTenureDays: JsonInt = Field(ge=0, le=3_650)
+    minAvgMonthlySalesMinor: JsonInt = Field(ge=0, le=10**15)
     maxRefundRate: str = Rate
     maxDisputeRate: str = Rate
     minRegularity: str = Rate
     limitMultiple: str = Rate
-    limitMinMinor: int = Minor
-    limitMaxMinor: int = Minor
-    feeBps: int = Field(ge=0, le=10_000)
-    termDays: int = Field(ge=1, le=3_650)
-    repaymentShareBps: int = Field(ge=1, le=10_000)
-    offerValidDays: int = Field(default=14, ge=1, le=365)
-    lateAfterDays: int = Field(default=30, ge=1, le=3_650)
-    defaultAfterDays: int = Field(default=60, ge=1, le=3_650)
-    scheduleToleranceBps: int = Field(default=5_000, ge=0, le=10_000)
+    limitMinMinor: JsonInt = Minor
+    limitMaxMinor: JsonInt = Minor
+    feeBps: JsonInt = Field(ge=0, le=10_000)
+    termDays: JsonInt = Field(ge=1, le=3_650)
+    repaymentShareBps: JsonInt = Field(ge=1, le=10_000)
+    offerValidDays: JsonInt = Field(default=14, ge=1, le=365)
+    lateAfterDays: JsonInt = Field(default=30, ge=1, le=3_650)
+    defaultAfterDays: JsonInt = Field(default=60, ge=1, le=3_650)
+    scheduleToleranceBps: JsonInt = Field(default=5_000, ge=0, le=10_000)
     minGrowth: str | None = OptionalRate
     maxPd: str | None = OptionalRate
 
@@ -140,13 +140,13 @@ class OfferIn(Strict):
 
     offerId: str = LendingId
     lenderId: str = ParticipantId
-    months: int = Field(default=12, ge=1, le=36)
+    months: JsonInt = Field(default=12, ge=1, le=36)
 
 
 class AcceptIn(Strict):
     """Take the offer, or less of it (at least the policy's smallest loan)."""
 
-    amountMinor: int | None = Field(default=None, ge=1, le=10**15)
+    amountMinor: JsonInt | None = Field(default=None, ge=1, le=10**15)
 
 
 class ContestIn(Strict):
@@ -233,7 +233,7 @@ class LoanListOut(BaseModel):
 class RepaymentIn(Strict):
     """A repayment made outside payouts; ``reference`` is the idempotency key."""
 
-    amountMinor: int = Minor
+    amountMinor: JsonInt = Minor
     reference: str = LendingId
 
 
@@ -270,7 +270,7 @@ class ReviewIn(Strict):
     reviewerId: str = LendingId
     outcome: Literal["upheld", "overturned"]
     reason: str = LongText
-    newPrincipalMinor: int | None = Field(default=None, ge=1, le=10**15)
+    newPrincipalMinor: JsonInt | None = Field(default=None, ge=1, le=10**15)
 
 
 class ContestOut(BaseModel):

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from entrepot.entrypoints.api.schemas import CurrencyCode, MoneyOut, PayeeIn, Strict
+from entrepot.entrypoints.api.schemas import CurrencyCode, JsonInt, MoneyOut, PayeeIn, Strict
 
 TradeId = Field(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 OptionalTradeId = Field(
@@ -26,11 +26,11 @@ LongText = Field(min_length=1, max_length=2_000)
 class FreightCardIn(Strict):
     """Freight rates in the hub's currency, minor units; insurance in bps of the goods."""
 
-    domesticBaseMinor: int = Minor
-    domesticPerKgMinor: int = Minor
-    internationalBaseMinor: int = Minor
-    internationalPerKgMinor: int = Minor
-    insuranceBps: int = Field(default=100, ge=0, le=10_000)
+    domesticBaseMinor: JsonInt = Minor
+    domesticPerKgMinor: JsonInt = Minor
+    internationalBaseMinor: JsonInt = Minor
+    internationalPerKgMinor: JsonInt = Minor
+    insuranceBps: JsonInt = Field(default=100, ge=0, le=10_000)
 
 
 class FreightCardOut(BaseModel):
@@ -52,10 +52,10 @@ class HubIn(Strict):
     customsAuthority: str = ParticipantId
     partners: list[Annotated[str, ParticipantId]] = Field(default_factory=list, max_length=50)
     dftz: bool = False
-    commissionBps: int = 500
-    handlingDays: int = 5
-    deliveryDays: int = 30
-    disputeDays: int = 7
+    commissionBps: JsonInt = 500
+    handlingDays: JsonInt = 5
+    deliveryDays: JsonInt = 30
+    disputeDays: JsonInt = 7
     freight: FreightCardIn
 
 
@@ -173,13 +173,13 @@ class BuyerListOut(BaseModel):
 
 # ------------------------------------------------------------------ catalogue and stock
 class DimensionsMm(Strict):
-    length: int = Field(ge=1, le=10_000)
-    width: int = Field(ge=1, le=10_000)
-    height: int = Field(ge=1, le=10_000)
+    length: JsonInt = Field(ge=1, le=10_000)
+    width: JsonInt = Field(ge=1, le=10_000)
+    height: JsonInt = Field(ge=1, le=10_000)
 
 
 class PriceIn(Strict):
-    minor: int = Field(ge=1, le=10**15)
+    minor: JsonInt = Field(ge=1, le=10**15)
     currency: str = CurrencyCode
 
 
@@ -201,7 +201,7 @@ class ItemIn(Strict):
     title: str = Text
     hsCode: str = Field(min_length=1, max_length=12)
     origin: str = Country
-    weightG: int = Field(ge=1, le=1_000_000)
+    weightG: JsonInt = Field(ge=1, le=1_000_000)
     dimensionsMm: DimensionsMm
     price: PriceIn
     customsUnit: str | None = CustomsUnit
@@ -212,7 +212,7 @@ class ItemPatchIn(Strict):
     """Change the price (minor units of the item's currency), take the item off sale, or
     set its customs unit and per-piece quantity (both; both null clears them)."""
 
-    priceMinor: int | None = Field(default=None, ge=1, le=10**15)
+    priceMinor: JsonInt | None = Field(default=None, ge=1, le=10**15)
     active: bool | None = None
     customsUnit: str | None = CustomsUnit
     customsQuantityPerPiece: str | None = CustomsQuantityPerPiece
@@ -246,7 +246,7 @@ class CatalogueOut(BaseModel):
 
 
 class StockIn(Strict):
-    onHand: int = Field(ge=0, le=10**9)
+    onHand: JsonInt = Field(ge=0, le=10**9)
 
 
 class StockOut(BaseModel):
@@ -273,13 +273,13 @@ class StockAvailabilityOut(BaseModel):
 # ------------------------------------------------------------------ quotes
 class QuoteLineIn(Strict):
     sku: str = TradeId
-    quantity: int = Field(ge=1, le=10_000)
+    quantity: JsonInt = Field(ge=1, le=10_000)
 
 
 class TradeQuoteIn(Strict):
     quoteId: str = TradeId
     lines: list[QuoteLineIn] = Field(min_length=1, max_length=50)
-    expirySeconds: int = Field(default=900, ge=60, le=86_400)
+    expirySeconds: JsonInt = Field(default=900, ge=60, le=86_400)
 
 
 class QuoteLineOut(BaseModel):
@@ -485,12 +485,12 @@ class EvidenceIn(Strict):
 
 
 class OfferIn(Strict):
-    refundMinor: int = Minor
+    refundMinor: JsonInt = Minor
 
 
 class RulingIn(Strict):
     outcome: Literal["release", "refund", "split"]
-    refundMinor: int = Field(default=0, ge=0, le=10**15)
+    refundMinor: JsonInt = Field(default=0, ge=0, le=10**15)
     reason: str = LongText
 
 

@@ -1,0 +1,166 @@
+"""What a request body's fields take on the wire: an integer field a JSON integer only (lax
+parsing read ``true`` as 1 and ``"600"`` as 600)."""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import BaseModel, ValidationError
+
+from entrepot.entrypoints.api import schemas, schemas_risk, schemas_trade
+from entrepot.entrypoints.api.app import create_app
+from entrepot.payments import PaymentScheme
+from entrepot.payments.credentials import issue_credential
+from tests.service.test_payments import snapshot
+
+
+@pytest.fixture
+def api(scheme: PaymentScheme) -> Iterator[tuple[TestClient, dict[str, dict[str, str]]]]:
+    tokens = {p: issue_credential(scheme.engine, p).token for p in ("mtn-rw", "maybank")}
+    headers = {p: {"Authorization": f"Bearer {t}"} for p, t in tokens.items()}
+    with TestClient(create_app(scheme)) as client:
+        yield client, headers
+
+
+def _request_models() -> list[type[BaseModel]]:
+    found = {
+        value
+        for module in (schemas, schemas_trade, schemas_risk)
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, schemas.Strict)
+        and value is not schemas.Strict
+    }
+    return sorted(found, key=lambda m: (m.__module__, m.__name__))
+
+
+def _is_int(annotation: Any) -> bool:
+    if annotation is int:
+        return True
+    if typing.get_origin(annotation) is typing.Annotated:  # within an Optional
+        return _is_int(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_is_int(a) for a in typing.get_args(annotation))
+    return False
+
+
+INT_FIELDS = [
+    (model, name)
+    for model in _request_models()
+    for name, info in model.model_fields.items()
+    if _is_int(info.annotation)
+]
+
+
+def test_the_int_fields_found_are_the_request_bodies_integers() -> None:
+    """Not an empty sweep: the fields of the defect and one of each API are among them."""
+    named = {f"{m.__name__}.{n}" for m, n in INT_FIELDS}
+    assert {
+        "EscrowIn.deadlineSeconds",
+        "QuoteIn.expirySeconds",
+        "TransferIn.expirySeconds",
+        "FxRateIn.spreadBps",
+        "FxRateIn.validSeconds",
+        "TradeQuoteIn.expirySeconds",
+        "HubIn.commissionBps",
+        "ItemPatchIn.priceMinor",
+        "PolicyIn.termDays",
+        "AcceptIn.amountMinor",
+    } <= named
+    assert len(INT_FIELDS) >= 40, sorted(named)
+
+
+@pytest.mark.parametrize(
+    ("model", "name"), INT_FIELDS, ids=[f"{m.__name__}.{n}" for m, n in INT_FIELDS]
+)
+@pytest.mark.parametrize("sent", [True, False, "600", "1", 60.0])
+def test_every_int_field_of_a_request_body_takes_a_json_integer_only(
+    model: type[BaseModel], name: str, sent: object
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        model.model_validate({name: sent})
+    at_field = [e for e in refused.value.errors() if e["loc"] == (name,)]
+    assert [e["type"] for e in at_field] == ["int_type"], at_field
+
+
+def test_an_escrow_whose_deadline_is_true_is_refused_not_made_a_one_second_escrow(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """``"deadlineSeconds": true`` was read as 1: a one-second escrow, whose deadline then
+    paid the payee. It is a 422 naming the field, and nothing is held."""
+    client, h = api
+    body = {
+        "escrowId": "e-bool",
+        "payeeFsp": "fxco",
+        "amount": {"amount": "10.00", "currency": "MYR"},
+        "purpose": "order 7",
+        "onDeadline": "release",
+    }
+    before = snapshot(scheme)
+    for sent in (True, "600", 600.0):
+        r = client.post("/v1/escrows", json={**body, "deadlineSeconds": sent}, headers=h["maybank"])
+        problem = r.json()
+        assert r.status_code == 422, r.text
+        assert (problem["code"], problem["field"], problem["errorCode"]) == (
+            "invalid_input",
+            "deadlineSeconds",
+            "3100",
+        )
+    assert client.get("/v1/escrows/e-bool", headers=h["maybank"]).status_code == 404
+    assert snapshot(scheme) == before
+    made = client.post("/v1/escrows", json={**body, "deadlineSeconds": 600}, headers=h["maybank"])
+    assert made.status_code == 201, made.text
+
+
+def test_a_quote_rate_or_transfer_integer_sent_as_text_or_bool_is_refused(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    client, h = api
+    fxco = {"Authorization": f"Bearer {issue_credential(scheme.engine, 'fxco').token}"}
+    rate = {"sourceCurrency": "RWF", "targetCurrency": "MYR", "rate": "0.0032"}
+    quote = {
+        "quoteId": "q-strict",
+        "payee": {"partyIdType": "MERCHANT", "partyIdentifier": "KL-TILL-42"},
+        "amountType": "SEND",
+        "amount": {"amount": "5000", "currency": "RWF"},
+        "sourceCurrency": "RWF",
+    }
+    before = snapshot(scheme)
+    for path, body, who, field in (
+        ("/v1/fxRates", {**rate, "spreadBps": "100", "validSeconds": 60}, fxco, "spreadBps"),
+        ("/v1/fxRates", {**rate, "spreadBps": 100, "validSeconds": True}, fxco, "validSeconds"),
+        ("/v1/quotes", {**quote, "expirySeconds": True}, h["mtn-rw"], "expirySeconds"),
+        ("/v1/quotes", {**quote, "expirySeconds": "60"}, h["mtn-rw"], "expirySeconds"),
+    ):
+        r = client.post(path, json=body, headers=who)
+        assert r.status_code == 422 and r.json()["field"] == field, (path, r.text)
+    assert snapshot(scheme) == before
+    assert client.post("/v1/quotes", json=quote, headers=h["mtn-rw"]).status_code == 201
+    t = {"transferId": "t-strict", "quoteId": "q-strict", "expirySeconds": True}
+    r = client.post("/v1/transfers", json=t, headers=h["mtn-rw"])
+    assert r.status_code == 422 and r.json()["field"] == "expirySeconds", r.text
+    # a query parameter is text on the wire: its integers are still read from it
+    listed = client.get("/v1/transfers?limit=5", headers=h["mtn-rw"])
+    assert listed.status_code == 200, listed.text
+
+
+def test_the_openapi_document_still_says_integer(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    client, _ = api
+    components = client.get("/openapi.json").json()["components"]["schemas"]
+    checked = 0
+    for model, name in INT_FIELDS:
+        schema = components.get(model.__name__)
+        if schema is None:  # a model no route of this app takes
+            continue
+        prop = schema["properties"][name]
+        types_ = {prop.get("type")} | {a.get("type") for a in prop.get("anyOf", ())}
+        assert "integer" in types_, (model.__name__, name, prop)
+        checked += 1
+    assert checked >= 5
