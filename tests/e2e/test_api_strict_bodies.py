@@ -1,5 +1,6 @@
 """What a request body's fields take on the wire: an integer field a JSON integer only (lax
-parsing read ``true`` as 1 and ``"600"`` as 600)."""
+parsing read ``true`` as 1 and ``"600"`` as 600), and a till id what the directory
+registers."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 from entrepot.entrypoints.api import schemas, schemas_risk, schemas_trade
 from entrepot.entrypoints.api.app import create_app
 from entrepot.payments import PaymentScheme
+from entrepot.payments.aliases import normalise_alias
 from entrepot.payments.credentials import issue_credential
 from tests.service.test_payments import snapshot
 
@@ -164,3 +166,59 @@ def test_the_openapi_document_still_says_integer(
         assert "integer" in types_, (model.__name__, name, prop)
         checked += 1
     assert checked >= 5
+
+
+def _longest_till() -> str:
+    """The longest till id the directory registers, found from its rule."""
+    till = "T"
+    while True:
+        try:
+            normalise_alias("MERCHANT", till + "9")
+        except Exception:
+            return till
+        till += "9"
+
+
+def test_a_till_the_directory_registers_gets_its_qr_through_the_api(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """A till may have 1-32 characters, and the CLI encodes a 32-character one: the API took
+    25, and a longer till could not get its QR (422)."""
+    client, h = api
+    till = _longest_till()
+    assert len(till) == 32
+    scheme.register_alias("maybank", "MERCHANT", till, "Kedai Panjang", "MYR")
+    body = {
+        "tillId": till,
+        "merchantName": "Kedai Panjang",
+        "city": "Kuala Lumpur",
+        "country": "MY",
+        "currency": "MYR",
+        "amount": "12.00",
+    }
+    encoded = client.post("/v1/qr/encode", json=body, headers=h["maybank"])
+    assert encoded.status_code == 200, encoded.text
+    payload = encoded.json()["payload"]
+    decoded = client.post("/v1/qr/decode", json={"payload": payload}, headers=h["mtn-rw"])
+    assert decoded.status_code == 200 and decoded.json()["merchantAlias"] == till, decoded.text
+    for fmt, media in (("png", "image/png"), ("svg", "image/svg+xml")):
+        image = client.post(f"/v1/qr/image?fmt={fmt}", json=body, headers=h["maybank"])
+        assert image.status_code == 200 and image.headers["content-type"] == media, image.text
+        assert image.content
+    paid = client.post(
+        "/v1/qr/pay",
+        json={
+            "payload": payload,
+            "transferId": "t-long",
+            "quoteId": "q-long",
+            "sourceCurrency": "RWF",
+        },
+        headers=h["mtn-rw"],
+    )
+    assert paid.status_code == 201, paid.text
+    assert paid.json()["party"]["partyIdentifier"] == till
+    # one more is no till: refused, naming it
+    longer = client.post("/v1/qr/encode", json={**body, "tillId": till + "9"}, headers=h["maybank"])
+    assert longer.status_code == 422 and longer.json()["field"] == "tillId", longer.text
+    spec = client.get("/openapi.json").json()["components"]["schemas"]["QrEncodeIn"]
+    assert spec["properties"]["tillId"]["maxLength"] == len(till)

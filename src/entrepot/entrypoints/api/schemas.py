@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
+from entrepot.payments.aliases import _TILL
+
 Id = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 CurrencyCode = Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")
 PartyIdentifier = Field(min_length=1, max_length=64)
@@ -19,6 +21,11 @@ AmountText = Field(min_length=1, max_length=32, pattern=r"^[0-9]+(\.[0-9]+)?$")
 #: paid the payee, where the services refuse a bool. Query and path parameters are text on
 #: the wire and stay lax; a response's integers are the scheme's own.
 JsonInt = Annotated[int, Field(strict=True)]
+#: The longest till id the directory registers, read from its rule (payments/aliases.py) and
+#: not repeated here: the API encodes a QR for any till that can be registered, as the CLI
+#: does (it took 25 characters of the 32 a till may have). Its first character's rule is
+#: the directory's to tell (422 "malformed", naming tillId).
+TILL_MAX = max(n for n in range(1, 256) if _TILL.fullmatch("0" * n))
 
 
 class Strict(BaseModel):
@@ -277,7 +284,7 @@ class BulkOut(BaseModel):
 
 
 class QrEncodeIn(Strict):
-    tillId: str = Field(min_length=1, max_length=25, pattern=r"^[A-Za-z0-9._-]+$")
+    tillId: str = Field(min_length=1, max_length=TILL_MAX, pattern=r"^[A-Za-z0-9._-]+$")
     merchantName: str = Field(min_length=1, max_length=25)
     city: str = Field(min_length=1, max_length=15)
     country: str = Field(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$")
