@@ -253,6 +253,7 @@ def test_a_retry_while_the_first_request_runs_is_refused_and_the_first_answer_ke
     original, retry, later = asyncio.run(scenario())
     assert _status(retry) == [409]
     assert _body(retry)["code"] == "request_in_progress"
+    assert _body(retry)["errorCode"] == "3106"  # docs/payments.md's table, as ``KeyInUse``
     assert (b"retry-after", b"1") in _start(retry)["headers"]
     assert _status(original) == [201]
     assert _status(later) == [201] and _body(later) == _body(original)
@@ -513,6 +514,7 @@ def test_a_retry_while_the_answer_is_being_stored_is_refused(
     first, retry = asyncio.run(scenario())
     assert _status(first) == [201]
     assert _status(retry) == [409] and _body(retry)["code"] == "request_in_progress"
+    assert _body(retry)["errorCode"] == "3106"
 
 
 def test_a_forked_child_holds_none_of_its_parents_claims(tmp_path: Path) -> None:

@@ -9,16 +9,17 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 import sqlalchemy as sa
+from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 from nacl.signing import SigningKey
 
 from entrepot.entrypoints.api import security
 from entrepot.entrypoints.api.app import create_app
-from entrepot.entrypoints.api.security import SIGNATURE_WINDOW_S
+from entrepot.entrypoints.api.security import SIGNATURE_WINDOW_S, caller_dependency, caller_of
 from entrepot.payments import PaymentScheme
 from entrepot.payments import store as st
 from entrepot.payments.credentials import issue_credential, revoke_credential
@@ -67,16 +68,28 @@ def test_served_below_a_root_path_every_v1_request_is_authenticated(
 
 
 def test_a_route_reached_without_the_middleware_is_refused_not_served_as_no_one(
-    scheme: PaymentScheme,
+    scheme: PaymentScheme, api: tuple[TestClient, dict[str, dict[str, str]]]
 ) -> None:
-    from fastapi import Request
-
-    from entrepot.entrypoints.api.security import caller_of
-
+    """``caller_of``'s 401 is the middleware's: its code, words, challenge and Mojaloop's
+    3105 (it had no ``errorCode``)."""
     request = Request({"type": "http", "method": "GET", "path": "/v1/x", "headers": []})
     with pytest.raises(Exception) as refused:
         caller_of(request)
     assert getattr(refused.value, "status_code", None) == 401
+    client, _ = api
+
+    def outside(caller: Annotated[str, Depends(caller_dependency)]) -> dict[str, str]:
+        return {"caller": caller}  # pragma: no cover - never reached
+
+    assert isinstance(client.app, FastAPI)
+    client.app.add_api_route("/outside-v1", outside)  # a path the middleware leaves alone
+    unguarded = client.get("/outside-v1")
+    guarded = client.get("/v1/transfers")
+    assert unguarded.status_code == guarded.status_code == 401
+    assert unguarded.json() == guarded.json()
+    assert unguarded.json()["errorCode"] == "3105"
+    assert unguarded.headers["WWW-Authenticate"] == guarded.headers["WWW-Authenticate"]
+    assert unguarded.headers["content-type"] == guarded.headers["content-type"]
 
 
 def test_a_401_carries_its_challenge(

@@ -73,7 +73,11 @@ def http_error(_request: Request, exc: Exception) -> JSONResponse:
         404: "not_found",
         405: "method_not_allowed",
     }
-    response = problem(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+    # a 401 here is ``caller_of``'s (a route reached without the security middleware): 3105,
+    # as the middleware's own 401 (``security.unauthenticated``)
+    mojaloop = "3105" if exc.status_code == 401 else None
+    code = codes.get(exc.status_code, "http_error")
+    response = problem(exc.status_code, code, str(exc.detail), mojaloop=mojaloop)
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
     return response

@@ -638,6 +638,7 @@ def _in_progress() -> Response:
         "a request with this Idempotency-Key is still being answered: retry after it, to "
         "be answered as it was",
         field="Idempotency-Key",
+        mojaloop="3106",  # as ``KeyInUse``, its other server's form (docs/payments.md)
     )
     response.headers["Retry-After"] = "1"
     return response
