@@ -59,6 +59,50 @@ INT_FIELDS = [
 ]
 
 
+def _is_bool(annotation: Any) -> bool:
+    if annotation is bool:
+        return True
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _is_bool(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_is_bool(a) for a in typing.get_args(annotation))
+    return False
+
+
+BOOL_FIELDS = [
+    (model, name)
+    for model in _request_models()
+    for name, info in model.model_fields.items()
+    if _is_bool(info.annotation)
+]
+
+
+def test_the_bool_fields_found_are_the_request_bodies_booleans() -> None:
+    named = {f"{m.__name__}.{n}" for m, n in BOOL_FIELDS}
+    assert named == {
+        "ReviewIn.approve",
+        "HubIn.dftz",
+        "MerchantReviewIn.approve",
+        "ItemPatchIn.active",
+        "ReturnAnswerIn.accept",
+    }
+
+
+@pytest.mark.parametrize(
+    ("model", "name"), BOOL_FIELDS, ids=[f"{m.__name__}.{n}" for m, n in BOOL_FIELDS]
+)
+@pytest.mark.parametrize("sent", [1, 0, "true", "yes", "no", "on", "0"])
+def test_every_bool_field_of_a_request_body_takes_a_json_boolean_only(
+    model: type[BaseModel], name: str, sent: object
+) -> None:
+    """Lax parsing took ``"yes"``, ``"on"``, ``1`` and ``"0"`` for booleans: a review's
+    ``"approve": "no"`` read as a decision, whichever way a client meant it."""
+    with pytest.raises(ValidationError) as refused:
+        model.model_validate({name: sent})
+    at_field = [e for e in refused.value.errors() if e["loc"] == (name,)]
+    assert [e["type"] for e in at_field] == ["bool_type"], at_field
+
+
 def test_the_int_fields_found_are_the_request_bodies_integers() -> None:
     """Not an empty sweep: the fields of the defect and one of each API are among them."""
     named = {f"{m.__name__}.{n}" for m, n in INT_FIELDS}

@@ -21,6 +21,9 @@ AmountText = Field(min_length=1, max_length=32, pattern=r"^[0-9]+(\.[0-9]+)?$")
 #: paid the payee, where the services refuse a bool. Query and path parameters are text on
 #: the wire and stay lax; a response's integers are the scheme's own.
 JsonInt = Annotated[int, Field(strict=True)]
+#: A request body's boolean: JSON ``true`` or ``false`` only. Lax parsing read ``"yes"``, ``"on"``,
+#: ``1`` and ``"0"`` as booleans: a review's ``"approve": "no"`` is refused, not taken for one.
+JsonBool = Annotated[bool, Field(strict=True)]
 #: The longest till id the directory registers, read from its rule (payments/aliases.py) and
 #: not repeated here: the API encodes a QR for any till that can be registered, as the CLI
 #: does (it took 25 characters of the 32 a till may have). Its first character's rule is
@@ -214,7 +217,7 @@ class RejectIn(Strict):
 
 
 class ReviewIn(Strict):
-    approve: bool
+    approve: JsonBool
     reason: str = Field(min_length=1, max_length=200)
 
 

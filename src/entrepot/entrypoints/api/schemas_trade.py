@@ -9,7 +9,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from entrepot.entrypoints.api.schemas import CurrencyCode, JsonInt, MoneyOut, PayeeIn, Strict
+from entrepot.entrypoints.api.schemas import (
+    CurrencyCode,
+    JsonBool,
+    JsonInt,
+    MoneyOut,
+    PayeeIn,
+    Strict,
+)
 
 TradeId = Field(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 OptionalTradeId = Field(
@@ -51,7 +58,7 @@ class HubIn(Strict):
     arbitrators: list[str] = Field(min_length=2, max_length=20)
     customsAuthority: str = ParticipantId
     partners: list[Annotated[str, ParticipantId]] = Field(default_factory=list, max_length=50)
-    dftz: bool = False
+    dftz: JsonBool = False
     commissionBps: JsonInt = 500
     handlingDays: JsonInt = 5
     deliveryDays: JsonInt = 30
@@ -122,7 +129,7 @@ class MerchantOut(BaseModel):
 
 
 class MerchantReviewIn(Strict):
-    approve: bool
+    approve: JsonBool
     reason: str = Text
 
 
@@ -213,7 +220,7 @@ class ItemPatchIn(Strict):
     set its customs unit and per-piece quantity (both; both null clears them)."""
 
     priceMinor: JsonInt | None = Field(default=None, ge=1, le=10**15)
-    active: bool | None = None
+    active: JsonBool | None = None
     customsUnit: str | None = CustomsUnit
     customsQuantityPerPiece: str | None = CustomsQuantityPerPiece
 
@@ -468,7 +475,7 @@ class ReasonIn(Strict):
 
 
 class ReturnAnswerIn(Strict):
-    accept: bool
+    accept: JsonBool
     note: str = Field(default="", max_length=200)
 
 
