@@ -119,6 +119,13 @@ def test_cross_border_pay_by_qr_rwf_to_myr_is_exact(
         ("fxco", "MYR"): -2550,
         ("maybank", "MYR"): 2550,
     }
+    assert window["report"]["MYR"] == {
+        "gross_minor": 2550,
+        "net_minor": 2550,
+        "carried_minor": 0,
+        "liquidity_saved_minor": 0,
+        "gross_to_net": 1.0,
+    }
     settled = client.post(f"/v1/settlementWindows/{window['id']}/settle", headers=h["scheme"])
     assert settled.status_code == 200 and settled.json()["state"] == "SETTLED"
     assert scheme.liquidity("maybank", "MYR")["settlement_balance_minor"] == 1_000_000 + 2550

@@ -26,6 +26,10 @@ from tests.conftest import BACKENDS, POSTGRES_URL
 OK_LINE = "ok: "
 
 
+def _not_json(constant: str) -> Any:
+    raise AssertionError(f"{constant} is not JSON")
+
+
 class Cli:
     """Runs ``entrepot`` in-process: ``cli("ledger balance 1")``; extra arguments (paths) are
     passed as they are."""
@@ -47,7 +51,11 @@ class Cli:
         return result
 
     def json(self, command: str, *extra: str, code: int = 0) -> Any:
-        return json.loads(self(command, *extra, "--json", code=code).stdout)
+        """The command's one JSON document, read as strictly as JSON is written: NaN or
+        Infinity (Python's json writes them, JSON parsers refuse them) fail the test."""
+        return json.loads(
+            self(command, *extra, "--json", code=code).stdout, parse_constant=_not_json
+        )
 
     def error(self, command: str, *extra: str, code: int) -> str:
         """Run a command that must fail; return its one-line message on stderr."""

@@ -140,6 +140,24 @@ def test_every_use_case_has_a_command(cli: Cli) -> None:
     assert "participant_not_found" in cli.error("payments notifications --as nobody", code=1)
 
 
+def test_a_window_where_nothing_nets_reports_no_ratio_in_json(cli: Cli) -> None:
+    """Found by a review: an escrow held and refunded in one window moves a gross of 100 RWF
+    that nets to nothing; ``window-close --json`` printed ``"gross_to_net": Infinity``,
+    which JSON parsers refuse (the API answered -1). No ratio is null, both ways."""
+    _network(cli)
+    cli("payments escrow-create --as mtn-rw e1 fxco 100 RWF order-7 600")
+    cli("payments escrow-refund --as mtn-rw e1 100 RWF")
+    closed = cli.json("payments window-close")  # strict: Infinity fails it
+    assert closed["report"]["RWF"] == {
+        "gross_minor": 100,
+        "net_minor": 0,
+        "carried_minor": 0,
+        "liquidity_saved_minor": 100,
+        "gross_to_net": None,
+    }
+    assert cli.json("payments window-settle 1")["report"]["RWF"]["gross_to_net"] is None
+
+
 def test_a_quote_amount_in_another_currency_than_its_type_names_is_refused(cli: Cli) -> None:
     """A SEND amount is in the source currency: 10 MYR sent from RWF is not 1000 RWF."""
     _network(cli)

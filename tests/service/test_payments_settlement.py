@@ -354,7 +354,7 @@ def test_a_remainder_carried_into_a_window_is_reported_apart_from_its_own_net(
         "net_minor": 0,
         "carried_minor": 500,
         "liquidity_saved_minor": 0,
-        "gross_to_net": 0.0,
+        "gross_to_net": None,  # nothing nets: no ratio
     }
     w2 = scheme.settle_window(SCHEME, w2.id)
     assert settled_of(w2.positions)[("bk2", "RWF")] == 500  # paid now

@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, localcontext
 from enum import StrEnum
+from typing import TypedDict
 
 _URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
 
@@ -295,6 +296,18 @@ class NetPosition:
     carried_minor: int = 0
 
 
+class WindowFigures(TypedDict):
+    """One currency's line of a settlement window's report."""
+
+    gross_minor: int
+    net_minor: int
+    carried_minor: int
+    liquidity_saved_minor: int
+    #: gross over net, to two places; None (JSON's null) where nothing nets: infinity is no
+    #: JSON number (the CLI's --json printed ``Infinity``, which JSON parsers refuse)
+    gross_to_net: float | None
+
+
 @dataclass(frozen=True, slots=True)
 class SettlementWindow:
     id: int
@@ -304,7 +317,7 @@ class SettlementWindow:
     settled_at_ns: int | None
     positions: tuple[NetPosition, ...] = ()
 
-    def report(self) -> dict[str, dict[str, int | float]]:
+    def report(self) -> dict[str, WindowFigures]:
         """Per currency: gross value, net value and the liquidity saved by netting.
 
         A payment's value is sent by one participant and received by others (fees and FX
@@ -328,14 +341,14 @@ class SettlementWindow:
             acc[2] += max(0, -own)
             acc[3] += max(0, own)
             acc[4] += p.carried_minor
-        out: dict[str, dict[str, int | float]] = {}
+        out: dict[str, WindowFigures] = {}
         for currency, (sent, received, owed, owing, carried) in sums.items():
-            entry = out[currency] = {
-                "gross_minor": max(sent, received),
-                "net_minor": max(owed, owing),
-                "carried_minor": carried,
-            }
-            gross, net = int(entry["gross_minor"]), int(entry["net_minor"])
-            entry["liquidity_saved_minor"] = gross - net
-            entry["gross_to_net"] = round(gross / net, 2) if net else float("inf") if gross else 0.0
+            gross, net = max(sent, received), max(owed, owing)
+            out[currency] = WindowFigures(
+                gross_minor=gross,
+                net_minor=net,
+                carried_minor=carried,
+                liquidity_saved_minor=gross - net,
+                gross_to_net=round(gross / net, 2) if net else None,
+            )
         return out

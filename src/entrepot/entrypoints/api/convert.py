@@ -146,10 +146,7 @@ def window(w: SettlementWindow) -> s.WindowOut:
             )
             for p in w.positions
         ],
-        report={
-            cur: {k: (v if v != float("inf") else -1) for k, v in vals.items()}
-            for cur, vals in w.report().items()
-        },
+        report={cur: s.WindowFiguresOut(**f) for cur, f in w.report().items()},
     )
 
 

@@ -383,6 +383,16 @@ class PositionOut(BaseModel):
     )
 
 
+class WindowFiguresOut(BaseModel):
+    """One currency's line of a window's report (payments/model.py ``WindowFigures``)."""
+
+    gross_minor: int
+    net_minor: int
+    carried_minor: int
+    liquidity_saved_minor: int
+    gross_to_net: float | None = Field(description="gross over net; null where nothing nets")
+
+
 class WindowOut(BaseModel):
     id: int
     state: str
@@ -390,7 +400,7 @@ class WindowOut(BaseModel):
     closedAt: str | None
     settledAt: str | None
     positions: list[PositionOut]
-    report: dict[str, dict[str, float | int]]
+    report: dict[str, WindowFiguresOut]
 
 
 class Problem(BaseModel):

@@ -206,7 +206,7 @@ def _print_payments(pay: PaymentsDemoReport) -> None:
             format_amount(int(figures["gross_minor"]), cur),
             format_amount(int(figures["net_minor"]), cur),
             format_amount(int(figures["liquidity_saved_minor"]), cur),
-            f"{figures['gross_to_net']}",
+            "-" if figures["gross_to_net"] is None else f"{figures['gross_to_net']}",
         )
     console.print(table)
     console.print("payments invariants OK" if pay.invariants_ok else "payments invariants VIOLATED")
