@@ -389,6 +389,73 @@ def test_an_amount_in_another_currency_is_refused_and_writes_nothing(
     assert scheme.get_escrow("hub", "e-cur").held_minor == 1_000
 
 
+MYR_1 = {"amount": "1", "currency": "MYR"}
+
+
+def _rwf(amount: str) -> dict[str, str]:
+    return {"amount": amount, "currency": "RWF"}
+
+
+def test_an_escrow_is_split_in_one_decision_and_its_decisions_read_over_http(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """A dispute's ruling splits what an escrow holds: part to the payee, the rest back, in
+    one decision (the command line could; HTTP could only release, then refund, and a
+    deadline between the two refunded what the ruling released). Its decisions are read in
+    order, by its parties and the scheme operator."""
+    client, h = api
+    scheme.register_participant("bk-rw", "Bank of Kigali", "bank", "RW", ["RWF"])
+    scheme.register_participant("hub", "Trade hub", "hub", "RW", [])
+    scheme.create_escrow(
+        "mtn-rw", "e-split", "bk-rw", "RWF", 1_000, "order 9", 600, controller="hub"
+    )
+    hub = {"Authorization": f"Bearer {issue_credential(scheme.engine, 'hub').token}"}
+    before = snapshot(scheme)
+    for body, status, field in (
+        ({"release": _rwf("700"), "refund": _rwf("400")}, 409, None),  # 1,100 of 1,000 held
+        ({"release": _rwf("0"), "refund": _rwf("0")}, 422, "amount"),
+        ({"release": _rwf("1"), "refund": MYR_1}, 422, "refund.currency"),
+        ({"release": MYR_1, "refund": MYR_1}, 422, "release.currency"),
+    ):  # fmt: skip
+        r = client.post("/v1/escrows/e-split/split", json=body, headers=hub)
+        assert r.status_code == status, r.text
+        assert field is None or r.json()["field"] == field, r.json()
+    assert snapshot(scheme) == before
+    payer = client.post(
+        "/v1/escrows/e-split/split",
+        json={"release": _rwf("600"), "refund": _rwf("400")},
+        headers=h["mtn-rw"],
+    )
+    assert payer.status_code == 403  # the hub controls it
+    r = client.post(
+        "/v1/escrows/e-split/split",
+        json={"release": _rwf("600"), "refund": _rwf("400")},
+        headers={**hub, "Idempotency-Key": "ruling-9"},
+    )
+    assert r.status_code == 200, r.text
+    done = r.json()
+    assert (done["state"], done["released"]["minor"], done["refunded"]["minor"]) == (
+        "CLOSED",
+        600,
+        400,
+    )
+    again = client.post(
+        "/v1/escrows/e-split/split",
+        json={"release": _rwf("600"), "refund": _rwf("400")},
+        headers={**hub, "Idempotency-Key": "ruling-9"},
+    )
+    assert again.json() == done  # the same ruling, not a second
+    for who in (hub, h["mtn-rw"], h["scheme"]):
+        events = client.get("/v1/escrows/e-split/events", headers=who)
+        assert events.status_code == 200, events.text
+        assert [(e["seq"], e["action"], e["amount"]["minor"], e["actor"]) for e in
+                events.json()["events"]] == [
+            (0, "hold", 1_000, "mtn-rw"), (1, "release", 600, "hub"), (2, "refund", 400, "hub")
+        ]  # fmt: skip
+    assert client.get("/v1/escrows/e-split/events", headers=h["maybank"]).status_code == 403
+    assert client.get("/v1/escrows/nope/events", headers=hub).status_code == 404
+
+
 def test_idempotency_key_replays_and_refuses_a_different_body(
     api: tuple[TestClient, dict[str, dict[str, str]]],
 ) -> None:

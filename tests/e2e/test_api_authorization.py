@@ -269,6 +269,25 @@ OPERATIONS: dict[str, Refused | Listed | Public] = {
         Call("/v1/escrows/e-a1/refund", {"amount": {"amount": "1", "currency": "RWF"}}),
         Call("/v1/escrows/<escrow:order>/refund", {"amount": {"amount": "1", "currency": "MYR"}}),
     ),
+    "GET /v1/escrows/{escrow_id}/events": refused(
+        Call("/v1/escrows/e-a1/events"), Call("/v1/escrows/<escrow:order>/events")
+    ),
+    "POST /v1/escrows/{escrow_id}/split": refused(
+        Call(
+            "/v1/escrows/e-a1/split",
+            {
+                "release": {"amount": "1", "currency": "RWF"},
+                "refund": {"amount": "1", "currency": "RWF"},
+            },
+        ),
+        Call(
+            "/v1/escrows/<escrow:order>/split",
+            {
+                "release": {"amount": "1", "currency": "MYR"},
+                "refund": {"amount": "0", "currency": "MYR"},
+            },
+        ),
+    ),
     # ---------------------------------------------------------------- settlement
     "GET /v1/settlementWindows": refused(Call("/v1/settlementWindows")),
     "POST /v1/settlementWindows/close": refused(Call("/v1/settlementWindows/close")),

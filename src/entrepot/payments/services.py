@@ -2130,10 +2130,17 @@ class PaymentScheme:
         return self._move_escrow(caller, escrow_id, amount_minor, release=False, currency=currency)
 
     def split_escrow(
-        self, caller: str, escrow_id: str, release_minor: int, refund_minor: int
+        self,
+        caller: str,
+        escrow_id: str,
+        release_minor: int,
+        refund_minor: int,
+        *,
+        currency: str | None = None,
     ) -> Escrow:
         """Release part to the payee and refund part to the payer in one decision: both
-        postings in one transaction, or neither."""
+        postings in one transaction, or neither. ``currency``: the one the request states
+        the parts in, which must be the escrow's (as a release's or a refund's)."""
         for part, what in ((release_minor, "release_minor"), (refund_minor, "refund_minor")):
             if part != 0:  # a part may be none; else as any amount (an int, not a str)
                 _check_amount(part, what)
@@ -2143,6 +2150,11 @@ class PaymentScheme:
         with self._uow() as uow:
             e = self._escrow(uow.connection, escrow_id)
             self._may_decide(uow, caller, e)  # before telling anyone what it holds
+            if currency is not None and currency != e.currency:
+                raise InvalidPaymentInput(
+                    f"escrow {escrow_id} holds {e.currency}, not {currency}",
+                    field="release.currency",
+                )
             held = e.held_minor
             if release_minor + refund_minor > held:
                 raise InsufficientEscrow(

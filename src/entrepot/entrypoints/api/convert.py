@@ -127,6 +127,21 @@ def escrow(e: Escrow) -> s.EscrowOut:
     )
 
 
+def escrow_events(e: Escrow, events: list[dict[str, object]]) -> s.EscrowEventListOut:
+    return s.EscrowEventListOut(
+        events=[
+            s.EscrowEventOut(
+                seq=int(str(ev["seq"])),
+                action=str(ev["action"]),
+                amount=money(int(str(ev["amount_minor"])), e.currency),
+                actor=str(ev["actor"]),
+                at=iso(int(str(ev["at_ns"]))) or "",
+            )
+            for ev in events
+        ]
+    )
+
+
 def window(w: SettlementWindow) -> s.WindowOut:
     return s.WindowOut(
         id=w.id,

@@ -638,6 +638,30 @@ def get_escrow(escrow_id: str, caller: Caller, scheme: Scheme) -> s.EscrowOut:
     return cv.escrow(scheme.get_escrow(caller, escrow_id))
 
 
+@router.get("/escrows/{escrow_id}/events", response_model=s.EscrowEventListOut)
+def escrow_events(escrow_id: str, caller: Caller, scheme: Scheme) -> s.EscrowEventListOut:
+    """Every decision on the escrow, in order: for its payer, payee, controller and the
+    scheme operator."""
+    return cv.escrow_events(
+        scheme.get_escrow(caller, escrow_id), scheme.escrow_events(caller, escrow_id)
+    )
+
+
+@router.post("/escrows/{escrow_id}/split", response_model=s.EscrowOut)
+def split(escrow_id: str, body: s.EscrowSplitIn, caller: Caller, scheme: Scheme) -> s.EscrowOut:
+    """Release part to the payee and refund part to the payer in one decision (a dispute's
+    ruling): both moves, or neither."""
+    if body.refund.currency != body.release.currency:
+        raise InvalidPaymentInput(
+            "a split's release and refund are in one currency, the escrow's",
+            field="refund.currency",
+        )
+    release, refund = cv.minor(body.release), cv.minor(body.refund)
+    return cv.escrow(
+        scheme.split_escrow(caller, escrow_id, release, refund, currency=body.release.currency)
+    )
+
+
 @router.post("/escrows/{escrow_id}/release", response_model=s.EscrowOut)
 def release(escrow_id: str, body: s.EscrowMoveIn, caller: Caller, scheme: Scheme) -> s.EscrowOut:
     amount = cv.minor(body.amount)

@@ -350,6 +350,28 @@ class EscrowMoveIn(Strict):
     amount: MoneyIn
 
 
+class EscrowSplitIn(Strict):
+    """One decision: ``release`` to the payee and ``refund`` to the payer (either may be
+    zero, not both), in the escrow's currency."""
+
+    release: MoneyIn
+    refund: MoneyIn
+
+
+class EscrowEventOut(BaseModel):
+    """One decision on an escrow: its hold, a release, a refund (by whom, when, how much)."""
+
+    seq: int
+    action: str
+    amount: MoneyOut
+    actor: str
+    at: str
+
+
+class EscrowEventListOut(BaseModel):
+    events: list[EscrowEventOut]
+
+
 class EscrowOut(BaseModel):
     escrowId: str
     state: str

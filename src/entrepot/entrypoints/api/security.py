@@ -484,7 +484,7 @@ _REPLAYED = (b"idempotent-replayed", b"true")
 #: (suspend, a cap, an endpoint) or refused the second time (a removal: 404).
 _ANSWERED_BY_RESOURCE = (
     (re.compile(r"^/v1/transfers/([^/]+)/(?:commit|reject|review)$"), "/v1/transfers/{}"),
-    (re.compile(r"^/v1/escrows/([^/]+)/(?:release|refund)$"), "/v1/escrows/{}"),
+    (re.compile(r"^/v1/escrows/([^/]+)/(?:release|refund|split)$"), "/v1/escrows/{}"),
     (re.compile(r"^/v1/settlementWindows/([^/]+)/settle$"), "/v1/settlementWindows/{}"),
     (
         re.compile(r"^/v1/trade/orders/([^/]+)/(?:confirm|cancel|return|return/answer)$"),

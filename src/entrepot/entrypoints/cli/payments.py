@@ -746,17 +746,15 @@ def escrow_split(
 ) -> None:
     """Release part to the payee and refund part to the payer in one decision."""
     with _scheme() as a:
-        e = a.payments.get_escrow(caller, escrow_id)
-        if currency != e.currency:
-            raise bad_input(f"escrow {escrow_id} holds {e.currency}, not {currency}")
         rel, ref = parse_amount(release, currency), parse_amount(refund, currency)
-        _show(a.payments.split_escrow(caller, escrow_id, rel, ref), as_json)
+        _show(a.payments.split_escrow(caller, escrow_id, rel, ref, currency=currency), as_json)
 
 
 @app.command("escrow")
 @guard
 def escrow(caller: As, escrow_id: str, as_json: Json = False) -> None:
-    """An escrow (its payer, payee or controller): what it holds, and every decision on it."""
+    """An escrow (its payer, payee, controller or the operator): what it holds, and every
+    decision on it."""
     with _scheme() as a:
         _show(
             {
