@@ -318,6 +318,23 @@ def test_qr_encode_takes_a_reference_and_qr_decode_shows_mcc_and_dynamic(cli: Cl
     cli.error("payments qr-encode KL-TILL-42 Kedai KL MY MYR --reference", "R" * 100, code=2)
 
 
+def test_qr_decode_shows_the_convenience_fee_qr_pay_would_add(cli: Cli) -> None:
+    """Found by a review: qr-decode left out tags 55-57, so a QR asking 99.99 % on top
+    decoded as 10.00, and qr-pay then charged the fee; /v1/qr/decode showed it."""
+    text = cli.json("payments qr-encode KL-TILL-42 Kedai KL MY MYR --amount 10.00")["payload"]
+    objects = [
+        *qr.decode(text).objects,
+        qr.DataObject("55", "03"),
+        qr.DataObject("57", "99.99"),
+    ]
+    feed = qr.encode(qr.QrPayload(tuple(sorted(objects, key=lambda o: o.tag))))
+    decoded = cli.json("payments qr-decode", feed)
+    assert (decoded["amount"], decoded["tip_or_convenience_indicator"]) == ("10.00", "03")
+    assert (decoded["convenience_fee"], decoded["convenience_fee_percentage"]) == (None, "99.99")
+    plain = cli.json("payments qr-decode", text)
+    assert plain["tip_or_convenience_indicator"] is None and plain["convenience_fee"] is None
+
+
 def test_camt053_takes_a_period_end(cli: Cli) -> None:
     _network(cli)
     everything = cli("payments iso20022 camt053 mtn-rw:RWF --account settlement").stdout

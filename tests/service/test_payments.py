@@ -948,6 +948,24 @@ def kedai_qr(
         ),
         (kedai_qr(2550), {"amount": "9.001"}, InvalidAmount, "amount", "at most 2"),
         ("000201", {}, qr.QrError, "63", "CRC"),
+        # what is wrong is in the QR: its till (was field "id", which the request has not),
+        # its currency (was "amount.currency", with no amount sent)
+        (kedai_qr(2550, till="-bad"), {}, InvalidPaymentInput, "payload", "the QR's till id"),
+        (
+            qr.build_merchant_qr(
+                merchant_alias=TILL[1],
+                mcc="5812",
+                currency="RWF",
+                country="MY",
+                merchant_name="Kedai Kopi KL",
+                city="Kuala Lumpur",
+                amount_minor=2550,
+            ).text,
+            {},
+            InvalidPaymentInput,
+            "payload",
+            "the QR's currency RWF: the merchant is paid in MYR",
+        ),
     ],
 )
 def test_pay_qr_payload_refuses_a_qr_it_cannot_pay_and_changes_nothing(
@@ -1525,6 +1543,11 @@ def test_malformed_input_and_aliases_are_refused(scheme: PaymentScheme) -> None:
         ("IBAN", "NO2912345678901234567890"),  # Norway's are 15 characters
         ("IBAN", "DE00370400440532013000"),  # check digits 00 are never issued
         ("BUSINESS", "HRB/12345"),  # the API names it in its path: a slash cannot be there
+        # "$" matched before a final newline: "+250788123456\n" registered as a second
+        # copy of mtn-rw's number (the ")" stripped after the strip left the newline last)
+        ("MSISDN", "+250788123456\n)"),
+        ("MSISDN", "+250788123456\n-"),
+        ("MERCHANT", "KL-TILL-42\n)"),
     ]
     for kind, value in bad:
         with unchanged(scheme), pytest.raises(InvalidPaymentInput):
@@ -1544,9 +1567,34 @@ def test_malformed_input_and_aliases_are_refused(scheme: PaymentScheme) -> None:
         ("Kedai\u0001", r"U\+0001"),
         ("a\u0000b", r"U\+0000"),
         ("   ", "only spaces"),
+        # and none that shows a payer another name than it holds, or is no text: C1
+        # controls (U+0085 ended up in a pacs.008's Cdtr/Nm), a direction override, zero-width
+        # space, byte-order mark, line and paragraph separators (found by a review)
+        ("Kedai\u0085Kopi", r"U\+0085"),
+        ("Kedai\u009b31mKopi", r"U\+009B"),
+        ("Kedai\u202eLK ipoK", r"U\+202E"),
+        ("Kedai\u200bKopi", r"U\+200B"),
+        ("\ufeffKedai Kopi", r"U\+FEFF"),
+        ("Kedai\u2028Kopi", r"U\+2028"),
+        ("Kedai\u2029Kopi", r"U\+2029"),
     ):
         with unchanged(scheme), pytest.raises(InvalidPaymentInput, match=why):
             scheme.register_alias("maybank", "MERCHANT", "KL-TILL-77", name, "MYR")
+    # the joiners Persian and the Indic scripts write names with are text
+    joined = scheme.register_alias(
+        "maybank", "MERCHANT", "KL-TILL-78", "\u0645\u06cc\u200c\u0631", "MYR"
+    )
+    assert joined.display_name == "\u0645\u06cc\u200c\u0631"
+    with unchanged(scheme), pytest.raises(InvalidPaymentInput, match=r"U\+0085"):
+        scheme.register_participant("bk-x", "Bank\u0085X", "bank", "RW", ["RWF"])
+    # A business id is typed by people from a certificate: its case and spacing name one
+    # business, which registered as three parties at three participants.
+    acme = scheme.register_alias("maybank", "BUSINESS", " ACME Ltd 12345 ", "Acme", "MYR")
+    assert acme.alias == "ACME LTD 12345"
+    for spelling in ("acme ltd 12345", "ACME  Ltd   12345"):
+        assert scheme.lookup_party("BUSINESS", spelling).participant_id == "maybank"
+        with unchanged(scheme), pytest.raises(AliasTaken):
+            scheme.register_alias("mtn-rw", "BUSINESS", spelling, "Acme again", "RWF")
     # Taken by another participant, or already registered by the same one.
     with unchanged(scheme), pytest.raises(AliasTaken):
         scheme.register_alias("mtn-rw", *TILL, "Impostor", "RWF")

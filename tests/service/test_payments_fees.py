@@ -155,9 +155,10 @@ def test_the_minimum_and_maximum_hold_for_send_and_receive(priced: PaymentScheme
 
 def test_a_huge_receive_principal_is_refused_not_a_crash(scheme: PaymentScheme) -> None:
     """Found by a review: at 10,000 bps a RECEIVE whose tiny rate makes a principal of ~1e29
-    overflowed the fee's Decimal (28 digits): InvalidOperation, a 500 over HTTP."""
+    overflowed the fee's Decimal (28 digits): InvalidOperation, a 500 over HTTP. (The least
+    rate is 1e-10 now, what a pacs.008 can state: the principal ~1e23.)"""
     scheme.fees = FeeSchedule(bps=10_000)
-    scheme.post_fx_rate("fxco", "RWF", "MYR", Decimal("0.000000000001"), 9_999, 3600)
+    scheme.post_fx_rate("fxco", "RWF", "MYR", Decimal("0.0000000001"), 0, 3600)
     with unchanged(scheme), pytest.raises(InvalidPaymentInput, match="exceeds the scheme"):
         scheme.create_quote("mtn-rw", "q-huge", *TILL, 999_999_999_999_999, "RECEIVE", "RWF")
 

@@ -11,11 +11,14 @@ from schwifty.exceptions import SchwiftyException
 from entrepot.payments.errors import InvalidPaymentInput
 from entrepot.payments.model import AliasType
 
-_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-_TILL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
+# Matched whole (``fullmatch``): ``$`` also matches before a final newline, so a number that
+# ended in "\n" once passed as E.164 and registered as a second copy of a real one.
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+_TILL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 # No "/": the API names a party in its path (/v1/parties/BUSINESS/{id}), where a slash (or
 # %2F, decoded before routing) cannot be: one registered with a slash could not be reached.
-_BUSINESS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{1,39}$")
+_BUSINESS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{1,39}")
+_SPACES = re.compile(" +")
 # "+44 (0)20 ...": a trunk prefix in brackets, which E.164 leaves out in some countries and
 # keeps in others (Italy): refused rather than guessed.
 _BRACKETED_TRUNK = re.compile(r"\(\s*0\s*\)")
@@ -48,7 +51,7 @@ def normalise_alias(alias_type: AliasType | str, value: str) -> tuple[AliasType,
                 field="id",
             )
         text = re.sub(r"[ ()-]", "", raw)
-        if not _E164.match(text):
+        if not _E164.fullmatch(text):
             raise InvalidPaymentInput(
                 f"MSISDN {value!r} is not in E.164 form (+ country code and 7-15 digits)",
                 field="id",
@@ -57,9 +60,21 @@ def normalise_alias(alias_type: AliasType | str, value: str) -> tuple[AliasType,
     if kind is AliasType.IBAN:
         return kind, _iban(value, raw.replace(" ", "").upper())
     pattern = _TILL if kind is AliasType.MERCHANT else _BUSINESS
-    if not pattern.match(raw):
+    if not pattern.fullmatch(raw):
         raise InvalidPaymentInput(f"{kind.value} id {value!r} is malformed", field="id")
+    if kind is AliasType.BUSINESS:
+        # typed by people, from a registry's certificate: "acme ltd 12345" and "ACME  Ltd
+        # 12345" are one business, which registered as three parties, at three participants
+        # (a payer's lower case paid whoever held that spelling). A till is matched as its QR
+        # carries it, case and all.
+        return kind, business_id(raw)
     return kind, raw
+
+
+def business_id(text: str) -> str:
+    """A business id as the directory keeps it: upper case, one space between words (of a
+    value already checked to be ASCII letters, digits, ``.``, ``_``, ``-`` and spaces)."""
+    return _SPACES.sub(" ", text).upper()
 
 
 def alias_text(kind: str, value: str) -> str:

@@ -35,7 +35,6 @@ from __future__ import annotations
 import binascii
 import os
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -46,6 +45,7 @@ import segno
 
 from entrepot.kernel.countries import is_country
 from entrepot.kernel.money import CURRENCIES, Currency, format_amount, get_currency, parse_amount
+from entrepot.kernel.text import first_refused
 from entrepot.payments.errors import InvalidPaymentInput
 
 __all__ = [
@@ -540,27 +540,14 @@ def _check_primitive(obj: DataObject, rule: _Rule, path: str, position: int) -> 
         raise QrBadValue(
             f"{where}: {len(value)} characters, expected {expected}: {value!r}", field=path
         )
-    bad = next((char for char in value if _refused(char)), None)
-    if bad is not None:
+    at = first_refused(value)
+    if at is not None:
         raise QrBadValue(
-            f"{where}: control or invisible formatting character {bad!r} in {value!r}",
+            f"{where}: control or invisible formatting character {value[at]!r} in {value!r}",
             field=path,
         )
     if rule.pattern is not None and rule.pattern.fullmatch(value) is None:
         raise QrBadValue(f"{where}: {value!r} is not {rule.expected}", field=path)
-
-
-#: joiners some scripts need in names (Persian, the Indic scripts): the only format
-#: characters a value may hold
-_JOINERS = frozenset("\u200c\u200d")
-
-
-def _refused(char: str) -> bool:
-    """A control character, a lone surrogate, or an invisible formatting character: a
-    direction override (U+202E shows "Kedai\u202eLK ipoK" as another name), a zero-width
-    space, a byte-order mark. The payer is shown the merchant's name to trust it."""
-    category = unicodedata.category(char)
-    return category in ("Cc", "Cs") or (category == "Cf" and char not in _JOINERS)
 
 
 def _check_template(obj: DataObject, template: _Template, path: str, position: int) -> None:

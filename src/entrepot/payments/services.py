@@ -42,6 +42,7 @@ from entrepot.kernel.money import (
     get_currency,
     parse_amount,
 )
+from entrepot.kernel.text import first_refused
 from entrepot.ledger import (
     AMOUNT_FULL,
     Account,
@@ -227,19 +228,17 @@ def _check_amount(amount_minor: int, what: str = "amount") -> None:
 # Characters no name or note may hold: C0 controls, DEL, lone surrogates, non-characters.
 # They broke what carries the text on (PostgreSQL refuses NUL: a 500; ISO 20022's XML
 # refuses the others: the payer's pacs.008 failed for the payee's display name).
-_ILLEGAL_TEXT = re.compile("[\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
-
-
 def _check_text(value: str, what: str, field: str, length_max: int = NAME_LEN_MAX) -> None:
     """A name or note: 1 to ``length_max`` characters, not only spaces, none of the above."""
     if not value or not value.strip() or len(value) > length_max:
         raise InvalidPaymentInput(
             f"{what} must be 1-{length_max} characters, not only spaces", field=field
         )
-    bad = _ILLEGAL_TEXT.search(value)
-    if bad is not None:
+    at = first_refused(value)  # kernel/text.py: a name a payer is shown to trust
+    if at is not None:
         raise InvalidPaymentInput(
-            f"{what} holds a control character (U+{ord(bad.group()):04X}) at {bad.start()}",
+            f"{what} holds a control or invisible formatting character "
+            f"(U+{ord(value[at]):04X}) at {at}",
             field=field,
         )
 
@@ -1128,24 +1127,36 @@ class PaymentScheme:
             raise InvalidPaymentInput(
                 "this QR carries no Entrepot merchant till id", field="payload"
             )
+        try:  # what is wrong is in the QR, not in a field of the request (there is no "id")
+            normalise_alias(AliasType.MERCHANT, till)
+        except InvalidPaymentInput as exc:
+            raise InvalidPaymentInput(f"the QR's till id: {exc}", field="payload") from None
         minor, currency = self._qr_amount(
             caller, transfer_id, decoded, till, amount, amount_currency or decoded.currency.code
         )
         if currency == decoded.currency.code:  # else refused as a resend, whatever is added
             minor += self._qr_extra(decoded, minor, tip, tip_currency or currency)
-        return self.pay_by_qr(
-            caller,
-            quote_id,
-            transfer_id,
-            till,
-            minor,
-            currency,
-            source_currency,
-            merchant_name=decoded.merchant_name,
-            merchant_country=decoded.country,
-            payer_alias_type=payer_alias_type,
-            payer_alias=payer_alias,
-        )
+        try:
+            return self.pay_by_qr(
+                caller,
+                quote_id,
+                transfer_id,
+                till,
+                minor,
+                currency,
+                source_currency,
+                merchant_name=decoded.merchant_name,
+                merchant_country=decoded.country,
+                payer_alias_type=payer_alias_type,
+                payer_alias=payer_alias,
+            )
+        except InvalidPaymentInput as exc:
+            if exc.field != "amount.currency" or amount_currency is not None:
+                raise
+            # the currency is the QR's own (tag 53): the QR is at fault, not a field sent
+            raise InvalidPaymentInput(
+                f"the QR's currency {currency}: {exc}", field="payload"
+            ) from None
 
     def _qr_amount(
         self,

@@ -1,0 +1,41 @@
+"""Text that people are shown and asked to trust: a payee's display name, a participant's
+name, a merchant's name in a QR code, a transfer's note. None of it may hold a control
+character (C0 or C1: U+0085 or U+009B can end a line or start a terminal escape where it is
+printed), a lone surrogate, a non-character, a line or paragraph separator, or an invisible
+formatting character: a direction override shows "Kedai\u202eLK ipoK" as another name, and a
+zero-width space or byte-order mark makes two names that look one. The joiners some scripts
+need in names (Persian, the Indic scripts) are the only format characters allowed.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+__all__ = ["first_refused", "refused_char"]
+
+#: ZWNJ and ZWJ: the only format characters (Cf) a name may hold
+_JOINERS = frozenset("\u200c\u200d")
+#: control, lone surrogate, line and paragraph separator
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+_NONCHARACTERS = frozenset("\ufffe\uffff")
+#: what ASCII text may hold that is refused: C0 controls and DEL (the fast path)
+_ASCII_REFUSED = re.compile("[\x00-\x1f\x7f]")
+
+
+def refused_char(char: str) -> bool:
+    """Whether ``char`` (one character) may not appear in such text."""
+    category = unicodedata.category(char)
+    return (
+        category in _REFUSED_CATEGORIES
+        or (category == "Cf" and char not in _JOINERS)
+        or char in _NONCHARACTERS
+    )
+
+
+def first_refused(text: str) -> int | None:
+    """The index of the first character of ``text`` that may not appear in it, or None."""
+    if text.isascii():  # most names and notes: one scan in C
+        found = _ASCII_REFUSED.search(text)
+        return None if found is None else found.start()
+    return next((i for i, char in enumerate(text) if refused_char(char)), None)
