@@ -37,6 +37,7 @@ from entrepot.payments import (
     qr,
 )
 from entrepot.payments import store as st
+from entrepot.payments.bulk import BulkItem, bulk_transfers
 from entrepot.payments.errors import (
     AliasTaken,
     CurrencyNotSupported,
@@ -406,6 +407,44 @@ def test_accepted_quote_reserves_fx_liquidity_until_it_expires(
     assert_ledger_ok(scheme)
 
 
+def test_the_scheme_operators_participant_sends_no_payments(scheme: PaymentScheme) -> None:
+    """Found by a review: the scheme could be quoted as a payer, and every prepare was then
+    refused by the ledger (the fee leg debits and credits its own position); in a bulk each
+    item failed with the ledger's raw reason. Refused up front, nothing written."""
+    scheme.deposit(SCHEME, "RWF", 100_000, "dep-scheme")
+    with unchanged(scheme), pytest.raises(NotYours, match="sends no payments"):
+        scheme.create_quote(SCHEME, "q-op", "MSISDN", "+250788123456", 1_000, "SEND", "RWF")
+    with unchanged(scheme), pytest.raises(NotYours, match="sends no payments"):
+        bulk_transfers(
+            scheme, SCHEME, "bulk-op", "RWF", [BulkItem("b-op", "MSISDN", "+250788123456", 1)]
+        )
+
+
+def test_an_accepted_quote_is_prepared_until_its_last_nanosecond(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """Found by a review: the FX reservation ended with the quote, on the ledger's time,
+    which runs ahead of the scheme's clock (its stamps, another worker's clock): a prepare
+    1 ns before the quote's expiry found it voided and was refused transfer_expired, for a
+    transfer that did not exist. It now outlives the quote by a second; the deadline pass
+    still frees it with the quote."""
+    clock.advance(10)
+    q = scheme.create_quote("mtn-rw", "q-edge", *TILL, 100_000, "SEND", "RWF", ttl_s=1)
+    scheme.accept_quote("mtn-rw", q.id)
+    clock.advance(1, ns=-1)
+    assert clock.now_ns() < q.expires_at_ns
+    t = scheme.prepare_transfer("mtn-rw", "t-edge", q.id)
+    assert t.state is TransferState.RESERVED
+    scheme.commit_transfer("maybank", t.id)
+    # an accepted quote left alone: the deadline pass frees its liquidity with its expiry
+    scheme.create_quote("mtn-rw", "q-idle", *TILL, 100_000, "SEND", "RWF", ttl_s=1)
+    scheme.accept_quote("mtn-rw", "q-idle")
+    clock.advance(1)
+    assert scheme.process_deadlines()["quotes_expired"] == 1
+    assert liquidity(scheme)[("fxco", "MYR")]["position_reserved_minor"] == 0
+    assert_ledger_ok(scheme)
+
+
 @pytest.mark.parametrize("accepted", [False, True])
 def test_a_quote_past_its_expiry_reads_and_is_refused_expired_before_the_deadline_pass(
     scheme: PaymentScheme, clock: FakeClock, accepted: bool
@@ -418,6 +457,9 @@ def test_a_quote_past_its_expiry_reads_and_is_refused_expired_before_the_deadlin
         scheme.accept_quote("mtn-rw", "q1")
     clock.advance(QUOTE_TTL_S)
     assert scheme.get_quote("mtn-rw", "q1").state is QuoteState.EXPIRED
+    # its create resent reads it as it is now too (it answered ACCEPTED, a review found)
+    resent = scheme.create_quote("mtn-rw", "q1", *TILL, 100_100, "SEND", "RWF")
+    assert resent.state is QuoteState.EXPIRED
     assert scheme.get_quote("maybank", "q1").state is QuoteState.EXPIRED
     with unchanged(scheme), pytest.raises(QuoteExpired):
         scheme.accept_quote("mtn-rw", "q1")
@@ -1759,6 +1801,22 @@ def test_an_fx_rate_at_the_limits_is_taken(scheme: PaymentScheme) -> None:
     ):
         fx = scheme.post_fx_rate("fxco", "RWF", "MYR", Decimal(rate), spread_bps, 3600)
         assert fx.rate == Decimal(rate)
+
+
+def test_an_fx_rate_written_with_trailing_zeros_is_kept_as_its_value(scheme: PaymentScheme) -> None:
+    """Found by a review: "0.0033" and 50 zeros was taken and stored as sent (a 500 on
+    PostgreSQL, whose column holds 64 characters); as the pair's best rate it priced every
+    SEND past a quote's 50 digits (422 for every payer). It is its value, 0.0033."""
+    fx = scheme.post_fx_rate("fxco", "RWF", "MYR", Decimal("0.0033" + "0" * 50), 100, 3600)
+    assert str(fx.rate) == "0.0033"
+    with scheme.engine.connect() as conn:
+        stored = conn.execute(sa.select(st.fx_rates.c.rate)).scalars().all()
+    assert stored == ["0.0033"]
+    q = scheme.create_quote("mtn-rw", "q-zeros", *TILL, 10_000, "SEND", "RWF")
+    assert q.fx_rate == Decimal("0.003267")
+    # the value is never rounded into range: 31 digits are refused, not cut to 28
+    with unchanged(scheme), pytest.raises(InvalidPaymentInput, match="decimal places"):
+        scheme.post_fx_rate("fxco", "RWF", "MYR", Decimal("1." + "0" * 29 + "1"), 0, 3600)
 
 
 def _rate_just_under_a_sen() -> Decimal:

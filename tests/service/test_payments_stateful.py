@@ -42,7 +42,7 @@ from entrepot.payments import (
 )
 from entrepot.payments import errors as pe
 from entrepot.payments.bulk import BulkItem, bulk_transfers
-from entrepot.payments.services import ledger_id
+from entrepot.payments.services import FX_RESERVATION_SLACK_S, ledger_id
 from entrepot.storage import upgrade
 from entrepot.storage.engine import create_engine_from_url
 from tests.conftest import (
@@ -430,7 +430,9 @@ class SchemeMachine(RuleBasedStateMachine):
         return [(pos(FX, q.target), sch("fx_reservation", q.target), q.received)]
 
     def _reservation_timeout_ns(self, q: MQuote) -> int:
-        return -(-(q.expires_ns - self.now()) // NS_PER_S) * NS_PER_S
+        """Whole seconds to the quote's expiry, and the slack past it (``_acceptance``)."""
+        seconds = -(-(q.expires_ns - self.now()) // NS_PER_S) + FX_RESERVATION_SLACK_S
+        return seconds * NS_PER_S
 
     @precondition(lambda self: self.m.quotes)
     @rule(data=s.data())

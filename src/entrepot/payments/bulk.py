@@ -42,6 +42,7 @@ from entrepot.payments.services import (
     PaymentScheme,
     _check_amount,
     _check_id,
+    _check_not_scheme,
     ledger_id,
 )
 from entrepot.storage.engine import driver_connection
@@ -191,6 +192,7 @@ def bulk_transfers(
     reason. Bad input (ids, amounts, aliases, size) rejects the whole bulk and changes
     nothing."""
     _check_id(bulk_id, "bulk id")
+    _check_not_scheme(caller)
     if not 1 <= len(items) <= BULK_ITEMS_MAX:
         raise InvalidPaymentInput(f"a bulk holds 1..{BULK_ITEMS_MAX} transfers", field="transfers")
     aliases: dict[tuple[AliasType | str, str], tuple[str, str]] = {}

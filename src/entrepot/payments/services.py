@@ -125,6 +125,8 @@ RATE_EFFECTIVE_MAX = Decimal("99999999999.5")  # rounds to 10^11 at no places: 1
 #: ISO 9362: institution (4 letters), country (2), location (2), branch (3, optional)
 _BIC = re.compile(r"[A-Z]{6}[A-Z2-9][A-NP-Z0-9](?:[A-Z0-9]{3})?")
 TRANSFER_TTL_S = 60
+#: How long an accepted quote's FX reservation outlives the quote (``_acceptance``)
+FX_RESERVATION_SLACK_S = 1
 TTL_S_MAX = 86_400
 NAME_LEN_MAX = 200
 ENDPOINT_LEN_MAX = 500
@@ -823,7 +825,9 @@ class PaymentScheme:
     ) -> FxRate:
         if not isinstance(rate, Decimal) or not rate.is_finite() or rate <= 0:
             raise InvalidPaymentInput("rate must be a positive decimal", field="rate")
-        plain = rate.normalize()
+        with localcontext() as exact:  # normalised, never rounded (the default rounds to 28)
+            exact.prec = max(28, len(rate.as_tuple().digits))
+            plain = rate.normalize()
         places = -int(plain.as_tuple().exponent)  # finite: an int
         if places > RATE_DECIMALS_MAX or plain >= RATE_MAX:
             raise InvalidPaymentInput(
@@ -845,6 +849,10 @@ class PaymentScheme:
             raise InvalidPaymentInput(
                 "an FX rate needs two different currencies", field="targetCurrency"
             )
+        # Kept and used as its value, not as written: "0.0033" and 50 zeros was stored as
+        # sent (a 500 on PostgreSQL's 64 characters), and priced every SEND on the pair past
+        # a quote's 50 digits (422 for every payer) and its pacs.008 past XchgRate's 11.
+        rate = Decimal(f"{plain:f}")
         with self._uow() as uow:
             conn = uow.connection
             p = self._active(conn, caller)
@@ -924,6 +932,7 @@ class PaymentScheme:
         must be the quote's source currency for a SEND amount and the payee's for a RECEIVE
         one; checked before anything is written."""
         _check_id(quote_id, "quote id")
+        _check_not_scheme(caller)
         payer_party = None
         if payer_alias is not None or payer_alias_type is not None:
             if payer_alias is None or payer_alias_type is None:
@@ -970,8 +979,8 @@ class PaymentScheme:
                 _check_amount_currency(
                     amount_type, amount_currency, q.source_currency, q.target_currency
                 )
-                return q
-            payer = self._active(conn, caller)
+                return self._quote_view(q)  # as it is now: a resend after its expiry read
+            payer = self._active(conn, caller)  # ACCEPTED, while a GET said EXPIRED
             with _AS_SOURCE:
                 payer.check_currency(source_currency)
             party = self._find_party(conn, kind, alias)
@@ -1301,8 +1310,12 @@ class PaymentScheme:
             q = self._quote(conn, quote_id)
         if caller not in (q.payer_participant, q.payee_participant):
             raise NotYours(f"quote {quote_id} is not yours")
+        return self._quote_view(q)
+
+    def _quote_view(self, q: Quote) -> Quote:
+        """``q`` as it is now: EXPIRED past its expiry, as the deadline pass will record it."""
         if q.state in (QuoteState.QUOTED, QuoteState.ACCEPTED) and self._now() >= q.expires_at_ns:
-            return replace(q, state=QuoteState.EXPIRED)  # as the deadline pass will record it
+            return replace(q, state=QuoteState.EXPIRED)
         return q
 
     def accept_quote(self, caller: str, quote_id: str) -> Quote:
@@ -1345,7 +1358,12 @@ class PaymentScheme:
         assert q.fx_provider is not None
         fxp = self._active(conn, q.fx_provider).check_currency(q.target_currency)
         hold = self._scheme_account(conn, q.target_currency, "fx_reservation")
-        timeout = max(1, -(-(q.expires_at_ns - now) // NS_PER_S))
+        # A second past the quote's expiry: a prepare just before it voids the reservation at
+        # the ledger's time, which runs ahead of this clock (its stamps, another worker's
+        # clock); ending with the quote, the ledger had voided it first, and the prepare of a
+        # quote still open was refused transfer_expired. The deadline pass voids it with the
+        # quote's expiry; its liquidity is held at most a second longer.
+        timeout = max(1, -(-(q.expires_at_ns - now) // NS_PER_S)) + FX_RESERVATION_SLACK_S
         return Transfer(
             ledger_id("fx-reservation", q.id),
             fxp.position_account,
@@ -2594,6 +2612,16 @@ def _seen_by(caller: str, t: PaymentTransfer) -> PaymentTransfer:
     """``t`` as ``caller`` may see it (:meth:`PaymentTransfer.seen_by`); the operator sees it
     all."""
     return t if caller == SCHEME else t.seen_by(caller)
+
+
+def _check_not_scheme(caller: str) -> None:
+    """The scheme operator's participant sends no payments: a fee leg would debit and credit
+    its own position (its prepare was refused by the ledger, ``accounts_must_be_different``,
+    after a quote that priced it)."""
+    if caller == SCHEME:
+        raise NotYours(
+            "the scheme operator's participant takes fees and holds escrows: it sends no payments"
+        )
 
 
 def _resent(what: str, field: str, asked: tuple[Any, ...], stored: tuple[Any, ...]) -> None:
