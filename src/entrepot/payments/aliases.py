@@ -14,7 +14,9 @@ from entrepot.payments.model import AliasType
 # Matched whole (``fullmatch``): ``$`` also matches before a final newline, so a number that
 # ended in "\n" once passed as E.164 and registered as a second copy of a real one.
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
-_TILL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+#: The longest merchant till id (what the API's QR encoding takes too)
+TILL_LEN_MAX = 32
+_TILL = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{TILL_LEN_MAX - 1}}}")
 # No "/": the API names a party in its path (/v1/parties/BUSINESS/{id}), where a slash (or
 # %2F, decoded before routing) cannot be: one registered with a slash could not be reached.
 _BUSINESS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{1,39}")

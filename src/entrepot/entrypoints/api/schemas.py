@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
-from entrepot.payments.aliases import _TILL
+from entrepot.payments.aliases import TILL_LEN_MAX
 
 Id = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 CurrencyCode = Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")
@@ -24,11 +24,6 @@ JsonInt = Annotated[int, Field(strict=True)]
 #: A request body's boolean: JSON ``true`` or ``false`` only. Lax parsing read ``"yes"``, ``"on"``,
 #: ``1`` and ``"0"`` as booleans: a review's ``"approve": "no"`` is refused, not taken for one.
 JsonBool = Annotated[bool, Field(strict=True)]
-#: The longest till id the directory registers, read from its rule (payments/aliases.py) and
-#: not repeated here: the API encodes a QR for any till that can be registered, as the CLI
-#: does (it took 25 characters of the 32 a till may have). Its first character's rule is
-#: the directory's to tell (422 "malformed", naming tillId).
-TILL_MAX = max(n for n in range(1, 256) if _TILL.fullmatch("0" * n))
 
 
 class Strict(BaseModel):
@@ -287,7 +282,9 @@ class BulkOut(BaseModel):
 
 
 class QrEncodeIn(Strict):
-    tillId: str = Field(min_length=1, max_length=TILL_MAX, pattern=r"^[A-Za-z0-9._-]+$")
+    # as long as the directory registers (it took 25 of a till's 32); the first character's
+    # rule is the directory's to tell (422 "malformed", naming tillId)
+    tillId: str = Field(min_length=1, max_length=TILL_LEN_MAX, pattern=r"^[A-Za-z0-9._-]+$")
     merchantName: str = Field(min_length=1, max_length=25)
     city: str = Field(min_length=1, max_length=15)
     country: str = Field(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$")
