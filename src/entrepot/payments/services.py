@@ -227,11 +227,11 @@ def _check_amount(amount_minor: int, what: str = "amount") -> None:
         raise InvalidPaymentInput(f"{what} {amount_minor} exceeds the scheme's maximum", field=what)
 
 
-# Characters no name or note may hold: C0 controls, DEL, lone surrogates, non-characters.
-# They broke what carries the text on (PostgreSQL refuses NUL: a 500; ISO 20022's XML
-# refuses the others: the payer's pacs.008 failed for the payee's display name).
 def _check_text(value: str, what: str, field: str, length_max: int = NAME_LEN_MAX) -> None:
-    """A name or note: 1 to ``length_max`` characters, not only spaces, none of the above."""
+    """A name or note: 1 to ``length_max`` characters, not only spaces, and none that
+    ``kernel/text.py`` refuses: control characters broke what carries the text on
+    (PostgreSQL refuses NUL: a 500; XML the others: a payer's pacs.008 failed for the
+    payee's display name), and invisible ones show a payer another name than it holds."""
     if not value or not value.strip() or len(value) > length_max:
         raise InvalidPaymentInput(
             f"{what} must be 1-{length_max} characters, not only spaces", field=field
