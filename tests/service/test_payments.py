@@ -420,6 +420,32 @@ def test_the_scheme_operators_participant_sends_no_payments(scheme: PaymentSchem
         )
 
 
+def test_a_cross_currency_quote_expires_no_later_than_its_fx_rate(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """Found by a review: a rate posted for 5 s priced a quote asked for a day, and held: the
+    quote accepted (the provider's liquidity reserved), a payer could wait for the market to
+    move and prepare only if it had gone its way. The quote expires with its rate; a resend
+    of the request (a day asked) is answered with it, another expiry is another request."""
+    scheme.post_fx_rate("fxco", "RWF", "MYR", Decimal("0.0032"), 100, 5)
+    rate_ends = clock.now_ns() + 5 * NS_PER_S
+    q = scheme.create_quote("mtn-rw", "q-day", *TILL, 100_000, "SEND", "RWF", ttl_s=86_400)
+    assert q.expires_at_ns == rate_ends
+    assert scheme.create_quote("mtn-rw", "q-day", *TILL, 100_000, "SEND", "RWF", ttl_s=86_400) == q
+    with unchanged(scheme), pytest.raises(DuplicateWithDifferentBody):
+        scheme.create_quote("mtn-rw", "q-day", *TILL, 100_000, "SEND", "RWF", ttl_s=5)
+    scheme.accept_quote("mtn-rw", q.id)
+    clock.advance(5)
+    with unchanged(scheme), pytest.raises(QuoteExpired):
+        scheme.prepare_transfer("mtn-rw", "t-day", q.id)
+    assert scheme.process_deadlines()["quotes_expired"] == 1
+    assert liquidity(scheme)[("fxco", "MYR")]["position_reserved_minor"] == 0
+    # a rate valid longer than asked leaves the quote its own expiry
+    scheme.post_fx_rate("fxco", "RWF", "MYR", Decimal("0.0032"), 100, 3600)
+    q = scheme.create_quote("mtn-rw", "q-min", *TILL, 100_000, "SEND", "RWF", ttl_s=60)
+    assert q.expires_at_ns == clock.now_ns() + 60 * NS_PER_S
+
+
 def test_an_accepted_quote_is_prepared_until_its_last_nanosecond(
     scheme: PaymentScheme, clock: FakeClock
 ) -> None:

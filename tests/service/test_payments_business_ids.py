@@ -33,7 +33,7 @@ def _registered(scheme: PaymentScheme, alias: str, participant: str, currency: s
 def test_business_ids_typed_before_are_folded_unless_two_spellings_clash(
     scheme: PaymentScheme, caplog: pytest.LogCaptureFixture
 ) -> None:
-    downgrade(scheme.engine, "0021_idempotency_marker_token")
+    downgrade(scheme.engine, "0021_idempotency_marker_token")  # and 0023, after it
     _registered(scheme, "acme ltd 12345", "maybank", "MYR")
     _registered(scheme, "Beta  Trading", "maybank", "MYR")
     _registered(scheme, "BETA TRADING", "mtn-rw", "RWF")  # one business, two registrations

@@ -971,7 +971,12 @@ class PaymentScheme:
                     ),
                     (
                         *(q.payer_participant, q.payee_alias_type, q.payee_alias, q.amount_type),
-                        *(requested, q.source_currency, q.expires_at_ns - q.created_at_ns),
+                        # the expiry asked for (rows before migration 0023: the quote's own)
+                        *(
+                            requested,
+                            q.source_currency,
+                            row.ttl or q.expires_at_ns - q.created_at_ns,
+                        ),
                         q.payer_alias,
                     ),
                 )
@@ -994,10 +999,11 @@ class PaymentScheme:
             _check_amount_currency(amount_type, amount_currency, source_currency, party.currency)
             now = self._now()
             quote = self._price(
-                conn, quote_id, caller, party, amount_minor, amount_type, source_currency, now
-            )
-            quote = replace(quote, expires_at_ns=now + ttl_s * NS_PER_S, payer_alias=payer_party)
-            st.INSERT_QUOTE.insert(conn, _quote_values(quote))
+                conn, quote_id, caller, party, amount_minor, amount_type, source_currency, now,
+                ttl_s * NS_PER_S,
+            )  # fmt: skip
+            quote = replace(quote, payer_alias=payer_party)
+            st.INSERT_QUOTE.insert(conn, _quote_values(quote, ttl_s * NS_PER_S))
         return quote
 
     def quote_and_prepare(
@@ -1243,7 +1249,12 @@ class PaymentScheme:
         amount_type: AmountType,
         source: str,
         now: int,
+        ttl_ns: int,
     ) -> Quote:
+        """The quote of ``amount`` to ``party``, expiring ``ttl_ns`` from ``now``, or when the
+        FX rate it is priced at stops being valid, if that is sooner: a rate posted for 5 s
+        bound its provider for the day a payer's quote asked (accepted, its liquidity held;
+        a payer could wait for the market to move and prepare only if it had gone its way)."""
         target = party.currency
         fx: FxRate | None = None
         rate = Decimal(1)
@@ -1294,7 +1305,7 @@ class PaymentScheme:
             received,
             fx.provider_id if fx else None,
             fx.effective_rate if fx else None,
-            now,
+            now + ttl_ns if fx is None else min(now + ttl_ns, fx.valid_until_ns),
             QuoteState.QUOTED,
             now,
         )
@@ -2685,7 +2696,9 @@ class _Screened:
         )
 
 
-def _quote_values(q: Quote) -> dict[str, object]:
+def _quote_values(q: Quote, ttl_ns: int) -> dict[str, object]:
+    """A new quote's row; ``ttl_ns``: the expiry asked for (a resend is compared with it: the
+    quote's own may be sooner, its FX rate's)."""
     return {
         "id": q.id,
         "payer_participant": q.payer_participant,
@@ -2704,6 +2717,7 @@ def _quote_values(q: Quote) -> dict[str, object]:
         "state": q.state.value,
         "created_at": q.created_at_ns,
         "payer_alias": q.payer_alias,
+        "ttl": ttl_ns,
     }
 
 

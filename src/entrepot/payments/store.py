@@ -141,6 +141,9 @@ quotes = sa.Table(
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("payer_alias", sa.String(80)),
+    #: the expiry the request asked for, in ns (``expires_at`` may be sooner: its FX rate's
+    #: validity); null for quotes before migration 0023
+    sa.Column("ttl", sa.BigInteger),
     _partial("ix_pay_quotes_open_expiry", ("expires_at",), OPEN_QUOTE),
     _partial("ix_pay_quotes_accepted", ("payer_participant", "source_currency"), ACCEPTED_QUOTE),
 )
