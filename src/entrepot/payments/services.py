@@ -2126,20 +2126,30 @@ class PaymentScheme:
     def get_escrow(self, caller: str, escrow_id: str) -> Escrow:
         with self._read() as conn:
             e = self._escrow(conn, escrow_id)
-        # the scheme operator holds every escrow (its escrow account), as it reads any transfer
-        if caller not in (e.payer_participant, e.payee_participant, e.controller, SCHEME):
-            raise NotYours(f"escrow {escrow_id} is not yours")
+        self._may_read(caller, e)
         return e
 
+    @staticmethod
+    def _may_read(caller: str, e: Escrow) -> None:
+        # the scheme operator holds every escrow (its escrow account), as it reads any transfer
+        if caller not in (e.payer_participant, e.payee_participant, e.controller, SCHEME):
+            raise NotYours(f"escrow {e.id} is not yours")
+
     def escrow_events(self, caller: str, escrow_id: str) -> list[dict[str, object]]:
-        self.get_escrow(caller, escrow_id)
+        return self.escrow_history(caller, escrow_id)[1]
+
+    def escrow_history(self, caller: str, escrow_id: str) -> tuple[Escrow, list[dict[str, object]]]:
+        """The escrow and every decision on it, in order, read together (one snapshot: the
+        events are those that made what it holds): for whoever may read it (``get_escrow``)."""
         with self._read() as conn:
+            e = self._escrow(conn, escrow_id)
+            self._may_read(caller, e)
             rows = conn.execute(
                 sa.select(st.escrow_events)
                 .where(st.escrow_events.c.escrow_id == escrow_id)
                 .order_by(st.escrow_events.c.seq)
             ).all()
-        return [
+        return e, [
             {
                 "seq": r.seq,
                 "action": r.action,

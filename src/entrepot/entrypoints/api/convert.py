@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import overload
+from typing import Any, overload
 
 from entrepot.entrypoints.api import schemas as s
 from entrepot.kernel.clock import ns_to_datetime
@@ -127,15 +128,15 @@ def escrow(e: Escrow) -> s.EscrowOut:
     )
 
 
-def escrow_events(e: Escrow, events: list[dict[str, object]]) -> s.EscrowEventListOut:
+def escrow_events(e: Escrow, events: Sequence[Mapping[str, Any]]) -> s.EscrowEventListOut:
     return s.EscrowEventListOut(
         events=[
             s.EscrowEventOut(
-                seq=int(str(ev["seq"])),
+                seq=int(ev["seq"]),
                 action=str(ev["action"]),
-                amount=money(int(str(ev["amount_minor"])), e.currency),
+                amount=money(int(ev["amount_minor"]), e.currency),
                 actor=str(ev["actor"]),
-                at=iso(int(str(ev["at_ns"]))) or "",
+                at=iso(int(ev["at_ns"])) or "",
             )
             for ev in events
         ]

@@ -642,9 +642,7 @@ def get_escrow(escrow_id: str, caller: Caller, scheme: Scheme) -> s.EscrowOut:
 def escrow_events(escrow_id: str, caller: Caller, scheme: Scheme) -> s.EscrowEventListOut:
     """Every decision on the escrow, in order: for its payer, payee, controller and the
     scheme operator."""
-    return cv.escrow_events(
-        scheme.get_escrow(caller, escrow_id), scheme.escrow_events(caller, escrow_id)
-    )
+    return cv.escrow_events(*scheme.escrow_history(caller, escrow_id))
 
 
 @router.post("/escrows/{escrow_id}/split", response_model=s.EscrowOut)

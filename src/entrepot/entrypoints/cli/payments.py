@@ -762,13 +762,8 @@ def escrow(caller: As, escrow_id: str, as_json: Json = False) -> None:
     """An escrow (its payer, payee, controller or the operator): what it holds, and every
     decision on it."""
     with _scheme() as a:
-        _show(
-            {
-                "escrow": a.payments.get_escrow(caller, escrow_id),
-                "events": a.payments.escrow_events(caller, escrow_id),
-            },
-            as_json,
-        )
+        held, events = a.payments.escrow_history(caller, escrow_id)
+        _show({"escrow": held, "events": events}, as_json)
 
 
 @app.command("window-close")
