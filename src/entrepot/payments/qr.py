@@ -793,6 +793,31 @@ def _check_crc(text: str, raws: list[_Raw]) -> None:
         )
 
 
+def shown(p: QrPayload) -> dict[str, object]:
+    """What a payer is shown of a decoded QR (``payments qr-decode``; ``/v1/qr/decode`` in
+    camelCase): the merchant, the amount, and what tag 55 asks the payer to add (01: a
+    tip; 02: tag 56's fee; 03: tag 57's %), which a payment by the QR adds."""
+    amount, fee, percent = (
+        p.amount_minor,
+        p.convenience_fee_fixed_minor,
+        p.convenience_fee_percentage,
+    )
+    return {
+        "merchant_alias": p.find_merchant_alias(),
+        "merchant_name": p.merchant_name,
+        "city": p.city,
+        "country": p.country,
+        "mcc": p.mcc,
+        "currency": p.currency.code,
+        "amount": None if amount is None else format_amount(amount, p.currency),
+        "dynamic": p.is_dynamic,
+        "tip_or_convenience_indicator": p.tip_indicator,
+        "convenience_fee": None if fee is None else format_amount(fee, p.currency),
+        "convenience_fee_percentage": None if percent is None else str(percent),
+        "additional_data": p.additional_data,
+    }
+
+
 def encode(payload: QrPayload) -> str:
     """The payload's text: its objects in order, then tag 63 with the CRC of what precedes it."""
     if not isinstance(payload, QrPayload):

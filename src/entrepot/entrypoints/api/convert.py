@@ -41,6 +41,12 @@ def decimal_text(value: Decimal) -> str:
     return format(value, "f")
 
 
+def camel(name: str) -> str:
+    """A snake_case key as the API spells it (``tip_indicator`` -> ``tipIndicator``)."""
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
 def minor(m: s.MoneyIn) -> int:
     get_currency(m.currency)
     return parse_amount(m.amount, m.currency)

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from entrepot.entrypoints.api import schemas_risk as r
-from entrepot.entrypoints.api.convert import iso, money
-from entrepot.entrypoints.api.convert_trade import camel, merchant_history
+from entrepot.entrypoints.api.convert import camel, iso, money
+from entrepot.entrypoints.api.convert_trade import merchant_history
 from entrepot.risk.decisions import Decision
 from entrepot.risk.lending import Contest, CreditPolicy, Loan, LoanEvent, Offer, Repayment
 from entrepot.risk.lending.model import LoanTerms

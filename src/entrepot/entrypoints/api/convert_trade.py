@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from entrepot.entrypoints.api import schemas_trade as t
-from entrepot.entrypoints.api.convert import iso, money
+from entrepot.entrypoints.api.convert import camel, iso, money
 from entrepot.payments.credentials import CredentialInfo
 from entrepot.trade import (
     Buyer,
@@ -20,11 +20,6 @@ from entrepot.trade import (
     Warehouse,
 )
 from entrepot.trade.model import TRACKING_CODES, Ruling, StockLevel, TrackingEvent
-
-
-def camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.capitalize() for part in rest)
 
 
 def _time(ts_ns: int) -> str:

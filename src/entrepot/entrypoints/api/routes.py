@@ -20,7 +20,7 @@ from entrepot.entrypoints.api.metrics import METRICS_MEDIA_TYPE, prometheus_text
 from entrepot.entrypoints.api.security import caller_dependency
 from entrepot.kernel.clock import NS_PER_S, parse_time
 from entrepot.kernel.errors import FieldsNamed, InvalidInput
-from entrepot.kernel.money import format_amount, get_currency, parse_amount
+from entrepot.kernel.money import get_currency, parse_amount
 from entrepot.payments import (
     SCHEME,
     AliasType,
@@ -571,27 +571,7 @@ def qr_image(
 
 @router.post("/qr/decode")
 def qr_decode(body: s.QrDecodeIn, caller: Caller) -> dict[str, object]:
-    p = qr.decode(body.payload)
-    amount, fee, percent = (
-        p.amount_minor,
-        p.convenience_fee_fixed_minor,
-        p.convenience_fee_percentage,
-    )
-    return {
-        "merchantAlias": p.find_merchant_alias(),
-        "merchantName": p.merchant_name,
-        "city": p.city,
-        "country": p.country,
-        "mcc": p.mcc,
-        "currency": p.currency.code,
-        "amount": format_amount(amount, p.currency) if amount is not None else None,
-        "dynamic": p.is_dynamic,
-        # what tag 55 asks the payer to add (01: a tip; 02: tag 56's fee; 03: tag 57's %)
-        "tipOrConvenienceIndicator": p.tip_indicator,
-        "convenienceFee": (None if fee is None else format_amount(fee, p.currency)),
-        "convenienceFeePercentage": (None if percent is None else str(percent)),
-        "additionalData": p.additional_data,
-    }
+    return {cv.camel(k): v for k, v in qr.shown(qr.decode(body.payload)).items()}
 
 
 @router.post("/qr/pay", status_code=201, response_model=s.QrPayOut)

@@ -30,7 +30,7 @@ from starlette.responses import Response
 from entrepot.config import shared_data_dir
 from entrepot.entrypoints.api import convert_risk as cv
 from entrepot.entrypoints.api import schemas_risk as r
-from entrepot.entrypoints.api.convert_trade import camel
+from entrepot.entrypoints.api.convert import camel
 from entrepot.entrypoints.api.schemas import Problem
 from entrepot.entrypoints.api.schemas_trade import DeadlinesOut
 from entrepot.entrypoints.api.security import caller_dependency, caller_of

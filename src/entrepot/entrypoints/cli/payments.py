@@ -619,29 +619,7 @@ def qr_encode(
 @app.command("qr-decode")
 @guard
 def qr_decode(payload: str, as_json: Json = False) -> None:
-    p = qr.decode(payload)
-    fee, percent = p.convenience_fee_fixed_minor, p.convenience_fee_percentage
-    _show(
-        {
-            "merchant_alias": p.find_merchant_alias(),
-            "merchant_name": p.merchant_name,
-            "city": p.city,
-            "country": p.country,
-            "mcc": p.mcc,
-            "currency": p.currency.code,
-            "amount": format_amount(p.amount_minor, p.currency)
-            if p.amount_minor is not None
-            else None,
-            "dynamic": p.is_dynamic,
-            # what tag 55 asks the payer to add, as /v1/qr/decode shows it: qr-pay adds a
-            # convenience fee the QR states, which the payer is to see before paying
-            "tip_or_convenience_indicator": p.tip_indicator,
-            "convenience_fee": None if fee is None else format_amount(fee, p.currency),
-            "convenience_fee_percentage": None if percent is None else str(percent),
-            "additional_data": p.additional_data,
-        },
-        as_json,
-    )
+    _show(qr.shown(qr.decode(payload)), as_json)
 
 
 @app.command("qr-pay")
