@@ -41,40 +41,29 @@ def _request_models() -> list[type[BaseModel]]:
     return sorted(found, key=lambda m: (m.__module__, m.__name__))
 
 
-def _is_int(annotation: Any) -> bool:
-    if annotation is int:
+def _holds(annotation: Any, kind: type) -> bool:
+    """Whether a field's annotation is ``kind`` (``int`` or ``bool``, never the other), within
+    an ``Annotated`` or an ``Optional``."""
+    if annotation is kind:
         return True
     if typing.get_origin(annotation) is typing.Annotated:  # within an Optional
-        return _is_int(typing.get_args(annotation)[0])
+        return _holds(typing.get_args(annotation)[0], kind)
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return any(_is_int(a) for a in typing.get_args(annotation))
+        return any(_holds(a, kind) for a in typing.get_args(annotation))
     return False
 
 
-INT_FIELDS = [
-    (model, name)
-    for model in _request_models()
-    for name, info in model.model_fields.items()
-    if _is_int(info.annotation)
-]
+def _fields(kind: type) -> list[tuple[type[BaseModel], str]]:
+    return [
+        (model, name)
+        for model in _request_models()
+        for name, info in model.model_fields.items()
+        if _holds(info.annotation, kind)
+    ]
 
 
-def _is_bool(annotation: Any) -> bool:
-    if annotation is bool:
-        return True
-    if typing.get_origin(annotation) is typing.Annotated:
-        return _is_bool(typing.get_args(annotation)[0])
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return any(_is_bool(a) for a in typing.get_args(annotation))
-    return False
-
-
-BOOL_FIELDS = [
-    (model, name)
-    for model in _request_models()
-    for name, info in model.model_fields.items()
-    if _is_bool(info.annotation)
-]
+INT_FIELDS = _fields(int)
+BOOL_FIELDS = _fields(bool)
 
 
 def test_the_bool_fields_found_are_the_request_bodies_booleans() -> None:
