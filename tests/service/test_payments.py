@@ -985,11 +985,15 @@ def test_pay_by_qr_looks_the_till_up_and_checks_its_currency(scheme: PaymentSche
 
 
 def kedai_qr(
-    amount_minor: int | None = None, *, till: str = TILL[1], guid: str = qr.DEFAULT_GUID
+    amount_minor: int | None = None,
+    *,
+    till: str = TILL[1],
+    guid: str = qr.DEFAULT_GUID,
+    currency: str = "MYR",
 ) -> str:
     """The QR of maybank's merchant (static without ``amount_minor``), as its text."""
     return qr.build_merchant_qr(
-        merchant_alias=till, mcc="5812", currency="MYR", country="MY",
+        merchant_alias=till, mcc="5812", currency=currency, country="MY",
         merchant_name="Kedai Kopi KL", city="Kuala Lumpur", amount_minor=amount_minor, guid=guid,
     ).text  # fmt: skip
 
@@ -1020,15 +1024,7 @@ def kedai_qr(
         # its currency (was "amount.currency", with no amount sent)
         (kedai_qr(2550, till="-bad"), {}, InvalidPaymentInput, "payload", "the QR's till id"),
         (
-            qr.build_merchant_qr(
-                merchant_alias=TILL[1],
-                mcc="5812",
-                currency="RWF",
-                country="MY",
-                merchant_name="Kedai Kopi KL",
-                city="Kuala Lumpur",
-                amount_minor=2550,
-            ).text,
+            kedai_qr(2550, currency="RWF"),
             {},
             InvalidPaymentInput,
             "payload",
