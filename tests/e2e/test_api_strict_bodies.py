@@ -4,6 +4,7 @@ registers."""
 
 from __future__ import annotations
 
+import json
 import types
 import typing
 from collections.abc import Iterator
@@ -255,3 +256,28 @@ def test_a_till_the_directory_registers_gets_its_qr_through_the_api(
     assert longer.status_code == 422 and longer.json()["field"] == "tillId", longer.text
     spec = client.get("/openapi.json").json()["components"]["schemas"]["QrEncodeIn"]
     assert spec["properties"]["tillId"]["maxLength"] == len(till)
+
+
+def test_a_rate_sent_as_a_json_number_with_a_fraction_is_refused_not_rounded(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """Noticed in a review: a JSON number is read as a binary float, so ``"rate":
+    123456789.123456789`` was posted as 123456789.12345679, a rate its provider never set."""
+    client, _ = api
+    fxco = {"Authorization": f"Bearer {issue_credential(scheme.engine, 'fxco').token}"}
+    body = {"sourceCurrency": "RWF", "targetCurrency": "MYR", "spreadBps": 0, "validSeconds": 60}
+    before = snapshot(scheme)
+    for number in ("123456789.123456789", "0.0032", "3.2e-3"):
+        raw = json.dumps(body)[:-1] + f', "rate": {number}}}'  # the number as written
+        r = client.post(
+            "/v1/fxRates", content=raw, headers={**fxco, "Content-Type": "application/json"}
+        )
+        assert r.status_code == 422 and r.json()["field"] == "rate", (number, r.text)
+        assert "decimal string" in r.json()["detail"], r.text
+    assert snapshot(scheme) == before
+    posted = client.post("/v1/fxRates", json={**body, "rate": "123456789.123456789"}, headers=fxco)
+    assert posted.status_code == 201, posted.text
+    assert posted.json()["rate"] == "123456789.123456789"
+    # a whole number is exact as a JSON integer too
+    whole = client.post("/v1/fxRates", json={**body, "rate": 2}, headers=fxco)
+    assert whole.status_code == 201 and whole.json()["rate"] == "2", whole.text

@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from typing_extensions import TypedDict
 
 from entrepot.payments.aliases import TILL_LEN_MAX
@@ -24,6 +24,25 @@ JsonInt = Annotated[int, Field(strict=True)]
 #: A request body's boolean: JSON ``true`` or ``false`` only. Lax parsing read ``"yes"``, ``"on"``,
 #: ``1`` and ``"0"`` as booleans: a review's ``"approve": "no"`` is refused, not taken for one.
 JsonBool = Annotated[bool, Field(strict=True)]
+
+
+def _decimal_text(value: Any) -> Any:
+    if isinstance(value, float):  # a JSON number with a fraction or an exponent
+        raise ValueError(
+            'a decimal string such as "0.0031": a JSON number is read as a binary float, '
+            "which keeps about 17 significant digits"
+        )
+    return value
+
+
+#: A rate in a request body: a decimal string (or a JSON integer), never a JSON number with a
+#: fraction. Read as a float first, "rate": 123456789.123456789 was posted as
+#: 123456789.12345679, a rate its provider never set.
+DecimalText = Annotated[
+    Decimal,
+    BeforeValidator(_decimal_text),
+    WithJsonSchema({"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"}),
+]
 
 
 class Strict(BaseModel):
@@ -130,7 +149,7 @@ class PartyOut(BaseModel):
 class FxRateIn(Strict):
     sourceCurrency: str = CurrencyCode
     targetCurrency: str = CurrencyCode
-    rate: Decimal = Field(gt=0, max_digits=23, decimal_places=12)  # under 10^11
+    rate: DecimalText = Field(gt=0, max_digits=23, decimal_places=12)  # under 10^11
     spreadBps: JsonInt = Field(ge=0, le=9999)
     validSeconds: JsonInt = Field(ge=1, le=86_400)
 
