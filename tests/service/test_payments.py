@@ -853,6 +853,34 @@ def test_an_accepted_quote_is_not_prepared_through_a_provider_suspended_since(
     assert_ledger_ok(scheme)
 
 
+@pytest.mark.parametrize("suspended", ["mtn-rw", "maybank"])
+def test_suspending_a_payer_or_payee_ends_its_accepted_quotes_and_frees_the_fx_liquidity(
+    scheme: PaymentScheme, suspended: str
+) -> None:
+    """Noticed in a review: an accepted quote of a payer (or to a payee) suspended since held
+    its FX provider's liquidity from every other payer until it expired, though no prepare
+    could use it."""
+    scheme.create_quote("mtn-rw", "q-acc", *TILL, 10_000, "SEND", "RWF")
+    scheme.create_quote("mtn-rw", "q-open", *TILL, 10_000, "SEND", "RWF")
+    q = scheme.accept_quote("mtn-rw", "q-acc")
+    held = scheme.liquidity("fxco", "MYR")["position_reserved_minor"]
+    assert held == q.target_amount_minor
+    scheme.set_active(suspended, False, "under review")
+    assert scheme.liquidity("fxco", "MYR")["position_reserved_minor"] == 0
+    assert scheme.get_quote("mtn-rw", "q-acc").state is QuoteState.EXPIRED
+    assert scheme.get_quote("mtn-rw", "q-open").state is QuoteState.QUOTED  # it held nothing
+    for _ in range(2):  # ended, not waiting for the resumption: accept and prepare alike
+        with unchanged(scheme), pytest.raises(QuoteExpired):
+            scheme.accept_quote("mtn-rw", "q-acc")
+        with unchanged(scheme), pytest.raises(QuoteExpired):
+            scheme.prepare_transfer("mtn-rw", "t-acc", "q-acc")
+        scheme.set_active(suspended, True)
+    # the quote never accepted is honoured once both can act again
+    assert scheme.prepare_transfer("mtn-rw", "t-open", "q-open").state is TransferState.RESERVED
+    assert scheme.process_deadlines()["quotes_expired"] == 0  # nothing left for the pass
+    assert_ledger_ok(scheme)
+
+
 def test_a_payer_suspended_after_prepare_cannot_be_committed(scheme: PaymentScheme) -> None:
     join_bk(scheme)
     before = scheme.liquidity("mtn-rw", "RWF")

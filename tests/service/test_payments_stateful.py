@@ -507,7 +507,7 @@ class SchemeMachine(RuleBasedStateMachine):
         errors: list[type[Exception]] = []
         if q.state is QuoteState.USED:
             errors.append(pe.InvalidState)
-        elif now >= q.expires_ns:
+        elif q.state is QuoteState.EXPIRED or now >= q.expires_ns:
             errors.append(pe.QuoteExpired)
         elif not all(m.active[p] for p in (q.payer, q.payee, *([FX] if q.cross else []))):
             errors.append(pe.ParticipantSuspended)
@@ -633,8 +633,23 @@ class SchemeMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------------ participants
     @rule(pid=s.sampled_from([*sorted(BANKS), FX]), active=s.booleans())
     def set_active(self, pid: str, active: bool) -> None:
+        m = self.m
         self.s.set_active(pid, active)
-        self.m.active[pid] = active
+        if m.active[pid] and not active:
+            # its accepted cross-currency quotes, as payer or payee, end and free their FX
+            # reservations (the provider's own suspension ends none)
+            now = self.now()
+            for q in m.quotes:
+                if (
+                    q.state is QuoteState.ACCEPTED
+                    and q.cross
+                    and q.expires_ns > now
+                    and pid in (q.payer, q.payee)
+                ):
+                    q.state = QuoteState.EXPIRED
+                    if q.reservation is not None:
+                        m.resolve(q.reservation, post=False)
+        m.active[pid] = active
 
     @rule(pid=s.sampled_from(sorted(BANKS)), cap=s.integers(0, 120_000))
     def set_cap(self, pid: str, cap: int) -> None:

@@ -648,7 +648,42 @@ class PaymentScheme:
             )
             notify_status(conn, change)
             st.ParticipantCache.changed(conn)
+            if not active:
+                self._withdraw_quotes(uow, participant_id, change.at_ns)
         return self.get_participant(participant_id)
+
+    def _withdraw_quotes(self, uow: UnitOfWork, participant_id: str, now: int) -> None:
+        """The accepted cross-currency quotes a participant just suspended pays or is paid
+        by end (``EXPIRED``, their FX reservations voided): no prepare can use them while it
+        is suspended, and each held its FX provider's liquidity from every other payer until
+        its expiry. A provider's own suspension ends none: the liquidity held is its own,
+        which nobody else can be quoted meanwhile, and a quote accepted through it is
+        honoured if it is resumed in time. A quote not accepted yet holds nothing and is left
+        to expire."""
+        conn = uow.connection
+        q = st.quotes.c
+        ids = [
+            r[0]
+            for r in conn.execute(
+                sa.select(q.id).where(
+                    sa.text(st.ACCEPTED_QUOTE),
+                    q.fx_provider.is_not(None),
+                    q.expires_at > now,
+                    sa.or_(
+                        q.payer_participant == participant_id,
+                        q.payee_participant == participant_id,
+                    ),
+                )
+            )
+        ]
+        if not ids:
+            return
+        self._void_quietly(uow, [ledger_id("fx-reservation", i) for i in ids])
+        conn.execute(
+            sa.update(st.quotes)
+            .where(q.id.in_(ids), sa.text(st.ACCEPTED_QUOTE))
+            .values(state=QuoteState.EXPIRED.value)
+        )
 
     def status_history(self, caller: str, participant_id: str) -> list[StatusChange]:
         """Each suspension and resumption of the participant, oldest first: the operator's
@@ -1465,7 +1500,9 @@ class PaymentScheme:
                 raise NotYours(f"quote {quote_id} is not yours")
             if q.state is QuoteState.USED:
                 raise InvalidState(f"quote {quote_id} was already used by another transfer")
-            if self._now() >= q.expires_at_ns:
+            if q.state is QuoteState.EXPIRED or self._now() >= q.expires_at_ns:
+                # (EXPIRED before its time: its payer or payee was suspended while it held
+                # FX liquidity, ``_withdraw_quotes``)
                 raise QuoteExpired(f"quote {quote_id} expired")
             payer = self._active(conn, q.payer_participant)
             payee = self._active(conn, q.payee_participant)
