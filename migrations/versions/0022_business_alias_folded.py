@@ -6,8 +6,11 @@ were two parties, possibly at two participants. Lookups now fold the id typed, s
 registered in another spelling could no longer be found or removed by its participant. Each
 is rewritten to its folded form, unless another registration already holds that form (two
 spellings of one business at once): those stay as they were, reported in the log, for the
-operator to settle with the participants. Nothing is deleted; the downgrade keeps the
-folded forms (the spelling each was typed in is not kept, and names the same business).
+operator to settle with the participants. Where two spellings fold alike and neither is folded
+yet, the one registered first takes the folded form (then the lower code points: never the
+database's collation, which on PostgreSQL gave it to another participant than on SQLite).
+Nothing is deleted; the downgrade keeps the folded forms (the spelling each was typed in is
+not kept, and names the same business).
 
 Revision ID: 0022_business_alias_folded
 Revises: 0021_idempotency_marker_token
@@ -34,6 +37,7 @@ _aliases = sa.table(
     sa.column("alias_type", sa.String),
     sa.column("alias", sa.String),
     sa.column("participant_id", sa.String),
+    sa.column("created_at", sa.BigInteger),
 )
 
 
@@ -43,11 +47,12 @@ def _folded(alias: str) -> str:  # as payments/aliases.py business_id, frozen he
 
 def upgrade() -> None:
     conn = op.get_bind()
-    rows = conn.execute(
-        sa.select(_aliases.c.alias, _aliases.c.participant_id)
-        .where(_aliases.c.alias_type == "BUSINESS")
-        .order_by(_aliases.c.alias)
+    found = conn.execute(
+        sa.select(_aliases.c.created_at, _aliases.c.alias, _aliases.c.participant_id).where(
+            _aliases.c.alias_type == "BUSINESS"
+        )
     ).all()
+    rows = [(alias, participant) for _, alias, participant in sorted(found)]
     held = {alias for alias, _ in rows}
     for alias, participant in rows:
         folded = _folded(alias)

@@ -14,7 +14,9 @@ from entrepot.payments.errors import PartyNotFound
 from entrepot.storage.migrate import downgrade, upgrade
 
 
-def _registered(scheme: PaymentScheme, alias: str, participant: str, currency: str) -> None:
+def _registered(
+    scheme: PaymentScheme, alias: str, participant: str, currency: str, at: int = 1
+) -> None:
     """A row as the directory wrote it before 0022: the spelling typed, kept as it was."""
     with scheme.engine.begin() as conn:
         conn.execute(
@@ -25,7 +27,7 @@ def _registered(scheme: PaymentScheme, alias: str, participant: str, currency: s
                 display_name=f"{alias} Co",
                 currency=currency,
                 country="MY" if currency == "MYR" else "RW",
-                created_at=1,
+                created_at=at,
             )
         )
 
@@ -38,18 +40,24 @@ def test_business_ids_typed_before_are_folded_unless_two_spellings_clash(
     _registered(scheme, "Beta  Trading", "maybank", "MYR")
     _registered(scheme, "BETA TRADING", "mtn-rw", "RWF")  # one business, two registrations
     _registered(scheme, "GAMMA-7", "mtn-rw", "RWF")  # folded already
+    # neither folded: the first registered takes the folded form, whatever the collation
+    # (PostgreSQL's en-US ordered "delta" first and gave it the other participant's)
+    _registered(scheme, "Delta co 9", "mtn-rw", "RWF", at=5)
+    _registered(scheme, "delta co 9", "maybank", "MYR", at=2)
     with caplog.at_level(logging.WARNING):
         upgrade(scheme.engine)
     with scheme.engine.connect() as conn:
         rows = conn.execute(
-            sa.select(st.aliases.c.alias, st.aliases.c.participant_id)
-            .where(st.aliases.c.alias_type == "BUSINESS")
-            .order_by(st.aliases.c.alias)
+            sa.select(st.aliases.c.alias, st.aliases.c.participant_id).where(
+                st.aliases.c.alias_type == "BUSINESS"
+            )
         ).all()
-    assert [tuple(r) for r in rows] == [
+    assert sorted(tuple(r) for r in rows) == [
         ("ACME LTD 12345", "maybank"),
         ("BETA TRADING", "mtn-rw"),
         ("Beta  Trading", "maybank"),  # left: the operator settles it with the two
+        ("DELTA CO 9", "maybank"),
+        ("Delta co 9", "mtn-rw"),
         ("GAMMA-7", "mtn-rw"),
     ]
     assert "'Beta  Trading' (maybank) left as it is" in caplog.text
