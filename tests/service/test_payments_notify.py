@@ -9,6 +9,7 @@ import ipaddress
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -93,11 +94,12 @@ def test_a_transfer_notifies_payee_then_payer_over_http(
     counts = Dispatcher(scheme.engine, clock).deliver_due()
     assert counts == {"delivered": 2, "failed": 0}
     got = [(r["path"], r["event"], r["to"], r["body"]["state"]) for r in endpoint.received]
-    assert got == [
-        ("/callbacks/bk", "transfer.reserved", "bk-rw", "RESERVED"),
+    assert sorted(got) == [  # the two participants are served at once: in either order
         ("/callbacks", "transfer.committed", "mtn-rw", "COMMITTED"),
+        ("/callbacks/bk", "transfer.reserved", "bk-rw", "RESERVED"),
     ]
-    assert endpoint.received[1]["body"]["sendAmount"] == {"minor": 1_000, "currency": "RWF"}
+    (committed,) = [r for r in endpoint.received if r["to"] == "mtn-rw"]
+    assert committed["body"]["sendAmount"] == {"minor": 1_000, "currency": "RWF"}
     assert Dispatcher(scheme.engine, clock).deliver_due() == {"delivered": 0, "failed": 0}
     seen = scheme.notifications("mtn-rw")
     assert [(n["event"], n["attempts"], n["deliveredAt"] is not None) for n in seen] == [
@@ -427,6 +429,49 @@ def test_a_participants_notices_arrive_in_order_and_a_dead_endpoint_costs_one_at
         (t2.id, "transfer.reserved"),
         (t.id, "transfer.aborted"),
     ]
+
+
+def test_a_slow_endpoint_holds_up_no_other_participants_notices(
+    scheme: PaymentScheme, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a review: one thread served the participants one after another, each
+    participant's notices in a row until one failed; an endpoint answering 200 just inside
+    the attempt's deadline held the round for all of its notices (200 x 10 s) while every
+    participant sorted after it waited, and their payees let payments expire unheard. Now
+    the participants are served at once, and a participant's turn ends after ``TURN_S``."""
+    from entrepot.payments import notify
+
+    monkeypatch.setattr(notify, "TURN_S", 0.2)
+    slow_s = 0.6
+    arrivals: list[tuple[str, str, float]] = []
+    lock = threading.Lock()
+
+    def send(url: str, body: bytes, headers: dict[str, str]) -> int:
+        if "bk.example" in url:
+            time.sleep(slow_s)  # answers, slowly, every time
+        with lock:
+            arrivals.append((headers["FSPIOP-Destination"], body.decode(), time.monotonic()))
+        return 200
+
+    join_bk(scheme)
+    scheme.set_endpoint("bk-rw", "https://bk.example/callbacks")
+    scheme.set_endpoint("mtn-rw", "https://mtn.example/callbacks")
+    ids = [f"t{i}" for i in range(4)]
+    for tid in ids:  # four notices to bk-rw ("reserved")
+        pay(scheme, "mtn-rw", tid, BK_CUSTOMER, 1_000, "RWF", commit=False)
+    scheme.commit_transfer("bk-rw", "t0")  # one to mtn-rw ("committed"), written last
+    dispatcher = Dispatcher(scheme.engine, clock, send=send)
+    started = time.monotonic()
+    # bk-rw's turn ends after one notice (0.6 s > 0.2 s); mtn-rw's is not held up by it
+    assert dispatcher.deliver_due() == {"delivered": 2, "failed": 0}
+    ((_, _, at),) = [a for a in arrivals if a[0] == "mtn-rw"]
+    assert at - started < slow_s, "mtn-rw waited for bk-rw's slow endpoint"
+    rounds = 1
+    while dispatcher.deliver_due() != {"delivered": 0, "failed": 0}:
+        rounds += 1
+    assert rounds >= 3  # bk-rw's rest came a turn at a time
+    to_bk = [json.loads(body)["transferId"] for who, body, _ in arrivals if who == "bk-rw"]
+    assert to_bk == ids  # in the order written, turn after turn
 
 
 def test_the_allowed_hosts_are_checked_at_every_attempt_and_odd_urls_refused(

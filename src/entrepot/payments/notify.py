@@ -38,6 +38,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Sequence, Set
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,13 @@ _RETRY_LATER = (408, 425, 429)
 ERROR_LEN_MAX = 300
 TIMEOUT_S = 5.0  # one read or connect
 ATTEMPT_S_MAX = 10.0  # a whole attempt
+#: A participant's turn in a delivery round: no further notice of its is started once its
+#: turn has lasted this long (the rest wait for the next round, in order). An endpoint that
+#: answered 200 just inside the attempt's deadline once held a round for 200 notices in a
+#: row, every other participant sorted after it waiting (payments expired unheard).
+TURN_S = 1.0
+#: Participants served at once in a round, each by one thread (its notices stay in order).
+DELIVERY_THREADS = 16
 
 RECIPIENTS: dict[TransferState, tuple[str, ...]] = {
     TransferState.RESERVED: ("payee",),
@@ -387,11 +395,14 @@ class Dispatcher:
 
     Each participant's notices arrive in the order they were written: a notice waits while
     an earlier one to the same participant is undelivered (a payee heard "aborted" before
-    "reserved" when its endpoint was down for the first). A round takes, for each
-    participant whose oldest undelivered notice is due, its notices in order until one
-    fails: an endpoint that is down costs one attempt a round (its deadline at most), not
-    one per notice. A notice refused outright, or failed ``ATTEMPTS_MAX`` times, is
-    abandoned so as not to hold back the later ones (the participant still reads it).
+    "reserved" when its endpoint was down for the first). A round serves the participants
+    whose oldest undelivered notice is due at once (``threads`` at a time, one thread each),
+    each taking its notices in order until one fails or its turn has lasted ``TURN_S``: an
+    endpoint that is down costs one attempt a round (its deadline at most), not one per
+    notice, and a slow one delays no other participant's notices beyond the round's end
+    (one attempt's deadline at most). A notice refused outright, or failed ``ATTEMPTS_MAX``
+    times, is abandoned so as not to hold back the later ones (the participant still reads
+    it).
     ``hosts``: the operator's allowed callback hosts, checked at every attempt too (an
     endpoint registered before the list was set is not called outside it)."""
 
@@ -402,15 +413,20 @@ class Dispatcher:
         send: Sender | None = None,
         key: SigningKey | None = None,
         hosts: Set[str] = frozenset(),
+        threads: int = DELIVERY_THREADS,
     ) -> None:
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, not {threads}")
         self.engine = engine
         self.clock: Clock = clock or SystemClock()
         self.send: Sender = send or http_post
         self.key = key
         self.hosts = frozenset(h.lower() for h in hosts)
+        self.threads = threads
 
     def deliver_due(self, limit: int = 200) -> dict[str, int]:
-        """One round: at most ``limit`` notices per participant."""
+        """One round: at most ``limit`` notices per participant, each participant's turn
+        ending once it has lasted ``TURN_S``; returns once every turn has ended."""
         now = self.clock.now_ns()
         o = st.outbox.c
         heads = (  # each participant's oldest notice still to deliver
@@ -427,7 +443,22 @@ class Dispatcher:
                 .all()
             )
         counts = {"delivered": 0, "failed": 0}
-        for pid in sorted(ready):
+        if len(ready) <= 1:  # no thread to start for one participant
+            turns = [self._turn(pid, limit) for pid in ready]
+        else:
+            with ThreadPoolExecutor(min(self.threads, len(ready)), "deliver") as pool:
+                turns = list(pool.map(lambda pid: self._turn(pid, limit), sorted(ready)))
+        for turn in turns:
+            for key, n in turn.items():
+                counts[key] += n
+        return counts
+
+    def _turn(self, pid: str, limit: int) -> dict[str, int]:
+        """Participant ``pid``'s notices in order, until one fails or the turn has lasted
+        ``TURN_S`` (at least one is tried)."""
+        ends = time.monotonic() + TURN_S
+        counts = {"delivered": 0, "failed": 0}
+        try:
             with read_connection(self.engine) as conn:
                 rows = conn.execute(
                     sa.select(st.outbox, st.endpoints.c.url)
@@ -440,16 +471,21 @@ class Dispatcher:
                     .order_by(st.outbox.c.id)
                     .limit(limit)
                 ).all()
-            for row in rows:
-                error, refused = self._attempt(row)
-                try:
-                    abandoned = self._record(row, error, refused)
-                except Exception:  # recorded next round; the other participants go on now
-                    log.exception("recording a notice to %s failed", pid)
-                    break
-                counts["failed" if error else "delivered"] += 1
-                if error and not abandoned:
-                    break  # the rest wait, in order, for this one
+        except Exception:  # read again next round; the other participants go on now
+            log.exception("reading the notices to %s failed", pid)
+            return counts
+        for i, row in enumerate(rows):
+            if i and time.monotonic() >= ends:
+                break  # the rest next round: the other participants' turns are not held up
+            error, refused = self._attempt(row)
+            try:
+                abandoned = self._record(row, error, refused)
+            except Exception:  # recorded next round; the other participants go on now
+                log.exception("recording a notice to %s failed", pid)
+                break
+            counts["failed" if error else "delivered"] += 1
+            if error and not abandoned:
+                break  # the rest wait, in order, for this one
         return counts
 
     def _attempt(self, row: Any) -> tuple[str | None, bool]:
