@@ -1395,6 +1395,27 @@ def test_the_official_schema_refuses_what_the_message_definition_forbids(
         validate(xml.replace(good, bad, 1), official_xsd(message))
 
 
+def test_a_statement_of_the_schemes_own_larger_than_a_received_message_may_be_validates() -> None:
+    """Found by a review: ``validate`` parsed with the bound on messages received (1 MiB),
+    so a statement of 1,400 entries of the scheme's own making (camt.053 goes to 50,000) was
+    refused as malformed, and the tests could never check one of a real size."""
+    entries = [
+        dataclasses.replace(e, entry_ref=f"E{i}-{e.entry_ref}", amount_minor=1)
+        for i in range(500)
+        for e in make_entries()
+    ]
+    credits = sum(1 for e in entries if e.credit)
+    statement = make_statement(
+        entries=entries, closing_balance_minor=10_000 + credits - (len(entries) - credits)
+    )
+    xml = camt053(statement)
+    assert len(xml) > MESSAGE_BYTES_MAX
+    validate(xml, CAMT053_SUBSET_XSD)
+    validate(xml, official_xsd("camt.053.001.08"))
+    with pytest.raises(InvalidInput, match="more than the 1048576 accepted"):
+        validate(xml, CAMT053_SUBSET_XSD, size_max=MESSAGE_BYTES_MAX)  # one from outside
+
+
 def test_validate_needs_a_readable_schema(tmp_path: Any) -> None:
     with pytest.raises(ConfigurationError):
         validate(pacs002(make_status()), tmp_path / "missing.xsd")

@@ -983,13 +983,13 @@ def camt053(statement: Statement) -> bytes:
 # --- reading -------------------------------------------------------------------------------
 
 
-def _parse_xml(data: object, what: str) -> Any:
+def _parse_xml(data: object, what: str, size_max: int | None = MESSAGE_BYTES_MAX) -> Any:
+    """``data`` parsed safely (no DTD, entities or network); ``size_max``: the most bytes
+    taken (None: any, for a message of the scheme's own making)."""
     if not isinstance(data, bytes):
         raise TypeError(f"{what}: expected the message as bytes, got {type(data).__name__}")
-    if len(data) > MESSAGE_BYTES_MAX:
-        raise MalformedMessage(
-            f"{what}: {len(data)} bytes, more than the {MESSAGE_BYTES_MAX} accepted"
-        )
+    if size_max is not None and len(data) > size_max:
+        raise MalformedMessage(f"{what}: {len(data)} bytes, more than the {size_max} accepted")
     parser = etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
     )
@@ -1293,11 +1293,14 @@ def _schema(path: str) -> Any:
         raise ConfigurationError(f"{path} is not a usable XSD: {exc}", field="schema_path") from exc
 
 
-def validate(xml_bytes: bytes, schema_path: str | Path) -> None:
-    """Raises SchemaViolation unless ``xml_bytes`` conforms to the XSD at ``schema_path``."""
+def validate(xml_bytes: bytes, schema_path: str | Path, *, size_max: int | None = None) -> None:
+    """Raises SchemaViolation unless ``xml_bytes`` conforms to the XSD at ``schema_path``.
+    Any size by default: a statement of the scheme's own (up to 50,000 entries, tens of MB)
+    was refused as malformed past :data:`MESSAGE_BYTES_MAX`, the bound on messages received;
+    ``size_max`` bounds one from outside."""
     path = Path(schema_path).resolve()
     schema = _schema(str(path))
-    document = _parse_xml(xml_bytes, path.name)
+    document = _parse_xml(xml_bytes, path.name, size_max)
     if not schema.validate(document):
         errors = [f"line {error.line}: {_explanation(error.message)}" for error in schema.error_log]
         raise SchemaViolation(
