@@ -261,7 +261,7 @@ def test_bulk_reads_its_csv_with_the_csv_module_and_names_a_bad_line(
     path.write_text(
         header + '"b1","MSISDN","+250 788 000 001","1000"\n\nb2,MSISDN,+250788999999,5\n'
     )
-    done = cli.json("payments bulk --as mtn-rw bulk-9 RWF --file", str(path))
+    done = cli.json("payments bulk --as mtn-rw bulk-9 RWF --file", str(path), code=1)
     assert done == {
         "bulkId": "bulk-9",
         "committed": 1,

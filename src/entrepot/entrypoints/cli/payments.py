@@ -20,7 +20,15 @@ from typing import Annotated, Any
 import typer
 
 from entrepot.entrypoints.api.deadlines import DEFAULT_EVERY_S
-from entrepot.entrypoints.cli.output import bad_input, emit_json, guard, open_app, out
+from entrepot.entrypoints.cli.output import (
+    EXIT_FAILURE,
+    bad_input,
+    emit_json,
+    exit_with,
+    guard,
+    open_app,
+    out,
+)
 from entrepot.kernel.clock import parse_time
 from entrepot.kernel.errors import InvalidInput
 from entrepot.kernel.money import format_amount, get_currency, parse_amount
@@ -497,7 +505,8 @@ def bulk(
     as_json: Json = False,
 ) -> None:
     """Pay many payees in one currency at once (as POST /v1/transfers/bulk): bad input anywhere
-    refuses the whole file, naming its line; a payment that fails alone is rejected alone."""
+    refuses the whole file, naming its line (exit 2, nothing paid); a payment that fails alone
+    is rejected alone, the others paid, and the command exits 1, naming the first on stderr."""
     items, lines = _bulk_items(file, currency)
     with _scheme() as a:
         try:
@@ -505,6 +514,7 @@ def bulk(
         except InvalidInput as exc:
             raise _bulk_line_error(exc, file, items, lines) from None
     committed = sum(1 for r in results if r.state is TransferState.COMMITTED)
+    rejected = [r for r in results if r.state is not TransferState.COMMITTED]
     _show(
         {
             "bulkId": bulk_id,
@@ -517,6 +527,13 @@ def bulk(
         },
         as_json,
     )
+    if rejected:  # as the ledger's batch commands: anything refused exits 1, named on stderr
+        first = rejected[0]
+        exit_with(
+            f"{len(rejected)} of {len(results)} transfers rejected "
+            f"(first: {first.transfer_id}: {first.reason})",
+            EXIT_FAILURE,
+        )
 
 
 _BULK_COLUMNS = ("transfer_id", "type", "alias", "amount")
@@ -553,6 +570,10 @@ def _bulk_items(file: Path, currency: str) -> tuple[list[BulkItem], list[int]]:
                 lines.append(start)
     except FileNotFoundError:
         raise bad_input(f"--file: {file} does not exist") from None
+    except IsADirectoryError:
+        raise bad_input(f"--file: {file} is a directory, not a CSV file") from None
+    except PermissionError:
+        raise bad_input(f"--file: {file} may not be read (permission denied)") from None
     except (UnicodeDecodeError, csv.Error) as exc:
         raise bad_input(f"--file: {file} is not a UTF-8 CSV file: {exc}") from None
     return items, lines
@@ -958,11 +979,21 @@ def notifications(
         )
 
 
+#: The longest wait between delivery rounds: a day (an infinite one never delivers again)
+DELIVER_INTERVAL_MAX_S = 86_400
+
+
 @app.command("deliver")
 @guard
 def deliver(
     loop: Annotated[bool, typer.Option("--loop", help="Keep delivering until stopped.")] = False,
-    interval_s: Annotated[float, typer.Option("--interval", min=0.1)] = 1.0,
+    interval_s: Annotated[
+        float,
+        typer.Option(
+            "--interval",
+            help=f"Seconds between rounds with nothing to deliver (0.1..{DELIVER_INTERVAL_MAX_S}).",
+        ),
+    ] = 1.0,
     as_json: Json = False,
 ) -> None:
     """Deliver due notifications to participants' endpoints (retrying failures with backoff).
@@ -970,6 +1001,10 @@ def deliver(
     from entrepot.entrypoints.api.app import callback_key_path
     from entrepot.payments.notify import CallbackAddresses, Dispatcher, http_post, signing_key
 
+    if not 0.1 <= interval_s <= DELIVER_INTERVAL_MAX_S:  # nan and inf too: a sleep they end
+        raise typer.BadParameter(
+            f"{interval_s} is not 0.1..{DELIVER_INTERVAL_MAX_S} seconds", param_hint="--interval"
+        )
     with _scheme() as a:
         key = signing_key(callback_key_path(a.settings.home))
         addresses = CallbackAddresses.parse(a.settings.callback_networks)
