@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from tests.e2e.test_cli import Cli
 from tests.e2e.test_cli_payments import _network
@@ -74,3 +77,65 @@ def test_deliver_interval_is_bounded_with_a_named_error(cli: Cli) -> None:
     for interval in ("inf", "nan", "0", "86401"):
         result = cli(f"payments deliver --loop --interval {interval}", code=2)
         assert "Invalid value for --interval" in result.stderr, result.stderr
+
+
+# ---------------------------------------------------------------------------------- camt.053
+def test_camt053_since_in_the_future_without_to_is_refused_as_the_api_does(cli: Cli) -> None:
+    """The API's end defaults to now (+1 s) and answers 422 "from is after to"; the CLI
+    printed a statement for a period that had not begun."""
+    line = cli.error("payments iso20022 camt053 mtn-rw:RWF --since 2200-01-01", code=2)
+    assert line == "error: --since is after now (the default --to)"
+    assert "--since is after --to" in cli.error(
+        "payments iso20022 camt053 mtn-rw:RWF --since 2200-01-01 --to 2199-01-01", code=2
+    )
+    assert "<Stmt>" in cli("payments iso20022 camt053 mtn-rw:RWF --since 2000-01-01").stdout
+
+
+# ---------------------------------------------------------------------------------- XML bytes
+def _xml_under_latin1(cli: Cli, *args: str) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, **cli.env, "PYTHONIOENCODING": "latin-1"}
+    command = [sys.executable, "-m", "entrepot", "payments", "iso20022", *args]
+    return subprocess.run(command, env=env, capture_output=True, timeout=120)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_iso20022_xml_is_written_as_its_utf8_bytes_whatever_stdout_encodes(
+    cli: Cli, name: str
+) -> None:
+    """Under PYTHONIOENCODING=latin-1, "Café Kopi 咖啡" failed (exit 2) and "Café Kopi" was
+    written in latin-1 under a declaration of UTF-8: not well-formed XML."""
+    cli("payments participant-add kopi --kind bank --country MY --currency MYR --name", name)
+    cli("payments alias-add --as kopi MERCHANT KOPI-1 --currency MYR --name", name)
+    cli("payments quote --as mtn-rw q1 MERCHANT KOPI-1 10.00 MYR RWF --type RECEIVE")
+    cli("payments prepare --as mtn-rw t1 q1")
+    for args, holds_name in (
+        (("camt053", "kopi:MYR"), True),
+        (("pacs008", "t1"), True),
+        (("pacs002", "t1"), False),
+    ):
+        proc = _xml_under_latin1(cli, *args)
+        assert proc.returncode == 0, (args, proc.stderr)
+        assert proc.stdout.startswith(b'<?xml version="1.0" encoding="UTF-8"?>'), proc.stdout
+        document = etree.fromstring(proc.stdout)  # well-formed, in the encoding it declares
+        names = [e.text for e in document.iter("{*}Nm")]
+        assert (name in names) is holds_name, (args, names)
+
+
+# ---------------------------------------------------------------------------------- empty options
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        ("payments qr-encode KL-TILL-42 Kedai KL MY MYR --amount ''", "invalid amount '': it is"),
+        ("payments iso20022 camt053 mtn-rw:RWF --since ''", "--since: not an ISO 8601 time"),
+        ("payments iso20022 camt053 mtn-rw:RWF --to ''", "--to: not an ISO 8601 time"),
+        ("payments transfers --as mtn-rw --after ''", "--after must be a transfer id"),
+    ],
+)
+def test_an_empty_option_is_refused_not_taken_as_not_given(
+    cli: Cli, command: str, says: str
+) -> None:
+    """The API answers 422 for each (a min_length); the CLI made a static QR, a statement of
+    everything, the first page."""
+    before = cli.json("payments liquidity mtn-rw RWF")
+    assert says in cli.error(command, code=2)
+    assert cli.json("payments liquidity mtn-rw RWF") == before

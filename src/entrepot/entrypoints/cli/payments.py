@@ -456,6 +456,8 @@ def transfers(
     as_json: Json = False,
 ) -> None:
     """The participant's transfers (as payer or payee), by id."""
+    if after is not None and not 1 <= len(after) <= 64:
+        raise bad_input(f"--after must be a transfer id, 1-64 characters, not {after!r}")
     with _scheme() as a:
         a.payments.get_participant(caller)  # an unknown one is an error, not an empty list
         _show(a.payments.list_transfers(caller, limit, after), as_json)
@@ -626,7 +628,7 @@ def qr_encode(
         country=country,
         merchant_name=merchant_name,
         city=city,
-        amount_minor=parse_amount(amount, currency) if amount else None,
+        amount_minor=None if amount is None else parse_amount(amount, currency),
         reference_label=reference,
     )
     text = qr.encode(payload)
@@ -829,20 +831,18 @@ def iso(
         participant, _, currency = target.partition(":")
         if not participant or not currency:
             raise bad_input(f"camt053: expected PARTICIPANT:CURRENCY, got {target!r}")
-    since_ns = _time(since, "--since") if since else 0
-    until_ns = _time(until, "--to") if until else None
+    since_ns = 0 if since is None else _time(since, "--since")
+    until_ns = None if until is None else _time(until, "--to")
     if until_ns is not None and since_ns > until_ns:
         raise bad_input("--since is after --to")
     with _scheme() as a:
         scheme: PaymentScheme = a.payments
         if message == "camt053":
+            end_ns = scheme.clock.now_ns() if until_ns is None else until_ns
+            if since_ns > end_ns:  # without --to, a --since in the future is refused alike
+                raise bad_input("--since is after now (the default --to)")
             st = messages.account_statement(
-                scheme,
-                participant,
-                currency,
-                since_ns,
-                scheme.clock.now_ns() if until_ns is None else until_ns,
-                account,
+                scheme, participant, currency, since_ns, end_ns, account
             )
             xml = iso20022.camt053(st)
         elif message in ("pacs008", "pacs002"):
@@ -855,7 +855,8 @@ def iso(
                 )
         else:
             raise ValueError(f"unknown message {message!r}: use pacs008, pacs002 or camt053")
-        typer.echo(xml.decode())
+    # the bytes as made: the encoding their declaration names (UTF-8), whatever stdout's is
+    typer.echo(xml)
 
 
 def _time(text: str, option: str) -> int:
