@@ -139,3 +139,62 @@ def test_an_empty_option_is_refused_not_taken_as_not_given(
     before = cli.json("payments liquidity mtn-rw RWF")
     assert says in cli.error(command, code=2)
     assert cli.json("payments liquidity mtn-rw RWF") == before
+
+
+# ---------------------------------------------------------------------------------- as the API
+@pytest.mark.parametrize(
+    "command",
+    [
+        "payments deposit mtn-rw +5 RWF dep-9",
+        "payments cap mtn-rw +5 RWF",
+        "payments qr-encode KL-TILL-42 Kedai KL MY MYR --amount +5",
+        "payments quote --as mtn-rw q1 MERCHANT KL-TILL-42 +5 MYR RWF --type RECEIVE",
+        "payments escrow-create --as mtn-rw e1 fxco +100 RWF goods 600",
+    ],
+)
+def test_a_signed_amount_is_refused_as_the_api_refuses_it(cli: Cli, command: str) -> None:
+    """The API's amounts match ``^[0-9]+(\\.[0-9]+)?$``: "+5" deposited 5 from the CLI."""
+    before = cli.json("payments liquidity mtn-rw RWF")
+    line = cli.error(command, code=2)
+    assert "invalid_amount: invalid amount '+" in line and "a sign is not accepted" in line
+    assert cli.json("payments liquidity mtn-rw RWF") == before
+
+
+def test_a_signed_amount_in_qr_pay_or_a_bulk_file_is_refused(cli: Cli, tmp_path: Path) -> None:
+    before = cli.json("payments liquidity mtn-rw RWF")
+    static = cli.json("payments qr-encode KL-TILL-42 Kedai KL MY MYR")["payload"]
+    dynamic = cli.json("payments qr-encode KL-TILL-42 Kedai KL MY MYR --amount 2")["payload"]
+    pay = "payments qr-pay --as mtn-rw {} q1 t1 RWF"
+    for command in (pay.format(static) + " --amount +1", pay.format(dynamic) + " --tip +1"):
+        assert "a sign is not accepted" in cli.error(command, code=2)
+    plus = _bulk_file(tmp_path, "b1,MERCHANT,KL-TILL-42,+1.00\n")
+    line = cli.error("payments bulk --as mtn-rw bk-1 MYR --file", plus, code=2)
+    assert "line 2 (b1): invalid_amount" in line and "a sign is not accepted" in line
+    assert cli.json("payments liquidity mtn-rw RWF") == before
+    assert "quote_not_found" in cli.error("payments quote-show --as mtn-rw q1", code=1)
+
+
+@pytest.mark.parametrize(
+    "command", ["payments liquidity mtn-rw XYZ", "payments iso20022 camt053 mtn-rw:XXX"]
+)
+def test_a_code_that_is_no_currency_is_unknown_currency(cli: Cli, command: str) -> None:
+    """The API's routes look the code up first (422 unknown_currency); the CLI answered
+    currency_not_supported (exit 1), as for a currency the participant does not hold."""
+    assert "unknown_currency: unknown currency code" in cli.error(command, code=2)
+
+
+def test_a_malformed_controller_is_bad_input_not_one_refused(cli: Cli) -> None:
+    before = cli.json("payments liquidity mtn-rw RWF")
+    line = cli.error(
+        "payments escrow-create --as mtn-rw e1 fxco 100 RWF goods 600 --controller 'bad id'",
+        code=2,
+    )
+    assert line.startswith("error: invalid_input: controller 'bad id' must be a participant id")
+    assert "controller '' must be a participant id" in cli.error(  # not "none given"
+        "payments escrow-create --as mtn-rw e1 fxco 100 RWF goods 600 --controller ''", code=2
+    )
+    assert "controller_not_allowed" in cli.error(
+        "payments escrow-create --as mtn-rw e1 fxco 100 RWF goods 600 --controller maybank",
+        code=1,
+    )
+    assert cli.json("payments liquidity mtn-rw RWF") == before

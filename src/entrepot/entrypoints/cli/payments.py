@@ -31,7 +31,7 @@ from entrepot.entrypoints.cli.output import (
 )
 from entrepot.kernel.clock import parse_time
 from entrepot.kernel.errors import InvalidInput
-from entrepot.kernel.money import format_amount, get_currency, parse_amount
+from entrepot.kernel.money import InvalidAmount, format_amount, get_currency, parse_amount
 from entrepot.payments import (
     SCHEME,
     AliasType,
@@ -49,6 +49,7 @@ from entrepot.payments.credentials import (
     list_credentials,
     revoke_credential,
 )
+from entrepot.payments.errors import InvalidPaymentInput
 from entrepot.payments.services import QUOTE_TTL_S, TRANSFER_TTL_S
 
 app = typer.Typer(
@@ -93,6 +94,29 @@ def _window_id(window_id: int) -> int:
     if not 1 <= window_id <= WINDOW_ID_MAX:
         raise bad_input(f"window id must be 1..2^63-1, not {window_id}")
     return window_id
+
+
+def _unsigned(text: str) -> str:
+    """Amount text as the API takes it (``^[0-9]+(\\.[0-9]+)?$``): a leading '+' is refused,
+    as the API refuses it, not read as the amount it signs (the kernel's ``parse_amount``,
+    shared with the ledger commands, takes one). A '-' is left to the checks that refuse a
+    negative amount by what it is."""
+    if text.startswith("+"):
+        raise InvalidAmount(
+            f"invalid amount {text!r}: a sign is not accepted; write plain digits like "
+            f"{text[1:]!r}",
+            field="amount",
+        )
+    return text
+
+
+def _amount(text: str, currency: str) -> int:
+    """A payments command's amount: decimal text in its currency, unsigned, as the API's."""
+    return parse_amount(_unsigned(text), currency)
+
+
+#: A participant id as the API's bodies take one (schemas.Id)
+_PARTICIPANT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @app.command("enable-currency")
@@ -186,7 +210,7 @@ def deposit(
 ) -> None:
     """Central bank money into a participant's settlement account."""
     with _scheme() as a:
-        a.payments.deposit(participant_id, currency, parse_amount(amount, currency), deposit_id)
+        a.payments.deposit(participant_id, currency, _amount(amount, currency), deposit_id)
         _show(_liquidity(a.payments, participant_id, currency), as_json)
 
 
@@ -195,7 +219,7 @@ def deposit(
 def cap(participant_id: str, amount: str, currency: str, as_json: Json = False) -> None:
     """Set a participant's net debit cap in a currency."""
     with _scheme() as a:
-        a.payments.set_net_debit_cap(participant_id, currency, parse_amount(amount, currency))
+        a.payments.set_net_debit_cap(participant_id, currency, _amount(amount, currency))
         _show(_liquidity(a.payments, participant_id, currency), as_json)
 
 
@@ -259,7 +283,9 @@ _LIQUIDITY_NAMES = {
 
 
 def _liquidity(scheme: PaymentScheme, participant_id: str, currency: str) -> dict[str, Any]:
-    """A participant's liquidity in one currency, in the shape GET /v1/.../liquidity answers."""
+    """A participant's liquidity in one currency, in the shape GET /v1/.../liquidity answers
+    (a code that is no currency is unknown_currency, bad input, before the participant's)."""
+    get_currency(currency)
     figures = scheme.liquidity(participant_id, currency)
     return {
         "participantId": participant_id,
@@ -380,7 +406,7 @@ def quote(
                 quote_id,
                 alias_type,
                 alias,
-                parse_amount(amount, amount_currency),
+                _amount(amount, amount_currency),
                 amount_type,
                 source_currency,
                 ttl_s=expiry,
@@ -565,7 +591,7 @@ def _bulk_items(file: Path, currency: str) -> tuple[list[BulkItem], list[int]]:
                     )
                 tid, kind, alias, amount = fields
                 try:
-                    minor = parse_amount(amount, currency)
+                    minor = _amount(amount, currency)
                 except InvalidInput as exc:
                     raise bad_input(f"{where}: {exc.code}: {exc.detail}") from None
                 items.append(BulkItem(tid, kind, alias, minor))
@@ -628,7 +654,7 @@ def qr_encode(
         country=country,
         merchant_name=merchant_name,
         city=city,
-        amount_minor=None if amount is None else parse_amount(amount, currency),
+        amount_minor=None if amount is None else _amount(amount, currency),
         reference_label=reference,
     )
     text = qr.encode(payload)
@@ -674,6 +700,8 @@ def qr_pay(
     """Pay a merchant's QR in one call, as POST /v1/qr/pay: decode it, look up its till id,
     quote in the payer's currency and prepare; a refused payment leaves no quote behind."""
     payer_alias_type, payer_alias = _payer(payer)
+    amount = None if amount is None else _unsigned(amount)
+    tip = None if tip is None else _unsigned(tip)
     with _scheme() as a:
         scheme: PaymentScheme = a.payments
         party, q, t = scheme.pay_qr_payload(
@@ -704,6 +732,12 @@ def escrow_create(
     controller: Annotated[str | None, typer.Option("--controller")] = None,
     as_json: Json = False,
 ) -> None:
+    if controller is not None and not _PARTICIPANT_ID.fullmatch(controller):
+        # malformed: bad input, as the API's 422, not controller_not_allowed (a participant's)
+        raise InvalidPaymentInput(
+            f"controller {controller!r} must be a participant id, 1-64 letters, digits, '-' or '_'",
+            field="controller",
+        )
     with _scheme() as a:
         _show(
             a.payments.create_escrow(
@@ -711,7 +745,7 @@ def escrow_create(
                 escrow_id,
                 payee,
                 currency,
-                parse_amount(amount, currency),
+                _amount(amount, currency),
                 purpose,
                 deadline_s,
                 on_deadline,
@@ -727,7 +761,7 @@ def escrow_release(
     caller: As, escrow_id: str, amount: str, currency: str, as_json: Json = False
 ) -> None:
     with _scheme() as a:
-        minor = parse_amount(amount, currency)
+        minor = _amount(amount, currency)
         _show(a.payments.release_escrow(caller, escrow_id, minor, currency=currency), as_json)
 
 
@@ -737,7 +771,7 @@ def escrow_refund(
     caller: As, escrow_id: str, amount: str, currency: str, as_json: Json = False
 ) -> None:
     with _scheme() as a:
-        minor = parse_amount(amount, currency)
+        minor = _amount(amount, currency)
         _show(a.payments.refund_escrow(caller, escrow_id, minor, currency=currency), as_json)
 
 
@@ -753,7 +787,7 @@ def escrow_split(
 ) -> None:
     """Release part to the payee and refund part to the payer in one decision."""
     with _scheme() as a:
-        rel, ref = parse_amount(release, currency), parse_amount(refund, currency)
+        rel, ref = _amount(release, currency), _amount(refund, currency)
         _show(a.payments.split_escrow(caller, escrow_id, rel, ref, currency=currency), as_json)
 
 
@@ -831,6 +865,7 @@ def iso(
         participant, _, currency = target.partition(":")
         if not participant or not currency:
             raise bad_input(f"camt053: expected PARTICIPANT:CURRENCY, got {target!r}")
+        get_currency(currency)  # a code that is none: unknown_currency, as the API's 422
     since_ns = 0 if since is None else _time(since, "--since")
     until_ns = None if until is None else _time(until, "--to")
     if until_ns is not None and since_ns > until_ns:
