@@ -125,7 +125,7 @@ def test_every_use_case_has_a_command(cli: Cli) -> None:
     assert cli.json("payments quote-show --as mtn-rw q1")["state"] == "QUOTED"
     assert cli.json("payments quote-accept --as mtn-rw q1")["state"] == "ACCEPTED"
     cli("payments prepare --as mtn-rw t1 q1")
-    assert [t["id"] for t in cli.json("payments transfers --as maybank")] == ["t1"]
+    assert [t["id"] for t in cli.json("payments transfers --as maybank")["transfers"]] == ["t1"]
     assert "not on hold" in cli.error("payments review t1 --approve --reason ok", code=1)
     cli("payments escrow-create --as mtn-rw e1 fxco 100 RWF order-7 600")
     assert "holds RWF, not MYR" in cli.error("payments escrow-split --as mtn-rw e1 1 1 MYR", code=2)

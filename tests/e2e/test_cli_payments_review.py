@@ -198,3 +198,50 @@ def test_a_malformed_controller_is_bad_input_not_one_refused(cli: Cli) -> None:
         code=1,
     )
     assert cli.json("payments liquidity mtn-rw RWF") == before
+
+
+# ---------------------------------------------------------------------------------- --json
+def test_json_carries_what_the_api_answers(cli: Cli) -> None:
+    rate = cli.json("payments fx-rate --as fxco RWF MYR 0.0032 --spread-bps 100")
+    assert (rate["rate"], rate["effective_rate"]) == ("0.0032", "0.003168")
+    created = cli.json("payments escrow-create --as mtn-rw e1 fxco 100 RWF goods 600")
+    assert (created["amount_minor"], created["held_minor"]) == (100, 100)
+    released = cli.json("payments escrow-release --as mtn-rw e1 30 RWF")
+    assert (released["released_minor"], released["held_minor"]) == (30, 70)
+    assert cli.json("payments escrow --as mtn-rw e1")["escrow"]["held_minor"] == 70
+    issued = cli.json("payments credentials maybank")
+    assert issued["token"] == f"{issued['key_id']}.{issued['secret']}"
+    cli("payments suspend fxco --reason audit")
+    history = cli.json("payments status-history fxco")
+    assert (history["participant_id"], history["active"]) == ("fxco", False)
+    assert [(c["active"], c["reason"]) for c in history["changes"]] == [(False, "audit")]
+    cli("payments resume fxco")
+    assert cli.json("payments status-history fxco")["active"] is True
+
+
+def test_metrics_json_carries_the_cap_used_ratio_its_text_prints(cli: Cli) -> None:
+    from tests.service.test_payments_monitoring import prometheus_samples
+
+    cli("payments quote --as mtn-rw q1 MERCHANT KL-TILL-42 25.50 MYR RWF --type RECEIVE")
+    cli("payments prepare --as mtn-rw t1 q1")
+    samples = prometheus_samples(cli("payments metrics").stdout)
+    positions = cli.json("payments metrics")["positions"]
+    for p in positions:
+        key = (("currency", p["currency"]), ("participant", p["participant_id"]))
+        assert p["net_debit_cap_used_ratio"] == samples.get(
+            ("entrepot_net_debit_cap_used_ratio", key)
+        )
+    mtn = next(p for p in positions if p["participant_id"] == "mtn-rw")
+    assert 0 < mtn["net_debit_cap_used_ratio"] < 1
+
+
+def test_transfers_json_gives_the_next_page_s_after(cli: Cli) -> None:
+    """docs/payments.md: `next` is the id to pass as `after` for the next page (null on the
+    last); ``payments transfers`` reads the same."""
+    for n in (1, 2, 3):
+        cli(f"payments quote --as mtn-rw q{n} MERCHANT KL-TILL-42 1.00 MYR RWF --type RECEIVE")
+        cli(f"payments prepare --as mtn-rw t{n} q{n}")
+    first = cli.json("payments transfers --as mtn-rw --limit 2")
+    assert ([t["id"] for t in first["transfers"]], first["next"]) == (["t1", "t2"], "t2")
+    last = cli.json(f"payments transfers --as mtn-rw --limit 2 --after {first['next']}")
+    assert ([t["id"] for t in last["transfers"]], last["next"]) == (["t3"], None)

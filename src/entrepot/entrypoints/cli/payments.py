@@ -50,6 +50,7 @@ from entrepot.payments.credentials import (
     revoke_credential,
 )
 from entrepot.payments.errors import InvalidPaymentInput
+from entrepot.payments.model import Escrow
 from entrepot.payments.services import QUOTE_TTL_S, TRANSFER_TTL_S
 
 app = typer.Typer(
@@ -198,9 +199,14 @@ def resume(
 @app.command("status-history")
 @guard
 def status_history(participant_id: str, caller: As = "scheme", as_json: Json = False) -> None:
-    """Each suspension and resumption of a participant, oldest first, with the reason."""
+    """Whether a participant is active now, and each suspension and resumption of it, oldest
+    first, with the reason (as GET /v1/participants/{id}/statusHistory answers: one read)."""
     with _scheme() as a:
-        _show(a.payments.status_history(caller, participant_id), as_json)
+        participant, changes = a.payments.status_with_history(caller, participant_id)
+        _show(
+            {"participant_id": participant_id, "active": participant.active, "changes": changes},
+            as_json,
+        )
 
 
 @app.command("deposit")
@@ -242,7 +248,11 @@ def metrics(as_json: Json = False) -> None:
     with _scheme() as a:
         snapshot = scheme_snapshot(a.payments)
     if as_json:
-        _show(snapshot, True)
+        figures = _plain(snapshot)
+        for shown, position in zip(figures["positions"], snapshot.positions, strict=True):
+            # entrepot_net_debit_cap_used_ratio of the text: None without a cap
+            shown["net_debit_cap_used_ratio"] = position.cap_used
+        _show(figures, True)
         return
     typer.echo(prometheus_text(snapshot).decode(), nl=False)
 
@@ -305,7 +315,13 @@ def credentials(
     with _scheme() as a:
         issued = issue_credential(a.engine, participant_id, public_key_b64=public_key)
         _show(
-            {"participant": participant_id, "key_id": issued.key_id, "token": issued.token}, as_json
+            {
+                "participant": participant_id,
+                "key_id": issued.key_id,
+                "secret": issued.secret,
+                "token": issued.token,
+            },
+            as_json,
         )
 
 
@@ -372,10 +388,9 @@ def fx_rate(
     except InvalidOperation:
         raise bad_input(f"rate {rate!r} is not a decimal number (e.g. 0.0032)") from None
     with _scheme() as a:
-        _show(
-            a.payments.post_fx_rate(caller, source, target, value, spread_bps, valid_s),
-            as_json,
-        )
+        fx = a.payments.post_fx_rate(caller, source, target, value, spread_bps, valid_s)
+    # the rate less the spread: what the payer gets (the API's effectiveRate)
+    _show({**_plain(fx), "effective_rate": format(fx.effective_rate, "f")}, as_json)
 
 
 @app.command("quote")
@@ -481,12 +496,14 @@ def transfers(
     ] = None,
     as_json: Json = False,
 ) -> None:
-    """The participant's transfers (as payer or payee), by id."""
+    """The participant's transfers (as payer or payee), by id, ``limit`` at a time: ``next`` is
+    the ``--after`` of the next page (null on the last), as GET /v1/transfers answers."""
     if after is not None and not 1 <= len(after) <= 64:
         raise bad_input(f"--after must be a transfer id, 1-64 characters, not {after!r}")
     with _scheme() as a:
         a.payments.get_participant(caller)  # an unknown one is an error, not an empty list
-        _show(a.payments.list_transfers(caller, limit, after), as_json)
+        page = a.payments.list_transfers(caller, limit, after)
+    _show({"transfers": page, "next": page[-1].id if len(page) == limit else None}, as_json)
 
 
 @app.command("review")
@@ -739,7 +756,7 @@ def escrow_create(
             field="controller",
         )
     with _scheme() as a:
-        _show(
+        _show_escrow(
             a.payments.create_escrow(
                 caller,
                 escrow_id,
@@ -755,6 +772,15 @@ def escrow_create(
         )
 
 
+def _escrow(e: Escrow) -> dict[str, Any]:
+    """An escrow with what it still holds (the API's ``held``), in minor units as the rest."""
+    return {**_plain(e), "held_minor": e.held_minor}
+
+
+def _show_escrow(e: Escrow, as_json: bool) -> None:
+    _show(_escrow(e), as_json)
+
+
 @app.command("escrow-release")
 @guard
 def escrow_release(
@@ -762,7 +788,9 @@ def escrow_release(
 ) -> None:
     with _scheme() as a:
         minor = _amount(amount, currency)
-        _show(a.payments.release_escrow(caller, escrow_id, minor, currency=currency), as_json)
+        _show_escrow(
+            a.payments.release_escrow(caller, escrow_id, minor, currency=currency), as_json
+        )
 
 
 @app.command("escrow-refund")
@@ -772,7 +800,7 @@ def escrow_refund(
 ) -> None:
     with _scheme() as a:
         minor = _amount(amount, currency)
-        _show(a.payments.refund_escrow(caller, escrow_id, minor, currency=currency), as_json)
+        _show_escrow(a.payments.refund_escrow(caller, escrow_id, minor, currency=currency), as_json)
 
 
 @app.command("escrow-split")
@@ -788,7 +816,9 @@ def escrow_split(
     """Release part to the payee and refund part to the payer in one decision."""
     with _scheme() as a:
         rel, ref = _amount(release, currency), _amount(refund, currency)
-        _show(a.payments.split_escrow(caller, escrow_id, rel, ref, currency=currency), as_json)
+        _show_escrow(
+            a.payments.split_escrow(caller, escrow_id, rel, ref, currency=currency), as_json
+        )
 
 
 @app.command("escrow")
@@ -798,7 +828,7 @@ def escrow(caller: As, escrow_id: str, as_json: Json = False) -> None:
     decision on it."""
     with _scheme() as a:
         held, events = a.payments.escrow_history(caller, escrow_id)
-        _show({"escrow": held, "events": events}, as_json)
+        _show({"escrow": _escrow(held), "events": events}, as_json)
 
 
 @app.command("window-close")
