@@ -245,3 +245,15 @@ def test_transfers_json_gives_the_next_page_s_after(cli: Cli) -> None:
     assert ([t["id"] for t in first["transfers"]], first["next"]) == (["t1", "t2"], "t2")
     last = cli.json(f"payments transfers --as mtn-rw --limit 2 --after {first['next']}")
     assert ([t["id"] for t in last["transfers"]], last["next"]) == (["t3"], None)
+
+
+# ---------------------------------------------------------------------------------- demo
+def test_demo_says_none_were_rejected_not_nothing_open(capsys: pytest.CaptureFixture[str]) -> None:
+    from entrepot.entrypoints.cli.demo import _print_payments
+    from entrepot.sim.payments_demo import PaymentsDemoReport
+
+    _print_payments(PaymentsDemoReport(payments=3, committed=3, invariants_ok=True))
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.endswith("3 of 3 committed; rejected: none"), line
+    _print_payments(PaymentsDemoReport(payments=3, committed=2, rejected={"net_debit_cap": 1}))
+    assert capsys.readouterr().out.splitlines()[0].endswith("rejected: 1 net_debit_cap")

@@ -190,7 +190,8 @@ def _print_payments(pay: PaymentsDemoReport) -> None:
     console = out()
     console.print(
         "Pay-by-QR between members at the seed's six eWTP hubs (CN x2, MY, BE, RW, ET): "
-        f"{pay.committed} of {pay.payments} committed; rejected: {_counts_text(pay.rejected)}"
+        f"{pay.committed} of {pay.payments} committed; "
+        f"rejected: {_counts_text(pay.rejected, none='none')}"
     )
     window = pay.window
     if window is None:
@@ -298,5 +299,6 @@ def _print_report(report: DemoReport, path: Path, elapsed_s: float) -> None:
     console.print("invariants OK" if report.ok else "invariants VIOLATED")
 
 
-def _counts_text(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n} {code}" for code, n in counts.items()) or "nothing open"
+def _counts_text(counts: dict[str, int], none: str = "nothing open") -> str:
+    """Counts by code, or ``none`` when there are none (end of day: nothing left open)."""
+    return ", ".join(f"{n} {code}" for code, n in counts.items()) or none
