@@ -300,7 +300,7 @@ CASES: dict[str, tuple[Bad, ...]] = {
         refused("payments cap nope 5 RWF", "nope"),
     ),
     "payments liquidity": (
-        refused("payments liquidity mtn-rw XYZ", "XYZ"),
+        bad("payments liquidity mtn-rw XYZ", "XYZ"),
         refused("payments liquidity nope RWF", "nope"),
         refused("payments liquidity mtn-rw EUR", "EUR"),
     ),
@@ -395,7 +395,7 @@ CASES: dict[str, tuple[Bad, ...]] = {
         bad("payments bulk --as maybank-my bk-1 MYR --file {bulk_negative}", "line 1"),
         bad("payments bulk --as maybank-my bk-1 XYZ --file {bulk_short}", "XYZ"),
         bad("payments bulk --as maybank-my bk-1 MYR --file {empty}", "1..8000"),
-        refused("payments bulk --as maybank-my bk-1 MYR --file {dir}", "directory"),
+        bad("payments bulk --as maybank-my bk-1 MYR --file {dir}", "directory"),
     ),
     "payments deadlines": (bad("payments deadlines now", "now"),),
     "payments qr-encode": (
@@ -466,7 +466,7 @@ CASES: dict[str, tuple[Bad, ...]] = {
         bad("payments iso20022 pacs009 pt-1", "pacs009"),
         refused("payments iso20022 pacs008 nope", "nope"),
         bad("payments iso20022 camt053 mtn-rw", "PARTICIPANT:CURRENCY"),
-        refused("payments iso20022 camt053 mtn-rw:XYZ", "XYZ"),
+        bad("payments iso20022 camt053 mtn-rw:XYZ", "XYZ"),
         bad("payments iso20022 camt053 mtn-rw:RWF --since 2024-13-01", "--since"),
         bad("payments iso20022 camt053 mtn-rw:RWF --to never", "--to"),
         bad("payments iso20022 camt053 mtn-rw:RWF --since 2025-02-01 --to 2025-01-01", "--since"),
