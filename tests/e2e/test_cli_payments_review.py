@@ -260,3 +260,13 @@ def test_demo_says_none_were_rejected_not_nothing_open(capsys: pytest.CaptureFix
     assert "nothing open" not in text
     _print_payments(PaymentsDemoReport(payments=3, committed=2, rejected={"net_debit_cap": 1}))
     assert "2 of 3 committed; rejected: 1 net_debit_cap" in (text := said()), text
+
+
+def test_a_ledger_account_id_is_a_string_in_json_as_the_ledger_commands_print_it(cli: Cli) -> None:
+    """A participant's position and settlement accounts are 128-bit ledger ids: as bare JSON
+    numbers, jq and JavaScript read them as doubles and printed another account's id."""
+    (mine,) = cli.json("payments participant maybank")["participant"]["currencies"].values()
+    for key in ("position_account", "settlement_account"):
+        assert isinstance(mine[key], str) and int(mine[key]) > 2**53, mine
+    (listed,) = [p for p in cli.json("payments participants") if p["id"] == "maybank"]
+    assert listed["currencies"]["MYR"] == mine

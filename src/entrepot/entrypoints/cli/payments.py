@@ -62,9 +62,21 @@ As = Annotated[str, typer.Option("--as", help="Acting participant id.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 
 
+def _plain_field(name: str, value: Any) -> Any:
+    """A field's value as ``_plain`` writes it; a ledger account id (``*_account``: a
+    participant's position and settlement accounts, 128 bits) as a string: read by jq or
+    JavaScript, as a double, the bare number came out rounded (1.719956414129083e+38),
+    another account's id. The ledger commands print ids as strings for the same reason."""
+    if name.endswith("_account") and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return _plain(value)
+
+
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {
+            f.name: _plain_field(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)
+        }
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
