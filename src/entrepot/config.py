@@ -16,6 +16,13 @@ from entrepot.kernel.errors import ConfigurationError
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 
+#: How long an Idempotency-Key's answer is kept unless the operator says otherwise (a day),
+#: and the retention an operator may set: at least an hour (a client's retries after an
+#: outage must still find their answers), at most a year.
+IDEMPOTENCY_RETENTION_S = 86_400
+RETENTION_S_RANGE = (3_600, 366 * 86_400)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     home: Path
@@ -41,6 +48,9 @@ class Settings:
     #: the scheme's fee schedule (a TOML file, payments/fees.py); none: 30 basis points of
     #: every payment, nothing fixed
     fee_schedule: Path | None = None
+    #: seconds an Idempotency-Key's answer is kept (payments/keyed.py): a request resent with
+    #: its key within them is answered as the first was; after them it is a new request
+    idempotency_retention_s: int = IDEMPOTENCY_RETENTION_S
 
     @property
     def is_sqlite(self) -> bool:
@@ -90,6 +100,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             f"ENTREPOT_OTEL={otel!r}: expected on or off", field="ENTREPOT_OTEL"
         )
     fees = env.get("ENTREPOT_FEE_SCHEDULE", "").strip()
+    retention = _retention_s(env.get("ENTREPOT_IDEMPOTENCY_RETENTION_S", "").strip())
     return Settings(
         home=home,
         database_url=url,
@@ -102,7 +113,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         callback_networks=networks,
         otel=otel == "on",
         fee_schedule=Path(fees).expanduser() if fees else None,
+        idempotency_retention_s=retention,
     )
+
+
+def _retention_s(text: str) -> int:
+    if not text:
+        return IDEMPOTENCY_RETENTION_S
+    low, high = RETENTION_S_RANGE
+    if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
+        raise ConfigurationError(
+            f"ENTREPOT_IDEMPOTENCY_RETENTION_S={text!r}: expected whole seconds from {low:,} "
+            f"(an hour) to {high:,} (366 days)",
+            field="ENTREPOT_IDEMPOTENCY_RETENTION_S",
+        )
+    return int(text)
 
 
 def normalise_database_url(url: str) -> str:

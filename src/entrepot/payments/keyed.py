@@ -40,13 +40,27 @@ import secrets
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine
 
+from entrepot.config import IDEMPOTENCY_RETENTION_S
+from entrepot.payments import store as st
 from entrepot.payments.errors import KeyInUse
 from entrepot.storage.driver import Fast
+from entrepot.storage.uow import UnitOfWork
 
 #: ``status_code`` of a key's row written with its operation, before the answer is known
 ANSWER_LOST = 0
+
+#: How long a key's answer (or marker) is kept by default: a request resent with its key
+#: within it is answered as the first was; after it, the key is free and a request with it
+#: is a new one (Stripe and the IETF draft's practice; ``ENTREPOT_IDEMPOTENCY_RETENTION_S``).
+#: Every keyed write's answer, its whole text, was kept for ever.
+RETENTION_S = IDEMPOTENCY_RETENTION_S
+#: Rows a purge deletes per transaction (each a short turn of the write lock), and at most
+#: per pass: a backlog is worked off over passes, never in one long hold.
+PURGE_BATCH = 5_000
+PURGE_MOST = 200_000
 
 
 class _Progress:
@@ -162,3 +176,29 @@ __all__ = [
     "KeyedRequest",
     "mark_keyed",
 ]
+
+
+def purge_answers(
+    engine: Engine, before_ns: int, *, batch: int = PURGE_BATCH, most: int = PURGE_MOST
+) -> int:
+    """Delete the keys' rows (answers and markers) written before ``before_ns``, ``batch``
+    rows a transaction, at most ``most`` in all (the rest at the next pass); how many.
+    A marker older than that is a lost answer's: its retry past the retention period is
+    a new request, as any key's."""
+    c = st.idempotency.c
+    purged = 0
+    while purged < most:
+        old = (
+            sa.select(c.caller, c.key)
+            .where(c.created_at < before_ns)
+            .limit(min(batch, most - purged))
+        )
+        with UnitOfWork(engine) as uow:
+            n = uow.connection.execute(
+                sa.delete(st.idempotency).where(sa.tuple_(c.caller, c.key).in_(old))
+            ).rowcount
+            uow.commit()
+        purged += n
+        if n < batch:
+            break
+    return purged

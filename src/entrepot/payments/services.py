@@ -52,7 +52,7 @@ from entrepot.ledger import (
     TransferFlags,
     ledger_for_currency,
 )
-from entrepot.payments import qr
+from entrepot.payments import keyed, qr
 from entrepot.payments import store as st
 from entrepot.payments.aliases import alias_text, normalise_alias
 from entrepot.payments.errors import (
@@ -339,6 +339,7 @@ class PaymentScheme:
         screening: Screening | None = None,
         callback_hosts: Sequence[str] = (),
         group_commit: bool = True,
+        idempotency_retention_s: int = keyed.RETENTION_S,
     ) -> None:
         self.engine = engine
         self.ledger = ledger
@@ -347,6 +348,8 @@ class PaymentScheme:
         self.screening: Screening = screening or ApproveAll()
         #: hosts callback endpoints may point at (empty: any): the operator's allow-list
         self.callback_hosts = frozenset(h.lower() for h in callback_hosts)
+        #: how long an Idempotency-Key's answer is kept (``purge_idempotency``)
+        self.idempotency_retention_s = idempotency_retention_s
         self._participants = st.ParticipantCache()
         # Concurrent use cases share a transaction and its commit (storage/group.py); the
         # shared transaction takes the ledger's write lock first, as each would.
@@ -1943,6 +1946,12 @@ class PaymentScheme:
             "escrows_resolved": escrows,
             "escrows_failed": failed,
         }
+
+    def purge_idempotency(self) -> dict[str, int]:
+        """Idempotency-Key answers and markers older than the retention period deleted (a
+        request resent with its key after it is a new request); the deadline pass runs it."""
+        before = self._now() - self.idempotency_retention_s * NS_PER_S
+        return {"idempotency_keys_purged": keyed.purge_answers(self.engine, before)}
 
     def _deadline_acts(self, escrow_id: str) -> int:
         """The deadline's action on an escrow found due: 1 if taken now, 0 if the escrow was

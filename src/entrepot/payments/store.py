@@ -256,6 +256,8 @@ idempotency = sa.Table(
     # the random token of the request whose marker this is (payments/keyed.py; migration
     # 0021); None for answers stored without a marker, and rows from before
     sa.Column("token", sa.BigInteger, nullable=True),
+    # the purge of rows past the retention period finds them by age (migration 0024)
+    sa.Index("ix_pay_idempotency_created_at", "created_at"),
 )
 
 # Notifications (Mojaloop's callbacks): where each participant wants them, and an outbox

@@ -93,6 +93,7 @@ def create_app(
         write_unit=scheme.unit_of_work,
         claims=KeyClaims(claims_path),
         write_with_next=scheme.write_with_next,
+        clock=scheme.clock,
     )
     # Outermost of the app's own: every request counted, those refused above included.
     app.state.request_counts = RequestCounts()

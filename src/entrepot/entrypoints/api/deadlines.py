@@ -29,6 +29,8 @@ def passes(app: Any) -> Iterator[tuple[str, Callable[[], dict[str, int]]]]:
     yield "payments", app.payments.process_deadlines
     yield "trade", app.trade.process_deadlines
     yield "lending", app.lending.process_deadlines
+    # answers of Idempotency-Keys past their retention period (every context's keyed writes)
+    yield "idempotency", app.payments.purge_idempotency
 
 
 def run_once(app: Any) -> dict[str, dict[str, int]]:

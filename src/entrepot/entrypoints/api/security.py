@@ -58,6 +58,7 @@ from entrepot.entrypoints.api.asgi import (
 )
 from entrepot.entrypoints.api.claims import KeyClaims
 from entrepot.entrypoints.api.problems import problem
+from entrepot.kernel.clock import Clock, SystemClock
 from entrepot.payments import store as st
 from entrepot.payments.credentials import (
     TokenVerifier,
@@ -136,9 +137,13 @@ class SecurityMiddleware:
         claims: KeyClaims | None = None,
         write_with_next: WriteWithNext | None = None,
         verifier: TokenVerifier | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.app = app
         self.engine = engine
+        #: the scheme's clock: when a key's answer was written, which its retention counts
+        #: from (``PaymentScheme.purge_idempotency``), as its marker's time does
+        self.clock: Clock = clock or SystemClock()
         #: the Idempotency-Keys being answered now (default: within this process only)
         self.claims = claims or KeyClaims(None)
         #: an answer joins the next group commit without a turn of its own, when one is
@@ -310,7 +315,7 @@ class SecurityMiddleware:
             kept = (status, content, raw_headers)
             if _no_store(raw_headers):  # a secret, shown once: kept is a stand-in that says so
                 kept = _not_replayable(status, content)
-            values = _answer(caller, key, digest, *kept)
+            values = _answer(caller, key, digest, *kept, now_ns=self.clock.now_ns())
             if fills:  # the marker found done, whoever wrote it
                 store = st.STORE_IDEMPOTENT_ANSWER
             elif own is not None:  # the marker this request wrote, if it is still there
@@ -451,10 +456,12 @@ def _answer(
     status: int,
     content: bytes,
     raw_headers: list[tuple[bytes, bytes]],
+    *,
+    now_ns: int,
 ) -> tuple[Any, ...] | None:
-    """The row recording an answer, with its headers (not its length: the replay's body sets
-    it); None for an answer that is not text (a QR code's PNG: a rendering, the same again
-    on a retry), which is not kept."""
+    """The row recording an answer at ``now_ns``, with its headers (not its length: the
+    replay's body sets it); None for an answer that is not text (a QR code's PNG: a
+    rendering, the same again on a retry), which is not kept."""
     try:
         text = content.decode()
     except UnicodeDecodeError:
@@ -464,7 +471,7 @@ def _answer(
         for name, value in raw_headers
         if name.lower() not in (b"content-length", _REPLAYED[0])
     ]
-    return caller, key, digest, status, text, time.time_ns(), json.dumps(headers)
+    return caller, key, digest, status, text, now_ns, json.dumps(headers)
 
 
 @dataclass(frozen=True, slots=True)
