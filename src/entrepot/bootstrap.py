@@ -127,6 +127,7 @@ def bootstrap(
         fees=fees,
         screening=screening,
         callback_hosts=settings.callback_hosts,
+        idempotency_retention_s=settings.idempotency_retention_s,
     )
     if fraud is not None:  # the model learnt on EUR amounts: convert at the scheme's rates
         fraud.to_model_minor = to_currency_minor(payments, FRAUD_MODEL_CURRENCY)
