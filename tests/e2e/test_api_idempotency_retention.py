@@ -5,6 +5,7 @@ ever, a table growing by gigabytes a day at the bench's rate."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 from entrepot.config import load_settings
 from entrepot.entrypoints.api.app import create_app
 from entrepot.entrypoints.api.deadlines import run_once
+from entrepot.entrypoints.cli.output import open_app
 from entrepot.kernel.clock import NS_PER_S, FakeClock
 from entrepot.kernel.errors import ConfigurationError
 from entrepot.payments import PaymentScheme
@@ -110,10 +112,12 @@ def test_the_servers_deadline_pass_purges_keys(scheme: PaymentScheme, clock: Fak
     assert _keys(scheme) == []
 
 
-def test_the_retention_is_the_operators_to_set_within_bounds() -> None:
+def test_the_retention_is_the_operators_to_set_within_bounds(tmp_path: Path) -> None:
     assert load_settings({}).idempotency_retention_s == RETENTION_S == 86_400
-    env = {"ENTREPOT_IDEMPOTENCY_RETENTION_S": "604800"}
+    env = {"ENTREPOT_IDEMPOTENCY_RETENTION_S": "604800", "ENTREPOT_HOME": str(tmp_path)}
     assert load_settings(env).idempotency_retention_s == 604_800
+    with open_app(load_settings(env)) as app:  # and the scheme the server runs keeps it
+        assert app.payments.idempotency_retention_s == 604_800
     for bad in ("59", "3599", "abc", "-3600", "1e5", "31622401"):
         with pytest.raises(ConfigurationError, match="ENTREPOT_IDEMPOTENCY_RETENTION_S"):
             load_settings({"ENTREPOT_IDEMPOTENCY_RETENTION_S": bad})
