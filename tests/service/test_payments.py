@@ -1159,6 +1159,32 @@ def test_a_tip_the_qr_does_not_ask_for_is_refused_and_changes_nothing(
     assert refused.value.field == field
 
 
+@pytest.mark.parametrize(
+    ("tip", "sent", "detail"),
+    [
+        (FIXED_FEE, {"amount": "0.00"}, "must be a positive"),
+        (FIXED_FEE, {"amount": "-1.00"}, "must be a positive"),
+        (TIP, {"amount": "0", "tip": "2.00"}, "must be a positive"),
+        (TIP, {"amount": "-1.00", "tip": "2.00"}, "must be a positive"),
+        ((qr.DataObject("55", "03"), qr.DataObject("57", "1.5")), {"amount": "9" * 30},
+         "exceeds the scheme's maximum"),
+        (FIXED_FEE, {"amount": "9999999999999.99"}, "fee or tip 100 together exceed"),
+    ],
+    ids=["fee-on-zero", "fee-on-negative", "tip-on-zero", "tip-on-negative",
+         "percentage-of-30-digits", "fee-past-the-maximum"],
+)  # fmt: skip
+def test_a_static_qrs_fee_or_tip_is_never_paid_on_an_amount_of_nothing(
+    scheme: PaymentScheme, tip: tuple[qr.DataObject, ...], sent: dict[str, str], detail: str
+) -> None:
+    """Found by a review: the payer's amount was checked only with the QR's fee or tip added
+    to it, so "0.00" on a static QR with a fixed fee paid the merchant the fee for a sale of
+    nothing ("-1.00" from the CLI, the fee less 1); a percentage fee on a 30-digit amount
+    raised decimal.InvalidOperation (a 500)."""
+    with unchanged(scheme), pytest.raises(InvalidPaymentInput, match=detail) as refused:
+        scheme.pay_qr_payload("mtn-rw", "q1", "t1", kedai_qr_with(None, *tip), "RWF", **sent)
+    assert refused.value.field == "amount"
+
+
 def test_a_till_on_a_qr_is_matched_as_it_was_registered_case_and_all(
     scheme: PaymentScheme,
 ) -> None:

@@ -1188,7 +1188,18 @@ class PaymentScheme:
             caller, transfer_id, decoded, till, amount, amount_currency or decoded.currency.code
         )
         if currency == decoded.currency.code:  # else refused as a resend, whatever is added
-            minor += self._qr_extra(decoded, minor, tip, tip_currency or currency)
+            # The payer's amount on its own first: a fee or tip was added to an amount of
+            # nothing (or less: "-1.00" from the CLI), and the merchant paid the fee for a
+            # sale of nothing; a 30-digit amount overflowed the percentage's arithmetic (500).
+            _check_amount(minor, "amount")
+            extra = self._qr_extra(decoded, minor, tip, tip_currency or currency)
+            if minor + extra > SCHEME_AMOUNT_MAX:
+                raise InvalidPaymentInput(
+                    f"amount {minor} and the QR's fee or tip {extra} together exceed the "
+                    "scheme's maximum",
+                    field="amount",
+                )
+            minor += extra
         try:
             return self.pay_by_qr(
                 caller,
