@@ -159,25 +159,6 @@ def mark_keyed(conn: Connection, now_ns: int, result: str = "") -> None:
     _MARK.execute(conn, values)
 
 
-__all__ = [
-    "ANSWER_LOST",
-    "CREDENTIAL",
-    "KEYED_REQUEST",
-    "PARTY",
-    "SETTLEMENT_WINDOW",
-    "TRADE_BUYER",
-    "TRADE_DISPUTE",
-    "TRADE_HUB",
-    "TRADE_ITEM",
-    "TRADE_MERCHANT",
-    "TRADE_QUOTE",
-    "TRADE_TRACKING",
-    "KeyInUse",
-    "KeyedRequest",
-    "mark_keyed",
-]
-
-
 def purge_answers(
     engine: Engine, before_ns: int, *, batch: int = PURGE_BATCH, most: int = PURGE_MOST
 ) -> int:
@@ -202,3 +183,24 @@ def purge_answers(
         if n < batch:
             break
     return purged
+
+
+__all__ = [
+    "ANSWER_LOST",
+    "CREDENTIAL",
+    "KEYED_REQUEST",
+    "PARTY",
+    "RETENTION_S",
+    "SETTLEMENT_WINDOW",
+    "TRADE_BUYER",
+    "TRADE_DISPUTE",
+    "TRADE_HUB",
+    "TRADE_ITEM",
+    "TRADE_MERCHANT",
+    "TRADE_QUOTE",
+    "TRADE_TRACKING",
+    "KeyInUse",
+    "KeyedRequest",
+    "mark_keyed",
+    "purge_answers",
+]
