@@ -222,8 +222,14 @@ def test_a_screening_that_keeps_state_is_screened_only_inside(scheme: PaymentSch
 
 
 @pytest.mark.parametrize(
-    "case", ["not_yours", "no_quote", "transfer_exists", "used", "payer_suspended"]
-)
+    "case",
+    [
+        "not_yours", "no_quote", "transfer_exists", "used", "payer_suspended",
+        # found by a review: each was screened ahead and a decision logged for a transfer
+        # that never was (the alias's new holder, a stranger to the payment, screened)
+        "ended_by_a_suspension", "provider_suspended", "alias_moved",
+    ],
+)  # fmt: skip
 def test_a_prepare_that_will_fail_is_not_screened_ahead(scheme: PaymentScheme, case: str) -> None:
     scheme.register_participant("mtn-2", "MTN 2", "wallet", "RW", ["RWF"])
     q = scheme.create_quote("mtn-rw", "q-3", "MERCHANT", "KL-TILL-42", 500, "RECEIVE", "RWF")
@@ -231,6 +237,16 @@ def test_a_prepare_that_will_fail_is_not_screened_ahead(scheme: PaymentScheme, c
         scheme.prepare_transfer("mtn-rw", "t-3", q.id)
     if case == "payer_suspended":
         scheme.set_active("mtn-rw", False)
+    if case == "ended_by_a_suspension":  # accepted, the payee suspended and resumed
+        scheme.accept_quote("mtn-rw", q.id)
+        scheme.set_active("maybank", False)
+        scheme.set_active("maybank", True)
+    if case == "provider_suspended":
+        scheme.set_active("fxco", False)
+    if case == "alias_moved":
+        scheme.register_participant("cimb", "CIMB", "bank", "MY", ["MYR"])
+        scheme.remove_alias("maybank", "MERCHANT", "KL-TILL-42")
+        scheme.register_alias("cimb", "MERCHANT", "KL-TILL-42", "Someone Else", "MYR")
     recording = Recording()
     scheme.screening = recording
     caller, tid, qid = {
@@ -239,6 +255,9 @@ def test_a_prepare_that_will_fail_is_not_screened_ahead(scheme: PaymentScheme, c
         "transfer_exists": ("mtn-rw", "t-3", "q-none"),  # another request with its id
         "used": ("mtn-rw", "t-4", "q-3"),
         "payer_suspended": ("mtn-rw", "t-4", "q-3"),
+        "ended_by_a_suspension": ("mtn-rw", "t-4", "q-3"),
+        "provider_suspended": ("mtn-rw", "t-4", "q-3"),
+        "alias_moved": ("mtn-rw", "t-4", "q-3"),
     }[case]
     with pytest.raises(DomainError):
         scheme.prepare_transfer(caller, tid, qid)
@@ -375,3 +394,56 @@ def test_a_held_transfers_reason_names_its_decisions_however_long_the_reasons(
     assert len(t.reason) == 200
     assert t.reason.startswith("x" * 50) and t.reason.endswith(f"… [{marks[0]}; {marks[1]}]")
     assert scheme.get_transfer(SCHEME, "t-1").reason == t.reason
+
+
+@pytest.mark.parametrize("name", ["...", "-", "\N{GRINNING FACE}", "\N{BLACK STAR} \N{BLACK STAR}"])
+def test_a_payee_whose_name_holds_nothing_to_screen_is_held_not_refused(
+    scheme: PaymentScheme, name: str
+) -> None:
+    """Found by a review: make_party refused the name (422 risk_empty_name, a field the request
+    does not have), so with screening on the payee could never be paid: a name alone blocked
+    it. It is held for a person, the hold logged, the verdict linked to it."""
+    if not (LISTS / "ofac_sdn.csv").is_file():
+        pytest.skip(f"the OFAC snapshot is not at {LISTS}")
+    from entrepot.risk.decisions import MemorySink
+    from entrepot.risk.sanctions import Screener
+
+    sink = MemorySink()
+    scheme.screening = SanctionsScreening(Screener.from_directory(LISTS, sink=sink))
+    scheme.register_participant("cimb", "CIMB", "bank", "MY", ["MYR"])
+    scheme.register_alias("cimb", "MERCHANT", "KL-77", name, "MYR")
+    quote = scheme.create_quote("mtn-rw", "q-e", "MERCHANT", "KL-77", 500, "RECEIVE", "RWF")
+    held = scheme.prepare_transfer("mtn-rw", "t-e", quote.id)
+    assert held.state is TransferState.HOLD
+    (hold,) = list(sink)
+    assert hold.outcome == "review" and hold.inputs["unreadable_name"] is True
+    assert name not in hold.inputs.values()  # no personal identifier in the clear (ADR 0013)
+    assert held.reason is not None and "no letter or digit" in held.reason
+    assert f"sanctions decision {hold.decision_id}" in held.reason
+    released = scheme.review_hold(SCHEME, "t-e", True, "the merchant's registration checked")
+    assert released.state is TransferState.RESERVED
+    assert list(sink)[1].inputs["review_of"] == hold.decision_id
+
+
+@pytest.mark.parametrize("who", ["maybank", "mtn-rw", "fxco"])
+def test_a_hold_is_not_released_while_a_party_to_it_is_suspended(
+    scheme: PaymentScheme, who: str
+) -> None:
+    """Found by a review: approved with the payee suspended, the transfer was RESERVED for a
+    payee that could accept nothing, and the payer's and the FX provider's funds stayed
+    reserved until the expiry. Refused, it stays on hold for the reviewer to reject."""
+    from entrepot.payments.errors import ParticipantSuspended
+
+    scheme.screening = Recording()
+    scheme.register_alias("maybank", "MERCHANT", "KL-HOLD", "HOLD Kedai", "MYR")
+    q = scheme.create_quote("mtn-rw", "q-s", "MERCHANT", "KL-HOLD", 500, "RECEIVE", "RWF")
+    held = scheme.prepare_transfer("mtn-rw", "t-s", q.id)
+    assert held.state is TransferState.HOLD
+    scheme.set_active(who, False)
+    with pytest.raises(ParticipantSuspended):
+        scheme.review_hold(SCHEME, "t-s", True, "looks fine")
+    assert scheme.get_transfer(SCHEME, "t-s").state is TransferState.HOLD
+    before = scheme.liquidity("mtn-rw", "RWF")["position_reserved_minor"]
+    rejected = scheme.review_hold(SCHEME, "t-s", False, "party suspended")
+    assert rejected.state is TransferState.ABORTED
+    assert scheme.liquidity("mtn-rw", "RWF")["position_reserved_minor"] < before

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from entrepot.kernel.clock import NS_PER_S
 from entrepot.payments.model import Party, PaymentTransfer
 from entrepot.payments.services import SCHEME, ScreeningDecision
+from entrepot.risk.errors import EmptyName
 from entrepot.risk.sanctions import Screener, make_party
 
 if TYPE_CHECKING:
@@ -77,7 +78,11 @@ class SanctionsScreening:
     def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision:
         if payee is None:
             return ScreeningDecision(hold=False)
-        result = self.screener.screen(make_party(payee.display_name, asked=False))
+        try:
+            party = make_party(payee.display_name, asked=False)
+        except EmptyName:
+            return self._unreadable(transfer)
+        result = self.screener.screen(party)
         if result.decision == "clear" or result.best is None:
             return ScreeningDecision(hold=False)
         best = result.best
@@ -111,6 +116,30 @@ class SanctionsScreening:
                 clock=self.screener.clock,
             )
         ])  # fmt: skip
+
+    def _unreadable(self, transfer: PaymentTransfer) -> ScreeningDecision:
+        """A payee whose display name holds nothing to screen ("...", "-", an emoji): held for
+        a person, logged. It was refused (422 ``risk_empty_name``, a field the request does
+        not have), so the name alone kept every payment from it: a name never blocks."""
+        reasons = (
+            "sanctions review: the payee's name holds no letter or digit to screen against "
+            "the lists: a person checks whom the payment is for",
+        )
+        sink = self.screener.sink
+        if sink is None:
+            return ScreeningDecision(hold=True, reasons=reasons)
+        from entrepot.risk.decisions import make_decision
+
+        decision = make_decision(
+            "sanctions", model_version=self.screener.index.version, outcome="review",
+            score=None, reasons=reasons,
+            inputs={"transfer_id": transfer.id, "name_digest": None, "unreadable_name": True},
+            clock=self.screener.clock,
+        )  # fmt: skip
+        sink.append([decision])
+        return ScreeningDecision(
+            hold=True, reasons=reasons, logged=(f"{SANCTIONS_MARK}{decision.decision_id}",)
+        )
 
     def screen_business(self, name: str, country: str) -> tuple[str, str]:
         """Onboarding screening of a business (the trade context's hook): ``clear``,

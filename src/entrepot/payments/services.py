@@ -1594,7 +1594,7 @@ class PaymentScheme:
             now = self._now()
             if (
                 q.payer_participant != caller
-                or q.state is QuoteState.USED
+                or q.state in (QuoteState.USED, QuoteState.EXPIRED)
                 or now >= q.expires_at_ns
             ):
                 return None
@@ -1603,11 +1603,18 @@ class PaymentScheme:
                 for p in (
                     self._participants.get(conn, q.payer_participant),
                     self._participants.get(conn, q.payee_participant),
+                    *(
+                        ()
+                        if q.fx_provider is None
+                        else (self._participants.get(conn, q.fx_provider),)
+                    ),
                 )
             ):
                 return None
             party = st.find_alias(conn, q.payee_alias_type.value, q.payee_alias)
-        if party is None:
+        if party is None or party.participant_id != q.payee_participant:
+            # (moved to another participant since the quote: the prepare is refused, and
+            # its new holder, a stranger to the payment, was screened and logged)
             return None
         t = _new_transfer(transfer_id, q, ttl_s, note, now)
         return _Screened(t, party, self.screening.screen(t, party))
@@ -1845,6 +1852,12 @@ class PaymentScheme:
                 self._record_expiry(uow, t)
                 raise TransferExpired(f"transfer {transfer_id} expired while on hold")
             if approve:
+                # Released to a payee that can accept nothing (suspended), the payer's and the
+                # FX provider's funds stayed reserved until the expiry: refused, still held,
+                # for the reviewer to reject (which releases them) or to wait for a resumption.
+                for pid in (t.payer_participant, t.payee_participant, t.fx_provider):
+                    if pid is not None:
+                        self._active(conn, pid)
                 done = self._set_state(
                     conn, t, TransferState.RESERVED, f"{REVIEW_RELEASED}{reason}", None
                 )
