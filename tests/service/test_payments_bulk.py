@@ -664,3 +664,97 @@ def test_a_bulk_items_pacs008_names_the_customer_paid_not_only_its_bank(
     assert ct.creditor_agent.name == "CIMB"
     scheme.remove_alias("cimb", *PAYEES["cimb"])
     assert messages.payee_party(scheme, t) is None  # the bank stands in
+
+
+def test_a_bulks_payees_are_screened_once_each_and_a_held_one_is_rejected_alone(
+    scheme: PaymentScheme,
+) -> None:
+    """Found by a review: bulks were never screened. A payee a single payment held for review
+    ("BANCO NACIONAL DE CUBA") was paid at once inside a bulk, and nothing was logged."""
+    from entrepot.config import shared_data_dir
+    from entrepot.payments.screening import SanctionsScreening
+    from entrepot.risk.decisions import MemorySink
+    from entrepot.risk.sanctions import Screener
+
+    lists = shared_data_dir() / "sanctions"
+    if not (lists / "ofac_sdn.csv").is_file():
+        pytest.skip(f"the OFAC snapshot is not at {lists}")
+    sink = MemorySink()
+    scheme.screening = SanctionsScreening(Screener.from_directory(lists, sink=sink))
+    join_payees(scheme)
+    scheme.register_alias("cimb", "MSISDN", "+60123000077", "BANCO NACIONAL DE CUBA", "MYR")
+    listed = ("MSISDN", "+60123000077")
+    items = [
+        BulkItem("s-1", *PAYEES["cimb"], 10),
+        BulkItem("s-2", *listed, 20),
+        BulkItem("s-3", *PAYEES["rhb"], 30),
+        BulkItem("s-4", *listed, 40),
+        BulkItem("s-5", *PAYEES["cimb"], 50),
+    ]
+    results = bulk_transfers(scheme, "maybank", "screened", "MYR", items)
+    assert [r.state.value for r in results] == [
+        "COMMITTED", "ABORTED", "COMMITTED", "ABORTED", "COMMITTED",
+    ]  # fmt: skip
+    for held in (results[1], results[3]):
+        assert held.reason is not None and held.reason.startswith(bulk_module.HELD_IN_BULK)
+        assert "BANCO NACIONAL DE CUBA" in held.reason and "sanctions decision" in held.reason
+    # three payee parties, three screenings logged, in one append: the cimb customer once
+    decisions = list(sink)
+    assert sorted(d.outcome for d in decisions) == ["clear", "clear", "review"]
+    with scheme.engine.connect() as conn:
+        stored = {r[0] for r in conn.execute(sa.select(st.transfers.c.id)).all()}
+    assert {"s-1", "s-3", "s-5"} <= stored and not stored & {"s-2", "s-4"}
+    # a single payment to it is held for the reviewer, as before
+    q = scheme.create_quote("maybank", "q-single", *listed, 20, "SEND", "MYR")
+    assert scheme.prepare_transfer("maybank", "t-single", q.id).state is TransferState.HOLD
+    assert_ledger_ok(scheme)
+
+
+class _Recording:
+    """Holds a payee whose display name says HOLD; records what it screens, and when."""
+
+    screens_ahead = True
+
+    def __init__(self, scheme: PaymentScheme, on_first: Any = None) -> None:
+        self.scheme = scheme
+        self.seen: list[tuple[str, bool]] = []  # (name, screened while the bulk's lock held)
+        self.on_first = on_first
+
+    def screen(self, transfer: Any, payee: Any) -> Any:
+        from entrepot.payments.services import ScreeningDecision
+
+        group = self.scheme._group
+        under_lock = group is not None and group._turn.locked()
+        self.seen.append((payee.display_name, under_lock))
+        if self.on_first is not None:
+            hook, self.on_first = self.on_first, None
+            hook()
+        return ScreeningDecision(hold="HOLD" in payee.display_name, reasons=("listed",))
+
+
+def test_a_bulks_payees_are_screened_before_the_write_lock_and_again_if_renamed(
+    scheme: PaymentScheme,
+) -> None:
+    """A payroll's thousands of payees take about a millisecond each to screen: under the
+    write lock every other writer would wait seconds. They are screened from a snapshot
+    first; a party renamed meanwhile is screened again inside, on the name it has then."""
+    join_payees(scheme)
+
+    def rename() -> None:
+        with scheme.engine.begin() as conn:
+            conn.execute(
+                sa.update(st.aliases)
+                .where(st.aliases.c.alias == PAYEES["rhb"][1])
+                .values(display_name="HOLD renamed")
+            )
+
+    recording = _Recording(scheme, on_first=rename)
+    scheme.screening = recording
+    items = [BulkItem("a-1", *PAYEES["cimb"], 10), BulkItem("a-2", *PAYEES["rhb"], 20)]
+    results = bulk_transfers(scheme, "maybank", "ahead", "MYR", items)
+    assert [r.state.value for r in results] == ["COMMITTED", "ABORTED"]
+    assert recording.seen == [
+        ("customer of cimb", False),  # ahead, outside the lock
+        ("customer of rhb", False),
+        ("HOLD renamed", True),  # read otherwise inside: screened again there
+    ]

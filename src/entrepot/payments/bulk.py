@@ -33,6 +33,7 @@ from entrepot.payments.model import (
     Participant,
     ParticipantCurrency,
     Party,
+    PaymentTransfer,
     TransferState,
 )
 from entrepot.payments.notify import notify_bulk
@@ -40,10 +41,12 @@ from entrepot.payments.services import (
     SCHEME,
     Code,
     PaymentScheme,
+    ScreeningDecision,
     _check_amount,
     _check_id,
     _check_not_scheme,
     ledger_id,
+    screen_all,
 )
 from entrepot.storage.engine import driver_connection
 
@@ -217,6 +220,8 @@ def bulk_transfers(
         keys.append(aliases[key])
     if len({i.transfer_id for i in items}) != len(items):
         raise InvalidPaymentInput("transfer ids repeat within the bulk", field="transfers")
+    note = f"bulk {bulk_id}"
+    ahead = _screen_ahead(scheme, items, keys, caller, currency, note)
     with scheme._uow() as uow:
         conn = uow.connection
         existing = _existing(conn, [i.transfer_id for i in items])
@@ -233,7 +238,6 @@ def bulk_transfers(
             for pid, p in payees.items()
             if p is not None and currency in p.currencies
         }
-        note = f"bulk {bulk_id}"
         # Each item: why it cannot be paid whatever the balances, its result if it was paid
         # before (a resend), else its payee.
         fates: list[str | BulkResult | Party] = []
@@ -254,6 +258,7 @@ def bulk_transfers(
                 fates.append(f"payee participant {party.participant_id} does not hold {currency}")
             else:
                 fates.append(party)
+        _screen(scheme, items, fates, caller, currency, note, ahead)
         accounts = [src.position_account, fee_to.position_account]
         accounts += [pc.position_account for pc in dsts.values()]
         # Decide on the balances the postings will find: reservations that fall due are
@@ -295,6 +300,109 @@ def bulk_transfers(
         st.insert_rows(conn, st.transfers, _ROW_COLUMNS, rows, constants)
         notify_bulk(conn, bulk_id, caller, currency, credits, now)
     return results
+
+
+#: The start of a bulk item's reason when screening holds its payee (the reasons follow)
+HELD_IN_BULK = "held for review, which a bulk cannot wait for: pay it as a single transfer: "
+
+
+#: A payee party as screened: the party read, and the decision on it
+_Screened = tuple[Party, ScreeningDecision]
+
+
+def _screening_pairs(
+    scheme: PaymentScheme,
+    first: Iterable[tuple[BulkItem, Party]],
+    caller: str,
+    currency: str,
+    note: str,
+) -> list[tuple[PaymentTransfer, Party]]:
+    """What screening sees of each payee: the bulk's first item to it, as a transfer."""
+    now = scheme._now()
+    return [
+        (
+            PaymentTransfer(
+                item.transfer_id, bulk_quote_id(item.transfer_id), caller, party.participant_id,
+                currency, currency, item.amount_minor, 0, item.amount_minor, None, None,
+                TransferState.RECEIVED, now, now, now, None, None, note, None,
+                alias_text(party.alias_type.value, party.alias),
+            ),
+            party,
+        )
+        for item, party in first
+    ]  # fmt: skip
+
+
+def _screen_ahead(
+    scheme: PaymentScheme,
+    items: Sequence[BulkItem],
+    keys: Sequence[tuple[str, str]],
+    caller: str,
+    currency: str,
+    note: str,
+) -> dict[tuple[str, str], _Screened]:
+    """The bulk's payee parties screened before the write lock, from a snapshot (as a prepare
+    is: a payroll's thousands of payees take about a millisecond each, which under the lock
+    every other writer would wait for); each decision is used inside only if the party read
+    there is the one screened. None is screened where the screening keeps state of what it
+    sees, or inside a caller's unit of work (:meth:`PaymentScheme._screen_ahead`)."""
+    if not getattr(scheme.screening, "screens_ahead", False) or scheme._joined_uow() is not None:
+        return {}
+    with scheme._read() as conn:
+        parties = _parties(conn, set(keys))
+    first: dict[tuple[str, str], tuple[BulkItem, Party]] = {}
+    for item, key in zip(items, keys, strict=True):
+        party = parties.get(key)
+        if (
+            party is not None
+            and key not in first
+            and party.currency == currency
+            and party.participant_id != caller
+        ):
+            first[key] = (item, party)
+    pairs = _screening_pairs(scheme, first.values(), caller, currency, note)
+    decisions = screen_all(scheme.screening, pairs)
+    return {key: (party, d) for key, (_, party), d in zip(first, pairs, decisions, strict=True)}
+
+
+def _screen(
+    scheme: PaymentScheme,
+    items: Sequence[BulkItem],
+    fates: list[str | BulkResult | Party],
+    caller: str,
+    currency: str,
+    note: str,
+    ahead: dict[tuple[str, str], _Screened],
+) -> None:
+    """Screen each payee party the bulk would pay, once however many items pay it (the first
+    stands for them: sanctions screening is of the party), the decisions logged together;
+    a party screened ahead (:func:`_screen_ahead`) and read the same here is not screened
+    again. An item to a payee screening holds is rejected alone, its reason saying why (a
+    bulk commits at once: nothing in it waits for a person); one screening blocks is
+    rejected. Bulks were never screened: a payee a single payment held for review was paid
+    at once in a bulk, and nothing was logged."""
+    verdicts: dict[int, ScreeningDecision] = {}  # by id(party): one Party object per alias
+    first: dict[int, tuple[BulkItem, Party]] = {}  # the parties to screen here
+    for item, fate in zip(items, fates, strict=True):
+        if not isinstance(fate, Party) or id(fate) in verdicts or id(fate) in first:
+            continue
+        screened = ahead.get((fate.alias_type.value, fate.alias))
+        if screened is not None and screened[0] == fate:
+            verdicts[id(fate)] = screened[1]
+        else:
+            first[id(fate)] = (item, fate)
+    if first:
+        pairs = _screening_pairs(scheme, first.values(), caller, currency, note)
+        decisions = screen_all(scheme.screening, pairs)
+        verdicts.update((id(party), d) for (_, party), d in zip(pairs, decisions, strict=True))
+    for n, fate in enumerate(fates):
+        if not isinstance(fate, Party):
+            continue
+        d = verdicts[id(fate)]
+        if d.block:
+            fates[n] = f"blocked by screening: {d.reason()}"
+        elif d.hold:
+            fates[n] = HELD_IN_BULK + d.reason()
 
 
 def _decide(

@@ -194,6 +194,17 @@ class ScreeningDecision:
         return (_reason(text, REASON_LEN_MAX - len(tail)) or "") + tail
 
 
+def screen_all(
+    screening: Screening, pairs: Sequence[tuple[PaymentTransfer, Party | None]]
+) -> list[ScreeningDecision]:
+    """``screening``'s decision on each (transfer, payee): together where it screens many at
+    once (``screen_many``: one log append), else one by one."""
+    many = getattr(screening, "screen_many", None)
+    if many is not None:
+        return list(many(pairs))
+    return [screening.screen(t, p) for t, p in pairs]
+
+
 class Screening(Protocol):
     """Risk plugs in here: a transfer may be held for a person's review instead of reserved,
     or blocked. A screening may also learn from the review's verdict (``learn``), load what it
