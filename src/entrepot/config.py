@@ -16,9 +16,10 @@ from entrepot.kernel.errors import ConfigurationError
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 
-#: How long an Idempotency-Key's answer is kept unless the operator says otherwise (a day),
-#: and the retention an operator may set: at least an hour (a client's retries after an
-#: outage must still find their answers), at most a year.
+#: How long an Idempotency-Key's answer is kept unless the operator says otherwise (a day):
+#: a request resent with its key within it is answered as the first was, after it the key
+#: names a new request; and the retention an operator may set: at least an hour (a client's
+#: retries after an outage must still find their answers), at most a year.
 IDEMPOTENCY_RETENTION_S = 86_400
 RETENTION_S_RANGE = (3_600, 366 * 86_400)
 

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from entrepot.config import IDEMPOTENCY_RETENTION_S as RETENTION_S
 from entrepot.config import load_settings
 from entrepot.entrypoints.api.app import create_app
 from entrepot.entrypoints.api.deadlines import run_once
@@ -19,7 +20,7 @@ from entrepot.kernel.clock import NS_PER_S, FakeClock
 from entrepot.kernel.errors import ConfigurationError
 from entrepot.payments import PaymentScheme
 from entrepot.payments import store as st
-from entrepot.payments.keyed import ANSWER_LOST, RETENTION_S, purge_answers
+from entrepot.payments.keyed import ANSWER_LOST, purge_answers
 from tests.e2e.test_api_lost_answers import Api
 
 

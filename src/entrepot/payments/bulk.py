@@ -310,16 +310,16 @@ HELD_IN_BULK = "held for review, which a bulk cannot wait for: pay it as a singl
 _Screened = tuple[Party, ScreeningDecision]
 
 
-def _screening_pairs(
+def _screened(
     scheme: PaymentScheme,
     first: Iterable[tuple[BulkItem, Party]],
     caller: str,
     currency: str,
     note: str,
-) -> list[tuple[PaymentTransfer, Party]]:
-    """What screening sees of each payee: the bulk's first item to it, as a transfer."""
+) -> list[_Screened]:
+    """Each payee party screened, together, as the bulk's first item to it (a transfer)."""
     now = scheme._now()
-    return [
+    pairs = [
         (
             PaymentTransfer(
                 item.transfer_id, bulk_quote_id(item.transfer_id), caller, party.participant_id,
@@ -331,6 +331,8 @@ def _screening_pairs(
         )
         for item, party in first
     ]  # fmt: skip
+    decisions = screen_all(scheme.screening, pairs)
+    return [(party, d) for (_, party), d in zip(pairs, decisions, strict=True)]
 
 
 def _screen_ahead(
@@ -360,9 +362,8 @@ def _screen_ahead(
             and party.participant_id != caller
         ):
             first[key] = (item, party)
-    pairs = _screening_pairs(scheme, first.values(), caller, currency, note)
-    decisions = screen_all(scheme.screening, pairs)
-    return {key: (party, d) for key, (_, party), d in zip(first, pairs, decisions, strict=True)}
+    screened = _screened(scheme, first.values(), caller, currency, note)
+    return dict(zip(first, screened, strict=True))
 
 
 def _screen(
@@ -392,9 +393,8 @@ def _screen(
         else:
             first[id(fate)] = (item, fate)
     if first:
-        pairs = _screening_pairs(scheme, first.values(), caller, currency, note)
-        decisions = screen_all(scheme.screening, pairs)
-        verdicts.update((id(party), d) for (_, party), d in zip(pairs, decisions, strict=True))
+        here = _screened(scheme, first.values(), caller, currency, note)
+        verdicts.update((id(party), d) for party, d in here)
     for n, fate in enumerate(fates):
         if not isinstance(fate, Party):
             continue

@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
-from entrepot.config import IDEMPOTENCY_RETENTION_S
 from entrepot.payments import store as st
 from entrepot.payments.errors import KeyInUse
 from entrepot.storage.driver import Fast
@@ -52,11 +51,6 @@ from entrepot.storage.uow import UnitOfWork
 #: ``status_code`` of a key's row written with its operation, before the answer is known
 ANSWER_LOST = 0
 
-#: How long a key's answer (or marker) is kept by default: a request resent with its key
-#: within it is answered as the first was; after it, the key is free and a request with it
-#: is a new one (Stripe and the IETF draft's practice; ``ENTREPOT_IDEMPOTENCY_RETENTION_S``).
-#: Every keyed write's answer, its whole text, was kept for ever.
-RETENTION_S = IDEMPOTENCY_RETENTION_S
 #: Rows a purge deletes per transaction (each a short turn of the write lock), and at most
 #: per pass: a backlog is worked off over passes, never in one long hold.
 PURGE_BATCH = 5_000
@@ -163,7 +157,9 @@ def purge_answers(
     engine: Engine, before_ns: int, *, batch: int = PURGE_BATCH, most: int = PURGE_MOST
 ) -> int:
     """Delete the keys' rows (answers and markers) written before ``before_ns``, ``batch``
-    rows a transaction, at most ``most`` in all (the rest at the next pass); how many.
+    rows a transaction, at most ``most`` in all (the rest at the next pass); how many. They
+    were kept for ever, every keyed write's whole answer; the retention period
+    (``config.IDEMPOTENCY_RETENTION_S``, Stripe's and the IETF draft's practice) bounds them.
     A marker older than that is a lost answer's: its retry past the retention period is
     a new request, as any key's."""
     c = st.idempotency.c
@@ -190,7 +186,6 @@ __all__ = [
     "CREDENTIAL",
     "KEYED_REQUEST",
     "PARTY",
-    "RETENTION_S",
     "SETTLEMENT_WINDOW",
     "TRADE_BUYER",
     "TRADE_DISPUTE",

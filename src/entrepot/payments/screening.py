@@ -76,13 +76,21 @@ class SanctionsScreening:
         self._loaded.get()
 
     def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision:
+        asked = self._asked(transfer, payee)
+        if isinstance(asked, ScreeningDecision):
+            return asked
+        assert payee is not None
+        return self._decision(payee, self.screener.screen(asked))
+
+    def _asked(self, transfer: PaymentTransfer, payee: Party | None) -> Any:
+        """The party to screen for ``payee``, or the decision where there is none to screen
+        (no payee: nothing held; a name with nothing to screen: held, ``_unreadable``)."""
         if payee is None:
             return ScreeningDecision(hold=False)
         try:
-            party = make_party(payee.display_name, asked=False)
+            return make_party(payee.display_name, asked=False)
         except EmptyName:
             return self._unreadable(transfer)
-        return self._decision(payee, self.screener.screen(party))
 
     def screen_many(
         self, pairs: Sequence[tuple[PaymentTransfer, Party | None]]
@@ -92,13 +100,11 @@ class SanctionsScreening:
         decisions: list[ScreeningDecision | None] = [None] * len(pairs)
         asked: list[tuple[int, Any]] = []  # (index, party to screen)
         for n, (transfer, payee) in enumerate(pairs):
-            if payee is None:
-                decisions[n] = ScreeningDecision(hold=False)
-                continue
-            try:
-                asked.append((n, make_party(payee.display_name, asked=False)))
-            except EmptyName:
-                decisions[n] = self._unreadable(transfer)
+            party = self._asked(transfer, payee)
+            if isinstance(party, ScreeningDecision):
+                decisions[n] = party
+            else:
+                asked.append((n, party))
         if asked:
             results = self.screener.screen_many([party for _, party in asked])
             for (n, _), result in zip(asked, results, strict=True):

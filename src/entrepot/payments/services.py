@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
+from entrepot.config import IDEMPOTENCY_RETENTION_S
 from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock
 from entrepot.kernel.countries import is_country
 from entrepot.kernel.errors import FieldsNamed
@@ -271,7 +272,7 @@ def _check_amount_currency(
 
 #: an id, as the API's schemas take one (str.isalnum() took any script's letters and digits:
 #: the CLI made ids, "bänk-١", the API refuses and could not name)
-_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: the scheme operator's participant is of no one country: ISO 3166's code for none
 SCHEME_COUNTRY = "ZZ"
 
@@ -284,7 +285,7 @@ _AS_TARGET = FieldsNamed({"currency": "targetCurrency"})
 
 
 def _check_id(value: str, what: str) -> None:
-    if not isinstance(value, str) or not _ID.fullmatch(value):
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise InvalidPaymentInput(
             f"{what} {value!r} must be 1-64 letters, digits, '-' or '_'", field=what
         )
@@ -350,7 +351,7 @@ class PaymentScheme:
         screening: Screening | None = None,
         callback_hosts: Sequence[str] = (),
         group_commit: bool = True,
-        idempotency_retention_s: int = keyed.RETENTION_S,
+        idempotency_retention_s: int = IDEMPOTENCY_RETENTION_S,
     ) -> None:
         self.engine = engine
         self.ledger = ledger
@@ -1609,19 +1610,12 @@ class PaymentScheme:
                 or now >= q.expires_at_ns
             ):
                 return None
-            if any(
-                p is None or not p.active
-                for p in (
-                    self._participants.get(conn, q.payer_participant),
-                    self._participants.get(conn, q.payee_participant),
-                    *(
-                        ()
-                        if q.fx_provider is None
-                        else (self._participants.get(conn, q.fx_provider),)
-                    ),
-                )
-            ):
-                return None
+            for pid in (q.payer_participant, q.payee_participant, q.fx_provider):
+                if pid is None:  # no FX provider: one currency
+                    continue
+                p = self._participants.get(conn, pid)
+                if p is None or not p.active:
+                    return None
             party = st.find_alias(conn, q.payee_alias_type.value, q.payee_alias)
         if party is None or party.participant_id != q.payee_participant:
             # (moved to another participant since the quote: the prepare is refused, and

@@ -51,7 +51,7 @@ from entrepot.payments.credentials import (
 )
 from entrepot.payments.errors import InvalidPaymentInput
 from entrepot.payments.model import Escrow
-from entrepot.payments.services import QUOTE_TTL_S, TRANSFER_TTL_S
+from entrepot.payments.services import ID_PATTERN, QUOTE_TTL_S, TRANSFER_TTL_S
 
 app = typer.Typer(
     help="The payment scheme: participants, aliases, quotes, transfers, QR, "
@@ -126,10 +126,6 @@ def _unsigned(text: str) -> str:
 def _amount(text: str, currency: str) -> int:
     """A payments command's amount: decimal text in its currency, unsigned, as the API's."""
     return parse_amount(_unsigned(text), currency)
-
-
-#: A participant id as the API's bodies take one (schemas.Id)
-_PARTICIPANT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 @app.command("enable-currency")
@@ -762,7 +758,7 @@ def escrow_create(
     controller: Annotated[str | None, typer.Option("--controller")] = None,
     as_json: Json = False,
 ) -> None:
-    if controller is not None and not _PARTICIPANT_ID.fullmatch(controller):
+    if controller is not None and not ID_PATTERN.fullmatch(controller):
         # malformed: bad input, as the API's 422, not controller_not_allowed (a participant's)
         raise InvalidPaymentInput(
             f"controller {controller!r} must be a participant id, 1-64 letters, digits, '-' or '_'",
