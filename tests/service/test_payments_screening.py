@@ -447,3 +447,17 @@ def test_a_hold_is_not_released_while_a_party_to_it_is_suspended(
     rejected = scheme.review_hold(SCHEME, "t-s", False, "party suspended")
     assert rejected.state is TransferState.ABORTED
     assert scheme.liquidity("mtn-rw", "RWF")["position_reserved_minor"] < before
+
+
+def test_a_payee_named_in_arabic_script_is_screened_by_its_letters(
+    scheme: PaymentScheme, screener: object
+) -> None:
+    """A listed person's name registered in Arabic script was transliterated to its
+    consonants and paid unheld; it is held for review, the reason naming the listing."""
+    scheme.screening = SanctionsScreening(screener)  # type: ignore[arg-type]
+    scheme.register_participant("bank-eg", "Bank EG", "bank", "EG", ["MYR"])
+    scheme.register_alias("bank-eg", "MSISDN", "+201001234567", "أيمن الظواهري", "MYR")
+    quote = scheme.create_quote("mtn-rw", "q-ar", "MSISDN", "+201001234567", 500, "RECEIVE", "RWF")
+    held = scheme.prepare_transfer("mtn-rw", "t-ar", quote.id)
+    assert held.state is TransferState.HOLD
+    assert held.reason is not None and "AL-ZAWAHIRI, Ayman" in held.reason

@@ -14,7 +14,14 @@ from typing import Any
 from entrepot.config import shared_data_dir
 from entrepot.risk import credit
 from entrepot.risk.sanctions import Screener
-from entrepot.risk.sanctions_eval import build_cases, evaluate, evaluate_baseline
+from entrepot.risk.sanctions_eval import (
+    arabic_script_cases,
+    build_cases,
+    evaluate,
+    evaluate_arabic_script,
+    evaluate_arabic_script_baseline,
+    evaluate_baseline,
+)
 
 TARGETS = {"scorecard_auc_min": 0.78, "sanctions_recall_min": 0.95, "sanctions_fpr_max": 0.02}
 
@@ -45,6 +52,7 @@ def sanctions_bench(directory: Path, listed: int, unlisted: int, seed: int) -> d
     cases = build_cases(screener.index, listed, unlisted, seed)
     ours = evaluate(screener, cases)
     base = evaluate_baseline(screener.index, cases)
+    script_cases = arabic_script_cases(screener.index, unlisted, seed)
     return {
         "list_version": screener.index.version,
         "entries": len(screener.index.entries),
@@ -55,6 +63,11 @@ def sanctions_bench(directory: Path, listed: int, unlisted: int, seed: int) -> d
         "baseline_jaro_winkler": base,
         "meets_target": ours["recall"] >= TARGETS["sanctions_recall_min"]
         and ours["false_positive_rate"] < TARGETS["sanctions_fpr_max"],
+        # names written in Arabic or Persian script (sanctions_eval.ARABIC_SCRIPT_LISTED)
+        "arabic_script": {
+            "entrepot": evaluate_arabic_script(screener, script_cases),
+            "baseline_jaro_winkler": evaluate_arabic_script_baseline(screener.index, script_cases),
+        },
     }
 
 

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -155,3 +156,167 @@ def needs_joining(toks: Sequence[str]) -> bool:
     """Whether :func:`join_particles` may change a name: a particle apart, or Abd al- joined
     otherwise than canonically (a quick test before the work)."""
     return any(t in PARTICLES or t in _SUN_ARTICLES or t.startswith("abd") for t in toks)
+
+
+# --------------------------------------------------------------------------- Arabic script
+#: Arabic, Persian and Urdu writing leaves short vowels out: "أيمن الظواهري" is the letters
+#: ʾ-y-m-n al-ẓ-w-ā-h-r-y, and Unidecode makes "ymn lzwhry" of it, which no listed Latin
+#: spelling (AL ZAWAHIRI, Ayman) comes near. A word in that script is instead written as one
+#: symbol a letter (upper case and a few marks: never a Latin token's a-z0-9), which the
+#: screening aligns with a listed Latin spelling, short vowels free to be absent
+#: (``risk.sanctions._abjad_sim``). Each symbol stands for one letter or a few that Latin
+#: spellings do not tell apart (ت and ط are both "t").
+ABJAD = {
+    # long vowels and vowel carriers: alif (A), alif with hamza above (O) and below (I),
+    # waw (W), ya (Y); ayn and hamza (E), which Latin writes as a vowel, an apostrophe or not
+    # at all; ta marbuta (@), a final -a/-ah/-at
+    "ا": "A", "آ": "A", "ٱ": "A", "ى": "A", "ٰ": "A", "أ": "O", "إ": "I",
+    "و": "W", "ي": "Y", "ی": "Y", "ے": "Y",
+    "ع": "E", "ء": "E", "ئ": "E", "ؤ": "E", "ة": "@", "ۃ": "@",
+    # consonants
+    "ب": "B", "پ": "P", "ت": "T", "ط": "T", "ٹ": "T", "ث": "C", "ج": "J", "چ": "Č",
+    "ح": "H", "ه": "H", "ھ": "H", "ہ": "H", "خ": "X", "د": "D", "ڈ": "D", "ذ": "Q", "ر": "R",
+    "ڑ": "R", "ز": "Z", "ژ": "Ž", "س": "S", "ص": "S", "ش": "Š", "ض": "V", "ظ": "U", "غ": "G",
+    "گ": "G", "ف": "F", "ق": "K", "ك": "K", "ک": "K", "ل": "L", "م": "M", "ن": "N", "ں": "N",
+}  # fmt: skip
+#: Letters of the Arabic script blocks (presentation forms are folded to these by NFKC).
+_ARABIC_LETTERS = r"[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff]+"
+#: Words in that script with what separates them (a particle is read with the next word).
+_ARABIC_RUN = re.compile(rf"{_ARABIC_LETTERS}(?:[\s\u200c\u200d.,\-]+{_ARABIC_LETTERS})*")
+#: Lower-case letters of a particle joined to an Arabic word (abdal-, al-) as the symbol of
+#: the same letter, so that the article's l and a name's L are one l (عبدالله is abd-allah).
+_LATIN_AS_SYMBOL = {
+    "b": "B", "d": "D", "f": "F", "g": "G", "h": "H", "k": "K", "l": "L", "m": "M", "n": "N",
+    "p": "P", "r": "R", "s": "S", "t": "T",
+}  # fmt: skip
+#: Arabic particles written as words, as the Latin particle a listed name carries.
+_ARABIC_PARTICLES = {
+    "ابو": "abu", "أبو": "abu", "ابي": "abu", "أبي": "abu", "بن": "bin", "ابن": "bin",
+    "إبن": "bin", "بنت": "bint", "ال": "al",
+}  # fmt: skip
+_ABD, _AL, _ALLAH = "عبد", "ال", "الله"
+_LATIN_TOKEN = re.compile(r"[a-z0-9]*")
+
+
+def has_arabic_script(text: str) -> bool:
+    return _ARABIC_RUN.search(text) is not None
+
+
+def is_abjad(token: str) -> bool:
+    """Whether a query token came from Arabic script (holds a symbol, not only a-z0-9)."""
+    return _LATIN_TOKEN.fullmatch(token) is None
+
+
+def _symbols(word: str) -> str:
+    """One Arabic-script word as symbols: unknown marks (short-vowel signs, tatweel, joiners)
+    dropped, a letter written twice (shadda is rarely written) once."""
+    out: list[str] = []
+    for ch in word:
+        sym = ABJAD.get(ch)
+        if sym is not None and (not out or out[-1] != sym):
+            out.append(sym)
+    return "".join(out)
+
+
+def _arabic_words(run: str) -> list[str]:
+    """The tokens of a run of Arabic-script words: particles as their Latin spelling (abu, bin,
+    al), the article joined to a word split off as ``al`` (as "al-Zawahiri" is two Latin
+    tokens), and Abd al- joined to the name after it (``abdal`` + symbols, as the index joins
+    Abdul Rahman into abdalrahman)."""
+    out: list[str] = []
+    # a zero-width non-joiner parts the letters of one word (قلی‌زاده is Gholizadeh)
+    words = [w for w in re.split(r"[\s\u060c\u061b\u061f\u06d4.,;:!?()\-]+", run) if w]
+    digits = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
+    pending_abd = False
+    for word in words:
+        if word.translate(digits).isdigit():
+            out.append(word.translate(digits))
+            pending_abd = False
+            continue
+        particle = _ARABIC_PARTICLES.get(word)
+        if word == _ABD:
+            pending_abd = True
+            continue
+        if word.startswith(_ABD + _AL) and len(word) > len(_ABD + _AL) + 1:
+            out.append("abdal" + _symbols(word[len(_ABD + _AL) :]))
+            pending_abd = False
+            continue
+        if pending_abd:
+            pending_abd = False
+            if word.startswith(_AL) and len(word) > len(_AL) + 1:
+                out.append("abdal" + _symbols(word[len(_AL) :]))
+                continue
+            out.append("abd")
+        if particle is not None:
+            out.append(particle)
+        elif word == _ALLAH and out and is_abjad(out[-1]):
+            out[-1] += "alLH"  # نصر الله, فضل الله: Latin writes Nasrallah, Fadlallah
+        elif word.startswith(_AL) and len(word) > len(_AL) + 1:
+            out += ["al", _symbols(word[len(_AL) :])]
+        else:
+            out.append(_symbols(word))
+    if pending_abd:
+        out.append("abd")
+    return [t for t in out if t]
+
+
+def query_tokens(text: str) -> list[str]:
+    """The tokens of a name to screen: :func:`tokens`, except that words in Arabic script
+    become symbol tokens (:data:`ABJAD`) in their place among the Latin ones."""
+    if not has_arabic_script(text):
+        return tokens(text)
+    text = unicodedata.normalize("NFKC", text)
+    out: list[str] = []
+    start = 0
+    for m in _ARABIC_RUN.finditer(text):
+        out += tokens(text[start : m.start()])
+        out += _arabic_words(m.group(0))
+        start = m.end()
+    return out + tokens(text[start:])
+
+
+def abjad_canonical(token: str) -> str:
+    """A symbol token with the Latin letters of a particle joined to it as symbols where one
+    stands for the same letter (abdalLH: a B D a L H), doubled symbols once."""
+    out: list[str] = []
+    for ch in token:
+        sym = _LATIN_AS_SYMBOL.get(ch, ch)
+        if not out or out[-1] != sym:
+            out.append(sym)
+    return "".join(out)
+
+
+#: Symbol -> what it may be in a folded Latin key (:func:`abjad_key`): consonants only, since
+#: a key drops vowels, v (w) and i (y, j) the way the alignment lets them be absent.
+_KEY_VARIANTS: dict[str, tuple[str, ...]] = {
+    "B": ("b",), "P": ("p", "b"), "T": ("t",), "C": ("t", "s"), "J": ("", "g"),
+    "Č": ("kh",), "H": ("h",), "X": ("h",), "D": ("d",), "Q": ("d", "dh", "s", "t"),
+    "R": ("r",), "Z": ("s",), "Ž": ("",), "S": ("s",), "Š": ("sh", "kh"), "V": ("d", "dh", "s"),
+    "U": ("s", "d", "dh", "t"), "G": ("g",), "F": ("f",), "K": ("k", "g"), "L": ("l",),
+    "M": ("m",), "N": ("n",),
+}  # fmt: skip
+_KEY_DROPPED = frozenset("aiuv")
+#: More spellings than this of one symbol token are not keyed (a pathological run of
+#: ambiguous letters); its first variants still are.
+_KEY_VARIANTS_MAX = 64
+
+
+def latin_abjad_key(folded: str) -> str:
+    """A folded Latin token as an Arabic spelling could key it: vowels, v (w) and i (y, j)
+    dropped, a final h too (a ta marbuta written -ah): savahiri -> shr, muhamad -> mhmd."""
+    key = "".join(ch for ch in folded if ch not in _KEY_DROPPED)
+    return key[:-1] if key.endswith("h") else key
+
+
+@lru_cache(maxsize=50_000)
+def abjad_keys(token: str) -> tuple[str, ...]:
+    """The Latin keys (:func:`latin_abjad_key`) a symbol token may have: one a reading of its
+    ambiguous letters (ذ is d, dh, z or th)."""
+    keys = [""]
+    for ch in abjad_canonical(token):
+        if ch in _KEY_DROPPED or ch.islower():  # a Latin vowel, or a letter kept as itself
+            options: tuple[str, ...] = ("",) if ch in _KEY_DROPPED else (ch,)
+        else:
+            options = _KEY_VARIANTS.get(ch, ("",))
+        keys = [k + o for k in keys for o in options][:_KEY_VARIANTS_MAX]
+    return tuple(dict.fromkeys(k[:-1] if k.endswith("h") else k for k in keys))

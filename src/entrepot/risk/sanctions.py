@@ -43,13 +43,18 @@ from entrepot.risk.names import (
     LEGAL_FORMS,
     TITLES,
     abbreviations_joined,
+    abjad_canonical,
+    abjad_keys,
     canonical,
     deletion_keys,
     fold,
+    is_abjad,
     join_particles,
+    latin_abjad_key,
     needs_joining,
     normalise,
     particle_split,
+    query_tokens,
     skeleton,
     tokens,
 )
@@ -89,6 +94,14 @@ SINGLE_TOKEN_CAP = 0.8
 JOINED_OTHER_PARTICLE = 0.8
 JOINED_ARTICLE_DROPPED = 0.95
 CIRCA_YEARS = 2
+#: A listed token is a candidate for a word written in Arabic script from this similarity of
+#: their alignment (``_abjad_sim``) up.
+ABJAD_HIT_SIM = 0.8
+#: The reason a candidate found for a name written in Arabic script carries.
+ABJAD_NOTE = (
+    "the name is written in Arabic script, which leaves short vowels out: it was compared "
+    "letter by letter with the listed Latin spelling"
+)
 DECISION_RANK = {"clear": 0, "review": 1, "match": 2}
 
 _MONTHS = {m: i for i, m in enumerate(
@@ -338,6 +351,13 @@ class WatchListIndex:
             skeletons[skeleton(f)].append(f)
         self._deletion_keys = dict(deletions)
         self._skeleton_keys = dict(skeletons)
+        # Words written in Arabic script: the listed tokens an Arabic spelling may key alike
+        # (their consonants, names.latin_abjad_key).
+        abjad: dict[str, list[str]] = defaultdict(list)
+        for f in {*self._postings, *self._jpostings}:
+            abjad[latin_abjad_key(f)].append(f)
+        self._abjad_vocab = dict(abjad)
+        self._abjad_weights: dict[str, float] = {}
         #: Folded tokens of the variants that begin with a particle (almasri, abuhafs).
         self._joined_vocab = frozenset(
             f for name in self.variants for t, f in zip(name.toks, name.folds, strict=True)
@@ -352,6 +372,8 @@ class WatchListIndex:
         joined = join_particles(query_tokens)
         if len(joined) < len(query_tokens):  # a particle apart joined: the names differ
             return joined, "all"
+        if any(is_abjad(t) and particle_split(t)[0] for t in joined):
+            return joined, "all"  # عبدالرحمن: Abd al- is joined to it already
         for token in joined:
             c = canonical(token)
             if particle_split(c)[0] and any(
@@ -375,6 +397,8 @@ class WatchListIndex:
         return self.names[n] if n < len(self.names) else self.variants[n - len(self.names)]
 
     def weight(self, token: str) -> float:
+        if is_abjad(token):
+            return self._abjad_weight(token)
         f = fold(token)
         idf = math.log((self._n_names + 1) / (self._df.get(f, 0) + 1)) + 1.0
         low = token in LEGAL_FORMS or token in TITLES or len(token) == 1
@@ -407,14 +431,45 @@ class WatchListIndex:
         )
         return [n for _, n in ranked]
 
+    def _abjad_matches(self, token: str) -> dict[str, float]:
+        """Listed (folded) tokens a word written in Arabic script may be, with the similarity
+        of their alignment."""
+        out: dict[str, float] = {}
+        for key in abjad_keys(token):
+            for v in self._abjad_vocab.get(key, ()):
+                sim = _abjad_sim(token, v)
+                if sim >= ABJAD_HIT_SIM:
+                    out[v] = sim
+        return out
+
+    def _abjad_weight(self, token: str) -> float:
+        """A word in Arabic script weighs as the commonest listed token it may be (محمد as
+        Muhammad): its spelling on the list is not known, only its candidates'."""
+        w = self._abjad_weights.get(token)
+        if w is None:
+            df = max(
+                (self._df.get(v, 0) for v, sim in self._abjad_matches(token).items()
+                 if sim >= COVER_SIM),
+                default=0,
+            )  # fmt: skip
+            w = math.log((self._n_names + 1) / (df + 1)) + 1.0
+            w *= LOW_WEIGHT if len(token) == 1 else 1.0
+            if len(self._abjad_weights) < 100_000:
+                self._abjad_weights[token] = w
+        return w
+
     def _token_hits(self, token: str, postings: dict[str, list[int]]) -> dict[int, float]:
         f = fold(token)
         quality: dict[str, float] = {}
-        for v in self._skeleton_keys.get(skeleton(token), ()):
-            quality[v] = KEY_QUALITY["skeleton"]
-        for k in deletion_keys(token):
-            for v in self._deletion_keys.get(k, ()):
-                quality[v] = KEY_QUALITY["fold"] if v == f else KEY_QUALITY["edit"]
+        if is_abjad(token):
+            quality = self._abjad_matches(token)
+            f = ""  # no Latin token is the same fold: the keys below are not the Latin ones
+        else:
+            for v in self._skeleton_keys.get(skeleton(token), ()):
+                quality[v] = KEY_QUALITY["skeleton"]
+            for k in deletion_keys(token):
+                for v in self._deletion_keys.get(k, ()):
+                    quality[v] = KEY_QUALITY["fold"] if v == f else KEY_QUALITY["edit"]
         hits: dict[int, float] = {}
         for v, q in quality.items():
             for n in postings.get(v, ()):
@@ -424,10 +479,104 @@ class WatchListIndex:
 
 
 # --------------------------------------------------------------------------- scoring
+#: What each Arabic-script symbol (names.ABJAD) may be in a folded Latin spelling, and at what
+#: cost ("": not written in Latin). Vowel letters may be a vowel or (W, Y) a consonant; the
+#: letters Latin spells several ways (ذ: d, dh, z (folded s), th (folded t)) may be each.
+_ABJAD_OPTIONS: dict[str, tuple[tuple[str, float], ...]] = {
+    "A": (("a", 0), ("Â", 0), ("i", 0.4), ("u", 0.4), ("", 0.5)),
+    "O": (("a", 0), ("u", 0), ("Â", 0), ("Û", 0), ("i", 0.4), ("", 0.5)),
+    "I": (("i", 0), ("Î", 0), ("a", 0.3), ("", 0.5)),
+    "W": (("u", 0), ("Û", 0), ("v", 0), ("", 0.5)),
+    "Y": (("i", 0), ("Î", 0), ("a", 0.4), ("", 0.5)),
+    "E": (("", 0), ("a", 0), ("Â", 0), ("i", 0.1), ("u", 0.1)),
+    "@": (("a", 0), ("", 0), ("ah", 0), ("at", 0.3)),
+    "B": (("b", 0), ("p", 0.5)), "P": (("p", 0), ("b", 0.3)), "T": (("t", 0), ("d", 0.5)),
+    "C": (("t", 0), ("s", 0.1)), "J": (("i", 0), ("g", 0.2)), "Č": (("kh", 0), ("i", 0.5)),
+    "H": (("h", 0), ("", 0.6)), "X": (("h", 0), ("k", 0.3)), "D": (("d", 0), ("t", 0.5)),
+    "Q": (("d", 0), ("dh", 0), ("s", 0.1), ("t", 0.2)), "R": (("r", 0),), "Z": (("s", 0),),
+    "Ž": (("i", 0), ("s", 0.3)), "S": (("s", 0),), "Š": (("sh", 0), ("kh", 0.2), ("s", 0.5)),
+    "V": (("d", 0), ("dh", 0), ("s", 0.1)), "U": (("s", 0), ("d", 0.1), ("dh", 0.1), ("t", 0.2)),
+    "G": (("g", 0),), "F": (("f", 0), ("p", 0.5)), "K": (("k", 0), ("g", 0.3)),
+    "L": (("l", 0),), "M": (("m", 0),), "N": (("n", 0),),
+}  # fmt: skip
+#: A final ه is often not written in Latin (Persian Hamzeh, Hamza).
+_ABJAD_FINAL_H = (("h", 0.0), ("", 0.2))
+#: Cost of a Latin letter the Arabic spelling does not write: a short vowel, an h (the h of
+#: dh or of a final -ah), a long vowel (Latin doubles it: Mahmoud, Saeed), any other letter.
+_LATIN_VOWEL_ABSENT, _LATIN_H_ABSENT, _LATIN_LONG_ABSENT, _MISMATCH = 0.15, 0.4, 0.5, 1.0
+#: Latin spellings of a long vowel, marked before folding (which would make them short).
+_LONG_VOWELS = (
+    ("ou", "Û"), ("oo", "Û"), ("uu", "Û"), ("ee", "Î"), ("ii", "Î"), ("ei", "Î"), ("aa", "Â"),
+)  # fmt: skip
+
+
+@lru_cache(maxsize=200_000)
+def _long_marked(token: str) -> str:
+    """A Latin token folded with its long vowels marked: mahmoud -> mahmÛd (محمود writes the
+    ū, محمد writes none)."""
+    for latin, mark in _LONG_VOWELS:
+        token = token.replace(latin, mark)
+    return fold(token)
+
+
+def _abjad_options(sym: str, final: bool) -> tuple[tuple[str, float], ...]:
+    if sym == "H" and final:
+        return _ABJAD_FINAL_H
+    options = _ABJAD_OPTIONS.get(sym)
+    if options is not None:
+        return options
+    # a Latin letter of a joined particle (the a of abdal): itself, a vowel maybe unwritten
+    return ((sym, 0.0), ("", _LATIN_VOWEL_ABSENT)) if sym in "aiu" else ((sym, 0.0),)
+
+
+def _latin_absent(ch: str) -> float:
+    if ch in "aiu":
+        return _LATIN_VOWEL_ABSENT
+    if ch in "ÂÎÛ":
+        return _LATIN_LONG_ABSENT
+    return _LATIN_H_ABSENT if ch == "h" else _MISMATCH
+
+
+@lru_cache(maxsize=200_000)
+def _abjad_sim(q: str, nf: str) -> float:
+    """Similarity of a word written in Arabic script (symbols, names.query_tokens) and a
+    folded Latin token: the cheapest alignment of the two (each symbol one of its Latin
+    options or a mismatch; a Latin letter the script leaves unwritten costs little for a short
+    vowel), as 1 - cost / length. أيمن (OYMN) and aiman (Ayman) align but for the unwritten
+    a: 0.97; حسن (HSN) and hasan: 0.94; حسين (HSYN) and hasan: 0.89."""
+    syms = abjad_canonical(q)
+    m, n = len(syms), len(nf)
+    if not m or not n:
+        return 0.0
+    row = [0.0] * (n + 1)
+    for j, ch in enumerate(nf):
+        row[j + 1] = row[j] + _latin_absent(ch)
+    for i, sym in enumerate(syms):
+        options = _abjad_options(sym, i == m - 1)
+        absent = min((c for latin, c in options if not latin), default=_MISMATCH)
+        nxt = [math.inf] * (n + 1)
+        for j in range(n + 1):
+            c = row[j]
+            if c + absent < nxt[j]:
+                nxt[j] = c + absent
+            if j < n and c + _MISMATCH < nxt[j + 1]:
+                nxt[j + 1] = c + _MISMATCH
+            for latin, cost in options:
+                if latin and nf.startswith(latin, j) and c + cost < nxt[j + len(latin)]:
+                    nxt[j + len(latin)] = c + cost
+        for j, ch in enumerate(nf):
+            if nxt[j] + _latin_absent(ch) < nxt[j + 1]:
+                nxt[j + 1] = nxt[j] + _latin_absent(ch)
+        row = nxt
+    return max(0.0, round(1.0 - row[n] / max(m, n), 4))
+
+
 @lru_cache(maxsize=500_000)
 def _pair_sim(q: str, qf: str, n: str, nf: str) -> float:
     if len(n) == 1:  # a listed letter (S.R.L., M-VITO) is not an initial of a query's name
         return 1.0 if q == n else 0.0
+    if is_abjad(q):
+        return _abjad_sim(q, _long_marked(n))
     if len(q) == 1:
         return INITIAL_SIM if q == n[0] else 0.0
     if qf == nf:
@@ -505,7 +654,7 @@ def score_name(
         if sim >= COVER_SIM:
             covered += name.weights[j]
             matched_sims.append(sim)
-            initials += len(q_toks[i]) == 1 < len(name.toks[j])
+            initials += len(q_toks[i]) == 1 < len(name.toks[j]) and not is_abjad(q_toks[i])
             # A title counts as matched only where the listing carries it too (Shaykh is also
             # a family name): Haji is not Hadi, Sheikh is not Shi, General is not Gener.
             if q_toks[i] not in TITLES or q_folds[i] == name.folds[j]:
@@ -584,8 +733,8 @@ def make_party(
     a bank asks for this screening, and a name of titles and legal forms alone is refused (a
     "clear" would assure them of nothing); a payment's or an onboarding's own screening of a
     name registered earlier screens what there is."""
-    words = tokens(name) if name else []
-    if not words:
+    words = query_tokens(name) if name else []
+    if not words:  # nothing but marks, or the short-vowel signs of Arabic script alone
         raise EmptyName("the name to screen is empty", field="name")
     if asked and all(t in TITLES or t in LEGAL_FORMS for t in words):
         # "Mr" or "The Company Ltd" names no one: a "clear" for it would assure nothing
@@ -674,8 +823,10 @@ def _born_that_day(entry: Entry, party: Party) -> bool:
     )  # fmt: skip
 
 
-def _judge(entry: Entry, match: NameMatch, party: Party) -> Candidate:
+def _judge(entry: Entry, match: NameMatch, party: Party, abjad: bool = False) -> Candidate:
     good, bad, notes = _evidence(entry, party)
+    if abjad:
+        notes.append(ABJAD_NOTE)
     how = "match" if match.alias == entry.name else "match alias"
     reasons = [f"name tokens {how} '{match.alias}' (Jaro-Winkler {match.jw:.2f}, "
                f"score {match.score:.2f})"]  # fmt: skip
@@ -931,7 +1082,7 @@ class Screener:
         return result
 
     def _match(self, party: Party, index: WatchListIndex) -> Screening:
-        q_toks = tokens(party.name) or normalise(party.name).split()
+        q_toks = query_tokens(party.name) or normalise(party.name).split()
         if not q_toks:
             raise EmptyName("the name to screen is empty", field="name")
         best_by_entry: dict[int, NameMatch] = {}
@@ -952,8 +1103,9 @@ class Screener:
             # with none apart is the same joined: the names as written were screened above.
             j_toks, space = joined
             score(j_toks, index.shortlist(j_toks, joined=space), _joined_pair_sim)
+        abjad = any(is_abjad(t) for t in q_toks)
         judged = [
-            _judge(index.entries[i], m, party)
+            _judge(index.entries[i], m, party, abjad)
             for i, m in best_by_entry.items()
             if m.score >= REVIEW_THRESHOLD - 0.1
         ]
