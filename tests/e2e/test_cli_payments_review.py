@@ -175,7 +175,13 @@ def test_a_signed_amount_in_qr_pay_or_a_bulk_file_is_refused(cli: Cli, tmp_path:
 
 
 @pytest.mark.parametrize(
-    "command", ["payments liquidity mtn-rw XYZ", "payments iso20022 camt053 mtn-rw:XXX"]
+    "command",
+    [
+        "payments liquidity mtn-rw XYZ",
+        "payments iso20022 camt053 mtn-rw:XXX",
+        "payments quote --as mtn-rw q1 MERCHANT KL-TILL-42 10.00 MYR XYZ --type RECEIVE",
+        "payments quote --as mtn-rw q1 MERCHANT KL-TILL-42 10.00 XYZ RWF --type RECEIVE",
+    ],
 )
 def test_a_code_that_is_no_currency_is_unknown_currency(cli: Cli, command: str) -> None:
     """The API's routes look the code up first (422 unknown_currency); the CLI answered

@@ -422,6 +422,7 @@ def quote(
     as_json: Json = False,
 ) -> None:
     payer_alias_type, payer_alias = _payer(payer)
+    get_currency(source_currency)  # a code that is none: unknown_currency, as the API's 422
     with _scheme() as a:
         _show(
             a.payments.create_quote(
