@@ -372,6 +372,8 @@ def test_a_partial_name_born_on_the_listed_day_is_reviewed_never_matched(
         ("Abdurrahman al-Faqih", 9595),
         ("Muhammad Jibril Abd al-Rahman", 12598),  # ABDUL RAHMAN, Muhammad Jibril
         ("Saad Binladen", 11378),  # BIN LADEN, Sa'ad
+        ("Hasan Nasr Allah", 2686),  # NASRALLAH, Hasan: Allah apart was a name of its own
+        ("Muhammad Husayn Fadl Allah", 2679),  # FADLALLAH, Shaykh Muhammad Husayn
     ],
 )
 def test_particles_joined_or_apart_are_found(screener: Screener, query: str, ent_num: int) -> None:
@@ -419,6 +421,9 @@ def test_particles_are_joined_to_the_next_name() -> None:
         assert join(tokens(spelling)) == ["abdalrahman"], spelling
     assert join(tokens("Usama bin Ladin")) == ["usama", "binladin"]
     assert join(tokens("Nasir ud-Din")) == ["nasir", "aldin"]  # the article before d, as ud
+    assert join(tokens("Hasan Nasr Allah")) == ["hasan", "nasrallah"]
+    assert join(tokens("Hayat Ullah")) == ["hayatullah"]
+    assert join(tokens("Allah Nur")) == ["allah", "nur"]  # nothing before it to join to
     assert join(tokens("Ahmed al")) == ["ahmed", "al"]  # nothing to join to
     assert join(tokens("Abdi Ali")) == ["abdi", "ali"]  # Abdi is a name, not Abd al-
 

@@ -124,11 +124,25 @@ def canonical(token: str) -> str:
     return _JOINED_OTHERWISE.sub(lambda m: _CANONICAL_PREFIX[m.group(0)], token)
 
 
+#: Allah as the second half of a compound name, written apart (Nasr Allah, Hayat Ullah) or
+#: joined (Nasrallah, Hayatullah): joined to the name before it.
+ALLAH = frozenset({"allah", "ullah", "ollah"})
+
+
 def join_particles(toks: list[str]) -> list[str]:
     """The tokens with each particle joined to the name after it, canonical: 'abu hafs al
     masri', 'abuhafs almasri' and 'abu hafs al-masri' all give ['abuhafs', 'almasri'];
     'abd al rahman', 'abdul rahman' and 'abdurrahman' give ['abdalrahman']. A particle last
-    (nothing to join to) is kept as it is."""
+    (nothing to join to) is kept as it is. Allah apart is joined to the name before it:
+    'hasan nasr allah' gives ['hasan', 'nasrallah']."""
+    if any(t in ALLAH for t in toks[1:]):
+        merged: list[str] = []
+        for token in toks:
+            if token in ALLAH and merged and len(merged[-1]) >= 3:
+                merged[-1] += token
+            else:
+                merged.append(token)
+        toks = merged
     out: list[str] = []
     for token in reversed(toks):
         nxt = out[-1] if out else None
@@ -155,7 +169,9 @@ def particle_split(token: str) -> tuple[str, str]:
 def needs_joining(toks: Sequence[str]) -> bool:
     """Whether :func:`join_particles` may change a name: a particle apart, or Abd al- joined
     otherwise than canonically (a quick test before the work)."""
-    return any(t in PARTICLES or t in _SUN_ARTICLES or t.startswith("abd") for t in toks)
+    return any(
+        t in PARTICLES or t in _SUN_ARTICLES or t in ALLAH or t.startswith("abd") for t in toks
+    )
 
 
 # --------------------------------------------------------------------------- Arabic script
