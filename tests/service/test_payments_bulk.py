@@ -704,6 +704,11 @@ def test_a_bulks_payees_are_screened_once_each_and_a_held_one_is_rejected_alone(
     with scheme.engine.connect() as conn:
         stored = {r[0] for r in conn.execute(sa.select(st.transfers.c.id)).all()}
     assert {"s-1", "s-3", "s-5"} <= stored and not stored & {"s-2", "s-4"}
+    # resent (a client that timed out): what it paid is answered as made, not screened or
+    # logged again; the items it rejected left no transfer and are tried (and screened) again
+    again = bulk_transfers(scheme, "maybank", "screened", "MYR", items)
+    assert [r.state.value for r in again] == [r.state.value for r in results]
+    assert [d.outcome for d in list(sink)[3:]] == ["review"]
     # a single payment to it is held for the reviewer, as before
     q = scheme.create_quote("maybank", "q-single", *listed, 20, "SEND", "MYR")
     assert scheme.prepare_transfer("maybank", "t-single", q.id).state is TransferState.HOLD

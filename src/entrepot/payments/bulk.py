@@ -352,11 +352,20 @@ def _screen_ahead(
         return {}
     with scheme._read() as conn:
         parties = _parties(conn, set(keys))
+        # A bulk resent (its first item exists: a client that timed out sends it again) is
+        # answered as it was made: what it paid before is not screened (and logged) again. A
+        # new bulk pays for a one-row read.
+        paid = (
+            set(_existing(conn, [i.transfer_id for i in items]))
+            if _existing(conn, [items[0].transfer_id])
+            else set()
+        )
     first: dict[tuple[str, str], tuple[BulkItem, Party]] = {}
     for item, key in zip(items, keys, strict=True):
         party = parties.get(key)
         if (
             party is not None
+            and item.transfer_id not in paid
             and key not in first
             and party.currency == currency
             and party.participant_id != caller
