@@ -616,6 +616,40 @@ def test_a_slow_connect_counts_in_the_attempts_deadline(
         slow.close()
 
 
+def test_a_slow_name_lookup_counts_in_the_attempts_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The callback host's name was looked up before the deadline's clock started, and a
+    lookup cannot be cut: a resolver that did not answer held the attempt for its own
+    retries. The lookup now runs within the attempt's time."""
+    from entrepot.payments import notify
+
+    monkeypatch.setattr(notify, "ATTEMPT_S_MAX", 1.0)
+    real = socket.getaddrinfo
+    release = threading.Event()
+    hung = {"on": True}
+
+    def lookup(*args: Any, **kwargs: Any) -> Any:
+        if hung["on"]:
+            release.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    loopback = CallbackAddresses.parse(["127.0.0.0/8"])
+    endpoint = RawEndpoint(b"HTTP/1.1 204 No Content\r\n\r\n")
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(TimeoutError, match="resolving '127.0.0.1' took more than 1 s"):
+            http_post(endpoint.url, b"{}", {}, addresses=loopback)
+        assert time.monotonic() - t0 < 8  # not the lookup's 10 s
+        release.set()
+        hung["on"] = False
+        assert http_post(endpoint.url, b"{}", {}, addresses=loopback) == 204
+    finally:
+        release.set()
+        endpoint.close()
+
+
 def test_an_answer_with_a_nul_is_recorded_and_the_round_goes_on(
     scheme: PaymentScheme, clock: FakeClock, endpoint: Endpoint
 ) -> None:

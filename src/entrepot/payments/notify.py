@@ -260,11 +260,12 @@ class CallbackAddresses:
                 return f"{address} is a {what} address"
         return None
 
-    def resolve(self, host: str, port: int) -> IpAddress:
+    def resolve(self, host: str, port: int, timeout: float | None = None) -> IpAddress:
         """The first address ``host`` resolves to that may be reached; raises OSError naming
         why none may (the connection is then made to that address, not to the name again:
-        a second lookup could answer otherwise)."""
-        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        a second lookup could answer otherwise), TimeoutError when the lookup takes longer
+        than ``timeout`` seconds."""
+        found = _lookup(host, port, timeout)
         problems = []
         for _family, _type, _proto, _name, sockaddr in found:
             address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
@@ -275,6 +276,22 @@ class CallbackAddresses:
         raise ConnectionRefusedError(
             f"callback host {host!r} refused: {'; '.join(dict.fromkeys(problems)) or 'no address'}"
         )
+
+
+#: Name lookups of callback hosts. getaddrinfo cannot be interrupted (a resolver that does not
+#: answer holds it for its own retries, tens of seconds): it runs on these threads, and an
+#: attempt waits for it only until its deadline; a lookup past it ends in the background, and
+#: lookups beyond these threads wait their turn within their own attempt's deadline.
+_LOOKUPS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="callback-dns")
+
+
+def _lookup(host: str, port: int, timeout: float | None) -> list[Any]:
+    future = _LOOKUPS.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    try:
+        return future.result(timeout=timeout)
+    except TimeoutError:
+        future.cancel()  # not started yet (the threads all waiting on slow lookups): never
+        raise TimeoutError(f"resolving {host!r} took more than {timeout:g} s") from None
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
@@ -313,7 +330,9 @@ def http_post(
     return the status. The whole attempt, connecting to the end of the status line and
     headers, takes at most ``ATTEMPT_S_MAX``: a per-read timeout alone let an endpoint that
     sent a byte every few seconds hold the dispatcher for hours. With ``addresses``, the name
-    is resolved once, its address checked and connected to (:class:`CallbackAddresses`).
+    is resolved once, its address checked and connected to (:class:`CallbackAddresses`), the
+    lookup within the attempt's time (a resolver that did not answer held it before the
+    deadline's clock started).
     Raises OSError (or ``http.client.HTTPException``) when there is no answer."""
     parts = urllib.parse.urlsplit(url)
     target = parts.path or "/"
@@ -322,9 +341,10 @@ def http_post(
     https = parts.scheme == "https"
     host = parts.hostname or ""
     conn: http.client.HTTPConnection
+    start = time.monotonic()
     if addresses is not None:
         port = parts.port or (443 if https else 80)
-        address = addresses.resolve(host, port)
+        address = addresses.resolve(host, port, ATTEMPT_S_MAX)  # in the attempt's time
         pinned = _PinnedHTTPSConnection if https else _PinnedHTTPConnection
         conn = pinned(host, address, parts.port, TIMEOUT_S)
     else:
@@ -339,7 +359,7 @@ def http_post(
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
-    timer = threading.Timer(ATTEMPT_S_MAX, cut)
+    timer = threading.Timer(max(0.0, ATTEMPT_S_MAX - (time.monotonic() - start)), cut)
     timer.daemon = True
     timer.start()
     try:
