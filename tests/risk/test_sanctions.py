@@ -17,6 +17,7 @@ from entrepot.risk.names import (
 )
 from entrepot.risk.sanctions import (
     ABJAD_NOTE,
+    COVER_SIM,
     DobSpec,
     Screener,
     _pair_sim,
@@ -500,9 +501,10 @@ def test_dotted_abbreviations_are_joined_into_one_word() -> None:
 # --------------------------------------------------------------------------- Arabic script
 def test_words_in_arabic_script_become_one_symbol_a_letter() -> None:
     """Unidecode made 'ymn lzwhry' of أيمن الظواهري (consonants only): no listed spelling
-    came near. Each letter is a symbol instead; the article is a token of its own (as in
-    al-Zawahiri), Abd al- and Allah are joined as Latin spellings join them."""
-    assert query_tokens("أيمن الظواهري") == ["OYMN", "al", "UWAHRY"]
+    came near. Each letter is a symbol instead; the article stays joined (al + the name, read
+    with or without it, as al-Zawahiri and Zawahiri are), Abd al- and Allah are joined as
+    Latin spellings join them."""
+    assert query_tokens("أيمن الظواهري") == ["OYMN", "alUWAHRY"]
     assert query_tokens("عبد الرحمن") == ["abdalRHMN"]
     assert query_tokens("عبدالرحمن") == ["abdalRHMN"]
     assert query_tokens("عبد الله") == ["abdalLH"]
@@ -512,27 +514,55 @@ def test_words_in_arabic_script_become_one_symbol_a_letter() -> None:
     assert query_tokens("ولی قلی\u200cزاده") == ["WLY", "KLYZADH"]  # ZWNJ: one word
     assert query_tokens("پژمان چگینی") == ["PŽMAN", "ČGYNY"]
     assert query_tokens("ﻣﺤﻤﺪ") == ["MHMD"]  # presentation forms
-    assert query_tokens("Ayman الظواهري ١٩٥١") == ["ayman", "al", "UWAHRY", "1951"]
-    assert query_tokens("مُحَمَّد") == ["MHMD"]  # short-vowel signs and shadda are dropped
+    assert query_tokens("Ayman الظواهري ١٩٥١") == ["ayman", "alUWAHRY", "1951"]
     assert query_tokens("Ayman al-Zawahiri") == tokens("Ayman al-Zawahiri")
     assert [is_abjad(t) for t in query_tokens("Omar عمر")] == [False, True]
 
 
+def test_marks_titles_and_persian_forms_are_read_as_a_writer_means_them() -> None:
+    """Found by a review: vowel signs hid the particles, titles counted as names, the silent
+    ه of Khamenei and the -ei written apart were letters to match, a Persian compound given
+    name was one word against a list that writes two."""
+    assert query_tokens("مُحَمَّد") == ["MHMD"]  # short-vowel signs and shadda are dropped
+    assert query_tokens("عَبْدُ اللهِ") == ["abdalLH"]
+    assert query_tokens("حسن نصر اللّٰه") == ["HSN", "NSRalLH"]
+    assert query_tokens("الشيخ نعيم قاسم") == ["sheikh", "NEYM", "KASM"]
+    assert query_tokens("حاج قاسم") == ["haji", "KASM"]
+    assert query_tokens("الدكتور أيمن") == ["dr", "OYMN"]
+    assert query_tokens("علی خامنه\u200cای") == query_tokens("علی خامنه ای") == ["ELY", "XAMNĦY"]
+    assert query_tokens("محمدرضا") == ["MHMD", "RVA"]
+    assert query_tokens("محمدی") == ["MHMDY"]  # Mohammadi: one name
+    assert query_tokens("علیزاده") == ["ELYZADH"]  # Alizadeh: one name
+
+
+def test_a_stray_arabic_character_in_a_latin_word_leaves_the_word_whole() -> None:
+    """An invisible U+FEFF or a tatweel inside a Latin word split it in two, and a listed
+    name so written screened clear; a letter glued to Latin letters is read as before."""
+    assert query_tokens("Ayman al-Zawa\ufeffhiri") == ["ayman", "al", "zawahiri"]
+    assert query_tokens("Zawa\u0640hiri") == ["zawahiri"]
+    assert query_tokens("Zawaحhiri") == tokens("Zawaحhiri")
+
+
 def test_arabic_script_aligns_with_the_latin_spelling_it_writes() -> None:
-    """محمد writes no vowel, محمود writes the ū: each is nearer its own Latin name; حسين
-    writes the y of Husayn, حسن none."""
+    """محمود writes the ū of Mahmud, محمد none: the list's Mahmud is not محمد (a known
+    pair); حسين writes the y of Husayn, حسن none; ي inside a word is no a (حميد is not
+    Ahmad)."""
 
     def sim(script: str, latin: str) -> float:
         (token,) = query_tokens(script)
         return _pair_sim(token, fold(token), latin, fold(latin))
 
+    assert sim("محمد", "muhammad") > 0.95 > COVER_SIM > sim("محمد", "mahmud")
     assert sim("محمد", "muhammad") > sim("محمد", "mahmoud")
     assert sim("محمود", "mahmoud") > sim("محمود", "muhammad")
     assert sim("حسين", "hussein") > sim("حسين", "hasan")
+    assert sim("حسن", "hasan") > COVER_SIM > sim("حسن", "hussein")
+    assert sim("حميد", "hamid") > COVER_SIM > sim("حميد", "ahmad")
     assert sim("أيمن", "ayman") >= 0.95
-    assert sim("الظواهري".removeprefix("ال"), "zawahiri") >= 0.95
-    assert sim("قاسم", "qasim") >= 0.95
+    assert sim("ظواهري", "zawahiri") >= 0.95
+    assert sim("قاسم", "qasim") >= 0.93
     assert sim("شیرازی", "shirazi") == 1.0
+    assert sim("خامنه\u200cای", "khamenei") >= 0.95
     assert sim("محمد", "ahmad") < 0.85
 
 
@@ -545,6 +575,11 @@ def test_arabic_script_aligns_with_the_latin_spelling_it_writes() -> None:
         ("عبد الله محمد بن سليمان المحيسني", 20880, None),
         ("ولی قلی\u200cزاده", 28685, "QOLIZADEH, Vali"),  # an a.k.a.
         ("Ayman الظواهري", 2676, "AL-ZAWAHIRI, Ayman"),  # mixed scripts
+        ("الشيخ نعيم قاسم", 24514, "QASSEM, Naim"),  # a title in the script
+        ("أَبُو مَهْدِي المُهَنْدِس", 11461, None),  # vowel signs; al-Muhandis is a name
+        ("محمد الياس كشميري", 12147, None),  # Ilyas begins with the article's letters
+        ("غلامحسین محسنی اژه\u200cای", 12252, None),  # the Persian -ei, a compound name
+        ("محمدرضا جعفری بندرآبادی", 29817, None),
     ],
 )
 def test_a_listed_name_written_in_arabic_script_is_found(
@@ -570,7 +605,17 @@ def test_an_arabic_script_name_with_its_dob_and_nationality_can_match(screener: 
 
 
 @pytest.mark.parametrize(
-    "query", ["عمر حداد", "فاطمة الخوري", "داریوش احمدی", "یاسمین قریشی", "شیرین کریمی"]
+    "query",
+    [
+        "عمر حداد",
+        "فاطمة الخوري",
+        "داریوش احمدی",
+        "یاسمین قریشی",
+        "شیرین کریمی",
+        "محمد اشتری",
+        "حمید نوری",
+        "محمد",  # Mahmud listed; Ahmad Noor listed; one name
+    ],
 )
 def test_unlisted_names_in_arabic_script_are_clear(screener: Screener, query: str) -> None:
     assert screener.screen(make_party(query)).decision == "clear"
@@ -588,7 +633,9 @@ def test_arabic_script_evaluation_exact(screener: Screener) -> None:
     assert report == {
         "listed": len(ARABIC_SCRIPT_LISTED),
         "recall": 1.0,
+        "listed_reviewed": 121,
+        "recall_reviewed": 0.9504,  # 6 missed: 5 of them missed in Latin letters too
         "unlisted": 200,
-        "false_positive_rate": 0.015,
+        "false_positive_rate": 0.01,
         "latin_false_positive_rate": 0.01,
     }

@@ -186,7 +186,9 @@ ABJAD = {
     # long vowels and vowel carriers: alif (A), alif with hamza above (O) and below (I),
     # waw (W), ya (Y); ayn and hamza (E), which Latin writes as a vowel, an apostrophe or not
     # at all; ta marbuta (@), a final -a/-ah/-at
-    "ا": "A", "آ": "A", "ٱ": "A", "ى": "A", "ٰ": "A", "أ": "O", "إ": "I",
+    "ا": "A", "آ": "A", "ٱ": "A", "أ": "O", "إ": "I",
+    # alif maqsura (Á): a final -a (مصطفى, Mustafa), and in Egypt's spelling a final ya (على)
+    "ى": "Á",
     "و": "W", "ي": "Y", "ی": "Y", "ے": "Y",
     "ع": "E", "ء": "E", "ئ": "E", "ؤ": "E", "ة": "@", "ۃ": "@",
     # consonants
@@ -195,10 +197,24 @@ ABJAD = {
     "ڑ": "R", "ز": "Z", "ژ": "Ž", "س": "S", "ص": "S", "ش": "Š", "ض": "V", "ظ": "U", "غ": "G",
     "گ": "G", "ف": "F", "ق": "K", "ك": "K", "ک": "K", "ل": "L", "م": "M", "ن": "N", "ں": "N",
 }  # fmt: skip
-#: Letters of the Arabic script blocks (presentation forms are folded to these by NFKC).
-_ARABIC_LETTERS = r"[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff]+"
-#: Words in that script with what separates them (a particle is read with the next word).
-_ARABIC_RUN = re.compile(rf"{_ARABIC_LETTERS}(?:[\s\u200c\u200d.,\-]+{_ARABIC_LETTERS})*")
+#: Letters of the Arabic script (presentation forms are folded to the letters by NFKC).
+_LETTER = (
+    r"[\u0621-\u063a\u0641-\u064a\u0671-\u06d3\u06d5\u06ee\u06ef\u06fa-\u06fc\u0750-\u077f"
+    r"\u08a0-\u08c9\ufb50-\ufdff\ufe70-\ufefc]"
+)
+#: Short-vowel signs, tanwin, shadda, sukun, the small alif and other marks, tatweel: dropped
+#: from a word before it is read (a word is its letters: عَبْدُ is عبد).
+_MARK = r"[\u064b-\u065f\u0670\u0640\u06d6-\u06ed]"
+_MARKS = re.compile(_MARK)
+#: A word in that script (its letters, marks and the joiners that part one word's letters),
+#: and a run of them with what separates them (a particle is read with the next word).
+_WORD = rf"{_LETTER}(?:{_LETTER}|{_MARK}|[\u200c\u200d])*"
+_ARABIC_RUN = re.compile(rf"{_WORD}(?:[\s.,\-\u060c\u061b]+{_WORD})*")
+#: A letter or digit of another script: a run of Arabic letters glued to one is not read as
+#: Arabic words ("Zawa" + a letter + "hiri" is one Latin word with a stray letter in it).
+_OTHER_ALNUM = re.compile(
+    r"[^\W_\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufeff]"
+)
 #: Lower-case letters of a particle joined to an Arabic word (abdal-, al-) as the symbol of
 #: the same letter, so that the article's l and a name's L are one l (عبدالله is abd-allah).
 _LATIN_AS_SYMBOL = {
@@ -210,6 +226,24 @@ _ARABIC_PARTICLES = {
     "ابو": "abu", "أبو": "abu", "ابي": "abu", "أبي": "abu", "بن": "bin", "ابن": "bin",
     "إبن": "bin", "بنت": "bint", "ال": "al",
 }  # fmt: skip
+#: Titles written in the script, as the Latin title the screening weighs little (TITLES),
+#: with or without the article: الشيخ is Sheikh, حاج Haji.
+_ARABIC_TITLES = {
+    "شيخ": "sheikh", "شیخ": "sheikh", "حاج": "haji", "حاجي": "haji", "حاجی": "haji",
+    "دكتور": "dr", "دکتر": "dr", "ملا": "mullah", "مولوي": "mawlawi", "مولوی": "mawlawi",
+    "مولانا": "maulana", "لواء": "general", "عقيد": "colonel",
+}  # fmt: skip
+#: Persian compound given names written as one word (محمدرضا, Mohammad Reza): the first name
+#: and the second, each as a list writes them apart. Only these pairs: محمدی is Mohammadi and
+#: علیزاده Alizadeh, one name each.
+_COMPOUND_FIRST = ("محمد", "علی", "علي", "غلام", "امیر", "امير")
+_COMPOUND_SECOND = frozenset({
+    "رضا", "علی", "علي", "حسین", "حسين", "حسن", "جواد", "مهدی", "مهدي", "باقر", "تقی", "صادق",
+    "کاظم", "كاظم", "اکبر", "اكبر", "اصغر", "امین", "هادی", "کریم", "رحیم", "عباس", "ابراهیم",
+    "اسماعیل", "یوسف", "مصطفی", "مرتضی", "محمد", "رسول", "حمید", "سعید", "ناصر", "قاسم",
+})  # fmt: skip
+#: The Persian -ei written apart (خامنه ای) or after a joiner: a suffix of the word before.
+_EI = frozenset({"ای", "اي"})
 _ABD, _AL, _ALLAH = "عبد", "ال", "الله"
 _LATIN_TOKEN = re.compile(r"[a-z0-9]*")
 
@@ -224,27 +258,59 @@ def is_abjad(token: str) -> bool:
 
 
 def _symbols(word: str) -> str:
-    """One Arabic-script word as symbols: unknown marks (short-vowel signs, tatweel, joiners)
-    dropped, a letter written twice (shadda is rarely written) once."""
+    """One Arabic-script word as symbols: what is no letter dropped, a letter written twice
+    (shadda is rarely written) once; a ه before the Persian -ei (خامنه‌ای, Khamenei) as one a
+    Latin spelling may leave out (Ħ), the alif after it, which only carries the e, dropped."""
     out: list[str] = []
     for ch in word:
         sym = ABJAD.get(ch)
         if sym is not None and (not out or out[-1] != sym):
             out.append(sym)
+    for i in range(len(out) - 2):
+        if out[i] == "H" and out[i + 1] == "A" and out[i + 2] == "Y":
+            out[i : i + 2] = ["Ħ"]  # its alif only carries the e: the -ei is "Ħ" + "Y"
+            break
     return "".join(out)
+
+
+def _words(run: str) -> list[str]:
+    """The words of a run, their marks dropped; -ei apart joined to the word before it and a
+    Persian compound given name parted in two."""
+    words: list[str] = []
+    # a zero-width non-joiner parts the letters of one word (قلی‌زاده is Gholizadeh)
+    for raw in re.split(r"[\s\u060c\u061b\u061f\u06d4.,;:!?()\-]+", run):
+        word = _MARKS.sub("", raw).replace("\u200c", "").replace("\u200d", "")
+        if not word:
+            continue
+        if word in _EI and words:
+            words[-1] += word
+            continue
+        for first in _COMPOUND_FIRST:
+            if word.startswith(first) and word[len(first) :] in _COMPOUND_SECOND:
+                words += [first, word[len(first) :]]
+                break
+        else:
+            words.append(word)
+    return words
+
+
+def _title(word: str) -> str | None:
+    """The Latin title a word in the script is, with or without the article (الشيخ)."""
+    title = _ARABIC_TITLES.get(word)
+    if title is None and word.startswith(_AL):
+        title = _ARABIC_TITLES.get(word[len(_AL) :])
+    return title
 
 
 def _arabic_words(run: str) -> list[str]:
     """The tokens of a run of Arabic-script words: particles as their Latin spelling (abu, bin,
-    al), the article joined to a word split off as ``al`` (as "al-Zawahiri" is two Latin
-    tokens), and Abd al- joined to the name after it (``abdal`` + symbols, as the index joins
-    Abdul Rahman into abdalrahman)."""
+    al) and titles as theirs (sheikh, haji, dr), the article joined to a word split off as
+    ``al`` (as "al-Zawahiri" is two Latin tokens), and Abd al- joined to the name after it
+    (``abdal`` + symbols, as the index joins Abdul Rahman into abdalrahman)."""
     out: list[str] = []
-    # a zero-width non-joiner parts the letters of one word (قلی‌زاده is Gholizadeh)
-    words = [w for w in re.split(r"[\s\u060c\u061b\u061f\u06d4.,;:!?()\-]+", run) if w]
     digits = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
     pending_abd = False
-    for word in words:
+    for word in _words(run):
         if word.translate(digits).isdigit():
             out.append(word.translate(digits))
             pending_abd = False
@@ -263,12 +329,15 @@ def _arabic_words(run: str) -> list[str]:
                 out.append("abdal" + _symbols(word[len(_AL) :]))
                 continue
             out.append("abd")
+        title = _title(word)
         if particle is not None:
             out.append(particle)
+        elif title is not None:
+            out.append(title)
         elif word == _ALLAH and out and is_abjad(out[-1]):
             out[-1] += "alLH"  # نصر الله, فضل الله: Latin writes Nasrallah, Fadlallah
         elif word.startswith(_AL) and len(word) > len(_AL) + 1:
-            out += ["al", _symbols(word[len(_AL) :])]
+            out.append("al" + _symbols(word[len(_AL) :]))
         else:
             out.append(_symbols(word))
     if pending_abd:
@@ -279,12 +348,18 @@ def _arabic_words(run: str) -> list[str]:
 def query_tokens(text: str) -> list[str]:
     """The tokens of a name to screen: :func:`tokens`, except that words in Arabic script
     become symbol tokens (:data:`ABJAD`) in their place among the Latin ones."""
+    text = _MARKS.sub("", text)  # vowel signs alone are no letters (Unidecode made "a u i")
     if not has_arabic_script(text):
         return tokens(text)
     text = unicodedata.normalize("NFKC", text)
+    runs = list(_ARABIC_RUN.finditer(text))
+    for m in runs:
+        before, after = text[m.start() - 1 : m.start()], text[m.end() : m.end() + 1]
+        if _OTHER_ALNUM.match(before) or _OTHER_ALNUM.match(after):
+            return tokens(text)  # read as before: Unidecode, the stray letters in the word
     out: list[str] = []
     start = 0
-    for m in _ARABIC_RUN.finditer(text):
+    for m in runs:
         out += tokens(text[start : m.start()])
         out += _arabic_words(m.group(0))
         start = m.end()
@@ -306,7 +381,7 @@ def abjad_canonical(token: str) -> str:
 #: a key drops vowels, v (w) and i (y, j) the way the alignment lets them be absent.
 _KEY_VARIANTS: dict[str, tuple[str, ...]] = {
     "B": ("b",), "P": ("p", "b"), "T": ("t",), "C": ("t", "s"), "J": ("", "g"),
-    "Č": ("kh",), "H": ("h",), "X": ("h",), "D": ("d",), "Q": ("d", "dh", "s", "t"),
+    "Č": ("kh",), "H": ("h",), "Ħ": ("h", ""), "X": ("h",), "D": ("d",), "Q": ("d", "dh", "s", "t"),
     "R": ("r",), "Z": ("s",), "Ž": ("",), "S": ("s",), "Š": ("sh", "kh"), "V": ("d", "dh", "s"),
     "U": ("s", "d", "dh", "t"), "G": ("g",), "F": ("f",), "K": ("k", "g"), "L": ("l",),
     "M": ("m",), "N": ("n",),

@@ -484,6 +484,7 @@ class WatchListIndex:
 #: letters Latin spells several ways (ذ: d, dh, z (folded s), th (folded t)) may be each.
 _ABJAD_OPTIONS: dict[str, tuple[tuple[str, float], ...]] = {
     "A": (("a", 0), ("Â", 0), ("i", 0.4), ("u", 0.4), ("", 0.5)),
+    "Á": (("a", 0), ("Â", 0), ("i", 0), ("Î", 0), ("", 0.5)),
     "O": (("a", 0), ("u", 0), ("Â", 0), ("Û", 0), ("i", 0.4), ("", 0.5)),
     "I": (("i", 0), ("Î", 0), ("a", 0.3), ("", 0.5)),
     "W": (("u", 0), ("Û", 0), ("v", 0), ("", 0.5)),
@@ -492,7 +493,8 @@ _ABJAD_OPTIONS: dict[str, tuple[tuple[str, float], ...]] = {
     "@": (("a", 0), ("", 0), ("ah", 0), ("at", 0.3)),
     "B": (("b", 0), ("p", 0.5)), "P": (("p", 0), ("b", 0.3)), "T": (("t", 0), ("d", 0.5)),
     "C": (("t", 0), ("s", 0.1)), "J": (("i", 0), ("g", 0.2)), "Č": (("kh", 0), ("i", 0.5)),
-    "H": (("h", 0), ("", 0.6)), "X": (("h", 0), ("k", 0.3)), "D": (("d", 0), ("t", 0.5)),
+    "H": (("h", 0), ("", 0.6)), "Ħ": (("h", 0), ("", 0.1)), "X": (("h", 0), ("k", 0.3)),
+    "D": (("d", 0), ("t", 0.5)),
     "Q": (("d", 0), ("dh", 0), ("s", 0.1), ("t", 0.2)), "R": (("r", 0),), "Z": (("s", 0),),
     "Ž": (("i", 0), ("s", 0.3)), "S": (("s", 0),), "Š": (("sh", 0), ("kh", 0.2), ("s", 0.5)),
     "V": (("d", 0), ("dh", 0), ("s", 0.1)), "U": (("s", 0), ("d", 0.1), ("dh", 0.1), ("t", 0.2)),
@@ -500,10 +502,18 @@ _ABJAD_OPTIONS: dict[str, tuple[tuple[str, float], ...]] = {
     "L": (("l", 0),), "M": (("m", 0),), "N": (("n", 0),),
 }  # fmt: skip
 #: A final ه is often not written in Latin (Persian Hamzeh, Hamza).
-_ABJAD_FINAL_H = (("h", 0.0), ("", 0.2))
+_ABJAD_FINAL_H = _ABJAD_OPTIONS["Ħ"]
+#: ي is "a" only last (Persian یحیی, Yahya); inside a word it is i, y or nothing.
+_ABJAD_Y_INSIDE = tuple(o for o in _ABJAD_OPTIONS["Y"] if o[0] != "a")
+#: Symbols and Latin letters aligned at most (a name's word is far shorter; a longer one costs
+#: time, not a better answer).
+_ABJAD_LEN_MAX = 40
 #: Cost of a Latin letter the Arabic spelling does not write: a short vowel, an h (the h of
 #: dh or of a final -ah), a long vowel (Latin doubles it: Mahmoud, Saeed), any other letter.
 _LATIN_VOWEL_ABSENT, _LATIN_H_ABSENT, _LATIN_LONG_ABSENT, _MISMATCH = 0.15, 0.4, 0.5, 1.0
+#: An u or i in a name's last syllable is long more often than not (Mahmud is محمود, Sa'id
+#: سعيد; Yusuf and Khalid are the exceptions): left unwritten, it costs this.
+_LATIN_LAST_SHORT_ABSENT = 0.3
 #: Latin spellings of a long vowel, marked before folding (which would make them short).
 _LONG_VOWELS = (
     ("ou", "Û"), ("oo", "Û"), ("uu", "Û"), ("ee", "Î"), ("ii", "Î"), ("ei", "Î"), ("aa", "Â"),
@@ -519,9 +529,37 @@ def _long_marked(token: str) -> str:
     return fold(token)
 
 
+#: The commonest given names that the alignment cannot tell apart, each with its Latin
+#: spellings and its spellings in the script: محمد and the list's Mahmud are both m-h-m-d with
+#: the vowels left out (the list writes Mahmud's long u singly); محمود is Mahmud. A word of the
+#: script spelled as one of these and a listed token spelled as another are different names.
+_KNOWN_NAMES = (
+    (("muhammad", "mohammed", "mohamed", "mohammad", "mohamad", "muhamad"), ("محمد",)),
+    (("mahmud", "mahmoud", "mahmood", "mehmood", "mahmut"), ("محمود",)),
+    (("ahmad", "ahmed"), ("أحمد", "احمد")),
+    (("hasan", "hassan"), ("حسن",)),
+    (("husayn", "hussein", "husain", "hussain", "husein", "hossein", "hosein"), ("حسين", "حسین")),
+    (("umar", "omar"), ("عمر",)),
+    (("amr", "amru"), ("عمرو",)),
+)
+_KNOWN_LATIN = {
+    fold(latin): i for i, (spellings, _) in enumerate(_KNOWN_NAMES) for latin in spellings
+}
+_KNOWN_SCRIPT = {
+    abjad_canonical(query_tokens(word)[0]): i
+    for i, (_, words) in enumerate(_KNOWN_NAMES)
+    for word in words
+}
+#: Similarity of a known name's spelling in the script and a listed spelling of itself (as two
+#: Latin spellings of one fold), and at most of another known name.
+_KNOWN_SAME_SIM, _KNOWN_OTHER_SIM = 0.97, 0.75
+
+
 def _abjad_options(sym: str, final: bool) -> tuple[tuple[str, float], ...]:
     if sym == "H" and final:
         return _ABJAD_FINAL_H
+    if sym == "Y" and not final:
+        return _ABJAD_Y_INSIDE
     options = _ABJAD_OPTIONS.get(sym)
     if options is not None:
         return options
@@ -544,29 +582,34 @@ def _abjad_sim(q: str, nf: str) -> float:
     options or a mismatch; a Latin letter the script leaves unwritten costs little for a short
     vowel), as 1 - cost / length. أيمن (OYMN) and aiman (Ayman) align but for the unwritten
     a: 0.97; حسن (HSN) and hasan: 0.94; حسين (HSYN) and hasan: 0.89."""
-    syms = abjad_canonical(q)
+    syms = abjad_canonical(q)[:_ABJAD_LEN_MAX]
+    nf = nf[:_ABJAD_LEN_MAX]
     m, n = len(syms), len(nf)
     if not m or not n:
         return 0.0
+    absent = [_latin_absent(ch) for ch in nf]
+    vowels = [j for j, ch in enumerate(nf) if ch in "aiuÂÎÛ"]
+    if vowels and nf[vowels[-1]] in "iu" and vowels[-1] < n - 1:
+        absent[vowels[-1]] = _LATIN_LAST_SHORT_ABSENT
     row = [0.0] * (n + 1)
-    for j, ch in enumerate(nf):
-        row[j + 1] = row[j] + _latin_absent(ch)
+    for j in range(n):
+        row[j + 1] = row[j] + absent[j]
     for i, sym in enumerate(syms):
         options = _abjad_options(sym, i == m - 1)
-        absent = min((c for latin, c in options if not latin), default=_MISMATCH)
+        unwritten = min((c for latin, c in options if not latin), default=_MISMATCH)
         nxt = [math.inf] * (n + 1)
         for j in range(n + 1):
             c = row[j]
-            if c + absent < nxt[j]:
-                nxt[j] = c + absent
+            if c + unwritten < nxt[j]:
+                nxt[j] = c + unwritten
             if j < n and c + _MISMATCH < nxt[j + 1]:
                 nxt[j + 1] = c + _MISMATCH
             for latin, cost in options:
                 if latin and nf.startswith(latin, j) and c + cost < nxt[j + len(latin)]:
                     nxt[j + len(latin)] = c + cost
-        for j, ch in enumerate(nf):
-            if nxt[j] + _latin_absent(ch) < nxt[j + 1]:
-                nxt[j + 1] = nxt[j] + _latin_absent(ch)
+        for j in range(n):
+            if nxt[j] + absent[j] < nxt[j + 1]:
+                nxt[j + 1] = nxt[j] + absent[j]
         row = nxt
     return max(0.0, round(1.0 - row[n] / max(m, n), 4))
 
@@ -576,7 +619,12 @@ def _pair_sim(q: str, qf: str, n: str, nf: str) -> float:
     if len(n) == 1:  # a listed letter (S.R.L., M-VITO) is not an initial of a query's name
         return 1.0 if q == n else 0.0
     if is_abjad(q):
-        return _abjad_sim(q, _long_marked(n))
+        sim = _abjad_sim(q, _long_marked(n))
+        known = _KNOWN_SCRIPT.get(abjad_canonical(q))
+        listed = None if known is None else _KNOWN_LATIN.get(nf)
+        if listed is None:
+            return sim
+        return max(sim, _KNOWN_SAME_SIM) if listed == known else min(sim, _KNOWN_OTHER_SIM)
     if len(q) == 1:
         return INITIAL_SIM if q == n[0] else 0.0
     if qf == nf:
