@@ -375,6 +375,8 @@ def test_a_partial_name_born_on_the_listed_day_is_reviewed_never_matched(
         ("Saad Binladen", 11378),  # BIN LADEN, Sa'ad
         ("Hasan Nasr Allah", 2686),  # NASRALLAH, Hasan: Allah apart was a name of its own
         ("Muhammad Husayn Fadl Allah", 2679),  # FADLALLAH, Shaykh Muhammad Husayn
+        ("Siraj ud-Din Haqqani", 10743),  # a.k.a. HAQQANI, Sirajuddin: the compound parted
+        ("سراج الدین حقانی", 10743),
     ],
 )
 def test_particles_joined_or_apart_are_found(screener: Screener, query: str, ent_num: int) -> None:
@@ -425,6 +427,12 @@ def test_particles_are_joined_to_the_next_name() -> None:
     assert join(tokens("Hasan Nasr Allah")) == ["hasan", "nasrallah"]
     assert join(tokens("Hayat Ullah")) == ["hayatullah"]
     assert join(tokens("Allah Nur")) == ["allah", "nur"]  # nothing before it to join to
+    assert join(["sirajuddin", "haqqani"]) == join(tokens("Siraj ud-Din Haqqani"))
+    assert join(["sirajuddin"]) == ["siraj", "aldin"]
+    assert join(["fazlurrahman"]) == ["fazl", "alrahman"]
+    assert join(["ziaulhaq"]) == ["zia", "alhaq"]
+    assert join(["abdurrahman"]) == ["abdalrahman"]
+    assert join(["rahman", "uddin", "haqqani"]) == ["rahman", "uddin", "haqqani"]
     assert join(tokens("Ahmed al")) == ["ahmed", "al"]  # nothing to join to
     assert join(tokens("Abdi Ali")) == ["abdi", "ali"]  # Abdi is a name, not Abd al-
 
@@ -530,6 +538,7 @@ def test_marks_titles_and_persian_forms_are_read_as_a_writer_means_them() -> Non
     assert query_tokens("حاج قاسم") == ["haji", "KASM"]
     assert query_tokens("الدكتور أيمن") == ["dr", "OYMN"]
     assert query_tokens("علی خامنه\u200cای") == query_tokens("علی خامنه ای") == ["ELY", "XAMNĦY"]
+    assert query_tokens("ګلبدین حکمتیار") == ["GLBDYN", "HKMTYAR"]  # Pashto's ګ
     assert query_tokens("محمدرضا") == ["MHMD", "RVA"]
     assert query_tokens("محمدی") == ["MHMDY"]  # Mohammadi: one name
     assert query_tokens("علیزاده") == ["ELYZADH"]  # Alizadeh: one name

@@ -129,12 +129,35 @@ def canonical(token: str) -> str:
 ALLAH = frozenset({"allah", "ullah", "ollah"})
 
 
+#: A compound written as one word whose second half is the article and a name: Sirajuddin
+#: (Siraj al-Din), Fazlurrahman (Fazl al-Rahman), Ziaulhaq (Zia al-Haqq), Nurulislam.
+_COMPOUND = re.compile(
+    r"^([a-z]{3,}?)(?:(?P<din>uddin|uddeen|eddin|eddine|addin|oddin|aldin)"
+    r"|(?P<rahman>urrahman|urahman|ulrahman|arrahman|alrahman)"
+    r"|(?P<haq>ulhaqq?|ulhaque|alhaqq?)|(?P<islam>ulislam|alislam))$"
+)
+
+
+def split_compound(token: str) -> list[str]:
+    """A one-word compound as its name and the article joined to the second name, as
+    :func:`join_particles` writes them apart: sirajuddin -> ['siraj', 'aldin'] (a query
+    "Siraj ud-Din", سراج الدين, is ['siraj', 'aldin'] there too); any other token alone."""
+    m = _COMPOUND.match(token)
+    if m is None:
+        return [token]
+    second = next(name for name, part in m.groupdict().items() if part)
+    return [m.group(1), "al" + second]
+
+
 def join_particles(toks: list[str]) -> list[str]:
     """The tokens with each particle joined to the name after it, canonical: 'abu hafs al
     masri', 'abuhafs almasri' and 'abu hafs al-masri' all give ['abuhafs', 'almasri'];
     'abd al rahman', 'abdul rahman' and 'abdurrahman' give ['abdalrahman']. A particle last
     (nothing to join to) is kept as it is. Allah apart is joined to the name before it:
-    'hasan nasr allah' gives ['hasan', 'nasrallah']."""
+    'hasan nasr allah' gives ['hasan', 'nasrallah']; a one-word compound is parted
+    (:func:`split_compound`): 'sirajuddin' gives ['siraj', 'aldin'], as 'siraj ud din' does."""
+    if any(_COMPOUND.match(t) for t in toks):
+        toks = [part for t in toks for part in split_compound(t)]
     if any(t in ALLAH for t in toks[1:]):
         merged: list[str] = []
         for token in toks:
@@ -170,8 +193,10 @@ def needs_joining(toks: Sequence[str]) -> bool:
     """Whether :func:`join_particles` may change a name: a particle apart, or Abd al- joined
     otherwise than canonically (a quick test before the work)."""
     return any(
-        t in PARTICLES or t in _SUN_ARTICLES or t in ALLAH or t.startswith("abd") for t in toks
-    )
+        t in PARTICLES or t in _SUN_ARTICLES or t in ALLAH or t.startswith("abd")
+        or _COMPOUND.match(t) is not None
+        for t in toks
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- Arabic script
@@ -196,6 +221,9 @@ ABJAD = {
     "ح": "H", "ه": "H", "ھ": "H", "ہ": "H", "خ": "X", "د": "D", "ڈ": "D", "ذ": "Q", "ر": "R",
     "ڑ": "R", "ز": "Z", "ژ": "Ž", "س": "S", "ص": "S", "ش": "Š", "ض": "V", "ظ": "U", "غ": "G",
     "گ": "G", "ف": "F", "ق": "K", "ك": "K", "ک": "K", "ل": "L", "م": "M", "ن": "N", "ں": "N",
+    # Pashto: ټ ډ ړ ڼ ګ as t d r n g; ښ sh or kh, ږ zh or g, ځ dz (z), څ ts (s); ې ۍ y
+    "ټ": "T", "ډ": "D", "ړ": "R", "ڼ": "N", "ګ": "G", "ښ": "Š", "ږ": "Ž", "ځ": "Z", "څ": "S",
+    "ې": "Y", "ۍ": "Y",
 }  # fmt: skip
 #: Letters of the Arabic script (presentation forms are folded to the letters by NFKC).
 _LETTER = (
