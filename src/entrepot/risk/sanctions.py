@@ -876,7 +876,9 @@ def _judge(entry: Entry, match: NameMatch, party: Party, abjad: bool = False) ->
     if abjad:
         notes.append(ABJAD_NOTE)
     how = "match" if match.alias == entry.name else "match alias"
-    reasons = [f"name tokens {how} '{match.alias}' (Jaro-Winkler {match.jw:.2f}, "
+    # a word in Arabic script is aligned letter by letter, not compared by Jaro-Winkler
+    measure = "similarity" if abjad else "Jaro-Winkler"
+    reasons = [f"name tokens {how} '{match.alias}' ({measure} {match.jw:.2f}, "
                f"score {match.score:.2f})"]  # fmt: skip
     reasons += good + bad + notes
     type_differs = any(b.startswith("type differs") for b in bad)
