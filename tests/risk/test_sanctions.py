@@ -375,8 +375,6 @@ def test_a_partial_name_born_on_the_listed_day_is_reviewed_never_matched(
         ("Saad Binladen", 11378),  # BIN LADEN, Sa'ad
         ("Hasan Nasr Allah", 2686),  # NASRALLAH, Hasan: Allah apart was a name of its own
         ("Muhammad Husayn Fadl Allah", 2679),  # FADLALLAH, Shaykh Muhammad Husayn
-        ("Siraj ud-Din Haqqani", 10743),  # a.k.a. HAQQANI, Sirajuddin: the compound parted
-        ("سراج الدین حقانی", 10743),
     ],
 )
 def test_particles_joined_or_apart_are_found(screener: Screener, query: str, ent_num: int) -> None:
@@ -427,12 +425,6 @@ def test_particles_are_joined_to_the_next_name() -> None:
     assert join(tokens("Hasan Nasr Allah")) == ["hasan", "nasrallah"]
     assert join(tokens("Hayat Ullah")) == ["hayatullah"]
     assert join(tokens("Allah Nur")) == ["allah", "nur"]  # nothing before it to join to
-    assert join(["sirajuddin", "haqqani"]) == join(tokens("Siraj ud-Din Haqqani"))
-    assert join(["sirajuddin"]) == ["siraj", "aldin"]
-    assert join(["fazlurrahman"]) == ["fazl", "alrahman"]
-    assert join(["ziaulhaq"]) == ["zia", "alhaq"]
-    assert join(["abdurrahman"]) == ["abdalrahman"]
-    assert join(["rahman", "uddin", "haqqani"]) == ["rahman", "uddin", "haqqani"]
     assert join(tokens("Ahmed al")) == ["ahmed", "al"]  # nothing to join to
     assert join(tokens("Abdi Ali")) == ["abdi", "ali"]  # Abdi is a name, not Abd al-
 

@@ -129,35 +129,12 @@ def canonical(token: str) -> str:
 ALLAH = frozenset({"allah", "ullah", "ollah"})
 
 
-#: A compound written as one word whose second half is the article and a name: Sirajuddin
-#: (Siraj al-Din), Fazlurrahman (Fazl al-Rahman), Ziaulhaq (Zia al-Haqq), Nurulislam.
-_COMPOUND = re.compile(
-    r"^([a-z]{3,}?)(?:(?P<din>uddin|uddeen|eddin|eddine|addin|oddin|aldin)"
-    r"|(?P<rahman>urrahman|urahman|ulrahman|arrahman|alrahman)"
-    r"|(?P<haq>ulhaqq?|ulhaque|alhaqq?)|(?P<islam>ulislam|alislam))$"
-)
-
-
-def split_compound(token: str) -> list[str]:
-    """A one-word compound as its name and the article joined to the second name, as
-    :func:`join_particles` writes them apart: sirajuddin -> ['siraj', 'aldin'] (a query
-    "Siraj ud-Din", سراج الدين, is ['siraj', 'aldin'] there too); any other token alone."""
-    m = _COMPOUND.match(token)
-    if m is None:
-        return [token]
-    second = next(name for name, part in m.groupdict().items() if part)
-    return [m.group(1), "al" + second]
-
-
 def join_particles(toks: list[str]) -> list[str]:
     """The tokens with each particle joined to the name after it, canonical: 'abu hafs al
     masri', 'abuhafs almasri' and 'abu hafs al-masri' all give ['abuhafs', 'almasri'];
     'abd al rahman', 'abdul rahman' and 'abdurrahman' give ['abdalrahman']. A particle last
     (nothing to join to) is kept as it is. Allah apart is joined to the name before it:
-    'hasan nasr allah' gives ['hasan', 'nasrallah']; a one-word compound is parted
-    (:func:`split_compound`): 'sirajuddin' gives ['siraj', 'aldin'], as 'siraj ud din' does."""
-    if any(_COMPOUND.match(t) for t in toks):
-        toks = [part for t in toks for part in split_compound(t)]
+    'hasan nasr allah' gives ['hasan', 'nasrallah']."""
     if any(t in ALLAH for t in toks[1:]):
         merged: list[str] = []
         for token in toks:
@@ -193,10 +170,8 @@ def needs_joining(toks: Sequence[str]) -> bool:
     """Whether :func:`join_particles` may change a name: a particle apart, or Abd al- joined
     otherwise than canonically (a quick test before the work)."""
     return any(
-        t in PARTICLES or t in _SUN_ARTICLES or t in ALLAH or t.startswith("abd")
-        or _COMPOUND.match(t) is not None
-        for t in toks
-    )  # fmt: skip
+        t in PARTICLES or t in _SUN_ARTICLES or t in ALLAH or t.startswith("abd") for t in toks
+    )
 
 
 # --------------------------------------------------------------------------- Arabic script

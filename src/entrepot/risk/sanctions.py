@@ -370,7 +370,7 @@ class WatchListIndex:
         particle apart, and no token that is, or is one typo from, a joined listed token
         (Elena is Alena there, but no listed name begins so: searched as written alone)."""
         joined = join_particles(query_tokens)
-        if len(joined) != len(query_tokens):  # a particle joined, a compound parted
+        if len(joined) < len(query_tokens):  # a particle apart joined: the names differ
             return joined, "all"
         if any(is_abjad(t) and particle_split(t)[0] for t in joined):
             return joined, "all"  # عبدالرحمن: Abd al- is joined to it already
