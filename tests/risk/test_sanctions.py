@@ -12,6 +12,7 @@ from entrepot.risk.names import (
     fold,
     is_abjad,
     join_particles,
+    query_readings,
     query_tokens,
     tokens,
 )
@@ -534,6 +535,16 @@ def test_marks_titles_and_persian_forms_are_read_as_a_writer_means_them() -> Non
     assert query_tokens("محمدرضا") == ["MHMD", "RVA"]
     assert query_tokens("محمدی") == ["MHMDY"]  # Mohammadi: one name
     assert query_tokens("علیزاده") == ["ELYZADH"]  # Alizadeh: one name
+    # a second review: one-word compounds, Urdu's letters, hamza seats, suffixes apart
+    assert query_readings("نصیرالدین حقانی") == [
+        ["NSYR", "alDYN", "HKANY"],
+        ["NSYRəʟDYN", "HKANY"],  # the compound as one word, as Nasiruddin
+    ]
+    assert query_readings("حسن البغدادي") == [["HSN", "alBGDADY"]]  # no compound: one reading
+    assert query_tokens("سیف اللہ خالد") == ["SYFalLH", "XALD"]  # Urdu's ہ in Allah
+    assert query_tokens("ذکی الرحمن لکھوی")[-1] == "LXWY"  # Urdu's کھ is kh
+    assert query_tokens("داؤد") == ["DAŴD"]
+    assert query_tokens("حاجی زاده") == ["HAJYZADH"]  # Hajizadeh, its suffix apart
 
 
 def test_a_stray_arabic_character_in_a_latin_word_leaves_the_word_whole() -> None:
@@ -565,6 +576,12 @@ def test_arabic_script_aligns_with_the_latin_spelling_it_writes() -> None:
     assert sim("شیرازی", "shirazi") == 1.0
     assert sim("خامنه\u200cای", "khamenei") >= 0.95
     assert sim("محمد", "ahmad") < 0.85
+    assert sim("مجيد", "majid") >= 0.95  # j folded to i and collapsed: "maid"
+    assert sim("اظہر", "azhar") >= 0.95  # zh folded to j: "aiar"
+    assert sim("داؤد", "dawood") >= 0.85
+    assert sim("عاطف", "atif") >= 0.92  # a first ع before a vowel letter may be unwritten
+    assert sim("عباسی", "bazzi") < COVER_SIM  # not before a consonant
+    assert sim("فرج", "jafari") < COVER_SIM  # ج is no vowel
 
 
 @pytest.mark.parametrize(
@@ -581,6 +598,9 @@ def test_arabic_script_aligns_with_the_latin_spelling_it_writes() -> None:
         ("محمد الياس كشميري", 12147, None),  # Ilyas begins with the article's letters
         ("غلامحسین محسنی اژه\u200cای", 12252, None),  # the Persian -ei, a compound name
         ("محمدرضا جعفری بندرآبادی", 29817, None),
+        ("نصیرالدین حقانی", 12129, "HAQQANI, Nasiruddin"),  # a one-word compound
+        ("محمد جابر", 15587, None),  # common words: shortlisted among many
+        ("داؤد ابراہیم", 9758, None),  # Urdu
     ],
 )
 def test_a_listed_name_written_in_arabic_script_is_found(
@@ -616,6 +636,10 @@ def test_an_arabic_script_name_with_its_dob_and_nationality_can_match(screener: 
         "محمد اشتری",
         "حمید نوری",
         "محمد",  # Mahmud listed; Ahmad Noor listed; one name
+        "نور الدين",  # a compound given name alone is one name
+        "وائل حداد",
+        "منى فرج",
+        "علی عباسی",
     ],
 )
 def test_unlisted_names_in_arabic_script_are_clear(screener: Screener, query: str) -> None:
@@ -637,6 +661,6 @@ def test_arabic_script_evaluation_exact(screener: Screener) -> None:
         "listed_reviewed": 121,
         "recall_reviewed": 0.9504,  # 6 missed: 5 of them missed in Latin letters too
         "unlisted": 200,
-        "false_positive_rate": 0.01,
+        "false_positive_rate": 0.0,
         "latin_false_positive_rate": 0.01,
     }

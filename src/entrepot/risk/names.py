@@ -105,7 +105,7 @@ PARTICLES = {
 }  # fmt: skip
 #: The article assimilated to a sun letter (ar-Rashid, ash-Shami, ad-Din, ud-Din), a particle
 #: only before a name that starts with the letter it doubles.
-_SUN_ARTICLES = frozenset({"ad", "ar", "as", "ash", "at", "az", "an", "ud", "ur", "us", "un"})
+SUN_ARTICLES = frozenset({"ad", "ar", "as", "ash", "at", "az", "an", "ud", "ur", "us", "un"})
 #: Abd al- in one word, the article's l written or assimilated: abdulrahman, abdelaziz,
 #: abdurrahman, abdullah (abd allah) all begin abdal.
 _ABD_AL = re.compile(r"^abd[aeiou]?(?:l|([rstdzn])(?=\1))(?=[a-z]{3})")
@@ -148,7 +148,7 @@ def join_particles(toks: list[str]) -> list[str]:
         nxt = out[-1] if out else None
         if nxt is not None and len(nxt) >= 3:
             prefix = PARTICLES.get(token)
-            if prefix is None and token in _SUN_ARTICLES and nxt.startswith(token[1:]):
+            if prefix is None and token in SUN_ARTICLES and nxt.startswith(token[1:]):
                 prefix = "al"
             if prefix is not None:
                 out[-1] = canonical(prefix + nxt)
@@ -170,7 +170,7 @@ def needs_joining(toks: Sequence[str]) -> bool:
     """Whether :func:`join_particles` may change a name: a particle apart, or Abd al- joined
     otherwise than canonically (a quick test before the work)."""
     return any(
-        t in PARTICLES or t in _SUN_ARTICLES or t in ALLAH or t.startswith("abd") for t in toks
+        t in PARTICLES or t in SUN_ARTICLES or t in ALLAH or t.startswith("abd") for t in toks
     )
 
 
@@ -190,10 +190,12 @@ ABJAD = {
     # alif maqsura (Á): a final -a (مصطفى, Mustafa), and in Egypt's spelling a final ya (على)
     "ى": "Á",
     "و": "W", "ي": "Y", "ی": "Y", "ے": "Y",
-    "ع": "E", "ء": "E", "ئ": "E", "ؤ": "E", "ة": "@", "ۃ": "@",
+    "ع": "E", "ء": "E", "ة": "@", "ۃ": "@",
+    # hamza on a waw or a ya (Ŵ, Ŷ): a hamza, or the waw or ya it sits on (Urdu داؤد, Dawood)
+    "ؤ": "Ŵ", "ئ": "Ŷ",
     # consonants
     "ب": "B", "پ": "P", "ت": "T", "ط": "T", "ٹ": "T", "ث": "C", "ج": "J", "چ": "Č",
-    "ح": "H", "ه": "H", "ھ": "H", "ہ": "H", "خ": "X", "د": "D", "ڈ": "D", "ذ": "Q", "ر": "R",
+    "ح": "H", "ه": "H", "ھ": "Ħ", "ہ": "H", "خ": "X", "د": "D", "ڈ": "D", "ذ": "Q", "ر": "R",
     "ڑ": "R", "ز": "Z", "ژ": "Ž", "س": "S", "ص": "S", "ش": "Š", "ض": "V", "ظ": "U", "غ": "G",
     "گ": "G", "ف": "F", "ق": "K", "ك": "K", "ک": "K", "ل": "L", "م": "M", "ن": "N", "ں": "N",
     # Pashto: ټ ډ ړ ڼ ګ as t d r n g; ښ sh or kh, ږ zh or g, ځ dz (z), څ ts (s); ې ۍ y
@@ -245,8 +247,17 @@ _COMPOUND_SECOND = frozenset({
     "کاظم", "كاظم", "اکبر", "اكبر", "اصغر", "امین", "هادی", "کریم", "رحیم", "عباس", "ابراهیم",
     "اسماعیل", "یوسف", "مصطفی", "مرتضی", "محمد", "رسول", "حمید", "سعید", "ناصر", "قاسم",
 })  # fmt: skip
-#: The Persian -ei written apart (خامنه ای) or after a joiner: a suffix of the word before.
-_EI = frozenset({"ای", "اي"})
+#: The Persian -ei written apart (خامنه ای) or after a joiner, and the suffixes of Persian
+#: family names written apart (حاجی زاده, Hajizadeh; -pour, -nejad): part of the word before.
+_EI = frozenset({"ای", "اي", "زاده", "پور", "نژاد"})
+#: Urdu's letters for ه and ة (اللہ is الله), read as those before a word is looked at.
+_URDU = str.maketrans({"ہ": "ه", "ۃ": "ة"})
+#: Second names a compound joins with the article, written as one word or apart (نصیرالدین,
+#: Nasiruddin; فضل الرحمن, Fazlurrahman; ضیاء الحق, Ziaulhaq): one word is parted.
+_ARTICLE_COMPOUNDS = ("الدين", "الدین", "الرحمن", "الحق", "الاسلام", "الإسلام", "الله")
+#: Their symbols after the article: a compound name in the second reading of a name
+#: (:func:`query_readings`).
+COMPOUND_TAILS = ("DYN", "RHMN", "HK", "ASLAM", "ISLAM")
 _ABD, _AL, _ALLAH = "عبد", "ال", "الله"
 _LATIN_TOKEN = re.compile(r"[a-z0-9]*")
 
@@ -267,7 +278,9 @@ def _symbols(word: str) -> str:
     out: list[str] = []
     for ch in word:
         sym = ABJAD.get(ch)
-        if sym is not None and (not out or out[-1] != sym):
+        if sym == "Ħ" and out and out[-1] == "K":
+            out[-1] = "X"  # Urdu's کھ is kh (Lakhvi)
+        elif sym is not None and (not out or out[-1] != sym):
             out.append(sym)
     for i in range(len(out) - 2):
         if out[i] == "H" and out[i + 1] == "A" and out[i + 2] == "Y":
@@ -283,10 +296,15 @@ def _words(run: str) -> list[str]:
     # a zero-width non-joiner parts the letters of one word (قلی‌زاده is Gholizadeh)
     for raw in re.split(r"[\s\u060c\u061b\u061f\u06d4.,;:!?()\-]+", run):
         word = _MARKS.sub("", raw).replace("\u200c", "").replace("\u200d", "")
+        word = word.translate(_URDU)
         if not word:
             continue
         if word in _EI and words:
             words[-1] += word
+            continue
+        tail = next((t for t in _ARTICLE_COMPOUNDS if word.endswith(t)), None)
+        if tail is not None and len(word) - len(tail) >= 2 and not word.startswith(_ABD):
+            words += [word[: -len(tail)], tail]  # نصیرالدین as نصیر الدین
             continue
         for first in _COMPOUND_FIRST:
             if word.startswith(first) and word[len(first) :] in _COMPOUND_SECOND:
@@ -369,6 +387,28 @@ def query_tokens(text: str) -> list[str]:
     return out + tokens(text[start:])
 
 
+def query_readings(text: str) -> list[list[str]]:
+    """The readings of a name to screen: :func:`query_tokens`, and where a word in Arabic
+    script is followed by the article and a second name of a compound (سراج الدین), the name
+    with each such pair as one word too (SRAJəʟDYN: the article's vowel and its l, which Latin
+    spellings assimilate, free), as lists write Sirajuddin, Fazlurrahman."""
+    first = query_tokens(text)
+    second: list[str] = []
+    for token in first:
+        prev = second[-1] if second else None
+        if (
+            prev is not None
+            and is_abjad(prev)
+            and token.startswith("al")
+            and token[2:] in COMPOUND_TAILS
+            and not prev.startswith(("al", "abd", "abu", "bin"))
+        ):
+            second[-1] = prev + "əʟ" + token[2:]
+        else:
+            second.append(token)
+    return [first] if second == first else [first, second]
+
+
 def abjad_canonical(token: str) -> str:
     """A symbol token with the Latin letters of a particle joined to it as symbols where one
     stands for the same letter (abdalLH: a B D a L H), doubled symbols once."""
@@ -384,7 +424,8 @@ def abjad_canonical(token: str) -> str:
 #: a key drops vowels, v (w) and i (y, j) the way the alignment lets them be absent.
 _KEY_VARIANTS: dict[str, tuple[str, ...]] = {
     "B": ("b",), "P": ("p", "b"), "T": ("t",), "C": ("t", "s"), "J": ("", "g"),
-    "Č": ("kh",), "H": ("h",), "Ħ": ("h", ""), "X": ("h",), "D": ("d",), "Q": ("d", "dh", "s", "t"),
+    "Č": ("kh",), "H": ("h",), "Ħ": ("h", ""), "X": ("h",), "ʟ": ("l", ""), "D": ("d",),
+    "Q": ("d", "dh", "s", "t"),
     "R": ("r",), "Z": ("s",), "Ž": ("",), "S": ("s",), "Š": ("sh", "kh"), "V": ("d", "dh", "s"),
     "U": ("s", "d", "dh", "t"), "G": ("g",), "F": ("f",), "K": ("k", "g"), "L": ("l",),
     "M": ("m",), "N": ("n",),
@@ -408,9 +449,8 @@ def abjad_keys(token: str) -> tuple[str, ...]:
     ambiguous letters (ذ is d, dh, z or th)."""
     keys = [""]
     for ch in abjad_canonical(token):
-        if ch in _KEY_DROPPED or ch.islower():  # a Latin vowel, or a letter kept as itself
-            options: tuple[str, ...] = ("",) if ch in _KEY_DROPPED else (ch,)
-        else:
-            options = _KEY_VARIANTS.get(ch, ("",))
+        options = _KEY_VARIANTS.get(ch)
+        if options is None:  # a vowel (a Latin one, a vowel letter) or a Latin letter as itself
+            options = (ch,) if "a" <= ch <= "z" and ch not in _KEY_DROPPED else ("",)
         keys = [k + o for k in keys for o in options][:_KEY_VARIANTS_MAX]
     return tuple(dict.fromkeys(k[:-1] if k.endswith("h") else k for k in keys))

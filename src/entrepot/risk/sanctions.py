@@ -40,7 +40,10 @@ from entrepot.risk.countries import CODE_TO_NAME, country_code
 from entrepot.risk.decisions import Decision, DecisionSink, make_decision
 from entrepot.risk.errors import EmptyName, InvalidParty, WatchListInvalid
 from entrepot.risk.names import (
+    COMPOUND_TAILS,
     LEGAL_FORMS,
+    PARTICLES,
+    SUN_ARTICLES,
     TITLES,
     abbreviations_joined,
     abjad_canonical,
@@ -54,6 +57,7 @@ from entrepot.risk.names import (
     needs_joining,
     normalise,
     particle_split,
+    query_readings,
     query_tokens,
     skeleton,
     tokens,
@@ -74,6 +78,9 @@ STRONG_THRESHOLD = 0.92
 SHORTLIST_MAX = 60
 #: Candidates scored in full in the joined space (the names as written had their 60).
 JOINED_SHORTLIST_MAX = 20
+#: A name in Arabic script shortlists this many times more: each of its words reaches every
+#: listed spelling that aligns, and a common one (محمد, جابر) ties with hundreds.
+ABJAD_SHORTLIST_FACTOR = 3
 CANDIDATES_MAX = 10
 #: The latest screenings a screener keeps, by party (a payee is screened at every payment).
 SCREENINGS_REMEMBERED = 4096
@@ -372,8 +379,8 @@ class WatchListIndex:
         joined = join_particles(query_tokens)
         if len(joined) < len(query_tokens):  # a particle apart joined: the names differ
             return joined, "all"
-        if any(is_abjad(t) and particle_split(t)[0] for t in joined):
-            return joined, "all"  # عبدالرحمن: Abd al- is joined to it already
+        if any(is_abjad(t) and (particle_split(t)[0] or t.endswith("alLH")) for t in joined):
+            return joined, "all"  # عبدالرحمن, حیات الله: Abd al-, Allah joined already
         for token in joined:
             c = canonical(token)
             if particle_split(c)[0] and any(
@@ -426,7 +433,8 @@ class WatchListIndex:
             for n, quality in hits.items():
                 mass[n] += w * quality
         ranked = heapq.nsmallest(
-            SHORTLIST_MAX if joined is None else JOINED_SHORTLIST_MAX,
+            (SHORTLIST_MAX if joined is None else JOINED_SHORTLIST_MAX)
+            * (ABJAD_SHORTLIST_FACTOR if any(is_abjad(t) for t in query_tokens) else 1),
             ((-m * (0.5 + 0.5 * min(1.0, m / self._name_weight[n])), n) for n, m in mass.items()),
         )
         return [n for _, n in ranked]
@@ -487,22 +495,31 @@ _ABJAD_OPTIONS: dict[str, tuple[tuple[str, float], ...]] = {
     "Á": (("a", 0), ("Â", 0), ("i", 0), ("Î", 0), ("", 0.5)),
     "O": (("a", 0), ("u", 0), ("Â", 0), ("Û", 0), ("i", 0.4), ("", 0.5)),
     "I": (("i", 0), ("Î", 0), ("a", 0.3), ("", 0.5)),
-    "W": (("u", 0), ("Û", 0), ("v", 0), ("", 0.5)),
-    "Y": (("i", 0), ("Î", 0), ("a", 0.4), ("", 0.5)),
+    "W": (("u", 0), ("Û", 0), ("v", 0), ("", 0.7)),
+    "Y": (("i", 0), ("Î", 0), ("Ÿ", 0), ("Ĵ", 0.3), ("a", 0.4), ("", 0.7)),
     "E": (("", 0), ("a", 0), ("Â", 0), ("i", 0.1), ("u", 0.1)),
+    "Ŵ": (("", 0), ("u", 0), ("Û", 0), ("v", 0), ("a", 0.1), ("i", 0.1)),
+    "Ŷ": (("", 0), ("i", 0), ("Î", 0), ("Ÿ", 0), ("a", 0.1), ("u", 0.1)),
+    # the article inside a compound name (Sirajuddin, Fazlurrahman): its vowel, its l
+    "ə": (("a", 0), ("u", 0), ("i", 0), ("", 0)),
+    "ʟ": (("l", 0), ("", 0)),
     "@": (("a", 0), ("", 0), ("ah", 0), ("at", 0.3)),
     "B": (("b", 0), ("p", 0.5)), "P": (("p", 0), ("b", 0.3)), "T": (("t", 0), ("d", 0.5)),
-    "C": (("t", 0), ("s", 0.1)), "J": (("i", 0), ("g", 0.2)), "Č": (("kh", 0), ("i", 0.5)),
+    "C": (("t", 0), ("s", 0.1)), "J": (("Ĵ", 0), ("g", 0.2)), "Č": (("kh", 0), ("Ĵ", 0.5)),
     "H": (("h", 0), ("", 0.6)), "Ħ": (("h", 0), ("", 0.1)), "X": (("h", 0), ("k", 0.3)),
     "D": (("d", 0), ("t", 0.5)),
-    "Q": (("d", 0), ("dh", 0), ("s", 0.1), ("t", 0.2)), "R": (("r", 0),), "Z": (("s", 0),),
-    "Ž": (("i", 0), ("s", 0.3)), "S": (("s", 0),), "Š": (("sh", 0), ("kh", 0.2), ("s", 0.5)),
-    "V": (("d", 0), ("dh", 0), ("s", 0.1)), "U": (("s", 0), ("d", 0.1), ("dh", 0.1), ("t", 0.2)),
+    "Q": (("d", 0), ("dh", 0), ("s", 0.1), ("Ż", 0.1), ("t", 0.2)),
+    "R": (("r", 0),), "Z": (("s", 0), ("Ż", 0)), "Ž": (("Żh", 0), ("Ĵ", 0), ("s", 0.3)),
+    "S": (("s", 0),), "Š": (("sh", 0), ("kh", 0.2), ("s", 0.5)),
+    "V": (("d", 0), ("dh", 0), ("s", 0.1), ("Ż", 0.1)),
+    "U": (("s", 0), ("Ż", 0), ("d", 0.1), ("dh", 0.1), ("t", 0.2)),
     "G": (("g", 0),), "F": (("f", 0), ("p", 0.5)), "K": (("k", 0), ("g", 0.3)),
     "L": (("l", 0),), "M": (("m", 0),), "N": (("n", 0),),
 }  # fmt: skip
 #: A final ه is often not written in Latin (Persian Hamzeh, Hamza).
 _ABJAD_FINAL_H = _ABJAD_OPTIONS["Ħ"]
+#: A word's first ع is a vowel in Latin (Abbas, Ali, Omar), or an apostrophe: not nothing.
+_ABJAD_E_FIRST = tuple(o for o in _ABJAD_OPTIONS["E"] if o[0])
 #: ي is "a" only last (Persian یحیی, Yahya); inside a word it is i, y or nothing.
 _ABJAD_Y_INSIDE = tuple(o for o in _ABJAD_OPTIONS["Y"] if o[0] != "a")
 #: Symbols and Latin letters aligned at most (a name's word is far shorter; a longer one costs
@@ -518,6 +535,10 @@ _LATIN_LAST_SHORT_ABSENT = 0.3
 _LONG_VOWELS = (
     ("ou", "Û"), ("oo", "Û"), ("uu", "Û"), ("ee", "Î"), ("ii", "Î"), ("ei", "Î"), ("aa", "Â"),
 )  # fmt: skip
+#: Latin consonants the folds would make vowels, marked before folding: j and dj (Ĵ), y
+#: before a vowel or first (Ÿ: Yusuf, Ayad), the z of zh (Ż: Azhar is z-h, Zhaleh ژ).
+_CONSONANTS = (("dj", "Ĵ"), ("j", "Ĵ"), ("zh", "Żh"))
+_Y_CONSONANT = re.compile(r"y(?=[aeiou])|^y")
 
 
 @lru_cache(maxsize=200_000)
@@ -526,7 +547,10 @@ def _long_marked(token: str) -> str:
     ū, محمد writes none)."""
     for latin, mark in _LONG_VOWELS:
         token = token.replace(latin, mark)
-    return fold(token)
+    token = token.replace("yy", "y")  # Sayyid: the script writes its y once
+    for latin, mark in _CONSONANTS:
+        token = token.replace(latin, mark)
+    return fold(_Y_CONSONANT.sub("Ÿ", token))
 
 
 #: The commonest given names that the alignment cannot tell apart, each with its Latin
@@ -555,9 +579,27 @@ _KNOWN_SCRIPT = {
 _KNOWN_SAME_SIM, _KNOWN_OTHER_SIM = 0.97, 0.75
 
 
-def _abjad_options(sym: str, final: bool) -> tuple[tuple[str, float], ...]:
+_LATIN_COMPOUND_TAILS = frozenset({"aldin", "alrahman", "alhaq", "alhaqq", "alislam"})
+
+
+def _compound_tail(token: str) -> bool:
+    """Whether a query token is the al-Din, al-Rahman ... of a compound given name written
+    apart (Nur al-Din, نور الدين: one name, the token before it its first half)."""
+    return token in _LATIN_COMPOUND_TAILS or (
+        token.startswith("al") and token[2:] in COMPOUND_TAILS
+    )
+
+
+#: Listed particles a word in the script is never aligned with (Abd, which is also a name,
+#: aside): WAEL scored 0.875 against the "al" of a listed AL HADID.
+_ARTICLES_AND_KIN = frozenset(p for p in PARTICLES if not p.startswith("abd")) | SUN_ARTICLES
+
+
+def _abjad_options(sym: str, final: bool, first: bool) -> tuple[tuple[str, float], ...]:
     if sym == "H" and final:
         return _ABJAD_FINAL_H
+    if sym == "E" and first:
+        return _ABJAD_E_FIRST
     if sym == "Y" and not final:
         return _ABJAD_Y_INSIDE
     options = _ABJAD_OPTIONS.get(sym)
@@ -571,6 +613,8 @@ def _latin_absent(ch: str) -> float:
     if ch in "aiu":
         return _LATIN_VOWEL_ABSENT
     if ch in "ÂÎÛ":
+        return _LATIN_LONG_ABSENT
+    if ch == "Ÿ":  # a y before a vowel is a consonant the script writes
         return _LATIN_LONG_ABSENT
     return _LATIN_H_ABSENT if ch == "h" else _MISMATCH
 
@@ -595,7 +639,9 @@ def _abjad_sim(q: str, nf: str) -> float:
     for j in range(n):
         row[j + 1] = row[j] + absent[j]
     for i, sym in enumerate(syms):
-        options = _abjad_options(sym, i == m - 1)
+        # a first ع before a vowel letter may be unwritten (عاطف, Atif: the a is the alif's)
+        first = i == 0 and not (m > 1 and syms[1] in "AYWÁ")
+        options = _abjad_options(sym, i == m - 1, first)
         unwritten = min((c for latin, c in options if not latin), default=_MISMATCH)
         nxt = [math.inf] * (n + 1)
         for j in range(n + 1):
@@ -619,6 +665,8 @@ def _pair_sim(q: str, qf: str, n: str, nf: str) -> float:
     if len(n) == 1:  # a listed letter (S.R.L., M-VITO) is not an initial of a query's name
         return 1.0 if q == n else 0.0
     if is_abjad(q):
+        if n in _ARTICLES_AND_KIN:  # a name is not the listing's al, bin, abu
+            return 0.0
         sim = _abjad_sim(q, _long_marked(n))
         known = _KNOWN_SCRIPT.get(abjad_canonical(q))
         listed = None if known is None else _KNOWN_LATIN.get(nf)
@@ -705,13 +753,19 @@ def score_name(
             initials += len(q_toks[i]) == 1 < len(name.toks[j]) and not is_abjad(q_toks[i])
             # A title counts as matched only where the listing carries it too (Shaykh is also
             # a family name): Haji is not Hadi, Sheikh is not Shi, General is not Gener.
-            if q_toks[i] not in TITLES or q_folds[i] == name.folds[j]:
+            if (q_toks[i] not in TITLES or q_folds[i] == name.folds[j]) and not _compound_tail(
+                q_toks[i]
+            ):
                 names_matched += 1
     q_score = q_sum / sum(q_weights)
     coverage = covered / sum(name.weights)
     score = q_score * (0.75 + 0.25 * coverage)
     # A surname with a title ("Mr Maleki", "Sheikh Zhang") is still a surname alone.
-    strong_tokens = [t for t in q_toks if len(t) > 1 and t not in LEGAL_FORMS | TITLES]
+    # nor is a compound given name (نور الدين, Nur al-Din: its al-Din is no second name)
+    strong_tokens = [
+        t for t in q_toks
+        if len(t) > 1 and t not in LEGAL_FORMS | TITLES and not _compound_tail(t)
+    ]  # fmt: skip
     if names_matched < 2 and len(name.toks) > 1 and len(strong_tokens) < 2:
         score = min(score, SINGLE_TOKEN_CAP)
     jw = sum(matched_sims) / len(matched_sims) if matched_sims else 0.0
@@ -1132,7 +1186,8 @@ class Screener:
         return result
 
     def _match(self, party: Party, index: WatchListIndex) -> Screening:
-        q_toks = query_tokens(party.name) or normalise(party.name).split()
+        readings = query_readings(party.name)
+        q_toks = readings[0] or normalise(party.name).split()
         if not q_toks:
             raise EmptyName("the name to screen is empty", field="name")
         best_by_entry: dict[int, NameMatch] = {}
@@ -1146,13 +1201,17 @@ class Screener:
                 if seen is None or m.score > seen.score:
                     best_by_entry[name.entry] = m
 
-        score(q_toks, index.shortlist(q_toks), _pair_sim)
-        joined = index.joined_query(q_toks)
-        if joined is not None:
-            # Abuhafs Almasri, Abu Hafs al Masri: the particles joined on both sides. A query
-            # with none apart is the same joined: the names as written were screened above.
-            j_toks, space = joined
-            score(j_toks, index.shortlist(j_toks, joined=space), _joined_pair_sim)
+        # a name in Arabic script with a compound (سراج الدین) is read a second time with it
+        # as one word (Sirajuddin), the better score per entry kept
+        for toks in [q_toks, *readings[1:]]:
+            score(toks, index.shortlist(toks), _pair_sim)
+            joined = index.joined_query(toks)
+            if joined is not None:
+                # Abuhafs Almasri, Abu Hafs al Masri: the particles joined on both sides. A
+                # query with none apart is the same joined: its names as written were
+                # screened above.
+                j_toks, space = joined
+                score(j_toks, index.shortlist(j_toks, joined=space), _joined_pair_sim)
         abjad = any(is_abjad(t) for t in q_toks)
         judged = [
             _judge(index.entries[i], m, party, abjad)
