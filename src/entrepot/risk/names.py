@@ -290,8 +290,9 @@ def _symbols(word: str) -> str:
 
 
 def _words(run: str) -> list[str]:
-    """The words of a run, their marks dropped; -ei apart joined to the word before it and a
-    Persian compound given name parted in two."""
+    """The words of a run, their marks dropped and Urdu's ہ read as ه; the Persian -ei and the
+    family suffixes written apart joined to the word before them; a compound with the article
+    written as one word (نصیرالدین) and a Persian compound given name (محمدرضا) parted."""
     words: list[str] = []
     # a zero-width non-joiner parts the letters of one word (قلی‌زاده is Gholizadeh)
     for raw in re.split(r"[\s\u060c\u061b\u061f\u06d4.,;:!?()\-]+", run):
@@ -325,9 +326,10 @@ def _title(word: str) -> str | None:
 
 def _arabic_words(run: str) -> list[str]:
     """The tokens of a run of Arabic-script words: particles as their Latin spelling (abu, bin,
-    al) and titles as theirs (sheikh, haji, dr), the article joined to a word split off as
-    ``al`` (as "al-Zawahiri" is two Latin tokens), and Abd al- joined to the name after it
-    (``abdal`` + symbols, as the index joins Abdul Rahman into abdalrahman)."""
+    al) and titles as theirs (sheikh, haji, dr); the article joined to a word kept with it as
+    ``al`` + symbols (screened with and without it, as the joined space reads al-Zawahiri),
+    Abd al- joined to the name after it (``abdal`` + symbols, as the index joins Abdul Rahman
+    into abdalrahman), and Allah to the name before it (``NSRalLH``, Nasrallah)."""
     out: list[str] = []
     digits = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
     pending_abd = False
