@@ -543,8 +543,9 @@ _Y_CONSONANT = re.compile(r"y(?=[aeiou])|^y")
 
 @lru_cache(maxsize=200_000)
 def _long_marked(token: str) -> str:
-    """A Latin token folded with its long vowels marked: mahmoud -> mahmÛd (محمود writes the
-    ū, محمد writes none)."""
+    """A Latin token folded with its long vowels and the consonants the folds would make
+    vowels marked: mahmoud -> mahmÛd (محمود writes the ū, محمد writes none), majid -> maĴid
+    (the fold made "maid")."""
     for latin, mark in _LONG_VOWELS:
         token = token.replace(latin, mark)
     token = token.replace("yy", "y")  # Sayyid: the script writes its y once
