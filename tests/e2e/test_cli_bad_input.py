@@ -357,7 +357,7 @@ CASES: dict[str, tuple[Bad, ...]] = {
         bad("payments quote --as mtn-rw pq-x MERCHANT KL-003 -- -5 MYR RWF", "amount"),
         bad(f"payments quote --as mtn-rw pq-x MERCHANT KL-003 {HUGE} MYR RWF", "amount"),
         bad("payments quote --as mtn-rw pq-x MERCHANT KL-003 5 XYZ RWF", "XYZ"),
-        refused("payments quote --as mtn-rw pq-x MERCHANT KL-003 5 MYR XYZ", "XYZ"),
+        bad("payments quote --as mtn-rw pq-x MERCHANT KL-003 5 MYR XYZ", "unknown_currency", "XYZ"),
         bad("payments quote --as mtn-rw pq-x MERCHANT KL-003 5 MYR RWF --type BOTH", "type"),
         bad("payments quote --as mtn-rw pq-x MERCHANT KL-003 5 MYR RWF --expiry 0", "expir"),
         bad("payments quote --as mtn-rw pq-x MERCHANT KL-003 5 MYR RWF --payer x", "payer"),
