@@ -249,7 +249,7 @@ _COMPOUND_SECOND = frozenset({
 })  # fmt: skip
 #: The Persian -ei written apart (خامنه ای) or after a joiner, and the suffixes of Persian
 #: family names written apart (حاجی زاده, Hajizadeh; -pour, -nejad): part of the word before.
-_EI = frozenset({"ای", "اي", "زاده", "پور", "نژاد"})
+_SUFFIXES_APART = frozenset({"ای", "اي", "زاده", "پور", "نژاد"})
 #: Urdu's letters for ه and ة (اللہ is الله), read as those before a word is looked at.
 _URDU = str.maketrans({"ہ": "ه", "ۃ": "ة"})
 #: Second names a compound joins with the article, written as one word or apart (نصیرالدین,
@@ -258,6 +258,8 @@ _ARTICLE_COMPOUNDS = ("الدين", "الدین", "الرحمن", "الحق", "�
 #: Their symbols after the article: a compound name in the second reading of a name
 #: (:func:`query_readings`).
 COMPOUND_TAILS = ("DYN", "RHMN", "HK", "ASLAM", "ISLAM")
+#: Allah joined to the name before it, as symbols (نصر الله as NSRalLH, Nasrallah).
+ALLAH_SYMBOLS = "alLH"
 _ABD, _AL, _ALLAH = "عبد", "ال", "الله"
 _LATIN_TOKEN = re.compile(r"[a-z0-9]*")
 
@@ -300,7 +302,7 @@ def _words(run: str) -> list[str]:
         word = word.translate(_URDU)
         if not word:
             continue
-        if word in _EI and words:
+        if word in _SUFFIXES_APART and words:
             words[-1] += word
             continue
         tail = next((t for t in _ARTICLE_COMPOUNDS if word.endswith(t)), None)
@@ -358,7 +360,7 @@ def _arabic_words(run: str) -> list[str]:
         elif title is not None:
             out.append(title)
         elif word == _ALLAH and out and is_abjad(out[-1]):
-            out[-1] += "alLH"  # نصر الله, فضل الله: Latin writes Nasrallah, Fadlallah
+            out[-1] += ALLAH_SYMBOLS  # نصر الله, فضل الله: Latin writes Nasrallah, Fadlallah
         elif word.startswith(_AL) and len(word) > len(_AL) + 1:
             out.append("al" + _symbols(word[len(_AL) :]))
         else:
@@ -389,6 +391,12 @@ def query_tokens(text: str) -> list[str]:
     return out + tokens(text[start:])
 
 
+def is_compound_tail(token: str) -> bool:
+    """Whether a symbol token is the article and the second name of a compound (alDYN: the
+    al-Din of سراج الدین)."""
+    return token.startswith("al") and token[2:] in COMPOUND_TAILS
+
+
 def query_readings(text: str) -> list[list[str]]:
     """The readings of a name to screen: :func:`query_tokens`, and where a word in Arabic
     script is followed by the article and a second name of a compound (سراج الدین), the name
@@ -401,8 +409,7 @@ def query_readings(text: str) -> list[list[str]]:
         if (
             prev is not None
             and is_abjad(prev)
-            and token.startswith("al")
-            and token[2:] in COMPOUND_TAILS
+            and is_compound_tail(token)
             and not prev.startswith(("al", "abd", "abu", "bin"))
         ):
             second[-1] = prev + "əʟ" + token[2:]
@@ -441,7 +448,10 @@ _KEY_VARIANTS_MAX = 64
 def latin_abjad_key(folded: str) -> str:
     """A folded Latin token as an Arabic spelling could key it: vowels, v (w) and i (y, j)
     dropped, a final h too (a ta marbuta written -ah): savahiri -> shr, muhamad -> mhmd."""
-    key = "".join(ch for ch in folded if ch not in _KEY_DROPPED)
+    return _without_final_h("".join(ch for ch in folded if ch not in _KEY_DROPPED))
+
+
+def _without_final_h(key: str) -> str:
     return key[:-1] if key.endswith("h") else key
 
 
@@ -455,4 +465,4 @@ def abjad_keys(token: str) -> tuple[str, ...]:
         if options is None:  # a vowel (a Latin one, a vowel letter) or a Latin letter as itself
             options = (ch,) if "a" <= ch <= "z" and ch not in _KEY_DROPPED else ("",)
         keys = [k + o for k in keys for o in options][:_KEY_VARIANTS_MAX]
-    return tuple(dict.fromkeys(k[:-1] if k.endswith("h") else k for k in keys))
+    return tuple(dict.fromkeys(_without_final_h(k) for k in keys))

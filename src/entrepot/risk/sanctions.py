@@ -40,7 +40,7 @@ from entrepot.risk.countries import CODE_TO_NAME, country_code
 from entrepot.risk.decisions import Decision, DecisionSink, make_decision
 from entrepot.risk.errors import EmptyName, InvalidParty, WatchListInvalid
 from entrepot.risk.names import (
-    COMPOUND_TAILS,
+    ALLAH_SYMBOLS,
     LEGAL_FORMS,
     PARTICLES,
     SUN_ARTICLES,
@@ -52,6 +52,7 @@ from entrepot.risk.names import (
     deletion_keys,
     fold,
     is_abjad,
+    is_compound_tail,
     join_particles,
     latin_abjad_key,
     needs_joining,
@@ -379,7 +380,7 @@ class WatchListIndex:
         joined = join_particles(query_tokens)
         if len(joined) < len(query_tokens):  # a particle apart joined: the names differ
             return joined, "all"
-        if any(is_abjad(t) and (particle_split(t)[0] or t.endswith("alLH")) for t in joined):
+        if any(is_abjad(t) and (particle_split(t)[0] or t.endswith(ALLAH_SYMBOLS)) for t in joined):
             return joined, "all"  # عبدالرحمن, حیات الله: Abd al-, Allah joined already
         for token in joined:
             c = canonical(token)
@@ -586,9 +587,7 @@ _LATIN_COMPOUND_TAILS = frozenset({"aldin", "alrahman", "alhaq", "alhaqq", "alis
 def _compound_tail(token: str) -> bool:
     """Whether a query token is the al-Din, al-Rahman ... of a compound given name written
     apart (Nur al-Din, نور الدين: one name, the token before it its first half)."""
-    return token in _LATIN_COMPOUND_TAILS or (
-        token.startswith("al") and token[2:] in COMPOUND_TAILS
-    )
+    return token in _LATIN_COMPOUND_TAILS or is_compound_tail(token)
 
 
 #: Listed particles a word in the script is never aligned with (Abd, which is also a name,
