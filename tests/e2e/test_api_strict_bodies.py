@@ -281,3 +281,34 @@ def test_a_rate_sent_as_a_json_number_with_a_fraction_is_refused_not_rounded(
     # a whole number is exact as a JSON integer too
     whole = client.post("/v1/fxRates", json={**body, "rate": 2}, headers=fxco)
     assert whole.status_code == 201 and whole.json()["rate"] == "2", whole.text
+
+
+def test_a_rate_in_text_decimal_reads_but_the_schema_refuses_is_refused(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """Found by a review: the rate's published pattern is ``^[0-9]+(\\.[0-9]+)?$`` but
+    pydantic's Decimal read ``"1_0"`` as ten (a typo posted as ten times the rate), and took
+    exponents, signs, spaces and other scripts' digits. Each is refused, naming the field, and
+    changes nothing."""
+    client, _ = api
+    fxco = {"Authorization": f"Bearer {issue_credential(scheme.engine, 'fxco').token}"}
+    body = {"sourceCurrency": "RWF", "targetCurrency": "MYR", "spreadBps": 0, "validSeconds": 60}
+    before = snapshot(scheme)
+    for text in (
+        "1_0",
+        "5e-3",
+        "1E+2",
+        "+0.5",
+        " 0.5 ",
+        "0.5\n",
+        "\u0660.\u0665",
+        "\uff10.\uff15",
+        True,
+    ):
+        r = client.post("/v1/fxRates", json={**body, "rate": text}, headers=fxco)
+        assert r.status_code == 422 and r.json()["field"] == "rate", (text, r.text)
+    assert snapshot(scheme) == before
+    spec = client.get("/openapi.json").json()["components"]["schemas"]["FxRateIn"]
+    assert {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"} in spec["properties"]["rate"][
+        "oneOf"
+    ]

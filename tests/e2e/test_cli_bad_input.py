@@ -341,6 +341,8 @@ CASES: dict[str, tuple[Bad, ...]] = {
     ),
     "payments fx-rate": (
         bad("payments fx-rate --as fx-global RWF MYR abc", "abc"),
+        bad("payments fx-rate --as fx-global RWF MYR 1_0", "1_0"),
+        bad("payments fx-rate --as fx-global RWF MYR 5e-3", "5e-3"),
         bad("payments fx-rate --as fx-global RWF MYR NaN", "rate"),
         bad("payments fx-rate --as fx-global RWF MYR 0", "rate"),
         bad("payments fx-rate --as fx-global RWF MYR -- -1", "rate"),

@@ -40,6 +40,7 @@ from entrepot.kernel.money import (
     format_amount,
     get_currency,
     parse_amount,
+    parse_rate_text,
 )
 
 EUR = get_currency("EUR")
@@ -484,6 +485,45 @@ def test_convert_rejects_bad_rates(rate: Any, message: str) -> None:
     assert str(caught.value) == message
     assert isinstance(caught.value, ValueError)
     assert caught.value.field == "rate"
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("0.0032", "0.0032"), ("7", "7"), ("0", "0"), ("123456789.123456789", "123456789.123456789")],
+)
+def test_parse_rate_text_reads_plain_decimals_exactly(text: str, value: str) -> None:
+    assert parse_rate_text(text) == Decimal(value)
+    assert str(parse_rate_text(text)) == value
+
+
+@pytest.mark.parametrize(
+    "text",
+    # each of these Decimal() reads, "1_0" as ten (found by a review of POST /v1/fxRates)
+    [
+        "1_0",
+        "5e-3",
+        "1E+2",
+        "+0.5",
+        "-0.5",
+        " 0.5",
+        "0.5\n",
+        "\u0660.\u0665",
+        "\uff10.\uff15",
+        ".5",
+        "5.",
+        "NaN",
+        "Infinity",
+        "",
+        "0x10",
+        5,
+        None,
+    ],
+)
+def test_parse_rate_text_refuses_what_is_not_plain_decimal_text(text: Any) -> None:
+    with pytest.raises(InvalidRate) as caught:
+        parse_rate_text(text)
+    assert caught.value.field == "rate"
+    assert "not a plain decimal" in str(caught.value) and repr(text) in str(caught.value)
 
 
 @pytest.mark.parametrize("rounding", ["ROUND_BANKERS", "half_even", "", None, 4])

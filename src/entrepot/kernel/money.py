@@ -86,6 +86,7 @@ _CODE_RE = re.compile(r"[A-Z]{3}")
 _NUMERIC_RE = re.compile(r"[0-9]{3}")
 _AMOUNT_RE = re.compile(r"([+-]?)([0-9]+)(?:\.([0-9]+))?")
 _NON_FINITE = frozenset({"nan", "snan", "inf", "infinity"})
+_RATE_TEXT_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 class MoneyError(InvalidInput, ValueError):
@@ -521,6 +522,21 @@ def check_rate(rate: Decimal) -> None:
         raise InvalidRate(
             f"rate {rate} has more than {RATE_DIGITS_MAX} significant digits", field="rate"
         )
+
+
+def parse_rate_text(text: str) -> Decimal:
+    """A rate as a provider writes it: ASCII digits, optionally a point and more digits
+    ("0.0032"). Python's Decimal also reads an exponent ("5e-3"), a sign, surrounding
+    whitespace, digits of other scripts and "1_0" (as ten: a typo posted as ten times the
+    rate); each is refused here (InvalidRate, naming the text), as amounts are. The value's
+    range is :func:`check_rate`'s."""
+    if not isinstance(text, str) or _RATE_TEXT_RE.fullmatch(text) is None:
+        raise InvalidRate(
+            f"rate {_quoted(text)} is not a plain decimal such as 0.0032: ASCII digits and at "
+            "most one point, no sign, exponent, spaces or digit separators",
+            field="rate",
+        )
+    return Decimal(text)
 
 
 def check_rounding(rounding: str) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from typing_extensions import TypedDict
 
+from entrepot.kernel.money import parse_rate_text
 from entrepot.payments.aliases import TILL_LEN_MAX
 
 Id = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
@@ -32,16 +33,29 @@ def _decimal_text(value: Any) -> Any:
             'a decimal string such as "0.0031": a JSON number is read as a binary float, '
             "which keeps about 17 significant digits"
         )
-    return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value  # a JSON integer is exact
+    if isinstance(value, str):
+        return parse_rate_text(value)  # the schema's pattern, which pydantic's Decimal skips
+    raise ValueError('a decimal string such as "0.0031"')
 
 
-#: A rate in a request body: a decimal string (or a JSON integer), never a JSON number with a
-#: fraction. Read as a float first, "rate": 123456789.123456789 was posted as
-#: 123456789.12345679, a rate its provider never set.
+#: A rate in a request body: a decimal string of ASCII digits and at most one point (or a JSON
+#: integer), never a JSON number with a fraction. Read as a float first, "rate":
+#: 123456789.123456789 was posted as 123456789.12345679, a rate its provider never set; read
+#: by Decimal, "1_0" was posted as ten and "5e-3", " 0.5", "+0.5" and other scripts' digits
+#: were taken where the published pattern refuses them.
 DecimalText = Annotated[
     Decimal,
     BeforeValidator(_decimal_text),
-    WithJsonSchema({"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"}),
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$"},
+                {"type": "integer", "minimum": 1},
+            ]
+        }
+    ),
 ]
 
 

@@ -13,7 +13,7 @@ import enum
 import functools
 import os
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,7 +31,14 @@ from entrepot.entrypoints.cli.output import (
 )
 from entrepot.kernel.clock import parse_time
 from entrepot.kernel.errors import InvalidInput
-from entrepot.kernel.money import InvalidAmount, format_amount, get_currency, parse_amount
+from entrepot.kernel.money import (
+    InvalidAmount,
+    InvalidRate,
+    format_amount,
+    get_currency,
+    parse_amount,
+    parse_rate_text,
+)
 from entrepot.payments import (
     SCHEME,
     AliasType,
@@ -392,9 +399,9 @@ def fx_rate(
     as_json: Json = False,
 ) -> None:
     try:
-        value = Decimal(rate)
-    except InvalidOperation:
-        raise bad_input(f"rate {rate!r} is not a decimal number (e.g. 0.0032)") from None
+        value = parse_rate_text(rate)
+    except InvalidRate as exc:
+        raise bad_input(str(exc)) from None
     with _scheme() as a:
         fx = a.payments.post_fx_rate(caller, source, target, value, spread_bps, valid_s)
     # the rate less the spread: what the payer gets (the API's effectiveRate)
