@@ -29,7 +29,11 @@ from entrepot.payments.bulk import (
     bulk_quote_id,
     bulk_transfers,
 )
-from entrepot.payments.errors import InvalidPaymentInput, ParticipantSuspended
+from entrepot.payments.errors import (
+    CurrencyNotSupported,
+    InvalidPaymentInput,
+    ParticipantSuspended,
+)
 from entrepot.payments.services import Code, ledger_id
 from entrepot.storage.migrate import downgrade, upgrade
 from entrepot.storage.uow import UnitOfWork
@@ -763,3 +767,30 @@ def test_a_bulks_payees_are_screened_before_the_write_lock_and_again_if_renamed(
         ("customer of rhb", False),
         ("HOLD renamed", True),  # read otherwise inside: screened again there
     ]
+
+
+def test_a_bulk_the_snapshot_shows_refused_screens_and_logs_nothing_ahead(
+    scheme: PaymentScheme,
+) -> None:
+    """Found by a review: a bulk whose payer is suspended or does not hold the currency, and a
+    bulk item whose payee's participant is suspended, had their payees screened (and logged)
+    ahead of the lock, then were refused: decisions for payments that never were. A single
+    prepare the snapshot shows refused is not screened; nor are these now."""
+    join_payees(scheme)
+    join(scheme, "bk-rw", "RWF")  # holds no MYR
+    recording = _Recording(scheme)
+    scheme.screening = recording
+    items = [BulkItem("r-1", *PAYEES["cimb"], 10), BulkItem("r-2", *PAYEES["rhb"], 20)]
+    with unchanged(scheme), pytest.raises(CurrencyNotSupported):
+        bulk_transfers(scheme, "bk-rw", "no-myr", "MYR", items)
+    scheme.set_active("maybank", False)
+    with unchanged(scheme), pytest.raises(ParticipantSuspended):
+        bulk_transfers(scheme, "maybank", "suspended", "MYR", items)
+    assert recording.seen == []
+    scheme.set_active("maybank", True)
+    scheme.set_active("rhb", False)  # its customer's item is rejected alone, not screened
+    results = bulk_transfers(scheme, "maybank", "payee-suspended", "MYR", items)
+    assert [r.state.value for r in results] == ["COMMITTED", "ABORTED"]
+    assert results[1].reason == "payee participant rhb is not active"
+    assert recording.seen == [("customer of cimb", False)]
+    assert_ledger_ok(scheme)

@@ -347,11 +347,23 @@ def _screen_ahead(
     is: a payroll's thousands of payees take about a millisecond each, which under the lock
     every other writer would wait for); each decision is used inside only if the party read
     there is the one screened. None is screened where the screening keeps state of what it
-    sees, or inside a caller's unit of work (:meth:`PaymentScheme._screen_ahead`)."""
+    sees, or inside a caller's unit of work (:meth:`PaymentScheme._screen_ahead`). Nor where
+    the snapshot shows the bulk refused (its payer suspended or without the currency), nor a
+    party the bulk would not pay (its participant suspended or without the currency): the
+    transaction refuses those before it screens, and a decision was logged for a payment
+    that never was."""
     if not getattr(scheme.screening, "screens_ahead", False) or scheme._joined_uow() is not None:
         return {}
     with scheme._read() as conn:
+        payer = scheme._participants.get(conn, caller)
+        if payer is None or not payer.active or currency not in payer.currencies:
+            return {}
         parties = _parties(conn, set(keys))
+        payable = {
+            pid
+            for pid, p in _payees(conn, {p.participant_id for p in parties.values()}).items()
+            if p is not None and currency in p.currencies
+        }
         # A bulk resent (its first item exists: a client that timed out sends it again) is
         # answered as it was made: what it paid before is not screened (and logged) again. A
         # new bulk pays for a one-row read.
@@ -369,6 +381,7 @@ def _screen_ahead(
             and key not in first
             and party.currency == currency
             and party.participant_id != caller
+            and party.participant_id in payable
         ):
             first[key] = (item, party)
     screened = _screened(scheme, first.values(), caller, currency, note)
