@@ -120,7 +120,7 @@ def test_every_use_case_has_a_command(cli: Cli) -> None:
     split, a window shown, a participant shown and given a currency: each from the command
     line, each refusing bad input with a clear line."""
     _network(cli)
-    assert "is not a decimal number" in cli.error("payments fx-rate --as fxco RWF MYR abc", code=2)
+    assert "is not a plain decimal" in cli.error("payments fx-rate --as fxco RWF MYR abc", code=2)
     cli("payments quote --as mtn-rw q1 MERCHANT KL-TILL-42 25.50 MYR RWF --type RECEIVE")
     assert cli.json("payments quote-show --as mtn-rw q1")["state"] == "QUOTED"
     assert cli.json("payments quote-accept --as mtn-rw q1")["state"] == "ACCEPTED"
