@@ -838,7 +838,9 @@ def test_a_cross_currency_pacs008_names_the_fx_provider_as_intermediary_agent(
 
 def test_a_payment_in_one_currency_has_no_intermediary_agent(scheme: PaymentScheme) -> None:
     """A payment in one currency goes from the payer's participant to the payee's directly
-    (one leg): no intermediary agent, no instructed amount, no rate."""
+    (one leg): no intermediary agent, no rate; its instructed amount is the principal in that
+    currency, which its fee's ``ChrgsInf`` needs (found by a review: ISO 20022's
+    ChargesInformationAndInstructedAmountRule; it had none)."""
     scheme.register_participant("bk-rw", "Bank of Kigali", "bank", "RW", ["RWF"])
     scheme.register_alias("bk-rw", "MSISDN", "+250722000111", "Eric Habimana", "RWF")
     scheme.create_quote("mtn-rw", "q-rwf", "MSISDN", "+250722000111", 10_000, "SEND", "RWF")
@@ -846,10 +848,13 @@ def test_a_payment_in_one_currency_has_no_intermediary_agent(scheme: PaymentSche
     assert t.fx_provider is None
     ct = _pacs008(scheme, t, messages.payee_party(scheme, t))
 
-    assert ct.intermediary_agent is None
-    assert (ct.instructed_amount_minor, ct.fx_rate) == (None, None)
-    assert (ct.amount_minor, ct.currency) == (t.target_amount_minor, "RWF")
-    assert b"IntrmyAgt1" not in iso20022.pacs008(ct)
+    assert ct.intermediary_agent is None and ct.fx_rate is None
+    assert t.fee_minor > 0 and ct.charges[0].amount_minor == t.fee_minor
+    principal = t.source_amount_minor - t.fee_minor
+    assert (ct.instructed_amount_minor, ct.instructed_currency) == (principal, "RWF")
+    assert (ct.amount_minor, ct.currency) == (t.target_amount_minor, "RWF") == (principal, "RWF")
+    xml = iso20022.pacs008(ct)
+    assert b"IntrmyAgt1" not in xml and b"XchgRate" not in xml and b"<InstdAmt" in xml
 
 
 def test_pacs008_does_not_name_a_party_an_alias_was_registered_for_since(

@@ -140,6 +140,10 @@ def make_ct(**changes: Any) -> CreditTransfer:
     return dataclasses.replace(base, **changes)
 
 
+#: a same-currency transfer's instructed amount, which its charges need (ISO 20022's rule)
+INSTRUCTED: dict[str, Any] = {"instructed_amount_minor": 1250, "instructed_currency": "EUR"}
+
+
 def make_cross_currency() -> CreditTransfer:
     """EUR 100.00 instructed, settled as RWF 145,012 at 1450.12 RWF per EUR."""
     return make_ct(
@@ -431,7 +435,7 @@ def test_pacs008_carries_the_fee_as_a_charge_borne_by_the_debtor() -> None:
     """The scheme's fee was not in pacs.008 at all (ChrgBr SLEV, no ChrgsInf): a receiving
     agent could not tell what the payer paid. It is a ``ChrgsInf`` (amount, and the hub as
     the agent taking it) after ``ChrgBr``, and reads back."""
-    ct = make_ct(charge_bearer="DEBT", charges=[SCHEME_FEE])
+    ct = make_ct(charge_bearer="DEBT", **INSTRUCTED, charges=[SCHEME_FEE])
     xml = pacs008(ct)
 
     assert value(xml, f"{TX}/p:ChrgBr/text()", NS_PACS008) == "DEBT"
@@ -519,7 +523,18 @@ def test_credit_transfer_charges_are_charges() -> None:
     with pytest.raises(InvalidMessageField) as caught:
         make_ct(charges=["62 EUR"])
     assert caught.value.field == "charges[0]"
-    assert make_ct(charges=[SCHEME_FEE]).charges == (SCHEME_FEE,)  # stored as a tuple
+    assert make_ct(**INSTRUCTED, charges=[SCHEME_FEE]).charges == (SCHEME_FEE,)  # a tuple
+
+
+def test_charges_need_an_instructed_amount() -> None:
+    """Found by a review: a same-currency pacs.008 with a fee carried ``ChrgsInf`` and no
+    ``InstdAmt``, which ISO 20022's ChargesInformationAndInstructedAmountRule forbids (the
+    schema cannot say it; an agent that checks the rules refuses the message)."""
+    with pytest.raises(
+        InvalidMessageField, match="ChargesInformationAndInstructedAmountRule"
+    ) as caught:
+        make_ct(charge_bearer="DEBT", charges=[SCHEME_FEE])
+    assert caught.value.field == "instructed_amount_minor"
 
 
 @pytest.mark.parametrize("where", ["debtor", "creditor"])
@@ -556,8 +571,8 @@ def test_an_organisation_without_an_id_reads_back_as_an_organisation(where: str)
         make_ct(created_at=datetime(2024, 5, 1, 14, 30, 15, 123456, tzinfo=PLUS_TWO)),
         make_ct(fx_rate=None, instructed_amount_minor=None, instructed_currency=None, purpose="ab"),
         make_ct(settlement_date=None),
-        make_ct(charge_bearer="DEBT", charges=[SCHEME_FEE, dataclasses.replace(SCHEME_FEE,
-                                                                               agent=PARIS)]),
+        make_ct(charge_bearer="DEBT", **INSTRUCTED,
+                charges=[SCHEME_FEE, dataclasses.replace(SCHEME_FEE, agent=PARIS)]),
         make_ct(creditor=Party(name="Kedai Kopi KL", alias_type="MERCHANT", alias="KL-TILL-42",
                                iban=None, country="MY", organisation=True)),
         dataclasses.replace(make_cross_currency(), intermediary_agent=FX_PROVIDER),
@@ -837,7 +852,7 @@ def test_a_bad_charge_is_reported_at_its_full_path(old: bytes, new: bytes, field
     """A charge was read from its ``ChrgsInf`` element, and a bad amount reported at ``Amt``
     (an agent's name at ``Agt/FinInstnId/Nm``): a path that names no element of the
     transaction, where every other error names its full path (``IntrBkSttlmAmt``)."""
-    xml = _mutated(old, new, make_ct(charge_bearer="DEBT", charges=[SCHEME_FEE]))
+    xml = _mutated(old, new, make_ct(charge_bearer="DEBT", **INSTRUCTED, charges=[SCHEME_FEE]))
 
     with pytest.raises(MalformedMessage) as caught:
         parse_pacs008(xml)
@@ -848,7 +863,9 @@ def test_a_bad_charge_is_reported_at_its_full_path(old: bytes, new: bytes, field
 def test_a_bad_charge_among_several_is_reported_at_its_position() -> None:
     second = dataclasses.replace(SCHEME_FEE, amount_minor=7, agent=PARIS)
     xml = _mutated(
-        b">0.07<", b">0.075<", make_ct(charge_bearer="DEBT", charges=[SCHEME_FEE, second])
+        b">0.07<",
+        b">0.075<",
+        make_ct(charge_bearer="DEBT", **INSTRUCTED, charges=[SCHEME_FEE, second]),
     )
 
     with pytest.raises(MalformedMessage, match="at most 2 fractional digits") as caught:

@@ -336,6 +336,14 @@ class CreditTransfer:
         object.__setattr__(self, "charges", tuple(self.charges))
         for index, charge in enumerate(self.charges):
             _check_instance(charge, Charge, f"charges[{index}]")
+        if self.charges and self.instructed_amount_minor is None:
+            # ISO 20022's ChargesInformationAndInstructedAmountRule (the schema cannot say it):
+            # a receiving agent that checks the rules refuses the message
+            raise InvalidMessageField(
+                "charges need an instructed amount (InstdAmt): ISO 20022's "
+                "ChargesInformationAndInstructedAmountRule",
+                field="instructed_amount_minor",
+            )
         if self.intermediary_agent is not None:
             _check_instance(self.intermediary_agent, Agent, "intermediary_agent")
 

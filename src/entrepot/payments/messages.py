@@ -222,6 +222,7 @@ def _credit_transfer(
     payee_p = scheme.get_participant(t.payee_participant)
     created = ns_to_datetime(t.created_at_ns)
     cross = t.source_currency != t.target_currency
+    instructed = cross or t.fee_minor > 0
     payer_p = payer_party(scheme, t)
     return iso.CreditTransfer(
         message_id=_UNNAMED,
@@ -236,8 +237,10 @@ def _credit_transfer(
         creditor=_customer(payee) if payee else _stand_in(payee_p),
         creditor_agent=_agent(payee_p),
         remittance=t.note,
-        instructed_amount_minor=t.source_amount_minor - t.fee_minor if cross else None,
-        instructed_currency=t.source_currency if cross else None,
+        # the principal before conversion; stated in one currency too where a fee is charged
+        # (ISO 20022: charges need an instructed amount)
+        instructed_amount_minor=t.source_amount_minor - t.fee_minor if instructed else None,
+        instructed_currency=t.source_currency if instructed else None,
         fx_rate=iso.fit_exchange_rate(t.fx_rate) if cross and t.fx_rate is not None else None,
         charge_bearer=CHARGE_BEARER,
         charges=_charges(scheme, t),
