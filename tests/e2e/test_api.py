@@ -367,7 +367,8 @@ def test_an_amount_in_another_currency_is_refused_and_writes_nothing(
     quote was written before the check once, and could then be paid)."""
     client, h = api
     scheme.register_participant("hub", "Trade hub", "hub", "RW", [])
-    scheme.create_escrow("mtn-rw", "e-cur", "mtn-rw", "RWF", 1_000, "goods", 600, controller="hub")
+    scheme.register_participant("bk-rw", "Bank of Kigali", "bank", "RW", ["RWF"])
+    scheme.create_escrow("mtn-rw", "e-cur", "bk-rw", "RWF", 1_000, "goods", 600, controller="hub")
     hub = {"Authorization": f"Bearer {issue_credential(scheme.engine, 'hub').token}"}
     quote = {
         "quoteId": "q-cur",

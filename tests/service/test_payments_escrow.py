@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from entrepot.kernel.clock import NS_PER_S, FakeClock
-from entrepot.payments import DeadlineAction, EscrowState, PaymentScheme
+from entrepot.payments import SCHEME, DeadlineAction, EscrowState, PaymentScheme
 from entrepot.payments.errors import (
     ControllerNotAllowed,
     CurrencyNotSupported,
@@ -260,6 +260,26 @@ def test_the_deadline_acts_by_itself(hub: PaymentScheme, clock: FakeClock) -> No
     }
     assert held_in_escrow(s) == 0
     assert s.process_deadlines()["escrows_resolved"] == 0  # nothing left to do
+    assert_ledger_ok(s)
+
+
+def test_the_scheme_makes_no_escrow_and_none_is_to_its_own_payer(hub: PaymentScheme) -> None:
+    """Found by a review: the scheme operator's participant (which sends no payments: its
+    quote is refused) paid fee income out to a bank through an escrow it made and released;
+    and an escrow to its own payer, released, was counted in the settlement report's gross
+    (and as liquidity netting saved) though no money changed hands. Both are refused, and
+    change nothing."""
+    s = hub
+    with unchanged(s), pytest.raises(NotYours, match="sends no payments"):
+        s.create_escrow(SCHEME, "esc-fees", "bk-rw", "RWF", 5_000, "from fees", 600)
+    with unchanged(s), pytest.raises(InvalidPaymentInput, match="itself") as caught:
+        s.create_escrow("mtn-rw", "esc-self", "mtn-rw", "RWF", 5_000, "order 1", 600)
+    assert caught.value.field == "payeeFsp"
+    # ... whoever would decide it
+    with unchanged(s), pytest.raises(InvalidPaymentInput, match="itself"):
+        s.create_escrow(
+            "mtn-rw", "esc-self", "mtn-rw", "RWF", 5_000, "o", 600, controller="tradehub"
+        )
     assert_ledger_ok(s)
 
 

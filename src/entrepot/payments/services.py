@@ -2104,6 +2104,17 @@ class PaymentScheme:
                     ),
                 )
                 return e
+            # Found by a review: the scheme operator's participant paid fee income out through
+            # an escrow it made (it sends no payments), and an escrow to its own payer,
+            # released, was counted gross in the settlement report (and as liquidity netting
+            # saved) though no money changed hands: as a quote to one's own participant, on-us.
+            _check_not_scheme(caller)
+            if payee == caller:
+                raise InvalidPaymentInput(
+                    f"the payee is {caller} itself: an escrow moves funds to another "
+                    "participant (on-us funds are the participant's own to hold)",
+                    field="payeeFsp",
+                )
             payer = self._active(conn, caller)
             self._active(conn, payee).check_currency(currency)
             ctl = controller or caller
