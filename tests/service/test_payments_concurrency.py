@@ -476,7 +476,7 @@ def test_a_refusal_on_one_server_is_not_stored_over_the_keys_operation_on_anothe
 
     guarded = SecurityMiddleware(app, engine=scheme.engine)
     sent = asyncio.run(_apost(guarded, credential, [QUOTE], key="k-refused"))
-    assert _status(sent) == [409]
+    assert _status(sent) == [409] and _body(sent)["code"] == "request_in_progress"
     with scheme.engine.connect() as conn:
         row = st.IDEMPOTENT_ANSWER.first(conn, ("mtn-rw", "k-refused"))
     assert row[1] == ANSWER_LOST  # the other request's marker, for its own answer
@@ -580,3 +580,43 @@ def test_a_write_after_the_requests_marker_was_undone_is_refused_if_another_serv
     finally:
         KEYED_REQUEST.reset(token)
     assert scheme.get_escrow("mtn-rw", "e-undone").released_minor == 30_000
+
+
+def test_a_refusal_for_what_another_servers_request_with_the_key_did_is_not_its_answer(
+    scheme: PaymentScheme,
+) -> None:
+    """Found by a review (two servers on other homes, each sent the same keyed commit at
+    once): the request that lost the write lock found the transfer committed by the other's
+    request and was refused ("already COMMITTED") without writing, so no ``KeyInUse``; its
+    refusal was not stored (the key's row was the other's) but was sent: one key, two
+    outcomes, and a client that takes a 409 as final thought its commit failed. It is asked
+    to retry while the other's answer is to come, and given that answer once stored."""
+    credential = issue_credential(scheme.engine, "mtn-rw").token
+    other_answer: list[bool] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        keyed = KEYED_REQUEST.get()
+        assert keyed is not None and keyed.fresh
+        key = "k-answered" if other_answer else "k-pending"
+        _other_servers_marker(scheme, key, keyed.digest)
+        if other_answer:  # the other request's answer is stored already
+            with scheme.engine.begin() as conn:
+                conn.execute(
+                    sa.update(st.idempotency)
+                    .where(st.idempotency.c.key == key)
+                    .values(status_code=200, response='{"state":"COMMITTED"}')
+                )
+        refusal = InvalidState("transfer t1 is already COMMITTED")
+        await domain_error(None, refusal)(scope, receive, send)  # type: ignore[arg-type]
+
+    guarded = SecurityMiddleware(app, engine=scheme.engine)
+    sent = asyncio.run(_apost(guarded, credential, [QUOTE], key="k-pending"))
+    assert _status(sent) == [409] and _body(sent)["code"] == "request_in_progress", sent
+    assert _headers(sent)[b"retry-after"] == b"1"
+    other_answer.append(True)
+    sent = asyncio.run(_apost(guarded, credential, [QUOTE], key="k-answered"))
+    assert _status(sent) == [200] and _body(sent) == {"state": "COMMITTED"}, sent
+    assert _headers(sent)[b"idempotent-replayed"] == b"true"
+    with scheme.engine.connect() as conn:
+        row = st.IDEMPOTENT_ANSWER.first(conn, ("mtn-rw", "k-pending"))
+    assert row[1] == ANSWER_LOST  # still the other request's, waiting for its answer

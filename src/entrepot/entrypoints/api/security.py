@@ -325,21 +325,36 @@ class SecurityMiddleware:
                 store = st.STORE_NEW_IDEMPOTENT_ANSWER
             storing = _ANSWER_STORE.set(store)
             try:
-                if values is not None and not await self._stored_with_next(values):
+                rows = None if values is None else await self._stored_with_next(values)
+                if values is not None and rows is None:
                     # A write: it queues for the write lock and waits for its fsync, which on
                     # the event loop would stall every other request of this worker meanwhile.
-                    await run_in_threadpool(self._store, values)
+                    rows = await run_in_threadpool(self._store, values)
             finally:
                 _ANSWER_STORE.reset(storing)
+            if store is st.STORE_NEW_IDEMPOTENT_ANSWER and rows == 0:
+                # The key has a row this request did not write: another server's request
+                # with the key (other homes share no claims) did the operation while this
+                # one waited for the write lock, and this one, finding it done, was refused
+                # ("already COMMITTED"), without writing (so no ``KeyInUse``). That refusal
+                # is not the key's answer, found by a review: the key's one answer is the
+                # other request's, replayed, or, still to come, a retry is asked for.
+                start.clear()
+                chunks.clear()
+                again = await run_read(self.engine, self._idempotent_answer, caller, key, digest)
+                reply = again if isinstance(again, Response) else _in_progress()
+                await reply(scope, receive, hold)
+                return start, b"".join(chunks)
         return start, content
 
-    async def _stored_with_next(self, values: tuple[Any, ...]) -> bool:
+    async def _stored_with_next(self, values: tuple[Any, ...]) -> int | None:
         """The answer, written into the scheme's next group commit (queued there, not a
         member taking a turn: a keyed write cost two turns of the write lock, the
-        operation's and its answer's) and durable; False if it was not (no commit was sure
-        to follow, or the batch failed): then it is written on its own."""
+        operation's and its answer's) and durable: the rows it wrote (0: the key's row was
+        there and is kept); None if it was not (no commit was sure to follow, or the batch
+        failed): then it is written on its own."""
         if self.write_with_next is None:
-            return False
+            return None
         loop = asyncio.get_running_loop()
         durable: asyncio.Future[BaseException | None] = loop.create_future()
 
@@ -347,18 +362,21 @@ class SecurityMiddleware:
             loop.call_soon_threadsafe(_settle, durable, error)
 
         store = _ANSWER_STORE.get()  # here: ``write`` runs on the committing thread
+        written: list[int] = []
 
         def write(conn: Connection) -> None:
-            store.execute(conn, values)
+            written.append(store.execute(conn, values))
 
         if not self.write_with_next(write, on_done):
-            return False
+            return None
         try:  # a backstop: every path tells, but a request must not hang for ever on one
             error = await asyncio.wait_for(durable, ANSWER_WITH_NEXT_S)
         except TimeoutError:
             log.error("an Idempotency-Key answer queued for a group commit was not told")
-            return False  # written on its own (a second copy would be ignored: same key)
-        return error is None
+            return None  # written on its own (a second copy would be ignored: same key)
+        if error is not None or not written:
+            return None
+        return written[-1]
 
     def _idempotent_answer(
         self, caller: str, key: str, digest: str
@@ -400,22 +418,24 @@ class SecurityMiddleware:
             return None
         return row[0], int(row[1]), row[2], None if row[3] is None else json.loads(row[3])
 
-    def _store(self, values: tuple[Any, ...]) -> None:
+    def _store(self, values: tuple[Any, ...]) -> int:
         """Record the answer (see :func:`_answer`) as a member of the scheme's group commit:
         as its own transaction, each answer took a turn of the write lock and an fsync of
         its own (clients sending a key on every write got a third of the payments per
-        second). A concurrent retry that recorded its own first keeps it."""
+        second). A concurrent retry that recorded its own first keeps it. The rows
+        written (0: the key's row was kept)."""
         store = _ANSWER_STORE.get()
         try:
             with self.write_unit() as uow:
-                store.execute(uow.connection, values)
+                rows = store.execute(uow.connection, values)
         except GroupCommitFailed:
             # Another member broke the shared transaction: the operation itself is durable
             # already, so its answer is stored on its own rather than lost (a 500 would make
             # the client's retry run the operation again and keep that as the key's answer:
             # a commit's retry meets "already COMMITTED").
             with self._own_unit() as uow:
-                store.execute(uow.connection, values)
+                rows = store.execute(uow.connection, values)
+        return rows
 
     def _first_use(self, scope: str, nonce: str, headers: Headers) -> bool:
         """Record a verified request's nonce (a write: in the scheme's group commit, off the
