@@ -556,7 +556,20 @@ def _merchant_qr(body: s.QrEncodeIn) -> qr.QrPayload:
     )
 
 
-@router.post("/qr/image", response_class=Response)
+#: What ``/qr/image`` answers (the route returns a Response of its own, so FastAPI declared
+#: a 200 without content: a generated client saw no body)
+_QR_IMAGE_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the QR code as an image: PNG (`fmt=png`, the default) or SVG (`fmt=svg`)",
+        "content": {
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "image/svg+xml": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.post("/qr/image", response_class=Response, responses=_QR_IMAGE_ANSWER)
 def qr_image(
     body: s.QrEncodeIn, caller: Caller, fmt: Annotated[str, Query(pattern="^(png|svg)$")] = "png"
 ) -> Response:
