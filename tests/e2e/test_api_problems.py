@@ -147,3 +147,27 @@ def test_the_credentials_of_a_participant_that_does_not_exist_are_a_404_not_an_e
     assert own.status_code == 200 and [c["participantId"] for c in own.json()] == ["mtn-rw"]
     listed = client.get("/v1/participants/maybank/credentials", headers=h["scheme"])
     assert listed.status_code == 200 and len(listed.json()) == 1
+
+
+def test_a_query_or_path_parameter_is_named_as_the_request_spells_it(api: Api) -> None:
+    """Found by a review: FastAPI's refusals named ``query.from``, ``query.limit`` and
+    ``path.window_id`` where the routes' own checks of the same parameters said ``from``,
+    ``limit`` and ``windowId``: a client matching ``field`` needed both spellings."""
+    client, h = api
+    for who, path, field in (
+        ("mtn-rw", "/v1/transfers?limit=0", "limit"),
+        ("mtn-rw", "/v1/transfers?limitt=5", "limitt"),  # the route's own check
+        ("mtn-rw", "/v1/iso20022/camt053/mtn-rw/RWF?from=x", "from"),  # the route's own
+        ("mtn-rw", "/v1/iso20022/camt053/mtn-rw/RWF?account=cash", "account"),
+        ("scheme", "/v1/settlementWindows/0", "windowId"),
+        ("scheme", "/v1/settlementWindows/abc", "windowId"),
+    ):
+        refused = client.get(path, headers=h[who])
+        assert refused.status_code == 422, (path, refused.text)
+        assert refused.json()["field"] == field, (path, refused.json())
+        assert field in refused.json()["detail"], (path, refused.json())
+        assert "query." not in refused.json()["detail"], (path, refused.json())
+        assert "path." not in refused.json()["detail"], (path, refused.json())
+    # a body's fields as before: the path within the body, without "body."
+    refused = client.post("/v1/quotes", headers=h["mtn-rw"], json={"quoteId": "q"})
+    assert refused.status_code == 422 and not refused.json()["field"].startswith("body")

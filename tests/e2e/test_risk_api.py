@@ -312,7 +312,7 @@ def test_decision_ids_are_checked(api: Api) -> None:
     api.all_refused(
         ("scheme", "GET", "/decisions/" + "0" * 32, None, 404, "risk_unknown_decision",
          "decisionId"),
-        ("scheme", "GET", "/decisions/not-an-id", None, 422, "invalid_input", "path.decision_id"),
+        ("scheme", "GET", "/decisions/not-an-id", None, 422, "invalid_input", "decisionId"),
     )  # fmt: skip
 
 
@@ -740,7 +740,7 @@ def test_lists_page_with_a_cursor(lender: Api) -> None:
     api.all_refused(
         ("mtn-rw", "GET", "/lending/offers?state=maybe", None, 422, "lending_invalid_input",
          "state"),
-        ("mtn-rw", "GET", "/lending/offers?cursor=x", None, 422, "invalid_input", "query.cursor"),
+        ("mtn-rw", "GET", "/lending/offers?cursor=x", None, 422, "invalid_input", "cursor"),
     )  # fmt: skip
 
 

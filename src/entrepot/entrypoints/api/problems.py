@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from entrepot.entrypoints.api.convert import camel
 from entrepot.kernel.errors import DomainError, InvalidInput, NotFound
 
 PROBLEM = "application/problem+json"
@@ -116,12 +117,30 @@ def validation_error(_request: Request, exc: Exception) -> JSONResponse:
         # no body at all: FastAPI's "Field required" names nothing a client could look for
         detail = "this request needs a JSON body (Content-Type: application/json)"
         return problem(422, "invalid_input", detail, mojaloop="3100")
-    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+    where = _field(first.get("loc", ()))
     detail = "; ".join(_located(e) for e in errors[:5])
     return problem(422, "invalid_input", detail or "invalid request", field=where, mojaloop="3100")
 
 
 def _located(error: dict[str, Any]) -> str:
     """``transfers.0.payee: Input should be an object``; the message alone for the body."""
-    where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
+    where = _field(error.get("loc", ()))
     return f"{where}: {error.get('msg')}" if where else str(error.get("msg"))
+
+
+#: where FastAPI locates what it refused: the first part of an error's ``loc``
+_PARTS = frozenset({"body", "query", "path", "header", "cookie"})
+
+
+def _field(loc: Any) -> str:
+    """An error's ``loc`` as the request spells the field: ``transfers.0.payee`` in the body,
+    ``from`` or ``limit`` in the query, ``windowId`` for a path parameter (its template's
+    snake_case name in the API's camelCase, as the routes' own checks and the bodies spell
+    ids). FastAPI's ``query.from`` and ``path.window_id`` named the same parameters that
+    the routes' own checks called ``from`` and ``windowId`` (found by a review)."""
+    parts = list(loc)
+    if parts and parts[0] in _PARTS:
+        part = parts.pop(0)
+        if part == "path" and parts and isinstance(parts[0], str):
+            parts[0] = camel(parts[0])
+    return ".".join(str(p) for p in parts)
