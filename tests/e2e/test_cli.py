@@ -544,3 +544,17 @@ def test_bench_payment_cpu_measures_each_call_of_a_payment(tmp_path: Path) -> No
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert bad.returncode == 2 and "--payments must be at least 1" in bad.stderr
+
+
+def test_bench_statement_times_both_ways_to_one_opening_balance() -> None:
+    """bench/statement.py: a recent period's opening balance, summed from the history (the
+    baseline) and read back from the balance now, in one run; it checks they agree."""
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, str(root / "bench" / "statement.py"), "--history", "2500",
+         "--recent", "3", "--repeat", "1"],
+        capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    doc = json.loads(out.stdout)
+    assert (doc["history_transfers"], doc["period_transfers"]) == (2500, 3)
+    assert doc["baseline_sum_of_history_ms"] > 0 and doc["from_balance_ms"] > 0

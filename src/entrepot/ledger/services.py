@@ -607,7 +607,8 @@ class Ledger:
             account = accounts[0]
             if credit_normal is None:
                 credit_normal = not account.flags & AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS
-            dr, cr = self.store.posted_sums_before(conn, account_id, since_ns)
+            posted = (account.debits_posted, account.credits_posted)
+            dr, cr = self.store.posted_sums_before(conn, account_id, since_ns, posted)
             rows = self.store.account_transfers(conn, account_id, since_ns, until_ns, limit + 1)
         sign = 1 if credit_normal else -1
         opening = sign * (cr - dr)

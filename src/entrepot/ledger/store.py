@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 from entrepot.ledger.machine import AccountEffects, AccountState, PendingState, TransferEffects
 from entrepot.ledger.model import (
     NON_POSTING_FLAGS,
+    TIME_MAX,
     Account,
     AccountBalance,
     LedgerDefinition,
@@ -869,13 +870,35 @@ class LedgerStore:
         return [AccountBalance(account_id, *r) for r in cur.fetchall()]
 
     def posted_sums_before(
-        self, conn: Connection, account_id: int, before_ns: int
+        self,
+        conn: Connection,
+        account_id: int,
+        before_ns: int,
+        posted: tuple[int, int] | None = None,
     ) -> tuple[int, int]:
-        """(debits, credits) posted to the account by transfers before ``before_ns``."""
-        debits = credits = 0
+        """(debits, credits) posted to the account by transfers before ``before_ns``.
+
+        ``posted``: the account's (debits, credits) posted now, read in the same snapshot.
+        Then, where fewer of its transfers come at or after ``before_ns`` than before it,
+        those are subtracted from it instead of every earlier one being summed: the posted
+        balances are the sums of the posted transfers (``check_invariants`` holds the
+        ledger to it), and a statement of a recent period read the account's whole history,
+        its cost growing with the account's age (found by a review)."""
         if before_ns <= 0:
             return 0, 0
         stamps = self.account_timestamps(conn, account_id, 0, before_ns - 1)
+        if posted is not None and stamps:
+            since = self.account_timestamps(conn, account_id, before_ns, TIME_MAX)
+            if len(since) < len(stamps):
+                debits, credits = self._posted_sums(conn, account_id, since)
+                return posted[0] - debits, posted[1] - credits
+        return self._posted_sums(conn, account_id, stamps)
+
+    def _posted_sums(
+        self, conn: Connection, account_id: int, stamps: Sequence[int]
+    ) -> tuple[int, int]:
+        """(debits, credits) the account's transfers at ``stamps`` posted to it."""
+        debits = credits = 0
         for t in self.transfers_at(conn, stamps):
             if t.flags & NON_POSTING_FLAGS:
                 continue
