@@ -53,6 +53,7 @@ def test_the_openapi_document_declares_the_413_and_405_the_api_answers(
         "GET", "/v1/participants/maybank", content=b"x" * 101, headers=h["maybank"]
     )
     assert too_large.status_code == 413
+    assert too_large.json()["errorCode"] == "3104"  # Mojaloop's "Too large payload"
     _conforms(
         too_large.json(), operations["GET", "/v1/participants/{participant_id}"]["responses"]["413"]
     )
@@ -75,6 +76,9 @@ def test_the_openapi_document_declares_the_413_and_405_the_api_answers(
     for op in (("POST", "/v1/participants"), ("GET", "/v1/parties/{party_type}/{party_id}")):
         assert "405" not in operations[op]["responses"], op
     assert client.get("/v1/parties/MSISDN/1%2F2", headers=h["scheme"]).status_code == 404
+    unknown = client.get("/v1/nothing-here", headers=h["scheme"])
+    assert unknown.status_code == 404 and unknown.json()["code"] == "not_found"
+    assert unknown.json()["errorCode"] == "3002"  # Mojaloop's "Unknown URI"
 
 
 def test_a_number_longer_than_python_reads_is_invalid_json_not_a_bare_400(api: Api) -> None:

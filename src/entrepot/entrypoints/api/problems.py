@@ -75,8 +75,9 @@ def http_error(_request: Request, exc: Exception) -> JSONResponse:
         405: "method_not_allowed",
     }
     # a 401 here is ``caller_of``'s (a route reached without the security middleware): 3105,
-    # as the middleware's own 401 (``security.unauthenticated``)
-    mojaloop = "3105" if exc.status_code == 401 else None
+    # as the middleware's own 401 (``security.unauthenticated``); a path no route has is
+    # Mojaloop's 3002 "Unknown URI"
+    mojaloop = {401: "3105", 404: "3002"}.get(exc.status_code)
     code = codes.get(exc.status_code, "http_error")
     response = problem(exc.status_code, code, str(exc.detail), mojaloop=mojaloop)
     for name, value in (exc.headers or {}).items():

@@ -119,7 +119,7 @@ def _too_large(limit: int) -> Response:
         413,
         "payload_too_large",
         f"the request body is longer than {limit} bytes, the most this API reads",
-        mojaloop="3100",
+        mojaloop="3104",  # Mojaloop's "Too large payload"
     )
     response.headers["connection"] = "close"  # the rest of the body is not read
     return response
