@@ -604,6 +604,37 @@ def test_best_rate_wins_among_fx_providers(scheme: PaymentScheme, clock: FakeClo
     assert_ledger_ok(scheme)
 
 
+def test_a_quote_is_priced_at_the_best_rate_whose_provider_can_pay(scheme: PaymentScheme) -> None:
+    """Found by a review: a provider posting the best rate without the liquidity to pay it
+    (none at all, or all of it held by accepted quotes) had every payer's quote for the pair,
+    each then refused fx_liquidity_exhausted, while another provider could pay. A quote is
+    priced at the best rate whose provider can pay what it converts to; where none can, at
+    the best rate, refused at its acceptance as before."""
+    join(scheme, "fx3", "RWF", kind="fx_provider", country="SG")
+    scheme.add_currency("fx3", "MYR")
+    # 0.0033 * 0.99 = 0.003267 > fxco's 0.003168, and fx3 holds no MYR at all
+    scheme.post_fx_rate("fx3", "RWF", "MYR", Decimal("0.0033"), 100, 3600)
+    q = scheme.create_quote("mtn-rw", "q1", *TILL, 100_100, "SEND", "RWF")
+    assert (q.fx_provider, q.fx_rate) == ("fxco", Decimal("0.003168"))
+    scheme.prepare_transfer("mtn-rw", "t1", "q1")
+    # funded for one such payment: the best rate is fx3's again, until accepted quotes hold
+    # its liquidity
+    scheme.deposit("fx3", "MYR", 40_000, "dep-fx3-myr")
+    scheme.set_net_debit_cap("fx3", "MYR", 40_000)
+    q = scheme.create_quote("mtn-rw", "q2", *TILL, 100_100, "SEND", "RWF")
+    assert (q.fx_provider, q.target_amount_minor) == ("fx3", 32_538)  # 99,599 * 0.003267
+    scheme.accept_quote("mtn-rw", "q2")
+    assert scheme.create_quote("mtn-rw", "q3", *TILL, 100_100, "SEND", "RWF").fx_provider == "fxco"
+    # a RECEIVE amount fx3 can pay (7,462 sen left) is its; one neither can pay is priced
+    # at the best rate, and refused when accepted
+    assert scheme.create_quote("mtn-rw", "q4", *TILL, 7_000, "RECEIVE", "RWF").fx_provider == "fx3"
+    q = scheme.create_quote("mtn-rw", "q5", *TILL, 7_000_000, "SEND", "RWF")
+    assert q.fx_provider == "fx3"
+    with unchanged(scheme), pytest.raises(FxLiquidityExhausted):
+        scheme.accept_quote("mtn-rw", "q5")
+    assert_ledger_ok(scheme)
+
+
 def test_fx_refusals_change_nothing(scheme: PaymentScheme, clock: FakeClock) -> None:
     # 7,000,000 RWF -> 6,965,000 * 0.003168 = 22,065.12 MYR, more than fxco's 20,000.00 cap.
     scheme.create_quote("mtn-rw", "q1", *TILL, 7_000_000, "SEND", "RWF")

@@ -944,6 +944,13 @@ class PaymentScheme:
         """The best rate of an active provider, leaving out ``parties`` (the payment's payer
         and payee participants: a provider cannot convert for itself, its legs would debit and
         credit one account, and the prepare would be refused)."""
+        return self._rates(conn, source, target, now, parties)[0]
+
+    def _rates(
+        self, conn: Connection, source: str, target: str, now: int, parties: tuple[str, ...]
+    ) -> list[FxRate]:
+        """The valid rates of active providers but ``parties``, the best first (raises
+        NoFxRate if there is none)."""
         rows = st.RATES_NOW.all(conn, (source, target, now))
         candidates = []
         for r in rows:
@@ -958,7 +965,21 @@ class PaymentScheme:
                 )
         if not candidates:
             raise NoFxRate(f"no FX provider quotes {source} to {target} right now")
-        return max(candidates, key=lambda fx: (fx.effective_rate, fx.provider_id))
+        return sorted(candidates, key=lambda fx: (fx.effective_rate, fx.provider_id), reverse=True)
+
+    def _can_pay(self, conn: Connection, fx: FxRate, amount_minor: int) -> bool:
+        """Whether ``fx``'s provider can pay ``amount_minor`` of its target currency now:
+        what its position there could still send (its cap, plus what it received, less what
+        it sent or holds for accepted quotes), read under the quote's write lock."""
+        provider = self._participants.get(conn, fx.provider_id)
+        if provider is None or fx.target_currency not in provider.currencies:
+            return False
+        position = provider.check_currency(fx.target_currency).position_account
+        found = self.ledger.lookup_accounts([position], snapshot=conn)
+        if not found:
+            return False
+        a = found[0]
+        return a.credits_posted - a.debits_posted - a.debits_pending >= amount_minor
 
     # ------------------------------------------------------------------ quotes
     def create_quote(
@@ -1317,11 +1338,47 @@ class PaymentScheme:
         bound its provider for the day a payer's quote asked (accepted, its liquidity held;
         a payer could wait for the market to move and prepare only if it had gone its way)."""
         target = party.currency
-        fx: FxRate | None = None
-        rate = Decimal(1)
-        if source != target:
-            fx = self.best_rate(conn, source, target, now, (caller, party.participant_id))
-            rate = fx.effective_rate
+        if source == target:
+            return self._priced(
+                quote_id, caller, party, amount, amount_type, source, now, ttl_ns, None
+            )
+        # The best rate whose provider can pay what it converts to: priced at the best rate
+        # alone, a provider without the liquidity (or whose liquidity accepted quotes hold)
+        # had every payer's quote for the pair, each then refused fx_liquidity_exhausted at
+        # its acceptance, while other providers could pay (found by a review). Where none
+        # can, the best rate's, refused as before when accepted.
+        best, *others = self._rates(conn, source, target, now, (caller, party.participant_id))
+        first = self._priced(
+            quote_id, caller, party, amount, amount_type, source, now, ttl_ns, best
+        )
+        if not others or self._can_pay(conn, best, first.target_amount_minor):
+            return first
+        for fx in others:
+            try:
+                quote = self._priced(
+                    quote_id, caller, party, amount, amount_type, source, now, ttl_ns, fx
+                )
+            except InvalidPaymentInput:  # the amount out of bounds at this rate: not this one
+                continue
+            if self._can_pay(conn, fx, quote.target_amount_minor):
+                return quote
+        return first
+
+    def _priced(
+        self,
+        quote_id: str,
+        caller: str,
+        party: Party,
+        amount: int,
+        amount_type: AmountType,
+        source: str,
+        now: int,
+        ttl_ns: int,
+        fx: FxRate | None,
+    ) -> Quote:
+        """The quote of ``amount`` to ``party`` at ``fx`` (None: in one currency)."""
+        target = party.currency
+        rate = fx.effective_rate if fx is not None else Decimal(1)
         if amount_type is AmountType.SEND:
             fee = self.fees.fee(amount, source)
             principal = amount - fee
