@@ -235,6 +235,8 @@ def test_a_till_the_directory_registers_gets_its_qr_through_the_api(
     payload = encoded.json()["payload"]
     decoded = client.post("/v1/qr/decode", json={"payload": payload}, headers=h["mtn-rw"])
     assert decoded.status_code == 200 and decoded.json()["merchantAlias"] == till, decoded.text
+    # the participant the till is registered at, named on the QR: paid there or not at all
+    assert decoded.json()["merchantParticipant"] == "maybank", decoded.text
     for fmt, media in (("png", "image/png"), ("svg", "image/svg+xml")):
         image = client.post(f"/v1/qr/image?fmt={fmt}", json=body, headers=h["maybank"])
         assert image.status_code == 200 and image.headers["content-type"] == media, image.text

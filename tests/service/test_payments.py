@@ -34,6 +34,7 @@ from entrepot.payments import (
     QuoteState,
     ScreeningDecision,
     TransferState,
+    messages,
     qr,
 )
 from entrepot.payments import store as st
@@ -1226,6 +1227,44 @@ def test_a_till_on_a_qr_is_matched_as_it_was_registered_case_and_all(
         scheme.pay_qr_payload("mtn-rw", "q1", "t1", kedai_qr(2550, till="kl-till-42"), "RWF")
     party, _, _ = scheme.pay_qr_payload("mtn-rw", "q1", "t1", kedai_qr(2550), "RWF")
     assert party.alias == "KL-TILL-42"
+
+
+def test_a_qr_naming_its_tills_participant_pays_no_other_and_carries_its_references(
+    scheme: PaymentScheme,
+) -> None:
+    """Found by a review: a QR paid whoever held its till now (a till given up and registered
+    by another participant's merchant was paid, the payer shown the QR's merchant), and its
+    bill number and reference label were dropped (the merchant's participant could not tell
+    which bill was paid). A QR names the participant its till is at (template 26, sub-tag
+    02): a till moved since is refused (404) and nothing is written; the references are the
+    transfer's note, and pacs.008's remittance information."""
+    text = qr.build_merchant_qr(
+        merchant_alias=TILL[1], mcc="5812", currency="MYR", country="MY",
+        merchant_name="Kedai Kopi KL", city="Kuala Lumpur", amount_minor=1000,
+        acquirer="maybank", bill_number="BILL-77", reference_label="INV-0001",
+    ).text  # fmt: skip
+    assert qr.decode(text).find_acquirer() == "maybank"
+    _, _, t = scheme.pay_qr_payload("mtn-rw", "q1", "t1", text, "RWF")
+    assert (t.payee_participant, t.note) == ("maybank", "QR bill BILL-77; reference INV-0001")
+    party = messages.payee_party(scheme, t)
+    assert messages.credit_transfer(scheme, t, party).remittance == t.note
+    scheme.remove_alias("maybank", "MERCHANT", TILL[1])
+    join(scheme, "cimb", "MYR", country="MY")
+    scheme.register_alias("cimb", "MERCHANT", TILL[1], "Totally Other Shop", "MYR")
+    with unchanged(scheme), pytest.raises(PartyNotFound, match="has moved"):
+        scheme.pay_qr_payload("mtn-rw", "q2", "t2", text, "RWF")
+    # moved between the lookup and the transaction: refused there, the quote undone too
+    with unchanged(scheme), pytest.raises(PartyNotFound, match="has moved"):
+        scheme.quote_and_prepare(
+            "mtn-rw", "q2", "t2", "MERCHANT", TILL[1], 1000, "RECEIVE", "RWF",
+            target_currency="MYR", payee_participant="maybank",
+        )  # fmt: skip
+    # the first payment resent is answered as it was made
+    assert scheme.pay_qr_payload("mtn-rw", "q1", "t1", text, "RWF")[2] == t
+    # a QR naming no participant (made before, or elsewhere) pays the till's holder, as before
+    assert scheme.pay_qr_payload("mtn-rw", "q3", "t3", kedai_qr(1000), "RWF")[2].note is None
+    assert scheme.get_transfer("mtn-rw", "t3").payee_participant == "cimb"
+    assert_ledger_ok(scheme)
 
 
 def test_a_till_that_moves_to_another_currency_during_a_qr_payment_refuses_it_whole(

@@ -261,9 +261,18 @@ class QrPayload:
 
     def find_merchant_alias(self, guid: str = DEFAULT_GUID) -> str | None:
         """Sub-tag 01 of the account template whose globally unique id is ``guid``, or None."""
+        return self._account_value(guid, "01")
+
+    def find_acquirer(self, guid: str = DEFAULT_GUID) -> str | None:
+        """Sub-tag 02 of the account template whose globally unique id is ``guid``: in an
+        Entrepot template, the participant that registered the till when the QR was made
+        (:func:`build_merchant_qr`), or None (a QR made without it)."""
+        return self._account_value(guid, "02")
+
+    def _account_value(self, guid: str, tag: str) -> str | None:
         for account in self.merchant_accounts:
             if account.find_value("00") == guid:
-                return account.find_value("01")
+                return account.find_value(tag)
         return None
 
     @property
@@ -804,6 +813,7 @@ def shown(p: QrPayload) -> dict[str, object]:
     )
     return {
         "merchant_alias": p.find_merchant_alias(),
+        "merchant_participant": p.find_acquirer(),
         "merchant_name": p.merchant_name,
         "city": p.city,
         "country": p.country,
@@ -839,6 +849,7 @@ def build_merchant_qr(
     city: str,
     amount_minor: int | None = None,
     guid: str = DEFAULT_GUID,
+    acquirer: str | None = None,
     postal_code: str | None = None,
     bill_number: str | None = None,
     store_label: str | None = None,
@@ -847,7 +858,10 @@ def build_merchant_qr(
     purpose: str | None = None,
     language: MerchantLanguage | None = None,
 ) -> QrPayload:
-    """A merchant's payload: account template 26 = (00 ``guid``, 01 ``merchant_alias``).
+    """A merchant's payload: account template 26 = (00 ``guid``, 01 ``merchant_alias``, and
+    02 ``acquirer``, the participant the till is registered at, where given: a payment by
+    the QR is refused if the till has moved to another participant since, rather than paying
+    whoever holds it now).
 
     With ``amount_minor`` the code is dynamic (01 = "12", one payment of that amount); without,
     it is static ("11") and the payer enters the amount. ``currency`` is a Currency or its
@@ -857,7 +871,14 @@ def build_merchant_qr(
     objects = [
         DataObject("00", "01"),
         DataObject("01", "11" if amount_minor is None else "12"),
-        DataObject("26", (DataObject("00", guid), DataObject("01", merchant_alias))),
+        DataObject(
+            "26",
+            (
+                DataObject("00", guid),
+                DataObject("01", merchant_alias),
+                *(() if acquirer is None else (DataObject("02", acquirer),)),
+            ),
+        ),
         DataObject("52", mcc),
         DataObject("53", resolved.numeric),
     ]

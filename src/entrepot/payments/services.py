@@ -869,6 +869,15 @@ class PaymentScheme:
         with self._read() as conn:
             return self._find_party(conn, kind, value)
 
+    def till_participant(self, till: str) -> str | None:
+        """The participant a merchant till is registered at now, None if none: what a QR
+        made for the till names (``build_merchant_qr``'s ``acquirer``), so that a payment by
+        it is refused once the till has moved to another participant."""
+        kind, value = normalise_alias(AliasType.MERCHANT, till)
+        with self._read() as conn:
+            party = st.find_alias(conn, kind.value, value)
+        return None if party is None else party.participant_id
+
     # ------------------------------------------------------------------ FX
     def post_fx_rate(
         self, caller: str, source: str, target: str, rate: Decimal, spread_bps: int, valid_s: int
@@ -1091,13 +1100,18 @@ class PaymentScheme:
         payer_alias_type: AliasType | str | None = None,
         payer_alias: str | None = None,
         target_currency: str | None = None,
+        payee_participant: str | None = None,
+        note: str | None = None,
     ) -> tuple[Quote, PaymentTransfer]:
         """Quote and prepare in one transaction (pay-by-QR): both or neither, so a payment
         the payer's cap or screening refuses leaves no quote behind, and the scheme takes its
         write lock and commits once instead of twice. ``target_currency``: the currency the
         payer means to pay in (a QR's), checked against the quote's before the prepare: a
         payee that is paid in another currency refuses the payment, and a resend in another
-        currency is 3106 (a quote's currency comes from its payee, not from the request)."""
+        currency is 3106 (a quote's currency comes from its payee, not from the request).
+        ``payee_participant``: the participant the payer means to pay at (a QR's acquirer),
+        likewise: a till that has moved to another participant is refused (404), not paid.
+        ``note``: the transfer's (a QR's references)."""
         with self._uow() as uow, self.joined(uow):
             conn = uow.connection
             q = self.create_quote(
@@ -1120,7 +1134,13 @@ class PaymentScheme:
                 raise InvalidPaymentInput(
                     f"the merchant is paid in {q.target_currency}", field="amount.currency"
                 )
-            t = self.prepare_transfer(caller, transfer_id, quote_id)
+            if payee_participant is not None and payee_participant != q.payee_participant:
+                if st.TRANSFER_BY_ID.first(conn, (transfer_id,)) is not None:
+                    _resent(  # a resend naming another participant: 3106 (this raises)
+                        f"quote {quote_id}", "quoteId", (payee_participant,), (q.payee_participant,)
+                    )
+                raise _moved(payee_alias, payee_participant)
+            t = self.prepare_transfer(caller, transfer_id, quote_id, note=note)
             q = self._quote(conn, quote_id)  # USED now
         return q, t
 
@@ -1138,6 +1158,8 @@ class PaymentScheme:
         merchant_country: str,
         payer_alias_type: AliasType | str | None = None,
         payer_alias: str | None = None,
+        acquirer: str | None = None,
+        note: str | None = None,
     ) -> tuple[Party, Quote, PaymentTransfer]:
         """Pay a merchant's till (from its QR): look it up, check that it is paid in
         ``currency``, quote RECEIVE ``amount_minor`` and prepare, the last two in one
@@ -1146,17 +1168,26 @@ class PaymentScheme:
         the till as it was paid even if it has been removed or has moved since: its party then
         comes from the quote and the QR (``merchant_name``, ``merchant_country``). A till that
         moves to a payee paid in another currency between the lookup and the transaction is
-        refused there, before anything commits."""
+        refused there, before anything commits; so is one no longer at ``acquirer`` (the
+        participant the QR names, where it names one: a till given up and registered by
+        another participant's merchant was paid, the payer shown the QR's merchant).
+        ``note``: the transfer's (the QR's bill number and reference label)."""
         kind, alias = normalise_alias(AliasType.MERCHANT, till)
         with self._read() as conn:  # the lookup of a plain QR payment, outside the lock
             party = st.find_alias(conn, kind.value, alias)
             # whether it is a resend matters only if the till refuses the payment now
-            refused = party is None or currency != party.currency
+            refused = (
+                party is None
+                or currency != party.currency
+                or (acquirer is not None and acquirer != party.participant_id)
+            )
             if refused and st.TRANSFER_BY_ID.first(conn, (transfer_id,)) is not None:
                 refused = False  # a resend: answered as it was made, below
         if refused:
             if party is None:
                 raise PartyNotFound(f"no party is registered for {kind.value} {alias}")
+            if acquirer is not None and acquirer != party.participant_id:
+                raise _moved(alias, acquirer)
             raise InvalidPaymentInput(
                 f"the merchant is paid in {party.currency}", field="amount.currency"
             )
@@ -1174,6 +1205,8 @@ class PaymentScheme:
             payer_alias_type=payer_alias_type,
             payer_alias=payer_alias,
             target_currency=currency,
+            payee_participant=acquirer,
+            note=note,
         )
         if party is None or (party.participant_id, party.currency) != (
             q.payee_participant,
@@ -1246,6 +1279,8 @@ class PaymentScheme:
                 merchant_country=decoded.country,
                 payer_alias_type=payer_alias_type,
                 payer_alias=payer_alias,
+                acquirer=decoded.find_acquirer(),
+                note=_qr_note(decoded),
             )
         except InvalidPaymentInput as exc:
             if exc.field != "amount.currency" or amount_currency is not None:
@@ -2776,6 +2811,34 @@ def _seen_by(caller: str, t: PaymentTransfer) -> PaymentTransfer:
     """``t`` as ``caller`` may see it (:meth:`PaymentTransfer.seen_by`); the operator sees it
     all."""
     return t if caller == SCHEME else t.seen_by(caller)
+
+
+#: The references of a QR's tag 62 a payment carries (its note, pacs.008's RmtInf): what the
+#: merchant's participant matches the payment to a bill or till by. Each is at most 25
+#: characters, so the note fits RmtInf's 140.
+_QR_REFERENCES = (
+    ("bill_number", "bill"),
+    ("reference_label", "reference"),
+    ("terminal_label", "terminal"),
+)
+
+
+def _qr_note(decoded: qr.QrPayload) -> str | None:
+    """A payment's note from its QR's references ("QR bill 77; reference INV-1"), or None.
+    They were dropped: a merchant's participant could not tell which bill was paid, nor a
+    second payment of a dynamic QR from a payment of another bill of the same amount."""
+    refs = decoded.additional_data
+    parts = [f"{label} {refs[key]}" for key, label in _QR_REFERENCES if refs.get(key, "").strip()]
+    return "QR " + "; ".join(parts) if parts else None
+
+
+def _moved(till: str, acquirer: str) -> PartyNotFound:
+    """A QR's till no longer at the participant the QR names."""
+    return PartyNotFound(
+        f"no party is registered for MERCHANT {till} at {acquirer}, the participant this QR "
+        "names: the till has moved to another participant since the QR was made, and is not "
+        "paid there"
+    )
 
 
 def _check_not_scheme(caller: str) -> None:

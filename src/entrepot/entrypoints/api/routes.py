@@ -534,17 +534,20 @@ def _bulk(raw: bytes, caller: str, scheme: PaymentScheme) -> Response:
 
 # ------------------------------------------------------------------ QR
 @router.post("/qr/encode", response_model=s.QrOut)
-def qr_encode(body: s.QrEncodeIn, caller: Caller) -> s.QrOut:
-    payload = _merchant_qr(body)
+def qr_encode(body: s.QrEncodeIn, caller: Caller, scheme: Scheme) -> s.QrOut:
+    payload = _merchant_qr(body, scheme)
     text = qr.encode(payload)
     return s.QrOut(payload=text, crc=text[-4:])
 
 
-def _merchant_qr(body: s.QrEncodeIn) -> qr.QrPayload:
+def _merchant_qr(body: s.QrEncodeIn, scheme: PaymentScheme) -> qr.QrPayload:
+    """The till's QR, naming the participant it is registered at if it is (a payment by the
+    QR is then refused once the till moves to another)."""
     amount = parse_amount(body.amount, body.currency) if body.amount is not None else None
     with FieldsNamed({"id": "tillId"}):  # one that can be registered
         _, till = normalise_alias(AliasType.MERCHANT, body.tillId)
     return qr.build_merchant_qr(
+        acquirer=scheme.till_participant(till),
         merchant_alias=till,
         mcc=body.mcc,
         currency=body.currency,
@@ -571,9 +574,12 @@ _QR_IMAGE_ANSWER: dict[int | str, dict[str, Any]] = {
 
 @router.post("/qr/image", response_class=Response, responses=_QR_IMAGE_ANSWER)
 def qr_image(
-    body: s.QrEncodeIn, caller: Caller, fmt: Annotated[str, Query(pattern="^(png|svg)$")] = "png"
+    body: s.QrEncodeIn,
+    caller: Caller,
+    scheme: Scheme,
+    fmt: Annotated[str, Query(pattern="^(png|svg)$")] = "png",
 ) -> Response:
-    text = qr.encode(_merchant_qr(body))
+    text = qr.encode(_merchant_qr(body, scheme))
     buffer = io.BytesIO()
     if fmt == "png":
         qr.render_png(text, buffer)

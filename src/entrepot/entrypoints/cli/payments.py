@@ -681,7 +681,10 @@ def qr_encode(
 ) -> None:
     """A merchant's EMVCo QR payload; --png/--svg also render it."""
     _, till = normalise_alias(AliasType.MERCHANT, till_id)  # one that can be registered
+    with _scheme() as a:  # the participant the till is at, named on the QR (if registered)
+        acquirer = a.payments.till_participant(till)
     payload = qr.build_merchant_qr(
+        acquirer=acquirer,
         merchant_alias=till,
         mcc=mcc,
         currency=currency,
