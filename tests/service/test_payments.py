@@ -1765,6 +1765,10 @@ def test_malformed_input_and_aliases_are_refused(scheme: PaymentScheme) -> None:
         ("\ufeffKedai Kopi", r"U\+FEFF"),
         ("Kedai\u2028Kopi", r"U\+2028"),
         ("Kedai\u2029Kopi", r"U\+2029"),
+        # nor one that renders as nothing though it is no format character (a review)
+        ("Kedai\u3164Kopi KL", r"U\+3164"),
+        ("\u2800", r"U\+2800"),
+        ("Ked\u034fai", r"U\+034F"),
     ):
         with unchanged(scheme), pytest.raises(InvalidPaymentInput, match=why):
             scheme.register_alias("maybank", "MERCHANT", "KL-TILL-77", name, "MYR")

@@ -321,8 +321,24 @@ def test_non_ascii_name_length_counts_characters_crc_over_utf8() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["Kedai\u202eLK ipoK", "Shop\u200b", "\ufeffShop", "Kedai\u2066Kopi"],
-    ids=["right-to-left-override", "zero-width-space", "byte-order-mark", "isolate"],
+    [
+        "Kedai\u202eLK ipoK",
+        "Shop\u200b",
+        "\ufeffShop",
+        "Kedai\u2066Kopi",
+        "Kedai\u3164Kopi",
+        "\u2800",
+        "Ked\u034fai",
+    ],
+    ids=[
+        "right-to-left-override",
+        "zero-width-space",
+        "byte-order-mark",
+        "isolate",
+        "hangul-filler",
+        "braille-blank",
+        "grapheme-joiner",
+    ],
 )
 def test_a_name_with_an_invisible_formatting_character_is_refused(name: str) -> None:
     """Found by a review: a direction override or a zero-width character in the merchant's
@@ -342,6 +358,18 @@ def test_a_name_with_an_invisible_formatting_character_is_refused(name: str) -> 
         decode(encode(build_merchant_qr(**fields, merchant_name=persian, city="KL"))).merchant_name
         == persian
     )
+
+
+@pytest.mark.parametrize("tag", ["59", "60"])
+def test_a_merchant_name_or_city_of_only_spaces_is_refused(tag: str) -> None:
+    """Found by a review: the directory refuses a name of only spaces, a QR did not: the
+    payer was shown no merchant. Refused both ways."""
+    fields = {"merchant_alias": "m1", "mcc": "5814", "currency": "MYR", "country": "MY"}
+    names = {"merchant_name": "Kedai", "city": "KL"}
+    names["merchant_name" if tag == "59" else "city"] = "   "
+    with pytest.raises(QrBadValue, match="only spaces") as caught:
+        build_merchant_qr(**fields, **names)
+    assert caught.value.field == tag
 
 
 def test_payload_is_immutable() -> None:

@@ -3,8 +3,10 @@ name, a merchant's name in a QR code, a transfer's note. None of it may hold a c
 character (C0 or C1: U+0085 or U+009B can end a line or start a terminal escape where it is
 printed), a lone surrogate, a non-character, a line or paragraph separator, or an invisible
 formatting character: a direction override shows "Kedai\u202eLK ipoK" as another name, and a
-zero-width space or byte-order mark makes two names that look one. The joiners some scripts
-need in names (Persian, the Indic scripts) are the only format characters allowed.
+zero-width space or byte-order mark makes two names that look one; nor a character that
+renders as nothing though it is no format character (the Hangul fillers, the Braille blank,
+the combining grapheme joiner). The joiners some scripts need in names (Persian, the Indic
+scripts) are the only format characters allowed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ _JOINERS = frozenset("\u200c\u200d")
 #: control, lone surrogate, line and paragraph separator
 _REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 _NONCHARACTERS = frozenset("\ufffe\uffff")
+#: characters that render as nothing though Unicode does not class them as format characters:
+#: the Hangul fillers (Lo: U+3164 shows "Kedai\u3164Kopi KL" as "Kedai Kopi KL"), the
+#: Braille blank (So) and the combining grapheme joiner (Mn) (found by a review)
+_BLANKS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u034f")
 #: what ASCII text may hold that is refused: C0 controls and DEL (the fast path)
 _ASCII_REFUSED = re.compile("[\x00-\x1f\x7f]")
 
@@ -30,6 +36,7 @@ def refused_char(char: str) -> bool:
         category in _REFUSED_CATEGORIES
         or (category == "Cf" and char not in _JOINERS)
         or char in _NONCHARACTERS
+        or char in _BLANKS
     )
 
 

@@ -531,6 +531,10 @@ def _check_top_object(obj: DataObject, position: int) -> None:
     _check_primitive(obj, rule, obj.tag, position)
 
 
+#: the tags a payer is shown as the merchant's name and city (64: in another language)
+_SHOWN_NAMES = frozenset({"59", "60", "64.01", "64.02"})
+
+
 def _check_primitive(obj: DataObject, rule: _Rule, path: str, position: int) -> None:
     where = _where(path, rule.name, position)
     if not isinstance(obj.value, str):
@@ -555,6 +559,9 @@ def _check_primitive(obj: DataObject, rule: _Rule, path: str, position: int) -> 
             f"{where}: control or invisible formatting character {value[at]!r} in {value!r}",
             field=path,
         )
+    if path in _SHOWN_NAMES and not value.strip():
+        # the directory refuses a name of only spaces; a QR showed the payer one (a review)
+        raise QrBadValue(f"{where}: only spaces, a payer is shown nothing", field=path)
     if rule.pattern is not None and rule.pattern.fullmatch(value) is None:
         raise QrBadValue(f"{where}: {value!r} is not {rule.expected}", field=path)
 
