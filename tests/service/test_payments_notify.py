@@ -691,6 +691,13 @@ def test_an_answer_with_a_nul_is_recorded_and_the_round_goes_on(
         ("::ffff:10.0.0.1", "private"),
         ("8.8.8.8", None),
         ("2001:4860:4860::8888", None),
+        # 6to4 addresses carry an IPv4 one, judged as it is (a review: Python calls 2002::/16
+        # global, so 2002:a9fe:a9fe::1, 169.254.169.254, was reached); Teredo's are refused
+        ("2002:a9fe:a9fe::1", "link-local"),
+        ("2002:7f00:1::1", "loopback"),
+        ("2002:a00:1::1", "private"),
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "Teredo"),
+        ("2002:808:808::1", None),
     ],
 )
 def test_callbacks_reach_only_public_addresses_by_default(

@@ -244,6 +244,17 @@ class CallbackAddresses:
         """Why the scheme will not connect to ``address`` (None: it will)."""
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+        if not self.networks and isinstance(address, ipaddress.IPv6Address):
+            # Tunnels whose addresses carry an IPv4 one that Python calls global: 6to4's
+            # 2002:a9fe:a9fe::1 is 169.254.169.254 where a 6to4 route exists (a review);
+            # Teredo's client address is obscured, so it is refused whole
+            if address.teredo is not None:
+                return f"{address} is a Teredo tunnel address"
+            carried = address.sixtofour
+            if carried is not None:
+                why = self.problem(carried)
+                if why is not None:
+                    return f"{address} is a 6to4 address of {carried}, and {why}"
         if self.networks:
             if any(address in n for n in self.networks):
                 return None
