@@ -501,15 +501,60 @@ def test_the_delivery_loop_outlives_a_failing_round(
     dispatcher = Dispatcher(scheme.engine, clock)
     calls: list[int] = []
 
-    def flaky(limit: int = 200) -> dict[str, int]:
-        calls.append(limit)
+    def flaky() -> list[str]:
+        calls.append(1)
         if len(calls) == 1:
-            raise sa.exc.OperationalError("UPDATE pay_outbox", {}, Exception("database is locked"))
-        return {"delivered": 0, "failed": 0}
+            raise sa.exc.OperationalError("SELECT pay_outbox", {}, Exception("database is locked"))
+        return []
 
-    monkeypatch.setattr(dispatcher, "deliver_due", flaky)
+    monkeypatch.setattr(dispatcher, "_ready", flaky)
     dispatcher.run(interval_s=0.01, rounds=3)
     assert len(calls) == 3
+
+
+def test_the_delivery_loop_serves_each_participant_without_waiting_for_a_slow_one(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """Found by a review: the loop ran in rounds, each waiting for every participant's turn,
+    so an endpoint answering 200 just inside the attempt's deadline made every round that
+    long: another participant got a turn's notices a round (about 20 a second), its backlog
+    grew and its payments expired unheard. A participant's turn now starts whenever its
+    notices are due and no turn of its own runs: here mtn-rw's notices written while bk-rw's
+    endpoint still holds its first attempt are delivered before that attempt ends."""
+    held, release = threading.Event(), threading.Event()
+    arrivals: list[str] = []
+
+    def send(url: str, body: bytes, headers: dict[str, str]) -> int:
+        if "bk.example" in url:
+            held.set()
+            assert release.wait(30)  # answers 200, once let go
+        arrivals.append(headers["FSPIOP-Destination"] + ":" + json.loads(body)["transferId"])
+        return 200
+
+    join_bk(scheme)
+    scheme.set_endpoint("bk-rw", "https://bk.example/callbacks")
+    scheme.set_endpoint("mtn-rw", "https://mtn.example/callbacks")
+    pay(scheme, "mtn-rw", "t0", BK_CUSTOMER, 1_000, "RWF", commit=False)  # to bk-rw
+    stop = threading.Event()
+    dispatcher = Dispatcher(scheme.engine, clock, send=send)
+    loop = threading.Thread(target=dispatcher.run, kwargs={"interval_s": 0.01, "stop": stop})
+    loop.start()
+    try:
+        assert held.wait(30)  # bk-rw's endpoint holds the first attempt
+        for n in range(1, 4):  # meanwhile, three payments commit: each notifies mtn-rw
+            pay(scheme, "mtn-rw", f"t{n}", BK_CUSTOMER, 1_000, "RWF", commit=False)
+            scheme.commit_transfer("bk-rw", f"t{n}")
+            deadline = time.monotonic() + 30
+            while f"mtn-rw:t{n}" not in arrivals and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert f"mtn-rw:t{n}" in arrivals, arrivals
+        assert not any(a.startswith("bk-rw") for a in arrivals)  # still held
+    finally:
+        release.set()
+        stop.set()
+        loop.join(30)
+    assert not loop.is_alive()
+    assert "bk-rw:t0" in arrivals
 
 
 def test_a_notice_the_endpoint_refuses_is_abandoned_and_holds_back_no_other(

@@ -38,7 +38,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Callable, Sequence, Set
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,8 @@ ATTEMPT_S_MAX = 10.0  # a whole attempt
 #: answered 200 just inside the attempt's deadline once held a round for 200 notices in a
 #: row, every other participant sorted after it waiting (payments expired unheard).
 TURN_S = 1.0
+#: The most notices one participant's turn sends
+TURN_LIMIT = 200
 #: Participants served at once in a round, each by one thread (its notices stay in order).
 DELIVERY_THREADS = 16
 
@@ -455,24 +457,10 @@ class Dispatcher:
         self.hosts = frozenset(h.lower() for h in hosts)
         self.threads = threads
 
-    def deliver_due(self, limit: int = 200) -> dict[str, int]:
+    def deliver_due(self, limit: int = TURN_LIMIT) -> dict[str, int]:
         """One round: at most ``limit`` notices per participant, each participant's turn
         ending once it has lasted ``TURN_S``; returns once every turn has ended."""
-        now = self.clock.now_ns()
-        o = st.outbox.c
-        heads = (  # each participant's oldest notice still to deliver
-            sa.select(sa.func.min(o.id))
-            .where(o.delivered_at.is_(None), o.abandoned_at.is_(None))
-            .group_by(o.participant_id)
-        )
-        with read_connection(self.engine) as conn:
-            ready = (
-                conn.execute(
-                    sa.select(o.participant_id).where(o.id.in_(heads), o.next_attempt_at <= now)
-                )
-                .scalars()
-                .all()
-            )
+        ready = self._ready()
         counts = {"delivered": 0, "failed": 0}
         if len(ready) <= 1:  # no thread to start for one participant
             turns = [self._turn(pid, limit) for pid in ready]
@@ -483,6 +471,24 @@ class Dispatcher:
             for key, n in turn.items():
                 counts[key] += n
         return counts
+
+    def _ready(self) -> list[str]:
+        """The participants whose oldest notice still to deliver is due now."""
+        now = self.clock.now_ns()
+        o = st.outbox.c
+        heads = (  # each participant's oldest notice still to deliver
+            sa.select(sa.func.min(o.id))
+            .where(o.delivered_at.is_(None), o.abandoned_at.is_(None))
+            .group_by(o.participant_id)
+        )
+        with read_connection(self.engine) as conn:
+            return list(
+                conn.execute(
+                    sa.select(o.participant_id).where(o.id.in_(heads), o.next_attempt_at <= now)
+                )
+                .scalars()
+                .all()
+            )
 
     def _turn(self, pid: str, limit: int) -> dict[str, int]:
         """Participant ``pid``'s notices in order, until one fails or the turn has lasted
@@ -575,17 +581,49 @@ class Dispatcher:
             )
         return abandoned
 
-    def run(self, interval_s: float = 1.0, rounds: int | None = None) -> None:
-        """Deliver round after round; a round that fails (the database busy or gone for a
-        moment) is logged and the next one tried after ``interval_s``: the loop beside the
-        API does not end on it."""
-        n = 0
-        while rounds is None or n < rounds:
-            try:
-                busy = any(self.deliver_due().values())
-            except Exception:
-                log.exception("a delivery round failed; trying again")
+    def run(
+        self,
+        interval_s: float = 1.0,
+        rounds: int | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        """Deliver until ``stop`` is set (or for ``rounds`` passes). Each participant's turn
+        starts as soon as its oldest notice is due and no turn of its own is running
+        (``threads`` at a time), not in rounds: in rounds, every turn waited for the slowest
+        endpoint's (an endpoint answering 200 just inside the 10 s deadline made every round
+        last 10 s), so each other participant got at most a turn's notices a round: about
+        20 a second, its backlog growing and its payments expiring unheard (found by a
+        review). A pass that fails (the database busy or gone for a moment) is logged and the
+        next one tried after ``interval_s``: the loop beside the API does not end on it."""
+        running: dict[str, Future[dict[str, int]]] = {}
+        with ThreadPoolExecutor(self.threads, "deliver") as pool:
+            n = 0
+            while (rounds is None or n < rounds) and not (stop is not None and stop.is_set()):
+                n += 1
                 busy = False
-            if not busy:
-                time.sleep(interval_s)
-            n += 1
+                for pid in [pid for pid, turn in running.items() if turn.done()]:
+                    try:
+                        busy |= any(running.pop(pid).result().values())
+                    except Exception:  # one participant's turn: the others go on
+                        log.exception("a delivery turn to %s failed", pid)
+                try:
+                    ready = self._ready()
+                except Exception:
+                    log.exception("reading the notices due failed; trying again")
+                    ready = []
+                for pid in sorted(ready):
+                    if pid not in running and len(running) < self.threads:
+                        running[pid] = pool.submit(self._turn, pid, TURN_LIMIT)
+                        busy = True
+                if running:  # until a turn ends (its participant may have more) or a while
+                    wait(running.values(), timeout=interval_s, return_when=FIRST_COMPLETED)
+                elif not busy:
+                    if stop is not None:
+                        stop.wait(interval_s)
+                    else:
+                        time.sleep(interval_s)
+            for pid, turn in running.items():  # stopping: the turns under way end first
+                try:
+                    turn.result()
+                except Exception:
+                    log.exception("a delivery turn to %s failed", pid)
