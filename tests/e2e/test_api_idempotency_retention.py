@@ -41,7 +41,7 @@ def test_an_answer_is_replayed_within_the_retention_and_purged_after_it(
     api: Api, scheme: PaymentScheme, clock: FakeClock
 ) -> None:
     scheme.create_escrow(
-        "mtn-rw", "e1", "mtn-rw", "RWF", 1_000, "goods", 86_400 * 3, "refund", controller="hub"
+        "mtn-rw", "e1", "bk-rw", "RWF", 1_000, "goods", 86_400 * 3, "refund", controller="hub"
     )
     part = {"amount": {"amount": "300", "currency": "RWF"}}
     first = api.post("hub", "/v1/escrows/e1/release", part, key="r1")

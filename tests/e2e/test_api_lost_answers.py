@@ -38,6 +38,8 @@ class Api:
         self.scheme = scheme
         self.client = client
         scheme.register_participant("hub", "Trade hub", "hub", "RW", [])
+        # an escrow's payee: another participant than its payer, holding RWF
+        scheme.register_participant("bk-rw", "Bank of Kigali", "bank", "RW", ["RWF"])
         self.h = {
             p: {"Authorization": f"Bearer {issue_credential(scheme.engine, p).token}"}
             for p in ("scheme", "mtn-rw", "maybank", "hub")
@@ -107,7 +109,7 @@ async def _lost(self: SecurityMiddleware, values: Any) -> bool:
 def test_a_partial_release_whose_answer_was_lost_is_not_paid_twice(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    api.scheme.create_escrow("mtn-rw", "e1", "mtn-rw", "RWF", 1_000, "goods", 600, controller="hub")
+    api.scheme.create_escrow("mtn-rw", "e1", "bk-rw", "RWF", 1_000, "goods", 600, controller="hub")
     part = {"amount": {"amount": "300", "currency": "RWF"}}
     with monkeypatch.context() as m:
         m.setattr(SecurityMiddleware, "_stored_with_next", _lost)
@@ -145,7 +147,7 @@ def test_a_refusal_that_keeps_part_of_its_work_is_refused_again_not_answered_as_
     lost refusal was answered 200 from the resource (a release "done" whose money went back
     to the payer). Found in review."""
     _prepare(api, "t5")
-    api.scheme.create_escrow("mtn-rw", "e5", "mtn-rw", "RWF", 1_000, "goods", 600, controller="hub")
+    api.scheme.create_escrow("mtn-rw", "e5", "bk-rw", "RWF", 1_000, "goods", 600, controller="hub")
     clock.advance(3600)
     part = {"amount": {"amount": "300", "currency": "RWF"}}
     for who, path, body, key in (

@@ -696,6 +696,7 @@ def test_plain_batches_agree_with_reference_model(
 
     monkeypatch.setattr(services, "POSTINGS_MERGE_TRANSFERS", 9)
     monkeypatch.setattr(store, "SEGMENT_RANGES_MAX", 2)  # both ways of finding ids
+    monkeypatch.setattr(store, "OPENING_SUMMED_MAX", 0)  # both ways of an opening balance
     monkeypatch.setattr(services, "PLAIN_MERGE_TRANSFERS", 17)
     monkeypatch.setattr(services, "MERGE_SEGMENTS", 6)
     monkeypatch.setattr(services, "FLUSH_SEGMENTS", 2)

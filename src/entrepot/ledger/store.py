@@ -226,6 +226,11 @@ def _due_order(p: PendingState) -> tuple[int, int]:
 _RUN_STAMP = ">i8"
 
 
+#: An opening balance over at most this many earlier transfers is summed from them (a few
+#: milliseconds), without counting the later ones to see whether they are fewer
+OPENING_SUMMED_MAX = 1_024
+
+
 def unpack_timestamps(raw: bytes) -> list[int]:
     """The timestamps of a posting run (``write_postings`` packs them)."""
     stamps: list[int] = np.frombuffer(raw, dtype=_RUN_STAMP).tolist()
@@ -883,16 +888,58 @@ class LedgerStore:
         those are subtracted from it instead of every earlier one being summed: the posted
         balances are the sums of the posted transfers (``check_invariants`` holds the
         ledger to it), and a statement of a recent period read the account's whole history,
-        its cost growing with the account's age (found by a review)."""
+        its cost growing with the account's age (found by a review). Which side is the
+        smaller is told without reading the merged history's timestamps (a second review:
+        reading the later side's to count them made an early period pay for all of it): the
+        sizes of the account's posting runs on each side, and the account's transfers not
+        merged into runs yet, which the merge thresholds bound, read where the period
+        begins among them."""
         if before_ns <= 0:
             return 0, 0
-        stamps = self.account_timestamps(conn, account_id, 0, before_ns - 1)
-        if posted is not None and stamps:
-            since = self.account_timestamps(conn, account_id, before_ns, TIME_MAX)
-            if len(since) < len(stamps):
+        if posted is not None:
+            since = self._later_if_fewer(conn, account_id, before_ns)
+            if since is not None:
                 debits, credits = self._posted_sums(conn, account_id, since)
                 return posted[0] - debits, posted[1] - credits
+        stamps = self.account_timestamps(conn, account_id, 0, before_ns - 1)
         return self._posted_sums(conn, account_id, stamps)
+
+    def _later_if_fewer(
+        self, conn: Connection, account_id: int, before_ns: int
+    ) -> list[int] | None:
+        """The account's transfer timestamps at or after ``before_ns`` where they are fewer
+        than those before it, else None."""
+        meta = self.read_meta(conn)
+        cur = driver_connection(conn).cursor()
+        cur.execute(
+            self._sql(
+                "SELECT COALESCE(SUM(CASE WHEN last_timestamp < ? THEN length(timestamps) END), "
+                "0), COALESCE(SUM(CASE WHEN last_timestamp >= ? THEN length(timestamps) END), 0) "
+                "FROM ledger_postings WHERE account_id = ?"
+            ),
+            (before_ns, before_ns, _b(account_id)),
+        )
+        earlier_bytes, later_bytes = cur.fetchone()
+        cur.close()
+        size = np.dtype(_RUN_STAMP).itemsize
+        earlier, later = (
+            int(earlier_bytes) // size,
+            int(later_bytes) // size,
+        )  # a run across counted later
+        if before_ns > meta.indexed_upto:
+            # every run is earlier, and so are the unmerged transfers before the period
+            earlier += len(
+                self.account_timestamps(conn, account_id, meta.indexed_upto + 1, before_ns - 1)
+            )
+            if earlier <= OPENING_SUMMED_MAX:
+                return None
+            # the later ones are among the unmerged: as many at most as the merge allows
+            since = self.account_timestamps(conn, account_id, before_ns, TIME_MAX)
+            return since if len(since) < earlier else None
+        unmerged = meta.unindexed_count + meta.unindexed_plain  # all later than the period
+        if earlier <= OPENING_SUMMED_MAX or later + unmerged >= earlier:
+            return None
+        return self.account_timestamps(conn, account_id, before_ns, TIME_MAX)
 
     def _posted_sums(
         self, conn: Connection, account_id: int, stamps: Sequence[int]
