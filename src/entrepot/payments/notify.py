@@ -589,32 +589,47 @@ class Dispatcher:
     ) -> None:
         """Deliver until ``stop`` is set (or for ``rounds`` passes). Each participant's turn
         starts as soon as its oldest notice is due and no turn of its own is running
-        (``threads`` at a time), not in rounds: in rounds, every turn waited for the slowest
-        endpoint's (an endpoint answering 200 just inside the 10 s deadline made every round
-        last 10 s), so each other participant got at most a turn's notices a round: about
-        20 a second, its backlog growing and its payments expiring unheard (found by a
-        review). A pass that fails (the database busy or gone for a moment) is logged and the
-        next one tried after ``interval_s``: the loop beside the API does not end on it."""
+        (``threads`` at a time, the least recently served first), not in rounds: in rounds,
+        every turn waited for the slowest endpoint's (an endpoint answering 200 just inside
+        the 10 s deadline made every round last 10 s), so each other participant got at most
+        a turn's notices a round: about 20 a second, its backlog growing and its payments
+        expiring unheard (found by a review). A turn that delivered nothing and failed
+        nothing (its notices could not be read or recorded) is not started again for
+        ``interval_s``: started again at once, it sent one notice over and over. A pass that
+        fails (the database busy or gone for a moment) is logged and the next one tried
+        after ``interval_s``: the loop beside the API does not end on it."""
         running: dict[str, Future[dict[str, int]]] = {}
+        served: dict[str, float] = {}  # when each participant's last turn started
+        resting: dict[str, float] = {}  # participants not to start again before then
         with ThreadPoolExecutor(self.threads, "deliver") as pool:
             n = 0
             while (rounds is None or n < rounds) and not (stop is not None and stop.is_set()):
                 n += 1
+                now = time.monotonic()
                 busy = False
                 for pid in [pid for pid, turn in running.items() if turn.done()]:
                     try:
-                        busy |= any(running.pop(pid).result().values())
+                        worked = any(running.pop(pid).result().values())
                     except Exception:  # one participant's turn: the others go on
                         log.exception("a delivery turn to %s failed", pid)
+                        worked = False
+                    busy |= worked
+                    if not worked:
+                        resting[pid] = now + interval_s
                 try:
                     ready = self._ready()
                 except Exception:
                     log.exception("reading the notices due failed; trying again")
                     ready = []
-                for pid in sorted(ready):
-                    if pid not in running and len(running) < self.threads:
-                        running[pid] = pool.submit(self._turn, pid, TURN_LIMIT)
-                        busy = True
+                waiting = [
+                    pid for pid in ready if pid not in running and resting.get(pid, 0.0) <= now
+                ]
+                waiting.sort(key=lambda pid: (served.get(pid, 0.0), pid))
+                for pid in waiting[: self.threads - len(running)]:
+                    resting.pop(pid, None)
+                    served[pid] = now
+                    running[pid] = pool.submit(self._turn, pid, TURN_LIMIT)
+                    busy = True
                 if running:  # until a turn ends (its participant may have more) or a while
                     wait(running.values(), timeout=interval_s, return_when=FIRST_COMPLETED)
                 elif not busy:
