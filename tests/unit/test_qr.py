@@ -372,6 +372,18 @@ def test_a_merchant_name_or_city_of_only_spaces_is_refused(tag: str) -> None:
     assert caught.value.field == tag
 
 
+def test_a_qr_names_its_tills_participant_where_the_template_holds_it() -> None:
+    """Template 26 holds 99 characters: the network, the till and its participant (sub-tag
+    02) where they fit; a 64-character participant id beside a 32-character till does not,
+    and the QR names none (a review found /v1/qr/encode refusing such a till outright)."""
+    fields = {"mcc": "5814", "currency": "MYR", "country": "MY", "merchant_name": "K", "city": "KL"}
+    named = build_merchant_qr(merchant_alias="T" * 32, acquirer="p" * 43, **fields)
+    assert decode(encode(named)).find_acquirer() == "p" * 43  # 16 + 36 + 47 = 99
+    unnamed = build_merchant_qr(merchant_alias="T" * 32, acquirer="p" * 44, **fields)
+    assert decode(encode(unnamed)).find_acquirer() is None
+    assert decode(encode(unnamed)).find_merchant_alias() == "T" * 32
+
+
 def test_payload_is_immutable() -> None:
     payload = decode(VECTOR)
     with pytest.raises(dataclasses.FrozenInstanceError):

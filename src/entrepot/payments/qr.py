@@ -846,6 +846,18 @@ def encode(payload: QrPayload) -> str:
 # --- building -----------------------------------------------------------------------------------
 
 
+def _account(guid: str, till: str, acquirer: str | None) -> tuple[DataObject, ...]:
+    """Template 26's sub-tags: the till's network, the till and, where the template's 99
+    characters hold it too, its participant (a 64-character id beside a 32-character till
+    does not fit: the QR names none, and is paid as one made without it)."""
+    account = (DataObject("00", guid), DataObject("01", till))
+    if acquirer is not None:
+        named = (*account, DataObject("02", acquirer))
+        if sum(4 + len(str(o.value)) for o in named) <= VALUE_LEN_MAX:
+            return named
+    return account
+
+
 def build_merchant_qr(
     *,
     merchant_alias: str,
@@ -866,9 +878,9 @@ def build_merchant_qr(
     language: MerchantLanguage | None = None,
 ) -> QrPayload:
     """A merchant's payload: account template 26 = (00 ``guid``, 01 ``merchant_alias``, and
-    02 ``acquirer``, the participant the till is registered at, where given: a payment by
-    the QR is refused if the till has moved to another participant since, rather than paying
-    whoever holds it now).
+    02 ``acquirer``, the participant the till is registered at, where given and it fits: a
+    payment by the QR is refused if the till has moved to another participant since, rather
+    than paying whoever holds it now).
 
     With ``amount_minor`` the code is dynamic (01 = "12", one payment of that amount); without,
     it is static ("11") and the payer enters the amount. ``currency`` is a Currency or its
@@ -878,14 +890,7 @@ def build_merchant_qr(
     objects = [
         DataObject("00", "01"),
         DataObject("01", "11" if amount_minor is None else "12"),
-        DataObject(
-            "26",
-            (
-                DataObject("00", guid),
-                DataObject("01", merchant_alias),
-                *(() if acquirer is None else (DataObject("02", acquirer),)),
-            ),
-        ),
+        DataObject("26", _account(guid, merchant_alias, acquirer)),
         DataObject("52", mcc),
         DataObject("53", resolved.numeric),
     ]
