@@ -1774,6 +1774,7 @@ def test_malformed_input_and_aliases_are_refused(scheme: PaymentScheme) -> None:
         ("Kedai\u3164Kopi KL", r"U\+3164"),
         ("\u2800", r"U\+2800"),
         ("Ked\u034fai", r"U\+034F"),
+        ("Kedai\u17b4Kopi", r"U\+17B4"),
     ):
         with unchanged(scheme), pytest.raises(InvalidPaymentInput, match=why):
             scheme.register_alias("maybank", "MERCHANT", "KL-TILL-77", name, "MYR")

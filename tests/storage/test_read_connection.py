@@ -95,3 +95,26 @@ if POSTGRES_URL:
             ).scalar()
         assert prepared == 1
         engine.dispose()
+
+    def test_writes_on_postgres_run_read_committed_whatever_the_servers_default(
+        pg_url: str,
+    ) -> None:
+        """Writers queue on the ledger's meta row lock, which holds only under READ
+        COMMITTED (ADR 0002): a server defaulting to SERIALIZABLE failed every writer that
+        waited, "could not serialize access" (found by a review). Writes run READ COMMITTED
+        whatever the server's default; reads keep their REPEATABLE READ snapshot, and a
+        connection back from a read writes READ COMMITTED again."""
+        url = pg_url + "%20-cdefault_transaction_isolation%3Dserializable"
+        engine = create_engine_from_url(url, pool_size=1, max_overflow=0)
+        level = "SELECT current_setting('transaction_isolation')"
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW default_transaction_isolation").scalar() == (
+                "serializable"
+            )
+        with engine.begin() as conn:
+            assert conn.exec_driver_sql(level).scalar() == "read committed"
+        with read_connection(engine) as conn:
+            assert conn.exec_driver_sql(level).scalar() == "repeatable read"
+        with engine.begin() as conn:  # the same pooled connection, after the read
+            assert conn.exec_driver_sql(level).scalar() == "read committed"
+        engine.dispose()

@@ -23,8 +23,9 @@ _REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 _NONCHARACTERS = frozenset("\ufffe\uffff")
 #: characters that render as nothing though Unicode does not class them as format characters:
 #: the Hangul fillers (Lo: U+3164 shows "Kedai\u3164Kopi KL" as "Kedai Kopi KL"), the
-#: Braille blank (So) and the combining grapheme joiner (Mn) (found by a review)
-_BLANKS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u034f")
+#: Braille blank (So), the combining grapheme joiner (Mn) and Khmer's two inherent vowels,
+#: which Unicode deprecates as invisible (Mn) (found by reviews)
+_BLANKS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u034f\u17b4\u17b5")
 #: what ASCII text may hold that is refused: C0 controls and DEL (the fast path)
 _ASCII_REFUSED = re.compile("[\x00-\x1f\x7f]")
 

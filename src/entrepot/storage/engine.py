@@ -48,6 +48,11 @@ def create_engine_from_url(url: str, *, sqlite_synchronous: str = "FULL", **kwar
     if url.startswith("sqlite"):
         return _sqlite_engine(url, sqlite_synchronous, **kwargs)
     kwargs.setdefault("pool_pre_ping", True)
+    # Writers queue on the ledger's meta row lock (ADR 0002), which holds only under READ
+    # COMMITTED: a waiter then reads the row as its holder left it. A server whose default
+    # is REPEATABLE READ or SERIALIZABLE failed every writer that waited ("could not
+    # serialize access", a 500; found by a review). Reads set their own level.
+    kwargs.setdefault("isolation_level", "READ COMMITTED")
     return create_engine(url, **kwargs)
 
 

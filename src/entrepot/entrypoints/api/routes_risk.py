@@ -323,7 +323,7 @@ def get_policy(
     currency: CurrencyPath,
     party: Party,
     risk: Risk,
-    version: Annotated[int | None, Query(ge=1, le=1 << 31)] = None,
+    version: Annotated[int | None, Query(ge=1, le=(1 << 31) - 1)] = None,
 ) -> r.PolicyOut:
     """The caller's own policy for the currency: the current version, or the one asked for."""
     party.check_lender("reads its credit policy")
