@@ -3,6 +3,8 @@ to a few sizes (LOOKUP_SIZES). Every size boundary must find exactly what was as
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from entrepot.ledger import Account, Ledger, Transfer, TransferFlags
@@ -107,3 +109,41 @@ def test_a_time_range_past_time_max_or_not_integers_is_a_clear_error(ledger: Led
             with pytest.raises(LedgerInputError):
                 query(1, **bad)  # type: ignore[operator]
         query(1, until_ns=TIME_MAX)  # the largest range is fine
+
+
+@pytest.mark.parametrize("merged", [True, False], ids=["merged-runs", "unmerged"])
+def test_a_recent_statement_reads_the_period_not_the_history(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch, merged: bool
+) -> None:
+    """A statement's opening balance summed every earlier transfer of the account, so a
+    statement of the last few on an old account read its whole history (found by a review);
+    it is the balance now less the period's transfers where those are fewer, the sides told
+    apart without reading the history (posting runs' counts, a run spanning the start split,
+    the unmerged transfers read). Counted here by the transfers read, not by time."""
+    import entrepot.ledger.services as services
+    from entrepot.ledger.store import LedgerStore
+
+    if merged:  # the history merged into posting runs, the period inside the newest one
+        monkeypatch.setattr(services, "POSTINGS_MERGE_TRANSFERS", 1_000)
+    ledger.define_ledger(978, "EUR")
+    assert set(ledger.create_accounts([Account(1, 978, 1), Account(2, 978, 1)])) == {"ok"}
+    for n in range(2_000):  # one by one: rows, merged every 1,000 where asked
+        assert ledger.create_transfers([Transfer(n + 1, 1, 2, 3, ledger=978, code=1)]) == ["ok"]
+    read: list[int] = []
+    transfers_at = LedgerStore.transfers_at
+
+    def counted(self: LedgerStore, conn: Any, stamps: Any) -> Any:
+        read.append(len(stamps))
+        return transfers_at(self, conn, stamps)
+
+    since = ledger.get_account_transfers(1, reverse=True, limit=5)[-1].timestamp
+    early = ledger.get_account_transfers(1, limit=5)[-1].timestamp
+    monkeypatch.setattr(LedgerStore, "transfers_at", counted)
+    statement = ledger.statement(1, since_ns=since)
+    assert len(statement.lines) == 5
+    assert statement.opening_balance_minor == -3 * 1_995  # the debits before it
+    assert read[0] == 5, read  # the opening's read: the period's 5, not the 1,995 before
+    # an early period: its few earlier transfers summed, the later side not read
+    read.clear()
+    assert ledger.statement(1, since_ns=early, limit=3).opening_balance_minor == -3 * 4
+    assert read[0] == 4, read  # the opening's read (the rows' own come after it)

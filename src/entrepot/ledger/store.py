@@ -908,37 +908,48 @@ class LedgerStore:
         self, conn: Connection, account_id: int, before_ns: int
     ) -> list[int] | None:
         """The account's transfer timestamps at or after ``before_ns`` where they are fewer
-        than those before it, else None."""
+        than those before it, else None. Counted without reading the merged history: its
+        posting runs' counts on each side (an account's runs cover disjoint times, so one
+        run at most spans ``before_ns``, and that one is read and split), and the account's
+        transfers not yet merged into runs, which the merge thresholds bound. (A first cut
+        counted a spanning run whole as later and every account's unmerged transfers as
+        this one's: the history was summed where a few transfers would do; a review.)"""
         meta = self.read_meta(conn)
+        key = _b(account_id)
         cur = driver_connection(conn).cursor()
         cur.execute(
             self._sql(
-                "SELECT COALESCE(SUM(CASE WHEN last_timestamp < ? THEN length(timestamps) END), "
-                "0), COALESCE(SUM(CASE WHEN last_timestamp >= ? THEN length(timestamps) END), 0) "
+                "SELECT COALESCE(SUM(CASE WHEN last_timestamp < ? THEN count END), 0), "
+                "COALESCE(SUM(CASE WHEN first_timestamp >= ? THEN count END), 0) "
                 "FROM ledger_postings WHERE account_id = ?"
             ),
-            (before_ns, before_ns, _b(account_id)),
+            (before_ns, before_ns, key),
         )
-        earlier_bytes, later_bytes = cur.fetchone()
+        earlier, later = (int(n) for n in cur.fetchone())
+        cur.execute(
+            self._sql(
+                "SELECT timestamps FROM ledger_postings WHERE account_id = ? "
+                "AND first_timestamp < ? AND last_timestamp >= ?"
+            ),
+            (key, before_ns, before_ns),
+        )
+        for (raw,) in cur.fetchall():  # the run spanning the period's start, if any
+            stamps = np.frombuffer(raw, dtype=_RUN_STAMP)
+            split = int(np.searchsorted(stamps, before_ns))
+            earlier += split
+            later += len(stamps) - split
         cur.close()
-        size = np.dtype(_RUN_STAMP).itemsize
-        earlier, later = (
-            int(earlier_bytes) // size,
-            int(later_bytes) // size,
-        )  # a run across counted later
-        if before_ns > meta.indexed_upto:
-            # every run is earlier, and so are the unmerged transfers before the period
-            earlier += len(
-                self.account_timestamps(conn, account_id, meta.indexed_upto + 1, before_ns - 1)
-            )
-            if earlier <= OPENING_SUMMED_MAX:
-                return None
-            # the later ones are among the unmerged: as many at most as the merge allows
-            since = self.account_timestamps(conn, account_id, before_ns, TIME_MAX)
-            return since if len(since) < earlier else None
-        unmerged = meta.unindexed_count + meta.unindexed_plain  # all later than the period
-        if earlier <= OPENING_SUMMED_MAX or later + unmerged >= earlier:
+        unmerged = meta.indexed_upto + 1  # the account's transfers from here are in no run
+        if before_ns > unmerged:
+            earlier += len(self.account_timestamps(conn, account_id, unmerged, before_ns - 1))
+        if earlier <= OPENING_SUMMED_MAX:  # summed outright: the later side is not read
             return None
+        recent = self.account_timestamps(conn, account_id, max(unmerged, before_ns), TIME_MAX)
+        later += len(recent)
+        if later >= earlier:
+            return None
+        if before_ns >= unmerged:  # no run is later: these are all of them
+            return recent
         return self.account_timestamps(conn, account_id, before_ns, TIME_MAX)
 
     def _posted_sums(
