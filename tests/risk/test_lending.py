@@ -193,6 +193,11 @@ def test_policies_are_versioned_data_owned_by_their_lender(
         lending.get_policy("bank-rw", "EUR")
     with pytest.raises(PolicyNotFound, match="has no RWF credit policy version 3"):
         lending.get_policy("bank-rw", "RWF", 3)
+    # past what the version column holds: none either (PostgreSQL's integer overflowed: a
+    # DataError, found by a review)
+    for version in (1 << 31, 1 << 63, 0):
+        with pytest.raises(PolicyNotFound, match=f"version {version}"):
+            lending.get_policy("bank-rw", "RWF", version)
 
 
 # --------------------------------------------------------------------------- offers

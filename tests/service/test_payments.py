@@ -1259,13 +1259,16 @@ def test_a_qr_naming_its_tills_participant_pays_no_other_and_carries_its_referen
             "mtn-rw", "q2", "t2", "MERCHANT", TILL[1], 1000, "RECEIVE", "RWF",
             target_currency="MYR", payee_participant="maybank",
         )  # fmt: skip
-    # the first payment resent is answered as it was made
+    # the first payment resent is answered as it was made; the same ids with another QR's
+    # references are another request (3106)
     assert scheme.pay_qr_payload("mtn-rw", "q1", "t1", text, "RWF")[2] == t
-    # ... and so is one made before a QR's references were kept (no note: a review found
-    # the same request refused 3106 across the upgrade)
-    with scheme.engine.begin() as conn:
-        conn.execute(sa.update(st.transfers).where(st.transfers.c.id == "t1").values(note=None))
-    assert scheme.pay_qr_payload("mtn-rw", "q1", "t1", text, "RWF")[2].note is None
+    other = qr.build_merchant_qr(
+        merchant_alias=TILL[1], mcc="5812", currency="MYR", country="MY",
+        merchant_name="Kedai Kopi KL", city="Kuala Lumpur", amount_minor=1000,
+        acquirer="maybank", bill_number="BILL-78", reference_label="INV-0001",
+    ).text  # fmt: skip
+    with unchanged(scheme), pytest.raises(DuplicateWithDifferentBody):
+        scheme.pay_qr_payload("mtn-rw", "q1", "t1", other, "RWF")
     # a QR naming no participant (made before, or elsewhere) pays the till's holder, as before
     assert scheme.pay_qr_payload("mtn-rw", "q3", "t3", kedai_qr(1000), "RWF")[2].note is None
     assert scheme.get_transfer("mtn-rw", "t3").payee_participant == "cimb"
@@ -1775,6 +1778,8 @@ def test_malformed_input_and_aliases_are_refused(scheme: PaymentScheme) -> None:
         ("\u2800", r"U\+2800"),
         ("Ked\u034fai", r"U\+034F"),
         ("Kedai\u17b4Kopi", r"U\+17B4"),
+        ("Kedai\ufdd0Kopi", r"U\+FDD0"),  # a non-character
+        ("Kedai\u2065Kopi", r"U\+2065"),  # reserved default-ignorable
     ):
         with unchanged(scheme), pytest.raises(InvalidPaymentInput, match=why):
             scheme.register_alias("maybank", "MERCHANT", "KL-TILL-77", name, "MYR")

@@ -24,20 +24,31 @@ _NONCHARACTERS = frozenset("\ufffe\uffff")
 #: characters that render as nothing though Unicode does not class them as format characters:
 #: the Hangul fillers (Lo: U+3164 shows "Kedai\u3164Kopi KL" as "Kedai Kopi KL"), the
 #: Braille blank (So), the combining grapheme joiner (Mn) and Khmer's two inherent vowels,
-#: which Unicode deprecates as invisible (Mn) (found by reviews)
+#: which Unicode deprecates as invisible (Mn) (found by reviews). Variation selectors (emoji
+#: presentation, Japanese names' ideographic variants) and Mongolian's free variation
+#: selectors are kept: scripts and emoji need them.
 _BLANKS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u034f\u17b4\u17b5")
 #: what ASCII text may hold that is refused: C0 controls and DEL (the fast path)
 _ASCII_REFUSED = re.compile("[\x00-\x1f\x7f]")
 
 
+#: code points Unicode reserves as default-ignorable (unassigned: shown as nothing when they
+#: are assigned, by software that follows the standard); the assigned ones are Cf or above
+_RESERVED_IGNORABLE = ((0x2065, 0x2065), (0xFFF0, 0xFFF8), (0xE0000, 0xE0FFF))
+
+
 def refused_char(char: str) -> bool:
     """Whether ``char`` (one character) may not appear in such text."""
     category = unicodedata.category(char)
+    point = ord(char)
     return (
         category in _REFUSED_CATEGORIES
         or (category == "Cf" and char not in _JOINERS)
         or char in _NONCHARACTERS
         or char in _BLANKS
+        or 0xFDD0 <= point <= 0xFDEF  # non-characters, as U+FFFE and U+FFFF
+        or point & 0xFFFE == 0xFFFE  # the last two of every plane
+        or (category == "Cn" and any(lo <= point <= hi for lo, hi in _RESERVED_IGNORABLE))
     )
 
 

@@ -1140,12 +1140,6 @@ class PaymentScheme:
                         f"quote {quote_id}", "quoteId", (payee_participant,), (q.payee_participant,)
                     )
                 raise _moved(payee_alias, payee_participant)
-            if note is not None:
-                row = st.TRANSFER_BY_ID.first(conn, (transfer_id,))
-                if row is not None and st.transfer_from_row(row).note is None:
-                    # a resend of a payment made before its QR's references were kept (a
-                    # review: 3106 for the same request across the upgrade)
-                    note = None
             t = self.prepare_transfer(caller, transfer_id, quote_id, note=note)
             q = self._quote(conn, quote_id)  # USED now
         return q, t

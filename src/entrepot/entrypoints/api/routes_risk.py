@@ -57,6 +57,7 @@ from entrepot.risk.lending import (
     OfferState,
     ScorerMissing,
 )
+from entrepot.risk.lending.model import POLICY_VERSION_MAX
 from entrepot.risk.sanctions import SDN_FILE, Screener, make_party
 from entrepot.trade import TradeNetwork
 from entrepot.trade.model import Role, parse_principal
@@ -323,7 +324,7 @@ def get_policy(
     currency: CurrencyPath,
     party: Party,
     risk: Risk,
-    version: Annotated[int | None, Query(ge=1, le=(1 << 31) - 1)] = None,
+    version: Annotated[int | None, Query(ge=1, le=POLICY_VERSION_MAX)] = None,
 ) -> r.PolicyOut:
     """The caller's own policy for the currency: the current version, or the one asked for."""
     party.check_lender("reads its credit policy")

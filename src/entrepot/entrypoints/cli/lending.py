@@ -53,6 +53,7 @@ from entrepot.risk.lending import (
     Offer,
     OfferState,
 )
+from entrepot.risk.lending.model import POLICY_VERSION_MAX
 
 app = typer.Typer(
     help="Merchant credit: lenders' policies, offers, loans, repayment, delinquency, contests.",
@@ -211,7 +212,7 @@ def policy_set(
 def policy_show(
     lender: str,
     currency: str,
-    version: Annotated[int | None, typer.Option("--version", min=1)] = None,
+    version: Annotated[int | None, typer.Option("--version", min=1, max=POLICY_VERSION_MAX)] = None,
     as_json: Json = False,
 ) -> None:
     """A lender's current credit policy for a currency (or the version asked for)."""

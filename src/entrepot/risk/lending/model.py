@@ -40,6 +40,8 @@ GROWTH_MONTHS = 3
 #: Regulation B: more than four reasons are "not likely to be helpful".
 REASONS_MAX = 4
 BPS = 10_000
+#: The highest policy version: the column is a 4-byte integer (PostgreSQL's ``integer``)
+POLICY_VERSION_MAX = (1 << 31) - 1
 RATE_PLACES = Decimal("0.0001")
 NS_PER_DAY = 86_400 * NS_PER_S
 TERM_DAYS_MAX = 3_650
@@ -408,7 +410,7 @@ class CreditPolicy:
         between("late_after_days", 1, DAYS_MAX)
         between("default_after_days", 1, DAYS_MAX)
         between("schedule_tolerance_bps", 0, BPS)
-        between("version", 0, 1 << 31)
+        between("version", 0, POLICY_VERSION_MAX)
 
     def _check_rates(self) -> None:
         for name in ("max_refund_rate", "max_dispute_rate", "min_regularity", "max_pd"):

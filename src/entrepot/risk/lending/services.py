@@ -61,6 +61,7 @@ from entrepot.risk.lending.errors import (
 )
 from entrepot.risk.lending.model import (
     NS_PER_DAY,
+    POLICY_VERSION_MAX,
     Contest,
     ContestStatus,
     CreditPolicy,
@@ -237,8 +238,10 @@ class Lending:
 
     def get_policy(self, lender_id: str, currency: str, version: int | None = None) -> CreditPolicy:
         """The lender's current policy for the currency, or the version asked for."""
-        with read_connection(self.engine) as conn:
-            found = st.load_policy(conn, lender_id, currency, version)
+        found = None
+        if version is None or 1 <= version <= POLICY_VERSION_MAX:  # none past what is stored
+            with read_connection(self.engine) as conn:
+                found = st.load_policy(conn, lender_id, currency, version)
         if found is None:
             which = "" if version is None else f" version {version}"
             raise PolicyNotFound(f"lender {lender_id!r} has no {currency} credit policy{which}")
