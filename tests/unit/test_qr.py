@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from entrepot.kernel.errors import InvalidInput
 from entrepot.kernel.money import CURRENCIES, UnknownCurrency
+from entrepot.kernel.text import refused_char
 from entrepot.payments.errors import InvalidPaymentInput
 from entrepot.payments.qr import (
     DataObject,
@@ -393,13 +394,22 @@ def test_payload_is_immutable() -> None:
 # --- generated payloads -------------------------------------------------------------------------
 
 PRINTABLE = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
-ANY_TEXT = st.characters(exclude_categories=("Cc", "Cs", "Cf"))
+#: any character a payload's text may hold: what kernel/text.py refuses left out (controls,
+#: format characters, separators, blanks such as U+3164, non-characters, reserved ignorables)
+ANY_TEXT = st.characters(exclude_categories=("Cc", "Cs", "Cf", "Zl", "Zp")).filter(
+    lambda c: not refused_char(c)
+)
 #: ISO 3166-1's assigned codes, independently of the module under test
 COUNTRIES = sorted(c.alpha_2 for c in pycountry.countries)
 
 
 def texts(max_size: int, alphabet: st.SearchStrategy[str] = ANY_TEXT) -> st.SearchStrategy[str]:
     return st.text(alphabet, min_size=1, max_size=max_size)
+
+
+def names(max_size: int) -> st.SearchStrategy[str]:
+    """A merchant's name or city: not only spaces (a payer is shown it)."""
+    return texts(max_size).filter(str.strip)
 
 
 def tags(low: int, high: int) -> st.SearchStrategy[str]:
@@ -464,8 +474,8 @@ def payloads(draw: st.DrawFn) -> QrPayload:
         others.append(D("57", f"{draw(st.integers(1, 9999)) / 100:.2f}"))
     others += [
         D("58", draw(st.sampled_from(COUNTRIES))),
-        D("59", draw(texts(25))),
-        D("60", draw(texts(15))),
+        D("59", draw(names(25))),
+        D("60", draw(names(15))),
     ]
     if draw(st.booleans()):
         others.append(D("61", draw(texts(10))))
@@ -474,7 +484,7 @@ def payloads(draw: st.DrawFn) -> QrPayload:
     if draw(st.booleans()):
         language = [D("00", draw(st.from_regex(r"[a-z]{2}", fullmatch=True))), D("01", "名")]
         if draw(st.booleans()):
-            language.append(D("02", draw(texts(15))))
+            language.append(D("02", draw(names(15))))
         others.append(D("64", tuple(language)))
     if draw(st.booleans()):
         others.append(D(draw(tags(65, 79)), draw(texts(10))))
