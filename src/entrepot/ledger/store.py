@@ -890,10 +890,8 @@ class LedgerStore:
         ledger to it), and a statement of a recent period read the account's whole history,
         its cost growing with the account's age (found by a review). Which side is the
         smaller is told without reading the merged history's timestamps (a second review:
-        reading the later side's to count them made an early period pay for all of it): the
-        sizes of the account's posting runs on each side, and the account's transfers not
-        merged into runs yet, which the merge thresholds bound, read where the period
-        begins among them."""
+        reading the later side's to count them made an early period pay for all of it):
+        :meth:`_later_if_fewer`."""
         if before_ns <= 0:
             return 0, 0
         if posted is not None:

@@ -422,6 +422,16 @@ def _printable(text: str) -> str:
     return "".join("?" if c < " " or c == "\x7f" else c for c in text)
 
 
+def _worked(pid: str, turn: Future[dict[str, int]]) -> bool:
+    """Whether participant ``pid``'s finished ``turn`` delivered or failed anything (False
+    if it raised: logged, the other participants go on)."""
+    try:
+        return any(turn.result().values())
+    except Exception:
+        log.exception("a delivery turn to %s failed", pid)
+        return False
+
+
 class Dispatcher:
     """Delivers due notifications; run it in a loop beside the API (``entrepot payments
     deliver --loop``). Several dispatchers may run: a notice may then arrive twice.
@@ -598,21 +608,18 @@ class Dispatcher:
         ``interval_s``: started again at once, it sent one notice over and over. A pass that
         fails (the database busy or gone for a moment) is logged and the next one tried
         after ``interval_s``: the loop beside the API does not end on it."""
+        stop = stop or threading.Event()  # never set: passes until ``rounds``
         running: dict[str, Future[dict[str, int]]] = {}
         served: dict[str, float] = {}  # when each participant's last turn started
         resting: dict[str, float] = {}  # participants not to start again before then
         with ThreadPoolExecutor(self.threads, "deliver") as pool:
             n = 0
-            while (rounds is None or n < rounds) and not (stop is not None and stop.is_set()):
+            while (rounds is None or n < rounds) and not stop.is_set():
                 n += 1
                 now = time.monotonic()
                 busy = False
                 for pid in [pid for pid, turn in running.items() if turn.done()]:
-                    try:
-                        worked = any(running.pop(pid).result().values())
-                    except Exception:  # one participant's turn: the others go on
-                        log.exception("a delivery turn to %s failed", pid)
-                        worked = False
+                    worked = _worked(pid, running.pop(pid))
                     busy |= worked
                     if not worked:
                         resting[pid] = now + interval_s
@@ -633,12 +640,6 @@ class Dispatcher:
                 if running:  # until a turn ends (its participant may have more) or a while
                     wait(running.values(), timeout=interval_s, return_when=FIRST_COMPLETED)
                 elif not busy:
-                    if stop is not None:
-                        stop.wait(interval_s)
-                    else:
-                        time.sleep(interval_s)
+                    stop.wait(interval_s)
             for pid, turn in running.items():  # stopping: the turns under way end first
-                try:
-                    turn.result()
-                except Exception:
-                    log.exception("a delivery turn to %s failed", pid)
+                _worked(pid, turn)

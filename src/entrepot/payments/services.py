@@ -873,10 +873,10 @@ class PaymentScheme:
         """The participant a merchant till is registered at now, None if none: what a QR
         made for the till names (``build_merchant_qr``'s ``acquirer``), so that a payment by
         it is refused once the till has moved to another participant."""
-        kind, value = normalise_alias(AliasType.MERCHANT, till)
-        with self._read() as conn:
-            party = st.find_alias(conn, kind.value, value)
-        return None if party is None else party.participant_id
+        try:
+            return self.lookup_party(AliasType.MERCHANT, till).participant_id
+        except PartyNotFound:
+            return None
 
     # ------------------------------------------------------------------ FX
     def post_fx_rate(
