@@ -10,13 +10,14 @@ import pytest
 import sqlalchemy as sa
 
 from entrepot.config import shared_data_dir
+from entrepot.kernel.clock import FakeClock
 from entrepot.kernel.errors import DomainError
 from entrepot.payments import SCHEME, PaymentScheme, TransferState
 from entrepot.payments import store as st
 from entrepot.payments.errors import FxLiquidityExhausted, TransferBlocked
 from entrepot.payments.model import Party, PaymentTransfer
 from entrepot.payments.screening import SanctionsScreening
-from entrepot.payments.services import ScreeningDecision
+from entrepot.payments.services import VERDICT_GRACE_S, ScreeningDecision
 
 LISTS = shared_data_dir() / "sanctions"
 
@@ -350,11 +351,33 @@ def test_the_reviewers_verdict_on_a_sanctions_hold_is_logged_linked_to_the_hold(
     assert "the payee's registry extract differs" in verdict.reasons[0]
 
 
-def test_a_sanctions_verdict_the_log_cannot_take_changes_nothing(scheme: PaymentScheme) -> None:
+def _held_by_sanctions(scheme: PaymentScheme, sink: object) -> None:
+    from entrepot.risk.sanctions import Screener
+
+    scheme.screening = SanctionsScreening(Screener.from_directory(LISTS, sink=sink))  # type: ignore[arg-type]
+    scheme.register_participant("cimb", "CIMB", "bank", "MY", ["MYR"])
+    scheme.register_alias("cimb", "MERCHANT", "KL-77", "BANCO NACIONAL DE CUBA", "MYR")
+    quote = scheme.create_quote("mtn-rw", "q-h", "MERCHANT", "KL-77", 500, "RECEIVE", "RWF")
+    assert scheme.prepare_transfer("mtn-rw", "t-h", quote.id).state is TransferState.HOLD
+
+
+def _outbox(scheme: PaymentScheme) -> list[str]:
+    with scheme.engine.connect() as conn:
+        return [r[0] for r in conn.execute(sa.select(st.decision_outbox.c.decision_id))]
+
+
+def test_a_verdict_the_log_cannot_take_now_takes_effect_and_is_logged_later(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """The verdict was logged before its transaction committed, and one the log refused
+    changed nothing; but then a commit that failed (or a crash) after the append left a
+    logged verdict that never took effect. The verdict is now written in the review's
+    transaction (the decision outbox) and appended after it commits: one the log refuses
+    then stands, waits in the outbox, and the deadline pass appends it once the log takes
+    it, once."""
     if not (LISTS / "ofac_sdn.csv").is_file():
         pytest.skip(f"the OFAC snapshot is not at {LISTS}")
     from entrepot.risk.decisions import MemorySink
-    from entrepot.risk.sanctions import Screener
 
     class Full(MemorySink):
         refuse = False
@@ -365,15 +388,60 @@ def test_a_sanctions_verdict_the_log_cannot_take_changes_nothing(scheme: Payment
             super().append(decisions)
 
     sink = Full()
-    scheme.screening = SanctionsScreening(Screener.from_directory(LISTS, sink=sink))
-    scheme.register_participant("cimb", "CIMB", "bank", "MY", ["MYR"])
-    scheme.register_alias("cimb", "MERCHANT", "KL-77", "BANCO NACIONAL DE CUBA", "MYR")
-    quote = scheme.create_quote("mtn-rw", "q-h", "MERCHANT", "KL-77", 500, "RECEIVE", "RWF")
-    scheme.prepare_transfer("mtn-rw", "t-h", quote.id)
+    _held_by_sanctions(scheme, sink)
     sink.refuse = True
+    released = scheme.review_hold(SCHEME, "t-h", True, "cleared")
+    assert released.state is TransferState.RESERVED
+    assert scheme.get_transfer(SCHEME, "t-h").state is TransferState.RESERVED
+    assert [d.outcome for d in sink] == ["review"]  # the hold only, so far
+    (waiting,) = _outbox(scheme)
+    sink.refuse = False
+    # a young verdict is its own worker's to append: the pass leaves it for a while
+    assert scheme.log_pending_verdicts() == {"verdicts_logged": 0, "verdicts_waiting": 1}
+    clock.advance(VERDICT_GRACE_S)
+    assert scheme.log_pending_verdicts() == {"verdicts_logged": 1, "verdicts_waiting": 0}
+    hold, verdict = list(sink)
+    assert (verdict.decision_id, verdict.outcome) == (waiting, "released")
+    assert verdict.inputs["review_of"] == hold.decision_id
+    assert _outbox(scheme) == []
+    assert scheme.log_pending_verdicts() == {"verdicts_logged": 0, "verdicts_waiting": 0}
+    assert len(list(sink)) == 2
+
+
+@pytest.mark.parametrize("approve", [True, False])
+def test_a_verdict_whose_review_does_not_commit_is_not_logged(
+    scheme: PaymentScheme, approve: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a review: a verdict was logged inside the review's transaction, so a commit
+    that failed (or a process killed before it) left "released" in the log for a transfer
+    that stayed on hold, and the next verdict ("rejected") was logged too."""
+    if not (LISTS / "ofac_sdn.csv").is_file():
+        pytest.skip(f"the OFAC snapshot is not at {LISTS}")
+    from contextlib import contextmanager
+
+    from entrepot.risk.decisions import MemorySink
+
+    sink = MemorySink()
+    _held_by_sanctions(scheme, sink)
+    real = scheme._uow
+
+    @contextmanager
+    def commit_fails():  # type: ignore[no-untyped-def]
+        with real() as uow:
+            yield uow
+            raise OSError(5, "Input/output error")  # at the COMMIT: the transaction rolls back
+
+    monkeypatch.setattr(scheme, "_uow", commit_fails)
     with pytest.raises(OSError):
-        scheme.review_hold(SCHEME, "t-h", True, "cleared")
+        scheme.review_hold(SCHEME, "t-h", approve, "first look")
+    monkeypatch.undo()
     assert scheme.get_transfer(SCHEME, "t-h").state is TransferState.HOLD
+    assert [d.outcome for d in sink] == ["review"]  # the hold; no verdict that did not happen
+    assert _outbox(scheme) == []
+    done = scheme.review_hold(SCHEME, "t-h", not approve, "second look")
+    assert [d.outcome for d in sink] == ["review", "rejected" if approve else "released"]
+    assert sink.decisions[-1].inputs["transfer_id"] == "t-h" and done.id == "t-h"
+    assert _outbox(scheme) == []
 
 
 def test_a_held_transfers_reason_names_its_decisions_however_long_the_reasons(

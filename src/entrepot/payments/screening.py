@@ -11,7 +11,7 @@ import heapq
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from entrepot.kernel.clock import NS_PER_S
@@ -21,6 +21,7 @@ from entrepot.risk.errors import EmptyName
 from entrepot.risk.sanctions import Screener, make_party
 
 if TYPE_CHECKING:
+    from entrepot.risk.decisions import Decision
     from entrepot.risk.fraud import FraudScreener, Payment
 
 T = TypeVar("T")
@@ -125,20 +126,22 @@ class SanctionsScreening:
         logged = () if result.decision_id is None else (f"{SANCTIONS_MARK}{result.decision_id}",)
         return ScreeningDecision(hold=True, reasons=reasons, logged=logged)
 
-    def learn(self, transfer: PaymentTransfer, rejected: bool, reason: str = "") -> None:
-        """The reviewer's verdict on a transfer this screening held, logged as a sanctions
-        decision of its own linked to the one that held it (``review_of``): a person's
-        release or rejection of a payment is as much a decision about the payee as the hold.
-        Called inside the review's transaction: a verdict the log cannot take changes
-        nothing. The link is the held transfer's reason, so it holds across restarts."""
+    def verdicts(
+        self, transfer: PaymentTransfer, rejected: bool, reason: str = ""
+    ) -> list[Decision]:
+        """The reviewer's verdict on a transfer this screening held, as the sanctions decision
+        to log, linked to the one that held it (``review_of``): a person's release or rejection
+        of a payment is as much a decision about the payee as the hold. Made, not logged: the
+        scheme writes it in the review's transaction and logs it once that has committed
+        (:meth:`log_verdicts`), so that the log holds a verdict if and only if it took effect.
+        The link is the held transfer's reason, so it holds across restarts."""
         found = _HELD_BY.search(transfer.reason or "")
-        sink = self.screener.sink
-        if found is None or sink is None:
-            return
+        if found is None or self.screener.sink is None:
+            return []
         from entrepot.risk.decisions import make_decision
 
         verdict = "rejected" if rejected else "released"
-        sink.append([
+        return [
             make_decision(
                 "sanctions", model_version=f"review:{SCHEME}", outcome=verdict, score=None,
                 reasons=(f"held transfer {verdict} by the scheme's reviewer: {reason}",),
@@ -146,7 +149,18 @@ class SanctionsScreening:
                         "reviewer": SCHEME, "verdict": verdict},
                 clock=self.screener.clock,
             )
-        ])  # fmt: skip
+        ]  # fmt: skip
+
+    def log_verdicts(self, records: Sequence[Mapping[str, Any]]) -> set[str]:
+        """Append the sanctions decisions among ``records`` (as :meth:`verdicts` made them,
+        in ``Decision.to_dict``'s form) to the log, in one append; the ids appended. Raises
+        where the log refuses them."""
+        return _log_kind(self.screener.sink, "sanctions", records)
+
+    def learn(
+        self, transfer: PaymentTransfer, rejected: bool, verdicts: Sequence[Decision] = ()
+    ) -> None:
+        """Nothing to learn: the verdict is all a sanctions screening keeps of a review."""
 
     def _unreadable(self, transfer: PaymentTransfer) -> ScreeningDecision:
         """A payee whose display name holds nothing to screen ("...", "-", an emoji): held for
@@ -302,36 +316,67 @@ class FraudScreening:
             self._held.pop(transfer_id, None)
             screener.queue.discard(decision_id)
 
-    def learn(self, transfer: PaymentTransfer, rejected: bool, reason: str = "") -> None:
-        """The reviewer's verdict on a transfer fraud screening held: logged as the outcome of
-        its review, linked to the decision that held it (named in the hold's reason), and the
-        fraud label. The worker that held it resolves its review item, which logs; another
-        worker (a server runs several, a restart empties them) logs the verdict itself."""
-        from entrepot.risk.fraud import ReviewAlreadyResolved, UnknownReviewItem, review_decision
+    def verdicts(
+        self, transfer: PaymentTransfer, rejected: bool, reason: str = ""
+    ) -> list[Decision]:
+        """The reviewer's verdict on a transfer fraud screening held, as the outcome of its
+        review to log, linked to the decision that held it (named in the hold's reason). Made,
+        not logged (the scheme logs it once the review has committed). None where its review
+        item was already resolved (through the risk API: logged then) or there is no log."""
+        from entrepot.risk.fraud import review_decision
+
+        found = _FRAUD_HELD_BY.search(transfer.reason or "")
+        screener = self.screener
+        if found is None or screener.sink is None:
+            return []
+        decision_id = found.group(1)
+        with self._lock:
+            item = screener.queue.open_item(decision_id)
+            if item is None and screener.queue.was_resolved(decision_id):
+                return []
+        verdict = "fraud" if rejected else "legitimate"
+        score = None if item is None else item.score
+        return [review_decision(decision_id, transfer.id, verdict, SCHEME, score, screener.clock)]
+
+    def log_verdicts(self, records: Sequence[Mapping[str, Any]]) -> set[str]:
+        """Append the fraud decisions among ``records`` to the log; the ids appended."""
+        from entrepot.risk.fraud import FRAUD_KIND
+
+        return _log_kind(self.screener.sink, FRAUD_KIND, records)
+
+    def learn(
+        self, transfer: PaymentTransfer, rejected: bool, verdicts: Sequence[Decision] = ()
+    ) -> None:
+        """After the review committed: the worker that held the transfer resolves its review
+        item (as ``verdicts`` logged it) and learns the fraud label; another worker (a server
+        runs several, a restart empties them) has neither, and the log is all there is."""
+        from entrepot.risk.fraud import FRAUD_KIND, ReviewAlreadyResolved, UnknownReviewItem
 
         found = _FRAUD_HELD_BY.search(transfer.reason or "")
         if found is None:
             return
         decision_id = found.group(1)
-        verdict = "fraud" if rejected else "legitimate"
+        logged = next((d for d in verdicts if d.kind == FRAUD_KIND), None)
         screener = self.screener
         with self._lock:
             try:
-                screener.queue.resolve(decision_id, verdict, SCHEME)
-            except ReviewAlreadyResolved:
-                pass  # logged when it was resolved
-            except UnknownReviewItem:
-                if screener.sink is not None:
-                    screener.sink.append(
-                        [
-                            review_decision(
-                                decision_id, transfer.id, verdict, SCHEME, None, screener.clock
-                            )
-                        ]
-                    )
+                verdict = "fraud" if rejected else "legitimate"
+                screener.queue.resolve(decision_id, verdict, SCHEME, logged=logged)
+            except (ReviewAlreadyResolved, UnknownReviewItem):
+                pass  # resolved through the risk API (logged then), or held in another worker
             held = self._held.pop(transfer.id, None)
             if held is not None:
                 screener.add_label(held, rejected)
+
+
+def _log_kind(sink: Any, kind: str, records: Sequence[Mapping[str, Any]]) -> set[str]:
+    from entrepot.risk.decisions import Decision
+
+    mine = [Decision.from_dict(r) for r in records if r.get("kind") == kind]
+    if not mine or sink is None:
+        return set()
+    sink.append(mine)
+    return {d.decision_id for d in mine}
 
 
 def _combined(decided: Sequence[ScreeningDecision]) -> ScreeningDecision:
@@ -369,11 +414,32 @@ class CombinedScreening:
             if load is not None:
                 load()
 
-    def learn(self, transfer: PaymentTransfer, rejected: bool, reason: str = "") -> None:
+    def verdicts(
+        self, transfer: PaymentTransfer, rejected: bool, reason: str = ""
+    ) -> list[Decision]:
+        made: list[Decision] = []
+        for s in self.screenings:
+            verdicts = getattr(s, "verdicts", None)
+            if verdicts is not None:
+                made.extend(verdicts(transfer, rejected, reason))
+        return made
+
+    def log_verdicts(self, records: Sequence[Mapping[str, Any]]) -> set[str]:
+        """Each screening appends the decisions of its kind."""
+        logged: set[str] = set()
+        for s in self.screenings:
+            log_verdicts = getattr(s, "log_verdicts", None)
+            if log_verdicts is not None:
+                logged |= log_verdicts(records)
+        return logged
+
+    def learn(
+        self, transfer: PaymentTransfer, rejected: bool, verdicts: Sequence[Decision] = ()
+    ) -> None:
         for s in self.screenings:
             learn = getattr(s, "learn", None)
             if learn is not None:
-                learn(transfer, rejected, reason)
+                learn(transfer, rejected, verdicts)
 
     def screen_business(self, name: str, country: str) -> tuple[str, str]:
         for s in self.screenings:

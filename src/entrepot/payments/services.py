@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import secrets
 import uuid
@@ -112,7 +113,12 @@ from entrepot.storage.engine import read_connection
 from entrepot.storage.group import GroupCommit
 from entrepot.storage.uow import UnitOfWork
 
+log = logging.getLogger(__name__)
+
 SCHEME = "scheme"  # the scheme operator's participant id; fees accrue to its position
+#: A reviewer's verdict waiting in the decision outbox this long (its worker died, or the log
+#: refused it) is appended by the deadline pass; a younger one, by the review's own worker.
+VERDICT_GRACE_S = 60
 ID_NAMESPACE = uuid.UUID("6d1f5c3e-8a43-4f0e-9a8e-5e1b2c3d4e5f")
 QUOTE_TTL_S = 60
 #: An FX rate as posted (target units per source unit): at most 12 decimal places, below
@@ -1967,12 +1973,76 @@ class PaymentScheme:
                 done = self._set_state(
                     conn, t, TransferState.ABORTED, f"{REVIEW_REJECTED}{reason}", None
                 )
-            # The screenings log the verdict (linked to the decision that held it) before the
-            # commit: unlogged, nothing changes; fraud screening also learns its label.
-            learn = getattr(self.screening, "learn", None)
-            if learn is not None:
-                learn(t, not approve, reason)
+            # The verdict, as the decisions the screenings log for it (linked to the ones that
+            # held it), is written in this transaction and appended to the log once it has
+            # committed: the log holds a verdict if and only if it took effect.
+            verdicts = self._verdicts(t, not approve, reason)
+            if verdicts:
+                conn.execute(
+                    sa.insert(st.decision_outbox),
+                    [
+                        {
+                            "decision_id": d.decision_id,
+                            "transfer_id": t.id,
+                            "record": json.dumps(d.to_dict(), sort_keys=True),
+                            "created_at": self._now(),
+                        }
+                        for d in verdicts
+                    ],
+                )
+        if verdicts:
+            try:
+                self._append_verdicts([d.to_dict() for d in verdicts])
+            except Exception:  # the verdict stands; the deadline pass appends it later
+                log.warning(
+                    "transfer %s: the review's verdict took effect but the decision log did "
+                    "not take it now; the deadline pass appends it",
+                    t.id,
+                    exc_info=True,
+                )
+        learn = getattr(self.screening, "learn", None)
+        if learn is not None:  # fraud screening's review item and label (kept in memory)
+            learn(t, not approve, verdicts)
         return done
+
+    def _verdicts(self, t: PaymentTransfer, rejected: bool, reason: str) -> list[Any]:
+        """The decisions the screenings log for a reviewer's verdict on ``t`` (held)."""
+        verdicts = getattr(self.screening, "verdicts", None)
+        return [] if verdicts is None else list(verdicts(t, rejected, reason))
+
+    def _append_verdicts(self, records: Sequence[dict[str, Any]]) -> int:
+        """Append reviewers' verdicts (decisions in ``to_dict``'s form, from the decision
+        outbox) to the log through the screenings, then delete those appended from the
+        outbox; how many were appended. A process that dies between the two appends them
+        again at the next pass: a verdict may be in the log twice, under one decision id."""
+        log_verdicts = getattr(self.screening, "log_verdicts", None)
+        if log_verdicts is None or not records:
+            return 0
+        logged = sorted(log_verdicts(records))
+        if logged:
+            with self._uow() as uow:
+                uow.connection.execute(
+                    sa.delete(st.decision_outbox).where(
+                        st.decision_outbox.c.decision_id.in_(logged)
+                    )
+                )
+        return len(logged)
+
+    def log_pending_verdicts(self, grace_s: float = VERDICT_GRACE_S) -> dict[str, int]:
+        """Reviewers' verdicts that took effect but are not in the decision log yet (the
+        process died after the review committed, or the log refused them then), older than
+        ``grace_s`` (younger ones are being appended by the review's own worker): appended
+        now. The deadline pass runs it. ``verdicts_waiting``: those still not appended (no
+        screening here logs their kind, or younger than the grace)."""
+        before = self._now() - int(grace_s * NS_PER_S)
+        c = st.decision_outbox.c
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(c.record, c.created_at).order_by(c.created_at, c.decision_id)
+            ).all()
+        due = [json.loads(r.record) for r in rows if r.created_at <= before]
+        logged = self._append_verdicts(due)
+        return {"verdicts_logged": logged, "verdicts_waiting": len(rows) - logged}
 
     def _record_expiry(self, uow: UnitOfWork, t: PaymentTransfer) -> None:
         """Abort ``t`` as expired and keep that (``commit()``): its legs voided, where the

@@ -287,6 +287,19 @@ outbox = sa.Table(
     sa.Index("ix_pay_outbox_due", "delivered_at", "next_attempt_at"),
 )
 
+# A reviewer's verdict on a held transfer, as the decisions the screenings log for it,
+# written in the review's own transaction and appended to the decision log after it commits
+# (migration 0025): a verdict is logged if and only if it took effect. Deleted once appended;
+# what a crash or a log that refused left here, the deadline pass appends.
+decision_outbox = sa.Table(
+    "pay_decision_outbox",
+    metadata,
+    sa.Column("decision_id", sa.String(32), primary_key=True),
+    sa.Column("transfer_id", sa.String(64), nullable=False),
+    sa.Column("record", sa.Text, nullable=False),  # the decision as the log writes it (JSON)
+    sa.Column("created_at", sa.BigInteger, nullable=False, index=True),
+)
+
 
 def _dec(text: str | None) -> Decimal | None:
     return Decimal(text) if text is not None else None

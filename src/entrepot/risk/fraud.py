@@ -789,7 +789,20 @@ class ReviewQueue:
             items.sort(key=lambda it: -it.score)
         return items[:limit] if limit is not None else items
 
-    def resolve(self, decision_id: str, verdict: str, reviewer: str) -> ReviewItem:
+    def open_item(self, decision_id: str) -> ReviewItem | None:
+        """The open review of that decision, if this queue holds one."""
+        return self._open.get(decision_id)
+
+    def was_resolved(self, decision_id: str) -> bool:
+        """Whether this queue resolved that decision's review (within its history)."""
+        return any(done.decision_id == decision_id for done in self.resolved)
+
+    def resolve(
+        self, decision_id: str, verdict: str, reviewer: str, *, logged: Decision | None = None
+    ) -> ReviewItem:
+        """Resolve the open review of ``decision_id`` with a person's verdict, logged. With
+        ``logged``, the verdict as the caller logs it (the payment scheme appends it once
+        the review's transaction has committed): recorded as the resolution, not appended."""
         if verdict not in VERDICTS:
             raise InvalidReview(f"verdict must be one of {VERDICTS}, got {verdict!r}",
                                 field="verdict")  # fmt: skip
@@ -797,16 +810,17 @@ class ReviewQueue:
             raise InvalidReview("reviewer must name the person who decided", field="reviewer")
         item = self._open.get(decision_id)
         if item is None:
-            if any(done.decision_id == decision_id for done in self.resolved):
+            if self.was_resolved(decision_id):
                 raise ReviewAlreadyResolved(f"review {decision_id} is already resolved",
                                             field="decision_id")  # fmt: skip
             raise UnknownReviewItem(f"no open review for decision {decision_id!r}",
                                     field="decision_id")  # fmt: skip
-        logged = review_decision(
-            decision_id, item.payment_id, verdict, reviewer.strip(), item.score, self.clock
-        )
-        if self.sink is not None:
-            self.sink.append([logged])
+        if logged is None:
+            logged = review_decision(
+                decision_id, item.payment_id, verdict, reviewer.strip(), item.score, self.clock
+            )
+            if self.sink is not None:
+                self.sink.append([logged])
         done = replace(item, status=verdict, resolved_by=reviewer.strip(), resolved_at=logged.at,
                        resolution_id=logged.decision_id)  # fmt: skip
         del self._open[decision_id]

@@ -27,6 +27,8 @@ def passes(app: Any) -> Iterator[tuple[str, Callable[[], dict[str, int]]]]:
     """Each context's deadline pass, in the order they run (payments first: an order's
     escrow may have expired on its own)."""
     yield "payments", app.payments.process_deadlines
+    # reviewers' verdicts that took effect but did not reach the decision log then
+    yield "decision log", app.payments.log_pending_verdicts
     yield "trade", app.trade.process_deadlines
     yield "lending", app.lending.process_deadlines
     # answers of Idempotency-Keys past their retention period (every context's keyed writes)

@@ -655,10 +655,18 @@ def _bulk_line_error(
 @app.command("deadlines")
 @guard
 def deadlines(as_json: Json = False) -> None:
-    """Expire quotes and transfers, act on escrow deadlines, and delete Idempotency-Key
-    answers past their retention period (as ``entrepot serve``'s deadline pass)."""
+    """Expire quotes and transfers, act on escrow deadlines, append reviewers' verdicts the
+    decision log did not take when they were given, and delete Idempotency-Key answers past
+    their retention period (as ``entrepot serve``'s deadline pass)."""
     with _scheme() as a:
-        _show({**a.payments.process_deadlines(), **a.payments.purge_idempotency()}, as_json)
+        _show(
+            {
+                **a.payments.process_deadlines(),
+                **a.payments.log_pending_verdicts(),
+                **a.payments.purge_idempotency(),
+            },
+            as_json,
+        )
 
 
 @app.command("qr-encode")
