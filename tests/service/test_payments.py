@@ -22,6 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from entrepot.kernel.clock import NS_PER_S, FakeClock
+from entrepot.kernel.limits import BATCH_EVENTS_MAX
 from entrepot.kernel.money import InvalidAmount, UnknownCurrency
 from entrepot.ledger import Ledger, TransferFlags
 from entrepot.payments import (
@@ -1459,6 +1460,31 @@ def test_process_deadlines_aborts_expired_transfers_and_releases_them(
     # a commit after the deadline pass aborted it is told it expired, as one before it is
     with unchanged(scheme), pytest.raises(TransferExpired):
         scheme.commit_transfer("maybank", "t1")
+    assert_ledger_ok(scheme)
+
+
+def test_a_deadline_pass_with_more_legs_than_one_ledger_batch_still_acts(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """Found by a review: every expired transfer's legs were voided in one ledger batch, and
+    past 8,190 legs the ledger refused it (BatchTooLarge): the whole pass rolled back, every
+    pass after it too (the backlog only grew), and no escrow deadline acted again."""
+    pay(scheme, "mtn-rw", "t1", TILL, 100_100, "RWF", commit=False)
+    with scheme.engine.begin() as conn:
+        (row,) = conn.execute(sa.select(st.transfers).where(st.transfers.c.id == "t1")).all()
+        conn.execute(
+            sa.insert(st.transfers),
+            [
+                {**row._asdict(), "id": f"t-copy-{n}", "quote_id": f"q-copy-{n}"}
+                for n in range(BATCH_EVENTS_MAX)
+            ],
+        )
+    scheme.register_participant("bk-rw", "Bank of Kigali", "bank", "RW", ["RWF"])
+    scheme.create_escrow("mtn-rw", "e-1", "bk-rw", "RWF", 1_000, "order o-1", 1, "refund")
+    clock.advance(TRANSFER_TTL_S + 1)
+    done = scheme.process_deadlines()
+    assert (done["transfers_aborted"], done["escrows_resolved"]) == (BATCH_EVENTS_MAX + 1, 1)
+    assert scheme.get_transfer("mtn-rw", "t1").state is TransferState.ABORTED
     assert_ledger_ok(scheme)
 
 

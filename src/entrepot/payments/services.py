@@ -36,6 +36,7 @@ from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock
 from entrepot.kernel.countries import is_country
 from entrepot.kernel.errors import FieldsNamed
 from entrepot.kernel.ids import id_from_bytes, id_to_bytes
+from entrepot.kernel.limits import BATCH_EVENTS_MAX
 from entrepot.kernel.money import (
     Currency,
     Money,
@@ -1830,7 +1831,9 @@ class PaymentScheme:
 
     def _void_quietly(self, uow: UnitOfWork, pending: Sequence[int]) -> None:
         """Release reservations whose deadline passed: void each one still pending (the
-        ledger's own expiry may already have, or be about to; either outcome is fine)."""
+        ledger's own expiry may already have, or be about to; either outcome is fine). In
+        batches the ledger takes: a deadline pass with more legs than one batch holds was
+        refused whole, every pass after it too, and no deadline acted again."""
         batch = [
             Transfer(
                 ledger_id("abort", str(leg)),
@@ -1840,8 +1843,8 @@ class PaymentScheme:
             )
             for leg in pending
         ]
-        if batch:
-            self.ledger.create_transfers(batch, uow=uow)
+        for start in range(0, len(batch), BATCH_EVENTS_MAX):
+            self.ledger.create_transfers(batch[start : start + BATCH_EVENTS_MAX], uow=uow)
 
     def _transfer(self, conn: Connection, transfer_id: str) -> PaymentTransfer:
         row = st.TRANSFER_BY_ID.first(conn, (transfer_id,))
