@@ -9,6 +9,9 @@ from decimal import Decimal
 
 import pytest
 
+from entrepot.kernel import limits
+from entrepot.kernel.clock import FakeClock
+from entrepot.ledger import validate
 from entrepot.payments import SCHEME, NetPosition, PaymentScheme, WindowState
 from entrepot.payments.errors import (
     InvalidState,
@@ -439,4 +442,54 @@ def test_a_settlement_its_debtor_cannot_pay_names_whom_to_fund_and_changes_nothi
     scheme.deposit("th", "RWF", 5_000, "dep-th")
     settled = scheme.settle_window(SCHEME, w.id)
     assert {p.participant_id: p.settled_minor for p in settled.positions}["th"] == 5_000
+    assert_ledger_ok(scheme)
+
+
+def test_a_window_settles_in_batches_the_ledger_takes(
+    scheme: PaymentScheme, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a review: a settlement posted every position's transfers (a linked pair, and
+    a cap lowered) in one ledger batch; past 8,190 (~4,000 positions) the ledger refused it,
+    at every retry, and no later window could close. Here the ledger takes 3 a batch: the
+    window settles in several, a participant's pair never split, as it did in one."""
+    join_bk(scheme)
+    before = liquidity(scheme)
+    pay(scheme, "mtn-rw", "p1", BK_CUSTOMER, 200_000, "RWF")
+    pay(scheme, "bk-rw", "p2", ALINE, 150_000, "RWF")
+    pay(scheme, "mtn-rw", "p3", TILL, 100_100, "RWF")
+    w = scheme.close_window(SCHEME)
+    assert len([p for p in w.positions if p.net_minor]) > 2  # more than one batch's worth
+    monkeypatch.setattr(limits, "BATCH_EVENTS_MAX", 3)
+    monkeypatch.setattr(validate, "BATCH_EVENTS_MAX", 3)
+    settled = scheme.settle_window(SCHEME, w.id)
+    assert settled.positions == tuple(
+        replace(p, settled_minor=abs(p.net_minor)) for p in w.positions
+    )
+    assert moves(before, liquidity(scheme)) == {
+        (pid, cur, "settlement_balance"): net
+        for (pid, cur), (_, _, net) in nets(w.positions).items()
+    }
+    restored(scheme)
+    assert_ledger_ok(scheme)
+
+
+def test_a_creditors_reservation_past_its_timeout_does_not_cut_what_it_is_paid(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """Found by a review: bk2, owed 10,000 at the close, reserved 9,000 of it for a payment
+    that then expired; settled before the deadline pass voided it, the reservation counted
+    against what bk2's position could give back: it was paid 1,000, the 9,000 deferred a
+    whole window. The settlement releases what has expired first."""
+    join_bk(scheme)
+    join(scheme, "bk2", "RWF", deposit=1_000, cap=0, alias=("MSISDN", "+250722999999"))
+    pay(scheme, "mtn-rw", "t1", ("MSISDN", "+250722999999"), 10_050, "RWF")
+    w = scheme.close_window()
+    assert {p.participant_id: p.net_minor for p in w.positions}["bk2"] == 10_000
+    scheme.create_quote("bk2", "q-x", *ALINE, 9_000, "SEND", "RWF")
+    scheme.prepare_transfer("bk2", "x", "q-x", ttl_s=30)
+    clock.advance(120)
+    settled = scheme.settle_window(SCHEME, w.id)
+    assert settled_of(settled.positions)["bk2", "RWF"] == 10_000
+    assert scheme.liquidity("bk2", "RWF")["settlement_balance_minor"] == 11_000
+    assert scheme.close_window().state is WindowState.CLOSED
     assert_ledger_ok(scheme)

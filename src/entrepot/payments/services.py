@@ -32,11 +32,11 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from entrepot.config import IDEMPOTENCY_RETENTION_S
+from entrepot.kernel import limits
 from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock
 from entrepot.kernel.countries import is_country
 from entrepot.kernel.errors import FieldsNamed
 from entrepot.kernel.ids import id_from_bytes, id_to_bytes
-from entrepot.kernel.limits import BATCH_EVENTS_MAX
 from entrepot.kernel.money import (
     Currency,
     Money,
@@ -226,6 +226,19 @@ class Screening(Protocol):
 class ApproveAll:
     def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision:
         return ScreeningDecision(hold=False)
+
+
+def _batched(groups: Sequence[Sequence[Transfer]], size: int) -> Iterator[list[Transfer]]:
+    """The groups' transfers in batches of at most ``size``, no group split (a group is at
+    most ``size``), in order; none empty."""
+    batch: list[Transfer] = []
+    for group in groups:
+        if batch and len(batch) + len(group) > size:
+            yield batch
+            batch = []
+        batch += group
+    if batch:
+        yield batch
 
 
 def source_for_target(target_minor: int, target: str, rate: Decimal, source: str) -> int:
@@ -1843,8 +1856,9 @@ class PaymentScheme:
             )
             for leg in pending
         ]
-        for start in range(0, len(batch), BATCH_EVENTS_MAX):
-            self.ledger.create_transfers(batch[start : start + BATCH_EVENTS_MAX], uow=uow)
+        size = limits.BATCH_EVENTS_MAX
+        for start in range(0, len(batch), size):
+            self.ledger.create_transfers(batch[start : start + size], uow=uow)
 
     def _transfer(self, conn: Connection, transfer_id: str) -> PaymentTransfer:
         row = st.TRANSFER_BY_ID.first(conn, (transfer_id,))
@@ -2774,9 +2788,13 @@ class PaymentScheme:
             for p, participant in owed:
                 pc = participant.check_currency(p.currency)
                 ids += [pc.position_account, pc.settlement_account]
+            # Reservations past their timeout released first: a creditor's expired reservation
+            # was counted against what its position could give back, and the rest of what it
+            # was owed deferred a whole window.
+            self.ledger.expire_pending(uow=uow)
             # in this transaction: what a batch member before this one moved counts
             accounts = {a.id: a for a in self.ledger.lookup_accounts(ids, uow=uow)}
-            batch: list[Transfer] = []
+            groups: list[list[Transfer]] = []  # each participant's: a linked pair, a cap
             caps: dict[tuple[str, str], int] = {}
             short: list[str] = []  # the debtors whose settlement balance cannot pay their net
             for p, participant in owed:
@@ -2806,8 +2824,10 @@ class PaymentScheme:
                     pay = (hub, pc.settlement_account)
                     restore = (pc.position_account, reset)
                 settled[(p.participant_id, p.currency)] = amount
+                group: list[Transfer] = []
+                groups.append(group)
                 if amount:
-                    batch += [
+                    group += [
                         Transfer(
                             ledger_id("settle", *key),
                             *pay,
@@ -2826,7 +2846,7 @@ class PaymentScheme:
                     ]
                 if lower:
                     line = self._scheme_account(conn, p.currency, "cap_line")
-                    batch.append(
+                    group.append(
                         Transfer(
                             ledger_id("settle-cap", *key),
                             pc.position_account,
@@ -2837,7 +2857,10 @@ class PaymentScheme:
                         )
                     )
                     caps[(p.participant_id, p.currency)] = pc.net_debit_cap_minor - lower
-            if batch:
+            # In batches the ledger takes (a window of more than ~4,000 positions was refused
+            # whole, for good, and no later window could close), a participant's linked pair
+            # never split; all in this transaction: every batch commits, or none.
+            for batch in _batched(groups, limits.BATCH_EVENTS_MAX):
                 self._post_ok(
                     uow,
                     batch,
