@@ -10,6 +10,8 @@ from types import MappingProxyType
 import pytest
 import sqlalchemy as sa
 
+from entrepot.payments.errors import NotYours
+from entrepot.storage.migrate import downgrade, upgrade
 from entrepot.trade import DisputeState, MerchantState, Order, OrderState
 from entrepot.trade import store as st
 from entrepot.trade.errors import (
@@ -143,6 +145,46 @@ def test_a_settlement_agreed_in_negotiation_moves_the_escrow(net: Net) -> None:
         order.goods_escrow_minor - 5_000,
         5_000,
     )
+
+
+def test_an_orders_escrows_are_decided_through_the_order_not_by_the_hub_directly(
+    net: Net,
+) -> None:
+    """Found by a review: the checkout makes the hub the goods escrow's controller (and its
+    payee), and the hub released it straight to itself through the scheme's escrow API while
+    the buyer's dispute was open: the arbitrator's refund could no longer be carried out. An
+    order's escrows are trade's to decide; the scheme refuses its controller, and changes
+    nothing, and the ruling then refunds the buyer."""
+    merchant, buyer = net.merchant(), net.buyer()
+    order = net.order(buyer, net.basket(merchant), 1)
+    net.ship("o-1")
+    net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "broken")
+    goods = order.goods_escrow_id
+    assert net.scheme.get_escrow("hub-kigali", goods).managed_by == "trade"
+    for decide in (
+        lambda: net.scheme.release_escrow("hub-kigali", goods, order.goods_escrow_minor),
+        lambda: net.scheme.refund_escrow("hub-kigali", goods, 1),
+        lambda: net.scheme.split_escrow("hub-kigali", goods, 1, 1),
+    ):
+        with pytest.raises(NotYours, match="decided through the order"):
+            decide()
+    assert net.scheme.get_escrow("hub-kigali", goods).held_minor == order.goods_escrow_minor
+    d = net.trade.escalate(buyer, "d-1")
+    net.trade.rule(f"arbitrator:{d.arbitrator}", "d-1", "refund", order.goods_escrow_minor, "x")
+    net.advance_days(6)
+    net.trade.process_deadlines()
+    escrow = net.scheme.get_escrow("hub-kigali", goods)
+    assert escrow.refunded_minor == order.goods_escrow_minor
+
+
+def test_migration_0026_marks_the_escrows_of_orders_made_before_it(net: Net) -> None:
+    merchant, buyer = net.merchant(), net.buyer()
+    order = net.order(buyer, net.basket(merchant), 1)
+    downgrade(net.scheme.engine, "0025_decision_outbox")
+    upgrade(net.scheme.engine)
+    for escrow_id in (order.goods_escrow_id, order.tax_escrow_id):
+        assert escrow_id is not None
+        assert net.scheme.get_escrow("hub-kigali", escrow_id).managed_by == "trade"
 
 
 def test_one_appeal_to_another_arbitrator_whose_ruling_is_final(net: Net) -> None:

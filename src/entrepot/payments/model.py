@@ -270,6 +270,9 @@ class Escrow:
     on_deadline: DeadlineAction
     state: EscrowState
     created_at_ns: int
+    #: the context whose use cases alone decide it (an order's escrow is trade's: its
+    #: controller, the hub, cannot release it past the order's dispute through the API)
+    managed_by: str | None = None
 
     @property
     def held_minor(self) -> int:

@@ -335,6 +335,9 @@ def _fx_exhausted(q: Quote) -> FxLiquidityExhausted:
 
 
 _JOINED: ContextVar[UnitOfWork | None] = ContextVar("entrepot_payments_joined", default=None)
+#: The context whose use case the scheme runs in (``joined(uow, manager=...)``): the only one
+#: that may decide the escrows it made (``managed_by``).
+_MANAGER: ContextVar[str | None] = ContextVar("entrepot_payments_manager", default=None)
 
 
 class _JoinedUnitOfWork(UnitOfWork):
@@ -455,16 +458,19 @@ class PaymentScheme:
             yield conn
 
     @contextmanager
-    def joined(self, uow: UnitOfWork) -> Iterator[PaymentScheme]:
+    def joined(self, uow: UnitOfWork, manager: str | None = None) -> Iterator[PaymentScheme]:
         """Run scheme use cases inside a caller's unit of work (another context's use case,
         e.g. a trade checkout): their writes and the caller's commit together or not at all.
         The scheme does not commit; the caller does. Reads through ``get_*`` still see only
-        committed data."""
+        committed data. ``manager``: the context calling, which alone decides the escrows it
+        made with ``managed_by`` set to it."""
         self.ledger.store.take_write_lock(uow.connection)
         token = _JOINED.set(uow)
+        managed = _MANAGER.set(manager)
         try:
             yield self
         finally:
+            _MANAGER.reset(managed)
             _JOINED.reset(token)
 
     def _now(self) -> int:
@@ -2329,6 +2335,7 @@ class PaymentScheme:
                 action,
                 EscrowState.HELD,
                 now,
+                _MANAGER.get(),  # made in an order's checkout: decided through the order
             )
             conn.execute(
                 sa.insert(st.escrows).values(
@@ -2345,6 +2352,7 @@ class PaymentScheme:
                     on_deadline=action.value,
                     state=e.state.value,
                     created_at=now,
+                    managed_by=e.managed_by,
                 )
             )
             self._escrow_event(conn, e.id, "hold", amount_minor, caller)
@@ -2493,6 +2501,13 @@ class PaymentScheme:
         if caller != e.controller:
             # not naming the controller: who decides another's escrow is not the caller's to know
             raise NotYours(f"escrow {e.id} is not yours to decide")
+        if e.managed_by is not None and _MANAGER.get() != e.managed_by:
+            # An order's escrow, decided by the order's course (delivery, a dispute's ruling):
+            # its controller, the hub, released one straight to itself past an open dispute.
+            raise NotYours(
+                f"escrow {e.id} pays for a {e.managed_by} order: it is decided through the "
+                "order (delivery, cancellation, a dispute's ruling), not directly"
+            )
         if e.state is not EscrowState.HELD:
             raise InvalidState(f"escrow {e.id} is closed")
         if self._now() >= e.deadline_ns:

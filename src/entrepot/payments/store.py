@@ -189,6 +189,9 @@ escrows = sa.Table(
     sa.Column("on_deadline", sa.String(8), nullable=False),
     sa.Column("state", sa.String(8), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    # the context whose use cases alone decide it (an order's escrow: "trade"); None: its
+    # controller decides through the scheme's API (migration 0026)
+    sa.Column("managed_by", sa.String(16), nullable=True),
     _partial("ix_pay_escrows_held_deadline", ("deadline",), HELD_ESCROW),
 )
 escrow_events = sa.Table(
@@ -546,6 +549,7 @@ def escrow_from_row(r: Any) -> Escrow:
         DeadlineAction(r.on_deadline),
         EscrowState(r.state),
         r.created_at,
+        r.managed_by,
     )
 
 

@@ -129,6 +129,8 @@ from entrepot.trade.model import (
     principal,
 )
 
+#: who decides the escrows an order makes (the scheme's ``managed_by``): trade's use cases alone
+TRADE_MANAGER = "trade"
 QUOTE_TTL_S = 900
 PAYOUT_TTL_S = 86_400  # a payout held by screening waits a day for the reviewer
 LINES_MAX = 50
@@ -210,7 +212,8 @@ class TradeNetwork(DisputeDesk):
         done in it (``payments/keyed.py``; ``result``: what a create made): the retry of one
         whose answer was lost is answered from what it did, not run again and refused."""
         with UnitOfWork(self.engine) as uow:
-            with self.scheme.joined(uow):
+            # the escrows an order makes are trade's alone to decide (managed_by)
+            with self.scheme.joined(uow, manager=TRADE_MANAGER):
                 yield uow
             mark_keyed(uow.connection, self._now(), result)
             uow.commit()
