@@ -45,6 +45,25 @@ def test_a_merchant_answering_a_dispute_after_its_three_days_is_refused(
     assert (escrow.released_minor, escrow.refunded_minor) == (0, order.goods_escrow_minor)
 
 
+def test_a_merchant_accepting_the_buyers_offer_after_its_three_days_is_refused(
+    net: Net,
+) -> None:
+    """Found by a review: evidence, an offer and escalation were refused after the merchant's
+    3 days, but accepting the buyer's offer of a half refund was not, and took back the
+    full refund the buyer was owed by then."""
+    merchant, buyer = _delivered(net)
+    order = net.trade.get_order(buyer, "o-1")
+    net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "torn")
+    net.trade.offer_settlement(buyer, "d-1", order.goods_escrow_minor // 2)
+    net.advance_days(3)
+    with pytest.raises(WindowClosed):
+        net.trade.accept_settlement(merchant, "d-1")
+    assert net.trade.get_dispute(buyer, "d-1").state is DisputeState.NEGOTIATION
+    assert net.trade.process_deadlines()["disputes_unanswered"] == 1
+    escrow = net.scheme.get_escrow("hub-kigali", order.goods_escrow_id)
+    assert escrow.refunded_minor == order.goods_escrow_minor
+
+
 def test_a_buyer_may_still_add_evidence_after_the_merchants_three_days(net: Net) -> None:
     _, buyer = _delivered(net)
     net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "torn")

@@ -315,11 +315,14 @@ class DisputeDesk:
             conn = uow.connection
             d = self._dispute(conn, dispute_id)
             order = self._order(conn, d.order_id)
-            self._party_of(conn, caller, order)
+            side = self._party_of(conn, caller, order)
             if d.state is not DisputeState.NEGOTIATION or d.offer_refund_minor is None:
                 raise InvalidTransition(f"dispute {dispute_id} has no open offer")
             if d.offer_by == caller:
                 raise InvalidTransition("the other side accepts an offer, not its maker")
+            # an acceptance is an answer too: after its 3 days the merchant's took back the
+            # buyer's full refund by accepting the buyer's smaller offer
+            self._check_answer_in_time(d, side)
             if refund_minor is not None and refund_minor != d.offer_refund_minor:
                 raise InvalidTransition(
                     f"the offer is now a refund of {d.offer_refund_minor}, not {refund_minor}",
