@@ -482,7 +482,13 @@ class DisputeDesk:
                     acted = self._deadline(conn, d, now)
             except (TradeError, PaymentError) as exc:  # one case must not stop the others
                 with self._write() as uow:
-                    self._record(uow.connection, d.id, "deadline_failed", SYSTEM, str(exc))
+                    conn = uow.connection
+                    detail = str(exc)[:TEXT_MAX]
+                    # once while it keeps failing for the same reason (the pass runs every 30 s)
+                    if not st.last_event_is(
+                        conn, st.dispute_events, "dispute_id", d.id, "deadline_failed", detail
+                    ):
+                        self._record(conn, d.id, "deadline_failed", SYSTEM, detail)
                 counts["disputes_failed"] += 1
                 continue
             if acted:

@@ -2268,7 +2268,14 @@ class TradeNetwork(DisputeDesk):
             return True
         except (TradeError, PaymentError) as exc:
             with self._write() as uow:
-                self._event(uow.connection, order_id, "deadline_failed", SCHEME, error=str(exc))
+                conn = uow.connection
+                # once while it keeps failing for the same reason: the pass retries it every
+                # 30 s, and an order stuck for days gained thousands of identical events
+                if not st.last_event_is(
+                    conn, st.order_events, "order_id", order_id, "deadline_failed",
+                    st.dumps({"error": str(exc)}),
+                ):  # fmt: skip
+                    self._event(conn, order_id, "deadline_failed", SCHEME, error=str(exc))
             return None
 
     def _expire_unshipped(self, conn: Connection, order: Order) -> Order:

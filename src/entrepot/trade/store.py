@@ -630,3 +630,16 @@ def next_seq(conn: Connection, table: sa.Table, key_column: str, key: str) -> in
             sa.select(sa.func.coalesce(sa.func.max(table.c.seq), -1) + 1).where(col == key)
         ).scalar_one()
     )
+
+
+def last_event_is(
+    conn: Connection, table: sa.Table, key_column: str, key: str, kind: str, detail: str
+) -> bool:
+    """Whether the log of ``key`` (an order's, a dispute's) ends with this event already."""
+    last = conn.execute(
+        sa.select(table.c.kind, table.c.detail)
+        .where(table.c[key_column] == key)
+        .order_by(table.c.seq.desc())
+        .limit(1)
+    ).first()
+    return last is not None and (last.kind, last.detail) == (kind, detail)
