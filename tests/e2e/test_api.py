@@ -771,7 +771,8 @@ def test_a_window_id_out_of_range_is_refused_not_a_server_error(
     api: tuple[TestClient, dict[str, dict[str, str]]],
 ) -> None:
     client, h = api
-    for bad in ("0", str(2**63), "1" + "0" * 30):
+    # Found by a review: 1.0, +1 and 01 were taken for window 1 (and settled it).
+    for bad in ("0", str(2**63), "1" + "0" * 30, "1.0", "+1", "01", "1e0", " 1", "\u0661"):
         assert client.get(f"/v1/settlementWindows/{bad}", headers=h["scheme"]).status_code == 422
         r = client.post(f"/v1/settlementWindows/{bad}/settle", headers=h["scheme"])
         assert r.status_code == 422

@@ -4,13 +4,14 @@ caller (from the credentials) scopes every read and write."""
 from __future__ import annotations
 
 import io
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BeforeValidator, TypeAdapter, ValidationError
 from pydantic_core import to_json
 
 from entrepot.entrypoints.api import convert as cv
@@ -54,7 +55,18 @@ router = APIRouter(
     responses={status: _PROBLEM for status in (400, 401, 403, 404, 409, 422)},
 )
 Caller = Annotated[str, Depends(caller_dependency)]
-WindowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+_DIGITS = re.compile(r"[1-9][0-9]*")
+
+
+def _digits_only(raw: object) -> object:
+    """A window id as the path writes it: digits, no sign, point or leading zero (pydantic's
+    lax int took ``1.0``, ``+1`` and ``01`` for window 1, and settled it)."""
+    if isinstance(raw, str) and _DIGITS.fullmatch(raw) is None:
+        raise ValueError("a window id is a positive whole number in digits (1, 2, ...)")
+    return raw
+
+
+WindowId = Annotated[int, Path(ge=1, le=2**63 - 1), BeforeValidator(_digits_only)]
 XML = "application/xml"
 
 
