@@ -474,6 +474,10 @@ CASES: dict[str, tuple[Bad, ...]] = {
         bad("payments iso20022 camt053 mtn-rw:RWF --since 2025-02-01 --to 2025-01-01", "--since"),
         bad("payments iso20022 camt053 mtn-rw:RWF --account savings", "savings"),
         refused("payments iso20022 camt053 nope:RWF", "nope"),
+        # found by a review: a statement's options on a transfer's message were dropped
+        bad("payments iso20022 pacs008 pt-1 --account savings", "--account"),
+        bad("payments iso20022 pacs002 pt-1 --since 2020-01-01 --to 2020-01-02", "--since"),
+        bad("payments iso20022 pacs008 pt-1 --account position", "camt053"),
     ),
     "payments endpoint": (
         bad("payments endpoint --as mtn-rw notaurl", "url"),

@@ -80,6 +80,8 @@ def test_pay_a_merchant_by_qr_across_currencies_and_settle(cli: Cli, tmp_path: P
     }
     xml = cli("payments iso20022 pacs008 t1").stdout
     assert 'IntrBkSttlmAmt Ccy="MYR">25.50<' in xml
+    # the bytes the API serves: one newline at the end, not two (found by a review)
+    assert xml.endswith("</Document>\n") and not xml.endswith("\n\n")
     conforms(xml.encode(), iso20022.PACS008_SUBSET_XSD)
     # the creditor is the merchant paid (its alias), not its bank (the creditor agent)
     creditor = xml.split("<Cdtr>")[1].split("</Cdtr>")[0]
@@ -244,12 +246,18 @@ def test_bulk_reads_its_csv_with_the_csv_module_and_names_a_bad_line(
         "b1,MSISDN,+250788000001,100\nb2,MSISDN,+250788000001,12.5\n": "line 3 (b2): invalid_am",
         'b1,MSISDN,+250788000001,100\n"b2",MSISDN,"+250 78",1\n': "line 3 (b2): invalid_input",
         "b1,MSISDN,+250788000001,100,7\n": "line 2 (b1): expected 4",
+        # found by a review: a line's escape sequences reached the terminal as they were
+        # (retitled the window, cleared the screen); shown escaped, on the one error line
+        "\x1b]0;pwned\x07\x1b[2J\u202eRED,MSISDN\n": (
+            "line 2 (\\x1b]0;pwned\\x07\\x1b[2J\\u202eRED)"
+        ),
     }
     for n, (rows, expected) in enumerate(bad.items()):
         path = tmp_path / f"bad{n}.csv"
         path.write_text(header + rows)
         line = cli.error(f"payments bulk --as mtn-rw bulk-{n} RWF --file", str(path), code=2)
         assert expected in line, line
+        assert "\x1b" not in line and "\x07" not in line and "\u202e" not in line
     assert cli.json("payments liquidity mtn-rw RWF") == before
     path = tmp_path / "good.csv"
     path.write_text(

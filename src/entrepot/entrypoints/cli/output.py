@@ -78,8 +78,21 @@ def emit_json(document: Any) -> None:
     sys.stdout.write(json.dumps(document, indent=2) + "\n")
 
 
+#: What an error line never writes to the terminal as it is: control characters (an escape
+#: sequence from a bulk file retitled the window, cleared the screen) and bidirectional
+#: overrides (which reorder what the line shows). Written as ``\xNN`` / ``\uNNNN``.
+_UNSHOWN = {
+    **{c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)},
+    **{c: f"\\x{c:02x}" for c in range(0x80, 0xA0)},
+    **{c: f"\\u{c:04x}" for c in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F))},
+    **{c: f"\\u{c:04x}" for c in range(0x2066, 0x206A)},
+}
+
+
 def error_line(message: str) -> None:
-    one_line = " ".join(str(message).split())
+    """``error: <message>`` on one line of stderr: whitespace runs as one space, characters a
+    terminal would act on rather than show (quoted from a file or an argument) escaped."""
+    one_line = " ".join(str(message).split()).translate(_UNSHOWN)
     sys.stderr.write(f"error: {one_line}\n")
 
 

@@ -915,10 +915,19 @@ def iso(
         ),
     ] = None,
     account: Annotated[
-        str, typer.Option("--account", help="camt053: position or settlement.")
-    ] = "position",
+        str | None,
+        typer.Option("--account", help="camt053: position (the default) or settlement."),
+    ] = None,
 ) -> None:
     """Print an ISO 20022 message (XML) for a transfer or a participant's account."""
+    if message != "camt053":
+        # a statement's options on a transfer's message were read, or not, and dropped
+        given = [name for name, v in (("--since", since), ("--to", until), ("--account", account))
+                 if v is not None]  # fmt: skip
+        if given and message in ("pacs008", "pacs002"):
+            raise bad_input(
+                f"{', '.join(given)}: camt053's options; {message} is one transfer's message"
+            )
     if message == "camt053":
         participant, _, currency = target.partition(":")
         if not participant or not currency:
@@ -935,7 +944,7 @@ def iso(
             if since_ns > end_ns:  # without --to, a --since in the future is refused alike
                 raise bad_input("--since is after now (the default --to)")
             st = messages.account_statement(
-                scheme, participant, currency, since_ns, end_ns, account
+                scheme, participant, currency, since_ns, end_ns, account or "position"
             )
             xml = iso20022.camt053(st)
         elif message in ("pacs008", "pacs002"):
@@ -948,8 +957,9 @@ def iso(
                 )
         else:
             raise ValueError(f"unknown message {message!r}: use pacs008, pacs002 or camt053")
-    # the bytes as made: the encoding their declaration names (UTF-8), whatever stdout's is
-    typer.echo(xml)
+    # the bytes as made (the API's body, byte for byte: its MsgId is their digest): the
+    # encoding their declaration names (UTF-8), whatever stdout's is; no second newline
+    typer.echo(xml, nl=not xml.endswith(b"\n"))
 
 
 def _time(text: str, option: str) -> int:
