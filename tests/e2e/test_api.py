@@ -767,6 +767,24 @@ def test_a_bulk_larger_than_one_ledger_batch_commits_every_item(scheme: PaymentS
     assert scheme.liquidity("cimb", "MYR")["net_position_minor"] == 4_200 * 100
 
 
+def test_settlement_windows_are_listed_a_page_at_a_time(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    client, h = api
+    for _ in range(3):
+        closed = client.post("/v1/settlementWindows/close", headers=h["scheme"]).json()
+        settle = f"/v1/settlementWindows/{closed['id']}/settle"
+        assert client.post(settle, headers=h["scheme"]).is_success
+    ids = [w["id"] for w in client.get("/v1/settlementWindows", headers=h["scheme"]).json()]
+    assert ids == [1, 2, 3, 4]
+    page = client.get("/v1/settlementWindows?after=1&limit=2", headers=h["scheme"]).json()
+    assert [w["id"] for w in page] == [2, 3]
+    for bad in ("limit=0", "limit=1001", "after=-1", "after=x"):
+        refused = client.get(f"/v1/settlementWindows?{bad}", headers=h["scheme"])
+        assert refused.status_code == 422, bad
+        assert refused.json()["field"] == bad.partition("=")[0]
+
+
 def test_a_window_id_out_of_range_is_refused_not_a_server_error(
     api: tuple[TestClient, dict[str, dict[str, str]]],
 ) -> None:

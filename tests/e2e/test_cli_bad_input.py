@@ -459,7 +459,11 @@ CASES: dict[str, tuple[Bad, ...]] = {
         bad("payments window-settle x", "window_id", "integer"),
         refused("payments window-settle 99", "99"),
     ),
-    "payments windows": (bad("payments windows 1", "1"),),
+    "payments windows": (
+        bad("payments windows 1", "1"),
+        bad("payments windows --limit 0", "limit"),
+        bad("payments windows --after -1", "after"),
+    ),
     "payments window": (
         bad("payments window -- -1", "window"),
         refused("payments window 99", "99"),

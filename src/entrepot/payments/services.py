@@ -2754,13 +2754,20 @@ class PaymentScheme:
         ).all()
         return {(r.participant_id, r.currency): r.net - r.settled for r in rows}
 
-    def list_windows(self) -> list[SettlementWindow]:
+    def list_windows(self, after: int = 0, limit: int | None = None) -> list[SettlementWindow]:
+        """The windows after window ``after``, oldest first, at most ``limit`` (None: all),
+        read in one snapshot (a year of hourly windows was one answer of 60 MB, each window
+        read in a snapshot of its own; the API pages them)."""
+        if type(after) is not int or not 0 <= after < 2**63:
+            raise InvalidPaymentInput(
+                "after must be a window id (0: from the first)", field="after"
+            )
+        if limit is not None and (type(limit) is not int or not 1 <= limit <= 1000):
+            raise InvalidPaymentInput("limit must be 1 to 1000", field="limit")
+        query = sa.select(st.windows.c.id).where(st.windows.c.id > after).order_by(st.windows.c.id)
         with self._read() as conn:
-            ids = [
-                r[0]
-                for r in conn.execute(sa.select(st.windows.c.id).order_by(st.windows.c.id)).all()
-            ]
-        return [self.get_window(i) for i in ids]
+            ids = [r[0] for r in conn.execute(query.limit(limit)).all()]
+            return [self._window_in(conn, i) for i in ids]
 
     def settle_window(self, caller: str, window_id: int) -> SettlementWindow:
         """Move each net between settlement accounts at the central bank, then restore the

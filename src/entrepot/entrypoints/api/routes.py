@@ -687,9 +687,16 @@ def refund(escrow_id: str, body: s.EscrowMoveIn, caller: Caller, scheme: Scheme)
 
 # ------------------------------------------------------------------ settlement
 @router.get("/settlementWindows", response_model=list[s.WindowOut])
-def windows(caller: Caller, scheme: Scheme) -> list[s.WindowOut]:
+def windows(
+    caller: Caller,
+    scheme: Scheme,
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[s.WindowOut]:
+    """The settlement windows after window ``after``, oldest first, at most ``limit``: the
+    next page starts after the last id of a full one."""
     _operator(caller)
-    return [cv.window(w) for w in scheme.list_windows()]
+    return [cv.window(w) for w in scheme.list_windows(after, limit)]
 
 
 @router.post("/settlementWindows/close", response_model=s.WindowOut)

@@ -878,9 +878,16 @@ def window_settle(window_id: int, as_json: Json = False) -> None:
 
 @app.command("windows")
 @guard
-def windows(as_json: Json = False) -> None:
+def windows(
+    after: Annotated[
+        int, typer.Option("--after", help="the windows after this id (0: from the first)")
+    ] = 0,
+    limit: Annotated[int, typer.Option("--limit", help="at most this many (1 to 1000)")] = 100,
+    as_json: Json = False,
+) -> None:
+    """The settlement windows, oldest first, a page at a time (as GET /v1/settlementWindows)."""
     with _scheme() as a:
-        _show(a.payments.list_windows(), as_json)
+        _show(a.payments.list_windows(after, limit), as_json)
 
 
 @app.command("window")
