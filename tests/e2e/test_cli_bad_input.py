@@ -477,6 +477,7 @@ CASES: dict[str, tuple[Bad, ...]] = {
         bad("payments iso20022 camt053 mtn-rw:RWF --to never", "--to"),
         bad("payments iso20022 camt053 mtn-rw:RWF --since 2025-02-01 --to 2025-01-01", "--since"),
         bad("payments iso20022 camt053 mtn-rw:RWF --account savings", "savings"),
+        bad("payments iso20022 camt053 mtn-rw:RWF --account ''", "account"),
         refused("payments iso20022 camt053 nope:RWF", "nope"),
         # found by a review: a statement's options on a transfer's message were dropped
         bad("payments iso20022 pacs008 pt-1 --account savings", "--account"),

@@ -4,6 +4,7 @@ person's review, never blocked on a name alone; a clear payee is reserved as usu
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -442,6 +443,107 @@ def test_a_verdict_whose_review_does_not_commit_is_not_logged(
     assert [d.outcome for d in sink] == ["review", "rejected" if approve else "released"]
     assert sink.decisions[-1].inputs["transfer_id"] == "t-h" and done.id == "t-h"
     assert _outbox(scheme) == []
+
+
+class _Verdicts:
+    """A screening that holds every transfer and logs one verdict of ``kind`` to ``sink``."""
+
+    def __init__(self, kind: str, sink: object) -> None:
+        self.kind, self.sink = kind, sink
+
+    def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision:
+        return ScreeningDecision(hold=True, reasons=(f"{self.kind} review",))
+
+    def verdicts(self, transfer: PaymentTransfer, rejected: bool, reason: str = "") -> list:  # type: ignore[type-arg]
+        from entrepot.risk.decisions import make_decision
+
+        return [
+            make_decision(self.kind, model_version="review:scheme", outcome="released",
+                          score=None, reasons=(reason,), inputs={"transfer_id": transfer.id})
+        ]  # fmt: skip
+
+    def log_verdicts(self, records):  # type: ignore[no-untyped-def]
+        from entrepot.risk.decisions import Decision
+
+        mine = [Decision.from_dict(r) for r in records if r["kind"] == self.kind]
+        if mine:
+            self.sink.append(mine)  # type: ignore[attr-defined]
+        return {d.decision_id for d in mine}
+
+
+def _refusing_sink() -> object:
+    from entrepot.risk.decisions import MemorySink
+
+    class Full(MemorySink):
+        refuse = True
+
+        def append(self, decisions):  # type: ignore[no-untyped-def]
+            if self.refuse:
+                raise OSError(28, "No space left on device")
+            super().append(decisions)
+
+    return Full()
+
+
+def test_a_verdict_one_log_took_is_not_appended_again_while_another_refuses(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """Found by a review: with two screenings, one whose log refused made the combined
+    append fail whole; the verdict the other's log had taken stayed in the outbox and was
+    appended again at every pass, without limit, until the refusing log recovered."""
+    from entrepot.payments.screening import CombinedScreening
+    from entrepot.risk.decisions import MemorySink
+
+    sanctions, fraud = MemorySink(), _refusing_sink()
+    scheme.screening = CombinedScreening(
+        [_Verdicts("sanctions", sanctions), _Verdicts("fraud", fraud)]
+    )
+    q = scheme.create_quote("mtn-rw", "q-1", "MERCHANT", "KL-TILL-42", 500, "RECEIVE", "RWF")
+    assert scheme.prepare_transfer("mtn-rw", "t-1", q.id).state is TransferState.HOLD
+    assert scheme.review_hold(SCHEME, "t-1", True, "ok").state is TransferState.RESERVED
+    assert len(list(sanctions)) == 1 and len(_outbox(scheme)) == 1  # fraud's waits
+    for _ in range(3):
+        clock.advance(VERDICT_GRACE_S)
+        assert scheme.log_pending_verdicts() == {"verdicts_logged": 0, "verdicts_waiting": 1}
+    assert len(list(sanctions)) == 1
+    fraud.refuse = False  # type: ignore[attr-defined]
+    clock.advance(VERDICT_GRACE_S)
+    assert scheme.log_pending_verdicts() == {"verdicts_logged": 1, "verdicts_waiting": 0}
+    assert [d.kind for d in fraud] == ["fraud"]  # type: ignore[attr-defined]
+    assert len(list(sanctions)) == 1 and _outbox(scheme) == []
+
+
+def test_two_passes_at_once_append_a_waiting_verdict_once(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """Found by a review: two deadline passes (two hosts, or an operator's beside the
+    server's) read the outbox, each appended what it found, then deleted it: the verdict
+    was logged twice. A pass now claims what it appends, in a write; the other skips it."""
+    from entrepot.risk.decisions import MemorySink
+
+    class Slow(MemorySink):
+        def append(self, decisions):  # type: ignore[no-untyped-def]
+            time.sleep(0.3)  # an fsync that takes its time
+            super().append(decisions)
+
+    refusing, slow = _refusing_sink(), Slow()
+    scheme.screening = _Verdicts("sanctions", refusing)  # type: ignore[assignment]
+    q = scheme.create_quote("mtn-rw", "q-1", "MERCHANT", "KL-TILL-42", 500, "RECEIVE", "RWF")
+    scheme.prepare_transfer("mtn-rw", "t-1", q.id)
+    scheme.review_hold(SCHEME, "t-1", True, "ok")
+    scheme.screening = _Verdicts("sanctions", slow)  # type: ignore[assignment]
+    clock.advance(VERDICT_GRACE_S)
+    done: list[dict[str, int]] = []
+    passes = [
+        threading.Thread(target=lambda: done.append(scheme.log_pending_verdicts()))
+        for _ in range(2)
+    ]
+    for t in passes:
+        t.start()
+    for t in passes:
+        t.join()
+    assert sorted(d["verdicts_logged"] for d in done) == [0, 1]
+    assert len(list(slow)) == 1 and _outbox(scheme) == []
 
 
 def test_a_held_transfers_reason_names_its_decisions_however_long_the_reasons(

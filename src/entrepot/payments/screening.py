@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from entrepot.kernel.clock import NS_PER_S
 from entrepot.payments.model import Party, PaymentTransfer
-from entrepot.payments.services import SCHEME, ScreeningDecision, screen_all
+from entrepot.payments.services import (
+    SCHEME,
+    ScreeningDecision,
+    VerdictsPartlyLogged,
+    screen_all,
+)
 from entrepot.risk.errors import EmptyName
 from entrepot.risk.sanctions import Screener, make_party
 
@@ -425,12 +430,25 @@ class CombinedScreening:
         return made
 
     def log_verdicts(self, records: Sequence[Mapping[str, Any]]) -> set[str]:
-        """Each screening appends the decisions of its kind."""
+        """Each screening appends the decisions of its kind; where one's log refuses, the
+        others still append theirs, and what was appended is named with the refusal
+        (``VerdictsPartlyLogged``): deleted from the outbox, not appended again at every
+        pass until the refusing log recovers."""
         logged: set[str] = set()
+        refused: BaseException | None = None
         for s in self.screenings:
             log_verdicts = getattr(s, "log_verdicts", None)
-            if log_verdicts is not None:
+            if log_verdicts is None:
+                continue
+            try:
                 logged |= log_verdicts(records)
+            except VerdictsPartlyLogged as partly:
+                logged |= partly.logged
+                refused = refused or partly
+            except Exception as exc:
+                refused = refused or exc
+        if refused is not None:
+            raise VerdictsPartlyLogged(logged, refused) from refused
         return logged
 
     def learn(

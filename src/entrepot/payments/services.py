@@ -120,6 +120,18 @@ SCHEME = "scheme"  # the scheme operator's participant id; fees accrue to its po
 #: A reviewer's verdict waiting in the decision outbox this long (its worker died, or the log
 #: refused it) is appended by the deadline pass; a younger one, by the review's own worker.
 VERDICT_GRACE_S = 60
+VERDICTS_A_PASS = 1_000
+
+
+class VerdictsPartlyLogged(Exception):
+    """Some of the verdicts a screening was to log were appended (``logged``: their ids),
+    then a log refused the rest (the cause)."""
+
+    def __init__(self, logged: set[str], cause: BaseException) -> None:
+        super().__init__(f"{len(logged)} verdicts appended, then: {cause}")
+        self.logged = logged
+
+
 ID_NAMESPACE = uuid.UUID("6d1f5c3e-8a43-4f0e-9a8e-5e1b2c3d4e5f")
 QUOTE_TTL_S = 60
 #: An FX rate as posted (target units per source unit): at most 12 decimal places, below
@@ -2009,6 +2021,8 @@ class PaymentScheme:
                             "transfer_id": t.id,
                             "record": json.dumps(d.to_dict(), sort_keys=True),
                             "created_at": self._now(),
+                            # this worker's to append, next (the pass leaves it until then)
+                            "claimed_until": self._now() + VERDICT_GRACE_S * NS_PER_S,
                         }
                         for d in verdicts
                     ],
@@ -2036,36 +2050,66 @@ class PaymentScheme:
     def _append_verdicts(self, records: Sequence[dict[str, Any]]) -> int:
         """Append reviewers' verdicts (decisions in ``to_dict``'s form, from the decision
         outbox) to the log through the screenings, then delete those appended from the
-        outbox; how many were appended. A process that dies between the two appends them
-        again at the next pass: a verdict may be in the log twice, under one decision id."""
+        outbox; how many were appended. Raises where a log refused some (those appended
+        are deleted first: a screening whose log took them is not asked again). A process
+        that dies between an append and its delete appends that verdict again once its
+        claim lapses: a verdict may then be in the log twice, under one decision id."""
         log_verdicts = getattr(self.screening, "log_verdicts", None)
         if log_verdicts is None or not records:
             return 0
-        logged = sorted(log_verdicts(records))
-        if logged:
-            with self._uow() as uow:
-                uow.connection.execute(
-                    sa.delete(st.decision_outbox).where(
-                        st.decision_outbox.c.decision_id.in_(logged)
-                    )
-                )
+        try:
+            logged = sorted(log_verdicts(records))
+        except VerdictsPartlyLogged as partly:
+            self._delete_verdicts(sorted(partly.logged))
+            raise
+        self._delete_verdicts(logged)
         return len(logged)
 
-    def log_pending_verdicts(self, grace_s: float = VERDICT_GRACE_S) -> dict[str, int]:
+    def _delete_verdicts(self, ids: Sequence[str]) -> None:
+        if ids:
+            with self._uow() as uow:
+                c = st.decision_outbox.c
+                uow.connection.execute(sa.delete(st.decision_outbox).where(c.decision_id.in_(ids)))
+
+    def log_pending_verdicts(self) -> dict[str, int]:
         """Reviewers' verdicts that took effect but are not in the decision log yet (the
-        process died after the review committed, or the log refused them then), older than
-        ``grace_s`` (younger ones are being appended by the review's own worker): appended
-        now. The deadline pass runs it. ``verdicts_waiting``: those still not appended (no
-        screening here logs their kind, or younger than the grace)."""
-        before = self._now() - int(grace_s * NS_PER_S)
+        process died after the review committed, or the log refused them then) appended now;
+        the deadline pass runs it. Each waits first for its claim to lapse (the review's
+        worker appends it itself, within ``VERDICT_GRACE_S``), then is claimed in a write
+        (another pass at the same time, of another process or host, skips what this one
+        claimed) and appended. A log that refuses them is reported, not raised: the other
+        passes run. ``verdicts_waiting``: those not appended (claimed, refused, or of a kind
+        no screening here logs)."""
         c = st.decision_outbox.c
-        with self._read() as conn:
+        now = self._now()
+        with self._uow() as uow:
+            conn = uow.connection
+            waiting = int(
+                conn.execute(
+                    sa.select(sa.func.count()).select_from(st.decision_outbox)
+                ).scalar_one()
+            )
             rows = conn.execute(
-                sa.select(c.record, c.created_at).order_by(c.created_at, c.decision_id)
+                sa.select(c.decision_id, c.record)
+                .where(c.claimed_until <= now)
+                .order_by(c.created_at, c.decision_id)
+                .limit(VERDICTS_A_PASS)
             ).all()
-        due = [json.loads(r.record) for r in rows if r.created_at <= before]
-        logged = self._append_verdicts(due)
-        return {"verdicts_logged": logged, "verdicts_waiting": len(rows) - logged}
+            if rows:
+                conn.execute(
+                    sa.update(st.decision_outbox)
+                    .where(c.decision_id.in_([r.decision_id for r in rows]))
+                    .values(claimed_until=now + VERDICT_GRACE_S * NS_PER_S)
+                )
+        logged = 0
+        try:
+            logged = self._append_verdicts([json.loads(r.record) for r in rows])
+        except VerdictsPartlyLogged as partly:
+            logged = len(partly.logged)
+            log.warning("the decision log refused reviewers' verdicts", exc_info=True)
+        except Exception:  # the log refuses (disk full, say): the next pass tries again
+            log.warning("the decision log refused reviewers' verdicts", exc_info=True)
+        return {"verdicts_logged": logged, "verdicts_waiting": waiting - logged}
 
     def _record_expiry(self, uow: UnitOfWork, t: PaymentTransfer) -> None:
         """Abort ``t`` as expired and keep that (``commit()``): its legs voided, where the

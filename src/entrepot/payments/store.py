@@ -300,7 +300,10 @@ decision_outbox = sa.Table(
     sa.Column("decision_id", sa.String(32), primary_key=True),
     sa.Column("transfer_id", sa.String(64), nullable=False),
     sa.Column("record", sa.Text, nullable=False),  # the decision as the log writes it (JSON)
-    sa.Column("created_at", sa.BigInteger, nullable=False, index=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    # until when one worker or pass appends it (the review's own worker, then a pass that
+    # claimed it); past it, the next pass claims it
+    sa.Column("claimed_until", sa.BigInteger, nullable=False, index=True),
 )
 
 

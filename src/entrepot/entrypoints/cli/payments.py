@@ -951,7 +951,12 @@ def iso(
             if since_ns > end_ns:  # without --to, a --since in the future is refused alike
                 raise bad_input("--since is after now (the default --to)")
             st = messages.account_statement(
-                scheme, participant, currency, since_ns, end_ns, account or "position"
+                scheme,
+                participant,
+                currency,
+                since_ns,
+                end_ns,
+                "position" if account is None else account,
             )
             xml = iso20022.camt053(st)
         elif message in ("pacs008", "pacs002"):
