@@ -458,6 +458,53 @@ def test_a_held_payout_is_paid_once_the_review_ends(net: Net, verdict: str) -> N
     assert kinds.count("payout_retry") == (verdict == "reject")
 
 
+@pytest.mark.parametrize("verdict", ["approve", "reject"])
+def test_a_held_payout_repays_the_loan_only_once_it_is_paid(net: Net, verdict: str) -> None:
+    """Found by a review: the withholding was booked when the payout was prepared; held by
+    screening and rejected, the loan stood repaid with money the bank never received (and
+    the merchant borrowed again at once). It is booked when the payout is paid, once."""
+    from entrepot.payments import SCHEME as OPERATOR
+    from entrepot.risk.lending import Lending
+    from tests.risk.test_lending import policy
+
+    merchant, buyer = net.merchant(), net.buyer()
+    sku = net.basket(merchant, on_hand=40)
+    for n in range(3):
+        net.order(buyer, sku, 1, order_id=f"o-{n}")
+        net.ship(f"o-{n}")
+        net.trade.confirm_receipt(buyer, f"o-{n}")
+        net.advance_days(31)
+    lending = Lending(net.engine, net.scheme.ledger, net.clock)
+    net.trade.lending = lending
+    terms = {"min_tenure_days": 60, "min_avg_monthly_sales_minor": 10_000, "min_regularity": "0.2"}
+    lending.set_policy("mtn-rw", policy("mtn-rw", "RWF", limit_min_minor=10_000, **terms))
+    lending.offer("mtn-rw", "off-1", "mtn-rw", net.trade.merchant_history(merchant, "m-inzozi"))
+    loan = lending.accept("m-inzozi", "off-1")
+    screening = HoldPayouts()
+    net.scheme.screening = screening
+    net.order(buyer, sku, 1, order_id="o-9")
+    net.ship("o-9")
+    net.trade.confirm_receipt(buyer, "o-9")
+    (held,) = net.trade.payouts(merchant, "o-9")
+    assert (held["state"], held["withheld_minor"]) == ("HELD", 0)
+    assert lending.get_loan("mtn-rw", loan.loan_id).outstanding_minor == loan.outstanding_minor
+    net.scheme.review_hold(OPERATOR, held["transfer_id"], verdict == "approve", "checked")
+    if verdict == "reject":
+        net.trade.process_deadlines()  # the attempt is aborted: PENDING, nothing repaid yet
+        assert lending.get_loan("mtn-rw", loan.loan_id).outstanding_minor == (
+            loan.outstanding_minor
+        )
+    screening.on = False
+    net.trade.process_deadlines()
+    (paid,) = net.trade.payouts(merchant, "o-9")
+    withheld = NET_RWF // 2 // 10  # the policy's 10% of the payout, once
+    assert (paid["state"], paid["withheld_minor"]) == ("PAID", withheld)
+    owed = lending.get_loan("mtn-rw", loan.loan_id).outstanding_minor
+    assert owed == loan.outstanding_minor - withheld
+    [event] = [e for e in net.trade.order_events(merchant, "o-9") if e["kind"] == "payout"]
+    assert event["withheld_minor"] == withheld
+
+
 def test_a_payout_that_keeps_failing_is_logged_once_until_something_changes(net: Net) -> None:
     """The deadline pass retries a stuck payout every 30 s: the order's log records the
     failure once, not once a pass (about 2,900 events a day), and again when it changes."""

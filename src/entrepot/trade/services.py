@@ -1862,20 +1862,11 @@ class TradeNetwork(DisputeDesk):
         hub = self._hub(conn, order.hub_id)
         attempt = self._payout_attempt(conn, row)
         if row.state == "HELD":
-            return self._held_payout(conn, row, order, merchant, hub, attempt)
-        withheld = 0
-        if self.lending is not None:
-            withheld = self.lending.withhold(
-                merchant.id,
-                row.currency,
-                row.amount,
-                transfer_id,
-                uow=uow,
-                # only the bank the payout goes to can keep a repayment out of it
-                lender_id=merchant.settlement_participant,
-            )
+            return self._held_payout(uow, row, order, merchant, hub, attempt)
         # The partner bank that lends is the merchant's own bank: the whole payout goes to it,
-        # and it keeps ``withheld`` against the loan (booked in the loan book just now).
+        # and it keeps ``withheld`` against the loan, booked in the loan book once the payout
+        # is paid (booked when it was prepared, a payout screening then held and its reviewer
+        # rejected repaid the loan with money the bank never received).
         amount = row.amount
         quote = self.scheme.create_quote(
             hub.participant_id,
@@ -1895,9 +1886,11 @@ class TradeNetwork(DisputeDesk):
             note=f"payout for order {order.id}",
         )
         state = "HELD"
+        withheld = 0
         if t.state is TransferState.RESERVED:
             self.scheme.commit_transfer(merchant.settlement_participant, attempt)
             state = "PAID"
+            withheld = self._withhold(uow, row, merchant)
         conn.execute(
             sa.update(st.payouts)
             .where(st.payouts.c.transfer_id == transfer_id)
@@ -1928,12 +1921,31 @@ class TradeNetwork(DisputeDesk):
         ).scalar_one()
         return str(row.transfer_id) if not retries else f"{row.transfer_id}r{retries}"
 
+    def _withhold(self, uow: UnitOfWork, row: Any, merchant: Merchant) -> int:
+        """The part of a paid payout the merchant's bank keeps against its loan, booked in
+        the loan book in the payout's transaction (by the payout's own id, whatever the
+        attempt: a replay books nothing twice); 0 without lending."""
+        if self.lending is None:
+            return 0
+        return int(
+            self.lending.withhold(
+                merchant.id,
+                row.currency,
+                row.amount,
+                row.transfer_id,
+                uow=uow,
+                # only the bank the payout goes to can keep a repayment out of it
+                lender_id=merchant.settlement_participant,
+            )
+        )
+
     def _held_payout(
-        self, conn: Connection, row: Any, order: Order, merchant: Merchant, hub: Hub, tid: str
+        self, uow: UnitOfWork, row: Any, order: Order, merchant: Merchant, hub: Hub, tid: str
     ) -> str:
         """A payout screening held: once the reviewer releases it (RESERVED) the merchant's
-        bank accepts it; if it was aborted the next attempt uses new ids (the loan
-        withholding is booked once, by the payout's own id, whatever the attempt)."""
+        bank accepts it, and the loan withholding is booked then; if it was aborted the next
+        attempt uses new ids."""
+        conn = uow.connection
         t = self.scheme.get_transfer(hub.participant_id, tid)
         state = "HELD"
         if t.state is TransferState.RESERVED:
@@ -1944,13 +1956,17 @@ class TradeNetwork(DisputeDesk):
         elif t.state is TransferState.ABORTED:
             state = "PENDING"
             self._event(conn, order.id, "payout_retry", SCHEME, aborted=tid, reason=t.reason)
+        withheld = self._withhold(uow, row, merchant) if state == "PAID" else 0
         conn.execute(
             sa.update(st.payouts)
             .where(st.payouts.c.transfer_id == row.transfer_id)
-            .values(state=state)
+            .values(state=state, withheld=withheld)
         )
         if state == "PAID":
-            self._event(conn, order.id, "payout", hub.participant_id, transfer=tid)
+            self._event(
+                conn, order.id, "payout", hub.participant_id, transfer=tid,
+                withheld_minor=withheld,
+            )  # fmt: skip
         return state
 
     def merchant_history(self, caller: str, merchant_id: str, months: int = 12) -> Any:
