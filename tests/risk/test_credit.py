@@ -104,6 +104,14 @@ def test_protected_columns_by_declared_list_and_name_words() -> None:
     assert credit.protected_columns(columns, ("x",)) == [
         "Gender", "age_band", "marital_status", "x"
     ]  # fmt: skip
+    # found by a review: camelCase names were one lowered word ("applicantage") and age and
+    # gender entered the model; words run together in one case stay one word ("usage")
+    columns = ["applicantAge", "applicantGender", "dateOfBirth", "ownerEthnicity", "APPLICANTSex",
+               "pageViews", "usageCount", "storage", "averageSale", "Disabled"]  # fmt: skip
+    assert credit.protected_columns(columns, ()) == [
+        "applicantAge", "applicantGender", "dateOfBirth", "ownerEthnicity", "APPLICANTSex",
+        "Disabled",
+    ]  # fmt: skip
 
 
 def test_missing_target_column(synthetic_csv: Path, tmp_path: Path) -> None:

@@ -51,7 +51,11 @@ DEFAULT_PROTECTED: tuple[str, ...] = ("personal_status_and_sex", "age_in_years",
 #: Any column whose name has one of these words (split on non-letters) is protected too.
 PROTECTED_NAME_WORDS: tuple[str, ...] = (
     "sex", "gender", "age", "marital", "nationality", "race", "religion", "foreign",
+    "ethnicity", "ethnic", "birth", "disability", "disabled", "pregnancy", "pregnant",
+    "citizenship",
 )  # fmt: skip
+#: Where a column's name changes case (``applicantAge``, ``HTTPStatus``): a word boundary.
+_CASE_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 N_SPLITS = 5
 CALIBRATION_FOLDS = 3
 REASONS_MAX = 4  # Regulation B: more than four reasons are "not likely to be helpful"
@@ -206,7 +210,10 @@ def protected_columns(columns: Sequence[str], declared: Sequence[str]) -> list[s
     words = set(PROTECTED_NAME_WORDS)
     out = []
     for column in columns:
-        tokens = set(re.split(r"[^a-z]+", str(column).lower()))
+        # camelCase split before lowering: "applicantAge" was one word, "applicantage",
+        # and age and gender entered the scorecard (found by a review)
+        words_of = _CASE_BOUNDARY.sub("_", str(column)).lower()
+        tokens = set(re.split(r"[^a-z]+", words_of))
         if column in declared or tokens & words:
             out.append(str(column))
     return out
