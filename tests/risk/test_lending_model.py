@@ -35,6 +35,7 @@ from entrepot.risk.lending.model import (
     credit_limit,
     expected_repaid,
     fee_for,
+    lateness,
     split_withholding,
 )
 
@@ -376,6 +377,13 @@ def test_behind_schedule_is_late_and_catching_up_cures() -> None:
     late = loan(state=LoanState.LATE, state_since_ns=day(60), repaid_minor=20_000,
                 last_repayment_at_ns=day(65))  # fmt: skip
     assert assess_loan(late, day(70)) == (LoanState.CURRENT, "back on schedule")
+    # Found by a review: caught up before a pass that came after the default's day, the
+    # loan was defaulted ("late for 61 days") though it was on track when the pass ran.
+    year = loan(terms=LoanTerms(365, 1_000, 30, 60, 5_000), due_at_ns=day(365),
+                state=LoanState.LATE, state_since_ns=day(60), repaid_minor=20_000,
+                last_repayment_at_ns=day(124))  # fmt: skip
+    assert lateness(year, day(125)) is None
+    assert assess_loan(year, day(125)) == (LoanState.CURRENT, "back on schedule")
 
 
 def test_nothing_outstanding_is_repaid_even_after_default() -> None:

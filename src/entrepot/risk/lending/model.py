@@ -907,14 +907,13 @@ def assess_loan(loan: Loan, now_ns: int) -> tuple[LoanState, str] | None:
     why = lateness(loan, now_ns)
     if loan.state is LoanState.CURRENT:
         return None if why is None else (LoanState.LATE, why)
+    if why is None:  # caught up: current, however long it was late (a pass may come late)
+        return LoanState.CURRENT, "back on schedule"
     late_days = (now_ns - loan.state_since_ns) // NS_PER_DAY
     if late_days >= loan.terms.default_after_days:
         return LoanState.DEFAULTED, (
-            f"late for {late_days} days (default after {loan.terms.default_after_days})"
-            + ("" if why is None else f"; {why}")
+            f"late for {late_days} days (default after {loan.terms.default_after_days}); {why}"
         )
-    if why is None:
-        return LoanState.CURRENT, "back on schedule"
     return None
 
 
