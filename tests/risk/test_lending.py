@@ -482,6 +482,10 @@ def test_direct_repayments_never_exceed_what_is_owed(
     with unchanged(lending, sink):
         with pytest.raises(IdConflict, match="another repayment"):
             lending.repay("bank-rw", loan_id, 7_001, "cash-1")
+        # found by a review: a payout's withholding under a direct repayment's reference
+        # failed on the repayments' key (a database error, not a refusal)
+        with pytest.raises(IdConflict, match="direct repayment of loan 'o-1'"):
+            lending.withhold("m-kigali-1", "RWF", 10_000, "cash-1")
         with pytest.raises(ExceedsOutstanding, match="exceeds the 500274 RWF loan 'o-1' owes"):
             lending.repay("bank-rw", loan_id, DUE - 7_000 + 1, "cash-2")
         with pytest.raises(InvalidLendingInput, match="amount_minor must be 1"):

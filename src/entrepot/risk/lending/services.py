@@ -630,6 +630,20 @@ class Lending:
                 ),
             )
             parts = split_parts(payout_minor, loans)
+            # A direct repayment's reference is the lender's to choose: one of these loans'
+            # under this reference made the withholding fail on the repayments' key (a
+            # database error, found by a review); refused by name instead, nothing booked.
+            used = conn.execute(
+                sa.select(st.repayments.c.loan_id).where(
+                    st.repayments.c.reference == reference,
+                    st.repayments.c.loan_id.in_([loan.loan_id for loan in loans]),
+                )
+            ).first()
+            if used is not None:
+                raise IdConflict(
+                    f"reference {reference!r} was used for a direct repayment of loan "
+                    f"{used.loan_id!r}: a payout's withholding needs a reference of its own"
+                )
             for loan, part in zip(loans, parts, strict=True):
                 if part:
                     self._repay_in(u, loan, part, reference, "withhold", merchant_id)
