@@ -419,6 +419,43 @@ def test_payouts_repay_the_loan_and_it_closes_when_repaid(
     assert lending.accept("m-kigali-1", "o-2").state is LoanState.CURRENT  # one open at a time
 
 
+def test_two_requests_racing_for_one_offer_id_log_one_decision(
+    lending: Lending, clock: FakeClock, sink: MemorySink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by a review: each request logged its decision before the check, under the
+    write lock, that another had stored the id; the one then refused left its decision (its
+    merchant's features) logged under the other's offer id."""
+    import threading
+    import time
+
+    append = sink.append
+
+    def slow(decisions):  # type: ignore[no-untyped-def]
+        time.sleep(0.2)  # an fsync that takes its time: both requests are past their reads
+        append(decisions)
+
+    monkeypatch.setattr(sink, "append", slow)
+    answers: dict[str, str] = {}
+
+    def ask(merchant: str) -> None:
+        try:
+            answers[merchant] = lending.offer(
+                merchant, "o-1", "bank-rw", history(clock, merchant)
+            ).offer_id
+        except IdConflict as exc:
+            answers[merchant] = exc.code
+
+    askers = [threading.Thread(target=ask, args=(m,)) for m in ("m-a", "m-b")]
+    for t in askers:
+        t.start()
+    for t in askers:
+        t.join()
+    assert sorted(answers.values()) == ["lending_id_conflict", "o-1"]
+    (logged,) = sink.decisions
+    stored = lending.get_offer("bank-rw", "o-1")
+    assert logged.decision_id == stored.log_id
+
+
 def test_bad_withholdings_change_nothing(
     lending: Lending, clock: FakeClock, sink: MemorySink
 ) -> None:

@@ -277,13 +277,15 @@ class Lending:
         if policy is None:
             raise PolicyNotFound(f"lender {lender_id!r} has no {history.currency} credit policy")
         offer, decision = self._decide(caller, offer_id, policy, history, now)
-        # Logged before it is stored: a decision the log cannot take has no effect (a racing
-        # request with the same id, which then replays, leaves one logged but never stored).
-        self._log([decision])
         with self._uow() as uow:
             replay = self._replayed_offer(uow.connection, offer_id, lender_id, history)
             if replay is not None:
                 return replay
+            # Logged once no other request with this id has stored its own (under the write
+            # lock: a racing request's decision was logged under the id it was then refused,
+            # its merchant's features readable by the other's lender; found by a review), and
+            # before it is stored: a decision the log cannot take has no effect.
+            self._log([decision])
             uow.connection.execute(sa.insert(st.offers).values(**st.offer_values(offer)))
         return offer
 
