@@ -212,6 +212,21 @@ def test_the_query_string_is_part_of_the_keyed_request(
     assert same.status_code == 201 and same.headers["Idempotent-Replayed"] == "true"
 
 
+def test_an_escaped_question_mark_in_the_path_is_not_the_query(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    """Found by a review: the path is decoded before it is hashed, so "/x%3Fa=1" (a 404,
+    stored) and "/x?a=1" were one request to the key, and the second was answered the
+    first's 404 as a replay instead of 409 (or running)."""
+    client, h = api
+    keyed = {**h["mtn-rw"], "Idempotency-Key": "k-escaped"}
+    first = client.post("/v1/quotes%3FdryRun=true", json=QUOTE, headers=keyed)
+    assert first.status_code == 404
+    other = client.post("/v1/quotes?dryRun=true", json=QUOTE, headers=keyed)
+    assert other.status_code == 409 and other.json()["errorCode"] == "3106"
+    assert "Idempotent-Replayed" not in other.headers
+
+
 # ------------------------------------------------------------------ signed requests
 RATE = {"sourceCurrency": "RWF", "targetCurrency": "MYR", "rate": "0.0032", "spreadBps": 100}
 
