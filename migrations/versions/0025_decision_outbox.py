@@ -28,13 +28,10 @@ def upgrade() -> None:
         sa.Column("transfer_id", sa.String(64), nullable=False),
         sa.Column("record", sa.Text, nullable=False),
         sa.Column("created_at", sa.BigInteger, nullable=False),
-        sa.Column("claimed_until", sa.BigInteger, nullable=False),
     )
-    op.create_index(
-        "ix_pay_decision_outbox_claimed_until", "pay_decision_outbox", ["claimed_until"]
-    )
+    op.create_index("ix_pay_decision_outbox_created_at", "pay_decision_outbox", ["created_at"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_pay_decision_outbox_claimed_until", table_name="pay_decision_outbox")
+    op.drop_index("ix_pay_decision_outbox_created_at", table_name="pay_decision_outbox")
     op.drop_table("pay_decision_outbox")

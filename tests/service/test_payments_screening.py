@@ -631,3 +631,24 @@ def test_a_payee_named_in_arabic_script_is_screened_by_its_letters(
     held = scheme.prepare_transfer("mtn-rw", "t-ar", quote.id)
     assert held.state is TransferState.HOLD
     assert held.reason is not None and "AL-ZAWAHIRI, Ayman" in held.reason
+
+
+def test_migration_0027_makes_the_verdicts_waiting_before_it_claimable(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """Verdicts written before claims existed wait with no claim: claimable at once."""
+    from entrepot.risk.decisions import MemorySink
+    from entrepot.storage.migrate import downgrade, upgrade
+
+    refusing, sink = _refusing_sink(), MemorySink()
+    scheme.screening = _Verdicts("sanctions", refusing)  # type: ignore[assignment]
+    q = scheme.create_quote("mtn-rw", "q-1", "MERCHANT", "KL-TILL-42", 500, "RECEIVE", "RWF")
+    scheme.prepare_transfer("mtn-rw", "t-1", q.id)
+    scheme.review_hold(SCHEME, "t-1", True, "ok")
+    (waiting,) = _outbox(scheme)
+    downgrade(scheme.engine, "0026_escrow_managed_by")
+    upgrade(scheme.engine)
+    assert _outbox(scheme) == [waiting]
+    scheme.screening = _Verdicts("sanctions", sink)  # type: ignore[assignment]
+    assert scheme.log_pending_verdicts() == {"verdicts_logged": 1, "verdicts_waiting": 0}
+    assert [d.decision_id for d in sink] == [waiting]
