@@ -505,6 +505,59 @@ def test_a_held_payout_repays_the_loan_only_once_it_is_paid(net: Net, verdict: s
     assert event["withheld_minor"] == withheld
 
 
+def test_a_direct_repayment_under_a_held_payouts_id_does_not_block_the_payout(net: Net) -> None:
+    """Found by a review: the withholding is booked when the payout is paid, by the payout's
+    id; the lender, seeing that id while the payout was held, recorded a direct repayment
+    under it, and at release the loan book refused the withholding: the payout rolled back at
+    every pass, and the pass stopped there for every other payout. It is paid whole now,
+    the refusal said once on the order (to those who may read the loan)."""
+    from entrepot.payments import SCHEME as OPERATOR
+    from entrepot.risk.lending import Lending
+    from tests.risk.test_lending import policy
+
+    merchant, buyer = net.merchant(), net.buyer()
+    sku = net.basket(merchant, on_hand=40)
+    for n in range(3):
+        net.order(buyer, sku, 1, order_id=f"o-{n}")
+        net.ship(f"o-{n}")
+        net.trade.confirm_receipt(buyer, f"o-{n}")
+        net.advance_days(31)
+    lending = Lending(net.engine, net.scheme.ledger, net.clock)
+    net.trade.lending = lending
+    terms = {"min_tenure_days": 60, "min_avg_monthly_sales_minor": 10_000, "min_regularity": "0.2"}
+    lending.set_policy("mtn-rw", policy("mtn-rw", "RWF", limit_min_minor=10_000, **terms))
+    lending.offer("mtn-rw", "off-1", "mtn-rw", net.trade.merchant_history(merchant, "m-inzozi"))
+    loan = lending.accept("m-inzozi", "off-1")
+    screening = HoldPayouts()
+    net.scheme.screening = screening
+    for n in (9, 10):
+        net.order(buyer, sku, 1, order_id=f"o-{n}")
+        net.ship(f"o-{n}")
+        net.trade.confirm_receipt(buyer, f"o-{n}")
+    held = {n: net.trade.payouts(merchant, f"o-{n}")[0]["transfer_id"] for n in (9, 10)}
+    lending.repay("mtn-rw", loan.loan_id, 1_000, held[9])  # the payout's id, chosen by the bank
+    for n in (9, 10):
+        net.scheme.review_hold(OPERATOR, held[n], True, "checked")
+    screening.on = False
+    for _ in range(2):
+        net.trade.process_deadlines()
+    paid = {n: net.trade.payouts(merchant, f"o-{n}")[0] for n in (9, 10)}
+    assert [(p["state"], p["withheld_minor"]) for p in paid.values()] == [
+        ("PAID", 0),
+        ("PAID", NET_RWF // 2 // 10),
+    ]
+    kinds = [e["kind"] for e in net.trade.order_events(merchant, "o-9")]
+    assert kinds.count("withholding_refused") == 1 and kinds.count("payout") == 1
+    (refused,) = [
+        e for e in net.trade.order_events(merchant, "o-9") if e["kind"] == "withholding_refused"
+    ]
+    assert "direct repayment" in str(refused["error"])
+    (told,) = [
+        e for e in net.trade.order_events(buyer, "o-9") if e["kind"] == "withholding_refused"
+    ]
+    assert "error" not in told
+
+
 def test_a_payout_that_keeps_failing_is_logged_once_until_something_changes(net: Net) -> None:
     """The deadline pass retries a stuck payout every 30 s: the order's log records the
     failure once, not once a pass (about 2,900 events a day), and again when it changes."""

@@ -467,6 +467,7 @@ ORDER_EVENT_STATES: dict[str, OrderState | None] = {
     "payout_held": None,
     "payout_failed": None,
     "payout_retry": None,
+    "withholding_refused": None,  # the loan book refused the payout's id: paid whole
     "deadline_failed": None,
 }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ from sqlalchemy import Connection, Engine
 
 from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock, ns_to_datetime
 from entrepot.kernel.countries import is_country
+from entrepot.kernel.errors import Conflict, DomainError
 from entrepot.kernel.money import Money, convert, get_currency
 from entrepot.payments import PaymentScheme
 from entrepot.payments.errors import PaymentError, TransferBlocked
@@ -131,6 +133,7 @@ from entrepot.trade.model import (
 
 #: who decides the escrows an order makes (the scheme's ``managed_by``): trade's use cases alone
 TRADE_MANAGER = "trade"
+log = logging.getLogger(__name__)
 QUOTE_TTL_S = 900
 PAYOUT_TTL_S = 86_400  # a payout held by screening waits a day for the reviewer
 LINES_MAX = 50
@@ -1453,6 +1456,8 @@ class TradeNetwork(DisputeDesk):
                 detail = _payout_detail_shared(r.kind, detail)
             if not sees_loan:
                 detail.pop("withheld_minor", None)  # the merchant's loan: see payouts()
+                if r.kind == "withholding_refused":
+                    detail.pop("error", None)  # names the loan
             events.append({"seq": r.seq, "kind": r.kind, "actor": r.actor, "at_ns": r.at, **detail})
         return events
 
@@ -1927,17 +1932,32 @@ class TradeNetwork(DisputeDesk):
         attempt: a replay books nothing twice); 0 without lending."""
         if self.lending is None:
             return 0
-        return int(
-            self.lending.withhold(
-                merchant.id,
-                row.currency,
-                row.amount,
-                row.transfer_id,
-                uow=uow,
-                # only the bank the payout goes to can keep a repayment out of it
-                lender_id=merchant.settlement_participant,
+        try:
+            return int(
+                self.lending.withhold(
+                    merchant.id,
+                    row.currency,
+                    row.amount,
+                    row.transfer_id,
+                    uow=uow,
+                    # only the bank the payout goes to can keep a repayment out of it
+                    lender_id=merchant.settlement_participant,
+                )
             )
-        )
+        except Conflict as exc:
+            # The loan book refuses the payout's id as a reference (its lender recorded a
+            # direct repayment under it while the payout was held, say), before it books
+            # anything: the payout is paid whole and says so, once. Refused, it rolled the
+            # payout back at every pass, and stopped the pass's other payouts (a review).
+            if not st.last_event_is(
+                uow.connection, st.order_events, "order_id", row.order_id,
+                "withholding_refused", st.dumps({"error": str(exc), "payout": row.transfer_id}),
+            ):  # fmt: skip
+                self._event(
+                    uow.connection, row.order_id, "withholding_refused", SCHEME,
+                    error=str(exc), payout=row.transfer_id,
+                )  # fmt: skip
+            return 0
 
     def _held_payout(
         self, uow: UnitOfWork, row: Any, order: Order, merchant: Merchant, hub: Hub, tid: str
@@ -2324,7 +2344,13 @@ class TradeNetwork(DisputeDesk):
                     sa.select(st.payouts.c.transfer_id).where(sa.text(st.UNPAID_PAYOUT))
                 ).all()
             ]
-        return sum(1 for tid in ids if self.pay_out(tid) == "PAID")
+        paid = 0
+        for tid in ids:
+            try:
+                paid += self.pay_out(tid) == "PAID"
+            except DomainError:  # one payout refused otherwise must not stop the others
+                log.warning("payout %s could not be retried", tid, exc_info=True)
+        return paid
 
 
 def _resent(found: _T, same: bool, what: str, ident: str, field: str) -> _T:
