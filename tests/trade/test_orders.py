@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from decimal import ROUND_UP, Decimal
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -458,12 +459,9 @@ def test_a_held_payout_is_paid_once_the_review_ends(net: Net, verdict: str) -> N
     assert kinds.count("payout_retry") == (verdict == "reject")
 
 
-@pytest.mark.parametrize("verdict", ["approve", "reject"])
-def test_a_held_payout_repays_the_loan_only_once_it_is_paid(net: Net, verdict: str) -> None:
-    """Found by a review: the withholding was booked when the payout was prepared; held by
-    screening and rejected, the loan stood repaid with money the bank never received (and
-    the merchant borrowed again at once). It is booked when the payout is paid, once."""
-    from entrepot.payments import SCHEME as OPERATOR
+def _with_a_loan(net: Net) -> tuple[str, str, str, Any, Any]:
+    """A merchant with three months of sales and a loan from its bank, mtn-rw, whose
+    policy withholds 10 % of each payout: (merchant, buyer, sku, lending, loan)."""
     from entrepot.risk.lending import Lending
     from tests.risk.test_lending import policy
 
@@ -480,6 +478,17 @@ def test_a_held_payout_repays_the_loan_only_once_it_is_paid(net: Net, verdict: s
     lending.set_policy("mtn-rw", policy("mtn-rw", "RWF", limit_min_minor=10_000, **terms))
     lending.offer("mtn-rw", "off-1", "mtn-rw", net.trade.merchant_history(merchant, "m-inzozi"))
     loan = lending.accept("m-inzozi", "off-1")
+    return merchant, buyer, sku, lending, loan
+
+
+@pytest.mark.parametrize("verdict", ["approve", "reject"])
+def test_a_held_payout_repays_the_loan_only_once_it_is_paid(net: Net, verdict: str) -> None:
+    """Found by a review: the withholding was booked when the payout was prepared; held by
+    screening and rejected, the loan stood repaid with money the bank never received (and
+    the merchant borrowed again at once). It is booked when the payout is paid, once."""
+    from entrepot.payments import SCHEME as OPERATOR
+
+    merchant, buyer, sku, lending, loan = _with_a_loan(net)
     screening = HoldPayouts()
     net.scheme.screening = screening
     net.order(buyer, sku, 1, order_id="o-9")
@@ -512,22 +521,8 @@ def test_a_direct_repayment_under_a_held_payouts_id_does_not_block_the_payout(ne
     every pass, and the pass stopped there for every other payout. It is paid whole now,
     the refusal said once on the order (to those who may read the loan)."""
     from entrepot.payments import SCHEME as OPERATOR
-    from entrepot.risk.lending import Lending
-    from tests.risk.test_lending import policy
 
-    merchant, buyer = net.merchant(), net.buyer()
-    sku = net.basket(merchant, on_hand=40)
-    for n in range(3):
-        net.order(buyer, sku, 1, order_id=f"o-{n}")
-        net.ship(f"o-{n}")
-        net.trade.confirm_receipt(buyer, f"o-{n}")
-        net.advance_days(31)
-    lending = Lending(net.engine, net.scheme.ledger, net.clock)
-    net.trade.lending = lending
-    terms = {"min_tenure_days": 60, "min_avg_monthly_sales_minor": 10_000, "min_regularity": "0.2"}
-    lending.set_policy("mtn-rw", policy("mtn-rw", "RWF", limit_min_minor=10_000, **terms))
-    lending.offer("mtn-rw", "off-1", "mtn-rw", net.trade.merchant_history(merchant, "m-inzozi"))
-    loan = lending.accept("m-inzozi", "off-1")
+    merchant, buyer, sku, lending, loan = _with_a_loan(net)
     screening = HoldPayouts()
     net.scheme.screening = screening
     for n in (9, 10):
