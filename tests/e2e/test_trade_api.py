@@ -720,6 +720,7 @@ def test_a_dispute_after_its_window_is_refused_and_the_deadline_releases(api: Ap
         "disputesReassigned": 0,
         "rulingsFinal": 0,
         "payoutsRetried": 0,
+        "payoutsFailed": 0,
         "failed": 0,
         "disputesFailed": 0,
     }

@@ -547,10 +547,48 @@ def test_a_direct_repayment_under_a_held_payouts_id_does_not_block_the_payout(ne
         e for e in net.trade.order_events(merchant, "o-9") if e["kind"] == "withholding_refused"
     ]
     assert "direct repayment" in str(refused["error"])
-    (told,) = [
-        e for e in net.trade.order_events(buyer, "o-9") if e["kind"] == "withholding_refused"
-    ]
-    assert "error" not in told
+    # that the merchant has a loan is not the buyer's to know (nor the other hub's)
+    for other in (buyer, "hub-kuala-lumpur"):
+        kinds = [e["kind"] for e in net.trade.order_events(other, "o-9")]
+        assert "withholding_refused" not in kinds and "payout" in kinds
+
+
+def test_a_payout_the_loan_book_refuses_is_counted_and_the_others_are_paid(
+    net: Net, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refusal from outside the scheme (the loan book's, here injected) stopped the retry
+    pass at that payout, every pass, and the others waited behind it; each payout is tried
+    on its own now, the refused one counted (``payouts_failed``) and left for the next."""
+    from entrepot.kernel.errors import DomainError
+    from entrepot.payments import SCHEME as OPERATOR
+
+    merchant, buyer, sku, lending, _ = _with_a_loan(net)
+    screening = HoldPayouts()
+    net.scheme.screening = screening
+    for n in (9, 10):
+        net.order(buyer, sku, 1, order_id=f"o-{n}")
+        net.ship(f"o-{n}")
+        net.trade.confirm_receipt(buyer, f"o-{n}")
+    held = {n: net.trade.payouts(merchant, f"o-{n}")[0]["transfer_id"] for n in (9, 10)}
+    for n in (9, 10):
+        net.scheme.review_hold(OPERATOR, held[n], True, "checked")
+    screening.on = False
+    withhold = lending.withhold
+
+    def refuses_o9(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if args[3] == held[9]:
+            raise DomainError("the loan book is being audited")
+        return withhold(*args, **kwargs)
+
+    monkeypatch.setattr(lending, "withhold", refuses_o9)
+    counts = net.trade.process_deadlines()
+    assert (counts["payouts_retried"], counts["payouts_failed"]) == (1, 1)
+    states = [net.trade.payouts(merchant, f"o-{n}")[0]["state"] for n in (9, 10)]
+    assert states == ["HELD", "PAID"]  # o-9 rolled back whole: tried again next pass
+    monkeypatch.undo()
+    counts = net.trade.process_deadlines()
+    assert (counts["payouts_retried"], counts["payouts_failed"]) == (1, 0)
+    assert net.trade.payouts(merchant, "o-9")[0]["state"] == "PAID"
 
 
 def test_a_payout_that_keeps_failing_is_logged_once_until_something_changes(net: Net) -> None:

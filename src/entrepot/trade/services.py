@@ -1455,9 +1455,9 @@ class TradeNetwork(DisputeDesk):
             if not payer:
                 detail = _payout_detail_shared(r.kind, detail)
             if not sees_loan:
-                detail.pop("withheld_minor", None)  # the merchant's loan: see payouts()
                 if r.kind == "withholding_refused":
-                    detail.pop("error", None)  # names the loan
+                    continue  # that the merchant has a loan is not theirs to know
+                detail.pop("withheld_minor", None)  # the merchant's loan: see payouts()
             events.append({"seq": r.seq, "kind": r.kind, "actor": r.actor, "at_ns": r.at, **detail})
         return events
 
@@ -2282,7 +2282,7 @@ class TradeNetwork(DisputeDesk):
                     counts[name] += 1
                     self._after(order_id)
         counts.update(self.process_dispute_deadlines())
-        counts["payouts_retried"] = self._retry_payouts()
+        counts["payouts_retried"], counts["payouts_failed"] = self._retry_payouts()
         return counts
 
     def _act_on_deadline(
@@ -2335,7 +2335,10 @@ class TradeNetwork(DisputeDesk):
             reason="not delivered in time",
         )
 
-    def _retry_payouts(self) -> int:
+    def _retry_payouts(self) -> tuple[int, int]:
+        """(paid, failed): each unpaid payout tried again; one the scheme refuses stays
+        PENDING (``pay_out``, logged on the order); one refused otherwise (the loan book, say)
+        is counted and logged here, and does not stop the others."""
         with read_connection(self.engine) as conn:
             ids = [
                 r[0]
@@ -2344,13 +2347,14 @@ class TradeNetwork(DisputeDesk):
                     sa.select(st.payouts.c.transfer_id).where(sa.text(st.UNPAID_PAYOUT))
                 ).all()
             ]
-        paid = 0
+        paid = failed = 0
         for tid in ids:
             try:
                 paid += self.pay_out(tid) == "PAID"
             except DomainError:  # one payout refused otherwise must not stop the others
+                failed += 1
                 log.warning("payout %s could not be retried", tid, exc_info=True)
-        return paid
+        return paid, failed
 
 
 def _resent(found: _T, same: bool, what: str, ident: str, field: str) -> _T:
