@@ -227,10 +227,12 @@ def screen_all(
 
 class Screening(Protocol):
     """Risk plugs in here: a transfer may be held for a person's review instead of reserved,
-    or blocked. A screening may also learn from the review's verdict (``learn``), load what it
-    screens with ahead of the first transfer (``load``; a server calls it at start), and say
-    that it keeps no state of what it screens (``screens_ahead = True``: a prepare then
-    screens before taking the write lock)."""
+    or blocked. A screening may also make the decisions a review's verdict is logged as
+    (``verdicts``, called in the review's transaction, written to the decision outbox),
+    append them to its log (``log_verdicts``, after the commit; the ids appended), learn from
+    the verdict (``learn``, after the commit), load what it screens with ahead of the first
+    transfer (``load``; a server calls it at start), and say that it keeps no state of what it
+    screens (``screens_ahead = True``: a prepare then screens before taking the write lock)."""
 
     def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision: ...
 
