@@ -107,10 +107,11 @@ def test_protected_columns_by_declared_list_and_name_words() -> None:
     # found by a review: camelCase names were one lowered word ("applicantage") and age and
     # gender entered the model; words run together in one case stay one word ("usage")
     columns = ["applicantAge", "applicantGender", "dateOfBirth", "ownerEthnicity", "APPLICANTSex",
-               "pageViews", "usageCount", "storage", "averageSale", "Disabled"]  # fmt: skip
+               "pageViews", "usageCount", "storage", "averageSale", "Disabled", "owner_dob",
+               "marriageStatus", "ages_band", "DOB", "dobbin_score", "garages"]  # fmt: skip
     assert credit.protected_columns(columns, ()) == [
         "applicantAge", "applicantGender", "dateOfBirth", "ownerEthnicity", "APPLICANTSex",
-        "Disabled",
+        "Disabled", "owner_dob", "marriageStatus", "ages_band", "DOB",
     ]  # fmt: skip
 
 

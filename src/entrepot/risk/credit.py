@@ -52,7 +52,10 @@ DEFAULT_PROTECTED: tuple[str, ...] = ("personal_status_and_sex", "age_in_years",
 PROTECTED_NAME_WORDS: tuple[str, ...] = (
     "sex", "gender", "age", "marital", "nationality", "race", "religion", "foreign",
     "ethnicity", "ethnic", "birth", "disability", "disabled", "pregnancy", "pregnant",
-    "citizenship",
+    "citizenship", "dob", "marriage", "married",
+    # plurals a column may be named with ("ages_band", "races")
+    "sexes", "genders", "ages", "nationalities", "races", "religions", "ethnicities",
+    "disabilities",
 )  # fmt: skip
 #: Where a column's name changes case (``applicantAge``, ``HTTPStatus``): a word boundary.
 _CASE_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
