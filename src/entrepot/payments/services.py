@@ -2015,6 +2015,7 @@ class PaymentScheme:
             # committed: the log holds a verdict if and only if it took effect.
             verdicts = self._verdicts(t, not approve, reason)
             if verdicts:
+                now = self._now()
                 conn.execute(
                     sa.insert(st.decision_outbox),
                     [
@@ -2022,9 +2023,9 @@ class PaymentScheme:
                             "decision_id": d.decision_id,
                             "transfer_id": t.id,
                             "record": json.dumps(d.to_dict(), sort_keys=True),
-                            "created_at": self._now(),
+                            "created_at": now,
                             # this worker's to append, next (the pass leaves it until then)
-                            "claimed_until": self._now() + VERDICT_GRACE_S * NS_PER_S,
+                            "claimed_until": now + VERDICT_GRACE_S * NS_PER_S,
                         }
                         for d in verdicts
                     ],

@@ -280,6 +280,16 @@ class TradeNetwork(DisputeDesk):
             )
         )
 
+    def _event_once(
+        self, conn: Connection, order_id: str, kind: str, actor: str, **detail: object
+    ) -> None:
+        """:meth:`_event`, unless the order's log already ends with this very event (a
+        failure the deadline pass meets again at every pass)."""
+        if not st.last_event_is(
+            conn, st.order_events, "order_id", order_id, kind, st.dumps(detail)
+        ):
+            self._event(conn, order_id, kind, actor, **detail)
+
     def _set_state(self, conn: Connection, order: Order, **values: object) -> Order:
         kinds = [
             r[0]
@@ -1949,14 +1959,10 @@ class TradeNetwork(DisputeDesk):
             # direct repayment under it while the payout was held, say), before it books
             # anything: the payout is paid whole and says so, once. Refused, it rolled the
             # payout back at every pass, and stopped the pass's other payouts (a review).
-            if not st.last_event_is(
-                uow.connection, st.order_events, "order_id", row.order_id,
-                "withholding_refused", st.dumps({"error": str(exc), "payout": row.transfer_id}),
-            ):  # fmt: skip
-                self._event(
-                    uow.connection, row.order_id, "withholding_refused", SCHEME,
-                    error=str(exc), payout=row.transfer_id,
-                )  # fmt: skip
+            self._event_once(
+                uow.connection, row.order_id, "withholding_refused", SCHEME,
+                error=str(exc), payout=row.transfer_id,
+            )  # fmt: skip
             return 0
 
     def _held_payout(
@@ -2304,14 +2310,11 @@ class TradeNetwork(DisputeDesk):
             return True
         except (TradeError, PaymentError) as exc:
             with self._write() as uow:
-                conn = uow.connection
                 # once while it keeps failing for the same reason: the pass retries it every
                 # 30 s, and an order stuck for days gained thousands of identical events
-                if not st.last_event_is(
-                    conn, st.order_events, "order_id", order_id, "deadline_failed",
-                    st.dumps({"error": str(exc)}),
-                ):  # fmt: skip
-                    self._event(conn, order_id, "deadline_failed", SCHEME, error=str(exc))
+                self._event_once(
+                    uow.connection, order_id, "deadline_failed", SCHEME, error=str(exc)
+                )
             return None
 
     def _expire_unshipped(self, conn: Connection, order: Order) -> Order:
