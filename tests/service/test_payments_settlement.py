@@ -13,7 +13,13 @@ from entrepot.kernel import limits
 from entrepot.kernel.clock import FakeClock
 from entrepot.kernel.errors import InvalidInput
 from entrepot.ledger import validate
-from entrepot.payments import SCHEME, NetPosition, PaymentScheme, WindowState
+from entrepot.payments import (
+    SCHEME,
+    NetPosition,
+    PaymentScheme,
+    SettlementWindow,
+    WindowState,
+)
 from entrepot.payments.errors import (
     InvalidState,
     LedgerRefused,
@@ -49,6 +55,24 @@ def restored(scheme: PaymentScheme) -> None:
         assert liq["net_position_minor"] == 0, (pid, cur)
         assert liq["position_reserved_minor"] == 0, (pid, cur)
         assert liq["position_available_minor"] == liq["net_debit_cap_minor"], (pid, cur)
+
+
+def settled_whole(
+    scheme: PaymentScheme,
+    before: dict[tuple[str, str], dict[str, int]],
+    closed: SettlementWindow,
+    settled: SettlementWindow,
+) -> None:
+    """Every net of ``closed`` was settled whole, moved between settlement accounts since
+    ``before`` (the liquidity before its payments), and every position restored."""
+    assert settled.positions == tuple(
+        replace(p, settled_minor=abs(p.net_minor)) for p in closed.positions
+    )
+    assert moves(before, liquidity(scheme)) == {
+        (pid, cur, "settlement_balance"): net
+        for (pid, cur), (_, _, net) in nets(closed.positions).items()
+    }
+    restored(scheme)
 
 
 def test_close_and_settle_a_window_of_payments_in_both_directions(
@@ -130,14 +154,7 @@ def test_close_and_settle_a_window_of_payments_in_both_directions(
     settled = scheme.settle_window(SCHEME, window_id)
     assert settled.state is WindowState.SETTLED
     assert settled.settled_at_ns is not None
-    assert settled.positions == tuple(
-        replace(p, settled_minor=abs(p.net_minor)) for p in w.positions
-    )
-    assert moves(before, liquidity(scheme)) == {
-        (pid, cur, "settlement_balance"): net
-        for (pid, cur), (_, _, net) in nets(w.positions).items()
-    }
-    restored(scheme)
+    settled_whole(scheme, before, w, settled)
     # The settlement hub passes the nets through and keeps nothing.
     for cur in ("RWF", "MYR"):
         hub = scheme.ledger.get_account(ledger_id("scheme-account", cur, "settlement_hub"))
@@ -463,14 +480,7 @@ def test_a_window_settles_in_batches_the_ledger_takes(
     monkeypatch.setattr(limits, "BATCH_EVENTS_MAX", 3)
     monkeypatch.setattr(validate, "BATCH_EVENTS_MAX", 3)
     settled = scheme.settle_window(SCHEME, w.id)
-    assert settled.positions == tuple(
-        replace(p, settled_minor=abs(p.net_minor)) for p in w.positions
-    )
-    assert moves(before, liquidity(scheme)) == {
-        (pid, cur, "settlement_balance"): net
-        for (pid, cur), (_, _, net) in nets(w.positions).items()
-    }
-    restored(scheme)
+    settled_whole(scheme, before, w, settled)
     assert_ledger_ok(scheme)
 
 

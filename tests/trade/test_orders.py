@@ -395,7 +395,10 @@ def test_merchant_history_feeds_a_partner_bank_and_repayment_is_withheld(net: Ne
         assert "withheld_minor" not in paid and paid["amount_minor"] == NET_RWF // 2
 
 
-def test_a_loan_from_another_bank_is_not_withheld_from_payouts(net: Net) -> None:
+def _with_a_loan(net: Net, lender: str = "mtn-rw") -> tuple[str, str, str, Any, Any]:
+    """A merchant with three months of sales and a loan from ``lender`` (by default its own
+    bank, mtn-rw), whose policy withholds 10 % of each payout: (merchant, buyer, sku,
+    lending, loan)."""
     from entrepot.risk.lending import Lending
     from tests.risk.test_lending import policy
 
@@ -409,10 +412,15 @@ def test_a_loan_from_another_bank_is_not_withheld_from_payouts(net: Net) -> None
     lending = Lending(net.engine, net.scheme.ledger, net.clock)
     net.trade.lending = lending
     terms = {"min_tenure_days": 60, "min_avg_monthly_sales_minor": 10_000, "min_regularity": "0.2"}
-    lending.set_policy("kbc-be", policy("kbc-be", "RWF", limit_min_minor=10_000, **terms))
+    lending.set_policy(lender, policy(lender, "RWF", limit_min_minor=10_000, **terms))
     history = net.trade.merchant_history(merchant, "m-inzozi", months=3)
-    lending.offer("kbc-be", "off-1", "kbc-be", history)
+    lending.offer(lender, "off-1", lender, history)
     loan = lending.accept("m-inzozi", "off-1")
+    return merchant, buyer, sku, lending, loan
+
+
+def test_a_loan_from_another_bank_is_not_withheld_from_payouts(net: Net) -> None:
+    merchant, buyer, sku, lending, loan = _with_a_loan(net, "kbc-be")
     net.order(buyer, sku, 1, order_id="o-9")
     net.ship("o-9")
     net.trade.confirm_receipt(buyer, "o-9")
@@ -459,28 +467,6 @@ def test_a_held_payout_is_paid_once_the_review_ends(net: Net, verdict: str) -> N
     assert kinds.count("payout_retry") == (verdict == "reject")
 
 
-def _with_a_loan(net: Net) -> tuple[str, str, str, Any, Any]:
-    """A merchant with three months of sales and a loan from its bank, mtn-rw, whose
-    policy withholds 10 % of each payout: (merchant, buyer, sku, lending, loan)."""
-    from entrepot.risk.lending import Lending
-    from tests.risk.test_lending import policy
-
-    merchant, buyer = net.merchant(), net.buyer()
-    sku = net.basket(merchant, on_hand=40)
-    for n in range(3):
-        net.order(buyer, sku, 1, order_id=f"o-{n}")
-        net.ship(f"o-{n}")
-        net.trade.confirm_receipt(buyer, f"o-{n}")
-        net.advance_days(31)
-    lending = Lending(net.engine, net.scheme.ledger, net.clock)
-    net.trade.lending = lending
-    terms = {"min_tenure_days": 60, "min_avg_monthly_sales_minor": 10_000, "min_regularity": "0.2"}
-    lending.set_policy("mtn-rw", policy("mtn-rw", "RWF", limit_min_minor=10_000, **terms))
-    lending.offer("mtn-rw", "off-1", "mtn-rw", net.trade.merchant_history(merchant, "m-inzozi"))
-    loan = lending.accept("m-inzozi", "off-1")
-    return merchant, buyer, sku, lending, loan
-
-
 @pytest.mark.parametrize("verdict", ["approve", "reject"])
 def test_a_held_payout_repays_the_loan_only_once_it_is_paid(net: Net, verdict: str) -> None:
     """Found by a review: the withholding was booked when the payout was prepared; held by
@@ -514,6 +500,20 @@ def test_a_held_payout_repays_the_loan_only_once_it_is_paid(net: Net, verdict: s
     assert event["withheld_minor"] == withheld
 
 
+def _held_payouts(
+    net: Net, merchant: str, buyer: str, sku: str
+) -> tuple[HoldPayouts, dict[int, str]]:
+    """Orders o-9 and o-10 delivered while screening holds every payout: the screening and
+    the two payouts' transfer ids, by order number."""
+    screening = HoldPayouts()
+    net.scheme.screening = screening
+    for n in (9, 10):
+        net.order(buyer, sku, 1, order_id=f"o-{n}")
+        net.ship(f"o-{n}")
+        net.trade.confirm_receipt(buyer, f"o-{n}")
+    return screening, {n: net.trade.payouts(merchant, f"o-{n}")[0]["transfer_id"] for n in (9, 10)}
+
+
 def test_a_direct_repayment_under_a_held_payouts_id_does_not_block_the_payout(net: Net) -> None:
     """Found by a review: the withholding is booked when the payout is paid, by the payout's
     id; the lender, seeing that id while the payout was held, recorded a direct repayment
@@ -523,13 +523,7 @@ def test_a_direct_repayment_under_a_held_payouts_id_does_not_block_the_payout(ne
     from entrepot.payments import SCHEME as OPERATOR
 
     merchant, buyer, sku, lending, loan = _with_a_loan(net)
-    screening = HoldPayouts()
-    net.scheme.screening = screening
-    for n in (9, 10):
-        net.order(buyer, sku, 1, order_id=f"o-{n}")
-        net.ship(f"o-{n}")
-        net.trade.confirm_receipt(buyer, f"o-{n}")
-    held = {n: net.trade.payouts(merchant, f"o-{n}")[0]["transfer_id"] for n in (9, 10)}
+    screening, held = _held_payouts(net, merchant, buyer, sku)
     lending.repay("mtn-rw", loan.loan_id, 1_000, held[9])  # the payout's id, chosen by the bank
     for n in (9, 10):
         net.scheme.review_hold(OPERATOR, held[n], True, "checked")
@@ -563,13 +557,7 @@ def test_a_payout_the_loan_book_refuses_is_counted_and_the_others_are_paid(
     from entrepot.payments import SCHEME as OPERATOR
 
     merchant, buyer, sku, lending, _ = _with_a_loan(net)
-    screening = HoldPayouts()
-    net.scheme.screening = screening
-    for n in (9, 10):
-        net.order(buyer, sku, 1, order_id=f"o-{n}")
-        net.ship(f"o-{n}")
-        net.trade.confirm_receipt(buyer, f"o-{n}")
-    held = {n: net.trade.payouts(merchant, f"o-{n}")[0]["transfer_id"] for n in (9, 10)}
+    screening, held = _held_payouts(net, merchant, buyer, sku)
     for n in (9, 10):
         net.scheme.review_hold(OPERATOR, held[n], True, "checked")
     screening.on = False
