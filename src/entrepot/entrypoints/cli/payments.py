@@ -927,11 +927,11 @@ def iso(
     ] = None,
 ) -> None:
     """Print an ISO 20022 message (XML) for a transfer or a participant's account."""
-    if message != "camt053":
+    if message in ("pacs008", "pacs002"):
         # a statement's options on a transfer's message were read, or not, and dropped
         given = [name for name, v in (("--since", since), ("--to", until), ("--account", account))
                  if v is not None]  # fmt: skip
-        if given and message in ("pacs008", "pacs002"):
+        if given:
             raise bad_input(
                 f"{', '.join(given)}: camt053's options; {message} is one transfer's message"
             )
