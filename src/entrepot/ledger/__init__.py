@@ -33,6 +33,7 @@ from entrepot.ledger.model import (
     ledger_for_currency,
 )
 from entrepot.ledger.services import InvariantReport, Ledger
+from entrepot.ledger.validate import chain_batches
 
 __all__ = [
     "AMOUNT_FULL",
@@ -55,5 +56,6 @@ __all__ = [
     "TransferFlags",
     "TransferNotFound",
     "UnknownLedger",
+    "chain_batches",
     "ledger_for_currency",
 ]

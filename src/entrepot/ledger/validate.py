@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from entrepot.kernel.ids import U128_MAX
 from entrepot.kernel.limits import AMOUNT_MAX, BATCH_EVENTS_MAX, U16_MAX, U32_MAX, USER_DATA_64_MAX
 from entrepot.ledger.errors import BatchTooLarge, LedgerInputError
-from entrepot.ledger.model import Account, Transfer, TransferFlags
+from entrepot.ledger.model import Account, AccountFlags, Transfer, TransferFlags
+
+assert int(AccountFlags.LINKED) == int(TransferFlags.LINKED)
 
 #: Each transfer field and its largest value (all are at least 0), in the record's order.
 TRANSFER_RANGES: tuple[tuple[str, int], ...] = (
@@ -57,6 +59,32 @@ def check_batch_size(batch: Sequence[object], what: str) -> None:
             f"{len(batch)} {what} in one request; at most {BATCH_EVENTS_MAX:,} are allowed",
             field="batch",
         )
+
+
+def chain_batches(flags: Sequence[int], size: int | None = None) -> list[tuple[int, int]]:
+    """``(start, stop)`` slices, in order and none empty, of at most ``size`` events (given by
+    their flags) that never cut a linked chain: a chain may not span two requests. The one
+    place a list longer than a request is split (the CLI's files, the deadline pass's voids,
+    settlement); a chain longer than ``size`` is refused (BatchTooLarge). Accounts' flags
+    too: the linked flag is the same bit for both. ``size`` defaults to BATCH_EVENTS_MAX."""
+    if size is None:
+        size = BATCH_EVENTS_MAX
+    slices: list[tuple[int, int]] = []
+    start = 0
+    chain_start = 0
+    for index, event_flags in enumerate(flags):
+        if index - start == size:
+            if chain_start == start:
+                raise BatchTooLarge(
+                    f"a linked chain longer than {size:,} events cannot go in one request",
+                    field="batch",
+                )
+            slices.append((start, chain_start))
+            start = chain_start
+        if not event_flags & TransferFlags.LINKED:
+            chain_start = index + 1
+    slices.append((start, len(flags)))
+    return [s for s in slices if s[0] < s[1]]
 
 
 def _normalise(

@@ -32,7 +32,6 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from entrepot.config import IDEMPOTENCY_RETENTION_S
-from entrepot.kernel import limits
 from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock
 from entrepot.kernel.countries import is_country
 from entrepot.kernel.errors import FieldsNamed
@@ -53,6 +52,7 @@ from entrepot.ledger import (
     Ledger,
     Transfer,
     TransferFlags,
+    chain_batches,
     ledger_for_currency,
 )
 from entrepot.payments import keyed, qr
@@ -240,19 +240,6 @@ class Screening(Protocol):
 class ApproveAll:
     def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision:
         return ScreeningDecision(hold=False)
-
-
-def _batched(groups: Sequence[Sequence[Transfer]], size: int) -> Iterator[list[Transfer]]:
-    """The groups' transfers in batches of at most ``size``, no group split (a group is at
-    most ``size``), in order; none empty."""
-    batch: list[Transfer] = []
-    for group in groups:
-        if batch and len(batch) + len(group) > size:
-            yield batch
-            batch = []
-        batch += group
-    if batch:
-        yield batch
 
 
 def source_for_target(target_minor: int, target: str, rate: Decimal, source: str) -> int:
@@ -1876,9 +1863,8 @@ class PaymentScheme:
             )
             for leg in pending
         ]
-        size = limits.BATCH_EVENTS_MAX
-        for start in range(0, len(batch), size):
-            self.ledger.create_transfers(batch[start : start + size], uow=uow)
+        for start, stop in chain_batches([t.flags for t in batch]):
+            self.ledger.create_transfers(batch[start:stop], uow=uow)
 
     def _transfer(self, conn: Connection, transfer_id: str) -> PaymentTransfer:
         row = st.TRANSFER_BY_ID.first(conn, (transfer_id,))
@@ -2863,7 +2849,7 @@ class PaymentScheme:
             self.ledger.expire_pending(uow=uow)
             # in this transaction: what a batch member before this one moved counts
             accounts = {a.id: a for a in self.ledger.lookup_accounts(ids, uow=uow)}
-            groups: list[list[Transfer]] = []  # each participant's: a linked pair, a cap
+            posts: list[Transfer] = []  # each participant's: a linked pair, a cap
             caps: dict[tuple[str, str], int] = {}
             short: list[str] = []  # the debtors whose settlement balance cannot pay their net
             for p, participant in owed:
@@ -2893,10 +2879,8 @@ class PaymentScheme:
                     pay = (hub, pc.settlement_account)
                     restore = (pc.position_account, reset)
                 settled[(p.participant_id, p.currency)] = amount
-                group: list[Transfer] = []
-                groups.append(group)
                 if amount:
-                    group += [
+                    posts += [
                         Transfer(
                             ledger_id("settle", *key),
                             *pay,
@@ -2915,7 +2899,7 @@ class PaymentScheme:
                     ]
                 if lower:
                     line = self._scheme_account(conn, p.currency, "cap_line")
-                    group.append(
+                    posts.append(
                         Transfer(
                             ledger_id("settle-cap", *key),
                             pc.position_account,
@@ -2929,10 +2913,10 @@ class PaymentScheme:
             # In batches the ledger takes (a window of more than ~4,000 positions was refused
             # whole, for good, and no later window could close), a participant's linked pair
             # never split; all in this transaction: every batch commits, or none.
-            for batch in _batched(groups, limits.BATCH_EVENTS_MAX):
+            for start, stop in chain_batches([t.flags for t in posts]):
                 self._post_ok(
                     uow,
-                    batch,
+                    posts[start:stop],
                     lambda: LedgerRefused(
                         "a net debtor's settlement account cannot cover its net position"
                         + (f" ({'; '.join(short)}): fund it, then settle" if short else "")

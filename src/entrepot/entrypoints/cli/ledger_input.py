@@ -11,17 +11,19 @@ from pathlib import Path
 from entrepot.entrypoints.cli.output import bad_input
 from entrepot.kernel.clock import parse_time
 from entrepot.kernel.ids import new_id, parse_id
-from entrepot.kernel.limits import AMOUNT_MAX, BATCH_EVENTS_MAX, U16_MAX, U32_MAX
+from entrepot.kernel.limits import AMOUNT_MAX, U16_MAX, U32_MAX
 from entrepot.kernel.money import Currency, MoneyError, get_currency, parse_amount
 from entrepot.ledger import (
     AMOUNT_FULL,
     Account,
     AccountFlags,
+    BatchTooLarge,
     Ledger,
     Transfer,
     TransferFlags,
     ledger_for_currency,
 )
+from entrepot.ledger import chain_batches as ledger_chain_batches
 
 #: Flags a user may name, by their TigerBeetle names.
 ACCOUNT_FLAG_NAMES: dict[str, int] = {
@@ -42,9 +44,6 @@ _TRUE = frozenset({"1", "true", "yes", "y", "t", "linked"})
 _FALSE = frozenset({"", "0", "false", "no", "n", "f"})
 #: Rows one CSV file may hold (a file is read whole; batches are cut at chain boundaries).
 CSV_ROWS_MAX = 1_000_000
-#: The linked flag is bit 0 for accounts and transfers alike.
-LINKED = int(AccountFlags.LINKED)
-assert int(TransferFlags.LINKED) == LINKED
 
 
 ledger_number = ledger_for_currency
@@ -341,18 +340,8 @@ def _row_amount(row: Row, flags: int, currency: Currency | None) -> int:
 
 
 def chain_batches(flags: Sequence[int]) -> list[tuple[int, int]]:
-    """``(start, stop)`` slices of at most BATCH_EVENTS_MAX events (given by their flags) that
-    never cut a linked chain: a chain may not span two requests."""
-    slices: list[tuple[int, int]] = []
-    start = 0
-    chain_start = 0
-    for index, event_flags in enumerate(flags):
-        if index - start == BATCH_EVENTS_MAX:
-            if chain_start == start:
-                raise bad_input(f"a linked chain longer than {BATCH_EVENTS_MAX:,} events")
-            slices.append((start, chain_start))
-            start = chain_start
-        if not event_flags & LINKED:
-            chain_start = index + 1
-    slices.append((start, len(flags)))
-    return [s for s in slices if s[0] < s[1]]
+    """The ledger's request-sized slices of a file's events; a chain too long is bad input."""
+    try:
+        return ledger_chain_batches(flags)
+    except BatchTooLarge as e:
+        raise bad_input(str(e)) from e
