@@ -683,6 +683,8 @@ def test_the_scheme_operator_runs_the_deadlines(lender: Api) -> None:
         "loansLate": 0,
         "loansDefaulted": 0,
         "loansRepaid": 0,
+        "decisionsLogged": 0,  # each was appended when made
+        "decisionsWaiting": 0,
     }
     api.all_refused(
         (KEPT, "POST", "/lending/offers/off-1/accept", None, 409, "lending_offer_expired", None)

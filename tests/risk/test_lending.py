@@ -53,6 +53,7 @@ from entrepot.risk.lending import (
     ledger_id,
 )
 from entrepot.risk.lending import store as lending_store
+from entrepot.risk.lending.services import DECISION_GRACE_S
 from entrepot.storage.uow import UnitOfWork
 
 DAY_S = 86_400
@@ -675,30 +676,90 @@ class _FailingSink(MemorySink):
         super().append(decisions)
 
 
-def test_a_decision_the_log_cannot_take_takes_no_effect(
+def outbox_ids(lend: Lending) -> list[str]:
+    with lend.engine.connect() as conn:
+        c = lending_store.decision_outbox.c
+        return list(conn.execute(sa.select(c.decision_id).order_by(c.decision_id)).scalars())
+
+
+def test_a_decision_the_log_cannot_take_now_stands_and_is_logged_later(
     engine: sa.Engine, ledger: Ledger, clock: FakeClock
 ) -> None:
-    """An offer, a decline and a review were committed before they were logged: with the log
-    failing, the call raised, yet the offer stood (its replay then returned it, never logging
-    it) and the overturn stood, superseding the decision, with no record in the log of either.
-    A decision is logged before its effect, or it has none."""
+    """A decision is written to the outbox in the transaction that makes it and appended to
+    the log once that has committed: with the log failing, the offer and the review stand
+    (the call succeeds) and the deadline pass appends them once the deciding worker's claim
+    has lapsed and the log takes them again. The log holds each decision once."""
     sink = _FailingSink()
     lend = Lending(engine, ledger, clock, sink=sink)
     lend.set_policy("bank-rw", policy())
     sink.failing = True
-    with unchanged(lend, sink), pytest.raises(OSError, match="No space"):
-        lend.offer("m-kigali-2", "o-2", "bank-rw", poor_history(clock))
-    sink.failing = False
     contested_decline(lend, clock)
-    sink.failing = True
-    with unchanged(lend, sink), pytest.raises(OSError, match="No space"):
-        overturn(lend)
-    sink.failing = False
     done = overturn(lend)
-    assert [d.decision_id for d in sink.decisions] == [
-        lend.get_offer("m-kigali-2", "o-2").log_id,
-        done.log_id,
-    ]
+    offer_log_id = lend.get_offer("m-kigali-2", "o-2").log_id
+    assert sink.decisions == []
+    assert outbox_ids(lend) == sorted([offer_log_id, done.log_id])
+    # the deciding worker's claim has not lapsed: the pass leaves them
+    assert lend.log_pending_decisions() == {"decisions_logged": 0, "decisions_waiting": 2}
+    clock.advance(DECISION_GRACE_S)
+    # the log still refuses: reported, not raised; claimed again, so waiting a grace more
+    assert lend.log_pending_decisions() == {"decisions_logged": 0, "decisions_waiting": 2}
+    sink.failing = False
+    assert lend.log_pending_decisions()["decisions_logged"] == 0
+    clock.advance(DECISION_GRACE_S)
+    assert lend.log_pending_decisions() == {"decisions_logged": 2, "decisions_waiting": 0}
+    assert sorted(d.decision_id for d in sink.decisions) == sorted([offer_log_id, done.log_id])
+    assert outbox_ids(lend) == []
+    assert lend.log_pending_decisions() == {"decisions_logged": 0, "decisions_waiting": 0}
+    assert len(sink.decisions) == 2
+
+
+def test_a_decision_whose_transaction_fails_is_never_logged(
+    lending: Lending, clock: FakeClock, sink: MemorySink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The offer's decision was appended to the log before its transaction committed: a
+    failure between the two (here storing the offer; a crash, a lost connection) left a
+    logged decision that never took effect."""
+
+    def broken(offer: Any) -> dict[str, Any]:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(lending_store, "offer_values", broken)
+    with unchanged(lending, sink), pytest.raises(RuntimeError, match="went away"):
+        lending.offer("m-kigali-2", "o-2", "bank-rw", poor_history(clock))
+    assert outbox_ids(lending) == []
+
+
+def test_a_decision_left_by_a_dead_worker_is_appended_by_the_pass(
+    lending: Lending, clock: FakeClock, sink: MemorySink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker dies after the commit, before appending: the decision waits in the outbox
+    and the deadline pass appends it after the grace period, exactly as it was decided."""
+    monkeypatch.setattr(Lending, "_publish", lambda self, decisions: None)
+    offer = lending.offer("m-kigali-2", "o-2", "bank-rw", poor_history(clock))
+    monkeypatch.undo()
+    assert sink.decisions == [] and outbox_ids(lending) == [offer.log_id]
+    clock.advance(DECISION_GRACE_S)
+    assert lending.log_pending_decisions() == {"decisions_logged": 1, "decisions_waiting": 0}
+    (logged,) = sink.decisions
+    assert logged.decision_id == offer.log_id and logged.outcome == "decline"
+
+
+def test_a_decision_in_a_joined_unit_of_work_waits_for_its_commit(
+    lending: Lending, clock: FakeClock, sink: MemorySink
+) -> None:
+    """Inside a caller's unit of work the decision is not appended when made (the caller may
+    still roll back): the pass appends it once the caller has committed, at once."""
+    with UnitOfWork(lending.engine) as uow, lending.joined(uow) as joined:
+        rolled = joined.offer("m-kigali-2", "o-2", "bank-rw", poor_history(clock))
+    assert sink.decisions == [] and outbox_ids(lending) == []
+    with UnitOfWork(lending.engine) as uow:
+        with lending.joined(uow) as joined:
+            kept = joined.offer("m-kigali-2", "o-3", "bank-rw", poor_history(clock))
+        assert sink.decisions == []
+        uow.commit()
+    assert rolled.log_id != kept.log_id
+    assert lending.log_pending_decisions() == {"decisions_logged": 1, "decisions_waiting": 0}
+    assert [d.decision_id for d in sink.decisions] == [kept.log_id]
 
 
 @pytest.mark.parametrize("bad", ["Refunds \x00 fixed", "Refunds \ud800 fixed", "Re\x1bfunds"])

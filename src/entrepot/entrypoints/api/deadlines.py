@@ -31,6 +31,8 @@ def passes(app: Any) -> Iterator[tuple[str, Callable[[], dict[str, int]]]]:
     yield "decision log", app.payments.log_pending_verdicts
     yield "trade", app.trade.process_deadlines
     yield "lending", app.lending.process_deadlines
+    # credit decisions that took effect but did not reach the decision log then
+    yield "lending decision log", app.lending.log_pending_decisions
     # answers of Idempotency-Keys past their retention period (every context's keyed writes)
     yield "idempotency", app.payments.purge_idempotency
 

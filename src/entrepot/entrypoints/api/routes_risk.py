@@ -505,9 +505,10 @@ def loan_book(currency: CurrencyPath, party: Party, risk: Risk) -> r.BookOut:
 
 @router.post("/lending/deadlines", response_model=DeadlinesOut)
 def process_deadlines(caller: Caller, risk: Risk) -> DeadlinesOut:
-    """The scheme operator expires offers past their deadline and moves loans between
-    current, late and defaulted by the clock."""
+    """The scheme operator expires offers past their deadline, moves loans between current,
+    late and defaulted by the clock, and appends credit decisions still waiting for the
+    decision log."""
     if caller != SCHEME:
         raise NotYours("only the scheme operator runs the lending deadlines")
-    counts = risk.lending.process_deadlines()
+    counts = {**risk.lending.process_deadlines(), **risk.lending.log_pending_decisions()}
     return DeadlinesOut(counts={camel(k): v for k, v in counts.items()})

@@ -432,9 +432,10 @@ def withhold(
 @app.command("process-deadlines")
 @guard
 def process_deadlines(as_json: Json = False) -> None:
-    """Expire offers and move loans to late, defaulted or back to current, by the clock."""
+    """Expire offers, move loans to late, defaulted or back to current by the clock, and
+    append credit decisions still waiting for the decision log."""
     with _lending() as lending:
-        counts = lending.process_deadlines()
+        counts = {**lending.process_deadlines(), **lending.log_pending_decisions()}
     if as_json:
         emit_json(counts)
         return

@@ -14,6 +14,8 @@ Ledger layout, per currency (ledger = ISO 4217 numeric code):
 
 from __future__ import annotations
 
+import json
+import logging
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,7 +26,7 @@ from typing import Any, Protocol, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
-from entrepot.kernel.clock import Clock, SystemClock
+from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock
 from entrepot.kernel.ids import id_from_bytes, id_to_bytes
 from entrepot.ledger import (
     Account,
@@ -94,6 +96,13 @@ from entrepot.storage.uow import UnitOfWork
 LEND_NAMESPACE = uuid.UUID("0b5a1f0e-7c1d-4f5e-b0a4-2c6e8d9f1a3b")
 DECISION_KIND = "credit"  # lending decisions are credit decisions in the risk decision log
 REVIEW_SUFFIX = "-review"
+#: A decision waiting in the outbox this long (its worker died, or the log refused it) is
+#: appended by the next deadline pass; until then the deciding worker appends it itself.
+DECISION_GRACE_S = 60
+#: Decisions one deadline pass appends at most (the rest wait for the next pass).
+DECISIONS_A_PASS = 1_000
+
+log = logging.getLogger(__name__)
 
 
 class Code:
@@ -156,7 +165,9 @@ class Lending:
     def joined(self, uow: UnitOfWork) -> Iterator[Lending]:
         """Run lending use cases inside a caller's unit of work (trade releasing a payout): their
         writes and the caller's commit together or not at all. Lending does not commit; the
-        caller does. Decisions are appended to the decision log when made, not on commit."""
+        caller does. Decisions made in it wait in the decision outbox, claimable at once: the
+        deadline pass appends them to the log once the caller has committed (never, if it
+        rolled back)."""
         self.ledger.store.take_write_lock(uow.connection)
         token = _JOINED.set(uow)
         try:
@@ -167,9 +178,94 @@ class Lending:
     def _now(self) -> int:
         return self.clock.now_ns()
 
-    def _log(self, decisions: Sequence[Decision]) -> None:
-        if self.sink is not None and decisions:
-            self.sink.append(decisions)
+    def _stage(self, uow: UnitOfWork, decisions: Sequence[Decision]) -> None:
+        """Write ``decisions`` to the decision outbox in ``uow``: they take effect with it, and
+        are appended to the log once it has committed (:meth:`_publish`, or the deadline
+        pass), so the log holds a decision if and only if it took effect."""
+        if self.sink is None or not decisions:
+            return
+        now = self._now()
+        # a joined unit of work commits after this call returns: the pass appends it then
+        claimed_until = now if _JOINED.get() is not None else now + DECISION_GRACE_S * NS_PER_S
+        uow.connection.execute(
+            sa.insert(st.decision_outbox),
+            [
+                {
+                    "decision_id": d.decision_id,
+                    "record": json.dumps(d.to_dict(), sort_keys=True),
+                    "created_at": now,
+                    "claimed_until": claimed_until,
+                }
+                for d in decisions
+            ],
+        )
+
+    def _publish(self, decisions: Sequence[Decision]) -> None:
+        """After their transaction committed: append the staged ``decisions`` to the log and
+        take them out of the outbox. A log that refuses them now (disk full) is not the
+        caller's error: the decision stands and the deadline pass appends it later."""
+        if self.sink is None or not decisions or _JOINED.get() is not None:
+            return
+        try:
+            self._append(decisions)
+        except Exception:
+            log.warning(
+                "credit decision %s took effect but the decision log did not take it now; "
+                "the deadline pass appends it",
+                decisions[0].decision_id,
+                exc_info=True,
+            )
+
+    def _append(self, decisions: Sequence[Decision]) -> None:
+        assert self.sink is not None
+        self.sink.append(decisions)
+        with self._uow() as uow:
+            c = st.decision_outbox.c
+            uow.connection.execute(
+                sa.delete(st.decision_outbox).where(
+                    c.decision_id.in_([d.decision_id for d in decisions])
+                )
+            )
+
+    def log_pending_decisions(self) -> dict[str, int]:
+        """Credit decisions that took effect but are not in the decision log yet (the process
+        died after the commit, or the log refused them then) appended now; the deadline pass
+        runs it. Each waits for its claim to lapse (the deciding worker appends it itself
+        within ``DECISION_GRACE_S``), then is claimed in a write (a pass of another process
+        at the same time skips it) and appended. A log that refuses is reported, not raised.
+        A process that dies between an append and its delete appends that decision again
+        once its claim lapses: it is then in the log twice, under one decision id."""
+        if self.sink is None:
+            return {"decisions_logged": 0, "decisions_waiting": 0}
+        c = st.decision_outbox.c
+        now = self._now()
+        with self._uow() as uow:
+            conn = uow.connection
+            waiting = int(
+                conn.execute(
+                    sa.select(sa.func.count()).select_from(st.decision_outbox)
+                ).scalar_one()
+            )
+            rows = conn.execute(
+                sa.select(c.decision_id, c.record)
+                .where(c.claimed_until <= now)
+                .order_by(c.created_at, c.decision_id)
+                .limit(DECISIONS_A_PASS)
+            ).all()
+            if rows:
+                conn.execute(
+                    sa.update(st.decision_outbox)
+                    .where(c.decision_id.in_([r.decision_id for r in rows]))
+                    .values(claimed_until=now + DECISION_GRACE_S * NS_PER_S)
+                )
+        if not rows:
+            return {"decisions_logged": 0, "decisions_waiting": waiting}
+        try:
+            self._append([Decision.from_dict(json.loads(r.record)) for r in rows])
+        except Exception:  # the log refuses (disk full, say): the next pass tries again
+            log.warning("the decision log refused credit decisions", exc_info=True)
+            return {"decisions_logged": 0, "decisions_waiting": waiting}
+        return {"decisions_logged": len(rows), "decisions_waiting": waiting - len(rows)}
 
     def _post_ok(self, uow: UnitOfWork, batch: Sequence[Transfer], what: str) -> None:
         results = [str(r) for r in self.ledger.create_transfers(batch, uow=uow)]
@@ -281,12 +377,13 @@ class Lending:
             replay = self._replayed_offer(uow.connection, offer_id, lender_id, history)
             if replay is not None:
                 return replay
-            # Logged once no other request with this id has stored its own (under the write
+            # Staged once no other request with this id has stored its own (under the write
             # lock: a racing request's decision was logged under the id it was then refused,
-            # its merchant's features readable by the other's lender; found by a review), and
-            # before it is stored: a decision the log cannot take has no effect.
-            self._log([decision])
+            # its merchant's features readable by the other's lender; found by a review), in
+            # the transaction that stores it: logged if and only if it takes effect.
+            self._stage(uow, [decision])
             uow.connection.execute(sa.insert(st.offers).values(**st.offer_values(offer)))
+        self._publish([decision])
         return offer
 
     def _replayed_offer(
@@ -907,7 +1004,8 @@ class Lending:
             done, decision = self._apply_review(
                 conn, contest, offer, reviewer_id, verdict, why, new_principal_minor
             )
-            self._log([decision])  # before the commit: a review the log cannot take is undone
+            self._stage(uow, [decision])  # logged if and only if the review takes effect
+        self._publish([decision])
         return done
 
     def _apply_review(

@@ -134,6 +134,18 @@ withholdings = sa.Table(
     sa.Column("withheld_minor", sa.BigInteger, nullable=False),
     sa.Column("at", sa.BigInteger, nullable=False),
 )
+#: Credit decisions written in the transaction that makes them, appended to the decision log
+#: once it has committed (a crash or a refusing log leaves them for the deadline pass).
+decision_outbox = sa.Table(
+    "lend_decision_outbox",
+    metadata,
+    sa.Column("decision_id", sa.String(32), primary_key=True),
+    sa.Column("record", sa.Text, nullable=False),  # the decision as the log writes it (JSON)
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    # until when one worker or pass appends it (the deciding worker's, then a pass that claimed
+    # it); past it, the next pass claims it
+    sa.Column("claimed_until", sa.BigInteger, nullable=False, index=True),
+)
 contests = sa.Table(
     "lend_contests",
     metadata,
