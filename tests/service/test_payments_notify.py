@@ -863,3 +863,58 @@ def test_the_delivery_loop_rests_a_participant_whose_turn_did_nothing(
     monkeypatch.setattr(dispatcher, "_record", unrecorded)
     dispatcher.run(interval_s=0.01, rounds=40)
     assert 0 < len(sent) <= 21, len(sent)
+
+
+def test_a_participant_with_a_long_id_is_suspended_and_resumed_with_notices(
+    scheme: PaymentScheme, endpoint: Endpoint
+) -> None:
+    """A status change's notice names ``<participant id>/<change number>``: for an id of 62
+    to 64 characters (64 are allowed) it did not fit the outbox's column, and on PostgreSQL
+    the suspension or resumption failed with it (a 500; the participant kept its state)."""
+    pid = "p" * 64
+    scheme.register_participant(pid, "Long Bank", "bank", "RW", ["RWF"])
+    scheme.set_endpoint(pid, endpoint.url)
+    for n in range(11):
+        assert scheme.set_active(pid, n % 2 == 1, "drill").active is (n % 2 == 1)
+    notices = [n for n in outbox(scheme) if n.participant_id == pid]
+    assert len(notices) == 11
+    assert notices[-1].resource_id == f"{pid}/11"
+
+
+def test_an_endpoint_with_a_non_ascii_path_is_refused(scheme: PaymentScheme) -> None:
+    """A request line is ASCII: a URL with é in its path was accepted, then every attempt
+    failed to encode it and every notice of the participant was abandoned after its
+    retries. It is refused; the same URL percent-encoded (and a non-ASCII host) is taken."""
+    join_bk(scheme)
+    for bad in ("http://bk.example/réception", "http://bk.example/cb?q=é"):
+        with pytest.raises(InvalidPaymentInput, match="not ASCII: percent-encode it"):
+            scheme.set_endpoint("bk-rw", bad)
+    assert scheme.get_endpoint("bk-rw") is None
+    scheme.set_endpoint("bk-rw", "http://bk.example/r%C3%A9ception")
+    scheme.set_endpoint("bk-rw", "http://bücher.example/cb")
+    assert scheme.get_endpoint("bk-rw") == "http://bücher.example/cb"
+
+
+@pytest.mark.parametrize(
+    ("url", "port"),
+    [
+        ("http://[2001:db8::1]/cb", 80),
+        ("https://[2001:db8::1]/cb", 443),
+        ("http://[2001:db8::1]:8080/cb", 8080),
+    ],
+)
+def test_an_ipv6_endpoint_without_a_port_is_called_on_the_schemes_port(
+    monkeypatch: pytest.MonkeyPatch, url: str, port: int
+) -> None:
+    """http.client read an IPv6 host's last group as its port when none was given:
+    http://[2001:db8::1]/cb was called on port 1, every notice abandoned."""
+    tried: list[tuple[str, int]] = []
+
+    def connect(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        tried.append(address)
+        raise ConnectionRefusedError("probe")
+
+    monkeypatch.setattr(socket, "create_connection", connect)
+    with pytest.raises(ConnectionRefusedError):
+        http_post(url, b"{}", {})
+    assert tried == [("2001:db8::1", port)]

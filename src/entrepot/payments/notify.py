@@ -355,14 +355,16 @@ def http_post(
     host = parts.hostname or ""
     conn: http.client.HTTPConnection
     start = time.monotonic()
+    # always given: without one, http.client reads an IPv6 host's last group as its port
+    # (http://[2001:db8::1]/cb was called on port 1)
+    port = parts.port or (443 if https else 80)
     if addresses is not None:
-        port = parts.port or (443 if https else 80)
         address = addresses.resolve(host, port, ATTEMPT_S_MAX)  # in the attempt's time
         pinned = _PinnedHTTPSConnection if https else _PinnedHTTPConnection
-        conn = pinned(host, address, parts.port, TIMEOUT_S)
+        conn = pinned(host, address, port, TIMEOUT_S)
     else:
         cls = http.client.HTTPSConnection if https else http.client.HTTPConnection
-        conn = cls(host, parts.port, timeout=TIMEOUT_S)
+        conn = cls(host, port, timeout=TIMEOUT_S)
     fired = threading.Event()
 
     def cut() -> None:  # shutting the socket down wakes the read it is blocked in
@@ -396,8 +398,8 @@ def http_post(
 def endpoint_problem(url: str, hosts: Set[str] = frozenset()) -> str | None:
     """Why the scheme will not POST to ``url`` (None: it will): not http(s), no host, a
     port that is not a number, user info or a backslash in the authority (read one way by
-    the check and another by the connection), or a host outside ``hosts`` when the operator
-    set them (``ENTREPOT_CALLBACK_HOSTS``)."""
+    the check and another by the connection), a path or query that is not ASCII, or a host
+    outside ``hosts`` when the operator set them (``ENTREPOT_CALLBACK_HOSTS``)."""
     if any(c.isspace() or c < " " or c == "\x7f" for c in url) or "\\" in url:
         return "it holds spaces, control characters or a backslash"
     try:
@@ -409,6 +411,10 @@ def endpoint_problem(url: str, hosts: Set[str] = frozenset()) -> str | None:
         return "it is not an http(s) URL with a host"
     if "@" in parts.netloc:
         return "it names a user"
+    if not (parts.path + parts.query + parts.fragment).isascii():
+        # a request line is ASCII: every attempt failed to encode it, and every notice was
+        # abandoned after its retries
+        return "its path or query is not ASCII: percent-encode it"
     host = parts.hostname.lower()
     if hosts and host not in hosts:
         return f"host {host!r} is not one the scheme allows ({', '.join(sorted(hosts))})"

@@ -278,7 +278,8 @@ outbox = sa.Table(
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
     sa.Column("participant_id", sa.String(64), nullable=False, index=True),
     sa.Column("event", sa.String(40), nullable=False),
-    sa.Column("resource_id", sa.String(64), nullable=False),
+    # a transfer's id, or ``<participant id>/<change number>`` (migration 0029)
+    sa.Column("resource_id", sa.String(128), nullable=False),
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
