@@ -637,6 +637,17 @@ def test_bulk_transfers_commit_each_item_or_reject_it_alone(
             422,
             '"field":"transfers.1.payee.partyIdentifier"',
         ),
+        # the body has no "currency" (a review): the items' amounts name it
+        (
+            lambda b: [t["amount"].update(currency="XXX") for t in b["transfers"]],
+            422,
+            '"field":"transfers.0.amount.currency"',
+        ),
+        (
+            lambda b: [t["amount"].update(currency="JPY", amount="100") for t in b["transfers"]],
+            422,
+            '"field":"transfers.0.amount.currency"',
+        ),
     ],
 )
 def test_a_malformed_bulk_gets_a_problem_and_changes_nothing(

@@ -371,7 +371,9 @@ def test_a_bulk_resent_whole_is_answered_for_a_payer_suspended_since(
 ) -> None:
     """Found by a review: a bulk resent after its payer was suspended was refused 409, so
     the payer's system never learnt its items were paid; a resent prepare is answered. A
-    bulk with any new item still needs an active payer."""
+    resend with a new item (one the first bulk rejected: a retry after a lost answer) was
+    refused whole too: its items are answered, the new one rejected alone. A bulk none of
+    whose items exist still needs an active payer."""
     join_payees(scheme)
     items = [BulkItem(f"s-{n}", *PAYEES["cimb"], 1_000 + n) for n in range(3)]
     first = bulk_transfers(scheme, "maybank", "s", "MYR", items)
@@ -379,10 +381,17 @@ def test_a_bulk_resent_whole_is_answered_for_a_payer_suspended_since(
     scheme.set_active("maybank", False)
     with unchanged(scheme):
         assert bulk_transfers(scheme, "maybank", "s", "MYR", items) == first
-    with unchanged(scheme), pytest.raises(ParticipantSuspended):
-        bulk_transfers(
+    with unchanged(scheme):
+        again = bulk_transfers(
             scheme, "maybank", "s", "MYR", [*items, BulkItem("s-new", *PAYEES["cimb"], 5)]
         )
+    assert again[:3] == first
+    assert (again[3].state, again[3].reason) == (
+        TransferState.ABORTED,
+        "payer participant maybank is suspended",
+    )
+    with unchanged(scheme), pytest.raises(ParticipantSuspended):
+        bulk_transfers(scheme, "maybank", "s2", "MYR", [BulkItem("s-new", *PAYEES["cimb"], 5)])
 
 
 def test_a_retried_bulk_commits_nothing_twice_and_a_reused_bulk_id_posts_apart(
@@ -794,3 +803,23 @@ def test_a_bulk_the_snapshot_shows_refused_screens_and_logs_nothing_ahead(
     assert results[1].reason == "payee participant rhb is not active"
     assert recording.seen == [("customer of cimb", False)]
     assert_ledger_ok(scheme)
+
+
+def test_a_resent_bulk_whose_first_item_was_rejected_screens_no_paid_payee_again(
+    scheme: PaymentScheme,
+) -> None:
+    """Found by a review: ahead of the lock, a resend was recognised by its first item alone;
+    when the first bulk had rejected that item (it left no transfer), every payee it paid
+    was screened, and logged, again, for payments not being made."""
+    join_payees(scheme)
+    recording = _Recording(scheme)
+    scheme.screening = recording
+    items = [
+        BulkItem("x-0", "MSISDN", "+60129999999", 10),  # no such party: rejected
+        BulkItem("x-1", *PAYEES["cimb"], 10),
+    ]
+    first = bulk_transfers(scheme, "maybank", "x", "MYR", items)
+    assert [r.state.value for r in first] == ["ABORTED", "COMMITTED"]
+    assert recording.seen == [("customer of cimb", False)]
+    assert bulk_transfers(scheme, "maybank", "x", "MYR", items) == first
+    assert recording.seen == [("customer of cimb", False)]  # not screened again

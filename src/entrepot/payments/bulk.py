@@ -225,10 +225,13 @@ def bulk_transfers(
     with scheme._uow() as uow:
         conn = uow.connection
         existing = _existing(conn, [i.transfer_id for i in items])
-        # A bulk resent whole is answered as it was made, by a payer suspended since too (as
-        # a resent prepare is): only a bulk with items to pay needs an active payer.
-        whole_resend = len(existing) == len(items)
-        payer = (scheme._participant if whole_resend else scheme._active)(conn, caller)
+        # A bulk resent is answered as it was made, by a payer suspended since too (as a
+        # resent prepare is): its new items (those the first one rejected, left without a
+        # transfer) are then rejected one by one. Refused whole, a retry after a lost answer
+        # told the payer's system the bulk failed while it had paid (a review). Only a bulk
+        # none of whose items exist is refused for a suspended payer.
+        payer = (scheme._participant if existing else scheme._active)(conn, caller)
+        payer_out = None if payer.active else f"payer participant {caller} is suspended"
         src = payer.check_currency(currency)
         fee_to = scheme._participant(conn, SCHEME).check_currency(currency)
         parties = _parties(conn, set(aliases.values()))
@@ -246,6 +249,8 @@ def bulk_transfers(
             stored = existing.get(item.transfer_id)
             if stored is not None:
                 fates.append(_resent(stored, item, caller, note, currency, key, party))
+            elif payer_out is not None:
+                fates.append(payer_out)
             elif party is None:
                 fates.append(f"no party for {key[0]} {key[1]}")
             elif party.currency != currency:
@@ -364,14 +369,10 @@ def _screen_ahead(
             for pid, p in _payees(conn, {p.participant_id for p in parties.values()}).items()
             if p is not None and currency in p.currencies
         }
-        # A bulk resent (its first item exists: a client that timed out sends it again) is
-        # answered as it was made: what it paid before is not screened (and logged) again. A
-        # new bulk pays for a one-row read.
-        paid = (
-            set(_existing(conn, [i.transfer_id for i in items]))
-            if _existing(conn, [items[0].transfer_id])
-            else set()
-        )
+        # A bulk resent (a client that timed out sends it again) is answered as it was made:
+        # what it paid before is not screened (and logged) again. Every item is looked up:
+        # the first one alone missed a resend whose first item the bulk had rejected.
+        paid = set(_existing(conn, [i.transfer_id for i in items]))
     first: dict[tuple[str, str], tuple[BulkItem, Party]] = {}
     for item, key in zip(items, keys, strict=True):
         party = parties.get(key)

@@ -514,7 +514,10 @@ def _bulk(raw: bytes, caller: str, scheme: PaymentScheme) -> Response:
     if len(currencies) != 1:
         raise InvalidPaymentInput("a bulk is in one currency", field="transfers")
     currency = currencies.pop()
-    get_currency(currency)
+    # the body has no ``currency``: its items' amounts name it (the first as all)
+    as_sent = FieldsNamed({"currency": "transfers.0.amount.currency"})
+    with as_sent:
+        get_currency(currency)
     minor: dict[str, int] = {}  # a payroll repeats its amounts: parse each once
     items = []
     for n, i in enumerate(transfers):
@@ -528,7 +531,8 @@ def _bulk(raw: bytes, caller: str, scheme: PaymentScheme) -> Response:
         items.append(
             BulkItem(i["transferId"], payee["partyIdType"], payee["partyIdentifier"], minor[text])
         )
-    results = bulk_transfers(scheme, caller, body["bulkId"], currency, items)
+    with as_sent:
+        results = bulk_transfers(scheme, caller, body["bulkId"], currency, items)
     committed = sum(1 for r in results if r.state is TransferState.COMMITTED)
     # Built as plain JSON (the shape of BulkOut) and encoded by pydantic-core: validating 8,000
     # result models, or the standard library's encoder, costs more than the rest of the reply.
