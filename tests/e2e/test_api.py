@@ -1193,3 +1193,77 @@ def test_a_refusal_names_its_field_as_the_request_spells_it(
     ):
         r = client.post(path, json=body, headers=who)
         assert r.status_code == 422 and r.json()["field"] == field, (path, r.text)
+
+
+def test_qr_errors_name_the_field_the_request_sent(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """Found by a review: errors of the QR routes named EMVCo tags ("58", "59"), a field the
+    request has not (``payee``, a tip's ``amount``), or told the payer to change a currency
+    it had sent right; and a QR was encoded in a currency its till is not paid in, so that
+    every payment of it was refused. Each now names what the request sent, and nothing
+    changes."""
+    from tests.service.test_payments import TIP, kedai_qr, kedai_qr_with
+
+    client, h = api
+    before = scheme.liquidity("mtn-rw", "RWF"), scheme.liquidity("maybank", "MYR")
+    body = {
+        "tillId": "KL-TILL-42",
+        "merchantName": "Kedai Kopi KL",
+        "city": "Kuala Lumpur",
+        "country": "MY",
+        "currency": "MYR",
+    }
+    for change, field in (
+        ({"country": "ZZ"}, "country"),
+        ({"merchantName": "   "}, "merchantName"),
+        ({"city": "K\u200bL"}, "city"),
+        ({"reference": "\u202eabc"}, "reference"),
+        ({"currency": "EUR"}, "currency"),  # the till is paid in MYR
+    ):
+        for route in ("/v1/qr/encode", "/v1/qr/image"):
+            r = client.post(route, json={**body, **change}, headers=h["maybank"])
+            assert r.status_code == 422 and r.json()["field"] == field, (change, r.text)
+    ok = client.post("/v1/qr/encode", json=body, headers=h["maybank"])
+    assert qr.decode(ok.json()["payload"]).find_acquirer() == "maybank"
+    pay = {"transferId": "t-f", "quoteId": "q-f", "sourceCurrency": "RWF"}
+    cases = (
+        # a tip the currency cannot hold: the tip is at fault, not the amount
+        ({"payload": kedai_qr_with(2550, *TIP), "tip": {"amount": "1.001", "currency": "MYR"}},
+         "mtn-rw", "tip.amount"),
+        # maybank paying its own till: the QR names the payee, the request has no "payee"
+        ({"payload": kedai_qr(2550), "sourceCurrency": "MYR"}, "maybank", "payload"),
+        # a QR in EUR for a till paid in MYR, the amount sent in the QR's own currency
+        ({"payload": kedai_qr(currency="EUR"), "amount": {"amount": "2.00", "currency": "EUR"}},
+         "mtn-rw", "payload"),
+    )  # fmt: skip
+    for sent, payer, field in cases:
+        r = client.post("/v1/qr/pay", json={**pay, **sent}, headers=h[payer])
+        assert r.status_code == 422 and r.json()["field"] == field, (field, r.text)
+    assert (scheme.liquidity("mtn-rw", "RWF"), scheme.liquidity("maybank", "MYR")) == before
+
+
+def test_a_qr_that_prompts_the_payer_is_paid_with_the_values_entered(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """``***`` in tag 62: ``/v1/qr/decode`` lists what the payer's app must ask for, and
+    ``/v1/qr/pay`` needs it in ``prompted`` (422 naming ``prompted.billNumber`` without it),
+    the transfer's note then carrying it."""
+    client, h = api
+    text = qr.build_merchant_qr(
+        merchant_alias="KL-TILL-42", mcc="5812", currency="MYR", country="MY",
+        merchant_name="Kedai Kopi KL", city="Kuala Lumpur", amount_minor=1000,
+        bill_number="***",
+    ).text  # fmt: skip
+    decoded = client.post("/v1/qr/decode", json={"payload": text}, headers=h["mtn-rw"])
+    assert decoded.json()["prompts"] == ["billNumber"], decoded.text
+    pay = {"payload": text, "transferId": "t-p", "quoteId": "q-p", "sourceCurrency": "RWF"}
+    before = scheme.liquidity("mtn-rw", "RWF")
+    r = client.post("/v1/qr/pay", json=pay, headers=h["mtn-rw"])
+    assert r.status_code == 422 and r.json()["field"] == "prompted.billNumber", r.text
+    assert scheme.liquidity("mtn-rw", "RWF") == before
+    r = client.post(
+        "/v1/qr/pay", json={**pay, "prompted": {"billNumber": "BILL-9"}}, headers=h["mtn-rw"]
+    )
+    assert r.status_code == 201, r.text
+    assert scheme.get_transfer("mtn-rw", "t-p").note == "QR bill BILL-9"

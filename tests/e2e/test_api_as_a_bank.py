@@ -144,7 +144,8 @@ def test_a_zero_amount_qr_is_refused_in_the_words_of_its_tag(
     }
     r = client.post("/v1/qr/encode", json=body, headers=h["maybank"])
     problem = r.json()
-    assert (r.status_code, problem["code"], problem["field"]) == (422, "qr_bad_value", "54")
+    # the field as the request spells it (a review: it was the tag, "54")
+    assert (r.status_code, problem["code"], problem["field"]) == (422, "qr_bad_value", "amount")
     assert "amount_minor" not in problem["detail"], problem
     assert problem["detail"].startswith("tag 54 (transaction amount)"), problem
     assert "different from zero" in problem["detail"] and "leaves tag 54 out" in problem["detail"]

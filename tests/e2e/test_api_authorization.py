@@ -164,12 +164,14 @@ OPERATIONS: dict[str, Refused | Listed | Public] = {
         )
     ),
     "POST /v1/qr/encode": Public(
-        "renders a QR from the body alone: reads and writes nothing",
+        "renders a QR from the body and writes nothing; a participant's names the participant "
+        "the till is registered at (the directory is the participants'), a trade principal's "
+        "names none",
         "/v1/qr/encode",
         {"tillId": "T-1", "merchantName": "M", "city": "C", "country": "BE", "currency": "EUR"},
     ),
     "POST /v1/qr/image": Public(
-        "renders a QR from the body alone: reads and writes nothing",
+        "renders a QR from the body and writes nothing, as /v1/qr/encode",
         "/v1/qr/image",
         {"tillId": "T-1", "merchantName": "M", "city": "C", "country": "BE", "currency": "EUR"},
     ),

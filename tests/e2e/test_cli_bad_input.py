@@ -30,7 +30,7 @@ from typer.testing import CliRunner
 from entrepot.entrypoints.cli.main import app
 from entrepot.entrypoints.cli.output import open_app
 from entrepot.ledger import Account, Transfer, TransferFlags
-from entrepot.payments import SCHEME
+from entrepot.payments import SCHEME, qr
 from entrepot.payments.credentials import issue_credential
 from entrepot.risk.decisions import JsonlSink
 from entrepot.risk.lending import CreditPolicy, Lending, MerchantHistory
@@ -55,6 +55,13 @@ class Bad:
     code: int = 2
     #: tables a refusal writes by design
     writes: tuple[str, ...] = ()
+
+
+#: A QR whose tag 62 asks the payer for its bill number
+_PROMPTING = qr.build_merchant_qr(
+    merchant_alias="KL-TILL-42", mcc="5812", currency="MYR", country="MY",
+    merchant_name="Kedai", city="KL", amount_minor=1000, bill_number="***",
+).text  # fmt: skip
 
 
 def bad(args: str, *says: str) -> Bad:
@@ -418,6 +425,14 @@ CASES: dict[str, tuple[Bad, ...]] = {
     "payments qr-pay": (
         bad("payments qr-pay --as mtn-rw garbage q-x t-x RWF", "qr_bad_tag"),
         bad("payments qr-pay --as mtn-rw '' q-x t-x RWF", "qr_missing_tag"),
+        # a QR asking the payer for its bill number (***), paid without one, or with a
+        # value the QR does not ask for
+        bad(f"payments qr-pay --as mtn-rw '{_PROMPTING}' q-x t-x RWF", "bill number"),
+        bad(
+            f"payments qr-pay --as mtn-rw '{_PROMPTING}' q-x t-x RWF --bill-number B "
+            "--terminal-label T",
+            "does not ask the payer for its terminal label",
+        ),
     ),
     "payments escrow-create": (
         bad("payments escrow-create --as mtn-rw e-x hub-kigali 1e3 RWF p 3600", "scientific"),

@@ -16,6 +16,7 @@ from httpx import Response
 from entrepot.entrypoints.api.app import create_app
 from entrepot.payments import store as pay_store
 from entrepot.payments.credentials import issue_credential
+from entrepot.payments.qr import decode as decode_qr
 from tests.trade.network import DESTINATION, ORIGIN, Net, build_net
 
 PARTICIPANTS = ("scheme", "mtn-rw", "maybank-my", "hub-kigali", "hub-kuala-lumpur", "hub-liege")
@@ -613,6 +614,8 @@ def test_a_merchant_token_cannot_use_payment_participant_routes(api: Api) -> Non
     for till, currency in (("till-42", "MYR"), ("till-404", "RWF")):
         qr = {"tillId": till, "merchantName": "Shop", "city": "Kigali", "country": "RW"}
         payload = api.ok(api.post(merchant, "/v1/qr/encode", {**qr, "currency": currency}))
+        # nor through encoding one: it named the participant holding any till (a review)
+        assert decode_qr(payload["payload"]).find_acquirer() is None
         pay = {
             "payload": payload["payload"],
             "transferId": f"t-{till}",

@@ -2039,3 +2039,42 @@ def test_a_long_rate_less_its_spread_is_exact_so_the_payee_gets_no_more_than_fun
     assert q.target_amount_minor <= funded_sen
     if amount_type == "SEND":
         assert q.target_amount_minor == int(funded_sen)  # rounded down once
+
+
+def test_a_qr_that_asks_the_payer_for_its_bill_number_is_paid_with_what_the_payer_entered(
+    scheme: PaymentScheme,
+) -> None:
+    """Found by a review: a tag 62 value of ``***`` asks the payer's app to prompt for it
+    (v1.1), but the payment went through with "QR bill ***" as its note and the payer had no
+    way to send the value: the merchant could not match it to a bill. The entered values are
+    needed, carried in the note; one the QR does not ask for is refused; nothing is written
+    by a refusal."""
+    text = qr.build_merchant_qr(
+        merchant_alias=TILL[1], mcc="5812", currency="MYR", country="MY",
+        merchant_name="Kedai Kopi KL", city="Kuala Lumpur", amount_minor=1000,
+        bill_number="***", reference_label="***",
+    ).text  # fmt: skip
+    assert qr.decode(text).prompts == ("bill_number", "reference_label")
+    assert qr.shown(qr.decode(text))["prompts"] == ["bill_number", "reference_label"]
+    refused = (
+        ({}, "prompted.bill_number", "asks the payer for its bill number"),
+        ({"bill_number": "BILL-77"}, "prompted.reference_label", "reference label"),
+        (
+            {"bill_number": "BILL-77", "reference_label": "R", "terminal_label": "T"},
+            "prompted.terminal_label",
+            "does not ask the payer for its terminal label",
+        ),
+        ({"bill_number": "B", "reference_label": "x" * 26}, "prompted.reference_label", "1-25"),
+        ({"bill_number": "***", "reference_label": "R"}, "prompted.bill_number", "not a value"),
+        ({"customer_label": "C"}, "prompted", "not a value a payer enters"),
+    )
+    for prompted, field, why in refused:
+        with unchanged(scheme), pytest.raises(InvalidPaymentInput, match=why) as exc:
+            scheme.pay_qr_payload("mtn-rw", "q1", "t1", text, "RWF", prompted=prompted)
+        assert exc.value.field == field
+    entered = {"bill_number": "BILL-77", "reference_label": "INV-0001"}
+    _, _, t = scheme.pay_qr_payload("mtn-rw", "q1", "t1", text, "RWF", prompted=entered)
+    assert t.note == "QR bill BILL-77; reference INV-0001"
+    # a QR that asks for nothing takes no entered value
+    with unchanged(scheme), pytest.raises(InvalidPaymentInput, match="does not ask"):
+        scheme.pay_qr_payload("mtn-rw", "q2", "t2", kedai_qr(1000), "RWF", prompted=entered)

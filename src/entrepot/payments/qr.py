@@ -96,6 +96,10 @@ ADDITIONAL_DATA_NAMES: Mapping[str, str] = MappingProxyType(
     }
 )
 
+#: A tag 62 sub-tag (01-07) of this value asks the payer's app to prompt for it (v1.1:
+#: "the mobile application should prompt the consumer for the input").
+PROMPT = "***"
+
 _TAG_CRC = "63"
 _TAG_RE = re.compile(r"[0-9]{2}")
 _HEX4_RE = re.compile(r"[0-9A-Fa-f]{4}")
@@ -318,6 +322,15 @@ class QrPayload:
     @property
     def postal_code(self) -> str | None:
         return self.find_value("61")
+
+    @property
+    def prompts(self) -> tuple[str, ...]:
+        """The additional_data names (01-07) whose value is ``***``: the payer enters them."""
+        return tuple(
+            name
+            for tag, name in ADDITIONAL_DATA_NAMES.items()
+            if "01" <= tag <= "07" and self.additional_data.get(name) == PROMPT
+        )
 
     @property
     def additional_data(self) -> dict[str, str]:
@@ -832,6 +845,7 @@ def shown(p: QrPayload) -> dict[str, object]:
         "convenience_fee": None if fee is None else format_amount(fee, p.currency),
         "convenience_fee_percentage": None if percent is None else str(percent),
         "additional_data": p.additional_data,
+        "prompts": list(p.prompts),
     }
 
 

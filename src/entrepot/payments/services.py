@@ -21,7 +21,7 @@ import logging
 import re
 import secrets
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
@@ -303,6 +303,8 @@ _AS_PAYER = FieldsNamed({"id": "payer.partyIdentifier", "type": "payer.partyIdTy
 _AS_PAYEE = FieldsNamed({"id": "payee.partyIdentifier", "type": "payee.partyIdType"})
 _AS_SOURCE = FieldsNamed({"currency": "sourceCurrency"})
 _AS_TARGET = FieldsNamed({"currency": "targetCurrency"})
+_PAYEE_IS_THE_QR = FieldsNamed({"payee": "payload"})
+_TIP_AMOUNT = FieldsNamed({"amount": "tip.amount"})
 
 
 def _check_id(value: str, what: str) -> None:
@@ -896,14 +898,21 @@ class PaymentScheme:
         with self._read() as conn:
             return self._find_party(conn, kind, value)
 
-    def till_participant(self, till: str) -> str | None:
+    def till_participant(self, till: str, currency: str) -> str | None:
         """The participant a merchant till is registered at now, None if none: what a QR
         made for the till names (``build_merchant_qr``'s ``acquirer``), so that a payment by
-        it is refused once the till has moved to another participant."""
+        it is refused once the till has moved to another participant. A QR in a currency the
+        registered till is not paid in is refused (every payment of it would be)."""
         try:
-            return self.lookup_party(AliasType.MERCHANT, till).participant_id
+            party = self.lookup_party(AliasType.MERCHANT, till)
         except PartyNotFound:
             return None
+        if party.currency != currency:
+            raise InvalidPaymentInput(
+                f"till {till} is paid in {party.currency}: a QR in {currency} could never be paid",
+                field="currency",
+            )
+        return party.participant_id
 
     # ------------------------------------------------------------------ FX
     def post_fx_rate(
@@ -1258,6 +1267,7 @@ class PaymentScheme:
         payer_alias: str | None = None,
         tip: str | None = None,
         tip_currency: str | None = None,
+        prompted: Mapping[str, str] | None = None,
     ) -> tuple[Party, Quote, PaymentTransfer]:
         """Pay a merchant's QR from its text, as ``POST /v1/qr/pay`` and ``payments qr-pay``
         do: decode it, take its Entrepot till id, settle what is paid (:meth:`_qr_amount`,
@@ -1265,9 +1275,12 @@ class PaymentScheme:
         ``amount_currency`` (by default the QR's currency): the transaction amount, needed
         for a static QR, and a dynamic QR's own amount if sent; a convenience fee the QR
         states (tag 55 = 02 or 03) is added to it, and ``tip`` (in the QR's currency) where
-        the QR asks the payer for one (55 = 01). Refused, nothing is written; the party,
+        the QR asks the payer for one (55 = 01). ``prompted``: the values the payer entered
+        where the QR asks for them (a tag 62 bill number, reference or terminal label of
+        ``***``), carried in the transfer's note. Refused, nothing is written; the party,
         quote and transfer otherwise."""
         decoded = qr.decode(payload)
+        entered = _qr_prompted(decoded, prompted or {})
         till = decoded.find_merchant_alias()
         if till is None:
             raise InvalidPaymentInput(
@@ -1294,23 +1307,27 @@ class PaymentScheme:
                 )
             minor += extra
         try:
-            return self.pay_by_qr(
-                caller,
-                quote_id,
-                transfer_id,
-                till,
-                minor,
-                currency,
-                source_currency,
-                merchant_name=decoded.merchant_name,
-                merchant_country=decoded.country,
-                payer_alias_type=payer_alias_type,
-                payer_alias=payer_alias,
-                acquirer=decoded.find_acquirer(),
-                note=_qr_note(decoded),
-            )
+            with _PAYEE_IS_THE_QR:  # the request has no payee: the QR names it
+                return self.pay_by_qr(
+                    caller,
+                    quote_id,
+                    transfer_id,
+                    till,
+                    minor,
+                    currency,
+                    source_currency,
+                    merchant_name=decoded.merchant_name,
+                    merchant_country=decoded.country,
+                    payer_alias_type=payer_alias_type,
+                    payer_alias=payer_alias,
+                    acquirer=decoded.find_acquirer(),
+                    note=_qr_note(decoded, entered),
+                )
         except InvalidPaymentInput as exc:
-            if exc.field != "amount.currency" or amount_currency is not None:
+            # an amount sent in the QR's own currency is not at fault either (the error told
+            # the payer to send the currency it had sent)
+            own = decoded.currency.code
+            if exc.field != "amount.currency" or amount_currency not in (None, own):
                 raise
             # the currency is the QR's own (tag 53): the QR is at fault, not a field sent
             raise InvalidPaymentInput(
@@ -1372,7 +1389,8 @@ class PaymentScheme:
                 raise InvalidPaymentInput(
                     f"a tip on this QR is in {own}, not {tip_currency}", field="tip.currency"
                 )
-            minor = parse_amount(tip, own)
+            with _TIP_AMOUNT:
+                minor = parse_amount(tip, own)
             if minor <= 0:
                 raise InvalidPaymentInput("a tip is a positive amount", field="tip")
             return minor
@@ -2972,11 +2990,51 @@ _QR_REFERENCES = (
 )
 
 
-def _qr_note(decoded: qr.QrPayload) -> str | None:
-    """A payment's note from its QR's references ("QR bill 77; reference INV-1"), or None.
-    They were dropped: a merchant's participant could not tell which bill was paid, nor a
-    second payment of a dynamic QR from a payment of another bill of the same amount."""
-    refs = decoded.additional_data
+#: A tag 62 value is 1-25 characters (v1.1); so is what a payer enters for one.
+QR_PROMPTED_LEN_MAX = 25
+
+
+def _qr_prompted(decoded: qr.QrPayload, prompted: Mapping[str, str]) -> dict[str, str]:
+    """What the payer entered where the QR asks for it (``***``: v1.1's "the mobile
+    application should prompt the consumer"), checked: each reference the note carries that
+    the QR prompts for is needed, and none it does not ask for is taken. Without this the
+    payment went through with "bill ***" as its note, and the merchant could not match it to
+    a bill. (Prompts for a mobile number, store, loyalty number or customer label are not
+    carried: the note holds the bill, the reference and the terminal.)"""
+    asked = set(decoded.prompts)
+    labels = {name: name.replace("_", " ") for name, _ in _QR_REFERENCES}
+    for name, value in prompted.items():
+        if name not in labels:
+            raise InvalidPaymentInput(
+                f"{name!r} is not a value a payer enters for a QR (one of {', '.join(labels)})",
+                field="prompted",
+            )
+        field = f"prompted.{name}"
+        if name not in asked:
+            raise InvalidPaymentInput(
+                f"this QR does not ask the payer for its {labels[name]} (tag 62 does not "
+                f"hold {qr.PROMPT} for it)",
+                field=field,
+            )
+        _check_text(value, labels[name], field, length_max=QR_PROMPTED_LEN_MAX)
+        if value == qr.PROMPT:
+            raise InvalidPaymentInput(f"{labels[name]} {qr.PROMPT} is not a value", field=field)
+    for name in labels:
+        if name in asked and name not in prompted:
+            raise InvalidPaymentInput(
+                f"this QR asks the payer for its {labels[name]} ({qr.PROMPT} in tag 62): "
+                "send the value the payer entered",
+                field=f"prompted.{name}",
+            )
+    return dict(prompted)
+
+
+def _qr_note(decoded: qr.QrPayload, entered: Mapping[str, str]) -> str | None:
+    """A payment's note from its QR's references ("QR bill 77; reference INV-1"), what the
+    payer entered standing for a ``***``; or None. They were dropped: a merchant's
+    participant could not tell which bill was paid, nor a second payment of a dynamic QR
+    from a payment of another bill of the same amount."""
+    refs = {**decoded.additional_data, **entered}
     parts = [f"{label} {refs[key]}" for key, label in _QR_REFERENCES if refs.get(key, "").strip()]
     return "QR " + "; ".join(parts) if parts else None
 

@@ -551,28 +551,47 @@ def _bulk(raw: bytes, caller: str, scheme: PaymentScheme) -> Response:
 # ------------------------------------------------------------------ QR
 @router.post("/qr/encode", response_model=s.QrOut)
 def qr_encode(body: s.QrEncodeIn, caller: Caller, scheme: Scheme) -> s.QrOut:
-    payload = _merchant_qr(body, scheme)
+    payload = _merchant_qr(body, caller, scheme)
     text = qr.encode(payload)
     return s.QrOut(payload=text, crc=text[-4:])
 
 
-def _merchant_qr(body: s.QrEncodeIn, scheme: PaymentScheme) -> qr.QrPayload:
-    """The till's QR, naming the participant it is registered at if it is (a payment by the
-    QR is then refused once the till moves to another)."""
+#: The QR's tags as the encode request names them
+_QR_FIELDS = FieldsNamed(
+    {
+        "52": "mcc",
+        "53": "currency",
+        "54": "amount",
+        "58": "country",
+        "59": "merchantName",
+        "60": "city",
+        "62.05": "reference",
+    }
+)
+
+
+def _merchant_qr(body: s.QrEncodeIn, caller: str, scheme: PaymentScheme) -> qr.QrPayload:
+    """The till's QR. For a participant, naming the participant the till is registered at if
+    it is (a payment by the QR is then refused once the till moves to another), and refused
+    in a currency the till is not paid in (no payment of it could be made). A trade
+    principal's QR names none and is not checked: the directory is the participants'
+    (:func:`_participant_only`), and the answer told a buyer's token who held any till."""
     amount = parse_amount(body.amount, body.currency) if body.amount is not None else None
     with FieldsNamed({"id": "tillId"}):  # one that can be registered
         _, till = normalise_alias(AliasType.MERCHANT, body.tillId)
-    return qr.build_merchant_qr(
-        acquirer=scheme.till_participant(till),
-        merchant_alias=till,
-        mcc=body.mcc,
-        currency=body.currency,
-        country=body.country,
-        merchant_name=body.merchantName,
-        city=body.city,
-        amount_minor=amount,
-        reference_label=body.reference,
-    )
+    acquirer = None if ":" in caller else scheme.till_participant(till, body.currency)
+    with _QR_FIELDS:
+        return qr.build_merchant_qr(
+            acquirer=acquirer,
+            merchant_alias=till,
+            mcc=body.mcc,
+            currency=body.currency,
+            country=body.country,
+            merchant_name=body.merchantName,
+            city=body.city,
+            amount_minor=amount,
+            reference_label=body.reference,
+        )
 
 
 #: What ``/qr/image`` answers (the route returns a Response of its own, so FastAPI declared
@@ -595,7 +614,7 @@ def qr_image(
     scheme: Scheme,
     fmt: Annotated[str, Query(pattern="^(png|svg)$")] = "png",
 ) -> Response:
-    text = qr.encode(_merchant_qr(body, scheme))
+    text = qr.encode(_merchant_qr(body, caller, scheme))
     buffer = io.BytesIO()
     if fmt == "png":
         qr.render_png(text, buffer)
@@ -606,7 +625,20 @@ def qr_image(
 
 @router.post("/qr/decode")
 def qr_decode(body: s.QrDecodeIn, caller: Caller) -> dict[str, object]:
-    return {cv.camel(k): v for k, v in qr.shown(qr.decode(body.payload)).items()}
+    decoded = qr.decode(body.payload)
+    shown = qr.shown(decoded)
+    # named as /v1/qr/pay's ``prompted`` names them
+    shown["prompts"] = [cv.camel(name) for name in decoded.prompts]
+    return {cv.camel(k): v for k, v in shown.items()}
+
+
+_PROMPTED_FIELDS = FieldsNamed(
+    {
+        "prompted.bill_number": "prompted.billNumber",
+        "prompted.reference_label": "prompted.referenceLabel",
+        "prompted.terminal_label": "prompted.terminalLabel",
+    }
+)
 
 
 @router.post("/qr/pay", status_code=201, response_model=s.QrPayOut)
@@ -614,19 +646,32 @@ def qr_pay(body: s.QrPayIn, caller: Caller, scheme: Scheme) -> s.QrPayOut:
     """Decode the merchant's QR, look up its till id, quote in the payer's currency and
     prepare, the last two in one transaction: a refused payment leaves no quote behind."""
     _participant_only(caller)  # its till's lookup comes first: no probing it as a trade token
-    party, q, t = scheme.pay_qr_payload(
-        caller,
-        body.quoteId,
-        body.transferId,
-        body.payload,
-        body.sourceCurrency,
-        amount=body.amount.amount if body.amount else None,
-        amount_currency=body.amount.currency if body.amount else None,
-        payer_alias_type=body.payer.partyIdType if body.payer else None,
-        payer_alias=body.payer.partyIdentifier if body.payer else None,
-        tip=body.tip.amount if body.tip else None,
-        tip_currency=body.tip.currency if body.tip else None,
-    )
+    prompted = {}
+    if body.prompted is not None:
+        prompted = {
+            name: value
+            for name, value in (
+                ("bill_number", body.prompted.billNumber),
+                ("reference_label", body.prompted.referenceLabel),
+                ("terminal_label", body.prompted.terminalLabel),
+            )
+            if value is not None
+        }
+    with _PROMPTED_FIELDS:
+        party, q, t = scheme.pay_qr_payload(
+            caller,
+            body.quoteId,
+            body.transferId,
+            body.payload,
+            body.sourceCurrency,
+            amount=body.amount.amount if body.amount else None,
+            amount_currency=body.amount.currency if body.amount else None,
+            payer_alias_type=body.payer.partyIdType if body.payer else None,
+            payer_alias=body.payer.partyIdentifier if body.payer else None,
+            tip=body.tip.amount if body.tip else None,
+            tip_currency=body.tip.currency if body.tip else None,
+            prompted=prompted,
+        )
     return s.QrPayOut(party=cv.party(party), quote=cv.quote(q), transfer=cv.transfer(t))
 
 

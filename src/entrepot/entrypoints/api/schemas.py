@@ -336,6 +336,14 @@ class QrDecodeIn(Strict):
     payload: str = Field(min_length=1, max_length=512)
 
 
+class QrPromptedIn(Strict):
+    """What the payer entered where the QR asks for it (its tag 62 holds ``***``)."""
+
+    billNumber: str | None = Field(None, min_length=1, max_length=25)
+    referenceLabel: str | None = Field(None, min_length=1, max_length=25)
+    terminalLabel: str | None = Field(None, min_length=1, max_length=25)
+
+
 class QrPayIn(Strict):
     payload: str = Field(min_length=1, max_length=512)
     transferId: str = Id
@@ -349,6 +357,12 @@ class QrPayIn(Strict):
     )
     tip: MoneyIn | None = Field(
         None, description="The payer's tip, where the QR asks for one (tag 55 = 01)"
+    )
+    prompted: QrPromptedIn | None = Field(
+        None,
+        description="The bill number, reference label or terminal label the payer entered, "
+        "each where the QR asks for it (`***` in tag 62; `/v1/qr/decode` lists them in "
+        "`prompts`): needed then, refused otherwise; carried in the transfer's note",
     )
     payer: PayeeIn | None = None
 

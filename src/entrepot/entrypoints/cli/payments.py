@@ -690,7 +690,7 @@ def qr_encode(
     """A merchant's EMVCo QR payload; --png/--svg also render it."""
     _, till = normalise_alias(AliasType.MERCHANT, till_id)  # one that can be registered
     with _scheme() as a:  # the participant the till is at, named on the QR (if registered)
-        acquirer = a.payments.till_participant(till)
+        acquirer = a.payments.till_participant(till, currency)
     payload = qr.build_merchant_qr(
         acquirer=acquirer,
         merchant_alias=till,
@@ -740,11 +740,29 @@ def qr_pay(
         str | None,
         typer.Option("--payer", help="the payer party, TYPE:ALIAS (fraud screening uses it)"),
     ] = None,
+    bill_number: Annotated[
+        str | None,
+        typer.Option("--bill-number", help="What the payer entered, where the QR asks (***)."),
+    ] = None,
+    reference_label: Annotated[
+        str | None,
+        typer.Option("--reference-label", help="What the payer entered, where the QR asks."),
+    ] = None,
+    terminal_label: Annotated[
+        str | None,
+        typer.Option("--terminal-label", help="What the payer entered, where the QR asks."),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Pay a merchant's QR in one call, as POST /v1/qr/pay: decode it, look up its till id,
     quote in the payer's currency and prepare; a refused payment leaves no quote behind."""
     payer_alias_type, payer_alias = _payer(payer)
+    entered = {
+        "bill_number": bill_number,
+        "reference_label": reference_label,
+        "terminal_label": terminal_label,
+    }
+    prompted = {k: v for k, v in entered.items() if v is not None}
     amount = None if amount is None else _unsigned(amount)
     tip = None if tip is None else _unsigned(tip)
     with _scheme() as a:
@@ -759,6 +777,7 @@ def qr_pay(
             payer_alias_type=payer_alias_type,
             payer_alias=payer_alias,
             tip=tip,
+            prompted=prompted,
         )
         _show({"party": party, "quote": q, "transfer": t}, as_json)
 
