@@ -2075,6 +2075,14 @@ def test_a_qr_that_asks_the_payer_for_its_bill_number_is_paid_with_what_the_paye
     entered = {"bill_number": "BILL-77", "reference_label": "INV-0001"}
     _, _, t = scheme.pay_qr_payload("mtn-rw", "q1", "t1", text, "RWF", prompted=entered)
     assert t.note == "QR bill BILL-77; reference INV-0001"
+    # a prompt for what no note carries (a store label) is not listed, nor asked for
+    store = qr.build_merchant_qr(
+        merchant_alias=TILL[1], mcc="5812", currency="MYR", country="MY",
+        merchant_name="Kedai Kopi KL", city="Kuala Lumpur", amount_minor=1000,
+        store_label="***",
+    ).text  # fmt: skip
+    assert qr.decode(store).prompts == ()
+    assert scheme.pay_qr_payload("mtn-rw", "q3", "t3", store, "RWF")[2].note is None
     # a QR that asks for nothing takes no entered value
     with unchanged(scheme), pytest.raises(InvalidPaymentInput, match="does not ask"):
         scheme.pay_qr_payload("mtn-rw", "q2", "t2", kedai_qr(1000), "RWF", prompted=entered)

@@ -392,6 +392,11 @@ def test_a_bulk_resent_whole_is_answered_for_a_payer_suspended_since(
     )
     with unchanged(scheme), pytest.raises(ParticipantSuspended):
         bulk_transfers(scheme, "maybank", "s2", "MYR", [BulkItem("s-new", *PAYEES["cimb"], 5)])
+    # another bulk holding an id that exists (made by another request) is no resend
+    with unchanged(scheme), pytest.raises(ParticipantSuspended):
+        bulk_transfers(
+            scheme, "maybank", "s3", "MYR", [items[0], BulkItem("s-new", *PAYEES["cimb"], 5)]
+        )
 
 
 def test_a_retried_bulk_commits_nothing_twice_and_a_reused_bulk_id_posts_apart(

@@ -872,6 +872,8 @@ def test_a_participant_with_a_long_id_is_suspended_and_resumed_with_notices(
     to 64 characters (64 are allowed) it did not fit the outbox's column, and on PostgreSQL
     the suspension or resumption failed with it (a 500; the participant kept its state)."""
     pid = "p" * 64
+    # SQLite does not enforce a length: the column must hold the longest such id
+    assert st.outbox.c.resource_id.type.length >= len(f"{pid}/{2**64}")  # type: ignore[attr-defined]
     scheme.register_participant(pid, "Long Bank", "bank", "RW", ["RWF"])
     scheme.set_endpoint(pid, endpoint.url)
     for n in range(11):
@@ -895,6 +897,7 @@ def test_an_endpoint_with_a_non_ascii_path_is_refused(scheme: PaymentScheme) -> 
     assert scheme.get_endpoint("bk-rw") == "http://bücher.example/cb"
 
 
+@pytest.mark.parametrize("pinned", [False, True])
 @pytest.mark.parametrize(
     ("url", "port"),
     [
@@ -904,7 +907,7 @@ def test_an_endpoint_with_a_non_ascii_path_is_refused(scheme: PaymentScheme) -> 
     ],
 )
 def test_an_ipv6_endpoint_without_a_port_is_called_on_the_schemes_port(
-    monkeypatch: pytest.MonkeyPatch, url: str, port: int
+    monkeypatch: pytest.MonkeyPatch, url: str, port: int, pinned: bool
 ) -> None:
     """http.client read an IPv6 host's last group as its port when none was given:
     http://[2001:db8::1]/cb was called on port 1, every notice abandoned."""
@@ -915,6 +918,8 @@ def test_an_ipv6_endpoint_without_a_port_is_called_on_the_schemes_port(
         raise ConnectionRefusedError("probe")
 
     monkeypatch.setattr(socket, "create_connection", connect)
+    # pinned: as the dispatcher calls it, the address checked first
+    addresses = CallbackAddresses.parse(["2001:db8::/32"]) if pinned else None
     with pytest.raises(ConnectionRefusedError):
-        http_post(url, b"{}", {})
+        http_post(url, b"{}", {}, addresses=addresses)
     assert tried == [("2001:db8::1", port)]

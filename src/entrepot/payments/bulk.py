@@ -229,8 +229,10 @@ def bulk_transfers(
         # resent prepare is): its new items (those the first one rejected, left without a
         # transfer) are then rejected one by one. Refused whole, a retry after a lost answer
         # told the payer's system the bulk failed while it had paid (a review). Only a bulk
-        # none of whose items exist is refused for a suspended payer.
-        payer = (scheme._participant if existing else scheme._active)(conn, caller)
+        # none of whose items this bulk made before is refused for a suspended payer (an id
+        # another request made is no sign of a resend).
+        resend = any(s.payer == caller and s.note == note for s in existing.values())
+        payer = (scheme._participant if resend else scheme._active)(conn, caller)
         payer_out = None if payer.active else f"payer participant {caller} is suspended"
         src = payer.check_currency(currency)
         fee_to = scheme._participant(conn, SCHEME).check_currency(currency)

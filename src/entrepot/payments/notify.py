@@ -411,7 +411,7 @@ def endpoint_problem(url: str, hosts: Set[str] = frozenset()) -> str | None:
         return "it is not an http(s) URL with a host"
     if "@" in parts.netloc:
         return "it names a user"
-    if not (parts.path + parts.query + parts.fragment).isascii():
+    if not (parts.path + parts.query).isascii():  # a fragment is never sent
         # a request line is ASCII: every attempt failed to encode it, and every notice was
         # abandoned after its retries
         return "its path or query is not ASCII: percent-encode it"

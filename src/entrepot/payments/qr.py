@@ -99,6 +99,10 @@ ADDITIONAL_DATA_NAMES: Mapping[str, str] = MappingProxyType(
 #: A tag 62 sub-tag (01-07) of this value asks the payer's app to prompt for it (v1.1:
 #: "the mobile application should prompt the consumer for the input").
 PROMPT = "***"
+#: The tag 62 values a payer enters for an Entrepot payment where the QR prompts for them:
+#: those its note carries (the bill, the reference, the terminal). A prompt for another
+#: (mobile number, store, loyalty number, customer label) is not asked for: nothing carries it.
+PAYER_ENTERED = ("bill_number", "reference_label", "terminal_label")
 
 _TAG_CRC = "63"
 _TAG_RE = re.compile(r"[0-9]{2}")
@@ -325,12 +329,10 @@ class QrPayload:
 
     @property
     def prompts(self) -> tuple[str, ...]:
-        """The additional_data names (01-07) whose value is ``***``: the payer enters them."""
-        return tuple(
-            name
-            for tag, name in ADDITIONAL_DATA_NAMES.items()
-            if "01" <= tag <= "07" and self.additional_data.get(name) == PROMPT
-        )
+        """The PAYER_ENTERED names whose value is ``***``: a payment by the QR needs what the
+        payer entered for each."""
+        data = self.additional_data
+        return tuple(name for name in PAYER_ENTERED if data.get(name) == PROMPT)
 
     @property
     def additional_data(self) -> dict[str, str]:

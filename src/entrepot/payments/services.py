@@ -3002,7 +3002,7 @@ def _qr_prompted(decoded: qr.QrPayload, prompted: Mapping[str, str]) -> dict[str
     a bill. (Prompts for a mobile number, store, loyalty number or customer label are not
     carried: the note holds the bill, the reference and the terminal.)"""
     asked = set(decoded.prompts)
-    labels = {name: name.replace("_", " ") for name, _ in _QR_REFERENCES}
+    labels = {name: name.replace("_", " ") for name in qr.PAYER_ENTERED}
     for name, value in prompted.items():
         if name not in labels:
             raise InvalidPaymentInput(
