@@ -91,6 +91,9 @@ def test_the_servers_deadline_pass_purges_keys(scheme: PaymentScheme, clock: Fak
         def process_deadlines(self) -> dict[str, int]:
             return {}
 
+        def log_pending_decisions(self) -> dict[str, int]:
+            return {}
+
     class App:
         payments = scheme
         trade = Idle()
