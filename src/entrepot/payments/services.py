@@ -112,6 +112,7 @@ from entrepot.payments.model import (
 from entrepot.payments.notify import endpoint_problem, notify_status, notify_transfer
 from entrepot.storage.engine import read_connection
 from entrepot.storage.group import GroupCommit
+from entrepot.storage.outbox import claim_due
 from entrepot.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -2087,27 +2088,14 @@ class PaymentScheme:
         claimed) and appended. A log that refuses them is reported, not raised: the other
         passes run. ``verdicts_waiting``: those not appended (claimed, refused, or of a kind
         no screening here logs)."""
-        c = st.decision_outbox.c
-        now = self._now()
         with self._uow() as uow:
-            conn = uow.connection
-            waiting = int(
-                conn.execute(
-                    sa.select(sa.func.count()).select_from(st.decision_outbox)
-                ).scalar_one()
+            waiting, rows = claim_due(
+                uow.connection,
+                st.decision_outbox,
+                self._now(),
+                VERDICT_GRACE_S * NS_PER_S,
+                VERDICTS_A_PASS,
             )
-            rows = conn.execute(
-                sa.select(c.decision_id, c.record)
-                .where(c.claimed_until <= now)
-                .order_by(c.created_at, c.decision_id)
-                .limit(VERDICTS_A_PASS)
-            ).all()
-            if rows:
-                conn.execute(
-                    sa.update(st.decision_outbox)
-                    .where(c.decision_id.in_([r.decision_id for r in rows]))
-                    .values(claimed_until=now + VERDICT_GRACE_S * NS_PER_S)
-                )
         logged = 0
         try:
             logged = self._append_verdicts([json.loads(r.record) for r in rows])

@@ -91,6 +91,7 @@ from entrepot.risk.lending.model import (
     split_withholding,
 )
 from entrepot.storage.engine import read_connection
+from entrepot.storage.outbox import claim_due
 from entrepot.storage.uow import UnitOfWork
 
 LEND_NAMESPACE = uuid.UUID("0b5a1f0e-7c1d-4f5e-b0a4-2c6e8d9f1a3b")
@@ -237,27 +238,14 @@ class Lending:
         once its claim lapses: it is then in the log twice, under one decision id."""
         if self.sink is None:
             return {"decisions_logged": 0, "decisions_waiting": 0}
-        c = st.decision_outbox.c
-        now = self._now()
         with self._uow() as uow:
-            conn = uow.connection
-            waiting = int(
-                conn.execute(
-                    sa.select(sa.func.count()).select_from(st.decision_outbox)
-                ).scalar_one()
+            waiting, rows = claim_due(
+                uow.connection,
+                st.decision_outbox,
+                self._now(),
+                DECISION_GRACE_S * NS_PER_S,
+                DECISIONS_A_PASS,
             )
-            rows = conn.execute(
-                sa.select(c.decision_id, c.record)
-                .where(c.claimed_until <= now)
-                .order_by(c.created_at, c.decision_id)
-                .limit(DECISIONS_A_PASS)
-            ).all()
-            if rows:
-                conn.execute(
-                    sa.update(st.decision_outbox)
-                    .where(c.decision_id.in_([r.decision_id for r in rows]))
-                    .values(claimed_until=now + DECISION_GRACE_S * NS_PER_S)
-                )
         if not rows:
             return {"decisions_logged": 0, "decisions_waiting": waiting}
         try:
