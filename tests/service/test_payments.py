@@ -2086,3 +2086,41 @@ def test_a_qr_that_asks_the_payer_for_its_bill_number_is_paid_with_what_the_paye
     # a QR that asks for nothing takes no entered value
     with unchanged(scheme), pytest.raises(InvalidPaymentInput, match="does not ask"):
         scheme.pay_qr_payload("mtn-rw", "q2", "t2", kedai_qr(1000), "RWF", prompted=entered)
+
+
+def test_a_suspended_payees_late_commit_is_told_expired_and_records_it(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """Found by a review: a suspended payee's commit after the expiry was refused
+    ``participant_suspended`` (as if it could retry once resumed) and left the transfer
+    RESERVED; its reject was told ``transfer_expired``. Both are now told expired, and the
+    abort is recorded."""
+    join_bk(scheme)
+    t = pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    scheme.set_active("bk-rw", False)
+    clock.advance(TRANSFER_TTL_S + 1)
+    with pytest.raises(TransferExpired):
+        scheme.commit_transfer("bk-rw", t.id)
+    done = scheme.get_transfer("mtn-rw", t.id)
+    assert (done.state, done.reason) == (TransferState.ABORTED, "expired")
+    with pytest.raises(TransferExpired):
+        scheme.reject_transfer("bk-rw", t.id)
+    assert_ledger_ok(scheme)
+
+
+def test_a_suspended_payer_accepts_no_quote_it_accepted_before(scheme: PaymentScheme) -> None:
+    """Found by a review: a same-currency quote accepted before the payer's suspension (which
+    withdraws only cross-currency ones) was answered ACCEPTED again; a suspended payer
+    accepts nothing, nor is a suspended payee paid through one."""
+    join_bk(scheme)
+    scheme.create_quote("mtn-rw", "q1", *BK_CUSTOMER, 1_000, "SEND", "RWF")
+    scheme.accept_quote("mtn-rw", "q1")
+    scheme.set_active("mtn-rw", False)
+    with unchanged(scheme), pytest.raises(ParticipantSuspended):
+        scheme.accept_quote("mtn-rw", "q1")
+    scheme.set_active("mtn-rw", True)
+    scheme.set_active("bk-rw", False)
+    with unchanged(scheme), pytest.raises(ParticipantSuspended):
+        scheme.accept_quote("mtn-rw", "q1")
+    scheme.set_active("bk-rw", True)
+    assert scheme.accept_quote("mtn-rw", "q1").state is QuoteState.ACCEPTED

@@ -1542,6 +1542,10 @@ class PaymentScheme:
         if q.state is QuoteState.ACCEPTED:  # accepted again: so it is, unless it expired
             if self._now() >= q.expires_at_ns:
                 raise QuoteExpired(f"quote {quote_id} expired")
+            # or a party was suspended since (a suspended payer accepts nothing; a review
+            # found a same-currency quote, which suspension does not withdraw, answered so)
+            self._active(conn, caller)
+            self._active(conn, q.payee_participant)
             return q
         # The refusals come in prepare's order (a prepare accepts its quote too, and one
         # request must be refused alike by both): the quote's state and expiry, a suspended
@@ -1940,8 +1944,6 @@ class PaymentScheme:
             t = self._transfer(conn, transfer_id)
             if caller != t.payee_participant:
                 raise NotYours(f"only the payee participant may resolve transfer {transfer_id}")
-            if commit:  # a suspended payee receives nothing, but may give the funds back now
-                self._active(conn, caller)  # rather than hold them to the expiry
             if t.state is TransferState.ABORTED and t.reason == "expired":
                 # however its expiry was recorded (a decision, the deadline pass): the same
                 # refusal, so a retried decision is told what the first was
@@ -1952,6 +1954,10 @@ class PaymentScheme:
                 # its expiry left for the deadline pass, while its GET read it ABORTED)
                 self._record_expiry(uow, t)
                 raise TransferExpired(f"transfer {transfer_id} expired")
+            # After the expiry (a review: a suspended payee's late commit was told to wait for
+            # its resumption, and the expiry was left unrecorded; its reject was told expired)
+            if commit:  # a suspended payee receives nothing, but may give the funds back now
+                self._active(conn, caller)  # rather than hold them to the expiry
             if t.state is TransferState.HOLD:  # why is for the payer and the reviewer
                 raise InvalidState(f"transfer {transfer_id} is on hold for review")
             if t.state is not TransferState.RESERVED:
