@@ -881,7 +881,11 @@ def test_an_accepted_quote_is_not_prepared_through_a_provider_suspended_since(
     scheme.set_active("fxco", False)
     with unchanged(scheme), pytest.raises(ParticipantSuspended):
         scheme.prepare_transfer("mtn-rw", "t-acc", "q-acc")
+    # nor accepted again (it was answered ACCEPTED while prepare refused it; a review)
+    with unchanged(scheme), pytest.raises(ParticipantSuspended):
+        scheme.accept_quote("mtn-rw", "q-acc")
     scheme.set_active("fxco", True)
+    assert scheme.accept_quote("mtn-rw", "q-acc").state is QuoteState.ACCEPTED
     assert scheme.prepare_transfer("mtn-rw", "t-acc", "q-acc").state is TransferState.RESERVED
     assert_ledger_ok(scheme)
 

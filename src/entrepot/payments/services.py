@@ -1546,6 +1546,8 @@ class PaymentScheme:
             # found a same-currency quote, which suspension does not withdraw, answered so)
             self._active(conn, caller)
             self._active(conn, q.payee_participant)
+            if q.fx_provider is not None:  # its quotes stay accepted, honoured once resumed
+                self._active(conn, q.fx_provider)
             return q
         # The refusals come in prepare's order (a prepare accepts its quote too, and one
         # request must be refused alike by both): the quote's state and expiry, a suspended
