@@ -455,7 +455,9 @@ class SchemeMachine(RuleBasedStateMachine):
         elif q.state is QuoteState.EXPIRED or now >= q.expires_ns:
             errors.append(pe.QuoteExpired)
         elif q.state is QuoteState.ACCEPTED:
-            pass
+            # accepted again: so it stays, unless a party was suspended since
+            if not m.active[q.payer] or not m.active[q.payee] or (q.cross and not m.active[FX]):
+                errors.append(pe.ParticipantSuspended)
         elif not q.cross:
             if not m.active[q.payer] or not m.active[q.payee]:
                 errors.append(pe.ParticipantSuspended)

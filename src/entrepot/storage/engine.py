@@ -208,6 +208,32 @@ def _begin(dbapi_connection: Any, statement: str) -> None:
         raise DBAPIError.instance(statement, (), exc, sqlite3.Error) from exc
 
 
+def checkpoint_wal(url: str) -> None:
+    """Fold SQLite's write-ahead log at ``url`` into the database and empty it, then close:
+    run once a server's workers are gone, this connection is the last one out and SQLite
+    deletes the log. Each worker closes its connections at shutdown, but the supervisor stops
+    them together, and two connections closing at once each see the other still open: neither
+    checkpointed, and the log (tens of MB after a bench's load) was left for the next process
+    to read through. Best effort: a process still using the file keeps it (and is told
+    nothing); not SQLite, nothing is done."""
+    if not url.startswith("sqlite"):
+        return
+    database = make_url(url).database
+    if not _is_file(database) or not Path(str(database)).expanduser().is_file():
+        return
+    try:
+        conn = sqlite3.connect(Path(str(database)).expanduser(), timeout=5)
+    except sqlite3.Error as exc:
+        log.warning("%s: WAL not checkpointed: %s", database, exc)
+        return
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    except sqlite3.Error as exc:
+        log.warning("%s: WAL not checkpointed: %s", database, exc)
+    finally:
+        conn.close()
+
+
 def _is_file(database: str | None) -> bool:
     return bool(database) and database != ":memory:" and not str(database).startswith("file:")
 

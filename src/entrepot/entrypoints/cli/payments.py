@@ -1048,9 +1048,19 @@ def serve(
         finally:
             if runner is not None:
                 runner.stop()
+            _last_out()
     finally:
         if frozen is not None:
             frozen.unlink(missing_ok=True)
+
+
+def _last_out() -> None:
+    """Once the workers (and the deadline runner) are gone: SQLite's WAL folded into the
+    database and removed (:func:`entrepot.storage.engine.checkpoint_wal`)."""
+    from entrepot.config import load_settings
+    from entrepot.storage.engine import checkpoint_wal
+
+    checkpoint_wal(load_settings().database_url)
 
 
 def _freeze_fee_schedule() -> Path | None:
