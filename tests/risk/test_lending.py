@@ -55,6 +55,7 @@ from entrepot.risk.lending import (
 from entrepot.risk.lending import store as lending_store
 from entrepot.risk.lending.services import DECISION_GRACE_S
 from entrepot.storage.uow import UnitOfWork
+from tests.counters import write_transactions
 
 DAY_S = 86_400
 SALES = (300_000, 320_000, 310_000, 330_000, 350_000, 360_000)
@@ -698,8 +699,10 @@ def test_a_decision_the_log_cannot_take_now_stands_and_is_logged_later(
     offer_log_id = lend.get_offer("m-kigali-2", "o-2").log_id
     assert sink.decisions == []
     assert outbox_ids(lend) == sorted([offer_log_id, done.log_id])
-    # the deciding worker's claim has not lapsed: the pass leaves them
+    # the deciding worker's claim has not lapsed: the pass leaves them, and writes nothing
+    writes = write_transactions()
     assert lend.log_pending_decisions() == {"decisions_logged": 0, "decisions_waiting": 2}
+    assert write_transactions() == writes
     clock.advance(DECISION_GRACE_S)
     # the log still refuses: reported, not raised; claimed again, so waiting a grace more
     assert lend.log_pending_decisions() == {"decisions_logged": 0, "decisions_waiting": 2}
@@ -709,7 +712,9 @@ def test_a_decision_the_log_cannot_take_now_stands_and_is_logged_later(
     assert lend.log_pending_decisions() == {"decisions_logged": 2, "decisions_waiting": 0}
     assert sorted(d.decision_id for d in sink.decisions) == sorted([offer_log_id, done.log_id])
     assert outbox_ids(lend) == []
+    writes = write_transactions()
     assert lend.log_pending_decisions() == {"decisions_logged": 0, "decisions_waiting": 0}
+    assert write_transactions() == writes  # nothing waits: no write turn taken
     assert len(sink.decisions) == 2
 
 

@@ -19,6 +19,7 @@ from entrepot.payments.errors import FxLiquidityExhausted, TransferBlocked
 from entrepot.payments.model import Party, PaymentTransfer
 from entrepot.payments.screening import SanctionsScreening
 from entrepot.payments.services import VERDICT_GRACE_S, ScreeningDecision
+from tests.counters import write_transactions
 
 LISTS = shared_data_dir() / "sanctions"
 
@@ -397,15 +398,20 @@ def test_a_verdict_the_log_cannot_take_now_takes_effect_and_is_logged_later(
     assert [d.outcome for d in sink] == ["review"]  # the hold only, so far
     (waiting,) = _outbox(scheme)
     sink.refuse = False
-    # a young verdict is its own worker's to append: the pass leaves it for a while
+    # a young verdict is its own worker's to append: the pass leaves it for a while, and
+    # takes no write turn to find that out
+    writes = write_transactions()
     assert scheme.log_pending_verdicts() == {"verdicts_logged": 0, "verdicts_waiting": 1}
+    assert write_transactions() == writes
     clock.advance(VERDICT_GRACE_S)
     assert scheme.log_pending_verdicts() == {"verdicts_logged": 1, "verdicts_waiting": 0}
     hold, verdict = list(sink)
     assert (verdict.decision_id, verdict.outcome) == (waiting, "released")
     assert verdict.inputs["review_of"] == hold.decision_id
     assert _outbox(scheme) == []
+    writes = write_transactions()
     assert scheme.log_pending_verdicts() == {"verdicts_logged": 0, "verdicts_waiting": 0}
+    assert write_transactions() == writes
     assert len(list(sink)) == 2
 
 

@@ -112,7 +112,7 @@ from entrepot.payments.model import (
 from entrepot.payments.notify import endpoint_problem, notify_status, notify_transfer
 from entrepot.storage.engine import read_connection
 from entrepot.storage.group import GroupCommit
-from entrepot.storage.outbox import claim_due
+from entrepot.storage.outbox import claim_due, waiting_and_due
 from entrepot.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -2096,6 +2096,10 @@ class PaymentScheme:
         claimed) and appended. A log that refuses them is reported, not raised: the other
         passes run. ``verdicts_waiting``: those not appended (claimed, refused, or of a kind
         no screening here logs)."""
+        with self._read() as conn:
+            waiting, due = waiting_and_due(conn, st.decision_outbox, self._now())
+        if not due:
+            return {"verdicts_logged": 0, "verdicts_waiting": waiting}
         with self._uow() as uow:
             waiting, rows = claim_due(
                 uow.connection,

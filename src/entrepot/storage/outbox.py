@@ -11,6 +11,18 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 
+def waiting_and_due(conn: Connection, table: sa.Table, now: int) -> tuple[int, bool]:
+    """In a read: how many rows wait, and whether any one's claim has lapsed. A pass that
+    finds none due takes no write turn (every pass of every worker did, empty or not, in the
+    queue with the payments' writes)."""
+    c = table.c
+    waiting = int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+    if not waiting:
+        return 0, False
+    due = conn.execute(sa.select(c.decision_id).where(c.claimed_until <= now).limit(1)).first()
+    return waiting, due is not None
+
+
 def claim_due(
     conn: Connection, table: sa.Table, now: int, claim_ns: int, limit: int
 ) -> tuple[int, Sequence[Any]]:

@@ -91,7 +91,7 @@ from entrepot.risk.lending.model import (
     split_withholding,
 )
 from entrepot.storage.engine import read_connection
-from entrepot.storage.outbox import claim_due
+from entrepot.storage.outbox import claim_due, waiting_and_due
 from entrepot.storage.uow import UnitOfWork
 
 LEND_NAMESPACE = uuid.UUID("0b5a1f0e-7c1d-4f5e-b0a4-2c6e8d9f1a3b")
@@ -238,6 +238,10 @@ class Lending:
         once its claim lapses: it is then in the log twice, under one decision id."""
         if self.sink is None:
             return {"decisions_logged": 0, "decisions_waiting": 0}
+        with read_connection(self.engine) as conn:
+            waiting, due = waiting_and_due(conn, st.decision_outbox, self._now())
+        if not due:
+            return {"decisions_logged": 0, "decisions_waiting": waiting}
         with self._uow() as uow:
             waiting, rows = claim_due(
                 uow.connection,
