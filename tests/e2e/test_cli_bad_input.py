@@ -471,7 +471,11 @@ CASES: dict[str, tuple[Bad, ...]] = {
     "payments window-settle": (
         bad("payments window-settle 0", "window"),
         bad(f"payments window-settle {HUGE}", "window"),
-        bad("payments window-settle x", "window_id", "integer"),
+        bad("payments window-settle x", "window", "digits"),
+        # read as a plain int these named window 1 (closed in the world), and settled it
+        bad("payments window-settle 1.0", "window", "1.0"),
+        bad("payments window-settle +1", "window", "+1"),
+        bad("payments window-settle 01", "window", "01"),
         refused("payments window-settle 99", "99"),
     ),
     "payments windows": (
@@ -481,6 +485,7 @@ CASES: dict[str, tuple[Bad, ...]] = {
     ),
     "payments window": (
         bad("payments window -- -1", "window"),
+        bad("payments window 01", "window", "digits"),
         refused("payments window 99", "99"),
     ),
     "payments iso20022": (

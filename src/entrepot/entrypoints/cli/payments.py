@@ -109,9 +109,16 @@ def _scheme() -> Any:
 WINDOW_ID_MAX = 2**63 - 1
 
 
-def _window_id(window_id: int) -> int:
-    """A settlement window id as the API takes it: 1..2^63-1 (what the database holds)."""
-    if not 1 <= window_id <= WINDOW_ID_MAX:
+def _window_id(text: str) -> int:
+    """A settlement window id as the API takes it: digits, no sign, point or leading zero,
+    1..2^63-1 (what the database holds). Read as a plain int, ``1.0``, ``+1`` and ``01``
+    named window 1, and ``window-settle`` settled it."""
+    if re.fullmatch(r"[1-9][0-9]*", text) is None:
+        raise bad_input(
+            f"window id must be a positive whole number in digits (1, 2, ...), not {text!r}"
+        )
+    window_id = int(text)
+    if window_id > WINDOW_ID_MAX:
         raise bad_input(f"window id must be 1..2^63-1, not {window_id}")
     return window_id
 
@@ -888,10 +895,10 @@ def window_close(as_json: Json = False) -> None:
 
 @app.command("window-settle")
 @guard
-def window_settle(window_id: int, as_json: Json = False) -> None:
-    window_id = _window_id(window_id)
+def window_settle(window_id: str, as_json: Json = False) -> None:
+    number = _window_id(window_id)
     with _scheme() as a:
-        w = a.payments.settle_window(SCHEME, window_id)
+        w = a.payments.settle_window(SCHEME, number)
         _show({"window": w, "report": w.report()}, as_json)
 
 
@@ -911,11 +918,11 @@ def windows(
 
 @app.command("window")
 @guard
-def window(window_id: int, as_json: Json = False) -> None:
+def window(window_id: str, as_json: Json = False) -> None:
     """One settlement window: its positions and report."""
-    window_id = _window_id(window_id)
+    number = _window_id(window_id)
     with _scheme() as a:
-        w = a.payments.get_window(window_id)
+        w = a.payments.get_window(number)
         _show({"window": w, "report": w.report()}, as_json)
 
 
