@@ -556,14 +556,16 @@ class SchemeMachine(RuleBasedStateMachine):
         q = t.q
         expect = Expect()
         others = [q.payer, *([FX] if q.cross else [])]
-        if commit and not m.active[q.payee]:  # a suspended payee may still give funds back
-            expect = Expect((pe.ParticipantSuspended,))
-        elif t.state is TransferState.ABORTED and t.reason == "expired":
+        # the service's order: an expiry (recorded, or due and recorded now) first, then a
+        # suspended payee's commit (it may still give the funds back), then the state
+        if t.state is TransferState.ABORTED and t.reason == "expired":
             expect = Expect((pe.TransferExpired,))
+        elif t.state is TransferState.RESERVED and self.now() >= t.expires_ns:
+            expect = Expect((pe.TransferExpired,), lambda: self._expire(t))
+        elif commit and not m.active[q.payee]:
+            expect = Expect((pe.ParticipantSuspended,))
         elif t.state is not TransferState.RESERVED:
             expect = Expect((pe.InvalidState,))
-        elif self.now() >= t.expires_ns:
-            expect = Expect((pe.TransferExpired,), lambda: self._expire(t))
         elif commit and not all(m.active[p] for p in others):
 
             def suspended() -> None:
