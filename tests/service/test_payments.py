@@ -416,6 +416,10 @@ def test_the_scheme_operators_participant_sends_no_payments(scheme: PaymentSchem
     scheme.deposit(SCHEME, "RWF", 100_000, "dep-scheme")
     with unchanged(scheme), pytest.raises(NotYours, match="sends no payments"):
         scheme.create_quote(SCHEME, "q-op", "MSISDN", "+250788123456", 1_000, "SEND", "RWF")
+    # nor is it paid by alias (found by a review: one registered was paid, and its pacs.008
+    # named a creditor resident in ZZ)
+    with unchanged(scheme), pytest.raises(NotYours, match="no customers"):
+        scheme.register_alias(SCHEME, "MSISDN", "+250788999000", "The Operator", "RWF")
     with unchanged(scheme), pytest.raises(NotYours, match="sends no payments"):
         bulk_transfers(
             scheme, SCHEME, "bulk-op", "RWF", [BulkItem("b-op", "MSISDN", "+250788123456", 1)]
@@ -1343,6 +1347,49 @@ def test_a_quote_whose_payee_alias_moved_to_another_participant_is_not_prepared(
     assert_ledger_ok(scheme)
 
 
+def test_a_quote_whose_payee_alias_was_registered_again_since_is_not_paid(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """Found by a review: an alias removed and registered again by the same participant after
+    the quote (a number given to a new customer, here paid in USD) was paid at the quote the
+    payer was shown for the old customer, in MYR, and pacs.008 named the new one. Refused by
+    prepare and by accept alike, nothing changed: the payer quotes again."""
+    scheme.enable_currency("USD")
+    scheme.add_currency("maybank", "USD")
+    scheme.create_quote("mtn-rw", "q1", *TILL, 100_100, "SEND", "RWF")
+    clock.advance(1)
+    scheme.remove_alias("maybank", *TILL)
+    scheme.register_alias("maybank", *TILL, "A New Shop", "USD")
+    with unchanged(scheme), pytest.raises(PartyNotFound, match="quote again"):
+        scheme.accept_quote("mtn-rw", "q1")
+    with unchanged(scheme), pytest.raises(PartyNotFound, match="quote again"):
+        scheme.prepare_transfer("mtn-rw", "t1", "q1")
+    assert scheme.get_quote("mtn-rw", "q1").state is QuoteState.QUOTED
+    assert_ledger_ok(scheme)
+
+
+def test_a_quote_whose_payee_alias_moved_holds_no_fx_liquidity(scheme: PaymentScheme) -> None:
+    """Found by a review: accept never looked at the directory, so a quote whose alias had
+    moved (or gone) reserved the FX provider's liquidity until it expired, for a prepare that
+    would always be refused; and one short of liquidity too was refused by accept for the
+    liquidity, by prepare for the alias. Both now refuse it for the alias, first; an
+    accepted quote whose alias moved since is not answered ACCEPTED again."""
+    before = liquidity(scheme)
+    scheme.create_quote("mtn-rw", "q1", *TILL, 100_100, "SEND", "RWF")
+    scheme.create_quote("mtn-rw", "q2", *TILL, 100_100, "SEND", "RWF")
+    scheme.accept_quote("mtn-rw", "q2")
+    reserved = moves(before, liquidity(scheme))
+    scheme.remove_alias("maybank", *TILL)
+    with unchanged(scheme), pytest.raises(PartyNotFound, match="quote again"):
+        scheme.accept_quote("mtn-rw", "q1")
+    with unchanged(scheme), pytest.raises(PartyNotFound, match="quote again"):
+        scheme.accept_quote("mtn-rw", "q2")
+    with unchanged(scheme), pytest.raises(PartyNotFound, match="quote again"):
+        scheme.prepare_transfer("mtn-rw", "t2", "q2")
+    assert moves(before, liquidity(scheme)) == reserved  # q2's, until it expires; none for q1
+    assert_ledger_ok(scheme)
+
+
 def test_reject_aborts_releases_and_a_transfer_resolves_once(scheme: PaymentScheme) -> None:
     join_bk(scheme)
     before = liquidity(scheme)
@@ -1787,6 +1834,10 @@ def test_malformed_input_and_aliases_are_refused(scheme: PaymentScheme) -> None:
         "GB82WEST12345698765432",
         "MY",
     )
+    # a Senegalese bank's IBAN: outside ISO 13616's registry, issued nationally (UEMOA), and
+    # accepted on purpose (docs/payments.md, Lookup)
+    sn = scheme.register_alias("maybank", "IBAN", "SN08 SN01 0015 2000 0485 0000 3035", "Co", "MYR")
+    assert sn.alias == "SN08SN0100152000048500003035"
     # A display name is text another participant's messages carry: no control characters,
     # not only spaces (a NUL was a 500 on PostgreSQL; U+0001 broke the payer's pacs.008).
     for name, why in (

@@ -27,9 +27,11 @@ _BRACKETED_TRUNK = re.compile(r"\(\s*0\s*\)")
 
 
 def _iban(value: str, text: str) -> str:
-    """``text`` as a valid IBAN (compact, upper case), by the ISO 13616 registry that
-    schwifty keeps: the country has IBANs, the length is its length, the BBAN has its format,
-    the check digits are 02-98 and pass mod-97."""
+    """``text`` as a valid IBAN (compact, upper case), by schwifty's registry: the country
+    has IBANs, the length is its length, the BBAN has its format, the check digits are 02-98
+    and pass mod-97. The countries that issue IBANs nationally without being in ISO 13616's
+    registry (schwifty's "aspirational": UEMOA, CEMAC, Morocco, ...) are accepted on purpose
+    (docs/payments.md, Lookup)."""
     try:
         return str(IBAN(text).compact)
     except SchwiftyException as exc:

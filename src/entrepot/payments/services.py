@@ -845,6 +845,13 @@ class PaymentScheme:
     ) -> Party:
         kind, value = normalise_alias(alias_type, alias)
         _check_text(display_name, "display name", "displayName")
+        if caller == SCHEME:
+            # it has no customers: an alias of its own was paid, and its pacs.008 named a
+            # creditor resident in ZZ, the operator's user-assigned code
+            raise NotYours(
+                "the scheme operator's participant takes fees and holds escrows: it has no "
+                "customers to register aliases for"
+            )
         with self._uow() as uow:
             conn = uow.connection
             p = self._active(conn, caller)
@@ -891,6 +898,29 @@ class PaymentScheme:
         party = st.find_alias(conn, kind.value, value)
         if party is None:
             raise PartyNotFound(f"no party is registered for {kind.value} {value}")
+        return party
+
+    def _payee_party(self, conn: Connection, q: Quote) -> Party:
+        """The party quote ``q`` pays, as the directory holds it now. Refused (quote again)
+        when its alias was removed, moved to another participant, or removed and registered
+        again since the quote was priced: paying would pay a participant for a customer it
+        no longer has, or pay a new customer (a number given to someone else, perhaps paid
+        in another currency) at a quote shown to the payer for the old one, screening and
+        naming the new one."""
+        try:
+            party = self._find_party(conn, q.payee_alias_type, q.payee_alias)
+        except PartyNotFound:
+            party = None
+        registered = None if party is None else party.registered_at_ns
+        if (
+            party is None
+            or party.participant_id != q.payee_participant
+            or (registered is not None and registered > q.created_at_ns)
+        ):
+            raise PartyNotFound(
+                f"{q.payee_alias_type.value} {q.payee_alias} is no longer registered at "
+                f"{q.payee_participant} as it was when quote {q.id} was priced: quote again"
+            )
         return party
 
     def lookup_party(self, alias_type: AliasType | str, alias: str) -> Party:
@@ -1546,17 +1576,21 @@ class PaymentScheme:
             # found a same-currency quote, which suspension does not withdraw, answered so)
             self._active(conn, caller)
             self._active(conn, q.payee_participant)
+            self._payee_party(conn, q)  # or its alias moved: no prepare could use it
             if q.fx_provider is not None:  # its quotes stay accepted, honoured once resumed
                 self._active(conn, q.fx_provider)
             return q
         # The refusals come in prepare's order (a prepare accepts its quote too, and one
         # request must be refused alike by both): the quote's state and expiry, a suspended
         # payer or payee (one that can receive nothing is paid through no FX liquidity),
-        # then the FX provider (suspended, short of liquidity), then the payer's cap.
-        # A refusal after the reservation was posted undoes it with the unit of work.
+        # the payee's alias moved or registered again since (no prepare could use the
+        # quote: it held the provider's liquidity for nothing), then the FX provider
+        # (suspended, short of liquidity), then the payer's cap. A refusal after the
+        # reservation was posted undoes it with the unit of work.
         self._check_open(q)
         self._active(conn, caller)
         self._active(conn, q.payee_participant)
+        self._payee_party(conn, q)
         reservation = self._acceptance(conn, q)
         if reservation is not None:
             self._post_ok(uow, [reservation], lambda: _fx_exhausted(q))
@@ -1676,6 +1710,7 @@ class PaymentScheme:
                 raise QuoteExpired(f"quote {quote_id} expired")
             payer = self._active(conn, q.payer_participant)
             payee = self._active(conn, q.payee_participant)
+            party = self._payee_party(conn, q)
             # A quote not accepted yet is accepted here: its FX reservation is posted in the
             # same ledger batch as the legs, which release it (one ledger call, not two).
             # The refusals keep their order: the FX provider's liquidity, then screening (a
@@ -1689,14 +1724,6 @@ class PaymentScheme:
                 self._active(conn, q.fx_provider)
             now = self._now()
             t = _new_transfer(transfer_id, q, ttl_s, note, now)
-            party = self._find_party(conn, q.payee_alias_type, q.payee_alias)
-            if party.participant_id != q.payee_participant:
-                # moved since the quote: paying the quote's payee would pay a participant for
-                # a customer it no longer has (and screen the new holder's name)
-                raise PartyNotFound(
-                    f"{q.payee_alias_type.value} {q.payee_alias} is no longer registered at "
-                    f"{q.payee_participant}, quote {quote_id}'s payee: quote again"
-                )
             legs = self._legs(conn, t, payer, payee, ttl_s)  # the same whatever screening says
             head = [] if reservation is None else [reservation]
             results = self._post(uow, [*head, *legs])

@@ -113,14 +113,9 @@ def _window_id(text: str) -> int:
     """A settlement window id as the API takes it: digits, no sign, point or leading zero,
     1..2^63-1 (what the database holds). Read as a plain int, ``1.0``, ``+1`` and ``01``
     named window 1, and ``window-settle`` settled it."""
-    if re.fullmatch(r"[1-9][0-9]*", text) is None:
-        raise bad_input(
-            f"window id must be a positive whole number in digits (1, 2, ...), not {text!r}"
-        )
-    window_id = int(text)
-    if window_id > WINDOW_ID_MAX:
-        raise bad_input(f"window id must be 1..2^63-1, not {window_id}")
-    return window_id
+    if re.fullmatch(r"[1-9][0-9]*", text) is None or int(text) > WINDOW_ID_MAX:
+        raise bad_input(f"window id must be a whole number 1..2^63-1 in digits, not {text!r}")
+    return int(text)
 
 
 def _unsigned(text: str) -> str:
