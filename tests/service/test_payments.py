@@ -1262,6 +1262,14 @@ def test_a_qr_naming_its_tills_participant_pays_no_other_and_carries_its_referen
     scheme.register_alias("cimb", "MERCHANT", TILL[1], "Totally Other Shop", "MYR")
     with unchanged(scheme), pytest.raises(PartyNotFound, match="has moved"):
         scheme.pay_qr_payload("mtn-rw", "q2", "t2", text, "RWF")
+    # a static QR of the moved till is refused so before it is asked an amount (a review: a
+    # wallet asked its payer for one, then said the QR was dead)
+    static = qr.build_merchant_qr(
+        merchant_alias=TILL[1], mcc="5812", currency="MYR", country="MY",
+        merchant_name="Kedai Kopi KL", city="Kuala Lumpur", acquirer="maybank",
+    ).text  # fmt: skip
+    with unchanged(scheme), pytest.raises(PartyNotFound, match="has moved"):
+        scheme.pay_qr_payload("mtn-rw", "q2", "t2", static, "RWF")
     # moved between the lookup and the transaction: refused there, the quote undone too
     with unchanged(scheme), pytest.raises(PartyNotFound, match="has moved"):
         scheme.quote_and_prepare(
@@ -1579,6 +1587,8 @@ def test_held_transfer_approved_then_committed(
     scheme: PaymentScheme, screened: tuple[PaymentScheme, HoldOver]
 ) -> None:
     s, screening = screened
+    s.set_endpoint("mtn-rw", "https://mtn.example/callbacks")
+    s.set_endpoint("maybank", "https://maybank.example/callbacks")
     before = liquidity(s)
     small = pay(s, "mtn-rw", "t-small", TILL, 1_000_000, "RWF", commit=False)
     assert small.state is TransferState.RESERVED
@@ -1609,6 +1619,25 @@ def test_held_transfer_approved_then_committed(
     assert s.get_transfer("maybank", "t1").state is TransferState.RESERVED
     t = s.commit_transfer("maybank", "t1")
     assert t.state is TransferState.COMMITTED
+    # The reviewer's words are the payer's and the operator's, after the commit too, and the
+    # payer is told of the release (a review found it told of the hold, then nothing until
+    # the commit, whose reason was null); the payee never reads them.
+    words = "released: customer verified"
+    assert s.get_transfer("mtn-rw", "t1").reason == words
+    assert s.get_transfer(SCHEME, "t1").reason == words
+    assert s.get_transfer("maybank", "t1").reason is None
+    told = [
+        (n["event"], n["body"]["reason"])
+        for who in ("mtn-rw", "maybank")
+        for n in s.notifications(who)
+        if n["body"]["transferId"] == "t1"
+    ]
+    assert told == [
+        ("transfer.hold", "amount over review threshold; new corridor"),
+        ("transfer.reserved", words),
+        ("transfer.committed", words),
+        ("transfer.reserved", None),
+    ]
     assert moves(before, liquidity(s)) == {
         ("mtn-rw", "RWF", "net_position"): -1_000_001,
         ("mtn-rw", "RWF", "position_reserved"): 1_000_000,
@@ -1844,6 +1873,9 @@ def test_malformed_input_and_aliases_are_refused(scheme: PaymentScheme) -> None:
         ("Kedai\u0001", r"U\+0001"),
         ("a\u0000b", r"U\+0000"),
         ("   ", "only spaces"),
+        # nor of joiners, selectors or marks alone: they show nothing (a review)
+        ("\u200d", "only spaces"),
+        ("\ufe0f\u0301", "only spaces"),
         # and none that shows a payer another name than it holds, or is no text: C1
         # controls (U+0085 ended up in a pacs.008's Cdtr/Nm), a direction override, zero-width
         # space, byte-order mark, line and paragraph separators (found by a review)

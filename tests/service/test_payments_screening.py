@@ -231,9 +231,13 @@ def test_a_screening_that_keeps_state_is_screened_only_inside(scheme: PaymentSch
         # found by a review: each was screened ahead and a decision logged for a transfer
         # that never was (the alias's new holder, a stranger to the payment, screened)
         "ended_by_a_suspension", "provider_suspended", "alias_moved",
+        # and (a later review) one registered again since the quote, for a new customer
+        "alias_registered_again",
     ],
 )  # fmt: skip
-def test_a_prepare_that_will_fail_is_not_screened_ahead(scheme: PaymentScheme, case: str) -> None:
+def test_a_prepare_that_will_fail_is_not_screened_ahead(
+    scheme: PaymentScheme, clock: FakeClock, case: str
+) -> None:
     scheme.register_participant("mtn-2", "MTN 2", "wallet", "RW", ["RWF"])
     q = scheme.create_quote("mtn-rw", "q-3", "MERCHANT", "KL-TILL-42", 500, "RECEIVE", "RWF")
     if case in ("transfer_exists", "used"):
@@ -250,6 +254,10 @@ def test_a_prepare_that_will_fail_is_not_screened_ahead(scheme: PaymentScheme, c
         scheme.register_participant("cimb", "CIMB", "bank", "MY", ["MYR"])
         scheme.remove_alias("maybank", "MERCHANT", "KL-TILL-42")
         scheme.register_alias("cimb", "MERCHANT", "KL-TILL-42", "Someone Else", "MYR")
+    if case == "alias_registered_again":
+        clock.advance(1)
+        scheme.remove_alias("maybank", "MERCHANT", "KL-TILL-42")
+        scheme.register_alias("maybank", "MERCHANT", "KL-TILL-42", "A New Shop", "MYR")
     recording = Recording()
     scheme.screening = recording
     caller, tid, qid = {
@@ -261,6 +269,7 @@ def test_a_prepare_that_will_fail_is_not_screened_ahead(scheme: PaymentScheme, c
         "ended_by_a_suspension": ("mtn-rw", "t-4", "q-3"),
         "provider_suspended": ("mtn-rw", "t-4", "q-3"),
         "alias_moved": ("mtn-rw", "t-4", "q-3"),
+        "alias_registered_again": ("mtn-rw", "t-4", "q-3"),
     }[case]
     with pytest.raises(DomainError):
         scheme.prepare_transfer(caller, tid, qid)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from entrepot.kernel.errors import InvalidInput
 from entrepot.kernel.money import CURRENCIES, UnknownCurrency
-from entrepot.kernel.text import refused_char
+from entrepot.kernel.text import refused_char, shows_nothing
 from entrepot.payments.errors import InvalidPaymentInput
 from entrepot.payments.qr import (
     DataObject,
@@ -362,15 +362,24 @@ def test_a_name_with_an_invisible_formatting_character_is_refused(name: str) -> 
 
 
 @pytest.mark.parametrize("tag", ["59", "60"])
-def test_a_merchant_name_or_city_of_only_spaces_is_refused(tag: str) -> None:
-    """Found by a review: the directory refuses a name of only spaces, a QR did not: the
-    payer was shown no merchant. Refused both ways."""
+@pytest.mark.parametrize(
+    "blank",
+    # spaces; and (a later review) a joiner, variation selectors, Mongolian's free variation
+    # selectors, a lone combining accent, spaces around a joiner: none shows anything alone
+    ["   ", "\u200d", "\u200c\u200d", "\ufe0f", "\u180b\u180c", "\u0301", " \u200d "],
+)
+def test_a_merchant_name_or_city_that_shows_nothing_is_refused(tag: str, blank: str) -> None:
+    """Found by reviews: the directory refuses a name of only spaces, a QR did not: the
+    payer was shown no merchant. Refused both ways, and so is one of characters that show
+    nothing without a letter beside them."""
     fields = {"merchant_alias": "m1", "mcc": "5814", "currency": "MYR", "country": "MY"}
     names = {"merchant_name": "Kedai", "city": "KL"}
-    names["merchant_name" if tag == "59" else "city"] = "   "
-    with pytest.raises(QrBadValue, match="only spaces") as caught:
+    names["merchant_name" if tag == "59" else "city"] = blank
+    with pytest.raises(QrBadValue, match="a payer is shown nothing") as caught:
         build_merchant_qr(**fields, **names)
     assert caught.value.field == tag
+    names["merchant_name" if tag == "59" else "city"] = "e" + blank  # beside a letter: kept
+    assert build_merchant_qr(**fields, **names)
 
 
 def test_a_qr_names_its_tills_participant_where_the_template_holds_it() -> None:
@@ -408,8 +417,8 @@ def texts(max_size: int, alphabet: st.SearchStrategy[str] = ANY_TEXT) -> st.Sear
 
 
 def names(max_size: int) -> st.SearchStrategy[str]:
-    """A merchant's name or city: not only spaces (a payer is shown it)."""
-    return texts(max_size).filter(str.strip)
+    """A merchant's name or city: not one that shows nothing (a payer is shown it)."""
+    return texts(max_size).filter(lambda text: not shows_nothing(text))
 
 
 def tags(low: int, high: int) -> st.SearchStrategy[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["first_refused", "refused_char"]
+__all__ = ["first_refused", "refused_char", "shows_nothing"]
 
 #: ZWNJ and ZWJ: the only format characters (Cf) a name may hold
 _JOINERS = frozenset("\u200c\u200d")
@@ -58,3 +58,28 @@ def first_refused(text: str) -> int | None:
         found = _ASCII_REFUSED.search(text)
         return None if found is None else found.start()
     return next((i for i, char in enumerate(text) if refused_char(char)), None)
+
+
+#: variation selectors (U+FE00-FE0F, U+E0100-E01EF) and Mongolian's free ones: kept in a name
+#: (they change how the character before them looks), but nothing of their own
+_SELECTORS = ((0xFE00, 0xFE0F), (0xE0100, 0xE01EF), (0x180B, 0x180D), (0x180F, 0x180F))
+
+
+def _shows_nothing_alone(char: str) -> bool:
+    point = ord(char)
+    return (
+        char.isspace()
+        or char in _JOINERS
+        or unicodedata.category(char) in ("Mn", "Me")  # marks: on what comes before them
+        or any(lo <= point <= hi for lo, hi in _SELECTORS)
+    )
+
+
+def shows_nothing(text: str) -> bool:
+    """Whether ``text`` (its characters allowed, :func:`first_refused`) would show a person
+    nothing: empty, or only spaces, joiners, variation selectors and combining marks, none of
+    which is seen without a character to join, vary or mark (a name of only a ZWJ, or of a
+    lone accent, passed the check for spaces and showed a payer a blank merchant)."""
+    if text.isascii():
+        return not text.strip()
+    return all(_shows_nothing_alone(char) for char in text)

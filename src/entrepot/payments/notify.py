@@ -49,7 +49,7 @@ from sqlalchemy import Connection, Engine
 
 from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock
 from entrepot.payments import store as st
-from entrepot.payments.model import PaymentTransfer, StatusChange, TransferState
+from entrepot.payments.model import REVIEW_RELEASED, PaymentTransfer, StatusChange, TransferState
 from entrepot.payments.signing import sign_callback
 from entrepot.storage.engine import read_connection
 
@@ -141,6 +141,10 @@ def notify_transfer(
     """Queue the notices of ``t``'s current state for its parties that have an endpoint
     (``registered``: the participants that have one, when the caller knows)."""
     roles = RECIPIENTS.get(t.state, ())
+    if t.state is TransferState.RESERVED and (t.reason or "").startswith(REVIEW_RELEASED):
+        # released from a hold the payer was told of: it is told of the release and the
+        # reviewer's words too (it heard nothing more until the payee decided)
+        roles = ("payee", "payer")
     who = [t.payer_participant if r == "payer" else t.payee_participant for r in roles]
     bodies = {p: transfer_event(t.seen_by(p)) for p in who}  # the payee not told why held
     return _queue(conn, f"transfer.{t.state.value.lower()}", t.id, bodies, now_ns, registered)

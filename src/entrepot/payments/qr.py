@@ -45,7 +45,7 @@ import segno
 
 from entrepot.kernel.countries import is_country
 from entrepot.kernel.money import CURRENCIES, Currency, format_amount, get_currency, parse_amount
-from entrepot.kernel.text import first_refused
+from entrepot.kernel.text import first_refused, shows_nothing
 from entrepot.payments.errors import InvalidPaymentInput
 
 __all__ = [
@@ -574,9 +574,12 @@ def _check_primitive(obj: DataObject, rule: _Rule, path: str, position: int) -> 
             f"{where}: control or invisible formatting character {value[at]!r} in {value!r}",
             field=path,
         )
-    if path in _SHOWN_NAMES and not value.strip():
-        # the directory refuses a name of only spaces; a QR showed the payer one (a review)
-        raise QrBadValue(f"{where}: only spaces, a payer is shown nothing", field=path)
+    if path in _SHOWN_NAMES and shows_nothing(value):
+        # the directory refuses a name that shows nothing; a QR showed the payer one (reviews:
+        # of spaces, then of joiners, selectors or marks alone)
+        raise QrBadValue(
+            f"{where}: only spaces, joiners or marks, a payer is shown nothing", field=path
+        )
     if rule.pattern is not None and rule.pattern.fullmatch(value) is None:
         raise QrBadValue(f"{where}: {value!r} is not {rule.expected}", field=path)
 

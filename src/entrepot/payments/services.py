@@ -44,7 +44,7 @@ from entrepot.kernel.money import (
     get_currency,
     parse_amount,
 )
-from entrepot.kernel.text import first_refused
+from entrepot.kernel.text import first_refused, shows_nothing
 from entrepot.ledger import (
     AMOUNT_FULL,
     Account,
@@ -266,9 +266,11 @@ def _check_text(value: str, what: str, field: str, length_max: int = NAME_LEN_MA
     ``kernel/text.py`` refuses: control characters broke what carries the text on
     (PostgreSQL refuses NUL: a 500; XML the others: a payer's pacs.008 failed for the
     payee's display name), and invisible ones show a payer another name than it holds."""
-    if not value or not value.strip() or len(value) > length_max:
+    if not value or len(value) > length_max or shows_nothing(value):
         raise InvalidPaymentInput(
-            f"{what} must be 1-{length_max} characters, not only spaces", field=field
+            f"{what} must be 1-{length_max} characters, not only spaces (nor joiners or marks "
+            "alone: they show nothing)",
+            field=field,
         )
     at = first_refused(value)  # kernel/text.py: a name a payer is shown to trust
     if at is not None:
@@ -907,16 +909,8 @@ class PaymentScheme:
         no longer has, or pay a new customer (a number given to someone else, perhaps paid
         in another currency) at a quote shown to the payer for the old one, screening and
         naming the new one."""
-        try:
-            party = self._find_party(conn, q.payee_alias_type, q.payee_alias)
-        except PartyNotFound:
-            party = None
-        registered = None if party is None else party.registered_at_ns
-        if (
-            party is None
-            or party.participant_id != q.payee_participant
-            or (registered is not None and registered > q.created_at_ns)
-        ):
+        party = st.find_alias(conn, q.payee_alias_type.value, q.payee_alias)
+        if party is None or not _pays_as_quoted(party, q):
             raise PartyNotFound(
                 f"{q.payee_alias_type.value} {q.payee_alias} is no longer registered at "
                 f"{q.payee_participant} as it was when quote {q.id} was priced: quote again"
@@ -1396,7 +1390,12 @@ class PaymentScheme:
                 )
             return sent, own  # the QR's amount, or another refused as a resend
         if amount is None:
-            self.lookup_party(AliasType.MERCHANT, till)  # a till that names nobody: 404 first
+            # a till that names nobody, or one moved since the QR was made, 404 first: a
+            # wallet asked its payer for an amount, then said the QR could not be paid
+            party = self.lookup_party(AliasType.MERCHANT, till)
+            acquirer = decoded.find_acquirer()
+            if acquirer is not None and acquirer != party.participant_id:
+                raise _moved(till, acquirer)
             raise InvalidPaymentInput("a static QR needs an amount", field="amount")
         return parse_amount(amount, own), own
 
@@ -1788,10 +1787,11 @@ class PaymentScheme:
                 if p is None or not p.active:
                     return None
             party = st.find_alias(conn, q.payee_alias_type.value, q.payee_alias)
-        if party is None or party.participant_id != q.payee_participant:
-            # (moved to another participant since the quote: the prepare is refused, and
-            # its new holder, a stranger to the payment, was screened and logged)
+        if not _pays_as_quoted(party, q):
+            # (moved, or registered again, since the quote: the prepare is refused, and the
+            # alias's new holder, a stranger to the payment, was screened and logged)
             return None
+        assert party is not None
         t = _new_transfer(transfer_id, q, ttl_s, note, now)
         return _Screened(t, party, self.screening.screen(t, party))
 
@@ -2010,6 +2010,8 @@ class PaymentScheme:
                 raise TransferExpired(f"transfer {transfer_id} expired") from None
             window = self._open_window(conn).id if commit else None
             state = TransferState.COMMITTED if commit else TransferState.ABORTED
+            if commit and (t.reason or "").startswith(REVIEW_RELEASED):
+                reason = t.reason  # the reviewer's words stay the payer's and the operator's
             t = self._set_state(conn, t, state, reason, window)
         return t
 
@@ -3073,6 +3075,17 @@ def _moved(till: str, acquirer: str) -> PartyNotFound:
         "names: the till has moved to another participant since the QR was made, and is not "
         "paid there"
     )
+
+
+def _pays_as_quoted(party: Party | None, q: Quote) -> bool:
+    """Whether the directory's ``party`` for quote ``q``'s payee alias is the one it was
+    priced for: still at its payee participant, under the registration it had then (not
+    removed and registered again since, for a new customer). The prepare's refusal and the
+    screening ahead of it ask alike, so a prepare bound to be refused screens no stranger."""
+    if party is None or party.participant_id != q.payee_participant:
+        return False
+    registered = party.registered_at_ns
+    return registered is None or registered <= q.created_at_ns
 
 
 def _check_not_scheme(caller: str) -> None:
