@@ -933,6 +933,16 @@ def test_a_payer_suspended_after_prepare_cannot_be_committed(scheme: PaymentSche
     assert aborted.state is TransferState.ABORTED
     assert aborted.reason == "mtn-rw suspended before commit"
     assert scheme.liquidity("mtn-rw", "RWF") == before  # the reservation was released
+    # a retried commit is told what the first was (a review: "already ABORTED", 409), after
+    # a resumption too; a reject is told the state; a payee's reason cannot forge the scheme's
+    scheme.set_active("mtn-rw", True)
+    with unchanged(scheme), pytest.raises(ParticipantSuspended, match="suspended before commit"):
+        scheme.commit_transfer("bk-rw", t.id)
+    with unchanged(scheme), pytest.raises(InvalidState):
+        scheme.reject_transfer("bk-rw", t.id)
+    t2 = pay(scheme, "mtn-rw", "t2", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    with unchanged(scheme), pytest.raises(InvalidPaymentInput, match="records that itself"):
+        scheme.reject_transfer("bk-rw", t2.id, "mtn-rw suspended before commit")
     assert_ledger_ok(scheme)
 
 

@@ -138,6 +138,25 @@ def test_an_unreachable_endpoint_keeps_the_notice_pending(
     assert pending["event"] == "transfer.reserved" and pending["lastError"]
 
 
+def test_a_new_endpoint_is_tried_at_the_next_round_not_after_the_backoff(
+    scheme: PaymentScheme, clock: FakeClock, endpoint: Endpoint
+) -> None:
+    """Found by a review: a participant that fixed its endpoint waited out the backoff its
+    broken one had earned (up to 17 minutes) before its notices were tried at the new one."""
+    join_bk(scheme)
+    scheme.set_endpoint("bk-rw", "http://127.0.0.1:9/nobody-listens")
+    pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    pay(scheme, "mtn-rw", "t2", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    dispatcher = Dispatcher(scheme.engine, clock)
+    for wait in (0, 1, 2, 4, 8, 16):  # failing, and backing off ever longer
+        clock.advance(wait)
+        assert dispatcher.deliver_due() == {"delivered": 0, "failed": 1}
+    assert dispatcher.deliver_due() == {"delivered": 0, "failed": 0}  # 32 s to wait now
+    scheme.set_endpoint("bk-rw", endpoint.url)
+    assert dispatcher.deliver_due() == {"delivered": 2, "failed": 0}
+    assert [r["body"]["transferId"] for r in endpoint.received] == ["t1", "t2"]  # in order
+
+
 def test_a_refused_request_queues_nothing_and_endpoints_are_checked(
     scheme: PaymentScheme, endpoint: Endpoint
 ) -> None:

@@ -562,6 +562,8 @@ class SchemeMachine(RuleBasedStateMachine):
             expect = Expect((pe.TransferExpired,))
         elif t.state is TransferState.RESERVED and self.now() >= t.expires_ns:
             expect = Expect((pe.TransferExpired,), lambda: self._expire(t))
+        elif commit and t.state is TransferState.ABORTED and t.reason == "suspended":
+            expect = Expect((pe.ParticipantSuspended,))  # a retry told as the first commit was
         elif commit and not m.active[q.payee]:
             expect = Expect((pe.ParticipantSuspended,))
         elif t.state is not TransferState.RESERVED:

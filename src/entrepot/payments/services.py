@@ -1955,7 +1955,11 @@ class PaymentScheme:
         self, caller: str, transfer_id: str, reason: str = "rejected by payee"
     ) -> PaymentTransfer:
         _check_text(reason, "reason", "reason", length_max=REASON_LEN_MAX)
-        if reason == "expired" or reason.startswith((REVIEW_RELEASED, REVIEW_REJECTED)):
+        if (
+            reason == "expired"
+            or reason.startswith((REVIEW_RELEASED, REVIEW_REJECTED))
+            or _suspended_at_commit(reason)
+        ):
             # the scheme's own records: a rejection saying "expired" was reported (pacs.002
             # AB05, dated at the expiry) and refused again as an expiry; one saying "held and
             # rejected: " read to the payer as the scheme's review
@@ -1983,6 +1987,10 @@ class PaymentScheme:
                 # its expiry left for the deadline pass, while its GET read it ABORTED)
                 self._record_expiry(uow, t)
                 raise TransferExpired(f"transfer {transfer_id} expired")
+            if commit and t.state is TransferState.ABORTED and _suspended_at_commit(t.reason):
+                # its commit found the payer or the FX provider suspended and aborted it: a
+                # retried commit is told what the first was (not "already ABORTED")
+                raise ParticipantSuspended(f"transfer {transfer_id} aborted: {t.reason}")
             # After the expiry (a review: a suspended payee's late commit was told to wait for
             # its resumption, and the expiry was left unrecorded; its reject was told expired)
             if commit:  # a suspended payee receives nothing, but may give the funds back now
@@ -1996,7 +2004,7 @@ class PaymentScheme:
                 stopped = [p for p in others if not self._participant(conn, p).active]
                 if stopped:  # suspended since prepare: it may no longer send; release the funds
                     self._void_quietly(uow, self._pending_legs(t))
-                    why = f"{', '.join(stopped)} suspended before commit"
+                    why = f"{', '.join(stopped)}{SUSPENDED_BEFORE_COMMIT}"
                     self._set_state(conn, t, TransferState.ABORTED, why, None)
                     uow.commit()
                     raise ParticipantSuspended(f"transfer {transfer_id} aborted: {why}")
@@ -2279,10 +2287,23 @@ class PaymentScheme:
             conn = uow.connection
             self._active(conn, caller)
             conn.execute(sa.delete(st.endpoints).where(st.endpoints.c.participant_id == caller))
+            now = self._now()
             conn.execute(
-                sa.insert(st.endpoints).values(
-                    participant_id=caller, url=url, updated_at=self._now()
+                sa.insert(st.endpoints).values(participant_id=caller, url=url, updated_at=now)
+            )
+            # Its notices waiting out a retry's backoff (up to 17 minutes) are tried at the
+            # next delivery round, at this endpoint: a participant that fixed or moved its
+            # endpoint waited out the delay earned by the broken one (a review).
+            o = st.outbox.c
+            conn.execute(
+                sa.update(st.outbox)
+                .where(
+                    o.participant_id == caller,
+                    o.delivered_at.is_(None),
+                    o.abandoned_at.is_(None),
+                    o.next_attempt_at > now,
                 )
+                .values(next_attempt_at=now)
             )
             st.ParticipantCache.changed(conn)
         return url
@@ -3075,6 +3096,14 @@ def _moved(till: str, acquirer: str) -> PartyNotFound:
         "names: the till has moved to another participant since the QR was made, and is not "
         "paid there"
     )
+
+
+#: The end of the reason a commit records when it found the payer or FX provider suspended
+SUSPENDED_BEFORE_COMMIT = " suspended before commit"
+
+
+def _suspended_at_commit(reason: str | None) -> bool:
+    return reason is not None and reason.endswith(SUSPENDED_BEFORE_COMMIT)
 
 
 def _pays_as_quoted(party: Party | None, q: Quote) -> bool:
