@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from nacl.signing import SigningKey
 
+from entrepot.config import shared_data_dir
 from entrepot.entrypoints.api.app import create_app
 from entrepot.entrypoints.api.routes import PAYMENT_PATH
 from entrepot.entrypoints.api.routes import router as v1_router
@@ -1257,6 +1258,20 @@ def test_a_qr_that_prompts_the_payer_is_paid_with_the_values_entered(
     ).text  # fmt: skip
     decoded = client.post("/v1/qr/decode", json={"payload": text}, headers=h["mtn-rw"])
     assert decoded.json()["prompts"] == ["billNumber"], decoded.text
+    assert decoded.json()["alternateLanguage"] is None  # no tag 64
+    # The specification's example carries tag 64: the wallet is given it, to show a payer set
+    # to that language (a review found the decode leaving it out)
+    vector = next(
+        line.strip()
+        for line in (shared_data_dir() / "test-vectors" / "emvco-mpm.txt").read_text().splitlines()
+        if line.startswith("000201")
+    )
+    other = client.post("/v1/qr/decode", json={"payload": vector}, headers=h["mtn-rw"])
+    assert other.json()["alternateLanguage"] == {
+        "language": "ZH",
+        "merchantName": "最佳运输",
+        "city": "北京",
+    }, other.text
     pay = {"payload": text, "transferId": "t-p", "quoteId": "q-p", "sourceCurrency": "RWF"}
     before = scheme.liquidity("mtn-rw", "RWF")
     r = client.post("/v1/qr/pay", json=pay, headers=h["mtn-rw"])

@@ -829,13 +829,15 @@ def _check_crc(text: str, raws: list[_Raw]) -> None:
 
 def shown(p: QrPayload) -> dict[str, object]:
     """What a payer is shown of a decoded QR (``payments qr-decode``; ``/v1/qr/decode`` in
-    camelCase): the merchant, the amount, and what tag 55 asks the payer to add (01: a
-    tip; 02: tag 56's fee; 03: tag 57's %), which a payment by the QR adds."""
+    camelCase): the merchant (and, from tag 64, its name and city in another language), the
+    amount, and what tag 55 asks the payer to add (01: a tip; 02: tag 56's fee; 03: tag
+    57's %), which a payment by the QR adds."""
     amount, fee, percent = (
         p.amount_minor,
         p.convenience_fee_fixed_minor,
         p.convenience_fee_percentage,
     )
+    language = p.language
     return {
         "merchant_alias": p.find_merchant_alias(),
         "merchant_participant": p.find_acquirer(),
@@ -851,6 +853,14 @@ def shown(p: QrPayload) -> dict[str, object]:
         "convenience_fee_percentage": None if percent is None else str(percent),
         "additional_data": p.additional_data,
         "prompts": list(p.prompts),
+        # tag 64: the name and city in the merchant's other language, for a wallet set to it
+        "alternate_language": None
+        if language is None
+        else {
+            "language": language.preference,
+            "merchant_name": language.merchant_name,
+            "city": language.city,
+        },
     }
 
 

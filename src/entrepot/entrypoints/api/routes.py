@@ -629,6 +629,9 @@ def qr_decode(body: s.QrDecodeIn, caller: Caller) -> dict[str, object]:
     shown = qr.shown(decoded)
     # named as /v1/qr/pay's ``prompted`` names them
     shown["prompts"] = [cv.camel(name) for name in decoded.prompts]
+    other = shown["alternate_language"]
+    if isinstance(other, dict):
+        shown["alternate_language"] = {cv.camel(k): v for k, v in other.items()}
     return {cv.camel(k): v for k, v in shown.items()}
 
 
