@@ -247,3 +247,90 @@ def test_a_delivery_at_the_delivery_deadline_is_refused_and_changes_nothing(
     assert order.state is OrderState.REFUNDED
     escrow = net.scheme.get_escrow("hub-kigali", order.goods_escrow_id)
     assert (escrow.released_minor, escrow.refunded_minor) == (0, order.goods_escrow_minor)
+
+
+def test_a_not_received_dispute_at_the_delivery_deadline_is_refused_and_the_refund_stands(
+    net: Net,
+) -> None:
+    """Found by a review: a buyer with no parcel disputing it after the delivery deadline,
+    before the pass had refunded it, took the order out of SHIPPED: the pass's refund no
+    longer applied, a late delivery scan was accepted, and the merchant could be paid in full.
+    Refused (the refund is due without a dispute), nothing changed; the pass refunds."""
+    buyer, order = _at_the_door(net)
+    net.clock.set_ns(order.deliver_by_ns)  # the deadline pass has not run
+    with pytest.raises(WindowClosed, match="refunded without a dispute"):
+        net.trade.open_dispute(buyer, "d-1", "o-1", "not_received", "no parcel")
+    assert net.trade.list_disputes(buyer) == []
+    assert net.trade.get_order(buyer, "o-1").state is OrderState.SHIPPED
+    assert net.trade.process_deadlines()["refunded"] == 1
+    order = net.trade.get_order(buyer, "o-1")
+    escrow = net.scheme.get_escrow("hub-kigali", order.goods_escrow_id)
+    assert (escrow.released_minor, escrow.refunded_minor) == (0, order.goods_escrow_minor)
+
+
+def test_a_not_received_dispute_just_before_the_delivery_deadline_is_opened(net: Net) -> None:
+    buyer, order = _at_the_door(net)
+    net.clock.set_ns(order.deliver_by_ns - 1)
+    d = net.trade.open_dispute(buyer, "d-1", "o-1", "not_received", "no parcel")
+    assert d.state is DisputeState.NEGOTIATION
+
+
+def test_a_pending_return_does_not_stretch_the_dispute_window(net: Net) -> None:
+    """Found by a review: while a return was asked for, the order's release time held the
+    merchant's 3 days to answer it, and a dispute was let in up to 3 days after the window
+    from delivery had closed. The window runs from delivery, return or not."""
+    _merchant, buyer = _delivered(net)
+    closes = net.clock.now_ns() + 7 * DAY_S * 10**9
+    net.clock.set_ns(closes - DAY_S * 10**9 // 10)  # day 6.9
+    net.trade.request_return(buyer, "o-1", "too small")
+    net.clock.set_ns(closes - 1)
+    before = net.trade.get_order(buyer, "o-1")
+    net.clock.set_ns(closes)
+    with pytest.raises(WindowClosed):
+        net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "torn")
+    assert net.trade.list_disputes(buyer) == []
+    assert net.trade.get_order(buyer, "o-1") == before
+    assert before.state is OrderState.RETURN_REQUESTED
+
+
+def test_a_dispute_opened_during_a_return_in_the_window_is_opened(net: Net) -> None:
+    _merchant, buyer = _delivered(net)
+    closes = net.clock.now_ns() + 7 * DAY_S * 10**9
+    net.advance_days(6)
+    net.trade.request_return(buyer, "o-1", "too small")
+    net.clock.set_ns(closes - 1)
+    d = net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "torn")
+    assert d.state is DisputeState.NEGOTIATION
+
+
+@pytest.mark.parametrize("step", ["offer", "accept"])
+def test_a_settlement_after_the_negotiation_clock_is_refused(net: Net, step: str) -> None:
+    """Found by a review: an offer accepted after the 10 days of negotiation settled the
+    escrow when the deadline pass had not run yet, and was refused when it had. The clock
+    decides: refused, nothing changed, and the pass takes the case to arbitration."""
+    merchant, buyer = _delivered(net)
+    order = net.trade.get_order(buyer, "o-1")
+    net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "torn")
+    net.trade.offer_settlement(merchant, "d-1", order.goods_escrow_minor // 2)
+    d = net.trade.get_dispute(buyer, "d-1")
+    net.clock.set_ns(d.negotiate_until_ns)
+    with pytest.raises(WindowClosed, match="goes to arbitration"):
+        if step == "offer":
+            net.trade.offer_settlement(buyer, "d-1", order.goods_escrow_minor)
+        else:
+            net.trade.accept_settlement(buyer, "d-1")
+    assert net.trade.get_dispute(buyer, "d-1") == d
+    assert net.trade.process_deadlines()["disputes_escalated"] == 1
+    assert net.trade.get_dispute(buyer, "d-1").state is DisputeState.ARBITRATION
+
+
+def test_only_the_assigned_arbitrator_learns_a_disputes_stage_from_a_ruling(net: Net) -> None:
+    """Found by a review: a ruling asked of a case in negotiation told any caller its stage
+    (409); anyone but the assigned arbitrator is refused (403) first, as a read is."""
+    from entrepot.trade.errors import Forbidden
+
+    merchant, buyer = _delivered(net)
+    net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "torn")
+    for caller in ("buyer:b-2", "arbitrator:arb-liege-1", "hub-liege", merchant):
+        with pytest.raises(Forbidden):
+            net.trade.rule(caller, "d-1", "refund", 0, "mine")

@@ -82,6 +82,7 @@ class DisputeDesk:
             self, conn: Connection, order: Order, refund_minor: int, actor: str, kind: str
         ) -> Order: ...
         def _after(self, order_id: str) -> None: ...
+        def _window_closes(self, conn: Connection, order: Order) -> int: ...
 
         engine: Any
 
@@ -220,7 +221,7 @@ class DisputeDesk:
                 sa.select(st.disputes.c.id).where(st.disputes.c.order_id == order_id)
             ).first():
                 raise AlreadyExists(f"order {order_id} already has a dispute (one per order)")
-            self._check_window(order, why)
+            self._check_window(conn, order, why)
             now = self._now()
             d = Dispute(
                 dispute_id,
@@ -249,7 +250,9 @@ class DisputeDesk:
             self._set_state(conn, order)
         return d
 
-    def _check_window(self, order: Order, why: DisputeReason) -> None:
+    def _check_window(self, conn: Connection, order: Order, why: DisputeReason) -> None:
+        """Whether the buyer may still open a dispute for ``why``, by the clocks as they read
+        now, whether or not the deadline pass has acted on them yet."""
         now = self._now()
         if order.state in (OrderState.COMPLETED, OrderState.CANCELLED, OrderState.REFUNDED):
             raise WindowClosed(
@@ -261,12 +264,27 @@ class DisputeDesk:
                     f"order {order.id} is {order.state.value}: 'not received' is for a parcel "
                     "handed over and not delivered (before hand-over, cancel instead)"
                 )
+            if now >= order.deliver_by_ns:
+                # the deadline refunds it (the pass's rule, which a delivery scan now meets
+                # too): a dispute opened before the pass ran took the order out of SHIPPED,
+                # and a late scan then paid the merchant the refund the buyer was owed
+                raise WindowClosed(
+                    f"order {order.id} was not delivered by its delivery deadline: it is "
+                    "refunded without a dispute"
+                )
             return
         if order.state not in (OrderState.DELIVERED, OrderState.RETURN_REQUESTED):
             raise InvalidTransition(
                 f"order {order.id} is {order.state.value}: 'not as described' follows delivery"
             )
-        if order.release_at_ns is not None and now >= order.release_at_ns:
+        # from delivery, whatever ``release_at`` says: while a return is asked for, it holds
+        # the merchant's time to answer, which a dispute opened then stretched the window by
+        closes = (
+            self._window_closes(conn, order)
+            if order.state is OrderState.RETURN_REQUESTED
+            else order.release_at_ns
+        )
+        if closes is not None and now >= closes:
             raise WindowClosed(f"the dispute window of order {order.id} has closed")
 
     # ------------------------------------------------------------------ negotiation
@@ -295,6 +313,7 @@ class DisputeDesk:
             if d.state is not DisputeState.NEGOTIATION:
                 raise InvalidTransition(f"dispute {dispute_id} is in {d.state.value}")
             self._check_answer_in_time(d, side)
+            self._check_negotiating(d)
             if type(refund_minor) is not int or not 0 <= refund_minor <= order.goods_escrow_minor:
                 raise InvalidTradeInput(
                     f"a settlement refunds 0..{order.goods_escrow_minor}", field="refundMinor"
@@ -323,6 +342,7 @@ class DisputeDesk:
             # an acceptance is an answer too: after its 3 days the merchant's took back the
             # buyer's full refund by accepting the buyer's smaller offer
             self._check_answer_in_time(d, side)
+            self._check_negotiating(d)
             if refund_minor is not None and refund_minor != d.offer_refund_minor:
                 raise InvalidTransition(
                     f"the offer is now a refund of {d.offer_refund_minor}, not {refund_minor}",
@@ -355,6 +375,15 @@ class DisputeDesk:
                 f"the merchant's time to answer dispute {d.id} has passed: the buyer is refunded"
             )
 
+    def _check_negotiating(self, d: Dispute) -> None:
+        """Offers and their acceptance come within the negotiation's 10 days: after them the
+        case is the arbitrator's, whether or not the deadline pass has handed it on (an
+        acceptance settled it or was refused by whether the pass had run)."""
+        if self._now() >= d.negotiate_until_ns:
+            raise WindowClosed(
+                f"the negotiation of dispute {d.id} has ended: the case goes to arbitration"
+            )
+
     def _to_arbitration(self, conn: Connection, d: Dispute, actor: str) -> Dispute:
         panel = self._hub(conn, d.hub_id).arbitrators
         pick = panel[int(hashlib.sha256(d.id.encode()).hexdigest(), 16) % len(panel)]
@@ -383,11 +412,12 @@ class DisputeDesk:
             d = self._dispute(conn, dispute_id)
             role, actor = parse_principal(caller)
             expected = d.appeal_arbitrator if d.state is DisputeState.APPEAL else d.arbitrator
+            if role is not Role.ARBITRATOR or actor != expected:
+                # not naming the arbitrator: who sits on a case is its parties' and hub's;
+                # asked first, or anyone was told the stage of a case not theirs (a review)
+                raise Forbidden(f"only the assigned arbitrator rules on dispute {dispute_id}")
             if d.state not in (DisputeState.ARBITRATION, DisputeState.APPEAL):
                 raise InvalidTransition(f"dispute {dispute_id} is in {d.state.value}")
-            if role is not Role.ARBITRATOR or actor != expected:
-                # not naming the arbitrator: who sits on a case is its parties' and hub's
-                raise Forbidden(f"only the assigned arbitrator rules on dispute {dispute_id}")
             if d.rule_by_ns is not None and self._now() >= d.rule_by_ns:
                 # the case passes to the next panel member: a ruling before the deadline pass
                 # had handed it on decided a case that was no longer the arbitrator's
