@@ -608,6 +608,12 @@ def test_the_banks_officer_overturns_a_contested_decline(lender: Api) -> None:
     assert new["reasons"][0]["text"].endswith(REVIEW["reason"])
     loan = api.ok(NEWCOMER, "POST", "/lending/offers/off-2-review/accept", status=201)
     assert minor(loan, "outstanding") == [20_600]
+    # the merchant asking under the review's id is refused, not answered the review's offer
+    # as the replay of a request it never made (found by a review)
+    api.all_refused(
+        (NEWCOMER, "POST", "/lending/offers", {**ASK, "offerId": "off-2-review"}, 422,
+         "lending_invalid_input", "offerId"),
+    )  # fmt: skip
 
     logged = api.ok("mtn-rw", "GET", f"/decisions/{done['decisionId']}")
     assert (logged["kind"], logged["modelVersion"], logged["outcome"]) == (

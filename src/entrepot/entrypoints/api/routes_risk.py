@@ -58,6 +58,7 @@ from entrepot.risk.lending import (
     ScorerMissing,
 )
 from entrepot.risk.lending.model import POLICY_VERSION_MAX
+from entrepot.risk.lending.services import check_asked_offer_id
 from entrepot.risk.sanctions import SDN_FILE, Screener, make_party
 from entrepot.trade import TradeNetwork
 from entrepot.trade.model import Role, parse_principal
@@ -357,6 +358,7 @@ def ask_for_offer(body: r.OfferIn, caller: Caller, party: Party, risk: Risk) -> 
     reasons, decided on its trade history under the bank's current policy (idempotent by
     offerId)."""
     party.check_merchant("asks for credit; its bank sees its history through the request")
+    check_asked_offer_id(body.offerId)  # before the replay: a review's id is not a request's
     replay = _replayed_offer(risk, party, body)
     if replay is not None:
         return cv.offer(replay)

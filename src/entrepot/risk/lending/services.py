@@ -97,6 +97,18 @@ from entrepot.storage.uow import UnitOfWork
 LEND_NAMESPACE = uuid.UUID("0b5a1f0e-7c1d-4f5e-b0a4-2c6e8d9f1a3b")
 DECISION_KIND = "credit"  # lending decisions are credit decisions in the risk decision log
 REVIEW_SUFFIX = "-review"
+
+
+def check_asked_offer_id(offer_id: str) -> None:
+    """An id a merchant or lender may ask for credit under: a well-formed id not ending in
+    ``-review`` (taken by a request, ``<id>-review`` would leave no id for overturning
+    ``<id>``; asked again, it would read the reviewer's offer back as a replay)."""
+    check_id(offer_id, "offer_id")
+    if offer_id.endswith(REVIEW_SUFFIX):
+        raise InvalidLendingInput(
+            f"offer ids ending in {REVIEW_SUFFIX!r} are kept for decisions made on review",
+            field="offer_id",
+        )
 #: A decision waiting in the outbox this long (its worker died, or the log refused it) is
 #: appended by the next deadline pass; until then the deciding worker appends it itself.
 DECISION_GRACE_S = 60
@@ -342,13 +354,7 @@ class Lending:
         stored with the exact history, features and policy version used, and logged.
         ``offer_id`` is the client's idempotency key. The merchant or the lender may ask.
         Ids ending in ``-review`` are kept for the offers a person makes on review."""
-        check_id(offer_id, "offer_id")
-        if offer_id.endswith(REVIEW_SUFFIX):
-            # Taken by a request, ``<id>-review`` would leave no id for overturning ``<id>``.
-            raise InvalidLendingInput(
-                f"offer ids ending in {REVIEW_SUFFIX!r} are kept for decisions made on review",
-                field="offer_id",
-            )
+        check_asked_offer_id(offer_id)
         check_id(lender_id, "lender_id")
         if not isinstance(history, MerchantHistory):
             raise InvalidLendingInput("history must be a MerchantHistory", field="history")
