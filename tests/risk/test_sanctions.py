@@ -106,6 +106,24 @@ def test_one_name_alone_is_review_never_match(
     )
 
 
+def test_a_name_only_like_a_listed_one_does_not_count_toward_a_match(screener: Screener) -> None:
+    """Every Chinese called Sun Wei was a match (blocked): 'sun' is 0.86 like 'su', enough to
+    cover the listed 'WEI, Su' (a.k.a. of SU Guiqin, China), and it was counted as the second
+    name a person's match needs. Sun and Su are two families: a person decides. The listed
+    name itself with the nationality still matches."""
+    for name in ("Sun Wei", "Wei Sun"):
+        result = screener.screen(make_party(name, None, "CN"))
+        assert result.decision == "review", name
+        su = next(c for c in result.candidates if c.listed_name == "SU, Guiqin")
+        assert su.decision == "review"
+        assert su.reasons[-1] == (
+            "only one name is the listed one; the others are only like it: a person decides"
+        )
+    listed = screener.screen(make_party("Su Wei", None, "CN"))
+    assert listed.decision == "match" and listed.best is not None
+    assert listed.best.listed_name == "SU, Guiqin"
+
+
 def test_a_middle_initial_beside_two_names_in_full_can_still_match(screener: Screener) -> None:
     """Only a name carried by initials is unconfirmed: a given name and the surname in full
     with a middle initial, and an exact date of birth, are as strong as without it."""

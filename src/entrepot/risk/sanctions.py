@@ -93,6 +93,10 @@ ONE_EDIT_SIM = 0.92
 KEY_QUALITY = {"fold": 1.0, "edit": 0.8, "skeleton": 0.6}
 #: A matched token counts toward coverage of the listed name from this similarity up.
 COVER_SIM = 0.85
+#: A matched token counts as one of the two names a person's match needs from this similarity
+#: up (a typo, a fold or the same name): a surname two letters long and one a letter longer
+#: (Su, Sun) are two families.
+NAME_SIM = ONE_EDIT_SIM
 #: Weight of legal forms and particles relative to an ordinary token of the same rarity.
 LOW_WEIGHT = 0.15
 #: A query that matches only one token of a longer listed name (a surname alone) is capped here.
@@ -713,6 +717,9 @@ class NameMatch:
     matched: int  # query tokens matched (sim >= COVER_SIM)
     jw: float  # mean similarity of the matched tokens
     initials: int = 0  # of those, a query's initial standing for a listed name
+    #: of those, names alike at NAME_SIM or more, not initials: the names a match rests on
+    #: (Sun is not Su: 0.86 covers a listed name, it does not confirm a person)
+    names: int = 0
 
 
 def score_name(
@@ -741,6 +748,7 @@ def score_name(
     matched_sims = []
     names_matched = 0  # matched query tokens that are names, not a title like a name
     initials = 0
+    names = 0
     for sim, i, j in pairs:
         if i in used_q or j in used_n or sim <= 0:
             continue
@@ -750,7 +758,9 @@ def score_name(
         if sim >= COVER_SIM:
             covered += name.weights[j]
             matched_sims.append(sim)
-            initials += len(q_toks[i]) == 1 < len(name.toks[j]) and not is_abjad(q_toks[i])
+            initial = len(q_toks[i]) == 1 < len(name.toks[j]) and not is_abjad(q_toks[i])
+            initials += initial
+            names += sim >= NAME_SIM and not initial
             # A title counts as matched only where the listing carries it too (Shaykh is also
             # a family name): Haji is not Hadi, Sheikh is not Shi, General is not Gener.
             if (q_toks[i] not in TITLES or q_folds[i] == name.folds[j]) and not _compound_tail(
@@ -769,7 +779,9 @@ def score_name(
     if names_matched < 2 and len(name.toks) > 1 and len(strong_tokens) < 2:
         score = min(score, SINGLE_TOKEN_CAP)
     jw = sum(matched_sims) / len(matched_sims) if matched_sims else 0.0
-    return NameMatch(round(score, 4), name.text, len(matched_sims), round(jw, 2), initials)
+    return NameMatch(
+        round(score, 4), name.text, len(matched_sims), round(jw, 2), initials, names
+    )
 
 
 # --------------------------------------------------------------------------- screening
@@ -968,11 +980,16 @@ def _judge(entry: Entry, match: NameMatch, party: Party, abjad: bool = False) ->
         and good
         and not bad
         and entry.party_type == "individual"
-        and match.matched < 2
+        and match.names < 2
     ):
-        decision = "review"  # 'Hussein' of Egypt: a listed one-word a.k.a. names no one
+        # 'Hussein' of Egypt: a listed one-word a.k.a. names no one; 'Sun Wei' of China is
+        # not 'Su Wei' (found by a review): the one name alike does not confirm the person
+        decision = "review"
         reasons.append(
             "one name only: the person is not confirmed by a single name, a person decides"
+            if match.matched < 2
+            else "only one name is the listed one; the others are only like it: a person "
+            "decides"
         )
     elif match.score >= STRONG_THRESHOLD and good and not bad:
         decision = "match"
