@@ -284,7 +284,8 @@ def test_a_policy_with_a_model_cutoff_needs_and_records_the_model(
 ) -> None:
     class FakeModel:
         def score(self, features: Features) -> ModelScore:
-            pd = Decimal("0.40") if features.refund_rate > Decimal("0.03") else Decimal("0.04")
+            # a float made Decimal, as a model gives: 55 digits (overflowed the stored score)
+            pd = Decimal("0.40") if features.refund_rate > Decimal("0.03") else Decimal(0.04)
             return ModelScore("merchant-scorecard-3", pd, ("refund_rate in [0.03, inf)",))
 
     sink = MemorySink()
@@ -296,6 +297,7 @@ def test_a_policy_with_a_model_cutoff_needs_and_records_the_model(
     good = scored.offer("m-kigali-1", "o-1", "bank-rw", history(clock))
     assert (good.outcome, good.score) == (OfferOutcome.OFFER, Decimal("0.04"))
     assert good.model_version == "lending-policy:bank-rw:RWF:v1+merchant-scorecard-3"
+    assert scored.get_offer("m-kigali-1", "o-1").score == Decimal("0.04")
     bad = scored.offer(
         "m-kigali-3", "o-3", "bank-rw", history(clock, "m-kigali-3", refund_count=20)
     )

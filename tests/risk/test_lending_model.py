@@ -263,6 +263,26 @@ def test_a_model_cutoff_declines_with_the_models_reasons() -> None:
     assert low.reasons[3].text.endswith("credit model merchant-gbm-7 default probability 0.05")
 
 
+def test_a_model_score_is_kept_to_twelve_places_and_a_bad_one_refused() -> None:
+    """A model's float made Decimal has 55 digits, more than the stored score holds (it
+    overflowed on PostgreSQL: found by a review): kept to 12 places, and shown short."""
+    assert ModelScore("gbm-7", Decimal(0.1)).pd == Decimal("0.1")
+    assert str(ModelScore("gbm-7", Decimal(0.123456789012345)).pd) == "0.123456789012"
+    assert ModelScore("gbm-7", Decimal("1E-15")).pd == 0
+    assert str(ModelScore("gbm-7", Decimal("0.05")).pd) == "0.05"
+    for version, pd in [
+        ("", Decimal("0.1")),
+        ("x" * 65, Decimal("0.1")),
+        ("gbm\n7", Decimal("0.1")),
+        (" gbm", Decimal("0.1")),
+        ("gbm-7", Decimal("NaN")),
+        ("gbm-7", Decimal("1.01")),
+        ("gbm-7", 0.1),
+    ]:
+        with pytest.raises(InvalidLendingInput):
+            ModelScore(version, pd)  # type: ignore[arg-type]
+
+
 def test_fees_round_half_up_in_integers() -> None:
     assert [fee_for(p, 100) for p in (49, 50, 150, 250, 0)] == [0, 1, 2, 3, 0]
     assert fee_for(10**15, 10_000) == 10**15

@@ -517,6 +517,12 @@ class Reason:
         )
 
 
+#: A credit model's probability of default is kept to this many decimal places.
+PD_PLACES = 12
+#: The longest name a credit model gives its version (recorded after the policy's).
+MODEL_VERSION_MAX = 64
+
+
 @dataclass(frozen=True, slots=True)
 class ModelScore:
     """A credit model's view of the features: probability of default and its own reasons."""
@@ -526,8 +532,27 @@ class ModelScore:
     reasons: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not isinstance(self.pd, Decimal) or not Decimal(0) <= self.pd <= Decimal(1):
-            raise InvalidLendingInput(f"pd must be a Decimal in 0..1, got {self.pd!r}")
+        version = self.model_version
+        if (
+            not isinstance(version, str)
+            or not 1 <= len(version) <= MODEL_VERSION_MAX
+            or not version.isprintable()
+            or version != version.strip()
+        ):
+            raise InvalidLendingInput(
+                f"model_version must be 1..{MODEL_VERSION_MAX} printable characters, "
+                f"got {str(version)[:80]!r}"
+            )
+        pd = self.pd
+        if not isinstance(pd, Decimal) or not pd.is_finite() or not Decimal(0) <= pd <= 1:
+            raise InvalidLendingInput(f"pd must be a Decimal in 0..1, got {pd!r}")
+        exponent = pd.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -PD_PLACES:
+            # a model's float made Decimal (Decimal(0.1) has 55 digits) is stored and shown to
+            # 12 places: more says nothing and overflowed the stored score (found by a review)
+            object.__setattr__(
+                self, "pd", pd.quantize(Decimal(1).scaleb(-PD_PLACES), ROUND_HALF_EVEN).normalize()
+            )
 
 
 @dataclass(frozen=True, slots=True)
