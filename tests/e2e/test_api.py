@@ -292,6 +292,13 @@ def test_metrics_count_requests_by_route_template_method_and_status(
     assert delta("unrouted", "GET", "401") == 1
     assert delta("/v1/metrics", "GET", "200") == 1  # the first scrape, counted by the second
     assert not any("KL-TILL-42" in route or "t-nobody" in route for route, _, _ in after)
+    # a method no one defined is counted as "other": a client inventing one per request
+    # added a series each, without bound (found by a review)
+    for invented in ("BREW", "X-WHATEVER-1", "get"):
+        client.request(invented, "/v1/participants", headers=h["mtn-rw"])
+    methods = {method for _, method, _ in _requests_counted(client, h)}
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+    assert "other" in methods
     text = client.get("/v1/metrics", headers=h["scheme"]).text
     latency = {
         (m.labels["route"], m.labels.get("le")): m.value

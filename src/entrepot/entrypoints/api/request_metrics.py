@@ -40,6 +40,12 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 
 #: the route label of a request answered before any route took it
 UNROUTED = "unrouted"
+#: the methods counted under their own name (RFC 9110's and PATCH); any other, which a client
+#: may invent per request, is counted as OTHER_METHOD, so the series stay bounded
+METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+OTHER_METHOD = "other"
 
 
 def multiprocess_dir() -> str | None:
@@ -96,6 +102,8 @@ class RequestCounts:
         route: Any = scope.get("route")
         template = getattr(route, "path", None) or UNROUTED
         method = scope["method"]
+        if method not in METHODS:
+            method = OTHER_METHOD
         counter = self._counters.get((template, method, status))
         if counter is None:
             # status 0: the client left (the request was cancelled) before an answer began
