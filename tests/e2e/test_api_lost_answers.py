@@ -138,6 +138,25 @@ def test_a_create_whose_answer_was_lost_is_answered_by_its_id(
     assert api.row("mtn-rw", "p1").status_code == 201  # the marker filled in
 
 
+def test_a_lost_registrations_retry_after_the_alias_was_removed_is_not_kept_as_404(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registration whose answer was lost is answered by the alias as it is now: removed
+    since, that read is 404, and it was kept as the key's answer for good, though the
+    registration was done (found by a review). Answered, not kept: the marker waits on."""
+    path, body = "/v1/parties/MSISDN/+250788000111", {"displayName": "Aline", "currency": "RWF"}
+    with monkeypatch.context() as m:
+        m.setattr(SecurityMiddleware, "_stored_with_next", _lost)
+        m.setattr(SecurityMiddleware, "_store", lambda self, values: None)
+        first = api.post("mtn-rw", path, body, key="a1")
+    assert first.status_code == 201, first.text
+    removed = api.client.delete(path, headers=api.h["mtn-rw"])
+    assert removed.status_code == 204, removed.text
+    gone = api.post("mtn-rw", path, body, key="a1")
+    assert gone.status_code == 404 and gone.headers["Idempotent-Replayed"] == "true"
+    assert api.row("mtn-rw", "a1").status_code == ANSWER_LOST  # not kept as the key's answer
+
+
 def test_a_refusal_that_keeps_part_of_its_work_is_refused_again_not_answered_as_done(
     api: Api, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

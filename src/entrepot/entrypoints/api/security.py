@@ -307,9 +307,11 @@ class SecurityMiddleware:
         content = b"".join(chunks)
         status = int(start.get("status", 500))
         raw_headers: list[tuple[bytes, bytes]] = start.get("headers", [])
-        if done is not None and resource is None and issued is None and 400 <= status < 500:
+        if done is not None and issued is None and 400 <= status < 500:
             # Run again over an operation done whose answer was lost, and refused this time
-            # (done already): not the key's answer, which the marker keeps waiting for.
+            # (done already), or answered by what it acted on, gone since (an alias removed:
+            # 404; found by a review): not the key's answer, which the marker keeps waiting
+            # for.
             return start, content
         if _is_outcome(status):
             kept = (status, content, raw_headers)
