@@ -203,7 +203,7 @@ def _lending(w: World) -> None:
     """mtn-rw lends to m-alpha (a loan, partly repaid); m-alpha2, a newcomer, is declined
     and contests."""
     w.ok("mtn-rw", "PUT", "/v1/risk/lending/policies/RWF", POLICY)
-    ask = {"offerId": "off-a1", "lenderId": "mtn-rw", "months": 3}
+    ask = {"offerId": "off-a1", "lenderId": "mtn-rw"}
     offer = w.ok("merchant:m-alpha", "POST", "/v1/risk/lending/offers", ask)
     assert offer["outcome"] == "offer", offer
     w.ids["decision:offer"] = offer["decisionId"]
@@ -215,7 +215,7 @@ def _lending(w: World) -> None:
         "hub-kigali", "m-alpha2", f"{CANARY} New Ltd", "RW-300300", "BUSINESS", "RW-300300"
     )
     w.actor("hub-kigali", "merchant:m-alpha2")
-    ask = {"offerId": "off-a2", "lenderId": "mtn-rw", "months": 3}
+    ask = {"offerId": "off-a2", "lenderId": "mtn-rw"}
     declined = w.ok("merchant:m-alpha2", "POST", "/v1/risk/lending/offers", ask)
     assert declined["outcome"] == "decline", declined
     contest = {"statement": f"{CANARY} statement"}

@@ -547,8 +547,8 @@ OPERATIONS: dict[str, Refused | Listed | Public] = {
         Call("/v1/risk/lending/policies/RWF"), Call("/v1/risk/lending/policies/RWF?version=1")
     ),
     "POST /v1/risk/lending/offers": refused(
-        Call("/v1/risk/lending/offers", {"offerId": "off-a1", "lenderId": "mtn-rw", "months": 3}),
-        Call("/v1/risk/lending/offers", {"offerId": "off-a2", "lenderId": "mtn-rw", "months": 3}),
+        Call("/v1/risk/lending/offers", {"offerId": "off-a1", "lenderId": "mtn-rw"}),
+        Call("/v1/risk/lending/offers", {"offerId": "off-a2", "lenderId": "mtn-rw"}),
     ),
     "GET /v1/risk/lending/offers": Listed(
         "/v1/risk/lending/offers", RISK, refused={BUYER_B: "403 lending_forbidden"}

@@ -581,7 +581,8 @@ CASES: dict[str, tuple[Bad, ...]] = {
             "as_of",
             "yesterday",
         ),
-        bad("risk lending offer o-x --as m-kigali-1 --lender mtn-rw --months 0", "months"),
+        # the bank's policy names the months, not the merchant
+        bad("risk lending offer o-x --as m-kigali-1 --lender mtn-rw --months 3", "--months"),
         refused("risk lending offer o-x --as nope --lender mtn-rw", "nope"),
         bad("risk lending offer o-x --as m-kigali-1 --lender maybank-my", "maybank-my"),
         bad("risk lending offer '' --as m-kigali-1 --lender mtn-rw", "offer"),

@@ -48,8 +48,9 @@ POLICY: dict[str, Any] = {
     "feeBps": 300,
     "termDays": 90,
     "repaymentShareBps": 1_000,
+    "historyMonths": 3,  # the bank decides on the last three complete months
 }
-ASK = {"offerId": "off-1", "lenderId": "mtn-rw", "months": 3}
+ASK = {"offerId": "off-1", "lenderId": "mtn-rw"}
 #: (caller, method, path under /v1/risk, body, status, code, field)
 Refusal = tuple[str, str, str, dict[str, Any] | None, int, str, str | None]
 
@@ -341,6 +342,10 @@ def test_only_a_bank_or_wallet_sets_a_policy_and_a_bad_one_changes_nothing(api: 
         ("hub-kigali", "PUT", path, POLICY, 403, "lending_forbidden", None),
         ("mtn-rw", "PUT", path, {**POLICY, "limitMaxMinor": 5_000}, 422,
          "lending_invalid_policy", "limitMaxMinor"),
+        ("mtn-rw", "PUT", path, {**POLICY, "historyMonths": 37}, 422, "invalid_input",
+         "historyMonths"),
+        ("mtn-rw", "PUT", path, {**POLICY, "minGrowth": "0"}, 422, "lending_invalid_policy",
+         "historyMonths"),
         ("mtn-rw", "PUT", path, {**POLICY, "maxRefundRate": 0.05}, 422, "invalid_input",
          "maxRefundRate"),
         ("mtn-rw", "PUT", path, {**POLICY, "maxDisputeRate": "2"}, 422,
@@ -365,7 +370,8 @@ def test_a_merchant_asks_its_own_bank_for_credit_on_its_trade_history(lender: Ap
         (KEPT, "POST", "/lending/offers", {**ASK, "lenderId": "maybank-my"}, 422,
          "risk_lender_not_merchants_bank", "lenderId"),
         ("mtn-rw", "POST", "/lending/offers", ASK, 403, "lending_forbidden", None),
-        (KEPT, "POST", "/lending/offers", {**ASK, "months": 0}, 422, "invalid_input", "months"),
+        # the bank's policy names the months of history, not the merchant (found by a review)
+        (KEPT, "POST", "/lending/offers", {**ASK, "months": 3}, 422, "invalid_input", "months"),
         (KEPT, "POST", "/lending/offers", {**ASK, "offerId": "x y"}, 422, "invalid_input",
          "offerId"),
     )  # fmt: skip
@@ -396,6 +402,23 @@ def test_a_merchant_asks_its_own_bank_for_credit_on_its_trade_history(lender: Ap
     assert [d["decision_id"] for d in api.logged()] == [offer["decisionId"]]
     assert api.ok("mtn-rw", "GET", "/lending/offers/off-1") == offer
     assert api.ok("mtn-rw", "GET", "/lending/offers") == {"offers": [offer], "nextCursor": None}
+
+
+def test_the_banks_policy_not_the_merchant_names_the_months_of_history(lender: Api) -> None:
+    """The merchant chose how many months its bank saw ("months" in the request): a window
+    that left out an older month of refunds could flip a decline (found by a review). The
+    policy names them; months before the merchant joined are none of its trade."""
+    api = lender
+    api.ok("mtn-rw", "PUT", "/lending/policies/RWF", {**POLICY, "historyMonths": 1})
+    one = api.ok(KEPT, "POST", "/lending/offers", ASK, status=201)
+    assert [m["minor"] for m in one["history"]["monthlySales"]] == [BASKET_RWF]
+    assert (one["history"]["orderCount"], one["policyVersion"]) == (1, 2)
+    wide = api.ok("mtn-rw", "PUT", "/lending/policies/RWF", {**POLICY, "historyMonths": 36})
+    assert wide["historyMonths"] == 36
+    all_of_it = api.ok(KEPT, "POST", "/lending/offers", {**ASK, "offerId": "off-2"}, 201)
+    # joined on 1 December: three complete months, not 33 months of nothing before them
+    assert [m["minor"] for m in all_of_it["history"]["monthlySales"]] == [BASKET_RWF] * 3
+    assert all_of_it["features"]["avgMonthlySalesMinor"] == BASKET_RWF
 
 
 def test_a_suspended_merchant_gets_no_credit(lender: Api) -> None:
@@ -656,7 +679,7 @@ def test_idempotency_key_replays_and_the_offer_id_is_a_key_too(lender: Api) -> N
     assert (replay.status_code, replay.json()) == (201, offer)
     assert replay.headers["Idempotent-Replayed"] == "true"
     before = api.snapshot()
-    changed = api.call(KEPT, "POST", "/lending/offers", {**ASK, "months": 6}, key="ask-1")
+    changed = api.call(KEPT, "POST", "/lending/offers", {**ASK, "lenderId": "kbc-be"}, key="ask-1")
     api.refused(changed, 409, "duplicate_with_different_body", "Idempotency-Key")
     # Without the header the offer id is the key: a later retry returns the first decision,
     # though the merchant's history has moved on.

@@ -283,7 +283,7 @@ async def _chain(
             pick = panel[int(hashlib.sha256(d.encode()).hexdigest(), 16) % len(panel)]
             ruling = {"outcome": "split", "refundMinor": half, "reason": "half torn"}
             await call(f"arbitrator:{pick}", "POST", f"/v1/trade/disputes/{d}/ruling", ruling)
-    ask = {"offerId": off, "lenderId": "mtn-rw", "months": 3}
+    ask = {"offerId": off, "lenderId": "mtn-rw"}
     await call(merchant, "POST", "/v1/risk/lending/offers", ask)
     await call(merchant, "POST", f"/v1/risk/lending/offers/{off}/contest", {"statement": "new"})
     review = {

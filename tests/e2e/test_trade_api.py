@@ -802,14 +802,17 @@ def test_a_merchants_history_is_its_own_and_its_hubs(api: Api) -> None:
     merchant = api.merchant()
     other = api.merchant("m-umuhanzi", "RW-100300")
     history = api.ok(api.get(merchant, "/v1/trade/merchants/m-inzozi/history?months=3"))
-    assert (history["merchantId"], history["currency"], len(history["monthlySales"])) == (
+    assert (history["merchantId"], history["currency"], history["monthlySales"]) == (
         "m-inzozi",
         "RWF",
-        3,
+        [],  # joined today: the months before it are none of its trade (found by a review)
     )
     assert (history["orderCount"], history["refunds"]["minor"]) == (0, 0)
+    api.net.advance_days(62)  # from 1 December to 1 February: December and January
     hub = api.ok(api.get("hub-kigali", "/v1/trade/merchants/m-inzozi/history"))
-    assert len(hub["monthlySales"]) == 12
+    assert len(hub["monthlySales"]) == 2
+    assert len(api.ok(api.get(merchant, "/v1/trade/merchants/m-inzozi/history?months=1"))[
+        "monthlySales"]) == 1  # fmt: skip
     for caller in (other, "hub-liege"):
         refused = api.get(caller, "/v1/trade/merchants/m-inzozi/history")
         api.refused(refused, 403, "trade_forbidden")

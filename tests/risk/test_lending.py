@@ -277,6 +277,11 @@ def test_bad_offer_requests_change_nothing(
             )
         with pytest.raises(InvalidLendingInput, match="must be a MerchantHistory"):
             lending.offer("m-kigali-1", "o-1", "bank-rw", h.to_dict())  # type: ignore[arg-type]
+        # the lender's policy names the months it decides on (12): a longer history is not
+        # the merchant's to give (it chose its window, and flipped the decision: a review)
+        longer = history(clock, monthly_sales_minor=(150_000,) * 13)
+        with pytest.raises(InvalidHistory, match="covers 13 months; lender 'bank-rw' decides"):
+            lending.offer("m-kigali-1", "o-1", "bank-rw", longer)
 
 
 def test_a_policy_with_a_model_cutoff_needs_and_records_the_model(
@@ -285,7 +290,8 @@ def test_a_policy_with_a_model_cutoff_needs_and_records_the_model(
     class FakeModel:
         def score(self, features: Features) -> ModelScore:
             # a float made Decimal, as a model gives: 55 digits (overflowed the stored score)
-            pd = Decimal("0.40") if features.refund_rate > Decimal("0.03") else Decimal(0.04)
+            low = Decimal(float("0.04"))
+            pd = Decimal("0.40") if features.refund_rate > Decimal("0.03") else low
             return ModelScore("merchant-scorecard-3", pd, ("refund_rate in [0.03, inf)",))
 
     sink = MemorySink()

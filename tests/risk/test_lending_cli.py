@@ -295,18 +295,22 @@ def test_without_a_file_the_history_is_the_platforms(
     home: Path, platform: Net, tmp_path: Path
 ) -> None:
     """As over HTTP: the merchant's history is built from its trade on the platform over the
-    last --months complete months (a merchant onboarded today has none)."""
-    ok("policy-set", "--as", "mtn-rw", "--file", str(write(tmp_path / "p.json", POLICY)))
-    declined = ok("offer", "o-1", "--as", "m-2", "--lender", "mtn-rw", "--months", "3")
+    complete months the bank's policy names (history_months), not months the merchant picks;
+    a month that ended before the merchant joined is none of its trade."""
+    three = {**POLICY, "history_months": 3}
+    ok("policy-set", "--as", "mtn-rw", "--file", str(write(tmp_path / "p.json", three)))
+    declined = ok("offer", "o-1", "--as", "m-2", "--lender", "mtn-rw")
     assert (declined["outcome"], declined["state"]) == ("decline", "declined")
     assert declined["history"]["merchant_id"] == "m-2"
-    assert declined["history"]["monthly_sales_minor"] == [0, 0, 0]
+    assert declined["history"]["monthly_sales_minor"] == []  # onboarded this month
     reasons = [(r["rule"], r["value"], r["threshold"]) for r in declined["reasons"]]
     # (its tenure is counted to the CLI's wall clock: whether it reaches 90 days varies)
     assert reasons[0] == ("min_avg_monthly_sales", "0 RWF", "100000 RWF")
     assert reasons[-1] == ("limit_min_minor", "0 RWF", "50000 RWF")
+    refused(["offer", "o-2", "--as", "m-2", "--lender", "mtn-rw", "--months", "3"], 2, "--months")
+    wide = {**POLICY, "history_months": 37}
     refused(
-        ["offer", "o-2", "--as", "m-2", "--lender", "mtn-rw", "--months", "37"],
+        ["policy-set", "--as", "mtn-rw", "--file", str(write(tmp_path / "w.json", wide))],
         2,
-        "months must be 1..36",
+        "history_months must be an integer in 1..36",
     )

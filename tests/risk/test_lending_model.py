@@ -175,6 +175,9 @@ def test_policy_validation_names_the_field() -> None:
         ({"term_days": 0}, "term_days"),
         ({"max_pd": "abc"}, "max_pd"),
         ({"currency": "EURO"}, "currency"),
+        ({"history_months": 0}, "history_months"),
+        ({"history_months": 37}, "history_months"),
+        ({"history_months": 5, "min_growth": "0"}, "history_months"),  # growth needs 6
     ]
     for changes, field in cases:
         with pytest.raises(InvalidPolicy) as caught:
@@ -191,6 +194,9 @@ def test_policy_from_dict_round_trips_and_lists_missing_fields() -> None:
                                 if k not in ("fee_bps", "term_days")})  # fmt: skip
     with pytest.raises(InvalidPolicy, match="unknown policy fields: colour"):
         CreditPolicy.from_dict({**p.to_dict(), "colour": "red"})
+    # a policy stored before history_months was a field reads as the 12 months it decided on
+    stored = {k: v for k, v in p.to_dict().items() if k != "history_months"}
+    assert CreditPolicy.from_dict(stored).history_months == 12
 
 
 def test_an_offer_states_its_limit_fee_and_terms() -> None:
@@ -266,8 +272,9 @@ def test_a_model_cutoff_declines_with_the_models_reasons() -> None:
 def test_a_model_score_is_kept_to_twelve_places_and_a_bad_one_refused() -> None:
     """A model's float made Decimal has 55 digits, more than the stored score holds (it
     overflowed on PostgreSQL: found by a review): kept to 12 places, and shown short."""
-    assert ModelScore("gbm-7", Decimal(0.1)).pd == Decimal("0.1")
-    assert str(ModelScore("gbm-7", Decimal(0.123456789012345)).pd) == "0.123456789012"
+    tenth, long = float("0.1"), float("0.123456789012345")  # what a model's float gives
+    assert ModelScore("gbm-7", Decimal(tenth)).pd == Decimal("0.1")
+    assert str(ModelScore("gbm-7", Decimal(long)).pd) == "0.123456789012"
     assert ModelScore("gbm-7", Decimal("1E-15")).pd == 0
     assert str(ModelScore("gbm-7", Decimal("0.05")).pd) == "0.05"
     for version, pd in [

@@ -779,9 +779,7 @@ def score_name(
     if names_matched < 2 and len(name.toks) > 1 and len(strong_tokens) < 2:
         score = min(score, SINGLE_TOKEN_CAP)
     jw = sum(matched_sims) / len(matched_sims) if matched_sims else 0.0
-    return NameMatch(
-        round(score, 4), name.text, len(matched_sims), round(jw, 2), initials, names
-    )
+    return NameMatch(round(score, 4), name.text, len(matched_sims), round(jw, 2), initials, names)
 
 
 # --------------------------------------------------------------------------- screening
@@ -988,8 +986,7 @@ def _judge(entry: Entry, match: NameMatch, party: Party, abjad: bool = False) ->
         reasons.append(
             "one name only: the person is not confirmed by a single name, a person decides"
             if match.matched < 2
-            else "only one name is the listed one; the others are only like it: a person "
-            "decides"
+            else "only one name is the listed one; the others are only like it: a person decides"
         )
     elif match.score >= STRONG_THRESHOLD and good and not bad:
         decision = "match"

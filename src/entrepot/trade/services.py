@@ -1997,9 +1997,10 @@ class TradeNetwork(DisputeDesk):
 
     def merchant_history(self, caller: str, merchant_id: str, months: int = 12) -> Any:
         """What the platform knows of a merchant's trade, for a partner bank's credit policy
-        (``entrepot.risk.lending.MerchantHistory``): monthly sales over the last complete
-        months, orders, refunds, disputes and those lost, tenure, and the share of weeks with
-        a payout. The merchant and its hub may ask; a lender asks through the merchant."""
+        (``entrepot.risk.lending.MerchantHistory``): monthly sales over the last ``months``
+        complete months (those that ended before the merchant joined left out), orders,
+        refunds, disputes and those lost, tenure, and the share of weeks with a payout. The
+        merchant and its hub may ask; a lender asks through the merchant."""
         from entrepot.risk.lending import MerchantHistory
 
         if not 1 <= months <= 36:
@@ -2045,6 +2046,10 @@ class TradeNetwork(DisputeDesk):
             }
         now = self._now()
         bounds = _month_bounds(ns_to_datetime(now).date(), months)
+        # a month that ended before the merchant joined is no month of its trade: counted as
+        # no sales, it lowered the average a bank lends on (found by a review)
+        while len(bounds) > 1 and bounds[1] <= m.created_at_ns:
+            bounds = bounds[1:]
         in_window = [o for o in orders if bounds[0] <= o.created_at_ns < bounds[-1]]
         sales = [
             sum(

@@ -364,7 +364,9 @@ def ask_for_offer(body: r.OfferIn, caller: Caller, party: Party, risk: Risk) -> 
         return cv.offer(replay)
     merchant = active_merchant(risk.trade, party.id)
     check_merchants_bank(merchant, body.lenderId, field="lenderId")
-    history = risk.trade.merchant_history(caller, party.id, body.months)
+    # the months are the bank's policy's, not the merchant's to choose (found by a review)
+    window = risk.lending.get_policy(body.lenderId, merchant.settlement_currency).history_months
+    history = risk.trade.merchant_history(caller, party.id, window)
     return cv.offer(risk.lending.offer(party.id, body.offerId, body.lenderId, history))
 
 

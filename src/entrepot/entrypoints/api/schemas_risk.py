@@ -107,6 +107,7 @@ class PolicyIn(Strict):
     scheduleToleranceBps: JsonInt = Field(default=5_000, ge=0, le=10_000)
     minGrowth: str | None = OptionalRate
     maxPd: str | None = OptionalRate
+    historyMonths: JsonInt = Field(default=12, ge=1, le=36)
 
 
 class PolicyOut(BaseModel):
@@ -131,16 +132,17 @@ class PolicyOut(BaseModel):
     scheduleToleranceBps: int
     minGrowth: str | None
     maxPd: str | None
+    historyMonths: int
 
 
 # ------------------------------------------------------------------ lending: offers
 class OfferIn(Strict):
-    """A merchant asks its bank for credit; its trade history over ``months`` complete months
-    comes from the trade network. ``offerId`` is the client's idempotency key."""
+    """A merchant asks its bank for credit; its trade history over the complete months the
+    bank's policy names (``historyMonths``) comes from the trade network. ``offerId`` is the
+    client's idempotency key."""
 
     offerId: str = LendingId
     lenderId: str = ParticipantId
-    months: JsonInt = Field(default=12, ge=1, le=36)
 
 
 class AcceptIn(Strict):

@@ -253,15 +253,13 @@ def offer(
         Path | None,
         typer.Option("--history", help="JSON merchant history (default: built from its trade)"),
     ] = None,
-    months: Annotated[
-        int, typer.Option("--months", help="complete months of trade history (1..36)")
-    ] = 12,
     as_json: Json = False,
 ) -> None:
     """A merchant asks its own bank for credit: an offer or a decline, with reasons. The
     merchant (--as) must be on the platform and active, the lender its settlement bank, as over
-    HTTP; its history is built from its trade unless --history gives one (the operator's
-    figures, for this merchant and its payout currency)."""
+    HTTP; its history is built from its trade over the complete months the bank's policy names
+    (history_months) unless --history gives one (the operator's figures, for this merchant and
+    its payout currency, of at most those months)."""
     with _platform() as (a, lending):
         given = None if history is None else _history(history, lending.clock.now_ns())
         if given is not None and given.merchant_id != caller:
@@ -272,7 +270,8 @@ def offer(
         merchant = active_merchant(a.trade, caller)
         check_merchants_bank(merchant, lender)
         if given is None:
-            found = a.trade.merchant_history(f"merchant:{caller}", caller, months)
+            window = lending.get_policy(lender, merchant.settlement_currency).history_months
+            found = a.trade.merchant_history(f"merchant:{caller}", caller, window)
         elif given.currency != merchant.settlement_currency:
             raise InvalidHistory(
                 f"the history is in {given.currency}; merchant {caller} is paid out in "

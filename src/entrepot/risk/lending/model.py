@@ -358,7 +358,9 @@ class CreditPolicy:
     up, added to what is owed at disbursement, due within ``term_days``. ``repayment_share_bps``
     of every payout is withheld until repaid. ``max_pd`` (optional) declines when the credit
     model's probability of default is above it. ``min_growth`` (optional) declines when growth
-    is below it or cannot be measured.
+    is below it or cannot be measured. ``history_months``: the complete months of trade the
+    lender decides on (the merchant does not choose them: a shorter window left out an older
+    month of refunds and disputes, a longer one an early month with no sales).
     """
 
     lender_id: str
@@ -380,6 +382,7 @@ class CreditPolicy:
     schedule_tolerance_bps: int = 5_000
     min_growth: Decimal | None = None
     max_pd: Decimal | None = None
+    history_months: int = 12
     version: int = 0
     set_at_ns: int = 0
 
@@ -410,6 +413,7 @@ class CreditPolicy:
         between("late_after_days", 1, DAYS_MAX)
         between("default_after_days", 1, DAYS_MAX)
         between("schedule_tolerance_bps", 0, BPS)
+        between("history_months", 1, SALES_MONTHS_MAX)
         between("version", 0, POLICY_VERSION_MAX)
 
     def _check_rates(self) -> None:
@@ -424,6 +428,12 @@ class CreditPolicy:
             )
         if self.min_growth is not None and not Decimal(-1) <= self.min_growth <= Decimal(100):
             raise InvalidPolicy("min_growth must be between -1 and 100", field="min_growth")
+        if self.min_growth is not None and self.history_months < 2 * GROWTH_MONTHS:
+            raise InvalidPolicy(
+                f"min_growth compares two periods of {GROWTH_MONTHS} months: history_months "
+                f"must be at least {2 * GROWTH_MONTHS}, got {self.history_months}",
+                field="history_months",
+            )
 
     @property
     def terms(self) -> LoanTerms:
@@ -470,6 +480,7 @@ _OPTIONAL_POLICY_FIELDS = frozenset(
         "schedule_tolerance_bps",
         "min_growth",
         "max_pd",
+        "history_months",
         "version",
         "set_at_ns",
     }

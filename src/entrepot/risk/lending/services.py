@@ -109,6 +109,8 @@ def check_asked_offer_id(offer_id: str) -> None:
             f"offer ids ending in {REVIEW_SUFFIX!r} are kept for decisions made on review",
             field="offer_id",
         )
+
+
 #: A decision waiting in the outbox this long (its worker died, or the log refused it) is
 #: appended by the next deadline pass; until then the deciding worker appends it itself.
 DECISION_GRACE_S = 60
@@ -370,6 +372,13 @@ class Lending:
             return replay
         if policy is None:
             raise PolicyNotFound(f"lender {lender_id!r} has no {history.currency} credit policy")
+        if len(history.monthly_sales_minor) > policy.history_months:
+            # the lender decides on its window: a longer one is not the merchant's to give
+            raise InvalidHistory(
+                f"the history covers {len(history.monthly_sales_minor)} months; lender "
+                f"{lender_id!r} decides on the last {policy.history_months}",
+                field="monthly_sales_minor",
+            )
         offer, decision = self._decide(caller, offer_id, policy, history, now)
         with self._uow() as uow:
             replay = self._replayed_offer(uow.connection, offer_id, lender_id, history)
