@@ -472,6 +472,10 @@ def test_trade_credentials_are_issued_only_for_existing_actors_by_their_hub(api:
         (merchant, {"merchantId": "m-inzozi"}, 403, "trade_forbidden"),
         ("hub-kigali", {"arbitratorId": "arb-liege-1"}, 403, "trade_forbidden"),
         ("scheme", {"merchantId": "m-nobody"}, 404, "trade_merchant_not_found"),
+        # another than the scheme is not told whether an actor exists (found by a review)
+        ("hub-kigali", {"merchantId": "m-nobody"}, 403, "trade_forbidden"),
+        ("mtn-rw", {"buyerId": "b-nobody"}, 403, "trade_forbidden"),
+        ("hub-liege", {"arbitratorId": "arb-nowhere-1"}, 403, "trade_forbidden"),
         ("scheme", {"buyerId": "b-nobody"}, 404, "trade_buyer_not_found"),
         ("scheme", {"arbitratorId": "arb-nowhere-1"}, 404, "trade_arbitrator_not_found"),
         ("scheme", {"merchantId": "m-inzozi", "buyerId": "b-1"}, 422, "invalid_input"),
@@ -523,6 +527,17 @@ def test_a_hub_lists_and_revokes_its_merchants_credentials_and_no_other_hubs(
     assert api.ok(
         api.client.delete(f"/v1/trade/credentials/{new_key}", headers=api.headers(second))
     )["revoked"]
+    for caller in ("mtn-rw", "hub-liege"):  # whether b-nobody is a buyer: not theirs to know
+        api.refused(
+            api.get(caller, "/v1/trade/credentials?principal=buyer:b-nobody"),
+            403,
+            "trade_forbidden",
+        )
+    api.refused(
+        api.get("scheme", "/v1/trade/credentials?principal=buyer:b-nobody"),
+        404,
+        "trade_buyer_not_found",
+    )
     api.refused(
         api.get("hub-kigali", "/v1/trade/credentials?principal=hub:kigali"),
         422,

@@ -69,18 +69,23 @@ def _check_issuer(
     conn: Connection, caller: str, actor: str, role: Role, actor_id: str, does: str
 ) -> None:
     """The scheme operator, or the operator of every hub ``actor`` belongs to; Forbidden for
-    anyone else (NotFound for an actor that does not exist)."""
-    hubs = actor_hubs(conn, role, actor_id)
+    anyone else, whether or not the actor exists (NotFound for the scheme operator only: a
+    bank asking of buyer:b-x was told whether b-x was a buyer; found by a review)."""
     if caller == SCHEME:
+        actor_hubs(conn, role, actor_id)
         return
     own = frozenset(
         conn.execute(sa.select(st.hubs.c.id).where(st.hubs.c.participant_id == caller))
         .scalars()
         .all()
     )
+    try:
+        hubs = actor_hubs(conn, role, actor_id)
+    except NotFound:
+        hubs = frozenset()  # refused as an actor of another hub's
     # Every hub the actor belongs to, not just one: an arbitrator on two hubs' panels
     # issued by one hub would act, as that hub wished, on the other's disputes.
-    if not hubs <= own:
+    if not hubs or not hubs <= own:
         raise Forbidden(
             f"only the scheme operator or {actor}'s hub operator {does} its credentials"
             + (" (it sits on other hubs' panels too)" if hubs & own else "")
