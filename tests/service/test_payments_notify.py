@@ -25,7 +25,13 @@ from entrepot.payments import PaymentScheme
 from entrepot.payments import store as st
 from entrepot.payments.bulk import BulkItem, bulk_transfers
 from entrepot.payments.errors import InvalidPaymentInput, NetDebitCapExceeded
-from entrepot.payments.notify import CallbackAddresses, Dispatcher, http_post
+from entrepot.payments.notify import (
+    ATTEMPTS_MAX,
+    BACKOFF_S_MAX,
+    CallbackAddresses,
+    Dispatcher,
+    http_post,
+)
 from tests.service.test_payments import BK_CUSTOMER, join_bk, pay
 
 
@@ -155,6 +161,31 @@ def test_a_new_endpoint_is_tried_at_the_next_round_not_after_the_backoff(
     scheme.set_endpoint("bk-rw", endpoint.url)
     assert dispatcher.deliver_due() == {"delivered": 2, "failed": 0}
     assert [r["body"]["transferId"] for r in endpoint.received] == ["t1", "t2"]  # in order
+
+
+def test_a_new_endpoint_gets_all_the_retries_not_what_the_broken_one_left(
+    scheme: PaymentScheme, clock: FakeClock, endpoint: Endpoint
+) -> None:
+    """Found by a review: a notice that had failed 11 times at a broken endpoint was
+    abandoned at the first 503 of the endpoint the participant moved to. Attempts count at
+    the current endpoint: the new one gets all of them."""
+    join_bk(scheme)
+    scheme.set_endpoint("bk-rw", "http://127.0.0.1:9/nobody-listens")
+    pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    dispatcher = Dispatcher(scheme.engine, clock)
+    for n in range(ATTEMPTS_MAX - 1):
+        clock.advance(BACKOFF_S_MAX)
+        assert dispatcher.deliver_due() == {"delivered": 0, "failed": 1}, n
+    assert outbox(scheme)[0].attempts == ATTEMPTS_MAX - 1
+    scheme.set_endpoint("bk-rw", endpoint.url)
+    (waiting,) = scheme.notifications("bk-rw", pending_only=True)
+    assert waiting["attempts"] == 0
+    endpoint.statuses = [503]
+    assert dispatcher.deliver_due() == {"delivered": 0, "failed": 1}
+    (row,) = outbox(scheme)
+    assert (row.abandoned_at, row.attempts) == (None, 1)  # retried, not abandoned
+    clock.advance(1)
+    assert dispatcher.deliver_due() == {"delivered": 1, "failed": 0}
 
 
 def test_a_refused_request_queues_nothing_and_endpoints_are_checked(

@@ -2291,9 +2291,11 @@ class PaymentScheme:
             conn.execute(
                 sa.insert(st.endpoints).values(participant_id=caller, url=url, updated_at=now)
             )
-            # Its notices waiting out a retry's backoff (up to 17 minutes) are tried at the
-            # next delivery round, at this endpoint: a participant that fixed or moved its
-            # endpoint waited out the delay earned by the broken one (a review).
+            # Its waiting notices are tried at the next delivery round, at this endpoint, with
+            # all their retries before them: a participant that fixed or moved its endpoint
+            # waited out the backoff earned by the broken one (up to 17 minutes), and a notice
+            # that had failed 11 times there was abandoned at the new one's first hiccup
+            # (reviews). ``attempts`` counts the attempts at the current endpoint.
             o = st.outbox.c
             conn.execute(
                 sa.update(st.outbox)
@@ -2301,9 +2303,9 @@ class PaymentScheme:
                     o.participant_id == caller,
                     o.delivered_at.is_(None),
                     o.abandoned_at.is_(None),
-                    o.next_attempt_at > now,
+                    sa.or_(o.next_attempt_at > now, o.attempts > 0),
                 )
-                .values(next_attempt_at=now)
+                .values(next_attempt_at=now, attempts=0)
             )
             st.ParticipantCache.changed(conn)
         return url
