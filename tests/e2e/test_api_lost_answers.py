@@ -153,7 +153,7 @@ def test_a_lost_registrations_retry_after_the_alias_was_removed_is_not_kept_as_4
     removed = api.client.delete(path, headers=api.h["mtn-rw"])
     assert removed.status_code == 204, removed.text
     gone = api.post("mtn-rw", path, body, key="a1")
-    assert gone.status_code == 404 and gone.headers["Idempotent-Replayed"] == "true"
+    assert gone.status_code == 404 and "Idempotent-Replayed" not in gone.headers
     assert api.row("mtn-rw", "a1").status_code == ANSWER_LOST  # not kept as the key's answer
 
 

@@ -311,7 +311,8 @@ class SecurityMiddleware:
             # Run again over an operation done whose answer was lost, and refused this time
             # (done already), or answered by what it acted on, gone since (an alias removed:
             # 404; found by a review): not the key's answer, which the marker keeps waiting
-            # for.
+            # for, nor said to be a replay of it.
+            start["headers"] = [h for h in start.get("headers", []) if h != _REPLAYED]
             return start, content
         if _is_outcome(status):
             kept = (status, content, raw_headers)
