@@ -122,6 +122,12 @@ def test_a_name_only_like_a_listed_one_does_not_count_toward_a_match(screener: S
     listed = screener.screen(make_party("Su Wei", None, "CN"))
     assert listed.decision == "match" and listed.best is not None
     assert listed.best.listed_name == "SU, Guiqin"
+    # born on the listed day, two names alike confirm the person: a spelling of the listed
+    # name one letter off is still a match (RAISI, Ebrahim, born 14 Dec 1960, Iran)
+    variant = screener.screen(make_party("Ebrahim Reisi", "1960-12-14", "IR"))
+    assert variant.decision == "match" and variant.best is not None
+    assert variant.best.listed_name == "RAISI, Ebrahim"
+    assert screener.screen(make_party("Ebrahim Reisi", None, "IR")).decision == "review"
 
 
 def test_a_middle_initial_beside_two_names_in_full_can_still_match(screener: Screener) -> None:

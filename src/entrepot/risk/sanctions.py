@@ -979,9 +979,12 @@ def _judge(entry: Entry, match: NameMatch, party: Party, abjad: bool = False) ->
         and not bad
         and entry.party_type == "individual"
         and match.names < 2
+        and not (match.matched >= 2 and _born_that_day(entry, party))
     ):
         # 'Hussein' of Egypt: a listed one-word a.k.a. names no one; 'Sun Wei' of China is
-        # not 'Su Wei' (found by a review): the one name alike does not confirm the person
+        # not 'Su Wei' (found by a review): the one name alike does not confirm the person.
+        # Born on the listed day, two names alike are: 'Ebrahim Reisi' of Iran born
+        # 1960-12-14 is RAISI, Ebrahim (a review of the rule)
         decision = "review"
         reasons.append(
             "one name only: the person is not confirmed by a single name, a person decides"
