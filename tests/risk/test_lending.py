@@ -45,6 +45,7 @@ from entrepot.risk.lending import (
     OfferNotFound,
     OfferOutcome,
     OfferState,
+    PolicyChanged,
     PolicyNotFound,
     ReferenceNotFound,
     ReviewerNotIndependent,
@@ -279,6 +280,9 @@ def test_bad_offer_requests_change_nothing(
             lending.offer("m-kigali-1", "o-1", "bank-rw", h.to_dict())  # type: ignore[arg-type]
         # the lender's policy names the months it decides on (12): a longer history is not
         # the merchant's to give (it chose its window, and flipped the decision: a review)
+        # the history was built on the 6 months the policy named then; it names 12 now
+        with pytest.raises(PolicyChanged, match="changed its policy while the history"):
+            lending.offer("m-kigali-1", "o-1", "bank-rw", h, window=6)
         longer = history(clock, monthly_sales_minor=(150_000,) * 13)
         with pytest.raises(InvalidHistory, match="covers 13 months; lender 'bank-rw' decides"):
             lending.offer("m-kigali-1", "o-1", "bank-rw", longer)

@@ -300,6 +300,10 @@ def test_without_a_file_the_history_is_the_platforms(
     three = {**POLICY, "history_months": 3}
     ok("policy-set", "--as", "mtn-rw", "--file", str(write(tmp_path / "p.json", three)))
     declined = ok("offer", "o-1", "--as", "m-2", "--lender", "mtn-rw")
+    # run again (its output lost): the first decision, not a conflict with a history built
+    # anew and stamped now (found by a review)
+    assert ok("offer", "o-1", "--as", "m-2", "--lender", "mtn-rw") == declined
+    refused(["offer", "o-1", "--as", "m-2", "--lender", "kbc-be"], 1, "was used for another")
     assert (declined["outcome"], declined["state"]) == ("decline", "declined")
     assert declined["history"]["merchant_id"] == "m-2"
     assert declined["history"]["monthly_sales_minor"] == []  # onboarded this month

@@ -47,7 +47,6 @@ from entrepot.risk.decisions import get_decision as find_decision
 from entrepot.risk.errors import UnknownDecision
 from entrepot.risk.lending import (
     CreditPolicy,
-    IdConflict,
     Lending,
     Loan,
     LoanNotFound,
@@ -58,7 +57,6 @@ from entrepot.risk.lending import (
     ScorerMissing,
 )
 from entrepot.risk.lending.model import POLICY_VERSION_MAX
-from entrepot.risk.lending.services import check_asked_offer_id
 from entrepot.risk.sanctions import SDN_FILE, Screener, make_party
 from entrepot.trade import TradeNetwork
 from entrepot.trade.model import Role, parse_principal
@@ -340,26 +338,15 @@ def _offer(risk: RiskApi, party: LendingParty, offer_id: str) -> Offer:
     return found
 
 
-def _replayed_offer(risk: RiskApi, party: LendingParty, body: r.OfferIn) -> Offer | None:
-    """The merchant's offer already decided under this id: a retry returns it (its history
-    may have moved on since; the first decision stands)."""
-    try:
-        found = _offer(risk, party, body.offerId)
-    except OfferNotFound:
-        return None
-    if found.lender_id != body.lenderId:
-        raise IdConflict(f"offer id {body.offerId!r} was used for another request")
-    return found
-
-
 @router.post("/lending/offers", status_code=201, response_model=r.OfferOut)
 def ask_for_offer(body: r.OfferIn, caller: Caller, party: Party, risk: Risk) -> r.OfferOut:
     """A merchant in good standing asks its own bank for credit: an offer or a decline, with
     reasons, decided on its trade history under the bank's current policy (idempotent by
     offerId)."""
     party.check_merchant("asks for credit; its bank sees its history through the request")
-    check_asked_offer_id(body.offerId)  # before the replay: a review's id is not a request's
-    replay = _replayed_offer(risk, party, body)
+    # The merchant's offer already decided under this id: a retry returns it (its history may
+    # have moved on since; the first decision stands). A review's id is not a request's.
+    replay = risk.lending.asked_before(party.id, body.offerId, body.lenderId)
     if replay is not None:
         return cv.offer(replay)
     merchant = active_merchant(risk.trade, party.id)
@@ -367,7 +354,8 @@ def ask_for_offer(body: r.OfferIn, caller: Caller, party: Party, risk: Risk) -> 
     # the months are the bank's policy's, not the merchant's to choose (found by a review)
     window = risk.lending.get_policy(body.lenderId, merchant.settlement_currency).history_months
     history = risk.trade.merchant_history(caller, party.id, window)
-    return cv.offer(risk.lending.offer(party.id, body.offerId, body.lenderId, history))
+    decided = risk.lending.offer(party.id, body.offerId, body.lenderId, history, window=window)
+    return cv.offer(decided)
 
 
 @router.get("/lending/offers", response_model=r.OfferListOut)

@@ -262,6 +262,11 @@ def offer(
     its payout currency, of at most those months)."""
     with _platform() as (a, lending):
         given = None if history is None else _history(history, lending.clock.now_ns())
+        if given is None:  # as over HTTP: a retry is answered the first decision
+            replay = lending.asked_before(caller, offer_id, lender)
+            if replay is not None:
+                _show_offer(replay, as_json)
+                return
         if given is not None and given.merchant_id != caller:
             raise NotYours(
                 f"the history is of merchant {given.merchant_id}, not of {caller}: "
@@ -269,6 +274,7 @@ def offer(
             )
         merchant = active_merchant(a.trade, caller)
         check_merchants_bank(merchant, lender)
+        window = None
         if given is None:
             window = lending.get_policy(lender, merchant.settlement_currency).history_months
             found = a.trade.merchant_history(f"merchant:{caller}", caller, window)
@@ -280,7 +286,7 @@ def offer(
             )
         else:
             found = given
-        decided = lending.offer(caller, offer_id, lender, found)
+        decided = lending.offer(caller, offer_id, lender, found, window=window)
     _show_offer(decided, as_json)
 
 

@@ -69,6 +69,13 @@ class IdConflict(Conflict, LendingError):
     code = "lending_id_conflict"
 
 
+class PolicyChanged(Conflict, LendingError):
+    """The lender's policy changed its window while the merchant's history was built: the
+    request decided nothing and may be sent again."""
+
+    code = "lending_policy_changed"
+
+
 class OfferExpired(Conflict, LendingError):
     code = "lending_offer_expired"
 

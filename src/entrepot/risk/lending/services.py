@@ -55,6 +55,7 @@ from entrepot.risk.lending.errors import (
     OfferClosed,
     OfferExpired,
     OfferNotFound,
+    PolicyChanged,
     PolicyNotFound,
     ReferenceNotFound,
     ReviewerNotIndependent,
@@ -350,12 +351,22 @@ class Lending:
         return found
 
     # ------------------------------------------------------------------ offers
-    def offer(self, caller: str, offer_id: str, lender_id: str, history: MerchantHistory) -> Offer:
+    def offer(
+        self,
+        caller: str,
+        offer_id: str,
+        lender_id: str,
+        history: MerchantHistory,
+        *,
+        window: int | None = None,
+    ) -> Offer:
         """Decide on credit for the merchant of ``history`` under the lender's current policy:
         an offer (amount, fee, term, repayment share) or a decline, each with its reasons,
         stored with the exact history, features and policy version used, and logged.
         ``offer_id`` is the client's idempotency key. The merchant or the lender may ask.
-        Ids ending in ``-review`` are kept for the offers a person makes on review."""
+        Ids ending in ``-review`` are kept for the offers a person makes on review.
+        ``window``: the months the history was built on, read from the policy then; a policy
+        that names others now (changed meanwhile) is ``PolicyChanged``, decided on nothing."""
         check_asked_offer_id(offer_id)
         check_id(lender_id, "lender_id")
         if not isinstance(history, MerchantHistory):
@@ -372,6 +383,12 @@ class Lending:
             return replay
         if policy is None:
             raise PolicyNotFound(f"lender {lender_id!r} has no {history.currency} credit policy")
+        if window is not None and window != policy.history_months:
+            # read twice (to build the history, then to decide): one decision, one policy
+            raise PolicyChanged(
+                f"lender {lender_id!r} changed its policy while the history was built (now "
+                f"{policy.history_months} months, built on {window}): ask again"
+            )
         if len(history.monthly_sales_minor) > policy.history_months:
             # the lender decides on its window: a longer one is not the merchant's to give
             raise InvalidHistory(
@@ -457,6 +474,20 @@ class Lending:
         found = st.load_offer(conn, offer_id)
         if found is None or caller not in (found.lender_id, found.merchant_id):
             raise OfferNotFound(f"offer {offer_id!r} does not exist")
+        return found
+
+    def asked_before(self, caller: str, offer_id: str, lender_id: str) -> Offer | None:
+        """The decision already made under ``offer_id`` for ``caller``, which a retry of the
+        request returns before any history is built (built again, it is stamped now and
+        differs from the first: the retry was refused as another request); None if there is
+        none the caller sees. The same id asked of another lender is ``IdConflict``."""
+        check_asked_offer_id(offer_id)
+        try:
+            found = self.get_offer(caller, offer_id)
+        except OfferNotFound:
+            return None
+        if found.lender_id != lender_id:
+            raise IdConflict(f"offer id {offer_id!r} was used for another request")
         return found
 
     def get_offer(self, caller: str, offer_id: str) -> Offer:
