@@ -183,7 +183,12 @@ def test_a_split_beyond_what_is_held_changes_nothing(hub: PaymentScheme) -> None
     with unchanged(s), pytest.raises(InsufficientEscrow):
         s.split_escrow("mtn-rw", "esc-1", 80_000, 30_000)
     # parts that are no amount: told which, not a TypeError from adding them up
-    for parts, field in (((1_000, "10"), "refund_minor"), ((-1, 5), "release_minor")):
+    for parts, field in (
+        ((1_000, "10"), "refund_minor"),
+        ((-1, 5), "release_minor"),
+        ((1_000, False), "refund_minor"),  # no part is an int 0, not a bool or a float
+        ((0.0, 1_000), "release_minor"),
+    ):
         with unchanged(s), pytest.raises(InvalidPaymentInput) as refused:
             s.split_escrow("mtn-rw", "esc-1", *parts)
         assert refused.value.field == field
@@ -454,6 +459,31 @@ def test_an_escrow_whose_deadline_cannot_act_stays_the_controllers_to_decide(
     assert s.process_deadlines()["escrows_failed"] == 1
     e = s.refund_escrow("tradehub", "esc-x", 5_000)
     assert (e.state, e.refunded_minor) == (EscrowState.CLOSED, 5_000)
+    assert_ledger_ok(s)
+
+
+def test_an_escrow_whose_deadline_fails_unexpectedly_holds_back_no_other(
+    hub: PaymentScheme, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One escrow's deadline failing for another reason than a refusal (the database, say)
+    ended the pass: the escrows due after it waited for the next one (found by a review)."""
+    s = hub
+    for n in range(3):
+        s.create_escrow("mtn-rw", f"esc-{n}", "bk-rw", "RWF", 1_000, "goods", 60, "refund")
+    clock.advance(61)
+    acts = PaymentScheme._deadline_acts
+
+    def flaky(self: PaymentScheme, escrow_id: str) -> int:
+        if escrow_id == "esc-0":
+            raise RuntimeError("disk I/O error")
+        return acts(self, escrow_id)
+
+    monkeypatch.setattr(PaymentScheme, "_deadline_acts", flaky)
+    done = s.process_deadlines()
+    assert (done["escrows_resolved"], done["escrows_failed"]) == (2, 1)
+    monkeypatch.undo()
+    assert s.process_deadlines()["escrows_resolved"] == 1  # retried at the next pass
+    assert all(s.get_escrow("mtn-rw", f"esc-{n}").refunded_minor == 1_000 for n in range(3))
     assert_ledger_ok(s)
 
 

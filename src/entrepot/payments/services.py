@@ -2242,6 +2242,9 @@ class PaymentScheme:
                 escrows += self._deadline_acts(row.id)
             except PaymentError:  # e.g. the payee is suspended: it stays held for a person
                 failed += 1
+            except Exception:  # (the database, say): the other escrows due still act now
+                log.exception("escrow %s: its deadline did not act; retried next pass", row.id)
+                failed += 1
         return {
             "quotes_expired": q,
             "transfers_aborted": t,
@@ -2568,7 +2571,8 @@ class PaymentScheme:
         postings in one transaction, or neither. ``currency``: the one the request states
         the parts in, which must be the escrow's (as a release's or a refund's)."""
         for part, what in ((release_minor, "release_minor"), (refund_minor, "refund_minor")):
-            if part != 0:  # a part may be none; else as any amount (an int, not a str)
+            # a part may be none (0, an int: not False or 0.0); else as any amount
+            if type(part) is not int or part != 0:
                 _check_amount(part, what)
         parts = [(a, rel) for a, rel in ((release_minor, True), (refund_minor, False)) if a]
         if not parts:
