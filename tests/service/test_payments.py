@@ -943,6 +943,15 @@ def test_a_payer_suspended_after_prepare_cannot_be_committed(scheme: PaymentSche
     t2 = pay(scheme, "mtn-rw", "t2", BK_CUSTOMER, 1_000, "RWF", commit=False)
     with unchanged(scheme), pytest.raises(InvalidPaymentInput, match="records that itself"):
         scheme.reject_transfer("bk-rw", t2.id, "mtn-rw suspended before commit")
+    # only the scheme's words, word for word: a payee's own that end alike are its reason
+    # (they were refused), and told back to no one as the scheme's (found by a review)
+    done = scheme.reject_transfer("bk-rw", t2.id, "customer account suspended before commit")
+    assert (done.state, done.reason) == (
+        TransferState.ABORTED,
+        "customer account suspended before commit",
+    )
+    with unchanged(scheme), pytest.raises(InvalidState, match="already ABORTED"):
+        scheme.commit_transfer("bk-rw", t2.id)
     assert_ledger_ok(scheme)
 
 
@@ -1628,7 +1637,8 @@ def test_held_transfer_approved_then_committed(
     assert (t.state, t.reason) == (TransferState.RESERVED, "released: customer verified")
     assert s.get_transfer("maybank", "t1").state is TransferState.RESERVED
     t = s.commit_transfer("maybank", "t1")
-    assert t.state is TransferState.COMMITTED
+    # the payee's own answer carries no reviewer's words either (it did: found by a review)
+    assert (t.state, t.reason) == (TransferState.COMMITTED, None)
     # The reviewer's words are the payer's and the operator's, after the commit too, and the
     # payer is told of the release (a review found it told of the hold, then nothing until
     # the commit, whose reason was null); the payee never reads them.

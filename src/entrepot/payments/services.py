@@ -1955,18 +1955,11 @@ class PaymentScheme:
         self, caller: str, transfer_id: str, reason: str = "rejected by payee"
     ) -> PaymentTransfer:
         _check_text(reason, "reason", "reason", length_max=REASON_LEN_MAX)
-        if (
-            reason == "expired"
-            or reason.startswith((REVIEW_RELEASED, REVIEW_REJECTED))
-            or _suspended_at_commit(reason)
-        ):
+        if reason == "expired" or reason.startswith((REVIEW_RELEASED, REVIEW_REJECTED)):
             # the scheme's own records: a rejection saying "expired" was reported (pacs.002
             # AB05, dated at the expiry) and refused again as an expiry; one saying "held and
             # rejected: " read to the payer as the scheme's review
-            raise InvalidPaymentInput(
-                f"a payee's reason cannot be {reason!r}: the scheme records that itself",
-                field="reason",
-            )
+            raise _scheme_words(reason)
         return self._decide(caller, transfer_id, commit=False, reason=reason)
 
     def _decide(
@@ -1977,6 +1970,8 @@ class PaymentScheme:
             t = self._transfer(conn, transfer_id)
             if caller != t.payee_participant:
                 raise NotYours(f"only the payee participant may resolve transfer {transfer_id}")
+            if not commit and reason is not None and _suspended_at_commit(reason, t):
+                raise _scheme_words(reason)  # as the commit that found them suspended says
             if t.state is TransferState.ABORTED and t.reason == "expired":
                 # however its expiry was recorded (a decision, the deadline pass): the same
                 # refusal, so a retried decision is told what the first was
@@ -1987,7 +1982,7 @@ class PaymentScheme:
                 # its expiry left for the deadline pass, while its GET read it ABORTED)
                 self._record_expiry(uow, t)
                 raise TransferExpired(f"transfer {transfer_id} expired")
-            if commit and t.state is TransferState.ABORTED and _suspended_at_commit(t.reason):
+            if commit and t.state is TransferState.ABORTED and _suspended_at_commit(t.reason, t):
                 # its commit found the payer or the FX provider suspended and aborted it: a
                 # retried commit is told what the first was (not "already ABORTED")
                 raise ParticipantSuspended(f"transfer {transfer_id} aborted: {t.reason}")
@@ -2021,7 +2016,9 @@ class PaymentScheme:
             if commit and (t.reason or "").startswith(REVIEW_RELEASED):
                 reason = t.reason  # the reviewer's words stay the payer's and the operator's
             t = self._set_state(conn, t, state, reason, window)
-        return t
+        # the payee's answer: a reviewer's release words are the payer's and the operator's
+        # (they reached the payee in its commit's answer: found by a review)
+        return _seen_by(caller, t)
 
     def review_hold(
         self, caller: str, transfer_id: str, approve: bool, reason: str
@@ -3108,8 +3105,21 @@ def _moved(till: str, acquirer: str) -> PartyNotFound:
 SUSPENDED_BEFORE_COMMIT = " suspended before commit"
 
 
-def _suspended_at_commit(reason: str | None) -> bool:
-    return reason is not None and reason.endswith(SUSPENDED_BEFORE_COMMIT)
+def _suspended_at_commit(reason: str | None, t: PaymentTransfer) -> bool:
+    """Whether ``reason`` is what a commit that found ``t``'s payer or FX provider suspended
+    recorded, word for word (ending the same is not enough: a reviewer's or a payee's words
+    ending so were told to the payee as the scheme's record; found by a review)."""
+    if reason is None or not reason.endswith(SUSPENDED_BEFORE_COMMIT):
+        return False
+    others = [t.payer_participant, *([t.fx_provider] if t.fx_provider else [])]
+    named = [others[:1], others[1:], others]
+    return any(who and reason == f"{', '.join(who)}{SUSPENDED_BEFORE_COMMIT}" for who in named)
+
+
+def _scheme_words(reason: str) -> InvalidPaymentInput:
+    return InvalidPaymentInput(
+        f"a payee's reason cannot be {reason!r}: the scheme records that itself", field="reason"
+    )
 
 
 def _pays_as_quoted(party: Party | None, q: Quote) -> bool:
