@@ -293,6 +293,28 @@ def test_a_pending_return_does_not_stretch_the_dispute_window(net: Net) -> None:
     assert before.state is OrderState.RETURN_REQUESTED
 
 
+def test_a_dispute_after_a_return_accepted_by_silence_is_refused_and_the_refund_stands(
+    net: Net,
+) -> None:
+    """Found by a review: past the merchant's 3 days to answer a return (its silence accepts
+    it), a dispute opened before the pass ran took the order out of RETURN_REQUESTED and the
+    pass's refund no longer applied. Refused, nothing changed; the pass refunds."""
+    _merchant, buyer = _delivered(net)
+    net.advance_days(1)
+    net.trade.request_return(buyer, "o-1", "too small")
+    answer_by = net.trade.get_order(buyer, "o-1").release_at_ns
+    assert answer_by is not None
+    net.clock.set_ns(answer_by - 1)
+    before = net.trade.get_order(buyer, "o-1")
+    net.clock.set_ns(answer_by)  # day 4: inside the 7 days from delivery
+    with pytest.raises(WindowClosed, match="accepted and refunded without a dispute"):
+        net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "torn")
+    assert net.trade.list_disputes(buyer) == []
+    assert net.trade.get_order(buyer, "o-1") == before
+    assert net.trade.process_deadlines()["returns_accepted"] == 1
+    assert net.trade.get_order(buyer, "o-1").state is OrderState.REFUNDED
+
+
 def test_a_dispute_opened_during_a_return_in_the_window_is_opened(net: Net) -> None:
     _merchant, buyer = _delivered(net)
     closes = net.clock.now_ns() + 7 * DAY_S * 10**9

@@ -277,6 +277,18 @@ class DisputeDesk:
             raise InvalidTransition(
                 f"order {order.id} is {order.state.value}: 'not as described' follows delivery"
             )
+        if (
+            order.state is OrderState.RETURN_REQUESTED
+            and order.release_at_ns is not None
+            and now >= order.release_at_ns
+        ):
+            # the merchant's time to answer is over: its silence accepted the return, which
+            # the pass refunds; a dispute opened before the pass ran took the order out of
+            # RETURN_REQUESTED and the refund was lost (found by a review)
+            raise WindowClosed(
+                f"the merchant did not answer the return of order {order.id} in time: the "
+                "return is accepted and refunded without a dispute"
+            )
         # from delivery, whatever ``release_at`` says: while a return is asked for, it holds
         # the merchant's time to answer, which a dispute opened then stretched the window by
         closes = (
