@@ -1395,6 +1395,28 @@ def test_a_quote_whose_payee_alias_was_registered_again_since_is_not_paid(
     assert_ledger_ok(scheme)
 
 
+def test_the_registration_priced_is_compared_as_recorded_not_by_two_clocks(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """Found by a review: the alias's registration time was compared with the quote's, two
+    clock readings (another worker's, another host's, a clock stepped back): a quote priced
+    on a clock behind the registering one was refused "quote again" every time, and a
+    re-registration stamped behind the quote was paid. The quote keeps the stamp it priced."""
+    now = clock.now_ns()
+    scheme.register_alias("maybank", AliasType.MSISDN, "+60123450001", "Siti", "MYR")
+    clock.set_ns(now - 10**9)  # the next request's worker runs a second behind
+    scheme.create_quote("mtn-rw", "q1", AliasType.MSISDN, "+60123450001", 10_000, "SEND", "RWF")
+    assert scheme.prepare_transfer("mtn-rw", "t1", "q1").state is TransferState.RESERVED
+    clock.set_ns(now + 10**9)
+    scheme.create_quote("mtn-rw", "q2", AliasType.MSISDN, "+60123450001", 10_000, "SEND", "RWF")
+    scheme.remove_alias("maybank", AliasType.MSISDN, "+60123450001")
+    clock.set_ns(now - 5 * 10**9)  # registered again on a clock behind the quote's
+    scheme.register_alias("maybank", AliasType.MSISDN, "+60123450001", "A Stranger", "MYR")
+    with unchanged(scheme), pytest.raises(PartyNotFound, match="quote again"):
+        scheme.prepare_transfer("mtn-rw", "t2", "q2")
+    assert_ledger_ok(scheme)
+
+
 def test_a_quote_whose_payee_alias_moved_holds_no_fx_liquidity(scheme: PaymentScheme) -> None:
     """Found by a review: accept never looked at the directory, so a quote whose alias had
     moved (or gone) reserved the FX provider's liquidity until it expired, for a prepare that

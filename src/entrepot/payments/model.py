@@ -206,6 +206,8 @@ class Quote:
     state: QuoteState
     created_at_ns: int
     payer_alias: str | None = None  # the payer party, "TYPE:alias" (Mojaloop's payer), if given
+    #: the payee alias's registration priced (when its directory row was made), if dated
+    payee_registered_at_ns: int | None = None
 
     @property
     def cross_currency(self) -> bool:

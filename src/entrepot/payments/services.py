@@ -1536,6 +1536,7 @@ class PaymentScheme:
             now + ttl_ns if fx is None else min(now + ttl_ns, fx.valid_until_ns),
             QuoteState.QUOTED,
             now,
+            payee_registered_at_ns=party.registered_at_ns,
         )
 
     def _quote(self, conn: Connection, quote_id: str) -> Quote:
@@ -3130,7 +3131,12 @@ def _pays_as_quoted(party: Party | None, q: Quote) -> bool:
     if party is None or party.participant_id != q.payee_participant:
         return False
     registered = party.registered_at_ns
-    return registered is None or registered <= q.created_at_ns
+    if q.payee_registered_at_ns is not None:
+        # the registration priced, compared as recorded: not its time with the quote's, two
+        # clocks' readings (another worker's, another host's, a clock stepped back) that
+        # could refuse every quote of a fresh alias or miss a re-registration (a review)
+        return registered == q.payee_registered_at_ns
+    return registered is None or registered <= q.created_at_ns  # a quote before 0030
 
 
 def _check_not_scheme(caller: str) -> None:
@@ -3226,6 +3232,7 @@ def _quote_values(q: Quote, ttl_ns: int) -> dict[str, object]:
         "created_at": q.created_at_ns,
         "payer_alias": q.payer_alias,
         "ttl": ttl_ns,
+        "payee_registered_at": q.payee_registered_at_ns,
     }
 
 

@@ -144,6 +144,10 @@ quotes = sa.Table(
     #: the expiry the request asked for, in ns (``expires_at`` may be sooner: its FX rate's
     #: validity); null for quotes before migration 0023
     sa.Column("ttl", sa.BigInteger),
+    #: when the payee alias priced was registered (its directory row's ``created_at``): a
+    #: prepare pays it only under that registration; null before migration 0030 and for an
+    #: alias registered before registrations were dated
+    sa.Column("payee_registered_at", sa.BigInteger),
     _partial("ix_pay_quotes_open_expiry", ("expires_at",), OPEN_QUOTE),
     _partial("ix_pay_quotes_accepted", ("payer_participant", "source_currency"), ACCEPTED_QUOTE),
 )
@@ -510,6 +514,7 @@ def quote_from_row(r: Any) -> Quote:
         QuoteState(r.state),
         r.created_at,
         r.payer_alias,
+        r.payee_registered_at,
     )
 
 
