@@ -71,18 +71,19 @@ def _check_issuer(
     """The scheme operator, or the operator of every hub ``actor`` belongs to; Forbidden for
     anyone else, whether or not the actor exists (NotFound for the scheme operator only: a
     bank asking of buyer:b-x was told whether b-x was a buyer; found by a review)."""
+    try:
+        hubs = actor_hubs(conn, role, actor_id)
+    except NotFound:
+        if caller == SCHEME:
+            raise
+        hubs = frozenset()  # refused as an actor of another hub's
     if caller == SCHEME:
-        actor_hubs(conn, role, actor_id)
         return
     own = frozenset(
         conn.execute(sa.select(st.hubs.c.id).where(st.hubs.c.participant_id == caller))
         .scalars()
         .all()
     )
-    try:
-        hubs = actor_hubs(conn, role, actor_id)
-    except NotFound:
-        hubs = frozenset()  # refused as an actor of another hub's
     # Every hub the actor belongs to, not just one: an arbitrator on two hubs' panels
     # issued by one hub would act, as that hub wished, on the other's disputes.
     if not hubs or not hubs <= own:

@@ -100,18 +100,6 @@ DECISION_KIND = "credit"  # lending decisions are credit decisions in the risk d
 REVIEW_SUFFIX = "-review"
 
 
-def check_asked_offer_id(offer_id: str) -> None:
-    """An id a merchant or lender may ask for credit under: a well-formed id not ending in
-    ``-review`` (taken by a request, ``<id>-review`` would leave no id for overturning
-    ``<id>``; asked again, it would read the reviewer's offer back as a replay)."""
-    check_id(offer_id, "offer_id")
-    if offer_id.endswith(REVIEW_SUFFIX):
-        raise InvalidLendingInput(
-            f"offer ids ending in {REVIEW_SUFFIX!r} are kept for decisions made on review",
-            field="offer_id",
-        )
-
-
 #: A decision waiting in the outbox this long (its worker died, or the log refused it) is
 #: appended by the next deadline pass; until then the deciding worker appends it itself.
 DECISION_GRACE_S = 60
@@ -130,6 +118,18 @@ class Code:
     DISBURSEMENT = 30
     FEE = 31
     REPAYMENT = 32
+
+
+def check_asked_offer_id(offer_id: str) -> None:
+    """An id a merchant or lender may ask for credit under: a well-formed id not ending in
+    ``-review`` (taken by a request, ``<id>-review`` would leave no id for overturning
+    ``<id>``; asked again, it would read the reviewer's offer back as a replay)."""
+    check_id(offer_id, "offer_id")
+    if offer_id.endswith(REVIEW_SUFFIX):
+        raise InvalidLendingInput(
+            f"offer ids ending in {REVIEW_SUFFIX!r} are kept for decisions made on review",
+            field="offer_id",
+        )
 
 
 def ledger_id(*parts: str) -> int:
