@@ -15,7 +15,7 @@ from entrepot.kernel.clock import FakeClock
 from entrepot.kernel.errors import DomainError
 from entrepot.payments import SCHEME, PaymentScheme, TransferState
 from entrepot.payments import store as st
-from entrepot.payments.errors import FxLiquidityExhausted, TransferBlocked
+from entrepot.payments.errors import FxLiquidityExhausted, NetDebitCapExceeded, TransferBlocked
 from entrepot.payments.model import Party, PaymentTransfer
 from entrepot.payments.screening import SanctionsScreening
 from entrepot.payments.services import VERDICT_GRACE_S, ScreeningDecision
@@ -667,3 +667,24 @@ def test_migration_0027_makes_the_verdicts_waiting_before_it_claimable(
     scheme.screening = _Verdicts("sanctions", sink)  # type: ignore[assignment]
     assert scheme.log_pending_verdicts() == {"verdicts_logged": 1, "verdicts_waiting": 0}
     assert [d.decision_id for d in sink] == [waiting]
+
+
+def test_a_prepare_over_the_payers_cap_is_not_seen_by_a_screening_that_keeps_state(
+    scheme: PaymentScheme,
+) -> None:
+    """A screening that learns from what it screens (fraud: each payer's velocity, each
+    beneficiary's fan-in) must not see a prepare the payer's cap refuses: it screened it,
+    and every retry again, so a bank at its cap made its customers' next payments look like a
+    burst (and logged a decision for each transfer that never was)."""
+    scheme.set_net_debit_cap("mtn-rw", "RWF", 1_000_000)
+    scheme.register_participant("bk-rw", "Bank of Kigali", "bank", "RW", ["RWF"])
+    scheme.register_alias("bk-rw", "MSISDN", "+250722000111", "Jean Mugabo", "RWF")
+    learning = Learning()
+    scheme.screening = learning
+    scheme.create_quote("mtn-rw", "q-1", "MSISDN", "+250722000111", 900_000, "SEND", "RWF")
+    assert scheme.prepare_transfer("mtn-rw", "t-1", "q-1").state is TransferState.RESERVED
+    scheme.create_quote("mtn-rw", "q-2", "MSISDN", "+250722000111", 200_000, "SEND", "RWF")
+    for _ in range(2):  # refused, and retried
+        with pytest.raises(NetDebitCapExceeded):
+            scheme.prepare_transfer("mtn-rw", "t-2", "q-2")
+    assert learning.seen == [("t-1", "Jean Mugabo")]

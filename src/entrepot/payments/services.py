@@ -1713,10 +1713,11 @@ class PaymentScheme:
             party = self._payee_party(conn, q)
             # A quote not accepted yet is accepted here: its FX reservation is posted in the
             # same ledger batch as the legs, which release it (one ledger call, not two).
-            # The refusals keep their order: the FX provider's liquidity, then screening (a
-            # prepare refused before it is never screened: fraud screening learns from what
-            # it screens), then the payer's cap. A refusal after the batch was posted undoes
-            # it with the member's work.
+            # The refusals keep their order: the FX provider's liquidity, then the payer's
+            # cap, then screening (a prepare refused before it is never screened: fraud
+            # screening learns from what it screens, and a cap-refused prepare and each of
+            # its retries counted in the payer's velocity). A refusal after the batch was
+            # posted undoes it with the member's work.
             reservation = None if q.state is QuoteState.ACCEPTED else self._acceptance(conn, q)
             if reservation is None and q.fx_provider is not None:
                 # accepted earlier: its provider may have been suspended since (the commit
@@ -1728,6 +1729,12 @@ class PaymentScheme:
             head = [] if reservation is None else [reservation]
             results = self._post(uow, [*head, *legs])
             _check_posted(results[: len(head)], lambda: _fx_exhausted(q))
+            _check_posted(
+                results[len(head) :],
+                lambda: NetDebitCapExceeded(
+                    f"{payer.id} would exceed its net debit cap in {q.source_currency}"
+                ),
+            )
             if ahead is not None and ahead.fits(t, party):
                 decision = ahead.decision
             else:  # not screened ahead, or the quote or the party changed meanwhile
@@ -1738,12 +1745,6 @@ class PaymentScheme:
                 )
             if decision.hold:
                 t = replace(t, state=TransferState.HOLD, reason=decision.reason())
-            _check_posted(
-                results[len(head) :],
-                lambda: NetDebitCapExceeded(
-                    f"{payer.id} would exceed its net debit cap in {q.source_currency}"
-                ),
-            )
             self._set_quote_state(conn, q.id, QuoteState.USED)
             st.INSERT_TRANSFER.insert(conn, _transfer_values(t))
             notify_transfer(conn, t, now, self._participants.with_endpoint(conn))
