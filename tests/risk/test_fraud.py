@@ -342,3 +342,16 @@ def test_missing_field_and_a_bad_batch_change_nothing(world: World) -> None:
     assert sink.decisions == [] and screener.state.entities == {} and len(screener.queue) == 0
     decision = screener.screen(GOOD)
     assert decision.payment_id == "p1" and len(sink.decisions) == 1
+
+
+def test_a_payment_stamped_before_the_payers_last_one_is_screened() -> None:
+    """The scheme stamps a transfer with the wall clock, which an NTP step can set back: a
+    payer's next payment then came a second or more "before" its last one, and its features
+    failed (``log1p`` of a negative gap: a math domain error), so every prepare of that payer
+    was a 500 until the clock caught up. Out of order, the gap is no gap."""
+    state = FeatureState()
+    state.observe(pay(0, T0 + 100, "c1", "T1", 1_000, device="d1"))
+    for back in (1, 60):
+        row = feats(state, pay(back, T0 + 100 - back, "c1", "T2", 1_000, device="d1"))
+        assert row["since_last_payment_log_s"] == 0.0
+        assert row["device_age_h"] == 0.0

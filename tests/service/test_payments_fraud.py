@@ -164,3 +164,15 @@ def test_holds_past_their_expiry_are_forgotten_by_the_screening(
     send(scheme, "later", PAYERS[0], SHOPS[0], 3_000)
     assert len(fraud.screener.queue) == 0
     assert not fraud._held
+
+
+def test_a_prepare_stamped_before_the_payers_last_one_is_screened(
+    scheme: PaymentScheme, clock: FakeClock, model: FraudModel
+) -> None:
+    """The scheme's clock is the wall clock, which an NTP step can set back: the payer's next
+    transfer then came "before" its last one, and scoring it failed with a math domain error
+    (a 500 for every prepare of that payer until the clock caught up)."""
+    fraud_scheme(scheme, clock, model)
+    assert send(scheme, "t-1", PAYERS[0], SHOPS[0], 3_000).state is TransferState.RESERVED
+    clock.advance(-2)
+    assert send(scheme, "t-2", PAYERS[0], SHOPS[1], 3_000).state is TransferState.RESERVED

@@ -292,7 +292,9 @@ class FeatureState:
         if p.device_id:
             first_seen = payer.devices.get(p.device_id)
             new_device = float(first_seen is None)
-            device_age_h = 0.0 if first_seen is None else min((now - first_seen) / HOUR_S,
+            # (clamped at 0, as the gap below: a wall clock set back stamps a payment
+            # before the payer's last one)
+            device_age_h = 0.0 if first_seen is None else min(max(now - first_seen, 0) / HOUR_S,
                                                               DEVICE_AGE_CAP_H)  # fmt: skip
         else:  # no device reported (a scheme transfer): no device evidence either way
             new_device, device_age_h = 0.0, DEVICE_AGE_CAP_H
@@ -332,7 +334,7 @@ class FeatureState:
             float(len(inb[1].items)),
             float(len(inb[1].distinct)),
             p.amount_minor / inbound_amount if inbound_amount else 0.0,
-            math.log1p(now - payer.last_s) if payer.last_s is not None else 20.0,
+            math.log1p(max(now - payer.last_s, 0)) if payer.last_s is not None else 20.0,
         ]
 
     def _risk(self, ent: _Entity, day: int, window_days: int) -> tuple[float, int]:
