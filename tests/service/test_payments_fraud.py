@@ -176,3 +176,28 @@ def test_a_prepare_stamped_before_the_payers_last_one_is_screened(
     assert send(scheme, "t-1", PAYERS[0], SHOPS[0], 3_000).state is TransferState.RESERVED
     clock.advance(-2)
     assert send(scheme, "t-2", PAYERS[0], SHOPS[1], 3_000).state is TransferState.RESERVED
+
+
+def test_a_blocked_prepare_retried_is_blocked_again_and_not_scored_twice(
+    scheme: PaymentScheme, clock: FakeClock, model: FraudModel
+) -> None:
+    """A block refuses the prepare and keeps nothing, so a client that lost the answer (or
+    retries a refusal with its Idempotency-Key) prepares the same transfer again: it was
+    scored again, a second decision logged for the one payment and the attempt counted twice
+    in the payer's and the beneficiary's history."""
+    fraud = fraud_scheme(scheme, clock, model)
+    assert mule_ring(scheme, clock)[-1] == "BLOCKED"
+    with pytest.raises(TransferBlocked):  # the ring's last payer once more
+        send(scheme, "again", PAYERS[-1], MULE, 90_000)
+    sink = fraud.screener.sink
+    assert isinstance(sink, MemorySink)
+    logged = [d for d in sink.decisions if d.inputs.get("payment_id") == "again"]
+    assert [d.outcome for d in logged] == ["block"]
+    payer = fraud.screener.state._entity(f"mtn-rw/MSISDN:{PAYERS[-1]}")
+    seen = len(payer.amounts)
+    clock.advance(5)
+    with pytest.raises(TransferBlocked) as retried:
+        scheme.prepare_transfer("mtn-rw", "again", "q-again", ttl_s=86_400)
+    assert logged[0].decision_id in retried.value.detail
+    assert [d for d in sink.decisions if d.inputs.get("payment_id") == "again"] == logged
+    assert len(payer.amounts) == seen

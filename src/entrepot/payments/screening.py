@@ -12,6 +12,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from entrepot.kernel.clock import NS_PER_S
@@ -235,6 +236,7 @@ def to_currency_minor(scheme: Any, currency: str) -> ToModelMinor:
 
 
 HELD_REMEMBERED_MAX = 100_000
+BLOCKED_REMEMBERED_MAX = 10_000
 
 
 class FraudScreening:
@@ -259,6 +261,10 @@ class FraudScreening:
         #: review a transfer, and its review item and payment are forgotten (they were kept
         #: for the life of the process, one per hold)
         self._expiring: list[tuple[int, str, str]] = []
+        #: the transfers blocked here, by id: the payment scored and the decision. A block
+        #: keeps no transfer, so a retried prepare (a lost answer, a keyed retry) was scored
+        #: again: a second decision logged for one payment, counted twice in its history
+        self._blocked: OrderedDict[str, tuple[Payment, ScreeningDecision]] = OrderedDict()
         self._lock = threading.Lock()  # guards the feature history, not the loading
 
     @property
@@ -292,6 +298,9 @@ class FraudScreening:
             return ScreeningDecision(hold=False)
         screener = self.screener  # loads the model on first use (under _Loaded's lock, not ours)
         with self._lock:  # the feature state is one in-memory history
+            blocked = self._blocked.get(transfer.id)
+            if blocked is not None and blocked[0] == replace(payment, at_s=blocked[0].at_s):
+                return blocked[1]  # the same payment again: as decided, not scored again
             d = screener.screen(payment)
             self._forget_expired(screener, transfer.created_at_ns)
         if d.outcome == "approve":
@@ -307,12 +316,18 @@ class FraudScreening:
             f"{self.screener.model.version}, decision {d.decision_id})",
             *d.reasons,
         )
-        return ScreeningDecision(
+        decision = ScreeningDecision(
             hold=d.outcome == "review",
             block=d.outcome == "block",
             reasons=reasons,
             logged=(f"{FRAUD_MARK}{d.decision_id}",),
         )
+        if decision.block:
+            with self._lock:
+                self._blocked[transfer.id] = (payment, decision)
+                while len(self._blocked) > BLOCKED_REMEMBERED_MAX:
+                    self._blocked.popitem(last=False)
+        return decision
 
     def _forget_expired(self, screener: FraudScreener, now_ns: int) -> None:
         """Forget the holds past their expiry (under ``_lock``): no verdict can come for them."""
