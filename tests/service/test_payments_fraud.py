@@ -201,3 +201,19 @@ def test_a_blocked_prepare_retried_is_blocked_again_and_not_scored_twice(
     assert logged[0].decision_id in retried.value.detail
     assert [d for d in sink.decisions if d.inputs.get("payment_id") == "again"] == logged
     assert len(payer.amounts) == seen
+
+
+def test_a_converted_amount_is_logged_in_the_currency_it_was_scored_in(
+    scheme: PaymentScheme, clock: FakeClock, model: FraudModel
+) -> None:
+    """The model scores EUR: a transfer's amount is converted before scoring, and the
+    decision log recorded the converted amount under the transfer's own currency (1,000,000
+    RWF logged as ``amount_minor`` 66,700 ``RWF``, its reasons' amounts in EUR)."""
+    fraud = fraud_scheme(scheme, clock, model)
+    scheme.register_participant("fx-eu", "FX EU", "fx_provider", "BE", ["RWF", "EUR"])
+    scheme.post_fx_rate("fx-eu", "RWF", "EUR", Decimal("0.000667"), 40, 86_400)
+    fraud.to_model_minor = to_currency_minor(scheme, "EUR")
+    t = send(scheme, "t-1", PAYERS[0], SHOPS[0], 1_000_000)
+    (logged,) = fraud.screener.sink  # type: ignore[misc]
+    eur = to_currency_minor(scheme, "EUR")(t.source_amount_minor, "RWF")
+    assert (logged.inputs["amount_minor"], logged.inputs["currency"]) == (eur, "EUR")

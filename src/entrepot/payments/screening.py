@@ -232,6 +232,7 @@ def to_currency_minor(scheme: Any, currency: str) -> ToModelMinor:
         units = Decimal(amount_minor).scaleb(-get_currency(source).exponent) * rate
         return int(units.scaleb(target.exponent).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
+    convert.currency = currency  # type: ignore[attr-defined]  # what its amounts are in
     return convert
 
 
@@ -287,7 +288,9 @@ class FraudScreening:
             payer_id=f"{transfer.payer_participant}/{transfer.payer_alias}",
             beneficiary_id=f"{payee.participant_id}/{payee.alias_type.value}:{payee.alias}",
             amount_minor=max(1, amount),
-            currency=transfer.source_currency,
+            # the currency the amount is in once converted (the decision log records the
+            # pair: the converted amount was logged under the transfer's own currency)
+            currency=getattr(self.to_model_minor, "currency", transfer.source_currency),
             channel="transfer",
         )
 
