@@ -413,7 +413,8 @@ OPERATIONS: dict[str, Refused | Listed | Public] = {
         "/v1/trade/items/sku-alpha",
     ),
     "GET /v1/trade/items/{sku}/stock": Public(
-        "what may be ordered per warehouse: public, like the catalogue",
+        "what may be ordered per warehouse: public, like the catalogue (off sale: its "
+        "merchant's only)",
         "/v1/trade/items/sku-alpha/stock",
     ),
     "PUT /v1/trade/items/{sku}/stock/{warehouse_id}": refused(

@@ -1364,6 +1364,23 @@ def test_an_item_off_sale_is_its_merchants_to_read_and_no_one_elses(api: Api) ->
     assert api.ok(api.get(merchant, "/v1/trade/items/sku-basket"))["active"] is False
 
 
+def test_an_item_off_sale_has_no_stock_for_anyone_but_its_merchant(api: Api) -> None:
+    """Found by a review: the item read says an item off sale does not exist to anyone but
+    its merchant, while its stock read answered anyone (another hub, a bank, a buyer) that it
+    existed and how much each warehouse held of it."""
+    merchant = api.merchant()
+    api.item(merchant, on_hand=7)
+    buyer = api.buyer()
+    api.ok(api.patch(merchant, "/v1/trade/items/sku-basket", {"active": False}))
+    for caller in (buyer, "maybank-my", "hub-kuala-lumpur", "scheme"):
+        refused = api.get(caller, "/v1/trade/items/sku-basket/stock")
+        api.refused(refused, 404, "trade_item_not_found")
+        assert "7" not in refused.text
+    assert api.ok(api.get(merchant, "/v1/trade/items/sku-basket/stock"))["available"] == 7
+    api.ok(api.patch(merchant, "/v1/trade/items/sku-basket", {"active": True}))
+    assert api.ok(api.get(buyer, "/v1/trade/items/sku-basket/stock"))["available"] == 7
+
+
 def test_a_patch_keeps_its_idempotency_key_as_every_write_does(api: Api) -> None:
     """Found by a review: PATCH passed the Idempotency-Key by, so a key reused with another
     price was applied, and a late retry of the first undid a newer change."""

@@ -868,18 +868,27 @@ class TradeNetwork(DisputeDesk):
         """An item on sale (public, like the catalogue); one off sale only to its merchant,
         to anyone else as the catalogue has it: not there."""
         with read_connection(self.engine) as conn:
-            item = self._item(conn, sku)
+            return self._visible_item(conn, caller, sku)
+
+    def _visible_item(self, conn: Connection, caller: str, sku: str) -> Item:
+        item = self._item(conn, sku)
         if not item.active:
             role, actor = parse_principal(caller)
             if role is not Role.MERCHANT or actor != item.merchant_id:
                 raise ItemNotFound(f"item {sku!r} does not exist", field="sku")
         return item
 
-    def stock(self, sku: str) -> list[StockLevel]:
+    def stock(self, sku: str, caller: str | None = None) -> list[StockLevel]:
         """What each warehouse holds of an item (public, like the catalogue); an item that does
-        not exist is ``ItemNotFound``, not an empty list that reads as sold out."""
+        not exist is ``ItemNotFound``, not an empty list that reads as sold out. Seen by
+        ``caller`` (the API's), an item off sale is its merchant's only, as :meth:`get_item`
+        has it: to anyone else it does not exist (its stock told anyone that it did, and how
+        much each warehouse held). Without one, the operator's own read (the CLI)."""
         with read_connection(self.engine) as conn:
-            self._item(conn, sku)
+            if caller is None:
+                self._item(conn, sku)
+            else:
+                self._visible_item(conn, caller, sku)
             rows = conn.execute(
                 sa.select(st.stock).where(st.stock.c.sku == sku).order_by(st.stock.c.warehouse_id)
             ).all()

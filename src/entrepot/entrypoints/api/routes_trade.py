@@ -258,8 +258,9 @@ def get_item(sku: str, caller: Caller, trade: Trade) -> t.ItemOut:
 
 @router.get("/items/{sku}/stock", response_model=t.StockAvailabilityOut)
 def get_stock(sku: str, caller: Caller, trade: Trade) -> t.StockAvailabilityOut:
-    """What may be ordered, per warehouse (public, like the catalogue)."""
-    return cv.availability(sku, trade.stock(sku))
+    """What may be ordered, per warehouse (public, like the catalogue); an item off sale only
+    to its merchant, as the item itself."""
+    return cv.availability(sku, trade.stock(sku, caller))
 
 
 @router.put("/items/{sku}/stock/{warehouse_id}", response_model=t.StockOut)
