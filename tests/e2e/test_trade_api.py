@@ -489,6 +489,17 @@ def test_trade_credentials_are_issued_only_for_existing_actors_by_their_hub(api:
         assert sorted(principals) == ["merchant:m-inzozi"]  # issued by its hub in api.merchant
 
 
+def test_a_principal_the_credentials_list_cannot_read_names_its_query_parameter(
+    api: Api,
+) -> None:
+    """Found by a review: ``?principal=`` that is no actor's principal named ``caller`` (as if
+    the caller's own credential were at fault) or the principal's role (``merchant``), not
+    the query parameter the request spelt, as every other problem names its field."""
+    for principal in ("foo:bar", "merchant:!!!", "buyer:" + "b" * 60, "hub-kigali"):
+        refused = api.get("hub-kigali", f"/v1/trade/credentials?principal={principal}")
+        assert api.refused(refused, 422, "trade_invalid_input")["field"] == "principal"
+
+
 def test_a_hub_lists_and_revokes_its_merchants_credentials_and_no_other_hubs(
     api: Api,
 ) -> None:

@@ -16,6 +16,7 @@ from entrepot.entrypoints.api import convert_trade as cv
 from entrepot.entrypoints.api import schemas_trade as t
 from entrepot.entrypoints.api.schemas import Problem
 from entrepot.entrypoints.api.security import caller_dependency
+from entrepot.kernel.errors import FieldsNamed
 from entrepot.payments import SCHEME
 from entrepot.trade import KEEP, Dispute, FreightCard, TradeNetwork
 from entrepot.trade.credentials import (
@@ -476,7 +477,16 @@ def list_credentials(
 ) -> list[t.TradeCredentialInfoOut]:
     """A merchant's, buyer's or arbitrator's credentials, revoked ones too, never a secret:
     for the actor itself, its hub operator or the scheme operator."""
-    return [cv.credential_info(c) for c in list_actor_credentials(trade, caller, principal)]
+    with _AS_PRINCIPAL:  # the principal's checks name its role (or "caller"): the query's name
+        found = list_actor_credentials(trade, caller, principal)
+    return [cv.credential_info(c) for c in found]
+
+
+#: What a principal's checks name (``parse_principal``: ``caller``; ``check_id``: its role, as
+#: ``actor_hubs``' not-found does) as the credentials list's query spells it
+_AS_PRINCIPAL = FieldsNamed(
+    {name: "principal" for name in ("caller", "merchant", "buyer", "arbitrator")}
+)
 
 
 @router.delete("/credentials/{key_id}", response_model=t.TradeCredentialInfoOut)
