@@ -489,6 +489,24 @@ def test_trade_credentials_are_issued_only_for_existing_actors_by_their_hub(api:
         assert sorted(principals) == ["merchant:m-inzozi"]  # issued by its hub in api.merchant
 
 
+def test_a_quote_tells_a_buyer_nothing_of_an_off_sale_items_stock(api: Api) -> None:
+    """Found by a review: a quote looked for stock before it checked the items were on sale,
+    so a buyer quoting an item taken off sale was told "fewer than N available" past its
+    stock and "not on sale" within it: how much the merchant held, by asking."""
+    merchant = api.merchant()
+    api.item(merchant, on_hand=7)
+    buyer = api.buyer()
+    api.ok(api.patch(merchant, "/v1/trade/items/sku-basket", {"active": False}))
+    answers = set()
+    for qty in (1, 7, 8, 50):
+        body = {"quoteId": f"q-off-{qty}", "lines": [{"sku": "sku-basket", "quantity": qty}]}
+        refused = api.post(buyer, "/v1/trade/quotes", body)
+        answers.add((refused.status_code, refused.json()["code"], refused.json()["detail"]))
+    assert len(answers) == 1, answers  # one answer, whatever the quantity
+    ((status, code, detail),) = answers
+    assert (status, code) == (422, "trade_invalid_input") and "not on sale" in detail
+
+
 def test_a_principal_the_credentials_list_cannot_read_names_its_query_parameter(
     api: Api,
 ) -> None:

@@ -950,9 +950,11 @@ class TradeNetwork(DisputeDesk):
             merchant = self._merchant(conn, items[0].merchant_id)
             hub = self._hub(conn, merchant.hub_id)
             dest_hub = self._hub(conn, buyer.hub_id)
+            # before the stock is looked at: an item off sale is told so whatever the quantity
+            # (its stock, "fewer than N available" past it, was the merchant's to know)
+            self._check_orderable(merchant, items)
             picks = self._pick_warehouses(conn, merchant, items, [q for _, q in lines])
             annual = self._annual_purchases(conn, buyer, now)
-        self._check_orderable(merchant, items)
         q = self._price(quote_id, buyer, merchant, hub, dest_hub, items, lines, picks, annual, now)
         q = replace(q, expires_at_ns=q.created_at_ns + ttl_s * NS_PER_S)
         # Customs' taxes too, in its currency: the destination hub pays them at clearance
