@@ -333,6 +333,27 @@ def test_a_quote_expires_and_an_order_id_is_idempotent(net: Net) -> None:
     assert net.trade.stock(sku)[0].reserved == 1
 
 
+def test_an_item_taken_off_sale_after_its_quote_is_not_ordered(net: Net) -> None:
+    """Found by a review: checkout re-checked the merchant's standing but not its items, so
+    a quote made before the merchant took an item off sale (a recall, a wrong price) still
+    ordered it for up to a day: stock reserved and the buyer's money held in escrow for an
+    item the merchant no longer sells. Refused, nothing reserved or held; back on sale, the
+    same quote orders it."""
+    merchant, buyer = net.merchant(), net.buyer()
+    sku = net.basket(merchant)
+    net.trade.quote(buyer, "q-1", [(sku, 2)])
+    net.trade.update_item(merchant, sku, active=False)
+    before = net.position("maybank-my", "MYR")
+    with pytest.raises(InvalidTradeInput, match="not on sale"):
+        net.trade.checkout(buyer, "o-1", "q-1")
+    assert net.trade.stock(sku)[0].reserved == 0
+    assert net.position("maybank-my", "MYR") == before
+    with pytest.raises(Exception, match="does not exist"):
+        net.trade.get_order(buyer, "o-1")
+    net.trade.update_item(merchant, sku, active=True)
+    assert net.trade.checkout(buyer, "o-1", "q-1").state is OrderState.PAID
+
+
 def test_parties_see_only_their_own_orders(net: Net) -> None:
     merchant, buyer = net.merchant(), net.buyer()
     other_merchant = net.merchant("m-2", reg="RW-2", name="Other Ltd")

@@ -1319,6 +1319,9 @@ class TradeNetwork(DisputeDesk):
         dest = self._hub(conn, buyer.hub_id)
         if merchant.state is not MerchantState.ACTIVE:
             raise MerchantNotActive(f"merchant {merchant.id} is {merchant.state.value}")
+        for ln in q.lines:  # taken off sale since the quote: its merchant sells it no more
+            if not self._item(conn, ln.sku).active:
+                raise InvalidTradeInput(f"item {ln.sku} is not on sale", field="lines")
         for ln in q.lines:
             taken = conn.execute(
                 sa.update(st.stock)
