@@ -160,6 +160,20 @@ def test_a_window_where_nothing_nets_reports_no_ratio_in_json(cli: Cli) -> None:
     assert cli.json("payments window-settle 1")["report"]["RWF"]["gross_to_net"] is None
 
 
+def test_windows_lists_each_windows_report_as_the_api_does(cli: Cli) -> None:
+    """docs/payments.md: ``GET /v1/settlementWindows`` and ``windows`` read a window's state,
+    positions and report. The API's list gives each window's report; ``windows`` gave none, so
+    an operator paging windows from the command line saw no gross, net or liquidity saved."""
+    _network(cli)
+    cli("payments escrow-create --as mtn-rw e1 fxco 100 RWF order-7 600")
+    closed = cli.json("payments window-close")
+    listed = cli.json("payments windows")
+    assert [w["id"] for w in listed] == [1, 2]
+    assert listed[0]["report"] == closed["report"]
+    assert listed[0]["positions"] == closed["window"]["positions"]
+    assert listed[1]["report"] == {}
+
+
 def test_a_quote_amount_in_another_currency_than_its_type_names_is_refused(cli: Cli) -> None:
     """A SEND amount is in the source currency: 10 MYR sent from RWF is not 1000 RWF."""
     _network(cli)

@@ -906,9 +906,11 @@ def windows(
     limit: Annotated[int, typer.Option("--limit", help="at most this many (1 to 1000)")] = 100,
     as_json: Json = False,
 ) -> None:
-    """The settlement windows, oldest first, a page at a time (as GET /v1/settlementWindows)."""
+    """The settlement windows, oldest first, a page at a time (as GET /v1/settlementWindows),
+    each with its report (gross, net, liquidity saved per currency), as the API lists them."""
     with _scheme() as a:
-        _show(a.payments.list_windows(after, limit), as_json)
+        listed = a.payments.list_windows(after, limit)
+        _show([{**_plain(w), "report": w.report()} for w in listed], as_json)
 
 
 @app.command("window")
