@@ -911,6 +911,10 @@ def test_a_statements_bounds_are_checked_each_by_its_own_name(
         assert (r.json()["field"], r.json()["errorCode"]) == (field, "3100"), query
     r = client.get(f"{path}?from=2262-01-01T00:00:00Z&to=1", headers=h["mtn-rw"])
     assert r.status_code == 422 and r.json()["detail"] == "from is after to"
+    # without to (its default is now) the problem names what was sent, not a "to" never sent
+    r = client.get(f"{path}?from=2262-01-01T00:00:00Z", headers=h["mtn-rw"])
+    assert r.status_code == 422 and r.json()["field"] == "from"
+    assert r.json()["detail"] == "from is in the future (to defaults to now)"
     ok = client.get(f"{path}?from=0&to=2262-04-11T00:00:00Z", headers=h["mtn-rw"])
     assert ok.status_code == 200 and ok.text.startswith("<?xml")
 

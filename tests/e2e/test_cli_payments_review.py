@@ -81,7 +81,7 @@ def test_deliver_interval_is_bounded_with_a_named_error(cli: Cli) -> None:
 
 # ---------------------------------------------------------------------------------- camt.053
 def test_camt053_since_in_the_future_without_to_is_refused_as_the_api_does(cli: Cli) -> None:
-    """The API's end defaults to now (+1 s) and answers 422 "from is after to"; the CLI
+    """The API's end defaults to now (+1 s) and answers 422 "from is in the future"; the CLI
     printed a statement for a period that had not begun."""
     line = cli.error("payments iso20022 camt053 mtn-rw:RWF --since 2200-01-01", code=2)
     assert line == "error: --since is after now (the default --to)"

@@ -810,8 +810,9 @@ def camt053(
     get_currency(currency)
     since_ns = _time_param(since, "from") if since else 0
     until_ns = _time_param(until, "to") if until else scheme.clock.now_ns() + NS_PER_S
-    if since_ns > until_ns:
-        raise InvalidPaymentInput("from is after to", field="from")
+    if since_ns > until_ns:  # (without to, its default is now: a from to come is named so)
+        detail = "from is after to" if until else "from is in the future (to defaults to now)"
+        raise InvalidPaymentInput(detail, field="from")
     statement = messages.account_statement(
         scheme, participant_id, currency, since_ns, until_ns, account
     )
