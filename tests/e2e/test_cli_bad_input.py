@@ -1146,3 +1146,20 @@ def test_a_database_server_that_is_not_there_is_named_without_its_password(
     line = result.stderr
     assert line.startswith("error: database postgresql+psycopg://ops:***@127.0.0.1:1/entrepot: ")
     assert "s3cret" not in line and line.count("\n") == 1
+
+
+@pytest.mark.parametrize("port", ["70000", "65536", "-1"])
+def test_serve_refuses_a_port_past_what_tcp_has_before_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, port: str
+) -> None:
+    """A single worker's uvicorn took ``--port 70000`` as 4464 (modulo 65536) and served
+    there without a word: the operator's API on another port, maybe another program's."""
+    started: list[dict[str, object]] = []
+    monkeypatch.setattr(
+        "entrepot.entrypoints.api.serve.serve", lambda **kwargs: started.append(kwargs)
+    )
+    args = ["serve", "--port", port, "--workers", "1", "--deadlines-every", "0"]
+    env = {"ENTREPOT_HOME": str(tmp_path), "ENTREPOT_DATABASE_URL": ""}
+    result = CliRunner().invoke(app, args, env=env)
+    assert (result.exit_code, started) == (2, []), (result.stdout, result.stderr)
+    assert "--port" in result.stderr and "Traceback" not in result.stderr

@@ -1007,7 +1007,15 @@ def _time(text: str, option: str) -> int:
 @guard
 def serve(
     host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port")] = 8000,
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port",
+            min=0,
+            max=65535,
+            help="TCP port, 0..65535 (0: one the kernel picks).",
+        ),
+    ] = 8000,  # unchecked, --workers 1's 70000 listened on 4464 (modulo 65536), silently
     workers: Annotated[int, typer.Option("--workers", min=1)] = 2,
     scheduling: Annotated[
         str,
