@@ -3,6 +3,7 @@ QR from the command line, settlement, ISO 20022 out; and failures with their exi
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -338,6 +339,25 @@ def test_qr_encode_takes_a_reference_and_qr_decode_shows_mcc_and_dynamic(cli: Cl
     dynamic = cli.json("payments qr-encode KL-TILL-42 Kedai KL MY MYR --amount 1")["payload"]
     assert cli.json("payments qr-decode", dynamic)["dynamic"] is True
     cli.error("payments qr-encode KL-TILL-42 Kedai KL MY MYR --reference", "R" * 100, code=2)
+
+
+def test_what_is_printed_to_be_copied_is_printed_on_one_line(cli: Cli) -> None:
+    """Without --json a QR's payload (over a hundred characters) was broken over lines at the
+    terminal's width, at a space in the merchant's city, and a credential's token (shown
+    once) likewise in a narrow one: copied, either had a line break inside."""
+    _network(cli)
+    cli.env["COLUMNS"] = "80"
+    args = 'KL-TILL-42 "Kedai Kopi Pak Ali Jaya" "Kuala Lumpur" MY MYR --amount 25.50'
+    payload = cli.json(f"payments qr-encode {args} --reference INVOICE-2026-000123456789")
+    assert (
+        f"'{payload['payload']}'"
+        in cli(f"payments qr-encode {args} --reference INVOICE-2026-000123456789").stdout
+    )
+    cli.env["COLUMNS"] = "50"
+    shown = cli("payments credentials maybank").stdout
+    token = re.search(r"'token': '([^'\n]*)'", shown)
+    assert token is not None and len(token.group(1)) > 40, shown
+    assert cli.json("payments qr-decode", payload["payload"])["city"] == "Kuala Lumpur"
 
 
 def test_qr_decode_shows_the_convenience_fee_qr_pay_would_add(cli: Cli) -> None:

@@ -99,7 +99,9 @@ def _show(value: Any, as_json: bool) -> None:
     if as_json:
         emit_json(_plain(value))
     else:
-        out().print(_plain(value))
+        # a line longer than the terminal is left for it to wrap: Rich broke a QR's payload
+        # or a token shown once over lines, and what was copied had a line break inside
+        out().print(_plain(value), soft_wrap=True)
 
 
 def _scheme() -> Any:
