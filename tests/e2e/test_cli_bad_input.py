@@ -35,6 +35,12 @@ from entrepot.payments.credentials import issue_credential
 from entrepot.risk.decisions import JsonlSink
 from entrepot.risk.lending import CreditPolicy, Lending, MerchantHistory
 from entrepot.sim.trade_network import build_trade_network
+from tests.conftest import (
+    POSTGRES_URL,
+    create_postgres_schema,
+    drop_postgres_schema,
+    postgres_schema_url,
+)
 from tests.risk.test_lending_cli import HISTORY, POLICY
 from tests.trade.network import Net
 
@@ -1163,3 +1169,27 @@ def test_serve_refuses_a_port_past_what_tcp_has_before_it_starts(
     result = CliRunner().invoke(app, args, env=env)
     assert (result.exit_code, started) == (2, []), (result.stdout, result.stderr)
     assert "--port" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_password_given_as_the_urls_password_parameter_is_not_shown(tmp_path: Path) -> None:
+    """libpq takes the password as a query parameter too (``?password=``): the error naming a
+    server that is not there, and ``db status`` / ``db upgrade``, printed it as it was."""
+    url = "postgresql://ops@127.0.0.1:1/entrepot?password=s3cret&connect_timeout=2"
+    env = {"ENTREPOT_HOME": str(tmp_path), "ENTREPOT_DATABASE_URL": url}
+    result = CliRunner().invoke(app, ["payments", "participants"], env=env)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.stderr.startswith(
+        "error: database postgresql+psycopg://ops:***@127.0.0.1:1/entrepot?connect_timeout=2: "
+    ), result.stderr
+    assert "s3cret" not in result.stderr
+    if not POSTGRES_URL:
+        return
+    schema = create_postgres_schema()  # trusted: the server takes the password and ignores it
+    try:
+        env["ENTREPOT_DATABASE_URL"] = f"{postgres_schema_url(schema)}&password=s3cret"
+        for command in (["db", "upgrade"], ["db", "status"], ["db", "status", "--json"]):
+            result = CliRunner().invoke(app, command, env=env)
+            assert result.exit_code == 0, (result.stdout, result.stderr)
+            assert "s3cret" not in result.stdout and ":***@" in result.stdout
+    finally:
+        drop_postgres_schema(schema)

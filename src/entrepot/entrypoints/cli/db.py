@@ -4,22 +4,19 @@ from typing import Annotated
 
 import typer
 
-from entrepot.entrypoints.cli.output import EXIT_FAILURE, emit_json, guard, open_app, out
+from entrepot.entrypoints.cli.output import (
+    EXIT_FAILURE,
+    emit_json,
+    guard,
+    open_app,
+    out,
+    shown_url,
+)
 from entrepot.storage import current_revision, head_revision, upgrade
 
 app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its password."""
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{host}" if ":" in credentials else url
 
 
 @app.command("upgrade")
@@ -29,7 +26,7 @@ def upgrade_command(as_json: JsonOption = False) -> None:
     with open_app(migrate=False) as entrepot:
         before = current_revision(entrepot.engine)
         revision = upgrade(entrepot.engine)
-        url = _safe_url(entrepot.settings.database_url)
+        url = shown_url(entrepot.settings.database_url)
     if as_json:
         emit_json({"database": url, "previous": before, "revision": revision})
         return
@@ -48,7 +45,7 @@ def status_command(
     """Show the database's revision and the head revision of the migrations."""
     with open_app(migrate=False) as entrepot:
         current = current_revision(entrepot.engine)
-        url = _safe_url(entrepot.settings.database_url)
+        url = shown_url(entrepot.settings.database_url)
     head = head_revision()
     if as_json:
         emit_json(

@@ -133,6 +133,15 @@ def guard(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def shown_url(url: str) -> str:
+    """A database URL as a message may show it: its password hidden, the one in the userinfo
+    and the one libpq takes as a query parameter (``?password=``) alike, as ``user:***@``."""
+    parsed = make_url(url)
+    if "password" in parsed.query:
+        parsed = parsed.difference_update_query(["password"]).set(password="***")
+    return parsed.render_as_string(hide_password=True)
+
+
 @contextmanager
 def open_app(
     settings: Settings | None = None, *, clock: Clock | None = None, migrate: bool | None = None
@@ -142,7 +151,7 @@ def open_app(
         app = bootstrap(settings, clock=clock, migrate=migrate)
     except SQLAlchemyError as exc:  # a file that is no database, a server that is not there
         cause = getattr(exc, "orig", None) or exc
-        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        where = shown_url(settings.database_url)
         raise CliError(f"database {where}: {cause}", EXIT_FAILURE) from None
     try:
         yield app
