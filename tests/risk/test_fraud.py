@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -230,6 +232,27 @@ def test_model_round_trips_through_a_file(world: World, tmp_path: Path) -> None:
                                world.model.score_frame(rows)["combined"], rtol=1e-12)  # fmt: skip
     assert loaded.thresholds == world.model.thresholds
     assert loaded.version == world.model.version
+
+
+def test_a_model_saved_over_another_is_never_half_written(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`entrepot risk train-fraud --out` wrote the file in place: a server starting while it
+    was written read half a model, and a write that failed (a full disk) left neither. Now
+    the new model is written beside the old, made durable, then renamed over it."""
+    path = world.model.save(tmp_path / "fraud.json")
+    before = path.read_bytes()
+
+    def full_disk(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        world.model.save(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before  # the old model, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["fraud.json"]  # and nothing left beside
+    assert load_fraud_model(world.model.save(path)).version == world.model.version
 
 
 # --- decisions and the review queue ---------------------------------------------------------

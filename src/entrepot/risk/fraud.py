@@ -25,8 +25,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -569,7 +572,24 @@ class FraudModel:
             "features": list(FEATURES),
             "booster": self.booster.model_to_string(),
         }
-        out.write_text(json.dumps(blob), encoding="utf-8")
+        # Written beside it, made durable, then renamed over it: a server starting (or a
+        # screening reloading) while the model is saved reads the old model or the new one,
+        # never half of one, and a save that fails leaves the old one as it was.
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(json.dumps(blob))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+        with suppress(OSError):  # the rename durable too, where the system lets a folder sync
+            dir_fd = os.open(out.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
         return out
 
 
