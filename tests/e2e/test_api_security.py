@@ -277,6 +277,46 @@ def test_a_signed_request_follows_the_documented_form(
     assert answer.status_code == 422  # signed and accepted: the body itself is incomplete
 
 
+def test_an_idempotency_key_outside_printable_ascii_is_refused_whoever_signs_it(
+    scheme: PaymentScheme,
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+    signer: tuple[TestClient, SigningKey, dict[str, str]],
+) -> None:
+    """A key's bytes reach the server decoded as Latin-1, so a key a client signed as UTF-8
+    ("clé") never verified: each retry was told its signature was wrong. A key is an ASCII
+    string (the IETF draft's sf-string); any other is refused saying so, nothing done."""
+    body = json.dumps(QUOTE).encode()
+    client, key, bearer = signer
+    signed = sign_request(key, "POST", "/v1/quotes", body, idempotency_key="clé")
+    sent = {
+        **bearer,
+        **{k: v for k, v in signed.items() if k != "Idempotency-Key"},
+        "Content-Type": "application/json",
+    }
+    answer = client.post(
+        "/v1/quotes", content=body, headers={**sent, "Idempotency-Key": "clé".encode()}
+    )
+    plain_client, h = api
+    quoted = {**h["mtn-rw"], "Content-Type": "application/json"}
+    latin1 = {**quoted, "Idempotency-Key": "cl\xe9".encode("latin-1")}
+    tab = {**quoted, "Idempotency-Key": "a\tb"}
+    for response in (
+        answer,
+        plain_client.post("/v1/quotes", content=body, headers=latin1),
+        plain_client.post("/v1/quotes", content=body, headers=tab),
+    ):
+        assert response.status_code == 400, response.text
+        problem = response.json()
+        assert (problem["code"], problem["field"]) == ("invalid_input", "Idempotency-Key")
+        assert "printable ASCII" in problem["detail"]
+    with scheme.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM pay_quotes")).scalar() == 0
+    ok = plain_client.post(
+        "/v1/quotes", json=QUOTE, headers={**h["mtn-rw"], "Idempotency-Key": "k 1~"}
+    )
+    assert ok.status_code == 201, ok.text
+
+
 def test_a_signed_request_is_accepted_once(
     scheme: PaymentScheme, signer: tuple[TestClient, SigningKey, dict[str, str]]
 ) -> None:

@@ -189,6 +189,18 @@ class SecurityMiddleware:
                 "unauthenticated", "missing or invalid API credentials", invalid=given
             )(scope, receive, send)
             return
+        given_key = headers.get("idempotency-key")
+        if given_key and not (given_key.isascii() and given_key.isprintable()):
+            # a key is an ASCII string (the IETF draft's sf-string): other bytes reach here
+            # decoded as Latin-1, so one a client signed as UTF-8 never verified
+            await problem(
+                400,
+                "invalid_input",
+                "Idempotency-Key must be printable ASCII (space to ~)",
+                field="Idempotency-Key",
+                mojaloop="3100",
+            )(scope, receive, send)
+            return
         try:
             body = await read_body(receive, BODY_MAX_BYTES, headers)
         except BodyTooLarge as exc:
