@@ -878,3 +878,16 @@ def test_a_fence_for_a_moment_the_history_reaches_past_writes_nothing(
     with opened.engine.connect() as conn:
         assert opened.store.read_meta(conn).last_timestamp == stamped  # nothing written
     assert opened.fence(stamped + 1) >= clock.now_ns()  # past it: the lock's turn, as before
+
+
+@pytest.mark.parametrize("name", ["x" * 201, "nul\x00inside", 42])
+def test_a_ledger_name_no_backend_stores_is_bad_input_on_both(ledger: Ledger, name: Any) -> None:
+    """Found in review: a name over the column's 200 characters or with a NUL byte was stored
+    on SQLite but failed on PostgreSQL with a database error (the CLI's ``define --name``:
+    exit 1 on one backend, success on the other); a name that is not text was stored as it
+    came on SQLite. Refused on both, before anything is written."""
+    with pytest.raises(LedgerInputError, match="name") as raised:
+        ledger.define_ledger(392, "JPY", name)
+    assert raised.value.field == "name"
+    assert 392 not in {d.ledger for d in ledger.ledgers()}
+    assert ledger.define_ledger(392, "JPY", "y" * 200).name == "y" * 200  # the most it holds

@@ -59,7 +59,7 @@ from entrepot.ledger.plain import (
     plain_columns,
     segment_accounts,
 )
-from entrepot.ledger.store import LedgerStore, Meta
+from entrepot.ledger.store import LEDGER_NAME_MAX, LedgerStore, Meta
 from entrepot.ledger.validate import check_accounts, check_batch_size, check_transfers
 from entrepot.storage.engine import read_connection
 from entrepot.storage.uow import UnitOfWork
@@ -307,6 +307,14 @@ class Ledger:
         """Declare ledger number -> currency (one currency per ledger). Idempotent."""
         if type(ledger) is not int or not 0 < ledger <= U32_MAX:
             raise LedgerInputError(f"ledger must be an integer in 1..{U32_MAX}, got {ledger!r}")
+        # What both backends store alike: PostgreSQL refused a longer name or a NUL byte
+        # with a database error where SQLite stored it (and stored a non-text name as given).
+        if not isinstance(name, str) or len(name) > LEDGER_NAME_MAX or "\x00" in name:
+            raise LedgerInputError(
+                f"name must be text of at most {LEDGER_NAME_MAX} characters without NUL, "
+                f"got {name!r:.60}",
+                field="name",
+            )
         cur = get_currency(currency)
         definition = LedgerDefinition(ledger, cur.code, name or cur.name)
         with self.engine.connect() as conn:

@@ -33,6 +33,8 @@ from entrepot.storage.driver import Fast
 from entrepot.storage.engine import driver_connection
 
 metadata = sa.MetaData()
+#: A ledger's name, in characters (the column's width; PostgreSQL enforces it, SQLite not)
+LEDGER_NAME_MAX = 200
 _META_COLUMNS = (
     "SELECT version, last_timestamp, max_transfer_id, indexed_upto, unindexed_count, "
     "unindexed_plain, segments_upto, balances_upto, unindexed_segments, unflushed_segments "
@@ -49,7 +51,7 @@ ledgers_table = sa.Table(
     metadata,
     sa.Column("ledger", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("name", sa.String(LEDGER_NAME_MAX), nullable=False),
 )
 accounts_table = sa.Table(
     "ledger_accounts",
