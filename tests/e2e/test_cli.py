@@ -204,6 +204,29 @@ def test_create_accounts_csv_with_a_bad_row_creates_nothing(cli: Cli, tmp_path: 
     assert "has no rows" in cli.error("ledger create-accounts --file", empty, code=2)
 
 
+def test_create_accounts_csv_defines_the_ledger_each_row_names(cli: Cli, tmp_path: Path) -> None:
+    """Found in review: a row with both a ledger and a currency column defined the
+    currency's own ledger (978 for EUR) rather than the row's, so the row failed with
+    ledger_not_found, where ``create-account --ledger 9001 --currency EUR`` defines 9001."""
+    path = write(tmp_path / "accounts.csv", "id,ledger,currency,code\n500,9001,EUR,1\n")
+    doc = cli.json("ledger create-accounts --file", path)
+    assert [r["result"] for r in doc["results"]] == ["ok"]
+    assert cli.json("ledger balance 500")["ledger"] == 9001
+    assert [d["ledger"] for d in cli.json("ledger ledgers")] == [9001]
+
+
+def test_create_accounts_csv_refused_defines_no_ledger(cli: Cli, tmp_path: Path) -> None:
+    """Exit 2 is refused before anything changed: a file the ledger cannot take (a chain
+    longer than a request, one ledger number given two currencies) defined the currencies'
+    ledgers first."""
+    rows = "".join(f"{i},USD,1,{'true' if i < 8_200 else 'false'}\n" for i in range(1, 8_201))
+    chain = write(tmp_path / "chain.csv", "id,currency,code,linked\n" + rows)
+    assert "linked chain longer" in cli.error("ledger create-accounts --file", chain, code=2)
+    two = write(tmp_path / "two.csv", "id,ledger,currency,code\n1,9001,EUR,1\n2,9001,USD,1\n")
+    assert "row 2" in cli.error("ledger create-accounts --file", two, code=2)
+    assert cli.json("ledger ledgers") == []
+
+
 # ---------------------------------------------------------------------------------- transfers
 def test_transfer_balance_and_statement(eur: Cli) -> None:
     doc = eur.json("ledger transfer --from 1 --to 2 --amount 12.50 --currency EUR --code 1 --id 11")

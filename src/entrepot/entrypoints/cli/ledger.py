@@ -14,6 +14,7 @@ from rich.table import Table
 from entrepot.entrypoints.cli.ledger_input import (
     ACCOUNT_FLAG_NAMES,
     accounts_from_rows,
+    chain_batches,
     choose_ledger,
     currency_of_ledger,
     id_or_new,
@@ -193,9 +194,10 @@ def create_accounts(
     """Create accounts from a CSV file, in batches; one result per row."""
     rows = read_csv(file, [("code",), ("ledger", "currency")])
     with open_app() as entrepot:
-        accounts, currencies = accounts_from_rows(rows, entrepot.ledger)
-        for code in sorted(currencies):
-            entrepot.ledger.define_ledger(ledger_number(code), code)
+        accounts, to_define = accounts_from_rows(rows, entrepot.ledger)
+        chain_batches([a.flags for a in accounts])  # a file it refuses defines nothing
+        for number, code in sorted(to_define.items()):
+            entrepot.ledger.define_ledger(number, code)
         results = submit_in_batches(accounts, entrepot.ledger.create_accounts)
     report_account_results(rows, accounts, results, as_json)
 

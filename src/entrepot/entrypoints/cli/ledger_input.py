@@ -207,18 +207,26 @@ def row_ledger(row: Row, ledger: Ledger, defined: dict[int, str]) -> LedgerChoic
     return LedgerChoice(number, cur)
 
 
-def accounts_from_rows(rows: Sequence[Row], ledger: Ledger) -> tuple[list[Account], set[str]]:
-    """Accounts, plus the currencies whose ledgers should be defined before they are created."""
+def accounts_from_rows(rows: Sequence[Row], ledger: Ledger) -> tuple[list[Account], dict[int, str]]:
+    """Accounts, plus the ledgers to define before they are created (number -> currency):
+    those of the rows with a currency column, each the row's own ledger number, as
+    ``create-account --ledger N --currency C`` defines N (the currency's number only when
+    the row gives none). One number given two currencies in the file is bad input."""
     defined = {d.ledger: d.currency for d in ledger.ledgers()}
     names = {**ACCOUNT_FLAG_NAMES, "linked": int(AccountFlags.LINKED)}
     accounts: list[Account] = []
-    currencies: set[str] = set()
+    to_define: dict[int, str] = {}
     for row in rows:
         choice = row_ledger(row, ledger, defined)
         if choice is None:
             raise bad_input(f"row {row.number}: give a currency or a ledger")
         if row.get("currency") and choice.currency is not None:
-            currencies.add(choice.currency.code)
+            code = to_define.setdefault(choice.number, choice.currency.code)
+            if code != choice.currency.code:
+                raise bad_input(
+                    f"{row.where('currency')}: ledger {choice.number} is {code} in an "
+                    f"earlier row, not {choice.currency.code}"
+                )
         flags = parse_flags(row.get("flags"), names, row.where("flags"))
         if parse_bool_text(row.get("linked"), row.where("linked")):
             flags |= AccountFlags.LINKED
@@ -236,7 +244,7 @@ def accounts_from_rows(rows: Sequence[Row], ledger: Ledger) -> tuple[list[Accoun
                 user_data_32=_user_data(row, "user_data_32", U32_MAX),
             )
         )
-    return accounts, currencies
+    return accounts, to_define
 
 
 def _user_data_128(row: Row) -> int:
