@@ -157,6 +157,32 @@ def test_a_lost_registrations_retry_after_the_alias_was_removed_is_not_kept_as_4
     assert api.row("mtn-rw", "a1").status_code == ANSWER_LOST  # not kept as the key's answer
 
 
+def test_a_lost_removals_retry_does_not_remove_the_alias_registered_again_since(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A removal whose answer was lost was run again by its retry: the number, registered
+    since for a new customer, was removed too, its payers told "no party" (found by a
+    review). The retry is answered as the removal was (204), and removes nothing."""
+    path, body = "/v1/parties/MSISDN/+250788000111", {"displayName": "Aline", "currency": "RWF"}
+    assert api.post("mtn-rw", path, body).status_code == 201
+    with monkeypatch.context() as m:
+        m.setattr(SecurityMiddleware, "_stored_with_next", _lost)
+        m.setattr(SecurityMiddleware, "_store", lambda self, values: None)
+        first = api.client.delete(path, headers={**api.h["mtn-rw"], "Idempotency-Key": "d1"})
+    assert first.status_code == 204, first.text
+    again = {"displayName": "Jean, the number's new holder", "currency": "RWF"}
+    assert api.post("mtn-rw", path, again).status_code == 201
+    retry = api.client.delete(path, headers={**api.h["mtn-rw"], "Idempotency-Key": "d1"})
+    assert retry.status_code == 204, retry.text
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    party = api.scheme.lookup_party("MSISDN", "+250788000111")
+    assert party.display_name == "Jean, the number's new holder"
+    assert api.row("mtn-rw", "d1").status_code == 204  # the key's answer now
+    # a new key is a new removal
+    other = api.client.delete(path, headers={**api.h["mtn-rw"], "Idempotency-Key": "d2"})
+    assert other.status_code == 204
+
+
 def test_a_refusal_that_keeps_part_of_its_work_is_refused_again_not_answered_as_done(
     api: Api, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -115,6 +115,9 @@ _OWNER = Fast(
 SETTLEMENT_WINDOW = "settlementWindow"
 #: An alias registered in the directory: ``<type>/<alias>``
 PARTY = "party"
+#: An alias removed from the directory: ``<type>/<alias>`` (its retry is answered 204, not
+#: run again: the alias may have been registered again since, for another customer)
+PARTY_REMOVED = "partyRemoved"
 #: A credential issued (its key id: never its secret, which is stored nowhere)
 CREDENTIAL = "credential"
 #: What a trade create made, named by its id (a tracking event: ``<order id>/<seq>``)
@@ -186,6 +189,7 @@ __all__ = [
     "CREDENTIAL",
     "KEYED_REQUEST",
     "PARTY",
+    "PARTY_REMOVED",
     "SETTLEMENT_WINDOW",
     "TRADE_BUYER",
     "TRADE_DISPUTE",

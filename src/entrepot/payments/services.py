@@ -84,7 +84,7 @@ from entrepot.payments.errors import (
     WindowNotFound,
 )
 from entrepot.payments.fees import FeeSchedule
-from entrepot.payments.keyed import PARTY, SETTLEMENT_WINDOW, mark_keyed
+from entrepot.payments.keyed import PARTY, PARTY_REMOVED, SETTLEMENT_WINDOW, mark_keyed
 from entrepot.payments.model import (
     REVIEW_REJECTED,
     REVIEW_RELEASED,
@@ -895,6 +895,9 @@ class PaymentScheme:
                     st.aliases.c.alias_type == kind.value, st.aliases.c.alias == value
                 )
             )
+            # its retry, its answer lost, is told it was done (204), not run again: run
+            # again, it removed the alias registered since for a new customer
+            mark_keyed(conn, self._now(), result=f"{PARTY_REMOVED}:{kind.value}/{value}")
 
     def _find_party(self, conn: Connection, kind: AliasType, value: str) -> Party:
         party = st.find_alias(conn, kind.value, value)

@@ -71,6 +71,7 @@ from entrepot.payments.keyed import (
     CREDENTIAL,
     KEYED_REQUEST,
     PARTY,
+    PARTY_REMOVED,
     SETTLEMENT_WINDOW,
     TRADE_BUYER,
     TRADE_DISPUTE,
@@ -287,6 +288,12 @@ class SecurityMiddleware:
             # A credential was issued and its answer, the only copy of its secret, lost: run
             # again it issued a second one. Told which, to revoke it; stored as the key's.
             await _issued_answer_lost(issued)(scope, receive, hold)
+        elif done is not None and done.result.startswith(f"{PARTY_REMOVED}:"):
+            # An alias removed and its answer lost: run again, the removal removed the alias
+            # registered since (a number given to a new customer; found by a review), or
+            # was 404. Answered as it was: done, no content.
+            await Response(status_code=204)(scope, receive, hold)
+            start["headers"] = [*start.get("headers", []), _REPLAYED]
         elif resource is not None:
             # The operation was done and its answer lost (its worker was killed before it was
             # stored): running it again would be refused (a second commit) or done twice (a
@@ -523,7 +530,7 @@ _REPLAYED = (b"idempotent-replayed", b"true")
 #: The actions whose answer, lost, is the resource they acted on as it is now (their success
 #: status is 200, as a read's). Any other keyed request whose answer was lost is run again:
 #: a create is answered by its id (ADR 0009); the rest are idempotent by their nature
-#: (suspend, a cap, an endpoint) or refused the second time (a removal: 404).
+#: (suspend, a cap, an endpoint); an alias's removal is answered 204 (its marker names it).
 _ANSWERED_BY_RESOURCE = (
     (re.compile(r"^/v1/transfers/([^/]+)/(?:commit|reject|review)$"), "/v1/transfers/{}"),
     (re.compile(r"^/v1/escrows/([^/]+)/(?:release|refund|split)$"), "/v1/escrows/{}"),
