@@ -10,6 +10,7 @@ The loss is simulated here by dropping the answer's write; the e2e crash test
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -309,3 +310,34 @@ def test_a_refused_credential_issue_leaves_no_marker(api: Api) -> None:
     refused = api.post("scheme", "/v1/participants/nobody/credentials", {}, key="cred-none")
     assert refused.status_code == 404
     assert api.row("scheme", "cred-none").status_code == 404  # the refusal, not a marker
+
+
+def test_a_lost_rate_posts_retry_does_not_post_it_again_over_a_newer_rate(
+    api: Api, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    """An FX rate post whose answer was lost was run again by its retry: the provider's
+    newer rate, posted meanwhile, was replaced by the old one (every payer quoted at a rate
+    the provider had withdrawn), and the old one's validity ran again from the retry (found
+    by a review). The retry is answered with the rate as it was posted, and posts nothing."""
+    token = issue_credential(api.scheme.engine, "fxco").token
+    h = {"Authorization": f"Bearer {token}"}
+    old = {
+        "sourceCurrency": "RWF",
+        "targetCurrency": "MYR",
+        "rate": "0.0032",
+        "spreadBps": 100,
+        "validSeconds": 60,
+    }
+    with monkeypatch.context() as m:
+        m.setattr(SecurityMiddleware, "_stored_with_next", _lost)
+        m.setattr(SecurityMiddleware, "_store", lambda self, values: None)
+        first = api.client.post("/v1/fxRates", json=old, headers={**h, "Idempotency-Key": "r1"})
+    assert first.status_code == 201, first.text
+    clock.advance(5)
+    newer = {**old, "rate": "0.0030"}
+    assert api.client.post("/v1/fxRates", json=newer, headers=h).status_code == 201
+    clock.advance(5)
+    retry = api.client.post("/v1/fxRates", json=old, headers={**h, "Idempotency-Key": "r1"})
+    assert (retry.status_code, retry.json()) == (201, first.json()), retry.text
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert api.scheme.find_rate("RWF", "MYR").rate == Decimal("0.0030")  # still the newer

@@ -118,6 +118,9 @@ PARTY = "party"
 #: An alias removed from the directory: ``<type>/<alias>`` (its retry is answered 204, not
 #: run again: the alias may have been registered again since, for another customer)
 PARTY_REMOVED = "partyRemoved"
+#: An FX rate posted: ``<source>/<target>/<rate>/<spread bps>/<valid until, ns>`` (its
+#: retry is answered with it, not posted again over a newer rate)
+FX_RATE = "fxRate"
 #: A credential issued (its key id: never its secret, which is stored nowhere)
 CREDENTIAL = "credential"
 #: What a trade create made, named by its id (a tracking event: ``<order id>/<seq>``)
@@ -187,6 +190,7 @@ def purge_answers(
 __all__ = [
     "ANSWER_LOST",
     "CREDENTIAL",
+    "FX_RATE",
     "KEYED_REQUEST",
     "PARTY",
     "PARTY_REMOVED",

@@ -84,7 +84,7 @@ from entrepot.payments.errors import (
     WindowNotFound,
 )
 from entrepot.payments.fees import FeeSchedule
-from entrepot.payments.keyed import PARTY, PARTY_REMOVED, SETTLEMENT_WINDOW, mark_keyed
+from entrepot.payments.keyed import FX_RATE, PARTY, PARTY_REMOVED, SETTLEMENT_WINDOW, mark_keyed
 from entrepot.payments.model import (
     REVIEW_REJECTED,
     REVIEW_RELEASED,
@@ -1004,6 +1004,10 @@ class PaymentScheme:
                     posted_at=now,
                 )
             )
+            # its retry, its answer lost, is answered with this rate: run again, it posted it
+            # over the provider's newer rate, and its validity ran again from the retry
+            posted = f"{source}/{target}/{rate}/{spread_bps}/{fx.valid_until_ns}"
+            mark_keyed(conn, now, result=f"{FX_RATE}:{posted}")
         return fx
 
     def find_rate(self, source: str, target: str) -> FxRate:

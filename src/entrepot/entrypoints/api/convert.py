@@ -12,6 +12,7 @@ from entrepot.kernel.money import format_amount, get_currency, parse_amount
 from entrepot.payments import (
     Escrow,
     FeeSchedule,
+    FxRate,
     Participant,
     Party,
     PaymentTransfer,
@@ -50,6 +51,17 @@ def camel(name: str) -> str:
 def minor(m: s.MoneyIn) -> int:
     get_currency(m.currency)
     return parse_amount(m.amount, m.currency)
+
+
+def fx_rate(fx: FxRate) -> s.FxRateOut:
+    return s.FxRateOut(
+        providerId=fx.provider_id,
+        sourceCurrency=fx.source_currency,
+        targetCurrency=fx.target_currency,
+        rate=decimal_text(fx.rate),
+        effectiveRate=decimal_text(fx.effective_rate),
+        validUntil=iso(fx.valid_until_ns),
+    )
 
 
 def participant(p: Participant) -> s.ParticipantOut:

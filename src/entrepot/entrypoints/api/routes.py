@@ -376,14 +376,7 @@ def post_rate(body: s.FxRateIn, caller: Caller, scheme: Scheme) -> s.FxRateOut:
         body.spreadBps,
         body.validSeconds,
     )
-    return s.FxRateOut(
-        providerId=fx.provider_id,
-        sourceCurrency=fx.source_currency,
-        targetCurrency=fx.target_currency,
-        rate=cv.decimal_text(fx.rate),
-        effectiveRate=cv.decimal_text(fx.effective_rate),
-        validUntil=cv.iso(fx.valid_until_ns),
-    )
+    return cv.fx_rate(fx)
 
 
 @router.post("/quotes", status_code=201, response_model=s.QuoteOut)

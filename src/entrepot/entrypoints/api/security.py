@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes
 
@@ -46,9 +47,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import URL, Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from entrepot.entrypoints.api import convert as cv
 from entrepot.entrypoints.api.asgi import (
     BODY_MAX_BYTES,
     BodyTooLarge,
@@ -69,6 +71,7 @@ from entrepot.payments.credentials import (
 from entrepot.payments.keyed import (
     ANSWER_LOST,
     CREDENTIAL,
+    FX_RATE,
     KEYED_REQUEST,
     PARTY,
     PARTY_REMOVED,
@@ -82,6 +85,7 @@ from entrepot.payments.keyed import (
     TRADE_TRACKING,
     KeyedRequest,
 )
+from entrepot.payments.model import FxRate
 from entrepot.payments.signing import signed_message
 from entrepot.storage.driver import Fast
 from entrepot.storage.engine import read_connection
@@ -293,6 +297,14 @@ class SecurityMiddleware:
             # registered since (a number given to a new customer; found by a review), or
             # was 404. Answered as it was: done, no content.
             await Response(status_code=204)(scope, receive, hold)
+            start["headers"] = [*start.get("headers", []), _REPLAYED]
+        elif done is not None and (posted := _fx_rate_of(caller, done)) is not None:
+            # An FX rate posted and its answer lost: run again, it was posted over the
+            # provider's newer rate, its validity running again (found by a review).
+            # Answered with the rate as it was posted.
+            await JSONResponse(cv.fx_rate(posted).model_dump(), status_code=201)(
+                scope, receive, hold
+            )
             start["headers"] = [*start.get("headers", []), _REPLAYED]
         elif resource is not None:
             # The operation was done and its answer lost (its worker was killed before it was
@@ -642,6 +654,15 @@ def _not_replayable(status: int, content: bytes) -> tuple[int, bytes, list[tuple
     )
     response.headers["Cache-Control"] = "no-store"
     return response.status_code, bytes(response.body), list(response.raw_headers)
+
+
+def _fx_rate_of(caller: str, done: _DoneAnswerLost) -> FxRate | None:
+    """The FX rate a done operation posted (its marker names it), or None."""
+    kind, _, posted = done.result.partition(":")
+    if kind != FX_RATE:
+        return None
+    source, target, rate, spread, valid_until = posted.split("/")
+    return FxRate(caller, source, target, Decimal(rate), int(spread), int(valid_until))
 
 
 def _credential_of(done: _DoneAnswerLost) -> str | None:
