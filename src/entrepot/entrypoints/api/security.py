@@ -194,8 +194,8 @@ class SecurityMiddleware:
                 "unauthenticated", "missing or invalid API credentials", invalid=given
             )(scope, receive, send)
             return
-        given_key = headers.get("idempotency-key")
-        if given_key and not (given_key.isascii() and given_key.isprintable()):
+        key = headers.get("idempotency-key")
+        if key and not (key.isascii() and key.isprintable()):
             # a key is an ASCII string (the IETF draft's sf-string): other bytes reach here
             # decoded as Latin-1, so one a client signed as UTF-8 never verified
             await problem(
@@ -231,7 +231,6 @@ class SecurityMiddleware:
                 return
         scope.setdefault("state", {})["caller"] = caller.participant_id
         replay = replay_body(body, receive)
-        key = headers.get("idempotency-key")
         if method not in WRITE_METHODS or not key:
             await self.app(scope, replay, send)
             return
