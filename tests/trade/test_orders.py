@@ -728,3 +728,34 @@ def test_text_with_characters_no_store_keeps_is_refused_not_a_crash(net: Net, ba
         net.trade.add_evidence(merchant, "d-1", bad)
     assert exc.value.field == "evidence"
     assert [e["kind"] for e in net.trade.dispute_events(buyer, "d-1")] == ["opened"]
+
+
+def test_goods_on_several_lines_are_converted_once_not_rounded_up_per_line(net: Net) -> None:
+    """The buyer pays for the merchant's goods at the scheme's rate rounded up once: two
+    baskets on two lines cost what two on one line do. Each line was converted and rounded
+    up on its own, a sen more per line; the lines' values (what customs is declared) are the
+    total's parts and sum to it."""
+    merchant, buyer = net.merchant(), net.buyer()
+    sku = net.basket(merchant)
+    net.trade.add_item(
+        merchant,
+        "sku-basket-2",
+        "Woven agaseke basket, blue",
+        "460219",
+        "RW",
+        weight_g=800,
+        dimensions_mm=(300, 300, 250),
+        price_minor=45_000,
+        currency="RWF",
+    )
+    net.trade.set_stock(merchant, "sku-basket-2", "kigali-fc1", 10)
+    # 45,000 francs alone come to 147.87 (147.864... rounded up): 295.74 on two lines
+    assert 2 * myr_for(45_000) == GOODS_MYR + 1
+    two = net.trade.quote(buyer, "q-2", [(sku, 1), ("sku-basket-2", 1)])
+    assert two.goods_minor == GOODS_MYR
+    assert sum(ln.line_buyer_minor for ln in two.lines) == GOODS_MYR
+    assert (two.freight_minor, two.insurance_minor, two.total_minor) == (
+        FREIGHT_MYR,
+        INSURANCE_MYR,
+        TOTAL_MYR,
+    )

@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine
 from entrepot.kernel.clock import NS_PER_S, Clock, SystemClock, ns_to_datetime
 from entrepot.kernel.countries import is_country
 from entrepot.kernel.errors import Conflict, DomainError
-from entrepot.kernel.money import Money, convert, get_currency
+from entrepot.kernel.money import Money, allocate, convert, get_currency
 from entrepot.payments import PaymentScheme
 from entrepot.payments.errors import PaymentError, TransferBlocked
 from entrepot.payments.keyed import (
@@ -1063,16 +1063,25 @@ class TradeNetwork(DisputeDesk):
         now: int,
     ) -> TradeQuote:
         cur, mcur = buyer.currency, items[0].currency
-        qlines, notes = [], []
-        rate = Decimal(1)
-        for item, (_, qty), wh in zip(items, lines, picks, strict=True):
-            line_minor = item.price_minor * qty
-            line_buyer, rate = self._to_buyer(line_minor, mcur, cur)
-            qlines.append(
-                QuoteLine(item.sku, qty, wh, item.price_minor, line_minor, line_buyer, item.customs)
+        notes = []
+        line_minors = [item.price_minor * qty for item, (_, qty) in zip(items, lines, strict=True)]
+        goods_m = sum(line_minors)
+        # converted once, rounded up once; the lines (customs' values) are its exact parts:
+        # each line rounded up on its own made the buyer pay a minor unit more per line
+        goods, rate = self._to_buyer(goods_m, mcur, cur)
+        qlines = [
+            QuoteLine(
+                item.sku, qty, wh, item.price_minor, line_minor, part.amount_minor, item.customs
             )
-        goods_m = sum(ln.line_minor for ln in qlines)
-        goods = sum(ln.line_buyer_minor for ln in qlines)
+            for item, (_, qty), wh, line_minor, part in zip(
+                items,
+                lines,
+                picks,
+                line_minors,
+                allocate(Money(goods, get_currency(cur)), line_minors),
+                strict=True,
+            )
+        ]
         if mcur != cur:
             notes.append(f"goods {goods_m} {mcur} at {rate} {mcur}/{cur} (best scheme rate)")
         international = hub.country != buyer.country
