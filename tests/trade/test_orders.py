@@ -759,3 +759,17 @@ def test_goods_on_several_lines_are_converted_once_not_rounded_up_per_line(net: 
         INSURANCE_MYR,
         TOTAL_MYR,
     )
+
+
+def test_a_quote_explains_its_duty_and_sales_tax(net: Net) -> None:
+    """Every figure with the rule that set it (docs/trade.md): the sales tax a Kuala Lumpur
+    buyer is quoted names Malaysia's low-value goods tax and the RM500 decisions, and the
+    duty its relief. The engine stated them; the quote kept only its valuation, zone and
+    conversion notes, so a buyer charged MYR 58.16 was never told what for."""
+    merchant, buyer = net.merchant(), net.buyer()
+    q = net.trade.quote(buyer, "q-1", [(net.basket(merchant), 2)])
+    text = "\n".join(q.explanations)
+    assert "low-value goods tax 10%" in text
+    assert f"VAT/GST {SST_MYR}" in text
+    assert "de minimis: duty relief" in text
+    assert "duty de minimis (relief, 500.00 MYR): applied" in text

@@ -1126,6 +1126,7 @@ class TradeNetwork(DisputeDesk):
                 )
             regime, dftz = cost.regime, cost.dftz
             notes.extend(cost.explanations)
+            notes.extend(_customs_rules(cost, items))
         return TradeQuote(
             quote_id,
             buyer.id,
@@ -2533,6 +2534,21 @@ def _merchant_values(m: Merchant) -> dict[str, Any]:
         "screening": m.screening,
         "created_at": m.created_at_ns,
     }
+
+
+def _customs_rules(cost: LandedCost, items: Sequence[Item]) -> list[str]:
+    """The rule behind each of customs' figures, in its currency: the de-minimis decisions,
+    each line's duty, excise and VAT/GST, and the fees (the engine's words)."""
+    ccy = cost.currency
+    out = [d.explanation for d in cost.low_value]
+    out.extend(
+        f"{item.sku}: customs value {c.customs_value_minor} {ccy} minor units; duty "
+        f"{c.duty_minor}: {c.duty_rule}; excise {c.excise_minor}: {c.excise_rule}; VAT/GST "
+        f"{c.vat_minor} on {c.vat_base_minor}: {c.vat_rule}"
+        for item, c in zip(items, cost.lines, strict=True)
+    )
+    out.extend(f"{f.name} {f.amount_minor} {ccy} minor units: {f.rule}" for f in cost.fees)
+    return out
 
 
 def _customs_quantity_notes(lines: Sequence[QuoteLine]) -> list[str]:
