@@ -773,3 +773,23 @@ def test_a_quote_explains_its_duty_and_sales_tax(net: Net) -> None:
     assert f"VAT/GST {SST_MYR}" in text
     assert "de minimis: duty relief" in text
     assert "duty de minimis (relief, 500.00 MYR): applied" in text
+
+
+def test_a_split_counts_in_the_merchant_history_as_the_share_it_was_paid_for(net: Net) -> None:
+    """A lender lends on monthly sales: an order a ruling split, most of it refunded to the
+    buyer, counts the share of the goods released to the merchant, not the whole order (it
+    counted in full, COMPLETED as a sale released whole, and raised the bank's limit)."""
+    merchant, buyer = net.merchant(), net.buyer()
+    net.order(buyer, net.basket(merchant), 2)
+    net.ship("o-1")
+    net.trade.open_dispute(buyer, "d-1", "o-1", "not_as_described", "one basket torn")
+    d = net.trade.escalate(buyer, "d-1")
+    refund = CIF_MYR - 10_000  # 10,000 sen of the goods escrow released
+    net.trade.rule(f"arbitrator:{d.arbitrator}", "d-1", "split", refund, "mostly damaged")
+    net.advance_days(5)
+    assert net.trade.process_deadlines()["rulings_final"] == 1
+    assert net.trade.get_order(buyer, "o-1").state is OrderState.COMPLETED
+    net.advance_days(31)
+    history = net.trade.merchant_history(merchant, "m-inzozi", months=1)
+    assert history.order_count == 1
+    assert sum(history.monthly_sales_minor) == GOODS_RWF * 10_000 // CIF_MYR

@@ -2068,6 +2068,15 @@ class TradeNetwork(DisputeDesk):
                     )
                 ).all()
             }
+            # a split sold the merchant's goods in part: the share released to it
+            released = {
+                r.order_id: int(json.loads(r.detail)["released_minor"])
+                for r in conn.execute(
+                    sa.select(st.order_events.c.order_id, st.order_events.c.detail)
+                    .join(st.orders, st.orders.c.id == st.order_events.c.order_id)
+                    .where(st.orders.c.merchant_id == m.id, st.order_events.c.kind == "split")
+                ).all()
+            }
         now = self._now()
         bounds = _month_bounds(ns_to_datetime(now).date(), months)
         # a month that ended before the merchant joined is no month of its trade: counted as
@@ -2075,9 +2084,15 @@ class TradeNetwork(DisputeDesk):
         while len(bounds) > 1 and bounds[1] <= m.created_at_ns:
             bounds = bounds[1:]
         in_window = [o for o in orders if bounds[0] <= o.created_at_ns < bounds[-1]]
+
+        def sold(o: Order) -> int:
+            if o.id not in released:
+                return o.merchant_amount_minor
+            return o.merchant_amount_minor * released[o.id] // o.goods_escrow_minor
+
         sales = [
             sum(
-                o.merchant_amount_minor
+                sold(o)
                 for o in in_window
                 if lo <= o.created_at_ns < hi and o.state is OrderState.COMPLETED
             )
