@@ -793,3 +793,29 @@ def test_a_split_counts_in_the_merchant_history_as_the_share_it_was_paid_for(net
     history = net.trade.merchant_history(merchant, "m-inzozi", months=1)
     assert history.order_count == 1
     assert sum(history.monthly_sales_minor) == GOODS_RWF * 10_000 // CIF_MYR
+
+
+def test_a_hub_delivers_after_its_hand_over_deadline_not_before(net: Net) -> None:
+    """A hub whose delivery deadline (days from payment) came no later than its hand-over
+    deadline was created: a parcel handed over in time was past its delivery deadline, and
+    the next deadline pass refunded the buyer in full while the goods were on their way."""
+    currencies = net.scheme.get_participant("hub-kigali").currencies
+    net.scheme.register_participant("hub-musanze", "Musanze eHub", "hub", "RW", currencies)
+    for handling, delivery in ((10, 5), (10, 10)):
+        with pytest.raises(InvalidTradeInput, match="after its hand-over") as refused:
+            net.trade.create_hub(
+                SCHEME,
+                "musanze",
+                "Musanze eHub",
+                "ehub",
+                "RW",
+                "RWF",
+                "hub-musanze",
+                arbitrators=["arb-1", "arb-2"],
+                customs_authority="customs-rw",
+                handling_days=handling,
+                delivery_days=delivery,
+                freight=freight_card("RWF"),
+            )
+        assert refused.value.field == "deliveryDays"
+    assert "musanze" not in [h.id for h in net.trade.list_hubs()]

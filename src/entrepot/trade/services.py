@@ -346,6 +346,14 @@ class TradeNetwork(DisputeDesk):
         ):
             if type(days) is not int or not 0 < days <= top:
                 raise InvalidTradeInput(f"{what} must be 1..{top}", field=what)
+        if delivery_days <= handling_days:
+            # both run from payment: a parcel handed over in time was past its delivery
+            # deadline, and the deadline pass refunded the buyer while it was on its way
+            raise InvalidTradeInput(
+                f"deliveryDays ({delivery_days}) must come after its hand-over deadline "
+                f"(handlingDays {handling_days}): both run from payment",
+                field="deliveryDays",
+            )
         if type(commission_bps) is not int or not 0 <= commission_bps < 5_000:
             raise InvalidTradeInput("commission must be 0..4999 bps", field="commissionBps")
         if not is_country(country):
