@@ -628,6 +628,12 @@ def test_bulk_transfers_commit_each_item_or_reject_it_alone(
         (lambda b: b["transfers"][0]["amount"].update(amount="-1"), 422, "amount"),
         (lambda b: b["transfers"][0]["payee"].update(partyIdType="EMAIL"), 422, "partyIdType"),
         (lambda b: b.update(bulkId="a b"), 422, "bulkId"),
+        # a repeated transfer id names the item that repeats it
+        (
+            lambda b: b["transfers"][1].update(transferId="bb0"),
+            422,
+            '"field":"transfers.1.transferId"',
+        ),
         (lambda b: b.update(transfers=[]), 422, "transfers"),
         # an item's own checks name the item: its index, transfer id and field
         (

@@ -261,6 +261,8 @@ def test_bulk_reads_its_csv_with_the_csv_module_and_names_a_bad_line(
         "b1,MSISDN,+250788000001,100\nb2,MSISDN,+250788000001,12.5\n": "line 3 (b2): invalid_am",
         'b1,MSISDN,+250788000001,100\n"b2",MSISDN,"+250 78",1\n': "line 3 (b2): invalid_input",
         "b1,MSISDN,+250788000001,100,7\n": "line 2 (b1): expected 4",
+        # a repeated transfer id: the line that repeats it (no line was named)
+        "b1,MSISDN,+250788000001,100\nb1,MSISDN,+250788000001,5\n": "line 3 (b1): invalid_input",
         # found by a review: a line's escape sequences reached the terminal as they were
         # (retitled the window, cleared the screen); shown escaped, on the one error line
         "\x1b]0;pwned\x07\x1b[2J\u202eRED,MSISDN\n": (

@@ -342,6 +342,12 @@ def test_a_bulk_in_which_every_item_fails_changes_nothing(scheme: PaymentScheme)
     ("items", "bulk_id", "why"),
     [
         ([BulkItem("a", "MSISDN", "+60123000001", 10)] * 2, "b", "repeat"),
+        # the repeat is named, as any bad item is: its index and id, and the first's index
+        (
+            [BulkItem(t, "MSISDN", "+60123000001", 10) for t in ("a", "b", "c", "b")],
+            "b",
+            r"^transfers\[3\] \(transferId 'b'\): transfer id repeats transfers\[1\]'s",
+        ),
         ([BulkItem("a", "MSISDN", "+60123000001", 0)], "b", "positive"),
         # at the scheme's largest amount, its fee takes what the payer is charged past it
         ([BulkItem("a", "MSISDN", "+60123000001", 10**15)], "b", "maximum"),

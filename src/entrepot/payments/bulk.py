@@ -219,7 +219,17 @@ def bulk_transfers(
             raise item_error(exc, n, item.transfer_id) from None
         keys.append(aliases[key])
     if len({i.transfer_id for i in items}) != len(items):
-        raise InvalidPaymentInput("transfer ids repeat within the bulk", field="transfers")
+        # Named as any bad item is (its index, id and field): in a payroll of thousands,
+        # "transfer ids repeat" alone did not say which, and the CLI could name no line.
+        first: dict[str, int] = {}
+        for n, item in enumerate(items):
+            earlier = first.setdefault(item.transfer_id, n)
+            if earlier != n:
+                repeat = InvalidPaymentInput(
+                    f"transfer id repeats transfers[{earlier}]'s within the bulk",
+                    field="transfer id",
+                )
+                raise item_error(repeat, n, item.transfer_id)
     note = f"bulk {bulk_id}"
     ahead = _screen_ahead(scheme, items, keys, caller, currency, note)
     with scheme._uow() as uow:
