@@ -624,6 +624,12 @@ def test_bulk_transfers_commit_each_item_or_reject_it_alone(
     [
         (lambda b: b["transfers"][0].update(extra=1), 422, "extra"),
         (lambda b: b["transfers"][1]["amount"].update(currency="RWF"), 422, "one currency"),
+        # the item in another currency is named (the refusal named only "transfers")
+        (
+            lambda b: b["transfers"][1]["amount"].update(currency="RWF"),
+            422,
+            '"field":"transfers.1.amount.currency"',
+        ),
         (lambda b: b["transfers"][0]["amount"].update(amount="1.001"), 422, "fractional digits"),
         (lambda b: b["transfers"][0]["amount"].update(amount="-1"), 422, "amount"),
         (lambda b: b["transfers"][0]["payee"].update(partyIdType="EMAIL"), 422, "partyIdType"),

@@ -503,10 +503,15 @@ async def bulk(request: Request, caller: Caller, scheme: Scheme) -> Response:
 def _bulk(raw: bytes, caller: str, scheme: PaymentScheme) -> Response:
     body = bulk_body(raw)
     transfers = body["transfers"]
-    currencies = {i["amount"]["currency"] for i in transfers}
-    if len(currencies) != 1:
-        raise InvalidPaymentInput("a bulk is in one currency", field="transfers")
-    currency = currencies.pop()
+    currency = transfers[0]["amount"]["currency"]
+    for n, i in enumerate(transfers):
+        if i["amount"]["currency"] != currency:  # named as any bad item is: which one
+            other = InvalidPaymentInput(
+                f"a bulk is in one currency, transfers[0]'s {currency}, not "
+                f"{i['amount']['currency']}",
+                field="amount.currency",
+            )
+            raise item_error(other, n, i["transferId"])
     # the body has no ``currency``: its items' amounts name it (the first as all)
     as_sent = FieldsNamed({"currency": "transfers.0.amount.currency"})
     with as_sent:
