@@ -401,6 +401,43 @@ def test_an_amount_in_another_currency_is_refused_and_writes_nothing(
 MYR_1 = {"amount": "1", "currency": "MYR"}
 
 
+def test_an_escrow_requests_bad_amount_or_currency_names_the_field_as_the_body_spells_it(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """docs/payments.md: a problem's ``field`` is spelt as the request spells it. An escrow's
+    currency errors named ``currency`` (the body's is ``amount.currency``), and a split's
+    parts ``amount``, ``releaseMinor`` or ``refundMinor``: a ruling whose refund was
+    malformed could not tell which part was at fault. Nothing is written."""
+    client, h = api
+    scheme.register_participant("bk-rw", "Bank of Kigali", "bank", "RW", ["RWF"])
+    scheme.create_escrow("mtn-rw", "e-f", "bk-rw", "RWF", 1_000, "goods", 600)
+    before = snapshot(scheme)
+    made = {
+        "escrowId": "e-new",
+        "payeeFsp": "bk-rw",
+        "amount": _rwf("10"),
+        "purpose": "goods",
+        "deadlineSeconds": 60,
+    }
+    big = "1000000000000000000"  # parses, and is past the scheme's largest amount
+    xxx = {"amount": "1", "currency": "XXX"}
+    for path, body, field in (
+        ("/v1/escrows", {**made, "amount": xxx}, "amount.currency"),
+        ("/v1/escrows", {**made, "amount": MYR_1}, "amount.currency"),  # the payer holds none
+        ("/v1/escrows/e-f/release", {"amount": xxx}, "amount.currency"),
+        ("/v1/escrows/e-f/refund", {"amount": xxx}, "amount.currency"),
+        ("/v1/escrows/e-f/split", {"release": _rwf("1.5"), "refund": _rwf("1")}, "release.amount"),
+        ("/v1/escrows/e-f/split", {"release": _rwf("1"), "refund": _rwf("1.5")}, "refund.amount"),
+        ("/v1/escrows/e-f/split", {"release": _rwf(big), "refund": _rwf("0")}, "release.amount"),
+        ("/v1/escrows/e-f/split", {"release": _rwf("0"), "refund": _rwf(big)}, "refund.amount"),
+        ("/v1/escrows/e-f/split", {"release": xxx, "refund": xxx}, "release.currency"),
+    ):  # fmt: skip
+        r = client.post(path, json=body, headers=h["mtn-rw"])
+        assert r.status_code == 422, (path, body, r.text)
+        assert r.json()["field"] == field, (path, body, r.json())
+    assert snapshot(scheme) == before
+
+
 def _rwf(amount: str) -> dict[str, str]:
     return {"amount": amount, "currency": "RWF"}
 
