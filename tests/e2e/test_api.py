@@ -1342,3 +1342,27 @@ def test_a_qr_that_prompts_the_payer_is_paid_with_the_values_entered(
     )
     assert r.status_code == 201, r.text
     assert scheme.get_transfer("mtn-rw", "t-p").note == "QR bill BILL-9"
+
+
+def test_a_quotes_unknown_amount_currency_is_named_where_the_body_has_it(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    """The body's currency is ``amount.currency`` (as a SEND amount in another currency is
+    named); an unknown one was named ``currency``, a field a quote does not have."""
+    client, h = api
+    body = {
+        "quoteId": "q-cur",
+        "payee": {"partyIdType": "MERCHANT", "partyIdentifier": "KL-TILL-42"},
+        "amountType": "SEND",
+        "amount": {"amount": "5000", "currency": "XXX"},
+        "sourceCurrency": "RWF",
+    }
+    r = client.post("/v1/quotes", json=body, headers=h["mtn-rw"])
+    assert r.status_code == 422 and r.json()["field"] == "amount.currency", r.text
+    assert "XXX" in r.json()["detail"]
+    other = {**body, "amount": {"amount": "5000", "currency": "MYR"}}
+    r = client.post("/v1/quotes", json=other, headers=h["mtn-rw"])
+    assert r.status_code == 422 and r.json()["field"] == "amount.currency", r.text
+    ok = client.post("/v1/quotes", json={**body, "amount": {"amount": "5000", "currency": "RWF"}},
+                     headers=h["mtn-rw"])  # fmt: skip
+    assert ok.status_code == 201, ok.text

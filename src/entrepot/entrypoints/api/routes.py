@@ -379,14 +379,20 @@ def post_rate(body: s.FxRateIn, caller: Caller, scheme: Scheme) -> s.FxRateOut:
     return cv.fx_rate(fx)
 
 
+#: Where a request's ``amount`` object puts its currency (the shared check says ``currency``)
+_AMOUNT_AS_SENT = FieldsNamed({"currency": "amount.currency"})
+
+
 @router.post("/quotes", status_code=201, response_model=s.QuoteOut)
 def create_quote(body: s.QuoteIn, caller: Caller, scheme: Scheme) -> s.QuoteOut:
+    with _AMOUNT_AS_SENT:  # an unknown currency named "currency", a field the body lacks
+        amount = cv.minor(body.amount)
     q = scheme.create_quote(
         caller,
         body.quoteId,
         body.payee.partyIdType,
         body.payee.partyIdentifier,
-        cv.minor(body.amount),
+        amount,
         body.amountType,
         body.sourceCurrency,
         ttl_s=body.expirySeconds,
