@@ -8,7 +8,9 @@ import logging
 import os
 import signal
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,6 +79,34 @@ def test_a_failing_pass_is_logged_and_the_others_still_run(
     assert "trade" not in done and "lending" in done
     assert "the trade deadlines pass failed" in caplog.text
     assert _state(env, "e-once") == (EscrowState.CLOSED, 1_000)
+
+
+def test_a_runner_that_cannot_open_the_app_tries_again_at_its_next_period(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database unreachable as the server started ended the runner for good (logged
+    once): no escrow, order or loan deadline acted again while the API served."""
+    env = _env(tmp_path)
+    setup_scheme(env["ENTREPOT_DATABASE_URL"])
+    _escrow(env, "e-late", 1)
+    tries: list[float] = []
+
+    def flaky_open() -> AbstractContextManager[Any]:
+        tries.append(time.monotonic())
+        if len(tries) < 3:
+            raise OSError("database unreachable")
+        return open_app(load_settings(env))
+
+    with caplog.at_level(logging.ERROR):
+        runner = DeadlineRunner(flaky_open, 0.1).start()
+        try:
+            deadline = time.monotonic() + 30
+            while _state(env, "e-late")[0] is EscrowState.HELD and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            runner.stop()
+    assert _state(env, "e-late") == (EscrowState.CLOSED, 1_000)
+    assert len(tries) == 3 and "opens the app again in 0.1 s" in caplog.text
 
 
 @pytest.mark.parametrize("every_s", [0, -1.0, float("nan"), float("inf"), 1e300])

@@ -78,12 +78,21 @@ class DeadlineRunner:
         self._thread.join(timeout_s)
 
     def _run(self) -> None:
-        try:
-            with self._open_app() as app:
-                while not self._stop.wait(self.every_s):
-                    run_once(app)
-        except Exception:  # the API still serves; say why deadlines no longer act
-            log.exception("the deadline runner stopped")
+        # An app that cannot be opened (the database unreachable as the server starts, a
+        # PostgreSQL restart under it) is opened again at the next period: the runner gave
+        # up at the first failure, and no deadline acted again while the API served.
+        while not self._stop.is_set():
+            try:
+                with self._open_app() as app:
+                    while not self._stop.wait(self.every_s):
+                        run_once(app)
+                return
+            except Exception:  # the API still serves; say why deadlines wait
+                log.exception(
+                    "the deadline runner could not run; it opens the app again in %g s",
+                    self.every_s,
+                )
+            self._stop.wait(self.every_s)
 
 
 __all__ = ["DEFAULT_EVERY_S", "DeadlineRunner", "run_once"]
