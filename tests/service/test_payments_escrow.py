@@ -4,6 +4,8 @@ actor. Rejections change nothing."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import sqlalchemy as sa
 
@@ -448,15 +450,19 @@ def test_a_decision_after_the_deadline_is_refused_and_the_deadline_acts_first(
 
 
 def test_an_escrow_whose_deadline_cannot_act_stays_the_controllers_to_decide(
-    hub: PaymentScheme, clock: FakeClock
+    hub: PaymentScheme, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Its deadline would release to a suspended payee: process_deadlines leaves it held for
-    a person, and that person (the controller) can still refund it after the deadline."""
+    a person, and that person (the controller) can still refund it after the deadline. The
+    log says which escrow and why (it was only counted)."""
     s = hub
     s.create_escrow("mtn-rw", "esc-x", "bk-rw", "RWF", 5_000, "goods", 60, "release", "tradehub")
     s.set_active("bk-rw", False)
     clock.advance(61)
-    assert s.process_deadlines()["escrows_failed"] == 1
+    with caplog.at_level(logging.INFO, logger="entrepot.payments.services"):
+        assert s.process_deadlines()["escrows_failed"] == 1
+    assert "escrow esc-x: its deadline cannot act now" in caplog.text
+    assert "bk-rw" in caplog.text and "suspended" in caplog.text
     e = s.refund_escrow("tradehub", "esc-x", 5_000)
     assert (e.state, e.refunded_minor) == (EscrowState.CLOSED, 5_000)
     assert_ledger_ok(s)

@@ -2246,7 +2246,9 @@ class PaymentScheme:
         for row in due:
             try:
                 escrows += self._deadline_acts(row.id)
-            except PaymentError:  # e.g. the payee is suspended: it stays held for a person
+            except PaymentError as exc:  # e.g. the payee is suspended: held for a person
+                # said why (it was only counted: a refusal nobody expected went unseen)
+                log.info("escrow %s: its deadline cannot act now: %s", row.id, exc)
                 failed += 1
             except Exception:  # (the database, say): the other escrows due still act now
                 log.exception("escrow %s: its deadline did not act; retried next pass", row.id)
