@@ -435,6 +435,13 @@ def test_an_escrow_requests_bad_amount_or_currency_names_the_field_as_the_body_s
         r = client.post(path, json=body, headers=h["mtn-rw"])
         assert r.status_code == 422, (path, body, r.text)
         assert r.json()["field"] == field, (path, body, r.json())
+    # a payee that does not exist, or is suspended, is named too (it named no field)
+    scheme.register_participant("bk-off", "Bank Off", "bank", "RW", ["RWF"])
+    scheme.set_active("bk-off", False)
+    before = snapshot(scheme)
+    for payee, status in (("nobody", 404), ("bk-off", 409)):
+        r = client.post("/v1/escrows", json={**made, "payeeFsp": payee}, headers=h["mtn-rw"])
+        assert r.status_code == status and r.json()["field"] == "payeeFsp", r.text
     assert snapshot(scheme) == before
 
 

@@ -2415,7 +2415,12 @@ class PaymentScheme:
                     field="payeeFsp",
                 )
             payer = self._active(conn, caller)
-            self._active(conn, payee).check_currency(currency)
+            try:
+                payee_p = self._active(conn, payee)
+            except (ParticipantNotFound, ParticipantSuspended) as exc:
+                exc.field = "payeeFsp"  # (the request's; the check names none)
+                raise
+            payee_p.check_currency(currency)
             ctl = controller or caller
             self._check_controller(conn, ctl, caller, payee)
             src = payer.check_currency(currency)
