@@ -740,6 +740,19 @@ def test_a_merchant_named_like_its_bank_sees_only_its_own_side(lender: Api) -> N
     )
 
 
+def test_a_merchant_named_like_its_bank_cannot_read_the_banks_offer_by_asking_its_id(
+    lender: Api,
+) -> None:
+    """Asking again under an offer id returns the first decision; the retry was answered
+    before the API kept the caller on its side: a merchant whose id is its bank's participant
+    id asked under another merchant's offer id and was given that merchant's decision, its
+    trade history and features, as if a retry of its own."""
+    api = lender
+    twin = api.merchant("mtn-rw", "RW-100299")
+    api.ok(KEPT, "POST", "/lending/offers", ASK, status=201)
+    api.all_refused((twin, "POST", "/lending/offers", ASK, 409, "lending_id_conflict", None))
+
+
 def test_a_merchant_named_like_its_bank_cannot_record_its_own_loan_repaid(lender: Api) -> None:
     """Lending matches a caller on either side, and the repayment route left it to lending
     to tell the lender: a merchant whose id is its own bank's participant id is that loan's

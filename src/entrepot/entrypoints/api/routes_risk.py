@@ -47,6 +47,7 @@ from entrepot.risk.decisions import get_decision as find_decision
 from entrepot.risk.errors import UnknownDecision
 from entrepot.risk.lending import (
     CreditPolicy,
+    IdConflict,
     Lending,
     Loan,
     LoanNotFound,
@@ -348,6 +349,10 @@ def ask_for_offer(body: r.OfferIn, caller: Caller, party: Party, risk: Risk) -> 
     # have moved on since; the first decision stands). A review's id is not a request's.
     replay = risk.lending.asked_before(party.id, body.offerId, body.lenderId)
     if replay is not None:
+        if not party.owns(replay.lender_id, replay.merchant_id):
+            # lending matched a merchant named like its bank as the lender: the id is another
+            # merchant's, whose decision and history it was given (found by a review)
+            raise IdConflict(f"offer id {body.offerId!r} was used for another request")
         return cv.offer(replay)
     merchant = active_merchant(risk.trade, party.id)
     check_merchants_bank(merchant, body.lenderId, field="lenderId")
