@@ -318,3 +318,18 @@ def test_without_a_file_the_history_is_the_platforms(
         2,
         "history_months must be an integer in 1..36",
     )
+
+
+@pytest.mark.parametrize("field", ["max_refund_rate", "max_dispute_rate", "min_regularity",
+                                   "limit_multiple"])  # fmt: skip
+def test_a_policy_file_without_a_value_for_a_required_rate_is_refused(
+    home: Path, platform: Net, tmp_path: Path, field: str
+) -> None:
+    """A required rate given as null was stored (the rule then compared a rate with None):
+    every offer of the lender failed with a TypeError, and a null limit_multiple was one at
+    policy-set. Refused as bad input, naming the field; nothing is stored."""
+    policy = write(tmp_path / "policy.json", {**POLICY, field: None})
+    refused(["policy-set", "--as", "mtn-rw", "--file", str(policy)], 2,
+            f"lending_invalid_policy: {field}")  # fmt: skip
+    result = runner.invoke(app, ["policy-show", "mtn-rw", "RWF"])
+    assert result.exit_code == 1 and "lending_policy_not_found" in result.stderr

@@ -391,6 +391,10 @@ class CreditPolicy:
         check_currency(self.currency, InvalidPolicy)
         for name in _DECIMAL_FIELDS:
             value = getattr(self, name)
+            if value is None and name not in _OPTIONAL_POLICY_FIELDS:
+                # stored, a null rate failed every offer of the lender (a rule compared a
+                # rate with None; found by a review)
+                raise InvalidPolicy(f"{name} must be decimal text like '0.05'", field=name)
             if value is not None:
                 object.__setattr__(self, name, _decimal(value, name))
         self._check_ints()
