@@ -213,3 +213,15 @@ def test_no_cut_off_reaches_the_target() -> None:
 def test_errors_are_invalid_input() -> None:
     for cls in (MissingTarget, TargetNotBinary, TargetUnreachable, UnknownModel, UnreadableData):
         assert issubclass(cls, InvalidInput)
+
+
+def test_marital_status_under_its_usual_column_names_is_protected() -> None:
+    """OpenML's credit-g (the German credit data as sklearn fetches it) names sex and marital
+    status ``personal_status`` ("male single", "female div/dep/mar"); Home Credit names marital
+    status ``NAME_FAMILY_STATUS``: neither holds a protected word, and both entered the
+    scorecard as features. ``status`` alone (``checking_status``) stays a feature."""
+    columns = ["checking_status", "personal_status", "NAME_FAMILY_STATUS", "civilStatus",
+               "savings_status", "family_size"]  # fmt: skip
+    assert credit.protected_columns(columns, ()) == [
+        "personal_status", "NAME_FAMILY_STATUS", "civilStatus"
+    ]  # fmt: skip

@@ -57,6 +57,12 @@ PROTECTED_NAME_WORDS: tuple[str, ...] = (
     "sexes", "genders", "ages", "nationalities", "races", "religions", "ethnicities",
     "disabilities",
 )  # fmt: skip
+#: Pairs of words that together name a protected attribute (each alone does not): marital
+#: status as OpenML's credit-g (``personal_status``: sex and marital status) and Home Credit
+#: (``NAME_FAMILY_STATUS``) name it, which entered the scorecard (found by a review).
+PROTECTED_NAME_PAIRS: tuple[tuple[str, str], ...] = (
+    ("personal", "status"), ("family", "status"), ("civil", "status"),
+)  # fmt: skip
 #: Where a column's name changes case (``applicantAge``, ``HTTPStatus``): a word boundary.
 _CASE_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 N_SPLITS = 5
@@ -217,7 +223,8 @@ def protected_columns(columns: Sequence[str], declared: Sequence[str]) -> list[s
         # and age and gender entered the scorecard (found by a review)
         words_of = _CASE_BOUNDARY.sub("_", str(column)).lower()
         tokens = set(re.split(r"[^a-z]+", words_of))
-        if column in declared or tokens & words:
+        paired = any(a in tokens and b in tokens for a, b in PROTECTED_NAME_PAIRS)
+        if column in declared or tokens & words or paired:
             out.append(str(column))
     return out
 
