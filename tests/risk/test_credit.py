@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from entrepot.kernel.clock import FakeClock
@@ -225,3 +226,33 @@ def test_marital_status_under_its_usual_column_names_is_protected() -> None:
     assert credit.protected_columns(columns, ()) == [
         "personal_status", "NAME_FAMILY_STATUS", "civilStatus"
     ]  # fmt: skip
+
+
+def test_a_missing_value_is_named_missing_and_costs_what_the_model_charged(
+    synthetic_model: Trained, synthetic_csv: Path
+) -> None:
+    """A decline's reasons are the model's: a merchant whose sales are missing was told its
+    sales were in the lowest bin ("monthly_sales_eur in (-inf, 987.00)") and charged that
+    bin's points, while the scorecard had scored the missing value at WoE 0 (found by a
+    review). Each reason's cost is what the model's own WoE gave the row, less the best."""
+    report, models = synthetic_model
+    artefact = credit.load_model(models, report.model_id)
+    frame = pd.read_csv(synthetic_csv)
+    X = frame[artefact["features"]]
+    pipeline = credit._final_pipeline(artefact["scorecard"])
+    used = pipeline.named_steps["binning"].transform(X)  # the WoE the model scored
+    coefs = pipeline.named_steps["logit"].coef_[0]
+    reasons = credit.scorecard_reasons(artefact, X)
+    missing = X["monthly_sales_eur"].isna().to_numpy()
+    said = [next((t for t in reasons[r] if t.startswith("monthly_sales_eur")), None)
+            for r in range(len(X))]  # fmt: skip
+    assert any(said[r] for r in np.flatnonzero(missing))
+    for r in np.flatnonzero(missing):
+        assert said[r] is None or said[r].startswith("monthly_sales_eur is missing"), said[r]
+    # two rows' costs differ by exactly what the model's points for them differ
+    j = list(used.columns).index("monthly_sales_eur")
+    costs = {r: float(said[r].split("costs ")[1].split(" ")[0]) for r in range(len(X)) if said[r]}
+    first, *others = costs
+    for r in others:
+        expected = coefs[j] * (used.iloc[r, j] - used.iloc[first, j])
+        assert abs((costs[r] - costs[first]) - expected) < 0.011, (r, said[r], said[first])

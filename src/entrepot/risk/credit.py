@@ -640,11 +640,24 @@ def scorecard_reasons(artefact: dict[str, Any], X: pd.DataFrame) -> list[list[st
             warnings.simplefilter("ignore")  # optbinning's own pandas deprecation notices
             table = optb.binning_table.build()
         body = table.drop(index="Totals")
-        woe = body["WoE"].astype(float).to_numpy()
+        woe = body["WoE"].astype(float).to_numpy(copy=True)
+        # the bins, then Special and Missing: the model scores those two (and a category it
+        # never saw) at WoE 0, BinningProcess.transform's default, not at their bins' WoE
+        woe[len(body) - 2 :] = 0.0
         counts = body["Count"].astype(float).to_numpy()
         points = coefs[j] * woe
         best = points[counts > 0].min()
-        idx = np.asarray(optb.transform(X[name].to_numpy(), metric="indices"), dtype=int)
+        # "empirical": a missing value's index is the Missing row (by default it was 0, the
+        # first bin: a merchant without sales figures was told its sales were the lowest)
+        idx = np.asarray(
+            optb.transform(
+                X[name].to_numpy(),
+                metric="indices",
+                metric_special="empirical",
+                metric_missing="empirical",
+            ),
+            dtype=int,
+        )
         costs[:, j] = points[idx] - best
         labels.append([f"{name} {_describe_bin(b)}" for b in body["Bin"].tolist()])
         labels[-1] = [labels[-1][k] for k in idx]
