@@ -333,3 +333,16 @@ def test_a_policy_file_without_a_value_for_a_required_rate_is_refused(
             f"lending_invalid_policy: {field}")  # fmt: skip
     result = runner.invoke(app, ["policy-show", "mtn-rw", "RWF"])
     assert result.exit_code == 1 and "lending_policy_not_found" in result.stderr
+
+
+def test_a_model_cutoff_is_refused_at_policy_set_as_over_http(
+    home: Path, platform: Net, tmp_path: Path
+) -> None:
+    """The CLI has no credit model wired (no adapter yet), and stored a policy with max_pd:
+    every offer of that lender, from the CLI and over HTTP, was then lending_scorer_missing
+    until the bank set another. Refused when set, as PUT /v1/risk/lending/policies does."""
+    policy = write(tmp_path / "policy.json", {**POLICY, "max_pd": "0.15"})
+    refused(["policy-set", "--as", "mtn-rw", "--file", str(policy)], 2,
+            "lending_scorer_missing")  # fmt: skip
+    result = runner.invoke(app, ["policy-show", "mtn-rw", "RWF"])
+    assert result.exit_code == 1 and "lending_policy_not_found" in result.stderr

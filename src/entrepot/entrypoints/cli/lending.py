@@ -52,6 +52,7 @@ from entrepot.risk.lending import (
     NotYours,
     Offer,
     OfferState,
+    ScorerMissing,
 )
 from entrepot.risk.lending.model import POLICY_VERSION_MAX
 
@@ -203,6 +204,11 @@ def policy_set(
     policy = CreditPolicy.from_dict(raw)
     with _platform() as (a, lending):
         check_lender_kind(a.payments, caller)
+        if policy.max_pd is not None and lending.scorer is None:
+            # as over HTTP: stored, every offer of the lender was refused until it set another
+            raise ScorerMissing(
+                "max_pd needs a credit model and none is configured", field="max_pd"
+            )
         stored = lending.set_policy(caller, policy)
     _show_policy(stored, as_json)
 
