@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 
 from entrepot.city import CONTROLLERS, Scenario, run_episode
-from entrepot.city.controllers import PhaseMachine, SafetyMonitor, SignalHandle
+from entrepot.city.controllers import PhaseMachine, SafetyMonitor, SignalHandle, make_controller
+from entrepot.city.controllers.base import ControlContext
 from entrepot.city.controllers.entrepot import ENTREPOT_TIMING, EntrepotController, EntrepotParams
 from entrepot.city.errors import SignalNotOwned, UnsafeTransition
 from entrepot.city.model import (
     Decision,
     Intersection,
+    LaneReading,
     Movement,
     SignalTiming,
     transition_states,
@@ -189,3 +191,45 @@ def test_actuated_baseline_runs_on_plans_that_carry_params(
     assert read_net(net).tl_programs["A0"][0] == ("GGGgrrrrGGGgrrrr", 42.0)
     assert result.metrics.inserted > 0
     assert result.metrics.safety_violations == 0
+
+
+class _SimWithDeadDetector:
+    """The simulator port's detector side for one signal; the detectors of ``dead`` lanes
+    report nothing (a field detector that failed), every other lane holds 3 halting vehicles
+    and its gap loop has seen nothing for 10 s."""
+
+    def __init__(self, dead: set[str]) -> None:
+        self.dead = dead
+        self.state = "GrG"
+        self.served: set[str] = set()
+
+    def signal_state(self, tl_id: str) -> str:
+        return self.state
+
+    def set_signal_state(self, tl_id: str, state: str) -> None:
+        self.state = state
+        self.served.add(state)
+
+    def lane_readings(self, lanes: tuple[str, ...]) -> dict[str, LaneReading]:
+        return {lane: LaneReading(0, 0, 0.0, 100.0, 0.0) for lane in lanes}
+
+    def lane_counts(self, lanes: tuple[str, ...]) -> dict[str, tuple[int, int]]:
+        return {lane: (3, 3) for lane in lanes if lane not in self.dead}
+
+    def loop_gaps_s(self, lanes: tuple[str, ...]) -> dict[str, float]:
+        return {lane: 10.0 for lane in lanes if lane not in self.dead}
+
+
+@pytest.mark.parametrize("name", ["entrepot", "max_pressure"])
+def test_a_detector_that_reports_nothing_neither_stops_the_controller_nor_starves_its_phase(
+    name: str,
+) -> None:
+    sim = _SimWithDeadDetector({"e_0"})  # the only lane of phase 1 ("rGr")
+    ctx = ControlContext(sim, SignalHandle(sim, frozenset({"X"})), {"X": _intersection()})  # type: ignore[arg-type]
+    controller = make_controller(name)
+    controller.attach(ctx, 0.0)
+
+    for t in range(1, 600):
+        controller.act(float(t))
+
+    assert "rGr" in sim.served  # the approach whose detector failed still gets its green

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 
 from entrepot.city.controllers.base import ControlContext, PhaseMachine, SignalController
 from entrepot.city.controllers.coordination import ArrivalForecast, ForecastParams
-from entrepot.city.controllers.max_pressure import phase_movements
+from entrepot.city.controllers.max_pressure import blind_phases, phase_movements
 from entrepot.city.model import Decision, Intersection, SignalTiming
 
 ENTREPOT_TIMING = SignalTiming(
@@ -160,7 +160,8 @@ class EntrepotController(SignalController):
     def _open_share(self, outs: tuple[str, ...], counts: dict[str, tuple[int, int]]) -> float:
         """Share of a lane's movements whose outgoing lane is below the spill-back fill."""
         fill = self.params.spillback_fill
-        return sum(counts[o][0] < fill * self._capacity[o] for o in outs) / len(outs)
+        # An outgoing lane whose detector reports nothing is taken as open.
+        return sum(counts.get(o, (0, 0))[0] < fill * self._capacity[o] for o in outs) / len(outs)
 
     def _forecast(
         self,
@@ -191,13 +192,13 @@ class EntrepotController(SignalController):
             score = 0.0
             queue = 0
             for lane, outs in phase:
-                vehicles, halting = counts[lane]
+                vehicles, halting = counts.get(lane, (0, 0))  # reports nothing: empty
                 share = self._open_share(outs, counts)
                 demand = halting + p.w_moving * (vehicles - halting)
                 if use_fc:
                     assert self.forecast is not None
                     demand += p.w_forecast * self.forecast.arrivals(lane, t_s, horizon)
-                downstream = sum(counts[o][0] for o in outs) / len(outs)
+                downstream = sum(counts.get(o, (0, 0))[0] for o in outs) / len(outs)
                 score += demand * share - p.w_downstream * downstream
                 queue += halting if share > 0 else 0
             scores.append(score)
@@ -216,18 +217,27 @@ class EntrepotController(SignalController):
         tl_id = machine.tl.tl_id
         scores, queues = self._scores(tl_id, counts, t_s)
         cur = machine.phase
-        others = [i for i in range(len(scores)) if i != cur and (queues[i] > 0 or scores[i] > 0)]
+        # A phase with a lane whose detector reports nothing may hold vehicles: the
+        # starvation guard serves it as if they halted there (a failed detector's recall).
+        blind = blind_phases(self._phases[tl_id], counts)
+        waiting = [queues[i] > 0 or i in blind for i in range(len(scores))]
+        others = [i for i in range(len(scores)) if i != cur and (waiting[i] or scores[i] > 0)]
         if not others:
             return
         best = max(others, key=lambda i: scores[i])
         starving = [
-            i for i in others if queues[i] > 0 and t_s - machine.last_served_s[i] > p.red_s_max
+            i for i in others if waiting[i] and t_s - machine.last_served_s[i] > p.red_s_max
         ]
         green_s = machine.green_elapsed_s(t_s)
         if starving:
             target = max(starving, key=lambda i: t_s - machine.last_served_s[i])
+            what = (
+                f"has {queues[target]} halting"
+                if queues[target] > 0
+                else f"has detectors that report nothing ({', '.join(blind[target])})"
+            )
             reason = (
-                f"starvation guard: phase {target} has {queues[target]} halting and has not "
+                f"starvation guard: phase {target} {what} and has not "
                 f"been green for {t_s - machine.last_served_s[target]:.0f} s > "
                 f"{p.red_s_max:.0f} s"
             )

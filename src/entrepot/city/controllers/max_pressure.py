@@ -5,10 +5,27 @@ from __future__ import annotations
 from entrepot.city.controllers.base import ControlContext, PhaseMachine, SignalController
 from entrepot.city.model import GREEN, Intersection, SignalTiming
 
+#: A phase with a lane whose detector reports nothing has unknown pressure: it is served once
+#: it has not been green for this long (s), as an actuated controller recalls a phase whose
+#: detector failed (below SUMO's 300 s teleport time).
+BLIND_RECALL_S = 240.0
+
 #: Pinned: a controller's timing alone moves travel time by tens of seconds.
 MAX_PRESSURE_TIMING = SignalTiming(
     green_s_min=10.0, green_s_max=1e9, yellow_s=3.0, all_red_s=2.0, decision_s=5.0
 )
+
+
+def blind_phases(
+    phases: list[list[tuple[str, tuple[str, ...]]]], counts: dict[str, tuple[int, int]]
+) -> dict[int, tuple[str, ...]]:
+    """Phases with an incoming lane whose detector reported nothing, with those lanes."""
+    out = {}
+    for i, phase in enumerate(phases):
+        missing = tuple(lane for lane, _ in phase if lane not in counts)
+        if missing:
+            out[i] = missing
+    return out
 
 
 def phase_movements(tl: Intersection) -> list[list[tuple[str, tuple[str, ...]]]]:
@@ -66,12 +83,31 @@ class MaxPressureController(SignalController):
             return
         counts = self._ctx.sim.lane_counts(self._lanes)
         for machine in ready:
+            phases = self._phases[machine.tl.tl_id]
+            blind = blind_phases(phases, counts)
+            recall = [
+                i
+                for i in blind
+                if i != machine.phase and t_s - machine.last_served_s[i] > BLIND_RECALL_S
+            ]
+            if recall:
+                target = max(recall, key=lambda i: t_s - machine.last_served_s[i])
+                machine.switch(
+                    t_s,
+                    target,
+                    f"detector recall: the detectors of phase {target} report nothing "
+                    f"({', '.join(blind[target])}) and it has not been green for "
+                    f"{t_s - machine.last_served_s[target]:.0f} s > {BLIND_RECALL_S:.0f} s",
+                )
+                continue
+            # A lane whose detector reports nothing counts as empty (its phase is recalled).
             pressures = [
                 sum(
-                    counts[lane][0] - sum(counts[o][0] for o in outs) / len(outs)
+                    counts.get(lane, (0, 0))[0]
+                    - sum(counts.get(o, (0, 0))[0] for o in outs) / len(outs)
                     for lane, outs in phase
                 )
-                for phase in self._phases[machine.tl.tl_id]
+                for phase in phases
             ]
             best = max(range(len(pressures)), key=lambda i: (pressures[i], i == machine.phase))
             if best != machine.phase and pressures[best] > pressures[machine.phase]:
