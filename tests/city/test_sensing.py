@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from entrepot.city import LinkEstimate, ProbeAggregator, ProbeRecord, Scenario, run_episode
-from entrepot.city.model import Bounds
+from entrepot.city.model import Bounds, LaneReading
 from entrepot.city.ports import Simulator
 from entrepot.city.sensing import DetectorView, SensingPipeline, fuse, in_fleet
 
@@ -89,3 +89,38 @@ def test_fleet_share_is_roughly_the_sampled_share() -> None:
 def test_sensing_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="fleet share"):
         SensingPipeline(fleet_share=1.5)
+
+
+class _SimWithDeadLaneDetector:
+    """Two links of one lane each; the lane-area detector of ``b_0`` reports nothing."""
+
+    def link_lanes(self) -> dict[str, tuple[str, ...]]:
+        return {"a": ("a_0",), "b": ("b_0",)}
+
+    def lane_max_speed_mps(self, lane: str) -> float:
+        return 13.89
+
+    def bounds(self) -> Bounds:
+        return Bounds(0.0, 0.0, 1000.0, 1000.0)
+
+    def vehicle_ids(self) -> tuple[str, ...]:
+        return ()
+
+    def probes(self, vehicle_ids: tuple[str, ...]) -> list[ProbeRecord]:
+        return []
+
+    def lane_readings(self, lanes: tuple[str, ...]) -> dict[str, LaneReading]:
+        return {lane: LaneReading(4, 2, 5.0, 100.0, 20.0) for lane in lanes if lane != "b_0"}
+
+    def loop_counts(self) -> dict[str, int]:
+        return {"a_0": 1}
+
+
+def test_a_lane_detector_that_reports_nothing_leaves_the_other_estimates_standing() -> None:
+    pipeline = SensingPipeline()
+
+    pipeline(5.0, _SimWithDeadLaneDetector())  # type: ignore[arg-type]
+
+    a, b = pipeline.latest["a"], pipeline.latest["b"]
+    assert (a.speed_mps, a.queue_veh, a.detector_samples) == (5.0, 2.0, 4)
+    assert (b.speed_mps, b.queue_veh, b.detector_samples) == (13.89, 0.0, 0)  # no data: free flow

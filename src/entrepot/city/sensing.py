@@ -157,14 +157,16 @@ class SensingPipeline:
         loops = sim.loop_counts()
         out = {}
         for link, lanes in self._lanes.items():
+            # A lane whose detector reports nothing adds no sample (as its loop adds no count).
+            seen = [readings[lane] for lane in lanes if lane in readings]
             view = DetectorView(
                 speed_weighted_sum=sum(
-                    readings[lane].mean_speed_mps * readings[lane].vehicles
-                    for lane in lanes
-                    if readings[lane].vehicles > 0 and math.isfinite(readings[lane].mean_speed_mps)
+                    r.mean_speed_mps * r.vehicles
+                    for r in seen
+                    if r.vehicles > 0 and math.isfinite(r.mean_speed_mps)
                 ),
-                vehicles=sum(readings[lane].vehicles for lane in lanes),
-                halting=sum(readings[lane].halting for lane in lanes),
+                vehicles=sum(r.vehicles for r in seen),
+                halting=sum(r.halting for r in seen),
                 loop_count=sum(loops.get(lane, 0) for lane in lanes),
             )
             out[link] = fuse(
