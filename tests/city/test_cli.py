@@ -145,3 +145,20 @@ def test_bench_with_no_controller_named_exits_2(small_cfg: Path) -> None:
     assert result.exit_code == 2, result.output
     assert "name at least one controller" in result.stderr
     assert result.stdout == ""
+
+
+def test_forecast_save_into_a_folder_that_does_not_exist_is_refused_before_simulating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where days would be simulated
+    target = tmp_path / "no-such-folder" / "days.npz"
+
+    result = runner.invoke(
+        app, ["forecast", "--days", "2", "--train-days", "1", "--save", str(target)]
+    )
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: city_invalid_series: ")
+    assert str(target.parent) in result.stderr
+    assert not (tmp_path / "entrepot-city").exists()  # no SUMO day was simulated, then lost
+

@@ -220,6 +220,9 @@ def forecast(
 ) -> None:
     """Forecast 5-minute mean link speeds 5/10/15 minutes ahead; MAE vs last value and HA."""
     _check_forecast_options(model, days, train_days, splits, rolling, simulated=load is None)
+    if save is not None and not save.parent.is_dir():
+        # Refused before the days are simulated (minutes of SUMO), not after, losing them.
+        raise InvalidSeries(f"cannot save the days to {save}: folder {save.parent} does not exist")
     data, plans = _forecast_data(load, synthetic, days, seed, workers)
     if save is not None:
         services.save_forecast_days(save, data, plans)
