@@ -162,3 +162,16 @@ def test_forecast_save_into_a_folder_that_does_not_exist_is_refused_before_simul
     assert str(target.parent) in result.stderr
     assert not (tmp_path / "entrepot-city").exists()  # no SUMO day was simulated, then lost
 
+
+def test_forecast_save_writes_the_path_given_so_load_reads_it_back(tmp_path: Path) -> None:
+    path = tmp_path / "days"  # no .npz suffix
+
+    saved = runner.invoke(
+        app, ["forecast", "--synthetic", "--days", "3", "--train-days", "2", "--save", str(path)]
+    )
+    loaded = runner.invoke(app, ["forecast", "--load", str(path), "--train-days", "2", "--json"])
+
+    assert saved.exit_code == 0, saved.output
+    assert path.is_file() and not (tmp_path / "days.npz").exists()
+    assert loaded.exit_code == 0, loaded.output
+    assert json.loads(loaded.stdout)["days"] == 3

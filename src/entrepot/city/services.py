@@ -455,7 +455,8 @@ def save_forecast_days(
             arrays[name] = getattr(days, name)
     if plans:
         arrays["plans"] = np.array(json.dumps([p.as_json() for p in plans]))
-    np.savez_compressed(path, **arrays)
+    with path.open("wb") as out:  # at this very path: numpy would add .npz to a bare name
+        np.savez_compressed(out, **arrays)
 
 
 def load_forecast_days(path: Path) -> SpeedDays:
