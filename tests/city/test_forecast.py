@@ -93,3 +93,13 @@ def test_rolling_mean_is_the_trailing_window_mean() -> None:
     assert smoothed.tolist() == [1.0, 1.5, 2.5, 3.5]
     with pytest.raises(InvalidSeries, match="at least one minute"):
         days.rolling_mean(0)
+
+
+@pytest.mark.parametrize("name", ["flows", "queues", "upstream", "downstream"])
+def test_flows_queues_or_neighbours_that_are_not_finite_are_refused(name: str) -> None:
+    speeds = np.ones((2, 30, 2))
+    bad = np.ones((2, 2)) if name in ("upstream", "downstream") else np.ones_like(speeds)
+    bad.flat[1] = np.nan
+
+    with pytest.raises(InvalidSeries, match=f"{name} contain NaN"):
+        SpeedDays(speeds, ("a", "b"), **{name: bad})

@@ -58,6 +58,11 @@ class SpeedDays:
             adj = getattr(self, name)
             if adj is not None and adj.shape != (n, n):
                 raise InvalidSeries(f"{name} must be [link, link], got shape {adj.shape}")
+        for name in ("flows", "queues", "upstream", "downstream"):
+            # one NaN spreads through the features of every row and the scores come out NaN
+            extra = getattr(self, name)
+            if extra is not None and not np.all(np.isfinite(extra)):
+                raise InvalidSeries(f"{name} contain NaN or infinite values")
 
     def rolling_mean(self, window_min: int) -> SpeedDays:
         """Trailing ``window_min``-minute mean of every series (the first minutes average what
