@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -173,3 +174,14 @@ def test_a_demand_rate_for_a_scenario_with_its_own_routes_is_refused(
         with pytest.raises(ScenarioInvalid, match="brings its own routes"):
             resolve_scenario(spec, rate_vph=900)
     assert resolve_scenario(str(cfg)).end_s == 240
+
+
+@pytest.mark.parametrize("rate", [math.inf, math.nan, 0.0, -500.0])
+def test_a_grid_demand_rate_that_is_not_a_positive_number_is_refused_before_generating(
+    rate: float, tmp_path: Path
+) -> None:
+    """--rate inf reached randomTrips and failed as a simulator error (exit 1)."""
+    with pytest.raises(ScenarioInvalid, match="demand rate") as caught:
+        resolve_scenario("grid4x4", rate_vph=rate, workdir=tmp_path)
+    assert caught.value.field == "rate"
+    assert not list(tmp_path.iterdir())  # nothing was generated

@@ -4,6 +4,7 @@ the same demand, build forecasting days and score the forecasts."""
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import re
 import tempfile
@@ -98,6 +99,12 @@ def resolve_scenario(
         raise ScenarioInvalid(
             f"scenario {spec}: a demand rate ({rate_vph:g} vehicles/h) sets grid4x4's "
             "generated demand; this scenario brings its own routes",
+            field="rate",
+        )
+    if rate_vph is not None and not (math.isfinite(rate_vph) and rate_vph > 0):
+        raise ScenarioInvalid(
+            f"scenario {spec}: a demand rate must be a positive number of vehicles per hour, "
+            f"got {rate_vph:g}",
             field="rate",
         )
     hour = 3600 if end_s is None else end_s
