@@ -270,3 +270,19 @@ def test_ensemble_averages_every_gbm_candidate_with_its_validated_rounds() -> No
     each = [fit_predict(m, train, test) for m in chosen.members]
     np.testing.assert_allclose(chosen.predict(train, test), np.mean(each, axis=0))
     assert chosen.as_json()["members"][0]["family"] == "gbm"
+
+
+def test_a_split_too_small_to_validate_reports_no_validation_day() -> None:
+    """With two training days nothing is validated (the first candidate is used); the report
+    named one of them a validation day and the table said "2 / 1"."""
+    days = synthetic_days(n_days=3, minutes=70, seed=2)
+    split = fe.Split((0, 1), (2,))
+
+    result = fe.evaluate_split(days, split, (5,))
+
+    assert result.selections[0].validation_mae == {}
+    assert result.as_json()["validation_days"] == []
+    report = services.ForecastSplitsReport(
+        3, 8, 70, "ridge", False, (result,), fe.summarise([result])
+    )
+    assert "| 2-2 | 2 / 0 |" in forecast_splits_table(report)

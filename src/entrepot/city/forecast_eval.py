@@ -62,7 +62,10 @@ class Split:
     test: tuple[int, ...]
 
     def fit_and_validation(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """The training days cut into fit days and the last ones for validation."""
+        """The training days cut into fit days and the last ones for validation; too few
+        training days to select on (``MIN_DAYS_TO_SELECT``): all fit, none validates."""
+        if len(self.train) < MIN_DAYS_TO_SELECT:
+            return self.train, ()
         n_val = max(1, round(VALIDATION_FRACTION * len(self.train)))
         return self.train[:-n_val], self.train[-n_val:]
 
