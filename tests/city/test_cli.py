@@ -123,6 +123,8 @@ def test_forecast_load_of_a_file_that_is_not_saved_days_exits_2(tmp_path: Path) 
         (["--train-days", "2"], "need at least one training and one test day, got 2/2"),
         (["--splits", "3"], "2 days cannot make 3 splits"),
         (["--splits", "1"], "2 days leave a split of 1 without training days"),
+        (["--train-days", "1"], "need at least two training days, got 1"),
+        (["--splits", "2"], "need at least two training days, got 1"),
     ],
 )
 def test_forecast_refuses_bad_options_before_simulating_days(
@@ -154,7 +156,7 @@ def test_forecast_save_into_a_folder_that_does_not_exist_is_refused_before_simul
     target = tmp_path / "no-such-folder" / "days.npz"
 
     result = runner.invoke(
-        app, ["forecast", "--days", "2", "--train-days", "1", "--save", str(target)]
+        app, ["forecast", "--days", "3", "--train-days", "2", "--save", str(target)]
     )
 
     assert result.exit_code == 2, result.output

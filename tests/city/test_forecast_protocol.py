@@ -286,3 +286,16 @@ def test_a_split_too_small_to_validate_reports_no_validation_day() -> None:
         3, 8, 70, "ridge", False, (result,), fe.summarise([result])
     )
     assert "| 2-2 | 2 / 0 |" in forecast_splits_table(report)
+
+
+def test_one_training_day_is_refused_its_rows_would_see_their_own_target_as_the_ha() -> None:
+    """With one training day no other day gives its rows a historical average: the HA (and
+    the analogue) of a training row was its own future target, the model learnt a zero
+    deviation from it and scored exactly the HA."""
+    days = synthetic_days(n_days=3, minutes=70, seed=2)
+
+    with pytest.raises(InvalidSeries, match="at least two training days"):
+        fe.evaluate_split(days, fe.Split((0,), (1, 2)), (5,))
+    with pytest.raises(InvalidSeries, match="at least two training days"):
+        fe.evaluate_forecast(days, train_days=1, horizons_min=(5,))
+    assert fe.evaluate_split(days, fe.Split((0, 1), (2,)), (5,)).scores

@@ -23,6 +23,9 @@ from entrepot.city.forecast_features import Rows, build_rows
 from entrepot.city.forecast_models import MODELS, ModelConfig, candidates, fit_predict, fit_validate
 
 VALIDATION_FRACTION = 0.2
+#: With fewer training days a training row has no other day to take its historical average
+#: (and analogues) from: they would be its own future target.
+MIN_TRAIN_DAYS = 2
 #: Fewer training days than this: no validation carve-out, the family's first candidate is used.
 MIN_DAYS_TO_SELECT = 3
 
@@ -191,6 +194,11 @@ def evaluate_split(
         raise InvalidSeries(f"target window must be at least one minute, got {target_window_min}")
     if not split.train or not split.test or set(split.train) & set(split.test):
         raise InvalidSeries("need at least one training and one test day, disjoint")
+    if len(split.train) < MIN_TRAIN_DAYS:
+        raise InvalidSeries(
+            f"need at least two training days, got {len(split.train)}: a training row's "
+            "historical average comes from the other training days"
+        )
     for h in horizons_min:
         check_split(days, 1, h, target_window_min)
     train_only = days.take(split.train)
@@ -220,6 +228,11 @@ def evaluate_forecast(
     n_days = days.speeds.shape[0]
     for h in horizons_min:
         check_split(days, train_days, h, target_window_min)
+    if train_days < MIN_TRAIN_DAYS:
+        raise InvalidSeries(
+            f"need at least two training days, got {train_days}: a training row's "
+            "historical average comes from the other training days"
+        )
     split = Split(tuple(range(train_days)), tuple(range(train_days, n_days)))
     result = evaluate_split(
         days, split, horizons_min, target_window_min=target_window_min, model=model, seed=seed

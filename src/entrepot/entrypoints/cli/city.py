@@ -16,7 +16,7 @@ from entrepot.city import services
 from entrepot.city.controllers import CONTROLLERS
 from entrepot.city.errors import InvalidSeries
 from entrepot.city.forecast import HORIZONS_MIN, SpeedDays
-from entrepot.city.forecast_eval import split_days
+from entrepot.city.forecast_eval import MIN_TRAIN_DAYS, split_days
 from entrepot.city.forecast_models import MODELS
 from entrepot.city.report import (
     bench_table,
@@ -253,6 +253,16 @@ def _check_forecast_options(
         raise InvalidSeries(f"need at least one training and one test day, got {train_days}/{days}")
     if splits and not all(s.train for s in split_days(days, splits, rolling=rolling)):
         raise InvalidSeries(f"{days} days leave a split of {splits} without training days")
+    fewest = (
+        min(len(s.train) for s in split_days(days, splits, rolling=rolling))
+        if splits
+        else train_days
+    )
+    if fewest < MIN_TRAIN_DAYS:
+        raise InvalidSeries(
+            f"need at least two training days, got {fewest}: a training row's historical "
+            "average comes from the other training days"
+        )
 
 
 def _forecast_data(
