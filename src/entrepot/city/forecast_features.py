@@ -20,8 +20,9 @@ days, never on test days):
   deviations, trends, queues and flows (the network graph is known), and of their slow-spell
   ages.
 - ``full``: ``graph`` plus an analogue forecast: the mean target of the ``ANALOG_K`` reference
-  days whose network-wide state over the last ten minutes was nearest to today's at ``t``
-  (captures today's demand level and how far the peak is shifted), and an explicit estimate
+  days whose network-wide state over the last fifteen minutes (5-minute means at lags
+  ``ANALOG_LAGS``) was nearest to today's at ``t`` (captures today's demand level and how
+  far the peak is shifted), and an explicit estimate
   of the peak shift with the HA read at the shifted target time; and a fit of today's demand
   on the flow *entering* the network (the links nothing feeds): the level and lag that best
   map the usual entering flow onto today's over the last half hour, the demand they imply at
