@@ -1575,7 +1575,7 @@ def test_a_deadline_pass_with_more_legs_than_one_ledger_batch_still_acts(
         conn.execute(
             sa.insert(st.transfers),
             [
-                {**row._asdict(), "id": f"t-copy-{n}", "quote_id": f"q-copy-{n}"}
+                {**row._asdict(), "id": f"t-copy-{n}", "quote_id": f"q-copy-{n}", "seq": 2 + n}
                 for n in range(BATCH_EVENTS_MAX)
             ],
         )
@@ -2253,3 +2253,41 @@ def test_a_suspended_payer_accepts_no_quote_it_accepted_before(scheme: PaymentSc
         scheme.accept_quote("mtn-rw", "q1")
     scheme.set_active("bk-rw", True)
     assert scheme.accept_quote("mtn-rw", "q1").state is QuoteState.ACCEPTED
+
+
+def test_paging_transfers_misses_none_written_between_pages(scheme: PaymentScheme) -> None:
+    # Ids are the payers' (UUIDs): in id order, a transfer written after the first page with
+    # an id below its cursor was never listed, and a payee without an endpoint, reading its
+    # transfers to learn of new ones, let it expire unheard.
+    join_bk(scheme)
+    for tid in ("b", "d", "f"):
+        pay(scheme, "mtn-rw", tid, BK_CUSTOMER, 1_000, "RWF", commit=False)
+    first = scheme.list_transfers("bk-rw", limit=2)
+    assert [t.id for t in first] == ["b", "d"]
+    pay(scheme, "mtn-rw", "a", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    bulk_transfers(scheme, "mtn-rw", "bulk-1", "RWF", [BulkItem("c", *BK_CUSTOMER, 100)])
+    rest = scheme.list_transfers("bk-rw", limit=10, after=first[-1].id)
+    assert [t.id for t in rest] == ["f", "a", "c"]
+    assert scheme.list_transfers("bk-rw", limit=10, after="c") == []
+    # the cursor is one of the caller's transfers: another's is not told to exist
+    with pytest.raises(InvalidPaymentInput):
+        scheme.list_transfers("icbc", after="a")
+    with pytest.raises(InvalidPaymentInput):
+        scheme.list_transfers("bk-rw", after="zz")
+
+
+def test_transfers_written_before_migration_0031_are_paged_by_creation(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    from entrepot.storage.migrate import downgrade, upgrade
+
+    join_bk(scheme)
+    pay(scheme, "mtn-rw", "b", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    clock.advance(1)
+    for tid in ("c", "a"):
+        pay(scheme, "mtn-rw", tid, BK_CUSTOMER, 1_000, "RWF", commit=False)
+    downgrade(scheme.engine, "0030_quote_payee_registration")
+    upgrade(scheme.engine)
+    pay(scheme, "mtn-rw", "0", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    assert [t.id for t in scheme.list_transfers("bk-rw")] == ["b", "a", "c", "0"]
+    assert [t.id for t in scheme.list_transfers("bk-rw", after="a")] == ["c", "0"]

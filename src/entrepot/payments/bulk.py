@@ -68,6 +68,7 @@ _ROW_COLUMNS = (
     "fee",
     "target_amount",
     "payee_alias",
+    "seq",
 )
 
 
@@ -294,9 +295,12 @@ def bulk_transfers(
         if committed:  # a bulk that commits nothing opens no settlement window
             window = scheme._open_window(conn).id
             quote_ids = map(bulk_quote_id, (c[0] for c in committed))
+            last = st.LAST_TRANSFER_SEQ.first(conn)[0]  # under the write lock
             rows = [
-                (tid, qid, payee, amount + fee, fee, amount, alias)
-                for (tid, payee, amount, fee, alias), qid in zip(committed, quote_ids, strict=True)
+                (tid, qid, payee, amount + fee, fee, amount, alias, last + n)
+                for n, ((tid, payee, amount, fee, alias), qid) in enumerate(
+                    zip(committed, quote_ids, strict=True), 1
+                )
             ]  # fmt: skip
             constants = {
                 "payer_participant": caller,

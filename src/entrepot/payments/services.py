@@ -1753,7 +1753,8 @@ class PaymentScheme:
             if decision.hold:
                 t = replace(t, state=TransferState.HOLD, reason=decision.reason())
             self._set_quote_state(conn, q.id, QuoteState.USED)
-            st.INSERT_TRANSFER.insert(conn, _transfer_values(t))
+            seq = st.LAST_TRANSFER_SEQ.first(conn)[0] + 1  # under the write lock
+            st.INSERT_TRANSFER.insert(conn, {**_transfer_values(t), "seq": seq})
             notify_transfer(conn, t, now, self._participants.with_endpoint(conn))
         return t
 
@@ -2187,14 +2188,23 @@ class PaymentScheme:
     def list_transfers(
         self, caller: str, limit: int = 100, after: str | None = None
     ) -> list[PaymentTransfer]:
+        """The caller's transfers in the order they were written (``seq``), ``limit`` at a
+        time after the transfer ``after`` (the last of the previous page, one of the
+        caller's). In id order, as before, a transfer written between two pages with an id
+        below the cursor (ids are the payers', UUIDs) was never listed."""
         c = st.transfers.c
-        query = sa.select(st.transfers).where(
-            (c.payer_participant == caller) | (c.payee_participant == caller)
-        )
-        if after:
-            query = query.where(c.id > after)
+        mine = (c.payer_participant == caller) | (c.payee_participant == caller)
+        query = sa.select(st.transfers).where(mine)
         with self._read() as conn:
-            rows = conn.execute(query.order_by(c.id).limit(min(max(limit, 1), 1000))).all()
+            if after:
+                cursor = conn.execute(sa.select(c.seq).where(c.id == after, mine)).first()
+                if cursor is None:  # not the caller's: whether it exists is not told either
+                    raise InvalidPaymentInput(
+                        f"after must be the id of a transfer of yours, not {after!r}",
+                        field="after",
+                    )
+                query = query.where(c.seq > cursor[0])
+            rows = conn.execute(query.order_by(c.seq).limit(min(max(limit, 1), 1000))).all()
         return [_seen_by(caller, self._expired_view(st.transfer_from_row(r))) for r in rows]
 
     def process_deadlines(self) -> dict[str, int]:

@@ -175,6 +175,10 @@ transfers = sa.Table(
     sa.Column("payer_alias", sa.String(80)),
     # a bulk item's payee ("TYPE:value"); a quoted transfer's is on its quote (migration 0011)
     sa.Column("payee_alias", sa.String(80)),
+    #: the order transfers were written in (under the write lock): ``GET /v1/transfers``
+    #: pages by it (migration 0031)
+    sa.Column("seq", sa.BigInteger),
+    sa.Index("ix_pay_transfers_seq", "seq", unique=True),
     _partial("ix_pay_transfers_open_expiry", ("expires_at",), OPEN_TRANSFER),
 )
 escrows = sa.Table(
@@ -380,6 +384,8 @@ TRANSFER_EXISTS = Fast("SELECT id FROM pay_transfers WHERE id = ?")
 SET_QUOTE_STATE = Fast("UPDATE pay_quotes SET state = ? WHERE id = ?")
 INSERT_QUOTE = FastInsert(quotes)
 INSERT_TRANSFER = FastInsert(transfers)
+#: The last transfer's number (``seq``): read under the write lock, the next ones follow it
+LAST_TRANSFER_SEQ = Fast("SELECT COALESCE(MAX(seq), 0) FROM pay_transfers")
 SET_TRANSFER_STATE = Fast(
     "UPDATE pay_transfers SET state = ?, reason = ?, updated_at = ?, window_id = ? WHERE id = ?"
 )

@@ -516,7 +516,8 @@ def transfers(
     ] = None,
     as_json: Json = False,
 ) -> None:
-    """The participant's transfers (as payer or payee), by id, ``limit`` at a time: ``next`` is
+    """The participant's transfers (as payer or payee), in the order they were written,
+    ``limit`` at a time: ``next`` is
     the ``--after`` of the next page (null on the last), as GET /v1/transfers answers."""
     if after is not None and not 1 <= len(after) <= 64:
         raise bad_input(f"--after must be a transfer id, 1-64 characters, not {after!r}")
