@@ -783,6 +783,10 @@ def test_an_answer_with_a_nul_is_recorded_and_the_round_goes_on(
         ("192.168.1.1", "private"),
         ("100.64.0.1", "private"),  # shared (carrier-grade NAT)
         ("fd00::1", "private"),
+        # IPv6 site-local (fec0::/10, deprecated but still routed where a network kept it):
+        # Python calls it global, and an endpoint resolving to fec0::1 was called
+        ("fec0::1", "site-local"),
+        ("feff::9", "site-local"),
         ("::ffff:10.0.0.1", "private"),
         ("8.8.8.8", None),
         ("2001:4860:4860::8888", None),

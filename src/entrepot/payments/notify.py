@@ -227,7 +227,8 @@ class CallbackAddresses:
     endpoint's name resolves to when it is called: the host allow-list holds names whose DNS
     the participants control, so a name allowed could point at the scheme's own host or a
     cloud's metadata service. With no ``networks`` (the default), public addresses only: not
-    loopback, link-local (169.254.169.254), unspecified, multicast, reserved, nor private or
+    loopback, link-local (169.254.169.254), IPv6 site-local (fec0::/10), unspecified,
+    multicast, reserved, nor private or
     shared ones (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7: the operator's own network,
     which a participant's endpoint could otherwise POST into, its ``lastError`` telling which
     ports answer); with ``networks`` (``ENTREPOT_CALLBACK_NETWORKS``), only addresses in them
@@ -268,6 +269,9 @@ class CallbackAddresses:
         for what, bad in (
             ("loopback", address.is_loopback),
             ("link-local", address.is_link_local),
+            # fec0::/10: deprecated (RFC 3879) but routed inside networks that kept it, and
+            # Python calls it global
+            ("site-local", isinstance(address, ipaddress.IPv6Address) and address.is_site_local),
             ("unspecified", address.is_unspecified),
             ("multicast", address.is_multicast),
             ("reserved", address.is_reserved),
