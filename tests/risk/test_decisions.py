@@ -198,6 +198,24 @@ def test_a_batch_torn_by_a_crash_does_not_swallow_the_first_decision_after_resta
     assert "line 2: not a decision, skipped" in caplog.text  # the torn fragment, and only it
 
 
+def test_a_batch_torn_by_another_worker_does_not_swallow_the_next_decision(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two server workers append to one log; one dies mid-write. The other, whose log has
+    been open all along, must still start its next batch on a line of its own: glued to the
+    fragment, its decision was acknowledged (written, fsynced) and then never read back."""
+    worker_a, worker_b = JsonlSink(tmp_path), JsonlSink(tmp_path)
+    worker_a.append(_sanctions(1))
+    worker_b.append(_sanctions(2))  # B's log is open from here on
+    with worker_a.path.open("a") as handle:
+        handle.write('{"decision_id": "torn')  # A died mid-write
+    worker_b.append(_sanctions(3))
+    kept = worker_b.path.read_text(encoding="utf-8")
+    assert [d.inputs["n"] for d in worker_b] == [1, 2, 3]
+    assert "not a decision, skipped" in caplog.text  # the fragment, and only it
+    assert kept.endswith("\n")
+
+
 def test_a_line_still_being_written_is_left_for_later(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -172,8 +172,9 @@ class JsonlSink:
     began. An fsync that fails fails every batch it was to cover: the kernel may have dropped
     their pages, so a later fsync's success would not prove them durable. A write that fails
     half-way, or a process that died mid-write, leaves a fragment: the next batch starts on a
-    new line (a log opened without a newline at its end is taken as torn), and readers skip what
-    does not parse (:meth:`__iter__`)."""
+    new line (a log whose last byte is not a newline, looked at before each append, is taken as
+    torn: another worker sharing the log may have died mid-write at any time), and readers
+    skip what does not parse (:meth:`__iter__`)."""
 
     def __init__(self, directory: Path) -> None:
         self.path = Path(directory) / LOG_FILE_NAME
@@ -220,7 +221,10 @@ class JsonlSink:
             shared, where = self._shared()
             fd = os.dup(shared)
             try:
-                if self._torn:
+                if self._torn or not _ends_a_line(fd):
+                    # A batch torn here, or by another process that died mid-write (a
+                    # server's workers share the log): start ours on a new line, or the
+                    # fragment would swallow our first decision.
                     blob = b"\n" + blob
                 self._torn = True  # until the whole batch is written
                 _write_all(fd, blob)
@@ -254,10 +258,6 @@ class JsonlSink:
         if closer is not None:
             closer()  # the old file: batches written there sync through their own duplicates
         opened = os.fstat(new)
-        if opened.st_size and os.pread(new, 1, opened.st_size - 1) != b"\n":
-            # A batch torn by a process that died mid-write (or one still being written):
-            # start ours on a new line, or the fragment would swallow our first decision.
-            self._torn = True
         return new, (opened.st_dev, opened.st_ino)
 
     def _open(self) -> int:
@@ -331,6 +331,13 @@ def _close_quietly(fd: int) -> None:
 
 
 os.register_at_fork(after_in_child=_reset_sinks_after_fork)
+
+
+def _ends_a_line(fd: int) -> bool:
+    """Whether the file is empty or its last byte ends a line (another writer's batch may
+    have been torn since we last wrote: looked at before every append, not only at open)."""
+    size = os.fstat(fd).st_size
+    return not size or os.pread(fd, 1, size - 1) == b"\n"
 
 
 def _write_all(fd: int, blob: bytes) -> None:
