@@ -28,3 +28,20 @@ def test_a_listed_name_goes_to_review_and_a_clean_one_is_active(net: Net) -> Non
     assert clean.screening is not None and clean.screening.startswith("clear:")
     assert listed.state is MerchantState.REVIEW and listed.screening is not None
     assert "BANCO NACIONAL DE CUBA" in listed.screening and "OFAC entry 306" in listed.screening
+
+
+def test_the_hubs_country_is_not_taken_for_a_listed_persons_nationality(net: Net) -> None:
+    """A business is screened with its hub's country: where the business is, not the
+    nationality of the person its name resembles. Taken for one, a Kigali business named like
+    a listed Rwandan ('MUSONI, Straton', nationality Rwanda) was a `match`, suspended on its
+    name alone, its reason saying 'nationality Rwanda matches' though no nationality was
+    given; and one named like a listed Chinese national was told its nationality differs."""
+    screening = SanctionsScreening(lambda: Screener.from_directory(LISTS))
+    net.trade.onboarding_screening = screening.screen_business
+    net.merchant("m-1", reg="RW-1", name="Straton Musoni")
+    held = net.trade.get_merchant("hub-kigali", "m-1")
+    assert held.state is MerchantState.REVIEW, held.screening
+    assert held.screening is not None and "OFAC entry 10325" in held.screening
+    assert "nationality Rwanda matches" not in held.screening
+    outcome, why = screening.screen_business("Wong Moon Chi", "MY")
+    assert outcome == "review" and "nationality differs" not in why

@@ -196,7 +196,10 @@ class SanctionsScreening:
         """Onboarding screening of a business (the trade context's hook): ``clear``,
         ``review`` (a person at the hub decides) or ``match`` (strong name match corroborated
         by country or other evidence), with why."""
-        result = self.screener.screen(make_party(name, None, country, asked=False))
+        # the hub's country is where the business is, not the nationality of a person its
+        # name may be: taken for one, a name alone suspended a business
+        party = replace(make_party(name, None, country, asked=False), business_country=True)
+        result = self.screener.screen(party)
         best = result.best
         if result.decision == "clear" or best is None:
             return "clear", f"no watch-list candidate ({result.list_version})"

@@ -789,6 +789,9 @@ class Party:
     dob: date | None = None
     country: str | None = None  # ISO alpha-2
     party_type: str | None = None  # individual | entity
+    #: the country is where a business is (onboarding: its hub's), not anyone's nationality:
+    #: it confirms or contradicts a listed entity's registration or address only
+    business_country: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -906,6 +909,13 @@ def _country_evidence(
     or has an address there and the party is known to be an entity: a party of no stated
     type may be a person, whose country is no address of the entity's."""
     name = CODE_TO_NAME.get(code, code)
+    if party.business_country and entry.party_type == "individual":
+        if code in entry.nationalities or code in entry.countries:
+            notes.append(
+                f"the business is in {name}, which the listing names: where a business is "
+                "is not a person's nationality"
+            )
+        return
     if entry.nationalities:
         if code in entry.nationalities:
             good.append(f"nationality {name} matches")
