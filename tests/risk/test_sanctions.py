@@ -579,6 +579,18 @@ def test_a_stray_arabic_character_in_a_latin_word_leaves_the_word_whole() -> Non
     assert query_tokens("Zawaحhiri") == tokens("Zawaحhiri")
 
 
+def test_a_zero_width_space_inside_a_listed_name_does_not_hide_it(screener: Screener) -> None:
+    """U+200B is invisible, and pasted names carry it: Unidecode made it a space, so
+    "Naser Mal\u200beki" (shown as Naser Maleki) was two words, Mal and eki, and screened
+    clear. It is read both ways now, as nothing and as a space (some scripts part words
+    with it), the better score kept."""
+    for name in ("Naser Mal\u200beki", "Na\u200bser Maleki", "Naser\u200bMaleki"):
+        result = screener.screen(make_party(name))
+        assert result.decision == "review", name
+        assert result.best is not None and result.best.ent_num == MALEKI
+    assert ["naser", "maleki"] in query_readings("Naser Mal\u200beki")
+
+
 def test_arabic_script_aligns_with_the_latin_spelling_it_writes() -> None:
     """محمود writes the ū of Mahmud, محمد none: the list's Mahmud is not محمد (a known
     pair); حسين writes the y of Husayn, حسن none; ي inside a word is no a (حميد is not

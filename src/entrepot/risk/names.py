@@ -401,7 +401,22 @@ def query_readings(text: str) -> list[list[str]]:
     """The readings of a name to screen: :func:`query_tokens`, and where a word in Arabic
     script is followed by the article and a second name of a compound (سراج الدین), the name
     with each such pair as one word too (SRAJəʟDYN: the article's vowel and its l, which Latin
-    spellings assimilate, free), as lists write Sirajuddin, Fazlurrahman."""
+    spellings assimilate, free), as lists write Sirajuddin, Fazlurrahman. A name holding a
+    zero-width space is read with it as a space and as nothing."""
+    readings = _readings(text)
+    if _ZWSP in text:
+        # An invisible zero-width space: Unidecode makes it a space, which parts a word
+        # pasted with one inside ("Mal\u200beki"); some scripts part words with it. Both.
+        for reading in _readings(text.replace(_ZWSP, "")):
+            if reading not in readings:
+                readings.append(reading)
+    return readings
+
+
+_ZWSP = "\u200b"
+
+
+def _readings(text: str) -> list[list[str]]:
     first = query_tokens(text)
     second: list[str] = []
     for token in first:
