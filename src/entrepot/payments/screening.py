@@ -201,9 +201,12 @@ class SanctionsScreening:
         party = replace(make_party(name, None, country, asked=False), business_country=True)
         result = self.screener.screen(party)
         best = result.best
+        # the logged decision first (the merchant's note is cut at 400 characters): explained
+        # by its id later, as a held payment's is
+        logged = "" if result.decision_id is None else f"{SANCTIONS_MARK}{result.decision_id}: "
         if result.decision == "clear" or best is None:
-            return "clear", f"no watch-list candidate ({result.list_version})"
-        why = (
+            return "clear", f"{logged}no watch-list candidate ({result.list_version})"
+        why = logged + (
             f"'{name}' ~ '{best.listed_name}' (OFAC entry {best.ent_num}, {best.programs}, "
             f"score {best.score:.2f}): " + "; ".join(best.reasons[:3])
         )
