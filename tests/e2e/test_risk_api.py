@@ -263,6 +263,12 @@ def test_a_corroborated_hit_is_a_match(api: Api) -> None:
         ({"name": "N Maleki", "country": "Atlantis"}, "risk_invalid_party", "parties.1.country"),
         ({"name": "N Maleki", "country": "XY"}, "risk_invalid_party", "parties.1.country"),
         ({"name": "Naser Maleki", "type": "vessel"}, "invalid_input", "parties.1.type"),
+        # a control character: screened as two words and echoed back (NUL, a line break, an
+        # escape); refused like every other text the API takes
+        ({"name": "Naser\x00Maleki"}, "risk_invalid_party", "parties.1.name"),
+        ({"name": "Naser\nMaleki"}, "risk_invalid_party", "parties.1.name"),
+        ({"name": "Naser \x1b[2JMaleki"}, "risk_invalid_party", "parties.1.name"),
+        ({"name": "Naser\x85Maleki"}, "risk_invalid_party", "parties.1.name"),
     ],
 )
 def test_a_bad_party_refuses_the_whole_batch(

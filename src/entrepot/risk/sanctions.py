@@ -25,6 +25,7 @@ import math
 import re
 import threading
 import time
+import unicodedata
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -848,6 +849,15 @@ def make_party(
     a bank asks for this screening, and a name of titles and legal forms alone is refused (a
     "clear" would assure them of nothing); a payment's or an onboarding's own screening of a
     name registered earlier screens what there is."""
+    if asked and name:
+        control = next((i for i, ch in enumerate(name) if unicodedata.category(ch) == "Cc"), None)
+        if control is not None:
+            # a NUL, a line break or a terminal escape: refused, as every text the API takes
+            # (it was screened as two words and echoed back as sent)
+            raise InvalidParty(
+                f"the name holds a control character (U+{ord(name[control]):04X}) at {control}",
+                field="name",
+            )
     words = query_tokens(name) if name else []
     if not words:  # nothing but marks, or the short-vowel signs of Arabic script alone
         raise EmptyName("the name to screen is empty", field="name")
