@@ -591,6 +591,16 @@ def test_a_zero_width_space_inside_a_listed_name_does_not_hide_it(screener: Scre
     assert ["naser", "maleki"] in query_readings("Naser Mal\u200beki")
 
 
+def test_a_chinese_name_in_han_characters_finds_its_listed_pinyin(screener: Screener) -> None:
+    """李方伟 is LI, Fangwei (listed, NPWMD): Unidecode reads each character as a word, "Li
+    Fang Wei", which matched no listed name, and the listed man written in his own script was
+    clear. A run of Han characters is also read as lists write a Chinese name."""
+    result = screener.screen(make_party("李方伟"))
+    assert result.decision == "review"
+    assert result.best is not None and result.best.ent_num == 11447
+    assert ["li", "fangwei"] in query_readings("李方伟")
+
+
 def test_arabic_script_aligns_with_the_latin_spelling_it_writes() -> None:
     """محمود writes the ū of Mahmud, محمد none: the list's Mahmud is not محمد (a known
     pair); حسين writes the y of Husayn, حسن none; ي inside a word is no a (حميد is not

@@ -404,16 +404,39 @@ def query_readings(text: str) -> list[list[str]]:
     spellings assimilate, free), as lists write Sirajuddin, Fazlurrahman. A name holding a
     zero-width space is read with it as a space and as nothing."""
     readings = _readings(text)
+    variants = _han_names(text)
     if _ZWSP in text:
         # An invisible zero-width space: Unidecode makes it a space, which parts a word
         # pasted with one inside ("Mal\u200beki"); some scripts part words with it. Both.
-        for reading in _readings(text.replace(_ZWSP, "")):
+        variants.append(text.replace(_ZWSP, ""))
+    for variant in variants:
+        for reading in _readings(variant):
             if reading not in readings:
                 readings.append(reading)
     return readings
 
 
 _ZWSP = "\u200b"
+#: A Chinese name written in Han characters, no space inside (李方伟)
+_HAN_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{3,}")
+
+
+def _han_names(text: str) -> list[str]:
+    """``text`` with each run of three or more Han characters romanised as lists write a
+    Chinese name: the family name, then the given name's syllables as one word (李方伟 as
+    "Li Fangwei", the listed LI, Fangwei; Unidecode gives one word a syllable, "Li Fang
+    Wei", which no listed name matched). A two-syllable family name (欧阳修, Ouyang) is not
+    read apart: it flagged four times as many ordinary names as the pinyin does."""
+    runs = list(_HAN_RUN.finditer(text))
+    if not runs:
+        return []
+    parts: list[str] = []
+    start = 0
+    for m in runs:
+        syllables = [unidecode(ch).strip() for ch in m.group(0)]
+        parts += [text[start : m.start()], " ", syllables[0], " ", "".join(syllables[1:]), " "]
+        start = m.end()
+    return ["".join([*parts, text[start:]])]
 
 
 def _readings(text: str) -> list[list[str]]:
