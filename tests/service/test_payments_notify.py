@@ -188,6 +188,27 @@ def test_a_new_endpoint_gets_all_the_retries_not_what_the_broken_one_left(
     assert dispatcher.deliver_due() == {"delivered": 1, "failed": 0}
 
 
+def test_an_attempt_at_the_old_endpoint_does_not_undo_a_new_endpoints_fresh_start(
+    scheme: PaymentScheme, clock: FakeClock, endpoint: Endpoint
+) -> None:
+    """Found by a review: an attempt under way at the old endpoint while the participant set
+    a new one was recorded from the row as read before, its attempts plus one, over the new
+    endpoint's reset: a notice that had failed 11 times was abandoned, never tried there."""
+    join_bk(scheme)
+    scheme.set_endpoint("bk-rw", "http://127.0.0.1:9/nobody-listens")
+    pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 1_000, "RWF", commit=False)
+    dispatcher = Dispatcher(scheme.engine, clock)
+    for n in range(ATTEMPTS_MAX - 1):
+        clock.advance(BACKOFF_S_MAX)
+        assert dispatcher.deliver_due() == {"delivered": 0, "failed": 1}, n
+    (read_before,) = outbox(scheme)  # the 12th attempt's row, as its turn read it
+    scheme.set_endpoint("bk-rw", endpoint.url)  # meanwhile: a fresh start at a new endpoint
+    assert dispatcher._record(read_before, "connection refused") is False  # the old one failed
+    (row,) = outbox(scheme)
+    assert (row.abandoned_at, row.attempts) == (None, 0)
+    assert dispatcher.deliver_due() == {"delivered": 1, "failed": 0}  # tried at the new one
+
+
 def test_a_refused_request_queues_nothing_and_endpoints_are_checked(
     scheme: PaymentScheme, endpoint: Endpoint
 ) -> None:
