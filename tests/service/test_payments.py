@@ -1490,6 +1490,12 @@ def test_commit_after_expiry_aborts_and_releases_the_reservation(
     assert (t.state, t.reason) == (TransferState.ABORTED, "expired")
     # Aborted means released: no RWF or MYR may stay reserved for it.
     assert moves(before, liquidity(scheme)) == {}
+    # A reviewer is told so too, of one past its expiry the deadline pass has not recorded
+    # yet: it was told the transfer "is RESERVED, not on hold" while GET read it expired.
+    pay(scheme, "mtn-rw", "t4", TILL, 100_100, "RWF", commit=False)
+    clock.advance(TRANSFER_TTL_S + 1)
+    with unchanged(scheme), pytest.raises(TransferExpired, match="t4 expired"):
+        scheme.review_hold(SCHEME, "t4", True, "not on hold")
     assert_ledger_ok(scheme)
 
 

@@ -2040,8 +2040,10 @@ class PaymentScheme:
             if caller != SCHEME:
                 raise NotYours("only the scheme operator reviews held transfers")
             t = self._transfer(conn, transfer_id)
-            if t.state is TransferState.ABORTED and t.reason == "expired":
-                # recorded by a review (below) or the deadline pass: told as the first was
+            if self._expired_view(t).reason == "expired" and t.state is not TransferState.HOLD:
+                # recorded by a review (below) or the deadline pass: told as the first was;
+                # or not on hold and past its expiry, which GET reads (it was told "is
+                # RESERVED, not on hold")
                 raise TransferExpired(f"transfer {transfer_id} expired")
             if t.state is not TransferState.HOLD:
                 raise InvalidState(f"transfer {transfer_id} is {t.state.value}, not on hold")
