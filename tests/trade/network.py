@@ -82,11 +82,17 @@ class Net:
         self.trade.grant_wallet_consent(participant, buyer_id)
         return f"buyer:{buyer_id}"
 
-    def basket(self, merchant: str = "merchant:m-inzozi", on_hand: int = 10) -> str:
+    def basket(
+        self,
+        merchant: str = "merchant:m-inzozi",
+        on_hand: int = 10,
+        sku: str = "sku-basket",
+        title: str = "Woven agaseke basket",
+    ) -> str:
         self.trade.add_item(
             merchant,
-            "sku-basket",
-            "Woven agaseke basket",
+            sku,
+            title,
             "460219",
             "RW",
             weight_g=800,
@@ -94,8 +100,8 @@ class Net:
             price_minor=45_000,
             currency="RWF",
         )
-        self.trade.set_stock(merchant, "sku-basket", "kigali-fc1", on_hand)
-        return "sku-basket"
+        self.trade.set_stock(merchant, sku, "kigali-fc1", on_hand)
+        return sku
 
     def order(self, buyer: str, sku: str, qty: int, order_id: str = "o-1") -> Order:
         self.trade.quote(buyer, f"q-{order_id}", [(sku, qty)])

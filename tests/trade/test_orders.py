@@ -737,18 +737,7 @@ def test_goods_on_several_lines_are_converted_once_not_rounded_up_per_line(net: 
     total's parts and sum to it."""
     merchant, buyer = net.merchant(), net.buyer()
     sku = net.basket(merchant)
-    net.trade.add_item(
-        merchant,
-        "sku-basket-2",
-        "Woven agaseke basket, blue",
-        "460219",
-        "RW",
-        weight_g=800,
-        dimensions_mm=(300, 300, 250),
-        price_minor=45_000,
-        currency="RWF",
-    )
-    net.trade.set_stock(merchant, "sku-basket-2", "kigali-fc1", 10)
+    net.basket(merchant, sku="sku-basket-2", title="Woven agaseke basket, blue")
     # 45,000 francs alone come to 147.87 (147.864... rounded up): 295.74 on two lines
     assert 2 * myr_for(45_000) == GOODS_MYR + 1
     two = net.trade.quote(buyer, "q-2", [(sku, 1), ("sku-basket-2", 1)])
