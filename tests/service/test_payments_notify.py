@@ -163,12 +163,8 @@ def test_a_new_endpoint_is_tried_at_the_next_round_not_after_the_backoff(
     assert [r["body"]["transferId"] for r in endpoint.received] == ["t1", "t2"]  # in order
 
 
-def test_a_new_endpoint_gets_all_the_retries_not_what_the_broken_one_left(
-    scheme: PaymentScheme, clock: FakeClock, endpoint: Endpoint
-) -> None:
-    """Found by a review: a notice that had failed 11 times at a broken endpoint was
-    abandoned at the first 503 of the endpoint the participant moved to. Attempts count at
-    the current endpoint: the new one gets all of them."""
+def _failed_all_but_once(scheme: PaymentScheme, clock: FakeClock) -> Dispatcher:
+    """bk-rw's one notice failed at a broken endpoint all its attempts but the last."""
     join_bk(scheme)
     scheme.set_endpoint("bk-rw", "http://127.0.0.1:9/nobody-listens")
     pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 1_000, "RWF", commit=False)
@@ -176,6 +172,16 @@ def test_a_new_endpoint_gets_all_the_retries_not_what_the_broken_one_left(
     for n in range(ATTEMPTS_MAX - 1):
         clock.advance(BACKOFF_S_MAX)
         assert dispatcher.deliver_due() == {"delivered": 0, "failed": 1}, n
+    return dispatcher
+
+
+def test_a_new_endpoint_gets_all_the_retries_not_what_the_broken_one_left(
+    scheme: PaymentScheme, clock: FakeClock, endpoint: Endpoint
+) -> None:
+    """Found by a review: a notice that had failed 11 times at a broken endpoint was
+    abandoned at the first 503 of the endpoint the participant moved to. Attempts count at
+    the current endpoint: the new one gets all of them."""
+    dispatcher = _failed_all_but_once(scheme, clock)
     assert outbox(scheme)[0].attempts == ATTEMPTS_MAX - 1
     scheme.set_endpoint("bk-rw", endpoint.url)
     (waiting,) = scheme.notifications("bk-rw", pending_only=True)
@@ -194,13 +200,7 @@ def test_an_attempt_at_the_old_endpoint_does_not_undo_a_new_endpoints_fresh_star
     """Found by a review: an attempt under way at the old endpoint while the participant set
     a new one was recorded from the row as read before, its attempts plus one, over the new
     endpoint's reset: a notice that had failed 11 times was abandoned, never tried there."""
-    join_bk(scheme)
-    scheme.set_endpoint("bk-rw", "http://127.0.0.1:9/nobody-listens")
-    pay(scheme, "mtn-rw", "t1", BK_CUSTOMER, 1_000, "RWF", commit=False)
-    dispatcher = Dispatcher(scheme.engine, clock)
-    for n in range(ATTEMPTS_MAX - 1):
-        clock.advance(BACKOFF_S_MAX)
-        assert dispatcher.deliver_due() == {"delivered": 0, "failed": 1}, n
+    dispatcher = _failed_all_but_once(scheme, clock)
     (read_before,) = outbox(scheme)  # the 12th attempt's row, as its turn read it
     scheme.set_endpoint("bk-rw", endpoint.url)  # meanwhile: a fresh start at a new endpoint
     assert dispatcher._record(read_before, "connection refused") is False  # the old one failed
