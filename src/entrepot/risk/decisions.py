@@ -127,12 +127,17 @@ class Pseudonyms:
             pass  # another process's key is in place first: take that one
         finally:
             tmp.unlink()
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fsync(dir_fd)  # the key's name is durable before any digest made with it is
-        finally:
-            os.close(dir_fd)
+        sync_directory(path.parent)  # the key's name is durable before any digest made with it is
         return cls(path.read_bytes())
+
+
+def sync_directory(directory: Path) -> None:
+    """fsync a folder: the names linked or renamed into it are durable once it returns."""
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 class DecisionSink(Protocol):

@@ -585,11 +585,7 @@ class FraudModel:
         finally:
             tmp.unlink(missing_ok=True)
         with suppress(OSError):  # the rename durable too, where the system lets a folder sync
-            dir_fd = os.open(out.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            decision_log.sync_directory(out.parent)
         return out
 
 
