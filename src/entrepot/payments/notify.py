@@ -593,18 +593,16 @@ class Dispatcher:
         else:
             values["next_attempt_at"] = now + min(2 ** (attempts - 1), BACKOFF_S_MAX) * NS_PER_S
         o = st.outbox.c
+        record = sa.update(st.outbox).where(o.id == row.id).values(**values)
+        if error is not None:
+            # A failure counts only if no new endpoint was set while this attempt went to the
+            # old one: its notices start again there, all their attempts before them.
+            # Recorded over that reset, the old endpoint's count came back (one that had
+            # failed 11 times was then abandoned unsent to the new one). A delivery is
+            # recorded whatever happened to the row meanwhile.
+            record = record.where(o.attempts == row.attempts)
         with self.engine.begin() as conn:
-            if error is None:  # delivered: whatever happened to the row meanwhile
-                conn.execute(sa.update(st.outbox).where(o.id == row.id).values(**values))
-            elif not conn.execute(
-                sa.update(st.outbox)
-                .where(o.id == row.id, o.attempts == row.attempts)
-                .values(**values)
-            ).rowcount:
-                # A new endpoint was set while this attempt went to the old one: its notices
-                # start again there, all their attempts before them. Recorded over that reset,
-                # the old endpoint's count came back (one that had failed 11 times was then
-                # abandoned unsent to the new one).
+            if not conn.execute(record).rowcount:
                 return False
         if abandoned:  # for the operator's alerting: the participant may never have heard
             log.warning(
