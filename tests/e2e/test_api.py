@@ -1351,6 +1351,34 @@ def test_a_qr_that_prompts_the_payer_is_paid_with_the_values_entered(
     assert scheme.get_transfer("mtn-rw", "t-p").note == "QR bill BILL-9"
 
 
+def test_a_dynamic_qr_paid_again_is_409_qr_already_paid_and_reserves_nothing(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """A dynamic QR is one payment: paid again with new ids while the first payment stands
+    it is 409 ``qr_already_paid`` (Mojaloop 3100) naming that transfer, and nothing is
+    reserved; once the merchant's participant rejects the first, it is paid."""
+    client, h = api
+    text = qr.build_merchant_qr(
+        merchant_alias="KL-TILL-42", mcc="5812", currency="MYR", country="MY",
+        merchant_name="Kedai Kopi KL", city="Kuala Lumpur", amount_minor=1000,
+    ).text  # fmt: skip
+    pay = {"payload": text, "transferId": "t-d1", "quoteId": "q-d1", "sourceCurrency": "RWF"}
+    assert client.post("/v1/qr/pay", json=pay, headers=h["mtn-rw"]).status_code == 201
+    again = {**pay, "transferId": "t-d2", "quoteId": "q-d2"}
+    before = scheme.liquidity("mtn-rw", "RWF")
+    r = client.post("/v1/qr/pay", json=again, headers=h["mtn-rw"])
+    assert r.status_code == 409, r.text
+    assert (r.json()["code"], r.json()["errorCode"]) == ("qr_already_paid", "3100")
+    assert "t-d1" in r.json()["detail"]
+    assert scheme.liquidity("mtn-rw", "RWF") == before
+    assert client.get("/v1/quotes/q-d2", headers=h["mtn-rw"]).status_code == 404
+    r = client.post(
+        "/v1/transfers/t-d1/reject", json={"reason": "paid in cash"}, headers=h["maybank"]
+    )
+    assert r.status_code == 200, r.text
+    assert client.post("/v1/qr/pay", json=again, headers=h["mtn-rw"]).status_code == 201
+
+
 def test_a_quotes_unknown_amount_currency_is_named_where_the_body_has_it(
     api: tuple[TestClient, dict[str, dict[str, str]]],
 ) -> None:

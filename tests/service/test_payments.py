@@ -52,6 +52,7 @@ from entrepot.payments.errors import (
     NotYours,
     ParticipantSuspended,
     PartyNotFound,
+    QrAlreadyPaid,
     QuoteExpired,
     QuoteNotFound,
     TransferExpired,
@@ -2297,3 +2298,51 @@ def test_transfers_written_before_migration_0031_are_paged_by_creation(
     pay(scheme, "mtn-rw", "0", BK_CUSTOMER, 1_000, "RWF", commit=False)
     assert [t.id for t in scheme.list_transfers("bk-rw")] == ["b", "a", "c", "0"]
     assert [t.id for t in scheme.list_transfers("bk-rw", after="a")] == ["c", "0"]
+
+
+def test_a_dynamic_qr_is_paid_once_until_its_payment_is_aborted(
+    scheme: PaymentScheme, clock: FakeClock
+) -> None:
+    """Found by a review: a dynamic QR (tag 01 = 12, one payment of its amount) could be paid
+    again and again, each a RESERVED transfer to the merchant (a payer scanning twice, or a
+    photographed receipt QR, paid the sale twice). The scheme pays it once: a second payment
+    with new ids is refused ``qr_already_paid`` and changes nothing, while the first is
+    RESERVED, on HOLD or COMMITTED; once that is aborted (rejected, expired) it can be paid
+    again. A resend of a payment is answered as it was made; a static QR is paid any number
+    of times."""
+    join_bk(scheme)
+    text = kedai_qr(1000)
+    _, _, first = scheme.pay_qr_payload("mtn-rw", "q1", "t1", text, "RWF")
+    for payer, ids in (("mtn-rw", ("q2", "t2")), ("bk-rw", ("q9", "t9"))):
+        with unchanged(scheme), pytest.raises(QrAlreadyPaid, match="t1") as exc:
+            scheme.pay_qr_payload(payer, *ids, text, "RWF")
+        assert (exc.value.http_status, exc.value.code) == (409, "qr_already_paid")
+    # the same QR with its CRC in lower case is the same QR
+    with unchanged(scheme), pytest.raises(QrAlreadyPaid):
+        scheme.pay_qr_payload("mtn-rw", "q2", "t2", text[:-4] + text[-4:].lower(), "RWF")
+    assert scheme.pay_qr_payload("mtn-rw", "q1", "t1", text, "RWF")[2] == first  # a resend
+    scheme.reject_transfer("maybank", "t1", "wrong table")
+    _, _, second = scheme.pay_qr_payload("mtn-rw", "q2", "t2", text, "RWF")
+    assert second.state is TransferState.RESERVED
+    # the first resent after the second: still answered as it was made (ABORTED)
+    assert scheme.pay_qr_payload("mtn-rw", "q1", "t1", text, "RWF")[2].state is (
+        TransferState.ABORTED
+    )
+    scheme.commit_transfer("maybank", "t2")
+    with unchanged(scheme), pytest.raises(QrAlreadyPaid, match="t2"):
+        scheme.pay_qr_payload("mtn-rw", "q3", "t3", text, "RWF")
+    # another dynamic QR of the same till and amount (another bill) is another payment
+    other = qr.build_merchant_qr(
+        merchant_alias=TILL[1], mcc="5812", currency="MYR", country="MY",
+        merchant_name="Kedai Kopi KL", city="Kuala Lumpur", amount_minor=1000,
+        bill_number="BILL-78",
+    ).text  # fmt: skip
+    _, _, third = scheme.pay_qr_payload("mtn-rw", "q3", "t3", other, "RWF")
+    # an expired payment (not swept yet) frees its QR
+    clock.advance(TRANSFER_TTL_S + 1)
+    _, _, fourth = scheme.pay_qr_payload("mtn-rw", "q4", "t4", other, "RWF")
+    assert (third.id, fourth.state) == ("t3", TransferState.RESERVED)
+    # a static QR is paid as often as it is scanned
+    for n in (5, 6):
+        scheme.pay_qr_payload("mtn-rw", f"q{n}", f"t{n}", kedai_qr(), "RWF", amount="2.00")
+    assert_ledger_ok(scheme)

@@ -170,3 +170,11 @@ class TransferBlocked(PaymentError):
     code = "transfer_blocked"
     mojaloop_code = "4400"  # payer blocked error
     http_status = 403
+
+
+class QrAlreadyPaid(Conflict, PaymentError):
+    """A dynamic QR (one payment of its amount) whose payment is under way or made."""
+
+    code = "qr_already_paid"
+    mojaloop_code = "3100"
+    http_status = 409

@@ -76,6 +76,7 @@ from entrepot.payments.errors import (
     ParticipantSuspended,
     PartyNotFound,
     PaymentError,
+    QrAlreadyPaid,
     QuoteExpired,
     QuoteNotFound,
     TransferBlocked,
@@ -1170,6 +1171,7 @@ class PaymentScheme:
         target_currency: str | None = None,
         payee_participant: str | None = None,
         note: str | None = None,
+        once: str | None = None,
     ) -> tuple[Quote, PaymentTransfer]:
         """Quote and prepare in one transaction (pay-by-QR): both or neither, so a payment
         the payer's cap or screening refuses leaves no quote behind, and the scheme takes its
@@ -1179,9 +1181,16 @@ class PaymentScheme:
         currency is 3106 (a quote's currency comes from its payee, not from the request).
         ``payee_participant``: the participant the payer means to pay at (a QR's acquirer),
         likewise: a till that has moved to another participant is refused (404), not paid.
-        ``note``: the transfer's (a QR's references)."""
+        ``note``: the transfer's (a QR's references). ``once``: a dynamic QR's digest
+        (:func:`_dynamic_qr_digest`): refused ``qr_already_paid`` before anything is written
+        while another transfer paying it is not aborted; this one is recorded as its payment."""
         with self._uow() as uow, self.joined(uow):
             conn = uow.connection
+            # under the write lock: two payments of one QR are serialised, the second sees
+            # the first's record (a resend, whose transfer exists, is answered as it was made)
+            if once is not None and st.TRANSFER_EXISTS.first(conn, (transfer_id,)) is not None:
+                once = None
+            paid_by = None if once is None else self._dynamic_qr_paid_by(conn, once)
             q = self.create_quote(
                 caller,
                 quote_id,
@@ -1209,8 +1218,29 @@ class PaymentScheme:
                     )
                 raise _moved(payee_alias, payee_participant)
             t = self.prepare_transfer(caller, transfer_id, quote_id, note=note)
+            if once is not None:
+                values = (transfer_id, self._now())
+                if paid_by is None:
+                    st.INSERT_QR_PAYMENT.execute(conn, (once, *values))
+                else:  # its earlier payment was aborted
+                    st.SET_QR_PAYMENT.execute(conn, (*values, once))
             q = self._quote(conn, quote_id)  # USED now
         return q, t
+
+    def _dynamic_qr_paid_by(self, conn: Connection, digest: str) -> str | None:
+        """The transfer that last paid the dynamic QR of ``digest``, if any (None: never
+        paid); refused ``qr_already_paid`` when that transfer is not aborted (RESERVED, on
+        HOLD or COMMITTED: one past its expiry reads aborted, as its GET does)."""
+        row = st.QR_PAID_BY.first(conn, (digest,))
+        if row is None:
+            return None
+        paid = self._expired_view(self._transfer(conn, row[0]))
+        if paid.state is not TransferState.ABORTED:
+            raise QrAlreadyPaid(
+                f"this dynamic QR is paid by transfer {paid.id} ({paid.state.value}): a "
+                "dynamic QR is one payment, payable again only if that one is aborted"
+            )
+        return paid.id
 
     def pay_by_qr(
         self,
@@ -1228,6 +1258,7 @@ class PaymentScheme:
         payer_alias: str | None = None,
         acquirer: str | None = None,
         note: str | None = None,
+        once: str | None = None,
     ) -> tuple[Party, Quote, PaymentTransfer]:
         """Pay a merchant's till (from its QR): look it up, check that it is paid in
         ``currency``, quote RECEIVE ``amount_minor`` and prepare, the last two in one
@@ -1239,7 +1270,8 @@ class PaymentScheme:
         refused there, before anything commits; so is one no longer at ``acquirer`` (the
         participant the QR names, where it names one: a till given up and registered by
         another participant's merchant was paid, the payer shown the QR's merchant).
-        ``note``: the transfer's (the QR's bill number and reference label)."""
+        ``note``: the transfer's (the QR's bill number and reference label). ``once``: a
+        dynamic QR's digest, paid once (:meth:`quote_and_prepare`)."""
         kind, alias = normalise_alias(AliasType.MERCHANT, till)
         with self._read() as conn:  # the lookup of a plain QR payment, outside the lock
             party = st.find_alias(conn, kind.value, alias)
@@ -1275,6 +1307,7 @@ class PaymentScheme:
             target_currency=currency,
             payee_participant=acquirer,
             note=note,
+            once=once,
         )
         if party is None or (party.participant_id, party.currency) != (
             q.payee_participant,
@@ -1354,6 +1387,7 @@ class PaymentScheme:
                     payer_alias=payer_alias,
                     acquirer=decoded.find_acquirer(),
                     note=_qr_note(decoded, entered),
+                    once=_dynamic_qr_digest(decoded),
                 )
         except InvalidPaymentInput as exc:
             # an amount sent in the QR's own currency is not at fault either (the error told
@@ -3118,6 +3152,16 @@ def _qr_note(decoded: qr.QrPayload, entered: Mapping[str, str]) -> str | None:
     refs = {**decoded.additional_data, **entered}
     parts = [f"{label} {refs[key]}" for key, label in _QR_REFERENCES if refs.get(key, "").strip()]
     return "QR " + "; ".join(parts) if parts else None
+
+
+def _dynamic_qr_digest(decoded: qr.QrPayload) -> str | None:
+    """A dynamic QR's key in ``pay_qr_payments``: the SHA-256 of its text as the encoder
+    writes it (a CRC in lower case is the same QR); None for a static QR (paid any number of
+    times). Its text, not its till and amount: two sales of one amount at one till are two
+    QRs when their bill numbers or reference labels differ."""
+    if not decoded.is_dynamic:
+        return None
+    return hashlib.sha256(decoded.text.encode()).hexdigest()
 
 
 def _moved(till: str, acquirer: str) -> PartyNotFound:

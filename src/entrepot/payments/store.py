@@ -320,6 +320,15 @@ def _dec(text: str | None) -> Decimal | None:
     return Decimal(text) if text is not None else None
 
 
+qr_payments = sa.Table(  # migration 0032: a dynamic QR is paid once
+    "pay_qr_payments",
+    metadata,
+    #: SHA-256 of the QR's text without its CRC value (hex): the QR, however its CRC is cased
+    sa.Column("qr_digest", sa.String(64), primary_key=True),
+    #: the transfer paying it (the latest: one aborted frees the QR for another)
+    sa.Column("transfer_id", sa.String(64), nullable=False),
+    sa.Column("paid_at", sa.BigInteger, nullable=False),
+)
 versions = sa.Table(  # migration 0009: bumped by triggers on every participant change
     "pay_versions",
     metadata,
@@ -389,6 +398,12 @@ LAST_TRANSFER_SEQ = Fast("SELECT COALESCE(MAX(seq), 0) FROM pay_transfers")
 SET_TRANSFER_STATE = Fast(
     "UPDATE pay_transfers SET state = ?, reason = ?, updated_at = ?, window_id = ? WHERE id = ?"
 )
+#: The transfer that paid a dynamic QR, if one did (read and written under the write lock)
+QR_PAID_BY = Fast("SELECT transfer_id FROM pay_qr_payments WHERE qr_digest = ?")
+INSERT_QR_PAYMENT = Fast(
+    "INSERT INTO pay_qr_payments (qr_digest, transfer_id, paid_at) VALUES (?, ?, ?)"
+)
+SET_QR_PAYMENT = Fast("UPDATE pay_qr_payments SET transfer_id = ?, paid_at = ? WHERE qr_digest = ?")
 OPEN_WINDOW = select_all(windows, OPEN_WINDOW_STATE)
 SCHEME_ACCOUNT = Fast("SELECT account_id FROM pay_scheme_accounts WHERE currency = ? AND kind = ?")
 RATES_NOW = select_all(fx_rates, "source_currency = ? AND target_currency = ? AND valid_until > ?")

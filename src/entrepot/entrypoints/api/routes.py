@@ -651,7 +651,8 @@ _PROMPTED_FIELDS = FieldsNamed(
 @router.post("/qr/pay", status_code=201, response_model=s.QrPayOut)
 def qr_pay(body: s.QrPayIn, caller: Caller, scheme: Scheme) -> s.QrPayOut:
     """Decode the merchant's QR, look up its till id, quote in the payer's currency and
-    prepare, the last two in one transaction: a refused payment leaves no quote behind."""
+    prepare, the last two in one transaction: a refused payment leaves no quote behind. A
+    dynamic QR is paid once: again while its payment stands, 409 ``qr_already_paid``."""
     _participant_only(caller)  # its till's lookup comes first: no probing it as a trade token
     prompted = {}
     if body.prompted is not None:
