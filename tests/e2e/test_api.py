@@ -1325,6 +1325,9 @@ def test_a_qr_that_prompts_the_payer_is_paid_with_the_values_entered(
     ).text  # fmt: skip
     decoded = client.post("/v1/qr/decode", json={"payload": text}, headers=h["mtn-rw"])
     assert decoded.json()["prompts"] == ["billNumber"], decoded.text
+    # tag 62's values under the names ``prompts`` and ``prompted`` use (they were snake_case:
+    # ``bill_number`` beside ``prompts: ["billNumber"]``, in one answer)
+    assert decoded.json()["additionalData"] == {"billNumber": "***"}, decoded.text
     assert decoded.json()["alternateLanguage"] is None  # no tag 64
     # The specification's example carries tag 64: the wallet is given it, to show a payer set
     # to that language (a review found the decode leaving it out)

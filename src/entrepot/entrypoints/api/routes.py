@@ -633,9 +633,10 @@ def qr_decode(body: s.QrDecodeIn, caller: Caller) -> dict[str, object]:
     shown = qr.shown(decoded)
     # named as /v1/qr/pay's ``prompted`` names them
     shown["prompts"] = [cv.camel(name) for name in decoded.prompts]
-    other = shown["alternate_language"]
-    if isinstance(other, dict):
-        shown["alternate_language"] = {cv.camel(k): v for k, v in other.items()}
+    for nested in ("alternate_language", "additional_data"):  # as the API names fields
+        named = shown[nested]
+        if isinstance(named, dict):  # tag 62's sub-tags 12-99 keep their ids ("50")
+            shown[nested] = {cv.camel(k): v for k, v in named.items()}
     return {cv.camel(k): v for k, v in shown.items()}
 
 
