@@ -345,6 +345,39 @@ def test_cbec_annual_limit_counts_this_years_cross_border_purchases(net: Net) ->
     assert net.trade.quote(buyer, "q-x", [("sku-lux", 1)]).regime == "cbec"
 
 
+def test_cbec_annual_limit_counts_the_calendar_year_in_china(net: Net) -> None:
+    """China's RMB 26,000 is per calendar year in China (UTC+8, no daylight saving): it was
+    the UTC year, so from 16:00 to 24:00 UTC on 31 December a buyer's new year (in Beijing)
+    still counted the old year's purchases, and from 00:00 UTC on 1 January those it had
+    made in its first eight hours were forgotten."""
+    merchant = net.merchant(
+        "m-waffle", hub="liege", participant="kbc-be", reg="BE-0123",
+        name="Gaufres de Liège SRL", currency="EUR",
+    )  # fmt: skip
+    net.trade.add_item(
+        merchant, "sku-lux", "Liège crystal vase", "701391", "BE", weight_g=900,
+        dimensions_mm=(200, 200, 300), price_minor=60_000, currency="EUR",
+    )  # fmt: skip
+    net.trade.set_stock(merchant, "sku-lux", "liege-fc1", 50)
+    buyer = net.buyer(
+        "b-li", hub="hangzhou", participant="alipay-cn", msisdn="+8613800138000", currency="CNY"
+    )
+
+    def buy(prefix: str) -> list[str]:  # about CNY 4,900 each: five are 24,500
+        regimes = []
+        for n in range(5):
+            regimes.append(net.trade.quote(buyer, f"q-{prefix}{n}", [("sku-lux", 1)]).regime)
+            net.trade.checkout(buyer, f"o-{prefix}{n}", f"q-{prefix}{n}")
+        return regimes
+
+    net.advance_days(30 + 15 / 24)  # 2026-12-31T15:00Z: 23:00 in Beijing
+    assert buy("a") == ["cbec"] * 5
+    net.advance_days(2 / 24)  # 17:00Z: 01:00 on 1 January 2027 in Beijing, a new year there
+    assert buy("b") == ["cbec"] * 5
+    net.advance_days(9 / 24)  # 2027-01-01T02:00Z: the same year in Beijing as 17:00Z
+    assert net.trade.quote(buyer, "q-c", [("sku-lux", 1)]).regime == "general"
+
+
 def test_an_appeal_nobody_rules_on_lapses_and_the_first_ruling_stands(net: Net) -> None:
     merchant, buyer = net.merchant(), net.buyer()
     order = net.order(buyer, net.basket(merchant), 1)

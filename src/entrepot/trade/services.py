@@ -17,7 +17,7 @@ import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, replace
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from enum import Enum
 from types import MappingProxyType
@@ -163,6 +163,11 @@ class Keep(Enum):
     """An update leaves the field as it is (``None`` clears it)."""
 
     KEEP = "keep"
+
+
+#: China Standard Time, where China's CBEC annual limit counts its calendar year (no daylight
+#: saving since 1991)
+CHINA_TIME = timezone(timedelta(hours=8), "CST")
 
 
 KEEP = Keep.KEEP
@@ -1029,9 +1034,11 @@ class TradeNetwork(DisputeDesk):
     def _annual_purchases(self, conn: Connection, buyer: Buyer, now: int) -> int:
         """The buyer's CBEC purchases this calendar year (goods, freight and insurance, in its
         currency), for China's per-person annual limit: cancelled and refunded orders do not
-        count, nor do orders that went through general trade (over a limit)."""
-        year_start = date(ns_to_datetime(now).year, 1, 1)
-        since = int((year_start - date(1970, 1, 1)).total_seconds()) * NS_PER_S
+        count, nor do orders that went through general trade (over a limit). The year is
+        China's (UTC+8): the UTC year counted the old year's purchases in the buyer's first
+        eight hours of the new one, and forgot them from 00:00 UTC."""
+        year = ns_to_datetime(now).astimezone(CHINA_TIME).year
+        since = int(datetime(year, 1, 1, tzinfo=CHINA_TIME).timestamp()) * NS_PER_S
         o = st.orders.c
         total = conn.execute(
             sa.select(sa.func.coalesce(sa.func.sum(o.total - o.tax_escrow), 0))
