@@ -601,6 +601,28 @@ def test_a_chinese_name_in_han_characters_finds_its_listed_pinyin(screener: Scre
     assert ["li", "fangwei"] in query_readings("李方伟")
 
 
+@pytest.mark.parametrize("name", ["Li Fang Wei", "LI Fang-Wei", "Fang Wei Li"])
+def test_a_chinese_name_in_pinyin_syllables_finds_its_listed_name(
+    screener: Screener, name: str
+) -> None:
+    """LI, Fangwei written a syllable a word, as forms and Unidecode write Chinese names ("Li
+    Fang Wei"; given name first, "Fang Wei Li"), was clear: no listed token is "fang" or
+    "wei". A name of three pinyin syllables is also read with two of them as one word (the
+    given name), both ways round."""
+    result = screener.screen(make_party(name))
+    assert result.decision == "review", name
+    assert result.best is not None and result.best.ent_num == 11447
+
+
+def test_only_a_name_of_three_pinyin_syllables_is_read_joined() -> None:
+    """The joined readings are for pinyin alone: a name with a word that is no syllable
+    (Anna, Lee), or of another number of words, is read as written."""
+    assert ["li", "fangwei"] in query_readings("Li Fang Wei")
+    assert ["fangwei", "li"] in query_readings("Fang Wei Li")
+    for name in ("Anna Li Wei", "Lee Fang Wei", "Li Wei", "Li Fang Wei Ming", "Ma Li"):
+        assert query_readings(name) == [query_tokens(name)], name
+
+
 def test_arabic_script_aligns_with_the_latin_spelling_it_writes() -> None:
     """محمود writes the ū of Mahmud, محمد none: the list's Mahmud is not محمد (a known
     pair); حسين writes the y of Husayn, حسن none; ي inside a word is no a (حميد is not

@@ -404,7 +404,7 @@ def query_readings(text: str) -> list[list[str]]:
     spellings assimilate, free), as lists write Sirajuddin, Fazlurrahman. A name holding a
     zero-width space is read with it as a space and as nothing."""
     readings = _readings(text)
-    variants = _han_names(text)
+    variants = _han_names(text) + _pinyin_names(readings[0])
     if _ZWSP in text:
         # An invisible zero-width space: Unidecode makes it a space, which parts a word
         # pasted with one inside ("Mal\u200beki"); some scripts part words with it. Both.
@@ -437,6 +437,34 @@ def _han_names(text: str) -> list[str]:
         parts += [text[start : m.start()], " ", syllables[0], " ", "".join(syllables[1:]), " "]
         start = m.end()
     return ["".join([*parts, text[start:]])]
+
+
+#: A Mandarin syllable's shape in pinyin without tones: an initial, then a final
+_PINYIN_SHAPE = re.compile(
+    r"(zh|ch|sh|[bpmfdtnlgkhjqxrzcsyw])?"
+    r"(iang|iong|uang|ueng|ang|eng|ing|ong|ian|iao|uai|uan|ai|ei|ao|ou|an|en|in|un"
+    r"|ia|ie|iu|ua|uo|ui|ue|er|a|o|e|i|u)"
+)
+
+
+@lru_cache(maxsize=1)
+def pinyin_syllables() -> frozenset[str]:
+    """The Mandarin syllables, as Unidecode writes the CJK Unified Ideographs (the same
+    romanisation the Han reading uses), less its Japanese readings (akutsu, boku: not the
+    shape of a syllable). Built on first use, about 0.15 s."""
+    words = {unidecode(chr(c)).strip().lower() for c in range(0x4E00, 0xA000)}
+    return frozenset(w for w in words if _PINYIN_SHAPE.fullmatch(w))
+
+
+def _pinyin_names(toks: Sequence[str]) -> list[str]:
+    """A name of three pinyin syllables (Li Fang Wei, Fang Wei Li) read with two of them as
+    one word, both ways round (Li Fangwei, Lifang Wei), as lists write a Chinese name's
+    two-syllable given name (LI, Fangwei); else nothing. Three exactly: a fourth word is
+    another name's, or a Western name's (Anna, Lee: no syllable) is not Chinese."""
+    if len(toks) != 3 or not all(t in pinyin_syllables() for t in toks):
+        return []
+    a, b, c = toks
+    return [f"{a} {b}{c}", f"{a}{b} {c}"]
 
 
 def _readings(text: str) -> list[list[str]]:
