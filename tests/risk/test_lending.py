@@ -203,6 +203,23 @@ def test_policies_are_versioned_data_owned_by_their_lender(
             lending.get_policy("bank-rw", "RWF", version)
 
 
+def test_a_participant_with_a_64_character_id_lends(lending: Lending, clock: FakeClock) -> None:
+    """Found by a review: a lender's id was checked as an offer id, 56 characters at most (an
+    offer id leaves room for ``-review``), so a participant whose id has 57-64 characters,
+    as the scheme allows, could set no policy and lend nothing. A lender's and a merchant's
+    ids take 64, as their columns do; an offer id still 56."""
+    lender = "bank-" + "x" * 59
+    merchant = "m-" + "k" * 62
+    lending.set_policy(lender, policy(lender))
+    offer = lending.offer(merchant, "o-long", lender, history(clock, merchant))
+    assert offer.lender_id == lender
+    assert lending.accept(merchant, "o-long").loan_id
+    with pytest.raises(InvalidLendingInput, match="1-64"):
+        lending.set_policy(lender + "x", policy(lender + "x"))
+    with pytest.raises(InvalidLendingInput, match="1-56"):
+        lending.offer(merchant, "o" * 57, lender, history(clock, merchant))
+
+
 # --------------------------------------------------------------------------- offers
 def test_an_offer_records_its_reasons_data_and_policy_and_is_logged(
     lending: Lending, clock: FakeClock, sink: MemorySink

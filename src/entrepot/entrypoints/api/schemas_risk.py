@@ -17,6 +17,8 @@ from entrepot.entrypoints.api.schemas_trade import MerchantHistoryOut
 SCREEN_BATCH_MAX = 1_000
 
 LendingId = Field(min_length=1, max_length=56, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+#: A person's or a party's id in lending (a reviewer): 64 characters, as the column holds
+LendingPartyId = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 ParticipantId = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 Minor = Field(ge=1, le=10**15)
 LongText = Field(min_length=1, max_length=2_000)
@@ -269,7 +271,7 @@ class ReviewIn(Strict):
     """A person at the lender reviews a contest: ``upheld`` (the decision stands) or
     ``overturned`` with ``newPrincipalMinor`` (a new offer ``<offerId>-review``)."""
 
-    reviewerId: str = LendingId
+    reviewerId: str = LendingPartyId
     outcome: Literal["upheld", "overturned"]
     reason: str = LongText
     newPrincipalMinor: JsonInt | None = Field(default=None, ge=1, le=10**15)

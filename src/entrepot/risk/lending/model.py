@@ -23,6 +23,9 @@ from entrepot.risk.lending.errors import InvalidHistory, InvalidLendingInput, In
 
 #: Client-chosen ids (offers, references): short enough that ``<id>-review`` still fits 64.
 ID_LEN_MAX = 56
+#: The ids of parties (a lender, a merchant, a reviewer): as long as their columns hold, and
+#: the scheme's participant ids run (a lender's was checked as an offer id: 57-64 could not lend)
+PARTY_ID_LEN_MAX = 64
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
 #: Statements, review reasons.
 TEXT_LEN_MAX = 2_000
@@ -81,11 +84,15 @@ class ContestStatus(StrEnum):
 
 # --------------------------------------------------------------------------- checks
 def check_id(
-    value: object, what: str, error: type[InvalidLendingInput] = InvalidLendingInput
+    value: object,
+    what: str,
+    error: type[InvalidLendingInput] = InvalidLendingInput,
+    length_max: int = ID_LEN_MAX,
 ) -> str:
-    """A client-chosen id: 1..56 of letters, digits, '-', '_', '.', ':' (starting alnum)."""
-    if not isinstance(value, str) or not 0 < len(value) <= ID_LEN_MAX:
-        raise error(f"{what} must be 1-{ID_LEN_MAX} characters", field=what)
+    """A client-chosen id: 1..56 (``length_max``: a party's, 64) of letters, digits, '-',
+    '_', '.', ':' (starting alnum)."""
+    if not isinstance(value, str) or not 0 < len(value) <= length_max:
+        raise error(f"{what} must be 1-{length_max} characters", field=what)
     if _ID_RE.fullmatch(value) is None:
         raise error(
             f"{what} {value!r} may hold only letters, digits, '-', '_', '.' and ':'", field=what
@@ -176,7 +183,7 @@ class MerchantHistory:
     observed_weeks: int
 
     def __post_init__(self) -> None:
-        check_id(self.merchant_id, "merchant_id", InvalidHistory)
+        check_id(self.merchant_id, "merchant_id", InvalidHistory, PARTY_ID_LEN_MAX)
         c = self.country
         if not is_country(c):  # ZZ is two capitals and no country
             shown = repr(c[:8]) if isinstance(c, str) else type(c).__name__
@@ -387,7 +394,7 @@ class CreditPolicy:
     set_at_ns: int = 0
 
     def __post_init__(self) -> None:
-        check_id(self.lender_id, "lender_id", InvalidPolicy)
+        check_id(self.lender_id, "lender_id", InvalidPolicy, PARTY_ID_LEN_MAX)
         check_currency(self.currency, InvalidPolicy)
         for name in _DECIMAL_FIELDS:
             value = getattr(self, name)
@@ -973,6 +980,7 @@ __all__ = [
     "ID_LEN_MAX",
     "NS_PER_DAY",
     "OPEN_LOAN_STATES",
+    "PARTY_ID_LEN_MAX",
     "REASONS_MAX",
     "Contest",
     "ContestStatus",

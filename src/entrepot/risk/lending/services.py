@@ -64,6 +64,7 @@ from entrepot.risk.lending.errors import (
 )
 from entrepot.risk.lending.model import (
     NS_PER_DAY,
+    PARTY_ID_LEN_MAX,
     POLICY_VERSION_MAX,
     Contest,
     ContestStatus,
@@ -368,7 +369,7 @@ class Lending:
         ``window``: the months the history was built on, read from the policy then; a policy
         that names others now (changed meanwhile) is ``PolicyChanged``, decided on nothing."""
         check_asked_offer_id(offer_id)
-        check_id(lender_id, "lender_id")
+        check_id(lender_id, "lender_id", length_max=PARTY_ID_LEN_MAX)
         if not isinstance(history, MerchantHistory):
             raise InvalidLendingInput("history must be a MerchantHistory", field="history")
         if caller not in (history.merchant_id, lender_id):
@@ -748,7 +749,7 @@ class Lending:
         Posted to the loan book and recorded in the same unit of work (the caller's, if given).
         ``reference`` (e.g. the escrow release) is the idempotency key: a replay returns the
         first answer; the same reference for another payout is an error."""
-        check_id(merchant_id, "merchant_id")
+        check_id(merchant_id, "merchant_id", length_max=PARTY_ID_LEN_MAX)
         code = check_currency(currency)
         check_amount(payout_minor, "payout_minor", zero_ok=True)
         check_id(reference, "reference")
@@ -1014,7 +1015,7 @@ class Lending:
         verdict = _enum(ContestStatus, outcome, "outcome")
         if verdict is ContestStatus.OPEN:
             raise InvalidLendingInput("outcome must be upheld or overturned", field="outcome")
-        check_id(reviewer_id, "reviewer_id")
+        check_id(reviewer_id, "reviewer_id", length_max=PARTY_ID_LEN_MAX)
         why = check_text(reason, "reason")
         if verdict is ContestStatus.OVERTURNED:
             if new_principal_minor is None:
