@@ -356,3 +356,33 @@ def test_a_screening_logs_the_name_as_a_keyed_digest_only(tmp_path: Path) -> Non
     (logged,) = list(sink)
     assert logged.inputs["name_digest"] == sink.pseudonyms.digest("jennifer walker")
     assert "walker" not in sink.path.read_text().lower()
+
+
+def test_finding_one_decision_parses_only_the_lines_that_hold_its_id(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``GET /v1/risk/decisions/{id}`` and ``risk explain`` parsed every line of the log as
+    JSON to find one decision (a log of every screening of every payment: its whole length
+    a request). A line that does not hold the id as text cannot be its decision and is no
+    longer parsed: a fragment elsewhere is not even looked at. One whose reasons name the
+    id (a review naming the decision it overturns) is parsed and passed over."""
+    sink = JsonlSink(tmp_path)
+    wanted, *others = _sanctions(1) + _sanctions(2)
+    sink.append([wanted])
+    with sink.path.open("a") as handle:
+        handle.write("not json at all\n")  # a fragment of a failed write, long ago
+    naming = make_decision(
+        "credit", model_version="m", outcome="upheld", score=None,
+        reasons=[f"on review of {wanted.decision_id}"], inputs={},
+    )  # fmt: skip
+    sink.append([naming, *others])
+    caplog.clear()
+    assert get_decision(sink, wanted.decision_id.upper()) == wanted
+    assert get_decision(sink, naming.decision_id) == naming
+    assert "not a decision" not in caplog.text
+    with pytest.raises(UnknownDecision):
+        get_decision(sink, "0" * 32)
+    assert [d.decision_id for d in sink] == [wanted.decision_id, naming.decision_id] + [
+        d.decision_id for d in others
+    ]
+    assert "line 2: not a decision, skipped" in caplog.text  # reading it all still says so

@@ -306,13 +306,22 @@ class JsonlSink:
         """Every whole decision. A last line without its newline is still being written, and
         is left for later; a line that does not parse (a fragment of a write that failed
         half-way) is skipped with a warning."""
+        return self._read()
+
+    def holding(self, text: str) -> Iterator[Decision]:
+        """The whole decisions whose line holds ``text`` (a decision id: its own line, and
+        any whose reasons or inputs name it), in order; no other line is parsed. A decision
+        is written with its id as it is (lower-case hex), so its line holds it."""
+        return self._read(text)
+
+    def _read(self, needle: str | None = None) -> Iterator[Decision]:
         if not self.path.exists():
             return
         with self.path.open(encoding="utf-8", errors="replace") as handle:
             for number, line in enumerate(handle, 1):
                 if not line.endswith("\n"):
                     return
-                if not line.strip():
+                if (needle is not None and needle not in line) or not line.strip():
                     continue
                 try:
                     decision = Decision.from_dict(json.loads(line))
@@ -380,7 +389,9 @@ def make_decision(
 
 def get_decision(sink: DecisionSink, decision_id: str) -> Decision:
     wanted = decision_id.strip().lower()
-    for decision in sink:
+    # a file log: only the lines holding the id are parsed (every line was, a lookup)
+    candidates = sink.holding(wanted) if isinstance(sink, JsonlSink) and wanted else iter(sink)
+    for decision in candidates:
         if decision.decision_id == wanted:
             return decision
     raise UnknownDecision(f"no decision with id {decision_id!r} in the log", field="decision_id")
