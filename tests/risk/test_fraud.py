@@ -343,6 +343,10 @@ GOOD = {"payment_id": "p1", "at_s": T0, "payer_id": "c1", "beneficiary_id": "T1"
         ({"colour": "red"}, "colour", "unknown payment field"),
         ({"channel": "cash"}, "channel", "channel must be one of"),
         ({"payer_id": ""}, "payer_id", "non-empty string"),
+        ({"amount_minor": 10**400}, "amount_minor", "must be at most"),
+        ({"amount_minor": 10**18 + 1}, "amount_minor", "must be at most"),
+        ({"at_s": 10**400}, "at_s", "must be at most"),
+        ({"amount_minor": -(10**5000)}, "amount_minor", "must be positive, got a number of"),
     ],
 )
 def test_bad_payment_input_is_rejected_with_the_field(change: dict, field: str,
@@ -365,6 +369,22 @@ def test_missing_field_and_a_bad_batch_change_nothing(world: World) -> None:
     assert sink.decisions == [] and screener.state.entities == {} and len(screener.queue) == 0
     decision = screener.screen(GOOD)
     assert decision.payment_id == "p1" and len(sink.decisions) == 1
+
+
+def test_an_absurd_amount_is_refused_by_the_screener_and_changes_nothing(world: World) -> None:
+    """An amount past what a float holds made scoring raise OverflowError (``log1p`` of the
+    amount, the payer's amount statistics): not InvalidPayment, so a caller's 500, and the
+    payments of the batch before it had been counted without a decision."""
+    sink = MemorySink()
+    screener = FraudScreener(world.model, sink=sink, clock=FakeClock())
+    for huge in ({"amount_minor": 10**400}, {"at_s": 10**400}):
+        with pytest.raises(InvalidPayment, match="must be at most"):
+            screener.screen_many([GOOD, {**GOOD, "payment_id": "p2", **huge}])
+    assert sink.decisions == [] and screener.state.entities == {} and len(screener.queue) == 0
+    # the largest amount accepted gets a score, and the payer's next payments too
+    top = screener.screen({**GOOD, "amount_minor": 10**18})
+    after = screener.screen({**GOOD, "payment_id": "p3", "at_s": T0 + 60})
+    assert 0.0 <= top.score <= 1.0 and 0.0 <= after.score <= 1.0 and len(sink.decisions) == 2
 
 
 def test_a_payment_stamped_before_the_payers_last_one_is_screened() -> None:

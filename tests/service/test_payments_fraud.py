@@ -217,3 +217,19 @@ def test_a_converted_amount_is_logged_in_the_currency_it_was_scored_in(
     (logged,) = fraud.screener.sink  # type: ignore[misc]
     eur = to_currency_minor(scheme, "EUR")(t.source_amount_minor, "RWF")
     assert (logged.inputs["amount_minor"], logged.inputs["currency"]) == (eur, "EUR")
+
+
+def test_a_converted_amount_past_what_the_model_takes_is_scored_at_the_largest(
+    scheme: PaymentScheme, clock: FakeClock, model: FraudModel
+) -> None:
+    """A rate can make a transfer's amount in the model's currency larger than any the model
+    scores: it raised OverflowError inside the prepare (a 500). It is scored as the largest."""
+    fraud_scheme(scheme, clock, model)
+    scheme.screening = fraud = FraudScreening(
+        FraudScreener(model, sink=MemorySink(), clock=clock),
+        to_model_minor=lambda amount, _currency: amount * 10**400,
+    )
+    t = send(scheme, "t-1", PAYERS[0], SHOPS[0], 3_000)
+    assert t.state in (TransferState.RESERVED, TransferState.HOLD)
+    (logged,) = fraud.screener.sink  # type: ignore[misc]
+    assert logged.inputs["amount_minor"] == 10**18  # fraud.AMOUNT_MINOR_MAX

@@ -283,7 +283,7 @@ class FraudScreening:
         self._loaded.get()
 
     def _payment(self, transfer: PaymentTransfer, payee: Party | None) -> Payment | None:
-        from entrepot.risk.fraud import Payment
+        from entrepot.risk.fraud import AMOUNT_MINOR_MAX, Payment
 
         amount = self.to_model_minor(transfer.source_amount_minor, transfer.source_currency)
         if transfer.payer_alias is None or payee is None or amount is None:
@@ -293,7 +293,9 @@ class FraudScreening:
             at_s=transfer.created_at_ns // NS_PER_S,
             payer_id=f"{transfer.payer_participant}/{transfer.payer_alias}",
             beneficiary_id=f"{payee.participant_id}/{payee.alias_type.value}:{payee.alias}",
-            amount_minor=max(1, amount),
+            # (a rate can take it past the largest the model scores: scored as that one,
+            # where it raised OverflowError, a 500)
+            amount_minor=min(max(1, amount), AMOUNT_MINOR_MAX),
             # the currency the amount is in once converted (the decision log records the
             # pair: the converted amount was logged under the transfer's own currency)
             currency=getattr(self.to_model_minor, "currency", transfer.source_currency),

@@ -16,8 +16,9 @@ Invariants:
   model probability of at least ``BLOCK_MODEL_MIN`` and at least one rule hit. Thresholds are
   chosen on the training period (review: a review capacity share of payments; block: a
   precision target) and stored with the model.
-- Bad input (a negative or non-integer amount, NaN, unknown or missing fields) raises
-  InvalidPayment naming the field; nothing is recorded and no state changes.
+- Bad input (a negative, non-integer or absurd amount (above ``AMOUNT_MINOR_MAX``), NaN,
+  unknown or missing fields) raises InvalidPayment naming the field; nothing is recorded and
+  no state changes.
 - Training is seeded: the same data and seed give the same model and metrics.
 """
 
@@ -65,6 +66,11 @@ KNOWN_DEVICES_MAX = 32
 RISK_WINDOWS_DAYS = (7, 28)
 DEVICE_AGE_CAP_H = 720.0
 ID_DIGEST_CHARS = 16
+#: The largest amount screened (10 quadrillion units): its features, and the payer's amount
+#: statistics after it, stay finite floats (an amount past what a float holds raised
+#: OverflowError from ``log1p``). The scheme's transfers are at most 10**15 minor units.
+AMOUNT_MINOR_MAX = 10**18
+AT_S_MAX = 253_402_300_799  # 9999-12-31T23:59:59Z
 #: The digests of a screener that logs nothing (its decisions are only returned).
 _UNLOGGED = Pseudonyms.fresh()
 
@@ -155,14 +161,28 @@ class Payment:
                     field=name,
                 )
         if self.amount_minor <= 0:
-            raise InvalidPayment(f"amount_minor must be positive, got {self.amount_minor}",
+            raise InvalidPayment(f"amount_minor must be positive, got {_shown(self.amount_minor)}",
                                  field="amount_minor")  # fmt: skip
+        if self.amount_minor > AMOUNT_MINOR_MAX:
+            raise InvalidPayment(f"amount_minor must be at most {AMOUNT_MINOR_MAX:,}, got "
+                                 f"{_shown(self.amount_minor)}", field="amount_minor")  # fmt: skip
         if self.at_s < 0:
-            raise InvalidPayment(f"at_s must be a Unix time in seconds, got {self.at_s}",
+            raise InvalidPayment(f"at_s must be a Unix time in seconds, got {_shown(self.at_s)}",
                                  field="at_s")  # fmt: skip
+        if self.at_s > AT_S_MAX:
+            raise InvalidPayment(f"at_s must be at most {AT_S_MAX} (the end of year 9999), "
+                                 f"got {_shown(self.at_s)}", field="at_s")  # fmt: skip
         if self.channel not in CHANNELS:
             raise InvalidPayment(f"channel must be one of {CHANNELS}, got {self.channel!r}",
                                  field="channel")  # fmt: skip
+
+
+def _shown(value: int) -> str:
+    """An integer for an error message: a huge one by its size (printing an int of over 4,300
+    digits raises ValueError)."""
+    if abs(value) < 10**30:
+        return str(value)
+    return f"a number of about {abs(value).bit_length() * math.log10(2):.0f} digits"
 
 
 PAYMENT_FIELDS = tuple(f.name for f in fields(Payment))
