@@ -154,6 +154,45 @@ def test_terminal_risk_counts_labels_only_after_the_delay() -> None:
     )
 
 
+def test_a_party_idle_past_every_window_is_forgotten_and_pays_as_a_new_one(world: World) -> None:
+    """The feature state kept every party it ever saw for the life of the process: an API
+    worker's memory grew with every new payer and payee. A party idle past the longest window
+    a feature reads (the beneficiary's fraud rate: 28 days, after the label delay) is dropped;
+    its next payment is scored exactly as a party never seen."""
+    state = FeatureState(label_delay_days=DELAY_DAYS)
+    assert state.idle_s == (DELAY_DAYS + 28 + 1) * 86_400
+    history = [pay(i, T0 + i * 60, "c1", f"T{i % 3}", 1_000 + i) for i in range(20)]
+    for p in history:
+        state.observe(p)
+    for p in history[:5]:
+        state.add_label(p, True)
+    last = history[-1].at_s
+    # a second before the horizon it is all still there
+    kept = dict(zip(FEATURES, state.features(pay(90, last + state.idle_s - 1, "c1", "T0", 900)),
+                    strict=True))  # fmt: skip
+    assert kept["payer_history_n"] == 20 and kept["new_beneficiary"] == 0
+    state.observe(pay(91, last + state.idle_s, "c2", "X", 1_000))  # anyone's payment evicts
+    assert set(state.entities) == {"c2", "X"}
+    again = pay(92, last + state.idle_s + 60, "c1", "T0", 50_000, device="d9", mcc="travel")
+    fresh = FeatureState(label_delay_days=DELAY_DAYS)
+    assert state.features(again) == fresh.features(again)
+    seen = FraudScreener(world.model, clock=FakeClock(), state=state).screen(again)
+    never = FraudScreener(world.model, clock=FakeClock(), state=fresh).screen(again)
+    assert (seen.score, seen.outcome, seen.reasons) == (never.score, never.outcome, never.reasons)
+
+
+def test_the_feature_state_stays_bounded_over_many_parties() -> None:
+    """Ten thousand payers, each paying once to a payee of its own, a payment every 1/500th of
+    the idle horizon: the state holds the parties of the last 500 payments, not 20,000."""
+    state = FeatureState()
+    step = state.idle_s // 500
+    most = 0
+    for i in range(10_000):
+        state.observe(pay(i, T0 + i * step, f"c{i}", f"T{i}", 1_000))
+        most = max(most, len(state.entities))
+    assert most <= 2 * 501
+
+
 # --- rules ----------------------------------------------------------------------------------
 
 

@@ -2,8 +2,8 @@
 model, and decisions (approve / review / block) with at most four reasons.
 
 Owns: the per-entity feature state (bounded rolling windows kept in memory, so one decision
-is a handful of dictionary look-ups), the rules, the fraud model with its thresholds, and the
-review queue.
+is a handful of dictionary look-ups; a party idle past the longest window is dropped), the
+rules, the fraud model with its thresholds, and the review queue.
 
 Invariants:
 - Features of a payment come only from payments screened before it and from labels already
@@ -260,9 +260,9 @@ class _Entity:
     """What is remembered of one payer, card, terminal or account; every part is bounded."""
 
     __slots__ = ("amounts", "devices", "fraud_days", "inbound", "last_s", "mccs", "outbound",
-                 "payees")  # fmt: skip
+                 "payees", "seen_s")  # fmt: skip
 
-    def __init__(self) -> None:
+    def __init__(self, seen_s: int) -> None:
         self.outbound = [_Window(span, False) for span in WINDOWS_S]
         self.inbound = [_Window(span, span >= DAY_S) for span in WINDOWS_S]
         self.amounts: deque[int] = deque(maxlen=AMOUNT_HISTORY_MAX)
@@ -271,6 +271,7 @@ class _Entity:
         self.mccs: OrderedDict[str, int] = OrderedDict()
         self.fraud_days: dict[int, list[int]] = {}  # day -> [payments seen, frauds labelled]
         self.last_s: int | None = None
+        self.seen_s = seen_s  # its latest payment, as payer or beneficiary
 
 
 def _remember(known: OrderedDict[str, int], key: str, at_s: int, cap: int) -> None:
@@ -283,24 +284,53 @@ def _remember(known: OrderedDict[str, int], key: str, at_s: int, cap: int) -> No
 
 
 class FeatureState:
-    """Per-entity rolling state; ``observe`` returns a payment's features, then learns it."""
+    """Per-entity rolling state; ``observe`` returns a payment's features, then learns it.
+
+    A party idle for ``idle_s`` (the longest window a feature reads: the beneficiary's fraud
+    rate, ``RISK_WINDOWS_DAYS`` after the label delay) is a new party: every window of it is
+    empty by then, and what has no window (its history of amounts, payees, devices and
+    categories, the time since its last payment) is forgotten with it. Such parties are
+    dropped as later payments come (the least recently active first): the state holds the
+    parties active within ``idle_s``, where it held every party ever seen."""
 
     def __init__(self, label_delay_days: int = 7) -> None:
         if label_delay_days < 0:
             raise InvalidInput("label_delay_days must be >= 0", field="label_delay_days")
         self.label_delay_days = label_delay_days
-        self.entities: dict[str, _Entity] = {}
+        self.idle_s = max(WINDOWS_S[-1],
+                          (label_delay_days + max(RISK_WINDOWS_DAYS) + 1) * DAY_S)  # fmt: skip
+        #: least recently active first
+        self.entities: OrderedDict[str, _Entity] = OrderedDict()
 
-    def _entity(self, key: str) -> _Entity:
+    def _entity(self, key: str, now_s: int = 0) -> _Entity:
+        """The party's state at ``now_s`` to learn into: a new one (the most recently active)
+        if it had none or was idle for ``idle_s``."""
         ent = self.entities.get(key)
-        if ent is None:
-            ent = self.entities[key] = _Entity()
+        if ent is None or ent.seen_s <= now_s - self.idle_s:
+            self.entities.pop(key, None)
+            ent = self.entities[key] = _Entity(now_s)
         return ent
+
+    def _read(self, key: str, now_s: int) -> _Entity:
+        """The party's state at ``now_s`` to read: an empty one, not kept, if it has none."""
+        ent = self.entities.get(key)
+        if ent is None or ent.seen_s <= now_s - self.idle_s:
+            return _Entity(now_s)
+        return ent
+
+    def _evict(self, now_s: int) -> None:
+        """Drop the parties idle for ``idle_s`` at the front (each once: amortised O(1))."""
+        entities, cut = self.entities, now_s - self.idle_s
+        while entities:
+            key = next(iter(entities))
+            if entities[key].seen_s > cut:
+                break
+            del entities[key]
 
     def features(self, p: Payment) -> list[float]:
         """The payment's features from the state as it is now; changes nothing visible."""
-        payer, bene = self._entity(p.payer_id), self._entity(p.beneficiary_id)
         now = p.at_s
+        payer, bene = self._read(p.payer_id, now), self._read(p.beneficiary_id, now)
         for win in (*payer.outbound, *payer.inbound, *bene.inbound):
             win.evict(now)
         amounts = payer.amounts
@@ -372,8 +402,8 @@ class FeatureState:
 
     def learn(self, p: Payment) -> None:
         """Add a screened payment to the state of its payer and beneficiary."""
-        payer, bene = self._entity(p.payer_id), self._entity(p.beneficiary_id)
         now, amount = p.at_s, p.amount_minor
+        payer, bene = self._entity(p.payer_id, now), self._entity(p.beneficiary_id, now)
         for win in payer.outbound:
             win.add(now, amount, p.beneficiary_id)
         for win in bene.inbound:
@@ -393,6 +423,10 @@ class FeatureState:
             for old in [d for d in bene.fraud_days if d < horizon]:
                 del bene.fraud_days[old]
         bucket[0] += 1
+        for key, ent in ((p.payer_id, payer), (p.beneficiary_id, bene)):
+            ent.seen_s = max(ent.seen_s, now)
+            self.entities.move_to_end(key)
+        self._evict(now)
 
     def observe(self, p: Payment) -> list[float]:
         row = self.features(p)
@@ -404,7 +438,8 @@ class FeatureState:
         (``_risk`` reads only days older than the delay, however early a label is delivered)."""
         if not is_fraud:
             return
-        bucket = self._entity(p.beneficiary_id).fraud_days.get(p.at_s // DAY_S)
+        bene = self.entities.get(p.beneficiary_id)  # (dropped: that day counts no more)
+        bucket = None if bene is None else bene.fraud_days.get(p.at_s // DAY_S)
         if bucket is not None:
             bucket[1] += 1
 
