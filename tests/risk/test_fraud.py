@@ -193,6 +193,34 @@ def test_the_feature_state_stays_bounded_over_many_parties() -> None:
     assert most <= 2 * 501
 
 
+def _snapshot(state: FeatureState) -> dict:
+    def window(w) -> tuple:  # type: ignore[no-untyped-def]
+        return list(w.items), w.amount, dict(w.distinct or {})
+
+    return {
+        key: (list(e.amounts), list(e.payees.items()), list(e.devices.items()),
+              list(e.mccs.items()), e.last_s, e.seen_s, dict(e.fraud_days),
+              [window(w) for w in (*e.outbound, *e.inbound)])
+        for key, e in state.entities.items()
+    }  # fmt: skip
+
+
+def test_a_payment_taken_back_leaves_the_state_as_it_was() -> None:
+    """A screened payment that is not made after all (the scheme's transaction did not
+    commit) is taken out of the state again: its velocity, amount, new payee, device and
+    category go, and the oldest amount and device it pushed out come back."""
+    state = FeatureState()
+    for i in range(60):  # a full amount history (50) and device list (32)
+        state.observe(pay(i, T0 + i * 60, "c1", f"T{i % 40}", 1_000 + i, device=f"d{i % 40}"))
+    probe = pay(99, T0 + 3_700, "c1", "T-new", 5_000, device="d-new", mcc="travel")
+    before, snapshot = state.features(probe), _snapshot(state)
+    learned = state.learn(pay(98, T0 + 3_650, "c1", "T-new", 777, device="d-new", mcc="travel"))
+    assert state.features(probe) != before and "T-new" in state.entities
+    state.unlearn(learned)
+    assert _snapshot(state) == snapshot
+    assert state.features(probe) == before
+
+
 # --- rules ----------------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from entrepot.payments import SCHEME, PaymentScheme, TransferState
 from entrepot.payments.errors import InvalidPaymentInput, TransferBlocked
 from entrepot.payments.screening import FraudScreening, to_currency_minor
 from entrepot.risk.decisions import MemorySink
-from entrepot.risk.fraud import FraudModel, FraudScreener
+from entrepot.risk.fraud import FEATURES, FraudModel, FraudScreener
 from entrepot.risk.fraud_bench import train_from_simulator
 from tests.service.test_payments import join_bk
 
@@ -233,3 +233,68 @@ def test_a_converted_amount_past_what_the_model_takes_is_scored_at_the_largest(
     assert t.state in (TransferState.RESERVED, TransferState.HOLD)
     (logged,) = fraud.screener.sink  # type: ignore[misc]
     assert logged.inputs["amount_minor"] == 10**18  # fraud.AMOUNT_MINOR_MAX
+
+
+@pytest.mark.parametrize("how", ["prepare", "quote_and_prepare"])
+def test_a_prepare_that_does_not_commit_is_not_counted_in_the_payers_history(
+    scheme: PaymentScheme,
+    clock: FakeClock,
+    model: FraudModel,
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
+) -> None:
+    """Fraud screening learns each transfer it scores (the payer's velocity and amounts, the
+    payee's fan-in) inside the prepare's transaction: a prepare that failed after it (its
+    COMMIT, a write after the screening) stayed counted, a transfer that never was, and each
+    retry counted again, so the payer's next payments looked like a burst. Pay-by-QR prepares
+    inside its own unit of work, whose COMMIT comes after the prepare's end."""
+    from contextlib import contextmanager
+
+    from entrepot.risk.fraud import Payment
+
+    fraud = fraud_scheme(scheme, clock, model)
+    clock.set_ns((1_767_225_600 + 12 * 3_600) * NS_PER_S)
+    for n in range(3):
+        send(scheme, f"t-{n}", PAYERS[0], SHOPS[0], 3_000 + n)
+        clock.advance(600)
+    payer, shop = f"mtn-rw/MSISDN:{PAYERS[0]}", f"bk-rw/MERCHANT:{SHOPS[1][1]}"
+    probe = Payment("probe", clock.now_ns() // NS_PER_S + 300, payer, shop, 4_000, "EUR",
+                    "transfer")  # fmt: skip
+    state = fraud.screener.state
+    before, entities, queued = state.features(probe), set(state.entities), len(fraud.screener.queue)
+    real = scheme._uow
+
+    @contextmanager
+    def commit_fails():  # type: ignore[no-untyped-def]
+        outermost = scheme._joined_uow() is None
+        with real() as uow:
+            yield uow
+            if outermost:  # at the COMMIT: the transaction rolls back
+                raise OSError(5, "Input/output error")
+
+    for attempt in range(3):  # failed, and retried
+        if how == "prepare":
+            scheme.create_quote(
+                "mtn-rw", f"q-x{attempt}", *SHOPS[1], 9_000, "SEND", "RWF",
+                payer_alias_type="MSISDN", payer_alias=PAYERS[0],
+            )  # fmt: skip
+        monkeypatch.setattr(scheme, "_uow", commit_fails)
+        with pytest.raises(OSError):
+            if how == "prepare":
+                scheme.prepare_transfer("mtn-rw", "t-x", f"q-x{attempt}", ttl_s=86_400)
+            else:
+                scheme.quote_and_prepare(
+                    "mtn-rw", f"q-x{attempt}", "t-x", *SHOPS[1], 9_000, "SEND", "RWF",
+                    payer_alias_type="MSISDN", payer_alias=PAYERS[0],
+                )  # fmt: skip
+        monkeypatch.undo()
+        clock.advance(20)
+    with pytest.raises(Exception, match="does not exist"):
+        scheme.get_transfer("mtn-rw", "t-x")
+    assert state.features(probe) == before
+    assert set(state.entities) == entities and len(fraud.screener.queue) == queued
+    # a prepare that commits is counted as before
+    send(scheme, "t-y", PAYERS[0], SHOPS[1], 9_000)
+    after = dict(zip(FEATURES, state.features(probe), strict=True))
+    assert after["payer_n_1h"] == dict(zip(FEATURES, before, strict=True))["payer_n_1h"] + 1
+    assert after["new_beneficiary"] == 0.0

@@ -312,10 +312,16 @@ class FraudScreening:
             blocked = self._blocked.get(transfer.id)
             if blocked is not None and blocked[0] == replace(payment, at_s=blocked[0].at_s):
                 return blocked[1]  # the same payment again: as decided, not scored again
-            d = screener.screen(payment)
+            d, take_back = screener.screen_revocably(payment)
             self._forget_expired(screener, transfer.created_at_ns)
+
+        def undo() -> None:  # the transfer was not written after all
+            with self._lock:
+                take_back()
+                self._held.pop(transfer.id, None)
+
         if d.outcome == "approve":
-            return ScreeningDecision(hold=False)
+            return ScreeningDecision(hold=False, undo=(undo,))
         if d.outcome == "review":
             with self._lock:
                 self._held[transfer.id] = payment
@@ -332,10 +338,12 @@ class FraudScreening:
             block=d.outcome == "block",
             reasons=reasons,
             logged=(f"{FRAUD_MARK}{d.decision_id}",),
+            undo=(undo,),
         )
         if decision.block:
             with self._lock:
-                self._blocked[transfer.id] = (payment, decision)
+                # (without its undo: a block counts, and that would keep its parties' state)
+                self._blocked[transfer.id] = (payment, replace(decision, undo=()))
                 while len(self._blocked) > BLOCKED_REMEMBERED_MAX:
                     self._blocked.popitem(last=False)
         return decision
@@ -419,6 +427,7 @@ def _combined(decided: Sequence[ScreeningDecision]) -> ScreeningDecision:
         reasons=tuple(r for d in decided for r in d.reasons),
         block=block,
         logged=tuple(m for d in decided for m in d.logged),
+        undo=tuple(u for d in decided for u in d.undo),
     )
 
 

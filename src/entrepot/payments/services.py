@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from contextvars import ContextVar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
 from typing import Any, Protocol
 
@@ -206,6 +206,9 @@ class ScreeningDecision:
     #: the end of a held transfer's reason, whole however long the reasons, so that the
     #: reviewer's verdict is logged linked to them in whichever worker it reaches
     logged: tuple[str, ...] = ()
+    #: what takes back what the screening learned from the transfer (fraud: the payer's
+    #: history), run should the transfer not be written after all (``_on_rollback``)
+    undo: tuple[Callable[[], None], ...] = field(default=(), compare=False, repr=False)
 
     def reason(self) -> str:
         """The held transfer's reason: the reasons, cut to fit, then the decisions."""
@@ -234,7 +237,9 @@ class Screening(Protocol):
     append them to its log (``log_verdicts``, after the commit; the ids appended), learn from
     the verdict (``learn``, after the commit), load what it screens with ahead of the first
     transfer (``load``; a server calls it at start), and say that it keeps no state of what it
-    screens (``screens_ahead = True``: a prepare then screens before taking the write lock)."""
+    screens (``screens_ahead = True``: a prepare then screens before taking the write lock).
+    One that keeps state gives, with its decision, how to take back what it learned
+    (``ScreeningDecision.undo``): run if the transfer is not written after all."""
 
     def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision: ...
 
@@ -345,6 +350,40 @@ _JOINED: ContextVar[UnitOfWork | None] = ContextVar("entrepot_payments_joined", 
 #: The context whose use case the scheme runs in (``joined(uow, manager=...)``): the only one
 #: that may decide the escrows it made (``managed_by``).
 _MANAGER: ContextVar[str | None] = ContextVar("entrepot_payments_manager", default=None)
+#: What to undo in memory should the unit of work the scheme's use cases run in not commit
+#: (the outermost one's: a joined use case's work commits with its caller's).
+_UNDO: ContextVar[list[Callable[[], None]] | None] = ContextVar(
+    "entrepot_payments_undo", default=None
+)
+
+
+@contextmanager
+def _undone_on_failure() -> Iterator[None]:
+    """Inside: what ``_on_rollback`` is given runs (latest first) if the block raises, the
+    commit's failure included; an inner block leaves it to the outermost."""
+    if _UNDO.get() is not None:
+        yield
+        return
+    undo: list[Callable[[], None]] = []
+    token = _UNDO.set(undo)
+    try:
+        yield
+    except BaseException:
+        for step in reversed(undo):
+            try:
+                step()
+            except Exception:  # the first error is the one to raise
+                log.exception("undoing in memory what a failed unit of work did failed")
+        raise
+    finally:
+        _UNDO.reset(token)
+
+
+def _on_rollback(steps: Sequence[Callable[[], None]]) -> None:
+    """Run ``steps`` should the current unit of work not commit (nothing outside one)."""
+    undo = _UNDO.get()
+    if undo is not None:
+        undo.extend(steps)
 
 
 class _JoinedUnitOfWork(UnitOfWork):
@@ -416,7 +455,7 @@ class PaymentScheme:
             mark_keyed(joined.connection, self._now())
             return
         if self._group is not None:
-            with self._group.unit() as uow:  # commits with the batch it joins
+            with _undone_on_failure(), self._group.unit() as uow:  # commits with its batch
                 # Reads inside (``_read``) see this transaction, earlier members' work too:
                 # a snapshot would not, until the batch commits.
                 token = _JOINED.set(uow)
@@ -426,7 +465,7 @@ class PaymentScheme:
                     _JOINED.reset(token)
                 mark_keyed(uow.connection, self._now())
             return
-        with UnitOfWork(self.engine) as uow:
+        with _undone_on_failure(), UnitOfWork(self.engine) as uow:
             # Take the ledger's write lock first: every scheme write is serialised with it.
             self.ledger.store.take_write_lock(uow.connection)
             yield uow
@@ -475,7 +514,8 @@ class PaymentScheme:
         token = _JOINED.set(uow)
         managed = _MANAGER.set(manager)
         try:
-            yield self
+            with _undone_on_failure():  # (the caller's commit, after it, is the caller's)
+                yield self
         finally:
             _MANAGER.reset(managed)
             _JOINED.reset(token)
@@ -1784,6 +1824,11 @@ class PaymentScheme:
                 raise TransferBlocked(
                     f"transfer {transfer_id} blocked by screening: " + "; ".join(decision.reasons)
                 )
+            # Screened, a transfer counts in what a screening learns (a block too: an attempt);
+            # from here it counts only if it is written (a failure to write it, the COMMIT's
+            # included, takes it back: a transfer that never was counted in the payer's
+            # velocity, and again at each retry).
+            _on_rollback(decision.undo)
             if decision.hold:
                 t = replace(t, state=TransferState.HOLD, reason=decision.reason())
             self._set_quote_state(conn, q.id, QuoteState.USED)

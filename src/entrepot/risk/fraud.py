@@ -255,6 +255,19 @@ class _Window:
         if self.distinct is not None:
             self.distinct[other] = self.distinct.get(other, 0) + 1
 
+    def discard(self, at_s: int, amount: int, other: str) -> None:
+        """Take an added item out again (the last one, unless others came since), if it is
+        still in the window."""
+        item, items = (at_s, amount, other), self.items
+        if items and items[-1] == item:
+            items.pop()
+        else:
+            try:
+                items.remove(item)
+            except ValueError:
+                return  # out of the window already
+        self._drop(item)
+
 
 class _Entity:
     """What is remembered of one payer, card, terminal or account; every part is bounded."""
@@ -274,13 +287,48 @@ class _Entity:
         self.seen_s = seen_s  # its latest payment, as payer or beneficiary
 
 
-def _remember(known: OrderedDict[str, int], key: str, at_s: int, cap: int) -> None:
+#: What ``_remember`` did: whether it added the key, and the (key, first seen) it pushed out.
+_Remembered = tuple[bool, tuple[str, int] | None]
+_KNOWN: _Remembered = (False, None)
+_ADDED: _Remembered = (True, None)
+
+
+def _remember(known: OrderedDict[str, int], key: str, at_s: int, cap: int) -> _Remembered:
     if key not in known:
         known[key] = at_s
         if len(known) > cap:
-            known.popitem(last=False)
-    else:
-        known.move_to_end(key)
+            return True, known.popitem(last=False)
+        return _ADDED
+    known.move_to_end(key)
+    return _KNOWN
+
+
+def _unremember(known: OrderedDict[str, int], key: str, done: _Remembered) -> None:
+    """Undo ``_remember`` (a key it only moved to the end stays there)."""
+    added, pushed_out = done
+    if not added or known.pop(key, None) is None or pushed_out is None:
+        return
+    if pushed_out[0] not in known:
+        known[pushed_out[0]] = pushed_out[1]
+        known.move_to_end(pushed_out[0], last=False)
+
+
+@dataclass(slots=True)
+class Learned:
+    """What ``FeatureState.learn`` changed that taking the payment out again cannot work out
+    from the payment alone (``FeatureState.unlearn``)."""
+
+    payment: Payment
+    payer: _Entity
+    bene: _Entity
+    new: tuple[bool, bool]  # whether learning it made the payer's, the beneficiary's state
+    seen_s: tuple[int, int]  # their latest activity before it
+    last_s: int | None  # the payer's last payment before it
+    pushed_out: int | None  # the payer's oldest amount it pushed out of the history
+    payee: _Remembered
+    device: _Remembered
+    mcc: _Remembered
+    new_day: bool  # whether it opened the beneficiary's day bucket
 
 
 class FeatureState:
@@ -400,24 +448,31 @@ class FeatureState:
                 frauds += f
         return (frauds / seen if seen else 0.0), seen
 
-    def learn(self, p: Payment) -> None:
-        """Add a screened payment to the state of its payer and beneficiary."""
+    def learn(self, p: Payment) -> Learned:
+        """Add a screened payment to the state of its payer and beneficiary; what it changed,
+        for ``unlearn``."""
         now, amount = p.at_s, p.amount_minor
+        had_payer, had_bene = self.entities.get(p.payer_id), self.entities.get(p.beneficiary_id)
         payer, bene = self._entity(p.payer_id, now), self._entity(p.beneficiary_id, now)
         for win in payer.outbound:
             win.add(now, amount, p.beneficiary_id)
         for win in bene.inbound:
             win.add(now, amount, p.payer_id)
-        payer.amounts.append(amount)
-        _remember(payer.payees, p.beneficiary_id, now, KNOWN_COUNTERPARTIES_MAX)
-        if p.device_id:
-            _remember(payer.devices, p.device_id, now, KNOWN_DEVICES_MAX)
-        if p.mcc:
-            _remember(payer.mccs, p.mcc, now, KNOWN_COUNTERPARTIES_MAX)
+        amounts = payer.amounts
+        pushed_out = amounts[0] if len(amounts) == amounts.maxlen else None
+        amounts.append(amount)
+        payee = _remember(payer.payees, p.beneficiary_id, now, KNOWN_COUNTERPARTIES_MAX)
+        device = _remember(payer.devices, p.device_id, now, KNOWN_DEVICES_MAX) if p.device_id \
+            else _KNOWN  # fmt: skip
+        mcc = _remember(payer.mccs, p.mcc, now, KNOWN_COUNTERPARTIES_MAX) if p.mcc else _KNOWN
+        learned = Learned(p, payer, bene, (payer is not had_payer, bene is not had_bene),
+                          (payer.seen_s, bene.seen_s), payer.last_s, pushed_out, payee, device,
+                          mcc, False)  # fmt: skip
         payer.last_s = now
         day = now // DAY_S
         bucket = bene.fraud_days.get(day)
         if bucket is None:
+            learned.new_day = True
             bucket = bene.fraud_days[day] = [0, 0]
             horizon = day - self.label_delay_days - max(RISK_WINDOWS_DAYS) - 1
             for old in [d for d in bene.fraud_days if d < horizon]:
@@ -427,6 +482,49 @@ class FeatureState:
             ent.seen_s = max(ent.seen_s, now)
             self.entities.move_to_end(key)
         self._evict(now)
+        return learned
+
+    def unlearn(self, learned: Learned) -> None:
+        """Take a learned payment out again (it was not made after all). Exact when nothing
+        was learned since for its payer and beneficiary; otherwise its window items, amount,
+        counts and new payee, device and category still go, but an old amount or payee it
+        pushed out may not come back as it was. A party it made is dropped again."""
+        p, payer, bene = learned.payment, learned.payer, learned.bene
+        now, amount = p.at_s, p.amount_minor
+        if self.entities.get(p.payer_id) is payer:
+            for win in payer.outbound:
+                win.discard(now, amount, p.beneficiary_id)
+            amounts = payer.amounts
+            if amounts and amounts[-1] == amount:
+                amounts.pop()
+            elif amount in amounts:
+                at = len(amounts) - 1 - list(reversed(amounts)).index(amount)
+                del amounts[at]
+            if learned.pushed_out is not None and len(amounts) < AMOUNT_HISTORY_MAX:
+                amounts.appendleft(learned.pushed_out)
+            _unremember(payer.payees, p.beneficiary_id, learned.payee)
+            _unremember(payer.devices, p.device_id, learned.device)
+            _unremember(payer.mccs, p.mcc, learned.mcc)
+            if payer.last_s == now:
+                payer.last_s = learned.last_s
+        if self.entities.get(p.beneficiary_id) is bene:
+            for win in bene.inbound:
+                win.discard(now, amount, p.payer_id)
+            day = now // DAY_S
+            bucket = bene.fraud_days.get(day)
+            if bucket is not None and bucket[0] > 0:
+                bucket[0] -= 1
+                if learned.new_day and bucket == [0, 0]:
+                    del bene.fraud_days[day]
+        for key, ent, new, seen_s in ((p.payer_id, payer, learned.new[0], learned.seen_s[0]),
+                                      (p.beneficiary_id, bene, learned.new[1],
+                                       learned.seen_s[1])):  # fmt: skip
+            if self.entities.get(key) is not ent:
+                continue  # dropped, or made anew, since
+            if new and ent.last_s is None and not ent.fraud_days:
+                del self.entities[key]  # (no payment of it stands: its windows are empty)
+            elif ent.seen_s == now:
+                ent.seen_s = seen_s
 
     def observe(self, p: Payment) -> list[float]:
         row = self.features(p)
@@ -921,10 +1019,41 @@ class FraudScreener:
         return self.screen_many([payment])[0]
 
     def screen_many(self, payments: Iterable[Payment | Mapping[str, Any]]) -> list[FraudDecision]:
+        return self._screen_many(payments)[0]
+
+    def screen_revocably(
+        self, payment: Payment | Mapping[str, Any]
+    ) -> tuple[FraudDecision, Callable[[], None]]:
+        """:meth:`screen`, and how to take back what the payment taught the feature state
+        and its review item, should it not be made after all (a transfer whose transaction
+        did not commit). Its decision stays logged."""
+        (decision,), (learned,) = self._screen_many([payment])
+
+        def take_back() -> None:
+            self.state.unlearn(learned)
+            self.queue.discard(decision.decision_id)
+
+        return decision, take_back
+
+    def _screen_many(
+        self, payments: Iterable[Payment | Mapping[str, Any]]
+    ) -> tuple[list[FraudDecision], list[Learned]]:
         batch = [p if isinstance(p, Payment) else make_payment(p) for p in payments]
-        rows = [self.state.observe(p) for p in batch]
+        rows: list[list[float]] = []
+        learned: list[Learned] = []
+        for p in batch:  # (``observe``, keeping what each learned)
+            rows.append(self.state.features(p))
+            learned.append(self.state.learn(p))
         if not rows:
-            return []
+            return [], []
+        try:
+            return self._decide(batch, rows), learned
+        except BaseException:  # (the log refused them, say): screened, not learned
+            for one in reversed(learned):
+                self.state.unlearn(one)
+            raise
+
+    def _decide(self, batch: list[Payment], rows: list[list[float]]) -> list[FraudDecision]:
         X = np.asarray(rows, dtype=np.float64)
         model_p = self.model.model_probability(X)
         hits = [rule_hits(row) for row in rows]
