@@ -157,10 +157,11 @@ def test_terminal_risk_counts_labels_only_after_the_delay() -> None:
 def test_a_party_idle_past_every_window_is_forgotten_and_pays_as_a_new_one(world: World) -> None:
     """The feature state kept every party it ever saw for the life of the process: an API
     worker's memory grew with every new payer and payee. A party idle past the longest window
-    a feature reads (the beneficiary's fraud rate: 28 days, after the label delay) is dropped;
-    its next payment is scored exactly as a party never seen."""
+    a feature reads (the beneficiary's fraud rate: 28 days, after the label delay), and a year
+    (what has no window is kept for a payer paying once a quarter), is dropped; its next
+    payment is scored exactly as a party never seen."""
     state = FeatureState(label_delay_days=DELAY_DAYS)
-    assert state.idle_s == (DELAY_DAYS + 28 + 1) * 86_400
+    assert state.idle_s == 366 * 86_400 > (DELAY_DAYS + 28 + 1) * 86_400
     history = [pay(i, T0 + i * 60, "c1", f"T{i % 3}", 1_000 + i) for i in range(20)]
     for p in history:
         state.observe(p)

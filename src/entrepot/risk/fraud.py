@@ -331,13 +331,22 @@ class Learned:
     new_day: bool  # whether it opened the beneficiary's day bucket
 
 
+#: A party idle this long is forgotten (``FeatureState``): a year and a day, so that what has
+#: no window (a payer's known payees, devices, usual amounts) is kept for one paying once a
+#: quarter or a year, and the state holds the parties active in the last year, not every one
+#: ever seen. At the longest window alone (36 days), a monthly payer a few days late paid as a
+#: stranger to its own payees.
+FORGET_AFTER_DAYS = 366
+
+
 class FeatureState:
     """Per-entity rolling state; ``observe`` returns a payment's features, then learns it.
 
-    A party idle for ``idle_s`` (the longest window a feature reads: the beneficiary's fraud
-    rate, ``RISK_WINDOWS_DAYS`` after the label delay) is a new party: every window of it is
-    empty by then, and what has no window (its history of amounts, payees, devices and
-    categories, the time since its last payment) is forgotten with it. Such parties are
+    A party idle for ``idle_s`` (``FORGET_AFTER_DAYS``, past the longest window a feature
+    reads: the beneficiary's fraud rate, ``RISK_WINDOWS_DAYS`` after the label delay) is a new
+    party: every window of it is empty by then, and what has no window (its history of
+    amounts, payees, devices and categories, the time since its last payment) is forgotten
+    with it. Such parties are
     dropped as later payments come (the least recently active first): the state holds the
     parties active within ``idle_s``, where it held every party ever seen."""
 
@@ -345,8 +354,8 @@ class FeatureState:
         if label_delay_days < 0:
             raise InvalidInput("label_delay_days must be >= 0", field="label_delay_days")
         self.label_delay_days = label_delay_days
-        self.idle_s = max(WINDOWS_S[-1],
-                          (label_delay_days + max(RISK_WINDOWS_DAYS) + 1) * DAY_S)  # fmt: skip
+        self.idle_s = max(WINDOWS_S[-1], (label_delay_days + max(RISK_WINDOWS_DAYS) + 1) * DAY_S,
+                          FORGET_AFTER_DAYS * DAY_S)  # fmt: skip
         #: least recently active first
         self.entities: OrderedDict[str, _Entity] = OrderedDict()
 
