@@ -509,6 +509,32 @@ def test_an_escrow_is_split_in_one_decision_and_its_decisions_read_over_http(
     assert client.get("/v1/escrows/nope/events", headers=hub).status_code == 404
 
 
+def test_an_escrow_past_its_deadline_reads_over_http_as_the_deadline_decided_it(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """Between its deadline and the deadline pass an escrow read HELD, its funds releasable,
+    and a release was refused 409: it reads as the deadline decided it (refunded, CLOSED),
+    and the release is refused as the read says."""
+    client, h = api
+    scheme.register_participant("bk-rw", "Bank of Kigali", "bank", "RW", ["RWF"])
+    scheme.create_escrow("mtn-rw", "e-late", "bk-rw", "RWF", 1_000, "order 7", 60, "refund")
+    assert isinstance(scheme.clock, FakeClock)
+    scheme.clock.advance(60)
+    bank = {"Authorization": f"Bearer {issue_credential(scheme.engine, 'bk-rw').token}"}
+    before = snapshot(scheme)
+    for who in (h["mtn-rw"], bank, h["scheme"]):
+        read = client.get("/v1/escrows/e-late", headers=who).json()
+        assert (read["state"], read["held"]["minor"], read["refunded"]["minor"]) == (
+            "CLOSED",
+            0,
+            1_000,
+        ), read
+    assert snapshot(scheme) == before  # a read writes nothing
+    r = client.post("/v1/escrows/e-late/release", json={"amount": _rwf("1")}, headers=h["mtn-rw"])
+    assert r.status_code == 409 and "was refunded" in r.json()["detail"], r.text
+    assert client.get("/v1/escrows/e-late", headers=bank).json() == read
+
+
 def test_idempotency_key_replays_and_refuses_a_different_body(
     api: tuple[TestClient, dict[str, dict[str, str]]],
 ) -> None:

@@ -449,6 +449,63 @@ def test_a_decision_after_the_deadline_is_refused_and_the_deadline_acts_first(
     assert_ledger_ok(s)
 
 
+def test_an_escrow_past_its_deadline_reads_as_the_deadline_decided_it(
+    hub: PaymentScheme, clock: FakeClock
+) -> None:
+    """Found by a review: between an escrow's deadline and the pass, its payer and payee read
+    it HELD with what it held, releasable, though the deadline had decided it: a release was
+    then refused ("passed its deadline"). It reads now as the deadline decided it (as a
+    transfer past its expiry reads ABORTED), without writing; a late decision is refused as
+    the read says, and what the deadline then records is what was read."""
+    s = hub
+    s.create_escrow("mtn-rw", "esc-p", "bk-rw", "RWF", 30_000, "goods", 60, "refund", "tradehub")
+    s.create_escrow("mtn-rw", "esc-q", "bk-rw", "RWF", 20_000, "goods", 60, "release", "tradehub")
+    s.release_escrow("tradehub", "esc-p", 10_000)
+    clock.advance(59)
+    assert s.get_escrow("mtn-rw", "esc-p").state is EscrowState.HELD  # not yet
+    clock.advance(1)
+    with unchanged(s):  # a read writes nothing
+        for who in ("mtn-rw", "bk-rw", "tradehub", SCHEME):
+            e = s.get_escrow(who, "esc-p")
+            assert (e.state, e.released_minor, e.refunded_minor, e.held_minor) == (
+                EscrowState.CLOSED,
+                10_000,
+                20_000,
+                0,
+            )
+            e = s.get_escrow(who, "esc-q")
+            assert (e.state, e.released_minor, e.refunded_minor, e.held_minor) == (
+                EscrowState.CLOSED,
+                20_000,
+                0,
+                0,
+            )
+        read, _ = s.escrow_history("bk-rw", "esc-p")
+        assert read == s.get_escrow("bk-rw", "esc-p")
+    # a late decision is refused as closed by the deadline, which records what was read
+    with pytest.raises(InvalidState, match="passed its deadline: what it held was refunded"):
+        s.release_escrow("tradehub", "esc-p", 1_000)
+    assert s.get_escrow("bk-rw", "esc-p") == read
+    assert s.process_deadlines()["escrows_resolved"] == 1  # esc-q, as read
+    assert s.get_escrow("bk-rw", "esc-q").released_minor == 20_000
+    assert held_in_escrow(s) == 0
+    assert_ledger_ok(s)
+
+
+def test_an_escrow_whose_deadline_cannot_act_reads_held(
+    hub: PaymentScheme, clock: FakeClock
+) -> None:
+    """Its deadline would release to a suspended payee: the deadline decides nothing, so the
+    escrow reads HELD, its controller's to decide, as the pass and a decision treat it."""
+    s = hub
+    s.create_escrow("mtn-rw", "esc-z", "bk-rw", "RWF", 5_000, "goods", 60, "release", "tradehub")
+    s.set_active("bk-rw", False)
+    clock.advance(61)
+    e = s.get_escrow("mtn-rw", "esc-z")
+    assert (e.state, e.held_minor) == (EscrowState.HELD, 5_000)
+    assert s.refund_escrow("tradehub", "esc-z", 5_000).state is EscrowState.CLOSED
+
+
 def test_an_escrow_whose_deadline_cannot_act_stays_the_controllers_to_decide(
     hub: PaymentScheme, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -528,6 +585,6 @@ def test_a_late_decision_inside_another_transaction_does_not_claim_the_deadline_
         s.ledger.store.take_write_lock(uow.connection)
         with s.joined(uow), pytest.raises(InvalidState, match="is to be refunded"):
             s.release_escrow("tradehub", "esc-j", 500)
-    assert s.get_escrow("tradehub", "esc-j").state is EscrowState.HELD  # nothing committed
+    assert held_in_escrow(s) == 500  # nothing committed
     assert s.process_deadlines()["escrows_resolved"] == 1
     assert s.get_escrow("tradehub", "esc-j").refunded_minor == 500

@@ -2606,11 +2606,40 @@ class PaymentScheme:
         )
         return int(seq)
 
-    def get_escrow(self, caller: str, escrow_id: str) -> Escrow:
+    def get_escrow(self, caller: str, escrow_id: str, *, recorded: bool = False) -> Escrow:
+        """The escrow as its deadline has decided it (``_decided_view``); ``recorded``: as its
+        records stand, for a context whose decisions move what it holds (trade's, which a
+        late decision then finds refused)."""
         with self._read() as conn:
             e = self._escrow(conn, escrow_id)
-        self._may_read(caller, e)
-        return e
+            self._may_read(caller, e)
+            return e if recorded else self._decided_view(conn, e)
+
+    def _deadline_can_act(self, conn: Connection, e: Escrow) -> bool:
+        """Whether the deadline's action on ``e`` can be taken: its recipient can receive
+        (not suspended, holds the currency). It cannot otherwise: the escrow stays the
+        controller's to decide, as the pass leaves it for a person."""
+        release = e.on_deadline is DeadlineAction.RELEASE
+        to = self._participants.get(conn, e.payee_participant if release else e.payer_participant)
+        return to is not None and to.active and e.currency in to.currencies
+
+    def _decided_view(self, conn: Connection, e: Escrow) -> Escrow:
+        """``e`` as read: past its deadline, what it holds is read released or refunded the
+        deadline's way where the deadline can act, as the pass (or a late decision) then
+        records it; nothing is written. It read HELD and releasable until the pass, while a
+        release was refused as too late (found by a review; a transfer past its expiry reads
+        ABORTED so)."""
+        if (
+            e.state is not EscrowState.HELD
+            or self._now() < e.deadline_ns
+            or not self._deadline_can_act(conn, e)
+        ):
+            return e
+        if e.on_deadline is DeadlineAction.RELEASE:
+            return replace(
+                e, released_minor=e.released_minor + e.held_minor, state=EscrowState.CLOSED
+            )
+        return replace(e, refunded_minor=e.refunded_minor + e.held_minor, state=EscrowState.CLOSED)
 
     @staticmethod
     def _may_read(caller: str, e: Escrow) -> None:
@@ -2627,6 +2656,7 @@ class PaymentScheme:
         with self._read() as conn:
             e = self._escrow(conn, escrow_id)
             self._may_read(caller, e)
+            e = self._decided_view(conn, e)
             rows = conn.execute(
                 sa.select(st.escrow_events)
                 .where(st.escrow_events.c.escrow_id == escrow_id)
@@ -2723,13 +2753,11 @@ class PaymentScheme:
             raise InvalidState(f"escrow {e.id} is closed")
         if self._now() >= e.deadline_ns:
             release = e.on_deadline is DeadlineAction.RELEASE
-            to = self._participants.get(
-                uow.connection, e.payee_participant if release else e.payer_participant
-            )
             # The deadline cannot act when its recipient cannot receive (suspended, say): the
             # escrow then stays the controller's to decide, as process_deadlines leaves it for
             # a person, and the controller must be active to decide, as before the deadline.
-            if to is not None and to.active and e.currency in to.currencies:
+            # Where it can, the escrow reads closed already (_decided_view): refused so.
+            if self._deadline_can_act(uow.connection, e):
                 done = "released to the payee" if release else "refunded to the payer"
                 if isinstance(uow, _JoinedUnitOfWork):
                     # Inside another context's transaction nothing is committed here (the

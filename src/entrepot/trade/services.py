@@ -1763,7 +1763,7 @@ class TradeNetwork(DisputeDesk):
         if order.tax_escrow_id is None:
             return
         e = self.scheme.get_escrow(
-            self._hub(conn, order.hub_id).participant_id, order.tax_escrow_id
+            self._hub(conn, order.hub_id).participant_id, order.tax_escrow_id, recorded=True
         )
         if e.held_minor == 0:
             return
@@ -1837,7 +1837,9 @@ class TradeNetwork(DisputeDesk):
         self._escrow_move(hub, order.goods_escrow_id, release=release, refund=refund_minor)
         taxes_back = 0
         if order.tax_escrow_id is not None:
-            held = self.scheme.get_escrow(hub.participant_id, order.tax_escrow_id).held_minor
+            held = self.scheme.get_escrow(
+                hub.participant_id, order.tax_escrow_id, recorded=True
+            ).held_minor
             if held:
                 self._escrow_move(hub, order.tax_escrow_id, release=0, refund=held)
                 taxes_back = held
