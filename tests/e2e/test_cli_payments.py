@@ -144,18 +144,19 @@ def test_every_use_case_has_a_command(cli: Cli) -> None:
 
 
 def test_a_window_where_nothing_nets_reports_no_ratio_in_json(cli: Cli) -> None:
-    """Found by a review: an escrow held and refunded in one window moves a gross of 100 RWF
-    that nets to nothing; ``window-close --json`` printed ``"gross_to_net": Infinity``,
-    which JSON parsers refuse (the API answered -1). No ratio is null, both ways."""
+    """Found by a review: an escrow held and refunded in one window moves a gross of 200 RWF
+    (100 in, 100 out) that nets to nothing; ``window-close --json`` printed
+    ``"gross_to_net": Infinity``, which JSON parsers refuse (the API answered -1). No ratio
+    is null, both ways."""
     _network(cli)
     cli("payments escrow-create --as mtn-rw e1 fxco 100 RWF order-7 600")
     cli("payments escrow-refund --as mtn-rw e1 100 RWF")
     closed = cli.json("payments window-close")  # strict: Infinity fails it
     assert closed["report"]["RWF"] == {
-        "gross_minor": 100,
+        "gross_minor": 200,
         "net_minor": 0,
         "carried_minor": 0,
-        "liquidity_saved_minor": 100,
+        "liquidity_saved_minor": 200,
         "gross_to_net": None,
     }
     assert cli.json("payments window-settle 1")["report"]["RWF"]["gross_to_net"] is None

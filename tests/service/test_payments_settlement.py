@@ -308,6 +308,37 @@ def test_nets_include_escrow_moves(scheme: PaymentScheme) -> None:
     assert_ledger_ok(scheme)
 
 
+def test_gross_counts_every_escrow_move_once(scheme: PaymentScheme) -> None:
+    """Found by a review: gross was the larger of what was sent and what was received, so a
+    window with escrow holds and releases reported one side only: a hold of 500 released in
+    it moved 500 into the escrow and 500 out (1,000, each move in full as a payment's legs
+    are), and reported 500, netting saving nothing. Gross is the value moved, each move once:
+    a payment's legs, an escrow's hold sent by its payer, a release or refund sent by the
+    escrow account."""
+    join_bk(scheme)
+    join(scheme, "bk2", "RWF", deposit=10_000, cap=10_000)
+    scheme.create_escrow("mtn-rw", "before", "bk2", "RWF", 700, "order 0", 600)
+    scheme.settle_window(SCHEME, scheme.close_window().id)
+    scheme.create_escrow("mtn-rw", "e1", "bk-rw", "RWF", 500, "order 1", 600)
+    scheme.release_escrow("mtn-rw", "e1", 500)  # 500 in, 500 out
+    scheme.create_escrow("bk2", "e2", "bk-rw", "RWF", 300, "order 2", 600)  # 300 in
+    scheme.refund_escrow("mtn-rw", "before", 400)  # 400 out of w1's hold
+    w = scheme.close_window()
+    assert nets(w.positions) == {
+        ("mtn-rw", "RWF"): (500, 400, -100),
+        ("bk-rw", "RWF"): (0, 500, 500),
+        ("bk2", "RWF"): (300, 0, -300),
+    }
+    assert w.report()["RWF"] == {
+        "gross_minor": 500 + 500 + 300 + 400,
+        "net_minor": 500,
+        "carried_minor": 0,
+        "liquidity_saved_minor": 1_200,
+        "gross_to_net": 3.4,
+    }
+    assert_ledger_ok(scheme)
+
+
 def settled_of(window_positions: tuple[NetPosition, ...]) -> dict[tuple[str, str], int | None]:
     return {(p.participant_id, p.currency): p.settled_minor for p in window_positions}
 
@@ -334,13 +365,14 @@ def test_a_creditor_that_spends_what_it_is_owed_before_settlement_does_not_block
     # 500 carried in, 1,500 out: bk2 owes 1,000 net, what it has
     assert nets(w2.positions)[("bk2", "RWF")] == (1_500, 0, -1_000)
     assert {p.participant_id: p.carried_minor for p in w2.positions}["bk2"] == 500
-    # the report's net is the window's own: 1,500 moved bk2 -> bk-rw (not 1,000 + 500)
+    # the report's net is the window's own: 1,500 moved bk2 -> bk-rw (not 1,000 + 500);
+    # gross its two moves, bk2 -> escrow and escrow -> bk-rw
     assert w2.report()["RWF"] == {
-        "gross_minor": 1_500,
+        "gross_minor": 3_000,
         "net_minor": 1_500,
         "carried_minor": 500,
-        "liquidity_saved_minor": 0,
-        "gross_to_net": 1.0,
+        "liquidity_saved_minor": 1_500,
+        "gross_to_net": 2.0,
     }
     w2 = scheme.settle_window(SCHEME, w2.id)
     assert settled_of(w2.positions)[("bk2", "RWF")] == 1_000

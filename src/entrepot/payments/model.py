@@ -321,17 +321,23 @@ class SettlementWindow:
     closed_at_ns: int | None
     settled_at_ns: int | None
     positions: tuple[NetPosition, ...] = ()
+    #: per currency, what the scheme's escrow account paid out in the window (releases and
+    #: refunds): sent by no participant, so no position's ``sent_minor`` counts it
+    escrow_paid: tuple[tuple[str, int], ...] = ()
 
     def report(self) -> dict[str, WindowFigures]:
         """Per currency: gross value, net value and the liquidity saved by netting.
 
-        A payment's value is sent by one participant and received by others (fees and FX
-        legs included), so what was sent and what was received are equal; escrow moves are
-        one-sided (a hold is sent to the scheme's escrow account, a release or refund
-        received from it), so each total counts only its side. Gross is the larger total, net
-        the larger of what debtors pay in and creditors are paid: a window whose only move
-        released an escrow held earlier moved its amount, which summing what was sent and
-        what debtors owe (0 and 0) did not show.
+        Gross is the value moved, each move once, as it would settle one at a time: what
+        the participants sent (a payment's legs, fees and FX legs included, each sent by one
+        and received by another; an escrow hold, sent by its payer to the scheme's escrow
+        account) and what that escrow account paid out (a release or refund, received by a
+        participant, sent by none). It was the larger of what was sent and what was
+        received, which counted one side of a window's escrow moves: a hold of 500 released
+        in the window moved 1,000 and reported 500 (a review). Net is the larger of what
+        debtors pay in and creditors are paid: a window whose only move released an escrow
+        held earlier moved its amount, which summing what was sent and what debtors owe (0
+        and 0) did not show.
 
         Net is what the window's own moves net to: what an earlier settlement could not pay
         a creditor (``carried_minor``, counted in its position's net) is reported apart, as
@@ -346,9 +352,10 @@ class SettlementWindow:
             acc[2] += max(0, -own)
             acc[3] += max(0, own)
             acc[4] += p.carried_minor
+        paid = dict(self.escrow_paid)
         out: dict[str, WindowFigures] = {}
-        for currency, (sent, received, owed, owing, carried) in sums.items():
-            gross, net = max(sent, received), max(owed, owing)
+        for currency, (sent, _received, owed, owing, carried) in sums.items():
+            gross, net = sent + paid.get(currency, 0), max(owed, owing)
             out[currency] = WindowFigures(
                 gross_minor=gross,
                 net_minor=net,

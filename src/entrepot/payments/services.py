@@ -2963,6 +2963,15 @@ class PaymentScheme:
             .order_by(st.window_positions.c.currency, st.window_positions.c.participant_id)
         ).all()
         carried = self._carried_into(conn, window_id)
+        # what the escrow account paid out in it (its gross counts it: SettlementWindow.report)
+        ev = st.escrow_events.c
+        paid = conn.execute(
+            sa.select(st.escrows.c.currency, sa.func.sum(ev.amount))
+            .join(st.escrows, st.escrows.c.id == ev.escrow_id)
+            .where(ev.window_id == window_id, ev.action != "hold")
+            .group_by(st.escrows.c.currency)
+            .order_by(st.escrows.c.currency)
+        ).all()
         positions = tuple(
             NetPosition(
                 p.participant_id,
@@ -2976,7 +2985,13 @@ class PaymentScheme:
             for p in pos
         )
         return SettlementWindow(
-            row.id, WindowState(row.state), row.opened_at, row.closed_at, row.settled_at, positions
+            row.id,
+            WindowState(row.state),
+            row.opened_at,
+            row.closed_at,
+            row.settled_at,
+            positions,
+            tuple((cur, int(amount)) for cur, amount in paid),  # PostgreSQL's sum: numeric
         )
 
     def _carried_into(self, conn: Connection, window_id: int) -> dict[tuple[str, str], int]:

@@ -228,7 +228,7 @@ def _disputes(trade: TradeNetwork, tally: Tally, facts: list[_Facts]) -> dict[st
 def _settlement(window: SettlementWindow) -> dict[str, Any]:
     """The scheme's own report of the window (``SettlementWindow.report``): gross is what
     moved one payment at a time (payouts, fees, FX legs; escrow holds, releases and refunds,
-    each on its side), net what moves at settlement."""
+    each move once), net what moves at settlement."""
     report = window.report()
     gross = Counter({cur: int(r["gross_minor"]) for cur, r in report.items()})
     net = Counter({cur: int(r["net_minor"]) for cur, r in report.items()})
