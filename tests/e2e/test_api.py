@@ -125,7 +125,7 @@ def test_cross_border_pay_by_qr_rwf_to_myr_is_exact(
         "net_minor": 2550,
         "carried_minor": 0,
         "liquidity_saved_minor": 0,
-        "gross_to_net": 1.0,
+        "gross_to_net": "1.00",
     }
     settled = client.post(f"/v1/settlementWindows/{window['id']}/settle", headers=h["scheme"])
     assert settled.status_code == 200 and settled.json()["state"] == "SETTLED"

@@ -131,14 +131,14 @@ def test_close_and_settle_a_window_of_payments_in_both_directions(
             "net_minor": 120_068,
             "carried_minor": 0,
             "liquidity_saved_minor": 360_814,
-            "gross_to_net": 4.01,
+            "gross_to_net": "4.01",
         },
         "MYR": {
             "gross_minor": 41_552,
             "net_minor": 21_602,
             "carried_minor": 0,
             "liquidity_saved_minor": 19_950,
-            "gross_to_net": 1.92,
+            "gross_to_net": "1.92",
         },
     }
     assert report["RWF"]["gross_minor"] == sum(
@@ -294,7 +294,7 @@ def test_nets_include_escrow_moves(scheme: PaymentScheme) -> None:
         "net_minor": 40_000,
         "carried_minor": 0,
         "liquidity_saved_minor": 0,
-        "gross_to_net": 1.0,
+        "gross_to_net": "1.00",
     }
     scheme.settle_window(SCHEME, w2.id)
     assert moves(before, liquidity(scheme)) == {
@@ -334,9 +334,34 @@ def test_gross_counts_every_escrow_move_once(scheme: PaymentScheme) -> None:
         "net_minor": 500,
         "carried_minor": 0,
         "liquidity_saved_minor": 1_200,
-        "gross_to_net": 3.4,
+        "gross_to_net": "3.40",
     }
     assert_ledger_ok(scheme)
+
+
+def test_gross_to_net_is_a_decimal_string_rounded_half_up_from_the_exact_ratio() -> None:
+    """Found by a review: ``gross_to_net`` was a binary float rounded to two places, beside
+    figures stated exactly in minor units: 214 over 80 is 2.675, which ``round`` read as
+    2.67 (the float nearest 2.675 is below it) where a report rounding half up states 2.68.
+    It is a decimal string now, from the exact ratio, as the API states its rates."""
+    window = SettlementWindow(
+        1,
+        WindowState.CLOSED,
+        0,
+        1,
+        None,
+        (  # a pays b 147, b pays a 67: 214 moved, 80 net
+            NetPosition("a", "RWF", 147, 67, -80),
+            NetPosition("b", "RWF", 67, 147, 80),
+            # c pays d 3, e pays c 1: 4 moved, 3 net
+            NetPosition("c", "MYR", 3, 1, -2),
+            NetPosition("d", "MYR", 0, 3, 3),
+            NetPosition("e", "MYR", 1, 0, -1),
+        ),
+    )
+    report = window.report()
+    assert report["RWF"]["gross_to_net"] == "2.68"
+    assert report["MYR"]["gross_to_net"] == "1.33"  # 4 over 3, not an unending decimal
 
 
 def settled_of(window_positions: tuple[NetPosition, ...]) -> dict[tuple[str, str], int | None]:
@@ -372,7 +397,7 @@ def test_a_creditor_that_spends_what_it_is_owed_before_settlement_does_not_block
         "net_minor": 1_500,
         "carried_minor": 500,
         "liquidity_saved_minor": 1_500,
-        "gross_to_net": 2.0,
+        "gross_to_net": "2.00",
     }
     w2 = scheme.settle_window(SCHEME, w2.id)
     assert settled_of(w2.positions)[("bk2", "RWF")] == 1_000

@@ -308,9 +308,21 @@ class WindowFigures(TypedDict):
     net_minor: int
     carried_minor: int
     liquidity_saved_minor: int
-    #: gross over net, to two places; None (JSON's null) where nothing nets: infinity is no
-    #: JSON number (the CLI's --json printed ``Infinity``, which JSON parsers refuse)
-    gross_to_net: float | None
+    #: gross over net, a decimal string rounded half up to two places (``gross_to_net``);
+    #: None (JSON's null) where nothing nets: infinity is no JSON number (the CLI's --json
+    #: printed ``Infinity``, which JSON parsers refuse)
+    gross_to_net: str | None
+
+
+def gross_to_net(gross_minor: int, net_minor: int) -> str | None:
+    """Gross over net as a decimal string, rounded half up to two places from the exact
+    ratio of the two integers (214 over 80: ``"2.68"``); None where nothing nets. It was a
+    binary float rounded by ``round``, which read 2.675 as 2.67, beside figures stated
+    exactly in minor units (a review)."""
+    if not net_minor:
+        return None
+    hundredths = (200 * gross_minor + net_minor) // (2 * net_minor)
+    return f"{hundredths // 100}.{hundredths % 100:02d}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +373,6 @@ class SettlementWindow:
                 net_minor=net,
                 carried_minor=carried,
                 liquidity_saved_minor=gross - net,
-                gross_to_net=round(gross / net, 2) if net else None,
+                gross_to_net=gross_to_net(gross, net),
             )
         return out

@@ -240,7 +240,7 @@ def _settlement(window: SettlementWindow) -> dict[str, Any]:
             "gross_minor": gross[cur],
             "net_minor": net[cur],
             "liquidity_saved_minor": saved,
-            "gross_to_net": round(gross[cur] / net[cur], 2) if net[cur] else None,
+            "gross_to_net": report[cur]["gross_to_net"],
         }
         totals["gross_usd_cents"] += usd_cents(gross[cur], cur)
         totals["net_usd_cents"] += usd_cents(net[cur], cur)

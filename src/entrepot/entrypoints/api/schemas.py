@@ -456,7 +456,11 @@ class WindowFiguresOut(BaseModel):
     net_minor: int
     carried_minor: int
     liquidity_saved_minor: int
-    gross_to_net: float | None = Field(description="gross over net; null where nothing nets")
+    gross_to_net: str | None = Field(
+        description="gross over net, a decimal string rounded half up to two places "
+        '("2.68"; a JSON number before); null where nothing nets',
+        pattern=r"^[0-9]+\.[0-9]{2}$",
+    )
 
 
 class WindowOut(BaseModel):
