@@ -8,9 +8,10 @@ from dataclasses import replace
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 
 from entrepot.kernel import limits
-from entrepot.kernel.clock import FakeClock
+from entrepot.kernel.clock import NS_PER_S, FakeClock, ns_to_datetime
 from entrepot.kernel.errors import InvalidInput
 from entrepot.ledger import validate
 from entrepot.payments import (
@@ -19,6 +20,7 @@ from entrepot.payments import (
     PaymentScheme,
     SettlementWindow,
     WindowState,
+    messages,
 )
 from entrepot.payments.errors import (
     InvalidState,
@@ -28,6 +30,7 @@ from entrepot.payments.errors import (
     WindowNotFound,
 )
 from entrepot.payments.services import ledger_id
+from tests.conftest import build_scheme
 from tests.service.test_payments import (
     ALINE,
     BK_CUSTOMER,
@@ -362,6 +365,45 @@ def test_gross_to_net_is_a_decimal_string_rounded_half_up_from_the_exact_ratio()
     report = window.report()
     assert report["RWF"]["gross_to_net"] == "2.68"
     assert report["MYR"]["gross_to_net"] == "1.33"  # 4 over 3, not an unending decimal
+
+
+class _Ticking(FakeClock):
+    """A clock that moves a microsecond each time it is read, as a real one does between
+    the statements of one request."""
+
+    def now_ns(self) -> int:
+        self._now_ns += 1_000
+        return self._now_ns
+
+
+def test_a_settlement_just_before_midnight_is_dated_the_day_its_entries_are_booked(
+    engine: sa.Engine,
+) -> None:
+    """Found by a review: a window settled a moment before midnight UTC read settled that
+    day (the settling server's clock when it claimed the window) while camt.053 booked its
+    nets the next day (the ledger stamps each entry when it posts it, later). The window's
+    settlement is dated as the ledger booked it: its last entry's stamp."""
+    clock = _Ticking()
+    s = build_scheme(engine, clock)
+    join_bk(s)
+    s.create_escrow("mtn-rw", "e1", "bk-rw", "RWF", 500, "order", 600)
+    s.release_escrow("mtn-rw", "e1", 500)
+    w = s.close_window()
+    day_ns = 86_400 * NS_PER_S
+    clock.set_ns((clock.now_ns() // day_ns + 1) * day_ns - 2_000)  # the day's last 2 us
+    w = s.settle_window(SCHEME, w.id)
+    assert w.settled_at_ns is not None
+    settled = ns_to_datetime(w.settled_at_ns)
+    for pid in ("mtn-rw", "bk-rw"):
+        st = messages.account_statement(
+            s, pid, "RWF", 0, clock.now_ns() + NS_PER_S, account="settlement"
+        )
+        ref = f"{ledger_id('settle', str(w.id), pid, 'RWF'):032x}"
+        [entry] = [e for e in st.entries if e.servicer_ref == ref]  # its net, paid or received
+        assert entry.booked_at.date() == settled.date(), (pid, entry.booked_at, settled)
+        assert entry.booked_at <= settled
+    assert s.get_window(w.id).settled_at_ns == w.settled_at_ns
+    assert_ledger_ok(s)
 
 
 def settled_of(window_positions: tuple[NetPosition, ...]) -> dict[tuple[str, str], int | None]:

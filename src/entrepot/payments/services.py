@@ -3143,6 +3143,16 @@ class PaymentScheme:
                         + (f" ({'; '.join(short)}): fund it, then settle" if short else "")
                     ),
                 )
+            if posts:
+                # Dated as the ledger booked it (its last entry's stamp, which camt.053 states
+                # as each entry's BookgDt), not the clock read when the window was claimed: a
+                # settle a moment before midnight UTC read settled that day, its nets booked
+                # the next (a review). The ledger stamps under the write lock held here.
+                conn.execute(
+                    sa.update(st.windows)
+                    .where(st.windows.c.id == window_id)
+                    .values(settled_at=self.ledger.store.read_meta(conn).last_timestamp)
+                )
             for (pid, currency), amount in settled.items():
                 conn.execute(
                     sa.update(st.window_positions)
