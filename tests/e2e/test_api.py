@@ -169,6 +169,33 @@ def test_one_participant_cannot_read_or_resolve_anothers_transfer(
     assert scheme.get_transfer("mtn-rw", "t-s").state.value == "RESERVED"  # nothing changed
 
 
+def test_the_fx_provider_reads_the_transfer_it_provides_and_decides_nothing(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """The FX provider whose MYR pays a cross-currency transfer's payee was refused it (403):
+    it reads it and finds it in its list; commit and reject stay the payee's. A participant
+    with no part in it is refused it as before."""
+    client, h = api
+    fx = {"Authorization": f"Bearer {issue_credential(scheme.engine, 'fxco').token}"}
+    scheme.create_quote("mtn-rw", "q-fx", "MERCHANT", "KL-TILL-42", 1000, "RECEIVE", "RWF")
+    scheme.prepare_transfer("mtn-rw", "t-fx", "q-fx")
+    read = client.get("/v1/transfers/t-fx", headers=fx)
+    assert read.status_code == 200, read.text
+    assert (read.json()["fxProvider"], read.json()["state"]) == ("fxco", "RESERVED")
+    listed = client.get("/v1/transfers", headers=fx).json()["transfers"]
+    assert [t["transferId"] for t in listed] == ["t-fx"]
+    for action in ("commit", "reject"):
+        refused = client.post(f"/v1/transfers/t-fx/{action}", json={}, headers=fx)
+        assert (refused.status_code, refused.json()["code"]) == (403, "forbidden")
+    # the payment messages name the customers: the payer's and the payee's to read
+    for message in ("pacs008", "pacs002"):
+        refused = client.get(f"/v1/iso20022/{message}/t-fx", headers=fx)
+        assert (refused.status_code, refused.json()["code"]) == (403, "forbidden")
+    assert client.get("/v1/transfers/t-fx", headers=h["icbc"]).status_code == 403
+    assert client.get("/v1/transfers/t-none", headers=fx).status_code == 404
+    assert scheme.get_transfer("mtn-rw", "t-fx").state.value == "RESERVED"  # nothing changed
+
+
 def test_errors_are_problem_json_and_change_nothing(
     api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
 ) -> None:

@@ -956,6 +956,50 @@ def test_a_payer_suspended_after_prepare_cannot_be_committed(scheme: PaymentSche
     assert_ledger_ok(scheme)
 
 
+def test_an_fx_provider_reads_the_transfers_it_provides_without_the_customers_data(
+    screened: tuple[PaymentScheme, HoldOver],
+) -> None:
+    """The FX provider of a cross-currency transfer was refused it (403) though its liquidity
+    runs the payee's leg. It reads it and lists it now, as the payee sees it (no reason a
+    screening held it for), without the customers' data: the payer party and the note."""
+    scheme, _ = screened
+    scheme.create_quote(
+        "mtn-rw", "q-big", *TILL, 1_500_000, "SEND", "RWF",
+        payer_alias_type="MSISDN", payer_alias="+250788123456",
+    )  # fmt: skip
+    held = scheme.prepare_transfer("mtn-rw", "t-big", "q-big", note="invoice 42")
+    assert held.state is TransferState.HOLD and held.reason
+    pay(scheme, "mtn-rw", "t-small", TILL, 100_100, "RWF")
+    seen = scheme.get_transfer("fxco", "t-big")
+    assert (seen.state, seen.reason, seen.note, seen.payer_alias) == (
+        TransferState.HOLD,
+        None,
+        None,
+        None,
+    )
+    assert (seen.fx_provider, seen.target_amount_minor) == ("fxco", held.target_amount_minor)
+    payer = scheme.get_transfer("mtn-rw", "t-big")
+    assert (payer.note, payer.payer_alias) == ("invoice 42", "MSISDN:+250788123456")
+    assert [t.id for t in scheme.list_transfers("fxco")] == ["t-big", "t-small"]
+    assert [t.id for t in scheme.list_transfers("fxco", after="t-big")] == ["t-small"]
+
+
+def test_a_participants_transfers_are_listed_without_reading_the_whole_table(
+    scheme: PaymentScheme,
+) -> None:
+    """The list is of the transfers a participant pays, is paid or provides FX for: each of
+    the three found by an index of its own (a provider's without one read every transfer)."""
+    if scheme.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's query plans (PostgreSQL's depend on its statistics)")
+    pay(scheme, "mtn-rw", "t1", TILL, 100_100, "RWF")
+    with recorded(scheme.engine) as statements:
+        for who in ("mtn-rw", "maybank", "fxco"):
+            assert [t.id for t in scheme.list_transfers(who)] == ["t1"]
+        assert scheme.list_transfers("fxco", after="t1") == []
+    scans = full_scans(scheme.engine, statements)
+    assert [(s, step) for s, step in scans if "pay_transfers" in step] == []
+
+
 def test_a_participant_sees_and_acts_on_only_its_own_transfers(scheme: PaymentScheme) -> None:
     join_bk(scheme)
     scheme.create_quote("mtn-rw", "q1", *TILL, 100_100, "SEND", "RWF")
@@ -966,7 +1010,7 @@ def test_a_participant_sees_and_acts_on_only_its_own_transfers(scheme: PaymentSc
     with unchanged(scheme), pytest.raises(NotYours):
         scheme.prepare_transfer("bk-rw", "t1", "q1")
     t = scheme.prepare_transfer("mtn-rw", "t1", "q1")
-    for intruder in ("icbc", "bk-rw", "fxco"):
+    for intruder in ("icbc", "bk-rw"):
         with unchanged(scheme), pytest.raises(NotYours):
             scheme.get_transfer(intruder, t.id)
         with unchanged(scheme), pytest.raises(NotYours):
@@ -974,6 +1018,17 @@ def test_a_participant_sees_and_acts_on_only_its_own_transfers(scheme: PaymentSc
         with unchanged(scheme), pytest.raises(NotYours):
             scheme.reject_transfer(intruder, t.id)
         assert scheme.list_transfers(intruder) == []
+    # Its FX provider (its MYR runs the payee's leg) is a party: it reads the transfer, and
+    # decides nothing of the payee's.
+    assert t.fx_provider == "fxco"
+    assert scheme.get_transfer("fxco", t.id).state is TransferState.RESERVED
+    assert [x.id for x in scheme.list_transfers("fxco")] == [t.id]
+    with unchanged(scheme), pytest.raises(NotYours):
+        scheme.commit_transfer("fxco", t.id)
+    with unchanged(scheme), pytest.raises(NotYours):
+        scheme.reject_transfer("fxco", t.id)
+    with unchanged(scheme), pytest.raises(NotYours):
+        scheme.review_hold("fxco", t.id, True, "looks fine")
     # Only the payee resolves: the payer can neither commit nor reject its own transfer.
     with unchanged(scheme), pytest.raises(NotYours):
         scheme.commit_transfer("mtn-rw", t.id)

@@ -242,14 +242,20 @@ class PaymentTransfer:
         and evidence about the payer's customer, a sanctions candidate) and what the reviewer
         wrote are the payer's and the operator's to read, not the payee's, which sees the
         state (on hold, reserved, aborted) and no reason: not even that a review rejected it
-        (no tipping off a payee screening suspected)."""
-        if participant == self.payer_participant or self.reason is None:
-            return self
-        if self.state is TransferState.HOLD or self.reason.startswith(
-            (REVIEW_RELEASED, REVIEW_REJECTED)
+        (no tipping off a payee screening suspected). The FX provider, whose liquidity runs a
+        cross-currency transfer's legs, sees it as the payee does, less the customers' data:
+        the payer party, the payee alias and the payer's note for the payee."""
+        t = self
+        if participant == self.fx_provider and participant not in (
+            self.payer_participant,
+            self.payee_participant,
         ):
-            return replace(self, reason=None)
-        return self
+            t = replace(self, note=None, payer_alias=None, payee_alias=None)
+        if participant == self.payer_participant or t.reason is None:
+            return t
+        if t.state is TransferState.HOLD or t.reason.startswith((REVIEW_RELEASED, REVIEW_REJECTED)):
+            return replace(t, reason=None)
+        return t
 
 
 #: What a review records as a held transfer's reason, before the reviewer's words

@@ -2024,7 +2024,7 @@ class PaymentScheme:
     def get_transfer(self, caller: str, transfer_id: str) -> PaymentTransfer:
         with self._read() as conn:
             t = self._transfer(conn, transfer_id)
-        if caller not in (t.payer_participant, t.payee_participant, SCHEME):
+        if caller not in (t.payer_participant, t.payee_participant, t.fx_provider, SCHEME):
             raise NotYours(f"transfer {transfer_id} is not yours")
         return _seen_by(caller, self._expired_view(t))
 
@@ -2272,9 +2272,14 @@ class PaymentScheme:
         """The caller's transfers in the order they were written (``seq``), ``limit`` at a
         time after the transfer ``after`` (the last of the previous page, one of the
         caller's). In id order, as before, a transfer written between two pages with an id
-        below the cursor (ids are the payers', UUIDs) was never listed."""
+        below the cursor (ids are the payers', UUIDs) was never listed. The caller's: those
+        it pays, is paid, or (an FX provider) whose legs its liquidity runs."""
         c = st.transfers.c
-        mine = (c.payer_participant == caller) | (c.payee_participant == caller)
+        mine = (
+            (c.payer_participant == caller)
+            | (c.payee_participant == caller)
+            | (c.fx_provider == caller)
+        )
         query = sa.select(st.transfers).where(mine)
         with self._read() as conn:
             if after:

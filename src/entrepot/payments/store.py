@@ -163,7 +163,8 @@ transfers = sa.Table(
     sa.Column("source_amount", sa.BigInteger, nullable=False),
     sa.Column("fee", sa.BigInteger, nullable=False),
     sa.Column("target_amount", sa.BigInteger, nullable=False),
-    sa.Column("fx_provider", sa.String(64)),
+    #: a provider lists the transfers its liquidity runs (``GET /v1/transfers``; migration 0034)
+    sa.Column("fx_provider", sa.String(64), index=True),
     sa.Column("fx_rate", sa.String(64)),
     sa.Column("state", sa.String(16), nullable=False),
     sa.Column("expires_at", sa.BigInteger, nullable=False),

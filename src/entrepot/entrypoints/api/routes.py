@@ -26,6 +26,7 @@ from entrepot.payments import (
     SCHEME,
     AliasType,
     PaymentScheme,
+    PaymentTransfer,
     TransferState,
     iso20022,
     messages,
@@ -794,16 +795,26 @@ _XML_ANSWER: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _messaged(scheme: PaymentScheme, caller: str, transfer_id: str) -> PaymentTransfer:
+    """The transfer whose ISO 20022 messages the caller may read: its payer's, its payee's or
+    the operator's. They name the customers (debtor, creditor, remittance), which the FX
+    provider, a reader of the transfer itself, is not shown."""
+    t = scheme.get_transfer(caller, transfer_id)
+    if caller not in (t.payer_participant, t.payee_participant, SCHEME):
+        raise NotYours(f"transfer {transfer_id}'s payment messages are its payer's and payee's")
+    return t
+
+
 @router.get("/iso20022/pacs008/{transfer_id}", response_class=Response, responses=_XML_ANSWER)
 def pacs008(transfer_id: str, caller: Caller, scheme: Scheme) -> Response:
-    t = scheme.get_transfer(caller, transfer_id)
+    t = _messaged(scheme, caller, transfer_id)
     party = messages.payee_party(scheme, t)
     return Response(iso20022.pacs008(messages.credit_transfer(scheme, t, party)), media_type=XML)
 
 
 @router.get("/iso20022/pacs002/{transfer_id}", response_class=Response, responses=_XML_ANSWER)
 def pacs002(transfer_id: str, caller: Caller, scheme: Scheme) -> Response:
-    t = scheme.get_transfer(caller, transfer_id)
+    t = _messaged(scheme, caller, transfer_id)
     return Response(iso20022.pacs002(messages.status_report(scheme, t)), media_type=XML)
 
 
