@@ -196,6 +196,40 @@ def test_the_fx_provider_reads_the_transfer_it_provides_and_decides_nothing(
     assert scheme.get_transfer("mtn-rw", "t-fx").state.value == "RESERVED"  # nothing changed
 
 
+def test_a_suspended_participants_party_is_looked_up_as_it_would_be_quoted(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """A lookup of an alias whose participant is suspended answered the party as payable,
+    though its quote is refused: it is answered as the quote is now (409
+    ``participant_suspended``, 3202), and as a party again once the participant is resumed."""
+    client, h = api
+    path = "/v1/parties/MERCHANT/KL-TILL-42"
+    scheme.set_active("maybank", False, "licence under review")
+    before = snapshot(scheme)
+    for who in ("mtn-rw", "icbc", "scheme"):
+        r = client.get(path, headers=h[who])
+        assert r.status_code == 409, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert (r.json()["code"], r.json()["errorCode"]) == ("participant_suspended", "3202")
+        assert "maybank" in r.json()["detail"] and "licence" not in r.json()["detail"]
+    quoted = client.post(
+        "/v1/quotes",
+        json={
+            "quoteId": "q-susp",
+            "payee": {"partyIdType": "MERCHANT", "partyIdentifier": "KL-TILL-42"},
+            "amountType": "SEND",
+            "amount": {"amount": "1000", "currency": "RWF"},
+            "sourceCurrency": "RWF",
+        },
+        headers=h["mtn-rw"],
+    )
+    assert (quoted.status_code, quoted.json()["code"]) == (409, "participant_suspended")
+    assert snapshot(scheme) == before
+    scheme.set_active("maybank", True)
+    found = client.get(path, headers=h["mtn-rw"])
+    assert found.status_code == 200 and found.json()["fspId"] == "maybank", found.text
+
+
 def test_errors_are_problem_json_and_change_nothing(
     api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
 ) -> None:

@@ -814,7 +814,10 @@ def test_suspended_participant_neither_sends_nor_receives(scheme: PaymentScheme)
     scheme.create_quote("mtn-rw", "q-before", *TILL, 10_000, "SEND", "RWF")
     scheme.set_active("maybank", False)
     assert scheme.get_participant("maybank").active is False
-    # Nobody can quote to it, and it cannot quote.
+    # Nobody can quote to it, nor is its party looked up as payable, and it cannot quote.
+    with unchanged(scheme), pytest.raises(ParticipantSuspended, match="maybank"):
+        scheme.lookup_payee(*TILL)
+    assert scheme.lookup_party(*TILL).participant_id == "maybank"  # the directory's record
     with unchanged(scheme), pytest.raises(ParticipantSuspended):
         scheme.create_quote("mtn-rw", "q1", *TILL, 10_000, "SEND", "RWF")
     with unchanged(scheme), pytest.raises(ParticipantSuspended):
@@ -861,6 +864,7 @@ def test_suspended_participant_neither_sends_nor_receives(scheme: PaymentScheme)
     # Reinstated, both work again.
     scheme.set_active("mtn-rw", True)
     scheme.set_active("maybank", True)
+    assert scheme.lookup_payee(*TILL).participant_id == "maybank"
     assert scheme.commit_transfer("maybank", "t1").state is TransferState.COMMITTED
     pay(scheme, "bk-rw", "t5", ALINE, 1_000, "RWF")
     assert_ledger_ok(scheme)

@@ -967,6 +967,20 @@ class PaymentScheme:
         with self._read() as conn:
             return self._find_party(conn, kind, value)
 
+    def lookup_payee(self, alias_type: AliasType | str, alias: str) -> Party:
+        """A payer's lookup (the API's): the party, or ``participant_suspended`` when its
+        participant is suspended, which receives nothing until it is resumed: the answer
+        its quote and prepare get (the party was answered as payable)."""
+        kind, value = normalise_alias(alias_type, alias)
+        with self._read() as conn:
+            party = self._find_party(conn, kind, value)
+            if not self._participant(conn, party.participant_id).active:
+                raise ParticipantSuspended(
+                    f"{kind.value} {value} is at participant {party.participant_id!r}, which "
+                    "is suspended: it receives no payment until it is resumed"
+                )
+        return party
+
     def till_participant(self, till: str, currency: str) -> str | None:
         """The participant a merchant till is registered at now, None if none: what a QR
         made for the till names (``build_merchant_qr``'s ``acquirer``), so that a payment by

@@ -346,7 +346,7 @@ async def lookup_party(
     party_type: str, party_id: str, caller: Caller, scheme: Scheme
 ) -> s.PartyOut:
     _participant_only(caller)
-    return cv.party(await run_read(scheme.engine, scheme.lookup_party, party_type, party_id))
+    return cv.party(await run_read(scheme.engine, scheme.lookup_payee, party_type, party_id))
 
 
 def _participant_only(caller: str) -> None:
