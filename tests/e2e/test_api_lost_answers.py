@@ -158,6 +158,38 @@ def test_a_lost_registrations_retry_after_the_alias_was_removed_is_not_kept_as_4
     assert api.row("mtn-rw", "a1").status_code == ANSWER_LOST  # not kept as the key's answer
 
 
+def test_a_lost_registrations_retry_shows_no_party_registered_since_by_another(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registration whose answer was lost was answered by the alias as the directory holds
+    it now: removed since and registered by another participant, its retry was told 201 with
+    the other participant's party (its customer's name), as if it had registered it, and
+    kept that as the key's answer (found by a review). It is told the alias is no longer its
+    own (404, not kept); its own alias, still registered, is answered as before."""
+    path = "/v1/parties/MSISDN/+250788000111"
+    with monkeypatch.context() as m:
+        m.setattr(SecurityMiddleware, "_stored_with_next", _lost)
+        m.setattr(SecurityMiddleware, "_store", lambda self, values: None)
+        first = api.post("mtn-rw", path, {"displayName": "Aline", "currency": "RWF"}, key="a1")
+        mine = api.post("mtn-rw", "/v1/parties/MSISDN/+250788000222", FOR_MINE, key="a2")
+    assert first.status_code == 201 and mine.status_code == 201, (first.text, mine.text)
+    assert api.client.delete(path, headers=api.h["mtn-rw"]).status_code == 204
+    api.scheme.register_alias("bk-rw", "MSISDN", "+250788000111", "Jean Habimana", "RWF")
+    retry = api.post("mtn-rw", path, {"displayName": "Aline", "currency": "RWF"}, key="a1")
+    assert retry.status_code == 404, retry.text
+    assert retry.json()["code"] == "party_not_found" and "Idempotent-Replayed" not in retry.headers
+    assert "bk-rw" not in retry.text and "Jean" not in retry.text
+    assert api.row("mtn-rw", "a1").status_code == ANSWER_LOST  # not kept as the key's answer
+    # its own alias, still its own: answered with it, and kept
+    again = api.post("mtn-rw", "/v1/parties/MSISDN/+250788000222", FOR_MINE, key="a2")
+    assert (again.status_code, again.json()) == (201, mine.json())
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert api.row("mtn-rw", "a2").status_code == 201
+
+
+FOR_MINE = {"displayName": "Claudine", "currency": "RWF"}
+
+
 def test_a_lost_removals_retry_does_not_remove_the_alias_registered_again_since(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -68,6 +68,7 @@ from entrepot.payments.credentials import (
     purge_nonces,
     record_nonce,
 )
+from entrepot.payments.errors import PartyNotFound
 from entrepot.payments.keyed import (
     ANSWER_LOST,
     CREDENTIAL,
@@ -85,7 +86,7 @@ from entrepot.payments.keyed import (
     TRADE_TRACKING,
     KeyedRequest,
 )
-from entrepot.payments.model import FxRate
+from entrepot.payments.model import FxRate, Party
 from entrepot.payments.signing import signed_message
 from entrepot.storage.driver import Fast
 from entrepot.storage.engine import read_connection
@@ -305,6 +306,27 @@ class SecurityMiddleware:
                 scope, receive, hold
             )
             start["headers"] = [*start.get("headers", []), _REPLAYED]
+        elif done is not None and (registered := _party_of(done)) is not None:
+            # An alias registered and its answer lost: answered with the party, if it is
+            # still the caller's. Read as the directory holds it (its GET), an alias removed
+            # since and registered by another participant answered 201 with the other's
+            # party, its customer's name, as if the caller had registered it (found by a
+            # review). Gone from the caller: 404, not the key's answer (below).
+            party = await run_read(self.engine, _own_party, self.engine, caller, *registered)
+            if party is None:
+                kind, alias = registered
+                await problem(
+                    404,
+                    "party_not_found",
+                    f"{kind} {alias}, registered by this request, is no longer registered by "
+                    "you: it was removed since",
+                    mojaloop=PartyNotFound.mojaloop_code,
+                )(scope, receive, hold)
+            else:
+                await JSONResponse(cv.party(party).model_dump(), status_code=201)(
+                    scope, receive, hold
+                )
+                start["headers"] = [*start.get("headers", []), _REPLAYED]
         elif resource is not None:
             # The operation was done and its answer lost (its worker was killed before it was
             # stored): running it again would be refused (a second commit) or done twice (a
@@ -541,7 +563,8 @@ _REPLAYED = (b"idempotent-replayed", b"true")
 #: The actions whose answer, lost, is the resource they acted on as it is now (their success
 #: status is 200, as a read's). Any other keyed request whose answer was lost is run again:
 #: a create is answered by its id (ADR 0009); the rest are idempotent by their nature
-#: (suspend, a cap, an endpoint); an alias's removal is answered 204 (its marker names it).
+#: (suspend, a cap, an endpoint); an alias's removal is answered 204 and its registration
+#: with the party while it is the caller's (their markers name the alias).
 _ANSWERED_BY_RESOURCE = (
     (re.compile(r"^/v1/transfers/([^/]+)/(?:commit|reject|review)$"), "/v1/transfers/{}"),
     (re.compile(r"^/v1/escrows/([^/]+)/(?:release|refund|split)$"), "/v1/escrows/{}"),
@@ -565,7 +588,6 @@ _ANSWERED_BY_RESOURCE = (
 #: were refused "already exists" when run again (a tracking event: "cannot follow" itself).
 _RESULT_RESOURCES: dict[str, tuple[str, int | None]] = {
     SETTLEMENT_WINDOW: ("/v1/settlementWindows/{}", None),
-    PARTY: ("/v1/parties/{}/{}", 201),
     TRADE_HUB: ("/v1/trade/hubs/{}", 201),
     TRADE_MERCHANT: ("/v1/trade/merchants/{}", 201),
     TRADE_BUYER: ("/v1/trade/buyers/{}", 201),
@@ -662,6 +684,22 @@ def _fx_rate_of(caller: str, done: _DoneAnswerLost) -> FxRate | None:
         return None
     source, target, rate, spread, valid_until = posted.split("/")
     return FxRate(caller, source, target, Decimal(rate), int(spread), int(valid_until))
+
+
+def _party_of(done: _DoneAnswerLost) -> tuple[str, str] | None:
+    """The alias a done operation registered (its marker names it: type, alias), or None."""
+    kind, _, registered = done.result.partition(":")
+    if kind != PARTY or "/" not in registered:
+        return None
+    alias_type, _, alias = registered.partition("/")
+    return alias_type, alias
+
+
+def _own_party(engine: Engine, caller: str, alias_type: str, alias: str) -> Party | None:
+    """The directory's party for the alias if it is the caller's, else None."""
+    with read_connection(engine) as conn:
+        party = st.find_alias(conn, alias_type, alias)
+    return party if party is not None and party.participant_id == caller else None
 
 
 def _credential_of(done: _DoneAnswerLost) -> str | None:
