@@ -163,7 +163,7 @@ transfers = sa.Table(
     sa.Column("source_amount", sa.BigInteger, nullable=False),
     sa.Column("fee", sa.BigInteger, nullable=False),
     sa.Column("target_amount", sa.BigInteger, nullable=False),
-    #: a provider lists the transfers its liquidity runs (``GET /v1/transfers``; migration 0034)
+    #: a provider lists the transfers its liquidity runs (``GET /v1/transfers``; migration 0033)
     sa.Column("fx_provider", sa.String(64), index=True),
     sa.Column("fx_rate", sa.String(64)),
     sa.Column("state", sa.String(16), nullable=False),

@@ -5,8 +5,8 @@ leg): it reads the transfer and lists the transfers it provides (``GET /v1/trans
 The list's condition (payer, payee or FX provider) is answered from one index per column;
 without one on ``fx_provider`` every list, each participant's, read the whole table.
 
-Revision ID: 0034_transfer_fx_provider_index
-Revises: 0031_transfer_arrival_seq
+Revision ID: 0033_transfer_fx_provider_index
+Revises: 0032_dynamic_qr_payments
 Create Date: 2026-12-04
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0034_transfer_fx_provider_index"
-down_revision = "0031_transfer_arrival_seq"
+revision = "0033_transfer_fx_provider_index"
+down_revision = "0032_dynamic_qr_payments"
 branch_labels = None
 depends_on = None
 
