@@ -32,7 +32,7 @@ import uvloop
 from entrepot.config import load_settings, normalise_database_url
 from entrepot.kernel.clock import SystemClock
 from entrepot.ledger import Ledger
-from entrepot.payments import PaymentScheme, TransferState
+from entrepot.payments import PaymentScheme, TransferState, qr
 from entrepot.payments.bulk import BulkItem, bulk_transfers
 from entrepot.payments.credentials import issue_credential
 from entrepot.sim.http_load import LoadClient
@@ -173,23 +173,34 @@ async def _merchant_qrs(client: LoadClient, tokens: dict[str, str]) -> list[str]
     return payloads
 
 
+def _for_sale(payload: str, reference: str) -> str:
+    """The merchant's dynamic QR for one sale: its QR with the sale's reference label (tag 62,
+    05). A dynamic QR is paid once (``qr_already_paid``): a merchant shows one a sale."""
+    decoded = qr.decode(payload)
+    sale = qr.DataObject("62", (qr.DataObject("05", reference),))
+    objects = sorted((*(o for o in decoded.objects if o.tag != "62"), sale), key=lambda o: o.tag)
+    return qr.encode(qr.QrPayload(tuple(objects)))
+
+
 async def _pay_qr(
     client: LoadClient, tokens: dict[str, str], payloads: list[str], n: int, tag: str
 ) -> float:
     """The wallet scans the merchant's QR and pays in one call (decode, lookup, quote and
     prepare, the last two in one transaction); the merchant's bank commits."""
     payee = "bank-my" if n % MERCHANTS % 2 == 0 else "bank-rw"
+    sale = _for_sale(payloads[n % MERCHANTS], f"sale-{tag}{n}")  # shown before the scan
     t0 = time.perf_counter()
-    await client.post(
+    r = await client.post(
         "/v1/qr/pay",
         headers={"Authorization": f"Bearer {tokens['wallet-rw']}"},
         json_body={
-            "payload": payloads[n % MERCHANTS],
+            "payload": sale,
             "transferId": f"t{tag}{n}",
             "quoteId": f"q{tag}{n}",
             "sourceCurrency": "RWF",
         },
     )
+    assert r.status == 201, r.content
     await _commit(client, tokens[payee], f"t{tag}{n}")
     return time.perf_counter() - t0
 
