@@ -13,6 +13,7 @@ import enum
 import functools
 import os
 import re
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +21,7 @@ from typing import Annotated, Any
 import typer
 
 from entrepot.entrypoints.api.deadlines import DEFAULT_EVERY_S
+from entrepot.entrypoints.cli.keyed import IdempotencyKey, run_once
 from entrepot.entrypoints.cli.output import (
     EXIT_FAILURE,
     bad_input,
@@ -67,6 +69,7 @@ app = typer.Typer(
 )
 As = Annotated[str, typer.Option("--as", help="Acting participant id.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+Key = IdempotencyKey
 
 
 def _plain_field(name: str, value: Any) -> Any:
@@ -108,6 +111,17 @@ def _scheme() -> Any:
     return open_app()
 
 
+def _once(ctx: typer.Context, a: Any, owner: str, run: Callable[[], Any], **kw: Any) -> Any:
+    """``run()``'s result as printed (``_plain``), once per ``--idempotency-key`` of
+    ``owner``'s (``keyed.run_once``): a re-run's is the first's. The request is the command
+    and its arguments, ``--json`` aside (it chooses how the same result is printed)."""
+    params = dict(ctx.params)
+    key = params.pop("idempotency_key", None)
+    params.pop("as_json", None)
+    request = {"command": ctx.info_name, "arguments": params}
+    return run_once(a.payments, key, owner, request, lambda: _plain(run()), **kw)
+
+
 WINDOW_ID_MAX = 2**63 - 1
 
 
@@ -141,27 +155,42 @@ def _amount(text: str, currency: str) -> int:
 
 @app.command("enable-currency")
 @guard
-def enable_currency(currency: str, as_json: Json = False) -> None:
+def enable_currency(
+    ctx: typer.Context, currency: str, idempotency_key: Key = None, as_json: Json = False
+) -> None:
     """Open the scheme's ledger accounts for a currency."""
     with _scheme() as a:
-        a.payments.enable_currency(currency)
-        _show({"currencies": a.payments.scheme_currencies()}, as_json)
+
+        def run() -> Any:
+            a.payments.enable_currency(currency)
+            return {"currencies": a.payments.scheme_currencies()}
+
+        _show(_once(ctx, a, SCHEME, run), as_json)
 
 
 @app.command("participant-add")
 @guard
 def participant_add(
+    ctx: typer.Context,
     participant_id: str,
     name: Annotated[str, typer.Option("--name")],
     kind: Annotated[str, typer.Option("--kind", help="|".join(k.value for k in ParticipantKind))],
     country: Annotated[str, typer.Option("--country")],
     currency: Annotated[list[str], typer.Option("--currency")] = [],  # noqa: B006
     bic: Annotated[str | None, typer.Option("--bic")] = None,
+    idempotency_key: Key = None,
     as_json: Json = False,
 ) -> None:
     with _scheme() as a:
         _show(
-            a.payments.register_participant(participant_id, name, kind, country, currency, bic=bic),
+            _once(
+                ctx,
+                a,
+                SCHEME,
+                lambda: a.payments.register_participant(
+                    participant_id, name, kind, country, currency, bic=bic
+                ),
+            ),
             as_json,
         )
 
@@ -183,36 +212,51 @@ def participant(participant_id: str, as_json: Json = False) -> None:
 
 @app.command("currency-add")
 @guard
-def currency_add(participant_id: str, currency: str, as_json: Json = False) -> None:
+def currency_add(
+    ctx: typer.Context,
+    participant_id: str,
+    currency: str,
+    idempotency_key: Key = None,
+    as_json: Json = False,
+) -> None:
     """Open a participant's position and settlement accounts in another currency."""
     with _scheme() as a:
-        _show(a.payments.add_currency(participant_id, currency), as_json)
+        _show(
+            _once(ctx, a, SCHEME, lambda: a.payments.add_currency(participant_id, currency)),
+            as_json,
+        )
 
 
 @app.command("suspend")
 @guard
 def suspend(
+    ctx: typer.Context,
     participant_id: str,
     reason: Annotated[
         str, typer.Option("--reason", help="Why: recorded and sent to the participant.")
     ],
+    idempotency_key: Key = None,
     as_json: Json = False,
 ) -> None:
     """Suspend a participant: it can neither send nor receive until resumed."""
     with _scheme() as a:
-        _show(a.payments.set_active(participant_id, False, reason), as_json)
+        run = functools.partial(a.payments.set_active, participant_id, False, reason)
+        _show(_once(ctx, a, SCHEME, run), as_json)
 
 
 @app.command("resume")
 @guard
 def resume(
+    ctx: typer.Context,
     participant_id: str,
     reason: Annotated[str | None, typer.Option("--reason", help="Recorded with it.")] = None,
+    idempotency_key: Key = None,
     as_json: Json = False,
 ) -> None:
     """Let a suspended participant send and receive again."""
     with _scheme() as a:
-        _show(a.payments.set_active(participant_id, True, reason), as_json)
+        run = functools.partial(a.payments.set_active, participant_id, True, reason)
+        _show(_once(ctx, a, SCHEME, run), as_json)
 
 
 @app.command("status-history")
@@ -231,21 +275,44 @@ def status_history(participant_id: str, caller: As = "scheme", as_json: Json = F
 @app.command("deposit")
 @guard
 def deposit(
-    participant_id: str, amount: str, currency: str, deposit_id: str, as_json: Json = False
+    ctx: typer.Context,
+    participant_id: str,
+    amount: str,
+    currency: str,
+    deposit_id: str,
+    idempotency_key: Key = None,
+    as_json: Json = False,
 ) -> None:
     """Central bank money into a participant's settlement account."""
     with _scheme() as a:
-        a.payments.deposit(participant_id, currency, _amount(amount, currency), deposit_id)
-        _show(_liquidity(a.payments, participant_id, currency), as_json)
+        minor = _amount(amount, currency)
+
+        def run() -> Any:
+            a.payments.deposit(participant_id, currency, minor, deposit_id)
+            return _liquidity(a.payments, participant_id, currency)
+
+        _show(_once(ctx, a, SCHEME, run), as_json)
 
 
 @app.command("cap")
 @guard
-def cap(participant_id: str, amount: str, currency: str, as_json: Json = False) -> None:
+def cap(
+    ctx: typer.Context,
+    participant_id: str,
+    amount: str,
+    currency: str,
+    idempotency_key: Key = None,
+    as_json: Json = False,
+) -> None:
     """Set a participant's net debit cap in a currency."""
     with _scheme() as a:
-        a.payments.set_net_debit_cap(participant_id, currency, _amount(amount, currency))
-        _show(_liquidity(a.payments, participant_id, currency), as_json)
+        minor = _amount(amount, currency)
+
+        def run() -> Any:
+            a.payments.set_net_debit_cap(participant_id, currency, minor)
+            return _liquidity(a.payments, participant_id, currency)
+
+        _show(_once(ctx, a, SCHEME, run), as_json)
 
 
 @app.command("liquidity")
@@ -326,22 +393,36 @@ def _liquidity(scheme: PaymentScheme, participant_id: str, currency: str) -> dic
 @app.command("credentials")
 @guard
 def credentials(
+    ctx: typer.Context,
     participant_id: str,
     public_key: Annotated[str | None, typer.Option("--public-key")] = None,
+    idempotency_key: Key = None,
     as_json: Json = False,
 ) -> None:
     """Issue API credentials (the secret is shown once; only its hash is stored)."""
     with _scheme() as a:
-        issued = issue_credential(a.engine, participant_id, public_key_b64=public_key)
-        _show(
-            {
+
+        def run() -> Any:
+            issued = issue_credential(a.engine, participant_id, public_key_b64=public_key)
+            return {
                 "participant": participant_id,
                 "key_id": issued.key_id,
                 "secret": issued.secret,
                 "token": issued.token,
-            },
-            as_json,
-        )
+            }
+
+        _show(_once(ctx, a, SCHEME, run, not_replayable=_issued), as_json)
+
+
+def _issued(shown: dict[str, Any]) -> str:
+    """What a re-run of a keyed credentials run is told (kept instead of its secret, as the
+    API's 409 ``not_replayable``): the credential issued, to revoke if its secret was lost."""
+    return (
+        f"not_replayable: this --idempotency-key issued credential {shown['key_id']}, whose "
+        "secret is shown once and kept nowhere: it cannot be shown again, nor is another "
+        f"issued under this key. Revoke {shown['key_id']} if its secret was lost, and issue "
+        "another with a new key"
+    )
 
 
 @app.command("credentials-list")
@@ -355,33 +436,54 @@ def credentials_list(participant_id: str, as_json: Json = False) -> None:
 
 @app.command("credentials-revoke")
 @guard
-def credentials_revoke(key_id: str, as_json: Json = False) -> None:
+def credentials_revoke(
+    ctx: typer.Context, key_id: str, idempotency_key: Key = None, as_json: Json = False
+) -> None:
     """Revoke a credential (a lost secret, a rotated key): refused from the next request on."""
     with _scheme() as a:
-        _show(dataclasses.asdict(revoke_credential(a.engine, key_id)), as_json)
+        _show(
+            _once(ctx, a, SCHEME, lambda: dataclasses.asdict(revoke_credential(a.engine, key_id))),
+            as_json,
+        )
 
 
 @app.command("alias-add")
 @guard
 def alias_add(
+    ctx: typer.Context,
     caller: As,
     alias_type: str,
     alias: str,
     name: Annotated[str, typer.Option("--name")],
     currency: Annotated[str, typer.Option("--currency")],
+    idempotency_key: Key = None,
     as_json: Json = False,
 ) -> None:
     with _scheme() as a:
-        _show(a.payments.register_alias(caller, alias_type, alias, name, currency), as_json)
+        run = functools.partial(
+            a.payments.register_alias, caller, alias_type, alias, name, currency
+        )
+        _show(_once(ctx, a, caller, run), as_json)
 
 
 @app.command("alias-remove")
 @guard
-def alias_remove(caller: As, alias_type: str, alias: str, as_json: Json = False) -> None:
+def alias_remove(
+    ctx: typer.Context,
+    caller: As,
+    alias_type: str,
+    alias: str,
+    idempotency_key: Key = None,
+    as_json: Json = False,
+) -> None:
     kind, value = normalise_alias(alias_type, alias)
     with _scheme() as a:
-        a.payments.remove_alias(caller, kind, value)
-        _show({"removed": {"alias_type": kind.value, "alias": value}}, as_json)
+
+        def run() -> Any:
+            a.payments.remove_alias(caller, kind, value)
+            return {"removed": {"alias_type": kind.value, "alias": value}}
+
+        _show(_once(ctx, a, caller, run), as_json)
 
 
 @app.command("lookup")
@@ -394,12 +496,14 @@ def lookup(alias_type: str, alias: str, as_json: Json = False) -> None:
 @app.command("fx-rate")
 @guard
 def fx_rate(
+    ctx: typer.Context,
     caller: As,
     source: str,
     target: str,
     rate: str,
     spread_bps: Annotated[int, typer.Option("--spread-bps")] = 0,
     valid_s: Annotated[int, typer.Option("--valid-s")] = 3600,
+    idempotency_key: Key = None,
     as_json: Json = False,
 ) -> None:
     try:
@@ -407,14 +511,20 @@ def fx_rate(
     except InvalidRate as exc:
         raise bad_input(str(exc)) from None
     with _scheme() as a:
-        fx = a.payments.post_fx_rate(caller, source, target, value, spread_bps, valid_s)
-    # the rate less the spread: what the payer gets (the API's effectiveRate)
-    _show({**_plain(fx), "effective_rate": format(fx.effective_rate, "f")}, as_json)
+
+        def run() -> Any:
+            fx = a.payments.post_fx_rate(caller, source, target, value, spread_bps, valid_s)
+            # the rate less the spread: what the payer gets (the API's effectiveRate)
+            return {**_plain(fx), "effective_rate": format(fx.effective_rate, "f")}
+
+        shown = _once(ctx, a, caller, run)
+    _show(shown, as_json)
 
 
 @app.command("quote")
 @guard
 def quote(
+    ctx: typer.Context,
     caller: As,
     quote_id: str,
     alias_type: str,
@@ -430,27 +540,28 @@ def quote(
     expiry: Annotated[
         int, typer.Option("--expiry", help="Seconds the quote stands (1..86400).")
     ] = QUOTE_TTL_S,
+    idempotency_key: Key = None,
     as_json: Json = False,
 ) -> None:
     payer_alias_type, payer_alias = _payer(payer)
     get_currency(source_currency)  # a code that is none: unknown_currency, as the API's 422
     with _scheme() as a:
-        _show(
-            a.payments.create_quote(
-                caller,
-                quote_id,
-                alias_type,
-                alias,
-                _amount(amount, amount_currency),
-                amount_type,
-                source_currency,
-                ttl_s=expiry,
-                payer_alias_type=payer_alias_type,
-                payer_alias=payer_alias,
-                amount_currency=amount_currency,
-            ),
-            as_json,
+        minor = _amount(amount, amount_currency)
+        run = functools.partial(
+            a.payments.create_quote,
+            caller,
+            quote_id,
+            alias_type,
+            alias,
+            minor,
+            amount_type,
+            source_currency,
+            ttl_s=expiry,
+            payer_alias_type=payer_alias_type,
+            payer_alias=payer_alias,
+            amount_currency=amount_currency,
         )
+        _show(_once(ctx, a, caller, run), as_json)
 
 
 def _payer(payer: str | None) -> tuple[str | None, str | None]:
@@ -464,6 +575,7 @@ def _payer(payer: str | None) -> tuple[str | None, str | None]:
 @app.command("prepare")
 @guard
 def prepare(
+    ctx: typer.Context,
     caller: As,
     transfer_id: str,
     quote_id: str,
@@ -474,29 +586,43 @@ def prepare(
     note: Annotated[
         str | None, typer.Option("--note", help="A note for the payee (200 characters at most).")
     ] = None,
+    idempotency_key: Key = None,
     as_json: Json = False,
 ) -> None:
     with _scheme() as a:
-        _show(
-            a.payments.prepare_transfer(caller, transfer_id, quote_id, ttl_s=expiry, note=note),
-            as_json,
+        run = functools.partial(
+            a.payments.prepare_transfer, caller, transfer_id, quote_id, ttl_s=expiry, note=note
         )
+        _show(_once(ctx, a, caller, run), as_json)
 
 
 @app.command("commit")
 @guard
-def commit(caller: As, transfer_id: str, as_json: Json = False) -> None:
+def commit(
+    ctx: typer.Context,
+    caller: As,
+    transfer_id: str,
+    idempotency_key: Key = None,
+    as_json: Json = False,
+) -> None:
     with _scheme() as a:
-        _show(a.payments.commit_transfer(caller, transfer_id), as_json)
+        run = functools.partial(a.payments.commit_transfer, caller, transfer_id)
+        _show(_once(ctx, a, caller, run), as_json)
 
 
 @app.command("reject")
 @guard
 def reject(
-    caller: As, transfer_id: str, reason: str = "rejected by payee", as_json: Json = False
+    ctx: typer.Context,
+    caller: As,
+    transfer_id: str,
+    reason: str = "rejected by payee",
+    idempotency_key: Key = None,
+    as_json: Json = False,
 ) -> None:
     with _scheme() as a:
-        _show(a.payments.reject_transfer(caller, transfer_id, reason), as_json)
+        run = functools.partial(a.payments.reject_transfer, caller, transfer_id, reason)
+        _show(_once(ctx, a, caller, run), as_json)
 
 
 @app.command("transfer")
@@ -530,15 +656,18 @@ def transfers(
 @app.command("review")
 @guard
 def review(
+    ctx: typer.Context,
     transfer_id: str,
     approve: Annotated[bool, typer.Option("--approve/--reject", help="Release or abort it.")],
     reason: Annotated[str, typer.Option("--reason", help="Why, for the record.")],
+    idempotency_key: Key = None,
     as_json: Json = False,
 ) -> None:
     """The scheme's reviewer decides a transfer screening put on HOLD: released to the payee
     (--approve) or aborted (--reject), with the reason recorded."""
     with _scheme() as a:
-        _show(a.payments.review_hold(SCHEME, transfer_id, approve, reason), as_json)
+        run = functools.partial(a.payments.review_hold, SCHEME, transfer_id, approve, reason)
+        _show(_once(ctx, a, SCHEME, run), as_json)
 
 
 @app.command("quote-show")
@@ -550,15 +679,23 @@ def quote_show(caller: As, quote_id: str, as_json: Json = False) -> None:
 
 @app.command("quote-accept")
 @guard
-def quote_accept(caller: As, quote_id: str, as_json: Json = False) -> None:
+def quote_accept(
+    ctx: typer.Context,
+    caller: As,
+    quote_id: str,
+    idempotency_key: Key = None,
+    as_json: Json = False,
+) -> None:
     """Accept a quote: its FX provider's liquidity is reserved until it expires."""
     with _scheme() as a:
-        _show(a.payments.accept_quote(caller, quote_id), as_json)
+        run = functools.partial(a.payments.accept_quote, caller, quote_id)
+        _show(_once(ctx, a, caller, run), as_json)
 
 
 @app.command("bulk")
 @guard
 def bulk(
+    ctx: typer.Context,
     caller: As,
     bulk_id: str,
     currency: str,
@@ -568,36 +705,40 @@ def bulk(
             "--file", help="CSV: transfer_id,type,alias,amount (a header line of these is skipped)"
         ),
     ],
+    idempotency_key: Key = None,
     as_json: Json = False,
 ) -> None:
     """Pay many payees in one currency at once (as POST /v1/transfers/bulk): bad input anywhere
     refuses the whole file, naming its line (exit 2, nothing paid); a payment that fails alone
-    is rejected alone, the others paid, and the command exits 1, naming the first on stderr."""
+    is rejected alone, the others paid, and the command exits 1, naming the first on stderr.
+    With --idempotency-key the request is the file's payments, not its name."""
     items, lines = _bulk_items(file, currency)
     with _scheme() as a:
-        try:
-            results = bulk_transfers(a.payments, caller, bulk_id, currency, items)
-        except InvalidInput as exc:
-            raise _bulk_line_error(exc, file, items, lines) from None
-    committed = sum(1 for r in results if r.state is TransferState.COMMITTED)
-    rejected = [r for r in results if r.state is not TransferState.COMMITTED]
-    _show(
-        {
-            "bulkId": bulk_id,
-            "committed": committed,
-            "rejected": len(results) - committed,
-            "results": [
-                {"transferId": r.transfer_id, "state": r.state.value, "reason": r.reason}
-                for r in results
-            ],
-        },
-        as_json,
-    )
+
+        def run() -> Any:
+            try:
+                results = bulk_transfers(a.payments, caller, bulk_id, currency, items)
+            except InvalidInput as exc:
+                raise _bulk_line_error(exc, file, items, lines) from None
+            committed = sum(1 for r in results if r.state is TransferState.COMMITTED)
+            return {
+                "bulkId": bulk_id,
+                "committed": committed,
+                "rejected": len(results) - committed,
+                "results": [
+                    {"transferId": r.transfer_id, "state": r.state.value, "reason": r.reason}
+                    for r in results
+                ],
+            }
+
+        shown = _once(ctx, a, caller, run, extra={"items": _plain(items)})
+    _show(shown, as_json)
+    rejected = [r for r in shown["results"] if r["state"] != TransferState.COMMITTED.value]
     if rejected:  # as the ledger's batch commands: anything refused exits 1, named on stderr
         first = rejected[0]
         exit_with(
-            f"{len(rejected)} of {len(results)} transfers rejected "
-            f"(first: {first.transfer_id}: {first.reason})",
+            f"{len(rejected)} of {len(shown['results'])} transfers rejected "
+            f"(first: {first['transferId']}: {first['reason']})",
             EXIT_FAILURE,
         )
 
@@ -724,6 +865,7 @@ def qr_decode(payload: str, as_json: Json = False) -> None:
 @app.command("qr-pay")
 @guard
 def qr_pay(
+    ctx: typer.Context,
     caller: As,
     payload: Annotated[str, typer.Argument(help="The merchant's QR payload (its text).")],
     quote_id: str,
@@ -757,6 +899,7 @@ def qr_pay(
         str | None,
         typer.Option("--terminal-label", help="What the payer entered, where the QR asks."),
     ] = None,
+    idempotency_key: Key = None,
     as_json: Json = False,
 ) -> None:
     """Pay a merchant's QR in one call, as POST /v1/qr/pay: decode it, look up its till id,
@@ -771,25 +914,30 @@ def qr_pay(
     amount = None if amount is None else _unsigned(amount)
     tip = None if tip is None else _unsigned(tip)
     with _scheme() as a:
-        scheme: PaymentScheme = a.payments
-        party, q, t = scheme.pay_qr_payload(
-            caller,
-            quote_id,
-            transfer_id,
-            payload,
-            source_currency,
-            amount=amount,
-            payer_alias_type=payer_alias_type,
-            payer_alias=payer_alias,
-            tip=tip,
-            prompted=prompted,
-        )
-        _show({"party": party, "quote": q, "transfer": t}, as_json)
+
+        def run() -> Any:
+            scheme: PaymentScheme = a.payments
+            party, q, t = scheme.pay_qr_payload(
+                caller,
+                quote_id,
+                transfer_id,
+                payload,
+                source_currency,
+                amount=amount,
+                payer_alias_type=payer_alias_type,
+                payer_alias=payer_alias,
+                tip=tip,
+                prompted=prompted,
+            )
+            return {"party": party, "quote": q, "transfer": t}
+
+        _show(_once(ctx, a, caller, run), as_json)
 
 
 @app.command("escrow-create")
 @guard
 def escrow_create(
+    ctx: typer.Context,
     caller: As,
     escrow_id: str,
     payee: str,
@@ -799,6 +947,7 @@ def escrow_create(
     deadline_s: int,
     on_deadline: Annotated[str, typer.Option("--on-deadline")] = "refund",
     controller: Annotated[str | None, typer.Option("--controller")] = None,
+    idempotency_key: Key = None,
     as_json: Json = False,
 ) -> None:
     if controller is not None and not ID_PATTERN.fullmatch(controller):
@@ -808,20 +957,24 @@ def escrow_create(
             field="controller",
         )
     with _scheme() as a:
-        _show_escrow(
-            a.payments.create_escrow(
-                caller,
-                escrow_id,
-                payee,
-                currency,
-                _amount(amount, currency),
-                purpose,
-                deadline_s,
-                on_deadline,
-                controller,
-            ),
-            as_json,
-        )
+        minor = _amount(amount, currency)
+
+        def run() -> Any:
+            return _escrow(
+                a.payments.create_escrow(
+                    caller,
+                    escrow_id,
+                    payee,
+                    currency,
+                    minor,
+                    purpose,
+                    deadline_s,
+                    on_deadline,
+                    controller,
+                )
+            )
+
+        _show(_once(ctx, a, caller, run), as_json)
 
 
 def _escrow(e: Escrow) -> dict[str, Any]:
@@ -829,48 +982,66 @@ def _escrow(e: Escrow) -> dict[str, Any]:
     return {**_plain(e), "held_minor": e.held_minor}
 
 
-def _show_escrow(e: Escrow, as_json: bool) -> None:
-    _show(_escrow(e), as_json)
-
-
 @app.command("escrow-release")
 @guard
 def escrow_release(
-    caller: As, escrow_id: str, amount: str, currency: str, as_json: Json = False
+    ctx: typer.Context,
+    caller: As,
+    escrow_id: str,
+    amount: str,
+    currency: str,
+    idempotency_key: Key = None,
+    as_json: Json = False,
 ) -> None:
     with _scheme() as a:
         minor = _amount(amount, currency)
-        _show_escrow(
-            a.payments.release_escrow(caller, escrow_id, minor, currency=currency), as_json
-        )
+
+        def run() -> Any:
+            return _escrow(a.payments.release_escrow(caller, escrow_id, minor, currency=currency))
+
+        _show(_once(ctx, a, caller, run), as_json)
 
 
 @app.command("escrow-refund")
 @guard
 def escrow_refund(
-    caller: As, escrow_id: str, amount: str, currency: str, as_json: Json = False
+    ctx: typer.Context,
+    caller: As,
+    escrow_id: str,
+    amount: str,
+    currency: str,
+    idempotency_key: Key = None,
+    as_json: Json = False,
 ) -> None:
     with _scheme() as a:
         minor = _amount(amount, currency)
-        _show_escrow(a.payments.refund_escrow(caller, escrow_id, minor, currency=currency), as_json)
+
+        def run() -> Any:
+            return _escrow(a.payments.refund_escrow(caller, escrow_id, minor, currency=currency))
+
+        _show(_once(ctx, a, caller, run), as_json)
 
 
 @app.command("escrow-split")
 @guard
 def escrow_split(
+    ctx: typer.Context,
     caller: As,
     escrow_id: str,
     release: str,
     refund: str,
     currency: str,
+    idempotency_key: Key = None,
     as_json: Json = False,
 ) -> None:
     """Release part to the payee and refund part to the payer in one decision."""
     with _scheme() as a:
         rel, ref = _amount(release, currency), _amount(refund, currency)
-        _show_escrow(
-            a.payments.split_escrow(caller, escrow_id, rel, ref, currency=currency), as_json
-        )
+
+        def run() -> Any:
+            return _escrow(a.payments.split_escrow(caller, escrow_id, rel, ref, currency=currency))
+
+        _show(_once(ctx, a, caller, run), as_json)
 
 
 @app.command("escrow")
@@ -885,19 +1056,29 @@ def escrow(caller: As, escrow_id: str, as_json: Json = False) -> None:
 
 @app.command("window-close")
 @guard
-def window_close(as_json: Json = False) -> None:
+def window_close(ctx: typer.Context, idempotency_key: Key = None, as_json: Json = False) -> None:
     with _scheme() as a:
-        w = a.payments.close_window(SCHEME)
-        _show({"window": w, "report": w.report()}, as_json)
+
+        def run() -> Any:
+            w = a.payments.close_window(SCHEME)
+            return {"window": w, "report": w.report()}
+
+        _show(_once(ctx, a, SCHEME, run), as_json)
 
 
 @app.command("window-settle")
 @guard
-def window_settle(window_id: str, as_json: Json = False) -> None:
+def window_settle(
+    ctx: typer.Context, window_id: str, idempotency_key: Key = None, as_json: Json = False
+) -> None:
     number = _window_id(window_id)
     with _scheme() as a:
-        w = a.payments.settle_window(SCHEME, number)
-        _show({"window": w, "report": w.report()}, as_json)
+
+        def run() -> Any:
+            w = a.payments.settle_window(SCHEME, number)
+            return {"window": w, "report": w.report()}
+
+        _show(_once(ctx, a, SCHEME, run), as_json)
 
 
 @app.command("windows")
@@ -1095,10 +1276,16 @@ def _freeze_fee_schedule() -> Path | None:
 
 @app.command("endpoint")
 @guard
-def endpoint(caller: As, url: str, as_json: Json = False) -> None:
+def endpoint(
+    ctx: typer.Context, caller: As, url: str, idempotency_key: Key = None, as_json: Json = False
+) -> None:
     """Set where the participant's notifications are POSTed (transfer reserved, committed...)."""
     with _scheme() as a:
-        _show({"participant": caller, "url": a.payments.set_endpoint(caller, url)}, as_json)
+
+        def run() -> Any:
+            return {"participant": caller, "url": a.payments.set_endpoint(caller, url)}
+
+        _show(_once(ctx, a, caller, run), as_json)
 
 
 @app.command("scheme-public-key")
