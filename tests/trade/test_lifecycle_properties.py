@@ -555,7 +555,10 @@ class OrderLifecycle(RuleBasedStateMachine):
 
     def open(self, o: MOrder, actor: str, did: str, reason: str) -> None:
         if reason == "not_received":
-            window = o.state == "SHIPPED"
+            # until the delivery deadline, whether or not its refund went through (docs: a
+            # not-received dispute after it is refused whether or not the pass has run; a
+            # refund the pass could not make, the buyer's wallet suspended, is retried)
+            window = o.state == "SHIPPED" and self.now() < o.deliver_by
         else:
             window = o.state in ("DELIVERED", "RETURN_REQUESTED") and (
                 o.release_at is None or self.now() < o.release_at
