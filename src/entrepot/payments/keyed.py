@@ -50,6 +50,9 @@ from entrepot.storage.uow import UnitOfWork
 
 #: ``status_code`` of a key's row written with its operation, before the answer is known
 ANSWER_LOST = 0
+#: The longest Idempotency-Key (the API's header, the CLI's ``--idempotency-key``): what the
+#: ``pay_idempotency.key`` column holds
+KEY_LEN_MAX = 128
 
 #: Rows a purge deletes per transaction (each a short turn of the write lock), and at most
 #: per pass: a backlog is worked off over passes, never in one long hold.

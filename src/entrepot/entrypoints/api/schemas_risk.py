@@ -16,9 +16,10 @@ from entrepot.entrypoints.api.schemas_trade import MerchantHistoryOut
 #: Parties per screening request: one is a batch of one.
 SCREEN_BATCH_MAX = 1_000
 
-LendingId = Field(min_length=1, max_length=56, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+_LENDING_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+LendingId = Field(min_length=1, max_length=56, pattern=_LENDING_ID_PATTERN)
 #: A person's or a party's id in lending (a reviewer): 64 characters, as the column holds
-LendingPartyId = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+LendingPartyId = Field(min_length=1, max_length=64, pattern=_LENDING_ID_PATTERN)
 ParticipantId = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 Minor = Field(ge=1, le=10**15)
 LongText = Field(min_length=1, max_length=2_000)

@@ -73,6 +73,7 @@ from entrepot.payments.keyed import (
     ANSWER_LOST,
     CREDENTIAL,
     FX_RATE,
+    KEY_LEN_MAX,
     KEYED_REQUEST,
     PARTY,
     PARTY_REMOVED,
@@ -99,7 +100,7 @@ log = logging.getLogger(__name__)
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 _CONTROL_BYTES = re.compile(b"[\x00-\x1f\x7f]")
 PUBLIC_PATHS = ("/docs", "/openapi.json", "/redoc", "/health")
-IDEMPOTENCY_KEY_LEN_MAX = 128
+IDEMPOTENCY_KEY_LEN_MAX = KEY_LEN_MAX  # payments/keyed.py: the CLI's too
 #: How the answer being stored is written: filling in the key's marker (the request's own,
 #: or the one found done), or only where the key has no row (``_answered``'s ``fills``).
 _ANSWER_STORE: ContextVar[Fast] = ContextVar(

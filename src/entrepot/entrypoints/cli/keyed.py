@@ -26,11 +26,8 @@ from entrepot.entrypoints.cli.output import EXIT_BAD_INPUT, EXIT_FAILURE, CliErr
 from entrepot.kernel.errors import ConfigurationError, DomainError, InvalidInput
 from entrepot.payments import PaymentScheme
 from entrepot.payments import store as st
-from entrepot.payments.keyed import ANSWER_LOST, KEYED_REQUEST, KeyedRequest
+from entrepot.payments.keyed import ANSWER_LOST, KEY_LEN_MAX, KEYED_REQUEST, KeyedRequest
 from entrepot.storage.engine import read_connection
-
-#: The API's limit (``IDEMPOTENCY_KEY_LEN_MAX``): the column holds 128 characters
-KEY_LEN_MAX = 128
 
 
 def _checked(key: str | None) -> str | None:
