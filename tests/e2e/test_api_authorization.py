@@ -531,6 +531,11 @@ OPERATIONS: dict[str, Refused | Listed | Public] = {
         status=200 if (SANCTIONS / "ofac_sdn.csv").is_file() else 503,
         writes=True,
     ),
+    "GET /v1/risk/decisions/head": Public(
+        "the decision log's head names no decision (a byte offset and a hash): every member "
+        "records it as an anchor against a rewrite of the log",
+        "/v1/risk/decisions/head",
+    ),
     "GET /v1/risk/decisions/{decision_id}": refused(
         Call("/v1/risk/decisions/<decision:offer>"),
         Call("/v1/risk/decisions/<decision:screening>"),

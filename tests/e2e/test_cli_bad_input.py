@@ -553,6 +553,11 @@ CASES: dict[str, tuple[Bad, ...]] = {
         bad("risk explain --id nope", "nope"),
         bad("risk explain --id ''", "id"),
     ),
+    "risk verify-log": (
+        bad("risk verify-log --anchor 12", "OFFSET:HASH", "'12'"),
+        bad("risk verify-log --anchor 12:abc", "64 hex digits"),
+        bad("risk verify-log --anchor ''", "OFFSET:HASH"),
+    ),
     "risk train-fraud": (
         bad("risk train-fraud --days 1", "--days"),
         bad("risk train-fraud --customers 0", "--customers"),

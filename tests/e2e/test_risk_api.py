@@ -6,6 +6,7 @@ sees only its own side; refused requests answer their code and change nothing.""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import replace
@@ -20,7 +21,7 @@ from httpx import Response
 from entrepot.config import shared_data_dir
 from entrepot.entrypoints.api.app import create_app
 from entrepot.payments.credentials import issue_credential
-from entrepot.risk.decisions import JsonlSink
+from entrepot.risk.decisions import JsonlSink, LogHead, verify_log
 from entrepot.risk.lending import Lending, ledger_id
 from entrepot.risk.lending import store as lending_store
 from entrepot.trade.credentials import issue_actor_credential
@@ -321,6 +322,34 @@ def test_decision_ids_are_checked(api: Api) -> None:
          "decisionId"),
         ("scheme", "GET", "/decisions/not-an-id", None, 422, "invalid_input", "decisionId"),
     )  # fmt: skip
+
+
+@needs_lists
+def test_any_caller_reads_the_logs_head_an_anchor_a_rewrite_cannot_hold(api: Api) -> None:
+    empty = api.ok("mtn-rw", "GET", "/decisions/head")
+    assert empty == {"offset": 0, "hash": "0" * 64, "anchor": "0:" + "0" * 64}
+    body = {"parties": [{"name": "Naser Maleki"}, {"name": "Kenji Tanaka"}]}
+    api.ok("mtn-rw", "POST", "/screenings", body)
+    head = api.ok("maybank-my", "GET", "/decisions/head")  # a consortium member records it
+    lines = api.log.read_bytes().split(b"\n")[:-1]
+    assert head["offset"] == api.log.stat().st_size and len(lines) == 2
+    assert head["hash"] == hashlib.sha256(lines[-1]).hexdigest()
+    assert head["anchor"] == f"{head['offset']}:{head['hash']}"
+    assert api.ok("scheme", "GET", "/decisions/head") == head  # reading it writes nothing
+    assert verify_log(api.log, [LogHead.parse(head["anchor"])]).intact
+    api.log.write_bytes(api.log.read_bytes().replace(b'"review"', b'"clear"', 1))
+    assert not verify_log(api.log, [LogHead.parse(head["anchor"])]).intact
+
+
+def test_a_log_kept_in_memory_has_no_head(engine: sa.Engine) -> None:
+    net = build_net(engine)
+    with TestClient(create_app(net.scheme, net.trade)) as client:
+        token = issue_credential(net.engine, "mtn-rw").token
+        response = client.get(
+            "/v1/risk/decisions/head", headers={"Authorization": f"Bearer {token}"}
+        )
+    assert response.status_code == 409
+    assert response.json()["code"] == "risk_log_not_kept"
 
 
 # ---------------------------------------------------------------------- lending: policies

@@ -137,3 +137,36 @@ def test_explain_prints_a_reason_with_brackets_as_it_was_logged(home: Path) -> N
     text = " ".join(explained.stdout.split())  # the console may wrap long lines
     assert f"1. {reason}" in text
     assert "2. status is one of [... < 0 DM] (costs 1.61" in text
+
+
+def test_verify_log_prints_the_head_and_catches_a_rewrite(home: Path) -> None:
+    from entrepot.risk.decisions import JsonlSink, make_decision
+
+    sink = JsonlSink(home / "decisions")
+    for n in range(3):
+        sink.append([make_decision("sanctions", model_version="v", outcome="clear", score=0.0,
+                                   reasons=[], inputs={"n": n})])  # fmt: skip
+    first = runner.invoke(app, ["verify-log"])
+    assert first.exit_code == 0, first.output
+    head = str(sink.head())
+    assert "intact; 3 lines, head " + head in first.stdout  # on one line, to copy
+    checked = runner.invoke(app, ["verify-log", "--anchor", head, "--json"])
+    assert checked.exit_code == 0, checked.output
+    assert json.loads(checked.stdout) == {
+        "intact": True, "lines": 3, "head": head, "unchained": 0, "torn": [],
+        "anchors_checked": 1, "broken_at": None, "problem": None,
+    }  # fmt: skip
+    text = sink.path.read_text()
+    sink.path.write_text(text.replace('"n": 0', '"n": 9', 1))  # a decision rewritten
+    broken = runner.invoke(app, ["verify-log", "--anchor", head])
+    assert broken.exit_code == 1
+    assert "BROKEN at line 2" in broken.stdout
+    assert "line 2 names" in broken.stderr and "changed, removed or inserted" in broken.stderr
+    as_json = runner.invoke(app, ["verify-log", "--json"])
+    assert as_json.exit_code == 1 and json.loads(as_json.stdout)["broken_at"] == 2
+
+
+def test_verify_log_refuses_a_malformed_anchor(home: Path) -> None:
+    result = runner.invoke(app, ["verify-log", "--anchor", "12:abc"])
+    assert result.exit_code == 2
+    assert "an anchor is OFFSET:HASH" in result.stderr

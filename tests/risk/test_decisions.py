@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import gc
+import hashlib
 import json
 import os
 import signal
@@ -15,11 +16,14 @@ import pytest
 
 from entrepot.kernel.clock import FakeClock
 from entrepot.risk.decisions import (
+    GENESIS,
     Decision,
     JsonlSink,
+    LogHead,
     explain_decision,
     get_decision,
     make_decision,
+    verify_log,
 )
 from entrepot.risk.errors import UnknownDecision
 
@@ -386,3 +390,211 @@ def test_finding_one_decision_parses_only_the_lines_that_hold_its_id(
         d.decision_id for d in others
     ]
     assert "line 2: not a decision, skipped" in caplog.text  # reading it all still says so
+
+
+# ------------------------------------------------------------------ the chain
+def _lines(sink: JsonlSink) -> list[bytes]:
+    return sink.path.read_bytes().split(b"\n")[:-1]
+
+
+def _hash(line: bytes) -> str:
+    return hashlib.sha256(line).hexdigest()
+
+
+def test_each_line_names_the_hash_of_the_line_before_it(tmp_path: Path) -> None:
+    sink = JsonlSink(tmp_path)
+    assert sink.head() == LogHead(0, GENESIS)  # no log yet
+    for n in range(3):
+        sink.append(_sanctions(n) + _sanctions(n + 10))  # batches of two
+    lines = _lines(sink)
+    assert [json.loads(line)["prev"] for line in lines] == [GENESIS] + [
+        _hash(line) for line in lines[:-1]
+    ]
+    check = verify_log(sink.path)
+    assert check.intact and check.lines == 6 and check.unchained == 0 and check.torn == ()
+    assert check.head == sink.head() == LogHead(sink.path.stat().st_size, _hash(lines[-1]))
+    assert [d.inputs["n"] for d in sink] == [0, 10, 1, 11, 2, 12]  # read back as before
+
+
+@pytest.mark.parametrize("tamper", ["change", "remove", "insert", "reorder"])
+def test_a_line_changed_removed_inserted_or_moved_breaks_the_chain_after_it(
+    tmp_path: Path, tamper: str
+) -> None:
+    sink = JsonlSink(tmp_path)
+    for n in range(4):
+        sink.append(_sanctions(n))
+    lines = _lines(sink)
+    if tamper == "change":  # a decision's outcome rewritten
+        lines[1] = lines[1].replace(b'"outcome": "clear"', b'"outcome": "match"')
+    elif tamper == "remove":
+        del lines[1]
+    elif tamper == "insert":
+        lines.insert(2, lines[1])
+    else:
+        lines[1], lines[2] = lines[2], lines[1]
+    sink.path.write_bytes(b"\n".join(lines) + b"\n")
+    check = verify_log(sink.path)
+    assert not check.intact
+    # the first line whose link no longer holds: after the change, at the gap, the copy, the swap
+    assert check.broken_at == {"change": 3, "remove": 2, "insert": 3, "reorder": 2}[tamper]
+    assert "a line before it was changed, removed or inserted" in (check.problem or "")
+
+
+def test_a_rewrite_that_recomputes_every_hash_is_caught_by_an_anchor(tmp_path: Path) -> None:
+    """The chain alone shows a change only to someone who kept nothing: whoever rewrites a
+    line can recompute every hash after it. A head recorded earlier (by a consortium member,
+    GET /v1/risk/decisions/head) no longer holds."""
+    sink = JsonlSink(tmp_path)
+    for n in range(3):
+        sink.append(_sanctions(n))
+    anchor = sink.head()
+    sink.append(_sanctions(3))
+    later = sink.head()
+    assert verify_log(sink.path, [anchor, later]).intact
+    records = [json.loads(line) for line in _lines(sink)]
+    records[0]["outcome"] = "match"
+    prev, out = GENESIS, []
+    for record in records:  # the forger re-chains the whole log
+        record["prev"] = prev
+        line = json.dumps(record, sort_keys=True).encode()
+        prev = _hash(line)
+        out.append(line)
+    sink.path.write_bytes(b"\n".join(out) + b"\n")
+    assert verify_log(sink.path).intact  # the chain holds again...
+    check = verify_log(sink.path, [anchor])
+    assert not check.intact and check.broken_at == 3  # ...the anchor does not
+    assert "not the anchor's" in (check.problem or "")
+
+
+def test_lines_removed_from_the_end_are_caught_by_an_anchor(tmp_path: Path) -> None:
+    sink = JsonlSink(tmp_path)
+    for n in range(3):
+        sink.append(_sanctions(n))
+    anchor = sink.head()
+    lines = _lines(sink)
+    sink.path.write_bytes(b"\n".join(lines[:2]) + b"\n")
+    assert verify_log(sink.path).intact  # what is left is a chain
+    check = verify_log(sink.path, [anchor])
+    assert not check.intact and "lies past the log's end" in (check.problem or "")
+    sink.path.write_bytes(b"\n".join(lines[:2]) + b"\n" + lines[2][:-5] + b"XXXXX\n")
+    check = verify_log(sink.path, [anchor])  # the same length, another last line
+    assert not check.intact and check.broken_at == 3
+
+
+def test_an_anchor_inside_a_line_is_refused(tmp_path: Path) -> None:
+    sink = JsonlSink(tmp_path)
+    sink.append(_sanctions(1))
+    head = sink.head()
+    check = verify_log(sink.path, [LogHead(head.offset - 1, head.hash)])
+    assert not check.intact and "falls inside line 1" in (check.problem or "")
+    assert verify_log(sink.path, [LogHead(0, GENESIS), head]).intact
+
+
+def test_workers_appending_together_keep_one_chain(tmp_path: Path) -> None:
+    """A server's workers share the log: each sink (its own descriptor) appends under the
+    file lock, reading the last line another wrote (its remembered head is stale)."""
+    a, b = JsonlSink(tmp_path), JsonlSink(tmp_path)
+    threads = [
+        threading.Thread(
+            target=lambda s=s, k=k: [s.append(_sanctions(k * 100 + i)) for i in range(40)]
+        )
+        for k, s in enumerate((a, b, a, b))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check = verify_log(a.path)
+    assert check.intact and check.lines == 160
+
+
+def test_processes_appending_together_keep_one_chain(tmp_path: Path) -> None:
+    JsonlSink(tmp_path).append(_sanctions(0))
+    pids = []
+    for k in range(3):
+        pid = os.fork()
+        if pid == 0:  # a worker process of its own
+            code = 1
+            try:
+                sink = JsonlSink(tmp_path)
+                for i in range(50):
+                    sink.append(_sanctions(k * 1000 + i) + _sanctions(-i))
+                code = 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    for pid in pids:
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    check = verify_log(tmp_path / "decisions.jsonl")
+    assert check.intact and check.lines == 301
+
+
+def test_a_fragment_is_a_link_of_the_chain(tmp_path: Path) -> None:
+    before = JsonlSink(tmp_path)
+    before.append(_sanctions(1))
+    with before.path.open("a") as handle:
+        handle.write('{"decision_id": "torn')  # the process died mid-write
+    assert before.head() == LogHead(len(_lines(before)[0]) + 1, _hash(_lines(before)[0]))
+    before.close()
+    after = JsonlSink(tmp_path)
+    after.append(_sanctions(2))
+    lines = _lines(after)
+    assert json.loads(lines[2])["prev"] == _hash(b'{"decision_id": "torn')
+    check = verify_log(after.path)
+    assert check.intact and check.torn == (2,) and check.lines == 3
+
+
+def test_a_remembered_head_is_not_trusted_after_a_failed_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink = JsonlSink(tmp_path)
+    sink.append(_sanctions(1))
+    real_write = os.write
+
+    def whole_line_then_fail(fd: int, data: Any) -> int:
+        # the first line of the batch written whole, then the disk fills
+        real_write(fd, bytes(data)[: bytes(data).index(b"\n") + 1])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", whole_line_then_fail)
+    with pytest.raises(OSError, match="No space"):
+        sink.append(_sanctions(2) + _sanctions(3))
+    monkeypatch.setattr(os, "write", real_write)
+    sink.append(_sanctions(4))
+    assert [d.inputs["n"] for d in sink] == [1, 2, 4]
+    assert verify_log(sink.path).intact
+
+
+def test_a_log_written_before_the_chain_is_chained_from_its_end(tmp_path: Path) -> None:
+    path = tmp_path / "decisions.jsonl"
+    old = [json.dumps(d.to_dict(), sort_keys=True) for d in _sanctions(1) + _sanctions(2)]
+    path.write_text("\n".join(old) + "\n")
+    sink = JsonlSink(tmp_path)
+    sink.append(_sanctions(3))
+    assert json.loads(_lines(sink)[2])["prev"] == _hash(old[1].encode())
+    check = verify_log(path)
+    assert check.intact and check.unchained == 2
+    with path.open("a") as handle:  # a decision added by hand, without a link
+        handle.write(old[0] + "\n")
+    check = verify_log(path)
+    assert not check.intact and check.broken_at == 4
+    assert "not chained" in (check.problem or "")
+
+
+@pytest.mark.parametrize(
+    "text", ["12", "x:" + "a" * 64, "12:" + "a" * 63, "12:" + "g" * 64, "-1:" + "a" * 64]
+)
+def test_an_anchor_is_offset_colon_hash(text: str) -> None:
+    with pytest.raises(ValueError, match="an anchor is OFFSET:HASH"):
+        LogHead.parse(text)
+    assert LogHead.parse(f"12:{'AB' * 32}") == LogHead(12, "ab" * 32)
+
+
+def test_a_long_log_reports_its_progress(tmp_path: Path) -> None:
+    sink = JsonlSink(tmp_path)
+    sink.append([d for n in range(10_001) for d in _sanctions(n)])
+    seen: list[tuple[int, int]] = []
+    check = verify_log(sink.path, progress=lambda done, total: seen.append((done, total)))
+    size = sink.path.stat().st_size
+    assert check.intact and check.lines == 10_001
+    assert len(seen) == 1 and 0 < seen[0][0] < size and seen[0][1] == size

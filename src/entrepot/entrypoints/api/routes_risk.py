@@ -78,6 +78,13 @@ class ListsUnavailable(DomainError):
     http_status = 503
 
 
+class LogNotKept(DomainError):
+    """The app was built without a log file (a test or a script's app)."""
+
+    code = "risk_log_not_kept"
+    http_status = 409
+
+
 class DecisionNotFound(NotFound):
     """Unknown, or not the caller's to read: the same answer, so ids reveal nothing."""
 
@@ -262,6 +269,20 @@ def screen(body: r.ScreeningIn, caller: Caller, risk: Risk) -> r.ScreeningListOu
 
 
 # ------------------------------------------------------------------ decision log
+@router.get("/decisions/head", response_model=r.LogHeadOut)
+def decision_log_head(caller: Caller, risk: Risk) -> r.LogHeadOut:
+    """The decision log's head: the byte offset its whole lines end at and the SHA-256 of the
+    last line, which names the hash of the one before it, and so on back to the first. Any
+    authenticated caller may read it (it names no decision); a consortium member that records
+    heads from time to time can later have the operator's log checked against them
+    (``entrepot risk verify-log --anchor OFFSET:HASH``): a rewrite of anything before a
+    recorded head shows, even one that recomputed every hash after it."""
+    if not isinstance(risk.log, JsonlSink):
+        raise LogNotKept("this server keeps its decision log in memory: it has no head")
+    head = risk.log.head()
+    return r.LogHeadOut(offset=head.offset, hash=head.hash, anchor=str(head))
+
+
 @router.get("/decisions/{decision_id}", response_model=r.DecisionOut)
 def get_decision(
     decision_id: Annotated[str, ApiPath(pattern=r"^[0-9a-fA-F]{32}$")],

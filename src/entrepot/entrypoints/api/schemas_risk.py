@@ -89,6 +89,15 @@ class DecisionOut(BaseModel):
     explanation: str
 
 
+class LogHeadOut(BaseModel):
+    """The decision log's head, an anchor to record: a later ``entrepot risk verify-log
+    --anchor OFFSET:HASH`` shows whether the log still holds it."""
+
+    offset: int = Field(description="the byte offset the log's whole lines end at")
+    hash: str = Field(description="SHA-256 (hex) of the last whole line; 64 zeros for none")
+    anchor: str = Field(description="OFFSET:HASH, as verify-log's --anchor takes it")
+
+
 # ------------------------------------------------------------------ lending: policies
 class PolicyIn(Strict):
     """A lender's credit policy for one currency (docs/lending.md has each rule)."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from entrepot.config import load_settings, shared_data_dir
@@ -202,6 +203,53 @@ def explain(
         emit_json(decisions.get_decision(sink, decision_id).to_dict())
         return
     out().print(decisions.explain_decision(sink, decision_id))
+
+
+@app.command("verify-log")
+@guard
+def verify_log(
+    anchors: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--anchor",
+            help="a head recorded earlier, OFFSET:HASH (GET /v1/risk/decisions/head, or this "
+            "command's head); repeat for several",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check that the decision log's chain is whole (no line changed, removed or inserted)
+    and that every anchor still holds; print its head to record. Exit 1 if not."""
+    points = [decisions.LogHead.parse(a) for a in anchors or ()]
+    columns = (TextColumn("checking the log"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err(), transient=True) as progress:
+        task = progress.add_task("verify", total=None)
+        check = decisions.verify_log(
+            _sink().path,
+            points,
+            lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    if as_json:
+        emit_json(check.to_dict())
+    else:
+        state = "intact" if check.intact else f"BROKEN at line {check.broken_at}"
+        out().print(
+            f"{_sink().path}: {state}; {check.lines} lines, head {check.head}", soft_wrap=True
+        )
+        if check.unchained:
+            out().print(f"{check.unchained} lines written before the log was chained")
+        if check.torn:
+            shown = ", ".join(str(n) for n in check.torn[:10])
+            more = "" if len(check.torn) <= 10 else f" (and {len(check.torn) - 10} more)"
+            out().print(
+                f"fragments of writes cut off (not decisions): lines {shown}{more}", soft_wrap=True
+            )
+        if check.anchors_checked:
+            out().print(f"{check.anchors_checked} anchors checked")
+    if not check.intact:
+        if not as_json:
+            err().print(check.problem, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 @app.command("train-fraud")
