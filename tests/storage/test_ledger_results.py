@@ -36,6 +36,7 @@ from entrepot.ledger import (
     TransferFlags,
 )
 from entrepot.ledger.model import TRANSIENT_TRANSFER_RESULTS
+from entrepot.storage.uow import UnitOfWork
 
 R = CreateTransferResult
 A = CreateAccountResult
@@ -878,6 +879,22 @@ def test_a_fence_for_a_moment_the_history_reaches_past_writes_nothing(
     with opened.engine.connect() as conn:
         assert opened.store.read_meta(conn).last_timestamp == stamped  # nothing written
     assert opened.fence(stamped + 1) >= clock.now_ns()  # past it: the lock's turn, as before
+
+
+def test_last_timestamp_is_the_callers_last_entry_in_its_transaction(
+    opened: Ledger, clock: FakeClock
+) -> None:
+    """``last_timestamp(uow=)``: in the writer's transaction, the stamp of its own last entry
+    (settlement dates a window by it), before it commits; a fence moves it."""
+    with UnitOfWork(opened.engine) as uow:
+        ok(opened.create_transfers([tr(100, 1, 2, 5), tr(101, 2, 1, 1)], uow=uow))
+        last = opened.last_timestamp(uow=uow)
+        uow.commit()
+    assert last == opened.get_transfer(101).timestamp > opened.get_transfer(100).timestamp
+    clock.advance(60)
+    fenced = opened.fence()
+    with UnitOfWork(opened.engine) as uow:
+        assert opened.last_timestamp(uow=uow) == fenced > last
 
 
 @pytest.mark.parametrize("name", ["x" * 201, "nul\x00inside", 42])

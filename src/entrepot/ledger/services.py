@@ -591,6 +591,13 @@ class Ledger:
 
         return self._write(None, work)
 
+    def last_timestamp(self, *, uow: UnitOfWork) -> int:
+        """The last stamp the ledger gave (a transfer's, an account's, a fence's) as ``uow``'s
+        transaction sees it, its own writes included. A caller holding the write lock (it has
+        written in ``uow``) reads the stamp of its own last entry: no other writer stamps
+        before it commits."""
+        return self.store.read_meta(uow.connection).last_timestamp
+
     def statement(
         self,
         account_id: int,

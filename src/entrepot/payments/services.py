@@ -3170,7 +3170,7 @@ class PaymentScheme:
                 conn.execute(
                     sa.update(st.windows)
                     .where(st.windows.c.id == window_id)
-                    .values(settled_at=self.ledger.store.read_meta(conn).last_timestamp)
+                    .values(settled_at=self.ledger.last_timestamp(uow=uow))
                 )
             for (pid, currency), amount in settled.items():
                 conn.execute(
