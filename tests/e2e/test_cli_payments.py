@@ -106,6 +106,40 @@ def test_payment_failures_exit_with_a_clear_line_and_change_nothing(cli: Cli) ->
     assert cli.json("payments liquidity mtn-rw RWF") == before
 
 
+def test_the_operators_lookup_of_a_suspended_participants_alias_says_it_is_suspended(
+    cli: Cli,
+) -> None:
+    """Found in review: ``payments lookup`` answered a suspended participant's alias as a
+    payable party, where the API's lookup is refused participant_suspended. The operator
+    still sees who holds the alias, with its participant's state, and is told it is
+    suspended; once it is resumed the alias reads as active again."""
+    _network(cli)
+    party = {
+        "alias_type": "MERCHANT",
+        "alias": "KL-TILL-42",
+        "participant_id": "maybank",
+        "display_name": "Kedai",
+        "currency": "MYR",
+        "country": "MY",
+    }
+    found = cli.json("payments lookup MERCHANT KL-TILL-42")
+    found.pop("registered_at_ns")
+    assert found == {**party, "participant_active": True}
+    cli("payments suspend maybank --reason audit")
+    found = cli.json("payments lookup MERCHANT KL-TILL-42")
+    found.pop("registered_at_ns")
+    assert found == {**party, "participant_active": False}
+    shown = cli("payments lookup MERCHANT KL-TILL-42")
+    assert "'participant_active': False" in shown.stdout
+    assert shown.stderr.strip() == (
+        "note: participant 'maybank' is suspended: MERCHANT KL-TILL-42 receives no payment "
+        "until it is resumed (a payer's lookup is refused participant_suspended)"
+    )
+    cli("payments resume maybank")
+    assert cli.json("payments lookup MERCHANT KL-TILL-42")["participant_active"] is True
+    assert cli("payments lookup MERCHANT KL-TILL-42").stderr == ""
+
+
 def test_credentials_are_issued_listed_and_revoked_from_the_command_line(cli: Cli) -> None:
     _network(cli)
     issued = cli.json("payments credentials maybank")

@@ -818,6 +818,12 @@ def test_suspended_participant_neither_sends_nor_receives(scheme: PaymentScheme)
     with unchanged(scheme), pytest.raises(ParticipantSuspended, match="maybank"):
         scheme.lookup_payee(*TILL)
     assert scheme.lookup_party(*TILL).participant_id == "maybank"  # the directory's record
+    party, participant = scheme.lookup_party_and_participant(*TILL)  # the operator's
+    assert (party.participant_id, participant.id, participant.active) == (
+        "maybank",
+        "maybank",
+        False,
+    )
     with unchanged(scheme), pytest.raises(ParticipantSuspended):
         scheme.create_quote("mtn-rw", "q1", *TILL, 10_000, "SEND", "RWF")
     with unchanged(scheme), pytest.raises(ParticipantSuspended):

@@ -967,6 +967,17 @@ class PaymentScheme:
         with self._read() as conn:
             return self._find_party(conn, kind, value)
 
+    def lookup_party_and_participant(
+        self, alias_type: AliasType | str, alias: str
+    ) -> tuple[Party, Participant]:
+        """The operator's lookup (the CLI's): the party and its participant, read at one
+        moment, suspended or not. Who holds an alias is the operator's to see; whether the
+        participant is active says whether the party is payable (:meth:`lookup_payee`)."""
+        kind, value = normalise_alias(alias_type, alias)
+        with self._read() as conn:
+            party = self._find_party(conn, kind, value)
+            return party, self._participant(conn, party.participant_id)
+
     def lookup_payee(self, alias_type: AliasType | str, alias: str) -> Party:
         """A payer's lookup (the API's): the party, or ``participant_suspended`` when its
         participant is suspended, which receives nothing until it is resumed: the answer

@@ -26,6 +26,7 @@ from entrepot.entrypoints.cli.output import (
     EXIT_FAILURE,
     bad_input,
     emit_json,
+    err,
     exit_with,
     guard,
     open_app,
@@ -489,8 +490,18 @@ def alias_remove(
 @app.command("lookup")
 @guard
 def lookup(alias_type: str, alias: str, as_json: Json = False) -> None:
+    """Who holds an alias, and whether its participant is active. A suspended participant's
+    alias is shown, with a note that it receives nothing (a payer's lookup is refused)."""
     with _scheme() as a:
-        _show(a.payments.lookup_party(alias_type, alias), as_json)
+        party, participant = a.payments.lookup_party_and_participant(alias_type, alias)
+    if not participant.active:
+        err().print(
+            f"note: participant {participant.id!r} is suspended: {party.alias_type.value} "
+            f"{party.alias} receives no payment until it is resumed (a payer's lookup is "
+            "refused participant_suspended)",
+            soft_wrap=True,
+        )
+    _show({**_plain(party), "participant_active": participant.active}, as_json)
 
 
 @app.command("fx-rate")
