@@ -652,6 +652,38 @@ def test_a_request_resent_without_a_key_is_answered_by_its_id(
     assert scheme.liquidity("maybank", "MYR")["net_position_minor"] == 2550
 
 
+def test_a_qr_payment_naming_anothers_transfer_is_no_resend_of_it(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """Found in review: a resend is the payer's. The FX provider and the payee of mtn-rw's
+    QR payment read its transfer, and a QR payment of theirs naming its id with an amount or
+    currency the QR refuses was taken for a resend of it: refused 3106, "created by a
+    different request", where anyone else is told what is wrong with the amount (422).
+    Nothing is written either way."""
+    client, h = api
+    h = {**h, "fxco": {"Authorization": f"Bearer {issue_credential(scheme.engine, 'fxco').token}"}}
+    dynamic = _kedai_qr(client, h, amount="1.00")
+    pay = {"payload": dynamic, "transferId": "t-x", "quoteId": "q-x", "sourceCurrency": "RWF"}
+    assert client.post("/v1/qr/pay", json=pay, headers=h["mtn-rw"]).status_code == 201
+    static = _kedai_qr(client, h, amount=None)
+    before = snapshot(scheme)
+    for caller, source in (("fxco", "MYR"), ("maybank", "MYR"), ("icbc", "CNY")):
+        assert client.get("/v1/transfers/t-x", headers=h[caller]).status_code == (
+            403 if caller == "icbc" else 200
+        )
+        other = {**pay, "quoteId": f"q-{caller}", "sourceCurrency": source}
+        for body, field in (
+            ({**other, "amount": {"amount": "500.00", "currency": "MYR"}}, "amount"),
+            (
+                {**other, "payload": static, "amount": {"amount": "2.00", "currency": "EUR"}},
+                "amount.currency",
+            ),
+        ):
+            r = client.post("/v1/qr/pay", json=body, headers=h[caller])
+            assert (r.status_code, r.json().get("field")) == (422, field), (caller, r.text)
+    assert snapshot(scheme) == before
+
+
 @pytest.mark.parametrize("since", ["removed", "moved"])
 def test_a_qr_payment_resent_after_its_till_changed_is_answered_as_it_was_made(
     api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme, since: str

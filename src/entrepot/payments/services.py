@@ -1476,11 +1476,12 @@ class PaymentScheme:
     ) -> tuple[int, str]:
         """What a QR payment pays, in minor units, and its currency: an amount sent with the QR
         is in the QR's currency, and a dynamic QR's own amount; a static QR needs one. These
-        are checked only for a payment not made yet: a resend with another amount or currency
-        is the scheme's to refuse (3106), so it goes on with what was sent."""
+        are checked only for a payment the caller has not made (:meth:`has_sent`): its resend
+        with another amount or currency is the scheme's to refuse (3106), so it goes on with
+        what was sent."""
         own = decoded.currency.code
         if amount is not None and currency != own:
-            if not self.has_transfer(caller, transfer_id):
+            if not self.has_sent(caller, transfer_id):
                 raise InvalidPaymentInput(
                     f"this QR is paid in {own}, not {currency}", field="amount.currency"
                 )
@@ -1488,7 +1489,7 @@ class PaymentScheme:
         fixed = decoded.amount_minor  # a dynamic QR's amount
         if fixed is not None:
             sent = fixed if amount is None else parse_amount(amount, own)
-            if sent != fixed and not self.has_transfer(caller, transfer_id):
+            if sent != fixed and not self.has_sent(caller, transfer_id):
                 raise InvalidPaymentInput(
                     f"this QR is for {format_amount(fixed, own)} {own}: an amount sent with it "
                     "must be the same",
@@ -2038,13 +2039,14 @@ class PaymentScheme:
             raise TransferNotFound(f"transfer {transfer_id} does not exist")
         return st.transfer_from_row(row)
 
-    def has_transfer(self, caller: str, transfer_id: str) -> bool:
-        """Whether the caller has a transfer with this id (a request is then a resend)."""
-        try:
-            self.get_transfer(caller, transfer_id)
-        except PaymentError:
-            return False
-        return True
+    def has_sent(self, caller: str, transfer_id: str) -> bool:
+        """Whether the caller paid a transfer with this id: a request of its naming the id is
+        then a resend. Not the payee's, the FX provider's or the operator's, who read the
+        transfer but never sent it: a QR payment of theirs naming its id was taken for a
+        resend, refused 3106 (a different request) rather than told what was wrong with it."""
+        with self._read() as conn:
+            row = st.TRANSFER_BY_ID.first(conn, (transfer_id,))
+        return row is not None and st.transfer_from_row(row).payer_participant == caller
 
     def get_transfer(self, caller: str, transfer_id: str) -> PaymentTransfer:
         with self._read() as conn:
