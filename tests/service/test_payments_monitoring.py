@@ -142,3 +142,27 @@ def test_a_transfer_past_its_expiry_is_not_open_before_the_pass(
     clock.advance(60)  # every undecided transfer expired; no deadline pass ran yet
     s = scheme_snapshot(busy)
     assert s.transfers_open == {"RESERVED": 0, "HOLD": 0} and s.oldest_hold_age_s is None
+
+
+def test_an_escrow_past_its_deadline_is_not_held_before_the_pass(
+    busy: PaymentScheme, clock: FakeClock
+) -> None:
+    """Found in review: an escrow past its deadline was counted held until the deadline pass
+    ran, while reading it showed it decided (CLOSED, held 0). It is counted as it reads: not
+    held where its deadline can act, held where it cannot (its recipient is suspended: the
+    controller's to decide), as a transfer past its expiry is not counted open."""
+    busy.create_escrow("mtn-rw", "e2", "bk-rw", "RWF", 20_000, "order 2", 60, "release")
+    assert scheme_snapshot(busy).escrows_held == {"RWF": (2, 70_000)}
+    clock.advance(60)  # e2's deadline: released, as read; no deadline pass ran
+    assert busy.get_escrow("scheme", "e2").state.value == "CLOSED"
+    assert scheme_snapshot(busy).escrows_held == {"RWF": (1, 50_000)}
+    busy.set_active("bk-rw", False)  # its deadline cannot release it now: held
+    assert busy.get_escrow("scheme", "e2").state.value == "HELD"
+    assert scheme_snapshot(busy).escrows_held == {"RWF": (2, 70_000)}
+    clock.advance(3600)  # e1's deadline refunds it to mtn-rw, which can receive
+    assert busy.get_escrow("scheme", "e1").state.value == "CLOSED"
+    assert scheme_snapshot(busy).escrows_held == {"RWF": (1, 20_000)}
+    busy.process_deadlines()  # the pass records what the reads showed
+    assert scheme_snapshot(busy).escrows_held == {"RWF": (1, 20_000)}
+    busy.set_active("bk-rw", True)
+    assert scheme_snapshot(busy).escrows_held == {}

@@ -94,12 +94,39 @@ def _positions(scheme: PaymentScheme, conn: sa.Connection) -> list[PositionGauge
     return positions
 
 
+def _escrows_held(
+    scheme: PaymentScheme, conn: sa.Connection, now: int
+) -> dict[str, tuple[int, int]]:
+    """Per currency, the escrows held at ``now`` and what they hold, as reading each shows it
+    (``get_escrow``): one past its deadline is decided, whether or not the deadline pass has
+    recorded it, unless its deadline cannot act (its recipient cannot receive: it stays the
+    controller's). It was counted held until the pass. Those past it are the few the next
+    pass takes; both queries read the held escrows' partial index on their deadline."""
+    e = st.escrows.c
+    rows = conn.execute(
+        sa.select(e.currency, sa.func.count(), sa.func.sum(e.amount - e.released - e.refunded))
+        .where(sa.text(st.HELD_ESCROW), e.deadline > now)
+        .group_by(e.currency)
+    ).all()
+    held = {cur: (int(n), int(amount or 0)) for cur, n, amount in rows}
+    due = conn.execute(
+        sa.select(st.escrows).where(sa.text(st.HELD_ESCROW), e.deadline <= now)
+    ).all()
+    for row in due:
+        escrow = st.escrow_from_row(row)
+        if scheme._deadline_can_act(conn, escrow):
+            continue
+        n, amount = held.get(escrow.currency, (0, 0))
+        held[escrow.currency] = (n + 1, amount + escrow.held_minor)
+    return held
+
+
 def scheme_snapshot(scheme: PaymentScheme) -> SchemeSnapshot:
     """The scheme as it is now: its tables and the ledger's balances in one read snapshot
     (the balances read in one of their own, a cap change or a settlement committed in between
     made a net position of what the cap moved)."""
     now = scheme.clock.now_ns()
-    t, e, w, o = st.transfers.c, st.escrows.c, st.windows.c, st.outbox.c
+    t, w, o = st.transfers.c, st.windows.c, st.outbox.c
     with read_connection(scheme.engine) as conn:
         positions = _positions(scheme, conn)
         open_rows = conn.execute(
@@ -108,11 +135,7 @@ def scheme_snapshot(scheme: PaymentScheme) -> SchemeSnapshot:
             .where(sa.text(st.OPEN_TRANSFER), t.expires_at > now)
             .group_by(t.state)
         ).all()
-        held = conn.execute(
-            sa.select(e.currency, sa.func.count(), sa.func.sum(e.amount - e.released - e.refunded))
-            .where(sa.text(st.HELD_ESCROW))
-            .group_by(e.currency)
-        ).all()
+        held = _escrows_held(scheme, conn, now)
         window = st.OPEN_WINDOW.first(conn)
         unsettled = conn.execute(
             sa.select(sa.func.count()).select_from(st.windows).where(w.state == "CLOSED")
@@ -147,7 +170,7 @@ def scheme_snapshot(scheme: PaymentScheme) -> SchemeSnapshot:
         positions=tuple(positions),
         transfers_open=open_counts,
         oldest_hold_age_s=oldest_hold,
-        escrows_held={cur: (int(n), int(amount or 0)) for cur, n, amount in held},
+        escrows_held=held,
         window_open_id=None if window is None else int(window.id),
         window_open_age_s=None if window is None else _age_s(now, window.opened_at),
         windows_unsettled=int(unsettled),
