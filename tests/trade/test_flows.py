@@ -10,13 +10,14 @@ from types import MappingProxyType
 import pytest
 import sqlalchemy as sa
 
-from entrepot.payments.errors import NotYours
+from entrepot.payments.errors import NotYours, ParticipantSuspended
 from entrepot.storage.migrate import downgrade, upgrade
 from entrepot.trade import DisputeState, MerchantState, Order, OrderState
 from entrepot.trade import store as st
 from entrepot.trade.errors import (
     InvalidTransition,
     MerchantNotActive,
+    MerchantNotFound,
     OrderNotFound,
     WindowClosed,
 )
@@ -309,6 +310,26 @@ def test_only_a_hub_onboards_even_with_an_unknown_alias(net: Net) -> None:
         net.trade.onboard_merchant("maybank-my", "m-x", "X Ltd", "1", "BUSINESS", "NOPE-1")
     with pytest.raises(Forbidden):
         net.trade.register_buyer("buyer:b-1", "b-x", "X", "MSISDN", "+60100000000")
+
+
+def test_a_settlement_alias_at_a_suspended_participant_is_refused(net: Net) -> None:
+    """Found in review: a hub onboarded a merchant whose settlement alias is at a suspended
+    participant, which receives nothing: its payouts waited. Refused participant_suspended,
+    naming it, nothing written; a resend of an onboarding made before the suspension is
+    still answered with the merchant, and once resumed the merchant is onboarded."""
+    net.scheme.register_alias("mtn-rw", "BUSINESS", "RW-100200", "Inzozi Crafts Ltd", "RWF")
+    net.scheme.register_alias("mtn-rw", "BUSINESS", "RW-300400", "Umucyo Ltd", "RWF")
+    onboard = ("hub-kigali", "m-inzozi", "Inzozi Crafts Ltd", "RW-100200", "BUSINESS", "RW-100200")
+    first = net.trade.onboard_merchant(*onboard)
+    net.scheme.set_active("mtn-rw", False)
+    assert net.trade.onboard_merchant(*onboard) == first  # a resend: answered as made
+    other = ("hub-kigali", "m-umucyo", "Umucyo Ltd", "RW-300400", "BUSINESS", "RW-300400")
+    with pytest.raises(ParticipantSuspended, match="mtn-rw"):
+        net.trade.onboard_merchant(*other)
+    with pytest.raises(MerchantNotFound):
+        net.trade.get_merchant("hub-kigali", "m-umucyo")
+    net.scheme.set_active("mtn-rw", True)
+    assert net.trade.onboard_merchant(*other).settlement_participant == "mtn-rw"
 
 
 def test_cbec_annual_limit_counts_this_years_cross_border_purchases(net: Net) -> None:

@@ -31,7 +31,7 @@ from entrepot.kernel.countries import is_country
 from entrepot.kernel.errors import Conflict, DomainError
 from entrepot.kernel.money import Money, allocate, convert, get_currency
 from entrepot.payments import PaymentScheme
-from entrepot.payments.errors import PaymentError, TransferBlocked
+from entrepot.payments.errors import ParticipantSuspended, PaymentError, TransferBlocked
 from entrepot.payments.keyed import (
     TRADE_BUYER,
     TRADE_HUB,
@@ -472,7 +472,14 @@ class TradeNetwork(DisputeDesk):
             row = self._one(conn, st.merchants, "id", merchant_id)
         if row is not None:
             return resent(row)
-        held = self.scheme.get_participant(party.participant_id).currencies
+        bank = self.scheme.get_participant(party.participant_id)
+        if not bank.active:  # it receives no payout until resumed (a resend is answered)
+            raise ParticipantSuspended(
+                f"settlement alias is at {party.participant_id}, which is suspended: it "
+                "receives no payout until it is resumed",
+                field="settlementAlias",
+            )
+        held = bank.currencies
         missing = [c for c in wanted if c not in held]
         if missing:
             raise CurrencyNotHeld(
