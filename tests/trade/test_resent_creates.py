@@ -68,3 +68,25 @@ def test_a_resent_consolidation_naming_its_parcels_in_another_order_is_the_same_
     ]
     with pytest.raises(IdConflict):
         net.trade.consolidate("hub-kigali", "c-1", ["o-1"], "EXD")
+
+
+def test_a_buyer_registered_again_once_its_alias_is_paid_in_another_currency_is_a_conflict(
+    net: Net,
+) -> None:
+    """Found in review: the buyer's currency is its wallet alias's, yet a registration resent
+    once the alias was registered again in another currency compared only the alias, and
+    answered the buyer as it was, in the old currency, which its quotes then priced in. The
+    request now names another buyer than the one made: trade_id_conflict, nothing written,
+    as a merchant's onboarding resent once its alias's currency changed."""
+    net.buyer()
+    first = net.trade.get_buyer("hub-kuala-lumpur", "b-aisyah")
+    again = ("hub-kuala-lumpur", "b-aisyah", "Buyer b-aisyah", "MSISDN", "+60123456789")
+    assert net.trade.register_buyer(*again) == first
+    net.scheme.add_currency("maybank-my", "USD")
+    net.clock.advance(60)
+    net.scheme.remove_alias("maybank-my", "MSISDN", "+60123456789")
+    net.scheme.register_alias("maybank-my", "MSISDN", "+60123456789", "b-aisyah", "USD")
+    with pytest.raises(IdConflict, match="buyer b-aisyah"):
+        net.trade.register_buyer(*again)
+    assert net.trade.get_buyer("hub-kuala-lumpur", "b-aisyah") == first
+    assert first.currency == "MYR"

@@ -575,12 +575,15 @@ class TradeNetwork(DisputeDesk):
             row = self._one(conn, st.buyers, "id", buyer_id)
             if row is not None:
                 found = st.buyer_from_row(row)
-                same = (found.hub_id, found.name, found.wallet_alias_type, found.wallet_alias) == (
-                    hub.id,
-                    display,
-                    party.alias_type.value,
-                    party.alias,
-                )
+                # the currency too: the alias registered again in another is another buyer
+                # (it was answered as made, in the old currency its quotes then priced in)
+                same = (
+                    found.hub_id,
+                    found.name,
+                    found.wallet_alias_type,
+                    found.wallet_alias,
+                    found.currency,
+                ) == (hub.id, display, party.alias_type.value, party.alias, party.currency)
                 return _resent(found, same, "buyer", buyer_id, "buyerId")
             if party.participant_id not in hub.partners:
                 raise InvalidTradeInput(
