@@ -11,6 +11,10 @@ appends with that code in a subprocess in the same run, so the JSON holds both a
 the machine's noise moves both alike. ``user_us_mean`` is the user-space CPU alone (the
 Python of an append: serialising, chaining), without the kernel's write and fsync (a mean:
 the clock counts in 10 ms ticks). Then it times :func:`verify_log` over the log written.
+Instructions, which repeat where times drift (once per checkout, with ``PYTHONPATH``)::
+
+    valgrind --tool=callgrind --instr-atstart=no .venv/bin/python bench/decision_append.py \\
+        --callgrind --appends 500
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 
-def measure(appends: int, batch: int) -> dict[str, Any]:
+def measure(appends: int, batch: int, callgrind: bool = False) -> dict[str, Any]:
     from entrepot.risk import decisions as d
 
     with tempfile.TemporaryDirectory() as folder:
@@ -47,12 +51,16 @@ def measure(appends: int, batch: int) -> dict[str, Any]:
             for n in range(appends)
         ]
         cpu, user, wall = [], [], []
+        if callgrind:
+            subprocess.run(["callgrind_control", "-i", "on", str(os.getpid())], check=False)
         for one in batches:
             c0, u0, w0 = time.process_time(), os.times().user, time.perf_counter()
             sink.append(one)
             cpu.append(time.process_time() - c0)
             user.append(os.times().user - u0)
             wall.append(time.perf_counter() - w0)
+        if callgrind:
+            subprocess.run(["callgrind_control", "-i", "off", str(os.getpid())], check=False)
         result: dict[str, Any] = {
             "cpu_us_median": round(statistics.median(cpu) * 1e6, 1),
             # the process's own code (no kernel: the write, the fsync, the lock), mean
@@ -74,10 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--appends", type=int, default=3_000)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--baseline-src", default=None, help="another checkout's src directory")
+    parser.add_argument("--callgrind", action="store_true", help="count the appends' instructions")
     parser.add_argument("--only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     result: dict[str, Any] = {"appends": args.appends, "batch": args.batch}
-    result["this"] = measure(args.appends, args.batch)
+    result["this"] = measure(args.appends, args.batch, args.callgrind)
     if args.baseline_src and not args.only:
         env = {**os.environ, "PYTHONPATH": args.baseline_src}
         argv_b = [sys.executable, __file__, "--only", "--appends", str(args.appends),
