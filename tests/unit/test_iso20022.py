@@ -17,6 +17,7 @@ from entrepot.kernel.errors import ConfigurationError, InvalidInput
 from entrepot.kernel.money import CURRENCIES
 from entrepot.payments.iso20022 import (
     CAMT053_SUBSET_XSD,
+    CHARGES_MAX,
     MESSAGE_BYTES_MAX,
     NS_CAMT053,
     NS_PACS002,
@@ -872,6 +873,54 @@ def test_a_bad_charge_among_several_is_reported_at_its_position() -> None:
         parse_pacs008(xml)
     assert caught.value.field == "ChrgsInf[2]/Amt"
     assert caught.value.detail.startswith("pacs.008: ChrgsInf[2]/Amt")
+
+
+def _charged(count: int) -> CreditTransfer:
+    """A transfer with ``count`` charges, each of its own agent and amount."""
+    charges = [
+        Charge(
+            amount_minor=position,
+            currency="EUR",
+            agent=Agent(participant_id=f"agent-{position}", bic=None, name=f"Agent {position}"),
+        )
+        for position in range(1, count + 1)
+    ]
+    return make_ct(charge_bearer="DEBT", **INSTRUCTED, charges=charges)
+
+
+def test_a_transfer_carries_at_most_charges_max_charges_and_reads_them_back() -> None:
+    ct = _charged(CHARGES_MAX)
+    assert parse_pacs008(pacs008(ct)) == ct
+
+    with pytest.raises(InvalidMessageField, match=f"at most {CHARGES_MAX}") as caught:
+        _charged(CHARGES_MAX + 1)
+    assert caught.value.field == "charges"
+
+
+@pytest.mark.parametrize("extra", [1, 2_000])
+def test_parse_pacs008_refuses_more_charges_than_it_reads_before_reading_them(extra: int) -> None:
+    """Found by a review: each charge was looked up by its position (``ChrgsInf[k]/Amt``, and
+    three paths of its agent), which lxml's ElementPath resolves by listing every sibling of
+    every candidate: cubic in the number of charges (200 took 4.6 s; one message within the
+    1 MiB accepted, some 9,000 charges, kept a CPU busy for hours). ``ChrgsInf`` repeats
+    without bound in the schema; the reader takes at most :data:`CHARGES_MAX` (each agent of
+    a chain states its charges, and the scheme's own messages carry one), counted before any
+    is read, and refuses more, naming them."""
+    one = (
+        b'<ChrgsInf><Amt Ccy="EUR">0.01</Amt><Agt><FinInstnId><Nm>Agent</Nm>'
+        b"<Othr><Id>agent</Id></Othr></FinInstnId></Agt></ChrgsInf>"
+    )
+    xml = pacs008(_charged(CHARGES_MAX))
+    at = xml.index(b"<ChrgsInf>")
+    xml = xml[:at] + one * extra + xml[at:]
+
+    with pytest.raises(MalformedMessage) as caught:
+        parse_pacs008(xml)
+    assert caught.value.field == "ChrgsInf"
+    assert caught.value.detail == (
+        f"pacs.008: ChrgsInf appears {CHARGES_MAX + extra} times; "
+        f"at most {CHARGES_MAX} charges are read"
+    )
 
 
 @pytest.mark.parametrize(
