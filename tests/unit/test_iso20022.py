@@ -961,6 +961,42 @@ def test_a_value_the_model_refuses_is_reported_at_its_path(
     assert caught.value.detail.startswith(f"pacs.008: {field}: ")
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "field", "says"),
+    [
+        (b"</Cdtr>", b"</Cdtr><Cdtr><Id><OrgId/></Id></Cdtr>", "Cdtr", "appears 2 times"),
+        (b"<PmtId>", b"<PmtId><ClrSysRef>R</ClrSysRef></PmtId><PmtId>", "PmtId",
+         "appears 2 times"),
+        (b"</CdtrAcct>", b"</CdtrAcct><CdtrAcct><Id><Othr><Id>X</Id></Othr></Id></CdtrAcct>",
+         "CdtrAcct", "appears 2 times"),
+        (b"<Purp>", b"<Purp><Prtry>OTHER</Prtry></Purp><Purp>", "Purp", "appears 2 times"),
+        (b"</RmtInf>", b"</RmtInf><RmtInf><Ustrd>more</Ustrd></RmtInf>", "RmtInf",
+         "appears 2 times"),
+        (b"<PrvtId>", b"<OrgId/><PrvtId>", "Dbtr/Id", "both OrgId and PrvtId"),
+        (b"<Cd>GDDS</Cd>", b"<Cd>GDDS</Cd><Prtry>OTHER</Prtry>", "Purp", "both Cd and Prtry"),
+        (b"</IBAN>", b"</IBAN><Othr><Id>X</Id></Othr>", "CdtrAcct/Id", "both IBAN and Othr"),
+    ],
+    ids=["two-creditors", "two-payment-ids", "two-creditor-accounts", "two-purposes",
+         "two-remittances", "organisation-and-person", "code-and-proprietary",
+         "iban-and-other"],
+)  # fmt: skip
+def test_parse_pacs008_refuses_an_element_twice_or_both_of_a_choice(
+    old: bytes, new: bytes, field: str, says: str
+) -> None:
+    """Found by a review: only the whole path of a value was checked for a second element,
+    so a repeated element above it went unseen, and the two were read as one: a second
+    ``Cdtr`` holding only ``Id/OrgId`` made the creditor an organisation (120,000 empty
+    ``Cdtr`` were taken too), two ``RmtInf`` were joined into one remittance, a second
+    ``Purp``, ``PmtId`` or ``CdtrAcct`` was passed over. And both branches of a choice were
+    read as one of them: a party with both ``OrgId`` and ``PrvtId`` was an organisation and
+    lost its alias, a purpose with both ``Cd`` and ``Prtry`` was its code. Each is refused,
+    naming the element."""
+    with pytest.raises(MalformedMessage, match=says) as caught:
+        parse_pacs008(_mutated(old, new))
+    assert caught.value.field == field
+    assert caught.value.detail.startswith(f"pacs.008: {field} ")
+
+
 def test_parse_pacs008_refuses_two_transactions() -> None:
     root = etree.fromstring(pacs008(make_ct()))
     message = root[0]
@@ -1127,6 +1163,19 @@ def test_a_status_value_the_model_refuses_is_reported_at_its_path(
         parse_pacs002(_pacs002_mutated(old, new))
     assert caught.value.field == field
     assert caught.value.detail.startswith(f"pacs.002: {field}: ")
+
+
+def test_parse_pacs002_refuses_two_status_reasons() -> None:
+    """Found by a review: a second ``StsRsnInf`` (the schema lets it repeat; the reader takes
+    one reason) had its ``AddtlInf`` joined to the first reason's text."""
+    rejected = make_status(status="RJCT", reason_code="AM04", reason_text="limit")
+    xml = _pacs002_mutated(
+        b"</StsRsnInf>", b"</StsRsnInf><StsRsnInf><AddtlInf>more</AddtlInf></StsRsnInf>", rejected
+    )
+
+    with pytest.raises(MalformedMessage, match="StsRsnInf appears 2 times") as caught:
+        parse_pacs002(xml)
+    assert caught.value.field == "StsRsnInf"
 
 
 def test_parse_pacs002_refuses_two_statuses() -> None:

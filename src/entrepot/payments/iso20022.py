@@ -1033,13 +1033,34 @@ class _Reader:
         return MalformedMessage(f"{self.what}: {detail}", field=path)
 
     def find(self, element: Any, path: str) -> Any:
-        """The one element at ``path``, None if there is none; a second one is refused (the
-        first was used, silently, where the schema allows one)."""
-        steps = "/".join(f"iso:{step}" for step in path.split("/"))
-        found = element.findall(steps, namespaces={"iso": self.namespace})
-        if len(found) > 1:
-            raise self.fail(f"{path} appears {len(found)} times, at most once", path)
-        return found[0] if found else None
+        """The one element at ``path``, None if there is none. Each step of it is one element
+        at most: a second one is refused, named by the path to it (the first was used,
+        silently, where the schema allows one). Only the whole path was checked, so a
+        repeated element above a value went unseen: two ``Cdtr``, one holding the name and
+        the other an ``Id/OrgId``, were read as one organisation."""
+        steps = path.split("/")
+        found = element
+        for depth, step in enumerate(steps, 1):
+            matches = found.findall(f"iso:{step}", namespaces={"iso": self.namespace})
+            if len(matches) > 1:
+                at = "/".join(steps[:depth])
+                raise self.fail(f"{at} appears {len(matches)} times, at most once", at)
+            if not matches:
+                return None
+            found = matches[0]
+        return found
+
+    def choice(self, element: Any, path: str, options: tuple[str, str]) -> None:
+        """Refuses the element at ``path`` holding both ``options``, the branches of a choice
+        in the schema: one was read as if the other were not there (a party with both
+        ``OrgId`` and ``PrvtId`` was an organisation, its alias under ``PrvtId`` lost)."""
+        found = self.find(element, path)
+        if found is not None and all(self.count(found, option) for option in options):
+            raise self.fail(
+                f"{path} holds both {options[0]} and {options[1]}; the schema allows one "
+                "of them (a choice)",
+                path,
+            )
 
     def count(self, element: Any, tag: str) -> int:
         return len(element.findall(f"iso:{tag}", namespaces={"iso": self.namespace}))
@@ -1168,6 +1189,8 @@ def _read_charges(reader: _Reader, tx: Any) -> list[Charge]:
 
 
 def _read_party(reader: _Reader, tx: Any, tag: str, account_tag: str) -> Party:
+    reader.choice(tx, f"{tag}/Id", ("OrgId", "PrvtId"))
+    reader.choice(tx, f"{account_tag}/Id", ("IBAN", "Othr"))
     organisation = reader.find(tx, f"{tag}/Id/OrgId") is not None
     other = f"{tag}/Id/{'OrgId' if organisation else 'PrvtId'}/Othr"
     paths = {
@@ -1237,9 +1260,12 @@ def parse_pacs008(data: bytes) -> CreditTransfer:
     instructed: tuple[int | None, str | None] = (None, None)
     if reader.find(tx, "InstdAmt") is not None:
         instructed = reader.read_amount(tx, "InstdAmt")
+    reader.choice(tx, "Purp", ("Cd", "Prtry"))
     purpose = reader.opt_text(tx, "Purp/Cd") or reader.opt_text(tx, "Purp/Prtry")
     remittance = []
-    for found in tx.findall("iso:RmtInf/iso:Ustrd", namespaces={"iso": NS_PACS008}):
+    block = reader.find(tx, "RmtInf")  # once: two were joined into one remittance
+    lines = [] if block is None else block.findall("iso:Ustrd", namespaces={"iso": NS_PACS008})
+    for found in lines:
         if not found.text or len(found):
             raise reader.fail("RmtInf/Ustrd is empty or holds markup", "RmtInf/Ustrd")
         remittance.append(str(found.text))
@@ -1285,6 +1311,11 @@ def parse_pacs002(data: bytes) -> TransferStatus:
     original_message_id = reader.opt_text(tx, "OrgnlGrpInf/OrgnlMsgId") or reader.text(
         message, "OrgnlGrpInfAndSts/OrgnlMsgId"
     )
+    reasons = reader.count(tx, "StsRsnInf")
+    if reasons > 1:  # the schema lets it repeat: a second one's text was joined to the first's
+        raise reader.fail(
+            f"StsRsnInf appears {reasons} times; one status reason is read", "StsRsnInf"
+        )
     reason_lines = tx.findall("iso:StsRsnInf/iso:AddtlInf", namespaces={"iso": NS_PACS002})
     if any(len(found) for found in reason_lines):
         raise reader.fail("StsRsnInf/AddtlInf holds markup inside its value", "StsRsnInf/AddtlInf")
