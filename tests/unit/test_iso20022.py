@@ -997,6 +997,30 @@ def test_parse_pacs008_refuses_an_element_twice_or_both_of_a_choice(
     assert caught.value.detail.startswith(f"pacs.008: {field} ")
 
 
+@pytest.mark.parametrize(
+    ("lines", "field", "says"),
+    [
+        ([b"x" * 141], "RmtInf/Ustrd", "141 characters; Max140Text allows at most 140"),
+        ([b"x" * 140, b"y" * 141], "RmtInf/Ustrd[2]", "141 characters"),
+        ([b"x", b""], "RmtInf/Ustrd[2]", "is empty"),
+    ],
+    ids=["one-long-line", "second-long-line", "empty-line"],
+)
+def test_parse_pacs008_refuses_a_remittance_line_longer_than_its_type(
+    lines: list[bytes], field: str, says: str
+) -> None:
+    """Found by a review: each ``Ustrd`` is Max140Text, and a line of any length was taken
+    (only the joined text was bounded, at 1,400), where every other text longer than its type
+    is refused; an empty line was refused without saying which."""
+    block = b"".join(b"<Ustrd>" + line + b"</Ustrd>" for line in lines)
+    xml = _mutated(b"<Ustrd>Invoice 2024-117</Ustrd>", block)
+
+    with pytest.raises(MalformedMessage, match=says) as caught:
+        parse_pacs008(xml)
+    assert caught.value.field == field
+    assert caught.value.detail.startswith(f"pacs.008: {field} ")
+
+
 def test_parse_pacs008_refuses_two_transactions() -> None:
     root = etree.fromstring(pacs008(make_ct()))
     message = root[0]
@@ -1176,6 +1200,29 @@ def test_parse_pacs002_refuses_two_status_reasons() -> None:
     with pytest.raises(MalformedMessage, match="StsRsnInf appears 2 times") as caught:
         parse_pacs002(xml)
     assert caught.value.field == "StsRsnInf"
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "says"),
+    [
+        (b"<AddtlInf>" + b"y" * 106 + b"</AddtlInf>", "StsRsnInf/AddtlInf[2]",
+         "106 characters; Max105Text allows at most 105"),
+        (b"<AddtlInf/>", "StsRsnInf/AddtlInf[2]", "is empty"),
+    ],
+    ids=["long-line", "empty-line"],
+)  # fmt: skip
+def test_parse_pacs002_refuses_a_reason_line_longer_than_its_type(
+    line: bytes, field: str, says: str
+) -> None:
+    """Found by a review: each ``AddtlInf`` is Max105Text (1-105 characters); a line of any
+    length, or none, was taken and joined into the reason."""
+    rejected = make_status(status="RJCT", reason_code="AM04", reason_text="limit")
+    xml = _pacs002_mutated(b"</StsRsnInf>", line + b"</StsRsnInf>", rejected)
+
+    with pytest.raises(MalformedMessage, match=says) as caught:
+        parse_pacs002(xml)
+    assert caught.value.field == field
+    assert caught.value.detail.startswith(f"pacs.002: {field} ")
 
 
 def test_parse_pacs002_refuses_two_statuses() -> None:

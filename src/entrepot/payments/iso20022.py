@@ -1050,6 +1050,31 @@ class _Reader:
             found = matches[0]
         return found
 
+    def lines(self, block: Any, path: str, length_max: int) -> list[str]:
+        """The texts of a repeating line (``RmtInf/Ustrd``, ``StsRsnInf/AddtlInf``: ``path``,
+        the children of ``block`` named its last step; none where ``block`` is None), each 1
+        to ``length_max`` characters as its type (``Max140Text``) says, and named by its
+        position where there are several. A line of any length was taken and joined."""
+        if block is None:
+            return []
+        tag = path.rsplit("/", 1)[-1]
+        found = block.findall(f"iso:{tag}", namespaces={"iso": self.namespace})
+        texts = []
+        for position, line in enumerate(found, 1):
+            at = path if len(found) == 1 else f"{path}[{position}]"
+            if len(line):
+                raise self.fail(f"{at} holds markup inside its value", at)
+            if not line.text:
+                raise self.fail(f"{at} is empty", at)
+            if len(line.text) > length_max:
+                raise self.fail(
+                    f"{at} is {len(line.text)} characters; Max{length_max}Text allows at most "
+                    f"{length_max}",
+                    at,
+                )
+            texts.append(str(line.text))
+        return texts
+
     def choice(self, element: Any, path: str, options: tuple[str, str]) -> None:
         """Refuses the element at ``path`` holding both ``options``, the branches of a choice
         in the schema: one was read as if the other were not there (a party with both
@@ -1262,13 +1287,8 @@ def parse_pacs008(data: bytes) -> CreditTransfer:
         instructed = reader.read_amount(tx, "InstdAmt")
     reader.choice(tx, "Purp", ("Cd", "Prtry"))
     purpose = reader.opt_text(tx, "Purp/Cd") or reader.opt_text(tx, "Purp/Prtry")
-    remittance = []
-    block = reader.find(tx, "RmtInf")  # once: two were joined into one remittance
-    lines = [] if block is None else block.findall("iso:Ustrd", namespaces={"iso": NS_PACS008})
-    for found in lines:
-        if not found.text or len(found):
-            raise reader.fail("RmtInf/Ustrd is empty or holds markup", "RmtInf/Ustrd")
-        remittance.append(str(found.text))
+    # RmtInf once: two were joined into one remittance
+    remittance = reader.lines(reader.find(tx, "RmtInf"), "RmtInf/Ustrd", _USTRD_LEN)
     return reader.build(
         CreditTransfer,
         _PACS008_PATHS,
@@ -1316,10 +1336,7 @@ def parse_pacs002(data: bytes) -> TransferStatus:
         raise reader.fail(
             f"StsRsnInf appears {reasons} times; one status reason is read", "StsRsnInf"
         )
-    reason_lines = tx.findall("iso:StsRsnInf/iso:AddtlInf", namespaces={"iso": NS_PACS002})
-    if any(len(found) for found in reason_lines):
-        raise reader.fail("StsRsnInf/AddtlInf holds markup inside its value", "StsRsnInf/AddtlInf")
-    reason_texts = [str(found.text or "") for found in reason_lines]
+    reason_texts = reader.lines(reader.find(tx, "StsRsnInf"), "StsRsnInf/AddtlInf", _ADDTL_INF_LEN)
     return reader.build(
         TransferStatus,
         _PACS002_PATHS,
