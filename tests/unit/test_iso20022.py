@@ -1021,6 +1021,23 @@ def test_parse_pacs008_refuses_a_remittance_line_longer_than_its_type(
     assert caught.value.detail.startswith(f"pacs.008: {field} ")
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        (b'<IntrBkSttlmAmt Ccy="EUR">', b"<IntrBkSttlmAmt>", "IntrBkSttlmAmt"),
+        (b'<Amt Ccy="EUR">', b"<Amt>", "ChrgsInf/Amt"),
+    ],
+)
+def test_an_amount_without_its_currency_says_so(old: bytes, new: bytes, field: str) -> None:
+    """Found by a review: an amount without its ``Ccy`` attribute was refused as "malformed
+    currency code 'None'", a value the message does not hold."""
+    ct = make_ct(charge_bearer="DEBT", **INSTRUCTED, charges=[SCHEME_FEE])
+    with pytest.raises(MalformedMessage) as caught:
+        parse_pacs008(_mutated(old, new, ct))
+    assert caught.value.field == field
+    assert caught.value.detail == f"pacs.008: {field} has no Ccy attribute (its currency)"
+
+
 def test_parse_pacs008_refuses_two_transactions() -> None:
     root = etree.fromstring(pacs008(make_ct()))
     message = root[0]

@@ -1147,9 +1147,11 @@ class _Reader:
         currency = found.get("Ccy")
         if len(found):  # "1<!-- -->250.00": validated as 1250.00, its .text "1"
             raise self.fail(f"{path} holds markup inside its value", path)
+        if currency is None:  # was read as "None": "malformed currency code 'None'"
+            raise self.fail(f"{path} has no Ccy attribute (its currency)", path)
         text = str(found.text or "")
         try:
-            return parse_amount(text, str(currency)), str(currency)
+            return parse_amount(text, currency), str(currency)
         except MoneyError as exc:  # its detail quotes the amount or the currency whole
             raise self.fail(f"{path}: {_requote(exc.detail, text, str(currency))}", path) from exc
 
