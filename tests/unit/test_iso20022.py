@@ -1038,6 +1038,21 @@ def test_an_amount_without_its_currency_says_so(old: bytes, new: bytes, field: s
     assert caught.value.detail == f"pacs.008: {field} has no Ccy attribute (its currency)"
 
 
+def test_parse_pacs008_reads_a_transaction_count_with_leading_zeros() -> None:
+    """Found by a review: ``NbOfTxs`` is Max15NumericText, so "01" is one transaction, and it
+    was refused as "carries 1 transactions (NbOfTxs '01'); only single-transaction messages
+    are supported"."""
+    assert parse_pacs008(_mutated(b"<NbOfTxs>1<", b"<NbOfTxs>001<")) == make_ct()
+
+
+@pytest.mark.parametrize("count", [b"one", b"1.0", b"+1", "\uff11".encode(), b"1" * 16])
+def test_parse_pacs008_refuses_a_transaction_count_that_is_no_number(count: bytes) -> None:
+    """... and a count that is no number was told it "carries 1 transactions"."""
+    with pytest.raises(MalformedMessage, match="is not a number of 1 to 15 digits") as caught:
+        parse_pacs008(_mutated(b"<NbOfTxs>1<", b"<NbOfTxs>" + count + b"<"))
+    assert caught.value.field == "GrpHdr/NbOfTxs"
+
+
 def test_parse_pacs008_refuses_two_transactions() -> None:
     root = etree.fromstring(pacs008(make_ct()))
     message = root[0]
@@ -1680,7 +1695,7 @@ def _pacs002_mutated(old: bytes, new: bytes, status: TransferStatus | None = Non
          "IntrBkSttlmAmt: amount_minor"),
         (parse_pacs008, _mutated(b'Ccy="EUR"', f'Ccy="{LONG}"'.encode()), "currency code"),
         (parse_pacs008, _mutated(b"<NbOfTxs>1<", f"<NbOfTxs>{LONG}<".encode()),
-         "only single-transaction messages"),
+         "is not a number of 1 to 15 digits"),
         (parse_pacs008, _mutated(NS_PACS008.encode(), f"urn:{LONG}".encode()), "root element"),
         (parse_pacs008, _mutated(b">BKIGRWRWXXX<", f">{LONG}<".encode()), "does not match"),
         (parse_pacs008, _mutated(b"<CtryOfRes>RW<", f"<CtryOfRes>{LONG}<".encode()),

@@ -183,6 +183,7 @@ _DATETIME_RE = re.compile(
 )
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DECIMAL_RE = re.compile(r"[0-9]{1,30}(\.[0-9]{1,30})?")
+_NUMERIC_TEXT_RE = re.compile(r"[0-9]{1,15}")  # Max15NumericText
 _XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
 
@@ -1276,7 +1277,13 @@ def parse_pacs008(data: bytes) -> CreditTransfer:
     message = reader.message(data, "FIToFICstmrCdtTrf")
     transactions = reader.count(message, "CdtTrfTxInf")
     declared = reader.text(message, "GrpHdr/NbOfTxs")
-    if transactions != 1 or declared != "1":
+    if _NUMERIC_TEXT_RE.fullmatch(declared) is None:
+        raise reader.fail(
+            f"GrpHdr/NbOfTxs {_quote(declared)} is not a number of 1 to 15 digits "
+            "(Max15NumericText)",
+            "GrpHdr/NbOfTxs",
+        )
+    if transactions != 1 or int(declared) != 1:  # "01" is one (it was refused as none)
         raise reader.fail(
             f"carries {transactions} transactions (NbOfTxs {_quote(declared)}); "
             "only single-transaction messages are supported",
