@@ -1068,6 +1068,21 @@ def test_a_comment_beside_the_message_is_no_second_message(markup: bytes) -> Non
     assert caught.value.field == "FIToFICstmrCdtTrf"
 
 
+@pytest.mark.parametrize("offset", ["+00:60", "+14:01", "-23:59", "+99:00"])
+def test_parse_refuses_a_timezone_offset_the_schema_does_not_allow(offset: str) -> None:
+    """Found by a review: an ISO date-time's offset is -14:00 to +14:00 and its minutes
+    00-59 (XML Schema's dateTime); any two digits were taken and read as Python reads them:
+    ``+00:60`` as an hour, ``-23:59`` a day's length away from what the schema allows."""
+    old = b"2024-05-01T12:30:15+00:00"
+    with pytest.raises(MalformedMessage, match="an offset from -14:00 to \\+14:00") as caught:
+        parse_pacs008(_mutated(old, f"2024-05-01T12:30:15{offset}".encode()))
+    assert caught.value.field == "GrpHdr/CreDtTm"
+
+    for edge, hours in (("+14:00", -14), ("-14:00", 14), ("-00:30", 0.5)):
+        read = parse_pacs008(_mutated(old, f"2024-05-01T12:30:15{edge}".encode()))
+        assert read.created_at == CREATED + timedelta(hours=hours)
+
+
 def test_parse_pacs008_refuses_two_transactions() -> None:
     root = etree.fromstring(pacs008(make_ct()))
     message = root[0]

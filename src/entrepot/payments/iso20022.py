@@ -178,8 +178,11 @@ _UETR_RE = re.compile(r"[a-f0-9]{8}-[a-f0-9]{4}-4[a-f0-9]{3}-[89ab][a-f0-9]{3}-[
 _REASON_RE = re.compile(r"[A-Z0-9]{4}")
 _PURPOSE_CODE_RE = re.compile(r"[A-Z0-9]{4}")
 _ILLEGAL_CHAR_RE = re.compile("[\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+#: XML Schema's dateTime with a timezone: Z, or an offset from -14:00 to +14:00 whose minutes
+#: are 00-59 (any two digits were taken, and read as Python reads them: +00:60 as an hour)
 _DATETIME_RE = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+    r"(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00))"
 )
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DECIMAL_RE = re.compile(r"[0-9]{1,30}(\.[0-9]{1,30})?")
@@ -1123,7 +1126,11 @@ class _Reader:
     def read_datetime(self, element: Any, path: str) -> datetime:
         text = self.text(element, path)
         if _DATETIME_RE.fullmatch(text) is None:
-            raise self.fail(f"{path} {_quote(text)} is not an ISO date-time with a timezone", path)
+            raise self.fail(
+                f"{path} {_quote(text)} is not an ISO date-time with a timezone (Z or an "
+                "offset from -14:00 to +14:00)",
+                path,
+            )
         try:
             return datetime.fromisoformat(text).astimezone(UTC)
         except (ValueError, OverflowError) as exc:  # 9999-12-31T23:59:59-01:00 overflows
