@@ -1287,6 +1287,21 @@ def test_parse_pacs002_refuses_a_reason_line_longer_than_its_type(
     assert caught.value.detail.startswith(f"pacs.002: {field} ")
 
 
+@pytest.mark.parametrize("name", ["camt.056.001.08", "pacs.004.001.09", "pacs.0080"])
+def test_parse_pacs002_refuses_a_status_of_another_message(name: str) -> None:
+    """Found by a review: a status report names the message it reports on (``OrgnlMsgNmId``)
+    and the reader did not look: a rejected cancellation request (camt.056) or return
+    (pacs.004) of the same UETR was read as the credit transfer's rejection, and written
+    back as a status of a pacs.008."""
+    old = b"<OrgnlMsgNmId>pacs.008.001.08<"
+    with pytest.raises(MalformedMessage, match="reports on") as caught:
+        parse_pacs002(_pacs002_mutated(old, f"<OrgnlMsgNmId>{name}<".encode()))
+    assert caught.value.field == "OrgnlGrpInf/OrgnlMsgNmId"
+
+    other_version = _pacs002_mutated(old, b"<OrgnlMsgNmId>pacs.008.001.09<")
+    assert parse_pacs002(other_version) == make_status()
+
+
 def test_parse_pacs002_refuses_two_statuses() -> None:
     root = etree.fromstring(pacs002(make_status()))
     root[0].append(etree.fromstring(etree.tostring(root[0][1])))

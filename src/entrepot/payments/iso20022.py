@@ -111,6 +111,7 @@ NS_PACS008 = "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"
 NS_PACS002 = "urn:iso:std:iso:20022:tech:xsd:pacs.002.001.10"
 NS_CAMT053 = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"
 _PACS008_NAME = "pacs.008.001.08"
+_PACS008_FAMILY = "pacs.008."  # any version's name starts so
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 PACS008_SUBSET_XSD = SCHEMA_DIR / "pacs.008.001.08.subset.xsd"
@@ -1337,6 +1338,22 @@ def parse_pacs008(data: bytes) -> CreditTransfer:
     )
 
 
+def _check_original_message(reader: _Reader, message: Any, tx: Any) -> None:
+    """Refuses a status of another message than a credit transfer (pacs.008, any version),
+    by the name the report gives it (``OrgnlMsgNmId``), where it gives one: a rejected
+    cancellation request (camt.056) or return (pacs.004) of the same UETR was read as the
+    transfer's rejection."""
+    named = ((tx, "OrgnlGrpInf/OrgnlMsgNmId"), (message, "OrgnlGrpInfAndSts/OrgnlMsgNmId"))
+    for element, path in named:
+        name = reader.opt_text(element, path)
+        if name is not None and not name.startswith(_PACS008_FAMILY):
+            raise reader.fail(
+                f"{path}: the status reports on {_quote(name)}; only a credit transfer's "
+                "(pacs.008) is read",
+                path,
+            )
+
+
 def parse_pacs002(data: bytes) -> TransferStatus:
     """The status of the single transaction reported in a pacs.002.001.10 message."""
     reader = _Reader(NS_PACS002, "pacs.002")
@@ -1350,6 +1367,7 @@ def parse_pacs002(data: bytes) -> TransferStatus:
     original_message_id = reader.opt_text(tx, "OrgnlGrpInf/OrgnlMsgId") or reader.text(
         message, "OrgnlGrpInfAndSts/OrgnlMsgId"
     )
+    _check_original_message(reader, message, tx)
     reasons = reader.count(tx, "StsRsnInf")
     if reasons > 1:  # the schema lets it repeat: a second one's text was joined to the first's
         raise reader.fail(
