@@ -834,3 +834,61 @@ def test_a_resent_bulk_whose_first_item_was_rejected_screens_no_paid_payee_again
     assert recording.seen == [("customer of cimb", False)]
     assert bulk_transfers(scheme, "maybank", "x", "MYR", items) == first
     assert recording.seen == [("customer of cimb", False)]  # not screened again
+
+
+class _Learning:
+    """A screening that keeps state of what it screens (no ``screens_ahead``): it counts each
+    payee party screened, and gives with its decision how to take that back."""
+
+    def __init__(self) -> None:
+        self.learned: dict[str, int] = {}
+
+    def screen(self, transfer: Any, payee: Any) -> Any:
+        from entrepot.payments.services import ScreeningDecision
+
+        name = payee.display_name
+        self.learned[name] = self.learned.get(name, 0) + 1
+
+        def undo() -> None:
+            self.learned[name] -= 1
+            if not self.learned[name]:
+                del self.learned[name]
+
+        return ScreeningDecision(hold=False, undo=(undo,))
+
+
+@pytest.mark.parametrize("group_commit", [True, False])
+def test_a_bulk_that_does_not_commit_is_taken_back_out_of_what_screening_learned(
+    scheme: PaymentScheme, monkeypatch: pytest.MonkeyPatch, group_commit: bool
+) -> None:
+    """Found by a review: a prepare whose transfer is not written after all runs its
+    screening's take-back (``ScreeningDecision.undo``), and a bulk did not: a screening that
+    keeps state of what it sees (the ``Screening`` protocol allows one) kept a bulk whose
+    COMMIT failed, and counted it again at each retry. (Fraud screening scores no bulk item
+    today: an item names no payer party, and the feature state is left as it was.)"""
+    from contextlib import contextmanager
+
+    join_payees(scheme)
+    if not group_commit:
+        monkeypatch.setattr(scheme, "_group", None)
+    learning = _Learning()
+    scheme.screening = learning
+    items = [BulkItem("u-1", *PAYEES["cimb"], 10), BulkItem("u-2", *PAYEES["rhb"], 20)]
+    real = scheme._uow
+
+    @contextmanager
+    def commit_fails():  # type: ignore[no-untyped-def]
+        with real() as uow:
+            yield uow
+            raise OSError(5, "Input/output error")  # at the COMMIT: it rolls back
+
+    for _ in range(2):  # failed, and retried
+        monkeypatch.setattr(scheme, "_uow", commit_fails)
+        with unchanged(scheme), pytest.raises(OSError):
+            bulk_transfers(scheme, "maybank", "u", "MYR", items)
+        monkeypatch.setattr(scheme, "_uow", real)
+    assert learning.learned == {}
+    results = bulk_transfers(scheme, "maybank", "u", "MYR", items)
+    assert [r.state.value for r in results] == ["COMMITTED", "COMMITTED"]
+    assert learning.learned == {"customer of cimb": 1, "customer of rhb": 1}
+    assert_ledger_ok(scheme)

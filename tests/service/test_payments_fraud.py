@@ -298,3 +298,21 @@ def test_a_prepare_that_does_not_commit_is_not_counted_in_the_payers_history(
     after = dict(zip(FEATURES, state.features(probe), strict=True))
     assert after["payer_n_1h"] == dict(zip(FEATURES, before, strict=True))["payer_n_1h"] + 1
     assert after["new_beneficiary"] == 0.0
+
+
+def test_a_bulk_is_not_fraud_scored_and_leaves_the_feature_state_as_it_was(
+    scheme: PaymentScheme, clock: FakeClock, model: FraudModel
+) -> None:
+    """A bulk item names no payer party (there is no quote): fraud screening does not score it
+    (``unscored``, one a payee party screened), and neither the feature state nor the review
+    queue holds anything of the bulk, committed or not."""
+    from entrepot.payments.bulk import BulkItem, bulk_transfers
+
+    fraud = fraud_scheme(scheme, clock, model)
+    clock.set_ns((1_767_225_600 + 12 * 3_600) * NS_PER_S)
+    items = [BulkItem(f"b-{n}", *SHOPS[n % 3], 1_000 + n) for n in range(5)]
+    results = bulk_transfers(scheme, "mtn-rw", "payroll", "RWF", items)
+    assert [r.state for r in results] == [TransferState.COMMITTED] * 5
+    assert fraud.unscored == 3
+    assert not fraud.screener.state.entities and len(fraud.screener.queue) == 0
+    assert list(fraud.screener.sink) == []  # type: ignore[call-overload]

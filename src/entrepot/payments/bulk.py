@@ -45,6 +45,7 @@ from entrepot.payments.services import (
     _check_amount,
     _check_id,
     _check_not_scheme,
+    _on_rollback,
     ledger_id,
     screen_all,
 )
@@ -434,6 +435,10 @@ def _screen(
     if first:
         here = _screened(scheme, first.values(), caller, currency, note)
         verdicts.update((id(party), d) for party, d in here)
+    # What a screening that keeps state learned from the bulk is taken back should the bulk
+    # not be written after all (its COMMIT failing, say), as a prepare's is: it counted
+    # payments that never were, and again at each retry.
+    _on_rollback([u for d in verdicts.values() for u in d.undo])
     for n, fate in enumerate(fates):
         if not isinstance(fate, Party):
             continue
