@@ -892,3 +892,29 @@ def test_a_bulk_that_does_not_commit_is_taken_back_out_of_what_screening_learned
     assert [r.state.value for r in results] == ["COMMITTED", "COMMITTED"]
     assert learning.learned == {"customer of cimb": 1, "customer of rhb": 1}
     assert_ledger_ok(scheme)
+
+
+def test_with_fraud_screening_on_a_bulks_payees_are_still_screened_before_the_write_lock(
+    scheme: PaymentScheme,
+) -> None:
+    """Found by a review: with fraud screening on (``ENTREPOT_FRAUD_MODEL``), the combined
+    screening keeps state, so a bulk screened every payee under the write lock: a payroll of
+    thousands of distinct payees (about a millisecond each for the watch lists) held every
+    other writer for seconds. Fraud screening scores no bulk item (an item names no payer
+    party) and learns nothing from one: the bulk screens ahead as with sanctions alone."""
+    from entrepot.payments.screening import CombinedScreening, FraudScreening
+
+    join_payees(scheme)
+    recording = _Recording(scheme)
+
+    def no_model() -> Any:
+        raise AssertionError("a bulk item is not fraud-scored: the model is not loaded")
+
+    fraud = FraudScreening(no_model)
+    scheme.screening = CombinedScreening([recording, fraud])
+    items = [BulkItem("f-1", *PAYEES["cimb"], 10), BulkItem("f-2", *PAYEES["rhb"], 20)]
+    results = bulk_transfers(scheme, "maybank", "fraud-on", "MYR", items)
+    assert [r.state.value for r in results] == ["COMMITTED", "COMMITTED"]
+    assert recording.seen == [("customer of cimb", False), ("customer of rhb", False)]
+    assert fraud.unscored == 2
+    assert_ledger_ok(scheme)

@@ -48,6 +48,7 @@ from entrepot.payments.services import (
     _on_rollback,
     ledger_id,
     screen_all,
+    screens_bulks_ahead,
 )
 from entrepot.storage.engine import driver_connection
 
@@ -369,12 +370,13 @@ def _screen_ahead(
     is: a payroll's thousands of payees take about a millisecond each, which under the lock
     every other writer would wait for); each decision is used inside only if the party read
     there is the one screened. None is screened where the screening keeps state of what it
-    sees, or inside a caller's unit of work (:meth:`PaymentScheme._screen_ahead`). Nor where
-    the snapshot shows the bulk refused (its payer suspended or without the currency), nor a
-    party the bulk would not pay (its participant suspended or without the currency): the
+    sees of a bulk (fraud screening keeps none: ``screens_bulks_ahead``), or inside a
+    caller's unit of work (:meth:`PaymentScheme._screen_ahead`). Nor where the snapshot
+    shows the bulk refused (its payer suspended or without the currency), nor a party the
+    bulk would not pay (its participant suspended or without the currency): the
     transaction refuses those before it screens, and a decision was logged for a payment
     that never was."""
-    if not getattr(scheme.screening, "screens_ahead", False) or scheme._joined_uow() is not None:
+    if not screens_bulks_ahead(scheme.screening) or scheme._joined_uow() is not None:
         return {}
     with scheme._read() as conn:
         payer = scheme._participants.get(conn, caller)

@@ -22,6 +22,7 @@ from entrepot.payments.services import (
     ScreeningDecision,
     VerdictsPartlyLogged,
     screen_all,
+    screens_bulks_ahead,
 )
 from entrepot.risk.errors import EmptyName
 from entrepot.risk.sanctions import Screener, make_party
@@ -252,6 +253,10 @@ class FraudScreening:
     model's currency. A transfer whose quote named no payer is not scored (``unscored``):
     without a payer, velocity and history mean nothing."""
 
+    #: A bulk item names no payer party (there is no quote): it is not scored, and nothing of
+    #: it is learned, so a bulk may screen its payees before the write lock with this on.
+    screens_bulks_ahead = True
+
     def __init__(
         self,
         screener: FraudScreener | Callable[[], FraudScreener],
@@ -305,7 +310,8 @@ class FraudScreening:
     def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision:
         payment = self._payment(transfer, payee)
         if payment is None:
-            self.unscored += 1
+            with self._lock:  # (a bulk's payees are screened outside the write lock)
+                self.unscored += 1
             return ScreeningDecision(hold=False)
         screener = self.screener  # loads the model on first use (under _Loaded's lock, not ours)
         with self._lock:  # the feature state is one in-memory history
@@ -437,6 +443,7 @@ class CombinedScreening:
     def __init__(self, screenings: Sequence[Any]) -> None:
         self.screenings = tuple(screenings)
         self.screens_ahead = all(getattr(s, "screens_ahead", False) for s in self.screenings)
+        self.screens_bulks_ahead = all(screens_bulks_ahead(s) for s in self.screenings)
 
     def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision:
         return _combined([s.screen(transfer, payee) for s in self.screenings])

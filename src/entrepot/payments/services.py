@@ -230,6 +230,16 @@ def screen_all(
     return [screening.screen(t, p) for t, p in pairs]
 
 
+def screens_bulks_ahead(screening: object) -> bool:
+    """Whether ``screening`` may screen a bulk's payees before the write lock: it keeps no
+    state of what it screens (``screens_ahead``), or none of a bulk's items
+    (``screens_bulks_ahead``: fraud screening, which scores no transfer without a payer)."""
+    return bool(
+        getattr(screening, "screens_ahead", False)
+        or getattr(screening, "screens_bulks_ahead", False)
+    )
+
+
 class Screening(Protocol):
     """Risk plugs in here: a transfer may be held for a person's review instead of reserved,
     or blocked. A screening may also make the decisions a review's verdict is logged as
@@ -238,6 +248,8 @@ class Screening(Protocol):
     the verdict (``learn``, after the commit), load what it screens with ahead of the first
     transfer (``load``; a server calls it at start), and say that it keeps no state of what it
     screens (``screens_ahead = True``: a prepare then screens before taking the write lock).
+    One that keeps state of some transfers but of no bulk item says so with
+    ``screens_bulks_ahead = True``: a bulk then screens its payees before the write lock.
     One that keeps state gives, with its decision, how to take back what it learned
     (``ScreeningDecision.undo``): run if the transfer is not written after all."""
 
