@@ -316,3 +316,29 @@ def test_a_bulk_is_not_fraud_scored_and_leaves_the_feature_state_as_it_was(
     assert fraud.unscored == 3
     assert not fraud.screener.state.entities and len(fraud.screener.queue) == 0
     assert list(fraud.screener.sink) == []  # type: ignore[call-overload]
+
+
+def test_a_transfer_not_scored_looks_up_no_rate(scheme: PaymentScheme) -> None:
+    """Found by a review: the amount was converted to the model's currency (a rate read from
+    the database, about half a millisecond) before it was known that the transfer names no
+    payer and is not scored: every prepare without a payer party, under the write lock, and
+    every payee of a bulk, for nothing."""
+    from entrepot.payments.bulk import BulkItem, bulk_transfers
+
+    join_bk(scheme)
+    scheme.register_alias("bk-rw", *SHOPS[0], "shop at BK", "RWF")
+    converted: list[tuple[int, str]] = []
+
+    def to_model_minor(amount: int, currency: str) -> int:
+        converted.append((amount, currency))
+        return amount
+
+    def no_model() -> FraudScreener:
+        raise AssertionError("nothing here is scored: the model is not loaded")
+
+    fraud = FraudScreening(no_model, to_model_minor)
+    scheme.screening = fraud
+    scheme.create_quote("mtn-rw", "q-np", *SHOPS[0], 3_000, "SEND", "RWF")  # no payer party
+    assert scheme.prepare_transfer("mtn-rw", "t-np", "q-np").state is TransferState.RESERVED
+    bulk_transfers(scheme, "mtn-rw", "np", "RWF", [BulkItem("b-np", *SHOPS[0], 1_000)])
+    assert fraud.unscored == 2 and converted == []
