@@ -29,6 +29,7 @@ from entrepot.payments import store as st
 from entrepot.payments.aliases import alias_text, normalise_alias
 from entrepot.payments.errors import InvalidPaymentInput, LedgerRefused
 from entrepot.payments.model import (
+    SCHEME_AMOUNT_MAX,
     AliasType,
     Participant,
     ParticipantCurrency,
@@ -213,7 +214,12 @@ def bulk_transfers(
                 total = totals[item.amount_minor] = item.amount_minor + scheme.fees.fee(
                     item.amount_minor, currency
                 )
-            _check_amount(total)
+            if total > SCHEME_AMOUNT_MAX:  # named by the item's own amount, not the sum alone
+                raise InvalidPaymentInput(
+                    f"amount {item.amount_minor} and its fee {total - item.amount_minor} make "
+                    f"{total}, past the scheme's maximum ({SCHEME_AMOUNT_MAX})",
+                    field="amount",
+                )
             key = (item.payee_alias_type, item.payee_alias)
             if key not in aliases:  # a payroll pays few payees many times: normalise each once
                 kind, alias = normalise_alias(*key)
