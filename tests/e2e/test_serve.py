@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from entrepot.entrypoints.api.serve import balances_connections, reuseport_sockets
+from entrepot.entrypoints.api.serve import HEAD_BYTES_MAX, balances_connections, reuseport_sockets
 from entrepot.sim.payments_bench import wait_ready
 
 pytestmark = pytest.mark.skipif(
@@ -601,3 +601,41 @@ def test_request_counts_are_every_workers_whichever_worker_a_scrape_reaches(
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+def _answer_head(conn: socket.socket) -> bytes:
+    """The status line and headers of the answer on ``conn`` (read until the blank line, or
+    the connection's end)."""
+    got = b""
+    while b"\r\n\r\n" not in got:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def test_a_request_head_past_the_limit_is_refused_not_buffered_without_end(
+    server: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    """httptools buffers a header that never ends without a bound: one connection, before any
+    credential is looked at, made a worker hold twice what it sent (200 MB sent, 400 MB
+    held; found by a review), a few such connections and the worker was killed for memory.
+    A head past ``HEAD_BYTES_MAX`` is answered 431 and the connection closed; a head under
+    it is served, each request of a kept-alive connection counted on its own."""
+    _, port = server
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        start = b"GET /v1/transfers HTTP/1.1\r\nHost: test\r\nX-Big: "
+        conn.sendall(start)
+        for _ in range(HEAD_BYTES_MAX // 8192):
+            conn.sendall(b"a" * 8192)
+        conn.sendall(b"a")  # one byte past the limit, all read: the answer is not reset
+        head = _answer_head(conn)
+        assert head.startswith(b"HTTP/1.1 431 "), head[:200]
+        assert b"connection: close" in head.lower()
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
+        large = b"X-Large: " + b"b" * (HEAD_BYTES_MAX * 3 // 4) + b"\r\n"
+        for _ in range(2):  # together past the limit: each head is counted on its own
+            conn.sendall(b"GET /health HTTP/1.1\r\nHost: test\r\n" + large + b"\r\n")
+            head = _answer_head(conn)
+            assert head.startswith(b"HTTP/1.1 200 "), head[:200]
