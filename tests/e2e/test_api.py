@@ -230,6 +230,28 @@ def test_a_suspended_participants_party_is_looked_up_as_it_would_be_quoted(
     assert found.status_code == 200 and found.json()["fspId"] == "maybank", found.text
 
 
+def test_a_suspended_participant_removes_no_alias(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """A suspended participant may read, not change the directory: it registered no alias,
+    but removed its own (204), the payers' lookups then told "no such party" instead of
+    ``participant_suspended`` and the alias left free for another participant to register
+    (the operator's freeze undone by the suspended; found by a review). Refused 409
+    ``participant_suspended``, nothing removed; removed once it is resumed."""
+    client, h = api
+    path = "/v1/parties/MERCHANT/KL-TILL-42"
+    scheme.set_active("maybank", False, "licence under review")
+    before = snapshot(scheme)
+    refused = client.delete(path, headers=h["maybank"])
+    assert (refused.status_code, refused.json()["code"]) == (409, "participant_suspended")
+    assert refused.json()["errorCode"] == "3202"
+    assert snapshot(scheme) == before
+    assert scheme.lookup_party("MERCHANT", "KL-TILL-42").participant_id == "maybank"
+    scheme.set_active("maybank", True)
+    assert client.delete(path, headers=h["maybank"]).status_code == 204
+    assert client.get(path, headers=h["mtn-rw"]).status_code == 404
+
+
 def test_errors_are_problem_json_and_change_nothing(
     api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
 ) -> None:

@@ -957,6 +957,10 @@ class PaymentScheme:
             party = self._find_party(conn, kind, value)
             if party.participant_id != caller:
                 raise NotYours(f"{kind.value} {value} belongs to another participant")
+            # A suspended participant reads, and changes nothing in the directory: its alias
+            # removed, payers were told "no such party" rather than that it is suspended, and
+            # the alias was free for another participant to register (found by a review).
+            self._active(conn, caller)
             conn.execute(
                 sa.delete(st.aliases).where(
                     st.aliases.c.alias_type == kind.value, st.aliases.c.alias == value
