@@ -20,6 +20,7 @@ Where ``SO_REUSEPORT`` does not balance (not Linux), workers share one socket as
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -46,6 +47,10 @@ BACKLOG = 2048  # uvicorn's default
 #: it (16 KiB), httptools does not: it buffers a header that never ends, before anything has
 #: looked at the request's credential.
 HEAD_BYTES_MAX = 64 * 1024
+#: The most seconds a request's head may take to arrive, from the connection (or, on a
+#: kept-alive one, from the head's first byte): uvicorn has no such deadline, and held a
+#: connection that sent nothing, or a head a byte a minute, for ever.
+HEAD_S_MAX = 30.0
 
 
 class BoundedHeadProtocol(HttpToolsProtocol):
@@ -53,24 +58,62 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     bytes: past it, 431 and the connection closed. One connection sending a header without an
     end made a worker hold twice what it sent, 400 MB for 200 MB sent (found by a review), and
     a few such connections, anonymous, got it killed for its memory; every request it was
-    serving with it. Counted per request, from the read that starts its head (what a read
-    holds of the previous request's body is not counted: a head may then run one read, at
-    most 256 KiB, past the limit, still bounded)."""
+    serving with it. Counted per request, from the read that starts its head (a head begun in
+    a read that also ended the previous request, pipelined, is counted from the next read: it
+    may then run one read, at most 256 KiB, past the limit, still bounded).
+
+    Bounded in time too: a head not whole ``HEAD_S_MAX`` seconds after the connection was
+    made (or, on a kept-alive connection, after its first byte; between requests uvicorn's
+    keep-alive timeout closes an idle one) is answered 408 and the connection closed. A
+    connection that sent nothing, or a byte a minute, was held for ever: anyone could open
+    them by the thousand, until a worker had no file descriptor left (found by a review)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._in_head = True  # a request's head is being read (or the next one awaited)
+        self._in_head = True  # a request's head is being read, or the next one awaited
         self._head_bytes = 0
-        self._heads = 0  # requests begun on this connection
+        self._heads = 0  # request heads read whole on this connection
+        self._head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_head_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_deadline()
+        super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_head = True
-        self._heads += 1
+        if self._head_deadline is None:  # a kept-alive connection's next request
+            self._start_head_deadline()
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._heads += 1
+        self._stop_head_deadline()
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_head = True  # the next read starts the next request's head
+
+    def _start_head_deadline(self) -> None:
+        self._head_deadline = self.loop.call_later(HEAD_S_MAX, self._head_too_slow)
+
+    def _stop_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _head_too_slow(self) -> None:
+        self._head_deadline = None
+        if self._in_head and not self.transport.is_closing():
+            self._refuse(
+                408,
+                "request_timeout",
+                f"the request line and headers did not arrive within {HEAD_S_MAX:g} s",
+            )
 
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing():
@@ -80,24 +123,30 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         if not self._in_head or self.transport.is_closing():
             self._head_bytes = 0
             return
-        # Still in a head: this one's since the previous read, or one begun in this read
-        # after a previous request ended (counted from the next read).
+        # Still in a head: the one read or awaited at this read's start, or one begun in
+        # this read after a previous request's (counted from the next read).
         self._head_bytes = self._head_bytes + len(data) if in_head and heads == self._heads else 0
         if self._head_bytes > HEAD_BYTES_MAX:
-            self._refuse_head()
+            self._refuse(
+                431,
+                "request_head_too_large",
+                f"the request line and headers take more than {HEAD_BYTES_MAX} bytes, the "
+                "most this API reads",
+            )
 
-    def _refuse_head(self) -> None:
+    def _refuse(self, status: int, code: str, detail: str) -> None:
+        """Answer ``status`` as a problem and close the connection (its head is not read on)."""
+        self._stop_head_deadline()
         body = json.dumps(
             {
-                "type": "https://entrepot.dev/problems/request_head_too_large",
-                "title": "request head too large",
-                "status": 431,
-                "code": "request_head_too_large",
-                "detail": f"the request line and headers take more than {HEAD_BYTES_MAX} "
-                "bytes, the most this API reads",
+                "type": f"https://entrepot.dev/problems/{code}",
+                "title": code.replace("_", " "),
+                "status": status,
+                "code": code,
+                "detail": detail,
             }
         ).encode()
-        content = [STATUS_LINE[431]]
+        content = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
         content.extend(
