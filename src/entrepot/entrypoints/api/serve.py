@@ -51,6 +51,9 @@ HEAD_BYTES_MAX = 64 * 1024
 #: kept-alive one, from the head's first byte): uvicorn has no such deadline, and held a
 #: connection that sent nothing, or a head a byte a minute, for ever.
 HEAD_S_MAX = 30.0
+#: The most seconds a request's body may go on coming once the request is answered (a 401,
+#: answered before its body is read): each byte put off uvicorn's keep-alive timeout.
+DRAIN_S_MAX = 30.0
 
 
 class BoundedHeadProtocol(HttpToolsProtocol):
@@ -66,7 +69,10 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     made (or, on a kept-alive connection, after its first byte; between requests uvicorn's
     keep-alive timeout closes an idle one) is answered 408 and the connection closed. A
     connection that sent nothing, or a byte a minute, was held for ever: anyone could open
-    them by the thousand, until a worker had no file descriptor left (found by a review)."""
+    them by the thousand, until a worker had no file descriptor left (found by a review).
+    So is a body still coming ``DRAIN_S_MAX`` seconds after its request was answered (a 401
+    is answered before the body is read): each byte put off the keep-alive timeout, and a
+    body declared long, sent a byte at a time, held the connection as long, anonymously."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -74,6 +80,8 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._heads = 0  # request heads read whole on this connection
         self._head_deadline: asyncio.TimerHandle | None = None
+        self._body_open = False  # the last request's body is still coming
+        self._drain_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -81,6 +89,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_head_deadline()
+        self._stop_drain_deadline()
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
@@ -91,12 +100,39 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._heads += 1
+        self._body_open = True
         self._stop_head_deadline()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._in_head = True  # the next read starts the next request's head
+        self._body_open = False
+        self._stop_drain_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # The last request answered (not one pipelined behind it, whose answer is to come)
+        # while its body still comes: it is not read, and may come only so long.
+        cycle = self.cycle
+        if (
+            self._body_open
+            and cycle is not None
+            and cycle.response_complete
+            and self._drain_deadline is None
+            and not self.transport.is_closing()
+        ):
+            self._drain_deadline = self.loop.call_later(DRAIN_S_MAX, self._body_too_slow)
+
+    def _stop_drain_deadline(self) -> None:
+        if self._drain_deadline is not None:
+            self._drain_deadline.cancel()
+            self._drain_deadline = None
+
+    def _body_too_slow(self) -> None:
+        self._drain_deadline = None
+        if self._body_open and not self.transport.is_closing():
+            self.transport.close()  # answered already: nothing more to say
 
     def _start_head_deadline(self) -> None:
         self._head_deadline = self.loop.call_later(HEAD_S_MAX, self._head_too_slow)
