@@ -489,6 +489,36 @@ def test_trade_credentials_are_issued_only_for_existing_actors_by_their_hub(api:
         assert sorted(principals) == ["merchant:m-inzozi"]  # issued by its hub in api.merchant
 
 
+def test_a_suspended_hub_issues_no_trade_credentials_and_still_revokes_them(api: Api) -> None:
+    """A hub operator the scheme suspended issued its merchants and buyers new API
+    credentials (201): the suspension stops what a participant does, and a credential is the
+    way in for whoever holds it (found by a review). Refused 409 ``participant_suspended``,
+    nothing issued; it still lists and revokes them (a lost phone is not left working), and
+    the scheme operator still issues them."""
+    merchant = api.merchant()
+    c = pay_store.credentials.c
+    mine = c.participant_id == "merchant:m-inzozi"
+
+    def issued() -> list[str]:
+        with api.net.engine.connect() as conn:
+            return sorted(conn.execute(sa.select(c.key_id).where(mine)).scalars())
+
+    api.net.scheme.set_active("hub-kigali", False, "licence under review")
+    before = issued()
+    refused = api.post("hub-kigali", "/v1/trade/credentials", {"merchantId": "m-inzozi"})
+    assert api.refused(refused, 409, "participant_suspended")["errorCode"] == "3202"
+    assert issued() == before
+    listed = api.ok(api.get("hub-kigali", "/v1/trade/credentials?principal=merchant:m-inzozi"))
+    key = listed[0]["keyId"]
+    revoked = api.client.delete(f"/v1/trade/credentials/{key}", headers=api.headers("hub-kigali"))
+    assert api.ok(revoked)["revoked"] is True
+    assert api.get(merchant, "/v1/trade/merchants/m-inzozi").status_code == 401
+    api.credential("scheme", "merchantId", "m-inzozi")
+    api.net.scheme.set_active("hub-kigali", True)
+    api.credential("hub-kigali", "merchantId", "m-inzozi")
+    assert len(issued()) == len(before) + 2
+
+
 def test_a_quote_tells_a_buyer_nothing_of_an_off_sale_items_stock(api: Api) -> None:
     """Found by a review: a quote looked for stock before it checked the items were on sale,
     so a buyer quoting an item taken off sale was told "fewer than N available" past its

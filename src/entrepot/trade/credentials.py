@@ -8,7 +8,8 @@ on several panels is issued by the scheme: any of those hubs could otherwise rul
 others' disputes as that arbitrator); a credential is issued only for an actor that exists,
 checked in the same transaction that stores it. Whoever may issue an actor's credentials may
 list and revoke them (a merchant's phone lost: its hub revokes its token at once), and the
-actor its own.
+actor its own. A hub operator the scheme suspended issues none (``participant_suspended``),
+and still lists and revokes them.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from entrepot.payments.credentials import (
     list_credentials,
     revoke_credential,
 )
-from entrepot.payments.errors import CredentialNotFound
+from entrepot.payments.errors import CredentialNotFound, ParticipantSuspended
 from entrepot.storage.engine import read_connection
 from entrepot.trade import store as st
 from entrepot.trade.errors import (
@@ -55,6 +56,13 @@ def issue_actor_credential(
 
     def check(conn: Connection) -> None:
         _check_issuer(conn, caller, actor, role, actor_id, "issues")
+        if caller != SCHEME:
+            # A hub operator the scheme suspended issued its actors new credentials: a
+            # credential is the way in for whoever holds it (found by a review). Listing
+            # and revoking them stay open to it: a lost phone is not left working.
+            issuer = pay_store.load_participant(conn, caller)
+            if issuer is not None and not issuer.active:
+                raise ParticipantSuspended(f"participant {caller!r} is suspended")
 
     return issue_credential(
         trade.engine,
