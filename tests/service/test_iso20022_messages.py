@@ -883,3 +883,37 @@ def test_pacs008_does_not_name_a_party_an_alias_was_registered_for_since(
     later = _prepare_named_payer(scheme, "t-after-re-registration")
     named = _pacs008(scheme, later, messages.payee_party(scheme, later))
     assert (named.debtor.name, named.creditor.name) == ("Jean Mugisha", "Another Kopi")
+
+
+@pytest.mark.parametrize(
+    ("name", "kept"),
+    [
+        ("a" * 139 + "e\u0301" + "x" * 50, "a" * 139),  # an accent written after its letter
+        ("a" * 139 + "\U0001f469\u200d\U0001f4bb" + "x", "a" * 139),  # an emoji sequence
+        ("a" * 139 + "\U0001f1f7\U0001f1fc" + "x", "a" * 139),  # a flag (two indicators)
+        (
+            "a" * 137 + "\U0001f1f7\U0001f1fc\U0001f1f2\U0001f1fe" + "x",
+            "a" * 137 + "\U0001f1f7\U0001f1fc",
+        ),
+        ("a" * 139 + "\u2764\ufe0f" + "x", "a" * 139),  # a variation selector
+        ("a" * 131 + "         " + "bcdef", "a" * 131),  # the cut's trailing spaces
+        ("Kigali " * 30, ("Kigali " * 20).rstrip()),
+        ("\u00e9" * 200, "\u00e9" * 140),  # composed: each its own character
+        ("a" * 140, "a" * 140),
+    ],
+)
+def test_a_long_name_is_cut_before_the_character_its_limit_falls_in(name: str, kept: str) -> None:
+    assert messages.fit_name(name) == kept
+
+
+def test_a_payees_long_name_is_cut_whole_in_its_pacs008(scheme: PaymentScheme) -> None:
+    """A directory name holds 200 characters, pacs.008's Max140Text 140: cut at 140 code
+    points, 'Café' written with a combining accent lost its accent."""
+    name = "Kedai " * 22 + "Kop Cafe\u0301 Kopi"  # the accent is the 141st character
+    assert len(name) > 140 and name[140] == "\u0301"
+    scheme.register_alias("maybank", "MSISDN", "+60123456789", name, "MYR")
+    scheme.create_quote("mtn-rw", "q-long", "MSISDN", "+60123456789", 1000, "RECEIVE", "RWF")
+    t = scheme.prepare_transfer("mtn-rw", "t-long", "q-long")
+    ct = _pacs008(scheme, t, messages.payee_party(scheme, t))
+    assert ct.creditor.name == "Kedai " * 22 + "Kop Caf"  # schema-valid (_pacs008 checks)
+    assert iso20022.parse_pacs008(iso20022.pacs008(ct)) == ct

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import unicodedata
 import uuid
 from dataclasses import replace
 from datetime import date
@@ -68,6 +69,49 @@ def fit_id(text: str, length_max: int = ID_LEN) -> str:
     return f"{text[: length_max - _DIGEST_CHARS - 1]}.{_digest(text.encode())}"
 
 
+#: Max140Text: a name in pacs.008 (an agent's, a debtor's, a creditor's)
+NAME_LEN = 140
+_ZWJ = "\u200d"
+
+
+def fit_name(text: str, length_max: int = NAME_LEN) -> str:
+    """A name as ISO 20022 holds it (Max140Text): itself where it fits; else cut before the
+    character cluster the limit falls in. A directory name holds up to 200 characters, and
+    cut at 140 code points it could keep a letter and lose its accent written after it
+    (``e`` + U+0301), or end on a zero-width joiner, half an emoji sequence or half a flag:
+    a name its holder never wrote. Trailing spaces left by the cut go too."""
+    if len(text) <= length_max:
+        return text
+    cut = length_max
+    while cut > 0 and _continues(text, cut):
+        cut -= 1
+    return text[:cut].rstrip() or text[:length_max]
+
+
+def _continues(text: str, i: int) -> bool:
+    """Whether ``text[i]`` belongs to the character cluster begun before it: a combining mark,
+    a joiner or the character after one, a variation selector, an emoji modifier or tag, the
+    second of a pair of regional indicators (a flag)."""
+    ch, before = text[i], text[i - 1]
+    code = ord(ch)
+    if ch == _ZWJ or before == _ZWJ or unicodedata.category(ch) in ("Mn", "Mc", "Me"):
+        return True
+    if 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF:  # variation selectors
+        return True
+    if 0x1F3FB <= code <= 0x1F3FF or 0xE0020 <= code <= 0xE007F:  # skin tones, tags
+        return True
+    if _regional(ch) and _regional(before):
+        run = 0  # regional indicators pair up from the first of a run
+        while i - run - 1 >= 0 and _regional(text[i - run - 1]):
+            run += 1
+        return run % 2 == 1
+    return False
+
+
+def _regional(ch: str) -> bool:
+    return 0x1F1E6 <= ord(ch) <= 0x1F1FF
+
+
 def _digest(data: bytes) -> str:
     """20 base32 characters (lower case: no '.') of the SHA-256 of ``data``: 100 bits."""
     digest = hashlib.sha256(data).digest()
@@ -95,7 +139,7 @@ def message_id(kind: str, subject: str, content: bytes) -> str:
 def _agent(p: Participant) -> iso.Agent:
     """The participant as an agent: its id in ``Othr/Id`` (Max35Text; a longer id, up to 64
     characters, is digested by :func:`fit_id`, the same way in every message)."""
-    return iso.Agent(participant_id=fit_id(p.id), bic=p.bic, name=p.name[:140])
+    return iso.Agent(participant_id=fit_id(p.id), bic=p.bic, name=fit_name(p.name))
 
 
 def payee_party(scheme: PaymentScheme, t: PaymentTransfer) -> Party | None:
@@ -180,7 +224,7 @@ def _customer(party: Party) -> iso.Party:
     transfer's pacs.008 a 422 for ever."""
     fits = len(party.alias) <= ID_LEN
     return iso.Party(
-        name=party.display_name[:140],
+        name=fit_name(party.display_name),
         alias_type=party.alias_type.value if fits else None,
         alias=party.alias if fits else None,
         iban=party.alias if party.alias_type.value == "IBAN" else None,
@@ -197,7 +241,7 @@ def _stand_in(p: Participant) -> iso.Party:
     standing in had its country and a payee participant none, though the directory gives a
     named party its participant's country in either role."""
     return iso.Party(
-        name=p.name[:140],
+        name=fit_name(p.name),
         alias_type=None,
         alias=None,
         iban=None,
