@@ -115,6 +115,34 @@ def test_a_head_sent_in_time_is_served_and_its_deadline_ends_with_it(
     assert b"408" not in transport.written and not transport.closed_by_protocol
 
 
+def test_a_kept_alive_connections_next_head_has_its_deadline_from_its_first_byte(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One timer a connection (set again as heads begin and end, not a request): the next
+    request's head, begun long after the first was served and never ended, is still refused
+    ``HEAD_S_MAX`` after its own first byte."""
+    monkeypatch.setattr(serve, "HEAD_S_MAX", 0.05)
+
+    async def run() -> _Transport:
+        protocol, transport = _connect(asyncio.get_running_loop())
+        protocol.data_received(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
+        for _ in range(6):  # idle, kept alive, past a deadline or two
+            await asyncio.sleep(0.02)
+        assert not transport.closed
+        protocol.data_received(b"GET /health HTTP/1.1\r\nHost: te")  # and no more
+        for _ in range(100):
+            if transport.closed:
+                break
+            await asyncio.sleep(0.02)
+        transport.closed_by_protocol = transport.closed
+        protocol.connection_lost(None)
+        return transport
+
+    transport = asyncio.run(run())
+    assert transport.written.startswith(b"HTTP/1.1 200 "), transport.written[:200]
+    assert b"HTTP/1.1 408 " in transport.written and transport.closed_by_protocol
+
+
 def test_a_head_past_the_limit_is_refused_whichever_reads_bring_it() -> None:
     """Counted from the connection's first byte: a head that came whole in one read (TCP
     joins what a client sends) went uncounted, and past the limit in it was served."""

@@ -79,29 +79,31 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         self._in_head = True  # a request's head is being read, or the next one awaited
         self._head_bytes = 0
         self._heads = 0  # request heads read whole on this connection
-        self._head_deadline: asyncio.TimerHandle | None = None
+        self._head_began: float | None = None  # when the head being read began (loop time)
+        self._head_timer: asyncio.TimerHandle | None = None  # one a connection, re-armed
         self._body_open = False  # the last request's body is still coming
         self._drain_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._start_head_deadline()
+        self._head_began = self.loop.time()
+        self._head_timer = self.loop.call_later(HEAD_S_MAX, self._check_head)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_head_deadline()
+        self._stop_head_timer()
         self._stop_drain_deadline()
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._head_deadline is None:  # a kept-alive connection's next request
-            self._start_head_deadline()
+        if self._head_began is None:  # a kept-alive connection's next request
+            self._head_began = self.loop.time()
 
     def on_headers_complete(self) -> None:
         self._in_head = False
         self._heads += 1
         self._body_open = True
-        self._stop_head_deadline()
+        self._head_began = None
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -134,22 +136,29 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         if self._body_open and not self.transport.is_closing():
             self.transport.close()  # answered already: nothing more to say
 
-    def _start_head_deadline(self) -> None:
-        self._head_deadline = self.loop.call_later(HEAD_S_MAX, self._head_too_slow)
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
 
-    def _stop_head_deadline(self) -> None:
-        if self._head_deadline is not None:
-            self._head_deadline.cancel()
-            self._head_deadline = None
-
-    def _head_too_slow(self) -> None:
-        self._head_deadline = None
-        if self._in_head and not self.transport.is_closing():
-            self._refuse(
-                408,
-                "request_timeout",
-                f"the request line and headers did not arrive within {HEAD_S_MAX:g} s",
-            )
+    def _check_head(self) -> None:
+        """The connection's one head timer (a timer set and cancelled a request cost each
+        request a few microseconds): a head begun ``HEAD_S_MAX`` ago and not whole is
+        refused; else the timer is set again for when the head being read (or the next, not
+        begun) would be late."""
+        self._head_timer = None
+        if self.transport.is_closing():
+            return
+        now, began = self.loop.time(), self._head_began
+        if began is None or not self._in_head or now - began < HEAD_S_MAX:
+            due = HEAD_S_MAX if began is None else max(began + HEAD_S_MAX - now, 0.0)
+            self._head_timer = self.loop.call_later(due or HEAD_S_MAX, self._check_head)
+            return
+        self._refuse(
+            408,
+            "request_timeout",
+            f"the request line and headers did not arrive within {HEAD_S_MAX:g} s",
+        )
 
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing():
@@ -172,7 +181,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
 
     def _refuse(self, status: int, code: str, detail: str) -> None:
         """Answer ``status`` as a problem and close the connection (its head is not read on)."""
-        self._stop_head_deadline()
+        self._stop_head_timer()
         body = json.dumps(
             {
                 "type": f"https://entrepot.dev/problems/{code}",
