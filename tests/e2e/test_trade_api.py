@@ -519,6 +519,65 @@ def test_a_suspended_hub_issues_no_trade_credentials_and_still_revokes_them(api:
     assert len(issued()) == len(before) + 2
 
 
+def test_a_suspended_hub_creates_nothing_for_its_hub_and_still_reads(api: Api) -> None:
+    """A hub operator the scheme suspended still onboarded merchants, added warehouses and
+    registered buyers (201), as if suspension stopped its payments only (found by a review).
+    Each is refused 409 ``participant_suspended`` (3202), nothing written; it still reads
+    its hub's merchants, buyers and warehouses, and once resumed creates again."""
+    api.merchant()
+    api.buyer()
+    api.ok(
+        api.post(
+            "mtn-rw",
+            "/v1/parties/BUSINESS/RW-300400",
+            {"displayName": "Umucyo", "currency": "RWF"},
+        ),
+        201,
+    )
+    api.ok(
+        api.post(
+            "maybank-my",
+            "/v1/parties/MSISDN/+60111111111",
+            {"displayName": "b-two", "currency": "MYR"},
+        ),
+        201,
+    )
+    merchant = {
+        "merchantId": "m-umucyo",
+        "legalName": "Umucyo Ltd",
+        "registrationNumber": "RW-300400",
+        "settlement": {"partyIdType": "BUSINESS", "partyIdentifier": "RW-300400"},
+    }
+    buyer = {
+        "buyerId": "b-two",
+        "name": "Buyer two",
+        "wallet": {"partyIdType": "MSISDN", "partyIdentifier": "+60111111111"},
+    }
+    warehouse = {"warehouseId": "kigali-fc2", "name": "Second centre"}
+    warehouses = "/v1/trade/hubs/kigali/warehouses"
+    creates = [
+        ("hub-kigali", "/v1/trade/merchants", merchant),
+        ("hub-kigali", warehouses, warehouse),
+        ("hub-kuala-lumpur", "/v1/trade/buyers", buyer),
+    ]
+    for hub in ("hub-kigali", "hub-kuala-lumpur"):
+        api.net.scheme.set_active(hub, False, "licence under review")
+    for hub, path, body in creates:
+        refused = api.refused(api.post(hub, path, body), 409, "participant_suspended")
+        assert refused["errorCode"] == "3202" and hub in refused["detail"]
+    assert api.get("hub-kigali", "/v1/trade/merchants/m-umucyo").status_code == 404
+    assert api.get("hub-kuala-lumpur", "/v1/trade/buyers/b-two").status_code == 404
+    assert [w["warehouseId"] for w in api.ok(api.get("hub-kigali", warehouses))] == ["kigali-fc1"]
+    assert api.ok(api.get("hub-kigali", "/v1/trade/merchants/m-inzozi"))["state"] == "active"
+    assert api.ok(api.get("hub-kuala-lumpur", "/v1/trade/buyers/b-aisyah"))["hubId"] == (
+        "kuala-lumpur"
+    )
+    for hub in ("hub-kigali", "hub-kuala-lumpur"):
+        api.net.scheme.set_active(hub, True)
+    for hub, path, body in creates:
+        api.ok(api.post(hub, path, body), 201)
+
+
 def test_a_quote_tells_a_buyer_nothing_of_an_off_sale_items_stock(api: Api) -> None:
     """Found by a review: a quote looked for stock before it checked the items were on sale,
     so a buyer quoting an item taken off sale was told "fewer than N available" past its

@@ -31,6 +31,7 @@ from entrepot.kernel.countries import is_country
 from entrepot.kernel.errors import Conflict, DomainError
 from entrepot.kernel.money import Money, allocate, convert, get_currency
 from entrepot.payments import PaymentScheme
+from entrepot.payments import store as pay_store
 from entrepot.payments.errors import ParticipantSuspended, PaymentError, TransferBlocked
 from entrepot.payments.keyed import (
     TRADE_BUYER,
@@ -247,6 +248,21 @@ class TradeNetwork(DisputeDesk):
             raise Forbidden(f"{caller} is not a hub operator")
         return st.hub_from_row(row)
 
+    def _acting_hub(self, conn: Connection, caller: str) -> Hub:
+        """The hub ``caller`` operates, to act for: refused ``participant_suspended`` while
+        the scheme has its operator suspended. A suspended hub operator kept onboarding
+        merchants, adding warehouses and registering buyers (found by a review): suspension
+        stops what a participant does, not its payments alone. Its reads, revocations and what
+        protects the buyers of orders already paid (tracking, cancelling, disputes) stay."""
+        hub = self._hub_of_caller(conn, caller)
+        operator = pay_store.load_participant(conn, caller)
+        if operator is not None and not operator.active:
+            raise ParticipantSuspended(
+                f"participant {caller!r} is suspended: it acts for hub "
+                f"{hub.id} again once the scheme resumes it"
+            )
+        return hub
+
     def _merchant(self, conn: Connection, merchant_id: str) -> Merchant:
         row = self._one(conn, st.merchants, "id", merchant_id)
         if row is None:
@@ -406,6 +422,7 @@ class TradeNetwork(DisputeDesk):
             if row is not None:
                 found = st.warehouse_from_row(row)
                 return _resent(found, found == w, "warehouse", w.id, "warehouseId")
+            self._acting_hub(conn, caller)
             conn.execute(sa.insert(st.warehouses).values(id=w.id, hub_id=w.hub_id, name=w.name))
         return w
 
@@ -472,6 +489,8 @@ class TradeNetwork(DisputeDesk):
             row = self._one(conn, st.merchants, "id", merchant_id)
         if row is not None:
             return resent(row)
+        with read_connection(self.engine) as conn:  # before screening logs a decision for it
+            self._acting_hub(conn, caller)
         bank = self.scheme.get_participant(party.participant_id)
         if not bank.active:  # it receives no payout until resumed (a resend is answered)
             raise ParticipantSuspended(
@@ -511,6 +530,7 @@ class TradeNetwork(DisputeDesk):
             row = self._one(conn, st.merchants, "id", merchant_id)
             if row is not None:  # made since the look above
                 return resent(row)
+            self._acting_hub(conn, caller)  # suspended since the look above
             clash = conn.execute(
                 sa.select(st.merchants.c.id).where(
                     st.merchants.c.country == m.country,
@@ -585,6 +605,7 @@ class TradeNetwork(DisputeDesk):
                     found.currency,
                 ) == (hub.id, display, party.alias_type.value, party.alias, party.currency)
                 return _resent(found, same, "buyer", buyer_id, "buyerId")
+            self._acting_hub(conn, caller)
             if party.participant_id not in hub.partners:
                 raise InvalidTradeInput(
                     f"wallet alias is at {party.participant_id}, not a partner of {hub.id}",

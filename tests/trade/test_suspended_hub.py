@@ -1,0 +1,74 @@
+"""A hub operator the scheme suspended acts for its hub no more: it onboards no merchant,
+adds no warehouse, registers no buyer and reviews no merchant (found by a review: each was
+done, as if the suspension stopped its payments only). What protects the buyers of orders
+already paid stays open to it, as do its reads."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from entrepot.payments.errors import ParticipantSuspended
+from entrepot.trade import MerchantState
+from entrepot.trade import store as st
+from entrepot.trade.errors import BuyerNotFound, MerchantNotFound
+from tests.trade.network import Net
+
+ONBOARD = ("m-umucyo", "Umucyo Ltd", "RW-300400", "BUSINESS", "RW-300400")
+
+
+def _rows(net: Net, table: sa.Table) -> list[tuple[object, ...]]:
+    with net.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.select(table).order_by(table.c.id))]
+
+
+def test_a_suspended_hub_onboards_no_merchant_and_screens_nobody(net: Net) -> None:
+    """Refused 409 participant_suspended before onboarding screening runs (it logs a
+    sanctions decision for the hub), nothing written; a resend of an onboarding made before
+    the suspension is answered with its merchant; resumed, the hub onboards again."""
+    net.merchant()
+    first = net.trade.get_merchant("hub-kigali", "m-inzozi")
+    net.scheme.register_alias("mtn-rw", "BUSINESS", "RW-300400", "Umucyo Ltd", "RWF")
+    screened: list[str] = []
+    net.trade.onboarding_screening = lambda name, country: (screened.append(name), ("clear", ""))[1]
+    net.scheme.set_active("hub-kigali", False, "licence under review")
+    before = _rows(net, st.merchants)
+    onboard = ("m-inzozi", "Inzozi Crafts Ltd", "RW-100200", "BUSINESS", "RW-100200")
+    assert net.trade.onboard_merchant("hub-kigali", *onboard) == first  # a resend
+    with pytest.raises(ParticipantSuspended, match="hub-kigali"):
+        net.trade.onboard_merchant("hub-kigali", *ONBOARD)
+    assert (_rows(net, st.merchants), screened) == (before, [])
+    with pytest.raises(MerchantNotFound):
+        net.trade.get_merchant("hub-kigali", "m-umucyo")
+    net.scheme.set_active("hub-kigali", True)
+    assert net.trade.onboard_merchant("hub-kigali", *ONBOARD).state is MerchantState.ACTIVE
+
+
+def test_a_suspended_hub_adds_no_warehouse(net: Net) -> None:
+    net.scheme.set_active("hub-kigali", False, "licence under review")
+    before = _rows(net, st.warehouses)
+    (kept,) = [w for w in net.trade.list_warehouses("kigali") if w.id == "kigali-fc1"]
+    assert net.trade.add_warehouse("hub-kigali", kept.id, kept.name) == kept  # a resend
+    with pytest.raises(ParticipantSuspended, match="hub-kigali"):
+        net.trade.add_warehouse("hub-kigali", "kigali-fc2", "Second centre")
+    assert _rows(net, st.warehouses) == before
+    net.scheme.set_active("hub-kigali", True)
+    assert net.trade.add_warehouse("hub-kigali", "kigali-fc2", "Second centre").hub_id == "kigali"
+
+
+def test_a_suspended_hub_registers_no_buyer(net: Net) -> None:
+    net.buyer()
+    first = net.trade.get_buyer("hub-kuala-lumpur", "b-aisyah")
+    net.scheme.register_alias("maybank-my", "MSISDN", "+60111111111", "b-two", "MYR")
+    net.scheme.set_active("hub-kuala-lumpur", False, "licence under review")
+    before = _rows(net, st.buyers)
+    again = ("b-aisyah", "Buyer b-aisyah", "MSISDN", "+60123456789")
+    assert net.trade.register_buyer("hub-kuala-lumpur", *again) == first  # a resend
+    new = ("b-two", "Buyer two", "MSISDN", "+60111111111")
+    with pytest.raises(ParticipantSuspended, match="hub-kuala-lumpur"):
+        net.trade.register_buyer("hub-kuala-lumpur", *new)
+    assert _rows(net, st.buyers) == before
+    with pytest.raises(BuyerNotFound):
+        net.trade.get_buyer("hub-kuala-lumpur", "b-two")
+    net.scheme.set_active("hub-kuala-lumpur", True)
+    assert net.trade.register_buyer("hub-kuala-lumpur", *new).hub_id == "kuala-lumpur"
