@@ -578,6 +578,39 @@ def test_a_suspended_hub_creates_nothing_for_its_hub_and_still_reads(api: Api) -
         api.ok(api.post(hub, path, body), 201)
 
 
+def test_a_suspended_hub_reviews_no_merchant(api: Api) -> None:
+    """A suspended hub operator still reviewed merchants (200: cleared one to sell, or
+    suspended it), found by a review: the hub's compliance decision waits for its
+    resumption. Refused 409 ``participant_suspended``, the merchant as it was."""
+    api.net.trade.onboarding_screening = lambda name, country: ("review", "resembles an entry")
+    api.ok(
+        api.post(
+            "mtn-rw",
+            "/v1/parties/BUSINESS/RW-100200",
+            {"displayName": "Inzozi", "currency": "RWF"},
+        ),
+        201,
+    )
+    body = {
+        "merchantId": "m-inzozi",
+        "legalName": "Merchant m-inzozi Ltd",
+        "registrationNumber": "RW-100200",
+        "settlement": {"partyIdType": "BUSINESS", "partyIdentifier": "RW-100200"},
+    }
+    api.ok(api.post("hub-kigali", "/v1/trade/merchants", body), 201)
+    path = "/v1/trade/merchants/m-inzozi"
+    before = api.ok(api.get("hub-kigali", path))
+    api.net.scheme.set_active("hub-kigali", False, "licence under review")
+    for approve in (True, False):
+        review = {"approve": approve, "reason": "checked the director"}
+        refused = api.post("hub-kigali", f"{path}/review", review)
+        assert api.refused(refused, 409, "participant_suspended")["errorCode"] == "3202"
+    assert api.ok(api.get("hub-kigali", path)) == before
+    api.net.scheme.set_active("hub-kigali", True)
+    review = {"approve": True, "reason": "checked the director"}
+    assert api.ok(api.post("hub-kigali", f"{path}/review", review))["state"] == "active"
+
+
 def test_a_quote_tells_a_buyer_nothing_of_an_off_sale_items_stock(api: Api) -> None:
     """Found by a review: a quote looked for stock before it checked the items were on sale,
     so a buyer quoting an item taken off sale was told "fewer than N available" past its

@@ -72,3 +72,20 @@ def test_a_suspended_hub_registers_no_buyer(net: Net) -> None:
         net.trade.get_buyer("hub-kuala-lumpur", "b-two")
     net.scheme.set_active("hub-kuala-lumpur", True)
     assert net.trade.register_buyer("hub-kuala-lumpur", *new).hub_id == "kuala-lumpur"
+
+
+@pytest.mark.parametrize("approve", [True, False])
+def test_a_suspended_hub_reviews_no_merchant(net: Net, approve: bool) -> None:
+    """A review clears a merchant to sell, or suspends it: the hub's compliance decision,
+    which waits for its resumption (nothing sells through a suspended hub meanwhile: its
+    escrows cannot be held for it). Refused 409 participant_suspended, nothing changed."""
+    net.trade.onboarding_screening = lambda name, country: ("review", "name resembles an entry")
+    net.merchant()
+    net.scheme.set_active("hub-kigali", False, "licence under review")
+    before = _rows(net, st.merchants)
+    with pytest.raises(ParticipantSuspended, match="hub-kigali"):
+        net.trade.review_merchant("hub-kigali", "m-inzozi", approve, "checked the director")
+    assert _rows(net, st.merchants) == before
+    net.scheme.set_active("hub-kigali", True)
+    reviewed = net.trade.review_merchant("hub-kigali", "m-inzozi", approve, "checked")
+    assert reviewed.state is (MerchantState.ACTIVE if approve else MerchantState.SUSPENDED)

@@ -251,9 +251,10 @@ class TradeNetwork(DisputeDesk):
     def _acting_hub(self, conn: Connection, caller: str) -> Hub:
         """The hub ``caller`` operates, to act for: refused ``participant_suspended`` while
         the scheme has its operator suspended. A suspended hub operator kept onboarding
-        merchants, adding warehouses and registering buyers (found by a review): suspension
-        stops what a participant does, not its payments alone. Its reads, revocations and what
-        protects the buyers of orders already paid (tracking, cancelling, disputes) stay."""
+        merchants, adding warehouses, registering buyers and reviewing merchants (found by a
+        review): suspension stops what a participant does, not its payments alone. Its reads,
+        revocations and what protects the buyers of orders already paid (tracking, cancelling,
+        disputes) stay."""
         hub = self._hub_of_caller(conn, caller)
         operator = pay_store.load_participant(conn, caller)
         if operator is not None and not operator.active:
@@ -545,11 +546,13 @@ class TradeNetwork(DisputeDesk):
     def review_merchant(
         self, caller: str, merchant_id: str, approve: bool, reason: str
     ) -> Merchant:
-        """A person at the merchant's hub clears (or suspends) it after screening review."""
+        """A person at the merchant's hub clears (or suspends) it after screening review: the
+        hub's compliance decision, which a suspended hub takes no more (``_acting_hub``; a
+        merchant of a suspended hub sells nothing meanwhile: no escrow is held for the hub)."""
         reason = check_text(reason, "reason")
         with self._write() as uow:
             conn = uow.connection
-            hub = self._hub_of_caller(conn, caller)
+            hub = self._acting_hub(conn, caller)
             m = self._merchant(conn, merchant_id)
             if m.hub_id != hub.id:
                 raise Forbidden(f"merchant {merchant_id} is not onboarded at {hub.id}")
