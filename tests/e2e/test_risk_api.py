@@ -836,3 +836,19 @@ def test_buyers_have_no_part_in_lending(api: Api) -> None:
         (buyer, "GET", "/lending/loans", None, 403, "lending_forbidden", None),
         (buyer, "POST", "/lending/offers", ASK, 403, "lending_forbidden", None),
     )
+
+
+@needs_lists
+def test_a_suspended_participant_asks_for_no_screening(api: Api) -> None:
+    """A hub operator (any participant) the scheme suspended still had parties screened
+    (200), each a decision logged in its compliance file, found by a review: it neither
+    sends nor receives, so it has no payment or merchant to screen for. Refused 409
+    ``participant_suspended``, nothing logged; resumed, it screens again."""
+    body = {"parties": [{"name": "Kenji Tanaka"}]}
+    api.net.scheme.set_active("hub-kigali", False, "licence under review")
+    api.all_refused(("hub-kigali", "POST", "/screenings", body, 409, "participant_suspended", None))
+    assert api.logged() == []
+    api.net.scheme.set_active("hub-kigali", True)
+    (one,) = api.ok("hub-kigali", "POST", "/screenings", body)["screenings"]
+    assert [d["inputs"]["requested_by"] for d in api.logged()] == ["hub-kigali"]
+    assert one["decision"] == "clear"

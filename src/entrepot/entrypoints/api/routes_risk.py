@@ -1,7 +1,8 @@
 """/v1/risk routes: sanctions screening, the decision log, and merchant lending over HTTP.
 
 Who may call what (docs/risk-api.md):
-- screenings: any payment participant (a bank's compliance officer); not trade principals;
+- screenings: any payment participant (a bank's compliance officer), not while suspended;
+  not trade principals;
 - decisions: the scheme operator reads any; the lender and the merchant of a lending decision
   read that decision (and its review); nothing else is visible (decisions carry no owner);
 - lending: a lender is a payment participant (a bank or wallet), a merchant authenticates as
@@ -41,6 +42,7 @@ from entrepot.entrypoints.lending_standing import (
 )
 from entrepot.kernel.errors import DomainError, InvalidInput, NotFound
 from entrepot.payments import SCHEME, PaymentScheme
+from entrepot.payments.errors import ParticipantSuspended
 from entrepot.risk.decisions import Decision, DecisionSink, JsonlSink, MemorySink
 from entrepot.risk.decisions import explain_decision as explain
 from entrepot.risk.decisions import get_decision as find_decision
@@ -258,6 +260,11 @@ def screen(body: r.ScreeningIn, caller: Caller, risk: Risk) -> r.ScreeningListOu
     batch and nothing is logged."""
     if ":" in caller:  # merchant:, buyer:, arbitrator: principals are not participants
         raise RiskForbidden("screening is for payment participants (a bank's compliance)")
+    if not risk.scheme.get_participant(caller).active:
+        # A suspended hub operator still had parties screened, each logged in its compliance
+        # file (found by a review): it neither sends nor receives, nor onboards a merchant,
+        # so it has nothing to screen for until the scheme resumes it.
+        raise ParticipantSuspended(f"participant {caller!r} is suspended: it screens no party")
     parties = []
     for i, p in enumerate(body.parties):
         try:
