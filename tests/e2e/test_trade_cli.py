@@ -200,3 +200,24 @@ def test_a_merchant_lists_wine_in_litres_and_changes_its_customs_unit(cli: Cli) 
     assert listed["sku-wine"]["customs"] == {"unit": "l", "quantityPerPiece": "0.75"}
     cleared = cli.json(f"trade item update --as {MERCHANT} sku-wine --no-customs-unit")
     assert cleared["customs"] is None
+
+
+def test_a_suspended_hub_onboards_no_merchant_from_the_command_line(cli: Cli) -> None:
+    """The CLI calls the same use case: a hub operator the scheme suspended onboards no
+    merchant (exit 1, ``participant_suspended``, nothing written); resumed, it does (found
+    by a review)."""
+    _network(cli)
+    cli('payments alias-add --as mtn-rw BUSINESS RW-300400 --name "Umucyo" --currency RWF')
+    onboard = (
+        'trade merchant onboard --as hub-kigali m-umucyo --name "Umucyo Ltd" '
+        "--registration RW-300400 --alias-type BUSINESS --alias RW-300400"
+    )
+    cli('payments suspend hub-kigali --reason "licence under review"')
+    assert cli.error(onboard, code=1).startswith(
+        "error: participant_suspended: participant 'hub-kigali' is suspended"
+    )
+    assert "trade_merchant_not_found" in cli.error(
+        "trade merchant show --as hub-kigali m-umucyo", code=1
+    )
+    cli("payments resume hub-kigali")
+    assert cli.json(onboard)["state"] == "active"
