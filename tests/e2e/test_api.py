@@ -4,11 +4,13 @@ idempotency, authentication, and a schemathesis fuzz run against the app's own O
 from __future__ import annotations
 
 import base64
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from lxml import etree
 from nacl.signing import SigningKey
 
 from entrepot.config import shared_data_dir
@@ -16,7 +18,7 @@ from entrepot.entrypoints.api.app import create_app
 from entrepot.entrypoints.api.routes import PAYMENT_PATH
 from entrepot.entrypoints.api.routes import router as v1_router
 from entrepot.kernel.clock import FakeClock
-from entrepot.payments import PaymentScheme, iso20022, qr
+from entrepot.payments import PaymentScheme, iso20022, messages, qr
 from entrepot.payments.credentials import issue_credential
 from entrepot.payments.signing import sign_request
 from tests.iso20022_official import conforms
@@ -151,6 +153,74 @@ def test_cross_border_pay_by_qr_rwf_to_myr_is_exact(
             )
             assert statement.status_code == 200 and b"<Ntry>" in statement.content
             conforms(statement.content, iso20022.CAMT053_SUBSET_XSD)
+
+
+def test_a_long_camt053_is_served_page_by_page(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+    scheme: PaymentScheme,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A statement was built whole in memory (up to some 330 MB; found by a review). A long
+    period is pages (``?page=``, camt.053's ``GrpHdr/MsgPgntn``): each valid, each opening
+    where the last closed, the last marked; together they are the whole statement."""
+    client, h = api
+    for n in range(4):
+        scheme.create_quote("mtn-rw", f"q-pg-{n}", "MERCHANT", "KL-TILL-42", 1000, "RECEIVE", "RWF")
+        scheme.prepare_transfer("mtn-rw", f"t-pg-{n}", f"q-pg-{n}")
+        scheme.commit_transfer("maybank", f"t-pg-{n}")
+    assert isinstance(scheme.clock, FakeClock)
+    scheme.clock.advance(1)
+    to = scheme.clock.now_ns()
+    path = f"/v1/iso20022/camt053/mtn-rw/RWF?to={to}"
+    whole = client.get(path, headers=h["mtn-rw"])
+    assert whole.status_code == 200, whole.text
+    ns = {"c": iso20022.NS_CAMT053}
+
+    def pagination(xml: bytes) -> tuple[str, str]:
+        found = etree.fromstring(xml).find("c:BkToCstmrStmt/c:GrpHdr/c:MsgPgntn", namespaces=ns)
+        return found.findtext("c:PgNb", namespaces=ns), found.findtext("c:LastPgInd", namespaces=ns)
+
+    assert pagination(whole.content) == ("1", "true")
+
+    def balances(xml: bytes) -> list[tuple[str, int]]:
+        found = []
+        for b in etree.fromstring(xml).iterfind(".//c:Stmt/c:Bal", namespaces=ns):
+            amount = round(float(b.findtext("c:Amt", namespaces=ns)) * 100)
+            debit = b.findtext("c:CdtDbtInd", namespaces=ns) == "DBIT"
+            found.append(
+                (b.findtext("c:Tp/c:CdOrPrtry/c:Cd", namespaces=ns), -amount if debit else amount)
+            )
+        return found
+
+    def entries(xml: bytes) -> list[str]:
+        return [
+            e.findtext("c:AcctSvcrRef", namespaces=ns)
+            for e in etree.fromstring(xml).iterfind(".//c:Ntry", namespaces=ns)
+        ]
+
+    monkeypatch.setattr(messages, "STATEMENT_PAGE_ENTRIES", 3)
+    pages: list[bytes] = []
+    while not pages or pagination(pages[-1])[1] != "true":
+        answer = client.get(f"{path}&page={len(pages) + 1}", headers=h["mtn-rw"])
+        assert answer.status_code == 200, answer.text
+        conforms(answer.content, iso20022.CAMT053_SUBSET_XSD)
+        assert pagination(answer.content)[0] == str(len(pages) + 1)
+        pages.append(answer.content)
+    assert len(pages) > 2
+    assert [e for page in pages for e in entries(page)] == entries(whole.content)
+    assert balances(pages[0])[0] == balances(whole.content)[0]
+    assert balances(pages[-1])[-1] == balances(whole.content)[-1]
+    for before, after in itertools.pairwise(pages):
+        assert balances(after)[0] == ("ITBD", balances(before)[-1][1])
+    past = client.get(f"{path}&page={len(pages) + 1}", headers=h["mtn-rw"])
+    assert past.status_code == 422
+    assert (past.json()["field"], f"has {len(pages)} pages" in past.json()["detail"]) == (
+        "page",
+        True,
+    )
+    for bad in ("0", "x", "1.5"):
+        refused = client.get(f"{path}&page={bad}", headers=h["mtn-rw"])
+        assert refused.status_code == 422 and refused.json()["field"] == "page", refused.text
 
 
 def test_one_participant_cannot_read_or_resolve_anothers_transfer(

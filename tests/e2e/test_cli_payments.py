@@ -427,6 +427,24 @@ def test_camt053_takes_a_period_end(cli: Cli) -> None:
     assert "--to" in cli.error("payments iso20022 camt053 mtn-rw:RWF --to soon", code=2)
 
 
+def test_camt053_takes_a_page(cli: Cli) -> None:
+    """A long period is served as pages (``--page``); a period of one page is page 1, the
+    last, and a page past it is refused naming how many there are."""
+    _network(cli)
+    first = cli("payments iso20022 camt053 mtn-rw:RWF --account settlement --page 1").stdout
+    conforms(first.encode(), iso20022.CAMT053_SUBSET_XSD)
+    assert (
+        re.sub(r">\s+<", "><", first).count(
+            "<MsgPgntn><PgNb>1</PgNb><LastPgInd>true</LastPgInd></MsgPgntn>"
+        )
+        == 1
+    )
+    past = cli.error("payments iso20022 camt053 mtn-rw:RWF --page 2", code=2)
+    assert "has 1 page" in past
+    assert "--page" in cli.error("payments iso20022 camt053 mtn-rw:RWF --page 0", code=2)
+    assert "--page" in cli.error("payments iso20022 pacs008 t-1 --page 1", code=2)
+
+
 def test_notifications_page_with_after_and_limit(cli: Cli) -> None:
     _network(cli)
     cli("payments endpoint --as maybank http://127.0.0.1:9/unreachable")

@@ -545,6 +545,18 @@ class Ledger:
                 reverse=reverse,
             )
 
+    def get_account_timestamps(
+        self, account_id: int, *, since_ns: int = 0, until_ns: int = TIME_MAX
+    ) -> list[int]:
+        """The timestamps of the account's transfers in ``[since_ns, until_ns]`` (inclusive),
+        ascending, pending and voiding ones too: an index of a range, read from the account's
+        posting runs without loading a transfer, by which a caller pages through it (a
+        statement's pages) and reads each page's transfers alone."""
+        _check_query(since_ns, until_ns, 1)
+        self.get_account(account_id)
+        with read_connection(self.engine) as conn:
+            return self.store.account_timestamps(conn, account_id, since_ns, until_ns)
+
     def get_account_balances(
         self,
         account_id: int,

@@ -97,6 +97,7 @@ __all__ = [
     "SchemaViolation",
     "Statement",
     "StatementEntry",
+    "StatementPage",
     "TransferStatus",
     "camt053",
     "fit_exchange_rate",
@@ -481,6 +482,48 @@ class StatementEntry:
         return self.amount_minor if self.credit else -self.amount_minor
 
 
+#: Most pages one camt.053 is split into: ``PgNb`` is Max5NumericText
+PAGE_NUMBER_MAX = 99_999
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatementPage:
+    """Which page of a statement a camt.053 message is (``GrpHdr/MsgPgntn``): ``number``
+    from 1, ``last`` for the last page (``LastPgInd``). A page after the first opens with an
+    interim booked balance (ITBD) at ``opened_at``, where the page before it closed; a page
+    before the last closes with one at ``closed_at``, where the next opens. The first opens
+    with the statement's opening balance (OPBD) at its ``from_dt``, the last closes with its
+    closing balance (CLBD) at its ``to_dt``."""
+
+    number: int
+    last: bool
+    opened_at: datetime | None = None
+    closed_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.number, bool) or not isinstance(self.number, int):
+            raise InvalidMessageField("page number must be an int", field="page")
+        if not 1 <= self.number <= PAGE_NUMBER_MAX:
+            raise InvalidMessageField(
+                f"page number must be 1 to {PAGE_NUMBER_MAX}, got {self.number}", field="page"
+            )
+        if not isinstance(self.last, bool):
+            raise InvalidMessageField("last must be a bool", field="last")
+        if (self.number > 1) != (self.opened_at is not None):
+            raise InvalidMessageField(
+                "opened_at is where a page after the first opens, and only that", field="opened_at"
+            )
+        if self.last != (self.closed_at is None):
+            raise InvalidMessageField(
+                "closed_at is where a page before the last closes, and only that",
+                field="closed_at",
+            )
+        if self.opened_at is not None:
+            _check_aware(self.opened_at, "opened_at")
+        if self.closed_at is not None:
+            _check_aware(self.closed_at, "closed_at")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Statement:
     """An account statement over the half-open period ``[from_dt, to_dt)`` (camt.053's
@@ -488,7 +531,9 @@ class Statement:
     chained end to start hold each entry once. Balances are signed; the closing one is the
     balance at ``to_dt``, before anything booked then.
 
-    ``entries`` may be given as any sequence; it is stored as a tuple.
+    ``entries`` may be given as any sequence; it is stored as a tuple. ``page``: which page
+    of the statement this message is (:class:`StatementPage`), its entries and balances that
+    page's; None writes no ``MsgPgntn``.
     """
 
     message_id: str
@@ -503,8 +548,11 @@ class Statement:
     opening_balance_minor: int
     closing_balance_minor: int
     entries: Sequence[StatementEntry]
+    page: StatementPage | None = None
 
     def __post_init__(self) -> None:
+        if self.page is not None:
+            _check_instance(self.page, StatementPage, "page")
         _check_text(self.message_id, "message_id", _ID_LEN)
         _check_text(self.statement_id, "statement_id", _ID_LEN)
         _check_aware(self.created_at, "created_at")
@@ -982,6 +1030,11 @@ def camt053(statement: Statement) -> bytes:
     header = _sub(message, "GrpHdr")
     _leaf(header, "MsgId", statement.message_id)
     _leaf(header, "CreDtTm", _datetime_text(statement.created_at))
+    page = statement.page
+    if page is not None:
+        pagination = _sub(header, "MsgPgntn")
+        _leaf(pagination, "PgNb", str(page.number))
+        _leaf(pagination, "LastPgInd", "true" if page.last else "false")
     stmt = _sub(message, "Stmt")
     _leaf(stmt, "Id", statement.statement_id)
     _leaf(stmt, "CreDtTm", _datetime_text(statement.created_at))
@@ -997,8 +1050,14 @@ def camt053(statement: Statement) -> bytes:
         _leaf(organisation, "AnyBIC", statement.owner.bic)
     _leaf(_sub(organisation, "Othr"), "Id", statement.owner.participant_id)
     currency = statement.currency
-    _write_balance(stmt, "OPBD", statement.opening_balance_minor, currency, statement.from_dt)
-    _write_balance(stmt, "CLBD", statement.closing_balance_minor, currency, statement.to_dt)
+    opening = ("OPBD", statement.from_dt)
+    closing = ("CLBD", statement.to_dt)
+    if page is not None and page.opened_at is not None:  # a page after the first
+        opening = ("ITBD", page.opened_at)
+    if page is not None and page.closed_at is not None:  # a page before the last
+        closing = ("ITBD", page.closed_at)
+    _write_balance(stmt, opening[0], statement.opening_balance_minor, currency, opening[1])
+    _write_balance(stmt, closing[0], statement.closing_balance_minor, currency, closing[1])
     _write_summary(stmt, statement)
     for entry in statement.entries:
         _write_entry(stmt, entry)
@@ -1404,9 +1463,10 @@ def _schema(path: str) -> Any:
 
 def validate(xml_bytes: bytes, schema_path: str | Path, *, size_max: int | None = None) -> None:
     """Raises SchemaViolation unless ``xml_bytes`` conforms to the XSD at ``schema_path``.
-    Any size by default: a statement of the scheme's own (up to 50,000 entries, tens of MB)
-    was refused as malformed past :data:`MESSAGE_BYTES_MAX`, the bound on messages received;
-    ``size_max`` bounds one from outside."""
+    Any size by default: a statement of the scheme's own (a page of up to 1,000 entries; a
+    whole statement was up to 50,000, tens of MB) was refused as malformed past
+    :data:`MESSAGE_BYTES_MAX`, the bound on messages received; ``size_max`` bounds one from
+    outside."""
     path = Path(schema_path).resolve()
     schema = _schema(str(path))
     document = _parse_xml(xml_bytes, path.name, size_max)

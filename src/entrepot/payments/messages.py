@@ -47,10 +47,19 @@ ACCOUNT_ID_LEN = 34
 _DIGEST_CHARS = 20
 #: Ledger rows read at a time for a statement: the most one ledger query returns.
 STATEMENT_PAGE_ROWS = QUERY_LIMIT_MAX
-#: Most entries one camt.053 holds. The whole message is built in memory, about 6.5 kB an
-#: entry at its peak (some 330 MB, 37 MB of XML and 2.5 s at the limit, measured), so a
-#: longer period is refused, to be asked for in parts, rather than served in part.
-STATEMENT_ENTRIES_MAX = 50_000
+#: Most entries one camt.053 page holds. A statement was built whole in memory, about 6.5 kB
+#: an entry at its peak (some 330 MB, 37 MB of XML and 2.5 s for 50,000 entries, measured):
+#: a few asked for at once could exhaust a worker, and the payments it serves with it (found
+#: by a review). A period is now served as pages (``GrpHdr/MsgPgntn``), each of this many of
+#: the period's ledger rows, read from the ledger alone: a page holds at most this many
+#: entries (a reservation's pending row makes none: a page of payments, reserved then
+#: committed, holds about half), under 1 MB of XML: a page of a 50,000-entry period grew
+#: the process by 13 MB, the whole statement by 256 MB (``bench/statement.py --camt053``).
+STATEMENT_PAGE_ENTRIES = 1_000
+#: Most ledger rows a statement's period holds, its pages indexed by their timestamps (read
+#: whole: 8 bytes a row as stored, some 40 in Python, about 8 MB at this bound): a longer
+#: period is refused, to be asked for in parts (from/to), rather than served in part.
+STATEMENT_ROWS_MAX = 200_000
 
 
 def fit_id(text: str, length_max: int = ID_LEN) -> str:
@@ -391,13 +400,17 @@ def account_statement(
     since_ns: int,
     until_ns: int,
     account: str = "position",
+    page: int = 1,
 ) -> iso.Statement:
-    """The participant's ``account`` (``STATEMENT_ACCOUNTS``) in ``currency`` over the
-    half-open period ``[since_ns, until_ns)``, every entry of it: one ledger query stops at
-    ``STATEMENT_PAGE_ROWS`` rows, so the ledger is read page by page, each from where the last
-    stopped. Serving the first page alone gave a closing balance and an end date for the whole
-    period with entries missing. More than ``STATEMENT_ENTRIES_MAX`` entries is refused
-    (InvalidPaymentInput) rather than cut short.
+    """Page ``page`` (from 1) of the participant's ``account`` (``STATEMENT_ACCOUNTS``)
+    statement in ``currency`` over the half-open period ``[since_ns, until_ns)``. The
+    period's ledger rows are indexed by their timestamps alone, and each page is
+    ``STATEMENT_PAGE_ENTRIES`` of them, its transfers read from the ledger by themselves
+    (page by page of ``STATEMENT_PAGE_ROWS``, each from where the last stopped): the whole
+    statement was built in memory, some 330 MB at its limit. Page k opens with the balance
+    page k-1 closed with; the first states the period's opening balance, the last its
+    closing one. A page past the last, or a period of more than ``STATEMENT_ROWS_MAX`` rows,
+    is refused (InvalidPaymentInput), never served in part.
 
     The period is half-open and both its ends are cut to the microsecond (a camt.053 time's
     precision): ``FrToDt`` states it exactly, an entry stamped at ``ToDtTm`` belongs to the
@@ -412,6 +425,8 @@ def account_statement(
             f"account must be one of {', '.join(STATEMENT_ACCOUNTS)}, not {account!r}",
             field="account",
         )
+    if isinstance(page, bool) or not isinstance(page, int):
+        raise InvalidPaymentInput(f"page must be a whole number, not {page!r}", field="page")
     p = scheme.get_participant(participant_id)
     pc = p.check_currency(currency)
     account_id = pc.position_account if account == "position" else pc.settlement_account
@@ -427,9 +442,91 @@ def account_statement(
         # is in the next statement.
         final = scheme.ledger.fence(end_ns - 1)
         end_ns = max(since_ns, min(end_ns, _microsecond(final + 1)))
-    # read [since, end] (the ledger's ranges are inclusive) and keep what is before ``end``
+    where = (
+        f"the {currency} statement of {participant_id} from {ns_to_datetime(since_ns).isoformat()}"
+    )
+    page_since, page_end, pages = _page_period(scheme, account_id, since_ns, end_ns, page, where)
+    opening, closing, entries = _statement_entries(
+        scheme, account_id, currency, page_since, page_end
+    )
+    now = scheme.clock.now_ns()
+    # MsgId was the participant and ``now``: two statements made at one moment (the position
+    # and the settlement account, two currencies, two periods) shared it. A period's entries
+    # and balances are final (the fence, above) and the ledger is append-only, so the
+    # period, the moment and the owner name the content (and the page, where there are
+    # several): digested, as in the other messages (rendering the statement a second time
+    # to digest it would cost up to a second).
+    content = f"{currency}|{account}|{since_ns}|{end_ns}|{now}|{p.name}|{p.bic}"
+    if pages > 1:
+        content += f"|page {page} of {pages}"
+    return iso.Statement(
+        message_id=message_id("camt053", participant_id, content.encode()),
+        statement_id=fit_id(f"{participant_id}-{currency}-{account}-{since_ns}-{end_ns}"),
+        created_at=ns_to_datetime(now),
+        account_id=fit_id(f"{participant_id}-{currency}-{account}", ACCOUNT_ID_LEN),
+        account_iban=None,
+        owner=_agent(p),
+        currency=currency,
+        from_dt=ns_to_datetime(since_ns),
+        to_dt=ns_to_datetime(end_ns),
+        opening_balance_minor=opening,
+        closing_balance_minor=closing,
+        entries=entries,
+        page=iso.StatementPage(
+            number=page,
+            last=page == pages,
+            opened_at=None if page == 1 else ns_to_datetime(page_since),
+            closed_at=None if page == pages else ns_to_datetime(page_end),
+        ),
+    )
+
+
+def _page_period(
+    scheme: PaymentScheme, account_id: int, since_ns: int, end_ns: int, page: int, where: str
+) -> tuple[int, int, int]:
+    """(start, end, pages): where page ``page`` of the account's statement over ``[since_ns,
+    end_ns)`` starts and ends (half-open), and how many pages it has. Page k is the period's
+    ledger rows ``[(k-1)N, kN)``, N ``STATEMENT_PAGE_ENTRIES``: it starts at its first row
+    (the period's start on the first page) and ends at the next page's first row (the
+    period's end on the last). The rows are indexed by their timestamps alone."""
+    stamps: list[int] = []
+    if end_ns > since_ns:
+        stamps = scheme.ledger.get_account_timestamps(
+            account_id, since_ns=since_ns, until_ns=end_ns - 1
+        )
+    if len(stamps) > STATEMENT_ROWS_MAX:
+        raise InvalidPaymentInput(
+            f"{where} has more than {STATEMENT_ROWS_MAX} ledger rows; ask for a shorter "
+            f"period (from/to) and page through it",
+            field="from",
+        )
+    pages = max(1, -(-len(stamps) // STATEMENT_PAGE_ENTRIES))
+    if not 1 <= page <= pages:
+        raise InvalidPaymentInput(
+            f"no page {page}: {where} to {ns_to_datetime(end_ns).isoformat()} has {pages} "
+            f"page{'s' if pages > 1 else ''} (1 to {pages})",
+            field="page",
+        )
+    first = (page - 1) * STATEMENT_PAGE_ENTRIES
+    start = since_ns if page == 1 else stamps[first]
+    end = end_ns if page == pages else stamps[first + STATEMENT_PAGE_ENTRIES]
+    return start, end, pages
+
+
+def _statement_entries(
+    scheme: PaymentScheme, account_id: int, currency: str, since_ns: int, end_ns: int
+) -> tuple[int, int, list[iso.StatementEntry]]:
+    """(opening balance, closing balance, entries) of the account over ``[since_ns,
+    end_ns)``, read ``STATEMENT_PAGE_ROWS`` ledger rows at a time, each read from where the
+    last stopped: serving the first read alone gave a closing balance and an end date for
+    the whole period with entries missing."""
+    # read [since, end - 1] (the ledger's ranges are inclusive; a period's ends are whole
+    # microseconds, so an empty one is since == end) and keep what is before ``end``
     st = scheme.ledger.statement(
-        account_id, since_ns=since_ns, until_ns=end_ns, limit=STATEMENT_PAGE_ROWS
+        account_id,
+        since_ns=since_ns,
+        until_ns=max(since_ns, end_ns - 1),
+        limit=STATEMENT_PAGE_ROWS,
     )
     opening = closing = st.opening_balance_minor
     entries: list[iso.StatementEntry] = []
@@ -453,42 +550,14 @@ def account_statement(
             for line in lines
             if line.credit_minor or line.debit_minor
         )
-        if len(entries) > STATEMENT_ENTRIES_MAX:
-            raise InvalidPaymentInput(
-                f"the {currency} statement of {participant_id} from "
-                f"{ns_to_datetime(since_ns).isoformat()} has more than {STATEMENT_ENTRIES_MAX} "
-                f"entries; ask for a shorter period (from/to) and page through it",
-                field="from",
-            )
         if st.next_since_ns is None or st.next_since_ns >= end_ns:
-            break
+            return opening, closing, entries
         st = scheme.ledger.statement(
             account_id,
             since_ns=st.next_since_ns,
-            until_ns=end_ns,
+            until_ns=end_ns - 1,
             limit=STATEMENT_PAGE_ROWS,
         )
-    now = scheme.clock.now_ns()
-    # MsgId was the participant and ``now``: two statements made at one moment (the position
-    # and the settlement account, two currencies, two periods) shared it. A period's entries
-    # and balances are final (the fence, above) and the ledger is append-only, so the
-    # period, the moment and the owner name the content: digested, as in the other messages
-    # (rendering the statement a second time to digest it would cost up to a second).
-    content = f"{currency}|{account}|{since_ns}|{end_ns}|{now}|{p.name}|{p.bic}".encode()
-    return iso.Statement(
-        message_id=message_id("camt053", participant_id, content),
-        statement_id=fit_id(f"{participant_id}-{currency}-{account}-{since_ns}-{end_ns}"),
-        created_at=ns_to_datetime(now),
-        account_id=fit_id(f"{participant_id}-{currency}-{account}", ACCOUNT_ID_LEN),
-        account_iban=None,
-        owner=_agent(p),
-        currency=currency,
-        from_dt=ns_to_datetime(since_ns),
-        to_dt=ns_to_datetime(end_ns),
-        opening_balance_minor=opening,
-        closing_balance_minor=closing,
-        entries=entries,
-    )
 
 
 #: Nanoseconds in a microsecond, the precision of a time in camt.053 (``ISODateTime`` as

@@ -836,6 +836,16 @@ def camt053(
             "settlement) or settlement (central bank money: deposits and settled nets)",
         ),
     ] = "position",
+    page: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=iso20022.PAGE_NUMBER_MAX,
+            description="which page of the statement (from 1): a period is served as pages of "
+            f"at most {messages.STATEMENT_PAGE_ENTRIES} entries, GrpHdr/MsgPgntn says which "
+            "and LastPgInd the last; one past the last is a 422 naming how many there are",
+        ),
+    ] = 1,
 ) -> Response:
     _self_or_operator(caller, participant_id)
     get_currency(currency)
@@ -845,7 +855,7 @@ def camt053(
         detail = "from is after to" if until else "from is in the future (to defaults to now)"
         raise InvalidPaymentInput(detail, field="from")
     statement = messages.account_statement(
-        scheme, participant_id, currency, since_ns, until_ns, account
+        scheme, participant_id, currency, since_ns, until_ns, account, page
     )
     return Response(iso20022.camt053(statement), media_type=XML)
 

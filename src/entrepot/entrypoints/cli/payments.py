@@ -1143,12 +1143,20 @@ def iso(
         str | None,
         typer.Option("--account", help="camt053: position (the default) or settlement."),
     ] = None,
+    page: Annotated[
+        str | None,
+        typer.Option(
+            "--page",
+            help="camt053: which page (default 1): a period is served as pages of at most "
+            f"{messages.STATEMENT_PAGE_ENTRIES} entries; LastPgInd marks the last.",
+        ),
+    ] = None,
 ) -> None:
     """Print an ISO 20022 message (XML) for a transfer or a participant's account."""
     if message in ("pacs008", "pacs002"):
         # a statement's options on a transfer's message were read, or not, and dropped
-        given = [name for name, v in (("--since", since), ("--to", until), ("--account", account))
-                 if v is not None]  # fmt: skip
+        options = (("--since", since), ("--to", until), ("--account", account), ("--page", page))
+        given = [name for name, v in options if v is not None]
         if given:
             raise bad_input(
                 f"{', '.join(given)}: camt053's options; {message} is one transfer's message"
@@ -1175,6 +1183,7 @@ def iso(
                 since_ns,
                 end_ns,
                 "position" if account is None else account,
+                _page(page),
             )
             xml = iso20022.camt053(st)
         elif message in ("pacs008", "pacs002"):
@@ -1190,6 +1199,17 @@ def iso(
     # the bytes as made (the API's body, byte for byte: its MsgId is their digest): the
     # encoding their declaration names (UTF-8), whatever stdout's is; no second newline
     typer.echo(xml, nl=not xml.endswith(b"\n"))
+
+
+def _page(text: str | None) -> int:
+    """camt053's ``--page``: 1 to ``PAGE_NUMBER_MAX`` in ASCII digits (1 where not given)."""
+    if text is None:
+        return 1
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= iso20022.PAGE_NUMBER_MAX:
+        raise bad_input(
+            f"--page: a whole number from 1 to {iso20022.PAGE_NUMBER_MAX}, got {text!r}"
+        )
+    return int(text)
 
 
 def _time(text: str, option: str) -> int:
