@@ -382,8 +382,9 @@ def test_a_suspended_controller_decides_nothing_and_the_deadline_still_acts(
     hub: PaymentScheme, clock: FakeClock
 ) -> None:
     """A suspended participant neither sends nor receives; its decisions on escrows it
-    controls (a trade hub's) moved money all the same. They are refused now, and change
-    nothing; resumed, it decides again, and its deadline acts while it is suspended."""
+    controls (a trade hub's) moved money all the same. A release, or a split that releases,
+    is refused now and changes nothing; resumed, it decides again, and its deadline acts
+    while it is suspended."""
     s = hub
     s.create_escrow("mtn-rw", "esc-h", "bk-rw", "RWF", 10_000, "order", 600, controller="tradehub")
     s.create_escrow("mtn-rw", "esc-d", "bk-rw", "RWF", 5_000, "order", 60, controller="tradehub")
@@ -391,7 +392,6 @@ def test_a_suspended_controller_decides_nothing_and_the_deadline_still_acts(
     with unchanged(s):
         for decide in (
             lambda: s.release_escrow("tradehub", "esc-h", 1_000),
-            lambda: s.refund_escrow("tradehub", "esc-h", 1_000),
             lambda: s.split_escrow("tradehub", "esc-h", 1_000, 1_000),
         ):
             with pytest.raises(ParticipantSuspended):
@@ -401,6 +401,25 @@ def test_a_suspended_controller_decides_nothing_and_the_deadline_still_acts(
     assert s.get_escrow("tradehub", "esc-d").state is EscrowState.CLOSED
     s.set_active("tradehub", True)
     assert s.release_escrow("tradehub", "esc-h", 1_000).released_minor == 1_000
+    assert_ledger_ok(s)
+
+
+def test_a_suspended_controller_still_refunds_the_payer(hub: PaymentScheme) -> None:
+    """A refund gives the payer back its own money, to where it came from, never to the
+    controller: a suspended trade hub's buyers, their orders cancelled, were refused their
+    refunds until the hub was resumed or the escrow's deadline (up to a year) acted. To a
+    payer itself suspended, nothing moves."""
+    s = hub
+    s.create_escrow("mtn-rw", "esc-r", "bk-rw", "RWF", 10_000, "order", 600, controller="tradehub")
+    s.set_active("tradehub", False)
+    before = liquidity(s)
+    assert s.refund_escrow("tradehub", "esc-r", 4_000).refunded_minor == 4_000
+    assert s.split_escrow("tradehub", "esc-r", 0, 1_000).refunded_minor == 5_000
+    assert moves(before, liquidity(s)) == {("mtn-rw", "RWF", "net_position"): 5_000}
+    assert held_in_escrow(s) == 5_000
+    s.set_active("mtn-rw", False)
+    with unchanged(s), pytest.raises(ParticipantSuspended, match="mtn-rw"):
+        s.refund_escrow("tradehub", "esc-r", 1_000)  # the payer receives nothing
     assert_ledger_ok(s)
 
 

@@ -743,8 +743,8 @@ class SchemeMachine(RuleBasedStateMachine):
                     (pe.InvalidState,),
                     lambda: self._escrow_move(e, e.held, release=e.release_on_deadline),
                 )
-        if not m.active[caller]:
-            return Expect((pe.ParticipantSuspended,))
+        if not m.active[caller] and any(release for _, release in moves):
+            return Expect((pe.ParticipantSuspended,))  # a suspended controller only refunds
         if sum(a for a, _ in moves) > e.held:
             return Expect((pe.InsufficientEscrow,))
         for _, release in moves:

@@ -300,9 +300,10 @@ class OrderLifecycle(RuleBasedStateMachine):
             o.dispute.rule_by = None
 
     def can_settle(self, o: MOrder, refund: int) -> bool:
-        """The hub decides its escrows while it is active; a refund (of goods or of taxes
-        still held) needs the buyer's wallet active too."""
-        if "hub-kigali" in self.suspended:
+        """The hub decides its escrows; suspended, it still refunds (the buyer's money back
+        where it came from) but releases nothing, so only a whole refund goes through. A
+        refund (of goods or of taxes still held) needs the buyer's wallet active too."""
+        if "hub-kigali" in self.suspended and refund != o.goods:
             return False
         return o.wallet not in self.suspended or (refund == 0 and o.taxes_state != "held")
 

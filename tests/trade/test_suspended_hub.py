@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+from entrepot.payments import SCHEME, EscrowState
 from entrepot.payments.errors import ParticipantSuspended
-from entrepot.trade import MerchantState
+from entrepot.trade import MerchantState, OrderState
 from entrepot.trade import store as st
 from entrepot.trade.errors import BuyerNotFound, MerchantNotFound
 from tests.trade.network import Net
@@ -89,3 +90,18 @@ def test_a_suspended_hub_reviews_no_merchant(net: Net, approve: bool) -> None:
     net.scheme.set_active("hub-kigali", True)
     reviewed = net.trade.review_merchant("hub-kigali", "m-inzozi", approve, "checked")
     assert reviewed.state is (MerchantState.ACTIVE if approve else MerchantState.SUSPENDED)
+
+
+def test_a_buyer_cancelling_at_a_suspended_hub_is_refunded(net: Net) -> None:
+    """An order's escrows are decided as their controller, the hub; the scheme refused every
+    decision of a suspended controller, so a buyer's cancel of an unshipped order failed
+    (trade_payment_failed) and its money stayed held until the hub was resumed or the
+    escrow's year-long backstop acted. A refund gives the payer back its own money: it goes."""
+    merchant, buyer = net.merchant(), net.buyer()
+    order = net.order(buyer, net.basket(merchant), 1)
+    escrow = net.scheme.get_escrow(SCHEME, order.goods_escrow_id)
+    net.scheme.set_active(escrow.controller, False, "licence under review")
+    cancelled = net.trade.cancel(buyer, order.id, "changed my mind")
+    assert cancelled.state is OrderState.CANCELLED
+    assert net.position("maybank-my", "MYR") == 0  # every minor unit back at the buyer's wallet
+    assert net.scheme.get_escrow(SCHEME, order.goods_escrow_id).state is EscrowState.CLOSED

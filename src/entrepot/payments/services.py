@@ -2775,7 +2775,8 @@ class PaymentScheme:
             raise InvalidPaymentInput("a split moves a positive amount", field="amount")
         with self._uow() as uow:
             e = self._escrow(uow.connection, escrow_id)
-            self._may_decide(uow, caller, e)  # before telling anyone what it holds
+            # before telling anyone what it holds; a split that releases nothing only refunds
+            self._may_decide(uow, caller, e, refund_only=not release_minor)
             if currency is not None and currency != e.currency:
                 raise InvalidPaymentInput(
                     f"escrow {escrow_id} holds {e.currency}, not {currency}",
@@ -2797,10 +2798,13 @@ class PaymentScheme:
         with self._uow() as uow:
             return self._move_in(uow, caller, escrow_id, amount, release=release, currency=currency)
 
-    def _may_decide(self, uow: UnitOfWork, caller: str, e: Escrow) -> None:
-        """Refuse a decision on ``e`` by anyone but its controller, by a suspended controller,
-        or once it is closed. An escrow whose deadline has passed is decided by the deadline
-        first (kept, whatever the caller's request then does): the decision comes too late."""
+    def _may_decide(
+        self, uow: UnitOfWork, caller: str, e: Escrow, *, refund_only: bool = False
+    ) -> None:
+        """Refuse a decision on ``e`` by anyone but its controller, by a suspended controller
+        (unless it only refunds: ``refund_only``), or once it is closed. An escrow whose
+        deadline has passed is decided by the deadline first (kept, whatever the caller's
+        request then does): the decision comes too late."""
         if caller != e.controller:
             # not naming the controller: who decides another's escrow is not the caller's to know
             raise NotYours(f"escrow {e.id} is not yours to decide")
@@ -2833,8 +2837,12 @@ class PaymentScheme:
                 uow.commit()
                 raise InvalidState(f"escrow {e.id} passed its deadline: what it held was {done}")
         # A suspended participant gives no payment instruction, a decision on funds it controls
-        # included: the escrow waits for its resumption, or for its deadline, which acts alone.
-        self._active(uow.connection, caller)
+        # included: a release waits for its resumption, or for the deadline, which acts alone.
+        # A refund gives the payer back its own money, to where it came from (never to the
+        # controller): a suspended hub's buyers, whose orders are cancelled, were refused
+        # their refunds until the hub was resumed or the deadline, up to a year later, acted.
+        if not refund_only:
+            self._active(uow.connection, caller)
 
     def _move_in(
         self,
@@ -2861,7 +2869,7 @@ class PaymentScheme:
             if caller != e.controller or e.state is not EscrowState.HELD:
                 raise InvalidState(f"escrow {escrow_id} is not held")
         else:
-            self._may_decide(uow, caller, e)
+            self._may_decide(uow, caller, e, refund_only=not release)
         if currency is not None and currency != e.currency:
             raise InvalidPaymentInput(
                 f"escrow {escrow_id} holds {e.currency}, not {currency}", field="amount.currency"
