@@ -590,6 +590,13 @@ class OrderLifecycle(RuleBasedStateMachine):
         every deadline acts by itself when it passes, even if the pass has not run yet)."""
         return actor == o.merchant and d.respond_by is not None and self.now() >= d.respond_by
 
+    def negotiating(self, d: MDispute) -> bool:
+        """Offers and their acceptance come within the negotiation's days, whether or not
+        the pass has handed the case on: still in NEGOTIATION past them when the pass owed
+        the buyer a refund it could not pay (the wallet suspended), the service refused a
+        buyer's offer the model allowed (found by Hypothesis in a clean-clone run)."""
+        return self.now() < d.negotiate_until
+
     def pick_dispute(self, data: hs.DataObject) -> MOrder:
         ids = sorted(oid for oid, o in self.orders.items() if o.dispute is not None)
         if not ids:  # a precondition would leave Hypothesis few rules to draw from
@@ -626,7 +633,7 @@ class OrderLifecycle(RuleBasedStateMachine):
             return
         refund = o.goods * part // 4 + (part == 2)  # 0, a quarter, half and one, ..., all
         allowed = actor in (o.buyer, o.merchant) and d.state == "NEGOTIATION"
-        allowed = allowed and not self.answers_late(o, d, actor)
+        allowed = allowed and not self.answers_late(o, d, actor) and self.negotiating(d)
         try:
             self.attempt(allowed, self.trade.offer_settlement, actor, d.id, refund)
         except Refused:
@@ -646,6 +653,7 @@ class OrderLifecycle(RuleBasedStateMachine):
         allowed = (
             actor in (o.buyer, o.merchant)
             and d.state == "NEGOTIATION"
+            and self.negotiating(d)
             and d.offer is not None
             and d.offer[1] != actor
             and self.can_settle(o, d.offer[0])
