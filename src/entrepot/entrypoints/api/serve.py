@@ -406,15 +406,7 @@ def serve(
     ``scheduling`` policy (:func:`set_scheduling`)."""
     set_scheduling(scheduling)
     if workers <= 1:
-        uvicorn.run(
-            app,
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=log_level,
-            http=HTTP_PROTOCOL,
-        )
+        uvicorn.run(app, **_uvicorn_options(host, port, workers, log_level))
         return
     # The workers' request counts, summed at each scrape (request_metrics.py): a directory
     # of this run's own, since counts left by an earlier run would be added to this one's.
@@ -427,27 +419,24 @@ def serve(
         shutil.rmtree(shared, ignore_errors=True)
 
 
+def _uvicorn_options(host: str, port: int, workers: int, log_level: str) -> dict[str, Any]:
+    """What every way of starting uvicorn here passes it: the app is a factory, and each
+    worker speaks HTTP through :class:`BoundedHeadProtocol`."""
+    return {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "log_level": log_level,
+        "http": HTTP_PROTOCOL,
+    }
+
+
 def _serve_workers(host: str, port: int, workers: int, app: str, log_level: str) -> None:
     if not balances_connections():
-        uvicorn.run(
-            app,
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=log_level,
-            http=HTTP_PROTOCOL,
-        )
+        uvicorn.run(app, **_uvicorn_options(host, port, workers, log_level))
         return
-    config = uvicorn.Config(
-        app,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        http=HTTP_PROTOCOL,
-    )
+    config = uvicorn.Config(app, **_uvicorn_options(host, port, workers, log_level))
     try:
         sockets = reuseport_sockets(host, port, workers, config.backlog)
     except OSError as exc:

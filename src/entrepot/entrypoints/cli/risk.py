@@ -221,11 +221,12 @@ def verify_log(
     """Check that the decision log's chain is whole (no line changed, removed or inserted)
     and that every anchor still holds; print its head to record. Exit 1 if not."""
     points = [decisions.LogHead.parse(a) for a in anchors or ()]
+    path = _sink().path
     columns = (TextColumn("checking the log"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err(), transient=True) as progress:
         task = progress.add_task("verify", total=None)
         check = decisions.verify_log(
-            _sink().path,
+            path,
             points,
             lambda done, total: progress.update(task, completed=done, total=total),
         )
@@ -233,9 +234,7 @@ def verify_log(
         emit_json(check.to_dict())
     else:
         state = "intact" if check.intact else f"BROKEN at line {check.broken_at}"
-        out().print(
-            f"{_sink().path}: {state}; {check.lines} lines, head {check.head}", soft_wrap=True
-        )
+        out().print(f"{path}: {state}; {check.lines} lines, head {check.head}", soft_wrap=True)
         if check.unchained:
             out().print(f"{check.unchained} lines written before the log was chained")
         if check.torn:
