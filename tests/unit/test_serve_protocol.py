@@ -49,6 +49,14 @@ class _Transport(asyncio.Transport):
         pass
 
 
+def _lost(protocol: Any, transport: _Transport) -> _Transport:
+    """The connection lost (which closes it), what the protocol had done read before:
+    whether it closed the connection itself."""
+    transport.closed_by_protocol = transport.closed
+    protocol.connection_lost(None)
+    return transport
+
+
 def _connect(loop: asyncio.AbstractEventLoop) -> tuple[Any, _Transport]:
     config = uvicorn.Config(_ok, http=serve.HTTP_PROTOCOL, log_level="warning")
     config.load()
@@ -83,9 +91,7 @@ def test_a_head_not_sent_in_time_ends_its_connection(
             if transport.closed:
                 break
             await asyncio.sleep(0.02)
-        transport.closed_by_protocol = transport.closed
-        protocol.connection_lost(None)  # closes it: what the protocol did is read above
-        return transport
+        return _lost(protocol, transport)
 
     transport = asyncio.run(run())
     assert transport.closed_by_protocol
@@ -106,9 +112,7 @@ def test_a_head_sent_in_time_is_served_and_its_deadline_ends_with_it(
         protocol.data_received(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
         for _ in range(10):  # past the deadline
             await asyncio.sleep(0.02)
-        transport.closed_by_protocol = transport.closed
-        protocol.connection_lost(None)  # closes it: what the protocol did is read above
-        return transport
+        return _lost(protocol, transport)
 
     transport = asyncio.run(run())
     assert transport.written.startswith(b"HTTP/1.1 200 "), transport.written[:200]
@@ -134,9 +138,7 @@ def test_a_kept_alive_connections_next_head_has_its_deadline_from_its_first_byte
             if transport.closed:
                 break
             await asyncio.sleep(0.02)
-        transport.closed_by_protocol = transport.closed
-        protocol.connection_lost(None)
-        return transport
+        return _lost(protocol, transport)
 
     transport = asyncio.run(run())
     assert transport.written.startswith(b"HTTP/1.1 200 "), transport.written[:200]
@@ -151,9 +153,7 @@ def test_a_head_past_the_limit_is_refused_whichever_reads_bring_it() -> None:
         protocol, transport = _connect(asyncio.get_running_loop())
         for data in reads:
             protocol.data_received(data)
-        transport.closed_by_protocol = transport.closed
-        protocol.connection_lost(None)  # closes it: what the protocol did is read above
-        return transport
+        return _lost(protocol, transport)
 
     head = b"GET /v1/transfers HTTP/1.1\r\nHost: test\r\nX-Big: " + b"a" * serve.HEAD_BYTES_MAX
     for reads in ([head], [head[:100], head[100:]], [head[:-1], head[-1:]]):
@@ -183,9 +183,7 @@ def test_a_body_still_coming_after_its_answer_ends_its_connection(
             await asyncio.sleep(0.02)
             if not transport.closed:
                 protocol.data_received(b"x")  # a byte now and then
-        transport.closed_by_protocol = transport.closed
-        protocol.connection_lost(None)  # closes it: what the protocol did is read above
-        return transport
+        return _lost(protocol, transport)
 
     transport = asyncio.run(run())
     assert transport.written.startswith(b"HTTP/1.1 200 "), transport.written[:200]
@@ -206,9 +204,7 @@ def test_a_body_read_whole_leaves_its_connection_kept_alive(
         )
         for _ in range(10):  # past the deadline
             await asyncio.sleep(0.02)
-        transport.closed_by_protocol = transport.closed
-        protocol.connection_lost(None)  # closes it: what the protocol did is read above
-        return transport
+        return _lost(protocol, transport)
 
     transport = asyncio.run(run())
     assert transport.written.startswith(b"HTTP/1.1 200 "), transport.written[:200]
