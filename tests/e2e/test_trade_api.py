@@ -151,6 +151,24 @@ class Api:
         self.track(order_id, DESTINATION, "hub-kuala-lumpur")
 
 
+def inzozi_with_business_id(api: Api) -> dict[str, Any]:
+    """m-inzozi's onboarding body, paid to its business id RW-100200, registered at mtn-rw."""
+    api.ok(
+        api.post(
+            "mtn-rw",
+            "/v1/parties/BUSINESS/RW-100200",
+            {"displayName": "Inzozi", "currency": "RWF"},
+        ),
+        201,
+    )
+    return {
+        "merchantId": "m-inzozi",
+        "legalName": "Merchant m-inzozi Ltd",
+        "registrationNumber": "RW-100200",
+        "settlement": {"partyIdType": "BUSINESS", "partyIdentifier": "RW-100200"},
+    }
+
+
 def item_body(sku: str = "sku-basket", **changes: Any) -> dict[str, Any]:
     body = {
         "sku": sku,
@@ -583,20 +601,7 @@ def test_a_suspended_hub_reviews_no_merchant(api: Api) -> None:
     suspended it), found by a review: the hub's compliance decision waits for its
     resumption. Refused 409 ``participant_suspended``, the merchant as it was."""
     api.net.trade.onboarding_screening = lambda name, country: ("review", "resembles an entry")
-    api.ok(
-        api.post(
-            "mtn-rw",
-            "/v1/parties/BUSINESS/RW-100200",
-            {"displayName": "Inzozi", "currency": "RWF"},
-        ),
-        201,
-    )
-    body = {
-        "merchantId": "m-inzozi",
-        "legalName": "Merchant m-inzozi Ltd",
-        "registrationNumber": "RW-100200",
-        "settlement": {"partyIdType": "BUSINESS", "partyIdentifier": "RW-100200"},
-    }
+    body = inzozi_with_business_id(api)
     api.ok(api.post("hub-kigali", "/v1/trade/merchants", body), 201)
     path = "/v1/trade/merchants/m-inzozi"
     before = api.ok(api.get("hub-kigali", path))
@@ -1256,20 +1261,7 @@ def test_a_merchant_is_not_told_why_onboarding_screening_held_it(api: Api) -> No
     transfer's payee is not (payments.md). It sees its state only. Found in review."""
     why = "'Merchant m-inzozi Ltd' ~ 'Inzozi Front Co' (OFAC entry 4242, SDGT, score 0.91)"
     api.net.trade.onboarding_screening = lambda name, country: ("review", why)
-    api.ok(
-        api.post(
-            "mtn-rw",
-            "/v1/parties/BUSINESS/RW-100200",
-            {"displayName": "Inzozi", "currency": "RWF"},
-        ),
-        201,
-    )
-    body = {
-        "merchantId": "m-inzozi",
-        "legalName": "Merchant m-inzozi Ltd",
-        "registrationNumber": "RW-100200",
-        "settlement": {"partyIdType": "BUSINESS", "partyIdentifier": "RW-100200"},
-    }
+    body = inzozi_with_business_id(api)
     onboarded = api.ok(api.post("hub-kigali", "/v1/trade/merchants", body), 201)
     assert (onboarded["state"], onboarded["screening"]) == ("review", f"review: {why}")
     merchant = api.credential("hub-kigali", "merchantId", "m-inzozi")
