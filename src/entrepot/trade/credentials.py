@@ -27,7 +27,7 @@ from entrepot.payments.credentials import (
     list_credentials,
     revoke_credential,
 )
-from entrepot.payments.errors import CredentialNotFound, ParticipantSuspended
+from entrepot.payments.errors import CredentialNotFound
 from entrepot.storage.engine import read_connection
 from entrepot.trade import store as st
 from entrepot.trade.errors import (
@@ -38,7 +38,7 @@ from entrepot.trade.errors import (
     TradeError,
 )
 from entrepot.trade.model import Role, check_id, parse_principal
-from entrepot.trade.services import TradeNetwork
+from entrepot.trade.services import TradeNetwork, check_operator_active
 
 
 class ArbitratorNotFound(NotFound, TradeError):
@@ -60,9 +60,7 @@ def issue_actor_credential(
             # A hub operator the scheme suspended issued its actors new credentials: a
             # credential is the way in for whoever holds it (found by a review). Listing
             # and revoking them stay open to it: a lost phone is not left working.
-            issuer = pay_store.load_participant(conn, caller)
-            if issuer is not None and not issuer.active:
-                raise ParticipantSuspended(f"participant {caller!r} is suspended")
+            check_operator_active(conn, caller)
 
     return issue_credential(
         trade.engine,

@@ -196,6 +196,15 @@ class RepaymentWithholder(Protocol):
     ) -> int: ...
 
 
+def check_operator_active(conn: Connection, operator: str, then: str = "") -> None:
+    """Refuse ``participant_suspended`` while the scheme has the hub operator ``operator``
+    suspended (``then``: what the message adds); a participant the scheme does not know is
+    left to the caller's own checks."""
+    found = pay_store.load_participant(conn, operator)
+    if found is not None and not found.active:
+        raise ParticipantSuspended(f"participant {operator!r} is suspended{then}")
+
+
 class TradeNetwork(DisputeDesk):
     def __init__(
         self,
@@ -256,12 +265,9 @@ class TradeNetwork(DisputeDesk):
         revocations and what protects the buyers of orders already paid (tracking, cancelling,
         disputes) stay."""
         hub = self._hub_of_caller(conn, caller)
-        operator = pay_store.load_participant(conn, caller)
-        if operator is not None and not operator.active:
-            raise ParticipantSuspended(
-                f"participant {caller!r} is suspended: it acts for hub "
-                f"{hub.id} again once the scheme resumes it"
-            )
+        check_operator_active(
+            conn, caller, f": it acts for hub {hub.id} again once the scheme resumes it"
+        )
         return hub
 
     def _merchant(self, conn: Connection, merchant_id: str) -> Merchant:
