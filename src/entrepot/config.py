@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -52,6 +53,11 @@ class Settings:
     #: seconds an Idempotency-Key's answer is kept (payments/keyed.py): a request resent with
     #: its key within them is answered as the first was; after them it is a new request
     idempotency_retention_s: int = IDEMPOTENCY_RETENTION_S
+    #: requests a second each participant may send to the API, across the workers of this
+    #: home (entrypoints/api/rate_limit.py); none: no limit
+    rate_limit_per_s: float | None = None
+    #: requests a participant may send at once, within its rate (default: a second's worth)
+    rate_burst: int = 1
 
     @property
     def is_sqlite(self) -> bool:
@@ -102,6 +108,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         )
     fees = env.get("ENTREPOT_FEE_SCHEDULE", "").strip()
     retention = _retention_s(env.get("ENTREPOT_IDEMPOTENCY_RETENTION_S", "").strip())
+    rate, burst = _rate_limit(
+        env.get("ENTREPOT_RATE_LIMIT", "").strip(), env.get("ENTREPOT_RATE_BURST", "").strip()
+    )
     return Settings(
         home=home,
         database_url=url,
@@ -115,6 +124,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         otel=otel == "on",
         fee_schedule=Path(fees).expanduser() if fees else None,
         idempotency_retention_s=retention,
+        rate_limit_per_s=rate,
+        rate_burst=burst,
     )
 
 
@@ -129,6 +140,44 @@ def _retention_s(text: str) -> int:
             field="ENTREPOT_IDEMPOTENCY_RETENTION_S",
         )
     return int(text)
+
+
+#: The most requests a second, and at once, a participant's limit may name
+RATE_MAX = 1_000_000
+#: The slowest rate: a request every 100 seconds (a slower one would tell a refused caller to
+#: wait for hours)
+RATE_MIN = 0.01
+
+
+def _rate_limit(rate_text: str, burst_text: str) -> tuple[float | None, int]:
+    """ENTREPOT_RATE_LIMIT (requests a second a participant, or off) and ENTREPOT_RATE_BURST
+    (requests at once; default a second's worth, at least one)."""
+    if rate_text.lower() in ("", "off"):
+        if burst_text:
+            raise ConfigurationError(
+                f"ENTREPOT_RATE_BURST={burst_text!r} without ENTREPOT_RATE_LIMIT: a burst is "
+                "part of a rate limit; set the rate too (requests a second a participant)",
+                field="ENTREPOT_RATE_BURST",
+            )
+        return None, 1
+    try:
+        rate = float(rate_text) if rate_text.isascii() else math.nan
+    except ValueError:
+        rate = math.nan
+    if not (math.isfinite(rate) and RATE_MIN <= rate <= RATE_MAX):
+        raise ConfigurationError(
+            f"ENTREPOT_RATE_LIMIT={rate_text!r}: expected requests a second a participant, a "
+            f"number from {RATE_MIN} to {RATE_MAX:,} (like 200 or 0.5), or off",
+            field="ENTREPOT_RATE_LIMIT",
+        )
+    if not burst_text:
+        return rate, max(1, math.ceil(rate))
+    if not burst_text.isascii() or not burst_text.isdigit() or not 1 <= int(burst_text) <= RATE_MAX:
+        raise ConfigurationError(
+            f"ENTREPOT_RATE_BURST={burst_text!r}: expected whole requests from 1 to {RATE_MAX:,}",
+            field="ENTREPOT_RATE_BURST",
+        )
+    return rate, int(burst_text)
 
 
 def normalise_database_url(url: str) -> str:

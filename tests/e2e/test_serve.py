@@ -603,6 +603,52 @@ def test_request_counts_are_every_workers_whichever_worker_a_scrape_reaches(
         proc.wait(timeout=60)
 
 
+def test_a_participants_requests_are_counted_once_whichever_worker_takes_them(
+    tmp_path: Path,
+) -> None:
+    """With a rate limit set, the workers share each participant's count (rate_limit.py,
+    ADR 0016): twelve lookups on twelve connections spread over both workers, a burst of
+    five admitted, so five are answered and seven refused 429, whichever worker took each;
+    a limit kept per worker would have admitted up to five on each."""
+    from entrepot.sim.payments_bench import setup_scheme
+
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    _, tokens = setup_scheme(url)
+    env = {
+        **os.environ,
+        "ENTREPOT_DATABASE_URL": url,
+        "ENTREPOT_HOME": str(tmp_path),
+        "ENTREPOT_RATE_LIMIT": "0.01",  # one request every 100 s: none more in the test
+        "ENTREPOT_RATE_BURST": "5",
+    }
+    port = _free_port()
+    proc = start_server(env, port, 2)
+    request = (
+        b"GET /v1/parties/MERCHANT/till-1 HTTP/1.1\r\nHost: t\r\n"
+        b"Authorization: Bearer " + tokens["wallet-rw"].encode() + b"\r\n\r\n"
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc, timeout_s=120)
+        _wait_workers(proc.pid, port, 2)
+        conns = _open_together(port, 12)
+        try:
+            deadline = time.monotonic() + 90
+            while sum((held := _connections_per_worker(proc.pid, port, conns)).values()) < 12:
+                assert time.monotonic() < deadline, held
+                time.sleep(0.05)
+            assert len([w for w, k in held.items() if k]) == 2, "both workers hold some"
+            for c in conns:
+                c.sendall(request)
+            statuses = [_answer_head(c).split(b" ", 2)[1] for c in conns]
+        finally:
+            for c in conns:
+                c.close()
+        assert sorted(statuses) == [b"200"] * 5 + [b"429"] * 7, statuses
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
 def _answer_head(conn: socket.socket) -> bytes:
     """The status line and headers of the answer on ``conn`` (read until the blank line, or
     the connection's end)."""

@@ -15,10 +15,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 
 from entrepot import __version__
+from entrepot.config import Settings
 from entrepot.entrypoints.api.asgi import BODY_MAX_BYTES
 from entrepot.entrypoints.api.claims import KeyClaims
 from entrepot.entrypoints.api.direct import CALLER, SCHEME, DirectRoutes, direct_routes
 from entrepot.entrypoints.api.problems import PROBLEM, domain_error, http_error, validation_error
+from entrepot.entrypoints.api.rate_limit import RateLimit, RateLimiter
 from entrepot.entrypoints.api.request_metrics import RequestCounts, RequestMetrics
 from entrepot.entrypoints.api.routes import BULK_OPENAPI_SCHEMAS, PAYMENT_PATH, router, scheme_of
 from entrepot.entrypoints.api.routes_risk import RiskApi
@@ -45,6 +47,7 @@ def create_app(
     callback_key: SigningKey | None = None,
     claims_path: Path | None = None,
     otel: bool = False,
+    rate_limiter: RateLimiter | None = None,
 ) -> FastAPI:
     """The API over the scheme, the trade network and the risk engine. ``lending`` defaults to
     the trade network's; ``decisions_dir`` holds the decision log (screenings are logged there,
@@ -53,7 +56,8 @@ def create_app(
     ``claims_path`` the lock file through which the host's workers claim the Idempotency-Keys
     they are answering (default: none, claims hold within the process); ``otel`` turns on
     FastAPI's native OpenTelemetry (spans, metrics and logs to the process's global providers;
-    off, nothing checks for them per request)."""
+    off, nothing checks for them per request); ``rate_limiter`` each participant's request
+    rate (default: none, not limited)."""
     app = FastAPI(
         title="Entrepot",
         version=__version__,
@@ -98,7 +102,10 @@ def create_app(
         claims=KeyClaims(claims_path),
         write_with_next=scheme.write_with_next,
         clock=scheme.clock,
+        rate_limiter=rate_limiter,
     )
+    if rate_limiter is not None:
+        app.router.on_shutdown.append(rate_limiter.close)
     # Outermost of the app's own: every request counted, those refused above included.
     app.state.request_counts = RequestCounts()
     app.add_middleware(RequestMetrics, counts=app.state.request_counts)
@@ -176,18 +183,30 @@ def _document_security(spec: dict[str, Any]) -> None:
 def _document_refusals(spec: dict[str, Any], routes: Sequence[BaseRoute]) -> None:
     """The problems no route raises, where they can occur: 413 on every /v1 operation (the
     security middleware reads every /v1 request's body, whatever its method, and refuses one
-    past ``BODY_MAX_BYTES``), 405 on an operation one of whose path parameters, given a ``/``
+    past ``BODY_MAX_BYTES``), 429 on every /v1 operation (a participant over its rate, where
+    a limit is set: rate_limit.py), 405 on an operation one of whose path parameters, given a ``/``
     (``%2F``), makes the path another route's that does not take the method (``GET
     /v1/participants/x%2Fsuspend``: the router finds only ``POST .../{id}/suspend``)."""
     too_large = _problem_answer(
         f"payload_too_large: the request body is longer than {BODY_MAX_BYTES} bytes"
     )
+    over_rate = _problem_answer(
+        "rate_limited: the participant is over the request rate the operator set "
+        "(ENTREPOT_RATE_LIMIT); nothing was done"
+    )
+    over_rate["headers"] = {
+        "Retry-After": {
+            "description": "Whole seconds until the participant's next request is admitted",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    }
     wrong_method = _problem_answer("method_not_allowed: the path is another route's")
     for path, operations in spec.get("paths", {}).items():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             if path.startswith("/v1/"):
                 responses.setdefault("413", too_large)
+                responses.setdefault("429", over_rate)
             if _method_refused(path, method.upper(), spec["paths"], routes):
                 responses.setdefault("405", wrong_method)
 
@@ -262,6 +281,21 @@ def idempotency_claims_path(home: Path) -> Path:
     return home / "idempotency-claims.lock"
 
 
+def rate_limits_path(home: Path) -> Path:
+    """The table through which the workers of ``entrepot serve`` (one home) count each
+    participant's requests (rate_limit.py)."""
+    home.mkdir(parents=True, exist_ok=True)
+    return home / "rate-limits.table"
+
+
+def rate_limiter_of(settings: Settings) -> RateLimiter | None:
+    """The participants' rate limit the settings name, kept in the home's table; none: off."""
+    if settings.rate_limit_per_s is None:
+        return None
+    limit = RateLimit(settings.rate_limit_per_s, settings.rate_burst)
+    return RateLimiter(limit, rate_limits_path(settings.home))
+
+
 def create_app_from_env() -> FastAPI:
     """Factory for uvicorn workers: settings from ENTREPOT_* variables."""
     from entrepot.bootstrap import bootstrap
@@ -276,6 +310,7 @@ def create_app_from_env() -> FastAPI:
         callback_key=signing_key(callback_key_path(a.settings.home)),
         claims_path=idempotency_claims_path(a.settings.home),
         otel=a.settings.otel,
+        rate_limiter=rate_limiter_of(a.settings),
     )
     # Screening lists and models load now, not in the first payments' requests (a second or
     # more, which those payments would wait for), and before the freeze below (the sanctions

@@ -60,6 +60,7 @@ from entrepot.entrypoints.api.asgi import (
 )
 from entrepot.entrypoints.api.claims import KeyClaims
 from entrepot.entrypoints.api.problems import problem
+from entrepot.entrypoints.api.rate_limit import RateLimiter, retry_after_s
 from entrepot.kernel.clock import Clock, SystemClock
 from entrepot.payments import store as st
 from entrepot.payments.credentials import (
@@ -132,6 +133,18 @@ def _too_large(limit: int) -> Response:
     return response
 
 
+def _rate_limited(limiter: RateLimiter, wait: float) -> Response:
+    seconds = retry_after_s(wait)
+    response = problem(
+        429,
+        "rate_limited",
+        f"this participant is over its request rate ({limiter.limit.describe()}): nothing "
+        f"was done; retry after {seconds} s",
+    )
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
 class SecurityMiddleware:
     """Plain ASGI middleware (Starlette's ``BaseHTTPMiddleware`` runs every request through an
     extra task group and memory streams). It reads the body once and replays it to the app."""
@@ -145,6 +158,7 @@ class SecurityMiddleware:
         write_with_next: WriteWithNext | None = None,
         verifier: TokenVerifier | None = None,
         clock: Clock | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.app = app
         self.engine = engine
@@ -162,6 +176,8 @@ class SecurityMiddleware:
         self._purged_at = 0.0  # when this worker last dropped stale nonces (monotonic)
         #: checks a request's credential (the app closes it at shutdown)
         self._verify = verifier or TokenVerifier(engine)
+        #: each participant's request rate, across the home's workers (none: not limited)
+        self.rate_limiter = rate_limiter
 
     async def _caller(self, headers: Headers) -> VerifiedCaller | None:
         """The credential's holder, read for every request (``verify_token``): a revoked
@@ -196,6 +212,11 @@ class SecurityMiddleware:
                 "unauthenticated", "missing or invalid API credentials", invalid=given
             )(scope, receive, send)
             return
+        if self.rate_limiter is not None:
+            wait = self.rate_limiter.admit(caller.participant_id)
+            if wait is not None:  # before its body is read: a refused request costs little
+                await _rate_limited(self.rate_limiter, wait)(scope, receive, send)
+                return
         key = headers.get("idempotency-key")
         if key and not (key.isascii() and key.isprintable()):
             # a key is an ASCII string (the IETF draft's sf-string): other bytes reach here

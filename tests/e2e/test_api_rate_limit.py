@@ -1,0 +1,351 @@
+"""Each participant's request rate, limited across the workers of one home (rate_limit.py,
+ADR 0016): what is admitted, what is refused and that a refusal changes nothing, and that the
+workers share one count."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from entrepot.config import RATE_MAX, load_settings
+from entrepot.entrypoints.api import rate_limit as rl
+from entrepot.entrypoints.api.app import create_app
+from entrepot.entrypoints.api.rate_limit import RateLimit, RateLimiter
+from entrepot.entrypoints.api.security import SecurityMiddleware
+from entrepot.kernel.errors import ConfigurationError
+from entrepot.payments import PaymentScheme
+from entrepot.payments.credentials import issue_credential
+
+QUOTE = {
+    "quoteId": "q-rate",
+    "payee": {"partyIdType": "MERCHANT", "partyIdentifier": "KL-TILL-42"},
+    "amountType": "SEND",
+    "amount": {"amount": "5000", "currency": "RWF"},
+    "sourceCurrency": "RWF",
+}
+
+
+class Clock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def mono() -> Clock:
+    """The limiter's clock (``clock`` is the scheme's, conftest.py)."""
+    return Clock()
+
+
+def _limiter(tmp_path: Path, clock: Clock, rate: float = 2.0, burst: int = 3) -> RateLimiter:
+    return RateLimiter(RateLimit(rate, burst), tmp_path / "rate-limits.table", clock=clock)
+
+
+def test_a_burst_is_admitted_then_the_rate(tmp_path: Path, mono: Clock) -> None:
+    limiter = _limiter(tmp_path, mono, rate=2.0, burst=3)
+    try:
+        assert [limiter.admit("mtn-rw") for _ in range(3)] == [None, None, None]
+        wait = limiter.admit("mtn-rw")
+        assert wait == pytest.approx(0.5)  # the next is due one interval (1/2 s) on
+        mono.now += 0.25
+        assert limiter.admit("mtn-rw") == pytest.approx(0.25)  # a refusal moved nothing
+        mono.now += 0.25
+        assert limiter.admit("mtn-rw") is None
+        assert limiter.admit("mtn-rw") == pytest.approx(0.5)
+        mono.now += 10  # idle: a whole burst again, not the idle time's worth of requests
+        assert [limiter.admit("mtn-rw") for _ in range(4)][-2:] == [None, pytest.approx(0.5)]
+    finally:
+        limiter.close()
+
+
+def test_each_participant_has_its_own_budget(tmp_path: Path, mono: Clock) -> None:
+    limiter = _limiter(tmp_path, mono, rate=1.0, burst=1)
+    try:
+        assert limiter.admit("mtn-rw") is None
+        assert limiter.admit("mtn-rw") is not None
+        assert limiter.admit("maybank") is None
+        assert limiter.admit("icbc") is None
+    finally:
+        limiter.close()
+
+
+def test_the_workers_of_one_home_share_each_participants_count(tmp_path: Path, mono: Clock) -> None:
+    """Two limiters on one table stand for two workers: a participant whose requests are
+    spread over both gets the limit once, not once a worker."""
+    one, two = _limiter(tmp_path, mono, burst=4), _limiter(tmp_path, mono, burst=4)
+    try:
+        admitted = [(one if i % 2 else two).admit("mtn-rw") is None for i in range(8)]
+        assert admitted == [True] * 4 + [False] * 4
+        assert one.admit("maybank") is None and two.admit("maybank") is None
+    finally:
+        one.close()
+        two.close()
+
+
+def test_the_table_is_the_workers_own(tmp_path: Path, mono: Clock) -> None:
+    limiter = _limiter(tmp_path, mono)
+    try:
+        limiter.admit("mtn-rw")
+        mode = stat.S_IMODE(os.stat(tmp_path / "rate-limits.table").st_mode)
+        assert mode == 0o600  # another user who could lock it would stall every request
+    finally:
+        limiter.close()
+
+
+def test_a_count_left_by_another_boot_is_read_as_idle(tmp_path: Path, mono: Clock) -> None:
+    """CLOCK_MONOTONIC starts again at a reboot: a ``tat`` written before it is far ahead of
+    the new clock, and would otherwise refuse the participant for as long as the host had
+    been up."""
+    before = _limiter(tmp_path, Clock(5_000_000.0), rate=1.0, burst=2)
+    before.admit("mtn-rw")
+    before.admit("mtn-rw")
+    before.close()
+    after = _limiter(tmp_path, mono, rate=1.0, burst=2)  # mono.now: 1,000 s since boot
+    try:
+        assert after.admit("mtn-rw") is None and after.admit("mtn-rw") is None
+        assert after.admit("mtn-rw") == pytest.approx(1.0)
+    finally:
+        after.close()
+
+
+def test_a_table_of_another_layout_is_cleared_never_shortened(tmp_path: Path, mono: Clock) -> None:
+    path = tmp_path / "rate-limits.table"
+    path.write_bytes(b"ENTRRATE" + b"\x09\x00\x00\x00" + b"\xff" * 3_000_000)
+    limiter = _limiter(tmp_path, mono, rate=1.0, burst=1)
+    try:
+        assert limiter.admit("mtn-rw") is None  # the old bytes were not read as counts
+        assert limiter.admit("mtn-rw") is not None
+        assert path.stat().st_size == 3_000_012  # a worker still mapping it would fault
+    finally:
+        limiter.close()
+
+
+def test_a_killed_workers_lock_is_let_go(tmp_path: Path, mono: Clock) -> None:
+    """A worker killed while it holds the table's lock (between reading and moving a count)
+    must not stall every other worker's requests: the kernel lets an open file description's
+    lock go with the process."""
+    path = tmp_path / "rate-limits.table"
+    _limiter(tmp_path, mono).admit("mtn-rw")  # the table exists
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            "from entrepot.entrypoints.api import rate_limit as rl\n"
+            f"fd = os.open({str(path)!r}, os.O_RDWR)\n"
+            "fcntl.fcntl(fd, rl._SETLKW, rl._FLOCK.pack(fcntl.F_WRLCK, 0, 0, 1, 0))\n"
+            "print('held', flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        holder.kill()
+        holder.wait(timeout=10)
+        limiter = _limiter(tmp_path, mono)
+        assert limiter.admit("maybank") is None  # returned: the lock was let go
+        limiter.close()
+    finally:
+        holder.kill()
+
+
+def test_without_a_usable_table_the_limit_holds_per_worker_and_says_so(
+    tmp_path: Path, mono: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    limiter = RateLimiter(
+        RateLimit(1.0, 1), tmp_path / "no-such-dir" / "rate-limits.table", clock=mono
+    )
+    with caplog.at_level(logging.WARNING, logger=rl.__name__):
+        assert limiter.admit("mtn-rw") is None
+        assert limiter.admit("mtn-rw") is not None
+        mono.now += 1
+        assert limiter.admit("mtn-rw") is None
+    limiter.close()
+    warned = [r.message for r in caplog.records if "holds per worker" in r.message]
+    assert len(warned) == 1 and "1 requests a second, 1 at once" in warned[0]
+
+
+def test_a_participant_whose_slots_are_all_taken_is_not_refused_for_it(
+    tmp_path: Path, mono: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A table too small for its participants (here 64 slots, every one taken) admits the
+    one without a slot, with a warning, rather than refusing it for the table's sake."""
+    limiter = RateLimiter(RateLimit(1.0, 1), None, clock=mono, slots=rl.PROBES)
+    try:
+        for i in range(rl.PROBES):
+            assert limiter.admit(f"p-{i}") is None
+        with caplog.at_level(logging.WARNING, logger=rl.__name__):
+            assert [limiter.admit("latecomer") for _ in range(3)] == [None, None, None]
+        assert limiter.admit("p-0") is not None  # those with slots are still limited
+        assert any("table is full" in r.message for r in caplog.records)
+    finally:
+        limiter.close()
+
+
+def test_limits_are_positive_and_bursts_whole() -> None:
+    for rate, burst in ((0.0, 1), (-1.0, 1), (float("inf"), 1), (float("nan"), 1), (1.0, 0)):
+        with pytest.raises(ValueError):
+            RateLimit(rate, burst)
+
+
+# --- through HTTP ---
+
+
+@pytest.fixture
+def api(
+    scheme: PaymentScheme, tmp_path: Path, mono: Clock
+) -> Iterator[tuple[TestClient, dict[str, dict[str, str]]]]:
+    tokens = {p: issue_credential(scheme.engine, p).token for p in ("mtn-rw", "maybank")}
+    headers = {p: {"Authorization": f"Bearer {t}"} for p, t in tokens.items()}
+    limiter = _limiter(tmp_path, mono, rate=1.0, burst=2)
+    with TestClient(create_app(scheme, rate_limiter=limiter)) as client:
+        yield client, headers
+
+
+def _quotes(scheme: PaymentScheme) -> int:
+    with scheme.engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT count(*) FROM pay_quotes")).scalar_one())
+
+
+def test_a_request_over_the_rate_is_refused_with_when_to_retry_and_changes_nothing(
+    scheme: PaymentScheme, api: tuple[TestClient, dict[str, dict[str, str]]], mono: Clock
+) -> None:
+    client, h = api
+    for _ in range(2):
+        assert client.get("/v1/participants/mtn-rw", headers=h["mtn-rw"]).status_code == 200
+    before = _quotes(scheme)
+    refused = client.post(
+        "/v1/quotes", json=QUOTE, headers={**h["mtn-rw"], "Idempotency-Key": "k-rate"}
+    )
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.headers["Retry-After"] == "1"
+    problem = refused.json()
+    assert problem["code"] == "rate_limited"
+    assert "1 requests a second, 2 at once" in problem["detail"]
+    assert "nothing was done" in problem["detail"]
+    assert _quotes(scheme) == before  # nothing was done, and the key is free for the retry
+    # another participant is not held back by this one
+    assert client.get("/v1/participants/maybank", headers=h["maybank"]).status_code == 200
+    mono.now += 1
+    retried = client.post(
+        "/v1/quotes", json=QUOTE, headers={**h["mtn-rw"], "Idempotency-Key": "k-rate"}
+    )
+    assert retried.status_code == 201, retried.text
+    assert _quotes(scheme) == before + 1
+
+
+def test_refused_callers_and_public_paths_are_not_counted(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    """The limit is a participant's: requests without valid credentials are not counted
+    against anyone (a guessed token cannot use up a participant's requests), and the
+    documentation and health check are not limited."""
+    client, h = api
+    for _ in range(5):
+        assert client.get("/v1/participants/mtn-rw").status_code == 401
+        bad = {"Authorization": "Bearer nobody.nothing"}
+        assert client.get("/v1/participants/mtn-rw", headers=bad).status_code == 401
+        assert client.get("/health").status_code == 200
+    assert client.get("/v1/participants/mtn-rw", headers=h["mtn-rw"]).status_code == 200
+    assert client.get("/v1/participants/mtn-rw", headers=h["mtn-rw"]).status_code == 200
+    assert client.get("/v1/participants/mtn-rw", headers=h["mtn-rw"]).status_code == 429
+
+
+def test_the_limit_covers_the_direct_payment_path(
+    scheme: PaymentScheme, api: tuple[TestClient, dict[str, dict[str, str]]]
+) -> None:
+    """The payment calls are dispatched past FastAPI (ADR 0006), inside the security
+    middleware: they are counted and refused as every other route."""
+    client, h = api
+    for _ in range(2):
+        found = client.get("/v1/parties/MERCHANT/KL-TILL-42", headers=h["mtn-rw"])
+        assert found.status_code == 200
+    refused = client.get("/v1/parties/MERCHANT/KL-TILL-42", headers=h["mtn-rw"])
+    assert refused.status_code == 429 and refused.json()["code"] == "rate_limited"
+
+
+def test_the_openapi_document_declares_the_429_on_every_operation(
+    api: tuple[TestClient, dict[str, dict[str, str]]],
+) -> None:
+    """A client generated from the document expects the refusal and its Retry-After."""
+    client, h = api
+    spec = client.get("/openapi.json").json()
+    operations = [
+        op for path, ops in spec["paths"].items() if path.startswith("/v1/") for op in ops.values()
+    ]
+    assert operations and all("429" in op["responses"] for op in operations)
+    declared = spec["paths"]["/v1/participants/{participant_id}"]["get"]["responses"]["429"]
+    assert "Retry-After" in declared["headers"]
+    for _ in range(3):
+        refused = client.get("/v1/participants/mtn-rw", headers=h["mtn-rw"])
+    assert refused.status_code == 429
+    schema = declared["content"]["application/problem+json"]["schema"]
+    assert set(schema["required"]) <= set(refused.json()) <= set(schema["properties"])
+
+
+# --- settings ---
+
+
+def test_the_limit_is_the_operators_to_set(tmp_path: Path) -> None:
+    assert load_settings({}).rate_limit_per_s is None  # off unless set
+    settings = load_settings({"ENTREPOT_RATE_LIMIT": "200"})
+    assert (settings.rate_limit_per_s, settings.rate_burst) == (200.0, 200)
+    settings = load_settings({"ENTREPOT_RATE_LIMIT": "0.5", "ENTREPOT_RATE_BURST": "3"})
+    assert (settings.rate_limit_per_s, settings.rate_burst) == (0.5, 3)
+    assert load_settings({"ENTREPOT_RATE_LIMIT": "0.5"}).rate_burst == 1
+    assert load_settings({"ENTREPOT_RATE_LIMIT": "off"}).rate_limit_per_s is None
+    for bad in ("0", "-5", "abc", "inf", "nan", "0.001", str(RATE_MAX + 1), "２００"):
+        with pytest.raises(ConfigurationError, match="ENTREPOT_RATE_LIMIT="):
+            load_settings({"ENTREPOT_RATE_LIMIT": bad})
+    for bad in ("0", "1.5", "-1", "x", str(RATE_MAX + 1)):
+        with pytest.raises(ConfigurationError, match="ENTREPOT_RATE_BURST="):
+            load_settings({"ENTREPOT_RATE_LIMIT": "10", "ENTREPOT_RATE_BURST": bad})
+    with pytest.raises(ConfigurationError, match="without ENTREPOT_RATE_LIMIT"):
+        load_settings({"ENTREPOT_RATE_BURST": "10"})
+
+
+def test_the_workers_of_one_home_count_through_its_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``entrepot serve``'s workers build their app from the environment: one home, one
+    table, so a participant's requests reaching either worker are counted once."""
+    from entrepot.entrypoints.api.app import create_app_from_env
+
+    monkeypatch.setenv("ENTREPOT_DATABASE_URL", f"sqlite:///{tmp_path}/api.db")
+    monkeypatch.setenv("ENTREPOT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ENTREPOT_SCREENING", "off")
+    monkeypatch.setenv("ENTREPOT_RATE_LIMIT", "0.01")
+    monkeypatch.setenv("ENTREPOT_RATE_BURST", "2")
+    try:
+        app = create_app_from_env()
+    finally:
+        gc.unfreeze()
+    (security,) = [m for m in app.user_middleware if m.cls is SecurityMiddleware]
+    limiter = security.kwargs["rate_limiter"]
+    other_worker = RateLimiter(RateLimit(0.01, 2), tmp_path / "home" / "rate-limits.table")
+    try:
+        assert limiter.admit("mtn-rw") is None
+        assert other_worker.admit("mtn-rw") is None
+        assert limiter.admit("mtn-rw") is not None
+        assert other_worker.admit("mtn-rw") is not None
+    finally:
+        limiter.close()
+        other_worker.close()
+        app.state.scheme.engine.dispose()
