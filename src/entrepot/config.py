@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from entrepot.kernel.errors import ConfigurationError
+from entrepot.kernel.limits import RATE_BURST_MAX, RATE_PER_S_MAX, RATE_PER_S_MIN
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
@@ -142,13 +143,6 @@ def _retention_s(text: str) -> int:
     return int(text)
 
 
-#: The most requests a second, and at once, a participant's limit may name
-RATE_MAX = 1_000_000
-#: The slowest rate: a request every 100 seconds (a slower one would tell a refused caller to
-#: wait for hours)
-RATE_MIN = 0.01
-
-
 def _rate_limit(rate_text: str, burst_text: str) -> tuple[float | None, int]:
     """ENTREPOT_RATE_LIMIT (requests a second a participant, or off) and ENTREPOT_RATE_BURST
     (requests at once; default a second's worth, at least one)."""
@@ -164,17 +158,22 @@ def _rate_limit(rate_text: str, burst_text: str) -> tuple[float | None, int]:
         rate = float(rate_text) if rate_text.isascii() else math.nan
     except ValueError:
         rate = math.nan
-    if not (math.isfinite(rate) and RATE_MIN <= rate <= RATE_MAX):
+    if not (math.isfinite(rate) and RATE_PER_S_MIN <= rate <= RATE_PER_S_MAX):
         raise ConfigurationError(
             f"ENTREPOT_RATE_LIMIT={rate_text!r}: expected requests a second a participant, a "
-            f"number from {RATE_MIN} to {RATE_MAX:,} (like 200 or 0.5), or off",
+            f"number from {RATE_PER_S_MIN} to {RATE_PER_S_MAX:,} (like 200 or 0.5), or off",
             field="ENTREPOT_RATE_LIMIT",
         )
     if not burst_text:
         return rate, max(1, math.ceil(rate))
-    if not burst_text.isascii() or not burst_text.isdigit() or not 1 <= int(burst_text) <= RATE_MAX:
+    if (
+        not burst_text.isascii()
+        or not burst_text.isdigit()
+        or not 1 <= int(burst_text) <= RATE_BURST_MAX
+    ):
         raise ConfigurationError(
-            f"ENTREPOT_RATE_BURST={burst_text!r}: expected whole requests from 1 to {RATE_MAX:,}",
+            f"ENTREPOT_RATE_BURST={burst_text!r}: expected whole requests from 1 to "
+            f"{RATE_BURST_MAX:,}",
             field="ENTREPOT_RATE_BURST",
         )
     return rate, int(burst_text)

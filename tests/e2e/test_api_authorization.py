@@ -258,6 +258,17 @@ OPERATIONS: dict[str, Refused | Listed | Public] = {
         Call("/v1/participants/kbc-be/credentials/<key:mtn-rw>"),  # A's key under B's path
         Call("/v1/participants/kbc-be/credentials/<key:merchant:m-alpha>"),
     ),
+    "GET /v1/participants/{participant_id}/rateLimit": refused(
+        Call("/v1/participants/mtn-rw/rateLimit")
+    ),
+    "PUT /v1/participants/{participant_id}/rateLimit": refused(
+        Call("/v1/participants/mtn-rw/rateLimit", {"requestsPerSecond": 1000}),
+        Call("/v1/participants/kbc-be/rateLimit", {"requestsPerSecond": 1000}),  # its own too
+    ),
+    "DELETE /v1/participants/{participant_id}/rateLimit": refused(
+        Call("/v1/participants/mtn-rw/rateLimit"),
+        Call("/v1/participants/kbc-be/rateLimit"),  # the operator's alone
+    ),
     # ---------------------------------------------------------------- escrow
     "POST /v1/escrows": refused(Call("/v1/escrows", ESCROW_A)),  # A's escrow, resent
     "GET /v1/escrows/{escrow_id}": refused(

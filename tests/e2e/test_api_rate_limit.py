@@ -12,17 +12,19 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from entrepot.config import RATE_MAX, load_settings
+from entrepot.config import load_settings
 from entrepot.entrypoints.api import rate_limit as rl
 from entrepot.entrypoints.api.app import create_app
 from entrepot.entrypoints.api.rate_limit import RateLimit, RateLimiter
 from entrepot.entrypoints.api.security import SecurityMiddleware
 from entrepot.kernel.errors import ConfigurationError
+from entrepot.kernel.limits import RATE_PER_S_MAX
 from entrepot.payments import PaymentScheme
 from entrepot.payments.credentials import issue_credential
 
@@ -177,8 +179,8 @@ def test_without_a_usable_table_the_limit_holds_per_worker_and_says_so(
         mono.now += 1
         assert limiter.admit("mtn-rw") is None
     limiter.close()
-    warned = [r.message for r in caplog.records if "holds per worker" in r.message]
-    assert len(warned) == 1 and "1 requests a second, 1 at once" in warned[0]
+    warned = [r.message for r in caplog.records if "in each worker apart" in r.message]
+    assert len(warned) == 1 and "no-such-dir" in warned[0]
 
 
 def test_a_participant_whose_slots_are_all_taken_is_not_refused_for_it(
@@ -211,7 +213,7 @@ def test_limits_are_positive_and_bursts_whole() -> None:
 def api(
     scheme: PaymentScheme, tmp_path: Path, mono: Clock
 ) -> Iterator[tuple[TestClient, dict[str, dict[str, str]]]]:
-    tokens = {p: issue_credential(scheme.engine, p).token for p in ("mtn-rw", "maybank")}
+    tokens = {p: issue_credential(scheme.engine, p).token for p in ("mtn-rw", "maybank", "scheme")}
     headers = {p: {"Authorization": f"Bearer {t}"} for p, t in tokens.items()}
     limiter = _limiter(tmp_path, mono, rate=1.0, burst=2)
     with TestClient(create_app(scheme, rate_limiter=limiter)) as client:
@@ -311,10 +313,10 @@ def test_the_limit_is_the_operators_to_set(tmp_path: Path) -> None:
     assert (settings.rate_limit_per_s, settings.rate_burst) == (0.5, 3)
     assert load_settings({"ENTREPOT_RATE_LIMIT": "0.5"}).rate_burst == 1
     assert load_settings({"ENTREPOT_RATE_LIMIT": "off"}).rate_limit_per_s is None
-    for bad in ("0", "-5", "abc", "inf", "nan", "0.001", str(RATE_MAX + 1), "２００"):
+    for bad in ("0", "-5", "abc", "inf", "nan", "0.001", str(RATE_PER_S_MAX + 1), "２００"):
         with pytest.raises(ConfigurationError, match="ENTREPOT_RATE_LIMIT="):
             load_settings({"ENTREPOT_RATE_LIMIT": bad})
-    for bad in ("0", "1.5", "-1", "x", str(RATE_MAX + 1)):
+    for bad in ("0", "1.5", "-1", "x", str(RATE_PER_S_MAX + 1)):
         with pytest.raises(ConfigurationError, match="ENTREPOT_RATE_BURST="):
             load_settings({"ENTREPOT_RATE_LIMIT": "10", "ENTREPOT_RATE_BURST": bad})
     with pytest.raises(ConfigurationError, match="without ENTREPOT_RATE_LIMIT"):
@@ -349,3 +351,184 @@ def test_the_workers_of_one_home_count_through_its_table(
         limiter.close()
         other_worker.close()
         app.state.scheme.engine.dispose()
+
+
+# --- a participant's own limit, set by the operator ---
+
+
+def _limited(scheme: PaymentScheme, mono: Clock, default: RateLimit | None, tmp_path: Path) -> Any:
+    tokens = {p: issue_credential(scheme.engine, p).token for p in ("mtn-rw", "maybank", "scheme")}
+    headers = {p: {"Authorization": f"Bearer {t}"} for p, t in tokens.items()}
+    limiter = RateLimiter(default, tmp_path / "rate-limits.table", clock=mono)
+    return TestClient(create_app(scheme, rate_limiter=limiter)), headers
+
+
+def _admitted(client: TestClient, h: dict[str, str], participant: str, n: int) -> int:
+    """How many of ``n`` reads at once were answered (the rest refused, 429)."""
+    statuses = [
+        client.get(f"/v1/participants/{participant}", headers=h).status_code for _ in range(n)
+    ]
+    assert set(statuses) <= {200, 429}, statuses
+    return statuses.count(200)
+
+
+def test_the_operator_gives_a_participant_its_own_limit_applied_from_its_next_request(
+    scheme: PaymentScheme, tmp_path: Path, mono: Clock
+) -> None:
+    client, h = _limited(scheme, mono, RateLimit(1.0, 2), tmp_path)
+    with client:
+        assert _admitted(client, h["mtn-rw"], "mtn-rw", 5) == 2  # the scheme's: 2 at once
+        shown = client.get("/v1/participants/mtn-rw/rateLimit", headers=h["scheme"]).json()
+        assert shown["source"] == "scheme" and (shown["requestsPerSecond"], shown["burst"]) == (
+            1.0,
+            2,
+        )
+        put = client.put(
+            "/v1/participants/mtn-rw/rateLimit",
+            json={"requestsPerSecond": 50, "burst": 10},
+            headers=h["scheme"],
+        )
+        assert put.status_code == 200, put.text
+        own = put.json()
+        assert own["source"] == "participant" and own["setBy"] == "scheme"
+        assert (own["requestsPerSecond"], own["burst"]) == (50.0, 10)
+        assert own["setAt"].endswith("Z")
+        # from its next request on, no restart: a burst of 10 (its own), not 2
+        assert _admitted(client, h["mtn-rw"], "mtn-rw", 12) == 10
+        assert _admitted(client, h["maybank"], "maybank", 5) == 2  # the others keep the scheme's
+        # the participant reads its own limit (what it is held to), not another's
+        mono.now += 60
+        assert (
+            client.get("/v1/participants/mtn-rw/rateLimit", headers=h["maybank"]).status_code == 403
+        )
+        seen = client.get("/v1/participants/mtn-rw/rateLimit", headers=h["mtn-rw"]).json()
+        assert seen["source"] == "participant" and seen["burst"] == 10
+        back = client.delete("/v1/participants/mtn-rw/rateLimit", headers=h["scheme"])
+        assert back.status_code == 200 and back.json()["source"] == "scheme"
+        mono.now += 60
+        assert _admitted(client, h["mtn-rw"], "mtn-rw", 5) == 2  # back on the scheme's
+
+
+def test_without_a_scheme_limit_only_those_given_one_are_limited(
+    scheme: PaymentScheme, tmp_path: Path, mono: Clock
+) -> None:
+    client, h = _limited(scheme, mono, None, tmp_path)
+    with client:
+        shown = client.get("/v1/participants/mtn-rw/rateLimit", headers=h["mtn-rw"]).json()
+        assert shown == {
+            "participantId": "mtn-rw",
+            "source": "none",
+            "requestsPerSecond": None,
+            "burst": None,
+            "setBy": None,
+            "setAt": None,
+        }
+        assert _admitted(client, h["mtn-rw"], "mtn-rw", 8) == 8
+        put = client.put(
+            "/v1/participants/mtn-rw/rateLimit",
+            json={"requestsPerSecond": 0.5},
+            headers=h["scheme"],
+        )
+        assert put.status_code == 200 and put.json()["burst"] == 1  # a second's worth, at least 1
+        assert _admitted(client, h["mtn-rw"], "mtn-rw", 3) == 1
+        refused = client.get("/v1/participants/mtn-rw", headers=h["mtn-rw"])
+        assert refused.headers["Retry-After"] == "2"  # one request every 2 s
+        assert "0.5 requests a second, 1 at once" in refused.json()["detail"]
+        assert _admitted(client, h["maybank"], "maybank", 8) == 8
+        back = client.delete("/v1/participants/mtn-rw/rateLimit", headers=h["scheme"])
+        assert back.json()["source"] == "none"
+        assert _admitted(client, h["mtn-rw"], "mtn-rw", 4) == 4
+
+
+def _rate_rows(scheme: PaymentScheme) -> list[Any]:
+    with scheme.engine.connect() as conn:
+        return list(conn.execute(sa.text("SELECT * FROM pay_participant_rate_limits")).all())
+
+
+def test_only_the_operator_sets_a_limit_and_bad_ones_change_nothing(
+    scheme: PaymentScheme, tmp_path: Path, mono: Clock
+) -> None:
+    client, h = _limited(scheme, mono, None, tmp_path)
+    with client:
+        ok = client.put(
+            "/v1/participants/mtn-rw/rateLimit", json={"requestsPerSecond": 5}, headers=h["scheme"]
+        )
+        assert ok.status_code == 200
+        before = _rate_rows(scheme)
+        own = client.put(
+            "/v1/participants/mtn-rw/rateLimit",
+            json={"requestsPerSecond": 1e6},
+            headers=h["mtn-rw"],
+        )
+        assert own.status_code == 403 and own.json()["code"] == "forbidden"
+        dropped = client.delete("/v1/participants/mtn-rw/rateLimit", headers=h["mtn-rw"])
+        assert dropped.status_code == 403
+        for body, field in (
+            ({"requestsPerSecond": 0}, "requestsPerSecond"),
+            ({"requestsPerSecond": 0.001}, "requestsPerSecond"),
+            ({"requestsPerSecond": 1_000_001}, "requestsPerSecond"),
+            ({"requestsPerSecond": "50"}, "requestsPerSecond"),
+            ({"requestsPerSecond": True}, "requestsPerSecond"),
+            ({}, "requestsPerSecond"),
+            ({"requestsPerSecond": 5, "burst": 0}, "burst"),
+            ({"requestsPerSecond": 5, "burst": 2.5}, "burst"),
+            ({"requestsPerSecond": 5, "burst": 1_000_001}, "burst"),
+            ({"requestsPerSecond": 5, "per": 1}, "per"),
+        ):
+            bad = client.put("/v1/participants/mtn-rw/rateLimit", json=body, headers=h["scheme"])
+            assert bad.status_code == 422, (body, bad.text)
+            assert bad.json()["field"] == field, (body, bad.json())
+        unknown = client.put(
+            "/v1/participants/nobody/rateLimit", json={"requestsPerSecond": 5}, headers=h["scheme"]
+        )
+        assert unknown.status_code == 404 and unknown.json()["code"] == "participant_not_found"
+        assert (
+            client.get("/v1/participants/nobody/rateLimit", headers=h["scheme"]).status_code == 404
+        )
+        assert _rate_rows(scheme) == before
+
+
+def test_the_service_checks_what_no_schema_stands_before(scheme: PaymentScheme) -> None:
+    """The command line reaches the service without the API's schema."""
+    from entrepot.payments.errors import InvalidPaymentInput, ParticipantNotFound
+    from entrepot.payments.rate_limits import clear_rate_limit, rate_limit_of, set_rate_limit
+
+    engine = scheme.engine
+    assert rate_limit_of(engine, "mtn-rw") is None
+    for per_s, burst in (
+        (0, None),
+        (float("nan"), None),
+        (float("inf"), None),
+        (True, None),
+        ("5", None),
+        (5, 0),
+        (5, 2.0),
+        (5, True),
+    ):
+        with pytest.raises(InvalidPaymentInput):
+            set_rate_limit(engine, "mtn-rw", per_s, burst, actor="scheme")
+    with pytest.raises(ParticipantNotFound):
+        set_rate_limit(engine, "nobody", 5, actor="scheme")
+    assert rate_limit_of(engine, "mtn-rw") is None  # nothing was set by any of them
+    first = set_rate_limit(engine, "mtn-rw", 5, actor="scheme")
+    assert (first.per_s, first.burst) == (5.0, 5)
+    set_rate_limit(engine, "mtn-rw", 7.5, 20, actor="scheme")  # replaces it
+    got = rate_limit_of(engine, "mtn-rw")
+    assert got is not None and (got.per_s, got.burst, got.set_by) == (7.5, 20, "scheme")
+    assert clear_rate_limit(engine, "mtn-rw") is True
+    assert clear_rate_limit(engine, "mtn-rw") is False
+    assert rate_limit_of(engine, "mtn-rw") is None
+    with pytest.raises(ParticipantNotFound):
+        clear_rate_limit(engine, "nobody")
+
+
+def test_migration_0034_goes_down_and_up(scheme: PaymentScheme) -> None:
+    from entrepot.payments.rate_limits import set_rate_limit
+    from entrepot.storage.migrate import downgrade, upgrade
+
+    engine = scheme.engine
+    downgrade(engine, "0033_transfer_fx_provider_index")
+    assert "pay_participant_rate_limits" not in sa.inspect(engine).get_table_names()
+    upgrade(engine)
+    set_rate_limit(engine, "mtn-rw", 5, actor="scheme")
+    assert len(_rate_rows(scheme)) == 1

@@ -558,3 +558,33 @@ def test_a_malformed_currency_code_is_bad_input(cli: Cli, command: str) -> None:
     # the currency table's
     assert "is not an ISO 4217 code" in line or "malformed currency code" in line, line
     assert "currency_not_supported" in cli.error("payments liquidity mtn-rw USD", code=1)
+
+
+def test_the_operator_sets_and_drops_a_participants_rate_limit_from_the_command_line(
+    cli: Cli,
+) -> None:
+    _network(cli)
+    assert cli.json("payments rate-limit mtn-rw") == {
+        "participant_id": "mtn-rw",
+        "source": "none",
+        "requests_per_second": None,
+        "burst": None,
+    }
+    own = cli.json("payments rate-limit mtn-rw --per-second 25 --burst 50")
+    assert (own["source"], own["requests_per_second"], own["burst"]) == ("participant", 25.0, 50)
+    assert own["set_by"] == "scheme" and own["set_at"].endswith("Z")
+    assert cli.json("payments rate-limit mtn-rw")["burst"] == 50  # kept
+    cli.env["ENTREPOT_RATE_LIMIT"] = "10"
+    dropped = cli.json("payments rate-limit mtn-rw --clear")
+    assert (dropped["source"], dropped["requests_per_second"], dropped["burst"]) == (
+        "scheme",
+        10.0,
+        10,
+    )
+    assert "from 0.01 to 1,000,000" in cli.error(
+        "payments rate-limit mtn-rw --per-second 0", code=2
+    )
+    assert "give --per-second too" in cli.error("payments rate-limit mtn-rw --burst 5", code=2)
+    assert "--clear drops" in cli.error("payments rate-limit mtn-rw --clear --per-second 5", code=2)
+    assert "participant_not_found" in cli.error("payments rate-limit nobody --per-second 5", code=1)
+    assert cli.json("payments rate-limit mtn-rw")["source"] == "scheme"  # none of those set one

@@ -15,3 +15,9 @@ U64_MAX = (1 << 64) - 1
 USER_DATA_64_MAX = (1 << 63) - 1
 #: Rows per page of a statement or history query.
 QUERY_LIMIT_MAX = 8_190
+#: A participant's request rate limit (ENTREPOT_RATE_LIMIT, a participant's own): at least a
+#: request every 100 seconds (a slower one would tell a refused caller to wait for hours), at
+#: most a million a second; a burst from one request to a million.
+RATE_PER_S_MIN = 0.01
+RATE_PER_S_MAX = 1_000_000
+RATE_BURST_MAX = 1_000_000

@@ -247,6 +247,15 @@ credentials = sa.Table(
     sa.Column("revoked", sa.Boolean, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
 )
+participant_rate_limits = sa.Table(  # migration 0034: a participant's own request rate
+    "pay_participant_rate_limits",
+    metadata,
+    sa.Column("participant_id", sa.String(64), primary_key=True),
+    sa.Column("per_s", sa.Float, nullable=False),
+    sa.Column("burst", sa.Integer, nullable=False),
+    sa.Column("set_by", sa.String(64), nullable=False),
+    sa.Column("set_at", sa.BigInteger, nullable=False),
+)
 request_nonces = sa.Table(  # migration 0013: signed requests' nonces, while they are fresh
     "pay_request_nonces",
     metadata,

@@ -56,8 +56,9 @@ def create_app(
     ``claims_path`` the lock file through which the host's workers claim the Idempotency-Keys
     they are answering (default: none, claims hold within the process); ``otel`` turns on
     FastAPI's native OpenTelemetry (spans, metrics and logs to the process's global providers;
-    off, nothing checks for them per request); ``rate_limiter`` each participant's request
-    rate (default: none, not limited)."""
+    off, nothing checks for them per request); ``rate_limiter`` counts each participant's
+    requests (default: in this process, no scheme-wide limit: only participants given their
+    own limit are limited)."""
     app = FastAPI(
         title="Entrepot",
         version=__version__,
@@ -92,6 +93,10 @@ def create_app(
                 SCHEME: lambda _: app.state.scheme,
             },
         )
+    # Participants' request rates: the scheme's limit and each participant's own, counted in
+    # this process's memory unless the server's workers share a table (rate_limiter_of).
+    rate_limiter = rate_limiter or RateLimiter(None, None)
+    app.state.rate_limiter = rate_limiter
     verifier = TokenVerifier(scheme.engine)
     app.router.on_shutdown.append(verifier.close)
     app.add_middleware(
@@ -104,8 +109,7 @@ def create_app(
         clock=scheme.clock,
         rate_limiter=rate_limiter,
     )
-    if rate_limiter is not None:
-        app.router.on_shutdown.append(rate_limiter.close)
+    app.router.on_shutdown.append(rate_limiter.close)
     # Outermost of the app's own: every request counted, those refused above included.
     app.state.request_counts = RequestCounts()
     app.add_middleware(RequestMetrics, counts=app.state.request_counts)
@@ -288,12 +292,12 @@ def rate_limits_path(home: Path) -> Path:
     return home / "rate-limits.table"
 
 
-def rate_limiter_of(settings: Settings) -> RateLimiter | None:
-    """The participants' rate limit the settings name, kept in the home's table; none: off."""
-    if settings.rate_limit_per_s is None:
-        return None
-    limit = RateLimit(settings.rate_limit_per_s, settings.rate_burst)
-    return RateLimiter(limit, rate_limits_path(settings.home))
+def rate_limiter_of(settings: Settings) -> RateLimiter:
+    """The participants' rate limits, counted in the home's table: the scheme's the settings
+    name (none: only participants given their own by the operator are limited)."""
+    rate = settings.rate_limit_per_s
+    default = RateLimit(rate, settings.rate_burst) if rate is not None else None
+    return RateLimiter(default, rate_limits_path(settings.home))
 
 
 def create_app_from_env() -> FastAPI:

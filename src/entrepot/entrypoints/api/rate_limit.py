@@ -58,6 +58,7 @@ SLOTS = 65_536
 PROBES = 64
 _FLOCK = struct.Struct("hhqqi4x")  # struct flock on Linux: see claims.py
 _SETLKW = getattr(fcntl, "F_OFD_SETLKW", None)
+_PER_WORKER = "are counted in each worker apart (a participant gets its limit once a worker)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,19 +87,18 @@ class RateLimiter:
 
     def __init__(
         self,
-        limit: RateLimit,
+        default: RateLimit | None,
         path: Path | None,
         *,
         clock: Callable[[], float] = time.monotonic,
         slots: int = SLOTS,
     ) -> None:
-        self.limit = limit
+        #: the scheme's limit, for every participant without one of its own (none: those
+        #: are not limited)
+        self.default = default
         self.path = path
         self._clock = clock
         self._slots = slots
-        self._interval = 1.0 / limit.rate_per_s
-        #: how far ahead of now a ``tat`` may be for a request to be admitted
-        self._tolerance = (limit.burst - 1) * self._interval
         self._state = threading.Lock()
         self._pid = -1  # the process the table was opened in (a forked child opens its own)
         self._fd: int | None = None
@@ -108,7 +108,16 @@ class RateLimiter:
         self._file_unusable = False  # the file failed once: the table is the worker's own
         self._warned = False
 
-    def admit(self, participant: str) -> float | None:
+    def limit_for(self, own: tuple[float, int] | None) -> RateLimit | None:
+        """The limit a participant is held to: its own (requests a second, at once), else the
+        scheme's."""
+        return RateLimit(*own) if own is not None else self.default
+
+    def admit(self, participant: str, limit: RateLimit | None = None) -> float | None:
+        """``limit``: the participant's own (:meth:`limit_for`), else the scheme's."""
+        limit = limit or self.default
+        if limit is None:
+            return None  # neither the scheme nor the participant has one
         with self._state:
             table = self._open()
             if self._fd is not None:
@@ -118,7 +127,7 @@ class RateLimiter:
                     self._give_up_file(exc.strerror or str(exc))
                     table = self._open()
             try:
-                return self._admit(table, participant)
+                return self._admit(table, participant, limit)
             finally:
                 if self._fd is not None:
                     try:
@@ -126,19 +135,26 @@ class RateLimiter:
                     except OSError as exc:
                         self._give_up_file(exc.strerror or str(exc))
 
-    def _admit(self, table: mmap.mmap | bytearray, participant: str) -> float | None:
+    def _admit(
+        self, table: mmap.mmap | bytearray, participant: str, limit: RateLimit
+    ) -> float | None:
         found = self._slot(table, participant)
         if found is None:  # no free slot near its own: never refused for that
-            self._warn("not applied to some participants", "the table is full near their slots")
+            self._warn("do not apply to some participants", "the table is full near their slots")
             return None
         offset, fingerprint = found
+        interval = 1.0 / limit.rate_per_s
+        # how far ahead of now the participant's next time may be for this one to go
+        tolerance = (limit.burst - 1) * interval
         now = self._clock()
         tat: float = _SLOT.unpack_from(table, offset)[1]
-        if tat < now or tat > now + self._tolerance + self._interval:
-            tat = now  # idle, or stale (written under another boot's monotonic clock)
-        if tat - now > self._tolerance:
-            return tat - now - self._tolerance
-        _SLOT.pack_into(table, offset, fingerprint, tat + self._interval)
+        if tat < now or tat > now + tolerance + interval:
+            # idle; or stale: written under another boot's monotonic clock, or under a
+            # slower limit than the participant's now (raised: it starts afresh under it)
+            tat = now
+        if tat - now > tolerance:
+            return tat - now - tolerance
+        _SLOT.pack_into(table, offset, fingerprint, tat + interval)
         return None
 
     def close(self) -> None:
@@ -158,7 +174,7 @@ class RateLimiter:
         """The file failed: the table is this worker's own from now on."""
         self._close()
         self._file_unusable = True
-        self._warn("holds per worker", f"{self.path}: {why}")
+        self._warn(_PER_WORKER, f"{self.path}: {why}")
 
     def _slot(self, table: mmap.mmap | bytearray, participant: str) -> tuple[int, int] | None:
         """The participant's slot (offset, fingerprint), a free one taken at its first request."""
@@ -190,7 +206,7 @@ class RateLimiter:
         if self.path is not None and not self._file_unusable:
             if _SETLKW is None:
                 self._file_unusable = True
-                self._warn("holds per worker", "this system has no open-file-description locks")
+                self._warn(_PER_WORKER, "this system has no open-file-description locks")
             else:
                 try:
                     self._table = self._map(size)
@@ -236,9 +252,7 @@ class RateLimiter:
     def _warn(self, consequence: str, why: str) -> None:
         if not self._warned:
             self._warned = True
-            log.warning(
-                "participants' rate limit (%s) %s: %s", self.limit.describe(), consequence, why
-            )
+            log.warning("participants' request rate limits %s: %s", consequence, why)
 
 
 def _fingerprint(participant: str) -> int:

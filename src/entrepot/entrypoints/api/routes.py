@@ -46,6 +46,12 @@ from entrepot.payments.errors import (
 )
 from entrepot.payments.monitoring import scheme_snapshot
 from entrepot.payments.notify import public_key_b64
+from entrepot.payments.rate_limits import (
+    ParticipantRateLimit,
+    clear_rate_limit,
+    rate_limit_of,
+    set_rate_limit,
+)
 
 _PROBLEM: dict[str, object] = {
     "description": "An error: application/problem+json with a stable code",
@@ -329,6 +335,68 @@ def revoke_participant_credential(
     in every worker. The participant may revoke its own, the operator any participant's."""
     _self_or_operator(caller, participant_id)
     return _credential(revoke_credential(scheme.engine, key_id, participant_id=participant_id))
+
+
+# ------------------------------------------------------------------ request rate limits
+@router.get("/participants/{participant_id}/rateLimit", response_model=s.RateLimitOut)
+def get_rate_limit(
+    participant_id: str, caller: Caller, scheme: Scheme, request: Request
+) -> s.RateLimitOut:
+    """The request rate limit the participant is held to: its own, else the scheme's."""
+    _self_or_operator(caller, participant_id)
+    return _rate_limit(request, participant_id, rate_limit_of(scheme.engine, participant_id))
+
+
+@router.put("/participants/{participant_id}/rateLimit", response_model=s.RateLimitOut)
+def put_rate_limit(
+    participant_id: str, body: s.RateLimitIn, caller: Caller, scheme: Scheme, request: Request
+) -> s.RateLimitOut:
+    """Give the participant its own request rate limit, replacing the scheme's for it (a large
+    bank's above, a misbehaving participant's below): every worker applies it from its next
+    request on, no restart. The operator's alone."""
+    _operator(caller)
+    own = set_rate_limit(
+        scheme.engine,
+        participant_id,
+        body.requestsPerSecond,
+        body.burst,
+        actor=caller,
+        clock=scheme.clock,
+    )
+    return _rate_limit(request, participant_id, own)
+
+
+@router.delete("/participants/{participant_id}/rateLimit", response_model=s.RateLimitOut)
+def delete_rate_limit(
+    participant_id: str, caller: Caller, scheme: Scheme, request: Request
+) -> s.RateLimitOut:
+    """The participant back on the scheme's limit. The operator's alone."""
+    _operator(caller)
+    clear_rate_limit(scheme.engine, participant_id)
+    return _rate_limit(request, participant_id, None)
+
+
+def _rate_limit(
+    request: Request, participant_id: str, own: ParticipantRateLimit | None
+) -> s.RateLimitOut:
+    if own is not None:
+        return s.RateLimitOut(
+            participantId=participant_id,
+            source="participant",
+            requestsPerSecond=own.per_s,
+            burst=own.burst,
+            setBy=own.set_by,
+            setAt=cv.iso(own.set_at),
+        )
+    default = request.app.state.rate_limiter.default
+    return s.RateLimitOut(
+        participantId=participant_id,
+        source="scheme" if default is not None else "none",
+        requestsPerSecond=default.rate_per_s if default is not None else None,
+        burst=default.burst if default is not None else None,
+        setBy=None,
+        setAt=None,
+    )
 
 
 # ------------------------------------------------------------------ directory

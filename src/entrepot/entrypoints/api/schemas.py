@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from typing_extensions import TypedDict
 
+from entrepot.kernel.limits import RATE_BURST_MAX, RATE_PER_S_MAX, RATE_PER_S_MIN
 from entrepot.kernel.money import parse_rate_text
 from entrepot.payments.aliases import TILL_LEN_MAX
 
@@ -123,6 +124,39 @@ class DepositIn(Strict):
 
 class CapIn(Strict):
     cap: MoneyIn
+
+
+class RateLimitIn(Strict):
+    """A participant's own request rate limit, replacing the scheme's for it."""
+
+    requestsPerSecond: float = Field(
+        strict=True,
+        ge=RATE_PER_S_MIN,
+        le=RATE_PER_S_MAX,
+        allow_inf_nan=False,
+        description="requests a second the participant may send, counted across the workers",
+    )
+    burst: int | None = Field(
+        default=None,
+        strict=True,
+        ge=1,
+        le=RATE_BURST_MAX,
+        description="requests it may send at once within the rate (default: a second's worth)",
+    )
+
+
+class RateLimitOut(BaseModel):
+    """The request rate limit a participant is held to, and whose it is."""
+
+    participantId: str
+    source: Literal["participant", "scheme", "none"] = Field(
+        description="participant: its own, set by the operator; scheme: the scheme's, "
+        "ENTREPOT_RATE_LIMIT; none: not limited"
+    )
+    requestsPerSecond: float | None
+    burst: int | None
+    setBy: str | None = Field(description="who set the participant's own limit")
+    setAt: str | None = Field(description="when the participant's own limit was set")
 
 
 class CredentialIn(Strict):

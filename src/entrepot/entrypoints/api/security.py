@@ -60,7 +60,7 @@ from entrepot.entrypoints.api.asgi import (
 )
 from entrepot.entrypoints.api.claims import KeyClaims
 from entrepot.entrypoints.api.problems import problem
-from entrepot.entrypoints.api.rate_limit import RateLimiter, retry_after_s
+from entrepot.entrypoints.api.rate_limit import RateLimit, RateLimiter, retry_after_s
 from entrepot.kernel.clock import Clock, SystemClock
 from entrepot.payments import store as st
 from entrepot.payments.credentials import (
@@ -133,13 +133,13 @@ def _too_large(limit: int) -> Response:
     return response
 
 
-def _rate_limited(limiter: RateLimiter, wait: float) -> Response:
+def _rate_limited(limit: RateLimit, wait: float) -> Response:
     seconds = retry_after_s(wait)
     response = problem(
         429,
         "rate_limited",
-        f"this participant is over its request rate ({limiter.limit.describe()}): nothing "
-        f"was done; retry after {seconds} s",
+        f"this participant is over its request rate ({limit.describe()}): nothing was done; "
+        f"retry after {seconds} s",
     )
     response.headers["Retry-After"] = str(seconds)
     return response
@@ -212,10 +212,13 @@ class SecurityMiddleware:
                 "unauthenticated", "missing or invalid API credentials", invalid=given
             )(scope, receive, send)
             return
-        if self.rate_limiter is not None:
-            wait = self.rate_limiter.admit(caller.participant_id)
+        limiter = self.rate_limiter
+        if limiter is not None and (limiter.default is not None or caller.rate_limit):
+            limit = limiter.limit_for(caller.rate_limit)
+            wait = limiter.admit(caller.participant_id, limit)
             if wait is not None:  # before its body is read: a refused request costs little
-                await _rate_limited(self.rate_limiter, wait)(scope, receive, send)
+                assert limit is not None  # a wait is a limit's
+                await _rate_limited(limit, wait)(scope, receive, send)
                 return
         key = headers.get("idempotency-key")
         if key and not (key.isascii() and key.isprintable()):

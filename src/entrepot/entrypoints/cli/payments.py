@@ -32,7 +32,7 @@ from entrepot.entrypoints.cli.output import (
     open_app,
     out,
 )
-from entrepot.kernel.clock import parse_time
+from entrepot.kernel.clock import ns_to_datetime, parse_time
 from entrepot.kernel.errors import InvalidInput
 from entrepot.kernel.money import (
     InvalidAmount,
@@ -61,6 +61,7 @@ from entrepot.payments.credentials import (
 )
 from entrepot.payments.errors import InvalidPaymentInput
 from entrepot.payments.model import Escrow
+from entrepot.payments.rate_limits import clear_rate_limit, rate_limit_of, set_rate_limit
 from entrepot.payments.services import ID_PATTERN, QUOTE_TTL_S, TRANSFER_TTL_S
 
 app = typer.Typer(
@@ -446,6 +447,66 @@ def credentials_revoke(
             _once(ctx, a, SCHEME, lambda: dataclasses.asdict(revoke_credential(a.engine, key_id))),
             as_json,
         )
+
+
+@app.command("rate-limit")
+@guard
+def rate_limit(
+    participant_id: str,
+    per_second: Annotated[
+        float | None,
+        typer.Option(
+            "--per-second",
+            help="give the participant its own limit: requests a second, across the workers",
+        ),
+    ] = None,
+    burst: Annotated[
+        int | None,
+        typer.Option("--burst", help="requests at once within the rate (default: a second's)"),
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="back on the scheme's limit (ENTREPOT_RATE_LIMIT)")
+    ] = False,
+    as_json: Json = False,
+) -> None:
+    """The request rate limit a participant is held to; with --per-second, its own instead of
+    the scheme's (every server's workers apply it from their next request on), --clear to
+    drop it."""
+    if clear and (per_second is not None or burst is not None):
+        raise InvalidInput(
+            "--clear drops the participant's own limit: give no --per-second or --burst with it",
+            field="clear",
+        )
+    if burst is not None and per_second is None:
+        raise InvalidInput("--burst is part of a limit: give --per-second too", field="burst")
+    with _scheme() as a:
+        if clear:
+            clear_rate_limit(a.engine, participant_id)
+            own = None
+        elif per_second is not None:
+            own = set_rate_limit(
+                a.engine, participant_id, per_second, burst, actor=SCHEME, clock=a.payments.clock
+            )
+        else:
+            own = rate_limit_of(a.engine, participant_id)
+        if own is not None:
+            shown: dict[str, Any] = {
+                "participant_id": participant_id,
+                "source": "participant",
+                "requests_per_second": own.per_s,
+                "burst": own.burst,
+                "set_by": own.set_by,
+                "set_at": ns_to_datetime(own.set_at).isoformat().replace("+00:00", "Z"),
+            }
+        else:
+            rate = a.settings.rate_limit_per_s
+            shown = {
+                "participant_id": participant_id,
+                "source": "scheme" if rate is not None else "none",
+                "requests_per_second": rate,
+                "burst": a.settings.rate_burst if rate is not None else None,
+            }
+        _show(shown, as_json)
 
 
 @app.command("alias-add")

@@ -1,0 +1,112 @@
+"""A participant's own request rate limit, set by the operator (migration 0034, ADR 0016).
+
+The API limits each participant's requests to the scheme's limit (``ENTREPOT_RATE_LIMIT``);
+a participant's own limit, when the operator has set one, replaces it for that participant:
+higher for a large bank, lower (or at all, where the scheme sets none) for one that
+misbehaves. The API reads it with the credential on every request
+(``credentials.TokenVerifier``), so a change applies from each worker's next request on."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
+from entrepot.kernel.clock import Clock, SystemClock
+from entrepot.kernel.limits import RATE_BURST_MAX, RATE_PER_S_MAX, RATE_PER_S_MIN
+from entrepot.payments import store as st
+from entrepot.payments.errors import InvalidPaymentInput, ParticipantNotFound
+from entrepot.storage.engine import read_connection
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantRateLimit:
+    """``per_s`` requests a second, ``burst`` at once; set by ``set_by`` at ``set_at`` (ns)."""
+
+    participant_id: str
+    per_s: float
+    burst: int
+    set_by: str
+    set_at: int
+
+
+def check_rate_limit(per_s: object, burst: object | None) -> tuple[float, int]:
+    """A rate limit's numbers, checked: the burst defaults to a second's worth."""
+    if (
+        isinstance(per_s, bool)
+        or not isinstance(per_s, int | float)
+        or not math.isfinite(per_s)
+        or not RATE_PER_S_MIN <= per_s <= RATE_PER_S_MAX
+    ):
+        raise InvalidPaymentInput(
+            f"a rate limit is a number of requests a second from {RATE_PER_S_MIN} to "
+            f"{RATE_PER_S_MAX:,}, not {per_s!r}",
+            field="requests_per_second",
+        )
+    if burst is None:
+        return float(per_s), max(1, math.ceil(per_s))
+    if isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= RATE_BURST_MAX:
+        raise InvalidPaymentInput(
+            f"burst must be a whole number of requests from 1 to {RATE_BURST_MAX:,}, not {burst!r}",
+            field="burst",
+        )
+    return float(per_s), burst
+
+
+def set_rate_limit(
+    engine: Engine,
+    participant_id: str,
+    per_s: object,
+    burst: object | None = None,
+    *,
+    actor: str,
+    clock: Clock | None = None,
+) -> ParticipantRateLimit:
+    """Set the participant's own limit (replacing any it had); bad numbers or an unknown
+    participant change nothing."""
+    rate, whole = check_rate_limit(per_s, burst)
+    now = (clock or SystemClock()).now_ns()
+    values = {"per_s": rate, "burst": whole, "set_by": actor, "set_at": now}
+    with engine.begin() as conn:
+        if st.load_participant(conn, participant_id) is None:
+            raise ParticipantNotFound(f"participant {participant_id!r} does not exist")
+        table = st.participant_rate_limits
+        changed = conn.execute(
+            sa.update(table).where(table.c.participant_id == participant_id).values(**values)
+        ).rowcount
+        if not changed:
+            conn.execute(sa.insert(table).values(participant_id=participant_id, **values))
+    return ParticipantRateLimit(participant_id, rate, whole, actor, now)
+
+
+def clear_rate_limit(engine: Engine, participant_id: str) -> bool:
+    """The participant back on the scheme's limit; False if it had none of its own."""
+    with engine.begin() as conn:
+        if st.load_participant(conn, participant_id) is None:
+            raise ParticipantNotFound(f"participant {participant_id!r} does not exist")
+        table = st.participant_rate_limits
+        removed = conn.execute(sa.delete(table).where(table.c.participant_id == participant_id))
+    return bool(removed.rowcount)
+
+
+def rate_limit_of(engine: Engine, participant_id: str) -> ParticipantRateLimit | None:
+    """The participant's own limit, if the operator set one."""
+    table = st.participant_rate_limits
+    with read_connection(engine) as conn:
+        if st.load_participant(conn, participant_id) is None:
+            raise ParticipantNotFound(f"participant {participant_id!r} does not exist")
+        row = conn.execute(sa.select(table).where(table.c.participant_id == participant_id)).first()
+    if row is None:
+        return None
+    return ParticipantRateLimit(row.participant_id, row.per_s, row.burst, row.set_by, row.set_at)
+
+
+__all__ = [
+    "ParticipantRateLimit",
+    "check_rate_limit",
+    "clear_rate_limit",
+    "rate_limit_of",
+    "set_rate_limit",
+]
