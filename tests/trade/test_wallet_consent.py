@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from entrepot.payments.errors import ParticipantSuspended
 from entrepot.trade import WalletConsent
 from entrepot.trade.errors import Forbidden, WalletConsentMissing
 from tests.trade.network import Net
@@ -149,3 +150,29 @@ def test_a_wallets_buyers_come_a_page_at_a_time(net: Net) -> None:
     assert [b.id for b in first] == ["b-1", "b-2"]
     rest = net.trade.list_buyers("maybank-my", limit=2, after=first[-1].id)
     assert [b.id for b in rest] == ["b-3"]
+
+
+def test_a_suspended_wallet_grants_no_consent(net: Net) -> None:
+    """A wallet the scheme suspended consented to pay for a buyer's orders (found by a
+    review): a suspended participant acts no more, as a suspended hub operator does not.
+    Refused 409 participant_suspended, naming it, nothing changed; a consent already in
+    effect, asked for again, is answered as it is; a revocation, which stops payments, stays
+    open to it; resumed, it consents."""
+    _register(net)
+    _register(net, "b-2", "+60123450002")
+    granted = net.trade.grant_wallet_consent("maybank-my", "b-2")
+    net.scheme.set_active("maybank-my", False, "licence under review")
+    with pytest.raises(ParticipantSuspended, match="maybank-my") as refused:
+        net.trade.grant_wallet_consent("maybank-my", "b-aisyah")
+    assert refused.value.http_status == 409
+    shown = net.trade.get_buyer("maybank-my", "b-aisyah")
+    assert (shown.wallet_consent, shown.wallet_consent_at_ns) == (WalletConsent.PENDING, None)
+    assert net.trade.grant_wallet_consent("maybank-my", "b-2") == granted  # as it is
+    revoked = net.trade.revoke_wallet_consent("maybank-my", "b-2")
+    assert revoked.wallet_consent is WalletConsent.REVOKED
+    with pytest.raises(Forbidden):  # not its buyer: told so, suspended or not
+        net.trade.grant_wallet_consent("mtn-rw", "b-aisyah")
+    net.scheme.set_active("maybank-my", True)
+    assert net.trade.grant_wallet_consent("maybank-my", "b-aisyah").wallet_consent is (
+        WalletConsent.GRANTED
+    )

@@ -197,9 +197,10 @@ class RepaymentWithholder(Protocol):
 
 
 def check_operator_active(conn: Connection, operator: str, then: str = "") -> None:
-    """Refuse ``participant_suspended`` while the scheme has the hub operator ``operator``
-    suspended (``then``: what the message adds); a participant the scheme does not know is
-    left to the caller's own checks."""
+    """Refuse ``participant_suspended`` while the scheme has the participant ``operator``
+    suspended (``then``: what the message adds): a hub operator acting for its hub, a wallet
+    deciding its consent for a buyer. A participant the scheme does not know is left to the
+    caller's own checks."""
     found = pay_store.load_participant(conn, operator)
     if found is not None and not found.active:
         raise ParticipantSuspended(f"participant {operator!r} is suspended{then}")
@@ -691,7 +692,8 @@ class TradeNetwork(DisputeDesk):
 
     def grant_wallet_consent(self, caller: str, buyer_id: str) -> Buyer:
         """The wallet the buyer pays from lets the buyer's orders take money from it (for its
-        customer behind the alias). Granting a consent already granted changes nothing."""
+        customer behind the alias). Granting a consent already granted changes nothing; a
+        wallet the scheme suspended grants none (``participant_suspended``)."""
         return self._set_wallet_consent(caller, buyer_id, WalletConsent.GRANTED)
 
     def revoke_wallet_consent(self, caller: str, buyer_id: str) -> Buyer:
@@ -718,6 +720,14 @@ class TradeNetwork(DisputeDesk):
                     )
             if b.wallet_consent is state and alias_at == b.wallet_consent_alias_at_ns:
                 return b
+            if state is WalletConsent.GRANTED:
+                # A wallet the scheme suspended consented to pay for a buyer's orders (found
+                # by a review): suspension stops what a participant does. A consent already
+                # in effect is answered above (a lost answer); revoking, which stops
+                # payments, stays open to it, as revoking credentials does to a hub.
+                check_operator_active(
+                    conn, caller, f": it consents for buyer {buyer_id} once the scheme resumes it"
+                )
             now = self._now()
             conn.execute(
                 sa.update(st.buyers)
