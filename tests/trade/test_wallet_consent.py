@@ -176,3 +176,25 @@ def test_a_suspended_wallet_grants_no_consent(net: Net) -> None:
     assert net.trade.grant_wallet_consent("maybank-my", "b-aisyah").wallet_consent is (
         WalletConsent.GRANTED
     )
+
+
+def test_a_buyer_is_not_registered_at_a_suspended_wallet(net: Net) -> None:
+    """A buyer whose wallet alias is at a participant the scheme suspended was registered
+    (found by a review), as onboarding refuses a settlement alias at a suspended bank: it
+    pays for no order until it is resumed. Refused 409 participant_suspended, field
+    walletAlias, nothing written; a registration made before the suspension, resent, is
+    answered with its buyer; resumed, the wallet's buyer is registered."""
+    _register(net)
+    first = net.trade.get_buyer("hub-kuala-lumpur", "b-aisyah")
+    net.scheme.register_alias("maybank-my", "MSISDN", "+60111111111", "b-two", "MYR")
+    net.scheme.set_active("maybank-my", False, "licence under review")
+    before = net.trade.list_buyers("hub-kuala-lumpur")
+    again = ("b-aisyah", "Aisyah binti Ali", "MSISDN", "+60123456789")
+    assert net.trade.register_buyer("hub-kuala-lumpur", *again) == first  # a resend
+    new = ("b-two", "Buyer two", "MSISDN", "+60111111111")
+    with pytest.raises(ParticipantSuspended, match="maybank-my") as refused:
+        net.trade.register_buyer("hub-kuala-lumpur", *new)
+    assert (refused.value.http_status, refused.value.field) == (409, "walletAlias")
+    assert net.trade.list_buyers("hub-kuala-lumpur") == before
+    net.scheme.set_active("maybank-my", True)
+    assert net.trade.register_buyer("hub-kuala-lumpur", *new).wallet_participant == "maybank-my"

@@ -196,14 +196,17 @@ class RepaymentWithholder(Protocol):
     ) -> int: ...
 
 
-def check_operator_active(conn: Connection, operator: str, then: str = "") -> None:
+def check_operator_active(
+    conn: Connection, operator: str, then: str = "", *, field: str | None = None
+) -> None:
     """Refuse ``participant_suspended`` while the scheme has the participant ``operator``
-    suspended (``then``: what the message adds): a hub operator acting for its hub, a wallet
-    deciding its consent for a buyer. A participant the scheme does not know is left to the
-    caller's own checks."""
+    suspended (``then``: what the message adds; ``field``: the request's field that named
+    it): a hub operator acting for its hub, a wallet deciding its consent for a buyer or
+    the wallet a buyer is registered to pay from. A participant the scheme does not know is
+    left to the caller's own checks."""
     found = pay_store.load_participant(conn, operator)
     if found is not None and not found.active:
-        raise ParticipantSuspended(f"participant {operator!r} is suspended{then}")
+        raise ParticipantSuspended(f"participant {operator!r} is suspended{then}", field=field)
 
 
 class TradeNetwork(DisputeDesk):
@@ -593,7 +596,8 @@ class TradeNetwork(DisputeDesk):
         wallet_alias_type: AliasType | str,
         wallet_alias: str,
     ) -> Buyer:
-        """A hub's buyer app registers a buyer of its country paying from a wallet there."""
+        """A hub's buyer app registers a buyer of its country paying from a wallet there (a
+        partner of the hub's the scheme has not suspended)."""
         with read_connection(self.engine) as conn:
             self._hub_of_caller(conn, caller)
         check_id(buyer_id, "buyer")
@@ -621,6 +625,14 @@ class TradeNetwork(DisputeDesk):
                     f"wallet alias is at {party.participant_id}, not a partner of {hub.id}",
                     field="walletAlias",
                 )
+            # as onboarding refuses a settlement alias at a suspended bank: a buyer was
+            # registered at a suspended wallet, which pays for no order until it is resumed
+            check_operator_active(
+                conn,
+                party.participant_id,
+                ": the wallet alias is at it, which pays for no order until it is resumed",
+                field="walletAlias",
+            )
             b = Buyer(
                 buyer_id,
                 display,
