@@ -7,7 +7,7 @@ import pytest
 
 from entrepot.payments.errors import ParticipantSuspended
 from entrepot.trade import WalletConsent
-from entrepot.trade.errors import Forbidden, WalletConsentMissing
+from entrepot.trade.errors import Forbidden, InvalidTransition, WalletConsentMissing
 from tests.trade.network import Net
 
 
@@ -198,3 +198,31 @@ def test_a_buyer_is_not_registered_at_a_suspended_wallet(net: Net) -> None:
     assert net.trade.list_buyers("hub-kuala-lumpur") == before
     net.scheme.set_active("maybank-my", True)
     assert net.trade.register_buyer("hub-kuala-lumpur", *new).wallet_participant == "maybank-my"
+
+
+def test_no_consent_for_an_alias_registered_again_in_another_currency(net: Net) -> None:
+    """A buyer keeps the currency its alias was paid in when it was registered; its quotes
+    price in it and its escrows take it from the wallet. The wallet registered the alias
+    again in another currency (its customer's account now USD), consented again, and the
+    next checkout took MYR from it for a customer paid in USD. Refused (409
+    trade_invalid_transition, naming both currencies), nothing changed: the hub registers a
+    buyer for the alias as it is now."""
+    net.merchant()
+    sku = net.basket(on_hand=3)
+    buyer = _register(net)
+    net.trade.grant_wallet_consent("maybank-my", "b-aisyah")
+    net.clock.advance(60)
+    net.scheme.add_currency("maybank-my", "USD")
+    net.scheme.remove_alias("maybank-my", "MSISDN", "+60123456789")
+    net.scheme.register_alias("maybank-my", "MSISDN", "+60123456789", "Aisyah", "USD")
+    before = net.trade.get_buyer("maybank-my", "b-aisyah")
+    with pytest.raises(InvalidTransition, match="MYR") as refused:
+        net.trade.grant_wallet_consent("maybank-my", "b-aisyah")
+    assert "USD" in refused.value.detail and refused.value.http_status == 409
+    assert net.trade.get_buyer("maybank-my", "b-aisyah") == before
+    net.trade.quote(buyer, "q-1", [(sku, 1)])
+    position = net.position("maybank-my", "MYR")
+    with pytest.raises(WalletConsentMissing):
+        net.trade.checkout(buyer, "o-1", "q-1")
+    assert net.position("maybank-my", "MYR") == position
+    assert net.trade.list_orders(buyer) == []

@@ -52,6 +52,7 @@ from entrepot.payments.model import (
     TransferState,
     less_spread,
 )
+from entrepot.payments.model import Party as DirectoryParty
 from entrepot.payments.services import SCHEME, source_for_target
 from entrepot.storage.engine import read_connection
 from entrepot.storage.uow import UnitOfWork
@@ -724,12 +725,25 @@ class TradeNetwork(DisputeDesk):
             # behind that registration (a later one, a new customer's, needs its own).
             alias_at = b.wallet_consent_alias_at_ns
             if state is WalletConsent.GRANTED:
-                alias_at = self._alias_registration(b)
-                if alias_at is None:
+                party = self._alias_party(b)
+                if party is None:
                     raise Forbidden(
                         f"{caller} no longer holds {b.wallet_alias_type} {b.wallet_alias}: "
                         f"it cannot consent for buyer {buyer_id}"
                     )
+                if party.currency != b.currency:
+                    # The buyer's quotes price in the currency its alias was paid in when
+                    # it was registered, and its escrows take that from the wallet: a
+                    # consent for the alias registered again in another currency paid the
+                    # buyer's orders in the old one for a customer paid in the new.
+                    raise InvalidTransition(
+                        f"buyer {buyer_id} pays in {b.currency}, and {caller} now registers "
+                        f"{b.wallet_alias_type} {b.wallet_alias} in {party.currency}: its "
+                        "orders would be paid in a currency its customer is not paid in; the "
+                        "hub registers a buyer for the alias as it is now",
+                        field="buyer",
+                    )
+                alias_at = party.registered_at_ns
             if b.wallet_consent is state and alias_at == b.wallet_consent_alias_at_ns:
                 return b
             if state is WalletConsent.GRANTED:
@@ -757,16 +771,22 @@ class TradeNetwork(DisputeDesk):
                 wallet_consent_alias_at_ns=alias_at,
             )
 
-    def _alias_registration(self, b: Buyer) -> int | None:
-        """When the buyer's wallet registered the buyer's alias, as the directory holds it
-        now; None when that wallet no longer holds it."""
+    def _alias_party(self, b: Buyer) -> DirectoryParty | None:
+        """The buyer's alias as the directory holds it now at the buyer's wallet; None when
+        that wallet no longer holds it."""
         try:
             party = self.scheme.lookup_party(b.wallet_alias_type, b.wallet_alias)
         except PaymentError:
             return None
         if party.participant_id != b.wallet_participant:
             return None
-        return party.registered_at_ns
+        return party
+
+    def _alias_registration(self, b: Buyer) -> int | None:
+        """When the buyer's wallet registered the buyer's alias, as the directory holds it
+        now; None when that wallet no longer holds it."""
+        party = self._alias_party(b)
+        return None if party is None else party.registered_at_ns
 
     # ------------------------------------------------------------------ catalogue
     def add_item(
