@@ -12,7 +12,7 @@ from entrepot.payments import SCHEME, EscrowState
 from entrepot.payments.errors import ParticipantSuspended
 from entrepot.trade import MerchantState, OrderState
 from entrepot.trade import store as st
-from entrepot.trade.errors import BuyerNotFound, MerchantNotFound
+from entrepot.trade.errors import BuyerNotFound, MerchantNotFound, PaymentFailed
 from tests.trade.network import Net
 
 ONBOARD = ("m-umucyo", "Umucyo Ltd", "RW-300400", "BUSINESS", "RW-300400")
@@ -105,3 +105,25 @@ def test_a_buyer_cancelling_at_a_suspended_hub_is_refunded(net: Net) -> None:
     assert cancelled.state is OrderState.CANCELLED
     assert net.position("maybank-my", "MYR") == 0  # every minor unit back at the buyer's wallet
     assert net.scheme.get_escrow(SCHEME, order.goods_escrow_id).state is EscrowState.CLOSED
+
+
+def test_a_suspended_hubs_merchant_keeps_its_catalogue_and_sells_nothing(net: Net) -> None:
+    """Listing, repricing, taking off sale and stocking are the merchant's own acts, not its
+    hub operator's (what a suspension stops is what the suspended participant does), so they
+    stay open; what stops the sale is checkout, which cannot hold an escrow for a suspended
+    hub: 409 trade_payment_failed naming it, nothing reserved, held or recorded. Resumed, the
+    same quote is paid."""
+    merchant, buyer = net.merchant(), net.buyer()
+    net.scheme.set_active("hub-kigali", False, "licence under review")
+    sku = net.basket(merchant, on_hand=3)
+    assert net.trade.update_item(merchant, sku, price_minor=46_000).price_minor == 46_000
+    assert net.trade.update_item(merchant, sku, active=False).active is False
+    assert net.trade.update_item(merchant, sku, active=True).active is True
+    net.trade.quote(buyer, "q-1", [(sku, 1)])
+    position = net.position("maybank-my", "MYR")
+    with pytest.raises(PaymentFailed, match="hub-kigali"):
+        net.trade.checkout(buyer, "o-1", "q-1")
+    assert (net.position("maybank-my", "MYR"), net.trade.stock(sku)[0].reserved) == (position, 0)
+    assert net.trade.list_orders(buyer) == []
+    net.scheme.set_active("hub-kigali", True)
+    assert net.trade.checkout(buyer, "o-1", "q-1").state is OrderState.PAID
