@@ -7,7 +7,12 @@ import pytest
 
 from entrepot.payments.errors import ParticipantSuspended
 from entrepot.trade import WalletConsent
-from entrepot.trade.errors import Forbidden, InvalidTransition, WalletConsentMissing
+from entrepot.trade.errors import (
+    Forbidden,
+    InvalidTransition,
+    QuoteNotFound,
+    WalletConsentMissing,
+)
 from tests.trade.network import Net
 
 
@@ -207,8 +212,6 @@ def test_no_consent_for_an_alias_registered_again_in_another_currency(net: Net) 
     next checkout took MYR from it for a customer paid in USD. Refused (409
     trade_invalid_transition, naming both currencies), nothing changed: the hub registers a
     buyer for the alias as it is now."""
-    net.merchant()
-    sku = net.basket(on_hand=3)
     buyer = _register(net)
     net.trade.grant_wallet_consent("maybank-my", "b-aisyah")
     net.clock.advance(60)
@@ -220,7 +223,29 @@ def test_no_consent_for_an_alias_registered_again_in_another_currency(net: Net) 
         net.trade.grant_wallet_consent("maybank-my", "b-aisyah")
     assert "USD" in refused.value.detail and refused.value.http_status == 409
     assert net.trade.get_buyer("maybank-my", "b-aisyah") == before
+    assert net.trade.list_orders(buyer) == []
+
+
+def test_no_quote_for_a_buyer_whose_alias_is_now_paid_in_another_currency(net: Net) -> None:
+    """The buyer's quote priced in the currency its alias was paid in when it was registered:
+    once its wallet registered the alias again in another, it was quoted in one it no longer
+    pays in, a quote no checkout could pay (the consent lapsed and cannot be given again).
+    Refused (409 trade_invalid_transition, naming both currencies), nothing kept; a quote
+    made before is not paid either."""
+    net.merchant()
+    sku = net.basket(on_hand=3)
+    buyer = _register(net)
+    net.trade.grant_wallet_consent("maybank-my", "b-aisyah")
     net.trade.quote(buyer, "q-1", [(sku, 1)])
+    net.clock.advance(60)
+    net.scheme.add_currency("maybank-my", "USD")
+    net.scheme.remove_alias("maybank-my", "MSISDN", "+60123456789")
+    net.scheme.register_alias("maybank-my", "MSISDN", "+60123456789", "Aisyah", "USD")
+    with pytest.raises(InvalidTransition, match="MYR") as refused:
+        net.trade.quote(buyer, "q-2", [(sku, 1)])
+    assert "USD" in refused.value.detail and refused.value.http_status == 409
+    with pytest.raises(QuoteNotFound):
+        net.trade.get_quote(buyer, "q-2")
     position = net.position("maybank-my", "MYR")
     with pytest.raises(WalletConsentMissing):
         net.trade.checkout(buyer, "o-1", "q-1")

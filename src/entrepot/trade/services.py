@@ -731,18 +731,11 @@ class TradeNetwork(DisputeDesk):
                         f"{caller} no longer holds {b.wallet_alias_type} {b.wallet_alias}: "
                         f"it cannot consent for buyer {buyer_id}"
                     )
-                if party.currency != b.currency:
-                    # The buyer's quotes price in the currency its alias was paid in when
-                    # it was registered, and its escrows take that from the wallet: a
-                    # consent for the alias registered again in another currency paid the
-                    # buyer's orders in the old one for a customer paid in the new.
-                    raise InvalidTransition(
-                        f"buyer {buyer_id} pays in {b.currency}, and {caller} now registers "
-                        f"{b.wallet_alias_type} {b.wallet_alias} in {party.currency}: its "
-                        "orders would be paid in a currency its customer is not paid in; the "
-                        "hub registers a buyer for the alias as it is now",
-                        field="buyer",
-                    )
+                # The buyer's quotes price in the currency its alias was paid in when it
+                # was registered, and its escrows take that from the wallet: a consent for
+                # the alias registered again in another currency paid the buyer's orders in
+                # the old one for a customer paid in the new.
+                _check_alias_currency(b, party)
                 alias_at = party.registered_at_ns
             if b.wallet_consent is state and alias_at == b.wallet_consent_alias_at_ns:
                 return b
@@ -1050,6 +1043,12 @@ class TradeNetwork(DisputeDesk):
             self._check_orderable(merchant, items)
             picks = self._pick_warehouses(conn, merchant, items, [q for _, q in lines])
             annual = self._annual_purchases(conn, buyer, now)
+        # Priced in the buyer's currency: refused once its wallet pays its alias in another
+        # (it was quoted in one it no longer pays in, a quote no checkout could pay). An alias
+        # gone from that wallet is checkout's to refuse (the consent lapsed), naming nobody.
+        party = self._alias_party(buyer)
+        if party is not None:
+            _check_alias_currency(buyer, party)
         q = self._price(quote_id, buyer, merchant, hub, dest_hub, items, lines, picks, annual, now)
         q = replace(q, expires_at_ns=q.created_at_ns + ttl_s * NS_PER_S)
         # Customs' taxes too, in its currency: the destination hub pays them at clearance
@@ -2510,6 +2509,20 @@ def _resent(found: _T, same: bool, what: str, ident: str, field: str) -> _T:
     if not same:
         raise IdConflict(f"{what} {ident} exists, created by a different request", field=field)
     return found
+
+
+def _check_alias_currency(b: Buyer, party: DirectoryParty) -> None:
+    """Refuse (``trade_invalid_transition``) once the buyer's wallet registered its alias
+    again in another currency than the buyer was registered in: its quotes price, and its
+    escrows take, the old one, which its wallet's customer is no longer paid in."""
+    if party.currency != b.currency:
+        raise InvalidTransition(
+            f"buyer {b.id} pays in {b.currency}, and {b.wallet_participant} now registers "
+            f"{b.wallet_alias_type} {b.wallet_alias} in {party.currency}: its orders would be "
+            "paid in a currency its customer is not paid in; the hub registers a buyer for "
+            "the alias as it is now",
+            field="buyer",
+        )
 
 
 def _wallet_consent(value: WalletConsent | str) -> WalletConsent:
