@@ -532,3 +532,33 @@ def test_migration_0034_goes_down_and_up(scheme: PaymentScheme) -> None:
     upgrade(engine)
     set_rate_limit(engine, "mtn-rw", 5, actor="scheme")
     assert len(_rate_rows(scheme)) == 1
+
+
+def _rate_limited_counts(client: TestClient, operator: dict[str, str]) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = client.get("/v1/metrics", headers=operator).text
+    return {
+        m.labels["participant"]: m.value
+        for family in text_string_to_metric_families(text)
+        for m in family.samples
+        if m.name == "entrepot_rate_limited_requests_total"
+    }
+
+
+def test_the_operator_sees_who_is_refused_for_its_rate(
+    scheme: PaymentScheme, tmp_path: Path, mono: Clock
+) -> None:
+    """``GET /v1/metrics`` counts the refusals by participant: which bank is being throttled,
+    not only that someone is. Trade principals, buyers among them (many, and people), are
+    counted by their kind, never by id."""
+    client, h = _limited(scheme, mono, RateLimit(1.0, 2), tmp_path)
+    with client:
+        _admitted(client, h["mtn-rw"], "mtn-rw", 5)
+        _admitted(client, h["maybank"], "maybank", 3)
+        counts = _rate_limited_counts(client, h["scheme"])
+        assert counts == {"mtn-rw": 3.0, "maybank": 1.0}
+        client.app.state.request_counts.count_rate_limited("buyer:b-7")
+        client.app.state.request_counts.count_rate_limited("buyer:b-8")
+        counts = _rate_limited_counts(client, h["scheme"])
+        assert counts["buyer"] == 2.0 and not any(":" in k for k in counts)

@@ -97,6 +97,7 @@ def create_app(
     # this process's memory unless the server's workers share a table (rate_limiter_of).
     rate_limiter = rate_limiter or RateLimiter(None, None)
     app.state.rate_limiter = rate_limiter
+    app.state.request_counts = request_counts = RequestCounts()
     verifier = TokenVerifier(scheme.engine)
     app.router.on_shutdown.append(verifier.close)
     app.add_middleware(
@@ -108,11 +109,11 @@ def create_app(
         write_with_next=scheme.write_with_next,
         clock=scheme.clock,
         rate_limiter=rate_limiter,
+        rate_limited=request_counts.count_rate_limited,
     )
     app.router.on_shutdown.append(rate_limiter.close)
     # Outermost of the app's own: every request counted, those refused above included.
-    app.state.request_counts = RequestCounts()
-    app.add_middleware(RequestMetrics, counts=app.state.request_counts)
+    app.add_middleware(RequestMetrics, counts=request_counts)
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -87,6 +87,13 @@ class RequestCounts:
             buckets=BUCKETS,
             registry=self.registry,
         )
+        self.rate_limited = Counter(
+            "entrepot_rate_limited_requests",
+            "Requests refused 429 for their caller's request rate (rate_limit.py), by payment "
+            "participant; a trade principal by its kind (merchant, buyer, arbitrator)",
+            ["participant"],
+            registry=self.registry,
+        )
         shared = multiprocess_dir()
         #: what a scrape reports: every worker's counts (the storage's write counters among
         #: them), else this process's requests and writes
@@ -97,6 +104,13 @@ class RequestCounts:
         # counting's cost. Bounded: the routes' templates by their methods and statuses.
         self._counters: dict[tuple[str, str, int], Any] = {}
         self._latencies: dict[tuple[str, str], Any] = {}
+
+    def count_rate_limited(self, caller: str) -> None:
+        """A request of ``caller``'s refused for its rate. A trade principal
+        (``merchant:m-1``, ``buyer:b-7``) is counted under its kind: buyers are many, and
+        their ids are no operator's series to keep."""
+        kind, colon, _ = caller.partition(":")
+        self.rate_limited.labels(kind if colon else caller).inc()
 
     def observe(self, scope: Scope, status: int, seconds: float) -> None:
         route: Any = scope.get("route")

@@ -159,6 +159,7 @@ class SecurityMiddleware:
         verifier: TokenVerifier | None = None,
         clock: Clock | None = None,
         rate_limiter: RateLimiter | None = None,
+        rate_limited: Callable[[str], None] | None = None,
     ) -> None:
         self.app = app
         self.engine = engine
@@ -178,6 +179,8 @@ class SecurityMiddleware:
         self._verify = verifier or TokenVerifier(engine)
         #: each participant's request rate, across the home's workers (none: not limited)
         self.rate_limiter = rate_limiter
+        #: told the caller of each request refused for its rate (the operator's metrics)
+        self.rate_limited = rate_limited
 
     async def _caller(self, headers: Headers) -> VerifiedCaller | None:
         """The credential's holder, read for every request (``verify_token``): a revoked
@@ -218,6 +221,8 @@ class SecurityMiddleware:
             wait = limiter.admit(caller.participant_id, limit)
             if wait is not None:  # before its body is read: a refused request costs little
                 assert limit is not None  # a wait is a limit's
+                if self.rate_limited is not None:
+                    self.rate_limited(caller.participant_id)
                 await _rate_limited(limit, wait)(scope, receive, send)
                 return
         key = headers.get("idempotency-key")
