@@ -461,3 +461,38 @@ def test_the_token_verifier_on_postgres_reconnects_and_leaves_the_pool_as_it_was
             assert conn.connection.driver_connection.autocommit is False
     finally:
         verifier.close()
+
+
+def test_a_reviews_verdict_names_the_credential_it_came_with_and_the_reviewer(
+    scheme: PaymentScheme,
+) -> None:
+    """Through the API, the verdict the decision log keeps names the operator's credential
+    the review was sent with (which the operator can issue one per member of staff) and the
+    reviewer the body names; a malformed reviewer id is 422 and leaves the transfer held."""
+    from entrepot.payments.model import TransferState
+    from entrepot.risk.decisions import MemorySink
+    from tests.service.test_payments_screening import LISTS, _held_by_sanctions
+
+    if not (LISTS / "ofac_sdn.csv").is_file():
+        pytest.skip(f"the OFAC snapshot is not at {LISTS}")
+    sink = MemorySink()
+    _held_by_sanctions(scheme, sink)
+    issued = issue_credential(scheme.engine, "scheme")
+    operator = {"Authorization": f"Bearer {issued.token}"}
+    with TestClient(create_app(scheme)) as client:
+        bad = client.post(
+            "/v1/transfers/t-h/review",
+            json={"approve": True, "reason": "ok", "reviewerId": "ops amina"},
+            headers=operator,
+        )
+        assert bad.status_code == 422 and bad.json()["field"] == "reviewerId"
+        assert scheme.get_transfer("scheme", "t-h").state is TransferState.HOLD
+        done = client.post(
+            "/v1/transfers/t-h/review",
+            json={"approve": True, "reason": "registry checked", "reviewerId": "ops-amina"},
+            headers=operator,
+        )
+        assert done.status_code == 200 and done.json()["state"] == "RESERVED"
+    _, verdict = list(sink)
+    assert verdict.inputs["credential"] == issued.key_id
+    assert verdict.inputs["reviewer_id"] == "ops-amina"

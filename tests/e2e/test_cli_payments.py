@@ -164,6 +164,11 @@ def test_every_use_case_has_a_command(cli: Cli) -> None:
     cli("payments prepare --as mtn-rw t1 q1")
     assert [t["id"] for t in cli.json("payments transfers --as maybank")["transfers"]] == ["t1"]
     assert "not on hold" in cli.error("payments review t1 --approve --reason ok", code=1)
+    named = "payments review t1 --approve --reason ok --reviewer-id ops-amina"
+    assert "not on hold" in cli.error(named, code=1)
+    assert "names the person who decided" in cli.error(
+        "payments review t1 --approve --reason ok --reviewer-id", "ops amina", code=2
+    )
     cli("payments escrow-create --as mtn-rw e1 fxco 100 RWF order-7 600")
     assert "holds RWF, not MYR" in cli.error("payments escrow-split --as mtn-rw e1 1 1 MYR", code=2)
     cli("payments escrow-split --as mtn-rw e1 60 40 RWF")

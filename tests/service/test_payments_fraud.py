@@ -117,7 +117,9 @@ def test_a_verdict_given_in_another_worker_than_the_hold_is_logged_too(
     held_id = scheme.get_transfer(SCHEME, held).reason.split("decision ")[1].split(")")[0]  # type: ignore[union-attr]
     other = FraudScreening(lambda: FraudScreener(model, sink=MemorySink(), clock=clock))
     scheme.screening = other  # the worker the review reaches
-    scheme.review_hold(SCHEME, held, approve=True, reason="the customer confirmed it")
+    scheme.review_hold(
+        SCHEME, held, approve=True, reason="the customer confirmed it", reviewer_id="ops-li"
+    )
     (verdict,) = other.screener.sink  # type: ignore[misc]
     assert (verdict.kind, verdict.outcome, verdict.model_version) == (
         "fraud",
@@ -125,6 +127,8 @@ def test_a_verdict_given_in_another_worker_than_the_hold_is_logged_too(
         "review:scheme",
     )
     assert (verdict.inputs["review_of"], verdict.inputs["payment_id"]) == (held_id, held)
+    # who decided, as the review named them (a sanctions verdict names them the same way)
+    assert verdict.inputs["reviewer_id"] == "ops-li" and "(ops-li)" in verdict.reasons[0]
 
 
 def test_a_transfer_without_a_payer_party_is_not_scored(

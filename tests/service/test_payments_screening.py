@@ -15,7 +15,12 @@ from entrepot.kernel.clock import FakeClock
 from entrepot.kernel.errors import DomainError
 from entrepot.payments import SCHEME, PaymentScheme, TransferState
 from entrepot.payments import store as st
-from entrepot.payments.errors import FxLiquidityExhausted, NetDebitCapExceeded, TransferBlocked
+from entrepot.payments.errors import (
+    FxLiquidityExhausted,
+    InvalidPaymentInput,
+    NetDebitCapExceeded,
+    TransferBlocked,
+)
 from entrepot.payments.model import Party, PaymentTransfer
 from entrepot.payments.screening import SanctionsScreening
 from entrepot.payments.services import VERDICT_GRACE_S, ScreeningDecision
@@ -360,6 +365,35 @@ def test_the_reviewers_verdict_on_a_sanctions_hold_is_logged_linked_to_the_hold(
     assert verdict.inputs["review_of"] == hold.decision_id
     assert verdict.inputs["transfer_id"] == "t-h"
     assert "the payee's registry extract differs" in verdict.reasons[0]
+    assert "reviewer_id" not in verdict.inputs  # no one named: none invented
+
+
+def test_the_verdict_names_the_person_who_decided_and_their_credential(
+    scheme: PaymentScheme,
+) -> None:
+    """A verdict contested later (a payee whose payment was rejected, an auditor) must lead to
+    whoever made it: every reviewer acted as ``scheme``, and the log could not tell one member
+    of the operator's staff from another. The review names its reviewer and the credential
+    it came with; the logged verdict keeps both. A malformed reviewer id changes nothing."""
+    if not (LISTS / "ofac_sdn.csv").is_file():
+        pytest.skip(f"the OFAC snapshot is not at {LISTS}")
+    from entrepot.risk.decisions import MemorySink
+
+    sink = MemorySink()
+    _held_by_sanctions(scheme, sink)
+    for bad in ("", "a b", "x" * 65, "alice\n"):
+        with pytest.raises(InvalidPaymentInput) as refused:
+            scheme.review_hold(SCHEME, "t-h", True, "cleared", reviewer_id=bad)
+        assert refused.value.field == "reviewer_id"
+    assert scheme.get_transfer(SCHEME, "t-h").state is TransferState.HOLD
+    assert len(list(sink)) == 1  # the hold only
+    scheme.review_hold(
+        SCHEME, "t-h", False, "registry extract differs", reviewer_id="ops-amina", credential="k9"
+    )
+    _, verdict = list(sink)
+    assert verdict.inputs["reviewer"] == "scheme"
+    assert (verdict.inputs["reviewer_id"], verdict.inputs["credential"]) == ("ops-amina", "k9")
+    assert "reviewer ops-amina (credential k9): registry extract differs" in verdict.reasons[0]
 
 
 def _held_by_sanctions(scheme: PaymentScheme, sink: object) -> None:
@@ -469,7 +503,9 @@ class _Verdicts:
     def screen(self, transfer: PaymentTransfer, payee: Party | None) -> ScreeningDecision:
         return ScreeningDecision(hold=True, reasons=(f"{self.kind} review",))
 
-    def verdicts(self, transfer: PaymentTransfer, rejected: bool, reason: str = "") -> list:  # type: ignore[type-arg]
+    def verdicts(
+        self, transfer: PaymentTransfer, rejected: bool, reason: str = "", by: object = None
+    ) -> list:  # type: ignore[type-arg]
         from entrepot.risk.decisions import make_decision
 
         return [

@@ -134,7 +134,11 @@ class SanctionsScreening:
         return ScreeningDecision(hold=True, reasons=reasons, logged=logged)
 
     def verdicts(
-        self, transfer: PaymentTransfer, rejected: bool, reason: str = ""
+        self,
+        transfer: PaymentTransfer,
+        rejected: bool,
+        reason: str = "",
+        by: Mapping[str, str] | None = None,
     ) -> list[Decision]:
         """The reviewer's verdict on a transfer this screening held, as the sanctions decision
         to log, linked to the one that held it (``review_of``): a person's release or rejection
@@ -148,12 +152,13 @@ class SanctionsScreening:
         from entrepot.risk.decisions import make_decision
 
         verdict = "rejected" if rejected else "released"
+        who = reviewer_words(by)
         return [
             make_decision(
                 "sanctions", model_version=f"review:{SCHEME}", outcome=verdict, score=None,
-                reasons=(f"held transfer {verdict} by the scheme's reviewer: {reason}",),
+                reasons=(f"held transfer {verdict} by the scheme's reviewer{who}: {reason}",),
                 inputs={"review_of": found.group(1), "transfer_id": transfer.id,
-                        "reviewer": SCHEME, "verdict": verdict},
+                        "reviewer": SCHEME, "verdict": verdict, **(by or {})},
                 clock=self.screener.clock,
             )
         ]  # fmt: skip
@@ -364,7 +369,11 @@ class FraudScreening:
             screener.queue.discard(decision_id)
 
     def verdicts(
-        self, transfer: PaymentTransfer, rejected: bool, reason: str = ""
+        self,
+        transfer: PaymentTransfer,
+        rejected: bool,
+        reason: str = "",
+        by: Mapping[str, str] | None = None,
     ) -> list[Decision]:
         """The reviewer's verdict on a transfer fraud screening held, as the outcome of its
         review to log, linked to the decision that held it (named in the hold's reason). Made,
@@ -383,7 +392,9 @@ class FraudScreening:
                 return []
         verdict = "fraud" if rejected else "legitimate"
         score = None if item is None else item.score
-        return [review_decision(decision_id, transfer.id, verdict, SCHEME, score, screener.clock)]
+        return [
+            review_decision(decision_id, transfer.id, verdict, SCHEME, score, screener.clock, by)
+        ]
 
     def log_verdicts(self, records: Sequence[Mapping[str, Any]]) -> set[str]:
         """Append the fraud decisions among ``records`` to the log; the ids appended."""
@@ -414,6 +425,20 @@ class FraudScreening:
             held = self._held.pop(transfer.id, None)
             if held is not None:
                 screener.add_label(held, rejected)
+
+
+def reviewer_words(by: Mapping[str, str] | None) -> str:
+    """Who at the operator decided, as a verdict's reason names them (`` alice``), from a
+    review's ``by`` (``reviewer_id``, ``credential``): empty where nothing names them."""
+    if not by:
+        return ""
+    named = by.get("reviewer_id")
+    credential = by.get("credential")
+    if named and credential:
+        return f" {named} (credential {credential})"
+    if named:
+        return f" {named}"
+    return f" (credential {credential})" if credential else ""
 
 
 def _log_kind(sink: Any, kind: str, records: Sequence[Mapping[str, Any]]) -> set[str]:
@@ -464,13 +489,17 @@ class CombinedScreening:
                 load()
 
     def verdicts(
-        self, transfer: PaymentTransfer, rejected: bool, reason: str = ""
+        self,
+        transfer: PaymentTransfer,
+        rejected: bool,
+        reason: str = "",
+        by: Mapping[str, str] | None = None,
     ) -> list[Decision]:
         made: list[Decision] = []
         for s in self.screenings:
             verdicts = getattr(s, "verdicts", None)
             if verdicts is not None:
-                made.extend(verdicts(transfer, rejected, reason))
+                made.extend(verdicts(transfer, rejected, reason, by))
         return made
 
     def log_verdicts(self, records: Sequence[Mapping[str, Any]]) -> set[str]:

@@ -2167,10 +2167,26 @@ class PaymentScheme:
         return _seen_by(caller, t)
 
     def review_hold(
-        self, caller: str, transfer_id: str, approve: bool, reason: str
+        self,
+        caller: str,
+        transfer_id: str,
+        approve: bool,
+        reason: str,
+        *,
+        reviewer_id: str | None = None,
+        credential: str | None = None,
     ) -> PaymentTransfer:
-        """The scheme's reviewer releases a held transfer to the payee, or aborts it."""
+        """The scheme's reviewer releases a held transfer to the payee, or aborts it.
+        ``reviewer_id``: the person at the operator who decided (a staff id), ``credential``:
+        the key id the request came with; the verdict logged names both, where given, so a
+        verdict contested later is traced to whoever made it."""
         _check_text(reason, "reason", "reason", length_max=REASON_LEN_MAX)
+        if reviewer_id is not None and not ID_PATTERN.fullmatch(reviewer_id):
+            raise InvalidPaymentInput(
+                "reviewer_id names the person who decided: 1 to 64 letters, digits, _ or -",
+                field="reviewer_id",
+            )
+        by = {k: v for k, v in (("reviewer_id", reviewer_id), ("credential", credential)) if v}
         with self._uow() as uow:
             conn = uow.connection
             if caller != SCHEME:
@@ -2208,7 +2224,7 @@ class PaymentScheme:
             # The verdict, as the decisions the screenings log for it (linked to the ones that
             # held it), is written in this transaction and appended to the log once it has
             # committed: the log holds a verdict if and only if it took effect.
-            verdicts = self._verdicts(t, not approve, reason)
+            verdicts = self._verdicts(t, not approve, reason, by)
             if verdicts:
                 now = self._now()
                 conn.execute(
@@ -2240,10 +2256,13 @@ class PaymentScheme:
             learn(t, not approve, verdicts)
         return done
 
-    def _verdicts(self, t: PaymentTransfer, rejected: bool, reason: str) -> list[Any]:
-        """The decisions the screenings log for a reviewer's verdict on ``t`` (held)."""
+    def _verdicts(
+        self, t: PaymentTransfer, rejected: bool, reason: str, by: Mapping[str, str]
+    ) -> list[Any]:
+        """The decisions the screenings log for a reviewer's verdict on ``t`` (held), naming
+        who decided (``by``) where the review says."""
         verdicts = getattr(self.screening, "verdicts", None)
-        return [] if verdicts is None else list(verdicts(t, rejected, reason))
+        return [] if verdicts is None else list(verdicts(t, rejected, reason, by))
 
     def _append_verdicts(self, records: Sequence[dict[str, Any]]) -> int:
         """Append reviewers' verdicts (decisions in ``to_dict``'s form, from the decision

@@ -925,15 +925,18 @@ def review_decision(
     reviewer: str,
     score: float | None,
     clock: Clock | None,
+    by: Mapping[str, str] | None = None,
 ) -> Decision:
     """A person's verdict (``fraud`` or ``legitimate``) on the payment a fraud decision held,
-    as the decision log records it, linked to that decision."""
+    as the decision log records it, linked to that decision; ``by``: who at ``reviewer``
+    decided, where the review names them (``reviewer_id``, ``credential``)."""
+    named = (by or {}).get("reviewer_id")
     return make_decision(
         FRAUD_KIND, model_version=f"review:{reviewer}",
         outcome="confirmed_fraud" if verdict == "fraud" else "legitimate", score=score,
-        reasons=(f"resolved as {verdict} by {reviewer}",),
+        reasons=(f"resolved as {verdict} by {reviewer}" + (f" ({named})" if named else ""),),
         inputs={"review_of": review_of, "payment_id": payment_id, "reviewer": reviewer,
-                "verdict": verdict},
+                "verdict": verdict, **(by or {})},
         clock=clock,
     )  # fmt: skip
 

@@ -525,8 +525,19 @@ def reject(
 
 
 @router.post("/transfers/{transfer_id}/review", response_model=s.TransferOut)
-def review(transfer_id: str, body: s.ReviewIn, caller: Caller, scheme: Scheme) -> s.TransferOut:
-    return cv.transfer(scheme.review_hold(caller, transfer_id, body.approve, body.reason))
+def review(
+    transfer_id: str, body: s.ReviewIn, caller: Caller, scheme: Scheme, request: Request
+) -> s.TransferOut:
+    return cv.transfer(
+        scheme.review_hold(
+            caller,
+            transfer_id,
+            body.approve,
+            body.reason,
+            reviewer_id=body.reviewerId,
+            credential=getattr(request.state, "credential", None),
+        )
+    )
 
 
 # The bulk body is parsed and checked in one pass from its bytes (pydantic's JSON parser

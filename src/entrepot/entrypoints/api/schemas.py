@@ -281,6 +281,14 @@ class RejectIn(Strict):
 class ReviewIn(Strict):
     approve: JsonBool
     reason: str = Field(min_length=1, max_length=200)
+    reviewerId: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="the person at the operator who decided (a staff id): the verdict the "
+        "decision log keeps names them, with the credential the request came with",
+    )
 
 
 class TransferOut(BaseModel):

@@ -260,7 +260,9 @@ class SecurityMiddleware:
             if failure:
                 await unauthenticated("bad_signature", failure, invalid=True)(scope, receive, send)
                 return
-        scope.setdefault("state", {})["caller"] = caller.participant_id
+        state = scope.setdefault("state", {})
+        state["caller"] = caller.participant_id
+        state["credential"] = caller.key_id  # which of its credentials: a review names it
         replay = replay_body(body, receive)
         if method not in WRITE_METHODS or not key:
             await self.app(scope, replay, send)

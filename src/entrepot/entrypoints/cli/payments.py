@@ -732,13 +732,22 @@ def review(
     transfer_id: str,
     approve: Annotated[bool, typer.Option("--approve/--reject", help="Release or abort it.")],
     reason: Annotated[str, typer.Option("--reason", help="Why, for the record.")],
+    reviewer_id: Annotated[
+        str | None,
+        typer.Option(
+            "--reviewer-id",
+            help="Who decided (a staff id): the verdict the decision log keeps names them.",
+        ),
+    ] = None,
     idempotency_key: Key = None,
     as_json: Json = False,
 ) -> None:
     """The scheme's reviewer decides a transfer screening put on HOLD: released to the payee
     (--approve) or aborted (--reject), with the reason recorded."""
     with _scheme() as a:
-        run = functools.partial(a.payments.review_hold, SCHEME, transfer_id, approve, reason)
+        run = functools.partial(
+            a.payments.review_hold, SCHEME, transfer_id, approve, reason, reviewer_id=reviewer_id
+        )
         _show(_once(ctx, a, SCHEME, run), as_json)
 
 
