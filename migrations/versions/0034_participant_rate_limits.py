@@ -31,6 +31,10 @@ def upgrade() -> None:
         sa.Column("burst", sa.Integer, nullable=False),
         sa.Column("set_by", sa.String(64), nullable=False),
         sa.Column("set_at", sa.BigInteger, nullable=False),
+        # what the API reads with every request of the participant's: never a limit it
+        # cannot apply (rate_limits.check_rate_limit's bounds)
+        sa.CheckConstraint("per_s >= 0.01 AND per_s <= 1000000", name="ck_rate_limit_per_s"),
+        sa.CheckConstraint("burst >= 1 AND burst <= 1000000", name="ck_rate_limit_burst"),
     )
 
 

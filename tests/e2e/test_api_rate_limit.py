@@ -562,3 +562,17 @@ def test_the_operator_sees_who_is_refused_for_its_rate(
         client.app.state.request_counts.count_rate_limited("buyer:b-8")
         counts = _rate_limited_counts(client, h["scheme"])
         assert counts["buyer"] == 2.0 and not any(":" in k for k in counts)
+
+
+def test_the_database_holds_no_limit_the_api_could_not_apply(scheme: PaymentScheme) -> None:
+    """The API builds each participant's limit from the row with every request: a row
+    written past the service (by hand, another tool) that held no rate would make every
+    request of that participant a 500."""
+    with pytest.raises(sa.exc.IntegrityError), scheme.engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO pay_participant_rate_limits VALUES ('mtn-rw', 0, 1, 'scheme', 1)")
+        )
+    with pytest.raises(sa.exc.IntegrityError), scheme.engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO pay_participant_rate_limits VALUES ('mtn-rw', 5, 0, 'scheme', 1)")
+        )

@@ -255,6 +255,8 @@ participant_rate_limits = sa.Table(  # migration 0034: a participant's own reque
     sa.Column("burst", sa.Integer, nullable=False),
     sa.Column("set_by", sa.String(64), nullable=False),
     sa.Column("set_at", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("per_s >= 0.01 AND per_s <= 1000000", name="ck_rate_limit_per_s"),
+    sa.CheckConstraint("burst >= 1 AND burst <= 1000000", name="ck_rate_limit_burst"),
 )
 request_nonces = sa.Table(  # migration 0013: signed requests' nonces, while they are fresh
     "pay_request_nonces",
