@@ -196,8 +196,8 @@ def _document_refusals(spec: dict[str, Any], routes: Sequence[BaseRoute]) -> Non
         f"payload_too_large: the request body is longer than {BODY_MAX_BYTES} bytes"
     )
     over_rate = _problem_answer(
-        "rate_limited: the participant is over the request rate the operator set "
-        "(ENTREPOT_RATE_LIMIT); nothing was done"
+        "rate_limited: the participant is over its request rate (the scheme's, "
+        "ENTREPOT_RATE_LIMIT, or its own: GET /v1/participants/{id}/rateLimit); nothing was done"
     )
     over_rate["headers"] = {
         "Retry-After": {
