@@ -127,3 +127,22 @@ def test_a_suspended_hubs_merchant_keeps_its_catalogue_and_sells_nothing(net: Ne
     assert net.trade.list_orders(buyer) == []
     net.scheme.set_active("hub-kigali", True)
     assert net.trade.checkout(buyer, "o-1", "q-1").state is OrderState.PAID
+
+
+def test_a_bank_suspended_while_its_merchant_is_screened_gets_no_merchant(net: Net) -> None:
+    """Onboarding checked the settlement bank before screening and wrote the merchant after
+    it, in its own transaction, without looking again: a bank the scheme suspended in
+    between (screening takes a while: the OFAC lists) got a merchant onboarded to be paid at
+    it, which receives no payout. It is looked at again where the merchant is written."""
+    net.scheme.register_alias("mtn-rw", "BUSINESS", "RW-300400", "Umucyo Ltd", "RWF")
+
+    def screening_meanwhile(name: str, country: str) -> tuple[str, str]:
+        net.scheme.set_active("mtn-rw", False, "liquidity shortfall")
+        return "clear", "no match"
+
+    net.trade.onboarding_screening = screening_meanwhile
+    before = _rows(net, st.merchants)
+    with pytest.raises(ParticipantSuspended, match="receives no payout") as refused:
+        net.trade.onboard_merchant("hub-kigali", *ONBOARD)
+    assert refused.value.field == "settlementAlias"
+    assert _rows(net, st.merchants) == before

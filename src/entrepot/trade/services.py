@@ -503,13 +503,17 @@ class TradeNetwork(DisputeDesk):
             return resent(row)
         with read_connection(self.engine) as conn:  # before screening logs a decision for it
             self._acting_hub(conn, caller)
-        bank = self.scheme.get_participant(party.participant_id)
-        if not bank.active:  # it receives no payout until resumed (a resend is answered)
-            raise ParticipantSuspended(
+
+        def bank_suspended() -> ParticipantSuspended:
+            return ParticipantSuspended(
                 f"settlement alias is at {party.participant_id}, which is suspended: it "
                 "receives no payout until it is resumed",
                 field="settlementAlias",
             )
+
+        bank = self.scheme.get_participant(party.participant_id)
+        if not bank.active:  # it receives no payout until resumed (a resend is answered)
+            raise bank_suspended()
         held = bank.currencies
         missing = [c for c in wanted if c not in held]
         if missing:
@@ -543,6 +547,9 @@ class TradeNetwork(DisputeDesk):
             if row is not None:  # made since the look above
                 return resent(row)
             self._acting_hub(conn, caller)  # suspended since the look above
+            now_bank = pay_store.load_participant(conn, party.participant_id)
+            if now_bank is not None and not now_bank.active:  # while screening ran, say
+                raise bank_suspended()
             clash = conn.execute(
                 sa.select(st.merchants.c.id).where(
                     st.merchants.c.country == m.country,
