@@ -576,3 +576,20 @@ def test_the_database_holds_no_limit_the_api_could_not_apply(scheme: PaymentSche
         conn.execute(
             sa.text("INSERT INTO pay_participant_rate_limits VALUES ('mtn-rw', 5, 0, 'scheme', 1)")
         )
+
+
+def test_a_trade_principal_is_held_to_the_schemes_limit_on_its_own_count(
+    scheme: PaymentScheme, tmp_path: Path, mono: Clock
+) -> None:
+    """A merchant's credential (another context's principal) is counted apart from its
+    bank's and from other principals', under the scheme's limit."""
+    token = issue_credential(
+        scheme.engine, "merchant:m-rate", principal_check=lambda conn: None
+    ).token
+    merchant = {"Authorization": f"Bearer {token}"}
+    client, h = _limited(scheme, mono, RateLimit(1.0, 2), tmp_path)
+    with client:
+        answers = [client.get("/v1/trade/merchants/m-rate", headers=merchant) for _ in range(3)]
+        assert [a.status_code == 429 for a in answers] == [False, False, True]
+        assert answers[-1].json()["code"] == "rate_limited"
+        assert _admitted(client, h["mtn-rw"], "mtn-rw", 2) == 2  # its own count
