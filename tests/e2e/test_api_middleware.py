@@ -79,6 +79,7 @@ async def _apost(
     *,
     drop_after: int | None = None,
     key: str = "k-drop",
+    extra: dict[str, str] | None = None,
 ) -> list[Any]:
     messages: list[dict[str, Any]] = []
     for i, chunk in enumerate(chunks):
@@ -100,7 +101,7 @@ async def _apost(
         sent.append(message)
 
     try:
-        await app(_quote_scope(token, key), receive, send)
+        await app(_quote_scope(token, key, extra), receive, send)
     except Exception as exc:  # the server answers a dropped client with nothing
         sent.append(exc)
     return sent
@@ -281,6 +282,52 @@ def test_a_claim_is_only_for_its_key_and_caller(
     assert _status(first) == [201] and _status(another_key) == [201]
     # icbc's request ran (and was refused on its own merits: icbc holds no RWF)
     assert _body(another_caller).get("code") not in (None, "request_in_progress")
+
+
+def test_a_worker_holds_a_bounded_number_of_large_bodies_at_once(
+    scheme: PaymentScheme, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bodies of up to 16 MiB, each held and parsed for its request's life: a participant's
+    burst of bulks (or many participants') at once and the worker was killed for memory, with
+    every request it held. Past ``LARGE_BODIES_IN_FLIGHT_MAX`` large bodies (by their
+    Content-Length, or chunked), a request is refused 503 before its body is read and
+    changes nothing; small ones (every payment's) are not held back; a large one is served
+    again once one in flight is done."""
+    monkeypatch.setattr(security_module, "LARGE_BODY_BYTES", 64)
+    monkeypatch.setattr(security_module, "LARGE_BODIES_IN_FLIGHT_MAX", 1)
+    entered, go = _paused_create_quote(scheme, monkeypatch)
+    token = issue_credential(scheme.engine, "mtn-rw").token
+    app = create_app(scheme)
+    other = QUOTE.replace(b"q-drop", b"q-other")
+    sized = {"content-length": str(len(QUOTE))}  # over the 64 bytes set above
+
+    async def scenario() -> tuple[list[Any], ...]:
+        first = asyncio.ensure_future(_apost(app, token, [QUOTE], key="k-1", extra=sized))
+        assert await asyncio.to_thread(entered.wait, 30)
+        busy = await _apost(app, token, [other], key="k-2", extra=sized)
+        chunked = await _apost(
+            app, token, [other], key="k-3", extra={"transfer-encoding": "chunked"}
+        )
+        small = await _apost(app, token, [b"{}"], key="k-4", extra={"content-length": "2"})
+        go.set()
+        return await first, busy, chunked, small
+
+    first, busy, chunked, small = asyncio.run(scenario())
+    for refused in (busy, chunked):
+        assert _status(refused) == [503]
+        assert _body(refused)["code"] == "server_busy" and _body(refused)["errorCode"] == "2003"
+        assert (b"retry-after", b"1") in _start(refused)["headers"]
+    assert _status(small) == [422]  # served (and refused on its own merits), not held back
+    assert _status(first) == [201]
+    with scheme.engine.connect() as conn:
+        quotes = conn.execute(sa.text("SELECT id FROM pay_quotes")).scalars().all()
+    assert quotes == ["q-drop"]  # the refused ones changed nothing
+    again = _post_sized(app, token, other, "k-2", sized)
+    assert _status(again) == [201]  # its key was free: nothing stored for the 503
+
+
+def _post_sized(app: Any, token: str, body: bytes, key: str, extra: dict[str, str]) -> list[Any]:
+    return asyncio.run(_apost(app, token, [body], key=key, extra=extra))
 
 
 def test_a_request_that_fails_lets_its_key_go(

@@ -189,7 +189,8 @@ def _document_refusals(spec: dict[str, Any], routes: Sequence[BaseRoute]) -> Non
     """The problems no route raises, where they can occur: 413 on every /v1 operation (the
     security middleware reads every /v1 request's body, whatever its method, and refuses one
     past ``BODY_MAX_BYTES``), 429 on every /v1 operation (a participant over its rate, where
-    a limit is set: rate_limit.py), 405 on an operation one of whose path parameters, given a ``/``
+    a limit is set: rate_limit.py), 503 on every /v1 operation (large bodies in flight past
+    ``LARGE_BODIES_IN_FLIGHT_MAX``), 405 on an operation one of whose path parameters, given a ``/``
     (``%2F``), makes the path another route's that does not take the method (``GET
     /v1/participants/x%2Fsuspend``: the router finds only ``POST .../{id}/suspend``)."""
     too_large = _problem_answer(
@@ -205,6 +206,13 @@ def _document_refusals(spec: dict[str, Any], routes: Sequence[BaseRoute]) -> Non
             "schema": {"type": "integer", "minimum": 1},
         }
     }
+    busy = _problem_answer(
+        "server_busy: the worker holds as many requests with large bodies (over 1 MiB) as it "
+        "takes at once; nothing was done"
+    )
+    busy["headers"] = {
+        "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}
+    }
     wrong_method = _problem_answer("method_not_allowed: the path is another route's")
     for path, operations in spec.get("paths", {}).items():
         for method, operation in operations.items():
@@ -212,6 +220,7 @@ def _document_refusals(spec: dict[str, Any], routes: Sequence[BaseRoute]) -> Non
             if path.startswith("/v1/"):
                 responses.setdefault("413", too_large)
                 responses.setdefault("429", over_rate)
+                responses.setdefault("503", busy)
             if _method_refused(path, method.upper(), spec["paths"], routes):
                 responses.setdefault("405", wrong_method)
 

@@ -133,6 +133,36 @@ def _too_large(limit: int) -> Response:
     return response
 
 
+#: A body over this many bytes is large (a bulk of some thousands of transfers; a payment's
+#: is under 1 KiB): a worker holds at most LARGE_BODIES_IN_FLIGHT_MAX such requests at once
+LARGE_BODY_BYTES = 1024 * 1024
+#: 8 bodies of at most BODY_MAX_BYTES (16 MiB): 128 MiB of bodies a worker, several times
+#: that once parsed; a bank's bulks are sent one after another
+LARGE_BODIES_IN_FLIGHT_MAX = 8
+
+
+def _large_body(headers: Headers) -> bool:
+    """Whether the request's body is large: its ``Content-Length`` says so, or it has none
+    and comes in chunks (``Transfer-Encoding``), any size up to BODY_MAX_BYTES."""
+    declared = headers.get("content-length")
+    if declared is not None:
+        return not declared.isdigit() or int(declared) > LARGE_BODY_BYTES
+    return "transfer-encoding" in headers
+
+
+def _busy() -> Response:
+    response = problem(
+        503,
+        "server_busy",
+        f"this server holds {LARGE_BODIES_IN_FLIGHT_MAX} requests with bodies over "
+        f"{LARGE_BODY_BYTES} bytes already: nothing was done; retry after 1 s",
+        mojaloop="2003",  # Mojaloop's "Service currently unavailable"
+    )
+    response.headers["Retry-After"] = "1"
+    response.headers["connection"] = "close"  # its body is not read
+    return response
+
+
 def _rate_limited(limit: RateLimit, wait: float) -> Response:
     seconds = retry_after_s(wait)
     response = problem(
@@ -181,6 +211,8 @@ class SecurityMiddleware:
         self.rate_limiter = rate_limiter
         #: told the caller of each request refused for its rate (the operator's metrics)
         self.rate_limited = rate_limited
+        #: requests with a large body (``_large_body``) this worker holds now
+        self._large_in_flight = 0
 
     async def _caller(self, headers: Headers) -> VerifiedCaller | None:
         """The credential's holder, read for every request (``verify_token``): a revoked
@@ -237,6 +269,33 @@ class SecurityMiddleware:
                 mojaloop="3100",
             )(scope, receive, send)
             return
+        large = _large_body(headers)
+        if large:
+            # bodies of up to 16 MiB each, held (and parsed) for the request's life: so many
+            # at once, from one participant's burst or many participants', and the worker is
+            # killed for memory with every request it holds. Past the bound: 503 at once.
+            if self._large_in_flight >= LARGE_BODIES_IN_FLIGHT_MAX:
+                await _busy()(scope, receive, send)
+                return
+            self._large_in_flight += 1
+        try:
+            await self._serve(scope, receive, send, caller, headers, key, path)
+        finally:
+            if large:
+                self._large_in_flight -= 1
+
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        caller: VerifiedCaller,
+        headers: Headers,
+        key: str | None,
+        path: str,
+    ) -> None:
+        """The request admitted: its body read, its signature checked, then served (a keyed
+        write through its Idempotency-Key's stored answer)."""
         try:
             body = await read_body(receive, BODY_MAX_BYTES, headers)
         except BodyTooLarge as exc:
