@@ -331,6 +331,34 @@ def test_a_statement_over_its_row_limit_is_refused_not_cut_short(
         _statement(scheme, clock)
 
 
+def test_a_statement_over_its_row_limit_is_refused_before_its_rows_are_read(
+    scheme: PaymentScheme, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The period's timestamps were read whole before the limit was checked, so a period of
+    a million rows was read (8 bytes a row stored, some 40 in Python) only to be refused
+    (found by a review). The ledger is now asked for one row past the limit at most.
+    Counted by the timestamps the ledger's store hands back, not by time."""
+    monkeypatch.setattr(messages, "STATEMENT_ROWS_MAX", 3)
+    for n in range(6):
+        _pay(scheme, f"t-over-{n}")
+    account_id = scheme.get_participant("mtn-rw").check_currency("RWF").position_account
+    assert len(scheme.ledger.get_account_timestamps(account_id)) > 2 * (3 + 1)
+    store = scheme.ledger.store
+    read: list[int] = []
+    real = store.account_timestamps
+
+    def counted(*args: Any, **kwargs: Any) -> list[int]:
+        found = real(*args, **kwargs)
+        read.append(len(found))
+        return found
+
+    monkeypatch.setattr(store, "account_timestamps", counted)
+    with pytest.raises(InvalidPaymentInput, match="more than 3 ledger rows") as caught:
+        _statement(scheme, clock)
+    assert caught.value.field == "from"
+    assert read and sum(read) <= 3 + 1, read
+
+
 def _balances(xml: bytes) -> list[tuple[str, str]]:
     """(type code, signed amount) of each ``Bal`` of a camt.053, in order."""
     ns = {"c": iso20022.NS_CAMT053}

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from entrepot.ledger import Account, Ledger, Transfer, TransferFlags
+from entrepot.ledger import Account, Ledger, LedgerInputError, Transfer, TransferFlags
 from entrepot.ledger.store import LOOKUP_CHUNK, LOOKUP_SIZES, padded_chunks
 
 COUNTS = (1, 3, 4, 5, 31, 32, 33, 499, 500, 501, 1_001)
@@ -147,3 +147,45 @@ def test_a_recent_statement_reads_the_period_not_the_history(
     read.clear()
     assert ledger.statement(1, since_ns=early, limit=3).opening_balance_minor == -3 * 4
     assert read[0] == 4, read  # the opening's read (the rows' own come after it)
+
+
+@pytest.mark.parametrize("merged", [True, False], ids=["merged-runs", "unmerged"])
+def test_the_first_timestamps_of_a_range_are_those_of_the_whole_range(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch, merged: bool
+) -> None:
+    """``limit`` bounds what is read of a range (a statement's row limit was checked on the
+    whole period's timestamps, read first): the first ``limit`` are the whole range's first,
+    whatever the range's ends cut (posting runs spanning them, rows and segments not yet
+    merged, interleaved), and a range ending early keeps its end."""
+    import entrepot.ledger.services as services
+
+    if merged:  # runs of some 60 transfers, the last ones left unmerged
+        monkeypatch.setattr(services, "POSTINGS_MERGE_TRANSFERS", 40)
+        monkeypatch.setattr(services, "PLAIN_MERGE_TRANSFERS", 40)
+    ledger.define_ledger(978, "EUR")
+    assert set(ledger.create_accounts([Account(n, 978, 1) for n in (1, 2, 3)])) == {"ok"}
+    next_id = 1
+    for round_ in range(6):
+        # a plain batch (a segment), 1's transfers among 3's, then single ones (rows)
+        batch = [
+            Transfer(next_id + k, 1 if k % 3 else 3, 2, 1 + k, ledger=978, code=1)
+            for k in range(30)
+        ]
+        assert set(ledger.create_transfers(batch)) == {"ok"}
+        next_id += len(batch)
+        for _ in range(7 + round_):
+            assert ledger.create_transfers([Transfer(next_id, 2, 1, 5, ledger=978, code=1)]) == [
+                "ok"
+            ]
+            next_id += 1
+    whole = ledger.get_account_timestamps(1)
+    assert len(whole) == 6 * 20 + sum(7 + r for r in range(6))
+    for lo, hi in ((0, len(whole)), (7, len(whole) - 3), (33, 34), (50, 140)):
+        since, until = whole[lo], whole[hi - 1]
+        expected = whole[lo:hi]
+        for limit in (1, 2, 19, 20, 21, 59, 60, 61, 100, len(expected), len(expected) + 1):
+            got = ledger.get_account_timestamps(1, since_ns=since, until_ns=until, limit=limit)
+            assert got == expected[:limit], (lo, hi, limit)
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(LedgerInputError):
+            ledger.get_account_timestamps(1, limit=bad)  # type: ignore[arg-type]

@@ -546,16 +546,27 @@ class Ledger:
             )
 
     def get_account_timestamps(
-        self, account_id: int, *, since_ns: int = 0, until_ns: int = TIME_MAX
+        self,
+        account_id: int,
+        *,
+        since_ns: int = 0,
+        until_ns: int = TIME_MAX,
+        limit: int | None = None,
     ) -> list[int]:
         """The timestamps of the account's transfers in ``[since_ns, until_ns]`` (inclusive),
         ascending, pending and voiding ones too: an index of a range, read from the account's
         posting runs without loading a transfer, by which a caller pages through it (a
-        statement's pages) and reads each page's transfers alone."""
+        statement's pages) and reads each page's transfers alone. With ``limit`` (1 or more),
+        the first ``limit`` of them, the range read no further: a caller bounding a range
+        asks for one past its bound."""
+        if limit is not None and (
+            not isinstance(limit, int) or isinstance(limit, bool) or limit < 1
+        ):
+            raise LedgerInputError(f"limit must be 1 or more, got {limit!r}", field="limit")
         _check_query(since_ns, until_ns, 1)
         self.get_account(account_id)
         with read_connection(self.engine) as conn:
-            return self.store.account_timestamps(conn, account_id, since_ns, until_ns)
+            return self.store.account_timestamps(conn, account_id, since_ns, until_ns, limit)
 
     def get_account_balances(
         self,

@@ -465,34 +465,80 @@ class LedgerStore:
         )
 
     def account_timestamps(
-        self, conn: Connection, account_id: int, since_ns: int, until_ns: int
+        self,
+        conn: Connection,
+        account_id: int,
+        since_ns: int,
+        until_ns: int,
+        limit: int | None = None,
     ) -> list[int]:
-        """Timestamps of the account's transfers in ``[since_ns, until_ns]``, ascending."""
+        """Timestamps of the account's transfers in ``[since_ns, until_ns]``, ascending: the
+        first ``limit`` of them where given (:meth:`account_stamps`)."""
+        found = self.account_stamps(conn, account_id, since_ns, until_ns, limit)
+        stamps: list[int] = found.tolist()
+        return stamps
+
+    def account_stamps(
+        self,
+        conn: Connection,
+        account_id: int,
+        since_ns: int,
+        until_ns: int,
+        limit: int | None = None,
+    ) -> Any:
+        """:meth:`account_timestamps` as an int64 array. With ``limit``, the first ``limit``
+        of them, read no further than it takes to find them: the posting runs' counts pick
+        the runs that hold them (one more where a run spans ``since_ns``), and the unmerged
+        transfers are read up to ``limit`` (a statement checked its row limit on the whole
+        period's timestamps, read first: a period far over it was read whole to be refused,
+        a review)."""
         meta = self.read_meta(conn)
         key = _b(account_id)
         cur = driver_connection(conn).cursor()
+        parts: list[Any] = []
+        found = 0
+        runs_until = until_ns
+        if limit is not None:  # the runs that hold the first ``limit``: counted, not read
+            cur.execute(
+                self._sql(
+                    "SELECT first_timestamp, last_timestamp, count FROM ledger_postings "
+                    "WHERE account_id = ? AND last_timestamp >= ? AND first_timestamp <= ? "
+                    "ORDER BY last_timestamp"
+                ),
+                (key, since_ns, until_ns),
+            )
+            counted = 0
+            for first, last, count in cur.fetchall():
+                runs_until = min(until_ns, int(last))
+                if first >= since_ns:  # a run spanning since_ns may hold fewer: not counted
+                    counted += int(count)
+                if counted >= limit:
+                    break
         cur.execute(
             self._sql(
                 "SELECT timestamps FROM ledger_postings WHERE account_id = ? "
                 "AND last_timestamp >= ? AND first_timestamp <= ? ORDER BY last_timestamp"
             ),
-            (key, since_ns, until_ns),
+            (key, since_ns, runs_until),
         )
-        stamps = [
-            ts
-            for (raw,) in cur.fetchall()
-            for ts in unpack_timestamps(raw)
-            if since_ns <= ts <= until_ns
-        ]
+        for (raw,) in cur.fetchall():
+            run = np.frombuffer(raw, dtype=_RUN_STAMP)
+            lo = int(np.searchsorted(run, since_ns))
+            hi = int(np.searchsorted(run, until_ns, side="right"))
+            parts.append(run[lo:hi])
+            found += hi - lo
+        if limit is not None and found >= limit:
+            return _joined(parts)[:limit].astype(np.int64)
+        left = None if limit is None else limit - found
         cur.execute(
             self._sql(
                 "SELECT timestamp FROM ledger_transfers WHERE timestamp > ? AND timestamp >= ? "
                 "AND timestamp <= ? AND (debit_account_id = ? OR credit_account_id = ?) "
-                "ORDER BY timestamp"
+                "ORDER BY timestamp" + ("" if left is None else " LIMIT ?")
             ),
-            (meta.indexed_upto, since_ns, until_ns, key, key),
+            (meta.indexed_upto, since_ns, until_ns, key, key) + (() if left is None else (left,)),
         )
-        tail = [r[0] for r in cur.fetchall()]
+        tail = [np.array([r[0] for r in cur.fetchall()], dtype=np.int64)]
         cur.execute(
             self._sql(
                 "SELECT first_timestamp, accounts, debit_index, credit_index "
@@ -501,17 +547,26 @@ class LedgerStore:
             ),
             (meta.indexed_upto, since_ns, until_ns),
         )
-        for first, accounts, dr, cr in cur.fetchall():
+        in_segments = 0
+        while left is None or in_segments < left:
+            row = cur.fetchone()
+            if row is None:
+                break
+            first, accounts, dr, cr = row
             k = _find16(bytes(accounts), key)
             if k < 0:
                 continue
             hits = np.flatnonzero(
                 (np.frombuffer(dr, dtype="<u4") == k) | (np.frombuffer(cr, dtype="<u4") == k)
-            )
-            tail.extend(ts for ts in (hits + first).tolist() if since_ns <= ts <= until_ns)
-        tail.sort()
-        stamps.extend(tail)
-        return stamps
+            ) + int(first)
+            hits = hits[(hits >= since_ns) & (hits <= until_ns)]
+            tail.append(hits)
+            in_segments += len(hits)
+        cur.close()
+        unmerged = np.sort(np.concatenate(tail).astype(np.int64))
+        if left is not None:
+            unmerged = unmerged[:left]
+        return _joined([*parts, unmerged]).astype(np.int64)
 
     def transfers_at(self, conn: Connection, stamps: Sequence[int]) -> list[Transfer]:
         """Transfers by timestamp, in the order given."""
@@ -1318,6 +1373,11 @@ def _halves(raw: bytes) -> Any:
     """16-byte big-endian ids packed in ``raw`` as an (n, 2) array of their uint64 halves,
     which sort and compare like the ids."""
     return np.frombuffer(raw, dtype=">u8").reshape(-1, 2).astype(np.uint64)
+
+
+def _joined(parts: list[Any]) -> Any:
+    """Arrays of timestamps, one after the other (an empty int64 array for none)."""
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def _find16(blob: bytes, key: bytes) -> int:

@@ -56,9 +56,10 @@ STATEMENT_PAGE_ROWS = QUERY_LIMIT_MAX
 #: committed, holds about half), under 1 MB of XML: a page of a 50,000-entry period grew
 #: the process by 13 MB, the whole statement by 256 MB (``bench/statement.py --camt053``).
 STATEMENT_PAGE_ENTRIES = 1_000
-#: Most ledger rows a statement's period holds, its pages indexed by their timestamps (read
-#: whole: 8 bytes a row as stored, some 40 in Python, about 8 MB at this bound): a longer
-#: period is refused, to be asked for in parts (from/to), rather than served in part.
+#: Most ledger rows a statement's period holds, its pages indexed by their timestamps (8
+#: bytes a row as stored, some 40 in Python, about 8 MB at this bound): a longer period is
+#: refused, to be asked for in parts (from/to), rather than served in part, having read one
+#: timestamp past this bound at most (the whole period was read to be refused; a review).
 STATEMENT_ROWS_MAX = 200_000
 
 
@@ -491,8 +492,9 @@ def _page_period(
     period's end on the last). The rows are indexed by their timestamps alone."""
     stamps: list[int] = []
     if end_ns > since_ns:
+        # one past the limit at most: a period over it is refused without being read whole
         stamps = scheme.ledger.get_account_timestamps(
-            account_id, since_ns=since_ns, until_ns=end_ns - 1
+            account_id, since_ns=since_ns, until_ns=end_ns - 1, limit=STATEMENT_ROWS_MAX + 1
         )
     if len(stamps) > STATEMENT_ROWS_MAX:
         raise InvalidPaymentInput(
