@@ -1615,3 +1615,30 @@ def test_a_quotes_unknown_amount_currency_is_named_where_the_body_has_it(
     ok = client.post("/v1/quotes", json={**body, "amount": {"amount": "5000", "currency": "RWF"}},
                      headers=h["mtn-rw"])  # fmt: skip
     assert ok.status_code == 201, ok.text
+
+
+def test_a_bulk_of_too_many_items_is_told_how_many_came_and_the_most(
+    api: tuple[TestClient, dict[str, dict[str, str]]], scheme: PaymentScheme
+) -> None:
+    """A bulk over its size was refused with the most it may hold alone: a client splitting
+    a payroll could not tell by how much it was over."""
+    from entrepot.payments.bulk import BULK_ITEMS_MAX
+
+    client, h = api
+    item = {
+        "transferId": "b1",
+        "payee": {"partyIdType": "MSISDN", "partyIdentifier": "+60123456789"},
+        "amount": {"amount": "1.00", "currency": "MYR"},
+    }
+    before = scheme.liquidity("maybank", "MYR")
+    for sent in (BULK_ITEMS_MAX + 1, BULK_ITEMS_MAX + 37):
+        body = {"bulkId": "bulk-big", "transfers": [item] * sent}
+        r = client.post("/v1/transfers/bulk", json=body, headers=h["maybank"])
+        assert r.status_code == 422, r.text
+        problem = r.json()
+        assert (problem["code"], problem["field"]) == ("invalid_input", "transfers")
+        assert f"{sent:,}" in problem["detail"] or str(sent) in problem["detail"], problem
+        assert (
+            f"{BULK_ITEMS_MAX:,}" in problem["detail"] or str(BULK_ITEMS_MAX) in problem["detail"]
+        ), problem
+    assert scheme.liquidity("maybank", "MYR") == before

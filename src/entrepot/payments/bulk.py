@@ -201,7 +201,9 @@ def bulk_transfers(
     _check_id(bulk_id, "bulk id")
     _check_not_scheme(caller)
     if not 1 <= len(items) <= BULK_ITEMS_MAX:
-        raise InvalidPaymentInput(f"a bulk holds 1..{BULK_ITEMS_MAX} transfers", field="transfers")
+        raise InvalidPaymentInput(
+            f"a bulk holds 1..{BULK_ITEMS_MAX} transfers, not {len(items)}", field="transfers"
+        )
     aliases: dict[tuple[AliasType | str, str], tuple[str, str]] = {}
     keys = []
     totals: dict[int, int] = {}  # amount -> with its fee (a payroll repeats a few amounts)
