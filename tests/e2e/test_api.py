@@ -1642,3 +1642,26 @@ def test_a_bulk_of_too_many_items_is_told_how_many_came_and_the_most(
             f"{BULK_ITEMS_MAX:,}" in problem["detail"] or str(BULK_ITEMS_MAX) in problem["detail"]
         ), problem
     assert scheme.liquidity("maybank", "MYR") == before
+
+
+@pytest.mark.parametrize("length", [65, 4_000])
+def test_transfer_not_found_echoes_a_long_transfer_id_cut_short(
+    api: tuple[TestClient, dict[str, dict[str, str]]], length: int
+) -> None:
+    """An id is 1-64 characters, but a path may hold one of any length, and
+    transfer_not_found echoed it whole into the answer (and each log line recording it). One
+    that could be an id is still named whole; a longer one by its first 64 characters, '...'
+    and its length, as the money and ISO 20022 checks quote what they refuse."""
+    client, h = api
+    r = client.get("/v1/transfers/nope-64", headers=h["mtn-rw"])
+    assert r.status_code == 404
+    assert r.json()["detail"] == "transfer nope-64 does not exist"
+    long_id = ("t-" + "0123456789" * 400)[:length]
+    assert len(long_id) == length
+    r = client.get(f"/v1/transfers/{long_id}", headers=h["mtn-rw"])
+    assert r.status_code == 404, r.text
+    problem = r.json()
+    assert problem["code"] == "transfer_not_found"
+    shown = f"transfer {long_id[:64]}... ({len(long_id)} characters) does not exist"
+    assert problem["detail"] == shown
+    assert long_id[:65] not in r.text

@@ -43,6 +43,21 @@ class TransferNotFound(NotFound, PaymentError):
     http_status = 404
 
 
+#: The most characters of an id a not-found error echoes: the longest id the scheme gives
+#: (``ID_PATTERN``), as the money and ISO 20022 checks quote what they refuse.
+ID_SHOWN_MAX = 64
+
+
+def shown_id(value: str) -> str:
+    """``value`` as a not-found error names it: whole where it could be an id (up to
+    ``ID_SHOWN_MAX`` characters); else its first ``ID_SHOWN_MAX``, '...' and its length. The
+    id came from a request (a path holds one of any length), and the error goes into the
+    answer and every log line recording it: transfer_not_found echoed it whole."""
+    if len(value) <= ID_SHOWN_MAX:
+        return value
+    return f"{value[:ID_SHOWN_MAX]}... ({len(value)} characters)"
+
+
 class EscrowNotFound(NotFound, PaymentError):
     code = "escrow_not_found"
     mojaloop_code = "3200"

@@ -83,6 +83,7 @@ from entrepot.payments.errors import (
     TransferExpired,
     TransferNotFound,
     WindowNotFound,
+    shown_id,
 )
 from entrepot.payments.fees import FeeSchedule
 from entrepot.payments.keyed import FX_RATE, PARTY, PARTY_REMOVED, SETTLEMENT_WINDOW, mark_keyed
@@ -2066,7 +2067,7 @@ class PaymentScheme:
     def _transfer(self, conn: Connection, transfer_id: str) -> PaymentTransfer:
         row = st.TRANSFER_BY_ID.first(conn, (transfer_id,))
         if row is None:
-            raise TransferNotFound(f"transfer {transfer_id} does not exist")
+            raise TransferNotFound(f"transfer {shown_id(transfer_id)} does not exist")
         return st.transfer_from_row(row)
 
     def has_sent(self, caller: str, transfer_id: str) -> bool:
