@@ -471,6 +471,39 @@ def test_a_statement_page_reads_only_its_own_rows(
     assert page.entries and {int(e.entry_ref) for e in page.entries} <= set(period[3:6])
 
 
+def test_a_position_statement_page_opens_from_the_accounts_history_not_its_transfers(
+    scheme: PaymentScheme, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page's opening balance was summed from up to half its account's history, each
+    page again (reading every page of a long statement cost some 3.3x the whole, a review).
+    A position account keeps its balances after each change (the ledger's history flag):
+    a page opens from the last of them before its first row, no transfer summed."""
+    for n in range(4):
+        _pay(scheme, f"t-hist-{n}")
+    clock.advance(1)
+    end = clock.now_ns()
+    whole = messages.account_statement(scheme, "mtn-rw", "RWF", 0, end)
+    account_id = scheme.get_participant("mtn-rw").check_currency("RWF").position_account
+    assert scheme.ledger.get_account(account_id).flags & AccountFlags.HISTORY
+    monkeypatch.setattr(messages, "STATEMENT_PAGE_ENTRIES", 3)
+    store = type(scheme.ledger.store)
+    summed: list[tuple[int, int]] = []
+    real = store._range_sums
+
+    def recorded(self: Any, conn: Any, account: int, since: int, until: int) -> Any:
+        summed.append((since, until))
+        return real(self, conn, account, since, until)
+
+    monkeypatch.setattr(store, "_range_sums", recorded)
+    pages = [messages.account_statement(scheme, "mtn-rw", "RWF", 0, end, page=k) for k in (1, 2, 3)]
+    assert summed == []
+    entries = [e for p in pages for e in p.entries]
+    assert entries == list(whole.entries[: len(entries)])
+    for before, after in itertools.pairwise(pages):
+        assert after.opening_balance_minor == before.closing_balance_minor
+    assert pages[1].opening_balance_minor != whole.opening_balance_minor
+
+
 def test_a_rejection_is_not_reported_as_a_timeout_and_an_expiry_is(
     scheme: PaymentScheme, clock: FakeClock
 ) -> None:

@@ -646,7 +646,10 @@ class Ledger:
             if credit_normal is None:
                 credit_normal = not account.flags & AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS
             posted = (account.debits_posted, account.credits_posted)
-            dr, cr = self.store.posted_sums_before(conn, account_id, since_ns, posted)
+            history = bool(account.flags & AccountFlags.HISTORY)
+            dr, cr = self.store.posted_sums_before(
+                conn, account_id, since_ns, posted, history=history
+            )
             rows = self.store.account_transfers(conn, account_id, since_ns, until_ns, limit + 1)
         sign = 1 if credit_normal else -1
         opening = sign * (cr - dr)

@@ -937,8 +937,15 @@ class LedgerStore:
         account_id: int,
         before_ns: int,
         posted: tuple[int, int] | None = None,
+        *,
+        history: bool = False,
     ) -> tuple[int, int]:
         """(debits, credits) posted to the account by transfers before ``before_ns``.
+
+        ``history``: the account keeps its balances after each change (the ``history``
+        flag): they are its last history row's before ``before_ns``, one lookup on the
+        table's key, whatever the account's age (a statement page's opening balance was
+        summed from up to half the account's history; position accounts have the flag).
 
         ``posted``: the account's (debits, credits) posted now, read in the same snapshot.
         Then, where fewer of its transfers come at or after ``before_ns`` than before it,
@@ -951,6 +958,18 @@ class LedgerStore:
         :meth:`_later_is_fewer`. The side is summed by :meth:`_range_sums`."""
         if before_ns <= 0:
             return 0, 0
+        if history:
+            cur = driver_connection(conn).cursor()
+            cur.execute(
+                self._sql(
+                    "SELECT debits_posted, credits_posted FROM ledger_account_history "
+                    "WHERE account_id = ? AND timestamp < ? ORDER BY timestamp DESC LIMIT 1"
+                ),
+                (_b(account_id), before_ns),
+            )
+            row = cur.fetchone()
+            cur.close()
+            return (int(row[0]), int(row[1])) if row is not None else (0, 0)
         if posted is not None and self._later_is_fewer(conn, account_id, before_ns):
             debits, credits = self._range_sums(conn, account_id, before_ns, TIME_MAX)
             return posted[0] - debits, posted[1] - credits
