@@ -196,3 +196,49 @@ def test_the_first_timestamps_of_a_range_are_those_of_the_whole_range(
     for bad in (0, -1, True, 1.5):
         with pytest.raises(LedgerInputError):
             ledger.get_account_timestamps(1, limit=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("merged", [True, False], ids=["merged-runs", "unmerged"])
+@pytest.mark.parametrize("plain", [True, False], ids=["segments", "rows-alone"])
+def test_a_ranges_transfers_are_counted_and_located_as_the_whole_range_holds_them(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch, merged: bool, plain: bool
+) -> None:
+    """locate_account_transfers counts a range (``limit`` at most) and finds the timestamps
+    at some places in it without reading the others (a statement's page read the whole
+    period's to find where it starts): the same as the whole range read and indexed, over
+    posting runs, rows and segments, merged or not, the range's ends inside runs."""
+    import entrepot.ledger.services as services
+
+    if merged:
+        monkeypatch.setattr(services, "POSTINGS_MERGE_TRANSFERS", 40)
+        monkeypatch.setattr(services, "PLAIN_MERGE_TRANSFERS", 40)
+    ledger.define_ledger(978, "EUR")
+    assert set(ledger.create_accounts([Account(n, 978, 1) for n in (1, 2, 3)])) == {"ok"}
+    next_id = 1
+    for round_ in range(6):
+        if plain:  # a plain batch (a segment), 1's transfers among 3's
+            batch = [
+                Transfer(next_id + k, 1 if k % 3 else 3, 2, 1 + k, ledger=978, code=1)
+                for k in range(30)
+            ]
+            assert set(ledger.create_transfers(batch)) == {"ok"}
+            next_id += len(batch)
+        for k in range(9 + round_):  # single ones (rows), 3's among them
+            t = Transfer(next_id, 2, 1 if k % 4 else 3, 5, ledger=978, code=1)
+            assert ledger.create_transfers([t]) == ["ok"]
+            next_id += 1
+    whole = ledger.get_account_timestamps(1)
+    assert len(whole) > 40
+    for lo, hi in ((0, len(whole)), (7, len(whole) - 3), (20, 21), (len(whole) - 9, len(whole))):
+        since, until = whole[lo], whole[hi - 1]
+        expected = whole[lo:hi]
+        places = [0, 1, 5, 19, 20, 39, 40, len(expected) - 1, len(expected), len(expected) + 7]
+        for limit in (1, 6, 20, 41, len(expected), len(expected) + 1):
+            n, at = ledger.locate_account_transfers(
+                1, since_ns=since, until_ns=until, positions=places, limit=limit
+            )
+            assert n == min(limit, len(expected)), (lo, hi, limit)
+            assert at == [expected[p] if p < n else None for p in places], (lo, hi, limit)
+    for bad in ({"limit": 0}, {"limit": True}, {"positions": [-1]}, {"positions": [1.5]}):
+        with pytest.raises(LedgerInputError):
+            ledger.locate_account_transfers(1, **bad)  # type: ignore[arg-type]

@@ -568,6 +568,34 @@ class Ledger:
         with read_connection(self.engine) as conn:
             return self.store.account_timestamps(conn, account_id, since_ns, until_ns, limit)
 
+    def locate_account_transfers(
+        self,
+        account_id: int,
+        *,
+        since_ns: int = 0,
+        until_ns: int = TIME_MAX,
+        positions: Sequence[int] = (),
+        limit: int = QUERY_LIMIT_MAX,
+    ) -> tuple[int, list[int | None]]:
+        """(n, stamps): how many of the account's transfers (pending and voiding ones too)
+        are in ``[since_ns, until_ns]`` (inclusive), ``limit`` at most, the range read no
+        further; and the timestamps of the ``positions``-th of them (from 0; None at or past
+        n), found without reading the others': where a page of a range starts and ends, and
+        whether the range holds more than a caller's bound (ask for one past it)."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise LedgerInputError(f"limit must be 1 or more, got {limit!r}", field="limit")
+        if any(not isinstance(p, int) or isinstance(p, bool) or p < 0 for p in positions):
+            raise LedgerInputError(
+                f"positions must be whole numbers from 0, got {list(positions)!r}",
+                field="positions",
+            )
+        _check_query(since_ns, until_ns, 1)
+        self.get_account(account_id)
+        with read_connection(self.engine) as conn:
+            return self.store.account_stamps_at(
+                conn, account_id, since_ns, until_ns, positions, limit
+            )
+
     def get_account_balances(
         self,
         account_id: int,

@@ -568,6 +568,65 @@ class LedgerStore:
             unmerged = unmerged[:left]
         return _joined([*parts, unmerged]).astype(np.int64)
 
+    def account_stamps_at(
+        self,
+        conn: Connection,
+        account_id: int,
+        since_ns: int,
+        until_ns: int,
+        positions: Sequence[int],
+        limit: int,
+    ) -> tuple[int, list[int | None]]:
+        """(n, stamps): how many of the account's transfers are in ``[since_ns, until_ns]``,
+        ``limit`` at most (the range read no further), and the timestamps of the
+        ``positions``-th of them (from 0; None at or past n). The merged ones are found from
+        the posting runs (:meth:`account_stamps`, their counts picking the runs); the
+        unmerged ones, where they are rows alone, are counted and found by the database
+        (``COUNT``, ``OFFSET``) without their timestamps read into Python: a statement's
+        page read the whole period's to find where it starts (a review); where unmerged
+        segments interleave, those are read (the merge thresholds bound them)."""
+        meta = self.read_meta(conn)
+        n = 0
+        found: dict[int, int] = {}
+        if since_ns <= meta.indexed_upto:
+            merged_until = min(until_ns, meta.indexed_upto)
+            merged = self.account_stamps(conn, account_id, since_ns, merged_until, limit)
+            n = len(merged)
+            found = {p: int(merged[p]) for p in positions if 0 <= p < n}
+        if n < limit and until_ns > meta.indexed_upto:
+            lo, left = max(since_ns, meta.indexed_upto + 1), limit - n
+            key = _b(account_id)
+            cur = driver_connection(conn).cursor()
+            cur.execute(
+                self._sql(
+                    "SELECT 1 FROM ledger_transfer_segments WHERE first_timestamp > ? "
+                    "AND last_timestamp >= ? AND first_timestamp <= ? LIMIT 1"
+                ),
+                (meta.indexed_upto, lo, until_ns),
+            )
+            if cur.fetchone() is None:  # rows alone
+                rows = (
+                    "FROM ledger_transfers WHERE timestamp >= ? AND timestamp <= ? "
+                    "AND (debit_account_id = ? OR credit_account_id = ?)"
+                )
+                cur.execute(
+                    self._sql(f"SELECT COUNT(*) FROM (SELECT 1 {rows} LIMIT ?) AS r"),
+                    (lo, until_ns, key, key, left),
+                )
+                count = int(cur.fetchone()[0])
+                at = self._sql(f"SELECT timestamp {rows} ORDER BY timestamp LIMIT 1 OFFSET ?")
+                for p in positions:
+                    if n <= p < n + count:
+                        cur.execute(at, (lo, until_ns, key, key, p - n))
+                        found[p] = int(cur.fetchone()[0])
+            else:
+                tail = self.account_stamps(conn, account_id, lo, until_ns, left)
+                count = len(tail)
+                found.update({p: int(tail[p - n]) for p in positions if n <= p < n + count})
+            cur.close()
+            n += count
+        return n, [found.get(p) for p in positions]
+
     def transfers_at(self, conn: Connection, stamps: Sequence[int]) -> list[Transfer]:
         """Transfers by timestamp, in the order given."""
         if not stamps:

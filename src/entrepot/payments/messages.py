@@ -56,10 +56,10 @@ STATEMENT_PAGE_ROWS = QUERY_LIMIT_MAX
 #: committed, holds about half), under 1 MB of XML: a page of a 50,000-entry period grew
 #: the process by 13 MB, the whole statement by 256 MB (``bench/statement.py --camt053``).
 STATEMENT_PAGE_ENTRIES = 1_000
-#: Most ledger rows a statement's period holds, its pages indexed by their timestamps (8
-#: bytes a row as stored, some 40 in Python, about 8 MB at this bound): a longer period is
-#: refused, to be asked for in parts (from/to), rather than served in part, having read one
-#: timestamp past this bound at most (the whole period was read to be refused; a review).
+#: Most ledger rows a statement's period holds: a longer period is refused, to be asked for
+#: in parts (from/to), rather than served in part, its rows counted to one past this bound
+#: at most (the whole period's timestamps were read to be refused, each page read them
+#: all to find where it starts; a review).
 STATEMENT_ROWS_MAX = 200_000
 
 
@@ -405,8 +405,9 @@ def account_statement(
 ) -> iso.Statement:
     """Page ``page`` (from 1) of the participant's ``account`` (``STATEMENT_ACCOUNTS``)
     statement in ``currency`` over the half-open period ``[since_ns, until_ns)``. The
-    period's ledger rows are indexed by their timestamps alone, and each page is
-    ``STATEMENT_PAGE_ENTRIES`` of them, its transfers read from the ledger by themselves
+    period's ledger rows are counted, and each page is ``STATEMENT_PAGE_ENTRIES`` of them,
+    found by their places among them (``_page_period``), its transfers read from the ledger
+    by themselves
     (page by page of ``STATEMENT_PAGE_ROWS``, each from where the last stopped): the whole
     statement was built in memory, some 330 MB at its limit. Page k opens with the balance
     page k-1 closed with; the first states the period's opening balance, the last its
@@ -489,29 +490,38 @@ def _page_period(
     end_ns)`` starts and ends (half-open), and how many pages it has. Page k is the period's
     ledger rows ``[(k-1)N, kN)``, N ``STATEMENT_PAGE_ENTRIES``: it starts at its first row
     (the period's start on the first page) and ends at the next page's first row (the
-    period's end on the last). The rows are indexed by their timestamps alone."""
-    stamps: list[int] = []
+    period's end on the last). The rows are counted (one past ``STATEMENT_ROWS_MAX`` at
+    most) and those two found by their places among the period's timestamps
+    (``Ledger.locate_account_transfers``): each page read all of them, and a period over the
+    limit was read whole to be refused (a review)."""
+    first = (page - 1) * STATEMENT_PAGE_ENTRIES if page >= 1 else 0
+    rows = 0
+    at: list[int | None] = [None, None]
     if end_ns > since_ns:
         # one past the limit at most: a period over it is refused without being read whole
-        stamps = scheme.ledger.get_account_timestamps(
-            account_id, since_ns=since_ns, until_ns=end_ns - 1, limit=STATEMENT_ROWS_MAX + 1
+        rows, at = scheme.ledger.locate_account_transfers(
+            account_id,
+            since_ns=since_ns,
+            until_ns=end_ns - 1,
+            positions=(first, first + STATEMENT_PAGE_ENTRIES),
+            limit=STATEMENT_ROWS_MAX + 1,
         )
-    if len(stamps) > STATEMENT_ROWS_MAX:
+    if rows > STATEMENT_ROWS_MAX:
         raise InvalidPaymentInput(
             f"{where} has more than {STATEMENT_ROWS_MAX} ledger rows; ask for a shorter "
             f"period (from/to) and page through it",
             field="from",
         )
-    pages = max(1, -(-len(stamps) // STATEMENT_PAGE_ENTRIES))
+    pages = max(1, -(-rows // STATEMENT_PAGE_ENTRIES))
     if not 1 <= page <= pages:
         raise InvalidPaymentInput(
             f"no page {page}: {where} to {ns_to_datetime(end_ns).isoformat()} has {pages} "
             f"page{'s' if pages > 1 else ''} (1 to {pages})",
             field="page",
         )
-    first = (page - 1) * STATEMENT_PAGE_ENTRIES
-    start = since_ns if page == 1 else stamps[first]
-    end = end_ns if page == pages else stamps[first + STATEMENT_PAGE_ENTRIES]
+    start = since_ns if page == 1 else at[0]
+    end = end_ns if page == pages else at[1]
+    assert start is not None and end is not None  # the rows counted hold both
     return start, end, pages
 
 
