@@ -144,7 +144,7 @@ class Decision:
 
     t_s: float
     tl_id: str
-    action: str  # "switch" | "hold" | "extend"
+    action: str  # "switch" | "hold" | "extend" | "detector" (a detector judged failed / cleared)
     from_phase: int
     to_phase: int
     reason: str

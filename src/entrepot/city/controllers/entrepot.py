@@ -11,6 +11,13 @@ to the best-scoring phase with demand when no vehicle crossed for ``max_gap_s`` 
 at the maximum green, or, first of all, to a phase with halting vehicles that has not been
 served for ``red_s_max`` (no approach starves).
 
+Detector diagnostics: a lane-area detector that reports nothing, or that has counted no vehicle
+for ``no_activity_s`` while another detector of the same signal counted traffic meanwhile
+(NTCIP 1202's "no activity" fault: a detector stuck at 0 reads as an empty approach), may hide
+waiting vehicles; the starvation guard serves its phase as if they halted there (a failed
+detector's recall). A silent detector is judged failed, and cleared when it counts a vehicle
+again; each judgement is logged (a ``detector`` decision) with the numbers behind it.
+
 Coordination: an :class:`~entrepot.city.controllers.coordination.ArrivalForecast` turns the
 vehicles counted leaving the upstream signals' stop lines into arrivals at this signal's stop
 lines. A green that gaps out is extended while a platoon at least as large as what the next
@@ -47,6 +54,12 @@ class EntrepotParams:
     #: since its last green, not how long its vehicles waited; below SUMO's 300 s
     #: teleport time, so a starved approach is served before it gridlocks).
     red_s_max: float = 240.0
+    #: Judge a lane-area detector failed when it has counted no vehicle for this long while
+    #: another detector of the same signal counted one meanwhile (a detector stuck at 0; NTCIP
+    #: 1202's "no activity" fault); its phase is then recalled like one whose detector reports
+    #: nothing, until it counts a vehicle again. None: never. Lanes green in every phase are
+    #: not judged (no phase choice can starve them).
+    no_activity_s: float | None = 300.0
     #: Cut a discharging green when another phase scores this much higher (None: never).
     #: Off by default: on the grid it costs more lost time than it wins.
     preempt_ratio: float | None = None
@@ -115,6 +128,15 @@ class EntrepotController(SignalController):
         self._capacity = {
             lane: max(r.length_m / VEHICLE_SPACE_M, 1.0) for lane, r in readings.items()
         }
+        # Detector diagnostics: per signal, the incoming lanes a phase choice can starve; when
+        # each lane's detector last counted a vehicle; the lanes judged failed (silent).
+        self._watched: dict[str, tuple[str, ...]] = {}
+        for tl, phases in self._phases.items():
+            served = [{lane for lane, _ in ph} for ph in phases]
+            always = set.intersection(*served) if served else set()
+            self._watched[tl] = tuple(sorted(set().union(*served) - always))
+        self._last_count_s = {lane: t_s for lanes in self._watched.values() for lane in lanes}
+        self._silent: dict[str, set[str]] = {tl: set() for tl in self._machines}
         self.forecast: ArrivalForecast | None = None
         self._extended_at: dict[str, float] = {}
         if self.params.uses_forecast:
@@ -154,8 +176,61 @@ class EntrepotController(SignalController):
         counts = self._ctx.sim.lane_counts(self._lanes)
         if fc is not None:
             fc.update_moving(t_s, counts)
+        if self.params.no_activity_s is not None:
+            self._diagnose(t_s, counts)
         for machine in ready:
             self._decide(machine, t_s, counts)
+
+    def _diagnose(self, t_s: float, counts: dict[str, tuple[int, int]]) -> None:
+        """No-activity diagnostics: judge a detector failed when it has counted no vehicle for
+        ``no_activity_s`` while another detector of its signal counted one meanwhile; clear it
+        when it counts one again. Each judgement is logged."""
+        limit = self.params.no_activity_s
+        assert limit is not None
+        last = self._last_count_s
+        for tl_id, lanes in self._watched.items():
+            silent = self._silent[tl_id]
+            phase = self._machines[tl_id].phase
+            for lane in lanes:
+                if lane not in counts:  # reports nothing: blind, recalled as such
+                    continue
+                vehicles = counts[lane][0]
+                if vehicles > 0:
+                    if lane in silent:
+                        silent.discard(lane)
+                        reason = (
+                            f"detector of {lane} counts again ({vehicles} vehicle(s) after "
+                            f"{t_s - last[lane]:.0f} s without one): no longer judged failed"
+                        )
+                        self.decisions.append(
+                            Decision(t_s, tl_id, "detector", phase, phase, reason)
+                        )
+                    last[lane] = t_s
+            for lane in lanes:
+                quiet_s = t_s - last[lane]
+                if lane in silent or lane not in counts or quiet_s < limit:
+                    continue
+                active = [o for o in lanes if o != lane and last[o] > last[lane]]
+                if not active:  # the whole signal is quiet: no evidence of a fault
+                    continue
+                silent.add(lane)
+                served = [i for i, ph in enumerate(self._phases[tl_id]) if lane in dict(ph)]
+                latest = max(last[o] for o in active)
+                reason = (
+                    f"detector of {lane} judged failed (no activity): it counted no vehicle "
+                    f"for {quiet_s:.0f} s >= {limit:.0f} s while {len(active)} other detector(s) "
+                    f"of this signal counted traffic (the last {t_s - latest:.0f} s ago); "
+                    f"phase(s) {', '.join(map(str, served))} recalled until it counts again"
+                )
+                self.decisions.append(Decision(t_s, tl_id, "detector", phase, phase, reason))
+
+    def _lane_last_green_s(self, tl_id: str, machine: PhaseMachine) -> dict[str, float]:
+        """When each lane of a signal last had green (in any phase that serves it)."""
+        out: dict[str, float] = {}
+        for i, phase in enumerate(self._phases[tl_id]):
+            for lane, _ in phase:
+                out[lane] = max(out.get(lane, -1e18), machine.last_served_s[i])
+        return out
 
     def _open_share(self, outs: tuple[str, ...], counts: dict[str, tuple[int, int]]) -> float:
         """Share of a lane's movements whose outgoing lane is below the spill-back fill."""
@@ -217,25 +292,55 @@ class EntrepotController(SignalController):
         tl_id = machine.tl.tl_id
         scores, queues = self._scores(tl_id, counts, t_s)
         cur = machine.phase
-        # A phase with a lane whose detector reports nothing may hold vehicles: the
-        # starvation guard serves it as if they halted there (a failed detector's recall).
+        # A phase with a lane whose detector reports nothing, or has been judged failed (no
+        # activity), may hold vehicles: the starvation guard serves it as if they halted
+        # there (a failed detector's recall); one that reports nothing is also a candidate
+        # at every gap out and max green.
         blind = blind_phases(self._phases[tl_id], counts)
+        # A failed lane starves when no phase that serves it has been green for red_s_max
+        # (on plans where a lane is green in several phases, serving any of them serves it).
+        last_green = self._lane_last_green_s(tl_id, machine)
+        failed = {
+            i: lanes
+            for i, phase in enumerate(self._phases[tl_id])
+            if (
+                lanes := tuple(
+                    lane
+                    for lane, _ in phase
+                    if lane in self._silent[tl_id] and t_s - last_green[lane] > p.red_s_max
+                )
+            )
+        }
         waiting = [queues[i] > 0 or i in blind for i in range(len(scores))]
         others = [i for i in range(len(scores)) if i != cur and (waiting[i] or scores[i] > 0)]
-        if not others:
-            return
-        best = max(others, key=lambda i: scores[i])
+        # A phase whose detector was judged failed is served by the starvation guard only:
+        # chosen at every gap out, it would cycle a quiet signal through an approach that is
+        # most likely empty (measured at night: docs/city.md).
         starving = [
-            i for i in others if waiting[i] and t_s - machine.last_served_s[i] > p.red_s_max
+            i
+            for i in range(len(scores))
+            if i != cur
+            and (i in failed or (waiting[i] and t_s - machine.last_served_s[i] > p.red_s_max))
         ]
+        if not others and not starving:
+            return
+        best = max(others, key=lambda i: scores[i], default=cur)
         green_s = machine.green_elapsed_s(t_s)
         if starving:
             target = max(starving, key=lambda i: t_s - machine.last_served_s[i])
-            what = (
-                f"has {queues[target]} halting"
-                if queues[target] > 0
-                else f"has detectors that report nothing ({', '.join(blind[target])})"
-            )
+            if queues[target] > 0:
+                what = f"has {queues[target]} halting"
+            elif target in blind:
+                what = f"has detectors that report nothing ({', '.join(blind[target])})"
+            else:
+                lanes = failed[target]
+                quiet = min(t_s - self._last_count_s[lane] for lane in lanes)
+                unserved = min(t_s - last_green[lane] for lane in lanes)
+                what = (
+                    f"has detectors judged failed, no vehicle for {quiet:.0f} s or more "
+                    f"({', '.join(lanes)}), whose lanes have not been green for "
+                    f"{unserved:.0f} s"
+                )
             reason = (
                 f"starvation guard: phase {target} {what} and has not "
                 f"been green for {t_s - machine.last_served_s[target]:.0f} s > "
