@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from entrepot.entrypoints.api import asgi
 from entrepot.entrypoints.api import security as security_module
 from entrepot.entrypoints.api.app import create_app
 from entrepot.entrypoints.api.claims import KeyClaims
@@ -289,45 +290,59 @@ def test_a_worker_holds_a_bounded_number_of_large_bodies_at_once(
 ) -> None:
     """Bodies of up to 16 MiB, each held and parsed for its request's life: a participant's
     burst of bulks (or many participants') at once and the worker was killed for memory, with
-    every request it held. Past ``LARGE_BODIES_IN_FLIGHT_MAX`` large bodies (by their
-    Content-Length, or chunked), a request is refused 503 before its body is read and
-    changes nothing; small ones (every payment's) are not held back; a large one is served
-    again once one in flight is done."""
-    monkeypatch.setattr(security_module, "LARGE_BODY_BYTES", 64)
-    monkeypatch.setattr(security_module, "LARGE_BODIES_IN_FLIGHT_MAX", 1)
+    every request it held. Past ``LARGE_BODIES_IN_FLIGHT_MAX`` large bodies (in several
+    parts, and by their Content-Length over ``LARGE_BODY_BYTES``, or chunked without one), a
+    request is refused 503 as its first part comes and changes nothing; small ones (every
+    payment's) are not held back; a large one is served again once one in flight is done."""
+    monkeypatch.setattr(asgi, "LARGE_BODY_BYTES", 64)
+    monkeypatch.setattr(asgi, "LARGE_BODIES_IN_FLIGHT_MAX", 1)
     entered, go = _paused_create_quote(scheme, monkeypatch)
     token = issue_credential(scheme.engine, "mtn-rw").token
     app = create_app(scheme)
     other = QUOTE.replace(b"q-drop", b"q-other")
     sized = {"content-length": str(len(QUOTE))}  # over the 64 bytes set above
+    parts = [QUOTE[:40], QUOTE[40:]]
+    other_parts = [other[:40], other[40:]]
 
     async def scenario() -> tuple[list[Any], ...]:
-        first = asyncio.ensure_future(_apost(app, token, [QUOTE], key="k-1", extra=sized))
+        first = asyncio.ensure_future(_apost(app, token, parts, key="k-1", extra=sized))
         assert await asyncio.to_thread(entered.wait, 30)
-        busy = await _apost(app, token, [other], key="k-2", extra=sized)
+        busy = await _apost(app, token, other_parts, key="k-2", extra=sized)
         chunked = await _apost(
-            app, token, [other], key="k-3", extra={"transfer-encoding": "chunked"}
+            app, token, other_parts, key="k-3", extra={"transfer-encoding": "chunked"}
         )
-        small = await _apost(app, token, [b"{}"], key="k-4", extra={"content-length": "2"})
+        # under the size, in parts or not: not held back
+        medium = await _apost(app, token, [b"{", b"}"], key="k-4", extra={"content-length": "2"})
+        small = await _apost(app, token, [b"{}"], key="k-5")
         go.set()
-        return await first, busy, chunked, small
+        return await first, busy, chunked, medium, small
 
-    first, busy, chunked, small = asyncio.run(scenario())
+    first, busy, chunked, medium, small = asyncio.run(scenario())
     for refused in (busy, chunked):
         assert _status(refused) == [503]
         assert _body(refused)["code"] == "server_busy" and _body(refused)["errorCode"] == "2003"
         assert (b"retry-after", b"1") in _start(refused)["headers"]
-    assert _status(small) == [422]  # served (and refused on its own merits), not held back
+    assert _status(medium) == [422] and _status(small) == [422]  # served, on their merits
     assert _status(first) == [201]
     with scheme.engine.connect() as conn:
         quotes = conn.execute(sa.text("SELECT id FROM pay_quotes")).scalars().all()
     assert quotes == ["q-drop"]  # the refused ones changed nothing
-    again = _post_sized(app, token, other, "k-2", sized)
-    assert _status(again) == [201]  # its key was free: nothing stored for the 503
+    again = asyncio.run(_apost(app, token, other_parts, key="k-2", extra=sized))
+    assert _status(again) == [201]  # its key was free, and the first's place given back
 
 
-def _post_sized(app: Any, token: str, body: bytes, key: str, extra: dict[str, str]) -> list[Any]:
-    return asyncio.run(_apost(app, token, [body], key=key, extra=extra))
+def test_a_large_body_dropped_half_way_gives_its_place_back(
+    scheme: PaymentScheme, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(asgi, "LARGE_BODY_BYTES", 64)
+    monkeypatch.setattr(asgi, "LARGE_BODIES_IN_FLIGHT_MAX", 1)
+    token = issue_credential(scheme.engine, "mtn-rw").token
+    app = create_app(scheme)
+    sized = {"content-length": str(len(QUOTE))}
+    parts = [QUOTE[:40], QUOTE[40:80], QUOTE[80:]]
+    asyncio.run(_apost(app, token, parts, key="k-1", extra=sized, drop_after=2))
+    done = asyncio.run(_apost(app, token, parts, key="k-1", extra=sized))
+    assert _status(done) == [201]  # not 503: the dropped upload held no place
 
 
 def test_a_request_that_fails_lets_its_key_go(

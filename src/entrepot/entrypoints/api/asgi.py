@@ -31,6 +31,37 @@ class BodyTooLarge(Exception):
         self.limit = limit
 
 
+#: A body over this many bytes is large (a bulk of some thousands of transfers; a payment's
+#: is under 1 KiB): a worker holds at most LARGE_BODIES_IN_FLIGHT_MAX such requests at once
+LARGE_BODY_BYTES = 1024 * 1024
+#: 8 bodies of at most BODY_MAX_BYTES (16 MiB): 128 MiB of bodies a worker, several times
+#: that once parsed; a bank's bulks are sent one after another
+LARGE_BODIES_IN_FLIGHT_MAX = 8
+
+
+class ServerBusy(Exception):
+    """The worker holds as many requests with large bodies as it takes at once."""
+
+
+class LargeBodies:
+    """How many requests with large bodies one worker holds now (its event loop's: no lock),
+    bounded by ``LARGE_BODIES_IN_FLIGHT_MAX``. Each such body, up to BODY_MAX_BYTES, is held
+    and parsed for its request's life: a burst of bulks at once, one participant's or many's,
+    had the worker killed for memory with every request it held."""
+
+    def __init__(self) -> None:
+        self.held = 0
+
+    def take(self) -> bool:
+        if self.held >= LARGE_BODIES_IN_FLIGHT_MAX:
+            return False
+        self.held += 1
+        return True
+
+    def give_back(self) -> None:
+        self.held -= 1
+
+
 async def read_body(
     receive: Receive, limit: int | None = None, headers: Headers | None = None
 ) -> bytes:
@@ -40,24 +71,51 @@ async def read_body(
     ``limit`` bytes raises ``BodyTooLarge`` as soon as it is, before the rest is read; one
     that comes in several parts, as soon as its ``Content-Length`` (in ``headers``) says it
     will be (a body in one part, every small request's, is not made to look it up)."""
+    body, _ = await read_body_held(receive, limit, headers, None)
+    return body
+
+
+async def read_body_held(
+    receive: Receive,
+    limit: int | None,
+    headers: Headers | None,
+    large: LargeBodies | None,
+) -> tuple[bytes, bool]:
+    """``read_body``, and whether the body took one of ``large``'s places (to be given back
+    when its request is done): a body in several parts whose ``Content-Length`` is over
+    LARGE_BODY_BYTES, or that has none (chunked), takes one as its first part comes, or
+    raises ``ServerBusy`` there, before the rest is read. A body in one part (every small
+    request's) is not looked at."""
     chunks: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunk = message.get("body", b"")
-        more = message.get("more_body", False)
-        size += len(chunk)
-        if limit is not None and (
-            size > limit
-            or (more and not chunks and headers is not None and _declared(headers) > limit)
-        ):
-            raise BodyTooLarge(limit)
-        chunks.append(chunk)
-        if not more:
-            break
-    return b"".join(chunks)
+    held = False
+    try:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            chunk = message.get("body", b"")
+            more = message.get("more_body", False)
+            size += len(chunk)
+            if more and not chunks and headers is not None:  # the first of several parts
+                declared = _declared(headers)
+                if limit is not None and declared > limit:
+                    raise BodyTooLarge(limit)
+                if large is not None and (declared == 0 or declared > LARGE_BODY_BYTES):
+                    if not large.take():
+                        raise ServerBusy()
+                    held = True
+            if limit is not None and size > limit:
+                raise BodyTooLarge(limit)
+            chunks.append(chunk)
+            if not more:
+                break
+    except BaseException:
+        if held:
+            assert large is not None
+            large.give_back()
+        raise
+    return b"".join(chunks), held
 
 
 def _declared(headers: Headers) -> int:
@@ -89,4 +147,15 @@ async def run_read(engine: Engine, read: Callable[P, T], *args: P.args, **kwargs
     return await run_in_threadpool(read, *args, **kwargs)
 
 
-__all__ = ["BODY_MAX_BYTES", "BodyTooLarge", "read_body", "replay_body", "run_read"]
+__all__ = [
+    "BODY_MAX_BYTES",
+    "LARGE_BODIES_IN_FLIGHT_MAX",
+    "LARGE_BODY_BYTES",
+    "BodyTooLarge",
+    "LargeBodies",
+    "ServerBusy",
+    "read_body",
+    "read_body_held",
+    "replay_body",
+    "run_read",
+]

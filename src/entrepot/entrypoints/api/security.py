@@ -50,11 +50,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from entrepot.entrypoints.api import asgi
 from entrepot.entrypoints.api import convert as cv
 from entrepot.entrypoints.api.asgi import (
     BODY_MAX_BYTES,
     BodyTooLarge,
-    read_body,
+    LargeBodies,
+    ServerBusy,
+    read_body_held,
     replay_body,
     run_read,
 )
@@ -133,29 +136,12 @@ def _too_large(limit: int) -> Response:
     return response
 
 
-#: A body over this many bytes is large (a bulk of some thousands of transfers; a payment's
-#: is under 1 KiB): a worker holds at most LARGE_BODIES_IN_FLIGHT_MAX such requests at once
-LARGE_BODY_BYTES = 1024 * 1024
-#: 8 bodies of at most BODY_MAX_BYTES (16 MiB): 128 MiB of bodies a worker, several times
-#: that once parsed; a bank's bulks are sent one after another
-LARGE_BODIES_IN_FLIGHT_MAX = 8
-
-
-def _large_body(headers: Headers) -> bool:
-    """Whether the request's body is large: its ``Content-Length`` says so, or it has none
-    and comes in chunks (``Transfer-Encoding``), any size up to BODY_MAX_BYTES."""
-    declared = headers.get("content-length")
-    if declared is not None:
-        return not declared.isdigit() or int(declared) > LARGE_BODY_BYTES
-    return "transfer-encoding" in headers
-
-
 def _busy() -> Response:
     response = problem(
         503,
         "server_busy",
-        f"this server holds {LARGE_BODIES_IN_FLIGHT_MAX} requests with bodies over "
-        f"{LARGE_BODY_BYTES} bytes already: nothing was done; retry after 1 s",
+        f"this server holds {asgi.LARGE_BODIES_IN_FLIGHT_MAX} requests with bodies over "
+        f"{asgi.LARGE_BODY_BYTES} bytes already: nothing was done; retry after 1 s",
         mojaloop="2003",  # Mojaloop's "Service currently unavailable"
     )
     response.headers["Retry-After"] = "1"
@@ -211,8 +197,8 @@ class SecurityMiddleware:
         self.rate_limiter = rate_limiter
         #: told the caller of each request refused for its rate (the operator's metrics)
         self.rate_limited = rate_limited
-        #: requests with a large body (``_large_body``) this worker holds now
-        self._large_in_flight = 0
+        #: the requests with large bodies this worker holds now, bounded (asgi.LargeBodies)
+        self.large_bodies = LargeBodies()
 
     async def _caller(self, headers: Headers) -> VerifiedCaller | None:
         """The credential's holder, read for every request (``verify_token``): a revoked
@@ -269,84 +255,66 @@ class SecurityMiddleware:
                 mojaloop="3100",
             )(scope, receive, send)
             return
-        large = _large_body(headers)
-        if large:
-            # bodies of up to 16 MiB each, held (and parsed) for the request's life: so many
-            # at once, from one participant's burst or many participants', and the worker is
-            # killed for memory with every request it holds. Past the bound: 503 at once.
-            if self._large_in_flight >= LARGE_BODIES_IN_FLIGHT_MAX:
-                await _busy()(scope, receive, send)
-                return
-            self._large_in_flight += 1
         try:
-            await self._serve(scope, receive, send, caller, headers, key, path)
-        finally:
-            if large:
-                self._large_in_flight -= 1
-
-    async def _serve(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        caller: VerifiedCaller,
-        headers: Headers,
-        key: str | None,
-        path: str,
-    ) -> None:
-        """The request admitted: its body read, its signature checked, then served (a keyed
-        write through its Idempotency-Key's stored answer)."""
-        try:
-            body = await read_body(receive, BODY_MAX_BYTES, headers)
+            body, held = await read_body_held(receive, BODY_MAX_BYTES, headers, self.large_bodies)
         except BodyTooLarge as exc:
             await _too_large(exc.limit)(scope, receive, send)
             return
-        method: str = scope["method"]
-        if caller.public_key is not None:
-            failure = check_signature(
-                caller.public_key, method, request_target(scope), headers, body, time.time()
-            )
-            if failure is None and not await run_in_threadpool(
-                self._first_use,
-                nonce_scope(caller.public_key),
-                headers["x-entrepot-nonce"],
-                headers,
-            ):
-                failure = (
-                    "this X-Entrepot-Nonce was used already: a signed request is accepted "
-                    "once (sign each request, each retry too, with a new nonce)"
+        except ServerBusy:
+            await _busy()(scope, receive, send)
+            return
+        try:  # the signature checked, then served (a keyed write through its key's answer)
+            method: str = scope["method"]
+            if caller.public_key is not None:
+                failure = check_signature(
+                    caller.public_key, method, request_target(scope), headers, body, time.time()
                 )
-            if failure:
-                await unauthenticated("bad_signature", failure, invalid=True)(scope, receive, send)
+                if failure is None and not await run_in_threadpool(
+                    self._first_use,
+                    nonce_scope(caller.public_key),
+                    headers["x-entrepot-nonce"],
+                    headers,
+                ):
+                    failure = (
+                        "this X-Entrepot-Nonce was used already: a signed request is accepted "
+                        "once (sign each request, each retry too, with a new nonce)"
+                    )
+                if failure:
+                    await unauthenticated("bad_signature", failure, invalid=True)(
+                        scope, receive, send
+                    )
+                    return
+            state = scope.setdefault("state", {})
+            state["caller"] = caller.participant_id
+            state["credential"] = caller.key_id  # which of its credentials: a review names it
+            replay = replay_body(body, receive)
+            if method not in WRITE_METHODS or not key:
+                await self.app(scope, replay, send)
                 return
-        state = scope.setdefault("state", {})
-        state["caller"] = caller.participant_id
-        state["credential"] = caller.key_id  # which of its credentials: a review names it
-        replay = replay_body(body, receive)
-        if method not in WRITE_METHODS or not key:
-            await self.app(scope, replay, send)
-            return
-        if len(key) > IDEMPOTENCY_KEY_LEN_MAX:
-            await problem(
-                400,
-                "invalid_input",
-                "Idempotency-Key is too long",
-                field="Idempotency-Key",
-                mojaloop="3100",
-            )(scope, receive, send)
-            return
-        who = caller.participant_id
-        if not self.claims.claim(who, key):
-            await _in_progress()(scope, receive, send)
-            return
-        try:
-            digest = _digest(method, path, scope.get("query_string", b""), body)
-            stored = await self._answered(scope, replay, who, key, digest)
+            if len(key) > IDEMPOTENCY_KEY_LEN_MAX:
+                await problem(
+                    400,
+                    "invalid_input",
+                    "Idempotency-Key is too long",
+                    field="Idempotency-Key",
+                    mojaloop="3100",
+                )(scope, receive, send)
+                return
+            who = caller.participant_id
+            if not self.claims.claim(who, key):
+                await _in_progress()(scope, receive, send)
+                return
+            try:
+                digest = _digest(method, path, scope.get("query_string", b""), body)
+                stored = await self._answered(scope, replay, who, key, digest)
+            finally:
+                self.claims.release(who, key)  # the answer is stored (or will never be)
+            start, content = stored
+            await send(start)
+            await send({"type": "http.response.body", "body": content, "more_body": False})
         finally:
-            self.claims.release(who, key)  # the answer is stored (or will never be)
-        start, content = stored
-        await send(start)
-        await send({"type": "http.response.body", "body": content, "more_body": False})
+            if held:  # the large body is let go with its request
+                self.large_bodies.give_back()
 
     async def _answered(
         self, scope: Scope, receive: Receive, caller: str, key: str, digest: str
