@@ -3,9 +3,8 @@
 The API limits each participant's requests (``ENTREPOT_RATE_LIMIT``, ADR 0016), one limit for
 every participant. A large bank sends more than a small wallet, and an operator throttling a
 participant that misbehaves must not restart every server nor throttle everyone: the
-operator sets a participant's own limit here, which the API reads with the participant's
-credential on each request (no restart, every worker at its next request). Who set it and
-when is kept with it.
+operator sets a participant's own limit here, which every API worker applies within a
+second (no restart). Who set it and when is kept with it.
 
 Revision ID: 0034_participant_rate_limits
 Revises: 0033_transfer_fx_provider_index

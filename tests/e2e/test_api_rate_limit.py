@@ -593,3 +593,31 @@ def test_a_trade_principal_is_held_to_the_schemes_limit_on_its_own_count(
         assert [a.status_code == 429 for a in answers] == [False, False, True]
         assert answers[-1].json()["code"] == "rate_limited"
         assert _admitted(client, h["mtn-rw"], "mtn-rw", 2) == 2  # its own count
+
+
+def test_another_worker_applies_a_new_own_limit_within_a_second(
+    scheme: PaymentScheme, tmp_path: Path, mono: Clock
+) -> None:
+    """Each worker reads a participant's own limit again at most ``OWN_LIMIT_FRESH_S`` after
+    it last did (a read with every request cost 0.6 % of a payment); the worker that set it
+    applies it at once. Two apps on one database and one table stand for two workers."""
+    from entrepot.payments.rate_limits import OWN_LIMIT_FRESH_S
+
+    setter, h = _limited(scheme, mono, None, tmp_path)
+    other = TestClient(
+        create_app(
+            scheme, rate_limiter=RateLimiter(None, tmp_path / "rate-limits.table", clock=mono)
+        )
+    )
+    with setter, other:
+        assert _admitted(other, h["mtn-rw"], "mtn-rw", 3) == 3  # read: no limit of its own
+        put = setter.put(
+            "/v1/participants/mtn-rw/rateLimit",
+            json={"requestsPerSecond": 0.01, "burst": 1},
+            headers=h["scheme"],
+        )
+        assert put.status_code == 200
+        assert _admitted(setter, h["mtn-rw"], "mtn-rw", 2) == 1  # at once where it was set
+        assert _admitted(other, h["mtn-rw"], "mtn-rw", 2) == 2  # as last read, for now
+        mono.now += OWN_LIMIT_FRESH_S
+        assert _admitted(other, h["mtn-rw"], "mtn-rw", 2) == 0  # read again: the shared count

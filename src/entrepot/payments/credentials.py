@@ -47,9 +47,6 @@ class VerifiedCaller:
     participant_id: str
     key_id: str
     public_key: bytes | None
-    #: the participant's own request rate limit (requests a second, at once), where the
-    #: operator set one (``rate_limits.py``); else the scheme's applies
-    rate_limit: tuple[float, int] | None = None
 
 
 def _hash(salt: str, secret: str) -> str:
@@ -154,14 +151,10 @@ def revoke_credential(
     return replace(_info(row), revoked=True)
 
 
-#: the credential, with its participant's own rate limit where the operator set one (rate
-#: limits live apart from the credentials: ``rate_limits.py``, a participant's for all its
-#: credentials); a primary-key lookup each
 _CREDENTIAL = Fast(
-    "SELECT c.participant_id, c.secret_hash, c.salt, c.public_key, c.revoked, r.per_s, r.burst"
-    " FROM pay_credentials c LEFT JOIN pay_participant_rate_limits r"
-    " ON r.participant_id = c.participant_id WHERE c.key_id = ?",
-    ("participant_id", "secret_hash", "salt", "public_key", "revoked", "per_s", "burst"),
+    "SELECT participant_id, secret_hash, salt, public_key, revoked FROM pay_credentials"
+    " WHERE key_id = ?",
+    ("participant_id", "secret_hash", "salt", "public_key", "revoked"),
 )
 
 
@@ -251,8 +244,7 @@ def verify_token(
     if not hmac.compare_digest(row.secret_hash, _hash(row.salt, secret)):
         return None
     public_key = base64.b64decode(row.public_key) if row.public_key else None
-    own_limit = (float(row.per_s), int(row.burst)) if row.per_s is not None else None
-    return VerifiedCaller(row.participant_id, key_id, public_key, own_limit)
+    return VerifiedCaller(row.participant_id, key_id, public_key)
 
 
 _RECORD_NONCE = Fast(

@@ -3,8 +3,9 @@
 The API limits each participant's requests to the scheme's limit (``ENTREPOT_RATE_LIMIT``);
 a participant's own limit, when the operator has set one, replaces it for that participant:
 higher for a large bank, lower (or at all, where the scheme sets none) for one that
-misbehaves. The API reads it with the credential on every request
-(``credentials.TokenVerifier``), so a change applies from each worker's next request on."""
+misbehaves. Each API worker reads it again at most a second after it last did
+(:func:`own_limit`, ``OWN_LIMIT_FRESH_S``; the worker that sets it, at once), so a change
+applies within a second in every worker, without a restart."""
 
 from __future__ import annotations
 
@@ -18,7 +19,13 @@ from entrepot.kernel.clock import Clock, SystemClock
 from entrepot.kernel.limits import RATE_BURST_MAX, RATE_PER_S_MAX, RATE_PER_S_MIN
 from entrepot.payments import store as st
 from entrepot.payments.errors import InvalidPaymentInput, ParticipantNotFound
+from entrepot.storage.driver import Fast
 from entrepot.storage.engine import read_connection
+
+#: How long an API worker goes on with a participant's own limit as it last read it (a
+#: read a request cost 0.6 % of a payment's instructions, a join on the credential's read)
+OWN_LIMIT_FRESH_S = 1.0
+_OWN = Fast("SELECT per_s, burst FROM pay_participant_rate_limits WHERE participant_id = ?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +110,20 @@ def rate_limit_of(engine: Engine, participant_id: str) -> ParticipantRateLimit |
     return ParticipantRateLimit(row.participant_id, row.per_s, row.burst, row.set_by, row.set_at)
 
 
+def own_limit(engine: Engine, participant_id: str) -> tuple[float, int] | None:
+    """The participant's own limit (requests a second, at once), if the operator set one:
+    one primary-key read, for the API's workers (no participant check: a caller's id)."""
+    with read_connection(engine) as conn:
+        row = _OWN.first(conn, (participant_id,))
+    return None if row is None else (float(row[0]), int(row[1]))
+
+
 __all__ = [
+    "OWN_LIMIT_FRESH_S",
     "ParticipantRateLimit",
     "check_rate_limit",
     "clear_rate_limit",
+    "own_limit",
     "rate_limit_of",
     "set_rate_limit",
 ]

@@ -43,6 +43,8 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from entrepot.payments.rate_limits import OWN_LIMIT_FRESH_S
+
 log = logging.getLogger(__name__)
 
 #: The file's first bytes: what it is and which layout (a table of another layout, left by
@@ -58,6 +60,8 @@ SLOTS = 65_536
 PROBES = 64
 _FLOCK = struct.Struct("hhqqi4x")  # struct flock on Linux: see claims.py
 _SETLKW = getattr(fcntl, "F_OFD_SETLKW", None)
+#: The participants whose own limits a worker keeps what it read of at once
+OWN_KNOWN_MAX = 100_000
 _PER_WORKER = "are counted in each worker apart (a participant gets its limit once a worker)"
 
 
@@ -105,13 +109,31 @@ class RateLimiter:
         self._table: mmap.mmap | bytearray | None = None
         #: participant -> its slot's offset and fingerprint
         self._where: dict[str, tuple[int, int]] = {}
+        #: participant -> until when (clock) its own limit (or none) as last read holds
+        self._own: dict[str, tuple[float, RateLimit | None]] = {}
         self._file_unusable = False  # the file failed once: the table is the worker's own
         self._warned = False
 
-    def limit_for(self, own: tuple[float, int] | None) -> RateLimit | None:
-        """The limit a participant is held to: its own (requests a second, at once), else the
-        scheme's."""
-        return RateLimit(*own) if own is not None else self.default
+    def own_known(self, participant: str) -> tuple[bool, RateLimit | None]:
+        """``(True, its own limit or None)`` while what this worker last read of the
+        participant's own limit is fresh (``OWN_LIMIT_FRESH_S``), else ``(False, None)``:
+        read it (``payments.rate_limits.own_limit``) and :meth:`remember` it."""
+        known = self._own.get(participant)
+        if known is None or known[0] <= self._clock():
+            return False, None
+        return True, known[1]
+
+    def remember(self, participant: str, own: tuple[float, int] | None) -> RateLimit | None:
+        """What was just read of the participant's own limit, for ``OWN_LIMIT_FRESH_S``."""
+        limit = RateLimit(*own) if own is not None else None
+        if len(self._own) >= OWN_KNOWN_MAX:
+            self._own.clear()  # callers that come and go (trade principals): read again
+        self._own[participant] = (self._clock() + OWN_LIMIT_FRESH_S, limit)
+        return limit
+
+    def forget(self, participant: str) -> None:
+        """The participant's own limit changed (in this worker): read it at its next request."""
+        self._own.pop(participant, None)
 
     def admit(self, participant: str, limit: RateLimit | None = None) -> float | None:
         """``limit``: the participant's own (:meth:`limit_for`), else the scheme's."""

@@ -352,8 +352,8 @@ def put_rate_limit(
     participant_id: str, body: s.RateLimitIn, caller: Caller, scheme: Scheme, request: Request
 ) -> s.RateLimitOut:
     """Give the participant its own request rate limit, replacing the scheme's for it (a large
-    bank's above, a misbehaving participant's below): every worker applies it from its next
-    request on, no restart. The operator's alone."""
+    bank's above, a misbehaving participant's below): the worker answering applies it at once,
+    every other within a second, no restart. The operator's alone."""
     _operator(caller)
     own = set_rate_limit(
         scheme.engine,
@@ -363,6 +363,7 @@ def put_rate_limit(
         actor=caller,
         clock=scheme.clock,
     )
+    request.app.state.rate_limiter.forget(participant_id)  # this worker: at once
     return _rate_limit(request, participant_id, own)
 
 
@@ -373,6 +374,7 @@ def delete_rate_limit(
     """The participant back on the scheme's limit. The operator's alone."""
     _operator(caller)
     clear_rate_limit(scheme.engine, participant_id)
+    request.app.state.rate_limiter.forget(participant_id)  # this worker: at once
     return _rate_limit(request, participant_id, None)
 
 

@@ -92,6 +92,7 @@ from entrepot.payments.keyed import (
     KeyedRequest,
 )
 from entrepot.payments.model import FxRate, Party
+from entrepot.payments.rate_limits import own_limit
 from entrepot.payments.signing import signed_message
 from entrepot.storage.driver import Fast
 from entrepot.storage.engine import read_connection
@@ -234,15 +235,21 @@ class SecurityMiddleware:
             )(scope, receive, send)
             return
         limiter = self.rate_limiter
-        if limiter is not None and (limiter.default is not None or caller.rate_limit):
-            limit = limiter.limit_for(caller.rate_limit)
-            wait = limiter.admit(caller.participant_id, limit)
-            if wait is not None:  # before its body is read: a refused request costs little
-                assert limit is not None  # a wait is a limit's
-                if self.rate_limited is not None:
-                    self.rate_limited(caller.participant_id)
-                await _rate_limited(limit, wait)(scope, receive, send)
-                return
+        if limiter is not None:
+            who = caller.participant_id
+            known, limit = limiter.own_known(who)
+            if not known:  # about once a second a participant: a primary-key read
+                limit = limiter.remember(
+                    who, await run_read(self.engine, own_limit, self.engine, who)
+                )
+            limit = limit or limiter.default
+            if limit is not None:
+                wait = limiter.admit(who, limit)
+                if wait is not None:  # before its body is read: a refused request costs little
+                    if self.rate_limited is not None:
+                        self.rate_limited(who)
+                    await _rate_limited(limit, wait)(scope, receive, send)
+                    return
         key = headers.get("idempotency-key")
         if key and not (key.isascii() and key.isprintable()):
             # a key is an ASCII string (the IETF draft's sf-string): other bytes reach here

@@ -470,7 +470,7 @@ def rate_limit(
     as_json: Json = False,
 ) -> None:
     """The request rate limit a participant is held to; with --per-second, its own instead of
-    the scheme's (every server's workers apply it from their next request on), --clear to
+    the scheme's (every server's workers apply it within a second), --clear to
     drop it."""
     if clear and (per_second is not None or burst is not None):
         raise InvalidInput(
