@@ -399,6 +399,17 @@ CASES: dict[str, tuple[Bad, ...]] = {
     "payments review": (
         refused("payments review nope --approve --reason ok", "nope"),
         bad("payments review pt-1 --approve --reason ''", "reason"),
+        bad("payments review pt-1 --approve --reason ok --reviewer-id 'ops amina'", "reviewer"),
+    ),
+    "payments rate-limit": (
+        bad("payments rate-limit mtn-rw --per-second 0", "0.01"),
+        bad("payments rate-limit mtn-rw --per-second 2000000", "1,000,000"),
+        bad("payments rate-limit mtn-rw --per-second abc", "--per-second"),
+        bad("payments rate-limit mtn-rw --per-second 5 --burst 0", "burst"),
+        bad("payments rate-limit mtn-rw --burst 5", "--per-second"),
+        bad("payments rate-limit mtn-rw --clear --per-second 5", "--clear"),
+        refused("payments rate-limit nope --per-second 5", "nope"),
+        refused("payments rate-limit nope", "nope"),
     ),
     "payments quote-show": (refused("payments quote-show --as mtn-rw nope", "nope"),),
     "payments quote-accept": (refused("payments quote-accept --as mtn-rw nope", "nope"),),
