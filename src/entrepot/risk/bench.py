@@ -21,6 +21,8 @@ from entrepot.risk.sanctions_eval import (
     evaluate_arabic_script,
     evaluate_arabic_script_baseline,
     evaluate_baseline,
+    evaluate_nasab,
+    nasab_cases,
 )
 
 TARGETS = {"scorecard_auc_min": 0.78, "sanctions_recall_min": 0.95, "sanctions_fpr_max": 0.02}
@@ -68,6 +70,9 @@ def sanctions_bench(directory: Path, listed: int, unlisted: int, seed: int) -> d
             "entrepot": evaluate_arabic_script(screener, script_cases),
             "baseline_jaro_winkler": evaluate_arabic_script_baseline(screener.index, script_cases),
         },
+        # names written with their nasab, "Ayman bin Muhammad bin Rabi al-Zawahiri"
+        # (sanctions_eval.nasab_cases): listed found and non-listed flagged, by variant
+        "nasab": evaluate_nasab(screener, nasab_cases(screener.index, listed // 5, seed)),
     }
 
 

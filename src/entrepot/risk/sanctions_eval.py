@@ -12,6 +12,7 @@ put to review or match.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 from rapidfuzz import process
 from rapidfuzz.distance import JaroWinkler
 
-from entrepot.risk.names import normalise, tokens
+from entrepot.risk.names import PARTICLES, normalise, tokens
 from entrepot.risk.sanctions import Entry, Party, Screener, WatchListIndex
 
 BASELINE_THRESHOLD = 0.85
@@ -513,3 +514,166 @@ def evaluate_baseline(index: WatchListIndex, cases: Sequence[Case]) -> dict[str,
     out["threshold"] = BASELINE_THRESHOLD
     out["screenings_per_s"] = round(len(cases) / elapsed, 1)
     return out
+
+
+# --------------------------------------------------------------------------- nasab
+#: Given names by which a listed person's name is read as Arabic (with the particles of
+#: PARTICLES): the pool of the nasab set's listed side.
+_ARABIC_GIVEN = frozenset({
+    "muhammad", "mohammed", "mohammad", "mohamed", "muhammed", "ahmad", "ahmed", "ali", "hasan",
+    "hassan", "husayn", "hussein", "husain", "umar", "omar", "abdallah", "abdullah", "khalid",
+    "khaled", "ibrahim", "yusuf", "yousef", "youssef", "salih", "saleh", "mustafa", "mahmud",
+    "mahmoud", "said", "saeed", "sayed", "abd", "abu", "al", "bin", "ibn",
+})  # fmt: skip
+#: Nasab particles ("son of", "daughter of") in Latin letters: the Malay binti too.
+NASAB_LATIN = {"M": ("bin", "ibn"), "F": ("bint", "binti")}
+#: In the script: بن and ابن, بنت.
+NASAB_SCRIPT = {"M": ("بن", "ابن"), "F": ("بنت",)}
+_SCRIPT_NOT_ARABIC = frozenset("پچژگکیۀ\u200c")
+_SCRIPT_SKIP = frozenset({
+    "أبو", "ابو", "أبي", "ابي", "بن", "ابن", "إبن", "بنت", "الشيخ", "السيد", "سيد", "آیت", "آية",
+})  # fmt: skip
+#: Vowel signs and the tatweel: a name written with them is in the set without them too.
+_SCRIPT_MARK = re.compile("[\u0640\u064b-\u0670]")
+_SCRIPT_SECOND = frozenset({"الله", "الدين", "الرحمن", "الحق"})
+_LATIN_SKIP = frozenset({"mullah", "dr", "shaykh", "sheikh", "haji", "hajji", "ould", "mawlawi"})
+_ARTICLE_LATIN = ("al-", "el-", "al ", "el ")
+
+
+def _chain(units: Sequence[str], connectors: Sequence[str], rng: random.Random) -> str:
+    """The units with a nasab connector between each two of them but before the last (the
+    family name): Ayman bin Muhammad bin Rabi al-Zawahiri."""
+    out = [units[0]]
+    for unit in units[1:-1]:
+        out += [rng.choice(connectors), unit]
+    return " ".join([*out, units[-1]])
+
+
+def _latin_units(given: Sequence[str]) -> list[str] | None:
+    """A listed person's given names as the units a nasab chains (al-Din, al-Rahman joined
+    to the name before them: Nur Al-Din is one name), or None where they hold a particle, a
+    title or an initial."""
+    units: list[str] = []
+    for word in given:
+        low = word.lower().lstrip("'")
+        skip = len(low) <= 2 or word.endswith(".") or low in PARTICLES or low in _LATIN_SKIP
+        if skip and (low not in ("al", "el") or not units):
+            return None
+        if units and (low.startswith(("al-", "el-", "ud-", "ad-")) or low in ("al", "el")
+                      or units[-1].lower().lstrip("'") in ("abd", "al", "el")):  # fmt: skip
+            units[-1] += " " + word
+        else:
+            units.append(word)
+    return units
+
+
+def _script_units(query: str) -> list[str] | None:
+    """A listed name in the script as units (عبد joined to the word after it, Allah and the
+    second half of a compound to the word before it), or None where it holds a particle, a
+    title, a vowel sign, a Persian letter or under three units."""
+    if set(query) & _SCRIPT_NOT_ARABIC or _SCRIPT_MARK.search(query):
+        return None
+    words = query.split()
+    if set(words) & _SCRIPT_SKIP:
+        return None
+    units: list[str] = []
+    for word in words:
+        if units and (units[-1] == "عبد" or word in _SCRIPT_SECOND):
+            units[-1] += " " + word
+        else:
+            units.append(word)
+    return units if len(units) >= 3 else None
+
+
+def _nasab_of(units: Sequence[str], connector: str, shape: int) -> str:
+    """A made-up name as a nasab: "Omar bin Khalid" (two names), else the given names joined
+    and the family name after them ("Omar bin Khalid bin Tariq Haddad")."""
+    given, family = (units, []) if shape == 2 else (units[:-1], units[-1:])
+    return " ".join([f" {connector} ".join(given), *family])
+
+
+def nasab_cases(index: WatchListIndex, n: int, seed: int) -> list[Case]:
+    """The nasab set: names written with their patronymic chain (bin, ibn, bint, binti; in the
+    script بن, ابن, بنت), "Ayman bin Muhammad bin Rabi al-Zawahiri" for the listed
+    ``AL-ZAWAHIRI, Ayman Muhammad Rabi``.
+
+    Listed: up to ``n`` listed persons read as Arabic (:data:`_ARABIC_GIVEN`) with two or more
+    given names and no particle among them, each name but the family's joined by a connector
+    (variant "nasab"; "nasab_no_article" with the family's al-/el- dropped where it has one),
+    and every name of :data:`ARABIC_SCRIPT_LISTED` and :data:`ARABIC_SCRIPT_REVIEWED` of three
+    Arabic words or more so written in the script ("nasab_script", "nasab_script_no_article").
+    Not listed: ``n`` made-up names from the Arabic GIVEN and SURNAMES, written "Omar bin
+    Khalid Haddad", "Omar bin Khalid bin Tariq Haddad" or "Omar bin Khalid" (variant
+    "unlisted_nasab"), in the script ("unlisted_nasab_script"), and each also without its
+    connectors ("unlisted_plain", "unlisted_plain_script"), whose flags are the comparison."""
+    rng = random.Random(seed)
+    cases: list[Case] = []
+    pool = []
+    for entry in index.entries:
+        if entry.party_type != "individual" or "," not in entry.name:
+            continue
+        given, family = _given_then_family(entry)
+        units = _latin_units(given)
+        if units is None or len(units) < 2 or not family:
+            continue
+        if not set(tokens(entry.name)) & _ARABIC_GIVEN:
+            continue
+        pool.append((entry, units, family))
+    for entry, units, family in rng.sample(pool, min(n, len(pool))):
+        connectors = NASAB_LATIN["F" if entry.gender == "Female" else "M"]
+        fam = " ".join(family).title()
+        query = _chain([*units, fam], connectors, rng)
+        cases.append(Case(query, "nasab", entry.ent_num))
+        bare = next((fam[len(a) :] for a in _ARTICLE_LATIN if fam.lower().startswith(a)), None)
+        if bare and len(bare) >= 3:
+            cases.append(Case(_chain([*units, bare], connectors, rng), "nasab_no_article",
+                              entry.ent_num))  # fmt: skip
+    for ent, query in (*ARABIC_SCRIPT_LISTED, *ARABIC_SCRIPT_REVIEWED):
+        units = _script_units(query)
+        if units is None:
+            continue
+        cases.append(Case(_chain(units, NASAB_SCRIPT["M"], rng), "nasab_script", ent))
+        if units[-1].startswith("ال") and len(units[-1]) >= 5:
+            bare_units = [*units[:-1], units[-1][2:]]
+            cases.append(Case(_chain(bare_units, NASAB_SCRIPT["M"], rng),
+                              "nasab_script_no_article", ent))  # fmt: skip
+    listed = {tuple(sorted(name.toks)) for name in index.names}
+    given_names, surnames = GIVEN["arabic"].split(), SURNAMES["arabic"].split()
+    seen: set[str] = set()
+    tries = 0
+    while len(seen) < n and tries < 50 * n:
+        tries += 1
+        shape = rng.choice((2, 3, 3, 4))  # names in the chain, the family's included
+        units = rng.sample(given_names, shape - 1 if shape > 2 else 2)
+        if shape > 2:
+            units.append(rng.choice(surnames))
+        plain = " ".join(units)
+        if plain in seen or tuple(sorted(tokens(plain))) in listed:
+            continue
+        seen.add(plain)
+        script = [ARABIC_SCRIPT_NAMES[u] for u in units]
+        cases.append(Case(_nasab_of(units, "bin", shape), "unlisted_nasab", None))
+        cases.append(Case(plain, "unlisted_plain", None))
+        cases.append(Case(_nasab_of(script, "بن", shape), "unlisted_nasab_script", None))
+        cases.append(Case(" ".join(script), "unlisted_plain_script", None))
+    return cases
+
+
+def evaluate_nasab(screener: Screener, cases: Sequence[Case]) -> dict[str, Any]:
+    """:func:`nasab_cases` screened: per variant, the listed names found (the right entry put
+    to review or match) or the non-listed names flagged (anything put to review or match)."""
+    found: dict[str, list[bool]] = {}
+    flagged: dict[str, list[bool]] = {}
+    for case in cases:
+        result = screener.screen(Party(case.query))
+        if case.ent_num is not None:
+            hits = {c.ent_num for c in result.candidates if c.decision != "clear"}
+            found.setdefault(case.variant, []).append(case.ent_num in hits)
+        else:
+            flagged.setdefault(case.variant, []).append(result.decision != "clear")
+    return {
+        "listed": {k: len(v) for k, v in sorted(found.items())},
+        "recall": {k: round(sum(v) / len(v), 4) for k, v in sorted(found.items())},
+        "unlisted": {k: len(v) for k, v in sorted(flagged.items())},
+        "false_positive_rate": {k: round(sum(v) / len(v), 4) for k, v in sorted(flagged.items())},
+    }
