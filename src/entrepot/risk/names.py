@@ -174,6 +174,28 @@ def needs_joining(toks: Sequence[str]) -> bool:
     )
 
 
+#: Nasab connectors, "son of" and "daughter of": bin, ibn (بن and ابن are read as bin), bint
+#: (بنت), the Malay binti. "Ayman bin Muhammad bin Rabi al-Zawahiri" is Ayman Muhammad Rabi
+#: al-Zawahiri as lists write him: a connector between two names names no one.
+NASAB = frozenset({"bin", "ibn", "bint", "binti"})
+
+
+def without_nasab(toks: Sequence[str]) -> list[str] | None:
+    """The tokens with each nasab connector between two names left out ('ayman bin muhammad
+    bin rabi al zawahiri' -> 'ayman muhammad rabi al zawahiri'), None where there is none. A
+    connector first or last (Bin Laden Usama) is no connector: kept."""
+    out = [
+        t for i, t in enumerate(toks)
+        if not (t in NASAB and 0 < i < len(toks) - 1 and toks[i - 1] not in NASAB)
+    ]  # fmt: skip
+    return out if len(out) < len(toks) else None
+
+
+def name_count(toks: Sequence[str]) -> int:
+    """The names among tokens: not a particle (al, bin, abu) nor a letter."""
+    return sum(1 for t in toks if len(t) > 1 and t not in PARTICLES)
+
+
 # --------------------------------------------------------------------------- Arabic script
 #: Arabic, Persian and Urdu writing leaves short vowels out: "أيمن الظواهري" is the letters
 #: ʾ-y-m-n al-ẓ-w-ā-h-r-y, and Unidecode makes "ymn lzwhry" of it, which no listed Latin

@@ -56,6 +56,7 @@ from entrepot.risk.names import (
     is_compound_tail,
     join_particles,
     latin_abjad_key,
+    name_count,
     needs_joining,
     normalise,
     particle_split,
@@ -63,6 +64,7 @@ from entrepot.risk.names import (
     query_tokens,
     skeleton,
     tokens,
+    without_nasab,
 )
 
 log = logging.getLogger(__name__)
@@ -805,6 +807,22 @@ def score_ceilings(q_weights: Sequence[float]) -> list[float]:
     return [c / total + 1e-4 for c in ceilings]
 
 
+#: The mean similarity two names read without the nasab connector between them must have
+#: (:func:`_two_names_in_full`): equal folds in Latin letters (a typo's 0.92 brings two names
+#: to 0.96), a close alignment in Arabic script.
+NASAB_TWO_NAMES_SIM = 0.97
+
+
+def _two_names_in_full(match: NameMatch, name: _Name) -> bool:
+    """Whether two names read without the connector between them ("Bilal bin Marwan" as
+    Bilal Marwan) are a listed name of two names, both alike at :data:`NASAB_TWO_NAMES_SIM`.
+    Two common names alone are otherwise as close to some listed pair as the screening allows
+    ("Walid bin Noor" and WALI, Noor; "Omar bin Layla" and LAVILLA, Omar): read so without
+    this, made-up two-name nasabs were put to review four times as often (33 of 424 against
+    8, docs/benchmarks.md, 2026-12-05); with it, as often as before."""
+    return match.names >= 2 and match.jw >= NASAB_TWO_NAMES_SIM and name_count(name.toks) == 2
+
+
 # --------------------------------------------------------------------------- screening
 @dataclass(frozen=True, slots=True)
 class Party:
@@ -1251,7 +1269,12 @@ class Screener:
             raise EmptyName("the name to screen is empty", field="name")
         best_by_entry: dict[int, NameMatch] = {}
 
-        def score(toks: list[str], shortlist: list[int], sim: Callable[..., float]) -> None:
+        def score(
+            toks: list[str],
+            shortlist: list[int],
+            sim: Callable[..., float],
+            accept: Callable[[NameMatch, _Name], bool] | None = None,
+        ) -> None:
             weights = [index.weight(t) for t in toks]
             ceilings = score_ceilings(weights)
             for n in shortlist:
@@ -1259,21 +1282,31 @@ class Screener:
                 if ceilings[min(len(name.toks), len(toks))] < CANDIDATE_FLOOR:
                     continue  # it cannot be a candidate: scoring it would change nothing
                 m = score_name(toks, weights, name, sim)
+                if accept is not None and not accept(m, name):
+                    continue
                 seen = best_by_entry.get(name.entry)
                 if seen is None or m.score > seen.score:
                     best_by_entry[name.entry] = m
 
         # a name in Arabic script with a compound (سراج الدین) is read a second time with it
         # as one word (Sirajuddin), the better score per entry kept
-        for toks in [q_toks, *readings[1:]]:
-            score(toks, index.shortlist(toks), _pair_sim)
+        # a nasab (bin, ibn, bint, binti; بن, ابن, بنت) is read without its connectors too
+        bare: list[list[str]] = []
+        for b in map(without_nasab, readings):
+            if b is not None and b not in readings and b not in bare:
+                bare.append(b)
+        for toks in [q_toks, *readings[1:], *bare]:
+            accept = None
+            if toks in bare and name_count(toks) < 3:
+                accept = _two_names_in_full
+            score(toks, index.shortlist(toks), _pair_sim, accept)
             joined = index.joined_query(toks)
             if joined is not None:
                 # Abuhafs Almasri, Abu Hafs al Masri: the particles joined on both sides. A
                 # query with none apart is the same joined: its names as written were
                 # screened above.
                 j_toks, space = joined
-                score(j_toks, index.shortlist(j_toks, joined=space), _joined_pair_sim)
+                score(j_toks, index.shortlist(j_toks, joined=space), _joined_pair_sim, accept)
         abjad = any(is_abjad(t) for t in q_toks)
         judged = [
             _judge(index.entries[i], m, party, abjad)
