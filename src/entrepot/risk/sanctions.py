@@ -358,6 +358,9 @@ class WatchListIndex:
         self._jpostings = self._post(self.variants, len(self.names))
         self._has_variant = frozenset(has_variant)
         self._name_weight = [sum(name.weights) for name in (*self.names, *self.variants)]
+        #: every name (as written and joined variants), longest first, and its length
+        self._name_len = [len(name.toks) for name in (*self.names, *self.variants)]
+        self._longest_first = sorted(range(len(self._name_len)), key=lambda n: -self._name_len[n])
         # Blocking keys -> the folded tokens holding them (each token once a key: a token's
         # deletion keys differ from one another).
         deletions: dict[str, list[str]] = defaultdict(list)
@@ -421,33 +424,75 @@ class WatchListIndex:
         low = token in LEGAL_FORMS or token in TITLES or len(token) == 1
         return idf * (LOW_WEIGHT if low else 1.0)
 
-    def shortlist(self, query_tokens: Sequence[str], *, joined: str | None = None) -> list[int]:
+    def shortlist(
+        self,
+        query_tokens: Sequence[str],
+        *,
+        joined: str | None = None,
+        mass: dict[int, float] | None = None,
+    ) -> list[int]:
         """Names sharing a blocking key with the query, ranked by the IDF mass of the query
         tokens they share (an exact fold counts more than a one-edit or skeleton key), scaled by
         how much of the name that mass covers (short exact names before long partial ones).
 
         ``joined``: the joined space instead of the names as written: "variants" (the joined
-        variants alone) or "all" (the variants, and the names as written that have none)."""
-        mass: dict[int, float] = defaultdict(float)
-        for token in set(query_tokens):
-            if len(token) < 2:
-                continue
-            w = self.weight(token)
-            if joined is None:
-                hits = self._token_hits(token, self._postings)
-            else:
-                hits = self._token_hits(token, self._jpostings)
-                if joined == "all":
-                    plain = self._token_hits(token, self._postings)
-                    hits.update((n, q) for n, q in plain.items() if n not in self._has_variant)
-            for n, quality in hits.items():
-                mass[n] += w * quality
+        variants alone) or "all" (the variants, and the names as written that have none).
+        ``mass``: the query's :meth:`mass`, where it is known already."""
+        if mass is None:
+            mass = self.mass(query_tokens, joined=joined)
         ranked = heapq.nsmallest(
             (SHORTLIST_MAX if joined is None else JOINED_SHORTLIST_MAX)
             * (ABJAD_SHORTLIST_FACTOR if any(is_abjad(t) for t in query_tokens) else 1),
             ((-m * (0.5 + 0.5 * min(1.0, m / self._name_weight[n])), n) for n, m in mass.items()),
         )
         return [n for _, n in ranked]
+
+    def _hits(self, token: str, joined: str | None) -> dict[int, float]:
+        if joined is None:
+            return self._token_hits(token, self._postings)
+        hits = self._token_hits(token, self._jpostings)
+        if joined == "all":
+            plain = self._token_hits(token, self._postings)
+            hits.update((n, q) for n, q in plain.items() if n not in self._has_variant)
+        return hits
+
+    def mass(self, query_tokens: Sequence[str], *, joined: str | None = None) -> dict[int, float]:
+        """The IDF mass of the query tokens each name sharing a key with them holds (weighted
+        by the key's quality), by name: what :meth:`shortlist` ranks."""
+        mass: dict[int, float] = defaultdict(float)
+        for token in set(query_tokens):
+            if len(token) < 2:
+                continue
+            w = self.weight(token)
+            for n, quality in self._hits(token, joined).items():
+                mass[n] += w * quality
+        return mass
+
+    def holds_name_of(self, k: int, mass: dict[int, float]) -> bool:
+        """Whether a name of ``k`` tokens or more is among those of a :meth:`mass`."""
+        for n in self._longest_first:
+            if self._name_len[n] < k:
+                return False
+            if n in mass:
+                return True
+        return False
+
+    def mass_without(self, mass: dict[int, float], removed: Iterable[str]) -> dict[int, float]:
+        """:meth:`mass` (names as written) of a query less some of its tokens, from the
+        query's: a nasab read without its connectors (the same names less bin) costs one
+        token's hits, not the name's again (a chain of twenty names: half its screening)."""
+        out = dict(mass)
+        for token in set(removed):
+            if len(token) < 2:
+                continue
+            w = self.weight(token)
+            for n, quality in self._hits(token, None).items():
+                left = out[n] - w * quality
+                if left > 1e-9:
+                    out[n] = left
+                else:
+                    del out[n]
+        return out
 
     def _abjad_matches(self, token: str) -> dict[str, float]:
         """Listed (folded) tokens a word written in Arabic script may be, with the similarity
@@ -1295,11 +1340,29 @@ class Screener:
         for b in map(without_nasab, readings):
             if b is not None and b not in readings and b not in bare:
                 bare.append(b)
+        q_mass = index.mass(q_toks)
         for toks in [q_toks, *readings[1:], *bare]:
             accept = None
             if toks in bare and name_count(toks) < 3:
                 accept = _two_names_in_full
-            score(toks, index.shortlist(toks), _pair_sim, accept)
+            if toks is q_toks:
+                mass = q_mass
+            elif toks in bare and set(toks) <= set(q_toks):
+                mass = index.mass_without(q_mass, set(q_toks) - set(toks))
+            else:
+                mass = None
+            reachable = True
+            if toks in bare:
+                # a long chain's names less its connectors: only a listed name of nearly as
+                # many can reach a candidate's score (score_ceilings); where the names sharing
+                # a key with it hold none, ranking them would change nothing
+                ceilings = score_ceilings([index.weight(t) for t in toks])
+                k = next(k for k, c in enumerate(ceilings) if c >= CANDIDATE_FLOOR)
+                if mass is None:
+                    mass = index.mass(toks)
+                reachable = index.holds_name_of(k, mass)
+            if reachable:
+                score(toks, index.shortlist(toks, mass=mass), _pair_sim, accept)
             joined = index.joined_query(toks)
             if joined is not None:
                 # Abuhafs Almasri, Abu Hafs al Masri: the particles joined on both sides. A
