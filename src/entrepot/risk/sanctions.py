@@ -1316,13 +1316,23 @@ class Screener:
 
         def score(
             toks: list[str],
-            shortlist: list[int],
             sim: Callable[..., float],
             accept: Callable[[NameMatch, _Name], bool] | None = None,
+            *,
+            joined: str | None = None,
+            mass: dict[int, float] | None = None,
         ) -> None:
             weights = [index.weight(t) for t in toks]
             ceilings = score_ceilings(weights)
-            for n in shortlist:
+            if mass is None:
+                mass = index.mass(toks, joined=joined)
+            # only a listed name of k tokens or more can reach a candidate's score: where the
+            # names sharing a key with these tokens hold none (a long chain of names), ranking
+            # them would change nothing
+            k = next(k for k, c in enumerate(ceilings) if c >= CANDIDATE_FLOOR)
+            if not index.holds_name_of(k, mass):
+                return
+            for n in index.shortlist(toks, joined=joined, mass=mass):
                 name = index.name(n)
                 if ceilings[min(len(name.toks), len(toks))] < CANDIDATE_FLOOR:
                     continue  # it cannot be a candidate: scoring it would change nothing
@@ -1351,25 +1361,14 @@ class Screener:
                 mass = index.mass_without(q_mass, set(q_toks) - set(toks))
             else:
                 mass = None
-            reachable = True
-            if toks in bare:
-                # a long chain's names less its connectors: only a listed name of nearly as
-                # many can reach a candidate's score (score_ceilings); where the names sharing
-                # a key with it hold none, ranking them would change nothing
-                ceilings = score_ceilings([index.weight(t) for t in toks])
-                k = next(k for k, c in enumerate(ceilings) if c >= CANDIDATE_FLOOR)
-                if mass is None:
-                    mass = index.mass(toks)
-                reachable = index.holds_name_of(k, mass)
-            if reachable:
-                score(toks, index.shortlist(toks, mass=mass), _pair_sim, accept)
+            score(toks, _pair_sim, accept, mass=mass)
             joined = index.joined_query(toks)
             if joined is not None:
                 # Abuhafs Almasri, Abu Hafs al Masri: the particles joined on both sides. A
                 # query with none apart is the same joined: its names as written were
                 # screened above.
                 j_toks, space = joined
-                score(j_toks, index.shortlist(j_toks, joined=space), _joined_pair_sim, accept)
+                score(j_toks, _joined_pair_sim, accept, joined=space)
         abjad = any(is_abjad(t) for t in q_toks)
         judged = [
             _judge(index.entries[i], m, party, abjad)
