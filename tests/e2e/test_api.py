@@ -1665,3 +1665,25 @@ def test_transfer_not_found_echoes_a_long_transfer_id_cut_short(
     shown = f"transfer {long_id[:64]}... ({len(long_id)} characters) does not exist"
     assert problem["detail"] == shown
     assert long_id[:65] not in r.text
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("/v1/quotes/{id}", "quote_not_found"),
+        ("/v1/escrows/{id}", "escrow_not_found"),
+        ("/v1/participants/{id}/rateLimit", "participant_not_found"),
+    ],
+)
+def test_every_not_found_names_a_long_id_cut_short(
+    api: tuple[TestClient, dict[str, dict[str, str]]], path: str, code: str
+) -> None:
+    """As transfer_not_found: a quote, escrow or participant id of 4,000 characters was
+    echoed whole into the answer and each log line recording it."""
+    client, h = api
+    long_id = ("x-" + "0123456789" * 400)[:4000]
+    r = client.get(path.format(id=long_id), headers=h["scheme"])
+    assert r.status_code == 404, r.text
+    assert r.json()["code"] == code
+    assert "(4000 characters)" in r.json()["detail"]
+    assert long_id[:65] not in r.text

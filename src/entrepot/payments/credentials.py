@@ -25,7 +25,12 @@ from sqlalchemy import Connection, Engine
 
 from entrepot.kernel.clock import Clock, SystemClock
 from entrepot.payments import store as st
-from entrepot.payments.errors import CredentialNotFound, InvalidPaymentInput, ParticipantNotFound
+from entrepot.payments.errors import (
+    CredentialNotFound,
+    InvalidPaymentInput,
+    ParticipantNotFound,
+    shown_id,
+)
 from entrepot.payments.keyed import CREDENTIAL, mark_keyed
 from entrepot.storage.driver import Fast
 from entrepot.storage.engine import is_sqlite, read_connection
@@ -81,7 +86,7 @@ def issue_credential(
         if principal_check is not None:
             principal_check(conn)
         elif st.load_participant(conn, participant_id) is None:
-            raise ParticipantNotFound(f"participant {participant_id!r} does not exist")
+            raise ParticipantNotFound(f"participant {shown_id(participant_id)!r} does not exist")
         conn.execute(
             sa.insert(st.credentials).values(
                 key_id=key_id,

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from entrepot.kernel.clock import Clock, SystemClock
 from entrepot.kernel.limits import RATE_BURST_MAX, RATE_PER_S_MAX, RATE_PER_S_MIN
 from entrepot.payments import store as st
-from entrepot.payments.errors import InvalidPaymentInput, ParticipantNotFound
+from entrepot.payments.errors import InvalidPaymentInput, ParticipantNotFound, shown_id
 from entrepot.storage.driver import Fast
 from entrepot.storage.engine import read_connection
 
@@ -78,7 +78,7 @@ def set_rate_limit(
     values = {"per_s": rate, "burst": whole, "set_by": actor, "set_at": now}
     with engine.begin() as conn:
         if st.load_participant(conn, participant_id) is None:
-            raise ParticipantNotFound(f"participant {participant_id!r} does not exist")
+            raise ParticipantNotFound(f"participant {shown_id(participant_id)!r} does not exist")
         table = st.participant_rate_limits
         changed = conn.execute(
             sa.update(table).where(table.c.participant_id == participant_id).values(**values)
@@ -92,7 +92,7 @@ def clear_rate_limit(engine: Engine, participant_id: str) -> bool:
     """The participant back on the scheme's limit; False if it had none of its own."""
     with engine.begin() as conn:
         if st.load_participant(conn, participant_id) is None:
-            raise ParticipantNotFound(f"participant {participant_id!r} does not exist")
+            raise ParticipantNotFound(f"participant {shown_id(participant_id)!r} does not exist")
         table = st.participant_rate_limits
         removed = conn.execute(sa.delete(table).where(table.c.participant_id == participant_id))
     return bool(removed.rowcount)
@@ -103,7 +103,7 @@ def rate_limit_of(engine: Engine, participant_id: str) -> ParticipantRateLimit |
     table = st.participant_rate_limits
     with read_connection(engine) as conn:
         if st.load_participant(conn, participant_id) is None:
-            raise ParticipantNotFound(f"participant {participant_id!r} does not exist")
+            raise ParticipantNotFound(f"participant {shown_id(participant_id)!r} does not exist")
         row = conn.execute(sa.select(table).where(table.c.participant_id == participant_id)).first()
     if row is None:
         return None

@@ -561,7 +561,7 @@ class PaymentScheme:
     def _participant(self, conn: Connection, participant_id: str) -> Participant:
         found = self._participants.get(conn, participant_id)
         if found is None:
-            raise ParticipantNotFound(f"participant {participant_id!r} does not exist")
+            raise ParticipantNotFound(f"participant {shown_id(participant_id)!r} does not exist")
         return found
 
     def _active(self, conn: Connection, participant_id: str) -> Participant:
@@ -1680,7 +1680,7 @@ class PaymentScheme:
     def _quote(self, conn: Connection, quote_id: str) -> Quote:
         row = st.QUOTE_BY_ID.first(conn, (quote_id,))
         if row is None:
-            raise QuoteNotFound(f"quote {quote_id} does not exist")
+            raise QuoteNotFound(f"quote {shown_id(quote_id)} does not exist")
         return st.quote_from_row(row)
 
     def get_quote(self, caller: str, quote_id: str) -> Quote:
@@ -2758,7 +2758,7 @@ class PaymentScheme:
     def _escrow(self, conn: Connection, escrow_id: str) -> Escrow:
         row = conn.execute(sa.select(st.escrows).where(st.escrows.c.id == escrow_id)).first()
         if row is None:
-            raise EscrowNotFound(f"escrow {escrow_id} does not exist")
+            raise EscrowNotFound(f"escrow {shown_id(escrow_id)} does not exist")
         return st.escrow_from_row(row)
 
     def release_escrow(
