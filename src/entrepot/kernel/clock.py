@@ -47,6 +47,12 @@ def ns_to_datetime(ts_ns: int) -> datetime:
     return _EPOCH + timedelta(microseconds=ts_ns // 1_000)
 
 
+def iso_utc(ts_ns: int) -> str:
+    """``ts_ns`` in ISO 8601, UTC, as the API, the CLI and the decision log write a moment
+    (``2026-12-05T02:37:53.822953Z``: :func:`ns_to_datetime`'s microsecond, a ``Z``)."""
+    return ns_to_datetime(ts_ns).isoformat().replace("+00:00", "Z")
+
+
 def datetime_to_ns(value: datetime) -> int:
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value.isoformat()} has no time zone; give UTC")

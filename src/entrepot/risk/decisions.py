@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from entrepot.kernel.clock import Clock, SystemClock, ns_to_datetime
+from entrepot.kernel.clock import Clock, SystemClock, iso_utc
 from entrepot.kernel.ids import new_id
 from entrepot.risk.errors import UnknownDecision
 
@@ -613,7 +613,7 @@ def make_decision(
     return Decision(
         decision_id=f"{new_id(now_ns // 1_000_000):032x}",
         kind=kind,
-        at=ns_to_datetime(now_ns).isoformat().replace("+00:00", "Z"),
+        at=iso_utc(now_ns),
         model_version=model_version,
         outcome=outcome,
         score=score,

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from entrepot.kernel.clock import Clock, SystemClock, ns_to_datetime
+from entrepot.kernel.clock import Clock, SystemClock, iso_utc
 from entrepot.kernel.errors import ConfigurationError, Conflict, InvalidInput, NotFound
 from entrepot.risk import decisions as decision_log
 from entrepot.risk.decisions import Decision, DecisionSink, Pseudonyms, make_decision
@@ -956,7 +956,7 @@ class ReviewQueue:
         return len(self._open)
 
     def add(self, decision: FraudDecision) -> ReviewItem:
-        at = ns_to_datetime(self.clock.now_ns()).isoformat().replace("+00:00", "Z")
+        at = iso_utc(self.clock.now_ns())
         item = ReviewItem(decision.decision_id, decision.payment_id, decision.score,
                           decision.reasons, at)  # fmt: skip
         self._open[decision.decision_id] = item

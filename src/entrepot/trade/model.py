@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
-from entrepot.kernel.clock import ns_to_datetime
+from entrepot.kernel.clock import iso_utc
 from entrepot.trade.errors import InvalidTradeInput, InvalidTransition
 
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,47}")
@@ -390,7 +390,7 @@ class CustomsFx:
 
     def source(self, buyer_currency: str) -> str:
         """The rate's provenance, as the declaration records it."""
-        at = ns_to_datetime(self.read_at_ns).isoformat().replace("+00:00", "Z")
+        at = iso_utc(self.read_at_ns)
         return (
             f"scheme rate {buyer_currency}->{self.currency} posted by {self.provider_id}, "
             f"read at {at} for the quote"

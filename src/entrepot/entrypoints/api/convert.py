@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any, overload
 
 from entrepot.entrypoints.api import schemas as s
-from entrepot.kernel.clock import ns_to_datetime
+from entrepot.kernel.clock import iso_utc
 from entrepot.kernel.money import format_amount, get_currency, parse_amount
 from entrepot.payments import (
     Escrow,
@@ -30,7 +30,7 @@ def iso(ts_ns: int | None) -> str | None: ...
 
 
 def iso(ts_ns: int | None) -> str | None:
-    return None if ts_ns is None else ns_to_datetime(ts_ns).isoformat().replace("+00:00", "Z")
+    return None if ts_ns is None else iso_utc(ts_ns)
 
 
 def money(minor: int, currency: str) -> s.MoneyOut:

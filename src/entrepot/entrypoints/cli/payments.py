@@ -32,7 +32,7 @@ from entrepot.entrypoints.cli.output import (
     open_app,
     out,
 )
-from entrepot.kernel.clock import ns_to_datetime, parse_time
+from entrepot.kernel.clock import iso_utc, parse_time
 from entrepot.kernel.errors import InvalidInput
 from entrepot.kernel.money import (
     InvalidAmount,
@@ -496,7 +496,7 @@ def rate_limit(
                 "requests_per_second": own.per_s,
                 "burst": own.burst,
                 "set_by": own.set_by,
-                "set_at": ns_to_datetime(own.set_at).isoformat().replace("+00:00", "Z"),
+                "set_at": iso_utc(own.set_at),
             }
         else:
             rate = a.settings.rate_limit_per_s
