@@ -13,7 +13,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from entrepot.kernel.errors import ConfigurationError
-from entrepot.kernel.limits import RATE_BURST_MAX, RATE_PER_S_MAX, RATE_PER_S_MIN
+from entrepot.kernel.limits import (
+    RATE_BURST_MAX,
+    RATE_PER_S_MAX,
+    RATE_PER_S_MIN,
+    default_burst,
+)
 
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 
@@ -165,7 +170,7 @@ def _rate_limit(rate_text: str, burst_text: str) -> tuple[float | None, int]:
             field="ENTREPOT_RATE_LIMIT",
         )
     if not burst_text:
-        return rate, max(1, math.ceil(rate))
+        return rate, default_burst(rate)
     if (
         not burst_text.isascii()
         or not burst_text.isdigit()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 #: Events per create_accounts / create_transfers request (TigerBeetle's batch size).
 BATCH_EVENTS_MAX = 8_190
 #: Largest amount and balance: signed 64-bit, the widest integer both SQLite and PostgreSQL
@@ -21,3 +23,8 @@ QUERY_LIMIT_MAX = 8_190
 RATE_PER_S_MIN = 0.01
 RATE_PER_S_MAX = 1_000_000
 RATE_BURST_MAX = 1_000_000
+
+
+def default_burst(rate_per_s: float) -> int:
+    """A rate limit's burst when none is given: a second's worth, at least one request."""
+    return max(1, math.ceil(rate_per_s))

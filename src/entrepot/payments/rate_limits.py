@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import sqlalchemy as sa
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from entrepot.kernel.clock import Clock, SystemClock
-from entrepot.kernel.limits import RATE_BURST_MAX, RATE_PER_S_MAX, RATE_PER_S_MIN
+from entrepot.kernel.limits import (
+    RATE_BURST_MAX,
+    RATE_PER_S_MAX,
+    RATE_PER_S_MIN,
+    default_burst,
+)
 from entrepot.payments import store as st
 from entrepot.payments.errors import InvalidPaymentInput, ParticipantNotFound, shown_id
 from entrepot.storage.driver import Fast
@@ -39,6 +45,27 @@ class ParticipantRateLimit:
     set_at: int
 
 
+@dataclass(frozen=True, slots=True)
+class HeldLimit:
+    """The request rate limit a participant is held to, and whose it is: ``participant``
+    (``own``, set by the operator), ``scheme`` (ENTREPOT_RATE_LIMIT) or ``none``."""
+
+    source: Literal["participant", "scheme", "none"]
+    per_s: float | None
+    burst: int | None
+    own: ParticipantRateLimit | None = None
+
+
+def held_limit(own: ParticipantRateLimit | None, scheme: tuple[float, int] | None) -> HeldLimit:
+    """Its own limit where the operator set one, else the scheme's (requests a second, at
+    once), else none."""
+    if own is not None:
+        return HeldLimit("participant", own.per_s, own.burst, own)
+    if scheme is not None:
+        return HeldLimit("scheme", *scheme)
+    return HeldLimit("none", None, None)
+
+
 def check_rate_limit(per_s: object, burst: object | None) -> tuple[float, int]:
     """A rate limit's numbers, checked: the burst defaults to a second's worth."""
     if (
@@ -53,13 +80,18 @@ def check_rate_limit(per_s: object, burst: object | None) -> tuple[float, int]:
             field="requests_per_second",
         )
     if burst is None:
-        return float(per_s), max(1, math.ceil(per_s))
+        return float(per_s), default_burst(per_s)
     if isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= RATE_BURST_MAX:
         raise InvalidPaymentInput(
             f"burst must be a whole number of requests from 1 to {RATE_BURST_MAX:,}, not {burst!r}",
             field="burst",
         )
     return float(per_s), burst
+
+
+def _participant_must_exist(conn: Connection, participant_id: str) -> None:
+    if st.load_participant(conn, participant_id) is None:
+        raise ParticipantNotFound(f"participant {shown_id(participant_id)!r} does not exist")
 
 
 def set_rate_limit(
@@ -77,8 +109,7 @@ def set_rate_limit(
     now = (clock or SystemClock()).now_ns()
     values = {"per_s": rate, "burst": whole, "set_by": actor, "set_at": now}
     with engine.begin() as conn:
-        if st.load_participant(conn, participant_id) is None:
-            raise ParticipantNotFound(f"participant {shown_id(participant_id)!r} does not exist")
+        _participant_must_exist(conn, participant_id)
         table = st.participant_rate_limits
         changed = conn.execute(
             sa.update(table).where(table.c.participant_id == participant_id).values(**values)
@@ -91,8 +122,7 @@ def set_rate_limit(
 def clear_rate_limit(engine: Engine, participant_id: str) -> bool:
     """The participant back on the scheme's limit; False if it had none of its own."""
     with engine.begin() as conn:
-        if st.load_participant(conn, participant_id) is None:
-            raise ParticipantNotFound(f"participant {shown_id(participant_id)!r} does not exist")
+        _participant_must_exist(conn, participant_id)
         table = st.participant_rate_limits
         removed = conn.execute(sa.delete(table).where(table.c.participant_id == participant_id))
     return bool(removed.rowcount)
@@ -102,8 +132,7 @@ def rate_limit_of(engine: Engine, participant_id: str) -> ParticipantRateLimit |
     """The participant's own limit, if the operator set one."""
     table = st.participant_rate_limits
     with read_connection(engine) as conn:
-        if st.load_participant(conn, participant_id) is None:
-            raise ParticipantNotFound(f"participant {shown_id(participant_id)!r} does not exist")
+        _participant_must_exist(conn, participant_id)
         row = conn.execute(sa.select(table).where(table.c.participant_id == participant_id)).first()
     if row is None:
         return None
@@ -120,9 +149,11 @@ def own_limit(engine: Engine, participant_id: str) -> tuple[float, int] | None:
 
 __all__ = [
     "OWN_LIMIT_FRESH_S",
+    "HeldLimit",
     "ParticipantRateLimit",
     "check_rate_limit",
     "clear_rate_limit",
+    "held_limit",
     "own_limit",
     "rate_limit_of",
     "set_rate_limit",

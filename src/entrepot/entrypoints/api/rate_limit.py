@@ -136,7 +136,7 @@ class RateLimiter:
         self._own.pop(participant, None)
 
     def admit(self, participant: str, limit: RateLimit | None = None) -> float | None:
-        """``limit``: the participant's own (:meth:`limit_for`), else the scheme's."""
+        """``limit``: the participant's own (:meth:`own_known`), else the scheme's."""
         limit = limit or self.default
         if limit is None:
             return None  # neither the scheme nor the participant has one
@@ -247,14 +247,11 @@ class RateLimiter:
         self._lock(fcntl.F_WRLCK)
         try:
             header = os.pread(self._fd, _HEADER.size, 0)
-            if os.fstat(self._fd).st_size < size or _HEADER.unpack(header) != (
-                MAGIC,
-                VERSION,
-                self._slots,
-            ):
+            held = os.fstat(self._fd).st_size
+            if held < size or _HEADER.unpack(header) != (MAGIC, VERSION, self._slots):
                 # new, or another layout's: cleared, every participant starting afresh. Never
                 # made shorter: a worker of another version mapping it would fault past the end
-                os.ftruncate(self._fd, max(size, os.fstat(self._fd).st_size))
+                os.ftruncate(self._fd, max(size, held))
                 os.pwrite(self._fd, bytes(size), 0)
                 os.pwrite(self._fd, _HEADER.pack(MAGIC, VERSION, self._slots), 0)
             return mmap.mmap(self._fd, size)

@@ -49,6 +49,7 @@ from entrepot.payments.notify import public_key_b64
 from entrepot.payments.rate_limits import (
     ParticipantRateLimit,
     clear_rate_limit,
+    held_limit,
     rate_limit_of,
     set_rate_limit,
 )
@@ -381,23 +382,15 @@ def delete_rate_limit(
 def _rate_limit(
     request: Request, participant_id: str, own: ParticipantRateLimit | None
 ) -> s.RateLimitOut:
-    if own is not None:
-        return s.RateLimitOut(
-            participantId=participant_id,
-            source="participant",
-            requestsPerSecond=own.per_s,
-            burst=own.burst,
-            setBy=own.set_by,
-            setAt=cv.iso(own.set_at),
-        )
     default = request.app.state.rate_limiter.default
+    held = held_limit(own, (default.rate_per_s, default.burst) if default is not None else None)
     return s.RateLimitOut(
         participantId=participant_id,
-        source="scheme" if default is not None else "none",
-        requestsPerSecond=default.rate_per_s if default is not None else None,
-        burst=default.burst if default is not None else None,
-        setBy=None,
-        setAt=None,
+        source=held.source,
+        requestsPerSecond=held.per_s,
+        burst=held.burst,
+        setBy=own.set_by if own is not None else None,
+        setAt=cv.iso(own.set_at) if own is not None else None,
     )
 
 

@@ -61,7 +61,12 @@ from entrepot.payments.credentials import (
 )
 from entrepot.payments.errors import InvalidPaymentInput
 from entrepot.payments.model import Escrow
-from entrepot.payments.rate_limits import clear_rate_limit, rate_limit_of, set_rate_limit
+from entrepot.payments.rate_limits import (
+    clear_rate_limit,
+    held_limit,
+    rate_limit_of,
+    set_rate_limit,
+)
 from entrepot.payments.services import ID_PATTERN, QUOTE_TTL_S, TRANSFER_TTL_S
 
 app = typer.Typer(
@@ -489,23 +494,16 @@ def rate_limit(
             )
         else:
             own = rate_limit_of(a.engine, participant_id)
+        rate = a.settings.rate_limit_per_s
+        held = held_limit(own, (rate, a.settings.rate_burst) if rate is not None else None)
+        shown: dict[str, Any] = {
+            "participant_id": participant_id,
+            "source": held.source,
+            "requests_per_second": held.per_s,
+            "burst": held.burst,
+        }
         if own is not None:
-            shown: dict[str, Any] = {
-                "participant_id": participant_id,
-                "source": "participant",
-                "requests_per_second": own.per_s,
-                "burst": own.burst,
-                "set_by": own.set_by,
-                "set_at": iso_utc(own.set_at),
-            }
-        else:
-            rate = a.settings.rate_limit_per_s
-            shown = {
-                "participant_id": participant_id,
-                "source": "scheme" if rate is not None else "none",
-                "requests_per_second": rate,
-                "burst": a.settings.rate_burst if rate is not None else None,
-            }
+            shown |= {"set_by": own.set_by, "set_at": iso_utc(own.set_at)}
         _show(shown, as_json)
 
 
