@@ -13,7 +13,17 @@ from entrepot.kernel.limits import RATE_BURST_MAX, RATE_PER_S_MAX, RATE_PER_S_MI
 from entrepot.kernel.money import parse_rate_text
 from entrepot.payments.aliases import TILL_LEN_MAX
 
-Id = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+Id = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
+
+
+def optional_id(description: str) -> Any:
+    """An id field a body may leave out (null), as ``Id`` where given."""
+    return Field(
+        default=None, min_length=1, max_length=64, pattern=ID_PATTERN, description=description
+    )
+
+
 CurrencyCode = Field(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")
 PartyIdentifier = Field(min_length=1, max_length=64)
 AmountText = Field(min_length=1, max_length=32, pattern=r"^[0-9]+(\.[0-9]+)?$")
@@ -281,13 +291,9 @@ class RejectIn(Strict):
 class ReviewIn(Strict):
     approve: JsonBool
     reason: str = Field(min_length=1, max_length=200)
-    reviewerId: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=64,
-        pattern=r"^[A-Za-z0-9_-]+$",
-        description="the person at the operator who decided (a staff id): the verdict the "
-        "decision log keeps names them, with the credential the request came with",
+    reviewerId: str | None = optional_id(
+        "the person at the operator who decided (a staff id): the verdict the decision log "
+        "keeps names them, with the credential the request came with"
     )
 
 
@@ -422,13 +428,9 @@ class EscrowIn(Strict):
     purpose: str = Field(min_length=1, max_length=200)
     deadlineSeconds: JsonInt = Field(ge=1, le=366 * 86_400)
     onDeadline: Literal["release", "refund"] = "refund"
-    controller: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=64,
-        pattern=r"^[A-Za-z0-9_-]+$",
-        description="who decides: the payer (the default), the payee or an active escrow "
-        "agent (a hub); another is 403 controller_not_allowed",
+    controller: str | None = optional_id(
+        "who decides: the payer (the default), the payee or an active escrow agent (a hub); "
+        "another is 403 controller_not_allowed"
     )
 
 
