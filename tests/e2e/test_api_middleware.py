@@ -418,11 +418,12 @@ def test_claims_without_a_usable_lock_file_hold_within_the_process(
     assert sum("within this process only" in r.message for r in caplog.records) == 1
 
 
-def test_the_workers_of_one_home_claim_through_its_lock_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``entrepot serve``'s workers build their app from the environment: one home, one lock
-    file, so a retry reaching another worker meets the first request's claim."""
+def app_from_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **env: str
+) -> tuple[Any, dict[str, Any]]:
+    """An app as ``entrepot serve``'s workers build theirs, from the environment (a database
+    and a home in ``tmp_path``, screening off, and ``env``), and its security middleware's
+    arguments."""
     import gc
 
     from entrepot.entrypoints.api.app import create_app_from_env
@@ -430,12 +431,23 @@ def test_the_workers_of_one_home_claim_through_its_lock_file(
     monkeypatch.setenv("ENTREPOT_DATABASE_URL", f"sqlite:///{tmp_path}/api.db")
     monkeypatch.setenv("ENTREPOT_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("ENTREPOT_SCREENING", "off")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     try:
         app = create_app_from_env()
     finally:
         gc.unfreeze()
     (security,) = [m for m in app.user_middleware if m.cls is SecurityMiddleware]
-    claims = security.kwargs["claims"]
+    return app, security.kwargs
+
+
+def test_the_workers_of_one_home_claim_through_its_lock_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``entrepot serve``'s workers build their app from the environment: one home, one lock
+    file, so a retry reaching another worker meets the first request's claim."""
+    app, security = app_from_env(tmp_path, monkeypatch)
+    claims = security["claims"]
     other_worker = KeyClaims(tmp_path / "home" / "idempotency-claims.lock")
     try:
         assert claims.claim("mtn-rw", "k")

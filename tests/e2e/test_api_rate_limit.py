@@ -4,7 +4,6 @@ workers share one count."""
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import stat
@@ -22,11 +21,11 @@ from entrepot.config import load_settings
 from entrepot.entrypoints.api import rate_limit as rl
 from entrepot.entrypoints.api.app import create_app
 from entrepot.entrypoints.api.rate_limit import RateLimit, RateLimiter
-from entrepot.entrypoints.api.security import SecurityMiddleware
 from entrepot.kernel.errors import ConfigurationError
 from entrepot.kernel.limits import RATE_PER_S_MAX
 from entrepot.payments import PaymentScheme
 from entrepot.payments.credentials import issue_credential
+from tests.e2e.test_api_middleware import app_from_env
 
 QUOTE = {
     "quoteId": "q-rate",
@@ -328,19 +327,10 @@ def test_the_workers_of_one_home_count_through_its_table(
 ) -> None:
     """``entrepot serve``'s workers build their app from the environment: one home, one
     table, so a participant's requests reaching either worker are counted once."""
-    from entrepot.entrypoints.api.app import create_app_from_env
-
-    monkeypatch.setenv("ENTREPOT_DATABASE_URL", f"sqlite:///{tmp_path}/api.db")
-    monkeypatch.setenv("ENTREPOT_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("ENTREPOT_SCREENING", "off")
-    monkeypatch.setenv("ENTREPOT_RATE_LIMIT", "0.01")
-    monkeypatch.setenv("ENTREPOT_RATE_BURST", "2")
-    try:
-        app = create_app_from_env()
-    finally:
-        gc.unfreeze()
-    (security,) = [m for m in app.user_middleware if m.cls is SecurityMiddleware]
-    limiter = security.kwargs["rate_limiter"]
+    app, security = app_from_env(
+        tmp_path, monkeypatch, ENTREPOT_RATE_LIMIT="0.01", ENTREPOT_RATE_BURST="2"
+    )
+    limiter = security["rate_limiter"]
     other_worker = RateLimiter(RateLimit(0.01, 2), tmp_path / "home" / "rate-limits.table")
     try:
         assert limiter.admit("mtn-rw") is None
